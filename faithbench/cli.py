@@ -1,0 +1,152 @@
+"""``faithbench run | list | validate | report``.
+
+Exit codes: 0 success; 1 a run that failed while computing; 2 bad input (a suite, a name,
+a parameter, a file) or bad usage. Errors are one line; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from faithbench.configurable import ParameterError
+from faithbench.registry import RegistryError
+
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+
+class InputError(Exception):
+    """Bad input from the user: exit code 2."""
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from faithbench.config import load_suite
+    from faithbench.runner.cache import Cache
+    from faithbench.runner.run import run_suite
+
+    suite = load_suite(args.suite)
+    out = Path(args.out) if args.out else Path("reports") / suite.name
+    cache = Cache(args.cache) if args.cache else Cache()
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit: expected a positive number of samples, got {args.limit}")
+    result = run_suite(suite, out, cache=cache, limit=args.limit, progress=not args.quiet,
+                       log=lambda msg: print(msg, file=sys.stderr))
+    c = result.computed
+    print(f"computed {c['checkpoints']} checkpoints, {c['saliency']} saliency batches, "
+          f"{c['scores']} score batches; {len(result.results)} result rows", file=sys.stderr)
+    if not result.skipped.empty:
+        print(f"skipped {len(result.skipped)} cells (see skipped.csv)", file=sys.stderr)
+    print(out.resolve())
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from faithbench.config import builtin_suites, ensure_plugins_loaded
+    from faithbench.registry import datasets, explainers, metrics, models
+
+    ensure_plugins_loaded()
+    if args.kind == "suites":
+        for name in builtin_suites():
+            print(name)
+        return 0
+    registry = {"explainers": explainers, "metrics": metrics, "datasets": datasets, "models": models}[args.kind]
+    names = registry.names(args.pattern)
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {_describe(args.kind, registry.get(name))}")
+    return 0
+
+
+def _describe(kind: str, obj: object) -> str:
+    doc = (getattr(obj, "description", "") or (obj.__doc__ or "").strip().split("\n")[0]).strip()
+    if kind == "explainers":
+        dims = "/".join(f"{d}D" for d in sorted(getattr(obj, "dims", ())))
+        archs = ",".join(sorted(getattr(obj, "architectures", ())))
+        return f"[{getattr(obj, 'family', '?')}; {dims}; {archs}] {doc}"
+    if kind == "metrics":
+        info = obj.info  # type: ignore[attr-defined]
+        arrow = "↑" if info.higher_is_better else "↓"
+        return f"[{info.category.value}; {arrow}] {doc}"
+    return doc
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from faithbench.config import load_suite
+    from faithbench.runner.plan import plan
+
+    suite = load_suite(args.suite)
+    groups = plan(suite)
+    print(f"{args.suite}: ok — suite {suite.name!r}: {len(suite.datasets)} datasets x {len(suite.models)} "
+          f"models x {len(suite.explainers)} explainers x {len(suite.seeds)} seeds = "
+          f"{sum(len(g.cells) for g in groups)} cells, {len(suite.metrics)} metrics")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from faithbench.reports.writer import build_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "results.parquet").exists():
+        raise InputError(f"{run_dir}: not a faithbench run folder (no results.parquet)")
+    for path in build_report(run_dir):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faithbench", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a suite (default: the built-in quick suite)")
+    run.add_argument("suite", nargs="?", default="quick", help="a suite YAML path or a built-in name")
+    run.add_argument("--out", help="output folder (default: reports/<suite name>)")
+    run.add_argument("--limit", type=int, help="at most N test samples per dataset")
+    run.add_argument("--cache", help="cache folder (default: $FAITHBENCH_CACHE or ~/.cache/faithbench)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_cmd_run)
+
+    lst = sub.add_parser("list", help="list registered plugins or built-in suites")
+    lst.add_argument("kind", choices=["explainers", "metrics", "datasets", "models", "suites"])
+    lst.add_argument("pattern", nargs="?", default="*", help="a glob, e.g. '*cam*'")
+    lst.set_defaults(func=_cmd_list)
+
+    val = sub.add_parser("validate", help="check a suite without running it")
+    val.add_argument("suite")
+    val.set_defaults(func=_cmd_validate)
+
+    rep = sub.add_parser("report", help="rebuild tables and plots of a run folder from results.parquet")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from faithbench.config import SuiteError
+    from faithbench.models.checkpoint import CheckpointError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (InputError, SuiteError, RegistryError, ParameterError, CheckpointError, FileNotFoundError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"faithbench: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("faithbench: interrupted; finished cells are cached and a rerun resumes", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failure while computing
+        if args.debug:
+            traceback.print_exc()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"faithbench: run failed: {type(exc).__name__}: {first} (rerun with --debug for the traceback; "
+              f"finished cells are cached)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Suite configuration: YAML -> a strict, validated :class:`Suite`.
+
+Unknown keys, unknown plugin names and wrong parameter names or types are errors that name
+the file and the key (``quick.yaml: explainers[2]: unknown explainer 'gradcm'; did you mean
+'gradcam'?``). YAML is loaded with ``yaml.safe_load``. ``include: other.yaml`` (a path
+relative to the including file, or a built-in suite name) merges another suite first; keys of
+the including file win.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from faithbench.configurable import ParameterError
+from faithbench.models.checkpoint import ModelSpec
+from faithbench.registry import RegistryError, datasets, explainers, metrics, models
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+class SuiteError(ValueError):
+    """A suite that cannot be run; the message names the file and the key."""
+
+
+class PluginSpec(BaseModel):
+    """``name`` or ``{name, alias?, params?}``; ``alias`` is the label in tables."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    alias: str | None = None
+    params: dict[str, Any] = {}
+
+    @property
+    def label(self) -> str:
+        return self.alias or self.name
+
+
+def _coerce(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    samples: int = Field(64, ge=1, description="test samples per dataset")
+    batch_size: int = Field(32, ge=1)
+    target: Literal["predicted", "label"] = "predicted"
+    datasets: list[PluginSpec] = Field(min_length=1)
+    models: list[ModelSpec] = Field(min_length=1)
+    explainers: list[PluginSpec] = Field(min_length=1)
+    metrics: list[PluginSpec] = Field(min_length=1)
+    executor: Literal["local"] = "local"
+    control: str = "random"
+
+    @field_validator("datasets", "explainers", "metrics", "models", mode="before")
+    @classmethod
+    def _names_to_dicts(cls, value: Any) -> Any:
+        return [_coerce(v) for v in value] if isinstance(value, list) else value
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read suite ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SuiteError(f"{path}:{where}: malformed YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: expected a mapping of suite keys, got {type(data).__name__}")
+    include = data.pop("include", None)
+    if include is not None:
+        if not isinstance(include, str):
+            raise SuiteError(f"{path}: include: expected a path or suite name, got {include!r}")
+        inc = resolve_suite_path(include, relative_to=path.parent)
+        if inc in seen:
+            raise SuiteError(f"{path}: include: circular include of {inc}")
+        data = {**_read_yaml(inc, seen + (path,)), **data}
+    return data
+
+
+def resolve_suite_path(suite: str | Path, relative_to: Path | None = None) -> Path:
+    """A YAML path, or the name of a built-in suite in ``benchmarks/``."""
+    candidate = Path(suite)
+    if relative_to is not None and not candidate.is_absolute():
+        rel = relative_to / candidate
+        if rel.exists():
+            return rel
+    if candidate.exists():
+        return candidate
+    builtin = BUILTIN_DIR / f"{suite}.yaml"
+    if builtin.exists():
+        return builtin
+    names = ", ".join(builtin_suites()) or "(none)"
+    raise SuiteError(f"{suite}: no such suite file, and not a built-in suite (built-ins: {names})")
+
+
+def builtin_suites() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) if BUILTIN_DIR.exists() else []
+
+
+def _check_kwargs(where: str, target: Any, params: dict[str, Any]) -> None:
+    """Check keyword names against a callable's signature (for datasets and models)."""
+    sig = inspect.signature(target)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    named = [n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or
+             (p.kind is p.POSITIONAL_OR_KEYWORD and n not in ("self", "split"))]
+    for key in params:
+        if key not in named and not accepts_any:
+            raise SuiteError(f"{where}.params: unknown parameter {key!r}; valid parameters: {', '.join(named)}")
+
+
+def validate_plugins(suite: Suite, source: str) -> None:
+    """Resolve every plugin name and check every parameter, without running anything."""
+    for i, spec in enumerate(suite.datasets):
+        where = f"{source}: datasets[{i}]"
+        try:
+            cls = datasets.get(spec.name)
+        except RegistryError as exc:
+            raise SuiteError(f"{where}: {exc}") from None
+        _check_kwargs(where, cls, spec.params)
+        try:
+            cls(split="test", **spec.params)
+        except (TypeError, ValueError) as exc:
+            raise SuiteError(f"{where}.params: {exc}") from None
+    for i, mspec in enumerate(suite.models):
+        where = f"{source}: models[{i}]"
+        try:
+            builder = models.get(mspec.name)
+        except RegistryError as exc:
+            raise SuiteError(f"{where}: {exc}") from None
+        _check_kwargs(where, builder, mspec.params)
+        if mspec.weights is not None and not Path(mspec.weights).expanduser().exists():
+            raise SuiteError(f"{where}.weights: file not found: {mspec.weights}")
+    for kind, registry, specs in (("explainers", explainers, suite.explainers),
+                                  ("metrics", metrics, suite.metrics)):
+        for i, spec in enumerate(specs):
+            where = f"{source}: {kind}[{i}]"
+            try:
+                cls = registry.get(spec.name)
+            except RegistryError as exc:
+                raise SuiteError(f"{where}: {exc}") from None
+            try:
+                cls(**spec.params)
+            except ParameterError as exc:
+                raise SuiteError(f"{where}.params: {exc}") from None
+    for kind, specs in (("datasets", suite.datasets), ("explainers", suite.explainers),
+                        ("metrics", suite.metrics), ("models", suite.models)):
+        labels = [s.label for s in specs]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise SuiteError(f"{source}: {kind}: duplicate label {dup[0]!r}; give one entry an 'alias'")
+
+
+def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
+    ensure_plugins_loaded()
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = _loc(tuple(err["loc"]))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {str(err['loc'][-1])!r}"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        raise SuiteError(f"{source}: {loc}: {msg}") from None
+    validate_plugins(suite, source)
+    return suite
+
+
+def load_suite(suite: str | Path) -> Suite:
+    """Load, merge includes, validate. ``suite``: a YAML path or a built-in suite name."""
+    path = resolve_suite_path(suite)
+    return suite_from_dict(_read_yaml(path), source=path.name if path.parent == BUILTIN_DIR else str(path))
+
+
+def ensure_plugins_loaded() -> None:
+    """Import the built-in plugins so they register themselves."""
+    import faithbench.datasets  # noqa: F401
+    import faithbench.explainers  # noqa: F401
+    import faithbench.metrics  # noqa: F401
+    import faithbench.models  # noqa: F401

@@ -1,0 +1,73 @@
+"""Dataset protocol and a base class that stores its parameters for hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from faithbench.types import Sample
+
+Split = Literal["train", "val", "test"]
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    classes: tuple[str, ...]
+    spatial_dims: Literal[2, 3]
+    multilabel: bool
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> Sample: ...
+
+
+class BaseDataset:
+    """Holds ``split`` and the constructor parameters; subclasses implement ``__getitem__``.
+
+    ``background`` is the value of empty space in model input space: the ``zero`` baseline
+    of perturbation metrics uses it (SCIENCE.md), never a hidden 0 after normalisation.
+    ``version`` changes whenever generation changes, so caches keyed on ``spec()`` expire.
+    """
+
+    classes: ClassVar[tuple[str, ...]] = ()
+    spatial_dims: ClassVar[Literal[2, 3]] = 2
+    multilabel: ClassVar[bool] = False
+    background: float = 0.0
+    version: ClassVar[str] = "1"
+
+    def __init__(self, split: Split = "test", **params: Any) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"expected split to be one of {SPLITS}, got {split!r}")
+        self.split = split
+        self.params = params
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": getattr(self, "registry_name", type(self).__name__), "split": self.split,
+                "version": self.version, "params": self.params}
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.spec(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @property
+    def in_channels(self) -> int:
+        return int(self[0].image.shape[0])
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return tuple(self[0].image.shape[1:])
+
+    def tensors(self) -> tuple[Tensor, Tensor]:
+        """All images and labels stacked: ``(N, C, *spatial)``, ``(N,)``. For training."""
+        samples = [self[i] for i in range(len(self))]
+        return torch.stack([s.image for s in samples]).float(), torch.tensor([s.label for s in samples])
+
+    def __len__(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> Sample:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,172 @@
+"""Chest-like phantoms whose evidence is planted, so the truth is known (SCIENCE.md).
+
+``phantom_cxr`` (2D): a body with two lungs, a heart and a spine, smooth texture and noise.
+Label 1 ("lesion") plants a bright blob inside one lung; the blob alone decides the label,
+and its exact disc is the ``lesion`` mask. An optional shortcut marker (a bright square in
+the top-left corner) co-occurs with the label with strength ``shortcut`` in the train and
+val splits and independently of it in the test split, so a suite can check whether the
+saliency reveals what the model relies on.
+
+Generation is deterministic from (seed, split, index) and needs no files.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from faithbench.datasets.base import BaseDataset, Split
+from faithbench.registry import datasets
+from faithbench.types import Sample
+
+_SPLIT_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_029}
+
+
+def _grid(shape: tuple[int, ...]) -> list[Tensor]:
+    return list(torch.meshgrid(*[torch.arange(n, dtype=torch.float32) for n in shape], indexing="ij"))
+
+
+def ellipsoid(grid: list[Tensor], centre: list[float], radii: list[float]) -> Tensor:
+    """Bool mask of the axis-aligned ellipsoid sum(((g - c) / r)^2) <= 1."""
+    acc = torch.zeros_like(grid[0])
+    for g, c, r in zip(grid, centre, radii):
+        acc += ((g - c) / r) ** 2
+    return acc <= 1.0
+
+
+def smooth_field(grid: list[Tensor], gen: torch.Generator, n_blobs: int, scale: float) -> Tensor:
+    """A smooth random texture: a sum of ``n_blobs`` Gaussians of random sign and width."""
+    shape = grid[0].shape
+    field = torch.zeros(shape)
+    for _ in range(n_blobs):
+        centre = [float(torch.rand((), generator=gen)) * n for n in shape]
+        width = scale * (0.5 + float(torch.rand((), generator=gen)))
+        amp = float(torch.randn((), generator=gen))
+        d2 = sum((g - c) ** 2 for g, c in zip(grid, centre))
+        field += amp * torch.exp(-d2 / (2 * width**2))
+    return field
+
+
+@datasets.register("phantom_cxr")
+class PhantomCXR(BaseDataset):
+    """2D chest-like phantom, ``(C, size, size)`` in [0, 1], background 0.
+
+    Parameters (all explicit, all recorded in the dataset spec):
+        n: samples in this split (default: 2000 train, 400 val, 500 test).
+        size: image side in pixels (64). channels: image channels (1, the gray image repeated).
+        seed: generation seed (0). prevalence: P(label = 1) (0.5).
+        lesion_contrast: added intensity at the lesion centre (0.35);
+        lesion_radius: (min, max) radius in pixels at size 64 ((2.5, 4.0)).
+        noise: std of the pixel noise (0.03).
+        shortcut: strength s in [0, 1] of the marker–label correlation in train/val:
+            P(marker | y=1) = (1 + s) / 2 and P(marker | y=0) = (1 - s) / 2; in test the
+            marker appears with probability 0.5 whatever the label. 0 disables the marker.
+
+    Masks: ``lesion``, ``lung_left`` (patient's left, image right), ``lung_right``, ``heart``,
+    ``spine``, ``body``, and ``marker`` when ``shortcut > 0``.
+    """
+
+    classes = ("normal", "lesion")
+    spatial_dims = 2
+    background = 0.0
+    version = "1"
+
+    def __init__(self, split: Split = "test", *, n: int | None = None, size: int = 64,
+                 channels: int = 1, seed: int = 0, prevalence: float = 0.5,
+                 lesion_contrast: float = 0.35, lesion_radius: tuple[float, float] = (2.5, 4.0),
+                 noise: float = 0.03, shortcut: float = 0.0) -> None:
+        if n is None:
+            n = {"train": 2000, "val": 400, "test": 500}[split]
+        if n < 1:
+            raise ValueError(f"phantom_cxr: expected n >= 1, got {n}")
+        if not 0.0 <= shortcut <= 1.0:
+            raise ValueError(f"phantom_cxr: expected shortcut in [0, 1], got {shortcut}")
+        if size < 32:
+            raise ValueError(f"phantom_cxr: expected size >= 32, got {size}")
+        lesion_radius = tuple(float(r) for r in lesion_radius)  # type: ignore[assignment]
+        super().__init__(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
+                         lesion_contrast=lesion_contrast, lesion_radius=list(lesion_radius),
+                         noise=noise, shortcut=shortcut)
+        self.n, self.size, self.channels, self.seed = n, size, channels, seed
+        self.prevalence, self.lesion_contrast, self.lesion_radius = prevalence, lesion_contrast, lesion_radius
+        self.noise, self.shortcut = noise, shortcut
+        self._grid = _grid((size, size))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Sample:
+        if not 0 <= i < self.n:
+            raise IndexError(f"phantom_cxr: index {i} out of range for {self.n} samples")
+        gen = torch.Generator().manual_seed(self.seed * 10_000_019 + _SPLIT_OFFSET[self.split] + i)
+        u = lambda: float(torch.rand((), generator=gen))  # noqa: E731 - a tiny local helper
+        s = self.size / 64.0
+        g = self._grid  # g[0] = rows (y), g[1] = cols (x)
+
+        label = int(u() < self.prevalence)
+        cy, cx = 33 * s + (u() - 0.5) * 4 * s, 32 * s + (u() - 0.5) * 4 * s
+        body = ellipsoid(g, [cy, cx], [(28 + u() * 3) * s, (25 + u() * 3) * s])
+        lung_ry, lung_rx = (15 + u() * 3) * s, (8 + u() * 2) * s
+        off = (12 + u() * 2) * s
+        lung_right = ellipsoid(g, [cy - 3 * s, cx - off], [lung_ry, lung_rx])  # image left
+        lung_left = ellipsoid(g, [cy - 3 * s, cx + off], [lung_ry, lung_rx])   # image right
+        heart = ellipsoid(g, [cy + 9 * s, cx + 4 * s], [(7 + u() * 2) * s, (9 + u() * 2) * s])
+        spine = body & ((g[1] - cx).abs() <= 2.2 * s)
+        lung_left, lung_right = lung_left & ~heart & ~spine, lung_right & ~heart & ~spine
+
+        img = torch.zeros(self.size, self.size)
+        img[body] = 0.38
+        img[lung_left | lung_right] = 0.14
+        img[heart] = 0.55
+        img[spine] = 0.78
+        img += 0.04 * smooth_field(g, gen, n_blobs=6, scale=6 * s) * body
+
+        lesion = torch.zeros_like(body)
+        meta: dict[str, Any] = {}
+        if label == 1:
+            lung = lung_left if u() < 0.5 else lung_right
+            r_min, r_max = self.lesion_radius
+            radius = (r_min + u() * (r_max - r_min)) * s
+            # Pick a centre deep enough inside the lung that the whole disc fits.
+            inside = _erode(lung, radius)
+            if not inside.any():
+                inside = lung
+            idx = torch.nonzero(inside)
+            ly, lx = idx[int(u() * len(idx)) % len(idx)].tolist()
+            d2 = (g[0] - ly) ** 2 + (g[1] - lx) ** 2
+            lesion = d2 <= radius**2
+            img += self.lesion_contrast * torch.exp(-d2 / (2 * (radius / 1.5) ** 2))
+            meta.update(lesion_centre=(ly, lx), lesion_radius=radius,
+                        lesion_side="left" if lung is lung_left else "right")
+
+        masks = {"lesion": lesion, "lung_left": lung_left, "lung_right": lung_right,
+                 "heart": heart, "spine": spine, "body": body}
+        if self.shortcut > 0:
+            if self.split == "test":
+                p_marker = 0.5
+            else:
+                p_marker = (1 + self.shortcut) / 2 if label == 1 else (1 - self.shortcut) / 2
+            marker = torch.zeros_like(body)
+            if u() < p_marker:
+                m0, m1 = round(4 * s), round(9 * s)
+                marker[m0:m1, m0:m1] = True
+                img[marker] = 1.0
+            masks["marker"] = marker
+            meta["marker"] = bool(marker.any())
+
+        img = img + self.noise * torch.randn(img.shape, generator=gen)
+        img = img.clamp(0.0, 1.0)
+        image = img.unsqueeze(0).repeat(self.channels, 1, 1)
+        return Sample(id=f"{self.split}-{i:05d}", image=image, label=label, masks=masks,
+                      patient_id=f"phantom-{self.split}-{i:05d}", meta=meta)
+
+
+def _erode(mask: Tensor, radius: float) -> Tensor:
+    """Pixels whose distance to the mask's outside is more than ``radius`` (square approx.)."""
+    k = max(1, int(math.ceil(radius)))
+    out = (~mask).float()[None, None]
+    grown = torch.nn.functional.max_pool2d(out, 2 * k + 1, stride=1, padding=k)[0, 0]
+    return mask & (grown == 0)

@@ -1,0 +1,66 @@
+"""Control explainers: they do not look at the model, so a faithful metric must rank them low.
+
+``random`` sets the chance level of every metric; ``sobel`` is an edge detector that looks
+plausible on anatomy and must fail the randomisation checks (SCIENCE.md: the check of the check).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from faithbench.explainers.base import Explainer
+from faithbench.registry import explainers
+
+
+@explainers.register("random")
+class RandomExplainer(Explainer):
+    """Uniform noise in [0, 1), seeded from the cell's seed: the chance-level control."""
+
+    family = "control"
+    needs_grad = False
+    description = "seeded uniform noise (chance level)"
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        return torch.rand((x.shape[0], *x.shape[2:]), generator=gen).to(x.device)
+
+
+def sobel_magnitude(image: Tensor) -> Tensor:
+    """Gradient magnitude by Sobel filters: ``(B, *spatial)`` -> ``(B, *spatial)``, 2D or 3D.
+
+    Replicate padding, so a constant image gives exactly 0 everywhere.
+    """
+    dims = image.ndim - 1
+    smooth = torch.tensor([1.0, 2.0, 1.0], dtype=image.dtype, device=image.device)
+    deriv = torch.tensor([-1.0, 0.0, 1.0], dtype=image.dtype, device=image.device)
+    x = image[:, None]
+    x = F.pad(x, [1, 1] * dims, mode="replicate")
+    conv = F.conv2d if dims == 2 else F.conv3d
+    total = torch.zeros_like(image)
+    for axis in range(dims):
+        kernel = torch.ones([1] * dims, dtype=image.dtype, device=image.device)
+        for a in range(dims):
+            vec = deriv if a == axis else smooth
+            shape = [1] * dims
+            shape[a] = 3
+            kernel = kernel * vec.reshape(shape)
+        total = total + conv(x, kernel[None, None])[:, 0] ** 2
+    return total.sqrt()
+
+
+@explainers.register("sobel")
+class SobelExplainer(Explainer):
+    """Sobel edge magnitude of the channel-mean image; model-independent by construction."""
+
+    family = "control"
+    needs_grad = False
+    description = "edge detector on the image (model-independent control)"
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        return sobel_magnitude(x.mean(dim=1))

@@ -1,0 +1,116 @@
+"""The metric protocol: a thin registered class over a pure function in ``functional/``.
+
+A metric reads an :class:`EvalContext` and returns per-sample values ``{"value": (B,)}``, plus
+optionally ``"chance": (B,)`` (the chance level, for localisation) and ``"curve": (B, K)`` with
+``"fractions": (K,)`` (for perturbation curves). Metrics never aggregate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from faithbench.configurable import Configurable
+from faithbench.types import Category, MetricInfo
+
+
+class ForwardCounter:
+    """The one batched, chunked, no-grad forward that every metric uses.
+
+    Counts forward passes (images) and seconds, for the cost report.
+    """
+
+    def __init__(self, model: nn.Module, max_batch: int = 256) -> None:
+        self.model = model
+        self.max_batch = max_batch
+        self.passes = 0
+        self.seconds = 0.0
+
+    def __call__(self, x: Tensor) -> Tensor:
+        start = time.perf_counter()
+        self.model.eval()
+        with torch.inference_mode():
+            out = torch.cat([self.model(x[i : i + self.max_batch]) for i in range(0, len(x), self.max_batch)])
+        self.passes += len(x)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+@dataclass
+class EvalContext:
+    """Everything a metric may read for one batch of one cell.
+
+    x: ``(B, C, *spatial)``; target/label: ``(B,)``; masks[name]: ``(B, *spatial)`` bool;
+    saliency: ``(B, *spatial)`` raw, as the explainer returned it (metrics post-process it
+    with :meth:`Metric.prepare`). ``background`` is the dataset's empty-space value.
+    """
+
+    model: nn.Module
+    x: Tensor
+    target: Tensor
+    label: Tensor
+    saliency: Tensor
+    masks: dict[str, Tensor]
+    predict: ForwardCounter
+    explainer: Any = None
+    background: float = 0.0
+    seed: int = 0
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    def generator(self, salt: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+
+
+def postprocess(saliency: Tensor, mode: str) -> Tensor:
+    """The runner-side post-processing of SCIENCE.md: ``none``, ``abs`` or ``relu``."""
+    if mode == "none":
+        return saliency
+    if mode == "abs":
+        return saliency.abs()
+    if mode == "relu":
+        return saliency.clamp(min=0)
+    raise ValueError(f"unknown postprocess {mode!r}; expected none, abs or relu")
+
+
+class Metric(Configurable):
+    """Base class. Subclasses set ``info`` and implement :meth:`compute`.
+
+    ``postprocess`` (a parameter of every metric; default from ``info``) is applied to the
+    saliency before :meth:`compute`.
+    """
+
+    info: ClassVar[MetricInfo]
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "info" in cls.__dict__ and "postprocess" not in cls.defaults:
+            cls.defaults = {**cls.defaults, "postprocess": cls.info.postprocess}
+
+    @property
+    def category(self) -> Category:
+        return self.info.category
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.info.higher_is_better
+
+    def prepare(self, ctx: EvalContext) -> Tensor:
+        return postprocess(ctx.saliency, self.params["postprocess"])
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def __call__(self, ctx: EvalContext) -> dict[str, Tensor]:
+        out = self.compute(ctx, self.prepare(ctx))
+        b = ctx.x.shape[0]
+        if tuple(out["value"].shape) != (b,):
+            raise ValueError(f"{self.name}: expected per-sample values of shape ({b},), got {tuple(out['value'].shape)}")
+        return out
+
+    def required_masks(self) -> list[str]:
+        return [r.split(":", 1)[1] for r in self.info.requires if r.startswith("mask:")]

@@ -1,0 +1,150 @@
+"""Checkpoints: an architecture plus weights from a training recipe or from a file.
+
+A recipe checkpoint is trained once and cached as safetensors under a key that hashes the
+architecture, its parameters, the training data spec, the recipe and the seed. A weights file
+is read without executing pickled code: safetensors, or a torch file with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, model_validator
+from torch import nn
+
+from faithbench.datasets.base import BaseDataset
+from faithbench.models.architectures import build_model, count_parameters
+from faithbench.models.training import Recipe, evaluate_model, train_model
+from faithbench.runner.cache import Cache, load_tensors, make_key
+
+CHECKPOINT_FORMAT = "1"
+
+
+class ModelSpec(BaseModel):
+    """A model entry of a suite: ``{name, alias?, params?, recipe? | weights?}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    alias: str | None = None
+    params: dict[str, Any] = {}
+    recipe: Recipe | None = None
+    weights: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelSpec":
+        if self.recipe is not None and self.weights is not None:
+            raise ValueError("give either 'recipe' or 'weights', not both")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.alias or self.name
+
+
+@dataclass
+class Checkpoint:
+    model: nn.Module
+    key: str
+    spec: ModelSpec
+    seed: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    origin: str = ""  # "trained", "cache", or the weights path
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used for this dataset (missing, unsafe, mismatched)."""
+
+
+def load_weights_file(model: nn.Module, path: Path) -> None:
+    """Load a safetensors or torch weights-only file into ``model``; refuse pickled code."""
+    if not path.exists():
+        raise CheckpointError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        try:
+            state, _ = load_tensors(path)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises UnpicklingError for forbidden globals
+            raise CheckpointError(
+                f"{path}: refused to load: not a weights-only torch file "
+                f"(it would execute pickled code or is corrupt: {str(exc).splitlines()[0]})"
+            ) from None
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
+    expected = model.state_dict()
+    for name, tensor in state.items():
+        if name in expected and tuple(expected[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{path}: parameter {name!r} has shape {tuple(tensor.shape)}, the model for this dataset "
+                f"expects {tuple(expected[name].shape)} (check the classes and channels)"
+            )
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match architecture: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    model.load_state_dict(state)
+
+
+def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, num_classes: int,
+                   input_size: tuple[int, ...], seed: int) -> str:
+    recipe = (spec.recipe or Recipe()).model_dump()
+    return make_key("checkpoint", CHECKPOINT_FORMAT, spec.name, spec.params, train_spec, recipe,
+                    in_chans, num_classes, list(input_size), seed)
+
+
+def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test: BaseDataset,
+                    seed: int, cache: Cache) -> Checkpoint:
+    """Build the architecture for ``train``'s shape and classes, then train or load its weights.
+
+    Test metrics (accuracy, F1, AUC, loss) are computed on the whole ``test`` split and cached
+    beside the weights.
+    """
+    in_chans, input_size = train.in_channels, train.spatial_shape
+    num_classes = len(train.classes)
+    torch.manual_seed(seed)
+    model = build_model(spec.name, in_chans, num_classes, input_size, **spec.params)
+    if spec.weights is not None:
+        path = Path(spec.weights).expanduser()
+        load_weights_file(model, path)
+        model.eval()
+        x_test, y_test = test.tensors()
+        metrics = evaluate_model(model, x_test, y_test)
+        key = make_key("weights", str(path.resolve()), path.stat().st_mtime_ns, spec.name, spec.params)
+        return Checkpoint(model, key, spec, seed, metrics, origin=str(path),
+                          info={"parameters": count_parameters(model)})
+
+    recipe = spec.recipe or Recipe()
+    key = checkpoint_key(spec, train.spec(), in_chans, num_classes, input_size, seed)
+    state = cache.get_tensors("checkpoints", key)
+    meta = cache.get_json("checkpoints", key) if state is not None else None
+    if state is not None and meta is not None:
+        model.load_state_dict(state)
+        model.eval()
+        return Checkpoint(model, key, spec, seed, meta["metrics"], origin="cache", info=meta["info"])
+
+    x_train, y_train = train.tensors()
+    x_val, y_val = val.tensors()
+    start = time.perf_counter()
+    history = train_model(model, x_train, y_train, x_val, y_val, recipe, seed,
+                          desc=f"train {spec.label} seed {seed}")
+    seconds = time.perf_counter() - start
+    x_test, y_test = test.tensors()
+    metrics = evaluate_model(model, x_test, y_test)
+    info = {"parameters": count_parameters(model), "train_seconds": seconds, "history": history,
+            "recipe": recipe.model_dump(), "epochs_run": len(history["val_loss"])}
+    cache.put_tensors("checkpoints", key, model.state_dict())
+    cache.put_json("checkpoints", key, {"metrics": metrics, "info": info})
+    return Checkpoint(model, key, spec, seed, metrics, origin="trained", info=info)

@@ -1,0 +1,163 @@
+"""Training recipes: a checkpoint is trained once from a recipe and cached by its hash.
+
+The validation split is carved from the training data (the dataset's ``val`` split, generated
+or split apart from ``train``), never the test split; the best epoch on validation loss is
+kept (early stopping with ``patience``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.stats import rankdata
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+
+class Recipe(BaseModel):
+    """How to train a checkpoint. Every field is part of the checkpoint's cache key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(4, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    weight_decay: float = Field(0.05, ge=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    schedule: Literal["constant", "cosine"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    patience: int = Field(100, ge=1)
+    linear_probe: bool = False
+    n_train: int | None = Field(None, ge=1)
+    class_weights: bool = False
+
+
+def _lr_at(step: int, total: int, warmup: int, recipe: Recipe) -> float:
+    if warmup and step < warmup:
+        return recipe.lr * (step + 1) / warmup
+    if recipe.schedule == "constant":
+        return recipe.lr
+    progress = (step - warmup) / max(1, total - warmup)
+    return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    if hasattr(model, "get_classifier"):
+        return list(model.get_classifier().parameters())
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    return list(last.parameters())
+
+
+def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor,
+                recipe: Recipe, seed: int, *, desc: str = "train") -> dict[str, list[float]]:
+    """Train in place; keep the weights of the epoch with the lowest validation loss.
+
+    x: ``(N, C, *spatial)`` float; y: ``(N,)`` long. Returns the history per epoch.
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    if recipe.n_train is not None:
+        x_train, y_train = x_train[: recipe.n_train], y_train[: recipe.n_train]
+    params = _head_parameters(model) if recipe.linear_probe else list(model.parameters())
+    if recipe.linear_probe:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+    if recipe.optimizer == "adamw":
+        opt: torch.optim.Optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay)
+    weight = None
+    if recipe.class_weights:
+        counts = torch.bincount(y_train, minlength=int(y_train.max()) + 1).float()
+        weight = counts.sum() / (len(counts) * counts.clamp(min=1))
+
+    n = len(x_train)
+    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    total, warmup = recipe.epochs * steps_per_epoch, int(recipe.warmup_epochs * steps_per_epoch)
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
+    best_loss, best_state, stale, step = float("inf"), None, 0, 0
+    bar = tqdm(range(recipe.epochs), desc=desc, leave=False, unit="epoch")
+    for _epoch in bar:
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        losses = []
+        for i in range(0, n, recipe.batch_size):
+            idx = perm[i : i + recipe.batch_size]
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(step, total, warmup, recipe)
+            logits = model(x_train[idx])
+            loss = F.cross_entropy(logits, y_train[idx], weight=weight, label_smoothing=recipe.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+        val = evaluate_model(model, x_val, y_val)
+        history["train_loss"].append(float(np.mean(losses)))
+        history["val_loss"].append(val["loss"])
+        history["val_accuracy"].append(val["accuracy"])
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_acc=f"{val['accuracy']:.3f}")
+        if val["loss"] < best_loss - 1e-6:
+            best_loss, stale = val["loss"], 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= recipe.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
+    model.eval()
+    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def binary_auc(score: np.ndarray, y: np.ndarray) -> float:
+    """ROC AUC by the Mann–Whitney statistic (ties count one half)."""
+    pos, neg = y == 1, y == 0
+    if pos.sum() == 0 or neg.sum() == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * neg.sum()))
+
+
+def classification_metrics(logits: Tensor, y: Tensor) -> dict[str, float]:
+    """Accuracy, macro F1, AUC (binary; macro one-vs-rest for more classes) and CE loss."""
+    logits, y = logits.float(), y.long()
+    prob = logits.softmax(-1).numpy()
+    pred = logits.argmax(-1).numpy()
+    yn = y.numpy()
+    k = logits.shape[-1]
+    f1s, aucs = [], []
+    for c in range(k):
+        tp = float(((pred == c) & (yn == c)).sum())
+        fp = float(((pred == c) & (yn != c)).sum())
+        fn = float(((pred != c) & (yn == c)).sum())
+        f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
+        aucs.append(binary_auc(prob[:, c], (yn == c).astype(int)))
+    return {
+        "accuracy": float((pred == yn).mean()),
+        "f1": float(np.mean(f1s)),
+        "auc": aucs[1] if k == 2 else float(np.nanmean(aucs)),
+        "loss": float(F.cross_entropy(logits, y)),
+    }
+
+
+def evaluate_model(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
+    return classification_metrics(predict_logits(model, x), y)
+
+
+__all__ = ["Recipe", "train_model", "evaluate_model", "classification_metrics", "binary_auc",
+           "predict_logits"]

@@ -1,0 +1,163 @@
+"""One generic registry per kind of plugin (explainers, metrics, datasets, models).
+
+Built-ins register with a decorator; third-party packages register through the
+entry-point group ``faithbench.<kind>`` in their own ``pyproject.toml``::
+
+    [project.entry-points."faithbench.explainers"]
+    my_method = "my_pkg.explainers:MyMethod"
+
+An entry point is a lazy placeholder: it is imported on first use. A duplicate name
+raises (a silent overwrite would corrupt results); an unknown name raises with
+"did you mean" and the list of valid names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class RegistryError(KeyError):
+    """An unknown or duplicate registry name. ``str()`` is the plain message."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass
+class _Entry(Generic[T]):
+    target: T | None
+    origin: str  # "builtin", or "entry-point:<dist>", or "string:<module:attr>"
+    lazy: str | None = None  # "module:attr" to import on first use
+
+
+def _import_string(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    if not attr:
+        raise ValueError(f"expected a target of the form 'package.module:Name', got {path!r}")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class Registry(Generic[T]):
+    """A name -> object mapping for one kind of plugin.
+
+    >>> reg: Registry[type] = Registry("widgets")
+    >>> @reg.register("blue")
+    ... class Blue: ...
+    >>> reg.get("blue") is Blue
+    True
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.group = f"faithbench.{kind}"
+        self._entries: dict[str, _Entry[T]] = {}
+        self._entry_points_loaded = False
+
+    @property
+    def singular(self) -> str:
+        return self.kind[:-1] if self.kind.endswith("s") else self.kind
+
+    # -- registration -----------------------------------------------------------------
+    def register(self, name: str | None = None, *, origin: str = "builtin") -> Callable[[T], T]:
+        """Decorator: register ``obj`` under ``name`` (default: the object's ``__name__``)."""
+
+        def decorator(obj: T) -> T:
+            key = name or getattr(obj, "__name__", None)
+            if not key:
+                raise ValueError(f"cannot infer a {self.kind} name for {obj!r}; pass name=")
+            self._add(key, _Entry(obj, origin))
+            if hasattr(obj, "__dict__") and not isinstance(obj, type(lambda: 0)):
+                try:
+                    setattr(obj, "registry_name", key)
+                except (AttributeError, TypeError):
+                    pass
+            return obj
+
+        return decorator
+
+    def register_lazy(self, name: str, target: str, *, origin: str | None = None) -> None:
+        """Register ``"package.module:Name"`` to be imported on first use."""
+        self._add(name, _Entry(None, origin or f"string:{target}", lazy=target))
+
+    def _add(self, name: str, entry: _Entry[T]) -> None:
+        if name in self._entries:
+            old = self._entries[name].origin
+            raise RegistryError(
+                f"duplicate {self.singular} name {name!r}: already registered by {old}, "
+                f"now again by {entry.origin}"
+            )
+        self._entries[name] = entry
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    # -- plugins ------------------------------------------------------------------------
+    def load_entry_points(self) -> None:
+        """Register (lazily) every entry point of the group ``faithbench.<kind>``."""
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for ep in metadata.entry_points(group=self.group):
+            dist = getattr(ep.dist, "name", "?") if getattr(ep, "dist", None) else "?"
+            self.register_lazy(ep.name, ep.value, origin=f"entry-point:{dist}")
+
+    # -- lookup -------------------------------------------------------------------------
+    def get(self, name: str) -> T:
+        self.load_entry_points()
+        try:
+            entry = self._entries[name]
+        except KeyError:
+            raise RegistryError(self.unknown_message(name)) from None
+        if entry.target is None:
+            assert entry.lazy is not None
+            target = _import_string(entry.lazy)
+            if hasattr(target, "__dict__"):
+                try:
+                    setattr(target, "registry_name", name)
+                except (AttributeError, TypeError):
+                    pass
+            entry.target = target
+        return entry.target
+
+    def unknown_message(self, name: str) -> str:
+        names = self.names()
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f" did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return f"unknown {self.singular} {name!r};{hint} valid names: {', '.join(names)}"
+
+    def origin(self, name: str) -> str:
+        self.load_entry_points()
+        return self._entries[name].origin
+
+    def names(self, pattern: str = "*") -> list[str]:
+        self.load_entry_points()
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def __contains__(self, name: object) -> bool:
+        self.load_entry_points()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self._entries)} entries)"
+
+
+explainers: Registry[Any] = Registry("explainers")
+metrics: Registry[Any] = Registry("metrics")
+datasets: Registry[Any] = Registry("datasets")
+models: Registry[Any] = Registry("models")

@@ -1,0 +1,332 @@
+"""Paired, non-parametric tests for comparing explainers on the same samples.
+
+Every function here is pure: it takes arrays or a *wide* table (rows = blocks, i.e. the
+paired observations such as samples; columns = explainers) and returns numbers or a
+DataFrame. NaNs mean "not defined for this sample"; each comparison drops them on its own
+(pairwise for two-sample tests, whole rows for the Friedman family), so one missing value
+never removes a sample from an unrelated comparison.
+
+References
+----------
+- Wilcoxon (1945), Individual comparisons by ranking methods.
+- Holm (1979), A simple sequentially rejective multiple test procedure.
+- Kerby (2014), The simple difference formula: an approach to teaching nonparametric
+  correlation. Comprehensive Psychology 3:11.IT.3.1.
+- Friedman (1937); Nemenyi (1963); Demšar (2006), Statistical comparisons of classifiers
+  over multiple data sets. JMLR 7:1-30.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "FriedmanResult",
+    "critical_difference",
+    "friedman",
+    "holm",
+    "mean_ranks",
+    "nemenyi",
+    "pairwise_wilcoxon",
+    "rank_biserial",
+    "versus_control",
+    "wilcoxon_pair",
+]
+
+PAIRWISE_COLUMNS = ["explainer_a", "explainer_b", "statistic", "p", "p_holm", "effect_size", "n"]
+CONTROL_COLUMNS = ["explainer", "statistic", "p", "p_holm", "effect_size", "n"]
+
+
+def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Return a, b as float arrays with every pair holding a NaN on either side removed."""
+    a = np.asarray(a, dtype=float).ravel()
+    b = np.asarray(b, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(
+            f"expected paired samples of equal length, got {a.shape[0]} and {b.shape[0]}"
+        )
+    keep = ~(np.isnan(a) | np.isnan(b))
+    return a[keep], b[keep]
+
+
+def holm(p) -> np.ndarray:
+    """Holm–Bonferroni step-down adjusted p-values (Holm 1979).
+
+    With the m non-NaN p-values sorted ascending, p_(1) <= ... <= p_(m),
+
+        p_holm_(i) = min(1, max_{j <= i} (m - j + 1) * p_(j)),
+
+    returned in the original order. The running maximum makes the adjusted values
+    monotone in the raw ones. NaNs stay NaN and do not count in m.
+
+    Example: p = [0.01, 0.04, 0.03, 0.005] -> [0.03, 0.06, 0.06, 0.02].
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    flat = p.ravel()
+    valid = np.flatnonzero(~np.isnan(flat))
+    m = valid.size
+    if m == 0:
+        return out
+    # A stable sort keeps equal p-values in input order, so the result is deterministic.
+    order = valid[np.argsort(flat[valid], kind="stable")]
+    scaled = (m - np.arange(m)) * flat[order]
+    adjusted = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    out_flat = out.ravel()
+    out_flat[order] = adjusted
+    return out_flat.reshape(p.shape)
+
+
+def rank_biserial(a, b) -> float:
+    """Matched-pairs rank-biserial correlation (Kerby 2014).
+
+    With d = a - b over the pairs where both are defined, zero differences dropped (the
+    'wilcox' zero method, as in ``scipy.stats.wilcoxon``) and R_i the average-tie rank of
+    |d_i|,
+
+        r = (sum_{d_i > 0} R_i - sum_{d_i < 0} R_i) / sum_i R_i,
+
+    in [-1, 1]; positive when a tends to exceed b. Returns 0.0 when every difference is
+    zero and NaN when no pair is left.
+
+    Example: a - b = [1, -2, 3, 4] gives ranks [1, 2, 3, 4], so r = (1+3+4 - 2) / 10 = 0.6.
+    """
+    a, b = _paired(a, b)
+    if a.size == 0:
+        return float("nan")
+    d = a - b
+    d = d[d != 0]
+    if d.size == 0:
+        return 0.0
+    ranks = stats.rankdata(np.abs(d))
+    return float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
+
+
+def wilcoxon_pair(a, b, alternative: str = "two-sided") -> tuple[float, float]:
+    """Wilcoxon signed-rank test of a against b (Wilcoxon 1945) via ``scipy.stats.wilcoxon``.
+
+    Pairs with a NaN on either side are dropped; zero differences are dropped
+    (``zero_method='wilcox'``); scipy's ``method='auto'`` picks the exact null (n <= 50,
+    no ties or zeros), an exhaustive sign-flip permutation (ties or zeros, n <= 13) or the
+    normal approximation with continuity correction, all deterministic.
+
+    ``alternative``: 'two-sided' (default), 'greater' (a > b) or 'less' (a < b).
+    Returns (statistic, p): the statistic is min(R+, R-) for 'two-sided' and R+ otherwise,
+    as in scipy. Every difference zero -> (0.0, 1.0) (no evidence either way); no pair at
+    all -> (NaN, NaN).
+    """
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(
+            f"expected alternative in ('two-sided', 'greater', 'less'), got {alternative!r}"
+        )
+    a, b = _paired(a, b)
+    if a.size == 0:
+        return float("nan"), float("nan")
+    if not np.any(a - b):
+        return 0.0, 1.0
+    result = stats.wilcoxon(a, b, zero_method="wilcox", alternative=alternative)
+    return float(result.statistic), float(result.pvalue)
+
+
+def _wide_float(wide: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(wide, pd.DataFrame):
+        raise TypeError(
+            f"expected a wide DataFrame (rows = blocks, columns = explainers), got {type(wide).__name__}"
+        )
+    if wide.columns.has_duplicates:
+        raise ValueError(f"expected unique explainer columns, got {list(wide.columns)}")
+    return wide.astype(float)
+
+
+def pairwise_wilcoxon(wide: pd.DataFrame) -> pd.DataFrame:
+    """Two-sided Wilcoxon signed-rank test for every unordered pair of columns.
+
+    ``wide``: rows = paired observations (samples), columns = explainers. For each pair
+    (a, b) with a before b in column order: ``statistic, p`` from :func:`wilcoxon_pair`,
+    ``p_holm`` Holm-adjusted across all pairs of this table (Holm 1979), ``effect_size`` the
+    matched-pairs rank-biserial r of a vs b (Kerby 2014; positive when a > b) and ``n`` the
+    number of pairs with both values defined (zero differences included).
+    Fewer than two columns -> empty DataFrame with these columns.
+    """
+    wide = _wide_float(wide)
+    rows = []
+    for a, b in itertools.combinations(wide.columns, 2):
+        x, y = _paired(wide[a].to_numpy(), wide[b].to_numpy())
+        statistic, p = wilcoxon_pair(x, y)
+        rows.append(
+            {
+                "explainer_a": a,
+                "explainer_b": b,
+                "statistic": statistic,
+                "p": p,
+                "effect_size": rank_biserial(x, y),
+                "n": int(x.size),
+            }
+        )
+    table = pd.DataFrame(rows, columns=[c for c in PAIRWISE_COLUMNS if c != "p_holm"])
+    table.insert(4, "p_holm", holm(table["p"].to_numpy(dtype=float)))
+    return table.astype({"n": int})
+
+
+def versus_control(wide: pd.DataFrame, control: str, higher_is_better: bool) -> pd.DataFrame:
+    """One-sided Wilcoxon signed-rank test of each explainer against a control column.
+
+    H1: the explainer is better than ``control`` on the same samples, i.e.
+    alternative='greater' if ``higher_is_better`` else 'less'. ``p_holm`` is Holm-adjusted
+    across the explainers of this table (Holm 1979). ``effect_size`` is the rank-biserial r
+    of explainer vs control (Kerby 2014), *not* oriented: positive means larger values than
+    the control, which is better only when ``higher_is_better``. ``n`` counts the pairs with
+    both values defined. Only a control column -> empty DataFrame with these columns.
+    """
+    wide = _wide_float(wide)
+    if control not in wide.columns:
+        raise KeyError(
+            f"expected the control explainer {control!r} among the columns, got {list(wide.columns)}"
+        )
+    alternative = "greater" if higher_is_better else "less"
+    ref = wide[control].to_numpy()
+    rows = []
+    for name in wide.columns:
+        if name == control:
+            continue
+        x, y = _paired(wide[name].to_numpy(), ref)
+        statistic, p = wilcoxon_pair(x, y, alternative=alternative)
+        rows.append(
+            {
+                "explainer": name,
+                "statistic": statistic,
+                "p": p,
+                "effect_size": rank_biserial(x, y),
+                "n": int(x.size),
+            }
+        )
+    table = pd.DataFrame(rows, columns=[c for c in CONTROL_COLUMNS if c != "p_holm"])
+    table.insert(3, "p_holm", holm(table["p"].to_numpy(dtype=float)))
+    return table.astype({"n": int})
+
+
+class _FriedmanFields(NamedTuple):
+    statistic: float
+    p: float
+    n_blocks: int
+    k: int
+
+
+class FriedmanResult(_FriedmanFields):
+    """Result of :func:`friedman`: a 4-tuple ``(statistic, p, n_blocks, k)``.
+
+    ``reason`` is an attribute outside the tuple, so that ``stat, p, n, k = friedman(w)``
+    unpacks: empty unless the test could not be run (statistic and p are then NaN) or was
+    degenerate.
+    """
+
+    reason: str = ""
+
+    def __new__(cls, statistic, p, n_blocks, k, reason: str = ""):
+        self = super().__new__(cls, float(statistic), float(p), int(n_blocks), int(k))
+        # A subclass of a namedtuple without __slots__ has a __dict__ for this.
+        self.reason = reason
+        return self
+
+
+def _complete_blocks(wide: pd.DataFrame) -> pd.DataFrame:
+    return _wide_float(wide).dropna(axis=0, how="any")
+
+
+def friedman(wide: pd.DataFrame) -> FriedmanResult:
+    """Friedman rank test across the columns with the rows as blocks (Friedman 1937).
+
+    Rows with any NaN are dropped (the test needs complete blocks). Within each block the
+    k values are ranked (ties averaged) and, with R_j the rank sum of column j over the N
+    blocks,
+
+        chi2_F = 12 / (N k (k+1)) * sum_j R_j^2 - 3 N (k+1),
+
+    tie-corrected and referred to chi2 with k-1 degrees of freedom, via
+    ``scipy.stats.friedmanchisquare``. Returns (statistic, p, n_blocks, k); the result's
+    ``reason`` attribute explains a NaN: k < 3 (scipy's Friedman needs three groups; use
+    the Wilcoxon test for two) or fewer than 2 complete blocks. All values tied within
+    every block -> (0.0, 1.0) with a reason.
+    """
+    complete = _complete_blocks(wide)
+    n_blocks, k = complete.shape
+    if k < 3:
+        return FriedmanResult(
+            np.nan, np.nan, n_blocks, k, f"Friedman needs k >= 3 explainers, got k = {k}"
+        )
+    if n_blocks < 2:
+        return FriedmanResult(
+            np.nan, np.nan, n_blocks, k,
+            f"Friedman needs at least 2 complete blocks (rows without NaN), got {n_blocks}",
+        )
+    values = complete.to_numpy()
+    if np.all(values == values[:, :1]):
+        return FriedmanResult(0.0, 1.0, n_blocks, k, "all values tied within every block")
+    result = stats.friedmanchisquare(*values.T)
+    return FriedmanResult(result.statistic, result.pvalue, n_blocks, k)
+
+
+def nemenyi(wide: pd.DataFrame) -> pd.DataFrame:
+    """Nemenyi post-hoc p-values for the Friedman design (Nemenyi 1963; Demšar 2006).
+
+    Rows with any NaN are dropped. Two columns differ when their mean ranks differ by more
+    than the critical difference (see :func:`critical_difference`); the p-value is
+    P(q > |R̄_i - R̄_j| * sqrt(2) / sqrt(k(k+1)/(6N))) under the studentized range with k
+    groups and infinite degrees of freedom, from
+    ``scikit_posthocs.posthoc_nemenyi_friedman``. Returns a symmetric k × k DataFrame
+    indexed by the explainers in column order, 1 on the diagonal; all NaN off the diagonal
+    when fewer than 2 columns or no complete block.
+    """
+    import scikit_posthocs
+
+    complete = _complete_blocks(wide)
+    names = list(complete.columns)
+    n_blocks, k = complete.shape
+    if k < 2 or n_blocks < 1:
+        matrix = np.full((k, k), np.nan)
+        np.fill_diagonal(matrix, 1.0)
+        return pd.DataFrame(matrix, index=names, columns=names)
+    values = complete.reset_index(drop=True)
+    values.columns = range(k)  # positional names: scikit-posthocs needs no special labels
+    matrix = scikit_posthocs.posthoc_nemenyi_friedman(values)
+    matrix = matrix.loc[range(k), range(k)].to_numpy(dtype=float)
+    return pd.DataFrame(matrix, index=names, columns=names)
+
+
+def critical_difference(k: int, n: int, alpha: float = 0.05) -> float:
+    """Nemenyi critical difference of mean ranks (Demšar 2006, section 3.2.2).
+
+        CD = q_alpha * sqrt(k (k+1) / (6 n)),  q_alpha = Q_{1-alpha}(k, inf) / sqrt(2),
+
+    with Q the studentized range quantile (``scipy.stats.studentized_range.ppf``) for k
+    groups and infinite degrees of freedom; n is the number of blocks. Demšar's Table 5a:
+    k = 5, alpha = 0.05 -> q_alpha = 2.728. Default alpha = 0.05. NaN for k < 2 or n < 1.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"expected 0 < alpha < 1, got {alpha}")
+    if k < 2 or n < 1:
+        return float("nan")
+    q_alpha = stats.studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2)
+    return float(q_alpha * np.sqrt(k * (k + 1) / (6.0 * n)))
+
+
+def mean_ranks(wide: pd.DataFrame, higher_is_better: bool) -> pd.Series:
+    """Mean rank of each column over the complete blocks (Demšar 2006).
+
+    Within each row (block) the columns are ranked 1 = best (largest value if
+    ``higher_is_better``, else smallest), ties receiving the average of their ranks; rows
+    with any NaN are dropped, as in :func:`friedman`. Returns a Series named 'mean_rank'
+    indexed by explainer, in column order; all NaN when no complete block is left.
+    """
+    complete = _complete_blocks(wide)
+    values = complete.to_numpy()
+    if values.shape[0] == 0:
+        return pd.Series(np.nan, index=complete.columns, name="mean_rank", dtype=float)
+    oriented = -values if higher_is_better else values
+    ranks = stats.rankdata(oriented, method="average", axis=1)
+    return pd.Series(ranks.mean(axis=0), index=complete.columns, name="mean_rank")

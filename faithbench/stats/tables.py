@@ -1,0 +1,295 @@
+"""Statistics tables from the tidy results table.
+
+The tidy table has one row per (dataset, model, explainer, metric, seed, sample_id) and
+the columns ``dataset, model, explainer, metric, seed, sample_id, value, higher_is_better,
+category, chance``. Within a (dataset, model, metric) cell each (seed, sample_id) is one
+paired observation: explainers are compared on the same samples, and a NaN value (metric
+not defined for that sample) removes the sample only from the comparisons it takes part
+in. Every table is sorted by its keys, so the same results always give the same table.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from faithbench.stats.bootstrap import bootstrap_ci
+from faithbench.stats.paired import (
+    PAIRWISE_COLUMNS,
+    critical_difference,
+    friedman,
+    mean_ranks,
+    nemenyi,
+    pairwise_wilcoxon,
+    versus_control,
+)
+
+__all__ = [
+    "agreement_table",
+    "friedman_table",
+    "leaderboard",
+    "nemenyi_table",
+    "overall_ranks",
+    "pairwise_table",
+]
+
+CELL = ["dataset", "model", "metric"]
+PAIR_KEY = ["seed", "sample_id"]
+REQUIRED = [
+    "dataset", "model", "explainer", "metric", "seed", "sample_id",
+    "value", "higher_is_better", "category", "chance",
+]
+LEADERBOARD_COLUMNS = CELL + [
+    "explainer", "mean", "ci_low", "ci_high", "median", "n", "chance", "rank",
+    "higher_is_better", "category", "p_vs_random", "beats_random",
+]
+PAIRWISE_TABLE_COLUMNS = CELL + PAIRWISE_COLUMNS
+FRIEDMAN_COLUMNS = CELL + ["statistic", "p", "n_blocks", "k", "cd", "reason"]
+NEMENYI_COLUMNS = CELL + ["explainer_a", "explainer_b", "p"]
+OVERALL_COLUMNS = ["metric", "explainer", "mean_rank", "n_blocks", "friedman_p"]
+AGREEMENT_COLUMNS = ["dataset", "model", "metric_a", "metric_b", "tau", "p", "n_explainers"]
+
+ALPHA = 0.05
+
+
+def _check(results: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"expected the tidy results DataFrame, got {type(results).__name__}")
+    missing = [c for c in REQUIRED if c not in results.columns]
+    if missing:
+        raise ValueError(
+            f"expected the tidy results columns {REQUIRED}, missing {missing}"
+        )
+    for column in ("higher_is_better", "category"):
+        counts = results.groupby("metric", observed=True, sort=True)[column].nunique(dropna=False)
+        bad = counts[counts > 1]
+        if len(bad):
+            raise ValueError(
+                f"expected {column!r} constant per metric, got several values for "
+                f"metric(s) {list(bad.index)}"
+            )
+    duplicated = results.duplicated(CELL + ["explainer"] + PAIR_KEY)
+    if duplicated.any():
+        first = results.loc[duplicated, CELL + ["explainer"] + PAIR_KEY].iloc[0].to_dict()
+        raise ValueError(
+            "expected one row per (dataset, model, explainer, metric, seed, sample_id), got "
+            f"{int(duplicated.sum())} duplicate row(s), e.g. {first}"
+        )
+    return results
+
+
+def _cells(results: pd.DataFrame):
+    """Yield ((dataset, model, metric), rows of that cell), sorted by key."""
+    for key, frame in _check(results).groupby(CELL, observed=True, sort=True):
+        # A fixed row order makes the bootstrap resamples (and float sums) independent of
+        # the order in which results were collected.
+        yield key, frame.sort_values(["explainer"] + PAIR_KEY, kind="stable")
+
+
+def _wide(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows = (seed, sample_id), columns = explainers (sorted), values = metric value."""
+    wide = frame.pivot(index=PAIR_KEY, columns="explainer", values="value").astype(float)
+    wide.columns = list(wide.columns)
+    return wide.sort_index(axis=1)
+
+
+def _key_frame(key, table: pd.DataFrame, names=CELL) -> pd.DataFrame:
+    table = table.copy()
+    for position, (name, value) in enumerate(zip(names, key)):
+        table.insert(position, name, value)
+    return table
+
+
+def _concat(tables: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(tables, ignore_index=True)[columns]
+
+
+def leaderboard(
+    results: pd.DataFrame, control: str = "random", n_resamples: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """One row per (dataset, model, metric, explainer) with summary and test against control.
+
+    Columns: ``mean, median, n`` over the explainer's non-NaN values (each (seed, sample_id)
+    one observation, nothing averaged first); ``ci_low, ci_high`` the 95% percentile
+    bootstrap CI of the mean (:func:`bootstrap_ci`, ``n_resamples`` resamples, ``seed``);
+    ``chance`` the mean of the chance column over the same rows (NaN if not applicable);
+    ``rank`` 1 = best mean, oriented by ``higher_is_better``, ties sharing the best
+    ('min') rank; ``p_vs_random`` the one-sided Wilcoxon signed-rank p-value of the
+    explainer against ``control`` on samples paired by (seed, sample_id), Holm-adjusted
+    across the explainers of the cell (NaN for the control itself or where it is absent);
+    ``beats_random`` = p_vs_random < 0.05. Sorted by cell, then rank.
+    """
+    tables = []
+    for key, frame in _cells(results):
+        higher_is_better = bool(frame["higher_is_better"].iloc[0])
+        category = frame["category"].iloc[0]
+        defined = frame[frame["value"].notna()]
+        by_explainer = defined.groupby("explainer", observed=True, sort=True)
+        names = sorted(frame["explainer"].unique())
+        table = pd.DataFrame(index=pd.Index(names, name="explainer"))
+        table["mean"] = by_explainer["value"].mean()
+        intervals = {
+            name: bootstrap_ci(values.to_numpy(), n_resamples=n_resamples, seed=seed)
+            for name, values in by_explainer["value"]
+        }
+        table["ci_low"] = pd.Series({k: v[0] for k, v in intervals.items()}, dtype=float)
+        table["ci_high"] = pd.Series({k: v[1] for k, v in intervals.items()}, dtype=float)
+        table["median"] = by_explainer["value"].median()
+        table["n"] = by_explainer["value"].size()
+        table["n"] = table["n"].fillna(0).astype(int)
+        table["chance"] = by_explainer["chance"].mean()
+        table["rank"] = table["mean"].rank(method="min", ascending=not higher_is_better)
+        table["higher_is_better"] = higher_is_better
+        table["category"] = category
+        table["p_vs_random"] = np.nan
+        if control in names and len(names) > 1:
+            versus = versus_control(_wide(frame), control, higher_is_better)
+            table["p_vs_random"] = versus.set_index("explainer")["p_holm"]
+        table["beats_random"] = (table["p_vs_random"] < ALPHA).astype(bool)
+        table = table.reset_index()
+        table = table.sort_values(["rank", "explainer"], na_position="last", kind="stable")
+        tables.append(_key_frame(key, table))
+    return _concat(tables, LEADERBOARD_COLUMNS).reset_index(drop=True)
+
+
+def pairwise_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Two-sided pairwise Wilcoxon signed-rank tests per (dataset, model, metric).
+
+    See :func:`faithbench.stats.paired.pairwise_wilcoxon`: every unordered pair of
+    explainers (sorted by name, a < b), samples paired by (seed, sample_id) with NaN pairs
+    dropped, Holm-adjusted across the pairs of the cell, rank-biserial effect size of a vs
+    b (positive when a > b). Columns: dataset, model, metric, explainer_a, explainer_b,
+    statistic, p, p_holm, effect_size, n.
+    """
+    tables = [
+        _key_frame(key, pairwise_wilcoxon(_wide(frame))) for key, frame in _cells(results)
+    ]
+    return _concat(tables, PAIRWISE_TABLE_COLUMNS)
+
+
+def friedman_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Friedman test across explainers with samples as blocks, per (dataset, model, metric).
+
+    Explainers with no defined value in the cell are left out, then samples with any NaN
+    (see :func:`faithbench.stats.paired.friedman`). ``cd`` is the Nemenyi critical
+    difference of mean ranks at alpha = 0.05 for those k explainers and n_blocks blocks
+    (Demšar 2006); ``reason`` says why statistic and p are NaN (k < 3, too few blocks),
+    empty otherwise.
+    """
+    rows = []
+    for key, frame in _cells(results):
+        wide = _wide(frame).dropna(axis=1, how="all")
+        result = friedman(wide)
+        rows.append(
+            dict(
+                zip(CELL, key),
+                statistic=result.statistic,
+                p=result.p,
+                n_blocks=result.n_blocks,
+                k=result.k,
+                cd=critical_difference(result.k, result.n_blocks, alpha=ALPHA),
+                reason=result.reason,
+            )
+        )
+    return pd.DataFrame(rows, columns=FRIEDMAN_COLUMNS)
+
+
+def nemenyi_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Nemenyi post-hoc p-values in long form, per (dataset, model, metric).
+
+    One row per unordered pair of explainers (sorted by name, a < b) from
+    :func:`faithbench.stats.paired.nemenyi` over the complete samples; explainers with no
+    defined value in the cell are left out. Columns: dataset, model, metric, explainer_a,
+    explainer_b, p.
+    """
+    tables = []
+    for key, frame in _cells(results):
+        matrix = nemenyi(_wide(frame).dropna(axis=1, how="all"))
+        rows = [
+            {"explainer_a": a, "explainer_b": b, "p": float(matrix.loc[a, b])}
+            for a, b in itertools.combinations(matrix.columns, 2)
+        ]
+        tables.append(_key_frame(key, pd.DataFrame(rows, columns=NEMENYI_COLUMNS[3:])))
+    return _concat(tables, NEMENYI_COLUMNS)
+
+
+def overall_ranks(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean rank of each explainer across (dataset, model) blocks, per metric (Demšar 2006).
+
+    In each (dataset, model) block the explainers are ranked by their mean value over all
+    (seed, sample_id), 1 = best (oriented by higher_is_better), ties averaged; the mean
+    rank is taken over the blocks in which every explainer of the metric has a mean, the
+    same complete blocks that the Friedman test over blocks uses (``friedman_p``, NaN with
+    fewer than 3 explainers or 2 blocks). Explainers with no value for a metric anywhere
+    are left out. Columns: metric, explainer, mean_rank, n_blocks, friedman_p; sorted by
+    metric, then mean rank.
+    """
+    results = _check(results)
+    tables = []
+    for metric, frame in results.groupby("metric", observed=True, sort=True):
+        higher_is_better = bool(frame["higher_is_better"].iloc[0])
+        frame = frame.sort_values(["dataset", "model", "explainer"] + PAIR_KEY, kind="stable")
+        means = frame.groupby(["dataset", "model", "explainer"], observed=True)["value"].mean()
+        wide = means.unstack("explainer").astype(float).dropna(axis=1, how="all")
+        wide = wide.sort_index(axis=1)
+        if wide.shape[1] == 0:
+            continue
+        ranks = mean_ranks(wide, higher_is_better)
+        result = friedman(wide)
+        table = pd.DataFrame(
+            {
+                "metric": metric,
+                "explainer": list(ranks.index),
+                "mean_rank": ranks.to_numpy(),
+                "n_blocks": int(wide.dropna(axis=0, how="any").shape[0]),
+                "friedman_p": result.p,
+            }
+        )
+        tables.append(table.sort_values(["mean_rank", "explainer"], kind="stable"))
+    return _concat(tables, OVERALL_COLUMNS).reset_index(drop=True)
+
+
+def agreement_table(leaderboard_df: pd.DataFrame) -> pd.DataFrame:
+    """Kendall tau-b between the explainer rankings that two metrics give (Kendall 1938).
+
+    Per (dataset, model) and each unordered pair of metrics (sorted, a < b), over the
+    explainers ranked by both (non-NaN ``rank`` in the :func:`leaderboard` table),
+    ``scipy.stats.kendalltau`` of the two rank vectors. Ranks are oriented (1 = best) so
+    tau = 1 is full agreement and tau = -1 reversed orders. tau and p are NaN with fewer
+    than 2 shared explainers or a metric that ties them all.
+    Columns: dataset, model, metric_a, metric_b, tau, p, n_explainers.
+    """
+    needed = ["dataset", "model", "metric", "explainer", "rank"]
+    missing = [c for c in needed if c not in leaderboard_df.columns]
+    if missing:
+        raise ValueError(f"expected leaderboard columns {needed}, missing {missing}")
+    rows = []
+    for (dataset, model), frame in leaderboard_df.groupby(
+        ["dataset", "model"], observed=True, sort=True
+    ):
+        ranks = frame.pivot(index="explainer", columns="metric", values="rank").astype(float)
+        for metric_a, metric_b in itertools.combinations(sorted(ranks.columns), 2):
+            pair = ranks[[metric_a, metric_b]].dropna()
+            tau, p = np.nan, np.nan
+            a, b = pair[metric_a].to_numpy(), pair[metric_b].to_numpy()
+            if len(pair) >= 2 and np.unique(a).size > 1 and np.unique(b).size > 1:
+                result = stats.kendalltau(a, b)
+                tau, p = float(result.statistic), float(result.pvalue)
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "metric_a": metric_a,
+                    "metric_b": metric_b,
+                    "tau": tau,
+                    "p": p,
+                    "n_explainers": int(len(pair)),
+                }
+            )
+    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)

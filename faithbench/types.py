@@ -1,0 +1,107 @@
+"""Data types shared by every part of faithbench. Shapes are documented here once.
+
+Conventions
+-----------
+- ``x`` (an image batch) is ``(B, C, H, W)`` in 2D or ``(B, C, D, H, W)`` in 3D; the spatial
+  axes are ``range(2, x.ndim)``.
+- ``saliency`` is ``(B, *spatial)``: one value per pixel/voxel, at input resolution, raw
+  (no clipping, no min-max).
+- ``mask`` is a bool tensor ``(B, *spatial)`` (in a :class:`Sample`, ``(*spatial)``).
+- ``target`` is a long tensor ``(B,)`` of class indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+
+class Category(str, Enum):
+    FAITHFULNESS = "faithfulness"
+    LOCALIZATION = "localization"
+    RANDOMIZATION = "randomization"
+
+
+@dataclass
+class Sample:
+    """One test item.
+
+    image: float tensor ``(C, *spatial)`` in model input space.
+    label: class index (int).
+    masks: named bool masks ``(*spatial)``, e.g. ``lesion``, ``lung_left``; an absent region
+        is an all-False mask.
+    """
+
+    id: str
+    image: Tensor
+    label: int
+    masks: dict[str, Tensor] = field(default_factory=dict)
+    patient_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    """A stack of samples: ``x (B, C, *spatial)``, ``label (B,)``, ``masks[name] (B, *spatial)``."""
+
+    ids: list[str]
+    x: Tensor
+    label: Tensor
+    masks: dict[str, Tensor]
+
+    @classmethod
+    def collate(cls, samples: list[Sample]) -> "Batch":
+        if not samples:
+            raise ValueError("cannot collate an empty list of samples")
+        names = sorted(set().union(*(s.masks for s in samples)))
+        spatial = samples[0].image.shape[1:]
+        masks: dict[str, Tensor] = {}
+        for name in names:
+            stacked = []
+            for s in samples:
+                m = s.masks.get(name)
+                if m is None:
+                    m = torch.zeros(spatial, dtype=torch.bool)
+                if tuple(m.shape) != tuple(spatial):
+                    raise ValueError(
+                        f"sample {s.id!r}: mask {name!r} has shape {tuple(m.shape)}, "
+                        f"expected the image's spatial shape {tuple(spatial)}"
+                    )
+                stacked.append(m.bool())
+            masks[name] = torch.stack(stacked)
+        return cls(
+            ids=[s.id for s in samples],
+            x=torch.stack([s.image for s in samples]).float(),
+            label=torch.tensor([int(s.label) for s in samples], dtype=torch.long),
+            masks=masks,
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.ids, self.x.to(device), self.label.to(device),
+                     {k: v.to(device) for k, v in self.masks.items()})
+
+
+Postprocess = Literal["none", "abs", "relu"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """Metadata that travels with a metric, so every table can orient its ranks.
+
+    requires: a subset of {"model", "explainer", "mask:<name>"}.
+    postprocess: what the runner applies to raw saliency before this metric (SCIENCE.md).
+    """
+
+    name: str
+    higher_is_better: bool
+    category: Category
+    requires: frozenset[str] = frozenset()
+    postprocess: Postprocess = "none"
+    paper: str = ""

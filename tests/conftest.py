@@ -1,0 +1,39 @@
+"""Shared fixtures. Tests never reach a hub (HF_HUB_OFFLINE) and use a private cache."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import faithbench.config  # noqa: E402
+
+faithbench.config.ensure_plugins_loaded()
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAITHBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+class LinearLogit(nn.Module):
+    """Two-class model with logits [0, sum(w * x)]: its true attribution is known."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w.clone().float())
+        self.arch_family = "cnn"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x * self.w).flatten(1).sum(1)
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+@pytest.fixture
+def linear_logit() -> type[LinearLogit]:
+    return LinearLogit

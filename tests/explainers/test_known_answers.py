@@ -1,0 +1,145 @@
+import pytest
+import timm
+import torch
+from torch import nn
+
+from faithbench.explainers import sobel_magnitude
+from faithbench.registry import explainers
+
+
+def _linear(linear_logit, shape=(2, 3, 5, 5), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn((1, *shape[1:]), generator=g)
+    x = torch.rand(shape, generator=g)
+    return linear_logit(w), w, x
+
+
+def test_integrated_gradients_linear(linear_logit):
+    model, w, x = _linear(linear_logit)
+    ig = explainers.get("integrated_gradients")(baseline=0.25)
+    out = ig(model, x, torch.ones(2, dtype=torch.long))
+    expected = ((x - 0.25) * w).sum(1)  # channels summed
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_saliency_linear_is_abs_weight(linear_logit):
+    model, w, x = _linear(linear_logit)
+    out = explainers.get("saliency")()(model, x, torch.ones(2, dtype=torch.long))
+    assert torch.allclose(out, w.abs().amax(1).expand(2, 5, 5), atol=1e-6)
+    # target 0 has a constant logit: zero gradient
+    out0 = explainers.get("saliency")()(model, x, torch.zeros(2, dtype=torch.long))
+    assert torch.count_nonzero(out0) == 0
+
+
+def test_random_seeded_and_model_independent(linear_logit):
+    model, _, x = _linear(linear_logit)
+    t = torch.ones(2, dtype=torch.long)
+    a = explainers.get("random")(seed=1)(model, x, t)
+    b = explainers.get("random")(seed=1)(model, x, t)
+    c = explainers.get("random")(seed=2)(model, x, t)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == (2, 5, 5) and 0 <= a.min() and a.max() < 1
+
+
+def test_sobel_edges_2d_and_3d(linear_logit):
+    img = torch.zeros(1, 8, 8)
+    img[0, :, 4:] = 1.0  # a vertical step edge
+    mag = sobel_magnitude(img)
+    assert torch.count_nonzero(mag[0, :, [0, 1, 6, 7]]) == 0
+    assert (mag[0, :, 3:5] == 4.0).all()  # |[-1 0 1] x [1 2 1]| over the unit step
+    assert torch.count_nonzero(sobel_magnitude(torch.full((1, 5, 6, 7), 3.0))) == 0
+    vol = torch.zeros(1, 6, 6, 6)
+    vol[0, 3:] = 1.0
+    m3 = sobel_magnitude(vol)
+    assert m3.shape == (1, 6, 6, 6) and m3[0, 2:4].min() == 16.0  # 3D smoothing sums 4x4
+    model, _, x = _linear(linear_logit)
+    other, _, _ = _linear(linear_logit, seed=5)
+    s = explainers.get("sobel")()
+    t = torch.ones(2, dtype=torch.long)
+    assert torch.equal(s(model, x, t), s(other, x, t))  # ignores the model
+
+
+@pytest.fixture(scope="module")
+def tiny_cnn():
+    torch.manual_seed(0)
+    m = timm.create_model("resnet18", pretrained=False, in_chans=1, num_classes=2)
+    m.arch_family = "cnn"
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_vit():
+    from faithbench.models import build_model
+
+    torch.manual_seed(0)
+    return build_model("vit_tiny", 1, 2, (32, 32), patch_size=8, embed_dim=48, depth=2, num_heads=2).eval()
+
+
+@pytest.mark.parametrize("name", ["gradcam", "saliency", "integrated_gradients", "random", "sobel"])
+@pytest.mark.parametrize("arch", ["tiny_cnn", "tiny_vit"])
+def test_shapes_finite_deterministic(name, arch, request):
+    model = request.getfixturevalue(arch)
+    x = torch.rand(3, 1, 64, 64) if arch == "tiny_cnn" else torch.rand(3, 1, 32, 32)
+    t = torch.tensor([0, 1, 1])
+    kwargs = {"n_steps": 8} if name == "integrated_gradients" else {}
+    a = explainers.get(name)(seed=0, **kwargs)(model, x, t)
+    b = explainers.get(name)(seed=0, **kwargs)(model, x, t)
+    assert a.shape == (3, *x.shape[2:])
+    assert torch.isfinite(a).all()
+    assert torch.equal(a, b)
+    assert a.flatten(1).std(1).min() > 0  # not constant
+
+
+def test_gradcam_picks_a_fine_enough_layer(tiny_cnn):
+    cam = explainers.get("gradcam")()
+    cam(tiny_cnn, torch.rand(2, 1, 64, 64), torch.tensor([0, 1]))
+    # layer4 is 2x2 at 64 px; layer3 is the last stage with a grid >= 4
+    assert cam.last_info == {"target_layer": "layer3", "grid": [4, 4]}
+    cam_big = explainers.get("gradcam")()
+    cam_big(tiny_cnn, torch.rand(1, 1, 128, 128), torch.tensor([1]))
+    assert cam_big.last_info["target_layer"] == "layer4"
+    explicit = explainers.get("gradcam")(target_layer="layer2")
+    explicit(tiny_cnn, torch.rand(1, 1, 64, 64), torch.tensor([1]))
+    assert explicit.last_info == {"target_layer": "layer2", "grid": [8, 8]}
+
+
+def test_gradcam_is_raw_not_minmax_scaled(tiny_cnn):
+    x = torch.rand(2, 1, 64, 64)
+    out = explainers.get("gradcam")()(tiny_cnn, x, torch.tensor([0, 1]))
+    # pytorch-grad-cam's own output is ReLU'd and min-max scaled into [0, 1]; ours keeps sign and scale
+    assert out.min() < 0 or out.max() > 1
+
+
+def test_gradcam_equals_library_up_to_relu_and_minmax():
+    """On a layer at input resolution no resizing happens, so ReLU + min-max of our raw CAM
+    must equal pytorch-grad-cam's own output exactly."""
+    import numpy as np
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2)).eval()
+    x = torch.rand(2, 1, 12, 12)
+    ours = explainers.get("gradcam")(target_layer="2")(model, x, torch.tensor([1, 0]))
+    lib = GradCAM(model=model, target_layers=[model[2]])
+    theirs = lib(input_tensor=x, targets=[ClassifierOutputTarget(1), ClassifierOutputTarget(0)])
+    lib.activations_and_grads.release()
+    from pytorch_grad_cam.utils.image import scale_cam_image
+
+    # the library scales once per layer and once after aggregating layers
+    expected = scale_cam_image(scale_cam_image(ours.clamp(min=0).numpy()))
+    assert np.allclose(expected, theirs, atol=1e-5)
+    assert ours.min() < 0  # the raw map keeps its negative part
+
+
+def test_unsupported_reason():
+    cam = explainers.get("gradcam")()
+    m = nn.Linear(2, 2)
+    assert "3D" not in (cam.unsupported_reason(m, torch.rand(1, 1, 4, 4)) or "")
+    from faithbench.explainers.base import Explainer
+
+    class Only2D(Explainer):
+        dims = frozenset({2})
+
+    assert "supports [2]D" in Only2D().unsupported_reason(m, torch.rand(1, 1, 4, 4, 4))

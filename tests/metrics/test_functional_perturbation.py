@@ -1,0 +1,111 @@
+import pytest
+import torch
+
+from faithbench.metrics.functional import (auc, deletion_auc, feature_ranks, gaussian_blur, insertion_auc,
+                                           make_baseline, perturbation_curve, pool_features, step_counts)
+
+
+def _setup(linear_logit):
+    w = torch.tensor([[4.0, 3.0], [2.0, 1.0]]).reshape(1, 1, 2, 2)
+    model = linear_logit(w)
+    x = torch.ones(1, 1, 2, 2)
+    saliency = w[:, 0]
+    return model, x, saliency
+
+
+def test_deletion_known_answer(linear_logit):
+    # logit = sum of remaining weights: 10, 6, 3, 1, 0 at fractions 0, .25, .5, .75, 1
+    model, x, saliency = _setup(linear_logit)
+    ranks = feature_ranks(saliency)
+    curve, fr = perturbation_curve(model, x, torch.tensor([1]), ranks, torch.zeros_like(x), steps=4,
+                                   insertion=False, score="logit")
+    assert curve[0].tolist() == [10.0, 6.0, 3.0, 1.0, 0.0]
+    assert fr.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    value = deletion_auc(model, x, torch.tensor([1]), saliency, steps=4, baseline="zero", score="logit")
+    assert value.item() == pytest.approx(3.75)
+
+
+def test_insertion_known_answer(linear_logit):
+    model, x, saliency = _setup(linear_logit)
+    value = insertion_auc(model, x, torch.tensor([1]), saliency, steps=4, baseline="zero", score="logit")
+    assert value.item() == pytest.approx(6.25)  # curve 0, 4, 7, 9, 10
+
+
+def test_prob_score_and_reversed_saliency(linear_logit):
+    model, x, saliency = _setup(linear_logit)
+    good = deletion_auc(model, x, torch.tensor([1]), saliency, steps=4, baseline="zero")
+    bad = deletion_auc(model, x, torch.tensor([1]), -saliency, steps=4, baseline="zero")
+    # prob = sigmoid(logit): deleting the large weights first drops it faster
+    expected = torch.sigmoid(torch.tensor([10.0, 6.0, 3.0, 1.0, 0.0]))
+    assert good.item() == pytest.approx(torch.trapezoid(expected, dx=0.25).item(), rel=1e-6)
+    assert bad.item() > good.item()
+
+
+def test_batched_equals_single(linear_logit):
+    torch.manual_seed(0)
+    w = torch.randn(1, 1, 8, 8)
+    model = linear_logit(w)
+    x = torch.rand(5, 1, 8, 8)
+    sal = torch.randn(5, 8, 8)
+    target = torch.ones(5, dtype=torch.long)
+    batched = deletion_auc(model, x, target, sal, steps=10, max_batch=7)
+    single = torch.cat([deletion_auc(model, x[i:i + 1], target[i:i + 1], sal[i:i + 1], steps=10) for i in range(5)])
+    assert torch.allclose(batched, single, atol=1e-6)
+
+
+def test_ties_broken_randomly_not_by_index():
+    sal = torch.zeros(200, 16, 16)  # all tied
+    ranks = feature_ranks(sal, generator=torch.Generator().manual_seed(0))
+    first = (ranks == 0).flatten(1).float().argmax(1)
+    # index order would always put pixel 0 first; a permutation spreads the first pick
+    assert (first == 0).float().mean() < 0.05
+    assert len(set(first.tolist())) > 100
+    # each row is a permutation of 0..255
+    assert torch.equal(ranks.flatten(1).sort(1).values, torch.arange(256).expand(200, 256))
+
+
+def test_ties_seeded():
+    sal = torch.zeros(2, 6, 6)
+    a = feature_ranks(sal, generator=torch.Generator().manual_seed(3))
+    b = feature_ranks(sal, generator=torch.Generator().manual_seed(3))
+    c = feature_ranks(sal, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_patch_ranks_2d_and_3d():
+    sal = torch.zeros(1, 4, 4)
+    sal[0, 2:, 2:] = 1.0  # bottom-right patch is the most salient
+    ranks = feature_ranks(sal, patch=2)
+    assert (ranks[0, 2:, 2:] == 0).all() and (ranks[0, :2, :2] > 0).all()
+    vol = torch.zeros(1, 4, 4, 4)
+    vol[0, :2, 2:, :2] = 5.0
+    r3 = feature_ranks(vol, patch=2)
+    assert r3.shape == (1, 4, 4, 4) and (r3[0, :2, 2:, :2] == 0).all()
+    assert pool_features(vol, 2).shape == (1, 2, 2, 2)
+    assert pool_features(vol, 2)[0, 0, 1, 0].item() == pytest.approx(40.0)
+
+
+def test_step_counts_and_auc():
+    assert step_counts(10, 4).tolist() == [0, 2, 5, 8, 10]
+    assert auc(torch.ones(2, 5), torch.linspace(0, 1, 5)).tolist() == [1.0, 1.0]
+
+
+def test_baselines_2d_3d():
+    x = torch.rand(2, 1, 9, 9, 9)
+    assert torch.allclose(make_baseline(x, "zero", background=0.25), torch.full_like(x, 0.25))
+    m = make_baseline(x, "mean")
+    assert torch.allclose(m[:, :, 0, 0, 0], x.mean(dim=(2, 3, 4)))
+    const = torch.full((1, 1, 12, 12), 0.7)
+    assert torch.allclose(gaussian_blur(const, 2.0), const, atol=1e-6)  # blur keeps constants
+    blurred = gaussian_blur(x, 1.5)
+    assert blurred.shape == x.shape and blurred.std() < x.std()
+    n1 = make_baseline(x, "noise", generator=torch.Generator().manual_seed(1))
+    n2 = make_baseline(x, "noise", generator=torch.Generator().manual_seed(1))
+    assert torch.equal(n1, n2)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        make_baseline(x, "zeros")
+
+
+def test_rejects_nan_saliency():
+    with pytest.raises(ValueError, match="NaN"):
+        feature_ranks(torch.tensor([[float("nan"), 1.0]]))

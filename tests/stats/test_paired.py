@@ -1,0 +1,229 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from faithbench.stats import (
+    critical_difference,
+    friedman,
+    holm,
+    mean_ranks,
+    nemenyi,
+    pairwise_wilcoxon,
+    rank_biserial,
+    versus_control,
+    wilcoxon_pair,
+)
+
+
+def test_holm_hand_example():
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_caps_at_one_and_is_monotone():
+    p = np.array([0.5, 0.2, 0.9, 0.01])
+    adjusted = holm(p)
+    # sorted: 0.01*4 = 0.04, 0.2*3 = 0.6, 0.5*2 = 1.0, 0.9*1 -> running max 1.0
+    np.testing.assert_allclose(adjusted, [1.0, 0.6, 1.0, 0.04])
+    order = np.argsort(p)
+    assert np.all(np.diff(adjusted[order]) >= 0)
+
+
+def test_holm_nan_does_not_count_in_m():
+    adjusted = holm([0.01, np.nan, 0.04])
+    assert np.isnan(adjusted[1])
+    # m = 2: 0.01*2 = 0.02, 0.04*1 -> max(0.02, 0.04) = 0.04
+    np.testing.assert_allclose(adjusted[[0, 2]], [0.02, 0.04])
+    assert holm([]).shape == (0,)
+    assert np.isnan(holm([np.nan])).all()
+
+
+def test_rank_biserial_hand_example():
+    # d = a - b = [1, -2, 3, 4, 0]; zero dropped; ranks of |d| = [1, 2, 3, 4]
+    # r = ((1 + 3 + 4) - 2) / 10 = 0.6
+    a = np.array([2.0, 1.0, 5.0, 8.0, 7.0])
+    b = np.array([1.0, 3.0, 2.0, 4.0, 7.0])
+    assert rank_biserial(a, b) == pytest.approx(0.6)
+    assert rank_biserial(b, a) == pytest.approx(-0.6)
+
+
+def test_rank_biserial_ties_averaged():
+    # d = [1, -1, 2]: |d| ranks [1.5, 1.5, 3]; r = (1.5 + 3 - 1.5) / 6 = 0.5
+    assert rank_biserial([1.0, 0.0, 2.0], [0.0, 1.0, 0.0]) == pytest.approx(0.5)
+
+
+def test_rank_biserial_extremes_and_nan():
+    a = np.arange(10.0)
+    assert rank_biserial(a + 1, a) == 1.0
+    assert rank_biserial(a, a) == 0.0
+    # the NaN pair is dropped: remaining d = [1, -2], r = (1 - 2) / 3
+    assert rank_biserial([1.0, np.nan, 0.0], [0.0, 5.0, 2.0]) == pytest.approx(-1 / 3)
+    assert np.isnan(rank_biserial([np.nan], [1.0]))
+
+
+def test_wilcoxon_shift_dominance():
+    rng = np.random.default_rng(0)
+    b = rng.normal(size=30)
+    a = b + 1.0 + 0.1 * rng.normal(size=30)
+    statistic, p = wilcoxon_pair(a, b)
+    expected = stats.wilcoxon(a, b)
+    assert p < 0.01
+    assert p == pytest.approx(expected.pvalue)
+    assert statistic == pytest.approx(expected.statistic)
+    _, p_greater = wilcoxon_pair(a, b, alternative="greater")
+    _, p_less = wilcoxon_pair(a, b, alternative="less")
+    assert p_greater < 0.01
+    assert p_less > 0.99
+
+
+def test_wilcoxon_identical_and_empty():
+    a = np.arange(5.0)
+    assert wilcoxon_pair(a, a) == (0.0, 1.0)
+    statistic, p = wilcoxon_pair([np.nan, 1.0], [0.0, np.nan])
+    assert np.isnan(statistic) and np.isnan(p)
+    # a single non-zero pair: exact null has two outcomes
+    assert wilcoxon_pair([1.0, 2.0], [1.0, 1.0], alternative="greater") == (1.0, 0.5)
+    with pytest.raises(ValueError, match="alternative"):
+        wilcoxon_pair(a, a, alternative="bigger")
+
+
+def test_wilcoxon_drops_nan_pairs():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=20), rng.normal(size=20)
+    a_nan, b_nan = a.copy(), b.copy()
+    a_nan[3], b_nan[7] = np.nan, np.nan
+    keep = np.ones(20, bool)
+    keep[[3, 7]] = False
+    assert wilcoxon_pair(a_nan, b_nan) == pytest.approx(wilcoxon_pair(a[keep], b[keep]))
+
+
+def _wide(rng, n=25):
+    base = rng.normal(size=n)
+    return pd.DataFrame(
+        {
+            "gradcam": base + 2.0 + 0.1 * rng.normal(size=n),
+            "random": base,
+            "copy": base.copy(),
+        }
+    )
+
+
+def test_pairwise_wilcoxon():
+    wide = _wide(np.random.default_rng(2))
+    table = pairwise_wilcoxon(wide)
+    assert list(table.columns) == [
+        "explainer_a", "explainer_b", "statistic", "p", "p_holm", "effect_size", "n",
+    ]
+    assert list(zip(table.explainer_a, table.explainer_b)) == [
+        ("gradcam", "random"), ("gradcam", "copy"), ("random", "copy"),
+    ]
+    ga = table.iloc[0]
+    assert ga.p < 0.01 and ga.effect_size == 1.0 and ga.n == 25
+    same = table.iloc[2]
+    assert same.p == 1.0 and same.effect_size == 0.0 and same.statistic == 0.0
+    np.testing.assert_allclose(table.p_holm, holm(table.p))
+    assert ga.p == pytest.approx(stats.wilcoxon(wide.gradcam, wide.random).pvalue)
+
+
+def test_pairwise_wilcoxon_single_column_is_empty():
+    table = pairwise_wilcoxon(pd.DataFrame({"a": [1.0, 2.0]}))
+    assert table.empty
+    assert list(table.columns) == [
+        "explainer_a", "explainer_b", "statistic", "p", "p_holm", "effect_size", "n",
+    ]
+
+
+def test_versus_control_orientation():
+    wide = _wide(np.random.default_rng(3))
+    up = versus_control(wide, "random", higher_is_better=True).set_index("explainer")
+    assert list(up.index) == ["gradcam", "copy"]
+    assert up.loc["gradcam", "p"] < 0.01
+    assert up.loc["copy", "p"] == 1.0
+    assert up.loc["gradcam", "p_holm"] == pytest.approx(min(1.0, 2 * up.loc["gradcam", "p"]))
+    assert up.loc["gradcam", "p"] == pytest.approx(
+        stats.wilcoxon(wide.gradcam, wide.random, alternative="greater").pvalue
+    )
+    down = versus_control(wide, "random", higher_is_better=False).set_index("explainer")
+    assert down.loc["gradcam", "p"] > 0.99
+    assert down.loc["gradcam", "effect_size"] == 1.0  # not oriented: gradcam > random
+    with pytest.raises(KeyError, match="control"):
+        versus_control(wide, "edge", higher_is_better=True)
+    assert versus_control(wide[["random"]], "random", True).empty
+
+
+def test_friedman_against_scipy():
+    rng = np.random.default_rng(4)
+    wide = pd.DataFrame(rng.normal(size=(20, 4)), columns=list("abcd"))
+    wide["d"] += 1.5
+    wide.iloc[5, 1] = np.nan
+    statistic, p, n_blocks, k = friedman(wide)
+    complete = wide.dropna()
+    expected = stats.friedmanchisquare(*complete.to_numpy().T)
+    assert (n_blocks, k) == (19, 4)
+    assert statistic == pytest.approx(expected.statistic)
+    assert p == pytest.approx(expected.pvalue)
+    assert p < 0.01
+
+
+def test_friedman_hand_example():
+    # 3 blocks, every block ranks a < b < c: R = [3, 6, 9]
+    # chi2 = 12 / (3*3*4) * (9 + 36 + 81) - 3*3*4 = 42 - 36 = 6
+    wide = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0], "c": [7.0, 8.0, 9.0]})
+    result = friedman(wide)
+    assert result.statistic == pytest.approx(6.0)
+    assert result.p == pytest.approx(np.exp(-3.0))  # chi2 sf with 2 dof = exp(-x/2)
+    assert result.reason == ""
+
+
+def test_friedman_needs_three_explainers():
+    result = friedman(pd.DataFrame({"a": [1.0, 2.0], "b": [2.0, 1.0]}))
+    assert np.isnan(result.statistic) and np.isnan(result.p)
+    assert result.k == 2 and "k >= 3" in result.reason
+    tied = friedman(pd.DataFrame({"a": [1.0, 2.0], "b": [1.0, 2.0], "c": [1.0, 2.0]}))
+    assert tuple(tied) == (0.0, 1.0, 2, 3)
+
+
+def test_critical_difference_matches_demsar_table():
+    # Demšar (2006), Table 5a: q_0.05 and q_0.10 for k = 2..10
+    q05 = [1.960, 2.343, 2.569, 2.728, 2.850, 2.949, 3.031, 3.102, 3.164]
+    q10 = [1.645, 2.052, 2.291, 2.459, 2.589, 2.693, 2.780, 2.855, 2.920]
+    for k, (a, b) in enumerate(zip(q05, q10), start=2):
+        factor = np.sqrt(k * (k + 1) / 6.0)
+        assert critical_difference(k, 1) / factor == pytest.approx(a, abs=1e-3)
+        assert critical_difference(k, 1, alpha=0.10) / factor == pytest.approx(b, abs=1e-3)
+    # Demšar's worked example: k = 4 classifiers, N = 14 data sets -> CD = 1.25
+    assert critical_difference(4, 14) == pytest.approx(1.25, abs=0.005)
+    assert np.isnan(critical_difference(1, 10))
+
+
+def test_nemenyi_matches_scikit_posthocs_and_cd():
+    import scikit_posthocs
+
+    rng = np.random.default_rng(5)
+    wide = pd.DataFrame(rng.normal(size=(30, 3)), columns=["z", "a", "m"])
+    wide["z"] += 2.0
+    matrix = nemenyi(wide)
+    assert list(matrix.index) == ["z", "a", "m"]
+    expected = scikit_posthocs.posthoc_nemenyi_friedman(wide.to_numpy())
+    np.testing.assert_allclose(matrix.to_numpy(), expected.to_numpy())
+    np.testing.assert_allclose(matrix.to_numpy(), matrix.to_numpy().T)
+    # consistency with the CD: a rank difference above CD <=> p < 0.05
+    ranks = mean_ranks(wide, higher_is_better=True)
+    cd = critical_difference(3, 30)
+    for a in wide.columns:
+        for b in wide.columns:
+            if a != b:
+                assert (abs(ranks[a] - ranks[b]) > cd) == (matrix.loc[a, b] < 0.05)
+    assert matrix.loc["z", "a"] < 0.05
+
+
+def test_mean_ranks_orientation_and_ties():
+    wide = pd.DataFrame(
+        {"a": [3.0, 3.0, np.nan], "b": [2.0, 3.0, 0.0], "c": [1.0, 1.0, 5.0]}
+    )
+    # row 3 dropped (NaN). higher better: row 1 ranks [1, 2, 3], row 2 [1.5, 1.5, 3]
+    up = mean_ranks(wide, higher_is_better=True)
+    np.testing.assert_allclose(up.to_numpy(), [1.25, 1.75, 3.0])
+    down = mean_ranks(wide, higher_is_better=False)
+    np.testing.assert_allclose(down.to_numpy(), [2.75, 2.25, 1.0])
+    assert list(up.index) == ["a", "b", "c"]

@@ -1,0 +1,291 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from faithbench.stats import (
+    agreement_table,
+    friedman_table,
+    holm,
+    leaderboard,
+    nemenyi_table,
+    overall_ranks,
+    pairwise_table,
+)
+
+N = 20  # samples per seed
+SEEDS = (0, 1)
+
+
+def _tidy(rng, dataset="phantom2d", model="resnet18", shift=1.0):
+    """Explainers: 'good' beats 'random' by `shift` in the oriented direction, 'copy' = random.
+
+    Metrics: 'insertion' (higher better) and 'deletion' (lower better), both on the same
+    per-sample base so that 'good' is best on both.
+    """
+    rows = []
+    for seed in SEEDS:
+        base = rng.uniform(0.3, 0.7, size=N)
+        noise = 0.05 * rng.normal(size=N)
+        for metric, hib, sign, category in (
+            ("insertion", True, 1.0, "faithfulness"),
+            ("deletion", False, -1.0, "faithfulness"),
+        ):
+            values = {
+                "random": base,
+                "copy": base.copy(),
+                "good": base + sign * shift * 0.2 + noise,
+                "mid": base + sign * shift * 0.1 + noise,
+            }
+            for explainer, v in values.items():
+                for sample_id in range(N):
+                    rows.append(
+                        {
+                            "dataset": dataset,
+                            "model": model,
+                            "explainer": explainer,
+                            "metric": metric,
+                            "seed": seed,
+                            "sample_id": sample_id,
+                            "value": float(v[sample_id]),
+                            "higher_is_better": hib,
+                            "category": category,
+                            "chance": 0.25 if metric == "insertion" else np.nan,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def results():
+    return _tidy(np.random.default_rng(0))
+
+
+def test_leaderboard_columns_and_summary(results):
+    board = leaderboard(results, n_resamples=200)
+    assert list(board.columns) == [
+        "dataset", "model", "metric", "explainer", "mean", "ci_low", "ci_high", "median",
+        "n", "chance", "rank", "higher_is_better", "category", "p_vs_random", "beats_random",
+    ]
+    assert len(board) == 2 * 4
+    row = board[(board.metric == "insertion") & (board.explainer == "good")].iloc[0]
+    values = results[(results.metric == "insertion") & (results.explainer == "good")].value
+    assert row["mean"] == pytest.approx(values.mean())
+    assert row["median"] == pytest.approx(values.median())
+    assert row["n"] == 2 * N
+    assert row["ci_low"] < row["mean"] < row["ci_high"]
+    assert row["chance"] == pytest.approx(0.25)
+    assert row["category"] == "faithfulness"
+    assert np.isnan(board[board.metric == "deletion"].chance).all()
+
+
+def test_leaderboard_ranks_oriented(results):
+    board = leaderboard(results, n_resamples=100).set_index(["metric", "explainer"])
+    # 'good' is best on both metrics although deletion is lower-is-better
+    assert board.loc[("insertion", "good"), "rank"] == 1
+    assert board.loc[("insertion", "mid"), "rank"] == 2
+    assert board.loc[("deletion", "good"), "rank"] == 1
+    assert board.loc[("deletion", "mid"), "rank"] == 2
+    assert board.loc[("insertion", "good"), "mean"] > board.loc[("insertion", "random"), "mean"]
+    assert board.loc[("deletion", "good"), "mean"] < board.loc[("deletion", "random"), "mean"]
+    # random and its copy tie: both get the best shared rank ('min')
+    assert board.loc[("deletion", "random"), "rank"] == 3
+    assert board.loc[("deletion", "copy"), "rank"] == 3
+
+
+def test_leaderboard_p_vs_random(results):
+    board = leaderboard(results, n_resamples=100).set_index(["metric", "explainer"])
+    for metric in ("insertion", "deletion"):
+        assert board.loc[(metric, "good"), "p_vs_random"] < 1e-4
+        assert board.loc[(metric, "good"), "beats_random"]
+        assert board.loc[(metric, "copy"), "p_vs_random"] == 1.0
+        assert not board.loc[(metric, "copy"), "beats_random"]
+        assert np.isnan(board.loc[(metric, "random"), "p_vs_random"])
+        assert not board.loc[(metric, "random"), "beats_random"]
+    # Holm over the three non-control explainers, one-sided, paired by (seed, sample_id)
+    ins = results[results.metric == "insertion"].pivot(
+        index=["seed", "sample_id"], columns="explainer", values="value"
+    )
+    raw = [1.0] + [  # copy - random: all differences zero -> p = 1
+        stats.wilcoxon(ins[e], ins["random"], alternative="greater").pvalue
+        for e in ("good", "mid")
+    ]
+    expected = holm(raw)
+    got = [board.loc[("insertion", e), "p_vs_random"] for e in ("copy", "good", "mid")]
+    np.testing.assert_allclose(got, expected)
+
+
+def test_leaderboard_wrong_direction_is_not_significant():
+    results = _tidy(np.random.default_rng(1), shift=-1.0)  # 'good' is now worse than random
+    board = leaderboard(results, n_resamples=50).set_index(["metric", "explainer"])
+    assert board.loc[("insertion", "good"), "p_vs_random"] > 0.5
+    assert board.loc[("deletion", "good"), "p_vs_random"] > 0.5
+    assert board.loc[("insertion", "good"), "rank"] == 4
+
+
+def test_leaderboard_without_control_and_single_explainer(results):
+    no_control = leaderboard(results[results.explainer != "random"], n_resamples=50)
+    assert no_control.p_vs_random.isna().all()
+    assert not no_control.beats_random.any()
+    only = leaderboard(results[results.explainer == "good"], n_resamples=50)
+    assert len(only) == 2 and (only["rank"] == 1).all()
+    other = leaderboard(results, control="copy", n_resamples=50).set_index(["metric", "explainer"])
+    assert np.isnan(other.loc[("insertion", "copy"), "p_vs_random"])
+    assert other.loc[("insertion", "random"), "p_vs_random"] == 1.0
+
+
+def test_nan_rows_dropped_pairwise(results):
+    holed = results.copy()
+    # good loses samples 0-4 of seed 0, random loses sample 10 of seed 1, insertion only
+    hole_good = (
+        (holed.metric == "insertion") & (holed.explainer == "good")
+        & (holed.seed == 0) & (holed.sample_id < 5)
+    )
+    hole_random = (
+        (holed.metric == "insertion") & (holed.explainer == "random")
+        & (holed.seed == 1) & (holed.sample_id == 10)
+    )
+    holed.loc[hole_good | hole_random, "value"] = np.nan
+
+    board = leaderboard(holed, n_resamples=50).set_index(["metric", "explainer"])
+    assert board.loc[("insertion", "good"), "n"] == 2 * N - 5
+    assert board.loc[("insertion", "random"), "n"] == 2 * N - 1
+    assert board.loc[("insertion", "mid"), "n"] == 2 * N
+    good = holed[(holed.metric == "insertion") & (holed.explainer == "good")].value
+    assert board.loc[("insertion", "good"), "mean"] == pytest.approx(good.mean())
+
+    pairs = pairwise_table(holed).set_index(["metric", "explainer_a", "explainer_b"])
+    assert pairs.loc[("insertion", "good", "random"), "n"] == 2 * N - 6
+    assert pairs.loc[("insertion", "good", "mid"), "n"] == 2 * N - 5
+    assert pairs.loc[("insertion", "copy", "mid"), "n"] == 2 * N
+    assert pairs.loc[("deletion", "good", "random"), "n"] == 2 * N
+    ins = holed[holed.metric == "insertion"].pivot(
+        index=["seed", "sample_id"], columns="explainer", values="value"
+    )
+    both = ins[["good", "random"]].dropna()
+    assert pairs.loc[("insertion", "good", "random"), "p"] == pytest.approx(
+        stats.wilcoxon(both.good, both.random).pvalue
+    )
+
+    fried = friedman_table(holed).set_index("metric")
+    assert fried.loc["insertion", "n_blocks"] == 2 * N - 6
+    assert fried.loc["deletion", "n_blocks"] == 2 * N
+
+
+def test_pairwise_table(results):
+    table = pairwise_table(results)
+    assert list(table.columns) == [
+        "dataset", "model", "metric", "explainer_a", "explainer_b",
+        "statistic", "p", "p_holm", "effect_size", "n",
+    ]
+    assert len(table) == 2 * 6  # 4 explainers -> 6 pairs per metric
+    table = table.set_index(["metric", "explainer_a", "explainer_b"])
+    same = table.loc[("insertion", "copy", "random")]
+    assert same.p == 1.0 and same.effect_size == 0.0
+    dominant = table.loc[("insertion", "good", "random")]
+    assert dominant.p < 0.01 and dominant.effect_size == 1.0
+    assert table.loc[("deletion", "good", "random"), "effect_size"] == -1.0
+    single = pairwise_table(results[results.explainer == "good"])
+    assert single.empty and list(single.columns)[-1] == "n"
+
+
+def test_friedman_and_nemenyi_tables(results):
+    fried = friedman_table(results)
+    assert list(fried.columns)[:8] == [
+        "dataset", "model", "metric", "statistic", "p", "n_blocks", "k", "cd",
+    ]
+    row = fried.set_index("metric").loc["insertion"]
+    ins = results[results.metric == "insertion"].pivot(
+        index=["seed", "sample_id"], columns="explainer", values="value"
+    )
+    expected = stats.friedmanchisquare(*ins.to_numpy().T)
+    assert row.statistic == pytest.approx(expected.statistic)
+    assert row.p < 1e-6 and row.k == 4 and row.n_blocks == 2 * N
+    # q_0.05(k=4) = 2.569 (Demšar 2006, Table 5a)
+    assert row.cd == pytest.approx(2.569 * np.sqrt(4 * 5 / (6 * 2 * N)), abs=1e-3)
+
+    nem = nemenyi_table(results)
+    assert list(nem.columns) == ["dataset", "model", "metric", "explainer_a", "explainer_b", "p"]
+    assert len(nem) == 12
+    nem = nem.set_index(["metric", "explainer_a", "explainer_b"])
+    assert nem.loc[("insertion", "good", "random"), "p"] < 0.001
+    assert nem.loc[("insertion", "copy", "random"), "p"] == pytest.approx(1.0)
+
+    two = friedman_table(results[results.explainer.isin(["good", "random"])])
+    assert two.p.isna().all() and (two.k == 2).all() and (two.reason != "").all()
+    single = nemenyi_table(results[results.explainer == "good"])
+    assert single.empty and list(single.columns)[-1] == "p"
+
+
+def test_overall_ranks():
+    rng = np.random.default_rng(2)
+    results = pd.concat(
+        [
+            _tidy(rng, dataset=d, model=m)
+            for d in ("phantom2d", "phantom3d") for m in ("resnet18", "vit")
+        ],
+        ignore_index=True,
+    )
+    table = overall_ranks(results)
+    assert list(table.columns) == ["metric", "explainer", "mean_rank", "n_blocks", "friedman_p"]
+    for metric in ("deletion", "insertion"):
+        sub = table[table.metric == metric].set_index("explainer")
+        assert sub.loc["good", "mean_rank"] == 1.0
+        assert sub.loc["mid", "mean_rank"] == 2.0
+        assert sub.loc["random", "mean_rank"] == 3.5  # tied with copy in every block
+        assert (sub.n_blocks == 4).all()
+        # Friedman over 4 blocks with rank sums [4, 8, 14, 14]:
+        # chi2 = 12/(4*4*5) * (16+64+196+196) - 3*4*5 = 10.8, tie-corrected by
+        # 1 - 4*(2^3-2)/(4*(4^2-1)*4) = 0.9 -> 12.0
+        assert sub.loc["good", "friedman_p"] == pytest.approx(stats.chi2.sf(12.0, 3))
+    assert list(table.metric) == ["deletion"] * 4 + ["insertion"] * 4
+    single = overall_ranks(results[results.explainer == "good"])
+    assert (single.mean_rank == 1.0).all() and single.friedman_p.isna().all()
+
+
+def test_agreement_table():
+    board = pd.DataFrame(
+        {
+            "dataset": "d",
+            "model": "m",
+            "metric": ["ins"] * 4 + ["del"] * 4 + ["point"] * 4,
+            "explainer": list("abcd") * 3,
+            "rank": [1, 2, 3, 4] + [1, 2, 3, 4] + [4, 3, np.nan, 1],
+        }
+    )
+    table = agreement_table(board)
+    assert list(table.columns) == [
+        "dataset", "model", "metric_a", "metric_b", "tau", "p", "n_explainers",
+    ]
+    table = table.set_index(["metric_a", "metric_b"])
+    assert list(table.index) == [("del", "ins"), ("del", "point"), ("ins", "point")]
+    assert table.loc[("del", "ins"), "tau"] == pytest.approx(1.0)
+    assert table.loc[("del", "ins"), "n_explainers"] == 4
+    # point ranks a, b, d as 4, 3, 1 (c NaN): fully reversed on the 3 shared explainers
+    assert table.loc[("ins", "point"), "tau"] == pytest.approx(-1.0)
+    assert table.loc[("ins", "point"), "n_explainers"] == 3
+
+
+def test_agreement_table_from_leaderboard(results):
+    table = agreement_table(leaderboard(results, n_resamples=20))
+    assert len(table) == 1
+    assert table.tau.iloc[0] == pytest.approx(1.0)  # same oriented order on both metrics
+
+
+def test_deterministic(results):
+    shuffled = results.sample(frac=1.0, random_state=0)
+    pd.testing.assert_frame_equal(
+        leaderboard(results, n_resamples=50), leaderboard(shuffled, n_resamples=50)
+    )
+    pd.testing.assert_frame_equal(pairwise_table(results), pairwise_table(shuffled))
+
+
+def test_rejects_bad_input(results):
+    with pytest.raises(ValueError, match="missing"):
+        leaderboard(results.drop(columns="chance"))
+    with pytest.raises(ValueError, match="duplicate"):
+        pairwise_table(pd.concat([results, results.iloc[:1]]))
+    mixed = results.copy()
+    mixed.loc[mixed.index[0], "higher_is_better"] = not mixed.loc[mixed.index[0], "higher_is_better"]
+    with pytest.raises(ValueError, match="constant per metric"):
+        friedman_table(mixed)

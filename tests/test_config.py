@@ -1,0 +1,74 @@
+import textwrap
+
+import pytest
+
+from faithbench.config import SuiteError, load_suite
+
+
+def write(tmp_path, text, name="suite.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+BASE = """
+name: t
+datasets: [phantom_cxr]
+models: [{name: resnet18, recipe: {epochs: 1}}]
+explainers: [gradcam, random]
+metrics: [pointing_game]
+"""
+
+
+def test_builtin_quick_loads():
+    suite = load_suite("quick")
+    assert suite.name == "quick" and "random" in [e.name for e in suite.explainers]
+
+
+def test_valid_suite_and_defaults(tmp_path):
+    suite = load_suite(write(tmp_path, BASE))
+    assert suite.seeds == [0] and suite.target == "predicted"
+    assert suite.models[0].recipe.epochs == 1 and suite.models[0].recipe.lr == 1e-3
+
+
+@pytest.mark.parametrize("text, expected", [
+    (BASE + "sample: 3\n", r"suite.yaml: sample: unknown key 'sample'"),
+    (BASE.replace("[gradcam, random]", "[gradcm, random]"),
+     r"suite.yaml: explainers\[0\]: unknown explainer 'gradcm'; did you mean 'gradcam'"),
+    (BASE.replace("[pointing_game]", "[{name: pointing_game, params: {tolerence: 2}}]"),
+     r"metrics\[0\].params: pointing_game: unknown parameter 'tolerence'"),
+    (BASE.replace("[pointing_game]", "[{name: pointing_game, params: {tolerance: 'two'}}]"),
+     r"metrics\[0\].params: pointing_game: parameter 'tolerance' expects int"),
+    (BASE.replace("[phantom_cxr]", "[{name: phantom_cxr, params: {shortcutt: 0.9}}]"),
+     r"datasets\[0\].params: unknown parameter 'shortcutt'"),
+    (BASE.replace("[phantom_cxr]", "[{name: phantom_cxr, params: {shortcut: 2.0}}]"),
+     r"datasets\[0\].params: phantom_cxr: expected shortcut in \[0, 1\]"),
+    (BASE.replace("epochs: 1", "epochs: 0"), r"models\[0\].recipe.epochs: Input should be greater"),
+    (BASE.replace("epochs: 1", "epoch: 1"), r"models\[0\].recipe.epoch: unknown key 'epoch'"),
+    (BASE.replace("name: resnet18", "name: resnet81"), r"models\[0\]: unknown model 'resnet81'; did you mean"),
+    (BASE.replace("name: t\n", ""), r"suite.yaml: name: required key is missing"),
+    ("name: [unclosed\n", r"suite.yaml: line \d+, column \d+: malformed YAML: expected"),
+    ("- just\n- a list\n", r"expected a mapping of suite keys"),
+    (BASE.replace("[gradcam, random]", "[gradcam, gradcam]"), r"explainers: duplicate label 'gradcam'"),
+])
+def test_errors_name_file_and_key(tmp_path, text, expected):
+    with pytest.raises(SuiteError, match=expected):
+        load_suite(write(tmp_path, text))
+
+
+def test_include_merges_and_overrides(tmp_path):
+    write(tmp_path, BASE, name="base.yaml")
+    child = write(tmp_path, "include: base.yaml\nname: child\nseeds: [0, 1]\n", name="child.yaml")
+    suite = load_suite(child)
+    assert suite.name == "child" and suite.seeds == [0, 1] and suite.explainers[0].name == "gradcam"
+
+
+def test_missing_suite_file():
+    with pytest.raises(SuiteError, match="no such suite file, and not a built-in suite"):
+        load_suite("does/not/exist.yaml")
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    evil = BASE + "description: !!python/object/apply:os.system ['touch pwned']\n"
+    with pytest.raises(SuiteError, match="malformed YAML"):
+        load_suite(write(tmp_path, evil))
