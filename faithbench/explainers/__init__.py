@@ -1,9 +1,36 @@
-"""Explainers: each registers itself in ``faithbench.registry.explainers``."""
+"""Explainers: each registers itself in ``faithbench.registry.explainers``.
+
+Families: ``cam`` (pytorch-grad-cam), ``gradient`` (captum, incl. ``lrp``), ``perturbation``
+(occlusion, LIME, KernelSHAP via captum; RISE), ``transformer`` (attention, rollout, Chefer),
+``control`` (random, sobel, center_prior).
+"""
 
 from faithbench.explainers.base import Explainer, ExplainerProtocol
-from faithbench.explainers.cam import CAMExplainer, GradCAMExplainer
-from faithbench.explainers.controls import RandomExplainer, SobelExplainer, sobel_magnitude
-from faithbench.explainers.gradient import IntegratedGradientsExplainer, SaliencyExplainer
+from faithbench.explainers.cam import (AblationCAMExplainer, CAMExplainer, EigenCAMExplainer, FullGradExplainer,
+                                       GradCAMExplainer, GradCAMPlusPlusExplainer, HiResCAMExplainer,
+                                       LayerCAMExplainer, ScoreCAMExplainer, XGradCAMExplainer)
+from faithbench.explainers.controls import (CenterPriorExplainer, RandomExplainer, SobelExplainer,
+                                            center_gaussian, sobel_magnitude)
+from faithbench.explainers.gradient import (DeepLiftExplainer, GradientSHAPExplainer, GuidedBackpropExplainer,
+                                            GuidedGradCAMExplainer, InputXGradientExplainer,
+                                            IntegratedGradientsExplainer, SaliencyExplainer, SmoothGradExplainer)
+from faithbench.explainers.lrp import LRPExplainer, lrp_unsupported_layers
+from faithbench.explainers.perturbation import (KernelSHAPExplainer, LimeExplainer, OcclusionExplainer,
+                                                RISEExplainer, patch_feature_mask, rise, rise_masks)
+from faithbench.explainers.transformer import (AttentionExplainer, AttentionRolloutExplainer, CheferExplainer,
+                                               attention_rollout, gradient_weighted_rollout,
+                                               recorded_attention)
 
-__all__ = ["Explainer", "ExplainerProtocol", "CAMExplainer", "GradCAMExplainer", "RandomExplainer",
-           "SobelExplainer", "sobel_magnitude", "IntegratedGradientsExplainer", "SaliencyExplainer"]
+__all__ = [
+    "Explainer", "ExplainerProtocol",
+    "CAMExplainer", "GradCAMExplainer", "GradCAMPlusPlusExplainer", "XGradCAMExplainer", "HiResCAMExplainer",
+    "LayerCAMExplainer", "EigenCAMExplainer", "ScoreCAMExplainer", "AblationCAMExplainer", "FullGradExplainer",
+    "SaliencyExplainer", "IntegratedGradientsExplainer", "InputXGradientExplainer", "SmoothGradExplainer",
+    "GradientSHAPExplainer", "DeepLiftExplainer", "GuidedBackpropExplainer", "GuidedGradCAMExplainer",
+    "LRPExplainer", "lrp_unsupported_layers",
+    "OcclusionExplainer", "LimeExplainer", "KernelSHAPExplainer", "RISEExplainer", "patch_feature_mask",
+    "rise", "rise_masks",
+    "AttentionExplainer", "AttentionRolloutExplainer", "CheferExplainer", "attention_rollout",
+    "gradient_weighted_rollout", "recorded_attention",
+    "RandomExplainer", "SobelExplainer", "CenterPriorExplainer", "center_gaussian", "sobel_magnitude",
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -25,8 +26,9 @@ class Explainer(Configurable):
 
     Capabilities (class attributes): ``family``, ``dims`` (spatial dims supported),
     ``architectures`` (``"cnn"``, ``"vit"``), ``needs_grad``, ``paper``.
-    Randomness: :meth:`__call__` seeds torch's global generator from ``seed`` (and restores it
-    afterwards), so every explainer is deterministic given the cell's seed.
+    Randomness: :meth:`__call__` seeds torch's and NumPy's global generators from ``seed`` (and
+    restores both afterwards; captum's GradientSHAP draws from NumPy), so every explainer is
+    deterministic given the cell's seed.
     """
 
     family: ClassVar[str] = "other"
@@ -59,9 +61,14 @@ class Explainer(Configurable):
             raise ValueError(f"{self.name}: expected target of shape ({x.shape[0]},), got {tuple(target.shape)}")
         model.eval()
         devices = [x.device] if x.device.type != "cpu" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
-            saliency = self.explain(model, x, target.long())
+        numpy_state = np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.seed)
+                np.random.seed(self.seed % 2**32)
+                saliency = self.explain(model, x, target.long())
+        finally:
+            np.random.set_state(numpy_state)
         expected = (x.shape[0], *x.shape[2:])
         if tuple(saliency.shape) != expected:
             raise ValueError(f"{self.name}: expected saliency of shape {expected}, got {tuple(saliency.shape)}")

@@ -5,6 +5,11 @@ its ReLU and min-max scaling (they destroy sign and scale, which faithfulness me
 and upsample it to the input size with (bi/tri)linear interpolation. Grad-CAM's ReLU is then
 the runner's ``relu`` post-processing, recorded per metric.
 
+Variants (one class each, registry name in brackets): Grad-CAM [gradcam], Grad-CAM++
+[gradcam_pp], XGrad-CAM [xgradcam], HiResCAM [hirescam], LayerCAM [layercam], EigenCAM [eigencam],
+Score-CAM [scorecam], Ablation-CAM [ablationcam], FullGrad [fullgrad]. Each is the library's class;
+we only override what is needed to keep the map raw, to batch forward passes, or to run in 3D.
+
 Target layer: ``target_layer`` (a dotted module name) if given; otherwise, for a ViT, the
 last block's ``norm1`` with the token -> grid reshape; for a CNN, the last top-level stage
 whose output grid is at least ``min_grid`` per spatial axis (SCIENCE.md: a 2x2 CAM is not
@@ -13,12 +18,16 @@ comparable to pixel-level maps). The chosen layer and grid are in ``last_info``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from contextlib import contextmanager
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam import (AblationCAM, EigenCAM, FullGrad, GradCAM, GradCAMPlusPlus, HiResCAM,
+                             LayerCAM, ScoreCAM, XGradCAM)
+from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
+from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
@@ -99,6 +108,17 @@ def resolve_module(model: nn.Module, dotted: str) -> nn.Module:
                          f"modules include: {', '.join(names)}") from None
 
 
+@contextmanager
+def restored_grads(model: nn.Module) -> Iterator[None]:
+    """pytorch-grad-cam calls ``loss.backward()``: put every parameter's ``.grad`` back as it was."""
+    saved = {p: p.grad for p in model.parameters()}
+    try:
+        yield
+    finally:
+        for p, grad in saved.items():
+            p.grad = grad
+
+
 class CAMExplainer(Explainer):
     """Base for the CAM family; subclasses set ``cam_class`` (a pytorch-grad-cam class)."""
 
@@ -130,13 +150,18 @@ class CAMExplainer(Explainer):
         self.last_info = {"target_layer": name, "grid": list(grid_t)}
         return model.get_submodule(name), None
 
+    def make_cam(self, model: nn.Module, layer: nn.Module, reshape: Callable | None) -> Any:
+        """The pytorch-grad-cam object for one call; subclasses pass extra arguments here."""
+        return raw_cam_class(self.cam_class)(model=model, target_layers=[layer], reshape_transform=reshape)
+
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         layer, reshape = self.layer_for(model, x)
-        cam = raw_cam_class(self.cam_class)(model=model, target_layers=[layer], reshape_transform=reshape)
-        try:
-            raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
-        finally:
-            cam.activations_and_grads.release()
+        cam = self.make_cam(model, layer, reshape)
+        with restored_grads(model):
+            try:
+                raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
+            finally:
+                cam.activations_and_grads.release()
         raw_t = torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)
         mode = "bilinear" if x.ndim == 4 else "trilinear"
         return F.interpolate(raw_t[:, None], size=tuple(x.shape[2:]), mode=mode, align_corners=False)[:, 0]
@@ -149,3 +174,185 @@ class GradCAMExplainer(CAMExplainer):
     cam_class = GradCAM
     paper = "Selvaraju et al. 2017, Grad-CAM"
     description = "gradient-weighted class activation map (pytorch-grad-cam), raw before ReLU"
+
+
+@explainers.register("gradcam_pp")
+class GradCAMPlusPlusExplainer(CAMExplainer):
+    """Grad-CAM++: w_c = sum_ij alpha_ij relu(dS/dA_ij), alpha = g^2 / (2 g^2 + sum(A) g^3)
+    (Chattopadhyay et al. 2018, eq. 19 with the exponential score of the paper's derivation)."""
+
+    cam_class = GradCAMPlusPlus
+    paper = "Chattopadhyay et al. 2018, Grad-CAM++"
+    description = "Grad-CAM with higher-order pixel weights (pytorch-grad-cam), raw before ReLU"
+
+
+@explainers.register("xgradcam")
+class XGradCAMExplainer(CAMExplainer):
+    """XGrad-CAM: w_c = sum_ij (A_ij / sum A) dS/dA_ij (Fu et al. 2020, axiom-based Grad-CAM)."""
+
+    cam_class = XGradCAM
+    paper = "Fu et al. 2020, Axiom-based Grad-CAM"
+    description = "activation-normalised gradient weights (pytorch-grad-cam), raw before ReLU"
+
+
+@explainers.register("hirescam")
+class HiResCAMExplainer(CAMExplainer):
+    """HiResCAM: map = sum_c dS/dA_c * A_c, element-wise, no spatial averaging (Draelos & Carin 2020).
+    Provably equals the contribution of each location when the head is global pooling + linear."""
+
+    cam_class = HiResCAM
+    paper = "Draelos & Carin 2020, Use HiResCAM instead of Grad-CAM"
+    description = "element-wise gradient x activation summed over channels (pytorch-grad-cam)"
+
+
+@explainers.register("layercam")
+class LayerCAMExplainer(CAMExplainer):
+    """LayerCAM: map = sum_c relu(dS/dA_c) * A_c, element-wise (Jiang et al. 2021)."""
+
+    cam_class = LayerCAM
+    paper = "Jiang et al. 2021, LayerCAM"
+    description = "positive-gradient-weighted activations, element-wise (pytorch-grad-cam)"
+
+
+@explainers.register("eigencam")
+class EigenCAMExplainer(CAMExplainer):
+    """EigenCAM: projection of the (centred) activations on their first principal component
+    (Muhammad & Yeasin 2020). Class-agnostic (``target`` is ignored) and gradient-free. The sign of
+    an SVD component is arbitrary, so the raw map may come out negated: compare it under ``abs``."""
+
+    cam_class = EigenCAM
+    needs_grad = False
+    paper = "Muhammad & Yeasin 2020, Eigen-CAM"
+    description = "first principal component of the layer's activations (class-agnostic)"
+
+
+class _ScoreCAMND(ScoreCAM):
+    """pytorch-grad-cam's ScoreCAM weights, generalised to 3D and batched over B x channels.
+
+    Same formula as the library: each channel, upsampled to the input ((bi/tri)linear,
+    ``align_corners=True`` as the library's ``UpsamplingBilinear2d``) and min-max scaled, masks the
+    input; w = softmax over channels of score_target(x * mask_c). The library's version is 2D only
+    and builds all B*C masked inputs at once; this one builds ``batch_size`` at a time.
+    """
+
+    batch_size = 32
+
+    def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads):  # type: ignore[no-untyped-def]
+        # the activations are already copied out; the hooks would store one more per masked batch
+        self.activations_and_grads.release()
+        spatial = tuple(input_tensor.shape[2:])
+        mode = "bilinear" if len(spatial) == 2 else "trilinear"
+        scores = torch.empty(activations.shape[:2])
+        with torch.no_grad():
+            acts = torch.from_numpy(activations).to(self.device)
+            for b, target in enumerate(targets):
+                up = F.interpolate(acts[b:b + 1], size=spatial, mode=mode, align_corners=True)[0]
+                flat = up.flatten(1)
+                lo, hi = flat.min(1).values, flat.max(1).values
+                up = (up - lo.view(-1, *[1] * len(spatial))) / (hi - lo + 1e-8).view(-1, *[1] * len(spatial))
+                for i in range(0, up.shape[0], self.batch_size):
+                    masked = input_tensor[b:b + 1] * up[i:i + self.batch_size, None]
+                    outputs = self.model(masked)
+                    scores[b, i:i + len(outputs)] = torch.stack([target(o) for o in outputs]).float().cpu()
+        return torch.softmax(scores, dim=-1).numpy()
+
+
+@explainers.register("scorecam")
+class ScoreCAMExplainer(CAMExplainer):
+    """Score-CAM: w_c = softmax_c( S(x * norm(up(A_c))) ), map = sum_c w_c A_c (Wang et al. 2020).
+
+    One forward pass per channel and image, ``batch_size`` (default 32) masked inputs at a time.
+    Gradient-free.
+    """
+
+    cam_class = _ScoreCAMND
+    needs_grad = False
+    paper = "Wang et al. 2020, Score-CAM"
+    description = "channel weights from the score of the input masked by each activation map"
+    defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "batch_size": 32}
+
+    def make_cam(self, model: nn.Module, layer: nn.Module, reshape: Callable | None) -> Any:
+        cam = super().make_cam(model, layer, reshape)
+        cam.batch_size = self.batch_size
+        return cam
+
+
+@explainers.register("ablationcam")
+class AblationCAMExplainer(CAMExplainer):
+    """Ablation-CAM: w_c = (S - S_without_channel_c) / S, map = sum_c w_c A_c (Desai & Ramaswamy 2020).
+
+    The library swaps the target layer for an ablation layer during the call (``AblationLayerVit``
+    for ViTs) and swaps it back; we also swap it back if the call fails. 2D only (the library's
+    ablation layers index 4D activations). ``batch_size`` channels are ablated per forward pass.
+    Note the division by S: when the score is negative the weights change sign (library behaviour).
+    """
+
+    cam_class = AblationCAM
+    needs_grad = False
+    dims = frozenset({2})
+    paper = "Desai & Ramaswamy 2020, Ablation-CAM"
+    description = "channel weights from the score drop when each channel is zeroed (pytorch-grad-cam)"
+    defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "batch_size": 32}
+
+    def make_cam(self, model: nn.Module, layer: nn.Module, reshape: Callable | None) -> Any:
+        # a fresh ablation layer per call: the library's default argument is one shared instance
+        ablation = AblationLayerVit() if getattr(model, "arch_family", "cnn") == "vit" else AblationLayer()
+        self._swap = (layer, ablation)
+        return raw_cam_class(AblationCAM)(model=model, target_layers=[layer], reshape_transform=reshape,
+                                          ablation_layer=ablation, batch_size=self.batch_size)
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        try:
+            return super().explain(model, x, target)
+        finally:
+            layer, ablation = self._swap
+            replace_layer_recursive(model, ablation, layer)  # no-op when the library restored it
+            del self._swap
+
+
+class _RawFullGrad(FullGrad):
+    """FullGrad without the final min-max scaling (its per-map scaling is part of the method)."""
+
+    def __init__(self, model: nn.Module, reshape_transform: Callable | None = None) -> None:
+        super().__init__(model, [], reshape_transform)  # [] : the library finds the bias layers itself
+
+    def aggregate_multi_layers(self, cam_per_target_layer):  # type: ignore[no-untyped-def]
+        return np.sum(cam_per_target_layer, axis=1)
+
+
+def _has_bias_2d(module: nn.Module) -> bool:
+    return type(module) in (nn.Conv2d, nn.BatchNorm2d) and getattr(module, "bias", None) is not None
+
+
+@explainers.register("fullgrad")
+class FullGradExplainer(CAMExplainer):
+    """FullGrad: S = psi(|x * dS/dx|) + sum_layers sum_c psi(|b_c * dS/dz_c|) (Srinivas & Fleuret 2019),
+    psi = upsample to the input, then min-max per map (as in the authors' code and the library).
+
+    Uses every Conv2d / BatchNorm2d with a bias (BatchNorm's effective bias b - mu*gamma/sigma);
+    ``target_layer`` is ignored. Not on ViTs (their biases are in Linear/LayerNorm layers the library
+    does not use) nor in 3D (the library resizes with OpenCV, 2D only). Non-negative by construction.
+    """
+
+    cam_class = FullGrad
+    dims = frozenset({2})
+    architectures = frozenset({"cnn"})
+    paper = "Srinivas & Fleuret 2019, Full-Gradient Representation for Neural Network Visualization"
+    description = "input-gradient plus bias-gradient maps of all conv/BN layers (pytorch-grad-cam)"
+
+    def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
+        reason = super().unsupported_reason(model, x)
+        if reason is None and not any(_has_bias_2d(m) for m in model.modules()):
+            reason = "fullgrad needs Conv2d or BatchNorm2d layers with a bias; the model has none"
+        return reason
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        cam = _RawFullGrad(model)
+        self.last_info = {"target_layer": "all Conv2d/BatchNorm2d biases",
+                          "n_layers": len(cam.target_layers)}
+        with restored_grads(model):
+            try:
+                raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
+            finally:
+                cam.activations_and_grads.release()
+        return torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)

@@ -1,7 +1,8 @@
 """Control explainers: they do not look at the model, so a faithful metric must rank them low.
 
 ``random`` sets the chance level of every metric; ``sobel`` is an edge detector that looks
-plausible on anatomy and must fail the randomisation checks (SCIENCE.md: the check of the check).
+plausible on anatomy and must fail the randomisation checks (SCIENCE.md: the check of the check);
+``center_prior`` is the centre bias every saliency benchmark must beat.
 """
 
 from __future__ import annotations
@@ -64,3 +65,31 @@ class SobelExplainer(Explainer):
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         return sobel_magnitude(x.mean(dim=1))
+
+
+def center_gaussian(spatial: tuple[int, ...], sigma: float, device: torch.device | None = None) -> Tensor:
+    """exp(-sum_a (i_a - c_a)^2 / (2 (sigma * n_a)^2)), c_a = (n_a - 1) / 2: a Gaussian centred in a
+    grid of shape ``spatial`` (2D or 3D), its std a fraction ``sigma`` of each axis' size; max 1."""
+    total = torch.zeros((), device=device)
+    for size in spatial:
+        axis = torch.arange(size, dtype=torch.float32, device=device)
+        total = total[..., None] + ((axis - (size - 1) / 2) / (sigma * size)) ** 2
+    return torch.exp(-0.5 * total)
+
+
+@explainers.register("center_prior")
+class CenterPriorExplainer(Explainer):
+    """A Gaussian centred in the image, std = ``sigma`` (0.25) x each spatial size; the same map for
+    every input and model (the centre-bias baseline of saliency benchmarks, Judd et al. 2009)."""
+
+    family = "control"
+    needs_grad = False
+    paper = "Judd et al. 2009, Learning to Predict Where Humans Look (centre prior)"
+    description = "centred Gaussian (model- and image-independent control)"
+    defaults: ClassVar[dict[str, Any]] = {"sigma": 0.25}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        if self.sigma <= 0:
+            raise ValueError(f"center_prior: sigma must be > 0, got {self.sigma}")
+        prior = center_gaussian(tuple(x.shape[2:]), float(self.sigma), x.device)
+        return prior.expand(x.shape[0], *prior.shape).clone()

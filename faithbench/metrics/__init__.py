@@ -2,8 +2,16 @@
 
 from faithbench.metrics import functional
 from faithbench.metrics.base import EvalContext, ForwardCounter, Metric, postprocess
-from faithbench.metrics.faithfulness import DeletionAUC, InsertionAUC
-from faithbench.metrics.localization import PointingGame, RelevanceMass
+from faithbench.metrics.faithfulness import (ABPC, AOPC, DeletionAUC, InsertionAUC, LeRFAOPC, MoRFAOPC,
+                                             PerturbationMetric, RegionDeletionCorrelation)
+from faithbench.metrics.localization import (AUPRC, IoUTop5, IoUTop10, IoUTop20, IoUTop40, IoUTopK, PointingGame,
+                                             RelevanceMass, RelevanceRank)
+from faithbench.metrics.randomization import (DataRandomization, MPRTCascading, MPRTIndependent, RandomizationMetric,
+                                              RandomLogit)
 
-__all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "postprocess", "DeletionAUC",
-           "InsertionAUC", "PointingGame", "RelevanceMass"]
+__all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "postprocess",
+           "PerturbationMetric", "DeletionAUC", "InsertionAUC", "ABPC", "AOPC", "MoRFAOPC", "LeRFAOPC",
+           "RegionDeletionCorrelation",
+           "PointingGame", "RelevanceMass", "RelevanceRank", "IoUTopK", "IoUTop5", "IoUTop10", "IoUTop20",
+           "IoUTop40", "AUPRC",
+           "RandomizationMetric", "MPRTCascading", "MPRTIndependent", "RandomLogit", "DataRandomization"]

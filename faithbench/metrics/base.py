@@ -8,8 +8,9 @@ optionally ``"chance": (B,)`` (the chance level, for localisation) and ``"curve"
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +40,22 @@ class ForwardCounter:
         self.seconds += time.perf_counter() - start
         return out
 
+    @contextmanager
+    def watch(self, model: nn.Module) -> Iterator[None]:
+        """Count the images another model sees (a randomised copy, a re-explanation with
+        gradients) and the seconds spent, into this counter's totals."""
+        def hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
+            if args and isinstance(args[0], Tensor):
+                self.passes += int(args[0].shape[0])
+
+        handle = model.register_forward_pre_hook(hook)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            handle.remove()
+            self.seconds += time.perf_counter() - start
+
 
 @dataclass
 class EvalContext:
@@ -47,6 +64,10 @@ class EvalContext:
     x: ``(B, C, *spatial)``; target/label: ``(B,)``; masks[name]: ``(B, *spatial)`` bool;
     saliency: ``(B, *spatial)`` raw, as the explainer returned it (metrics post-process it
     with :meth:`Metric.prepare`). ``background`` is the dataset's empty-space value.
+    ``explainer``: the cell's explainer, ``explainer(model, x, target) -> saliency`` (the
+    randomisation checks re-explain with it). ``permuted_model``: the same recipe trained on
+    permuted labels (only ``data_randomization`` needs it). ``memo``: shared between the metrics
+    of one batch (rankings and perturbation curves computed once).
     """
 
     model: nn.Module
@@ -60,6 +81,7 @@ class EvalContext:
     background: float = 0.0
     seed: int = 0
     memo: dict[Any, Any] = field(default_factory=dict)
+    permuted_model: nn.Module | None = None
 
     def generator(self, salt: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)

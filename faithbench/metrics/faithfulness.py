@@ -1,47 +1,99 @@
-"""Faithfulness by perturbation: deletion and insertion AUC (Petsiuk et al. 2018, RISE).
+"""Faithfulness by perturbation: deletion, insertion and the area between them (Petsiuk et al.
+2018, RISE), MoRF/LeRF AOPC (Samek et al. 2017), and region deletion correlation.
 
-Defaults follow RISE: deletion replaces by the ``zero`` baseline (the dataset's background),
-insertion starts from a ``blur`` baseline (sigma 5 px); 50 steps; pixel features; softmax
-probability of the target. Deletion and insertion of one cell share a single ranking (the
-same seeded tie-break), memoised in the context.
+Shared options (every perturbation metric): ``steps``; ``patch`` (feature unit: 1 = pixel/voxel,
+p = p x p (x p) patches ranked by summed saliency); ``baseline`` (``zero`` = the dataset's
+background, ``blur`` (Gaussian, ``sigma`` px), ``mean``, ``noise``, ``uniform``; see
+:func:`~faithbench.metrics.functional.perturbation.make_baseline`); ``score`` (``prob``,
+``logit``, ``correct``); ``max_batch`` (perturbed images per forward chunk: bounds memory, not
+the result).
+
+Sharing within a cell: rankings, baselines and whole perturbation curves are memoised in
+``ctx.memo`` under everything that determines them, so deletion_auc, insertion_auc and abpc with
+the same parameters on one batch rank once and run each curve once (abpc then costs no forward
+pass).
+
+The Score-CAM 3D seed protocol (SCIENCE.md) is ``deletion_auc``/``insertion_auc`` with
+``steps: 128`` (129 points) and ``score: correct``.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
+from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext, Metric
-from faithbench.metrics.functional.perturbation import (auc, feature_ranks, make_baseline,
-                                                        perturbation_curve)
+from faithbench.metrics.functional.perturbation import (BASELINES, SALT_BASELINE, SALT_RANKS, aopc_curve, auc,
+                                                        feature_ranks, make_baseline, perturbation_curve,
+                                                        region_deletion_deltas)
+from faithbench.metrics.functional.similarity import spearman
 from faithbench.registry import metrics
 from faithbench.types import Category, MetricInfo
 
 _PERTURBATION_DEFAULTS: dict[str, Any] = {"steps": 50, "sigma": 5.0, "patch": 1, "score": "prob",
                                           "max_batch": 256}
+_SCORES = ("prob", "logit", "correct")
 
 
 class PerturbationMetric(Metric):
+    """Shared machinery: validated options and the memoised ranking, baseline and curve."""
+
     insertion: ClassVar[bool] = False
 
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        for key, value in self.params.items():
+            if key.endswith("baseline") and value not in BASELINES:
+                raise ParameterError(f"{self.name}: parameter {key!r} expects one of {', '.join(BASELINES)}, "
+                                     f"got {value!r}")
+        if self.params.get("score", "prob") not in _SCORES:
+            raise ParameterError(f"{self.name}: parameter 'score' expects one of {', '.join(_SCORES)}, "
+                                 f"got {self.params['score']!r}")
+        for key in ("steps", "patch", "max_batch"):
+            if key in self.params and self.params[key] < 1:
+                raise ParameterError(f"{self.name}: parameter {key!r} must be >= 1, got {self.params[key]}")
+
+    # -- memoised pieces (keys hold everything the value depends on) -----------------------
+    def ranks(self, ctx: EvalContext, saliency: Tensor, *, patch: int, ascending: bool = False) -> Tensor:
+        key = ("ranks", patch, ascending, self.postprocess, id(ctx.saliency))
+        if key not in ctx.memo:
+            signed = -saliency if ascending else saliency
+            ctx.memo[key] = feature_ranks(signed, patch=patch, generator=ctx.generator(SALT_RANKS)).to(ctx.x.device)
+        return ctx.memo[key]
+
+    def baseline_image(self, ctx: EvalContext, name: str) -> Tensor:
+        key = ("baseline", name, float(self.sigma), float(ctx.background))
+        if key not in ctx.memo:
+            ctx.memo[key] = make_baseline(ctx.x, name, background=ctx.background, sigma=self.sigma,
+                                          generator=ctx.generator(SALT_BASELINE))
+        return ctx.memo[key]
+
+    def curve(self, ctx: EvalContext, saliency: Tensor, *, insertion: bool, baseline: str) -> tuple[Tensor, Tensor]:
+        key = ("curve", insertion, baseline, float(self.sigma), self.steps, self.patch, self.score,
+               self.postprocess, id(ctx.saliency))
+        if key not in ctx.memo:
+            ranks = self.ranks(ctx, saliency, patch=self.patch)
+            ctx.memo[key] = perturbation_curve(ctx.predict, ctx.x, ctx.target, ranks,
+                                               self.baseline_image(ctx, baseline), steps=self.steps,
+                                               insertion=insertion, score=self.score, max_batch=self.max_batch)
+        return ctx.memo[key]
+
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
-        rank_key = ("ranks", self.patch, self.postprocess, id(ctx.saliency))
-        if rank_key not in ctx.memo:
-            ctx.memo[rank_key] = feature_ranks(saliency, patch=self.patch, generator=ctx.generator(1))
-        ranks = ctx.memo[rank_key].to(ctx.x.device)
-        base = make_baseline(ctx.x, self.baseline, background=ctx.background, sigma=self.sigma,
-                             generator=ctx.generator(2))
-        curve, fractions = perturbation_curve(ctx.predict, ctx.x, ctx.target, ranks, base, steps=self.steps,
-                                              insertion=self.insertion, score=self.score,
-                                              max_batch=self.max_batch)
+        curve, fractions = self.curve(ctx, saliency, insertion=self.insertion, baseline=self.baseline)
         return {"value": auc(curve, fractions), "curve": curve, "fractions": fractions}
 
 
 @metrics.register("deletion_auc")
 class DeletionAUC(PerturbationMetric):
-    """Deletion AUC: area under the target score as the most salient features are replaced
-    by the baseline, over the fraction replaced in [0, 1]. Lower is better."""
+    """Deletion AUC (Petsiuk et al. 2018): area under the target score as the most salient
+    features are replaced by the baseline, over the fraction replaced in [0, 1],
+
+        AUC = trapezoid_k (f(x with top round(k/n N) features replaced), k/n),  k = 0..n.
+
+    Lower is better. Defaults: 50 steps, pixel features, ``zero`` baseline, softmax probability."""
 
     info = MetricInfo("deletion_auc", higher_is_better=False, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Petsiuk et al. 2018, RISE")
@@ -51,10 +103,129 @@ class DeletionAUC(PerturbationMetric):
 
 @metrics.register("insertion_auc")
 class InsertionAUC(PerturbationMetric):
-    """Insertion AUC: area under the target score as the most salient features of x are
-    restored into the baseline. Higher is better."""
+    """Insertion AUC (Petsiuk et al. 2018): area under the target score as the most salient
+    features of x are restored into the baseline. Higher is better. Defaults: 50 steps, pixel
+    features, ``blur`` baseline (sigma 5 px), softmax probability."""
 
     info = MetricInfo("insertion_auc", higher_is_better=True, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Petsiuk et al. 2018, RISE")
     defaults: ClassVar[dict[str, Any]] = {**_PERTURBATION_DEFAULTS, "baseline": "blur"}
     insertion = True
+
+
+@metrics.register("abpc")
+class ABPC(PerturbationMetric):
+    """Area between the perturbation curves: insertion AUC - deletion AUC, both over the same
+    ranking (Petsiuk et al. 2018; the "area between curves" of SCIENCE.md). Higher is better.
+
+    ``curve`` is insertion(k) - deletion(k). Defaults as deletion_auc/insertion_auc
+    (``deletion_baseline: zero``, ``insertion_baseline: blur``), so in a cell that also runs those
+    two with the same options both curves come from the memo and abpc costs no forward pass."""
+
+    info = MetricInfo("abpc", higher_is_better=True, category=Category.FAITHFULNESS,
+                      requires=frozenset({"model"}), paper="Petsiuk et al. 2018, RISE (area between curves)")
+    defaults: ClassVar[dict[str, Any]] = {**_PERTURBATION_DEFAULTS, "deletion_baseline": "zero",
+                                          "insertion_baseline": "blur"}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        deletion, fractions = self.curve(ctx, saliency, insertion=False, baseline=self.deletion_baseline)
+        insertion, _ = self.curve(ctx, saliency, insertion=True, baseline=self.insertion_baseline)
+        between = insertion - deletion
+        return {"value": auc(between, fractions), "curve": between, "fractions": fractions}
+
+
+class AOPC(PerturbationMetric):
+    """Shared body of MoRF and LeRF AOPC."""
+
+    ascending: ClassVar[bool] = False
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        ranks = self.ranks(ctx, saliency, patch=self.patch, ascending=self.ascending)
+        curve, fractions = aopc_curve(ctx.predict, ctx.x, ctx.target, ranks, self.baseline_image(ctx, self.baseline),
+                                      steps=self.steps, patch=self.patch, score=self.score,
+                                      max_batch=self.max_batch)
+        return {"value": curve.mean(dim=1), "curve": curve, "fractions": fractions}
+
+
+_AOPC_DEFAULTS: dict[str, Any] = {**_PERTURBATION_DEFAULTS, "steps": 100, "patch": 8, "baseline": "uniform"}
+
+
+@metrics.register("morf_aopc")
+class MoRFAOPC(AOPC):
+    """MoRF AOPC (Samek et al. 2017, region perturbation): rank non-overlapping p x p (x p)
+    patches by summed saliency, most relevant first (seeded tie-break), replace one more patch per
+    step by the baseline, and average the score drop,
+
+        AOPC = 1 / (L + 1) * sum_{k=0..L} (f(x) - f(x_MoRF^(k))),  L = min(steps, #patches).
+
+    Higher is better. Defaults: ``patch: 8`` in 2D and 3D (a 64 x 64 image has 64 patches, a 28^3
+    volume 64; use 4 for a finer 3D grid), ``steps: 100``, ``baseline: uniform`` (Samek et al.
+    draw U(0, 1) in [0, 1] pixel space; we draw uniformly between each sample's per-channel min
+    and max, the same idea in model input space), softmax probability. ``curve`` is
+    f(x) - f(x^(k)), ``fractions`` the share of the image replaced."""
+
+    info = MetricInfo("morf_aopc", higher_is_better=True, category=Category.FAITHFULNESS,
+                      requires=frozenset({"model"}), paper="Samek et al. 2017, Evaluating the visualization "
+                      "of what a deep neural network has learned")
+    defaults: ClassVar[dict[str, Any]] = dict(_AOPC_DEFAULTS)
+    ascending = False
+
+
+@metrics.register("lerf_aopc")
+class LeRFAOPC(AOPC):
+    """LeRF AOPC (Samek et al. 2017): as ``morf_aopc`` but the least relevant patches go first;
+    a faithful map barely moves the score, so lower is better. Same defaults as ``morf_aopc``."""
+
+    info = MetricInfo("lerf_aopc", higher_is_better=False, category=Category.FAITHFULNESS,
+                      requires=frozenset({"model"}), paper="Samek et al. 2017, Evaluating the visualization "
+                      "of what a deep neural network has learned")
+    defaults: ClassVar[dict[str, Any]] = dict(_AOPC_DEFAULTS)
+    ascending = True
+
+
+@metrics.register("region_deletion_correlation")
+class RegionDeletionCorrelation(PerturbationMetric):
+    """Region deletion correlation (a single-deletion check in the spirit of FunnyBirds, Hesse et
+    al. 2023): for each named region r of a sample,
+
+        Δ_r = f(x) - f(x with r replaced by the baseline),  I_r = Σ_{i in r} s_i,
+
+    and value = Spearman ρ(I, Δ) over the sample's non-empty regions (average ranks for ties).
+    Higher is better. NaN (dropped by the runner) with fewer than 3 non-empty regions or a
+    constant I or Δ.
+
+    ``regions``: mask names; ``[]`` (default) = every mask of the dataset not in ``exclude``.
+    ``exclude`` default ``[lesion, marker, body]``: the lesion and the shortcut marker are the
+    ground truth of the localisation and shortcut analyses, and ``body`` contains every other
+    region, so its largest mass and largest drop would inflate ρ by containment alone. Defaults:
+    ``baseline: zero``, softmax probability. No ranking, so no ``steps``/``patch``."""
+
+    info = MetricInfo("region_deletion_correlation", higher_is_better=True, category=Category.FAITHFULNESS,
+                      requires=frozenset({"model"}), paper="Hesse et al. 2023, FunnyBirds (single deletion)")
+    defaults: ClassVar[dict[str, Any]] = {"regions": [], "exclude": ["lesion", "marker", "body"],
+                                          "baseline": "zero", "sigma": 5.0, "score": "prob", "max_batch": 256}
+
+    def region_names(self, ctx: EvalContext) -> list[str]:
+        if self.regions:
+            missing = [r for r in self.regions if r not in ctx.masks]
+            if missing:
+                raise ValueError(f"{self.name}: the dataset has no mask {missing[0]!r}; "
+                                 f"available: {', '.join(sorted(ctx.masks)) or '(none)'}")
+            return list(self.regions)
+        return sorted(m for m in ctx.masks if m not in set(self.exclude))
+
+    def required_masks(self) -> list[str]:
+        return list(self.regions)
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        names = self.region_names(ctx)
+        b = ctx.x.shape[0]
+        if len(names) < 3:
+            return {"value": torch.full((b,), float("nan"), device=ctx.x.device)}
+        regions = torch.stack([ctx.masks[n].to(ctx.x.device).bool() for n in names], dim=1)
+        deltas = region_deletion_deltas(ctx.predict, ctx.x, ctx.target, regions,
+                                        self.baseline_image(ctx, self.baseline), score=self.score,
+                                        max_batch=self.max_batch)
+        mass = (saliency.to(ctx.x.device)[:, None].float() * regions).flatten(2).sum(dim=2)
+        present = regions.flatten(2).any(dim=2)
+        return {"value": spearman(mass, deltas, valid=present, min_count=3).float()}

@@ -11,10 +11,14 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from faithbench.metrics.base import EvalContext, Metric
-from faithbench.metrics.functional.localization import (area_fraction, dilate, pointing_game,
-                                                         relevance_mass)
+from faithbench.metrics.functional.localization import (area_fraction, auprc, dilate, iou_chance, iou_top_k,
+                                                         pointing_game, relevance_mass, relevance_rank)
 from faithbench.registry import metrics
 from faithbench.types import Category, MetricInfo
+
+
+# generator salts: one per random draw, so metrics never share a stream by accident
+SALT_POINTING, SALT_TOP = 3, 4
 
 
 class LocalizationMetric(Metric):
@@ -40,7 +44,7 @@ class PointingGame(LocalizationMetric):
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)
-        value = pointing_game(saliency, mask, tolerance=self.tolerance, generator=ctx.generator(3))
+        value = pointing_game(saliency, mask, tolerance=self.tolerance, generator=ctx.generator(SALT_POINTING))
         return {"value": value, "chance": area_fraction(dilate(mask, self.tolerance))}
 
 
@@ -56,3 +60,88 @@ class RelevanceMass(LocalizationMetric):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)
         return {"value": relevance_mass(saliency, mask), "chance": area_fraction(mask)}
+
+
+@metrics.register("relevance_rank")
+class RelevanceRank(LocalizationMetric):
+    """Relevance rank accuracy (Arras et al. 2022): with K = |M|, the share of the K most salient
+    features that lie in M, |top_K(s) ∩ M| / K. Ties by the seeded permutation (Quantus breaks
+    them by index order). Chance: the mask's area fraction. Default postprocess ``none``."""
+
+    info = MetricInfo("relevance_rank", higher_is_better=True, category=Category.LOCALIZATION,
+                      requires=frozenset({"mask:lesion"}), paper="Arras et al. 2022, CLEVR-XAI")
+    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion"}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        mask = self.region(ctx)
+        value = relevance_rank(saliency, mask, generator=ctx.generator(SALT_TOP))
+        return {"value": value, "chance": area_fraction(mask)}
+
+
+class IoUTopK(LocalizationMetric):
+    """IoU of the top-k% saliency with the mask: binarise the round(k% N) most salient features
+    (ties by the seeded permutation), then |A ∩ M| / |A ∪ M|. With ``bbox: true`` A is first
+    replaced by the bounding box of all its components (the attention-map study's protocol).
+    Chance: the expected IoU of k% features drawn at random (``iou_chance``); with ``bbox: true``
+    the same figure, not corrected for the box (the random control gives the empirical level)."""
+
+    percent: ClassVar[float]
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        mask = self.region(ctx)
+        value = iou_top_k(saliency, mask, percent=self.percent, bbox=self.bbox, generator=ctx.generator(SALT_TOP))
+        return {"value": value, "chance": iou_chance(mask, self.percent)}
+
+
+def _iou_info(percent: int) -> MetricInfo:
+    return MetricInfo(f"iou_top{percent}", higher_is_better=True, category=Category.LOCALIZATION,
+                      requires=frozenset({"mask:lesion"}), paper="IoU of the top-k% map (attention-map seed)")
+
+
+@metrics.register("iou_top5")
+class IoUTop5(IoUTopK):
+    __doc__ = IoUTopK.__doc__ + "\n\n    k = 5%. Defaults: ``mask: lesion``, ``bbox: false``."
+    info = _iou_info(5)
+    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "bbox": False}
+    percent = 5.0
+
+
+@metrics.register("iou_top10")
+class IoUTop10(IoUTopK):
+    __doc__ = IoUTopK.__doc__ + "\n\n    k = 10%. Defaults: ``mask: lesion``, ``bbox: false``."
+    info = _iou_info(10)
+    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "bbox": False}
+    percent = 10.0
+
+
+@metrics.register("iou_top20")
+class IoUTop20(IoUTopK):
+    __doc__ = IoUTopK.__doc__ + "\n\n    k = 20%. Defaults: ``mask: lesion``, ``bbox: false``."
+    info = _iou_info(20)
+    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "bbox": False}
+    percent = 20.0
+
+
+@metrics.register("iou_top40")
+class IoUTop40(IoUTopK):
+    __doc__ = IoUTopK.__doc__ + "\n\n    k = 40%. Defaults: ``mask: lesion``, ``bbox: false``."
+    info = _iou_info(40)
+    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "bbox": False}
+    percent = 40.0
+
+
+@metrics.register("auprc")
+class AUPRC(LocalizationMetric):
+    """Area under the precision-recall curve of the saliency as a per-pixel score for the mask
+    (Arun et al. 2021), computed as average precision AP = Σ_n (R_n - R_{n-1}) P_n over the
+    distinct saliency values (= sklearn's ``average_precision_score``; tied values enter
+    together, no tie-break). Chance: the prevalence |M| / N. Default postprocess ``none``."""
+
+    info = MetricInfo("auprc", higher_is_better=True, category=Category.LOCALIZATION,
+                      requires=frozenset({"mask:lesion"}), paper="Arun et al. 2021, Assessing the "
+                      "trustworthiness of saliency maps for localizing abnormalities in medical imaging")
+    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion"}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        mask = self.region(ctx)
+        return {"value": auprc(saliency, mask), "chance": area_fraction(mask)}

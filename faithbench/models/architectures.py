@@ -35,16 +35,46 @@ def resnet18(in_chans: int, num_classes: int, input_size: tuple[int, ...], **par
                                   num_classes=num_classes, **params), "cnn", 2)
 
 
+def _conv_stem_embed(channels: tuple[int, ...]) -> Any:
+    """A patch-embedding factory: stride-2 3x3 convolutions (timm ``ConvStem``) then a 1x1
+    projection (timm ``HybridEmbed``), so each token comes from a 2^len(channels) patch."""
+    from timm.layers import HybridEmbed
+    from timm.models.vision_transformer_hybrid import ConvStem
+
+    def factory(*, in_chans: int, **kwargs: Any) -> nn.Module:
+        kwargs.pop("patch_size", None)
+        stem = ConvStem(in_chans=in_chans, depth=len(channels), channels=tuple(channels), kernel_size=3,
+                        stride=tuple([2] * len(channels)))
+        return HybridEmbed(backbone=stem, in_chans=in_chans, patch_size=1, **kwargs)
+
+    return factory
+
+
 @models.register("vit_tiny")
 def vit_tiny(in_chans: int, num_classes: int, input_size: tuple[int, ...], *, patch_size: int = 8,
-             embed_dim: int = 96, depth: int = 4, num_heads: int = 3, global_pool: str = "avg",
-             **params: Any) -> nn.Module:
+             embed_dim: int = 96, depth: int = 4, num_heads: int = 3, global_pool: str = "max",
+             stem: str = "conv", **params: Any) -> nn.Module:
     """A small timm VisionTransformer (Dosovitskiy et al. 2021) sized for 64 px phantoms:
-    patch 8 (an 8x8 token grid at 64 px), width 96, 4 blocks, 3 heads, a class token, and
-    mean pooling of the patch tokens for the head (``global_pool="avg"``; "token" uses CLS)."""
+    width 96, 4 blocks, 3 heads, a class token, an 8x8 token grid at 64 px.
+
+    ``stem="conv"`` (default) embeds patches with three stride-2 3x3 convolutions
+    (24, 48, 96 channels; Xiao et al. 2021, "Early convolutions help transformers see
+    better"); ``stem="patch"`` is the plain linear patchify with ``patch_size``. Measured here
+    on ``phantom_cxr`` (2,000 training images): the plain patchify ViT stayed at chance for
+    every recipe tried (patch 8 and 4, avg/max pooling, lr 3e-4..1e-3); the conv stem with
+    max pooling of the tokens (``global_pool="max"``) reached 0.990 / 0.998 test accuracy
+    (seeds 0 / 1) in 10 epochs. The blocks are plain self-attention, so attention maps,
+    rollout and Chefer's method apply."""
     _check_2d("vit_tiny", input_size)
     from timm.models.vision_transformer import VisionTransformer
 
+    if stem not in ("conv", "patch"):
+        raise ValueError(f"vit_tiny: expected stem 'conv' or 'patch', got {stem!r}")
+    if stem == "conv":
+        if any(s % 8 for s in input_size):
+            raise ValueError(f"vit_tiny: the conv stem needs input sizes divisible by 8, got {tuple(input_size)}")
+        channels = tuple(embed_dim * m // 4 for m in (1, 2, 4))
+        params["embed_layer"] = _conv_stem_embed(channels)
     model = VisionTransformer(img_size=tuple(input_size), patch_size=patch_size, in_chans=in_chans,
                               num_classes=num_classes, embed_dim=embed_dim, depth=depth,
                               num_heads=num_heads, global_pool=global_pool, **params)

@@ -1,11 +1,32 @@
 """Pure tensor functions: the math of every metric, unit-tested against hand-computed values."""
 
-from faithbench.metrics.functional.localization import (area_fraction, dilate, pointing_game,
-                                                         relevance_mass)
-from faithbench.metrics.functional.perturbation import (auc, deletion_auc, feature_ranks, gaussian_blur,
-                                                         insertion_auc, make_baseline, perturbation_curve,
-                                                         pool_features, step_counts)
+from faithbench.metrics.functional.localization import (area_fraction, auprc, bounding_box, dilate, iou_chance,
+                                                         iou_top_k, pointing_game, relevance_mass, relevance_rank,
+                                                         top_fraction)
+from faithbench.metrics.functional.perturbation import (BASELINES, abpc, aopc, aopc_curve, auc, deletion_auc,
+                                                         deletion_curve, feature_ranks, gaussian_blur, insertion_auc,
+                                                         insertion_curve, make_baseline, perturbation_curve,
+                                                         pool_features, region_deletion_correlation,
+                                                         region_deletion_deltas, score_logits, seeded, step_counts)
+from faithbench.metrics.functional.randomization import (cascading_randomization_curve, data_randomization,
+                                                          independent_randomization_curve, mprt_cascading,
+                                                          mprt_independent, parameter_blocks, random_logit,
+                                                          random_other_class, randomize_block)
+from faithbench.metrics.functional.similarity import (SIMILARITIES, hog_pearson, minmax, pearson, rankdata,
+                                                       similarity, spearman, spearman_abs, ssim)
 
-__all__ = ["area_fraction", "dilate", "pointing_game", "relevance_mass", "auc", "deletion_auc",
-           "feature_ranks", "gaussian_blur", "insertion_auc", "make_baseline", "perturbation_curve",
-           "pool_features", "step_counts"]
+__all__ = [
+    # localisation
+    "area_fraction", "auprc", "bounding_box", "dilate", "iou_chance", "iou_top_k", "pointing_game",
+    "relevance_mass", "relevance_rank", "top_fraction",
+    # perturbation
+    "BASELINES", "abpc", "aopc", "aopc_curve", "auc", "deletion_auc", "deletion_curve", "feature_ranks",
+    "gaussian_blur", "insertion_auc", "insertion_curve", "make_baseline", "perturbation_curve", "pool_features",
+    "region_deletion_correlation", "region_deletion_deltas", "score_logits", "seeded", "step_counts",
+    # randomisation
+    "cascading_randomization_curve", "data_randomization", "independent_randomization_curve", "mprt_cascading",
+    "mprt_independent", "parameter_blocks", "random_logit", "random_other_class", "randomize_block",
+    # similarity
+    "SIMILARITIES", "hog_pearson", "minmax", "pearson", "rankdata", "similarity", "spearman", "spearman_abs",
+    "ssim",
+]

@@ -60,3 +60,109 @@ def relevance_mass(saliency: Tensor, mask: Tensor) -> Tensor:
     value = inside / total
     undefined = (total <= 0) | ~m.any(dim=1)
     return torch.where(undefined, torch.full_like(value, float("nan")), value)
+
+
+def _top_ranks(s: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Rank of every feature of ``s (B, N)``, 0 = largest; ties by a seeded permutation."""
+    from faithbench.metrics.functional.perturbation import feature_ranks
+
+    return feature_ranks(s, generator=generator)
+
+
+def relevance_rank(saliency: Tensor, mask: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    """Relevance rank accuracy (Arras et al. 2022): with K = |M|, the fraction of the K
+    highest-saliency features that lie in M,
+
+        |top_K(s) ∩ M| / K.
+
+    Ties at the K-th value are broken by a seeded random permutation (Quantus' argsort breaks
+    them by index order, which favours masks near the top-left corner). NaN for an empty mask.
+    Chance level: the mask's area fraction (the expected value for a random map)."""
+    s, m = _check(saliency, mask)
+    k = m.sum(dim=1, keepdim=True)
+    top = _top_ranks(s, generator).to(s.device) < k
+    value = (top & m).sum(dim=1).float() / k[:, 0].clamp(min=1)
+    return torch.where(k[:, 0] > 0, value, torch.full_like(value, float("nan")))
+
+
+def top_fraction(saliency: Tensor, fraction: float, *, generator: torch.Generator | None = None) -> Tensor:
+    """Bool map ``(B, *spatial)`` of the round(fraction * N) highest-saliency features
+    (at least one), ties broken by a seeded random permutation."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    flat = saliency.flatten(1).float()
+    k = max(1, round(fraction * flat.shape[1]))
+    return (_top_ranks(flat, generator).to(flat.device) < k).reshape(saliency.shape)
+
+
+def bounding_box(region: Tensor) -> Tensor:
+    """The axis-aligned bounding box of all True features of each sample, ``(B, *spatial)``
+    bool (all components boxed together, as the attention-map study did); empty stays empty."""
+    out = torch.ones_like(region, dtype=torch.bool)
+    spatial = region.ndim - 1
+    for axis in range(spatial):
+        other = tuple(a + 1 for a in range(spatial) if a != axis)
+        hit = region.any(dim=other) if other else region
+        size = region.shape[axis + 1]
+        idx = torch.arange(size, device=region.device).expand_as(hit)
+        lo = torch.where(hit, idx, size).amin(dim=1)
+        hi = torch.where(hit, idx, -1).amax(dim=1)
+        inside = (idx >= lo[:, None]) & (idx <= hi[:, None])
+        shape = [region.shape[0]] + [1] * spatial
+        shape[axis + 1] = size
+        out = out & inside.reshape(shape)
+    return out & region.flatten(1).any(dim=1).reshape(-1, *[1] * spatial)
+
+
+def iou_top_k(saliency: Tensor, mask: Tensor, *, percent: float, bbox: bool = False,
+              generator: torch.Generator | None = None) -> Tensor:
+    """IoU of the top ``percent`` % features (seeded tie-break) with the mask:
+    |A ∩ M| / |A ∪ M|, A = top_k(s) (or its bounding box with ``bbox=True``). NaN for an empty
+    mask. Chance level: :func:`iou_chance`."""
+    _check(saliency, mask)
+    top = top_fraction(saliency, percent / 100, generator=generator)
+    if bbox:
+        top = bounding_box(top)
+    a, m = top.flatten(1), mask.flatten(1).bool()
+    inter = (a & m).sum(1).float()
+    union = (a | m).sum(1).float()
+    value = inter / union.clamp(min=1)
+    return torch.where(m.any(dim=1), value, torch.full_like(value, float("nan")))
+
+
+def iou_chance(mask: Tensor, percent: float) -> Tensor:
+    """Expected IoU of k = round(percent% N) features drawn at random with the mask
+    (ratio of expectations): E|A∩M| = k |M| / N; chance = E|A∩M| / (k + |M| - E|A∩M|).
+    Not the area fraction: IoU is bounded by min(k, |M|) / max(k, |M|)."""
+    m = mask.flatten(1).bool()
+    n = m.shape[1]
+    k = max(1, round(percent / 100 * n))
+    size = m.sum(1).double()
+    inter = k * size / n
+    value = inter / (k + size - inter)
+    return torch.where(size > 0, value, torch.full_like(value, float("nan"))).float()
+
+
+def auprc(saliency: Tensor, mask: Tensor) -> Tensor:
+    """Area under the precision-recall curve of the saliency as a per-feature score for the
+    mask (Arun et al. 2021), as average precision:
+
+        AP = sum_n (R_n - R_{n-1}) P_n
+
+    over the distinct saliency values as thresholds, descending (tied values enter together, so
+    no tie-break is needed; identical to ``sklearn.metrics.average_precision_score``). NaN for
+    an empty mask. Chance level: the prevalence |M| / N (the AP of a constant score)."""
+    s, m = _check(saliency, mask)
+    b, n = s.shape
+    s_sorted, order = s.double().sort(dim=1, descending=True)
+    hits = m.gather(1, order).double()
+    tp = hits.cumsum(dim=1)
+    positives = tp[:, -1:]
+    last = torch.ones_like(s_sorted, dtype=torch.bool)  # the last position of each tied group
+    last[:, :-1] = s_sorted[:, :-1] != s_sorted[:, 1:]
+    precision = tp / torch.arange(1, n + 1, device=s.device, dtype=torch.float64)
+    tp_at = torch.where(last, tp, torch.zeros_like(tp))
+    prev = torch.cat([torch.zeros_like(tp[:, :1]), tp_at.cummax(dim=1).values[:, :-1]], dim=1)
+    gain = torch.where(last, tp - prev, torch.zeros_like(tp))
+    value = (gain * precision).sum(dim=1) / positives[:, 0].clamp(min=1)
+    return torch.where(positives[:, 0] > 0, value, torch.full_like(value, float("nan"))).float()

@@ -22,9 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from faithbench.metrics.functional.similarity import spearman
+
 Predict = Callable[[Tensor], Tensor]
 Score = Literal["prob", "logit", "correct"]
-BaselineName = Literal["zero", "blur", "mean", "noise"]
+BaselineName = Literal["zero", "blur", "mean", "noise", "uniform"]
+BASELINES = ("zero", "blur", "mean", "noise", "uniform")
 
 
 # --- baselines ------------------------------------------------------------------------
@@ -59,7 +62,9 @@ def make_baseline(x: Tensor, name: BaselineName, *, background: float = 0.0, sig
 
     zero: the dataset's background value in model input space (not 0 after normalisation);
     blur: Gaussian blur with ``sigma`` pixels; mean: each sample's per-channel mean;
-    noise: Gaussian noise with each sample's per-channel mean and std (seeded).
+    noise: Gaussian noise with each sample's per-channel mean and std (seeded);
+    uniform: uniform noise between each sample's per-channel min and max (seeded) -- Samek
+    et al. 2017's U(0, 1) replacement, carried over to an input space that is not [0, 1].
     """
     if name == "zero":
         return torch.full_like(x, float(background))
@@ -73,7 +78,11 @@ def make_baseline(x: Tensor, name: BaselineName, *, background: float = 0.0, sig
         std = x.std(dim=spatial, keepdim=True)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
         return mean + std * noise
-    raise ValueError(f"unknown baseline {name!r}; expected one of zero, blur, mean, noise")
+    if name == "uniform":
+        lo, hi = x.amin(dim=spatial, keepdim=True), x.amax(dim=spatial, keepdim=True)
+        u = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        return lo + (hi - lo) * u
+    raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
 
 
 # --- ranking --------------------------------------------------------------------------
@@ -123,7 +132,8 @@ def step_counts(n_features: int, steps: int) -> Tensor:
 
 
 # --- curves ---------------------------------------------------------------------------
-def _score(logits: Tensor, target: Tensor, score: Score) -> Tensor:
+def score_logits(logits: Tensor, target: Tensor, score: Score) -> Tensor:
+    """The score of the target class: ``prob`` (softmax), ``logit`` or ``correct`` (argmax == target, 0/1)."""
     picked = logits.gather(1, target[:, None])[:, 0]
     if score == "logit":
         return picked
@@ -139,30 +149,54 @@ def _chunks(total: int, size: int) -> Iterator[slice]:
         yield slice(start, min(total, start + size))
 
 
+@torch.no_grad()
 def perturbation_curve(predict: Predict, x: Tensor, target: Tensor, ranks: Tensor, replacement: Tensor,
-                       *, steps: int, insertion: bool, score: Score = "prob",
-                       max_batch: int = 256) -> tuple[Tensor, Tensor]:
-    """Scores after each step: ``(B, steps + 1)``, and the fractions replaced ``(steps + 1,)``.
+                       *, steps: int | None = None, insertion: bool, score: Score = "prob",
+                       max_batch: int = 256, counts: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Scores after each step: ``(B, K)``, and the fractions of features replaced ``(K,)``.
 
     Deletion (``insertion=False``): step k shows x with its top-c_k features set to
     ``replacement``. Insertion: step k shows ``replacement`` with the top-c_k features of x.
+    c_k = round(k / steps * n) for k = 0..steps (K = steps + 1), or the given ``counts``
+    (features replaced per step, e.g. 0, 1, 2, ... patches for AOPC). Images are built on x's
+    device, ``max_batch`` (sample, step) pairs at a time, so memory stays bounded.
     """
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     b = x.shape[0]
+    if ranks.shape != (b, *x.shape[2:]):
+        raise ValueError(f"expected ranks of shape {(b, *x.shape[2:])} to match the image's spatial shape, "
+                         f"got {tuple(ranks.shape)}")
     n_features = int(ranks.flatten(1).max()) + 1
-    counts = step_counts(n_features, steps).to(x.device)
+    if counts is None:
+        if steps is None or steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        counts = step_counts(n_features, steps)
+    counts = counts.to(x.device)
+    k = len(counts)
     src, dst = (replacement, x) if insertion else (x, replacement)
-    # every (sample, step) pair, flattened sample-major
-    pairs = torch.cartesian_prod(torch.arange(b, device=x.device), torch.arange(steps + 1, device=x.device))
-    scores = torch.empty(b * (steps + 1), device=x.device)
-    view = (-1, 1) + (1,) * (x.ndim - 2)
-    for sl in _chunks(len(pairs), max_batch):
-        sb, sk = pairs[sl, 0], pairs[sl, 1]
-        replaced = (ranks[sb] < counts[sk].view(-1, *[1] * (ranks.ndim - 1)))[:, None]
-        images = torch.where(replaced, dst[sb], src[sb])
-        scores[sl] = _score(predict(images), target[sb], score).float()
-        del replaced, images
+    # int32 ranks halve the memory traffic of the per-step comparison
+    small = ranks.to(torch.int32) if n_features < 2**31 else ranks
+    step_counts_ = counts.to(small.dtype)
+    scores = torch.empty(b * k, device=x.device)
+    view = (-1,) + (1,) * (ranks.ndim - 1)
+    buffer = torch.empty((min(max_batch, b * k), *x.shape[1:]), dtype=x.dtype, device=x.device)
+    for sl in _chunks(b * k, max_batch):
+        # (sample, step) pairs flattened sample-major: a chunk is a run of steps of a few samples;
+        # each sample's images are written straight into one buffer (no gathered copies of x)
+        images = buffer[: sl.stop - sl.start]
+        start = sl.start
+        while start < sl.stop:
+            i = start // k
+            stop = min(sl.stop, (i + 1) * k)
+            steps_here = step_counts_[start - i * k: stop - i * k]
+            replaced = (small[i][None] < steps_here.view(view))[:, None]
+            torch.where(replaced, dst[i], src[i], out=images[start - sl.start: stop - sl.start])
+            start = stop
+        flat = torch.arange(sl.start, sl.stop, device=x.device)
+        scores[sl] = score_logits(predict(images), target[flat // k], score).float()
     fractions = counts.double().cpu() / n_features
-    return scores.view(b, steps + 1), fractions.float()
+    return scores.view(b, k), fractions.float()
 
 
 def auc(curve: Tensor, fractions: Tensor) -> Tensor:
@@ -170,25 +204,155 @@ def auc(curve: Tensor, fractions: Tensor) -> Tensor:
     return torch.trapezoid(curve, fractions.to(curve.device), dim=-1)
 
 
+def seeded(seed: int, salt: int) -> torch.Generator:
+    """The generator a metric uses for one purpose (``salt``) in a cell seeded ``seed``: the same
+    formula as :meth:`EvalContext.generator`, so the functional API reproduces the classes."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + salt)
+
+
+# salts: what each random draw is for, shared with the metric classes
+SALT_RANKS, SALT_BASELINE = 1, 2
+
+
+def _curve(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, insertion: bool, steps: int,
+           baseline: BaselineName, background: float, sigma: float, patch: int, score: Score, seed: int,
+           max_batch: int) -> tuple[Tensor, Tensor]:
+    _check_saliency(x, saliency)
+    ranks = feature_ranks(saliency, patch=patch, generator=seeded(seed, SALT_RANKS)).to(x.device)
+    base = make_baseline(x, baseline, background=background, sigma=sigma, generator=seeded(seed, SALT_BASELINE))
+    return perturbation_curve(model, x, target, ranks, base, steps=steps, insertion=insertion, score=score,
+                              max_batch=max_batch)
+
+
+def _check_saliency(x: Tensor, saliency: Tensor) -> None:
+    expected = (x.shape[0], *x.shape[2:])
+    if tuple(saliency.shape) != expected:
+        raise ValueError(f"expected saliency of shape {expected} to match the image's spatial shape, "
+                         f"got {tuple(saliency.shape)}")
+
+
+def deletion_curve(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, steps: int = 50,
+                   baseline: BaselineName = "zero", background: float = 0.0, sigma: float = 5.0,
+                   patch: int = 1, score: Score = "prob", seed: int = 0,
+                   max_batch: int = 256) -> tuple[Tensor, Tensor]:
+    """Deletion curve ``(B, steps + 1)`` and its fractions ``(steps + 1,)`` (Petsiuk et al. 2018)."""
+    return _curve(model, x, target, saliency, insertion=False, steps=steps, baseline=baseline,
+                  background=background, sigma=sigma, patch=patch, score=score, seed=seed, max_batch=max_batch)
+
+
+def insertion_curve(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, steps: int = 50,
+                    baseline: BaselineName = "blur", background: float = 0.0, sigma: float = 5.0,
+                    patch: int = 1, score: Score = "prob", seed: int = 0,
+                    max_batch: int = 256) -> tuple[Tensor, Tensor]:
+    """Insertion curve ``(B, steps + 1)`` and its fractions ``(steps + 1,)`` (Petsiuk et al. 2018)."""
+    return _curve(model, x, target, saliency, insertion=True, steps=steps, baseline=baseline,
+                  background=background, sigma=sigma, patch=patch, score=score, seed=seed, max_batch=max_batch)
+
+
 def deletion_auc(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, steps: int = 50,
                  baseline: BaselineName = "zero", background: float = 0.0, sigma: float = 5.0,
                  patch: int = 1, score: Score = "prob", seed: int = 0, max_batch: int = 256) -> Tensor:
     """Deletion AUC per sample ``(B,)``; lower is better (Petsiuk et al. 2018)."""
-    gen = torch.Generator().manual_seed(seed)
-    ranks = feature_ranks(saliency, patch=patch, generator=gen)
-    base = make_baseline(x, baseline, background=background, sigma=sigma, generator=gen)
-    curve, fr = perturbation_curve(model, x, target, ranks, base, steps=steps, insertion=False,
-                                   score=score, max_batch=max_batch)
-    return auc(curve, fr)
+    return auc(*deletion_curve(model, x, target, saliency, steps=steps, baseline=baseline, background=background,
+                               sigma=sigma, patch=patch, score=score, seed=seed, max_batch=max_batch))
 
 
 def insertion_auc(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, steps: int = 50,
                   baseline: BaselineName = "blur", background: float = 0.0, sigma: float = 5.0,
                   patch: int = 1, score: Score = "prob", seed: int = 0, max_batch: int = 256) -> Tensor:
     """Insertion AUC per sample ``(B,)``; higher is better (Petsiuk et al. 2018)."""
-    gen = torch.Generator().manual_seed(seed)
-    ranks = feature_ranks(saliency, patch=patch, generator=gen)
-    base = make_baseline(x, baseline, background=background, sigma=sigma, generator=gen)
-    curve, fr = perturbation_curve(model, x, target, ranks, base, steps=steps, insertion=True,
-                                   score=score, max_batch=max_batch)
-    return auc(curve, fr)
+    return auc(*insertion_curve(model, x, target, saliency, steps=steps, baseline=baseline, background=background,
+                                sigma=sigma, patch=patch, score=score, seed=seed, max_batch=max_batch))
+
+
+def abpc(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, steps: int = 50,
+         deletion_baseline: BaselineName = "zero", insertion_baseline: BaselineName = "blur",
+         background: float = 0.0, sigma: float = 5.0, patch: int = 1, score: Score = "prob", seed: int = 0,
+         max_batch: int = 256) -> Tensor:
+    """Area between the perturbation curves, insertion AUC - deletion AUC, per sample ``(B,)``;
+    higher is better. Both curves use the same ranking (same seeded tie-break)."""
+    kw = dict(steps=steps, background=background, sigma=sigma, patch=patch, score=score, seed=seed,
+              max_batch=max_batch)
+    return (insertion_auc(model, x, target, saliency, baseline=insertion_baseline, **kw)
+            - deletion_auc(model, x, target, saliency, baseline=deletion_baseline, **kw))
+
+
+# --- region perturbation (Samek et al. 2017) ------------------------------------------
+def aopc_curve(predict: Predict, x: Tensor, target: Tensor, ranks: Tensor, replacement: Tensor, *,
+               steps: int, patch: int, score: Score = "prob", max_batch: int = 256) -> tuple[Tensor, Tensor]:
+    """f(x) - f(x^(k)) for k = 0..L, one p x p (x p) patch replaced per step in rank order:
+    ``(B, L + 1)`` and the fractions of the image replaced ``(L + 1,)``.
+
+    ``ranks`` are per-pixel ranks of patches (as :func:`feature_ranks` with ``patch``);
+    L = min(steps, number of patches). The first point is 0 by construction.
+    """
+    n_patches = int(ranks.flatten(1).max()) + 1
+    n_steps = min(steps, n_patches)
+    counts = torch.arange(n_steps + 1)
+    curve, _ = perturbation_curve(predict, x, target, ranks, replacement, insertion=False, score=score,
+                                  max_batch=max_batch, counts=counts)
+    # fraction of pixels/voxels replaced (edge patches may be smaller than p^d)
+    sizes = torch.bincount(ranks[0].flatten().cpu(), minlength=n_patches).double()
+    fractions = torch.cat([torch.zeros(1, dtype=torch.float64), sizes[:n_steps].cumsum(0)]) / ranks[0].numel()
+    return curve[:, :1] - curve, fractions.float()
+
+
+def aopc(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, order: Literal["morf", "lerf"] = "morf",
+         steps: int = 100, patch: int = 8, baseline: BaselineName = "uniform", background: float = 0.0,
+         sigma: float = 5.0, score: Score = "prob", seed: int = 0, max_batch: int = 256) -> Tensor:
+    """Area over the perturbation curve (Samek et al. 2017) per sample ``(B,)``:
+
+        AOPC = 1 / (L + 1) * sum_{k=0..L} (f(x) - f(x^(k))),
+
+    where x^(k) has its k most (``morf``) or least (``lerf``) relevant p x p (x p) patches (ranked
+    by summed saliency, seeded tie-break) replaced by the baseline. MoRF: higher is better;
+    LeRF: lower is better.
+    """
+    if order not in ("morf", "lerf"):
+        raise ValueError(f"unknown order {order!r}; expected morf or lerf")
+    _check_saliency(x, saliency)
+    signed = saliency if order == "morf" else -saliency
+    ranks = feature_ranks(signed, patch=patch, generator=seeded(seed, SALT_RANKS)).to(x.device)
+    base = make_baseline(x, baseline, background=background, sigma=sigma, generator=seeded(seed, SALT_BASELINE))
+    curve, _ = aopc_curve(model, x, target, ranks, base, steps=steps, patch=patch, score=score,
+                          max_batch=max_batch)
+    return curve.mean(dim=1)
+
+
+# --- single deletions of named regions --------------------------------------------------
+@torch.no_grad()
+def region_deletion_deltas(predict: Predict, x: Tensor, target: Tensor, regions: Tensor, replacement: Tensor,
+                           *, score: Score = "prob", max_batch: int = 256) -> Tensor:
+    """Δ_r = score(x) - score(x with region r replaced): ``regions (B, R, *spatial)`` bool ->
+    ``(B, R)``. An empty region gives NaN (and costs no forward pass)."""
+    b, r = regions.shape[:2]
+    present = regions.flatten(2).any(dim=2)
+    base_score = score_logits(predict(x), target, score).float()
+    pairs = present.nonzero()  # (P, 2): sample, region
+    deltas = torch.full((b, r), float("nan"), device=x.device)
+    for sl in _chunks(len(pairs), max_batch):
+        sb, sr = pairs[sl, 0], pairs[sl, 1]
+        images = torch.where(regions[sb, sr][:, None], replacement[sb], x[sb])
+        deltas[sb, sr] = base_score[sb] - score_logits(predict(images), target[sb], score).float()
+    return deltas
+
+
+def region_deletion_correlation(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, regions: Tensor, *,
+                                baseline: BaselineName = "zero", background: float = 0.0, sigma: float = 5.0,
+                                score: Score = "prob", seed: int = 0, max_batch: int = 256) -> Tensor:
+    """Per-sample Spearman ρ over named regions between I_r = Σ_{i in r} s_i and
+    Δ_r = score(x) - score(x with r replaced by the baseline); ``regions (B, R, *spatial)``.
+
+    Higher is better. NaN when a sample has fewer than 3 non-empty regions, or when I or Δ is
+    constant over them (ρ undefined). Ties get average ranks.
+    """
+    _check_saliency(x, saliency)
+    if regions.shape[0] != x.shape[0] or regions.shape[2:] != x.shape[2:]:
+        raise ValueError(f"expected regions of shape ({x.shape[0]}, R, {', '.join(map(str, x.shape[2:]))}), "
+                         f"got {tuple(regions.shape)}")
+    base = make_baseline(x, baseline, background=background, sigma=sigma, generator=seeded(seed, SALT_BASELINE))
+    regions = regions.to(x.device).bool()
+    deltas = region_deletion_deltas(model, x, target, regions, base, score=score, max_batch=max_batch)
+    mass = (saliency.to(x.device)[:, None].float() * regions).flatten(2).sum(dim=2)
+    present = regions.flatten(2).any(dim=2)
+    return spearman(mass, deltas, valid=present, min_count=3)

@@ -1,0 +1,25 @@
+"""Prints the ratios the perf report asks for (medians of the paired benchmarks)."""
+
+from __future__ import annotations
+
+import pytest
+
+PAIRS = {  # group: (ours, reference)
+    "overhead": ("test_deletion_insertion", "test_bare_forward"),
+    "vs_quantus": ("test_our_deletion_224", "test_quantus_pixel_flipping_224"),
+}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not getattr(session, "benchmarks", None):
+        return
+    medians = {b.name: b.stats.median for b in session.benchmarks if b.stats is not None and b.stats.data}
+    terminalreporter.section("faithbench perf ratios (median / median)")
+    for group, (ours, ref) in PAIRS.items():
+        if ours in medians and ref in medians:
+            terminalreporter.write_line(f"{group}: {ours} {medians[ours]:.4f}s / {ref} {medians[ref]:.4f}s "
+                                        f"= {medians[ours] / medians[ref]:.3f}x")
+    for b in session.benchmarks:
+        if b.extra_info:
+            terminalreporter.write_line(f"{b.name}: {b.extra_info}")

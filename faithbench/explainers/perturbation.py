@@ -1,0 +1,189 @@
+"""Perturbation explainers: they only call the model forward, on perturbed copies of the input.
+
+``occlusion``, ``lime`` and ``kernel_shap`` go through captum; ``rise`` is implemented here
+(:func:`rise_masks`, :func:`rise`). A perturbation replaces whole patches across all channels, so
+every channel of captum's attribution holds the same value: the saliency is that value (the mean
+over channels). Randomness (LIME / KernelSHAP coalitions) comes from torch's generator, seeded by
+the call; RISE draws its masks from its own ``torch.Generator`` seeded with ``seed``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from captum._utils.models.linear_model import SkLearnRidge
+from captum.attr import KernelShap, Lime, Occlusion
+from captum.attr._core.lime import get_exp_kernel_similarity_function
+from torch import Tensor, nn
+
+from faithbench.explainers.base import Explainer
+from faithbench.registry import explainers
+
+
+def patch_feature_mask(spatial: tuple[int, ...], patch: int, device: torch.device | None = None) -> Tensor:
+    """Feature ids of a grid of ``patch``-sized squares/cubes, (1, 1, *spatial), row-major, from 0.
+
+    Border patches are smaller when ``patch`` does not divide a side.
+    """
+    ids = torch.zeros((), dtype=torch.long, device=device)
+    for size in spatial:
+        axis = torch.arange(size, device=device) // patch
+        ids = ids[..., None] * math.ceil(size / patch) + axis
+    return ids[None, None]
+
+
+@explainers.register("occlusion")
+class OcclusionExplainer(Explainer):
+    """Occlusion (Zeiler & Fergus 2014; captum): a ``window``-sized square/cube of all channels is
+    set to ``baseline`` at every ``stride``; each pixel gets the mean of score(x) - score(x_occluded)
+    over the windows that cover it. Defaults: window 8, stride 4, baseline 0.0, ``batch_size`` 64
+    occluded inputs per forward pass."""
+
+    family = "perturbation"
+    needs_grad = False
+    paper = "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks"
+    description = "score drop when a sliding window is set to a baseline (captum)"
+    defaults: ClassVar[dict[str, Any]] = {"window": 8, "stride": 4, "baseline": 0.0, "batch_size": 64}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        dims = x.ndim - 2
+        window = (x.shape[1], *[min(self.window, s) for s in x.shape[2:]])
+        strides = (x.shape[1], *[self.stride] * dims)
+        with torch.no_grad():
+            attr = Occlusion(model).attribute(x, sliding_window_shapes=window, strides=strides,
+                                              baselines=float(self.baseline), target=target,
+                                              perturbations_per_eval=self.batch_size)
+        return attr.mean(dim=1)
+
+
+class _SurrogateExplainer(Explainer):
+    """Shared by LIME and KernelSHAP: a linear surrogate on a grid of patches, one fit per sample."""
+
+    family = "perturbation"
+    needs_grad = False
+
+    def surrogate(self, model: nn.Module) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        mask = patch_feature_mask(tuple(x.shape[2:]), self.patch, x.device)
+        method = self.surrogate(model)
+        rows = []
+        with torch.no_grad():
+            for i in range(x.shape[0]):  # captum would loop too, with a warning
+                rows.append(method.attribute(x[i:i + 1], baselines=float(self.baseline), target=target[i:i + 1],
+                                             feature_mask=mask, n_samples=self.n_samples,
+                                             perturbations_per_eval=self.batch_size))
+        return torch.cat(rows).mean(dim=1)
+
+
+@explainers.register("lime")
+class LimeExplainer(_SurrogateExplainer):
+    """LIME (Ribeiro et al. 2016; captum ``Lime``) on ``patch``-sized squares/cubes as superpixels.
+
+    ``n_samples`` random coalitions (each patch kept with p = 0.5, removed ones set to ``baseline``)
+    weighted by exp(-d^2 / (2 kernel_width^2)), d the cosine distance to the all-kept coalition; the
+    saliency is the coefficient of a ridge regression (alpha ``alpha``) of score on coalition.
+    Defaults follow the reference ``lime_image``: kernel_width 0.25, alpha 1.0; patch 8,
+    n_samples 500, baseline 0.0, ``batch_size`` 64 perturbed inputs per forward pass.
+    """
+
+    paper = "Ribeiro et al. 2016, 'Why Should I Trust You?'"
+    description = "ridge surrogate on random patch coalitions, locality-weighted (captum Lime)"
+    defaults: ClassVar[dict[str, Any]] = {"patch": 8, "n_samples": 500, "kernel_width": 0.25, "alpha": 1.0,
+                                          "baseline": 0.0, "batch_size": 64}
+
+    def surrogate(self, model: nn.Module) -> Any:
+        similarity = get_exp_kernel_similarity_function("cosine", kernel_width=self.kernel_width)
+        return Lime(model, interpretable_model=SkLearnRidge(alpha=self.alpha), similarity_func=similarity)
+
+
+@explainers.register("kernel_shap")
+class KernelSHAPExplainer(_SurrogateExplainer):
+    """Kernel SHAP (Lundberg & Lee 2017; captum ``KernelShap``) on ``patch``-sized squares/cubes:
+    a linear regression on ``n_samples`` coalitions sampled by the Shapley kernel, removed patches
+    set to ``baseline``. Defaults: patch 8, n_samples 500, baseline 0.0, ``batch_size`` 64."""
+
+    paper = "Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions"
+    description = "Shapley-kernel weighted linear surrogate on patch coalitions (captum KernelShap)"
+    defaults: ClassVar[dict[str, Any]] = {"patch": 8, "n_samples": 500, "baseline": 0.0, "batch_size": 64}
+
+    def surrogate(self, model: nn.Module) -> Any:
+        return KernelShap(model)
+
+
+def rise_masks(n: int, spatial: tuple[int, ...], grid: int, p: float, generator: torch.Generator) -> Tensor:
+    """``n`` RISE masks (n, *spatial) in [0, 1], drawn on the CPU from ``generator``.
+
+    As in Petsiuk et al. (2018) and their code: a binary grid (each cell 1 with probability ``p``),
+    upsampled (bi/tri)linearly to (grid + 1) * cell, cell = ceil(size / grid), then cropped to the
+    input at a random shift in [0, cell) per axis, so masks are not aligned to the grid.
+    """
+    dims = len(spatial)
+    cell = [math.ceil(s / grid) for s in spatial]
+    binary = (torch.rand((n, 1, *[grid] * dims), generator=generator) < p).float()
+    shifts = torch.stack([torch.randint(0, c, (n,), generator=generator) for c in cell], dim=1)
+    mode = "bilinear" if dims == 2 else "trilinear"
+    up = F.interpolate(binary, size=[(grid + 1) * c for c in cell], mode=mode, align_corners=False)[:, 0]
+    up = up.clamp_(0, 1)  # interpolation weights can sum to 1 + 1e-7
+    masks = torch.empty((n, *spatial))
+    for k in range(n):
+        masks[k] = up[(k, *[slice(int(o), int(o) + s) for o, s in zip(shifts[k], spatial)])]
+    return masks
+
+
+def class_score(logits: Tensor, target: Tensor, score: str) -> Tensor:
+    """The explained score per row: ``softmax`` probability, ``sigmoid`` probability or ``logit``."""
+    if score == "softmax":
+        logits = logits.softmax(dim=1)
+    elif score == "sigmoid":
+        logits = logits.sigmoid()
+    elif score != "logit":
+        raise ValueError(f"score must be 'softmax', 'sigmoid' or 'logit', got {score!r}")
+    return logits.gather(1, target[:, None])[:, 0]
+
+
+def rise(model: nn.Module, x: Tensor, target: Tensor, *, n_masks: int, grid: int, p: float,
+         batch_size: int, generator: torch.Generator, baseline: float = 0.0,
+         score: str = "softmax") -> Tensor:
+    """RISE saliency (B, *spatial): S = sum_i f(x * M_i + b (1 - M_i)) M_i / (N p).
+
+    The same ``n_masks`` masks for every image, made ``batch_size`` at a time; one forward pass per
+    image and chunk (``batch_size`` masked copies), under ``torch.inference_mode``.
+    """
+    spatial = tuple(x.shape[2:])
+    saliency = torch.zeros((x.shape[0], *spatial), device=x.device)
+    for start in range(0, n_masks, batch_size):
+        masks = rise_masks(min(batch_size, n_masks - start), spatial, grid, p, generator).to(x.device)
+        for i in range(x.shape[0]):
+            with torch.inference_mode():
+                masked = x[i:i + 1] * masks[:, None] + baseline * (1 - masks[:, None])
+                scores = class_score(model(masked), target[i:i + 1].expand(len(masks)), score)
+            saliency[i] += torch.tensordot(scores.clone().float(), masks, dims=1)
+    return saliency / (n_masks * p)
+
+
+@explainers.register("rise")
+class RISEExplainer(Explainer):
+    """RISE (Petsiuk et al. 2018): the score-weighted mean of random smooth masks, see :func:`rise`.
+
+    Defaults: ``n_masks`` 2000, ``grid`` 8 (s x s or s x s x s cells), ``p`` 0.5, ``batch_size`` 100
+    masked inputs per forward pass, ``baseline`` 0.0 (the paper multiplies by the mask), ``score``
+    "softmax" (the paper's class probability; "logit" or "sigmoid" for multi-label models).
+    """
+
+    family = "perturbation"
+    needs_grad = False
+    paper = "Petsiuk et al. 2018, RISE: Randomized Input Sampling for Explanation of Black-box Models"
+    description = "score-weighted average of random upsampled binary masks"
+    defaults: ClassVar[dict[str, Any]] = {"n_masks": 2000, "grid": 8, "p": 0.5, "batch_size": 100,
+                                          "baseline": 0.0, "score": "softmax"}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        return rise(model, x, target, n_masks=self.n_masks, grid=self.grid, p=self.p,
+                    batch_size=self.batch_size, generator=generator, baseline=float(self.baseline),
+                    score=self.score)

@@ -1,0 +1,173 @@
+"""Attention-based explainers for timm Vision Transformers.
+
+The attention matrices (B, heads, N, N), N = prefix tokens + patch tokens, are read with a forward
+hook on each block's ``attn.attn_drop`` (the softmaxed attention, identity in eval). timm's fused
+attention (``attn.fused_attn``) never materialises them, so :func:`recorded_attention` switches it
+off on this model's blocks for the call and restores each block's own value afterwards (no global
+state is touched; other models are unaffected).
+
+Token relevance -> map: the query row of the class token over the patch tokens (``query="cls"``),
+or, for models without a class token, the mean over the patch-token query rows (``query="mean"``;
+``"auto"`` picks ``cls`` when ``model.cls_token`` exists). Patch tokens are reshaped to
+``model.patch_embed.grid_size`` and upsampled bilinearly to the input. Note that faithbench's
+``vit_tiny`` pools the patch tokens (``global_pool="avg"``) yet has a class token: ``auto`` then reads
+the class token's row, the convention of the papers (whose models classify from the class token).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, ClassVar, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from faithbench.explainers.base import Explainer
+from faithbench.registry import explainers
+
+
+def vit_reason(model: nn.Module) -> str | None:
+    """Why ``model`` is not a timm ViT whose attention can be read, or None."""
+    blocks = getattr(model, "blocks", None)
+    if blocks is None or len(blocks) == 0 or not hasattr(getattr(model, "patch_embed", None), "grid_size"):
+        return "needs a timm VisionTransformer (model.blocks, model.patch_embed.grid_size)"
+    for i, block in enumerate(blocks):
+        attn = getattr(block, "attn", None)
+        if attn is None or not hasattr(attn, "attn_drop") or not hasattr(attn, "fused_attn"):
+            return f"block {i} has no timm Attention (attn.attn_drop, attn.fused_attn) to read the attention from"
+    return None
+
+
+@contextmanager
+def recorded_attention(model: nn.Module) -> Iterator[list[Tensor]]:
+    """Collects each block's attention (B, heads, N, N), in block order, during the forward passes
+    run inside the context; fused attention is off meanwhile and restored per block after."""
+    maps: list[Tensor] = []
+    attns = [block.attn for block in model.blocks]  # type: ignore[union-attr]
+    fused = [attn.fused_attn for attn in attns]
+    handles = [attn.attn_drop.register_forward_hook(lambda _m, _i, out: maps.append(out)) for attn in attns]
+    try:
+        for attn in attns:
+            attn.fused_attn = False
+        yield maps
+    finally:
+        for handle in handles:
+            handle.remove()
+        for attn, value in zip(attns, fused):
+            attn.fused_attn = value
+
+
+def attention_rollout(attentions: list[Tensor]) -> Tensor:
+    """Attention rollout (Abnar & Zuidema 2020): (B, N, N) = A_L ... A_1 with
+    A_l = rownorm(0.5 * mean_heads(attn_l) + 0.5 * I), the identity for the residual connection."""
+    eye = torch.eye(attentions[0].shape[-1], device=attentions[0].device, dtype=attentions[0].dtype)
+    rollout = eye.expand_as(attentions[0][:, 0]).clone()
+    for attn in attentions:
+        a = 0.5 * attn.mean(dim=1) + 0.5 * eye
+        a = a / a.sum(dim=-1, keepdim=True)
+        rollout = a @ rollout
+    return rollout
+
+
+def gradient_weighted_rollout(attentions: list[Tensor], gradients: list[Tensor]) -> Tensor:
+    """Chefer et al. (2021, ICCV) relevance (B, N, N): R = I; per block, in forward order,
+    R <- R + mean_heads(relu(dS/dA * A)) @ R."""
+    eye = torch.eye(attentions[0].shape[-1], device=attentions[0].device, dtype=attentions[0].dtype)
+    relevance = eye.expand_as(attentions[0][:, 0]).clone()
+    for attn, grad in zip(attentions, gradients):
+        relevance = relevance + (grad * attn).clamp(min=0).mean(dim=1) @ relevance
+    return relevance
+
+
+def token_map(relevance: Tensor, model: nn.Module, spatial: tuple[int, ...], query: str) -> Tensor:
+    """(B, N, N) token relevance -> (B, *spatial) map over the patch grid, upsampled bilinearly."""
+    n_prefix = int(getattr(model, "num_prefix_tokens", 1))
+    grid = tuple(model.patch_embed.grid_size)  # type: ignore[union-attr]
+    if query == "auto":
+        query = "cls" if getattr(model, "cls_token", None) is not None else "mean"
+    if query == "cls":
+        if getattr(model, "cls_token", None) is None:
+            raise ValueError("query='cls' needs a model with a class token (model.cls_token is None)")
+        rows = relevance[:, 0, n_prefix:]
+    elif query == "mean":
+        rows = relevance[:, n_prefix:, n_prefix:].mean(dim=1)
+    else:
+        raise ValueError(f"query must be 'auto', 'cls' or 'mean', got {query!r}")
+    if rows.shape[-1] != grid[0] * grid[1]:
+        raise ValueError(f"expected {grid[0]}x{grid[1]} patch tokens (patch_embed.grid_size), got "
+                         f"{rows.shape[-1]}: is the input the size the model was built for?")
+    patches = rows.reshape(rows.shape[0], 1, *grid)
+    return F.interpolate(patches, size=spatial, mode="bilinear", align_corners=False)[:, 0]
+
+
+class _AttentionExplainer(Explainer):
+    family = "transformer"
+    dims = frozenset({2})
+    architectures = frozenset({"vit"})
+    needs_grad = False
+    defaults: ClassVar[dict[str, Any]] = {"query": "auto"}
+
+    def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
+        reason = super().unsupported_reason(model, x)
+        if reason is None and (missing := vit_reason(model)):
+            reason = f"{self.name} {missing}"
+        return reason
+
+    def relevance(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        reason = vit_reason(model)
+        if reason:
+            raise ValueError(f"{self.name}: {reason}")
+        return token_map(self.relevance(model, x, target), model, tuple(x.shape[2:]), self.query)
+
+
+@explainers.register("attention")
+class AttentionExplainer(_AttentionExplainer):
+    """Raw attention: the last block's attention averaged over heads, (class-token) query row over
+    the patch tokens. Class-agnostic. ``query``: "auto" (see module docstring)."""
+
+    paper = "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words (attention maps)"
+    description = "last-layer attention from the class token, mean over heads (class-agnostic)"
+
+    def relevance(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        with recorded_attention(model) as maps, torch.no_grad():
+            model(x)
+        return maps[-1].mean(dim=1)
+
+
+@explainers.register("attention_rollout")
+class AttentionRolloutExplainer(_AttentionExplainer):
+    """Attention rollout (Abnar & Zuidema 2020), see :func:`attention_rollout`: head mean, no
+    discarding of low attention, class-agnostic. ``query``: "auto" (see module docstring)."""
+
+    paper = "Abnar & Zuidema 2020, Quantifying Attention Flow in Transformers"
+    description = "product of residual-augmented, head-averaged attention over layers (class-agnostic)"
+
+    def relevance(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        with recorded_attention(model) as maps, torch.no_grad():
+            model(x)
+        return attention_rollout(maps)
+
+
+@explainers.register("chefer")
+class CheferExplainer(_AttentionExplainer):
+    """Gradient-weighted attention rollout of Chefer, Gur & Wolf (2021, ICCV, "Generic
+    Attention-model Explainability"), the gradient-only successor of their CVPR 2021 "Transformer
+    Interpretability Beyond Attention Visualization" (which propagates LRP relevance instead):
+    see :func:`gradient_weighted_rollout`; dS/dA is the gradient of the target logit.
+    ``query``: "auto" (see module docstring)."""
+
+    needs_grad = True
+    paper = "Chefer et al. 2021, Generic Attention-model Explainability (ICCV)"
+    description = "rollout of relu(gradient x attention), head-averaged, class-specific"
+
+    def relevance(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        x = x.detach().requires_grad_(True)  # so the graph exists even for a frozen model
+        with recorded_attention(model) as maps, torch.enable_grad():
+            logits = model(x)
+            score = logits.gather(1, target[:, None]).sum()
+            grads = torch.autograd.grad(score, maps)
+        return gradient_weighted_rollout([m.detach() for m in maps], [g.detach() for g in grads])

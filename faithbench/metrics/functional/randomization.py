@@ -1,0 +1,194 @@
+"""Randomisation sanity checks (Adebayo et al. 2018; Sixt et al. 2020).
+
+A faithful explanation depends on what the model learned: randomise the weights (or the labels
+it learned from, or the class explained) and the saliency must change. Each check re-explains
+with ``explain(model, x, target) -> (B, *spatial)`` and compares with the original saliency by a
+similarity of :mod:`~faithbench.metrics.functional.similarity` (default ``spearman_abs``).
+Lower similarity is better. The model passed in is never modified: every randomisation works on
+a deep copy.
+
+Blocks
+------
+:func:`parameter_blocks` splits a model into "blocks", input to output: the model's top-level
+children that hold parameters, in the order the forward pass first calls them (traced on one
+sample), with a top-level ``nn.Sequential``/``nn.ModuleList`` expanded into its children (so a
+timm ViT gives ``patch_embed``, ``blocks.0`` .. ``blocks.11``, ``norm``, ``head``, and a torchvision
+ResNet ``conv1``, ``bn1``, ``layer1.0`` .. ``layer4.1``, ``fc``). Parameters registered on the model
+itself (a ViT's ``cls_token``, ``pos_embed``) join the first, input-side block. Children never
+called in the forward pass are left out (randomising them would change nothing).
+
+Re-initialisation
+-----------------
+Every parameter tensor of a block -- every parameterised module, attention and norms included,
+not only those with ``reset_parameters`` -- is replaced by i.i.d. draws from N(mean(p), std(p)^2)
+of its own trained values, from a generator seeded by (seed, block index): the scale of each
+tensor (hence of the activations) is kept, its learned structure destroyed, and the cascading
+and independent checks draw the same weights for a block. A tensor with a single value or no
+spread (std = 0, e.g. an untrained norm's weight of ones) carries no learned structure and is
+left as it is. Buffers (batch-norm running statistics) are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from faithbench.metrics.base import postprocess as apply_postprocess
+from faithbench.metrics.functional.perturbation import seeded
+from faithbench.metrics.functional.similarity import Similarity, similarity as compare
+
+Explain = Callable[[nn.Module, Tensor, Tensor], Tensor]
+Block = tuple[str, list[nn.Parameter]]
+
+SALT_BLOCKS = 100  # generator salt of block i: SALT_BLOCKS + i
+SALT_LOGIT = 7
+
+
+def _has_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def parameter_blocks(model: nn.Module, x: Tensor | None = None) -> list[Block]:
+    """The model's parameterised blocks, input to output, as ``(name, parameters)`` (see the
+    module docstring). With ``x``, order and membership come from a traced forward pass of
+    ``x[:1]``; without, registration order."""
+    units: list[tuple[str, nn.Module]] = []
+    for name, child in model.named_children():
+        if isinstance(child, (nn.Sequential, nn.ModuleList)):
+            units += [(f"{name}.{sub}", grand) for sub, grand in child.named_children() if _has_params(grand)]
+        elif _has_params(child):
+            units.append((name, child))
+    if x is not None and units:
+        called: list[str] = []
+        handles = [module.register_forward_pre_hook(
+            lambda _m, _a, name=name: called.append(name) if name not in called else None)
+            for name, module in units]
+        try:
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                model(x[:1])
+            model.train(was_training)
+        finally:
+            for h in handles:
+                h.remove()
+        by_name = dict(units)
+        units = [(name, by_name[name]) for name in called]
+    blocks: list[Block] = [(name, list(module.parameters())) for name, module in units]
+    own = list(model.parameters(recurse=False))
+    if own:
+        if blocks:
+            first_name, first_params = blocks[0]
+            blocks[0] = (f"{first_name}+{','.join(n for n, _ in model.named_parameters(recurse=False))}",
+                         own + first_params)
+        else:
+            blocks = [(",".join(n for n, _ in model.named_parameters(recurse=False)), own)]
+    if not blocks:
+        raise ValueError(f"{type(model).__name__} has no parameters to randomise")
+    return blocks
+
+
+@torch.no_grad()
+def randomize_block(params: list[nn.Parameter], generator: torch.Generator) -> None:
+    """Replace every parameter tensor by seeded N(mean, std^2) draws of its own values, in place
+    (tensors with one value or std 0 are kept)."""
+    for p in params:
+        if p.numel() < 2:
+            continue
+        values = p.detach().double()
+        std = values.std()
+        if not std > 0:
+            continue
+        draw = torch.randn(p.shape, generator=generator, dtype=torch.float64) * std.cpu() + values.mean().cpu()
+        p.copy_(draw.to(device=p.device, dtype=p.dtype))
+
+
+def _similar(reference: Tensor, other: Tensor, similarity: Similarity, postprocess: str) -> Tensor:
+    return compare(apply_postprocess(reference, postprocess), apply_postprocess(other.to(reference.device),
+                                                                               postprocess), similarity)
+
+
+def cascading_randomization_curve(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor, explain: Explain,
+                                  *, similarity: Similarity = "spearman_abs", postprocess: str = "abs",
+                                  seed: int = 0) -> tuple[Tensor, list[str]]:
+    """Cascading MPRT (Adebayo et al. 2018): from the output toward the input, randomise one more
+    block at a time and re-explain. Returns the similarity to ``saliency`` after each step,
+    ``(B, n_blocks + 1)`` (first point 1.0: nothing randomised), and the block names in the order
+    they were randomised."""
+    work = copy.deepcopy(model)
+    blocks = parameter_blocks(work, x)
+    b = x.shape[0]
+    curve = [torch.ones(b, device=saliency.device)]
+    names: list[str] = []
+    for index in reversed(range(len(blocks))):
+        name, params = blocks[index]
+        randomize_block(params, seeded(seed, SALT_BLOCKS + index))
+        curve.append(_similar(saliency, explain(work, x, target), similarity, postprocess).to(saliency.device))
+        names.append(name)
+    return torch.stack(curve, dim=1), names
+
+
+def independent_randomization_curve(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor,
+                                    explain: Explain, *, similarity: Similarity = "spearman_abs",
+                                    postprocess: str = "abs", seed: int = 0) -> tuple[Tensor, list[str]]:
+    """Independent MPRT (Adebayo et al. 2018): randomise one block at a time, the rest intact, from
+    the output toward the input. Returns the similarity for each block ``(B, n_blocks)`` and
+    the block names."""
+    work = copy.deepcopy(model)
+    blocks = parameter_blocks(work, x)
+    curve: list[Tensor] = []
+    names: list[str] = []
+    for index in reversed(range(len(blocks))):
+        name, params = blocks[index]
+        saved = [p.detach().clone() for p in params]
+        randomize_block(params, seeded(seed, SALT_BLOCKS + index))
+        curve.append(_similar(saliency, explain(work, x, target), similarity, postprocess).to(saliency.device))
+        with torch.no_grad():
+            for p, value in zip(params, saved):
+                p.copy_(value)
+        names.append(name)
+    return torch.stack(curve, dim=1), names
+
+
+def mprt_cascading(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor, explain: Explain, *,
+                   similarity: Similarity = "spearman_abs", postprocess: str = "abs", seed: int = 0) -> Tensor:
+    """Similarity at full randomisation of the cascading MPRT, per sample ``(B,)``; lower is better."""
+    curve, _ = cascading_randomization_curve(model, x, target, saliency, explain, similarity=similarity,
+                                             postprocess=postprocess, seed=seed)
+    return curve[:, -1]
+
+
+def mprt_independent(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor, explain: Explain, *,
+                     similarity: Similarity = "spearman_abs", postprocess: str = "abs", seed: int = 0) -> Tensor:
+    """Mean similarity over the independently randomised blocks, per sample ``(B,)``; lower is better."""
+    curve, _ = independent_randomization_curve(model, x, target, saliency, explain, similarity=similarity,
+                                               postprocess=postprocess, seed=seed)
+    return curve.mean(dim=1)
+
+
+def random_other_class(target: Tensor, num_classes: int, generator: torch.Generator | None = None) -> Tensor:
+    """A class drawn uniformly from the ``num_classes - 1`` classes other than ``target``, seeded."""
+    if num_classes < 2:
+        raise ValueError(f"random_logit needs at least 2 classes, got {num_classes}")
+    shift = torch.randint(1, num_classes, target.shape, generator=generator).to(target.device)
+    return (target + shift) % num_classes
+
+
+def random_logit(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor, explain: Explain, *,
+                 num_classes: int, similarity: Similarity = "spearman_abs", postprocess: str = "abs",
+                 seed: int = 0) -> Tensor:
+    """Random-logit check (Sixt et al. 2020): similarity between the saliency for the target and
+    for a seeded random other class, per sample ``(B,)``; lower is better."""
+    other = random_other_class(target, num_classes, seeded(seed, SALT_LOGIT))
+    return _similar(saliency, explain(model, x, other), similarity, postprocess)
+
+
+def data_randomization(permuted_model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor, explain: Explain, *,
+                       similarity: Similarity = "spearman_abs", postprocess: str = "abs") -> Tensor:
+    """Data randomisation (Adebayo et al. 2018): similarity between ``saliency`` (of the model
+    trained on the true labels) and the saliency of ``permuted_model``, trained by the same
+    recipe on permuted labels, per sample ``(B,)``; lower is better."""
+    return _similar(saliency, explain(permuted_model, x, target), similarity, postprocess)

@@ -1,0 +1,191 @@
+"""Similarity of two saliency maps, for the randomisation checks (Adebayo et al. 2018).
+
+Every function maps two batches ``(B, *spatial)`` (2D or 3D) to ``(B,)``:
+
+- ``spearman_abs``: Spearman rank correlation of |a| and |b| over all pixels/voxels (ties get
+  average ranks). A map that is constant has no ranking; by convention two constant maps are
+  identical (1.0) and a constant map against a varying one shares no ranking (0.0), so a
+  constant map never silently drops out as NaN.
+- ``ssim``: structural similarity (Wang et al. 2004) of the per-sample min-max normalised maps;
+  Gaussian window sigma 1.5 truncated at 3.5 sigma (11 taps), K1 = 0.01, K2 = 0.03, data range
+  1, population (not sample) covariances, mean over the positions where the window fits (as
+  ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=1)``). 2D and 3D; a map smaller than 11 along an axis
+  gets a narrower window (radius (size - 1) // 2).
+- ``hog_pearson``: Pearson correlation of HOG features (Dalal & Triggs 2005;
+  ``skimage.feature.hog`` with 9 orientations, 8 x 8 cells, 2 x 2 blocks) of the min-max
+  normalised maps. 3D volumes: HOG of every slice along the first spatial axis, concatenated.
+  Needs scikit-image; runs on the CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Similarity = Literal["spearman_abs", "ssim", "hog_pearson"]
+SIMILARITIES = ("spearman_abs", "ssim", "hog_pearson")
+
+
+def rankdata(values: Tensor) -> Tensor:
+    """1-based ranks along the last axis of ``(B, N)``, ties given their average rank
+    (``scipy.stats.rankdata(method="average")`` row by row)."""
+    b, n = values.shape
+    sorted_v, order = values.sort(dim=1, stable=True)
+    new = torch.ones_like(sorted_v, dtype=torch.bool)
+    new[:, 1:] = sorted_v[:, 1:] != sorted_v[:, :-1]
+    group = new.long().cumsum(dim=1) - 1
+    pos = torch.arange(n, device=values.device, dtype=torch.float64).expand(b, n)
+    first = torch.full((b, n), float(n), dtype=torch.float64, device=values.device)
+    first = first.scatter_reduce(1, group, pos, reduce="amin")
+    last = torch.zeros((b, n), dtype=torch.float64, device=values.device).scatter_reduce(1, group, pos, reduce="amax")
+    avg = (first + last) / 2 + 1
+    ranks = torch.empty((b, n), dtype=torch.float64, device=values.device)
+    ranks.scatter_(1, order, avg.gather(1, group))
+    return ranks
+
+
+def pearson(a: Tensor, b: Tensor, *, valid: Tensor | None = None) -> Tensor:
+    """Pearson correlation along the last axis of ``(B, N)`` over the ``valid`` entries;
+    NaN where either side is constant."""
+    a, b = a.double(), b.double()
+    w = torch.ones_like(a) if valid is None else valid.double()
+    a, b = torch.where(w > 0, a, 0.0), torch.where(w > 0, b, 0.0)
+    n = w.sum(dim=1, keepdim=True)
+    da = (a - (a * w).sum(1, keepdim=True) / n) * w
+    db = (b - (b * w).sum(1, keepdim=True) / n) * w
+    num = (da * db).sum(1)
+    den = (da.square().sum(1) * db.square().sum(1)).sqrt()
+    tol = 1e-12 * (a.abs().amax(1) * b.abs().amax(1) + 1e-300) * n[:, 0]
+    return torch.where(den > tol, num / den, torch.full_like(num, float("nan"))).clamp(-1, 1)
+
+
+def spearman(a: Tensor, b: Tensor, *, valid: Tensor | None = None, min_count: int = 2) -> Tensor:
+    """Spearman ρ along the last axis of ``(B, N)`` over the ``valid`` entries (average ranks for
+    ties); NaN where fewer than ``min_count`` entries are valid or either side is constant."""
+    a, b = a.double(), b.double()
+    if valid is not None:
+        valid = valid.bool() & torch.isfinite(a) & torch.isfinite(b)
+        # invalid entries rank last, so the valid ones keep ranks 1..n_valid among themselves
+        a = torch.where(valid, a, torch.inf)
+        b = torch.where(valid, b, torch.inf)
+    rho = pearson(rankdata(a), rankdata(b), valid=valid)
+    if valid is not None:
+        rho = torch.where(valid.sum(1) >= min_count, rho, torch.full_like(rho, float("nan")))
+    return rho
+
+
+def _constant(x: Tensor) -> Tensor:
+    flat = x.flatten(1)
+    return flat.amax(1) == flat.amin(1)
+
+
+def _constant_convention(value: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    ca, cb = _constant(a), _constant(b)
+    value = torch.where(ca & cb, torch.ones_like(value), value)
+    return torch.where(ca ^ cb, torch.zeros_like(value), value)
+
+
+def spearman_abs(a: Tensor, b: Tensor) -> Tensor:
+    """Spearman ρ of |a| and |b| per sample (constant maps: see the module docstring)."""
+    _check_pair(a, b)
+    fa, fb = a.abs().flatten(1), b.abs().flatten(1)
+    return _constant_convention(spearman(fa, fb), fa, fb).float()
+
+
+def minmax(saliency: Tensor) -> Tensor:
+    """Per-sample min-max normalisation to [0, 1]; a constant map becomes all zeros."""
+    flat = saliency.flatten(1).double()
+    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    return ((flat - lo) / span).reshape(saliency.shape)
+
+
+def _gaussian_valid(x: Tensor, radius: tuple[int, ...], sigma: float) -> Tensor:
+    """Separable Gaussian filter of ``(B, 1, *spatial)`` keeping only fully covered positions."""
+    out = x
+    for axis, r in enumerate(radius):
+        t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+        k = torch.exp(-(t**2) / (2 * sigma**2))
+        k = k / k.sum()
+        moved = out.movedim(2 + axis, -1)
+        shape = moved.shape
+        flat = F.conv1d(moved.reshape(-1, 1, shape[-1]), k[None, None])
+        out = flat.reshape(*shape[:-1], flat.shape[-1]).movedim(-1, 2 + axis)
+    return out
+
+
+def ssim(a: Tensor, b: Tensor, *, sigma: float = 1.5, truncate: float = 3.5, data_range: float = 1.0,
+         k1: float = 0.01, k2: float = 0.03, normalise: bool = True) -> Tensor:
+    """Mean SSIM per sample (Wang et al. 2004), 2D or 3D; see the module docstring.
+
+    SSIM = (2 μa μb + C1)(2 σab + C2) / ((μa² + μb² + C1)(σa² + σb² + C2)),
+    C1 = (K1 L)², C2 = (K2 L)², local moments under a Gaussian window.
+    """
+    _check_pair(a, b)
+    if normalise:
+        a, b = minmax(a), minmax(b)
+    a, b = a.double()[:, None], b.double()[:, None]
+    r0 = int(truncate * sigma + 0.5)
+    radius = tuple(min(r0, (s - 1) // 2) for s in a.shape[2:])
+    mu_a, mu_b = _gaussian_valid(a, radius, sigma), _gaussian_valid(b, radius, sigma)
+    var_a = _gaussian_valid(a * a, radius, sigma) - mu_a**2
+    var_b = _gaussian_valid(b * b, radius, sigma) - mu_b**2
+    cov = _gaussian_valid(a * b, radius, sigma) - mu_a * mu_b
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return s.flatten(1).mean(1).float()
+
+
+def hog_features(saliency: Tensor, *, orientations: int = 9, pixels_per_cell: int = 8,
+                 cells_per_block: int = 2) -> np.ndarray:
+    """HOG feature vectors ``(B, F)`` of the min-max normalised maps (3D: per first-axis slice)."""
+    try:
+        from skimage.feature import hog
+    except ImportError as exc:  # pragma: no cover - scikit-image comes with quantus
+        raise ImportError("hog_pearson needs scikit-image (pip install scikit-image)") from exc
+    maps = minmax(saliency).cpu().numpy()
+    kw = dict(orientations=orientations, pixels_per_cell=(pixels_per_cell,) * 2,
+              cells_per_block=(cells_per_block,) * 2, feature_vector=True)
+    if maps.ndim == 3:
+        return np.stack([hog(m, **kw) for m in maps])
+    return np.stack([np.concatenate([hog(s, **kw) for s in m]) for m in maps])
+
+
+def hog_pearson(a: Tensor, b: Tensor) -> Tensor:
+    """Pearson correlation of the HOG features of a and b per sample (constant maps: as
+    ``spearman_abs``)."""
+    _check_pair(a, b)
+    if min(a.shape[-2:]) < 16:
+        raise ValueError(f"hog_pearson needs maps of at least 16 x 16 (two 8 x 8 cells), got {tuple(a.shape[1:])}")
+    fa, fb = torch.from_numpy(hog_features(a)), torch.from_numpy(hog_features(b))
+    value = pearson(fa, fb)
+    value = _constant_convention(value, a.flatten(1).cpu(), b.flatten(1).cpu())
+    # a constant HOG vector (e.g. a linear ramp) has no correlation to speak of
+    return torch.nan_to_num(value, nan=0.0).float().to(a.device)
+
+
+def similarity(a: Tensor, b: Tensor, name: Similarity = "spearman_abs") -> Tensor:
+    """Dispatch to ``spearman_abs``, ``ssim`` or ``hog_pearson``: ``(B, *spatial)`` x 2 -> ``(B,)``."""
+    if name == "spearman_abs":
+        return spearman_abs(a, b)
+    if name == "ssim":
+        return ssim(a, b)
+    if name == "hog_pearson":
+        return hog_pearson(a, b)
+    raise ValueError(f"unknown similarity {name!r}; expected one of {', '.join(SIMILARITIES)}")
+
+
+def _check_pair(a: Tensor, b: Tensor) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"expected two saliency maps of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.ndim not in (3, 4):
+        raise ValueError(f"expected saliency of shape (B, H, W) or (B, D, H, W), got {tuple(a.shape)}")
+
+
+__all__ = ["SIMILARITIES", "hog_features", "hog_pearson", "minmax", "pearson", "rankdata", "similarity", "spearman",
+           "spearman_abs", "ssim"]

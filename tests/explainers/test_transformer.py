@@ -1,0 +1,156 @@
+"""Attention explainers on a tiny timm ViT: rollout known answers, the fused-attention switch is
+per model and restored, and explaining leaves the model as it was."""
+
+import pytest
+import torch
+
+from faithbench.explainers import attention_rollout, gradient_weighted_rollout, recorded_attention
+from faithbench.models import build_model
+from faithbench.registry import explainers
+
+ATTENTION = ["attention", "attention_rollout", "chefer"]
+
+
+def _vit(seed=0, **kw):
+    torch.manual_seed(seed)
+    return build_model("vit_tiny", 1, 2, (32, 32), patch_size=8, embed_dim=48, depth=2, num_heads=2, **kw).eval()
+
+
+def _x(n=2):
+    return torch.rand((n, 1, 32, 32), generator=torch.Generator().manual_seed(0))
+
+
+def test_rollout_of_identity_and_uniform_attention():
+    n = 17
+    eye = torch.eye(n).expand(2, 3, n, n)
+    assert torch.allclose(attention_rollout([eye, eye, eye]), torch.eye(n).expand(2, n, n))
+    uniform = torch.full((1, 2, n, n), 1.0 / n)
+    rolled = attention_rollout([uniform, uniform])
+    assert torch.allclose(rolled.sum(-1), torch.ones(1, n))  # rows stay distributions
+    patch_part = rolled[0, 0, 1:]
+    assert torch.allclose(patch_part, patch_part[0].expand_as(patch_part))
+    a = 0.5 * uniform[0, 0] + 0.5 * torch.eye(n)  # already row-normalised
+    assert torch.allclose(rolled[0], a @ a)
+
+
+def test_gradient_weighted_rollout_by_hand():
+    attn = torch.tensor([[[[0.7, 0.3], [0.2, 0.8]]]])
+    grad = torch.tensor([[[[1.0, -1.0], [2.0, 0.5]]]])
+    a_bar = torch.tensor([[0.7, 0.0], [0.4, 0.4]])
+    r1 = torch.eye(2) + a_bar
+    assert torch.allclose(gradient_weighted_rollout([attn], [grad])[0], r1)
+    assert torch.allclose(gradient_weighted_rollout([attn, attn], [grad, grad])[0], r1 + a_bar @ r1)
+
+
+def test_uniform_attention_gives_a_uniform_map():
+    """Zero query/key weights make q.k = 0: every attention row is exactly uniform."""
+    model = _vit()
+    with torch.no_grad():
+        for block in model.blocks:
+            dim = block.attn.qkv.in_features
+            block.attn.qkv.weight[: 2 * dim] = 0
+            if block.attn.qkv.bias is not None:
+                block.attn.qkv.bias[: 2 * dim] = 0
+    for name in ["attention", "attention_rollout"]:
+        s = explainers.get(name)()(model, _x(), torch.tensor([0, 1]))
+        assert torch.allclose(s, s[:, :1, :1].expand_as(s), atol=1e-6), name
+        assert s.min() > 0
+
+
+def test_identity_attention_gives_a_uniform_map():
+    """A hook makes every block's attention the identity: rollout is then I, a uniform (zero) map
+    from the class token and 1/n over patches for the mean query."""
+    model = _vit()
+
+    def identity(_m, _i, out):
+        return torch.eye(out.shape[-1]).expand_as(out).clone()
+
+    handles = [b.attn.attn_drop.register_forward_hook(identity) for b in model.blocks]
+    try:
+        cls_map = explainers.get("attention_rollout")()(model, _x(), torch.tensor([0, 1]))
+        mean_map = explainers.get("attention_rollout")(query="mean")(model, _x(), torch.tensor([0, 1]))
+    finally:
+        for h in handles:
+            h.remove()
+    assert torch.count_nonzero(cls_map) == 0
+    assert torch.allclose(mean_map, torch.full_like(mean_map, 1 / 16))
+
+
+def test_one_hot_attention_points_at_the_patch():
+    """Every query attends only to patch token 6 (grid cell (1, 1) of 4x4): the maps peak there."""
+    model = _vit()
+
+    def to_patch(_m, _i, out):
+        one_hot = torch.zeros_like(out)
+        one_hot[..., 1 + 5] = 1.0
+        return one_hot
+
+    handles = [b.attn.attn_drop.register_forward_hook(to_patch) for b in model.blocks]
+    try:
+        for name in ["attention", "attention_rollout"]:
+            s = explainers.get(name)()(model, _x(), torch.tensor([0, 1]))
+            peak = divmod(int(s[0].argmax()), 32)
+            assert 8 <= peak[0] < 16 and 8 <= peak[1] < 16, (name, peak)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@pytest.mark.parametrize("name", ATTENTION)
+def test_fused_attention_restored_per_model(name):
+    model, other = _vit(), _vit(1)
+    model.blocks[0].attn.fused_attn = True
+    model.blocks[1].attn.fused_attn = False
+    other_before = [b.attn.fused_attn for b in other.blocks]
+    x = _x()
+    with torch.no_grad():
+        before = model(x)
+    seen = []
+    probe = other.blocks[0].register_forward_pre_hook(lambda *_: seen.append(1))
+    explainers.get(name)()(model, x, torch.tensor([0, 1]))
+    probe.remove()
+    assert [b.attn.fused_attn for b in model.blocks] == [True, False]
+    assert [b.attn.fused_attn for b in other.blocks] == other_before and not seen
+    assert all(len(b.attn.attn_drop._forward_hooks) == 0 for b in model.blocks)
+    with torch.no_grad():
+        assert torch.allclose(model(x), before, atol=1e-6)  # fused and unfused agree to rounding
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_recorded_attention_restores_on_error():
+    model = _vit()
+    flags = [b.attn.fused_attn for b in model.blocks]
+    with pytest.raises(RuntimeError):
+        with recorded_attention(model) as maps:
+            model(_x())
+            assert len(maps) == 2 and maps[0].shape == (2, 2, 17, 17)
+            assert all(b.attn.fused_attn is False for b in model.blocks)
+            raise RuntimeError("boom")
+    assert [b.attn.fused_attn for b in model.blocks] == flags
+
+
+def test_chefer_is_class_specific_and_attention_is_not():
+    model = _vit()
+    x = _x(1)
+    s0, s1 = (explainers.get("chefer")()(model, x, torch.tensor([t])) for t in (0, 1))
+    assert not torch.allclose(s0, s1)
+    a0, a1 = (explainers.get("attention_rollout")()(model, x, torch.tensor([t])) for t in (0, 1))
+    assert torch.equal(a0, a1)
+
+
+def test_no_class_token_uses_mean_query_and_cls_is_refused():
+    model = _vit(class_token=False)
+    assert model.num_prefix_tokens == 0
+    s = explainers.get("attention_rollout")()(model, _x(), torch.tensor([0, 1]))
+    assert s.shape == (2, 32, 32) and torch.isfinite(s).all()
+    with pytest.raises(ValueError, match="class token"):
+        explainers.get("attention_rollout")(query="cls")(model, _x(), torch.tensor([0, 1]))
+
+
+def test_unsupported_on_cnn_and_wrong_size():
+    cnn = build_model("small_cnn", 1, 2, (32, 32), width=4)
+    for name in ATTENTION:
+        reason = explainers.get(name)().unsupported_reason(cnn, torch.rand(1, 1, 32, 32))
+        assert reason and "vit" in reason
+    cnn.arch_family = "vit"  # claims to be a ViT but has no blocks
+    assert "timm VisionTransformer" in explainers.get("chefer")().unsupported_reason(cnn, torch.rand(1, 1, 32, 32))

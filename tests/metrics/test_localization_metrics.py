@@ -1,0 +1,97 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from faithbench.metrics import AUPRC, IoUTop10, IoUTop20, IoUTop40, RelevanceRank
+from faithbench.metrics.functional import (auprc, bounding_box, iou_chance, iou_top_k, relevance_rank,
+                                           top_fraction)
+
+
+def _mask(shape, *slices):
+    m = torch.zeros(shape, dtype=torch.bool)
+    m[slices] = True
+    return m
+
+
+def test_relevance_rank_hand():
+    sal = torch.tensor([[[5.0, 4.0], [3.0, 0.0]]])
+    mask = _mask((1, 2, 2), 0, slice(None), 0)  # features (0,0)=5 and (1,0)=3; |M| = 2
+    # top-2 = {5, 4}; one of them in M -> 1/2
+    assert relevance_rank(sal, mask).item() == 0.5
+    assert relevance_rank(-sal, mask).item() == 0.5  # top-2 of -s = {0, 3}: 3 in M
+    assert math.isnan(relevance_rank(sal, torch.zeros(1, 2, 2, dtype=torch.bool)).item())
+
+
+def test_relevance_rank_ties_seeded_and_chance(make_ctx, linear_logit):
+    sal = torch.zeros(400, 10, 10)  # all tied: a random pick lands in M at the area fraction
+    mask = _mask((400, 10, 10), slice(None), slice(0, 2))  # 20% in the top rows
+    value = relevance_rank(sal, mask, generator=torch.Generator().manual_seed(0))
+    assert 0.17 < value.mean().item() < 0.23  # index order would give 1.0 (the mask is the first 20 pixels)
+    ctx = make_ctx(linear_logit(torch.ones(1, 1, 10, 10)), torch.ones(400, 1, 10, 10), sal, masks={"lesion": mask})
+    out = RelevanceRank()(ctx)
+    assert out["chance"][0].item() == pytest.approx(0.2)
+
+
+def test_top_fraction_and_iou_hand():
+    sal = torch.arange(16.0).reshape(1, 4, 4)  # 15 at (3, 3)
+    top = top_fraction(sal, 0.25)  # 4 features: 12..15 = the last row
+    assert torch.equal(top, _mask((1, 4, 4), 0, 3))
+    mask = _mask((1, 4, 4), 0, slice(2, 4), slice(0, 2))  # 4 features, 2 in the last row
+    assert iou_top_k(sal, mask, percent=25).item() == pytest.approx(2 / 6)
+    assert iou_chance(mask, 25).item() == pytest.approx(1 / 7)  # E∩ = 4*4/16 = 1; 1 / (4 + 4 - 1)
+
+
+def test_bounding_box_2d_3d_and_iou_bbox():
+    region = torch.zeros(2, 5, 5, dtype=torch.bool)
+    region[0, 1, 1] = region[0, 3, 2] = True  # two components -> one box rows 1..3, cols 1..2
+    box = bounding_box(region)
+    assert box[0].sum().item() == 6 and box[0, 1:4, 1:3].all()
+    assert not box[1].any()  # empty stays empty
+    vol = torch.zeros(1, 4, 4, 4, dtype=torch.bool)
+    vol[0, 0, 0, 0] = vol[0, 2, 1, 3] = True
+    assert bounding_box(vol).sum().item() == 3 * 2 * 4
+    sal = torch.zeros(1, 4, 4)
+    sal[0, 0, 0] = sal[0, 3, 3] = 1.0  # top 2 = the corners; box = whole image
+    mask = _mask((1, 4, 4), 0, slice(1, 3), slice(1, 3))
+    assert iou_top_k(sal, mask, percent=12.5).item() == 0.0
+    assert iou_top_k(sal, mask, percent=12.5, bbox=True).item() == pytest.approx(4 / 16)
+
+
+def test_iou_classes_report_chance(make_ctx, linear_logit):
+    sal = torch.rand(300, 10, 10, generator=torch.Generator().manual_seed(0))  # the random control
+    mask = _mask((300, 10, 10), slice(None), slice(2, 6), slice(2, 7))  # 20 features
+    ctx = make_ctx(linear_logit(torch.ones(1, 1, 10, 10)), torch.ones(300, 1, 10, 10), sal, masks={"lesion": mask})
+    for metric in (IoUTop10(), IoUTop20(), IoUTop40()):
+        out = metric(ctx)
+        # the random control lands near the reported chance level
+        assert out["value"].mean().item() == pytest.approx(out["chance"][0].item(), abs=0.02)
+
+
+def test_auprc_hand():
+    # scores 0.9 (+), 0.8 (-), 0.7 (+), 0.1 (-): AP = 1/2 * 1 + 1/2 * 2/3
+    sal = torch.tensor([[[0.9, 0.8], [0.7, 0.1]]])
+    mask = torch.tensor([[[True, False], [True, False]]])
+    assert auprc(sal, mask).item() == pytest.approx(0.5 + 1 / 3)
+    # ties enter together: one threshold, precision = prevalence
+    assert auprc(torch.ones(1, 2, 2), mask).item() == pytest.approx(0.5)
+    assert math.isnan(auprc(sal, torch.zeros_like(mask)).item())
+
+
+def test_auprc_matches_sklearn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    gen = torch.Generator().manual_seed(0)
+    sal = torch.randint(0, 6, (5, 9, 9), generator=gen).float()  # many ties on purpose
+    sal[0] = torch.rand(9, 9, generator=gen)
+    mask = torch.rand(5, 9, 9, generator=gen) < 0.3
+    ours = auprc(sal, mask)
+    ref = [metrics.average_precision_score(m.flatten().numpy(), s.flatten().numpy()) for s, m in zip(sal, mask)]
+    assert np.allclose(ours.numpy(), ref, atol=1e-6)
+
+
+def test_auprc_class_chance_is_prevalence(make_ctx, linear_logit):
+    mask = _mask((2, 4, 4), slice(None), 0)
+    ctx = make_ctx(linear_logit(torch.ones(1, 1, 4, 4)), torch.ones(2, 1, 4, 4), torch.rand(2, 4, 4),
+                   masks={"lesion": mask})
+    assert AUPRC()(ctx)["chance"].tolist() == [0.25, 0.25]

@@ -1,0 +1,110 @@
+import pytest
+import timm
+import torch
+from torch import nn
+
+from faithbench.metrics import DataRandomization, MPRTCascading, MPRTIndependent, RandomLogit
+from faithbench.metrics.functional import (cascading_randomization_curve, parameter_blocks, randomize_block,
+                                           seeded)
+from faithbench.registry import explainers
+
+
+def _gradient():
+    return explainers.get("saliency")(seed=0)
+
+
+def _sobel():
+    return explainers.get("sobel")(seed=0)
+
+
+def test_blocks_cnn_forward_order(tiny_cnn):
+    model = tiny_cnn()
+    assert [n for n, _ in parameter_blocks(model, torch.rand(1, 1, 8, 8))] == ["conv", "fc"]
+    seq = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3), nn.Flatten(), nn.LazyLinear(2))
+    seq(torch.rand(1, 1, 8, 8))
+    assert [n for n, _ in parameter_blocks(nn.ModuleDict({"body": seq}))] == ["body.0", "body.2", "body.4"]
+
+
+def test_blocks_vit_cover_every_parameter():
+    vit = timm.models.vision_transformer.VisionTransformer(img_size=16, patch_size=8, in_chans=1, num_classes=3,
+                                                          embed_dim=16, depth=2, num_heads=2)
+    blocks = parameter_blocks(vit, torch.rand(1, 1, 16, 16))
+    names = [n for n, _ in blocks]
+    assert names[0].startswith("patch_embed+") and "cls_token" in names[0] and "pos_embed" in names[0]
+    assert names[1:] == ["blocks.0", "blocks.1", "norm", "head"]
+    covered = {id(p) for _, ps in blocks for p in ps}
+    assert covered == {id(p) for p in vit.parameters()}
+    # every tensor with spread changes, attention and norms included (as if trained: add noise first)
+    with torch.no_grad():
+        for p in vit.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    before = {n: p.detach().clone() for n, p in vit.named_parameters()}
+    for i, (_, ps) in enumerate(blocks):
+        randomize_block(ps, seeded(0, 100 + i))
+    unchanged = [n for n, p in vit.named_parameters() if p.numel() > 1 and torch.equal(p, before[n])]
+    assert unchanged == []
+
+
+def test_sobel_control_similarity_one_everywhere(tiny_cnn, make_ctx):
+    torch.manual_seed(0)
+    model, x = tiny_cnn(), torch.rand(2, 1, 16, 16)
+    sobel = _sobel()
+    ctx = make_ctx(model, x, sobel(model, x, torch.zeros(2, dtype=torch.long)), explainer=sobel)
+    for similarity in ("spearman_abs", "ssim", "hog_pearson"):
+        out = MPRTCascading(similarity=similarity)(ctx)
+        assert out["curve"].shape == (2, 3) and out["fractions"].tolist() == [0.0, 0.5, 1.0]
+        assert torch.allclose(out["curve"], torch.ones(2, 3), atol=1e-5)
+    assert torch.allclose(MPRTIndependent()(ctx)["value"], torch.ones(2))
+
+
+def test_gradient_of_linear_model_decorrelates(linear_logit, make_ctx):
+    torch.manual_seed(0)
+    model = linear_logit(torch.randn(1, 1, 16, 16))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(3, 1, 16, 16)
+    target = torch.ones(3, dtype=torch.long)
+    grad = _gradient()
+    ctx = make_ctx(model, x, grad(model, x, target), target=target, explainer=grad)
+    out = MPRTCascading()(ctx)
+    assert out["curve"][:, 0].tolist() == [1.0, 1.0, 1.0]
+    assert (out["value"].abs() < 0.25).all()  # |w'| vs |w| for an independent w': rho ~ 0
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())  # ctx.model untouched
+    assert ctx.predict.passes >= 3  # the re-explanation's forward passes are counted
+    assert (MPRTIndependent()(ctx)["value"].abs() < 0.25).all()
+    # seeded: the same value twice
+    assert torch.equal(MPRTCascading()(ctx)["value"], out["value"])
+
+
+def test_cascading_curve_names_output_first(tiny_cnn):
+    model, x = tiny_cnn(), torch.rand(1, 1, 8, 8)
+    sobel = _sobel()
+    _, names = cascading_randomization_curve(model, x, torch.zeros(1, dtype=torch.long),
+                                             sobel(model, x, torch.zeros(1, dtype=torch.long)), sobel)
+    assert names == ["fc", "conv"]
+
+
+def test_random_logit(linear_logit, make_ctx):
+    torch.manual_seed(0)
+    model = linear_logit(torch.randn(1, 1, 8, 8))
+    x, target = torch.rand(2, 1, 8, 8), torch.ones(2, dtype=torch.long)
+    grad = _gradient()
+    ctx = make_ctx(model, x, grad(model, x, target), target=target, explainer=grad)
+    # the only other class is 0, whose logit is constant: its gradient map is constant -> 0
+    assert RandomLogit()(ctx)["value"].tolist() == [0.0, 0.0]
+    sobel = _sobel()
+    ctx = make_ctx(model, x, sobel(model, x, target), target=target, explainer=sobel)
+    assert RandomLogit()(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_data_randomization(linear_logit, make_ctx):
+    torch.manual_seed(0)
+    model, permuted = linear_logit(torch.randn(1, 1, 16, 16)), linear_logit(torch.randn(1, 1, 16, 16))
+    x, target = torch.rand(2, 1, 16, 16), torch.ones(2, dtype=torch.long)
+    grad = _gradient()
+    ctx = make_ctx(model, x, grad(model, x, target), target=target, explainer=grad)
+    with pytest.raises(ValueError, match="permuted_model is None"):
+        DataRandomization()(ctx)
+    ctx.permuted_model = permuted
+    assert (DataRandomization()(ctx)["value"].abs() < 0.25).all()
+    ctx.permuted_model = model  # same weights: identical maps
+    assert DataRandomization()(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])

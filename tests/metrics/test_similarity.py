@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+
+from faithbench.metrics.functional import hog_pearson, minmax, rankdata, similarity, spearman, spearman_abs, ssim
+
+
+def test_rankdata_matches_scipy_average():
+    stats = pytest.importorskip("scipy.stats")
+    v = torch.tensor([[3.0, 1.0, 3.0, 2.0, 1.0, 3.0], [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]])
+    assert rankdata(v).tolist() == [stats.rankdata(r).tolist() for r in v.numpy()]
+
+
+def test_spearman_hand_and_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    a = torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    b = torch.tensor([[10.0, 20.0, 30.0, 40.0], [4.0, 3.0, 2.0, 1.0]])
+    assert spearman(a, b).tolist() == pytest.approx([1.0, -1.0])
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randint(0, 5, (3, 50), generator=gen).float(), torch.rand(3, 50, generator=gen)
+    ref = [stats.spearmanr(p, q).statistic for p, q in zip(x.numpy(), y.numpy())]
+    assert spearman(x, y).numpy() == pytest.approx(np.array(ref), abs=1e-10)
+    # valid entries only; < min_count valid -> NaN
+    valid = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    b2 = b.clone()
+    b2[0, 3] = -100.0  # ignored
+    out = spearman(a, b2, valid=valid, min_count=3)
+    assert out[0].item() == pytest.approx(1.0) and torch.isnan(out[1])
+
+
+def test_spearman_abs_constant_convention():
+    a = torch.rand(3, 4, 4)
+    const = torch.zeros(3, 4, 4)
+    assert spearman_abs(a, -a).tolist() == pytest.approx([1.0] * 3)  # |.| first
+    assert spearman_abs(a, const).tolist() == [0.0] * 3
+    assert spearman_abs(const, const).tolist() == [1.0] * 3
+
+
+@pytest.mark.parametrize("shape", [(2, 24, 20), (2, 12, 13, 14)])
+def test_ssim_matches_skimage(shape):
+    metrics = pytest.importorskip("skimage.metrics")
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(shape, generator=gen)
+    b = a + 0.3 * torch.rand(shape, generator=gen)
+    ours = ssim(a, b)
+    na, nb = minmax(a).numpy(), minmax(b).numpy()
+    ref = [metrics.structural_similarity(p, q, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False) for p, q in zip(na, nb)]
+    assert ours.numpy() == pytest.approx(np.array(ref), abs=1e-5)
+    assert ssim(a, a).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_hog_pearson_2d_3d():
+    pytest.importorskip("skimage.feature")
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 16, 16, generator=gen)
+    assert hog_pearson(a, a * 3 + 1).tolist() == pytest.approx([1.0, 1.0])  # min-max invariant
+    b = torch.rand(2, 16, 16, generator=gen)
+    assert (hog_pearson(a, b) < 0.5).all()
+    v = torch.rand(1, 3, 16, 16, generator=gen)
+    assert hog_pearson(v, v).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 16 x 16"):
+        hog_pearson(torch.rand(1, 8, 8), torch.rand(1, 8, 8))
+    with pytest.raises(ValueError, match="unknown similarity"):
+        similarity(a, b, "pearson")
