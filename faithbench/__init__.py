@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from faithbench.registry import Registry, RegistryError, datasets, explainers, metrics, models
+from faithbench import registry
+from faithbench.registry import Registry, RegistryError
 
 __version__ = "0.1.0"
 
@@ -26,22 +27,22 @@ def _plugins() -> None:
 
 def list_explainers(pattern: str = "*") -> list[str]:
     _plugins()
-    return explainers.names(pattern)
+    return registry.explainers.names(pattern)
 
 
 def list_metrics(pattern: str = "*") -> list[str]:
     _plugins()
-    return metrics.names(pattern)
+    return registry.metrics.names(pattern)
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
     _plugins()
-    return datasets.names(pattern)
+    return registry.datasets.names(pattern)
 
 
 def list_models(pattern: str = "*") -> list[str]:
     _plugins()
-    return models.names(pattern)
+    return registry.models.names(pattern)
 
 
 def load_suite(suite: str | Path) -> Any:
@@ -62,5 +63,5 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     return run_suite(suite, out, **kwargs)
 
 
-__all__ = ["Registry", "RegistryError", "datasets", "explainers", "metrics", "models", "list_explainers",
+__all__ = ["Registry", "RegistryError", "registry", "list_explainers",
            "list_metrics", "list_datasets", "list_models", "load_suite", "run", "__version__"]

@@ -85,12 +85,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from faithbench.reports.writer import build_report
+    from faithbench.reports.writer import FORMATS, build_report, is_run_folder
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "results.parquet").exists():
+    if not is_run_folder(run_dir):
         raise InputError(f"{run_dir}: not a faithbench run folder (no results.parquet)")
-    for path in build_report(run_dir):
+    formats = FORMATS if args.format == "all" else (args.format,)
+    for path in build_report(run_dir, formats=formats):
         print(path)
     return 0
 
@@ -117,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("suite")
     val.set_defaults(func=_cmd_validate)
 
-    rep = sub.add_parser("report", help="rebuild tables and plots of a run folder from results.parquet")
+    rep = sub.add_parser("report", help="rebuild the tables, plots and index.html of a run folder from its tidy tables")
     rep.add_argument("run_dir")
+    rep.add_argument("--format", choices=["html", "md", "latex", "all"], default="all",
+                     help="which report to write beside the CSV tables and plots (default: all)")
     rep.set_defaults(func=_cmd_report)
     return parser
 

@@ -51,3 +51,12 @@ def test_entry_point_plugin(tmp_path, monkeypatch):
     assert "my_plugin" not in sys.modules  # lazy until first use
     cls = reg.get("constant_map")
     assert cls.__name__ == "Constant" and reg.origin("constant_map") == "entry-point:my-plugin"
+
+
+def test_public_listing_api():
+    import faithbench
+
+    assert "gradcam" in faithbench.list_explainers("*cam*")
+    assert "deletion_auc" in faithbench.list_metrics()
+    assert faithbench.list_datasets("phantom*") == ["phantom_cxr"]
+    assert {"resnet18", "vit_tiny", "small_cnn"} <= set(faithbench.list_models())

@@ -6,7 +6,8 @@ import pytest
 
 PAIRS = {  # group: (ours, reference)
     "overhead": ("test_deletion_insertion", "test_bare_forward"),
-    "vs_quantus": ("test_our_deletion_224", "test_quantus_pixel_flipping_224"),
+    "vs_quantus (chunk 256)": ("test_our_deletion_224[256]", "test_quantus_pixel_flipping_224"),
+    "vs_quantus (chunk 16)": ("test_our_deletion_224[16]", "test_quantus_pixel_flipping_224"),
 }
 
 

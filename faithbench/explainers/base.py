@@ -60,6 +60,9 @@ class Explainer(Configurable):
         if target.shape != (x.shape[0],):
             raise ValueError(f"{self.name}: expected target of shape ({x.shape[0]},), got {tuple(target.shape)}")
         model.eval()
+        if self.needs_grad:
+            # a leaf that requires grad, so gradient libraries need not flip it (and warn)
+            x = x.detach().clone().requires_grad_(True)
         devices = [x.device] if x.device.type != "cpu" else []
         numpy_state = np.random.get_state()
         try:

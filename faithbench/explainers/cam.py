@@ -154,6 +154,10 @@ class CAMExplainer(Explainer):
         """The pytorch-grad-cam object for one call; subclasses pass extra arguments here."""
         return raw_cam_class(self.cam_class)(model=model, target_layers=[layer], reshape_transform=reshape)
 
+    def release(self, model: nn.Module, cam: Any) -> None:
+        """Undo what the CAM object did to the model (its hooks), also when the call failed."""
+        cam.activations_and_grads.release()
+
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         layer, reshape = self.layer_for(model, x)
         cam = self.make_cam(model, layer, reshape)
@@ -161,7 +165,7 @@ class CAMExplainer(Explainer):
             try:
                 raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
             finally:
-                cam.activations_and_grads.release()
+                self.release(model, cam)
         raw_t = torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)
         mode = "bilinear" if x.ndim == 4 else "trilinear"
         return F.interpolate(raw_t[:, None], size=tuple(x.shape[2:]), mode=mode, align_corners=False)[:, 0]
@@ -178,8 +182,9 @@ class GradCAMExplainer(CAMExplainer):
 
 @explainers.register("gradcam_pp")
 class GradCAMPlusPlusExplainer(CAMExplainer):
-    """Grad-CAM++: w_c = sum_ij alpha_ij relu(dS/dA_ij), alpha = g^2 / (2 g^2 + sum(A) g^3)
-    (Chattopadhyay et al. 2018, eq. 19 with the exponential score of the paper's derivation)."""
+    """Grad-CAM++: w_c = sum_ij alpha_ij relu(g_ij), alpha = g^2 / (2 g^2 + sum_ij(A) g^3), g = dS/dA
+    (Chattopadhyay et al. 2018, eq. 19, derived for exp(score); applied to the raw score's gradients
+    as the library does)."""
 
     cam_class = GradCAMPlusPlus
     paper = "Chattopadhyay et al. 2018, Grad-CAM++"
@@ -297,17 +302,13 @@ class AblationCAMExplainer(CAMExplainer):
     def make_cam(self, model: nn.Module, layer: nn.Module, reshape: Callable | None) -> Any:
         # a fresh ablation layer per call: the library's default argument is one shared instance
         ablation = AblationLayerVit() if getattr(model, "arch_family", "cnn") == "vit" else AblationLayer()
-        self._swap = (layer, ablation)
         return raw_cam_class(AblationCAM)(model=model, target_layers=[layer], reshape_transform=reshape,
                                           ablation_layer=ablation, batch_size=self.batch_size)
 
-    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-        try:
-            return super().explain(model, x, target)
-        finally:
-            layer, ablation = self._swap
-            replace_layer_recursive(model, ablation, layer)  # no-op when the library restored it
-            del self._swap
+    def release(self, model: nn.Module, cam: Any) -> None:
+        super().release(model, cam)
+        # no-op when the library swapped the layer back itself, i.e. unless the call failed midway
+        replace_layer_recursive(model, cam.ablation_layer, cam.target_layers[0])
 
 
 class _RawFullGrad(FullGrad):
@@ -354,5 +355,5 @@ class FullGradExplainer(CAMExplainer):
             try:
                 raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
             finally:
-                cam.activations_and_grads.release()
+                self.release(model, cam)
         return torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)

@@ -225,7 +225,7 @@ class GuidedGradCAMExplainer(Explainer):
         if self.target_layer:
             name, layer = self.target_layer, resolve_module(model, self.target_layer)
         else:
-            name, grid = find_target_layer(model, x, self.min_grid)
+            name, _ = find_target_layer(model, x, self.min_grid)
             layer = model.get_submodule(name)
         self.last_info = {"target_layer": name}
         mode = "bilinear" if x.ndim == 4 else "trilinear"

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from faithbench.metrics.functional.perturbation import feature_ranks
+
 
 def _check(saliency: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     if saliency.shape != mask.shape:
@@ -64,8 +66,6 @@ def relevance_mass(saliency: Tensor, mask: Tensor) -> Tensor:
 
 def _top_ranks(s: Tensor, generator: torch.Generator | None) -> Tensor:
     """Rank of every feature of ``s (B, N)``, 0 = largest; ties by a seeded permutation."""
-    from faithbench.metrics.functional.perturbation import feature_ranks
-
     return feature_ranks(s, generator=generator)
 
 
