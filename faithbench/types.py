@@ -95,7 +95,8 @@ Postprocess = Literal["none", "abs", "relu"]
 class MetricInfo:
     """Metadata that travels with a metric, so every table can orient its ranks.
 
-    requires: a subset of {"model", "explainer", "mask:<name>"}.
+    requires: a subset of {"model", "explainer", "mask:<name>", "permuted_model"} (the last: the
+        same recipe trained on permuted labels, which the runner trains when a metric asks).
     postprocess: what the runner applies to raw saliency before this metric (SCIENCE.md).
     """
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, model_validator
-from torch import nn
+from torch import Tensor, nn
 
 from faithbench.datasets.base import BaseDataset
 from faithbench.models.architectures import build_model, count_parameters
@@ -99,24 +99,33 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
 
 
 def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, num_classes: int,
-                   input_size: tuple[int, ...], seed: int) -> str:
+                   input_size: tuple[int, ...], seed: int, permute_labels: bool = False) -> str:
     recipe = (spec.recipe or Recipe()).model_dump()
-    return make_key("checkpoint", CHECKPOINT_FORMAT, spec.name, spec.params, train_spec, recipe,
-                    in_chans, num_classes, list(input_size), seed)
+    parts: list[Any] = ["checkpoint", CHECKPOINT_FORMAT, spec.name, spec.params, train_spec, recipe,
+                        in_chans, num_classes, list(input_size), seed]
+    if permute_labels:
+        parts.append("permuted-labels")
+    return make_key(*parts)
+
+
+def permuted(y: Tensor, seed: int) -> Tensor:
+    """Labels shuffled by a seeded permutation (Adebayo et al. 2018, data randomisation)."""
+    return y[torch.randperm(len(y), generator=torch.Generator().manual_seed(seed + 7919))]
 
 
 def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test: BaseDataset,
-                    seed: int, cache: Cache) -> Checkpoint:
+                    seed: int, cache: Cache, *, permute_labels: bool = False) -> Checkpoint:
     """Build the architecture for ``train``'s shape and classes, then train or load its weights.
 
     Test metrics (accuracy, F1, AUC, loss) are computed on the whole ``test`` split and cached
-    beside the weights.
+    beside the weights. ``permute_labels``: the same recipe trained on permuted train and val
+    labels, keeping the last epoch (the data-randomisation check; its accuracy is at chance).
     """
     in_chans, input_size = train.in_channels, train.spatial_shape
     num_classes = len(train.classes)
     torch.manual_seed(seed)
     model = build_model(spec.name, in_chans, num_classes, input_size, **spec.params)
-    if spec.weights is not None:
+    if spec.weights is not None and not permute_labels:
         path = Path(spec.weights).expanduser()
         load_weights_file(model, path)
         model.eval()
@@ -127,7 +136,7 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
                           info={"parameters": count_parameters(model)})
 
     recipe = spec.recipe or Recipe()
-    key = checkpoint_key(spec, train.spec(), in_chans, num_classes, input_size, seed)
+    key = checkpoint_key(spec, train.spec(), in_chans, num_classes, input_size, seed, permute_labels)
     state = cache.get_tensors("checkpoints", key)
     meta = cache.get_json("checkpoints", key) if state is not None else None
     if state is not None and meta is not None:
@@ -137,10 +146,14 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
 
     x_train, y_train = train.tensors()
     x_val, y_val = val.tensors()
+    if permute_labels:
+        y_train, y_val = permuted(y_train, seed), permuted(y_val, seed + 1)
     start = time.perf_counter()
-    history = train_model(model, x_train, y_train, x_val, y_val, recipe, seed,
-                          desc=f"train {spec.label} seed {seed}")
+    history = train_model(model, x_train, y_train, x_val, y_val, recipe, seed, keep_best=not permute_labels,
+                          desc=f"train {spec.label} seed {seed}{' (permuted labels)' if permute_labels else ''}")
     seconds = time.perf_counter() - start
+    for p in model.parameters():  # a linear probe froze the backbone; explainers need its gradients
+        p.requires_grad_(True)
     x_test, y_test = test.tensors()
     metrics = evaluate_model(model, x_test, y_test)
     info = {"parameters": count_parameters(model), "train_seconds": seconds, "history": history,

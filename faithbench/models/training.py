@@ -55,8 +55,9 @@ def _head_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor,
-                recipe: Recipe, seed: int, *, desc: str = "train") -> dict[str, list[float]]:
-    """Train in place; keep the weights of the epoch with the lowest validation loss.
+                recipe: Recipe, seed: int, *, desc: str = "train", keep_best: bool = True) -> dict[str, list[float]]:
+    """Train in place; keep the weights of the epoch with the lowest validation loss
+    (``keep_best=False``: the last epoch's weights, and no early stopping).
 
     x: ``(N, C, *spatial)`` float; y: ``(N,)`` long. Returns the history per epoch.
     """
@@ -105,6 +106,8 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
         history["val_loss"].append(val["loss"])
         history["val_accuracy"].append(val["accuracy"])
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_acc=f"{val['accuracy']:.3f}")
+        if not keep_best:
+            continue
         if val["loss"] < best_loss - 1e-6:
             best_loss, stale = val["loss"], 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -33,6 +33,8 @@ class GroupData:
     batches: list[Batch]
     targets: list[Tensor]
     background: float
+    permuted_model: nn.Module | None = None  # same recipe on permuted labels (data randomisation)
+    permuted_key: str | None = None
 
 
 @dataclass
@@ -104,14 +106,16 @@ def run_cell(cell: Cell, data: GroupData, metric_specs: list[PluginSpec], cache:
 
         ctx: EvalContext | None = None
         for spec, metric in metric_objs:
-            score_key = make_key("scores", sal_key, metric.spec())
+            score_key = make_key("scores", sal_key, metric.spec(),
+                                 data.permuted_key if "permuted_model" in metric.info.requires else None)
             payload = cache.get_json("scores", score_key)
             if payload is None:
                 if ctx is None:
                     predict = ForwardCounter(data.model)
                     ctx = EvalContext(model=data.model, x=batch.x, target=target, label=batch.label,
                                       saliency=saliency, masks=batch.masks, predict=predict,
-                                      explainer=explainer, background=data.background, seed=cell.seed)
+                                      explainer=explainer, background=data.background, seed=cell.seed,
+                                      permuted_model=data.permuted_model)
                 before_passes, start = ctx.predict.passes, time.perf_counter()
                 out = metric(ctx)
                 payload = {

@@ -101,6 +101,7 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None, limit:
     started = time.time()
     n_samples = min(suite.samples, limit) if limit else suite.samples
     groups = plan(suite)
+    needs_permuted = any("permuted_model" in metrics.get(m.name).info.requires for m in suite.metrics)
     n_cells = sum(len(g.cells) for g in groups)
     computed = {"checkpoints": 0, "saliency": 0, "scores": 0}
     cell_results: list[CellResult] = []
@@ -123,6 +124,10 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None, limit:
                            "parameters": ckpt.info.get("parameters")})
         batches, targets = load_group(test, ckpt.model, n_samples, suite.batch_size, suite.target)
         data = GroupData(ckpt.model, ckpt.key, test.fingerprint(), batches, targets, test.background)
+        if needs_permuted:
+            twin = load_checkpoint(mspec, train, val, test, seed, cache, permute_labels=True)
+            computed["checkpoints"] += twin.origin == "trained"
+            data.permuted_model, data.permuted_key = twin.model, twin.key
         for cell in group.cells:
             bar.set_postfix_str(cell.name)
             result = run_cell(cell, data, suite.metrics, cache)

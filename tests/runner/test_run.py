@@ -98,3 +98,17 @@ def test_corrupted_cache_entry_is_recomputed(two_runs, tmp_path):
     assert any("corrupted cache entry" in str(w.message) for w in caught)
     assert again.computed["saliency"] == 1
     pd.testing.assert_frame_equal(first.results, again.results)
+
+
+def test_data_randomization_trains_a_permuted_twin(tmp_path):
+    suite = suite_from_dict({**TINY, "name": "datarand", "samples": 6,
+                             "explainers": ["saliency", "sobel"],
+                             "metrics": ["data_randomization"]})
+    result = run_suite(suite, tmp_path / "out", cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
+    assert result.computed["checkpoints"] == 2  # the model and its permuted-label twin
+    values = result.results.set_index(["explainer", "sample_id"])["value"]
+    # sobel ignores the model: identical maps for both models, similarity 1
+    assert (values.loc["sobel"] > 0.999).all()
+    assert values.loc["saliency"].mean() < 0.95
+    again = run_suite(suite, tmp_path / "out2", cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
+    assert again.computed == {"checkpoints": 0, "saliency": 0, "scores": 0}
