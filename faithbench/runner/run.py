@@ -162,6 +162,6 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None, limit:
     }
     from faithbench.reports.writer import write_outputs
 
-    write_outputs(out_dir, results, curves, model_df, cost, skipped)
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
+    write_outputs(out_dir, results, curves, model_df, cost, skipped)  # the report reads the manifest
     return RunResult(out_dir, results, curves, model_df, cost, skipped, computed)
