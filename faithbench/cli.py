@@ -1,7 +1,9 @@
 """``faithbench run | list | validate | report``.
 
-Exit codes: 0 success; 1 a run that failed while computing; 2 bad input (a suite, a name,
-a parameter, a file) or bad usage. Errors are one line; ``--debug`` shows the traceback.
+Exit codes: 0 success (every cell ran, or was skipped as unsupported); 1 a run that failed
+while computing; 2 bad input (a suite, a name, a parameter, a file, a sample) or bad usage (an
+output folder another run is writing); 3 partial: some cells failed (``failures.csv`` lists
+them) and the tables hold every other cell. Errors are one line; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from faithbench.configurable import ParameterError
 from faithbench.registry import RegistryError
 
-EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL = 0, 1, 2, 3
 
 
 class InputError(Exception):
@@ -24,22 +26,35 @@ class InputError(Exception):
 def _cmd_run(args: argparse.Namespace) -> int:
     from faithbench.config import load_suite
     from faithbench.runner.cache import Cache
-    from faithbench.runner.run import run_suite
+    from faithbench.runner.run import default_out_dir, run_suite
 
     suite = load_suite(args.suite)
-    out = Path(args.out) if args.out else Path("reports") / suite.name
+    out = Path(args.out) if args.out else default_out_dir(suite)
     cache = Cache(args.cache) if args.cache else Cache()
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit: expected a positive number of samples, got {args.limit}")
+    for flag, value in (("--cpus-per-task", args.cpus_per_task), ("--gpus-per-task", args.gpus_per_task)):
+        if value < 0:
+            raise InputError(f"{flag}: expected a number >= 0, got {value}")
+    if args.ray_cpus is not None and args.ray_cpus < 1:
+        raise InputError(f"--ray-cpus: expected a positive number of CPUs, got {args.ray_cpus}")
+    executor = args.executor or ("ray" if args.ray_address or args.ray_cpus else None)
     result = run_suite(suite, out, cache=cache, limit=args.limit, progress=not args.quiet,
-                       log=lambda msg: print(msg, file=sys.stderr))
+                       log=lambda msg: print(msg, file=sys.stderr), executor=executor,
+                       ray_address=args.ray_address, ray_cpus=args.ray_cpus,
+                       cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task)
     c = result.computed
     print(f"computed {c['checkpoints']} checkpoints, {c['saliency']} saliency batches, "
           f"{c['scores']} score batches; {len(result.results)} result rows", file=sys.stderr)
     if not result.skipped.empty:
         print(f"skipped {len(result.skipped)} cells (see skipped.csv)", file=sys.stderr)
     print(out.resolve())
-    return 0
+    if result.status == "partial":
+        n, cells = len(result.failures), result.failures["cell"].nunique()
+        print(f"faithbench: partial run: {n} failures in {cells} cells (see {out / 'failures.csv'}); "
+              f"exit code {EXIT_PARTIAL}", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -107,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, help="at most N test samples per dataset")
     run.add_argument("--cache", help="cache folder (default: $FAITHBENCH_CACHE or ~/.cache/faithbench)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--executor", choices=["local", "ray"],
+                     help="where cells run (default: the suite's 'executor', local)")
+    run.add_argument("--ray-address", metavar="ADDR",
+                     help="join this Ray cluster (implies --executor ray); every node must see --cache")
+    run.add_argument("--ray-cpus", type=int, metavar="N",
+                     help="CPUs of the local Ray instance started for this run (implies --executor ray)")
+    run.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N", help="Ray: CPUs per cell (1)")
+    run.add_argument("--gpus-per-task", type=float, default=0.0, metavar="N", help="Ray: GPUs per cell (0)")
     run.set_defaults(func=_cmd_run)
 
     lst = sub.add_parser("list", help="list registered plugins or built-in suites")
@@ -129,15 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from faithbench.config import SuiteError
     from faithbench.models.checkpoint import CheckpointError
+    from faithbench.runner.errors import InputDataError, OutputInUseError, UsageError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (InputError, SuiteError, RegistryError, ParameterError, CheckpointError, FileNotFoundError) as exc:
+    except (InputError, SuiteError, RegistryError, ParameterError, CheckpointError, FileNotFoundError,
+            InputDataError, OutputInUseError, UsageError) as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"faithbench: error: {exc}", file=sys.stderr)
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        computed = " (finished cells are cached; a rerun resumes)" if isinstance(exc, (InputDataError,
+                                                                                     CheckpointError)) else ""
+        print(f"faithbench: error: {message}{computed}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("faithbench: interrupted; finished cells are cached and a rerun resumes", file=sys.stderr)

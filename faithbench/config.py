@@ -58,7 +58,7 @@ class Suite(BaseModel):
     models: list[ModelSpec] = Field(min_length=1)
     explainers: list[PluginSpec] = Field(min_length=1)
     metrics: list[PluginSpec] = Field(min_length=1)
-    executor: Literal["local"] = "local"
+    executor: Literal["local", "ray"] = "local"
     control: str = "random"
 
     @field_validator("datasets", "explainers", "metrics", "models", mode="before")

@@ -1,6 +1,12 @@
 """Datasets: one file per family. Each registers itself in ``faithbench.registry.datasets``."""
 
 from faithbench.datasets.base import SPLITS, BaseDataset, Dataset
-from faithbench.datasets.phantoms import PhantomCXR
+from faithbench.datasets.folder import FolderDataset
+from faithbench.datasets.medmnist import MedMNIST
+from faithbench.datasets.paths import ENV_VAR, DataError, data_root, resolve_path
+from faithbench.datasets.phantoms import PhantomCXR, PhantomOrgan3D
+from faithbench.datasets.semisynthetic import MNILesion
+from faithbench.datasets.volumes import VolumeDataset
 
-__all__ = ["SPLITS", "BaseDataset", "Dataset", "PhantomCXR"]
+__all__ = ["ENV_VAR", "SPLITS", "BaseDataset", "DataError", "Dataset", "FolderDataset", "MedMNIST", "MNILesion", "PhantomCXR", "PhantomOrgan3D", "VolumeDataset",
+           "data_root", "resolve_path"]

@@ -7,6 +7,9 @@ the top-left corner) co-occurs with the label with strength ``shortcut`` in the 
 val splits and independently of it in the test split, so a suite can check whether the
 saliency reveals what the model relies on.
 
+``phantom_organ3d`` (3D) is its twin: an abdomen-like body ellipsoid with liver, spleen, two
+kidneys and a spine; label 1 plants a bright sphere inside the liver or the spleen.
+
 Generation is deterministic from (seed, split, index) and needs no files.
 """
 
@@ -165,8 +168,138 @@ class PhantomCXR(BaseDataset):
 
 
 def _erode(mask: Tensor, radius: float) -> Tensor:
-    """Pixels whose distance to the mask's outside is more than ``radius`` (square approx.)."""
+    """Pixels (voxels in 3D) whose distance to the mask's outside is more than ``radius``
+    (square/cube approximation)."""
     k = max(1, int(math.ceil(radius)))
     out = (~mask).float()[None, None]
-    grown = torch.nn.functional.max_pool2d(out, 2 * k + 1, stride=1, padding=k)[0, 0]
+    pool = torch.nn.functional.max_pool2d if mask.ndim == 2 else torch.nn.functional.max_pool3d
+    grown = pool(out, 2 * k + 1, stride=1, padding=k)[0, 0]
     return mask & (grown == 0)
+
+
+def _fits(mask: Tensor, radius: float) -> Tensor:
+    """Pixels/voxels of a 2D/3D ``mask`` where a disc/ball of ``radius`` centred there lies wholly
+    in the mask."""
+    k = max(1, int(math.ceil(radius)))
+    ax = torch.arange(-k, k + 1, dtype=torch.float32)
+    axes = torch.meshgrid(*[ax] * mask.ndim, indexing="ij")
+    ball = (sum(a**2 for a in axes) <= radius**2).float()
+    conv = torch.nn.functional.conv2d if mask.ndim == 2 else torch.nn.functional.conv3d
+    outside = conv((~mask).float()[None, None], ball[None, None], padding=k)[0, 0]
+    return mask & (outside < 0.5)
+
+
+@datasets.register("phantom_organ3d")
+class PhantomOrgan3D(BaseDataset):
+    """3D abdomen-like phantom, ``(C, size, size, size)`` in [0, 1], background 0; axes (D, H, W)
+    = (z: head to feet, y: front to back, x: patient's right to left).
+
+    Parameters (all explicit, all recorded in the dataset spec):
+        n: samples in this split (default: 1000 train, 200 val, 250 test).
+        size: volume side in voxels (32; at least 24). channels: image channels (1).
+        seed: generation seed (0). prevalence: P(label = 1) (0.5).
+        lesion_contrast: added intensity at the lesion centre (0.35);
+        lesion_radius: (min, max) radius in voxels at size 32 ((1.8, 2.8)).
+        noise: std of the voxel noise (0.03).
+        shortcut: strength of the marker–label correlation in train/val, as in ``phantom_cxr``
+            (a bright cube in a corner); 0 disables the marker.
+
+    Masks: ``lesion`` (the exact ball, wholly inside its organ), ``liver``, ``spleen``,
+    ``kidney_left``, ``kidney_right``, ``spine``, ``body``, and ``marker`` when ``shortcut > 0``.
+    ``meta["lesion_organ"]`` names the organ (liver 60%, spleen 40%). About 6 ms per volume at 32³.
+    """
+
+    classes = ("normal", "lesion")
+    spatial_dims = 3
+    background = 0.0
+    version = "1"
+
+    def __init__(self, split: Split = "test", *, n: int | None = None, size: int = 32,
+                 channels: int = 1, seed: int = 0, prevalence: float = 0.5,
+                 lesion_contrast: float = 0.35, lesion_radius: tuple[float, float] = (1.8, 2.8),
+                 noise: float = 0.03, shortcut: float = 0.0) -> None:
+        if n is None:
+            n = {"train": 1000, "val": 200, "test": 250}[split]
+        if n < 1:
+            raise ValueError(f"phantom_organ3d: expected n >= 1, got {n}")
+        if not 0.0 <= shortcut <= 1.0:
+            raise ValueError(f"phantom_organ3d: expected shortcut in [0, 1], got {shortcut}")
+        if size < 24:
+            raise ValueError(f"phantom_organ3d: expected size >= 24, got {size}")
+        lesion_radius = tuple(float(r) for r in lesion_radius)  # type: ignore[assignment]
+        super().__init__(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
+                         lesion_contrast=lesion_contrast, lesion_radius=list(lesion_radius),
+                         noise=noise, shortcut=shortcut)
+        self.n, self.size, self.channels, self.seed = n, size, channels, seed
+        self.prevalence, self.lesion_contrast, self.lesion_radius = prevalence, lesion_contrast, lesion_radius
+        self.noise, self.shortcut = noise, shortcut
+        self._grid = _grid((size, size, size))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Sample:
+        if not 0 <= i < self.n:
+            raise IndexError(f"phantom_organ3d: index {i} out of range for {self.n} samples")
+        gen = torch.Generator().manual_seed(self.seed * 10_000_019 + _SPLIT_OFFSET[self.split] + 7 + i)
+        u = lambda: float(torch.rand((), generator=gen))  # noqa: E731 - a tiny local helper
+        j = lambda: (u() - 0.5) * 2  # noqa: E731 - uniform in [-1, 1]
+        s = self.size / 32.0
+        g = self._grid  # g[0] = z, g[1] = y, g[2] = x
+
+        label = int(u() < self.prevalence)
+        cz, cy, cx = (16 + j()) * s, (16 + j()) * s, (16 + j()) * s
+        body = ellipsoid(g, [cz, cy, cx], [(15 + u()) * s, (11 + u()) * s, (14 + u()) * s])
+        # The patient's right is image left (radiological convention, small x).
+        liver = ellipsoid(g, [cz - 2 * s, cy - 1 * s, cx - 6 * s], [(6.5 + u()) * s, (6 + u()) * s, (5.5 + u()) * s])
+        spleen = ellipsoid(g, [cz - 3 * s, cy + 2 * s, cx + 8 * s], [(5 + u()) * s, (4.5 + u() * 0.5) * s, (4 + u() * 0.5) * s])
+        kidney_r = ellipsoid(g, [cz + 5 * s, cy + 5 * s, cx - 5 * s], [(4 + u()) * s, 2.5 * s, 2.2 * s])
+        kidney_l = ellipsoid(g, [cz + 5 * s, cy + 5 * s, cx + 5 * s], [(4 + u()) * s, 2.5 * s, 2.2 * s])
+        spine = body & (((g[1] - (cy + 7.5 * s)) ** 2 + (g[2] - cx) ** 2) <= (2.2 * s) ** 2)
+        organs = [liver, spleen, kidney_r, kidney_l]
+        liver, spleen, kidney_r, kidney_l = (o & body & ~spine for o in organs)
+
+        img = torch.zeros(self.size, self.size, self.size)
+        img[body] = 0.35
+        img[liver] = 0.55
+        img[spleen] = 0.5
+        img[kidney_l | kidney_r] = 0.65
+        img[spine] = 0.85
+        img += 0.04 * smooth_field(g, gen, n_blobs=6, scale=4 * s) * body
+
+        lesion = torch.zeros_like(body)
+        meta: dict[str, Any] = {}
+        if label == 1:
+            organ_name, organ = ("liver", liver) if u() < 0.6 else ("spleen", spleen)
+            r_min, r_max = self.lesion_radius
+            radius = (r_min + u() * (r_max - r_min)) * s
+            inside = _fits(organ, radius)
+            if not inside.any():
+                inside = organ
+            idx = torch.nonzero(inside)
+            lz, ly, lx = idx[int(u() * len(idx)) % len(idx)].tolist()
+            d2 = (g[0] - lz) ** 2 + (g[1] - ly) ** 2 + (g[2] - lx) ** 2
+            lesion = d2 <= radius**2
+            img += self.lesion_contrast * torch.exp(-d2 / (2 * (radius / 1.5) ** 2))
+            meta.update(lesion_centre=(lz, ly, lx), lesion_radius=radius, lesion_organ=organ_name)
+
+        masks = {"lesion": lesion, "liver": liver, "spleen": spleen, "kidney_left": kidney_l,
+                 "kidney_right": kidney_r, "spine": spine, "body": body}
+        if self.shortcut > 0:
+            if self.split == "test":
+                p_marker = 0.5
+            else:
+                p_marker = (1 + self.shortcut) / 2 if label == 1 else (1 - self.shortcut) / 2
+            marker = torch.zeros_like(body)
+            if u() < p_marker:
+                m0, m1 = round(1 * s), round(4 * s)
+                marker[m0:m1, m0:m1, m0:m1] = True
+                img[marker] = 1.0
+            masks["marker"] = marker
+            meta["marker"] = bool(marker.any())
+
+        img = img + self.noise * torch.randn(img.shape, generator=gen)
+        img = img.clamp(0.0, 1.0)
+        image = img.unsqueeze(0).repeat(self.channels, 1, 1, 1)
+        return Sample(id=f"{self.split}-{i:05d}", image=image, label=label, masks=masks,
+                      patient_id=f"phantom3d-{self.split}-{i:05d}", meta=meta)

@@ -1,13 +1,27 @@
-"""Run one cell: explain a dataset's samples with one explainer and score every metric.
+"""Run cells: explain a group's samples with one explainer per cell and score every metric.
 
-Saliency maps and scores are cached per (cell, batch) under content keys, so a killed run
-loses at most the batch in flight and a rerun recomputes nothing it already has.
+Samples stream: :func:`iter_batches` reads ``batch_size`` samples at a time from the dataset,
+so memory does not grow with the number of samples. A :class:`CellRun` is fed one batch at a
+time; the local executor feeds every cell of a group the same batch (each batch is read once
+per group), a Ray task feeds its one cell.
+
+Saliency maps and scores are stored per (cell, batch) under content keys, so a killed run loses
+at most the batch in flight and a rerun recomputes nothing it already has. Where they are
+stored is the ``store``: the :class:`~faithbench.runner.cache.Cache` itself (local executor),
+or a :class:`DeferredCache` that reads the shared cache and holds new entries until the driver
+writes them (Ray tasks never write).
+
+Failure isolation: an explainer that raises, returns NaN/Inf saliency or runs out of memory
+fails its cell (no rows; one row in ``failures.csv``); a metric that raises or returns Inf
+fails that metric in that cell (its rows are dropped, the cell's other metrics stay). A metric
+value of NaN means "undefined for this sample" (e.g. an empty mask) and gives no row, as before.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,21 +31,23 @@ from torch import Tensor, nn
 from faithbench.config import PluginSpec
 from faithbench.explainers.base import Explainer
 from faithbench.metrics.base import EvalContext, ForwardCounter, Metric
+from faithbench.models.training import predict_logits
 from faithbench.registry import explainers, metrics
 from faithbench.runner.cache import Cache, make_key
+from faithbench.runner.errors import InputDataError, error_summary, is_out_of_memory, release_memory
 from faithbench.runner.plan import Cell
 from faithbench.types import Batch
+
+FAILURE_COLUMNS = ["cell", "dataset", "model", "explainer", "seed", "stage", "metric", "error_type", "message"]
 
 
 @dataclass
 class GroupData:
-    """What every cell of a group shares: the checkpoint and the explained samples."""
+    """What every cell of a group shares: the checkpoint and where its samples come from."""
 
     model: nn.Module
     checkpoint_key: str
     dataset_fingerprint: str
-    batches: list[Batch]
-    targets: list[Tensor]
     background: float
     permuted_model: nn.Module | None = None  # same recipe on permuted labels (data randomisation)
     permuted_key: str | None = None
@@ -44,8 +60,93 @@ class CellResult:
     curves: list[dict[str, Any]] = field(default_factory=list)
     cost: list[dict[str, Any]] = field(default_factory=list)
     skipped: str | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     computed: dict[str, int] = field(default_factory=lambda: {"saliency": 0, "scores": 0})
+    # cache entries computed by a task that does not write: (kind, key, "tensors" | "json", payload)
+    pending: list[tuple[str, str, str, Any]] = field(default_factory=list)
+    # bad input met inside a task (the driver turns it into InputDataError, exit code 2)
+    input_error: str | None = None
+
+
+def failure_row(cell: Cell, stage: str, exc: BaseException, metric: str = "") -> dict[str, Any]:
+    """One row of ``failures.csv``; ``stage`` is ``checkpoint``, ``explain``, ``metric`` or ``task``."""
+    error_type, message = error_summary(exc)
+    return {"cell": cell.name, "dataset": cell.dataset.label, "model": cell.model.label,
+            "explainer": cell.explainer.label, "seed": cell.seed, "stage": stage, "metric": metric,
+            "error_type": error_type, "message": message}
+
+
+class DeferredCache(Cache):
+    """Reads through to the cache at ``root``; holds writes in :attr:`pending` for the driver.
+
+    A Ray task computes with one of these and returns ``pending`` with its rows; the driver
+    writes the entries with :func:`commit`, so exactly one process writes the cache.
+    """
+
+    def __init__(self, root: Any) -> None:
+        super().__init__(root)
+        self.pending: list[tuple[str, str, str, Any]] = []
+        self._held: dict[tuple[str, str, str], Any] = {}
+
+    def get_tensors(self, kind: str, key: str) -> dict[str, Tensor] | None:
+        held = self._held.get((kind, key, "tensors"))
+        return held if held is not None else super().get_tensors(kind, key)
+
+    def put_tensors(self, kind: str, key: str, tensors: dict[str, Tensor]) -> Any:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        self._held[(kind, key, "tensors")] = tensors
+        self.pending.append((kind, key, "tensors", tensors))
+        return self.path(kind, key, "safetensors")
+
+    def get_json(self, kind: str, key: str) -> Any | None:
+        held = self._held.get((kind, key, "json"))
+        return held if held is not None else super().get_json(kind, key)
+
+    def put_json(self, kind: str, key: str, payload: Any) -> Any:
+        self._held[(kind, key, "json")] = payload
+        self.pending.append((kind, key, "json", payload))
+        return self.path(kind, key, "json")
+
+
+def commit(cache: Cache, pending: list[tuple[str, str, str, Any]]) -> None:
+    """Write the entries a task computed (atomically, one file each)."""
+    for kind, key, fmt, payload in pending:
+        if fmt == "tensors":
+            cache.put_tensors(kind, key, payload)
+        else:
+            cache.put_json(kind, key, payload)
+
+
+def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, model: nn.Module,
+                 target_mode: str) -> Iterator[tuple[Batch, Tensor]]:
+    """The first ``n_samples`` samples of ``dataset`` in batches, with the explained target.
+
+    Streams: one batch is in memory at a time. A sample that cannot be read or collated (a
+    mask whose shape does not match its image, a missing file) raises :class:`InputDataError`
+    naming the dataset, the split and the sample.
+    """
+    split = getattr(dataset, "split", "test")
+    n = min(n_samples, len(dataset))
+    if n == 0:
+        raise InputDataError(f"dataset {label!r}: the {split} split is empty")
+    for start in range(0, n, batch_size):
+        samples = []
+        for i in range(start, min(n, start + batch_size)):
+            try:
+                samples.append(dataset[i])
+            except (ValueError, OSError, KeyError, IndexError) as exc:
+                raise InputDataError(f"dataset {label!r} ({split} split), sample {i}: {exc}") from exc
+        try:
+            batch = Batch.collate(samples)
+        except (ValueError, RuntimeError) as exc:
+            raise InputDataError(f"dataset {label!r} ({split} split): {exc}") from exc
+        if target_mode == "label":
+            target = batch.label
+        else:
+            with torch.no_grad():
+                target = predict_logits(model, batch.x).argmax(-1)
+        yield batch, target
 
 
 class PassCounter:
@@ -69,75 +170,152 @@ def build_metrics(specs: list[PluginSpec]) -> list[tuple[PluginSpec, Metric]]:
     return [(spec, metrics.get(spec.name)(**spec.params)) for spec in specs]
 
 
-def run_cell(cell: Cell, data: GroupData, metric_specs: list[PluginSpec], cache: Cache) -> CellResult:
-    result = CellResult(cell)
-    explainer: Explainer = explainers.get(cell.explainer.name)(seed=cell.seed, **cell.explainer.params)
-    reason = explainer.unsupported_reason(data.model, data.batches[0].x)
-    if reason:
-        result.skipped = reason
-        return result
-    metric_objs = build_metrics(metric_specs)
-    explain_cost = {"seconds": 0.0, "passes": 0}
-    metric_cost = {spec.label: {"seconds": 0.0, "passes": 0} for spec, _ in metric_objs}
-    for batch, target in zip(data.batches, data.targets):
-        sal_key = make_key("saliency", data.dataset_fingerprint, data.checkpoint_key, explainer.spec(),
-                           cell.seed, batch.ids, target.tolist())
-        cached = cache.get_tensors("saliency", sal_key)
-        if cached is not None:
-            saliency = cached["saliency"]
-            explain_cost["seconds"] += float(cached["seconds"])
-            explain_cost["passes"] += int(cached["passes"])
-        else:
-            start = time.perf_counter()
-            with PassCounter(data.model) as counter:
-                saliency = explainer(data.model, batch.x, target)
-            seconds = time.perf_counter() - start
-            if not torch.isfinite(saliency).all():
-                raise FloatingPointError(f"{explainer.name} returned NaN or Inf saliency for batch "
-                                         f"starting at sample {batch.ids[0]!r}")
-            cache.put_tensors("saliency", sal_key, {
-                "saliency": saliency, "seconds": torch.tensor(seconds, dtype=torch.float64),
-                "passes": torch.tensor(counter.passes)})
-            result.computed["saliency"] += 1
-            explain_cost["seconds"] += seconds
-            explain_cost["passes"] += counter.passes
-        if explainer.last_info:
-            result.info.update(explainer.last_info)
+class CellRun:
+    """One cell, fed batch by batch. Never raises for a failing explainer or metric: the failure
+    is recorded in ``result.failures`` and the cell (or that metric) stops."""
 
+    def __init__(self, cell: Cell, data: GroupData, metric_specs: list[PluginSpec], store: Cache) -> None:
+        self.cell, self.data, self.store = cell, data, store
+        self.result = CellResult(cell)
+        self.explainer: Explainer | None = None
+        self.active: list[tuple[PluginSpec, Metric]] = []
+        self.stopped = False  # skipped or failed: nothing more to do
+        self.checked = False
+        self.samples = 0
+        self.explain_cost = {"seconds": 0.0, "passes": 0}
+        self.metric_cost: dict[str, dict[str, float]] = {}
+        try:
+            self.explainer = explainers.get(cell.explainer.name)(seed=cell.seed, **cell.explainer.params)
+            self.active = build_metrics(metric_specs)
+        except Exception as exc:
+            self._fail("explain", exc)
+            return
+        self.metric_cost = {spec.label: {"seconds": 0.0, "passes": 0} for spec, _ in self.active}
+
+    # -- failures ---------------------------------------------------------------------------
+    def _fail(self, stage: str, exc: BaseException, metric: str = "") -> None:
+        self.result.failures.append(failure_row(self.cell, stage, exc, metric))
+        if is_out_of_memory(exc):
+            release_memory()
+        if stage == "explain":
+            self.stopped = True
+            self.result.rows.clear()
+            self.result.curves.clear()
+
+    def _fail_metric(self, spec: PluginSpec, exc: BaseException) -> None:
+        self._fail("metric", exc, spec.label)
+        self.active = [(s, m) for s, m in self.active if s.label != spec.label]
+        self.metric_cost.pop(spec.label, None)
+        self.result.rows = [r for r in self.result.rows if r["metric"] != spec.label]
+        self.result.curves = [r for r in self.result.curves if r["metric"] != spec.label]
+
+    # -- one batch --------------------------------------------------------------------------
+    def feed(self, batch: Batch, target: Tensor) -> None:
+        if self.stopped:
+            return
+        assert self.explainer is not None
+        try:
+            if not self.checked:
+                self.checked = True
+                reason = self.explainer.unsupported_reason(self.data.model, batch.x)
+                if reason:
+                    self.result.skipped = reason
+                    self.stopped = True
+                    return
+            sal_key, saliency = self._saliency(batch, target)
+        except Exception as exc:
+            self._fail("explain", exc)
+            return
+        self.samples += len(batch)
+        if self.explainer.last_info:
+            self.result.info.update(self.explainer.last_info)
         ctx: EvalContext | None = None
-        for spec, metric in metric_objs:
-            score_key = make_key("scores", sal_key, metric.spec(),
-                                 data.permuted_key if "permuted_model" in metric.info.requires else None)
-            payload = cache.get_json("scores", score_key)
-            if payload is None:
-                if ctx is None:
-                    predict = ForwardCounter(data.model)
-                    ctx = EvalContext(model=data.model, x=batch.x, target=target, label=batch.label,
-                                      saliency=saliency, masks=batch.masks, predict=predict,
-                                      explainer=explainer, background=data.background, seed=cell.seed,
-                                      permuted_model=data.permuted_model)
-                before_passes, start = ctx.predict.passes, time.perf_counter()
-                out = metric(ctx)
-                payload = {
-                    "value": out["value"].double().tolist(),
-                    "chance": out["chance"].double().tolist() if "chance" in out else None,
-                    "curve": out["curve"].double().tolist() if "curve" in out else None,
-                    "fractions": out["fractions"].double().tolist() if "fractions" in out else None,
-                    "seconds": time.perf_counter() - start,
-                    "passes": ctx.predict.passes - before_passes,
-                }
-                cache.put_json("scores", score_key, payload)
-                result.computed["scores"] += 1
-            metric_cost[spec.label]["seconds"] += payload["seconds"]
-            metric_cost[spec.label]["passes"] += payload["passes"]
-            _append_rows(result, cell, spec, metric, batch, target, payload)
+        for spec, metric in list(self.active):
+            try:
+                score_key = make_key("scores", sal_key, metric.spec(),
+                                     self.data.permuted_key if "permuted_model" in metric.info.requires else None)
+                payload = self.store.get_json("scores", score_key)
+                if payload is None:
+                    if ctx is None:
+                        ctx = EvalContext(model=self.data.model, x=batch.x, target=target, label=batch.label,
+                                          saliency=saliency, masks=batch.masks,
+                                          predict=ForwardCounter(self.data.model), explainer=self.explainer,
+                                          background=self.data.background, seed=self.cell.seed,
+                                          permuted_model=self.data.permuted_model)
+                    payload = self._score(metric, ctx, batch)
+                    self.store.put_json("scores", score_key, payload)
+                    self.result.computed["scores"] += 1
+            except Exception as exc:
+                self._fail_metric(spec, exc)
+                continue
+            self.metric_cost[spec.label]["seconds"] += payload["seconds"]
+            self.metric_cost[spec.label]["passes"] += payload["passes"]
+            _append_rows(self.result, self.cell, spec, metric, batch, target, payload)
 
-    base = {"dataset": cell.dataset.label, "model": cell.model.label, "explainer": cell.explainer.label,
-            "seed": cell.seed, "samples": sum(len(b) for b in data.batches)}
-    result.cost.append({**base, "stage": "explain", "metric": "", **explain_cost})
-    for label, cost in metric_cost.items():
-        result.cost.append({**base, "stage": "metric", "metric": label, **cost})
-    return result
+    def _saliency(self, batch: Batch, target: Tensor) -> tuple[str, Tensor]:
+        assert self.explainer is not None
+        data, cell = self.data, self.cell
+        sal_key = make_key("saliency", data.dataset_fingerprint, data.checkpoint_key, self.explainer.spec(),
+                           cell.seed, batch.ids, target.tolist())
+        cached = self.store.get_tensors("saliency", sal_key)
+        if cached is not None:
+            self.explain_cost["seconds"] += float(cached["seconds"])
+            self.explain_cost["passes"] += int(cached["passes"])
+            return sal_key, cached["saliency"]
+        start = time.perf_counter()
+        with PassCounter(data.model) as counter:
+            saliency = self.explainer(data.model, batch.x, target)
+        seconds = time.perf_counter() - start
+        if not torch.isfinite(saliency).all():
+            raise FloatingPointError(f"{self.explainer.name} returned NaN or Inf saliency for the batch "
+                                     f"starting at sample {batch.ids[0]!r}")
+        self.store.put_tensors("saliency", sal_key, {
+            "saliency": saliency, "seconds": torch.tensor(seconds, dtype=torch.float64),
+            "passes": torch.tensor(counter.passes)})
+        self.result.computed["saliency"] += 1
+        self.explain_cost["seconds"] += seconds
+        self.explain_cost["passes"] += counter.passes
+        return sal_key, saliency
+
+    @staticmethod
+    def _score(metric: Metric, ctx: EvalContext, batch: Batch) -> dict[str, Any]:
+        before_passes, start = ctx.predict.passes, time.perf_counter()
+        out = metric(ctx)
+        value = out["value"].double()
+        if torch.isinf(value).any():
+            i = int(torch.isinf(value).nonzero()[0, 0])
+            raise FloatingPointError(f"{metric.name} returned Inf for sample {batch.ids[i]!r}")
+        return {
+            "value": value.tolist(),
+            "chance": out["chance"].double().tolist() if "chance" in out else None,
+            "curve": out["curve"].double().tolist() if "curve" in out else None,
+            "fractions": out["fractions"].double().tolist() if "fractions" in out else None,
+            "seconds": time.perf_counter() - start,
+            "passes": ctx.predict.passes - before_passes,
+        }
+
+    # -- the end ----------------------------------------------------------------------------
+    def finish(self) -> CellResult:
+        result, cell = self.result, self.cell
+        if self.stopped or not self.checked:
+            return result
+        base = {"dataset": cell.dataset.label, "model": cell.model.label, "explainer": cell.explainer.label,
+                "seed": cell.seed, "samples": self.samples}
+        result.cost.append({**base, "stage": "explain", "metric": "", **self.explain_cost})
+        for label, cost in self.metric_cost.items():
+            result.cost.append({**base, "stage": "metric", "metric": label, **cost})
+        return result
+
+
+def run_cell(cell: Cell, data: GroupData, metric_specs: list[PluginSpec], store: Cache,
+             batches: Iterator[tuple[Batch, Tensor]]) -> CellResult:
+    """Feed one cell every ``(batch, target)`` of ``batches`` and return its result."""
+    run = CellRun(cell, data, metric_specs, store)
+    for batch, target in batches:
+        run.feed(batch, target)
+        if run.stopped:
+            break
+    return run.finish()
 
 
 def _append_rows(result: CellResult, cell: Cell, spec: PluginSpec, metric: Metric, batch: Batch,

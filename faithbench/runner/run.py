@@ -1,8 +1,19 @@
-"""The local executor: suite -> cells -> tidy tables in the output folder."""
+"""Suite -> cells -> tidy tables in the output folder, on the local or the Ray executor.
+
+Exit status of a run (see :attr:`RunResult.status`): every cell ok, or *partial* when some
+cells failed (``failures.csv`` lists them; the other cells' results are complete). Bad input
+(:class:`~faithbench.runner.errors.InputDataError`, a checkpoint that does not fit its dataset)
+stops the run; what was computed before it is in the cache, so a rerun resumes.
+
+Only this process writes the output folder (it holds ``<out>/.lock``) and the cache: the
+local executor writes cache entries as it computes them; Ray tasks return theirs and the
+driver writes them (:mod:`faithbench.runner.ray_executor`).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import platform
 import subprocess
 import time
@@ -15,17 +26,27 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from faithbench.config import Suite
+from faithbench.config import PluginSpec, Suite
 from faithbench.datasets.base import BaseDataset
-from faithbench.models.checkpoint import load_checkpoint
-from faithbench.models.training import predict_logits
+from faithbench.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from faithbench.registry import datasets, explainers, metrics, models
 from faithbench.runner.cache import Cache, atomic_write_bytes
-from faithbench.runner.execute import CellResult, GroupData, run_cell
-from faithbench.runner.plan import plan
-from faithbench.types import Batch
+from faithbench.runner.errors import InputDataError, UsageError
+from faithbench.runner.execute import (
+    FAILURE_COLUMNS,
+    CellResult,
+    CellRun,
+    GroupData,
+    failure_row,
+    iter_batches,
+)
+from faithbench.runner.lock import lock_output
+from faithbench.runner.plan import Group, plan
 
 Log = Callable[[str], None]
+
+
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
@@ -37,34 +58,70 @@ class RunResult:
     cost: pd.DataFrame
     skipped: pd.DataFrame
     computed: dict[str, int] = field(default_factory=dict)
+    failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILURE_COLUMNS))
+
+    @property
+    def status(self) -> str:
+        """``"ok"`` (every cell ran or was skipped as unsupported) or ``"partial"`` (some failed)."""
+        return "partial" if not self.failures.empty else "ok"
 
 
 def build_dataset(name: str, split: str, params: dict[str, Any]) -> BaseDataset:
     return datasets.get(name)(split=split, **params)
 
 
-def load_group(dataset: BaseDataset, model: torch.nn.Module, n_samples: int, batch_size: int,
-               target_mode: str) -> tuple[list[Batch], list[torch.Tensor]]:
-    """The first ``n_samples`` test samples in batches, and the explained target per batch."""
-    n = min(n_samples, len(dataset))
-    if n == 0:
-        raise ValueError(f"dataset {dataset.spec()['name']!r} split {dataset.split!r} is empty")
-    batches, targets = [], []
-    for start in range(0, n, batch_size):
-        batch = Batch.collate([dataset[i] for i in range(start, min(n, start + batch_size))])
-        if target_mode == "label":
-            target = batch.label
-        else:
-            target = predict_logits(model, batch.x).argmax(-1)
-        batches.append(batch)
-        targets.append(target)
-    return batches, targets
+def build_splits(spec: PluginSpec) -> tuple[BaseDataset, BaseDataset, BaseDataset]:
+    """train, val and test of a dataset entry; a dataset that cannot be built (missing files, a
+    data root that does not exist) raises :class:`InputDataError` naming the entry and split."""
+    splits = []
+    for split in ("train", "val", "test"):
+        try:
+            splits.append(build_dataset(spec.name, split, spec.params))
+        except (ValueError, OSError) as exc:
+            raise InputDataError(f"dataset {spec.label!r} ({split} split): {exc}") from exc
+    return splits[0], splits[1], splits[2]
+
+
+def preflight(suite: Suite) -> None:
+    """Check every dataset before anything is computed: it builds, its test split is not empty,
+    and its train split is not empty where a model is trained on it."""
+    trains = any(m.weights is None for m in suite.models)
+    for spec in suite.datasets:
+        train, _val, test = build_splits(spec)
+        if len(test) == 0:
+            raise InputDataError(f"dataset {spec.label!r}: the test split is empty")
+        if trains and len(train) == 0:
+            raise InputDataError(f"dataset {spec.label!r}: the train split is empty, and a model is "
+                                 f"trained on it")
+
+
+def open_group(group: Group, splits: tuple[BaseDataset, BaseDataset, BaseDataset], cache: Cache,
+               needs_permuted: bool) -> tuple[GroupData, Checkpoint, Checkpoint | None]:
+    """Train or load the group's checkpoint (and its permuted-label twin when a metric needs it)."""
+    train, val, test = splits
+    ckpt = load_checkpoint(group.model, train, val, test, group.seed, cache)
+    data = GroupData(ckpt.model, ckpt.key, test.fingerprint(), test.background)
+    twin = None
+    if needs_permuted:
+        twin = load_checkpoint(group.model, train, val, test, group.seed, cache, permute_labels=True)
+        data.permuted_model, data.permuted_key = twin.model, twin.key
+    return data, ckpt, twin
+
+
+def safe_label(text: str) -> str:
+    """A folder-name-safe version of a suite name (never a path: no separators, no leading dot)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).lstrip(".") or "_"
+
+
+def default_out_dir(suite: Suite) -> Path:
+    """``reports/<suite name>``, the name made safe so it cannot point outside ``reports/``."""
+    return Path("reports") / safe_label(suite.name)
 
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in ("faithbench", "torch", "torchvision", "timm", "captum", "grad-cam", "quantus", "numpy",
-                 "scipy", "pandas", "scikit-posthocs"):
+                 "scipy", "pandas", "scikit-posthocs", "ray"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -91,59 +148,103 @@ def plugin_origins(suite: Suite) -> dict[str, dict[str, str]]:
 
 
 def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None, limit: int | None = None,
-              progress: bool = True, log: Log = print) -> RunResult:
+              progress: bool = True, log: Log = print, executor: str | None = None,
+              ray_address: str | None = None, ray_cpus: int | None = None, cpus_per_task: float = 1.0,
+              gpus_per_task: float = 0.0) -> RunResult:
     """Run every cell of ``suite`` and write the tables of the output folder.
 
-    ``limit`` caps the samples per dataset (below ``suite.samples``).
+    ``limit`` caps the samples per dataset (below ``suite.samples``). ``executor`` (default:
+    the suite's) is ``local`` (in this process) or ``ray`` (each cell a Ray task needing
+    ``cpus_per_task`` CPUs and ``gpus_per_task`` GPUs; ``ray_address`` joins a cluster, else a
+    local Ray instance with ``ray_cpus`` CPUs is started, or the one already initialised is used).
+
+    A cell whose explainer or metric fails is recorded in ``failures.csv`` and the sweep goes on
+    (``RunResult.status == "partial"``). Raises :class:`InputDataError` or
+    :class:`~faithbench.models.checkpoint.CheckpointError` for bad input and
+    :class:`~faithbench.runner.errors.OutputInUseError` when another run holds ``out_dir``.
     """
+    executor = executor or suite.executor
+    if executor not in EXECUTORS:
+        raise UsageError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
     cache = cache or Cache()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with lock_output(out_dir):
+        return _run_locked(suite, out_dir, cache, limit, progress, log, executor,
+                           dict(address=ray_address, num_cpus=ray_cpus, cpus_per_task=cpus_per_task,
+                                gpus_per_task=gpus_per_task))
+
+
+def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, progress: bool, log: Log,
+                executor: str, ray_options: dict[str, Any]) -> RunResult:
     started = time.time()
     n_samples = min(suite.samples, limit) if limit else suite.samples
     groups = plan(suite)
     needs_permuted = any("permuted_model" in metrics.get(m.name).info.requires for m in suite.metrics)
     n_cells = sum(len(g.cells) for g in groups)
     computed = {"checkpoints": 0, "saliency": 0, "scores": 0}
-    cell_results: list[CellResult] = []
+    results_by_cell: dict[str, CellResult] = {}
     model_rows: list[dict[str, Any]] = []
-    cell_info: dict[str, Any] = {}
+    preflight(suite)  # bad data is reported before anything is trained
     bar = tqdm(total=n_cells, desc=f"suite {suite.name}", unit="cell", disable=not progress)
+    ready: list[Group] = []  # groups whose checkpoint exists (the Ray executor dispatches their cells)
+    splits_of: tuple[str, tuple[BaseDataset, BaseDataset, BaseDataset]] | None = None
+    device = "cpu"
     for group in groups:
         dspec, mspec, seed = group.dataset, group.model, group.seed
-        train = build_dataset(dspec.name, "train", dspec.params)
-        val = build_dataset(dspec.name, "val", dspec.params)
-        test = build_dataset(dspec.name, "test", dspec.params)
+        if splits_of is None or splits_of[0] != dspec.label:
+            splits_of = (dspec.label, build_splits(dspec))
+        splits = splits_of[1]
         bar.set_postfix_str(f"model {mspec.label} on {dspec.label}")
-        ckpt = load_checkpoint(mspec, train, val, test, seed, cache)
+        try:
+            data, ckpt, twin = open_group(group, splits, cache, needs_permuted)
+        except (CheckpointError, InputDataError):
+            raise
+        except Exception as exc:  # training ran out of memory, diverged, ...: the group's cells fail
+            log(f"checkpoint {mspec.label} on {dspec.label} (seed {seed}) failed: {type(exc).__name__}: {exc}")
+            for cell in group.cells:
+                results_by_cell[cell.name] = CellResult(cell, failures=[failure_row(cell, "checkpoint", exc)])
+            bar.update(len(group.cells))
+            continue
+        computed["checkpoints"] += (ckpt.origin == "trained") + (twin is not None and twin.origin == "trained")
         if ckpt.origin == "trained":
-            computed["checkpoints"] += 1
             log(f"trained {mspec.label} on {dspec.label} (seed {seed}): test accuracy "
                 f"{ckpt.metrics['accuracy']:.3f}, AUC {ckpt.metrics['auc']:.3f}")
         model_rows.append({"model": mspec.label, "dataset": dspec.label, "seed": seed, **ckpt.metrics,
                            "architecture": mspec.name, "checkpoint": ckpt.key, "origin": ckpt.origin,
                            "parameters": ckpt.info.get("parameters")})
-        batches, targets = load_group(test, ckpt.model, n_samples, suite.batch_size, suite.target)
-        data = GroupData(ckpt.model, ckpt.key, test.fingerprint(), batches, targets, test.background)
-        if needs_permuted:
-            twin = load_checkpoint(mspec, train, val, test, seed, cache, permute_labels=True)
-            computed["checkpoints"] += twin.origin == "trained"
-            data.permuted_model, data.permuted_key = twin.model, twin.key
-        for cell in group.cells:
-            bar.set_postfix_str(cell.name)
-            result = run_cell(cell, data, suite.metrics, cache)
-            for key, value in result.computed.items():
-                computed[key] += value
-            cell_results.append(result)
-            if result.info:
-                cell_info[cell.name] = result.info
-            bar.update(1)
+        device = str(next(ckpt.model.parameters()).device)
+        if executor == "ray":
+            ready.append(group)  # checkpoints first, on the driver; cells after, as tasks
+            continue
+        runs = [CellRun(cell, data, suite.metrics, cache) for cell in group.cells]
+        for batch, target in iter_batches(splits[2], dspec.label, n_samples, suite.batch_size, ckpt.model,
+                                          suite.target):
+            for run in runs:
+                bar.set_postfix_str(run.cell.name)
+                run.feed(batch, target)
+            if all(run.stopped for run in runs):
+                break
+        for run in runs:
+            results_by_cell[run.cell.name] = run.finish()
+        bar.update(len(group.cells))
+    if ready:
+        from faithbench.runner.ray_executor import run_cells_on_ray
+
+        cells = [cell for group in ready for cell in group.cells]
+        for result in run_cells_on_ray(cells, suite, cache, n_samples, needs_permuted, bar=bar, **ray_options):
+            results_by_cell[result.cell.name] = result
     bar.close()
 
+    # plan order, whatever order the cells finished in: the tables do not depend on the executor
+    cell_results = [results_by_cell[c.name] for g in groups for c in g.cells if c.name in results_by_cell]
+    for result in cell_results:
+        for key, value in result.computed.items():
+            computed[key] += value
     results = pd.DataFrame([r for c in cell_results for r in c.rows])
     curves = pd.DataFrame([r for c in cell_results for r in c.curves])
     cost = pd.DataFrame([r for c in cell_results for r in c.cost])
     skipped = pd.DataFrame([{"cell": c.cell.name, "reason": c.skipped} for c in cell_results if c.skipped],
                            columns=["cell", "reason"])
+    failures = pd.DataFrame([f for c in cell_results for f in c.failures], columns=FAILURE_COLUMNS)
     model_df = pd.DataFrame(model_rows)
     manifest = {
         "suite": suite.model_dump(mode="json"),
@@ -153,15 +254,23 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None, limit:
         "seeds": suite.seeds,
         "samples_per_dataset": n_samples,
         "cells": n_cells,
-        "cell_info": cell_info,
+        "status": "partial" if not failures.empty else "ok",
+        "failed_cells": int(failures["cell"].nunique()) if not failures.empty else 0,
+        "executor": executor,
+        "cell_info": {c.cell.name: c.info for c in cell_results if c.info},
         "computed": computed,
         "cache": str(cache.root),
         "seconds": round(time.time() - started, 2),
-        "device": str(next(ckpt.model.parameters()).device) if groups else "cpu",
+        "device": device,
         "torch_threads": torch.get_num_threads(),
     }
     from faithbench.reports.writer import write_outputs
 
+    # failures.csv exists only when something failed; a clean rerun removes a stale one
+    if failures.empty:
+        (out_dir / "failures.csv").unlink(missing_ok=True)
+    else:
+        atomic_write_bytes(out_dir / "failures.csv", failures.to_csv(index=False).encode())
+    write_outputs(out_dir, results, curves, model_df, cost, skipped)
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
-    write_outputs(out_dir, results, curves, model_df, cost, skipped)  # the report reads the manifest
-    return RunResult(out_dir, results, curves, model_df, cost, skipped, computed)
+    return RunResult(out_dir, results, curves, model_df, cost, skipped, computed, failures)

@@ -149,6 +149,9 @@ def _chunks(total: int, size: int) -> Iterator[slice]:
         yield slice(start, min(total, start + size))
 
 
+MAX_CHUNK_ELEMENTS = 2**22  # input elements per forward chunk (16 MB of float32)
+
+
 @torch.no_grad()
 def perturbation_curve(predict: Predict, x: Tensor, target: Tensor, ranks: Tensor, replacement: Tensor,
                        *, steps: int | None = None, insertion: bool, score: Score = "prob",
@@ -159,10 +162,13 @@ def perturbation_curve(predict: Predict, x: Tensor, target: Tensor, ranks: Tenso
     ``replacement``. Insertion: step k shows ``replacement`` with the top-c_k features of x.
     c_k = round(k / steps * n) for k = 0..steps (K = steps + 1), or the given ``counts``
     (features replaced per step, e.g. 0, 1, 2, ... patches for AOPC). Images are built on x's
-    device, ``max_batch`` (sample, step) pairs at a time, so memory stays bounded.
+    device in chunks of at most ``max_batch`` (sample, step) pairs and ``MAX_CHUNK_ELEMENTS``
+    input elements (so 256 images of 1x64x64 but 27 of 3x224x224: on a CPU a huge batch of
+    large images runs slower per image, and memory stays bounded for volumes).
     """
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    max_batch = max(1, min(max_batch, MAX_CHUNK_ELEMENTS // max(1, x[0].numel())))
     b = x.shape[0]
     if ranks.shape != (b, *x.shape[2:]):
         raise ValueError(f"expected ranks of shape {(b, *x.shape[2:])} to match the image's spatial shape, "

@@ -1,0 +1,116 @@
+"""Explainer wrappers vs the libraries they wrap (pytest-benchmark; no timing asserts).
+
+Run: OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/perf/test_perf_explainers.py \
+     -p no:cacheprovider -o addopts="" --benchmark-columns=median,rounds --benchmark-group-by=group
+
+Each group times our registered explainer and the library's own call on the same model and inputs
+(a timm ResNet-18, 16 images 1x64x64): the wrapper's overhead is the ratio of the medians. The
+batching benches record how many forward calls RISE and Score-CAM make (``extra_info``).
+"""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from captum.attr import IntegratedGradients, Saliency
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+import faithbench.config
+from faithbench.registry import explainers
+
+faithbench.config.ensure_plugins_loaded()
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", pretrained=False, in_chans=1, num_classes=2).eval()
+    model.arch_family = "cnn"
+    x = torch.rand(16, 1, 64, 64)
+    target = torch.tensor([0, 1] * 8)
+    return model, x, target
+
+
+@pytest.mark.benchmark(group="gradcam")
+def test_ours_gradcam(benchmark, setup):
+    model, x, target = setup
+    explainer = explainers.get("gradcam")(target_layer="layer3")
+    benchmark.pedantic(lambda: explainer(model, x, target), rounds=15, warmup_rounds=2)
+
+
+@pytest.mark.benchmark(group="gradcam")
+def test_library_gradcam(benchmark, setup):
+    model, x, target = setup
+    targets = [ClassifierOutputTarget(int(t)) for t in target]
+
+    def run():
+        cam = GradCAM(model=model, target_layers=[model.layer3])
+        try:
+            cam(input_tensor=x, targets=targets)
+        finally:
+            cam.activations_and_grads.release()
+
+    benchmark.pedantic(run, rounds=15, warmup_rounds=2)
+
+
+@pytest.mark.benchmark(group="integrated_gradients")
+def test_ours_integrated_gradients(benchmark, setup):
+    model, x, target = setup
+    explainer = explainers.get("integrated_gradients")(n_steps=16)
+    benchmark.pedantic(lambda: explainer(model, x, target), rounds=7, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="integrated_gradients")
+def test_library_integrated_gradients(benchmark, setup):
+    model, x, target = setup
+    ig = IntegratedGradients(model)
+    benchmark.pedantic(lambda: ig.attribute(x.clone().requires_grad_(True), baselines=torch.zeros_like(x),
+                                            target=target, n_steps=16, method="gausslegendre",
+                                            internal_batch_size=256),
+                       rounds=7, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="saliency")
+def test_ours_saliency(benchmark, setup):
+    model, x, target = setup
+    explainer = explainers.get("saliency")()
+    benchmark.pedantic(lambda: explainer(model, x, target), rounds=15, warmup_rounds=2)
+
+
+@pytest.mark.benchmark(group="saliency")
+def test_library_saliency(benchmark, setup):
+    model, x, target = setup
+    sal = Saliency(model)
+    benchmark.pedantic(lambda: sal.attribute(x.clone().requires_grad_(True), target=target, abs=True),
+                       rounds=15, warmup_rounds=2)
+
+
+def _count_calls(model):
+    calls = {"calls": 0, "images": 0}
+
+    def hook(_m, args):
+        calls["calls"] += 1
+        calls["images"] += int(args[0].shape[0])
+
+    return calls, model.register_forward_pre_hook(hook)
+
+
+@pytest.mark.benchmark(group="batching")
+@pytest.mark.parametrize("name, params", [("rise", {"n_masks": 256, "batch_size": 64}),
+                                          ("scorecam", {"batch_size": 64})])
+def test_batched_forward_passes(benchmark, setup, name, params):
+    model, x, target = setup
+    try:
+        explainer = explainers.get(name)(**params)
+    except Exception as exc:  # parameter names are the explainer's own
+        pytest.skip(f"{name}: {exc}")
+    calls, handle = _count_calls(model)
+    try:
+        benchmark.pedantic(lambda: explainer(model, x[:2], target[:2]), rounds=3, warmup_rounds=0)
+    finally:
+        handle.remove()
+    benchmark.extra_info.update({"forward_calls_per_round": calls["calls"] / 3,
+                                 "images_per_round": calls["images"] / 3})
+    assert calls["images"] / calls["calls"] > 8  # many images per forward call, not one

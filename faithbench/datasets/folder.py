@@ -1,0 +1,223 @@
+"""2D images from a folder: PNG/JPEG (DICOM when pydicom is installed), optional masks, labels.
+
+Labels come from a CSV (``path,label[,patient_id]``; ``path`` relative to the image folder;
+``label`` a class name or index) or, without one, from sub-folder names
+(``NORMAL/…``, ``PNEUMONIA/…``). The split is patient-level and stratified by class: patients
+are shuffled with ``seed`` within each class and cut by ``fractions``, so no patient is in two
+splits. Every image is resized to one ``size`` (source sizes can differ by class, which a model
+would learn as a shortcut: the Kermany chest X-rays' NORMAL images are systematically larger).
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from faithbench.datasets.base import BaseDataset, Split
+from faithbench.datasets.paths import DataError, resolve_path
+from faithbench.registry import datasets
+from faithbench.types import Sample
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A greyscale image as float32 (H, W), in [0, 1] for 8/16-bit files (DICOM: min-max)."""
+    if path.suffix.lower() == ".dcm":
+        try:
+            import pydicom
+        except ImportError:
+            raise DataError(f"{path}: reading DICOM needs pydicom: pip install pydicom") from None
+        try:
+            ds = pydicom.dcmread(str(path))
+            arr = ds.pixel_array.astype(np.float32)
+        except Exception as exc:  # pydicom raises several types for unreadable pixel data
+            raise DataError(f"{path}: cannot read DICOM pixels: {exc}") from None
+        arr = arr * float(getattr(ds, "RescaleSlope", 1)) + float(getattr(ds, "RescaleIntercept", 0))
+        if arr.ndim == 3:
+            arr = arr.mean(-1)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+        if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
+            arr = 1.0 - arr  # MONOCHROME1 stores white as 0
+        return arr
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I"):
+                arr = np.asarray(im, dtype=np.float32)
+                return arr / (65535.0 if arr.max() > 255 else 255.0)
+            return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read image: {exc}") from None
+
+
+def fit_square(x: Tensor, size: int, fit: str, mode: str) -> Tensor:
+    """(C, H, W) -> (C, size, size): centre ``crop`` to a square, ``pad`` to one, or ``squash``."""
+    h, w = x.shape[-2:]
+    if fit == "crop":
+        s = min(h, w)
+        x = x[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    elif fit == "pad":
+        s = max(h, w)
+        x = F.pad(x, [(s - w) // 2, s - w - (s - w) // 2, (s - h) // 2, s - h - (s - h) // 2])
+    kwargs = {"antialias": True} if mode == "bilinear" else {}
+    return F.interpolate(x[None].float(), size=(size, size), mode=mode, **kwargs)[0]
+
+
+def patient_split(groups: dict[str, int], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
+    """Patient id -> split, stratified by each patient's class; seeded. Every class with at least
+    3 patients has at least one in each split."""
+    out: dict[str, str] = {}
+    rng = random.Random(seed)
+    for label in sorted(set(groups.values())):
+        patients = sorted(p for p, c in groups.items() if c == label)
+        rng.shuffle(patients)
+        n = len(patients)
+        n_val = max(1, round(fractions[1] * n)) if n >= 3 else 0
+        n_test = max(1, round(fractions[2] * n)) if n >= 3 else 0
+        n_train = n - n_val - n_test
+        for k, p in enumerate(patients):
+            out[p] = "train" if k < n_train else ("val" if k < n_train + n_val else "test")
+    return out
+
+
+@datasets.register("folder")
+class FolderDataset(BaseDataset):
+    """Images in a folder (relative to the data root or absolute), ``(C, size, size)`` in [0, 1].
+
+    Parameters:
+        path: the image folder. labels: a CSV ``path,label[,patient_id]`` (relative to ``path`` or
+            the data root); without one, the class is the first sub-folder of each image.
+        masks: a folder of mask images named like the images (same relative path; any image
+            suffix); nonzero = inside. The mask is called ``mask_name`` (``lesion``).
+        classes: class names in index order (default: sorted names found).
+        size: output side (224). fit: ``crop`` (centre square, as MedMNIST), ``pad`` or ``squash``.
+        channels: 1 or 3 (the grey image repeated). fractions: train/val/test ((0.7, 0.1, 0.2)).
+        seed: the split's seed (0). patient_pattern: a regex whose first group, searched in the
+            file name, is the patient id when the CSV gives none (default: each file its own
+            patient). n: cap on samples in this split. root: data root overriding
+            ``$FAITHBENCH_DATA``.
+    """
+
+    spatial_dims = 2
+    background = 0.0
+    version = "1"
+
+    def __init__(self, split: Split = "test", *, path: str = "", labels: str | None = None,
+                 masks: str | None = None, mask_name: str = "lesion", classes: list[str] | None = None,
+                 size: int = 224, fit: Literal["crop", "pad", "squash"] = "crop", channels: int = 1,
+                 fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), seed: int = 0,
+                 patient_pattern: str | None = None, n: int | None = None, root: str | None = None) -> None:
+        if not path:
+            raise ValueError("folder: 'path' (the image folder) is required")
+        if fit not in ("crop", "pad", "squash"):
+            raise ValueError(f"folder: expected fit crop, pad or squash, got {fit!r}")
+        if channels not in (1, 3):
+            raise ValueError(f"folder: expected channels 1 or 3, got {channels}")
+        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+            raise ValueError(f"folder: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
+        if size < 8:
+            raise ValueError(f"folder: expected size >= 8, got {size}")
+        pattern = re.compile(patient_pattern) if patient_pattern else None
+        super().__init__(split, path=path, labels=labels, masks=masks, mask_name=mask_name, classes=classes,
+                         size=size, fit=fit, channels=channels, fractions=list(fractions), seed=seed,
+                         patient_pattern=patient_pattern, n=n)
+        folder = resolve_path(path, root, "image folder")
+        rows: list[tuple[Path, str, str | None]] = []
+        if labels:
+            csv_path = folder / labels if (folder / labels).exists() else resolve_path(labels, root, "labels CSV")
+            with csv_path.open(newline="") as fh:
+                reader = csv.DictReader(fh)
+                if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+                    raise DataError(f"{csv_path}: expected columns path,label[,patient_id], got {reader.fieldnames}")
+                for line, row in enumerate(reader, start=2):
+                    img = folder / row["path"]
+                    if not img.exists():
+                        raise DataError(f"{csv_path}: line {line}: image not found: {img}")
+                    rows.append((img, row["label"].strip(), (row.get("patient_id") or "").strip() or None))
+        else:
+            for img in sorted(folder.rglob("*")):
+                if img.suffix.lower() in IMAGE_SUFFIXES and img.is_file() and img.parent != folder:
+                    rows.append((img, img.relative_to(folder).parts[0], None))
+        if not rows:
+            raise DataError(f"{folder}: no images found (expected class sub-folders or a labels CSV)")
+        found = sorted({r[1] for r in rows})
+        if classes is None:
+            names = tuple(found) if not all(f.isdigit() for f in found) else \
+                tuple(f"class_{i}" for i in range(max(int(f) for f in found) + 1))
+        else:
+            names = tuple(classes)
+        self.classes = names  # type: ignore[misc]
+
+        def index(label: str) -> int:
+            if label in names:
+                return names.index(label)
+            if label.isdigit() and int(label) < len(names):
+                return int(label)
+            raise DataError(f"folder: label {label!r} is not one of the classes {names}")
+
+        def patient(img: Path, given: str | None) -> str:
+            if given:
+                return given
+            if pattern is not None:
+                m = pattern.search(img.name)
+                if m:
+                    return m.group(1) if m.groups() else m.group(0)
+            return img.relative_to(folder).as_posix()
+
+        entries = [(img, index(lab), patient(img, pid)) for img, lab, pid in rows]
+        groups: dict[str, int] = {}
+        for _img, label, pid in entries:
+            groups.setdefault(pid, label)  # a patient's class: the label of its first image
+        assignment = patient_split(groups, tuple(fractions), seed)  # type: ignore[arg-type]
+        self.entries = [e for e in entries if assignment[e[2]] == split][: n if n else None]
+        if not self.entries:
+            raise ValueError(f"folder: split {split!r} is empty ({len(entries)} images, {len(groups)} patients)")
+        self.folder, self.mask_dir = folder, (resolve_path(masks, root, "mask folder") if masks else None)
+        self.mask_name, self.size, self.fit, self.channels = mask_name, size, fit, channels
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _mask_path(self, img: Path) -> Path | None:
+        assert self.mask_dir is not None
+        rel = img.relative_to(self.folder).with_suffix("")
+        for suffix in (img.suffix, *IMAGE_SUFFIXES):
+            candidate = self.mask_dir / rel.with_suffix(suffix)
+            if candidate.exists():
+                return candidate
+        return None
+
+    def __getitem__(self, i: int) -> Sample:
+        if not 0 <= i < len(self):
+            raise IndexError(f"folder: index {i} out of range for {len(self)} images")
+        img, label, pid = self.entries[i]
+        arr = torch.from_numpy(read_image(img))[None]
+        image = fit_square(arr, self.size, self.fit, "bilinear").clamp(0, 1)
+        masks: dict[str, Tensor] = {}
+        if self.mask_dir is not None:
+            mpath = self._mask_path(img)
+            if mpath is None:
+                masks[self.mask_name] = torch.zeros(self.size, self.size, dtype=torch.bool)
+            else:
+                m = torch.from_numpy(read_image(mpath))[None]
+                if m.shape != arr.shape:
+                    raise DataError(f"{mpath}: mask shape {tuple(m.shape[1:])} differs from its image "
+                                    f"{img} {tuple(arr.shape[1:])}")
+                masks[self.mask_name] = fit_square((m > 0).float(), self.size, self.fit, "nearest")[0] > 0.5
+        rel = img.relative_to(self.folder).as_posix()
+        return Sample(id=rel, image=image.repeat(self.channels, 1, 1), label=label, masks=masks, patient_id=pid,
+                      meta={"path": str(img), "source_shape": tuple(arr.shape[1:])})
+
+
+__all__ = ["FolderDataset", "fit_square", "patient_split", "read_image"]

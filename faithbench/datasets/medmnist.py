@@ -1,0 +1,184 @@
+"""MedMNIST v2 / MedMNIST+ (Yang et al. 2023, Scientific Data): 2D and 3D subsets, official splits.
+
+Files are read from ``<root>/medmnist/<flag>.npz`` (28 px) or ``<flag>_<size>.npz`` (MedMNIST+),
+where ``root`` is the data root (``$FAITHBENCH_DATA`` or the ``root`` parameter). A file that is
+absent is downloaded through the ``medmnist`` package into that folder (the package checks the
+official MD5 of what it downloads); a local file is used as it is, without an MD5 check, so a
+curated subset works (the shared PneumoniaMNIST file holds 3,882 of the 4,708 training images).
+
+Images become float in [0, 1]: ``(C, H, W)`` for 2D subsets, ``(C, D, H, W)`` for 3D ones.
+Single-label subsets give ``label`` as an int. Multi-label subsets (ChestMNIST) set
+``multilabel = True`` and keep the full 0/1 vector in ``meta["labels"]``; the rest of the runner is
+single-label, so ``label`` is then the first positive class (0 when there is none, with
+``meta["no_finding"] = True``), which is not a meaningful training target. For a runnable binary
+task pick one finding with ``finding``: ``label`` = that finding present, classes
+``("no <finding>", "<finding>")``, ``multilabel = False``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from faithbench.datasets.base import BaseDataset, Split
+from faithbench.datasets.paths import DataError, data_root
+from faithbench.registry import datasets
+from faithbench.types import Sample
+
+SIZES = (28, 64, 128, 224)
+
+
+def medmnist_info() -> dict[str, dict[str, Any]] | None:
+    """``medmnist.INFO`` when the package is installed, else None."""
+    try:
+        import medmnist
+    except ImportError:
+        return None
+    return medmnist.INFO
+
+
+def medmnist_filename(flag: str, size: int) -> str:
+    return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+
+
+def download_medmnist(flag: str, size: int, folder: Path) -> Path:
+    """Download ``flag`` at ``size`` into ``folder`` with the ``medmnist`` package.
+
+    Raises :class:`DataError` (naming the folder) when the package is missing or the download
+    fails, for example offline.
+    """
+    name = medmnist_filename(flag, size)
+    try:
+        import medmnist
+    except ImportError:
+        raise DataError(f"medmnist: {name} is not in {folder}, and the 'medmnist' package is not installed "
+                        f"to download it (pip install medmnist, or put the file there)") from None
+    cls = getattr(medmnist, medmnist.INFO[flag]["python_class"])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        cls(split="test", download=True, root=str(folder), size=size)
+    except (RuntimeError, OSError, AssertionError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"medmnist: {name} is not in {folder} and the download failed (offline?): {reason}. "
+                        f"Put the file there, or point {'$FAITHBENCH_DATA'} / 'root' at a folder that has "
+                        f"medmnist/{name}") from exc
+    path = folder / name
+    if not path.exists():
+        raise DataError(f"medmnist: the download reported success but {path} does not exist")
+    return path
+
+
+@datasets.register("medmnist")
+class MedMNIST(BaseDataset):
+    """A MedMNIST subset with its official train/val/test split.
+
+    Parameters:
+        flag: the subset, a key of ``medmnist.INFO`` (``pneumoniamnist``, ``chestmnist``,
+            ``adrenalmnist3d``, ``organmnist3d``, ...).
+        size: 28 (MedMNIST v2) or 64/128/224 (MedMNIST+; 3D subsets: 28 or 64).
+        root: data root overriding ``$FAITHBENCH_DATA``; the file is ``<root>/medmnist/<file>``.
+        n: keep the first ``n`` images of the split (default all).
+        finding: for a multi-label subset, the class name (or index) that becomes a binary label.
+
+    No masks (MedMNIST has none), no patient ids (the official splits are patient-level where
+    the source data allowed it). Background 0.
+    """
+
+    background = 0.0
+    version = "1"
+
+    def __init__(self, split: Split = "test", *, flag: str = "pneumoniamnist", size: int = 28,
+                 root: str | None = None, n: int | None = None, finding: str | int | None = None) -> None:
+        super().__init__(split, flag=flag, size=size, n=n, finding=finding)
+        if size not in SIZES:
+            raise ValueError(f"medmnist: expected size in {SIZES}, got {size}")
+        if n is not None and n < 1:
+            raise ValueError(f"medmnist: expected n >= 1, got {n}")
+        info = medmnist_info()
+        if info is not None and flag not in info:
+            close = difflib.get_close_matches(flag, list(info), n=3)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(f"medmnist: unknown flag {flag!r}{hint} (valid: {', '.join(sorted(info))})")
+        self.flag, self.size, self.n = flag, size, n
+        self.spatial_dims = 3 if flag.endswith("3d") else 2  # type: ignore[misc]
+        if self.spatial_dims == 3 and size not in (28, 64):
+            raise ValueError(f"medmnist: 3D subset {flag!r} comes in sizes 28 and 64, got {size}")
+
+        folder = data_root(root) / "medmnist"
+        path = folder / medmnist_filename(flag, size)
+        if not path.exists():
+            path = download_medmnist(flag, size, folder)
+        self.path = path
+        try:
+            with np.load(path) as npz:
+                images, labels = npz[f"{split}_images"], npz[f"{split}_labels"]
+        except KeyError:
+            raise DataError(f"medmnist: {path} has no arrays '{split}_images'/'{split}_labels'") from None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"medmnist: cannot read {path}: {exc}") from None
+        if n is not None:
+            images, labels = images[:n], labels[:n]
+        # (N, *spatial) grey or (N, H, W, 3) RGB -> (N, C, *spatial), kept uint8 until indexed.
+        if images.ndim == self.spatial_dims + 2:
+            images = np.moveaxis(images, -1, 1)
+        else:
+            images = images[:, None]
+        self._images = torch.from_numpy(np.ascontiguousarray(images))
+        labels = np.asarray(labels).reshape(len(labels), -1).astype(np.int64)
+
+        task = (info or {}).get(flag, {}).get("task", "multi-label" if labels.shape[1] > 1 else "")
+        names = (info or {}).get(flag, {}).get("label")
+        n_classes = len(names) if names else (labels.shape[1] if labels.shape[1] > 1 else int(labels.max()) + 1)
+        class_names = tuple(names[str(i)] for i in range(n_classes)) if names else \
+            tuple(f"class_{i}" for i in range(n_classes))
+        self._label_vectors: np.ndarray | None = None
+        if task.startswith("multi-label"):
+            self._label_vectors = labels
+            if finding is None:
+                self.multilabel = True  # type: ignore[misc]
+                self.classes = class_names  # type: ignore[misc]
+                self._labels = np.where(labels.any(1), labels.argmax(1), 0)
+            else:
+                k = class_names.index(finding) if isinstance(finding, str) and finding in class_names else finding
+                if not isinstance(k, int) or not 0 <= k < n_classes:
+                    raise ValueError(f"medmnist: finding {finding!r} is not one of {class_names}")
+                self.classes = (f"no {class_names[k]}", class_names[k])  # type: ignore[misc]
+                self._labels = labels[:, k]
+        else:
+            if finding is not None:
+                raise ValueError(f"medmnist: 'finding' applies to multi-label subsets; {flag!r} is {task}")
+            self.classes = class_names  # type: ignore[misc]
+            self._labels = labels[:, 0]
+
+    def spec(self) -> dict[str, Any]:
+        # The root is not part of the spec (the same files anywhere give the same data), but the
+        # file's size is: a local subset must not share checkpoints with the official file.
+        spec = super().spec()
+        spec["file"] = {"name": self.path.name, "bytes": os.path.getsize(self.path)}
+        return spec
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def __getitem__(self, i: int) -> Sample:
+        if not 0 <= i < len(self):
+            raise IndexError(f"medmnist {self.flag}: index {i} out of range for {len(self)} samples")
+        meta: dict[str, Any] = {}
+        if self._label_vectors is not None:
+            meta["labels"] = self._label_vectors[i].tolist()
+            if self.multilabel:
+                meta["no_finding"] = not bool(self._label_vectors[i].any())
+        return Sample(id=f"{self.flag}_{self.size}-{self.split}-{i:05d}", image=self._images[i].float() / 255.0,
+                      label=int(self._labels[i]), meta=meta)
+
+    def tensors(self) -> tuple[Tensor, Tensor]:
+        return self._images.float() / 255.0, torch.from_numpy(np.asarray(self._labels, dtype=np.int64))
+
+
+__all__ = ["MedMNIST", "SIZES", "download_medmnist", "medmnist_filename", "medmnist_info"]

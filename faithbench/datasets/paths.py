@@ -1,0 +1,51 @@
+"""Where real data lives: one setting, the environment variable ``FAITHBENCH_DATA``.
+
+Every dataset that reads files takes a ``root`` parameter that overrides it. Files are
+addressed relative to the root (``medmnist/pneumoniamnist.npz``), so a suite names no
+machine-specific path and runs wherever the root points at the same files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "FAITHBENCH_DATA"
+
+
+class DataError(ValueError):
+    """Data that cannot be found or read; the message names the file, folder or setting.
+
+    A ``ValueError`` so that suite validation reports it against the dataset's parameters.
+    """
+
+
+def data_root(override: str | os.PathLike[str] | None = None) -> Path:
+    """The data root: ``override`` (a dataset's ``root`` parameter) or ``$FAITHBENCH_DATA``."""
+    if override is not None:
+        root, source = Path(override).expanduser(), "the dataset's 'root' parameter"
+    else:
+        value = os.environ.get(ENV_VAR, "").strip()
+        if not value:
+            raise DataError(
+                f"no data root: set the environment variable {ENV_VAR} to the folder of real data "
+                f"(for example shared/data), or give the dataset a 'root' parameter"
+            )
+        root, source = Path(value).expanduser(), f"the environment variable {ENV_VAR}"
+    if not root.is_dir():
+        raise DataError(f"data root {root} (from {source}) does not exist or is not a folder")
+    return root
+
+
+def resolve_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
+                 what: str = "file") -> Path:
+    """``path`` if absolute, else relative to the data root; it must exist."""
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute():
+        candidate = data_root(root) / candidate
+    if not candidate.exists():
+        raise DataError(f"{what} not found: {candidate}")
+    return candidate
+
+
+__all__ = ["ENV_VAR", "DataError", "data_root", "resolve_path"]

@@ -1,0 +1,241 @@
+"""3D volumes from files: NIfTI (nibabel) or NRRD (pynrrd), with label maps whose regions have names.
+
+Every volume is brought to one canonical orientation, so masks, saliency and reports agree
+across files: nibabel's ``as_closest_canonical`` (RAS+) for NIfTI; for NRRD the header's
+``space``, ``space directions`` and ``space origin`` give the affine (LPS is converted to RAS)
+and the same canonicalisation follows. The array is then laid out as (D, H, W) = (superior →
+inferior, anterior → posterior, patient's right → left), the radiological view of axial slices.
+A label map on another grid than its image is resampled onto the image's grid (nearest
+neighbour, through the affines) before anything else.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from faithbench.datasets.base import SPLITS, BaseDataset, Split
+from faithbench.datasets.paths import DataError, resolve_path
+from faithbench.registry import datasets
+from faithbench.types import Sample
+
+ITEM_KEYS = ("image", "label_map", "label", "patient_id", "split")
+
+
+def _nibabel() -> Any:
+    try:
+        import nibabel
+    except ImportError:
+        raise DataError("the 'volume' dataset needs nibabel: pip install nibabel") from None
+    return nibabel
+
+
+def load_nrrd_as_nifti(path: Path) -> Any:
+    """An NRRD file as a ``nibabel.Nifti1Image`` with a RAS affine from its header."""
+    nib = _nibabel()
+    try:
+        import nrrd
+    except ImportError:
+        raise DataError(f"{path}: reading NRRD needs pynrrd: pip install pynrrd") from None
+    data, header = nrrd.read(str(path))  # (x, y, z) index order, as the header describes
+    ndim = data.ndim
+    directions = header.get("space directions")
+    if directions is None:
+        directions = np.diag(header.get("spacings", np.ones(ndim)))
+    directions = np.asarray([d for d in directions if d is not None and not np.all(np.isnan(d))], dtype=float)
+    if directions.shape != (ndim, 3):
+        raise DataError(f"{path}: expected {ndim} spatial axes in 'space directions', got {directions.shape}")
+    affine = np.eye(4)
+    affine[:3, :3] = directions.T
+    affine[:3, 3] = np.asarray(header.get("space origin", np.zeros(3)), dtype=float)
+    space = str(header.get("space", "right-anterior-superior")).lower()
+    flips = {"left-posterior-superior": (-1, -1, 1), "lps": (-1, -1, 1), "right-anterior-superior": (1, 1, 1),
+             "ras": (1, 1, 1), "left-anterior-superior": (-1, 1, 1), "las": (-1, 1, 1)}
+    if space not in flips:
+        raise DataError(f"{path}: unsupported NRRD space {space!r} (expected one of {sorted(flips)})")
+    affine = np.diag([*flips[space], 1]) @ affine
+    return nib.Nifti1Image(data, affine)
+
+
+def load_volume(path: Path) -> Any:
+    """A NIfTI or NRRD file as a nibabel image (not yet canonical)."""
+    name = path.name.lower()
+    if name.endswith((".nrrd", ".nhdr")):
+        return load_nrrd_as_nifti(path)
+    if name.endswith((".nii", ".nii.gz", ".mgz", ".mgh")):
+        try:
+            return _nibabel().load(str(path))
+        except Exception as exc:  # nibabel raises several types for corrupt files
+            raise DataError(f"{path}: cannot read volume: {exc}") from None
+    raise DataError(f"{path}: unsupported volume format (expected .nii, .nii.gz, .nrrd or .nhdr)")
+
+
+def canonical_array(img: Any) -> np.ndarray:
+    """RAS-canonical data laid out as (D, H, W) = (S→I, A→P, R→L)."""
+    canon = _nibabel().as_closest_canonical(img)
+    data = np.asarray(canon.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DataError(f"expected a 3D volume, got shape {data.shape}")
+    return np.ascontiguousarray(data.transpose(2, 1, 0)[::-1, ::-1, ::-1])
+
+
+def read_names(path: Path) -> dict[int, str]:
+    """Region names: a JSON object ``{"1": "spleen", ...}`` or a CSV ``id,name`` (header optional)."""
+    try:
+        if path.suffix.lower() == ".json":
+            raw = json.loads(path.read_text())
+            if not isinstance(raw, dict):
+                raise ValueError("expected a JSON object of id -> name")
+            return {int(k): str(v) for k, v in raw.items()}
+        rows = [r for r in csv.reader(path.read_text().splitlines()) if r]
+        if rows and not rows[0][0].strip().lstrip("-").isdigit():
+            rows = rows[1:]
+        return {int(r[0]): r[1].strip() for r in rows}
+    except (ValueError, IndexError, OSError) as exc:
+        raise DataError(f"{path}: cannot read region names: {exc}") from None
+
+
+def read_manifest(path: Path) -> list[dict[str, Any]]:
+    """A CSV with columns ``image`` [, ``label_map``, ``label``, ``patient_id``, ``split``]."""
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "image" not in reader.fieldnames:
+            raise DataError(f"{path}: expected a CSV header with an 'image' column, got {reader.fieldnames}")
+        unknown = sorted(set(reader.fieldnames) - set(ITEM_KEYS))
+        if unknown:
+            raise DataError(f"{path}: unknown columns {unknown}; valid: {', '.join(ITEM_KEYS)}")
+        return [{k: v for k, v in row.items() if v not in (None, "")} for row in reader]
+
+
+@datasets.register("volume")
+class VolumeDataset(BaseDataset):
+    """Volumes with optional label maps; one sample per volume.
+
+    Parameters:
+        items: a list of ``{image, label_map?, label?, patient_id?, split?}`` (paths relative to the
+            data root or absolute), or
+        manifest: a CSV file with those columns (relative paths in it are relative to the data root).
+        names: a JSON or CSV file mapping label-map ids to region names (e.g.
+            ``totalsegmentator/class_map_total.json``); ids without a name become ``label_<id>``.
+        regions: keep only these region names as masks (default: every region present).
+        classes: class names (default ``("class_0", "class_1")``); ``label`` indexes them (default 0).
+        window: ``[low, high]`` intensity window (e.g. Hounsfield units), mapped to [0, 1] with
+            clipping; default: each volume's 0.5th–99.5th percentile.
+        size: ``[D, H, W]`` to resample to (trilinear for images, nearest for label maps); default
+            the native grid (then every volume of a run must share it).
+        root: data root overriding ``$FAITHBENCH_DATA``.
+
+    An item's ``split`` (train/val/test) places it; items without one are test items, for
+    explaining a model with fixed weights. Volumes load on first access (cached per dataset).
+    Masks: one per region (``spleen``, ``liver``, ...), absent regions all-False.
+    """
+
+    spatial_dims = 3
+    background = 0.0
+    version = "1"
+
+    def __init__(self, split: Split = "test", *, items: list[dict[str, Any]] | None = None,
+                 manifest: str | None = None, names: str | None = None, regions: list[str] | None = None,
+                 classes: list[str] | None = None, window: list[float] | None = None,
+                 size: list[int] | None = None, root: str | None = None) -> None:
+        if (items is None) == (manifest is None):
+            raise ValueError("volume: give exactly one of 'items' (a list) or 'manifest' (a CSV file)")
+        if window is not None and (len(window) != 2 or not window[0] < window[1]):
+            raise ValueError(f"volume: expected window [low, high] with low < high, got {window}")
+        if size is not None and (len(size) != 3 or min(size) < 1):
+            raise ValueError(f"volume: expected size [D, H, W] of positive ints, got {size}")
+        entries = read_manifest(resolve_path(manifest, root, "volume manifest")) if manifest else list(items or [])
+        for k, item in enumerate(entries):
+            if not isinstance(item, dict) or "image" not in item:
+                raise ValueError(f"volume: items[{k}]: expected a mapping with an 'image' path, got {item!r}")
+            unknown = sorted(set(item) - set(ITEM_KEYS))
+            if unknown:
+                raise ValueError(f"volume: items[{k}]: unknown keys {unknown}; valid: {', '.join(ITEM_KEYS)}")
+            if item.get("split", "test") not in SPLITS:
+                raise ValueError(f"volume: items[{k}]: split must be one of {SPLITS}, got {item['split']!r}")
+        self.classes = tuple(classes) if classes else ("class_0", "class_1")  # type: ignore[misc]
+        super().__init__(split, items=entries, names=names, regions=regions, classes=list(self.classes),
+                         window=window, size=size)
+        mine = [it for it in entries if it.get("split", "test") == split]
+        if not mine:
+            raise ValueError(f"volume: no items in split {split!r} ({len(entries)} items in all; items without "
+                             f"a 'split' are test items)")
+        self.items = []
+        for it in mine:
+            label = int(it.get("label", 0))
+            if not 0 <= label < len(self.classes):
+                raise ValueError(f"volume: {it['image']}: label {label} is not an index of classes {self.classes}")
+            self.items.append({"image": resolve_path(it["image"], root, "volume image"),
+                               "label_map": resolve_path(it["label_map"], root, "label map")
+                               if it.get("label_map") else None,
+                               "label": label, "patient_id": it.get("patient_id")})
+        self.names = read_names(resolve_path(names, root, "region names file")) if names else {}
+        self.regions, self.window, self.size = regions, window, size
+        self._load = lru_cache(maxsize=64)(self._load_item)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _load_item(self, i: int) -> tuple[Tensor, dict[str, Tensor]]:
+        item = self.items[i]
+        img = load_volume(item["image"])
+        image = canonical_array(img).astype(np.float32)
+        label_map = None
+        if item["label_map"] is not None:
+            seg = load_volume(item["label_map"])
+            if seg.shape[:3] != img.shape[:3] or not np.allclose(seg.affine, img.affine, atol=1e-3):
+                from nibabel.processing import resample_from_to
+
+                seg = resample_from_to(seg, (img.shape[:3], img.affine), order=0)
+            label_map = canonical_array(seg).astype(np.int64)
+        if self.window is not None:
+            lo, hi = self.window
+        else:
+            lo, hi = np.percentile(image, [0.5, 99.5])
+            hi = hi if hi > lo else lo + 1.0
+        x = torch.from_numpy(np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32))[None]
+        lm = torch.from_numpy(label_map.copy()) if label_map is not None else None
+        if self.size is not None:
+            x = F.interpolate(x[None], size=tuple(self.size), mode="trilinear", align_corners=False)[0]
+            if lm is not None:
+                lm = F.interpolate(lm[None, None].float(), size=tuple(self.size), mode="nearest")[0, 0].long()
+        masks: dict[str, Tensor] = {}
+        if lm is not None:
+            for rid in torch.unique(lm).tolist():
+                if rid == 0:
+                    continue
+                name = self.names.get(int(rid), f"label_{int(rid)}")
+                if self.regions is None or name in self.regions:
+                    masks[name] = lm == rid
+            for name in self.regions or []:
+                masks.setdefault(name, torch.zeros(x.shape[1:], dtype=torch.bool))
+        return x, masks
+
+    def __getitem__(self, i: int) -> Sample:
+        if not 0 <= i < len(self):
+            raise IndexError(f"volume: index {i} out of range for {len(self)} volumes")
+        x, masks = self._load(i)
+        item = self.items[i]
+        stem = item["image"].name.split(".")[0]
+        return Sample(id=f"{self.split}-{i:04d}-{stem}", image=x.clone(), label=item["label"],
+                      masks={k: v.clone() for k, v in masks.items()},
+                      patient_id=item["patient_id"] or stem, meta={"path": os.fspath(item["image"])})
+
+    def spec(self) -> dict[str, Any]:
+        spec = super().spec()
+        spec["files"] = [[it["image"].name, it["image"].stat().st_size] for it in self.items]
+        return spec
+
+
+__all__ = ["VolumeDataset", "canonical_array", "load_nrrd_as_nifti", "load_volume", "read_names"]

@@ -1,0 +1,59 @@
+"""Errors the runner raises, and how it classifies the exceptions of a cell.
+
+Two kinds of trouble, two outcomes:
+
+- *Bad input* (:class:`InputDataError`, :class:`OutputInUseError`, and the suite/checkpoint
+  errors of other modules): the run stops with exit code 2 and a one-line message naming the
+  dataset, split and sample (or the folder); everything computed before is in the cache.
+- *A failing cell* (an explainer or metric that raises, returns NaN/Inf, or runs out of
+  memory): recorded as a row of ``failures.csv`` and the sweep goes on (exit code 3, partial).
+"""
+
+from __future__ import annotations
+
+import gc
+
+import torch
+
+
+class InputDataError(ValueError):
+    """Data the runner cannot use: an empty split, an unreadable sample, a mask whose shape
+    does not match its image. The message names the dataset, the split and the sample."""
+
+
+class OutputInUseError(RuntimeError):
+    """Another run holds the lock of the output folder."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA/CPU allocator failures: ``torch.OutOfMemoryError``, ``MemoryError``, or a
+    ``RuntimeError`` whose message says "out of memory" (older torch, other backends)."""
+    oom_type = getattr(torch, "OutOfMemoryError", None)
+    if isinstance(exc, MemoryError) or (oom_type is not None and isinstance(exc, oom_type)):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def release_memory() -> None:
+    """After an out-of-memory error: free what the failed cell held before the next one."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def error_summary(exc: BaseException, limit: int = 500) -> tuple[str, str]:
+    """``(error_type, message)`` for ``failures.csv``: the exception's class name (``OutOfMemory``
+    for any allocator failure, so they group together) and its first line, at most ``limit``
+    characters."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if len(first) > limit:
+        first = first[: limit - 1] + "…"
+    kind = "OutOfMemory" if is_out_of_memory(exc) else type(exc).__name__
+    if kind == "OutOfMemory" and type(exc).__name__ not in first:
+        first = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return kind, first
+
+
+class UsageError(ValueError):
+    """A run option that cannot be honoured (an executor that is not installed): exit code 2."""

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from faithbench.datasets import DataError, FolderDataset
+from faithbench.registry import datasets
+
+KERMANY = "kermany_cxr40"
+PATIENT = r"^(person\d+|NORMAL2-IM-\d+|IM-\d+)"
+
+
+def test_kermany_class_folders_patient_split(real_data):
+    real_data(f"{KERMANY}/NORMAL", f"{KERMANY}/PNEUMONIA")
+    cls = datasets.get("folder")
+    splits = {s: cls(s, path=KERMANY, size=64, patient_pattern=PATIENT) for s in ("train", "val", "test")}
+    assert sum(len(d) for d in splits.values()) == 40
+    assert splits["test"].classes == ("NORMAL", "PNEUMONIA")
+    patients = {s: {d.entries[i][2] for i in range(len(d))} for s, d in splits.items()}
+    assert not (patients["train"] & patients["val"] or patients["train"] & patients["test"]
+                or patients["val"] & patients["test"])
+    assert "person111" in set().union(*patients.values())  # two images of one patient stay together
+    for d in splits.values():  # stratified: both classes in every split
+        assert set(d.tensors()[1].tolist()) == {0, 1}
+    x, y = splits["test"].tensors()
+    assert x.shape == (len(y), 1, 64, 64) and 0 <= x.min() and x.max() <= 1
+    # one size for all, whatever the source size (NORMAL sources are larger: a shortcut otherwise)
+    s = splits["train"][0]
+    assert s.image.shape == (1, 64, 64) and max(s.meta["source_shape"]) > 500
+    again = cls("test", path=KERMANY, size=64, patient_pattern=PATIENT)
+    assert [e[0] for e in again.entries] == [e[0] for e in splits["test"].entries]  # seeded
+    other = cls("test", path=KERMANY, size=64, patient_pattern=PATIENT, seed=1)
+    assert [e[0] for e in other.entries] != [e[0] for e in splits["test"].entries]
+
+
+def _write(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "masks").mkdir()
+    lines = ["path,label,patient_id"]
+    for k in range(12):
+        arr = rng.integers(0, 256, (40, 60), dtype=np.uint8)
+        Image.fromarray(arr).save(tmp_path / "img" / f"im{k}.png")
+        mask = np.zeros((40, 60), dtype=np.uint8)
+        mask[10:20, 30:40] = 255
+        Image.fromarray(mask).save(tmp_path / "masks" / f"im{k}.png")
+        lines.append(f"im{k}.png,{'sick' if k % 2 else 'well'},p{k // 2}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_csv_labels_and_mask_alignment(tmp_path):
+    _write(tmp_path)
+    kw = dict(path="img", labels="labels.csv", masks="masks", classes=["well", "sick"], size=30, fit="squash",
+              root=str(tmp_path))
+    all_ids = []
+    for split in ("train", "val", "test"):
+        ds = FolderDataset(split, **kw)
+        for i in range(len(ds)):
+            s = ds[i]
+            all_ids.append(s.id)
+            # the 10x10 square at rows 10:20, cols 30:40 of 40x60 -> rows 7.5:15, cols 15:20 of 30x30
+            m = s.masks["lesion"]
+            assert m.shape == (30, 30) and m[8:15, 15:20].all() and m.sum() == m[7:15, 15:20].sum()
+            assert s.label == int(s.id[2:-4]) % 2
+    assert sorted(all_ids) == sorted(f"im{k}.png" for k in range(12))
+
+
+def test_missing_folder_and_bad_label(tmp_path):
+    with pytest.raises(DataError, match="image folder not found: .*nowhere"):
+        FolderDataset("test", path="nowhere", root=str(tmp_path))
+    _write(tmp_path)
+    with pytest.raises(DataError, match="label 'sick' is not one of the classes"):
+        FolderDataset("test", path="img", labels="labels.csv", classes=["well", "ill"], root=str(tmp_path))

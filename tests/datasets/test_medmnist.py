@@ -1,0 +1,85 @@
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from faithbench.datasets import DataError, MedMNIST
+from faithbench.registry import datasets
+
+
+@pytest.mark.parametrize("split,n,counts", [("test", 624, [234, 390]), ("val", 524, [135, 389])])
+def test_pneumoniamnist_official_splits(real_data, split, n, counts):
+    real_data("medmnist/pneumoniamnist.npz")
+    ds = datasets.get("medmnist")(split, flag="pneumoniamnist")
+    assert len(ds) == n and ds.spatial_dims == 2 and not ds.multilabel
+    assert ds.classes == ("normal", "pneumonia")
+    x, y = ds.tensors()
+    assert x.shape == (n, 1, 28, 28) and x.dtype == torch.float32
+    assert 0 <= x.min() and x.max() <= 1 and x.max() > 0.9
+    assert torch.bincount(y).tolist() == counts
+    s = ds[5]
+    assert torch.equal(s.image, x[5]) and s.label == int(y[5]) and s.masks == {}
+
+
+def test_local_subset_is_accepted_without_official_md5(real_data):
+    real_data("medmnist/pneumoniamnist.npz")
+    ds = MedMNIST("train", flag="pneumoniamnist")
+    assert len(ds) == 3882  # a subset of the official 4,708
+    assert ds.spec()["file"]["name"] == "pneumoniamnist.npz"
+
+
+def test_adrenalmnist3d_volumes(real_data):
+    real_data("medmnist/adrenalmnist3d.npz", "medmnist/adrenalmnist3d_64.npz")
+    ds = MedMNIST("test", flag="adrenalmnist3d")
+    assert len(ds) == 298 and ds.spatial_dims == 3 and ds.classes == ("normal", "hyperplasia")
+    x, y = ds.tensors()
+    assert x.shape == (298, 1, 28, 28, 28)
+    assert torch.bincount(y).tolist() == [229, 69]
+    assert set(torch.unique(x).tolist()) <= {0.0, 1.0}  # binary shapes, 0/255
+    big = MedMNIST("val", flag="adrenalmnist3d", size=64, n=3)
+    assert len(big) == 3 and big[0].image.shape == (1, 64, 64, 64)
+    assert big.fingerprint() != MedMNIST("val", flag="adrenalmnist3d", n=3).fingerprint()
+
+
+def test_missing_file_offline_gives_one_clear_error(tmp_path, monkeypatch):
+    pytest.importorskip("medmnist")
+    import torchvision.datasets.utils as tv_utils
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network (test)")
+
+    monkeypatch.setattr(tv_utils, "download_url", offline)  # never touch the network
+    with pytest.raises(DataError, match=r"organmnist3d\.npz is not in .*medmnist and the download failed \(offline\?\)"):
+        MedMNIST("test", flag="organmnist3d", root=str(tmp_path))
+
+
+def test_bad_flag_and_size(tmp_path):
+    pytest.importorskip("medmnist")
+    with pytest.raises(ValueError, match="did you mean 'pneumoniamnist'"):
+        MedMNIST("test", flag="pneumonimnist", root=str(tmp_path))
+    with pytest.raises(ValueError, match="sizes 28 and 64"):
+        MedMNIST("test", flag="adrenalmnist3d", size=128, root=str(tmp_path))
+
+
+def _write_chestmnist(folder):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    labels = np.zeros((6, 14), dtype=np.uint8)
+    labels[0, [2, 5]] = 1
+    labels[1, 13] = 1
+    arrays = {f"{s}_images": rng.integers(0, 256, (6, 28, 28), dtype=np.uint8) for s in ("train", "val", "test")}
+    arrays.update({f"{s}_labels": labels for s in ("train", "val", "test")})
+    np.savez(folder / "chestmnist.npz", **arrays)
+
+
+def test_multilabel_keeps_the_vector(tmp_path):
+    pytest.importorskip("medmnist")
+    _write_chestmnist(tmp_path / "medmnist")
+    ds = MedMNIST("test", flag="chestmnist", root=str(tmp_path))
+    assert ds.multilabel and len(ds.classes) == 14 and ds.classes[2] == "effusion"
+    assert ds[0].meta["labels"][2] == 1 and ds[0].meta["labels"][5] == 1 and ds[0].label == 2
+    assert ds[1].label == 13 and ds[2].meta["no_finding"] and ds[2].label == 0
+    binary = MedMNIST("test", flag="chestmnist", root=str(tmp_path), finding="hernia")
+    assert not binary.multilabel and binary.classes == ("no hernia", "hernia")
+    assert binary.tensors()[1].tolist() == [0, 1, 0, 0, 0, 0]

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+pytest.importorskip("nilearn")
+
+from faithbench.datasets import MNILesion  # noqa: E402
+from faithbench.registry import datasets  # noqa: E402
+
+TISSUES = ("grey_matter", "white_matter", "csf_background")
+
+
+@pytest.mark.parametrize("dims,shape", [(2, (1, 64, 64)), (3, (1, 32, 32, 32))])
+def test_lesion_in_white_matter_decides_the_label(dims, shape):
+    ds = datasets.get("mni_lesion")("test", dims=dims, n=24)
+    assert ds.spatial_dims == dims
+    n_pos = 0
+    for i in range(len(ds)):
+        s = ds[i]
+        assert s.image.shape == shape and 0 <= s.image.min() and s.image.max() <= 1
+        assert all(m.shape == shape[1:] and m.dtype == torch.bool for m in s.masks.values())
+        # the tissue classes partition the image
+        assert torch.equal(sum(s.masks[t].int() for t in TISSUES), torch.ones(shape[1:], dtype=torch.int))
+        assert s.image[0][s.masks["white_matter"]].mean() > s.image[0][s.masks["grey_matter"]].mean()
+        lesion = s.masks["lesion"]
+        if s.label == 1:
+            n_pos += 1
+            wm = s.masks["white_matter"]
+            assert lesion.sum() >= 5 and (lesion & wm).sum() == lesion.sum()  # wholly in white matter
+            assert s.image[0][lesion].mean() < s.image[0][wm & ~lesion].mean() - 0.05  # dark lesion
+        else:
+            assert not lesion.any()
+    assert 6 < n_pos < 18
+
+
+def test_deterministic_and_varied():
+    a, b = MNILesion("test", n=4)[1], MNILesion("test", n=4)[1]
+    assert torch.equal(a.image, b.image)
+    assert not torch.equal(MNILesion("train", n=4)[1].image, a.image)
+    imgs = [MNILesion("test", n=4)[i].image for i in range(3)]
+    assert not torch.equal(imgs[0], imgs[1]) and not torch.equal(imgs[1], imgs[2])
+
+
+def test_bright_polarity_and_bad_params():
+    ds = MNILesion("test", dims=3, n=12, polarity="bright")
+    s = next(ds[i] for i in range(12) if ds[i].label)
+    assert s.meta["lesion_polarity"] == "bright"
+    with pytest.raises(ValueError, match="mni_lesion: expected dims"):
+        MNILesion("test", dims=4)

@@ -1,0 +1,71 @@
+"""Plugins that misbehave on purpose, registered for one test and unregistered after."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from faithbench.explainers.base import Explainer
+from faithbench.metrics.base import EvalContext, Metric
+from faithbench.registry import explainers, metrics
+from faithbench.types import Category, MetricInfo
+
+
+class Boom(Explainer):
+    """Raises on every batch."""
+
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        raise RuntimeError("boom: this explainer always fails")
+
+
+class NaNMap(Explainer):
+    """Returns NaN saliency."""
+
+    needs_grad = False
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        return torch.full((x.shape[0], *x.shape[2:]), float("nan"))
+
+
+class OutOfMemory(Explainer):
+    """Runs out of (GPU) memory."""
+
+    needs_grad = False
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+class InfMetric(Metric):
+    """Returns +Inf for the second sample of every batch."""
+
+    info = MetricInfo("test_inf_metric", higher_is_better=True, category=Category.FAITHFULNESS)
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        value = torch.zeros(ctx.x.shape[0])
+        value[1:2] = float("inf")
+        return {"value": value}
+
+
+FAILING_EXPLAINERS = {"test_boom": Boom, "test_nan_map": NaNMap, "test_oom": OutOfMemory}
+
+
+@pytest.fixture
+def failing_plugins():
+    for name, cls in FAILING_EXPLAINERS.items():
+        explainers.register(name)(cls)
+    metrics.register("test_inf_metric")(InfMetric)
+    try:
+        yield
+    finally:
+        for name in FAILING_EXPLAINERS:
+            explainers.unregister(name)
+        metrics.unregister("test_inf_metric")

@@ -1,0 +1,70 @@
+"""Failure isolation: a failing explainer or metric is recorded and the sweep goes on (exit 3)."""
+
+import json
+
+import pandas as pd
+import yaml
+
+from faithbench.cli import EXIT_PARTIAL, main
+
+SUITE = {
+    "name": "failing",
+    "samples": 8,
+    "batch_size": 4,
+    "datasets": [{"name": "phantom_cxr", "params": {"n": 32, "size": 32}}],
+    "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1, "batch_size": 32}}],
+    "explainers": ["test_boom", "random", "test_nan_map", "test_oom", "sobel"],
+    "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}, "test_inf_metric"],
+}
+
+
+def test_failing_cells_are_recorded_and_the_sweep_goes_on(tmp_path, capsys, failing_plugins):
+    suite = tmp_path / "failing.yaml"
+    suite.write_text(yaml.safe_dump(SUITE))
+    out = tmp_path / "out"
+    code = main(["run", str(suite), "--out", str(out), "--cache", str(tmp_path / "cache"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == EXIT_PARTIAL == 3
+    assert "partial run: 5 failures in 5 cells" in err
+
+    failures = pd.read_csv(out / "failures.csv").set_index(["explainer", "stage"])
+    assert list(pd.read_csv(out / "failures.csv").columns) == [
+        "cell", "dataset", "model", "explainer", "seed", "stage", "metric", "error_type", "message"]
+    boom = failures.loc[("test_boom", "explain")]
+    assert boom["error_type"] == "RuntimeError" and "always fails" in boom["message"]
+    assert boom["cell"] == "phantom_cxr/small_cnn/test_boom/seed0" and boom["seed"] == 0
+    nan = failures.loc[("test_nan_map", "explain")]
+    assert nan["error_type"] == "FloatingPointError" and "NaN or Inf saliency" in nan["message"]
+    oom = failures.loc[("test_oom", "explain")]
+    assert oom["error_type"] == "OutOfMemory" and "Tried to allocate" in oom["message"]
+    # the Inf metric fails in every cell that got as far as metrics, and only that metric
+    for explainer in ("random", "sobel"):
+        row = failures.loc[(explainer, "metric")]
+        assert row["metric"] == "test_inf_metric" and row["error_type"] == "FloatingPointError"
+        assert "returned Inf for sample" in row["message"]
+    assert len(failures) == 5
+
+    results = pd.read_csv(out / "results.csv")
+    # the healthy (explainer, metric) pairs are complete; nothing of a failed one is left half-written
+    assert results.groupby(["explainer", "metric"]).size().to_dict() == {
+        ("random", "deletion_auc"): 8, ("sobel", "deletion_auc"): 8}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "partial" and manifest["failed_cells"] == 5
+    assert (out / "leaderboard.csv").exists()
+
+
+def test_a_clean_rerun_removes_failures_csv(tmp_path, capsys, failing_plugins):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**SUITE, "explainers": ["test_boom", "random"],
+                                   "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]}))
+    assert main(["run", str(bad), "--out", str(out), "--cache", str(cache), "--quiet"]) == 3
+    assert (out / "failures.csv").exists()
+    assert "partial run: 1 failures in 1 cells" in capsys.readouterr().err
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({**SUITE, "explainers": ["random"],
+                                    "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]}))
+    assert main(["run", str(good), "--out", str(out), "--cache", str(cache), "--quiet"]) == 0
+    assert not (out / "failures.csv").exists()
+    assert "partial" not in capsys.readouterr().err
+    assert json.loads((out / "manifest.json").read_text())["status"] == "ok"

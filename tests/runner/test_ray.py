@@ -1,0 +1,68 @@
+"""The Ray executor on a real local Ray instance: the same values as the local executor."""
+
+import pandas as pd
+import pytest
+import yaml
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'faithbench[ray]'); Ray executor untested")
+
+from faithbench.cli import main  # noqa: E402
+from faithbench.config import suite_from_dict  # noqa: E402
+from faithbench.runner.cache import Cache  # noqa: E402
+from faithbench.runner.run import run_suite  # noqa: E402
+
+TINY = {
+    "name": "tiny_ray",
+    "samples": 12,
+    "batch_size": 8,
+    "datasets": [{"name": "phantom_cxr", "params": {"n": 96, "size": 32}}],
+    "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1, "batch_size": 32}}],
+    "explainers": ["gradcam", {"name": "integrated_gradients", "params": {"n_steps": 8}}, "random", "sobel"],
+    "metrics": [{"name": "deletion_auc", "params": {"steps": 8}}, "pointing_game"],
+    "seeds": [0, 1],
+}
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _entries(root):
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def test_ray_gives_the_same_values_as_local(tmp_path, ray_instance):
+    suite = suite_from_dict(TINY)
+    local = run_suite(suite, tmp_path / "local", cache=Cache(tmp_path / "c_local"), progress=False,
+                      log=lambda m: None)
+    remote = run_suite(suite, tmp_path / "ray", cache=Cache(tmp_path / "c_ray"), progress=False,
+                       log=lambda m: None, executor="ray")
+    assert remote.computed == local.computed and remote.computed["saliency"] == 2 * 4 * 2
+    assert (tmp_path / "ray" / "results.csv").read_bytes() == (tmp_path / "local" / "results.csv").read_bytes()
+    pd.testing.assert_frame_equal(local.curves, remote.curves)
+    pd.testing.assert_frame_equal(local.models, remote.models)
+    # the driver wrote every entry the tasks computed, under the same keys
+    assert _entries(tmp_path / "c_ray") == _entries(tmp_path / "c_local")
+    cost_cols = ["dataset", "model", "explainer", "seed", "samples", "stage", "metric", "passes"]
+    pd.testing.assert_frame_equal(local.cost[cost_cols], remote.cost[cost_cols])
+
+    again = run_suite(suite, tmp_path / "ray2", cache=Cache(tmp_path / "c_ray"), progress=False,
+                      log=lambda m: None, executor="ray")
+    assert again.computed == {"checkpoints": 0, "saliency": 0, "scores": 0}
+    pd.testing.assert_frame_equal(remote.results, again.results)
+
+
+def test_suite_key_executor_ray_through_the_cli(tmp_path, ray_instance, capsys):
+    suite_file = tmp_path / "s.yaml"
+    suite_file.write_text(yaml.safe_dump({**TINY, "executor": "ray", "seeds": [0], "explainers": ["random"]}))
+    out = tmp_path / "out"
+    assert main(["run", str(suite_file), "--out", str(out), "--cache", str(tmp_path / "cache"), "--quiet"]) == 0
+    import json
+
+    assert json.loads((out / "manifest.json").read_text())["executor"] == "ray"
+    assert len(pd.read_csv(out / "results.csv").query("metric == 'deletion_auc'")) == 12
