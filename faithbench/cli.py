@@ -163,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        computed = " (finished cells are cached; a rerun resumes)" if isinstance(exc, (InputDataError,
-                                                                                     CheckpointError)) else ""
-        print(f"faithbench: error: {message}{computed}", file=sys.stderr)
+        print(f"faithbench: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("faithbench: interrupted; finished cells are cached and a rerun resumes", file=sys.stderr)

@@ -1,4 +1,8 @@
-"""Datasets: one file per family. Each registers itself in ``faithbench.registry.datasets``."""
+"""Datasets: one file per family. Each registers itself in ``faithbench.registry.datasets``.
+
+Real data is read relative to one data root: ``$FAITHBENCH_DATA`` (e.g. shared/data), or a
+dataset's ``root`` parameter (:func:`data_root`).
+"""
 
 from faithbench.datasets.base import SPLITS, BaseDataset, Dataset
 from faithbench.datasets.folder import FolderDataset
@@ -8,5 +12,5 @@ from faithbench.datasets.phantoms import PhantomCXR, PhantomOrgan3D
 from faithbench.datasets.semisynthetic import MNILesion
 from faithbench.datasets.volumes import VolumeDataset
 
-__all__ = ["ENV_VAR", "SPLITS", "BaseDataset", "DataError", "Dataset", "FolderDataset", "MedMNIST", "MNILesion", "PhantomCXR", "PhantomOrgan3D", "VolumeDataset",
-           "data_root", "resolve_path"]
+__all__ = ["ENV_VAR", "SPLITS", "BaseDataset", "DataError", "Dataset", "FolderDataset", "MedMNIST",
+           "MNILesion", "PhantomCXR", "PhantomOrgan3D", "VolumeDataset", "data_root", "resolve_path"]

@@ -185,54 +185,15 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
     model_rows: list[dict[str, Any]] = []
     preflight(suite)  # bad data is reported before anything is trained
     bar = tqdm(total=n_cells, desc=f"suite {suite.name}", unit="cell", disable=not progress)
-    ready: list[Group] = []  # groups whose checkpoint exists (the Ray executor dispatches their cells)
-    splits_of: tuple[str, tuple[BaseDataset, BaseDataset, BaseDataset]] | None = None
-    device = "cpu"
-    for group in groups:
-        dspec, mspec, seed = group.dataset, group.model, group.seed
-        if splits_of is None or splits_of[0] != dspec.label:
-            splits_of = (dspec.label, build_splits(dspec))
-        splits = splits_of[1]
-        bar.set_postfix_str(f"model {mspec.label} on {dspec.label}")
-        try:
-            data, ckpt, twin = open_group(group, splits, cache, needs_permuted)
-        except (CheckpointError, InputDataError):
-            raise
-        except Exception as exc:  # training ran out of memory, diverged, ...: the group's cells fail
-            log(f"checkpoint {mspec.label} on {dspec.label} (seed {seed}) failed: {type(exc).__name__}: {exc}")
-            for cell in group.cells:
-                results_by_cell[cell.name] = CellResult(cell, failures=[failure_row(cell, "checkpoint", exc)])
-            bar.update(len(group.cells))
-            continue
-        computed["checkpoints"] += (ckpt.origin == "trained") + (twin is not None and twin.origin == "trained")
-        if ckpt.origin == "trained":
-            log(f"trained {mspec.label} on {dspec.label} (seed {seed}): test accuracy "
-                f"{ckpt.metrics['accuracy']:.3f}, AUC {ckpt.metrics['auc']:.3f}")
-        model_rows.append({"model": mspec.label, "dataset": dspec.label, "seed": seed, **ckpt.metrics,
-                           "architecture": mspec.name, "checkpoint": ckpt.key, "origin": ckpt.origin,
-                           "parameters": ckpt.info.get("parameters")})
-        device = str(next(ckpt.model.parameters()).device)
-        if executor == "ray":
-            ready.append(group)  # checkpoints first, on the driver; cells after, as tasks
-            continue
-        runs = [CellRun(cell, data, suite.metrics, cache) for cell in group.cells]
-        for batch, target in iter_batches(splits[2], dspec.label, n_samples, suite.batch_size, ckpt.model,
-                                          suite.target):
-            for run in runs:
-                bar.set_postfix_str(run.cell.name)
-                run.feed(batch, target)
-            if all(run.stopped for run in runs):
-                break
-        for run in runs:
-            results_by_cell[run.cell.name] = run.finish()
-        bar.update(len(group.cells))
-    if ready:
-        from faithbench.runner.ray_executor import run_cells_on_ray
-
-        cells = [cell for group in ready for cell in group.cells]
-        for result in run_cells_on_ray(cells, suite, cache, n_samples, needs_permuted, bar=bar, **ray_options):
-            results_by_cell[result.cell.name] = result
-    bar.close()
+    try:
+        device = _run_groups(groups, suite, cache, n_samples, needs_permuted, executor, ray_options, log, bar,
+                             results_by_cell, model_rows, computed)
+    except (InputDataError, CheckpointError) as exc:
+        if results_by_cell or computed["checkpoints"]:
+            raise type(exc)(f"{exc} (finished cells are cached; a rerun resumes)") from exc
+        raise
+    finally:
+        bar.close()
 
     # plan order, whatever order the cells finished in: the tables do not depend on the executor
     cell_results = [results_by_cell[c.name] for g in groups for c in g.cells if c.name in results_by_cell]
@@ -274,3 +235,62 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
     write_outputs(out_dir, results, curves, model_df, cost, skipped)
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     return RunResult(out_dir, results, curves, model_df, cost, skipped, computed, failures)
+
+
+def _run_groups(groups: list[Group], suite: Suite, cache: Cache, n_samples: int, needs_permuted: bool,
+                executor: str, ray_options: dict[str, Any], log: Log, bar: Any,
+                results_by_cell: dict[str, CellResult], model_rows: list[dict[str, Any]],
+                computed: dict[str, int]) -> str:
+    """Train or load each group's checkpoint, then run its cells (locally, group by group, each
+    batch read once for all the group's cells; or on Ray, once every checkpoint exists).
+    Returns the device the models ran on."""
+    device = "cpu"
+    ready: list[Group] = []  # groups whose checkpoint exists (the Ray executor dispatches their cells)
+    splits_of: tuple[str, tuple[BaseDataset, BaseDataset, BaseDataset]] | None = None
+    for group in groups:
+        dspec, mspec, seed = group.dataset, group.model, group.seed
+        if splits_of is None or splits_of[0] != dspec.label:
+            splits_of = (dspec.label, build_splits(dspec))
+        splits = splits_of[1]
+        bar.set_postfix_str(f"model {mspec.label} on {dspec.label}")
+        try:
+            data, ckpt, twin = open_group(group, splits, cache, needs_permuted)
+        except (CheckpointError, InputDataError):
+            raise
+        except FileNotFoundError as exc:  # a sample file went missing: bad input, not a failing cell
+            raise InputDataError(f"dataset {dspec.label!r}: {exc}") from exc
+        except Exception as exc:  # training ran out of memory, diverged, ...: the group's cells fail
+            log(f"checkpoint {mspec.label} on {dspec.label} (seed {seed}) failed: {type(exc).__name__}: {exc}")
+            for cell in group.cells:
+                results_by_cell[cell.name] = CellResult(cell, failures=[failure_row(cell, "checkpoint", exc)])
+            bar.update(len(group.cells))
+            continue
+        computed["checkpoints"] += (ckpt.origin == "trained") + (twin is not None and twin.origin == "trained")
+        if ckpt.origin == "trained":
+            log(f"trained {mspec.label} on {dspec.label} (seed {seed}): test accuracy "
+                f"{ckpt.metrics['accuracy']:.3f}, AUC {ckpt.metrics['auc']:.3f}")
+        model_rows.append({"model": mspec.label, "dataset": dspec.label, "seed": seed, **ckpt.metrics,
+                           "architecture": mspec.name, "checkpoint": ckpt.key, "origin": ckpt.origin,
+                           "parameters": ckpt.info.get("parameters")})
+        device = str(next(ckpt.model.parameters()).device)
+        if executor == "ray":
+            ready.append(group)  # checkpoints first, on the driver; cells after, as tasks
+            continue
+        runs = [CellRun(cell, data, suite.metrics, cache) for cell in group.cells]
+        for batch, target in iter_batches(splits[2], dspec.label, n_samples, suite.batch_size, ckpt.model,
+                                          suite.target):
+            for run in runs:
+                bar.set_postfix_str(run.cell.name)
+                run.feed(batch, target)
+            if all(run.stopped for run in runs):
+                break
+        for run in runs:
+            results_by_cell[run.cell.name] = run.finish()
+        bar.update(len(group.cells))
+    if ready:
+        from faithbench.runner.ray_executor import run_cells_on_ray
+
+        cells = [cell for group in ready for cell in group.cells]
+        for result in run_cells_on_ray(cells, suite, cache, n_samples, needs_permuted, bar=bar, **ray_options):
+            results_by_cell[result.cell.name] = result
+    return device

@@ -67,7 +67,7 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path):
     n_before = len(_entries(cache, "saliency"))
 
     assert main(["run", str(suite_file), "--out", str(out), "--cache", str(cache), "--quiet"]) == 0
-    reference = run_suite(suite_from_dict(SUITE), tmp_path / "ref", cache=Cache(tmp_path / "ref_cache"),
+    run_suite(suite_from_dict(SUITE), tmp_path / "ref", cache=Cache(tmp_path / "ref_cache"),
                           progress=False, log=lambda m: None)
     assert (out / "results.csv").read_bytes() == (tmp_path / "ref" / "results.csv").read_bytes()
     pd.testing.assert_frame_equal(pd.read_parquet(out / "curves.parquet"),

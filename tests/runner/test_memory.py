@@ -1,0 +1,95 @@
+"""Samples stream through the runner: peak memory does not grow with the number of samples."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from faithbench.config import suite_from_dict
+from faithbench.datasets.base import BaseDataset
+from faithbench.registry import datasets
+from faithbench.runner.cache import Cache
+from faithbench.runner.run import run_suite
+from faithbench.types import Sample
+
+SIDE = 40  # one volume: 1 x 40^3 float32 = 256 KiB, its mask 64 KiB
+
+
+class Volumes(BaseDataset):
+    """Cheap deterministic 3D volumes with a bright cube as the lesion (a dataset-like input)."""
+
+    classes = ("normal", "lesion")
+    spatial_dims = 3
+
+    def __init__(self, split="test", *, n_train: int = 16, n_test: int = 400):
+        super().__init__(split, n_train=n_train, n_test=n_test)
+        self.n = n_test if split == "test" else n_train
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        gen = torch.Generator().manual_seed(hash(self.split) % 1000 * 100_000 + i)
+        image = torch.rand((1, SIDE, SIDE, SIDE), generator=gen) * 0.2
+        mask = torch.zeros((SIDE, SIDE, SIDE), dtype=torch.bool)
+        label = i % 2
+        if label:
+            z, y, x = (int(v) for v in torch.randint(0, SIDE - 8, (3,), generator=gen))
+            mask[z:z + 8, y:y + 8, x:x + 8] = True
+            image[0][mask] += 0.8
+        return Sample(f"{self.split}-{i:04d}", image, label, {"lesion": mask})
+
+
+def _rss_kib(field: str) -> int:
+    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM := VmRSS
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def volumes():
+    datasets.register("test_volumes")(Volumes)
+    try:
+        yield
+    finally:
+        datasets.unregister("test_volumes")
+
+
+def suite(samples: int):
+    return suite_from_dict({
+        "name": f"stream{samples}",
+        "samples": samples,
+        "batch_size": 10,
+        "target": "label",
+        "datasets": ["test_volumes"],
+        "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1, "batch_size": 16}}],
+        "explainers": ["random", "sobel"],
+        "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}, "pointing_game"],
+    })
+
+
+def test_peak_memory_does_not_grow_with_samples(tmp_path, volumes):
+    if not Path("/proc/self/status").exists() or not _reset_peak():
+        pytest.skip("needs Linux /proc/self/clear_refs to measure the peak resident memory")
+    cache = Cache(tmp_path / "cache")
+    # warm-up: trains and evaluates the checkpoint (cached), imports and initialises everything
+    run_suite(suite(2), tmp_path / "warm", cache=cache, progress=False, log=lambda m: None)
+    peaks = {}
+    for samples in (50, 400):
+        _reset_peak()
+        start = _rss_kib("VmRSS")
+        result = run_suite(suite(samples), tmp_path / f"out{samples}", cache=cache, progress=False,
+                           log=lambda m: None)
+        peaks[samples] = _rss_kib("VmHWM") - start
+        print(samples, peaks[samples], __import__("time").time())
+        assert len(result.results.query("metric == 'deletion_auc'")) == 2 * samples
+    # materialising 400 volumes would add >= 125 MiB (images and masks); streaming holds one batch
+    assert peaks[400] < 1.5 * peaks[50] + 8 * 1024, peaks
+    assert peaks[400] - peaks[50] < 40 * 1024, peaks

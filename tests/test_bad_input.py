@@ -1,0 +1,175 @@
+"""Bad input through the CLI: one line naming the file, key or sample; exit code 2; nothing
+computed before is lost. (The loader's own messages are tested in tests/test_config.py.)"""
+
+import textwrap
+
+import pytest
+import torch
+import yaml
+
+from faithbench.cli import EXIT_BAD_INPUT, main
+from faithbench.datasets import PhantomCXR
+from faithbench.models import build_model
+from faithbench.registry import datasets
+from faithbench.runner.cache import save_tensors
+from faithbench.types import Sample
+
+GOOD = {
+    "name": "bad_input",
+    "samples": 8,
+    "batch_size": 4,
+    "datasets": [{"name": "phantom_cxr", "params": {"n": 32, "size": 32}}],
+    "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1, "batch_size": 32}}],
+    "explainers": ["random"],
+    "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}],
+}
+
+
+def run(tmp_path, capsys, suite, *extra):
+    path = tmp_path / "suite.yaml"
+    path.write_text(suite if isinstance(suite, str) else yaml.safe_dump(suite))
+    code = main(["run", str(path), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--quiet",
+                 *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, (err[-1] if err else ""), path
+
+
+def with_entry(kind, index, entry):
+    suite = {k: list(v) if isinstance(v, list) else v for k, v in GOOD.items()}
+    suite[kind][index] = entry
+    return suite
+
+
+@pytest.mark.parametrize("kind, entry, expected", [
+    ("datasets", "phantom_cx", "datasets[0]: unknown dataset 'phantom_cx'; did you mean 'phantom_cxr'"),
+    ("models", {"name": "small_cn"}, "models[0]: unknown model 'small_cn'; did you mean 'small_cnn'"),
+    ("explainers", "randon", "explainers[0]: unknown explainer 'randon'; did you mean 'random'"),
+    ("metrics", "deletion_au", "metrics[0]: unknown metric 'deletion_au'; did you mean 'deletion_auc'"),
+    ("metrics", {"name": "deletion_auc", "params": {"step": 4}},
+     "metrics[0].params: deletion_auc: unknown parameter 'step'"),
+    ("metrics", {"name": "deletion_auc", "params": {"steps": "many"}},
+     "metrics[0].params: deletion_auc: parameter 'steps' expects int"),
+    ("explainers", {"name": "integrated_gradients", "params": {"nsteps": 8}},
+     "explainers[0].params: integrated_gradients: unknown parameter 'nsteps'"),
+    ("datasets", {"name": "phantom_cxr", "params": {"sise": 32}}, "datasets[0].params: unknown parameter 'sise'"),
+    ("models", {"name": "small_cnn", "weights": "no/such/weights.safetensors"},
+     "models[0].weights: file not found: no/such/weights.safetensors"),
+])
+def test_bad_names_and_parameters(tmp_path, capsys, kind, entry, expected):
+    code, err, path = run(tmp_path, capsys, with_entry(kind, 0, entry))
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith(f"faithbench: error: {path}: {expected}")
+    assert not (tmp_path / "cache").exists()  # refused before anything was computed
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path, capsys):
+    text = textwrap.dedent("""
+        name: broken
+        datasets: [phantom_cxr
+        models: [small_cnn]
+    """)
+    code, err, path = run(tmp_path, capsys, text)
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith(f"faithbench: error: {path}: line ") and "malformed YAML" in err
+
+
+def test_suite_key_of_the_wrong_type(tmp_path, capsys):
+    code, err, path = run(tmp_path, capsys, {**GOOD, "samples": "lots"})
+    assert code == EXIT_BAD_INPUT and err.startswith(f"faithbench: error: {path}: samples: ")
+    code, err, path = run(tmp_path, capsys, {**GOOD, "executor": "dask"})
+    assert code == EXIT_BAD_INPUT and "executor: Input should be 'local' or 'ray'" in err
+
+
+class FaultyPhantom(PhantomCXR):
+    """phantom_cxr whose sample 5 of the test split is broken (``fault``: mask or file)."""
+
+    def __init__(self, split="test", *, fault="mask", **params):
+        super().__init__(split, **params)
+        self.fault = fault
+
+    def __getitem__(self, i):
+        sample = super().__getitem__(i)
+        if self.split != "test" or i != 5:
+            return sample
+        if self.fault == "file":
+            raise FileNotFoundError(f"no such file: images/{sample.id}.png")
+        return Sample(sample.id, sample.image, sample.label, {**sample.masks, "lesion": torch.zeros(16, 16, dtype=bool)})
+
+
+class EmptyPhantom(PhantomCXR):
+    def __len__(self):
+        return 0 if self.split == "test" else super().__len__()
+
+
+@pytest.fixture
+def faulty_datasets():
+    datasets.register("test_faulty_phantom")(FaultyPhantom)
+    datasets.register("test_empty_phantom")(EmptyPhantom)
+    try:
+        yield
+    finally:
+        datasets.unregister("test_faulty_phantom")
+        datasets.unregister("test_empty_phantom")
+
+
+@pytest.mark.parametrize("fault, expected", [
+    ("mask", "mask 'lesion' has shape (16, 16), expected the image's spatial shape (32, 32)"),
+    ("file", "no such file: images/test-00005.png"),
+])
+def test_a_bad_sample_stops_the_run_and_keeps_what_was_computed(tmp_path, capsys, faulty_datasets, fault,
+                                                                expected):
+    suite = {**GOOD, "datasets": [GOOD["datasets"][0],
+                                  {"name": "test_faulty_phantom", "params": {"n": 32, "size": 32, "fault": fault}}]}
+    code, err, _ = run(tmp_path, capsys, suite)
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith("faithbench: error: dataset 'test_faulty_phantom'")
+    assert expected in err and err.endswith("(finished cells are cached; a rerun resumes)")
+    if fault == "mask":
+        assert "(test split): sample 'test-00005': mask 'lesion'" in err  # the sample is named by its id
+    # the good dataset's cell came first and is in the cache: a rerun of it computes nothing
+    code, _, _ = run(tmp_path, capsys, GOOD)
+    assert code == 0
+    assert main(["run", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "out2"), "--cache",
+                 str(tmp_path / "cache"), "--quiet"]) == 0
+    assert "computed 0 checkpoints, 0 saliency batches, 0 score batches" in capsys.readouterr().err
+
+
+def test_an_empty_dataset_is_refused_before_training(tmp_path, capsys, faulty_datasets):
+    code, err, _ = run(tmp_path, capsys, with_entry("datasets", 0, {"name": "test_empty_phantom",
+                                                                    "params": {"n": 32, "size": 32}}))
+    assert code == EXIT_BAD_INPUT
+    assert err == "faithbench: error: dataset 'test_empty_phantom': the test split is empty"
+    assert not (tmp_path / "cache" / "checkpoints").exists()
+
+
+def test_checkpoint_whose_classes_do_not_match(tmp_path, capsys):
+    weights = tmp_path / "three_classes.safetensors"
+    save_tensors(weights, build_model("small_cnn", 1, 3, (32, 32), width=4).state_dict())
+    code, err, _ = run(tmp_path, capsys, with_entry("models", 0, {"name": "small_cnn", "params": {"width": 4},
+                                                                  "weights": str(weights)}))
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith(f"faithbench: error: {weights}: parameter 'head")
+    assert "the model for this dataset expects (2" in err and "check the classes and channels" in err
+
+
+def test_checkpoint_whose_channels_do_not_match(tmp_path, capsys):
+    weights = tmp_path / "rgb.safetensors"
+    save_tensors(weights, build_model("small_cnn", 3, 2, (32, 32), width=4).state_dict())
+    code, err, _ = run(tmp_path, capsys, with_entry("models", 0, {"name": "small_cnn", "params": {"width": 4},
+                                                                  "weights": str(weights)}))
+    assert code == EXIT_BAD_INPUT and "has shape (4, 3" in err and "check the classes and channels" in err
+
+
+def test_a_data_root_that_does_not_exist(tmp_path, capsys, monkeypatch):
+    if "medmnist" not in datasets:
+        pytest.skip("no dataset reads files from the data root yet")
+    monkeypatch.setenv("FAITHBENCH_DATA", str(tmp_path / "nowhere"))
+    code, err, path = run(tmp_path, capsys, with_entry("datasets", 0, {"name": "medmnist"}))
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith(f"faithbench: error: {path}: datasets[0].params: ")
+    assert f"data root {tmp_path / 'nowhere'} (from the environment variable FAITHBENCH_DATA) does not exist" in err
+
+
+def test_bad_run_options(tmp_path, capsys):
+    code, err, _ = run(tmp_path, capsys, GOOD, "--cpus-per-task", "-1")
+    assert code == EXIT_BAD_INPUT and err == "faithbench: error: --cpus-per-task: expected a number >= 0, got -1.0"
