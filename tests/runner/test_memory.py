@@ -13,7 +13,7 @@ from faithbench.runner.cache import Cache
 from faithbench.runner.run import run_suite
 from faithbench.types import Sample
 
-SIDE = 40  # one volume: 1 x 40^3 float32 = 256 KiB, its mask 64 KiB
+SIDE = 32  # one volume: 1 x 32^3 float32 = 128 KiB, its mask 32 KiB
 
 
 class Volumes(BaseDataset):
@@ -71,7 +71,7 @@ def suite(samples: int):
         "datasets": ["test_volumes"],
         "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1, "batch_size": 16}}],
         "explainers": ["random", "sobel"],
-        "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}, "pointing_game"],
+        "metrics": ["pointing_game", "relevance_mass"],
     })
 
 
@@ -88,8 +88,8 @@ def test_peak_memory_does_not_grow_with_samples(tmp_path, volumes):
         result = run_suite(suite(samples), tmp_path / f"out{samples}", cache=cache, progress=False,
                            log=lambda m: None)
         peaks[samples] = _rss_kib("VmHWM") - start
-        print(samples, peaks[samples], __import__("time").time())
-        assert len(result.results.query("metric == 'deletion_auc'")) == 2 * samples
-    # materialising 400 volumes would add >= 125 MiB (images and masks); streaming holds one batch
-    assert peaks[400] < 1.5 * peaks[50] + 8 * 1024, peaks
-    assert peaks[400] - peaks[50] < 40 * 1024, peaks
+        assert len(result.results.query("metric == 'pointing_game'")) == samples  # the positives, both explainers
+    # 400 volumes held at once would add up to 64 MiB (images and masks; measured: +20 MiB over 50
+    # samples, the allocator reusing freed memory); streaming holds one batch (measured: +0 MiB).
+    # The slack absorbs allocator noise when the peaks are a few MiB.
+    assert peaks[400] <= 1.5 * peaks[50] + 6 * 1024, peaks
