@@ -16,7 +16,7 @@ Generation is deterministic from (seed, split, index) and needs no files.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import Tensor
@@ -102,6 +102,18 @@ class PhantomCXR(BaseDataset):
         return self.n
 
     def __getitem__(self, i: int) -> Sample:
+        return self.generate(i)
+
+    def counterfactual(self, i: int, remove: Iterable[str]) -> Sample:
+        """Sample ``i`` with the named evidence (``lesion``, ``marker``) left out: the same
+        anatomy, texture and noise, so the change in a model's score measures its reliance
+        on that evidence (SCIENCE.md, "Ground truth by construction"). Masks are unchanged."""
+        unknown = set(remove) - {"lesion", "marker"}
+        if unknown:
+            raise ValueError(f"can only remove 'lesion' or 'marker', got {sorted(unknown)}")
+        return self.generate(i, frozenset(remove))
+
+    def generate(self, i: int, without: frozenset[str] = frozenset()) -> Sample:
         if not 0 <= i < self.n:
             raise IndexError(f"phantom_cxr: index {i} out of range for {self.n} samples")
         gen = torch.Generator().manual_seed(self.seed * 10_000_019 + _SPLIT_OFFSET[self.split] + i)
@@ -141,7 +153,8 @@ class PhantomCXR(BaseDataset):
             ly, lx = idx[int(u() * len(idx)) % len(idx)].tolist()
             d2 = (g[0] - ly) ** 2 + (g[1] - lx) ** 2
             lesion = d2 <= radius**2
-            img += self.lesion_contrast * torch.exp(-d2 / (2 * (radius / 1.5) ** 2))
+            if "lesion" not in without:
+                img += self.lesion_contrast * torch.exp(-d2 / (2 * (radius / 1.5) ** 2))
             meta.update(lesion_centre=(ly, lx), lesion_radius=radius,
                         lesion_side="left" if lung is lung_left else "right")
 
@@ -156,7 +169,8 @@ class PhantomCXR(BaseDataset):
             if u() < p_marker:
                 m0, m1 = round(4 * s), round(9 * s)
                 marker[m0:m1, m0:m1] = True
-                img[marker] = 1.0
+                if "marker" not in without:
+                    img[marker] = 1.0
             masks["marker"] = marker
             meta["marker"] = bool(marker.any())
 
@@ -239,6 +253,18 @@ class PhantomOrgan3D(BaseDataset):
         return self.n
 
     def __getitem__(self, i: int) -> Sample:
+        return self.generate(i)
+
+    def counterfactual(self, i: int, remove: Iterable[str]) -> Sample:
+        """Sample ``i`` with the named evidence (``lesion``, ``marker``) left out: the same
+        anatomy, texture and noise, so the change in a model's score measures its reliance
+        on that evidence (SCIENCE.md, "Ground truth by construction"). Masks are unchanged."""
+        unknown = set(remove) - {"lesion", "marker"}
+        if unknown:
+            raise ValueError(f"can only remove 'lesion' or 'marker', got {sorted(unknown)}")
+        return self.generate(i, frozenset(remove))
+
+    def generate(self, i: int, without: frozenset[str] = frozenset()) -> Sample:
         if not 0 <= i < self.n:
             raise IndexError(f"phantom_organ3d: index {i} out of range for {self.n} samples")
         gen = torch.Generator().manual_seed(self.seed * 10_000_019 + _SPLIT_OFFSET[self.split] + 7 + i)
@@ -280,7 +306,8 @@ class PhantomOrgan3D(BaseDataset):
             lz, ly, lx = idx[int(u() * len(idx)) % len(idx)].tolist()
             d2 = (g[0] - lz) ** 2 + (g[1] - ly) ** 2 + (g[2] - lx) ** 2
             lesion = d2 <= radius**2
-            img += self.lesion_contrast * torch.exp(-d2 / (2 * (radius / 1.5) ** 2))
+            if "lesion" not in without:
+                img += self.lesion_contrast * torch.exp(-d2 / (2 * (radius / 1.5) ** 2))
             meta.update(lesion_centre=(lz, ly, lx), lesion_radius=radius, lesion_organ=organ_name)
 
         masks = {"lesion": lesion, "liver": liver, "spleen": spleen, "kidney_left": kidney_l,
@@ -294,7 +321,8 @@ class PhantomOrgan3D(BaseDataset):
             if u() < p_marker:
                 m0, m1 = round(1 * s), round(4 * s)
                 marker[m0:m1, m0:m1, m0:m1] = True
-                img[marker] = 1.0
+                if "marker" not in without:
+                    img[marker] = 1.0
             masks["marker"] = marker
             meta["marker"] = bool(marker.any())
 
