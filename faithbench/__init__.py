@@ -55,11 +55,11 @@ def load_suite(suite: str | Path) -> Any:
 def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) -> Any:
     """Run a suite (a :class:`~faithbench.config.Suite`, a YAML path or a built-in name)."""
     from faithbench.config import Suite
-    from faithbench.runner.run import run_suite
+    from faithbench.runner.run import default_out_dir, run_suite
 
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
-    out = Path(out_dir) if out_dir is not None else Path("reports") / suite.name
+    out = Path(out_dir) if out_dir is not None else default_out_dir(suite)
     return run_suite(suite, out, **kwargs)
 
 

@@ -45,7 +45,8 @@ def pointing_game(saliency: Tensor, mask: Tensor, *, tolerance: int = 0,
     keys = torch.rand(s.shape, generator=generator).to(s.device)
     pick = torch.where(is_max, keys, torch.full_like(keys, -1.0)).argmax(dim=1)
     hit = m.gather(1, pick[:, None])[:, 0].float()
-    return torch.where(m.any(dim=1), hit, torch.full_like(hit, float("nan")))
+    defined = m.any(dim=1) & torch.isfinite(s).all(dim=1)  # a NaN map has no maximum
+    return torch.where(defined, hit, torch.full_like(hit, float("nan")))
 
 
 def relevance_mass(saliency: Tensor, mask: Tensor) -> Tensor:
