@@ -60,6 +60,7 @@ class CellResult:
     curves: list[dict[str, Any]] = field(default_factory=list)
     cost: list[dict[str, Any]] = field(default_factory=list)
     skipped: str | None = None
+    skipped_metrics: list[tuple[str, str]] = field(default_factory=list)  # (metric, reason)
     failures: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     computed: dict[str, int] = field(default_factory=lambda: {"saliency": 0, "scores": 0})
@@ -182,6 +183,7 @@ class CellRun:
         self.stopped = False  # skipped or failed: nothing more to do
         self.checked = False
         self.samples = 0
+        self.preview: Tensor | None = None  # the first batch's saliency, for the report's gallery
         self.explain_cost = {"seconds": 0.0, "passes": 0}
         self.metric_cost: dict[str, dict[str, float]] = {}
         try:
@@ -222,11 +224,14 @@ class CellRun:
                     self.result.skipped = reason
                     self.stopped = True
                     return
+                self._skip_metrics_without_masks(batch)
             sal_key, saliency = self._saliency(batch, target)
         except Exception as exc:
             self._fail("explain", exc)
             return
         self.samples += len(batch)
+        if self.preview is None:
+            self.preview = saliency[:4].cpu()
         if self.explainer.last_info:
             self.result.info.update(self.explainer.last_info)
         ctx: EvalContext | None = None
@@ -251,6 +256,21 @@ class CellRun:
             self.metric_cost[spec.label]["seconds"] += payload["seconds"]
             self.metric_cost[spec.label]["passes"] += payload["passes"]
             _append_rows(self.result, self.cell, spec, metric, batch, target, payload)
+
+    def _skip_metrics_without_masks(self, batch: Batch) -> None:
+        """A metric that needs a mask this dataset does not have (``marker`` on a phantom
+        without a shortcut, ``lesion`` on MedMNIST) is skipped for the cell, with the reason."""
+        keep = []
+        for spec, metric in self.active:
+            missing = [m for m in metric.required_masks() if m not in batch.masks]
+            if missing:
+                have = ", ".join(sorted(batch.masks)) or "none"
+                self.result.skipped_metrics.append(
+                    (spec.label, f"the dataset has no mask {missing[0]!r} (masks: {have})"))
+                self.metric_cost.pop(spec.label, None)
+            else:
+                keep.append((spec, metric))
+        self.active = keep
 
     def _saliency(self, batch: Batch, target: Tensor) -> tuple[str, Tensor]:
         assert self.explainer is not None

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from faithbench.config import PluginSpec, Suite
 from faithbench.datasets.base import BaseDataset
 from faithbench.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from faithbench.models.reliance import can_intervene, measure_reliance
 from faithbench.registry import datasets, explainers, metrics, models
 from faithbench.runner.cache import Cache, atomic_write_bytes
 from faithbench.runner.errors import InputDataError, UsageError
@@ -108,6 +109,20 @@ def open_group(group: Group, splits: tuple[BaseDataset, BaseDataset, BaseDataset
     return data, ckpt, twin
 
 
+def write_galleries(plots_dir: Path, galleries: list[tuple[str, str, Any, dict[str, Any]]], k: int = 4) -> None:
+    """Saliency galleries of the first ``k`` explained samples per (dataset, model): the image,
+    then each explainer's raw map, with the lesion outline when the dataset has one."""
+    from faithbench.reports.plots import plot_saliency_gallery, safe_name
+
+    for dataset, model, batch, previews in galleries:
+        if not previews:
+            continue
+        mask = batch.masks.get("lesion")
+        plot_saliency_gallery(batch.x[:k], {name: sal[:k] for name, sal in previews.items()},
+                              None if mask is None else mask[:k],
+                              plots_dir / f"gallery_{safe_name(dataset)}_{safe_name(model)}.png")
+
+
 def safe_label(text: str) -> str:
     """A folder-name-safe version of a suite name (never a path: no separators, no leading dot)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).lstrip(".") or "_"
@@ -183,11 +198,13 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
     computed = {"checkpoints": 0, "saliency": 0, "scores": 0}
     results_by_cell: dict[str, CellResult] = {}
     model_rows: list[dict[str, Any]] = []
+    reliance_rows: list[dict[str, Any]] = []
+    galleries: list[tuple[str, str, Any, dict[str, Any]]] = []
     preflight(suite)  # bad data is reported before anything is trained
     bar = tqdm(total=n_cells, desc=f"suite {suite.name}", unit="cell", disable=not progress)
     try:
         device = _run_groups(groups, suite, cache, n_samples, needs_permuted, executor, ray_options, log, bar,
-                             results_by_cell, model_rows, computed)
+                             results_by_cell, model_rows, computed, reliance_rows, galleries)
     except (InputDataError, CheckpointError) as exc:
         if results_by_cell or computed["checkpoints"]:
             raise type(exc)(f"{exc} (finished cells are cached; a rerun resumes)") from exc
@@ -203,8 +220,10 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
     results = pd.DataFrame([r for c in cell_results for r in c.rows])
     curves = pd.DataFrame([r for c in cell_results for r in c.curves])
     cost = pd.DataFrame([r for c in cell_results for r in c.cost])
-    skipped = pd.DataFrame([{"cell": c.cell.name, "reason": c.skipped} for c in cell_results if c.skipped],
-                           columns=["cell", "reason"])
+    skipped = pd.DataFrame([{"cell": c.cell.name, "metric": "", "reason": c.skipped} for c in cell_results if c.skipped]
+                           + [{"cell": c.cell.name, "metric": m, "reason": r} for c in cell_results
+                              for m, r in c.skipped_metrics],
+                           columns=["cell", "metric", "reason"])
     failures = pd.DataFrame([f for c in cell_results for f in c.failures], columns=FAILURE_COLUMNS)
     model_df = pd.DataFrame(model_rows)
     manifest = {
@@ -232,15 +251,19 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
         (out_dir / "failures.csv").unlink(missing_ok=True)
     else:
         atomic_write_bytes(out_dir / "failures.csv", failures.to_csv(index=False).encode())
-    write_outputs(out_dir, results, curves, model_df, cost, skipped)
+    if reliance_rows:
+        atomic_write_bytes(out_dir / "reliance.csv", pd.DataFrame(reliance_rows).to_csv(index=False).encode())
+    write_galleries(out_dir / "plots", galleries)
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
+    write_outputs(out_dir, results, curves, model_df, cost, skipped)  # the report reads the manifest
     return RunResult(out_dir, results, curves, model_df, cost, skipped, computed, failures)
 
 
 def _run_groups(groups: list[Group], suite: Suite, cache: Cache, n_samples: int, needs_permuted: bool,
                 executor: str, ray_options: dict[str, Any], log: Log, bar: Any,
                 results_by_cell: dict[str, CellResult], model_rows: list[dict[str, Any]],
-                computed: dict[str, int]) -> str:
+                computed: dict[str, int], reliance_rows: list[dict[str, Any]],
+                galleries: list[tuple[str, str, Any, dict[str, Any]]]) -> str:
     """Train or load each group's checkpoint, then run its cells (locally, group by group, each
     batch read once for all the group's cells; or on Ray, once every checkpoint exists).
     Returns the device the models ran on."""
@@ -276,16 +299,24 @@ def _run_groups(groups: list[Group], suite: Suite, cache: Cache, n_samples: int,
         if executor == "ray":
             ready.append(group)  # checkpoints first, on the driver; cells after, as tasks
             continue
+        if can_intervene(splits[2]):
+            reliance_rows += [{"dataset": dspec.label, "model": mspec.label, "seed": seed, **row}
+                              for row in measure_reliance(ckpt.model, splits[2], n_samples)]
         runs = [CellRun(cell, data, suite.metrics, cache) for cell in group.cells]
+        first: Any = None
         for batch, target in iter_batches(splits[2], dspec.label, n_samples, suite.batch_size, ckpt.model,
                                           suite.target):
             for run in runs:
                 bar.set_postfix_str(run.cell.name)
                 run.feed(batch, target)
+            first = first if first is not None else batch
             if all(run.stopped for run in runs):
                 break
         for run in runs:
             results_by_cell[run.cell.name] = run.finish()
+        if first is not None and seed == suite.seeds[0]:
+            galleries.append((dspec.label, mspec.label, first,
+                              {run.cell.explainer.label: run.preview for run in runs if run.preview is not None}))
         bar.update(len(group.cells))
     if ready:
         from faithbench.runner.ray_executor import run_cells_on_ray

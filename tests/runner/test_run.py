@@ -112,3 +112,25 @@ def test_data_randomization_trains_a_permuted_twin(tmp_path):
     assert values.loc["saliency"].mean() < 0.95
     again = run_suite(suite, tmp_path / "out2", cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
     assert again.computed == {"checkpoints": 0, "saliency": 0, "scores": 0}
+
+
+def test_gallery_and_reliance_are_written(two_runs):
+    root, first, _ = two_runs
+    out = root / "a"
+    assert (out / "plots" / "gallery_phantom_cxr_small_cnn.png").exists()
+    reliance = pd.read_csv(out / "reliance.csv")
+    assert list(reliance["evidence"]) == ["lesion"]  # no marker without a shortcut
+    assert {"dataset", "model", "seed", "n", "mean_drop", "flip_rate"} <= set(reliance.columns)
+    assert "Measured reliance" in (out / "index.html").read_text()
+
+
+def test_metric_needing_an_absent_mask_is_skipped_with_reason(tmp_path):
+    suite = suite_from_dict({**TINY, "name": "nomarker", "samples": 4, "explainers": ["random"],
+                             "metrics": ["pointing_game",
+                                         {"name": "relevance_mass", "alias": "mass_on_marker",
+                                          "params": {"mask": "marker"}}]})
+    result = run_suite(suite, tmp_path / "out", cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
+    assert set(result.results["metric"]) == {"pointing_game"}
+    row = result.skipped.query("metric == 'mass_on_marker'").iloc[0]
+    assert row["cell"] == "phantom_cxr/small_cnn/random/seed0" and "no mask 'marker'" in row["reason"]
+    assert result.failures.empty
