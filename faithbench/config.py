@@ -41,6 +41,13 @@ class PluginSpec(BaseModel):
         return self.alias or self.name
 
 
+class DatasetSpec(PluginSpec):
+    """A dataset entry; ``models`` (labels) restricts which of the suite's models it pairs with
+    (default: all), so a costly dataset variant can be checked on one model only."""
+
+    models: list[str] | None = None
+
+
 def _coerce(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
@@ -54,7 +61,7 @@ class Suite(BaseModel):
     samples: int = Field(64, ge=1, description="test samples per dataset")
     batch_size: int = Field(32, ge=1)
     target: Literal["predicted", "label"] = "predicted"
-    datasets: list[PluginSpec] = Field(min_length=1)
+    datasets: list[DatasetSpec] = Field(min_length=1)
     models: list[ModelSpec] = Field(min_length=1)
     explainers: list[PluginSpec] = Field(min_length=1)
     metrics: list[PluginSpec] = Field(min_length=1)
@@ -164,6 +171,12 @@ def validate_plugins(suite: Suite, source: str) -> None:
                 cls(**spec.params)
             except ParameterError as exc:
                 raise SuiteError(f"{where}.params: {exc}") from None
+    model_labels = [m.label for m in suite.models]
+    for i, dspec in enumerate(suite.datasets):
+        for label in dspec.models or []:
+            if label not in model_labels:
+                raise SuiteError(f"{source}: datasets[{i}].models: unknown model label {label!r}; "
+                                 f"the suite's models are: {', '.join(model_labels)}")
     for kind, specs in (("datasets", suite.datasets), ("explainers", suite.explainers),
                         ("metrics", suite.metrics), ("models", suite.models)):
         labels = [s.label for s in specs]

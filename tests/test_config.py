@@ -72,3 +72,18 @@ def test_yaml_is_loaded_safely(tmp_path):
     evil = BASE + "description: !!python/object/apply:os.system ['touch pwned']\n"
     with pytest.raises(SuiteError, match="malformed YAML"):
         load_suite(write(tmp_path, evil))
+
+
+def test_dataset_models_restrict_the_plan(tmp_path):
+    from faithbench.runner.plan import plan
+
+    text = BASE.replace("models: [{name: resnet18, recipe: {epochs: 1}}]",
+                        "models: [{name: resnet18, recipe: {epochs: 1}}, {name: small_cnn, recipe: {epochs: 1}}]")
+    text = text.replace("datasets: [phantom_cxr]",
+                        "datasets: [phantom_cxr, {name: phantom_cxr, alias: shortcut, params: {shortcut: 0.9}, "
+                        "models: [small_cnn]}]")
+    groups = plan(load_suite(write(tmp_path, text)))
+    assert [(g.dataset.label, g.model.label) for g in groups] == [
+        ("phantom_cxr", "resnet18"), ("phantom_cxr", "small_cnn"), ("shortcut", "small_cnn")]
+    with pytest.raises(SuiteError, match=r"datasets\[1\].models: unknown model label 'small'"):
+        load_suite(write(tmp_path, text.replace("models: [small_cnn]}", "models: [small]}")))

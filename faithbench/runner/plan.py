@@ -35,6 +35,8 @@ def plan(suite: Suite) -> list[Group]:
     for seed in suite.seeds:
         for dataset in suite.datasets:
             for model in suite.models:
+                if getattr(dataset, "models", None) is not None and model.label not in dataset.models:
+                    continue
                 cells = tuple(Cell(dataset, model, e, seed) for e in suite.explainers)
                 groups.append(Group(dataset, model, seed, cells))
     return groups
