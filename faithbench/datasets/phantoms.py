@@ -53,8 +53,54 @@ def smooth_field(grid: list[Tensor], gen: torch.Generator, n_blobs: int, scale: 
     return field
 
 
+class _Phantom(BaseDataset):
+    """What the phantoms share: parameter checks, length, indexing and counterfactuals.
+    Subclasses set ``default_n`` and ``min_size`` and implement ``generate(i, without)``."""
+
+    default_n: dict[str, int] = {}
+    min_size = 1
+
+    def _setup(self, split: Split, *, n: int | None, size: int, channels: int, seed: int, prevalence: float,
+               lesion_contrast: float, lesion_radius: tuple[float, float], noise: float, shortcut: float) -> None:
+        name = getattr(self, "registry_name", type(self).__name__)
+        if n is None:
+            n = self.default_n[split]
+        if n < 1:
+            raise ValueError(f"{name}: expected n >= 1, got {n}")
+        if not 0.0 <= shortcut <= 1.0:
+            raise ValueError(f"{name}: expected shortcut in [0, 1], got {shortcut}")
+        if size < self.min_size:
+            raise ValueError(f"{name}: expected size >= {self.min_size}, got {size}")
+        radius = (float(lesion_radius[0]), float(lesion_radius[1]))
+        super().__init__(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
+                         lesion_contrast=lesion_contrast, lesion_radius=list(radius), noise=noise,
+                         shortcut=shortcut)
+        self.n, self.size, self.channels, self.seed = n, size, channels, seed
+        self.prevalence, self.lesion_contrast, self.lesion_radius = prevalence, lesion_contrast, radius
+        self.noise, self.shortcut = noise, shortcut
+        self._grid = _grid((size,) * self.spatial_dims)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.generate(i)
+
+    def counterfactual(self, i: int, remove: Iterable[str]) -> Sample:
+        """Sample ``i`` with the named evidence (``lesion``, ``marker``) left out: the same
+        anatomy, texture and noise, so the change in a model's score measures its reliance
+        on that evidence (SCIENCE.md, "Ground truth by construction"). Masks are unchanged."""
+        unknown = set(remove) - {"lesion", "marker"}
+        if unknown:
+            raise ValueError(f"can only remove 'lesion' or 'marker', got {sorted(unknown)}")
+        return self.generate(i, frozenset(remove))
+
+    def generate(self, i: int, without: frozenset[str] = frozenset()) -> Sample:  # pragma: no cover
+        raise NotImplementedError
+
+
 @datasets.register("phantom_cxr")
-class PhantomCXR(BaseDataset):
+class PhantomCXR(_Phantom):
     """2D chest-like phantom, ``(C, size, size)`` in [0, 1], background 0.
 
     Parameters (all explicit, all recorded in the dataset spec):
@@ -76,42 +122,15 @@ class PhantomCXR(BaseDataset):
     spatial_dims = 2
     background = 0.0
     version = "1"
+    default_n = {"train": 2000, "val": 400, "test": 500}
+    min_size = 32
 
     def __init__(self, split: Split = "test", *, n: int | None = None, size: int = 64,
                  channels: int = 1, seed: int = 0, prevalence: float = 0.5,
                  lesion_contrast: float = 0.35, lesion_radius: tuple[float, float] = (2.5, 4.0),
                  noise: float = 0.03, shortcut: float = 0.0) -> None:
-        if n is None:
-            n = {"train": 2000, "val": 400, "test": 500}[split]
-        if n < 1:
-            raise ValueError(f"phantom_cxr: expected n >= 1, got {n}")
-        if not 0.0 <= shortcut <= 1.0:
-            raise ValueError(f"phantom_cxr: expected shortcut in [0, 1], got {shortcut}")
-        if size < 32:
-            raise ValueError(f"phantom_cxr: expected size >= 32, got {size}")
-        lesion_radius = tuple(float(r) for r in lesion_radius)  # type: ignore[assignment]
-        super().__init__(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
-                         lesion_contrast=lesion_contrast, lesion_radius=list(lesion_radius),
-                         noise=noise, shortcut=shortcut)
-        self.n, self.size, self.channels, self.seed = n, size, channels, seed
-        self.prevalence, self.lesion_contrast, self.lesion_radius = prevalence, lesion_contrast, lesion_radius
-        self.noise, self.shortcut = noise, shortcut
-        self._grid = _grid((size, size))
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> Sample:
-        return self.generate(i)
-
-    def counterfactual(self, i: int, remove: Iterable[str]) -> Sample:
-        """Sample ``i`` with the named evidence (``lesion``, ``marker``) left out: the same
-        anatomy, texture and noise, so the change in a model's score measures its reliance
-        on that evidence (SCIENCE.md, "Ground truth by construction"). Masks are unchanged."""
-        unknown = set(remove) - {"lesion", "marker"}
-        if unknown:
-            raise ValueError(f"can only remove 'lesion' or 'marker', got {sorted(unknown)}")
-        return self.generate(i, frozenset(remove))
+        self._setup(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
+                    lesion_contrast=lesion_contrast, lesion_radius=lesion_radius, noise=noise, shortcut=shortcut)
 
     def generate(self, i: int, without: frozenset[str] = frozenset()) -> Sample:
         if not 0 <= i < self.n:
@@ -204,7 +223,7 @@ def _fits(mask: Tensor, radius: float) -> Tensor:
 
 
 @datasets.register("phantom_organ3d")
-class PhantomOrgan3D(BaseDataset):
+class PhantomOrgan3D(_Phantom):
     """3D abdomen-like phantom, ``(C, size, size, size)`` in [0, 1], background 0; axes (D, H, W)
     = (z: head to feet, y: front to back, x: patient's right to left).
 
@@ -227,42 +246,15 @@ class PhantomOrgan3D(BaseDataset):
     spatial_dims = 3
     background = 0.0
     version = "1"
+    default_n = {"train": 1000, "val": 200, "test": 250}
+    min_size = 24
 
     def __init__(self, split: Split = "test", *, n: int | None = None, size: int = 32,
                  channels: int = 1, seed: int = 0, prevalence: float = 0.5,
                  lesion_contrast: float = 0.35, lesion_radius: tuple[float, float] = (1.8, 2.8),
                  noise: float = 0.03, shortcut: float = 0.0) -> None:
-        if n is None:
-            n = {"train": 1000, "val": 200, "test": 250}[split]
-        if n < 1:
-            raise ValueError(f"phantom_organ3d: expected n >= 1, got {n}")
-        if not 0.0 <= shortcut <= 1.0:
-            raise ValueError(f"phantom_organ3d: expected shortcut in [0, 1], got {shortcut}")
-        if size < 24:
-            raise ValueError(f"phantom_organ3d: expected size >= 24, got {size}")
-        lesion_radius = tuple(float(r) for r in lesion_radius)  # type: ignore[assignment]
-        super().__init__(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
-                         lesion_contrast=lesion_contrast, lesion_radius=list(lesion_radius),
-                         noise=noise, shortcut=shortcut)
-        self.n, self.size, self.channels, self.seed = n, size, channels, seed
-        self.prevalence, self.lesion_contrast, self.lesion_radius = prevalence, lesion_contrast, lesion_radius
-        self.noise, self.shortcut = noise, shortcut
-        self._grid = _grid((size, size, size))
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> Sample:
-        return self.generate(i)
-
-    def counterfactual(self, i: int, remove: Iterable[str]) -> Sample:
-        """Sample ``i`` with the named evidence (``lesion``, ``marker``) left out: the same
-        anatomy, texture and noise, so the change in a model's score measures its reliance
-        on that evidence (SCIENCE.md, "Ground truth by construction"). Masks are unchanged."""
-        unknown = set(remove) - {"lesion", "marker"}
-        if unknown:
-            raise ValueError(f"can only remove 'lesion' or 'marker', got {sorted(unknown)}")
-        return self.generate(i, frozenset(remove))
+        self._setup(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
+                    lesion_contrast=lesion_contrast, lesion_radius=lesion_radius, noise=noise, shortcut=shortcut)
 
     def generate(self, i: int, without: frozenset[str] = frozenset()) -> Sample:
         if not 0 <= i < self.n:
