@@ -61,6 +61,8 @@ class Suite(BaseModel):
     samples: int = Field(64, ge=1, description="test samples per dataset")
     batch_size: int = Field(32, ge=1)
     target: Literal["predicted", "label"] = "predicted"
+    subset: Literal["all", "positive"] = Field("all", description="explain all test samples, or only "
+                                               "those with a positive (non-zero) label")
     datasets: list[DatasetSpec] = Field(min_length=1)
     models: list[ModelSpec] = Field(min_length=1)
     explainers: list[PluginSpec] = Field(min_length=1)

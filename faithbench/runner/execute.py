@@ -120,24 +120,45 @@ def commit(cache: Cache, pending: list[tuple[str, str, str, Any]]) -> None:
 
 
 def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, model: nn.Module,
-                 target_mode: str) -> Iterator[tuple[Batch, Tensor]]:
+                 target_mode: str, subset: str = "all") -> Iterator[tuple[Batch, Tensor]]:
     """The first ``n_samples`` samples of ``dataset`` in batches, with the explained target.
+    ``subset="positive"`` keeps only samples whose label is not 0 (the abnormal cases: an
+    explanation of "normal" has no finding to point at, and a blurred insertion baseline
+    already looks normal), still the first ``n_samples`` of them in index order.
 
     Streams: one batch is in memory at a time. A sample that cannot be read or collated (a
     mask whose shape does not match its image, a missing file) raises :class:`InputDataError`
     naming the dataset, the split and the sample.
     """
     split = getattr(dataset, "split", "test")
-    n = min(n_samples, len(dataset))
-    if n == 0:
+    if len(dataset) == 0:
         raise InputDataError(f"dataset {label!r}: the {split} split is empty")
-    for start in range(0, n, batch_size):
-        samples = []
-        for i in range(start, min(n, start + batch_size)):
-            try:
-                samples.append(dataset[i])
-            except (ValueError, OSError, KeyError, IndexError) as exc:
-                raise InputDataError(f"dataset {label!r} ({split} split), sample {i}: {exc}") from exc
+
+    def read(i: int) -> Any:
+        try:
+            return dataset[i]
+        except (ValueError, OSError, KeyError, IndexError) as exc:
+            raise InputDataError(f"dataset {label!r} ({split} split), sample {i}: {exc}") from exc
+
+    def batches() -> Iterator[list[Any]]:
+        taken, samples = 0, []
+        for i in range(len(dataset)):
+            if taken == n_samples:
+                break
+            sample = read(i)
+            if subset == "positive" and int(sample.label) == 0:
+                continue
+            samples.append(sample)
+            taken += 1
+            if len(samples) == batch_size:
+                yield samples
+                samples = []
+        if samples:
+            yield samples
+        if taken == 0:
+            raise InputDataError(f"dataset {label!r} ({split} split): no sample with a positive label")
+
+    for samples in batches():
         try:
             batch = Batch.collate(samples)
         except (ValueError, RuntimeError) as exc:

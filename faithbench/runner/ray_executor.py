@@ -54,7 +54,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
 
 
 def cell_task(cell: Cell, cache_root: str, metric_specs: list[PluginSpec], n_samples: int, batch_size: int,
-              target_mode: str, needs_permuted: bool) -> CellResult:
+              target_mode: str, needs_permuted: bool, subset: str = "all") -> CellResult:
     """Run one cell without writing anything; the driver commits ``result.pending``."""
     from faithbench.config import ensure_plugins_loaded
     from faithbench.models.checkpoint import CheckpointError
@@ -70,7 +70,8 @@ def cell_task(cell: Cell, cache_root: str, metric_specs: list[PluginSpec], n_sam
             raise RuntimeError(f"checkpoint of {cell.model.label} was not in the cache at {cache_root}: every Ray "
                                f"node must see the driver's cache folder at the same path")
         store.pending.clear()  # nothing of the checkpoint's to commit
-        batches = iter_batches(splits[2], cell.dataset.label, n_samples, batch_size, ckpt.model, target_mode)
+        batches = iter_batches(splits[2], cell.dataset.label, n_samples, batch_size, ckpt.model, target_mode,
+                               subset)
         result = run_cell(cell, data, metric_specs, store, batches)
     except (InputDataError, CheckpointError) as exc:
         return CellResult(cell, input_error=str(exc))
@@ -90,7 +91,8 @@ def run_cells_on_ray(cells: list[Cell], suite: Suite, cache: Cache, n_samples: i
                                              max_retries=MAX_RETRIES)
         root = str(Path(cache.root).resolve())
         specs = ray.put(list(suite.metrics))
-        refs = {task.remote(cell, root, specs, n_samples, suite.batch_size, suite.target, needs_permuted): cell
+        refs = {task.remote(cell, root, specs, n_samples, suite.batch_size, suite.target, needs_permuted,
+                            suite.subset): cell
                 for cell in cells}
         waiting, out = list(refs), []
         while waiting:

@@ -305,7 +305,7 @@ def _run_groups(groups: list[Group], suite: Suite, cache: Cache, n_samples: int,
         runs = [CellRun(cell, data, suite.metrics, cache) for cell in group.cells]
         first: Any = None
         for batch, target in iter_batches(splits[2], dspec.label, n_samples, suite.batch_size, ckpt.model,
-                                          suite.target):
+                                          suite.target, suite.subset):
             for run in runs:
                 bar.set_postfix_str(run.cell.name)
                 run.feed(batch, target)

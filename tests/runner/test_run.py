@@ -134,3 +134,14 @@ def test_metric_needing_an_absent_mask_is_skipped_with_reason(tmp_path):
     row = result.skipped.query("metric == 'mass_on_marker'").iloc[0]
     assert row["cell"] == "phantom_cxr/small_cnn/random/seed0" and "no mask 'marker'" in row["reason"]
     assert result.failures.empty
+
+
+def test_positive_subset_explains_only_abnormal_cases(tmp_path):
+    suite = suite_from_dict({**TINY, "name": "positives", "samples": 10, "subset": "positive",
+                             "explainers": ["random"], "metrics": ["pointing_game", {"name": "deletion_auc",
+                                                                                     "params": {"steps": 4}}]})
+    result = run_suite(suite, tmp_path / "out", cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
+    dele = result.results.query("metric == 'deletion_auc'")
+    assert len(dele) == 10 and (dele["label"] == 1).all()
+    # the same ten samples for both metrics, the first ten positives in index order
+    assert sorted(dele["sample_id"]) == sorted(result.results.query("metric == 'pointing_game'")["sample_id"])
