@@ -47,7 +47,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"computed {c['checkpoints']} checkpoints, {c['saliency']} saliency batches, "
           f"{c['scores']} score batches; {len(result.results)} result rows", file=sys.stderr)
     if not result.skipped.empty:
-        print(f"skipped {len(result.skipped)} cells (see skipped.csv)", file=sys.stderr)
+        whole = int((result.skipped["metric"] == "").sum())
+        parts = [f"{whole} cells"] if whole else []
+        if len(result.skipped) > whole:
+            parts.append(f"{len(result.skipped) - whole} metrics in cells")
+        print(f"skipped {' and '.join(parts)} (see skipped.csv)", file=sys.stderr)
     print(out.resolve())
     if result.status == "partial":
         n, cells = len(result.failures), result.failures["cell"].nunique()
