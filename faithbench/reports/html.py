@@ -1,0 +1,280 @@
+"""``index.html``: one self-contained static page for a run (no server, CDN, fonts or JS).
+
+Images are embedded as base64 ``data:`` URIs; links to the CSV/SVG files beside the page are
+relative. Every string from a config or a table goes through :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from faithbench.reports.tables import SIGNIFICANCE_NOTE, format_number, leaderboard_tables
+
+__all__ = ["render_html"]
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2330;
+background:#fff;line-height:1.45}
+header{background:#1f3b63;color:#fff;padding:18px 32px}header h1{margin:0 0 4px;font-size:26px}
+header p{margin:0;opacity:.9;max-width:1100px}
+nav{background:#eef2f7;padding:8px 32px;border-bottom:1px solid #d5dbe5;font-size:14px}
+nav a{margin-right:14px;color:#1f3b63;text-decoration:none}
+main{padding:8px 32px 40px;max-width:1400px}
+h2{border-bottom:2px solid #1f3b63;padding-bottom:4px;margin-top:34px}h3{margin:22px 0 8px}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:13px}
+th,td{border:1px solid #d5dbe5;padding:4px 8px;text-align:right;white-space:nowrap}
+th{background:#eef2f7}td:first-child,th:first-child{text-align:left}
+tr:nth-child(even) td{background:#f8fafc}
+td.best{font-weight:700;background:#e3f1e0 !important}
+.note{color:#5a6475;font-size:13px}.empty{color:#5a6475;font-style:italic}
+figure{margin:10px 0 18px;display:inline-block;vertical-align:top}
+figure img{max-width:100%;border:1px solid #e1e5ec}
+figcaption{font-size:12px;color:#5a6475}
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;font-size:14px}
+dl.facts dt{font-weight:600}dl.facts dd{margin:0}
+details{margin:8px 0}summary{cursor:pointer;color:#1f3b63}
+pre{background:#f4f6f9;padding:8px;font-size:12px;overflow:auto}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return _e(format_number(value))
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return _e(value)
+
+
+def table_html(frame: pd.DataFrame, empty: str = "none", max_rows: int | None = None) -> str:
+    """A plain HTML table of ``frame`` (numbers formatted, every value escaped)."""
+    if frame is None or frame.empty:
+        return f'<p class="empty">{_e(empty)}</p>'
+    shown = frame if max_rows is None else frame.head(max_rows)
+    head = "".join(f"<th>{_e(c)}</th>" for c in shown.columns)
+    rows = []
+    for row in shown.itertuples(index=False):
+        cells = []
+        for value in row:
+            if isinstance(value, float) and math.isnan(value):
+                cells.append("<td>–</td>")
+            else:
+                cells.append(f"<td>{_cell(value)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = ""
+    if max_rows is not None and len(frame) > max_rows:
+        more = f'<p class="note">first {max_rows} of {len(frame)} rows; all in the CSV file</p>'
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+
+
+def _figure(png: Path, root: Path) -> str:
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    rel = png.relative_to(root).as_posix()
+    svg = png.with_suffix(".svg")
+    link = f' · <a href="{_e(svg.relative_to(root).as_posix())}">SVG</a>' if svg.exists() else ""
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(png.stem)}">'
+            f"<figcaption>{_e(rel)}{link}</figcaption></figure>")
+
+
+def _figures(pngs: Iterable[Path], root: Path, used: set[Path]) -> str:
+    parts = []
+    for png in pngs:
+        used.add(png)
+        parts.append(_figure(png, root))
+    return "".join(parts)
+
+
+def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str], str]:
+    out = {}
+    for table in leaderboard_tables(board):
+        head = "<th>explainer</th>" + "".join(f"<th>{_e(m)} {table.arrow(m)}</th>" for m in table.metrics)
+        rows = []
+        for explainer in table.explainers:
+            cells = [f"<td>{_e(explainer)}</td>"]
+            for metric in table.metrics:
+                cell = table.cells[explainer][metric]
+                if cell is None:
+                    cells.append("<td>–</td>")
+                    continue
+                mark = "<sup>*</sup>" if cell.significant else ""
+                cls = ' class="best"' if cell.best else ""
+                cells.append(f"<td{cls}>{_e(cell.text())}{mark}</td>")
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        out[(table.dataset, table.model)] = (f"<table><thead><tr>{head}</tr></thead>"
+                                             f"<tbody>{''.join(rows)}</tbody></table>")
+    return out
+
+
+def _suite_html(manifest: dict | None) -> tuple[str, str, str]:
+    """(title, description, facts html) from manifest.json."""
+    if not manifest:
+        return "faithbench run", "", '<p class="empty">manifest.json not found: suite details unavailable</p>'
+    suite = manifest.get("suite") or {}
+    name = suite.get("name", "faithbench run")
+
+    def labels(kind: str) -> str:
+        items = suite.get(kind) or []
+        return ", ".join(_e(s.get("alias") or s.get("name")) + (f" ({_e(s.get('name'))})" if s.get("alias") else "")
+                         for s in items if isinstance(s, dict)) or "–"
+
+    facts = [
+        ("seeds", _e(", ".join(str(s) for s in manifest.get("seeds", suite.get("seeds", []))))),
+        ("samples per dataset", _e(manifest.get("samples_per_dataset", suite.get("samples", "–")))),
+        ("cells", _e(manifest.get("cells", "–"))),
+        ("target", _e(suite.get("target", "–"))),
+        ("datasets", labels("datasets")), ("models", labels("models")),
+        ("explainers", labels("explainers")), ("metrics", labels("metrics")),
+        ("git", _e(manifest.get("git") or "–")), ("device", _e(manifest.get("device", "–"))),
+        ("seconds", _e(manifest.get("seconds", "–"))),
+    ]
+    versions = manifest.get("versions") or {}
+    if versions:
+        facts.append(("versions", _e(", ".join(f"{k} {v}" for k, v in versions.items()))))
+    body = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
+    raw = _e(json.dumps(manifest.get("suite", {}), indent=2, default=str))
+    return (str(name), str(suite.get("description") or "").strip(),
+            f'<dl class="facts">{body}</dl><details><summary>resolved suite (JSON)</summary><pre>{raw}</pre></details>')
+
+
+def _models_html(models: pd.DataFrame, summary: pd.DataFrame) -> str:
+    if summary.empty:
+        return '<p class="empty">no models.csv rows</p>'
+    frame = summary[["dataset", "model", "seeds"]].copy()
+    for column in summary.columns:
+        if column.endswith("_mean"):
+            score = column[: -len("_mean")]
+            sd = summary.get(f"{score}_sd")
+            sds = sd if sd is not None else [math.nan] * len(summary)
+            frame[score] = [format_number(m) + ("" if math.isnan(s) else f" ± {format_number(s)}")
+                            for m, s in zip(summary[column], sds)]
+    per_seed = table_html(models)
+    return (table_html(frame) + '<p class="note">test split; mean ± sd over seeds</p>'
+            f"<details><summary>per checkpoint (models.csv)</summary>{per_seed}</details>")
+
+
+def _reliance_html(root: Path) -> str:
+    """What each model relies on, by intervention (reliance.csv): set this beside the saliency
+    mass on the lesion and on the marker (relevance_mass with ``mask: marker``)."""
+    path = root / "reliance.csv"
+    if not path.exists():
+        return ""
+    return ("<h3>Measured reliance (intervention)</h3>" + table_html(pd.read_csv(path))
+            + '<p class="note">mean_drop: drop in the predicted class\'s probability when the evidence '
+              "is removed from the image (the same sample regenerated without it); flip_rate: how often "
+              "the prediction changes. Compare with each explainer's relevance mass on that evidence.</p>")
+
+
+def render_html(
+    *,
+    root: Path,
+    manifest: dict | None,
+    board: pd.DataFrame,
+    models: pd.DataFrame,
+    models_table: pd.DataFrame,
+    cost_table: pd.DataFrame,
+    skipped: pd.DataFrame | None,
+    failures: pd.DataFrame | None,
+    friedman: pd.DataFrame,
+    overall: pd.DataFrame,
+    agreement: pd.DataFrame,
+    pairwise: pd.DataFrame,
+) -> str:
+    """The page as a string. Plots are every ``plots/*.png`` under ``root``, placed by name:
+    ``curves_``, ``distributions_``, ``cd_`` per (dataset, model); ``models``, ``cost``,
+    ``sanity_``, ``gallery_`` in their sections; anything else under "Other plots"."""
+    from faithbench.reports.plots import safe_name
+
+    plots = root / "plots"
+    pngs = sorted(plots.glob("*.png")) if plots.is_dir() else []
+    used: set[Path] = set()
+
+    def matching(prefix: str) -> list[Path]:
+        return [p for p in pngs if p.stem.startswith(prefix) and p not in used]
+
+    def named(stem: str) -> list[Path]:
+        return [p for p in pngs if p.stem == stem and p not in used]
+
+    title, description, facts = _suite_html(manifest)
+    sections: list[tuple[str, str, str]] = []  # (anchor, heading, body)
+    sections.append(("suite", "Suite", facts))
+
+    sections.append(("models", "Models", _models_html(models, models_table)
+                     + _reliance_html(root)
+                     + _figures([p for p in pngs if p.stem == "models"], root, used)))
+
+    boards = _leaderboard_html(board)
+    also = [f'<a href="{n}">{label}</a>' for n, label in (("leaderboard.md", "Markdown"), ("leaderboard.tex", "LaTeX"))
+            if (root / n).exists()]
+    parts = [f'<p class="note">{_e(SIGNIFICANCE_NOTE)}. Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
+             + (f" (also {', '.join(also)})" if also else "") + ".</p>"]
+    if not boards:
+        parts.append('<p class="empty">no results</p>')
+    for (dataset, model), table in boards.items():
+        stem = f"{safe_name(dataset)}_{safe_name(model)}"
+        parts.append(f"<h3>{_e(dataset)} / {_e(model)}</h3>{table}")
+        parts.append(_figures(named(f"curves_{stem}"), root, used))
+        parts.append(_figures(named(f"distributions_{stem}"), root, used))
+        metrics = sorted(board.loc[(board["dataset"].astype(str) == dataset)
+                                   & (board["model"].astype(str) == model), "metric"].astype(str).unique())
+        cds = [p for m in metrics for p in named(f"cd_{stem}_{safe_name(m)}")]
+        if cds:
+            parts.append("<details open><summary>critical-difference diagrams (Nemenyi, α = 0.05)</summary>"
+                         + _figures(cds, root, used) + "</details>")
+    sections.append(("leaderboard", "Leaderboard", "".join(parts)))
+
+    stats_parts = [
+        "<h3>Friedman tests</h3>", '<p class="note">per (dataset, model, metric), samples as blocks; '
+        'cd: Nemenyi critical difference of mean ranks (<a href="friedman.csv">friedman.csv</a>, '
+        '<a href="nemenyi.csv">nemenyi.csv</a>)</p>', table_html(friedman, "no Friedman tests"),
+        "<h3>Mean ranks across datasets and models</h3>",
+        '<p class="note"><a href="overall_ranks.csv">overall_ranks.csv</a></p>', table_html(overall, "none"),
+        "<h3>Agreement between metrics</h3>",
+        '<p class="note">Kendall τ between the explainer rankings of two metrics (1: same order, −1: reversed; '
+        '<a href="agreement.csv">agreement.csv</a>)</p>', table_html(agreement, "fewer than two metrics"),
+        "<details><summary>pairwise Wilcoxon signed-rank tests (Holm-adjusted; effect size: rank-biserial)"
+        "</summary>", '<p class="note"><a href="pairwise.csv">pairwise.csv</a></p>',
+        table_html(pairwise, "no pairs", max_rows=500), "</details>",
+    ]
+    sections.append(("statistics", "Statistics", "".join(stats_parts)))
+
+    sanity = matching("sanity_")
+    if sanity:
+        sections.append(("sanity", "Sanity checks",
+                         '<p class="note">model-parameter randomisation: similarity of the saliency to the '
+                         "original as layers are randomised (a faithful explainer drops)</p>"
+                         + _figures(sanity, root, used)))
+    gallery = matching("gallery_")
+    if gallery:
+        sections.append(("gallery", "Saliency gallery", _figures(gallery, root, used)))
+
+    sections.append(("cost", "Cost", table_html(cost_table, "no cost.csv rows")
+                     + '<p class="note">seconds and passes (images forwarded) summed over seeds and metrics; '
+                     '<a href="cost.csv">cost.csv</a></p>'
+                     + _figures([p for p in pngs if p.stem == "cost"], root, used)))
+
+    skip_parts = ["<h3>Skipped cells</h3>", table_html(skipped, "none")]
+    if failures is not None:
+        skip_parts += ["<h3>Failures</h3>", table_html(failures, "none")]
+    sections.append(("skipped", "Skipped and failed", "".join(skip_parts)))
+
+    rest = [p for p in pngs if p not in used]
+    if rest:
+        sections.append(("other", "Other plots", _figures(rest, root, used)))
+
+    nav = "".join(f'<a href="#{a}">{_e(h)}</a>' for a, h, _ in sections)
+    body = "".join(f'<section id="{a}"><h2>{_e(h)}</h2>{b}</section>' for a, h, b in sections)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>faithbench: {_e(title)}</title><style>{CSS}</style></head><body>"
+            f"<header><h1>faithbench: {_e(title)}</h1><p>{_e(description)}</p></header>"
+            f"<nav>{nav}</nav><main>{body}</main></body></html>\n")

@@ -1,0 +1,393 @@
+"""Plots (matplotlib/seaborn, PNG and SVG). Only read the tidy tables (and, for the gallery,
+arrays handed over by the runner).
+
+Every ``plot_*`` function writes ``<stem>.png`` and ``<stem>.svg`` into ``out_dir`` and returns
+the paths written; file names come from config labels through :func:`safe_name`. Text is
+never parsed as mathtext, so a label with ``$`` prints as written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+__all__ = [
+    "SANITY_PREFIX",
+    "cd_cliques",
+    "plot_cd_diagram",
+    "plot_cd_diagrams",
+    "plot_cost",
+    "plot_distributions",
+    "plot_model_performance",
+    "plot_perturbation_curves",
+    "plot_saliency_gallery",
+    "plot_sanity_curves",
+    "safe_name",
+]
+
+SANITY_PREFIX = "mprt"
+DPI = 110
+# Labels come from user configs: no mathtext; fixed SVG ids so a rebuild gives the same file.
+_RC = {"text.parse_math": False, "svg.hashsalt": "faithbench", "svg.fonttype": "path"}
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a config label (never a path: no separators, no dots first)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).lstrip(".") or "_"
+
+
+def _stem(out_dir: Path, prefix: str, *labels: object) -> Path:
+    return out_dir / "_".join([prefix] + [safe_name(str(label)) for label in labels])
+
+
+def _save(fig: plt.Figure, stem: Path, tight: bool = False) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    extra = {"bbox_inches": "tight"} if tight else {}
+    for ext, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+        path = stem.parent / f"{stem.name}.{ext}"
+        fig.savefig(path, dpi=DPI, metadata=metadata, **extra)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def _arrow(frame: pd.DataFrame) -> str:
+    if "higher_is_better" not in frame.columns or frame.empty:
+        return ""
+    return " ↑" if bool(frame["higher_is_better"].iloc[0]) else " ↓"
+
+
+def _is_sanity(metric: pd.Series) -> pd.Series:
+    return metric.astype(str).str.startswith(SANITY_PREFIX)
+
+
+def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: str, ylabel: str) -> list[Path]:
+    written = []
+    for (dataset, model), frame in curves.groupby(["dataset", "model"], sort=True):
+        metric_names = sorted(frame["metric"].unique())
+        with plt.rc_context(_RC):
+            fig, axes = plt.subplots(1, len(metric_names), figsize=(5 * len(metric_names), 4), squeeze=False)
+            for ax, metric in zip(axes[0], metric_names):
+                sub = frame[frame["metric"] == metric]
+                sns.lineplot(data=sub, x="fraction", y="score", hue="explainer", errorbar=("ci", 95),
+                             n_boot=200, seed=0, ax=ax, hue_order=sorted(sub["explainer"].unique()))
+                ax.set_title(f"{metric}")
+                ax.set_xlabel(xlabel)
+                ax.set_ylabel(ylabel)
+                ax.set_xlim(0, 1)
+            fig.suptitle(f"{dataset} / {model}")
+            fig.tight_layout()
+            written += _save(fig, _stem(out_dir, prefix, dataset, model))
+    return written
+
+
+def plot_perturbation_curves(curves: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One figure per (dataset, model): mean score vs fraction perturbed, per explainer, with a
+    95% confidence band over samples; one panel per perturbation metric. Sanity-check curves
+    (metrics named ``mprt*``) are left to :func:`plot_sanity_curves`."""
+    curves = curves[~_is_sanity(curves["metric"])]
+    return _line_panels(curves, out_dir, "curves", "fraction of features perturbed", "target score")
+
+
+def plot_sanity_curves(curves: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Model-parameter randomisation (MPRT; Adebayo et al. 2018): similarity between the
+    saliency of the trained and the progressively randomised model vs the fraction of layers
+    randomised, per explainer, 95% band over samples; one figure per (dataset, model), one
+    panel per ``mprt*`` metric. Nothing is written when the curves hold no such metric."""
+    curves = curves[_is_sanity(curves["metric"])]
+    return _line_panels(curves, out_dir, "sanity", "blocks randomised, from the output (fraction)",
+                        "similarity to the original saliency")
+
+
+def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One figure per (dataset, model): per metric, a box plot (quartiles, 1.5 IQR whiskers)
+    with every sample's value as a point, per explainer; a dashed line marks the chance level
+    where the metric has one."""
+    written = []
+    for (dataset, model), frame in results.groupby(["dataset", "model"], sort=True):
+        metric_names = sorted(frame["metric"].unique())
+        ncols = 2 if len(metric_names) == 4 else min(3, len(metric_names))
+        nrows = int(np.ceil(len(metric_names) / ncols))
+        order = sorted(frame["explainer"].unique())
+        height = max(2.5, 0.45 * len(order) + 1.2)
+        with plt.rc_context(_RC):
+            fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, height * nrows), squeeze=False)
+            for ax in axes.flat[len(metric_names):]:
+                ax.set_visible(False)
+            for ax, metric in zip(axes.flat, metric_names):
+                sub = frame[(frame["metric"] == metric) & frame["value"].notna()]
+                if sub.empty:
+                    ax.set_visible(False)
+                    continue
+                sns.boxplot(data=sub, x="value", y="explainer", order=order, ax=ax, showfliers=False,
+                            color="#c6dbef", width=0.6)
+                # Own jitter (seaborn's uses the global RNG): the same tables give the same plot.
+                rng = np.random.default_rng(0)
+                position = sub["explainer"].map({name: i for i, name in enumerate(order)}).to_numpy(float)
+                ax.scatter(sub["value"], position + rng.uniform(-0.2, 0.2, len(sub)), s=6, color="#08306b",
+                           alpha=0.5, linewidths=0, zorder=3)
+                chance = sub["chance"].astype(float).mean() if "chance" in sub else np.nan
+                if np.isfinite(chance):
+                    ax.axvline(chance, color="0.4", linestyle="--", linewidth=1, label="chance")
+                    ax.legend(loc="best", fontsize=7)
+                ax.set_title(f"{metric}{_arrow(sub)}")
+                ax.set_xlabel("value")
+                ax.set_ylabel("")
+            fig.suptitle(f"{dataset} / {model}")
+            fig.tight_layout()
+            written += _save(fig, _stem(out_dir, "distributions", dataset, model))
+    return written
+
+
+def cd_cliques(ranks: pd.Series, nemenyi_p: Mapping[frozenset, float], alpha: float = 0.05) -> list[list[str]]:
+    """Maximal runs of explainers (sorted by mean rank) with no significant Nemenyi pair.
+
+    ``nemenyi_p[frozenset({a, b})]`` is the pair's p-value; a run [i..j] is a clique when every
+    pair inside has p >= alpha (a missing or NaN p counts as not significant). Only runs of
+    two or more that are not inside a longer one are returned (Demšar 2006, fig. 1).
+    """
+    names = list(ranks.sort_values(kind="stable").index)
+
+    def not_different(a: str, b: str) -> bool:
+        p = nemenyi_p.get(frozenset((a, b)), np.nan)
+        return not (p < alpha)
+
+    runs = []
+    for i in range(len(names)):
+        j = i
+        while j + 1 < len(names) and all(not_different(names[m], names[j + 1]) for m in range(i, j + 1)):
+            j += 1
+        if j > i and not any(a <= i and j <= b for a, b in runs):
+            runs.append((i, j))
+    return [names[a:b + 1] for a, b in runs]
+
+
+def plot_cd_diagram(ranks: pd.Series, cd: float, cliques: list[list[str]], title: str, stem: Path) -> list[Path]:
+    """Critical-difference diagram (Demšar 2006): explainers on an axis of mean ranks (1 = best,
+    on the left), the critical difference as a bar above it, and a thick line joining each
+    group of explainers not significantly different (Nemenyi, alpha = 0.05)."""
+    ranks = ranks.dropna().sort_values(kind="stable")
+    k = len(ranks)
+    lo, hi = 1, max(k, 2)
+    half = (k + 1) // 2
+    n_lines = max(half, k - half)
+    with plt.rc_context(_RC):
+        fig_height = 1.4 + 0.28 * (n_lines + len(cliques))
+        fig, ax = plt.subplots(figsize=(8, fig_height))
+        ax.set_xlim(lo - 0.15 * (hi - lo) - 0.3, hi + 0.15 * (hi - lo) + 0.3)
+        bottom = -(n_lines + 1.5 + 0.6 * len(cliques))
+        ax.set_ylim(bottom, 2.2)
+        ax.axis("off")
+        ax.hlines(0, lo, hi, color="black", linewidth=1)
+        for tick in range(lo, hi + 1):
+            ax.vlines(tick, 0, 0.25, color="black", linewidth=1)
+            ax.text(tick, 0.4, str(tick), ha="center", va="bottom", fontsize=9)
+        for tick in np.arange(lo + 0.5, hi, 1.0):
+            ax.vlines(tick, 0, 0.12, color="black", linewidth=0.7)
+        if np.isfinite(cd):
+            ax.hlines(1.4, lo, lo + cd, color="black", linewidth=1.5)
+            for end in (lo, lo + cd):
+                ax.vlines(end, 1.25, 1.55, color="black", linewidth=1.5)
+            ax.text(lo + cd / 2, 1.62, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=9)
+        # Clique bars just below the axis; labels below them.
+        for row, clique in enumerate(cliques):
+            y = -0.45 - 0.6 * row
+            ax.hlines(y, ranks[clique[0]] - 0.03, ranks[clique[-1]] + 0.03, color="black", linewidth=3.5)
+        top = -0.45 - 0.6 * len(cliques) - 0.3
+        left_x, right_x = lo - 0.15 * (hi - lo) - 0.2, hi + 0.15 * (hi - lo) + 0.2
+        for i, (name, rank) in enumerate(ranks.items()):
+            if i < half:
+                y = top - i
+                ax.plot([rank, rank, left_x], [0, y, y], color="black", linewidth=0.8)
+                ax.text(left_x - 0.05, y, f"{name} ({rank:.2f})", ha="right", va="center", fontsize=9)
+            else:
+                y = top - (k - 1 - i)
+                ax.plot([rank, rank, right_x], [0, y, y], color="black", linewidth=0.8)
+                ax.text(right_x + 0.05, y, f"({rank:.2f}) {name}", ha="left", va="center", fontsize=9)
+        ax.set_title(title, fontsize=10)
+        return _save(fig, stem, tight=True)
+
+
+def plot_cd_diagrams(results: pd.DataFrame, friedman: pd.DataFrame, nemenyi: pd.DataFrame, out_dir: Path,
+                     alpha: float = 0.05) -> list[Path]:
+    """A critical-difference diagram per (dataset, model, metric) with at least 3 explainers
+    ranked on complete samples; mean ranks as in :func:`faithbench.stats.mean_ranks`, CD and
+    Friedman p from ``friedman.csv``, cliques from ``nemenyi.csv``."""
+    from faithbench.stats import mean_ranks
+
+    written = []
+    friedman = friedman.set_index(["dataset", "model", "metric"]) if len(friedman) else friedman
+    for (dataset, model, metric), frame in results.groupby(["dataset", "model", "metric"], sort=True):
+        wide = frame.pivot(index=["seed", "sample_id"], columns="explainer", values="value").astype(float)
+        wide = wide.dropna(axis=1, how="all").sort_index(axis=1)
+        if wide.shape[1] < 3 or wide.dropna().shape[0] < 2:
+            continue
+        ranks = mean_ranks(wide, bool(frame["higher_is_better"].iloc[0]))
+        key = (dataset, model, metric)
+        info = friedman.loc[key] if len(friedman) and key in friedman.index else None
+        cd = float(info["cd"]) if info is not None else np.nan
+        pairs = nemenyi[(nemenyi["dataset"] == dataset) & (nemenyi["model"] == model) & (nemenyi["metric"] == metric)]
+        p_of = {frozenset((r.explainer_a, r.explainer_b)): float(r.p) for r in pairs.itertuples(index=False)}
+        cliques = cd_cliques(ranks, p_of, alpha)
+        subtitle = ""
+        if info is not None:
+            subtitle = f"\nFriedman p = {float(info['p']):.2g}, {int(info['n_blocks'])} samples, k = {int(info['k'])}"
+        title = f"{dataset} / {model} / {metric}{_arrow(frame)}{subtitle}"
+        written += plot_cd_diagram(ranks, cd, cliques, title, _stem(out_dir, "cd", dataset, model, metric))
+    return written
+
+
+def plot_model_performance(models: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Grouped bars of test accuracy, F1 and AUC per (dataset, model): mean over seeds, with
+    error bars of one standard deviation where there are several seeds."""
+    scores = [c for c in ("accuracy", "f1", "auc") if c in models.columns]
+    if models.empty or not scores:
+        return []
+    grouped = models.groupby(["dataset", "model"], sort=True)[scores]
+    means, sds, counts = grouped.mean(), grouped.std(ddof=1), grouped.size()
+    labels = [f"{d} / {m}" for d, m in means.index]
+    x = np.arange(len(labels))
+    width = 0.8 / len(scores)
+    with plt.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(labels) + 2), 4))
+        for i, score in enumerate(scores):
+            err = sds[score].where(counts > 1).to_numpy()
+            bars = ax.bar(x + (i - (len(scores) - 1) / 2) * width, means[score].to_numpy(), width, label=score,
+                          yerr=None if np.all(np.isnan(err)) else np.nan_to_num(err), capsize=3)
+            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+        ax.set_xticks(x, labels, rotation=15 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
+        ax.set_ylim(0, 1.25)
+        ax.set_ylabel("test score")
+        n_seeds = int(counts.max())
+        ax.set_title("model performance" + (f" (mean ± sd over up to {n_seeds} seeds)" if n_seeds > 1 else ""))
+        ax.legend(loc="upper right", fontsize=8, ncol=len(scores))
+        fig.tight_layout()
+        return _save(fig, out_dir / "models")
+
+
+def plot_cost(cost_table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Seconds per explainer, stacked: computing the saliency (explain) and scoring it
+    (metrics), summed over seeds and metrics; one panel per (dataset, model). Takes the
+    table of :func:`faithbench.reports.tables.cost_summary`."""
+    if cost_table.empty:
+        return []
+    groups = list(cost_table.groupby(["dataset", "model"], sort=True))
+    with plt.rc_context(_RC):
+        n_rows = max(len(g) for _, g in groups)
+        fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 0.45 * n_rows + 1.8), squeeze=False)
+        for ax, ((dataset, model), frame) in zip(axes[0], groups):
+            frame = frame.sort_values("total_seconds", kind="stable")
+            y = np.arange(len(frame))
+            ax.barh(y, frame["explain_seconds"], color="#4c72b0", label="explain")
+            ax.barh(y, frame["metric_seconds"], left=frame["explain_seconds"], color="#dd8452", label="metrics")
+            ax.set_yticks(y, [str(e) for e in frame["explainer"]])
+            ax.set_xlabel("seconds")
+            ax.set_title(f"{dataset} / {model}")
+            ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+        return _save(fig, out_dir / "cost")
+
+
+def _numpy(array) -> np.ndarray:
+    if hasattr(array, "detach"):
+        array = array.detach().float().cpu().numpy()
+    return np.asarray(array, dtype=float)
+
+
+def _display_image(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """(C, *spatial) -> something imshow can show: RGB for 3 channels, else the channel mean."""
+    lo, hi = np.nanpercentile(image, [1, 99])
+    scaled = np.clip((image - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(image)
+    if image.shape[0] == 3:
+        return np.moveaxis(scaled, 0, -1), None
+    return scaled.mean(axis=0), "gray"
+
+
+def _slices(volume: np.ndarray, centre: tuple[int, int, int]) -> list[tuple[str, np.ndarray]]:
+    """Three orthogonal slices of (..., D, H, W) through ``centre`` (z, y, x)."""
+    z, y, x = centre
+    return [(f"axial z={z}", volume[..., z, :, :]), (f"coronal y={y}", volume[..., :, y, :]),
+            (f"sagittal x={x}", volume[..., :, :, x])]
+
+
+def _centre(mask: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:
+    if mask is not None and np.nansum(np.abs(mask)) > 0:
+        weights = np.abs(np.nan_to_num(mask))
+        grids = np.indices(mask.shape)
+        return tuple(int(round(float((g * weights).sum() / weights.sum()))) for g in grids)
+    return tuple(s // 2 for s in shape)
+
+
+def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: Path) -> list[Path]:
+    """A grid of saliency maps: rows = samples, columns = the image then one per explainer.
+
+    ``images`` (N, C, H, W) or (N, C, D, H, W); ``saliency[explainer]`` (N, *spatial);
+    ``masks`` (N, *spatial) or None, drawn as an outline. Volumes show three orthogonal
+    slices (one row each) through the mask's centre of mass, or the volume's centre without
+    a mask. Maps are scaled for display only (to the 99th percentile of |saliency| per map,
+    diverging colours when a map has negative values). Writes ``path`` (PNG) and the same
+    stem as SVG; returns both.
+    """
+    x = _numpy(images)
+    if x.ndim not in (4, 5):
+        raise ValueError(f"expected images of shape (N, C, H, W) or (N, C, D, H, W), got {tuple(x.shape)}")
+    spatial = x.shape[2:]
+    maps = {str(name): _numpy(s) for name, s in saliency.items()}
+    for name, s in maps.items():
+        if s.shape != (x.shape[0],) + spatial:
+            raise ValueError(f"expected saliency of {name!r} of shape {(x.shape[0],) + spatial} to match the "
+                             f"images' (N, *spatial), got {tuple(s.shape)}")
+    m = None if masks is None else _numpy(masks)
+    if m is not None and m.shape != (x.shape[0],) + spatial:
+        if m.ndim == x.ndim and m.shape[1] == 1:
+            m = m[:, 0]
+        if m.shape != (x.shape[0],) + spatial:
+            raise ValueError(f"expected masks of shape {(x.shape[0],) + spatial}, got {tuple(m.shape)}")
+    names = list(maps)
+    n = x.shape[0]
+    planes = 3 if x.ndim == 5 else 1
+    n_rows, n_cols = n * planes, 1 + len(names)
+    path = Path(path)
+    with plt.rc_context(_RC):
+        fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.2 * n_cols, 2.2 * n_rows), squeeze=False)
+        for i in range(n):
+            mask_i = None if m is None else m[i]
+            if planes == 3:
+                centre = _centre(mask_i, spatial)
+                views = list(zip(_slices(x[i], centre), _slices(np.stack([maps[k][i] for k in names]), centre),
+                                 _slices(mask_i, centre) if mask_i is not None else [(None, None)] * 3))
+            else:
+                views = [(("", x[i]), ("", np.stack([maps[k][i] for k in names])), (None, mask_i))]
+            for p, ((plane, img), (_, sal), (_, msk)) in enumerate(views):
+                row = axes[i * planes + p]
+                shown, cmap = _display_image(img)
+                for c, ax in enumerate(row):
+                    ax.imshow(shown, cmap=cmap, interpolation="nearest")
+                    if c > 0:
+                        s = sal[c - 1]
+                        scale = np.nanpercentile(np.abs(s), 99) if np.isfinite(s).any() else 0
+                        scale = scale if scale > 0 else 1.0
+                        if np.nanmin(s) < -0.01 * scale:
+                            ax.imshow(s, cmap="RdBu_r", vmin=-scale, vmax=scale, alpha=0.6, interpolation="nearest")
+                        else:
+                            ax.imshow(s, cmap="inferno", vmin=0, vmax=scale, alpha=0.6, interpolation="nearest")
+                    if msk is not None and np.nanmax(msk) > np.nanmin(msk):
+                        ax.contour(msk, levels=[0.5], colors="lime", linewidths=0.8)
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    if i == 0 and p == 0:
+                        ax.set_title("image" if c == 0 else names[c - 1], fontsize=9)
+                    if c == 0:
+                        ax.set_ylabel(f"sample {i}" + (f"\n{plane}" if plane else ""), fontsize=8)
+        fig.tight_layout()
+        return _save(fig, path.parent / path.stem)

@@ -1,0 +1,183 @@
+"""Write the tidy tables of a run, and rebuild every derived table and plot from them.
+
+Derived files (statistics tables, leaderboard in Markdown/LaTeX, plots, ``index.html``) are
+functions of ``results.parquet``, ``curves.parquet``, ``models.csv``, ``cost.csv``,
+``skipped.csv``, ``failures.csv`` and ``manifest.json`` alone, so ``faithbench report RUN_DIR``
+rebuilds them without recomputing anything. Images the tidy tables cannot hold
+(``plots/gallery_*.png``, written by the runner) are kept and shown on the page.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from faithbench.runner.cache import atomic_write_bytes
+from faithbench.stats import (
+    agreement_table,
+    friedman_table,
+    leaderboard,
+    nemenyi_table,
+    overall_ranks,
+    pairwise_table,
+)
+from faithbench.stats.tables import (
+    AGREEMENT_COLUMNS,
+    FRIEDMAN_COLUMNS,
+    LEADERBOARD_COLUMNS,
+    NEMENYI_COLUMNS,
+    OVERALL_COLUMNS,
+    PAIRWISE_TABLE_COLUMNS,
+)
+
+__all__ = ["FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "build_report", "is_run_folder", "write_outputs"]
+
+RESULT_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "value", "chance",
+                  "higher_is_better", "category", "label", "target"]
+CURVE_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "step", "fraction", "score"]
+FORMATS = ("html", "md", "latex")
+# Plots that build_report owns and rewrites; anything else in plots/ (galleries) is kept.
+_DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cost.")
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write_bytes(path, frame.to_csv(index=False).encode())
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_outputs(out_dir: Path, results: pd.DataFrame, curves: pd.DataFrame, models: pd.DataFrame,
+                  cost: pd.DataFrame, skipped: pd.DataFrame) -> None:
+    results = results.reindex(columns=RESULT_COLUMNS) if results.empty else results
+    curves = curves.reindex(columns=CURVE_COLUMNS) if curves.empty else curves
+    _write_parquet(out_dir / "results.parquet", results)
+    _write_csv(out_dir / "results.csv", results)
+    _write_parquet(out_dir / "curves.parquet", curves)
+    _write_csv(out_dir / "models.csv", models)
+    _write_csv(out_dir / "cost.csv", cost)
+    _write_csv(out_dir / "skipped.csv", skipped)
+    build_report(out_dir)
+
+
+def is_run_folder(path: Path) -> bool:
+    """True when ``path`` is a folder holding a run's ``results.parquet``."""
+    return Path(path).is_dir() and (Path(path) / "results.parquet").is_file()
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    formats = tuple(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"expected report formats among {list(FORMATS)}, got {unknown}")
+    return formats
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns=columns)
+
+
+def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] = FORMATS) -> list[Path]:
+    """Rebuild the statistics tables, plots and the chosen ``formats`` of the report of ``out_dir``.
+
+    Always writes ``leaderboard.csv, pairwise.csv, friedman.csv, nemenyi.csv,
+    overall_ranks.csv, agreement.csv`` (see :mod:`faithbench.stats`) and the plots in
+    ``plots/``; ``formats`` picks among ``leaderboard.md`` ("md"), ``leaderboard.tex``
+    ("latex") and ``index.html`` ("html"). ``control`` is the explainer tested against in
+    ``p_vs_random``. Returns the paths written.
+    """
+    from faithbench.reports import plots
+    from faithbench.reports.tables import cost_summary, leaderboard_latex, leaderboard_markdown, models_summary
+
+    out_dir = Path(out_dir)
+    formats = _check_formats(formats)
+    if not is_run_folder(out_dir):
+        raise FileNotFoundError(f"{out_dir}: no results.parquet; is this a faithbench run folder?")
+    results = pd.read_parquet(out_dir / "results.parquet")
+    written: list[Path] = []
+
+    def csv(name: str, frame: pd.DataFrame) -> None:
+        _write_csv(out_dir / name, frame)
+        written.append(out_dir / name)
+
+    if results.empty:
+        board, pairwise, friedman, nemenyi, overall, agreement = (
+            _empty(c) for c in (LEADERBOARD_COLUMNS, PAIRWISE_TABLE_COLUMNS, FRIEDMAN_COLUMNS, NEMENYI_COLUMNS,
+                                OVERALL_COLUMNS, AGREEMENT_COLUMNS))
+    else:
+        board = leaderboard(results, control=control)
+        pairwise = pairwise_table(results)
+        friedman = friedman_table(results)
+        nemenyi = nemenyi_table(results)
+        overall = overall_ranks(results)
+        agreement = agreement_table(board)
+    csv("leaderboard.csv", board)
+    csv("pairwise.csv", pairwise)
+    csv("friedman.csv", friedman)
+    csv("nemenyi.csv", nemenyi)
+    csv("overall_ranks.csv", overall)
+    csv("agreement.csv", agreement)
+
+    models = _read_csv(out_dir / "models.csv")
+    models = pd.DataFrame() if models is None else models
+    cost = _read_csv(out_dir / "cost.csv")
+    cost = pd.DataFrame() if cost is None else cost
+    models_table, cost_table = models_summary(models), cost_summary(cost)
+
+    plot_dir = out_dir / "plots"
+    if plot_dir.is_dir():
+        # A rebuild must not leave plots of cells that are no longer in the tables.
+        for old in plot_dir.iterdir():
+            if old.suffix in (".png", ".svg") and old.name.startswith(_DERIVED_PLOTS):
+                old.unlink()
+    curves_path = out_dir / "curves.parquet"
+    curves = pd.read_parquet(curves_path) if curves_path.exists() else pd.DataFrame(columns=CURVE_COLUMNS)
+    if not curves.empty:
+        written += plots.plot_perturbation_curves(curves, plot_dir)
+        written += plots.plot_sanity_curves(curves, plot_dir)
+    if not results.empty:
+        written += plots.plot_distributions(results, plot_dir)
+        written += plots.plot_cd_diagrams(results, friedman, nemenyi, plot_dir)
+    written += plots.plot_model_performance(models, plot_dir)
+    written += plots.plot_cost(cost_table, plot_dir)
+
+    if "md" in formats:
+        _write_text(out_dir / "leaderboard.md", leaderboard_markdown(board))
+        written.append(out_dir / "leaderboard.md")
+    if "latex" in formats:
+        _write_text(out_dir / "leaderboard.tex", leaderboard_latex(board))
+        written.append(out_dir / "leaderboard.tex")
+    if "html" in formats:
+        from faithbench.reports.html import render_html
+
+        manifest_path = out_dir / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+        page = render_html(
+            root=out_dir, manifest=manifest, board=board, models=models, models_table=models_table,
+            cost_table=cost_table, skipped=_read_csv(out_dir / "skipped.csv"),
+            failures=_read_csv(out_dir / "failures.csv"), friedman=friedman, overall=overall,
+            agreement=agreement, pairwise=pairwise,
+        )
+        _write_text(out_dir / "index.html", page)
+        written.append(out_dir / "index.html")
+    return written

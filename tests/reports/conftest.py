@@ -1,0 +1,108 @@
+"""A small synthetic run folder, written as the runner would, with hostile names."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SCRIPT = "<script>alert(1)</script>"
+ALIAS = "cxr \"&<>' v1"
+METRIC_UP = "hit_rate&co"  # higher is better; `_` and `&` for LaTeX
+METRIC_DOWN = "deletion_auc"  # lower is better
+EXPLAINERS = ["good", "random", SCRIPT, "weak"]
+# Per explainer: mean of METRIC_UP and of METRIC_DOWN. "good" is best on both.
+MEANS = {"good": (0.9, 0.2), "random": (0.5, 0.5), SCRIPT: (0.6, 0.45), "weak": (0.45, 0.55)}
+INPUTS = ["results.parquet", "curves.parquet", "models.csv", "cost.csv", "skipped.csv", "manifest.json"]
+
+
+def synthetic_tables(seeds=(0, 1), n=8, mprt: bool = True) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    rows, curves, cost = [], [], []
+    for seed in seeds:
+        for explainer in EXPLAINERS:
+            for metric, hib, column in ((METRIC_UP, True, 0), (METRIC_DOWN, False, 1)):
+                for i in range(n):
+                    rows.append({
+                        "dataset": ALIAS, "model": "cnn", "explainer": explainer, "metric": metric, "seed": seed,
+                        "sample_id": f"test-{i:03d}", "value": MEANS[explainer][column] + rng.normal(0, 0.03),
+                        "chance": 0.3 if metric == METRIC_UP else np.nan, "higher_is_better": hib,
+                        "category": "localisation" if hib else "faithfulness", "label": i % 2, "target": i % 2,
+                    })
+                cost.append({"dataset": ALIAS, "model": "cnn", "explainer": explainer, "seed": seed, "samples": n,
+                             "stage": "metric", "metric": metric, "seconds": 0.5, "passes": 10 * n})
+            cost.append({"dataset": ALIAS, "model": "cnn", "explainer": explainer, "seed": seed, "samples": n,
+                         "stage": "explain", "metric": None, "seconds": 1.0 + EXPLAINERS.index(explainer),
+                         "passes": n})
+            names = [METRIC_DOWN] + (["mprt_similarity"] if mprt else [])
+            for metric in names:
+                for i in range(n):
+                    for step, fraction in enumerate(np.linspace(0, 1, 5)):
+                        curves.append({"dataset": ALIAS, "model": "cnn", "explainer": explainer, "metric": metric,
+                                       "seed": seed, "sample_id": f"test-{i:03d}", "step": step,
+                                       "fraction": fraction,
+                                       "score": float(np.exp(-3 * fraction * MEANS[explainer][0])
+                                                      + rng.normal(0, 0.02))})
+    models = pd.DataFrame([{"model": "cnn", "dataset": ALIAS, "seed": s, "accuracy": 0.9 + 0.01 * s,
+                            "f1": 0.88 + 0.01 * s, "auc": 0.95, "loss": 0.3, "architecture": "small_cnn",
+                            "checkpoint": f"abc{s}", "origin": "trained", "parameters": 1000} for s in seeds])
+    skipped = pd.DataFrame([{"cell": f"{ALIAS}/cnn/{SCRIPT}/seed0", "reason": "needs a <ViT> & 3D"}])
+    return {"results": pd.DataFrame(rows), "curves": pd.DataFrame(curves), "models": models,
+            "cost": pd.DataFrame(cost), "skipped": skipped}
+
+
+def write_run_folder(path: Path, **kwargs) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    tables = synthetic_tables(**kwargs)
+    tables["results"].to_parquet(path / "results.parquet", index=False)
+    tables["curves"].to_parquet(path / "curves.parquet", index=False)
+    for name in ("models", "cost", "skipped"):
+        tables[name].to_csv(path / f"{name}.csv", index=False)
+    suite = {"name": "synthetic <b>suite</b>", "description": f"made for tests {SCRIPT}", "seeds": [0, 1],
+             "samples": 8, "target": "predicted",
+             "datasets": [{"name": "phantom_cxr", "alias": ALIAS, "params": {}}],
+             "models": [{"name": "small_cnn", "alias": "cnn", "params": {}}],
+             "explainers": [{"name": e, "alias": None, "params": {}} for e in EXPLAINERS],
+             "metrics": [{"name": METRIC_UP, "alias": None}, {"name": METRIC_DOWN, "alias": None}]}
+    manifest = {"suite": suite, "seeds": [0, 1], "samples_per_dataset": 8, "cells": 8, "git": None,
+                "versions": {"python": "3.11"}, "device": "cpu", "seconds": 1.0}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    return path
+
+
+def copy_inputs(src: Path, dst: Path) -> Path:
+    """Only the tidy inputs of a run folder: a report must rebuild everything else from them."""
+    dst.mkdir(parents=True)
+    for name in INPUTS:
+        shutil.copy(src / name, dst / name)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_run_folder(tmp_path_factory.mktemp("run") / "run")
+
+
+@pytest.fixture(scope="session")
+def built(run_folder: Path) -> Path:
+    """The synthetic run folder with its report built once (all formats)."""
+    from faithbench.reports import build_report
+
+    build_report(run_folder)
+    return run_folder
+
+
+@pytest.fixture
+def make_run():
+    """``make_run(path, mprt=True)`` writes a fresh synthetic run folder (tidy inputs only)."""
+    return write_run_folder
+
+
+@pytest.fixture
+def names() -> dict:
+    return {"script": SCRIPT, "alias": ALIAS, "up": METRIC_UP, "down": METRIC_DOWN, "explainers": EXPLAINERS,
+            "inputs": INPUTS, "copy_inputs": copy_inputs}

@@ -1,0 +1,112 @@
+"""Statistics CSVs of a run folder and the Markdown/LaTeX leaderboard."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from faithbench.reports.tables import (
+    cost_summary,
+    latex_escape,
+    leaderboard_latex,
+    leaderboard_markdown,
+    leaderboard_tables,
+    models_summary,
+)
+
+
+def _board(rows):
+    columns = ["dataset", "model", "metric", "explainer", "mean", "ci_low", "ci_high", "rank", "higher_is_better",
+               "beats_random"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+BOARD = _board([
+    ("d_1", "m&n", "up_metric", "a", 0.9, 0.8, 1.0, 1, True, True),
+    ("d_1", "m&n", "up_metric", "b", 0.5, 0.4, 0.6, 2, True, False),
+    ("d_1", "m&n", "down_metric", "a", 0.7, 0.6, 0.8, 2, False, False),
+    ("d_1", "m&n", "down_metric", "b", 0.2, 0.1, 0.3, 1, False, True),
+])
+
+
+def test_csv_tables_have_documented_columns(built):
+    expected = {
+        "leaderboard.csv": ["dataset", "model", "metric", "explainer", "mean", "ci_low", "ci_high", "median", "n",
+                            "chance", "rank", "higher_is_better", "category", "p_vs_random", "beats_random"],
+        "pairwise.csv": ["dataset", "model", "metric", "explainer_a", "explainer_b", "statistic", "p", "p_holm",
+                         "effect_size", "n"],
+        "friedman.csv": ["dataset", "model", "metric", "statistic", "p", "n_blocks", "k", "cd", "reason"],
+        "nemenyi.csv": ["dataset", "model", "metric", "explainer_a", "explainer_b", "p"],
+        "overall_ranks.csv": ["metric", "explainer", "mean_rank", "n_blocks", "friedman_p"],
+        "agreement.csv": ["dataset", "model", "metric_a", "metric_b", "tau", "p", "n_explainers"],
+    }
+    for name, columns in expected.items():
+        frame = pd.read_csv(built / name)
+        assert list(frame.columns) == columns, name
+        assert len(frame) > 0, name
+    pairwise = pd.read_csv(built / "pairwise.csv")
+    assert len(pairwise) == 2 * 6  # 2 metrics x C(4, 2) pairs
+    friedman = pd.read_csv(built / "friedman.csv")
+    assert (friedman["n_blocks"] == 16).all() and (friedman["cd"] > 0).all()
+    agreement = pd.read_csv(built / "agreement.csv")
+    # "good" is best on both metrics and the synthetic means order both metrics alike.
+    assert agreement["tau"].iloc[0] == 1.0
+
+
+def test_markdown_bolds_best_per_column_by_direction():
+    text = leaderboard_markdown(BOARD)
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| a ")
+            or line.startswith("| b ")}
+    header = next(line for line in text.splitlines() if line.startswith("| explainer"))
+    # Metrics are sorted: down_metric first; arrows follow higher_is_better.
+    assert "down\\_metric ↓" in header and "up\\_metric ↑" in header
+    cells_a = [c.strip() for c in rows["a"].split("|")[2:4]]
+    cells_b = [c.strip() for c in rows["b"].split("|")[2:4]]
+    assert cells_a == ["0.700 [0.600, 0.800]", "**0.900 [0.800, 1.000]** \\*"]
+    assert cells_b == ["**0.200 [0.100, 0.300]** \\*", "0.500 [0.400, 0.600]"]
+
+
+def test_tables_mark_all_tied_best():
+    board = _board([("d", "m", "x", "a", 0.5, 0.4, 0.6, 1, True, False),
+                    ("d", "m", "x", "b", 0.5, 0.4, 0.6, 1, True, False),
+                    ("d", "m", "x", "c", 0.1, 0.0, 0.2, 3, True, False)])
+    (table,) = leaderboard_tables(board)
+    assert [table.cells[e]["x"].best for e in ("a", "b", "c")] == [True, True, False]
+
+
+def test_latex_is_escaped_booktabs():
+    assert latex_escape("a_b & c%$#{}~^\\") == (r"a\_b \& c\%\$\#\{\}\textasciitilde{}\textasciicircum{}"
+                                                 r"\textbackslash{}")
+    tex = leaderboard_latex(BOARD)
+    for command in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{lrr}"):
+        assert command in tex
+    assert r"d\_1 / m\&n" in tex and r"up\_metric $\uparrow$" in tex and r"down\_metric $\downarrow$" in tex
+    assert r"\textbf{0.200 [0.100, 0.300]}$^{*}$" in tex
+    body = [line for line in tex.splitlines() if line.endswith(r"\\")]
+    # Every row has exactly one unescaped column separator per metric.
+    assert all(len(re.findall(r"(?<!\\)&", line)) == 2 for line in body)
+    assert "m&n" not in tex
+
+
+def test_run_folder_markdown_and_latex(built, names):
+    md = (built / "leaderboard.md").read_text()
+    tex = (built / "leaderboard.tex").read_text()
+    good = next(line for line in md.splitlines() if line.startswith("| good "))
+    assert good.count("**") == 4 and good.count("\\*") == 2  # both cells bold, both beat random
+    assert r"hit\_rate\&co $\uparrow$" in tex
+    assert r"\textless{}script\textgreater{}" in tex
+
+
+def test_models_and_cost_summaries():
+    models = pd.DataFrame({"dataset": ["d", "d"], "model": ["m", "m"], "seed": [0, 1], "accuracy": [0.8, 0.9],
+                           "f1": [0.7, 0.7], "auc": [0.9, 1.0], "loss": [0.2, 0.4]})
+    summary = models_summary(models)
+    assert summary.loc[0, "seeds"] == 2 and abs(summary.loc[0, "accuracy_mean"] - 0.85) < 1e-12
+    assert abs(summary.loc[0, "accuracy_sd"] - 0.0707106781) < 1e-8
+    cost = pd.DataFrame({"dataset": "d", "model": "m", "explainer": "e", "seed": [0, 0, 0],
+                         "samples": 4, "stage": ["explain", "metric", "metric"], "metric": [None, "x", "y"],
+                         "seconds": [1.0, 2.0, 3.0], "passes": [4, 40, 0]})
+    row = cost_summary(cost).iloc[0]
+    assert (row["explain_seconds"], row["metric_seconds"], row["total_seconds"]) == (1.0, 5.0, 6.0)
+    assert (row["samples"], row["seconds_per_sample"], row["metric_passes"]) == (4, 1.5, 40)
