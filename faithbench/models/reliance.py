@@ -24,22 +24,41 @@ def can_intervene(dataset: Any) -> bool:
     return callable(getattr(dataset, "counterfactual", None))
 
 
-def measure_reliance(model: nn.Module, dataset: Any, n: int, evidence: tuple[str, ...] = EVIDENCE) -> list[dict[str, Any]]:
-    """Per evidence type, over the first ``n`` samples that hold it (a non-empty mask):
+def measure_reliance(model: nn.Module, dataset: Any, n: int, evidence: tuple[str, ...] = EVIDENCE,
+                     batch_size: int = 32) -> list[dict[str, Any]]:
+    """Per evidence type, over those of the first ``n`` samples that hold it (a non-empty mask),
+    ``batch_size`` at a time (memory does not grow with ``n``):
     ``mean_drop`` = mean of p_c(x) − p_c(x without it), c = argmax on x; ``flip_rate`` =
     fraction whose prediction changes; ``n`` samples used. Evidence no sample holds is left out.
     """
     rows = []
     for name in evidence:
-        idx = [i for i in range(min(n, len(dataset))) if dataset[i].masks.get(name) is not None
-               and bool(dataset[i].masks[name].any())]
-        if not idx:
+        drops: list[torch.Tensor] = []
+        flips: list[torch.Tensor] = []
+        chunk: list[int] = []
+        indices = range(min(n, len(dataset)))
+        for pos, i in enumerate(indices):
+            mask = dataset[i].masks.get(name)
+            if mask is not None and bool(mask.any()):
+                chunk.append(i)
+            if chunk and (len(chunk) == batch_size or pos == len(indices) - 1):
+                drop, flip = _intervene(model, dataset, chunk, name)
+                drops.append(drop)
+                flips.append(flip)
+                chunk = []
+        if not drops:
             continue
-        x = torch.stack([dataset[i].image for i in idx]).float()
-        x_cf = torch.stack([dataset.counterfactual(i, [name]).image for i in idx]).float()
-        p, p_cf = predict_logits(model, x).softmax(-1), predict_logits(model, x_cf).softmax(-1)
-        pred = p.argmax(-1)
-        drop = p.gather(1, pred[:, None])[:, 0] - p_cf.gather(1, pred[:, None])[:, 0]
-        rows.append({"evidence": name, "n": len(idx), "mean_drop": float(drop.mean()),
-                     "flip_rate": float((p_cf.argmax(-1) != pred).float().mean())})
+        drop_all, flip_all = torch.cat(drops), torch.cat(flips)
+        rows.append({"evidence": name, "n": len(drop_all), "mean_drop": float(drop_all.mean()),
+                     "flip_rate": float(flip_all.float().mean())})
     return rows
+
+
+def _intervene(model: nn.Module, dataset: Any, idx: list[int], name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """For samples ``idx``: the drop of the predicted class's probability, and whether it flips."""
+    x = torch.stack([dataset[i].image for i in idx]).float()
+    x_cf = torch.stack([dataset.counterfactual(i, [name]).image for i in idx]).float()
+    p, p_cf = predict_logits(model, x).softmax(-1), predict_logits(model, x_cf).softmax(-1)
+    pred = p.argmax(-1)
+    drop = p.gather(1, pred[:, None])[:, 0] - p_cf.gather(1, pred[:, None])[:, 0]
+    return drop, p_cf.argmax(-1) != pred
