@@ -35,6 +35,7 @@ class Explainer(Configurable):
     dims: ClassVar[frozenset[int]] = frozenset({2, 3})
     architectures: ClassVar[frozenset[str]] = frozenset({"cnn", "vit"})
     needs_grad: ClassVar[bool] = True
+    input_grad: ClassVar[bool] = True  # needs d score / d x (CAMs need gradients at a layer only)
     paper: ClassVar[str] = ""
     description: ClassVar[str] = ""
 
@@ -60,7 +61,7 @@ class Explainer(Configurable):
         if target.shape != (x.shape[0],):
             raise ValueError(f"{self.name}: expected target of shape ({x.shape[0]},), got {tuple(target.shape)}")
         model.eval()
-        if self.needs_grad:
+        if self.needs_grad and self.input_grad:
             # a leaf that requires grad, so gradient libraries need not flip it (and warn)
             x = x.detach().clone().requires_grad_(True)
         devices = [x.device] if x.device.type != "cpu" else []

@@ -123,6 +123,7 @@ class CAMExplainer(Explainer):
     """Base for the CAM family; subclasses set ``cam_class`` (a pytorch-grad-cam class)."""
 
     family = "cam"
+    input_grad = False  # gradients w.r.t. the target layer only, not the input
     cam_class: ClassVar[type] = GradCAM
     defaults: ClassVar[dict[str, Any]] = {"target_layer": None, "min_grid": 4}
 
@@ -136,16 +137,9 @@ class CAMExplainer(Explainer):
             self.last_info = {"target_layer": name, "grid": list(model.patch_embed.grid_size)}  # type: ignore[union-attr]
             return layer, vit_reshape_transform(model)
         if self.target_layer:
-            layer = resolve_module(model, self.target_layer)
-            with torch.no_grad():
-                grid: list[int] = []
-                h = layer.register_forward_hook(lambda _m, _i, o: grid.extend(o.shape[2:]))
-                try:
-                    model(x[:1])
-                finally:
-                    h.remove()
-            self.last_info = {"target_layer": self.target_layer, "grid": grid}
-            return layer, None
+            # the grid is read off the CAM's own forward pass (see explain), not an extra one
+            self.last_info = {"target_layer": self.target_layer, "grid": []}
+            return resolve_module(model, self.target_layer), None
         name, grid_t = find_target_layer(model, x, self.min_grid)
         self.last_info = {"target_layer": name, "grid": list(grid_t)}
         return model.get_submodule(name), None
@@ -160,12 +154,17 @@ class CAMExplainer(Explainer):
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         layer, reshape = self.layer_for(model, x)
+        grid: list[int] = self.last_info["grid"]
+        probe = None if grid else layer.register_forward_hook(
+            lambda _m, _i, out: grid.extend(out.shape[2:]) if not grid and isinstance(out, Tensor) else None)
         cam = self.make_cam(model, layer, reshape)
         with restored_grads(model):
             try:
                 raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
             finally:
                 self.release(model, cam)
+                if probe is not None:
+                    probe.remove()
         raw_t = torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)
         mode = "bilinear" if x.ndim == 4 else "trilinear"
         return F.interpolate(raw_t[:, None], size=tuple(x.shape[2:]), mode=mode, align_corners=False)[:, 0]
