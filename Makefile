@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -21,9 +21,6 @@ demo: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
-
-test-slow: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest benchmarks/perf --benchmark-only -p no:cacheprovider -o addopts=""
