@@ -98,6 +98,45 @@ class _Phantom(BaseDataset):
     def generate(self, i: int, without: frozenset[str] = frozenset()) -> Sample:  # pragma: no cover
         raise NotImplementedError
 
+    def _plant_lesion(self, img: Tensor, region: Tensor, fits: Tensor, u: Any, scale: float,
+                      without: frozenset[str]) -> tuple[Tensor, dict[str, Any]]:
+        """A ball of random radius whose centre is drawn from ``fits`` (centres where the whole
+        ball lies in ``region``; ``region`` itself if none): its bright Gaussian is added to
+        ``img`` unless removed, and its exact ball is the ``lesion`` mask."""
+        r_min, r_max = self.lesion_radius
+        radius = (r_min + u() * (r_max - r_min)) * scale
+        inside = fits(region, radius)
+        if not inside.any():
+            inside = region
+        idx = torch.nonzero(inside)
+        centre = idx[int(u() * len(idx)) % len(idx)].tolist()
+        d2 = sum((g - c) ** 2 for g, c in zip(self._grid, centre))
+        if "lesion" not in without:
+            img += self.lesion_contrast * torch.exp(-d2 / (2 * (radius / 1.5) ** 2))
+        return d2 <= radius**2, {"lesion_centre": tuple(centre), "lesion_radius": radius}
+
+    def _plant_marker(self, img: Tensor, label: int, u: Any, corner: tuple[int, int],
+                      without: frozenset[str]) -> Tensor:
+        """The shortcut marker, a bright square/cube at ``corner`` (start, stop on every axis):
+        present with P = (1 + s) / 2 for y = 1 and (1 - s) / 2 for y = 0 in train/val, 0.5 in test."""
+        if self.split == "test":
+            p_marker = 0.5
+        else:
+            p_marker = (1 + self.shortcut) / 2 if label == 1 else (1 - self.shortcut) / 2
+        marker = torch.zeros(img.shape, dtype=torch.bool)
+        if u() < p_marker:
+            marker[(slice(*corner),) * img.ndim] = True
+            if "marker" not in without:
+                img[marker] = 1.0
+        return marker
+
+    def _finish(self, img: Tensor, gen: torch.Generator, i: int, label: int, masks: dict[str, Tensor],
+                meta: dict[str, Any], prefix: str) -> Sample:
+        img = (img + self.noise * torch.randn(img.shape, generator=gen)).clamp(0.0, 1.0)
+        image = img.unsqueeze(0).repeat(self.channels, *([1] * img.ndim))
+        return Sample(id=f"{self.split}-{i:05d}", image=image, label=label, masks=masks,
+                      patient_id=f"{prefix}-{self.split}-{i:05d}", meta=meta)
+
 
 @datasets.register("phantom_cxr")
 class PhantomCXR(_Phantom):
@@ -162,42 +201,15 @@ class PhantomCXR(_Phantom):
         meta: dict[str, Any] = {}
         if label == 1:
             lung = lung_left if u() < 0.5 else lung_right
-            r_min, r_max = self.lesion_radius
-            radius = (r_min + u() * (r_max - r_min)) * s
-            # Pick a centre deep enough inside the lung that the whole disc fits.
-            inside = _erode(lung, radius)
-            if not inside.any():
-                inside = lung
-            idx = torch.nonzero(inside)
-            ly, lx = idx[int(u() * len(idx)) % len(idx)].tolist()
-            d2 = (g[0] - ly) ** 2 + (g[1] - lx) ** 2
-            lesion = d2 <= radius**2
-            if "lesion" not in without:
-                img += self.lesion_contrast * torch.exp(-d2 / (2 * (radius / 1.5) ** 2))
-            meta.update(lesion_centre=(ly, lx), lesion_radius=radius,
-                        lesion_side="left" if lung is lung_left else "right")
+            lesion, meta = self._plant_lesion(img, lung, _erode, u, s, without)
+            meta["lesion_side"] = "left" if lung is lung_left else "right"
 
         masks = {"lesion": lesion, "lung_left": lung_left, "lung_right": lung_right,
                  "heart": heart, "spine": spine, "body": body}
         if self.shortcut > 0:
-            if self.split == "test":
-                p_marker = 0.5
-            else:
-                p_marker = (1 + self.shortcut) / 2 if label == 1 else (1 - self.shortcut) / 2
-            marker = torch.zeros_like(body)
-            if u() < p_marker:
-                m0, m1 = round(4 * s), round(9 * s)
-                marker[m0:m1, m0:m1] = True
-                if "marker" not in without:
-                    img[marker] = 1.0
-            masks["marker"] = marker
-            meta["marker"] = bool(marker.any())
-
-        img = img + self.noise * torch.randn(img.shape, generator=gen)
-        img = img.clamp(0.0, 1.0)
-        image = img.unsqueeze(0).repeat(self.channels, 1, 1)
-        return Sample(id=f"{self.split}-{i:05d}", image=image, label=label, masks=masks,
-                      patient_id=f"phantom-{self.split}-{i:05d}", meta=meta)
+            masks["marker"] = self._plant_marker(img, label, u, (round(4 * s), round(9 * s)), without)
+            meta["marker"] = bool(masks["marker"].any())
+        return self._finish(img, gen, i, label, masks, meta, "phantom")
 
 
 def _erode(mask: Tensor, radius: float) -> Tensor:
@@ -289,37 +301,12 @@ class PhantomOrgan3D(_Phantom):
         meta: dict[str, Any] = {}
         if label == 1:
             organ_name, organ = ("liver", liver) if u() < 0.6 else ("spleen", spleen)
-            r_min, r_max = self.lesion_radius
-            radius = (r_min + u() * (r_max - r_min)) * s
-            inside = _fits(organ, radius)
-            if not inside.any():
-                inside = organ
-            idx = torch.nonzero(inside)
-            lz, ly, lx = idx[int(u() * len(idx)) % len(idx)].tolist()
-            d2 = (g[0] - lz) ** 2 + (g[1] - ly) ** 2 + (g[2] - lx) ** 2
-            lesion = d2 <= radius**2
-            if "lesion" not in without:
-                img += self.lesion_contrast * torch.exp(-d2 / (2 * (radius / 1.5) ** 2))
-            meta.update(lesion_centre=(lz, ly, lx), lesion_radius=radius, lesion_organ=organ_name)
+            lesion, meta = self._plant_lesion(img, organ, _fits, u, s, without)
+            meta["lesion_organ"] = organ_name
 
         masks = {"lesion": lesion, "liver": liver, "spleen": spleen, "kidney_left": kidney_l,
                  "kidney_right": kidney_r, "spine": spine, "body": body}
         if self.shortcut > 0:
-            if self.split == "test":
-                p_marker = 0.5
-            else:
-                p_marker = (1 + self.shortcut) / 2 if label == 1 else (1 - self.shortcut) / 2
-            marker = torch.zeros_like(body)
-            if u() < p_marker:
-                m0, m1 = round(1 * s), round(4 * s)
-                marker[m0:m1, m0:m1, m0:m1] = True
-                if "marker" not in without:
-                    img[marker] = 1.0
-            masks["marker"] = marker
-            meta["marker"] = bool(marker.any())
-
-        img = img + self.noise * torch.randn(img.shape, generator=gen)
-        img = img.clamp(0.0, 1.0)
-        image = img.unsqueeze(0).repeat(self.channels, 1, 1, 1)
-        return Sample(id=f"{self.split}-{i:05d}", image=image, label=label, masks=masks,
-                      patient_id=f"phantom3d-{self.split}-{i:05d}", meta=meta)
+            masks["marker"] = self._plant_marker(img, label, u, (round(1 * s), round(4 * s)), without)
+            meta["marker"] = bool(masks["marker"].any())
+        return self._finish(img, gen, i, label, masks, meta, "phantom3d")
