@@ -59,7 +59,7 @@ def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
 
 
 def write_outputs(out_dir: Path, results: pd.DataFrame, curves: pd.DataFrame, models: pd.DataFrame,
-                  cost: pd.DataFrame, skipped: pd.DataFrame) -> None:
+                  cost: pd.DataFrame, skipped: pd.DataFrame, *, report: bool = True) -> None:
     results = results.reindex(columns=RESULT_COLUMNS) if results.empty else results
     curves = curves.reindex(columns=CURVE_COLUMNS) if curves.empty else curves
     _write_parquet(out_dir / "results.parquet", results)
@@ -68,7 +68,8 @@ def write_outputs(out_dir: Path, results: pd.DataFrame, curves: pd.DataFrame, mo
     _write_csv(out_dir / "models.csv", models)
     _write_csv(out_dir / "cost.csv", cost)
     _write_csv(out_dir / "skipped.csv", skipped)
-    build_report(out_dir)
+    if report:
+        build_report(out_dir)
 
 
 def is_run_folder(path: Path) -> bool:

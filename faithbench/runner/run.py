@@ -165,8 +165,9 @@ def plugin_origins(suite: Suite) -> dict[str, dict[str, str]]:
 def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None, limit: int | None = None,
               progress: bool = True, log: Log = print, executor: str | None = None,
               ray_address: str | None = None, ray_cpus: int | None = None, cpus_per_task: float = 1.0,
-              gpus_per_task: float = 0.0) -> RunResult:
-    """Run every cell of ``suite`` and write the tables of the output folder.
+              gpus_per_task: float = 0.0, report: bool = True) -> RunResult:
+    """Run every cell of ``suite`` and write the tables of the output folder (and, with
+    ``report``, the derived tables, plots and HTML page: ``faithbench report`` can build them later).
 
     ``limit`` caps the samples per dataset (below ``suite.samples``). ``executor`` (default:
     the suite's) is ``local`` (in this process) or ``ray`` (each cell a Ray task needing
@@ -185,11 +186,11 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None, limit:
     with lock_output(out_dir):
         return _run_locked(suite, out_dir, cache, limit, progress, log, executor,
                            dict(address=ray_address, num_cpus=ray_cpus, cpus_per_task=cpus_per_task,
-                                gpus_per_task=gpus_per_task))
+                                gpus_per_task=gpus_per_task), report)
 
 
 def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, progress: bool, log: Log,
-                executor: str, ray_options: dict[str, Any]) -> RunResult:
+                executor: str, ray_options: dict[str, Any], report: bool = True) -> RunResult:
     started = time.time()
     n_samples = min(suite.samples, limit) if limit else suite.samples
     groups = plan(suite)
@@ -255,7 +256,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
         atomic_write_bytes(out_dir / "reliance.csv", pd.DataFrame(reliance_rows).to_csv(index=False).encode())
     write_galleries(out_dir / "plots", galleries)
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
-    write_outputs(out_dir, results, curves, model_df, cost, skipped)  # the report reads the manifest
+    write_outputs(out_dir, results, curves, model_df, cost, skipped, report=report)  # reads the manifest
     return RunResult(out_dir, results, curves, model_df, cost, skipped, computed, failures)
 
 
