@@ -14,7 +14,7 @@ import csv
 import random
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
