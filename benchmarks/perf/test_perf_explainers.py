@@ -33,58 +33,41 @@ def setup():
     return model, x, target
 
 
-@pytest.mark.benchmark(group="gradcam")
-def test_ours_gradcam(benchmark, setup):
+def _library_call(name, model, x, target):
+    if name == "gradcam":
+        targets = [ClassifierOutputTarget(int(t)) for t in target]
+
+        def run():
+            cam = GradCAM(model=model, target_layers=[model.layer3])
+            try:
+                cam(input_tensor=x, targets=targets)
+            finally:
+                cam.activations_and_grads.release()
+        return run
+    if name == "saliency":
+        return lambda: Saliency(model).attribute(x.clone().requires_grad_(True), target=target, abs=True)
+    return lambda: IntegratedGradients(model).attribute(x.clone().requires_grad_(True), baselines=torch.zeros_like(x),
+                                                        target=target, n_steps=16, method="gausslegendre",
+                                                        internal_batch_size=256)
+
+
+OURS = {"gradcam": {"target_layer": "layer3"}, "saliency": {}, "integrated_gradients": {"n_steps": 16}}
+ROUNDS = {"gradcam": 15, "saliency": 15, "integrated_gradients": 7}
+
+
+@pytest.mark.parametrize("name", list(OURS))
+def test_ours(benchmark, setup, name):
     model, x, target = setup
-    explainer = explainers.get("gradcam")(target_layer="layer3")
-    benchmark.pedantic(lambda: explainer(model, x, target), rounds=15, warmup_rounds=2)
+    explainer = explainers.get(name)(**OURS[name])
+    benchmark.group = name
+    benchmark.pedantic(lambda: explainer(model, x, target), rounds=ROUNDS[name], warmup_rounds=2)
 
 
-@pytest.mark.benchmark(group="gradcam")
-def test_library_gradcam(benchmark, setup):
+@pytest.mark.parametrize("name", list(OURS))
+def test_library(benchmark, setup, name):
     model, x, target = setup
-    targets = [ClassifierOutputTarget(int(t)) for t in target]
-
-    def run():
-        cam = GradCAM(model=model, target_layers=[model.layer3])
-        try:
-            cam(input_tensor=x, targets=targets)
-        finally:
-            cam.activations_and_grads.release()
-
-    benchmark.pedantic(run, rounds=15, warmup_rounds=2)
-
-
-@pytest.mark.benchmark(group="integrated_gradients")
-def test_ours_integrated_gradients(benchmark, setup):
-    model, x, target = setup
-    explainer = explainers.get("integrated_gradients")(n_steps=16)
-    benchmark.pedantic(lambda: explainer(model, x, target), rounds=7, warmup_rounds=1)
-
-
-@pytest.mark.benchmark(group="integrated_gradients")
-def test_library_integrated_gradients(benchmark, setup):
-    model, x, target = setup
-    ig = IntegratedGradients(model)
-    benchmark.pedantic(lambda: ig.attribute(x.clone().requires_grad_(True), baselines=torch.zeros_like(x),
-                                            target=target, n_steps=16, method="gausslegendre",
-                                            internal_batch_size=256),
-                       rounds=7, warmup_rounds=1)
-
-
-@pytest.mark.benchmark(group="saliency")
-def test_ours_saliency(benchmark, setup):
-    model, x, target = setup
-    explainer = explainers.get("saliency")()
-    benchmark.pedantic(lambda: explainer(model, x, target), rounds=15, warmup_rounds=2)
-
-
-@pytest.mark.benchmark(group="saliency")
-def test_library_saliency(benchmark, setup):
-    model, x, target = setup
-    sal = Saliency(model)
-    benchmark.pedantic(lambda: sal.attribute(x.clone().requires_grad_(True), target=target, abs=True),
-                       rounds=15, warmup_rounds=2)
+    benchmark.group = name
+    benchmark.pedantic(_library_call(name, model, x, target), rounds=ROUNDS[name], warmup_rounds=2)
 
 
 def _count_calls(model):
@@ -116,34 +99,15 @@ def test_batched_forward_passes(benchmark, setup, name, params):
     assert calls["images"] / calls["calls"] > 8  # many images per forward call, not one
 
 
-def _library_call(name, model, x, target):
-    if name == "gradcam":
-        targets = [ClassifierOutputTarget(int(t)) for t in target]
-
-        def run():
-            cam = GradCAM(model=model, target_layers=[model.layer3])
-            try:
-                cam(input_tensor=x, targets=targets)
-            finally:
-                cam.activations_and_grads.release()
-        return run
-    if name == "saliency":
-        return lambda: Saliency(model).attribute(x.clone().requires_grad_(True), target=target, abs=True)
-    return lambda: IntegratedGradients(model).attribute(x.clone().requires_grad_(True), baselines=torch.zeros_like(x),
-                                                        target=target, n_steps=16, method="gausslegendre",
-                                                        internal_batch_size=256)
-
-
 @pytest.mark.benchmark(group="interleaved")
-@pytest.mark.parametrize("name, params", [("gradcam", {"target_layer": "layer3"}), ("saliency", {}),
-                                          ("integrated_gradients", {"n_steps": 16})])
-def test_wrapper_overhead_interleaved(benchmark, setup, name, params):
+@pytest.mark.parametrize("name", list(OURS))
+def test_wrapper_overhead_interleaved(benchmark, setup, name):
     """Ours and the library's call alternate in one loop, so machine noise hits both alike;
     ``extra_info['ours_over_library']`` is the ratio of the medians."""
     import time
 
     model, x, target = setup
-    explainer = explainers.get(name)(**params)
+    explainer = explainers.get(name)(**OURS[name])
     ours, library = (lambda: explainer(model, x, target)), _library_call(name, model, x, target)
     times: dict[str, list[float]] = {"ours": [], "library": []}
 
