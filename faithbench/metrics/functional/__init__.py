@@ -12,6 +12,8 @@ from faithbench.metrics.functional.randomization import (cascading_randomization
                                                           independent_randomization_curve, mprt_cascading,
                                                           mprt_independent, parameter_blocks, random_logit,
                                                           random_other_class, randomize_block)
+from faithbench.metrics.functional.regions import (REGION_SCORES, grid_masks, grid_names, region_scores,
+                                                    stack_regions)
 from faithbench.metrics.functional.similarity import (SIMILARITIES, hog_pearson, minmax, pearson, rankdata,
                                                        similarity, spearman, spearman_abs, ssim)
 
@@ -26,6 +28,8 @@ __all__ = [
     # randomisation
     "cascading_randomization_curve", "data_randomization", "independent_randomization_curve", "mprt_cascading",
     "mprt_independent", "parameter_blocks", "random_logit", "random_other_class", "randomize_block",
+    # regions
+    "REGION_SCORES", "grid_masks", "grid_names", "region_scores", "stack_regions",
     # similarity
     "SIMILARITIES", "hog_pearson", "minmax", "pearson", "rankdata", "similarity", "spearman", "spearman_abs",
     "ssim",

@@ -1,0 +1,161 @@
+"""Region-level tests of region-based saliency (SCIENCE.md, "Statistics").
+
+The region-based saliency study's procedure, per region: compare the region's saliency score
+between the classes; Shapiro–Wilk (normality, each class) and Levene (equal variances) decide
+between Student's t-test and the Mann–Whitney U test; Bonferroni across the regions. Beside it,
+paired two-sided Wilcoxon signed-rank tests between explainers per region.
+
+Input is the tidy ``regions.csv`` table: one row per (dataset, model, explainer, seed,
+sample_id, region) with the scores ``mean, sum, max, share`` and ``label``. The classes are
+"negative" (label 0) and "positive" (any other label), as in ``subset: positive``. Each
+(seed, sample_id) is one observation, as in the leaderboard.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from faithbench.stats.paired import pairwise_wilcoxon
+
+__all__ = ["CLASS_TEST_COLUMNS", "REGION_PAIRWISE_COLUMNS", "bonferroni", "class_test", "region_class_tests",
+           "region_pairwise"]
+
+CLASS_TEST_COLUMNS = ["dataset", "model", "explainer", "score", "region", "test", "statistic", "p",
+                      "p_bonferroni", "significant", "n_regions", "n_negative", "n_positive", "mean_negative",
+                      "mean_positive", "shapiro_p_negative", "shapiro_p_positive", "levene_p"]
+REGION_PAIRWISE_COLUMNS = ["dataset", "model", "score", "region", "samples", "explainer_a", "explainer_b",
+                           "statistic", "p", "p_holm", "effect_size", "n"]
+_KEY = ["seed", "sample_id"]
+
+
+def bonferroni(p) -> np.ndarray:
+    """Bonferroni-adjusted p-values, min(1, m p), with m the number of non-NaN p-values (NaN stays NaN).
+
+    Example: p = [0.01, 0.04, NaN] -> [0.02, 0.08, NaN].
+    """
+    p = np.asarray(p, dtype=float)
+    m = int(np.count_nonzero(~np.isnan(p)))
+    return np.minimum(p * m, 1.0)
+
+
+def _finite(values) -> np.ndarray:
+    a = np.asarray(values, dtype=float).ravel()
+    return a[np.isfinite(a)]
+
+
+def class_test(negative, positive, alpha: float = 0.05) -> dict[str, float | str | int]:
+    """Compare one region's score between two classes with the region-based study's procedure.
+
+    1. Shapiro–Wilk on each class (``scipy.stats.shapiro``) and Levene's test on the two
+       (``scipy.stats.levene``, centre = median, the Brown–Forsythe variant that scipy uses by
+       default and that is robust to the skewed scores this check is there to catch).
+    2. Both classes normal (Shapiro p > ``alpha``) and equal variances (Levene p > ``alpha``):
+       Student's two-sample t-test (``ttest_ind``, ``equal_var=True``); otherwise the Mann–Whitney
+       U test (``mannwhitneyu``, two-sided, scipy's default method). Both two-sided.
+
+    NaN/Inf values are dropped. With fewer than 3 values in a class the test is ``none`` (p NaN):
+    Shapiro–Wilk needs 3. A class whose values are all equal is not normal (its Shapiro p is
+    taken as 0), so such data go to Mann–Whitney; every value equal in both classes gives p = 1.
+
+    Returns ``test`` ("t" or "mannwhitney" or "none"), ``statistic`` (t or U), ``p``,
+    ``n_negative``, ``n_positive``, ``mean_negative``, ``mean_positive``, ``shapiro_p_negative``,
+    ``shapiro_p_positive``, ``levene_p``.
+    """
+    neg, pos = _finite(negative), _finite(positive)
+    out: dict[str, float | str | int] = {
+        "test": "none", "statistic": np.nan, "p": np.nan, "n_negative": neg.size, "n_positive": pos.size,
+        "mean_negative": float(neg.mean()) if neg.size else np.nan,
+        "mean_positive": float(pos.mean()) if pos.size else np.nan,
+        "shapiro_p_negative": np.nan, "shapiro_p_positive": np.nan, "levene_p": np.nan,
+    }
+    if neg.size < 3 or pos.size < 3:
+        return out
+
+    def shapiro_p(a: np.ndarray) -> float:
+        if np.ptp(a) == 0:
+            return 0.0  # a constant is not a sample from a normal distribution
+        return float(stats.shapiro(a).pvalue)
+
+    out["shapiro_p_negative"], out["shapiro_p_positive"] = shapiro_p(neg), shapiro_p(pos)
+    if np.ptp(np.concatenate([neg, pos])) == 0:
+        out.update(test="mannwhitney", statistic=neg.size * pos.size / 2.0, p=1.0)
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # Levene of two constant groups: 0/0
+        levene_p = float(stats.levene(neg, pos).pvalue)
+    out["levene_p"] = levene_p
+    normal = out["shapiro_p_negative"] > alpha and out["shapiro_p_positive"] > alpha
+    if normal and levene_p > alpha:  # NaN compares False: Mann–Whitney
+        result = stats.ttest_ind(neg, pos, equal_var=True)
+        out.update(test="t", statistic=float(result.statistic), p=float(result.pvalue))
+    else:
+        result = stats.mannwhitneyu(neg, pos, alternative="two-sided")
+        out.update(test="mannwhitney", statistic=float(result.statistic), p=float(result.pvalue))
+    return out
+
+
+def _check(regions: pd.DataFrame, scores: list[str]) -> None:
+    needed = {"dataset", "model", "explainer", "seed", "sample_id", "label", "region", *scores}
+    missing = sorted(needed - set(regions.columns))
+    if missing:
+        raise ValueError(f"expected regions.csv columns {sorted(needed)}; missing {missing}")
+
+
+def region_class_tests(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("share",),
+                       alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`class_test` for every (dataset, model, explainer, score, region) of ``regions``:
+    label 0 against the other labels. ``p_bonferroni`` adjusts across the regions of each
+    (dataset, model, explainer, score) (``n_regions`` of them: the named masks and the grid
+    cells together); ``significant`` = p_bonferroni < ``alpha``. Columns: :data:`CLASS_TEST_COLUMNS`.
+    """
+    scores = list(scores)
+    _check(regions, scores)
+    rows = []
+    for (dataset, model, explainer), frame in regions.groupby(["dataset", "model", "explainer"], sort=True):
+        for score in scores:
+            family = []
+            for region, in_region in frame.groupby("region", sort=True):
+                pos = in_region["label"].astype(int) != 0
+                family.append({"dataset": dataset, "model": model, "explainer": explainer, "score": score,
+                               "region": region,
+                               **class_test(in_region.loc[~pos, score], in_region.loc[pos, score], alpha)})
+            adjusted = bonferroni([r["p"] for r in family])
+            m = int(np.count_nonzero(~np.isnan([r["p"] for r in family])))
+            for row, p_adj in zip(family, adjusted):
+                row.update(p_bonferroni=float(p_adj), significant=bool(p_adj < alpha), n_regions=m)
+            rows += family
+    return pd.DataFrame(rows, columns=CLASS_TEST_COLUMNS)
+
+
+def region_pairwise(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("share",)) -> pd.DataFrame:
+    """Paired two-sided Wilcoxon signed-rank tests between explainers, per (dataset, model, score,
+    region) and per class (``samples``: negative / positive): samples paired by (seed,
+    sample_id), Holm-adjusted across the explainer pairs of each group, matched-pairs
+    rank-biserial effect size of a vs b (see :func:`faithbench.stats.paired.pairwise_wilcoxon`).
+    Columns: :data:`REGION_PAIRWISE_COLUMNS`."""
+    scores = list(scores)
+    _check(regions, scores)
+    tables = []
+    frame = regions.assign(samples=np.where(regions["label"].astype(int) != 0, "positive", "negative"))
+    for (dataset, model, region, samples), group in frame.groupby(["dataset", "model", "region", "samples"],
+                                                                 sort=True):
+        for score in scores:
+            wide = group.pivot(index=_KEY, columns="explainer", values=score)
+            wide = wide.reindex(columns=sorted(wide.columns))
+            wide.columns = list(wide.columns)
+            table = pairwise_wilcoxon(wide)
+            if table.empty:
+                continue
+            for position, (name, value) in enumerate(zip(["dataset", "model", "score", "region", "samples"],
+                                                         [dataset, model, score, region, samples])):
+                table.insert(position, name, value)
+            tables.append(table)
+    if not tables:
+        return pd.DataFrame(columns=REGION_PAIRWISE_COLUMNS)
+    out = pd.concat(tables, ignore_index=True)[REGION_PAIRWISE_COLUMNS]
+    return out.sort_values(["dataset", "model", "score", "region", "samples", "explainer_a", "explainer_b"],
+                           kind="stable").reset_index(drop=True)

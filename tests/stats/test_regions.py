@@ -1,0 +1,111 @@
+"""The region-based study's procedure, cross-checked against scipy.stats."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from faithbench.stats.regions import (CLASS_TEST_COLUMNS, REGION_PAIRWISE_COLUMNS, bonferroni, class_test,
+                                      region_class_tests, region_pairwise)
+
+
+def test_normal_data_with_equal_variances_get_students_t():
+    # normal quantiles: as normal as 40 values get, the same spread in both classes
+    z = stats.norm.ppf((np.arange(40) + 0.5) / 40)
+    neg, pos = 0.2 + 0.05 * z, 0.23 + 0.05 * z[::-1]
+    out = class_test(neg, pos)
+    assert out["shapiro_p_negative"] == pytest.approx(stats.shapiro(neg).pvalue)
+    assert out["shapiro_p_positive"] == pytest.approx(stats.shapiro(pos).pvalue)
+    assert out["levene_p"] == pytest.approx(stats.levene(neg, pos).pvalue)
+    assert min(out["shapiro_p_negative"], out["shapiro_p_positive"], out["levene_p"]) > 0.05
+    ref = stats.ttest_ind(neg, pos, equal_var=True)
+    assert out["test"] == "t"
+    assert (out["statistic"], out["p"]) == pytest.approx((ref.statistic, ref.pvalue))
+    assert out["mean_negative"] == pytest.approx(neg.mean()) and out["n_positive"] == 40
+
+
+def test_skewed_data_get_mann_whitney():
+    rng = np.random.default_rng(1)
+    neg, pos = rng.exponential(1.0, 40), rng.exponential(2.0, 40)
+    out = class_test(neg, pos)
+    assert min(out["shapiro_p_negative"], out["shapiro_p_positive"]) < 0.05  # not normal
+    ref = stats.mannwhitneyu(neg, pos, alternative="two-sided")
+    assert out["test"] == "mannwhitney"
+    assert (out["statistic"], out["p"]) == pytest.approx((ref.statistic, ref.pvalue))
+
+
+def test_unequal_variances_get_mann_whitney():
+    rng = np.random.default_rng(2)
+    neg, pos = rng.normal(0.0, 1.0, 50), rng.normal(0.0, 6.0, 50)
+    out = class_test(neg, pos)
+    assert out["shapiro_p_negative"] > 0.05 and out["shapiro_p_positive"] > 0.05
+    assert out["levene_p"] < 0.05 and out["test"] == "mannwhitney"
+    assert out["p"] == pytest.approx(stats.mannwhitneyu(neg, pos, alternative="two-sided").pvalue)
+
+
+def test_degenerate_inputs():
+    out = class_test([0.1, 0.2], [0.3, 0.4, 0.5, float("nan")])
+    assert out["test"] == "none" and math.isnan(out["p"]) and out["n_positive"] == 3
+    same = class_test([0.5] * 5, [0.5] * 6)
+    assert same["test"] == "mannwhitney" and same["p"] == 1.0
+    # a constant class is not normal: Mann-Whitney, whatever the other class looks like
+    const = class_test([0.0] * 10, np.linspace(0.1, 1.0, 10))
+    assert const["test"] == "mannwhitney" and const["shapiro_p_negative"] == 0.0
+    assert const["p"] == pytest.approx(stats.mannwhitneyu([0.0] * 10, np.linspace(0.1, 1.0, 10)).pvalue)
+
+
+def test_bonferroni_known_answer():
+    out = bonferroni([0.01, 0.04, float("nan"), 0.6])
+    assert out[[0, 1, 3]].tolist() == pytest.approx([0.03, 0.12, 1.0]) and math.isnan(out[2])
+
+
+def _regions_table(rng):
+    """Two explainers x 30 samples (15 per class) x 2 regions; explainer 'good' puts more share in
+    region 'lung' for positives, 'flat' does not."""
+    rows = []
+    for explainer in ("flat", "good"):
+        for i in range(30):
+            label = int(i >= 15)
+            lung = rng.normal(0.3 + (0.3 if explainer == "good" and label else 0.0), 0.05)
+            for region, share in (("lung", lung), ("heart", 1 - lung)):
+                rows.append({"dataset": "d", "model": "m", "explainer": explainer, "seed": 0,
+                             "sample_id": f"s{i}", "label": label, "target": label, "region": region,
+                             "mean": share / 10, "sum": share, "max": share, "share": share, "area": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_region_class_tests_adjust_across_regions():
+    frame = _regions_table(np.random.default_rng(3))
+    tests = region_class_tests(frame, ["share", "mean"])
+    assert list(tests.columns) == CLASS_TEST_COLUMNS and len(tests) == 2 * 2 * 2
+    good = tests.query("explainer == 'good' and score == 'share'").set_index("region")
+    sub = frame.query("explainer == 'good' and region == 'lung'")
+    ref = class_test(sub.loc[sub.label == 0, "share"], sub.loc[sub.label == 1, "share"])
+    assert good.loc["lung", "p"] == pytest.approx(ref["p"])
+    assert good.loc["lung", "p_bonferroni"] == pytest.approx(min(1.0, 2 * ref["p"]))
+    assert bool(good.loc["lung", "significant"]) and good.loc["lung", "n_regions"] == 2
+    assert good.loc["lung", "mean_positive"] > good.loc["lung", "mean_negative"] + 0.2
+    flat = tests.query("explainer == 'flat' and score == 'share'")
+    assert not flat["significant"].any()
+
+
+def test_region_pairwise_matches_scipy_wilcoxon():
+    frame = _regions_table(np.random.default_rng(4))
+    pairs = region_pairwise(frame)
+    assert list(pairs.columns) == REGION_PAIRWISE_COLUMNS
+    assert len(pairs) == 2 * 2  # (lung, heart) x (negative, positive), one pair each
+    row = pairs.query("region == 'lung' and samples == 'positive'").iloc[0]
+    assert (row["explainer_a"], row["explainer_b"], row["n"]) == ("flat", "good", 15)
+    a = frame.query("explainer == 'flat' and region == 'lung' and label == 1")["share"].to_numpy()
+    b = frame.query("explainer == 'good' and region == 'lung' and label == 1")["share"].to_numpy()
+    ref = stats.wilcoxon(a, b)
+    assert (row["statistic"], row["p"]) == pytest.approx((ref.statistic, ref.pvalue))
+    assert row["effect_size"] == -1.0  # 'good' is higher on every positive sample
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(ValueError, match=r"missing \['share'\]"):
+        region_class_tests(pd.DataFrame(columns=["dataset", "model", "explainer", "seed", "sample_id", "label",
+                                                 "region"]))
