@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from faithbench.configurable import ParameterError
 from faithbench.models.checkpoint import ModelSpec
@@ -48,6 +48,55 @@ class DatasetSpec(PluginSpec):
     models: list[str] | None = None
 
 
+class RegionSpec(BaseModel):
+    """The suite's ``regions:`` block: region-based saliency (README, "Region-based saliency").
+
+    ``masks``: names of the dataset's masks used as regions, or ``all`` (every mask of the
+    dataset); ``grid``: ``[rows, cols]`` (2D) or ``[depth, rows, cols]`` (3D) cells of a regular
+    grid (``[1, 3]``: three vertical strips); at least one of the two. ``scores``: which per-region
+    scores (``mean, sum, max, share``) are tested in ``region_tests.csv`` (all four are always in
+    ``regions.csv``). ``postprocess``: applied to the raw saliency first (``relu`` by default, as
+    for relevance mass). ``alpha``: the level of the Shapiro–Wilk/Levene checks and of the
+    Bonferroni-adjusted significance flag.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    masks: list[str] | Literal["all"] = []
+    grid: list[int] | None = None
+    scores: list[Literal["mean", "sum", "max", "share"]] = ["share"]
+    postprocess: Literal["none", "abs", "relu"] = "relu"
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+
+    @field_validator("scores", mode="before")
+    @classmethod
+    def _one_score(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("grid")
+    @classmethod
+    def _check_grid(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (len(value) not in (2, 3) or any(v < 1 for v in value)):
+            raise ValueError(f"expected [rows, cols] or [depth, rows, cols] of sizes >= 1, got {value}")
+        return value
+
+    @field_validator("masks", "scores")
+    @classmethod
+    def _unique(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if len(set(value)) != len(value):
+                raise ValueError(f"expected unique names, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _some_region(self) -> "RegionSpec":
+        if not self.masks and self.grid is None:
+            raise ValueError("expected 'masks' (mask names or 'all'), 'grid' ([rows, cols]), or both")
+        if not self.scores:
+            raise ValueError("expected at least one score in 'scores'")
+        return self
+
+
 def _coerce(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
@@ -69,6 +118,7 @@ class Suite(BaseModel):
     metrics: list[PluginSpec] = Field(min_length=1)
     executor: Literal["local", "ray"] = "local"
     control: str = "random"
+    regions: RegionSpec | None = Field(None, description="region-based saliency (regions.csv, region_tests.csv)")
 
     @field_validator("datasets", "explainers", "metrics", "models", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from faithbench.registry import datasets
 from faithbench.types import Sample
 
 _SPLIT_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_029}
+_SIDE_SALT = 500_009  # seeds the reference side of a normal phantom_cxr, apart from the image's stream
 
 
 def _grid(shape: tuple[int, ...]) -> list[Tensor]:
@@ -154,7 +155,13 @@ class PhantomCXR(_Phantom):
             marker appears with probability 0.5 whatever the label. 0 disables the marker.
 
     Masks: ``lesion``, ``lung_left`` (patient's left, image right), ``lung_right``, ``heart``,
-    ``spine``, ``body``, and ``marker`` when ``shortcut > 0``.
+    ``spine``, ``body``, and ``marker`` when ``shortcut > 0``. Two derived masks name the lungs by
+    their role: ``lung_lesion_side`` (the lung that holds the lesion) and ``lung_contralateral``
+    (the other). A normal image has no lesion, so it gets a reference side drawn exactly as a
+    lesion's side is (left or right with probability 1/2, from a seeded generator of its own that
+    leaves the image unchanged): the two classes then have the same distribution of sides and
+    lung areas, and a difference between the classes in the saliency share of
+    ``lung_lesion_side`` can only come from where the saliency goes (region tests, README).
     """
 
     classes = ("normal", "lesion")
@@ -204,8 +211,15 @@ class PhantomCXR(_Phantom):
             lesion, meta = self._plant_lesion(img, lung, _erode, u, s, without)
             meta["lesion_side"] = "left" if lung is lung_left else "right"
 
+        if label == 1:
+            left = meta["lesion_side"] == "left"
+        else:  # a reference side drawn as for a lesion, from a generator of its own (the image is untouched)
+            side_gen = torch.Generator().manual_seed(self.seed * 10_000_019 + _SPLIT_OFFSET[self.split] + i + _SIDE_SALT)
+            left = float(torch.rand((), generator=side_gen)) < 0.5
         masks = {"lesion": lesion, "lung_left": lung_left, "lung_right": lung_right,
-                 "heart": heart, "spine": spine, "body": body}
+                 "heart": heart, "spine": spine, "body": body,
+                 "lung_lesion_side": lung_left if left else lung_right,
+                 "lung_contralateral": lung_right if left else lung_left}
         if self.shortcut > 0:
             masks["marker"] = self._plant_marker(img, label, u, (round(4 * s), round(9 * s)), without)
             meta["marker"] = bool(masks["marker"].any())

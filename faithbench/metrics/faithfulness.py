@@ -197,12 +197,14 @@ class RegionDeletionCorrelation(PerturbationMetric):
     ``regions``: mask names; ``[]`` (default) = every mask of the dataset not in ``exclude``.
     ``exclude`` default ``[lesion, marker, body]``: the lesion and the shortcut marker are the
     ground truth of the localisation and shortcut analyses, and ``body`` contains every other
-    region, so its largest mass and largest drop would inflate ρ by containment alone. Defaults:
+    region, so its largest mass and largest drop would inflate ρ by containment alone;
+    ``lung_lesion_side`` and ``lung_contralateral`` (``phantom_cxr``) repeat the two lungs. Defaults:
     ``baseline: zero``, softmax probability. No ranking, so no ``steps``/``patch``."""
 
     info = MetricInfo("region_deletion_correlation", higher_is_better=True, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Hesse et al. 2023, FunnyBirds (single deletion)")
-    defaults: ClassVar[dict[str, Any]] = {"regions": [], "exclude": ["lesion", "marker", "body"],
+    defaults: ClassVar[dict[str, Any]] = {"regions": [], "exclude": ["lesion", "marker", "body", "lung_lesion_side",
+                                                                     "lung_contralateral"],
                                           "baseline": "zero", "sigma": 5.0, "score": "prob", "max_batch": 256}
 
     def region_names(self, ctx: EvalContext) -> list[str]:

@@ -174,6 +174,38 @@ def _reliance_html(root: Path) -> str:
               "the prediction changes. Compare with each explainer's relevance mass on that evidence.</p>")
 
 
+REGION_TEST_SHOWN = ["dataset", "model", "explainer", "score", "region", "test", "mean_negative", "mean_positive",
+                     "p", "p_bonferroni", "significant"]
+
+
+def _regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFrame | None) -> str:
+    """Region-based saliency: the between-class tests, region deletion correlation beside them,
+    and the paired tests between explainers."""
+    parts = ['<p class="note">Per region, the score of label-0 samples (negative) against the others '
+             "(positive): Shapiro–Wilk and Levene choose Student's t-test or Mann–Whitney U; p_bonferroni "
+             "adjusts across the regions of each (dataset, model, explainer, score); significant: "
+             'p_bonferroni &lt; α. Full table with the normality and Levene p-values: '
+             '<a href="region_tests.csv">region_tests.csv</a>; per-sample scores: '
+             '<a href="regions.csv">regions.csv</a>.</p>']
+    shown = tests[[c for c in REGION_TEST_SHOWN if c in tests.columns]] if not tests.empty else tests
+    parts.append(table_html(shown, "no region tests (fewer than 3 samples in a class?)", max_rows=400))
+    rdc = board[board["metric"].astype(str) == "region_deletion_correlation"] if "metric" in board else board.iloc[:0]
+    parts.append("<h3>Region deletion correlation</h3>")
+    if rdc.empty:
+        parts.append('<p class="empty">not in this suite (add the metric region_deletion_correlation)</p>')
+    else:
+        parts.append('<p class="note">Spearman ρ between each region\'s saliency mass and the drop in score '
+                     "when the region is removed (higher: the map ranks regions as the model uses them)</p>")
+        parts.append(table_html(rdc[["dataset", "model", "explainer", "mean", "ci_low", "ci_high", "n",
+                                     "p_vs_random"]]))
+    if pairwise is not None:
+        parts += ["<details><summary>paired Wilcoxon signed-rank tests between explainers per region and class "
+                  "(Holm-adjusted; effect size: rank-biserial)</summary>",
+                  '<p class="note"><a href="region_pairwise.csv">region_pairwise.csv</a></p>',
+                  table_html(pairwise, "no pairs", max_rows=500), "</details>"]
+    return "".join(parts)
+
+
 def render_html(
     *,
     root: Path,
@@ -188,6 +220,8 @@ def render_html(
     overall: pd.DataFrame,
     agreement: pd.DataFrame,
     pairwise: pd.DataFrame,
+    region_tests: pd.DataFrame | None = None,
+    region_pairwise: pd.DataFrame | None = None,
 ) -> str:
     """The page as a string. Plots are every ``plots/*.png`` under ``root``, placed by name:
     ``curves_``, ``distributions_``, ``cd_`` per (dataset, model); ``models``, ``cost``,
@@ -246,6 +280,10 @@ def render_html(
         table_html(pairwise, "no pairs", max_rows=500), "</details>",
     ]
     sections.append(("statistics", "Statistics", "".join(stats_parts)))
+
+    if region_tests is not None:
+        sections.append(("regions", "Regions", _regions_html(board, region_tests, region_pairwise)
+                         + _figures(matching("regions_"), root, used)))
 
     sanity = matching("sanity_")
     if sanity:

@@ -29,6 +29,7 @@ __all__ = [
     "plot_distributions",
     "plot_model_performance",
     "plot_perturbation_curves",
+    "plot_region_shares",
     "plot_saliency_gallery",
     "plot_sanity_curves",
     "safe_name",
@@ -296,6 +297,45 @@ def plot_cost(cost_table: pd.DataFrame, out_dir: Path) -> list[Path]:
             ax.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
         return _save(fig, out_dir / "cost")
+
+
+def plot_region_shares(regions: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Heat maps of the mean share of positive saliency mass per explainer (rows) and region
+    (columns), one panel per class (negative: label 0; positive: the others), one figure
+    ``regions_<dataset>_<model>`` per (dataset, model). The last row, ``area (chance)``, is the
+    regions' mean area fraction: the share a map independent of the image would get."""
+    if regions.empty:
+        return []
+    written = []
+    frame = regions.assign(samples=np.where(regions["label"].astype(int) != 0, "positive", "negative"))
+    for (dataset, model), group in frame.groupby(["dataset", "model"], sort=True):
+        order = list(dict.fromkeys(group["region"].astype(str)))  # the run's region order
+        panels = sorted(group["samples"].unique())
+        with plt.rc_context(_RC):
+            n_rows = group["explainer"].nunique() + 1
+            fig, axes = plt.subplots(1, len(panels), squeeze=False,
+                                     figsize=(1.0 + 0.75 * len(order) * len(panels) + 1.5 * len(panels),
+                                              1.6 + 0.42 * n_rows))
+            for ax, samples in zip(axes[0], panels):
+                part = group[group["samples"] == samples]
+                table = part.pivot_table(index="explainer", columns="region", values="share", aggfunc="mean")
+                table = table.reindex(columns=order)
+                table.loc["area (chance)"] = part.groupby("region")["area"].mean().reindex(order)
+                table.index = [str(i) for i in table.index]
+                n = part.drop_duplicates(["seed", "sample_id"]).shape[0]
+                sns.heatmap(table, ax=ax, annot=True, fmt=".2f", cmap="viridis", vmin=0.0,
+                            vmax=max(1e-9, float(np.nanmax(table.to_numpy()))), cbar=ax is axes[0][-1],
+                            annot_kws={"fontsize": 7})
+                ax.axhline(len(table) - 1, color="white", linewidth=2)
+                ax.set_title(f"{dataset} / {model}: {samples} (n = {n})", fontsize=9)
+                ax.set_xlabel("region")
+                ax.set_ylabel("")
+                ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+                ax.tick_params(axis="y", labelsize=8)
+            fig.suptitle("share of positive saliency mass per region (mean over samples)", fontsize=10)
+            fig.tight_layout()
+            written += _save(fig, _stem(out_dir, "regions", dataset, model))
+    return written
 
 
 def _numpy(array) -> np.ndarray:

@@ -41,7 +41,7 @@ RESULT_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id"
 CURVE_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "step", "fraction", "score"]
 FORMATS = ("html", "md", "latex")
 # Plots that build_report owns and rewrites; anything else in plots/ (galleries) is kept.
-_DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cost.")
+_DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cost.", "regions_")
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -98,12 +98,37 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(columns=columns)
 
 
+def _region_tables(out_dir: Path, written: list[Path]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """``region_tests.csv`` and ``region_pairwise.csv`` from ``regions.csv`` (when the run had a
+    ``regions:`` block), with the scores and alpha of the suite recorded in the manifest."""
+    from faithbench.stats.regions import (CLASS_TEST_COLUMNS, REGION_PAIRWISE_COLUMNS, region_class_tests,
+                                          region_pairwise)
+
+    regions = _read_csv(out_dir / "regions.csv")
+    if regions is None:
+        return None, None
+    manifest_path = out_dir / "manifest.json"
+    spec = {}
+    if manifest_path.exists():
+        spec = (json.loads(manifest_path.read_text()).get("suite") or {}).get("regions") or {}
+    scores, alpha = spec.get("scores", ["share"]), float(spec.get("alpha", 0.05))
+    if regions.empty:
+        tests, pairs = _empty(CLASS_TEST_COLUMNS), _empty(REGION_PAIRWISE_COLUMNS)
+    else:
+        tests, pairs = region_class_tests(regions, scores, alpha), region_pairwise(regions, scores)
+    for name, frame in (("region_tests.csv", tests), ("region_pairwise.csv", pairs)):
+        _write_csv(out_dir / name, frame)
+        written.append(out_dir / name)
+    return tests, pairs
+
+
 def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] = FORMATS) -> list[Path]:
     """Rebuild the statistics tables, plots and the chosen ``formats`` of the report of ``out_dir``.
 
     Always writes ``leaderboard.csv, pairwise.csv, friedman.csv, nemenyi.csv,
-    overall_ranks.csv, agreement.csv`` (see :mod:`faithbench.stats`) and the plots in
-    ``plots/``; ``formats`` picks among ``leaderboard.md`` ("md"), ``leaderboard.tex``
+    overall_ranks.csv, agreement.csv`` (see :mod:`faithbench.stats`), ``region_tests.csv`` and
+    ``region_pairwise.csv`` when the run wrote ``regions.csv`` (:mod:`faithbench.stats.regions`),
+    and the plots in ``plots/``; ``formats`` picks among ``leaderboard.md`` ("md"), ``leaderboard.tex``
     ("latex") and ``index.html`` ("html"). ``control`` is the explainer tested against in
     ``p_vs_random``. Returns the paths written.
     """
@@ -160,6 +185,9 @@ def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] 
         written += plots.plot_distributions(results, plot_dir)
         written += plots.plot_cd_diagrams(results, friedman, nemenyi, plot_dir)
     written += plots.plot_model_performance(models, plot_dir)
+    region_tests, region_pairs = _region_tables(out_dir, written)
+    if region_tests is not None:
+        written += plots.plot_region_shares(pd.read_csv(out_dir / "regions.csv"), plot_dir)
     written += plots.plot_cost(cost_table, plot_dir)
 
     if "md" in formats:
@@ -177,7 +205,7 @@ def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] 
             root=out_dir, manifest=manifest, board=board, models=models, models_table=models_table,
             cost_table=cost_table, skipped=_read_csv(out_dir / "skipped.csv"),
             failures=_read_csv(out_dir / "failures.csv"), friedman=friedman, overall=overall,
-            agreement=agreement, pairwise=pairwise,
+            agreement=agreement, pairwise=pairwise, region_tests=region_tests, region_pairwise=region_pairs,
         )
         _write_text(out_dir / "index.html", page)
         written.append(out_dir / "index.html")

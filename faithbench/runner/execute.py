@@ -28,9 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from faithbench.config import PluginSpec
+from faithbench.config import PluginSpec, RegionSpec
 from faithbench.explainers.base import Explainer
-from faithbench.metrics.base import EvalContext, ForwardCounter, Metric
+from faithbench.metrics.base import EvalContext, ForwardCounter, Metric, postprocess
+from faithbench.metrics.functional.regions import REGION_SCORES, region_scores, stack_regions
 from faithbench.models.training import predict_logits
 from faithbench.registry import explainers, metrics
 from faithbench.runner.cache import Cache, make_key
@@ -39,6 +40,8 @@ from faithbench.runner.plan import Cell
 from faithbench.types import Batch
 
 FAILURE_COLUMNS = ["cell", "dataset", "model", "explainer", "seed", "stage", "metric", "error_type", "message"]
+REGION_COLUMNS = ["dataset", "model", "explainer", "seed", "sample_id", "label", "target", "region",
+                  *REGION_SCORES, "area"]
 
 
 @dataclass
@@ -68,6 +71,7 @@ class CellResult:
     pending: list[tuple[str, str, str, Any]] = field(default_factory=list)
     # bad input met inside a task (the driver turns it into InputDataError, exit code 2)
     input_error: str | None = None
+    regions: list[dict[str, Any]] = field(default_factory=list)  # rows of regions.csv (REGION_COLUMNS)
 
 
 def failure_row(cell: Cell, stage: str, exc: BaseException, metric: str = "") -> dict[str, Any]:
@@ -196,8 +200,12 @@ class CellRun:
     """One cell, fed batch by batch. Never raises for a failing explainer or metric: the failure
     is recorded in ``result.failures`` and the cell (or that metric) stops."""
 
-    def __init__(self, cell: Cell, data: GroupData, metric_specs: list[PluginSpec], store: Cache) -> None:
+    def __init__(self, cell: Cell, data: GroupData, metric_specs: list[PluginSpec], store: Cache,
+                 regions: RegionSpec | None = None) -> None:
         self.cell, self.data, self.store = cell, data, store
+        self.regions = regions
+        self.region_masks: list[str] = []  # the requested masks this dataset has
+        self.region_grid: list[int] | None = None  # the grid, if it fits the dataset's dimensions
         self.result = CellResult(cell)
         self.explainer: Explainer | None = None
         self.active: list[tuple[PluginSpec, Metric]] = []
@@ -224,6 +232,7 @@ class CellRun:
             self.stopped = True
             self.result.rows.clear()
             self.result.curves.clear()
+            self.result.regions.clear()
 
     def _fail_metric(self, spec: PluginSpec, exc: BaseException) -> None:
         self._fail("metric", exc, spec.label)
@@ -246,6 +255,7 @@ class CellRun:
                     self.stopped = True
                     return
                 self._skip_metrics_without_masks(batch)
+                self._resolve_regions(batch)
             sal_key, saliency = self._saliency(batch, target)
         except Exception as exc:
             self._fail("explain", exc)
@@ -277,6 +287,58 @@ class CellRun:
             self.metric_cost[spec.label]["seconds"] += payload["seconds"]
             self.metric_cost[spec.label]["passes"] += payload["passes"]
             _append_rows(self.result, self.cell, spec, metric, batch, target, payload)
+        if self.regions is not None:
+            try:
+                self._region_rows(sal_key, saliency, batch, target)
+            except Exception as exc:
+                self._fail("regions", exc)
+                self.regions = None
+                self.result.regions.clear()
+
+    # -- region-based saliency (no forward pass: a function of the cell's saliency and masks) ---
+    def _resolve_regions(self, batch: Batch) -> None:
+        """The suite's regions that this dataset has; the others are skipped with the reason."""
+        spec = self.regions
+        if spec is None:
+            return
+        have = ", ".join(sorted(batch.masks)) or "none"
+        if spec.masks == "all":
+            self.region_masks = sorted(batch.masks)
+        else:
+            self.region_masks = [m for m in spec.masks if m in batch.masks]
+            for m in spec.masks:
+                if m not in batch.masks:
+                    self.result.skipped_metrics.append(
+                        ("regions", f"region {m!r}: the dataset has no mask {m!r} (masks: {have})"))
+        spatial = batch.x.ndim - 2
+        if spec.grid is not None and len(spec.grid) != spatial:
+            self.result.skipped_metrics.append(
+                ("regions", f"grid {spec.grid}: has {len(spec.grid)} sizes, the dataset is {spatial}D"))
+        elif spec.grid is not None:
+            self.region_grid = list(spec.grid)
+        if not self.region_masks and self.region_grid is None:
+            self.regions = None
+
+    def _region_rows(self, sal_key: str, saliency: Tensor, batch: Batch, target: Tensor) -> None:
+        assert self.regions is not None
+        spec = {"masks": self.region_masks, "grid": self.region_grid, "postprocess": self.regions.postprocess}
+        key = make_key("regions", sal_key, spec)
+        payload = self.store.get_json("regions", key)
+        if payload is None:
+            names, masks = stack_regions(batch.masks, self.region_masks, grid=self.region_grid,
+                                         batch_shape=tuple(saliency.shape))
+            scores = region_scores(postprocess(saliency.cpu(), self.regions.postprocess), masks)
+            payload = {"regions": names, **{k: v.tolist() for k, v in scores.items()}}
+            self.store.put_json("regions", key, payload)
+            self.result.computed["regions"] = self.result.computed.get("regions", 0) + 1
+        cell = self.cell
+        for i, sample_id in enumerate(batch.ids):
+            for j, region in enumerate(payload["regions"]):
+                self.result.regions.append({
+                    "dataset": cell.dataset.label, "model": cell.model.label, "explainer": cell.explainer.label,
+                    "seed": cell.seed, "sample_id": sample_id, "label": int(batch.label[i]),
+                    "target": int(target[i]), "region": region,
+                    **{k: float(payload[k][i][j]) for k in (*REGION_SCORES, "area")}})
 
     def _skip_metrics_without_masks(self, batch: Batch) -> None:
         """A metric that needs a mask this dataset does not have (``marker`` on a phantom
@@ -349,9 +411,9 @@ class CellRun:
 
 
 def run_cell(cell: Cell, data: GroupData, metric_specs: list[PluginSpec], store: Cache,
-             batches: Iterator[tuple[Batch, Tensor]]) -> CellResult:
+             batches: Iterator[tuple[Batch, Tensor]], regions: RegionSpec | None = None) -> CellResult:
     """Feed one cell every ``(batch, target)`` of ``batches`` and return its result."""
-    run = CellRun(cell, data, metric_specs, store)
+    run = CellRun(cell, data, metric_specs, store, regions)
     for batch, target in batches:
         run.feed(batch, target)
         if run.stopped:

@@ -54,7 +54,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
 
 
 def cell_task(cell: Cell, cache_root: str, metric_specs: list[PluginSpec], n_samples: int, batch_size: int,
-              target_mode: str, needs_permuted: bool, subset: str = "all") -> CellResult:
+              target_mode: str, needs_permuted: bool, subset: str = "all", regions: Any = None) -> CellResult:
     """Run one cell without writing anything; the driver commits ``result.pending``."""
     from faithbench.config import ensure_plugins_loaded
     from faithbench.models.checkpoint import CheckpointError
@@ -72,7 +72,7 @@ def cell_task(cell: Cell, cache_root: str, metric_specs: list[PluginSpec], n_sam
         store.pending.clear()  # nothing of the checkpoint's to commit
         batches = iter_batches(splits[2], cell.dataset.label, n_samples, batch_size, ckpt.model, target_mode,
                                subset)
-        result = run_cell(cell, data, metric_specs, store, batches)
+        result = run_cell(cell, data, metric_specs, store, batches, regions)
     except (InputDataError, CheckpointError) as exc:
         return CellResult(cell, input_error=str(exc))
     except Exception as exc:
@@ -92,7 +92,7 @@ def run_cells_on_ray(cells: list[Cell], suite: Suite, cache: Cache, n_samples: i
         root = str(Path(cache.root).resolve())
         specs = ray.put(list(suite.metrics))
         refs = {task.remote(cell, root, specs, n_samples, suite.batch_size, suite.target, needs_permuted,
-                            suite.subset): cell
+                            suite.subset, suite.regions): cell
                 for cell in cells}
         waiting, out = list(refs), []
         while waiting:

@@ -35,6 +35,7 @@ from faithbench.runner.cache import Cache, atomic_write_bytes
 from faithbench.runner.errors import InputDataError, UsageError
 from faithbench.runner.execute import (
     FAILURE_COLUMNS,
+    REGION_COLUMNS,
     CellResult,
     CellRun,
     GroupData,
@@ -60,6 +61,7 @@ class RunResult:
     skipped: pd.DataFrame
     computed: dict[str, int] = field(default_factory=dict)
     failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILURE_COLUMNS))
+    regions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REGION_COLUMNS))
 
     @property
     def status(self) -> str:
@@ -217,7 +219,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
     cell_results = [results_by_cell[c.name] for g in groups for c in g.cells if c.name in results_by_cell]
     for result in cell_results:
         for key, value in result.computed.items():
-            computed[key] += value
+            computed[key] = computed.get(key, 0) + value
     results = pd.DataFrame([r for c in cell_results for r in c.rows])
     curves = pd.DataFrame([r for c in cell_results for r in c.curves])
     cost = pd.DataFrame([r for c in cell_results for r in c.cost])
@@ -226,6 +228,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
                               for m, r in c.skipped_metrics],
                            columns=["cell", "metric", "reason"])
     failures = pd.DataFrame([f for c in cell_results for f in c.failures], columns=FAILURE_COLUMNS)
+    regions = pd.DataFrame([r for c in cell_results for r in c.regions], columns=REGION_COLUMNS)
     model_df = pd.DataFrame(model_rows)
     manifest = {
         "suite": suite.model_dump(mode="json"),
@@ -254,10 +257,14 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
         atomic_write_bytes(out_dir / "failures.csv", failures.to_csv(index=False).encode())
     if reliance_rows:
         atomic_write_bytes(out_dir / "reliance.csv", pd.DataFrame(reliance_rows).to_csv(index=False).encode())
+    if suite.regions is not None:  # before the report, which reads it
+        atomic_write_bytes(out_dir / "regions.csv", regions.to_csv(index=False).encode())
+    else:
+        (out_dir / "regions.csv").unlink(missing_ok=True)
     write_galleries(out_dir / "plots", galleries)
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     write_outputs(out_dir, results, curves, model_df, cost, skipped, report=report)  # reads the manifest
-    return RunResult(out_dir, results, curves, model_df, cost, skipped, computed, failures)
+    return RunResult(out_dir, results, curves, model_df, cost, skipped, computed, failures, regions)
 
 
 def _run_groups(groups: list[Group], suite: Suite, cache: Cache, n_samples: int, needs_permuted: bool,
@@ -303,7 +310,7 @@ def _run_groups(groups: list[Group], suite: Suite, cache: Cache, n_samples: int,
         if can_intervene(splits[2]):
             reliance_rows += [{"dataset": dspec.label, "model": mspec.label, "seed": seed, **row}
                               for row in measure_reliance(ckpt.model, splits[2], n_samples)]
-        runs = [CellRun(cell, data, suite.metrics, cache) for cell in group.cells]
+        runs = [CellRun(cell, data, suite.metrics, cache, suite.regions) for cell in group.cells]
         first: Any = None
         for batch, target in iter_batches(splits[2], dspec.label, n_samples, suite.batch_size, ckpt.model,
                                           suite.target, suite.subset):

@@ -15,7 +15,7 @@ def test_registered_and_deterministic():
 
 def test_shapes_masks_and_lesion_placement():
     ds = PhantomCXR("test", n=60, channels=3)
-    names = {"lesion", "lung_left", "lung_right", "heart", "spine", "body"}
+    names = {"lesion", "lung_left", "lung_right", "heart", "spine", "body", "lung_lesion_side", "lung_contralateral"}
     n_pos = 0
     for i in range(len(ds)):
         s = ds[i]
@@ -53,3 +53,24 @@ def test_shortcut_marker_correlates_in_train_only():
 def test_bad_params(bad):
     with pytest.raises(ValueError, match="phantom_cxr: expected"):
         PhantomCXR("test", **bad)
+
+
+def test_lesion_side_and_contralateral_lungs():
+    """The lesion's lung holds the lesion; a normal image gets a reference side, left or right
+    about equally often, and the two lungs by role are the two anatomical lungs."""
+    ds = PhantomCXR("test", n=120, size=32)
+    sides = {0: [], 1: []}
+    for i in range(len(ds)):
+        s = ds[i]
+        m = s.masks
+        left = torch.equal(m["lung_lesion_side"], m["lung_left"])
+        assert left != torch.equal(m["lung_lesion_side"], m["lung_right"])
+        assert torch.equal(m["lung_contralateral"], m["lung_right"] if left else m["lung_left"])
+        sides[s.label].append(left)
+        if s.label == 1:
+            assert s.meta["lesion_side"] == ("left" if left else "right")
+            assert (m["lesion"] & m["lung_lesion_side"]).sum() > 0.9 * m["lesion"].sum()
+            assert not (m["lesion"] & m["lung_contralateral"]).any()
+    for label in (0, 1):
+        assert 0.3 < sum(sides[label]) / len(sides[label]) < 0.7
+    assert torch.equal(ds[7].masks["lung_lesion_side"], PhantomCXR("test", n=120, size=32)[7].masks["lung_lesion_side"])
