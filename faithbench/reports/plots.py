@@ -316,16 +316,19 @@ def plot_region_shares(regions: pd.DataFrame, out_dir: Path) -> list[Path]:
             fig, axes = plt.subplots(1, len(panels), squeeze=False,
                                      figsize=(1.0 + 0.75 * len(order) * len(panels) + 1.5 * len(panels),
                                               1.6 + 0.42 * n_rows))
-            for ax, samples in zip(axes[0], panels):
+            tables = {}
+            for samples in panels:
                 part = group[group["samples"] == samples]
                 table = part.pivot_table(index="explainer", columns="region", values="share", aggfunc="mean")
                 table = table.reindex(columns=order)
                 table.loc["area (chance)"] = part.groupby("region")["area"].mean().reindex(order)
                 table.index = [str(i) for i in table.index]
-                n = part.drop_duplicates(["seed", "sample_id"]).shape[0]
-                sns.heatmap(table, ax=ax, annot=True, fmt=".2f", cmap="viridis", vmin=0.0,
-                            vmax=max(1e-9, float(np.nanmax(table.to_numpy()))), cbar=ax is axes[0][-1],
-                            annot_kws={"fontsize": 7})
+                tables[samples] = (table, part.drop_duplicates(["seed", "sample_id"]).shape[0])
+            top = max([1e-9] + [float(np.nanmax(t.to_numpy())) for t, _ in tables.values() if t.notna().any().any()])
+            for ax, samples in zip(axes[0], panels):
+                table, n = tables[samples]
+                sns.heatmap(table, ax=ax, annot=True, fmt=".2f", cmap="viridis", vmin=0.0, vmax=top,
+                            cbar=ax is axes[0][-1], annot_kws={"fontsize": 7})
                 ax.axhline(len(table) - 1, color="white", linewidth=2)
                 ax.set_title(f"{dataset} / {model}: {samples} (n = {n})", fontsize=9)
                 ax.set_xlabel("region")
