@@ -105,7 +105,9 @@ def _region_tables(out_dir: Path, written: list[Path]) -> tuple[pd.DataFrame | N
                                           region_pairwise)
 
     regions = _read_csv(out_dir / "regions.csv")
-    if regions is None:
+    if regions is None:  # no regions: block; a table of an earlier run in this folder would be stale
+        for name in ("region_tests.csv", "region_pairwise.csv"):
+            (out_dir / name).unlink(missing_ok=True)
         return None, None
     manifest_path = out_dir / "manifest.json"
     spec = {}

@@ -20,6 +20,7 @@ TINY = {
     "explainers": ["gradcam", {"name": "integrated_gradients", "params": {"n_steps": 8}}, "random", "sobel"],
     "metrics": [{"name": "deletion_auc", "params": {"steps": 8}}, "pointing_game"],
     "seeds": [0, 1],
+    "regions": {"masks": ["lung_lesion_side", "heart"], "grid": [1, 3]},
 }
 
 
@@ -44,6 +45,8 @@ def test_ray_gives_the_same_values_as_local(tmp_path, ray_instance):
                        log=lambda m: None, executor="ray")
     assert remote.computed == local.computed and remote.computed["saliency"] == 2 * 4 * 2
     assert (tmp_path / "ray" / "results.csv").read_bytes() == (tmp_path / "local" / "results.csv").read_bytes()
+    assert remote.computed["regions"] == 2 * 4 * 2 and len(remote.regions) == 2 * 4 * 12 * 5
+    assert (tmp_path / "ray" / "regions.csv").read_bytes() == (tmp_path / "local" / "regions.csv").read_bytes()
     pd.testing.assert_frame_equal(local.curves, remote.curves)
     pd.testing.assert_frame_equal(local.models, remote.models)
     # the driver wrote every entry the tasks computed, under the same keys
