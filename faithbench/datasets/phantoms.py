@@ -214,7 +214,8 @@ class PhantomCXR(_Phantom):
         if label == 1:
             left = meta["lesion_side"] == "left"
         else:  # a reference side drawn as for a lesion, from a generator of its own (the image is untouched)
-            side_gen = torch.Generator().manual_seed(self.seed * 10_000_019 + _SPLIT_OFFSET[self.split] + i + _SIDE_SALT)
+            side_seed = self.seed * 10_000_019 + _SPLIT_OFFSET[self.split] + i + _SIDE_SALT
+            side_gen = torch.Generator().manual_seed(side_seed)
             left = float(torch.rand((), generator=side_gen)) < 0.5
         masks = {"lesion": lesion, "lung_left": lung_left, "lung_right": lung_right,
                  "heart": heart, "spine": spine, "body": body,

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from faithbench.config import PluginSpec, Suite
+from faithbench.config import PluginSpec, RegionSpec, Suite
 from faithbench.runner.cache import Cache
 from faithbench.runner.errors import InputDataError, UsageError
 from faithbench.runner.execute import CellResult, DeferredCache, commit, failure_row, iter_batches, run_cell
@@ -54,7 +54,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
 
 
 def cell_task(cell: Cell, cache_root: str, metric_specs: list[PluginSpec], n_samples: int, batch_size: int,
-              target_mode: str, needs_permuted: bool, subset: str = "all", regions: Any = None) -> CellResult:
+              target_mode: str, needs_permuted: bool, subset: str = "all",
+              regions: RegionSpec | None = None) -> CellResult:
     """Run one cell without writing anything; the driver commits ``result.pending``."""
     from faithbench.config import ensure_plugins_loaded
     from faithbench.models.checkpoint import CheckpointError
