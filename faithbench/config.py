@@ -68,8 +68,9 @@ class ClassTargets(BaseModel):
 
 TargetMode = Literal["predicted", "label", "each_positive"]
 # a string picks a mode, a mapping is ClassTargets (errors then name its keys, not both branches)
-Target = Annotated[Union[Annotated[TargetMode, Tag("mode")], Annotated[ClassTargets, Tag("classes")]],
-                   Discriminator(lambda v: "classes" if isinstance(v, (dict, ClassTargets)) else "mode")]
+_TARGET_TAGS = ("target_mode", "target_classes")  # union branches: left out of error locations
+Target = Annotated[Union[Annotated[TargetMode, Tag(_TARGET_TAGS[0])], Annotated[ClassTargets, Tag(_TARGET_TAGS[1])]],
+                   Discriminator(lambda v: _TARGET_TAGS[1] if isinstance(v, (dict, ClassTargets)) else _TARGET_TAGS[0])]
 
 
 def _coerce(value: Any) -> Any:
@@ -104,6 +105,8 @@ class Suite(BaseModel):
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part in _TARGET_TAGS:
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 

@@ -96,7 +96,7 @@ class PhantomCXRMultiLabel(BaseDataset):
             if on:
                 lo, hi = self.nodule_radius if name == "nodule" else self.cavity_radius
                 radius = (lo + u() * (hi - lo)) * s
-                centre = self._place(lungs, taken, radius, u)
+                centre, radius = self._place(lungs, taken, radius, u)
                 d2 = sum((g - c) ** 2 for g, c in zip(self._grid, centre))
                 mask = d2 <= radius**2
                 if name == "nodule":
@@ -115,20 +115,18 @@ class PhantomCXRMultiLabel(BaseDataset):
         return Sample(id=f"{self.split}-{i:05d}", image=image, label=label, masks=masks,
                       patient_id=f"phantom-ml-{self.split}-{i:05d}", meta=meta, labels=labels)
 
-    def _place(self, lungs: tuple[Tensor, Tensor], taken: Tensor, radius: float, u: Any) -> list[int]:
+    def _place(self, lungs: tuple[Tensor, Tensor], taken: Tensor, radius: float, u: Any) -> tuple[list[int], float]:
         """A centre where a disc of ``radius`` lies in a lung (picked at random, the other one if it
-        has no room) and clear of the findings already planted (``taken``)."""
+        has no room) and clear of the findings already planted (``taken``); when neither lung has
+        room (small images), the radius shrinks by 20% steps until one has."""
         first = int(u() < 0.5)
-        for lung in (lungs[first], lungs[1 - first]):
-            room = _erode(lung, radius) & ~_dilate(taken, int(radius + 1))
-            if room.any():
-                break
-        else:
-            room = lungs[first] & ~taken
-            if not room.any():
-                room = lungs[first]
-        idx = torch.nonzero(room)
-        return idx[int(u() * len(idx)) % len(idx)].tolist()
+        while True:
+            for lung in (lungs[first], lungs[1 - first]):
+                room = _erode(lung, radius) & ~_dilate(taken, int(radius + 1))
+                if room.any() or radius <= 1.0:
+                    idx = torch.nonzero(room if room.any() else lung & ~taken)
+                    return idx[int(u() * len(idx)) % len(idx)].tolist(), radius
+            radius *= 0.8
 
 
 def _dilate(mask: Tensor, k: int) -> Tensor:

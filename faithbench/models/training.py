@@ -158,7 +158,6 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
     pred = (logits > 0).numpy()
     yn = y.numpy().astype(bool)
     prob = logits.sigmoid().numpy()
-    out: dict[str, float] = {}
     accs, f1s, aucs = [], [], []
     for c in range(logits.shape[-1]):
         tp = float((pred[:, c] & yn[:, c]).sum())
@@ -167,7 +166,7 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
         accs.append(float((pred[:, c] == yn[:, c]).mean()))
         f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
         aucs.append(binary_auc(prob[:, c], yn[:, c].astype(int)))
-    out = {"accuracy": float(np.mean(accs)), "f1": float(np.mean(f1s)),
+    out: dict[str, float] = {"accuracy": float(np.mean(accs)), "f1": float(np.mean(f1s)),
            "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),
            "loss": float(F.binary_cross_entropy_with_logits(logits, y.float()))}
     for name, acc, f1, auc in zip(classes or (), accs, f1s, aucs):

@@ -240,8 +240,9 @@ def plot_cd_diagrams(results: pd.DataFrame, friedman: pd.DataFrame, nemenyi: pd.
 
     written = []
     results, blocks = _with_blocks(results)
-    if len(friedman) and "class" in friedman.columns:
+    if "class" in friedman.columns:
         friedman = friedman.assign(**{"class": friedman["class"].fillna("").astype(str)})
+    if "class" in nemenyi.columns:
         nemenyi = nemenyi.assign(**{"class": nemenyi["class"].fillna("").astype(str)})
     friedman = friedman.set_index(blocks + ["metric"]) if len(friedman) else friedman
     for key, frame in results.groupby(blocks + ["metric"], sort=True):
@@ -254,7 +255,7 @@ def plot_cd_diagrams(results: pd.DataFrame, friedman: pd.DataFrame, nemenyi: pd.
         info = friedman.loc[key] if len(friedman) and key in friedman.index else None
         cd = float(info["cd"]) if info is not None else np.nan
         in_cell = (nemenyi["dataset"] == dataset) & (nemenyi["model"] == model) & (nemenyi["metric"] == metric)
-        if len(key) == 4:
+        if len(key) == 4 and "class" in nemenyi.columns:
             in_cell &= nemenyi["class"] == key[2]
         pairs = nemenyi[in_cell]
         p_of = {frozenset((r.explainer_a, r.explainer_b)): float(r.p) for r in pairs.itertuples(index=False)}
