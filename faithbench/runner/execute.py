@@ -126,7 +126,9 @@ def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, mode
     """The first ``n_samples`` samples of ``dataset`` in batches, with the explained target.
     ``subset="positive"`` keeps only samples whose label is not 0 (the abnormal cases: an
     explanation of "normal" has no finding to point at, and a blurred insertion baseline
-    already looks normal), still the first ``n_samples`` of them in index order.
+    already looks normal), still the first ``n_samples`` of them in index order. A multi-label
+    dataset yields one row per (sample, explained class) of ``target_mode``
+    (:mod:`faithbench.runner.targets`); ``positive`` then means any class present.
 
     Streams: one batch is in memory at a time. A sample that cannot be read or collated (a
     mask whose shape does not match its image, a missing file) raises :class:`InputDataError`
@@ -178,8 +180,9 @@ def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, mode
 
 def _is_positive(sample: Any) -> bool:
     """A non-zero label; a multi-label sample: any class present."""
-    if sample.labels is not None:
-        return bool(sample.labels.any())
+    labels = getattr(sample, "labels", None)
+    if labels is not None:
+        return bool(labels.any())
     return int(sample.label) != 0
 
 
