@@ -9,12 +9,13 @@ the including file win.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from faithbench.configurable import ParameterError
 from faithbench.models.checkpoint import ModelSpec
@@ -97,6 +98,30 @@ class RegionSpec(BaseModel):
         return self
 
 
+class ClassTargets(BaseModel):
+    """Explain named classes of a multi-label dataset: ``target: {classes: [nodule, cavity]}``.
+
+    classes: class names (default: every class of the dataset); one explanation row per
+        (sample, class).
+    samples: which (sample, class) pairs: ``all`` (every sample for every class), ``positive``
+        (only samples where the class is present; ``target: each_positive`` is this with every
+        class) or ``one_vs_normal`` (samples where the class is the only finding, and normal
+        samples with no finding: the one-vs-normal design of the retinal study).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    classes: list[str] | None = Field(None, min_length=1)
+    samples: Literal["all", "positive", "one_vs_normal"] = "all"
+
+
+TargetMode = Literal["predicted", "label", "each_positive"]
+# a string picks a mode, a mapping is ClassTargets (errors then name its keys, not both branches)
+_TARGET_TAGS = ("target_mode", "target_classes")  # union branches: left out of error locations
+Target = Annotated[Union[Annotated[TargetMode, Tag(_TARGET_TAGS[0])], Annotated[ClassTargets, Tag(_TARGET_TAGS[1])]],
+                   Discriminator(lambda v: _TARGET_TAGS[1] if isinstance(v, (dict, ClassTargets)) else _TARGET_TAGS[0])]
+
+
 def _coerce(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
@@ -109,7 +134,8 @@ class Suite(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     samples: int = Field(64, ge=1, description="test samples per dataset")
     batch_size: int = Field(32, ge=1)
-    target: Literal["predicted", "label"] = "predicted"
+    target: Target = Field("predicted", description="predicted or label (single-label datasets); "
+                           "each_positive or {classes, samples} (multi-label datasets)")
     subset: Literal["all", "positive"] = Field("all", description="explain all test samples, or only "
                                                "those with a positive (non-zero) label")
     datasets: list[DatasetSpec] = Field(min_length=1)
@@ -129,6 +155,8 @@ class Suite(BaseModel):
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part in _TARGET_TAGS:
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -199,9 +227,10 @@ def validate_plugins(suite: Suite, source: str) -> None:
             raise SuiteError(f"{where}: {exc}") from None
         _check_kwargs(where, cls, spec.params)
         try:
-            cls(split="test", **spec.params)
+            dataset = cls(split="test", **spec.params)
         except (TypeError, ValueError) as exc:
             raise SuiteError(f"{where}.params: {exc}") from None
+        _check_target(suite.target, dataset, f"{source}: target", f"datasets[{i}] {spec.label!r}")
     for i, mspec in enumerate(suite.models):
         where = f"{source}: models[{i}]"
         try:
@@ -235,6 +264,27 @@ def validate_plugins(suite: Suite, source: str) -> None:
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
             raise SuiteError(f"{source}: {kind}: duplicate label {dup[0]!r}; give one entry an 'alias'")
+
+
+def _check_target(target: Any, dataset: Any, where: str, which: str) -> None:
+    """Class targets need a multi-label dataset with those classes; a multi-label dataset needs
+    class targets (one predicted or true class per sample does not describe it)."""
+    multilabel = bool(getattr(dataset, "multilabel", False))
+    classes = tuple(getattr(dataset, "classes", ()))
+    if target in ("predicted", "label"):
+        if multilabel:
+            raise SuiteError(f"{where}: {target!r} explains one class per sample, but {which} is multi-label "
+                             f"(classes: {', '.join(classes)}); use each_positive or {{classes: [...]}}")
+        return
+    if not multilabel:
+        raise SuiteError(f"{where}: {'each_positive' if target == 'each_positive' else 'classes'} explains the "
+                         f"classes of multi-label datasets, but {which} is single-label; use predicted or label")
+    for k, name in enumerate(getattr(target, "classes", None) or []):
+        if name not in classes:
+            close = difflib.get_close_matches(name, classes, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SuiteError(f"{where}.classes[{k}]: unknown class {name!r} of {which}{hint} "
+                             f"(classes: {', '.join(classes)})")
 
 
 def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:

@@ -8,6 +8,8 @@ Conventions
   (no clipping, no min-max).
 - ``mask`` is a bool tensor ``(B, *spatial)`` (in a :class:`Sample`, ``(*spatial)``).
 - ``target`` is a long tensor ``(B,)`` of class indices.
+- ``labels`` (multi-label datasets only) is a 0/1 long tensor ``(B, K)``, one column per class
+  (in a :class:`Sample`, ``(K,)``); single-label datasets leave it ``None``.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ class Sample:
     """One test item.
 
     image: float tensor ``(C, *spatial)`` in model input space.
-    label: class index (int).
+    label: class index (int). Multi-label datasets: the first positive class (0 when none),
+        kept for tables only; the truth is ``labels``.
     masks: named bool masks ``(*spatial)``, e.g. ``lesion``, ``lung_left``; an absent region
         is an all-False mask.
+    labels: multi-label datasets only: the 0/1 vector ``(K,)`` of every class (long).
     """
 
     id: str
@@ -42,16 +46,19 @@ class Sample:
     masks: dict[str, Tensor] = field(default_factory=dict)
     patient_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    labels: Tensor | None = None
 
 
 @dataclass
 class Batch:
-    """A stack of samples: ``x (B, C, *spatial)``, ``label (B,)``, ``masks[name] (B, *spatial)``."""
+    """A stack of samples: ``x (B, C, *spatial)``, ``label (B,)``, ``masks[name] (B, *spatial)``,
+    and for multi-label samples ``labels (B, K)`` (``None`` for single-label ones)."""
 
     ids: list[str]
     x: Tensor
     label: Tensor
     masks: dict[str, Tensor]
+    labels: Tensor | None = None
 
     @classmethod
     def collate(cls, samples: list[Sample]) -> "Batch":
@@ -73,11 +80,23 @@ class Batch:
                     )
                 stacked.append(m.bool())
             masks[name] = torch.stack(stacked)
+        labels = None
+        with_labels = [s.labels is not None for s in samples]
+        if any(with_labels):
+            if not all(with_labels):
+                s = samples[with_labels.index(False)]
+                raise ValueError(f"sample {s.id!r} has no multi-label vector 'labels' while others of the "
+                                 f"batch have one")
+            shapes = {tuple(s.labels.shape) for s in samples}  # type: ignore[union-attr]
+            if len(shapes) > 1:
+                raise ValueError(f"expected multi-label vectors of one shape, got {sorted(shapes)}")
+            labels = torch.stack([s.labels for s in samples]).long()  # type: ignore[misc]
         return cls(
             ids=[s.id for s in samples],
             x=torch.stack([s.image for s in samples]).float(),
             label=torch.tensor([int(s.label) for s in samples], dtype=torch.long),
             masks=masks,
+            labels=labels,
         )
 
     def __len__(self) -> int:
@@ -85,7 +104,8 @@ class Batch:
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(self.ids, self.x.to(device), self.label.to(device),
-                     {k: v.to(device) for k, v in self.masks.items()})
+                     {k: v.to(device) for k, v in self.masks.items()},
+                     None if self.labels is None else self.labels.to(device))
 
 
 Postprocess = Literal["none", "abs", "relu"]

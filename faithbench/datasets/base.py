@@ -62,9 +62,13 @@ class BaseDataset:
         return tuple(self[0].image.shape[1:])
 
     def tensors(self) -> tuple[Tensor, Tensor]:
-        """All images and labels stacked: ``(N, C, *spatial)``, ``(N,)``. For training."""
+        """All images and labels stacked: ``(N, C, *spatial)``, and ``(N,)`` class indices, or for a
+        multi-label dataset the ``(N, K)`` 0/1 vectors. For training."""
         samples = [self[i] for i in range(len(self))]
-        return torch.stack([s.image for s in samples]).float(), torch.tensor([s.label for s in samples])
+        x = torch.stack([s.image for s in samples]).float()
+        if self.multilabel:
+            return x, torch.stack([s.labels for s in samples]).long()  # type: ignore[misc]
+        return x, torch.tensor([s.label for s in samples])
 
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError

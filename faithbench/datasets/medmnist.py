@@ -8,10 +8,11 @@ curated subset works (the shared PneumoniaMNIST file holds 3,882 of the 4,708 tr
 
 Images become float in [0, 1]: ``(C, H, W)`` for 2D subsets, ``(C, D, H, W)`` for 3D ones.
 Single-label subsets give ``label`` as an int. Multi-label subsets (ChestMNIST) set
-``multilabel = True`` and keep the full 0/1 vector in ``meta["labels"]``; the rest of the runner is
-single-label, so ``label`` is then the first positive class (0 when there is none, with
-``meta["no_finding"] = True``), which is not a meaningful training target. For a runnable binary
-task pick one finding with ``finding``: ``label`` = that finding present, classes
+``multilabel = True`` and give the full 0/1 vector as ``Sample.labels`` (and in ``meta["labels"]``):
+the runner trains them with a sigmoid per class and explains per class (suite ``target:
+each_positive`` or ``{classes: [...]}``); ``label`` is then the first positive class (0 when there
+is none, with ``meta["no_finding"] = True``), kept for tables only. For a binary task instead pick
+one finding with ``finding``: ``label`` = that finding present, classes
 ``("no <finding>", "<finding>")``, ``multilabel = False``.
 """
 
@@ -174,10 +175,15 @@ class MedMNIST(BaseDataset):
             meta["labels"] = self._label_vectors[i].tolist()
             if self.multilabel:
                 meta["no_finding"] = not bool(self._label_vectors[i].any())
+        labels = None
+        if self.multilabel and self._label_vectors is not None:
+            labels = torch.from_numpy(np.asarray(self._label_vectors[i], dtype=np.int64))
         return Sample(id=f"{self.flag}_{self.size}-{self.split}-{i:05d}", image=self._images[i].float() / 255.0,
-                      label=int(self._labels[i]), meta=meta)
+                      label=int(self._labels[i]), meta=meta, labels=labels)
 
     def tensors(self) -> tuple[Tensor, Tensor]:
+        if self.multilabel and self._label_vectors is not None:
+            return self._images.float() / 255.0, torch.from_numpy(np.asarray(self._label_vectors, dtype=np.int64))
         return self._images.float() / 255.0, torch.from_numpy(np.asarray(self._labels, dtype=np.int64))
 
 

@@ -2,6 +2,7 @@
 
 from faithbench.metrics import functional
 from faithbench.metrics.base import EvalContext, ForwardCounter, Metric, postprocess
+from faithbench.metrics.class_sensitivity import ClassSensitivity
 from faithbench.metrics.faithfulness import (ABPC, AOPC, DeletionAUC, InsertionAUC, LeRFAOPC, MoRFAOPC,
                                              PerturbationMetric, RegionDeletionCorrelation)
 from faithbench.metrics.localization import (AUPRC, IoUTop5, IoUTop10, IoUTop20, IoUTop40, IoUTopK, PointingGame,
@@ -14,4 +15,5 @@ __all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "postprocess
            "RegionDeletionCorrelation",
            "PointingGame", "RelevanceMass", "RelevanceRank", "IoUTopK", "IoUTop5", "IoUTop10", "IoUTop20",
            "IoUTop40", "AUPRC",
-           "RandomizationMetric", "MPRTCascading", "MPRTIndependent", "RandomLogit", "DataRandomization"]
+           "RandomizationMetric", "MPRTCascading", "MPRTIndependent", "RandomLogit", "DataRandomization",
+           "ClassSensitivity"]

@@ -67,7 +67,9 @@ class EvalContext:
     ``explainer``: the cell's explainer, ``explainer(model, x, target) -> saliency`` (the
     randomisation checks re-explain with it). ``permuted_model``: the same recipe trained on
     permuted labels (only ``data_randomization`` needs it). ``memo``: shared between the metrics
-    of one batch (rankings and perturbation curves computed once).
+    of one batch (rankings and perturbation curves computed once). ``multilabel``: the model has
+    one sigmoid per class (scores are sigmoids, not softmax); ``labels``: the ``(B, K)`` 0/1 class
+    vectors of a multi-label batch (None otherwise); ``target`` is then the explained class.
     """
 
     model: nn.Module
@@ -82,6 +84,8 @@ class EvalContext:
     seed: int = 0
     memo: dict[Any, Any] = field(default_factory=dict)
     permuted_model: nn.Module | None = None
+    multilabel: bool = False
+    labels: Tensor | None = None
 
     def generator(self, salt: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)

@@ -5,7 +5,8 @@ Shared options (every perturbation metric): ``steps``; ``patch`` (feature unit: 
 p = p x p (x p) patches ranked by summed saliency); ``baseline`` (``zero`` = the dataset's
 background, ``blur`` (Gaussian, ``sigma`` px), ``mean``, ``noise``, ``uniform``; see
 :func:`~faithbench.metrics.functional.perturbation.make_baseline`); ``score`` (``prob``,
-``logit``, ``correct``); ``max_batch`` (perturbed images per forward chunk: bounds memory, not
+``logit``, ``correct``; on a multi-label dataset ``prob`` is the sigmoid of the target logit and
+``correct`` whether the target logit is > 0, SCIENCE.md); ``max_batch``  (perturbed images per forward chunk: bounds memory, not
 the result).
 
 Sharing within a cell: rankings, baselines and whole perturbation curves are memoised in
@@ -26,9 +27,9 @@ from torch import Tensor
 
 from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext, Metric
-from faithbench.metrics.functional.perturbation import (BASELINES, SALT_BASELINE, SALT_RANKS, aopc_curve, auc,
-                                                        feature_ranks, make_baseline, perturbation_curve,
-                                                        region_deletion_deltas)
+from faithbench.metrics.functional.perturbation import (BASELINES, MULTILABEL_SCORE, SALT_BASELINE, SALT_RANKS,
+                                                        aopc_curve, auc, feature_ranks, make_baseline,
+                                                        perturbation_curve, region_deletion_deltas)
 from faithbench.metrics.functional.similarity import spearman
 from faithbench.registry import metrics
 from faithbench.types import Category, MetricInfo
@@ -56,6 +57,10 @@ class PerturbationMetric(Metric):
             if key in self.params and self.params[key] < 1:
                 raise ParameterError(f"{self.name}: parameter {key!r} must be >= 1, got {self.params[key]}")
 
+    def score_for(self, ctx: EvalContext) -> str:
+        """The ``score`` parameter as applied: its sigmoid counterpart on a multi-label model."""
+        return MULTILABEL_SCORE[self.score] if ctx.multilabel else self.score
+
     # -- memoised pieces (keys hold everything the value depends on) -----------------------
     def ranks(self, ctx: EvalContext, saliency: Tensor, *, patch: int, ascending: bool = False) -> Tensor:
         key = ("ranks", patch, ascending, self.postprocess, id(ctx.saliency))
@@ -78,7 +83,8 @@ class PerturbationMetric(Metric):
             ranks = self.ranks(ctx, saliency, patch=self.patch)
             ctx.memo[key] = perturbation_curve(ctx.predict, ctx.x, ctx.target, ranks,
                                                self.baseline_image(ctx, baseline), steps=self.steps,
-                                               insertion=insertion, score=self.score, max_batch=self.max_batch)
+                                               insertion=insertion, score=self.score_for(ctx),
+                                               max_batch=self.max_batch)
         return ctx.memo[key]
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
@@ -142,7 +148,7 @@ class AOPC(PerturbationMetric):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         ranks = self.ranks(ctx, saliency, patch=self.patch, ascending=self.ascending)
         curve, fractions = aopc_curve(ctx.predict, ctx.x, ctx.target, ranks, self.baseline_image(ctx, self.baseline),
-                                      steps=self.steps, patch=self.patch, score=self.score,
+                                      steps=self.steps, patch=self.patch, score=self.score_for(ctx),
                                       max_batch=self.max_batch)
         return {"value": curve.mean(dim=1), "curve": curve, "fractions": fractions}
 
@@ -226,7 +232,7 @@ class RegionDeletionCorrelation(PerturbationMetric):
             return {"value": torch.full((b,), float("nan"), device=ctx.x.device)}
         regions = torch.stack([ctx.masks[n].to(ctx.x.device).bool() for n in names], dim=1)
         deltas = region_deletion_deltas(ctx.predict, ctx.x, ctx.target, regions,
-                                        self.baseline_image(ctx, self.baseline), score=self.score,
+                                        self.baseline_image(ctx, self.baseline), score=self.score_for(ctx),
                                         max_batch=self.max_batch)
         mass = (saliency.to(ctx.x.device)[:, None].float() * regions).flatten(2).sum(dim=2)
         present = regions.flatten(2).any(dim=2)

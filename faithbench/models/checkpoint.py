@@ -130,7 +130,7 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         load_weights_file(model, path)
         model.eval()
         x_test, y_test = test.tensors()
-        metrics = evaluate_model(model, x_test, y_test)
+        metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None)
         key = make_key("weights", str(path.resolve()), path.stat().st_mtime_ns, spec.name, spec.params)
         return Checkpoint(model, key, spec, seed, metrics, origin=str(path),
                           info={"parameters": count_parameters(model)})
@@ -155,7 +155,7 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
     for p in model.parameters():  # a linear probe froze the backbone; explainers need its gradients
         p.requires_grad_(True)
     x_test, y_test = test.tensors()
-    metrics = evaluate_model(model, x_test, y_test)
+    metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None)
     info = {"parameters": count_parameters(model), "train_seconds": seconds, "history": history,
             "recipe": recipe.model_dump(), "epochs_run": len(history["val_loss"])}
     cache.put_tensors("checkpoints", key, model.state_dict())

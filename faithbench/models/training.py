@@ -59,7 +59,10 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
     """Train in place; keep the weights of the epoch with the lowest validation loss
     (``keep_best=False``: the last epoch's weights, and no early stopping).
 
-    x: ``(N, C, *spatial)`` float; y: ``(N,)`` long. Returns the history per epoch.
+    x: ``(N, C, *spatial)`` float; y: ``(N,)`` long class indices (cross-entropy), or ``(N, K)``
+    0/1 vectors for a multi-label dataset (a sigmoid per class: binary cross-entropy with logits;
+    ``label_smoothing`` ε moves the targets to ε/2 and 1 − ε/2, ``class_weights`` sets each
+    class's ``pos_weight`` to negatives / positives). Returns the history per epoch.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -76,7 +79,11 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
     else:
         opt = torch.optim.SGD(params, lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay)
     weight = None
-    if recipe.class_weights:
+    multilabel = y_train.ndim == 2
+    if recipe.class_weights and multilabel:
+        positives = y_train.float().sum(0)
+        weight = (len(y_train) - positives) / positives.clamp(min=1)
+    elif recipe.class_weights:
         counts = torch.bincount(y_train, minlength=int(y_train.max()) + 1).float()
         weight = counts.sum() / (len(counts) * counts.clamp(min=1))
 
@@ -95,7 +102,12 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, total, warmup, recipe)
             logits = model(x_train[idx])
-            loss = F.cross_entropy(logits, y_train[idx], weight=weight, label_smoothing=recipe.label_smoothing)
+            if multilabel:
+                eps = recipe.label_smoothing
+                soft = y_train[idx].float() * (1 - eps) + eps / 2
+                loss = F.binary_cross_entropy_with_logits(logits, soft, pos_weight=weight)
+            else:
+                loss = F.cross_entropy(logits, y_train[idx], weight=weight, label_smoothing=recipe.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -136,8 +148,37 @@ def binary_auc(score: np.ndarray, y: np.ndarray) -> float:
     return float((ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * neg.sum()))
 
 
-def classification_metrics(logits: Tensor, y: Tensor) -> dict[str, float]:
-    """Accuracy, macro F1, AUC (binary; macro one-vs-rest for more classes) and CE loss."""
+def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Multi-label ``logits (N, K)`` against 0/1 ``y (N, K)``, a class present when its sigmoid
+    is > 0.5 (logit > 0): ``accuracy``, ``f1`` and ``auc`` are macro means over the K classes of
+    each class's accuracy, F1 and ROC AUC (classes whose AUC is undefined, all positive or all
+    negative, left out of the mean); ``loss`` is the mean binary cross-entropy with logits. With
+    ``classes`` (K names), also ``accuracy_<name>``, ``f1_<name>``, ``auc_<name>`` per class."""
+    logits, y = logits.float(), y.long()
+    pred = (logits > 0).numpy()
+    yn = y.numpy().astype(bool)
+    prob = logits.sigmoid().numpy()
+    accs, f1s, aucs = [], [], []
+    for c in range(logits.shape[-1]):
+        tp = float((pred[:, c] & yn[:, c]).sum())
+        fp = float((pred[:, c] & ~yn[:, c]).sum())
+        fn = float((~pred[:, c] & yn[:, c]).sum())
+        accs.append(float((pred[:, c] == yn[:, c]).mean()))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
+        aucs.append(binary_auc(prob[:, c], yn[:, c].astype(int)))
+    out: dict[str, float] = {"accuracy": float(np.mean(accs)), "f1": float(np.mean(f1s)),
+           "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),
+           "loss": float(F.binary_cross_entropy_with_logits(logits, y.float()))}
+    for name, acc, f1, auc in zip(classes or (), accs, f1s, aucs):
+        out.update({f"accuracy_{name}": acc, f"f1_{name}": f1, f"auc_{name}": auc})
+    return out
+
+
+def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Accuracy, macro F1, AUC (binary; macro one-vs-rest for more classes) and CE loss.
+    Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns)."""
+    if y.ndim == 2:
+        return multilabel_metrics(logits, y, classes)
     logits, y = logits.float(), y.long()
     prob = logits.softmax(-1).numpy()
     pred = logits.argmax(-1).numpy()
@@ -158,9 +199,9 @@ def classification_metrics(logits: Tensor, y: Tensor) -> dict[str, float]:
     }
 
 
-def evaluate_model(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
-    return classification_metrics(predict_logits(model, x), y)
+def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, classes: tuple[str, ...] | None = None) -> dict[str, float]:
+    return classification_metrics(predict_logits(model, x), y, classes)
 
 
-__all__ = ["Recipe", "train_model", "evaluate_model", "classification_metrics", "binary_auc",
-           "predict_logits"]
+__all__ = ["Recipe", "train_model", "evaluate_model", "classification_metrics", "multilabel_metrics",
+           "binary_auc", "predict_logits"]

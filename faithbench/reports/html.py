@@ -94,7 +94,7 @@ def _figures(pngs: Iterable[Path], root: Path, used: set[Path]) -> str:
     return "".join(parts)
 
 
-def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str], str]:
+def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str, str], str]:
     out = {}
     for table in leaderboard_tables(board):
         head = "<th>explainer</th>" + "".join(f"<th>{_e(m)} {table.arrow(m)}</th>" for m in table.metrics)
@@ -110,7 +110,7 @@ def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str], str]:
                 cls = ' class="best"' if cell.best else ""
                 cells.append(f"<td{cls}>{_e(cell.text())}{mark}</td>")
             rows.append("<tr>" + "".join(cells) + "</tr>")
-        out[(table.dataset, table.model)] = (f"<table><thead><tr>{head}</tr></thead>"
+        out[(table.dataset, table.model, table.target_class)] = (f"<table><thead><tr>{head}</tr></thead>"
                                              f"<tbody>{''.join(rows)}</tbody></table>")
     return out
 
@@ -253,13 +253,17 @@ def render_html(
              + (f" (also {', '.join(also)})" if also else "") + ".</p>"]
     if not boards:
         parts.append('<p class="empty">no results</p>')
-    for (dataset, model), table in boards.items():
+    for (dataset, model, target_class), table in boards.items():
         stem = f"{safe_name(dataset)}_{safe_name(model)}"
-        parts.append(f"<h3>{_e(dataset)} / {_e(model)}</h3>{table}")
-        parts.append(_figures(named(f"curves_{stem}"), root, used))
+        heading = " / ".join([dataset, model] + ([target_class] if target_class else []))
+        parts.append(f"<h3>{_e(heading)}</h3>{table}")
+        parts.append(_figures(named(f"curves_{stem}"), root, used))  # per (dataset, model): shown once
+        in_block = (board["dataset"].astype(str) == dataset) & (board["model"].astype(str) == model)
+        if target_class:  # multi-label: plots per explained class
+            stem += f"_{safe_name(target_class)}"
+            in_block &= board["class"].fillna("").astype(str) == target_class
         parts.append(_figures(named(f"distributions_{stem}"), root, used))
-        metrics = sorted(board.loc[(board["dataset"].astype(str) == dataset)
-                                   & (board["model"].astype(str) == model), "metric"].astype(str).unique())
+        metrics = sorted(board.loc[in_block, "metric"].astype(str).unique())
         cds = [p for m in metrics for p in named(f"cd_{stem}_{safe_name(m)}")]
         if cds:
             parts.append("<details open><summary>critical-difference diagrams (Nemenyi, α = 0.05)</summary>"

@@ -50,6 +50,18 @@ def _stem(out_dir: Path, prefix: str, *labels: object) -> Path:
     return out_dir / "_".join([prefix] + [safe_name(str(label)) for label in labels])
 
 
+def _with_blocks(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The plot blocks: (dataset, model), and the explained class for multi-label results."""
+    if "class" not in results.columns:
+        return results, ["dataset", "model"]
+    return results.assign(**{"class": results["class"].fillna("").astype(str)}), ["dataset", "model", "class"]
+
+
+def _labels(key: tuple) -> list[str]:
+    """A group key as file-name/title labels, without an empty class (single-label rows)."""
+    return [str(k) for k in key if str(k) != ""]
+
+
 def _save(fig: plt.Figure, stem: Path, tight: bool = False) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
@@ -115,7 +127,8 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
     with every sample's value as a point, per explainer; a dashed line marks the chance level
     where the metric has one."""
     written = []
-    for (dataset, model), frame in results.groupby(["dataset", "model"], sort=True):
+    results, blocks = _with_blocks(results)
+    for key, frame in results.groupby(blocks, sort=True):
         metric_names = sorted(frame["metric"].unique())
         ncols = 2 if len(metric_names) == 4 else min(3, len(metric_names))
         nrows = int(np.ceil(len(metric_names) / ncols))
@@ -144,9 +157,9 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
                 ax.set_title(f"{metric}{_arrow(sub)}")
                 ax.set_xlabel("value")
                 ax.set_ylabel("")
-            fig.suptitle(f"{dataset} / {model}")
+            fig.suptitle(" / ".join(_labels(key)))
             fig.tight_layout()
-            written += _save(fig, _stem(out_dir, "distributions", dataset, model))
+            written += _save(fig, _stem(out_dir, "distributions", *_labels(key)))
     return written
 
 
@@ -227,24 +240,32 @@ def plot_cd_diagrams(results: pd.DataFrame, friedman: pd.DataFrame, nemenyi: pd.
     from faithbench.stats import mean_ranks
 
     written = []
-    friedman = friedman.set_index(["dataset", "model", "metric"]) if len(friedman) else friedman
-    for (dataset, model, metric), frame in results.groupby(["dataset", "model", "metric"], sort=True):
+    results, blocks = _with_blocks(results)
+    if "class" in friedman.columns:
+        friedman = friedman.assign(**{"class": friedman["class"].fillna("").astype(str)})
+    if "class" in nemenyi.columns:
+        nemenyi = nemenyi.assign(**{"class": nemenyi["class"].fillna("").astype(str)})
+    friedman = friedman.set_index(blocks + ["metric"]) if len(friedman) else friedman
+    for key, frame in results.groupby(blocks + ["metric"], sort=True):
+        dataset, model, metric = key[0], key[1], key[-1]
         wide = frame.pivot(index=["seed", "sample_id"], columns="explainer", values="value").astype(float)
         wide = wide.dropna(axis=1, how="all").sort_index(axis=1)
         if wide.shape[1] < 3 or wide.dropna().shape[0] < 2:
             continue
         ranks = mean_ranks(wide, bool(frame["higher_is_better"].iloc[0]))
-        key = (dataset, model, metric)
         info = friedman.loc[key] if len(friedman) and key in friedman.index else None
         cd = float(info["cd"]) if info is not None else np.nan
-        pairs = nemenyi[(nemenyi["dataset"] == dataset) & (nemenyi["model"] == model) & (nemenyi["metric"] == metric)]
+        in_cell = (nemenyi["dataset"] == dataset) & (nemenyi["model"] == model) & (nemenyi["metric"] == metric)
+        if len(key) == 4 and "class" in nemenyi.columns:
+            in_cell &= nemenyi["class"] == key[2]
+        pairs = nemenyi[in_cell]
         p_of = {frozenset((r.explainer_a, r.explainer_b)): float(r.p) for r in pairs.itertuples(index=False)}
         cliques = cd_cliques(ranks, p_of, alpha)
         subtitle = ""
         if info is not None:
             subtitle = f"\nFriedman p = {float(info['p']):.2g}, {int(info['n_blocks'])} samples, k = {int(info['k'])}"
-        title = f"{dataset} / {model} / {metric}{_arrow(frame)}{subtitle}"
-        written += plot_cd_diagram(ranks, cd, cliques, title, _stem(out_dir, "cd", dataset, model, metric))
+        title = f"{' / '.join(_labels(key))}{_arrow(frame)}{subtitle}"
+        written += plot_cd_diagram(ranks, cd, cliques, title, _stem(out_dir, "cd", *_labels(key)))
     return written
 
 

@@ -78,7 +78,8 @@ class Cell:
 
 @dataclass(frozen=True)
 class LeaderboardTable:
-    """One (dataset, model) of the leaderboard: ``cells[explainer][metric]`` (None: no value)."""
+    """One (dataset, model) of the leaderboard, or (dataset, model, class) for multi-label
+    results: ``cells[explainer][metric]`` (None: no value)."""
 
     dataset: str
     model: str
@@ -86,6 +87,11 @@ class LeaderboardTable:
     higher_is_better: dict[str, bool]
     explainers: list[str]
     cells: dict[str, dict[str, Cell | None]]
+    target_class: str = ""  # the explained class (multi-label results), else empty
+
+    @property
+    def title(self) -> str:
+        return " / ".join([self.dataset, self.model] + ([self.target_class] if self.target_class else []))
 
     def arrow(self, metric: str) -> str:
         return "↑" if self.higher_is_better[metric] else "↓"
@@ -100,7 +106,13 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
     tables = []
     if board.empty:
         return tables
-    for (dataset, model), frame in board.groupby(["dataset", "model"], sort=True):
+    blocks = ["dataset", "model"]
+    if "class" in board.columns:  # multi-label: one table per explained class
+        board = board.assign(**{"class": board["class"].fillna("").astype(str)})
+        blocks.append("class")
+    for key, frame in board.groupby(blocks, sort=True):
+        dataset, model = key[0], key[1]
+        target_class = str(key[2]) if len(key) > 2 else ""
         metrics = sorted(frame["metric"].unique())
         hib = {m: bool(frame.loc[frame["metric"] == m, "higher_is_better"].iloc[0]) for m in metrics}
         order = (frame.groupby("explainer")["rank"].mean().rename("r").reset_index()
@@ -120,7 +132,7 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
                     best=bool(not math.isnan(mean) and mean == best),
                     significant=str(row.beats_random) in ("True", "1", "1.0"),
                 )
-        tables.append(LeaderboardTable(str(dataset), str(model), metrics, hib, explainers, cells))
+        tables.append(LeaderboardTable(str(dataset), str(model), metrics, hib, explainers, cells, target_class))
     return tables
 
 
@@ -129,7 +141,7 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     note = "\\" + SIGNIFICANCE_NOTE.replace("[", "\\[").replace("]", "\\]").replace("<", "\\<")
     lines = ["# Leaderboard", "", note, ""]
     for table in leaderboard_tables(board):
-        lines += [f"## {markdown_escape(table.dataset)} / {markdown_escape(table.model)}", ""]
+        lines += [f"## {markdown_escape(table.title)}", ""]
         header = ["explainer"] + [f"{markdown_escape(m)} {table.arrow(m)}" for m in table.metrics]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|---" + "|---:" * len(table.metrics) + "|")
@@ -160,10 +172,10 @@ def leaderboard_latex(board: pd.DataFrame) -> str:
              "% " + SIGNIFICANCE_NOTE.replace("↑", "up").replace("↓", "down"), ""]
     for table in leaderboard_tables(board):
         lines += [r"\begin{table}[ht]", r"\centering", r"\small",
-                  r"\caption{" + latex_escape(f"{table.dataset} / {table.model}")
+                  r"\caption{" + latex_escape(table.title)
                   + r": mean [95\% bootstrap CI]; bold: best per column; "
                   r"$^{*}$: better than the random control (one-sided Wilcoxon, Holm-adjusted $p<0.05$).}",
-                  r"\label{tab:faithbench-" + safe_name(f"{table.dataset}-{table.model}") + "}",
+                  r"\label{tab:faithbench-" + safe_name(table.title.replace(" / ", "-")) + "}",
                   r"\begin{tabular}{l" + "r" * len(table.metrics) + "}", r"\toprule"]
         header = ["Explainer"] + [f"{latex_escape(m)} {arrows[table.higher_is_better[m]]}" for m in table.metrics]
         lines.append(" & ".join(header) + r" \\")

@@ -54,6 +54,8 @@ class GroupData:
     background: float
     permuted_model: nn.Module | None = None  # same recipe on permuted labels (data randomisation)
     permuted_key: str | None = None
+    classes: tuple[str, ...] = ()
+    multilabel: bool = False  # one sigmoid per class; rows carry the explained class's name
 
 
 @dataclass
@@ -128,7 +130,9 @@ def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, mode
     """The first ``n_samples`` samples of ``dataset`` in batches, with the explained target.
     ``subset="positive"`` keeps only samples whose label is not 0 (the abnormal cases: an
     explanation of "normal" has no finding to point at, and a blurred insertion baseline
-    already looks normal), still the first ``n_samples`` of them in index order.
+    already looks normal), still the first ``n_samples`` of them in index order. A multi-label
+    dataset yields one row per (sample, explained class) of ``target_mode``
+    (:mod:`faithbench.runner.targets`); ``positive`` then means any class present.
 
     Streams: one batch is in memory at a time. A sample that cannot be read or collated (a
     mask whose shape does not match its image, a missing file) raises :class:`InputDataError`
@@ -150,7 +154,7 @@ def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, mode
             if taken == n_samples:
                 break
             sample = read(i)
-            if subset == "positive" and int(sample.label) == 0:
+            if subset == "positive" and not _is_positive(sample):
                 continue
             samples.append(sample)
             taken += 1
@@ -162,6 +166,9 @@ def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, mode
         if taken == 0:
             raise InputDataError(f"dataset {label!r} ({split} split): no sample with a positive label")
 
+    if getattr(dataset, "multilabel", False):  # one row per (sample, explained class)
+        yield from _class_batches(batches(), target_mode, tuple(dataset.classes), batch_size, label, split)
+        return
     for samples in batches():
         try:
             batch = Batch.collate(samples)
@@ -173,6 +180,35 @@ def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, mode
             with torch.no_grad():
                 target = predict_logits(model, batch.x).argmax(-1)
         yield batch, target
+
+
+def _is_positive(sample: Any) -> bool:
+    """A non-zero label; a multi-label sample: any class present."""
+    labels = getattr(sample, "labels", None)
+    if labels is not None:
+        return bool(labels.any())
+    return int(sample.label) != 0
+
+
+def _class_batches(sample_lists: Iterator[list[Any]], target_mode: Any, classes: tuple[str, ...], batch_size: int,
+                   label: str, split: str) -> Iterator[tuple[Batch, Tensor]]:
+    """A multi-label dataset's (sample, class) units (:mod:`faithbench.runner.targets`)."""
+    from faithbench.runner.targets import class_batches
+
+    if target_mode in ("predicted", "label"):
+        raise InputDataError(f"dataset {label!r} is multi-label: target {target_mode!r} explains one class per "
+                             f"sample; use each_positive or {{classes: [...]}}")
+    units = 0
+    try:
+        for batch, target in class_batches((s for samples in sample_lists for s in samples), target_mode, classes,
+                                           batch_size):
+            units += len(batch)
+            yield batch, target
+    except (ValueError, RuntimeError) as exc:
+        raise InputDataError(f"dataset {label!r} ({split} split): {exc}") from exc
+    if units == 0:
+        raise InputDataError(f"dataset {label!r} ({split} split): no (sample, class) pair to explain for "
+                             f"target {target_mode!r}")
 
 
 class PassCounter:
@@ -277,7 +313,8 @@ class CellRun:
                                           saliency=saliency, masks=batch.masks,
                                           predict=ForwardCounter(self.data.model), explainer=self.explainer,
                                           background=self.data.background, seed=self.cell.seed,
-                                          permuted_model=self.data.permuted_model)
+                                          permuted_model=self.data.permuted_model,
+                                          multilabel=self.data.multilabel, labels=batch.labels)
                     payload = self._score(metric, ctx, batch)
                     self.store.put_json("scores", score_key, payload)
                     self.result.computed["scores"] += 1
@@ -286,7 +323,8 @@ class CellRun:
                 continue
             self.metric_cost[spec.label]["seconds"] += payload["seconds"]
             self.metric_cost[spec.label]["passes"] += payload["passes"]
-            _append_rows(self.result, self.cell, spec, metric, batch, target, payload)
+            _append_rows(self.result, self.cell, spec, metric, batch, target, payload,
+                         self.data.classes if self.data.multilabel else None)
         if self.regions is not None:
             try:
                 self._region_rows(sal_key, saliency, batch, target)
@@ -422,7 +460,9 @@ def run_cell(cell: Cell, data: GroupData, metric_specs: list[PluginSpec], store:
 
 
 def _append_rows(result: CellResult, cell: Cell, spec: PluginSpec, metric: Metric, batch: Batch,
-                 target: Tensor, payload: dict[str, Any]) -> None:
+                 target: Tensor, payload: dict[str, Any], classes: tuple[str, ...] | None = None) -> None:
+    """Tidy rows of one metric on one batch; ``classes`` (multi-label datasets) adds the column
+    ``class``, the explained class's name (``label`` is then whether that class is present)."""
     for i, sample_id in enumerate(batch.ids):
         value = payload["value"][i]
         chance = payload["chance"][i] if payload["chance"] is not None else math.nan
@@ -432,6 +472,8 @@ def _append_rows(result: CellResult, cell: Cell, spec: PluginSpec, metric: Metri
                "metric": spec.label, "seed": cell.seed, "sample_id": sample_id, "value": float(value),
                "chance": float(chance), "higher_is_better": metric.higher_is_better,
                "category": metric.category.value, "label": int(batch.label[i]), "target": int(target[i])}
+        if classes is not None:
+            row["class"] = classes[int(target[i])]
         result.rows.append(row)
         if payload["curve"] is not None:
             for k, (frac, score) in enumerate(zip(payload["fractions"], payload["curve"][i])):

@@ -103,7 +103,8 @@ def open_group(group: Group, splits: tuple[BaseDataset, BaseDataset, BaseDataset
     """Train or load the group's checkpoint (and its permuted-label twin when a metric needs it)."""
     train, val, test = splits
     ckpt = load_checkpoint(group.model, train, val, test, group.seed, cache)
-    data = GroupData(ckpt.model, ckpt.key, test.fingerprint(), test.background)
+    data = GroupData(ckpt.model, ckpt.key, test.fingerprint(), test.background, classes=tuple(test.classes),
+                     multilabel=bool(test.multilabel))
     twin = None
     if needs_permuted:
         twin = load_checkpoint(group.model, train, val, test, group.seed, cache, permute_labels=True)
@@ -119,7 +120,7 @@ def write_galleries(plots_dir: Path, galleries: list[tuple[str, str, Any, dict[s
     for dataset, model, batch, previews in galleries:
         if not previews:
             continue
-        mask = batch.masks.get("lesion")
+        mask = batch.masks.get("lesion", batch.masks.get("target"))  # multi-label: the explained class's
         plot_saliency_gallery(batch.x[:k], {name: sal[:k] for name, sal in previews.items()},
                               None if mask is None else mask[:k],
                               plots_dir / f"gallery_{safe_name(dataset)}_{safe_name(model)}.png")

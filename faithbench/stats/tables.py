@@ -6,6 +6,10 @@ category, chance``. Within a (dataset, model, metric) cell each (seed, sample_id
 paired observation: explainers are compared on the same samples, and a NaN value (metric
 not defined for that sample) removes the sample only from the comparisons it takes part
 in. Every table is sorted by its keys, so the same results always give the same table.
+
+Multi-label results carry a ``class`` column (the explained class; empty for single-label rows of
+a mixed table): the cell is then (dataset, model, class, metric), every table gains a ``class``
+column after ``model``, and the blocks of :func:`overall_ranks` are (dataset, model, class).
 """
 
 from __future__ import annotations
@@ -53,6 +57,17 @@ OVERALL_COLUMNS = ["metric", "explainer", "mean_rank", "n_blocks", "friedman_p"]
 AGREEMENT_COLUMNS = ["dataset", "model", "metric_a", "metric_b", "tau", "p", "n_explainers"]
 
 ALPHA = 0.05
+CLASS = "class"
+
+
+def with_class(columns: list[str]) -> list[str]:
+    """``columns`` with ``class`` inserted after ``model`` (the multi-label tables)."""
+    at = columns.index("model") + 1
+    return columns[:at] + [CLASS] + columns[at:]
+
+
+def _keys(frame: pd.DataFrame, keys: list[str]) -> list[str]:
+    return with_class(keys) if CLASS in frame.columns else keys
 
 
 def _check(results: pd.DataFrame) -> pd.DataFrame:
@@ -63,6 +78,8 @@ def _check(results: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(
             f"expected the tidy results columns {REQUIRED}, missing {missing}"
         )
+    if CLASS in results.columns:
+        results = results.assign(**{CLASS: results[CLASS].fillna("").astype(str)})
     for column in ("higher_is_better", "category"):
         counts = results.groupby("metric", observed=True, sort=True)[column].nunique(dropna=False)
         bad = counts[counts > 1]
@@ -71,22 +88,26 @@ def _check(results: pd.DataFrame) -> pd.DataFrame:
                 f"expected {column!r} constant per metric, got several values for "
                 f"metric(s) {list(bad.index)}"
             )
-    duplicated = results.duplicated(CELL + ["explainer"] + PAIR_KEY)
+    unique = _keys(results, CELL) + ["explainer"] + PAIR_KEY
+    duplicated = results.duplicated(unique)
     if duplicated.any():
-        first = results.loc[duplicated, CELL + ["explainer"] + PAIR_KEY].iloc[0].to_dict()
+        first = results.loc[duplicated, unique].iloc[0].to_dict()
         raise ValueError(
-            "expected one row per (dataset, model, explainer, metric, seed, sample_id), got "
+            f"expected one row per ({', '.join(unique)}), got "
             f"{int(duplicated.sum())} duplicate row(s), e.g. {first}"
         )
     return results
 
 
 def _cells(results: pd.DataFrame):
-    """Yield ((dataset, model, metric), rows of that cell), sorted by key."""
-    for key, frame in _check(results).groupby(CELL, observed=True, sort=True):
+    """Yield ({key column: value} of (dataset, model[, class], metric), rows of that cell),
+    sorted by key."""
+    results = _check(results)
+    names = _keys(results, CELL)
+    for key, frame in results.groupby(names, observed=True, sort=True):
         # A fixed row order makes the bootstrap resamples (and float sums) independent of
         # the order in which results were collected.
-        yield key, frame.sort_values(["explainer"] + PAIR_KEY, kind="stable")
+        yield dict(zip(names, key)), frame.sort_values(["explainer"] + PAIR_KEY, kind="stable")
 
 
 def _wide(frame: pd.DataFrame) -> pd.DataFrame:
@@ -96,9 +117,9 @@ def _wide(frame: pd.DataFrame) -> pd.DataFrame:
     return wide.sort_index(axis=1)
 
 
-def _key_frame(key, table: pd.DataFrame, names=CELL) -> pd.DataFrame:
+def _key_frame(key: dict, table: pd.DataFrame) -> pd.DataFrame:
     table = table.copy()
-    for position, (name, value) in enumerate(zip(names, key)):
+    for position, (name, value) in enumerate(key.items()):
         table.insert(position, name, value)
     return table
 
@@ -107,6 +128,8 @@ def _concat(tables: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     tables = [t for t in tables if len(t)]
     if not tables:
         return pd.DataFrame(columns=columns)
+    if CLASS in tables[0].columns and CLASS not in columns:
+        columns = with_class(columns)
     return pd.concat(tables, ignore_index=True)[columns]
 
 
@@ -188,7 +211,7 @@ def friedman_table(results: pd.DataFrame) -> pd.DataFrame:
         result = friedman(wide)
         rows.append(
             dict(
-                zip(CELL, key),
+                key,
                 statistic=result.statistic,
                 p=result.p,
                 n_blocks=result.n_blocks,
@@ -197,7 +220,8 @@ def friedman_table(results: pd.DataFrame) -> pd.DataFrame:
                 reason=result.reason,
             )
         )
-    return pd.DataFrame(rows, columns=FRIEDMAN_COLUMNS)
+    columns = with_class(FRIEDMAN_COLUMNS) if rows and CLASS in rows[0] else FRIEDMAN_COLUMNS
+    return pd.DataFrame(rows, columns=columns)
 
 
 def nemenyi_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -231,11 +255,12 @@ def overall_ranks(results: pd.DataFrame) -> pd.DataFrame:
     metric, then mean rank.
     """
     results = _check(results)
+    blocks = _keys(results, ["dataset", "model"])
     tables = []
     for metric, frame in results.groupby("metric", observed=True, sort=True):
         higher_is_better = bool(frame["higher_is_better"].iloc[0])
-        frame = frame.sort_values(["dataset", "model", "explainer"] + PAIR_KEY, kind="stable")
-        means = frame.groupby(["dataset", "model", "explainer"], observed=True)["value"].mean()
+        frame = frame.sort_values(blocks + ["explainer"] + PAIR_KEY, kind="stable")
+        means = frame.groupby(blocks + ["explainer"], observed=True)["value"].mean()
         wide = means.unstack("explainer").astype(float).dropna(axis=1, how="all")
         wide = wide.sort_index(axis=1)
         if wide.shape[1] == 0:
@@ -270,9 +295,10 @@ def agreement_table(leaderboard_df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"expected leaderboard columns {needed}, missing {missing}")
     rows = []
-    for (dataset, model), frame in leaderboard_df.groupby(
-        ["dataset", "model"], observed=True, sort=True
-    ):
+    blocks = _keys(leaderboard_df, ["dataset", "model"])
+    if CLASS in leaderboard_df.columns:
+        leaderboard_df = leaderboard_df.assign(**{CLASS: leaderboard_df[CLASS].fillna("").astype(str)})
+    for key, frame in leaderboard_df.groupby(blocks, observed=True, sort=True):
         ranks = frame.pivot(index="explainer", columns="metric", values="rank").astype(float)
         for metric_a, metric_b in itertools.combinations(sorted(ranks.columns), 2):
             pair = ranks[[metric_a, metric_b]].dropna()
@@ -283,8 +309,7 @@ def agreement_table(leaderboard_df: pd.DataFrame) -> pd.DataFrame:
                 tau, p = float(result.statistic), float(result.pvalue)
             rows.append(
                 {
-                    "dataset": dataset,
-                    "model": model,
+                    **dict(zip(blocks, key)),
                     "metric_a": metric_a,
                     "metric_b": metric_b,
                     "tau": tau,
@@ -292,4 +317,4 @@ def agreement_table(leaderboard_df: pd.DataFrame) -> pd.DataFrame:
                     "n_explainers": int(len(pair)),
                 }
             )
-    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+    return pd.DataFrame(rows, columns=_keys(leaderboard_df, AGREEMENT_COLUMNS))

@@ -8,7 +8,9 @@ corner). For k = 0..steps the top ``round(k/steps * n)`` features are replaced:
 - insertion starts from the insertion baseline and restores features of x.
 
 Score at each step: softmax probability of the target (``prob``), the target logit (``logit``)
-or 1/0 whether the argmax is the target (``correct``). AUC is the trapezoid over the fraction
+or 1/0 whether the argmax is the target (``correct``); for a multi-label model (one sigmoid per
+class) the sigmoid of the target logit (``sigmoid``) or 1/0 whether the target class is
+predicted present, logit > 0 (``present``). AUC is the trapezoid over the fraction
 of features replaced, in [0, 1]. Every perturbed image is built on the model's device, batched
 across samples and steps in chunks of ``max_batch`` images.
 """
@@ -25,7 +27,10 @@ from torch import Tensor
 from faithbench.metrics.functional.similarity import spearman
 
 Predict = Callable[[Tensor], Tensor]
-Score = Literal["prob", "logit", "correct"]
+Score = Literal["prob", "logit", "correct", "sigmoid", "present"]
+# the multi-label counterpart of each single-label score (SCIENCE.md: "sigmoid for multi-label")
+MULTILABEL_SCORE = {"prob": "sigmoid", "correct": "present", "logit": "logit", "sigmoid": "sigmoid",
+                    "present": "present"}
 BaselineName = Literal["zero", "blur", "mean", "noise", "uniform"]
 BASELINES = ("zero", "blur", "mean", "noise", "uniform")
 
@@ -133,15 +138,20 @@ def step_counts(n_features: int, steps: int) -> Tensor:
 
 # --- curves ---------------------------------------------------------------------------
 def score_logits(logits: Tensor, target: Tensor, score: Score) -> Tensor:
-    """The score of the target class: ``prob`` (softmax), ``logit`` or ``correct`` (argmax == target, 0/1)."""
+    """The score of the target class: ``prob`` (softmax), ``logit``, ``correct`` (argmax == target,
+    0/1); multi-label: ``sigmoid`` (sigmoid of the target logit) or ``present`` (target logit > 0, 0/1)."""
     picked = logits.gather(1, target[:, None])[:, 0]
     if score == "logit":
         return picked
+    if score == "sigmoid":
+        return picked.sigmoid()
+    if score == "present":
+        return (picked > 0).to(logits.dtype)
     if score == "prob":
         return logits.softmax(-1).gather(1, target[:, None])[:, 0]
     if score == "correct":
         return (logits.argmax(-1) == target).to(logits.dtype)
-    raise ValueError(f"unknown score {score!r}; expected prob, logit or correct")
+    raise ValueError(f"unknown score {score!r}; expected prob, logit, correct, sigmoid or present")
 
 
 def _chunks(total: int, size: int) -> Iterator[slice]:

@@ -1,0 +1,106 @@
+"""Multi-label targets: which classes of a sample are explained, one explanation row per
+(sample, class).
+
+A multi-label dataset (``dataset.multilabel``; samples carry ``labels (K,)``) is explained per
+class: the suite's ``target`` is ``each_positive`` (every class present in the sample) or
+:class:`~faithbench.config.ClassTargets` (named classes, on all samples, only where present, or
+one-vs-normal). :func:`expand_targets` turns samples into (sample, class) units;
+:func:`class_batches` streams them in batches whose ``target`` is the explained class.
+
+Per-class localisation: when the dataset has a mask named after each class (``nodule``,
+``cavity``), every batch also carries the mask ``target`` (:data:`TARGET_MASK`): row i's copy of
+the mask of its explained class. A localisation metric with ``mask: target`` thus scores each
+row against its own class's mask; nothing in the metrics changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from faithbench.config import ClassTargets
+from faithbench.types import Batch, Sample
+
+TARGET_MASK = "target"
+
+
+def class_indices(target: Any, classes: Sequence[str]) -> list[int]:
+    """The class indices a target explains: the named classes of a :class:`ClassTargets` (in its
+    order), else every class."""
+    names = getattr(target, "classes", None)
+    if not names:
+        return list(range(len(classes)))
+    unknown = [n for n in names if n not in classes]
+    if unknown:
+        raise ValueError(f"unknown class {unknown[0]!r}; the dataset's classes are {', '.join(classes)}")
+    return [list(classes).index(n) for n in names]
+
+
+def sample_targets(labels: Tensor, target: Any, classes: Sequence[str]) -> list[int]:
+    """The classes explained for one sample with 0/1 ``labels (K,)``:
+
+    - ``each_positive`` / ``samples: positive``: the requested classes present in the sample;
+    - ``samples: all``: every requested class;
+    - ``samples: one_vs_normal``: the requested class when it is the sample's only finding, or
+      every requested class when the sample has no finding (the normal reference).
+    """
+    if labels.ndim != 1 or labels.shape[0] != len(classes):
+        raise ValueError(f"expected a label vector of shape ({len(classes)},), got {tuple(labels.shape)}")
+    wanted = class_indices(target, classes)
+    samples = "positive" if target == "each_positive" else getattr(target, "samples", None)
+    present = [bool(v) for v in labels.tolist()]
+    if samples == "all":
+        return wanted
+    if samples == "positive":
+        return [c for c in wanted if present[c]]
+    if samples == "one_vs_normal":
+        n_found = sum(present)
+        return [c for c in wanted if n_found == 0 or (n_found == 1 and present[c])]
+    raise ValueError(f"expected target each_positive or {{classes, samples}}, got {target!r}")
+
+
+def expand_targets(samples: Sequence[Sample], target: Any, classes: Sequence[str]) -> list[tuple[Sample, int]]:
+    """(sample, class) units in sample order, each sample's classes in ``target``'s order."""
+    units = []
+    for s in samples:
+        if s.labels is None:
+            raise ValueError(f"sample {s.id!r} of a multi-label dataset has no label vector 'labels'")
+        units += [(s, c) for c in sample_targets(s.labels, target, classes)]
+    return units
+
+
+def collate_units(units: Sequence[tuple[Sample, int]], classes: Sequence[str]) -> tuple[Batch, Tensor]:
+    """A batch of (sample, class) units and its ``target (B,)`` of class indices. ``batch.label``
+    is the explained class's 0/1 label (is the class present?), ``batch.labels`` the full vectors;
+    ``batch.masks["target"]`` the explained class's mask per row when every class has a mask."""
+    batch = Batch.collate([s for s, _ in units])
+    target = torch.tensor([c for _, c in units], dtype=torch.long)
+    assert batch.labels is not None
+    batch.label = batch.labels.gather(1, target[:, None])[:, 0]
+    if TARGET_MASK in batch.masks:
+        raise ValueError(f"the dataset has a mask named {TARGET_MASK!r}, the name reserved for the explained "
+                         f"class's mask")
+    if all(name in batch.masks for name in classes):
+        rows = torch.arange(len(units))
+        per_class = torch.stack([batch.masks[name] for name in classes], dim=1)  # (B, K, *spatial)
+        batch.masks[TARGET_MASK] = per_class[rows, target]
+    return batch, target
+
+
+def class_batches(samples: Iterator[Sample], target: Any, classes: Sequence[str],
+                  batch_size: int) -> Iterator[tuple[Batch, Tensor]]:
+    """Stream (sample, class) units of ``samples`` in batches of at most ``batch_size`` units."""
+    pending: list[tuple[Sample, int]] = []
+    for sample in samples:
+        pending += expand_targets([sample], target, classes)
+        while len(pending) >= batch_size:
+            yield collate_units(pending[:batch_size], classes)
+            pending = pending[batch_size:]
+    if pending:
+        yield collate_units(pending, classes)
+
+
+__all__ = ["TARGET_MASK", "class_batches", "class_indices", "collate_units", "expand_targets", "sample_targets"]

@@ -1,0 +1,81 @@
+"""phantom_cxr_multilabel: two independent findings, each wholly in a lung with its exact mask."""
+
+import pytest
+import torch
+from scipy.stats import binomtest, chi2_contingency
+
+from faithbench.datasets import PhantomCXR, PhantomCXRMultiLabel
+from faithbench.registry import datasets
+
+
+@pytest.fixture(scope="module")
+def train():
+    return PhantomCXRMultiLabel("train", n=240, size=48)
+
+
+def test_deterministic_and_split_dependent(train):
+    again = PhantomCXRMultiLabel("train", n=240, size=48)
+    for i in (0, 7, 123):
+        a, b = train[i], again[i]
+        assert torch.equal(a.image, b.image) and torch.equal(a.labels, b.labels)
+        assert all(torch.equal(a.masks[k], b.masks[k]) for k in a.masks)
+    assert not torch.equal(PhantomCXRMultiLabel("val", n=10, size=48)[0].image, train[0].image)
+    assert train.fingerprint() != PhantomCXRMultiLabel("train", n=240, size=48, prevalence=0.3).fingerprint()
+
+
+def test_anatomy_is_phantom_cxrs_without_a_lesion(train):
+    anatomy = PhantomCXR("train", n=240, size=48, prevalence=0.0)[3]
+    sample = train[3]
+    for name in ("lung_left", "lung_right", "heart", "spine", "body"):
+        assert torch.equal(sample.masks[name], anatomy.masks[name])
+    assert sample.labels.tolist() == [1, 1]
+    # outside the findings' discs the image is the anatomy plus the tail of the nodule's Gaussian
+    outside = ~(sample.masks["nodule"] | sample.masks["cavity"])
+    rows, cols = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    (r, c), radius = sample.meta["nodule_centre"], sample.meta["nodule_radius"]
+    tail = 0.35 * torch.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * (radius / 1.5) ** 2))
+    assert torch.allclose(sample.image[0][outside], (anatomy.image[0] + tail)[outside], atol=1e-6)
+
+
+def test_labels_masks_and_independence(train):
+    x, y = train.tensors()
+    assert x.shape == (240, 1, 48, 48) and y.shape == (240, 2) and y.dtype == torch.long
+    assert train.multilabel and train.classes == ("nodule", "cavity")
+    counts = torch.zeros(2, 2)
+    for i in range(len(train)):
+        s = train[i]
+        assert torch.equal(s.labels, y[i]) and torch.equal(s.image, x[i])
+        lungs = s.masks["lung_left"] | s.masks["lung_right"]
+        for c, name in enumerate(train.classes):
+            mask = s.masks[name]
+            assert bool(mask.any()) == bool(s.labels[c])  # a mask exactly when the class is present
+            assert not (mask & ~lungs).any()  # wholly inside a lung
+        assert not (s.masks["nodule"] & s.masks["cavity"]).any()
+        assert s.label == (int(s.labels.argmax()) if s.labels.any() else 0)
+        counts[int(y[i, 0]), int(y[i, 1])] += 1
+    for c in range(2):  # prevalence 0.5 each
+        assert binomtest(int(y[:, c].sum()), 240, 0.5).pvalue > 0.01
+    assert chi2_contingency(counts.numpy()).pvalue > 0.01  # no dependence between the classes
+
+
+def test_the_findings_look_different(train):
+    """The nodule is brightest at its centre; the cavity's centre (lumen) is darker than its wall."""
+    for i in range(40):
+        s = train[i]
+        img = s.image[0]
+        for name in ("nodule", "cavity"):
+            if s.labels[train.classes.index(name)]:
+                r, c = s.meta[f"{name}_centre"]
+                wall = img[s.masks[name]].mean()
+                assert (img[r, c] > wall) if name == "nodule" else (img[r, c] < 0.1 < wall)
+
+
+def test_registered_and_parameter_errors():
+    assert datasets.get("phantom_cxr_multilabel") is PhantomCXRMultiLabel
+    with pytest.raises(ValueError, match="prevalence in \\[0, 1\\]"):
+        PhantomCXRMultiLabel(prevalence=1.5)
+    with pytest.raises(ValueError, match="0 < min <= max for cavity_radius"):
+        PhantomCXRMultiLabel(cavity_radius=(5.0, 3.0))
+    with pytest.raises(IndexError, match="out of range"):
+        PhantomCXRMultiLabel(n=3)[3]
+    assert PhantomCXRMultiLabel(n=2, channels=3)[0].image.shape == (3, 64, 64)

@@ -1,0 +1,116 @@
+"""Multi-label metrics: sigmoid scores for perturbation metrics, and class sensitivity."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from torch import nn
+
+from faithbench.configurable import ParameterError
+from faithbench.metrics.base import EvalContext, ForwardCounter
+from faithbench.metrics.class_sensitivity import ClassSensitivity
+from faithbench.metrics.faithfulness import DeletionAUC
+from faithbench.metrics.functional.perturbation import score_logits
+
+
+def test_score_logits_sigmoid_and_present():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [-3.0, 0.0, 1.0]])
+    target = torch.tensor([1, 2])
+    assert score_logits(logits, target, "sigmoid").tolist() == pytest.approx([1 / (1 + math.e), 1 / (1 + math.exp(-1))])
+    assert score_logits(logits, target, "present").tolist() == [0.0, 1.0]
+    # the softmax of the same target for comparison: not the same number
+    assert score_logits(logits, target, "prob")[0] == pytest.approx(math.exp(-1) / (math.exp(2) + math.exp(-1) + math.exp(0.5)))
+
+
+class SumLogits(nn.Module):
+    """Logits (s, -s, 2s) with s = sum of the image: every score is known by hand."""
+
+    def forward(self, x):
+        s = x.flatten(1).sum(1)
+        return torch.stack([s, -s, 2 * s], dim=1)
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_deletion_scores_sigmoid_of_the_target_on_multilabel(multilabel):
+    x = torch.full((2, 1, 2, 2), 0.25)  # s = 1
+    target = torch.tensor([0, 2])
+    model = SumLogits()
+    ctx = EvalContext(model=model, x=x, target=target, label=target, saliency=torch.rand(2, 2, 2), masks={},
+                      predict=ForwardCounter(model), multilabel=multilabel)
+    out = DeletionAUC(steps=1)(ctx)  # two points: x (s = 1), then the zero background (s = 0)
+    if multilabel:
+        sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+        first = [sig(1.0), sig(2.0)]
+        last = [0.5, 0.5]
+    else:
+        first = [math.e / (math.e + math.exp(-1) + math.e**2), math.e**2 / (math.e + math.exp(-1) + math.e**2)]
+        last = [1 / 3, 1 / 3]
+    assert out["curve"][:, 0].tolist() == pytest.approx(first, abs=1e-6)
+    assert out["curve"][:, 1].tolist() == pytest.approx(last, abs=1e-6)
+    assert out["value"].tolist() == pytest.approx([(a + b) / 2 for a, b in zip(first, last)], abs=1e-6)
+
+
+# class sensitivity -------------------------------------------------------------------------
+PATTERNS = torch.tensor([
+    [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]],
+    [[9.0, 1.0, 3.0], [2.0, -8.0, 4.0], [5.0, 6.0, 7.0]],   # |.| ranks differ from class 0's
+    [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [9.0, 8.0, 7.0]],    # nearly class 0's
+])
+
+
+class PerClass:
+    """An explainer whose map depends on the target only: the fixed pattern of its class."""
+
+    def __call__(self, model, x, target):
+        return PATTERNS[target].clone()
+
+
+class ClassBlind:
+    """The same map whatever the class (like the sobel control)."""
+
+    def __call__(self, model, x, target):
+        return x[:, 0].clone()
+
+
+def _ctx(explainer, target, labels):
+    target = torch.tensor(target)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(9, 3))
+    x = torch.arange(len(target) * 9, dtype=torch.float32).reshape(len(target), 1, 3, 3) % 5
+    return EvalContext(model=model, x=x, target=target, label=target, saliency=explainer(model, x, target),
+                       masks={}, predict=ForwardCounter(model), explainer=explainer,
+                       labels=None if labels is None else torch.tensor(labels), multilabel=True)
+
+
+def _rho(a, b):
+    return spearmanr(PATTERNS[a].abs().flatten(), PATTERNS[b].abs().flatten()).statistic
+
+
+def test_class_sensitivity_known_answer_over_the_other_positive_classes():
+    # row 0: class 0 with class 1 also present; row 1: class 1 with 0 and 2; row 2: class 2 alone
+    ctx = _ctx(PerClass(), [0, 1, 2], [[1, 1, 0], [1, 1, 1], [0, 0, 1]])
+    value = ClassSensitivity()(ctx)["value"]
+    expected = [_rho(0, 1), (_rho(1, 0) + _rho(1, 2)) / 2]
+    assert value[:2].tolist() == pytest.approx(expected, abs=1e-6)
+    assert math.isnan(value[2])  # no other positive class: undefined, no row
+    assert _rho(0, 1) < 0.5 < _rho(0, 2)  # the patterns do what the test says
+
+
+def test_class_sensitivity_over_all_other_classes():
+    ctx = _ctx(PerClass(), [2], None)  # no label vectors needed
+    value = ClassSensitivity(others="all")(ctx)["value"]
+    assert value.tolist() == pytest.approx([(_rho(2, 0) + _rho(2, 1)) / 2], abs=1e-6)
+
+
+def test_class_blind_map_scores_one():
+    ctx = _ctx(ClassBlind(), [0, 1], [[1, 1, 0], [1, 1, 1]])
+    assert ClassSensitivity()(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_class_sensitivity_errors():
+    with pytest.raises(ParameterError, match="'others' expects one of positive, all"):
+        ClassSensitivity(others="some")
+    with pytest.raises(ValueError, match="needs the multi-label class vectors"):
+        ClassSensitivity()(_ctx(PerClass(), [0], None))
+    assert not ClassSensitivity.info.higher_is_better and np.isin("explainer", list(ClassSensitivity.info.requires))
