@@ -6,11 +6,12 @@ dataset's ``root`` parameter (:func:`data_root`).
 
 from faithbench.datasets.base import SPLITS, BaseDataset, Dataset
 from faithbench.datasets.folder import FolderDataset
+from faithbench.datasets.longitudinal import LongitudinalFolder, PhantomLongitudinal
 from faithbench.datasets.medmnist import MedMNIST
 from faithbench.datasets.paths import ENV_VAR, DataError, data_root, resolve_path
 from faithbench.datasets.phantoms import PhantomCXR, PhantomOrgan3D
 from faithbench.datasets.semisynthetic import MNILesion
 from faithbench.datasets.volumes import VolumeDataset
 
-__all__ = ["ENV_VAR", "SPLITS", "BaseDataset", "DataError", "Dataset", "FolderDataset", "MedMNIST",
-           "MNILesion", "PhantomCXR", "PhantomOrgan3D", "VolumeDataset", "data_root", "resolve_path"]
+__all__ = ["ENV_VAR", "SPLITS", "BaseDataset", "DataError", "Dataset", "FolderDataset", "LongitudinalFolder", "MedMNIST",
+           "MNILesion", "PhantomCXR", "PhantomLongitudinal", "PhantomOrgan3D", "VolumeDataset", "data_root", "resolve_path"]
