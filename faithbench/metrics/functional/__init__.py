@@ -12,6 +12,10 @@ from faithbench.metrics.functional.randomization import (cascading_randomization
                                                           independent_randomization_curve, mprt_cascading,
                                                           mprt_independent, parameter_blocks, random_logit,
                                                           random_other_class, randomize_block)
+from faithbench.metrics.functional.temporal import (per_visit, temporal_curve, temporal_deletion_auc,
+                                                    temporal_insertion_auc, visit_importance, visit_pointing,
+                                                    visit_pointing_game, visit_ranks, visit_relevance_mass,
+                                                    visits_valid)
 from faithbench.metrics.functional.similarity import (SIMILARITIES, hog_pearson, minmax, pearson, rankdata,
                                                        similarity, spearman, spearman_abs, ssim)
 
@@ -26,6 +30,9 @@ __all__ = [
     # randomisation
     "cascading_randomization_curve", "data_randomization", "independent_randomization_curve", "mprt_cascading",
     "mprt_independent", "parameter_blocks", "random_logit", "random_other_class", "randomize_block",
+    # temporal
+    "per_visit", "temporal_curve", "temporal_deletion_auc", "temporal_insertion_auc", "visit_importance",
+    "visit_pointing", "visit_pointing_game", "visit_ranks", "visit_relevance_mass", "visits_valid",
     # similarity
     "SIMILARITIES", "hog_pearson", "minmax", "pearson", "rankdata", "similarity", "spearman", "spearman_abs",
     "ssim",
