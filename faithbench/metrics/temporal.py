@@ -14,7 +14,7 @@ from torch import Tensor
 
 from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext, Metric
-from faithbench.metrics.functional.temporal import (temporal_curve, visit_importance, visit_pointing,
+from faithbench.metrics.functional.temporal import (REMOVAL_MODES, temporal_curve, visit_importance, visit_pointing,
                                                     visit_pointing_game, visit_ranks, visit_relevance_mass,
                                                     visits_valid)
 from faithbench.metrics.functional.perturbation import auc
@@ -55,6 +55,9 @@ class TemporalPerturbation(TemporalMetric):
         if self.score not in ("prob", "logit", "correct"):
             raise ParameterError(f"{self.name}: parameter 'score' expects one of prob, logit, correct, "
                                  f"got {self.score!r}")
+        if self.mode not in REMOVAL_MODES:
+            raise ParameterError(f"{self.name}: parameter 'mode' expects one of {', '.join(REMOVAL_MODES)}, "
+                                 f"got {self.mode!r}")
         if self.max_batch < 1:
             raise ParameterError(f"{self.name}: parameter 'max_batch' must be >= 1, got {self.max_batch}")
 
@@ -65,18 +68,21 @@ class TemporalPerturbation(TemporalMetric):
             ctx.memo[key] = visit_ranks(visit_importance(saliency.to(ctx.x.device)), self.valid(ctx),
                                         generator=ctx.generator(SALT_VISIT_RANKS))
         curve, fractions = temporal_curve(ctx.predict, ctx.x, ctx.target, ctx.memo[key], pad_value=ctx.background,
-                                          insertion=self.insertion, score=self.score, max_batch=self.max_batch)
+                                          insertion=self.insertion, score=self.score, max_batch=self.max_batch,
+                                          mode=self.mode)
         return {"value": auc(curve, fractions), "curve": curve, "fractions": fractions}
 
 
-_TEMPORAL_DEFAULTS: dict[str, Any] = {"score": "prob", "max_batch": 256}
+_TEMPORAL_DEFAULTS: dict[str, Any] = {"mode": "replace", "score": "prob", "max_batch": 256}
 
 
 @metrics.register("temporal_deletion")
 class TemporalDeletion(TemporalPerturbation):
     """Temporal deletion AUC: rank the real visits by importance (the sum of their saliency over
-    space; seeded tie-break), replace the top k = 0..T by the padding frame, AUC of the target's
-    score over k / T (Petsiuk et al. 2018's deletion with visits as the features). Lower is better.
+    space; seeded tie-break), take the top k = 0..T out, AUC of the target's score over k / T
+    (Petsiuk et al. 2018's deletion with visits as the features). Lower is better. ``mode``:
+    ``replace`` (default: the padding frame in place of the visit) or ``remove`` (the visit leaves
+    the sequence, which is padded again at the beginning: a shorter history, as in training).
     Defaults: softmax probability, postprocess ``none`` (a visit's signed net contribution)."""
 
     info = MetricInfo("temporal_deletion", higher_is_better=False, category=Category.FAITHFULNESS,

@@ -163,3 +163,62 @@ def test_temporal_occlusion_recovers_the_one_visit():
     assert explainers.get("temporal_occlusion")().unsupported_reason(model, x[:, :, 0]) is not None
     hit, _ = visit_pointing(visit_importance(s), torch.tensor([[False, True, False]] * 2))
     assert hit.tolist() == [1.0, 1.0]
+
+
+class LastVisitModel(nn.Module):
+    """Logits [0, 4 * mean(last visit)]: the score reads a position, not a visit."""
+
+    arch_family = "cnn"
+
+    def forward(self, x):
+        z = 4.0 * x[:, :, -1].flatten(1).mean(1)
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+def _ramp():
+    x = torch.zeros(1, 1, 3, 2, 2)
+    for t, v in enumerate((0.2, 0.6, 1.0)):
+        x[:, :, t] = v
+    return x
+
+
+def test_keep_visits_pads_at_the_beginning():
+    from faithbench.metrics.functional.temporal import keep_visits
+
+    out = keep_visits(_ramp(), torch.tensor([[True, False, True]]), pad_value=-1.0)
+    assert out[0, 0, :, 0, 0].tolist() == pytest.approx([-1.0, 0.2, 1.0])
+    out = keep_visits(_ramp(), torch.tensor([[False, False, False]]), pad_value=-1.0)
+    assert (out == -1.0).all()
+
+
+def test_remove_mode_shifts_the_history():
+    from faithbench.metrics.functional.temporal import temporal_curve
+
+    model, x, target = LastVisitModel(), _ramp(), torch.ones(1, dtype=torch.long)
+    ranks = torch.tensor([[1, 2, 0]])  # visit 2 first, then 0, then 1
+    removed, fractions = temporal_curve(model, x, target, ranks, insertion=False, mode="remove")
+    # [0.2, 0.6, 1.0] -> [pad, 0.2, 0.6] -> [pad, pad, 0.6] -> all padding
+    assert removed[0].tolist() == pytest.approx([sig(4.0), sig(2.4), sig(2.4), 0.5])
+    replaced, _ = temporal_curve(model, x, target, ranks, insertion=False, mode="replace")
+    assert replaced[0].tolist() == pytest.approx([sig(4.0), 0.5, 0.5, 0.5])
+    inserted, _ = temporal_curve(model, x, target, ranks, insertion=True, mode="remove")
+    # keep only visit 2 -> [pad, pad, 1.0]; then visits 0 and 2 -> [pad, 0.2, 1.0]; then all
+    assert inserted[0].tolist() == pytest.approx([0.5, sig(4.0), sig(4.0), sig(4.0)])
+    assert fractions.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    ctx = _ctx(model, x, _saliency_favouring([2, 0, 1], b=1, h=2, w=2), {})
+    out = metrics.get("temporal_deletion")(mode="remove")(ctx)
+    assert out["curve"][0].tolist() == pytest.approx([sig(4.0), sig(2.4), sig(2.4), 0.5])
+    from faithbench.configurable import ParameterError
+    with pytest.raises(ParameterError, match="mode"):
+        metrics.get("temporal_deletion")(mode="drop")
+
+
+def test_temporal_occlusion_remove_mode():
+    model, x, target = LastVisitModel(), _ramp(), torch.ones(1, dtype=torch.long)
+    assert visit_drops(model, x, target, mode="remove")[0].tolist() == pytest.approx([0, 0, sig(4.0) - sig(2.4)])
+    assert visit_drops(model, x, target)[0].tolist() == pytest.approx([0, 0, sig(4.0) - 0.5])
+    s = explainers.get("temporal_occlusion")(mode="remove")(model, x, target)
+    assert visit_importance(s)[0].tolist() == pytest.approx([0, 0, sig(4.0) - sig(2.4)], abs=1e-6)
+    from faithbench.configurable import ParameterError
+    with pytest.raises(ParameterError, match="mode"):
+        explainers.get("temporal_occlusion")(mode="drop")

@@ -5,8 +5,9 @@ the first spatial axis; see :mod:`faithbench.datasets.longitudinal`).
 - ``valid (B, T)`` bool marks real visits (False on padding frames); without it every visit counts.
 - Temporal deletion / insertion (RISE's curves with whole visits as the features): rank the real
   visits by importance (descending, seeded tie-break; padding frames last, where replacing them
-  is a no-op), and for k = 0..T replace the top k visits by the padding frame (deletion) or restore
-  them into an all-padding sequence (insertion); AUC by the trapezoid over k / T.
+  is a no-op), and for k = 0..T take the top k visits out (deletion) or keep only them
+  (insertion); AUC by the trapezoid over k / T. A visit taken out becomes the padding frame in
+  place (``replace``) or leaves the sequence, which is padded again at the beginning (``remove``).
 - Visit pointing: 1 if the most important real visit (seeded tie-break) holds the deciding
   change, i.e. its ``change`` mask is not empty; chance = (#real visits with the change) / (#real).
 - Per-visit localisation: a 2D localisation score computed in each visit whose mask is not empty,
@@ -20,7 +21,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from faithbench.metrics.functional.perturbation import Predict, Score, auc, feature_ranks, perturbation_curve
+from faithbench.metrics.functional.perturbation import (Predict, Score, auc, feature_ranks, perturbation_curve,
+                                                       score_logits)
 from faithbench.metrics.functional.localization import area_fraction, dilate, pointing_game, relevance_mass
 
 
@@ -58,41 +60,78 @@ def visit_ranks(importance: Tensor, valid: Tensor, *, generator: torch.Generator
     return feature_ranks(keyed.float(), generator=generator)
 
 
+def keep_visits(x: Tensor, keep: Tensor, pad_value: float = 0.0) -> Tensor:
+    """The visits of ``x (B, C, T, H, W)`` where ``keep (B, T)``, in time order, right-aligned, with
+    padding frames at the beginning: the sequence of a patient who had only those visits (the
+    datasets' padding protocol)."""
+    out = torch.full_like(x, float(pad_value))
+    t = x.shape[2]
+    for b in range(x.shape[0]):
+        idx = keep[b].nonzero()[:, 0].to(x.device)
+        if len(idx):
+            out[b, :, t - len(idx):] = x[b, :, idx]
+    return out
+
+
+REMOVAL_MODES = ("replace", "remove")
+
+
+@torch.no_grad()
 def temporal_curve(predict: Predict, x: Tensor, target: Tensor, ranks: Tensor, *, pad_value: float = 0.0,
-                   insertion: bool, score: Score = "prob", max_batch: int = 256) -> tuple[Tensor, Tensor]:
-    """Scores ``(B, T + 1)`` after replacing the top k = 0..T visits of ``ranks (B, T)`` by the
-    padding frame (deletion), or restoring them into an all-padding sequence (insertion); and the
-    fractions k / T ``(T + 1,)``."""
+                   insertion: bool, score: Score = "prob", max_batch: int = 256,
+                   mode: str = "replace") -> tuple[Tensor, Tensor]:
+    """Scores ``(B, T + 1)`` after taking out the top k = 0..T visits of ``ranks (B, T)``
+    (deletion), or keeping only them (insertion); and the fractions k / T ``(T + 1,)``.
+
+    ``mode="replace"``: a visit taken out becomes the padding frame in place (insertion starts from
+    an all-padding sequence). ``mode="remove"``: it is removed from the sequence, the earlier
+    visits move one step later and a padding frame enters at the beginning
+    (:func:`keep_visits`), so every perturbed sequence looks like a shorter patient history, as the
+    model saw in training (padding only ever at the beginning).
+    """
     if x.ndim != 5 or tuple(ranks.shape) != (x.shape[0], x.shape[2]):
         raise ValueError(f"expected x (B, C, T, H, W) and visit ranks (B, T), got {tuple(x.shape)} and "
                          f"{tuple(ranks.shape)}")
+    if mode not in REMOVAL_MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(REMOVAL_MODES)}")
     t = x.shape[2]
-    voxel_ranks = ranks.to(x.device).reshape(*ranks.shape, 1, 1).expand(-1, -1, *x.shape[3:])
-    replacement = torch.full_like(x, float(pad_value))
-    return perturbation_curve(predict, x, target, voxel_ranks, replacement, insertion=insertion, score=score,
-                              max_batch=max_batch, counts=torch.arange(t + 1))
+    if mode == "replace":
+        voxel_ranks = ranks.to(x.device).reshape(*ranks.shape, 1, 1).expand(-1, -1, *x.shape[3:])
+        replacement = torch.full_like(x, float(pad_value))
+        return perturbation_curve(predict, x, target, voxel_ranks, replacement, insertion=insertion, score=score,
+                                  max_batch=max_batch, counts=torch.arange(t + 1))
+    ranks = ranks.to(x.device)
+    scores = torch.empty(x.shape[0], t + 1, device=x.device)
+    for k in range(t + 1):
+        keep = ranks < k if insertion else ranks >= k
+        seq = keep_visits(x, keep, pad_value)
+        scores[:, k] = torch.cat([score_logits(predict(seq[i:i + max_batch]), target[i:i + max_batch], score)
+                                  for i in range(0, len(seq), max_batch)]).float()
+    return scores, torch.arange(t + 1, dtype=torch.float32) / t
 
 
 def temporal_deletion_auc(predict: Predict, x: Tensor, target: Tensor, saliency: Tensor, *,
                           valid: Tensor | None = None, pad_value: float = 0.0, score: Score = "prob",
-                          generator: torch.Generator | None = None, max_batch: int = 256) -> Tensor:
+                          generator: torch.Generator | None = None, max_batch: int = 256,
+                          mode: str = "replace") -> Tensor:
     """Temporal deletion AUC per sample ``(B,)``; lower is better."""
     _check_sequence(x, saliency)
     ranks = visit_ranks(visit_importance(saliency), visits_valid(valid, x.shape[0], x.shape[2], saliency.device),
                         generator=generator)
     return auc(*temporal_curve(predict, x, target, ranks, pad_value=pad_value, insertion=False, score=score,
-                               max_batch=max_batch))
+                               max_batch=max_batch, mode=mode))
 
 
 def temporal_insertion_auc(predict: Predict, x: Tensor, target: Tensor, saliency: Tensor, *,
                            valid: Tensor | None = None, pad_value: float = 0.0, score: Score = "prob",
-                           generator: torch.Generator | None = None, max_batch: int = 256) -> Tensor:
+                           generator: torch.Generator | None = None, max_batch: int = 256,
+                           mode: str = "replace") -> Tensor:
     """Temporal insertion AUC per sample ``(B,)``; higher is better."""
     _check_sequence(x, saliency)
     ranks = visit_ranks(visit_importance(saliency), visits_valid(valid, x.shape[0], x.shape[2], saliency.device),
                         generator=generator)
     return auc(*temporal_curve(predict, x, target, ranks, pad_value=pad_value, insertion=True, score=score,
-                               max_batch=max_batch))
+                               max_batch=max_batch, mode=mode))
 
 
 def visit_pointing(importance: Tensor, change: Tensor, valid: Tensor | None = None, *,
@@ -144,5 +183,5 @@ def visit_relevance_mass(saliency: Tensor, mask: Tensor) -> tuple[Tensor, Tensor
     return per_visit(relevance_mass, saliency, mask), per_visit(lambda _s, m: area_fraction(m), saliency, mask)
 
 
-__all__ = ["per_visit", "temporal_curve", "temporal_deletion_auc", "temporal_insertion_auc", "visit_importance",
+__all__ = ["REMOVAL_MODES", "keep_visits", "per_visit", "temporal_curve", "temporal_deletion_auc", "temporal_insertion_auc", "visit_importance",
            "visit_pointing", "visit_pointing_game", "visit_ranks", "visit_relevance_mass", "visits_valid"]
