@@ -58,5 +58,6 @@ def test_public_listing_api():
 
     assert "gradcam" in faithbench.list_explainers("*cam*")
     assert "deletion_auc" in faithbench.list_metrics()
-    assert faithbench.list_datasets("phantom*") == ["phantom_cxr", "phantom_cxr_multilabel", "phantom_organ3d"]
+    assert faithbench.list_datasets("phantom*") == ["phantom_cxr", "phantom_cxr_multilabel", "phantom_longitudinal",
+                                                    "phantom_organ3d"]
     assert {"resnet18", "vit_tiny", "small_cnn"} <= set(faithbench.list_models())

@@ -6,6 +6,7 @@ dataset's ``root`` parameter (:func:`data_root`).
 
 from faithbench.datasets.base import SPLITS, BaseDataset, Dataset
 from faithbench.datasets.folder import FolderDataset
+from faithbench.datasets.longitudinal import LongitudinalFolder, PhantomLongitudinal
 from faithbench.datasets.medmnist import MedMNIST
 from faithbench.datasets.multilabel import PhantomCXRMultiLabel
 from faithbench.datasets.paths import ENV_VAR, DataError, data_root, resolve_path
@@ -13,5 +14,6 @@ from faithbench.datasets.phantoms import PhantomCXR, PhantomOrgan3D
 from faithbench.datasets.semisynthetic import MNILesion
 from faithbench.datasets.volumes import VolumeDataset
 
-__all__ = ["ENV_VAR", "SPLITS", "BaseDataset", "DataError", "Dataset", "FolderDataset", "MedMNIST",
-           "MNILesion", "PhantomCXR", "PhantomCXRMultiLabel", "PhantomOrgan3D", "VolumeDataset", "data_root", "resolve_path"]
+__all__ = ["ENV_VAR", "SPLITS", "BaseDataset", "DataError", "Dataset", "FolderDataset", "LongitudinalFolder",
+           "MedMNIST", "MNILesion", "PhantomCXR", "PhantomCXRMultiLabel", "PhantomLongitudinal", "PhantomOrgan3D",
+           "VolumeDataset", "data_root", "resolve_path"]

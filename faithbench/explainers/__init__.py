@@ -1,7 +1,7 @@
 """Explainers: each registers itself in ``faithbench.registry.explainers``.
 
 Families: ``cam`` (pytorch-grad-cam), ``gradient`` (captum, incl. ``lrp``), ``perturbation``
-(occlusion, LIME, KernelSHAP via captum; RISE), ``transformer`` (attention, rollout, Chefer),
+(occlusion, LIME, KernelSHAP via captum; RISE; temporal occlusion), ``transformer`` (attention, rollout, Chefer),
 ``control`` (random, sobel, center_prior).
 """
 
@@ -17,6 +17,7 @@ from faithbench.explainers.gradient import (DeepLiftExplainer, GradientSHAPExpla
 from faithbench.explainers.lrp import LRPExplainer, lrp_unsupported_layers
 from faithbench.explainers.perturbation import (KernelSHAPExplainer, LimeExplainer, OcclusionExplainer,
                                                 RISEExplainer, patch_feature_mask, rise, rise_masks)
+from faithbench.explainers.temporal import TemporalOcclusionExplainer, visit_drops
 from faithbench.explainers.transformer import (AttentionExplainer, AttentionRolloutExplainer, CheferExplainer,
                                                attention_rollout, gradient_weighted_rollout,
                                                recorded_attention)
@@ -29,7 +30,7 @@ __all__ = [
     "GradientSHAPExplainer", "DeepLiftExplainer", "GuidedBackpropExplainer", "GuidedGradCAMExplainer",
     "LRPExplainer", "lrp_unsupported_layers",
     "OcclusionExplainer", "LimeExplainer", "KernelSHAPExplainer", "RISEExplainer", "patch_feature_mask",
-    "rise", "rise_masks",
+    "rise", "rise_masks", "TemporalOcclusionExplainer", "visit_drops",
     "AttentionExplainer", "AttentionRolloutExplainer", "CheferExplainer", "attention_rollout",
     "gradient_weighted_rollout", "recorded_attention",
     "RandomExplainer", "SobelExplainer", "CenterPriorExplainer", "center_gaussian", "sobel_magnitude",

@@ -7,6 +7,8 @@ from faithbench.metrics.faithfulness import (ABPC, AOPC, DeletionAUC, InsertionA
                                              PerturbationMetric, RegionDeletionCorrelation)
 from faithbench.metrics.localization import (AUPRC, IoUTop5, IoUTop10, IoUTop20, IoUTop40, IoUTopK, PointingGame,
                                              RelevanceMass, RelevanceRank)
+from faithbench.metrics.temporal import (TemporalDeletion, TemporalInsertion, VisitPointing, VisitPointingGame,
+                                         VisitRelevanceMass)
 from faithbench.metrics.randomization import (DataRandomization, MPRTCascading, MPRTIndependent, RandomizationMetric,
                                               RandomLogit)
 
@@ -16,4 +18,5 @@ __all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "postprocess
            "PointingGame", "RelevanceMass", "RelevanceRank", "IoUTopK", "IoUTop5", "IoUTop10", "IoUTop20",
            "IoUTop40", "AUPRC",
            "RandomizationMetric", "MPRTCascading", "MPRTIndependent", "RandomLogit", "DataRandomization",
-           "ClassSensitivity"]
+           "ClassSensitivity",
+           "TemporalDeletion", "TemporalInsertion", "VisitPointing", "VisitPointingGame", "VisitRelevanceMass"]

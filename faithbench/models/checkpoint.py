@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from faithbench.datasets.base import BaseDataset
 from faithbench.models.architectures import build_model, count_parameters
-from faithbench.models.training import Recipe, evaluate_model, train_model
+from faithbench.models.training import Recipe, evaluate_model, train_model, train_on_frozen_features
 from faithbench.runner.cache import Cache, load_tensors, make_key
 
 CHECKPOINT_FORMAT = "1"
@@ -144,13 +144,19 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         model.eval()
         return Checkpoint(model, key, spec, seed, meta["metrics"], origin="cache", info=meta["info"])
 
+    backbone = None
+    if getattr(model, "backbone_spec", None) is not None:  # a temporal model: its frozen backbone first
+        from faithbench.models.temporal import attach_backbone
+
+        backbone = attach_backbone(model, train, val, test, seed, cache)
     x_train, y_train = train.tensors()
     x_val, y_val = val.tensors()
     if permute_labels:
         y_train, y_val = permuted(y_train, seed), permuted(y_val, seed + 1)
     start = time.perf_counter()
-    history = train_model(model, x_train, y_train, x_val, y_val, recipe, seed, keep_best=not permute_labels,
-                          desc=f"train {spec.label} seed {seed}{' (permuted labels)' if permute_labels else ''}")
+    trainer = train_on_frozen_features if hasattr(model, "frozen_features") else train_model
+    history = trainer(model, x_train, y_train, x_val, y_val, recipe, seed, keep_best=not permute_labels,
+                      desc=f"train {spec.label} seed {seed}{' (permuted labels)' if permute_labels else ''}")
     seconds = time.perf_counter() - start
     for p in model.parameters():  # a linear probe froze the backbone; explainers need its gradients
         p.requires_grad_(True)
@@ -158,6 +164,8 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
     metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None)
     info = {"parameters": count_parameters(model), "train_seconds": seconds, "history": history,
             "recipe": recipe.model_dump(), "epochs_run": len(history["val_loss"])}
+    if backbone is not None:
+        info["backbone"] = backbone
     cache.put_tensors("checkpoints", key, model.state_dict())
     cache.put_json("checkpoints", key, {"metrics": metrics, "info": info})
     return Checkpoint(model, key, spec, seed, metrics, origin="trained", info=info)

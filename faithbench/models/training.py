@@ -133,6 +133,23 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
     return history
 
 
+def train_on_frozen_features(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor,
+                             recipe: Recipe, seed: int, *, desc: str = "train",
+                             keep_best: bool = True) -> dict[str, list[float]]:
+    """Train ``model.head`` in place on ``model.frozen_features(x)``, computed once (a frozen
+    backbone gives the same features every epoch): a temporal model's sequence head on its
+    backbone's per-visit features. Same recipe semantics as :func:`train_model`.
+
+    x: ``(N, C, *spatial)``; ``frozen_features`` maps it to the head's input. Returns the history.
+    """
+    def features(x: Tensor) -> Tensor:
+        return torch.cat([model.frozen_features(x[i:i + 256]) for i in range(0, len(x), 256)])
+
+    model.eval()
+    f_train, f_val = features(x_train), features(x_val)
+    return train_model(model.head, f_train, y_train, f_val, y_val, recipe, seed, desc=desc, keep_best=keep_best)
+
+
 @torch.inference_mode()
 def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
     model.eval()
@@ -203,5 +220,5 @@ def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, classes: tuple[str, .
     return classification_metrics(predict_logits(model, x), y, classes)
 
 
-__all__ = ["Recipe", "train_model", "evaluate_model", "classification_metrics", "multilabel_metrics",
-           "binary_auc", "predict_logits"]
+__all__ = ["Recipe", "train_model", "train_on_frozen_features", "evaluate_model", "classification_metrics",
+           "multilabel_metrics", "binary_auc", "predict_logits"]

@@ -392,13 +392,15 @@ def _centre(mask: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(s // 2 for s in shape)
 
 
-def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: Path) -> list[Path]:
+def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: Path, *,
+                          time_axis: bool = False) -> list[Path]:
     """A grid of saliency maps: rows = samples, columns = the image then one per explainer.
 
     ``images`` (N, C, H, W) or (N, C, D, H, W); ``saliency[explainer]`` (N, *spatial);
     ``masks`` (N, *spatial) or None, drawn as an outline. Volumes show three orthogonal
     slices (one row each) through the mask's centre of mass, or the volume's centre without
-    a mask. Maps are scaled for display only (to the 99th percentile of |saliency| per map,
+    a mask; with ``time_axis`` (sequences (N, C, T, H, W) of a longitudinal dataset) one row per
+    visit instead. Maps are scaled for display only (to the 99th percentile of |saliency| per map,
     diverging colours when a map has negative values). Writes ``path`` (PNG) and the same
     stem as SVG; returns both.
     """
@@ -419,14 +421,17 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
             raise ValueError(f"expected masks of shape {(x.shape[0],) + spatial}, got {tuple(m.shape)}")
     names = list(maps)
     n = x.shape[0]
-    planes = 3 if x.ndim == 5 else 1
+    planes = (x.shape[2] if time_axis else 3) if x.ndim == 5 else 1
     n_rows, n_cols = n * planes, 1 + len(names)
     path = Path(path)
     with plt.rc_context(_RC):
         fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.2 * n_cols, 2.2 * n_rows), squeeze=False)
         for i in range(n):
             mask_i = None if m is None else m[i]
-            if planes == 3:
+            if x.ndim == 5 and time_axis:
+                views = [((f"visit {t}", x[i][:, t]), ("", np.stack([maps[k][i][t] for k in names])),
+                          (None, None if mask_i is None else mask_i[t])) for t in range(planes)]
+            elif planes == 3:
                 centre = _centre(mask_i, spatial)
                 views = list(zip(_slices(x[i], centre), _slices(np.stack([maps[k][i] for k in names]), centre),
                                  _slices(mask_i, centre) if mask_i is not None else [(None, None)] * 3))
@@ -439,9 +444,11 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
                     ax.imshow(shown, cmap=cmap, interpolation="nearest")
                     if c > 0:
                         s = sal[c - 1]
-                        scale = np.nanpercentile(np.abs(s), 99) if np.isfinite(s).any() else 0
+                        # sequences: one scale for all visits of a map, so rows compare across visits
+                        whole = maps[names[c - 1]][i] if time_axis and x.ndim == 5 else s
+                        scale = np.nanpercentile(np.abs(whole), 99) if np.isfinite(whole).any() else 0
                         scale = scale if scale > 0 else 1.0
-                        if np.nanmin(s) < -0.01 * scale:
+                        if np.nanmin(whole) < -0.01 * scale:
                             ax.imshow(s, cmap="RdBu_r", vmin=-scale, vmax=scale, alpha=0.6, interpolation="nearest")
                         else:
                             ax.imshow(s, cmap="inferno", vmin=0, vmax=scale, alpha=0.6, interpolation="nearest")

@@ -123,7 +123,8 @@ def write_galleries(plots_dir: Path, galleries: list[tuple[str, str, Any, dict[s
         mask = batch.masks.get("lesion", batch.masks.get("target"))  # multi-label: the explained class's
         plot_saliency_gallery(batch.x[:k], {name: sal[:k] for name, sal in previews.items()},
                               None if mask is None else mask[:k],
-                              plots_dir / f"gallery_{safe_name(dataset)}_{safe_name(model)}.png")
+                              plots_dir / f"gallery_{safe_name(dataset)}_{safe_name(model)}.png",
+                              time_axis="valid" in batch.masks and batch.x.ndim == 5)  # sequences: a row per visit
 
 
 def safe_label(text: str) -> str:

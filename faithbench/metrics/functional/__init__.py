@@ -14,6 +14,10 @@ from faithbench.metrics.functional.randomization import (cascading_randomization
                                                           random_other_class, randomize_block)
 from faithbench.metrics.functional.regions import (REGION_SCORES, grid_masks, grid_names, region_scores,
                                                     stack_regions)
+from faithbench.metrics.functional.temporal import (per_visit, temporal_curve, temporal_deletion_auc,
+                                                    temporal_insertion_auc, visit_importance, visit_pointing,
+                                                    visit_pointing_game, visit_ranks, visit_relevance_mass,
+                                                    visits_valid)
 from faithbench.metrics.functional.similarity import (SIMILARITIES, hog_pearson, minmax, pearson, rankdata,
                                                        similarity, spearman, spearman_abs, ssim)
 
@@ -30,6 +34,9 @@ __all__ = [
     "mprt_independent", "parameter_blocks", "random_logit", "random_other_class", "randomize_block",
     # regions
     "REGION_SCORES", "grid_masks", "grid_names", "region_scores", "stack_regions",
+    # temporal
+    "per_visit", "temporal_curve", "temporal_deletion_auc", "temporal_insertion_auc", "visit_importance",
+    "visit_pointing", "visit_pointing_game", "visit_ranks", "visit_relevance_mass", "visits_valid",
     # similarity
     "SIMILARITIES", "hog_pearson", "minmax", "pearson", "rankdata", "similarity", "spearman", "spearman_abs",
     "ssim",

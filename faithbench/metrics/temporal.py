@@ -1,0 +1,160 @@
+"""Temporal metrics for longitudinal datasets (sequences ``(B, C, T, H, W)``, saliency
+``(B, T, H, W)``); the math is in :mod:`faithbench.metrics.functional.temporal`.
+
+Padding frames are left out through the dataset's ``valid`` mask when it has one (every visit
+counts otherwise). The padding frame used to remove a visit is the dataset's background value
+(``ctx.background``), which is what the longitudinal datasets pad with.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from faithbench.configurable import ParameterError
+from faithbench.metrics.base import EvalContext, Metric
+from faithbench.metrics.functional.temporal import (REMOVAL_MODES, temporal_curve, visit_importance, visit_pointing,
+                                                    visit_pointing_game, visit_ranks, visit_relevance_mass,
+                                                    visits_valid)
+from faithbench.metrics.functional.perturbation import auc
+from faithbench.registry import metrics
+from faithbench.types import Category, MetricInfo
+
+# generator salts, distinct from the other metrics'
+SALT_VISIT_RANKS, SALT_VISIT_POINTING, SALT_VISIT_PG = 21, 22, 23
+
+
+class TemporalMetric(Metric):
+    """Shared: the sequence check and the validity of each visit."""
+
+    def check(self, ctx: EvalContext) -> None:
+        if ctx.x.ndim != 5:
+            raise ValueError(f"{self.name}: expected a sequence batch (B, C, T, H, W) from a longitudinal dataset, "
+                             f"got x of shape {tuple(ctx.x.shape)}")
+
+    def valid(self, ctx: EvalContext) -> Tensor:
+        return visits_valid(ctx.masks.get("valid"), ctx.x.shape[0], ctx.x.shape[2], ctx.x.device)
+
+    def region(self, ctx: EvalContext) -> Tensor:
+        try:
+            return ctx.masks[self.params["mask"]].to(ctx.x.device)
+        except KeyError:
+            raise ValueError(f"{self.name}: the dataset has no mask {self.params['mask']!r}; "
+                             f"available: {', '.join(sorted(ctx.masks)) or '(none)'}") from None
+
+    def required_masks(self) -> list[str]:
+        return [self.params["mask"]] if "mask" in self.params else []
+
+
+class TemporalPerturbation(TemporalMetric):
+    insertion: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.score not in ("prob", "logit", "correct"):
+            raise ParameterError(f"{self.name}: parameter 'score' expects one of prob, logit, correct, "
+                                 f"got {self.score!r}")
+        if self.mode not in REMOVAL_MODES:
+            raise ParameterError(f"{self.name}: parameter 'mode' expects one of {', '.join(REMOVAL_MODES)}, "
+                                 f"got {self.mode!r}")
+        if self.max_batch < 1:
+            raise ParameterError(f"{self.name}: parameter 'max_batch' must be >= 1, got {self.max_batch}")
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        self.check(ctx)
+        key = ("visit_ranks", self.postprocess)
+        if key not in ctx.memo:
+            ctx.memo[key] = visit_ranks(visit_importance(saliency.to(ctx.x.device)), self.valid(ctx),
+                                        generator=ctx.generator(SALT_VISIT_RANKS))
+        curve, fractions = temporal_curve(ctx.predict, ctx.x, ctx.target, ctx.memo[key], pad_value=ctx.background,
+                                          insertion=self.insertion, score=self.score, max_batch=self.max_batch,
+                                          mode=self.mode)
+        return {"value": auc(curve, fractions), "curve": curve, "fractions": fractions}
+
+
+_TEMPORAL_DEFAULTS: dict[str, Any] = {"mode": "replace", "score": "prob", "max_batch": 256}
+
+
+@metrics.register("temporal_deletion")
+class TemporalDeletion(TemporalPerturbation):
+    """Temporal deletion AUC: rank the real visits by importance (the sum of their saliency over
+    space; seeded tie-break), take the top k = 0..T out, AUC of the target's score over k / T
+    (Petsiuk et al. 2018's deletion with visits as the features). Lower is better. ``mode``:
+    ``replace`` (default: the padding frame in place of the visit) or ``remove`` (the visit leaves
+    the sequence, which is padded again at the beginning: a shorter history, as in training).
+    Defaults: softmax probability, postprocess ``none`` (a visit's signed net contribution)."""
+
+    info = MetricInfo("temporal_deletion", higher_is_better=False, category=Category.FAITHFULNESS,
+                      requires=frozenset({"model"}), paper="Petsiuk et al. 2018, RISE (deletion over visits)")
+    defaults: ClassVar[dict[str, Any]] = dict(_TEMPORAL_DEFAULTS)
+    insertion = False
+
+
+@metrics.register("temporal_insertion")
+class TemporalInsertion(TemporalPerturbation):
+    """Temporal insertion AUC: from an all-padding sequence, restore the real visits in order of
+    importance; AUC of the target's score over k / T. Higher is better. Same defaults and the same
+    ranking as ``temporal_deletion``."""
+
+    info = MetricInfo("temporal_insertion", higher_is_better=True, category=Category.FAITHFULNESS,
+                      requires=frozenset({"model"}), paper="Petsiuk et al. 2018, RISE (insertion over visits)")
+    defaults: ClassVar[dict[str, Any]] = dict(_TEMPORAL_DEFAULTS)
+    insertion = True
+
+
+@metrics.register("visit_pointing")
+class VisitPointing(TemporalMetric):
+    """Visit pointing: 1 if the most important real visit (the largest sum of saliency over space;
+    ties by the seeded permutation) holds the deciding change (a non-empty ``mask``, default
+    ``change``), else 0. Chance: (#real visits with the change) / (#real visits), 1/3 for a single
+    change among 3 visits. Postprocess ``none`` by default (a visit's signed net contribution)."""
+
+    info = MetricInfo("visit_pointing", higher_is_better=True, category=Category.LOCALIZATION,
+                      requires=frozenset({"mask:change"}), paper="visit-level pointing game (this benchmark)")
+    defaults: ClassVar[dict[str, Any]] = {"mask": "change"}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        self.check(ctx)
+        value, chance = visit_pointing(visit_importance(saliency.to(ctx.x.device)), self.region(ctx), self.valid(ctx),
+                                       generator=ctx.generator(SALT_VISIT_POINTING))
+        return {"value": value, "chance": chance}
+
+
+@metrics.register("visit_pointing_game")
+class VisitPointingGame(TemporalMetric):
+    """Pointing game per visit (Zhang et al. 2018): in every visit whose ``mask`` (``lesion``) is
+    not empty, a hit if that visit's saliency maximum lies in the mask dilated by ``tolerance``;
+    averaged over those visits. It asks where in the right visit the map points, whatever visit it
+    ranks first (``pointing_game`` over the whole (T, H, W) sequence asks both). Chance: the mean
+    dilated area fraction."""
+
+    info = MetricInfo("visit_pointing_game", higher_is_better=True, category=Category.LOCALIZATION,
+                      requires=frozenset({"mask:lesion"}), paper="Zhang et al. 2018, per visit")
+    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "tolerance": 0}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        self.check(ctx)
+        value, chance = visit_pointing_game(saliency.to(ctx.x.device), self.region(ctx), tolerance=self.tolerance,
+                                            generator=ctx.generator(SALT_VISIT_PG))
+        return {"value": value, "chance": chance}
+
+
+@metrics.register("visit_relevance_mass")
+class VisitRelevanceMass(TemporalMetric):
+    """Relevance mass per visit (Arras et al. 2022): in every visit whose ``mask`` (``lesion``) is
+    not empty, the share of that visit's positive saliency inside the mask; averaged over those
+    visits. Postprocess ``relu``. Chance: the mean area fraction."""
+
+    info = MetricInfo("visit_relevance_mass", higher_is_better=True, category=Category.LOCALIZATION,
+                      requires=frozenset({"mask:lesion"}), postprocess="relu", paper="Arras et al. 2022, per visit")
+    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion"}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        self.check(ctx)
+        value, chance = visit_relevance_mass(saliency.to(ctx.x.device).float(), self.region(ctx))
+        return {"value": value, "chance": chance}
+
+
+__all__ = ["TemporalDeletion", "TemporalInsertion", "TemporalMetric", "VisitPointing", "VisitPointingGame",
+           "VisitRelevanceMass"]
