@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from faithbench.configurable import ParameterError
+from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
@@ -44,9 +45,15 @@ class PluginSpec(BaseModel):
 
 class DatasetSpec(PluginSpec):
     """A dataset entry; ``models`` (labels) restricts which of the suite's models it pairs with
-    (default: all), so a costly dataset variant can be checked on one model only."""
+    (default: all), so a costly dataset variant can be checked on one model only.
+
+    ``optional: true``: when the dataset's data cannot be had here (no data root, a file absent
+    from it that cannot be downloaded, e.g. offline), the run skips the dataset, with the reason
+    in ``skipped.csv``, instead of stopping with exit code 2. Wrong parameters are still errors.
+    """
 
     models: list[str] | None = None
+    optional: bool = False
 
 
 class RegionSpec(BaseModel):
@@ -229,6 +236,8 @@ def validate_plugins(suite: Suite, source: str) -> None:
         try:
             dataset = cls(split="test", **spec.params)
         except (TypeError, ValueError) as exc:
+            if spec.optional and isinstance(exc, DataError):
+                continue  # the run skips it and says why (runner.run.preflight)
             raise SuiteError(f"{where}.params: {exc}") from None
         _check_target(suite.target, dataset, f"{source}: target", f"datasets[{i}] {spec.label!r}")
     for i, mspec in enumerate(suite.models):

@@ -1,10 +1,12 @@
-"""Shared fixtures. Tests never reach a hub (HF_HUB_OFFLINE) and use a private cache."""
+"""Shared fixtures. Tests never reach a hub (HF_HUB_OFFLINE) or download data (FAITHBENCH_OFFLINE), and
+use a private cache."""
 
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("FAITHBENCH_OFFLINE", "1")  # a missing data file is an error, never a download
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402

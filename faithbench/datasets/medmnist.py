@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from faithbench.datasets.base import BaseDataset, Split
-from faithbench.datasets.paths import DataError, data_root
+from faithbench.datasets.paths import OFFLINE_VAR, DataError, data_root, downloads_allowed
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -51,10 +51,13 @@ def medmnist_filename(flag: str, size: int) -> str:
 def download_medmnist(flag: str, size: int, folder: Path) -> Path:
     """Download ``flag`` at ``size`` into ``folder`` with the ``medmnist`` package.
 
-    Raises :class:`DataError` (naming the folder) when the package is missing or the download
-    fails, for example offline.
+    Raises :class:`DataError` (naming the folder) when the package is missing, downloads are off
+    (``$FAITHBENCH_OFFLINE``), or the download fails, for example offline.
     """
     name = medmnist_filename(flag, size)
+    if not downloads_allowed():
+        raise DataError(f"medmnist: {name} is not in {folder}, and downloads are off (${OFFLINE_VAR} is set): "
+                        f"put the file there, or unset {OFFLINE_VAR} to download it")
     try:
         import medmnist
     except ImportError:

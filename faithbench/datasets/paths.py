@@ -20,6 +20,15 @@ class DataError(ValueError):
     """
 
 
+OFFLINE_VAR = "FAITHBENCH_OFFLINE"
+
+
+def downloads_allowed() -> bool:
+    """False when ``$FAITHBENCH_OFFLINE`` is set to 1/true/yes: a loader then reports a missing
+    file at once instead of trying to download it (the tests and CI set it)."""
+    return os.environ.get(OFFLINE_VAR, "").strip().lower() not in ("1", "true", "yes")
+
+
 def data_root(override: str | os.PathLike[str] | None = None) -> Path:
     """The data root: ``override`` (a dataset's ``root`` parameter) or ``$FAITHBENCH_DATA``."""
     if override is not None:
@@ -48,4 +57,4 @@ def resolve_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | No
     return candidate
 
 
-__all__ = ["ENV_VAR", "DataError", "data_root", "resolve_path"]
+__all__ = ["ENV_VAR", "OFFLINE_VAR", "DataError", "data_root", "downloads_allowed", "resolve_path"]

@@ -128,7 +128,8 @@ def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] 
     """Rebuild the statistics tables, plots and the chosen ``formats`` of the report of ``out_dir``.
 
     Always writes ``leaderboard.csv, pairwise.csv, friedman.csv, nemenyi.csv,
-    overall_ranks.csv, agreement.csv`` (see :mod:`faithbench.stats`), ``region_tests.csv`` and
+    overall_ranks.csv, agreement.csv`` (see :mod:`faithbench.stats`), ``models_summary.csv`` (mean
+    and sd over seeds of each checkpoint score), ``region_tests.csv`` and
     ``region_pairwise.csv`` when the run wrote ``regions.csv`` (:mod:`faithbench.stats.regions`),
     and the plots in ``plots/``; ``formats`` picks among ``leaderboard.md`` ("md"), ``leaderboard.tex``
     ("latex") and ``index.html`` ("html"). ``control`` is the explainer tested against in
@@ -171,6 +172,7 @@ def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] 
     cost = _read_csv(out_dir / "cost.csv")
     cost = pd.DataFrame() if cost is None else cost
     models_table, cost_table = models_summary(models), cost_summary(cost)
+    csv("models_summary.csv", models_table)
 
     plot_dir = out_dir / "plots"
     if plot_dir.is_dir():

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from faithbench.config import PluginSpec, Suite
 from faithbench.datasets.base import BaseDataset
+from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from faithbench.models.reliance import can_intervene, measure_reliance
 from faithbench.registry import datasets, explainers, metrics, models
@@ -85,17 +86,30 @@ def build_splits(spec: PluginSpec) -> tuple[BaseDataset, BaseDataset, BaseDatase
     return splits[0], splits[1], splits[2]
 
 
-def preflight(suite: Suite) -> None:
+def preflight(suite: Suite) -> dict[str, str]:
     """Check every dataset before anything is computed: it builds, its test split is not empty,
-    and its train split is not empty where a model is trained on it."""
+    and its train split is not empty where a model is trained on it.
+
+    Returns ``{label: reason}`` for the ``optional`` datasets whose data cannot be had here (a
+    :class:`~faithbench.datasets.paths.DataError`: no data root, a missing file that cannot be
+    downloaded); the run skips them. Any other problem raises :class:`InputDataError`.
+    """
     trains = any(m.weights is None for m in suite.models)
+    unavailable: dict[str, str] = {}
     for spec in suite.datasets:
-        train, _val, test = build_splits(spec)
+        try:
+            train, _val, test = build_splits(spec)
+        except InputDataError as exc:
+            if spec.optional and isinstance(exc.__cause__, DataError):
+                unavailable[spec.label] = f"optional dataset not available: {exc.__cause__}"
+                continue
+            raise
         if len(test) == 0:
             raise InputDataError(f"dataset {spec.label!r}: the test split is empty")
         if trains and len(train) == 0:
             raise InputDataError(f"dataset {spec.label!r}: the train split is empty, and a model is "
                                  f"trained on it")
+    return unavailable
 
 
 def open_group(group: Group, splits: tuple[BaseDataset, BaseDataset, BaseDataset], cache: Cache,
@@ -197,6 +211,11 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
                 executor: str, ray_options: dict[str, Any], report: bool = True) -> RunResult:
     started = time.time()
     n_samples = min(suite.samples, limit) if limit else suite.samples
+    unavailable = preflight(suite)  # bad data is reported before anything is trained
+    for label, reason in unavailable.items():
+        log(f"skipped dataset {label!r}: {reason}")
+    resolved = suite  # the manifest records the suite as written
+    suite = suite.model_copy(update={"datasets": [d for d in suite.datasets if d.label not in unavailable]})
     groups = plan(suite)
     needs_permuted = any("permuted_model" in metrics.get(m.name).info.requires for m in suite.metrics)
     n_cells = sum(len(g.cells) for g in groups)
@@ -205,7 +224,6 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
     model_rows: list[dict[str, Any]] = []
     reliance_rows: list[dict[str, Any]] = []
     galleries: list[tuple[str, str, Any, dict[str, Any]]] = []
-    preflight(suite)  # bad data is reported before anything is trained
     bar = tqdm(total=n_cells, desc=f"suite {suite.name}", unit="cell", disable=not progress)
     try:
         device = _run_groups(groups, suite, cache, n_samples, needs_permuted, executor, ray_options, log, bar,
@@ -225,7 +243,8 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
     results = pd.DataFrame([r for c in cell_results for r in c.rows])
     curves = pd.DataFrame([r for c in cell_results for r in c.curves])
     cost = pd.DataFrame([r for c in cell_results for r in c.cost])
-    skipped = pd.DataFrame([{"cell": c.cell.name, "metric": "", "reason": c.skipped} for c in cell_results if c.skipped]
+    skipped = pd.DataFrame([{"cell": label, "metric": "", "reason": reason} for label, reason in unavailable.items()]
+                           + [{"cell": c.cell.name, "metric": "", "reason": c.skipped} for c in cell_results if c.skipped]
                            + [{"cell": c.cell.name, "metric": m, "reason": r} for c in cell_results
                               for m, r in c.skipped_metrics],
                            columns=["cell", "metric", "reason"])
@@ -233,7 +252,8 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, limit: int | None, pr
     regions = pd.DataFrame([r for c in cell_results for r in c.regions], columns=REGION_COLUMNS)
     model_df = pd.DataFrame(model_rows)
     manifest = {
-        "suite": suite.model_dump(mode="json"),
+        "suite": resolved.model_dump(mode="json"),
+        "unavailable_datasets": unavailable,
         "versions": versions(),
         "git": git_hash(),
         "plugins": plugin_origins(suite),

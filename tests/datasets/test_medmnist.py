@@ -50,8 +50,23 @@ def test_missing_file_offline_gives_one_clear_error(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network (test)")
 
     monkeypatch.setattr(tv_utils, "download_url", offline)  # never touch the network
+    monkeypatch.delenv("FAITHBENCH_OFFLINE", raising=False)  # the download is attempted, and fails
     with pytest.raises(DataError, match=r"organmnist3d\.npz is not in .*medmnist and the download failed \(offline\?\)"):
         MedMNIST("test", flag="organmnist3d", root=str(tmp_path))
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES"])
+def test_with_downloads_off_a_missing_file_is_an_error_without_a_download(tmp_path, monkeypatch, value):
+    pytest.importorskip("medmnist")
+    import torchvision.datasets.utils as tv_utils
+
+    def called(*args, **kwargs):
+        raise AssertionError("a download was attempted with FAITHBENCH_OFFLINE set")
+
+    monkeypatch.setattr(tv_utils, "download_url", called)
+    monkeypatch.setenv("FAITHBENCH_OFFLINE", value)
+    with pytest.raises(DataError, match=r"breastmnist\.npz is not in .*downloads are off \(\$FAITHBENCH_OFFLINE is set\)"):
+        MedMNIST("train", flag="breastmnist", root=str(tmp_path))
 
 
 def test_bad_flag_and_size(tmp_path):

@@ -51,6 +51,9 @@ def test_outputs_and_columns(two_runs):
     assert len(board) == len(results.groupby(['metric', 'explainer'])) >= 14
     models = pd.read_csv(out / "models.csv")
     assert {"model", "dataset", "seed", "accuracy", "f1", "auc", "loss"} <= set(models.columns)
+    summary = pd.read_csv(out / "models_summary.csv")
+    assert summary["seeds"].tolist() == [1] and summary["accuracy_mean"].item() == pytest.approx(models["accuracy"].item())
+    assert summary["accuracy_sd"].isna().all()  # one seed: no spread
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["suite"]["name"] == "tiny" and "torch" in manifest["versions"] and manifest["seeds"] == [0]
     assert manifest["cell_info"]["phantom_cxr/small_cnn/gradcam/seed0"]["target_layer"] == "features"

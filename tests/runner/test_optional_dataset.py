@@ -1,0 +1,67 @@
+"""An ``optional`` dataset whose data cannot be had is skipped with its reason; others still run."""
+
+import json
+import urllib.error
+
+import pandas as pd
+import pytest
+
+from faithbench.config import SuiteError, suite_from_dict
+from faithbench.runner.cache import Cache
+from faithbench.runner.run import run_suite
+
+
+def _suite(root, optional=True, size=28):
+    return {
+        "name": "optional",
+        "samples": 8,
+        "batch_size": 8,
+        "datasets": [
+            {"name": "phantom_cxr", "params": {"n": 64, "size": 32}},
+            {"name": "medmnist", "alias": "breast", "optional": optional,
+             "params": {"flag": "breastmnist", "size": size, "root": str(root)}},
+        ],
+        "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1, "batch_size": 32}}],
+        "explainers": ["saliency", "random"],
+        "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}],
+    }
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    pytest.importorskip("medmnist")
+    import torchvision.datasets.utils as tv_utils
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("no network (test)")
+
+    monkeypatch.setattr(tv_utils, "download_url", refuse)  # never touch the network
+    monkeypatch.delenv("FAITHBENCH_OFFLINE", raising=False)  # the download is attempted, and fails
+
+
+def test_optional_dataset_without_its_data_is_skipped(tmp_path, offline):
+    suite = suite_from_dict(_suite(tmp_path))  # tmp_path: a data root without medmnist/
+    result = run_suite(suite, tmp_path / "out", cache=Cache(tmp_path / "cache"), progress=False,
+                       log=lambda m: None)
+    assert result.status == "ok"
+    assert set(result.results["dataset"]) == {"phantom_cxr"}
+    assert len(result.results) == 2 * 8  # 2 explainers x 8 samples of the dataset that exists
+    skipped = pd.read_csv(tmp_path / "out" / "skipped.csv")
+    row = skipped[skipped["cell"] == "breast"]
+    assert len(row) == 1
+    assert "optional dataset not available" in row["reason"].item()
+    assert "breastmnist.npz is not in" in row["reason"].item()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert list(manifest["unavailable_datasets"]) == ["breast"]
+    # the manifest keeps the suite as written, the skipped dataset included
+    assert [d["alias"] for d in manifest["suite"]["datasets"]] == [None, "breast"]
+
+
+def test_a_required_dataset_without_its_data_is_a_suite_error(tmp_path, offline):
+    with pytest.raises(SuiteError, match=r"datasets\[1\]\.params: .*breastmnist\.npz is not in .*download failed"):
+        suite_from_dict(_suite(tmp_path, optional=False))
+
+
+def test_optional_does_not_excuse_wrong_parameters(tmp_path, offline):
+    with pytest.raises(SuiteError, match=r"datasets\[1\]\.params: medmnist: expected size in"):
+        suite_from_dict(_suite(tmp_path, size=30))
