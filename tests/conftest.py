@@ -4,6 +4,8 @@ use a private cache."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("FAITHBENCH_OFFLINE", "1")  # a missing data file is an error, never a download
@@ -39,3 +41,22 @@ class LinearLogit(nn.Module):
 @pytest.fixture
 def linear_logit() -> type[LinearLogit]:
     return LinearLogit
+
+
+@pytest.fixture
+def real_data() -> Callable[[str], Path]:
+    """Real data from the data root; nothing is downloaded.
+
+    ``real_data("medmnist/pneumoniamnist.npz")`` -> the data root, or skip naming the file."""
+
+    def need(*relative: str) -> Path:
+        value = os.environ.get("FAITHBENCH_DATA", "")
+        if not value:
+            pytest.skip("FAITHBENCH_DATA is unset: no real data root (set it to shared/data)")
+        root = Path(value)
+        for rel in relative:
+            if not (root / rel).exists():
+                pytest.skip(f"{root / rel} is absent from the data root")
+        return root
+
+    return need
