@@ -226,6 +226,7 @@ def _check_kwargs(where: str, target: Any, params: dict[str, Any]) -> None:
 
 def validate_plugins(suite: Suite, source: str) -> None:
     """Resolve every plugin name and check every parameter, without running anything."""
+    multilabel: list[str] = []  # labels of the multi-label datasets
     for i, spec in enumerate(suite.datasets):
         where = f"{source}: datasets[{i}]"
         try:
@@ -240,6 +241,13 @@ def validate_plugins(suite: Suite, source: str) -> None:
                 continue  # the run skips it and says why (runner.run.preflight)
             raise SuiteError(f"{where}.params: {exc}") from None
         _check_target(suite.target, dataset, f"{source}: target", f"datasets[{i}] {spec.label!r}")
+        if getattr(dataset, "multilabel", False):
+            multilabel.append(spec.label)
+        if suite.regions is not None and getattr(dataset, "multilabel", False):
+            # the region tests compare label 0 with the other labels, one row per sample
+            raise SuiteError(f"{source}: regions: the region-based tests compare normal and abnormal images, one "
+                             f"map per image; datasets[{i}] {spec.label!r} is multi-label (one map per class): "
+                             f"run the regions block on single-label datasets")
     for i, mspec in enumerate(suite.models):
         where = f"{source}: models[{i}]"
         try:
@@ -258,9 +266,13 @@ def validate_plugins(suite: Suite, source: str) -> None:
             except RegistryError as exc:
                 raise SuiteError(f"{where}: {exc}") from None
             try:
-                cls(**spec.params)
+                plugin = cls(**spec.params)
             except ParameterError as exc:
                 raise SuiteError(f"{where}.params: {exc}") from None
+            if kind == "explainers" and multilabel and getattr(plugin, "score", None) == "softmax":
+                # a softmax couples independent sigmoid classes: hiding one finding raises the other
+                raise SuiteError(f"{where}.params: score 'softmax' couples the classes of a multi-label model "
+                                 f"(dataset {multilabel[0]!r}); set score: sigmoid (or logit)")
     model_labels = [m.label for m in suite.models]
     for i, dspec in enumerate(suite.datasets):
         for label in dspec.models or []:

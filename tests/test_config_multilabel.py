@@ -60,3 +60,17 @@ def test_class_targets_need_a_multilabel_dataset(tmp_path):
 def test_class_sensitivity_parameter_error(tmp_path):
     with pytest.raises(SuiteError, match=r"metrics\[1\].params: class_sensitivity: parameter 'others' expects"):
         load_suite(write(tmp_path, BASE.replace("class_sensitivity]", "{name: class_sensitivity, params: {others: x}}]")))
+
+
+def test_regions_block_on_a_multilabel_dataset_is_a_suite_error(tmp_path):
+    path = write(tmp_path, BASE + "regions: {masks: [heart, lung_left]}\n")
+    with pytest.raises(SuiteError, match=r"regions: .*datasets\[0\] 'phantom_cxr_multilabel' is multi-label"):
+        load_suite(path)
+
+
+def test_softmax_scored_explainer_on_a_multilabel_dataset_is_a_suite_error(tmp_path):
+    text = BASE.replace("explainers: [gradcam, sobel]", "explainers: [gradcam, {name: rise, params: {n_masks: 8}}]")
+    with pytest.raises(SuiteError, match=r"explainers\[1\]\.params: score 'softmax' couples the classes"):
+        load_suite(write(tmp_path, text))
+    fixed = text.replace("{n_masks: 8}", "{n_masks: 8, score: sigmoid}")
+    assert load_suite(write(tmp_path, fixed)).explainers[1].params["score"] == "sigmoid"

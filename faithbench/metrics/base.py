@@ -70,6 +70,7 @@ class EvalContext:
     of one batch (rankings and perturbation curves computed once). ``multilabel``: the model has
     one sigmoid per class (scores are sigmoids, not softmax); ``labels``: the ``(B, K)`` 0/1 class
     vectors of a multi-label batch (None otherwise); ``target`` is then the explained class.
+    ``classes``: the dataset's class names.
     """
 
     model: nn.Module
@@ -86,6 +87,7 @@ class EvalContext:
     permuted_model: nn.Module | None = None
     multilabel: bool = False
     labels: Tensor | None = None
+    classes: tuple[str, ...] = ()
 
     def generator(self, salt: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)

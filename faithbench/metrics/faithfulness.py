@@ -204,13 +204,17 @@ class RegionDeletionCorrelation(PerturbationMetric):
     ``exclude`` default ``[lesion, marker, body]``: the lesion and the shortcut marker are the
     ground truth of the localisation and shortcut analyses, and ``body`` contains every other
     region, so its largest mass and largest drop would inflate ρ by containment alone;
-    ``lung_lesion_side`` and ``lung_contralateral`` (``phantom_cxr``) repeat the two lungs. Defaults:
+    ``lung_lesion_side`` and ``lung_contralateral`` (``phantom_cxr``) repeat the two lungs; ``target``
+    (the explained class's mask), ``change`` (the lesion at a sequence's visit of change) and, on
+    multi-label datasets, the masks named after classes are ground truth too, and ``valid`` (the real
+    visits of a sequence) contains every other region. Defaults:
     ``baseline: zero``, softmax probability. No ranking, so no ``steps``/``patch``."""
 
     info = MetricInfo("region_deletion_correlation", higher_is_better=True, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Hesse et al. 2023, FunnyBirds (single deletion)")
     defaults: ClassVar[dict[str, Any]] = {"regions": [], "exclude": ["lesion", "marker", "body", "lung_lesion_side",
-                                                                     "lung_contralateral"],
+                                                                     "lung_contralateral", "target", "change",
+                                                                     "valid"],
                                           "baseline": "zero", "sigma": 5.0, "score": "prob", "max_batch": 256}
 
     def region_names(self, ctx: EvalContext) -> list[str]:
@@ -220,7 +224,10 @@ class RegionDeletionCorrelation(PerturbationMetric):
                 raise ValueError(f"{self.name}: the dataset has no mask {missing[0]!r}; "
                                  f"available: {', '.join(sorted(ctx.masks)) or '(none)'}")
             return list(self.regions)
-        return sorted(m for m in ctx.masks if m not in set(self.exclude))
+        exclude = set(self.exclude)
+        if ctx.multilabel:  # a mask named after a class is that class's finding: ground truth
+            exclude |= set(ctx.classes)
+        return sorted(m for m in ctx.masks if m not in exclude)
 
     def required_masks(self) -> list[str]:
         return list(self.regions)

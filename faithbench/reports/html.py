@@ -257,11 +257,11 @@ def render_html(
         stem = f"{safe_name(dataset)}_{safe_name(model)}"
         heading = " / ".join([dataset, model] + ([target_class] if target_class else []))
         parts.append(f"<h3>{_e(heading)}</h3>{table}")
-        parts.append(_figures(named(f"curves_{stem}"), root, used))  # per (dataset, model): shown once
         in_block = (board["dataset"].astype(str) == dataset) & (board["model"].astype(str) == model)
         if target_class:  # multi-label: plots per explained class
             stem += f"_{safe_name(target_class)}"
             in_block &= board["class"].fillna("").astype(str) == target_class
+        parts.append(_figures(named(f"curves_{stem}"), root, used))
         parts.append(_figures(named(f"distributions_{stem}"), root, used))
         metrics = sorted(board.loc[in_block, "metric"].astype(str).unique())
         cds = [p for m in metrics for p in named(f"cd_{stem}_{safe_name(m)}")]

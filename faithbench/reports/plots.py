@@ -86,7 +86,8 @@ def _is_sanity(metric: pd.Series) -> pd.Series:
 
 def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: str, ylabel: str) -> list[Path]:
     written = []
-    for (dataset, model), frame in curves.groupby(["dataset", "model"], sort=True):
+    curves, blocks = _with_blocks(curves)
+    for key, frame in curves.groupby(blocks, sort=True):
         metric_names = sorted(frame["metric"].unique())
         with plt.rc_context(_RC):
             fig, axes = plt.subplots(1, len(metric_names), figsize=(5 * len(metric_names), 4), squeeze=False)
@@ -98,15 +99,16 @@ def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: str, 
                 ax.set_xlabel(xlabel)
                 ax.set_ylabel(ylabel)
                 ax.set_xlim(0, 1)
-            fig.suptitle(f"{dataset} / {model}")
+            fig.suptitle(" / ".join(_labels(key)))
             fig.tight_layout()
-            written += _save(fig, _stem(out_dir, prefix, dataset, model))
+            written += _save(fig, _stem(out_dir, prefix, *_labels(key)))
     return written
 
 
 def plot_perturbation_curves(curves: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """One figure per (dataset, model): mean score vs fraction perturbed, per explainer, with a
-    95% confidence band over samples; one panel per perturbation metric. Sanity-check curves
+    """One figure per (dataset, model), and per explained class on multi-label runs: mean score
+    vs fraction perturbed, per explainer, with a 95% confidence band over samples; one panel per
+    perturbation metric. Sanity-check curves
     (metrics named ``mprt*``) are left to :func:`plot_sanity_curves`."""
     curves = curves[~_is_sanity(curves["metric"])]
     return _line_panels(curves, out_dir, "curves", "fraction of features perturbed", "target score")

@@ -38,6 +38,7 @@ __all__ = ["FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "build_report", "is_run
 
 RESULT_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "value", "chance",
                   "higher_is_better", "category", "label", "target"]
+# multi-label runs add ``class`` (the explained class), as in results
 CURVE_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "step", "fraction", "score"]
 FORMATS = ("html", "md", "latex")
 # Plots that build_report owns and rewrites; anything else in plots/ (galleries) is kept.

@@ -314,7 +314,8 @@ class CellRun:
                                           predict=ForwardCounter(self.data.model), explainer=self.explainer,
                                           background=self.data.background, seed=self.cell.seed,
                                           permuted_model=self.data.permuted_model,
-                                          multilabel=self.data.multilabel, labels=batch.labels)
+                                          multilabel=self.data.multilabel, labels=batch.labels,
+                                          classes=self.data.classes)
                     payload = self._score(metric, ctx, batch)
                     self.store.put_json("scores", score_key, payload)
                     self.result.computed["scores"] += 1
@@ -477,6 +478,9 @@ def _append_rows(result: CellResult, cell: Cell, spec: PluginSpec, metric: Metri
         result.rows.append(row)
         if payload["curve"] is not None:
             for k, (frac, score) in enumerate(zip(payload["fractions"], payload["curve"][i])):
-                result.curves.append({"dataset": row["dataset"], "model": row["model"],
-                                      "explainer": row["explainer"], "metric": spec.label, "seed": cell.seed,
-                                      "sample_id": sample_id, "step": k, "fraction": frac, "score": score})
+                point = {"dataset": row["dataset"], "model": row["model"], "explainer": row["explainer"],
+                         "metric": spec.label, "seed": cell.seed, "sample_id": sample_id, "step": k,
+                         "fraction": frac, "score": score}
+                if classes is not None:  # one curve per (sample, explained class)
+                    point["class"] = row["class"]
+                result.curves.append(point)

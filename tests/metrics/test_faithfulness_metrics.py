@@ -111,6 +111,19 @@ def test_region_deletion_correlation_known_answer(linear_logit, make_ctx):
         RegionDeletionCorrelation(regions=["a", "lung", "b"])(ctx2)
 
 
+def test_region_deletion_correlation_leaves_out_ground_truth_and_containers(linear_logit, make_ctx):
+    x = torch.ones(1, 1, 4, 4)
+    names = ("heart", "lung_left", "spine", "target", "change", "valid", "nodule", "cavity")
+    masks = {n: torch.ones(1, 4, 4, dtype=torch.bool) for n in names}
+    ctx = make_ctx(linear_logit(torch.ones(1, 1, 4, 4)), x, torch.ones(1, 4, 4), masks=masks)
+    metric = RegionDeletionCorrelation()
+    # single-label: a mask called "nodule" is just a region
+    assert metric.region_names(ctx) == ["cavity", "heart", "lung_left", "nodule", "spine"]
+    ml = make_ctx(linear_logit(torch.ones(1, 1, 4, 4)), x, torch.ones(1, 4, 4), masks=masks, multilabel=True,
+                  classes=("nodule", "cavity"))
+    assert metric.region_names(ml) == ["heart", "lung_left", "spine"]  # the classes' findings are ground truth
+
+
 def test_scorecam_3d_protocol_runs(tiny_cnn, make_ctx):
     # SCIENCE.md seed: RISE AUC over 129 points with a 0/1 correctness score, on a 3D volume
     torch.manual_seed(0)

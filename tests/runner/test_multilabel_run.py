@@ -42,6 +42,12 @@ def test_one_row_per_image_and_positive_class(run):
     assert set(zip(rows["sample_id"], rows["target"])) == expected and len(rows) == len(expected)
     assert (rows["class"] == rows["target"].map({0: "nodule", 1: "cavity"})).all()
     assert (rows["label"] == 1).all()  # each_positive: the explained class is present
+    # one curve per (image, explained class): 4 steps + the unperturbed image
+    curves = pd.read_parquet(out / "curves.parquet").query("explainer == 'sobel'")
+    per_curve = curves.groupby(["sample_id", "class"]).size()
+    assert len(per_curve) == len(expected) and set(per_curve) == {5}
+    assert sorted(p.name for p in (out / "plots").glob("curves_*.png")) == [
+        "curves_phantom_cxr_multilabel_small_cnn_cavity.png", "curves_phantom_cxr_multilabel_small_cnn_nodule.png"]
 
 
 def test_per_class_masks_and_class_sensitivity(run):
