@@ -83,26 +83,34 @@ def vit_tiny(in_chans: int, num_classes: int, input_size: tuple[int, ...], *, pa
 
 @models.register("small_cnn")
 def small_cnn(in_chans: int, num_classes: int, input_size: tuple[int, ...], *, width: int = 16,
-              depth: int = 3) -> nn.Module:
+              depth: int = 3, pool: str = "avg") -> nn.Module:
     """A plain CNN for 2D or 3D inputs: ``depth`` blocks of conv-BN-ReLU (the first ``depth - 1``
-    followed by 2x max-pooling), global average pooling and a linear head. Blocks are named
-    ``features.block{i}``; the last keeps a grid of input/2^(depth-1) for CAMs."""
+    followed by 2x max-pooling), global pooling and a linear head. Blocks are named
+    ``features.block{i}``; the last keeps a grid of input/2^(depth-1) for CAMs.
+
+    ``pool``: ``avg`` (default) or ``max`` global pooling. A small finding in a large volume (a
+    lesion of ~50 voxels in 32³) is diluted ~500-fold by an average over the last grid; the
+    maximum keeps it (multiple-instance pooling)."""
     dims = len(input_size)
     if dims not in (2, 3):
         raise ValueError(f"small_cnn: expected a 2D or 3D input size, got {tuple(input_size)}")
-    conv, bn, pool = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d)
+    if pool not in ("avg", "max"):
+        raise ValueError(f"small_cnn: expected pool 'avg' or 'max', got {pool!r}")
+    conv, bn, down = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d)
     layers: list[nn.Module] = []
     channels = in_chans
     for i in range(depth):
         out = width * 2**i
         block = [conv(channels, out, 3, padding=1), bn(out), nn.ReLU(inplace=True)]
         if i < depth - 1:
-            block.append(pool(2))
+            block.append(down(2))
         layers.append(nn.Sequential(*block))
         channels = out
     model = nn.Sequential()
     model.add_module("features", nn.Sequential(*layers))
-    model.add_module("pool", nn.AdaptiveAvgPool2d(1) if dims == 2 else nn.AdaptiveAvgPool3d(1))
+    pools = {("avg", 2): nn.AdaptiveAvgPool2d, ("avg", 3): nn.AdaptiveAvgPool3d,
+             ("max", 2): nn.AdaptiveMaxPool2d, ("max", 3): nn.AdaptiveMaxPool3d}
+    model.add_module("pool", pools[pool, dims](1))
     model.add_module("flatten", nn.Flatten())
     model.add_module("head", nn.Linear(channels, num_classes))
     return _tag(model, "cnn", dims)
