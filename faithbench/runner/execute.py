@@ -299,8 +299,6 @@ class CellRun:
         self.samples += len(batch)
         if self.preview is None:
             self.preview = saliency[:4].cpu()
-        if self.explainer.last_info:
-            self.result.info.update(self.explainer.last_info)
         ctx: EvalContext | None = None
         for spec, metric in list(self.active):
             try:
@@ -403,6 +401,8 @@ class CellRun:
         if cached is not None:
             self.explain_cost["seconds"] += float(cached["seconds"])
             self.explain_cost["passes"] += int(cached["passes"])
+            # what the explainer recorded (e.g. the CAM layer and grid): the manifest of a rerun has it too
+            self.result.info.update(self.store.get_json("saliency_info", sal_key) or {})
             return sal_key, cached["saliency"]
         start = time.perf_counter()
         with PassCounter(data.model) as counter:
@@ -414,6 +414,9 @@ class CellRun:
         self.store.put_tensors("saliency", sal_key, {
             "saliency": saliency, "seconds": torch.tensor(seconds, dtype=torch.float64),
             "passes": torch.tensor(counter.passes)})
+        if self.explainer.last_info:
+            self.store.put_json("saliency_info", sal_key, self.explainer.last_info)
+            self.result.info.update(self.explainer.last_info)
         self.result.computed["saliency"] += 1
         self.explain_cost["seconds"] += seconds
         self.explain_cost["passes"] += counter.passes

@@ -3,6 +3,7 @@ few small volumes and a one-epoch model (the full suites train for minutes to ho
 
 from __future__ import annotations
 
+import json
 import os
 
 import pandas as pd
@@ -28,23 +29,23 @@ def _run(tmp_path, data: dict):
 
 def test_volumes3d_in_miniature(tmp_path):
     data = _builtin("volumes3d")
-    have_adrenal = bool(os.environ.get("FAITHBENCH_DATA")) and os.path.exists(
-        os.path.join(os.environ.get("FAITHBENCH_DATA", ""), "medmnist", "adrenalmnist3d.npz"))
-    kept = []
-    for spec in data["datasets"]:
-        if spec["name"] == "medmnist":
-            if not have_adrenal:
-                continue
-            spec["params"]["n"] = 24
-        else:
-            spec["params"]["n"] = 24
-        kept.append(spec)
+    root = os.environ.get("FAITHBENCH_DATA", "")
+    have_adrenal = bool(root) and os.path.exists(os.path.join(root, "medmnist", "adrenalmnist3d.npz"))
+    kept = [spec for spec in data["datasets"] if spec["name"] != "medmnist" or have_adrenal]
+    for spec in kept:
+        spec["params"]["n"] = 24
     data.update(datasets=kept, samples=2, batch_size=2)
     for model in data["models"]:
         model["recipe"] = {**model["recipe"], "epochs": 1}
+        if model["name"] == "resnet18_3d":
+            model["params"] = {**model.get("params", {}), "widen_factor": 0.125}
     result = _run(tmp_path, data)
     assert result.status == "ok", result.failures
     rows = result.results
+    pairs = {("phantom_organ3d", "small_cnn"), ("mni_lesion_3d", "small_cnn_maxpool")}
+    if have_adrenal:
+        pairs |= {("adrenalmnist3d_28", "small_cnn"), ("adrenalmnist3d_28", "resnet18_3d")}
+    assert set(zip(rows["dataset"], rows["model"])) == pairs  # the suite's per-dataset model lists
     metric_labels = [m if isinstance(m, str) else m.get("alias") or m["name"] for m in data["metrics"]]
     phantom = rows[rows["dataset"] == "phantom_organ3d"]
     # every explainer x every metric on each of the 2 positive volumes (localisation has the lesion mask)
@@ -55,7 +56,7 @@ def test_volumes3d_in_miniature(tmp_path):
     for metric in ("deletion_auc", "deletion_auc_cube4"):
         per_curve = curves[(curves["metric"] == metric)].groupby(["dataset", "explainer", "sample_id"]).size()
         assert set(per_curve) == {51}  # 50 steps + the unperturbed volume
-    # voxels vs 4^3 cubes: different features, so (in general) different curves for a real map
+    # voxels vs 4^3 cubes: different features, so different curves for a real map
     ig = curves[(curves["explainer"] == "saliency") & (curves["dataset"] == "phantom_organ3d")]
     vox = ig[ig["metric"] == "deletion_auc"].sort_values(["sample_id", "step"])["score"].to_numpy()
     cube = ig[ig["metric"] == "deletion_auc_cube4"].sort_values(["sample_id", "step"])["score"].to_numpy()
@@ -89,8 +90,6 @@ def test_scorecam3d_protocol_in_miniature(tmp_path, real_data):
     # predicted target), insertion from the baseline
     first = curves[(curves["step"] == 0) & (curves["metric"] == "deletion_auc")]["score"]
     assert (first == 1.0).all()
-    import json
-
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     info = manifest["cell_info"]["adrenalmnist3d_64/resnet18_3d/scorecam/seed0"]
     assert info["target_layer"] == "layer4" and tuple(info["grid"]) == (4, 4, 4)

@@ -72,6 +72,9 @@ def test_second_run_recomputes_nothing_and_is_identical(two_runs):
     b = (root / "b" / "results.csv").read_bytes()
     assert a == b
     pd.testing.assert_frame_equal(pd.read_csv(root / "a" / "leaderboard.csv"), pd.read_csv(root / "b" / "leaderboard.csv"))
+    # the CAM layer and grid come back with the cached saliency: the rerun's manifest records them too
+    info = [json.loads((root / run / "manifest.json").read_text())["cell_info"] for run in ("a", "b")]
+    assert info[1] == info[0] and info[1]["phantom_cxr/small_cnn/gradcam/seed0"]["grid"] == [8, 8]
 
 
 def test_fresh_cache_gives_identical_values(two_runs, tmp_path):
