@@ -242,12 +242,11 @@ def validate_plugins(suite: Suite, source: str) -> None:
             raise SuiteError(f"{where}.params: {exc}") from None
         _check_target(suite.target, dataset, f"{source}: target", f"datasets[{i}] {spec.label!r}")
         if getattr(dataset, "multilabel", False):
+            if suite.regions is not None:  # the region tests compare label 0 with the others, a row per image
+                raise SuiteError(f"{source}: regions: the region-based tests compare normal and abnormal images, "
+                                 f"one map per image; datasets[{i}] {spec.label!r} is multi-label (one map per "
+                                 f"class): run the regions block on single-label datasets")
             multilabel.append(spec.label)
-        if suite.regions is not None and getattr(dataset, "multilabel", False):
-            # the region tests compare label 0 with the other labels, one row per sample
-            raise SuiteError(f"{source}: regions: the region-based tests compare normal and abnormal images, one "
-                             f"map per image; datasets[{i}] {spec.label!r} is multi-label (one map per class): "
-                             f"run the regions block on single-label datasets")
     for i, mspec in enumerate(suite.models):
         where = f"{source}: models[{i}]"
         try:

@@ -108,8 +108,8 @@ def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: str, 
 def plot_perturbation_curves(curves: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One figure per (dataset, model), and per explained class on multi-label runs: mean score
     vs fraction perturbed, per explainer, with a 95% confidence band over samples; one panel per
-    perturbation metric. Sanity-check curves
-    (metrics named ``mprt*``) are left to :func:`plot_sanity_curves`."""
+    perturbation metric. Sanity-check curves (metrics named ``mprt*``) are left to
+    :func:`plot_sanity_curves`."""
     curves = curves[~_is_sanity(curves["metric"])]
     return _line_panels(curves, out_dir, "curves", "fraction of features perturbed", "target score")
 
