@@ -201,7 +201,8 @@ class RegionDeletionCorrelation(PerturbationMetric):
     constant I or Δ.
 
     ``regions``: mask names; ``[]`` (default) = every mask of the dataset not in ``exclude``.
-    ``exclude`` default ``[lesion, marker, body]``: the lesion and the shortcut marker are the
+    ``exclude`` default ``[lesion, marker, body, lung_lesion_side, lung_contralateral, target,
+    change, valid]``: the lesion and the shortcut marker are the
     ground truth of the localisation and shortcut analyses, and ``body`` contains every other
     region, so its largest mass and largest drop would inflate ρ by containment alone;
     ``lung_lesion_side`` and ``lung_contralateral`` (``phantom_cxr``) repeat the two lungs; ``target``
