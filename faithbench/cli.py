@@ -25,7 +25,7 @@ class InputError(Exception):
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from faithbench.config import load_suite
-    from faithbench.runner.cache import Cache
+    from faithbench.store import Cache
     from faithbench.runner.run import default_out_dir, run_suite
 
     suite = load_suite(args.suite)

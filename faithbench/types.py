@@ -26,6 +26,9 @@ class Category(str, Enum):
     FAITHFULNESS = "faithfulness"
     LOCALIZATION = "localization"
     RANDOMIZATION = "randomization"
+    ROBUSTNESS = "robustness"
+    COMPLEXITY = "complexity"
+    AXIOMATIC = "axiomatic"
 
 
 @dataclass

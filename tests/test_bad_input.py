@@ -11,7 +11,7 @@ from faithbench.cli import EXIT_BAD_INPUT, main
 from faithbench.datasets import PhantomCXR
 from faithbench.models import build_model
 from faithbench.registry import datasets
-from faithbench.runner.cache import save_tensors
+from faithbench.store import save_tensors
 from faithbench.types import Sample
 
 GOOD = {

@@ -1,7 +1,7 @@
 """Metrics: thin registered classes over the pure functions of ``functional``."""
 
 from faithbench.metrics import functional
-from faithbench.metrics.base import EvalContext, ForwardCounter, Metric, postprocess
+from faithbench.metrics.base import EvalContext, ForwardCounter, Metric, MetricOutput, postprocess
 from faithbench.metrics.class_sensitivity import ClassSensitivity
 from faithbench.metrics.faithfulness import (ABPC, AOPC, DeletionAUC, InsertionAUC, LeRFAOPC, MoRFAOPC,
                                              PerturbationMetric, RegionDeletionCorrelation)
@@ -12,7 +12,7 @@ from faithbench.metrics.temporal import (TemporalDeletion, TemporalInsertion, Vi
 from faithbench.metrics.randomization import (DataRandomization, MPRTCascading, MPRTIndependent, RandomizationMetric,
                                               RandomLogit)
 
-__all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "postprocess",
+__all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "MetricOutput", "postprocess",
            "PerturbationMetric", "DeletionAUC", "InsertionAUC", "ABPC", "AOPC", "MoRFAOPC", "LeRFAOPC",
            "RegionDeletionCorrelation",
            "PointingGame", "RelevanceMass", "RelevanceRank", "IoUTopK", "IoUTop5", "IoUTop10", "IoUTop20",

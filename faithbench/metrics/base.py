@@ -1,8 +1,9 @@
 """The metric protocol: a thin registered class over a pure function in ``functional/``.
 
-A metric reads an :class:`EvalContext` and returns per-sample values ``{"value": (B,)}``, plus
-optionally ``"chance": (B,)`` (the chance level, for localisation) and ``"curve": (B, K)`` with
-``"fractions": (K,)`` (for perturbation curves). Metrics never aggregate.
+A metric reads an :class:`EvalContext` and returns a :class:`MetricOutput`: per-sample values
+``value (B,)``, plus optionally ``chance (B,)`` (the chance level, for localisation), ``curve
+(B, K)`` with ``fractions (K,)`` (perturbation curves) and ``regions`` (per-region scores).
+Metrics never aggregate.
 """
 
 from __future__ import annotations
@@ -17,6 +18,51 @@ from torch import Tensor, nn
 
 from faithbench.configurable import Configurable
 from faithbench.types import Category, MetricInfo
+
+
+@dataclass(frozen=True)
+class MetricOutput:
+    """What a metric returns for one batch of ``B`` samples.
+
+    value: ``(B,)`` per-sample scores (NaN: undefined for that sample). chance: ``(B,)`` the
+    chance level of each value (localisation), or None. curve: ``(B, K)`` a perturbation curve
+    per sample, with its x axis ``fractions (K,)``. regions: per-region scores, ``{score name:
+    (B, R)}`` for the regions named in ``region_names`` (the region metric).
+
+    Read-only mapping access (``out["value"]``, ``"curve" in out``) is kept for callers
+    written against the earlier ``dict`` return.
+    """
+
+    value: Tensor
+    chance: Tensor | None = None
+    curve: Tensor | None = None
+    fractions: Tensor | None = None
+    regions: dict[str, Tensor] | None = None
+    region_names: tuple[str, ...] = ()
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ("value", "chance", "curve", "fractions", "regions")
+
+    @classmethod
+    def of(cls, out: "MetricOutput | dict[str, Tensor]") -> "MetricOutput":
+        """``out`` itself, or a legacy ``{"value": ..., "chance": ...}`` dict as a MetricOutput."""
+        if isinstance(out, MetricOutput):
+            return out
+        unknown = set(out) - set(cls._FIELDS) - {"region_names"}
+        if unknown or "value" not in out:
+            raise ValueError(f"a metric returns value (and optionally chance, curve, fractions, regions); "
+                             f"got keys {sorted(out)}")
+        return cls(**out)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._FIELDS and getattr(self, str(key)) is not None
+
+    def keys(self) -> list[str]:
+        return [k for k in self._FIELDS if k in self]
 
 
 class ForwardCounter:
@@ -130,14 +176,14 @@ class Metric(Configurable):
     def prepare(self, ctx: EvalContext) -> Tensor:
         return postprocess(ctx.saliency, self.params["postprocess"])
 
-    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:  # pragma: no cover
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:  # pragma: no cover
         raise NotImplementedError
 
-    def __call__(self, ctx: EvalContext) -> dict[str, Tensor]:
-        out = self.compute(ctx, self.prepare(ctx))
+    def __call__(self, ctx: EvalContext) -> MetricOutput:
+        out = MetricOutput.of(self.compute(ctx, self.prepare(ctx)))
         b = ctx.x.shape[0]
-        if tuple(out["value"].shape) != (b,):
-            raise ValueError(f"{self.name}: expected per-sample values of shape ({b},), got {tuple(out['value'].shape)}")
+        if tuple(out.value.shape) != (b,):
+            raise ValueError(f"{self.name}: expected per-sample values of shape ({b},), got {tuple(out.value.shape)}")
         return out
 
     def required_masks(self) -> list[str]:

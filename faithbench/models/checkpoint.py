@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from faithbench.datasets.base import BaseDataset
 from faithbench.models.architectures import build_model, count_parameters
 from faithbench.models.training import Recipe, evaluate_model, train_model, train_on_frozen_features
-from faithbench.runner.cache import Cache, load_tensors, make_key
+from faithbench.store import Cache, load_tensors, make_key
 
 CHECKPOINT_FORMAT = "1"
 

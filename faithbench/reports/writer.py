@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from faithbench.runner.cache import atomic_write_bytes
+from faithbench.store import atomic_write_bytes
 from faithbench.stats import (
     agreement_table,
     friedman_table,

@@ -7,7 +7,7 @@ per group), a Ray task feeds its one cell.
 
 Saliency maps and scores are stored per (cell, batch) under content keys, so a killed run loses
 at most the batch in flight and a rerun recomputes nothing it already has. Where they are
-stored is the ``store``: the :class:`~faithbench.runner.cache.Cache` itself (local executor),
+stored is the ``store``: the :class:`~faithbench.store.Cache` itself (local executor),
 or a :class:`DeferredCache` that reads the shared cache and holds new entries until the driver
 writes them (Ray tasks never write).
 
@@ -34,7 +34,7 @@ from faithbench.metrics.base import EvalContext, ForwardCounter, Metric, postpro
 from faithbench.metrics.functional.regions import REGION_SCORES, region_scores, stack_regions
 from faithbench.models.training import predict_logits
 from faithbench.registry import explainers, metrics
-from faithbench.runner.cache import Cache, make_key
+from faithbench.store import Cache, make_key
 from faithbench.runner.errors import InputDataError, error_summary, is_out_of_memory, release_memory
 from faithbench.runner.plan import Cell
 from faithbench.types import Batch
@@ -426,15 +426,15 @@ class CellRun:
     def _score(metric: Metric, ctx: EvalContext, batch: Batch) -> dict[str, Any]:
         before_passes, start = ctx.predict.passes, time.perf_counter()
         out = metric(ctx)
-        value = out["value"].double()
+        value = out.value.double()
         if torch.isinf(value).any():
             i = int(torch.isinf(value).nonzero()[0, 0])
             raise FloatingPointError(f"{metric.name} returned Inf for sample {batch.ids[i]!r}")
         return {
             "value": value.tolist(),
-            "chance": out["chance"].double().tolist() if "chance" in out else None,
-            "curve": out["curve"].double().tolist() if "curve" in out else None,
-            "fractions": out["fractions"].double().tolist() if "fractions" in out else None,
+            "chance": out.chance.double().tolist() if out.chance is not None else None,
+            "curve": out.curve.double().tolist() if out.curve is not None else None,
+            "fractions": out.fractions.double().tolist() if out.fractions is not None else None,
             "seconds": time.perf_counter() - start,
             "passes": ctx.predict.passes - before_passes,
         }

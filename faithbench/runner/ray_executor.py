@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from faithbench.config import PluginSpec, RegionSpec, Suite
-from faithbench.runner.cache import Cache
+from faithbench.store import Cache
 from faithbench.runner.errors import InputDataError, UsageError
 from faithbench.runner.execute import CellResult, DeferredCache, commit, failure_row, iter_batches, run_cell
 from faithbench.runner.plan import Cell, Group

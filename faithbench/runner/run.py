@@ -32,7 +32,7 @@ from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from faithbench.models.reliance import can_intervene, measure_reliance
 from faithbench.registry import datasets, explainers, metrics, models
-from faithbench.runner.cache import Cache, atomic_write_bytes
+from faithbench.store import Cache, atomic_write_bytes
 from faithbench.runner.errors import InputDataError, UsageError
 from faithbench.runner.execute import (
     FAILURE_COLUMNS,

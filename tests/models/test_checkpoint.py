@@ -6,7 +6,7 @@ import torch
 from faithbench.datasets import PhantomCXR
 from faithbench.models import CheckpointError, ModelSpec, build_model, load_checkpoint
 from faithbench.models.checkpoint import load_weights_file
-from faithbench.runner.cache import Cache, save_tensors
+from faithbench.store import Cache, save_tensors
 
 
 def small(in_chans=1, num_classes=2):

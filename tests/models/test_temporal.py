@@ -9,7 +9,7 @@ from faithbench.datasets.longitudinal import PhantomLongitudinal
 from faithbench.models.checkpoint import ModelSpec, load_checkpoint
 from faithbench.models.temporal import TemporalClassifier
 from faithbench.registry import explainers, models
-from faithbench.runner.cache import Cache
+from faithbench.store import Cache
 
 
 @pytest.mark.parametrize("name", ["temporal_mlp", "temporal_gru"])

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from faithbench.config import BUILTIN_DIR, suite_from_dict
-from faithbench.runner.cache import Cache
+from faithbench.store import Cache
 from faithbench.runner.run import run_suite
 
 pytest.importorskip("nilearn")

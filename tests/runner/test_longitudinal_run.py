@@ -3,7 +3,7 @@
 import pandas as pd
 
 from faithbench.config import suite_from_dict
-from faithbench.runner.cache import Cache
+from faithbench.store import Cache
 from faithbench.runner.run import run_suite
 
 TINY = {

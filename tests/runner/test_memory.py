@@ -9,7 +9,7 @@ import torch
 from faithbench.config import suite_from_dict
 from faithbench.datasets.base import BaseDataset
 from faithbench.registry import datasets
-from faithbench.runner.cache import Cache
+from faithbench.store import Cache
 from faithbench.runner.run import run_suite
 from faithbench.types import Sample
 

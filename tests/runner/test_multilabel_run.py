@@ -7,7 +7,7 @@ import pytest
 
 from faithbench.config import suite_from_dict
 from faithbench.datasets import PhantomCXRMultiLabel
-from faithbench.runner.cache import Cache
+from faithbench.store import Cache
 from faithbench.runner.run import run_suite
 
 PHANTOM = {"n": 64, "size": 32}

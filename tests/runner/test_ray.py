@@ -8,7 +8,7 @@ ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'fait
 
 from faithbench.cli import main  # noqa: E402
 from faithbench.config import suite_from_dict  # noqa: E402
-from faithbench.runner.cache import Cache  # noqa: E402
+from faithbench.store import Cache  # noqa: E402
 from faithbench.runner.run import run_suite  # noqa: E402
 
 TINY = {

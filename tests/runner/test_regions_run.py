@@ -9,7 +9,7 @@ from faithbench.config import SuiteError, suite_from_dict
 from faithbench.datasets import PhantomCXR
 from faithbench.explainers.controls import SobelExplainer
 from faithbench.metrics.functional import region_scores, stack_regions
-from faithbench.runner.cache import Cache
+from faithbench.store import Cache
 from faithbench.runner.run import run_suite
 from faithbench.stats.regions import CLASS_TEST_COLUMNS
 

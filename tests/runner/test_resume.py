@@ -15,7 +15,7 @@ import yaml
 
 from faithbench.cli import main
 from faithbench.config import suite_from_dict
-from faithbench.runner.cache import Cache
+from faithbench.store import Cache
 from faithbench.runner.errors import OutputInUseError
 from faithbench.runner.lock import lock_output
 from faithbench.runner.run import run_suite

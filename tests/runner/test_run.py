@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from faithbench.config import suite_from_dict
-from faithbench.runner.cache import Cache
+from faithbench.store import Cache
 from faithbench.runner.run import run_suite
 
 TINY = {

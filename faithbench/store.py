@@ -1,5 +1,7 @@
 """Content-addressed store for expensive artefacts (checkpoints, saliency maps, scores).
 
+The ground floor: models, runner and reports import it; it imports nothing of faithbench.
+
 A key is the hash of everything an artefact depends on (:func:`make_key`). Writes are atomic
 (a temporary file in the same folder, then ``os.replace``), so a killed run loses at most the
 artefact in flight. Every file carries a SHA-256 of its content; a corrupted or truncated file
