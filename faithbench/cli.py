@@ -26,6 +26,7 @@ class InputError(Exception):
 def _cmd_run(args: argparse.Namespace) -> int:
     from faithbench.config import load_suite
     from faithbench.store import Cache
+    from faithbench.runner.executors import RayOptions
     from faithbench.runner.run import default_out_dir, run_suite
 
     suite = load_suite(args.suite)
@@ -38,11 +39,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise InputError(f"{flag}: expected a number >= 0, got {value}")
     if args.ray_cpus is not None and args.ray_cpus < 1:
         raise InputError(f"--ray-cpus: expected a positive number of CPUs, got {args.ray_cpus}")
-    executor = args.executor or ("ray" if args.ray_address or args.ray_cpus else None)
-    result = run_suite(suite, out, cache=cache, limit=args.limit, progress=not args.quiet,
-                       log=lambda msg: print(msg, file=sys.stderr), executor=executor,
-                       ray_address=args.ray_address, ray_cpus=args.ray_cpus,
-                       cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task)
+    executor = args.executor or ("ray" if args.ray_address or args.ray_cpus else None) or suite.executor
+    if executor == "ray":
+        executor = RayOptions(address=args.ray_address, num_cpus=args.ray_cpus, cpus_per_task=args.cpus_per_task,
+                              gpus_per_task=args.gpus_per_task)
+    result = run_suite(suite, out, cache=cache, limit=args.limit, device=args.device, progress=not args.quiet,
+                       log=lambda msg: print(msg, file=sys.stderr), executor=executor)
     c = result.computed
     print(f"computed {c['checkpoints']} checkpoints, {c['saliency']} saliency batches, "
           f"{c['scores']} score batches; {len(result.results)} result rows", file=sys.stderr)
@@ -126,14 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, help="at most N test samples per dataset")
     run.add_argument("--cache", help="cache folder (default: $FAITHBENCH_CACHE or ~/.cache/faithbench)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--device", metavar="DEV",
+                     help="auto (cuda when available), cpu, cuda, cuda:N, mps (default: the suite's device, auto)")
     run.add_argument("--executor", choices=["local", "ray"],
                      help="where cells run (default: the suite's 'executor', local)")
     run.add_argument("--ray-address", metavar="ADDR",
                      help="join this Ray cluster (implies --executor ray); every node must see --cache")
     run.add_argument("--ray-cpus", type=int, metavar="N",
                      help="CPUs of the local Ray instance started for this run (implies --executor ray)")
-    run.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N", help="Ray: CPUs per cell (1)")
-    run.add_argument("--gpus-per-task", type=float, default=0.0, metavar="N", help="Ray: GPUs per cell (0)")
+    run.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N", help="Ray: CPUs per group task (1)")
+    run.add_argument("--gpus-per-task", type=float, default=0.0, metavar="N", help="Ray: GPUs per group task (0); a task with a GPU computes on it")
     run.set_defaults(func=_cmd_run)
 
     lst = sub.add_parser("list", help="list registered plugins or built-in suites")

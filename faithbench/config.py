@@ -150,7 +150,9 @@ class Suite(BaseModel):
     explainers: list[PluginSpec] = Field(min_length=1)
     metrics: list[PluginSpec] = Field(min_length=1)
     executor: Literal["local", "ray"] = "local"
-    control: str = "random"
+    device: str = Field("auto", description="where models, explainers and metrics run: auto (cuda when "
+                        "available), cpu, cuda, cuda:N or mps; --device overrides it")
+    control: str = Field("random", description="the explainer that p_vs_random and beats_random test against")
     regions: RegionSpec | None = Field(None, description="region-based saliency (regions.csv, region_tests.csv)")
 
     @field_validator("datasets", "explainers", "metrics", "models", mode="before")

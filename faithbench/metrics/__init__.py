@@ -11,6 +11,7 @@ from faithbench.metrics.temporal import (TemporalDeletion, TemporalInsertion, Vi
                                          VisitRelevanceMass)
 from faithbench.metrics.randomization import (DataRandomization, MPRTCascading, MPRTIndependent, RandomizationMetric,
                                               RandomLogit)
+from faithbench.metrics.regions import RegionSaliency
 
 __all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "MetricOutput", "postprocess",
            "PerturbationMetric", "DeletionAUC", "InsertionAUC", "ABPC", "AOPC", "MoRFAOPC", "LeRFAOPC",
@@ -18,5 +19,5 @@ __all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "MetricOutpu
            "PointingGame", "RelevanceMass", "RelevanceRank", "IoUTopK", "IoUTop5", "IoUTop10", "IoUTop20",
            "IoUTop40", "AUPRC",
            "RandomizationMetric", "MPRTCascading", "MPRTIndependent", "RandomLogit", "DataRandomization",
-           "ClassSensitivity",
+           "ClassSensitivity", "RegionSaliency",
            "TemporalDeletion", "TemporalInsertion", "VisitPointing", "VisitPointingGame", "VisitRelevanceMass"]

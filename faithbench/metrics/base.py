@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from collections.abc import Collection
 from typing import Any, ClassVar, Iterator
 
 import torch
@@ -188,3 +189,14 @@ class Metric(Configurable):
 
     def required_masks(self) -> list[str]:
         return [r.split(":", 1)[1] for r in self.info.requires if r.startswith("mask:")]
+
+    def applicability(self, masks: Collection[str], spatial_dims: int) -> tuple[str | None, list[str]]:
+        """Before a cell's first batch: ``(reason to skip this metric for the cell, or None,
+        notes on parts left out)``, given the dataset's mask names and spatial dimensions.
+        Default: skipped when a mask it requires is missing (``marker`` on a phantom without a
+        shortcut, ``lesion`` on MedMNIST)."""
+        missing = [m for m in self.required_masks() if m not in masks]
+        if missing:
+            have = ", ".join(sorted(masks)) or "none"
+            return f"the dataset has no mask {missing[0]!r} (masks: {have})", []
+        return None, []

@@ -135,8 +135,8 @@ def _suite_html(manifest: dict | None) -> tuple[str, str, str]:
         ("datasets", labels("datasets")), ("models", labels("models")),
         ("explainers", labels("explainers")), ("metrics", labels("metrics")),
         ("git", _e(manifest.get("git") or "–")), ("device", _e(manifest.get("device", "–"))),
-        ("seconds", _e(manifest.get("seconds", "–"))),
-    ]
+        ("control", _e(manifest.get("control", suite.get("control", "random")))),
+    ]  # the wall time stays in manifest.json: the page is the same for the same results
     versions = manifest.get("versions") or {}
     if versions:
         facts.append(("versions", _e(", ".join(f"{k} {v}" for k, v in versions.items()))))

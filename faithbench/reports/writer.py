@@ -125,7 +125,17 @@ def _region_tables(out_dir: Path, written: list[Path]) -> tuple[pd.DataFrame | N
     return tests, pairs
 
 
-def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] = FORMATS) -> list[Path]:
+def run_control(out_dir: Path) -> str:
+    """The run's control explainer, as recorded in its manifest (the suite's ``control:``);
+    ``random`` for a folder without one."""
+    manifest_path = Path(out_dir) / "manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        return str(manifest.get("control") or (manifest.get("suite") or {}).get("control") or "random")
+    return "random"
+
+
+def build_report(out_dir: Path, control: str | None = None, formats: Iterable[str] = FORMATS) -> list[Path]:
     """Rebuild the statistics tables, plots and the chosen ``formats`` of the report of ``out_dir``.
 
     Always writes ``leaderboard.csv, pairwise.csv, friedman.csv, nemenyi.csv,
@@ -134,7 +144,7 @@ def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] 
     ``region_pairwise.csv`` when the run wrote ``regions.csv`` (:mod:`faithbench.stats.regions`),
     and the plots in ``plots/``; ``formats`` picks among ``leaderboard.md`` ("md"), ``leaderboard.tex``
     ("latex") and ``index.html`` ("html"). ``control`` is the explainer tested against in
-    ``p_vs_random``. Returns the paths written.
+    ``p_vs_random`` and ``beats_random`` (default: the run's, from its manifest). Returns the paths written.
     """
     from faithbench.reports import plots
     from faithbench.reports.tables import cost_summary, leaderboard_latex, leaderboard_markdown, models_summary
@@ -144,6 +154,7 @@ def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] 
     if not is_run_folder(out_dir):
         raise FileNotFoundError(f"{out_dir}: no results.parquet; is this a faithbench run folder?")
     results = pd.read_parquet(out_dir / "results.parquet")
+    control = control or run_control(out_dir)
     written: list[Path] = []
 
     def csv(name: str, frame: pd.DataFrame) -> None:

@@ -7,7 +7,7 @@ from faithbench.config import ClassTargets
 from faithbench.metrics.base import EvalContext, ForwardCounter
 from faithbench.metrics.localization import PointingGame
 from faithbench.runner.errors import InputDataError
-from faithbench.runner.execute import iter_batches
+from faithbench.runner.batches import iter_batches
 from faithbench.runner.targets import TARGET_MASK, class_batches, collate_units, expand_targets, sample_targets
 from faithbench.types import Batch, Sample
 

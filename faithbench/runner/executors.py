@@ -1,0 +1,154 @@
+"""Executors map :func:`~faithbench.runner.group.run_group` over a run's groups.
+
+``local`` runs the groups one after another in this process, writing cache entries as they are
+computed. ``ray`` makes each group a Ray task (``num_cpus=cpus_per_task``,
+``num_gpus=gpus_per_task``; a task with a GPU computes on it): the task rebuilds its dataset
+from the suite entry, trains or loads the checkpoint and runs its cells with a
+:class:`~faithbench.runner.deferred.DeferredCache`, which reads the shared cache and *returns*
+the entries it computes; the driver writes them (atomically) as each task returns, so exactly
+one process writes the cache. Both give the same :class:`~faithbench.runner.group.GroupOutput`
+per group, and the driver writes the tables in plan order: the output folders are the same.
+
+A killed driver loses only the groups in flight. Every Ray node must see the cache folder at
+the same path (a shared file system) and have faithbench and its plugins installed; plugins
+registered at runtime in the driver only (not through an entry point) do not exist in tasks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from faithbench.models.checkpoint import CheckpointError
+from faithbench.runner.cell import CellResult, failure_row
+from faithbench.runner.deferred import DeferredCache, commit
+from faithbench.runner.errors import InputDataError, UsageError
+from faithbench.runner.group import GroupOutput, run_group
+from faithbench.runner.plan import Group
+from faithbench.runner.settings import RunSettings
+from faithbench.store import Cache
+
+EXECUTORS = ("local", "ray")
+MAX_RETRIES = 1  # a task whose worker died (killed for memory, node lost) is retried once
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how Ray runs the groups: ``address`` joins a cluster, else a local instance with
+    ``num_cpus`` CPUs is started (or the one already initialised is used); each group is a task
+    needing ``cpus_per_task`` CPUs and ``gpus_per_task`` GPUs."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+    cpus_per_task: float = 1.0
+    gpus_per_task: float = 0.0
+
+
+def run_groups(groups: list[Group], settings: RunSettings, cache: Cache, executor: str | RayOptions, bar: Any,
+               log: Callable[[str], None], outputs: dict[int, GroupOutput]) -> None:
+    """Fill ``outputs[i]`` with the output of ``groups[i]`` (as each finishes, so what finished
+    before an error is known to the caller)."""
+    if isinstance(executor, RayOptions) or executor == "ray":
+        _run_on_ray(groups, settings, cache, executor if isinstance(executor, RayOptions) else RayOptions(),
+                    bar, log, outputs)
+        return
+    for i, group in enumerate(groups):
+        def progress(done: float, text: str) -> None:
+            if text:
+                bar.set_postfix_str(text)
+            if done:
+                bar.update(done)
+
+        out = run_group(group, settings, cache, progress)
+        for line in out.log:
+            log(line)
+        outputs[i] = out
+
+
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[Any]:
+    """The Ray already initialised in this process, else a new connection to ``address``, else a
+    new local instance with ``num_cpus`` CPUs (shut down at the end)."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("executor 'ray' needs the ray package: pip install 'faithbench[ray]'") from None
+    if ray.is_initialized():
+        yield ray
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@dataclass
+class TaskOutput:
+    """A Ray task's answer: the group's output and the cache entries to commit, or bad input."""
+
+    output: GroupOutput | None
+    pending: list[tuple[str, str, str, Any]]
+    input_error: str | None = None
+
+
+def group_task(group: Group, settings: RunSettings, cache_root: str) -> TaskOutput:
+    """Run one group without writing anything; the driver commits ``pending``. A task given a
+    GPU (``ray.get_gpu_ids()``) computes on it whatever the driver's device setting says."""
+    from faithbench.config import ensure_plugins_loaded
+
+    ensure_plugins_loaded()
+    try:
+        import ray
+
+        if ray.get_gpu_ids():
+            settings = dataclasses.replace(settings, device="cuda")
+    except Exception:  # not inside a Ray worker (tests call this directly)
+        pass
+    store = DeferredCache(cache_root)
+    try:
+        out = run_group(group, settings, store)
+    except (InputDataError, CheckpointError) as exc:
+        return TaskOutput(None, [], input_error=str(exc))
+    except Exception as exc:
+        out = GroupOutput(group, cells=[CellResult(c, failures=[failure_row(c, "task", exc)]) for c in group.cells])
+    return TaskOutput(out, store.pending)
+
+
+def _run_on_ray(groups: list[Group], settings: RunSettings, cache: Cache, options: RayOptions, bar: Any,
+                log: Callable[[str], None], outputs: dict[int, GroupOutput]) -> None:
+    with ray_session(options.address, options.num_cpus) as ray:
+        task = ray.remote(group_task).options(num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task,
+                                              max_retries=MAX_RETRIES)
+        root = str(Path(cache.root).resolve())
+        shared = ray.put(settings)
+        refs = {task.remote(group, shared, root): i for i, group in enumerate(groups)}
+        waiting = list(refs)
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            for ref in done:
+                i = refs[ref]
+                group = groups[i]
+                try:
+                    answer = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the worker died or the task was lost
+                    answer = TaskOutput(GroupOutput(group, cells=[CellResult(c, failures=[failure_row(c, "task", exc)])
+                                                                  for c in group.cells]), [])
+                if answer.input_error:
+                    for other in waiting:
+                        ray.cancel(other)
+                    raise InputDataError(answer.input_error)
+                commit(cache, answer.pending)
+                assert answer.output is not None
+                for line in answer.output.log:
+                    log(line)
+                outputs[i] = answer.output
+                bar.set_postfix_str(f"{group.dataset.label}/{group.model.label}/seed{group.seed}")
+                bar.update(len(group.cells))

@@ -1,0 +1,206 @@
+"""One (dataset, model, seed) group, start to finish: :func:`run_group`.
+
+A group builds its dataset's splits (only the test split when its checkpoint is not trained),
+trains or loads its checkpoint (and the permuted-label twin when a metric needs it), measures
+the model's reliance on planted evidence where the dataset can intervene, runs every cell of
+the group on the same batches, and keeps the first batch for the saliency gallery. The local
+and the Ray executors only map :func:`run_group` over the groups, so both produce the same
+:class:`GroupOutput` and the same output folder.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from faithbench.config import DatasetSpec
+from faithbench.datasets.base import BaseDataset
+from faithbench.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from faithbench.models.reliance import can_intervene, measure_reliance
+from faithbench.registry import datasets
+from faithbench.runner.batches import iter_batches
+from faithbench.runner.cell import CellResult, CellRun, GroupData, failure_row
+from faithbench.runner.errors import InputDataError
+from faithbench.runner.plan import Group
+from faithbench.runner.settings import RunSettings
+from faithbench.store import Cache, make_key
+from faithbench.types import Batch
+
+GALLERY_SAMPLES = 4
+
+Progress = Callable[[float, str], None]  # (cells done, what is running)
+
+
+@dataclass
+class Gallery:
+    """The first ``GALLERY_SAMPLES`` explained samples of a group and each explainer's raw map
+    (on the CPU), with each sample's label and the predicted probability of its target."""
+
+    dataset: str
+    model: str
+    batch: Batch
+    previews: dict[str, Tensor]
+    labels: list[str] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)
+
+
+@dataclass
+class GroupOutput:
+    """What a group computed: its cells' results, the checkpoint's row of ``models.csv``, the
+    rows of ``reliance.csv`` and the gallery; ``trained`` counts checkpoints trained now."""
+
+    group: Group
+    cells: list[CellResult] = field(default_factory=list)
+    model_row: dict[str, Any] | None = None
+    reliance: list[dict[str, Any]] = field(default_factory=list)
+    gallery: Gallery | None = None
+    trained: int = 0
+    log: list[str] = field(default_factory=list)
+    device: str = "cpu"
+
+
+_BUILT: OrderedDict[str, BaseDataset] = OrderedDict()  # recently built splits of this process
+_BUILT_MAX = 6
+
+
+def build_dataset(name: str, split: str, params: dict[str, Any]) -> BaseDataset:
+    """A split of a registered dataset. The last few built are kept during a run, so the groups
+    of one dataset (and the preflight before them) build each split once."""
+    key = make_key(name, split, params)
+    if key in _BUILT:
+        _BUILT.move_to_end(key)
+        return _BUILT[key]
+    dataset = datasets.get(name)(split=split, **params)
+    _BUILT[key] = dataset
+    while len(_BUILT) > _BUILT_MAX:
+        _BUILT.popitem(last=False)
+    return dataset
+
+
+def forget_datasets() -> None:
+    """Drop the kept splits (a run starts and ends with this: files may change between runs)."""
+    _BUILT.clear()
+
+
+def build_splits(spec: DatasetSpec, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, BaseDataset]:
+    """The named splits of a dataset entry; a dataset that cannot be built (missing files, a data
+    root that does not exist) raises :class:`InputDataError` naming the entry and split."""
+    out = {}
+    for split in splits:
+        try:
+            out[split] = build_dataset(spec.name, split, spec.params)
+        except (ValueError, OSError) as exc:
+            raise InputDataError(f"dataset {spec.label!r} ({split} split): {exc}") from exc
+    return out
+
+
+def needed_splits(group: Group, settings: RunSettings) -> tuple[str, ...]:
+    """A checkpoint that is trained (a recipe; the permuted-label twin) needs train and val; one
+    with fixed weights needs only the test split."""
+    trains = group.model.weights is None or settings.needs_permuted
+    return ("train", "val", "test") if trains else ("test",)
+
+
+def open_group(group: Group, splits: dict[str, BaseDataset], store: Cache, settings: RunSettings,
+               ) -> tuple[GroupData, Checkpoint, Checkpoint | None]:
+    """Train or load the group's checkpoint (and its permuted-label twin when a metric needs it),
+    on the settings' device."""
+    test = splits["test"]
+    train, val = splits.get("train", test), splits.get("val", test)
+    ckpt = load_checkpoint(group.model, train, val, test, group.seed, store)
+    ckpt.model.to(settings.device)
+    data = GroupData(ckpt.model, ckpt.key, test.fingerprint(), test.background, classes=tuple(test.classes),
+                     multilabel=bool(test.multilabel))
+    twin = None
+    if settings.needs_permuted:
+        twin = load_checkpoint(group.model, train, val, test, group.seed, store, permute_labels=True)
+        twin.model.to(settings.device)
+        data.permuted_model, data.permuted_key = twin.model, twin.key
+    return data, ckpt, twin
+
+
+def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progress | None = None) -> GroupOutput:
+    """Compute one group: checkpoint, reliance, every cell, the gallery.
+
+    Bad input (a dataset that cannot be read, a checkpoint that does not fit) raises
+    :class:`InputDataError` or :class:`CheckpointError`; any other failure of the checkpoint
+    (training ran out of memory, diverged) fails the group's cells, recorded in their results.
+    ``progress(cells, text)`` is called as the group advances (fractions of its cells).
+    """
+    dspec, mspec, seed = group.dataset, group.model, group.seed
+    out = GroupOutput(group, device=settings.device)
+    report = progress or (lambda _done, _text: None)
+    splits = build_splits(dspec, needed_splits(group, settings))
+    report(0.0, f"model {mspec.label} on {dspec.label}")
+    try:
+        data, ckpt, twin = open_group(group, splits, store, settings)
+    except (CheckpointError, InputDataError):
+        raise
+    except FileNotFoundError as exc:  # a sample file went missing: bad input, not a failing cell
+        raise InputDataError(f"dataset {dspec.label!r}: {exc}") from exc
+    except Exception as exc:
+        out.log.append(f"checkpoint {mspec.label} on {dspec.label} (seed {seed}) failed: "
+                       f"{type(exc).__name__}: {exc}")
+        out.cells = [CellResult(cell, failures=[failure_row(cell, "checkpoint", exc)]) for cell in group.cells]
+        report(len(group.cells), "")
+        return out
+    out.trained = (ckpt.origin == "trained") + (twin is not None and twin.origin == "trained")
+    if ckpt.origin == "trained":
+        out.log.append(f"trained {mspec.label} on {dspec.label} (seed {seed}): test accuracy "
+                       f"{ckpt.metrics['accuracy']:.3f}, AUC {ckpt.metrics['auc']:.3f}")
+    out.model_row = {"model": mspec.label, "dataset": dspec.label, "seed": seed, **ckpt.metrics,
+                     "architecture": mspec.name, "checkpoint": ckpt.key, "origin": ckpt.origin,
+                     "parameters": ckpt.info.get("parameters")}
+    test = splits["test"]
+    if can_intervene(test):
+        out.reliance = [{"dataset": dspec.label, "model": mspec.label, "seed": seed, **row}
+                        for row in measure_reliance(ckpt.model, test, settings.n_samples)]
+    _run_cells(group, settings, store, data, test, out, report)
+    return out
+
+
+def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupData, test: BaseDataset,
+               out: GroupOutput, report: Progress) -> None:
+    """Feed every cell of the group the same batches (each batch read once); keep the gallery."""
+    runs = [CellRun(cell, data, settings.metrics, store) for cell in group.cells]
+    first: tuple[Batch, Tensor] | None = None
+    n_cells, expected = len(runs), max(settings.n_samples, 1)
+    done_samples = 0
+    for batch, target in iter_batches(test, group.dataset.label, settings.n_samples, settings.batch_size,
+                                      data.model, settings.target, settings.subset, settings.device):
+        for run in runs:
+            report(0.0, run.cell.name)
+            run.feed(batch, target)
+        first = first if first is not None else (batch, target)
+        step = min(len(batch), expected - done_samples) if expected > done_samples else 0
+        done_samples += step
+        report(n_cells * step / expected, "")  # the bar moves as the cells advance, not per group
+        if all(run.stopped for run in runs):
+            break
+    out.cells = [run.finish() for run in runs]
+    report(n_cells * (expected - done_samples) / expected, "")  # fewer samples than asked: the rest at once
+    if first is not None and group.seed == settings.gallery_seed:
+        out.gallery = _gallery(group, data, first, runs)
+
+
+def _gallery(group: Group, data: GroupData, first: tuple[Batch, Tensor], runs: list[CellRun]) -> Gallery:
+    batch, target = first
+    k = min(GALLERY_SAMPLES, len(batch))
+    with torch.no_grad():
+        logits = data.model(batch.x[:k])
+    probs = (logits.sigmoid() if data.multilabel else logits.softmax(-1)).gather(1, target[:k, None])[:, 0]
+    classes = data.classes
+    labels = [classes[int(t)] if data.multilabel and classes else
+              (classes[int(y)] if classes and 0 <= int(y) < len(classes) else str(int(y)))
+              for y, t in zip(batch.label[:k], target[:k])]
+    small = Batch(batch.ids[:k], batch.x[:k].cpu(), batch.label[:k].cpu(),
+                  {name: m[:k].cpu() for name, m in batch.masks.items()},
+                  None if batch.labels is None else batch.labels[:k].cpu())
+    return Gallery(group.dataset.label, group.model.label, small,
+                   {run.cell.explainer.label: run.preview[:k] for run in runs if run.preview is not None},
+                   labels, [round(float(p), 4) for p in probs.cpu()])

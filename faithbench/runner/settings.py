@@ -1,0 +1,98 @@
+"""Frozen settings built once from a suite and the command line, passed whole.
+
+:class:`RunSettings` is what :func:`~faithbench.runner.group.run_group` needs to compute one
+(dataset, model, seed) group; :class:`ReportSettings` is what the report needs. Both are
+plain frozen dataclasses, so a Ray task receives them pickled as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from faithbench.config import PluginSpec, RegionSpec, Suite
+from faithbench.registry import metrics
+from faithbench.runner.errors import UsageError
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto`` (or None) -> ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``, ``cuda``,
+    ``cuda:N`` and ``mps`` as given. An unusable device is a :class:`UsageError` (exit 2)."""
+    device = (device or "auto").strip()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"device {device!r}: expected one of {', '.join(DEVICES)}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {device!r}: CUDA is not available here (torch {torch.__version__}, "
+                             f"{torch.cuda.device_count()} GPUs); use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {device!r}: MPS is not available here; use --device cpu or auto")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"device {device!r}: expected one of {', '.join(DEVICES)}")
+    return str(dev)
+
+
+def region_metric(regions: RegionSpec | None) -> tuple[PluginSpec, ...]:
+    """The suite's ``regions:`` block as the registered metric ``regions``
+    (:class:`~faithbench.metrics.regions.RegionSaliency`), or nothing."""
+    if regions is None:
+        return ()
+    return (PluginSpec(name="regions", params={"masks": regions.masks, "grid": regions.grid,
+                                               "postprocess": regions.postprocess}),)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How every group of a run is computed.
+
+    n_samples: test samples per dataset (the suite's ``samples``, capped by ``--limit``).
+    metrics: the suite's metric entries, and the ``regions:`` block as the metric ``regions``.
+    needs_permuted: some metric needs the permuted-label twin checkpoint (data randomisation).
+    gallery_seed: galleries are drawn for this seed only (the suite's first).
+    device: where models, batches, explainers and metrics run (``cpu``, ``cuda``, ``cuda:1``).
+    """
+
+    n_samples: int
+    batch_size: int
+    target: Any
+    subset: str
+    metrics: tuple[PluginSpec, ...]
+    needs_permuted: bool
+    gallery_seed: int
+    device: str = "cpu"
+
+    @classmethod
+    def from_suite(cls, suite: Suite, *, limit: int | None = None, device: str | None = None) -> "RunSettings":
+        return cls(
+            n_samples=min(suite.samples, limit) if limit else suite.samples,
+            batch_size=suite.batch_size,
+            target=suite.target,
+            subset=suite.subset,
+            metrics=tuple(suite.metrics) + region_metric(suite.regions),
+            needs_permuted=any("permuted_model" in metrics.get(m.name).info.requires for m in suite.metrics),
+            gallery_seed=suite.seeds[0],
+            device=resolve_device(device or suite.device),
+        )
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """How the derived tables are built: ``control`` is the explainer that ``p_vs_random`` and
+    ``beats_random`` test against (the suite's ``control:``, default ``random``)."""
+
+    control: str = "random"
+    build: bool = True  # write the derived tables, plots and HTML now (else ``faithbench report`` later)
+
+    @classmethod
+    def from_suite(cls, suite: Suite, *, build: bool = True) -> "ReportSettings":
+        return cls(control=suite.control, build=build)
