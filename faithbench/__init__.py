@@ -4,7 +4,11 @@ Public API::
 
     import faithbench
     faithbench.list_explainers("*cam*")
-    suite = faithbench.load_suite("quick")
+    explainer = faithbench.create_explainer("gradcam")            # built-ins and plugins
+    metric = faithbench.create_metric("deletion_auc", steps=20)
+    dataset = faithbench.create_dataset("phantom_cxr", split="test", n=64)
+    model = faithbench.create_model("small_cnn", in_chans=1, num_classes=2, input_size=(64, 64))
+    suite = faithbench.load_suite("quick")                        # a name, a YAML path or a dict
     result = faithbench.run(suite, out_dir="reports/quick")
 """
 
@@ -45,8 +49,32 @@ def list_models(pattern: str = "*") -> list[str]:
     return registry.models.names(pattern)
 
 
-def load_suite(suite: str | Path) -> Any:
-    """Load and validate a suite: a YAML path or a built-in name (``quick``)."""
+def create_explainer(name: str, **params: Any) -> Any:
+    """An explainer by registry name (built-in or plugin), with its parameters checked:
+    ``explainer(model, x, target) -> saliency (B, *spatial)``."""
+    return registry.explainers.get(name)(**params)
+
+
+def create_metric(name: str, **params: Any) -> Any:
+    """A metric by registry name (built-in or plugin), with its parameters checked."""
+    return registry.metrics.get(name)(**params)
+
+
+def create_dataset(name: str, split: str = "test", **params: Any) -> Any:
+    """A split (``train``, ``val`` or ``test``) of a dataset by registry name."""
+    return registry.datasets.get(name)(split=split, **params)
+
+
+def create_model(name: str, *, in_chans: int, num_classes: int, input_size: tuple[int, ...], **params: Any) -> Any:
+    """An architecture by registry name, built for ``in_chans`` channels, ``num_classes`` classes
+    and the spatial ``input_size`` (random init; a suite entry adds weights or a recipe)."""
+    from faithbench.models.architectures import build_model
+
+    return build_model(name, in_chans, num_classes, tuple(input_size), **params)
+
+
+def load_suite(suite: str | Path | dict[str, Any]) -> Any:
+    """Load and validate a suite: a YAML path, a built-in name (``quick``) or a dict of suite keys."""
     from faithbench.config import load_suite as _load
 
     return _load(suite)
@@ -57,11 +85,16 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     from faithbench.config import Suite
     from faithbench.runner.run import default_out_dir, run_suite
 
-    if not isinstance(suite, Suite):
+    if isinstance(suite, Suite):  # built in code: validate the names as a YAML file would be
+        from faithbench.config import suite_from_dict
+
+        suite = suite_from_dict(suite.model_dump(exclude_unset=True), source="<Suite>")
+    else:
         suite = load_suite(suite)
     out = Path(out_dir) if out_dir is not None else default_out_dir(suite)
     return run_suite(suite, out, **kwargs)
 
 
-__all__ = ["Registry", "RegistryError", "registry", "list_explainers",
-           "list_metrics", "list_datasets", "list_models", "load_suite", "run", "__version__"]
+__all__ = ["Registry", "RegistryError", "registry", "list_explainers", "list_metrics", "list_datasets",
+           "list_models", "create_explainer", "create_metric", "create_dataset", "create_model", "load_suite",
+           "run", "__version__"]

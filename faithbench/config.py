@@ -323,11 +323,28 @@ def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
             msg = "required key is missing"
         raise SuiteError(f"{source}: {loc}: {msg}") from None
     validate_plugins(suite, source)
+    _check_control(suite, source)
     return suite
 
 
-def load_suite(suite: str | Path) -> Suite:
-    """Load, merge includes, validate. ``suite``: a YAML path or a built-in suite name."""
+def _check_control(suite: Suite, source: str) -> None:
+    """A ``control:`` the suite sets must be one of its explainers (the default ``random`` may be
+    absent: the leaderboard then has no test against a control)."""
+    labels = [e.label for e in suite.explainers]
+    if "control" in suite.model_fields_set and suite.control not in labels:
+        raise SuiteError(f"{source}: control: {suite.control!r} is not an explainer of the suite; "
+                         f"expected one of {', '.join(labels)}")
+
+
+def load_suite(suite: str | Path | dict[str, Any]) -> Suite:
+    """Load, merge includes, validate. ``suite``: a YAML path, a built-in suite name, or a
+    mapping of suite keys (as in a YAML file; an ``include:`` is resolved like a path's)."""
+    if isinstance(suite, dict):
+        data = dict(suite)
+        include = data.pop("include", None)
+        if include is not None:
+            data = {**_read_yaml(resolve_suite_path(include)), **data}
+        return suite_from_dict(data)
     path = resolve_suite_path(suite)
     return suite_from_dict(_read_yaml(path), source=path.name if path.parent == BUILTIN_DIR else str(path))
 

@@ -57,11 +57,13 @@ class Registry(Generic[T]):
     True
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, builtins: str | None = None) -> None:
         self.kind = kind
         self.group = f"faithbench.{kind}"
+        self.builtins = builtins  # the package whose import registers the built-ins (on first lookup)
         self._entries: dict[str, _Entry[T]] = {}
         self._entry_points_loaded = False
+        self._builtins_loaded = builtins is None
 
     @property
     def singular(self) -> str:
@@ -102,8 +104,16 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     # -- plugins ------------------------------------------------------------------------
+    def load_builtins(self) -> None:
+        """Import the package of the built-ins once, so a lookup works before anything else of
+        faithbench was imported (``registry.explainers.get("gradcam")`` in a fresh interpreter)."""
+        if not self._builtins_loaded:
+            self._builtins_loaded = True
+            importlib.import_module(self.builtins)  # type: ignore[arg-type]
+
     def load_entry_points(self) -> None:
-        """Register (lazily) every entry point of the group ``faithbench.<kind>``."""
+        """Register (lazily) the built-ins and every entry point of the group ``faithbench.<kind>``."""
+        self.load_builtins()
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
@@ -157,7 +167,7 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}, {len(self._entries)} entries)"
 
 
-explainers: Registry[Any] = Registry("explainers")
-metrics: Registry[Any] = Registry("metrics")
-datasets: Registry[Any] = Registry("datasets")
-models: Registry[Any] = Registry("models")
+explainers: Registry[Any] = Registry("explainers", builtins="faithbench.explainers")
+metrics: Registry[Any] = Registry("metrics", builtins="faithbench.metrics")
+datasets: Registry[Any] = Registry("datasets", builtins="faithbench.datasets")
+models: Registry[Any] = Registry("models", builtins="faithbench.models")

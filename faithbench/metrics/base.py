@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from faithbench.configurable import Configurable
+from faithbench.device import is_out_of_memory, release_memory
 from faithbench.types import Category, MetricInfo
 
 
@@ -69,7 +70,10 @@ class MetricOutput:
 class ForwardCounter:
     """The one batched, chunked, no-grad forward that every metric uses.
 
-    Counts forward passes (images) and seconds, for the cost report.
+    Runs on the model's device (the inputs are expected there: nothing is copied to the CPU).
+    Counts forward passes (images) and seconds, for the cost report. Chunks of at most
+    ``max_batch`` images; a chunk that runs out of device memory is retried in halves, and the
+    smaller size is kept for the rest of the counter's life (``halvings`` counts them).
     """
 
     def __init__(self, model: nn.Module, max_batch: int = 256) -> None:
@@ -77,12 +81,25 @@ class ForwardCounter:
         self.max_batch = max_batch
         self.passes = 0
         self.seconds = 0.0
+        self.halvings = 0
 
     def __call__(self, x: Tensor) -> Tensor:
         start = time.perf_counter()
         self.model.eval()
+        outputs, i = [], 0
         with torch.inference_mode():
-            out = torch.cat([self.model(x[i : i + self.max_batch]) for i in range(0, len(x), self.max_batch)])
+            while i < len(x):
+                try:
+                    outputs.append(self.model(x[i : i + self.max_batch]))
+                except Exception as exc:
+                    if not is_out_of_memory(exc) or self.max_batch == 1:
+                        raise
+                    release_memory()
+                    self.max_batch = max(1, self.max_batch // 2)
+                    self.halvings += 1
+                    continue
+                i += len(outputs[-1])
+            out = torch.cat(outputs) if outputs else self.model(x)
         self.passes += len(x)
         self.seconds += time.perf_counter() - start
         return out

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from faithbench.datasets.base import BaseDataset
 from faithbench.models.architectures import build_model, count_parameters
+from faithbench.models.dependencies import dependencies_of
 from faithbench.models.training import Recipe, evaluate_model, train_model, train_on_frozen_features
 from faithbench.store import Cache, load_tensors, make_key
 
@@ -113,6 +114,29 @@ def permuted(y: Tensor, seed: int) -> Tensor:
     return y[torch.randperm(len(y), generator=torch.Generator().manual_seed(seed + 7919))]
 
 
+def resolve_dependencies(model: nn.Module, splits: tuple[BaseDataset, BaseDataset, BaseDataset], seed: int,
+                         cache: Cache) -> dict[str, Any]:
+    """Train or load each checkpoint ``model`` depends on
+    (:func:`~faithbench.models.dependencies.dependencies_of`) on its declared view of the
+    ``(train, val, test)`` splits, and attach it. Returns ``{name: {key, origin, metrics}}`` for
+    the checkpoint info."""
+    out: dict[str, Any] = {}
+    for name, dep in dependencies_of(model).items():
+        if dep.data_view is not None:
+            lacking = [type(s).__name__ for s in splits if not callable(getattr(s, dep.data_view, None))]
+            if lacking:
+                raise ValueError(f"dependency {name!r} ({dep.name}) trains on {dep.data_view}() of the dataset; "
+                                 f"{lacking[0]} has none")
+            views = tuple(getattr(s, dep.data_view)() for s in splits)
+        else:
+            views = splits
+        spec = ModelSpec(name=dep.name, params=dep.params, recipe=Recipe(**dep.recipe))
+        ckpt = load_checkpoint(spec, views[0], views[1], views[2], seed, cache)
+        model.attach_dependency(name, ckpt.model)  # type: ignore[operator]
+        out[name] = {"key": ckpt.key, "origin": ckpt.origin, "metrics": ckpt.metrics}
+    return out
+
+
 def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test: BaseDataset,
                     seed: int, cache: Cache, *, permute_labels: bool = False) -> Checkpoint:
     """Build the architecture for ``train``'s shape and classes, then train or load its weights.
@@ -144,11 +168,7 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         model.eval()
         return Checkpoint(model, key, spec, seed, meta["metrics"], origin="cache", info=meta["info"])
 
-    backbone = None
-    if getattr(model, "backbone_spec", None) is not None:  # a temporal model: its frozen backbone first
-        from faithbench.models.temporal import attach_backbone
-
-        backbone = attach_backbone(model, train, val, test, seed, cache)
+    resolved = resolve_dependencies(model, (train, val, test), seed, cache)  # e.g. a frozen backbone first
     x_train, y_train = train.tensors()
     x_val, y_val = val.tensors()
     if permute_labels:
@@ -164,8 +184,7 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
     metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None)
     info = {"parameters": count_parameters(model), "train_seconds": seconds, "history": history,
             "recipe": recipe.model_dump(), "epochs_run": len(history["val_loss"])}
-    if backbone is not None:
-        info["backbone"] = backbone
+    info.update(resolved)
     cache.put_tensors("checkpoints", key, model.state_dict())
     cache.put_json("checkpoints", key, {"metrics": metrics, "info": info})
     return Checkpoint(model, key, spec, seed, metrics, origin="trained", info=info)

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from faithbench.models.dependencies import Dependency
 from faithbench.registry import models
 
 
@@ -100,7 +101,8 @@ class SequenceGRU(nn.Module):
 
 class TemporalClassifier(nn.Module):
     """encoder -> pool -> head; see the module docstring. ``backbone_spec`` (architecture, params,
-    recipe) says how :func:`attach_backbone` gets the frozen backbone."""
+    recipe) is the checkpoint dependency ``backbone``: trained on single visits (the dataset's
+    ``visits()``) and attached frozen before the head is trained."""
 
     arch_family = "cnn"
     spatial_dims = 3
@@ -112,6 +114,16 @@ class TemporalClassifier(nn.Module):
         self.pool = VisitPool()
         self.head = head
         self.backbone_spec = backbone_spec
+        self.freeze_backbone()
+
+    def checkpoint_dependencies(self) -> dict[str, Dependency]:
+        spec = self.backbone_spec
+        return {"backbone": Dependency(spec["name"], dict(spec["params"]), dict(spec["recipe"]), data_view="visits")}
+
+    def attach_dependency(self, name: str, model: nn.Module) -> None:
+        if name != "backbone":
+            raise KeyError(f"a temporal model depends on 'backbone' only, got {name!r}")
+        self.encoder.backbone.load_state_dict(model.state_dict())
         self.freeze_backbone()
 
     def freeze_backbone(self) -> None:
@@ -174,23 +186,4 @@ def temporal_gru(in_chans: int, num_classes: int, input_size: tuple[int, ...], *
                      hidden, dropout, "temporal_gru")
 
 
-def attach_backbone(model: TemporalClassifier, train: Any, val: Any, test: Any, seed: int, cache: Any) -> dict[str, Any]:
-    """Train (or load from the cache) the backbone checkpoint on the single visits of the splits,
-    load it into ``model.encoder.backbone`` and freeze it. Returns what ``models.csv`` and the
-    checkpoint info record about it: key, origin and its test metrics on single visits."""
-    from faithbench.models.checkpoint import ModelSpec, load_checkpoint
-    from faithbench.models.training import Recipe
-
-    if not hasattr(train, "visits"):
-        raise ValueError(f"a temporal model needs a longitudinal dataset (with visits()); "
-                         f"got {type(train).__name__}")
-    spec = model.backbone_spec
-    bspec = ModelSpec(name=spec["name"], params=spec["params"], recipe=Recipe(**spec["recipe"]))
-    ckpt = load_checkpoint(bspec, train.visits(), val.visits(), test.visits(), seed, cache)
-    model.encoder.backbone.load_state_dict(ckpt.model.state_dict())
-    model.freeze_backbone()
-    return {"key": ckpt.key, "origin": ckpt.origin, "metrics": ckpt.metrics}
-
-
-__all__ = ["SequenceGRU", "SequenceMLP", "TemporalClassifier", "VisitEncoder", "VisitPool", "attach_backbone",
-           "feature_map", "temporal_gru", "temporal_mlp"]
+__all__ = ["SequenceGRU", "SequenceMLP", "TemporalClassifier", "VisitEncoder", "VisitPool", "feature_map", "temporal_gru", "temporal_mlp"]

@@ -186,8 +186,11 @@ class CellRun:
                     if ctx is None:
                         ctx = self._context(batch, target, saliency)
                     payload = self._score(metric, ctx, batch)
+                    if ctx.predict.halvings:  # out of device memory: smaller chunks, recorded
+                        self.result.info["forward_chunk"] = ctx.predict.max_batch
                     self.store.put_json("scores", score_key, payload)
-                    self.result.computed["scores"] += 1
+                    kind = "scores" if payload["regions"] is None else "regions"
+                    self.result.computed[kind] = self.result.computed.get(kind, 0) + 1
             except Exception as exc:
                 self._fail_metric(spec, exc)
                 continue

@@ -11,9 +11,10 @@ Two kinds of trouble, two outcomes:
 
 from __future__ import annotations
 
-import gc
+from faithbench.device import is_out_of_memory, release_memory
 
-import torch
+__all__ = ["InputDataError", "OutputInUseError", "UsageError", "error_summary", "is_out_of_memory",
+           "release_memory"]
 
 
 class InputDataError(ValueError):
@@ -23,22 +24,6 @@ class InputDataError(ValueError):
 
 class OutputInUseError(RuntimeError):
     """Another run holds the lock of the output folder."""
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA/CPU allocator failures: ``torch.OutOfMemoryError``, ``MemoryError``, or a
-    ``RuntimeError`` whose message says "out of memory" (older torch, other backends)."""
-    oom_type = getattr(torch, "OutOfMemoryError", None)
-    if isinstance(exc, MemoryError) or (oom_type is not None and isinstance(exc, oom_type)):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def release_memory() -> None:
-    """After an out-of-memory error: free what the failed cell held before the next one."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def error_summary(exc: BaseException, limit: int = 500) -> tuple[str, str]:

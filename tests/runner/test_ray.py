@@ -69,3 +69,34 @@ def test_suite_key_executor_ray_through_the_cli(tmp_path, ray_instance, capsys):
 
     assert json.loads((out / "manifest.json").read_text())["executor"] == "ray"
     assert len(pd.read_csv(out / "results.csv").query("metric == 'deletion_auc'")) == 12
+
+
+SHORTCUT = {**TINY, "name": "tiny_ray_shortcut", "seeds": [0],
+            "datasets": [{"name": "phantom_cxr", "params": {"n": 96, "size": 32, "shortcut": 0.9}}],
+            "explainers": ["gradcam", "random"]}
+
+
+def _files(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.startswith(".")}
+
+
+def test_ray_output_folder_is_byte_identical_to_local(tmp_path, ray_instance):
+    """Every file of a Ray run's folder (tables, reliance.csv, galleries, plots, index.html) equals
+    the local run's byte for byte; only manifest.json differs, in the executor and wall time it records.
+    Both read one cache, so cost.csv carries the same recorded seconds."""
+    import json
+
+    suite = suite_from_dict(SHORTCUT)
+    cache = Cache(tmp_path / "cache")
+    run_suite(suite, tmp_path / "local", cache=cache, progress=False, log=lambda m: None)
+    run_suite(suite, tmp_path / "ray", cache=cache, progress=False, log=lambda m: None, executor="ray")
+    local, remote = _files(tmp_path / "local"), _files(tmp_path / "ray")
+    assert "reliance.csv" in remote and "index.html" in remote
+    assert any(name.startswith("plots/gallery_") for name in remote)
+    assert sorted(local) == sorted(remote)
+    differ = sorted(name for name in local if local[name] != remote[name])
+    assert differ == ["manifest.json"]
+    a, b = (json.loads(x["manifest.json"]) for x in (local, remote))
+    assert {k for k in a if a[k] != b[k]} <= {"executor", "seconds", "computed"}
+    assert (a["executor"], b["executor"]) == ("local", "ray")
