@@ -59,7 +59,7 @@ class DatasetSpec(PluginSpec):
 
 
 class RegionSpec(BaseModel):
-    """The suite's ``regions:`` block: region-based saliency (README, "Region-based saliency").
+    """The suite's ``regions:`` block: region-based saliency (docs/statistics.md, "Region-based saliency").
 
     ``masks``: names of the dataset's masks used as regions, or ``all`` (every mask of the
     dataset); ``grid``: ``[rows, cols]`` (2D) or ``[depth, rows, cols]`` (3D) cells of a regular

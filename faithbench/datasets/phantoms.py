@@ -164,7 +164,7 @@ class PhantomCXR(_Phantom):
     lesion's side is (left or right with probability 1/2, from a seeded generator of its own that
     leaves the image unchanged): the two classes then have the same distribution of sides and
     lung areas, and a difference between the classes in the saliency share of
-    ``lung_lesion_side`` can only come from where the saliency goes (region tests, README).
+    ``lung_lesion_side`` can only come from where the saliency goes (region tests, docs/statistics.md).
     """
 
     classes = ("normal", "lesion")
