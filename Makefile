@@ -1,11 +1,11 @@
-# faithbench: `make demo` runs the quick suite, `make test` runs the tests.
+# faithbench: `make demo` runs the quick suite, `make test` runs the tests, `make docs` builds the site.
 # Both create (or reuse) a virtual environment in .venv and install the package into it.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test docs bench clean
 
 install: $(VENV)/.installed
 
@@ -22,8 +22,11 @@ demo: install
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
+docs: install
+	$(PY) -m mkdocs build --strict
+
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest benchmarks/perf --benchmark-only -p no:cacheprovider -o addopts=""
 
 clean:
-	rm -rf $(VENV) .pytest_cache .benchmarks
+	rm -rf $(VENV) .pytest_cache .benchmarks site

@@ -22,7 +22,9 @@ from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+# The built-in suites ship inside the package (``faithbench/suites/*.yaml``, package data), so
+# they are found after a non-editable install too; ``benchmarks/`` in the repository links to them.
+BUILTIN_DIR = Path(__file__).resolve().parent / "suites"
 
 
 class SuiteError(ValueError):
@@ -57,7 +59,7 @@ class DatasetSpec(PluginSpec):
 
 
 class RegionSpec(BaseModel):
-    """The suite's ``regions:`` block: region-based saliency (README, "Region-based saliency").
+    """The suite's ``regions:`` block: region-based saliency (docs/statistics.md, "Region-based saliency").
 
     ``masks``: names of the dataset's masks used as regions, or ``all`` (every mask of the
     dataset); ``grid``: ``[rows, cols]`` (2D) or ``[depth, rows, cols]`` (3D) cells of a regular
@@ -196,23 +198,30 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 
 def resolve_suite_path(suite: str | Path, relative_to: Path | None = None) -> Path:
-    """A YAML path, or the name of a built-in suite in ``benchmarks/``."""
-    candidate = Path(suite)
+    """A YAML file, or the name of a built-in suite (``faithbench/suites/<name>.yaml``).
+
+    An existing *file* wins (relative to ``relative_to`` first, for ``include:``, then to the
+    working directory); only then is ``suite`` looked up among the built-ins. A directory is never
+    a suite, so an output folder ``quick/`` in the working directory does not shadow ``quick``.
+    """
+    candidate = Path(suite).expanduser()
     if relative_to is not None and not candidate.is_absolute():
         rel = relative_to / candidate
-        if rel.exists():
+        if rel.is_file():
             return rel
-    if candidate.exists():
+    if candidate.is_file():
         return candidate
     builtin = BUILTIN_DIR / f"{suite}.yaml"
-    if builtin.exists():
+    if builtin.is_file():
         return builtin
     names = ", ".join(builtin_suites()) or "(none)"
-    raise SuiteError(f"{suite}: no such suite file, and not a built-in suite (built-ins: {names})")
+    what = "a directory, not a suite file" if candidate.is_dir() else "no such suite file"
+    raise SuiteError(f"{suite}: {what}, and not a built-in suite (built-ins: {names})")
 
 
 def builtin_suites() -> list[str]:
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) if BUILTIN_DIR.exists() else []
+    """The names of the built-in suites, sorted (``faithbench list suites``)."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) if BUILTIN_DIR.is_dir() else []
 
 
 def _check_kwargs(where: str, target: Any, params: dict[str, Any]) -> None:

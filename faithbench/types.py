@@ -120,7 +120,8 @@ class MetricInfo:
 
     requires: a subset of {"model", "explainer", "mask:<name>", "permuted_model"} (the last: the
         same recipe trained on permuted labels, which the runner trains when a metric asks).
-    postprocess: what the runner applies to raw saliency before this metric (SCIENCE.md).
+    postprocess: what the runner applies to raw saliency before this metric (``none``, ``abs``
+        or ``relu``; :func:`faithbench.metrics.base.postprocess`).
     """
 
     name: str

@@ -30,7 +30,8 @@ class BaseDataset:
     """Holds ``split`` and the constructor parameters; subclasses implement ``__getitem__``.
 
     ``background`` is the value of empty space in model input space: the ``zero`` baseline
-    of perturbation metrics uses it (SCIENCE.md), never a hidden 0 after normalisation.
+    of perturbation metrics uses it (RISE's deletion baseline, Petsiuk et al. 2018), never a
+    hidden 0 after normalisation.
     ``version`` changes whenever generation changes, so caches keyed on ``spec()`` expire.
     """
 

@@ -1,4 +1,6 @@
-"""Chest-like phantoms whose evidence is planted, so the truth is known (SCIENCE.md).
+"""Chest-like phantoms whose evidence is planted, so the truth is known (ground truth by
+construction, as in Arras et al. 2022, "CLEVR-XAI: A benchmark dataset for the ground truth
+evaluation of neural network explanations").
 
 ``phantom_cxr`` (2D): a body with two lungs, a heart and a spine, smooth texture and noise.
 Label 1 ("lesion") plants a bright blob inside one lung; the blob alone decides the label,
@@ -90,7 +92,8 @@ class _Phantom(BaseDataset):
     def counterfactual(self, i: int, remove: Iterable[str]) -> Sample:
         """Sample ``i`` with the named evidence (``lesion``, ``marker``) left out: the same
         anatomy, texture and noise, so the change in a model's score measures its reliance
-        on that evidence (SCIENCE.md, "Ground truth by construction"). Masks are unchanged."""
+        on that evidence (planted shortcuts: Adebayo et al. 2022, "Post hoc Explanations may be
+        Ineffective for Detecting Unknown Spurious Correlation"). Masks are unchanged."""
         unknown = set(remove) - {"lesion", "marker"}
         if unknown:
             raise ValueError(f"can only remove 'lesion' or 'marker', got {sorted(unknown)}")
@@ -161,7 +164,7 @@ class PhantomCXR(_Phantom):
     lesion's side is (left or right with probability 1/2, from a seeded generator of its own that
     leaves the image unchanged): the two classes then have the same distribution of sides and
     lung areas, and a difference between the classes in the saliency share of
-    ``lung_lesion_side`` can only come from where the saliency goes (region tests, README).
+    ``lung_lesion_side`` can only come from where the saliency goes (region tests, docs/statistics.md).
     """
 
     classes = ("normal", "lesion")

@@ -1,4 +1,6 @@
-"""Semi-synthetic data: real anatomy with planted lesions, so the truth is known (SCIENCE.md).
+"""Semi-synthetic data: real anatomy with planted lesions, so the truth is known (ground truth
+by construction, as in Arras et al. 2022, "CLEVR-XAI: A benchmark dataset for the ground truth
+evaluation of neural network explanations").
 
 ``mni_lesion``: the MNI152 2009 T1 template and its grey/white-matter maps, shipped inside the
 ``nilearn`` wheel (no download), varied per sample by slice (2D), a small random rotation,

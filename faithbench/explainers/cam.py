@@ -12,8 +12,10 @@ we only override what is needed to keep the map raw, to batch forward passes, or
 
 Target layer: ``target_layer`` (a dotted module name) if given; otherwise, for a ViT, the
 last block's ``norm1`` with the token -> grid reshape; for a CNN, the last top-level stage
-whose output grid is at least ``min_grid`` per spatial axis (SCIENCE.md: a 2x2 CAM is not
-comparable to pixel-level maps). The chosen layer and grid are in ``last_info``.
+whose output grid is at least ``min_grid`` per spatial axis (a CAM is only as fine as its
+layer's grid, Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
+Gradient-based Localization": a 2x2 CAM is not comparable to pixel-level maps). The chosen
+layer and grid are in ``last_info``.
 """
 
 from __future__ import annotations

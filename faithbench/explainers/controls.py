@@ -1,7 +1,8 @@
 """Control explainers: they do not look at the model, so a faithful metric must rank them low.
 
 ``random`` sets the chance level of every metric; ``sobel`` is an edge detector that looks
-plausible on anatomy and must fail the randomisation checks (SCIENCE.md: the check of the check);
+plausible on anatomy and must fail the randomisation checks (Adebayo et al. 2018, "Sanity Checks
+for Saliency Maps": the edge detector is the check of the check);
 ``center_prior`` is the centre bias every saliency benchmark must beat.
 """
 

@@ -158,7 +158,7 @@ class EvalContext:
 
 
 def postprocess(saliency: Tensor, mode: str) -> Tensor:
-    """The runner-side post-processing of SCIENCE.md: ``none``, ``abs`` or ``relu``."""
+    """The runner-side post-processing of raw saliency, recorded per metric: ``none``, ``abs`` or ``relu``."""
     if mode == "none":
         return saliency
     if mode == "abs":

@@ -1,6 +1,7 @@
 """Class sensitivity: does the saliency change with the explained class? (multi-label data)
 
-The random-logit check of Sixt et al. 2020 (SCIENCE.md, "Randomisation") asks whether the map for
+The random-logit check of Sixt et al. 2020 ("When Explanations Lie: Why Many Modified BP
+Attributions Fail", ICML) asks whether the map for
 the target class differs from the map for a random other class. On a multi-label image where two
 findings are both present, the question is sharper: each class has its own evidence (its own
 mask), so a faithful explainer's map for class A must differ from its map for class B where their

@@ -6,7 +6,7 @@ p = p x p (x p) patches ranked by summed saliency); ``baseline`` (``zero`` = the
 background, ``blur`` (Gaussian, ``sigma`` px), ``mean``, ``noise``, ``uniform``; see
 :func:`~faithbench.metrics.functional.perturbation.make_baseline`); ``score`` (``prob``,
 ``logit``, ``correct``; on a multi-label dataset ``prob`` is the sigmoid of the target logit and
-``correct`` whether the target logit is > 0, SCIENCE.md); ``max_batch``  (perturbed images per forward chunk: bounds memory, not
+``correct`` whether the target logit is > 0); ``max_batch``  (perturbed images per forward chunk: bounds memory, not
 the result).
 
 Sharing within a cell: rankings, baselines and whole perturbation curves are memoised in
@@ -14,8 +14,9 @@ Sharing within a cell: rankings, baselines and whole perturbation curves are mem
 the same parameters on one batch rank once and run each curve once (abpc then costs no forward
 pass).
 
-The Score-CAM 3D seed protocol (SCIENCE.md) is ``deletion_auc``/``insertion_auc`` with
-``steps: 128`` (129 points) and ``score: correct``.
+The protocol of the 3D Score-CAM study (Al-Fahsi, "Visualizing 3D ResNet for Medical Image
+Classification With Score-CAM"; Score-CAM: Wang et al. 2020) is ``deletion_auc``/``insertion_auc``
+with ``steps: 128`` (129 points) and ``score: correct``.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ class InsertionAUC(PerturbationMetric):
 @metrics.register("abpc")
 class ABPC(PerturbationMetric):
     """Area between the perturbation curves: insertion AUC - deletion AUC, both over the same
-    ranking (Petsiuk et al. 2018; the "area between curves" of SCIENCE.md). Higher is better.
+    ranking (Petsiuk et al. 2018, "RISE: Randomized Input Sampling for Explanation of Black-box
+    Models", BMVC). Higher is better.
 
     ``curve`` is insertion(k) - deletion(k). Defaults as deletion_auc/insertion_auc
     (``deletion_baseline: zero``, ``insertion_baseline: blur``), so in a cell that also runs those

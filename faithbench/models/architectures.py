@@ -121,7 +121,8 @@ def resnet18_3d(in_chans: int, num_classes: int, input_size: tuple[int, ...], *,
                 no_max_pool: bool = False, widen_factor: float = 1.0, conv1_t_size: int = 7) -> nn.Module:
     """MONAI's 3D ResNet-18 (Hara et al. 2018; ``monai.networks.nets.resnet18``, 3x3x3 basic blocks).
 
-    The stem decides how fine a CAM can be (SCIENCE.md). Grids of ``layer3`` / ``layer4``,
+    The stem decides how fine a CAM can be (a CAM is as fine as its layer's grid; Selvaraju et
+    al. 2017, "Grad-CAM"). Grids of ``layer3`` / ``layer4``,
     measured here with MONAI 1.6:
 
     ============================================  ===========  ===========  ===========

@@ -1,5 +1,5 @@
-"""What a model really relies on, measured by intervention (SCIENCE.md, "Ground truth by
-construction").
+"""What a model really relies on, measured by intervention (planted shortcuts: Adebayo et al.
+2022, "Post hoc Explanations may be Ineffective for Detecting Unknown Spurious Correlation").
 
 For a dataset that can regenerate a sample without a piece of evidence (the phantoms'
 ``counterfactual(i, remove)``: the same anatomy, texture and noise), the reliance of a model on

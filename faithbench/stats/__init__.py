@@ -1,6 +1,7 @@
 """Statistics of faithbench: paired non-parametric tests, bootstrap CIs and result tables.
 
-See SCIENCE.md, "Statistics": per (dataset, model, metric) a Friedman test with Nemenyi
+After Demšar 2006, "Statistical Comparisons of Classifiers over Multiple Data Sets" (JMLR):
+per (dataset, model, metric) a Friedman test with Nemenyi
 post-hoc and critical difference (Demšar 2006), pairwise two-sided Wilcoxon signed-rank
 tests with Holm adjustment (Holm 1979) and rank-biserial effect sizes (Kerby 2014), one-sided
 Wilcoxon tests against the random control, and 95% percentile bootstrap CIs of the mean.

@@ -1,4 +1,5 @@
-"""Region-level tests of region-based saliency (SCIENCE.md, "Statistics").
+"""Region-level tests of region-based saliency (Sümer et al. 2023, "Region-based Saliency
+Explanations on the Recognition of Facial Genetic Syndromes", MLHC).
 
 The region-based saliency study's procedure, per region: compare the region's saliency score
 between the classes; Shapiro–Wilk (normality, each class) and Levene (equal variances) decide

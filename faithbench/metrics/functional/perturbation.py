@@ -28,7 +28,8 @@ from faithbench.metrics.functional.similarity import spearman
 
 Predict = Callable[[Tensor], Tensor]
 Score = Literal["prob", "logit", "correct", "sigmoid", "present"]
-# the multi-label counterpart of each single-label score (SCIENCE.md: "sigmoid for multi-label")
+# the multi-label counterpart of each single-label score (RISE, Petsiuk et al. 2018, scores the
+# softmax of one class; a multi-label model's classes are independent sigmoids)
 MULTILABEL_SCORE = {"prob": "sigmoid", "correct": "present", "logit": "logit", "sigmoid": "sigmoid",
                     "present": "present"}
 BaselineName = Literal["zero", "blur", "mean", "noise", "uniform"]

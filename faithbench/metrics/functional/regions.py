@@ -2,7 +2,8 @@
 
 Pure tensor functions. ``regions`` is a bool tensor ``(B, R, *spatial)`` (R regions per
 sample; regions may overlap and need not cover the image); ``saliency`` is ``(B, *spatial)``,
-already post-processed by the caller (SCIENCE.md, "Saliency conventions").
+already post-processed by the caller (``none``, ``abs`` or ``relu``:
+:func:`faithbench.metrics.base.postprocess`).
 """
 
 from __future__ import annotations
