@@ -33,7 +33,8 @@ BOARD = _board([
 def test_csv_tables_have_documented_columns(built):
     expected = {
         "leaderboard.csv": ["dataset", "model", "metric", "explainer", "mean", "ci_low", "ci_high", "median", "n",
-                            "chance", "rank", "higher_is_better", "category", "p_vs_random", "beats_random"],
+                            "chance", "rank", "higher_is_better", "category", "p_vs_random", "beats_random",
+                            "model_at_chance"],
         "pairwise.csv": ["dataset", "model", "metric", "explainer_a", "explainer_b", "statistic", "p", "p_holm",
                          "effect_size", "n"],
         "friedman.csv": ["dataset", "model", "metric", "statistic", "p", "n_blocks", "k", "cd", "reason"],
