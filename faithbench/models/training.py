@@ -165,7 +165,7 @@ def binary_auc(score: np.ndarray, y: np.ndarray) -> float:
     return float((ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * neg.sum()))
 
 
-_MAX_DRAWS_PER_CHUNK = 2_000_000  # bootstrap indices drawn at once (about 16 MB)
+_MAX_DRAWS_PER_CHUNK = 500_000  # bootstrap indices drawn at once (a few arrays of 4 MB)
 
 
 def _resampled_aucs(score: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -253,7 +253,8 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
 
 def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None) -> dict[str, float]:
     """Accuracy, macro F1, AUC (binary; macro one-vs-rest for more classes), its 95% bootstrap CI
-    (``auc_ci_low, auc_ci_high``, :func:`auc_ci`) and CE loss. Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns)."""
+    (``auc_ci_low, auc_ci_high``, :func:`auc_ci`) and CE loss.
+    Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns)."""
     if y.ndim == 2:
         return multilabel_metrics(logits, y, classes)
     logits, y = logits.float(), y.long()

@@ -33,7 +33,9 @@ th,td{border:1px solid #d5dbe5;padding:4px 8px;text-align:right;white-space:nowr
 th{background:#eef2f7}td:first-child,th:first-child{text-align:left}
 tr:nth-child(even) td{background:#f8fafc}
 td.best{font-weight:700;background:#e3f1e0 !important}
-.note{color:#5a6475;font-size:13px}.warn{background:#fff4d6;border-left:4px solid #d49a00;padding:6px 10px}.empty{color:#5a6475;font-style:italic}
+.note{color:#5a6475;font-size:13px}
+.warn{background:#fff4d6;border-left:4px solid #d49a00;padding:6px 10px}
+.empty{color:#5a6475;font-style:italic}
 figure{margin:10px 0 18px;display:inline-block;vertical-align:top}
 figure img{max-width:100%;border:1px solid #e1e5ec}
 figcaption{font-size:12px;color:#5a6475}
@@ -98,8 +100,9 @@ def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str, str], str]:
     out = {}
     for table in leaderboard_tables(board):
         head = "<th>explainer</th>" + "".join(
-            f"<th>{_e(m)} {table.arrow(m)}" + (f"<br><small>{_e(table.n_header(m))}</small>" if table.n_header(m) else "")
-            + "</th>" for m in table.metrics)
+            f"<th>{_e(m)} {table.arrow(m)}"
+            + (f"<br><small>{_e(table.n_header(m))}</small>" if table.n_header(m) else "") + "</th>"
+            for m in table.metrics)
         rows = []
         for explainer in table.explainers:
             cells = [f"<td>{_e(explainer)}</td>"]

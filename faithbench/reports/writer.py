@@ -156,7 +156,8 @@ def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] 
 
     if results.empty:
         board, pairwise, friedman, nemenyi, overall, agreement = (
-            _empty(c) for c in (LEADERBOARD_COLUMNS + [AT_CHANCE], PAIRWISE_TABLE_COLUMNS, FRIEDMAN_COLUMNS, NEMENYI_COLUMNS,
+            _empty(c) for c in (LEADERBOARD_COLUMNS + [AT_CHANCE], PAIRWISE_TABLE_COLUMNS, FRIEDMAN_COLUMNS,
+                                NEMENYI_COLUMNS,
                                 OVERALL_COLUMNS, AGREEMENT_COLUMNS))
     else:
         board = leaderboard(results, control=control)
