@@ -17,6 +17,8 @@ import numpy as np  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
+from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
+
 __all__ = ["plot_saliency_gallery"]
 
 CBAR_INCHES = 0.9  # figure width added per colour bar
@@ -67,7 +69,6 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
     sample's label) and ``probs`` (N, the predicted probability of the explained class) are
     written beside each sample's row. Writes ``path`` (PNG) and the same stem as SVG; returns both.
     """
-    from faithbench.reports.plots import _RC, _save
 
     x = _numpy(images)
     if x.ndim not in (4, 5):

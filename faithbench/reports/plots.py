@@ -35,10 +35,10 @@ __all__ = [
     "safe_name",
 ]
 
+from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
+from faithbench.reports.gallery import plot_saliency_gallery  # noqa: E402  (re-exported)
+
 SANITY_PREFIX = "mprt"
-DPI = 110
-# Labels come from user configs: no mathtext; fixed SVG ids so a rebuild gives the same file.
-_RC = {"text.parse_math": False, "svg.hashsalt": "faithbench", "svg.fonttype": "path"}
 
 
 def safe_name(text: str) -> str:
@@ -60,18 +60,6 @@ def _with_blocks(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 def _labels(key: tuple) -> list[str]:
     """A group key as file-name/title labels, without an empty class (single-label rows)."""
     return [str(k) for k in key if str(k) != ""]
-
-
-def _save(fig: plt.Figure, stem: Path, tight: bool = False) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    extra = {"bbox_inches": "tight"} if tight else {}
-    for ext, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
-        path = stem.parent / f"{stem.name}.{ext}"
-        fig.savefig(path, dpi=DPI, metadata=metadata, **extra)
-        written.append(path)
-    plt.close(fig)
-    return written
 
 
 def _arrow(frame: pd.DataFrame) -> str:
@@ -392,6 +380,3 @@ def plot_region_shares(regions: pd.DataFrame, out_dir: Path) -> list[Path]:
             fig.tight_layout()
             written += _save(fig, _stem(out_dir, "regions", dataset, model))
     return written
-
-
-from faithbench.reports.gallery import plot_saliency_gallery  # noqa: E402  (re-exported)

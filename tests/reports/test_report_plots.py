@@ -49,7 +49,7 @@ def test_gallery_rejects_mismatched_saliency(tmp_path):
 
 def _capture(monkeypatch):
     """Keep the figures that plots would save and close."""
-    from faithbench.reports import plots
+    from faithbench.reports import gallery, plots
 
     figures = []
     real = plots._save
@@ -59,6 +59,7 @@ def _capture(monkeypatch):
         return real(fig, stem, tight)
 
     monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(gallery, "_save", keep)
     monkeypatch.setattr(plt, "close", lambda fig=None: None)
     return figures
 
