@@ -165,6 +165,64 @@ def binary_auc(score: np.ndarray, y: np.ndarray) -> float:
     return float((ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * neg.sum()))
 
 
+_MAX_DRAWS_PER_CHUNK = 500_000  # bootstrap indices drawn at once (a few arrays of 4 MB)
+
+
+def _resampled_aucs(score: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The Mann–Whitney AUC (ties one half) of each resample ``score[idx[b]], y[idx[b]]``, (B,):
+    a resample is the original samples with multiplicities, so one sort serves every resample."""
+    b, n = idx.shape
+    order = np.argsort(score, kind="stable")
+    s, pos = score[order], y[order] == 1
+    rank_of = np.empty(n, dtype=np.int64)
+    rank_of[order] = np.arange(n)
+    weight = np.zeros((b, n))
+    np.add.at(weight, (np.repeat(np.arange(b), n), rank_of[idx].ravel()), 1.0)  # multiplicity, sorted order
+    neg_below = np.concatenate([np.zeros((b, 1)), np.cumsum(weight * ~pos, axis=1)], axis=1)
+    first = np.searchsorted(s, s, side="left")  # each sample's tie group [first, last) in sorted order
+    last = np.searchsorted(s, s, side="right")
+    below, tied = neg_below[:, first], neg_below[:, last] - neg_below[:, first]
+    n_pos, n_neg = (weight * pos).sum(1), (weight * ~pos).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((weight * pos) * (below + 0.5 * tied)).sum(1) / (n_pos * n_neg)
+
+
+def auc_ci(scores, labels, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of the ROC AUC (Efron & Tibshirani 1993, ch. 13), resampling samples.
+
+    ``scores (N,)`` and 0/1 ``labels (N,)``: the binary AUC of :func:`binary_auc`; ``scores (N, K)``
+    and 0/1 ``labels (N, K)``: the macro mean over the K classes of the one-vs-rest AUCs (classes
+    with an undefined AUC in a resample left out). Draw ``n_boot`` resamples of the N rows with
+    replacement (indices from ``numpy.random.default_rng(seed)``, shape (n_boot, N)), take each
+    resample's AUC A*_b and return the quantiles ``(Q_{(1-level)/2}(A*), Q_{(1+level)/2}(A*))`` over
+    the resamples where it is defined. Defaults: 1000 resamples, seed 0, level 0.95; (NaN, NaN)
+    when no resample has both classes. A model whose interval contains 0.5 is at chance.
+    """
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels)
+    if s.shape != y.shape or s.ndim not in (1, 2) or len(s) == 0:
+        raise ValueError(f"expected scores and labels of the same shape (N,) or (N, K), N > 0, got {s.shape} "
+                         f"and {y.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"expected 0 < level < 1, got {level}")
+    s, y = (s[:, None], y[:, None]) if s.ndim == 1 else (s, y)
+    y = y.astype(int)
+    rng = np.random.default_rng(seed)
+    n = len(s)
+    chunk = max(1, _MAX_DRAWS_PER_CHUNK // n)
+    values = []
+    for start in range(0, int(n_boot), chunk):
+        idx = rng.integers(0, n, size=(min(chunk, int(n_boot) - start), n))
+        per_class = np.stack([_resampled_aucs(s[:, c], y[:, c], idx) for c in range(s.shape[1])], axis=1)
+        defined = ~np.all(np.isnan(per_class), axis=1)
+        values.append(np.nanmean(per_class[defined], axis=1) if defined.any() else np.empty(0))
+    aucs = np.concatenate(values)
+    if aucs.size == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(aucs, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
 def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None) -> dict[str, float]:
     """Multi-label ``logits (N, K)`` against 0/1 ``y (N, K)``, a class present when its sigmoid
     is > 0.5 (logit > 0): ``accuracy``, ``f1`` and ``auc`` are macro means over the K classes of
@@ -183,8 +241,10 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
         accs.append(float((pred[:, c] == yn[:, c]).mean()))
         f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
         aucs.append(binary_auc(prob[:, c], yn[:, c].astype(int)))
+    low, high = auc_ci(prob, yn.astype(int))
     out: dict[str, float] = {"accuracy": float(np.mean(accs)), "f1": float(np.mean(f1s)),
            "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),
+           "auc_ci_low": low, "auc_ci_high": high,
            "loss": float(F.binary_cross_entropy_with_logits(logits, y.float()))}
     for name, acc, f1, auc in zip(classes or (), accs, f1s, aucs):
         out.update({f"accuracy_{name}": acc, f"f1_{name}": f1, f"auc_{name}": auc})
@@ -192,7 +252,8 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
 
 
 def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None) -> dict[str, float]:
-    """Accuracy, macro F1, AUC (binary; macro one-vs-rest for more classes) and CE loss.
+    """Accuracy, macro F1, AUC (binary; macro one-vs-rest for more classes), its 95% bootstrap CI
+    (``auc_ci_low, auc_ci_high``, :func:`auc_ci`) and CE loss.
     Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns)."""
     if y.ndim == 2:
         return multilabel_metrics(logits, y, classes)
@@ -208,10 +269,14 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
         fn = float(((pred != c) & (yn == c)).sum())
         f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
         aucs.append(binary_auc(prob[:, c], (yn == c).astype(int)))
+    onehot = (yn[:, None] == np.arange(k)[None, :]).astype(int)
+    low, high = auc_ci(prob[:, 1], onehot[:, 1]) if k == 2 else auc_ci(prob, onehot)
     return {
         "accuracy": float((pred == yn).mean()),
         "f1": float(np.mean(f1s)),
         "auc": aucs[1] if k == 2 else float(np.nanmean(aucs)),
+        "auc_ci_low": low,
+        "auc_ci_high": high,
         "loss": float(F.cross_entropy(logits, y)),
     }
 
@@ -221,4 +286,4 @@ def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, classes: tuple[str, .
 
 
 __all__ = ["Recipe", "train_model", "train_on_frozen_features", "evaluate_model", "classification_metrics",
-           "multilabel_metrics", "binary_auc", "predict_logits"]
+           "multilabel_metrics", "binary_auc", "auc_ci", "predict_logits"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from faithbench.reports.tables import SIGNIFICANCE_NOTE, format_number, leaderboard_tables
+from faithbench.reports.tables import CHANCE_NOTE, DAGGER, SIGNIFICANCE_NOTE, format_number, leaderboard_tables
 
 __all__ = ["render_html"]
 
@@ -33,7 +33,9 @@ th,td{border:1px solid #d5dbe5;padding:4px 8px;text-align:right;white-space:nowr
 th{background:#eef2f7}td:first-child,th:first-child{text-align:left}
 tr:nth-child(even) td{background:#f8fafc}
 td.best{font-weight:700;background:#e3f1e0 !important}
-.note{color:#5a6475;font-size:13px}.empty{color:#5a6475;font-style:italic}
+.note{color:#5a6475;font-size:13px}
+.warn{background:#fff4d6;border-left:4px solid #d49a00;padding:6px 10px}
+.empty{color:#5a6475;font-style:italic}
 figure{margin:10px 0 18px;display:inline-block;vertical-align:top}
 figure img{max-width:100%;border:1px solid #e1e5ec}
 figcaption{font-size:12px;color:#5a6475}
@@ -97,7 +99,10 @@ def _figures(pngs: Iterable[Path], root: Path, used: set[Path]) -> str:
 def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str, str], str]:
     out = {}
     for table in leaderboard_tables(board):
-        head = "<th>explainer</th>" + "".join(f"<th>{_e(m)} {table.arrow(m)}</th>" for m in table.metrics)
+        head = "<th>explainer</th>" + "".join(
+            f"<th>{_e(m)} {table.arrow(m)}"
+            + (f"<br><small>{_e(table.n_header(m))}</small>" if table.n_header(m) else "") + "</th>"
+            for m in table.metrics)
         rows = []
         for explainer in table.explainers:
             cells = [f"<td>{_e(explainer)}</td>"]
@@ -106,9 +111,11 @@ def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str, str], str]:
                 if cell is None:
                     cells.append("<td>–</td>")
                     continue
-                mark = "<sup>*</sup>" if cell.significant else ""
+                mark = "<sup>*</sup>" if table.marked(cell) else ""
                 cls = ' class="best"' if cell.best else ""
-                cells.append(f"<td{cls}>{_e(cell.text())}{mark}</td>")
+                note = table.n_note(explainer, metric)
+                note = f" <small>({_e(note)})</small>" if note else ""
+                cells.append(f"<td{cls}>{_e(cell.text())}{mark}{note}</td>")
             rows.append("<tr>" + "".join(cells) + "</tr>")
         out[(table.dataset, table.model, table.target_class)] = (f"<table><thead><tr>{head}</tr></thead>"
                                              f"<tbody>{''.join(rows)}</tbody></table>")
@@ -222,10 +229,14 @@ def render_html(
     pairwise: pd.DataFrame,
     region_tests: pd.DataFrame | None = None,
     region_pairwise: pd.DataFrame | None = None,
+    undefined: pd.DataFrame | None = None,
+    at_chance: pd.DataFrame | None = None,
 ) -> str:
     """The page as a string. Plots are every ``plots/*.png`` under ``root``, placed by name:
     ``curves_``, ``distributions_``, ``cd_`` per (dataset, model); ``models``, ``cost``,
-    ``sanity_``, ``gallery_`` in their sections; anything else under "Other plots"."""
+    ``sanity_``, ``gallery_`` in their sections; anything else under "Other plots". ``undefined``
+    (:func:`faithbench.stats.chance.undefined_counts`) is shown with the skipped cells; ``at_chance``
+    (:func:`faithbench.stats.chance.models_at_chance`) as a warning above the leaderboard."""
     from faithbench.reports.plots import safe_name
 
     plots = root / "plots"
@@ -242,6 +253,11 @@ def render_html(
     sections: list[tuple[str, str, str]] = []  # (anchor, heading, body)
     sections.append(("suite", "Suite", facts))
 
+    chance_pairs = set() if at_chance is None else set(zip(at_chance["dataset"].astype(str),
+                                                           at_chance["model"].astype(str)))
+    if chance_pairs and not models_table.empty:
+        models_table = models_table.assign(model=[f"{m} {DAGGER}" if (str(d), str(m)) in chance_pairs else m
+                                                  for d, m in zip(models_table["dataset"], models_table["model"])])
     sections.append(("models", "Models", _models_html(models, models_table)
                      + _reliance_html(root)
                      + _figures([p for p in pngs if p.stem == "models"], root, used)))
@@ -249,13 +265,20 @@ def render_html(
     boards = _leaderboard_html(board)
     also = [f'<a href="{n}">{label}</a>' for n, label in (("leaderboard.md", "Markdown"), ("leaderboard.tex", "LaTeX"))
             if (root / n).exists()]
-    parts = [f'<p class="note">{_e(SIGNIFICANCE_NOTE)}. Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
+    parts = []
+    if at_chance is not None and not at_chance.empty:
+        parts.append(f'<p class="warn">{_e(CHANCE_NOTE)}: ' + "; ".join(
+            f"{_e(r.dataset)} / {_e(r.model)} (seed {_e(r.seeds)}: AUC CI [{format_number(r.auc_ci_low)}, "
+            f"{format_number(r.auc_ci_high)}])" for r in at_chance.itertuples(index=False)) + ".</p>")
+    parts += [f'<p class="note">{_e(SIGNIFICANCE_NOTE)}. Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
              + (f" (also {', '.join(also)})" if also else "") + ".</p>"]
     if not boards:
         parts.append('<p class="empty">no results</p>')
     for (dataset, model, target_class), table in boards.items():
         stem = f"{safe_name(dataset)}_{safe_name(model)}"
         heading = " / ".join([dataset, model] + ([target_class] if target_class else []))
+        if (dataset, model) in chance_pairs:
+            heading += f" {DAGGER} (model at chance)"
         parts.append(f"<h3>{_e(heading)}</h3>{table}")
         in_block = (board["dataset"].astype(str) == dataset) & (board["model"].astype(str) == model)
         if target_class:  # multi-label: plots per explained class
@@ -304,7 +327,13 @@ def render_html(
                      '<a href="cost.csv">cost.csv</a></p>'
                      + _figures([p for p in pngs if p.stem == "cost"], root, used)))
 
-    skip_parts = ["<h3>Skipped cells</h3>", table_html(skipped, "none")]
+    n_skipped = 0 if skipped is None else len(skipped)
+    skip_parts = [f"<h3>Skipped cells ({n_skipped})</h3>", table_html(skipped, "none")]
+    if undefined is not None:
+        total = int(undefined["undefined"].sum()) if not undefined.empty else 0
+        skip_parts += [f"<h3>Undefined values ({total})</h3>",
+                       '<p class="note">metric values that are NaN (e.g. an empty mask), per cell: left out of '
+                       "the leaderboard's n, mean and tests</p>", table_html(undefined, "none")]
     if failures is not None:
         skip_parts += ["<h3>Failures</h3>", table_html(failures, "none")]
     sections.append(("skipped", "Skipped and failed", "".join(skip_parts)))

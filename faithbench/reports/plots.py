@@ -35,10 +35,10 @@ __all__ = [
     "safe_name",
 ]
 
+from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
+from faithbench.reports.gallery import plot_saliency_gallery  # noqa: E402  (re-exported)
+
 SANITY_PREFIX = "mprt"
-DPI = 110
-# Labels come from user configs: no mathtext; fixed SVG ids so a rebuild gives the same file.
-_RC = {"text.parse_math": False, "svg.hashsalt": "faithbench", "svg.fonttype": "path"}
 
 
 def safe_name(text: str) -> str:
@@ -60,18 +60,6 @@ def _with_blocks(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 def _labels(key: tuple) -> list[str]:
     """A group key as file-name/title labels, without an empty class (single-label rows)."""
     return [str(k) for k in key if str(k) != ""]
-
-
-def _save(fig: plt.Figure, stem: Path, tight: bool = False) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    extra = {"bbox_inches": "tight"} if tight else {}
-    for ext, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
-        path = stem.parent / f"{stem.name}.{ext}"
-        fig.savefig(path, dpi=DPI, metadata=metadata, **extra)
-        written.append(path)
-    plt.close(fig)
-    return written
 
 
 def _arrow(frame: pd.DataFrame) -> str:
@@ -124,10 +112,37 @@ def plot_sanity_curves(curves: pd.DataFrame, out_dir: Path) -> list[Path]:
                         "similarity to the original saliency")
 
 
+def _proportion_bars(ax: plt.Axes, sub: pd.DataFrame, order: list[str]) -> None:
+    """Per explainer, the proportion of 1s as a bar with its 95% Wilson interval, ``k/n`` beside it."""
+    from faithbench.stats.proportions import wilson_ci
+
+    for i, name in enumerate(order):
+        values = sub.loc[sub["explainer"] == name, "value"]
+        if values.empty:
+            continue
+        k, n = int(values.sum()), int(values.size)
+        p, (low, high) = k / n, wilson_ci(k, n)
+        ax.barh(i, p, height=0.6, color="#c6dbef", edgecolor="#08306b", linewidth=0.6)
+        ax.errorbar(p, i, xerr=[[p - low], [high - p]], fmt="none", ecolor="#08306b", capsize=3, linewidth=1)
+        ax.text(1.02, i, f"{k}/{n}", va="center", ha="left", fontsize=7, transform=ax.get_yaxis_transform())
+    ax.set_yticks(range(len(order)), order)
+    ax.set_ylim(len(order) - 0.5, -0.5)
+    ax.set_xlim(0, 1)
+    chance = sub["chance"].astype(float).mean() if "chance" in sub else np.nan
+    if np.isfinite(chance):
+        ax.axvline(chance, color="0.4", linestyle="--", linewidth=1, label="chance")
+        ax.legend(loc="lower right", fontsize=7)
+    ax.set_title(f"{sub['metric'].iloc[0]}{_arrow(sub)} (proportion, 95% Wilson CI)", fontsize=9)
+    ax.set_xlabel("proportion of hits")
+    ax.set_ylabel("")
+
+
 def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One figure per (dataset, model): per metric, a box plot (quartiles, 1.5 IQR whiskers)
     with every sample's value as a point, per explainer; a dashed line marks the chance level
-    where the metric has one."""
+    where the metric has one. A metric whose values are all 0 or 1 (the pointing game's hits) is
+    drawn as the proportion of 1s per explainer, a bar with its 95% Wilson interval
+    (:func:`faithbench.stats.proportions.wilson_ci`) and ``k/n``."""
     written = []
     results, blocks = _with_blocks(results)
     for key, frame in results.groupby(blocks, sort=True):
@@ -144,6 +159,9 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
                 sub = frame[(frame["metric"] == metric) & frame["value"].notna()]
                 if sub.empty:
                     ax.set_visible(False)
+                    continue
+                if sub["value"].isin([0.0, 1.0]).all():  # hit or miss (pointing game): a proportion
+                    _proportion_bars(ax, sub, order)
                     continue
                 sns.boxplot(data=sub, x="value", y="explainer", order=order, ax=ax, showfliers=False,
                             color="#c6dbef", width=0.6)
@@ -362,105 +380,3 @@ def plot_region_shares(regions: pd.DataFrame, out_dir: Path) -> list[Path]:
             fig.tight_layout()
             written += _save(fig, _stem(out_dir, "regions", dataset, model))
     return written
-
-
-def _numpy(array) -> np.ndarray:
-    if hasattr(array, "detach"):
-        array = array.detach().float().cpu().numpy()
-    return np.asarray(array, dtype=float)
-
-
-def _display_image(image: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """(C, *spatial) -> something imshow can show: RGB for 3 channels, else the channel mean."""
-    lo, hi = np.nanpercentile(image, [1, 99])
-    scaled = np.clip((image - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(image)
-    if image.shape[0] == 3:
-        return np.moveaxis(scaled, 0, -1), None
-    return scaled.mean(axis=0), "gray"
-
-
-def _slices(volume: np.ndarray, centre: tuple[int, int, int]) -> list[tuple[str, np.ndarray]]:
-    """Three orthogonal slices of (..., D, H, W) through ``centre`` (z, y, x)."""
-    z, y, x = centre
-    return [(f"axial z={z}", volume[..., z, :, :]), (f"coronal y={y}", volume[..., :, y, :]),
-            (f"sagittal x={x}", volume[..., :, :, x])]
-
-
-def _centre(mask: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:
-    if mask is not None and np.nansum(np.abs(mask)) > 0:
-        weights = np.abs(np.nan_to_num(mask))
-        grids = np.indices(mask.shape)
-        return tuple(int(round(float((g * weights).sum() / weights.sum()))) for g in grids)
-    return tuple(s // 2 for s in shape)
-
-
-def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: Path, *,
-                          time_axis: bool = False) -> list[Path]:
-    """A grid of saliency maps: rows = samples, columns = the image then one per explainer.
-
-    ``images`` (N, C, H, W) or (N, C, D, H, W); ``saliency[explainer]`` (N, *spatial);
-    ``masks`` (N, *spatial) or None, drawn as an outline. Volumes show three orthogonal
-    slices (one row each) through the mask's centre of mass, or the volume's centre without
-    a mask; with ``time_axis`` (sequences (N, C, T, H, W) of a longitudinal dataset) one row per
-    visit instead. Maps are scaled for display only (to the 99th percentile of |saliency| per map,
-    diverging colours when a map has negative values). Writes ``path`` (PNG) and the same
-    stem as SVG; returns both.
-    """
-    x = _numpy(images)
-    if x.ndim not in (4, 5):
-        raise ValueError(f"expected images of shape (N, C, H, W) or (N, C, D, H, W), got {tuple(x.shape)}")
-    spatial = x.shape[2:]
-    maps = {str(name): _numpy(s) for name, s in saliency.items()}
-    for name, s in maps.items():
-        if s.shape != (x.shape[0],) + spatial:
-            raise ValueError(f"expected saliency of {name!r} of shape {(x.shape[0],) + spatial} to match the "
-                             f"images' (N, *spatial), got {tuple(s.shape)}")
-    m = None if masks is None else _numpy(masks)
-    if m is not None and m.shape != (x.shape[0],) + spatial:
-        if m.ndim == x.ndim and m.shape[1] == 1:
-            m = m[:, 0]
-        if m.shape != (x.shape[0],) + spatial:
-            raise ValueError(f"expected masks of shape {(x.shape[0],) + spatial}, got {tuple(m.shape)}")
-    names = list(maps)
-    n = x.shape[0]
-    planes = (x.shape[2] if time_axis else 3) if x.ndim == 5 else 1
-    n_rows, n_cols = n * planes, 1 + len(names)
-    path = Path(path)
-    with plt.rc_context(_RC):
-        fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.2 * n_cols, 2.2 * n_rows), squeeze=False)
-        for i in range(n):
-            mask_i = None if m is None else m[i]
-            if x.ndim == 5 and time_axis:
-                views = [((f"visit {t}", x[i][:, t]), ("", np.stack([maps[k][i][t] for k in names])),
-                          (None, None if mask_i is None else mask_i[t])) for t in range(planes)]
-            elif planes == 3:
-                centre = _centre(mask_i, spatial)
-                views = list(zip(_slices(x[i], centre), _slices(np.stack([maps[k][i] for k in names]), centre),
-                                 _slices(mask_i, centre) if mask_i is not None else [(None, None)] * 3))
-            else:
-                views = [(("", x[i]), ("", np.stack([maps[k][i] for k in names])), (None, mask_i))]
-            for p, ((plane, img), (_, sal), (_, msk)) in enumerate(views):
-                row = axes[i * planes + p]
-                shown, cmap = _display_image(img)
-                for c, ax in enumerate(row):
-                    ax.imshow(shown, cmap=cmap, interpolation="nearest")
-                    if c > 0:
-                        s = sal[c - 1]
-                        # sequences: one scale for all visits of a map, so rows compare across visits
-                        whole = maps[names[c - 1]][i] if time_axis and x.ndim == 5 else s
-                        scale = np.nanpercentile(np.abs(whole), 99) if np.isfinite(whole).any() else 0
-                        scale = scale if scale > 0 else 1.0
-                        if np.nanmin(whole) < -0.01 * scale:
-                            ax.imshow(s, cmap="RdBu_r", vmin=-scale, vmax=scale, alpha=0.6, interpolation="nearest")
-                        else:
-                            ax.imshow(s, cmap="inferno", vmin=0, vmax=scale, alpha=0.6, interpolation="nearest")
-                    if msk is not None and np.nanmax(msk) > np.nanmin(msk):
-                        ax.contour(msk, levels=[0.5], colors="lime", linewidths=0.8)
-                    ax.set_xticks([])
-                    ax.set_yticks([])
-                    if i == 0 and p == 0:
-                        ax.set_title("image" if c == 0 else names[c - 1], fontsize=9)
-                    if c == 0:
-                        ax.set_ylabel(f"sample {i}" + (f"\n{plane}" if plane else ""), fontsize=8)
-        fig.tight_layout()
-        return _save(fig, path.parent / path.stem)

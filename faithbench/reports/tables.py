@@ -6,7 +6,10 @@ rank across the metrics first), columns are metrics with ↑ (higher is better) 
 header, cells ``mean [ci_low, ci_high]`` (95% percentile bootstrap CI of the mean). The
 best mean of each column (oriented by ``higher_is_better``; ties all marked) is bold, and
 ``*`` marks an explainer better than the random control (one-sided Wilcoxon signed-rank,
-Holm-adjusted p < 0.05; the ``beats_random`` column of ``leaderboard.csv``).
+Holm-adjusted p < 0.05; the ``beats_random`` column of ``leaderboard.csv``). Each metric's
+header gives n, the samples with a defined value (a cell whose n is below the column's largest
+shows its own). A model at chance (``model_at_chance``: its test AUC CI contains 0.5, see
+:mod:`faithbench.stats.chance`) gets ``†`` after its title and no ``*`` marks.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ __all__ = [
 
 SIGNIFICANCE_NOTE = ("* better than the random control (one-sided Wilcoxon signed-rank test, "
                      "Holm-adjusted p < 0.05); bold: best mean of the column; "
-                     "↑ higher is better, ↓ lower is better; [95% bootstrap CI of the mean]")
+                     "↑ higher is better, ↓ lower is better; [95% bootstrap CI of the mean]; "
+                     "n: samples with a defined value")
+CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC contains 0.5, so its saliency "
+               "says nothing about the task; marks of significance withheld")
+DAGGER = "†"
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -69,11 +76,15 @@ class Cell:
     ci_high: float
     best: bool
     significant: bool
+    n: int | None = None  # samples with a defined value
 
     def text(self) -> str:
         if math.isnan(self.mean):
             return "–"
         return f"{format_number(self.mean)} [{format_number(self.ci_low)}, {format_number(self.ci_high)}]"
+
+    def interval(self) -> str:
+        return f"[{format_number(self.ci_low)}, {format_number(self.ci_high)}]"
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ class LeaderboardTable:
     explainers: list[str]
     cells: dict[str, dict[str, Cell | None]]
     target_class: str = ""  # the explained class (multi-label results), else empty
+    at_chance: bool = False  # the model's test AUC CI contains 0.5: no significance marks
 
     @property
     def title(self) -> str:
@@ -95,6 +107,35 @@ class LeaderboardTable:
 
     def arrow(self, metric: str) -> str:
         return "↑" if self.higher_is_better[metric] else "↓"
+
+    def n_max(self, metric: str) -> int | None:
+        """The largest n of the column (the header's n), None without an ``n`` column."""
+        ns = [c.n for e in self.explainers if (c := self.cells[e][metric]) is not None and c.n is not None]
+        return max(ns) if ns else None
+
+    def n_header(self, metric: str) -> str:
+        """``n = 32``, or ``n ≤ 32`` when some explainer has fewer defined values; empty without n."""
+        top = self.n_max(metric)
+        if top is None:
+            return ""
+        short = any(c is not None and c.n is not None and c.n < top for c in self.cells_of(metric))
+        return f"n {'≤' if short else '='} {top}"
+
+    def n_note(self, explainer: str, metric: str) -> str:
+        """``n = 29`` for a cell with fewer defined values than its column's largest, else empty."""
+        cell, top = self.cells[explainer][metric], self.n_max(metric)
+        return f"n = {cell.n}" if cell is not None and cell.n is not None and top is not None and cell.n < top else ""
+
+    def cells_of(self, metric: str) -> list[Cell | None]:
+        return [self.cells[e][metric] for e in self.explainers]
+
+    def marked(self, cell: Cell) -> bool:
+        """Show the "better than random" mark: significant, and the model not at chance."""
+        return cell.significant and not self.at_chance
+
+
+def _true(value: object) -> bool:
+    return str(value) in ("True", "true", "1", "1.0")
 
 
 def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
@@ -130,19 +171,33 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
                 cells[str(row.explainer)][metric] = Cell(
                     mean=mean, ci_low=float(row.ci_low), ci_high=float(row.ci_high),
                     best=bool(not math.isnan(mean) and mean == best),
-                    significant=str(row.beats_random) in ("True", "1", "1.0"),
+                    significant=_true(row.beats_random),
+                    n=int(row.n) if "n" in sub.columns and pd.notna(row.n) else None,
                 )
-        tables.append(LeaderboardTable(str(dataset), str(model), metrics, hib, explainers, cells, target_class))
+        at_chance = "model_at_chance" in frame.columns and bool(frame["model_at_chance"].map(_true).any())
+        tables.append(LeaderboardTable(str(dataset), str(model), metrics, hib, explainers, cells, target_class,
+                                       at_chance))
     return tables
 
 
-def leaderboard_markdown(board: pd.DataFrame) -> str:
-    """The leaderboard as Markdown: one pipe table per (dataset, model), see the module doc."""
-    note = "\\" + SIGNIFICANCE_NOTE.replace("[", "\\[").replace("]", "\\]").replace("<", "\\<")
-    lines = ["# Leaderboard", "", note, ""]
-    for table in leaderboard_tables(board):
-        lines += [f"## {markdown_escape(table.title)}", ""]
-        header = ["explainer"] + [f"{markdown_escape(m)} {table.arrow(m)}" for m in table.metrics]
+def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = None,
+                         undefined: pd.DataFrame | None = None) -> str:
+    """The leaderboard as Markdown: one pipe table per (dataset, model), see the module doc.
+
+    ``skipped`` (``skipped.csv``) and ``undefined`` (:func:`faithbench.stats.chance.undefined_counts`),
+    when given and not empty, are listed after the tables with their counts.
+    """
+    def escape_note(text: str) -> str:
+        return "\\" + text.replace("[", "\\[").replace("]", "\\]").replace("<", "\\<")
+
+    lines = ["# Leaderboard", "", escape_note(SIGNIFICANCE_NOTE), ""]
+    tables = leaderboard_tables(board)
+    if any(t.at_chance for t in tables):
+        lines += [CHANCE_NOTE, ""]
+    for table in tables:
+        lines += [f"## {markdown_escape(table.title)}" + (f" {DAGGER}" if table.at_chance else ""), ""]
+        header = ["explainer"] + [f"{markdown_escape(m)} {table.arrow(m)}"
+                                  + (f" ({table.n_header(m)})" if table.n_header(m) else "") for m in table.metrics]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|---" + "|---:" * len(table.metrics) + "|")
         for explainer in table.explainers:
@@ -154,44 +209,88 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
                     continue
                 text = cell.text()
                 text = f"**{text}**" if cell.best else text
-                row.append(text + (" \\*" if cell.significant else ""))
+                note = table.n_note(explainer, metric)
+                row.append(text + (" \\*" if table.marked(cell) else "") + (f" ({note})" if note else ""))
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+    for title, frame in (("Skipped", skipped), ("Undefined values (NaN, left out of n)", undefined)):
+        if frame is None or frame.empty:
+            continue
+        lines += [f"## {title}: {len(frame)}", "", "| " + " | ".join(markdown_escape(c) for c in frame.columns) + " |",
+                  "|---" * len(frame.columns) + "|"]
+        lines += ["| " + " | ".join(markdown_escape("" if pd.isna(v) else v) for v in row) + " |"
+                  for row in frame.itertuples(index=False)]
+        lines.append("")
     return "\n".join(lines)
+
+
+# Defined once per file with \providecommand, so a document can predefine them: \faithbenchfit
+# shrinks a table wider than the line to the line's width (never enlarges it); \faithbenchcell
+# stacks a cell's lines.
+LATEX_PREAMBLE = [
+    r"\providecommand{\faithbenchfit}[1]{\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{#1}}",
+    r"\providecommand{\faithbenchcell}[2][r]{\begin{tabular}[t]{@{}#1@{}}#2\end{tabular}}",
+]
+
+
+def _latex_breakable(name: str) -> str:
+    """An escaped name split into lines after its underscores (the underscore kept): narrow headers."""
+    parts = str(name).split("_")
+    return r"\_\\".join(latex_escape(p) for p in parts)
 
 
 def leaderboard_latex(board: pd.DataFrame) -> str:
     """The leaderboard as LaTeX (booktabs): one ``table`` per (dataset, model), see the module doc.
 
-    Needs ``\\usepackage{booktabs}``; every name is escaped with :func:`latex_escape`.
+    Sized for one column of ``article`` (345 pt): ``\\footnotesize``, 2.5 pt column gaps, each cell
+    two lines (the mean with its marks, then the CI in ``\\scriptsize``; a third, ``n=29``, for a cell
+    with fewer samples than its column), names split after their
+    underscores, n under each metric name. A table still wider than ``\\linewidth`` (many
+    metrics) is scaled down to it by ``\\faithbenchfit``. Needs ``\\usepackage{booktabs}`` and
+    ``\\usepackage{graphicx}``; every name is escaped with :func:`latex_escape`.
     """
     from faithbench.reports.plots import safe_name
 
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
-    lines = ["% faithbench leaderboard; needs \\usepackage{booktabs}",
-             "% " + SIGNIFICANCE_NOTE.replace("↑", "up").replace("↓", "down"), ""]
-    for table in leaderboard_tables(board):
-        lines += [r"\begin{table}[ht]", r"\centering", r"\small",
-                  r"\caption{" + latex_escape(table.title)
+    tables = leaderboard_tables(board)
+    lines = ["% faithbench leaderboard; needs \\usepackage{booktabs} and \\usepackage{graphicx}",
+             "% " + SIGNIFICANCE_NOTE.replace("↑", "up").replace("↓", "down"), *LATEX_PREAMBLE, ""]
+    for table in tables:
+        dagger = r"$^{\dagger}$" if table.at_chance else ""
+        chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC contains 0.5; "
+                  r"marks of significance withheld." if table.at_chance else "")
+        lines += [r"\begin{table}[ht]", r"\centering",
+                  r"\caption{" + latex_escape(table.title) + dagger
                   + r": mean [95\% bootstrap CI]; bold: best per column; "
-                  r"$^{*}$: better than the random control (one-sided Wilcoxon, Holm-adjusted $p<0.05$).}",
+                  r"$^{*}$: better than the random control (one-sided Wilcoxon, Holm-adjusted $p<0.05$); "
+                  r"n: samples with a defined value." + chance + "}",
                   r"\label{tab:faithbench-" + safe_name(table.title.replace(" / ", "-")) + "}",
+                  r"\footnotesize", r"\setlength{\tabcolsep}{2.5pt}",
+                  r"\faithbenchfit{%",
                   r"\begin{tabular}{l" + "r" * len(table.metrics) + "}", r"\toprule"]
-        header = ["Explainer"] + [f"{latex_escape(m)} {arrows[table.higher_is_better[m]]}" for m in table.metrics]
+        header = ["Explainer"]
+        for m in table.metrics:
+            n = table.n_header(m).replace("≤", r"$\leq$")
+            header.append(r"\faithbenchcell[c]{" + _latex_breakable(m) + " " + arrows[table.higher_is_better[m]]
+                          + (r"\\" + n if n else "") + "}")
         lines.append(" & ".join(header) + r" \\")
         lines.append(r"\midrule")
         for explainer in table.explainers:
-            row = [latex_escape(explainer)]
+            row = [r"\faithbenchcell[l]{" + _latex_breakable(explainer) + "}"]
             for metric in table.metrics:
                 cell = table.cells[explainer][metric]
                 if cell is None or math.isnan(cell.mean):
                     row.append("--")
                     continue
-                text = cell.text()
-                text = r"\textbf{" + text + "}" if cell.best else text
-                row.append(text + (r"$^{*}$" if cell.significant else ""))
+                mean = format_number(cell.mean)
+                mean = r"\textbf{" + mean + "}" if cell.best else mean
+                mean += r"$^{*}$" if table.marked(cell) else ""
+                note = table.n_note(explainer, metric).replace(" ", "")
+                note = r"\\{\scriptsize " + note + "}" if note else ""  # a third line: the column stays narrow
+                row.append(r"\faithbenchcell{" + mean + r"\\{\scriptsize " + cell.interval().replace(" ", "") + "}"
+                           + note + "}")
             lines.append(" & ".join(row) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+        lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from faithbench.stats import (
     overall_ranks,
     pairwise_table,
 )
+from faithbench.stats.chance import AT_CHANCE, mark_models_at_chance, models_at_chance, undefined_counts
 from faithbench.stats.tables import (
     AGREEMENT_COLUMNS,
     FRIEDMAN_COLUMNS,
@@ -43,6 +45,7 @@ CURVE_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id",
 FORMATS = ("html", "md", "latex")
 # Plots that build_report owns and rewrites; anything else in plots/ (galleries) is kept.
 _DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cost.", "regions_")
+log = logging.getLogger(__name__)
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -144,7 +147,9 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     ``region_pairwise.csv`` when the run wrote ``regions.csv`` (:mod:`faithbench.stats.regions`),
     and the plots in ``plots/``; ``formats`` picks among ``leaderboard.md`` ("md"), ``leaderboard.tex``
     ("latex") and ``index.html`` ("html"). ``control`` is the explainer tested against in
-    ``p_vs_random`` and ``beats_random`` (default: the run's, from its manifest). Returns the paths written.
+    ``p_vs_random`` and ``beats_random`` (default: the run's, from its manifest). ``leaderboard.csv``
+    gains ``model_at_chance`` (:mod:`faithbench.stats.chance`; each such model is logged as a
+    warning). Returns the paths written.
     """
     from faithbench.reports import plots
     from faithbench.reports.tables import cost_summary, leaderboard_latex, leaderboard_markdown, models_summary
@@ -163,7 +168,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
 
     if results.empty:
         board, pairwise, friedman, nemenyi, overall, agreement = (
-            _empty(c) for c in (LEADERBOARD_COLUMNS, PAIRWISE_TABLE_COLUMNS, FRIEDMAN_COLUMNS, NEMENYI_COLUMNS,
+            _empty(c) for c in (LEADERBOARD_COLUMNS + [AT_CHANCE], PAIRWISE_TABLE_COLUMNS, FRIEDMAN_COLUMNS,
+                                NEMENYI_COLUMNS,
                                 OVERALL_COLUMNS, AGREEMENT_COLUMNS))
     else:
         board = leaderboard(results, control=control)
@@ -172,6 +178,14 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         nemenyi = nemenyi_table(results)
         overall = overall_ranks(results)
         agreement = agreement_table(board)
+    models = _read_csv(out_dir / "models.csv")
+    models = pd.DataFrame() if models is None else models
+    board = mark_models_at_chance(board, models)
+    at_chance = models_at_chance(models)
+    for row in at_chance.itertuples(index=False):
+        log.warning("model at chance: %s / %s (seed %s) has a test AUC 95%% CI [%.3f, %.3f] that contains 0.5; "
+                    "its leaderboard rows are marked %s and get no significance marks",
+                    row.dataset, row.model, row.seeds, row.auc_ci_low, row.auc_ci_high, AT_CHANCE)
     csv("leaderboard.csv", board)
     csv("pairwise.csv", pairwise)
     csv("friedman.csv", friedman)
@@ -179,8 +193,6 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     csv("overall_ranks.csv", overall)
     csv("agreement.csv", agreement)
 
-    models = _read_csv(out_dir / "models.csv")
-    models = pd.DataFrame() if models is None else models
     cost = _read_csv(out_dir / "cost.csv")
     cost = pd.DataFrame() if cost is None else cost
     models_table, cost_table = models_summary(models), cost_summary(cost)
@@ -206,8 +218,10 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         written += plots.plot_region_shares(pd.read_csv(out_dir / "regions.csv"), plot_dir)
     written += plots.plot_cost(cost_table, plot_dir)
 
+    skipped = _read_csv(out_dir / "skipped.csv")
+    undefined = undefined_counts(results)
     if "md" in formats:
-        _write_text(out_dir / "leaderboard.md", leaderboard_markdown(board))
+        _write_text(out_dir / "leaderboard.md", leaderboard_markdown(board, skipped, undefined))
         written.append(out_dir / "leaderboard.md")
     if "latex" in formats:
         _write_text(out_dir / "leaderboard.tex", leaderboard_latex(board))
@@ -219,7 +233,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
         page = render_html(
             root=out_dir, manifest=manifest, board=board, models=models, models_table=models_table,
-            cost_table=cost_table, skipped=_read_csv(out_dir / "skipped.csv"),
+            cost_table=cost_table, skipped=skipped, undefined=undefined, at_chance=at_chance,
             failures=_read_csv(out_dir / "failures.csv"), friedman=friedman, overall=overall,
             agreement=agreement, pairwise=pairwise, region_tests=region_tests, region_pairwise=region_pairs,
         )

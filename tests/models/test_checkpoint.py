@@ -59,6 +59,7 @@ def test_recipe_checkpoint_cached_by_hash(tmp_path):
     assert first.origin == "trained" and again.origin == "cache" and other.origin == "trained"
     assert first.key == again.key != other.key
     assert first.metrics == again.metrics
-    assert set(first.metrics) == {"accuracy", "f1", "auc", "loss"}
+    assert set(first.metrics) == {"accuracy", "f1", "auc", "auc_ci_low", "auc_ci_high", "loss"}
+    assert first.metrics["auc_ci_low"] <= first.metrics["auc"] <= first.metrics["auc_ci_high"]
     x = test.tensors()[0][:4]
     assert torch.equal(first.model(x), again.model(x))

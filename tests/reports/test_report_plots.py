@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.image
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,9 +38,65 @@ def test_gallery_2d_and_3d(tmp_path, spatial):
     pixels = matplotlib.image.imread(written[0])
     rows = 2 * (3 if len(spatial) == 3 else 1)
     assert pixels.shape[0] == pytest.approx(rows * 2.2 * 110, rel=0.05)  # one row per sample (and plane)
-    assert pixels.shape[1] == pytest.approx(3 * 2.2 * 110, rel=0.05)  # image + 2 explainers
+    # image + 2 explainers + two colour bars (one map is signed)
+    assert pixels.shape[1] == pytest.approx((3 * 2.2 + 2 * 0.9) * 110, rel=0.05)
 
 
 def test_gallery_rejects_mismatched_saliency(tmp_path):
     with pytest.raises(ValueError, match=r"expected saliency of 'x' of shape \(2, 8, 8\).*got \(2, 4, 4\)"):
         plot_saliency_gallery(np.zeros((2, 3, 8, 8)), {"x": np.zeros((2, 4, 4))}, None, tmp_path / "g.png")
+
+
+def _capture(monkeypatch):
+    """Keep the figures that plots would save and close."""
+    from faithbench.reports import gallery, plots
+
+    figures = []
+    real = plots._save
+
+    def keep(fig, stem, tight=False):
+        figures.append(fig)
+        return real(fig, stem, tight)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(gallery, "_save", keep)
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)
+    return figures
+
+
+def test_gallery_has_a_colour_bar_and_each_row_its_label_and_probability(tmp_path, monkeypatch):
+    figures = _capture(monkeypatch)
+    rng = np.random.default_rng(0)
+    plot_saliency_gallery(rng.random((2, 1, 8, 8)), {"gradcam": rng.random((2, 8, 8))}, None, tmp_path / "g.png",
+                          labels=["normal", "pneumonia"], probs=[0.12, 0.934])
+    (fig,) = figures
+    ylabels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert "sample 0\nlabel: normal\np = 0.12" in ylabels and "sample 1\nlabel: pneumonia\np = 0.93" in ylabels
+    bars = [ax for ax in fig.axes if "p99" in ax.get_ylabel()]
+    assert len(bars) == 1 and bars[0].get_ylim() == (0.0, 1.0)  # non-negative map: one bar from 0 to 1
+    with pytest.raises(ValueError, match=r"expected probs with one entry per sample \(2\), got 1"):
+        plot_saliency_gallery(np.zeros((2, 1, 8, 8)), {"x": np.zeros((2, 8, 8))}, None, tmp_path / "h.png",
+                              probs=[0.5])
+
+
+def test_binary_metric_is_drawn_as_proportions_with_wilson_intervals(tmp_path, monkeypatch):
+    from faithbench.reports.plots import plot_distributions
+    from faithbench.stats.proportions import wilson_ci
+
+    figures = _capture(monkeypatch)
+    hits = {"gradcam": [1] * 9 + [0] * 3, "random": [1] * 2 + [0] * 10}
+    rows = [{"dataset": "d", "model": "m", "explainer": e, "metric": "pointing_game", "seed": 0, "sample_id": i,
+             "value": float(v), "chance": 0.1, "higher_is_better": True} for e, vs in hits.items()
+            for i, v in enumerate(vs)]
+    rows += [{**r, "metric": "relevance_mass", "value": 0.3 + 0.01 * r["sample_id"]} for r in rows]
+    plot_distributions(pd.DataFrame(rows), tmp_path)
+    (fig,) = figures
+    ax = next(a for a in fig.axes if a.get_title().startswith("pointing_game"))
+    widths = sorted(round(p.get_width(), 6) for p in ax.patches if p.get_width() > 0)
+    assert widths == [round(2 / 12, 6), 0.75]  # bars at the proportions, not boxes
+    ends = sorted(x for line in ax.collections for seg in line.get_segments() for x in (seg[0][0], seg[1][0]))
+    expected = sorted([*wilson_ci(9, 12), *wilson_ci(2, 12)])
+    assert ends == pytest.approx(expected)
+    assert "9/12" in [t.get_text() for t in ax.texts]
+    other = next(a for a in fig.axes if a.get_title().startswith("relevance_mass"))
+    assert "Wilson" not in other.get_title()  # continuous values keep the box plot

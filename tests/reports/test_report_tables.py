@@ -33,7 +33,8 @@ BOARD = _board([
 def test_csv_tables_have_documented_columns(built):
     expected = {
         "leaderboard.csv": ["dataset", "model", "metric", "explainer", "mean", "ci_low", "ci_high", "median", "n",
-                            "chance", "rank", "higher_is_better", "category", "p_vs_random", "beats_random"],
+                            "chance", "rank", "higher_is_better", "category", "p_vs_random", "beats_random",
+                            "model_at_chance"],
         "pairwise.csv": ["dataset", "model", "metric", "explainer_a", "explainer_b", "statistic", "p", "p_holm",
                          "effect_size", "n"],
         "friedman.csv": ["dataset", "model", "metric", "statistic", "p", "n_blocks", "k", "cd", "reason"],
@@ -81,8 +82,9 @@ def test_latex_is_escaped_booktabs():
     tex = leaderboard_latex(BOARD)
     for command in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{lrr}"):
         assert command in tex
-    assert r"d\_1 / m\&n" in tex and r"up\_metric $\uparrow$" in tex and r"down\_metric $\downarrow$" in tex
-    assert r"\textbf{0.200 [0.100, 0.300]}$^{*}$" in tex
+    # names split after their underscores (narrow columns); the CI on a second, smaller line
+    assert r"d\_1 / m\&n" in tex and r"up\_\\metric $\uparrow$" in tex and r"down\_\\metric $\downarrow$" in tex
+    assert r"\faithbenchcell{\textbf{0.200}$^{*}$\\{\scriptsize [0.100,0.300]}}" in tex
     body = [line for line in tex.splitlines() if line.endswith(r"\\")]
     # Every row has exactly one unescaped column separator per metric.
     assert all(len(re.findall(r"(?<!\\)&", line)) == 2 for line in body)
@@ -94,7 +96,7 @@ def test_run_folder_markdown_and_latex(built, names):
     tex = (built / "leaderboard.tex").read_text()
     good = next(line for line in md.splitlines() if line.startswith("| good "))
     assert good.count("**") == 4 and good.count("\\*") == 2  # both cells bold, both beat random
-    assert r"hit\_rate\&co $\uparrow$" in tex
+    assert r"hit\_\\rate\&co $\uparrow$" in tex
     assert r"\textless{}script\textgreater{}" in tex
 
 

@@ -1,0 +1,154 @@
+"""The saliency gallery: images, their saliency maps and masks, one row per sample (and plane).
+
+Arrays handed over by the runner (the tidy tables cannot hold them); written beside the plots of
+:mod:`faithbench.reports.plots`, with the same conventions (PNG and SVG, no mathtext).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+
+from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
+
+__all__ = ["plot_saliency_gallery"]
+
+CBAR_INCHES = 0.9  # figure width added per colour bar
+
+
+def _numpy(array) -> np.ndarray:
+    if hasattr(array, "detach"):
+        array = array.detach().float().cpu().numpy()
+    return np.asarray(array, dtype=float)
+
+
+def _display_image(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """(C, *spatial) -> something imshow can show: RGB for 3 channels, else the channel mean."""
+    lo, hi = np.nanpercentile(image, [1, 99])
+    scaled = np.clip((image - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(image)
+    if image.shape[0] == 3:
+        return np.moveaxis(scaled, 0, -1), None
+    return scaled.mean(axis=0), "gray"
+
+
+def _slices(volume: np.ndarray, centre: tuple[int, int, int]) -> list[tuple[str, np.ndarray]]:
+    """Three orthogonal slices of (..., D, H, W) through ``centre`` (z, y, x)."""
+    z, y, x = centre
+    return [(f"axial z={z}", volume[..., z, :, :]), (f"coronal y={y}", volume[..., :, y, :]),
+            (f"sagittal x={x}", volume[..., :, :, x])]
+
+
+def _centre(mask: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:
+    if mask is not None and np.nansum(np.abs(mask)) > 0:
+        weights = np.abs(np.nan_to_num(mask))
+        grids = np.indices(mask.shape)
+        return tuple(int(round(float((g * weights).sum() / weights.sum()))) for g in grids)
+    return tuple(s // 2 for s in shape)
+
+
+def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: Path, *,
+                          time_axis: bool = False, labels: Sequence[str] | None = None,
+                          probs: Sequence[float] | None = None) -> list[Path]:
+    """A grid of saliency maps: rows = samples, columns = the image then one per explainer.
+
+    ``images`` (N, C, H, W) or (N, C, D, H, W); ``saliency[explainer]`` (N, *spatial);
+    ``masks`` (N, *spatial) or None, drawn as an outline. Volumes show three orthogonal
+    slices (one row each) through the mask's centre of mass, or the volume's centre without
+    a mask; with ``time_axis`` (sequences (N, C, T, H, W) of a longitudinal dataset) one row per
+    visit instead. Maps are scaled for display only (to the 99th percentile of |saliency| per map,
+    diverging colours when a map has negative values); colour bars on the right give that scale
+    (0 to 1 × the map's 99th percentile; −1 to 1 for signed maps). ``labels`` (N class names, the
+    sample's label) and ``probs`` (N, the predicted probability of the explained class) are
+    written beside each sample's row. Writes ``path`` (PNG) and the same stem as SVG; returns both.
+    """
+
+    x = _numpy(images)
+    if x.ndim not in (4, 5):
+        raise ValueError(f"expected images of shape (N, C, H, W) or (N, C, D, H, W), got {tuple(x.shape)}")
+    spatial = x.shape[2:]
+    maps = {str(name): _numpy(s) for name, s in saliency.items()}
+    for name, s in maps.items():
+        if s.shape != (x.shape[0],) + spatial:
+            raise ValueError(f"expected saliency of {name!r} of shape {(x.shape[0],) + spatial} to match the "
+                             f"images' (N, *spatial), got {tuple(s.shape)}")
+    m = None if masks is None else _numpy(masks)
+    if m is not None and m.shape != (x.shape[0],) + spatial:
+        if m.ndim == x.ndim and m.shape[1] == 1:
+            m = m[:, 0]
+        if m.shape != (x.shape[0],) + spatial:
+            raise ValueError(f"expected masks of shape {(x.shape[0],) + spatial}, got {tuple(m.shape)}")
+    names = list(maps)
+    n = x.shape[0]
+    for given, what in ((labels, "labels"), (probs, "probs")):
+        if given is not None and len(given) != n:
+            raise ValueError(f"expected {what} with one entry per sample ({n}), got {len(given)}")
+    signed = {k: bool(np.isfinite(v).any() and np.nanmin(v) < -0.01 * _scale(v)) for k, v in maps.items()}
+    bars = [c for c, used in (("inferno", not all(signed.values()) if signed else False),
+                              ("RdBu_r", any(signed.values()))) if used]
+    planes = (x.shape[2] if time_axis else 3) if x.ndim == 5 else 1
+    n_rows, n_cols = n * planes, 1 + len(names)
+    path = Path(path)
+    with plt.rc_context(_RC):
+        width = 2.2 * n_cols + CBAR_INCHES * len(bars)
+        fig, axes = plt.subplots(n_rows, n_cols, figsize=(width, 2.2 * n_rows), squeeze=False)
+        for i in range(n):
+            mask_i = None if m is None else m[i]
+            if x.ndim == 5 and time_axis:
+                views = [((f"visit {t}", x[i][:, t]), ("", np.stack([maps[k][i][t] for k in names])),
+                          (None, None if mask_i is None else mask_i[t])) for t in range(planes)]
+            elif planes == 3:
+                centre = _centre(mask_i, spatial)
+                views = list(zip(_slices(x[i], centre), _slices(np.stack([maps[k][i] for k in names]), centre),
+                                 _slices(mask_i, centre) if mask_i is not None else [(None, None)] * 3))
+            else:
+                views = [(("", x[i]), ("", np.stack([maps[k][i] for k in names])), (None, mask_i))]
+            for p, ((plane, img), (_, sal), (_, msk)) in enumerate(views):
+                row = axes[i * planes + p]
+                shown, cmap = _display_image(img)
+                for c, ax in enumerate(row):
+                    ax.imshow(shown, cmap=cmap, interpolation="nearest")
+                    if c > 0:
+                        s = sal[c - 1]
+                        # sequences: one scale for all visits of a map, so rows compare across visits
+                        whole = maps[names[c - 1]][i] if time_axis and x.ndim == 5 else s
+                        scale = _scale(whole)
+                        if signed[names[c - 1]]:
+                            ax.imshow(s, cmap="RdBu_r", vmin=-scale, vmax=scale, alpha=0.6, interpolation="nearest")
+                        else:
+                            ax.imshow(s, cmap="inferno", vmin=0, vmax=scale, alpha=0.6, interpolation="nearest")
+                    if msk is not None and np.nanmax(msk) > np.nanmin(msk):
+                        ax.contour(msk, levels=[0.5], colors="lime", linewidths=0.8)
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    if i == 0 and p == 0:
+                        ax.set_title("image" if c == 0 else names[c - 1], fontsize=9)
+                    if c == 0:
+                        facts = [f"sample {i}"] + ([plane] if plane else [])
+                        if p == 0 and labels is not None:
+                            facts.append(f"label: {labels[i]}")
+                        if p == 0 and probs is not None:
+                            facts.append(f"p = {float(probs[i]):.2f}")
+                        ax.set_ylabel("\n".join(facts), fontsize=8)
+        right = 1 - CBAR_INCHES * len(bars) / width
+        fig.tight_layout(rect=(0, 0, right, 1))
+        for b, cmap in enumerate(bars):
+            cax = fig.add_axes((right + (b + 0.08) * CBAR_INCHES / width, 0.15, 0.13 * CBAR_INCHES / width, 0.7))
+            low = -1.0 if cmap == "RdBu_r" else 0.0
+            bar = fig.colorbar(ScalarMappable(Normalize(low, 1.0), cmap=cmap), cax=cax)
+            bar.set_label("saliency ÷ p99 of |map|" if low == 0 else "signed saliency ÷ p99 of |map|", fontsize=7)
+            bar.ax.tick_params(labelsize=7)
+        return _save(fig, path.parent / path.stem)
+
+
+def _scale(saliency: np.ndarray) -> float:
+    """The display scale of a map: the 99th percentile of |saliency| (1 when that is 0 or undefined)."""
+    scale = np.nanpercentile(np.abs(saliency), 99) if np.isfinite(saliency).any() else 0
+    return float(scale) if scale > 0 else 1.0

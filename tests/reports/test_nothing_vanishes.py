@@ -1,0 +1,83 @@
+"""A model at chance is marked in every table; n and undefined (NaN) values are shown."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from faithbench.reports import build_report
+from faithbench.stats.chance import mark_models_at_chance, models_at_chance, undefined_counts
+from faithbench.stats.proportions import wilson_ci
+
+
+def test_wilson_ci_known_values():
+    # Brown, Cai & DasGupta (2001) style check by hand: 8 of 10 at 95%
+    z = 1.959963984540054
+    p, n = 0.8, 10
+    centre, half = p + z * z / 20, z * math.sqrt(p * (1 - p) / n + z * z / 400)
+    assert wilson_ci(8, 10) == pytest.approx(((centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)))
+    assert wilson_ci(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    low, high = wilson_ci(0, 20)
+    assert low == 0.0 and high == pytest.approx(0.1611, abs=1e-4)  # not empty at p = 0
+    assert np.isnan(wilson_ci(0, 0)).all()
+    with pytest.raises(ValueError, match="successes <= n"):
+        wilson_ci(3, 2)
+
+
+def test_models_at_chance_when_any_seed_ci_contains_half():
+    models = pd.DataFrame({"dataset": ["d", "d", "d", "e"], "model": ["m", "m", "k", "m"], "seed": [0, 1, 0, 0],
+                           "auc_ci_low": [0.7, 0.45, 0.51, np.nan], "auc_ci_high": [0.9, 0.62, 0.8, np.nan]})
+    table = models_at_chance(models)
+    assert table[["dataset", "model", "seeds"]].values.tolist() == [["d", "m", "1"]]
+    board = pd.DataFrame({"dataset": ["d", "d", "e"], "model": ["m", "k", "m"], "mean": [1.0, 2.0, 3.0]})
+    assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [True, False, False]
+    assert not mark_models_at_chance(board, pd.DataFrame())["model_at_chance"].any()  # no CI: not flagged
+
+
+def test_undefined_counts():
+    results = pd.DataFrame({"dataset": "d", "model": "m", "explainer": ["a"] * 4 + ["b"] * 2,
+                            "metric": "x", "value": [1.0, np.nan, np.nan, 0.0, 1.0, 2.0]})
+    assert undefined_counts(results).values.tolist() == [["d", "m", "a", "x", 2, 4]]
+
+
+@pytest.fixture
+def chance_run(tmp_path, make_run):
+    run = make_run(tmp_path / "run", seeds=(0,), mprt=False)  # one seed, 8 samples: a quick build
+    models = pd.read_csv(run / "models.csv")
+    models["auc_ci_low"], models["auc_ci_high"] = 0.41, 0.6  # at chance
+    models.to_csv(run / "models.csv", index=False)
+    results = pd.read_parquet(run / "results.parquet")
+    undefined = (results["explainer"] == "good") & (results["metric"] == "deletion_auc") & (results["seed"] == 0)
+    results.loc[undefined[undefined].index[:3], "value"] = np.nan  # 3 of 8 samples undefined
+    results.to_parquet(run / "results.parquet", index=False)
+    return run
+
+
+def test_model_at_chance_marked_and_counts_shown_in_every_table(chance_run, caplog):
+    with caplog.at_level(logging.WARNING, logger="faithbench.reports.writer"):
+        build_report(chance_run)
+    assert any("model at chance" in r.message and "cnn" in r.message for r in caplog.records)
+    board = pd.read_csv(chance_run / "leaderboard.csv")
+    assert board["model_at_chance"].all() and board["beats_random"].any()  # the test result is kept...
+    md = (chance_run / "leaderboard.md").read_text()
+    good = next(line for line in md.splitlines() if line.startswith("| good "))
+    assert "\\*" not in good and "†" in md  # ...but no table shows the mark
+    tex = (chance_run / "leaderboard.tex").read_text()
+    assert r"$^{\dagger}$" in tex and r"$^{*}$" not in tex.split(r"\midrule")[1]
+    page = (chance_run / "index.html").read_text()
+    assert 'class="warn"' in page and "† (model at chance)" in page and "<sup>*</sup>" not in page
+    assert "cnn †" in page  # the models table too
+    # nothing vanishes: n per metric (and per cell below it), undefined values and skipped cells counted
+    header = next(line for line in md.splitlines() if line.startswith("| explainer"))
+    assert "deletion\\_auc ↓ (n ≤ 8)" in header and "(n = 8)" in header
+    good = next(line for line in md.splitlines() if line.startswith("| good "))
+    assert "(n = 5)" in good
+    assert "## Undefined values (NaN, left out of n): 1" in md and "| 3 | 8 |" in md
+    assert "## Skipped: 1" in md
+    assert "Undefined values (3)" in page and "Skipped cells (1)" in page and "(n = 5)" in page
+    assert pd.read_csv(chance_run / "leaderboard.csv").query("explainer == 'good' and metric == 'deletion_auc'")[
+        "n"].item() == 5
