@@ -95,7 +95,8 @@ def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
 
 def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
     """Saliency galleries of the first explained samples per (dataset, model): the image, then
-    each explainer's raw map, with the lesion outline when the dataset has one."""
+    each explainer's raw map, with the lesion outline when the dataset has one; each row names
+    the sample's label and the predicted probability of the explained class."""
     from faithbench.reports.plots import plot_saliency_gallery, safe_name
 
     for out in outputs:
@@ -106,7 +107,8 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
         mask = batch.masks.get("lesion", batch.masks.get("target"))  # multi-label: the explained class's
         plot_saliency_gallery(batch.x, gallery.previews, mask,
                               plots_dir / f"gallery_{safe_name(gallery.dataset)}_{safe_name(gallery.model)}.png",
-                              time_axis="valid" in batch.masks and batch.x.ndim == 5)  # sequences: a row per visit
+                              time_axis="valid" in batch.masks and batch.x.ndim == 5,  # sequences: a row per visit
+                              labels=gallery.labels, probs=gallery.probs)
 
 
 def safe_label(text: str) -> str:
