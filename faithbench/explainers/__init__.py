@@ -14,7 +14,7 @@ from faithbench.explainers.controls import (CenterPriorExplainer, RandomExplaine
 from faithbench.explainers.gradient import (DeepLiftExplainer, GradientSHAPExplainer, GuidedBackpropExplainer,
                                             GuidedGradCAMExplainer, InputXGradientExplainer,
                                             IntegratedGradientsExplainer, SaliencyExplainer, SmoothGradExplainer)
-from faithbench.explainers.lrp import LRPExplainer, lrp_unsupported_layers
+from faithbench.explainers.lrp import LRPEpsilonZPlusExplainer, LRPExplainer, lrp_unsupported_layers
 from faithbench.explainers.perturbation import (KernelSHAPExplainer, LimeExplainer, OcclusionExplainer,
                                                 RISEExplainer, patch_feature_mask, rise, rise_masks)
 from faithbench.explainers.temporal import TemporalOcclusionExplainer, visit_drops
@@ -28,7 +28,7 @@ __all__ = [
     "LayerCAMExplainer", "EigenCAMExplainer", "ScoreCAMExplainer", "AblationCAMExplainer", "FullGradExplainer",
     "SaliencyExplainer", "IntegratedGradientsExplainer", "InputXGradientExplainer", "SmoothGradExplainer",
     "GradientSHAPExplainer", "DeepLiftExplainer", "GuidedBackpropExplainer", "GuidedGradCAMExplainer",
-    "LRPExplainer", "lrp_unsupported_layers",
+    "LRPEpsilonZPlusExplainer", "LRPExplainer", "lrp_unsupported_layers",
     "OcclusionExplainer", "LimeExplainer", "KernelSHAPExplainer", "RISEExplainer", "patch_feature_mask",
     "rise", "rise_masks", "TemporalOcclusionExplainer", "visit_drops",
     "AttentionExplainer", "AttentionRolloutExplainer", "CheferExplainer", "attention_rollout",

@@ -29,7 +29,8 @@ MODELS = {
 
 # which pairs must run: a registered explainer may only be skipped where this says so
 EXPECTED_UNSUPPORTED = {
-    "vit": {"fullgrad", "deeplift", "guided_backprop", "guided_gradcam", "lrp", "temporal_occlusion"},
+    "vit": {"fullgrad", "deeplift", "guided_backprop", "guided_gradcam", "lrp", "lrp_epsilon_zplus",
+            "temporal_occlusion"},
     "cnn2d": {"attention", "attention_rollout", "chefer", "temporal_occlusion"},
     "cnn3d": {"attention", "attention_rollout", "chefer", "ablationcam", "fullgrad"},
 }
