@@ -90,6 +90,7 @@ class LRPExplainer(Explainer):
     paper = "Bach et al. 2015, On Pixel-Wise Explanations by Layer-Wise Relevance Propagation"
     description = "layer-wise relevance propagation, epsilon rule (captum), summed over channels"
     defaults: ClassVar[dict[str, Any]] = {"epsilon": 1e-9}
+    version = "2"  # 2: Flatten passes relevance (1 applied epsilon there); cached maps of 1 are stale
     rule_for = staticmethod(epsilon_rule)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
