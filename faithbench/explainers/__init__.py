@@ -20,7 +20,7 @@ from faithbench.explainers.perturbation import (KernelSHAPExplainer, LimeExplain
 from faithbench.explainers.temporal import TemporalOcclusionExplainer, visit_drops
 from faithbench.explainers.transformer import (AttentionExplainer, AttentionRolloutExplainer, CheferExplainer,
                                                attention_rollout, gradient_weighted_rollout,
-                                               recorded_attention)
+                                               readout_weights, recorded_attention, token_map)
 
 __all__ = [
     "Explainer", "ExplainerProtocol",
@@ -32,6 +32,6 @@ __all__ = [
     "OcclusionExplainer", "LimeExplainer", "KernelSHAPExplainer", "RISEExplainer", "patch_feature_mask",
     "rise", "rise_masks", "TemporalOcclusionExplainer", "visit_drops",
     "AttentionExplainer", "AttentionRolloutExplainer", "CheferExplainer", "attention_rollout",
-    "gradient_weighted_rollout", "recorded_attention",
+    "gradient_weighted_rollout", "readout_weights", "recorded_attention", "token_map",
     "RandomExplainer", "SobelExplainer", "CenterPriorExplainer", "center_gaussian", "sobel_magnitude",
 ]
