@@ -342,12 +342,20 @@ def _has_bias_2d(module: nn.Module) -> bool:
 
 @explainers.register("fullgrad")
 class FullGradExplainer(CAMExplainer):
-    """FullGrad: S = psi(|x * dS/dx|) + sum_layers sum_c psi(|b_c * dS/dz_c|) (Srinivas & Fleuret 2019),
-    psi = upsample to the input, then min-max per map (as in the authors' code and the library).
+    """FullGrad (Srinivas & Fleuret 2019) as pytorch-grad-cam computes it:
 
-    Uses every Conv2d / BatchNorm2d with a bias (BatchNorm's effective bias b - mu*gamma/sigma);
-    ``target_layer`` is ignored. Not on ViTs (their biases are in Linear/LayerNorm layers the library
-    does not use) nor in 3D (the library resizes with OpenCV, 2D only). Non-negative by construction.
+    S = sum_c psi(|x_c * dS/dx_c|) + sum_layers sum_c psi(|b_c * dS/dz_c|),
+    psi = min-max of ONE channel's map of one image, then resize to the input (OpenCV bilinear).
+
+    This is the library's normalisation (the paper's equation, with the sum over channels outside
+    psi), not the authors' code (``fullgrad-saliency``), which min-max scales each layer's map over
+    all its channels jointly, sums the channels, then upsamples (bilinear, ``align_corners=True``).
+    Per-channel scaling gives every
+    channel of every layer the same range, however small its gradient. We drop only the library's
+    final min-max of S. Uses every Conv2d / BatchNorm2d with a bias (BatchNorm's effective bias
+    b - mu*gamma/sigma); ``target_layer`` is ignored. Not on ViTs (their biases are in Linear/LayerNorm
+    layers the library does not use) nor in 3D (the library resizes with OpenCV, 2D only).
+    Non-negative by construction, so it has no ``relu`` parameter.
     """
 
     cam_class = FullGrad
