@@ -14,13 +14,13 @@ from faithbench.explainers.controls import (CenterPriorExplainer, RandomExplaine
 from faithbench.explainers.gradient import (DeepLiftExplainer, GradientSHAPExplainer, GuidedBackpropExplainer,
                                             GuidedGradCAMExplainer, InputXGradientExplainer,
                                             IntegratedGradientsExplainer, SaliencyExplainer, SmoothGradExplainer)
-from faithbench.explainers.lrp import LRPExplainer, lrp_unsupported_layers
+from faithbench.explainers.lrp import LRPEpsilonZPlusExplainer, LRPExplainer, lrp_unsupported_layers
 from faithbench.explainers.perturbation import (KernelSHAPExplainer, LimeExplainer, OcclusionExplainer,
                                                 RISEExplainer, patch_feature_mask, rise, rise_masks)
 from faithbench.explainers.temporal import TemporalOcclusionExplainer, visit_drops
 from faithbench.explainers.transformer import (AttentionExplainer, AttentionRolloutExplainer, CheferExplainer,
                                                attention_rollout, gradient_weighted_rollout,
-                                               recorded_attention)
+                                               readout_weights, recorded_attention, token_map)
 
 __all__ = [
     "Explainer", "ExplainerProtocol",
@@ -28,10 +28,10 @@ __all__ = [
     "LayerCAMExplainer", "EigenCAMExplainer", "ScoreCAMExplainer", "AblationCAMExplainer", "FullGradExplainer",
     "SaliencyExplainer", "IntegratedGradientsExplainer", "InputXGradientExplainer", "SmoothGradExplainer",
     "GradientSHAPExplainer", "DeepLiftExplainer", "GuidedBackpropExplainer", "GuidedGradCAMExplainer",
-    "LRPExplainer", "lrp_unsupported_layers",
+    "LRPEpsilonZPlusExplainer", "LRPExplainer", "lrp_unsupported_layers",
     "OcclusionExplainer", "LimeExplainer", "KernelSHAPExplainer", "RISEExplainer", "patch_feature_mask",
     "rise", "rise_masks", "TemporalOcclusionExplainer", "visit_drops",
     "AttentionExplainer", "AttentionRolloutExplainer", "CheferExplainer", "attention_rollout",
-    "gradient_weighted_rollout", "recorded_attention",
+    "gradient_weighted_rollout", "readout_weights", "recorded_attention", "token_map",
     "RandomExplainer", "SobelExplainer", "CenterPriorExplainer", "center_gaussian", "sobel_magnitude",
 ]

@@ -2,7 +2,9 @@
 
 An explainer maps ``(model, x (B, C, *spatial), target (B,))`` to RAW saliency
 ``(B, *spatial)`` at input resolution: no clipping, no absolute value, no min-max. The
-runner applies any post-processing a metric asks for, and records it.
+runner applies any post-processing a metric asks for, and records it. One exception: a CAM's own
+ReLU belongs to the method and is applied on the layer's grid, before upsampling
+(:mod:`faithbench.explainers.cam`; ``relu=False`` keeps the signed grid).
 """
 
 from __future__ import annotations

@@ -1,9 +1,17 @@
 """Class-activation-map explainers through pytorch-grad-cam (Gildenblat et al.).
 
-The library owns hooks, the backward pass and the channel weights; we take its CAM BEFORE
-its ReLU and min-max scaling (they destroy sign and scale, which faithfulness metrics need)
-and upsample it to the input size with (bi/tri)linear interpolation. Grad-CAM's ReLU is then
-the runner's ``relu`` post-processing, recorded per metric.
+The library owns hooks, the backward pass and the channel weights; we take its CAM before its
+ReLU and min-max scaling, apply the method's ReLU on the layer's grid, and upsample to the input
+size with (bi/tri)linear interpolation: upsample(ReLU(cam)), the order of the papers (Grad-CAM's
+L = ReLU(sum_c w_c A_c), then resized) and of the library. The two orders differ:
+ReLU(upsample(cam)) keeps positive values interpolated toward negative neighbours, so near every
+sign change of the grid it is a different map (measured here after min-max against the library:
+up to 0.455 for Grad-CAM and 0.623 for Ablation-CAM on a random small CNN). We do not min-max
+scale (that destroys the scale faithfulness metrics need; the runner's min-max is optional and
+recorded), so our map is an affine image of the library's: library = (ours - min g) / (max g - min g),
+g the ReLU'd grid. ``relu=False`` keeps the raw signed grid instead (upsampled), for
+studies of negative evidence; EigenCAM defaults to it (the sign of a principal component is
+arbitrary).
 
 Variants (one class each, registry name in brackets): Grad-CAM [gradcam], Grad-CAM++
 [gradcam_pp], XGrad-CAM [xgradcam], HiResCAM [hirescam], LayerCAM [layercam], EigenCAM [eigencam],
@@ -122,12 +130,16 @@ def restored_grads(model: nn.Module) -> Iterator[None]:
 
 
 class CAMExplainer(Explainer):
-    """Base for the CAM family; subclasses set ``cam_class`` (a pytorch-grad-cam class)."""
+    """Base for the CAM family; subclasses set ``cam_class`` (a pytorch-grad-cam class).
+
+    Defaults: ``target_layer`` None (chosen as in the module docstring), ``min_grid`` 4, ``relu``
+    True (upsample(ReLU(cam)); False: the signed grid, upsampled)."""
 
     family = "cam"
     input_grad = False  # gradients w.r.t. the target layer only, not the input
     cam_class: ClassVar[type] = GradCAM
-    defaults: ClassVar[dict[str, Any]] = {"target_layer": None, "min_grid": 4}
+    defaults: ClassVar[dict[str, Any]] = {"target_layer": None, "min_grid": 4, "relu": True}
+    version = "2"  # 2: ReLU on the grid before upsampling (1 returned the signed map)
 
     def layer_for(self, model: nn.Module, x: Tensor) -> tuple[nn.Module, Callable | None]:
         if getattr(model, "arch_family", "cnn") == "vit":
@@ -168,6 +180,8 @@ class CAMExplainer(Explainer):
                 if probe is not None:
                     probe.remove()
         raw_t = torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)
+        if self.relu:  # on the layer's grid, before upsampling (module docstring)
+            raw_t = raw_t.clamp(min=0)
         mode = "bilinear" if x.ndim == 4 else "trilinear"
         return F.interpolate(raw_t[:, None], size=tuple(x.shape[2:]), mode=mode, align_corners=False)[:, 0]
 
@@ -178,7 +192,7 @@ class GradCAMExplainer(CAMExplainer):
 
     cam_class = GradCAM
     paper = "Selvaraju et al. 2017, Grad-CAM"
-    description = "gradient-weighted class activation map (pytorch-grad-cam), raw before ReLU"
+    description = "gradient-weighted class activation map (pytorch-grad-cam), ReLU then upsampled"
 
 
 @explainers.register("gradcam_pp")
@@ -189,7 +203,7 @@ class GradCAMPlusPlusExplainer(CAMExplainer):
 
     cam_class = GradCAMPlusPlus
     paper = "Chattopadhyay et al. 2018, Grad-CAM++"
-    description = "Grad-CAM with higher-order pixel weights (pytorch-grad-cam), raw before ReLU"
+    description = "Grad-CAM with higher-order pixel weights (pytorch-grad-cam)"
 
 
 @explainers.register("xgradcam")
@@ -198,7 +212,7 @@ class XGradCAMExplainer(CAMExplainer):
 
     cam_class = XGradCAM
     paper = "Fu et al. 2020, Axiom-based Grad-CAM"
-    description = "activation-normalised gradient weights (pytorch-grad-cam), raw before ReLU"
+    description = "activation-normalised gradient weights (pytorch-grad-cam)"
 
 
 @explainers.register("hirescam")
@@ -224,10 +238,12 @@ class LayerCAMExplainer(CAMExplainer):
 class EigenCAMExplainer(CAMExplainer):
     """EigenCAM: projection of the (centred) activations on their first principal component
     (Muhammad & Yeasin 2020). Class-agnostic (``target`` is ignored) and gradient-free. The sign of
-    an SVD component is arbitrary, so the raw map may come out negated: compare it under ``abs``."""
+    an SVD component is arbitrary, so the map may come out negated: ``relu`` defaults to False here
+    (a ReLU could zero a negated map) and it is compared under ``abs``."""
 
     cam_class = EigenCAM
     needs_grad = False
+    defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "relu": False}
     paper = "Muhammad & Yeasin 2020, Eigen-CAM"
     description = "first principal component of the layer's activations (class-agnostic)"
 
@@ -328,15 +344,24 @@ def _has_bias_2d(module: nn.Module) -> bool:
 
 @explainers.register("fullgrad")
 class FullGradExplainer(CAMExplainer):
-    """FullGrad: S = psi(|x * dS/dx|) + sum_layers sum_c psi(|b_c * dS/dz_c|) (Srinivas & Fleuret 2019),
-    psi = upsample to the input, then min-max per map (as in the authors' code and the library).
+    """FullGrad (Srinivas & Fleuret 2019) as pytorch-grad-cam computes it:
 
-    Uses every Conv2d / BatchNorm2d with a bias (BatchNorm's effective bias b - mu*gamma/sigma);
-    ``target_layer`` is ignored. Not on ViTs (their biases are in Linear/LayerNorm layers the library
-    does not use) nor in 3D (the library resizes with OpenCV, 2D only). Non-negative by construction.
+    S = sum_c psi(|x_c * dS/dx_c|) + sum_layers sum_c psi(|b_c * dS/dz_c|),
+    psi = min-max of ONE channel's map of one image, then resize to the input (OpenCV bilinear).
+
+    This is the library's normalisation (the paper's equation, with the sum over channels outside
+    psi), not the authors' code (``fullgrad-saliency``), which min-max scales each layer's map over
+    all its channels jointly, sums the channels, then upsamples (bilinear, ``align_corners=True``).
+    Per-channel scaling gives every
+    channel of every layer the same range, however small its gradient. We drop only the library's
+    final min-max of S. Uses every Conv2d / BatchNorm2d with a bias (BatchNorm's effective bias
+    b - mu*gamma/sigma); ``target_layer`` is ignored. Not on ViTs (their biases are in Linear/LayerNorm
+    layers the library does not use) nor in 3D (the library resizes with OpenCV, 2D only).
+    Non-negative by construction, so it has no ``relu`` parameter.
     """
 
     cam_class = FullGrad
+    defaults: ClassVar[dict[str, Any]] = {"target_layer": None, "min_grid": 4}  # non-negative: no ReLU
     dims = frozenset({2})
     architectures = frozenset({"cnn"})
     paper = "Srinivas & Fleuret 2019, Full-Gradient Representation for Neural Network Visualization"

@@ -1,22 +1,28 @@
-"""Layer-wise relevance propagation, epsilon rule, through captum (Bach et al. 2015).
+"""Layer-wise relevance propagation through captum (Bach et al. 2015; Montavon et al. 2019).
 
-LRP-epsilon redistributes the target logit backwards, layer by layer:
-R_i = sum_j (x_i w_ij / (z_j + eps * sign(z_j))) R_j,  z_j = sum_i x_i w_ij + b_j,
-and returns the relevance of the input, summed over channels (signed; the total is the logit
-minus what biases and epsilon absorb).
+LRP redistributes the target logit backwards, layer by layer. The epsilon rule:
+R_i = sum_j (x_i w_ij / (z_j + eps * sign(z_j))) R_j,  z_j = sum_i x_i w_ij + b_j;
+the z+ rule (:class:`faithbench.explainers.lrp_rules.ZPlusRule`) keeps only positive contributions.
+The relevance of the input is summed over channels (signed; the total is the logit minus what biases
+and epsilon absorb).
 
-Supported leaf layers (anything else makes :meth:`LRPExplainer.unsupported_reason` say so):
+Two rule sets (composites), each a registered explainer:
 
-- epsilon rule: ``Linear``, ``Conv2d``, ``Conv3d``, ``BatchNorm2d``/``3d`` (eval mode: an affine
-  map), ``MaxPool2d``/``3d``, ``AvgPool2d``/``3d``, ``AdaptiveAvgPool2d``/``3d``, ``Flatten``;
-- passed through unchanged: ``ReLU``, ``Dropout``, ``Tanh`` (captum's non-linear layers).
+- ``lrp`` (LRP-epsilon): the epsilon rule on ``Linear``, ``Conv2d``/``3d``, ``BatchNorm2d``/``3d``
+  (eval mode: an affine map), ``MaxPool2d``/``3d``, ``AvgPool2d``/``3d``, ``AdaptiveAvgPool2d``/``3d``;
+- ``lrp_epsilon_zplus`` (LRP-epsilon-z+, zennit's ``EpsilonPlus`` composite): epsilon on ``Linear``,
+  z+ on convolutions, BatchNorm passes relevance unchanged, average pooling gets epsilon 1e-6 (zennit's
+  ``Norm``), max pooling epsilon 1e-6 (winner takes all);
+- in both, ``Flatten`` passes relevance through unchanged (a reshape has nothing to absorb: epsilon
+  there would scale each feature by x / (x + eps)), and ``ReLU``, ``Dropout``, ``Tanh`` pass it
+  through (captum's non-linear layers).
 
-captum itself has rules only for the 2D subset and for no ``Flatten``; we attach
-``EpsilonRule(epsilon)`` to each supported layer for the call (captum removes the rules) and
-delete the ``activations`` attribute captum leaves on every layer. Not supported: ViTs (attention
-products, LayerNorm and GELU have no rule), and residual networks such as timm's ResNet, whose skip
-connections are functional additions that captum cannot see, so relevance would leak silently.
-Each module must be used once per forward pass.
+Tested against zennit on identical models and inputs (``tests/explainers/test_lrp_zennit.py``).
+Any other leaf layer makes :meth:`LRPExplainer.unsupported_reason` say so. We attach the rules to each
+supported layer for the call (captum removes them) and delete the ``activations`` attribute captum
+leaves on every layer. Not supported: ViTs (attention products, LayerNorm and GELU have no rule), and
+residual networks such as timm's ResNet, whose skip connections are functional additions that captum
+cannot see, so relevance would leak silently. Each module must be used once per forward pass.
 """
 
 from __future__ import annotations
@@ -24,15 +30,18 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from captum.attr import LRP
-from captum.attr._utils.lrp_rules import EpsilonRule
+from captum.attr._utils.lrp_rules import EpsilonRule, PropagationRule
 from torch import Tensor, nn
 
 from faithbench.explainers.base import Explainer
+from faithbench.explainers.lrp_rules import PassRule, ZPlusRule
 from faithbench.registry import explainers
 
-EPSILON_LAYERS: tuple[type[nn.Module], ...] = (
-    nn.Linear, nn.Conv2d, nn.Conv3d, nn.BatchNorm2d, nn.BatchNorm3d, nn.MaxPool2d, nn.MaxPool3d,
-    nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.Flatten)
+CONV_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Conv3d)
+NORM_LAYERS: tuple[type[nn.Module], ...] = (nn.BatchNorm2d, nn.BatchNorm3d)
+POOL_LAYERS: tuple[type[nn.Module], ...] = (nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool2d, nn.AvgPool3d,
+                                            nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+RULE_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, *CONV_LAYERS, *NORM_LAYERS, *POOL_LAYERS, nn.Flatten)
 PASS_THROUGH_LAYERS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.Dropout, nn.Tanh)  # captum's list, exact types
 RESIDUAL_BLOCKS: tuple[str, ...] = ("BasicBlock", "Bottleneck")  # timm / torchvision ResNet blocks
 
@@ -46,29 +55,50 @@ def lrp_unsupported_layers(model: nn.Module) -> list[str]:
     """Type names of the layers LRP-epsilon cannot handle here (empty if the model is supported)."""
     bad = {type(m).__name__ for m in model.modules() if type(m).__name__ in RESIDUAL_BLOCKS}
     for m in leaf_modules(model):
-        if type(m) not in EPSILON_LAYERS and type(m) not in PASS_THROUGH_LAYERS:
+        if type(m) not in RULE_LAYERS and type(m) not in PASS_THROUGH_LAYERS:
             bad.add(type(m).__name__)
     return sorted(bad)
 
 
+def epsilon_rule(module: nn.Module, epsilon: float) -> PropagationRule:
+    """``lrp``: epsilon everywhere except ``Flatten``, which passes relevance unchanged."""
+    return PassRule() if type(module) is nn.Flatten else EpsilonRule(epsilon=epsilon)
+
+
+def epsilon_zplus_rule(module: nn.Module, epsilon: float) -> PropagationRule:
+    """``lrp_epsilon_zplus`` (zennit's ``EpsilonPlus``): z+ on convolutions, epsilon on ``Linear``,
+    BatchNorm and ``Flatten`` pass, pooling epsilon 1e-6."""
+    kind = type(module)
+    if kind in CONV_LAYERS:
+        return ZPlusRule()
+    if kind is nn.Linear:
+        return EpsilonRule(epsilon=epsilon)
+    if kind in NORM_LAYERS or kind is nn.Flatten:
+        return PassRule()
+    return EpsilonRule(epsilon=1e-6)
+
+
 @explainers.register("lrp")
 class LRPExplainer(Explainer):
-    """LRP-epsilon (Bach et al. 2015; captum ``LRP``) with ``EpsilonRule(epsilon)`` on every layer,
-    summed over channels. ``epsilon`` default 1e-9 (captum's; close to LRP-0, which equals
-    input x gradient on bias-free ReLU networks). See the module docstring for supported layers."""
+    """LRP-epsilon (Bach et al. 2015; captum ``LRP``): the epsilon rule on every layer with weights or
+    pooling, relevance passed unchanged through ``Flatten`` and activations, summed over channels.
+    ``epsilon`` default 1e-9 (captum's; close to LRP-0, which equals input x gradient on bias-free ReLU
+    networks). See the module docstring for supported layers."""
 
     family = "gradient"
     architectures = frozenset({"cnn"})
     paper = "Bach et al. 2015, On Pixel-Wise Explanations by Layer-Wise Relevance Propagation"
     description = "layer-wise relevance propagation, epsilon rule (captum), summed over channels"
     defaults: ClassVar[dict[str, Any]] = {"epsilon": 1e-9}
+    version = "2"  # 2: Flatten passes relevance (1 applied epsilon there); cached maps of 1 are stale
+    rule_for = staticmethod(epsilon_rule)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         reason = super().unsupported_reason(model, x)
         if reason is None:
             bad = lrp_unsupported_layers(model)
             if bad:
-                reason = (f"lrp has no propagation rule for {', '.join(bad)} (residual blocks add "
+                reason = (f"{self.name} has no propagation rule for {', '.join(bad)} (residual blocks add "
                           "their skip connection functionally; supported layers are listed in "
                           "faithbench.explainers.lrp)")
         return reason
@@ -76,12 +106,12 @@ class LRPExplainer(Explainer):
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         bad = lrp_unsupported_layers(model)
         if bad:
-            raise ValueError(f"lrp: unsupported layers {', '.join(bad)}")
+            raise ValueError(f"{self.name}: unsupported layers {', '.join(bad)}")
         leaves = leaf_modules(model)
         had_activations = {id(m) for m in leaves if "activations" in m.__dict__}
         for m in leaves:
-            if type(m) in EPSILON_LAYERS:
-                m.rule = EpsilonRule(epsilon=self.epsilon)
+            if type(m) in RULE_LAYERS:
+                m.rule = self.rule_for(m, self.epsilon)
         try:
             attr = LRP(model).attribute(x, target=target)
         finally:
@@ -90,3 +120,16 @@ class LRPExplainer(Explainer):
                 if id(m) not in had_activations:
                     m.__dict__.pop("activations", None)
         return attr.sum(dim=1)
+
+
+@explainers.register("lrp_epsilon_zplus")
+class LRPEpsilonZPlusExplainer(LRPExplainer):
+    """LRP-epsilon-z+ (Montavon et al. 2019; zennit's ``EpsilonPlus`` composite, Anders et al. 2021): z+
+    on convolutions (positive contributions x+ w+ + x- w-, positive bias), epsilon on ``Linear``,
+    BatchNorm passes relevance unchanged, summed over channels. ``epsilon`` default 1e-6 (zennit's).
+    With BatchNorm's scale gamma > 0, passing BatchNorm equals z+ on the convolution merged with it."""
+
+    paper = "Montavon et al. 2019, Layer-Wise Relevance Propagation: An Overview"
+    description = "layer-wise relevance propagation, epsilon on dense and z+ on conv layers, summed over channels"
+    defaults: ClassVar[dict[str, Any]] = {"epsilon": 1e-6}
+    rule_for = staticmethod(epsilon_zplus_rule)

@@ -85,10 +85,15 @@ class LimeExplainer(_SurrogateExplainer):
     """LIME (Ribeiro et al. 2016; captum ``Lime``) on ``patch``-sized squares/cubes as superpixels.
 
     ``n_samples`` random coalitions (each patch kept with p = 0.5, removed ones set to ``baseline``)
-    weighted by exp(-d^2 / (2 kernel_width^2)), d the cosine distance to the all-kept coalition; the
-    saliency is the coefficient of a ridge regression (alpha ``alpha``) of score on coalition.
-    Defaults follow the reference ``lime_image``: kernel_width 0.25, alpha 1.0; patch 8,
-    n_samples 500, baseline 0.0, ``batch_size`` 64 perturbed inputs per forward pass.
+    weighted by exp(-d^2 / (2 kernel_width^2)), d = 1 - cos(x, x') the cosine distance between the
+    original and the perturbed image (captum's ``cosine`` similarity acts on the model inputs; the
+    reference ``lime_image`` measures it between the binary coalitions, all-kept vs z). Between
+    images, d depends on where the image's energy lies: removing a patch that is already at the
+    baseline (background) leaves the image, and d, unchanged, whereas ``lime_image`` counts every
+    removed patch. The saliency is the coefficient of a ridge
+    regression (alpha ``alpha``) of score on coalition. kernel_width 0.25 and alpha 1.0 are
+    ``lime_image``'s defaults; patch 8, n_samples 500, baseline 0.0, ``batch_size`` 64 perturbed
+    inputs per forward pass.
     """
 
     paper = "Ribeiro et al. 2016, 'Why Should I Trust You?'"

@@ -6,12 +6,17 @@ attention (``attn.fused_attn``) never materialises them, so :func:`recorded_atte
 off on this model's blocks for the call and restores each block's own value afterwards (no global
 state is touched; other models are unaffected).
 
-Token relevance -> map: the query row of the class token over the patch tokens (``query="cls"``),
-or, for models without a class token, the mean over the patch-token query rows (``query="mean"``;
-``"auto"`` picks ``cls`` when ``model.cls_token`` exists). Patch tokens are reshaped to
-``model.patch_embed.grid_size`` and upsampled bilinearly to the input. Note that faithbench's
-``vit_tiny`` pools the patch tokens (``global_pool="avg"``) yet has a class token: ``auto`` then reads
-the class token's row, the convention of the papers (whose models classify from the class token).
+Token relevance -> map: a weighted sum of query rows over the patch tokens, weighted by the tokens
+the classifier head reads (``query="auto"``, the default; :func:`readout_weights`): the class token
+for ``global_pool="token"``, every patch token equally for ``"avg"``, and for ``"max"`` each patch
+token by the fraction of channels in which it holds the maximum (the head sees only those entries).
+A row the head does not read cannot move the prediction: faithbench's ``vit_tiny`` has a class
+token but max-pools the patch tokens, so the class token's output is never read, its last-block
+attention row gets exactly zero gradient, and reading it (the papers' convention, whose models
+classify from the class token) would score raw attention on a row that cannot change the logit
+and make Chefer's method ignore the last block. ``query="cls"`` (the class token's row) and
+``"mean"`` (the mean of the patch-token rows) remain available. Patch tokens are reshaped to
+``model.patch_embed.grid_size`` and upsampled bilinearly to the input.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from faithbench.registry import explainers
 def vit_reason(model: nn.Module) -> str | None:
     """Why ``model`` is not a timm ViT whose attention can be read, or None."""
     blocks = getattr(model, "blocks", None)
-    if blocks is None or len(blocks) == 0 or not hasattr(getattr(model, "patch_embed", None), "grid_size"):
-        return "needs a timm VisionTransformer (model.blocks, model.patch_embed.grid_size)"
+    if (blocks is None or len(blocks) == 0 or not hasattr(getattr(model, "patch_embed", None), "grid_size")
+            or not isinstance(getattr(model, "norm", None), nn.Module)):
+        return "needs a timm VisionTransformer (model.blocks, model.patch_embed.grid_size, model.norm)"
     for i, block in enumerate(blocks):
         attn = getattr(block, "attn", None)
         if attn is None or not hasattr(attn, "attn_drop") or not hasattr(attn, "fused_attn"):
@@ -80,20 +86,44 @@ def gradient_weighted_rollout(attentions: list[Tensor], gradients: list[Tensor])
     return relevance
 
 
-def token_map(relevance: Tensor, model: nn.Module, spatial: tuple[int, ...], query: str) -> Tensor:
-    """(B, N, N) token relevance -> (B, *spatial) map over the patch grid, upsampled bilinearly."""
+def readout_weights(model: nn.Module, tokens: Tensor, query: str) -> Tensor:
+    """(B, N) weights of the tokens whose rows explain the prediction; ``tokens`` (B, N, C) is the
+    sequence the head pools (the output of ``model.norm``). Rows sum to 1.
+
+    ``auto``: what the head reads, by ``model.global_pool``: ``token`` -> the class token;
+    ``avg`` -> 1/n on each of the n patch tokens; ``max`` -> w_t = #{c : t = argmax_t' z_t'c} / C over
+    patch tokens; ``avgmax`` -> the mean of the two. ``cls`` -> the class token; ``mean`` -> 1/n on
+    each patch token.
+    """
     n_prefix = int(getattr(model, "num_prefix_tokens", 1))
-    grid = tuple(model.patch_embed.grid_size)  # type: ignore[union-attr]
+    b, n, c = tokens.shape
+    weights = tokens.new_zeros((b, n))
+    if query not in ("auto", "cls", "mean"):
+        raise ValueError(f"query must be 'auto', 'cls' or 'mean', got {query!r}")
     if query == "auto":
-        query = "cls" if getattr(model, "cls_token", None) is not None else "mean"
+        pool = getattr(model, "global_pool", "token")
+        if getattr(model, "attn_pool", None) is not None or pool not in ("token", "avg", "max", "avgmax"):
+            raise ValueError(f"query='auto' knows global_pool token, avg, max, avgmax; got {pool!r} "
+                             "(attention pooling has no token readout): set query 'cls' or 'mean'")
+        query = {"token": "cls", "avg": "mean"}.get(pool, pool)
     if query == "cls":
         if getattr(model, "cls_token", None) is None:
             raise ValueError("query='cls' needs a model with a class token (model.cls_token is None)")
-        rows = relevance[:, 0, n_prefix:]
-    elif query == "mean":
-        rows = relevance[:, n_prefix:, n_prefix:].mean(dim=1)
+        weights[:, 0] = 1.0
     else:
-        raise ValueError(f"query must be 'auto', 'cls' or 'mean', got {query!r}")
+        patches = tokens[:, n_prefix:]
+        wins = F.one_hot(patches.argmax(dim=1), n - n_prefix).to(tokens.dtype).mean(dim=1)  # (B, n)
+        uniform = torch.full_like(wins, 1.0 / (n - n_prefix))
+        weights[:, n_prefix:] = {"mean": uniform, "max": wins, "avgmax": 0.5 * (uniform + wins)}[query]
+    return weights
+
+
+def token_map(relevance: Tensor, weights: Tensor, model: nn.Module, spatial: tuple[int, ...]) -> Tensor:
+    """(B, N, N) token relevance -> (B, *spatial) map over the patch grid: the query rows weighted by
+    ``weights`` (B, N) (:func:`readout_weights`), upsampled bilinearly."""
+    n_prefix = int(getattr(model, "num_prefix_tokens", 1))
+    grid = tuple(model.patch_embed.grid_size)  # type: ignore[union-attr]
+    rows = torch.einsum("bq,bqk->bk", weights.to(relevance.dtype), relevance)[:, n_prefix:]
     if rows.shape[-1] != grid[0] * grid[1]:
         raise ValueError(f"expected {grid[0]}x{grid[1]} patch tokens (patch_embed.grid_size), got "
                          f"{rows.shape[-1]}: is the input the size the model was built for?")
@@ -107,6 +137,7 @@ class _AttentionExplainer(Explainer):
     architectures = frozenset({"vit"})
     needs_grad = False
     defaults: ClassVar[dict[str, Any]] = {"query": "auto"}
+    version = "2"  # 2: "auto" reads the tokens the head pools (1: the class token whenever there is one)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         reason = super().unsupported_reason(model, x)
@@ -121,13 +152,21 @@ class _AttentionExplainer(Explainer):
         reason = vit_reason(model)
         if reason:
             raise ValueError(f"{self.name}: {reason}")
-        return token_map(self.relevance(model, x, target), model, tuple(x.shape[2:]), self.query)
+        tokens: list[Tensor] = []  # the sequence the head pools, to weight the rows it reads
+        norm: nn.Module = model.norm  # type: ignore[assignment]
+        handle = norm.register_forward_hook(lambda _m, _i, out: tokens.append(out.detach()))
+        try:
+            relevance = self.relevance(model, x, target)
+        finally:
+            handle.remove()
+        weights = readout_weights(model, tokens[-1], self.query)
+        return token_map(relevance, weights, model, tuple(x.shape[2:]))
 
 
 @explainers.register("attention")
 class AttentionExplainer(_AttentionExplainer):
-    """Raw attention: the last block's attention averaged over heads, (class-token) query row over
-    the patch tokens. Class-agnostic. ``query``: "auto" (see module docstring)."""
+    """Raw attention: the last block's attention averaged over heads; the query rows of the tokens
+    the head reads (``query="auto"``, see module docstring) over the patch tokens. Class-agnostic."""
 
     paper = "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words (attention maps)"
     description = "last-layer attention from the class token, mean over heads (class-agnostic)"

@@ -64,7 +64,10 @@ def vit_tiny(in_chans: int, num_classes: int, input_size: tuple[int, ...], *, pa
     every recipe tried (patch 8 and 4, avg/max pooling, lr 3e-4..1e-3); the conv stem with
     max pooling of the tokens (``global_pool="max"``) reached 0.990 / 0.998 test accuracy
     (seeds 0 / 1) in 10 epochs. The blocks are plain self-attention, so attention maps,
-    rollout and Chefer's method apply."""
+    rollout and Chefer's method apply. With ``global_pool="max"`` the head reads the channel-wise
+    maximum over the patch tokens, never the class token's output (its last-block attention row
+    gets zero gradient); the attention explainers therefore read the pooled tokens' rows
+    (``query="auto"`` in :mod:`faithbench.explainers.transformer`)."""
     _check_2d("vit_tiny", input_size)
     from timm.models.vision_transformer import VisionTransformer
 
@@ -85,8 +88,9 @@ def vit_tiny(in_chans: int, num_classes: int, input_size: tuple[int, ...], *, pa
 def small_cnn(in_chans: int, num_classes: int, input_size: tuple[int, ...], *, width: int = 16,
               depth: int = 3, pool: str = "avg") -> nn.Module:
     """A plain CNN for 2D or 3D inputs: ``depth`` blocks of conv-BN-ReLU (the first ``depth - 1``
-    followed by 2x max-pooling), global pooling and a linear head. Blocks are named
-    ``features.block{i}``; the last keeps a grid of input/2^(depth-1) for CAMs.
+    followed by 2x max-pooling), global pooling and a linear head. Modules: ``features.{i}`` (block
+    i, an ``nn.Sequential``; the last keeps a grid of input/2^(depth-1) for CAMs), ``pool``,
+    ``flatten``, ``head``.
 
     ``pool``: ``avg`` (default) or ``max`` global pooling. A small finding in a large volume (a
     lesion of ~50 voxels in 32³) is diluted ~500-fold by an average over the last grid; the

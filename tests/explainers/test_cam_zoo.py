@@ -45,7 +45,7 @@ def test_hirescam_sums_to_the_logit_minus_bias():
     model = _full_res_model()
     x = torch.rand(2, 1, 12, 12)
     t = torch.tensor([1, 0])
-    cam = explainers.get("hirescam")(target_layer="3")(model, x, t)
+    cam = explainers.get("hirescam")(target_layer="3", relu=False)(model, x, t)  # the signed map sums up
     with torch.no_grad():
         logit = model(x).gather(1, t[:, None])[:, 0] - model[6].bias[t]
     assert torch.allclose(cam.flatten(1).sum(1), logit, atol=1e-5)
@@ -54,7 +54,7 @@ def test_hirescam_sums_to_the_logit_minus_bias():
 def test_scorecam_equals_library_in_2d():
     model = _full_res_model()
     x = torch.rand(2, 1, 12, 12)
-    ours = explainers.get("scorecam")(target_layer="2", batch_size=4)(model, x, torch.tensor([1, 0]))
+    ours = explainers.get("scorecam")(target_layer="2", batch_size=4, relu=False)(model, x, torch.tensor([1, 0]))
     lib = raw_cam_class(ScoreCAM)(model=model, target_layers=[model[2]])
     lib.batch_size = 4
     theirs = lib(input_tensor=x, targets=[ClassifierOutputTarget(1), ClassifierOutputTarget(0)])

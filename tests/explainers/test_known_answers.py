@@ -106,8 +106,11 @@ def test_gradcam_picks_a_fine_enough_layer(tiny_cnn):
 def test_gradcam_is_raw_not_minmax_scaled(tiny_cnn):
     x = torch.rand(2, 1, 64, 64)
     out = explainers.get("gradcam")()(tiny_cnn, x, torch.tensor([0, 1]))
-    # pytorch-grad-cam's own output is ReLU'd and min-max scaled into [0, 1]; ours keeps sign and scale
-    assert out.min() < 0 or out.max() > 1
+    signed = explainers.get("gradcam")(relu=False)(tiny_cnn, x, torch.tensor([0, 1]))
+    # pytorch-grad-cam's own output is ReLU'd and min-max scaled into [0, 1]; ours keeps the scale
+    # (ReLU'd by default, the signed grid with relu=False)
+    assert out.min() >= 0 and not torch.allclose(out.flatten(1).amax(1), torch.ones(2))
+    assert signed.min() < 0 or signed.max() > 1
 
 
 def test_gradcam_equals_library_up_to_relu_and_minmax():
@@ -121,7 +124,9 @@ def test_gradcam_equals_library_up_to_relu_and_minmax():
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2)).eval()
     x = torch.rand(2, 1, 12, 12)
-    ours = explainers.get("gradcam")(target_layer="2")(model, x, torch.tensor([1, 0]))
+    ours = explainers.get("gradcam")(target_layer="2", relu=False)(model, x, torch.tensor([1, 0]))
+    default = explainers.get("gradcam")(target_layer="2")(model, x, torch.tensor([1, 0]))
+    assert torch.allclose(default, ours.clamp(min=0))  # no resizing: both orders agree
     lib = GradCAM(model=model, target_layers=[model[2]])
     theirs = lib(input_tensor=x, targets=[ClassifierOutputTarget(1), ClassifierOutputTarget(0)])
     lib.activations_and_grads.release()

@@ -52,7 +52,8 @@ def test_uniform_attention_gives_a_uniform_map():
             if block.attn.qkv.bias is not None:
                 block.attn.qkv.bias[: 2 * dim] = 0
     for name in ["attention", "attention_rollout"]:
-        s = explainers.get(name)()(model, _x(), torch.tensor([0, 1]))
+        # the class token's row; rollout's residual identity makes pooled-token rows non-uniform
+        s = explainers.get(name)(query="cls")(model, _x(), torch.tensor([0, 1]))
         assert torch.allclose(s, s[:, :1, :1].expand_as(s), atol=1e-6), name
         assert s.min() > 0
 
@@ -67,7 +68,7 @@ def test_identity_attention_gives_a_uniform_map():
 
     handles = [b.attn.attn_drop.register_forward_hook(identity) for b in model.blocks]
     try:
-        cls_map = explainers.get("attention_rollout")()(model, _x(), torch.tensor([0, 1]))
+        cls_map = explainers.get("attention_rollout")(query="cls")(model, _x(), torch.tensor([0, 1]))
         mean_map = explainers.get("attention_rollout")(query="mean")(model, _x(), torch.tensor([0, 1]))
     finally:
         for h in handles:
