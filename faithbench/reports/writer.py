@@ -42,7 +42,9 @@ RESULT_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id"
 CURVE_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "step", "fraction", "score"]
 FORMATS = ("html", "md", "latex")
 # Plots that build_report owns and rewrites; anything else in plots/ (galleries) is kept.
-_DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cost.", "regions_")
+_DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cost.", "regions_", "strata_")
+# per-row columns the runner adds for the stratified analysis (faithbench.stats.strata)
+_STRATA_SOURCES = ("lesion_area", "confidence", "correct")
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -125,6 +127,20 @@ def _region_tables(out_dir: Path, written: list[Path]) -> tuple[pd.DataFrame | N
     return tests, pairs
 
 
+def _strata(out_dir: Path, results: pd.DataFrame, plot_dir: Path) -> list[Path]:
+    """``strata.csv`` and its plots when the results carry a stratifying column; a stale
+    ``strata.csv`` of an earlier run in this folder is removed otherwise."""
+    from faithbench.reports.medical import write_strata
+    from faithbench.reports.plots_medical import plot_strata
+    from faithbench.stats.strata import stratify
+
+    if results.empty or not any(c in results.columns for c in _STRATA_SOURCES):
+        (out_dir / "strata.csv").unlink(missing_ok=True)
+        return []
+    table = stratify(results)
+    return [write_strata(out_dir, table)] + plot_strata(table, plot_dir)
+
+
 def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] = FORMATS) -> list[Path]:
     """Rebuild the statistics tables, plots and the chosen ``formats`` of the report of ``out_dir``.
 
@@ -132,7 +148,8 @@ def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] 
     overall_ranks.csv, agreement.csv`` (see :mod:`faithbench.stats`), ``models_summary.csv`` (mean
     and sd over seeds of each checkpoint score), ``region_tests.csv`` and
     ``region_pairwise.csv`` when the run wrote ``regions.csv`` (:mod:`faithbench.stats.regions`),
-    and the plots in ``plots/``; ``formats`` picks among ``leaderboard.md`` ("md"), ``leaderboard.tex``
+    ``strata.csv`` when the results carry ``lesion_area``, ``confidence`` or ``correct``
+    (:mod:`faithbench.stats.strata`), and the plots in ``plots/``; ``formats`` picks among ``leaderboard.md`` ("md"), ``leaderboard.tex``
     ("latex") and ``index.html`` ("html"). ``control`` is the explainer tested against in
     ``p_vs_random``. Returns the paths written.
     """
@@ -194,6 +211,7 @@ def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] 
     if region_tests is not None:
         written += plots.plot_region_shares(pd.read_csv(out_dir / "regions.csv"), plot_dir)
     written += plots.plot_cost(cost_table, plot_dir)
+    written += _strata(out_dir, results, plot_dir)
 
     if "md" in formats:
         _write_text(out_dir / "leaderboard.md", leaderboard_markdown(board))

@@ -109,7 +109,8 @@ def stratify(results: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -
         raise ValueError(f"expected the tidy results columns {_NEEDED}, missing {missing}")
     has_class = "class" in results.columns
     columns = STRATA_COLUMNS[:2] + ["class"] + STRATA_COLUMNS[2:] if has_class else STRATA_COLUMNS
-    frame = results[results["category"].astype(str).isin(STRATIFIED_CATEGORIES)]
+    # a fresh index: labels are written back by index, and a concatenated table may repeat it
+    frame = results[results["category"].astype(str).isin(STRATIFIED_CATEGORIES)].reset_index(drop=True)
     if has_class:
         frame = frame.assign(**{"class": frame["class"].fillna("").astype(str)})
     kinds = [k for k, (source, _) in STRATA_LABELS.items() if source in frame.columns]

@@ -92,3 +92,12 @@ def test_multilabel_class_column():
     assert "class" in table.columns and table.columns.tolist().index("class") == 2
     assert set(table["class"]) == {"a", "b"}
     assert len(table) == 2 * len(stratify(_results()))
+
+
+def test_repeated_index_is_harmless():
+    two = pd.concat([_results(), _results().assign(metric="deletion_auc", category="faithfulness")])
+    assert two.index.has_duplicates
+    table = stratify(two)
+    assert set(table["metric"]) == {"pointing_game", "deletion_auc"}
+    assert table[table["metric"] == "deletion_auc"]["mean"].tolist() == pytest.approx(
+        table[table["metric"] == "pointing_game"]["mean"].tolist())
