@@ -149,8 +149,8 @@ def build_report(out_dir: Path, control: str = "random", formats: Iterable[str] 
     and sd over seeds of each checkpoint score), ``region_tests.csv`` and
     ``region_pairwise.csv`` when the run wrote ``regions.csv`` (:mod:`faithbench.stats.regions`),
     ``strata.csv`` when the results carry ``lesion_area``, ``confidence`` or ``correct``
-    (:mod:`faithbench.stats.strata`), and the plots in ``plots/``; ``formats`` picks among ``leaderboard.md`` ("md"), ``leaderboard.tex``
-    ("latex") and ``index.html`` ("html"). ``control`` is the explainer tested against in
+    (:mod:`faithbench.stats.strata`), and the plots in ``plots/``; ``formats`` picks among
+    ``leaderboard.md`` ("md"), ``leaderboard.tex`` ("latex") and ``index.html`` ("html"). ``control`` is the explainer tested against in
     ``p_vs_random``. Returns the paths written.
     """
     from faithbench.reports import plots
