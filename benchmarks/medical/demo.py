@@ -23,6 +23,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+import faithbench.explainers  # noqa: F401  (registers the explainers)
+import faithbench.metrics  # noqa: F401  (registers the metrics)
 from faithbench.datasets.phantoms import PhantomCXR
 from faithbench.metrics.base import EvalContext, ForwardCounter
 from faithbench.metrics.functional.chexlocalize import chexlocalize_iou, tune_gate
@@ -67,11 +69,17 @@ def main(out: Path) -> None:
     x, y, masks = x_test[keep][:48], y_test[keep][:48], m_test[keep][:48]
     ids = [test[i].id for i in torch.nonzero(keep).flatten()[:48].tolist()]
     maps, rows, reliability_rows, chex_rows = {}, [], [], []
-    for name, params in MODELS.items():
+    for name, model_params in MODELS.items():
         for seed in SEEDS:
             torch.manual_seed(seed)
-            model = small_cnn(1, 2, (SIZE, SIZE), width=8, **params)
-            train_model(model, x_train, y_train, x_val, y_val, Recipe(epochs=5, lr=0.003, batch_size=32), seed, desc=f"{name}/{seed}")
+            model = small_cnn(1, 2, (SIZE, SIZE), width=8, **model_params)
+            weights = out / f"weights_{name}_{seed}.pt"  # a rerun reuses the trained weights
+            if weights.exists():
+                model.load_state_dict(torch.load(weights, weights_only=True))
+            else:
+                train_model(model, x_train, y_train, x_val, y_val, Recipe(epochs=5, lr=0.003, batch_size=32), seed,
+                            desc=f"{name}/{seed}")
+                torch.save(model.state_dict(), weights)
             model.eval()
             accuracy = evaluate_model(model, x_test, y_test)["accuracy"]
             with torch.no_grad():
@@ -83,7 +91,7 @@ def main(out: Path) -> None:
             gate = tune_gate(val_prob.numpy(), (y_val == 1).numpy(), val_iou=val_iou.numpy())
             for explainer in EXPLAINERS:
                 params = {"n_steps": 16} if explainer == "integrated_gradients" else {}
-                explain = explainers.get(explainer)(**params)
+                explain = explainers.get(explainer)(seed=seed, **params)  # the cell seed
                 saliency, values = _scores(model, x, y, masks, explain, seed)
                 maps[("phantom_cxr", name, explainer, seed)] = (ids, saliency)
                 for metric, value in values.items():
