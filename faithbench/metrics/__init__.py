@@ -2,6 +2,7 @@
 
 from faithbench.metrics import functional
 from faithbench.metrics.base import EvalContext, ForwardCounter, Metric, MetricOutput, postprocess
+from faithbench.metrics.chexlocalize import CheXlocalizeHit, CheXlocalizeIoU
 from faithbench.metrics.class_sensitivity import ClassSensitivity
 from faithbench.metrics.faithfulness import (ABPC, AOPC, DeletionAUC, InsertionAUC, LeRFAOPC, MoRFAOPC,
                                              PerturbationMetric, RegionDeletionCorrelation)
@@ -19,5 +20,5 @@ __all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "MetricOutpu
            "PointingGame", "RelevanceMass", "RelevanceRank", "IoUTopK", "IoUTop5", "IoUTop10", "IoUTop20",
            "IoUTop40", "AUPRC",
            "RandomizationMetric", "MPRTCascading", "MPRTIndependent", "RandomLogit", "DataRandomization",
-           "ClassSensitivity", "RegionSaliency",
+           "ClassSensitivity", "RegionSaliency", "CheXlocalizeIoU", "CheXlocalizeHit",
            "TemporalDeletion", "TemporalInsertion", "VisitPointing", "VisitPointingGame", "VisitRelevanceMass"]

@@ -234,9 +234,10 @@ def render_html(
 ) -> str:
     """The page as a string. Plots are every ``plots/*.png`` under ``root``, placed by name:
     ``curves_``, ``distributions_``, ``cd_`` per (dataset, model); ``models``, ``cost``,
-    ``sanity_``, ``gallery_`` in their sections; anything else under "Other plots". ``undefined``
+    ``sanity_``, ``gallery_``, ``strata_`` in their sections; anything else under "Other plots". ``undefined``
     (:func:`faithbench.stats.chance.undefined_counts`) is shown with the skipped cells; ``at_chance``
-    (:func:`faithbench.stats.chance.models_at_chance`) as a warning above the leaderboard."""
+    (:func:`faithbench.stats.chance.models_at_chance`) as a warning above the leaderboard. The
+    sections of :mod:`faithbench.reports.medical` appear when their CSV files exist in ``root``."""
     from faithbench.reports.plots import safe_name
 
     plots = root / "plots"
@@ -291,6 +292,9 @@ def render_html(
         if cds:
             parts.append("<details open><summary>critical-difference diagrams (Nemenyi, α = 0.05)</summary>"
                          + _figures(cds, root, used) + "</details>")
+    from faithbench.reports.medical import medical_sections, reliability_note
+
+    parts.append(reliability_note(root, board))
     sections.append(("leaderboard", "Leaderboard", "".join(parts)))
 
     stats_parts = [
@@ -311,6 +315,8 @@ def render_html(
     if region_tests is not None:
         sections.append(("regions", "Regions", _regions_html(board, region_tests, region_pairwise)
                          + _figures(matching("regions_"), root, used)))
+
+    sections += medical_sections(root, lambda prefix: _figures(matching(prefix), root, used))
 
     sanity = matching("sanity_")
     if sanity:

@@ -44,8 +44,10 @@ RESULT_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id"
 CURVE_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "step", "fraction", "score"]
 FORMATS = ("html", "md", "latex")
 # Plots that build_report owns and rewrites; anything else in plots/ (galleries) is kept.
-_DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cost.", "regions_")
+_DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cost.", "regions_", "strata_")
 log = logging.getLogger(__name__)
+# per-sample columns of samples.csv that the stratified analysis reads (faithbench.stats.strata)
+_STRATA_SOURCES = ("lesion_area", "confidence", "correct")
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -138,6 +140,25 @@ def run_control(out_dir: Path) -> str:
     return "random"
 
 
+def _strata(out_dir: Path, results: pd.DataFrame, plot_dir: Path) -> list[Path]:
+    """``strata.csv`` and its plots from the results joined with ``samples.csv`` (one row per
+    explained (sample, target) of each checkpoint); a stale ``strata.csv`` of an earlier run in
+    this folder is removed when there is nothing to stratify."""
+    from faithbench.reports.medical import write_strata
+    from faithbench.reports.plots_medical import plot_strata
+    from faithbench.stats.strata import stratify
+
+    samples = _read_csv(out_dir / "samples.csv")
+    if results.empty or samples is None or samples.empty:
+        (out_dir / "strata.csv").unlink(missing_ok=True)
+        return []
+    keys = ["dataset", "model", "seed", "sample_id", "target"]
+    samples = samples[keys + [c for c in _STRATA_SOURCES if c in samples.columns]]
+    joined = results.astype({"sample_id": str}).merge(samples.astype({"sample_id": str}), on=keys, how="left")
+    table = stratify(joined)
+    return [write_strata(out_dir, table)] + plot_strata(table, plot_dir)
+
+
 def build_report(out_dir: Path, control: str | None = None, formats: Iterable[str] = FORMATS) -> list[Path]:
     """Rebuild the statistics tables, plots and the chosen ``formats`` of the report of ``out_dir``.
 
@@ -145,11 +166,12 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     overall_ranks.csv, agreement.csv`` (see :mod:`faithbench.stats`), ``models_summary.csv`` (mean
     and sd over seeds of each checkpoint score), ``region_tests.csv`` and
     ``region_pairwise.csv`` when the run wrote ``regions.csv`` (:mod:`faithbench.stats.regions`),
-    and the plots in ``plots/``; ``formats`` picks among ``leaderboard.md`` ("md"), ``leaderboard.tex``
-    ("latex") and ``index.html`` ("html"). ``control`` is the explainer tested against in
-    ``p_vs_random`` and ``beats_random`` (default: the run's, from its manifest). ``leaderboard.csv``
-    gains ``model_at_chance`` (:mod:`faithbench.stats.chance`; each such model is logged as a
-    warning). Returns the paths written.
+    ``strata.csv`` when the run wrote ``samples.csv`` (each sample's ``lesion_area``, ``confidence``
+    and ``correct``; :mod:`faithbench.stats.strata`), and the plots in ``plots/``; ``formats`` picks
+    among ``leaderboard.md`` ("md"), ``leaderboard.tex`` ("latex") and ``index.html`` ("html").
+    ``control`` is the explainer tested against in ``p_vs_random`` and ``beats_random`` (default:
+    the run's, from its manifest). ``leaderboard.csv`` gains ``model_at_chance``
+    (:mod:`faithbench.stats.chance`; each such model is logged as a warning). Returns the paths written.
     """
     from faithbench.reports import plots
     from faithbench.reports.tables import cost_summary, leaderboard_latex, leaderboard_markdown, models_summary
@@ -217,6 +239,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     if region_tests is not None:
         written += plots.plot_region_shares(pd.read_csv(out_dir / "regions.csv"), plot_dir)
     written += plots.plot_cost(cost_table, plot_dir)
+    written += _strata(out_dir, results, plot_dir)
 
     skipped = _read_csv(out_dir / "skipped.csv")
     undefined = undefined_counts(results)

@@ -4,7 +4,9 @@ After Demšar 2006, "Statistical Comparisons of Classifiers over Multiple Data S
 per (dataset, model, metric) a Friedman test with Nemenyi
 post-hoc and critical difference (Demšar 2006), pairwise two-sided Wilcoxon signed-rank
 tests with Holm adjustment (Holm 1979) and rank-biserial effect sizes (Kerby 2014), one-sided
-Wilcoxon tests against the random control, and 95% percentile bootstrap CIs of the mean.
+Wilcoxon tests against the random control, and 95% percentile bootstrap CIs of the mean. The
+medical-imaging analyses: repeatability/reproducibility of maps (Arun et al. 2021), metric
+reliability (MetaQuantus idea, Hedström et al. 2023) and the stratified analysis.
 """
 
 from faithbench.stats.bootstrap import bootstrap_ci
@@ -20,6 +22,9 @@ from faithbench.stats.paired import (
     versus_control,
     wilcoxon_pair,
 )
+from faithbench.stats.reliability import metric_reliability, reliability_footnote
+from faithbench.stats.repeatability import repeatability_table
+from faithbench.stats.strata import stratify
 from faithbench.stats.tables import (
     agreement_table,
     friedman_table,
@@ -38,6 +43,7 @@ __all__ = [
     "friedman_table",
     "holm",
     "leaderboard",
+    "metric_reliability",
     "mean_ranks",
     "nemenyi",
     "nemenyi_table",
@@ -45,6 +51,9 @@ __all__ = [
     "pairwise_table",
     "pairwise_wilcoxon",
     "rank_biserial",
+    "reliability_footnote",
+    "repeatability_table",
+    "stratify",
     "versus_control",
     "wilcoxon_pair",
 ]

@@ -1,5 +1,7 @@
 """Pure tensor functions: the math of every metric, unit-tested against hand-computed values."""
 
+from faithbench.metrics.functional.chexlocalize import (binarize, chexlocalize_hit, chexlocalize_iou, otsu_threshold,
+                                                          random_iou_chance, segment, tune_gate, tune_threshold)
 from faithbench.metrics.functional.localization import (area_fraction, auprc, bounding_box, dilate, iou_chance,
                                                          iou_top_k, pointing_game, relevance_mass, relevance_rank,
                                                          top_fraction)
@@ -25,6 +27,9 @@ __all__ = [
     # localisation
     "area_fraction", "auprc", "bounding_box", "dilate", "iou_chance", "iou_top_k", "pointing_game",
     "relevance_mass", "relevance_rank", "top_fraction",
+    # CheXlocalize
+    "binarize", "chexlocalize_hit", "chexlocalize_iou", "otsu_threshold", "random_iou_chance", "segment",
+    "tune_gate", "tune_threshold",
     # perturbation
     "BASELINES", "abpc", "aopc", "aopc_curve", "auc", "deletion_auc", "deletion_curve", "feature_ranks",
     "gaussian_blur", "insertion_auc", "insertion_curve", "make_baseline", "perturbation_curve", "pool_features",

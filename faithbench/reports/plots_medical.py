@@ -1,0 +1,57 @@
+"""The plot of the stratified analysis (:func:`faithbench.stats.strata.stratify`), apart from
+``plots.py`` to keep each module small. Same conventions: PNG and SVG, names through
+:func:`~faithbench.reports.plots.safe_name`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from faithbench.reports.plots import _RC, _labels, _save, _stem, plt
+from faithbench.stats.strata import STRATA_LABELS
+
+__all__ = ["STRATA_PREFIX", "plot_strata"]
+
+STRATA_PREFIX = "strata"
+
+
+def plot_strata(strata: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One figure per (dataset, model[, class]) and stratum kind, ``strata_<dataset>_<model>[_<class>]
+    _<kind>``: one panel per metric, the strata on the x axis in their order (small -> large, low ->
+    high, correct, wrong), one line per explainer with its 95% bootstrap CI as error bars."""
+    if strata is None or strata.empty:
+        return []
+    blocks = ["dataset", "model"] + (["class"] if "class" in strata.columns else [])
+    frame = strata.assign(**{"class": strata["class"].fillna("").astype(str)}) if "class" in strata else strata
+    written: list[Path] = []
+    for key, block in frame.groupby(blocks + ["stratum_kind"], sort=True):
+        kind = key[-1]
+        order = list(STRATA_LABELS.get(kind, ((), sorted(block["stratum"].unique())))[1])
+        metrics = sorted(block["metric"].unique())
+        ncols = min(3, len(metrics))
+        nrows = int(np.ceil(len(metrics) / ncols))
+        explainers = sorted(block["explainer"].unique())
+        with plt.rc_context(_RC):
+            fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+            for ax in axes.flat[len(metrics):]:
+                ax.set_visible(False)
+            for ax, metric in zip(axes.flat, metrics):
+                sub = block[block["metric"] == metric]
+                for i, explainer in enumerate(explainers):
+                    rows = sub[sub["explainer"] == explainer].set_index("stratum").reindex(order)
+                    # a small offset per explainer so the error bars do not hide each other
+                    x = np.arange(len(order)) + (i - (len(explainers) - 1) / 2) * 0.06
+                    mean = rows["mean"].to_numpy(float)
+                    err = np.vstack([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean])
+                    ax.errorbar(x, mean, yerr=np.nan_to_num(err), marker="o", markersize=3, capsize=2,
+                                linewidth=1, label=explainer)
+                ax.set_xticks(range(len(order)), order)
+                ax.set_title(metric)
+                ax.set_xlabel(kind.replace("_", " "))
+            axes.flat[0].legend(fontsize=7, loc="best")
+            fig.suptitle(" / ".join(_labels(key[:-1])) + f": by {kind.replace('_', ' ')}")
+            fig.tight_layout()
+            written += _save(fig, _stem(out_dir, STRATA_PREFIX, *_labels(key)))
+    return written

@@ -1,0 +1,187 @@
+"""Repeatability and reproducibility of saliency maps (Arun et al. 2021, "Assessing the
+trustworthiness of saliency maps for localizing abnormalities in medical imaging", Radiology: AI).
+
+Two maps of the same sample should agree when the model is trained again by the same recipe with
+another seed (**repeatability**) and, less strictly, when another architecture is trained on the
+same data (**reproducibility**). Agreement is measured per sample by
+
+- ``ssim``: structural similarity (Wang et al. 2004) of the min-max normalised maps, Gaussian
+  window σ = 1.5 (11 taps), K1 = 0.01, K2 = 0.03, data range 1, 2D or 3D
+  (:func:`faithbench.metrics.functional.similarity.ssim`, equal to
+  ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=1)``);
+- ``spearman``: Spearman rank correlation of the two maps over all pixels/voxels
+  (:func:`~faithbench.metrics.functional.similarity.spearman_abs`; a constant map against a
+  varying one scores 0, two constant maps 1),
+
+after the ``postprocess`` (default ``abs``, as the randomisation checks) of both maps.
+
+Baseline: random pairs. With the N shared samples in a fixed order, sample i's map under a is
+compared with the map of sample π(i) under b, π a seeded random derangement (no fixed point), so
+the baseline is the similarity of two maps of *different* images from the same pair of models.
+``p`` is the one-sided Wilcoxon signed-rank test (paired by sample) that the similarity exceeds
+the baseline (:func:`faithbench.stats.paired.wilcoxon_pair`, alternative 'greater'); ``mean``,
+``ci_low``, ``ci_high`` the mean over samples and its 95% percentile bootstrap CI
+(:func:`faithbench.stats.bootstrap.bootstrap_ci`, 1000 resamples, seed 0).
+
+Pairs: repeatability, for each model every pair of its seeds (a, b = the seeds); reproducibility,
+for each pair of models (a, b = the models) the maps of the same seed, every seed the two models
+share, pooled (each (seed, sample) one observation). Samples are matched by id; only ids present
+in both maps count.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from faithbench.metrics.base import postprocess as apply_postprocess
+from faithbench.metrics.functional.similarity import spearman_abs, ssim
+from faithbench.stats.bootstrap import bootstrap_ci
+from faithbench.stats.paired import wilcoxon_pair
+
+__all__ = ["REPEATABILITY_COLUMNS", "SIMILARITY_METRICS", "derangement", "map_similarity", "repeatability_table"]
+
+REPEATABILITY_COLUMNS = ["dataset", "explainer", "kind", "model", "a", "b", "metric", "mean", "ci_low", "ci_high",
+                         "n", "baseline_mean", "p"]
+SIMILARITY_METRICS = ("ssim", "spearman")
+MapKey = tuple[str, str, str, int]
+Maps = dict[MapKey, tuple[list[str], Tensor]]
+
+
+def derangement(n: int, seed: int = 0) -> np.ndarray:
+    """A seeded random permutation of range(n) with no fixed point (n >= 2): a uniformly random
+    cyclic shift by 1..n-1 of a random order, so every i is paired with another sample."""
+    if n < 2:
+        raise ValueError(f"a derangement needs at least 2 samples, got {n}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    shift = int(rng.integers(1, n))
+    out = np.empty(n, dtype=int)
+    out[order] = order[(np.arange(n) + shift) % n]
+    return out
+
+
+def map_similarity(a: Tensor, b: Tensor, metric: str, postprocess: str = "abs") -> np.ndarray:
+    """Per-sample similarity ``(N,)`` of two map stacks ``(N, *spatial)``: ``ssim`` or ``spearman``
+    (see the module docstring), after ``postprocess`` (``abs``, ``relu`` or ``none``)."""
+    if a.shape != b.shape:
+        raise ValueError(f"expected two map stacks of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    a, b = apply_postprocess(a.detach().cpu().double(), postprocess), apply_postprocess(b.detach().cpu().double(),
+                                                                                        postprocess)
+    if metric == "ssim":
+        return ssim(a, b).double().numpy()
+    if metric == "spearman":
+        return spearman_abs(a, b).double().numpy()
+    raise ValueError(f"unknown similarity {metric!r}; expected one of {', '.join(SIMILARITY_METRICS)}")
+
+
+def _aligned(first: tuple[list[str], Tensor], second: tuple[list[str], Tensor]) -> tuple[list[str], Tensor, Tensor]:
+    """The maps of the sample ids present in both, in sorted id order."""
+    ids_a, maps_a = first
+    ids_b, maps_b = second
+    for ids, maps in ((ids_a, maps_a), (ids_b, maps_b)):
+        if len(ids) != maps.shape[0]:
+            raise ValueError(f"expected one sample id per map, got {len(ids)} ids and {maps.shape[0]} maps")
+    pos_a = {str(s): i for i, s in enumerate(ids_a)}
+    pos_b = {str(s): i for i, s in enumerate(ids_b)}
+    shared = sorted(set(pos_a) & set(pos_b))
+    index_a = torch.tensor([pos_a[s] for s in shared], dtype=torch.long)
+    index_b = torch.tensor([pos_b[s] for s in shared], dtype=torch.long)
+    return shared, maps_a[index_a], maps_b[index_b]
+
+
+def _pair_values(pairs: list[tuple[Tensor, Tensor]], metric: str, postprocess: str,
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity, baseline similarity) per observation, pooled over the given aligned pairs."""
+    values, baseline = [], []
+    for index, (a, b) in enumerate(pairs):
+        if a.shape[0] == 0:
+            continue
+        if a.shape[1:] != b.shape[1:]:
+            raise ValueError(f"expected maps of the same spatial shape, got {tuple(a.shape[1:])} "
+                             f"and {tuple(b.shape[1:])}")
+        values.append(map_similarity(a, b, metric, postprocess))
+        if a.shape[0] >= 2:
+            perm = torch.from_numpy(derangement(a.shape[0], seed + index))
+            baseline.append(map_similarity(a, b[perm], metric, postprocess))
+        else:
+            baseline.append(np.full(a.shape[0], np.nan))
+    if not values:
+        return np.empty(0), np.empty(0)
+    return np.concatenate(values), np.concatenate(baseline)
+
+
+def _row(values: np.ndarray, baseline: np.ndarray, n_resamples: int, seed: int) -> dict:
+    keep = ~np.isnan(values)
+    low, high = bootstrap_ci(values[keep], n_resamples=n_resamples, seed=seed)
+    _, p = wilcoxon_pair(values, baseline, alternative="greater")
+    return {"mean": float(np.mean(values[keep])) if keep.any() else np.nan, "ci_low": low, "ci_high": high,
+            "n": int(keep.sum()),
+            "baseline_mean": float(np.nanmean(baseline)) if np.isfinite(baseline).any() else np.nan, "p": p}
+
+
+def _check_maps(maps: Maps) -> None:
+    if not isinstance(maps, dict):
+        raise TypeError(f"expected a dict {{(dataset, model, explainer, seed): (sample_ids, saliency)}}, "
+                        f"got {type(maps).__name__}")
+    for key, value in maps.items():
+        if not (isinstance(key, tuple) and len(key) == 4):
+            raise ValueError(f"expected keys (dataset, model, explainer, seed), got {key!r}")
+        if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Tensor)
+                and value[1].ndim in (3, 4)):
+            raise ValueError(f"expected (sample_ids, saliency (N, H, W) or (N, D, H, W)) for {key!r}, got "
+                             f"{type(value).__name__}")
+
+
+def repeatability_table(maps: Maps, *, postprocess: str = "abs", metrics: tuple[str, ...] = SIMILARITY_METRICS,
+                        n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Repeatability (seeds of one model) and reproducibility (pairs of models) of saliency maps.
+
+    ``maps``: ``{(dataset, model, explainer, seed): (sample_ids, saliency (N, *spatial) raw)}``.
+    One row per (dataset, explainer, kind, pair, metric) with the columns of
+    ``REPEATABILITY_COLUMNS``: ``kind`` "repeatability" (``model`` the model, ``a``, ``b`` its two
+    seeds) or "reproducibility" (``model`` empty, ``a``, ``b`` the two models, same-seed maps pooled
+    over the shared seeds); ``mean, ci_low, ci_high`` the mean similarity and its bootstrap CI,
+    ``n`` the observations, ``baseline_mean`` the mean similarity of random pairs (maps of
+    different samples, seeded derangement), ``p`` the one-sided Wilcoxon p-value of similarity >
+    baseline (NaN with fewer than 2 samples). Sorted by dataset, explainer, kind, model, a, b,
+    metric; empty (with these columns) when no pair exists.
+    """
+    _check_maps(maps)
+    unknown = [m for m in metrics if m not in SIMILARITY_METRICS]
+    if unknown:
+        raise ValueError(f"expected metrics among {list(SIMILARITY_METRICS)}, got {unknown}")
+    groups: dict[tuple[str, str], dict[tuple[str, int], tuple[list[str], Tensor]]] = {}
+    for (dataset, model, explainer, run_seed), value in maps.items():
+        groups.setdefault((str(dataset), str(explainer)), {})[(str(model), int(run_seed))] = value
+    rows = []
+    for (dataset, explainer), entries in sorted(groups.items()):
+        models = sorted({m for m, _ in entries})
+        comparisons: list[tuple[str, str, str, str, list]] = []
+        for model in models:
+            seeds = sorted(s for m, s in entries if m == model)
+            for sa, sb in itertools.combinations(seeds, 2):
+                shared = _aligned(entries[(model, sa)], entries[(model, sb)])
+                comparisons.append(("repeatability", model, str(sa), str(sb), [shared[1:]]))
+        for ma, mb in itertools.combinations(models, 2):
+            seeds = sorted({s for m, s in entries if m == ma} & {s for m, s in entries if m == mb})
+            pairs = [_aligned(entries[(ma, s)], entries[(mb, s)])[1:] for s in seeds]
+            if pairs:
+                comparisons.append(("reproducibility", "", ma, mb, pairs))
+        for kind, model, a, b, pairs in comparisons:
+            for metric in metrics:
+                values, baseline = _pair_values(pairs, metric, postprocess, seed)
+                if values.size == 0:
+                    continue
+                rows.append({"dataset": dataset, "explainer": explainer, "kind": kind, "model": model, "a": a,
+                             "b": b, "metric": metric, **_row(values, baseline, n_resamples, seed)})
+    table = pd.DataFrame(rows, columns=REPEATABILITY_COLUMNS)
+    if table.empty:
+        return table
+    return table.sort_values(["dataset", "explainer", "kind", "model", "a", "b", "metric"],
+                             kind="stable").reset_index(drop=True)

@@ -1,0 +1,143 @@
+"""The CheXlocalize protocol: Otsu against scikit-image, known-answer IoU/hit, gating, tuning."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage.filters import threshold_otsu
+
+from faithbench.configurable import ParameterError
+from faithbench.metrics.chexlocalize import CheXlocalizeHit, CheXlocalizeIoU
+from faithbench.metrics.functional.chexlocalize import (binarize, chexlocalize_hit, chexlocalize_iou,
+                                                        otsu_threshold, random_iou_chance, tune_gate,
+                                                        tune_threshold)
+from faithbench.metrics.functional.similarity import minmax
+
+
+@pytest.mark.parametrize("shape", [(4, 16, 16), (3, 6, 8, 8)])
+def test_otsu_matches_skimage(shape):
+    g = torch.Generator().manual_seed(0)
+    # bimodal maps so the threshold is not trivially at an end
+    maps = torch.rand(shape, generator=g) ** 3 + (torch.rand(shape, generator=g) > 0.7) * 2.0
+    ours = otsu_threshold(maps)
+    for i in range(shape[0]):
+        norm = minmax(maps[i : i + 1])[0].numpy()
+        expected = threshold_otsu(norm, nbins=256)
+        assert ours[i].item() == pytest.approx(expected, abs=1e-12)
+        assert torch.equal(binarize(maps[i : i + 1])[0], torch.from_numpy(norm > expected))
+
+
+def test_otsu_two_levels_and_constant():
+    # a two-level map: every threshold between the levels separates them; the mask is the high level
+    s = torch.zeros(1, 4, 4)
+    s[0, :2] = 5.0
+    seg = binarize(s)
+    assert seg[0, :2].all() and not seg[0, 2:].any()
+    assert not binarize(torch.full((1, 4, 4), 3.0)).any()  # constant map: empty segmentation
+    assert otsu_threshold(torch.full((1, 4, 4), 3.0)).item() == 0.0
+
+
+def test_iou_known_answer_fixed_threshold():
+    # normalised map: values 0, 0.25, 0.5, 0.75, 1 ...; threshold 0.6 keeps the two top pixels
+    s = torch.tensor([[[0.0, 1.0, 2.0, 3.0, 4.0]]])
+    mask = torch.tensor([[[False, False, False, True, False]]])
+    # S = {3, 4}, M = {3}: IoU = 1/2
+    assert chexlocalize_iou(s, mask, threshold=0.6).item() == pytest.approx(0.5)
+    # chance: k=2, |M|=1, N=5: E|A∩M| = 2/5; chance = 0.4 / (2 + 1 - 0.4) = 0.4 / 2.6
+    seg = binarize(s, 0.6)
+    assert random_iou_chance(seg, mask).item() == pytest.approx(0.4 / 2.6)
+    # empty mask: undefined (CheXlocalize's calculate_iou)
+    assert math.isnan(chexlocalize_iou(s, torch.zeros_like(mask), threshold=0.6).item())
+
+
+def test_gating_empties_low_probability_maps():
+    s = torch.tensor([[[0.0, 4.0]], [[0.0, 4.0]]])
+    mask = torch.tensor([[[False, True]], [[False, True]]])
+    prob = torch.tensor([0.9, 0.3])
+    value = chexlocalize_iou(s, mask, threshold=0.5, prob=prob, gate=0.5)
+    assert value.tolist() == [1.0, 0.0]
+    hit = chexlocalize_hit(s, mask, prob=prob, gate=0.5)
+    assert hit.tolist() == [1.0, 0.0]
+    # p equal to the gate is gated (CheXlocalize keeps a map only when p > cutoff)
+    assert chexlocalize_hit(s, mask, prob=torch.tensor([0.5, 0.51]), gate=0.5).tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="needs the target probabilities"):
+        chexlocalize_iou(s, mask, gate=0.5)
+
+
+def test_hit_known_answer_and_nan():
+    s = torch.tensor([[[0.1, 0.9, 0.2]], [[0.9, 0.1, 0.2]]])
+    mask = torch.tensor([[[False, True, False]], [[False, True, False]]])
+    assert chexlocalize_hit(s, mask).tolist() == [1.0, 0.0]
+    assert math.isnan(chexlocalize_hit(s[:1], torch.zeros_like(mask[:1])).item())
+
+
+def test_tune_threshold_picks_the_best_grid_value():
+    # map = 0..9 along a row, mask = the top 3 pixels (normalised values 7/9, 8/9, 1)
+    s = torch.arange(10.0).reshape(1, 1, 10).repeat(2, 1, 1)
+    mask = torch.zeros(2, 1, 10, dtype=torch.bool)
+    mask[:, 0, 7:] = True
+    # t = 0.7 keeps > 0.7: pixels 7, 8, 9 -> IoU 1; t = 0.5 keeps 5..9 -> 3/5; t = 0.8 keeps 8, 9 -> 2/3
+    assert tune_threshold(s, mask, grid=[0.5, 0.7, 0.8]) == 0.7
+    assert tune_threshold(s, mask, grid=[0.8, 0.5]) == 0.8
+    # ties go to the smallest threshold: 0.7 and 0.75 give the same segmentation
+    assert tune_threshold(s, mask, grid=[0.75, 0.7]) == 0.7
+    with pytest.raises(ValueError, match="non-empty mask"):
+        tune_threshold(s, torch.zeros_like(mask))
+
+
+def test_tune_gate_known_answer():
+    probs = [0.1, 0.35, 0.6, 0.9, 0.2, 0.45]
+    has = [False, False, True, True, False, True]
+    # accuracy of p > g: g=0.3 -> kept {0.35,0.6,0.9,0.45}: 3 positives kept + 2 negatives gated ({0.1,0.2}) = 5/6
+    # g=0.4 -> kept {0.6,0.9,0.45}: 3 + 3 = 6/6 (also g = 0.4 is the smallest such in the grid)
+    assert tune_gate(probs, has) == pytest.approx(0.4)
+    # with IoUs: g=0.4 scores (0.5 + 0.5 + 0.05 + 3 gated negatives) / 6 = 4.05 / 6; g=0.5 gates the
+    # weak positive (p=0.45): (0.5 + 0.5 + 3) / 6 = 4.0 / 6 -> 0.4
+    iou = [float("nan"), float("nan"), 0.5, 0.5, float("nan"), 0.05]
+    assert tune_gate(probs, has, grid=[0.4, 0.5], val_iou=iou) == pytest.approx(0.4)
+    probs2 = probs + [0.48]
+    has2 = has + [False]
+    iou2 = iou + [float("nan")]
+    # a negative at p=0.48: g=0.4 keeps it (4.05 / 7), g=0.5 gates it (5.0 / 7) -> 0.5
+    assert tune_gate(probs2, has2, grid=[0.4, 0.5], val_iou=iou2) == pytest.approx(0.5)
+
+
+def test_metrics_through_the_context(make_ctx, tiny_cnn):
+    torch.manual_seed(0)
+    model = tiny_cnn(classes=2)
+    x = torch.rand(3, 1, 8, 8)
+    s = torch.zeros(3, 8, 8)
+    s[:, 2:4, 2:4] = 1.0
+    mask = torch.zeros(3, 8, 8, dtype=torch.bool)
+    mask[:, 2:4, 2:6] = True
+    ctx = make_ctx(model, x, s, masks={"lesion": mask})
+    out = CheXlocalizeIoU()(ctx)
+    assert torch.allclose(out.value, torch.full((3,), 0.5))  # |S|=4, |M|=8, S ⊂ M
+    chance = 4 * 8 / 64 / (4 + 8 - 4 * 8 / 64)
+    assert torch.allclose(out.chance, torch.full((3,), chance))
+    hit = CheXlocalizeHit()(ctx)
+    assert hit.value.tolist() == [1.0, 1.0, 1.0]
+    assert torch.allclose(hit.chance, torch.full((3,), 8 / 64))
+    assert ctx.predict.passes == 0  # no gate: no forward pass
+    # a gate above every probability empties every map
+    gated = CheXlocalizeIoU(gate=1.0)(ctx)
+    assert gated.value.tolist() == [0.0, 0.0, 0.0]
+    assert ctx.predict.passes == 3
+    CheXlocalizeHit(gate=1.0)(ctx)
+    assert ctx.predict.passes == 3  # memoised probability
+
+
+def test_parameter_validation():
+    assert CheXlocalizeIoU(threshold=0.4).params["threshold"] == 0.4
+    with pytest.raises(ParameterError, match="threshold"):
+        CheXlocalizeIoU(threshold="mean")
+    with pytest.raises(ParameterError, match="threshold"):
+        CheXlocalizeIoU(threshold=1.5)
+    with pytest.raises(ParameterError, match="gate"):
+        CheXlocalizeHit(gate=2)
+    with pytest.raises(ParameterError, match="unknown parameter 'threshold'"):
+        CheXlocalizeHit(threshold=0.5)
+    assert np.isclose(CheXlocalizeHit(gate=0.3).spec()["params"]["gate"], 0.3)

@@ -1,0 +1,111 @@
+"""Repeatability/reproducibility of saliency maps (Arun et al. 2021): SSIM against scikit-image,
+known answers for identical and unrelated maps, sample alignment, the random-pair baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sps
+from skimage.metrics import structural_similarity
+
+from faithbench.stats.repeatability import REPEATABILITY_COLUMNS, derangement, map_similarity, repeatability_table
+
+
+def _blobs(n: int, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """n maps, each a Gaussian blob at a random centre (different samples look different)."""
+    g = torch.Generator().manual_seed(seed)
+    grids = torch.meshgrid(*[torch.arange(s, dtype=torch.float64) for s in shape], indexing="ij")
+    maps = []
+    for _ in range(n):
+        centre = [float(torch.randint(0, s, (1,), generator=g)) for s in shape]
+        d2 = sum((grid - c) ** 2 for grid, c in zip(grids, centre))
+        maps.append(torch.exp(-d2 / 8.0))
+    return torch.stack(maps)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (12, 12, 12)])
+def test_ssim_matches_skimage(shape):
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand((2, *shape), generator=g, dtype=torch.float64)
+    b = a + 0.3 * torch.rand((2, *shape), generator=g, dtype=torch.float64)
+    ours = map_similarity(a, b, "ssim", postprocess="none")
+    for i in range(2):
+        na = (a[i] - a[i].min()) / (a[i].max() - a[i].min())
+        nb = (b[i] - b[i].min()) / (b[i].max() - b[i].min())
+        ref = structural_similarity(na.numpy(), nb.numpy(), gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, data_range=1.0)
+        assert ours[i] == pytest.approx(ref, abs=1e-6)
+
+
+def test_spearman_matches_scipy():
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(3, 8, 8, generator=g), torch.randn(3, 8, 8, generator=g)
+    ours = map_similarity(a, b, "spearman")
+    for i in range(3):
+        ref = sps.spearmanr(a[i].abs().ravel().numpy(), b[i].abs().ravel().numpy()).statistic
+        assert ours[i] == pytest.approx(ref, abs=1e-6)
+
+
+def test_derangement_has_no_fixed_point():
+    for n in (2, 3, 10):
+        for seed in range(5):
+            perm = derangement(n, seed)
+            assert sorted(perm.tolist()) == list(range(n))
+            assert not np.any(perm == np.arange(n))
+    assert derangement(2, 0).tolist() == [1, 0]
+    with pytest.raises(ValueError):
+        derangement(1)
+
+
+def test_identical_seeds_are_perfectly_repeatable():
+    maps = _blobs(12, (16, 16), seed=0)
+    ids = [f"s{i}" for i in range(12)]
+    table = repeatability_table({("d", "m", "e", 0): (ids, maps), ("d", "m", "e", 1): (ids, maps.clone())})
+    assert list(table.columns) == REPEATABILITY_COLUMNS
+    assert set(table["kind"]) == {"repeatability"}
+    assert table[["a", "b"]].values.tolist() == [["0", "1"], ["0", "1"]]
+    for row in table.itertuples():
+        assert row.mean == pytest.approx(1.0, abs=1e-6)
+        assert row.ci_low == pytest.approx(1.0, abs=1e-6)
+        assert row.n == 12
+        assert row.baseline_mean < 0.9  # maps of different samples differ
+        assert row.p < 0.01  # 12 positive differences: exact one-sided p = 2^-12
+
+
+def test_alignment_by_sample_id_and_reproducibility():
+    maps = _blobs(8, (12, 12), seed=3)
+    ids = [f"s{i}" for i in range(8)]
+    order = [7, 6, 5, 4, 3, 2, 1, 0]
+    shuffled = (["x"] + [ids[i] for i in order], torch.cat([torch.zeros(1, 12, 12), maps[order]]))
+    table = repeatability_table({
+        ("d", "cnn", "e", 0): (ids, maps),
+        ("d", "vit", "e", 0): shuffled,  # same maps in another order, plus an unmatched id
+        ("d", "vit", "e", 5): (ids, maps),  # seed 5 has no cnn partner: not in reproducibility
+    }, metrics=("spearman",))
+    repro = table[table["kind"] == "reproducibility"]
+    assert repro[["model", "a", "b"]].values.tolist() == [["", "cnn", "vit"]]
+    assert repro["mean"].iloc[0] == pytest.approx(1.0)
+    assert repro["n"].iloc[0] == 8
+    rep = table[table["kind"] == "repeatability"]
+    assert rep[["model", "a", "b"]].values.tolist() == [["vit", "0", "5"]]
+    assert rep["n"].iloc[0] == 8
+
+
+def test_unrelated_maps_are_not_repeatable():
+    a = _blobs(16, (12, 12), seed=10)
+    b = _blobs(16, (12, 12), seed=11)  # independent blobs: no better than random pairs
+    ids = [str(i) for i in range(16)]
+    table = repeatability_table({("d", "m", "e", 0): (ids, a), ("d", "m", "e", 1): (ids, b)})
+    for row in table.itertuples():
+        assert row.p > 0.05
+        assert abs(row.mean - row.baseline_mean) < 0.25
+
+
+def test_bad_input_and_empty():
+    assert repeatability_table({("d", "m", "e", 0): (["a"], torch.zeros(1, 4, 4))}).empty
+    with pytest.raises(ValueError, match="dataset, model, explainer, seed"):
+        repeatability_table({("d", "m"): (["a"], torch.zeros(1, 4, 4))})
+    with pytest.raises(ValueError, match="one sample id per map"):
+        repeatability_table({("d", "m", "e", 0): (["a"], torch.zeros(2, 4, 4)),
+                             ("d", "m", "e", 1): (["a"], torch.zeros(1, 4, 4))})
