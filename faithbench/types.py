@@ -31,6 +31,35 @@ class Category(str, Enum):
     AXIOMATIC = "axiomatic"
 
 
+class MaskRole(str, Enum):
+    """What a dataset's mask stands for, declared by the dataset (``BaseDataset.mask_roles``)
+    so that metrics, runner and reports ask for a role, never for a name.
+
+    TRUTH: the ground truth of the finding (``lesion``; a multi-label batch's ``target``, the
+    explained class's mask). SHORTCUT: evidence planted to mislead (``marker``). CONTAINER:
+    where any finding can be (``body``). VALIDITY: which frames are real, not padding (``valid``
+    of a sequence). REGION: anatomy to compare (lungs, organs, tissue): the default.
+    """
+
+    TRUTH = "truth"
+    SHORTCUT = "shortcut"
+    CONTAINER = "container"
+    VALIDITY = "validity"
+    REGION = "region"
+
+
+# the roles of the mask names the built-in datasets share; a dataset declares its own
+DEFAULT_MASK_ROLES: dict[str, MaskRole] = {
+    "lesion": MaskRole.TRUTH, "change": MaskRole.TRUTH, "target": MaskRole.TRUTH,
+    "marker": MaskRole.SHORTCUT, "body": MaskRole.CONTAINER, "valid": MaskRole.VALIDITY}
+
+
+def masks_with_role(roles: dict[str, MaskRole], masks: dict[str, Any], role: MaskRole) -> list[str]:
+    """The names among ``masks`` whose declared role is ``role`` (undeclared masks are regions),
+    in the order of ``masks``."""
+    return [name for name in masks if roles.get(name, MaskRole.REGION) == role]
+
+
 @dataclass
 class Sample:
     """One test item.

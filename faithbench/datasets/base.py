@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from faithbench.types import Sample
+from faithbench.types import DEFAULT_MASK_ROLES, MaskRole, Sample
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -33,6 +33,8 @@ class BaseDataset:
     of perturbation metrics uses it (RISE's deletion baseline, Petsiuk et al. 2018), never a
     hidden 0 after normalisation.
     ``version`` changes whenever generation changes, so caches keyed on ``spec()`` expire.
+    ``mask_roles`` declares what each mask stands for (:class:`~faithbench.types.MaskRole`);
+    the default covers the names the built-in datasets share, and a mask not listed is a region.
     """
 
     classes: ClassVar[tuple[str, ...]] = ()
@@ -40,6 +42,7 @@ class BaseDataset:
     multilabel: ClassVar[bool] = False
     background: float = 0.0
     version: ClassVar[str] = "1"
+    mask_roles: ClassVar[dict[str, MaskRole]] = DEFAULT_MASK_ROLES
 
     def __init__(self, split: Split = "test", **params: Any) -> None:
         if split not in SPLITS:

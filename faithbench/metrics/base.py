@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import Configurable
 from faithbench.device import is_out_of_memory, release_memory
-from faithbench.types import Category, MetricInfo
+from faithbench.types import DEFAULT_MASK_ROLES, Category, MaskRole, MetricInfo, masks_with_role
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,8 @@ class EvalContext:
     of one batch (rankings and perturbation curves computed once). ``multilabel``: the model has
     one sigmoid per class (scores are sigmoids, not softmax); ``labels``: the ``(B, K)`` 0/1 class
     vectors of a multi-label batch (None otherwise); ``target`` is then the explained class.
-    ``classes``: the dataset's class names.
+    ``classes``: the dataset's class names. ``mask_roles``: what each mask stands for, as the
+    dataset declares (:class:`~faithbench.types.MaskRole`); :meth:`mask_with` finds one by role.
     """
 
     model: nn.Module
@@ -152,6 +153,12 @@ class EvalContext:
     multilabel: bool = False
     labels: Tensor | None = None
     classes: tuple[str, ...] = ()
+    mask_roles: dict[str, MaskRole] = field(default_factory=lambda: dict(DEFAULT_MASK_ROLES))
+
+    def mask_with(self, role: MaskRole) -> Tensor | None:
+        """The batch's first mask whose declared role is ``role``, or None."""
+        names = masks_with_role(self.mask_roles, self.masks, role)
+        return self.masks[names[0]] if names else None
 
     def generator(self, salt: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)

@@ -1,7 +1,7 @@
 """Temporal metrics for longitudinal datasets (sequences ``(B, C, T, H, W)``, saliency
 ``(B, T, H, W)``); the math is in :mod:`faithbench.metrics.functional.temporal`.
 
-Padding frames are left out through the dataset's ``valid`` mask when it has one (every visit
+Padding frames are left out through the dataset's validity mask (role ``validity``: ``valid``) when it has one (every visit
 counts otherwise). The padding frame used to remove a visit is the dataset's background value
 (``ctx.background``), which is what the longitudinal datasets pad with.
 """
@@ -19,7 +19,7 @@ from faithbench.metrics.functional.temporal import (REMOVAL_MODES, temporal_curv
                                                     visits_valid)
 from faithbench.metrics.functional.perturbation import auc
 from faithbench.registry import metrics
-from faithbench.types import Category, MetricInfo
+from faithbench.types import Category, MaskRole, MetricInfo
 
 # generator salts, distinct from the other metrics'
 SALT_VISIT_RANKS, SALT_VISIT_POINTING, SALT_VISIT_PG = 21, 22, 23
@@ -34,7 +34,7 @@ class TemporalMetric(Metric):
                              f"got x of shape {tuple(ctx.x.shape)}")
 
     def valid(self, ctx: EvalContext) -> Tensor:
-        return visits_valid(ctx.masks.get("valid"), ctx.x.shape[0], ctx.x.shape[2], ctx.x.device)
+        return visits_valid(ctx.mask_with(MaskRole.VALIDITY), ctx.x.shape[0], ctx.x.shape[2], ctx.x.device)
 
     def region(self, ctx: EvalContext) -> Tensor:
         try:

@@ -123,7 +123,7 @@ def _proportion_bars(ax: plt.Axes, sub: pd.DataFrame, order: list[str]) -> None:
         k, n = int(values.sum()), int(values.size)
         p, (low, high) = k / n, wilson_ci(k, n)
         ax.barh(i, p, height=0.6, color="#c6dbef", edgecolor="#08306b", linewidth=0.6)
-        ax.errorbar(p, i, xerr=[[p - low], [high - p]], fmt="none", ecolor="#08306b", capsize=3, linewidth=1)
+        ax.errorbar(p, i, xerr=[[max(p - low, 0.0)], [max(high - p, 0.0)]], fmt="none", ecolor="#08306b", capsize=3, linewidth=1)
         ax.text(1.02, i, f"{k}/{n}", va="center", ha="left", fontsize=7, transform=ax.get_yaxis_transform())
     ax.set_yticks(range(len(order)), order)
     ax.set_ylim(len(order) - 0.5, -0.5)

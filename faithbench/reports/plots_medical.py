@@ -45,7 +45,7 @@ def plot_strata(strata: pd.DataFrame, out_dir: Path) -> list[Path]:
                     x = np.arange(len(order)) + (i - (len(explainers) - 1) / 2) * 0.06
                     mean = rows["mean"].to_numpy(float)
                     err = np.vstack([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean])
-                    ax.errorbar(x, mean, yerr=np.nan_to_num(err), marker="o", markersize=3, capsize=2,
+                    ax.errorbar(x, mean, yerr=np.clip(np.nan_to_num(err), 0, None), marker="o", markersize=3, capsize=2,
                                 linewidth=1, label=explainer)
                 ax.set_xticks(range(len(order)), order)
                 ax.set_title(metric)

@@ -37,7 +37,7 @@ from faithbench.registry import explainers, metrics
 from faithbench.runner.errors import error_summary, is_out_of_memory, release_memory
 from faithbench.runner.plan import Cell
 from faithbench.store import Cache, make_key
-from faithbench.types import Batch
+from faithbench.types import DEFAULT_MASK_ROLES, Batch, MaskRole
 
 FAILURE_COLUMNS = ["cell", "dataset", "model", "explainer", "seed", "stage", "metric", "error_type", "message"]
 REGION_COLUMNS = ["dataset", "model", "explainer", "seed", "sample_id", "label", "target", "region",
@@ -56,6 +56,7 @@ class GroupData:
     permuted_key: str | None = None
     classes: tuple[str, ...] = ()
     multilabel: bool = False  # one sigmoid per class; rows carry the explained class's name
+    mask_roles: dict[str, MaskRole] = field(default_factory=lambda: dict(DEFAULT_MASK_ROLES))
 
 
 @dataclass
@@ -119,6 +120,7 @@ class CellRun:
         self.checked = False
         self.samples = 0
         self.preview: Tensor | None = None  # the first batch's saliency, for the report's gallery
+        self.last: Tensor | None = None  # the last batch's saliency (raw)
         self.explain_cost = {"seconds": 0.0, "passes": 0}
         self.metric_cost: dict[str, dict[str, float]] = {}
         self.undefined: dict[str, list[int]] = {}  # metric label -> [samples without a value, samples scored]
@@ -174,6 +176,7 @@ class CellRun:
             self._fail("explain", exc)
             return
         self.samples += len(batch)
+        self.last = saliency
         if self.preview is None:
             self.preview = saliency[:4].cpu()
         ctx: EvalContext | None = None
@@ -211,7 +214,8 @@ class CellRun:
         return EvalContext(model=data.model, x=batch.x, target=target, label=batch.label, saliency=saliency,
                            masks=batch.masks, predict=ForwardCounter(data.model), explainer=self.explainer,
                            background=data.background, seed=self.cell.seed, permuted_model=data.permuted_model,
-                           multilabel=data.multilabel, labels=batch.labels, classes=data.classes)
+                           multilabel=data.multilabel, labels=batch.labels, classes=data.classes,
+                           mask_roles=data.mask_roles)
 
     def _check_metrics(self, batch: Batch) -> None:
         """Each metric's :meth:`~faithbench.metrics.base.Metric.applicability` to the dataset: a

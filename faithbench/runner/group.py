@@ -29,9 +29,11 @@ from faithbench.runner.errors import InputDataError
 from faithbench.runner.plan import Group
 from faithbench.runner.settings import RunSettings
 from faithbench.store import Cache, make_key
-from faithbench.types import Batch
+from faithbench.runner.targets import TARGET_MASK
+from faithbench.types import Batch, MaskRole, masks_with_role
 
 GALLERY_SAMPLES = 4
+MAPS_KEPT = 32  # per cell, the first explained samples' maps, for repeatability across seeds and models
 
 Progress = Callable[[float, str], None]  # (cells done, what is running)
 
@@ -39,7 +41,9 @@ Progress = Callable[[float, str], None]  # (cells done, what is running)
 @dataclass
 class Gallery:
     """The first ``GALLERY_SAMPLES`` explained samples of a group and each explainer's raw map
-    (on the CPU), with each sample's label and the predicted probability of its target."""
+    (on the CPU), with each sample's label and the predicted probability of its target.
+    ``outline``: the ground-truth mask to draw (the explained class's on a multi-label batch);
+    ``sequence``: the batch is visits over time (a row per visit)."""
 
     dataset: str
     model: str
@@ -47,6 +51,8 @@ class Gallery:
     previews: dict[str, Tensor]
     labels: list[str] = field(default_factory=list)
     probs: list[float] = field(default_factory=list)
+    outline: Tensor | None = None
+    sequence: bool = False
 
 
 @dataclass
@@ -62,6 +68,8 @@ class GroupOutput:
     trained: int = 0
     log: list[str] = field(default_factory=list)
     device: str = "cpu"
+    samples: list[dict[str, Any]] = field(default_factory=list)  # rows of samples.csv
+    maps: dict[str, tuple[list[str], Tensor]] = field(default_factory=dict)  # explainer -> (ids, saliency)
 
 
 _BUILT: OrderedDict[str, BaseDataset] = OrderedDict()  # recently built splits of this process
@@ -115,7 +123,7 @@ def open_group(group: Group, splits: dict[str, BaseDataset], store: Cache, setti
     ckpt = load_checkpoint(group.model, train, val, test, group.seed, store)
     ckpt.model.to(settings.device)
     data = GroupData(ckpt.model, ckpt.key, test.fingerprint(), test.background, classes=tuple(test.classes),
-                     multilabel=bool(test.multilabel))
+                     multilabel=bool(test.multilabel), mask_roles=dict(test.mask_roles))
     twin = None
     if settings.needs_permuted:
         twin = load_checkpoint(group.model, train, val, test, group.seed, store, permute_labels=True)
@@ -176,6 +184,8 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
         for run in runs:
             report(0.0, run.cell.name)
             run.feed(batch, target)
+            _keep_map(out, run, batch, target)
+        out.samples += sample_rows(group, data, batch, target)
         first = first if first is not None else (batch, target)
         step = min(len(batch), expected - done_samples) if expected > done_samples else 0
         done_samples += step
@@ -186,6 +196,44 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
     report(n_cells * (expected - done_samples) / expected, "")  # fewer samples than asked: the rest at once
     if first is not None and group.seed == settings.gallery_seed:
         out.gallery = _gallery(group, data, first, runs)
+
+
+def _keep_map(out: GroupOutput, run: CellRun, batch: Batch, target: Tensor) -> None:
+    """The map of this batch's first samples, up to :data:`MAPS_KEPT` per cell (on the CPU);
+    a multi-label unit is named ``sample_id#class``."""
+    label = run.cell.explainer.label
+    ids, maps = out.maps.get(label, ([], None))
+    room = MAPS_KEPT - len(ids)
+    if run.stopped or run.last is None or room <= 0:
+        return
+    new = run.last[:room].detach().float().cpu()
+    names = list(batch.ids[:room])
+    if batch.labels is not None:
+        names = [f"{sid}#{int(t)}" for sid, t in zip(names, target[:room].tolist())]
+    out.maps[label] = (ids + names, new if maps is None else torch.cat([maps, new]))
+
+
+def sample_rows(group: Group, data: GroupData, batch: Batch, target: Tensor) -> list[dict[str, Any]]:
+    """Rows of ``samples.csv``, one per explained (sample, target): ``confidence`` the predicted
+    probability of the target (softmax; sigmoid on a multi-label model), ``correct`` whether the
+    prediction is right (multi-label: the target class's decision at 0.5 against its label) and
+    ``lesion_area`` the fraction of the image in the ground-truth mask (NaN without one)."""
+    with torch.no_grad():
+        logits = data.model(batch.x)
+    if data.multilabel:
+        prob = logits.sigmoid().gather(1, target[:, None])[:, 0]
+        truth = batch.labels.gather(1, target[:, None])[:, 0].bool() if batch.labels is not None else None
+        correct = (prob > 0.5) == truth if truth is not None else torch.zeros_like(prob, dtype=torch.bool)
+    else:
+        prob = logits.softmax(-1).gather(1, target[:, None])[:, 0]
+        correct = logits.argmax(-1) == batch.label
+    mask = truth_mask(batch.masks, data.mask_roles)
+    area = mask.flatten(1).double().mean(1) if mask is not None else torch.full((len(batch),), float("nan"))
+    return [{"dataset": group.dataset.label, "model": group.model.label, "seed": group.seed, "sample_id": sid,
+             "target": int(t), "label": int(y), "confidence": round(float(p), 6), "correct": bool(c),
+             "lesion_area": float(a)}
+            for sid, t, y, p, c, a in zip(batch.ids, target.tolist(), batch.label.tolist(), prob.cpu().tolist(),
+                                          correct.cpu().tolist(), area.cpu().tolist())]
 
 
 def _gallery(group: Group, data: GroupData, first: tuple[Batch, Tensor], runs: list[CellRun]) -> Gallery:
@@ -201,6 +249,18 @@ def _gallery(group: Group, data: GroupData, first: tuple[Batch, Tensor], runs: l
     small = Batch(batch.ids[:k], batch.x[:k].cpu(), batch.label[:k].cpu(),
                   {name: m[:k].cpu() for name, m in batch.masks.items()},
                   None if batch.labels is None else batch.labels[:k].cpu())
+    truth = truth_mask(small.masks, data.mask_roles)
     return Gallery(group.dataset.label, group.model.label, small,
                    {run.cell.explainer.label: run.preview[:k] for run in runs if run.preview is not None},
-                   labels, [round(float(p), 4) for p in probs.cpu()])
+                   labels, [round(float(p), 4) for p in probs.cpu()], outline=truth,
+                   sequence=bool(masks_with_role(data.mask_roles, small.masks, MaskRole.VALIDITY)) and small.x.ndim == 5)
+
+
+def truth_mask(masks: dict[str, Tensor], roles: dict[str, MaskRole]) -> Tensor | None:
+    """The ground truth to outline or measure: the explained class's mask of a multi-label batch
+    (:data:`~faithbench.runner.targets.TARGET_MASK`), else the first truth mask in the order the
+    dataset declares its roles."""
+    if TARGET_MASK in masks:
+        return masks[TARGET_MASK]
+    names = [name for name, role in roles.items() if role == MaskRole.TRUTH and name in masks]
+    return masks[names[0]] if names else None

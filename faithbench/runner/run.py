@@ -104,10 +104,9 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
         if gallery is None or not gallery.previews:
             continue
         batch = gallery.batch
-        mask = batch.masks.get("lesion", batch.masks.get("target"))  # multi-label: the explained class's
-        plot_saliency_gallery(batch.x, gallery.previews, mask,
+        plot_saliency_gallery(batch.x, gallery.previews, gallery.outline,
                               plots_dir / f"gallery_{safe_name(gallery.dataset)}_{safe_name(gallery.model)}.png",
-                              time_axis="valid" in batch.masks and batch.x.ndim == 5,  # sequences: a row per visit
+                              time_axis=gallery.sequence,  # sequences: a row per visit
                               labels=gallery.labels, probs=gallery.probs)
 
 
@@ -252,8 +251,29 @@ def _tables(outputs: list[GroupOutput], unavailable: dict[str, str]) -> dict[str
         "regions": pd.DataFrame([r for c in cells for r in c.regions], columns=REGION_COLUMNS),
         "models": pd.DataFrame([o.model_row for o in outputs if o.model_row is not None]),
         "reliance": [r for o in outputs for r in o.reliance],
+        "samples": pd.DataFrame([r for o in outputs for r in o.samples]),
         "computed": computed,
     }
+
+
+def _write_samples(out_dir: Path, samples: pd.DataFrame, outputs: list[GroupOutput]) -> None:
+    """``samples.csv`` (each explained sample's confidence, correctness and lesion area: the
+    strata of the report) and ``repeatability.csv`` (saliency similarity across seeds and models,
+    on the first maps of each cell; Arun et al. 2021)."""
+    from faithbench.reports.medical import write_repeatability
+    from faithbench.stats.repeatability import repeatability_table
+
+    if samples.empty:
+        (out_dir / "samples.csv").unlink(missing_ok=True)
+    else:
+        atomic_write_bytes(out_dir / "samples.csv", samples.to_csv(index=False).encode())
+    maps = {(o.group.dataset.label, o.group.model.label, explainer, o.group.seed): kept
+            for o in outputs for explainer, kept in o.maps.items()}
+    table = repeatability_table(maps) if maps else pd.DataFrame()
+    if table.empty:
+        (out_dir / "repeatability.csv").unlink(missing_ok=True)
+    else:
+        write_repeatability(out_dir, table)
 
 
 def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: list[GroupOutput],
@@ -272,6 +292,7 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
         atomic_write_bytes(out_dir / "regions.csv", tables["regions"].to_csv(index=False).encode())
     else:
         (out_dir / "regions.csv").unlink(missing_ok=True)
+    _write_samples(out_dir, tables["samples"], outputs)
     write_galleries(out_dir / "plots", outputs)
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     write_outputs(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],
