@@ -60,7 +60,9 @@ def translations(x: Tensor, steps: int, fill: str | float = "min") -> Tensor:
     for k in range(1, steps + 1):
         shift = -w + k * dx
         shifted = value.expand_as(x).clone()
-        if shift >= 0:
+        if abs(shift) >= w:
+            pass  # shifted out entirely: all fill
+        elif shift >= 0:
             shifted[..., shift:] = x[..., : w - shift]
         else:
             shifted[..., : w + shift] = x[..., -shift:]
