@@ -107,7 +107,9 @@ class InputInvariance(Metric):
     Quantus 0.6.0 moves c into the first convolution's bias instead, from the smallest value of
     the convolved constant image (``torch.unique(fw[i])[0]``): with zero padding that value comes
     from a border position, so its f2 differs from f1 (an explainer that is invariant can fail);
-    without padding both agree."""
+    and its ``perturb_batch`` passes ``indices[i][1:]``, so the first feature of every sample is
+    not shifted and even a gradient map fails. Given a shift of every feature and an unpadded first
+    layer, Quantus agrees with us (tests/metrics/test_complexity_axiomatic.py)."""
 
     info = MetricInfo("input_invariance", higher_is_better=True, category=Category.AXIOMATIC,
                       requires=frozenset({"model", "explainer"}),
