@@ -87,10 +87,10 @@ class ROCAUC(LocalizationMetric):
 @metrics.register("focus")
 class Focus(Metric):
     """Focus (Arias-Duart et al. 2022, "Focus! Rating XAI methods and finding biases"): explain a
-    2 x 2 mosaic (x_i, another sample of its target class, two samples of other classes; drawn
-    from the batch, seeded) for the target class and take the share of positive relevance on the
-    two target-class tiles. Chance 0.5. Higher is better. NaN where the batch lacks a second
-    target-class sample or two others. The model must accept inputs of twice the height and width
+    2 x 2 mosaic (two samples of its target class, x_i among them unless mispredicted, and two of
+    other classes; drawn from the batch, seeded) for the target class and take the share of positive relevance on the
+    two target-class tiles. Chance 0.5. Higher is better. NaN where the batch lacks two
+    target-class samples or two others. The model must accept inputs of twice the height and width
     (CNNs with global pooling do; a ViT with a fixed input size does not). Defaults: postprocess
     ``relu``. Tiles along the last two spatial axes, so 2D and 3D (depth kept) share the code;
     Quantus 0.6.0 hard-codes axes 1 and 2 of a (C, H, W) image when it builds the mosaic and axes 2

@@ -4,8 +4,9 @@ class; a faithful map puts its positive relevance on the two target-class tiles.
 
 Layout: tiles 0..3 = top-left, top-right, bottom-left, bottom-right, tiled along the last two
 spatial axes (H, W) of ``x (B, C, *spatial)``; a 3D volume keeps its depth. The mosaic of sample i
-holds x_i itself, one other sample of its target class and two samples of other classes, drawn
-from the batch with a seeded generator, at seeded positions.
+holds two samples of its target class (x_i itself among them when x_i belongs to that class, as
+it does unless the model mispredicts it) and two samples of other classes, drawn from the batch
+with a seeded generator, at seeded positions.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from torch import Tensor
 def mosaic_plan(member: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Which samples fill each mosaic. ``member (B, B)`` bool: member[i, j] = sample j belongs to
     sample i's target class. Returns ``tiles (B, 4)`` sample indices per tile, ``is_target (B, 4)``
-    bool, and ``valid (B,)``: False where the batch lacks a second target-class sample or two
-    others (the tiles of such a row are placeholders)."""
+    bool, and ``valid (B,)``: False where the batch lacks two target-class samples or two others
+    (the tiles of such a row are placeholders)."""
     b = member.shape[0]
     member = member.cpu().bool()
     tiles = torch.zeros((b, 4), dtype=torch.long)
@@ -26,15 +27,14 @@ def mosaic_plan(member: Tensor, generator: torch.Generator | None = None) -> tup
     valid = torch.zeros(b, dtype=torch.bool)
     for i in range(b):
         keys = torch.rand(b, generator=generator)
-        same = member[i].clone()
-        same[i] = False
-        other = ~member[i]
+        keys[i] = 2.0  # x_i first, when it belongs to its target class
+        same, other = member[i], ~member[i]
         slots = torch.randperm(4, generator=generator)
-        if same.sum() < 1 or other.sum() < 2:
+        if same.sum() < 2 or other.sum() < 2:
             continue
-        partner = torch.where(same, keys, torch.full_like(keys, -1.0)).argmax()
+        pair = torch.where(same, keys, torch.full_like(keys, -1.0)).topk(2).indices
         others = torch.where(other, keys, torch.full_like(keys, -1.0)).topk(2).indices
-        chosen = torch.stack([torch.tensor(i), partner, others[0], others[1]])
+        chosen = torch.cat([pair, others])
         tiles[i, slots] = chosen
         is_target[i, slots] = torch.tensor([True, True, False, False])
         valid[i] = True
