@@ -81,7 +81,7 @@ class RelativeRepresentationStability(RelativeStability):
     defaults: ClassVar[dict[str, Any]] = {**_DEFAULTS, "layer": None}
 
     def ratios(self, ctx: EvalContext, saliency: Tensor, x_perturbed: Tensor, perturbed: Tensor) -> Tensor:
-        read = representation_reader(ctx.model, ctx.x, self.layer)
+        read = representation_reader(ctx.model, ctx.x, self.layer, ctx.predict)
         s, b = x_perturbed.shape[:2]
         features = read(ctx.predict, ctx.x)
         flat = x_perturbed.reshape(s * b, *x_perturbed.shape[2:])

@@ -66,13 +66,13 @@ def relative_output_stability(logits: Tensor, perturbed_logits: Tensor, saliency
     return _ratio(_numerator(saliency, perturbed, eps_min), den, eps_min)
 
 
-def _last_linear(model: nn.Module, x: Tensor) -> nn.Module:
+def _last_linear(model: nn.Module, x: Tensor, forward: Callable[[Tensor], Tensor]) -> nn.Module:
     called: list[nn.Module] = []
     handles = [m.register_forward_pre_hook(lambda mod, _a: called.append(mod))
                for m in model.modules() if isinstance(m, nn.Linear)]
     try:
         with torch.inference_mode():
-            model(x[:1])
+            forward(x[:1])
     finally:
         for h in handles:
             h.remove()
@@ -82,13 +82,15 @@ def _last_linear(model: nn.Module, x: Tensor) -> nn.Module:
     return called[-1]
 
 
-def representation_reader(model: nn.Module, x: Tensor, layer: str | None = None
+def representation_reader(model: nn.Module, x: Tensor, layer: str | None = None,
+                          forward: Callable[[Tensor], Tensor] | None = None
                           ) -> Callable[[Callable[[Tensor], Tensor], Tensor], Tensor]:
     """A function ``read(forward, xs) -> (N, F)`` that runs ``forward(xs)`` (the caller's counted
     forward) and returns the flattened representation captured on the way (see the module
-    docstring for ``layer``)."""
+    docstring for ``layer``). Finding the default layer traces one forward of ``x[:1]`` through
+    ``forward`` (default: the model itself)."""
     if layer is None:
-        module, use_input = _last_linear(model, x), True
+        module, use_input = _last_linear(model, x, forward or model), True
     else:
         modules = dict(model.named_modules())
         if layer not in modules:
