@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext, Metric, MetricOutput
-from faithbench.metrics.functional.mprt import efficient_mprt, smooth_mprt
+from faithbench.metrics.functional.mprt import SALT_SMOOTH, efficient_mprt, smooth_mprt, smoothing_noise
 from faithbench.metrics.randomization import RandomizationMetric
 from faithbench.registry import metrics
 from faithbench.types import Category, MetricInfo
@@ -38,9 +38,9 @@ class SmoothMPRT(RandomizationMetric):
     defaults: ClassVar[dict[str, Any]] = {"similarity": "spearman_abs", "nr_samples": 50, "noise": 0.1}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        value = smooth_mprt(ctx.model, ctx.x, ctx.target, self.explain_fn(ctx), nr_samples=self.nr_samples,
-                            noise=self.noise, similarity=self.similarity, postprocess=self.postprocess,
-                            seed=ctx.seed)
+        offsets = smoothing_noise(ctx.x, self.nr_samples, self.noise, ctx.generator(SALT_SMOOTH))
+        value = smooth_mprt(ctx.model, ctx.x, ctx.target, self.explain_fn(ctx), offsets, similarity=self.similarity,
+                            postprocess=self.postprocess, seed=ctx.seed)
         return MetricOutput(value=value.to(saliency.device))
 
 

@@ -55,14 +55,13 @@ def smooth_explain(explain: Explain, model: nn.Module, x: Tensor, target: Tensor
     return (total / offsets.shape[0]).float()
 
 
-def smooth_mprt(model: nn.Module, x: Tensor, target: Tensor, explain: Explain, *, nr_samples: int = 50,
-                noise: float = 0.1, similarity: Similarity = "spearman_abs", postprocess: str = "abs",
-                seed: int = 0) -> Tensor:
-    """Smooth MPRT (Hedström et al. 2024): similarity between the denoised explanations (over
-    ``nr_samples`` noisy copies, :func:`smoothing_noise`) of the model and of its fully randomised
-    copy. The same noise serves both, so a model-independent map scores exactly 1. Lower is
-    better."""
-    offsets = smoothing_noise(x, nr_samples, noise, seeded(seed, SALT_SMOOTH))
+def smooth_mprt(model: nn.Module, x: Tensor, target: Tensor, explain: Explain, offsets: Tensor, *,
+                similarity: Similarity = "spearman_abs", postprocess: str = "abs", seed: int = 0) -> Tensor:
+    """Smooth MPRT (Hedström et al. 2024): similarity between the denoised explanations (over the
+    noisy copies x + ``offsets``, from :func:`smoothing_noise` with the generator
+    ``seeded(seed, SALT_SMOOTH)`` in the metric) of the model and of its fully randomised copy
+    (randomised with ``seed``). The same noise serves both, so a model-independent map scores
+    exactly 1. Lower is better."""
     original = smooth_explain(explain, model, x, target, offsets)
     randomized = smooth_explain(explain, randomized_copy(model, x, seed), x, target, offsets)
     return compare(apply_postprocess(original, postprocess),
