@@ -183,7 +183,8 @@ class Continuity(RobustnessMetric):
     with x'_k = x shifted by -W + k dx pixels along the width (dx = (2W + 1) // steps, k = 1..steps;
     see :func:`~faithbench.metrics.functional.robustness.translations`); the uncovered columns
     take ``fill``: ``min`` (the sample's minimum, Quantus' "black") or ``background`` (the
-    dataset's). With ``normalise`` each map is divided by its max |value| per sample. Lower is
+    dataset's). A copy equal to x (the shift 0, or a constant row) is left out: it is no neighbour
+    (Quantus keeps it, and scores ~1e9 for an explainer whose re-explanation differs). With ``normalise`` each map is divided by its max |value| per sample. Lower is
     better. Defaults: ``steps: 28``, ``fill: min``, ``normalise: true``, postprocess ``abs``."""
 
     info = MetricInfo("continuity", higher_is_better=False, category=Category.ROBUSTNESS,

@@ -37,6 +37,7 @@ def test_lipschitz_and_continuity_known_answers():
     px = torch.tensor([[[[[0.0, 2.0]]]]])
     assert lipschitz_ratio(a, pa, x, px).item() == pytest.approx(math.sqrt(2) / 2)  # ||(1,-1)||_2 / 2
     assert continuity_ratio(a, pa, x, px).item() == pytest.approx(2 / 2)  # ||(1,-1)||_1 / 2
+    assert math.isnan(continuity_ratio(a, pa, x, x[None]).item())  # x' = x is no neighbour
 
 
 def test_translations_like_quantus():

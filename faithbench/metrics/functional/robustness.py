@@ -114,10 +114,11 @@ def lipschitz_ratio(saliency: Tensor, perturbed: Tensor, x: Tensor, x_perturbed:
 
 def continuity_ratio(saliency: Tensor, perturbed: Tensor, x: Tensor, x_perturbed: Tensor) -> Tensor:
     """Continuity ratio per draw (Montavon et al. 2018): ``||R(x) - R(x')||_1 / (||x - x'||_2 + 1e-9)``
-    -> ``(S, B)``."""
+    -> ``(S, B)``; NaN where x' = x (Quantus' translations include the shift 0, which is no
+    neighbour: a re-seeded stochastic explainer would score ~1e9 there)."""
     num = (_flat(saliency, 1)[None] - _flat(perturbed, 2)).abs().sum(-1)
     den = (_flat(x, 1)[None] - _flat(x_perturbed, 2)).norm(dim=-1)
-    return num / (den + 1e-9)
+    return torch.where(den > 0, num / (den + 1e-9), torch.full_like(num, float("nan")))
 
 
 def reduce_draws(values: Tensor, how: str = "max", changed: Tensor | None = None) -> Tensor:
