@@ -11,6 +11,8 @@ PAIRS = {  # group: (ours, reference)
     "max_sensitivity vs_quantus (1 draw per call)": ("test_our_max_sensitivity[1]", "test_quantus_max_sensitivity"),
     "max_sensitivity vs_quantus (10 draws per call)": ("test_our_max_sensitivity[10]",
                                                        "test_quantus_max_sensitivity"),
+    "max_sensitivity overhead (1 draw per call)": ("test_our_max_sensitivity[1]", "test_bare_explanations"),
+    "quantus max_sensitivity overhead": ("test_quantus_max_sensitivity", "test_bare_explanations"),
 }
 
 

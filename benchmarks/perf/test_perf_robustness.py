@@ -21,9 +21,12 @@ import pytest
 import timm
 import torch
 
+import faithbench.config
 from faithbench.metrics import MaxSensitivity
 from faithbench.metrics.base import EvalContext, ForwardCounter
 from faithbench.registry import explainers
+
+faithbench.config.ensure_plugins_loaded()
 
 DRAWS = 10
 DEVICE = os.environ.get("FAITHBENCH_PERF_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
@@ -79,6 +82,21 @@ def test_quantus_max_sensitivity(benchmark, resnet_batch):
         values = np.array(metric(model=model, x_batch=xs, y_batch=ys, a_batch=a, explain_func=explain,
                                  device=DEVICE))
         assert values.shape == (4,)
+
+    benchmark.pedantic(run, rounds=3, warmup_rounds=1)
+    benchmark.extra_info["device"] = DEVICE
+
+
+@pytest.mark.benchmark(group="robustness_vs_quantus")
+def test_bare_explanations(benchmark, resnet_batch):
+    # the floor both sides must pay: 10 explainer calls of 4 prebuilt perturbed images each
+    model, x, target, explainer, _ = resnet_batch
+    noisy = [x + (torch.rand(x.shape, device=DEVICE) * 2 - 1) * 0.2 for _ in range(DRAWS)]
+
+    def run():
+        for xs in noisy:
+            explainer(model, xs, target)
+        _sync()
 
     benchmark.pedantic(run, rounds=3, warmup_rounds=1)
     benchmark.extra_info["device"] = DEVICE
