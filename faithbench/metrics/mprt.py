@@ -19,7 +19,8 @@ from faithbench.metrics.randomization import RandomizationMetric
 from faithbench.registry import metrics
 from faithbench.types import Category, MetricInfo
 
-_PAPER = "Hedström et al. 2024, Sanity checks revisited: an exploration to repair the model parameter randomisation test"
+_PAPER = ("Hedström et al. 2024, Sanity checks revisited: an exploration to repair the model parameter "
+          "randomisation test")
 
 
 @metrics.register("smooth_mprt")

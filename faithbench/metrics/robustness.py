@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, ClassVar
 
-import torch
 from torch import Tensor
 
 from faithbench.configurable import ParameterError
@@ -184,7 +183,8 @@ class Continuity(RobustnessMetric):
     see :func:`~faithbench.metrics.functional.robustness.translations`); the uncovered columns
     take ``fill``: ``min`` (the sample's minimum, Quantus' "black") or ``background`` (the
     dataset's). A copy equal to x (the shift 0, or a constant row) is left out: it is no neighbour
-    (Quantus keeps it, and scores ~1e9 for an explainer whose re-explanation differs). With ``normalise`` each map is divided by its max |value| per sample. Lower is
+    (Quantus keeps it, and scores ~1e9 for an explainer whose re-explanation differs). With
+    ``normalise`` each map is divided by its max |value| per sample. Lower is
     better. Defaults: ``steps: 28``, ``fill: min``, ``normalise: true``, postprocess ``abs``."""
 
     info = MetricInfo("continuity", higher_is_better=False, category=Category.ROBUSTNESS,

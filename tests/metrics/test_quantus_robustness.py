@@ -19,7 +19,6 @@ from faithbench.metrics import (AvgSensitivity, Consistency, Continuity, LocalLi
                                 MaxSensitivity, RelativeInputStability, RelativeOutputStability,
                                 RelativeRepresentationStability)
 from faithbench.metrics.functional import argmax_cell  # noqa: E402
-from faithbench.metrics.robustness import SALT_NOISE  # noqa: E402
 from faithbench.registry import explainers  # noqa: E402
 
 

@@ -48,7 +48,8 @@ def non_sensitivity(scores: Scores, x: Tensor, saliency: Tensor, baseline: Tenso
         |{i : a_i < eps} Δ {i : Δ_i < eps}| / F    (Δ: symmetric difference).
 
     Lower is better. ``scores(images, sample) -> (N,)`` is the caller's counted forward of the
-    target score of the sample each image comes from; ``saliency`` should be divided by its maximum first, so ``eps`` is relative."""
+    target score of the sample each image comes from; ``saliency`` should be divided by its
+    maximum first, so ``eps`` is relative."""
     b = x.shape[0]
     ids, n = feature_ids(tuple(x.shape[2:]), patch, x.device)
     dims = x.ndim - 2
