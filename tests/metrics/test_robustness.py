@@ -9,6 +9,7 @@ from faithbench.metrics import (AvgSensitivity, Consistency, Continuity, LocalLi
                                 RelativeInputStability, RelativeOutputStability, RelativeRepresentationStability)
 from faithbench.metrics.functional import (argmax_cell, consistency, continuity_ratio, lipschitz_ratio, reduce_draws,
                                            relative_input_stability, relative_output_stability,
+                                           relative_representation_stability,
                                            representation_reader, sensitivity, translations, uniform_noise)
 from faithbench.registry import explainers
 
@@ -52,6 +53,8 @@ def test_relative_stability_known_answers():
     e, pe = torch.tensor([[2.0, 4.0]]), torch.tensor([[[1.0, 4.0]]])  # ||(e - e') / e|| = 0.5
     x, px = torch.tensor([[1.0, 2.0]]), torch.tensor([[[1.5, 2.0]]])  # ||(x - x') / x|| = 0.5
     assert relative_input_stability(x, px, e, pe).item() == pytest.approx(1.0)
+    features, pfeatures = torch.tensor([[1.0, 4.0]]), torch.tensor([[[1.0, 3.0]]])  # ||(L - L') / L|| = 0.25
+    assert relative_representation_stability(features, pfeatures, e, pe).item() == pytest.approx(2.0)
     logits, plogits = torch.tensor([[0.0, 1.0]]), torch.tensor([[[0.0, 3.0]]])  # ||h - h'|| = 2
     assert relative_output_stability(logits, plogits, e, pe).item() == pytest.approx(0.25)
     # a zero in e is replaced by eps_min = 1e-6: (0 - 1) / 1e-6
