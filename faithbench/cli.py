@@ -80,8 +80,30 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+_ABBREVIATIONS = ("al", "e.g", "i.e", "cf", "vs", "etc", "approx", "Fig", "Eq", "resp")
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a docstring, whole: lines joined, RST double backticks dropped, cut
+    at the first full stop (or ? !) that is outside brackets, followed by a space or the end, and
+    not an abbreviation ("et al.", "e.g.")."""
+    text = " ".join(doc.replace("``", "").split())
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch in ".?!" and depth == 0 and (i + 1 == len(text) or text[i + 1] == " "):
+            word = text[:i].rsplit(" ", 1)[-1].lstrip("(\"'")
+            if ch == "." and word in _ABBREVIATIONS:
+                continue
+            return text[: i + 1]
+    return text
+
+
 def _describe(kind: str, obj: object) -> str:
-    doc = (getattr(obj, "description", "") or (obj.__doc__ or "").strip().split("\n")[0]).strip()
+    doc = (getattr(obj, "description", "") or first_sentence(obj.__doc__ or "")).strip()
     if kind == "explainers":
         dims = "/".join(f"{d}D" for d in sorted(getattr(obj, "dims", ())))
         archs = ",".join(sorted(getattr(obj, "architectures", ())))

@@ -22,6 +22,19 @@ def test_list_metrics_shows_direction(capsys):
     assert "deletion_auc" in out and "↓" in out and "insertion_auc" in out and "pointing_game" not in out
 
 
+def test_list_metrics_first_sentence_whole(capsys):
+    from faithbench.cli import first_sentence
+
+    assert first_sentence("Deletion AUC (Petsiuk et al. 2018): the area,\n    over [0, 1]. Lower is better.") == \
+        "Deletion AUC (Petsiuk et al. 2018): the area, over [0, 1]."
+    assert first_sentence("Uses ``k`` (e.g. 5. or 6.) features, e.g. the top ones. More.") == \
+        "Uses k (e.g. 5. or 6.) features, e.g. the top ones."
+    assert first_sentence("No full stop at all") == "No full stop at all"
+    assert main(["list", "metrics", "relevance_rank"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.endswith("the share of the K most salient features that lie in M, |top_K(s) ∩ M| / K.")
+
+
 def test_validate_ok_and_errors(tmp_path, capsys):
     assert main(["validate", "quick"]) == 0
     assert "ok" in capsys.readouterr().out

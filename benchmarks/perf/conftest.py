@@ -8,6 +8,11 @@ PAIRS = {  # group: (ours, reference)
     "overhead": ("test_deletion_insertion", "test_bare_forward"),
     "vs_quantus (chunk 256)": ("test_our_deletion_224[256]", "test_quantus_pixel_flipping_224"),
     "vs_quantus (chunk 16)": ("test_our_deletion_224[16]", "test_quantus_pixel_flipping_224"),
+    "max_sensitivity vs_quantus (1 draw per call)": ("test_our_max_sensitivity[1]", "test_quantus_max_sensitivity"),
+    "max_sensitivity vs_quantus (10 draws per call)": ("test_our_max_sensitivity[10]",
+                                                       "test_quantus_max_sensitivity"),
+    "max_sensitivity overhead (1 draw per call)": ("test_our_max_sensitivity[1]", "test_bare_explanations"),
+    "quantus max_sensitivity overhead": ("test_quantus_max_sensitivity", "test_bare_explanations"),
 }
 
 

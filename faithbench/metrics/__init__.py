@@ -13,6 +13,14 @@ from faithbench.metrics.temporal import (TemporalDeletion, TemporalInsertion, Vi
 from faithbench.metrics.randomization import (DataRandomization, MPRTCascading, MPRTIndependent, RandomizationMetric,
                                               RandomLogit)
 from faithbench.metrics.regions import RegionSaliency
+from faithbench.metrics.robustness import (AvgSensitivity, Consistency, Continuity, LocalLipschitz, MaxSensitivity,
+                                           RobustnessMetric)
+from faithbench.metrics.stability import (RelativeInputStability, RelativeOutputStability,
+                                          RelativeRepresentationStability)
+from faithbench.metrics.complexity import Complexity, EffectiveComplexity, Sparseness
+from faithbench.metrics.axiomatic import Completeness, InputInvariance, NonSensitivity
+from faithbench.metrics.mprt import EfficientMPRT, SmoothMPRT
+from faithbench.metrics.mask_overlap import ROCAUC, AttributionLocalisation, Focus, TopKIntersection
 
 __all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "MetricOutput", "postprocess",
            "PerturbationMetric", "DeletionAUC", "InsertionAUC", "ABPC", "AOPC", "MoRFAOPC", "LeRFAOPC",
@@ -21,4 +29,8 @@ __all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "MetricOutpu
            "IoUTop40", "AUPRC",
            "RandomizationMetric", "MPRTCascading", "MPRTIndependent", "RandomLogit", "DataRandomization",
            "ClassSensitivity", "RegionSaliency", "CheXlocalizeIoU", "CheXlocalizeHit",
-           "TemporalDeletion", "TemporalInsertion", "VisitPointing", "VisitPointingGame", "VisitRelevanceMass"]
+           "TemporalDeletion", "TemporalInsertion", "VisitPointing", "VisitPointingGame", "VisitRelevanceMass",
+           "RobustnessMetric", "LocalLipschitz", "MaxSensitivity", "AvgSensitivity", "Continuity", "Consistency",
+           "RelativeInputStability", "RelativeRepresentationStability", "RelativeOutputStability",
+           "Sparseness", "Complexity", "EffectiveComplexity", "Completeness", "NonSensitivity", "InputInvariance",
+           "SmoothMPRT", "EfficientMPRT", "AttributionLocalisation", "TopKIntersection", "ROCAUC", "Focus"]

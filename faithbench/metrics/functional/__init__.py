@@ -20,6 +20,19 @@ from faithbench.metrics.functional.temporal import (per_visit, temporal_curve, t
                                                     temporal_insertion_auc, visit_importance, visit_pointing,
                                                     visit_pointing_game, visit_ranks, visit_relevance_mass,
                                                     visits_valid)
+from faithbench.metrics.functional.robustness import (argmax_cell, consistency, continuity_ratio, explain_perturbed,
+                                                       gaussian_noise, lipschitz_ratio, normalise_by_max,
+                                                       prediction_changed, reduce_draws, sensitivity, translations,
+                                                       uniform_noise)
+from faithbench.metrics.functional.stability import (relative_input_stability, relative_output_stability,
+                                                      relative_representation_stability, representation_reader)
+from faithbench.metrics.functional.complexity import complexity, effective_complexity, sparseness
+from faithbench.metrics.functional.axiomatic import (completeness_gap, feature_ids, input_invariance,
+                                                      non_sensitivity, shifted_model)
+from faithbench.metrics.functional.mprt import (discrete_entropy, efficient_mprt, randomized_copy, smooth_explain,
+                                                smooth_mprt, smoothing_noise)
+from faithbench.metrics.functional.mask_overlap import attribution_localisation, roc_auc, top_k_intersection
+from faithbench.metrics.functional.focus import build_mosaic, focus, mosaic_plan, tile_mask
 from faithbench.metrics.functional.similarity import (SIMILARITIES, hog_pearson, minmax, pearson, rankdata,
                                                        similarity, spearman, spearman_abs, ssim)
 
@@ -45,4 +58,16 @@ __all__ = [
     # similarity
     "SIMILARITIES", "hog_pearson", "minmax", "pearson", "rankdata", "similarity", "spearman", "spearman_abs",
     "ssim",
+    # robustness
+    "argmax_cell", "consistency", "continuity_ratio", "explain_perturbed", "gaussian_noise", "lipschitz_ratio",
+    "normalise_by_max", "prediction_changed", "reduce_draws", "sensitivity", "translations", "uniform_noise",
+    "relative_input_stability", "relative_output_stability", "relative_representation_stability",
+    "representation_reader",
+    # complexity and axiomatic
+    "complexity", "effective_complexity", "sparseness", "completeness_gap", "feature_ids", "input_invariance",
+    "non_sensitivity", "shifted_model",
+    # randomisation revisited
+    "discrete_entropy", "efficient_mprt", "randomized_copy", "smooth_explain", "smooth_mprt", "smoothing_noise",
+    # more localisation
+    "attribution_localisation", "roc_auc", "top_k_intersection", "build_mosaic", "focus", "mosaic_plan", "tile_mask",
 ]

@@ -1,0 +1,126 @@
+"""Axiomatic metrics (category ``axiomatic``): does the explanation satisfy a property every
+attribution should have? Formulas: :mod:`faithbench.metrics.functional.axiomatic`.
+
+Scores of the target class follow the perturbation metrics (``prob`` = softmax, ``logit``; on a
+multi-label model the sigmoid of the target logit); baselines are those of
+:func:`~faithbench.metrics.functional.perturbation.make_baseline` (``zero`` = the dataset's
+background value in model input space).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from faithbench.configurable import ParameterError
+from faithbench.metrics.base import EvalContext, Metric, MetricOutput
+from faithbench.metrics.base import postprocess as apply_postprocess
+from faithbench.metrics.functional.axiomatic import completeness_gap, input_invariance, non_sensitivity, shifted_model
+from faithbench.metrics.functional.perturbation import (BASELINES, MULTILABEL_SCORE, SALT_BASELINE, make_baseline,
+                                                        score_logits)
+from faithbench.metrics.functional.robustness import normalise_by_max
+from faithbench.registry import metrics
+from faithbench.types import Category, MetricInfo
+
+
+class AxiomaticMetric(Metric):
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if "baseline" in self.params and self.baseline not in BASELINES:
+            raise ParameterError(f"{self.name}: parameter 'baseline' expects one of {', '.join(BASELINES)}, "
+                                 f"got {self.baseline!r}")
+        if "score" in self.params and self.score not in ("prob", "logit"):
+            raise ParameterError(f"{self.name}: parameter 'score' expects prob or logit, got {self.score!r}")
+
+    def scores(self, ctx: EvalContext, images: Tensor, target: Tensor) -> Tensor:
+        score = MULTILABEL_SCORE[self.score] if ctx.multilabel else self.score
+        return score_logits(ctx.predict(images), target, score).float()
+
+    def baseline_image(self, ctx: EvalContext) -> Tensor:
+        return make_baseline(ctx.x, self.baseline, background=ctx.background, sigma=5.0,
+                             generator=ctx.generator(SALT_BASELINE))
+
+
+@metrics.register("completeness")
+class Completeness(AxiomaticMetric):
+    """Completeness (Sundararajan et al. 2017, "Axiomatic attribution for deep networks"): the
+    gap |Σ_i s_i - (f(x) - f(x̄))| between the sum of the attributions and the change of the
+    target score from the baseline x̄ to x; 0 for a complete method (integrated gradients with
+    enough steps and the same baseline). Lower is better. Defaults: ``baseline: zero`` (the
+    dataset's background), ``score: logit``, postprocess ``none`` (signed attributions).
+
+    Quantus 0.6.0 returns the exact float equality Σ s == f(x) - f(x̄) (almost always False) and
+    normalises the map by its maximum first (``normalise=True``), which breaks the sum; we report
+    the gap of the raw map."""
+
+    info = MetricInfo("completeness", higher_is_better=False, category=Category.AXIOMATIC,
+                      requires=frozenset({"model"}),
+                      paper="Sundararajan et al. 2017, Axiomatic attribution for deep networks")
+    defaults: ClassVar[dict[str, Any]] = {"baseline": "zero", "score": "logit"}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        score_x = self.scores(ctx, ctx.x, ctx.target)
+        score_base = self.scores(ctx, self.baseline_image(ctx), ctx.target)
+        return MetricOutput(value=completeness_gap(saliency, score_x.to(saliency.device),
+                                                   score_base.to(saliency.device)))
+
+
+@metrics.register("non_sensitivity")
+class NonSensitivity(AxiomaticMetric):
+    """Non-sensitivity (Nguyen & Martinez 2020): the share of features that either carry no
+    attribution but move the output, or carry attribution but do not,
+
+        |{i : a_i < eps} Δ {i : |f(x) - f(x_{-i})| < eps}| / F,
+
+    with a_i the feature's |saliency| over its maximum (summed over a patch), x_{-i} = x with
+    feature i replaced by the baseline. F forward passes per sample (``patch`` p: F = N / p^d).
+    Lower is better. Defaults: ``eps: 1e-5``, ``patch: 1``, ``baseline: zero``, ``score: prob``,
+    postprocess ``abs``. Quantus returns the count (ours / F); its ``features_in_step`` > 1
+    fails (a per-step array against a per-feature one)."""
+
+    info = MetricInfo("non_sensitivity", higher_is_better=False, category=Category.AXIOMATIC,
+                      requires=frozenset({"model"}), postprocess="abs",
+                      paper="Nguyen & Martinez 2020, On quantitative aspects of model interpretability")
+    defaults: ClassVar[dict[str, Any]] = {"eps": 1e-5, "patch": 1, "baseline": "zero", "score": "prob",
+                                          "max_batch": 256}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        def scores(images: Tensor, sample: Tensor) -> Tensor:
+            return self.scores(ctx, images, ctx.target[sample.to(ctx.target.device)]).to(ctx.x.device)
+
+        value = non_sensitivity(scores, ctx.x, normalise_by_max(saliency).to(ctx.x.device), self.baseline_image(ctx),
+                                eps=self.eps, patch=self.patch, max_batch=self.max_batch)
+        return MetricOutput(value=value.to(saliency.device))
+
+
+@metrics.register("input_invariance")
+class InputInvariance(Metric):
+    """Input invariance (Kindermans et al. 2017, "The (un)reliability of saliency methods"): shift
+    the input by a constant c and give the model the compensating shift, f2(x + c) = f1(x) (the
+    same function); a reliable explanation does not change. 1.0 if
+    max_i |s_i(f1, x) - s_i(f2, x + c)| <= atol max_i |s_i(f1, x)|, else 0.0. Higher is better.
+    Defaults: ``shift: -1.0`` (Quantus' ``input_shift``), ``atol: 1e-4`` (relative to the map's
+    maximum; Quantus: absolute), postprocess ``none``.
+
+    f2 is a copy of the model behind a forward pre-hook that subtracts c, exact everywhere.
+    Quantus 0.6.0 moves c into the first convolution's bias instead, from the smallest value of
+    the convolved constant image (``torch.unique(fw[i])[0]``): with zero padding that value comes
+    from a border position, so its f2 differs from f1 (an explainer that is invariant can fail);
+    and its ``perturb_batch`` passes ``indices[i][1:]``, so the first feature of every sample is
+    not shifted and even a gradient map fails. Given a shift of every feature and an unpadded first
+    layer, Quantus agrees with us (tests/metrics/test_complexity_axiomatic.py)."""
+
+    info = MetricInfo("input_invariance", higher_is_better=True, category=Category.AXIOMATIC,
+                      requires=frozenset({"model", "explainer"}),
+                      paper="Kindermans et al. 2017, The (un)reliability of saliency methods")
+    defaults: ClassVar[dict[str, Any]] = {"shift": -1.0, "atol": 1e-4}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        if ctx.explainer is None:
+            raise ValueError(f"{self.name}: needs the cell's explainer in EvalContext.explainer to re-explain")
+        model = shifted_model(ctx.model, self.shift)
+        with ctx.predict.watch(model):
+            shifted = ctx.explainer(model, ctx.x + self.shift, ctx.target)
+        shifted = apply_postprocess(shifted.detach().float().to(saliency.device), self.postprocess)
+        return MetricOutput(value=input_invariance(saliency, shifted, atol=self.atol))

@@ -1,0 +1,91 @@
+"""Axiomatic properties of an explanation (Sundararajan et al. 2017; Nguyen & Martinez 2020;
+Kindermans et al. 2017). Shapes: ``x (B, C, *spatial)``, ``saliency (B, *spatial)``, 2D or 3D;
+each function returns ``(B,)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from faithbench.metrics.functional.perturbation import pool_features
+
+Scores = Callable[[Tensor, Tensor], Tensor]  # (images (N, C, *spatial), sample index (N,)) -> target scores (N,)
+
+
+def completeness_gap(saliency: Tensor, score_x: Tensor, score_baseline: Tensor) -> Tensor:
+    """Completeness (Sundararajan et al. 2017, "Axiomatic attribution for deep networks"): the
+    attributions should sum to the change of the output between the baseline x̄ and x,
+    Σ_i s_i = f(x) - f(x̄). Returns the gap |Σ_i s_i - (f(x) - f(x̄))| ``(B,)``; 0 = complete."""
+    total = saliency.flatten(1).double().sum(1)
+    return (total - (score_x.double() - score_baseline.double())).abs().float()
+
+
+def feature_ids(spatial: tuple[int, ...], patch: int, device: torch.device | None = None) -> tuple[Tensor, int]:
+    """The feature index of every pixel/voxel ``(*spatial)`` and the number of features: pixels
+    (patch 1) or patch^d blocks (cut at the border), in raster order (that of ``pool_features``)."""
+    grid = [-(-size // patch) for size in spatial]
+    ids = torch.zeros(spatial, dtype=torch.long, device=device)
+    for axis, size in enumerate(spatial):
+        shape = [1] * len(spatial)
+        shape[axis] = size
+        ids = ids * grid[axis] + (torch.arange(size, device=device) // patch).reshape(shape)
+    return ids, math.prod(grid)
+
+
+def non_sensitivity(scores: Scores, x: Tensor, saliency: Tensor, baseline: Tensor, *, eps: float = 1e-5,
+                    patch: int = 1, max_batch: int = 256) -> Tensor:
+    """Non-sensitivity (Nguyen & Martinez 2020, "On quantitative aspects of model
+    interpretability"): a feature without attribution should not move the output, and a feature
+    that does not move the output should have no attribution. With features i (pixels, or
+    patch^d blocks), a_i = Σ |s| over the feature and Δ_i = |f(x) - f(x with feature i replaced
+    by ``baseline``)|, the share of features that break the rule,
+
+        |{i : a_i < eps} Δ {i : Δ_i < eps}| / F    (Δ: symmetric difference).
+
+    Lower is better. ``scores(images, sample) -> (N,)`` is the caller's counted forward of the
+    target score of the sample each image comes from; ``saliency`` should be divided by its
+    maximum first, so ``eps`` is relative."""
+    b = x.shape[0]
+    ids, n = feature_ids(tuple(x.shape[2:]), patch, x.device)
+    dims = x.ndim - 2
+    attribution = pool_features(saliency.abs(), patch).flatten(1) if patch > 1 else saliency.abs().flatten(1)
+    base = scores(x, torch.arange(b, device=x.device))
+    deltas = torch.empty((b, n), dtype=torch.float64, device=x.device)
+    pairs = torch.cartesian_prod(torch.arange(b, device=x.device), torch.arange(n, device=x.device))
+    for start in range(0, len(pairs), max_batch):
+        sb, sf = pairs[start : start + max_batch, 0], pairs[start : start + max_batch, 1]
+        inside = ids[None] == sf.reshape(-1, *[1] * dims)
+        images = torch.where(inside[:, None], baseline[sb], x[sb])
+        deltas[sb, sf] = (scores(images, sb).double() - base[sb].double()).abs()
+    violations = (attribution.to(x.device) < eps) ^ (deltas < eps)
+    return violations.double().mean(1).float()
+
+
+def shifted_model(model: nn.Module, shift: float) -> nn.Module:
+    """A copy of ``model`` that sees its input minus ``shift``: f2(z) = f1(z - shift), so
+    f2(x + shift) = f1(x) exactly (Kindermans et al. 2017 move the shift into the first layer's
+    bias; a forward pre-hook does the same without the zero-padding error at the borders)."""
+    work = copy.deepcopy(model)
+
+    def hook(_m: nn.Module, args: tuple) -> tuple:
+        return (args[0] - shift, *args[1:])
+
+    work.register_forward_pre_hook(hook)
+    return work
+
+
+def input_invariance(saliency: Tensor, shifted: Tensor, *, atol: float = 1e-4) -> Tensor:
+    """Input invariance (Kindermans et al. 2017, "The (un)reliability of saliency methods"): 1.0
+    if the explanation of the shifted model at x + c equals the original everywhere,
+    max_i |s_i - s'_i| <= atol max_i |s_i|, else 0.0 ``(B,)``."""
+    a, b = saliency.flatten(1).double(), shifted.flatten(1).double()
+    scale = a.abs().amax(1)
+    return ((a - b).abs().amax(1) <= atol * scale.clamp(min=1e-300)).float()
+
+
+__all__ = ["completeness_gap", "feature_ids", "input_invariance", "non_sensitivity", "shifted_model"]

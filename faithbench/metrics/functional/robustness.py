@@ -1,0 +1,175 @@
+"""Robustness of explanations to small input changes (Yeh et al. 2019; Alvarez-Melis & Jaakkola
+2018; Montavon et al. 2018; Dasgupta et al. 2022).
+
+Shapes: ``x (B, C, *spatial)``, ``saliency (B, *spatial)``, 2D or 3D. A set of ``S`` perturbed
+copies is ``x_perturbed (S, B, C, *spatial)`` and their re-explanations ``perturbed (S, B,
+*spatial)``. Every score maps these to ``(S, B)`` (one value per draw) and a reduction (max or mean
+over the draws, NaN draws left out) to ``(B,)``. Lower is better for all of them but
+``consistency``.
+
+Perturbations are drawn by :func:`uniform_noise` / :func:`gaussian_noise` from a seeded
+``torch.Generator`` (on the CPU, then moved to x's device), or passed in: a caller (a test, a
+cross-check against Quantus) can feed identical perturbations to both sides.
+
+Re-explaining: :func:`explain_perturbed` calls ``explain(x, target, call)`` once per group of
+``draws_per_call`` draws (``call`` = the group's index, for the caller to seed a stochastic
+explainer per call, so results never depend on memory chunking).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+ExplainCall = Callable[[Tensor, Tensor, int], Tensor]
+
+
+# --- perturbations ----------------------------------------------------------------------
+def uniform_noise(x: Tensor, n: int, radius: float, generator: torch.Generator | None = None) -> Tensor:
+    """``n`` copies of x plus i.i.d. U(-radius, radius) noise per element: ``(n, *x.shape)``
+    (Quantus' ``batch_uniform_noise`` with ``lower_bound = radius``)."""
+    noise = (torch.rand((n, *x.shape), generator=generator) * 2 - 1) * radius
+    return x[None] + noise.to(device=x.device, dtype=x.dtype)
+
+
+def gaussian_noise(x: Tensor, n: int, std: float, generator: torch.Generator | None = None) -> Tensor:
+    """``n`` copies of x plus i.i.d. N(0, std²) noise per element: ``(n, *x.shape)``."""
+    noise = torch.randn((n, *x.shape), generator=generator) * std
+    return x[None] + noise.to(device=x.device, dtype=x.dtype)
+
+
+def translations(x: Tensor, steps: int, fill: str | float = "min") -> Tensor:
+    """Copies of x shifted along the last spatial axis (width), ``(steps, *x.shape)``.
+
+    With W the width, dx = (2W + 1) // steps and shift_k = -W + k dx for k = 1..steps (Quantus
+    0.6.0's ``Continuity``); the uncovered columns take ``fill``: ``"min"`` the sample's minimum
+    (Quantus' ``"black"``) or a number.
+    """
+    w = x.shape[-1]
+    dx = (2 * w + 1) // steps
+    if dx < 1:
+        raise ValueError(f"continuity: {steps} steps on a width of {w}; expected at most {2 * w + 1} steps")
+    b = x.shape[0]
+    if fill == "min":
+        value = x.reshape(b, -1).amin(1).reshape(b, *[1] * (x.ndim - 1))
+    else:
+        value = torch.full((b, *[1] * (x.ndim - 1)), float(fill), dtype=x.dtype, device=x.device)
+    out = []
+    for k in range(1, steps + 1):
+        shift = -w + k * dx
+        shifted = value.expand_as(x).clone()
+        if abs(shift) >= w:
+            pass  # shifted out entirely: all fill
+        elif shift >= 0:
+            shifted[..., shift:] = x[..., : w - shift]
+        else:
+            shifted[..., : w + shift] = x[..., -shift:]
+        out.append(shifted)
+    return torch.stack(out)
+
+
+def explain_perturbed(explain: ExplainCall, x_perturbed: Tensor, target: Tensor, *,
+                      draws_per_call: int = 1) -> Tensor:
+    """Re-explain ``x_perturbed (S, B, C, *spatial)`` for ``target (B,)``: ``(S, B, *spatial)``.
+    ``draws_per_call`` draws (``draws_per_call * B`` images) go into one call of ``explain``."""
+    s, b = x_perturbed.shape[:2]
+    out = []
+    for call, start in enumerate(range(0, s, draws_per_call)):
+        group = x_perturbed[start : start + draws_per_call]
+        g = group.shape[0]
+        maps = explain(group.reshape(g * b, *group.shape[2:]), target.repeat(g), call)
+        out.append(maps.reshape(g, b, *maps.shape[1:]))
+    return torch.cat(out)
+
+
+def prediction_changed(logits: Tensor, perturbed_logits: Tensor) -> Tensor:
+    """``(S, B)`` True where the argmax class of a perturbed copy differs from the original's
+    (``logits (B, K)``, ``perturbed_logits (S, B, K)``)."""
+    return perturbed_logits.argmax(-1) != logits.argmax(-1)[None]
+
+
+# --- scores per draw --------------------------------------------------------------------
+def _flat(t: Tensor, lead: int) -> Tensor:
+    return t.reshape(*t.shape[:lead], -1).double()
+
+
+def sensitivity(saliency: Tensor, perturbed: Tensor) -> Tensor:
+    """Yeh et al. (2019) sensitivity per draw, normalised as Quantus does:
+    ``||Φ(x) - Φ(x')||_F / ||Φ(x)||_F`` -> ``(S, B)`` (NaN where Φ(x) is all zeros)."""
+    a, pa = _flat(saliency, 1), _flat(perturbed, 2)
+    num = (a[None] - pa).norm(dim=-1)
+    den = a.norm(dim=-1)[None]
+    return torch.where(den > 0, num / den, torch.full_like(num, float("nan")))
+
+
+def lipschitz_ratio(saliency: Tensor, perturbed: Tensor, x: Tensor, x_perturbed: Tensor) -> Tensor:
+    """Local Lipschitz ratio per draw (Alvarez-Melis & Jaakkola 2018):
+    ``||Φ(x) - Φ(x')||_2 / (||x - x'||_2 + 1e-10)`` -> ``(S, B)``."""
+    num = (_flat(saliency, 1)[None] - _flat(perturbed, 2)).norm(dim=-1)
+    den = (_flat(x, 1)[None] - _flat(x_perturbed, 2)).norm(dim=-1)
+    return num / (den + 1e-10)
+
+
+def continuity_ratio(saliency: Tensor, perturbed: Tensor, x: Tensor, x_perturbed: Tensor) -> Tensor:
+    """Continuity ratio per draw (Montavon et al. 2018): ``||R(x) - R(x')||_1 / (||x - x'||_2 + 1e-9)``
+    -> ``(S, B)``; NaN where x' = x (Quantus' translations include the shift 0, which is no
+    neighbour: a re-seeded stochastic explainer would score ~1e9 there)."""
+    num = (_flat(saliency, 1)[None] - _flat(perturbed, 2)).abs().sum(-1)
+    den = (_flat(x, 1)[None] - _flat(x_perturbed, 2)).norm(dim=-1)
+    return torch.where(den > 0, num / (den + 1e-9), torch.full_like(num, float("nan")))
+
+
+def reduce_draws(values: Tensor, how: str = "max", changed: Tensor | None = None) -> Tensor:
+    """``(S, B)`` -> ``(B,)``: max or mean over the draws, leaving out NaN draws and those whose
+    prediction ``changed (S, B)``; NaN where no draw is left."""
+    values = values.double()
+    keep = torch.isfinite(values)
+    if changed is not None:
+        keep &= ~changed.to(values.device)
+    n = keep.sum(0)
+    if how == "max":
+        out = torch.where(keep, values, torch.full_like(values, -torch.inf)).amax(0)
+    elif how == "mean":
+        out = torch.where(keep, values, torch.zeros_like(values)).sum(0) / n.clamp(min=1)
+    else:
+        raise ValueError(f"expected reduction 'max' or 'mean', got {how!r}")
+    return torch.where(n > 0, out, torch.full_like(out, float("nan"))).float()
+
+
+def normalise_by_max(saliency: Tensor, lead: int = 1) -> Tensor:
+    """Divide each map by its maximum |value| (over the spatial axes after ``lead`` leading axes);
+    an all-zero map is left as it is. Per sample, unlike Quantus 0.6.0's ``normalise_by_max``,
+    whose default axes take one maximum over the whole batch."""
+    peak = saliency.reshape(*saliency.shape[:lead], -1).abs().amax(-1)
+    peak = torch.where(peak > 0, peak, torch.ones_like(peak))
+    return saliency / peak.reshape(*peak.shape, *[1] * (saliency.ndim - lead))
+
+
+# --- consistency ------------------------------------------------------------------------
+def argmax_cell(saliency: Tensor, grid: int = 4) -> Tensor:
+    """A discrete explanation: the index of the cell of a ``grid`` per axis partition that holds
+    the most saliency mass (ties: the first cell), ``(B,)`` long. 2D: grid² cells; 3D: grid³."""
+    dims = saliency.ndim - 1
+    pool = torch.nn.functional.adaptive_avg_pool2d if dims == 2 else torch.nn.functional.adaptive_avg_pool3d
+    cells = pool(saliency[:, None].float(), grid)[:, 0]
+    return cells.flatten(1).argmax(1)
+
+
+def consistency(discrete: Tensor, predicted: Tensor) -> Tensor:
+    """Consistency (Dasgupta et al. 2022): for each sample i, the share of the other samples j
+    of the batch with the same discrete explanation e_j = e_i that also have the same predicted
+    class, P(f(x_j) = f(x_i) | e(x_j) = e(x_i), j != i) -> ``(B,)``; NaN where no other sample
+    shares e_i. ``discrete (B,)``: any hashable label per sample as integers; ``predicted (B,)``."""
+    same_e = discrete[None] == discrete[:, None]
+    same_e.fill_diagonal_(False)
+    same_y = predicted[None] == predicted[:, None]
+    n = same_e.sum(1)
+    value = (same_e & same_y).sum(1).double() / n.clamp(min=1)
+    return torch.where(n > 0, value, torch.full_like(value, float("nan"))).float()
+
+
+__all__ = ["argmax_cell", "consistency", "continuity_ratio", "explain_perturbed", "gaussian_noise",
+           "lipschitz_ratio", "normalise_by_max", "prediction_changed", "reduce_draws", "sensitivity",
+           "translations", "uniform_noise"]

@@ -1,0 +1,238 @@
+"""Robustness metrics: does the explanation stay put when the input barely changes?
+
+Every metric here but ``consistency`` re-explains perturbed copies of x with the cell's explainer
+(``ctx.explainer``), seeded noise from ``ctx.generator(salt)``; the explainer's forward passes are
+counted into ``ctx.predict`` (so they land in cost.csv). Re-explanations get the metric's
+post-processing, like the original saliency. A stochastic explainer (``random``, RISE, SmoothGrad)
+is re-seeded for every call from its seed and the call's index: each re-explanation is an
+independent call, as each ``explain_func`` call is in Quantus, and the ``random`` control then
+scores as the chance level it stands for (its noise is not the same map for every input).
+
+Shared parameters: ``nr_samples`` (perturbed copies per sample; Quantus defaults to 200, we to 10
+for cost), ``draws_per_call`` (copies re-explained per explainer call: bounds memory; a
+deterministic explainer gives the same values for any setting), ``nan_if_prediction_changes``
+(leave out copies whose predicted class differs from x's; NaN if none is left).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, ClassVar
+
+from torch import Tensor
+
+from faithbench.configurable import ParameterError
+from faithbench.metrics.base import EvalContext, Metric, MetricOutput
+from faithbench.metrics.base import postprocess as apply_postprocess
+from faithbench.metrics.functional.robustness import (argmax_cell, consistency, continuity_ratio, explain_perturbed,
+                                                       gaussian_noise, lipschitz_ratio, normalise_by_max,
+                                                       prediction_changed, reduce_draws, sensitivity, translations,
+                                                       uniform_noise)
+from faithbench.registry import metrics
+from faithbench.types import Category, MetricInfo
+
+SALT_NOISE = 21  # generator salt of the input noise
+_CALL_SEED = 7919  # re-explanation call k of an explainer seeded s runs with seed s * 1_000_003 + 7919 (k + 1)
+
+_SHARED: dict[str, Any] = {"nr_samples": 10, "draws_per_call": 1, "nan_if_prediction_changes": False}
+
+
+def reexplainer(ctx: EvalContext, postprocess: str) -> Callable[[Tensor, Tensor, int], Tensor]:
+    """``explain(xs, target, call)`` for :func:`explain_perturbed`: the cell's explainer on
+    ``ctx.model``, re-seeded per call, counted into ``ctx.predict``, post-processed."""
+    if ctx.explainer is None:
+        raise ValueError("robustness metrics re-explain perturbed inputs: EvalContext.explainer is None")
+
+    def explain(xs: Tensor, target: Tensor, call: int) -> Tensor:
+        explainer = ctx.explainer
+        if isinstance(getattr(explainer, "seed", None), int):
+            explainer = copy.copy(explainer)
+            explainer.seed = ctx.explainer.seed * 1_000_003 + _CALL_SEED * (call + 1)
+        with ctx.predict.watch(ctx.model):
+            maps = explainer(ctx.model, xs, target)
+        return apply_postprocess(maps.detach().float(), postprocess)
+    return explain
+
+
+class RobustnessMetric(Metric):
+    """Shared machinery: validated parameters, perturbed copies and their re-explanations."""
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        for key in ("nr_samples", "draws_per_call"):
+            if key in self.params and self.params[key] < 1:
+                raise ParameterError(f"{self.name}: parameter {key!r} must be >= 1, got {self.params[key]}")
+
+    def noise_key(self, ctx: EvalContext) -> tuple:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def make_noisy(self, ctx: EvalContext) -> Tensor:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    # -- memoised in ctx.memo under everything they depend on, so metrics with the same noise
+    #    parameters on one batch (max/avg sensitivity; RIS/RRS/ROS) perturb and re-explain once
+    def noisy(self, ctx: EvalContext) -> Tensor:
+        key = ("robust_x", self.noise_key(ctx))
+        if key not in ctx.memo:
+            ctx.memo[key] = self.make_noisy(ctx)
+        return ctx.memo[key]
+
+    def reexplain(self, ctx: EvalContext, x_perturbed: Tensor) -> Tensor:
+        key = ("robust_maps", self.noise_key(ctx), self.draws_per_call, self.postprocess, id(ctx.saliency))
+        if key not in ctx.memo:
+            maps = explain_perturbed(reexplainer(ctx, self.postprocess), x_perturbed, ctx.target,
+                                     draws_per_call=self.draws_per_call)
+            ctx.memo[key] = maps.to(ctx.saliency.device)
+        return ctx.memo[key]
+
+    def perturbed_logits(self, ctx: EvalContext, x_perturbed: Tensor) -> Tensor:
+        """Logits of the perturbed copies ``(S, B, K)`` (one counted forward each, memoised)."""
+        key = ("robust_logits", self.noise_key(ctx))
+        if key not in ctx.memo:
+            s, b = x_perturbed.shape[:2]
+            ctx.memo[key] = ctx.predict(x_perturbed.reshape(s * b, *x_perturbed.shape[2:])).reshape(s, b, -1)
+        return ctx.memo[key]
+
+    def changed(self, ctx: EvalContext, x_perturbed: Tensor) -> Tensor | None:
+        if not self.nan_if_prediction_changes:
+            return None
+        return prediction_changed(ctx.predict(ctx.x), self.perturbed_logits(ctx, x_perturbed))
+
+
+@metrics.register("max_sensitivity")
+class MaxSensitivity(RobustnessMetric):
+    """Max-sensitivity (Yeh et al. 2019, "On the (in)fidelity and sensitivity of explanations"),
+    normalised as in Quantus:
+
+        SENS_max = max_{x' = x + u, u ~ U(-r, r)^d} ||Φ(x) - Φ(x')||_F / ||Φ(x)||_F
+
+    over ``nr_samples`` seeded draws. Lower is better. Defaults: ``radius: 0.2`` (Quantus'
+    ``lower_bound``), 10 draws, postprocess ``none``."""
+
+    info = MetricInfo("max_sensitivity", higher_is_better=False, category=Category.ROBUSTNESS,
+                      requires=frozenset({"model", "explainer"}),
+                      paper="Yeh et al. 2019, On the (in)fidelity and sensitivity of explanations")
+    defaults: ClassVar[dict[str, Any]] = {**_SHARED, "radius": 0.2}
+    reduction: ClassVar[str] = "max"
+
+    def noise_key(self, ctx: EvalContext) -> tuple:
+        return ("uniform", self.nr_samples, float(self.radius))
+
+    def make_noisy(self, ctx: EvalContext) -> Tensor:
+        return uniform_noise(ctx.x, self.nr_samples, self.radius, ctx.generator(SALT_NOISE))
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        x_perturbed = self.noisy(ctx)
+        values = sensitivity(saliency, self.reexplain(ctx, x_perturbed))
+        return MetricOutput(value=reduce_draws(values, self.reduction, self.changed(ctx, x_perturbed)))
+
+
+@metrics.register("avg_sensitivity")
+class AvgSensitivity(MaxSensitivity):
+    """Average sensitivity (Yeh et al. 2019): as ``max_sensitivity`` with the mean over the draws,
+
+        SENS_avg = E_{u ~ U(-r, r)^d} ||Φ(x) - Φ(x + u)||_F / ||Φ(x)||_F.
+
+    Lower is better. Defaults: ``radius: 0.2``, 10 draws, postprocess ``none``."""
+
+    info = MetricInfo("avg_sensitivity", higher_is_better=False, category=Category.ROBUSTNESS,
+                      requires=frozenset({"model", "explainer"}),
+                      paper="Yeh et al. 2019, On the (in)fidelity and sensitivity of explanations")
+    reduction = "mean"
+
+
+@metrics.register("local_lipschitz")
+class LocalLipschitz(RobustnessMetric):
+    """Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018, "On the robustness of
+    interpretability methods"):
+
+        L(x) = max_{x' = x + ε, ε ~ N(0, σ²)^d} ||Φ(x) - Φ(x')||_2 / (||x - x'||_2 + 1e-10)
+
+    over ``nr_samples`` seeded draws; with ``normalise`` each map is first divided by its max |value|
+    (per sample). Lower is better. Defaults: ``std: 0.1``, 10 draws, ``normalise: true``,
+    postprocess ``none``."""
+
+    info = MetricInfo("local_lipschitz", higher_is_better=False, category=Category.ROBUSTNESS,
+                      requires=frozenset({"model", "explainer"}),
+                      paper="Alvarez-Melis & Jaakkola 2018, On the robustness of interpretability methods")
+    defaults: ClassVar[dict[str, Any]] = {**_SHARED, "std": 0.1, "normalise": True}
+
+    def noise_key(self, ctx: EvalContext) -> tuple:
+        return ("gaussian", self.nr_samples, float(self.std))
+
+    def make_noisy(self, ctx: EvalContext) -> Tensor:
+        return gaussian_noise(ctx.x, self.nr_samples, self.std, ctx.generator(SALT_NOISE))
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        x_perturbed = self.noisy(ctx)
+        perturbed = self.reexplain(ctx, x_perturbed)
+        if self.normalise:
+            saliency, perturbed = normalise_by_max(saliency), normalise_by_max(perturbed, 2)
+        values = lipschitz_ratio(saliency, perturbed, ctx.x.to(saliency.device), x_perturbed.to(saliency.device))
+        return MetricOutput(value=reduce_draws(values, "max", self.changed(ctx, x_perturbed)))
+
+
+@metrics.register("continuity")
+class Continuity(RobustnessMetric):
+    """Continuity (Montavon et al. 2018, "Methods for interpreting and understanding deep neural
+    networks"), on translated copies as in Quantus 0.6.0:
+
+        C(x) = max_k ||R(x) - R(x'_k)||_1 / (||x - x'_k||_2 + 1e-9)
+
+    with x'_k = x shifted by -W + k dx pixels along the width (dx = (2W + 1) // steps, k = 1..steps;
+    see :func:`~faithbench.metrics.functional.robustness.translations`); the uncovered columns
+    take ``fill``: ``min`` (the sample's minimum, Quantus' "black") or ``background`` (the
+    dataset's). A copy equal to x (the shift 0, or a constant row) is left out: it is no neighbour
+    (Quantus keeps it, and scores ~1e9 for an explainer whose re-explanation differs). With
+    ``normalise`` each map is divided by its max |value| per sample. Lower is
+    better. Defaults: ``steps: 28``, ``fill: min``, ``normalise: true``, postprocess ``abs``."""
+
+    info = MetricInfo("continuity", higher_is_better=False, category=Category.ROBUSTNESS,
+                      requires=frozenset({"model", "explainer"}), postprocess="abs",
+                      paper="Montavon et al. 2018, Methods for interpreting and understanding deep neural networks")
+    defaults: ClassVar[dict[str, Any]] = {"steps": 28, "fill": "min", "normalise": True, "draws_per_call": 1,
+                                          "nan_if_prediction_changes": False}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.fill not in ("min", "background"):
+            raise ParameterError(f"{self.name}: parameter 'fill' expects min or background, got {self.fill!r}")
+
+    def noise_key(self, ctx: EvalContext) -> tuple:
+        return ("shift", self.steps, self.fill, float(ctx.background))
+
+    def make_noisy(self, ctx: EvalContext) -> Tensor:
+        return translations(ctx.x, self.steps, "min" if self.fill == "min" else float(ctx.background))
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        x_shifted = self.noisy(ctx)
+        perturbed = self.reexplain(ctx, x_shifted)
+        if self.normalise:
+            saliency, perturbed = normalise_by_max(saliency), normalise_by_max(perturbed, 2)
+        values = continuity_ratio(saliency, perturbed, ctx.x.to(saliency.device), x_shifted.to(saliency.device))
+        return MetricOutput(value=reduce_draws(values, "max", self.changed(ctx, x_shifted)))
+
+
+@metrics.register("consistency")
+class Consistency(Metric):
+    """Consistency (Dasgupta et al. 2022, "Framework for evaluating faithfulness of local
+    explanations"): explanations that agree should come with predictions that agree,
+
+        C(x_i) = P(f(x_j) = f(x_i) | e(x_j) = e(x_i), j ≠ i)
+
+    over the other samples j of the batch, with the discrete explanation e(x) = the cell of a
+    ``grid``-per-axis partition holding the most saliency mass. NaN where no other sample of the
+    batch shares e(x_i): the value depends on the batch (the batch is the sample of the data
+    distribution the definition needs). Higher is better. Defaults: ``grid: 4``, postprocess
+    ``abs``. Quantus' default discretisation (``top_n_sign``) hashes the signs of the first 5
+    entries of the flattened map, not the 5 largest: after ``abs`` every map gets the same label."""
+
+    info = MetricInfo("consistency", higher_is_better=True, category=Category.ROBUSTNESS,
+                      requires=frozenset({"model"}), postprocess="abs",
+                      paper="Dasgupta et al. 2022, Framework for evaluating faithfulness of local explanations")
+    defaults: ClassVar[dict[str, Any]] = {"grid": 4}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        predicted = ctx.predict(ctx.x).argmax(-1).to(saliency.device)
+        return MetricOutput(value=consistency(argmax_cell(saliency, self.grid), predicted))
+

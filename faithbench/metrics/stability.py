@@ -1,0 +1,111 @@
+"""Relative stability metrics (Agarwal et al. 2022): the change of the explanation relative to
+the change of the input (RIS), of an internal representation (RRS) or of the logits (ROS), at
+the worst of ``nr_samples`` uniformly perturbed copies. Formulas:
+:mod:`faithbench.metrics.functional.stability`. Shared machinery (re-explaining, re-seeding,
+counting): :mod:`faithbench.metrics.robustness`.
+
+Defaults follow Quantus 0.6.0: U(-0.02, 0.02) noise (``radius``), ε_min = 1e-6, copies whose
+predicted class changed are left out (``nan_if_prediction_changes: true``), postprocess ``none``;
+10 draws instead of Quantus' 200.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from faithbench.metrics.base import EvalContext, MetricOutput
+from faithbench.metrics.functional.robustness import reduce_draws, uniform_noise
+from faithbench.metrics.functional.stability import (relative_input_stability, relative_output_stability,
+                                                      relative_representation_stability, representation_reader)
+from faithbench.metrics.robustness import SALT_NOISE, RobustnessMetric
+from faithbench.registry import metrics
+from faithbench.types import Category, MetricInfo
+
+_PAPER = "Agarwal et al. 2022, Rethinking stability for attribution-based explanations"
+_DEFAULTS: dict[str, Any] = {"nr_samples": 10, "radius": 0.02, "eps_min": 1e-6, "draws_per_call": 1,
+                             "nan_if_prediction_changes": True}
+
+
+class RelativeStability(RobustnessMetric):
+    def noise_key(self, ctx: EvalContext) -> tuple:
+        return ("uniform", self.nr_samples, float(self.radius))
+
+    def make_noisy(self, ctx: EvalContext) -> Tensor:
+        return uniform_noise(ctx.x, self.nr_samples, self.radius, ctx.generator(SALT_NOISE))
+
+    def ratios(self, ctx: EvalContext, saliency: Tensor, x_perturbed: Tensor, perturbed: Tensor) -> Tensor:
+        raise NotImplementedError  # pragma: no cover
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        x_perturbed = self.noisy(ctx)
+        perturbed = self.reexplain(ctx, x_perturbed)
+        values = self.ratios(ctx, saliency, x_perturbed, perturbed)
+        return MetricOutput(value=reduce_draws(values, "max", self.changed(ctx, x_perturbed)))
+
+
+@metrics.register("relative_input_stability")
+class RelativeInputStability(RelativeStability):
+    """Relative input stability (Agarwal et al. 2022):
+
+        RIS(x) = max_{x'} ||(e_x - e_x') / e_x||_2 / max(||(x - x') / x||_2, ε_min)
+
+    over x' = x + U(-r, r)^d. Lower is better. Defaults: ``radius: 0.02``, 10 draws, ``eps_min:
+    1e-6``, ``nan_if_prediction_changes: true``, postprocess ``none``."""
+
+    info = MetricInfo("relative_input_stability", higher_is_better=False, category=Category.ROBUSTNESS,
+                      requires=frozenset({"model", "explainer"}), paper=_PAPER)
+    defaults: ClassVar[dict[str, Any]] = dict(_DEFAULTS)
+
+    def ratios(self, ctx: EvalContext, saliency: Tensor, x_perturbed: Tensor, perturbed: Tensor) -> Tensor:
+        return relative_input_stability(ctx.x.to(saliency.device), x_perturbed.to(saliency.device), saliency,
+                                        perturbed, eps_min=self.eps_min)
+
+
+@metrics.register("relative_representation_stability")
+class RelativeRepresentationStability(RelativeStability):
+    """Relative representation stability (Agarwal et al. 2022):
+
+        RRS(x) = max_{x'} ||(e_x - e_x') / e_x||_2 / max(||(L_x - L_x') / L_x||_2, ε_min)
+
+    with L_x the representation read at ``layer``: by default (``null``) the input of the last
+    ``nn.Linear`` of the forward pass, the pre-logit features (a timm ResNet's pooled features
+    before ``fc``, a timm ViT's pooled token before ``head``, ``small_cnn``'s pooled features
+    before ``head``); or the output of the named module (a key of ``model.named_modules()``).
+    Lower is better. Defaults: ``layer: null``, ``radius: 0.02``, 10 draws, ``eps_min: 1e-6``,
+    ``nan_if_prediction_changes: true``, postprocess ``none``."""
+
+    info = MetricInfo("relative_representation_stability", higher_is_better=False, category=Category.ROBUSTNESS,
+                      requires=frozenset({"model", "explainer"}), paper=_PAPER)
+    defaults: ClassVar[dict[str, Any]] = {**_DEFAULTS, "layer": None}
+
+    def ratios(self, ctx: EvalContext, saliency: Tensor, x_perturbed: Tensor, perturbed: Tensor) -> Tensor:
+        read = representation_reader(ctx.model, ctx.x, self.layer, ctx.predict)
+        s, b = x_perturbed.shape[:2]
+        features = read(ctx.predict, ctx.x)
+        flat = x_perturbed.reshape(s * b, *x_perturbed.shape[2:])
+        perturbed_features = read(ctx.predict, flat).reshape(s, b, -1)
+        return relative_representation_stability(features.to(saliency.device),
+                                                 perturbed_features.to(saliency.device), saliency, perturbed,
+                                                 eps_min=self.eps_min)
+
+
+@metrics.register("relative_output_stability")
+class RelativeOutputStability(RelativeStability):
+    """Relative output stability (Agarwal et al. 2022):
+
+        ROS(x) = max_{x'} ||(e_x - e_x') / e_x||_2 / max(||h(x) - h(x')||_2, ε_min)
+
+    with h the logits. Lower is better. Defaults: ``radius: 0.02``, 10 draws, ``eps_min: 1e-6``,
+    ``nan_if_prediction_changes: true``, postprocess ``none``."""
+
+    info = MetricInfo("relative_output_stability", higher_is_better=False, category=Category.ROBUSTNESS,
+                      requires=frozenset({"model", "explainer"}), paper=_PAPER)
+    defaults: ClassVar[dict[str, Any]] = dict(_DEFAULTS)
+
+    def ratios(self, ctx: EvalContext, saliency: Tensor, x_perturbed: Tensor, perturbed: Tensor) -> Tensor:
+        logits = ctx.predict(ctx.x)
+        perturbed_logits = self.perturbed_logits(ctx, x_perturbed)
+        return relative_output_stability(logits.to(saliency.device), perturbed_logits.to(saliency.device), saliency,
+                                         perturbed, eps_min=self.eps_min)

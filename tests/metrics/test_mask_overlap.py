@@ -1,0 +1,135 @@
+"""Attribution localisation, top-k intersection, ROC AUC and Focus: known answers, controls and
+Quantus 0.6.0 on identical inputs (tie-free maps; Quantus breaks ties by index order, we by a
+seeded permutation)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from faithbench.metrics import ROCAUC, AttributionLocalisation, Focus, TopKIntersection
+from faithbench.metrics.functional import (attribution_localisation, build_mosaic, focus, mosaic_plan, roc_auc,
+                                           top_k_intersection)
+from faithbench.registry import explainers
+
+quantus = pytest.importorskip("quantus")
+
+TOP_ROW = torch.tensor([[[True, True], [False, False]]])
+
+
+def test_known_answers():
+    s = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
+    assert attribution_localisation(s, TOP_ROW).item() == pytest.approx(0.3)
+    assert attribution_localisation(s, TOP_ROW, weighted=True).item() == pytest.approx(0.6)  # 0.3 x 4 / 2
+    desc = torch.tensor([[[4.0, 3.0], [2.0, 1.0]]])
+    assert top_k_intersection(desc, TOP_ROW, 2).item() == 1.0
+    assert top_k_intersection(desc, TOP_ROW, 3).item() == pytest.approx(2 / 3)
+    assert roc_auc(torch.tensor([[[4.0, 1.0], [3.0, 2.0]]]), torch.tensor([[[True, False], [True, False]]])).item() == 1
+    assert roc_auc(torch.ones(1, 2, 2), TOP_ROW).item() == 0.5  # ties count one half
+    assert math.isnan(roc_auc(s, torch.ones(1, 2, 2, dtype=torch.bool)).item())
+    assert math.isnan(attribution_localisation(s, torch.zeros(1, 2, 2, dtype=torch.bool)).item())
+    with pytest.raises(ValueError, match="1 <= k <= 4"):
+        top_k_intersection(s, TOP_ROW, 5)
+
+
+def _masks(b, size, gen):
+    mask = torch.zeros(b, size, size, dtype=torch.bool)
+    mask[:, 2:6, 3:7] = True
+    mask[-1] = torch.rand(size, size, generator=gen) < 0.3
+    return mask
+
+
+def _run(metric, sal, mask, **kw):
+    x = np.zeros((len(sal), 1, *sal.shape[1:]), dtype=np.float32)
+    return np.array(metric(model=None, x_batch=x, y_batch=np.zeros(len(sal), dtype=int),
+                           a_batch=sal[:, None].numpy().copy(), s_batch=mask[:, None].numpy().astype(np.float32),
+                           **kw), dtype=float)
+
+
+def test_mask_overlap_equals_quantus(make_ctx, tiny_cnn):
+    gen = torch.Generator().manual_seed(0)
+    sal = torch.rand(4, 10, 10, generator=gen) - 0.2
+    mask = _masks(4, 10, gen)
+    ctx = make_ctx(tiny_cnn(), torch.rand(4, 1, 10, 10), sal, masks={"lesion": mask})
+    ours = AttributionLocalisation()(ctx)
+    assert np.allclose(ours.value.numpy(), _run(quantus.AttributionLocalisation(disable_warnings=True), sal, mask),
+                       atol=1e-6)
+    assert torch.allclose(ours.chance, mask.flatten(1).float().mean(1))
+    ours = TopKIntersection(k=10)(ctx).value.numpy()
+    assert np.allclose(ours, _run(quantus.TopKIntersection(k=10, disable_warnings=True), sal, mask), atol=1e-6)
+    assert np.allclose(ROCAUC()(ctx).value.numpy(), _run(quantus.AUC(disable_warnings=True), sal, mask), atol=1e-6)
+    # ties (a 5 x 5 grid upsampled to 10 x 10): sklearn's ROC counts a tie one half, as we do
+    tied = torch.rand(4, 5, 5, generator=gen).repeat_interleave(2, 1).repeat_interleave(2, 2)
+    assert np.allclose(roc_auc(tied, mask).numpy(), _run(quantus.AUC(disable_warnings=True), tied, mask), atol=1e-6)
+    # k as a fraction: round(0.1 x 100) = 10 features
+    assert np.allclose(TopKIntersection(k=0, fraction=0.1)(ctx).value.numpy(), ours)
+
+
+def test_mosaic_layout_equals_quantus():
+    x = torch.arange(4 * 2 * 3 * 4, dtype=torch.float32).reshape(4, 2, 3, 4)
+    tiles = torch.tensor([[2, 0, 3, 1]])
+    from quantus.functions.mosaic_func import build_single_mosaic
+
+    theirs = build_single_mosaic([x[i].numpy() for i in tiles[0]])
+    assert np.array_equal(build_mosaic(x, tiles)[0].numpy(), theirs)
+    vol = torch.rand(2, 1, 3, 4, 5)
+    assert build_mosaic(vol, torch.tensor([[0, 1, 1, 0]])).shape == (1, 1, 3, 8, 10)
+
+
+def test_mosaic_plan_seeded_and_valid():
+    label = torch.tensor([0, 0, 1, 1, 2])
+    member = label[:, None] == label[None, :]
+    tiles, is_target, valid = mosaic_plan(member, torch.Generator().manual_seed(0))
+    assert valid.tolist() == [True, True, True, True, False]  # class 2 has no second sample
+    for i in range(4):
+        assert i in tiles[i].tolist() and is_target[i].sum() == 2
+        assert (label[tiles[i]] == label[i]).tolist() == is_target[i].tolist()
+    again = mosaic_plan(member, torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], tiles) and torch.equal(again[1], is_target)
+
+
+def test_focus_equals_quantus():
+    gen = torch.Generator().manual_seed(0)
+    maps = torch.rand(3, 8, 8, generator=gen) - 0.3
+    is_target = torch.tensor([[True, False, True, False], [False, True, False, True], [True, True, False, False]])
+    ours = focus(maps, is_target).numpy()
+    theirs = quantus.Focus(normalise=False, disable_warnings=True).evaluate_batch(
+        a_batch=maps[:, None].numpy(), c_batch=[tuple(int(v) for v in row) for row in is_target])
+    assert np.allclose(ours, theirs, atol=1e-6)
+
+
+class _Brightness:
+    """A model-free 'explainer' that returns the image: bright tiles get the relevance."""
+
+    seed = 0
+
+    def __call__(self, model, x, target):
+        return x.mean(1)
+
+
+class _Pool(nn.Module):
+    def __init__(self, dims: int = 2) -> None:
+        super().__init__()
+        self.fc = nn.Linear(1, 2)
+
+    def forward(self, x):
+        return self.fc(x.flatten(2).mean(2))
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_focus_known_answer_and_random_chance(make_ctx, dims):
+    label = torch.tensor([1, 1, 1, 0, 0, 0])
+    x = label.float().reshape(6, 1, *[1] * dims).expand(6, 1, *[8] * dims).clone()  # class 1 bright, 0 dark
+    model = _Pool()
+    ctx = make_ctx(model, x, x[:, 0], target=torch.ones(6, dtype=torch.long), explainer=_Brightness())
+    ctx.label = label
+    out = Focus()(ctx)
+    # all relevance on the target-class tiles; for the class-0 samples (explained for class 1, as
+    # if mispredicted) the mosaic holds two class-1 samples, not x_i
+    assert torch.allclose(out.value, torch.ones(6))
+    random = explainers.get("random")(seed=0)
+    ctx = make_ctx(model, x, random(model, x, ctx.target), target=ctx.target, explainer=random)
+    ctx.label = label
+    assert ((Focus()(ctx).value - 0.5).abs() < 0.08).all()

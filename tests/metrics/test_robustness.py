@@ -1,0 +1,156 @@
+"""Robustness metrics: hand-computed known answers, controls, 2D/3D, cost counting."""
+
+import math
+
+import pytest
+import torch
+
+from faithbench.metrics import (AvgSensitivity, Consistency, Continuity, LocalLipschitz, MaxSensitivity,
+                                RelativeInputStability, RelativeOutputStability, RelativeRepresentationStability)
+from faithbench.metrics.functional import (argmax_cell, consistency, continuity_ratio, lipschitz_ratio, reduce_draws,
+                                           relative_input_stability, relative_output_stability,
+                                           relative_representation_stability,
+                                           representation_reader, sensitivity, translations, uniform_noise)
+from faithbench.registry import explainers
+
+
+def _explainer(name):
+    return explainers.get(name)(seed=0)
+
+
+def test_sensitivity_known_answer():
+    a = torch.tensor([[[3.0, 4.0]]])  # ||a|| = 5
+    perturbed = torch.tensor([[[[3.0, 0.0]]], [[[0.0, 4.0]]]])  # diffs of norm 4 and 3
+    values = sensitivity(a, perturbed)
+    assert values[:, 0].tolist() == pytest.approx([0.8, 0.6])
+    assert reduce_draws(values, "max").item() == pytest.approx(0.8)
+    assert reduce_draws(values, "mean").item() == pytest.approx(0.7)
+    # a changed prediction leaves the draw out; no draw left -> NaN
+    changed = torch.tensor([[True], [False]])
+    assert reduce_draws(values, "max", changed).item() == pytest.approx(0.6)
+    assert math.isnan(reduce_draws(values, "max", torch.ones(2, 1, dtype=torch.bool)).item())
+
+
+def test_lipschitz_and_continuity_known_answers():
+    a = torch.tensor([[[1.0, -1.0]]])
+    pa = torch.zeros(1, 1, 1, 2)
+    x = torch.zeros(1, 1, 1, 2)
+    px = torch.tensor([[[[[0.0, 2.0]]]]])
+    assert lipschitz_ratio(a, pa, x, px).item() == pytest.approx(math.sqrt(2) / 2)  # ||(1,-1)||_2 / 2
+    assert continuity_ratio(a, pa, x, px).item() == pytest.approx(2 / 2)  # ||(1,-1)||_1 / 2
+    assert math.isnan(continuity_ratio(a, pa, x, x[None]).item())  # x' = x is no neighbour
+
+
+def test_translations_like_quantus():
+    x = torch.tensor([[[[1.0, 2.0, 3.0, 4.0]]]])
+    # W = 4, 4 steps: dx = 9 // 4 = 2, shifts -2, 0, 2, 4; fill = the sample's minimum (1)
+    out = translations(x, 4)[:, 0, 0, 0]
+    assert out.tolist() == [[3, 4, 1, 1], [1, 2, 3, 4], [1, 1, 1, 2], [1, 1, 1, 1]]
+    assert translations(x, 4, fill=0.0)[2, 0, 0, 0].tolist() == [0, 0, 1, 2]
+
+
+def test_relative_stability_known_answers():
+    e, pe = torch.tensor([[2.0, 4.0]]), torch.tensor([[[1.0, 4.0]]])  # ||(e - e') / e|| = 0.5
+    x, px = torch.tensor([[1.0, 2.0]]), torch.tensor([[[1.5, 2.0]]])  # ||(x - x') / x|| = 0.5
+    assert relative_input_stability(x, px, e, pe).item() == pytest.approx(1.0)
+    features, pfeatures = torch.tensor([[1.0, 4.0]]), torch.tensor([[[1.0, 3.0]]])  # ||(L - L') / L|| = 0.25
+    assert relative_representation_stability(features, pfeatures, e, pe).item() == pytest.approx(2.0)
+    logits, plogits = torch.tensor([[0.0, 1.0]]), torch.tensor([[[0.0, 3.0]]])  # ||h - h'|| = 2
+    assert relative_output_stability(logits, plogits, e, pe).item() == pytest.approx(0.25)
+    # a zero in e is replaced by eps_min = 1e-6: (0 - 1) / 1e-6
+    assert relative_output_stability(logits, plogits, torch.tensor([[0.0, 4.0]]),
+                                     torch.tensor([[[1.0, 4.0]]])).item() == pytest.approx(1e6 / 2, rel=1e-6)
+
+
+def test_consistency_known_answer():
+    value = consistency(torch.tensor([0, 0, 1, 1, 2]), torch.tensor([0, 0, 1, 0, 1]))
+    assert value[:4].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert math.isnan(value[4].item())  # nobody else shares its explanation
+    sal = torch.zeros(2, 4, 4)
+    sal[0, 3, 3] = 1.0  # bottom-right cell of a 2 x 2 grid
+    sal[1, 0, 2] = 1.0  # top-right
+    assert argmax_cell(sal, 2).tolist() == [3, 1]
+    assert argmax_cell(torch.zeros(1, 4, 4, 4).index_put_((torch.tensor([0]),) * 4, torch.tensor([1.0])), 2).item() == 0
+
+
+def test_max_sensitivity_random_control_is_worst(linear_logit, make_ctx):
+    # a linear model's gradient is its weight, whatever the input: saliency is perfectly stable;
+    # the random control re-drawn per call changes completely: E||u - u'||² / E||u||² = (2/12) / (1/3)
+    torch.manual_seed(0)
+    model = linear_logit(torch.randn(1, 16, 16))
+    x = torch.rand(3, 1, 16, 16)
+    values = {}
+    for name in ("saliency", "random", "sobel"):
+        explainer = _explainer(name)
+        ctx = make_ctx(model, x, explainer(model, x, torch.ones(3, dtype=torch.long)), explainer=explainer)
+        values[name] = MaxSensitivity(nr_samples=4)(ctx).value
+        if name == "random":
+            avg = AvgSensitivity(nr_samples=4)(ctx).value
+            assert torch.allclose(avg, torch.full((3,), math.sqrt(0.5)), atol=0.06)
+    assert torch.allclose(values["saliency"], torch.zeros(3), atol=1e-6)
+    assert (values["random"] > values["sobel"]).all() and (values["sobel"] > values["saliency"]).all()
+
+
+def test_reexplanations_counted_shared_and_chunk_free(tiny_cnn, make_ctx):
+    torch.manual_seed(0)
+    model, x = tiny_cnn(), torch.rand(2, 1, 8, 8)
+    saliency = _explainer("saliency")
+    ctx = make_ctx(model, x, saliency(model, x, torch.ones(2, dtype=torch.long)), explainer=saliency)
+    one = MaxSensitivity(nr_samples=3)(ctx).value
+    assert ctx.predict.passes == 3 * 2  # one forward per re-explained image
+    AvgSensitivity(nr_samples=3)(ctx)  # same noise: re-explanations shared through ctx.memo
+    assert ctx.predict.passes == 3 * 2
+    ctx2 = make_ctx(model, x, ctx.saliency, explainer=saliency)
+    assert torch.allclose(MaxSensitivity(nr_samples=3, draws_per_call=2)(ctx2).value, one)
+
+
+def test_local_lipschitz_linear_model_known_answer(linear_logit, make_ctx):
+    # input x gradient of w.x with w = 2 everywhere is 2x: ||2x - 2x'|| / ||x - x'|| = 2 for every draw
+    model = linear_logit(torch.full((1, 8, 8), 2.0))
+    x = torch.rand(2, 1, 8, 8)
+    explainer = _explainer("input_x_gradient")
+    ctx = make_ctx(model, x, explainer(model, x, torch.ones(2, dtype=torch.long)), explainer=explainer)
+    assert torch.allclose(LocalLipschitz(nr_samples=3, normalise=False)(ctx).value, torch.full((2,), 2.0), atol=1e-4)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_all_robustness_metrics_run_2d_3d(tiny_cnn, make_ctx, dims):
+    torch.manual_seed(0)
+    model = tiny_cnn(dims=dims)
+    x = torch.rand(4, 1, *[8] * dims)
+    saliency = _explainer("saliency")
+    ctx = make_ctx(model, x, saliency(model, x, torch.ones(4, dtype=torch.long)), explainer=saliency)
+    for metric in (MaxSensitivity(nr_samples=2), AvgSensitivity(nr_samples=2), LocalLipschitz(nr_samples=2),
+                   Continuity(steps=4), RelativeInputStability(nr_samples=2, nan_if_prediction_changes=False),
+                   RelativeOutputStability(nr_samples=2, nan_if_prediction_changes=False),
+                   RelativeRepresentationStability(nr_samples=2, nan_if_prediction_changes=False)):
+        value = metric(ctx).value
+        assert value.shape == (4,) and torch.isfinite(value).all() and (value >= 0).all(), metric.name
+    assert Consistency()(ctx).value.shape == (4,)
+
+
+def test_representation_default_is_pre_logits(tiny_cnn):
+    import timm
+
+    from faithbench.models.architectures import build_model
+
+    model = tiny_cnn(width=4)
+    x = torch.rand(3, 1, 8, 8)
+    read = representation_reader(model, x)
+    features = read(model, x)
+    assert torch.allclose(features, model.pool(model.act(model.conv(x))).flatten(1))
+    resnet = timm.create_model("resnet18", pretrained=False, num_classes=2, in_chans=1).eval()
+    assert representation_reader(resnet, x)(resnet, x).shape == (3, 512)
+    cnn = build_model("small_cnn", 1, 2, (8, 8), width=4, depth=2).eval()
+    assert representation_reader(cnn, x)(cnn, x).shape == (3, 8)
+    named = representation_reader(cnn, x, "features.0")(cnn, x)
+    assert named.shape == (3, 4 * 4 * 4)
+    with pytest.raises(ValueError, match="no layer 'nope'"):
+        representation_reader(cnn, x, "nope")
+
+
+def test_uniform_noise_bounded_and_seeded():
+    x = torch.zeros(2, 1, 4, 4)
+    a = uniform_noise(x, 3, 0.2, torch.Generator().manual_seed(1))
+    b = uniform_noise(x, 3, 0.2, torch.Generator().manual_seed(1))
+    assert a.shape == (3, 2, 1, 4, 4) and torch.equal(a, b) and a.abs().max() <= 0.2
