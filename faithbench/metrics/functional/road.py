@@ -1,0 +1,113 @@
+"""ROAD: remove and debias (Rong et al. 2022, "A consistent and efficient evaluation strategy for
+attribution methods", ICML), with noisy linear imputation, 2D and 3D.
+
+A removed pixel takes the weighted mean of its in-image neighbours (removed or not), which makes
+the removed values the solution of a sparse linear system (the neighbour weights: 1/6 for the 4
+direct and 1/12 for the 4 diagonal neighbours in 2D, as Rong et al.; in 3D weights proportional to
+1 / distance^2 over the 26 neighbours, normalised to sum 1), plus Gaussian noise (std ``noise``).
+The system is solved on x's device, batched over images and channels, by Jacobi-preconditioned
+conjugate gradients (the matrix is symmetric positive definite whenever some pixel is kept),
+instead of a sparse direct solver on the CPU.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from faithbench.metrics.functional.faithfulness_extra import Scorer
+
+
+def imputation_kernel(dims: int, channels: int, dtype: torch.dtype, device: torch.device | str) -> Tensor:
+    """Depthwise neighbour weights ``(C, 1, 3, ..., 3)``: 1 / |offset|^2, centre 0, sum 1."""
+    kernel = torch.zeros((3,) * dims, dtype=torch.float64)
+    for offset in itertools.product((-1, 0, 1), repeat=dims):
+        dist2 = sum(o * o for o in offset)
+        if dist2:
+            kernel[tuple(o + 1 for o in offset)] = 1.0 / dist2
+    kernel = (kernel / kernel.sum()).to(dtype=dtype, device=device)
+    return kernel.expand(channels, 1, *kernel.shape).contiguous()
+
+
+@torch.no_grad()
+def linear_imputation(x: Tensor, removed: Tensor, *, tol: float = 1e-6, max_iter: int | None = None) -> Tensor:
+    """``x (P, C, *spatial)`` with the pixels/voxels of ``removed (P, *spatial)`` (bool) replaced by
+    the solution of  u_i = Σ_j w_ij v_j / Σ_j w_ij  (j: the in-image neighbours of i; v = u where
+    removed, x elsewhere). Conjugate gradients stop when every residual is below ``tol`` times its
+    right-hand side (or after ``max_iter``, default 20 x the largest side + 100)."""
+    dims = x.ndim - 2
+    if removed.shape != (x.shape[0], *x.shape[2:]):
+        raise ValueError(f"expected removed of shape {(x.shape[0], *x.shape[2:])}, got {tuple(removed.shape)}")
+    conv = F.conv2d if dims == 2 else F.conv3d
+    channels = x.shape[1]
+    kernel = imputation_kernel(dims, channels, x.dtype, x.device)
+
+    def neighbours(v: Tensor) -> Tensor:
+        return conv(v, kernel, padding=1, groups=channels)
+
+    mask = removed[:, None].to(x.dtype)
+    weight = neighbours(torch.ones_like(x[:1]))  # the in-image neighbours' total weight
+    rhs = mask * neighbours((1 - mask) * x)
+
+    def apply(u: Tensor) -> Tensor:
+        return mask * (weight * u - neighbours(mask * u))
+
+    def dot(a: Tensor, b: Tensor) -> Tensor:
+        return (a * b).flatten(2).sum(-1)[(...,) + (None,) * dims]
+
+    u = rhs / weight
+    r = rhs - apply(u)
+    z = mask * r / weight
+    p = z
+    rz = dot(r, z)
+    limit = (tol * rhs.flatten(2).norm(dim=-1)).square()[(...,) + (None,) * dims]
+    max_iter = max_iter if max_iter is not None else 20 * max(x.shape[2:]) + 100
+    for it in range(max_iter):
+        ap = apply(p)
+        den = dot(p, ap)
+        alpha = torch.where(den > 0, rz / den.clamp(min=torch.finfo(x.dtype).tiny), 0.0)
+        u = u + alpha * p
+        r = r - alpha * ap
+        if it % 8 == 7 and bool((dot(r, r) <= limit).all()):
+            break
+        z = mask * r / weight
+        rz_new = dot(r, z)
+        beta = torch.where(rz > 0, rz_new / rz.clamp(min=torch.finfo(x.dtype).tiny), 0.0)
+        p = z + beta * p
+        rz = rz_new
+    return torch.where(mask > 0, u, x)
+
+
+def road_curve(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, *, percentages: list[float],
+               noise: float = 0.01, seed: int = 0) -> Tensor:
+    """Scores ``(B, K)`` after removing the first-ranked ``int(N p / 100)`` pixels/voxels (``ranks``:
+    0 = removed first) by noisy linear imputation, for each p in ``percentages``. The noise of the
+    image (sample i, percentage k) is drawn from a generator seeded ``seed`` + i K + k, so it does
+    not depend on the chunking."""
+    n = ranks[0].numel()
+    counts = torch.tensor([int(n * p / 100) for p in percentages], device=x.device)
+    k = len(percentages)
+    ranks = ranks.to(x.device)
+
+    def build(i: Tensor, r: Tensor) -> Tensor:
+        removed = ranks[i] < counts[r].view(-1, *[1] * (ranks.ndim - 1))
+        images = linear_imputation(x[i], removed)
+        if noise > 0:
+            draws = [torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(seed + int(a) * k + int(b)))
+                     for a, b in zip(i.tolist(), r.tolist())]
+            images = images + noise * torch.stack(draws).to(x.device, x.dtype) * removed[:, None]
+        return images
+
+    return scorer.perturbed(x, target, k, build)
+
+
+def road(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, *, percentages: list[float], noise: float = 0.01,
+         seed: int = 0) -> tuple[Tensor, Tensor]:
+    """ROAD (Rong et al. 2022) per sample: the mean of :func:`road_curve` over the percentages
+    (with ``score: correct``, the accuracy averaged over the removal levels), and the curve.
+    MoRF (ranks of saliency, descending): lower is better; LeRF (ranks of -saliency): higher."""
+    curve = road_curve(scorer, x, target, ranks, percentages=percentages, noise=noise, seed=seed)
+    return curve.mean(dim=1), curve
