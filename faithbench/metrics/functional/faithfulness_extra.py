@@ -47,6 +47,7 @@ class Scorer:
     score: Score = "prob"
     max_batch: int = 256
 
+    @torch.no_grad()
     def __call__(self, images: Tensor, target: Tensor) -> Tensor:
         return score_logits(self.predict(images), target, self.score).float()
 
