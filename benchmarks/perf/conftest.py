@@ -8,6 +8,14 @@ PAIRS = {  # group: (ours, reference)
     "overhead": ("test_deletion_insertion", "test_bare_forward"),
     "vs_quantus (chunk 256)": ("test_our_deletion_224[256]", "test_quantus_pixel_flipping_224"),
     "vs_quantus (chunk 16)": ("test_our_deletion_224[16]", "test_quantus_pixel_flipping_224"),
+    # test_perf_faithfulness_extra.py: ours / floor, ours / Quantus
+    "faithfulness_correlation / floor": ("test_ours_faithfulness_correlation", "test_floor_faithfulness_correlation"),
+    "faithfulness_correlation / quantus": ("test_ours_faithfulness_correlation",
+                                           "test_quantus_faithfulness_correlation"),
+    "road_morf / floor": ("test_ours_road", "test_floor_road"),
+    "road_morf / quantus": ("test_ours_road", "test_quantus_road"),
+    "irof / floor": ("test_ours_irof", "test_floor_irof"),
+    "irof / quantus": ("test_ours_irof", "test_quantus_irof"),
 }
 
 

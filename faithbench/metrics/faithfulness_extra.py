@@ -54,7 +54,8 @@ class FaithfulnessCorrelation(ExtraFaithfulness):
     """Faithfulness correlation (Bhatt et al. 2020): Pearson ρ over ``runs`` random subsets S of
     ``subset_size`` pixels/voxels between Σ_{i in S} s_i and f(x) - f(x_{S <- baseline}).
     Higher is better. Defaults (Quantus 0.6.0's): 100 runs, |S| = 224, ``zero`` baseline, target
-    logit. Cost: B (runs + 1) forwards."""
+    logit. Cost: B (runs + 1) forwards. Quantus' ``FaithfulnessCorrelation`` on the same subsets
+    agrees to 1e-4 (tests/metrics/test_quantus_faithfulness_extra.py)."""
 
     info = _info("faithfulness_correlation", True, "Bhatt et al. 2020, Evaluating and aggregating "
                  "feature-based model explanations")
@@ -72,7 +73,8 @@ class FaithfulnessEstimate(ExtraFaithfulness):
     """Faithfulness estimate (Alvarez-Melis & Jaakkola 2018): Pearson ρ over features j (p x p
     (x p) patches) between s_j and f(x) - f(x_{j <- baseline}), each removed alone. Higher is
     better. Defaults: ``patch: 8`` (Quantus removes single pixels: ``patch: 1``), ``zero``
-    baseline, target logit. Cost: B (n_patches + 1) forwards."""
+    baseline, target logit. Cost: B (n_patches + 1) forwards. With ``patch: 1`` Quantus'
+    ``FaithfulnessEstimate(features_in_step=1)`` agrees to 1e-4."""
 
     info = _info("faithfulness_estimate", True, "Alvarez-Melis & Jaakkola 2018, Towards robust "
                  "interpretability with self-explaining neural networks")
@@ -90,7 +92,12 @@ class Monotonicity(ExtraFaithfulness):
     patches) of x in increasing order of relevance, c_k = round(k / steps * n) after step
     k = 1..steps; value 1 if the target score never decreases along the way, else 0. Higher is
     better. Defaults: ``patch: 8``, ``steps: 100`` (clipped to the number of patches), ``zero``
-    baseline, softmax probability, ``postprocess: abs`` (Quantus'). ``curve``: the scores."""
+    baseline, softmax probability, ``postprocess: abs`` (Quantus'). ``curve``: the scores.
+
+    Differs from Quantus 0.6.0 on purpose: Quantus' ``Monotonicity`` "restores" each feature by
+    applying its ``perturb_func`` (baseline replacement) to the baseline image, i.e. replaces the
+    baseline by the baseline; its curve is flat and every map scores True. With a perturb_func that
+    inserts x's values Quantus agrees with ours (the test shows both)."""
 
     info = _info("monotonicity", True, "Arya et al. 2019, One explanation does not fit all (AIX360)", "abs")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "steps": 100}
@@ -109,7 +116,9 @@ class MonotonicityCorrelation(ExtraFaithfulness):
     between s_j and v_j = mean_d (f(x_{j <- r_d}) - f(x))^2 / f(x)^2 over ``draws`` replacements
     r_d. Higher is better. Defaults: ``patch: 8``, ``draws: 10`` (Quantus: 100 draws of single
     pixels), ``uniform`` baseline (fresh seeded noise per draw), eps 1e-5, softmax probability,
-    ``postprocess: abs``. Cost: B (draws n_patches + 1) forwards."""
+    ``postprocess: abs``. Cost: B (draws n_patches + 1) forwards. With ``patch: 1``, one draw and a
+    fixed baseline, Quantus' ``MonotonicityCorrelation`` agrees to 1e-4 (Quantus' ``uniform`` draws
+    one U(0, 1) value per sample from np.random; ours per pixel, seeded, between x's min and max)."""
 
     info = _info("monotonicity_correlation", True, "Nguyen & Martínez 2020, On quantitative aspects of model "
                  "interpretability", "abs")
@@ -130,7 +139,12 @@ class SensitivityN(ExtraFaithfulness):
     of the N patches), Pearson ρ_n over ``runs`` random subsets S, |S| = n, between Σ_{i in S} s_i
     and f(x) - f(x_{S <- baseline}); value = mean_n ρ_n, ``curve`` = ρ_n. Higher is better.
     Defaults: ``patch: 8``, fractions [0.05, 0.1, 0.2, 0.4, 0.8], 20 runs, ``zero`` baseline,
-    softmax probability. Cost: B (runs + 1) forwards per size."""
+    softmax probability. Cost: B (runs + 1) forwards per size.
+
+    Differs from Quantus 0.6.0 on purpose: Quantus' ``SensitivityN`` correlates across the samples
+    of a batch, for each n, the drop after removing the top-n features cumulatively with the
+    attribution of the n-th group alone (Quantus issue #354); the test rebuilds Quantus' number with
+    our engine to show it. Ours is Ancona et al.'s per-sample correlation over random subsets."""
 
     info = _info("sensitivity_n", True, "Ancona et al. 2018, Towards better understanding of gradient-based "
                  "attribution methods for deep neural networks")
@@ -150,7 +164,13 @@ class IROF(ExtraFaithfulness):
     """IROF (Rieger & Hansen 2020): remove p x p (x p) segments one more at a time in descending
     order of mean saliency; value = 1 - AUC of f(x^(k)) / f(x) over the fraction of segments
     removed. Higher is better. Defaults: ``patch: 8`` (a regular grid instead of Quantus' SLIC
-    superpixels, for 2D and 3D alike), ``mean`` baseline (Quantus'), softmax probability."""
+    superpixels, for 2D and 3D alike), ``mean`` baseline (each sample's per-channel mean of x),
+    softmax probability.
+
+    Quantus 0.6.0's ``IROF`` with our grid and a fixed baseline agrees to 1e-4 on the curve; its
+    value is L - Σ_trapezoid over steps 1..L (ours is normalised to [0, 1]). Its ``mean`` baseline is
+    the mean of the whole, already perturbed, batch recomputed at every step (it mixes samples), so
+    ``baseline: mean`` does not match it."""
 
     info = _info("irof", True, "Rieger & Hansen 2020, IROF: a low resource evaluation metric for explanation methods")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "baseline": "mean"}
@@ -166,7 +186,8 @@ class Selectivity(ExtraFaithfulness):
     """Selectivity (Montavon et al. 2018): remove p x p (x p) patches one more at a time in
     descending order of summed saliency; value = AUC of f(x^(k)) over the fraction of patches
     removed. Lower is better. Defaults: ``patch: 8`` (Quantus'), ``zero`` baseline, softmax
-    probability."""
+    probability. Quantus' ``Selectivity`` gives the same curve (without f(x) at k = 0) to 1e-4; its
+    AUC is np.trapz with dx = 1 over the steps, ours over the fraction in [0, 1]."""
 
     info = _info("selectivity", False, "Montavon et al. 2018, Methods for interpreting and understanding deep "
                  "neural networks")
@@ -185,7 +206,11 @@ class Infidelity(ExtraFaithfulness):
     """Infidelity (Yeh et al. 2019), square removal: mean over ``runs`` draws of one random p x p
     (x p) patch replaced by the baseline of (β Σ (x - x_r) s - (f(x) - f(x_r)))^2, with β the optimal
     scale (``scaling``, as Yeh et al.'s code) or 1. Lower is better. Defaults: 32 runs, ``patch: 8``,
-    ``zero`` baseline, target logit, ``scaling: true``."""
+    ``zero`` baseline, target logit, ``scaling: true``.
+
+    Differs from Quantus 0.6.0: Quantus' ``Infidelity`` removes every patch in raster order
+    cumulatively (deterministic for a fixed baseline) and does not scale; fed that sequence with
+    ``scaling: false`` ours agrees to 1e-4 (the test)."""
 
     info = _info("infidelity", False, "Yeh et al. 2019, On the (in)fidelity and sensitivity of explanations")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 32, "scaling": True, "score": "logit"}
@@ -220,7 +245,8 @@ class ROADMoRF(ROAD):
     tie-break) by noisy linear imputation (functional/road.py) for each p in ``percentages``;
     value = the mean score over the levels. Lower is better. Defaults: p = 10..90 step 10 (Rong
     et al.; Quantus: 1..99 step 2), ``noise: 0.01`` (std, input units), ``score: correct``
-    (accuracy, as Rong et al. and Quantus)."""
+    (accuracy, as Rong et al. and Quantus). Quantus' ``ROAD`` (which averages over the batch) agrees
+    per sample at ``noise: 0``; its imputation and ours differ by < 1e-4 on small images."""
 
     info = _info("road_morf", False, "Rong et al. 2022, A consistent and efficient evaluation strategy for "
                  "attribution methods (ROAD)")
@@ -245,7 +271,8 @@ class Sufficiency(Metric):
     batch (standardised Euclidean distance over the batch, divided by the batch maximum, <=
     ``threshold``) that get the same predicted class. Higher is better; NaN without neighbours.
     Depends on the batch (as the paper's and Quantus' definition). Defaults: ``threshold: 0.6``,
-    ``postprocess: abs`` (Quantus'). Cost: B forwards."""
+    ``postprocess: abs`` (Quantus'). Cost: B forwards. Quantus' ``Sufficiency`` agrees where a
+    sample has neighbours; without, Quantus gives 0 and ours NaN (undefined, dropped by the runner)."""
 
     info = _info("sufficiency", True, "Dasgupta et al. 2022, Framework for evaluating faithfulness of local "
                  "explanations", "abs")

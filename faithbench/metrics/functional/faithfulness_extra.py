@@ -89,10 +89,11 @@ def feature_attribution(saliency: Tensor, patch: int) -> Tensor:
 
 def random_subsets(b: int, runs: int, n: int, k: int, generator: torch.Generator) -> Tensor:
     """``runs`` uniform random subsets of ``k`` of ``n`` features per sample (without
-    replacement within a subset): ``(B, runs, k)`` long, drawn on the CPU from ``generator``."""
+    replacement within a subset): ``(B, runs, k)`` long, drawn on the CPU from ``generator``, one
+    run at a time (memory B x n, not B x runs x n: a 64^3 volume has 262144 voxels)."""
     if not 1 <= k <= n:
         raise ValueError(f"expected a subset size between 1 and the {n} features, got {k}")
-    return torch.rand((b, runs, n), generator=generator).topk(k, dim=-1).indices
+    return torch.stack([torch.rand((b, n), generator=generator).topk(k, dim=-1).indices for _ in range(runs)], dim=1)
 
 
 def _check(x: Tensor, saliency: Tensor) -> None:
