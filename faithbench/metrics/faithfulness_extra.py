@@ -281,4 +281,5 @@ class Sufficiency(Metric):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         logits = ctx.predict(ctx.x)
         predicted = (logits > 0).long() if ctx.multilabel else logits.argmax(1)
-        return MetricOutput(value=fr.sufficiency(saliency, predicted, threshold=self.threshold).to(ctx.x.device))
+        value = fr.sufficiency(saliency.to(ctx.x.device), predicted.to(ctx.x.device), threshold=self.threshold)
+        return MetricOutput(value=value)
