@@ -24,7 +24,7 @@ from faithbench.metrics.faithfulness import PerturbationMetric
 from faithbench.metrics.functional import faithfulness_extra as fx
 from faithbench.metrics.functional import faithfulness_regions as fr
 from faithbench.metrics.functional.perturbation import SALT_RANKS, make_baseline
-from faithbench.metrics.functional.road import road
+from faithbench.metrics.functional.road import road_score
 from faithbench.registry import metrics
 from faithbench.types import Category, MetricInfo
 
@@ -153,8 +153,9 @@ class SensitivityN(ExtraFaithfulness):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]
         sizes = [max(1, round(f * n)) for f in self.fractions]
-        curve = fx.sensitivity_n(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx), sizes=sizes,
-                                 runs=self.runs, patch=self.patch, generator=ctx.generator(SALT_SUBSETS))
+        subsets = fx.random_subsets_by_size(ctx.x.shape[0], self.runs, n, sizes, ctx.generator(SALT_SUBSETS))
+        curve = fx.sensitivity_n(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
+                                 subsets=subsets, patch=self.patch)
         return MetricOutput(value=curve.nanmean(dim=1), curve=curve,
                             fractions=torch.tensor(sizes, dtype=torch.float32) / n)
 
@@ -170,7 +171,8 @@ class IROF(ExtraFaithfulness):
     Quantus 0.6.0's ``IROF`` with our grid and a fixed baseline agrees to 1e-4 on the curve; its
     value is L - Σ_trapezoid over steps 1..L (ours is normalised to [0, 1]). Its ``mean`` baseline is
     the mean of the whole, already perturbed, batch recomputed at every step (it mixes samples), so
-    ``baseline: mean`` does not match it."""
+    ``baseline: mean`` does not match it. Quantus 0.6.0's IROF also fails on images with more than
+    one channel (a 1-channel segment mask for a C-channel array: AssertionError)."""
 
     info = _info("irof", True, "Rieger & Hansen 2020, IROF: a low resource evaluation metric for explanation methods")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "baseline": "mean"}
@@ -216,8 +218,10 @@ class Infidelity(ExtraFaithfulness):
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 32, "scaling": True, "score": "logit"}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        value = fr.infidelity(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx), runs=self.runs,
-                              patch=self.patch, scaling=self.scaling, generator=ctx.generator(SALT_SUBSETS))
+        n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]
+        picks = torch.randint(n, (ctx.x.shape[0], self.runs), generator=ctx.generator(SALT_SUBSETS))
+        value = fr.infidelity(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx), picks=picks,
+                              patch=self.patch, scaling=self.scaling)
         return MetricOutput(value=value)
 
 
@@ -229,7 +233,7 @@ class ROAD(ExtraFaithfulness):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         ranks = self.ranks(ctx, saliency, patch=1, ascending=self.ascending)
         seed = int(torch.randint(2**31 - 1, (1,), generator=ctx.generator(SALT_NOISE)))
-        value, curve = road(self.scorer(ctx), ctx.x, ctx.target, ranks, percentages=list(self.percentages),
+        value, curve = road_score(self.scorer(ctx), ctx.x, ctx.target, ranks, percentages=list(self.percentages),
                             noise=self.noise, seed=seed)
         return MetricOutput(value=value, curve=curve,
                             fractions=torch.tensor(self.percentages, dtype=torch.float32) / 100)
@@ -246,7 +250,9 @@ class ROADMoRF(ROAD):
     value = the mean score over the levels. Lower is better. Defaults: p = 10..90 step 10 (Rong
     et al.; Quantus: 1..99 step 2), ``noise: 0.01`` (std, input units), ``score: correct``
     (accuracy, as Rong et al. and Quantus). Quantus' ``ROAD`` (which averages over the batch) agrees
-    per sample at ``noise: 0``; its imputation and ours differ by < 1e-4 on small images."""
+    per sample at ``noise: 0``; its imputation and ours differ by < 1e-4 on small images. Quantus
+    0.6.0's ROAD fails on images with more than one channel and a 2D map (it indexes the
+    channel-broadcast map as pixels: IndexError); ours imputes every channel."""
 
     info = _info("road_morf", False, "Rong et al. 2022, A consistent and efficient evaluation strategy for "
                  "attribution methods (ROAD)")

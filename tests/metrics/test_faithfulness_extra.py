@@ -52,8 +52,8 @@ def test_correlations_are_one_for_the_true_attribution():
     assert torch.allclose(fc_neg, -torch.ones(3), atol=1e-5)
     fe = fx.faithfulness_estimate(_scorer(model), x, target, truth, zero, patch=2)
     assert torch.allclose(fe, torch.ones(3), atol=1e-5)
-    sn = fx.sensitivity_n(_scorer(model), x, target, truth, zero, sizes=[1, 3, 8], runs=12, patch=2,
-                          generator=torch.Generator().manual_seed(1))
+    subsets = fx.random_subsets_by_size(3, 12, 16, [1, 3, 8], torch.Generator().manual_seed(1))
+    sn = fx.sensitivity_n(_scorer(model), x, target, truth, zero, subsets=subsets, patch=2)
     assert sn.shape == (3, 3) and torch.allclose(sn, torch.ones(3, 3), atol=1e-5)
     # a map that ignores the weights correlates less than perfectly
     assert (fx.faithfulness_estimate(_scorer(model), x, target, x[:, 0], zero, patch=2) < 0.999).all()
@@ -122,14 +122,14 @@ def test_infidelity_known_answers():
     zero = torch.zeros_like(x)
     gradient = model.w[0].expand(3, 8, 8)  # for a linear model I^T grad = f(x) - f(x - I) exactly
 
+    picks = torch.randint(4, (3, 8), generator=torch.Generator().manual_seed(3))
+
     def infd(sal, scaling):
-        return fr.infidelity(_scorer(model), x, target, sal, zero, runs=8, patch=4, scaling=scaling,
-                             generator=torch.Generator().manual_seed(3))
+        return fr.infidelity(_scorer(model), x, target, sal, zero, picks=picks, patch=4, scaling=scaling)
 
     assert torch.allclose(infd(gradient, False), torch.zeros(3), atol=1e-8)
     assert torch.allclose(infd(2 * gradient, True), torch.zeros(3), atol=1e-8)  # the optimal scale β = 1/2
     # unscaled 2 x gradient: (2Δ - Δ)^2 = Δ^2 per draw
-    picks = torch.randint(4, (3, 8), generator=torch.Generator().manual_seed(3))
     contrib = fr.feature_attribution((model.w * x).sum(1), 4)
     expected = contrib.gather(1, picks).square().mean(1)
     assert torch.allclose(infd(2 * gradient, False), expected, rtol=1e-5)

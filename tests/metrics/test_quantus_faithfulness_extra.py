@@ -226,6 +226,6 @@ def test_sensitivity_n_quantus_correlates_across_samples(setup):
     rebuilt = [np.corrcoef(drops[:, k], groups[:, k])[0, 1] for k in range(8)]
     assert np.allclose(theirs, rebuilt, atol=1e-4)
     # ours is per sample: one value per image, from random subsets of n features
-    ours = fx.sensitivity_n(fx.Scorer(model, "prob"), x, y, sal, torch.zeros_like(x), sizes=[4, 16], runs=10,
-                            generator=torch.Generator().manual_seed(0))
+    subsets = fx.random_subsets_by_size(4, 10, 64, [4, 16], torch.Generator().manual_seed(0))
+    ours = fx.sensitivity_n(fx.Scorer(model, "prob"), x, y, sal, torch.zeros_like(x), subsets=subsets)
     assert ours.shape == (4, 2)

@@ -147,21 +147,23 @@ def faithfulness_correlation(scorer: Scorer, x: Tensor, target: Tensor, saliency
 
 
 def sensitivity_n(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *,
-                  sizes: list[int], runs: int = 20, patch: int = 1, generator: torch.Generator) -> Tensor:
+                  subsets: list[Tensor], patch: int = 1) -> Tensor:
     """Sensitivity-n (Ancona et al. 2018, "Towards better understanding of gradient-based
-    attribution methods for deep neural networks", ICLR): for each subset size n in ``sizes``
-    (in features: pixels/voxels or patches), the Pearson ρ over ``runs`` random subsets S, |S| = n,
+    attribution methods for deep neural networks", ICLR): for each subset size n, the Pearson ρ over
+    random subsets S, |S| = n, of features (pixels/voxels or patches),
 
         ρ_n = corr_S ( Σ_{i in S} s_i ,  f(x) - f(x_{S <- baseline}) ).
 
-    Returns ``(B, len(sizes))``: the curve ρ_n per sample (a method "satisfies sensitivity-n" where
-    ρ_n = 1). Sizes above the number of features are clipped."""
-    ids_n = feature_ids(tuple(x.shape[2:]), patch)[1]
-    curves = []
-    for size in sizes:
-        subsets = random_subsets(x.shape[0], runs, ids_n, max(1, min(size, ids_n)), generator)
-        curves.append(subset_correlation(scorer, x, target, saliency, subsets, replacement, patch=patch))
-    return torch.stack(curves, dim=1)
+    ``subsets``: one ``(B, runs, n)`` tensor of feature indices per size (:func:`random_subsets`).
+    Returns ``(B, len(subsets))``: the curve ρ_n per sample (a method "satisfies sensitivity-n"
+    where ρ_n = 1)."""
+    return torch.stack([subset_correlation(scorer, x, target, saliency, s, replacement, patch=patch)
+                        for s in subsets], dim=1)
+
+
+def random_subsets_by_size(b: int, runs: int, n: int, sizes: list[int], generator: torch.Generator) -> list[Tensor]:
+    """:func:`random_subsets` for each size (clipped to 1..n), in order, from one generator."""
+    return [random_subsets(b, runs, n, max(1, min(size, n)), generator) for size in sizes]
 
 
 def faithfulness_estimate(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *,

@@ -110,19 +110,18 @@ def infidelity_from_terms(dots: Tensor, deltas: Tensor, *, scaling: bool = True)
     return (dots - deltas).square().mean(1).float()
 
 
-def infidelity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *, runs: int = 32,
-               patch: int = 8, scaling: bool = True, generator: torch.Generator) -> Tensor:
+def infidelity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *, picks: Tensor,
+               patch: int = 8, scaling: bool = True) -> Tensor:
     """Infidelity (Yeh et al. 2019, "On the (in)fidelity and sensitivity of explanations",
     NeurIPS), per sample ``(B,)``, with the square-removal perturbation:
 
         INFD = E_I [ (I^T φ(x) - (f(x) - f(x - I)))^2 ],
 
-    where x - I replaces one uniformly drawn p x p (x p) patch by the baseline (``runs`` draws,
-    seeded) and I^T φ = Σ (x - x_r) s. With ``scaling`` (the default, as in Yeh et al.'s code) the
-    explanation is first scaled by the β that minimises INFD, so the value does not depend on the
-    saliency's scale. Lower is better."""
+    where x - I replaces one p x p (x p) patch by the baseline: ``picks (B, R)`` are the patch
+    indices of the R perturbations (uniform, seeded draws in the metric), and I^T φ = Σ (x - x_r) s.
+    With ``scaling`` (the default, as in Yeh et al.'s code) the explanation is first scaled by the β
+    that minimises INFD, so the value does not depend on the saliency's scale. Lower is better."""
     n = feature_ids(tuple(x.shape[2:]), patch)[1]
-    picks = torch.randint(n, (x.shape[0], runs), generator=generator)
     removed = torch.nn.functional.one_hot(picks, n).bool()
     dots, deltas = infidelity_terms(scorer, x, target, saliency, replacement, removed, patch=patch)
     return infidelity_from_terms(dots, deltas, scaling=scaling)

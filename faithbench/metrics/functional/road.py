@@ -133,8 +133,8 @@ def road_curve(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, *, perc
     return scorer.perturbed(x, target, k, build)
 
 
-def road(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, *, percentages: list[float], noise: float = 0.01,
-         seed: int = 0) -> tuple[Tensor, Tensor]:
+def road_score(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, *, percentages: list[float],
+               noise: float = 0.01, seed: int = 0) -> tuple[Tensor, Tensor]:
     """ROAD (Rong et al. 2022) per sample: the mean of :func:`road_curve` over the percentages
     (with ``score: correct``, the accuracy averaged over the removal levels), and the curve.
     MoRF (ranks of saliency, descending): lower is better; LeRF (ranks of -saliency): higher."""
