@@ -13,6 +13,14 @@ PAIRS = {  # group: (ours, reference)
                                                        "test_quantus_max_sensitivity"),
     "max_sensitivity overhead (1 draw per call)": ("test_our_max_sensitivity[1]", "test_bare_explanations"),
     "quantus max_sensitivity overhead": ("test_quantus_max_sensitivity", "test_bare_explanations"),
+    # test_perf_faithfulness_extra.py: ours / floor, ours / Quantus
+    "faithfulness_correlation / floor": ("test_ours_faithfulness_correlation", "test_floor_faithfulness_correlation"),
+    "faithfulness_correlation / quantus": ("test_ours_faithfulness_correlation",
+                                           "test_quantus_faithfulness_correlation"),
+    "road_morf / floor": ("test_ours_road", "test_floor_road"),
+    "road_morf / quantus": ("test_ours_road", "test_quantus_road"),
+    "irof / floor": ("test_ours_irof", "test_floor_irof"),
+    "irof / quantus": ("test_ours_irof", "test_quantus_irof"),
 }
 
 

@@ -6,6 +6,10 @@ from faithbench.metrics.chexlocalize import CheXlocalizeHit, CheXlocalizeIoU
 from faithbench.metrics.class_sensitivity import ClassSensitivity
 from faithbench.metrics.faithfulness import (ABPC, AOPC, DeletionAUC, InsertionAUC, LeRFAOPC, MoRFAOPC,
                                              PerturbationMetric, RegionDeletionCorrelation)
+from faithbench.metrics.faithfulness_extra import (IROF, ROAD, ExtraFaithfulness, FaithfulnessCorrelation,
+                                                   FaithfulnessEstimate, Infidelity, Monotonicity,
+                                                   MonotonicityCorrelation, ROADLeRF, ROADMoRF, Selectivity,
+                                                   SensitivityN, Sufficiency)
 from faithbench.metrics.localization import (AUPRC, IoUTop5, IoUTop10, IoUTop20, IoUTop40, IoUTopK, PointingGame,
                                              RelevanceMass, RelevanceRank)
 from faithbench.metrics.temporal import (TemporalDeletion, TemporalInsertion, VisitPointing, VisitPointingGame,
@@ -25,6 +29,9 @@ from faithbench.metrics.mask_overlap import ROCAUC, AttributionLocalisation, Foc
 __all__ = ["functional", "EvalContext", "ForwardCounter", "Metric", "MetricOutput", "postprocess",
            "PerturbationMetric", "DeletionAUC", "InsertionAUC", "ABPC", "AOPC", "MoRFAOPC", "LeRFAOPC",
            "RegionDeletionCorrelation",
+           "ExtraFaithfulness", "FaithfulnessCorrelation", "FaithfulnessEstimate", "Monotonicity",
+           "MonotonicityCorrelation", "SensitivityN", "IROF", "Selectivity", "Infidelity", "ROAD", "ROADMoRF",
+           "ROADLeRF", "Sufficiency",
            "PointingGame", "RelevanceMass", "RelevanceRank", "IoUTopK", "IoUTop5", "IoUTop10", "IoUTop20",
            "IoUTop40", "AUPRC",
            "RandomizationMetric", "MPRTCascading", "MPRTIndependent", "RandomLogit", "DataRandomization",

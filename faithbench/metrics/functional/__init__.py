@@ -2,6 +2,15 @@
 
 from faithbench.metrics.functional.chexlocalize import (binarize, chexlocalize_hit, chexlocalize_iou, otsu_threshold,
                                                           random_iou_chance, segment, tune_gate, tune_threshold)
+from faithbench.metrics.functional.faithfulness_extra import (Scorer, faithfulness_correlation, faithfulness_estimate,
+                                                               feature_attribution, feature_ids, monotonicity,
+                                                               monotonicity_correlation, monotonicity_curve,
+                                                               random_subsets, random_subsets_by_size, sensitivity_n,
+                                                               subset_correlation, subset_deltas)
+from faithbench.metrics.functional.faithfulness_regions import (infidelity, infidelity_from_terms, infidelity_terms,
+                                                                irof, mean_ranks, patch_removal_curve, selectivity,
+                                                                sufficiency)
+from faithbench.metrics.functional.road import linear_imputation, road_curve, road_score
 from faithbench.metrics.functional.localization import (area_fraction, auprc, bounding_box, dilate, iou_chance,
                                                          iou_top_k, pointing_game, relevance_mass, relevance_rank,
                                                          top_fraction)
@@ -47,6 +56,12 @@ __all__ = [
     "BASELINES", "abpc", "aopc", "aopc_curve", "auc", "deletion_auc", "deletion_curve", "feature_ranks",
     "gaussian_blur", "insertion_auc", "insertion_curve", "make_baseline", "perturbation_curve", "pool_features",
     "region_deletion_correlation", "region_deletion_deltas", "score_logits", "seeded", "step_counts",
+    # faithfulness (issue 15)
+    "Scorer", "faithfulness_correlation", "faithfulness_estimate", "feature_attribution", "feature_ids",
+    "monotonicity", "monotonicity_correlation", "monotonicity_curve", "random_subsets", "random_subsets_by_size",
+    "sensitivity_n", "subset_correlation", "subset_deltas", "infidelity", "infidelity_from_terms", "infidelity_terms",
+    "irof", "mean_ranks", "patch_removal_curve", "selectivity", "sufficiency", "linear_imputation", "road_curve",
+    "road_score",
     # randomisation
     "cascading_randomization_curve", "data_randomization", "independent_randomization_curve", "mprt_cascading",
     "mprt_independent", "parameter_blocks", "random_logit", "random_other_class", "randomize_block",

@@ -1,0 +1,291 @@
+"""Faithfulness metrics of Quantus/LATEC breadth (issue 15): thin classes over
+``functional/faithfulness_extra.py``, ``functional/faithfulness_regions.py`` and
+``functional/road.py``.
+
+Options shared with the other perturbation metrics: ``patch`` (feature unit: 1 = pixel/voxel,
+p = p x p (x p) patches, 2D and 3D), ``baseline`` (``zero`` = the dataset's background, ``blur``,
+``mean``, ``noise``, ``uniform``), ``sigma`` (blur), ``score`` (``prob``, ``logit``, ``correct``;
+sigmoid counterparts on a multi-label model) and ``max_batch`` (perturbed images per forward chunk:
+bounds memory, not the result). Every forward goes through ``ctx.predict``; randomness comes from
+``ctx.generator(salt)``. Default scores and saliency post-processing follow Quantus 0.6.0's
+defaults for each metric (logits for faithfulness correlation/estimate and infidelity, softmax
+elsewhere; ``abs`` for monotonicity, monotonicity correlation and sufficiency).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from faithbench.metrics.base import EvalContext, Metric, MetricOutput
+from faithbench.metrics.faithfulness import PerturbationMetric
+from faithbench.metrics.functional import faithfulness_extra as fx
+from faithbench.metrics.functional import faithfulness_regions as fr
+from faithbench.metrics.functional.perturbation import SALT_RANKS, make_baseline
+from faithbench.metrics.functional.road import road_score
+from faithbench.registry import metrics
+from faithbench.types import Category, MetricInfo
+
+# salts of the random draws (SALT_RANKS = 1 and SALT_BASELINE = 2 are the perturbation module's)
+SALT_SUBSETS, SALT_DRAWS, SALT_NOISE = 101, 102, 103
+
+_BASE: dict[str, Any] = {"baseline": "zero", "sigma": 5.0, "score": "prob", "max_batch": 256}
+
+
+def _info(name: str, higher: bool, paper: str, postprocess: str = "none") -> MetricInfo:
+    return MetricInfo(name, higher_is_better=higher, category=Category.FAITHFULNESS, requires=frozenset({"model"}),
+                      postprocess=postprocess, paper=paper)  # type: ignore[arg-type]
+
+
+class ExtraFaithfulness(PerturbationMetric):
+    """Shared: the scorer and the baseline image of this metric's options."""
+
+    def scorer(self, ctx: EvalContext) -> fx.Scorer:
+        return fx.Scorer(ctx.predict, self.score_for(ctx), self.max_batch)  # type: ignore[arg-type]
+
+    def replacement(self, ctx: EvalContext) -> Tensor:
+        return self.baseline_image(ctx, self.baseline)
+
+
+@metrics.register("faithfulness_correlation")
+class FaithfulnessCorrelation(ExtraFaithfulness):
+    """Faithfulness correlation (Bhatt et al. 2020): Pearson ρ over ``runs`` random subsets S of
+    ``subset_size`` pixels/voxels between Σ_{i in S} s_i and f(x) - f(x_{S <- baseline}).
+    Higher is better. Defaults (Quantus 0.6.0's): 100 runs, |S| = 224, ``zero`` baseline, target
+    logit. Cost: B (runs + 1) forwards. Quantus' ``FaithfulnessCorrelation`` on the same subsets
+    agrees to 1e-4 (tests/metrics/test_quantus_faithfulness_extra.py)."""
+
+    info = _info("faithfulness_correlation", True, "Bhatt et al. 2020, Evaluating and aggregating "
+                 "feature-based model explanations")
+    defaults: ClassVar[dict[str, Any]] = {**_BASE, "runs": 100, "subset_size": 224, "score": "logit"}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        value = fx.faithfulness_correlation(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
+                                            runs=self.runs, subset_size=self.subset_size,
+                                            generator=ctx.generator(SALT_SUBSETS))
+        return MetricOutput(value=value)
+
+
+@metrics.register("faithfulness_estimate")
+class FaithfulnessEstimate(ExtraFaithfulness):
+    """Faithfulness estimate (Alvarez-Melis & Jaakkola 2018): Pearson ρ over features j (p x p
+    (x p) patches) between s_j and f(x) - f(x_{j <- baseline}), each removed alone. Higher is
+    better. Defaults: ``patch: 8`` (Quantus removes single pixels: ``patch: 1``), ``zero``
+    baseline, target logit. Cost: B (n_patches + 1) forwards. With ``patch: 1`` Quantus'
+    ``FaithfulnessEstimate(features_in_step=1)`` agrees to 1e-4."""
+
+    info = _info("faithfulness_estimate", True, "Alvarez-Melis & Jaakkola 2018, Towards robust "
+                 "interpretability with self-explaining neural networks")
+    defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "score": "logit"}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        value = fx.faithfulness_estimate(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
+                                         patch=self.patch)
+        return MetricOutput(value=value)
+
+
+@metrics.register("monotonicity")
+class Monotonicity(ExtraFaithfulness):
+    """Monotonicity (Arya et al. 2019): starting from the baseline, restore features (p x p (x p)
+    patches) of x in increasing order of relevance, c_k = round(k / steps * n) after step
+    k = 1..steps; value 1 if the target score never decreases along the way, else 0. Higher is
+    better. Defaults: ``patch: 8``, ``steps: 100`` (clipped to the number of patches), ``zero``
+    baseline, softmax probability, ``postprocess: abs`` (Quantus'). ``curve``: the scores.
+
+    Differs from Quantus 0.6.0 on purpose: Quantus' ``Monotonicity`` "restores" each feature by
+    applying its ``perturb_func`` (baseline replacement) to the baseline image, i.e. replaces the
+    baseline by the baseline; its curve is flat and every map scores True. With a perturb_func that
+    inserts x's values Quantus agrees with ours (the test shows both)."""
+
+    info = _info("monotonicity", True, "Arya et al. 2019, One explanation does not fit all (AIX360)", "abs")
+    defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "steps": 100}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        ranks = self.ranks(ctx, saliency, patch=self.patch, ascending=True)
+        curve = fx.monotonicity_curve(self.scorer(ctx), ctx.x, ctx.target, ranks, self.replacement(ctx),
+                                      steps=self.steps)
+        fractions = torch.linspace(0, 1, curve.shape[1] + 1)[1:]
+        return MetricOutput(value=fx.monotonicity(curve), curve=curve, fractions=fractions)
+
+
+@metrics.register("monotonicity_correlation")
+class MonotonicityCorrelation(ExtraFaithfulness):
+    """Monotonicity correlation (Nguyen & Martínez 2020): Spearman ρ over features j (patches)
+    between s_j and v_j = mean_d (f(x_{j <- r_d}) - f(x))^2 / f(x)^2 over ``draws`` replacements
+    r_d. Higher is better. Defaults: ``patch: 8``, ``draws: 10`` (Quantus: 100 draws of single
+    pixels), ``uniform`` baseline (fresh seeded noise per draw), eps 1e-5, softmax probability,
+    ``postprocess: abs``. Cost: B (draws n_patches + 1) forwards. With ``patch: 1``, one draw and a
+    fixed baseline, Quantus' ``MonotonicityCorrelation`` agrees to 1e-4 (Quantus' ``uniform`` draws
+    one U(0, 1) value per sample from np.random; ours per pixel, seeded, between x's min and max)."""
+
+    info = _info("monotonicity_correlation", True, "Nguyen & Martínez 2020, On quantitative aspects of model "
+                 "interpretability", "abs")
+    defaults: ClassVar[dict[str, Any]] = {**_BASE, "baseline": "uniform", "patch": 8, "draws": 10, "eps": 1e-5}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        gen = ctx.generator(SALT_DRAWS)
+        replacements = torch.stack([make_baseline(ctx.x, self.baseline, background=ctx.background, sigma=self.sigma,
+                                                  generator=gen) for _ in range(self.draws)])
+        value = fx.monotonicity_correlation(self.scorer(ctx), ctx.x, ctx.target, saliency, replacements,
+                                            patch=self.patch, eps=self.eps)
+        return MetricOutput(value=value)
+
+
+@metrics.register("sensitivity_n")
+class SensitivityN(ExtraFaithfulness):
+    """Sensitivity-n (Ancona et al. 2018): for each subset size n = round(f N) (f in ``fractions``
+    of the N patches), Pearson ρ_n over ``runs`` random subsets S, |S| = n, between Σ_{i in S} s_i
+    and f(x) - f(x_{S <- baseline}); value = mean_n ρ_n, ``curve`` = ρ_n. Higher is better.
+    Defaults: ``patch: 8``, fractions [0.05, 0.1, 0.2, 0.4, 0.8], 20 runs, ``zero`` baseline,
+    softmax probability. Cost: B (runs + 1) forwards per size.
+
+    Differs from Quantus 0.6.0 on purpose: Quantus' ``SensitivityN`` correlates across the samples
+    of a batch, for each n, the drop after removing the top-n features cumulatively with the
+    attribution of the n-th group alone (Quantus issue #354); the test rebuilds Quantus' number with
+    our engine to show it. Ours is Ancona et al.'s per-sample correlation over random subsets."""
+
+    info = _info("sensitivity_n", True, "Ancona et al. 2018, Towards better understanding of gradient-based "
+                 "attribution methods for deep neural networks")
+    defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 20, "fractions": [0.05, 0.1, 0.2, 0.4, 0.8]}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]
+        sizes = [max(1, round(f * n)) for f in self.fractions]
+        subsets = fx.random_subsets_by_size(ctx.x.shape[0], self.runs, n, sizes, ctx.generator(SALT_SUBSETS))
+        curve = fx.sensitivity_n(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
+                                 subsets=subsets, patch=self.patch)
+        return MetricOutput(value=curve.nanmean(dim=1), curve=curve,
+                            fractions=torch.tensor(sizes, dtype=torch.float32) / n)
+
+
+@metrics.register("irof")
+class IROF(ExtraFaithfulness):
+    """IROF (Rieger & Hansen 2020): remove p x p (x p) segments one more at a time in descending
+    order of mean saliency; value = 1 - AUC of f(x^(k)) / f(x) over the fraction of segments
+    removed. Higher is better. Defaults: ``patch: 8`` (a regular grid instead of Quantus' SLIC
+    superpixels, for 2D and 3D alike), ``mean`` baseline (each sample's per-channel mean of x),
+    softmax probability.
+
+    Quantus 0.6.0's ``IROF`` with our grid and a fixed baseline agrees to 1e-4 on the curve; its
+    value is L - Σ_trapezoid over steps 1..L (ours is normalised to [0, 1]). Its ``mean`` baseline is
+    the mean of the whole, already perturbed, batch recomputed at every step (it mixes samples), so
+    ``baseline: mean`` does not match it. Quantus 0.6.0's IROF also fails on images with more than
+    one channel (a 1-channel segment mask for a C-channel array: AssertionError)."""
+
+    info = _info("irof", True, "Rieger & Hansen 2020, IROF: a low resource evaluation metric for explanation methods")
+    defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "baseline": "mean"}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        value, curve = fr.irof(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
+                               patch=self.patch, generator=ctx.generator(SALT_RANKS))
+        return MetricOutput(value=value, curve=curve, fractions=torch.linspace(0, 1, curve.shape[1]))
+
+
+@metrics.register("selectivity")
+class Selectivity(ExtraFaithfulness):
+    """Selectivity (Montavon et al. 2018): remove p x p (x p) patches one more at a time in
+    descending order of summed saliency; value = AUC of f(x^(k)) over the fraction of patches
+    removed. Lower is better. Defaults: ``patch: 8`` (Quantus'), ``zero`` baseline, softmax
+    probability. Quantus' ``Selectivity`` gives the same curve (without f(x) at k = 0) to 1e-4; its
+    AUC is np.trapz with dx = 1 over the steps, ours over the fraction in [0, 1]."""
+
+    info = _info("selectivity", False, "Montavon et al. 2018, Methods for interpreting and understanding deep "
+                 "neural networks")
+    defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        ranks = self.ranks(ctx, saliency, patch=self.patch)
+        curve = fr.patch_removal_curve(self.scorer(ctx), ctx.x, ctx.target, ranks, self.replacement(ctx))
+        fractions = torch.linspace(0, 1, curve.shape[1])
+        return MetricOutput(value=torch.trapezoid(curve, fractions.to(curve.device), dim=1), curve=curve,
+                            fractions=fractions)
+
+
+@metrics.register("infidelity")
+class Infidelity(ExtraFaithfulness):
+    """Infidelity (Yeh et al. 2019), square removal: mean over ``runs`` draws of one random p x p
+    (x p) patch replaced by the baseline of (β Σ (x - x_r) s - (f(x) - f(x_r)))^2, with β the optimal
+    scale (``scaling``, as Yeh et al.'s code) or 1. Lower is better. Defaults: 32 runs, ``patch: 8``,
+    ``zero`` baseline, target logit, ``scaling: true``.
+
+    Differs from Quantus 0.6.0: Quantus' ``Infidelity`` removes every patch in raster order
+    cumulatively (deterministic for a fixed baseline) and does not scale; fed that sequence with
+    ``scaling: false`` ours agrees to 1e-4 (the test)."""
+
+    info = _info("infidelity", False, "Yeh et al. 2019, On the (in)fidelity and sensitivity of explanations")
+    defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 32, "scaling": True, "score": "logit"}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]
+        picks = torch.randint(n, (ctx.x.shape[0], self.runs), generator=ctx.generator(SALT_SUBSETS))
+        value = fr.infidelity(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx), picks=picks,
+                              patch=self.patch, scaling=self.scaling)
+        return MetricOutput(value=value)
+
+
+class ROAD(ExtraFaithfulness):
+    """Shared body of ROAD MoRF and LeRF."""
+
+    ascending: ClassVar[bool] = False
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        ranks = self.ranks(ctx, saliency, patch=1, ascending=self.ascending)
+        seed = int(torch.randint(2**31 - 1, (1,), generator=ctx.generator(SALT_NOISE)))
+        value, curve = road_score(self.scorer(ctx), ctx.x, ctx.target, ranks, percentages=list(self.percentages),
+                            noise=self.noise, seed=seed)
+        return MetricOutput(value=value, curve=curve,
+                            fractions=torch.tensor(self.percentages, dtype=torch.float32) / 100)
+
+
+_ROAD: dict[str, Any] = {"percentages": [10, 20, 30, 40, 50, 60, 70, 80, 90], "noise": 0.01, "score": "correct",
+                         "max_batch": 256}
+
+
+@metrics.register("road_morf")
+class ROADMoRF(ROAD):
+    """ROAD, most relevant first (Rong et al. 2022): remove the top p% pixels/voxels (seeded
+    tie-break) by noisy linear imputation (functional/road.py) for each p in ``percentages``;
+    value = the mean score over the levels. Lower is better. Defaults: p = 10..90 step 10 (Rong
+    et al.; Quantus: 1..99 step 2), ``noise: 0.01`` (std, input units), ``score: correct``
+    (accuracy, as Rong et al. and Quantus). Quantus' ``ROAD`` (which averages over the batch) agrees
+    per sample at ``noise: 0``; its imputation and ours differ by < 1e-4 on small images. Quantus
+    0.6.0's ROAD fails on images with more than one channel and a 2D map (it indexes the
+    channel-broadcast map as pixels: IndexError); ours imputes every channel."""
+
+    info = _info("road_morf", False, "Rong et al. 2022, A consistent and efficient evaluation strategy for "
+                 "attribution methods (ROAD)")
+    defaults: ClassVar[dict[str, Any]] = dict(_ROAD)
+    ascending = False
+
+
+@metrics.register("road_lerf")
+class ROADLeRF(ROAD):
+    """ROAD, least relevant first (Rong et al. 2022): as ``road_morf`` with the least relevant
+    pixels/voxels removed first. Higher is better. Same defaults."""
+
+    info = _info("road_lerf", True, "Rong et al. 2022, A consistent and efficient evaluation strategy for "
+                 "attribution methods (ROAD)")
+    defaults: ClassVar[dict[str, Any]] = dict(_ROAD)
+    ascending = True
+
+
+@metrics.register("sufficiency")
+class Sufficiency(Metric):
+    """Sufficiency (Dasgupta et al. 2022): the share of a sample's explanation neighbours in the
+    batch (standardised Euclidean distance over the batch, divided by the batch maximum, <=
+    ``threshold``) that get the same predicted class. Higher is better; NaN without neighbours.
+    Depends on the batch (as the paper's and Quantus' definition). Defaults: ``threshold: 0.6``,
+    ``postprocess: abs`` (Quantus'). Cost: B forwards. Quantus' ``Sufficiency`` agrees where a
+    sample has neighbours; without, Quantus gives 0 and ours NaN (undefined, dropped by the runner)."""
+
+    info = _info("sufficiency", True, "Dasgupta et al. 2022, Framework for evaluating faithfulness of local "
+                 "explanations", "abs")
+    defaults: ClassVar[dict[str, Any]] = {"threshold": 0.6}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        logits = ctx.predict(ctx.x)
+        predicted = (logits > 0).long() if ctx.multilabel else logits.argmax(1)
+        value = fr.sufficiency(saliency.to(ctx.x.device), predicted.to(ctx.x.device), threshold=self.threshold)
+        return MetricOutput(value=value)

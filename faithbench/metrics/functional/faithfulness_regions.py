@@ -1,0 +1,156 @@
+"""Faithfulness over patches and explanation neighbourhoods: IROF (Rieger & Hansen 2020),
+selectivity (Montavon et al. 2018), infidelity (Yeh et al. 2019) and sufficiency (Dasgupta et al.
+2022). Shapes: ``x (B, C, *spatial)``, ``saliency (B, *spatial)``, 2D or 3D; patches are
+non-overlapping p x p (x p) cells of the grid of
+:func:`~faithbench.metrics.functional.faithfulness_extra.feature_ids`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from faithbench.metrics.functional.faithfulness_extra import Scorer, feature_attribution, feature_ids
+from faithbench.metrics.functional.perturbation import feature_ranks, perturbation_curve, pool_features
+
+
+def _check(x: Tensor, saliency: Tensor) -> None:
+    expected = (x.shape[0], *x.shape[2:])
+    if tuple(saliency.shape) != expected:
+        raise ValueError(f"expected saliency of shape {expected} to match the image's spatial shape, "
+                         f"got {tuple(saliency.shape)}")
+
+
+def patch_removal_curve(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, replacement: Tensor) -> Tensor:
+    """f(x with its k first-ranked patches replaced), k = 0..L (every patch): ``(B, L + 1)``.
+    ``ranks``: per-pixel patch ranks (0 = removed first)."""
+    n = int(ranks.flatten(1).max()) + 1
+    curve, _ = perturbation_curve(scorer.predict, x, target, ranks, replacement, insertion=False,
+                                  score=scorer.score, max_batch=scorer.max_batch, counts=torch.arange(n + 1))
+    return curve
+
+
+def mean_ranks(saliency: Tensor, patch: int, generator: torch.Generator) -> Tensor:
+    """Per-pixel ranks of patches by MEAN saliency, descending, seeded tie-break (edge patches that
+    are smaller than p^d are ranked by their own mean)."""
+    ids, _ = feature_ids(tuple(saliency.shape[1:]), patch, saliency.device)
+    sizes = pool_features(torch.ones_like(saliency[:1]), patch).flatten()
+    return feature_ranks(saliency / sizes[ids][None], patch=patch, generator=generator)
+
+
+def irof(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *, patch: int = 8,
+         generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """IROF, iterative removal of features (Rieger & Hansen 2020, "IROF: a low resource evaluation
+    metric for explanation methods", ICLR workshop): segments are removed (replaced by the
+    baseline, default each sample's mean) one more at a time in descending order of their MEAN
+    saliency, and
+
+        IROF = 1 - trapezoid_k ( f(x^(k)) / f(x) ,  k / L ),   k = 0..L,
+
+    the area over the normalised score curve over the fraction of segments removed. Higher is
+    better. Segments: a regular p x p (x p) grid (2D and 3D alike, no superpixel dependency).
+    Returns the value ``(B,)`` and the curve f(x^(k)) / f(x) ``(B, L + 1)``."""
+    _check(x, saliency)
+    ranks = mean_ranks(saliency.to(x.device).float(), patch, generator)
+    curve = patch_removal_curve(scorer, x, target, ranks, replacement)
+    curve = curve / curve[:, :1]
+    fractions = torch.linspace(0, 1, curve.shape[1], device=curve.device)
+    return 1 - torch.trapezoid(curve, fractions, dim=1), curve
+
+
+def selectivity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *, patch: int = 8,
+                generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Selectivity (Montavon et al. 2018, "Methods for interpreting and understanding deep neural
+    networks", Digital Signal Processing): patches are removed one more at a time in descending
+    order of summed saliency (seeded tie-break), and
+
+        selectivity = trapezoid_k ( f(x^(k)) ,  k / L ),   k = 0..L,
+
+    the area under the score curve over the fraction of patches removed. Lower is better (a
+    faithful map makes the score fall fast). Returns the value ``(B,)`` and the curve ``(B, L + 1)``."""
+    _check(x, saliency)
+    ranks = feature_ranks(saliency.to(x.device).float(), patch=patch, generator=generator)
+    curve = patch_removal_curve(scorer, x, target, ranks, replacement)
+    fractions = torch.linspace(0, 1, curve.shape[1], device=curve.device)
+    return torch.trapezoid(curve, fractions, dim=1), curve
+
+
+def infidelity_terms(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor,
+                     removed: Tensor, *, patch: int = 1) -> tuple[Tensor, Tensor]:
+    """The two sides of infidelity for perturbations that replace features: ``removed (B, R, n)``
+    bool (the features, pixels/voxels or patches, of perturbation r), I_r = x - x_r, returns
+
+        I_r^T φ = Σ_{pixels, channels} (x - x_r) s   and   Δ_r = f(x) - f(x_r),   each ``(B, R)``."""
+    _check(x, saliency)
+    ids, n = feature_ids(tuple(x.shape[2:]), patch, x.device)
+    if removed.shape[0] != x.shape[0] or removed.shape[2] != n:
+        raise ValueError(f"expected removed of shape ({x.shape[0]}, R, {n}), got {tuple(removed.shape)}")
+    removed = removed.to(x.device)
+    flat_ids = ids.flatten()
+    view = (-1, 1, *ids.shape)
+
+    def build(i: Tensor, r: Tensor) -> Tensor:
+        return torch.where(removed[i, r][:, flat_ids].view(view), replacement[i], x[i])
+
+    f0 = scorer(x, target)
+    deltas = f0[:, None] - scorer.perturbed(x, target, removed.shape[1], build)
+    per_feature = feature_attribution(((x - replacement).sum(1) * saliency.to(x.device)), patch)
+    dots = (removed.float() * per_feature[:, None, :]).sum(-1)
+    return dots, deltas
+
+
+def infidelity_from_terms(dots: Tensor, deltas: Tensor, *, scaling: bool = True) -> Tensor:
+    """mean_r (β I_r^T φ - Δ_r)^2 per sample; β = Σ Δ I^T φ / Σ (I^T φ)^2 (the optimal scale of
+    Yeh et al.'s code, ``scaling``) or 1."""
+    dots, deltas = dots.double(), deltas.double()
+    if scaling:
+        den = dots.square().sum(1, keepdim=True)
+        beta = torch.where(den > 0, (dots * deltas).sum(1, keepdim=True) / den.clamp(min=1e-300), 1.0)
+        dots = dots * beta
+    return (dots - deltas).square().mean(1).float()
+
+
+def infidelity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *, picks: Tensor,
+               patch: int = 8, scaling: bool = True) -> Tensor:
+    """Infidelity (Yeh et al. 2019, "On the (in)fidelity and sensitivity of explanations",
+    NeurIPS), per sample ``(B,)``, with the square-removal perturbation:
+
+        INFD = E_I [ (I^T φ(x) - (f(x) - f(x - I)))^2 ],
+
+    where x - I replaces one p x p (x p) patch by the baseline: ``picks (B, R)`` are the patch
+    indices of the R perturbations (uniform, seeded draws in the metric), and I^T φ = Σ (x - x_r) s.
+    With ``scaling`` (the default, as in Yeh et al.'s code) the explanation is first scaled by the β
+    that minimises INFD, so the value does not depend on the saliency's scale. Lower is better."""
+    n = feature_ids(tuple(x.shape[2:]), patch)[1]
+    removed = torch.nn.functional.one_hot(picks, n).bool()
+    dots, deltas = infidelity_terms(scorer, x, target, saliency, replacement, removed, patch=patch)
+    return infidelity_from_terms(dots, deltas, scaling=scaling)
+
+
+def sufficiency(saliency: Tensor, predicted: Tensor, *, threshold: float = 0.6) -> Tensor:
+    """Sufficiency (Dasgupta et al. 2022, "Framework for evaluating faithfulness of local
+    explanations", ICML), per sample ``(B,)``: the explanations of a batch are compared by the
+    standardised Euclidean distance
+
+        d_ij = sqrt( Σ_f (s_if - s_jf)^2 / V_f ),   V_f = the batch variance of feature f (ddof 1),
+
+    divided by the largest d in the batch; j is a neighbour of i when d_ij <= ``threshold`` (j != i),
+    and sufficiency_i = the share of i's neighbours predicted the same class as i (``predicted
+    (B,)``; multi-label: ``(B, K)`` 0/1, the same set of present classes). Higher is better. NaN
+    for a sample without neighbours. Features constant over the batch (V_f = 0) carry no distance
+    and are left out."""
+    b = saliency.shape[0]
+    flat = saliency.flatten(1).double()
+    if b < 2:
+        return torch.full((b,), float("nan"), device=saliency.device)
+    variance = flat.var(dim=0)
+    keep = variance > 0
+    scaled = flat[:, keep] / variance[keep].sqrt()
+    dist = torch.cdist(scaled, scaled, compute_mode="donot_use_mm_for_euclid_dist")
+    dist = dist / dist.max() if dist.max() > 0 else dist
+    near = (dist <= threshold) & ~torch.eye(b, dtype=torch.bool, device=saliency.device)
+    same = predicted[:, None] == predicted[None, :]
+    if same.ndim == 3:  # multi-label: the same set of present classes
+        same = same.all(-1)
+    count = near.sum(1)
+    return torch.where(count > 0, (near & same).sum(1).double() / count.clamp(min=1), float("nan")).float()

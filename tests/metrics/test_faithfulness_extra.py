@@ -1,0 +1,235 @@
+"""Known answers for the issue-15 faithfulness metrics, on a linear model whose exact attribution
+is known: logits = (0, w . x), so f(x) - f(x with S <- 0) = Σ_{i in S} w_i x_i exactly."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from faithbench.metrics import (IROF, FaithfulnessCorrelation, FaithfulnessEstimate, Infidelity, Monotonicity,
+                                MonotonicityCorrelation, ROADLeRF, ROADMoRF, Selectivity, SensitivityN, Sufficiency)
+from faithbench.metrics.functional import faithfulness_extra as fx
+from faithbench.metrics.functional import faithfulness_regions as fr
+from faithbench.metrics.functional.perturbation import feature_ranks
+from faithbench.metrics.functional.road import linear_imputation, road_curve
+from faithbench.registry import metrics
+
+
+class Linear(nn.Module):
+    """logits = (0, Σ w x) over (C, *spatial)."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w, requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        one = (x * self.w).flatten(1).sum(1)
+        return torch.stack([torch.zeros_like(one), one], dim=1)
+
+
+def _linear(shape=(1, 8, 8), seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.rand(shape, generator=gen) + 0.1
+    x = torch.rand((3, *shape), generator=gen) + 0.1
+    return Linear(w).eval(), x, torch.ones(3, dtype=torch.long)
+
+
+def _scorer(model, score="logit"):
+    return fx.Scorer(model, score, 256)
+
+
+def test_correlations_are_one_for_the_true_attribution():
+    model, x, target = _linear()
+    truth = (model.w * x).sum(1)  # the exact contribution of each pixel (zero baseline)
+    zero = torch.zeros_like(x)
+    gen = torch.Generator().manual_seed(0)
+    fc = fx.faithfulness_correlation(_scorer(model), x, target, truth, zero, runs=20, subset_size=10, generator=gen)
+    assert torch.allclose(fc, torch.ones(3), atol=1e-5)
+    fc_neg = fx.faithfulness_correlation(_scorer(model), x, target, -truth, zero, runs=20, subset_size=10,
+                                         generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(fc_neg, -torch.ones(3), atol=1e-5)
+    fe = fx.faithfulness_estimate(_scorer(model), x, target, truth, zero, patch=2)
+    assert torch.allclose(fe, torch.ones(3), atol=1e-5)
+    subsets = fx.random_subsets_by_size(3, 12, 16, [1, 3, 8], torch.Generator().manual_seed(1))
+    sn = fx.sensitivity_n(_scorer(model), x, target, truth, zero, subsets=subsets, patch=2)
+    assert sn.shape == (3, 3) and torch.allclose(sn, torch.ones(3, 3), atol=1e-5)
+    # a map that ignores the weights correlates less than perfectly
+    assert (fx.faithfulness_estimate(_scorer(model), x, target, x[:, 0], zero, patch=2) < 0.999).all()
+
+
+def test_subset_deltas_hand_computed():
+    model, x, target = _linear((1, 2, 2))
+    subsets = torch.tensor([[[0, 3]], [[1, 2]], [[2, 3]]])  # features 0..3 = pixels row-major
+    deltas = fx.subset_deltas(_scorer(model), x, target, subsets, torch.zeros_like(x))
+    contrib = (model.w * x)[:, 0].flatten(1)
+    expected = torch.stack([contrib[0, [0, 3]].sum(), contrib[1, [1, 2]].sum(), contrib[2, [2, 3]].sum()])
+    assert torch.allclose(deltas[:, 0], expected, atol=1e-6)
+
+
+def test_monotonicity_known_answers():
+    model, x, target = _linear()
+    truth = (model.w * x).sum(1)
+    ranks = feature_ranks(-truth, generator=torch.Generator().manual_seed(0))
+    curve = fx.monotonicity_curve(_scorer(model), x, target, ranks, torch.zeros_like(x), steps=16)
+    assert curve.shape == (3, 16)
+    # restoring a positive contribution never lowers w . x: the last point is f(x)
+    assert torch.allclose(curve[:, -1], (model.w * x).flatten(1).sum(1), atol=1e-5)
+    assert fx.monotonicity(curve).tolist() == [1.0, 1.0, 1.0]
+    # one negative weight: restoring that pixel lowers the score
+    w = model.w.clone()
+    w[0, 0, 0] = -5.0
+    curve2 = fx.monotonicity_curve(_scorer(Linear(w)), x, target, ranks, torch.zeros_like(x), steps=64)
+    assert fx.monotonicity(curve2).tolist() == [0.0, 0.0, 0.0]
+    assert fx.monotonicity(torch.tensor([[0.1, 0.2, 0.2], [0.3, 0.2, 0.4]])).tolist() == [1.0, 0.0]
+
+
+def test_monotonicity_correlation_known_answer():
+    model, x, target = _linear()
+    truth = (model.w * x).sum(1)
+    zero = torch.zeros((1, *x.shape))
+    # v_j = (w_j x_j)^2 / f(x)^2 is increasing in s_j = w_j x_j > 0: Spearman 1
+    rho = fx.monotonicity_correlation(_scorer(model), x, target, truth, zero, patch=2)
+    assert torch.allclose(rho, torch.ones(3), atol=1e-6)
+    rho_neg = fx.monotonicity_correlation(_scorer(model), x, target, 1 / truth, zero, patch=1)
+    assert torch.allclose(rho_neg, -torch.ones(3), atol=1e-6)
+
+
+def test_irof_and_selectivity_hand_computed():
+    # 2 x 2 image [[1, 2], [3, 4]], w = 1, s = x: removal order 4, 3, 2, 1 -> f = 10, 6, 3, 1, 0
+    model = Linear(torch.ones(1, 2, 2)).eval()
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    target = torch.ones(1, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    value, curve = fr.selectivity(_scorer(model), x, target, x[:, 0], torch.zeros_like(x), patch=1, generator=gen)
+    assert torch.allclose(curve, torch.tensor([[10.0, 6.0, 3.0, 1.0, 0.0]]))
+    assert value.item() == pytest.approx(0.25 * (8 + 4.5 + 2 + 0.5))
+    value, curve = fr.irof(_scorer(model), x, target, x[:, 0], torch.zeros_like(x), patch=1, generator=gen)
+    assert torch.allclose(curve, torch.tensor([[1.0, 0.6, 0.3, 0.1, 0.0]]))
+    assert value.item() == pytest.approx(1 - 0.25 * (0.8 + 0.45 + 0.2 + 0.05))
+
+
+def test_irof_ranks_patches_by_mean_not_sum():
+    # 3 x 3 with patch 2: the corner patch (1 pixel) has the largest mean, the 2 x 2 patch the largest sum
+    sal = torch.tensor([[[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.5]]])
+    ranks = fr.mean_ranks(sal, 2, torch.Generator().manual_seed(0))
+    assert ranks[0, 2, 2] == 0 and ranks[0, 0, 0] == 1
+
+
+def test_infidelity_known_answers():
+    model, x, target = _linear()
+    zero = torch.zeros_like(x)
+    gradient = model.w[0].expand(3, 8, 8)  # for a linear model I^T grad = f(x) - f(x - I) exactly
+
+    picks = torch.randint(4, (3, 8), generator=torch.Generator().manual_seed(3))
+
+    def infd(sal, scaling):
+        return fr.infidelity(_scorer(model), x, target, sal, zero, picks=picks, patch=4, scaling=scaling)
+
+    assert torch.allclose(infd(gradient, False), torch.zeros(3), atol=1e-8)
+    assert torch.allclose(infd(2 * gradient, True), torch.zeros(3), atol=1e-8)  # the optimal scale β = 1/2
+    # unscaled 2 x gradient: (2Δ - Δ)^2 = Δ^2 per draw
+    contrib = fr.feature_attribution((model.w * x).sum(1), 4)
+    expected = contrib.gather(1, picks).square().mean(1)
+    assert torch.allclose(infd(2 * gradient, False), expected, rtol=1e-5)
+
+
+def test_linear_imputation_recovers_a_ramp_2d_and_3d():
+    for shape in [(7, 7), (5, 6, 7)]:
+        grids = torch.meshgrid(*[torch.arange(s, dtype=torch.float32) for s in shape], indexing="ij")
+        ramp = sum((i + 1) * g for i, g in enumerate(grids))[None, None].repeat(2, 2, *[1] * len(shape))
+        removed = torch.zeros(2, *shape, dtype=torch.bool)
+        removed[(slice(None), *[slice(2, 4)] * len(shape))] = True  # an interior block
+        out = linear_imputation(ramp, removed)
+        assert torch.allclose(out, ramp, atol=1e-4)  # a linear function is the mean of its neighbours
+
+
+def test_road_hand_computed():
+    # a 3 x 3 image of ones with a 5 in the centre; removing the centre imputes the neighbours' mean 1
+    model = Linear(torch.ones(1, 3, 3)).eval()
+    x = torch.ones(1, 1, 3, 3)
+    x[0, 0, 1, 1] = 5.0
+    ranks = feature_ranks(x[:, 0], generator=torch.Generator().manual_seed(0))
+    curve = road_curve(_scorer(model), x, torch.ones(1, dtype=torch.long), ranks, percentages=[12.0, 34.0],
+                       noise=0.0)
+    # 12 %: int(9 * 0.12) = 1 pixel (the centre) -> 9; 34 %: 3 pixels, all ones around -> still 9
+    assert torch.allclose(curve, torch.tensor([[9.0, 9.0]]), atol=1e-5)
+    noisy = road_curve(_scorer(model), x, torch.ones(1, dtype=torch.long), ranks, percentages=[12.0], noise=0.1,
+                       seed=4)
+    draw = torch.randn((1, 3, 3), generator=torch.Generator().manual_seed(4))[0, 1, 1]
+    assert noisy.item() == pytest.approx(9.0 + 0.1 * draw.item(), abs=1e-5)
+
+
+def test_sufficiency_hand_computed():
+    # two tight clusters of maps; predictions 0, 0 | 0, 1
+    sal = torch.tensor([[0.0, 0.0], [0.01, 0.02], [1.0, 1.0], [1.02, 0.99]])
+    value = fr.sufficiency(sal, torch.tensor([0, 0, 0, 1]), threshold=0.6)
+    assert value.tolist() == [1.0, 1.0, 0.0, 0.0]
+    alone = fr.sufficiency(torch.tensor([[0.0, 0.0], [0.01, 0.0], [1.0, 1.0]]), torch.tensor([0, 1, 1]),
+                           threshold=0.2)
+    assert value.shape == (4,) and math.isnan(alone[2].item()) and alone[:2].tolist() == [0.0, 0.0]
+
+
+# --- the registered classes: 2D and 3D, counted forwards, seeded ---------------------------------
+CHEAP = {"faithfulness_correlation": {"runs": 6, "subset_size": 16}, "faithfulness_estimate": {"patch": 4},
+         "monotonicity": {"patch": 4, "steps": 8}, "monotonicity_correlation": {"patch": 4, "draws": 2},
+         "sensitivity_n": {"patch": 4, "runs": 5, "fractions": [0.1, 0.5]}, "irof": {"patch": 4},
+         "selectivity": {"patch": 4}, "infidelity": {"patch": 4, "runs": 6},
+         "road_morf": {"percentages": [20, 60]}, "road_lerf": {"percentages": [20, 60]}, "sufficiency": {}}
+
+
+@pytest.mark.parametrize("name", sorted(CHEAP))
+@pytest.mark.parametrize("dims", [2, 3])
+def test_metric_classes_2d_3d(name, dims, tiny_cnn, make_ctx):
+    torch.manual_seed(0)
+    spatial = (8, 8) if dims == 2 else (8, 8, 8)
+    model = tiny_cnn(dims=dims).eval()
+    x = torch.rand(4, 1, *spatial)
+    sal = torch.rand(4, *spatial)
+    metric = metrics.get(name)(**CHEAP[name])
+    ctx = make_ctx(model, x, sal, seed=3)
+    out = metric(ctx)
+    again = metric(make_ctx(model, x, sal, seed=3))
+    assert out.value.shape == (4,)
+    assert torch.equal(torch.nan_to_num(out.value, 7.0), torch.nan_to_num(again.value, 7.0))  # seeded
+    assert ctx.predict.passes > 0
+    assert metric.category.value == "faithfulness"
+
+
+def test_forward_counts(tiny_cnn, make_ctx):
+    model = tiny_cnn().eval()
+    x, sal = torch.rand(2, 1, 8, 8), torch.rand(2, 8, 8)
+    expected = {"faithfulness_correlation": 2 * 7, "faithfulness_estimate": 2 * (4 + 1),
+                "monotonicity_correlation": 2 * (2 * 4 + 1), "irof": 2 * 5, "selectivity": 2 * 5,
+                "infidelity": 2 * 7, "road_morf": 2 * 2, "sufficiency": 2, "sensitivity_n": 2 * 2 * 6,
+                "monotonicity": 2 * 4}
+    for name, passes in expected.items():
+        ctx = make_ctx(model, x, sal)
+        metrics.get(name)(**CHEAP[name])(ctx)
+        assert ctx.predict.passes == passes, name
+
+
+def test_classes_match_functional(tiny_cnn, make_ctx):
+    model = tiny_cnn().eval()
+    x, sal = torch.rand(2, 1, 8, 8), torch.rand(2, 8, 8)
+    ctx = make_ctx(model, x, sal, seed=5)
+    out = FaithfulnessCorrelation(runs=6, subset_size=16)(ctx)
+    ref = fx.faithfulness_correlation(fx.Scorer(model, "logit"), x, ctx.target, sal, torch.zeros_like(x), runs=6,
+                                      subset_size=16, generator=ctx.generator(101))
+    assert torch.allclose(out.value, ref, equal_nan=True)
+    assert Selectivity.info.higher_is_better is False and ROADMoRF.info.higher_is_better is False
+    assert ROADLeRF.info.higher_is_better and IROF.info.higher_is_better and not Infidelity.info.higher_is_better
+    for cls in (Monotonicity, MonotonicityCorrelation, Sufficiency):
+        assert cls.info.postprocess == "abs"
+    for cls in (FaithfulnessEstimate, SensitivityN):
+        assert cls.info.postprocess == "none"
+
+
+def test_errors_name_what_was_expected():
+    model, x, target = _linear()
+    with pytest.raises(ValueError, match="expected saliency of shape"):
+        fx.faithfulness_estimate(_scorer(model), x, target, torch.rand(3, 4, 4), torch.zeros_like(x))
+    with pytest.raises(ValueError, match="subset size"):
+        fx.random_subsets(1, 1, 4, 5, torch.Generator())
+    assert np.isfinite(fx.feature_ids((5, 5), 2)[1])
