@@ -141,6 +141,9 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
     ``progress(cells, text)`` is called as the group advances (fractions of its cells).
     """
     dspec, mspec, seed = group.dataset, group.model, group.seed
+    if settings.device.startswith("cuda"):  # full float32 on the GPU, so CPU and GPU results agree
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     out = GroupOutput(group, device=settings.device)
     report = progress or (lambda _done, _text: None)
     splits = build_splits(dspec, needed_splits(group, settings))
