@@ -74,7 +74,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     names = registry.names(args.pattern)
     width = max((len(n) for n in names), default=0)
     for name in names:
-        print(f"{name:<{width}}  {_describe(args.kind, registry.get(name))}")
+        try:
+            print(f"{name:<{width}}  {_describe(args.kind, registry.get(name))}")
+        except RegistryError as exc:  # a broken plugin: say so and list the others
+            print(f"{name:<{width}}  [broken plugin]")
+            print(f"faithbench: warning: {exc}", file=sys.stderr)
     return 0
 
 
