@@ -2,9 +2,11 @@
 
 Unknown keys, unknown plugin names and wrong parameter names or types are errors that name
 the file and the key (``quick.yaml: explainers[2]: unknown explainer 'gradcm'; did you mean
-'gradcam'?``). YAML is loaded with ``yaml.safe_load``. ``include: other.yaml`` (a path
+'gradcam'?``). YAML is loaded with ``yaml.SafeLoader``. ``include: other.yaml`` (a path
 relative to the including file, or a built-in suite name) merges another suite first; keys of
-the including file win.
+the including file win; a cycle of includes is an error. YAML is read strictly
+(:mod:`faithbench.config_yaml`): UTF-8 only, a key written twice is an error, and aliases may
+not expand the suite beyond a small budget.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import inspect
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from faithbench.config_yaml import YAMLFileError, load_yaml_file
 from faithbench.configurable import ParameterError
 from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import ModelSpec
@@ -169,17 +171,14 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The suite mapping of ``path`` with its ``include:`` chain merged (strict YAML:
+    :mod:`faithbench.config_yaml`); ``seen``: the resolved paths of the including files."""
     try:
-        text = path.read_text()
+        data = load_yaml_file(path)
     except OSError as exc:
         raise SuiteError(f"{path}: cannot read suite ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SuiteError(f"{path}:{where}: malformed YAML: {problem}") from None
+    except YAMLFileError as exc:
+        raise SuiteError(str(exc)) from None
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: expected a mapping of suite keys, got {type(data).__name__}")
     include = data.pop("include", None)
@@ -187,9 +186,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         if not isinstance(include, str):
             raise SuiteError(f"{path}: include: expected a path or suite name, got {include!r}")
         inc = resolve_suite_path(include, relative_to=path.parent)
-        if inc in seen:
-            raise SuiteError(f"{path}: include: circular include of {inc}")
-        data = {**_read_yaml(inc, seen + (path,)), **data}
+        chain = seen + (path.resolve(),)
+        if inc.resolve() in chain:  # resolved: ../x.yaml and x.yaml are one file
+            raise SuiteError(f"{path}: include: circular include of {inc} "
+                             f"({' -> '.join(p.name for p in chain + (inc.resolve(),))})")
+        data = {**_read_yaml(inc, chain), **data}
     return data
 
 
