@@ -1,14 +1,18 @@
 """``faithbench run | list | validate | report``.
 
 Exit codes: 0 success (every cell ran, or was skipped as unsupported); 1 a run that failed
-while computing; 2 bad input (a suite, a name, a parameter, a file, a sample) or bad usage (an
+while computing (every cell failed, or the run stopped); 2 bad input (a suite, a name, a parameter, a file, a sample) or bad usage (an
 output folder another run is writing); 3 partial: some cells failed (``failures.csv`` lists
-them) and the tables hold every other cell. Errors are one line; ``--debug`` shows the traceback.
+them) and the tables hold every other cell; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+Errors are one line; ``--debug`` (before or after the sub-command) shows the traceback.
+``--quiet`` silences every progress bar, training bars included (``FAITHBENCH_QUIET=1``: :mod:`faithbench.progress`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -21,6 +25,14 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL = 0, 1, 2, 3
 
 class InputError(Exception):
     """Bad input from the user: exit code 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or ``kill``'s stop): handled like Ctrl-C, exit code 143."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -53,6 +65,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             parts.append(f"{len(result.skipped) - whole} metrics in cells")
         print(f"skipped {' and '.join(parts)} (see skipped.csv)", file=sys.stderr)
     print(out.resolve())
+    if result.results.empty and not result.failures.empty:
+        print(f"faithbench: run failed: every cell failed ({len(result.failures)} failures; see "
+              f"{out / 'failures.csv'}); exit code {EXIT_FAILED}", file=sys.stderr)
+        return EXIT_FAILED
     if result.status == "partial":
         n, cells = len(result.failures), result.failures["cell"].nunique()
         print(f"faithbench: partial run: {n} failures in {cells} cells (see {out / 'failures.csv'}); "
@@ -122,9 +138,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faithbench", description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    # accepted after the sub-command too; SUPPRESS keeps a top-level --debug when it is absent there
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a suite (default: the built-in quick suite)")
+    run = sub.add_parser("run", help="run a suite (default: the built-in quick suite)", parents=[common])
     run.add_argument("suite", nargs="?", default="quick", help="a suite YAML path or a built-in name")
     run.add_argument("--out", help="output folder (default: reports/<suite name>)")
     run.add_argument("--limit", type=int, help="at most N test samples per dataset")
@@ -140,16 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gpus-per-task", type=float, default=0.0, metavar="N", help="Ray: GPUs per cell (0)")
     run.set_defaults(func=_cmd_run)
 
-    lst = sub.add_parser("list", help="list registered plugins or built-in suites")
+    lst = sub.add_parser("list", help="list registered plugins or built-in suites", parents=[common])
     lst.add_argument("kind", choices=["explainers", "metrics", "datasets", "models", "suites"])
     lst.add_argument("pattern", nargs="?", default="*", help="a glob, e.g. '*cam*'")
     lst.set_defaults(func=_cmd_list)
 
-    val = sub.add_parser("validate", help="check a suite without running it")
+    val = sub.add_parser("validate", help="check a suite without running it", parents=[common])
     val.add_argument("suite")
     val.set_defaults(func=_cmd_validate)
 
-    rep = sub.add_parser("report", help="rebuild the tables, plots and index.html of a run folder from its tidy tables")
+    rep = sub.add_parser("report", help="rebuild the tables, plots and index.html of a run folder from its tidy tables",
+                         parents=[common])
     rep.add_argument("run_dir")
     rep.add_argument("--format", choices=["html", "md", "latex", "all"], default="all",
                      help="which report to write beside the CSV tables and plots (default: all)")
@@ -158,12 +178,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    quiet_before = os.environ.get("FAITHBENCH_QUIET")
+    if getattr(args, "quiet", False):
+        os.environ["FAITHBENCH_QUIET"] = "1"  # faithbench.progress: the training bars too
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    try:
+        return _dispatch(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if getattr(args, "quiet", False):
+            if quiet_before is None:
+                os.environ.pop("FAITHBENCH_QUIET", None)
+            else:
+                os.environ["FAITHBENCH_QUIET"] = quiet_before
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from faithbench.config import SuiteError
     from faithbench.models.checkpoint import CheckpointError
     from faithbench.runner.errors import InputDataError, OutputInUseError, UsageError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (InputError, SuiteError, RegistryError, ParameterError, CheckpointError, FileNotFoundError,
@@ -173,9 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"faithbench: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("faithbench: interrupted; finished cells are cached and a rerun resumes", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"faithbench: {what}; finished cells are cached and a rerun resumes", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # a failure while computing
         if args.debug:
             traceback.print_exc()
