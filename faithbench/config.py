@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from faithbench.config_checks import SuiteWarning, check_file_names, check_masks, check_models, check_param_types
 from faithbench.config_yaml import YAMLFileError, load_yaml_file
 from faithbench.configurable import ParameterError
 from faithbench.datasets.paths import DataError
@@ -29,6 +30,9 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
 class SuiteError(ValueError):
     """A suite that cannot be run; the message names the file and the key."""
+
+
+__all__ = ["SuiteError", "SuiteWarning", "Suite", "load_suite", "suite_from_dict", "validate_plugins"]
 
 
 class PluginSpec(BaseModel):
@@ -226,8 +230,11 @@ def _check_kwargs(where: str, target: Any, params: dict[str, Any]) -> None:
 
 
 def validate_plugins(suite: Suite, source: str) -> None:
-    """Resolve every plugin name and check every parameter, without running anything."""
+    """Resolve every plugin name and check every parameter, without running anything; then
+    what needs the plugins built (:mod:`faithbench.config_checks`; warns :class:`SuiteWarning`)."""
     multilabel: list[str] = []  # labels of the multi-label datasets
+    built: dict[str, Any] = {}  # label -> test split
+    plugins: dict[str, list[Any]] = {"explainers": [], "metrics": []}
     for i, spec in enumerate(suite.datasets):
         where = f"{source}: datasets[{i}]"
         try:
@@ -235,12 +242,14 @@ def validate_plugins(suite: Suite, source: str) -> None:
         except RegistryError as exc:
             raise SuiteError(f"{where}: {exc}") from None
         _check_kwargs(where, cls, spec.params)
+        check_param_types(where, cls, spec.params, SuiteError)
         try:
             dataset = cls(split="test", **spec.params)
         except (TypeError, ValueError) as exc:
             if spec.optional and isinstance(exc, DataError):
                 continue  # the run skips it and says why (runner.run.preflight)
             raise SuiteError(f"{where}.params: {exc}") from None
+        built[spec.label] = dataset
         _check_target(suite.target, dataset, f"{source}: target", f"datasets[{i}] {spec.label!r}")
         if getattr(dataset, "multilabel", False):
             if suite.regions is not None:  # the region tests compare label 0 with the others, a row per image
@@ -255,6 +264,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
         except RegistryError as exc:
             raise SuiteError(f"{where}: {exc}") from None
         _check_kwargs(where, builder, mspec.params)
+        check_param_types(where, builder, mspec.params, SuiteError)
         if mspec.weights is not None and not Path(mspec.weights).expanduser().exists():
             raise SuiteError(f"{where}.weights: file not found: {mspec.weights}")
     for kind, registry, specs in (("explainers", explainers, suite.explainers),
@@ -269,6 +279,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
                 plugin = cls(**spec.params)
             except ParameterError as exc:
                 raise SuiteError(f"{where}.params: {exc}") from None
+            plugins[kind].append(plugin)
             if kind == "explainers" and multilabel and getattr(plugin, "score", None) == "softmax":
                 # a softmax couples independent sigmoid classes: hiding one finding raises the other
                 raise SuiteError(f"{where}.params: score 'softmax' couples the classes of a multi-label model "
@@ -285,6 +296,9 @@ def validate_plugins(suite: Suite, source: str) -> None:
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
             raise SuiteError(f"{source}: {kind}: duplicate label {dup[0]!r}; give one entry an 'alias'")
+    check_file_names(suite, source, SuiteError)
+    check_models(suite, source, built, plugins["explainers"], SuiteError)
+    check_masks(suite, source, built, plugins["metrics"])
 
 
 def _check_target(target: Any, dataset: Any, where: str, which: str) -> None:
