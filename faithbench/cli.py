@@ -16,6 +16,7 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from faithbench.configurable import ParameterError
 from faithbench.registry import RegistryError
@@ -35,12 +36,28 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _load_suite(name: str) -> object:
+    """``load_suite``, its :class:`~faithbench.config.SuiteWarning` s printed as one line each."""
+    import warnings
+
+    from faithbench import config
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", config.SuiteWarning)
+        suite = config.load_suite(name)
+    for w in caught:
+        if issubclass(w.category, config.SuiteWarning):
+            print(f"faithbench: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return suite
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from faithbench.config import load_suite
     from faithbench.store import Cache
     from faithbench.runner.run import default_out_dir, run_suite
 
-    suite = load_suite(args.suite)
+    suite: Any = _load_suite(args.suite)
     out = Path(args.out) if args.out else default_out_dir(suite)
     cache = Cache(args.cache) if args.cache else Cache()
     if args.limit is not None and args.limit < 1:
@@ -112,10 +129,9 @@ def _describe(kind: str, obj: object) -> str:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from faithbench.config import load_suite
     from faithbench.runner.plan import plan
 
-    suite = load_suite(args.suite)
+    suite: Any = _load_suite(args.suite)
     groups = plan(suite)
     print(f"{args.suite}: ok — suite {suite.name!r}: {len(suite.datasets)} datasets x {len(suite.models)} "
           f"models x {len(suite.explainers)} explainers x {len(suite.seeds)} seeds = "

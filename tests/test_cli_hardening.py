@@ -93,3 +93,13 @@ def test_sigterm_is_handled_like_ctrl_c(monkeypatch, capsys):
     assert main(["list", "metrics"]) == 143
     assert "faithbench: terminated (SIGTERM); finished cells are cached" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_validate_prints_suite_warnings_as_one_line(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: t\ndatasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]\n"
+                     "models: [small_cnn]\nexplainers: [random]\n"
+                     "metrics: [{name: relevance_mass, alias: on_marker, params: {mask: marker}}]\n")
+    assert main(["validate", str(suite)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("faithbench: warning: ") and "needs mask 'marker'" in err[0]
