@@ -1,11 +1,13 @@
 """``faithbench run | list | validate | report``.
 
 Exit codes: 0 success (every cell ran, or was skipped as unsupported); 1 a run that failed
-while computing (every cell failed, or the run stopped); 2 bad input (a suite, a name, a parameter, a file, a sample) or bad usage (an
-output folder another run is writing); 3 partial: some cells failed (``failures.csv`` lists
-them) and the tables hold every other cell; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+while computing (every cell failed, or the run stopped); 2 bad input (a suite, a name, a
+parameter, a file, a sample) or bad usage (an output folder another run is writing, an
+unwritable ``--out`` or cache); 3 partial: some cells failed (``failures.csv`` lists them) and
+the tables hold every other cell; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 Errors are one line; ``--debug`` (before or after the sub-command) shows the traceback.
-``--quiet`` silences every progress bar, training bars included (``FAITHBENCH_QUIET=1``: :mod:`faithbench.progress`).
+``--quiet`` silences every progress bar, training bars included (``FAITHBENCH_QUIET=1``,
+:mod:`faithbench.progress`).
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ from faithbench.registry import datasets
 
 def _npz(folder, name="breastmnist.npz"):
     folder.mkdir(parents=True)
-    arrays = {f"{s}_{k}": (np.arange(4 * 28 * 28, dtype=np.uint8).reshape(4, 28, 28) if k == "images"
-                           else np.zeros((4, 1), np.uint8)) for s in ("train", "val", "test") for k in ("images", "labels")}
+    images, labels = np.arange(4 * 28 * 28, dtype=np.uint8).reshape(4, 28, 28), np.zeros((4, 1), np.uint8)
+    arrays = {f"{s}_{k}": (images if k == "images" else labels) for s in ("train", "val", "test")
+              for k in ("images", "labels")}
     np.savez_compressed(folder / name, **arrays)
     return folder / name
 
