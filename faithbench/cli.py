@@ -1,17 +1,24 @@
 """``faithbench run | list | validate | report``.
 
 Exit codes: 0 success (every cell ran, or was skipped as unsupported); 1 a run that failed
-while computing; 2 bad input (a suite, a name, a parameter, a file, a sample) or bad usage (an
-output folder another run is writing); 3 partial: some cells failed (``failures.csv`` lists
-them) and the tables hold every other cell. Errors are one line; ``--debug`` shows the traceback.
+while computing (every cell failed, or the run stopped); 2 bad input (a suite, a name, a
+parameter, a file, a sample) or bad usage (an output folder another run is writing, an
+unwritable ``--out`` or cache); 3 partial: some cells failed (``failures.csv`` lists them) and
+the tables hold every other cell; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+Errors are one line; ``--debug`` (before or after the sub-command) shows the traceback.
+``--quiet`` silences every progress bar, training bars included (``FAITHBENCH_QUIET=1``,
+:mod:`faithbench.progress`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from faithbench.configurable import ParameterError
 from faithbench.registry import RegistryError
@@ -23,13 +30,37 @@ class InputError(Exception):
     """Bad input from the user: exit code 2."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or ``kill``'s stop): handled like Ctrl-C, exit code 143."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _load_suite(name: str) -> object:
+    """``load_suite``, its :class:`~faithbench.config.SuiteWarning` s printed as one line each."""
+    import warnings
+
+    from faithbench import config
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", config.SuiteWarning)
+        suite = config.load_suite(name)
+    for w in caught:
+        if issubclass(w.category, config.SuiteWarning):
+            print(f"faithbench: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return suite
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from faithbench.config import load_suite
     from faithbench.store import Cache
     from faithbench.runner.executors import RayOptions
     from faithbench.runner.run import default_out_dir, run_suite
 
-    suite = load_suite(args.suite)
+    suite: Any = _load_suite(args.suite)
     out = Path(args.out) if args.out else default_out_dir(suite)
     cache = Cache(args.cache) if args.cache else Cache()
     if args.limit is not None and args.limit < 1:
@@ -55,6 +86,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             parts.append(f"{len(result.skipped) - whole} metrics in cells")
         print(f"skipped {' and '.join(parts)} (see skipped.csv)", file=sys.stderr)
     print(out.resolve())
+    if result.results.empty and not result.failures.empty:
+        print(f"faithbench: run failed: every cell failed ({len(result.failures)} failures; see "
+              f"{out / 'failures.csv'}); exit code {EXIT_FAILED}", file=sys.stderr)
+        return EXIT_FAILED
     if result.status == "partial":
         n, cells = len(result.failures), result.failures["cell"].nunique()
         print(f"faithbench: partial run: {n} failures in {cells} cells (see {out / 'failures.csv'}); "
@@ -76,7 +111,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     names = registry.names(args.pattern)
     width = max((len(n) for n in names), default=0)
     for name in names:
-        print(f"{name:<{width}}  {_describe(args.kind, registry.get(name))}")
+        try:
+            print(f"{name:<{width}}  {_describe(args.kind, registry.get(name))}")
+        except RegistryError as exc:  # a broken plugin: say so and list the others
+            print(f"{name:<{width}}  [broken plugin]")
+            print(f"faithbench: warning: {exc}", file=sys.stderr)
     return 0
 
 
@@ -116,10 +155,9 @@ def _describe(kind: str, obj: object) -> str:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from faithbench.config import load_suite
     from faithbench.runner.plan import plan
 
-    suite = load_suite(args.suite)
+    suite: Any = _load_suite(args.suite)
     groups = plan(suite)
     print(f"{args.suite}: ok — suite {suite.name!r}: {len(suite.datasets)} datasets x {len(suite.models)} "
           f"models x {len(suite.explainers)} explainers x {len(suite.seeds)} seeds = "
@@ -142,9 +180,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faithbench", description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    # accepted after the sub-command too; SUPPRESS keeps a top-level --debug when it is absent there
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a suite (default: the built-in quick suite)")
+    run = sub.add_parser("run", help="run a suite (default: the built-in quick suite)", parents=[common])
     run.add_argument("suite", nargs="?", default="quick", help="a suite YAML path or a built-in name")
     run.add_argument("--out", help="output folder (default: reports/<suite name>)")
     run.add_argument("--limit", type=int, help="at most N test samples per dataset")
@@ -162,16 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gpus-per-task", type=float, default=0.0, metavar="N", help="Ray: GPUs per group task (0); a task with a GPU computes on it")
     run.set_defaults(func=_cmd_run)
 
-    lst = sub.add_parser("list", help="list registered plugins or built-in suites")
+    lst = sub.add_parser("list", help="list registered plugins or built-in suites", parents=[common])
     lst.add_argument("kind", choices=["explainers", "metrics", "datasets", "models", "suites"])
     lst.add_argument("pattern", nargs="?", default="*", help="a glob, e.g. '*cam*'")
     lst.set_defaults(func=_cmd_list)
 
-    val = sub.add_parser("validate", help="check a suite without running it")
+    val = sub.add_parser("validate", help="check a suite without running it", parents=[common])
     val.add_argument("suite")
     val.set_defaults(func=_cmd_validate)
 
-    rep = sub.add_parser("report", help="rebuild the tables, plots and index.html of a run folder from its tidy tables")
+    rep = sub.add_parser("report", help="rebuild the tables, plots and index.html of a run folder from its tidy tables",
+                         parents=[common])
     rep.add_argument("run_dir")
     rep.add_argument("--format", choices=["html", "md", "latex", "all"], default="all",
                      help="which report to write beside the CSV tables and plots (default: all)")
@@ -180,12 +222,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    quiet_before = os.environ.get("FAITHBENCH_QUIET")
+    if getattr(args, "quiet", False):
+        os.environ["FAITHBENCH_QUIET"] = "1"  # faithbench.progress: the training bars too
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    try:
+        return _dispatch(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if getattr(args, "quiet", False):
+            if quiet_before is None:
+                os.environ.pop("FAITHBENCH_QUIET", None)
+            else:
+                os.environ["FAITHBENCH_QUIET"] = quiet_before
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from faithbench.config import SuiteError
     from faithbench.models.checkpoint import CheckpointError
     from faithbench.runner.errors import InputDataError, OutputInUseError, UsageError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (InputError, SuiteError, RegistryError, ParameterError, CheckpointError, FileNotFoundError,
@@ -195,9 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"faithbench: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("faithbench: interrupted; finished cells are cached and a rerun resumes", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"faithbench: {what}; finished cells are cached and a rerun resumes", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # a failure while computing
         if args.debug:
             traceback.print_exc()

@@ -2,9 +2,11 @@
 
 Unknown keys, unknown plugin names and wrong parameter names or types are errors that name
 the file and the key (``quick.yaml: explainers[2]: unknown explainer 'gradcm'; did you mean
-'gradcam'?``). YAML is loaded with ``yaml.safe_load``. ``include: other.yaml`` (a path
+'gradcam'?``). YAML is loaded with ``yaml.SafeLoader``. ``include: other.yaml`` (a path
 relative to the including file, or a built-in suite name) merges another suite first; keys of
-the including file win.
+the including file win; a cycle of includes is an error. YAML is read strictly
+(:mod:`faithbench.config_yaml`): UTF-8 only, a key written twice is an error, and aliases may
+not expand the suite beyond a small budget.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import inspect
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from faithbench.config_checks import SuiteWarning, check_file_names, check_masks, check_models, check_param_types
+from faithbench.config_yaml import YAMLFileError, load_yaml_file
 from faithbench.configurable import ParameterError
 from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import ModelSpec
@@ -29,6 +32,9 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "suites"
 
 class SuiteError(ValueError):
     """A suite that cannot be run; the message names the file and the key."""
+
+
+__all__ = ["SuiteError", "SuiteWarning", "Suite", "load_suite", "suite_from_dict", "validate_plugins"]
 
 
 class PluginSpec(BaseModel):
@@ -173,17 +179,14 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The suite mapping of ``path`` with its ``include:`` chain merged (strict YAML:
+    :mod:`faithbench.config_yaml`); ``seen``: the resolved paths of the including files."""
     try:
-        text = path.read_text()
+        data = load_yaml_file(path)
     except OSError as exc:
         raise SuiteError(f"{path}: cannot read suite ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SuiteError(f"{path}:{where}: malformed YAML: {problem}") from None
+    except YAMLFileError as exc:
+        raise SuiteError(str(exc)) from None
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: expected a mapping of suite keys, got {type(data).__name__}")
     include = data.pop("include", None)
@@ -191,9 +194,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         if not isinstance(include, str):
             raise SuiteError(f"{path}: include: expected a path or suite name, got {include!r}")
         inc = resolve_suite_path(include, relative_to=path.parent)
-        if inc in seen:
-            raise SuiteError(f"{path}: include: circular include of {inc}")
-        data = {**_read_yaml(inc, seen + (path,)), **data}
+        chain = seen + (path.resolve(),)
+        if inc.resolve() in chain:  # resolved: ../x.yaml and x.yaml are one file
+            raise SuiteError(f"{path}: include: circular include of {inc} "
+                             f"({' -> '.join(p.name for p in chain + (inc.resolve(),))})")
+        data = {**_read_yaml(inc, chain), **data}
     return data
 
 
@@ -236,8 +241,11 @@ def _check_kwargs(where: str, target: Any, params: dict[str, Any]) -> None:
 
 
 def validate_plugins(suite: Suite, source: str) -> None:
-    """Resolve every plugin name and check every parameter, without running anything."""
+    """Resolve every plugin name and check every parameter, without running anything; then
+    what needs the plugins built (:mod:`faithbench.config_checks`; warns :class:`SuiteWarning`)."""
     multilabel: list[str] = []  # labels of the multi-label datasets
+    built: dict[str, Any] = {}  # label -> test split
+    plugins: dict[str, list[Any]] = {"explainers": [], "metrics": []}
     for i, spec in enumerate(suite.datasets):
         where = f"{source}: datasets[{i}]"
         try:
@@ -245,12 +253,14 @@ def validate_plugins(suite: Suite, source: str) -> None:
         except RegistryError as exc:
             raise SuiteError(f"{where}: {exc}") from None
         _check_kwargs(where, cls, spec.params)
+        check_param_types(where, cls, spec.params, SuiteError)
         try:
             dataset = cls(split="test", **spec.params)
         except (TypeError, ValueError) as exc:
             if spec.optional and isinstance(exc, DataError):
                 continue  # the run skips it and says why (runner.run.preflight)
             raise SuiteError(f"{where}.params: {exc}") from None
+        built[spec.label] = dataset
         _check_target(suite.target, dataset, f"{source}: target", f"datasets[{i}] {spec.label!r}")
         if getattr(dataset, "multilabel", False):
             if suite.regions is not None:  # the region tests compare label 0 with the others, a row per image
@@ -265,6 +275,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
         except RegistryError as exc:
             raise SuiteError(f"{where}: {exc}") from None
         _check_kwargs(where, builder, mspec.params)
+        check_param_types(where, builder, mspec.params, SuiteError)
         if mspec.weights is not None and not Path(mspec.weights).expanduser().exists():
             raise SuiteError(f"{where}.weights: file not found: {mspec.weights}")
     for kind, registry, specs in (("explainers", explainers, suite.explainers),
@@ -279,6 +290,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
                 plugin = cls(**spec.params)
             except ParameterError as exc:
                 raise SuiteError(f"{where}.params: {exc}") from None
+            plugins[kind].append(plugin)
             if kind == "explainers" and multilabel and getattr(plugin, "score", None) == "softmax":
                 # a softmax couples independent sigmoid classes: hiding one finding raises the other
                 raise SuiteError(f"{where}.params: score 'softmax' couples the classes of a multi-label model "
@@ -295,6 +307,9 @@ def validate_plugins(suite: Suite, source: str) -> None:
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
             raise SuiteError(f"{source}: {kind}: duplicate label {dup[0]!r}; give one entry an 'alias'")
+    check_file_names(suite, source, SuiteError)
+    check_models(suite, source, built, plugins["explainers"], SuiteError)
+    check_masks(suite, source, built, plugins["metrics"])
 
 
 def _check_target(target: Any, dataset: Any, where: str, which: str) -> None:

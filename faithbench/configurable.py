@@ -3,10 +3,22 @@
 A plugin lists every hyperparameter and its default in ``defaults``; ``__init__`` only stores
 them (as torchmetrics does). An unknown name or a value of the wrong type raises at once with
 what was expected, so a typo in a suite never silently falls back to a default.
+
+Cache identity (:meth:`Configurable.spec`, hashed into every saliency and score key): the
+registry name, the parameters, the class attribute ``version`` (bump it when the plugin's
+output changes) and the version of the distribution that ships the plugin's module
+(``my-plugins==1.2.0``; ``faithbench==0.1.0`` for the built-ins). A plugin module that no
+installed distribution ships (a local file) contributes the SHA-256 of its source instead, so
+editing it recomputes its results.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
+import sys
+from importlib import metadata
 from typing import Any, ClassVar
 
 
@@ -56,9 +68,35 @@ class Configurable:
         return getattr(type(self), "registry_name", "") or type(self).__name__
 
     def spec(self) -> dict[str, Any]:
-        """What a cache key needs: name, implementation version and resolved parameters."""
-        return {"name": self.name, "version": self.version, "params": self.params}
+        """What a cache key needs: name, implementation version, the shipping package's version
+        (:func:`package_version`) and resolved parameters."""
+        return {"name": self.name, "version": self.version, "package": package_version(type(self).__module__),
+                "params": self.params}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
+
+
+@functools.lru_cache(maxsize=None)
+def _distributions() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+@functools.lru_cache(maxsize=None)
+def package_version(module: str) -> str:
+    """``"<dist>==<version>"`` of the distribution that ships ``module`` (its top-level package);
+    for a module no distribution ships, ``"source:<sha256[:16]>"`` of its file (``""`` when it
+    has no file, e.g. a class defined in ``__main__`` of an interactive session)."""
+    top = module.split(".")[0]
+    for dist in _distributions().get(top, []):
+        try:
+            return f"{dist}=={metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    try:
+        source = inspect.getsourcefile(sys.modules[module])
+        with open(source or "", "rb") as f:
+            return "source:" + hashlib.sha256(f.read()).hexdigest()[:16]
+    except (KeyError, TypeError, OSError):
+        return ""

@@ -6,7 +6,9 @@ entry-point group ``faithbench.<kind>`` in their own ``pyproject.toml``::
     [project.entry-points."faithbench.explainers"]
     my_method = "my_pkg.explainers:MyMethod"
 
-An entry point is a lazy placeholder: it is imported on first use. A duplicate name
+An entry point is a lazy placeholder: it is imported on first use; one that cannot be
+imported raises :class:`RegistryError` naming the plugin and its package, and leaves the
+others usable (``faithbench list`` shows it as broken). A duplicate name
 raises (a silent overwrite would corrupt results); an unknown name raises with
 "did you mean" and the list of valid names.
 """
@@ -130,7 +132,12 @@ class Registry(Generic[T]):
             raise RegistryError(self.unknown_message(name)) from None
         if entry.target is None:
             assert entry.lazy is not None
-            target = _import_string(entry.lazy)
+            try:
+                target = _import_string(entry.lazy)
+            except Exception as exc:  # a plugin's own import error: name the plugin, not our stack
+                first = (str(exc).splitlines() or [""])[0]
+                raise RegistryError(f"{self.singular} {name!r} ({entry.origin}, {entry.lazy}) cannot be loaded: "
+                                    f"{type(exc).__name__}: {first}") from exc
             if hasattr(target, "__dict__"):
                 try:
                     setattr(target, "registry_name", name)

@@ -4,8 +4,14 @@ The ground floor: models, runner and reports import it; it imports nothing of fa
 
 A key is the hash of everything an artefact depends on (:func:`make_key`). Writes are atomic
 (a temporary file in the same folder, then ``os.replace``), so a killed run loses at most the
-artefact in flight. Every file carries a SHA-256 of its content; a corrupted or truncated file
-is detected on read, reported with a warning, and treated as missing (recomputed).
+artefact in flight; files are written with mode 0644. Every file carries a SHA-256 of its
+content and the ``kind/key`` it was stored under; a corrupted or truncated file, or one found
+under another key (two entries swapped or copied), is detected on read, reported with a
+warning, and treated as missing (recomputed).
+
+Several runs may share one cache: :meth:`Cache.lock` is a per-key advisory file lock
+(``fcntl.flock``) that a producer holds while it computes an entry, so a second run waits and
+then reads the entry instead of computing it again.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +31,21 @@ from safetensors import safe_open
 from safetensors.torch import save as st_save
 from torch import Tensor
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, producers are not serialised
+    fcntl = None  # type: ignore[assignment]
+
 CACHE_ENV = "FAITHBENCH_CACHE"
+FILE_MODE = 0o644  # results are shared and read by others; tempfile.mkstemp alone gives 0600
 
 
 class CacheCorruptionWarning(UserWarning):
     pass
+
+
+class CacheLockBusy(BlockingIOError):
+    """``Cache.lock(..., wait=False)`` found the key locked by another process."""
 
 
 def default_cache_dir() -> Path:
@@ -47,6 +65,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -110,7 +129,8 @@ class Cache:
             self.misses += 1
             return None
         try:
-            tensors, _ = load_tensors(path)
+            tensors, meta = load_tensors(path)
+            _check_bound(meta.get("key"), kind, key)
         except ValueError as exc:
             warnings.warn(f"corrupted cache entry, recomputing: {exc}", CacheCorruptionWarning, stacklevel=2)
             path.unlink(missing_ok=True)
@@ -121,7 +141,7 @@ class Cache:
 
     def put_tensors(self, kind: str, key: str, tensors: dict[str, Tensor]) -> Path:
         path = self.path(kind, key, "safetensors")
-        save_tensors(path, tensors)
+        save_tensors(path, tensors, metadata={"key": f"{kind}/{key}"})
         return path
 
     # -- JSON ---------------------------------------------------------------------------
@@ -133,8 +153,9 @@ class Cache:
         try:
             record = json.loads(path.read_text())
             payload = record["payload"]
-            if _json_digest(payload) != record["sha256"]:
+            if _json_digest(payload, record.get("key")) != record["sha256"]:
                 raise ValueError("checksum mismatch")
+            _check_bound(record.get("key"), kind, key)
         except (ValueError, KeyError, TypeError) as exc:
             warnings.warn(f"corrupted cache entry {path}, recomputing: {exc}", CacheCorruptionWarning, stacklevel=2)
             path.unlink(missing_ok=True)
@@ -145,10 +166,52 @@ class Cache:
 
     def put_json(self, kind: str, key: str, payload: Any) -> Path:
         path = self.path(kind, key, "json")
-        record = {"sha256": _json_digest(payload), "payload": payload}
+        bound = f"{kind}/{key}"
+        record = {"key": bound, "sha256": _json_digest(payload, bound), "payload": payload}
         atomic_write_bytes(path, json.dumps(record).encode())
         return path
 
+    # -- one producer per key -----------------------------------------------------------
+    @contextmanager
+    def lock(self, kind: str, key: str, *, wait: bool = True) -> Iterator[Path]:
+        """Hold an exclusive advisory lock on ``kind/key`` (``.<key>.lock`` beside the entry).
 
-def _json_digest(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        The pattern for an expensive entry shared by concurrent runs::
+
+            with cache.lock("checkpoints", key):
+                state = cache.get_tensors("checkpoints", key)  # another run may have made it
+                if state is None:
+                    state = train(...)
+                    cache.put_tensors("checkpoints", key, state)
+
+        ``wait=False`` raises :class:`CacheLockBusy` instead of waiting. The lock belongs to an
+        open file, so the kernel releases it when the holder ends in any way (``kill -9``
+        included). ``flock`` is per host: on a network file system shared by several nodes it
+        may not exclude the other nodes' processes.
+        """
+        path = self.path(kind, key, "lock")
+        path = path.with_name(f".{path.name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    raise CacheLockBusy(f"{kind}/{key} is being computed by another process ({path})") from None
+            yield path
+        finally:
+            handle.close()  # closing the file releases the lock
+
+
+def _check_bound(stored: str | None, kind: str, key: str) -> None:
+    """An entry read under ``kind/key`` must have been written under it (not moved or swapped)."""
+    if stored != f"{kind}/{key}":
+        found = f"an entry written for {stored}" if stored else "an entry without its key (an older faithbench)"
+        raise ValueError(f"found {found} where {kind}/{key} was expected")
+
+
+def _json_digest(payload: Any, bound: str | None = None) -> str:
+    """SHA-256 of the payload's canonical JSON, preceded by ``kind/key`` when bound to one."""
+    prefix = f"{bound}\n" if bound is not None else ""
+    return hashlib.sha256((prefix + json.dumps(payload, sort_keys=True)).encode()).hexdigest()

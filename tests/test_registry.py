@@ -61,3 +61,40 @@ def test_public_listing_api():
     assert faithbench.list_datasets("phantom*") == ["phantom_cxr", "phantom_cxr_multilabel", "phantom_longitudinal",
                                                     "phantom_organ3d"]
     assert {"resnet18", "vit_tiny", "small_cnn"} <= set(faithbench.list_models())
+
+
+def test_cache_identity_follows_plugin_and_package_versions(monkeypatch):
+    from importlib import metadata
+
+    import faithbench.configurable as configurable
+    from faithbench.registry import explainers
+    from faithbench.store import make_key
+
+    cls = explainers.get("gradcam")
+    spec = cls().spec()
+    assert spec["package"] == f"faithbench=={metadata.version('faithbench')}"
+    key = make_key(spec)
+    monkeypatch.setattr(cls, "version", cls.version + ".1")
+    assert make_key(cls().spec()) != key  # the plugin's own version
+    monkeypatch.undo()
+    assert make_key(cls().spec()) == key
+    configurable.package_version.cache_clear()
+    monkeypatch.setattr(configurable.metadata, "version", lambda dist: "99.0")
+    try:
+        assert cls().spec()["package"] == "faithbench==99.0" and make_key(cls().spec()) != key
+    finally:
+        configurable.package_version.cache_clear()
+
+
+def test_cache_identity_of_a_plugin_no_package_ships(tmp_path, monkeypatch):
+    import importlib
+
+    from faithbench.configurable import package_version
+
+    (tmp_path / "local_plugin_x.py").write_text("from faithbench.configurable import Configurable\n"
+                                               "class P(Configurable):\n    defaults = {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = importlib.import_module("local_plugin_x")
+    import hashlib
+    digest = hashlib.sha256((tmp_path / "local_plugin_x.py").read_bytes()).hexdigest()[:16]
+    assert mod.P().spec()["package"] == f"source:{digest}" == package_version("local_plugin_x")

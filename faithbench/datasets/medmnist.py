@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +126,9 @@ class MedMNIST(BaseDataset):
                 images, labels = npz[f"{split}_images"], npz[f"{split}_labels"]
         except KeyError:
             raise DataError(f"medmnist: {path} has no arrays '{split}_images'/'{split}_labels'") from None
-        except (OSError, ValueError) as exc:
-            raise DataError(f"medmnist: cannot read {path}: {exc}") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # truncated or corrupt
+            raise DataError(f"medmnist: cannot read {path}: {type(exc).__name__}: {exc} (a corrupt or "
+                            f"partial download? delete the file and fetch it again)") from None
         if n is not None:
             images, labels = images[:n], labels[:n]
         # (N, *spatial) grey or (N, H, W, 3) RGB -> (N, C, *spatial), kept uint8 until indexed.

@@ -18,6 +18,8 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from faithbench.progress import bars_disabled
+
 
 class Recipe(BaseModel):
     """How to train a checkpoint. Every field is part of the checkpoint's cache key."""
@@ -92,7 +94,7 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
     total, warmup = recipe.epochs * steps_per_epoch, int(recipe.warmup_epochs * steps_per_epoch)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
     best_loss, best_state, stale, step = float("inf"), None, 0, 0
-    bar = tqdm(range(recipe.epochs), desc=desc, leave=False, unit="epoch")
+    bar = tqdm(range(recipe.epochs), desc=desc, leave=False, unit="epoch", disable=bars_disabled())
     for _epoch in bar:
         model.train()
         perm = torch.randperm(n, generator=gen)

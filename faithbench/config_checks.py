@@ -1,0 +1,158 @@
+"""Suite checks that need the plugins built: what a run would refuse, found by validation.
+
+:func:`faithbench.config.validate_plugins` calls these after it has resolved every name:
+
+- :func:`check_param_types`: a dataset or model parameter whose annotation is ``int``, ``float``,
+  ``bool`` or ``str`` (or ``Optional`` of one) must have that type (``size: "64"`` is an error
+  naming ``params.size``, not a failure deep inside the dataset);
+- :func:`check_models`: every model is built for every dataset it pairs with, on the ``meta``
+  device (no memory, no weights: ``with torch.device("meta")``), so wrong parameter values and a
+  2D model on 3D data are errors; explainers' ``target_layer`` must name a module of each model;
+- :func:`check_masks`: a metric that needs a mask the dataset lacks warns (:class:`SuiteWarning`,
+  naming the mask): the run skips that metric on that dataset;
+- :func:`check_file_names`: two labels that map to one file name (``x/y`` and ``x_y``; plots are
+  named by :func:`faithbench.names.safe_name`) would overwrite each other's plots: an error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import types
+import typing
+import warnings
+from typing import Any, Callable
+
+import torch
+
+from faithbench.names import safe_name
+
+_SIMPLE = (bool, int, float, str)
+_VIT_DEFAULT_LAYER = "blocks.-1.norm1"  # the CAM explainers' default for a ViT (blocks[-1].norm1)
+
+
+class SuiteWarning(UserWarning):
+    """A suite that runs, but not entirely as written (a metric skipped on a dataset)."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _simple_type(hint: Any) -> tuple[type, bool] | None:
+    """``(type, optional)`` when ``hint`` is one of the simple types or ``Optional`` of one."""
+    if hint in _SIMPLE:
+        return hint, False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1 and args[0] in _SIMPLE and len(args) < len(typing.get_args(hint)):
+            return args[0], True
+    return None
+
+
+def _type_ok(expected: type, value: Any) -> bool:
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def check_param_types(where: str, target: Callable[..., Any], params: dict[str, Any], error: type[Exception]) -> None:
+    """Raise ``error`` naming ``<where>.params.<key>`` for a value of the wrong simple type."""
+    try:
+        hints = typing.get_type_hints(target.__init__ if isinstance(target, type) else target)
+    except Exception:  # unresolvable annotations: the plugin's own checks decide
+        return
+    for key, value in params.items():
+        simple = _simple_type(hints.get(key))
+        if simple is None:
+            continue
+        expected, optional = simple
+        if (value is None and optional) or _type_ok(expected, value):
+            continue
+        raise error(f"{where}.params.{key}: expected {expected.__name__}{' or null' if optional else ''}, "
+                    f"got {type(value).__name__} {value!r}")
+
+
+def _pairs(suite: Any, built: dict[str, Any]) -> list[tuple[int, Any, str, Any]]:
+    """(model index, model spec, dataset label, dataset) for every dataset a model pairs with."""
+    return [(i, m, d.label, built[d.label]) for i, m in enumerate(suite.models) for d in suite.datasets
+            if d.label in built and (d.models is None or m.label in d.models)]
+
+
+def check_models(suite: Any, source: str, built: dict[str, Any], explainers: list[Any],
+                 error: type[Exception]) -> None:
+    """Build each (model, dataset) pair on the meta device; check explainers' ``target_layer``."""
+    from faithbench.models.architectures import build_model
+
+    for i, mspec, label, dataset in _pairs(suite, built):
+        try:
+            shape = (dataset.in_channels, len(dataset.classes), tuple(dataset.spatial_shape))
+        except Exception:  # an empty or unreadable split: the run's preflight names it
+            continue
+        try:
+            with torch.device("meta"):
+                model = build_model(mspec.name, shape[0], shape[1], shape[2], **mspec.params)
+        except Exception as exc:
+            where = f"{source}: models[{i}]{'.params' if mspec.params else ''}"
+            raise error(f"{where}: cannot build {mspec.label!r} for dataset {label!r} ({shape[0]} channels, "
+                        f"size {shape[2]}): {_first_line(exc)}") from None
+        for k, plugin in enumerate(explainers):
+            layer = getattr(plugin, "target_layer", None)
+            if layer is None or layer == _VIT_DEFAULT_LAYER:
+                continue
+            if not isinstance(layer, str):
+                raise error(f"{source}: explainers[{k}].params.target_layer: expected a dotted module name, "
+                            f"got {type(layer).__name__}")
+            try:
+                model.get_submodule(layer)
+            except AttributeError:
+                names = [n for n, _ in model.named_modules() if n and "." not in n][:12]
+                raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} is not a module of model "
+                            f"{mspec.label!r}; its top-level modules: {', '.join(names)}") from None
+
+
+def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
+    """Warn (:class:`SuiteWarning`) for each metric mask a dataset lacks, naming the mask."""
+    for spec in suite.datasets:
+        dataset = built.get(spec.label)
+        try:
+            masks = set(dataset[0].masks) if dataset is not None and len(dataset) else None
+        except Exception:  # unreadable sample: the run's preflight names it
+            masks = None
+        if masks is None:
+            continue
+        if getattr(dataset, "multilabel", False) and set(dataset.classes) <= masks:
+            masks.add("target")  # the runner's mask of the explained class (faithbench.runner.targets)
+        for k, plugin in enumerate(metric_plugins):
+            for mask in getattr(plugin, "required_masks", lambda: [])():
+                if mask not in masks:
+                    warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} needs mask {mask!r}, which "
+                                  f"dataset {spec.label!r} lacks (its masks: {', '.join(sorted(masks)) or 'none'}); "
+                                  f"the run skips it there", SuiteWarning, stacklevel=2)
+
+
+def check_file_names(suite: Any, source: str, error: type[Exception]) -> None:
+    """Refuse labels whose file names collide: within datasets, models or metrics, and across the
+    joined stems ``<dataset>_<model>`` and ``<dataset>_<model>_<metric>`` of the plots."""
+    kinds = {"datasets": suite.datasets, "models": suite.models, "metrics": suite.metrics}
+    for kind, specs in kinds.items():
+        seen: dict[str, int] = {}
+        for i, spec in enumerate(specs):
+            name = safe_name(spec.label)
+            if name in seen and specs[seen[name]].label != spec.label:
+                j = seen[name]
+                raise error(f"{source}: {kind}[{i}]: label {spec.label!r} and {kind}[{j}] {specs[j].label!r} map to "
+                            f"one file name {name!r} (their plots would overwrite each other); give one an alias")
+            seen.setdefault(name, i)
+    for combo in (("datasets", "models"), ("datasets", "models", "metrics")):
+        stems: dict[str, tuple[str, ...]] = {}
+        for picks in itertools.product(*(enumerate(kinds[k]) for k in combo)):
+            labels = tuple(spec.label for _, spec in picks)
+            stem = "_".join(safe_name(label) for label in labels)
+            if stem in stems and stems[stem] != labels:
+                raise error(f"{source}: {' x '.join(combo)}: labels {' / '.join(labels)} and "
+                            f"{' / '.join(stems[stem])} map to one plot file name {stem!r}; give one an alias")
+            stems.setdefault(stem, labels)

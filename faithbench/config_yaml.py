@@ -1,0 +1,115 @@
+"""Strict YAML for suite files: UTF-8 only, no duplicate keys, bounded alias expansion.
+
+``yaml.safe_load`` executes no code but is still too lenient for a benchmark definition:
+
+- a duplicate key (``seeds: [0]`` ... ``seeds: [1]``) silently keeps the last value;
+- aliases expand without bound: nine nested anchors of ten aliases each (555 bytes) are a
+  billion nodes once written out (a 22 MB ``manifest.json`` in issue 17's report, or no end);
+- bytes that are not UTF-8 raise ``UnicodeDecodeError`` with no file name.
+
+:func:`load_yaml_file` refuses all three with :class:`YAMLFileError`, whose message names the
+file and the line. The budget: aliases may add at most :data:`ALIAS_BUDGET` nodes to the
+document beyond those written in it (a suite is a few hundred nodes; anchors that share a
+recipe between models add a few dozen).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+ALIAS_BUDGET = 10_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class YAMLFileError(ValueError):
+    """A YAML file that cannot be read as a suite; the message names the file (and line)."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that raises on a key written twice in one mapping (merge keys ``<<``
+    may still supply defaults that the mapping overrides)."""
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if first is not None:
+                    raise ConstructorError(None, None, f"duplicate key {key!r} (first written at line {first + 1})",
+                                           key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_alias_expansion(root: Node, budget: int = ALIAS_BUDGET) -> None:
+    """Raise ``ValueError`` when the document, with every alias written out, has more than
+    ``budget`` nodes beyond its distinct nodes. Costs O(distinct nodes + budget) steps, whatever
+    the expansion (a recursive alias included)."""
+    distinct: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) not in distinct:
+            distinct.add(id(node))
+            stack.extend(_children(node))
+    limit = len(distinct) + budget
+    expanded = 0
+    walk: list[tuple[Node, str]] = [(root, "")]
+    while walk:
+        node, top = walk.pop()
+        expanded += 1
+        if expanded > limit:
+            where = f"{top}: " if top else ""
+            raise ValueError(f"{where}YAML aliases expand the suite beyond {budget} extra nodes "
+                             f"(near line {node.start_mark.line + 1}); write the values out or use fewer aliases")
+        if node is root and isinstance(node, MappingNode):
+            walk.extend((n, str(k.value)) for k, v in node.value for n in (k, v))
+        else:
+            walk.extend((n, top) for n in _children(node))
+
+
+def load_yaml_file(path: Path) -> Any:
+    """Parse one YAML file strictly (see the module docstring); ``OSError`` passes through."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise YAMLFileError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                            f"{exc.start}); save the suite as UTF-8") from None
+    loader = StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            check_alias_expansion(node)
+        except ValueError as exc:
+            raise YAMLFileError(f"{path}: {exc}") from None
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise YAMLFileError(f"{path}:{where} malformed YAML: {problem}") from None
+    finally:
+        loader.dispose()

@@ -1,0 +1,88 @@
+"""The output folder and the cache folder of a run: checked before anything is computed, and
+cleared of what a previous run left.
+
+- :func:`prepare_output`: ``--out`` that is a file or cannot be written, or a cache folder that
+  cannot be written, raises :class:`~faithbench.runner.errors.UsageError` (exit code 2) at once,
+  rather than after hours of training; temporary files that a killed run left
+  (``.<name>.<random>.tmp`` of :func:`faithbench.store.atomic_write_bytes`) are removed: all of
+  them in the output folder (under its lock, so never another run's), those older than
+  :data:`STALE_TMP_SECONDS` in the cache (which concurrent runs share).
+- :func:`clear_owned`: removes the files a run writes (:data:`OWNED`), so a reused ``--out``
+  keeps no table, plot or gallery of another suite. Other files in the folder are left alone.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from faithbench.runner.errors import UsageError
+from faithbench.runner.lock import lock_output
+
+STALE_TMP_SECONDS = 3600.0
+TMP_GLOB = ".*.tmp"  # atomic_write_bytes: mkstemp(prefix=f".{name}.", suffix=".tmp")
+
+# What a run (and `faithbench report`) writes in its output folder: names, or globs relative to it.
+OWNED: tuple[str, ...] = (
+    "results.parquet", "results.csv", "curves.parquet", "curves.csv", "models.csv", "cost.csv", "skipped.csv",
+    "failures.csv", "manifest.json", "reliance.csv", "regions.csv", "region_tests.csv", "region_pairwise.csv",
+    "leaderboard.csv", "leaderboard.md", "leaderboard.tex", "pairwise.csv", "friedman.csv", "nemenyi.csv",
+    "overall_ranks.csv", "agreement.csv", "models_summary.csv", "index.html",
+    *(f"plots/{stem}.{ext}" for stem in ("gallery_*", "curves_*", "sanity_*", "distributions_*", "cd_*",
+                                         "regions_*", "models", "cost") for ext in ("png", "svg")),
+)
+
+
+def _writable_folder(path: Path, what: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {path}: is a file, expected a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".faithbench-probe."):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: not writable ({exc.strerror or exc})") from None
+
+
+def remove_tmp_files(root: Path, older_than: float = 0.0) -> list[Path]:
+    """Remove ``.*.tmp`` files under ``root`` whose last change is at least ``older_than``
+    seconds ago; returns the paths removed."""
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    now = time.time()
+    for path in root.rglob(TMP_GLOB):
+        try:
+            if path.is_file() and now - path.stat().st_mtime >= older_than:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # its writer finished (os.replace) meanwhile
+            continue
+    return removed
+
+
+def prepare_output(out_dir: Path, cache_root: Path) -> None:
+    """Check that ``out_dir`` and ``cache_root`` are folders this process can write (creating
+    them), and remove temporary files a killed run left there. Raises :class:`UsageError`, or
+    :class:`~faithbench.runner.errors.OutputInUseError` when another run holds ``out_dir``."""
+    out_dir, cache_root = Path(out_dir), Path(cache_root)
+    _writable_folder(out_dir, "--out")
+    _writable_folder(cache_root, "cache folder (--cache or $FAITHBENCH_CACHE)")
+    with lock_output(out_dir):
+        remove_tmp_files(out_dir)
+    remove_tmp_files(cache_root, older_than=STALE_TMP_SECONDS)
+
+
+def clear_owned(out_dir: Path, names: Iterable[str] = OWNED) -> list[Path]:
+    """Remove the files of ``names`` (file names or globs relative to ``out_dir``) that exist;
+    returns them. Call it while holding the folder's lock, just before the run writes its tables."""
+    removed: list[Path] = []
+    for pattern in names:
+        for path in sorted(Path(out_dir).glob(pattern)):
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+                removed.append(path)
+    return removed
+

@@ -1,0 +1,20 @@
+"""The checkpoint key records the CPU thread count: training results differ across it (issue 17)."""
+
+from __future__ import annotations
+
+import torch
+
+from faithbench.models.checkpoint import ModelSpec, checkpoint_key
+
+
+def test_checkpoint_key_depends_on_thread_count():
+    spec = ModelSpec(name="small_cnn")
+    before = torch.get_num_threads()
+    try:
+        keys = {}
+        for threads in (1, 2, 1):
+            torch.set_num_threads(threads)
+            keys.setdefault(threads, set()).add(checkpoint_key(spec, {"d": 1}, 1, 2, (16, 16), seed=0))
+    finally:
+        torch.set_num_threads(before)
+    assert len(keys[1]) == 1 and len(keys[2]) == 1 and keys[1] != keys[2]

@@ -1,0 +1,88 @@
+"""Validation finds what the run would refuse (issue 17): parameter types and values, 2D/3D,
+target layers, missing masks, colliding file names."""
+
+from __future__ import annotations
+
+import pytest
+
+from faithbench.config import SuiteError, SuiteWarning, load_suite
+
+BASE = """name: t
+datasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]
+models: [{name: small_cnn, recipe: {epochs: 1}}]
+explainers: [gradcam, random]
+metrics: [pointing_game]
+"""
+
+
+def _load(tmp_path, text):
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    return load_suite(path)
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("size: 32", 'size: "64"', r"suite.yaml: datasets\[0\].params.size: expected int, got str '64'"),
+    ("size: 32", "size: 32, noise: yes", r"datasets\[0\].params.noise: expected float, got bool True"),
+    ("recipe:", "params: {width: '8'}, recipe:", r"models\[0\].params.width: expected int, got str '8'"),
+    ("recipe:", "params: {pool: median}, recipe:",
+     r"models\[0\].params: cannot build 'small_cnn' for dataset 'phantom_cxr' \(1 channels, size \(32, 32\)\): "
+     r"small_cnn: expected pool 'avg' or 'max', got 'median'"),
+    ("[gradcam, random]", "[{name: gradcam, params: {target_layer: layer4}}, random]",
+     r"suite.yaml: explainers\[0\].params.target_layer: 'layer4' is not a module of model 'small_cnn'; "
+     r"its top-level modules: "),
+])
+def test_run_refusals_found_at_validation(tmp_path, old, new, expected):
+    assert old in BASE
+    with pytest.raises(SuiteError, match=expected):
+        _load(tmp_path, BASE.replace(old, new))
+
+
+def test_2d_model_on_3d_data(tmp_path):
+    text = BASE.replace("{name: phantom_cxr, params: {size: 32, n: 8}}", "{name: phantom_organ3d, params: {n: 4}}")
+    text = text.replace("small_cnn", "resnet18")
+    with pytest.raises(SuiteError, match=r"models\[0\]: cannot build 'resnet18' for dataset 'phantom_organ3d' "
+                                         r".*model 'resnet18' is 2D: expected a 2D input size"):
+        _load(tmp_path, text)
+
+
+def test_existing_target_layer_is_accepted(tmp_path):
+    suite = _load(tmp_path, BASE.replace("[gradcam, random]", "[{name: gradcam, params: {target_layer: features}}, "
+                                                               "random]"))
+    assert suite.explainers[0].params == {"target_layer": "features"}
+
+
+def test_missing_mask_warns_naming_it(tmp_path):
+    with pytest.warns(SuiteWarning, match=r"metrics\[1\] 'on_marker' needs mask 'marker', which dataset "
+                                          r"'phantom_cxr' lacks \(its masks: body, heart, lesion"):
+        _load(tmp_path, BASE.replace("[pointing_game]", "[pointing_game, {name: relevance_mass, alias: on_marker, "
+                                                        "params: {mask: marker}}]"))
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("datasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]",
+     "datasets: [{name: phantom_cxr, alias: x/y, params: {size: 32, n: 8}}, "
+     "{name: phantom_cxr, alias: x_y, params: {size: 32, n: 8, seed: 1}}]",
+     r"datasets\[1\]: label 'x_y' and datasets\[0\] 'x/y' map to one file name 'x_y'"),
+    ("models: [{name: small_cnn, recipe: {epochs: 1}}]",
+     "models: [{name: small_cnn, alias: 'a b', recipe: {epochs: 1}}, {name: small_cnn, alias: 'a?b'}]",
+     r"models\[1\]: label 'a\?b' and models\[0\] 'a b' map to one file name 'a_b'"),
+    ("datasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]\nmodels: [{name: small_cnn, recipe: {epochs: 1}}]",
+     "datasets: [{name: phantom_cxr, alias: a_b, params: {size: 32, n: 8}}, "
+     "{name: phantom_cxr, alias: a, params: {size: 32, n: 8, seed: 1}}]\n"
+     "models: [{name: small_cnn, alias: c}, {name: small_cnn, alias: b_c}]",
+     r"datasets x models: labels a / b_c and a_b / c map to one plot file name 'a_b_c'"),
+])
+def test_labels_mapping_to_one_file_name(tmp_path, old, new, expected):
+    assert old in BASE
+    with pytest.raises(SuiteError, match=expected):
+        _load(tmp_path, BASE.replace(old, new))
+
+
+def test_file_names_use_the_plots_mapping():
+    from faithbench.names import safe_name
+    from faithbench.reports.plots import safe_name as plots_safe_name
+
+    for label in ["x/y", "x_y", "../etc", "a b", "ünï", "", "v1.2", "$x$"]:
+        assert safe_name(label) == plots_safe_name(label)
+    assert safe_name("x/y") == safe_name("x_y") == "x_y" and safe_name("../etc") == "_etc"

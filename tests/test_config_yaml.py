@@ -1,0 +1,77 @@
+"""Strict suite YAML: alias budget, duplicate keys, include cycles, encoding (issue 17)."""
+
+from __future__ import annotations
+
+import pytest
+
+from faithbench.config import SuiteError, load_suite
+
+
+BASE = """name: t
+datasets: [phantom_cxr]
+models: [{name: resnet18, recipe: {epochs: 1}}]
+explainers: [EXPLAINER, random]
+metrics: [pointing_game]
+"""
+
+
+def _bomb(levels: int) -> str:
+    items = ['&l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    items += [f"&l{i} [" + ",".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return BASE.replace("EXPLAINER", "{name: gradcam, params: {target_layer: [" + ", ".join(items) + "]}}")
+
+
+def test_alias_bomb_is_refused_naming_file_and_key(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_bomb(9))  # ~600 bytes; 10**9 strings written out
+    assert len(path.read_bytes()) < 700
+    with pytest.raises(SuiteError, match=r"bomb.yaml: explainers: YAML aliases expand the suite beyond "
+                                         r"10000 extra nodes \(near line 4\)"):
+        load_suite(path)
+
+
+def test_aliases_within_the_budget_still_work(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text(BASE.replace("EXPLAINER", "gradcam").replace(
+        "models: [{name: resnet18, recipe: {epochs: 1}}]",
+        "models: [{name: resnet18, recipe: &r {epochs: 1, lr: 0.01}}, {name: small_cnn, recipe: *r}]"))
+    suite = load_suite(path)
+    assert [m.recipe.lr for m in suite.models] == [0.01, 0.01]
+
+
+def test_recursive_alias_is_refused(tmp_path):
+    path = tmp_path / "rec.yaml"
+    path.write_text(BASE.replace("EXPLAINER", "{name: gradcam, params: {target_layer: &a [*a]}}"))
+    with pytest.raises(SuiteError, match="rec.yaml: explainers: YAML aliases expand"):
+        load_suite(path)
+
+
+def test_duplicate_key_is_an_error(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text(BASE.replace("EXPLAINER", "gradcam") + "seeds: [0]\nseeds: [1, 2]\n")
+    with pytest.raises(SuiteError, match=r"dup.yaml: line 7, column 1: malformed YAML: duplicate key 'seeds' "
+                                         r"\(first written at line 6\)"):
+        load_suite(path)
+
+
+def test_duplicate_nested_key_is_an_error(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text(BASE.replace("EXPLAINER", "gradcam").replace("{epochs: 1}", "{epochs: 1, epochs: 3}"))
+    with pytest.raises(SuiteError, match=r"dup.yaml: line 3, .*duplicate key 'epochs'"):
+        load_suite(path)
+
+
+def test_include_cycle_through_relative_paths(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.yaml").write_text("include: ../b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("include: sub/../sub/a.yaml\n" + BASE.replace("EXPLAINER", "gradcam"))
+    with pytest.raises(SuiteError, match=r"include: circular include of .*\(a.yaml -> b.yaml -> a.yaml\)"):
+        load_suite(tmp_path / "sub" / "a.yaml")
+
+
+def test_non_utf8_suite_names_the_file(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(BASE.replace("EXPLAINER", "gradcam").replace("name: t", "name: t\ndescription: 'Br\xfcckner'")
+                     .encode("latin-1"))
+    with pytest.raises(SuiteError, match=r"latin1.yaml: line 2: not UTF-8 text \(byte 0xfc at offset 24\)"):
+        load_suite(path)
