@@ -62,7 +62,7 @@ def _read(path: Path) -> pd.DataFrame | None:
 
 def repeatability_html(table: pd.DataFrame) -> str:
     """The repeatability section: the table with a note on how to read it."""
-    from faithbench.reports.html import table_html
+    from faithbench.reports.markup import table_html
 
     shown = table.fillna({"model": ""}) if table is not None and "model" in table else table
     return ('<p class="note">Similarity of the saliency maps of one sample under two checkpoints (Arun et al. '
@@ -88,7 +88,7 @@ def reliability_note(root: Path, board: pd.DataFrame) -> str:
 
 def reliability_html(table: pd.DataFrame) -> str:
     """The metric reliability section: nr, ar, passed per metric, with the thresholds."""
-    from faithbench.reports.html import table_html
+    from faithbench.reports.markup import table_html
 
     return ('<p class="note">Is the metric itself reliable? (MetaQuantus idea, Hedström et al. 2023) '
             "nr (noise resilience): the explainers' ranking and scores stay put under a minor perturbation "
@@ -100,7 +100,7 @@ def reliability_html(table: pd.DataFrame) -> str:
 
 def strata_html(table: pd.DataFrame, figures: str = "") -> str:
     """The stratified-analysis section: the figures, then the table (first rows)."""
-    from faithbench.reports.html import table_html
+    from faithbench.reports.markup import table_html
 
     return ('<p class="note">Localisation and faithfulness scores by lesion size (tertiles of the mask\'s area '
             "fraction), model confidence (tertiles of the target probability) and correctness of the "

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from faithbench.models.checkpoint import CheckpointError
 from faithbench.runner.cell import CellResult, failure_row
 from faithbench.runner.deferred import DeferredCache, commit
@@ -112,6 +114,7 @@ def group_task(group: Group, settings: RunSettings, cache_root: str) -> TaskOutp
             settings = dataclasses.replace(settings, device="cuda")
     except Exception:  # not inside a Ray worker (tests call this directly)
         pass
+    torch.set_num_threads(settings.threads)  # the driver's: same checkpoint keys, same numbers
     store = DeferredCache(cache_root)
     try:
         out = run_group(group, settings, store)

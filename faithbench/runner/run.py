@@ -37,6 +37,7 @@ from faithbench.runner.errors import InputDataError, UsageError
 from faithbench.runner.executors import EXECUTORS, RayOptions, run_groups
 from faithbench.runner.group import GroupOutput, build_splits, forget_datasets, needed_splits
 from faithbench.runner.lock import lock_output
+from faithbench.runner.output import clear_owned, prepare_output
 from faithbench.runner.plan import Group, plan
 from faithbench.runner.settings import ReportSettings, RunSettings
 from faithbench.store import Cache, atomic_write_bytes
@@ -175,6 +176,7 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None,
         raise UsageError(f"run_suite: unknown setting {unknown[0]!r}; expected limit or device")
     run_settings = RunSettings.from_suite(suite, **settings)
     cache = cache or Cache()
+    prepare_output(out_dir, cache.root)  # an unusable --out or cache: exit 2 before any work
     with lock_output(out_dir):
         forget_datasets()
         try:
@@ -263,16 +265,12 @@ def _write_samples(out_dir: Path, samples: pd.DataFrame, outputs: list[GroupOutp
     from faithbench.reports.medical import write_repeatability
     from faithbench.stats.repeatability import repeatability_table
 
-    if samples.empty:
-        (out_dir / "samples.csv").unlink(missing_ok=True)
-    else:
+    if not samples.empty:
         atomic_write_bytes(out_dir / "samples.csv", samples.to_csv(index=False).encode())
     maps = {(o.group.dataset.label, o.group.model.label, explainer, o.group.seed): kept
             for o in outputs for explainer, kept in o.maps.items()}
     table = repeatability_table(maps) if maps else pd.DataFrame()
-    if table.empty:
-        (out_dir / "repeatability.csv").unlink(missing_ok=True)
-    else:
+    if not table.empty:
         write_repeatability(out_dir, table)
 
 
@@ -280,18 +278,14 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
                manifest: dict[str, Any], report: ReportSettings) -> None:
     from faithbench.reports.writer import write_outputs
 
-    failures = tables["failures"]
-    # failures.csv exists only when something failed; a clean rerun removes a stale one
-    if failures.empty:
-        (out_dir / "failures.csv").unlink(missing_ok=True)
-    else:
+    clear_owned(out_dir)  # a reused --out keeps nothing of an earlier run; done after computing, so an
+    failures = tables["failures"]  # interrupted run leaves the previous results in place
+    if not failures.empty:
         atomic_write_bytes(out_dir / "failures.csv", failures.to_csv(index=False).encode())
     if tables["reliance"]:
         atomic_write_bytes(out_dir / "reliance.csv", pd.DataFrame(tables["reliance"]).to_csv(index=False).encode())
     if suite.regions is not None:  # before the report, which reads it
         atomic_write_bytes(out_dir / "regions.csv", tables["regions"].to_csv(index=False).encode())
-    else:
-        (out_dir / "regions.csv").unlink(missing_ok=True)
     _write_samples(out_dir, tables["samples"], outputs)
     write_galleries(out_dir / "plots", outputs)
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())

@@ -60,6 +60,8 @@ class RunSettings:
     needs_permuted: some metric needs the permuted-label twin checkpoint (data randomisation).
     gallery_seed: galleries are drawn for this seed only (the suite's first).
     device: where models, batches, explainers and metrics run (``cpu``, ``cuda``, ``cuda:1``).
+    threads: torch's CPU threads of the driver; a Ray task computes with as many, so that the
+    checkpoints it trains (whose keys record the thread count) are the driver's.
     """
 
     n_samples: int
@@ -70,6 +72,7 @@ class RunSettings:
     needs_permuted: bool
     gallery_seed: int
     device: str = "cpu"
+    threads: int = 1
 
     @classmethod
     def from_suite(cls, suite: Suite, *, limit: int | None = None, device: str | None = None) -> "RunSettings":
@@ -82,6 +85,7 @@ class RunSettings:
             needs_permuted=any("permuted_model" in metrics.get(m.name).info.requires for m in suite.metrics),
             gallery_seed=suite.seeds[0],
             device=resolve_device(device or suite.device),
+            threads=torch.get_num_threads(),
         )
 
 
