@@ -19,6 +19,8 @@ from captum.attr import KernelShap, Lime, Occlusion
 from captum.attr._core.lime import get_exp_kernel_similarity_function
 from torch import Tensor, nn
 
+from faithbench.scores import target_score
+
 from faithbench.explainers.base import Explainer
 from faithbench.registry import explainers
 
@@ -140,15 +142,15 @@ def rise_masks(n: int, spatial: tuple[int, ...], grid: int, p: float, generator:
     return masks
 
 
+EXPLAINER_SCORES = ("softmax", "sigmoid", "logit")
+
+
 def class_score(logits: Tensor, target: Tensor, score: str) -> Tensor:
-    """The explained score per row: ``softmax`` probability, ``sigmoid`` probability or ``logit``."""
-    if score == "softmax":
-        logits = logits.softmax(dim=1)
-    elif score == "sigmoid":
-        logits = logits.sigmoid()
-    elif score != "logit":
+    """The explained score per row: ``softmax`` probability, ``sigmoid`` probability or ``logit``
+    (:func:`faithbench.scores.target_score`, the score function the metrics use too)."""
+    if score not in EXPLAINER_SCORES:
         raise ValueError(f"score must be 'softmax', 'sigmoid' or 'logit', got {score!r}")
-    return logits.gather(1, target[:, None])[:, 0]
+    return target_score(logits, target, score)
 
 
 def rise(model: nn.Module, x: Tensor, target: Tensor, *, n_masks: int, grid: int, p: float,

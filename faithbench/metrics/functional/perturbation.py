@@ -24,14 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from faithbench.scores import MULTILABEL, target_score
+
 from faithbench.metrics.functional.similarity import spearman
 
 Predict = Callable[[Tensor], Tensor]
 Score = Literal["prob", "logit", "correct", "sigmoid", "present"]
 # the multi-label counterpart of each single-label score (RISE, Petsiuk et al. 2018, scores the
 # softmax of one class; a multi-label model's classes are independent sigmoids)
-MULTILABEL_SCORE = {"prob": "sigmoid", "correct": "present", "logit": "logit", "sigmoid": "sigmoid",
-                    "present": "present"}
+MULTILABEL_SCORE = MULTILABEL  # a single-label score's multi-label counterpart
 BaselineName = Literal["zero", "blur", "mean", "noise", "uniform"]
 BASELINES = ("zero", "blur", "mean", "noise", "uniform")
 
@@ -140,19 +141,9 @@ def step_counts(n_features: int, steps: int) -> Tensor:
 # --- curves ---------------------------------------------------------------------------
 def score_logits(logits: Tensor, target: Tensor, score: Score) -> Tensor:
     """The score of the target class: ``prob`` (softmax), ``logit``, ``correct`` (argmax == target,
-    0/1); multi-label: ``sigmoid`` (sigmoid of the target logit) or ``present`` (target logit > 0, 0/1)."""
-    picked = logits.gather(1, target[:, None])[:, 0]
-    if score == "logit":
-        return picked
-    if score == "sigmoid":
-        return picked.sigmoid()
-    if score == "present":
-        return (picked > 0).to(logits.dtype)
-    if score == "prob":
-        return logits.softmax(-1).gather(1, target[:, None])[:, 0]
-    if score == "correct":
-        return (logits.argmax(-1) == target).to(logits.dtype)
-    raise ValueError(f"unknown score {score!r}; expected prob, logit, correct, sigmoid or present")
+    0/1); multi-label: ``sigmoid`` (sigmoid of the target logit) or ``present`` (target logit > 0,
+    0/1). The one score function of explainers and metrics: :func:`faithbench.scores.target_score`."""
+    return target_score(logits, target, score)
 
 
 def _chunks(total: int, size: int) -> Iterator[slice]:
