@@ -185,23 +185,59 @@ def _fit_head(model: nn.Module, spec: Any, num_classes: int) -> None:
     replace_classifier(model, num_classes)
 
 
+def _timm_name(parsed: ModelName) -> str:
+    return parsed.target if parsed.source == "timm" else f"{parsed.source}:{parsed.target}"
+
+
+def _pretrained_source(spec: Any, parsed: ModelName) -> tuple[bool, str, str]:
+    """``(cached, where, how)`` of a pretrained entry's weights: whether they are in the
+    library's cache, which weights, and how to provide them."""
+    if parsed.source == "torchvision":
+        import os
+
+        import torchvision
+
+        default = torchvision.models.get_model_weights(parsed.target).DEFAULT
+        how = f"pre-fill {hub.torch_cache_dir()} where there is a network (torchvision.models.get_model(" \
+              f"'{parsed.target}', weights='DEFAULT')) and copy it here"
+        cached = (Path(hub.torch_cache_dir()) / os.path.basename(default.url)).exists()
+        return cached, f"{default} ({default.url})", how
+    name = _timm_name(parsed)
+    how = f"pre-fill the cache where there is a network (python -c \"import timm; timm.create_model('{name}', " \
+          f"pretrained=True)\") and copy it here"
+    if parsed.source == "timm":
+        import timm
+
+        cached, where = hub.timm_weights_cached(timm.models.get_pretrained_cfg(parsed.target))
+        return cached, where, how
+    if parsed.source == "hf-hub":
+        cached = hub.hf_cached(parsed.target, ("config.json",)) and hub.hf_cached(parsed.target)
+        return cached, f"hf-hub {parsed.target} (cache {hub.hf_cache_dir()})", how
+    return True, parsed.target, how  # local-dir: on disk
+
+
+def check_pretrained_available(spec: Any) -> None:
+    """Offline, raise :class:`~faithbench.models.hub.PretrainedUnavailableError` (one line) for a
+    pretrained entry whose weights are not in the library's cache. Nothing is built or downloaded:
+    a run can check every entry before it trains anything."""
+    if not spec.uses_pretrained or not hub.offline():
+        return
+    parsed = parse_model_name(spec.name)
+    if parsed.source not in ("timm", "torchvision", *HUB_SOURCES):
+        return
+    cached, where, how = _pretrained_source(spec, parsed)
+    if not cached:
+        raise hub.unavailable(spec.label, where, how, hub.offline_reason())
+
+
 def _build_timm(spec: Any, parsed: ModelName, in_chans: int, num_classes: int) -> tuple[nn.Module, InputConfig | None]:
     import timm
 
-    name = parsed.target if parsed.source == "timm" else f"{parsed.source}:{parsed.target}"
+    name = _timm_name(parsed)
     kwargs = dict(spec.params)
     if spec.uses_pretrained:
-        how = f"pre-fill the cache where there is a network (python -c \"import timm; timm.create_model('{name}', " \
-              f"pretrained=True)\") and copy it here"
-        if parsed.source == "timm":
-            cached, where = hub.timm_weights_cached(timm.models.get_pretrained_cfg(parsed.target))
-        elif parsed.source == "hf-hub":
-            cached, where = hub.hf_cached(parsed.target, ("config.json",)) and hub.hf_cached(parsed.target), \
-                f"hf-hub {parsed.target} (cache {hub.hf_cache_dir()})"
-        else:
-            cached, where = True, parsed.target
-        if hub.offline() and not cached:
-            raise hub.unavailable(spec.label, where, how, hub.offline_reason())
+        check_pretrained_available(spec)
+        _cached, where, how = _pretrained_source(spec, parsed)
         model = hub.fetch(spec.label, where, how, lambda: timm.create_model(name, pretrained=True, **kwargs))
         _fit_head(model, spec, num_classes)
     else:
@@ -224,18 +260,13 @@ def _build_timm(spec: Any, parsed: ModelName, in_chans: int, num_classes: int) -
 
 
 def _build_torchvision(spec: Any, parsed: ModelName, num_classes: int) -> tuple[nn.Module, InputConfig]:
-    import os
-
     import torchvision
 
     kwargs = dict(spec.params)
     default = torchvision.models.get_model_weights(parsed.target).DEFAULT
     if spec.uses_pretrained:
-        where = f"{default} ({default.url})"
-        how = f"pre-fill {hub.torch_cache_dir()} where there is a network (torchvision.models.get_model(" \
-              f"'{parsed.target}', weights='DEFAULT')) and copy it here"
-        if hub.offline() and not (Path(hub.torch_cache_dir()) / os.path.basename(default.url)).exists():
-            raise hub.unavailable(spec.label, where, how, hub.offline_reason())
+        check_pretrained_available(spec)
+        _cached, where, how = _pretrained_source(spec, parsed)
         model = hub.fetch(spec.label, where, how,
                           lambda: torchvision.models.get_model(parsed.target, weights=default, **kwargs))
         _fit_head(model, spec, num_classes)
@@ -276,4 +307,5 @@ def build_network(spec: Any, in_chans: int, num_classes: int, input_size: tuple[
 
 
 __all__ = ["SOURCES", "ModelName", "parse_model_name", "is_external", "check_model_spec", "build_network",
+           "check_pretrained_available",
            "classifier_outputs", "replace_classifier"]
