@@ -8,6 +8,10 @@ PAIRS = {  # group: (ours, reference)
     "overhead": ("test_deletion_insertion", "test_bare_forward"),
     "vs_quantus (chunk 256)": ("test_our_deletion_224[256]", "test_quantus_pixel_flipping_224"),
     "vs_quantus (chunk 16)": ("test_our_deletion_224[16]", "test_quantus_pixel_flipping_224"),
+    "resnet50 pipeline over floor": ("test_resnet50_ours", "test_resnet50_floor"),
+    "resnet50 gradcam vs pytorch-grad-cam": ("test_resnet50_ours_gradcam", "test_resnet50_pytorch_grad_cam"),
+    "resnet50 IG vs captum": ("test_resnet50_ours_ig", "test_resnet50_captum_ig"),
+    "resnet50 deletion vs quantus": ("test_resnet50_ours_deletion", "test_resnet50_quantus_pixel_flipping"),
 }
 
 

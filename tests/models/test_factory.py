@@ -199,3 +199,19 @@ def test_cam_layer_names_resolve_through_the_transform(tmp_path):
         assert saliency.shape == (2, 32, 32) and saliency.abs().sum() > 0
         # the auto-selected layer is the network's, never the transform (its output is not a feature map)
         assert cam.last_info["target_layer"] != "input_transform"
+
+
+def test_vit_explainers_run_through_the_resize(tmp_path):
+    """A timm ViT has a fixed input size: a 32 px dataset is resized to its 224 px in front of it, and
+    attention, Chefer and Grad-CAM (blocks.-1.norm1) still find its blocks; maps come back at 32 px."""
+    entry = spec(name="timm:vit_tiny_patch16_224", params={"depth": 2}, recipe="default")
+    model, info = build_for_dataset(entry, 1, 2, (32, 32))
+    assert info["input"]["size"] == [224, 224] and info["input"]["mean"] is None and model.arch_family == "vit"
+    model.eval()
+    x = torch.rand(2, 1, 32, 32)
+    assert model(x).shape == (2, 2)
+    from faithbench.registry import explainers
+
+    for name in ("attention", "chefer", "gradcam"):
+        saliency = explainers.get(name)()(model, x, torch.tensor([0, 1]))
+        assert saliency.shape == (2, 32, 32) and torch.isfinite(saliency).all() and saliency.std() > 0, name
