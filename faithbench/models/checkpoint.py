@@ -62,7 +62,17 @@ class ModelSpec(BaseModel):
     def _one_source(self) -> "ModelSpec":
         from faithbench.models.factory import parse_model_name
 
-        parse_model_name(self.name)  # a malformed name is an error here
+        parsed = parse_model_name(self.name)  # a malformed name is an error here
+        if "pretrained" in self.params:
+            name = f"timm:{self.name}" if parsed.source == "builtin" else self.name
+            raise ValueError(f"model {self.name!r}: 'pretrained' is a key of the entry, not a parameter: "
+                             f"write {{name: {name!r}, pretrained: true}}")
+        if self.pretrained and parsed.source == "builtin":
+            raise ValueError(f"model {self.name!r}: built-ins have no hub weights; for timm's pretrained "
+                             f"network write {{name: 'timm:{self.name}', pretrained: true}}")
+        if self.weights is not None and self.weights.startswith(("hf-hub:", "local-dir:")):
+            raise ValueError(f"model {self.name!r}: weights: {self.weights!r} is a model name, not a file: "
+                             f"write {{name: {self.weights!r}}}")
         if self.recipe is not None and self.weights is not None:
             raise ValueError("give either 'recipe' or 'weights', not both")
         if self.pretrained and self.weights is not None:

@@ -16,7 +16,7 @@ from faithbench.config import SuiteError, suite_from_dict
 from faithbench.datasets.phantoms import PhantomCXR
 from faithbench.models.checkpoint import ModelSpec, build_for_dataset, load_checkpoint
 from faithbench.models.errors import CheckpointError
-from faithbench.models.factory import classifier_outputs, parse_model_name
+from faithbench.models.factory import classifier_outputs, parse_model_name, replace_classifier
 from faithbench.store import Cache, save_tensors
 
 SUITE = {"name": "t", "datasets": [{"name": "phantom_cxr", "params": {"n": 4, "size": 32}}],
@@ -49,6 +49,13 @@ def test_entry_needs_a_weights_source():
     assert spec(name="hf-hub:timm/resnet50.a1_in1k").uses_pretrained  # a hub repo brings its weights
     with pytest.raises(ValueError, match="replace_head: true leaves an untrained head"):
         spec(name="timm:resnet18", pretrained=True, replace_head=True)
+    # the three traps: each now a one-line suite error that says what to write
+    with pytest.raises(ValueError, match=r"'pretrained' is a key of the entry.*\{name: 'timm:resnet18', pretrained: true\}"):
+        spec(name="resnet18", params={"pretrained": True}, recipe="default")
+    with pytest.raises(ValueError, match=r"built-ins have no hub weights.*'timm:resnet18'"):
+        spec(name="resnet18", pretrained=True, recipe="default")
+    with pytest.raises(ValueError, match=r"weights: 'hf-hub:timm/resnet50.a1_in1k' is a model name"):
+        spec(name="timm:resnet50", weights="hf-hub:timm/resnet50.a1_in1k")
 
 
 def test_validation_names_unknown_models():
@@ -84,6 +91,8 @@ def test_torchvision_alexnet_head_and_replication():
     model, info = build_for_dataset(spec(name="torchvision:alexnet", recipe="default"), 1, 2, (64, 64))
     assert classifier_outputs(model) == 2 and model.features[0].in_channels == 3
     assert info["input"]["in_chans"] == 3 and info["input"]["mean"] is None  # replication only
+    replace_classifier(model, 5)  # what replace_head does to a non-timm network: its last Linear
+    assert classifier_outputs(model) == 5 and tuple(model.classifier[6].weight.shape) == (5, 4096)
     x = torch.rand(1, 1, 64, 64)
     model.eval()  # dropout
     with torch.no_grad():
