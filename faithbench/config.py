@@ -23,6 +23,7 @@ from faithbench.config_yaml import YAMLFileError, load_yaml_file
 from faithbench.configurable import ParameterError
 from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import ModelSpec
+from faithbench.models.factory import check_model_spec, is_external
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
 # The built-in suites ship inside the package (``faithbench/suites/*.yaml``, package data), so
@@ -270,12 +271,18 @@ def validate_plugins(suite: Suite, source: str) -> None:
             multilabel.append(spec.label)
     for i, mspec in enumerate(suite.models):
         where = f"{source}: models[{i}]"
-        try:
-            builder = models.get(mspec.name)
-        except RegistryError as exc:
-            raise SuiteError(f"{where}: {exc}") from None
-        _check_kwargs(where, builder, mspec.params)
-        check_param_types(where, builder, mspec.params, SuiteError)
+        if is_external(mspec.name):  # timm:, torchvision:, monai:, hf-hub:, local-dir:, pkg.mod:fn
+            try:
+                check_model_spec(mspec)
+            except ValueError as exc:
+                raise SuiteError(f"{where}: {exc}") from None
+        else:
+            try:
+                builder = models.get(mspec.name)
+            except RegistryError as exc:
+                raise SuiteError(f"{where}: {exc}") from None
+            _check_kwargs(where, builder, mspec.params)
+            check_param_types(where, builder, mspec.params, SuiteError)
         if mspec.weights is not None and not Path(mspec.weights).expanduser().exists():
             raise SuiteError(f"{where}.weights: file not found: {mspec.weights}")
     for kind, registry, specs in (("explainers", explainers, suite.explainers),

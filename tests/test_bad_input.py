@@ -42,7 +42,7 @@ def with_entry(kind, index, entry):
 
 @pytest.mark.parametrize("kind, entry, expected", [
     ("datasets", "phantom_cx", "datasets[0]: unknown dataset 'phantom_cx'; did you mean 'phantom_cxr'"),
-    ("models", {"name": "small_cn"}, "models[0]: unknown model 'small_cn'; did you mean 'small_cnn'"),
+    ("models", {"name": "small_cn", "recipe": "default"}, "models[0]: unknown model 'small_cn'; did you mean 'small_cnn'"),
     ("explainers", "randon", "explainers[0]: unknown explainer 'randon'; did you mean 'random'"),
     ("metrics", "deletion_au", "metrics[0]: unknown metric 'deletion_au'; did you mean 'deletion_auc'"),
     ("metrics", {"name": "deletion_auc", "params": {"step": 4}},

@@ -42,7 +42,7 @@ def test_validate_ok_and_errors(tmp_path, capsys):
     bad.write_text(textwrap.dedent("""
         name: bad
         datasets: [phantom_cxr]
-        models: [resnet18]
+        models: [{name: resnet18, recipe: default}]
         explainers: [gradcam, randm]
         metrics: [pointing_game]
     """))

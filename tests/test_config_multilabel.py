@@ -10,7 +10,7 @@ BASE = """
 name: t
 target: each_positive
 datasets: [{name: phantom_cxr_multilabel, params: {n: 4}}]
-models: [small_cnn]
+models: [{name: small_cnn, recipe: default}]
 explainers: [gradcam, sobel]
 metrics: [{name: pointing_game, params: {mask: target}}, class_sensitivity]
 """

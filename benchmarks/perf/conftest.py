@@ -21,6 +21,10 @@ PAIRS = {  # group: (ours, reference)
     "road_morf / quantus": ("test_ours_road", "test_quantus_road"),
     "irof / floor": ("test_ours_irof", "test_floor_irof"),
     "irof / quantus": ("test_ours_irof", "test_quantus_irof"),
+    "resnet50 pipeline over floor": ("test_resnet50_ours", "test_resnet50_floor"),
+    "resnet50 gradcam vs pytorch-grad-cam": ("test_resnet50_ours_gradcam", "test_resnet50_pytorch_grad_cam"),
+    "resnet50 IG vs captum": ("test_resnet50_ours_ig", "test_resnet50_captum_ig"),
+    "resnet50 deletion vs quantus": ("test_resnet50_ours_deletion", "test_resnet50_quantus_pixel_flipping"),
 }
 
 

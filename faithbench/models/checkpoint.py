@@ -10,15 +10,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from torch import Tensor, nn
 
 from faithbench.datasets.base import BaseDataset
-from faithbench.models.architectures import build_model, count_parameters
+from faithbench.models.architectures import count_parameters
 from faithbench.models.dependencies import dependencies_of
+from faithbench.models.errors import CheckpointError
+from faithbench.models.factory import build_network
+from faithbench.models.preprocess import PreprocessSpec, attach_input_transform, resolve_input_config
 from faithbench.models.training import Recipe, evaluate_model, train_model, train_on_frozen_features
 from faithbench.store import Cache, load_tensors, make_key
 
@@ -26,7 +29,19 @@ CHECKPOINT_FORMAT = "1"
 
 
 class ModelSpec(BaseModel):
-    """A model entry of a suite: ``{name, alias?, params?, recipe? | weights?}``."""
+    """A model entry of a suite: ``{name, alias?, params?, recipe? | weights?, pretrained?,
+    replace_head?, preprocess?}``.
+
+    ``name``: a built-in, or ``timm:``, ``torchvision:``, ``monai:``, ``hf-hub:``, ``local-dir:``
+    or ``package.module:callable`` (:mod:`faithbench.models.factory`). Where the weights come
+    from, at least one of: ``recipe`` (trained here; ``recipe: default`` for the default recipe;
+    with ``pretrained`` it fine-tunes, or trains the head with ``linear_probe: true``),
+    ``weights`` (a safetensors or torch weights-only file) or ``pretrained: true`` (the library's
+    hub weights; implied by ``hf-hub:`` and ``local-dir:`` names). ``replace_head: true``: a
+    pretrained head of the wrong size is replaced by a new one (needs a recipe to train it).
+    ``preprocess``: ``auto`` (the pretrained network's own input config; none for built-ins),
+    ``none``, or a mapping of overrides (:class:`~faithbench.models.preprocess.PreprocessSpec`).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -35,16 +50,66 @@ class ModelSpec(BaseModel):
     params: dict[str, Any] = {}
     recipe: Recipe | None = None
     weights: str | None = None
+    pretrained: bool | None = None
+    replace_head: bool = False
+    preprocess: Literal["auto", "none"] | PreprocessSpec = "auto"
+
+    @field_validator("recipe", mode="before")
+    @classmethod
+    def _default_recipe(cls, value: Any) -> Any:
+        return {} if value == "default" else value
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelSpec":
+        from faithbench.models.factory import parse_model_name
+
+        parsed = parse_model_name(self.name)  # a malformed name is an error here
+        if "pretrained" in self.params:
+            name = f"timm:{self.name}" if parsed.source == "builtin" else self.name
+            raise ValueError(f"model {self.name!r}: 'pretrained' is a key of the entry, not a parameter: "
+                             f"write {{name: {name!r}, pretrained: true}}")
+        if self.pretrained and parsed.source == "builtin":
+            raise ValueError(f"model {self.name!r}: built-ins have no hub weights; for timm's pretrained "
+                             f"network write {{name: 'timm:{self.name}', pretrained: true}}")
+        if self.weights is not None and self.weights.startswith(("hf-hub:", "local-dir:")):
+            raise ValueError(f"model {self.name!r}: weights: {self.weights!r} is a model name, not a file: "
+                             f"write {{name: {self.weights!r}}}")
         if self.recipe is not None and self.weights is not None:
             raise ValueError("give either 'recipe' or 'weights', not both")
+        if self.pretrained and self.weights is not None:
+            raise ValueError(f"model {self.name!r}: give either 'pretrained: true' or 'weights', not both")
+        if self.recipe is None and self.weights is None and not self.uses_pretrained:
+            raise ValueError(f"model {self.name!r}: no weights source; give 'recipe' (trained here; 'recipe: "
+                             f"default' for the default recipe), 'weights' (a file) or 'pretrained: true'")
+        if self.replace_head and self.recipe is None:
+            raise ValueError(f"model {self.name!r}: replace_head: true leaves an untrained head without a "
+                             f"'recipe' (e.g. recipe: {{linear_probe: true}})")
         return self
 
     @property
     def label(self) -> str:
         return self.alias or self.name
+
+    @property
+    def uses_pretrained(self) -> bool:
+        """``pretrained`` as given, else True for ``hf-hub:`` / ``local-dir:`` names."""
+        if self.pretrained is not None:
+            return self.pretrained
+        from faithbench.models.factory import HUB_SOURCES, parse_model_name
+
+        return parse_model_name(self.name).source in HUB_SOURCES
+
+    def key_extras(self) -> list[Any]:
+        """What beyond (name, params, recipe) decides the weights; empty for a plain entry, so
+        the cache keys of existing suites are unchanged."""
+        extras: dict[str, Any] = {}
+        if self.uses_pretrained:
+            extras["pretrained"] = True
+        if self.replace_head:
+            extras["replace_head"] = True
+        if self.preprocess != "auto":
+            extras["preprocess"] = self.preprocess if isinstance(self.preprocess, str) else self.preprocess.model_dump()
+        return [extras] if extras else []
 
 
 @dataclass
@@ -56,10 +121,6 @@ class Checkpoint:
     metrics: dict[str, float] = field(default_factory=dict)
     origin: str = ""  # "trained", "cache", or the weights path
     info: dict[str, Any] = field(default_factory=dict)
-
-
-class CheckpointError(ValueError):
-    """A weights file that cannot be used for this dataset (missing, unsafe, mismatched)."""
 
 
 def load_weights_file(model: nn.Module, path: Path) -> None:
@@ -99,6 +160,20 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
     model.load_state_dict(state)
 
 
+def build_for_dataset(spec: ModelSpec, in_chans: int, num_classes: int,
+                      input_size: tuple[int, ...]) -> tuple[nn.Module, dict[str, Any]]:
+    """The entry's network for a dataset of ``in_chans`` channels, ``num_classes`` classes and
+    ``input_size``, with its input transform in front (:mod:`faithbench.models.preprocess`).
+    Returns ``(model, {"input": the input config as recorded, or None})``."""
+    pp = spec.preprocess
+    build_chans = len(pp.channels) if isinstance(pp, PreprocessSpec) and pp.channels else in_chans
+    model, default = build_network(spec, build_chans, num_classes, tuple(input_size))
+    config = resolve_input_config(default, pp, build_chans)
+    if config is not None:
+        attach_input_transform(model, config)
+    return model, {"input": config.record() if config is not None else None}
+
+
 def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, num_classes: int,
                    input_size: tuple[int, ...], seed: int, permute_labels: bool = False) -> str:
     """The cache key of a recipe checkpoint. It includes ``torch.get_num_threads()``: CPU
@@ -106,7 +181,8 @@ def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, n
     that differ (issue 17: scores up to 2.7e-4 apart) with 1 and with 2 threads."""
     recipe = (spec.recipe or Recipe()).model_dump()
     parts: list[Any] = ["checkpoint", CHECKPOINT_FORMAT, spec.name, spec.params, train_spec, recipe,
-                        in_chans, num_classes, list(input_size), seed, {"threads": torch.get_num_threads()}]
+                        in_chans, num_classes, list(input_size), seed, {"threads": torch.get_num_threads()},
+                        *spec.key_extras()]
     if permute_labels:
         parts.append("permuted-labels")
     return make_key(*parts)
@@ -134,36 +210,57 @@ def resolve_dependencies(model: nn.Module, splits: tuple[BaseDataset, BaseDatase
         else:
             views = splits
         spec = ModelSpec(name=dep.name, params=dep.params, recipe=Recipe(**dep.recipe))
-        ckpt = load_checkpoint(spec, views[0], views[1], views[2], seed, cache)
+        ckpt = load_checkpoint(spec, views[0], views[1], views[2], seed, cache,
+                               device=str(next(iter(model.parameters())).device))
         model.attach_dependency(name, ckpt.model)  # type: ignore[operator]
         out[name] = {"key": ckpt.key, "origin": ckpt.origin, "metrics": ckpt.metrics}
     return out
 
 
 def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test: BaseDataset,
-                    seed: int, cache: Cache, *, permute_labels: bool = False) -> Checkpoint:
+                    seed: int, cache: Cache, *, permute_labels: bool = False, device: str = "cpu") -> Checkpoint:
     """Build the architecture for ``train``'s shape and classes, then train or load its weights.
 
     Test metrics (accuracy, F1, AUC, loss) are computed on the whole ``test`` split and cached
     beside the weights. ``permute_labels``: the same recipe trained on permuted train and val
     labels, keeping the last epoch (the data-randomisation check; its accuracy is at chance).
+    ``device``: where the model is trained and evaluated (and returned); a checkpoint trained off
+    the CPU is keyed by its device type too, since its weights differ in the last bits. Training
+    holds the cache's lock on the checkpoint's key, so two runs sharing a cache train it once.
     """
     in_chans, input_size = train.in_channels, train.spatial_shape
     num_classes = len(train.classes)
     torch.manual_seed(seed)
-    model = build_model(spec.name, in_chans, num_classes, input_size, **spec.params)
-    if spec.weights is not None and not permute_labels:
-        path = Path(spec.weights).expanduser()
-        load_weights_file(model, path)
+    model, input_info = build_for_dataset(spec, in_chans, num_classes, input_size)
+    model.to(device)
+    if spec.recipe is None and not permute_labels:  # fixed weights: a file, or the library's pretrained ones
+        if spec.weights is not None:
+            path = Path(spec.weights).expanduser()
+            load_weights_file(model, path)
+            key = make_key("weights", str(path.resolve()), path.stat().st_mtime_ns, spec.name, spec.params,
+                           *spec.key_extras())
+            origin = str(path)
+        else:
+            key = make_key("pretrained", spec.name, spec.params, in_chans, num_classes, list(input_size),
+                           *spec.key_extras())
+            origin = "pretrained"
         model.eval()
         x_test, y_test = test.tensors()
         metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None)
-        key = make_key("weights", str(path.resolve()), path.stat().st_mtime_ns, spec.name, spec.params)
-        return Checkpoint(model, key, spec, seed, metrics, origin=str(path),
-                          info={"parameters": count_parameters(model)})
+        return Checkpoint(model, key, spec, seed, metrics, origin=origin,
+                          info={"parameters": count_parameters(model), **input_info})
 
-    recipe = spec.recipe or Recipe()
     key = checkpoint_key(spec, train.spec(), in_chans, num_classes, input_size, seed, permute_labels)
+    if torch.device(device).type != "cpu":
+        key = make_key(key, torch.device(device).type)
+    with cache.lock("checkpoints", key):  # another run may be training it: wait, then read it
+        return _train_or_read(spec, model, key, (train, val, test), seed, cache, permute_labels, input_info)
+
+
+def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[BaseDataset, BaseDataset, BaseDataset],
+                   seed: int, cache: Cache, permute_labels: bool, input_info: dict[str, Any]) -> Checkpoint:
+    train, val, test = splits
+    recipe = spec.recipe or Recipe()
     state = cache.get_tensors("checkpoints", key)
     meta = cache.get_json("checkpoints", key) if state is not None else None
     if state is not None and meta is not None:
@@ -171,7 +268,7 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         model.eval()
         return Checkpoint(model, key, spec, seed, meta["metrics"], origin="cache", info=meta["info"])
 
-    resolved = resolve_dependencies(model, (train, val, test), seed, cache)  # e.g. a frozen backbone first
+    resolved = resolve_dependencies(model, splits, seed, cache)  # e.g. a frozen backbone first
     x_train, y_train = train.tensors()
     x_val, y_val = val.tensors()
     if permute_labels:
@@ -185,7 +282,7 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         p.requires_grad_(True)
     x_test, y_test = test.tensors()
     metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None)
-    info = {"parameters": count_parameters(model), "train_seconds": seconds, "history": history,
+    info = {"parameters": count_parameters(model), **input_info, "train_seconds": seconds, "history": history,
             "recipe": recipe.model_dump(), "epochs_run": len(history["val_loss"])}
     info.update(resolved)
     cache.put_tensors("checkpoints", key, model.state_dict())

@@ -68,6 +68,7 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    dev = model_device(model)  # minibatches go to the model's device; the data stays where it is
     if recipe.n_train is not None:
         x_train, y_train = x_train[: recipe.n_train], y_train[: recipe.n_train]
     params = _head_parameters(model) if recipe.linear_probe else list(model.parameters())
@@ -88,6 +89,7 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
     elif recipe.class_weights:
         counts = torch.bincount(y_train, minlength=int(y_train.max()) + 1).float()
         weight = counts.sum() / (len(counts) * counts.clamp(min=1))
+    weight = None if weight is None else weight.to(dev)
 
     n = len(x_train)
     steps_per_epoch = math.ceil(n / recipe.batch_size)
@@ -103,13 +105,14 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
             idx = perm[i : i + recipe.batch_size]
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, total, warmup, recipe)
-            logits = model(x_train[idx])
+            xb, yb = x_train[idx].to(dev), y_train[idx].to(dev)
+            logits = model(xb)
             if multilabel:
                 eps = recipe.label_smoothing
-                soft = y_train[idx].float() * (1 - eps) + eps / 2
+                soft = yb.float() * (1 - eps) + eps / 2
                 loss = F.binary_cross_entropy_with_logits(logits, soft, pos_weight=weight)
             else:
-                loss = F.cross_entropy(logits, y_train[idx], weight=weight, label_smoothing=recipe.label_smoothing)
+                loss = F.cross_entropy(logits, yb, weight=weight, label_smoothing=recipe.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -144,8 +147,10 @@ def train_on_frozen_features(model: nn.Module, x_train: Tensor, y_train: Tensor,
 
     x: ``(N, C, *spatial)``; ``frozen_features`` maps it to the head's input. Returns the history.
     """
+    dev = model_device(model)
+
     def features(x: Tensor) -> Tensor:
-        return torch.cat([model.frozen_features(x[i:i + 256]) for i in range(0, len(x), 256)])
+        return torch.cat([model.frozen_features(x[i:i + 256].to(dev)).to(x.device) for i in range(0, len(x), 256)])
 
     model.eval()
     f_train, f_val = features(x_train), features(x_val)
@@ -154,8 +159,19 @@ def train_on_frozen_features(model: nn.Module, x_train: Tensor, y_train: Tensor,
 
 @torch.inference_mode()
 def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
+    """Logits of ``x`` in chunks, computed on the model's device, returned on ``x``'s device."""
     model.eval()
-    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    dev = model_device(model)
+    return torch.cat([model(x[i : i + batch_size].to(dev)).to(x.device) for i in range(0, len(x), batch_size)])
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (the CPU for a model with neither)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
 
 
 def binary_auc(score: np.ndarray, y: np.ndarray) -> float:

@@ -69,6 +69,7 @@ class GroupOutput:
     log: list[str] = field(default_factory=list)
     device: str = "cpu"
     samples: list[dict[str, Any]] = field(default_factory=list)  # rows of samples.csv
+    model_input: dict[str, Any] | None = None
     maps: dict[str, tuple[list[str], Tensor]] = field(default_factory=dict)  # explainer -> (ids, saliency)
 
 
@@ -109,8 +110,8 @@ def build_splits(spec: DatasetSpec, splits: tuple[str, ...] = ("train", "val", "
 
 def needed_splits(group: Group, settings: RunSettings) -> tuple[str, ...]:
     """A checkpoint that is trained (a recipe; the permuted-label twin) needs train and val; one
-    with fixed weights needs only the test split."""
-    trains = group.model.weights is None or settings.needs_permuted
+    with fixed weights (a file, or pretrained without a recipe) needs only the test split."""
+    trains = group.model.recipe is not None or settings.needs_permuted
     return ("train", "val", "test") if trains else ("test",)
 
 
@@ -120,14 +121,13 @@ def open_group(group: Group, splits: dict[str, BaseDataset], store: Cache, setti
     on the settings' device."""
     test = splits["test"]
     train, val = splits.get("train", test), splits.get("val", test)
-    ckpt = load_checkpoint(group.model, train, val, test, group.seed, store)
-    ckpt.model.to(settings.device)
+    ckpt = load_checkpoint(group.model, train, val, test, group.seed, store, device=settings.device)
     data = GroupData(ckpt.model, ckpt.key, test.fingerprint(), test.background, classes=tuple(test.classes),
                      multilabel=bool(test.multilabel), mask_roles=dict(test.mask_roles))
     twin = None
     if settings.needs_permuted:
-        twin = load_checkpoint(group.model, train, val, test, group.seed, store, permute_labels=True)
-        twin.model.to(settings.device)
+        twin = load_checkpoint(group.model, train, val, test, group.seed, store, permute_labels=True,
+                               device=settings.device)
         data.permuted_model, data.permuted_key = twin.model, twin.key
     return data, ckpt, twin
 
@@ -167,6 +167,7 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
     out.model_row = {"model": mspec.label, "dataset": dspec.label, "seed": seed, **ckpt.metrics,
                      "architecture": mspec.name, "checkpoint": ckpt.key, "origin": ckpt.origin,
                      "parameters": ckpt.info.get("parameters")}
+    out.model_input = ckpt.info.get("input")  # the input transform in front of the net (pretrained config)
     test = splits["test"]
     if can_intervene(test):
         out.reliance = [{"dataset": dspec.label, "model": mspec.label, "seed": seed, **row}

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from faithbench.config import PluginSpec, Suite
 from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import CheckpointError
+from faithbench.models.factory import check_pretrained_available
 from faithbench.registry import datasets, explainers, metrics, models
 from faithbench.runner.cell import FAILURE_COLUMNS, REGION_COLUMNS
 from faithbench.runner.errors import InputDataError, UsageError
@@ -64,7 +65,8 @@ class RunResult:
 
 
 def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
-    """Check every dataset before anything is computed: the splits its groups need build
+    """Check every model and dataset before anything is computed: pretrained weights can be had
+    (:func:`~faithbench.models.factory.check_pretrained_available`), the splits its groups need build
     (:func:`~faithbench.runner.group.needed_splits`: only the test split when no model is
     trained on it), its test split is not empty, and its train split is not empty where a
     model is trained on it.
@@ -73,6 +75,8 @@ def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
     :class:`~faithbench.datasets.paths.DataError`: no data root, a missing file that cannot be
     downloaded); the run skips them. Any other problem raises :class:`InputDataError`.
     """
+    for model in suite.models:  # pretrained weights not to be had (offline, not cached): stop before any work
+        check_pretrained_available(model)
     needs: dict[str, set[str]] = {}
     for group in plan(suite):
         needs.setdefault(group.dataset.label, set()).update(needed_splits(group, settings))
@@ -226,6 +230,8 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         "cache": str(cache.root),
         "seconds": round(time.time() - started, 2),
         "device": settings.device,
+        "model_inputs": {f"{o.group.dataset.label}/{o.group.model.label}": o.model_input
+                         for o in ordered if o.model_row is not None},
         "control": report.control,
         "torch_threads": torch.get_num_threads(),
     }

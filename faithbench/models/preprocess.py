@@ -1,0 +1,183 @@
+"""A pretrained network's own input convention, applied in front of it.
+
+Datasets give images in [0, 1] at their own size and channel count; a pretrained network expects
+its training convention (timm: ``pretrained_cfg`` / ``resolve_data_config``; torchvision: the
+weights' ``transforms()``). :class:`InputTransform` maps one to the other, in this order:
+
+1. channels: ``channels`` picks input channels (``[1]``: the green channel of an RGB fundus
+   image); then a 1-channel image is replicated to the ``in_chans`` the network needs;
+2. resize to ``size`` (H, W) with ``interpolation`` (``bilinear``/``bicubic`` antialiased when
+   shrinking, as PIL does; ``nearest``), when the image is not that size already;
+3. normalise per channel: ``(x - mean) / std``.
+
+There is no centre crop: a crop would hide part of the image from the model while the
+explanation and the masks still cover it.
+
+The transform is attached as a forward pre-hook of the network itself
+(:func:`attach_input_transform`), so the network stays the root module: every module name
+(``layer4``, ``blocks.11.norm1``), ``model.blocks``, ``model.patch_embed`` and the state dict are
+the library's own, and explainers and metrics see dataset space (the deletion ``zero`` baseline
+stays the dataset's background). The transform is also the child ``input_transform`` (no
+parameters, non-persistent buffers), so ``.to(device)`` moves it and weights files are unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """What a network expects: ``in_chans`` channels, ``size`` (H, W) or None (any size),
+    ``mean``/``std`` per channel (None: no normalisation), ``interpolation`` for resizing and
+    ``channels`` (input channels to keep first, or None for all)."""
+
+    in_chans: int
+    size: tuple[int, ...] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    interpolation: str = "bilinear"
+    channels: tuple[int, ...] | None = None
+    source: str = ""  # where the values came from (timm pretrained_cfg, torchvision weights, suite)
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation: expected one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and len(value) not in (1, self.in_chans):
+                raise ValueError(f"{name}: expected 1 or {self.in_chans} values (one per channel), got {len(value)}")
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise ValueError(f"std: expected positive values, got {self.std}")
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready, for the checkpoint's info (``info["input"]``)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+class InputTransform(nn.Module):
+    """``(B, C, H, W)`` in [0, 1] (dataset space) -> ``(B, in_chans, *size)`` normalised (model space)."""
+
+    def __init__(self, config: InputConfig) -> None:
+        super().__init__()
+        self.config = config
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(config.mean if config.mean is not None else (0.0,), dtype=torch.float32).view(shape)
+        std = torch.tensor(config.std if config.std is not None else (1.0,), dtype=torch.float32).view(shape)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        cfg = self.config
+        if cfg.channels is not None:
+            if max(cfg.channels) >= x.shape[1]:
+                raise ValueError(f"input transform: channels {list(cfg.channels)} picked from an image with "
+                                 f"{x.shape[1]} channels")
+            x = x[:, list(cfg.channels)]
+        if x.shape[1] != cfg.in_chans:
+            if x.shape[1] != 1:
+                raise ValueError(f"input transform: the network expects {cfg.in_chans} channels, the image has "
+                                 f"{x.shape[1]} (only 1-channel images are replicated)")
+            x = x.expand(-1, cfg.in_chans, *x.shape[2:])
+        if cfg.size is not None and tuple(x.shape[2:]) != tuple(cfg.size):
+            if x.ndim != 4:
+                raise ValueError(f"input transform: resizing is 2D, got an input of shape {tuple(x.shape)}")
+            shrink = any(s < t for s, t in zip(cfg.size, x.shape[2:]))
+            kwargs: dict[str, Any] = {}
+            if cfg.interpolation != "nearest":
+                kwargs = {"align_corners": False, "antialias": shrink}
+            x = F.interpolate(x, size=tuple(cfg.size), mode=cfg.interpolation, **kwargs)
+        if cfg.mean is not None or cfg.std is not None:
+            x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        return x
+
+    def extra_repr(self) -> str:
+        cfg = self.config
+        return f"in_chans={cfg.in_chans}, size={cfg.size}, mean={cfg.mean}, std={cfg.std}, " \
+               f"interpolation={cfg.interpolation!r}, channels={cfg.channels}"
+
+
+def _pre_hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (module.input_transform(args[0]), *args[1:])
+
+
+def attach_input_transform(model: nn.Module, config: InputConfig) -> nn.Module:
+    """Put ``InputTransform(config)`` in front of ``model`` (in place; returns ``model``).
+
+    A forward pre-hook, not a wrapper module, so module names and attributes stay the
+    network's own (see the module docstring)."""
+    if hasattr(model, "input_transform"):
+        raise ValueError(f"{type(model).__name__} already has an input_transform")
+    model.add_module("input_transform", InputTransform(config))
+    model.register_forward_pre_hook(_pre_hook)
+    return model
+
+
+def input_config_from_timm(model: nn.Module, in_chans: int) -> InputConfig:
+    """The timm model's own convention (``timm.data.resolve_data_config``: ``input_size``,
+    ``mean``, ``std``, ``interpolation`` of its ``pretrained_cfg``); ``in_chans``: the channels
+    it was built with (mean/std are dropped to their channel mean when it is not 3)."""
+    from timm.data import resolve_data_config
+
+    cfg = resolve_data_config(model=model)
+    mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
+    if len(mean) != in_chans:
+        mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)
+    interpolation = cfg.get("interpolation", "bilinear")
+    return InputConfig(in_chans=in_chans, size=tuple(cfg["input_size"][1:]), mean=mean, std=std,
+                       interpolation=interpolation if interpolation in INTERPOLATIONS else "bilinear",
+                       source="timm pretrained_cfg")
+
+
+def input_config_from_torchvision(weights: Any, size: int = 224) -> InputConfig:
+    """torchvision's convention: the weights' ``transforms()`` (crop size, mean, std,
+    interpolation) or, without weights, ImageNet's mean/std at ``size``."""
+    if weights is None:
+        return InputConfig(in_chans=3, size=(size, size), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                           source="torchvision ImageNet defaults")
+    t = weights.transforms()
+    crop = tuple(t.crop_size) if len(t.crop_size) == 2 else (t.crop_size[0],) * 2
+    mode = getattr(t.interpolation, "value", str(t.interpolation))
+    return InputConfig(in_chans=3, size=crop, mean=tuple(t.mean), std=tuple(t.std),
+                       interpolation=mode if mode in INTERPOLATIONS else "bilinear",
+                       source=f"torchvision {weights}")
+
+
+
+
+class PreprocessSpec(BaseModel):
+    """A model entry's ``preprocess:`` mapping; each key given overrides the default input config
+    (``size: [224, 224]``, ``mean: [0.5]``, ``std: [0.25]``, ``interpolation: bicubic``,
+    ``channels: [1]`` (keep the green channel of RGB))."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: tuple[int, int] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
+    channels: tuple[int, ...] | None = Field(None, min_length=1)
+
+
+def resolve_input_config(default: InputConfig | None, preprocess: Any, in_chans: int) -> InputConfig | None:
+    """The entry's input config: ``"auto"`` -> ``default``; ``"none"`` -> no transform; a
+    :class:`PreprocessSpec` -> ``default`` (or a plain ``in_chans`` config) with its keys replaced."""
+    if preprocess == "none":
+        return None
+    if preprocess == "auto" or preprocess is None:
+        return default
+    base = default or InputConfig(in_chans=in_chans)
+    updates = preprocess.model_dump(exclude_none=True)
+    return replace(base, **updates, source=f"{base.source or 'identity'} + suite preprocess {updates}")
+
+
+__all__ = ["InputConfig", "InputTransform", "PreprocessSpec", "attach_input_transform", "input_config_from_timm",
+           "input_config_from_torchvision", "resolve_input_config"]

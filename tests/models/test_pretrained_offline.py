@@ -1,0 +1,86 @@
+"""Offline, a pretrained entry whose weights are not cached stops the run at once: exit code 2,
+one line naming the model and how to provide the weights, nothing trained. The seeds' built-in
+suites validate offline."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from faithbench.cli import main
+from faithbench.config import load_suite
+from faithbench.datasets.phantoms import PhantomCXR
+from faithbench.models.checkpoint import ModelSpec, load_checkpoint
+from faithbench.models.factory import check_pretrained_available
+from faithbench.models.hub import PretrainedUnavailableError
+from faithbench.store import Cache
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """Empty Hugging Face and torch hub caches, offline."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("timm:resnet18", "pretrained weights hf-hub timm/resnet18.a1_in1k"),
+    ("timm:vit_base_patch16_224.dino", "pretrained weights hf-hub timm/vit_base_patch16_224.dino"),
+    ("torchvision:alexnet", "pretrained weights AlexNet_Weights.IMAGENET1K_V1"),
+    ("hf-hub:timm/resnet50.a1_in1k", "pretrained weights hf-hub timm/resnet50.a1_in1k"),
+])
+def test_offline_error_names_model_and_remedy(empty_caches, name, expected):
+    spec = ModelSpec.model_validate({"name": name, "pretrained": True, "replace_head": True, "recipe": "default"})
+    with pytest.raises(PretrainedUnavailableError) as info:
+        check_pretrained_available(spec)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"model {name!r}: {expected}")
+    assert "offline" in message and "weights: <file.safetensors>" in message and "pre-fill" in message
+    splits = [PhantomCXR(s, n=4, size=32) for s in ("train", "val", "test")]
+    with pytest.raises(PretrainedUnavailableError):  # loading raises it before building or training
+        load_checkpoint(spec, *splits, seed=0, cache=Cache(empty_caches / "cache"))
+
+
+def test_online_the_check_leaves_it_to_the_download(empty_caches, monkeypatch):
+    spec = ModelSpec.model_validate({"name": "timm:resnet18", "pretrained": True})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("FAITHBENCH_OFFLINE", "0")
+    check_pretrained_available(spec)  # online: the download is tried when the model is built
+
+
+def test_run_stops_at_once_with_exit_2(empty_caches, capsys):
+    suite = {"name": "byo", "samples": 4, "batch_size": 4,
+             "datasets": [{"name": "phantom_cxr", "params": {"n": 8, "size": 32}}],
+             "models": [{"name": "timm:resnet18", "pretrained": True, "replace_head": True,
+                         "recipe": {"linear_probe": True, "epochs": 1}}],
+             "explainers": ["gradcam"], "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]}
+    path = empty_caches / "byo.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    assert main(["validate", str(path)]) == 0
+    capsys.readouterr()
+    cache = empty_caches / "cache"
+    code = main(["run", str(path), "--out", str(empty_caches / "out"), "--cache", str(cache), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.count("\n") == 0 and err.startswith("faithbench: error: model 'timm:resnet18': pretrained weights")
+    assert not list(cache.rglob("*.safetensors"))  # nothing trained
+
+
+@pytest.mark.parametrize("suite", ["attention_vit", "linear_probe", "retina_alexnet"])
+def test_seed_suites_validate_offline(suite):
+    loaded = load_suite(suite)
+    names = {m.name for m in loaded.models}
+    expected = {"attention_vit": {"timm:vit_base_patch16_224", "timm:vit_base_patch16_224.dino",
+                                  "timm:vit_base_patch16_224.mae"},
+                "linear_probe": {"timm:resnet18", "timm:vit_base_patch16_224"},
+                "retina_alexnet": {"torchvision:alexnet"}}[suite]
+    assert names == expected
+    if suite == "attention_vit":
+        assert [m.uses_pretrained for m in loaded.models] == [True, True, True, False]
+        assert {e.name for e in loaded.explainers} == {"attention", "gradcam", "chefer", "random"}
+    if suite == "linear_probe":
+        assert all(m.recipe.linear_probe and m.replace_head for m in loaded.models)
