@@ -8,7 +8,7 @@ from faithbench.models.checkpoint import ModelSpec, checkpoint_key
 
 
 def test_checkpoint_key_depends_on_thread_count():
-    spec = ModelSpec(name="small_cnn")
+    spec = ModelSpec(name="small_cnn", recipe={"epochs": 1})
     before = torch.get_num_threads()
     try:
         keys = {}
