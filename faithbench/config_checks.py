@@ -84,10 +84,14 @@ def _pairs(suite: Any, built: dict[str, Any]) -> list[tuple[int, Any, str, Any]]
 
 def check_models(suite: Any, source: str, built: dict[str, Any], explainers: list[Any],
                  error: type[Exception]) -> None:
-    """Build each (model, dataset) pair on the meta device; check explainers' ``target_layer``."""
+    """Build each (model, dataset) pair of a built-in architecture on the meta device; check
+    explainers' ``target_layer``."""
     from faithbench.models.architectures import build_model
+    from faithbench.models.factory import is_external
 
     for i, mspec, label, dataset in _pairs(suite, built):
+        if is_external(mspec.name):  # library, hub and module entries: checked by check_model_spec, no download
+            continue
         try:
             shape = (dataset.in_channels, len(dataset.classes), tuple(dataset.spatial_shape))
         except Exception:  # an empty or unreadable split: the run's preflight names it
