@@ -73,7 +73,10 @@ def test_entry_points_register_the_four_plugins(my_pkg):
         model[1].weight.copy_(torch.stack([torch.zeros(4), w.flatten()]))
     x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
     torch.testing.assert_close(explainer(model, x, torch.tensor([1])), 2.0 * x[:, 0] * w)
-    assert explainer.spec() == {"name": "grad_x_input", "version": "1", "params": {"scale": 2.0}}
+    spec = explainer.spec()  # the cache identity: name, version, the shipping package's version, params
+    assert {k: spec[k] for k in ("name", "version", "params")} == {"name": "grad_x_input", "version": "1",
+                                                                  "params": {"scale": 2.0}}
+    assert spec["package"]  # the installed distribution's version (or the module's source hash)
 
     assert registry.metrics.get("gini_sparseness").info.name == "gini_sparseness"  # imports my_pkg.metrics
     gini = sys.modules["my_pkg.metrics"].gini_sparseness

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from faithbench.reports.markup import _cell, _e, table_html
 from faithbench.reports.tables import CHANCE_NOTE, DAGGER, SIGNIFICANCE_NOTE, format_number, leaderboard_tables
 
 __all__ = ["render_html"]

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from faithbench.config import PluginSpec, Suite
 from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import CheckpointError
-from faithbench.models.factory import check_pretrained_available
+from faithbench.models.factory import check_pretrained_available, is_external, parse_model_name
 from faithbench.registry import datasets, explainers, metrics, models
 from faithbench.runner.cell import FAILURE_COLUMNS, REGION_COLUMNS
 from faithbench.runner.errors import InputDataError, UsageError
@@ -145,10 +145,18 @@ def git_hash() -> str | None:
     return out.stdout.strip() or None
 
 
+def model_origin(name: str) -> str:
+    """Where a model entry's architecture comes from: the registry's origin of a built-in or
+    plugin name, else the library, hub or module that a prefixed name points to."""
+    if is_external(name):
+        return f"{parse_model_name(name).source}:{name.split(':', 1)[-1]}"
+    return models.origin(name)
+
+
 def plugin_origins(suite: Suite) -> dict[str, dict[str, str]]:
     return {
         "datasets": {s.name: datasets.origin(s.name) for s in suite.datasets},
-        "models": {s.name: models.origin(s.name) for s in suite.models},
+        "models": {s.name: model_origin(s.name) for s in suite.models},
         "explainers": {s.name: explainers.origin(s.name) for s in suite.explainers},
         "metrics": {s.name: metrics.origin(s.name) for s in suite.metrics},
     }
