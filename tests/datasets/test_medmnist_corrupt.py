@@ -41,7 +41,7 @@ def test_corrupt_npz_exits_2_at_validation(tmp_path, capsys):
     _truncate(_npz(tmp_path / "medmnist"))
     suite = tmp_path / "s.yaml"
     suite.write_text(f"name: t\ndatasets: [{{name: medmnist, params: {{flag: breastmnist, root: '{tmp_path}'}}}}]\n"
-                     "models: [small_cnn]\nexplainers: [random]\nmetrics: [deletion_auc]\n")
+                     "models: [{name: small_cnn, recipe: default}]\nexplainers: [random]\nmetrics: [deletion_auc]\n")
     assert main(["validate", str(suite)]) == 2
     err = capsys.readouterr().err
     assert "s.yaml: datasets[0].params: medmnist: cannot read " in err and "breastmnist.npz" in err
