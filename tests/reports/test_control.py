@@ -1,0 +1,38 @@
+"""The suite's ``control:`` is the reference of ``p_vs_random`` and ``beats_random`` in the report."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from faithbench.reports.writer import build_report
+from faithbench.stats import leaderboard
+
+
+def _results(rng: np.random.Generator) -> pd.DataFrame:
+    rows = []
+    means = {"gradcam": 0.8, "random": 0.1, "sobel": 0.5}
+    for explainer, mean in means.items():
+        for i in range(20):
+            rows.append({"dataset": "d", "model": "m", "explainer": explainer, "metric": "pointing_game", "seed": 0,
+                         "sample_id": f"s{i}", "value": float(np.clip(mean + rng.normal(0, 0.1), 0, 1)),
+                         "chance": 0.1, "higher_is_better": True, "category": "localization", "label": 1,
+                         "target": 1})
+    return pd.DataFrame(rows)
+
+
+def test_control_in_the_manifest_sets_the_reference(tmp_path):
+    results = _results(np.random.default_rng(0))
+    for control in ("random", "sobel"):
+        run = tmp_path / control
+        run.mkdir()
+        results.to_parquet(run / "results.parquet")
+        (run / "manifest.json").write_text(json.dumps({"control": control, "suite": {"control": control}}))
+        build_report(run, formats=("md",))
+    by = {c: pd.read_csv(tmp_path / c / "leaderboard.csv").set_index("explainer") for c in ("random", "sobel")}
+    assert np.isnan(by["random"].loc["random", "p_vs_random"]) and np.isnan(by["sobel"].loc["sobel", "p_vs_random"])
+    assert not np.isnan(by["sobel"].loc["random", "p_vs_random"])  # random is now tested against sobel
+    assert by["sobel"].loc["random", "beats_random"] == False  # noqa: E712  (0.1 is not better than 0.5)
+    assert by["random"].loc["sobel", "beats_random"] == True  # noqa: E712  (0.5 beats the random control)
+    expected = leaderboard(results, control="sobel").set_index("explainer")["p_vs_random"]
+    assert np.allclose(by["sobel"]["p_vs_random"].sort_index(), expected.sort_index(), equal_nan=True)
