@@ -73,6 +73,7 @@ class RunSettings:
     gallery_seed: int
     device: str = "cpu"
     threads: int = 1
+    reliability: int = 0  # samples per group re-scored under perturbed conditions (0: no reliability check)
 
     @classmethod
     def from_suite(cls, suite: Suite, *, limit: int | None = None, device: str | None = None) -> "RunSettings":
@@ -86,6 +87,7 @@ class RunSettings:
             gallery_seed=suite.seeds[0],
             device=resolve_device(device or suite.device),
             threads=torch.get_num_threads(),
+            reliability=suite.reliability,
         )
 
 
