@@ -96,8 +96,9 @@ def load_yaml_file(path: Path) -> Any:
         line = raw[: exc.start].count(b"\n") + 1
         raise YAMLFileError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
                             f"{exc.start}); save the suite as UTF-8") from None
-    loader = StrictLoader(text)
+    loader = None
     try:
+        loader = StrictLoader(text)  # the reader rejects control characters here already
         node = loader.get_single_node()
         if node is None:
             return None
@@ -112,4 +113,5 @@ def load_yaml_file(path: Path) -> Any:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise YAMLFileError(f"{path}:{where} malformed YAML: {problem}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -33,7 +33,7 @@ def _fake_run(monkeypatch, rows: int, failures: int, seen: dict):
 
     import faithbench.config
     import faithbench.runner.run as run_module
-    from faithbench.runner.execute import FAILURE_COLUMNS
+    from faithbench.runner.cell import FAILURE_COLUMNS
 
     def run_suite(suite, out, **kwargs):
         from faithbench.models import training
@@ -46,7 +46,7 @@ def _fake_run(monkeypatch, rows: int, failures: int, seen: dict):
         return run_module.RunResult(out, results, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), empty,
                                     {"checkpoints": 0, "saliency": 0, "scores": 0}, fails)
 
-    monkeypatch.setattr(faithbench.config, "load_suite", lambda name: type("S", (), {"name": "s"})())
+    monkeypatch.setattr(faithbench.config, "load_suite", lambda name: type("S", (), {"name": "s", "executor": "local"})())
     monkeypatch.setattr(run_module, "run_suite", run_suite)
 
 
@@ -98,7 +98,7 @@ def test_sigterm_is_handled_like_ctrl_c(monkeypatch, capsys):
 def test_validate_prints_suite_warnings_as_one_line(tmp_path, capsys):
     suite = tmp_path / "s.yaml"
     suite.write_text("name: t\ndatasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]\n"
-                     "models: [small_cnn]\nexplainers: [random]\n"
+                     "models: [{name: small_cnn, recipe: default}]\nexplainers: [random]\n"
                      "metrics: [{name: relevance_mass, alias: on_marker, params: {mask: marker}}]\n")
     assert main(["validate", str(suite)]) == 0
     err = capsys.readouterr().err.strip().splitlines()

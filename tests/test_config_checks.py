@@ -65,12 +65,12 @@ def test_missing_mask_warns_naming_it(tmp_path):
      "{name: phantom_cxr, alias: x_y, params: {size: 32, n: 8, seed: 1}}]",
      r"datasets\[1\]: label 'x_y' and datasets\[0\] 'x/y' map to one file name 'x_y'"),
     ("models: [{name: small_cnn, recipe: {epochs: 1}}]",
-     "models: [{name: small_cnn, alias: 'a b', recipe: {epochs: 1}}, {name: small_cnn, alias: 'a?b'}]",
+     "models: [{name: small_cnn, alias: 'a b', recipe: {epochs: 1}}, {name: small_cnn, alias: 'a?b', recipe: default}]",
      r"models\[1\]: label 'a\?b' and models\[0\] 'a b' map to one file name 'a_b'"),
     ("datasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]\nmodels: [{name: small_cnn, recipe: {epochs: 1}}]",
      "datasets: [{name: phantom_cxr, alias: a_b, params: {size: 32, n: 8}}, "
      "{name: phantom_cxr, alias: a, params: {size: 32, n: 8, seed: 1}}]\n"
-     "models: [{name: small_cnn, alias: c}, {name: small_cnn, alias: b_c}]",
+     "models: [{name: small_cnn, alias: c, recipe: default}, {name: small_cnn, alias: b_c, recipe: default}]",
      r"datasets x models: labels a / b_c and a_b / c map to one plot file name 'a_b_c'"),
 ])
 def test_labels_mapping_to_one_file_name(tmp_path, old, new, expected):

@@ -15,7 +15,7 @@ from faithbench.metrics.functional import perturbation as pert
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-BASE = {"name": "p", "datasets": ["phantom_cxr"], "models": [{"name": "small_cnn"}], "explainers": ["random"],
+BASE = {"name": "p", "datasets": ["phantom_cxr"], "models": [{"name": "small_cnn", "recipe": "default"}], "explainers": ["random"],
         "metrics": ["pointing_game"]}
 
 

@@ -70,9 +70,9 @@ def prepare_output(out_dir: Path, cache_root: Path) -> None:
     :class:`~faithbench.runner.errors.OutputInUseError` when another run holds ``out_dir``."""
     out_dir, cache_root = Path(out_dir), Path(cache_root)
     _writable_folder(out_dir, "--out")
-    _writable_folder(cache_root, "cache folder (--cache or $FAITHBENCH_CACHE)")
-    with lock_output(out_dir):
+    with lock_output(out_dir):  # another run writing there: refused before the cache is touched
         remove_tmp_files(out_dir)
+    _writable_folder(cache_root, "cache folder (--cache or $FAITHBENCH_CACHE)")
     remove_tmp_files(cache_root, older_than=STALE_TMP_SECONDS)
 
 

@@ -14,12 +14,14 @@ from faithbench.stats.repeatability import REPEATABILITY_COLUMNS
 
 
 def _with_strata_columns(folder) -> None:
+    """The runner's samples.csv: one row per explained (sample, target) of each checkpoint."""
     results = pd.read_parquet(folder / "results.parquet")
-    index = results["sample_id"].str[-3:].astype(int)
-    results["lesion_area"] = 0.01 * (index + 1)
-    results["confidence"] = 0.5 + 0.05 * index
-    results["correct"] = index % 3 != 0
-    results.to_parquet(folder / "results.parquet", index=False)
+    samples = results[["dataset", "model", "seed", "sample_id", "target"]].drop_duplicates().copy()
+    index = samples["sample_id"].str[-3:].astype(int)
+    samples["lesion_area"] = 0.01 * (index + 1)
+    samples["confidence"] = 0.5 + 0.05 * index
+    samples["correct"] = index % 3 != 0
+    samples.to_csv(folder / "samples.csv", index=False)
 
 
 def test_no_files_no_sections(tmp_path):
@@ -62,8 +64,9 @@ def test_sections_appear_only_with_their_files(tmp_path, make_run, names):
     assert page.count("data:image/png;base64,") >= len(plots)
     assert np.isfinite(strata["mean"]).all()
 
-    # a rebuild after the columns are gone removes the stale strata table (and build_report the plots)
-    results = pd.read_parquet(folder / "results.parquet").drop(columns=["lesion_area", "confidence", "correct"])
+    # a rebuild without samples.csv removes the stale strata table (and build_report the plots)
+    (folder / "samples.csv").unlink()
+    results = pd.read_parquet(folder / "results.parquet")
     assert _strata(folder, results, folder / "plots") == []
     assert not (folder / "strata.csv").exists()
     assert any(prefix == "strata_" for prefix in _DERIVED_PLOTS)
