@@ -8,7 +8,6 @@ never parsed as mathtext, so a label with ``$`` prints as written.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,14 +35,10 @@ __all__ = [
 ]
 
 from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
+from faithbench.names import safe_name  # noqa: E402  (re-exported: one mapping of labels to file names)
 from faithbench.reports.gallery import plot_saliency_gallery  # noqa: E402  (re-exported)
 
 SANITY_PREFIX = "mprt"
-
-
-def safe_name(text: str) -> str:
-    """A file-name-safe version of a config label (never a path: no separators, no dots first)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).lstrip(".") or "_"
 
 
 def _stem(out_dir: Path, prefix: str, *labels: object) -> Path:

@@ -15,7 +15,6 @@ theirs and the driver writes them.
 from __future__ import annotations
 
 import json
-import re
 import platform
 import subprocess
 import time
@@ -41,6 +40,7 @@ from faithbench.runner.lock import lock_output
 from faithbench.runner.output import clear_owned, prepare_output
 from faithbench.runner.plan import Group, plan
 from faithbench.runner.settings import ReportSettings, RunSettings
+from faithbench.names import safe_name
 from faithbench.store import Cache, atomic_write_bytes
 
 Log = Callable[[str], None]
@@ -117,7 +117,7 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
 
 def safe_label(text: str) -> str:
     """A folder-name-safe version of a suite name (never a path: no separators, no leading dot)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).lstrip(".") or "_"
+    return safe_name(text)
 
 
 def default_out_dir(suite: Suite) -> Path:
