@@ -190,7 +190,8 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
         for run in runs:
             report(0.0, run.cell.name)
             run.feed(batch, target)
-            _keep_map(out, run, batch, target)
+            if settings.keep_maps:
+                _keep_map(out, run, batch, target)
         out.samples += sample_rows(group, data, batch, target)
         first = first if first is not None else (batch, target)
         step = min(len(batch), expected - done_samples) if expected > done_samples else 0

@@ -74,6 +74,7 @@ class RunSettings:
     device: str = "cpu"
     threads: int = 1
     reliability: int = 0  # samples per group re-scored under perturbed conditions (0: no reliability check)
+    keep_maps: bool = False  # keep each cell's first maps for repeatability (two seeds, or two models of a dataset)
 
     @classmethod
     def from_suite(cls, suite: Suite, *, limit: int | None = None, device: str | None = None) -> "RunSettings":
@@ -88,6 +89,8 @@ class RunSettings:
             device=resolve_device(device or suite.device),
             threads=torch.get_num_threads(),
             reliability=suite.reliability,
+            keep_maps=len(suite.seeds) > 1 or any(
+                len([m for m in suite.models if d.models is None or m.label in d.models]) > 1 for d in suite.datasets),
         )
 
 

@@ -26,3 +26,14 @@ def test_reliability_is_off_by_default(tmp_path):
     faithbench.run(faithbench.load_suite({**TINY, "reliability": 0}), out_dir=tmp_path / "out",
                    cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None, report=False)
     assert not (tmp_path / "out" / "reliability.csv").exists()
+
+
+def test_two_seeds_give_repeatability_and_samples_give_strata(tmp_path):
+    faithbench.run(faithbench.load_suite({**TINY, "reliability": 0, "seeds": [0, 1]}), out_dir=tmp_path / "out",
+                   cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
+    repeat = pd.read_csv(tmp_path / "out" / "repeatability.csv")
+    assert set(repeat["kind"]) == {"repeatability"} and set(repeat["explainer"]) == {"saliency", "gradcam", "random"}
+    assert (repeat["n"] == 8).all()  # the 8 explained samples of each seed, paired by sample
+    samples = pd.read_csv(tmp_path / "out" / "samples.csv")
+    assert len(samples) == 16 and samples["confidence"].between(0, 1).all()
+    assert set(pd.read_csv(tmp_path / "out" / "strata.csv")["stratum_kind"]) >= {"confidence", "correctness"}
