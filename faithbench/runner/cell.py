@@ -120,7 +120,8 @@ class CellRun:
         self.checked = False
         self.samples = 0
         self.preview: Tensor | None = None  # the first batch's saliency, for the report's gallery
-        self.last: Tensor | None = None  # the last batch's saliency (raw)
+        self.last: Tensor | None = None  # the last batch's saliency (raw), when keep_last
+        self.keep_last = False
         self.explain_cost = {"seconds": 0.0, "passes": 0}
         self.metric_cost: dict[str, dict[str, float]] = {}
         self.undefined: dict[str, list[int]] = {}  # metric label -> [samples without a value, samples scored]
@@ -176,7 +177,7 @@ class CellRun:
             self._fail("explain", exc)
             return
         self.samples += len(batch)
-        self.last = saliency
+        self.last = saliency if self.keep_last else None
         if self.preview is None:
             self.preview = saliency[:4].cpu()
         ctx: EvalContext | None = None

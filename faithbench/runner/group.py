@@ -182,6 +182,8 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
                out: GroupOutput, report: Progress) -> None:
     """Feed every cell of the group the same batches (each batch read once); keep the gallery."""
     runs = [CellRun(cell, data, settings.metrics, store) for cell in group.cells]
+    for run in runs:
+        run.keep_last = settings.keep_maps
     first: tuple[Batch, Tensor] | None = None
     n_cells, expected = len(runs), max(settings.n_samples, 1)
     done_samples = 0
