@@ -68,7 +68,6 @@ class GroupOutput:
     gallery: Gallery | None = None
     trained: int = 0
     log: list[str] = field(default_factory=list)
-    device: str = "cpu"
     samples: list[dict[str, Any]] = field(default_factory=list)  # rows of samples.csv
     model_input: dict[str, Any] | None = None
     reliability: list[dict[str, Any]] = field(default_factory=list)  # scores under perturbed conditions
@@ -146,7 +145,7 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
     if settings.device.startswith("cuda"):  # full float32 on the GPU, so CPU and GPU results agree
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    out = GroupOutput(group, device=settings.device)
+    out = GroupOutput(group)
     report = progress or (lambda _done, _text: None)
     splits = build_splits(dspec, needed_splits(group, settings))
     report(0.0, f"model {mspec.label} on {dspec.label}")
