@@ -19,6 +19,8 @@ PAIRS = {  # group: (ours, reference)
                                            "test_quantus_faithfulness_correlation"),
     "road_morf / floor": ("test_ours_road", "test_floor_road"),
     "road_morf / quantus": ("test_ours_road", "test_quantus_road"),
+    "road_morf smooth saliency / floor": ("test_ours_road_smooth", "test_floor_road_smooth"),
+    "road_morf smooth saliency / quantus": ("test_ours_road_smooth", "test_quantus_road_smooth"),
     "irof / floor": ("test_ours_irof", "test_floor_irof"),
     "irof / quantus": ("test_ours_irof", "test_quantus_irof"),
     "resnet50 pipeline over floor": ("test_resnet50_ours", "test_resnet50_floor"),

@@ -16,7 +16,9 @@ ours / Quantus (medians). Small settings, overridable by environment:
 
 - faithfulness_correlation: ``FAITHBENCH_PERF_RUNS`` random subsets (default 8) of 224 pixels;
 - road_morf: percentages ``FAITHBENCH_PERF_ROAD`` (default "10,50,90"), noise 0.01 (Quantus:
-  ``noisy_linear_imputation`` with scipy's sparse direct solver, per image);
+  ``noisy_linear_imputation`` with scipy's sparse direct solver, per image), for the i.i.d. saliency
+  (scattered holes) and a smooth one (a 7 x 7 map upsampled, as Grad-CAM's: the removed pixels form
+  large holes, the hard case of the solver);
 - irof: a grid of ``FAITHBENCH_PERF_PATCH`` px segments (default 56: 16 segments), fed to Quantus
   in place of SLIC so both remove the same segments, zero baseline.
 """
@@ -72,6 +74,14 @@ def batch():
     for n in sorted({B, _chunk(x), B * RUNS % _chunk(x) or _chunk(x)}):
         warm(x.repeat(n, 1, 1, 1)[:n])
     return model, x, saliency, target
+
+
+def _smooth(batch):
+    """The batch with a Grad-CAM-like saliency: a 7 x 7 random map, bilinear to 224 (no ties)."""
+    model, x, _, target = batch
+    coarse = torch.rand(B, 1, 7, 7, generator=torch.Generator().manual_seed(1))
+    smooth = torch.nn.functional.interpolate(coarse, size=(224, 224), mode="bilinear", align_corners=False)[:, 0]
+    return model, x, smooth + 1e-6 * torch.rand(smooth.shape, generator=torch.Generator().manual_seed(2)), target
 
 
 def _ours(benchmark, batch, metric, expected_passes, floor_sizes):
@@ -164,6 +174,24 @@ def test_quantus_road(benchmark, batch):
     quantus = pytest.importorskip("quantus")
     _quantus(benchmark, batch, quantus.ROAD(percentages=PERCENTAGES, noise=0.01, normalise=False, abs=False,
                                             return_aggregate=False, disable_warnings=True))
+
+
+@pytest.mark.benchmark(group="road_smooth")
+def test_ours_road_smooth(benchmark, batch):
+    _ours(benchmark, _smooth(batch), ROADMoRF(percentages=PERCENTAGES, max_batch=CHUNK), B * len(PERCENTAGES),
+          _chunks(B * len(PERCENTAGES), _chunk(batch[1])))
+
+
+@pytest.mark.benchmark(group="road_smooth")
+def test_floor_road_smooth(benchmark, batch):
+    _floor(benchmark, batch, _chunks(B * len(PERCENTAGES), _chunk(batch[1])))
+
+
+@pytest.mark.benchmark(group="road_smooth")
+def test_quantus_road_smooth(benchmark, batch):
+    quantus = pytest.importorskip("quantus")
+    _quantus(benchmark, _smooth(batch), quantus.ROAD(percentages=PERCENTAGES, noise=0.01, normalise=False,
+                                                     abs=False, return_aggregate=False, disable_warnings=True))
 
 
 # --- IROF --------------------------------------------------------------------------------

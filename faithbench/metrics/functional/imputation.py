@@ -1,0 +1,261 @@
+"""The linear system of ROAD's noisy linear imputation (Rong et al. 2022), solved on x's device.
+
+A removed pixel/voxel i takes the weighted mean of its in-image neighbours j (removed or not):
+W_i u_i - Σ_{j removed} w_ij u_j = Σ_{j kept} w_ij x_j, with W_i = Σ_j w_ij. The matrix is
+symmetric positive definite whenever some pixel is kept, so conjugate gradients (CG) apply; its
+condition grows with the square of the largest hole (the farthest removed pixel from a kept one):
+
+- small holes (the removed pixels scattered, as for a noisy gradient map): CG with the Jacobi
+  preconditioner converges in a few dozen iterations (43 for 90 % of a 224² image removed at random);
+- large holes (a smooth map, e.g. Grad-CAM, removes whole blobs): Jacobi-CG needed 515 iterations
+  (90 % removed in a Gaussian blob, 224²), so these systems get CG preconditioned by one V-cycle of
+  aggregation multigrid: 2^d blocks, Galerkin coarse operators A_c = P^T A P (P: piecewise constant),
+  two damped-Jacobi sweeps before and after, the coarse correction scaled by 1.8 (unsmoothed
+  aggregation under-corrects; 1.5-1.8 gave the fewest iterations in 2D and 3D). Measured on the
+  shared CPU, 12 systems of 224²: 10 iterations, 7x less time than Jacobi-CG (15.0 s -> 2.2 s under
+  load); on scattered holes the V-cycle costs more than it saves (1.4 s vs 1.1 s), hence the split.
+
+The split is by the largest hole's radius (Chebyshev distance to the nearest kept pixel above
+``SMALL_HOLE``, from box sums of an integral image); both solvers stop when the residual is below ``tol`` times the
+right-hand side. The result does not depend on the choice beyond that tolerance.
+
+Shapes: ``x (P, C, *spatial)``, ``removed (P, *spatial)`` bool; 2D or 3D.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SMALL_HOLE = 8  # largest hole radius (pixels) solved by Jacobi-CG; larger holes by multigrid-CG
+COARSEST = 6  # multigrid stops coarsening below this side
+COARSE_SCALE = 1.8  # over-correction of the aggregation coarse grid
+JACOBI_DAMPING = 0.7
+COARSE_SWEEPS = 30  # damped-Jacobi sweeps on the coarsest grid
+
+
+def imputation_stencil(dims: int) -> list[tuple[tuple[int, ...], float]]:
+    """The neighbour weights: (offset, weight) for the 3^d - 1 neighbours, 1 / |offset|^2 normalised
+    to sum 1 (2D: 1/6 direct, 1/12 diagonal, as Rong et al.)."""
+    offsets = [o for o in itertools.product((-1, 0, 1), repeat=dims) if any(o)]
+    raw = [1.0 / sum(c * c for c in o) for o in offsets]
+    total = sum(raw)
+    return [(o, w / total) for o, w in zip(offsets, raw)]
+
+
+def neighbour_sum(v: Tensor, stencil: list[tuple[tuple[int, ...], float]]) -> Tensor:
+    """Σ_j w_j v(i + offset_j) over the in-image neighbours (zero outside), ``(P, C, *spatial)``.
+    Shifted adds: on a CPU about 4x faster than a depthwise convolution (measured, 12 x 3 x 224^2),
+    and faster than the separable form of the 2D weights under load (12 x 1 x 224², 14 vs 20 ms)."""
+    spatial = v.shape[2:]
+    padded = F.pad(v, (1, 1) * len(spatial))
+    out = torch.zeros_like(v)
+    for offset, weight in stencil:
+        out.add_(padded[(..., *_window(offset, spatial))], alpha=weight)
+    return out
+
+
+def _window(offset: tuple[int, ...], spatial: torch.Size) -> tuple[slice, ...]:
+    return tuple(slice(1 + o, 1 + o + s) for o, s in zip(offset, spatial))
+
+
+def pyramid_fill(x: Tensor, known: Tensor) -> Tensor:
+    """A smooth first guess for the removed values: ``x (P, C, *spatial)`` where ``known (P, 1,
+    *spatial)`` (float 0/1), elsewhere the known values averaged over a 2x coarser grid, recursively,
+    and interpolated back (push-pull). Only the starting point of the solver: the result does not
+    depend on it."""
+    spatial = x.shape[2:]
+    if min(spatial) <= 2 or bool(known.all()):
+        mean = (x * known).flatten(2).sum(-1) / known.flatten(2).sum(-1).clamp(min=1)
+        return torch.where(known > 0, x, mean[(...,) + (None,) * len(spatial)])
+    pool = F.avg_pool2d if len(spatial) == 2 else F.avg_pool3d
+    weight = pool(known, 2, ceil_mode=True)
+    coarse = pool(x * known, 2, ceil_mode=True) / weight.clamp(min=1e-12)
+    filled = pyramid_fill(coarse, (weight > 0).to(x.dtype))
+    mode = "bilinear" if len(spatial) == 2 else "trilinear"
+    up = F.interpolate(filled, size=tuple(spatial), mode=mode, align_corners=False)
+    return torch.where(known > 0, x, up)
+
+
+def large_holes(removed: Tensor, radius: int = SMALL_HOLE) -> Tensor:
+    """``(P,)`` bool: whether an image of ``removed (P, *spatial)`` has a removed pixel farther than
+    ``radius`` (Chebyshev) from every kept one, i.e. a (2 radius + 1)^d window (clipped to the image)
+    with nothing kept. Box sums of the kept pixels from an integral image."""
+    dims = removed.ndim - 1
+    exact = torch.float32 if removed[0].numel() < 2**24 else torch.float64  # integer sums stay exact
+    kept = F.pad((~removed).to(exact), (radius + 1, radius) * dims)
+    integral = kept
+    for d in range(1, dims + 1):
+        integral = integral.cumsum(d)
+    size = removed.shape[1:]
+    total = torch.zeros_like(removed, dtype=exact)
+    for corner in itertools.product((0, 1), repeat=dims):
+        window = tuple(slice(c * (2 * radius + 1), c * (2 * radius + 1) + s) for c, s in zip(corner, size))
+        sign = -1 if (dims - sum(corner)) % 2 else 1
+        total += sign * integral[(slice(None), *window)]
+    return ((total == 0) & removed).flatten(1).any(1)
+
+
+class _Fine:
+    """The operator A u = M (W u - N u) on the removed set M (u is zero elsewhere)."""
+
+    def __init__(self, mask: Tensor, stencil: list[tuple[tuple[int, ...], float]]) -> None:
+        self.mask, self.stencil = mask, stencil
+        self.weight = neighbour_sum(torch.ones_like(mask[:1]), stencil)
+        self.inv = mask / self.weight
+
+    def apply(self, u: Tensor) -> Tensor:
+        return self.mask * (self.weight * u - neighbour_sum(u, self.stencil))
+
+    def coefficients(self) -> dict[tuple[int, ...], Tensor]:
+        """A as fields: ``c[o](i)`` multiplies ``u(i + o)``."""
+        m, dims = self.mask, self.mask.ndim - 2
+        coefs = {(0,) * dims: m * self.weight}
+        padded = F.pad(m, (1, 1) * dims)
+        for o, w in self.stencil:
+            coefs[o] = -w * m * padded[(..., *_window(o, m.shape[2:]))]
+        return coefs
+
+
+class _Coarse:
+    """A Galerkin coarse operator: a 3^d-point stencil with coefficient fields."""
+
+    def __init__(self, coefs: dict[tuple[int, ...], Tensor], mask: Tensor) -> None:
+        self.coefs, self.mask = coefs, mask
+        diagonal = coefs[(0,) * (mask.ndim - 2)]
+        self.inv = torch.where(diagonal > 0, 1 / diagonal.clamp(min=torch.finfo(diagonal.dtype).tiny), 0.0)
+
+    def apply(self, u: Tensor) -> Tensor:
+        padded = F.pad(u, (1, 1) * (u.ndim - 2))
+        out = torch.zeros_like(u)
+        for o, c in self.coefs.items():
+            out.addcmul_(c, padded[(..., *_window(o, u.shape[2:]))])
+        return out
+
+
+def _sum_pool(v: Tensor) -> Tensor:
+    """Sums over 2^d blocks (odd sides padded with zeros): P^T for the piecewise-constant P."""
+    dims = v.ndim - 2
+    v = F.pad(v, [p for s in reversed(v.shape[2:]) for p in (0, s % 2)])
+    return (F.avg_pool2d if dims == 2 else F.avg_pool3d)(v, 2) * 2**dims
+
+
+def _upsample(e: Tensor, spatial: torch.Size) -> Tensor:
+    """Each coarse value copied to its 2^d block (P without the mask), cropped to ``spatial``."""
+    b, c, *size = e.shape
+    expanded = e.reshape(b, c, *[d for s in size for d in (s, 1)]).expand(b, c, *[d for s in size for d in (s, 2)])
+    return expanded.reshape(b, c, *[2 * s for s in size])[(..., *[slice(0, s) for s in spatial])]
+
+
+def _coarsen(coefs: dict[tuple[int, ...], Tensor]) -> dict[tuple[int, ...], Tensor]:
+    """A_c = P^T A P for 2^d blocks: the coefficient of fine offset o at parity p goes to coarse
+    offset floor((p + o) / 2)."""
+    first = next(iter(coefs.values()))
+    dims = first.ndim - 2
+    pad = [p for s in reversed(first.shape[2:]) for p in (0, s % 2)]
+    coefs = {o: F.pad(c, pad) for o, c in coefs.items()}
+    size = [(s + 1) // 2 for s in first.shape[2:]]
+    out = {o: first.new_zeros(*first.shape[:2], *size) for o in itertools.product((-1, 0, 1), repeat=dims)}
+    for parity in itertools.product((0, 1), repeat=dims):
+        sub = (..., *[slice(p, None, 2) for p in parity])
+        for o, c in coefs.items():
+            out[tuple((p + d) // 2 for p, d in zip(parity, o))] += c[sub]
+    return out
+
+
+def _hierarchy(fine: _Fine) -> list[_Fine | _Coarse]:
+    levels: list[_Fine | _Coarse] = [fine]
+    coefs, mask = fine.coefficients(), fine.mask
+    while min(mask.shape[2:]) > COARSEST:
+        coefs, mask = _coarsen(coefs), (_sum_pool(mask) > 0).to(mask.dtype)
+        levels.append(_Coarse(coefs, mask))
+    return levels
+
+
+def _v_cycle(levels: list[_Fine | _Coarse], r: Tensor, level: int = 0) -> Tensor:
+    """One V-cycle from zero: a symmetric linear preconditioner (same pre- and post-sweeps)."""
+    op = levels[level]
+    damped = JACOBI_DAMPING * op.inv
+    if level == len(levels) - 1:
+        e = damped * r
+        for _ in range(COARSE_SWEEPS - 1):
+            e.addcmul_(damped, r - op.apply(e))
+        return e
+    e = damped * r
+    e.addcmul_(damped, r - op.apply(e))
+    coarse = levels[level + 1]
+    correction = _v_cycle(levels, coarse.mask * _sum_pool(r - op.apply(e)), level + 1)
+    e.addcmul_(op.mask, _upsample(correction, r.shape[2:]), value=COARSE_SCALE)
+    for _ in range(2):
+        e.addcmul_(damped, r - op.apply(e))
+    return e
+
+
+def _pcg(fine: _Fine, rhs: Tensor, u: Tensor, precondition, tol: float, max_iter: int, check: int) -> Tensor:
+    """Preconditioned CG from ``u``; the residuals are compared with ``tol`` every ``check`` iterations."""
+    dims = rhs.ndim - 2
+    tiny = torch.finfo(rhs.dtype).tiny
+
+    def dot(a: Tensor, b: Tensor) -> Tensor:
+        return (a * b).flatten(2).sum(-1)[(...,) + (None,) * dims]
+
+    r = rhs - fine.apply(u)
+    z = precondition(r)
+    p, rz = z, dot(r, z)
+    limit = (tol * rhs.flatten(2).norm(dim=-1)).square()[(...,) + (None,) * dims]
+    for it in range(max_iter):
+        ap = fine.apply(p)
+        den = dot(p, ap)
+        alpha = torch.where(den > 0, rz / den.clamp(min=tiny), 0.0)
+        u = u + alpha * p
+        r = r - alpha * ap
+        if it % check == check - 1 and bool((dot(r, r) <= limit).all()):
+            break
+        z = precondition(r)
+        rz_new = dot(r, z)
+        beta = torch.where(rz > 0, rz_new / rz.clamp(min=tiny), 0.0)
+        p = z + beta * p
+        rz = rz_new
+    return u
+
+
+@torch.no_grad()
+def linear_imputation(x: Tensor, removed: Tensor, *, tol: float = 1e-5, max_iter: int | None = None,
+                      preconditioner: str = "auto") -> Tensor:
+    """``x (P, C, *spatial)`` with the pixels/voxels of ``removed (P, *spatial)`` (bool) replaced by
+    the solution of  u_i = Σ_j w_ij v_j / Σ_j w_ij  (j: the in-image neighbours of i; v = u where
+    removed, x elsewhere). Each system stops when its residual is below ``tol`` times its right-hand
+    side (or after ``max_iter`` iterations, default 20 x the largest side + 100). ``preconditioner``:
+    "auto" (Jacobi for images without a hole larger than ``SMALL_HOLE``, multigrid for the others),
+    "jacobi" or "multigrid" for all. 2D or 3D."""
+    dims = x.ndim - 2
+    if dims not in (2, 3) or removed.shape != (x.shape[0], *x.shape[2:]):
+        raise ValueError(f"expected x (P, C, H, W[, D]) and removed of shape {(x.shape[0], *x.shape[2:])}, "
+                         f"got x {tuple(x.shape)} and removed {tuple(removed.shape)}")
+    max_iter = max_iter if max_iter is not None else 20 * max(x.shape[2:]) + 100
+    stencil = imputation_stencil(dims)
+    out = x.clone()
+    if preconditioner not in ("auto", "jacobi", "multigrid"):
+        raise ValueError(f"expected preconditioner 'auto', 'jacobi' or 'multigrid', got {preconditioner!r}")
+    large = large_holes(removed) if preconditioner == "auto" else torch.full(
+        (x.shape[0],), preconditioner == "multigrid", dtype=torch.bool, device=x.device)
+    for group, multigrid in ((~large, False), (large, True)):
+        if not bool(group.any()):
+            continue
+        xs, mask = x[group], removed[group][:, None].to(x.dtype)
+        fine = _Fine(mask, stencil)
+        rhs = mask * neighbour_sum((1 - mask) * xs, stencil)
+        if multigrid:
+            levels = _hierarchy(fine)
+
+            def precondition(r: Tensor) -> Tensor:
+                return _v_cycle(levels, r)
+        else:
+            def precondition(r: Tensor) -> Tensor:
+                return fine.inv * r
+        u = _pcg(fine, rhs, mask * pyramid_fill(xs, 1 - mask), precondition, tol, max_iter, 1 if multigrid else 8)
+        out[group] = torch.where(mask > 0, u, xs)
+    return out
