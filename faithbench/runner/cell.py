@@ -111,7 +111,7 @@ class CellRun:
     is recorded in ``result.failures`` and the cell (or that metric) stops."""
 
     def __init__(self, cell: Cell, data: GroupData, metric_specs: tuple[PluginSpec, ...] | list[PluginSpec],
-                 store: Cache) -> None:
+                 store: Cache, *, keep_last: bool = False) -> None:
         self.cell, self.data, self.store = cell, data, store
         self.result = CellResult(cell)
         self.explainer: Explainer | None = None
@@ -121,7 +121,7 @@ class CellRun:
         self.samples = 0
         self.preview: Tensor | None = None  # the first batch's saliency, for the report's gallery
         self.last: Tensor | None = None  # the last batch's saliency (raw), when keep_last
-        self.keep_last = False
+        self.keep_last = keep_last
         self.explain_cost = {"seconds": 0.0, "passes": 0}
         self.metric_cost: dict[str, dict[str, float]] = {}
         self.undefined: dict[str, list[int]] = {}  # metric label -> [samples without a value, samples scored]

@@ -180,9 +180,7 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
 def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupData, test: BaseDataset,
                out: GroupOutput, report: Progress) -> None:
     """Feed every cell of the group the same batches (each batch read once); keep the gallery."""
-    runs = [CellRun(cell, data, settings.metrics, store) for cell in group.cells]
-    for run in runs:
-        run.keep_last = settings.keep_maps
+    runs = [CellRun(cell, data, settings.metrics, store, keep_last=settings.keep_maps) for cell in group.cells]
     first: tuple[Batch, Tensor] | None = None
     n_cells, expected = len(runs), max(settings.n_samples, 1)
     done_samples = 0
