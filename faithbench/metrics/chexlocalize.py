@@ -13,10 +13,9 @@ pathology); ``gate`` null (default: no gating), a float in [0, 1], or ``"val"``:
 map whose target probability is not above its gate becomes empty (IoU 0 unless the mask is empty;
 hit 0). The target probability is the softmax of the target logit (sigmoid on a multi-label
 model), from one counted forward pass. ``val_samples`` (64): the validation samples the runner
-explains with the cell's explainer to tune the ``"val"`` settings (counted as the suite's
-``samples``)
-(:mod:`faithbench.runner.calibration`; a class without a validation unit whose mask is non-empty
-falls back to Otsu and no gate). Default postprocess ``none`` (the raw map is min-max normalised,
+explains with the cell's explainer to tune the ``"val"`` settings, counted as the suite's
+``samples`` (:mod:`faithbench.runner.calibration`; a class without a validation unit whose mask is
+non-empty falls back to Otsu and no gate). Default postprocess ``none`` (the raw map is min-max normalised,
 as CheXlocalize does).
 """
 
