@@ -18,7 +18,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from faithbench.config_checks import SuiteWarning, check_file_names, check_masks, check_models, check_param_types
+from faithbench.config_checks import (SuiteWarning, check_file_names, check_masks, check_models, check_param_types,
+                                     check_validation)
 from faithbench.config_yaml import YAMLFileError, load_yaml_file
 from faithbench.configurable import ParameterError
 from faithbench.datasets.paths import DataError
@@ -320,6 +321,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
     check_file_names(suite, source, SuiteError)
     check_models(suite, source, built, plugins["explainers"], SuiteError)
     check_masks(suite, source, built, plugins["metrics"])
+    check_validation(suite, source, built, plugins["metrics"], SuiteError)
 
 
 def _check_target(target: Any, dataset: Any, where: str, which: str) -> None:

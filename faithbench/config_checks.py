@@ -10,6 +10,8 @@
   2D model on 3D data are errors; explainers' ``target_layer`` must name a module of each model;
 - :func:`check_masks`: a metric that needs a mask the dataset lacks warns (:class:`SuiteWarning`,
   naming the mask): the run skips that metric on that dataset;
+- :func:`check_validation`: a metric tuned on the validation split (``threshold: val``) on a
+  dataset whose validation split is missing, empty or without a non-empty mask: an error;
 - :func:`check_file_names`: two labels that map to one file name (``x/y`` and ``x_y``; plots are
   named by :func:`faithbench.names.safe_name`) would overwrite each other's plots: an error.
 """
@@ -118,24 +120,80 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                             f"{mspec.label!r}; its top-level modules: {', '.join(names)}") from None
 
 
+def _mask_names(dataset: Any, i: int = 0) -> set[str] | None:
+    """The mask names sample ``i`` offers a metric (None when it cannot be read): its masks, and
+    ``target`` on a multi-label dataset with a mask per class (:mod:`faithbench.runner.targets`)."""
+    try:
+        masks = set(dataset[i].masks) if dataset is not None and len(dataset) > i else None
+    except Exception:  # unreadable sample: the run's preflight names it
+        return None
+    if masks is not None and getattr(dataset, "multilabel", False) and set(dataset.classes) <= masks:
+        masks.add("target")  # the runner's mask of the explained class
+    return masks
+
+
 def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
     """Warn (:class:`SuiteWarning`) for each metric mask a dataset lacks, naming the mask."""
     for spec in suite.datasets:
         dataset = built.get(spec.label)
-        try:
-            masks = set(dataset[0].masks) if dataset is not None and len(dataset) else None
-        except Exception:  # unreadable sample: the run's preflight names it
-            masks = None
+        masks = _mask_names(dataset)
         if masks is None:
             continue
-        if getattr(dataset, "multilabel", False) and set(dataset.classes) <= masks:
-            masks.add("target")  # the runner's mask of the explained class (faithbench.runner.targets)
         for k, plugin in enumerate(metric_plugins):
             for mask in getattr(plugin, "required_masks", lambda: [])():
                 if mask not in masks:
                     warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} needs mask {mask!r}, which "
                                   f"dataset {spec.label!r} lacks (its masks: {', '.join(sorted(masks)) or 'none'}); "
                                   f"the run skips it there", SuiteWarning, stacklevel=2)
+
+
+def _validation_problem(dataset: Any, params: dict[str, Any], masks: list[str], n: int) -> str | None:
+    """Why the validation split of ``dataset``'s class cannot calibrate a metric on ``masks`` (None
+    when it can): it cannot be built, it is empty, or none of its first ``n`` samples has a
+    non-empty mask of each name (``target``: of any class)."""
+    try:
+        val = type(dataset)(split="val", **params)
+        size = len(val)
+    except Exception as exc:
+        return f"no validation split ({_first_line(exc)})"
+    if size == 0:
+        return "an empty validation split"
+    found = dict.fromkeys(masks, False)
+    per_class = getattr(val, "multilabel", False)
+    for i in range(min(n, size)):
+        sample = val[i].masks
+        for name in masks:
+            if name == "target" and per_class and name not in sample:  # the explained class's mask
+                parts = [sample[c] for c in val.classes] if set(val.classes) <= set(sample) else None
+            else:
+                parts = [sample[name]] if name in sample else None
+            if parts is None:
+                return f"no {name!r} mask in its validation split (sample {i})"
+            found[name] = found[name] or any(bool(m.any()) for m in parts)
+    missing = [name for name, ok in found.items() if not ok]
+    if missing:
+        return f"no non-empty {missing[0]!r} mask in the first {min(n, size)} samples of its validation split"
+    return None
+
+
+def check_validation(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any],
+                     error: type[Exception]) -> None:
+    """A metric tuned on the validation split (``needs_calibration``: CheXlocalize's ``threshold:
+    val``, ``gate: val``) needs, on every dataset where it runs (the test split has its masks), a
+    validation split whose first ``calibration_samples`` samples carry those masks, one at least
+    non-empty: else an error naming the metric, the dataset and what is missing."""
+    wanted = [(k, p) for k, p in enumerate(metric_plugins) if getattr(p, "needs_calibration", False)]
+    for spec in suite.datasets if wanted else []:
+        dataset = built.get(spec.label)
+        test_masks = _mask_names(dataset)
+        for k, plugin in wanted:
+            needed = plugin.required_masks()
+            if test_masks is None or not set(needed) <= test_masks:
+                continue  # the run skips the metric there (check_masks warns)
+            problem = _validation_problem(dataset, spec.params, needed, plugin.calibration_samples)
+            if problem:
+                raise error(f"{source}: metrics[{k}] {suite.metrics[k].label!r} is tuned on the validation split "
+                            f"(threshold: val / gate: val), but dataset {spec.label!r} has {problem}")
 
 
 def check_file_names(suite: Any, source: str, error: type[Exception]) -> None:

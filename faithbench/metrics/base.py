@@ -214,6 +214,32 @@ class Metric(Configurable):
     def required_masks(self) -> list[str]:
         return [r.split(":", 1)[1] for r in self.info.requires if r.startswith("mask:")]
 
+    # -- calibration on the validation split (optional) ------------------------------------------
+    @property
+    def needs_calibration(self) -> bool:
+        """True when the metric tunes a setting on the validation split before it scores the test
+        split (CheXlocalize's per-class threshold, Saporta et al. 2022). The runner then explains
+        the first :attr:`calibration_samples` validation samples with the cell's explainer, hands
+        :meth:`calibration_inputs` of each batch to :meth:`calibrate`, then scores. Default: no."""
+        return False
+
+    @property
+    def calibration_samples(self) -> int:
+        """Validation samples to explain for :meth:`calibrate` (0: none), counted as the suite's
+        ``samples`` (a multi-label sample gives one unit per explained class)."""
+        return 0
+
+    def calibration_inputs(self, ctx: EvalContext) -> dict[str, Tensor]:
+        """What :meth:`calibrate` needs of one validation batch: ``{name: (B, ...)}`` per unit, on
+        the CPU (the runner concatenates them over the batches and keeps nothing else)."""
+        raise NotImplementedError(f"{self.name} does not calibrate")
+
+    def calibrate(self, inputs: dict[str, Tensor], classes: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Tune on the concatenated validation ``inputs``; ``classes``: the dataset's class names.
+        Returns the rows of ``calibration.csv`` (``class, threshold, gate, n_val, note``). After
+        it, :meth:`spec` (hashed into the score keys) must include what was tuned."""
+        raise NotImplementedError(f"{self.name} does not calibrate")
+
     def applicability(self, masks: Collection[str], spatial_dims: int) -> tuple[str | None, list[str]]:
         """Before a cell's first batch: ``(reason to skip this metric for the cell, or None,
         notes on parts left out)``, given the dataset's mask names and spatial dimensions.

@@ -5,24 +5,32 @@ binarised by Otsu's threshold (default) or a fixed threshold on the min-max norm
 optional probability gating. ``chexlocalize_hit``: the hit rate (the map's maximum in the mask).
 The math is in :mod:`faithbench.metrics.functional.chexlocalize`.
 
-Parameters: ``mask`` (default ``lesion``); ``threshold`` ``"otsu"`` (default) or a float in
-[0, 1] (e.g. from :func:`~faithbench.metrics.functional.chexlocalize.tune_threshold` on
-validation maps); ``gate`` null (default: no gating) or a float in [0, 1] (e.g. from
-:func:`~faithbench.metrics.functional.chexlocalize.tune_gate`): a map whose target probability is
-not above it becomes empty (IoU 0 unless the mask is empty; hit 0). The target probability is the
-softmax of the target logit (sigmoid on a multi-label model), from one counted forward pass.
-Default postprocess ``none`` (the raw map is min-max normalised, as CheXlocalize does).
+Parameters: ``mask`` (default ``lesion``); ``threshold`` ``"otsu"`` (default), a float in [0, 1],
+or ``"val"``: per class, the grid value that maximises that class's validation mIoU
+(:func:`~faithbench.metrics.functional.chexlocalize.tune_threshold`, as the paper tunes one per
+pathology); ``gate`` null (default: no gating), a float in [0, 1], or ``"val"``: per class,
+:func:`~faithbench.metrics.functional.chexlocalize.tune_gate` on the validation probabilities. A
+map whose target probability is not above its gate becomes empty (IoU 0 unless the mask is empty;
+hit 0). The target probability is the softmax of the target logit (sigmoid on a multi-label
+model), from one counted forward pass. ``val_samples`` (64): the validation samples the runner
+explains with the cell's explainer to tune the ``"val"`` settings, counted as the suite's
+``samples`` (:mod:`faithbench.runner.calibration`; a class without a validation unit whose mask is
+non-empty falls back to Otsu and no gate). Default postprocess ``none`` (the raw map is min-max normalised,
+as CheXlocalize does).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
 from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext
-from faithbench.metrics.functional.chexlocalize import chexlocalize_hit, iou, random_iou_chance, segment
+from faithbench.metrics.functional.chexlocalize import (binarize, chexlocalize_hit, iou, otsu_threshold,
+                                                        random_iou_chance, segment, tune_gate, tune_threshold)
 from faithbench.metrics.functional.localization import area_fraction
 from faithbench.metrics.functional.perturbation import score_logits
 from faithbench.metrics.localization import LocalizationMetric
@@ -32,6 +40,8 @@ from faithbench.types import Category, MetricInfo
 __all__ = ["CheXlocalizeHit", "CheXlocalizeIoU", "target_probability"]
 
 SALT_HIT = 11
+OTSU, VAL = "otsu", "val"
+DEFAULT_VAL_SAMPLES = 64  # validation samples explained to tune the "val" settings
 PAPER = ("Saporta et al. 2022, Benchmarking saliency methods for chest X-ray interpretation, "
          "Nature Machine Intelligence")
 
@@ -47,8 +57,18 @@ def target_probability(ctx: EvalContext) -> Tensor:
 
 
 class CheXlocalizeMetric(LocalizationMetric):
-    """Validates ``threshold`` ("otsu" or a float in [0, 1], where the metric has one) and ``gate``
-    (None or a float in [0, 1]); the Configurable type check cannot express "a str or a float"."""
+    """Validates ``threshold`` ("otsu", "val" or a float in [0, 1], where the metric has one),
+    ``gate`` (None, "val" or a float in [0, 1]) and ``val_samples`` (>= 1); the Configurable type
+    check cannot express "a str or a float".
+
+    ``"val"``: tuned per class on the validation split (Saporta et al. 2022). The runner explains
+    the first ``val_samples`` validation samples with the cell's explainer and calls
+    :meth:`calibrate` with :meth:`calibration_inputs` of each batch; ``tuned`` then maps each class
+    index to its (threshold, gate), and :meth:`spec` (hashed into the score keys) includes it. A
+    class without a validation unit whose mask is non-empty falls back to Otsu and no gate, with a
+    note in its row of ``calibration.csv``."""
+
+    tuned: dict[int, tuple[str | float | None, float | None]] | None = None
 
     def __init__(self, **params: Any) -> None:
         has_threshold = "threshold" in self.defaults
@@ -57,52 +77,159 @@ class CheXlocalizeMetric(LocalizationMetric):
         super().__init__(**params)
         name = self.name
         if has_threshold:
-            if isinstance(threshold, bool) or not (threshold == "otsu" or isinstance(threshold, (int, float))):
-                raise ParameterError(f"{name}: parameter 'threshold' expects 'otsu' or a float in [0, 1], "
+            if isinstance(threshold, bool) or not (threshold in (OTSU, VAL) or isinstance(threshold, (int, float))):
+                raise ParameterError(f"{name}: parameter 'threshold' expects 'otsu', 'val' or a float in [0, 1], "
                                      f"got {threshold!r}")
             if not isinstance(threshold, str) and not 0.0 <= float(threshold) <= 1.0:
                 raise ParameterError(f"{name}: parameter 'threshold' expects a float in [0, 1], got {threshold!r}")
             threshold = threshold if isinstance(threshold, str) else float(threshold)
             self.params["threshold"] = self.threshold = threshold
-        if gate is not None and (isinstance(gate, bool) or not isinstance(gate, (int, float))
-                                 or not 0.0 <= float(gate) <= 1.0):
-            raise ParameterError(f"{name}: parameter 'gate' expects null or a float in [0, 1], got {gate!r}")
-        self.params["gate"] = self.gate = None if gate is None else float(gate)
+        if gate is not None and gate != VAL and (isinstance(gate, bool) or not isinstance(gate, (int, float))
+                                                 or not 0.0 <= float(gate) <= 1.0):
+            raise ParameterError(f"{name}: parameter 'gate' expects null, 'val' or a float in [0, 1], got {gate!r}")
+        self.params["gate"] = self.gate = gate if gate in (None, VAL) else float(gate)
+        if self.val_samples < 1:
+            raise ParameterError(f"{name}: parameter 'val_samples' expects an int >= 1, got {self.val_samples}")
 
-    def probability(self, ctx: EvalContext) -> Tensor | None:
-        return None if self.gate is None else target_probability(ctx)
+    # -- calibration ------------------------------------------------------------------------------
+    @property
+    def needs_calibration(self) -> bool:
+        return self.params.get("threshold") == VAL or self.gate == VAL
+
+    @property
+    def calibration_samples(self) -> int:
+        return self.val_samples if self.needs_calibration else 0
+
+    def spec(self) -> dict[str, Any]:
+        spec = super().spec()
+        if not self.needs_calibration:
+            return spec
+        tuned = None if self.tuned is None else {str(c): list(v) for c, v in sorted(self.tuned.items())}
+        return {**spec, "calibration": tuned}
+
+    def calibration_inputs(self, ctx: EvalContext) -> dict[str, Tensor]:
+        mask = self.region(ctx)
+        out = {"target": ctx.target.cpu(), "has": mask.flatten(1).any(1).cpu()}
+        if self.gate == VAL:
+            out["prob"] = target_probability(ctx).cpu()
+        return {**out, **self._inputs(ctx, self.prepare(ctx), mask)}
+
+    def calibrate(self, inputs: dict[str, Tensor], classes: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Per class (the explained target): the threshold (``threshold: val``: the grid value of
+        :func:`tune_threshold` that maximises the class's validation mIoU) and the gate (``gate:
+        val``: :func:`tune_gate` on the class's target probabilities, each finding scoring its
+        value at the tuned threshold). Fixed settings are recorded as they are."""
+        target = inputs["target"]
+        n_classes = max(len(classes), int(target.max()) + 1 if target.numel() else 0)
+        self.tuned, rows = {}, []
+        for c in range(n_classes):
+            sel = target == c
+            part = {k: v[sel] for k, v in inputs.items()}
+            name = classes[c] if c < len(classes) else str(c)
+            n, found = int(sel.sum()), int(part["has"].sum())
+            note = ""
+            if found:
+                self.tuned[c] = self._tune(part)
+            else:
+                self.tuned[c] = (OTSU if self.params.get("threshold") == VAL else self.params.get("threshold"),
+                                 None if self.gate == VAL else self.gate)
+                instead = [x for x, tuned in (("Otsu", self.params.get("threshold") == VAL),
+                                              ("no gate", self.gate == VAL)) if tuned]
+                note = (f"no validation unit of class {name!r} with a non-empty {self.params['mask']!r} mask "
+                        f"(of {n}): {', '.join(instead)}")
+            threshold, gate = self.tuned[c]
+            rows.append({"class": name, "threshold": threshold, "gate": gate, "n_val": n, "n_finding": found,
+                         "note": note})
+        return rows
+
+    def _inputs(self, ctx: EvalContext, saliency: Tensor, mask: Tensor) -> dict[str, Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _tune(self, part: dict[str, Tensor]) -> tuple[str | float | None, float | None]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _gate_on(self, part: dict[str, Tensor], value: Tensor) -> float | None:
+        """The class's gate: tuned on its validation probabilities when ``gate: val``, where a
+        finding scores ``value`` if kept (:func:`tune_gate`), else the fixed one."""
+        if self.gate != VAL:
+            return self.gate
+        return tune_gate(part["prob"], part["has"], val_iou=value)
+
+    def settings(self, ctx: EvalContext, saliency: Tensor) -> tuple[str | float | Tensor | None, float | Tensor | None]:
+        """The threshold and gate of each map of the batch: the parameters, or with ``val`` the
+        tuned values of each map's target class as ``(B,)`` tensors (-inf: no gate)."""
+        threshold, gate = self.params.get("threshold"), self.gate
+        if not self.needs_calibration:
+            return threshold, gate
+        if self.tuned is None:
+            raise ValueError(f"{self.name}: 'val' settings are tuned on the validation split before scoring "
+                             f"(the runner calls calibrate()); this metric was not calibrated")
+        per = [self.tuned.get(int(t), (OTSU, None)) for t in ctx.target.tolist()]
+        if threshold == VAL:
+            otsu = otsu_threshold(saliency) if any(t == OTSU for t, _ in per) else None
+            threshold = torch.tensor([float(otsu[i]) if t == OTSU else float(t) for i, (t, _) in enumerate(per)],
+                                     dtype=torch.float64)
+        if gate == VAL:
+            gates = [-math.inf if g is None else float(g) for _, g in per]
+            gate = None if all(g == -math.inf for g in gates) else torch.tensor(gates, dtype=torch.float64)
+        return threshold, gate
+
+    def probability(self, ctx: EvalContext, gate: float | Tensor | None) -> Tensor | None:
+        return None if gate is None else target_probability(ctx)
 
 
 @metrics.register("chexlocalize_iou")
 class CheXlocalizeIoU(CheXlocalizeMetric):
     """CheXlocalize IoU (Saporta et al. 2022): IoU of (minmax(s) > t, emptied if p <= gate) with
-    the mask; t = Otsu per map by default. NaN for an empty mask. Chance: the expected IoU of a
-    random segmentation of the same size. Defaults: ``mask: lesion``, ``threshold: otsu``,
-    ``gate: null``, postprocess ``none``."""
+    the mask; t = Otsu per map by default, or per class tuned on the validation split
+    (``threshold: val``). NaN for an empty mask. Chance: the expected IoU of a random segmentation
+    of the same size. Defaults: ``mask: lesion``, ``threshold: otsu``, ``gate: null``,
+    ``val_samples: 64``, postprocess ``none``."""
 
     info = MetricInfo("chexlocalize_iou", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), paper=PAPER)
-    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "threshold": "otsu", "gate": None}
+    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "threshold": "otsu", "gate": None,
+                                          "val_samples": DEFAULT_VAL_SAMPLES}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)
-        seg = segment(saliency, self.threshold, self.probability(ctx), self.gate)
+        threshold, gate = self.settings(ctx, saliency)
+        seg = segment(saliency, threshold, self.probability(ctx, gate), gate)
         return {"value": iou(seg, mask), "chance": random_iou_chance(seg, mask)}
+
+    def _inputs(self, ctx: EvalContext, saliency: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        return {"maps": saliency.detach().float().cpu(), "masks": mask.bool().cpu()}
+
+    def _tune(self, part: dict[str, Tensor]) -> tuple[str | float | None, float | None]:
+        threshold = self.threshold
+        if threshold == VAL:
+            threshold = tune_threshold(part["maps"], part["masks"])
+        value = iou(binarize(part["maps"], threshold), part["masks"]) if self.gate == VAL else None
+        return threshold, self._gate_on(part, value)
 
 
 @metrics.register("chexlocalize_hit")
 class CheXlocalizeHit(CheXlocalizeMetric):
     """CheXlocalize hit rate (Saporta et al. 2022): 1 if the map's maximum lies in the mask (ties
     by the seeded draw), 0 if not or if the map is gated (p <= gate). NaN for an empty mask.
-    Chance: the mask's area fraction. Defaults: ``mask: lesion``, ``gate: null``, postprocess
-    ``none`` (no ``threshold``: the hit reads the map's maximum, not a segmentation)."""
+    Chance: the mask's area fraction. ``gate: val`` tunes a gate per class on the validation
+    split, a finding scoring its hit when kept. Defaults: ``mask: lesion``, ``gate: null``,
+    ``val_samples: 64``, postprocess ``none`` (no ``threshold``: the hit reads the map's maximum,
+    not a segmentation)."""
 
     info = MetricInfo("chexlocalize_hit", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), paper=PAPER)
-    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "gate": None}
+    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "gate": None, "val_samples": DEFAULT_VAL_SAMPLES}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)
-        value = chexlocalize_hit(saliency, mask, prob=self.probability(ctx), gate=self.gate,
+        _, gate = self.settings(ctx, saliency)
+        value = chexlocalize_hit(saliency, mask, prob=self.probability(ctx, gate), gate=gate,
                                  generator=ctx.generator(SALT_HIT))
         return {"value": value, "chance": area_fraction(mask)}
+
+    def _inputs(self, ctx: EvalContext, saliency: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        return {"hit": chexlocalize_hit(saliency, mask, generator=ctx.generator(SALT_HIT)).cpu()}
+
+    def _tune(self, part: dict[str, Tensor]) -> tuple[str | float | None, float | None]:
+        return None, self._gate_on(part, part["hit"])

@@ -126,6 +126,7 @@ class CellRun:
         self.metric_cost: dict[str, dict[str, float]] = {}
         self.undefined: dict[str, list[int]] = {}  # metric label -> [samples without a value, samples scored]
         self.per_region: set[str] = set()  # metrics whose scores go to regions.csv
+        self.calibrate_cost: dict[str, float] | None = None  # samples, seconds, passes on the validation split
         try:
             self.explainer = explainers.get(cell.explainer.name)(seed=cell.seed, **cell.explainer.params)
             self.active = build_metrics(metric_specs)
@@ -229,15 +230,19 @@ class CellRun:
                 self.result.skipped_metrics.append((spec.label, reason))
                 self._drop(spec.label)
 
-    def _saliency(self, batch: Batch, target: Tensor) -> tuple[str, Tensor]:
+    def _saliency(self, batch: Batch, target: Tensor, fingerprint: str | None = None,
+                  cost: dict[str, float] | None = None) -> tuple[str, Tensor]:
+        """The batch's saliency, from the cache or computed; ``fingerprint``: the split's (default:
+        the test split's), ``cost``: where seconds and passes add up (default: the explain cost)."""
         assert self.explainer is not None
         data, cell = self.data, self.cell
-        sal_key = make_key("saliency", data.dataset_fingerprint, data.checkpoint_key, self.explainer.spec(),
-                           cell.seed, batch.ids, target.tolist())
+        cost = self.explain_cost if cost is None else cost
+        sal_key = make_key("saliency", fingerprint or data.dataset_fingerprint, data.checkpoint_key,
+                           self.explainer.spec(), cell.seed, batch.ids, target.tolist())
         cached = self.store.get_tensors("saliency", sal_key)
         if cached is not None:
-            self.explain_cost["seconds"] += float(cached["seconds"])
-            self.explain_cost["passes"] += int(cached["passes"])
+            cost["seconds"] += float(cached["seconds"])
+            cost["passes"] += int(cached["passes"])
             # what the explainer recorded (e.g. the CAM layer and grid): the manifest of a rerun has it too
             self.result.info.update(self.store.get_json("saliency_info", sal_key) or {})
             return sal_key, cached["saliency"].to(batch.x.device)
@@ -255,8 +260,8 @@ class CellRun:
             self.store.put_json("saliency_info", sal_key, self.explainer.last_info)
             self.result.info.update(self.explainer.last_info)
         self.result.computed["saliency"] += 1
-        self.explain_cost["seconds"] += seconds
-        self.explain_cost["passes"] += counter.passes
+        cost["seconds"] += seconds
+        cost["passes"] += counter.passes
         return sal_key, saliency
 
     @staticmethod
@@ -305,6 +310,8 @@ class CellRun:
         base = {"dataset": cell.dataset.label, "model": cell.model.label, "explainer": cell.explainer.label,
                 "seed": cell.seed, "samples": self.samples}
         result.cost.append({**base, "stage": "explain", "metric": "", **self.explain_cost})
+        if self.calibrate_cost is not None:  # explaining and scoring the validation units
+            result.cost.append({**base, "stage": "calibrate", "metric": "", **self.calibrate_cost})
         for label, cost in self.metric_cost.items():
             if label in self.per_region:
                 continue

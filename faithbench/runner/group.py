@@ -1,7 +1,8 @@
 """One (dataset, model, seed) group, start to finish: :func:`run_group`.
 
-A group builds its dataset's splits (only the test split when its checkpoint is not trained),
-trains or loads its checkpoint (and the permuted-label twin when a metric needs it), measures
+A group builds its dataset's splits (only the test split when its checkpoint is not trained, and
+the val split when a metric is calibrated on it: :mod:`faithbench.runner.calibration`), trains or
+loads its checkpoint (and the permuted-label twin when a metric needs it), measures
 the model's reliance on planted evidence where the dataset can intervene, runs every cell of
 the group on the same batches, and keeps the first batch for the saliency gallery. The local
 and the Ray executors only map :func:`run_group` over the groups, so both produce the same
@@ -24,6 +25,7 @@ from faithbench.models.checkpoint import Checkpoint, CheckpointError, load_check
 from faithbench.models.reliance import can_intervene, measure_reliance
 from faithbench.registry import datasets
 from faithbench.runner.batches import iter_batches
+from faithbench.runner.calibration import calibrate_runs
 from faithbench.runner.cell import CellResult, CellRun, GroupData, failure_row
 from faithbench.runner.errors import InputDataError
 from faithbench.runner.plan import Group
@@ -72,6 +74,7 @@ class GroupOutput:
     model_input: dict[str, Any] | None = None
     reliability: list[dict[str, Any]] = field(default_factory=list)  # scores under perturbed conditions
     maps: dict[str, tuple[list[str], Tensor]] = field(default_factory=dict)  # explainer -> (ids, saliency)
+    calibration: list[dict[str, Any]] = field(default_factory=list)  # rows of calibration.csv
 
 
 _BUILT: OrderedDict[str, BaseDataset] = OrderedDict()  # recently built splits of this process
@@ -111,9 +114,12 @@ def build_splits(spec: DatasetSpec, splits: tuple[str, ...] = ("train", "val", "
 
 def needed_splits(group: Group, settings: RunSettings) -> tuple[str, ...]:
     """A checkpoint that is trained (a recipe; the permuted-label twin) needs train and val; one
-    with fixed weights (a file, or pretrained without a recipe) needs only the test split."""
+    with fixed weights (a file, or pretrained without a recipe) needs only the test split, and
+    the val split when a metric is calibrated on it (``settings.needs_validation``)."""
     trains = group.model.recipe is not None or settings.needs_permuted
-    return ("train", "val", "test") if trains else ("test",)
+    if trains:
+        return ("train", "val", "test")
+    return ("val", "test") if settings.needs_validation else ("test",)
 
 
 def open_group(group: Group, splits: dict[str, BaseDataset], store: Cache, settings: RunSettings,
@@ -173,14 +179,20 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
     if can_intervene(test):
         out.reliance = [{"dataset": dspec.label, "model": mspec.label, "seed": seed, **row}
                         for row in measure_reliance(ckpt.model, test, settings.n_samples)]
-    _run_cells(group, settings, store, data, test, out, report)
+    _run_cells(group, settings, store, data, splits, out, report)
     return out
 
 
-def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupData, test: BaseDataset,
+def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupData, splits: dict[str, BaseDataset],
                out: GroupOutput, report: Progress) -> None:
-    """Feed every cell of the group the same batches (each batch read once); keep the gallery."""
+    """Calibrate the metrics that tune on the validation split, then feed every cell of the group
+    the same test batches (each batch read once); keep the gallery."""
+    test = splits["test"]
     runs = [CellRun(cell, data, settings.metrics, store, keep_last=settings.keep_maps) for cell in group.cells]
+    if settings.needs_validation:
+        report(0.0, f"calibrating on the validation split of {group.dataset.label}")
+        out.calibration, notes = calibrate_runs(runs, splits["val"], group, settings)
+        out.log += notes
     first: tuple[Batch, Tensor] | None = None
     n_cells, expected = len(runs), max(settings.n_samples, 1)
     done_samples = 0

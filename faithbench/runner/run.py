@@ -32,6 +32,7 @@ from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import CheckpointError
 from faithbench.models.factory import check_pretrained_available, is_external, parse_model_name
 from faithbench.registry import datasets, explainers, metrics, models
+from faithbench.runner.calibration import CALIBRATION_COLUMNS
 from faithbench.runner.cell import FAILURE_COLUMNS, REGION_COLUMNS
 from faithbench.runner.errors import InputDataError, UsageError
 from faithbench.runner.executors import EXECUTORS, RayOptions, run_groups
@@ -68,8 +69,8 @@ def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
     """Check every model and dataset before anything is computed: pretrained weights can be had
     (:func:`~faithbench.models.factory.check_pretrained_available`), the splits its groups need build
     (:func:`~faithbench.runner.group.needed_splits`: only the test split when no model is
-    trained on it), its test split is not empty, and its train split is not empty where a
-    model is trained on it.
+    trained on it), its test split is not empty, its train split is not empty where a model is
+    trained on it, and its val split is not empty where a metric is calibrated on it.
 
     Returns ``{label: reason}`` for the ``optional`` datasets whose data cannot be had here (a
     :class:`~faithbench.datasets.paths.DataError`: no data root, a missing file that cannot be
@@ -95,6 +96,9 @@ def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
         if "train" in splits and len(splits["train"]) == 0:
             raise InputDataError(f"dataset {spec.label!r}: the train split is empty, and a model is "
                                  f"trained on it")
+        if settings.needs_validation and len(splits["val"]) == 0:
+            raise InputDataError(f"dataset {spec.label!r}: the val split is empty, and a metric is "
+                                 f"calibrated on it (threshold: val or gate: val)")
     return unavailable
 
 
@@ -269,6 +273,7 @@ def _tables(outputs: list[GroupOutput], unavailable: dict[str, str]) -> dict[str
         "reliance": [r for o in outputs for r in o.reliance],
         "samples": pd.DataFrame([r for o in outputs for r in o.samples]),
         "reliability": pd.DataFrame([r for o in outputs for r in o.reliability]),
+        "calibration": pd.DataFrame([r for o in outputs for r in o.calibration], columns=CALIBRATION_COLUMNS),
         "computed": computed,
     }
 
@@ -299,6 +304,8 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
         atomic_write_bytes(out_dir / "failures.csv", failures.to_csv(index=False).encode())
     if tables["reliance"]:
         atomic_write_bytes(out_dir / "reliance.csv", pd.DataFrame(tables["reliance"]).to_csv(index=False).encode())
+    if not tables["calibration"].empty:  # the thresholds and gates tuned on the validation split
+        atomic_write_bytes(out_dir / "calibration.csv", tables["calibration"].to_csv(index=False).encode())
     if suite.regions is not None:  # before the report, which reads it
         atomic_write_bytes(out_dir / "regions.csv", tables["regions"].to_csv(index=False).encode())
     _write_samples(out_dir, tables["samples"], outputs)

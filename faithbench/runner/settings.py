@@ -58,6 +58,8 @@ class RunSettings:
     n_samples: test samples per dataset (the suite's ``samples``, capped by ``--limit``).
     metrics: the suite's metric entries, and the ``regions:`` block as the metric ``regions``.
     needs_permuted: some metric needs the permuted-label twin checkpoint (data randomisation).
+    needs_validation: some metric is calibrated on the validation split before it scores
+    (:mod:`faithbench.runner.calibration`), so every group builds that split.
     gallery_seed: galleries are drawn for this seed only (the suite's first).
     device: where models, batches, explainers and metrics run (``cpu``, ``cuda``, ``cuda:1``).
     threads: torch's CPU threads of the driver; a Ray task computes with as many, so that the
@@ -74,6 +76,7 @@ class RunSettings:
     device: str = "cpu"
     threads: int = 1
     reliability: int = 0  # samples per group re-scored under perturbed conditions (0: no reliability check)
+    needs_validation: bool = False  # some metric tunes a setting on the validation split (runner.calibration)
     keep_maps: bool = False  # keep each cell's first maps for repeatability (two seeds, or two models of a dataset)
 
     @classmethod
@@ -89,6 +92,7 @@ class RunSettings:
             device=resolve_device(device or suite.device),
             threads=torch.get_num_threads(),
             reliability=suite.reliability,
+            needs_validation=any(metrics.get(m.name)(**m.params).needs_calibration for m in suite.metrics),
             keep_maps=len(suite.seeds) > 1 or any(
                 len([m for m in suite.models if d.models is None or m.label in d.models]) > 1 for d in suite.datasets),
         )

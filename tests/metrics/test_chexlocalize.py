@@ -141,3 +141,97 @@ def test_parameter_validation():
     with pytest.raises(ParameterError, match="unknown parameter 'threshold'"):
         CheXlocalizeHit(threshold=0.5)
     assert np.isclose(CheXlocalizeHit(gate=0.3).spec()["params"]["gate"], 0.3)
+
+
+# -- threshold: val / gate: val (the calibration hook; the run is tested in tests/runner) ---------------
+
+
+def _ramp_units(tops: list[int], n_pixels: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Maps 0..n-1 along a row (normalised k / (n-1)); unit i's mask: its ``tops[i]`` highest pixels."""
+    s = torch.arange(float(n_pixels)).reshape(1, 1, n_pixels).repeat(len(tops), 1, 1)
+    mask = torch.zeros(len(tops), 1, n_pixels, dtype=torch.bool)
+    for i, k in enumerate(tops):
+        mask[i, 0, n_pixels - k:] = True
+    return s, mask
+
+
+def test_val_threshold_is_tuned_per_class_and_scores_with_it(make_ctx, tiny_cnn):
+    # class 0: masks = the top 3 pixels (normalised 7/9 .. 1): only t in [6/9, 7/9) = 0.7 gives IoU 1;
+    # class 1: the top 6 (4/9 .. 1): t in [3/9, 4/9) = 0.4; class 2: no unit with a non-empty mask
+    s, mask = _ramp_units([3, 3, 6, 6, 6, 0])
+    target = torch.tensor([0, 0, 1, 1, 1, 2])
+    metric = CheXlocalizeIoU(threshold="val")
+    assert metric.needs_calibration and metric.calibration_samples == 64
+    assert not CheXlocalizeIoU().needs_calibration and CheXlocalizeIoU().calibration_samples == 0
+    model = tiny_cnn(classes=3)
+    ctx = make_ctx(model, torch.rand(6, 1, 1, 10), s, target=target, masks={"lesion": mask})
+    inputs = metric.calibration_inputs(ctx)
+    assert ctx.predict.passes == 0  # no gate to tune: no forward pass
+    rows = metric.calibrate(inputs, ("a", "b", "c"))
+    assert [(r["class"], r["threshold"], r["gate"], r["n_val"], r["n_finding"]) for r in rows] == [
+        ("a", 0.7, None, 2, 2), ("b", 0.4, None, 3, 3), ("c", "otsu", None, 1, 0)]
+    assert rows[0]["note"] == "" and "no validation unit of class 'c'" in rows[2]["note"]
+    for c, t in ((0, 0.7), (1, 0.4)):  # the same as tune_threshold run by hand on the class's units
+        assert tune_threshold(s[target == c], mask[target == c]) == t
+    # scoring: each map binarised at its class's threshold; class 2 (and any unseen class) by Otsu
+    test_s, test_mask = _ramp_units([3, 6, 3, 2])
+    test_target = torch.tensor([1, 0, 2, 5])
+    out = metric(make_ctx(model, torch.rand(4, 1, 1, 10), test_s, target=test_target, masks={"lesion": test_mask}))
+    per_map = torch.stack([otsu_threshold(test_s)[i] if c not in (0, 1) else torch.tensor(0.7 if c == 0 else 0.4,
+                                                                                         dtype=torch.float64)
+                           for i, c in enumerate(test_target.tolist())])
+    expected = chexlocalize_iou(test_s, test_mask, threshold=per_map)
+    assert torch.equal(out.value, expected)
+    assert out.value[:2].tolist() == [pytest.approx(0.5), pytest.approx(0.5)]  # 0.4 keeps 6 pixels of a top-3 mask ...
+
+
+def test_val_settings_enter_the_spec():
+    s, mask = _ramp_units([3, 6])
+    a, b = CheXlocalizeIoU(threshold="val"), CheXlocalizeIoU(threshold="val")
+    assert a.spec()["calibration"] is None and "calibration" not in CheXlocalizeIoU().spec()
+    from faithbench.store import make_key
+    inputs = {"target": torch.tensor([0, 1]), "has": torch.tensor([True, True]), "maps": s, "masks": mask}
+    a.calibrate(inputs, ("a", "b"))
+    b.calibrate({**inputs, "target": torch.tensor([1, 0])}, ("a", "b"))  # the classes swapped: other thresholds
+    assert a.spec()["calibration"] == {"0": [0.7, None], "1": [0.4, None]}
+    assert make_key(a.spec()) != make_key(b.spec())
+    with pytest.raises(ValueError, match="not calibrated"):
+        CheXlocalizeIoU(threshold="val").settings(None, s)
+
+
+def test_val_gate_is_tuned_per_class(make_ctx, tiny_cnn):
+    # class 1's probabilities and findings as test_tune_gate_known_answer: accuracy-optimal gate 0.4 when
+    # every finding scores 1 (hit: the map's maximum, pixel 9, lies in each non-empty mask)
+    probs = torch.tensor([0.1, 0.35, 0.6, 0.9, 0.2, 0.45])
+    has = torch.tensor([False, False, True, True, False, True])
+    s, mask = _ramp_units([3 if h else 0 for h in has.tolist()])
+    inputs = {"target": torch.ones(6, dtype=torch.long), "has": has, "prob": probs,
+              "hit": torch.where(has, 1.0, float("nan"))}
+    hit = CheXlocalizeHit(gate="val")
+    rows = hit.calibrate(inputs, ("normal", "lesion"))
+    assert [(r["class"], r["threshold"], r["gate"]) for r in rows] == [("normal", None, None), ("lesion", None, 0.4)]
+    assert rows[0]["note"].endswith(": no gate") and rows[0]["n_val"] == 0
+    assert rows[1]["gate"] == tune_gate(probs, has)
+    # the IoU gate is tuned on each finding's IoU at the class's tuned threshold (0.7: IoU 1 on these masks)
+    iou_metric = CheXlocalizeIoU(threshold="val", gate="val")
+    rows = iou_metric.calibrate({**inputs, "maps": s, "masks": mask}, ("normal", "lesion"))
+    assert (rows[1]["threshold"], rows[1]["gate"]) == (0.7, 0.4)
+    # scoring gates each map at its class's gate: p = 0.45 > 0.4 kept, p = 0.3 gated; a class-0 map is never gated
+    model = tiny_cnn(classes=2)
+    ctx = make_ctx(model, torch.rand(3, 1, 1, 10), s[:3], target=torch.tensor([1, 1, 0]), masks={"lesion": mask[[2, 3, 5]]})
+    ctx.memo[("target_probability", False)] = torch.tensor([0.45, 0.3, 0.01])
+    assert hit(ctx).value.tolist() == [1.0, 0.0, 1.0]
+    threshold, gate = iou_metric.settings(ctx, s[:3])
+    assert threshold.tolist() == [0.7, 0.7, pytest.approx(otsu_threshold(s[:1]).item())]
+    assert gate.tolist() == [0.4, 0.4, -math.inf]
+
+
+def test_val_parameter_validation():
+    assert CheXlocalizeIoU(threshold="val", gate="val").params["gate"] == "val"
+    assert CheXlocalizeHit(gate="val", val_samples=8).calibration_samples == 8
+    with pytest.raises(ParameterError, match="val_samples"):
+        CheXlocalizeIoU(threshold="val", val_samples=0)
+    with pytest.raises(ParameterError, match="'otsu', 'val' or a float"):
+        CheXlocalizeIoU(threshold="validation")
+    with pytest.raises(ParameterError, match="null, 'val' or a float"):
+        CheXlocalizeHit(gate="otsu")

@@ -95,21 +95,27 @@ def binarize(saliency: Tensor, threshold: str | float | Tensor = "otsu") -> Tens
     return norm > t.reshape(-1, *[1] * (saliency.ndim - 1))
 
 
-def _gated(prob: Tensor | None, gate: float | None, b: int, device: torch.device) -> Tensor:
-    """True where the map is kept (p > gate, or no gate)."""
+def _gated(prob: Tensor | None, gate: float | Tensor | None, b: int, device: torch.device) -> Tensor:
+    """True where the map is kept (p > gate, or no gate); ``gate`` one float or a ``(B,)`` tensor of
+    per-map gates (-inf: that map is never gated)."""
     if gate is None:
         return torch.ones(b, dtype=torch.bool, device=device)
     if prob is None:
         raise ValueError("a probability gate needs the target probabilities (prob), got None")
     if tuple(prob.shape) != (b,):
         raise ValueError(f"expected prob of shape ({b},), got {tuple(prob.shape)}")
+    if isinstance(gate, Tensor):
+        if tuple(gate.shape) != (b,):
+            raise ValueError(f"expected per-map gates of shape ({b},), got {tuple(gate.shape)}")
+        return prob.to(device).double() > gate.to(device).double()
     return prob.to(device) > gate
 
 
 def segment(saliency: Tensor, threshold: str | float | Tensor = "otsu", prob: Tensor | None = None,
-            gate: float | None = None) -> Tensor:
+            gate: float | Tensor | None = None) -> Tensor:
     """The CheXlocalize segmentation ``(B, *spatial)`` bool: :func:`binarize`, then emptied where
-    the target probability is not above ``gate`` (no gating when ``gate`` is None)."""
+    the target probability is not above ``gate`` (no gating when ``gate`` is None; a ``(B,)``
+    tensor gives each map its own gate, as the per-class gates tuned on validation data)."""
     seg = binarize(saliency, threshold)
     keep = _gated(prob, gate, saliency.shape[0], saliency.device)
     return seg & keep.reshape(-1, *[1] * (saliency.ndim - 1))
@@ -132,14 +138,15 @@ def iou(segmentation: Tensor, mask: Tensor) -> Tensor:
 
 
 def chexlocalize_iou(saliency: Tensor, mask: Tensor, *, threshold: str | float | Tensor = "otsu",
-                     prob: Tensor | None = None, gate: float | None = None) -> Tensor:
+                     prob: Tensor | None = None, gate: float | Tensor | None = None) -> Tensor:
     """Per-sample IoU of the CheXlocalize segmentation with the mask (mean: mIoU); see the module
     docstring. NaN where the mask is empty."""
     _check(saliency, mask)
     return iou(segment(saliency, threshold, prob, gate), mask)
 
 
-def chexlocalize_hit(saliency: Tensor, mask: Tensor, *, prob: Tensor | None = None, gate: float | None = None,
+def chexlocalize_hit(saliency: Tensor, mask: Tensor, *, prob: Tensor | None = None,
+                     gate: float | Tensor | None = None,
                      generator: torch.Generator | None = None) -> Tensor:
     """Hit rate per sample: 1 if the map's maximum lies in the mask (ties among maxima by a seeded
     draw, as ``pointing_game``), 0 otherwise or when the map is gated (p <= gate); NaN where the
