@@ -4,9 +4,15 @@ the worst of ``nr_samples`` uniformly perturbed copies. Formulas:
 :mod:`faithbench.metrics.functional.stability`. Shared machinery (re-explaining, re-seeding,
 counting): :mod:`faithbench.metrics.robustness`.
 
-Defaults follow Quantus 0.6.0: U(-0.02, 0.02) noise (``radius``), ε_min = 1e-6, copies whose
-predicted class changed are left out (``nan_if_prediction_changes: true``), postprocess ``none``;
-10 draws instead of Quantus' 200.
+Defaults: U(-0.02, 0.02) noise (``radius``; Quantus 0.6.0 adds U(0.02, 0.2), a positive shift of
+up to 0.2, unless given a ``perturb_func``), ε_min = 1e-6 (Quantus'), copies whose predicted class
+changed are left out (``nan_if_prediction_changes: true``, as in Quantus), postprocess ``none``,
+10 draws instead of Quantus' 200, and ``zeros: nan``: the relative change (a - a') / a is not
+defined where a divisor entry is exactly 0, so a sample whose e_x (or x for RIS, L_x for RRS) has
+one gets NaN (counted as a missing value, not a score); ``zeros: eps_min`` divides by ε_min there
+instead, as Quantus does (see :mod:`faithbench.metrics.functional.stability`). Which explainers
+this leaves out is a property of the maps: Grad-CAM (ReLU) and Sobel (flat background) maps have
+exact zeros, gradients and the ``random`` control almost never.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext, MetricOutput
 from faithbench.metrics.functional.robustness import reduce_draws, uniform_noise
-from faithbench.metrics.functional.stability import (relative_input_stability, relative_output_stability,
+from faithbench.metrics.functional.stability import (ZEROS, relative_input_stability, relative_output_stability,
                                                       relative_representation_stability, representation_reader)
 from faithbench.metrics.robustness import SALT_NOISE, RobustnessMetric
 from faithbench.registry import metrics
@@ -25,10 +32,15 @@ from faithbench.types import Category, MetricInfo
 
 _PAPER = "Agarwal et al. 2022, Rethinking stability for attribution-based explanations"
 _DEFAULTS: dict[str, Any] = {"nr_samples": 10, "radius": 0.02, "eps_min": 1e-6, "draws_per_call": 1,
-                             "nan_if_prediction_changes": True}
+                             "nan_if_prediction_changes": True, "zeros": "nan"}
 
 
 class RelativeStability(RobustnessMetric):
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.zeros not in ZEROS:
+            raise ParameterError(f"{self.name}: parameter 'zeros' expects {' or '.join(ZEROS)}, got {self.zeros!r}")
+
     def noise_key(self, ctx: EvalContext) -> tuple:
         return ("uniform", self.nr_samples, float(self.radius))
 
@@ -52,7 +64,8 @@ class RelativeInputStability(RelativeStability):
         RIS(x) = max_{x'} ||(e_x - e_x') / e_x||_2 / max(||(x - x') / x||_2, ε_min)
 
     over x' = x + U(-r, r)^d. Lower is better. Defaults: ``radius: 0.02``, 10 draws, ``eps_min:
-    1e-6``, ``nan_if_prediction_changes: true``, postprocess ``none``."""
+    1e-6``, ``nan_if_prediction_changes: true``, ``zeros: nan`` (NaN where e_x or x has an exact zero),
+    postprocess ``none``."""
 
     info = MetricInfo("relative_input_stability", higher_is_better=False, category=Category.ROBUSTNESS,
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)
@@ -60,7 +73,7 @@ class RelativeInputStability(RelativeStability):
 
     def ratios(self, ctx: EvalContext, saliency: Tensor, x_perturbed: Tensor, perturbed: Tensor) -> Tensor:
         return relative_input_stability(ctx.x.to(saliency.device), x_perturbed.to(saliency.device), saliency,
-                                        perturbed, eps_min=self.eps_min)
+                                        perturbed, eps_min=self.eps_min, zeros=self.zeros)
 
 
 @metrics.register("relative_representation_stability")
@@ -74,7 +87,8 @@ class RelativeRepresentationStability(RelativeStability):
     before ``fc``, a timm ViT's pooled token before ``head``, ``small_cnn``'s pooled features
     before ``head``); or the output of the named module (a key of ``model.named_modules()``).
     Lower is better. Defaults: ``layer: null``, ``radius: 0.02``, 10 draws, ``eps_min: 1e-6``,
-    ``nan_if_prediction_changes: true``, postprocess ``none``."""
+    ``nan_if_prediction_changes: true``, ``zeros: nan`` (NaN where e_x or L_x has an exact zero),
+    postprocess ``none``."""
 
     info = MetricInfo("relative_representation_stability", higher_is_better=False, category=Category.ROBUSTNESS,
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)
@@ -88,7 +102,7 @@ class RelativeRepresentationStability(RelativeStability):
         perturbed_features = read(ctx.predict, flat).reshape(s, b, -1)
         return relative_representation_stability(features.to(saliency.device),
                                                  perturbed_features.to(saliency.device), saliency, perturbed,
-                                                 eps_min=self.eps_min)
+                                                 eps_min=self.eps_min, zeros=self.zeros)
 
 
 @metrics.register("relative_output_stability")
@@ -98,7 +112,8 @@ class RelativeOutputStability(RelativeStability):
         ROS(x) = max_{x'} ||(e_x - e_x') / e_x||_2 / max(||h(x) - h(x')||_2, ε_min)
 
     with h the logits. Lower is better. Defaults: ``radius: 0.02``, 10 draws, ``eps_min: 1e-6``,
-    ``nan_if_prediction_changes: true``, postprocess ``none``."""
+    ``nan_if_prediction_changes: true``, ``zeros: nan`` (NaN where e_x has an exact zero),
+    postprocess ``none``."""
 
     info = MetricInfo("relative_output_stability", higher_is_better=False, category=Category.ROBUSTNESS,
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)
@@ -108,4 +123,4 @@ class RelativeOutputStability(RelativeStability):
         logits = ctx.predict(ctx.x)
         perturbed_logits = self.perturbed_logits(ctx, x_perturbed)
         return relative_output_stability(logits.to(saliency.device), perturbed_logits.to(saliency.device), saliency,
-                                         perturbed, eps_min=self.eps_min)
+                                         perturbed, eps_min=self.eps_min, zeros=self.zeros)

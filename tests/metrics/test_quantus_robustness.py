@@ -7,6 +7,10 @@ explainer and perturbations (fed to Quantus through its ``perturb_func``). Diffe
 - Consistency: Quantus' ``top_n_sign`` hashes the signs of the first 5 entries of the flattened map
   (after ``abs`` all maps look alike); we discretise by the argmax cell and give Quantus the same
   function. A sample that no other shares gets NaN here, 0 there.
+- Relative stability: a sample whose divisor (e_x; x for RIS; L_x for RRS) has an exact zero is
+  NaN by default (``zeros: nan``); compared with ``zeros: eps_min``, Quantus' convention.
+- Sensitivity: our default radius is 0.02, Quantus' ``lower_bound`` 0.2; the cross-check passes
+  the radius.
 """
 
 import numpy as np
@@ -108,7 +112,7 @@ def test_continuity_equals_quantus(setup):
 def test_relative_stability_equals_quantus(setup, ours_cls, theirs_cls, extra):
     model, x, y, explainer, make = setup
     ctx = make()
-    metric = ours_cls(nr_samples=3, radius=0.05)
+    metric = ours_cls(nr_samples=3, radius=0.05, zeros="eps_min")  # Quantus divides a zero entry by eps_min
     ours = metric(ctx).value.numpy()
     perturbed = ctx.memo[("robust_x", metric.noise_key(ctx))]
     theirs = _run(theirs_cls(nr_samples=3, perturb_func=_feed(perturbed), disable_warnings=True, **extra),

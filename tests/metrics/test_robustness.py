@@ -57,9 +57,19 @@ def test_relative_stability_known_answers():
     assert relative_representation_stability(features, pfeatures, e, pe).item() == pytest.approx(2.0)
     logits, plogits = torch.tensor([[0.0, 1.0]]), torch.tensor([[[0.0, 3.0]]])  # ||h - h'|| = 2
     assert relative_output_stability(logits, plogits, e, pe).item() == pytest.approx(0.25)
-    # a zero in e is replaced by eps_min = 1e-6: (0 - 1) / 1e-6
-    assert relative_output_stability(logits, plogits, torch.tensor([[0.0, 4.0]]),
-                                     torch.tensor([[[1.0, 4.0]]])).item() == pytest.approx(1e6 / 2, rel=1e-6)
+    # a zero in e: (0 - 1) / 0 is undefined, the sample is NaN for every draw (zeros="nan", the
+    # default); Quantus' convention (zeros="eps_min") divides by eps_min = 1e-6 instead
+    e0, pe0 = torch.tensor([[0.0, 4.0], [2.0, 4.0]]), torch.tensor([[[1.0, 4.0], [1.0, 4.0]]])
+    two_logits, two_plogits = logits.repeat(2, 1), plogits.repeat(1, 2, 1)
+    default = relative_output_stability(two_logits, two_plogits, e0, pe0)
+    assert math.isnan(default[0, 0].item()) and default[0, 1].item() == pytest.approx(0.25)
+    assert relative_output_stability(two_logits, two_plogits, e0, pe0, zeros="eps_min")[0, 0].item() == pytest.approx(
+        1e6 / 2, rel=1e-6)
+    # RIS is undefined for a zero in x, RRS for a zero in L_x, whatever e is
+    assert math.isnan(relative_input_stability(torch.tensor([[0.0, 2.0]]), px, e, pe).item())
+    assert math.isnan(relative_representation_stability(torch.tensor([[0.0, 4.0]]), pfeatures, e, pe).item())
+    with pytest.raises(ValueError, match="zeros must be one of"):
+        relative_output_stability(logits, plogits, e, pe, zeros="skip")
 
 
 def test_consistency_known_answer():
@@ -123,7 +133,8 @@ def test_all_robustness_metrics_run_2d_3d(tiny_cnn, make_ctx, dims):
     for metric in (MaxSensitivity(nr_samples=2), AvgSensitivity(nr_samples=2), LocalLipschitz(nr_samples=2),
                    Continuity(steps=4), RelativeInputStability(nr_samples=2, nan_if_prediction_changes=False),
                    RelativeOutputStability(nr_samples=2, nan_if_prediction_changes=False),
-                   RelativeRepresentationStability(nr_samples=2, nan_if_prediction_changes=False)):
+                   # the ReLU'd, pooled features of the tiny CNN have exact zeros: NaN by default
+                   RelativeRepresentationStability(nr_samples=2, nan_if_prediction_changes=False, zeros="eps_min")):
         value = metric(ctx).value
         assert value.shape == (4,) and torch.isfinite(value).all() and (value >= 0).all(), metric.name
     assert Consistency()(ctx).value.shape == (4,)

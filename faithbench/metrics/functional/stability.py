@@ -7,10 +7,17 @@ For an input x, a perturbed copy x', their explanations e_x, e_x' ``(B, *spatial
     RRS = ||(e_x - e_x') / e_x||_2 / max(||(L_x - L_x') / L_x||_2, ε_min)
     ROS = ||(e_x - e_x') / e_x||_2 / max(||h(x) - h(x')||_2, ε_min)
 
-with L a representation (a layer's output) and h the logits; a zero entry of a divisor is
-replaced by ε_min (Quantus 0.6.0's convention). The metric is the maximum over the perturbed
-copies. Shapes: each function maps ``(B, ...)`` originals and ``(S, B, ...)`` perturbed copies to
-``(S, B)``. Lower is better.
+with L a representation (a layer's output) and h the logits. The metric is the maximum over the
+perturbed copies. Shapes: each function maps ``(B, ...)`` originals and ``(S, B, ...)`` perturbed
+copies to ``(S, B)``. Lower is better.
+
+Exact zeros. The elementwise relative change (a - a') / a is undefined where a = 0: in e_x for
+all three, in x for RIS, in L_x for RRS (the paper's ε_min guards only the denominator's norm).
+``zeros`` says what to do there: ``"nan"`` (default) makes the sample's value NaN, for every
+draw: the metric is not defined for that sample (a Grad-CAM map after its ReLU, a Sobel map on
+a flat background, an image with a black background); ``"eps_min"`` replaces each zero divisor
+entry by ε_min, as Quantus 0.6.0 does, so that a map with k zeros gets a numerator of order
+about sqrt(k) |e_x'| / ε_min whatever the explanation does (for parity with Quantus only).
 
 :func:`representation` reads a layer with a forward hook: by default (``layer=None``) the input
 of the last ``nn.Linear`` the forward pass calls, i.e. the pre-logit features (timm nets'
@@ -26,8 +33,29 @@ import torch
 from torch import Tensor, nn
 
 
+ZEROS = ("nan", "eps_min")
+
+
 def _relative(diff: Tensor, base: Tensor, eps_min: float) -> Tensor:
     return diff / (base + (base == 0) * eps_min)
+
+
+def has_zero(t: Tensor) -> Tensor:
+    """``(B, ...)`` -> ``(B,)`` True where a sample has an exact zero entry."""
+    return (t.reshape(t.shape[0], -1) == 0).any(-1)
+
+
+def _undefined(values: Tensor, zeros: str, *divisors: Tensor) -> Tensor:
+    """``values (S, B)`` with NaN for the samples whose divisors hold an exact zero, under
+    ``zeros="nan"``; unchanged under ``"eps_min"``."""
+    if zeros not in ZEROS:
+        raise ValueError(f"relative stability: zeros must be one of {', '.join(ZEROS)}, got {zeros!r}")
+    if zeros == "eps_min":
+        return values
+    bad = torch.zeros(values.shape[1], dtype=torch.bool, device=values.device)
+    for d in divisors:
+        bad |= has_zero(d).to(values.device)
+    return torch.where(bad[None], torch.full_like(values, float("nan")), values)
 
 
 def _l2(t: Tensor, lead: int) -> Tensor:
@@ -44,26 +72,29 @@ def _ratio(num: Tensor, den: Tensor, eps_min: float) -> Tensor:
 
 
 def relative_input_stability(x: Tensor, x_perturbed: Tensor, saliency: Tensor, perturbed: Tensor, *,
-                             eps_min: float = 1e-6) -> Tensor:
-    """RIS per draw ``(S, B)``; see the module docstring."""
+                             eps_min: float = 1e-6, zeros: str = "nan") -> Tensor:
+    """RIS per draw ``(S, B)``; NaN for a sample with a zero in e_x or x under ``zeros="nan"``
+    (see the module docstring)."""
     xd = x.double()[None]
     den = _l2(_relative(xd - x_perturbed.double(), xd, eps_min), 2)
-    return _ratio(_numerator(saliency, perturbed, eps_min), den, eps_min)
+    return _undefined(_ratio(_numerator(saliency, perturbed, eps_min), den, eps_min), zeros, saliency, x)
 
 
 def relative_representation_stability(features: Tensor, perturbed_features: Tensor, saliency: Tensor,
-                                      perturbed: Tensor, *, eps_min: float = 1e-6) -> Tensor:
-    """RRS per draw ``(S, B)``: ``features (B, F)``, ``perturbed_features (S, B, F)``."""
+                                      perturbed: Tensor, *, eps_min: float = 1e-6, zeros: str = "nan") -> Tensor:
+    """RRS per draw ``(S, B)``: ``features (B, F)``, ``perturbed_features (S, B, F)``; NaN for a
+    sample with a zero in e_x or L_x under ``zeros="nan"``."""
     f = features.double()[None]
     den = _l2(_relative(f - perturbed_features.double(), f, eps_min), 2)
-    return _ratio(_numerator(saliency, perturbed, eps_min), den, eps_min)
+    return _undefined(_ratio(_numerator(saliency, perturbed, eps_min), den, eps_min), zeros, saliency, features)
 
 
 def relative_output_stability(logits: Tensor, perturbed_logits: Tensor, saliency: Tensor, perturbed: Tensor, *,
-                              eps_min: float = 1e-6) -> Tensor:
-    """ROS per draw ``(S, B)``: ``logits (B, K)``, ``perturbed_logits (S, B, K)``."""
+                              eps_min: float = 1e-6, zeros: str = "nan") -> Tensor:
+    """ROS per draw ``(S, B)``: ``logits (B, K)``, ``perturbed_logits (S, B, K)``; NaN for a sample
+    with a zero in e_x under ``zeros="nan"``."""
     den = _l2(logits.double()[None] - perturbed_logits.double(), 2)
-    return _ratio(_numerator(saliency, perturbed, eps_min), den, eps_min)
+    return _undefined(_ratio(_numerator(saliency, perturbed, eps_min), den, eps_min), zeros, saliency)
 
 
 def _last_linear(model: nn.Module, x: Tensor, forward: Callable[[Tensor], Tensor]) -> nn.Module:
@@ -115,5 +146,5 @@ def representation_reader(model: nn.Module, x: Tensor, layer: str | None = None,
     return read
 
 
-__all__ = ["relative_input_stability", "relative_output_stability", "relative_representation_stability",
-           "representation_reader"]
+__all__ = ["ZEROS", "has_zero", "relative_input_stability", "relative_output_stability",
+           "relative_representation_stability", "representation_reader"]
