@@ -179,14 +179,11 @@ class Metric(Configurable):
     """Base class. Subclasses set ``info`` and implement :meth:`compute`.
 
     ``postprocess`` (a parameter of every metric; default from ``info``) is applied to the
-    saliency before :meth:`compute`. ``batch_level``: a sample's value depends on its batchmates
-    (the metric compares or mixes the samples of a batch), so a slice of a batch scores
-    differently from the same samples inside the whole batch.
+    saliency before :meth:`compute`.
     """
 
     info: ClassVar[MetricInfo]
     defaults: ClassVar[dict[str, Any]] = {}
-    batch_level: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

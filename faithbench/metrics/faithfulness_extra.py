@@ -280,7 +280,6 @@ class Sufficiency(Metric):
     ``postprocess: abs`` (Quantus'). Cost: B forwards. Quantus' ``Sufficiency`` agrees where a
     sample has neighbours; without, Quantus gives 0 and ours NaN (undefined, dropped by the runner)."""
 
-    batch_level = True  # compares the samples of a batch
     info = _info("sufficiency", True, "Dasgupta et al. 2022, Framework for evaluating faithfulness of local "
                  "explanations", "abs")
     defaults: ClassVar[dict[str, Any]] = {"threshold": 0.6}

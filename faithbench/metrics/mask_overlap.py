@@ -97,7 +97,6 @@ class Focus(Metric):
     and 3 of (B, C, H, W) maps when it scores: right for channel-first 2D only (a channel-last
     image is tiled along its channels, a volume is split along its depth)."""
 
-    batch_level = True  # compares the samples of a batch
     info = MetricInfo("focus", higher_is_better=True, category=Category.LOCALIZATION, postprocess="relu",
                       requires=frozenset({"model", "explainer"}),
                       paper="Arias-Duart et al. 2022, Focus! Rating XAI methods and finding biases")

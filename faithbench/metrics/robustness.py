@@ -227,7 +227,6 @@ class Consistency(Metric):
     ``abs``. Quantus' default discretisation (``top_n_sign``) hashes the signs of the first 5
     entries of the flattened map, not the 5 largest: after ``abs`` every map gets the same label."""
 
-    batch_level = True  # compares the samples of a batch
     info = MetricInfo("consistency", higher_is_better=True, category=Category.ROBUSTNESS,
                       requires=frozenset({"model"}), postprocess="abs",
                       paper="Dasgupta et al. 2022, Framework for evaluating faithfulness of local explanations")

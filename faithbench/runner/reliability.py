@@ -8,20 +8,22 @@ explainer under the two perturbed conditions of
 :func:`~faithbench.metrics.reliability.perturbed_conditions` (the weights plus small Gaussian
 noise; fully re-initialised weights) and scored by every metric of the cell, on the run's device.
 
-The ``original`` condition is not recomputed: its values are the cell's own rows of those ``k``
-samples (the main results), reused. This is exact because explainers and metrics are seeded
-(``tests/runner/test_reliability_run.py`` re-explains and re-scores the original and compares),
-except for a :attr:`~faithbench.metrics.base.Metric.batch_level` metric (a sample's value depends
-on its batchmates) when ``k`` is smaller than the batch: that one is re-scored on the ``k``
-samples under the original condition too, so all three conditions see the same batch.
+When the ``k`` samples are the cell's whole first batch, the ``original`` condition is not
+recomputed: its values are the cell's own rows (the main results), reused; this is exact because
+explainers and metrics are seeded (``tests/runner/test_reliability_run.py`` re-explains and
+re-scores it and compares). When ``k`` is smaller than the batch, the original is re-scored on the
+``k`` samples: the maps of a slice equal the slice of the maps (measured for 7 explainers), but
+batch-level metrics (consistency, sufficiency, focus) and metrics whose random draws are shaped by
+the batch (sensitivity-n, faithfulness correlation, the robustness metrics, ...) score a slice
+differently, so all three conditions must see the same batch.
 
 Metrics that cannot be re-scored, or whose re-scoring costs too much, are left out and named
 (:func:`skip_reason`): per-region metrics (``regions.csv``), metrics that need the permuted-label
 twin checkpoint, and randomisation checks (they perturb the model or class themselves, and MPRT
 re-explains once per randomised layer). The tidy rows go to
 :func:`~faithbench.stats.reliability.metric_reliability`, which writes ``reliability.csv`` and
-the leaderboard's footnote. Nothing here is cached: it costs about two extra explanations and
-scorings of ``k`` samples per cell.
+the leaderboard's footnote. Nothing here is cached: it costs two extra explanations and
+scorings of ``k`` samples per cell (three when ``k`` is smaller than the first batch).
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
                 continue
             for condition in PERTURBED:
                 scored.setdefault((run.cell.name, condition), []).append((spec, metric))
-            if recompute_original or (metric.batch_level and k < len(batch)):  # the slice scores differently
+            if recompute_original or k < len(batch):  # a slice of the cell's batch: stochastic metrics draw differently
                 scored.setdefault((run.cell.name, "original"), []).append((spec, metric))
             else:
                 add(run, spec.label, metric, "original", original_values(run, spec.label, batch, target, k))

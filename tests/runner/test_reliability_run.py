@@ -13,9 +13,9 @@ from faithbench.runner.reliability import reliability_rows
 from faithbench.stats.reliability import RELIABILITY_COLUMNS
 from faithbench.store import Cache
 
-# no ``reliability`` key: the default. 12 samples in one batch, so the 8 re-scored are a slice of the
-# cell's batch (the original condition is reused from it). 6 epochs: the CNN learns a little.
-TINY = {"name": "tiny_reliability", "samples": 12, "batch_size": 12, "subset": "positive",
+# no ``reliability`` key: the default (8). 8 samples in one batch: the 8 re-scored are the cell's
+# whole first batch, so the original condition is reused from it. 6 epochs: the CNN learns a little.
+TINY = {"name": "tiny_reliability", "samples": 8, "batch_size": 8, "subset": "positive",
         "datasets": [{"name": "phantom_cxr", "params": {"n": 160, "size": 32}}],
         "models": [{"name": "small_cnn", "params": {"width": 8},
                     "recipe": {"epochs": 6, "batch_size": 32, "lr": 0.003}}],
