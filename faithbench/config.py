@@ -163,9 +163,9 @@ class Suite(BaseModel):
     device: str = Field("auto", description="where models, explainers and metrics run: auto (cuda when "
                         "available), cpu, cuda, cuda:N or mps; --device overrides it")
     control: str = Field("random", description="the explainer that p_vs_random and beats_random test against")
-    reliability: int = Field(0, ge=0, description="metric reliability (reliability.csv): the first N samples of "
-                             "each group re-explained and re-scored under a minor and a disruptive perturbation; "
-                             "0: off")
+    reliability: int = Field(8, ge=0, description="metric reliability (reliability.csv): the first N samples of "
+                             "each group (at most its first batch) re-explained and re-scored under a minor and a "
+                             "disruptive perturbation; 0: off")
     regions: RegionSpec | None = Field(None, description="region-based saliency (regions.csv, region_tests.csv)")
 
     @field_validator("datasets", "explainers", "metrics", "models", mode="before")

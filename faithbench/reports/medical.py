@@ -13,6 +13,8 @@ into sections of ``index.html``; every string is escaped by the table helpers of
 
 from __future__ import annotations
 
+import html
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from faithbench.store import atomic_write_bytes
 from faithbench.stats.reliability import AR_MIN, NR_MIN, reliability_footnote
 
 __all__ = ["REPEATABILITY_FILE", "RELIABILITY_FILE", "STRATA_FILE", "medical_sections", "reliability_html",
-           "reliability_note", "repeatability_html", "strata_html", "write_reliability", "write_repeatability",
+           "reliability_markdown", "reliability_note", "reliability_status", "repeatability_html", "strata_html", "write_reliability", "write_repeatability",
            "write_strata"]
 
 REPEATABILITY_FILE = "repeatability.csv"
@@ -76,8 +78,6 @@ def repeatability_html(table: pd.DataFrame) -> str:
 
 def reliability_note(root: Path, board: pd.DataFrame) -> str:
     """The leaderboard footnote (an HTML paragraph) when ``reliability.csv`` names failing metrics."""
-    import html
-
     reliability = _read(Path(root) / RELIABILITY_FILE)
     if reliability is None or reliability.empty or "passed" not in reliability:
         return ""
@@ -86,16 +86,83 @@ def reliability_note(root: Path, board: pd.DataFrame) -> str:
     return f'<p class="note">{html.escape(note)}</p>' if note else ""
 
 
-def reliability_html(table: pd.DataFrame) -> str:
-    """The metric reliability section: nr, ar, passed per metric, with the thresholds."""
+def reliability_status(root: Path, manifest: dict | None = None) -> dict:
+    """The run's ``reliability`` entry of ``manifest.json`` (status, note, skipped metrics;
+    :func:`faithbench.runner.reliability.reliability_summary`); for a folder written before the
+    entry existed, inferred from the file and the suite's ``reliability`` key."""
+    if manifest is None:
+        path = Path(root) / "manifest.json"
+        manifest = json.loads(path.read_text()) if path.exists() else {}
+    info = dict(manifest.get("reliability") or {})
+    if not info:
+        samples = (manifest.get("suite") or {}).get("reliability")
+        if (Path(root) / RELIABILITY_FILE).exists():
+            info = {"status": "computed"}
+        elif samples == 0:
+            info = {"status": "off", "note": "Metric reliability is off (the suite sets reliability: 0)."}
+        else:
+            info = {"status": "not computed", "note": f"Metric reliability was not computed ({RELIABILITY_FILE} "
+                    "is missing)."}
+    info.setdefault("skipped", {})
+    return info
+
+
+def _skipped_line(info: dict) -> str:
+    skipped = info.get("skipped") or {}
+    return ("Not re-scored: " + "; ".join(f"{m} ({r})" for m, r in sorted(skipped.items())) + ".") if skipped else ""
+
+
+def reliability_html(table: pd.DataFrame | None, info: dict | None = None) -> str:
+    """The metric reliability section: nr, ar, agreement τ and passed per metric, with the
+    thresholds and the metrics left out; one line when there is no table (off, or not computed)."""
     from faithbench.reports.markup import table_html
 
+    info = info or {}
+    skipped = _skipped_line(info)
+    skipped = f'<p class="note">{html.escape(skipped)}</p>' if skipped else ""
+    if table is None:
+        note = info.get("note") or f"Metric reliability was not computed ({RELIABILITY_FILE} is missing)."
+        return f'<p class="note">{html.escape(note)}</p>' + skipped
     return ('<p class="note">Is the metric itself reliable? (MetaQuantus idea, Hedström et al. 2023) '
             "nr (noise resilience): the explainers' ranking and scores stay put under a minor perturbation "
             "(weights + small Gaussian noise); ar (adversary reactivity): they change under a disruptive one "
             f"(weights re-initialised). passed: nr ≥ {NR_MIN} and ar ≥ {AR_MIN}. agreement_tau: mean Kendall τ "
             f'with the other metrics\' rankings. <a href="{RELIABILITY_FILE}">{RELIABILITY_FILE}</a></p>'
-            + table_html(table, "no reliability scores"))
+            + table_html(table, "no reliability scores") + skipped)
+
+
+def reliability_markdown(root: Path, board: pd.DataFrame, manifest: dict | None = None) -> list[str]:
+    """The leaderboard's reliability section in Markdown: per metric nr, ar, agreement τ and
+    pass/fail, the footnote naming the failing metrics, and the metrics not re-scored; one line
+    when the check is off or could not be computed."""
+    from faithbench.reports.tables import format_number, markdown_escape
+
+    info = reliability_status(root, manifest)
+    table = _read(Path(root) / RELIABILITY_FILE)
+    lines = ["## Metric reliability", ""]
+    if table is None or table.empty or "passed" not in table:
+        lines += [markdown_escape(info.get("note") or "Metric reliability was not computed."), ""]
+    else:
+        passed = table["passed"].astype(str).str.lower().isin(["true", "1"])
+        keys = [c for c in ("dataset", "model") if c in table.columns] + ["metric"]
+        columns = keys + ["nr", "ar", "agreement_tau", "passed"]
+        lines += [f"Noise resilience (nr ≥ {NR_MIN}) and adversary reactivity (ar ≥ {AR_MIN}) of each metric "
+                  f"(MetaQuantus idea, Hedström et al. 2023); agreement\\_tau: mean Kendall τ with the other "
+                  f"metrics' rankings ({RELIABILITY_FILE}).", "",
+                  "| " + " | ".join(markdown_escape(c) for c in columns) + " |",
+                  "|---" * len(keys) + "|---:" * 3 + "|---|"]
+        for row, ok in zip(table.itertuples(index=False), passed):
+            cells = [markdown_escape(getattr(row, k)) for k in keys]
+            cells += [format_number(float(getattr(row, c))) for c in ("nr", "ar", "agreement_tau")]
+            lines.append("| " + " | ".join(cells + ["pass" if ok else "**fail**"]) + " |")
+        lines.append("")
+        note = reliability_footnote(table.assign(passed=passed), board)
+        if note:
+            lines += [markdown_escape(note), ""]
+    skipped = _skipped_line(info)
+    if skipped:
+        lines += [markdown_escape(skipped), ""]
+    return lines
 
 
 def strata_html(table: pd.DataFrame, figures: str = "") -> str:
@@ -109,18 +176,19 @@ def strata_html(table: pd.DataFrame, figures: str = "") -> str:
             + "<details><summary>table</summary>" + table_html(table, "no strata", max_rows=500) + "</details>")
 
 
-def medical_sections(root: Path, figures: Callable[[str], str]) -> list[Section]:
+def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict | None = None) -> list[Section]:
     """The sections for the files of this module that exist in ``root``, in the order
-    repeatability, reliability, strata. ``figures(prefix)`` renders (and marks as used) the
-    plots whose name starts with ``prefix``."""
+    repeatability, reliability, strata; the reliability section is always there (one line when
+    the check is off or could not be computed; ``manifest``: the run's, read from ``root`` when
+    None). ``figures(prefix)`` renders (and marks as used) the plots whose name starts with
+    ``prefix``."""
     root = Path(root)
     sections: list[Section] = []
     repeatability = _read(root / REPEATABILITY_FILE)
     if repeatability is not None:
         sections.append(("repeatability", "Repeatability and reproducibility", repeatability_html(repeatability)))
-    reliability = _read(root / RELIABILITY_FILE)
-    if reliability is not None:
-        sections.append(("reliability", "Metric reliability", reliability_html(reliability)))
+    sections.append(("reliability", "Metric reliability",
+                     reliability_html(_read(root / RELIABILITY_FILE), reliability_status(root, manifest))))
     strata = _read(root / STRATA_FILE)
     if strata is not None:
         sections.append(("strata", "Stratified analysis", strata_html(strata, figures("strata_"))))

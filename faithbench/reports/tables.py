@@ -181,11 +181,13 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
 
 
 def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = None,
-                         undefined: pd.DataFrame | None = None) -> str:
+                         undefined: pd.DataFrame | None = None, after: list[str] | None = None) -> str:
     """The leaderboard as Markdown: one pipe table per (dataset, model), see the module doc.
 
-    ``skipped`` (``skipped.csv``) and ``undefined`` (:func:`faithbench.stats.chance.undefined_counts`),
-    when given and not empty, are listed after the tables with their counts.
+    ``after``: Markdown lines placed right after the tables (the metric reliability section and
+    its footnote, :func:`faithbench.reports.medical.reliability_markdown`). ``skipped``
+    (``skipped.csv``) and ``undefined`` (:func:`faithbench.stats.chance.undefined_counts`), when
+    given and not empty, are listed after those with their counts.
     """
     def escape_note(text: str) -> str:
         return "\\" + text.replace("[", "\\[").replace("]", "\\]").replace("<", "\\<")
@@ -213,6 +215,7 @@ def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = Non
                 row.append(text + (" \\*" if table.marked(cell) else "") + (f" ({note})" if note else ""))
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+    lines += after or []
     for title, frame in (("Skipped", skipped), ("Undefined values (NaN, left out of n)", undefined)):
         if frame is None or frame.empty:
             continue

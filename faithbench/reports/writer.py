@@ -243,8 +243,13 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
 
     skipped = _read_csv(out_dir / "skipped.csv")
     undefined = undefined_counts(results)
+    manifest_path = out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
     if "md" in formats:
-        _write_text(out_dir / "leaderboard.md", leaderboard_markdown(board, skipped, undefined))
+        from faithbench.reports.medical import reliability_markdown
+
+        _write_text(out_dir / "leaderboard.md", leaderboard_markdown(board, skipped, undefined,
+                                                                     reliability_markdown(out_dir, board, manifest)))
         written.append(out_dir / "leaderboard.md")
     if "latex" in formats:
         _write_text(out_dir / "leaderboard.tex", leaderboard_latex(board))
@@ -252,8 +257,6 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     if "html" in formats:
         from faithbench.reports.html import render_html
 
-        manifest_path = out_dir / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
         page = render_html(
             root=out_dir, manifest=manifest, board=board, models=models, models_table=models_table,
             cost_table=cost_table, skipped=skipped, undefined=undefined, at_chance=at_chance,

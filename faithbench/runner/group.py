@@ -29,7 +29,7 @@ from faithbench.runner.calibration import calibrate_runs
 from faithbench.runner.cell import CellResult, CellRun, GroupData, failure_row
 from faithbench.runner.errors import InputDataError
 from faithbench.runner.plan import Group
-from faithbench.runner.reliability import reliability_rows
+from faithbench.runner.reliability import ReliabilityScores, reliability_rows
 from faithbench.runner.settings import RunSettings
 from faithbench.store import Cache, make_key
 from faithbench.runner.targets import TARGET_MASK
@@ -72,7 +72,7 @@ class GroupOutput:
     log: list[str] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)  # rows of samples.csv
     model_input: dict[str, Any] | None = None
-    reliability: list[dict[str, Any]] = field(default_factory=list)  # scores under perturbed conditions
+    reliability: ReliabilityScores = field(default_factory=ReliabilityScores)  # scores under perturbed conditions
     maps: dict[str, tuple[list[str], Tensor]] = field(default_factory=dict)  # explainer -> (ids, saliency)
     calibration: list[dict[str, Any]] = field(default_factory=list)  # rows of calibration.csv
 
@@ -215,8 +215,8 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
     if first is not None and group.seed == settings.gallery_seed:
         out.gallery = _gallery(group, data, first, runs)
     if first is not None and settings.reliability:
-        out.reliability, notes = reliability_rows(group, data, runs, first, settings.reliability)
-        out.log += notes
+        out.reliability = reliability_rows(group, data, runs, first, settings.reliability)
+        out.log += out.reliability.log
 
 
 def _keep_map(out: GroupOutput, run: CellRun, batch: Batch, target: Tensor) -> None:

@@ -2,52 +2,138 @@
 
 The idea of MetaQuantus (Hedström et al. 2023): a reliable metric keeps the explainers' ranking
 when the model or input changes a little (noise resilience) and changes it when the model is
-destroyed (adversary reactivity). With the suite's ``reliability: N``, each group's first ``N``
-explained samples are explained again by every cell's explainer under each condition of
-:func:`~faithbench.metrics.reliability.perturbed_conditions` (the original; the weights plus small
-Gaussian noise; fully re-initialised weights) and scored by every metric of the cell, on the
-run's device. The tidy rows go to :func:`~faithbench.stats.reliability.metric_reliability`, which
-writes ``reliability.csv`` and the leaderboard's footnote. Nothing here is cached: it costs about
-three extra explanations and scorings of ``N`` samples per cell.
+destroyed (adversary reactivity). With the suite's ``reliability: N`` (default 8; 0: off), each
+group's first ``k = min(N, first batch)`` explained samples are explained again by every cell's
+explainer under the two perturbed conditions of
+:func:`~faithbench.metrics.reliability.perturbed_conditions` (the weights plus small Gaussian
+noise; fully re-initialised weights) and scored by every metric of the cell, on the run's device.
+
+When the ``k`` samples are the cell's whole first batch, the ``original`` condition is not
+recomputed: its values are the cell's own rows (the main results), reused; this is exact because
+explainers and metrics are seeded (``tests/runner/test_reliability_run.py`` re-explains and
+re-scores it and compares). When ``k`` is smaller than the batch, the original is re-scored on the
+``k`` samples: the maps of a slice equal the slice of the maps (measured for 7 explainers), but
+batch-level metrics (consistency, sufficiency, focus) and metrics whose random draws are shaped by
+the batch (sensitivity-n, faithfulness correlation, the robustness metrics, ...) score a slice
+differently, so all three conditions must see the same batch.
+
+Metrics that cannot be re-scored, or whose re-scoring costs too much, are left out and named
+(:func:`skip_reason`): per-region metrics (``regions.csv``), metrics that need the permuted-label
+twin checkpoint, and randomisation checks (they perturb the model or class themselves, and MPRT
+re-explains once per randomised layer). The tidy rows go to
+:func:`~faithbench.stats.reliability.metric_reliability`, which writes ``reliability.csv`` and
+the leaderboard's footnote. Nothing here is cached: it costs two extra explanations and
+scorings of ``k`` samples per cell (three when ``k`` is smaller than the first batch).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from torch import Tensor
 
-from faithbench.metrics.base import EvalContext, ForwardCounter
+from faithbench.metrics.base import EvalContext, ForwardCounter, Metric
 from faithbench.metrics.reliability import perturbed_conditions
 from faithbench.runner.cell import CellRun, GroupData
 from faithbench.runner.plan import Group
-from faithbench.types import Batch
+from faithbench.stats.reliability import metric_reliability
+from faithbench.types import Batch, Category
+
+PERTURBED = ("minor", "disruptive")
+
+
+@dataclass
+class ReliabilityScores:
+    """The tidy rows (dataset, model, seed, explainer, metric, sample_id, condition, value,
+    higher_is_better) of one group, the metrics left out (``{metric: reason}``) and log lines
+    for the (cell, metric, condition) that failed."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    reason: str = ""  # why nothing was computed (fewer than two explainers)
+
+
+def skip_reason(label: str, metric: Metric, run: CellRun) -> str | None:
+    """Why ``metric`` is not re-scored under the perturbed conditions (None: it is)."""
+    if label in run.per_region:
+        return "per-region scores (regions.csv), not one value per sample"
+    if "permuted_model" in metric.info.requires:
+        return "needs the permuted-label twin checkpoint, which the conditions do not perturb"
+    if metric.info.category == Category.RANDOMIZATION:
+        return ("a randomisation check: it perturbs the model or class itself (re-explaining once per "
+                "randomised layer for MPRT), too costly and circular to re-score")
+    return None
+
+
+def sample_keys(batch: Batch, target: Tensor, k: int) -> list[str]:
+    """The first ``k`` explained units' ids: ``sample_id``, or ``sample_id#class`` on a
+    multi-label batch (one unit per explained class), so every key is unique."""
+    ids = list(batch.ids[:k])
+    if batch.labels is None:
+        return ids
+    return [f"{sid}#{int(t)}" for sid, t in zip(ids, target[:k].tolist())]
+
+
+def original_values(run: CellRun, label: str, batch: Batch, target: Tensor, k: int) -> list[float]:
+    """The cell's own values of ``label`` for the first ``k`` units of ``batch`` (NaN where the
+    metric was undefined: no row)."""
+    kept = {(r["sample_id"], r["target"]): r["value"] for r in run.result.rows if r["metric"] == label}
+    return [kept.get((sid, int(t)), math.nan) for sid, t in zip(batch.ids[:k], target[:k].tolist())]
 
 
 def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: tuple[Batch, Tensor],
-                     samples: int) -> tuple[list[dict[str, Any]], list[str]]:
-    """Tidy rows (dataset, model, seed, explainer, metric, sample_id, condition, value,
-    higher_is_better) of the first ``samples`` samples of ``first`` under each condition, and log
-    lines for the (metric, condition) pairs that failed (left out of the check)."""
+                     samples: int, recompute_original: bool = False) -> ReliabilityScores:
+    """Scores of the first ``samples`` units of ``first`` under each condition (module docstring).
+    ``recompute_original``: explain and score the original condition again instead of reusing
+    the cell's rows (for the test that the two agree)."""
     batch, target = first
     k = min(samples, len(batch))
     x, t = batch.x[:k], target[:k]
     masks = {name: m[:k] for name, m in batch.masks.items()}
     labels = None if batch.labels is None else batch.labels[:k]
-    rows: list[dict[str, Any]] = []
-    log: list[str] = []
-    for condition, (model, xc) in perturbed_conditions(data.model, x, seed=group.seed).items():
-        for run in runs:
-            if run.stopped or run.explainer is None:
+    keys = sample_keys(batch, target, k)
+    out = ReliabilityScores()
+    conditions = perturbed_conditions(data.model, x, seed=group.seed)
+    live = [run for run in runs if not run.stopped and run.explainer is not None]
+    if len(live) < 2:  # a ranking needs two explainers
+        out.reason = f"a ranking needs at least 2 explainers; {group.dataset.label} / {group.model.label} has {len(live)}"
+        out.log.append(f"reliability: not computed: {out.reason}")
+        return out
+
+    def add(run: CellRun, label: str, metric: Metric, condition: str, values: list[float]) -> None:
+        out.rows.extend({"dataset": group.dataset.label, "model": group.model.label, "seed": group.seed,
+                         "explainer": run.cell.explainer.label, "metric": label, "sample_id": sid,
+                         "condition": condition, "value": value, "higher_is_better": metric.higher_is_better}
+                        for sid, value in zip(keys, values))
+
+    scored: dict[tuple[str, str], list[tuple[Any, Metric]]] = {}  # (cell, condition) -> metrics to score
+    for run in live:
+        for spec, metric in run.active:
+            reason = skip_reason(spec.label, metric, run)
+            if reason:
+                out.skipped.setdefault(spec.label, reason)
+                continue
+            for condition in PERTURBED:
+                scored.setdefault((run.cell.name, condition), []).append((spec, metric))
+            if recompute_original or k < len(batch):  # a slice of the cell's batch: stochastic metrics draw differently
+                scored.setdefault((run.cell.name, "original"), []).append((spec, metric))
+            else:
+                add(run, spec.label, metric, "original", original_values(run, spec.label, batch, target, k))
+    for condition in ("original",) + PERTURBED:
+        model, xc = conditions[condition]
+        for run in live:
+            if not scored.get((run.cell.name, condition)):
                 continue
             try:
                 saliency = run.explainer(model, xc, t)
             except Exception as exc:
-                log.append(f"reliability: {run.cell.name} under {condition}: explainer failed: {exc}")
+                out.log.append(f"reliability: {run.cell.name} under {condition}: explainer failed: {exc}")
                 continue
-            for spec, metric in run.active:
-                if spec.label in run.per_region or "permuted_model" in metric.info.requires:
-                    continue
+            for spec, metric in scored[(run.cell.name, condition)]:
                 ctx = EvalContext(model=model, x=xc, target=t, label=batch.label[:k], saliency=saliency, masks=masks,
                                   predict=ForwardCounter(model), explainer=run.explainer, background=data.background,
                                   seed=group.seed, multilabel=data.multilabel, labels=labels, classes=data.classes,
@@ -55,10 +141,29 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
                 try:
                     values = metric(ctx).value.double().cpu().tolist()
                 except Exception as exc:
-                    log.append(f"reliability: {spec.label} in {run.cell.name} under {condition} failed: {exc}")
+                    out.log.append(f"reliability: {spec.label} in {run.cell.name} under {condition} failed: {exc}")
                     continue
-                rows += [{"dataset": group.dataset.label, "model": group.model.label, "seed": group.seed,
-                          "explainer": run.cell.explainer.label, "metric": spec.label, "sample_id": sid,
-                          "condition": condition, "value": value, "higher_is_better": metric.higher_is_better}
-                         for sid, value in zip(batch.ids[:k], values)]
-    return rows, log
+                add(run, spec.label, metric, condition, values)
+    out.log += [f"reliability: {label} not re-scored: {reason}" for label, reason in sorted(out.skipped.items())]
+    return out
+
+
+def reliability_summary(samples: int, groups: list[ReliabilityScores]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+    """The table of :func:`~faithbench.stats.reliability.metric_reliability` over every group's
+    scores (None when there is none) and the manifest's ``reliability`` entry: ``samples`` (the
+    suite's N), ``status`` (``off``, ``computed`` or ``not computed``), ``note`` (one line for the
+    report when there is no table) and ``skipped`` (``{metric: reason}``, metrics not re-scored)."""
+    skipped = {m: r for g in groups for m, r in g.skipped.items()}
+    info: dict[str, Any] = {"samples": samples, "status": "off", "note": "", "skipped": skipped}
+    if not samples:
+        info["note"] = "Metric reliability is off (the suite sets reliability: 0)."
+        return None, info
+    rows = [r for g in groups for r in g.rows]
+    if not rows:
+        reasons = sorted({g.reason for g in groups if g.reason}) or (
+            ["no metric could be re-scored"] if skipped else ["no cell was explained"])
+        info.update(status="not computed", note="Metric reliability could not be computed: " + "; ".join(reasons)
+                    + ".")
+        return None, info
+    info["status"] = "computed"
+    return metric_reliability(pd.DataFrame(rows)), info

@@ -40,6 +40,7 @@ from faithbench.runner.group import GroupOutput, build_splits, forget_datasets, 
 from faithbench.runner.lock import lock_output
 from faithbench.runner.output import clear_owned, prepare_output
 from faithbench.runner.plan import Group, plan
+from faithbench.runner.reliability import reliability_summary
 from faithbench.runner.settings import ReportSettings, RunSettings
 from faithbench.names import safe_name
 from faithbench.store import Cache, atomic_write_bytes
@@ -272,7 +273,7 @@ def _tables(outputs: list[GroupOutput], unavailable: dict[str, str]) -> dict[str
         "models": pd.DataFrame([o.model_row for o in outputs if o.model_row is not None]),
         "reliance": [r for o in outputs for r in o.reliance],
         "samples": pd.DataFrame([r for o in outputs for r in o.samples]),
-        "reliability": pd.DataFrame([r for o in outputs for r in o.reliability]),
+        "reliability": [o.reliability for o in outputs],
         "calibration": pd.DataFrame([r for o in outputs for r in o.calibration], columns=CALIBRATION_COLUMNS),
         "computed": computed,
     }
@@ -309,11 +310,11 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
     if suite.regions is not None:  # before the report, which reads it
         atomic_write_bytes(out_dir / "regions.csv", tables["regions"].to_csv(index=False).encode())
     _write_samples(out_dir, tables["samples"], outputs)
-    if not tables["reliability"].empty:  # before the report, which adds the footnote
+    table, manifest["reliability"] = reliability_summary(suite.reliability, tables["reliability"])
+    if table is not None:  # before the report, which adds the footnote
         from faithbench.reports.medical import write_reliability
-        from faithbench.stats.reliability import metric_reliability
 
-        write_reliability(out_dir, metric_reliability(tables["reliability"]))
+        write_reliability(out_dir, table)
     write_galleries(out_dir / "plots", outputs)
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     write_outputs(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],

@@ -4,6 +4,7 @@ reliability.csv shown when present, the reliability footnote, escaping."""
 from __future__ import annotations
 
 import html
+import json
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,12 @@ def _with_strata_columns(folder) -> None:
     samples.to_csv(folder / "samples.csv", index=False)
 
 
-def test_no_files_no_sections(tmp_path):
-    assert medical_sections(tmp_path, lambda prefix: "") == []
+def test_no_files_only_the_reliability_line(tmp_path):
+    """Repeatability and strata appear only with their files; metric reliability always says
+    what became of it (here: no manifest, no file)."""
+    sections = medical_sections(tmp_path, lambda prefix: "")
+    assert [(anchor, heading) for anchor, heading, _ in sections] == [("reliability", "Metric reliability")]
+    assert "Metric reliability was not computed (reliability.csv is missing)." in sections[0][2]
 
 
 def test_sections_appear_only_with_their_files(tmp_path, make_run, names):
@@ -70,3 +75,51 @@ def test_sections_appear_only_with_their_files(tmp_path, make_run, names):
     assert _strata(folder, results, folder / "plots") == []
     assert not (folder / "strata.csv").exists()
     assert any(prefix == "strata_" for prefix in _DERIVED_PLOTS)
+
+
+def _reliability_table(names) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"metric": names["down"], "nr": 0.35, "ar": 0.8, "passed": False, "nr_ranking": 0.2, "nr_scores": 0.5,
+         "ar_ranking": 0.9, "ar_scores": 0.7, "agreement_tau": -0.25, "n_samples": 8, "n_explainers": 4},
+        {"metric": names["up"], "nr": 0.9, "ar": 0.8, "passed": True, "nr_ranking": 0.9, "nr_scores": 0.9,
+         "ar_ranking": 0.9, "ar_scores": 0.7, "agreement_tau": 0.5, "n_samples": 8, "n_explainers": 4}])
+
+
+def _set_manifest(folder, **entry) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.update(entry)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_markdown_and_html_show_reliability_per_metric_and_name_the_failing_one(tmp_path, make_run, names):
+    folder = make_run(tmp_path / "run", seeds=(0,), mprt=False)
+    write_reliability(folder, _reliability_table(names))
+    _set_manifest(folder, reliability={"samples": 8, "status": "computed", "note": "",
+                                       "skipped": {"mprt_cascading": "a randomisation check"}})
+    build_report(folder, formats=("md", "html"))
+    markdown = (folder / "leaderboard.md").read_text()
+    section = markdown[markdown.index("## Metric reliability"):]
+    assert "| deletion\\_auc | 0.350 | 0.800 | -0.250 | **fail** |" in section
+    assert "| hit\\_rate&co | 0.900 | 0.800 | 0.500 | pass |" in section
+    # the footnote names the failing metric only, with its reason
+    assert "deletion\\_auc: noise resilience 0.35 \\< 0.60" in section and "hit\\_rate&co: noise" not in section
+    assert "Not re-scored: mprt\\_cascading (a randomisation check)." in section
+    page = (folder / "index.html").read_text()
+    assert "Not re-scored: mprt_cascading (a randomisation check)." in page
+    assert f"{names['down']}: noise resilience 0.35 &lt; 0.60" in page
+
+
+def test_without_reliability_the_report_says_why_in_one_line(tmp_path, make_run):
+    folder = make_run(tmp_path / "run", seeds=(0,), mprt=False)
+    note = "Metric reliability could not be computed: a ranking needs at least 2 explainers; d / m has 1."
+    _set_manifest(folder, reliability={"samples": 8, "status": "not computed", "note": note, "skipped": {}})
+    build_report(folder, formats=("md", "html"))
+    assert note in (folder / "index.html").read_text()
+    assert "## Metric reliability\n\n" + note.replace("_", "\\_") in (folder / "leaderboard.md").read_text()
+    # a folder written before the manifest had the entry: off when its suite says reliability: 0
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["reliability"]
+    manifest["suite"]["reliability"] = 0
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    build_report(folder, formats=("html",))
+    assert "Metric reliability is off (the suite sets reliability: 0)." in (folder / "index.html").read_text()

@@ -1,35 +1,135 @@
-"""``reliability: N`` re-scores every metric under minor and disruptive perturbations (reliability.csv)."""
+"""Metric reliability is on by default (``reliability: 8``): every metric re-scored under a minor
+and a disruptive perturbation, ``reliability.csv`` and a report section; ``reliability: 0`` turns
+it off and the report says so."""
+
+import json
 
 import pandas as pd
+import pytest
 
 import faithbench
+import faithbench.runner.group as group_module
+from faithbench.runner.reliability import reliability_rows
+from faithbench.stats.reliability import RELIABILITY_COLUMNS
 from faithbench.store import Cache
 
-TINY = {"name": "tiny_reliability", "samples": 8, "batch_size": 8, "reliability": 6,
-        "datasets": [{"name": "phantom_cxr", "params": {"n": 96, "size": 32}}],
-        "models": [{"name": "small_cnn", "params": {"width": 8}, "recipe": {"epochs": 2, "batch_size": 32}}],
-        "explainers": ["saliency", "gradcam", "random"],
-        "metrics": [{"name": "deletion_auc", "params": {"steps": 8}}, "relevance_mass"]}
+# no ``reliability`` key: the default (8). 8 samples in one batch: the 8 re-scored are the cell's
+# whole first batch, so the original condition is reused from it. 6 epochs: the CNN learns a little.
+TINY = {"name": "tiny_reliability", "samples": 8, "batch_size": 8, "subset": "positive",
+        "datasets": [{"name": "phantom_cxr", "params": {"n": 160, "size": 32}}],
+        "models": [{"name": "small_cnn", "params": {"width": 8},
+                    "recipe": {"epochs": 6, "batch_size": 32, "lr": 0.003}}],
+        "explainers": ["saliency", "gradcam", "random", "sobel"],
+        "metrics": [{"name": "deletion_auc", "params": {"steps": 8}}, "relevance_mass", "sparseness", "random_logit"]}
 
 
-def test_a_run_writes_reliability_per_metric(tmp_path):
-    faithbench.run(faithbench.load_suite(TINY), out_dir=tmp_path / "out", cache=Cache(tmp_path / "cache"),
-                   progress=False, log=lambda m: None)
-    table = pd.read_csv(tmp_path / "out" / "reliability.csv")
-    assert sorted(table["metric"]) == ["deletion_auc", "relevance_mass"]
-    assert table[["nr", "ar"]].notna().all().all()
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """The default run, with each group's reliability scores computed twice: reusing the cell's
+    rows for the original condition (what the runner does) and re-explaining and re-scoring it."""
+    root = tmp_path_factory.mktemp("reliability")
+    captured = {}
+
+    def both(group, data, runs, first, samples):
+        captured["reused"] = reliability_rows(group, data, runs, first, samples)
+        captured["fresh"] = reliability_rows(group, data, runs, first, samples, recompute_original=True)
+        batch, target = first
+        k = min(samples, len(batch))
+        captured["maps"] = {run.cell.explainer.label: (run.preview, run.explainer(data.model, batch.x[:k], target[:k]))
+                            for run in runs}
+        return captured["reused"]
+
+    logged = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(group_module, "reliability_rows", both)
+        faithbench.run(faithbench.load_suite(TINY), out_dir=root / "out", cache=Cache(root / "cache"),
+                       progress=False, log=logged.append)
+    return root / "out", captured, logged
+
+
+def _means(rows):
+    frame = pd.DataFrame(rows)
+    return frame.groupby(["metric", "condition", "explainer"])["value"].mean()
+
+
+def test_a_default_run_writes_reliability_per_metric(default_run):
+    out, captured, logged = default_run
+    table = pd.read_csv(out / "reliability.csv")
+    assert list(table.columns) == ["dataset", "model"] + RELIABILITY_COLUMNS
+    # random_logit is a randomisation check: left out, and said so in the log and the manifest
+    assert sorted(table["metric"]) == ["deletion_auc", "relevance_mass", "sparseness"]
+    assert (table["n_samples"] == 8).all() and (table["n_explainers"] == 4).all()
     assert ((table[["nr", "ar"]] >= 0) & (table[["nr", "ar"]] <= 1)).all().all()
-    assert "reliab" in (tmp_path / "out" / "index.html").read_text().lower()
+    info = json.loads((out / "manifest.json").read_text())["reliability"]
+    assert info["status"] == "computed" and info["samples"] == 8 and list(info["skipped"]) == ["random_logit"]
+    assert any(line.startswith("reliability: random_logit not re-scored") for line in logged)
+    page = (out / "index.html").read_text()
+    assert "Metric reliability" in page and "Not re-scored: random_logit" in page
+    markdown = (out / "leaderboard.md").read_text()
+    assert "## Metric reliability" in markdown and "| phantom\\_cxr | small\\_cnn | sparseness |" in markdown
 
 
-def test_reliability_is_off_by_default(tmp_path):
+def test_the_original_condition_reproduces_the_main_results(default_run):
+    """Reusing the cell's rows is exact: the re-explained maps equal the cell's, the re-scored
+    values equal the reused ones, and the reused ones are the rows of results.csv."""
+    out, captured, _ = default_run
+    for explainer, (preview, again) in captured["maps"].items():
+        assert preview.shape[0] == 4 and (again[:4].cpu() == preview).all(), explainer
+    key = ["explainer", "metric", "sample_id"]
+
+    def original(scores):
+        frame = pd.DataFrame(scores.rows)
+        return frame[frame["condition"] == "original"].set_index(key)["value"].sort_index()
+
+    reused, fresh = original(captured["reused"]), original(captured["fresh"])
+    assert len(reused) == 4 * 3 * 8
+    pd.testing.assert_series_equal(reused, fresh, check_exact=True)
+    results = pd.read_csv(out / "results.csv", dtype={"sample_id": str}).set_index(key)["value"]
+    both = reused.dropna()
+    assert (results.loc[both.index] == both).all()
+
+
+def test_model_free_pairs_are_unmoved_and_a_reinitialised_model_flips_a_ranking(default_run):
+    _, captured, _ = default_run
+    means = _means(captured["reused"].rows)
+    # random and sobel ignore the model, and so do relevance_mass and sparseness: the same value
+    # under every condition
+    for metric in ("relevance_mass", "sparseness"):
+        for explainer in ("random", "sobel"):
+            values = means.loc[(metric, slice(None), explainer)]
+            assert values.nunique() == 1, (metric, explainer)
+    # Grad-CAM of the trained CNN is the sparsest map; of the re-initialised one, the least sparse
+    sparse = means.loc["sparseness"].unstack("explainer")
+    assert sparse.loc["original"].idxmax() == "gradcam" and sparse.loc["minor"].idxmax() == "gradcam"
+    assert sparse.loc["disruptive"].idxmin() == "gradcam"
+
+
+def test_reliability_off_writes_none_and_the_report_says_so(tmp_path):
     faithbench.run(faithbench.load_suite({**TINY, "reliability": 0}), out_dir=tmp_path / "out",
-                   cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None, report=False)
+                   cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
     assert not (tmp_path / "out" / "reliability.csv").exists()
+    line = "Metric reliability is off (the suite sets reliability: 0)."
+    assert line in (tmp_path / "out" / "index.html").read_text()
+    assert line in (tmp_path / "out" / "leaderboard.md").read_text()
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["reliability"]["status"] == "off"
+
+
+def test_one_explainer_cannot_rank_and_the_report_says_so(tmp_path):
+    suite = {**TINY, "samples": 4, "batch_size": 4, "explainers": ["saliency"], "metrics": ["sparseness"]}
+    faithbench.run(faithbench.load_suite(suite), out_dir=tmp_path / "out", cache=Cache(tmp_path / "cache"),
+                   progress=False, log=lambda m: None)
+    assert not (tmp_path / "out" / "reliability.csv").exists()
+    note = json.loads((tmp_path / "out" / "manifest.json").read_text())["reliability"]["note"]
+    assert note == ("Metric reliability could not be computed: a ranking needs at least 2 explainers; "
+                    "phantom_cxr / small_cnn has 1.")
+    assert note in (tmp_path / "out" / "index.html").read_text()
 
 
 def test_two_seeds_give_repeatability_and_samples_give_strata(tmp_path):
-    faithbench.run(faithbench.load_suite({**TINY, "reliability": 0, "seeds": [0, 1]}), out_dir=tmp_path / "out",
+    suite = {**TINY, "reliability": 0, "seeds": [0, 1], "samples": 8, "batch_size": 8, "subset": "all",
+             "explainers": ["saliency", "gradcam", "random"], "metrics": ["relevance_mass"],
+             "models": [{"name": "small_cnn", "params": {"width": 8}, "recipe": {"epochs": 2, "batch_size": 32}}]}
+    faithbench.run(faithbench.load_suite(suite), out_dir=tmp_path / "out",
                    cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
     repeat = pd.read_csv(tmp_path / "out" / "repeatability.csv")
     assert set(repeat["kind"]) == {"repeatability"} and set(repeat["explainer"]) == {"saliency", "gradcam", "random"}
