@@ -32,6 +32,7 @@ from faithbench.runner.batches import iter_batches
 from faithbench.runner.cell import CellRun
 from faithbench.runner.plan import Group
 from faithbench.runner.settings import RunSettings
+from faithbench.types import Batch
 
 CALIBRATION_COLUMNS = ["dataset", "model", "seed", "explainer", "metric", "class", "threshold", "gate", "n_val",
                        "n_finding", "note"]
@@ -42,11 +43,20 @@ __all__ = ["CALIBRATION_COLUMNS", "calibrate_runs"]
 def calibrate_runs(runs: list[CellRun], val: BaseDataset, group: Group,
                    settings: RunSettings) -> tuple[list[dict[str, Any]], list[str]]:
     """Calibrate every calibrating metric of every cell of a group on ``val`` (see the module
-    docstring). Returns the rows of ``calibration.csv`` (:data:`CALIBRATION_COLUMNS`) and one log
-    line per (metric, class) that fell back (with the explainers concerned)."""
-    rows: list[dict[str, Any]] = []
-    for run in runs:
-        rows += calibrate_run(run, val, group, settings)
+    docstring); the validation batches are read once and fed to every cell. Returns the rows of
+    ``calibration.csv`` (:data:`CALIBRATION_COLUMNS`) and one log line per (metric, class) that
+    fell back (with the explainers concerned)."""
+    states = [_CellCalibration(run) for run in runs]
+    states = [state for state in states if state.wanted]
+    if states:
+        fingerprint = val.fingerprint()
+        n_val = max(state.n_val for state in states)
+        for batch, target in iter_batches(val, f"{group.dataset.label} (validation)", n_val, settings.batch_size,
+                                          states[0].run.data.model, settings.target, settings.subset,
+                                          settings.device):
+            for state in states:
+                state.feed(batch, target, fingerprint)
+    rows = [row for state in states for row in state.finish()]
     fallbacks: dict[tuple[str, str, str], list[str]] = {}
     for row in rows:
         if row["note"]:
@@ -56,58 +66,71 @@ def calibrate_runs(runs: list[CellRun], val: BaseDataset, group: Group,
     return rows, notes
 
 
-def calibrate_run(run: CellRun, val: BaseDataset, group: Group, settings: RunSettings) -> list[dict[str, Any]]:
-    """Calibrate one cell's calibrating metrics; sets ``run.calibrate_cost`` (the ``calibrate``
-    row of ``cost.csv``). A cell whose explainer does not support the model is left alone (the
-    test split's first batch skips it)."""
-    wanted = [(spec, metric) for spec, metric in run.active if metric.needs_calibration]
-    if run.stopped or run.explainer is None or not wanted:
-        return []
-    n_val = max(metric.calibration_samples for _, metric in wanted)
-    parts: dict[str, list[dict[str, Tensor]]] = {spec.label: [] for spec, _ in wanted}
-    ordinals: list[Tensor] = []  # each unit's sample, 0, 1, ... in order (a multi-label sample has a unit per class)
-    seen: dict[str, int] = {}
-    cost = {"samples": 0, "seconds": 0.0, "passes": 0}
-    fingerprint, first = val.fingerprint(), True
-    for batch, target in iter_batches(val, f"{group.dataset.label} (validation)", n_val, settings.batch_size,
-                                      run.data.model, settings.target, settings.subset, settings.device):
-        if first:
-            first = False
+class _CellCalibration:
+    """One cell's calibrating metrics, fed the validation batches; :meth:`finish` tunes them and
+    sets ``run.calibrate_cost`` (the ``calibrate`` row of ``cost.csv``). A cell whose explainer
+    does not support the model is left alone (the test split's first batch skips it)."""
+
+    def __init__(self, run: CellRun) -> None:
+        self.run = run
+        self.wanted = [] if run.stopped or run.explainer is None else [
+            (spec, metric) for spec, metric in run.active if metric.needs_calibration]
+        self.n_val = max((metric.calibration_samples for _, metric in self.wanted), default=0)
+        self.parts: dict[str, list[dict[str, Tensor]]] = {spec.label: [] for spec, _ in self.wanted}
+        self.ordinals: list[Tensor] = []  # each unit's sample, 0, 1, ... (a multi-label sample has a unit per class)
+        self.seen: dict[str, int] = {}
+        self.cost = {"samples": 0, "seconds": 0.0, "passes": 0}
+        self.first = True
+
+    def feed(self, batch: Batch, target: Tensor, fingerprint: str) -> None:
+        run = self.run
+        if not self.wanted or len(self.seen) >= self.n_val:
+            return
+        if self.first:
+            self.first = False
             if run.explainer.unsupported_reason(run.data.model, batch.x):
-                return []
-            wanted = [(s, m) for s, m in wanted if m.applicability(set(batch.masks), batch.x.ndim - 2)[0] is None]
-            if not wanted:
-                return []
+                self.wanted = []
+                return
+            self.wanted = [(s, m) for s, m in self.wanted
+                           if m.applicability(set(batch.masks), batch.x.ndim - 2)[0] is None]
+            if not self.wanted:
+                return
         try:
-            _, saliency = run._saliency(batch, target, fingerprint, cost)
+            _, saliency = run._saliency(batch, target, fingerprint, self.cost)
         except Exception as exc:
             run._fail("explain", exc)
-            return []
-        cost["samples"] += len(batch)
-        ordinals.append(torch.tensor([seen.setdefault(sid, len(seen)) for sid in batch.ids]))
+            self.wanted, self.ordinals = [], []  # the cell failed: no rows, no calibrate cost
+            return
+        self.cost["samples"] += len(batch)
+        self.ordinals.append(torch.tensor([self.seen.setdefault(sid, len(self.seen)) for sid in batch.ids]))
         ctx = run._context(batch, target, saliency)
         start = time.perf_counter()
-        for spec, metric in list(wanted):
+        for spec, metric in list(self.wanted):
             try:
-                parts[spec.label].append(metric.calibration_inputs(ctx))
+                self.parts[spec.label].append(metric.calibration_inputs(ctx))
             except Exception as exc:
                 run._fail_metric(spec, exc)
-                wanted.remove((spec, metric))
-        cost["seconds"] += time.perf_counter() - start
-        cost["passes"] += ctx.predict.passes
-    rows = []
-    for spec, metric in wanted:
-        start = time.perf_counter()
-        first_samples = torch.cat(ordinals) < metric.calibration_samples  # the metric's own number of samples
-        try:
-            inputs = {k: torch.cat([p[k] for p in parts[spec.label]])[first_samples] for k in parts[spec.label][0]}
-            tuned = metric.calibrate(inputs, run.data.classes)
-        except Exception as exc:
-            run._fail_metric(spec, exc)
-            continue
-        cost["seconds"] += time.perf_counter() - start
-        cell = run.cell
-        rows += [{"dataset": cell.dataset.label, "model": cell.model.label, "seed": cell.seed,
-                  "explainer": cell.explainer.label, "metric": spec.label, **row} for row in tuned]
-    run.calibrate_cost = cost
-    return rows
+                self.wanted.remove((spec, metric))
+        self.cost["seconds"] += time.perf_counter() - start
+        self.cost["passes"] += ctx.predict.passes
+
+    def finish(self) -> list[dict[str, Any]]:
+        run, rows = self.run, []
+        if not self.ordinals:  # nothing explained: unsupported, failed, or every metric inapplicable
+            return rows
+        for spec, metric in self.wanted:
+            start = time.perf_counter()
+            first_samples = torch.cat(self.ordinals) < metric.calibration_samples  # the metric's own count
+            try:
+                inputs = {k: torch.cat([p[k] for p in self.parts[spec.label]])[first_samples]
+                          for k in self.parts[spec.label][0]}
+                tuned = metric.calibrate(inputs, run.data.classes)
+            except Exception as exc:
+                run._fail_metric(spec, exc)
+                continue
+            self.cost["seconds"] += time.perf_counter() - start
+            cell = run.cell
+            rows += [{"dataset": cell.dataset.label, "model": cell.model.label, "seed": cell.seed,
+                      "explainer": cell.explainer.label, "metric": spec.label, **row} for row in tuned]
+        run.calibrate_cost = self.cost
+        return rows
