@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +33,8 @@ from faithbench.explainers.base import Explainer
 from faithbench.metrics.base import EvalContext, ForwardCounter, Metric
 from faithbench.metrics.regions import REGION_OUTPUTS
 from faithbench.registry import explainers, metrics
-from faithbench.runner.errors import error_summary, is_out_of_memory, release_memory
+from faithbench.device import is_out_of_memory, release_memory
+from faithbench.runner.errors import error_summary
 from faithbench.runner.plan import Cell
 from faithbench.store import Cache, make_key
 from faithbench.types import DEFAULT_MASK_ROLES, Batch, MaskRole
@@ -70,10 +70,6 @@ class CellResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     computed: dict[str, int] = field(default_factory=lambda: {"saliency": 0, "scores": 0})
-    # cache entries computed by a task that does not write: (kind, key, "tensors" | "json", payload)
-    pending: list[tuple[str, str, str, Any]] = field(default_factory=list)
-    # bad input met inside a task (the driver turns it into InputDataError, exit code 2)
-    input_error: str | None = None
     regions: list[dict[str, Any]] = field(default_factory=list)  # rows of regions.csv (REGION_COLUMNS)
 
 
@@ -317,17 +313,6 @@ class CellRun:
                 continue
             result.cost.append({**base, "stage": "metric", "metric": label, **cost})
         return result
-
-
-def run_cell(cell: Cell, data: GroupData, metric_specs: tuple[PluginSpec, ...] | list[PluginSpec], store: Cache,
-             batches: Iterator[tuple[Batch, Tensor]]) -> CellResult:
-    """Feed one cell every ``(batch, target)`` of ``batches`` and return its result."""
-    run = CellRun(cell, data, metric_specs, store)
-    for batch, target in batches:
-        run.feed(batch, target)
-        if run.stopped:
-            break
-    return run.finish()
 
 
 def _append_rows(result: CellResult, cell: Cell, spec: PluginSpec, metric: Metric, batch: Batch,

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from faithbench.device import is_out_of_memory, release_memory
 
-__all__ = ["InputDataError", "OutputInUseError", "UsageError", "error_summary", "is_out_of_memory",
-           "release_memory"]
+__all__ = ["InputDataError", "OutputInUseError", "UsageError", "error_summary"]
 
 
 class InputDataError(ValueError):

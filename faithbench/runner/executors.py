@@ -26,7 +26,6 @@ from typing import Any
 import torch
 
 from faithbench.models.checkpoint import CheckpointError
-from faithbench.runner.cell import CellResult, failure_row
 from faithbench.runner.deferred import DeferredCache, commit
 from faithbench.runner.errors import InputDataError, UsageError
 from faithbench.runner.group import GroupOutput, run_group
@@ -121,7 +120,7 @@ def group_task(group: Group, settings: RunSettings, cache_root: str) -> TaskOutp
     except (InputDataError, CheckpointError) as exc:
         return TaskOutput(None, [], input_error=str(exc))
     except Exception as exc:
-        out = GroupOutput(group, cells=[CellResult(c, failures=[failure_row(c, "task", exc)]) for c in group.cells])
+        out = GroupOutput.failed(group, "task", exc)
     return TaskOutput(out, store.pending)
 
 
@@ -142,8 +141,7 @@ def _run_on_ray(groups: list[Group], settings: RunSettings, cache: Cache, option
                 try:
                     answer = ray.get(ref)
                 except ray.exceptions.RayError as exc:  # the worker died or the task was lost
-                    answer = TaskOutput(GroupOutput(group, cells=[CellResult(c, failures=[failure_row(c, "task", exc)])
-                                                                  for c in group.cells]), [])
+                    answer = TaskOutput(GroupOutput.failed(group, "task", exc), [])
                 if answer.input_error:
                     for other in waiting:
                         ray.cancel(other)

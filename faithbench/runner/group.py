@@ -29,7 +29,7 @@ from faithbench.runner.calibration import calibrate_runs
 from faithbench.runner.cell import CellResult, CellRun, GroupData, failure_row
 from faithbench.runner.errors import InputDataError
 from faithbench.runner.plan import Group
-from faithbench.runner.reliability import ReliabilityScores, reliability_rows
+from faithbench.runner.reliability import ReliabilityScores, reliability_rows, sample_keys
 from faithbench.runner.settings import RunSettings
 from faithbench.store import Cache, make_key
 from faithbench.runner.targets import TARGET_MASK
@@ -75,6 +75,11 @@ class GroupOutput:
     reliability: ReliabilityScores = field(default_factory=ReliabilityScores)  # scores under perturbed conditions
     maps: dict[str, tuple[list[str], Tensor]] = field(default_factory=dict)  # explainer -> (ids, saliency)
     calibration: list[dict[str, Any]] = field(default_factory=list)  # rows of calibration.csv
+
+    @classmethod
+    def failed(cls, group: Group, stage: str, exc: BaseException) -> GroupOutput:
+        """Every cell of ``group`` failed at ``stage`` with ``exc`` (one failure row each)."""
+        return cls(group, cells=[CellResult(cell, failures=[failure_row(cell, stage, exc)]) for cell in group.cells])
 
 
 _BUILT: OrderedDict[str, BaseDataset] = OrderedDict()  # recently built splits of this process
@@ -164,7 +169,7 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
     except Exception as exc:
         out.log.append(f"checkpoint {mspec.label} on {dspec.label} (seed {seed}) failed: "
                        f"{type(exc).__name__}: {exc}")
-        out.cells = [CellResult(cell, failures=[failure_row(cell, "checkpoint", exc)]) for cell in group.cells]
+        out.cells = GroupOutput.failed(group, "checkpoint", exc).cells
         report(len(group.cells), "")
         return out
     out.trained = (ckpt.origin == "trained") + (twin is not None and twin.origin == "trained")
@@ -228,9 +233,7 @@ def _keep_map(out: GroupOutput, run: CellRun, batch: Batch, target: Tensor) -> N
     if run.stopped or run.last is None or room <= 0:
         return
     new = run.last[:room].detach().float().cpu()
-    names = list(batch.ids[:room])
-    if batch.labels is not None:
-        names = [f"{sid}#{int(t)}" for sid, t in zip(names, target[:room].tolist())]
+    names = sample_keys(batch, target, room)
     out.maps[label] = (ids + names, new if maps is None else torch.cat([maps, new]))
 
 

@@ -97,7 +97,6 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
     labels = None if batch.labels is None else batch.labels[:k]
     keys = sample_keys(batch, target, k)
     out = ReliabilityScores()
-    conditions = perturbed_conditions(data.model, x, seed=group.seed)
     live = [run for run in runs if not run.stopped and run.explainer is not None]
     if len(live) < 2:  # a ranking needs two explainers
         out.reason = f"a ranking needs at least 2 explainers; {group.dataset.label} / {group.model.label} has {len(live)}"
@@ -123,6 +122,9 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
                 scored.setdefault((run.cell.name, "original"), []).append((spec, metric))
             else:
                 add(run, spec.label, metric, "original", original_values(run, spec.label, batch, target, k))
+    if not scored:
+        return out
+    conditions = perturbed_conditions(data.model, x, seed=group.seed)  # two model copies: only when used
     for condition in ("original",) + PERTURBED:
         model, xc = conditions[condition]
         for run in live:

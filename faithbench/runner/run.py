@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from faithbench.config import PluginSpec, Suite
+from faithbench.config import Suite
 from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import CheckpointError
 from faithbench.models.factory import check_pretrained_available, is_external, parse_model_name
@@ -39,7 +39,7 @@ from faithbench.runner.executors import EXECUTORS, RayOptions, run_groups
 from faithbench.runner.group import GroupOutput, build_splits, forget_datasets, needed_splits
 from faithbench.runner.lock import lock_output
 from faithbench.runner.output import clear_owned, prepare_output
-from faithbench.runner.plan import Group, plan
+from faithbench.runner.plan import plan
 from faithbench.runner.reliability import reliability_summary
 from faithbench.runner.settings import ReportSettings, RunSettings
 from faithbench.names import safe_name
@@ -63,7 +63,12 @@ class RunResult:
     @property
     def status(self) -> str:
         """``"ok"`` (every cell ran or was skipped as unsupported) or ``"partial"`` (some failed)."""
-        return "partial" if not self.failures.empty else "ok"
+        return run_status(self.failures)
+
+
+def run_status(failures: pd.DataFrame) -> str:
+    """``"partial"`` when some cell failed (rows in ``failures``), else ``"ok"``."""
+    return "partial" if not failures.empty else "ok"
 
 
 def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
@@ -107,7 +112,7 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
     """Saliency galleries of the first explained samples per (dataset, model): the image, then
     each explainer's raw map, with the lesion outline when the dataset has one; each row names
     the sample's label and the predicted probability of the explained class."""
-    from faithbench.reports.plots import plot_saliency_gallery, safe_name
+    from faithbench.reports.plots import plot_saliency_gallery
 
     for out in outputs:
         gallery = out.gallery
@@ -120,14 +125,9 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
                               labels=gallery.labels, probs=gallery.probs)
 
 
-def safe_label(text: str) -> str:
-    """A folder-name-safe version of a suite name (never a path: no separators, no leading dot)."""
-    return safe_name(text)
-
-
 def default_out_dir(suite: Suite) -> Path:
     """``reports/<suite name>``, the name made safe so it cannot point outside ``reports/``."""
-    return Path("reports") / safe_label(suite.name)
+    return Path("reports") / safe_name(suite.name)  # never a path: no separators, no leading dot
 
 
 def versions() -> dict[str, str]:
@@ -235,7 +235,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         "seeds": suite.seeds,
         "samples_per_dataset": settings.n_samples,
         "cells": n_cells,
-        "status": "partial" if not tables["failures"].empty else "ok",
+        "status": run_status(tables["failures"]),
         "failed_cells": int(tables["failures"]["cell"].nunique()) if not tables["failures"].empty else 0,
         "executor": executor if isinstance(executor, str) else "ray",
         "cell_info": {c.cell.name: c.info for o in ordered for c in o.cells if c.info},
