@@ -36,7 +36,7 @@ from faithbench.metrics.functional.robustness import (argmax_cell, consistency, 
 from faithbench.metrics.functional.stability import (relative_input_stability, relative_output_stability,
                                                       relative_representation_stability, representation_reader)
 from faithbench.metrics.functional.complexity import complexity, effective_complexity, sparseness
-from faithbench.metrics.functional.axiomatic import (completeness_gap, feature_ids, input_invariance,
+from faithbench.metrics.functional.axiomatic import (completeness_gap, input_invariance,
                                                       non_sensitivity, shifted_model)
 from faithbench.metrics.functional.mprt import (discrete_entropy, efficient_mprt, randomized_copy, smooth_explain,
                                                 smooth_mprt, smoothing_noise)
@@ -79,7 +79,7 @@ __all__ = [
     "relative_input_stability", "relative_output_stability", "relative_representation_stability",
     "representation_reader",
     # complexity and axiomatic
-    "complexity", "effective_complexity", "sparseness", "completeness_gap", "feature_ids", "input_invariance",
+    "complexity", "effective_complexity", "sparseness", "completeness_gap", "input_invariance",
     "non_sensitivity", "shifted_model",
     # randomisation revisited
     "discrete_entropy", "efficient_mprt", "randomized_copy", "smooth_explain", "smooth_mprt", "smoothing_noise",

@@ -6,12 +6,12 @@ each function returns ``(B,)``.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
+from faithbench.metrics.functional.faithfulness_extra import feature_ids
 from faithbench.metrics.functional.perturbation import pool_features
 
 Scores = Callable[[Tensor, Tensor], Tensor]  # (images (N, C, *spatial), sample index (N,)) -> target scores (N,)
@@ -23,18 +23,6 @@ def completeness_gap(saliency: Tensor, score_x: Tensor, score_baseline: Tensor) 
     Σ_i s_i = f(x) - f(x̄). Returns the gap |Σ_i s_i - (f(x) - f(x̄))| ``(B,)``; 0 = complete."""
     total = saliency.flatten(1).double().sum(1)
     return (total - (score_x.double() - score_baseline.double())).abs().float()
-
-
-def feature_ids(spatial: tuple[int, ...], patch: int, device: torch.device | None = None) -> tuple[Tensor, int]:
-    """The feature index of every pixel/voxel ``(*spatial)`` and the number of features: pixels
-    (patch 1) or patch^d blocks (cut at the border), in raster order (that of ``pool_features``)."""
-    grid = [-(-size // patch) for size in spatial]
-    ids = torch.zeros(spatial, dtype=torch.long, device=device)
-    for axis, size in enumerate(spatial):
-        shape = [1] * len(spatial)
-        shape[axis] = size
-        ids = ids * grid[axis] + (torch.arange(size, device=device) // patch).reshape(shape)
-    return ids, math.prod(grid)
 
 
 def non_sensitivity(scores: Scores, x: Tensor, saliency: Tensor, baseline: Tensor, *, eps: float = 1e-5,
@@ -88,4 +76,4 @@ def input_invariance(saliency: Tensor, shifted: Tensor, *, atol: float = 1e-4) -
     return ((a - b).abs().amax(1) <= atol * scale.clamp(min=1e-300)).float()
 
 
-__all__ = ["completeness_gap", "feature_ids", "input_invariance", "non_sensitivity", "shifted_model"]
+__all__ = ["completeness_gap", "input_invariance", "non_sensitivity", "shifted_model"]

@@ -29,8 +29,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from faithbench.metrics.functional.perturbation import (MAX_CHUNK_ELEMENTS, Predict, Score, perturbation_curve,
-                                                        pool_features, score_logits)
+from faithbench.metrics.functional.perturbation import (MAX_CHUNK_ELEMENTS, Predict, Score, _check_saliency,
+                                                        perturbation_curve, pool_features, score_logits)
 from faithbench.metrics.functional.similarity import pearson, spearman
 
 Build = Callable[[Tensor, Tensor], Tensor]  # (sample index (P,), perturbation index (P,)) -> images (P, C, *spatial)
@@ -96,13 +96,6 @@ def random_subsets(b: int, runs: int, n: int, k: int, generator: torch.Generator
     return torch.stack([torch.rand((b, n), generator=generator).topk(k, dim=-1).indices for _ in range(runs)], dim=1)
 
 
-def _check(x: Tensor, saliency: Tensor) -> None:
-    expected = (x.shape[0], *x.shape[2:])
-    if tuple(saliency.shape) != expected:
-        raise ValueError(f"expected saliency of shape {expected} to match the image's spatial shape, "
-                         f"got {tuple(saliency.shape)}")
-
-
 def subset_deltas(scorer: Scorer, x: Tensor, target: Tensor, subsets: Tensor, replacement: Tensor, *,
                   patch: int = 1) -> Tensor:
     """Δ_r = f(x) - f(x with the features of subset r replaced): ``subsets (B, R, k)`` feature
@@ -125,7 +118,7 @@ def subset_correlation(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tens
                        replacement: Tensor, *, patch: int = 1) -> Tensor:
     """Pearson ρ over subsets r between Σ_{i in S_r} s_i and Δ_r (:func:`subset_deltas`): ``(B,)``;
     NaN where either is constant."""
-    _check(x, saliency)
+    _check_saliency(x, saliency)
     deltas = subset_deltas(scorer, x, target, subsets, replacement, patch=patch)
     attribution = feature_attribution(saliency.to(x.device), patch)
     sums = attribution.gather(1, subsets.to(x.device).flatten(1)).view(subsets.shape).sum(-1)
@@ -175,7 +168,7 @@ def faithfulness_estimate(scorer: Scorer, x: Tensor, target: Tensor, saliency: T
         ρ = corr_j ( s_j ,  f(x) - f(x_{j <- baseline}) ),
 
     Pearson over features; higher is better. Costs B (n_features + 1) forward passes."""
-    _check(x, saliency)
+    _check_saliency(x, saliency)
     n = feature_ids(tuple(x.shape[2:]), patch)[1]
     singles = torch.arange(n).view(1, n, 1).expand(x.shape[0], n, 1)
     deltas = subset_deltas(scorer, x, target, singles, replacement, patch=patch)
@@ -216,7 +209,7 @@ def monotonicity_correlation(scorer: Scorer, x: Tensor, target: Tensor, saliency
 
     (the 1 / f(x)^2 factor is 1 where |f(x)| < ``eps``). Higher is better. Costs B (D n + 1)
     forward passes."""
-    _check(x, saliency)
+    _check_saliency(x, saliency)
     ids, n = feature_ids(tuple(x.shape[2:]), patch, x.device)
     draws = replacements.shape[0]
     replacements = replacements.to(x.device)

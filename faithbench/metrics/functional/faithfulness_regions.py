@@ -11,14 +11,8 @@ import torch
 from torch import Tensor
 
 from faithbench.metrics.functional.faithfulness_extra import Scorer, feature_attribution, feature_ids
-from faithbench.metrics.functional.perturbation import feature_ranks, perturbation_curve, pool_features
-
-
-def _check(x: Tensor, saliency: Tensor) -> None:
-    expected = (x.shape[0], *x.shape[2:])
-    if tuple(saliency.shape) != expected:
-        raise ValueError(f"expected saliency of shape {expected} to match the image's spatial shape, "
-                         f"got {tuple(saliency.shape)}")
+from faithbench.metrics.functional.perturbation import (_check_saliency, feature_ranks, perturbation_curve,
+                                                       pool_features)
 
 
 def patch_removal_curve(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, replacement: Tensor) -> Tensor:
@@ -50,7 +44,7 @@ def irof(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacemen
     the area over the normalised score curve over the fraction of segments removed. Higher is
     better. Segments: a regular p x p (x p) grid (2D and 3D alike, no superpixel dependency).
     Returns the value ``(B,)`` and the curve f(x^(k)) / f(x) ``(B, L + 1)``."""
-    _check(x, saliency)
+    _check_saliency(x, saliency)
     ranks = mean_ranks(saliency.to(x.device).float(), patch, generator)
     curve = patch_removal_curve(scorer, x, target, ranks, replacement)
     curve = curve / curve[:, :1]
@@ -68,7 +62,7 @@ def selectivity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, rep
 
     the area under the score curve over the fraction of patches removed. Lower is better (a
     faithful map makes the score fall fast). Returns the value ``(B,)`` and the curve ``(B, L + 1)``."""
-    _check(x, saliency)
+    _check_saliency(x, saliency)
     ranks = feature_ranks(saliency.to(x.device).float(), patch=patch, generator=generator)
     curve = patch_removal_curve(scorer, x, target, ranks, replacement)
     fractions = torch.linspace(0, 1, curve.shape[1], device=curve.device)
@@ -81,7 +75,7 @@ def infidelity_terms(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor
     bool (the features, pixels/voxels or patches, of perturbation r), I_r = x - x_r, returns
 
         I_r^T φ = Σ_{pixels, channels} (x - x_r) s   and   Δ_r = f(x) - f(x_r),   each ``(B, R)``."""
-    _check(x, saliency)
+    _check_saliency(x, saliency)
     ids, n = feature_ids(tuple(x.shape[2:]), patch, x.device)
     if removed.shape[0] != x.shape[0] or removed.shape[2] != n:
         raise ValueError(f"expected removed of shape ({x.shape[0]}, R, {n}), got {tuple(removed.shape)}")
