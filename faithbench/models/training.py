@@ -118,7 +118,7 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
             opt.step()
             losses.append(loss.item())
             step += 1
-        val = evaluate_model(model, x_val, y_val)
+        val = evaluate_model(model, x_val, y_val, ci=False)  # the epoch needs loss and accuracy only
         history["train_loss"].append(float(np.mean(losses)))
         history["val_loss"].append(val["loss"])
         history["val_accuracy"].append(val["accuracy"])
@@ -241,12 +241,14 @@ def auc_ci(scores, labels, n_boot: int = 1000, seed: int = 0, level: float = 0.9
     return float(low), float(high)
 
 
-def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None) -> dict[str, float]:
+def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None, *,
+                       ci: bool = True) -> dict[str, float]:
     """Multi-label ``logits (N, K)`` against 0/1 ``y (N, K)``, a class present when its sigmoid
     is > 0.5 (logit > 0): ``accuracy``, ``f1`` and ``auc`` are macro means over the K classes of
     each class's accuracy, F1 and ROC AUC (classes whose AUC is undefined, all positive or all
     negative, left out of the mean); ``loss`` is the mean binary cross-entropy with logits. With
-    ``classes`` (K names), also ``accuracy_<name>``, ``f1_<name>``, ``auc_<name>`` per class."""
+    ``classes`` (K names), also ``accuracy_<name>``, ``f1_<name>``, ``auc_<name>`` per class.
+    ``ci=False`` skips the bootstrap (``auc_ci_low``/``auc_ci_high`` NaN)."""
     logits, y = logits.float(), y.long()
     pred = (logits > 0).numpy()
     yn = y.numpy().astype(bool)
@@ -259,7 +261,7 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
         accs.append(float((pred[:, c] == yn[:, c]).mean()))
         f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
         aucs.append(binary_auc(prob[:, c], yn[:, c].astype(int)))
-    low, high = auc_ci(prob, yn.astype(int))
+    low, high = auc_ci(prob, yn.astype(int)) if ci else (float("nan"), float("nan"))
     out: dict[str, float] = {"accuracy": float(np.mean(accs)), "f1": float(np.mean(f1s)),
            "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),
            "auc_ci_low": low, "auc_ci_high": high,
@@ -269,12 +271,14 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
     return out
 
 
-def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None) -> dict[str, float]:
+def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None, *,
+                           ci: bool = True) -> dict[str, float]:
     """Accuracy, macro F1, AUC (binary; macro one-vs-rest for more classes), its 95% bootstrap CI
     (``auc_ci_low, auc_ci_high``, :func:`auc_ci`) and CE loss.
-    Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns)."""
+    Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns).
+    ``ci=False`` skips the bootstrap (``auc_ci_low``/``auc_ci_high`` NaN), e.g. after each epoch."""
     if y.ndim == 2:
-        return multilabel_metrics(logits, y, classes)
+        return multilabel_metrics(logits, y, classes, ci=ci)
     logits, y = logits.float(), y.long()
     prob = logits.softmax(-1).numpy()
     pred = logits.argmax(-1).numpy()
@@ -288,7 +292,10 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
         f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
         aucs.append(binary_auc(prob[:, c], (yn == c).astype(int)))
     onehot = (yn[:, None] == np.arange(k)[None, :]).astype(int)
-    low, high = auc_ci(prob[:, 1], onehot[:, 1]) if k == 2 else auc_ci(prob, onehot)
+    if not ci:
+        low, high = float("nan"), float("nan")
+    else:
+        low, high = auc_ci(prob[:, 1], onehot[:, 1]) if k == 2 else auc_ci(prob, onehot)
     return {
         "accuracy": float((pred == yn).mean()),
         "f1": float(np.mean(f1s)),
@@ -299,8 +306,9 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
     }
 
 
-def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, classes: tuple[str, ...] | None = None) -> dict[str, float]:
-    return classification_metrics(predict_logits(model, x), y, classes)
+def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, classes: tuple[str, ...] | None = None, *,
+                   ci: bool = True) -> dict[str, float]:
+    return classification_metrics(predict_logits(model, x), y, classes, ci=ci)
 
 
 __all__ = ["Recipe", "train_model", "train_on_frozen_features", "evaluate_model", "classification_metrics",

@@ -7,7 +7,6 @@ relative. Every string from a config or a table goes through :func:`html.escape`
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
 from collections.abc import Iterable
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from faithbench.reports.markup import _cell, _e, table_html
+from faithbench.reports.markup import _e, table_html
 from faithbench.reports.tables import CHANCE_NOTE, DAGGER, SIGNIFICANCE_NOTE, format_number, leaderboard_tables
 
 __all__ = ["render_html"]
