@@ -33,6 +33,7 @@ from faithbench.runner.reliability import ReliabilityScores, reliability_rows, s
 from faithbench.runner.settings import RunSettings
 from faithbench.store import Cache, make_key
 from faithbench.runner.targets import TARGET_MASK
+from faithbench.scores import target_score
 from faithbench.types import Batch, MaskRole, masks_with_role
 
 GALLERY_SAMPLES = 4
@@ -199,6 +200,7 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
         out.calibration, notes = calibrate_runs(runs, splits["val"], group, settings)
         out.log += notes
     first: tuple[Batch, Tensor] | None = None
+    first_prob = torch.empty(0)  # the first batch's target probabilities (samples.csv), for the gallery
     n_cells, expected = len(runs), max(settings.n_samples, 1)
     done_samples = 0
     for batch, target in iter_batches(test, group.dataset.label, settings.n_samples, settings.batch_size,
@@ -208,8 +210,10 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
             run.feed(batch, target)
             if settings.keep_maps:
                 _keep_map(out, run, batch, target)
-        out.samples += sample_rows(group, data, batch, target)
-        first = first if first is not None else (batch, target)
+        rows, prob = sample_rows(group, data, batch, target)
+        out.samples += rows
+        if first is None:
+            first, first_prob = (batch, target), prob
         step = min(len(batch), expected - done_samples) if expected > done_samples else 0
         done_samples += step
         report(n_cells * step / expected, "")  # the bar moves as the cells advance, not per group
@@ -218,7 +222,7 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
     out.cells = [run.finish() for run in runs]
     report(n_cells * (expected - done_samples) / expected, "")  # fewer samples than asked: the rest at once
     if first is not None and group.seed == settings.gallery_seed:
-        out.gallery = _gallery(group, data, first, runs)
+        out.gallery = _gallery(group, data, first, first_prob, runs)
     if first is not None and settings.reliability:
         out.reliability = reliability_rows(group, data, runs, first, settings.reliability)
         out.log += out.reliability.log
@@ -237,35 +241,34 @@ def _keep_map(out: GroupOutput, run: CellRun, batch: Batch, target: Tensor) -> N
     out.maps[label] = (ids + names, new if maps is None else torch.cat([maps, new]))
 
 
-def sample_rows(group: Group, data: GroupData, batch: Batch, target: Tensor) -> list[dict[str, Any]]:
+def sample_rows(group: Group, data: GroupData, batch: Batch, target: Tensor) -> tuple[list[dict[str, Any]], Tensor]:
     """Rows of ``samples.csv``, one per explained (sample, target): ``confidence`` the predicted
     probability of the target (softmax; sigmoid on a multi-label model), ``correct`` whether the
     prediction is right (multi-label: the target class's decision at 0.5 against its label) and
-    ``lesion_area`` the fraction of the image in the ground-truth mask (NaN without one)."""
+    ``lesion_area`` the fraction of the image in the ground-truth mask (NaN without one); and the
+    probabilities ``(B,)`` (the gallery's labels)."""
     with torch.no_grad():
         logits = data.model(batch.x)
+    prob = target_score(logits, target, "sigmoid" if data.multilabel else "prob")
     if data.multilabel:
-        prob = logits.sigmoid().gather(1, target[:, None])[:, 0]
         truth = batch.labels.gather(1, target[:, None])[:, 0].bool() if batch.labels is not None else None
         correct = (prob > 0.5) == truth if truth is not None else torch.zeros_like(prob, dtype=torch.bool)
     else:
-        prob = logits.softmax(-1).gather(1, target[:, None])[:, 0]
         correct = logits.argmax(-1) == batch.label
     mask = truth_mask(batch.masks, data.mask_roles)
     area = mask.flatten(1).double().mean(1) if mask is not None else torch.full((len(batch),), float("nan"))
-    return [{"dataset": group.dataset.label, "model": group.model.label, "seed": group.seed, "sample_id": sid,
+    rows = [{"dataset": group.dataset.label, "model": group.model.label, "seed": group.seed, "sample_id": sid,
              "target": int(t), "label": int(y), "confidence": round(float(p), 6), "correct": bool(c),
              "lesion_area": float(a)}
             for sid, t, y, p, c, a in zip(batch.ids, target.tolist(), batch.label.tolist(), prob.cpu().tolist(),
                                           correct.cpu().tolist(), area.cpu().tolist())]
+    return rows, prob
 
 
-def _gallery(group: Group, data: GroupData, first: tuple[Batch, Tensor], runs: list[CellRun]) -> Gallery:
+def _gallery(group: Group, data: GroupData, first: tuple[Batch, Tensor], prob: Tensor, runs: list[CellRun]) -> Gallery:
     batch, target = first
     k = min(GALLERY_SAMPLES, len(batch))
-    with torch.no_grad():
-        logits = data.model(batch.x[:k])
-    probs = (logits.sigmoid() if data.multilabel else logits.softmax(-1)).gather(1, target[:k, None])[:, 0]
+    probs = prob[:k]
     classes = data.classes
     labels = [classes[int(t)] if data.multilabel and classes else
               (classes[int(y)] if classes and 0 <= int(y) < len(classes) else str(int(y)))
