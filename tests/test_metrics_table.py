@@ -1,0 +1,45 @@
+"""The metric table of the README and of docs/metrics.md: the same rows, every registered metric
+named once, with the registry's category and direction."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from faithbench import config
+from faithbench.registry import metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def table(path: Path) -> list[list[str]]:
+    """The rows of the page's table whose header starts ``| name | category``, as cells."""
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| name | category"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows
+
+
+def test_readme_and_docs_hold_the_same_table():
+    assert table(ROOT / "README.md") == table(ROOT / "docs" / "metrics.md")
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/metrics.md"])
+def test_every_metric_is_in_the_table_with_its_category_and_direction(page):
+    config.ensure_plugins_loaded()
+    seen: dict[str, tuple[str, str]] = {}
+    for name_cell, category, direction, defaults, paper in table(ROOT / page):
+        assert defaults and paper, f"{name_cell}: empty defaults or paper"
+        for name in re.findall(r"`(\w+)`", name_cell):
+            assert name not in seen, f"{name} is named twice"
+            seen[name] = (category, direction)
+    registered = {name: metrics.get(name).info for name in metrics.names()}
+    assert sorted(seen) == sorted(registered)
+    for name, info in registered.items():
+        assert seen[name] == (info.category.value, "↑" if info.higher_is_better else "↓"), name
