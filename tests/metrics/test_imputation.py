@@ -85,3 +85,16 @@ def test_auto_picks_multigrid_only_for_large_holes():
 def test_unknown_preconditioner_is_refused():
     with pytest.raises(ValueError, match="preconditioner"):
         linear_imputation(torch.rand(1, 1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.bool), preconditioner="lu")
+
+
+@pytest.mark.parametrize("preconditioner", ["jacobi", "multigrid"])
+def test_a_single_kept_pixel_fills_the_image_and_nothing_kept_stays_finite(preconditioner):
+    """The exact solution with one kept pixel is that pixel's value everywhere; with nothing kept
+    the system is singular (the coarsest grid falls back to the pseudo-inverse) and the answer is
+    its minimum-norm solution, zero."""
+    x = torch.rand(2, 2, 40, 40, generator=torch.Generator().manual_seed(3))
+    removed = torch.ones(2, 40, 40, dtype=torch.bool)
+    removed[1, 5, 30] = False
+    out = linear_imputation(x, removed, preconditioner=preconditioner)
+    assert torch.equal(out[0], torch.zeros_like(out[0]))
+    assert (out[1] - x[1, :, 5, 30, None, None]).abs().max() < 2e-3
