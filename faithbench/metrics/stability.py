@@ -9,8 +9,10 @@ up to 0.2, unless given a ``perturb_func``), ε_min = 1e-6 (Quantus'), copies wh
 changed are left out (``nan_if_prediction_changes: true``, as in Quantus), postprocess ``none``,
 10 draws instead of Quantus' 200, and ``zeros: nan``: the relative change (a - a') / a is not
 defined where a divisor entry is exactly 0, so a sample whose e_x (or x for RIS, L_x for RRS) has
-one gets NaN (counted as a missing value, not a score); ``zeros: eps_min`` divides by ε_min there
-instead, as Quantus does (see :mod:`faithbench.metrics.functional.stability`). Which explainers
+one gets NaN (counted as a missing value, not a score); ``zeros: skip`` takes each relative change
+over the entries where it is defined (the ``metrics`` suite's choice: phantoms have a black
+background); ``zeros: eps_min`` divides by ε_min there instead, as Quantus does (see
+:mod:`faithbench.metrics.functional.stability`). Which explainers
 this leaves out is a property of the maps: Grad-CAM (ReLU) and Sobel (flat background) maps have
 exact zeros, gradients and the ``random`` control almost never.
 """

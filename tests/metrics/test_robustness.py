@@ -68,8 +68,18 @@ def test_relative_stability_known_answers():
     # RIS is undefined for a zero in x, RRS for a zero in L_x, whatever e is
     assert math.isnan(relative_input_stability(torch.tensor([[0.0, 2.0]]), px, e, pe).item())
     assert math.isnan(relative_representation_stability(torch.tensor([[0.0, 4.0]]), pfeatures, e, pe).item())
+    # zeros="skip": the relative changes over the defined entries only: e0's first sample keeps
+    # its second entry, (4 - 4) / 4 = 0; x's zero entry leaves the input norm, (2 - 2) / 2 = 0 and
+    # the draw's ratio is 0 / max(0, eps_min) = 0; a divisor zero everywhere stays undefined
+    skip = relative_output_stability(two_logits, two_plogits, e0, pe0, zeros="skip")
+    assert skip[0].tolist() == pytest.approx([0.0, 0.25])
+    e2, pe2 = torch.tensor([[0.0, 2.0]]), torch.tensor([[[1.0, 1.0]]])  # ||(2 - 1) / 2|| = 0.5 over entry 2
+    x2, px2 = torch.tensor([[0.0, 2.0]]), torch.tensor([[[0.5, 1.5]]])  # ||(2 - 1.5) / 2|| = 0.25 over entry 2
+    assert relative_input_stability(x2, px2, e2, pe2, zeros="skip").item() == pytest.approx(2.0)
+    assert math.isnan(relative_input_stability(torch.zeros(1, 2), px2, e2, pe2, zeros="skip").item())
+    assert math.isnan(relative_output_stability(logits, plogits, torch.zeros(1, 2), pe, zeros="skip").item())
     with pytest.raises(ValueError, match="zeros must be one of"):
-        relative_output_stability(logits, plogits, e, pe, zeros="skip")
+        relative_output_stability(logits, plogits, e, pe, zeros="drop")
 
 
 def test_consistency_known_answer():

@@ -93,3 +93,7 @@ def test_relative_stability_is_undefined_for_maps_with_zeros(trained):
     assert torch.isfinite(RelativeOutputStability(nr_samples=2, nan_if_prediction_changes=False)(random).value).all()
     # the phantom's background is exactly 0: (x - x') / x is undefined, RIS too
     assert torch.isnan(RelativeInputStability(nr_samples=2, nan_if_prediction_changes=False)(random).value).all()
+    # zeros: skip (the metrics suite's): over the defined entries, a finite value for both
+    for ctx in (gradcam, random):
+        skip = RelativeInputStability(nr_samples=2, nan_if_prediction_changes=False, zeros="skip")(ctx).value
+        assert torch.isfinite(skip).all() and (skip > 0).all()

@@ -15,9 +15,12 @@ Exact zeros. The elementwise relative change (a - a') / a is undefined where a =
 all three, in x for RIS, in L_x for RRS (the paper's ε_min guards only the denominator's norm).
 ``zeros`` says what to do there: ``"nan"`` (default) makes the sample's value NaN, for every
 draw: the metric is not defined for that sample (a Grad-CAM map after its ReLU, a Sobel map on
-a flat background, an image with a black background); ``"eps_min"`` replaces each zero divisor
-entry by ε_min, as Quantus 0.6.0 does, so that a map with k zeros gets a numerator of order
-about sqrt(k) |e_x'| / ε_min whatever the explanation does (for parity with Quantus only).
+a flat background, an image with a black background); ``"skip"`` leaves those entries out of
+the norm, so each relative change is taken over the entries where it is defined (NaN only where
+the divisor is zero everywhere; a choice of this benchmark, not the paper's); ``"eps_min"``
+replaces each zero divisor entry by ε_min, as Quantus 0.6.0 does, so that a map with k zeros gets
+a numerator of order about sqrt(k) |e_x'| / ε_min whatever the explanation does (for parity with
+Quantus only).
 
 :func:`representation` reads a layer with a forward hook: by default (``layer=None``) the input
 of the last ``nn.Linear`` the forward pass calls, i.e. the pre-logit features (timm nets'
@@ -33,28 +36,29 @@ import torch
 from torch import Tensor, nn
 
 
-ZEROS = ("nan", "eps_min")
+ZEROS = ("nan", "skip", "eps_min")
 
 
-def _relative(diff: Tensor, base: Tensor, eps_min: float) -> Tensor:
+def _relative(diff: Tensor, base: Tensor, eps_min: float, zeros: str) -> Tensor:
+    """(a - a') / a elementwise; where a = 0: 0 under ``zeros="skip"`` (the entry leaves the
+    norm), diff / ε_min otherwise (made NaN later under ``"nan"``)."""
+    if zeros == "skip":
+        defined = base != 0
+        return torch.where(defined, diff / torch.where(defined, base, 1), 0)
     return diff / (base + (base == 0) * eps_min)
-
-
-def has_zero(t: Tensor) -> Tensor:
-    """``(B, ...)`` -> ``(B,)`` True where a sample has an exact zero entry."""
-    return (t.reshape(t.shape[0], -1) == 0).any(-1)
 
 
 def _undefined(values: Tensor, zeros: str, *divisors: Tensor) -> Tensor:
     """``values (S, B)`` with NaN for the samples whose divisors hold an exact zero, under
-    ``zeros="nan"``; unchanged under ``"eps_min"``."""
+    ``zeros="nan"``, or are zero everywhere, under ``"skip"``; unchanged under ``"eps_min"``."""
     if zeros not in ZEROS:
         raise ValueError(f"relative stability: zeros must be one of {', '.join(ZEROS)}, got {zeros!r}")
     if zeros == "eps_min":
         return values
     bad = torch.zeros(values.shape[1], dtype=torch.bool, device=values.device)
     for d in divisors:
-        bad |= has_zero(d).to(values.device)
+        flat = d.reshape(d.shape[0], -1) == 0
+        bad |= (flat.all(-1) if zeros == "skip" else flat.any(-1)).to(values.device)
     return torch.where(bad[None], torch.full_like(values, float("nan")), values)
 
 
@@ -62,9 +66,9 @@ def _l2(t: Tensor, lead: int) -> Tensor:
     return t.reshape(*t.shape[:lead], -1).double().norm(dim=-1)
 
 
-def _numerator(saliency: Tensor, perturbed: Tensor, eps_min: float) -> Tensor:
+def _numerator(saliency: Tensor, perturbed: Tensor, eps_min: float, zeros: str) -> Tensor:
     e = saliency.double()[None]
-    return _l2(_relative(e - perturbed.double(), e, eps_min), 2)
+    return _l2(_relative(e - perturbed.double(), e, eps_min, zeros), 2)
 
 
 def _ratio(num: Tensor, den: Tensor, eps_min: float) -> Tensor:
@@ -76,8 +80,8 @@ def relative_input_stability(x: Tensor, x_perturbed: Tensor, saliency: Tensor, p
     """RIS per draw ``(S, B)``; NaN for a sample with a zero in e_x or x under ``zeros="nan"``
     (see the module docstring)."""
     xd = x.double()[None]
-    den = _l2(_relative(xd - x_perturbed.double(), xd, eps_min), 2)
-    return _undefined(_ratio(_numerator(saliency, perturbed, eps_min), den, eps_min), zeros, saliency, x)
+    den = _l2(_relative(xd - x_perturbed.double(), xd, eps_min, zeros), 2)
+    return _undefined(_ratio(_numerator(saliency, perturbed, eps_min, zeros), den, eps_min), zeros, saliency, x)
 
 
 def relative_representation_stability(features: Tensor, perturbed_features: Tensor, saliency: Tensor,
@@ -85,8 +89,9 @@ def relative_representation_stability(features: Tensor, perturbed_features: Tens
     """RRS per draw ``(S, B)``: ``features (B, F)``, ``perturbed_features (S, B, F)``; NaN for a
     sample with a zero in e_x or L_x under ``zeros="nan"``."""
     f = features.double()[None]
-    den = _l2(_relative(f - perturbed_features.double(), f, eps_min), 2)
-    return _undefined(_ratio(_numerator(saliency, perturbed, eps_min), den, eps_min), zeros, saliency, features)
+    den = _l2(_relative(f - perturbed_features.double(), f, eps_min, zeros), 2)
+    return _undefined(_ratio(_numerator(saliency, perturbed, eps_min, zeros), den, eps_min), zeros, saliency,
+                      features)
 
 
 def relative_output_stability(logits: Tensor, perturbed_logits: Tensor, saliency: Tensor, perturbed: Tensor, *,
@@ -94,7 +99,7 @@ def relative_output_stability(logits: Tensor, perturbed_logits: Tensor, saliency
     """ROS per draw ``(S, B)``: ``logits (B, K)``, ``perturbed_logits (S, B, K)``; NaN for a sample
     with a zero in e_x under ``zeros="nan"``."""
     den = _l2(logits.double()[None] - perturbed_logits.double(), 2)
-    return _undefined(_ratio(_numerator(saliency, perturbed, eps_min), den, eps_min), zeros, saliency)
+    return _undefined(_ratio(_numerator(saliency, perturbed, eps_min, zeros), den, eps_min), zeros, saliency)
 
 
 def _last_linear(model: nn.Module, x: Tensor, forward: Callable[[Tensor], Tensor]) -> nn.Module:
@@ -146,5 +151,5 @@ def representation_reader(model: nn.Module, x: Tensor, layer: str | None = None,
     return read
 
 
-__all__ = ["ZEROS", "has_zero", "relative_input_stability", "relative_output_stability",
+__all__ = ["ZEROS", "relative_input_stability", "relative_output_stability",
            "relative_representation_stability", "representation_reader"]
