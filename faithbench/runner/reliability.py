@@ -146,7 +146,10 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
                     out.log.append(f"reliability: {spec.label} in {run.cell.name} under {condition} failed: {exc}")
                     continue
                 add(run, spec.label, metric, condition, values)
-    out.log += [f"reliability: {label} not re-scored: {reason}" for label, reason in sorted(out.skipped.items())]
+    by_reason: dict[str, list[str]] = {}
+    for label, reason in sorted(out.skipped.items()):
+        by_reason.setdefault(reason, []).append(label)
+    out.log += [f"reliability: not re-scored ({reason}): {', '.join(labels)}" for reason, labels in by_reason.items()]
     return out
 
 

@@ -62,7 +62,8 @@ def test_a_default_run_writes_reliability_per_metric(default_run):
     assert ((table[["nr", "ar"]] >= 0) & (table[["nr", "ar"]] <= 1)).all().all()
     info = json.loads((out / "manifest.json").read_text())["reliability"]
     assert info["status"] == "computed" and info["samples"] == 8 and list(info["skipped"]) == ["random_logit"]
-    assert any(line.startswith("reliability: random_logit not re-scored") for line in logged)
+    assert any(line.startswith("reliability: not re-scored (a randomisation check") and line.endswith(": random_logit")
+               for line in logged)
     page = (out / "index.html").read_text()
     assert "Metric reliability" in page and "Not re-scored: random_logit" in page
     markdown = (out / "leaderboard.md").read_text()
