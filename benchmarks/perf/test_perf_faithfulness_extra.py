@@ -21,6 +21,11 @@ ours / Quantus (medians). Small settings, overridable by environment:
   large holes, the hard case of the solver);
 - irof: a grid of ``FAITHBENCH_PERF_PATCH`` px segments (default 56: 16 segments), fed to Quantus
   in place of SLIC so both remove the same segments, zero baseline.
+
+``FAITHBENCH_PERF_DEVICE`` (default cpu) puts the network and the images on that device (Quantus
+gets ``device=`` the same and round-trips through NumPy as it does); on a GPU the network
+synchronises after each forward, so the forward floor and ``ForwardCounter.seconds`` hold the
+kernels' time (``benchmarks/perf/gpu_perf.sh``).
 """
 
 from __future__ import annotations
@@ -44,27 +49,32 @@ ROUNDS = int(os.environ.get("FAITHBENCH_PERF_ROUNDS", "3"))
 # perturbed images per forward chunk (``max_batch``): on a CPU a large chunk of 224 px images runs
 # slower per image than Quantus' batches of B; 4 (= B) makes both batch alike
 CHUNK = int(os.environ.get("FAITHBENCH_PERF_CHUNK", "256"))
+DEVICE = os.environ.get("FAITHBENCH_PERF_DEVICE", "cpu")
 B = 4
 
 
 class Gray(torch.nn.Module):
-    """A 3-channel network fed a 1-channel image (repeated)."""
+    """A 3-channel network fed a 1-channel image (repeated); on a GPU it waits for its kernels,
+    so a timer around a forward measures the forward."""
 
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.expand(-1, 3, *x.shape[2:]))
+        out = self.net(x.expand(-1, 3, *x.shape[2:]))
+        if out.is_cuda:
+            torch.cuda.synchronize(out.device)
+        return out
 
 
 @pytest.fixture(scope="module")
 def batch():
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
-    model = Gray(timm.create_model(ARCH, pretrained=False, num_classes=10)).eval()
-    x = torch.rand(B, 1, 224, 224)
-    saliency = torch.rand(B, 224, 224)  # continuous: no ties
+    model = Gray(timm.create_model(ARCH, pretrained=False, num_classes=10)).eval().to(DEVICE)
+    x = torch.rand(B, 1, 224, 224).to(DEVICE)
+    saliency = torch.rand(B, 224, 224).to(DEVICE)  # continuous: no ties
     with torch.no_grad():
         target = model(x).argmax(1)
     # warm the allocator and the kernels for every chunk size once, so the first group measured
@@ -81,7 +91,8 @@ def _smooth(batch):
     model, x, _, target = batch
     coarse = torch.rand(B, 1, 7, 7, generator=torch.Generator().manual_seed(1))
     smooth = torch.nn.functional.interpolate(coarse, size=(224, 224), mode="bilinear", align_corners=False)[:, 0]
-    return model, x, smooth + 1e-6 * torch.rand(smooth.shape, generator=torch.Generator().manual_seed(2)), target
+    smooth = smooth + 1e-6 * torch.rand(smooth.shape, generator=torch.Generator().manual_seed(2))
+    return model, x, smooth.to(DEVICE), target
 
 
 def _ours(benchmark, batch, metric, expected_passes, floor_sizes):
@@ -132,8 +143,8 @@ def _chunk(x: torch.Tensor) -> int:
 
 def _quantus(benchmark, batch, metric, rounds=ROUNDS):
     model, x, saliency, target = batch
-    xs, ys, a = x.numpy(), target.numpy(), saliency[:, None].numpy()
-    benchmark.pedantic(lambda: metric(model=model, x_batch=xs, y_batch=ys, a_batch=a, device="cpu"),
+    xs, ys, a = x.cpu().numpy(), target.cpu().numpy(), saliency[:, None].cpu().numpy()
+    benchmark.pedantic(lambda: metric(model=model, x_batch=xs, y_batch=ys, a_batch=a, device=DEVICE),
                        rounds=rounds, warmup_rounds=1)
 
 

@@ -9,7 +9,8 @@ forward passes, the metric runs through ``EvalContext`` with a ``ForwardCounter`
 forward passes it makes (``predict.seconds``). Recorded per metric (``extra_info``, printed at the
 end): ``passes``, the share of its time in those forwards, and ``over_floor`` = time / forward time,
 the metric's cost over its forward floor (goal: <= 1.15). Parameters: the ``metrics`` suite's, with
-fewer draws where the count only scales the forwards.
+fewer draws where the count only scales the forwards. ``FAITHBENCH_PERF_DEVICE`` (default cpu)
+puts the network and the batch on that device (``benchmarks/perf/gpu_perf.sh``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from faithbench.metrics.base import EvalContext, ForwardCounter
 from faithbench.registry import metrics
 
 ARCH = os.environ.get("FAITHBENCH_PERF_ARCH", "resnet18")
+DEVICE = os.environ.get("FAITHBENCH_PERF_DEVICE", "cpu")  # on a GPU the network synchronises after each forward
+ROUNDS = int(os.environ.get("FAITHBENCH_PERF_ROUNDS", "3"))
 B = 4
 
 PARAMS = {  # the metrics suite's settings, with 224-px patches where it uses 8 px at 64 px
@@ -52,7 +55,10 @@ class Gray(torch.nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.expand(-1, 3, *x.shape[2:]))
+        out = self.net(x.expand(-1, 3, *x.shape[2:]))
+        if out.is_cuda:
+            torch.cuda.synchronize(out.device)
+        return out
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +68,11 @@ def batch():
 
     faithbench.config.ensure_plugins_loaded()
     torch.manual_seed(0)
-    model = Gray(timm.create_model(ARCH, pretrained=False, num_classes=10)).eval()
-    x = torch.rand(B, 1, 224, 224)
+    model = Gray(timm.create_model(ARCH, pretrained=False, num_classes=10)).eval().to(DEVICE)
+    x = torch.rand(B, 1, 224, 224).to(DEVICE)
     coarse = torch.rand(B, 1, 7, 7, generator=torch.Generator().manual_seed(1))
     saliency = torch.nn.functional.interpolate(coarse, size=(224, 224), mode="bilinear", align_corners=False)[:, 0]
-    saliency = saliency + 1e-6 * torch.rand(saliency.shape, generator=torch.Generator().manual_seed(2))
+    saliency = (saliency + 1e-6 * torch.rand(saliency.shape, generator=torch.Generator().manual_seed(2))).to(DEVICE)
     with torch.no_grad():
         target = model(x).argmax(1)
         model(x.repeat(16, 1, 1, 1))  # warm the allocator
@@ -89,6 +95,6 @@ def test_over_floor(benchmark, batch, name):
         shares.append(ctx.predict.seconds / total)
         passes.append(ctx.predict.passes)
 
-    benchmark.pedantic(run, rounds=3, warmup_rounds=1)
+    benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
     share = float(np.median(shares))
     benchmark.extra_info.update(passes=passes[-1], forward_share=round(share, 4), over_floor=round(1 / share, 3))
