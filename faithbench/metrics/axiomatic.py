@@ -17,8 +17,8 @@ from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext, Metric, MetricOutput
 from faithbench.metrics.base import postprocess as apply_postprocess
 from faithbench.metrics.functional.axiomatic import completeness_gap, input_invariance, non_sensitivity, shifted_model
-from faithbench.metrics.functional.perturbation import (BASELINES, MULTILABEL_SCORE, SALT_BASELINE, make_baseline,
-                                                        score_logits)
+from faithbench.metrics.functional.faithfulness_extra import Scorer
+from faithbench.metrics.functional.perturbation import BASELINES, MULTILABEL_SCORE, SALT_BASELINE, make_baseline
 from faithbench.metrics.functional.robustness import normalise_by_max
 from faithbench.registry import metrics
 from faithbench.types import Category, MetricInfo
@@ -33,9 +33,10 @@ class AxiomaticMetric(Metric):
         if "score" in self.params and self.score not in ("prob", "logit"):
             raise ParameterError(f"{self.name}: parameter 'score' expects prob or logit, got {self.score!r}")
 
-    def scores(self, ctx: EvalContext, images: Tensor, target: Tensor) -> Tensor:
-        score = MULTILABEL_SCORE[self.score] if ctx.multilabel else self.score
-        return score_logits(ctx.predict(images), target, score).float()
+    def scorer(self, ctx: EvalContext) -> Scorer:
+        """The counted target score (``score``; its sigmoid counterpart on a multi-label model)."""
+        return Scorer(ctx.predict, MULTILABEL_SCORE[self.score] if ctx.multilabel else self.score,
+                      self.params.get("max_batch", 256))
 
     def baseline_image(self, ctx: EvalContext) -> Tensor:
         return make_baseline(ctx.x, self.baseline, background=ctx.background, sigma=5.0,
@@ -60,8 +61,8 @@ class Completeness(AxiomaticMetric):
     defaults: ClassVar[dict[str, Any]] = {"baseline": "zero", "score": "logit"}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        score_x = self.scores(ctx, ctx.x, ctx.target)
-        score_base = self.scores(ctx, self.baseline_image(ctx), ctx.target)
+        scorer = self.scorer(ctx)
+        score_x, score_base = scorer(ctx.x, ctx.target), scorer(self.baseline_image(ctx), ctx.target)
         return MetricOutput(value=completeness_gap(saliency, score_x.to(saliency.device),
                                                    score_base.to(saliency.device)))
 
@@ -86,11 +87,9 @@ class NonSensitivity(AxiomaticMetric):
                                           "max_batch": 256}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        def scores(images: Tensor, sample: Tensor) -> Tensor:
-            return self.scores(ctx, images, ctx.target[sample.to(ctx.target.device)]).to(ctx.x.device)
-
-        value = non_sensitivity(scores, ctx.x, normalise_by_max(saliency).to(ctx.x.device), self.baseline_image(ctx),
-                                eps=self.eps, patch=self.patch, max_batch=self.max_batch)
+        value = non_sensitivity(self.scorer(ctx), ctx.x, ctx.target.to(ctx.x.device),
+                                normalise_by_max(saliency).to(ctx.x.device), self.baseline_image(ctx),
+                                eps=self.eps, patch=self.patch)
         return MetricOutput(value=value.to(saliency.device))
 
 

@@ -6,15 +6,12 @@ each function returns ``(B,)``.
 from __future__ import annotations
 
 import copy
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-from faithbench.metrics.functional.faithfulness_extra import feature_ids
+from faithbench.metrics.functional.faithfulness_extra import Scorer, feature_ids, subset_deltas
 from faithbench.metrics.functional.perturbation import pool_features
-
-Scores = Callable[[Tensor, Tensor], Tensor]  # (images (N, C, *spatial), sample index (N,)) -> target scores (N,)
 
 
 def completeness_gap(saliency: Tensor, score_x: Tensor, score_baseline: Tensor) -> Tensor:
@@ -25,31 +22,23 @@ def completeness_gap(saliency: Tensor, score_x: Tensor, score_baseline: Tensor) 
     return (total - (score_x.double() - score_baseline.double())).abs().float()
 
 
-def non_sensitivity(scores: Scores, x: Tensor, saliency: Tensor, baseline: Tensor, *, eps: float = 1e-5,
-                    patch: int = 1, max_batch: int = 256) -> Tensor:
+def non_sensitivity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, baseline: Tensor, *,
+                    eps: float = 1e-5, patch: int = 1) -> Tensor:
     """Non-sensitivity (Nguyen & Martinez 2020, "On quantitative aspects of model
     interpretability"): a feature without attribution should not move the output, and a feature
     that does not move the output should have no attribution. With features i (pixels, or
     patch^d blocks), a_i = Σ |s| over the feature and Δ_i = |f(x) - f(x with feature i replaced
-    by ``baseline``)|, the share of features that break the rule,
+    by ``baseline``)| (:func:`~faithbench.metrics.functional.faithfulness_extra.subset_deltas`
+    with one feature per subset; B (F + 1) forward passes), the share of features that break the
+    rule,
 
         |{i : a_i < eps} Δ {i : Δ_i < eps}| / F    (Δ: symmetric difference).
 
-    Lower is better. ``scores(images, sample) -> (N,)`` is the caller's counted forward of the
-    target score of the sample each image comes from; ``saliency`` should be divided by its
-    maximum first, so ``eps`` is relative."""
-    b = x.shape[0]
-    ids, n = feature_ids(tuple(x.shape[2:]), patch, x.device)
-    dims = x.ndim - 2
+    Lower is better. ``saliency`` should be divided by its maximum first, so ``eps`` is relative."""
+    _, n = feature_ids(tuple(x.shape[2:]), patch, x.device)
     attribution = pool_features(saliency.abs(), patch).flatten(1) if patch > 1 else saliency.abs().flatten(1)
-    base = scores(x, torch.arange(b, device=x.device))
-    deltas = torch.empty((b, n), dtype=torch.float64, device=x.device)
-    pairs = torch.cartesian_prod(torch.arange(b, device=x.device), torch.arange(n, device=x.device))
-    for start in range(0, len(pairs), max_batch):
-        sb, sf = pairs[start : start + max_batch, 0], pairs[start : start + max_batch, 1]
-        inside = ids[None] == sf.reshape(-1, *[1] * dims)
-        images = torch.where(inside[:, None], baseline[sb], x[sb])
-        deltas[sb, sf] = (scores(images, sb).double() - base[sb].double()).abs()
+    singles = torch.arange(n, device=x.device).view(1, n, 1).expand(x.shape[0], n, 1)
+    deltas = subset_deltas(scorer, x, target, singles, baseline, patch=patch).abs()
     violations = (attribution.to(x.device) < eps) ^ (deltas < eps)
     return violations.double().mean(1).float()
 
