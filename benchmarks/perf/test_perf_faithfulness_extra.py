@@ -53,26 +53,11 @@ DEVICE = os.environ.get("FAITHBENCH_PERF_DEVICE", "cpu")
 B = 4
 
 
-class Gray(torch.nn.Module):
-    """A 3-channel network fed a 1-channel image (repeated); on a GPU it waits for its kernels,
-    so a timer around a forward measures the forward."""
-
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x.expand(-1, 3, *x.shape[2:]))
-        if out.is_cuda:
-            torch.cuda.synchronize(out.device)
-        return out
-
-
 @pytest.fixture(scope="module")
-def batch():
+def batch(gray):
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
-    model = Gray(timm.create_model(ARCH, pretrained=False, num_classes=10)).eval().to(DEVICE)
+    model = gray(timm.create_model(ARCH, pretrained=False, num_classes=10)).eval().to(DEVICE)
     x = torch.rand(B, 1, 224, 224).to(DEVICE)
     saliency = torch.rand(B, 224, 224).to(DEVICE)  # continuous: no ties
     with torch.no_grad():

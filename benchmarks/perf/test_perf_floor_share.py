@@ -49,26 +49,14 @@ PARAMS = {  # the metrics suite's settings, with 224-px patches where it uses 8 
 }
 
 
-class Gray(torch.nn.Module):
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x.expand(-1, 3, *x.shape[2:]))
-        if out.is_cuda:
-            torch.cuda.synchronize(out.device)
-        return out
-
-
 @pytest.fixture(scope="module")
-def batch():
+def batch(gray):
     timm = pytest.importorskip("timm")
     import faithbench.config
 
     faithbench.config.ensure_plugins_loaded()
     torch.manual_seed(0)
-    model = Gray(timm.create_model(ARCH, pretrained=False, num_classes=10)).eval().to(DEVICE)
+    model = gray(timm.create_model(ARCH, pretrained=False, num_classes=10)).eval().to(DEVICE)
     x = torch.rand(B, 1, 224, 224).to(DEVICE)
     coarse = torch.rand(B, 1, 7, 7, generator=torch.Generator().manual_seed(1))
     saliency = torch.nn.functional.interpolate(coarse, size=(224, 224), mode="bilinear", align_corners=False)[:, 0]

@@ -1,4 +1,5 @@
-"""Plugins that misbehave on purpose, registered for one test and unregistered after."""
+"""Plugins that misbehave on purpose, and a dataset with a test split only, registered for one
+test and unregistered after."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from faithbench.datasets.phantoms import PhantomCXR
 from faithbench.explainers.base import Explainer
 from faithbench.metrics.base import EvalContext, Metric
-from faithbench.registry import explainers, metrics
+from faithbench.registry import datasets, explainers, metrics
 from faithbench.types import Category, MetricInfo
 
 
@@ -69,3 +71,22 @@ def failing_plugins():
         for name in FAILING_EXPLAINERS:
             explainers.unregister(name)
         metrics.unregister("test_inf_metric")
+
+
+class PhantomTestSplitOnly(PhantomCXR):
+    """phantom_cxr with a test split only: nothing to train or calibrate on."""
+
+    def __init__(self, split: str = "test", **params: Any) -> None:
+        if split != "test":
+            raise ValueError(f"no items in split {split!r}")
+        super().__init__(split, **params)
+
+
+@pytest.fixture
+def test_only_dataset():  # noqa: ANN201
+    """The registered name of :class:`PhantomTestSplitOnly`, for one test."""
+    datasets.register("zz_test_only")(PhantomTestSplitOnly)
+    try:
+        yield "zz_test_only"
+    finally:
+        datasets.unregister("zz_test_only")

@@ -20,7 +20,7 @@ from faithbench.config import SuiteError
 from faithbench.datasets import PhantomCXRMultiLabel
 from faithbench.datasets.phantoms import PhantomCXR
 from faithbench.metrics.functional.chexlocalize import binarize, chexlocalize_iou, iou, tune_gate, tune_threshold
-from faithbench.registry import datasets, explainers
+from faithbench.registry import explainers
 from faithbench.runner.calibration import CALIBRATION_COLUMNS
 from faithbench.store import Cache
 
@@ -178,24 +178,6 @@ def test_single_label_class_without_findings_falls_back_to_otsu(tmp_path):
     assert sum("class 'normal'" in line and "Otsu" in line for line in logs) == 1
 
 
-class NoValSplit(PhantomCXR):
-    """A dataset with a test split only (nothing to calibrate on)."""
-
-    def __init__(self, split="test", **params):
-        if split != "test":
-            raise ValueError(f"no items in split {split!r}")
-        super().__init__(split, **params)
-
-
-@pytest.fixture
-def test_only_dataset():
-    datasets.register("zz_calib_test_only")(NoValSplit)
-    try:
-        yield "zz_calib_test_only"
-    finally:
-        datasets.unregister("zz_calib_test_only")
-
-
 def test_no_validation_split_is_refused_before_any_work(tmp_path, test_only_dataset, capsys):
     _, weights = _weights(tmp_path)
     suite = {"name": "refused", "samples": 4, "batch_size": 4,
@@ -203,7 +185,7 @@ def test_no_validation_split_is_refused_before_any_work(tmp_path, test_only_data
              "models": [{"name": "small_cnn", "params": {"width": 4}, "weights": str(weights)}],
              "explainers": ["saliency"], "metrics": [{"name": "chexlocalize_iou", "params": {"threshold": "val"}}]}
     with pytest.raises(SuiteError, match=r"metrics\[0\] 'chexlocalize_iou' is tuned on the validation split .*"
-                                         r"dataset 'zz_calib_test_only' has no validation split \(no items in split"):
+                                         rf"dataset '{test_only_dataset}' has no validation split \(no items in split"):
         faithbench.load_suite(suite)
     path = tmp_path / "refused.yaml"
     path.write_text(yaml.safe_dump(suite))

@@ -4,27 +4,7 @@ import pytest
 import torch
 
 import faithbench
-from faithbench.datasets.phantoms import PhantomCXR
-from faithbench.registry import datasets
 from faithbench.store import Cache
-
-
-class TestOnly(PhantomCXR):
-    """A dataset that has a test split only (a few volumes to explain, nothing to train on)."""
-
-    def __init__(self, split="test", **params):
-        if split != "test":
-            raise ValueError(f"no items in split {split!r}")
-        super().__init__(split, **params)
-
-
-@pytest.fixture
-def test_only_dataset():
-    datasets.register("zz_test_only")(TestOnly)
-    try:
-        yield "zz_test_only"
-    finally:
-        datasets.unregister("zz_test_only")
 
 
 def test_fixed_weights_run_on_a_dataset_with_only_a_test_split(tmp_path, test_only_dataset):
