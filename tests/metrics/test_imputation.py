@@ -98,3 +98,28 @@ def test_a_single_kept_pixel_fills_the_image_and_nothing_kept_stays_finite(preco
     out = linear_imputation(x, removed, preconditioner=preconditioner)
     assert torch.equal(out[0], torch.zeros_like(out[0]))
     assert (out[1] - x[1, :, 5, 30, None, None]).abs().max() < 2e-3
+
+
+@pytest.mark.parametrize("spatial", [(9, 7), (8, 10), (5, 7, 6)])
+def test_stencil_and_grid_transfers_match_their_definitions(spatial):
+    """The pad-free stencil equals a zero-padded convolution with the stencil's weights; the block
+    sum P^T equals average pooling of the zero-padded grid times 2^d; the copy to blocks P is its
+    adjoint (<P^T r, e> = <r, P e>)."""
+    from faithbench.metrics.functional.imputation import _sum_pool, _upsample, stencil_sum
+
+    dims = len(spatial)
+    gen = torch.Generator().manual_seed(4)
+    v = torch.rand(3, 2, *spatial, generator=gen, dtype=torch.float64)
+    kernel = torch.zeros((3,) * dims, dtype=torch.float64)
+    for offset, weight in imputation_stencil(dims):
+        kernel[tuple(1 + o for o in offset)] = weight
+    conv = F.conv2d if dims == 2 else F.conv3d
+    expected = conv(v.flatten(0, 1)[:, None], kernel[None, None], padding=1).view_as(v)
+    torch.testing.assert_close(stencil_sum(v), expected, rtol=0, atol=1e-14)
+
+    pool = F.avg_pool2d if dims == 2 else F.avg_pool3d
+    padded = F.pad(v, [p for s in reversed(spatial) for p in (0, s % 2)])
+    summed = _sum_pool(v)
+    torch.testing.assert_close(summed, pool(padded, 2) * 2**dims, rtol=0, atol=1e-14)
+    e = torch.rand(summed.shape, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close((summed * e).sum(), (v * _upsample(e, v.shape[2:])).sum(), rtol=1e-13, atol=0)

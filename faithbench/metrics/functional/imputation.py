@@ -19,6 +19,13 @@ condition grows with the square of the largest hole (the farthest removed pixel 
   2D stencil cut the tensor operations of a solve 3.6x (20605 -> 5750 dispatched operations, 12
   systems of 224², smooth-map holes; each one a kernel launch on a GPU) and its CPU time to 0.63x
   (2D) and 0.86x (3D, 4 systems of 64³) of the previous version (paired medians of 5, one thread).
+  Then by cheaper operations more than fewer (2723 instead of 3131 per solve, views not counted):
+  in-place updates, the fine grid's Jacobi sweep and residual fused (10 operations instead of 12),
+  shifted adds into overlapping windows instead of padded copies, block sums by strided adds
+  instead of ``avg_pool``, nearest-neighbour upsampling by ``interpolate``, dot products by
+  ``einsum``: the CPU time went to 0.66-0.77x in 2D (0.61-0.79x for scattered holes) and
+  0.81-0.86x in 3D (paired runs, medians of 7, one thread); the results equal the previous ones
+  up to float rounding (below 1e-13 in float64).
 
 The split is by the largest hole's radius (Chebyshev distance to the nearest kept pixel above
 ``SMALL_HOLE``, from box sums of an integral image); both solvers stop when the residual is below ``tol`` times the
@@ -53,33 +60,42 @@ def imputation_stencil(dims: int) -> list[tuple[tuple[int, ...], float]]:
 
 def neighbour_sum(v: Tensor, stencil: list[tuple[tuple[int, ...], float]]) -> Tensor:
     """Σ_j w_j v(i + offset_j) over the in-image neighbours (zero outside), ``(P, C, *spatial)``.
-    Shifted adds: on a CPU about 4x faster than a depthwise convolution (measured, 12 x 3 x 224^2),
-    and faster than the separable form of the 2D weights under load (12 x 1 x 224², 14 vs 20 ms)."""
-    spatial = v.shape[2:]
-    padded = F.pad(v, (1, 1) * len(spatial))
+    Shifted adds into the overlapping windows (no padded copy): on a CPU about 4x faster than a
+    depthwise convolution (measured, 12 x 3 x 224^2)."""
     out = torch.zeros_like(v)
     for offset, weight in stencil:
-        out.add_(padded[(..., *_window(offset, spatial))], alpha=weight)
+        dst, src = _shift(offset, v.shape[2:])
+        out[dst].add_(v[src], alpha=weight)
     return out
 
 
 def stencil_sum(v: Tensor) -> Tensor:
     """:func:`neighbour_sum` with :func:`imputation_stencil`, ``(P, C, *spatial)``. In 2D by its
-    separable form, the weights being (1/12) ([1 2 1] ⊗ [1 2 1] - 4 δ): 2x faster than the shifted
-    adds on a CPU (0.87 vs 1.71 ms for 12 x 1 x 224², quiet machine, one thread) and 7 operations
-    instead of 10 on a GPU. Equal to the shifted adds up to float rounding."""
+    separable form, the weights being (1/12) ([1 2 1] ⊗ [1 2 1] - 4 δ): 7 operations instead of 9,
+    in place on two new tensors. Equal to the shifted adds up to float rounding."""
     if v.ndim != 4:
         return neighbour_sum(v, imputation_stencil(v.ndim - 2))
-    padded = F.pad(v, (1, 1, 1, 1))
-    rows = padded[..., :-2, :] + padded[..., 2:, :]
-    rows.add_(padded[..., 1:-1, :], alpha=2)
-    out = rows[..., :-2] + rows[..., 2:]
-    out.add_(rows[..., 1:-1], alpha=2)
-    return out.sub_(v, alpha=4).mul_(1 / 12)
+    s = 1 / 12
+    rows = v * (2 * s)  # s [1 2 1] along the rows
+    rows[..., 1:, :].add_(v[..., :-1, :], alpha=s)
+    rows[..., :-1, :].add_(v[..., 1:, :], alpha=s)
+    out = v * (-4 * s)
+    out.add_(rows, alpha=2)  # [1 2 1] along the columns
+    out[..., 1:].add_(rows[..., :-1])
+    out[..., :-1].add_(rows[..., 1:])
+    return out
 
 
 def _window(offset: tuple[int, ...], spatial: torch.Size) -> tuple[slice, ...]:
     return tuple(slice(1 + o, 1 + o + s) for o, s in zip(offset, spatial))
+
+
+def _shift(offset: tuple[int, ...], spatial: torch.Size) -> tuple[tuple, tuple]:
+    """Index pairs ``(dst, src)`` with ``out[dst]`` at i and ``v[src]`` at i + offset, over the i
+    whose neighbour i + offset is inside the grid."""
+    dst = tuple(slice(max(0, -o), s - max(0, o)) for o, s in zip(offset, spatial))
+    src = tuple(slice(max(0, o), s - max(0, -o)) for o, s in zip(offset, spatial))
+    return (..., *dst), (..., *src)
 
 
 def pyramid_fill(x: Tensor, known: Tensor) -> Tensor:
@@ -126,17 +142,30 @@ class _Fine:
         self.mask, self.stencil = mask, imputation_stencil(mask.ndim - 2)
         self.weight = stencil_sum(torch.ones_like(mask[:1]))
         self.inv = mask / self.weight
+        self.damped = JACOBI_DAMPING * self.inv
+        self.diagonal = mask * self.weight
 
     def apply(self, u: Tensor) -> Tensor:
-        return self.mask * (self.weight * u - stencil_sum(u))
+        return stencil_sum(u).neg_().addcmul_(self.weight, u).mul_(self.mask)
+
+    def residual(self, r: Tensor, e: Tensor) -> Tensor:
+        """r - A e = r + M N e - M W e (10 operations instead of 12)."""
+        return stencil_sum(e).mul_(self.mask).add_(r).addcmul_(self.diagonal, e, value=-1)
+
+    def sweep(self, r: Tensor, e: Tensor) -> None:
+        """One damped-Jacobi sweep in place, e += ω M / W (r - A e), for e zero outside the mask:
+        e = (1 - ω) e + ω M / W (r + N e) (10 operations instead of 12)."""
+        update = stencil_sum(e).add_(r)
+        e.mul_(1 - JACOBI_DAMPING).addcmul_(self.damped, update)
 
     def coefficients(self) -> dict[tuple[int, ...], Tensor]:
         """A as fields: ``c[o](i)`` multiplies ``u(i + o)``."""
         m, dims = self.mask, self.mask.ndim - 2
         coefs = {(0,) * dims: m * self.weight}
-        padded = F.pad(m, (1, 1) * dims)
         for o, w in self.stencil:
-            coefs[o] = -w * m * padded[(..., *_window(o, m.shape[2:]))]
+            dst, src = _shift(o, m.shape[2:])
+            coefs[o] = torch.zeros_like(m)
+            coefs[o][dst].addcmul_(m[dst], m[src], value=-w)
         return coefs
 
 
@@ -147,27 +176,48 @@ class _Coarse:
         self.coefs, self.mask = coefs, mask
         diagonal = coefs[(0,) * (mask.ndim - 2)]
         self.inv = torch.where(diagonal > 0, 1 / diagonal.clamp(min=torch.finfo(diagonal.dtype).tiny), 0.0)
+        self.damped = JACOBI_DAMPING * self.inv
 
     def apply(self, u: Tensor) -> Tensor:
-        padded = F.pad(u, (1, 1) * (u.ndim - 2))
-        out = torch.zeros_like(u)
+        center = (0,) * (u.ndim - 2)
+        out = self.coefs[center] * u
         for o, c in self.coefs.items():
-            out.addcmul_(c, padded[(..., *_window(o, u.shape[2:]))])
+            if o != center:
+                dst, src = _shift(o, u.shape[2:])
+                out[dst].addcmul_(c[dst], u[src])
         return out
+
+    def residual(self, r: Tensor, e: Tensor) -> Tensor:
+        """r - A e."""
+        return self.apply(e).sub_(r).neg_()
+
+    def sweep(self, r: Tensor, e: Tensor) -> None:
+        """One damped-Jacobi sweep in place: e += ω D^-1 (r - A e)."""
+        e.addcmul_(self.damped, self.apply(e).sub_(r), value=-1)
 
 
 def _sum_pool(v: Tensor) -> Tensor:
-    """Sums over 2^d blocks (odd sides padded with zeros): P^T for the piecewise-constant P."""
-    dims = v.ndim - 2
-    v = F.pad(v, [p for s in reversed(v.shape[2:]) for p in (0, s % 2)])
-    return (F.avg_pool2d if dims == 2 else F.avg_pool3d)(v, 2) * 2**dims
+    """Sums over 2^d blocks (odd sides padded with zeros): P^T for the piecewise-constant P. By
+    strided adds, one dimension at a time: on a CPU 7x faster than ``avg_pool2d`` (0.17 vs 1.27 ms
+    for 12 x 1 x 224², one thread)."""
+    for dim in range(2, v.ndim):
+        even, odd = v[_step(dim)], v[_step(dim, 1)]  # ceil(n / 2) and floor(n / 2) slices
+        if v.shape[dim] % 2:
+            v = even.clone()
+            v.narrow(dim, 0, odd.shape[dim]).add_(odd)
+        else:
+            v = even + odd
+    return v
+
+
+def _step(dim: int, start: int = 0) -> tuple[slice, ...]:
+    return (*[slice(None)] * dim, slice(start, None, 2))
 
 
 def _upsample(e: Tensor, spatial: torch.Size) -> Tensor:
     """Each coarse value copied to its 2^d block (P without the mask), cropped to ``spatial``."""
-    b, c, *size = e.shape
-    expanded = e.reshape(b, c, *[d for s in size for d in (s, 1)]).expand(b, c, *[d for s in size for d in (s, 2)])
-    return expanded.reshape(b, c, *[2 * s for s in size])[(..., *[slice(0, s) for s in spatial])]
+    up = F.interpolate(e, scale_factor=2, mode="nearest")
+    return up[(..., *[slice(0, s) for s in spatial])]
 
 
 def _coarsen(coefs: dict[tuple[int, ...], Tensor]) -> dict[tuple[int, ...], Tensor]:
@@ -176,13 +226,19 @@ def _coarsen(coefs: dict[tuple[int, ...], Tensor]) -> dict[tuple[int, ...], Tens
     first = next(iter(coefs.values()))
     dims = first.ndim - 2
     pad = [p for s in reversed(first.shape[2:]) for p in (0, s % 2)]
-    coefs = {o: F.pad(c, pad) for o, c in coefs.items()}
     size = [(s + 1) // 2 for s in first.shape[2:]]
-    out = {o: first.new_zeros(*first.shape[:2], *size) for o in itertools.product((-1, 0, 1), repeat=dims)}
-    for parity in itertools.product((0, 1), repeat=dims):
-        sub = (..., *[slice(p, None, 2) for p in parity])
-        for o, c in coefs.items():
-            out[tuple((p + d) // 2 for p, d in zip(parity, o))] += c[sub]
+    split = [d for s in size for d in (s, 2)]
+    order = [0, 1, *range(3, 2 * dims + 2, 2), *range(2, 2 * dims + 2, 2)]
+    planes = {o: F.pad(c, pad).view(*c.shape[:2], *split).permute(order).contiguous() for o, c in coefs.items()}
+    out: dict[tuple[int, ...], Tensor] = {}
+    for parity in itertools.product((0, 1), repeat=dims):  # planes[o][:, :, *parity]: the fine cells of that parity
+        for o, plane in planes.items():
+            target = tuple((p + d) // 2 for p, d in zip(parity, o))
+            sub = plane[(slice(None), slice(None), *parity)]
+            if target in out:
+                out[target].add_(sub)
+            else:
+                out[target] = sub.clone()
     return out
 
 
@@ -236,41 +292,41 @@ def _v_cycle(levels: list[_Fine | _Coarse | _Dense], r: Tensor, level: int = 0) 
     op = levels[level]
     if isinstance(op, _Dense):
         return op.solve(r)
-    damped = JACOBI_DAMPING * op.inv
-    e = damped * r
-    e.addcmul_(damped, r - op.apply(e))
+    e = op.damped * r
+    op.sweep(r, e)
     coarse = levels[level + 1]
-    correction = _v_cycle(levels, coarse.mask * _sum_pool(r - op.apply(e)), level + 1)
+    correction = _v_cycle(levels, _sum_pool(op.residual(r, e)).mul_(coarse.mask), level + 1)
     e.addcmul_(op.mask, _upsample(correction, r.shape[2:]), value=COARSE_SCALE)
     for _ in range(2):
-        e.addcmul_(damped, r - op.apply(e))
+        op.sweep(r, e)
     return e
 
 
 def _pcg(fine: _Fine, rhs: Tensor, u: Tensor, precondition, tol: float, max_iter: int, check: int) -> Tensor:
-    """Preconditioned CG from ``u``; the residuals are compared with ``tol`` every ``check`` iterations."""
-    dims = rhs.ndim - 2
+    """Preconditioned CG from ``u`` (updated in place); the residuals are compared with ``tol``
+    every ``check`` iterations."""
+    shape = (*rhs.shape[:2], *[1] * (rhs.ndim - 2))
     tiny = torch.finfo(rhs.dtype).tiny
 
-    def dot(a: Tensor, b: Tensor) -> Tensor:
-        return (a * b).flatten(2).sum(-1)[(...,) + (None,) * dims]
+    def dot(a: Tensor, b: Tensor) -> Tensor:  # per system (sample, channel); on a CPU einsum is 2x faster than (a * b).sum
+        return torch.einsum("pcn,pcn->pc", a.flatten(2), b.flatten(2)).view(shape)
 
-    r = rhs - fine.apply(u)
+    r = fine.apply(u).sub_(rhs).neg_()
     z = precondition(r)
     p, rz = z, dot(r, z)
-    limit = (tol * rhs.flatten(2).norm(dim=-1)).square()[(...,) + (None,) * dims]
+    limit = (tol * rhs.flatten(2).norm(dim=-1)).square().view(shape)
     for it in range(max_iter):
         ap = fine.apply(p)
         den = dot(p, ap)
         alpha = torch.where(den > 0, rz / den.clamp(min=tiny), 0.0)
-        u = u + alpha * p
-        r = r - alpha * ap
+        u.addcmul_(alpha, p)
+        r.addcmul_(alpha, ap, value=-1)
         if it % check == check - 1 and bool((dot(r, r) <= limit).all()):
             break
         z = precondition(r)
         rz_new = dot(r, z)
         beta = torch.where(rz > 0, rz_new / rz.clamp(min=tiny), 0.0)
-        p = z + beta * p
+        p = p.mul_(beta).add_(z)
         rz = rz_new
     return u
 
