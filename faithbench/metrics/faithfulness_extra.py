@@ -229,7 +229,7 @@ class ROAD(ExtraFaithfulness):
     """Shared body of ROAD MoRF and LeRF."""
 
     ascending: ClassVar[bool] = False
-    version: ClassVar[str] = "2"  # 2: the imputation's multigrid solves its coarsest grid exactly (values move < 1e-4)
+    version: ClassVar[str] = "3"  # 2: exact coarsest grid; 3: Jacobi damping 0.85 (imputed values move < 1e-4)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         ranks = self.ranks(ctx, saliency, patch=1, ascending=self.ascending)
