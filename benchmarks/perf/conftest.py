@@ -8,15 +8,15 @@ import torch
 
 
 class Gray(torch.nn.Module):
-    """A 3-channel network fed a 1-channel image (repeated); on a GPU it waits for its kernels,
-    so a timer around a forward measures the forward."""
+    """A 3-channel network fed a 1-channel image (repeated; a 3-channel image as it is); on a GPU
+    it waits for its kernels, so a timer around a forward measures the forward."""
 
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x.expand(-1, 3, *x.shape[2:]))
+        out = self.net(x.expand(-1, 3, *x.shape[2:]) if x.shape[1] == 1 else x)
         if out.is_cuda:
             torch.cuda.synchronize(out.device)
         return out

@@ -3,7 +3,8 @@
 Run: OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/perf/test_perf_floor_share.py \
      -p no:cacheprovider -o addopts="" --benchmark-columns=median,rounds
 
-4 images 1 x 224 x 224 (repeated to 3 channels), a random-init timm resnet18 (``FAITHBENCH_PERF_ARCH``),
+4 images 1 x 224 x 224 (repeated to 3 channels; ``FAITHBENCH_PERF_CHANNELS=3``: 3 x 224 x 224, an RGB
+image as the metric sees it), a random-init timm resnet18 (``FAITHBENCH_PERF_ARCH``),
 a smooth tie-free saliency (a 7 x 7 random map upsampled, as Grad-CAM's). For each metric that makes
 forward passes, the metric runs through ``EvalContext`` with a ``ForwardCounter``, which times the
 forward passes it makes (``predict.seconds``). Recorded per metric (``extra_info``, printed at the
@@ -28,6 +29,7 @@ from faithbench.registry import metrics
 ARCH = os.environ.get("FAITHBENCH_PERF_ARCH", "resnet18")
 DEVICE = os.environ.get("FAITHBENCH_PERF_DEVICE", "cpu")  # on a GPU the network synchronises after each forward
 ROUNDS = int(os.environ.get("FAITHBENCH_PERF_ROUNDS", "3"))
+CHANNELS = int(os.environ.get("FAITHBENCH_PERF_CHANNELS", "1"))
 B = 4
 
 PARAMS = {  # the metrics suite's settings, with 224-px patches where it uses 8 px at 64 px
@@ -57,7 +59,7 @@ def batch(gray):
     faithbench.config.ensure_plugins_loaded()
     torch.manual_seed(0)
     model = gray(timm.create_model(ARCH, pretrained=False, num_classes=10)).eval().to(DEVICE)
-    x = torch.rand(B, 1, 224, 224).to(DEVICE)
+    x = torch.rand(B, CHANNELS, 224, 224).to(DEVICE)
     coarse = torch.rand(B, 1, 7, 7, generator=torch.Generator().manual_seed(1))
     saliency = torch.nn.functional.interpolate(coarse, size=(224, 224), mode="bilinear", align_corners=False)[:, 0]
     saliency = (saliency + 1e-6 * torch.rand(saliency.shape, generator=torch.Generator().manual_seed(2))).to(DEVICE)
