@@ -1,5 +1,5 @@
 """Prints the ratios the perf report asks for (medians of the paired benchmarks); the ``gray``
-fixture shared by the 1-channel benchmarks."""
+fixture that feeds the benchmarks' 1-channel (or 3-channel) images to a 3-channel network."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 15's speed criteria on a GPU (< 8 min on one H200-class device): each perturbation metric
+# Issue 15's speed criteria on a GPU (cut off at 450 s; not yet run on a GPU): each perturbation metric
 # over its own forward passes, and ours against Quantus 0.6.0 doing the same work for
 # faithfulness_correlation, road_morf (the smooth saliency: large holes), irof and max_sensitivity.
 # 4 images 224 x 224, a random-init timm resnet50 (FAITHBENCH_PERF_ARCH to change), on cuda.

@@ -14,10 +14,10 @@ condition grows with the square of the largest hole (the farthest removed pixel 
   is diagonally dominant with non-positive off-diagonals, Galerkin coarsening by a non-negative P
   keeps that, so λ(D^-1 A) <= 2 and any ω < 1 keeps the V-cycle symmetric positive definite; on six
   test problems, 2D and 3D, 0.85 took up to one V-cycle fewer than 0.7 and 1.0 up to one fewer
-  than 0.85, only in 3D; measured λ_max 1.5 on the fine 2D grid, 1.75-1.94 on coarser ones), the
-  coarse correction scaled by 1.8 (unsmoothed aggregation under-corrects; 1.5-1.8 gave the fewest
-  iterations in 2D and 3D), down to a grid of
-  at most ``DENSE_MAX`` cells, which is solved exactly by a dense inverse computed once. Measured on
+  than 0.85, only in 3D; measured λ_max 1.5 / 1.29 on the fine 2D / 3D grid, 1.57-1.94 on the
+  coarser ones), the coarse correction scaled by 1.8 (unsmoothed aggregation under-corrects;
+  1.5-1.8 gave the fewest iterations in 2D and 3D), down to a grid of at most ``DENSE_MAX``
+  cells, which is solved exactly by a dense inverse computed once. Measured on
   the shared CPU, 12 systems of 224²: 10 iterations, 7x less time than Jacobi-CG (15.0 s -> 2.2 s
   under load); on scattered holes the V-cycle costs more than it saves (1.4 s vs 1.1 s), hence the
   split. The exact coarsest solve (instead of 30 Jacobi sweeps on a 4 x 4 grid) and the separable
@@ -180,8 +180,8 @@ class _Coarse:
     def __init__(self, coefs: dict[tuple[int, ...], Tensor], mask: Tensor) -> None:
         self.coefs, self.mask = coefs, mask
         diagonal = coefs[(0,) * (mask.ndim - 2)]
-        self.inv = torch.where(diagonal > 0, 1 / diagonal.clamp(min=torch.finfo(diagonal.dtype).tiny), 0.0)
-        self.damped = JACOBI_DAMPING * self.inv
+        tiny = torch.finfo(diagonal.dtype).tiny
+        self.damped = torch.where(diagonal > 0, JACOBI_DAMPING / diagonal.clamp(min=tiny), 0.0)
 
     def apply(self, u: Tensor) -> Tensor:
         center = (0,) * (u.ndim - 2)
