@@ -229,7 +229,8 @@ class ROAD(ExtraFaithfulness):
     """Shared body of ROAD MoRF and LeRF."""
 
     ascending: ClassVar[bool] = False
-    version: ClassVar[str] = "3"  # 2: exact coarsest grid; 3: Jacobi damping 0.85 (imputed values move < 1e-4)
+    version: ClassVar[str] = "4"  # 2: exact coarsest grid; 3: Jacobi damping 0.85 (imputed values move < 1e-4);
+    # 4: each system stops at its own tolerance (imputed values move < 3e-4)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         ranks = self.ranks(ctx, saliency, patch=1, ascending=self.ascending)
