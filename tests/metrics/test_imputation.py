@@ -9,7 +9,8 @@ import scipy.sparse.linalg
 import torch
 import torch.nn.functional as F
 
-from faithbench.metrics.functional.imputation import imputation_stencil, large_holes, linear_imputation
+from faithbench.metrics.functional.imputation import large_holes, linear_imputation
+from faithbench.metrics.functional.multigrid import imputation_stencil
 
 
 def _exact(x: torch.Tensor, removed: torch.Tensor) -> np.ndarray:
@@ -130,8 +131,8 @@ def test_stencil_and_grid_transfers_match_their_definitions(spatial):
     sum P^T equals average pooling of the zero-padded grid times 2^d; the copy to blocks P is its
     adjoint (<P^T r, e> = <r, P e>); the first coarse operator built from the mask's parity planes
     equals the Galerkin product of the fine coefficient fields."""
-    from faithbench.metrics.functional.imputation import (_coarsen, _Fine, _sum_pool, _upsample, stencil_sum,
-                                                          twelve_stencil_sum)
+    from faithbench.metrics.functional.multigrid import (FineGrid, coarsen, stencil_sum, sum_pool,
+                                                         twelve_stencil_sum, upsample)
 
     dims = len(spatial)
     gen = torch.Generator().manual_seed(4)
@@ -147,17 +148,17 @@ def test_stencil_and_grid_transfers_match_their_definitions(spatial):
 
     pool = F.avg_pool2d if dims == 2 else F.avg_pool3d
     padded = F.pad(v, [p for s in reversed(spatial) for p in (0, s % 2)])
-    summed = _sum_pool(v)
+    summed = sum_pool(v)
     torch.testing.assert_close(summed, pool(padded, 2) * 2**dims, rtol=0, atol=1e-14)
     e = torch.rand(summed.shape, generator=gen, dtype=torch.float64)
-    torch.testing.assert_close((summed * e).sum(), (v * _upsample(e, v.shape[2:])).sum(), rtol=1e-13, atol=0)
+    torch.testing.assert_close((summed * e).sum(), (v * upsample(e, v.shape[2:])).sum(), rtol=1e-13, atol=0)
 
-    fine = _Fine((torch.rand(3, 1, *spatial, generator=gen) < 0.6).double())
-    direct, galerkin = fine.coarsened(), _coarsen(fine.coefficients())
+    fine = FineGrid((torch.rand(3, 1, *spatial, generator=gen) < 0.6).double())
+    direct, galerkin = fine.coarsened(), coarsen(fine.coefficients())
     assert direct.keys() == galerkin.keys()
     for offset in direct:
         torch.testing.assert_close(direct[offset], galerkin[offset], rtol=0, atol=1e-14)
-    for coefs in (direct, _coarsen(direct)):  # zero where the neighbour is outside (the flat shifts rely on it)
+    for coefs in (direct, coarsen(direct)):  # zero where the neighbour is outside (the flat shifts rely on it)
         size = coefs[(0,) * dims].shape[2:]
         for offset, field in coefs.items():
             inside = torch.zeros(size, dtype=torch.bool)
