@@ -128,11 +128,12 @@ def test_a_system_s_result_does_not_depend_on_the_rest_of_its_batch(monkeypatch)
 @pytest.mark.parametrize("spatial", [(9, 7), (8, 10), (1, 5), (2, 3), (5, 7, 6)])
 def test_stencil_and_grid_transfers_match_their_definitions(spatial):
     """The pad-free stencil equals a zero-padded convolution with the stencil's weights; the block
-    sum P^T equals average pooling of the zero-padded grid times 2^d; the copy to blocks P is its
-    adjoint (<P^T r, e> = <r, P e>); the first coarse operator built from the mask's parity planes
-    equals the Galerkin product of the fine coefficient fields."""
-    from faithbench.metrics.functional.multigrid import (FineGrid, coarsen, stencil_sum, sum_pool,
-                                                         twelve_stencil_sum, upsample)
+    sum P^T equals average pooling of the zero-padded grid times 2^d; the copy to blocks P equals
+    nearest-neighbour upsampling, cropped, and is its adjoint (<P^T r, e> = <r, P e>); the first
+    coarse operator built from the mask's parity planes equals the Galerkin product of the fine
+    coefficient fields."""
+    from faithbench.metrics.functional.multigrid import (FineGrid, coarsen, prolong_add, stencil_sum, sum_pool,
+                                                         twelve_stencil_sum)
 
     dims = len(spatial)
     gen = torch.Generator().manual_seed(4)
@@ -151,7 +152,10 @@ def test_stencil_and_grid_transfers_match_their_definitions(spatial):
     summed = sum_pool(v)
     torch.testing.assert_close(summed, pool(padded, 2) * 2**dims, rtol=0, atol=1e-14)
     e = torch.rand(summed.shape, generator=gen, dtype=torch.float64)
-    torch.testing.assert_close((summed * e).sum(), (v * upsample(e, v.shape[2:])).sum(), rtol=1e-13, atol=0)
+    prolonged = prolong_add(torch.zeros_like(v), torch.ones_like(v[:, :1]), e, 1.0)
+    nearest = F.interpolate(e, scale_factor=2, mode="nearest")[(..., *[slice(0, s) for s in spatial])]
+    torch.testing.assert_close(prolonged, nearest, rtol=0, atol=0)
+    torch.testing.assert_close((summed * e).sum(), (v * prolonged).sum(), rtol=1e-13, atol=0)
 
     fine = FineGrid((torch.rand(3, 1, *spatial, generator=gen) < 0.6).double())
     direct, galerkin = fine.coarsened(), coarsen(fine.coefficients())

@@ -112,9 +112,12 @@ def large_holes(removed: Tensor, radius: int = SMALL_HOLE) -> Tensor:
         total += sign * integral[(slice(None), *window)]
     return ((total == 0) & removed).flatten(1).any(1)
 
+
 def _pcg(fine: FineGrid, rhs: Tensor, u: Tensor, precondition, tol: float, max_iter: int, check: int) -> Tensor:
     """Preconditioned CG from ``u`` (updated in place); the residuals are compared with ``tol``
-    every ``check`` iterations."""
+    every ``check`` iterations. ``precondition(r, out)`` writes into ``out`` (a new tensor if
+    None): the search direction and the preconditioned residual take turns in two tensors, and A p
+    has one of its own, so that the iterations allocate no grid-sized tensor."""
     shape = (*rhs.shape[:2], *[1] * (rhs.ndim - 2))
     tiny = torch.finfo(rhs.dtype).tiny
 
@@ -122,12 +125,12 @@ def _pcg(fine: FineGrid, rhs: Tensor, u: Tensor, precondition, tol: float, max_i
         return torch.einsum("pcn,pcn->pc", a.flatten(2), b.flatten(2)).view(shape)
 
     r = fine.apply(u).sub_(rhs).neg_()
-    z = precondition(r)
-    p, rz = z, dot(r, z)
+    z = precondition(r, None)
+    p, rz, spare, ap = z, dot(r, z), None, torch.empty_like(r)
     limit = (tol * rhs.flatten(2).norm(dim=-1)).square().view(shape)
     active = torch.ones(shape, dtype=torch.bool, device=rhs.device)
     for it in range(max_iter):
-        ap = fine.apply(p)
+        fine.apply(p, ap)
         den = dot(p, ap)
         alpha = torch.where(active & (den > 0), rz / den.clamp(min=tiny), 0.0)
         u.addcmul_(alpha, p)
@@ -136,10 +139,10 @@ def _pcg(fine: FineGrid, rhs: Tensor, u: Tensor, precondition, tol: float, max_i
             active &= dot(r, r) > limit
             if not bool(active.any()):
                 break
-        z = precondition(r)
+        z = precondition(r, spare)
         rz_new = dot(r, z)
         beta = torch.where(rz > 0, rz_new / rz.clamp(min=tiny), 0.0)
-        p = z.addcmul_(beta, p)
+        p, spare = z.addcmul_(beta, p), p
         rz = rz_new
     return u
 
@@ -176,11 +179,11 @@ def linear_imputation(x: Tensor, removed: Tensor, *, tol: float = 1e-5, max_iter
         if multigrid:
             levels = hierarchy(fine)
 
-            def precondition(r: Tensor) -> Tensor:
-                return v_cycle(levels, r)
+            def precondition(r: Tensor, out: Tensor | None) -> Tensor:
+                return v_cycle(levels, r, out=out)
         else:
-            def precondition(r: Tensor) -> Tensor:
-                return fine.inv * r
+            def precondition(r: Tensor, out: Tensor | None) -> Tensor:
+                return torch.mul(fine.inv, r, out=out)
         u = _pcg(fine, rhs, mask * _pulled_fill(xs, 1 - mask), precondition, tol, max_iter, 1 if multigrid else 8)
         out[group] = torch.where(mask > 0, u, xs)
     return out

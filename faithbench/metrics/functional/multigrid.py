@@ -126,8 +126,9 @@ class FineGrid:
         """M N v."""
         return self.scaled_sum(v).mul_(self.scaled_mask)
 
-    def apply(self, u: Tensor) -> Tensor:
-        return self.scaled_sum(u).neg_().addcmul_(self.scaled_weight, u).mul_(self.scaled_mask)
+    def apply(self, u: Tensor, out: Tensor | None = None) -> Tensor:
+        """A u, into ``out`` if given."""
+        return self.scaled_sum(u, out).neg_().addcmul_(self.scaled_weight, u).mul_(self.scaled_mask)
 
     def residual(self, r: Tensor, e: Tensor) -> Tensor:
         """r - A e = r + M N e - M W e, in a scratch tensor (valid until the next sweep or residual)."""
@@ -231,10 +232,16 @@ def _step(dim: int, start: int = 0) -> tuple[slice, ...]:
     return (*[slice(None)] * dim, slice(start, None, 2))
 
 
-def upsample(e: Tensor, spatial: torch.Size) -> Tensor:
-    """Each coarse value copied to its 2^d block (P without the mask), cropped to ``spatial``."""
-    up = F.interpolate(e, scale_factor=2, mode="nearest")
-    return up[(..., *[slice(0, s) for s in spatial])]
+def prolong_add(e: Tensor, mask: Tensor, coarse: Tensor, scale: float) -> Tensor:
+    """e += scale M P coarse, in place: each coarse value added to the masked cells of its 2^d block
+    (P copies it to the block; a block cut by an odd side is cropped). By 2^d strided adds, one per
+    position in the block, without an upsampled copy: on a CPU 0.25x the time of ``interpolate`` and
+    an add (12 x 224², where the new tensor's page faults dominated)."""
+    for parity in itertools.product((0, 1), repeat=e.ndim - 2):
+        cells = (..., *[slice(b, None, 2) for b in parity])
+        block = e[cells]
+        block.addcmul_(mask[cells], coarse[(..., *[slice(0, s) for s in block.shape[2:]])], value=scale)
+    return e
 
 
 def coarsen(coefs: dict[tuple[int, ...], Tensor]) -> dict[tuple[int, ...], Tensor]:
@@ -309,17 +316,19 @@ def hierarchy(fine: FineGrid) -> list[FineGrid | CoarseGrid | DenseGrid]:
     return levels
 
 
-def v_cycle(levels: list[FineGrid | CoarseGrid | DenseGrid], r: Tensor, level: int = 0) -> Tensor:
+def v_cycle(levels: list[FineGrid | CoarseGrid | DenseGrid], r: Tensor, level: int = 0,
+            out: Tensor | None = None) -> Tensor:
     """One V-cycle from zero: a symmetric linear preconditioner (same pre- and post-sweeps, an
-    exact solve on the coarsest grid)."""
+    exact solve on the coarsest grid). The result goes into ``out`` (a new tensor if None); the
+    coarser grids' into their scratch tensors."""
     op = levels[level]
     if isinstance(op, DenseGrid):
         return op.solve(r)
-    e = op.damped * r if level == 0 else torch.mul(op.damped, r, out=op.scratch("e", r))  # the fine e is z in CG
+    e = torch.mul(op.damped, r, out=out if level == 0 else op.scratch("e", r))
     op.sweep(r, e)
     coarse = levels[level + 1]
     correction = v_cycle(levels, sum_pool(op.residual(r, e)).mul_(coarse.mask), level + 1)
-    e.addcmul_(op.mask, upsample(correction, r.shape[2:]), value=COARSE_SCALE)
+    prolong_add(e, op.mask, correction, COARSE_SCALE)
     for _ in range(2):
         op.sweep(r, e)
     return e
