@@ -125,6 +125,32 @@ def test_a_system_s_result_does_not_depend_on_the_rest_of_its_batch(monkeypatch)
         monkeypatch.undo()
 
 
+@pytest.mark.parametrize("shape", [(2, 1000), (1, 40, 40)])
+def test_multigrid_on_grids_with_a_side_that_coarsens_to_one(shape):
+    """A thin 2D grid or a volume of few slices: some coarse grid has a side of 1 (no neighbour
+    across it), the flat-shift operator must not reach past its end; float64, against the direct
+    solve (tolerance 1e-10)."""
+    gen = torch.Generator().manual_seed(6)
+    x = torch.rand(2, 1, *shape, generator=gen, dtype=torch.float64)
+    removed = torch.stack([_blob(shape, tuple(s / 3 for s in shape), 0.9), torch.rand(shape, generator=gen) < 0.9])
+    ours = linear_imputation(x, removed, preconditioner="multigrid", tol=1e-10)
+    for i in range(2):
+        assert np.abs(ours[i].numpy() - _exact(x[i], removed[i])).max() < 1e-8, i
+
+
+def test_a_singular_system_on_the_dense_grid_leaves_its_batch_mate_alone():
+    """A grid small enough to be the dense grid itself, float64: one image with nothing kept (its
+    Cholesky factor has a zero pivot), one with a kept pixel; the first comes out zero, the second
+    as the direct solve."""
+    x = torch.rand(2, 1, 1, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    removed = torch.ones(2, 1, 5, dtype=torch.bool)
+    removed[1, 0, 2] = False
+    for preconditioner in ("multigrid", "auto"):
+        out = linear_imputation(x, removed, preconditioner=preconditioner, tol=1e-10)
+        assert torch.equal(out[0], torch.zeros_like(out[0]))
+        assert np.abs(out[1].numpy() - _exact(x[1], removed[1])).max() < 1e-8
+
+
 @pytest.mark.parametrize("spatial", [(9, 7), (8, 10), (1, 5), (2, 3), (5, 7, 6)])
 def test_stencil_and_grid_transfers_match_their_definitions(spatial):
     """The pad-free stencil equals a zero-padded convolution with the stencil's weights; the block
@@ -132,7 +158,7 @@ def test_stencil_and_grid_transfers_match_their_definitions(spatial):
     nearest-neighbour upsampling, cropped, and is its adjoint (<P^T r, e> = <r, P e>); the first
     coarse operator built from the mask's parity planes equals the Galerkin product of the fine
     coefficient fields."""
-    from faithbench.metrics.functional.multigrid import (FineGrid, coarsen, prolong_add, stencil_sum, sum_pool,
+    from faithbench.metrics.functional.multigrid import (FineGrid, coarsen, neighbour_sum, prolong_add, sum_pool,
                                                          twelve_stencil_sum)
 
     dims = len(spatial)
@@ -143,7 +169,7 @@ def test_stencil_and_grid_transfers_match_their_definitions(spatial):
         kernel[tuple(1 + o for o in offset)] = weight
     conv = F.conv2d if dims == 2 else F.conv3d
     expected = conv(v.flatten(0, 1)[:, None], kernel[None, None], padding=1).view_as(v)
-    torch.testing.assert_close(stencil_sum(v), expected, rtol=0, atol=1e-14)
+    torch.testing.assert_close(neighbour_sum(v, imputation_stencil(dims)), expected, rtol=0, atol=1e-14)
     if dims == 2:
         torch.testing.assert_close(twelve_stencil_sum(v), 12 * expected, rtol=0, atol=1e-13)
 

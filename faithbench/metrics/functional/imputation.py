@@ -43,12 +43,13 @@ condition grows with the square of the largest hole (the farthest removed pixel 
 The split is by the largest hole's radius (Chebyshev distance to the nearest kept pixel above
 ``SMALL_HOLE``, from box sums of an integral image). Each system (image, channel) stops on its
 own, when its residual is below ``tol`` times its right-hand side; a converged system is no longer
-updated, so an image's result does not depend on the images solved with it (up to the rounding of
-batched dot products, < 1e-6; before version 4 all systems of a batch stopped together, and an
-image's values moved by up to 2e-5 with its batch). The result does not depend on the choice of
-preconditioner beyond that tolerance. On a CPU the images are solved in chunks of at most
-``CPU_CHUNK_CELLS`` cells, which keeps a chunk's working set in cache (measured with a 32 MB L3
-cache, inside ROAD with resnet18 forwards in between): 12 images of 3 x 224² in two chunks took
+updated, so an image's result does not depend on the images solved with it, up to the rounding of
+batched dot products (in float32 below 1e-6 on 48 x 44 images, up to 3e-5 on thin ill-conditioned
+grids such as 5 x 300; in float64 below 1e-12). Before version 4 all systems of a batch stopped
+together, and an image's values moved by up to 2e-5 with its batch. The result does not depend
+on the choice of preconditioner beyond that tolerance. On a CPU the images are solved in chunks
+of at most ``CPU_CHUNK_CELLS`` cells (one image at least), which keeps a chunk's working set in
+cache (measured with a 32 MB L3 cache, inside ROAD with resnet18 forwards in between): 12 images of 3 x 224² in two chunks took
 0.84x the time of one batch (2^20 against 2^21 cells); 12 images of 1 x 224² in two chunks took
 1.14x the time of one (2^19 against 2^20 cells).
 
@@ -60,6 +61,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -68,28 +70,24 @@ from torch import Tensor
 from faithbench.metrics.functional.multigrid import FineGrid, hierarchy, sum_pool, v_cycle
 
 SMALL_HOLE = 8  # largest hole radius (pixels) solved by Jacobi-CG; larger holes by multigrid-CG
-CPU_CHUNK_CELLS = 2**20  # on a CPU, images are solved in chunks of at most this many cells (of x)
+CPU_CHUNK_CELLS = 2**20  # on a CPU, images are solved in chunks of at most this many cells of x (one image at least)
 
 
 def pyramid_fill(x: Tensor, known: Tensor) -> Tensor:
-    """A smooth first guess for the removed values: ``x (P, C, *spatial)`` where ``known (P, 1,
-    *spatial)`` (float 0/1), elsewhere the known values averaged over a 2x coarser grid, recursively,
-    and interpolated back (push-pull). Only the starting point of the solver: the result does not
-    depend on it."""
-    return torch.where(known > 0, x, _pulled_fill(x, known))
-
-
-def _pulled_fill(x: Tensor, known: Tensor) -> Tensor:
-    """:func:`pyramid_fill` where nothing is known: the block means of the known values (block sums
-    of x known over those of known), filled recursively and interpolated back (bi/trilinear); on a
-    grid with a side <= 2, or with everything known, the mean of the known values."""
+    """A smooth first guess for the cells where ``known (P, 1, *spatial)`` (float 0/1) is 0, ``x
+    (P, C, *spatial)``: the block means of the known values (block sums of x known over those of
+    known) on a 2x coarser grid, filled there recursively where a block knows nothing, and
+    interpolated back (bi/trilinear; push-pull); on a grid with a side <= 2, or with everything
+    known, the mean of the known values. Its values at the known cells are not x: the solver
+    masks them. Only the starting point of the solver: the result does not depend on it."""
     spatial = x.shape[2:]
     if min(spatial) <= 2 or bool(known.all()):
         mean = (x * known).flatten(2).sum(-1) / known.flatten(2).sum(-1).clamp(min=1)
         return mean[(...,) + (None,) * len(spatial)].expand_as(x)
     weight = sum_pool(known)
     coarse = sum_pool(x * known).div_(weight.clamp(min=1))  # weight: whole numbers, 0 where nothing is known
-    filled = pyramid_fill(coarse, (weight > 0).to(x.dtype))
+    known = (weight > 0).to(x.dtype)
+    filled = torch.where(known > 0, coarse, pyramid_fill(coarse, known))
     mode = "bilinear" if len(spatial) == 2 else "trilinear"
     return F.interpolate(filled, size=tuple(spatial), mode=mode, align_corners=False)
 
@@ -113,11 +111,13 @@ def large_holes(removed: Tensor, radius: int = SMALL_HOLE) -> Tensor:
     return ((total == 0) & removed).flatten(1).any(1)
 
 
-def _pcg(fine: FineGrid, rhs: Tensor, u: Tensor, precondition, tol: float, max_iter: int, check: int) -> Tensor:
+def _pcg(fine: FineGrid, rhs: Tensor, u: Tensor, precondition: Callable[[Tensor, Tensor | None], Tensor], tol: float,
+         max_iter: int, check: int) -> Tensor:
     """Preconditioned CG from ``u`` (updated in place); the residuals are compared with ``tol``
     every ``check`` iterations. ``precondition(r, out)`` writes into ``out`` (a new tensor if
     None): the search direction and the preconditioned residual take turns in two tensors, and A p
-    has one of its own, so that the iterations allocate no grid-sized tensor."""
+    has one of its own, so that the iterations allocate no fine-grid vector for them (the V-cycle's
+    block sums still allocate their coarser grids)."""
     shape = (*rhs.shape[:2], *[1] * (rhs.ndim - 2))
     tiny = torch.finfo(rhs.dtype).tiny
 
@@ -184,6 +184,6 @@ def linear_imputation(x: Tensor, removed: Tensor, *, tol: float = 1e-5, max_iter
         else:
             def precondition(r: Tensor, out: Tensor | None) -> Tensor:
                 return torch.mul(fine.inv, r, out=out)
-        u = _pcg(fine, rhs, mask * _pulled_fill(xs, 1 - mask), precondition, tol, max_iter, 1 if multigrid else 8)
+        u = _pcg(fine, rhs, mask * pyramid_fill(xs, 1 - mask), precondition, tol, max_iter, 1 if multigrid else 8)
         out[group] = torch.where(mask > 0, u, xs)
     return out

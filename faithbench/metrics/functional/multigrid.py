@@ -41,16 +41,9 @@ def neighbour_sum(v: Tensor, stencil: list[tuple[tuple[int, ...], float]], out: 
     return out
 
 
-def stencil_sum(v: Tensor) -> Tensor:
-    """:func:`neighbour_sum` with :func:`imputation_stencil`, ``(P, C, *spatial)``; in 2D by
-    :func:`twelve_stencil_sum` / 12. Equal to the shifted adds up to float rounding."""
-    if v.ndim != 4:
-        return neighbour_sum(v, imputation_stencil(v.ndim - 2))
-    return twelve_stencil_sum(v).mul_(1 / 12)
-
-
 def twelve_stencil_sum(v: Tensor, out: Tensor | None = None, work: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    """12 x the 2D :func:`stencil_sum` of ``v (P, C, H, W)``, whose weights times 12 are integers:
+    """12 x :func:`neighbour_sum` with the 2D :func:`imputation_stencil`, ``v (P, C, H, W)``, whose
+    weights times 12 are integers:
     12 N = [1 2 1] ⊗ [1 2 1] - 4 δ = b(j - 1) + b(j + 1) + 2 a, with a(i) = v(i - 1) + v(i + 1) along
     the rows and b = a + 2 v. Four passes over the grid instead of the seven of the separable form
     (on a CPU 0.75x its time, 12 x 1 x 224²). Into ``out`` if given; ``work``: two tensors like
@@ -62,7 +55,8 @@ def twelve_stencil_sum(v: Tensor, out: Tensor | None = None, work: tuple[Tensor,
 
 
 def _pair_sum(v: Tensor, dim: int, out: Tensor | None = None) -> Tensor:
-    """v(i - 1) + v(i + 1) along ``dim`` (zero outside the grid), into ``out`` (a new tensor if None)."""
+    """v(i - 1) + v(i + 1) along ``dim`` (zero outside the grid), shaped like ``v``, into ``out`` (a
+    new tensor if None)."""
     n, out = v.shape[dim], torch.empty_like(v) if out is None else out
     if n < 2:
         return out.zero_()
@@ -82,6 +76,7 @@ def _shift(offset: tuple[int, ...], spatial: torch.Size) -> tuple[tuple, tuple]:
     dst = tuple(slice(max(0, -o), s - max(0, o)) for o, s in zip(offset, spatial))
     src = tuple(slice(max(0, o), s - max(0, -o)) for o, s in zip(offset, spatial))
     return (..., *dst), (..., *src)
+
 
 class Scratch:
     """Tensors that one solve reuses between calls, by name. On a CPU a new tensor of a grid's size
@@ -156,7 +151,8 @@ class FineGrid:
         m_p(I) = m(2 I + p) of the mask (zero-padded to even sides), without the fine fields: the
         coupling of i = 2 I + p with i + o = 2 (I + O) + q (2 O + q = p + o) adds -w_o m_p(I)
         m_q(I + O) to the coarse coefficient of offset O at I, and the diagonal of i adds
-        (M W)(2 I + p) to that of I. On a CPU 0.36x the time of the two steps (6 x 224², 2 x 64³)."""
+        (M W)(2 I + p) to that of I. On a CPU 0.36x the time of the two steps (6 x 224², 2 x 64³).
+        Fields ``(P, 1, *ceil(spatial / 2))``."""
         dims = self.mask.ndim - 2
         pad = [p for s in reversed(self.mask.shape[2:]) for p in (0, s % 2)]
         parities = list(itertools.product((0, 1), repeat=dims))
@@ -191,10 +187,12 @@ class CoarseGrid:
         self.damped = torch.where(diagonal > 0, JACOBI_DAMPING / diagonal.clamp(min=tiny), 0.0)
         strides = [math.prod(spatial[d + 1:]) for d in range(len(spatial))]
         self.diagonal = diagonal.flatten(2)
-        self.shifted = [(sum(a * b for a, b in zip(o, strides)), c.flatten(2)) for o, c in coefs.items() if o != centre]
+        # offsets across a side of 1 have zero fields, and their flat shift could pass the grid's end
+        self.shifted = [(sum(a * b for a, b in zip(o, strides)), c.flatten(2)) for o, c in coefs.items()
+                        if o != centre and all(d == 0 or size > 1 for d, size in zip(o, spatial))]
 
     def apply(self, u: Tensor) -> Tensor:
-        """A u, in a scratch tensor (valid until the next call)."""
+        """A u for ``u (P, C, *spatial)``, in a scratch tensor (valid until the next call)."""
         flat = u.flatten(2)
         n = flat.shape[-1]
         out = torch.mul(self.diagonal, flat, out=self.scratch("apply", flat))
@@ -233,7 +231,8 @@ def _step(dim: int, start: int = 0) -> tuple[slice, ...]:
 
 
 def prolong_add(e: Tensor, mask: Tensor, coarse: Tensor, scale: float) -> Tensor:
-    """e += scale M P coarse, in place: each coarse value added to the masked cells of its 2^d block
+    """e += scale M P coarse, in place, for ``e (P, C, *spatial)``, ``mask (P, 1, *spatial)`` and
+    ``coarse (P, C, *ceil(spatial / 2))``: each coarse value added to the masked cells of its 2^d block
     (P copies it to the block; a block cut by an odd side is cropped). By 2^d strided adds, one per
     position in the block, without an upsampled copy: on a CPU 0.23x the time of ``interpolate`` and
     an add when the new tensor's page faults hit (12 x 224²), 1.2x when they did not (6 x 3 x 224²);
@@ -278,8 +277,8 @@ def _neighbour_index(spatial: torch.Size) -> Tensor:
 
 class DenseGrid:
     """The coarsest grid, solved exactly: its 3^d-point operator as a dense ``(P, n, n)`` matrix,
-    inverted once (Cholesky; the pseudo-inverse if some system is singular, e.g. nothing kept).
-    Cells outside the mask get an identity row, and zero rows in the inverse."""
+    inverted once (Cholesky; the pseudo-inverse for a system whose Cholesky factorisation fails,
+    e.g. nothing kept). Cells outside the mask get an identity row, and zero rows in the inverse."""
 
     def __init__(self, coefs: dict[tuple[int, ...], Tensor], mask: Tensor) -> None:
         p, spatial = mask.shape[0], mask.shape[2:]
@@ -290,8 +289,9 @@ class DenseGrid:
         inside = mask.reshape(p, n)
         matrix = matrix + torch.diag_embed(1 - inside)
         factor, info = torch.linalg.cholesky_ex(matrix)
-        inverse = torch.cholesky_inverse(factor)
-        singular = info != 0
+        singular = info != 0  # their factors may hold zero pivots, which cholesky_inverse refuses
+        eye = torch.eye(n, dtype=matrix.dtype, device=matrix.device)
+        inverse = torch.cholesky_inverse(torch.where(singular[:, None, None], eye, factor))
         if bool(singular.any()):
             inverse[singular] = torch.linalg.pinv(matrix[singular], hermitian=True)
         self.inverse = inverse * inside[:, :, None] * inside[:, None, :]
@@ -320,8 +320,9 @@ def hierarchy(fine: FineGrid) -> list[FineGrid | CoarseGrid | DenseGrid]:
 def v_cycle(levels: list[FineGrid | CoarseGrid | DenseGrid], r: Tensor, level: int = 0,
             out: Tensor | None = None) -> Tensor:
     """One V-cycle from zero: a symmetric linear preconditioner (same pre- and post-sweeps, an
-    exact solve on the coarsest grid). The result goes into ``out`` (a new tensor if None); the
-    coarser grids' into their scratch tensors."""
+    exact solve on the coarsest grid), ``r (P, C, *spatial)`` -> like ``r``. The result goes into
+    ``out`` (a new tensor if None, or if the fine grid is itself the dense grid); the coarser
+    grids' into their scratch tensors."""
     op = levels[level]
     if isinstance(op, DenseGrid):
         return op.solve(r)
