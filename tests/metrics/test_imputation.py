@@ -141,7 +141,7 @@ def test_multigrid_on_grids_with_a_side_that_coarsens_to_one(shape):
 def test_a_singular_system_on_the_dense_grid_leaves_its_batch_mate_alone():
     """A grid small enough to be the dense grid itself, float64: one image with nothing kept (its
     Cholesky factor has a zero pivot), one with a kept pixel; the first comes out zero, the second
-    as the direct solve."""
+    as the direct solve. A one-cell image, removed, comes out zero too (it has no neighbour)."""
     x = torch.rand(2, 1, 1, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     removed = torch.ones(2, 1, 5, dtype=torch.bool)
     removed[1, 0, 2] = False
@@ -149,6 +149,11 @@ def test_a_singular_system_on_the_dense_grid_leaves_its_batch_mate_alone():
         out = linear_imputation(x, removed, preconditioner=preconditioner, tol=1e-10)
         assert torch.equal(out[0], torch.zeros_like(out[0]))
         assert np.abs(out[1].numpy() - _exact(x[1], removed[1])).max() < 1e-8
+    for preconditioner in ("jacobi", "multigrid", "auto"):  # a one-cell image, removed: no neighbour at all
+        for spatial in [(1, 1), (1, 1, 1)]:
+            one = linear_imputation(torch.rand(1, 2, *spatial), torch.ones(1, *spatial, dtype=torch.bool),
+                                    preconditioner=preconditioner)
+            assert torch.equal(one, torch.zeros_like(one)), (preconditioner, spatial)
 
 
 @pytest.mark.parametrize("spatial", [(9, 7), (8, 10), (1, 5), (2, 3), (5, 7, 6)])

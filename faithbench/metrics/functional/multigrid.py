@@ -105,7 +105,7 @@ class FineGrid:
         self.mask, self.stencil, self.scratch = mask, imputation_stencil(mask.ndim - 2), Scratch()
         self.scale = k = 12.0 if mask.ndim == 4 else 1.0
         scaled_weight = self.scaled_sum(torch.ones_like(mask[:1]))  # k W
-        self.inv = mask * k / scaled_weight  # M / W
+        self.inv = torch.where(scaled_weight > 0, mask * k / scaled_weight, 0.0)  # M / W (W = 0: a 1-cell grid)
         self.damped = JACOBI_DAMPING * self.inv
         self.diagonal = mask * scaled_weight / k  # M W
         self.scaled_weight, self.scaled_mask = scaled_weight, mask / k
