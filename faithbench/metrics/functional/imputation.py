@@ -49,12 +49,13 @@ grids such as 5 x 300; in float64 below 1e-12). Before version 4 all systems of 
 together, and an image's values moved by up to 2e-5 with its batch. The result does not depend
 on the choice of preconditioner beyond that tolerance. On a CPU the images are solved in chunks
 of at most ``CPU_CHUNK_CELLS`` cells (one image at least), which keeps a chunk's working set in
-cache (measured with a 32 MB L3 cache, inside ROAD with resnet18 forwards in between): 12 images of 3 x 224² in two chunks took
-0.84x the time of one batch (2^20 against 2^21 cells); 12 images of 1 x 224² in two chunks took
-1.14x the time of one (2^19 against 2^20 cells).
+cache (measured with a 32 MB L3 cache, inside ROAD with resnet18 forwards in between): 12 images
+of 3 x 224² in two chunks took 0.84x the time of one batch (2^20 against 2^21 cells); 12 images
+of 1 x 224² in two chunks took 1.14x the time of one (2^19 against 2^20 cells).
 
-Shapes: ``x (P, C, *spatial)``, ``removed (P, *spatial)`` bool; 2D or 3D. The operator and the multigrid pieces are in
-:mod:`faithbench.metrics.functional.multigrid` (``JACOBI_DAMPING``, ``COARSE_SCALE``, ``DENSE_MAX``).
+Shapes: ``x (P, C, *spatial)``, ``removed (P, *spatial)`` bool; 2D or 3D. The operator and the
+multigrid pieces are in :mod:`faithbench.metrics.functional.multigrid` (``JACOBI_DAMPING``,
+``COARSE_SCALE``, ``DENSE_MAX``).
 """
 
 from __future__ import annotations
