@@ -37,8 +37,9 @@ condition grows with the square of the largest hole (the farthest removed pixel 
   tensors reused for the temporaries of the sweeps and residuals, and CPU chunks (below). Solve time
   against version 3, paired runs, medians of 5, one thread: 0.72x (12 systems of 224², smooth-map
   holes), 0.88x (scattered holes), 0.79x (12 images of 3 x 224²), 0.84x (6 systems of 64³);
-  inside ROAD with resnet18 forwards in between, 0.74-0.93x on one channel and 0.76-0.81x on
-  three.
+  ROAD over its forwards (``benchmarks/perf/test_perf_floor_share.py``, resnet18, 4 images,
+  three runs each, alternated with version 3): 1.28-1.31x instead of 1.31-1.37x on one channel,
+  1.62-1.75x instead of 1.74-1.84x on three.
 
 The split is by the largest hole's radius (Chebyshev distance to the nearest kept pixel above
 ``SMALL_HOLE``, from box sums of an integral image). Each system (image, channel) stops on its

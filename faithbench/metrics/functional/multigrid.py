@@ -50,7 +50,7 @@ def twelve_stencil_sum(v: Tensor, out: Tensor | None = None, work: tuple[Tensor,
     ``v`` for a and b (new ones if None)."""
     a_out, b_out = work if work is not None else (None, None)
     a = _pair_sum(v, -2, a_out)
-    b = torch.add(a, v, alpha=2) if b_out is None else torch.add(a, v, alpha=2, out=b_out)
+    b = torch.add(a, v, alpha=2, out=b_out)
     return _pair_sum(b, -1, out).add_(a, alpha=2)
 
 
