@@ -18,12 +18,54 @@ import functools
 import hashlib
 import inspect
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, ClassVar
 
 
 class ParameterError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The range a numeric hyperparameter must lie in (``None``: unbounded on that side); for a
+    list-valued one, every element, and the list must not be empty. A plugin declares them in
+    ``bounds``; :class:`Configurable` checks them on construction, so ``faithbench validate``
+    rejects a suite with ``draws: 0`` before any computation."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: Any) -> bool:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Bound(0, low_open=True), Bound(0), Bound(1)
+FRACTION = Bound(0, 1, low_open=True)  # (0, 1]
+
+
+def _numbers(values: Any) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def _expected(default: Any) -> str:
+    if isinstance(default, (list, tuple)) and default and _numbers(default):
+        return "a list of numbers"
+    return type(default).__name__
 
 
 def _type_ok(default: Any, value: Any) -> bool:
@@ -36,12 +78,15 @@ def _type_ok(default: Any, value: Any) -> bool:
     if isinstance(default, float):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
+        if not isinstance(value, (list, tuple)):
+            return False
+        return not (default and _numbers(default)) or _numbers(value)
     return isinstance(value, type(default))
 
 
 class Configurable:
     defaults: ClassVar[dict[str, Any]] = {}
+    bounds: ClassVar[dict[str, Bound]] = {}  # merged along the class hierarchy; checked for the keys in defaults
     version: ClassVar[str] = "1"
     registry_name: ClassVar[str] = ""
 
@@ -56,12 +101,21 @@ class Configurable:
             default = self.defaults[key]
             if not _type_ok(default, value):
                 raise ParameterError(
-                    f"{name}: parameter {key!r} expects {type(default).__name__} "
+                    f"{name}: parameter {key!r} expects {_expected(default)} "
                     f"(default {default!r}), got {type(value).__name__} {value!r}"
                 )
         self.params: dict[str, Any] = {**self.defaults, **params}
         for key, value in self.params.items():
             setattr(self, key, value)
+        bounds = {k: b for cls in reversed(type(self).__mro__) for k, b in vars(cls).get("bounds", {}).items()}
+        for key, bound in bounds.items():
+            value = self.params.get(key)
+            if value is None:
+                continue
+            items = list(value) if isinstance(value, (list, tuple)) else [value]
+            if not items or not all(bound.holds(v) for v in items):
+                each = "a non-empty list of numbers, each " if isinstance(value, (list, tuple)) else ""
+                raise ParameterError(f"{name}: parameter {key!r} must be {each}{bound}, got {value!r}")
 
     @property
     def name(self) -> str:

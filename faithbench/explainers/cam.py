@@ -41,6 +41,7 @@ from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
+from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.registry import explainers
 
@@ -139,6 +140,7 @@ class CAMExplainer(Explainer):
     input_grad = False  # gradients w.r.t. the target layer only, not the input
     cam_class: ClassVar[type] = GradCAM
     defaults: ClassVar[dict[str, Any]] = {"target_layer": None, "min_grid": 4, "relu": True}
+    bounds: ClassVar[dict[str, Bound]] = {"min_grid": AT_LEAST_ONE}
     version = "2"  # 2: ReLU on the grid before upsampling (1 returned the signed map)
 
     def layer_for(self, model: nn.Module, x: Tensor) -> tuple[nn.Module, Callable | None]:
@@ -292,6 +294,7 @@ class ScoreCAMExplainer(CAMExplainer):
     paper = "Wang et al. 2020, Score-CAM"
     description = "channel weights from the score of the input masked by each activation map"
     defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "batch_size": 32}
+    bounds: ClassVar[dict[str, Bound]] = {"batch_size": AT_LEAST_ONE}
 
     def make_cam(self, model: nn.Module, layer: nn.Module, reshape: Callable | None) -> Any:
         cam = super().make_cam(model, layer, reshape)
@@ -315,6 +318,7 @@ class AblationCAMExplainer(CAMExplainer):
     paper = "Desai & Ramaswamy 2020, Ablation-CAM"
     description = "channel weights from the score drop when each channel is zeroed (pytorch-grad-cam)"
     defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "batch_size": 32}
+    bounds: ClassVar[dict[str, Bound]] = {"batch_size": AT_LEAST_ONE}
 
     def make_cam(self, model: nn.Module, layer: nn.Module, reshape: Callable | None) -> Any:
         # a fresh ablation layer per call: the library's default argument is one shared instance

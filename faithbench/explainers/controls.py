@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from faithbench.configurable import POSITIVE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.registry import explainers
 
@@ -88,9 +89,8 @@ class CenterPriorExplainer(Explainer):
     paper = "Judd et al. 2009, Learning to Predict Where Humans Look (centre prior)"
     description = "centred Gaussian (model- and image-independent control)"
     defaults: ClassVar[dict[str, Any]] = {"sigma": 0.25}
+    bounds: ClassVar[dict[str, Bound]] = {"sigma": POSITIVE}
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-        if self.sigma <= 0:
-            raise ValueError(f"center_prior: sigma must be > 0, got {self.sigma}")
         prior = center_gaussian(tuple(x.shape[2:]), float(self.sigma), x.device)
         return prior.expand(x.shape[0], *prior.shape).clone()

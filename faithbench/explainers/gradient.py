@@ -19,6 +19,7 @@ from captum.attr import (DeepLift, GradientShap, GuidedBackprop, GuidedGradCam, 
                          IntegratedGradients, NoiseTunnel, Saliency)
 from torch import Tensor, nn
 
+from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.explainers.cam import find_target_layer, resolve_module
 from faithbench.registry import explainers
@@ -69,6 +70,7 @@ class IntegratedGradientsExplainer(Explainer):
     description = "path integral of gradients from a constant baseline (captum)"
     defaults: ClassVar[dict[str, Any]] = {"n_steps": 50, "baseline": 0.0, "method": "gausslegendre",
                                           "internal_batch_size": 256}
+    bounds: ClassVar[dict[str, Bound]] = {"n_steps": AT_LEAST_ONE, "internal_batch_size": AT_LEAST_ONE}
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         baseline = torch.full_like(x, float(self.baseline))
@@ -106,6 +108,8 @@ class SmoothGradExplainer(Explainer):
     paper = "Smilkov et al. 2017, SmoothGrad: removing noise by adding noise"
     description = "gradient magnitude averaged over Gaussian-noised copies (captum NoiseTunnel)"
     defaults: ClassVar[dict[str, Any]] = {"n_samples": 50, "noise_level": 0.15, "batch_size": 50}
+    bounds: ClassVar[dict[str, Bound]] = {"n_samples": AT_LEAST_ONE, "noise_level": NON_NEGATIVE,
+                                          "batch_size": AT_LEAST_ONE}
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         tunnel = NoiseTunnel(Saliency(model))
@@ -130,6 +134,7 @@ class GradientSHAPExplainer(Explainer):
     paper = "Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions"
     description = "expected gradients from a constant reference with random path points (captum)"
     defaults: ClassVar[dict[str, Any]] = {"n_samples": 20, "baseline": 0.0, "noise_level": 0.0}
+    bounds: ClassVar[dict[str, Bound]] = {"n_samples": AT_LEAST_ONE, "noise_level": NON_NEGATIVE}
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         shap = GradientShap(model)
@@ -217,6 +222,7 @@ class GuidedGradCAMExplainer(Explainer):
     paper = "Selvaraju et al. 2017, Grad-CAM"
     description = "guided backprop times ReLU'd Grad-CAM (captum), summed over channels"
     defaults: ClassVar[dict[str, Any]] = {"target_layer": None, "min_grid": 4}
+    bounds: ClassVar[dict[str, Bound]] = {"min_grid": AT_LEAST_ONE}
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         return super().unsupported_reason(model, x) or _relu_reason(self.name, model)

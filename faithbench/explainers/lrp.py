@@ -33,6 +33,7 @@ from captum.attr import LRP
 from captum.attr._utils.lrp_rules import EpsilonRule, PropagationRule
 from torch import Tensor, nn
 
+from faithbench.configurable import NON_NEGATIVE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.explainers.lrp_rules import PassRule, ZPlusRule
 from faithbench.registry import explainers
@@ -90,6 +91,7 @@ class LRPExplainer(Explainer):
     paper = "Bach et al. 2015, On Pixel-Wise Explanations by Layer-Wise Relevance Propagation"
     description = "layer-wise relevance propagation, epsilon rule (captum), summed over channels"
     defaults: ClassVar[dict[str, Any]] = {"epsilon": 1e-9}
+    bounds: ClassVar[dict[str, Bound]] = {"epsilon": NON_NEGATIVE}
     version = "2"  # 2: Flatten passes relevance (1 applied epsilon there); cached maps of 1 are stale
     rule_for = staticmethod(epsilon_rule)
 

@@ -19,6 +19,7 @@ from captum.attr import KernelShap, Lime, Occlusion
 from captum.attr._core.lime import get_exp_kernel_similarity_function
 from torch import Tensor, nn
 
+from faithbench.configurable import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Bound
 from faithbench.scores import target_score
 
 from faithbench.explainers.base import Explainer
@@ -49,6 +50,7 @@ class OcclusionExplainer(Explainer):
     paper = "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks"
     description = "score drop when a sliding window is set to a baseline (captum)"
     defaults: ClassVar[dict[str, Any]] = {"window": 8, "stride": 4, "baseline": 0.0, "batch_size": 64}
+    bounds: ClassVar[dict[str, Bound]] = {"window": AT_LEAST_ONE, "stride": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE}
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         dims = x.ndim - 2
@@ -102,6 +104,8 @@ class LimeExplainer(_SurrogateExplainer):
     description = "ridge surrogate on random patch coalitions, locality-weighted (captum Lime)"
     defaults: ClassVar[dict[str, Any]] = {"patch": 8, "n_samples": 500, "kernel_width": 0.25, "alpha": 1.0,
                                           "baseline": 0.0, "batch_size": 64}
+    bounds: ClassVar[dict[str, Bound]] = {"patch": AT_LEAST_ONE, "n_samples": AT_LEAST_ONE, "kernel_width": POSITIVE,
+                                          "alpha": NON_NEGATIVE, "batch_size": AT_LEAST_ONE}
 
     def surrogate(self, model: nn.Module) -> Any:
         similarity = get_exp_kernel_similarity_function("cosine", kernel_width=self.kernel_width)
@@ -117,6 +121,7 @@ class KernelSHAPExplainer(_SurrogateExplainer):
     paper = "Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions"
     description = "Shapley-kernel weighted linear surrogate on patch coalitions (captum KernelShap)"
     defaults: ClassVar[dict[str, Any]] = {"patch": 8, "n_samples": 500, "baseline": 0.0, "batch_size": 64}
+    bounds: ClassVar[dict[str, Bound]] = {"patch": AT_LEAST_ONE, "n_samples": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE}
 
     def surrogate(self, model: nn.Module) -> Any:
         return KernelShap(model)
@@ -188,6 +193,8 @@ class RISEExplainer(Explainer):
     description = "score-weighted average of random upsampled binary masks"
     defaults: ClassVar[dict[str, Any]] = {"n_masks": 2000, "grid": 8, "p": 0.5, "batch_size": 100,
                                           "baseline": 0.0, "score": "softmax"}
+    bounds: ClassVar[dict[str, Bound]] = {"n_masks": AT_LEAST_ONE, "grid": AT_LEAST_ONE, "p": FRACTION,
+                                          "batch_size": AT_LEAST_ONE}
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         generator = torch.Generator(device="cpu").manual_seed(self.seed)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from faithbench.configurable import ParameterError
+from faithbench.configurable import AT_LEAST_ONE, Bound, ParameterError
 from faithbench.explainers.base import Explainer
 from faithbench.explainers.perturbation import class_score
 from faithbench.registry import explainers
@@ -64,6 +64,7 @@ class TemporalOcclusionExplainer(Explainer):
     paper = "Zeiler & Fergus 2014 (occlusion), one visit at a time"
     description = "score drop when one visit is replaced by the padding frame"
     defaults: ClassVar[dict[str, Any]] = {"baseline": 0.0, "mode": "replace", "score": "softmax", "batch_size": 64}
+    bounds: ClassVar[dict[str, Bound]] = {"batch_size": AT_LEAST_ONE}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

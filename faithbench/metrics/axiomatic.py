@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from faithbench.configurable import ParameterError
+from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound, ParameterError
 from faithbench.metrics.base import EvalContext, Metric, MetricOutput
 from faithbench.metrics.base import postprocess as apply_postprocess
 from faithbench.metrics.functional.axiomatic import completeness_gap, input_invariance, non_sensitivity, shifted_model
@@ -85,6 +85,7 @@ class NonSensitivity(AxiomaticMetric):
                       paper="Nguyen & Martinez 2020, On quantitative aspects of model interpretability")
     defaults: ClassVar[dict[str, Any]] = {"eps": 1e-5, "patch": 1, "baseline": "zero", "score": "prob",
                                           "max_batch": 256}
+    bounds: ClassVar[dict[str, Bound]] = {"eps": NON_NEGATIVE, "patch": AT_LEAST_ONE, "max_batch": AT_LEAST_ONE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         value = non_sensitivity(self.scorer(ctx), ctx.x, ctx.target.to(ctx.x.device),
@@ -102,6 +103,10 @@ class InputInvariance(Metric):
     Defaults: ``shift: -1.0`` (Quantus' ``input_shift``), ``atol: 1e-4`` (relative to the map's
     maximum; Quantus: absolute), postprocess ``none``.
 
+    The re-explanation keeps the explainer's seed (unlike the robustness metrics, which re-seed
+    each re-explanation), so a stochastic explainer is compared at the same noise and only the
+    shift can move its map; the ``random`` control, whose map ignores the input, passes trivially.
+
     f2 is a copy of the model behind a forward pre-hook that subtracts c, exact everywhere.
     Quantus 0.6.0 moves c into the first convolution's bias instead, from the smallest value of
     the convolved constant image (``torch.unique(fw[i])[0]``): with zero padding that value comes
@@ -114,6 +119,7 @@ class InputInvariance(Metric):
                       requires=frozenset({"model", "explainer"}),
                       paper="Kindermans et al. 2017, The (un)reliability of saliency methods")
     defaults: ClassVar[dict[str, Any]] = {"shift": -1.0, "atol": 1e-4}
+    bounds: ClassVar[dict[str, Bound]] = {"atol": NON_NEGATIVE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         if ctx.explainer is None:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from faithbench.configurable import NON_NEGATIVE, Bound
 from faithbench.metrics.base import EvalContext, Metric, MetricOutput
 from faithbench.metrics.functional.complexity import complexity, effective_complexity, sparseness
 from faithbench.metrics.functional.robustness import normalise_by_max
@@ -58,6 +59,7 @@ class EffectiveComplexity(Metric):
                       postprocess="abs", paper="Nguyen & Martinez 2020, On quantitative aspects of model "
                                                "interpretability")
     defaults: ClassVar[dict[str, Any]] = {"eps": 1e-5}
+    bounds: ClassVar[dict[str, Bound]] = {"eps": NON_NEGATIVE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         return MetricOutput(value=effective_complexity(normalise_by_max(saliency), self.eps))

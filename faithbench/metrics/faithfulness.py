@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from faithbench.configurable import ParameterError
+from faithbench.configurable import AT_LEAST_ONE, POSITIVE, Bound, ParameterError
 from faithbench.metrics.base import EvalContext, Metric
 from faithbench.metrics.functional.perturbation import (BASELINES, MULTILABEL_SCORE, SALT_BASELINE, SALT_RANKS,
                                                         aopc_curve, auc, feature_ranks, make_baseline,
@@ -44,6 +44,8 @@ class PerturbationMetric(Metric):
     """Shared machinery: validated options and the memoised ranking, baseline and curve."""
 
     insertion: ClassVar[bool] = False
+    bounds: ClassVar[dict[str, Bound]] = {"steps": AT_LEAST_ONE, "patch": AT_LEAST_ONE, "max_batch": AT_LEAST_ONE,
+                                          "sigma": POSITIVE}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -54,9 +56,6 @@ class PerturbationMetric(Metric):
         if self.params.get("score", "prob") not in _SCORES:
             raise ParameterError(f"{self.name}: parameter 'score' expects one of {', '.join(_SCORES)}, "
                                  f"got {self.params['score']!r}")
-        for key in ("steps", "patch", "max_batch"):
-            if key in self.params and self.params[key] < 1:
-                raise ParameterError(f"{self.name}: parameter {key!r} must be >= 1, got {self.params[key]}")
 
     def score_for(self, ctx: EvalContext) -> str:
         """The ``score`` parameter as applied: its sigmoid counterpart on a multi-label model."""

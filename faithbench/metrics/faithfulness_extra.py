@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from faithbench.configurable import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, Bound
 from faithbench.metrics.base import EvalContext, Metric, MetricOutput
 from faithbench.metrics.faithfulness import PerturbationMetric
 from faithbench.metrics.functional import faithfulness_extra as fx
@@ -60,6 +61,7 @@ class FaithfulnessCorrelation(ExtraFaithfulness):
     info = _info("faithfulness_correlation", True, "Bhatt et al. 2020, Evaluating and aggregating "
                  "feature-based model explanations")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "runs": 100, "subset_size": 224, "score": "logit"}
+    bounds: ClassVar[dict[str, Bound]] = {"runs": AT_LEAST_ONE, "subset_size": AT_LEAST_ONE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         value = fx.faithfulness_correlation(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
@@ -123,6 +125,7 @@ class MonotonicityCorrelation(ExtraFaithfulness):
     info = _info("monotonicity_correlation", True, "Nguyen & Martínez 2020, On quantitative aspects of model "
                  "interpretability", "abs")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "baseline": "uniform", "patch": 8, "draws": 10, "eps": 1e-5}
+    bounds: ClassVar[dict[str, Bound]] = {"draws": AT_LEAST_ONE, "eps": NON_NEGATIVE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         gen = ctx.generator(SALT_DRAWS)
@@ -149,6 +152,7 @@ class SensitivityN(ExtraFaithfulness):
     info = _info("sensitivity_n", True, "Ancona et al. 2018, Towards better understanding of gradient-based "
                  "attribution methods for deep neural networks")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 20, "fractions": [0.05, 0.1, 0.2, 0.4, 0.8]}
+    bounds: ClassVar[dict[str, Bound]] = {"runs": AT_LEAST_ONE, "fractions": FRACTION}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]
@@ -216,6 +220,7 @@ class Infidelity(ExtraFaithfulness):
 
     info = _info("infidelity", False, "Yeh et al. 2019, On the (in)fidelity and sensitivity of explanations")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 32, "scaling": True, "score": "logit"}
+    bounds: ClassVar[dict[str, Bound]] = {"runs": AT_LEAST_ONE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]
@@ -228,6 +233,7 @@ class Infidelity(ExtraFaithfulness):
 class ROAD(ExtraFaithfulness):
     """Shared body of ROAD MoRF and LeRF."""
 
+    bounds: ClassVar[dict[str, Bound]] = {"percentages": Bound(0, 100, high_open=True), "noise": NON_NEGATIVE}
     ascending: ClassVar[bool] = False
     version: ClassVar[str] = "4"  # 2: exact coarsest grid; 3: Jacobi damping 0.85 (imputed values move < 1e-4);
     # 4: each system stops at its own tolerance (imputed values move < 3e-4)
@@ -285,6 +291,7 @@ class Sufficiency(Metric):
     info = _info("sufficiency", True, "Dasgupta et al. 2022, Framework for evaluating faithfulness of local "
                  "explanations", "abs")
     defaults: ClassVar[dict[str, Any]] = {"threshold": 0.6}
+    bounds: ClassVar[dict[str, Bound]] = {"threshold": NON_NEGATIVE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         logits = ctx.predict(ctx.x)

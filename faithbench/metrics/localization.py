@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from faithbench.configurable import NON_NEGATIVE, Bound
 from faithbench.metrics.base import EvalContext, Metric
 from faithbench.metrics.functional.localization import (area_fraction, auprc, dilate, iou_chance, iou_top_k,
                                                          pointing_game, relevance_mass, relevance_rank)
@@ -41,6 +42,7 @@ class PointingGame(LocalizationMetric):
     info = MetricInfo("pointing_game", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), paper="Zhang et al. 2018, Top-down neural attention")
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "tolerance": 0}
+    bounds: ClassVar[dict[str, Bound]] = {"tolerance": NON_NEGATIVE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from faithbench.configurable import ParameterError
+from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from faithbench.metrics.base import EvalContext, Metric, MetricOutput
 from faithbench.metrics.functional.mprt import SALT_SMOOTH, efficient_mprt, smooth_mprt, smoothing_noise
 from faithbench.metrics.randomization import RandomizationMetric
@@ -37,6 +37,7 @@ class SmoothMPRT(RandomizationMetric):
     info = MetricInfo("smooth_mprt", higher_is_better=False, category=Category.RANDOMIZATION, postprocess="abs",
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)
     defaults: ClassVar[dict[str, Any]] = {"similarity": "spearman_abs", "nr_samples": 50, "noise": 0.1}
+    bounds: ClassVar[dict[str, Bound]] = {"nr_samples": AT_LEAST_ONE, "noise": NON_NEGATIVE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         offsets = smoothing_noise(ctx.x, self.nr_samples, self.noise, ctx.generator(SALT_SMOOTH))
@@ -59,11 +60,10 @@ class EfficientMPRT(RandomizationMetric):
     info = MetricInfo("efficient_mprt", higher_is_better=True, category=Category.RANDOMIZATION,
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)
     defaults: ClassVar[dict[str, Any]] = {"n_bins": 100}
+    bounds: ClassVar[dict[str, Bound]] = {"n_bins": AT_LEAST_ONE}
 
     def __init__(self, **params: Any) -> None:
         Metric.__init__(self, **params)  # no similarity to validate: eMPRT compares complexities
-        if self.n_bins < 1:
-            raise ParameterError(f"{self.name}: parameter 'n_bins' must be >= 1, got {self.n_bins}")
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         explain = self.explain_fn(ctx)

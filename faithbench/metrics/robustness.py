@@ -21,7 +21,7 @@ from typing import Any, Callable, ClassVar
 
 from torch import Tensor
 
-from faithbench.configurable import ParameterError
+from faithbench.configurable import AT_LEAST_ONE, POSITIVE, Bound, ParameterError
 from faithbench.metrics.base import EvalContext, Metric, MetricOutput
 from faithbench.metrics.base import postprocess as apply_postprocess
 from faithbench.metrics.functional.robustness import (argmax_cell, consistency, continuity_ratio, explain_perturbed,
@@ -57,11 +57,7 @@ def reexplainer(ctx: EvalContext, postprocess: str) -> Callable[[Tensor, Tensor,
 class RobustnessMetric(Metric):
     """Shared machinery: validated parameters, perturbed copies and their re-explanations."""
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        for key in ("nr_samples", "draws_per_call"):
-            if key in self.params and self.params[key] < 1:
-                raise ParameterError(f"{self.name}: parameter {key!r} must be >= 1, got {self.params[key]}")
+    bounds: ClassVar[dict[str, Bound]] = {"nr_samples": AT_LEAST_ONE, "draws_per_call": AT_LEAST_ONE}
 
     def noise_key(self, ctx: EvalContext) -> tuple:  # pragma: no cover - every subclass overrides
         raise NotImplementedError
@@ -122,6 +118,7 @@ class MaxSensitivity(RobustnessMetric):
                       requires=frozenset({"model", "explainer"}),
                       paper="Yeh et al. 2019, On the (in)fidelity and sensitivity of explanations")
     defaults: ClassVar[dict[str, Any]] = {**_SHARED, "radius": 0.02}
+    bounds: ClassVar[dict[str, Bound]] = {"radius": POSITIVE}
     reduction: ClassVar[str] = "max"
 
     def noise_key(self, ctx: EvalContext) -> tuple:
@@ -169,6 +166,7 @@ class LocalLipschitz(RobustnessMetric):
                       requires=frozenset({"model", "explainer"}),
                       paper="Alvarez-Melis & Jaakkola 2018, On the robustness of interpretability methods")
     defaults: ClassVar[dict[str, Any]] = {**_SHARED, "std": 0.01, "normalise": True}
+    bounds: ClassVar[dict[str, Bound]] = {"std": POSITIVE}
 
     def noise_key(self, ctx: EvalContext) -> tuple:
         return ("gaussian", self.nr_samples, float(self.std))
@@ -205,6 +203,7 @@ class Continuity(RobustnessMetric):
                       paper="Montavon et al. 2018, Methods for interpreting and understanding deep neural networks")
     defaults: ClassVar[dict[str, Any]] = {"steps": 28, "fill": "min", "normalise": True, "draws_per_call": 1,
                                           "nan_if_prediction_changes": False}
+    bounds: ClassVar[dict[str, Bound]] = {"steps": AT_LEAST_ONE}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -244,6 +243,7 @@ class Consistency(Metric):
                       requires=frozenset({"model"}), postprocess="abs",
                       paper="Dasgupta et al. 2022, Framework for evaluating faithfulness of local explanations")
     defaults: ClassVar[dict[str, Any]] = {"grid": 4}
+    bounds: ClassVar[dict[str, Bound]] = {"grid": AT_LEAST_ONE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         predicted = ctx.predict(ctx.x).argmax(-1).to(saliency.device)

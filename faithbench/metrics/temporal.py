@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from faithbench.configurable import ParameterError
+from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound, ParameterError
 from faithbench.metrics.base import EvalContext, Metric
 from faithbench.metrics.functional.temporal import (REMOVAL_MODES, temporal_curve, visit_importance, visit_pointing,
                                                     visit_pointing_game, visit_ranks, visit_relevance_mass,
@@ -50,6 +50,8 @@ class TemporalMetric(Metric):
 class TemporalPerturbation(TemporalMetric):
     insertion: ClassVar[bool] = False
 
+    bounds: ClassVar[dict[str, Bound]] = {"max_batch": AT_LEAST_ONE}
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         if self.score not in ("prob", "logit", "correct"):
@@ -58,8 +60,6 @@ class TemporalPerturbation(TemporalMetric):
         if self.mode not in REMOVAL_MODES:
             raise ParameterError(f"{self.name}: parameter 'mode' expects one of {', '.join(REMOVAL_MODES)}, "
                                  f"got {self.mode!r}")
-        if self.max_batch < 1:
-            raise ParameterError(f"{self.name}: parameter 'max_batch' must be >= 1, got {self.max_batch}")
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         self.check(ctx)
@@ -132,6 +132,7 @@ class VisitPointingGame(TemporalMetric):
     info = MetricInfo("visit_pointing_game", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), paper="Zhang et al. 2018, per visit")
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "tolerance": 0}
+    bounds: ClassVar[dict[str, Bound]] = {"tolerance": NON_NEGATIVE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         self.check(ctx)

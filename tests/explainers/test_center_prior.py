@@ -23,6 +23,5 @@ def test_center_prior_ignores_model_and_input(linear_logit):
     b = prior(linear_logit(-torch.ones(1, 1, 8, 8)), torch.rand(2, 1, 8, 8), torch.tensor([1, 1]))
     assert torch.equal(a, b) and torch.equal(a[0], a[1])
     assert a[0, 3:5, 3:5].min() > a[0, 0, 0] * 10  # narrow: the corners are far in units of sigma
-    with pytest.raises(ValueError, match="sigma"):
-        explainers.get("center_prior")(sigma=0.0)(linear_logit(torch.ones(1, 1, 4, 4)), torch.rand(1, 1, 4, 4),
-                                                 torch.tensor([0]))
+    with pytest.raises(ValueError, match="center_prior: parameter 'sigma' must be > 0, got 0.0"):
+        explainers.get("center_prior")(sigma=0.0)

@@ -1,0 +1,86 @@
+"""Numeric hyperparameters outside their range are refused on construction (so by ``faithbench
+validate``, exit 2), with the range in a one-line message."""
+
+import textwrap
+
+import pytest
+
+from faithbench.cli import main
+from faithbench.configurable import FRACTION, Bound, Configurable, ParameterError
+from faithbench.registry import explainers, metrics
+
+
+def test_bound_ranges_and_text():
+    assert str(FRACTION) == "in (0, 1]" and FRACTION.holds(1) and not FRACTION.holds(0)
+    assert str(Bound(0, 100, high_open=True)) == "in [0, 100)" and Bound(0, 100, high_open=True).holds(0)
+    assert not Bound(0, 100, high_open=True).holds(100)
+    assert str(Bound(1)) == ">= 1" and not Bound(1).holds(0.5)
+    assert str(Bound(0, low_open=True)) == "> 0" and not Bound(0, low_open=True).holds(0.0)
+    assert not Bound(0).holds(True) and not Bound(0).holds("1")
+
+
+class _Plugin(Configurable):
+    defaults = {"fractions": [0.5, 1.0], "draws": 3, "names": ["a"]}
+    bounds = {"fractions": FRACTION, "draws": Bound(1)}
+
+
+class _Child(_Plugin):
+    defaults = {**_Plugin.defaults, "radius": 0.1}
+    bounds = {"radius": Bound(0, low_open=True)}
+
+
+def test_bounds_checked_for_scalars_lists_and_subclasses():
+    assert _Child(fractions=[0.1], draws=1, radius=2).params["radius"] == 2
+    with pytest.raises(ParameterError, match=r"_Child: parameter 'draws' must be >= 1, got 0"):
+        _Child(draws=0)  # inherited bound
+    with pytest.raises(ParameterError, match=r"'fractions' must be a non-empty list of numbers, each in \(0, 1\]"):
+        _Plugin(fractions=[0.5, 1.5])
+    with pytest.raises(ParameterError, match="non-empty list"):
+        _Plugin(fractions=[])
+    # a non-number in a list of numbers
+    with pytest.raises(ParameterError, match=r"'fractions' expects a list of numbers \(default \[0.5, 1.0\]\), got"):
+        _Plugin(fractions=[0.5, "a"])
+    assert _Plugin(names=["x", 3]).params["names"] == ["x", 3]  # lists of other things: not checked
+
+
+@pytest.mark.parametrize("registry, name, params, message", [
+    (metrics, "monotonicity_correlation", {"draws": 0}, "'draws' must be >= 1, got 0"),
+    (metrics, "sensitivity_n", {"fractions": [0.5, 2.0]}, r"'fractions' must be a non-empty list of numbers, each "
+                                                          r"in \(0, 1\]"),
+    (metrics, "road_morf", {"percentages": [10, 150]}, r"'percentages' must be a non-empty list of numbers, each "
+                                                       r"in \[0, 100\)"),
+    (metrics, "top_k_intersection", {"k": -5}, "'k' must be >= 0, got -5"),
+    (metrics, "top_k_intersection", {"fraction": 2.0}, r"'fraction' must be in \(0, 1\], got 2.0"),
+    (metrics, "relative_output_stability", {"eps_min": 0.0}, "'eps_min' must be > 0"),
+    (metrics, "deletion_auc", {"steps": 0}, "'steps' must be >= 1"),
+    (metrics, "faithfulness_correlation", {"runs": 0}, "'runs' must be >= 1"),
+    (explainers, "smoothgrad", {"n_samples": 0}, "'n_samples' must be >= 1, got 0"),
+    (explainers, "integrated_gradients", {"n_steps": -1}, "'n_steps' must be >= 1"),
+    (explainers, "rise", {"p": 0.0}, r"'p' must be in \(0, 1\]"),
+    (explainers, "occlusion", {"stride": 0}, "'stride' must be >= 1"),
+    (explainers, "lime", {"kernel_width": 0.0}, "'kernel_width' must be > 0"),
+    (explainers, "gradcam", {"min_grid": 0}, "'min_grid' must be >= 1"),
+])
+def test_plugin_bounds(registry, name, params, message):
+    with pytest.raises(ParameterError, match=f"{name}: parameter {message}"):
+        registry.get(name)(**params)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ('{name: sensitivity_n, params: {fractions: [0.5, "a"]}}', "sensitivity_n: parameter 'fractions' expects a list "
+                                                               "of numbers"),
+    ("{name: monotonicity_correlation, params: {draws: 0}}", "monotonicity_correlation: parameter 'draws' must be "
+                                                             ">= 1, got 0"),
+])
+def test_validate_refuses_an_out_of_range_parameter(tmp_path, capsys, entry, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(textwrap.dedent(f"""
+        name: bad
+        datasets: [phantom_cxr]
+        models: [{{name: resnet18, recipe: default}}]
+        explainers: [gradcam]
+        metrics: [{entry}, pointing_game]
+    """))
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err
