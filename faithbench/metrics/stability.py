@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from faithbench.configurable import ParameterError
+from faithbench.configurable import POSITIVE, Bound, ParameterError
 from faithbench.metrics.base import EvalContext, MetricOutput
 from faithbench.metrics.functional.robustness import reduce_draws, uniform_noise
 from faithbench.metrics.functional.stability import (ZEROS, relative_input_stability, relative_output_stability,
@@ -38,6 +38,9 @@ _DEFAULTS: dict[str, Any] = {"nr_samples": 10, "radius": 0.02, "eps_min": 1e-6, 
 
 
 class RelativeStability(RobustnessMetric):
+    bounds: ClassVar[dict[str, Bound]] = {"radius": POSITIVE, "eps_min": POSITIVE}
+    version: ClassVar[str] = "2"  # 2: denominator max(norm, eps_min) as the paper (1: eps_min only for a zero norm)
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         if self.zeros not in ZEROS:

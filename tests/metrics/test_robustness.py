@@ -78,6 +78,19 @@ def test_relative_stability_known_answers():
     assert relative_input_stability(x2, px2, e2, pe2, zeros="skip").item() == pytest.approx(2.0)
     assert math.isnan(relative_input_stability(torch.zeros(1, 2), px2, e2, pe2, zeros="skip").item())
     assert math.isnan(relative_output_stability(logits, plogits, torch.zeros(1, 2), pe, zeros="skip").item())
+
+
+def test_relative_stability_denominator_is_at_least_eps_min():
+    # the paper's max(||.||, eps_min): logits that move by 1e-9 (0 < norm < eps_min = 1e-6) divide
+    # by eps_min, not by 1e-9 (Quantus 0.6.0 guards only a zero norm: it would give 0.5 / 1e-9)
+    e, pe = torch.tensor([[2.0, 4.0]]), torch.tensor([[[1.0, 4.0]]])  # ||(e - e') / e|| = 0.5
+    logits = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    plogits = logits[None] + torch.tensor([0.0, 1e-9], dtype=torch.float64)
+    assert relative_output_stability(logits, plogits, e, pe).item() == pytest.approx(0.5 / 1e-6, rel=1e-6)
+    assert relative_output_stability(logits, plogits, e, pe, eps_min=1e-12).item() == pytest.approx(0.5 / 1e-9,
+                                                                                                    rel=1e-6)
+    x = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    assert relative_input_stability(x, x[None] * (1 + 1e-10), e, pe).item() == pytest.approx(0.5 / 1e-6, rel=1e-6)
     with pytest.raises(ValueError, match="zeros must be one of"):
         relative_output_stability(logits, plogits, e, pe, zeros="drop")
 

@@ -72,7 +72,9 @@ def _numerator(saliency: Tensor, perturbed: Tensor, eps_min: float, zeros: str) 
 
 
 def _ratio(num: Tensor, den: Tensor, eps_min: float) -> Tensor:
-    return (num / (den + (den == 0) * eps_min)).float()
+    """num / max(den, ε_min), the paper's guard (Quantus 0.6.0 replaces only a zero den by ε_min:
+    for 0 < den < ε_min its value is larger by ε_min / den)."""
+    return (num / den.clamp(min=eps_min)).float()
 
 
 def relative_input_stability(x: Tensor, x_perturbed: Tensor, saliency: Tensor, perturbed: Tensor, *,
