@@ -67,6 +67,19 @@ def test_mask_overlap_equals_quantus(make_ctx, tiny_cnn):
     assert np.allclose(TopKIntersection(k=0, fraction=0.1)(ctx).value.numpy(), ours)
 
 
+def test_top_k_intersection_default_fits_small_images(make_ctx, tiny_cnn):
+    # default k: 0 takes 2 % of the features: round(0.02 x 784) = 16 on a 28 x 28 image (MedMNIST)
+    gen = torch.Generator().manual_seed(1)
+    sal, mask = torch.rand(2, 28, 28, generator=gen), _masks(2, 28, gen)
+    ctx = make_ctx(tiny_cnn(), torch.rand(2, 1, 28, 28), sal, masks={"lesion": mask})
+    assert np.allclose(TopKIntersection()(ctx).value.numpy(), TopKIntersection(k=16)(ctx).value.numpy())
+    top16 = sal.flatten(1).argsort(dim=1, descending=True)[:, :16]
+    expected = mask.flatten(1).gather(1, top16).float().mean(1)
+    assert np.allclose(TopKIntersection()(ctx).value.numpy(), expected.numpy())
+    with pytest.raises(ValueError, match="k = 1000 is more than the 784 features per sample"):
+        TopKIntersection(k=1000)(ctx)
+
+
 def test_mosaic_layout_equals_quantus():
     x = torch.arange(4 * 2 * 3 * 4, dtype=torch.float32).reshape(4, 2, 3, 4)
     tiles = torch.tensor([[2, 0, 3, 1]])
