@@ -46,7 +46,13 @@ def test_bounds_checked_for_scalars_lists_and_subclasses():
 @pytest.mark.parametrize("registry, name, params, message", [
     (metrics, "monotonicity_correlation", {"draws": 0}, "'draws' must be >= 1, got 0"),
     (metrics, "sensitivity_n", {"fractions": [0.5, 2.0]}, r"'fractions' must be a non-empty list of numbers, each "
-                                                          r"in \(0, 1\]"),
+                                                          r"in \(0, 1\)"),
+    # a subset of every feature is the same in every run: ρ is always NaN
+    (metrics, "sensitivity_n", {"fractions": [0.5, 1.0]}, r"'fractions' must be a non-empty list of numbers, each "
+                                                          r"in \(0, 1\), got \[0.5, 1.0\]"),
+    (metrics, "sensitivity_n", {"runs": 2}, "'runs' must be >= 3, got 2"),  # 1 run: NaN; 2 runs: ±1
+    (metrics, "infidelity", {"runs": 1}, "'runs' must be >= 2, got 1"),  # β fits one draw: 0 for every map
+    (metrics, "efficient_mprt", {"n_bins": 1}, "'n_bins' must be >= 2, got 1"),  # one bin: H = 0, NaN
     (metrics, "road_morf", {"percentages": [10, 150]}, r"'percentages' must be a non-empty list of numbers, each "
                                                        r"in \[0, 100\)"),
     (metrics, "top_k_intersection", {"k": -5}, "'k' must be >= 0, got -5"),

@@ -77,8 +77,10 @@ class NonSensitivity(AxiomaticMetric):
     with a_i the feature's |saliency| over its maximum (summed over a patch), x_{-i} = x with
     feature i replaced by the baseline. F forward passes per sample (``patch`` p: F = N / p^d).
     Lower is better. Defaults: ``eps: 1e-5``, ``patch: 1``, ``baseline: zero``, ``score: prob``,
-    postprocess ``abs``. Quantus returns the count (ours / F); its ``features_in_step`` > 1
-    fails (a per-step array against a per-feature one)."""
+    postprocess ``abs``. A feature is a pixel/voxel (patch) with all its channels. On 1-channel
+    inputs Quantus 0.6.0 returns the count (ours x F); on C > 1 channels it differs: it broadcasts
+    the map over the channels and counts channel-pixels, each replaced alone, as features. Its
+    ``features_in_step`` > 1 fails (a per-step array against a per-feature one)."""
 
     info = MetricInfo("non_sensitivity", higher_is_better=False, category=Category.AXIOMATIC,
                       requires=frozenset({"model"}), postprocess="abs",

@@ -2,7 +2,8 @@
 Formulas: :mod:`faithbench.metrics.functional.complexity`. They read the saliency alone (no
 model), after the default postprocess ``abs`` (Quantus' default ``abs=True``). Quantus also
 divides by the maximum first (``normalise=True``); the Gini index and the entropy do not change
-under scaling, so only ``effective_complexity`` (whose threshold is relative) does it here too.
+under scaling, so only ``effective_complexity`` (whose threshold is relative) does it here too, by
+each map's own maximum where Quantus takes one maximum over the batch (see its docstring).
 """
 
 from __future__ import annotations
@@ -53,7 +54,13 @@ class Complexity(Metric):
 class EffectiveComplexity(Metric):
     """Effective complexity (Nguyen & Martinez 2020): the number of features whose |saliency|,
     divided by the map's maximum, exceeds ``eps``: |{i : |s_i| / max_j |s_j| > eps}|. Lower is
-    better. Defaults: ``eps: 1e-5``, postprocess ``abs``. (A count: it grows with the image size.)"""
+    better. Defaults: ``eps: 1e-5``, postprocess ``abs``. (A count: it grows with the image size.)
+
+    Differs from Quantus 0.6.0: each map is divided by its own maximum, as Nguyen & Martinez define
+    the threshold per explanation. Quantus' ``EffectiveComplexity`` (``normalise=True``) divides by one
+    maximum over the whole batch, so a sample's count depends on its batchmates: with ``eps: 0.5``
+    and one peaked map in the batch the others count 0 (tests/metrics/test_complexity_axiomatic.py).
+    Quantus given one sample per call, or maps that share their maximum, agrees with ours."""
 
     info = MetricInfo("effective_complexity", higher_is_better=False, category=Category.COMPLEXITY,
                       postprocess="abs", paper="Nguyen & Martinez 2020, On quantitative aspects of model "

@@ -7,9 +7,13 @@ p = p x p (x p) patches, 2D and 3D), ``baseline`` (``zero`` = the dataset's back
 ``mean``, ``noise``, ``uniform``), ``sigma`` (blur), ``score`` (``prob``, ``logit``, ``correct``;
 sigmoid counterparts on a multi-label model) and ``max_batch`` (perturbed images per forward chunk:
 bounds memory, not the result). Every forward goes through ``ctx.predict``; randomness comes from
-``ctx.generator(salt)``. Default scores and saliency post-processing follow Quantus 0.6.0's
-defaults for each metric (logits for faithfulness correlation/estimate and infidelity, softmax
-elsewhere; ``abs`` for monotonicity, monotonicity correlation and sufficiency).
+``ctx.generator(salt)``. A feature is a pixel/voxel (or patch) with all its channels: the map is
+``(B, *spatial)`` and removing a feature replaces every channel. Quantus 0.6.0 broadcasts the map
+over the channels and treats each channel of a pixel as its own feature, so where a docstring
+states agreement with Quantus it holds for 1-channel inputs. Default scores and saliency
+post-processing follow Quantus 0.6.0's defaults for each metric (logits for faithfulness
+correlation/estimate and infidelity, softmax elsewhere; ``abs`` for monotonicity, monotonicity
+correlation and sufficiency).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from faithbench.configurable import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, Bound
+from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from faithbench.metrics.base import EvalContext, Metric, MetricOutput
 from faithbench.metrics.faithfulness import PerturbationMetric
 from faithbench.metrics.functional import faithfulness_extra as fx
@@ -75,8 +79,12 @@ class FaithfulnessEstimate(ExtraFaithfulness):
     """Faithfulness estimate (Alvarez-Melis & Jaakkola 2018): Pearson ρ over features j (p x p
     (x p) patches) between s_j and f(x) - f(x_{j <- baseline}), each removed alone. Higher is
     better. Defaults: ``patch: 8`` (Quantus removes single pixels: ``patch: 1``), ``zero``
-    baseline, target logit. Cost: B (n_patches + 1) forwards. With ``patch: 1`` Quantus'
-    ``FaithfulnessEstimate(features_in_step=1)`` agrees to 1e-4."""
+    baseline, target logit. Cost: B (n_patches + 1) forwards.
+
+    A feature is a pixel/voxel (patch) with all its channels. On 1-channel inputs with ``patch: 1``
+    Quantus' ``FaithfulnessEstimate(features_in_step=1)`` agrees to 1e-4; on C > 1 channels they
+    differ: Quantus broadcasts the map over the channels and removes and correlates each
+    channel-pixel as its own feature (C N features, each with the pixel's saliency)."""
 
     info = _info("faithfulness_estimate", True, "Alvarez-Melis & Jaakkola 2018, Towards robust "
                  "interpretability with self-explaining neural networks")
@@ -118,9 +126,13 @@ class MonotonicityCorrelation(ExtraFaithfulness):
     between s_j and v_j = mean_d (f(x_{j <- r_d}) - f(x))^2 / f(x)^2 over ``draws`` replacements
     r_d. Higher is better. Defaults: ``patch: 8``, ``draws: 10`` (Quantus: 100 draws of single
     pixels), ``uniform`` baseline (fresh seeded noise per draw), eps 1e-5, softmax probability,
-    ``postprocess: abs``. Cost: B (draws n_patches + 1) forwards. With ``patch: 1``, one draw and a
-    fixed baseline, Quantus' ``MonotonicityCorrelation`` agrees to 1e-4 (Quantus' ``uniform`` draws
-    one U(0, 1) value per sample from np.random; ours per pixel, seeded, between x's min and max)."""
+    ``postprocess: abs``. Cost: B (draws n_patches + 1) forwards.
+
+    A feature is a pixel/voxel (patch) with all its channels. On 1-channel inputs with ``patch: 1``,
+    one draw and a fixed baseline, Quantus' ``MonotonicityCorrelation`` agrees to 1e-4 (Quantus'
+    ``uniform`` draws one U(0, 1) value per sample from np.random; ours per pixel, seeded, between
+    x's min and max); on C > 1 channels they differ: Quantus broadcasts the map over the channels
+    and perturbs and ranks each channel-pixel as its own feature."""
 
     info = _info("monotonicity_correlation", True, "Nguyen & Martínez 2020, On quantitative aspects of model "
                  "interpretability", "abs")
@@ -142,7 +154,10 @@ class SensitivityN(ExtraFaithfulness):
     of the N patches), Pearson ρ_n over ``runs`` random subsets S, |S| = n, between Σ_{i in S} s_i
     and f(x) - f(x_{S <- baseline}); value = mean_n ρ_n, ``curve`` = ρ_n. Higher is better.
     Defaults: ``patch: 8``, fractions [0.05, 0.1, 0.2, 0.4, 0.8], 20 runs, ``zero`` baseline,
-    softmax probability. Cost: B (runs + 1) forwards per size.
+    softmax probability. Cost: B (runs + 1) forwards per size. ``runs`` >= 3 (one run gives no
+    correlation, two give ±1) and each fraction in (0, 1): a subset of every patch is the same
+    subset in every run, so ρ_n is undefined; a fraction that rounds to all N patches on the input
+    at hand is refused when computed.
 
     Differs from Quantus 0.6.0 on purpose: Quantus' ``SensitivityN`` correlates across the samples
     of a batch, for each n, the drop after removing the top-n features cumulatively with the
@@ -152,11 +167,17 @@ class SensitivityN(ExtraFaithfulness):
     info = _info("sensitivity_n", True, "Ancona et al. 2018, Towards better understanding of gradient-based "
                  "attribution methods for deep neural networks")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 20, "fractions": [0.05, 0.1, 0.2, 0.4, 0.8]}
-    bounds: ClassVar[dict[str, Bound]] = {"runs": AT_LEAST_ONE, "fractions": FRACTION}
+    bounds: ClassVar[dict[str, Bound]] = {"runs": Bound(3), "fractions": Bound(0, 1, low_open=True, high_open=True)}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]
         sizes = [max(1, round(f * n)) for f in self.fractions]
+        whole = [f for f, size in zip(self.fractions, sizes) if size >= n]
+        if whole:
+            fix = f"use fractions below {1 - 0.5 / n:.3g} or a smaller patch" if n > 1 else "use a smaller patch"
+            raise ValueError(f"{self.name}: fraction {whole[0]} of the {n} features (patch {self.patch} on "
+                             f"{' x '.join(map(str, ctx.x.shape[2:]))}) is all of them, so every subset is the "
+                             f"whole image and the correlation is undefined; {fix}")
         subsets = fx.random_subsets_by_size(ctx.x.shape[0], self.runs, n, sizes, ctx.generator(SALT_SUBSETS))
         curve = fx.sensitivity_n(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
                                  subsets=subsets, patch=self.patch)
@@ -211,8 +232,15 @@ class Selectivity(ExtraFaithfulness):
 class Infidelity(ExtraFaithfulness):
     """Infidelity (Yeh et al. 2019), square removal: mean over ``runs`` draws of one random p x p
     (x p) patch replaced by the baseline of (β Σ (x - x_r) s - (f(x) - f(x_r)))^2, with β the optimal
-    scale (``scaling``, as Yeh et al.'s code) or 1. Lower is better. Defaults: 32 runs, ``patch: 8``,
-    ``zero`` baseline, target logit, ``scaling: true``.
+    scale (``scaling``, as Yeh et al.'s code) or 1. Lower is better. Defaults: 32 runs (at least 2),
+    ``patch: 8``, ``zero`` baseline, target logit, ``scaling: true``.
+
+    With ``scaling`` the sign of the map is ignored: β = Σ_r Δ_r I_r^T φ / Σ_r (I_r^T φ)^2 is fitted
+    unconstrained, as in Yeh et al.'s reference code, so β may be negative and a map and its negation
+    score the same (the exact gradient of a linear model and minus it both score 0). Use
+    ``scaling: false`` to penalise a sign error (and a wrong scale). With one draw β fits it exactly
+    (0 for every map), hence ``runs`` >= 2; for the same reason an input with a single patch (``patch``
+    >= its largest side) is refused with ``scaling``.
 
     Differs from Quantus 0.6.0: Quantus' ``Infidelity`` removes every patch in raster order
     cumulatively (deterministic for a fixed baseline) and does not scale; fed that sequence with
@@ -220,7 +248,7 @@ class Infidelity(ExtraFaithfulness):
 
     info = _info("infidelity", False, "Yeh et al. 2019, On the (in)fidelity and sensitivity of explanations")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 32, "scaling": True, "score": "logit"}
-    bounds: ClassVar[dict[str, Bound]] = {"runs": AT_LEAST_ONE}
+    bounds: ClassVar[dict[str, Bound]] = {"runs": Bound(2)}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]

@@ -55,12 +55,13 @@ class EfficientMPRT(RandomizationMetric):
 
     H = entropy of the histogram of the map's values over ``n_bins`` equal bins. Higher is better
     (0: the explanation did not notice). One re-explanation per batch. Defaults: ``n_bins: 100``
-    (Quantus' default without a binning rule), postprocess ``none`` (Quantus: ``abs=False``)."""
+    (Quantus' default without a binning rule; at least 2: one bin gives H = 0 and NaN for every
+    sample), postprocess ``none`` (Quantus: ``abs=False``)."""
 
     info = MetricInfo("efficient_mprt", higher_is_better=True, category=Category.RANDOMIZATION,
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)
     defaults: ClassVar[dict[str, Any]] = {"n_bins": 100}
-    bounds: ClassVar[dict[str, Bound]] = {"n_bins": AT_LEAST_ONE}
+    bounds: ClassVar[dict[str, Bound]] = {"n_bins": Bound(2)}
 
     def __init__(self, **params: Any) -> None:
         Metric.__init__(self, **params)  # no similarity to validate: eMPRT compares complexities

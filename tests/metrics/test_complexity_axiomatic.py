@@ -2,8 +2,10 @@
 
 Differences on purpose: Quantus' Sparseness adds 1e-7 to every value (a shift of ~1e-7 n / Σ a);
 its Completeness returns the exact float equality Σ a == f(x) - f(x̄) (we report the gap; the test
-compares the pieces); its NonSensitivity returns the count (ours / F); its ``normalise_by_max``
-takes one maximum over the batch (the maps here have a per-sample maximum of 1, where both agree);
+compares the pieces); its NonSensitivity returns the count (ours / F) and, on RGB inputs, counts
+channel-pixels (ours: pixels with all their channels); its ``normalise_by_max`` takes one maximum
+over the batch, so its EffectiveComplexity differs from ours (per-sample maximum) unless the maps
+share their maximum;
 its InputInvariance moves the shift into the first conv's bias (wrong at zero-padded borders), and
 shifts every feature but the first (``perturb_batch`` passes ``indices[i][1:]``), so even a
 gradient map fails it; the cross-check gives Quantus a shift of every feature.
@@ -59,6 +61,36 @@ def test_complexity_metrics_equal_quantus(make_ctx, tiny_cnn):
     theirs = np.array(quantus.EffectiveComplexity(eps=0.1, disable_warnings=True)(**kw))
     ours = EffectiveComplexity(eps=0.1)(ctx).value.numpy()
     assert np.array_equal(ours, theirs) and ours[0] < 40
+
+
+def test_effective_complexity_per_sample_maximum_not_quantus_batch_maximum(make_ctx, tiny_cnn):
+    # one peaked map: Quantus divides every map by the batch's maximum 10, ours each by its own
+    sal = torch.tensor([[[0.2, 0.6], [0.8, 1.0]], [[0.9, 0.7], [0.55, 1.0]], [[10.0, 0.0], [0.0, 0.0]]])
+    ours = EffectiveComplexity(eps=0.5)(make_ctx(tiny_cnn(), torch.rand(3, 1, 2, 2), sal)).value
+    assert ours.tolist() == [3.0, 4.0, 1.0]
+
+    def theirs(maps):
+        return [int(v) for v in quantus.EffectiveComplexity(eps=0.5, disable_warnings=True)(
+            model=None, x_batch=np.zeros((len(maps), 1, 2, 2), np.float32), y_batch=np.zeros(len(maps), int),
+            a_batch=maps[:, None].numpy().copy())]
+
+    assert theirs(sal) == [0, 0, 1]  # a sample's count depends on its batchmates
+    assert [theirs(sal[i: i + 1])[0] for i in range(3)] == [3, 4, 1]  # one sample per call: ours
+
+
+def test_non_sensitivity_rgb_features_are_pixels_not_channel_pixels(linear_logit, make_ctx):
+    # channel 1 has no weight: each of its channel-pixels is a Quantus feature without effect
+    w = torch.ones(3, 5, 5)
+    w[1] = 0.0
+    model, x = linear_logit(w), torch.full((1, 3, 5, 5), 0.5)
+    sal = torch.ones(1, 5, 5)
+    sal[0, :2] = 0.0  # 10 pixels without attribution
+    ours = NonSensitivity(score="logit")(make_ctx(model, x, sal)).value.item()
+    assert ours == pytest.approx(10 / 25)  # every pixel moves the output; the 10 unattributed ones break the rule
+    theirs = quantus.NonSensitivity(perturb_baseline=0.0, normalise=False, disable_warnings=True)(
+        model=model, x_batch=x.numpy(), y_batch=np.ones(1, int), a_batch=sal[:, None].numpy(), softmax=False,
+        device="cpu")
+    assert int(theirs[0]) == 30 + 25 - 2 * 10  # {unattributed: 3 x 10} Δ {no effect: channel 1, 25}
 
 
 def test_feature_ids_raster_patches():

@@ -135,6 +135,51 @@ def test_infidelity_known_answers():
     assert torch.allclose(infd(2 * gradient, False), expected, rtol=1e-5)
 
 
+def test_infidelity_with_scaling_ignores_the_sign_of_the_map(make_ctx):
+    # documented, as Yeh et al.'s reference code: the optimal β is unconstrained, so it may be negative
+    model, x, target = _linear()
+    zero = torch.zeros_like(x)
+    gradient = model.w[0].expand(3, 8, 8)
+    noisy = gradient + torch.rand((3, 8, 8), generator=torch.Generator().manual_seed(4))
+    picks = torch.randint(4, (3, 8), generator=torch.Generator().manual_seed(3))
+
+    def infd(sal, scaling):
+        return fr.infidelity(_scorer(model), x, target, sal, zero, picks=picks, patch=4, scaling=scaling)
+
+    assert torch.allclose(infd(-gradient, True), torch.zeros(3), atol=1e-8)  # minus the exact gradient: 0 too
+    assert infd(noisy, True).min() > 1e-3 and torch.allclose(infd(-noisy, True), infd(noisy, True), rtol=1e-5)
+    # without scaling the sign error costs (-Δ - Δ)^2 = 4 Δ^2 per draw
+    expected = 4 * fr.feature_attribution((model.w * x).sum(1), 4).gather(1, picks).square().mean(1)
+    assert torch.allclose(infd(-gradient, False), expected, rtol=1e-5) and (expected > 0).all()
+    metric = Infidelity(patch=4, runs=8)
+    assert torch.allclose(metric(make_ctx(model, x, -noisy)).value, metric(make_ctx(model, x, noisy)).value,
+                          rtol=1e-5)
+    assert not torch.allclose(Infidelity(patch=4, runs=8, scaling=False)(make_ctx(model, x, -noisy)).value,
+                              Infidelity(patch=4, runs=8, scaling=False)(make_ctx(model, x, noisy)).value)
+
+
+def test_infidelity_refuses_a_single_patch_with_scaling(tiny_cnn, make_ctx):
+    # patch 8 on 8 x 8: every draw removes the whole image, β fits it exactly, every map would score 0
+    model, x, sal = tiny_cnn().eval(), torch.rand(2, 1, 8, 8), torch.rand(2, 8, 8)
+    ctx = make_ctx(model, x, sal)
+    with pytest.raises(ValueError, match=r"infidelity: patch = 8 gives 1 feature on the 8 x 8 input.*set patch "
+                                         r"below 8 \(the largest side\), or scaling: false"):
+        Infidelity(runs=4)(ctx)
+    assert ctx.predict.passes == 0  # refused before any forward
+    assert Infidelity(runs=4, scaling=False)(ctx).value.shape == (2,)  # unscaled: the one square is a value
+    assert Infidelity(runs=4, patch=7)(make_ctx(model, x, sal)).value.shape == (2,)  # 2 x 2 patches
+
+
+def test_sensitivity_n_refuses_a_fraction_that_takes_every_patch(tiny_cnn, make_ctx):
+    # 8 x 8 with patch 4 = 4 features: 0.9 x 4 rounds to 4, every subset is the image, ρ undefined
+    model, x, sal = tiny_cnn().eval(), torch.rand(2, 1, 8, 8), torch.rand(2, 8, 8)
+    with pytest.raises(ValueError, match=r"sensitivity_n: fraction 0.9 of the 4 features \(patch 4 on 8 x 8\) is "
+                                         r"all of them.*use fractions below 0.875 or a smaller patch"):
+        SensitivityN(patch=4, runs=3, fractions=[0.5, 0.9])(make_ctx(model, x, sal))
+    out = SensitivityN(patch=4, runs=3, fractions=[0.5, 0.8])(make_ctx(model, x, sal))  # 0.8 x 4 -> 3 of 4
+    assert out.curve.shape == (2, 2) and not out.curve.isnan().any()
+
+
 def test_linear_imputation_recovers_a_ramp_2d_and_3d():
     for shape in [(7, 7), (5, 6, 7)]:
         grids = torch.meshgrid(*[torch.arange(s, dtype=torch.float32) for s in shape], indexing="ij")

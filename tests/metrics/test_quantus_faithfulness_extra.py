@@ -18,6 +18,9 @@ Where Quantus differs the test shows how:
 - Infidelity: Quantus removes patches cumulatively in raster order; ours (Yeh et al.) draws one
   random square per perturbation and optimally scales the map. Fed Quantus' sequence, ours agrees.
 - Sufficiency: a sample without neighbours scores 0 in Quantus, NaN (undefined) in ours.
+- Channels: our feature is a pixel with all its channels; Quantus broadcasts the (B, *spatial) map
+  over the channels and takes each channel-pixel as a feature, so on RGB inputs faithfulness
+  estimate and monotonicity correlation differ (the agreement above is for 1-channel inputs).
 """
 
 import numpy as np
@@ -85,6 +88,26 @@ def test_monotonicity_correlation_equals_quantus(setup):
                    model, x, sal, y)
     ours = fx.monotonicity_correlation(fx.Scorer(model, "prob"), x, y, sal, torch.zeros(1, *x.shape))
     assert np.allclose(ours.numpy(), theirs, atol=1e-4)
+
+
+def test_rgb_features_are_pixels_not_channel_pixels_as_in_quantus():
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(3, 5, 5, generator=gen)
+    x, sal = torch.rand(2, 3, 5, 5, generator=gen), torch.rand(2, 5, 5, generator=gen)
+    model, y = Linear(w).eval(), torch.ones(2, dtype=torch.long)
+    ours = fx.faithfulness_estimate(fx.Scorer(model, "logit"), x, y, sal, torch.zeros_like(x))
+    theirs = np.array(_call(quantus.FaithfulnessEstimate(features_in_step=1, perturb_baseline=0.0, **KW),
+                            model, x, sal, y))
+    # ours: ρ over the 25 pixels with Δ_j = Σ_c w x; Quantus: over the 75 channel-pixels, s broadcast
+    pixel, channel_pixel = (w * x).sum(1).flatten(1), (w * x).flatten(1)
+    broadcast = sal[:, None].expand(2, 3, 5, 5).flatten(1)
+    assert np.allclose(ours.numpy(), [np.corrcoef(sal[i].flatten(), pixel[i])[0, 1] for i in range(2)], atol=1e-5)
+    assert np.allclose(theirs, [np.corrcoef(broadcast[i], channel_pixel[i])[0, 1] for i in range(2)], atol=1e-5)
+    assert np.abs(ours.numpy() - theirs).min() > 0.01
+    ours = fx.monotonicity_correlation(fx.Scorer(model, "prob"), x, y, sal, torch.zeros(1, *x.shape))
+    theirs = np.array(_call(quantus.MonotonicityCorrelation(nr_samples=1, features_in_step=1, perturb_baseline=0.0,
+                                                            **KW), model, x, sal, y))
+    assert np.abs(ours.numpy() - theirs).min() > 0.01
 
 
 def test_selectivity_curve_equals_quantus(setup):

@@ -34,7 +34,10 @@ def non_sensitivity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor,
 
         |{i : a_i < eps} Δ {i : Δ_i < eps}| / F    (Δ: symmetric difference).
 
-    Lower is better. ``saliency`` should be divided by its maximum first, so ``eps`` is relative."""
+    Lower is better. ``saliency`` should be divided by its maximum first, so ``eps`` is relative.
+    A feature is a pixel/voxel (or patch) with all its channels. Quantus 0.6.0's ``NonSensitivity``
+    returns the count (F times ours) on 1-channel inputs; on C > 1 channels it broadcasts the map
+    over the channels and counts over the C N channel-pixels, each replaced alone."""
     _, n = feature_ids(tuple(x.shape[2:]), patch, x.device)
     attribution = pool_features(saliency.abs(), patch).flatten(1) if patch > 1 else saliency.abs().flatten(1)
     singles = torch.arange(n, device=x.device).view(1, n, 1).expand(x.shape[0], n, 1)

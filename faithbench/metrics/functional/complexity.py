@@ -45,7 +45,8 @@ def complexity(saliency: Tensor) -> Tensor:
 def effective_complexity(saliency: Tensor, eps: float = 1e-5) -> Tensor:
     """Effective complexity (Nguyen & Martinez 2020, "On quantitative aspects of model
     interpretability"): the number of features whose |saliency| exceeds ``eps``, |{i : |a_i| > eps}|
-    (the metric divides each map by its maximum first, so eps is relative). Lower is simpler."""
+    (the metric divides each map by its own maximum first, so eps is relative to that map; Quantus
+    0.6.0 divides by the batch's maximum). Lower is simpler."""
     return (saliency.flatten(1).abs() > eps).sum(1).float()
 
 

@@ -17,7 +17,9 @@ Metrics here (each a pure function; the registered classes live in
 ``replacement`` is the image that a removed feature takes its values from (see
 :func:`~faithbench.metrics.functional.perturbation.make_baseline`); ``saliency`` is ``(B, *spatial)``
 for ``x (B, C, *spatial)``, 2D or 3D; per-feature attribution is the sum of saliency over the
-feature's pixels/voxels.
+feature's pixels/voxels. A feature is a pixel/voxel (or patch) with all its C channels: removing
+it replaces every channel. (Quantus 0.6.0 broadcasts the map over the channels and treats each
+channel-pixel as its own feature: the two agree on 1-channel inputs only.)
 """
 
 from __future__ import annotations
@@ -167,7 +169,10 @@ def faithfulness_estimate(scorer: Scorer, x: Tensor, target: Tensor, saliency: T
 
         ρ = corr_j ( s_j ,  f(x) - f(x_{j <- baseline}) ),
 
-    Pearson over features; higher is better. Costs B (n_features + 1) forward passes."""
+    Pearson over features (a feature: a pixel/voxel or patch with all its channels); higher is
+    better. Costs B (n_features + 1) forward passes. Equals Quantus 0.6.0's
+    ``FaithfulnessEstimate(features_in_step=1)`` with ``patch=1`` on 1-channel inputs only: on C > 1
+    channels Quantus correlates over the C N channel-pixels, each with its pixel's saliency."""
     _check_saliency(x, saliency)
     n = feature_ids(tuple(x.shape[2:]), patch)[1]
     singles = torch.arange(n).view(1, n, 1).expand(x.shape[0], n, 1)
@@ -207,8 +212,10 @@ def monotonicity_correlation(scorer: Scorer, x: Tensor, target: Tensor, saliency
 
         v_j = mean_d (f(x_{j <- r_d}) - f(x))^2 / f(x)^2,   ρ = Spearman_j ( s_j , v_j ),
 
-    (the 1 / f(x)^2 factor is 1 where |f(x)| < ``eps``). Higher is better. Costs B (D n + 1)
-    forward passes."""
+    (the 1 / f(x)^2 factor is 1 where |f(x)| < ``eps``; a feature: a pixel/voxel or patch with all
+    its channels). Higher is better. Costs B (D n + 1) forward passes. Equals Quantus 0.6.0's
+    ``MonotonicityCorrelation`` (one draw, ``features_in_step=1``, ``patch=1``) on 1-channel inputs
+    only: on C > 1 channels Quantus perturbs and ranks each channel-pixel as its own feature."""
     _check_saliency(x, saliency)
     ids, n = feature_ids(tuple(x.shape[2:]), patch, x.device)
     draws = replacements.shape[0]

@@ -95,7 +95,8 @@ def infidelity_terms(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor
 
 def infidelity_from_terms(dots: Tensor, deltas: Tensor, *, scaling: bool = True) -> Tensor:
     """mean_r (β I_r^T φ - Δ_r)^2 per sample; β = Σ Δ I^T φ / Σ (I^T φ)^2 (the optimal scale of
-    Yeh et al.'s code, ``scaling``) or 1."""
+    Yeh et al.'s code, ``scaling``; unconstrained, so it may be negative and the map's sign is
+    ignored) or 1. β = 1 where every I^T φ is 0."""
     dots, deltas = dots.double(), deltas.double()
     if scaling:
         den = dots.square().sum(1, keepdim=True)
@@ -114,8 +115,18 @@ def infidelity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, repl
     where x - I replaces one p x p (x p) patch by the baseline: ``picks (B, R)`` are the patch
     indices of the R perturbations (uniform, seeded draws in the metric), and I^T φ = Σ (x - x_r) s.
     With ``scaling`` (the default, as in Yeh et al.'s code) the explanation is first scaled by the β
-    that minimises INFD, so the value does not depend on the saliency's scale. Lower is better."""
+    that minimises INFD (:func:`infidelity_from_terms`), so the value does not depend on the
+    saliency's scale, nor on its sign: β may be negative, and φ and -φ score the same. With
+    ``scaling=False`` (β = 1) a sign error is penalised. Lower is better.
+
+    With ``scaling`` an input of a single patch is refused (ValueError): every draw is then the same
+    perturbation, which β fits exactly, so every map would score 0."""
     n = feature_ids(tuple(x.shape[2:]), patch)[1]
+    if scaling and n < 2:
+        spatial = tuple(x.shape[2:])
+        raise ValueError(f"infidelity: patch = {patch} gives {n} feature on the {' x '.join(map(str, spatial))} "
+                         "input, so every draw removes the same patch and the scaled value is 0 for every map; "
+                         f"set patch below {max(spatial)} (the largest side), or scaling: false")
     removed = torch.nn.functional.one_hot(picks, n).bool()
     dots, deltas = infidelity_terms(scorer, x, target, saliency, replacement, removed, patch=patch)
     return infidelity_from_terms(dots, deltas, scaling=scaling)
