@@ -34,6 +34,7 @@ __all__ = [
     "nemenyi",
     "pairwise_wilcoxon",
     "rank_biserial",
+    "signed_rank_null",
     "versus_control",
     "wilcoxon_pair",
 ]
@@ -107,18 +108,43 @@ def rank_biserial(a, b) -> float:
     return float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
 
 
+EXACT_MAX = 50  # up to this many non-zero differences the Wilcoxon p is exact (scipy's bound for its exact null)
+
+
+def signed_rank_null(doubled_ranks: np.ndarray) -> np.ndarray:
+    """The exact null distribution of 2 R+ given the ranks: ``pmf[t] = P(2 R+ = t)`` when each
+    difference is positive or negative with probability 1/2 independently (Wilcoxon's sign
+    flips). ``doubled_ranks``: twice the (average) ranks of |d|, whole numbers, so ties keep
+    their midranks exactly. Built by convolution, one rank at a time."""
+    pmf = np.zeros(int(doubled_ranks.sum()) + 1)
+    pmf[0] = 1.0
+    for w in doubled_ranks.astype(int):
+        shifted = np.zeros_like(pmf)
+        shifted[w:] = pmf[:pmf.size - w]
+        pmf = 0.5 * (pmf + shifted)
+    return pmf
+
+
 def wilcoxon_pair(a, b, alternative: str = "two-sided") -> tuple[float, float]:
-    """Wilcoxon signed-rank test of a against b (Wilcoxon 1945) via ``scipy.stats.wilcoxon``.
+    """Wilcoxon signed-rank test of a against b (Wilcoxon 1945).
 
-    Pairs with a NaN on either side are dropped; zero differences are dropped
-    (``zero_method='wilcox'``); scipy's ``method='auto'`` picks the exact null (n <= 50,
-    no ties or zeros), an exhaustive sign-flip permutation (ties or zeros, n <= 13) or the
-    normal approximation with continuity correction, all deterministic.
+    Pairs with a NaN on either side are dropped, then the zero differences (Wilcoxon's
+    ``zero_method='wilcox'``); the n differences left are ranked by |d| (ties: average ranks).
+    With n <= ``EXACT_MAX`` (50) the p-value is exact: the distribution of R+ over the 2^n sign
+    flips of those ranks (:func:`signed_rank_null`), with ties and all; it equals scipy's exact
+    null without ties and its exhaustive permutation test with them. Above 50: the normal
+    approximation with the tie correction and a continuity correction (``scipy.stats.wilcoxon``,
+    ``method='asymptotic', correction=True``; R's ``wilcox.test`` default). scipy's own
+    ``method='auto'`` counts the zero differences when it picks a method, so a 0/1 metric with 16
+    samples of which 4 differ got the normal approximation on 4 differences (p 0.023 instead of
+    the exact 0.0625, the smallest four pairs can give); this does not.
 
-    ``alternative``: 'two-sided' (default), 'greater' (a > b) or 'less' (a < b).
-    Returns (statistic, p): the statistic is min(R+, R-) for 'two-sided' and R+ otherwise,
-    as in scipy. Every difference zero -> (0.0, 1.0) (no evidence either way); no pair at
-    all -> (NaN, NaN).
+    ``alternative``: 'two-sided' (default; twice the smaller tail, at most 1), 'greater'
+    (a > b: P(R+ >= observed)) or 'less' (P(R+ <= observed)). Returns (statistic, p): the
+    statistic is min(R+, R-) for 'two-sided' and R+ otherwise, as in scipy. Every difference
+    zero -> (0.0, 1.0) (no evidence either way); no pair at all -> (NaN, NaN).
+
+    Example: d = [1, 1, 1, 1] (a sign test): R+ = 10 of 10, P(R+ >= 10) = 1/16 = 0.0625.
     """
     if alternative not in ("two-sided", "greater", "less"):
         raise ValueError(
@@ -127,10 +153,22 @@ def wilcoxon_pair(a, b, alternative: str = "two-sided") -> tuple[float, float]:
     a, b = _paired(a, b)
     if a.size == 0:
         return float("nan"), float("nan")
-    if not np.any(a - b):
+    d = a - b
+    d = d[d != 0]
+    if d.size == 0:
         return 0.0, 1.0
-    result = stats.wilcoxon(a, b, zero_method="wilcox", alternative=alternative)
-    return float(result.statistic), float(result.pvalue)
+    ranks = stats.rankdata(np.abs(d))
+    r_plus, r_minus = float(ranks[d > 0].sum()), float(ranks[d < 0].sum())
+    statistic = min(r_plus, r_minus) if alternative == "two-sided" else r_plus
+    if d.size > EXACT_MAX:
+        result = stats.wilcoxon(d, zero_method="wilcox", correction=True, alternative=alternative,
+                                method="asymptotic")
+        return statistic, float(result.pvalue)
+    pmf = signed_rank_null(np.rint(2 * ranks))
+    observed = int(round(2 * r_plus))
+    upper, lower = float(pmf[observed:].sum()), float(pmf[:observed + 1].sum())
+    p = {"greater": upper, "less": lower, "two-sided": 2 * min(upper, lower)}[alternative]
+    return statistic, min(p, 1.0)
 
 
 def _wide_float(wide: pd.DataFrame) -> pd.DataFrame:

@@ -227,3 +227,47 @@ def test_mean_ranks_orientation_and_ties():
     down = mean_ranks(wide, higher_is_better=False)
     np.testing.assert_allclose(down.to_numpy(), [2.75, 2.25, 1.0])
     assert list(up.index) == ["a", "b", "c"]
+
+
+def _brute_force_p(d, alternative):
+    """P-value over all 2^n sign flips of the ranks of |d| (zeros dropped), by enumeration."""
+    d = d[d != 0]
+    ranks = stats.rankdata(np.abs(d))
+    signs = (np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1
+    null = signs @ ranks
+    observed = ranks[d > 0].sum()
+    upper, lower = np.mean(null >= observed - 1e-9), np.mean(null <= observed + 1e-9)
+    return {"greater": upper, "less": lower, "two-sided": min(1.0, 2 * min(upper, lower))}[alternative]
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_wilcoxon_is_exact_with_ties_and_zeros(alternative):
+    rng = np.random.default_rng(3)
+    for n in (9, 16):  # scipy's 'auto' permutes for n <= 13 and goes asymptotic above, zeros counted
+        a = rng.integers(0, 4, size=n + 4).astype(float)
+        b = rng.integers(0, 4, size=n + 4).astype(float)
+        d = a - b
+        _, p = wilcoxon_pair(a, b, alternative=alternative)
+        assert p == pytest.approx(_brute_force_p(d, alternative), abs=1e-12)
+        if np.count_nonzero(d) <= 13:
+            perm = stats.wilcoxon(d[d != 0], alternative=alternative, method=stats.PermutationMethod())
+            assert p == pytest.approx(perm.pvalue, abs=1e-12)
+
+
+def test_wilcoxon_on_a_binary_metric_is_the_exact_sign_test():
+    # 16 samples, 4 hits where the control misses, tied elsewhere: 4 differences of +1
+    a = np.array([1.0] * 4 + [0.0] * 12)
+    b = np.zeros(16)
+    statistic, p = wilcoxon_pair(a, b, alternative="greater")
+    assert statistic == 10.0 and p == pytest.approx(1 / 16)  # not scipy 'auto''s normal 0.0228
+    assert p == pytest.approx(stats.binomtest(4, 4, 0.5, alternative="greater").pvalue)
+    assert stats.wilcoxon(a, b, alternative="greater").pvalue < 0.05  # what scipy's 'auto' gives
+
+
+def test_wilcoxon_above_fifty_differences_is_the_corrected_normal_approximation():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=80), rng.normal(size=80) - 0.2
+    statistic, p = wilcoxon_pair(a, b)
+    expected = stats.wilcoxon(a, b, correction=True, method="asymptotic")
+    assert (statistic, p) == pytest.approx((expected.statistic, expected.pvalue))
+    assert p != pytest.approx(stats.wilcoxon(a, b, correction=False, method="asymptotic").pvalue, rel=1e-6)
