@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from faithbench.reports.markup import _e, table_html
-from faithbench.reports.tables import CHANCE_NOTE, DAGGER, SIGNIFICANCE_NOTE, format_number, leaderboard_tables
+from faithbench.reports.tables import CHANCE_NOTE, DAGGER, format_number, leaderboard_tables, significance_note
 
 __all__ = ["render_html"]
 
@@ -198,12 +198,14 @@ def render_html(
     region_pairwise: pd.DataFrame | None = None,
     undefined: pd.DataFrame | None = None,
     at_chance: pd.DataFrame | None = None,
+    control: str = "random",
 ) -> str:
     """The page as a string. Plots are every ``plots/*.png`` under ``root``, placed by name:
     ``curves_``, ``distributions_``, ``cd_`` per (dataset, model); ``models``, ``cost``,
     ``sanity_``, ``gallery_``, ``strata_`` in their sections; anything else under "Other plots". ``undefined``
     (:func:`faithbench.stats.chance.undefined_counts`) is shown with the skipped cells; ``at_chance``
-    (:func:`faithbench.stats.chance.models_at_chance`) as a warning above the leaderboard. The
+    (:func:`faithbench.stats.chance.models_at_chance`) as a warning above the leaderboard. ``control``: the
+    explainer that the leaderboard's ``*`` was tested against (named in its legend). The
     sections of :mod:`faithbench.reports.medical` appear when their CSV files exist in ``root``."""
     from faithbench.reports.plots import safe_name
 
@@ -238,8 +240,9 @@ def render_html(
         parts.append(f'<p class="warn">{_e(CHANCE_NOTE)}: ' + "; ".join(
             f"{_e(r.dataset)} / {_e(r.model)} (seed {_e(r.seeds)}: AUC CI [{format_number(r.auc_ci_low)}, "
             f"{format_number(r.auc_ci_high)}])" for r in at_chance.itertuples(index=False)) + ".</p>")
-    parts += [f'<p class="note">{_e(SIGNIFICANCE_NOTE)}. Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
-             + (f" (also {', '.join(also)})" if also else "") + ".</p>"]
+    parts += [f'<p class="note">{_e(significance_note(control))}. '
+              'Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
+              + (f" (also {', '.join(also)})" if also else "") + ".</p>"]
     if not boards:
         parts.append('<p class="empty">no results</p>')
     for (dataset, model, target_class), table in boards.items():

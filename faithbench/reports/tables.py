@@ -5,8 +5,9 @@ The leaderboard layout is one table per (dataset, model): rows are explainers (b
 rank across the metrics first), columns are metrics with ↑ (higher is better) or ↓ in the
 header, cells ``mean [ci_low, ci_high]`` (95% percentile bootstrap CI of the mean). The
 best mean of each column (oriented by ``higher_is_better``; ties all marked) is bold, and
-``*`` marks an explainer better than the random control (one-sided Wilcoxon signed-rank,
-Holm-adjusted p < 0.05; the ``beats_random`` column of ``leaderboard.csv``). Each metric's
+``*`` marks an explainer better than the run's control explainer (the suite's ``control:``,
+default ``random``; one-sided Wilcoxon signed-rank, Holm-adjusted p < 0.05; the ``beats_random``
+column of ``leaderboard.csv``), which the notes name (:func:`significance_note`). Each metric's
 header gives n, the samples with a defined value (a cell whose n is below the column's largest
 shows its own). A model at chance (``model_at_chance``: its test AUC CI contains 0.5, see
 :mod:`faithbench.stats.chance`) gets ``†`` after its title and no ``*`` marks.
@@ -30,12 +31,9 @@ __all__ = [
     "leaderboard_tables",
     "markdown_escape",
     "models_summary",
+    "significance_note",
 ]
 
-SIGNIFICANCE_NOTE = ("* better than the random control (one-sided Wilcoxon signed-rank test, "
-                     "Holm-adjusted p < 0.05); bold: best mean of the column; "
-                     "↑ higher is better, ↓ lower is better; [95% bootstrap CI of the mean]; "
-                     "n: samples with a defined value")
 CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC contains 0.5, so its saliency "
                "says nothing about the task; marks of significance withheld")
 DAGGER = "†"
@@ -46,6 +44,19 @@ _LATEX_SPECIAL = {
     "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
 }
 _MARKDOWN_SPECIAL = set("\\`*_[]<>#|~")
+
+
+def control_phrase(control: str = "random") -> str:
+    """How the notes name the control explainer: "the random control", or "the control sobel"."""
+    return "the random control" if control == "random" else f"the control {control}"
+
+
+def significance_note(control: str = "random") -> str:
+    """The leaderboard's legend; ``*`` names ``control``, the explainer the one-sided tests compare with."""
+    return (f"* better than {control_phrase(control)} (one-sided Wilcoxon signed-rank test, "
+            "Holm-adjusted p < 0.05); bold: best mean of the column; "
+            "↑ higher is better, ↓ lower is better; [95% bootstrap CI of the mean]; "
+            "n: samples with a defined value")
 
 
 def latex_escape(text: object) -> str:
@@ -181,18 +192,21 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
 
 
 def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = None,
-                         undefined: pd.DataFrame | None = None, after: list[str] | None = None) -> str:
-    """The leaderboard as Markdown: one pipe table per (dataset, model), see the module doc.
+                         undefined: pd.DataFrame | None = None, after: list[str] | None = None,
+                         control: str = "random") -> str:
+    """The leaderboard as Markdown: one pipe table per (dataset, model), see the module doc;
+    ``control`` is the explainer that ``*`` was tested against (named in the legend).
 
     ``after``: Markdown lines placed right after the tables (the metric reliability section and
     its footnote, :func:`faithbench.reports.medical.reliability_markdown`). ``skipped``
     (``skipped.csv``) and ``undefined`` (:func:`faithbench.stats.chance.undefined_counts`), when
-    given and not empty, are listed after those with their counts.
+    given and not empty, are listed after those: the skipped cells' count, and the count of
+    undefined values (NaN rows, summed over the listed groups, as the HTML report counts them).
     """
     def escape_note(text: str) -> str:
         return "\\" + text.replace("[", "\\[").replace("]", "\\]").replace("<", "\\<")
 
-    lines = ["# Leaderboard", "", escape_note(SIGNIFICANCE_NOTE), ""]
+    lines = ["# Leaderboard", "", escape_note(significance_note(markdown_escape(control))), ""]
     tables = leaderboard_tables(board)
     if any(t.at_chance for t in tables):
         lines += [CHANCE_NOTE, ""]
@@ -219,7 +233,8 @@ def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = Non
     for title, frame in (("Skipped", skipped), ("Undefined values (NaN, left out of n)", undefined)):
         if frame is None or frame.empty:
             continue
-        lines += [f"## {title}: {len(frame)}", "", "| " + " | ".join(markdown_escape(c) for c in frame.columns) + " |",
+        count = int(frame["undefined"].sum()) if frame is undefined else len(frame)
+        lines += [f"## {title}: {count}", "", "| " + " | ".join(markdown_escape(c) for c in frame.columns) + " |",
                   "|---" * len(frame.columns) + "|"]
         lines += ["| " + " | ".join(markdown_escape("" if pd.isna(v) else v) for v in row) + " |"
                   for row in frame.itertuples(index=False)]
@@ -242,7 +257,7 @@ def _latex_breakable(name: str) -> str:
     return r"\_\\".join(latex_escape(p) for p in parts)
 
 
-def leaderboard_latex(board: pd.DataFrame) -> str:
+def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
     """The leaderboard as LaTeX (booktabs): one ``table`` per (dataset, model), see the module doc.
 
     Sized for one column of ``article`` (345 pt): ``\\footnotesize``, 2.5 pt column gaps, each cell
@@ -250,14 +265,15 @@ def leaderboard_latex(board: pd.DataFrame) -> str:
     with fewer samples than its column), names split after their
     underscores, n under each metric name. A table still wider than ``\\linewidth`` (many
     metrics) is scaled down to it by ``\\faithbenchfit``. Needs ``\\usepackage{booktabs}`` and
-    ``\\usepackage{graphicx}``; every name is escaped with :func:`latex_escape`.
+    ``\\usepackage{graphicx}``; every name is escaped with :func:`latex_escape`. ``control``: the
+    explainer that ``*`` was tested against (named in the caption).
     """
     from faithbench.reports.plots import safe_name
 
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
     tables = leaderboard_tables(board)
     lines = ["% faithbench leaderboard; needs \\usepackage{booktabs} and \\usepackage{graphicx}",
-             "% " + SIGNIFICANCE_NOTE.replace("↑", "up").replace("↓", "down"), *LATEX_PREAMBLE, ""]
+             "% " + significance_note(control).replace("↑", "up").replace("↓", "down"), *LATEX_PREAMBLE, ""]
     for table in tables:
         dagger = r"$^{\dagger}$" if table.at_chance else ""
         chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC contains 0.5; "
@@ -265,7 +281,8 @@ def leaderboard_latex(board: pd.DataFrame) -> str:
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger
                   + r": mean [95\% bootstrap CI]; bold: best per column; "
-                  r"$^{*}$: better than the random control (one-sided Wilcoxon, Holm-adjusted $p<0.05$); "
+                  r"$^{*}$: better than " + latex_escape(control_phrase(control))
+                  + r" (one-sided Wilcoxon, Holm-adjusted $p<0.05$); "
                   r"n: samples with a defined value." + chance + "}",
                   r"\label{tab:faithbench-" + safe_name(table.title.replace(" / ", "-")) + "}",
                   r"\footnotesize", r"\setlength{\tabcolsep}{2.5pt}",

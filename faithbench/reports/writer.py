@@ -249,10 +249,11 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         from faithbench.reports.medical import reliability_markdown
 
         _write_text(out_dir / "leaderboard.md", leaderboard_markdown(board, skipped, undefined,
-                                                                     reliability_markdown(out_dir, board, manifest)))
+                                                                     reliability_markdown(out_dir, board, manifest),
+                                                                     control=control))
         written.append(out_dir / "leaderboard.md")
     if "latex" in formats:
-        _write_text(out_dir / "leaderboard.tex", leaderboard_latex(board))
+        _write_text(out_dir / "leaderboard.tex", leaderboard_latex(board, control=control))
         written.append(out_dir / "leaderboard.tex")
     if "html" in formats:
         from faithbench.reports.html import render_html
@@ -262,6 +263,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
             cost_table=cost_table, skipped=skipped, undefined=undefined, at_chance=at_chance,
             failures=_read_csv(out_dir / "failures.csv"), friedman=friedman, overall=overall,
             agreement=agreement, pairwise=pairwise, region_tests=region_tests, region_pairwise=region_pairs,
+            control=control,
         )
         _write_text(out_dir / "index.html", page)
         written.append(out_dir / "index.html")
