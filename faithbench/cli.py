@@ -1,10 +1,11 @@
 """``faithbench run | list | validate | report``.
 
 Exit codes: 0 success (every cell ran, or was skipped as unsupported); 1 a run that failed
-while computing (every cell failed, or the run stopped); 2 bad input (a suite, a name, a
-parameter, a file, a sample) or bad usage (an output folder another run is writing, an
-unwritable ``--out`` or cache); 3 partial: some cells failed (``failures.csv`` lists them) and
-the tables hold every other cell; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+while computing (every cell failed, or the run stopped), or a ``list`` pattern that matches
+nothing; 2 bad input (a suite, a name, a parameter, a file, a sample) or bad usage (an output
+folder another run is writing, an unwritable ``--out`` or cache); 3 partial: some cells failed
+(``failures.csv`` lists them) and the tables hold every other cell; 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM).
 Errors are one line; ``--debug`` (before or after the sub-command) shows the traceback.
 ``--quiet`` silences every progress bar, training bars included (``FAITHBENCH_QUIET=1``,
 :mod:`faithbench.progress`).
@@ -60,6 +61,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from faithbench.runner.executors import RayOptions
     from faithbench.runner.run import default_out_dir, run_suite
 
+    if args.device is not None:  # its syntax, before the suite is loaded; whether it is present: resolve_device
+        from faithbench.device import check_device_name
+
+        try:
+            check_device_name(args.device)
+        except ValueError as exc:
+            raise InputError(f"--device: {exc}") from None
     suite: Any = _load_suite(args.suite)
     out = Path(args.out) if args.out else default_out_dir(suite)
     cache = Cache(args.cache) if args.cache else Cache()
@@ -98,17 +106,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _list_glob(pattern: str) -> str:
+    """The glob ``faithbench list`` matches names with: ``pattern`` itself when it has a glob
+    character (``*?[``), else ``*pattern*`` (a substring: ``deletion`` finds ``deletion_auc``)."""
+    return pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
+    import fnmatch
+
     from faithbench.config import builtin_suites, ensure_plugins_loaded
     from faithbench.registry import datasets, explainers, metrics, models
 
     ensure_plugins_loaded()
-    if args.kind == "suites":
-        for name in builtin_suites():
-            print(name)
+    pattern = _list_glob(args.pattern)
+    registry = {"explainers": explainers, "metrics": metrics, "datasets": datasets, "models": models}.get(args.kind)
+    names = registry.names(pattern) if registry else [n for n in builtin_suites() if fnmatch.fnmatch(n, pattern)]
+    if not names:
+        print(f"faithbench: no {args.kind[:-1]} matches {args.pattern!r}; patterns are substrings or globs",
+              file=sys.stderr)
+        return EXIT_FAILED
+    if registry is None:
+        print("\n".join(names))
         return 0
-    registry = {"explainers": explainers, "metrics": metrics, "datasets": datasets, "models": models}[args.kind]
-    names = registry.names(args.pattern)
     width = max((len(n) for n in names), default=0)
     for name in names:
         try:
@@ -200,12 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-cpus", type=int, metavar="N",
                      help="CPUs of the local Ray instance started for this run (implies --executor ray)")
     run.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N", help="Ray: CPUs per group task (1)")
-    run.add_argument("--gpus-per-task", type=float, default=0.0, metavar="N", help="Ray: GPUs per group task (0); a task with a GPU computes on it")
+    run.add_argument("--gpus-per-task", type=float, default=0.0, metavar="N",
+                     help="Ray: GPUs per group task (0); a task with a GPU computes on it")
     run.set_defaults(func=_cmd_run)
 
     lst = sub.add_parser("list", help="list registered plugins or built-in suites", parents=[common])
     lst.add_argument("kind", choices=["explainers", "metrics", "datasets", "models", "suites"])
-    lst.add_argument("pattern", nargs="?", default="*", help="a glob, e.g. '*cam*'")
+    lst.add_argument("pattern", nargs="?", default="*",
+                     help="a substring of the names (deletion) or a glob ('*cam*', 'iou_top?'); default: all")
     lst.set_defaults(func=_cmd_list)
 
     val = sub.add_parser("validate", help="check a suite without running it", parents=[common])

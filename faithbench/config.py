@@ -4,22 +4,23 @@ Unknown keys, unknown plugin names and wrong parameter names or types are errors
 the file and the key (``quick.yaml: explainers[2]: unknown explainer 'gradcm'; did you mean
 'gradcam'?``). YAML is loaded with ``yaml.SafeLoader``. ``include: other.yaml`` (a path
 relative to the including file, or a built-in suite name) merges another suite first; keys of
-the including file win; a cycle of includes is an error. YAML is read strictly
+the including file win; a cycle of includes is an error. A relative ``weights:`` path of a model
+is read relative to the file that writes it too (else to the working directory). YAML is read strictly
 (:mod:`faithbench.config_yaml`): UTF-8 only, a key written twice is an error, and aliases may
 not expand the suite beyond a small budget.
 """
 
 from __future__ import annotations
 
-import difflib
-import inspect
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from faithbench.config_checks import (SuiteWarning, check_file_names, check_masks, check_models, check_param_types,
-                                     check_validation)
+from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs, check_masks, check_models,
+                                     check_param_types, check_suite_values, check_target, check_validation,
+                                     check_weights, resolve_weights)
 from faithbench.config_yaml import YAMLFileError, load_yaml_file
 from faithbench.configurable import ParameterError
 from faithbench.datasets.paths import DataError
@@ -183,9 +184,10 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def _read_yaml(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, Path] | None = None) -> dict[str, Any]:
     """The suite mapping of ``path`` with its ``include:`` chain merged (strict YAML:
-    :mod:`faithbench.config_yaml`); ``seen``: the resolved paths of the including files."""
+    :mod:`faithbench.config_yaml`); ``seen``: the resolved paths of the including files;
+    ``origins`` (filled in): the file that wrote each key of the merged mapping."""
     try:
         data = load_yaml_file(path)
     except OSError as exc:
@@ -194,39 +196,48 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise SuiteError(str(exc)) from None
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: expected a mapping of suite keys, got {type(data).__name__}")
-    include = data.pop("include", None)
+    include, own = data.pop("include", None), list(data)
     if include is not None:
         if not isinstance(include, str):
             raise SuiteError(f"{path}: include: expected a path or suite name, got {include!r}")
-        inc = resolve_suite_path(include, relative_to=path.parent)
+        try:
+            inc = resolve_suite_path(include, relative_to=path.parent)
+        except SuiteError as exc:
+            raise SuiteError(f"{path}: include: {exc}") from None
         chain = seen + (path.resolve(),)
         if inc.resolve() in chain:  # resolved: ../x.yaml and x.yaml are one file
             raise SuiteError(f"{path}: include: circular include of {inc} "
                              f"({' -> '.join(p.name for p in chain + (inc.resolve(),))})")
-        data = {**_read_yaml(inc, chain), **data}
+        data = {**_read_yaml(inc, chain, origins), **data}
+    if origins is not None:
+        origins.update(dict.fromkeys(own, path))  # after the included file's: this file's keys win
     return data
 
 
 def resolve_suite_path(suite: str | Path, relative_to: Path | None = None) -> Path:
     """A YAML file, or the name of a built-in suite (``faithbench/suites/<name>.yaml``).
 
-    An existing *file* wins (relative to ``relative_to`` first, for ``include:``, then to the
-    working directory); only then is ``suite`` looked up among the built-ins. A directory is never
-    a suite, so an output folder ``quick/`` in the working directory does not shadow ``quick``.
+    A *file* wins: ``suite``, then ``<suite>.yaml`` and ``<suite>.yml`` (so a copy of a built-in
+    you edit, ``quick.yaml``, wins over the built-in ``quick``), relative to ``relative_to`` first
+    (for ``include:``), then to the working directory; only then is ``suite`` looked up among the
+    built-ins. A directory is never a suite, so an output folder ``quick/`` does not shadow ``quick``.
     """
     candidate = Path(suite).expanduser()
-    if relative_to is not None and not candidate.is_absolute():
-        rel = relative_to / candidate
-        if rel.is_file():
-            return rel
-    if candidate.is_file():
-        return candidate
+    names = [candidate.name] + ([] if candidate.suffix in (".yaml", ".yml") else
+                                [candidate.name + ext for ext in (".yaml", ".yml")])
+    folders = [Path()] if relative_to is None or candidate.is_absolute() else [relative_to, Path()]
+    for path in (folder / candidate.parent / name for folder in folders for name in names):
+        if path.is_file():
+            return path
     builtin = BUILTIN_DIR / f"{suite}.yaml"
     if builtin.is_file():
         return builtin
-    names = ", ".join(builtin_suites()) or "(none)"
-    what = "a directory, not a suite file" if candidate.is_dir() else "no such suite file"
-    raise SuiteError(f"{suite}: {what}, and not a built-in suite (built-ins: {names})")
+    builtins = ", ".join(builtin_suites()) or "(none)"
+    if candidate.is_dir():
+        raise SuiteError(f"{suite}: a directory, not a suite file, and not a built-in suite (built-ins: {builtins})")
+    where = " and ".join(dict.fromkeys(os.path.abspath(folder / candidate.parent) for folder in folders))
+    raise SuiteError(f"{suite}: no such suite file, and not a built-in suite (looked for {' / '.join(names)} "
+                     f"in {where}; built-ins: {builtins})")
 
 
 def builtin_suites() -> list[str]:
@@ -234,20 +245,10 @@ def builtin_suites() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) if BUILTIN_DIR.is_dir() else []
 
 
-def _check_kwargs(where: str, target: Any, params: dict[str, Any]) -> None:
-    """Check keyword names against a callable's signature (for datasets and models)."""
-    sig = inspect.signature(target)
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    named = [n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or
-             (p.kind is p.POSITIONAL_OR_KEYWORD and n not in ("self", "split"))]
-    for key in params:
-        if key not in named and not accepts_any:
-            raise SuiteError(f"{where}.params: unknown parameter {key!r}; valid parameters: {', '.join(named)}")
-
-
 def validate_plugins(suite: Suite, source: str) -> None:
     """Resolve every plugin name and check every parameter, without running anything; then
     what needs the plugins built (:mod:`faithbench.config_checks`; warns :class:`SuiteWarning`)."""
+    check_suite_values(suite, source, SuiteError)
     multilabel: list[str] = []  # labels of the multi-label datasets
     built: dict[str, Any] = {}  # label -> test split
     plugins: dict[str, list[Any]] = {"explainers": [], "metrics": []}
@@ -257,7 +258,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
             cls = datasets.get(spec.name)
         except RegistryError as exc:
             raise SuiteError(f"{where}: {exc}") from None
-        _check_kwargs(where, cls, spec.params)
+        check_kwargs(where, cls, spec.params, SuiteError)
         check_param_types(where, cls, spec.params, SuiteError)
         try:
             dataset = cls(split="test", **spec.params)
@@ -266,7 +267,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
                 continue  # the run skips it and says why (runner.run.preflight)
             raise SuiteError(f"{where}.params: {exc}") from None
         built[spec.label] = dataset
-        _check_target(suite.target, dataset, f"{source}: target", f"datasets[{i}] {spec.label!r}")
+        check_target(suite.target, dataset, f"{source}: target", f"datasets[{i}] {spec.label!r}", SuiteError)
         if getattr(dataset, "multilabel", False):
             if suite.regions is not None:  # the region tests compare label 0 with the others, a row per image
                 raise SuiteError(f"{source}: regions: the region-based tests compare normal and abnormal images, "
@@ -285,10 +286,8 @@ def validate_plugins(suite: Suite, source: str) -> None:
                 builder = models.get(mspec.name)
             except RegistryError as exc:
                 raise SuiteError(f"{where}: {exc}") from None
-            _check_kwargs(where, builder, mspec.params)
+            check_kwargs(where, builder, mspec.params, SuiteError)
             check_param_types(where, builder, mspec.params, SuiteError)
-        if mspec.weights is not None and not Path(mspec.weights).expanduser().exists():
-            raise SuiteError(f"{where}.weights: file not found: {mspec.weights}")
     for kind, registry, specs in (("explainers", explainers, suite.explainers),
                                   ("metrics", metrics, suite.metrics)):
         for i, spec in enumerate(specs):
@@ -320,33 +319,16 @@ def validate_plugins(suite: Suite, source: str) -> None:
             raise SuiteError(f"{source}: {kind}: duplicate label {dup[0]!r}; give one entry an 'alias'")
     check_file_names(suite, source, SuiteError)
     check_models(suite, source, built, plugins["explainers"], SuiteError)
+    check_weights(suite, source, built, SuiteError)
     check_masks(suite, source, built, plugins["metrics"])
     check_validation(suite, source, built, plugins["metrics"], SuiteError)
 
 
-def _check_target(target: Any, dataset: Any, where: str, which: str) -> None:
-    """Class targets need a multi-label dataset with those classes; a multi-label dataset needs
-    class targets (one predicted or true class per sample does not describe it)."""
-    multilabel = bool(getattr(dataset, "multilabel", False))
-    classes = tuple(getattr(dataset, "classes", ()))
-    if target in ("predicted", "label"):
-        if multilabel:
-            raise SuiteError(f"{where}: {target!r} explains one class per sample, but {which} is multi-label "
-                             f"(classes: {', '.join(classes)}); use each_positive or {{classes: [...]}}")
-        return
-    if not multilabel:
-        raise SuiteError(f"{where}: {'each_positive' if target == 'each_positive' else 'classes'} explains the "
-                         f"classes of multi-label datasets, but {which} is single-label; use predicted or label")
-    for k, name in enumerate(getattr(target, "classes", None) or []):
-        if name not in classes:
-            close = difflib.get_close_matches(name, classes, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise SuiteError(f"{where}.classes[{k}]: unknown class {name!r} of {which}{hint} "
-                             f"(classes: {', '.join(classes)})")
-
-
 def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
+    """Validate a mapping of suite keys; relative ``weights:`` paths are read from the working directory."""
     ensure_plugins_loaded()
+    if "models" in data:
+        data = {**data, "models": resolve_weights(data["models"], Path.cwd(), source, SuiteError)}
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
@@ -375,14 +357,29 @@ def _check_control(suite: Suite, source: str) -> None:
 def load_suite(suite: str | Path | dict[str, Any]) -> Suite:
     """Load, merge includes, validate. ``suite``: a YAML path, a built-in suite name, or a
     mapping of suite keys (as in a YAML file; an ``include:`` is resolved like a path's)."""
+    origins: dict[str, Path] = {}  # the file that wrote each key: relative weights are read from its folder
     if isinstance(suite, dict):
-        data = dict(suite)
+        data, source = dict(suite), "<suite>"
         include = data.pop("include", None)
         if include is not None:
-            data = {**_read_yaml(resolve_suite_path(include)), **data}
-        return suite_from_dict(data)
-    path = resolve_suite_path(suite)
-    return suite_from_dict(_read_yaml(path), source=path.name if path.parent == BUILTIN_DIR else str(path))
+            try:
+                included = resolve_suite_path(include)
+            except SuiteError as exc:
+                raise SuiteError(f"{source}: include: {exc}") from None
+            data = {**_read_yaml(included, origins=origins), **data}
+            origins = {k: v for k, v in origins.items() if k not in suite}
+    else:
+        path = resolve_suite_path(suite)
+        data, source = _read_yaml(path, origins=origins), _shown(path)
+    if "models" in origins:  # else a mapping's own models: suite_from_dict reads them from the working directory
+        where = origins["models"]
+        data["models"] = resolve_weights(data["models"], where.parent, _shown(where), SuiteError)
+    return suite_from_dict(data, source=source)
+
+
+def _shown(path: Path) -> str:
+    """A suite file as errors name it: a built-in by its file name, a user's file as given."""
+    return path.name if path.parent == BUILTIN_DIR else str(path)
 
 
 def ensure_plugins_loaded() -> None:

@@ -2,6 +2,7 @@
 
 :func:`faithbench.config.validate_plugins` calls these after it has resolved every name:
 
+- :func:`check_kwargs`: dataset and model parameter names against the builder's signature;
 - :func:`check_param_types`: a dataset or model parameter whose annotation is ``int``, ``float``,
   ``bool`` or ``str`` (or ``Optional`` of one) must have that type (``size: "64"`` is an error
   naming ``params.size``, not a failure deep inside the dataset);
@@ -13,19 +14,29 @@
 - :func:`check_validation`: a metric tuned on the validation split (``threshold: val``) on a
   dataset whose validation split is missing, empty or without a non-empty mask: an error;
 - :func:`check_file_names`: two labels that map to one file name (``x/y`` and ``x_y``; plots are
-  named by :func:`faithbench.names.safe_name`) would overwrite each other's plots: an error.
+  named by :func:`faithbench.names.safe_name`) would overwrite each other's plots: an error;
+- :func:`check_suite_values`: seeds distinct and >= 0, a device name torch reads;
+- :func:`check_target`: class targets need a multi-label dataset with those classes;
+- :func:`resolve_weights` (before the schema): each model's ``weights:`` path made absolute, relative
+  to the suite file that writes it; :func:`check_weights`: the tensor names and shapes of each
+  ``weights:`` file against the model the run builds for each dataset.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import itertools
+import os
 import types
 import typing
 import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from faithbench.device import check_device_name
 from faithbench.names import safe_name
 
 _SIMPLE = (bool, int, float, str)
@@ -59,6 +70,17 @@ def _type_ok(expected: type, value: Any) -> bool:
     if expected is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, expected)
+
+
+def check_kwargs(where: str, target: Any, params: dict[str, Any], error: type[Exception]) -> None:
+    """Check keyword names against a callable's signature (for datasets and models)."""
+    sig = inspect.signature(target)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    named = [n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or
+             (p.kind is p.POSITIONAL_OR_KEYWORD and n not in ("self", "split"))]
+    for key in params:
+        if key not in named and not accepts_any:
+            raise error(f"{where}.params: unknown parameter {key!r}; valid parameters: {', '.join(named)}")
 
 
 def check_param_types(where: str, target: Callable[..., Any], params: dict[str, Any], error: type[Exception]) -> None:
@@ -218,3 +240,133 @@ def check_file_names(suite: Any, source: str, error: type[Exception]) -> None:
                 raise error(f"{source}: {' x '.join(combo)}: labels {' / '.join(labels)} and "
                             f"{' / '.join(stems[stem])} map to one plot file name {stem!r}; give one an alias")
             stems.setdefault(stem, labels)
+
+
+def check_suite_values(suite: Any, source: str, error: type[Exception]) -> None:
+    """Seeds distinct and >= 0 (a repeated seed would compute each row twice, and numpy's
+    generators refuse a negative one); a device name torch reads (whether the device is present is
+    the run's concern: a suite meant for a GPU machine validates on a laptop)."""
+    seen: set[int] = set()
+    for seed in suite.seeds:
+        why = f"{seed} is negative" if seed < 0 else (f"{seed} is repeated" if seed in seen else "")
+        if why:
+            raise error(f"{source}: seeds: expected distinct integers >= 0 (one run per seed), got {suite.seeds}: "
+                        f"{why}")
+        seen.add(seed)
+    try:
+        check_device_name(suite.device)
+    except ValueError as exc:
+        raise error(f"{source}: device: {exc}") from None
+
+
+def check_target(target: Any, dataset: Any, where: str, which: str, error: type[Exception]) -> None:
+    """Class targets need a multi-label dataset with those classes; a multi-label dataset needs
+    class targets (one predicted or true class per sample does not describe it)."""
+    multilabel = bool(getattr(dataset, "multilabel", False))
+    classes = tuple(getattr(dataset, "classes", ()))
+    if target in ("predicted", "label"):
+        if multilabel:
+            raise error(f"{where}: {target!r} explains one class per sample, but {which} is multi-label "
+                        f"(classes: {', '.join(classes)}); use each_positive or {{classes: [...]}}")
+        return
+    if not multilabel:
+        raise error(f"{where}: {'each_positive' if target == 'each_positive' else 'classes'} explains the "
+                    f"classes of multi-label datasets, but {which} is single-label; use predicted or label")
+    for k, name in enumerate(getattr(target, "classes", None) or []):
+        if name not in classes:
+            close = difflib.get_close_matches(name, classes, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise error(f"{where}.classes[{k}]: unknown class {name!r} of {which}{hint} "
+                        f"(classes: {', '.join(classes)})")
+
+
+def resolve_weights(models: Any, base: Path, source: str, error: type[Exception]) -> Any:
+    """A suite's raw ``models:`` entries with each ``weights:`` path made absolute: a relative one
+    is read relative to ``base``, the folder of the suite file that writes it (as ``include:`` is),
+    else relative to the working directory (where it was read before, so such suites still load).
+    A file at neither: an error naming ``source``, the key and the paths tried."""
+    if not isinstance(models, list):
+        return models  # the schema's error says what was expected
+    out = list(models)
+    for i, entry in enumerate(models):
+        weights = entry.get("weights") if isinstance(entry, dict) else None
+        if not isinstance(weights, str) or weights.startswith(("hf-hub:", "local-dir:")):
+            continue  # a wrong type or a model name: the schema's error says so
+        given = Path(weights).expanduser()
+        tried = list(dict.fromkeys(Path(os.path.abspath(folder / given)) for folder in (base, Path.cwd())))
+        found = next((path for path in tried if path.exists()), None)
+        if found is None:
+            raise error(f"{source}: models[{i}].weights: file not found: {weights} "
+                        f"(looked for {' and '.join(map(str, tried))})")
+        out[i] = {**entry, "weights": str(found)}
+    return out
+
+
+def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
+    """Names and shapes of a weights file's tensors, read without their data (safetensors: the
+    header; torch: weights-only onto the meta device); None when it cannot be read so."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        state = torch.load(path, map_location="meta", weights_only=True)
+    except Exception:  # unreadable or refused: the loader's message says why
+        return None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # a training checkpoint, unwrapped as the loader does
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return None
+    return {str(k): tuple(v.shape) for k, v in state.items()}
+
+
+def _some(names: list[str], k: int = 5) -> str:
+    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _mismatch(state: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> str:
+    """What differs between a model's ``state_dict`` and a file's tensor shapes ("" when nothing)."""
+    expected = {k: tuple(v.shape) for k, v in state.items()}
+    wrong = [f"{k} {shapes[k]} where the model has {shape}" for k, shape in expected.items()
+             if k in shapes and shapes[k] != shape]
+    missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
+    return "; ".join(f"{what}: {_some(names)}" for what, names in
+                     (("shape mismatch", wrong), ("missing", missing), ("unexpected", unexpected)) if names)
+
+
+def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Exception]) -> None:
+    """Each ``weights:`` file against the model the run builds for each dataset it pairs with
+    (:func:`~faithbench.models.checkpoint.build_for_dataset`, on the meta device): missing and
+    unexpected tensor names and shape mismatches are an error before anything is trained, where
+    the run would stop at that model after training the groups before it."""
+    from faithbench.models.checkpoint import build_for_dataset, load_weights_file
+    from faithbench.models.errors import CheckpointError
+
+    files: dict[Path, dict[str, tuple[int, ...]] | None] = {}
+    for i, mspec, label, dataset in _pairs(suite, built):
+        # hf-hub:/local-dir: entries build from the hub's config (a download): left to the run
+        if mspec.weights is None or mspec.uses_pretrained:
+            continue
+        where, path = f"{source}: models[{i}].weights", Path(mspec.weights).expanduser()
+        try:
+            shape = (dataset.in_channels, len(dataset.classes), tuple(dataset.spatial_shape))
+            with torch.device("meta"):  # names and shapes only: no memory, no initialisation
+                model, _ = build_for_dataset(mspec, *shape)
+        except Exception:  # a built-in's build error is check_models'; a library or user network the run reports
+            continue
+        if path not in files:
+            files[path] = _tensor_shapes(path)
+        shapes = files[path]
+        if shapes is None:
+            try:
+                load_weights_file(model, path)  # the loader's own reason: unreadable, pickled code, not a state dict
+            except CheckpointError as exc:
+                raise error(f"{where}: {_first_line(exc)}") from None
+            except Exception:  # read by the loader, but not onto the meta device: the run loads it for real
+                pass
+            continue
+        problem = _mismatch(model.state_dict(), shapes)
+        if problem:
+            raise error(f"{where}: {path} does not fit model {mspec.label!r} for dataset {label!r} ({shape[0]} "
+                        f"channels, {shape[1]} classes): {problem}")

@@ -1,4 +1,5 @@
-"""Device facts every floor may need: out-of-memory errors, and freeing memory after one.
+"""Device facts every floor may need: the device names a suite may give, out-of-memory errors,
+and freeing memory after one.
 
 The ground floor: it imports nothing of faithbench.
 """
@@ -8,6 +9,26 @@ from __future__ import annotations
 import gc
 
 import torch
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def check_device_name(device: str) -> str:
+    """``device`` without surrounding spaces when it is one of :data:`DEVICES` (``cuda:N``: N = 0,
+    1, ...; torch's ``cpu:N`` and ``mps:N`` too); else ``ValueError`` saying what was expected.
+
+    The name only: whether the device is present is decided by the run, so a suite meant for a
+    GPU machine (``device: cuda``) validates on a laptop."""
+    name = device.strip()
+    if name == "auto":
+        return name
+    try:
+        kind = torch.device(name).type
+    except (RuntimeError, ValueError):
+        kind = None
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"expected one of {', '.join(DEVICES)}, got {device!r}")
+    return name
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

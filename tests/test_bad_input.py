@@ -145,19 +145,23 @@ def test_an_empty_dataset_is_refused_before_training(tmp_path, capsys, faulty_da
 def test_checkpoint_whose_classes_do_not_match(tmp_path, capsys):
     weights = tmp_path / "three_classes.safetensors"
     save_tensors(weights, build_model("small_cnn", 1, 3, (32, 32), width=4).state_dict())
-    code, err, _ = run(tmp_path, capsys, with_entry("models", 0, {"name": "small_cnn", "params": {"width": 4},
-                                                                  "weights": str(weights)}))
-    assert code == EXIT_BAD_INPUT
-    assert err.startswith(f"faithbench: error: {weights}: parameter 'head")
-    assert "the model for this dataset expects (2" in err and "check the classes and channels" in err
+    code, err, path = run(tmp_path, capsys, with_entry("models", 0, {"name": "small_cnn", "params": {"width": 4},
+                                                                     "weights": str(weights)}))
+    assert code == EXIT_BAD_INPUT  # found by validation, before anything is trained
+    assert err == (f"faithbench: error: {path}: models[0].weights: {weights} does not fit model 'small_cnn' for "
+                   f"dataset 'phantom_cxr' (1 channels, 2 classes): shape mismatch: head.weight (3, 16) where the "
+                   f"model has (2, 16), head.bias (3,) where the model has (2,)")
+    assert not (tmp_path / "cache").exists()
 
 
 def test_checkpoint_whose_channels_do_not_match(tmp_path, capsys):
     weights = tmp_path / "rgb.safetensors"
     save_tensors(weights, build_model("small_cnn", 3, 2, (32, 32), width=4).state_dict())
-    code, err, _ = run(tmp_path, capsys, with_entry("models", 0, {"name": "small_cnn", "params": {"width": 4},
-                                                                  "weights": str(weights)}))
-    assert code == EXIT_BAD_INPUT and "has shape (4, 3" in err and "check the classes and channels" in err
+    code, err, path = run(tmp_path, capsys, with_entry("models", 0, {"name": "small_cnn", "params": {"width": 4},
+                                                                     "weights": str(weights)}))
+    assert code == EXIT_BAD_INPUT and err.startswith(f"faithbench: error: {path}: models[0].weights: {weights} ")
+    assert err.endswith("(1 channels, 2 classes): shape mismatch: features.0.0.weight (4, 3, 3, 3) where the model "
+                        "has (4, 1, 3, 3)")
 
 
 def test_a_data_root_that_does_not_exist(tmp_path, capsys, monkeypatch):

@@ -74,3 +74,41 @@ def test_help(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 0
+
+
+@pytest.mark.parametrize("argv, expected, absent", [
+    (["list", "metrics", "deletion"], {"deletion_auc", "region_deletion_correlation", "temporal_deletion"},
+     {"insertion_auc"}),
+    (["list", "explainers", "grad"], {"gradcam", "integrated_gradients"}, {"random"}),
+    (["list", "suites", "qu"], {"quick"}, {"zoo"}),
+    (["list", "metrics", "deletion*"], {"deletion_auc"}, {"region_deletion_correlation"}),  # a glob stays one
+])
+def test_list_pattern_is_a_substring_or_a_glob(capsys, argv, expected, absent):
+    assert main(argv) == 0
+    names = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
+    assert expected <= names and not absent & names
+
+
+@pytest.mark.parametrize("kind, what", [("metrics", "metric"), ("explainers", "explainer"), ("suites", "suite")])
+def test_list_with_no_match_says_so_and_exits_1(capsys, kind, what):
+    assert main(["list", kind, "xyz"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"faithbench: no {what} matches 'xyz'; patterns are substrings or globs\n"
+
+
+def test_run_names_the_device_option(tmp_path, capsys):
+    assert main(["run", "quick", "--device", "gpu", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == "faithbench: error: --device: expected one of auto, cpu, cuda, cuda:N, mps, got 'gpu'\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_validate_refuses_repeated_seeds(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nseeds: [0, 0]\ndatasets: [phantom_cxr]\nmodels: [{name: small_cnn, recipe: default}]\n"
+                     "explainers: [random]\nmetrics: [pointing_game]\n")
+    assert main(["validate", str(suite)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"faithbench: error: {suite}: seeds: expected distinct integers >= 0")
+    assert err.count("\n") == 1

@@ -87,3 +87,27 @@ def test_dataset_models_restrict_the_plan(tmp_path):
         ("phantom_cxr", "resnet18"), ("phantom_cxr", "small_cnn"), ("shortcut", "small_cnn")]
     with pytest.raises(SuiteError, match=r"datasets\[1\].models: unknown model label 'small'"):
         load_suite(write(tmp_path, text.replace("models: [small_cnn]}", "models: [small]}")))
+
+
+@pytest.mark.parametrize("seeds, expected", [
+    ("[0, 0]", r"suite.yaml: seeds: expected distinct integers >= 0 .*got \[0, 0\]: 0 is repeated"),
+    ("[1, 2, 1, 2]", r"suite.yaml: seeds: expected distinct integers >= 0 .*got \[1, 2, 1, 2\]: 1 is repeated"),
+    ("[-1]", r"suite.yaml: seeds: expected distinct integers >= 0 .*got \[-1\]: -1 is negative"),
+])
+def test_seeds_must_be_distinct_and_not_negative(tmp_path, seeds, expected):
+    with pytest.raises(SuiteError, match=expected):
+        load_suite(write(tmp_path, BASE + f"seeds: {seeds}\n"))
+    assert load_suite(write(tmp_path, BASE + "seeds: [2, 0, 1]\n")).seeds == [2, 0, 1]
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cuda:-1", "meta", "CUDA", ""])
+def test_device_syntax_is_checked_at_validation(tmp_path, device):
+    with pytest.raises(SuiteError, match=r"suite.yaml: device: expected one of auto, cpu, cuda, cuda:N, mps, "
+                                         rf"got '{device}'"):
+        load_suite(write(tmp_path, BASE + f"device: '{device}'\n"))
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1", "mps", " cuda:0 "])
+def test_device_meant_for_another_machine_validates(tmp_path, device):
+    # validation checks the name only: a suite meant for a GPU machine validates on a laptop
+    assert load_suite(write(tmp_path, BASE + f"device: '{device}'\n")).device == device

@@ -86,3 +86,76 @@ def test_file_names_use_the_plots_mapping():
     for label in ["x/y", "x_y", "../etc", "a b", "ünï", "", "v1.2", "$x$"]:
         assert safe_name(label) == plots_safe_name(label)
     assert safe_name("x/y") == safe_name("x_y") == "x_y" and safe_name("../etc") == "_etc"
+
+
+def _weights(tmp_path, name="w.safetensors", builder="small_cnn", in_chans=1, classes=2, drop=(), **params):
+    from faithbench.models import build_model
+    from faithbench.store import save_tensors
+
+    state = build_model(builder, in_chans, classes, (32, 32), **params).state_dict()
+    path = tmp_path / name
+    save_tensors(path, {k: v for k, v in state.items() if k not in drop})
+    return path
+
+
+def _with_weights(path, params="{width: 8}"):
+    return BASE.replace("{name: small_cnn, recipe: {epochs: 1}}", f"{{name: small_cnn, params: {params}, "
+                                                                  f"weights: {path}}}")
+
+
+def test_weights_that_fit_pass(tmp_path):
+    path = _weights(tmp_path, width=8)
+    assert _load(tmp_path, _with_weights(path)).models[0].weights == str(path)
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"width": 16}, r"shape mismatch: features.0.0.weight \(16, 1, 3, 3\) where the model has \(8, 1, 3, 3\), "
+                    r".* and \d+ more"),
+    ({"width": 8, "classes": 3}, r"shape mismatch: head.weight \(3, 32\) where the model has \(2, 32\), "
+                                 r"head.bias \(3,\) where the model has \(2,\)$"),
+    ({"width": 8, "in_chans": 3}, r"shape mismatch: features.0.0.weight \(8, 3, 3, 3\) where the model has "
+                                  r"\(8, 1, 3, 3\)$"),
+    ({"width": 8, "drop": ("head.bias",)}, r"missing: head.bias$"),
+    ({"builder": "resnet18"}, r"missing: features.0.0.bias, .* and \d+ more; unexpected: bn1.bias, .* and \d+ more$"),
+])
+def test_weights_that_do_not_fit_are_refused_at_validation(tmp_path, kwargs, expected):
+    path = _weights(tmp_path, **kwargs)
+    with pytest.raises(SuiteError, match=rf"suite.yaml: models\[0\].weights: {path} does not fit model 'small_cnn' "
+                                         rf"for dataset 'phantom_cxr' \(1 channels, 2 classes\): {expected}"):
+        _load(tmp_path, _with_weights(path))
+
+
+def test_weights_that_are_not_a_state_dict_are_refused_at_validation(tmp_path):
+    import torch
+
+    path = tmp_path / "list.pt"
+    torch.save([torch.zeros(2)], path)
+    # the loader's own reason (faithbench.models.checkpoint.load_weights_file), named by the suite and key
+    with pytest.raises(SuiteError, match=rf"suite.yaml: models\[0\].weights: {path}: .*expected a state.dict.* list"):
+        _load(tmp_path, _with_weights(path))
+
+
+def test_weights_of_your_own_builder_are_checked_too(tmp_path, monkeypatch):
+    import sys
+
+    from torch import nn
+
+    from faithbench.store import save_tensors
+
+    (tmp_path / "fb_own_net.py").write_text(
+        "from torch import nn\n"
+        "def build(in_chans, num_classes, width=4):\n"
+        "    return nn.Sequential(nn.Conv2d(in_chans, width, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),\n"
+        "                         nn.Linear(width, num_classes))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "fb_own_net", raising=False)
+    path = tmp_path / "own.safetensors"
+    save_tensors(path, nn.Sequential(nn.Conv2d(1, 6, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                     nn.Linear(6, 2)).state_dict())
+    entry = "{name: 'fb_own_net:build', params: {width: %d}, weights: %s}"
+    text = BASE.replace("{name: small_cnn, recipe: {epochs: 1}}", entry % (6, path))
+    assert _load(tmp_path, text.replace("[gradcam, random]", "[random]")).models[0].params == {"width": 6}
+    with pytest.raises(SuiteError, match=r"models\[0\].weights: .* does not fit model 'fb_own_net:build' .*"
+                                         r"shape mismatch: 0.weight \(6, 1, 3, 3\) where the model has \(5, 1, 3, 3\)"):
+        _load(tmp_path, text.replace("[gradcam, random]", "[random]").replace("width: 6", "width: 5"))
+    sys.modules.pop("fb_own_net", None)

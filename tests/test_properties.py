@@ -28,7 +28,7 @@ def test_any_unknown_top_level_key_is_named(key):
 
 
 @FAST
-@given(seeds=st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=5), samples=st.integers(1, 10_000),
+@given(seeds=st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=5, unique=True), samples=st.integers(1, 10_000),
        batch_size=st.integers(1, 512), target=st.sampled_from(["predicted", "label"]),
        executor=st.sampled_from(["local", "ray"]))
 def test_valid_values_round_trip(seeds, samples, batch_size, target, executor):
@@ -37,6 +37,17 @@ def test_valid_values_round_trip(seeds, samples, batch_size, target, executor):
     assert (suite.seeds, suite.samples, suite.batch_size, suite.target, suite.executor) == (
         seeds, samples, batch_size, target, executor)
     assert suite_from_dict(suite.model_dump(mode="json")) == suite  # a resolved suite loads again
+
+
+@FAST
+@given(seeds=st.lists(st.integers(-1000, 1000), min_size=2, max_size=6))
+def test_repeated_or_negative_seeds_are_refused(seeds):
+    if len(set(seeds)) == len(seeds) and min(seeds) >= 0:
+        assert suite_from_dict({**BASE, "seeds": seeds}).seeds == seeds
+        return
+    with pytest.raises(SuiteError, match=r"^<suite>: seeds: expected distinct integers >= 0 \(one run per seed\), "
+                                         r"got \[.*\]: -?\d+ is (repeated|negative)$"):
+        suite_from_dict({**BASE, "seeds": seeds})
 
 
 @FAST

@@ -13,22 +13,21 @@ from typing import Any
 import torch
 
 from faithbench.config import PluginSpec, RegionSpec, Suite
+from faithbench.device import check_device_name
 from faithbench.registry import metrics
 from faithbench.runner.errors import UsageError
-
-DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
 
 def resolve_device(device: str | None) -> str:
     """``auto`` (or None) -> ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``, ``cuda``,
     ``cuda:N`` and ``mps`` as given. An unusable device is a :class:`UsageError` (exit 2)."""
-    device = (device or "auto").strip()
+    try:
+        device = check_device_name(device or "auto")
+    except ValueError as exc:
+        raise UsageError(f"device: {exc}") from None
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"device {device!r}: expected one of {', '.join(DEVICES)}") from None
+    dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise UsageError(f"device {device!r}: CUDA is not available here (torch {torch.__version__}, "
@@ -37,8 +36,6 @@ def resolve_device(device: str | None) -> str:
             raise UsageError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise UsageError(f"device {device!r}: MPS is not available here; use --device cpu or auto")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"device {device!r}: expected one of {', '.join(DEVICES)}")
     return str(dev)
 
 
