@@ -37,7 +37,8 @@ from typing import Any, ClassVar, Iterable, Literal
 import torch
 from torch import Tensor
 
-from faithbench.datasets.base import BaseDataset, Split
+from faithbench.configurable import Bound
+from faithbench.datasets.base import OPEN_UNIT, BaseDataset, Split, check_bound, check_range_pair
 from faithbench.datasets.folder import fit_square, patient_split, read_image
 from faithbench.datasets.paths import DataError, resolve_path
 from faithbench.datasets.phantoms import _SPLIT_OFFSET, _erode, _grid, ellipsoid, smooth_field
@@ -169,17 +170,14 @@ class PhantomLongitudinal(LongitudinalDataset):
                  noise: float = 0.03, persist: bool = False, growth: float = 1.0) -> None:
         name = "phantom_longitudinal"
         n = self.default_n[split] if n is None and split in self.default_n else n
-        if n is None or n < 1:
-            raise ValueError(f"{name}: expected n >= 1, got {n}")
-        if size < 32:
-            raise ValueError(f"{name}: expected size >= 32, got {size}")
-        if seq_len < 1 or max_visits < 1:
-            raise ValueError(f"{name}: expected seq_len >= 1 and max_visits >= 1, got {seq_len}, {max_visits}")
-        if not 0.0 <= prevalence <= 1.0:
-            raise ValueError(f"{name}: expected prevalence in [0, 1], got {prevalence}")
-        if growth <= 0:
-            raise ValueError(f"{name}: expected growth > 0, got {growth}")
-        radius = (float(lesion_radius[0]), float(lesion_radius[1]))
+        for param, value, bound in (("n", n, Bound(1)), ("size", size, Bound(32)), ("channels", channels, Bound(1)),
+                                    ("seq_len", seq_len, Bound(1)), ("max_visits", max_visits, Bound(1)),
+                                    ("lesion_contrast", lesion_contrast, Bound(0, low_open=True)),
+                                    ("noise", noise, Bound(0)), ("growth", growth, Bound(0, low_open=True))):
+            check_bound(name, param, value, bound)
+        check_bound(name, "prevalence", prevalence, OPEN_UNIT, "at 0 or 1 a split has one class and the test "
+                                                              "AUC is undefined")
+        radius = check_range_pair(name, "lesion_radius", lesion_radius)
         super().__init__(split, n=n, size=size, channels=channels, seq_len=seq_len, max_visits=max_visits,
                          seed=seed, prevalence=prevalence, lesion_contrast=lesion_contrast,
                          lesion_radius=list(radius), noise=noise, persist=persist, growth=growth)
@@ -306,8 +304,9 @@ class LongitudinalFolder(LongitudinalDataset):
         name = "longitudinal_folder"
         if not path or not labels:
             raise ValueError(f"{name}: 'path' (the image folder) and 'labels' (the CSV) are required")
-        if seq_len < 1:
-            raise ValueError(f"{name}: expected seq_len >= 1, got {seq_len}")
+        check_bound(name, "seq_len", seq_len, Bound(1))
+        check_bound(name, "size", size, Bound(8))
+        check_bound(name, "n", n, Bound(1))  # None: the whole split
         if fit not in ("crop", "pad", "squash"):
             raise ValueError(f"{name}: expected fit crop, pad or squash, got {fit!r}")
         if channels not in (1, 3):

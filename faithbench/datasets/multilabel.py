@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from faithbench.datasets.base import BaseDataset, Split
+from faithbench.configurable import Bound
+from faithbench.datasets.base import OPEN_UNIT, BaseDataset, Split, check_bound, check_range_pair
 from faithbench.datasets.phantoms import _SPLIT_OFFSET, PhantomCXR, _erode
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -33,7 +34,7 @@ class PhantomCXRMultiLabel(BaseDataset):
     Parameters (all explicit, all recorded in the dataset spec):
         n: samples in this split (default: 2000 train, 400 val, 500 test).
         size: image side in pixels (64; at least 32). channels: image channels (1).
-        seed: generation seed (0). prevalence: P(class present), the same for each class and
+        seed: generation seed (0). prevalence: P(class present), in (0, 1), the same for each class and
             independent between classes (0.5: a quarter of the images have both).
         contrast: added intensity of the nodule's centre and of the cavity's wall (0.35).
         nodule_radius: (min, max) in pixels at size 64 ((2.5, 4.0)).
@@ -58,14 +59,19 @@ class PhantomCXRMultiLabel(BaseDataset):
                  seed: int = 0, prevalence: float = 0.5, contrast: float = 0.35,
                  nodule_radius: tuple[float, float] = (2.5, 4.0), cavity_radius: tuple[float, float] = (4.0, 5.5),
                  noise: float = 0.03) -> None:
-        if not 0.0 <= prevalence <= 1.0:
-            raise ValueError(f"phantom_cxr_multilabel: expected prevalence in [0, 1], got {prevalence}")
-        for name, (lo, hi) in (("nodule_radius", nodule_radius), ("cavity_radius", cavity_radius)):
-            if not 0 < lo <= hi:
-                raise ValueError(f"phantom_cxr_multilabel: expected 0 < min <= max for {name}, got {(lo, hi)}")
+        owner = "phantom_cxr_multilabel"
         n = self.default_n[split] if n is None else n
+        check_bound(owner, "n", n, Bound(1))
+        check_bound(owner, "size", size, Bound(PhantomCXR.min_size))
+        check_bound(owner, "channels", channels, Bound(1))
+        check_bound(owner, "prevalence", prevalence, OPEN_UNIT, "at 0 or 1 a class is never or always present "
+                                                                "and its test AUC is undefined")
+        check_bound(owner, "contrast", contrast, Bound(0, low_open=True))
+        check_range_pair(owner, "nodule_radius", nodule_radius)
+        check_range_pair(owner, "cavity_radius", cavity_radius)
+        check_bound(owner, "noise", noise, Bound(0))
         # the anatomy: phantom_cxr without a lesion (prevalence 0), 1 channel (repeated at the end)
-        self._anatomy = PhantomCXR(split, n=n, size=size, channels=1, seed=seed, prevalence=0.0, noise=noise)
+        self._anatomy = PhantomCXR.anatomy(split, n=n, size=size, seed=seed, noise=noise)
         super().__init__(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
                          contrast=contrast, nodule_radius=list(nodule_radius), cavity_radius=list(cavity_radius),
                          noise=noise)

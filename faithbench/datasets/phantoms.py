@@ -23,11 +23,13 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
-from faithbench.datasets.base import BaseDataset, Split
+from faithbench.configurable import Bound
+from faithbench.datasets.base import OPEN_UNIT, BaseDataset, Split, check_bound, check_range_pair
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
 _SPLIT_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_029}
+_ONE_CLASS = "at 0 or 1 a split has one class and the test AUC is undefined"
 _SIDE_SALT = 500_009  # seeds the reference side of a normal phantom_cxr, apart from the image's stream
 
 
@@ -64,17 +66,22 @@ class _Phantom(BaseDataset):
     min_size = 1
 
     def _setup(self, split: Split, *, n: int | None, size: int, channels: int, seed: int, prevalence: float,
-               lesion_contrast: float, lesion_radius: tuple[float, float], noise: float, shortcut: float) -> None:
+               lesion_contrast: float, lesion_radius: tuple[float, float], noise: float, shortcut: float,
+               normal_only: bool = False) -> None:
+        """Check every parameter (the error names it, its range and the value) and store them.
+        ``normal_only``: prevalence 0, for :meth:`PhantomCXR.anatomy` only."""
         name = getattr(self, "registry_name", type(self).__name__)
         if n is None:
             n = self.default_n[split]
-        if n < 1:
-            raise ValueError(f"{name}: expected n >= 1, got {n}")
-        if not 0.0 <= shortcut <= 1.0:
-            raise ValueError(f"{name}: expected shortcut in [0, 1], got {shortcut}")
-        if size < self.min_size:
-            raise ValueError(f"{name}: expected size >= {self.min_size}, got {size}")
-        radius = (float(lesion_radius[0]), float(lesion_radius[1]))
+        check_bound(name, "n", n, Bound(1))
+        check_bound(name, "size", size, Bound(self.min_size))
+        check_bound(name, "channels", channels, Bound(1))
+        if not normal_only:
+            check_bound(name, "prevalence", prevalence, OPEN_UNIT, _ONE_CLASS)
+        check_bound(name, "lesion_contrast", lesion_contrast, Bound(0, low_open=True))
+        radius = check_range_pair(name, "lesion_radius", lesion_radius)
+        check_bound(name, "noise", noise, Bound(0))
+        check_bound(name, "shortcut", shortcut, Bound(0, 1))
         super().__init__(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
                          lesion_contrast=lesion_contrast, lesion_radius=list(radius), noise=noise,
                          shortcut=shortcut)
@@ -149,7 +156,7 @@ class PhantomCXR(_Phantom):
     Parameters (all explicit, all recorded in the dataset spec):
         n: samples in this split (default: 2000 train, 400 val, 500 test).
         size: image side in pixels (64). channels: image channels (1, the gray image repeated).
-        seed: generation seed (0). prevalence: P(label = 1) (0.5).
+        seed: generation seed (0). prevalence: P(label = 1), in (0, 1) (0.5).
         lesion_contrast: added intensity at the lesion centre (0.35);
         lesion_radius: (min, max) radius in pixels at size 64 ((2.5, 4.0)).
         noise: std of the pixel noise (0.03).
@@ -180,6 +187,15 @@ class PhantomCXR(_Phantom):
                  noise: float = 0.03, shortcut: float = 0.0) -> None:
         self._setup(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
                     lesion_contrast=lesion_contrast, lesion_radius=lesion_radius, noise=noise, shortcut=shortcut)
+
+    @classmethod
+    def anatomy(cls, split: Split, *, n: int, size: int, seed: int, noise: float) -> "PhantomCXR":
+        """Normal images only (prevalence 0, one channel, no marker), which a suite cannot ask for
+        (a split needs both classes): the anatomy under ``phantom_cxr_multilabel``'s findings."""
+        self = cls.__new__(cls)
+        self._setup(split, n=n, size=size, channels=1, seed=seed, prevalence=0.0, lesion_contrast=0.35,
+                    lesion_radius=(2.5, 4.0), noise=noise, shortcut=0.0, normal_only=True)
+        return self
 
     def generate(self, i: int, without: frozenset[str] = frozenset()) -> Sample:
         if not 0 <= i < self.n:
@@ -260,7 +276,7 @@ class PhantomOrgan3D(_Phantom):
     Parameters (all explicit, all recorded in the dataset spec):
         n: samples in this split (default: 1000 train, 200 val, 250 test).
         size: volume side in voxels (32; at least 24). channels: image channels (1).
-        seed: generation seed (0). prevalence: P(label = 1) (0.5).
+        seed: generation seed (0). prevalence: P(label = 1), in (0, 1) (0.5).
         lesion_contrast: added intensity at the lesion centre (0.35);
         lesion_radius: (min, max) radius in voxels at size 32 ((1.8, 2.8)).
         noise: std of the voxel noise (0.03).

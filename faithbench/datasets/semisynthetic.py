@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from faithbench.datasets.base import BaseDataset, Split
+from faithbench.configurable import Bound
+from faithbench.datasets.base import OPEN_UNIT, BaseDataset, Split, check_bound, check_range_pair
 from faithbench.datasets.phantoms import _SPLIT_OFFSET, _fits, _grid, smooth_field
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -72,6 +73,19 @@ def _template(dims: int, size: int) -> tuple[Tensor, tuple[int, int]]:
     return slices, (int(keep.min()), int(keep.max()) + 1)
 
 
+_BOUNDS = {"size": Bound(16), "n": Bound(1), "channels": Bound(1), "prevalence": OPEN_UNIT,
+           "lesion_contrast": Bound(0, low_open=True), "rotation": Bound(0, 180),
+           "scale": Bound(0, 1, high_open=True),  # the zoom 1 ± scale must stay > 0
+           "shift": Bound(0, 0.5, high_open=True),  # half the side or more moves half the brain out of view
+           "noise": Bound(0)}
+_WHY = {"prevalence": "at 0 or 1 a split has one class and the test AUC is undefined"}
+
+
+def _check_params(**values: Any) -> None:
+    for param, value in values.items():
+        check_bound("mni_lesion", param, value, _BOUNDS[param], _WHY.get(param, ""))
+
+
 @datasets.register("mni_lesion")
 class MNILesion(BaseDataset):
     """Brain MRI (MNI152 T1) with a planted white-matter lesion deciding the label.
@@ -80,13 +94,14 @@ class MNILesion(BaseDataset):
         dims: 2 (axial slices, ``(C, size, size)``) or 3 (the volume, ``(C, size, size, size)``).
         size: side in pixels/voxels (default 64 in 2D, 32 in 3D).
         n: samples in this split (default: 2000/400/500 in 2D, 1000/200/250 in 3D).
-        seed (0), prevalence (0.5), channels (1).
+        seed (0), prevalence (in (0, 1); 0.5), channels (1).
         polarity: ``dark`` (default), ``bright`` or ``both`` (random per sample).
         lesion_contrast: intensity change at the lesion centre (0.3).
         lesion_radius: (min, max) radius in pixels/voxels at the default size ((2.5, 4.0) in 2D at
             64, (1.5, 2.5) in 3D at 32); scaled with ``size``.
-        rotation: max rotation in degrees, in the axial plane (8). scale: max relative zoom (0.06).
-        shift: max shift as a fraction of the side (0.04). noise: voxel noise std (0.02).
+        rotation: max rotation in degrees, in the axial plane ([0, 180]; 8). scale: max relative zoom
+            ([0, 1); 0.06).
+        shift: max shift as a fraction of the side ([0, 0.5); 0.04). noise: voxel noise std (0.02).
 
     Masks: ``lesion``; the tissue classes ``grey_matter``, ``white_matter`` and
     ``csf_background`` (the arg-max of the deformed probability maps, so they partition the
@@ -106,17 +121,15 @@ class MNILesion(BaseDataset):
             raise ValueError(f"mni_lesion: expected dims 2 or 3, got {dims!r}")
         ref = 64 if dims == 2 else 32
         size = ref if size is None else size
-        if size < 16:
-            raise ValueError(f"mni_lesion: expected size >= 16, got {size}")
-        if n is None:
+        if n is None and split in ("train", "val", "test"):  # another split: BaseDataset names it
             n = {"train": 2000, "val": 400, "test": 500}[split] // (1 if dims == 2 else 2)
-        if n < 1:
-            raise ValueError(f"mni_lesion: expected n >= 1, got {n}")
         if polarity not in ("dark", "bright", "both"):
             raise ValueError(f"mni_lesion: expected polarity dark, bright or both, got {polarity!r}")
         if lesion_radius is None:
             lesion_radius = (2.5, 4.0) if dims == 2 else (1.5, 2.5)
-        lesion_radius = tuple(float(r) for r in lesion_radius)  # type: ignore[assignment]
+        lesion_radius = check_range_pair("mni_lesion", "lesion_radius", lesion_radius)
+        _check_params(size=size, n=n, channels=channels, prevalence=prevalence, lesion_contrast=lesion_contrast,
+                      rotation=rotation, scale=scale, shift=shift, noise=noise)
         super().__init__(split, dims=dims, size=size, n=n, seed=seed, prevalence=prevalence, channels=channels,
                          polarity=polarity, lesion_contrast=lesion_contrast, lesion_radius=list(lesion_radius),
                          rotation=rotation, scale=scale, shift=shift, noise=noise)

@@ -12,7 +12,19 @@ from typing import Any
 import timm
 from torch import nn
 
+from faithbench.configurable import Bound
+from faithbench.datasets.base import DROPOUT, check_bound
 from faithbench.registry import models
+
+AT_LEAST_ONE = Bound(1)
+# timm's dropout rates, passed through a builder's **params: p = 1 zeroes every activation, p > 1 fails in training
+TIMM_DROPOUTS = ("drop_rate", "drop_path_rate", "drop_block_rate", "attn_drop_rate", "proj_drop_rate",
+                 "pos_drop_rate", "patch_drop_rate")
+
+
+def _check_dropouts(name: str, params: dict[str, Any]) -> None:
+    for key in TIMM_DROPOUTS:
+        check_bound(name, key, params.get(key), DROPOUT)
 
 
 def _tag(model: nn.Module, family: str, dims: int) -> nn.Module:
@@ -31,6 +43,7 @@ def resnet18(in_chans: int, num_classes: int, input_size: tuple[int, ...], **par
     """timm ResNet-18 (He et al. 2016). At 64 px its last stage is 2x2: Grad-CAM on
     ``layer4`` is coarse; ``layer3`` (4x4) is the default CAM layer for inputs below 128 px."""
     _check_2d("resnet18", input_size)
+    _check_dropouts("resnet18", params)
     return _tag(timm.create_model("resnet18", pretrained=False, in_chans=in_chans,
                                   num_classes=num_classes, **params), "cnn", 2)
 
@@ -48,6 +61,21 @@ def _conv_stem_embed(channels: tuple[int, ...]) -> Any:
         return HybridEmbed(backbone=stem, in_chans=in_chans, patch_size=1, **kwargs)
 
     return factory
+
+
+def _check_vit(name: str, input_size: tuple[int, ...], patch_size: int, embed_dim: int, depth: int,
+               num_heads: int, stem: str) -> None:
+    # the conv stem's channels are embed_dim // 4, // 2 and embed_dim: the first needs embed_dim >= 4
+    check_bound(name, "embed_dim", embed_dim, Bound(4) if stem == "conv" else AT_LEAST_ONE,
+                "the conv stem's first layer has embed_dim // 4 channels" if stem == "conv" else "")
+    check_bound(name, "depth", depth, AT_LEAST_ONE)
+    check_bound(name, "num_heads", num_heads, AT_LEAST_ONE)
+    if embed_dim % num_heads:
+        raise ValueError(f"{name}: expected embed_dim divisible by num_heads (each head gets embed_dim / "
+                         f"num_heads channels), got embed_dim {embed_dim} and num_heads {num_heads}")
+    if stem == "patch":  # the conv stem ignores patch_size
+        check_bound(name, "patch_size", patch_size, Bound(1, min(input_size)),
+                    f"a patch must fit in the input {tuple(input_size)}")
 
 
 @models.register("vit_tiny")
@@ -73,6 +101,8 @@ def vit_tiny(in_chans: int, num_classes: int, input_size: tuple[int, ...], *, pa
 
     if stem not in ("conv", "patch"):
         raise ValueError(f"vit_tiny: expected stem 'conv' or 'patch', got {stem!r}")
+    _check_vit("vit_tiny", input_size, patch_size, embed_dim, depth, num_heads, stem)
+    _check_dropouts("vit_tiny", params)
     if stem == "conv":
         if any(s % 8 for s in input_size):
             raise ValueError(f"vit_tiny: the conv stem needs input sizes divisible by 8, got {tuple(input_size)}")
@@ -100,6 +130,11 @@ def small_cnn(in_chans: int, num_classes: int, input_size: tuple[int, ...], *, w
         raise ValueError(f"small_cnn: expected a 2D or 3D input size, got {tuple(input_size)}")
     if pool not in ("avg", "max"):
         raise ValueError(f"small_cnn: expected pool 'avg' or 'max', got {pool!r}")
+    check_bound("small_cnn", "width", width, AT_LEAST_ONE)
+    check_bound("small_cnn", "depth", depth, AT_LEAST_ONE)
+    if min(input_size) < 2 ** (depth - 1):  # each of the first depth - 1 blocks halves the grid
+        raise ValueError(f"small_cnn: depth {depth} halves the input {depth - 1} times: expected an input size of "
+                         f"at least {2 ** (depth - 1)} on every axis, got {tuple(input_size)}")
     conv, bn, down = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d)
     layers: list[nn.Module] = []
     channels = in_chans
@@ -145,6 +180,10 @@ def resnet18_3d(in_chans: int, num_classes: int, input_size: tuple[int, ...], *,
     """
     if len(input_size) != 3:
         raise ValueError(f"model 'resnet18_3d' is 3D: expected a 3D input size (D, H, W), got {tuple(input_size)}")
+    check_bound("resnet18_3d", "conv1_t_stride", conv1_t_stride, AT_LEAST_ONE)
+    check_bound("resnet18_3d", "conv1_t_size", conv1_t_size, AT_LEAST_ONE)
+    check_bound("resnet18_3d", "widen_factor", widen_factor, Bound(1 / 64),
+                "the first stage has int(64 * widen_factor) channels")
     from monai.networks.nets import resnet18 as monai_resnet18
 
     model = monai_resnet18(spatial_dims=3, n_input_channels=in_chans, num_classes=num_classes,

@@ -7,6 +7,7 @@ is read without executing pickled code: safetensors, or a torch file with ``weig
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,31 @@ class Checkpoint:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_STATE_DICT = "a state_dict (torch.save(model.state_dict(), path)) or a safetensors file"
+
+
+def _some(names: list[str], k: int = 5) -> str:
+    """The first ``k`` names, and how many more were left out."""
+    return f"{names[:k]}" + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _refusal(path: Path, exc: Exception) -> str:
+    """One line for a torch file that ``weights_only`` loading refused: the pickled code it holds
+    (e.g. a whole model's class, from ``torch.save(model)``) or why it cannot be read, and what was
+    expected. Torch's own message spans lines of advice, with ANSI escapes."""
+    text = _ANSI.sub("", str(exc))
+    found = _GLOBAL.search(text)
+    if found:
+        return (f"{path}: refused to load: it holds pickled code ({found.group(1)}), which loading would run "
+                f"(a whole model saved with torch.save(model)?); expected {_STATE_DICT}")
+    detail = text.split("WeightsUnpickler error:", 1)[-1]  # after torch's advice, when it gives some
+    first = next((line.strip() for line in detail.splitlines() if line.strip()), type(exc).__name__)
+    return (f"{path}: refused to load: not a weights-only torch file, or a corrupt one ({first.split('. ')[0]}); "
+            f"expected {_STATE_DICT}")
+
+
 def load_weights_file(model: nn.Module, path: Path) -> None:
     """Load a safetensors or torch weights-only file into ``model``; refuse pickled code."""
     if not path.exists():
@@ -136,14 +162,11 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises UnpicklingError for forbidden globals
-            raise CheckpointError(
-                f"{path}: refused to load: not a weights-only torch file "
-                f"(it would execute pickled code or is corrupt: {str(exc).splitlines()[0]})"
-            ) from None
+            raise CheckpointError(_refusal(path, exc)) from None
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
+        raise CheckpointError(f"{path}: expected {_STATE_DICT}, got a {type(state).__name__}")
     expected = model.state_dict()
     for name, tensor in state.items():
         if name in expected and tuple(expected[name].shape) != tuple(tensor.shape):
@@ -154,9 +177,8 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: weights do not match architecture: missing {missing[:5]}, unexpected {unexpected[:5]}"
-        )
+        raise CheckpointError(f"{path}: weights do not match architecture: missing {_some(missing)}, "
+                              f"unexpected {_some(unexpected)}")
     model.load_state_dict(state)
 
 

@@ -214,7 +214,7 @@ def auc_ci(scores, labels, n_boot: int = 1000, seed: int = 0, level: float = 0.9
     replacement (indices from ``numpy.random.default_rng(seed)``, shape (n_boot, N)), take each
     resample's AUC A*_b and return the quantiles ``(Q_{(1-level)/2}(A*), Q_{(1+level)/2}(A*))`` over
     the resamples where it is defined. Defaults: 1000 resamples, seed 0, level 0.95; (NaN, NaN)
-    when no resample has both classes. A model whose interval contains 0.5 is at chance.
+    when no resample has both classes. A model whose interval does not lie above 0.5 is at chance.
     """
     s, y = np.asarray(scores, dtype=float), np.asarray(labels)
     if s.shape != y.shape or s.ndim not in (1, 2) or len(s) == 0:

@@ -239,7 +239,9 @@ def render_html(
     if at_chance is not None and not at_chance.empty:
         parts.append(f'<p class="warn">{_e(CHANCE_NOTE)}: ' + "; ".join(
             f"{_e(r.dataset)} / {_e(r.model)} (seed {_e(r.seeds)}: AUC CI [{format_number(r.auc_ci_low)}, "
-            f"{format_number(r.auc_ci_high)}])" for r in at_chance.itertuples(index=False)) + ".</p>")
+            f"{format_number(r.auc_ci_high)}]"
+            + (f"; AUC undefined for seed {_e(r.auc_undefined)}" if getattr(r, "auc_undefined", "") else "") + ")"
+            for r in at_chance.itertuples(index=False)) + ".</p>")
     parts += [f'<p class="note">{_e(significance_note(control))}. '
               'Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
               + (f" (also {', '.join(also)})" if also else "") + ".</p>"]

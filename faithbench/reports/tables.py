@@ -9,7 +9,7 @@ best mean of each column (oriented by ``higher_is_better``; ties all marked) is 
 default ``random``; one-sided Wilcoxon signed-rank, Holm-adjusted p < 0.05; the ``beats_random``
 column of ``leaderboard.csv``), which the notes name (:func:`significance_note`). Each metric's
 header gives n, the samples with a defined value (a cell whose n is below the column's largest
-shows its own). A model at chance (``model_at_chance``: its test AUC CI contains 0.5, see
+shows its own). A model at chance (``model_at_chance``: its test AUC CI does not lie above 0.5, see
 :mod:`faithbench.stats.chance`) gets ``†`` after its title and no ``*`` marks.
 """
 
@@ -34,7 +34,8 @@ __all__ = [
     "significance_note",
 ]
 
-CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC contains 0.5, so its saliency "
+CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5 (or the AUC is "
+               "undefined), so its saliency "
                "says nothing about the task; marks of significance withheld")
 DAGGER = "†"
 
@@ -110,7 +111,7 @@ class LeaderboardTable:
     explainers: list[str]
     cells: dict[str, dict[str, Cell | None]]
     target_class: str = ""  # the explained class (multi-label results), else empty
-    at_chance: bool = False  # the model's test AUC CI contains 0.5: no significance marks
+    at_chance: bool = False  # the model's test AUC CI does not lie above 0.5: no significance marks
 
     @property
     def title(self) -> str:
@@ -276,7 +277,7 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
              "% " + significance_note(control).replace("↑", "up").replace("↓", "down"), *LATEX_PREAMBLE, ""]
     for table in tables:
         dagger = r"$^{\dagger}$" if table.at_chance else ""
-        chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC contains 0.5; "
+        chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC does not lie above 0.5; "
                   r"marks of significance withheld." if table.at_chance else "")
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger

@@ -26,7 +26,8 @@ from faithbench.stats import (
     overall_ranks,
     pairwise_table,
 )
-from faithbench.stats.chance import AT_CHANCE, mark_models_at_chance, models_at_chance, undefined_counts
+from faithbench.stats.chance import (AT_CHANCE, at_chance_message, mark_models_at_chance, models_at_chance,
+                                     undefined_counts)
 from faithbench.stats.tables import (
     AGREEMENT_COLUMNS,
     FRIEDMAN_COLUMNS,
@@ -205,9 +206,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     board = mark_models_at_chance(board, models)
     at_chance = models_at_chance(models)
     for row in at_chance.itertuples(index=False):
-        log.warning("model at chance: %s / %s (seed %s) has a test AUC 95%% CI [%.3f, %.3f] that contains 0.5; "
-                    "its leaderboard rows are marked %s and get no significance marks",
-                    row.dataset, row.model, row.seeds, row.auc_ci_low, row.auc_ci_high, AT_CHANCE)
+        log.warning("%s", at_chance_message(row))
     csv("leaderboard.csv", board)
     csv("pairwise.csv", pairwise)
     csv("friedman.csv", friedman)

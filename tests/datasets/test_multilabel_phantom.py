@@ -24,7 +24,10 @@ def test_deterministic_and_split_dependent(train):
 
 
 def test_anatomy_is_phantom_cxrs_without_a_lesion(train):
-    anatomy = PhantomCXR("train", n=240, size=48, prevalence=0.0)[3]
+    anatomy = PhantomCXR.anatomy("train", n=240, size=48, seed=0, noise=0.03)[3]
+    assert anatomy.label == 0 and not anatomy.masks["lesion"].any()
+    # the organs are drawn before the label's lesion: phantom_cxr's, whatever its prevalence
+    assert torch.equal(PhantomCXR("train", n=240, size=48)[3].masks["heart"], anatomy.masks["heart"])
     sample = train[3]
     for name in ("lung_left", "lung_right", "heart", "spine", "body"):
         assert torch.equal(sample.masks[name], anatomy.masks[name])
@@ -72,9 +75,9 @@ def test_the_findings_look_different(train):
 
 def test_registered_and_parameter_errors():
     assert datasets.get("phantom_cxr_multilabel") is PhantomCXRMultiLabel
-    with pytest.raises(ValueError, match="prevalence in \\[0, 1\\]"):
+    with pytest.raises(ValueError, match=r"expected prevalence in \(0, 1\) \(.*\), got 1.5"):
         PhantomCXRMultiLabel(prevalence=1.5)
-    with pytest.raises(ValueError, match="0 < min <= max for cavity_radius"):
+    with pytest.raises(ValueError, match="expected cavity_radius \\[min, max\\] with 0 < min <= max"):
         PhantomCXRMultiLabel(cavity_radius=(5.0, 3.0))
     with pytest.raises(IndexError, match="out of range"):
         PhantomCXRMultiLabel(n=3)[3]

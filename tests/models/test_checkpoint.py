@@ -63,3 +63,32 @@ def test_recipe_checkpoint_cached_by_hash(tmp_path):
     assert first.metrics["auc_ci_low"] <= first.metrics["auc"] <= first.metrics["auc_ci_high"]
     x = test.tensors()[0][:4]
     assert torch.equal(first.model(x), again.model(x))
+
+
+def test_a_pickled_whole_model_is_refused_in_one_line(tmp_path):
+    torch.save(small(), tmp_path / "whole.pt")  # the model, not its state_dict
+    with pytest.raises(CheckpointError) as info:
+        load_weights_file(small(), tmp_path / "whole.pt")
+    message = str(info.value)
+    assert "\n" not in message and "\x1b" not in message  # torch's advice spans lines, with ANSI bold
+    assert "refused to load" in message and "torch.nn.modules.container.Sequential" in message
+    assert "expected a state_dict (torch.save(model.state_dict(), path)) or a safetensors file" in message
+    assert "Re-running" not in message and "add_safe_globals" not in message
+
+
+def test_a_corrupt_torch_file_is_refused_in_one_line(tmp_path):
+    torch.save(small().state_dict(), tmp_path / "w.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "w.pt").read_bytes()[:300])
+    with pytest.raises(CheckpointError, match=r"refused to load: .*\(PytorchStreamReader failed reading zip "
+                                              r"archive: failed finding central directory\); expected a state_dict"):
+        load_weights_file(small(), tmp_path / "cut.pt")
+
+
+def test_mismatched_key_lists_say_how_many_were_left_out(tmp_path):
+    state = {k: v for k, v in small().state_dict().items() if not k.startswith("head.")}
+    state.update({f"extra{i}": torch.zeros(1) for i in range(7)})
+    save_tensors(tmp_path / "w.safetensors", state)
+    with pytest.raises(CheckpointError) as info:
+        load_weights_file(small(), tmp_path / "w.safetensors")
+    assert str(info.value).endswith("missing ['head.bias', 'head.weight'], unexpected ['extra0', 'extra1', "
+                                    "'extra2', 'extra3', 'extra4'] and 2 more")

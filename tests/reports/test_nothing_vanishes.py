@@ -81,3 +81,20 @@ def test_model_at_chance_marked_and_counts_shown_in_every_table(chance_run, capl
     assert "Undefined values (3)" in page and "Skipped cells (1)" in page and "(n = 5)" in page
     assert pd.read_csv(chance_run / "leaderboard.csv").query("explainer == 'good' and metric == 'deletion_auc'")[
         "n"].item() == 5
+
+
+def test_an_undefined_test_auc_is_marked_at_chance(tmp_path, make_run, caplog):
+    run = make_run(tmp_path / "run", seeds=(0,), mprt=False)
+    models = pd.read_csv(run / "models.csv")
+    models["auc"], models["auc_ci_low"], models["auc_ci_high"] = np.nan, np.nan, np.nan  # one class in the test split
+    models.to_csv(run / "models.csv", index=False)
+    with caplog.at_level(logging.WARNING, logger="faithbench.reports.writer"):
+        build_report(run)
+    assert pd.read_csv(run / "leaderboard.csv")["model_at_chance"].all()
+    assert any("model at chance" in r.message and "cnn" in r.message for r in caplog.records)
+    assert "† (model at chance)" in (run / "index.html").read_text()
+    # a checkpoint cached before the CI columns: an AUC, no CI; not marked
+    models["auc"] = 0.9
+    models.to_csv(run / "models.csv", index=False)
+    build_report(run)
+    assert not pd.read_csv(run / "leaderboard.csv")["model_at_chance"].any()

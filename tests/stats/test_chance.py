@@ -1,0 +1,59 @@
+"""A checkpoint whose test AUC is undefined (a test split with one class) cannot be told to beat
+chance: its (dataset, model) is marked at chance; one cached before the CI columns existed is not."""
+
+import numpy as np
+import pandas as pd
+
+from faithbench.stats.chance import at_chance_message, mark_models_at_chance, models_at_chance
+
+NAN = np.nan
+
+
+def _models(**columns):
+    base = {"dataset": ["d", "d", "e", "f"], "model": ["m", "m", "m", "m"], "seed": [0, 1, 0, 0]}
+    return pd.DataFrame({**base, **columns})
+
+
+def test_an_undefined_auc_is_at_chance_and_a_missing_ci_is_not():
+    models = _models(auc=[0.95, NAN, 0.9, NAN], auc_ci_low=[0.9, NAN, NAN, NAN], auc_ci_high=[0.99, NAN, NAN, NAN])
+    table = models_at_chance(models)
+    # d/m seed 1: one class in the test split; e/m: an AUC with no CI (cached before the CI columns)
+    assert table[["dataset", "model", "seeds", "auc_undefined"]].values.tolist() == [["d", "m", "1", "1"],
+                                                                                   ["f", "m", "0", "0"]]
+    assert np.isnan(table["auc_ci_low"]).all()
+    board = pd.DataFrame({"dataset": ["d", "e", "f"], "model": "m", "mean": [1.0, 2.0, 3.0]})
+    assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [True, False, True]
+
+
+def test_a_ci_at_chance_and_an_undefined_auc_together():
+    models = _models(auc=[0.55, NAN, 0.9, 0.9], auc_ci_low=[0.41, NAN, 0.8, 0.8], auc_ci_high=[0.6, NAN, 0.95, 0.95])
+    row = next(models_at_chance(models).itertuples(index=False))
+    assert (row.seeds, row.auc_ci_low, row.auc_ci_high, row.auc_undefined) == ("0, 1", 0.41, 0.6, "1")
+    message = at_chance_message(row)
+    assert message.startswith("model at chance: d / m (seed 0, 1) has a test AUC 95% CI [0.410, 0.600] that contains "
+                              "0.5 and has an undefined test AUC for seed 1")
+    assert "nan" not in message
+
+
+def test_the_message_of_an_undefined_auc_shows_no_interval():
+    models = _models(auc=[NAN, 0.9, 0.9, 0.9], auc_ci_low=[NAN, 0.8, 0.8, 0.8], auc_ci_high=[NAN, 0.95, 0.95, 0.95])
+    (row,) = models_at_chance(models).itertuples(index=False)
+    message = at_chance_message(row)
+    assert "undefined test AUC for seed 0" in message and "CI" not in message and "nan" not in message
+
+
+def test_without_an_auc_column_nothing_is_marked():
+    models = _models(auc_ci_low=[NAN] * 4, auc_ci_high=[NAN] * 4)  # can't tell evaluated from not: leave unmarked
+    assert models_at_chance(models).empty
+
+
+def test_a_model_below_chance_is_marked_too():
+    # a random-weights model: AUC 0.424, CI [0.372, 0.477]; d/m seed 1 and e/m above chance
+    models = _models(auc=[0.424, 0.9, 0.9, 0.51], auc_ci_low=[0.372, 0.8, 0.8, 0.5],
+                     auc_ci_high=[0.477, 0.95, 0.95, 0.6])
+    table = models_at_chance(models)
+    assert table[["dataset", "model", "seeds"]].values.tolist() == [["d", "m", "0"], ["f", "m", "0"]]  # 0.5 included
+    message = at_chance_message(next(table.itertuples(index=False)))
+    assert "CI [0.372, 0.477] that lies below 0.5" in message
+    board = pd.DataFrame({"dataset": ["d", "e", "f"], "model": "m", "mean": [1.0, 2.0, 3.0]})
+    assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [True, False, True]
