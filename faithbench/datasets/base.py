@@ -4,39 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-from faithbench.configurable import Bound
 from faithbench.types import DEFAULT_MASK_ROLES, MaskRole, Sample
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-OPEN_UNIT = Bound(0, 1, low_open=True, high_open=True)  # (0, 1): a probability that leaves both classes
-DROPOUT = Bound(0, 1, high_open=True)  # [0, 1): p = 1 zeroes every activation
-
-
-def check_bound(owner: str, param: str, value: Any, bound: Bound, why: str = "") -> None:
-    """Raise ``ValueError("<owner>: expected <param> <range> (<why>), got <value>")`` unless ``value``
-    is a finite number in ``bound``; ``None`` (the parameter's default) passes. Dataset and model
-    builders call it, so ``faithbench validate`` refuses the value before anything is trained."""
-    finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if value is not None and not (finite and bound.holds(value)):
-        raise ValueError(f"{owner}: expected {param} {bound}{f' ({why})' if why else ''}, got {value!r}")
-
-
-def check_range_pair(owner: str, param: str, value: Any) -> tuple[float, float]:
-    """``value`` as ``(min, max)`` with ``0 < min <= max`` (a radius range), else ``ValueError``."""
-    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-    if not ok or not 0 < value[0] <= value[1]:
-        raise ValueError(f"{owner}: expected {param} [min, max] with 0 < min <= max, got {value!r}")
-    return float(value[0]), float(value[1])
-
-
 @runtime_checkable
 class Dataset(Protocol):
     classes: tuple[str, ...]

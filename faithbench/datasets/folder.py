@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from faithbench.configurable import Bound
-from faithbench.datasets.base import BaseDataset, Split, check_bound
+from faithbench.configurable import AT_LEAST_ONE, Bound, check_bound
+from faithbench.datasets.base import BaseDataset, Split
 from faithbench.datasets.paths import DataError, resolve_path
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -128,7 +128,7 @@ class FolderDataset(BaseDataset):
         if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
             raise ValueError(f"folder: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
         check_bound("folder", "size", size, Bound(8))
-        check_bound("folder", "n", n, Bound(1))  # None: the whole split
+        check_bound("folder", "n", n, AT_LEAST_ONE)  # None: the whole split
         pattern = re.compile(patient_pattern) if patient_pattern else None
         super().__init__(split, path=path, labels=labels, masks=masks, mask_name=mask_name, classes=classes,
                          size=size, fit=fit, channels=channels, fractions=list(fractions), seed=seed,

@@ -37,8 +37,9 @@ from typing import Any, ClassVar, Iterable, Literal
 import torch
 from torch import Tensor
 
-from faithbench.configurable import Bound
-from faithbench.datasets.base import OPEN_UNIT, BaseDataset, Split, check_bound, check_range_pair
+from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
+                                   Bound, check_bound, check_range_pair)
+from faithbench.datasets.base import BaseDataset, Split
 from faithbench.datasets.folder import fit_square, patient_split, read_image
 from faithbench.datasets.paths import DataError, resolve_path
 from faithbench.datasets.phantoms import _SPLIT_OFFSET, _erode, _grid, ellipsoid, smooth_field
@@ -170,10 +171,11 @@ class PhantomLongitudinal(LongitudinalDataset):
                  noise: float = 0.03, persist: bool = False, growth: float = 1.0) -> None:
         name = "phantom_longitudinal"
         n = self.default_n[split] if n is None and split in self.default_n else n
-        for param, value, bound in (("n", n, Bound(1)), ("size", size, Bound(32)), ("channels", channels, Bound(1)),
-                                    ("seq_len", seq_len, Bound(1)), ("max_visits", max_visits, Bound(1)),
-                                    ("lesion_contrast", lesion_contrast, Bound(0, low_open=True)),
-                                    ("noise", noise, Bound(0)), ("growth", growth, Bound(0, low_open=True))):
+        for param, value, bound in (("n", n, AT_LEAST_ONE), ("size", size, Bound(32)),
+                                    ("channels", channels, AT_LEAST_ONE), ("seq_len", seq_len, AT_LEAST_ONE),
+                                    ("max_visits", max_visits, AT_LEAST_ONE),
+                                    ("lesion_contrast", lesion_contrast, POSITIVE),
+                                    ("noise", noise, NON_NEGATIVE), ("growth", growth, POSITIVE)):
             check_bound(name, param, value, bound)
         check_bound(name, "prevalence", prevalence, OPEN_UNIT, "at 0 or 1 a split has one class and the test "
                                                               "AUC is undefined")
@@ -304,9 +306,9 @@ class LongitudinalFolder(LongitudinalDataset):
         name = "longitudinal_folder"
         if not path or not labels:
             raise ValueError(f"{name}: 'path' (the image folder) and 'labels' (the CSV) are required")
-        check_bound(name, "seq_len", seq_len, Bound(1))
+        check_bound(name, "seq_len", seq_len, AT_LEAST_ONE)
         check_bound(name, "size", size, Bound(8))
-        check_bound(name, "n", n, Bound(1))  # None: the whole split
+        check_bound(name, "n", n, AT_LEAST_ONE)  # None: the whole split
         if fit not in ("crop", "pad", "squash"):
             raise ValueError(f"{name}: expected fit crop, pad or squash, got {fit!r}")
         if channels not in (1, 3):

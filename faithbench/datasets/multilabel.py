@@ -20,8 +20,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from faithbench.configurable import Bound
-from faithbench.datasets.base import OPEN_UNIT, BaseDataset, Split, check_bound, check_range_pair
+from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
+                                   Bound, check_bound, check_range_pair)
+from faithbench.datasets.base import BaseDataset, Split
 from faithbench.datasets.phantoms import _SPLIT_OFFSET, PhantomCXR, _erode
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -61,15 +62,15 @@ class PhantomCXRMultiLabel(BaseDataset):
                  noise: float = 0.03) -> None:
         owner = "phantom_cxr_multilabel"
         n = self.default_n[split] if n is None else n
-        check_bound(owner, "n", n, Bound(1))
+        check_bound(owner, "n", n, AT_LEAST_ONE)
         check_bound(owner, "size", size, Bound(PhantomCXR.min_size))
-        check_bound(owner, "channels", channels, Bound(1))
+        check_bound(owner, "channels", channels, AT_LEAST_ONE)
         check_bound(owner, "prevalence", prevalence, OPEN_UNIT, "at 0 or 1 a class is never or always present "
                                                                 "and its test AUC is undefined")
-        check_bound(owner, "contrast", contrast, Bound(0, low_open=True))
+        check_bound(owner, "contrast", contrast, POSITIVE)
         check_range_pair(owner, "nodule_radius", nodule_radius)
         check_range_pair(owner, "cavity_radius", cavity_radius)
-        check_bound(owner, "noise", noise, Bound(0))
+        check_bound(owner, "noise", noise, NON_NEGATIVE)
         # the anatomy: phantom_cxr without a lesion (prevalence 0), 1 channel (repeated at the end)
         self._anatomy = PhantomCXR.anatomy(split, n=n, size=size, seed=seed, noise=noise)
         super().__init__(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,

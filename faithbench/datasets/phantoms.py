@@ -23,8 +23,9 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
-from faithbench.configurable import Bound
-from faithbench.datasets.base import OPEN_UNIT, BaseDataset, Split, check_bound, check_range_pair
+from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
+                                   Bound, check_bound, check_range_pair)
+from faithbench.datasets.base import BaseDataset, Split
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -73,14 +74,14 @@ class _Phantom(BaseDataset):
         name = getattr(self, "registry_name", type(self).__name__)
         if n is None:
             n = self.default_n[split]
-        check_bound(name, "n", n, Bound(1))
+        check_bound(name, "n", n, AT_LEAST_ONE)
         check_bound(name, "size", size, Bound(self.min_size))
-        check_bound(name, "channels", channels, Bound(1))
+        check_bound(name, "channels", channels, AT_LEAST_ONE)
         if not normal_only:
             check_bound(name, "prevalence", prevalence, OPEN_UNIT, _ONE_CLASS)
-        check_bound(name, "lesion_contrast", lesion_contrast, Bound(0, low_open=True))
+        check_bound(name, "lesion_contrast", lesion_contrast, POSITIVE)
         radius = check_range_pair(name, "lesion_radius", lesion_radius)
-        check_bound(name, "noise", noise, Bound(0))
+        check_bound(name, "noise", noise, NON_NEGATIVE)
         check_bound(name, "shortcut", shortcut, Bound(0, 1))
         super().__init__(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
                          lesion_contrast=lesion_contrast, lesion_radius=list(radius), noise=noise,

@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from faithbench.configurable import Bound
-from faithbench.datasets.base import OPEN_UNIT, BaseDataset, Split, check_bound, check_range_pair
+from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
+                                   Bound, check_bound, check_range_pair)
+from faithbench.datasets.base import BaseDataset, Split
 from faithbench.datasets.phantoms import _SPLIT_OFFSET, _fits, _grid, smooth_field
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -73,11 +74,11 @@ def _template(dims: int, size: int) -> tuple[Tensor, tuple[int, int]]:
     return slices, (int(keep.min()), int(keep.max()) + 1)
 
 
-_BOUNDS = {"size": Bound(16), "n": Bound(1), "channels": Bound(1), "prevalence": OPEN_UNIT,
-           "lesion_contrast": Bound(0, low_open=True), "rotation": Bound(0, 180),
+_BOUNDS = {"size": Bound(16), "n": AT_LEAST_ONE, "channels": AT_LEAST_ONE, "prevalence": OPEN_UNIT,
+           "lesion_contrast": POSITIVE, "rotation": Bound(0, 180),
            "scale": Bound(0, 1, high_open=True),  # the zoom 1 ± scale must stay > 0
            "shift": Bound(0, 0.5, high_open=True),  # half the side or more moves half the brain out of view
-           "noise": Bound(0)}
+           "noise": NON_NEGATIVE}
 _WHY = {"prevalence": "at 0 or 1 a split has one class and the test AUC is undefined"}
 
 

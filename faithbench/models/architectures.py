@@ -12,11 +12,9 @@ from typing import Any
 import timm
 from torch import nn
 
-from faithbench.configurable import Bound
-from faithbench.datasets.base import DROPOUT, check_bound
+from faithbench.configurable import AT_LEAST_ONE, DROPOUT, Bound, check_bound
 from faithbench.registry import models
 
-AT_LEAST_ONE = Bound(1)
 # timm's dropout rates, passed through a builder's **params: p = 1 zeroes every activation, p > 1 fails in training
 TIMM_DROPOUTS = ("drop_rate", "drop_path_rate", "drop_block_rate", "attn_drop_rate", "proj_drop_rate",
                  "pos_drop_rate", "patch_drop_rate")

@@ -31,8 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from faithbench.configurable import Bound
-from faithbench.datasets.base import DROPOUT, check_bound
+from faithbench.configurable import AT_LEAST_ONE, DROPOUT, check_bound
 from faithbench.models.dependencies import Dependency
 from faithbench.registry import models
 
@@ -158,7 +157,7 @@ def _temporal(head_cls: type, in_chans: int, num_classes: int, input_size: tuple
         raise ValueError(f"model {name!r} is temporal: expected an input size (T, H, W), got {tuple(input_size)}")
     if backbone.startswith("temporal_"):
         raise ValueError(f"model {name!r}: the backbone must be a 2D architecture, got {backbone!r}")
-    check_bound(name, "hidden", hidden, Bound(1))
+    check_bound(name, "hidden", hidden, AT_LEAST_ONE)
     check_bound(name, "dropout", dropout, DROPOUT)
     recipe = Recipe(**(backbone_recipe or {}))  # validated here, so a typo fails at suite validation
     seq_len, space = input_size[0], tuple(input_size[1:])
