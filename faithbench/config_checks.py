@@ -321,26 +321,12 @@ def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
     return {str(k): tuple(v.shape) for k, v in state.items()}
 
 
-def _some(names: list[str], k: int = 5) -> str:
-    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
-
-
-def _mismatch(state: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> str:
-    """What differs between a model's ``state_dict`` and a file's tensor shapes ("" when nothing)."""
-    expected = {k: tuple(v.shape) for k, v in state.items()}
-    wrong = [f"{k} {shapes[k]} where the model has {shape}" for k, shape in expected.items()
-             if k in shapes and shapes[k] != shape]
-    missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
-    return "; ".join(f"{what}: {_some(names)}" for what, names in
-                     (("shape mismatch", wrong), ("missing", missing), ("unexpected", unexpected)) if names)
-
-
 def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Exception]) -> None:
     """Each ``weights:`` file against the model the run builds for each dataset it pairs with
     (:func:`~faithbench.models.checkpoint.build_for_dataset`, on the meta device): missing and
     unexpected tensor names and shape mismatches are an error before anything is trained, where
     the run would stop at that model after training the groups before it."""
-    from faithbench.models.checkpoint import build_for_dataset, load_weights_file
+    from faithbench.models.checkpoint import build_for_dataset, load_weights_file, weights_mismatch
     from faithbench.models.errors import CheckpointError
 
     files: dict[Path, dict[str, tuple[int, ...]] | None] = {}
@@ -366,7 +352,7 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
             except Exception:  # read by the loader, but not onto the meta device: the run loads it for real
                 pass
             continue
-        problem = _mismatch(model.state_dict(), shapes)
+        problem = weights_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()}, shapes)
         if problem:
             raise error(f"{where}: {path} does not fit model {mspec.label!r} for dataset {label!r} ({shape[0]} "
                         f"channels, {shape[1]} classes): {problem}")

@@ -131,7 +131,17 @@ _STATE_DICT = "a state_dict (torch.save(model.state_dict(), path)) or a safetens
 
 def _some(names: list[str], k: int = 5) -> str:
     """The first ``k`` names, and how many more were left out."""
-    return f"{names[:k]}" + (f" and {len(names) - k} more" if len(names) > k else "")
+    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def weights_mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
+    """What differs between a model's tensor shapes and a weights file's ("" when nothing): shape
+    mismatches, then missing and unexpected names, each list cut by :func:`_some`."""
+    wrong = [f"{k} {found[k]} where the model has {shape}" for k, shape in expected.items()
+             if k in found and found[k] != shape]
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    return "; ".join(f"{what}: {_some(names)}" for what, names in
+                     (("shape mismatch", wrong), ("missing", missing), ("unexpected", unexpected)) if names)
 
 
 def _refusal(path: Path, exc: Exception) -> str:
@@ -167,18 +177,11 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
             state = state["state_dict"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected {_STATE_DICT}, got a {type(state).__name__}")
-    expected = model.state_dict()
-    for name, tensor in state.items():
-        if name in expected and tuple(expected[name].shape) != tuple(tensor.shape):
-            raise CheckpointError(
-                f"{path}: parameter {name!r} has shape {tuple(tensor.shape)}, the model for this dataset "
-                f"expects {tuple(expected[name].shape)} (check the classes and channels)"
-            )
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match architecture: missing {_some(missing)}, "
-                              f"unexpected {_some(unexpected)}")
+    problem = weights_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                               {str(k): tuple(v.shape) for k, v in state.items()})
+    if problem:
+        raise CheckpointError(f"{path} does not fit the model built for this dataset (check the classes and "
+                              f"channels): {problem}")
     model.load_state_dict(state)
 
 

@@ -42,7 +42,9 @@ def test_malicious_pickle_is_refused(tmp_path):
 
 def test_class_and_channel_mismatch(tmp_path):
     save_tensors(tmp_path / "three.safetensors", small(num_classes=3).state_dict())
-    with pytest.raises(CheckpointError, match=r"'head.*has shape \(3.*expects \(2.*check the classes and channels"):
+    with pytest.raises(CheckpointError, match=r"three.safetensors does not fit the model built for this dataset "
+                                              r"\(check the classes and channels\): shape mismatch: head.weight "
+                                              r"\(3, 16\) where the model has \(2, 16\), head.bias \(3,\) where"):
         load_weights_file(small(), tmp_path / "three.safetensors")
     with pytest.raises(CheckpointError, match="weights file not found"):
         load_weights_file(small(), tmp_path / "missing.safetensors")
@@ -90,5 +92,5 @@ def test_mismatched_key_lists_say_how_many_were_left_out(tmp_path):
     save_tensors(tmp_path / "w.safetensors", state)
     with pytest.raises(CheckpointError) as info:
         load_weights_file(small(), tmp_path / "w.safetensors")
-    assert str(info.value).endswith("missing ['head.bias', 'head.weight'], unexpected ['extra0', 'extra1', "
-                                    "'extra2', 'extra3', 'extra4'] and 2 more")
+    assert str(info.value).endswith("missing: head.bias, head.weight; unexpected: extra0, extra1, extra2, extra3, "
+                                    "extra4 and 2 more")
