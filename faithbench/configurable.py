@@ -41,7 +41,9 @@ class Bound:
     high_open: bool = False
 
     def holds(self, value: Any) -> bool:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        """``value`` is a finite number in the range (NaN and ±inf never are: NaN compares false
+        with every bound, and inf is above every lower one)."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
@@ -65,8 +67,7 @@ def check_bound(owner: str, param: str, value: Any, bound: Bound, why: str = "")
     """Raise ``ValueError("<owner>: expected <param> <range> (<why>), got <value>")`` unless ``value``
     is a finite number in ``bound``; ``None`` (the parameter's default) passes. Dataset and model
     builders call it, so ``faithbench validate`` refuses the value before anything is trained."""
-    finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if value is not None and not (finite and bound.holds(value)):
+    if value is not None and not bound.holds(value):
         raise ValueError(f"{owner}: expected {param} {bound}{f' ({why})' if why else ''}, got {value!r}")
 
 
@@ -105,6 +106,12 @@ def _type_ok(default: Any, value: Any) -> bool:
     return isinstance(value, type(default))
 
 
+def _finite(value: Any) -> bool:
+    """No NaN or ±inf in a float or in a list of numbers."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return not any(isinstance(v, float) and not math.isfinite(v) for v in items)
+
+
 class Configurable:
     defaults: ClassVar[dict[str, Any]] = {}
     bounds: ClassVar[dict[str, Bound]] = {}  # merged along the class hierarchy; checked for the keys in defaults
@@ -125,6 +132,8 @@ class Configurable:
                     f"{name}: parameter {key!r} expects {_expected(default)} "
                     f"(default {default!r}), got {type(value).__name__} {value!r}"
                 )
+            if not _finite(value):  # .nan / .inf in YAML: every comparison with NaN is false, the run's numbers wrong
+                raise ParameterError(f"{name}: parameter {key!r} expects finite numbers, got {value!r}")
         self.params: dict[str, Any] = {**self.defaults, **params}
         for key, value in self.params.items():
             setattr(self, key, value)

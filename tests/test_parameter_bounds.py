@@ -17,6 +17,9 @@ def test_bound_ranges_and_text():
     assert str(Bound(1)) == ">= 1" and not Bound(1).holds(0.5)
     assert str(Bound(0, low_open=True)) == "> 0" and not Bound(0, low_open=True).holds(0.0)
     assert not Bound(0).holds(True) and not Bound(0).holds("1")
+    # NaN compares false with every bound (so it passed a one-sided one); inf is above every lower bound
+    for bound in (Bound(0, low_open=True), Bound(1), Bound(None, 5), FRACTION):
+        assert not bound.holds(float("nan")) and not bound.holds(float("inf")) and not bound.holds(float("-inf"))
 
 
 class _Plugin(Configurable):
@@ -72,7 +75,33 @@ def test_plugin_bounds(registry, name, params, message):
         registry.get(name)(**params)
 
 
+@pytest.mark.parametrize("registry, name, params", [
+    (metrics, "max_sensitivity", {"radius": float("nan")}),  # ran: max-sensitivity 3.15 for saliency
+    (metrics, "max_sensitivity", {"radius": float("inf")}),
+    (metrics, "input_invariance", {"shift": float("nan")}),  # no bound: ran, 0 for every sample
+    (metrics, "effective_complexity", {"eps": float("nan")}),  # ran: 0 for every map
+    (metrics, "sensitivity_n", {"fractions": [0.5, float("nan")]}),
+    (explainers, "smoothgrad", {"noise_level": float("nan")}),
+    (explainers, "lime", {"kernel_width": float("inf")}),
+])
+def test_non_finite_parameters_are_refused(registry, name, params):
+    with pytest.raises(ParameterError, match=rf"{name}: parameter '{next(iter(params))}' (expects finite numbers|must)"):
+        registry.get(name)(**params)
+
+
+@pytest.mark.parametrize("name", ["sparseness", "focus", "deletion_auc"])
+def test_an_unknown_postprocess_is_refused_on_construction(name):
+    with pytest.raises(ParameterError, match=rf"{name}: parameter 'postprocess' must be one of none, abs, relu, "
+                                             r"got 'square'"):
+        metrics.get(name)(postprocess="square")
+    assert metrics.get(name)(postprocess="relu").params["postprocess"] == "relu"
+
+
 @pytest.mark.parametrize("entry, message", [
+    ("{name: max_sensitivity, params: {radius: .nan}}", "max_sensitivity: parameter 'radius' expects finite numbers, "
+                                                        "got nan"),
+    ("{name: sparseness, params: {postprocess: square}}", "sparseness: parameter 'postprocess' must be one of none, "
+                                                          "abs, relu, got 'square'"),
     ('{name: sensitivity_n, params: {fractions: [0.5, "a"]}}', "sensitivity_n: parameter 'fractions' expects a list "
                                                                "of numbers"),
     ("{name: monotonicity_correlation, params: {draws: 0}}", "monotonicity_correlation: parameter 'draws' must be "

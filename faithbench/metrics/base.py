@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Iterator
 import torch
 from torch import Tensor, nn
 
-from faithbench.configurable import Configurable
+from faithbench.configurable import Configurable, ParameterError
 from faithbench.device import is_out_of_memory, release_memory
 from faithbench.types import DEFAULT_MASK_ROLES, Category, MaskRole, MetricInfo, masks_with_role
 
@@ -164,6 +164,9 @@ class EvalContext:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
 
 
+POSTPROCESS = ("none", "abs", "relu")
+
+
 def postprocess(saliency: Tensor, mode: str) -> Tensor:
     """The runner-side post-processing of raw saliency, recorded per metric: ``none``, ``abs`` or ``relu``."""
     if mode == "none":
@@ -189,6 +192,13 @@ class Metric(Configurable):
         super().__init_subclass__(**kwargs)
         if "info" in cls.__dict__ and "postprocess" not in cls.defaults:
             cls.defaults = {**cls.defaults, "postprocess": cls.info.postprocess}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        mode = self.params.get("postprocess", "none")
+        if mode not in POSTPROCESS:  # refused by validate, not in every cell of the run
+            raise ParameterError(f"{self.name}: parameter 'postprocess' must be one of "
+                                 f"{', '.join(POSTPROCESS)}, got {mode!r}")
 
     @property
     def category(self) -> Category:
