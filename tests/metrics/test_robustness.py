@@ -137,6 +137,26 @@ def test_reexplanations_counted_shared_and_chunk_free(tiny_cnn, make_ctx):
     assert torch.allclose(MaxSensitivity(nr_samples=3, draws_per_call=2)(ctx2).value, one)
 
 
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_a_non_finite_reexplanation_is_an_error_not_a_dropped_draw(tiny_cnn, make_ctx, bad):
+    calls = []
+
+    def explain(model, x, target):  # saliency = x; the first re-explanation is broken at one pixel
+        calls.append(1)
+        out = x.sum(1).clone()
+        if len(calls) == 2:
+            out[:, 0, 0] = bad
+        return out
+
+    torch.manual_seed(0)
+    model, x = tiny_cnn(), torch.rand(3, 1, 8, 8) + 0.05
+    for metric in (MaxSensitivity(nr_samples=3), LocalLipschitz(nr_samples=3)):
+        calls.clear()
+        ctx = make_ctx(model, x, explain(model, x, None), explainer=explain)  # call 1: the original map
+        with pytest.raises(FloatingPointError, match=r"NaN or Inf for a perturbed copy \(draws 0 to 0\)"):
+            metric(ctx)  # before: the broken draw left out, max-sensitivity 0.0197
+
+
 def test_local_lipschitz_linear_model_known_answer(linear_logit, make_ctx):
     # input x gradient of w.x with w = 2 everywhere is 2x: ||2x - 2x'|| / ||x - x'|| = 2 for every draw
     model = linear_logit(torch.full((1, 8, 8), 2.0))

@@ -73,13 +73,20 @@ def translations(x: Tensor, steps: int, fill: str | float = "min") -> Tensor:
 def explain_perturbed(explain: ExplainCall, x_perturbed: Tensor, target: Tensor, *,
                       draws_per_call: int = 1) -> Tensor:
     """Re-explain ``x_perturbed (S, B, C, *spatial)`` for ``target (B,)``: ``(S, B, *spatial)``.
-    ``draws_per_call`` draws (``draws_per_call * B`` images) go into one call of ``explain``."""
+    ``draws_per_call`` draws (``draws_per_call * B`` images) go into one call of ``explain``.
+
+    A NaN or Inf re-explanation raises ``FloatingPointError``, as a NaN saliency does in the runner:
+    the reductions leave out NaN draws (those a metric defines as excluded), so a broken one would
+    otherwise vanish from the max instead of making it unbounded."""
     s, b = x_perturbed.shape[:2]
     out = []
     for call, start in enumerate(range(0, s, draws_per_call)):
         group = x_perturbed[start : start + draws_per_call]
         g = group.shape[0]
         maps = explain(group.reshape(g * b, *group.shape[2:]), target.repeat(g), call)
+        if not torch.isfinite(maps).all():
+            raise FloatingPointError(f"the explainer returned NaN or Inf for a perturbed copy (draws {start} to "
+                                     f"{start + g - 1}); a robustness value cannot leave that draw out")
         out.append(maps.reshape(g, b, *maps.shape[1:]))
     return torch.cat(out)
 
