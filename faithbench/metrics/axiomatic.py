@@ -114,8 +114,9 @@ class InputInvariance(Metric):
     the convolved constant image (``torch.unique(fw[i])[0]``): with zero padding that value comes
     from a border position, so its f2 differs from f1 (an explainer that is invariant can fail);
     and its ``perturb_batch`` passes ``indices[i][1:]``, so the first feature of every sample is
-    not shifted and even a gradient map fails. Given a shift of every feature and an unpadded first
-    layer, Quantus agrees with us (tests/metrics/test_complexity_axiomatic.py)."""
+    not shifted: f2(x + c) then differs from f1(x) at that feature, and even a gradient map can
+    fail (whether it does depends on the network's activations). Given a shift of every feature
+    and an unpadded first layer, Quantus agrees with us (tests/metrics/test_complexity_axiomatic.py)."""
 
     info = MetricInfo("input_invariance", higher_is_better=True, category=Category.AXIOMATIC,
                       requires=frozenset({"model", "explainer"}),

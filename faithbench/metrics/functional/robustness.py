@@ -156,8 +156,11 @@ def normalise_by_max(saliency: Tensor, lead: int = 1) -> Tensor:
 
 # --- consistency ------------------------------------------------------------------------
 def argmax_cell(saliency: Tensor, grid: int = 4) -> Tensor:
-    """A discrete explanation: the index of the cell of a ``grid`` per axis partition that holds
-    the most saliency mass (ties: the first cell), ``(B,)`` long. 2D: grid² cells; 3D: grid³."""
+    """A discrete explanation: the index of the cell, of ``grid`` per axis, with the largest mean
+    saliency (ties: the first cell), ``(B,)`` long. 2D: grid² cells; 3D: grid³. The cells are
+    those of torch's adaptive average pooling: a partition into equal cells where ``grid`` divides
+    the side; otherwise cell k spans [floor(k n / grid), ceil((k + 1) n / grid)), so neighbouring
+    cells share a row (n = 10, grid 4: [0, 3), [2, 5), [5, 8), [7, 10))."""
     dims = saliency.ndim - 1
     pool = torch.nn.functional.adaptive_avg_pool2d if dims == 2 else torch.nn.functional.adaptive_avg_pool3d
     cells = pool(saliency[:, None].float(), grid)[:, 0]
