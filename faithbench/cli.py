@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import traceback
@@ -143,10 +144,12 @@ _ABBREVIATIONS = ("al", "e.g", "i.e", "cf", "vs", "etc", "approx", "Fig", "Eq", 
 
 
 def first_sentence(doc: str) -> str:
-    """The first sentence of a docstring, whole: lines joined, RST double backticks dropped, cut
-    at the first full stop (or ? !) that is outside brackets, followed by a space or the end, and
-    not an abbreviation ("et al.", "e.g.")."""
+    """The first sentence of a docstring, whole: lines joined, RST double backticks dropped and
+    cross-references reduced to their last name (``:func:`~a.b.f``` -> f), cut at the first full
+    stop (or ? !) that is outside brackets, followed by a space or the end, and not an
+    abbreviation ("et al.", "e.g.")."""
     text = " ".join(doc.replace("``", "").split())
+    text = re.sub(r":\w+:`~?(?:[\w.]*\.)?([\w]+)`", r"\1", text)
     depth = 0
     for i, ch in enumerate(text):
         if ch in "([{":

@@ -30,6 +30,8 @@ def test_list_metrics_first_sentence_whole(capsys):
     assert first_sentence("Uses ``k`` (e.g. 5. or 6.) features, e.g. the top ones. More.") == \
         "Uses k (e.g. 5. or 6.) features, e.g. the top ones."
     assert first_sentence("No full stop at all") == "No full stop at all"
+    assert first_sentence("Shifted copies (see :func:`~faithbench.metrics.functional.translations`, "
+                          ":class:`Bound`); more.") == "Shifted copies (see translations, Bound); more."
     assert main(["list", "metrics", "relevance_rank"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.endswith("the share of the K most salient features that lie in M, |top_K(s) ∩ M| / K.")
