@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faithbench.reports.plots import _RC, _labels, _save, _stem, plt
+from faithbench.reports.plots import _RC, _labels, _save, _stem, plt, titled
 from faithbench.stats.strata import STRATA_LABELS
 
 __all__ = ["STRATA_PREFIX", "plot_strata"]
@@ -51,7 +51,6 @@ def plot_strata(strata: pd.DataFrame, out_dir: Path) -> list[Path]:
                 ax.set_title(metric)
                 ax.set_xlabel(kind.replace("_", " "))
             axes.flat[0].legend(fontsize=7, loc="best")
-            fig.suptitle(" / ".join(_labels(key[:-1])) + f": by {kind.replace('_', ' ')}")
-            fig.tight_layout()
+            titled(fig, " / ".join(_labels(key[:-1])) + f": by {kind.replace('_', ' ')}")
             written += _save(fig, _stem(out_dir, STRATA_PREFIX, *_labels(key)))
     return written

@@ -100,3 +100,18 @@ def test_binary_metric_is_drawn_as_proportions_with_wilson_intervals(tmp_path, m
     assert "9/12" in [t.get_text() for t in ax.texts]
     other = next(a for a in fig.axes if a.get_title().startswith("relevance_mass"))
     assert "Wilson" not in other.get_title()  # continuous values keep the box plot
+
+
+@pytest.mark.parametrize("rows", [1, 16])
+def test_the_figure_title_stays_above_the_first_row_of_panels(rows):
+    from faithbench.reports.plots import plt, titled
+
+    fig, axes = plt.subplots(rows, 3, figsize=(14, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_title("panel")
+    titled(fig, "phantom_cxr / small_cnn")
+    renderer = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    top = max(ax.get_tightbbox(renderer).y1 for ax in axes[0])  # panels with their titles
+    assert title.y0 > top and title.y1 <= fig.bbox.y1  # with suptitle's default y = 0.98 it fell inside row 1
+    plt.close(fig)
