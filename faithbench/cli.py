@@ -89,11 +89,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"computed {c['checkpoints']} checkpoints, {c['saliency']} saliency batches, "
           f"{c['scores']} score batches; {len(result.results)} result rows", file=sys.stderr)
     if not result.skipped.empty:
-        whole = int((result.skipped["metric"] == "").sum())
-        parts = [f"{whole} cells"] if whole else []
-        if len(result.skipped) > whole:
-            parts.append(f"{len(result.skipped) - whole} metrics in cells")
-        print(f"skipped {' and '.join(parts)} (see skipped.csv)", file=sys.stderr)
+        print(skipped_summary(result.skipped), file=sys.stderr)
     print(out.resolve())
     if result.results.empty and not result.failures.empty:
         print(f"faithbench: run failed: every cell failed ({len(result.failures)} failures; see "
@@ -138,6 +134,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"{name:<{width}}  [broken plugin]")
             print(f"faithbench: warning: {exc}", file=sys.stderr)
     return 0
+
+
+def skipped_summary(skipped: Any) -> str:
+    """One line for ``skipped.csv`` (a DataFrame): whole cells, metrics skipped in a cell, and (cell, metric)
+    pairs that ran but have undefined values (counted there, not skipped)."""
+    from faithbench.runner.cell import UNDEFINED_REASON
+
+    undefined = skipped["reason"].astype(str).str.endswith(UNDEFINED_REASON)
+    whole = int((skipped["metric"] == "").sum())
+    in_cells = int(len(skipped) - whole - undefined.sum())
+    parts = [f"skipped {n} {what}" for n, what in ((whole, "cells"), (in_cells, "metrics in cells")) if n]
+    if undefined.any():
+        parts.append(f"undefined values (NaN, no row) in {int(undefined.sum())} (cell, metric) pairs")
+    return "; ".join(parts) + " (see skipped.csv)"
 
 
 _ABBREVIATIONS = ("al", "e.g", "i.e", "cf", "vs", "etc", "approx", "Fig", "Eq", "resp")

@@ -114,3 +114,16 @@ def test_validate_refuses_repeated_seeds(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"faithbench: error: {suite}: seeds: expected distinct integers >= 0")
     assert err.count("\n") == 1
+
+
+def test_the_skipped_line_tells_skips_from_undefined_values():
+    import pandas as pd
+
+    from faithbench.cli import skipped_summary
+
+    undefined = "5 of 8 samples undefined (NaN, e.g. an empty mask): no row"
+    rows = pd.DataFrame({"cell": ["a", "a", "b", "c"], "metric": ["", "focus", "pointing_game", "relevance_mass"],
+                         "reason": ["explainer does not support 3D", "needs mask 'lesion'", undefined, undefined]})
+    assert skipped_summary(rows) == ("skipped 1 cells; skipped 1 metrics in cells; undefined values (NaN, no row) "
+                                     "in 2 (cell, metric) pairs (see skipped.csv)")
+    assert skipped_summary(rows.iloc[2:]) == "undefined values (NaN, no row) in 2 (cell, metric) pairs (see skipped.csv)"

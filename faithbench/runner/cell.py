@@ -39,6 +39,7 @@ from faithbench.runner.plan import Cell
 from faithbench.store import Cache, make_key
 from faithbench.types import DEFAULT_MASK_ROLES, Batch, MaskRole
 
+UNDEFINED_REASON = "samples undefined (NaN, e.g. an empty mask): no row"  # skipped.csv: "k of n " + this
 FAILURE_COLUMNS = ["cell", "dataset", "model", "explainer", "seed", "stage", "metric", "error_type", "message"]
 REGION_COLUMNS = ["dataset", "model", "explainer", "seed", "sample_id", "label", "target", "region",
                   *REGION_OUTPUTS]
@@ -302,7 +303,7 @@ class CellRun:
         for label, (missing, scored) in self.undefined.items():
             if missing:
                 result.skipped_metrics.append(
-                    (label, f"{missing} of {scored} samples undefined (NaN, e.g. an empty mask): no row"))
+                    (label, f"{missing} of {scored} {UNDEFINED_REASON}"))
         base = {"dataset": cell.dataset.label, "model": cell.model.label, "explainer": cell.explainer.label,
                 "seed": cell.seed, "samples": self.samples}
         result.cost.append({**base, "stage": "explain", "metric": "", **self.explain_cost})
