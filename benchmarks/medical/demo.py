@@ -4,7 +4,8 @@ Trains two small CNNs (average- and max-pooled ``small_cnn``) with two seeds eac
 chest phantom (lesion contrast 0.6, radius 4-6 px at 64 px scale), explains the lesion-positive
 test images with Grad-CAM, Integrated Gradients (16 steps) and the random control, then computes
 
-1. repeatability / reproducibility of the maps (``repeatability_table``);
+1. repeatability / reproducibility of the maps (``repeatability_table``; not of the random
+   control, whose maps ignore the model, as in the runner);
 2. the CheXlocalize metrics (Otsu threshold; a gate tuned on validation data);
 3. metric reliability (``perturbed_conditions`` + ``metric_reliability``);
 4. the stratified analysis (``stratify``),
@@ -93,7 +94,8 @@ def main(out: Path) -> None:
                 params = {"n_steps": 16} if explainer == "integrated_gradients" else {}
                 explain = explainers.get(explainer)(seed=seed, **params)  # the cell seed
                 saliency, values = _scores(model, x, y, masks, explain, seed)
-                maps[("phantom_cxr", name, explainer, seed)] = (ids, saliency)
+                if explain.family != "control":  # as the runner: a control's maps ignore the model
+                    maps[("phantom_cxr", name, explainer, seed)] = (ids, y.tolist(), saliency)
                 for metric, value in values.items():
                     for i, sid in enumerate(ids):
                         rows.append({"dataset": "phantom_cxr", "model": name, "explainer": explainer,

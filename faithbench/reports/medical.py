@@ -62,16 +62,35 @@ def _read(path: Path) -> pd.DataFrame | None:
         return pd.DataFrame()
 
 
+def _without_controls(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of explainers that are not controls: a folder written before ``repeatability.csv``
+    left them out may hold rows of a control explainer (``family == "control"``, named by its
+    registry name), whose maps ignore the model; they are dropped."""
+    from faithbench.registry import explainers
+
+    if table is None or "explainer" not in table:
+        return table
+    labels = table["explainer"].astype(str)
+    controls = {name for name in labels.unique() if name in explainers
+                and getattr(explainers.get(name), "family", "") == "control"}
+    return table[~labels.isin(controls)]
+
+
 def repeatability_html(table: pd.DataFrame) -> str:
-    """The repeatability section: the table with a note on how to read it."""
+    """The repeatability section: the table (control explainers left out) with a note on how to
+    read it."""
     from faithbench.reports.markup import table_html
 
+    table = _without_controls(table)
     shown = table.fillna({"model": ""}) if table is not None and "model" in table else table
     return ('<p class="note">Similarity of the saliency maps of one sample under two checkpoints (Arun et al. '
             "2021): repeatability = two seeds of the same model, reproducibility = two models (same seed). "
             "ssim: structural similarity of the min-max normalised |maps|; spearman: rank correlation of "
             "|maps|. baseline_mean: the same similarity between maps of different samples (random pairs); "
-            "p: one-sided Wilcoxon signed-rank test that the similarity exceeds that baseline. "
+            "p: one-sided Wilcoxon signed-rank test that the similarity exceeds that baseline. Maps are "
+            "compared for the same class: n_target_differs counts the samples the two checkpoints explained "
+            "for different classes (target: predicted), left out. Control explainers (random, sobel, "
+            "center_prior) are left out: their maps ignore the model. "
             f'<a href="{REPEATABILITY_FILE}">{REPEATABILITY_FILE}</a></p>'
             + table_html(shown, "no pair of checkpoints to compare", max_rows=400))
 

@@ -29,7 +29,7 @@ from faithbench.runner.calibration import calibrate_runs
 from faithbench.runner.cell import CellResult, CellRun, GroupData, failure_row
 from faithbench.runner.errors import InputDataError
 from faithbench.runner.plan import Group
-from faithbench.runner.reliability import ReliabilityScores, reliability_rows, sample_keys
+from faithbench.runner.reliability import ReliabilityScores, reliability_rows
 from faithbench.runner.settings import RunSettings
 from faithbench.store import Cache, make_key
 from faithbench.runner.targets import TARGET_MASK
@@ -74,7 +74,8 @@ class GroupOutput:
     samples: list[dict[str, Any]] = field(default_factory=list)  # rows of samples.csv
     model_input: dict[str, Any] | None = None
     reliability: ReliabilityScores = field(default_factory=ReliabilityScores)  # scores under perturbed conditions
-    maps: dict[str, tuple[list[str], Tensor]] = field(default_factory=dict)  # explainer -> (ids, saliency)
+    # explainer -> (sample ids, explained classes, saliency): the kept maps (repeatability)
+    maps: dict[str, tuple[list[str], list[int], Tensor]] = field(default_factory=dict)
     calibration: list[dict[str, Any]] = field(default_factory=list)  # rows of calibration.csv
 
     @classmethod
@@ -229,16 +230,21 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
 
 
 def _keep_map(out: GroupOutput, run: CellRun, batch: Batch, target: Tensor) -> None:
-    """The map of this batch's first samples, up to :data:`MAPS_KEPT` per cell (on the CPU);
-    a multi-label unit is named ``sample_id#class``."""
+    """The map of this batch's first units, up to :data:`MAPS_KEPT` per cell (on the CPU), with
+    each unit's sample id and explained class, so repeatability compares maps of the same class.
+    Control explainers (``family == "control"``: random, sobel, center_prior) are not kept: their
+    maps do not look at the model, so their agreement across checkpoints says nothing. Nothing is
+    written to disk: on a rerun the maps come back from the saliency cache, batch by batch."""
+    if run.explainer is not None and run.explainer.family == "control":
+        return
     label = run.cell.explainer.label
-    ids, maps = out.maps.get(label, ([], None))
+    ids, targets, maps = out.maps.get(label, ([], [], None))
     room = MAPS_KEPT - len(ids)
     if run.stopped or run.last is None or room <= 0:
         return
     new = run.last[:room].detach().float().cpu()
-    names = sample_keys(batch, target, room)
-    out.maps[label] = (ids + names, new if maps is None else torch.cat([maps, new]))
+    names, classes = list(batch.ids[:room]), [int(t) for t in target[:room].tolist()]
+    out.maps[label] = (ids + names, targets + classes, new if maps is None else torch.cat([maps, new]))
 
 
 def sample_rows(group: Group, data: GroupData, batch: Batch, target: Tensor) -> tuple[list[dict[str, Any]], Tensor]:

@@ -16,8 +16,12 @@ per metric (and per dataset/model when those columns exist), with samples paired
 
 - ranking consistency: for every sample, Kendall τ-b (Kendall 1945) between the explainers'
   values under ``original`` and under a perturbed condition (explainers defined in both, at least
-  2; two rows tied throughout count τ = 1, one tied row against a varying one τ = 0); τ̄ its mean
-  over samples;
+  2); τ̄ its mean over samples. A sample whose original values are tied across those explainers
+  ranks nothing: its τ is undefined and it is left out of τ̄ (a metric that gives every explainer
+  the same value, e.g. 0 everywhere, would otherwise count as fully reactive). A varying original
+  row against a tied perturbed one counts τ = 0 (the ranking is gone). No sample left: τ̄, and so
+  nr or ar, is NaN and the metric does not pass; ``n_ranked`` counts the samples whose original
+  values are not all tied;
 - score consistency: for every explainer, the matched-pairs rank-biserial correlation r (Kerby
   2014) of its original against its perturbed values; |r|̄ the mean of |r| over explainers
   (0: no systematic shift, 1: every sample moved the same way);
@@ -51,22 +55,26 @@ NR_MIN = 0.6
 AR_MIN = 0.5
 CONDITIONS = ("original", "minor", "disruptive")
 RELIABILITY_COLUMNS = ["metric", "nr", "ar", "passed", "nr_ranking", "nr_scores", "ar_ranking", "ar_scores",
-                       "agreement_tau", "n_samples", "n_explainers"]
+                       "agreement_tau", "n_samples", "n_ranked", "n_explainers"]
 _NEEDED = ["metric", "explainer", "sample_id", "condition", "value", "higher_is_better"]
 
 
 def _tau(a: np.ndarray, b: np.ndarray) -> float:
-    """Kendall τ-b of two rows over the entries defined in both (conventions: module docstring)."""
+    """Kendall τ-b of the original row ``a`` and a perturbed row ``b`` over the entries defined in
+    both: NaN when fewer than 2 or when ``a`` is tied throughout (no ranking), 0 when only ``b`` is."""
     keep = ~(np.isnan(a) | np.isnan(b))
     a, b = a[keep], b[keep]
-    if a.size < 2:
+    if a.size < 2 or np.all(a == a[0]):
         return np.nan
-    flat_a, flat_b = np.all(a == a[0]), np.all(b == b[0])
-    if flat_a and flat_b:
-        return 1.0
-    if flat_a or flat_b:
+    if np.all(b == b[0]):
         return 0.0
     return float(stats.kendalltau(a, b).statistic)
+
+
+def _n_ranked(original: pd.DataFrame) -> int:
+    """The samples (rows) whose original values over the explainers are defined for at least 2 and
+    not all tied."""
+    return int(sum(np.unique(row[~np.isnan(row)]).size >= 2 for row in original.to_numpy(float)))
 
 
 def _consistency(original: pd.DataFrame, other: pd.DataFrame) -> tuple[float, float]:
@@ -132,6 +140,7 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
         original = wide.get("original")
         row = dict(zip(blocks + ["metric"], key))
         row["n_samples"] = 0 if original is None else int(len(original))
+        row["n_ranked"] = 0 if original is None else _n_ranked(original)
         row["n_explainers"] = 0 if original is None else int(original.shape[1])
         for condition, prefix in (("minor", "nr"), ("disruptive", "ar")):
             tau, shift = np.nan, np.nan
@@ -151,9 +160,35 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=blocks + RELIABILITY_COLUMNS)
 
 
+def _ties_everywhere(row: pd.Series) -> bool:
+    """The row's metric gave every explainer the same value on every sample (``n_ranked`` 0)."""
+    return "n_ranked" in row and row["n_ranked"] == 0 and row.get("n_samples", 1) > 0
+
+
+def _reasons(row: pd.Series) -> list[str]:
+    """Why one (dataset, model, metric) row failed, each condition with its own value; a NaN
+    condition is "undefined", with why."""
+    nr, ar = float(row["nr"]), float(row["ar"])
+    if np.isnan(nr) and np.isnan(ar) and _ties_everywhere(row):
+        return ["noise resilience and adversary reactivity undefined: it gives every explainer the same value "
+                "on every sample, so it ranks nothing"]
+    checks = ((nr, NR_MIN, "noise resilience", "minor", "its ranking or scores move under a minor perturbation"),
+              (ar, AR_MIN, "adversary reactivity", "disruptive", "it barely reacts to a randomised model"))
+    reasons = []
+    for value, low, name, condition, meaning in checks:
+        if np.isnan(value):
+            reasons.append(f"{name} undefined: no sample ranked by it under both the original and the {condition} "
+                           "condition")
+        elif value < low:
+            reasons.append(f"{name} {value:.2f} < {low:.2f}: {meaning}")
+    return reasons or [f"noise resilience {nr:.2f}, adversary reactivity {ar:.2f}"]
+
+
 def reliability_footnote(reliability: pd.DataFrame, board: pd.DataFrame) -> str:
-    """The footnote under a leaderboard: one sentence per metric of ``board`` that failed the
-    reliability check (matched on dataset/model too when both tables have them); "" when none."""
+    """The reliability footnote of the leaderboards: one sentence per (dataset, model, metric) row
+    of ``reliability`` that failed the check, for the metrics of ``board`` (matched on dataset/model
+    too when both tables have them, and then naming them), each with that row's own nr and ar
+    (NaN: "undefined" and why); "" when none."""
     if reliability is None or reliability.empty or board is None or board.empty:
         return ""
     failed = reliability[~reliability["passed"].astype(bool)]
@@ -163,17 +198,8 @@ def reliability_footnote(reliability: pd.DataFrame, board: pd.DataFrame) -> str:
     if failed.empty:
         return ""
     parts = []
-    for metric, rows in failed.groupby("metric", sort=True):
-        nr, ar = rows["nr"].mean(), rows["ar"].mean()
-        reasons = []
-        if not nr >= NR_MIN:
-            reasons.append(f"noise resilience {nr:.2f} < {NR_MIN:.2f}: its ranking or scores move under a minor "
-                           "perturbation")
-        if not ar >= AR_MIN:
-            reasons.append(f"adversary reactivity {ar:.2f} < {AR_MIN:.2f}: it barely reacts to a randomised model")
-        where = ""
-        if len(keys) > 1:
-            where = " (on " + ", ".join(" / ".join(r[k] for k in keys[:-1]) for _, r in rows.iterrows()) + ")"
-        parts.append(f"{metric}{where}: " + "; ".join(reasons or ["undefined (a condition is missing)"]))
+    for _, row in failed.sort_values(keys, kind="stable").iterrows():
+        where = f" (on {' / '.join(row[k] for k in keys[:-1])})" if len(keys) > 1 else ""
+        parts.append(f"{row['metric']}{where}: " + "; ".join(_reasons(row)))
     return ("† Failed the metric reliability check (MetaQuantus-style, Hedström et al. 2023; see "
             "reliability.csv) — read with caution: " + ". ".join(parts) + ".")

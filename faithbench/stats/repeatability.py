@@ -26,8 +26,11 @@ the baseline (:func:`faithbench.stats.paired.wilcoxon_pair`, alternative 'greate
 
 Pairs: repeatability, for each model every pair of its seeds (a, b = the seeds); reproducibility,
 for each pair of models (a, b = the models) the maps of the same seed, every seed the two models
-share, pooled (each (seed, sample) one observation). Samples are matched by id; only ids present
-in both maps count.
+share, pooled (each (seed, sample) one observation). Maps are matched by (sample id, explained
+class), as Arun et al. compare maps of the same class: only units present in both maps count. With
+``target: predicted`` two checkpoints that predict differently explain different classes of a
+sample; such a sample is left out and counted in ``n_target_differs`` (the samples kept under both
+checkpoints whose explained classes differ). Maps given without targets are matched by id only.
 """
 
 from __future__ import annotations
@@ -47,10 +50,11 @@ from faithbench.stats.paired import wilcoxon_pair
 __all__ = ["REPEATABILITY_COLUMNS", "SIMILARITY_METRICS", "derangement", "map_similarity", "repeatability_table"]
 
 REPEATABILITY_COLUMNS = ["dataset", "explainer", "kind", "model", "a", "b", "metric", "mean", "ci_low", "ci_high",
-                         "n", "baseline_mean", "p"]
+                         "n", "n_target_differs", "baseline_mean", "p"]
 SIMILARITY_METRICS = ("ssim", "spearman")
 MapKey = tuple[str, str, str, int]
-Maps = dict[MapKey, tuple[list[str], Tensor]]
+Kept = tuple[list[str], list[int], Tensor]  # (sample ids, explained classes, saliency (N, *spatial))
+Maps = dict[MapKey, Kept | tuple[list[str], Tensor]]
 
 
 def derangement(n: int, seed: int = 0) -> np.ndarray:
@@ -80,19 +84,37 @@ def map_similarity(a: Tensor, b: Tensor, metric: str, postprocess: str = "abs") 
     raise ValueError(f"unknown similarity {metric!r}; expected one of {', '.join(SIMILARITY_METRICS)}")
 
 
-def _aligned(first: tuple[list[str], Tensor], second: tuple[list[str], Tensor]) -> tuple[list[str], Tensor, Tensor]:
-    """The maps of the sample ids present in both, in sorted id order."""
-    ids_a, maps_a = first
-    ids_b, maps_b = second
-    for ids, maps in ((ids_a, maps_a), (ids_b, maps_b)):
-        if len(ids) != maps.shape[0]:
-            raise ValueError(f"expected one sample id per map, got {len(ids)} ids and {maps.shape[0]} maps")
-    pos_a = {str(s): i for i, s in enumerate(ids_a)}
-    pos_b = {str(s): i for i, s in enumerate(ids_b)}
+def _units(value: Kept | tuple[list[str], Tensor]) -> Kept:
+    """``(ids, targets, maps)`` of a kept value; a value without targets gets target -1 everywhere
+    (so two such values are matched by id only)."""
+    if len(value) == 2:
+        ids, maps = value
+        targets: list[int] = [-1] * len(ids)
+    else:
+        ids, targets, maps = value
+    if not len(ids) == len(targets) == maps.shape[0]:
+        raise ValueError(f"expected one sample id per map and one target per map, got {len(ids)} ids, "
+                         f"{len(targets)} targets and {maps.shape[0]} maps")
+    return [str(s) for s in ids], [int(t) for t in targets], maps
+
+
+def _aligned(first: Kept | tuple[list[str], Tensor],
+             second: Kept | tuple[list[str], Tensor]) -> tuple[Tensor, Tensor, int]:
+    """The maps of the (sample id, target) units present in both, in sorted order, and the number
+    of sample ids present in both whose sets of explained targets differ (left out)."""
+    (ids_a, targets_a, maps_a), (ids_b, targets_b, maps_b) = _units(first), _units(second)
+    pos_a = {unit: i for i, unit in enumerate(zip(ids_a, targets_a))}
+    pos_b = {unit: i for i, unit in enumerate(zip(ids_b, targets_b))}
     shared = sorted(set(pos_a) & set(pos_b))
-    index_a = torch.tensor([pos_a[s] for s in shared], dtype=torch.long)
-    index_b = torch.tensor([pos_b[s] for s in shared], dtype=torch.long)
-    return shared, maps_a[index_a], maps_b[index_b]
+    classes_a: dict[str, set[int]] = {}
+    classes_b: dict[str, set[int]] = {}
+    for classes, units in ((classes_a, pos_a), (classes_b, pos_b)):
+        for sid, target in units:
+            classes.setdefault(sid, set()).add(target)
+    differs = sum(classes_a[sid] != classes_b[sid] for sid in set(classes_a) & set(classes_b))
+    index_a = torch.tensor([pos_a[u] for u in shared], dtype=torch.long)
+    index_b = torch.tensor([pos_b[u] for u in shared], dtype=torch.long)
+    return maps_a[index_a], maps_b[index_b], differs
 
 
 def _pair_values(pairs: list[tuple[Tensor, Tensor]], metric: str, postprocess: str,
@@ -125,61 +147,72 @@ def _row(values: np.ndarray, baseline: np.ndarray, n_resamples: int, seed: int) 
             "baseline_mean": float(np.nanmean(baseline)) if np.isfinite(baseline).any() else np.nan, "p": p}
 
 
+def _comparisons(entries: dict[tuple[str, int], Kept]) -> list[tuple[str, str, str, str, list]]:
+    """(kind, model, a, b, aligned pairs) of one (dataset, explainer): every pair of seeds of a model
+    (repeatability), every pair of models over their shared seeds (reproducibility)."""
+    models = sorted({m for m, _ in entries})
+    out: list[tuple[str, str, str, str, list]] = []
+    for model in models:
+        seeds = sorted(s for m, s in entries if m == model)
+        for sa, sb in itertools.combinations(seeds, 2):
+            pairs = [_aligned(entries[(model, sa)], entries[(model, sb)])]
+            out.append(("repeatability", model, str(sa), str(sb), pairs))
+    for ma, mb in itertools.combinations(models, 2):
+        seeds = sorted({s for m, s in entries if m == ma} & {s for m, s in entries if m == mb})
+        if seeds:
+            pairs = [_aligned(entries[(ma, s)], entries[(mb, s)]) for s in seeds]
+            out.append(("reproducibility", "", ma, mb, pairs))
+    return out
+
+
 def _check_maps(maps: Maps) -> None:
     if not isinstance(maps, dict):
-        raise TypeError(f"expected a dict {{(dataset, model, explainer, seed): (sample_ids, saliency)}}, "
+        raise TypeError("expected a dict {(dataset, model, explainer, seed): (sample_ids, targets, saliency)}, "
                         f"got {type(maps).__name__}")
     for key, value in maps.items():
         if not (isinstance(key, tuple) and len(key) == 4):
             raise ValueError(f"expected keys (dataset, model, explainer, seed), got {key!r}")
-        if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Tensor)
-                and value[1].ndim in (3, 4)):
-            raise ValueError(f"expected (sample_ids, saliency (N, H, W) or (N, D, H, W)) for {key!r}, got "
-                             f"{type(value).__name__}")
+        if not (isinstance(value, tuple) and len(value) in (2, 3) and isinstance(value[-1], Tensor)
+                and value[-1].ndim in (3, 4)):
+            raise ValueError(f"expected (sample_ids, targets, saliency (N, H, W) or (N, D, H, W)) for {key!r}, "
+                             f"got {type(value).__name__}")
 
 
 def repeatability_table(maps: Maps, *, postprocess: str = "abs", metrics: tuple[str, ...] = SIMILARITY_METRICS,
                         n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Repeatability (seeds of one model) and reproducibility (pairs of models) of saliency maps.
 
-    ``maps``: ``{(dataset, model, explainer, seed): (sample_ids, saliency (N, *spatial) raw)}``.
-    One row per (dataset, explainer, kind, pair, metric) with the columns of
-    ``REPEATABILITY_COLUMNS``: ``kind`` "repeatability" (``model`` the model, ``a``, ``b`` its two
-    seeds) or "reproducibility" (``model`` empty, ``a``, ``b`` the two models, same-seed maps pooled
-    over the shared seeds); ``mean, ci_low, ci_high`` the mean similarity and its bootstrap CI,
-    ``n`` the observations, ``baseline_mean`` the mean similarity of random pairs (maps of
-    different samples, seeded derangement), ``p`` the one-sided Wilcoxon p-value of similarity >
-    baseline (NaN with fewer than 2 samples). Sorted by dataset, explainer, kind, model, a, b,
-    metric; empty (with these columns) when no pair exists.
+    ``maps``: ``{(dataset, model, explainer, seed): (sample_ids, targets, saliency (N, *spatial) raw)}``
+    (``(sample_ids, saliency)``: targets unknown, matched by id only). One row per (dataset,
+    explainer, kind, pair, metric) with the columns of ``REPEATABILITY_COLUMNS``: ``kind``
+    "repeatability" (``model`` the model, ``a``, ``b`` its two seeds) or "reproducibility"
+    (``model`` empty, ``a``, ``b`` the two models, same-seed maps pooled over the shared seeds);
+    ``mean, ci_low, ci_high`` the mean similarity and its bootstrap CI, ``n`` the observations,
+    ``n_target_differs`` the samples kept under both checkpoints but left out because they explain
+    different classes (module docstring), ``baseline_mean`` the mean similarity of random pairs
+    (maps of different samples, seeded derangement), ``p`` the one-sided Wilcoxon p-value of
+    similarity > baseline (NaN with fewer than 2 samples). Sorted by dataset, explainer, kind,
+    model, a, b, metric; empty (with these columns) when no pair exists. A pair whose every shared
+    sample differs in target still gets its rows (``n`` 0, NaN statistics), so the loss is seen.
     """
     _check_maps(maps)
     unknown = [m for m in metrics if m not in SIMILARITY_METRICS]
     if unknown:
         raise ValueError(f"expected metrics among {list(SIMILARITY_METRICS)}, got {unknown}")
-    groups: dict[tuple[str, str], dict[tuple[str, int], tuple[list[str], Tensor]]] = {}
+    groups: dict[tuple[str, str], dict[tuple[str, int], Kept]] = {}
     for (dataset, model, explainer, run_seed), value in maps.items():
         groups.setdefault((str(dataset), str(explainer)), {})[(str(model), int(run_seed))] = value
     rows = []
     for (dataset, explainer), entries in sorted(groups.items()):
-        models = sorted({m for m, _ in entries})
-        comparisons: list[tuple[str, str, str, str, list]] = []
-        for model in models:
-            seeds = sorted(s for m, s in entries if m == model)
-            for sa, sb in itertools.combinations(seeds, 2):
-                shared = _aligned(entries[(model, sa)], entries[(model, sb)])
-                comparisons.append(("repeatability", model, str(sa), str(sb), [shared[1:]]))
-        for ma, mb in itertools.combinations(models, 2):
-            seeds = sorted({s for m, s in entries if m == ma} & {s for m, s in entries if m == mb})
-            pairs = [_aligned(entries[(ma, s)], entries[(mb, s)])[1:] for s in seeds]
-            if pairs:
-                comparisons.append(("reproducibility", "", ma, mb, pairs))
-        for kind, model, a, b, pairs in comparisons:
+        for kind, model, a, b, pairs in _comparisons(entries):
+            differs = sum(d for _, _, d in pairs)
             for metric in metrics:
-                values, baseline = _pair_values(pairs, metric, postprocess, seed)
-                if values.size == 0:
+                values, baseline = _pair_values([(x, y) for x, y, _ in pairs], metric, postprocess, seed)
+                if values.size == 0 and differs == 0:
                     continue
                 rows.append({"dataset": dataset, "explainer": explainer, "kind": kind, "model": model, "a": a,
-                             "b": b, "metric": metric, **_row(values, baseline, n_resamples, seed)})
+                             "b": b, "metric": metric, "n_target_differs": differs,
+                             **_row(values, baseline, n_resamples, seed)})
     table = pd.DataFrame(rows, columns=REPEATABILITY_COLUMNS)
     if table.empty:
         return table

@@ -133,8 +133,13 @@ def test_two_seeds_give_repeatability_and_samples_give_strata(tmp_path):
     faithbench.run(faithbench.load_suite(suite), out_dir=tmp_path / "out",
                    cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
     repeat = pd.read_csv(tmp_path / "out" / "repeatability.csv")
-    assert set(repeat["kind"]) == {"repeatability"} and set(repeat["explainer"]) == {"saliency", "gradcam", "random"}
-    assert (repeat["n"] == 8).all()  # the 8 explained samples of each seed, paired by sample
+    # the random control ignores the model: its agreement across seeds means nothing, so it is left out
+    assert set(repeat["kind"]) == {"repeatability"} and set(repeat["explainer"]) == {"saliency", "gradcam"}
     samples = pd.read_csv(tmp_path / "out" / "samples.csv")
+    # target: predicted: a sample the two seeds predict differently is explained for different
+    # classes, left out and counted; the others are paired by sample
+    targets = samples.pivot(index="sample_id", columns="seed", values="target")
+    differs = int((targets[0] != targets[1]).sum())
+    assert (repeat["n_target_differs"] == differs).all() and (repeat["n"] == 8 - differs).all()
     assert len(samples) == 16 and samples["confidence"].between(0, 1).all()
     assert set(pd.read_csv(tmp_path / "out" / "strata.csv")["stratum_kind"]) >= {"confidence", "correctness"}

@@ -80,3 +80,55 @@ def test_footnote_names_failing_metrics_on_the_board():
     assert "insertion_auc" not in note
     assert reliability_footnote(reliability, board[board["metric"] == "insertion_auc"]) == ""
     assert "adversary reactivity 0.20" in reliability_footnote(reliability, pd.DataFrame({"metric": ["pointing_game"]}))
+
+
+def _board_and_table(nr: list[float], ar: list[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A leaderboard with metric m on models a and b of dataset d, and its reliability rows."""
+    board = pd.DataFrame({"dataset": ["d", "d"], "model": ["a", "b"], "metric": ["m", "m"], "explainer": ["e", "e"]})
+    table = pd.DataFrame({"dataset": ["d", "d"], "model": ["a", "b"], "metric": ["m", "m"], "nr": nr, "ar": ar,
+                          "passed": [bool(n >= 0.6 and r >= 0.5) for n, r in zip(nr, ar)]})
+    return table, board
+
+
+def test_footnote_gives_each_failing_model_its_own_values():
+    head = "read with caution: "
+    table, board = _board_and_table([0.9, 0.9], [0.0, 0.45])  # the mean 0.22 appears in no row
+    note = reliability_footnote(table, board)
+    assert note.split(head)[1] == ("m (on d / a): adversary reactivity 0.00 < 0.50: it barely reacts to a randomised "
+                                   "model. m (on d / b): adversary reactivity 0.45 < 0.50: it barely reacts to a "
+                                   "randomised model.")
+    table, board = _board_and_table([0.9, 0.3], [0.2, 0.9])  # a fails ar only, b nr only
+    note = reliability_footnote(table, board).split(head)[1]
+    assert note == ("m (on d / a): adversary reactivity 0.20 < 0.50: it barely reacts to a randomised model. "
+                    "m (on d / b): noise resilience 0.30 < 0.60: its ranking or scores move under a minor "
+                    "perturbation.")
+    table, board = _board_and_table([np.nan, 0.9], [0.9, 0.9])  # nr undefined on a; b passes
+    note = reliability_footnote(table, board).split(head)[1]
+    assert note == ("m (on d / a): noise resilience undefined: no sample ranked by it under both the original and "
+                    "the minor condition.")
+
+
+def test_a_tied_original_sample_is_left_out_of_tau():
+    """Sample s4 gives every explainer 1.0 on the real model: it ranks nothing. Under the
+    disruptive condition it varies; counted as τ = 0 it would make the metric look reactive."""
+    tied = {e: v + [1.0] for e, v in ORIGINAL.items()}
+    moved = {"e1": ORIGINAL["e1"] + [1.0], "e2": ORIGINAL["e2"] + [2.0], "e3": ORIGINAL["e3"] + [3.0]}
+    rows = _rows("m", "original", tied) + _rows("m", "minor", tied) + _rows("m", "disruptive", moved)
+    row = metric_reliability(pd.DataFrame(rows)).iloc[0]
+    assert row["n_samples"] == 5 and row["n_ranked"] == 4
+    assert row["ar_ranking"] == pytest.approx(0.0)  # τ = 1 on s0..s3; s4 left out (else τ̄ = 0.8 -> 0.2)
+    assert row["nr_ranking"] == pytest.approx(1.0)
+
+
+def test_a_metric_constant_over_explainers_has_no_reliability_and_fails():
+    rng = np.random.default_rng(0)
+    zeros = {e: [0.0] * 4 for e in ORIGINAL}
+    noisy = {e: rng.random(4).tolist() for e in ORIGINAL}
+    rows = _rows("zero", "original", zeros) + _rows("zero", "minor", zeros) + _rows("zero", "disruptive", noisy)
+    table = metric_reliability(pd.DataFrame(rows))
+    row = table.iloc[0]
+    assert np.isnan(row["nr"]) and np.isnan(row["ar"]) and not bool(row["passed"])
+    assert row["n_ranked"] == 0 and row["n_samples"] == 4
+    note = reliability_footnote(table, pd.DataFrame({"metric": ["zero"]}))
+    assert note.endswith("zero: noise resilience and adversary reactivity undefined: it gives every explainer the "
+                         "same value on every sample, so it ranks nothing.")

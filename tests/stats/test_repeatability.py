@@ -109,3 +109,38 @@ def test_bad_input_and_empty():
     with pytest.raises(ValueError, match="one sample id per map"):
         repeatability_table({("d", "m", "e", 0): (["a"], torch.zeros(2, 4, 4)),
                              ("d", "m", "e", 1): (["a"], torch.zeros(1, 4, 4))})
+
+
+def test_maps_of_different_classes_are_not_compared_and_counted():
+    """Sample s3 is explained for class 1 under seed 1 (the model predicted otherwise): it is left
+    out and counted; the other 7 samples have identical maps."""
+    maps = _blobs(8, (12, 12), seed=4)
+    ids = [f"s{i}" for i in range(8)]
+    other = maps.clone()
+    other[3] = torch.rand(12, 12, generator=torch.Generator().manual_seed(0))
+    targets = [0] * 8
+    moved = [0, 0, 0, 1, 0, 0, 0, 0]
+    table = repeatability_table({("d", "m", "e", 0): (ids, targets, maps), ("d", "m", "e", 1): (ids, moved, other),
+                                 ("d", "v", "e", 0): (ids, moved, other), ("d", "v", "e", 1): (ids, targets, maps)},
+                                metrics=("spearman",))
+    rep = table[table["kind"] == "repeatability"].set_index("model")
+    assert rep["n"].tolist() == [7, 7] and rep["n_target_differs"].tolist() == [1, 1]
+    assert rep["mean"].tolist() == pytest.approx([1.0, 1.0])
+    repro = table[table["kind"] == "reproducibility"].iloc[0]
+    assert (repro["n"], repro["n_target_differs"]) == (14, 2)  # seeds 0 and 1 pooled: one left out each
+
+
+def test_a_pair_with_every_target_different_is_still_reported():
+    maps = _blobs(4, (8, 8), seed=5)
+    ids = ["a", "b", "c", "d"]
+    table = repeatability_table({("d", "m", "e", 0): (ids, [0] * 4, maps), ("d", "m", "e", 1): (ids, [1] * 4, maps)})
+    assert table["metric"].tolist() == ["spearman", "ssim"]
+    assert (table["n"] == 0).all() and (table["n_target_differs"] == 4).all() and table["mean"].isna().all()
+
+
+def test_maps_without_targets_are_matched_by_id():
+    maps = _blobs(4, (8, 8), seed=6)
+    ids = ["a", "b", "c", "d"]
+    table = repeatability_table({("d", "m", "e", 0): (ids, maps), ("d", "m", "e", 1): (ids[::-1], maps.flip(0))},
+                                metrics=("ssim",))
+    assert table[["n", "n_target_differs"]].values.tolist() == [[4, 0]] and table["mean"].iloc[0] == pytest.approx(1)
