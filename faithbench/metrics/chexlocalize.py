@@ -6,17 +6,25 @@ optional probability gating. ``chexlocalize_hit``: the hit rate (the map's maxim
 The math is in :mod:`faithbench.metrics.functional.chexlocalize`.
 
 Parameters: ``mask`` (default ``lesion``); ``threshold`` ``"otsu"`` (default), a float in [0, 1],
-or ``"val"``: per class, the grid value that maximises that class's validation mIoU
-(:func:`~faithbench.metrics.functional.chexlocalize.tune_threshold`, as the paper tunes one per
-pathology); ``gate`` null (default: no gating), a float in [0, 1], or ``"val"``: per class,
-:func:`~faithbench.metrics.functional.chexlocalize.tune_gate` on the validation probabilities. A
-map whose target probability is not above its gate becomes empty (IoU 0 unless the mask is empty;
-hit 0). The target probability is the softmax of the target logit (sigmoid on a multi-label
-model), from one counted forward pass. ``val_samples`` (64): the validation samples the runner
-explains with the cell's explainer to tune the ``"val"`` settings, counted as the suite's
-``samples`` (:mod:`faithbench.runner.calibration`; a class without a validation unit whose mask is
-non-empty falls back to Otsu and no gate). Default postprocess ``none`` (the raw map is min-max normalised,
-as CheXlocalize does).
+or ``"val"``: per class, the grid value (0.2, ..., 0.8) that maximises that class's validation mIoU
+on the true-positive slice (:func:`~faithbench.metrics.functional.chexlocalize.tune_threshold`, as
+CheXlocalize's ``tune_heatmap_threshold.py``, one per pathology); ``gate`` null (default: no gating),
+a float in [0, 1], or ``"val"``: per class,
+:func:`~faithbench.metrics.functional.chexlocalize.tune_gate` on the validation probabilities (the
+criterion of CheXlocalize's ``tune_probability_threshold.py``, which tunes the cutoff on Otsu
+segmentations; here on the segmentations at the class's threshold, the one the gate is applied
+with). A map whose target probability is not above its gate becomes empty (IoU 0 unless the mask is
+empty; hit 0). ``full_dataset`` (false): score the samples without the finding (an empty mask) too:
+IoU 0 when the (gated) segmentation is non-empty, NaN when it is empty, as CheXlocalize's full-dataset
+evaluation (``calculate_iou(..., true_pos_only=False)``), the one its paper reports gated
+segmentations with; the hit rate, which has no gate there, scores a kept map 0 and a gated one NaN.
+False leaves them out (NaN), as its ``eval.py`` default (``--true_pos_only True``); then a gate can
+only empty maps of samples that count, and so only lower the score. The target probability is the
+softmax of the target logit (sigmoid on a multi-label model), from one counted forward pass.
+``val_samples`` (64): the validation samples the runner explains with the cell's explainer to tune
+the ``"val"`` settings, counted as the suite's ``samples`` (:mod:`faithbench.runner.calibration`; a
+class without a validation unit whose mask is non-empty falls back to Otsu and no gate). Default
+postprocess ``none`` (the raw map is min-max normalised, as CheXlocalize does).
 """
 
 from __future__ import annotations
@@ -69,6 +77,9 @@ class CheXlocalizeMetric(LocalizationMetric):
     note in its row of ``calibration.csv``."""
 
     tuned: dict[int, tuple[str | float | None, float | None]] | None = None
+    # 2: gate tuned with CheXlocalize's criterion (a gated negative NaN, a kept one 0; it was 1 and 0),
+    # threshold grid 0.2 .. 0.8 and the true-positive slice (tune_heatmap_threshold.py), full_dataset
+    version: ClassVar[str] = "2"
 
     def __init__(self, **params: Any) -> None:
         has_threshold = "threshold" in self.defaults
@@ -118,7 +129,8 @@ class CheXlocalizeMetric(LocalizationMetric):
         """Per class (the explained target): the threshold (``threshold: val``: the grid value of
         :func:`tune_threshold` that maximises the class's validation mIoU) and the gate (``gate:
         val``: :func:`tune_gate` on the class's target probabilities, each finding scoring its
-        value at the tuned threshold). Fixed settings are recorded as they are."""
+        value at the tuned threshold, each unit without one 0 if its kept map is non-empty and NaN
+        otherwise). Fixed settings are recorded as they are."""
         target = inputs["target"]
         n_classes = max(len(classes), int(target.max()) + 1 if target.numel() else 0)
         self.tuned, rows = {}, []
@@ -148,12 +160,14 @@ class CheXlocalizeMetric(LocalizationMetric):
     def _tune(self, part: dict[str, Tensor]) -> tuple[str | float | None, float | None]:  # pragma: no cover
         raise NotImplementedError
 
-    def _gate_on(self, part: dict[str, Tensor], value: Tensor) -> float | None:
+    def _gate_on(self, part: dict[str, Tensor], value: Tensor | None,
+                 nonempty: Tensor | None = None) -> float | None:
         """The class's gate: tuned on its validation probabilities when ``gate: val``, where a
-        finding scores ``value`` if kept (:func:`tune_gate`), else the fixed one."""
+        finding scores ``value`` if kept and a unit without one 0 if kept with a non-empty
+        ``nonempty`` segmentation (:func:`tune_gate`), else the fixed one."""
         if self.gate != VAL:
             return self.gate
-        return tune_gate(part["prob"], part["has"], val_iou=value)
+        return tune_gate(part["prob"], part["has"], val_iou=value, val_nonempty=nonempty)
 
     def settings(self, ctx: EvalContext, saliency: Tensor) -> tuple[str | float | Tensor | None, float | Tensor | None]:
         """The threshold and gate of each map of the batch: the parameters, or with ``val`` the
@@ -182,20 +196,22 @@ class CheXlocalizeMetric(LocalizationMetric):
 class CheXlocalizeIoU(CheXlocalizeMetric):
     """CheXlocalize IoU (Saporta et al. 2022): IoU of (minmax(s) > t, emptied if p <= gate) with
     the mask; t = Otsu per map by default, or per class tuned on the validation split
-    (``threshold: val``). NaN for an empty mask. Chance: the expected IoU of a random segmentation
-    of the same size. Defaults: ``mask: lesion``, ``threshold: otsu``, ``gate: null``,
-    ``val_samples: 64``, postprocess ``none``."""
+    (``threshold: val``). NaN for an empty mask (``full_dataset: true``: 0 if the segmentation is
+    non-empty). Chance: the expected IoU of a random segmentation of the same size. Defaults: ``mask:
+    lesion``, ``threshold: otsu``, ``gate: null``, ``full_dataset: false``, ``val_samples: 64``,
+    postprocess ``none``."""
 
     info = MetricInfo("chexlocalize_iou", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), paper=PAPER)
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "threshold": "otsu", "gate": None,
-                                          "val_samples": DEFAULT_VAL_SAMPLES}
+                                          "full_dataset": False, "val_samples": DEFAULT_VAL_SAMPLES}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)
         threshold, gate = self.settings(ctx, saliency)
         seg = segment(saliency, threshold, self.probability(ctx, gate), gate)
-        return {"value": iou(seg, mask), "chance": random_iou_chance(seg, mask)}
+        full = self.full_dataset
+        return {"value": iou(seg, mask, full_dataset=full), "chance": random_iou_chance(seg, mask, full_dataset=full)}
 
     def _inputs(self, ctx: EvalContext, saliency: Tensor, mask: Tensor) -> dict[str, Tensor]:
         return {"maps": saliency.detach().float().cpu(), "masks": mask.bool().cpu()}
@@ -204,28 +220,32 @@ class CheXlocalizeIoU(CheXlocalizeMetric):
         threshold = self.threshold
         if threshold == VAL:
             threshold = tune_threshold(part["maps"], part["masks"])
-        value = iou(binarize(part["maps"], threshold), part["masks"]) if self.gate == VAL else None
-        return threshold, self._gate_on(part, value)
+        if self.gate != VAL:
+            return threshold, self.gate
+        seg = binarize(part["maps"], threshold)
+        return threshold, self._gate_on(part, iou(seg, part["masks"]), seg.flatten(1).any(1))
 
 
 @metrics.register("chexlocalize_hit")
 class CheXlocalizeHit(CheXlocalizeMetric):
     """CheXlocalize hit rate (Saporta et al. 2022): 1 if the map's maximum lies in the mask (ties
-    by the seeded draw), 0 if not or if the map is gated (p <= gate). NaN for an empty mask.
-    Chance: the mask's area fraction. ``gate: val`` tunes a gate per class on the validation
-    split, a finding scoring its hit when kept. Defaults: ``mask: lesion``, ``gate: null``,
+    by the seeded draw), 0 if not or if the map is gated (p <= gate). NaN for an empty mask
+    (``full_dataset: true``: 0 if the map is kept). Chance: the mask's area fraction. ``gate: val``
+    tunes a gate per class on the validation split, a finding scoring its hit when kept, a unit
+    without one 0 when kept. Defaults: ``mask: lesion``, ``gate: null``, ``full_dataset: false``,
     ``val_samples: 64``, postprocess ``none`` (no ``threshold``: the hit reads the map's maximum,
     not a segmentation)."""
 
     info = MetricInfo("chexlocalize_hit", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), paper=PAPER)
-    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "gate": None, "val_samples": DEFAULT_VAL_SAMPLES}
+    defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "gate": None, "full_dataset": False,
+                                          "val_samples": DEFAULT_VAL_SAMPLES}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)
         _, gate = self.settings(ctx, saliency)
         value = chexlocalize_hit(saliency, mask, prob=self.probability(ctx, gate), gate=gate,
-                                 generator=ctx.generator(SALT_HIT))
+                                 full_dataset=self.full_dataset, generator=ctx.generator(SALT_HIT))
         return {"value": value, "chance": area_fraction(mask)}
 
     def _inputs(self, ctx: EvalContext, saliency: Tensor, mask: Tensor) -> dict[str, Tensor]:

@@ -91,18 +91,21 @@ def test_tune_threshold_picks_the_best_grid_value():
 def test_tune_gate_known_answer():
     probs = [0.1, 0.35, 0.6, 0.9, 0.2, 0.45]
     has = [False, False, True, True, False, True]
-    # accuracy of p > g: g=0.3 -> kept {0.35,0.6,0.9,0.45}: 3 positives kept + 2 negatives gated ({0.1,0.2}) = 5/6
-    # g=0.4 -> kept {0.6,0.9,0.45}: 3 + 3 = 6/6 (also g = 0.4 is the smallest such in the grid)
+    # every finding IoU 1: mIoU = TP / (TP + FN + FP) (a gated negative is left out, a kept one scores 0)
+    # g=0.3 -> kept {0.35, 0.6, 0.9, 0.45}: 3 / (3 + 1 kept negative) = 0.75; g=0.4 -> 3 / 3 = 1; g=0.5 -> 2 / 3
     assert tune_gate(probs, has) == pytest.approx(0.4)
-    # with IoUs: g=0.4 scores (0.5 + 0.5 + 0.05 + 3 gated negatives) / 6 = 4.05 / 6; g=0.5 gates the
-    # weak positive (p=0.45): (0.5 + 0.5 + 3) / 6 = 4.0 / 6 -> 0.4
+    # with IoUs: g=0.4 scores (0.5 + 0.5 + 0.05) / 3 = 0.35; g=0.5 gates the weak positive (p=0.45):
+    # (0.5 + 0.5 + 0) / 3 = 0.333 -> 0.4
     iou = [float("nan"), float("nan"), 0.5, 0.5, float("nan"), 0.05]
     assert tune_gate(probs, has, grid=[0.4, 0.5], val_iou=iou) == pytest.approx(0.4)
     probs2 = probs + [0.48]
     has2 = has + [False]
     iou2 = iou + [float("nan")]
-    # a negative at p=0.48: g=0.4 keeps it (4.05 / 7), g=0.5 gates it (5.0 / 7) -> 0.5
+    # a negative at p=0.48: g=0.4 keeps it, 1.05 / 4 = 0.2625; g=0.5 gates it, 1.0 / 3 = 0.333 -> 0.5
     assert tune_gate(probs2, has2, grid=[0.4, 0.5], val_iou=iou2) == pytest.approx(0.5)
+    # ... unless its segmentation is empty: then it is never scored (NaN) and 0.4 wins again
+    assert tune_gate(probs2, has2, grid=[0.4, 0.5], val_iou=iou2,
+                     val_nonempty=[True] * 6 + [False]) == pytest.approx(0.4)
 
 
 def test_metrics_through_the_context(make_ctx, tiny_cnn):
@@ -200,8 +203,8 @@ def test_val_settings_enter_the_spec():
 
 
 def test_val_gate_is_tuned_per_class(make_ctx, tiny_cnn):
-    # class 1's probabilities and findings as test_tune_gate_known_answer: accuracy-optimal gate 0.4 when
-    # every finding scores 1 (hit: the map's maximum, pixel 9, lies in each non-empty mask)
+    # class 1's probabilities and findings as test_tune_gate_known_answer: gate 0.4 when every finding
+    # scores 1 (hit: the map's maximum, pixel 9, lies in each non-empty mask)
     probs = torch.tensor([0.1, 0.35, 0.6, 0.9, 0.2, 0.45])
     has = torch.tensor([False, False, True, True, False, True])
     s, mask = _ramp_units([3 if h else 0 for h in has.tolist()])
@@ -218,7 +221,8 @@ def test_val_gate_is_tuned_per_class(make_ctx, tiny_cnn):
     assert (rows[1]["threshold"], rows[1]["gate"]) == (0.7, 0.4)
     # scoring gates each map at its class's gate: p = 0.45 > 0.4 kept, p = 0.3 gated; a class-0 map is never gated
     model = tiny_cnn(classes=2)
-    ctx = make_ctx(model, torch.rand(3, 1, 1, 10), s[:3], target=torch.tensor([1, 1, 0]), masks={"lesion": mask[[2, 3, 5]]})
+    ctx = make_ctx(model, torch.rand(3, 1, 1, 10), s[:3], target=torch.tensor([1, 1, 0]),
+                   masks={"lesion": mask[[2, 3, 5]]})
     ctx.memo[("target_probability", False)] = torch.tensor([0.45, 0.3, 0.01])
     assert hit(ctx).value.tolist() == [1.0, 0.0, 1.0]
     threshold, gate = iou_metric.settings(ctx, s[:3])
