@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs, check_masks, check_models,
                                      check_param_types, check_suite_values, check_target, check_validation,
-                                     check_weights, resolve_weights)
+                                     check_weights, resolve_weights, unknown_key)
 from faithbench.config_yaml import YAMLFileError, load_yaml_file
 from faithbench.configurable import ParameterError
 from faithbench.datasets.paths import DataError
+from faithbench.metric_checks import check_metric_fit
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.factory import check_model_spec, is_external
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
@@ -322,6 +323,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
     check_weights(suite, source, built, SuiteError)
     check_masks(suite, source, built, plugins["metrics"])
     check_validation(suite, source, built, plugins["metrics"], SuiteError)
+    check_metric_fit(suite, source, built, plugins["metrics"], SuiteError)  # aliases; limits of data and model
 
 
 def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
@@ -332,11 +334,12 @@ def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()  # an unknown top-level key first: 'metric:' is why 'metrics' is missing
+        err = next((e for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1), errors[0])
         loc = _loc(tuple(err["loc"]))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = f"unknown key {str(err['loc'][-1])!r}"
+            msg = unknown_key(err, errors)
         elif err["type"] == "missing":
             msg = "required key is missing"
         raise SuiteError(f"{source}: {loc}: {msg}") from None

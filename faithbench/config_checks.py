@@ -9,8 +9,8 @@
 - :func:`check_models`: every model is built for every dataset it pairs with, on the ``meta``
   device (no memory, no weights: ``with torch.device("meta")``), so wrong parameter values and a
   2D model on 3D data are errors; explainers' ``target_layer`` must name a module of each model;
-- :func:`check_masks`: a metric that needs a mask the dataset lacks warns (:class:`SuiteWarning`,
-  naming the mask): the run skips that metric on that dataset;
+- :func:`check_masks`: a metric that needs a mask the dataset lacks, or that does not apply to it
+  otherwise (``applicability``), warns (:class:`SuiteWarning`): the run skips it on that dataset;
 - :func:`check_validation`: a metric tuned on the validation split (``threshold: val``) on a
   dataset whose validation split is missing, empty or without a non-empty mask: an error;
 - :func:`check_file_names`: two labels that map to one file name (``x/y`` and ``x_y``; plots are
@@ -45,6 +45,15 @@ _VIT_DEFAULT_LAYER = "blocks.-1.norm1"  # the CAM explainers' default for a ViT 
 
 class SuiteWarning(UserWarning):
     """A suite that runs, but not entirely as written (a metric skipped on a dataset)."""
+
+
+def unknown_key(err: dict[str, Any], errors: list[dict[str, Any]]) -> str:
+    """The message of a schema error ``extra_forbidden``: ``unknown key 'metric'``, with ``; did you
+    mean 'metrics'?`` when a required key the same mapping lacks is close to it (a typo)."""
+    key, parent = str(err["loc"][-1]), tuple(err["loc"][:-1])
+    missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == parent]
+    close = difflib.get_close_matches(key, missing, n=1)
+    return f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -100,7 +109,7 @@ def check_param_types(where: str, target: Callable[..., Any], params: dict[str, 
                     f"got {type(value).__name__} {value!r}")
 
 
-def _pairs(suite: Any, built: dict[str, Any]) -> list[tuple[int, Any, str, Any]]:
+def model_dataset_pairs(suite: Any, built: dict[str, Any]) -> list[tuple[int, Any, str, Any]]:
     """(model index, model spec, dataset label, dataset) for every dataset a model pairs with."""
     return [(i, m, d.label, built[d.label]) for i, m in enumerate(suite.models) for d in suite.datasets
             if d.label in built and (d.models is None or m.label in d.models)]
@@ -113,7 +122,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
     from faithbench.models.architectures import build_model
     from faithbench.models.factory import is_external
 
-    for i, mspec, label, dataset in _pairs(suite, built):
+    for i, mspec, label, dataset in model_dataset_pairs(suite, built):
         if is_external(mspec.name):  # library, hub and module entries: checked by check_model_spec, no download
             continue
         try:
@@ -142,7 +151,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                             f"{mspec.label!r}; its top-level modules: {', '.join(names)}") from None
 
 
-def _mask_names(dataset: Any, i: int = 0) -> set[str] | None:
+def mask_names(dataset: Any, i: int = 0) -> set[str] | None:
     """The mask names sample ``i`` offers a metric (None when it cannot be read): its masks, and
     ``target`` on a multi-label dataset with a mask per class (:mod:`faithbench.runner.targets`)."""
     try:
@@ -155,18 +164,32 @@ def _mask_names(dataset: Any, i: int = 0) -> set[str] | None:
 
 
 def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
-    """Warn (:class:`SuiteWarning`) for each metric mask a dataset lacks, naming the mask."""
+    """Warn (:class:`SuiteWarning`) for each metric mask a dataset lacks, naming the mask, and for
+    any other reason the run skips a metric on a dataset (its ``applicability``: a temporal metric
+    on 2D images)."""
     for spec in suite.datasets:
         dataset = built.get(spec.label)
-        masks = _mask_names(dataset)
+        masks = mask_names(dataset)
         if masks is None:
             continue
         for k, plugin in enumerate(metric_plugins):
-            for mask in getattr(plugin, "required_masks", lambda: [])():
-                if mask not in masks:
-                    warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} needs mask {mask!r}, which "
-                                  f"dataset {spec.label!r} lacks (its masks: {', '.join(sorted(masks)) or 'none'}); "
-                                  f"the run skips it there", SuiteWarning, stacklevel=2)
+            missing = [m for m in getattr(plugin, "required_masks", lambda: [])() if m not in masks]
+            for mask in missing:
+                warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} needs mask {mask!r}, which "
+                              f"dataset {spec.label!r} lacks (its masks: {', '.join(sorted(masks)) or 'none'}); "
+                              f"the run skips it there", SuiteWarning, stacklevel=2)
+            reason = None if missing else _skip_reason(plugin, masks, dataset)
+            if reason:
+                warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} does not apply to dataset "
+                              f"{spec.label!r}: {reason}; the run skips it there", SuiteWarning, stacklevel=2)
+
+
+def _skip_reason(plugin: Any, masks: set[str], dataset: Any) -> str | None:
+    """Why the run skips ``plugin`` on ``dataset`` (None: it runs, or that cannot be told here)."""
+    try:
+        return plugin.applicability(masks, len(dataset.spatial_shape))[0]
+    except Exception:  # no applicability, an unreadable sample: the run says why
+        return None
 
 
 def _validation_problem(dataset: Any, params: dict[str, Any], masks: list[str], n: int) -> str | None:
@@ -207,7 +230,7 @@ def check_validation(suite: Any, source: str, built: dict[str, Any], metric_plug
     wanted = [(k, p) for k, p in enumerate(metric_plugins) if getattr(p, "needs_calibration", False)]
     for spec in suite.datasets if wanted else []:
         dataset = built.get(spec.label)
-        test_masks = _mask_names(dataset)
+        test_masks = mask_names(dataset)
         for k, plugin in wanted:
             needed = plugin.required_masks()
             if test_masks is None or not set(needed) <= test_masks:
@@ -330,7 +353,7 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
     from faithbench.models.errors import CheckpointError
 
     files: dict[Path, dict[str, tuple[int, ...]] | None] = {}
-    for i, mspec, label, dataset in _pairs(suite, built):
+    for i, mspec, label, dataset in model_dataset_pairs(suite, built):
         # hf-hub:/local-dir: entries build from the hub's config (a download): left to the run
         if mspec.weights is None or mspec.uses_pretrained:
             continue

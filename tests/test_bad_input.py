@@ -54,12 +54,49 @@ def with_entry(kind, index, entry):
     ("datasets", {"name": "phantom_cxr", "params": {"sise": 32}}, "datasets[0].params: unknown parameter 'sise'"),
     ("models", {"name": "small_cnn", "weights": "no/such/weights.safetensors"},
      "models[0].weights: file not found: no/such/weights.safetensors"),
+    # limits of the dataset (32 x 32 = 1024 features, width 32) and of the model, found by validation
+    ("metrics", {"name": "top_k_intersection", "params": {"k": 100000000}},
+     "metrics[0].params: top_k_intersection: k = 100000000 is more than the 1024 features per sample"),
+    ("metrics", {"name": "faithfulness_correlation", "params": {"subset_size": 100000}},
+     "metrics[0].params: faithfulness_correlation: parameter 'subset_size' = 100000 is not below the 1024 features"),
+    ("metrics", {"name": "continuity", "params": {"steps": 100}},
+     "metrics[0].params: continuity: parameter 'steps' = 100 is more than the 2W + 1 = 65 shifts"),
+    ("metrics", {"name": "relative_representation_stability", "params": {"layer": "nosuchlayer"}},
+     "metrics[0].params: relative_representation_stability: parameter 'layer' = 'nosuchlayer' is not a module"),
+    ("metrics", {"name": "relative_representation_stability", "params": {"layer": 3}},
+     "metrics[0].params: relative_representation_stability: parameter 'layer' expects a module name"),
+    ("metrics", "class_sensitivity", "metrics[0].params: class_sensitivity: parameter 'others' is 'positive'"),
+    ("metrics", {"name": "avg_sensitivity", "alias": "sparseness"},
+     "metrics[0].alias: 'sparseness' is the name of another metric"),
 ])
 def test_bad_names_and_parameters(tmp_path, capsys, kind, entry, expected):
     code, err, path = run(tmp_path, capsys, with_entry(kind, 0, entry))
     assert code == EXIT_BAD_INPUT
     assert err.startswith(f"faithbench: error: {path}: {expected}")
     assert not (tmp_path / "cache").exists()  # refused before anything was computed
+
+
+def test_metric_limits_refused_by_validate(tmp_path, capsys):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(with_entry("metrics", 0, {"name": "top_k_intersection", "params": {"k": 10**8}})))
+    assert main(["validate", str(path)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"faithbench: error: {path}: metrics[0].params: top_k_intersection: ")
+
+
+def test_top_level_key_typo_is_named(tmp_path, capsys):
+    suite = {k: v for k, v in GOOD.items() if k != "metrics"} | {"metric": GOOD["metrics"]}
+    code, err, path = run(tmp_path, capsys, suite)
+    assert code == EXIT_BAD_INPUT
+    assert err == f"faithbench: error: {path}: metric: unknown key 'metric'; did you mean 'metrics'?"
+
+
+def test_metric_that_does_not_apply_is_skipped_not_failed(tmp_path, capsys):
+    # a temporal metric on 2D images: a warning at validation and a clean skip in the run, as a missing mask
+    code, _, _ = run(tmp_path, capsys, {**GOOD, "metrics": ["temporal_deletion", *GOOD["metrics"]]})
+    assert code == 0
+    skipped = (tmp_path / "out" / "skipped.csv").read_text()
+    assert "temporal_deletion" in skipped and "longitudinal dataset" in skipped
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path, capsys):

@@ -260,3 +260,14 @@ class Metric(Configurable):
             have = ", ".join(sorted(masks)) or "none"
             return f"the dataset has no mask {missing[0]!r} (masks: {have})", []
         return None, []
+
+    # -- limits found by `faithbench validate` (faithbench.metric_checks) ---------------------------
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """A problem with the parameters on a dataset of samples ``(C, *spatial_shape)`` (a one-line
+        message naming the parameter), or None. Default: none."""
+        return None
+
+    def check_model(self, model: nn.Module) -> str | None:
+        """A problem with the parameters on ``model`` (built on the meta device: module names and
+        types, no weights), or None. Default: none."""
+        return None

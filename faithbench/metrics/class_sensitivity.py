@@ -39,8 +39,8 @@ class ClassSensitivity(RandomizationMetric):
     (Spearman ρ of |saliency|; also ``ssim``, ``hog_pearson``); postprocess ``abs``.
 
     Cost: one re-explanation per other class, of the rows that pair with it. ``others: positive``
-    needs a multi-label batch (``ctx.labels``); ``others: all`` works on any classifier (the
-    number of classes from one forward pass).
+    needs a multi-label batch (``ctx.labels``: refused on a single-label dataset by ``faithbench
+    validate``); ``others: all`` works on any classifier (the number of classes from one forward pass).
     """
 
     info = MetricInfo("class_sensitivity", requires=frozenset({"model", "explainer"}),
@@ -53,6 +53,14 @@ class ClassSensitivity(RandomizationMetric):
         if self.others not in OTHERS:
             raise ParameterError(f"{self.name}: parameter 'others' expects one of {', '.join(OTHERS)}, "
                                  f"got {self.others!r}")
+
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """``others: positive`` pairs the classes present together in a sample: it needs a
+        multi-label dataset (``faithbench validate`` refuses it on a single-label one)."""
+        if self.others == "positive" and not multilabel:
+            return (f"{self.name}: parameter 'others' is 'positive' (the default: the other classes present in "
+                    f"a multi-label sample), but the dataset is single-label; set others: all")
+        return None
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         b = ctx.x.shape[0]

@@ -18,6 +18,7 @@ correlation and sufficiency).
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -59,15 +60,32 @@ class FaithfulnessCorrelation(ExtraFaithfulness):
     """Faithfulness correlation (Bhatt et al. 2020): Pearson ρ over ``runs`` random subsets S of
     ``subset_size`` pixels/voxels between Σ_{i in S} s_i and f(x) - f(x_{S <- baseline}).
     Higher is better. Defaults (Quantus 0.6.0's): 100 runs, |S| = 224, ``zero`` baseline, target
-    logit. Cost: B (runs + 1) forwards. Quantus' ``FaithfulnessCorrelation`` on the same subsets
-    agrees to 1e-4 (tests/metrics/test_quantus_faithfulness_extra.py)."""
+    logit. ``subset_size`` must be below the number of pixels/voxels (Quantus clips it; every
+    subset would then be the whole image, and the correlation undefined); ``runs`` >= 3 (one run
+    gives no correlation, two give ±1). Cost: B (runs + 1)
+    forwards. Quantus' ``FaithfulnessCorrelation`` on the same subsets agrees to 1e-4
+    (tests/metrics/test_quantus_faithfulness_extra.py)."""
 
     info = _info("faithfulness_correlation", True, "Bhatt et al. 2020, Evaluating and aggregating "
                  "feature-based model explanations")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "runs": 100, "subset_size": 224, "score": "logit"}
-    bounds: ClassVar[dict[str, Bound]] = {"runs": AT_LEAST_ONE, "subset_size": AT_LEAST_ONE}
+    # ρ over 1 run is undefined and over 2 runs always ±1, as for sensitivity_n
+    bounds: ClassVar[dict[str, Bound]] = {"runs": Bound(3), "subset_size": AT_LEAST_ONE}
+
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """``subset_size`` below the pixels/voxels of a sample (``faithbench validate`` checks it per
+        dataset; refused when computed too): a subset of all of them is the same in every run."""
+        n = math.prod(spatial_shape)
+        if self.subset_size >= n:
+            return (f"{self.name}: parameter 'subset_size' = {self.subset_size} is not below the {n} features "
+                    f"({' x '.join(map(str, spatial_shape))}), so every subset is the whole image and the "
+                    f"correlation is undefined; use a subset_size below {n}")
+        return None
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        problem = self.check_dataset(tuple(ctx.x.shape[2:]))
+        if problem:
+            raise ValueError(problem)
         value = fx.faithfulness_correlation(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
                                             runs=self.runs, subset_size=self.subset_size,
                                             generator=ctx.generator(SALT_SUBSETS))
@@ -169,15 +187,23 @@ class SensitivityN(ExtraFaithfulness):
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 20, "fractions": [0.05, 0.1, 0.2, 0.4, 0.8]}
     bounds: ClassVar[dict[str, Bound]] = {"runs": Bound(3), "fractions": Bound(0, 1, low_open=True, high_open=True)}
 
-    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]
-        sizes = [max(1, round(f * n)) for f in self.fractions]
-        whole = [f for f, size in zip(self.fractions, sizes) if size >= n]
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """A fraction that rounds to all the patches (``faithbench validate`` checks it per dataset)."""
+        n = fx.feature_ids(tuple(spatial_shape), self.patch)[1]
+        whole = [f for f in self.fractions if max(1, round(f * n)) >= n]
         if whole:
             fix = f"use fractions below {1 - 0.5 / n:.3g} or a smaller patch" if n > 1 else "use a smaller patch"
-            raise ValueError(f"{self.name}: fraction {whole[0]} of the {n} features (patch {self.patch} on "
-                             f"{' x '.join(map(str, ctx.x.shape[2:]))}) is all of them, so every subset is the "
-                             f"whole image and the correlation is undefined; {fix}")
+            return (f"{self.name}: fraction {whole[0]} of the {n} features (patch {self.patch} on "
+                    f"{' x '.join(map(str, spatial_shape))}) is all of them, so every subset is the whole image "
+                    f"and the correlation is undefined; {fix}")
+        return None
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
+        problem = self.check_dataset(tuple(ctx.x.shape[2:]))
+        if problem:
+            raise ValueError(problem)
+        n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]
+        sizes = [max(1, round(f * n)) for f in self.fractions]
         subsets = fx.random_subsets_by_size(ctx.x.shape[0], self.runs, n, sizes, ctx.generator(SALT_SUBSETS))
         curve = fx.sensitivity_n(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
                                  subsets=subsets, patch=self.patch)

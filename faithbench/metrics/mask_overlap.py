@@ -6,6 +6,7 @@ mask_overlap` and :mod:`faithbench.metrics.functional.focus`. Each reports its c
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -63,12 +64,21 @@ class TopKIntersection(LocalizationMetric):
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "k": 0, "fraction": 0.02}
     bounds: ClassVar[dict[str, Bound]] = {"k": NON_NEGATIVE, "fraction": FRACTION}
 
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """``k`` above the features of a sample (checked by ``faithbench validate`` and when computed)."""
+        n = math.prod(spatial_shape)
+        if self.k > n:
+            return (f"{self.name}: k = {self.k} is more than the {n} features per sample "
+                    f"({' x '.join(map(str, spatial_shape))}); set k <= {n}, or k: 0 to take the fraction "
+                    f"'fraction' of them")
+        return None
+
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         mask = self.region(ctx)
         n = mask[0].numel()
-        if self.k > n:
-            raise ValueError(f"{self.name}: k = {self.k} is more than the {n} features per sample; set a smaller k, "
-                             "or k: 0 to take the fraction 'fraction' of them")
+        problem = self.check_dataset(tuple(mask.shape[1:]))
+        if problem:
+            raise ValueError(problem)
         k = self.k if self.k > 0 else max(1, round(self.fraction * n))
         value = top_k_intersection(saliency, mask, k, generator=ctx.generator(SALT_TOPK))
         return MetricOutput(value=value, chance=area_fraction(mask))

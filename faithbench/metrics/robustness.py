@@ -210,6 +210,14 @@ class Continuity(RobustnessMetric):
         if self.fill not in ("min", "background"):
             raise ParameterError(f"{self.name}: parameter 'fill' expects min or background, got {self.fill!r}")
 
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """At most 2W + 1 shifts of the width W (``faithbench validate`` checks it per dataset)."""
+        most = 2 * spatial_shape[-1] + 1
+        if self.steps > most:
+            return (f"{self.name}: parameter 'steps' = {self.steps} is more than the 2W + 1 = {most} shifts of the "
+                    f"image width W = {spatial_shape[-1]}; set steps <= {most}")
+        return None
+
     def noise_key(self, ctx: EvalContext) -> tuple:
         return ("shift", self.steps, self.fill, float(ctx.background))
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from faithbench.configurable import POSITIVE, Bound, ParameterError
 from faithbench.metrics.base import EvalContext, MetricOutput
@@ -98,6 +98,27 @@ class RelativeRepresentationStability(RelativeStability):
     info = MetricInfo("relative_representation_stability", higher_is_better=False, category=Category.ROBUSTNESS,
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)
     defaults: ClassVar[dict[str, Any]] = {**_DEFAULTS, "layer": None}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.layer is not None and not isinstance(self.layer, str):
+            raise ParameterError(f"{self.name}: parameter 'layer' expects a module name (str) or null, "
+                                 f"got {type(self.layer).__name__} {self.layer!r}")
+
+    def check_model(self, model: nn.Module) -> str | None:
+        """``layer`` must name a module of ``model`` (``faithbench validate`` checks it on each model,
+        built on the meta device); the default needs an ``nn.Linear`` to read the input of."""
+        modules = dict(model.named_modules())
+        if self.layer is None:
+            if any(isinstance(m, nn.Linear) for m in modules.values()):
+                return None
+            return (f"{self.name}: parameter 'layer' is null (the input of the last nn.Linear), but the model has "
+                    f"no nn.Linear; name the representation layer")
+        if self.layer in modules:
+            return None
+        top = [n for n in modules if n and "." not in n][:12]
+        return (f"{self.name}: parameter 'layer' = {self.layer!r} is not a module of the model; its top-level "
+                f"modules: {', '.join(top) or '(none)'}")
 
     def ratios(self, ctx: EvalContext, saliency: Tensor, x_perturbed: Tensor, perturbed: Tensor) -> Tensor:
         read = representation_reader(ctx.model, ctx.x, self.layer, ctx.predict)

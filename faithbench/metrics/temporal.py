@@ -8,6 +8,7 @@ counts otherwise). The padding frame used to remove a visit is the dataset's bac
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -26,7 +27,16 @@ SALT_VISIT_RANKS, SALT_VISIT_POINTING, SALT_VISIT_PG = 21, 22, 23
 
 
 class TemporalMetric(Metric):
-    """Shared: the sequence check and the validity of each visit."""
+    """Shared: the sequence check and the validity of each visit. On a dataset that is not a
+    sequence (2D images) the metric is skipped for the cell, with the reason in ``skipped.csv``
+    (:meth:`applicability`; ``faithbench validate`` warns), as for a missing mask."""
+
+    def applicability(self, masks: Collection[str], spatial_dims: int) -> tuple[str | None, list[str]]:
+        reason, notes = super().applicability(masks, spatial_dims)
+        if reason is None and spatial_dims != 3:
+            reason = (f"a temporal metric needs sequences of visits (T, H, W) from a longitudinal dataset; "
+                      f"the dataset is {spatial_dims}D")
+        return reason, notes
 
     def check(self, ctx: EvalContext) -> None:
         if ctx.x.ndim != 5:

@@ -1,0 +1,102 @@
+"""Suite checks of each metric against the datasets and models it runs on, found by validation.
+
+:func:`faithbench.config.validate_plugins` calls :func:`check_metric_fit` after the other checks of
+:mod:`faithbench.config_checks`, so a limit that depends on the data or the network is an error of
+``faithbench validate`` (exit code 2, one line naming the suite file, ``metrics[i]`` and the
+parameter), not a failure in the middle of a run or a column of NaN:
+
+- an ``alias`` that is the registry name of another metric (its rows would read as that metric's);
+- :meth:`~faithbench.metrics.base.Metric.check_dataset` ``(spatial_shape, *, multilabel)``: on each
+  dataset where the metric applies (:meth:`~faithbench.metrics.base.Metric.applicability`; where it
+  does not, :func:`~faithbench.config_checks.check_masks` warns and the run skips it), a problem
+  message or None (``top_k_intersection``'s ``k`` above the pixels of an image, ``continuity``'s
+  ``steps`` above 2W + 1, ``class_sensitivity``'s ``others: positive`` on single-label data);
+- :meth:`~faithbench.metrics.base.Metric.check_model` ``(model)``: on each model the metric meets,
+  built for the dataset on the ``meta`` device as :func:`~faithbench.config_checks.check_weights`
+  builds it (``relative_representation_stability``'s ``layer``). A model that cannot be built there
+  (one that downloads pretrained weights, a library network that refuses the meta device) is left
+  to the run.
+
+A plugin metric may define either hook; one without them is not checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from faithbench.config_checks import mask_names, model_dataset_pairs
+
+__all__ = ["check_metric_aliases", "check_metric_fit"]
+
+
+def check_metric_aliases(suite: Any, source: str, error: type[Exception]) -> None:
+    """An alias may not be the registry name of another metric: ``{name: avg_sensitivity, alias:
+    sparseness}`` would put avg_sensitivity's scores in rows that read as sparseness'."""
+    from faithbench.registry import metrics
+
+    for i, spec in enumerate(suite.metrics):
+        if spec.alias is not None and spec.alias != spec.name and spec.alias in metrics:
+            raise error(f"{source}: metrics[{i}].alias: {spec.alias!r} is the name of another metric: the rows of "
+                        f"{spec.name!r} would read as that metric's scores; choose another alias")
+
+
+def _overrides(plugin: Any, hook: str) -> bool:
+    """``plugin`` defines ``hook`` beyond the base class's default (which checks nothing)."""
+    from faithbench.metrics.base import Metric
+
+    own = getattr(type(plugin), hook, None)
+    return callable(own) and own is not getattr(Metric, hook, None)
+
+
+def _applies(plugin: Any, masks: set[str] | None, dims: int) -> bool:
+    """False where the run skips ``plugin`` on a dataset with ``masks`` and ``dims`` spatial axes."""
+    if masks is None:
+        return True  # an unreadable sample: the run's preflight names it
+    try:
+        return plugin.applicability(masks, dims)[0] is None
+    except Exception:  # a plugin's own check that fails here fails in the run, with its reason
+        return True
+
+
+def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any],
+                     error: type[Exception]) -> None:
+    """The alias check, then each metric's ``check_dataset`` on every dataset and ``check_model``
+    on every (model, dataset) pair where it runs; the first problem raises ``error``."""
+    check_metric_aliases(suite, source, error)
+    applies: dict[str, list[bool]] = {}  # dataset label -> whether each metric runs there
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in suite.datasets:
+        dataset = built.get(spec.label)
+        if dataset is None:
+            continue  # an optional dataset whose data is absent here: the run skips it
+        try:
+            shape = tuple(int(s) for s in dataset.spatial_shape)
+        except Exception:  # an empty or unreadable split: the run's preflight names it
+            continue
+        masks = mask_names(dataset)
+        shapes[spec.label], applies[spec.label] = shape, [_applies(p, masks, len(shape)) for p in metric_plugins]
+        multilabel = bool(getattr(dataset, "multilabel", False))
+        for k, plugin in enumerate(metric_plugins):
+            if not applies[spec.label][k] or not _overrides(plugin, "check_dataset"):
+                continue
+            problem = plugin.check_dataset(shape, multilabel=multilabel)
+            if problem:
+                raise error(f"{source}: metrics[{k}].params: {problem} (dataset {spec.label!r})")
+    from faithbench.models.checkpoint import build_for_dataset
+
+    wanted = [(k, p) for k, p in enumerate(metric_plugins) if _overrides(p, "check_model")]
+    for i, mspec, label, dataset in model_dataset_pairs(suite, built) if wanted else []:
+        if mspec.uses_pretrained or label not in shapes:
+            continue  # pretrained weights are a download: the run builds and checks that model
+        try:
+            shape = (dataset.in_channels, len(dataset.classes), shapes[label])  # read before the meta device
+            with torch.device("meta"):  # module names and types only: no memory, no initialisation
+                model = build_for_dataset(mspec, *shape)[0]
+        except Exception:  # a built-in's build error is check_models'; a library or user network the run reports
+            continue
+        for k, plugin in wanted:
+            problem = plugin.check_model(model) if applies[label][k] else None
+            if problem:
+                raise error(f"{source}: metrics[{k}].params: {problem} (model {mspec.label!r}, dataset {label!r})")

@@ -1,0 +1,131 @@
+"""Validation checks each metric against the datasets and models it runs on (faithbench.metric_checks):
+a limit that depends on the image size or the network is an error of `faithbench validate` naming the
+file, metrics[i] and the parameter; a metric that cannot apply to a dataset warns and the run skips it."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from torch import nn
+
+from faithbench.config import SuiteError, SuiteWarning, load_suite, suite_from_dict
+from faithbench.configurable import ParameterError
+from faithbench.metrics.base import Metric
+from faithbench.registry import metrics
+
+# phantom_cxr at size 32: 32 x 32 = 1024 features, width W = 32 (continuity: at most 2W + 1 = 65 steps)
+BASE = """name: t
+datasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]
+models: [{name: small_cnn, params: {width: 4}, recipe: {epochs: 1}}]
+explainers: [random]
+metrics: [METRIC]
+"""
+
+
+def _load(tmp_path, metric):
+    path = tmp_path / "suite.yaml"
+    path.write_text(BASE.replace("METRIC", metric))
+    return load_suite(path)
+
+
+@pytest.mark.parametrize("metric, expected", [
+    ("{name: top_k_intersection, params: {k: 100000000}}",
+     r"suite.yaml: metrics\[0\].params: top_k_intersection: k = 100000000 is more than the 1024 features per "
+     r"sample \(32 x 32\).*\(dataset 'phantom_cxr'\)$"),
+    ("{name: faithfulness_correlation, params: {subset_size: 100000}}",
+     r"suite.yaml: metrics\[0\].params: faithfulness_correlation: parameter 'subset_size' = 100000 is not below "
+     r"the 1024 features"),
+    ("{name: faithfulness_correlation, params: {subset_size: 1024}}",
+     r"metrics\[0\].params: faithfulness_correlation: parameter 'subset_size' = 1024 is not below"),
+    ("{name: continuity, params: {steps: 100}}",
+     r"suite.yaml: metrics\[0\].params: continuity: parameter 'steps' = 100 is more than the 2W \+ 1 = 65 "
+     r"shifts of the image width W = 32"),
+    ("{name: sensitivity_n, params: {patch: 16, fractions: [0.9]}}",
+     r"suite.yaml: metrics\[0\].params: sensitivity_n: fraction 0.9 of the 4 features \(patch 16 on 32 x 32\)"),
+    ("{name: relative_representation_stability, params: {layer: nosuchlayer}}",
+     r"suite.yaml: metrics\[0\].params: relative_representation_stability: parameter 'layer' = 'nosuchlayer' is "
+     r"not a module of the model; its top-level modules: features, .*\(model 'small_cnn', dataset 'phantom_cxr'\)$"),
+    ("{name: relative_representation_stability, params: {layer: 3}}",
+     r"suite.yaml: metrics\[0\].params: relative_representation_stability: parameter 'layer' expects a module "
+     r"name \(str\) or null, got int 3"),
+    ("class_sensitivity",
+     r"suite.yaml: metrics\[0\].params: class_sensitivity: parameter 'others' is 'positive' .* single-label; "
+     r"set others: all"),
+    ("{name: avg_sensitivity, alias: sparseness}",
+     r"suite.yaml: metrics\[0\].alias: 'sparseness' is the name of another metric"),
+])
+def test_limits_of_data_and_model_refused_at_validation(tmp_path, metric, expected):
+    with pytest.raises(SuiteError, match=expected):
+        _load(tmp_path, metric)
+
+
+@pytest.mark.parametrize("metric", [
+    "{name: top_k_intersection, params: {k: 1024}}",
+    "{name: faithfulness_correlation, params: {subset_size: 1023}}",
+    "{name: continuity, params: {steps: 65}}",
+    "{name: relative_representation_stability, params: {layer: features}}",
+    "{name: relative_representation_stability, params: {layer: head}}",
+    "relative_representation_stability",
+    "{name: class_sensitivity, params: {others: all}}",
+    "{name: sparseness, alias: sparseness}",
+    "{name: avg_sensitivity, alias: avg_sens}",
+])
+def test_values_within_the_limits_validate(tmp_path, metric):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SuiteWarning)
+        _load(tmp_path, metric)
+
+
+def test_a_limit_is_not_checked_where_the_metric_is_skipped(tmp_path):
+    # no 'marker' mask on phantom_cxr: the run skips the metric there, so its k is not checked (a warning only)
+    with pytest.warns(SuiteWarning, match="needs mask 'marker'"):
+        _load(tmp_path, "{name: top_k_intersection, params: {k: 100000000, mask: marker}}")
+
+
+@pytest.mark.parametrize("name", ["temporal_deletion", "temporal_insertion"])
+def test_temporal_metric_on_2d_data_warns_like_a_missing_mask(tmp_path, name):
+    with pytest.warns(SuiteWarning, match=rf"metrics\[0\] '{name}' does not apply to dataset 'phantom_cxr': a "
+                                          r"temporal metric needs sequences of visits .* the run skips it there"):
+        _load(tmp_path, name)
+
+
+def test_temporal_applicability_by_dimension():
+    for name in ("temporal_deletion", "temporal_insertion", "visit_pointing", "visit_pointing_game",
+                 "visit_relevance_mass"):
+        metric = metrics.get(name)()
+        masks = {"change", "lesion", "valid"}
+        assert metric.applicability(masks, 2)[0] is not None, name
+        assert metric.applicability(masks, 3)[0] is None, name
+    # a missing mask is still the reason given first
+    assert "no mask 'change'" in metrics.get("visit_pointing")().applicability({"lesion"}, 2)[0]
+
+
+def test_unknown_top_level_key_is_named_with_a_hint():
+    data = {"name": "t", "datasets": ["phantom_cxr"], "models": [{"name": "small_cnn", "recipe": "default"}],
+            "explainers": ["random"], "metric": ["sparseness"]}
+    with pytest.raises(SuiteError, match=r"^<suite>: metric: unknown key 'metric'; did you mean 'metrics'\?$"):
+        suite_from_dict(data)
+
+
+# -- the hooks on their own ------------------------------------------------------------------------------
+def test_rrs_layer_must_be_a_string():
+    with pytest.raises(ParameterError, match=r"parameter 'layer' expects a module name \(str\) or null, got int 3"):
+        metrics.get("relative_representation_stability")(layer=3)
+    assert metrics.get("relative_representation_stability")(layer=None).layer is None
+
+
+def test_rrs_check_model():
+    rrs = metrics.get("relative_representation_stability")
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
+    assert rrs().check_model(net) is None and rrs(layer="1").check_model(net) is None
+    assert "'layer' = 'x' is not a module" in rrs(layer="x").check_model(net)
+    assert "no nn.Linear" in rrs().check_model(nn.Sequential(nn.Conv2d(1, 2, 3)))
+
+
+def test_hooks_check_nothing_by_default():
+    class Plain(Metric):
+        pass
+
+    plain = Plain()
+    assert plain.check_dataset((8, 8), multilabel=False) is None and plain.check_model(nn.Linear(1, 1)) is None
