@@ -139,7 +139,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def skipped_summary(skipped: Any) -> str:
     """One line for ``skipped.csv`` (a DataFrame): whole cells, metrics skipped in a cell, and (cell, metric)
     pairs that ran but have undefined values (counted there, not skipped)."""
-    from faithbench.runner.cell import UNDEFINED_REASON
+    from faithbench.types import UNDEFINED_REASON
 
     undefined = skipped["reason"].astype(str).str.endswith(UNDEFINED_REASON)
     whole = int((skipped["metric"] == "").sum())

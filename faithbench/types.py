@@ -22,6 +22,11 @@ import torch
 from torch import Tensor
 
 
+# The end of a skipped.csv reason that counts a (cell, metric)'s undefined values ("k of n " + this):
+# the metric ran; those samples have no row. Every other skipped.csv row is a skip.
+UNDEFINED_REASON = "samples undefined (NaN, e.g. an empty mask): no row"
+
+
 class Category(str, Enum):
     FAITHFULNESS = "faithfulness"
     LOCALIZATION = "localization"

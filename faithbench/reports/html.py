@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from faithbench.reports.markup import _e, table_html
-from faithbench.reports.tables import CHANCE_NOTE, DAGGER, format_number, leaderboard_tables, significance_note
+from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
+                                       format_number, leaderboard_tables, significance_note, split_skipped)
 
 __all__ = ["render_html"]
 
@@ -33,6 +34,8 @@ th,td{border:1px solid #d5dbe5;padding:4px 8px;text-align:right;white-space:nowr
 th{background:#eef2f7}td:first-child,th:first-child{text-align:left}
 tr:nth-child(even) td{background:#f8fafc}
 td.best{font-weight:700;background:#e3f1e0 !important}
+th.category{text-align:center}tr.metrics th{text-align:right}
+tr.chance td{font-style:italic;color:#5a6475;border-top:2px solid #d5dbe5}
 .note{color:#5a6475;font-size:13px}
 .warn{background:#fff4d6;border-left:4px solid #d49a00;padding:6px 10px}
 .empty{color:#5a6475;font-style:italic}
@@ -63,13 +66,21 @@ def _figures(pngs: Iterable[Path], root: Path, used: set[Path]) -> str:
     return "".join(parts)
 
 
+def _leaderboard_head(table: LeaderboardTable) -> str:
+    """The header: a row of categories (``colspan`` over their metrics) above the metric names,
+    when some metric has a category."""
+    names = "".join(f"<th>{_e(m)} {table.arrow(m)}"
+                    + (f"<br><small>{_e(table.n_header(m))}</small>" if table.n_header(m) else "") + "</th>"
+                    for m in table.metrics)
+    if not table.categories:
+        return f"<tr><th>explainer</th>{names}</tr>"
+    categories = "".join(f'<th class="category" colspan="{len(ms)}">{_e(c)}</th>' for c, ms in table.groups())
+    return f'<tr><th rowspan="2">explainer</th>{categories}</tr><tr class="metrics">{names}</tr>'
+
+
 def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str, str], str]:
     out = {}
     for table in leaderboard_tables(board):
-        head = "<th>explainer</th>" + "".join(
-            f"<th>{_e(m)} {table.arrow(m)}"
-            + (f"<br><small>{_e(table.n_header(m))}</small>" if table.n_header(m) else "") + "</th>"
-            for m in table.metrics)
         rows = []
         for explainer in table.explainers:
             cells = [f"<td>{_e(explainer)}</td>"]
@@ -84,8 +95,12 @@ def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str, str], str]:
                 note = f" <small>({_e(note)})</small>" if note else ""
                 cells.append(f"<td{cls}>{_e(cell.text())}{mark}{note}</td>")
             rows.append("<tr>" + "".join(cells) + "</tr>")
-        out[(table.dataset, table.model, table.target_class)] = (f"<table><thead><tr>{head}</tr></thead>"
-                                             f"<tbody>{''.join(rows)}</tbody></table>")
+        foot = ""
+        if table.has_chance():
+            foot = ('<tfoot><tr class="chance"><td>chance</td>'
+                    + "".join(f"<td>{_e(chance_text(table, m))}</td>" for m in table.metrics) + "</tr></tfoot>")
+        out[(table.dataset, table.model, table.target_class)] = (
+            f"<table><thead>{_leaderboard_head(table)}</thead><tbody>{''.join(rows)}</tbody>{foot}</table>")
     return out
 
 
@@ -242,7 +257,9 @@ def render_html(
             f"{format_number(r.auc_ci_high)}]"
             + (f"; AUC undefined for seed {_e(r.auc_undefined)}" if getattr(r, "auc_undefined", "") else "") + ")"
             for r in at_chance.itertuples(index=False)) + ".</p>")
-    parts += [f'<p class="note">{_e(significance_note(control))}. '
+    with_chance = "chance" in board.columns and pd.to_numeric(board["chance"], errors="coerce").notna().any()
+    chance_level = "; " + CHANCE_LEVEL_NOTE if with_chance else ""
+    parts += [f'<p class="note">{_e(significance_note(control) + chance_level)}. '
               'Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
               + (f" (also {', '.join(also)})" if also else "") + ".</p>"]
     if not boards:
@@ -305,8 +322,13 @@ def render_html(
                      '<a href="cost.csv">cost.csv</a></p>'
                      + _figures([p for p in pngs if p.stem == "cost"], root, used)))
 
-    n_skipped = 0 if skipped is None else len(skipped)
-    skip_parts = [f"<h3>Skipped cells ({n_skipped})</h3>", table_html(skipped, "none")]
+    skips, partly = split_skipped(skipped)
+    skip_parts = [f"<h3>Skipped cells and metrics ({len(skips)})</h3>", table_html(skips, "none")]
+    if not partly.empty:
+        skip_parts += [f"<h3>Metrics with undefined samples ({len(partly)} cell–metric pairs)</h3>",
+                       '<p class="note">the metric ran; these samples have no value (NaN, e.g. an image without '
+                       "the mask the metric needs) and no row: left out of the leaderboard's n</p>",
+                       table_html(partly, "none")]
     if undefined is not None:
         total = int(undefined["undefined"].sum()) if not undefined.empty else 0
         skip_parts += [f"<h3>Undefined values ({total})</h3>",

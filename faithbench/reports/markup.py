@@ -1,4 +1,5 @@
-"""HTML pieces shared by the report page and its sections: escaping and plain tables."""
+"""Text pieces shared by the reports: escaping for HTML, Markdown and LaTeX, number format, plain
+HTML tables. Imports nothing of the reports, so every report module may use it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,50 @@ import math
 
 import pandas as pd
 
-from faithbench.reports.tables import format_number
+__all__ = ["LATEX_PREAMBLE", "format_number", "latex_breakable", "latex_escape", "markdown_escape", "table_html"]
 
-__all__ = ["table_html"]
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+}
+_MARKDOWN_SPECIAL = set("\\`*_[]<>#|~")
+
+
+def latex_escape(text: object) -> str:
+    """``text`` as LaTeX text mode: the ten special characters and ``< > |`` escaped."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def markdown_escape(text: object) -> str:
+    """``text`` safe inside a Markdown table cell: punctuation backslash-escaped, newlines spaced."""
+    text = " ".join(str(text).split())
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
+
+
+def format_number(value: float, digits: int = 3) -> str:
+    """Fixed ``digits`` decimals, or ``digits`` significant digits for very large/small values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    value = float(value)
+    if value != 0 and (abs(value) >= 10 ** 4 or abs(value) < 10 ** -digits):
+        return f"{value:.{digits}g}"
+    return f"{value:.{digits}f}"
+
+
+# Defined once per file with \providecommand, so a document can predefine them: \faithbenchfit
+# shrinks a table wider than the line to the line's width (never enlarges it); \faithbenchcell
+# stacks a cell's lines.
+LATEX_PREAMBLE = [
+    r"\providecommand{\faithbenchfit}[1]{\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{#1}}",
+    r"\providecommand{\faithbenchcell}[2][r]{\begin{tabular}[t]{@{}#1@{}}#2\end{tabular}}",
+]
+
+
+def latex_breakable(name: str) -> str:
+    """An escaped name split into lines after its underscores (the underscore kept): narrow headers."""
+    parts = str(name).split("_")
+    return r"\_\\".join(latex_escape(p) for p in parts)
 
 
 def _e(value: object) -> str:

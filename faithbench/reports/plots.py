@@ -37,6 +37,7 @@ __all__ = [
 from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
 from faithbench.names import safe_name  # noqa: E402  (re-exported: one mapping of labels to file names)
 from faithbench.reports.gallery import plot_saliency_gallery  # noqa: E402  (re-exported)
+from faithbench.reports.tables import category_key  # noqa: E402
 
 SANITY_PREFIX = "mprt"
 
@@ -140,16 +141,25 @@ def _proportion_bars(ax: plt.Axes, sub: pd.DataFrame, order: list[str]) -> None:
     ax.set_ylabel("")
 
 
+def _by_category(frame: pd.DataFrame) -> list[str]:
+    """The metrics of ``frame`` in the leaderboard's column order: by category
+    (:func:`~faithbench.reports.tables.category_key`), then by name."""
+    if "category" not in frame.columns:
+        return sorted(frame["metric"].unique())
+    category = frame.groupby("metric")["category"].first().astype(str)
+    return sorted(category.index, key=lambda m: (category_key(category[m]), m))
+
+
 def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """One figure per (dataset, model): per metric, a box plot (quartiles, 1.5 IQR whiskers)
-    with every sample's value as a point, per explainer; a dashed line marks the chance level
-    where the metric has one. A metric whose values are all 0 or 1 (the pointing game's hits) is
-    drawn as the proportion of 1s per explainer, a bar with its 95% Wilson interval
+    """One figure per (dataset, model): per metric (in the leaderboard's order, by category), a box
+    plot (quartiles, 1.5 IQR whiskers) with every sample's value as a point, per explainer; a
+    dashed line marks the chance level where the metric has one. A metric whose values are all 0
+    or 1 (the pointing game's hits) is drawn as the proportion of 1s per explainer, a bar with its 95% Wilson interval
     (:func:`faithbench.stats.proportions.wilson_ci`) and ``k/n``."""
     written = []
     results, blocks = _with_blocks(results)
     for key, frame in results.groupby(blocks, sort=True):
-        metric_names = sorted(frame["metric"].unique())
+        metric_names = _by_category(frame)
         ncols = 2 if len(metric_names) == 4 else min(3, len(metric_names))
         nrows = int(np.ceil(len(metric_names) / ncols))
         order = sorted(frame["explainer"].unique())
@@ -322,7 +332,7 @@ def plot_model_performance(models: pd.DataFrame, out_dir: Path) -> list[Path]:
 def plot_cost(cost_table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Seconds per explainer, stacked: computing the saliency (explain) and scoring it
     (metrics), summed over seeds and metrics; one panel per (dataset, model). Takes the
-    table of :func:`faithbench.reports.tables.cost_summary`."""
+    table of :func:`faithbench.reports.writer.cost_summary`."""
     if cost_table.empty:
         return []
     groups = list(cost_table.groupby(["dataset", "model"], sort=True))

@@ -1,36 +1,44 @@
-"""Human-readable tables of a run: the leaderboard in Markdown and LaTeX, summaries of the
-models and of the cost. Pure functions of the tidy tables; no file I/O here.
+"""The leaderboard of a run in Markdown and LaTeX (and its cells, which the HTML page shares).
+Pure functions of the tidy tables; no file I/O here.
 
 The leaderboard layout is one table per (dataset, model): rows are explainers (best mean
 rank across the metrics first), columns are metrics with ↑ (higher is better) or ↓ in the
-header, cells ``mean [ci_low, ci_high]`` (95% percentile bootstrap CI of the mean). The
+header, grouped by category (:data:`CATEGORY_ORDER`, then any other category alphabetically,
+metrics alphabetical within one; Markdown: one table per category, LaTeX and HTML: a category
+header row), cells ``mean [ci_low, ci_high]`` (95% percentile bootstrap CI of the mean). The
 best mean of each column (oriented by ``higher_is_better``; ties all marked) is bold, and
 ``*`` marks an explainer better than the run's control explainer (the suite's ``control:``,
 default ``random``; one-sided Wilcoxon signed-rank, Holm-adjusted p < 0.05; the ``beats_random``
 column of ``leaderboard.csv``), which the notes name (:func:`significance_note`). Each metric's
 header gives n, the samples with a defined value (a cell whose n is below the column's largest
-shows its own). A model at chance (``model_at_chance``: its test AUC CI does not lie above 0.5, see
-:mod:`faithbench.stats.chance`) gets ``†`` after its title and no ``*`` marks.
+shows its own). A last row, "chance", gives the chance level of the metrics that have one (the
+``chance`` column: localisation metrics). A model at chance (``model_at_chance``: its test AUC CI
+does not lie above 0.5, see :mod:`faithbench.stats.chance`) gets ``†`` after its title and no
+``*`` marks.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from faithbench.reports.markup import LATEX_PREAMBLE, format_number, latex_breakable, latex_escape, markdown_escape
+from faithbench.types import UNDEFINED_REASON, Category
+
 __all__ = [
+    "CATEGORY_ORDER",
     "LeaderboardTable",
-    "cost_summary",
+    "category_key",
+    "chance_text",
     "format_number",
     "latex_escape",
     "leaderboard_latex",
     "leaderboard_markdown",
     "leaderboard_tables",
     "markdown_escape",
-    "models_summary",
     "significance_note",
 ]
 
@@ -38,13 +46,20 @@ CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does n
                "undefined), so its saliency "
                "says nothing about the task; marks of significance withheld")
 DAGGER = "†"
+CHANCE_LEVEL_NOTE = ("chance: the metric's chance level (its expected value for a map placed at random, e.g. "
+                     "the mask's share of the image for the pointing game; mean over the samples with a defined "
+                     "value)")
+# Column order of the leaderboard's categories; any other category (a plugin's) follows, alphabetically,
+# then OTHER (metrics whose rows give no category).
+CATEGORY_ORDER = tuple(c.value for c in Category)
+OTHER = "other"
 
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-}
-_MARKDOWN_SPECIAL = set("\\`*_[]<>#|~")
+
+def category_key(category: str) -> tuple[int, str]:
+    """Sort key of a category: :data:`CATEGORY_ORDER`, then any other alphabetically, then :data:`OTHER`."""
+    if category in CATEGORY_ORDER:
+        return CATEGORY_ORDER.index(category), ""
+    return len(CATEGORY_ORDER) + (category == OTHER), category
 
 
 def control_phrase(control: str = "random") -> str:
@@ -58,27 +73,6 @@ def significance_note(control: str = "random") -> str:
             "Holm-adjusted p < 0.05); bold: best mean of the column; "
             "↑ higher is better, ↓ lower is better; [95% bootstrap CI of the mean]; "
             "n: samples with a defined value")
-
-
-def latex_escape(text: object) -> str:
-    """``text`` as LaTeX text mode: the ten special characters and ``< > |`` escaped."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-def markdown_escape(text: object) -> str:
-    """``text`` safe inside a Markdown table cell: punctuation backslash-escaped, newlines spaced."""
-    text = " ".join(str(text).split())
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
-
-
-def format_number(value: float, digits: int = 3) -> str:
-    """Fixed ``digits`` decimals, or ``digits`` significant digits for very large/small values."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    value = float(value)
-    if value != 0 and (abs(value) >= 10 ** 4 or abs(value) < 10 ** -digits):
-        return f"{value:.{digits}g}"
-    return f"{value:.{digits}f}"
 
 
 @dataclass(frozen=True)
@@ -112,6 +106,8 @@ class LeaderboardTable:
     cells: dict[str, dict[str, Cell | None]]
     target_class: str = ""  # the explained class (multi-label results), else empty
     at_chance: bool = False  # the model's test AUC CI does not lie above 0.5: no significance marks
+    categories: dict[str, str] = field(default_factory=dict)  # metric -> category; empty: none given
+    chance: dict[str, float] = field(default_factory=dict)  # metric -> chance level (absent or NaN: none)
 
     @property
     def title(self) -> str:
@@ -138,6 +134,25 @@ class LeaderboardTable:
         cell, top = self.cells[explainer][metric], self.n_max(metric)
         return f"n = {cell.n}" if cell is not None and cell.n is not None and top is not None and cell.n < top else ""
 
+    def groups(self) -> list[tuple[str, list[str]]]:
+        """The metrics in column order, by category: ``[(category, metrics)]``; one group named ""
+        when no metric has a category."""
+        groups: list[tuple[str, list[str]]] = []
+        for metric in self.metrics:
+            category = self.categories.get(metric, OTHER) if self.categories else ""
+            if groups and groups[-1][0] == category:
+                groups[-1][1].append(metric)
+            else:
+                groups.append((category, [metric]))
+        return groups
+
+    def chance_level(self, metric: str) -> float:
+        return float(self.chance.get(metric, math.nan))
+
+    def has_chance(self, metrics: list[str] | None = None) -> bool:
+        """Some metric (of ``metrics``, default all) has a chance level: the table gets a chance row."""
+        return any(math.isfinite(self.chance_level(m)) for m in (self.metrics if metrics is None else metrics))
+
     def cells_of(self, metric: str) -> list[Cell | None]:
         return [self.cells[e][metric] for e in self.explainers]
 
@@ -150,11 +165,38 @@ def _true(value: object) -> bool:
     return str(value) in ("True", "true", "1", "1.0")
 
 
+def _categories(frame: pd.DataFrame) -> dict[str, str]:
+    """Each metric's category (the first given; :data:`OTHER` when none); empty when no row has one."""
+    if "category" not in frame.columns:
+        return {}
+    given = frame[frame["category"].notna() & (frame["category"].astype(str).str.strip() != "")]
+    if given.empty:
+        return {}
+    first = given.groupby("metric", sort=False, observed=True)["category"].first().dropna().astype(str).str.strip()
+    return {str(m): first.get(m, OTHER) for m in frame["metric"].unique()}
+
+
+def _chance_level(rows: pd.DataFrame) -> float:
+    """The mean chance level over the samples with a defined value: the explainers' ``chance``
+    weighted by their ``n`` (unweighted without n); NaN when no row has one."""
+    if "chance" not in rows.columns:
+        return math.nan
+    chance = pd.to_numeric(rows["chance"], errors="coerce").astype(float)
+    weight = pd.to_numeric(rows["n"], errors="coerce") if "n" in rows.columns else pd.Series(1.0, rows.index)
+    ok = chance.notna() & np.isfinite(chance)
+    if not ok.any():
+        return math.nan
+    w = weight[ok].fillna(0).astype(float)
+    return float(np.average(chance[ok], weights=w)) if w.sum() > 0 else float(chance[ok].mean())
+
+
 def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
     """Split ``leaderboard.csv`` into one :class:`LeaderboardTable` per (dataset, model), sorted.
 
     Best per column: the largest mean when ``higher_is_better`` else the smallest (all tied
-    means marked). Explainer order: mean of their ranks over the metrics, then name.
+    means marked). Metric order: by :func:`category_key` of the ``category`` column, then name.
+    Explainer order: mean of their ranks over the metrics, then name. Chance level per metric:
+    :func:`_chance_level`.
     """
     tables = []
     if board.empty:
@@ -166,7 +208,8 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
     for key, frame in board.groupby(blocks, sort=True):
         dataset, model = key[0], key[1]
         target_class = str(key[2]) if len(key) > 2 else ""
-        metrics = sorted(frame["metric"].unique())
+        categories = _categories(frame)
+        metrics = sorted(frame["metric"].unique(), key=lambda m: (category_key(categories.get(m, "")), str(m)))
         hib = {m: bool(frame.loc[frame["metric"] == m, "higher_is_better"].iloc[0]) for m in metrics}
         order = (frame.groupby("explainer")["rank"].mean().rename("r").reset_index()
                  .sort_values(["r", "explainer"], na_position="last", kind="stable"))
@@ -187,16 +230,47 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
                     n=int(row.n) if "n" in sub.columns and pd.notna(row.n) else None,
                 )
         at_chance = "model_at_chance" in frame.columns and bool(frame["model_at_chance"].map(_true).any())
+        chance = {m: _chance_level(frame[frame["metric"] == m]) for m in metrics}
         tables.append(LeaderboardTable(str(dataset), str(model), metrics, hib, explainers, cells, target_class,
-                                       at_chance))
+                                       at_chance, categories, chance))
     return tables
+
+
+def _markdown_table(table: LeaderboardTable, metrics: list[str]) -> list[str]:
+    """One pipe table of ``table`` over ``metrics``: the explainers' rows, then the chance row."""
+    header = ["explainer"] + [f"{markdown_escape(m)} {table.arrow(m)}"
+                              + (f" ({table.n_header(m)})" if table.n_header(m) else "") for m in metrics]
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * len(metrics) + "|"]
+    for explainer in table.explainers:
+        row = [markdown_escape(explainer)]
+        for metric in metrics:
+            cell = table.cells[explainer][metric]
+            if cell is None:
+                row.append("–")
+                continue
+            text = f"**{cell.text()}**" if cell.best else cell.text()
+            note = table.n_note(explainer, metric)
+            row.append(text + (" \\*" if table.marked(cell) else "") + (f" ({note})" if note else ""))
+        lines.append("| " + " | ".join(row) + " |")
+    if table.has_chance(metrics):
+        lines.append("| " + " | ".join(["*chance*"] + [chance_text(table, m) for m in metrics]) + " |")
+    return lines + [""]
+
+
+def chance_text(table: LeaderboardTable, metric: str) -> str:
+    """A cell of the chance row: the chance level, empty for a metric without one."""
+    level = table.chance_level(metric)
+    return format_number(level) if math.isfinite(level) else ""
 
 
 def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = None,
                          undefined: pd.DataFrame | None = None, after: list[str] | None = None,
                          control: str = "random") -> str:
-    """The leaderboard as Markdown: one pipe table per (dataset, model), see the module doc;
-    ``control`` is the explainer that ``*`` was tested against (named in the legend).
+    """The leaderboard as Markdown: per (dataset, model) a ``##`` heading, then per category (in
+    column order, see the module doc) a ``###`` heading and its pipe table, the explainers' rows in
+    the same order in each (one table, no category heading, when no metric has a category); a table
+    with a chance level ends with a "*chance*" row. ``control`` is the explainer that ``*`` was
+    tested against (named in the legend).
 
     ``after``: Markdown lines placed right after the tables (the metric reliability section and
     its footnote, :func:`faithbench.reports.medical.reliability_markdown`). ``skipped``
@@ -209,29 +283,19 @@ def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = Non
 
     lines = ["# Leaderboard", "", escape_note(significance_note(markdown_escape(control))), ""]
     tables = leaderboard_tables(board)
+    if any(t.has_chance() for t in tables):
+        lines += [markdown_escape(CHANCE_LEVEL_NOTE), ""]
     if any(t.at_chance for t in tables):
         lines += [CHANCE_NOTE, ""]
     for table in tables:
         lines += [f"## {markdown_escape(table.title)}" + (f" {DAGGER}" if table.at_chance else ""), ""]
-        header = ["explainer"] + [f"{markdown_escape(m)} {table.arrow(m)}"
-                                  + (f" ({table.n_header(m)})" if table.n_header(m) else "") for m in table.metrics]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|---" + "|---:" * len(table.metrics) + "|")
-        for explainer in table.explainers:
-            row = [markdown_escape(explainer)]
-            for metric in table.metrics:
-                cell = table.cells[explainer][metric]
-                if cell is None:
-                    row.append("–")
-                    continue
-                text = cell.text()
-                text = f"**{text}**" if cell.best else text
-                note = table.n_note(explainer, metric)
-                row.append(text + (" \\*" if table.marked(cell) else "") + (f" ({note})" if note else ""))
-            lines.append("| " + " | ".join(row) + " |")
-        lines.append("")
+        for category, metrics in table.groups():
+            lines += [f"### {markdown_escape(category)}", ""] if category else []
+            lines += _markdown_table(table, metrics)
     lines += after or []
-    for title, frame in (("Skipped", skipped), ("Undefined values (NaN, left out of n)", undefined)):
+    skips, partly = split_skipped(skipped)
+    for title, frame in (("Skipped", skips), ("Metrics with undefined samples (no row)", partly),
+                         ("Undefined values (NaN, left out of n)", undefined)):
         if frame is None or frame.empty:
             continue
         count = int(frame["undefined"].sum()) if frame is undefined else len(frame)
@@ -243,19 +307,28 @@ def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = Non
     return "\n".join(lines)
 
 
-# Defined once per file with \providecommand, so a document can predefine them: \faithbenchfit
-# shrinks a table wider than the line to the line's width (never enlarges it); \faithbenchcell
-# stacks a cell's lines.
-LATEX_PREAMBLE = [
-    r"\providecommand{\faithbenchfit}[1]{\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{#1}}",
-    r"\providecommand{\faithbenchcell}[2][r]{\begin{tabular}[t]{@{}#1@{}}#2\end{tabular}}",
-]
+def split_skipped(skipped: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``skipped.csv`` as (skips: cells and metrics that did not run, the (cell, metric) pairs that
+    ran with undefined samples, :data:`~faithbench.types.UNDEFINED_REASON`)."""
+    if skipped is None or skipped.empty or "reason" not in skipped.columns:
+        empty = pd.DataFrame() if skipped is None else skipped
+        return empty, empty.iloc[0:0]
+    partly = skipped["reason"].astype(str).str.endswith(UNDEFINED_REASON)
+    return skipped[~partly], skipped[partly]
 
 
-def _latex_breakable(name: str) -> str:
-    """An escaped name split into lines after its underscores (the underscore kept): narrow headers."""
-    parts = str(name).split("_")
-    return r"\_\\".join(latex_escape(p) for p in parts)
+def _latex_categories(table: LeaderboardTable) -> list[str]:
+    """The category row of a LaTeX table (one ``\\multicolumn`` per category, a ``\\cmidrule`` under
+    each), or nothing when no metric has a category."""
+    if not table.categories:
+        return []
+    spans, rules, first = [""], [], 2
+    for category, metrics in table.groups():
+        last = first + len(metrics) - 1
+        spans.append(rf"\multicolumn{{{len(metrics)}}}{{c}}{{{latex_escape(category)}}}")
+        rules.append(rf"\cmidrule(lr){{{first}-{last}}}")
+        first = last + 1
+    return [" & ".join(spans) + r" \\", " ".join(rules)]
 
 
 def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
@@ -263,13 +336,15 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
 
     Sized for one column of ``article`` (345 pt): ``\\footnotesize``, 2.5 pt column gaps, each cell
     two lines (the mean with its marks, then the CI in ``\\scriptsize``; a third, ``n=29``, for a cell
-    with fewer samples than its column), names split after their
-    underscores, n under each metric name. A table still wider than ``\\linewidth`` (many
-    metrics) is scaled down to it by ``\\faithbenchfit``. Needs ``\\usepackage{booktabs}`` and
+    with fewer samples than its column), names split after their underscores, n under each metric
+    name. Above the metric names, a row of their categories (``\\multicolumn`` with a ``\\cmidrule``
+    under each; none when no metric has a category); below the explainers, after a ``\\midrule``,
+    the "chance" row when a metric has a chance level. A table still wider than ``\\linewidth``
+    (many metrics) is scaled down to it by ``\\faithbenchfit``. Needs ``\\usepackage{booktabs}`` and
     ``\\usepackage{graphicx}``; every name is escaped with :func:`latex_escape`. ``control``: the
     explainer that ``*`` was tested against (named in the caption).
     """
-    from faithbench.reports.plots import safe_name
+    from faithbench.names import safe_name
 
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
     tables = leaderboard_tables(board)
@@ -277,27 +352,30 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
              "% " + significance_note(control).replace("↑", "up").replace("↓", "down"), *LATEX_PREAMBLE, ""]
     for table in tables:
         dagger = r"$^{\dagger}$" if table.at_chance else ""
-        chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC does not lie above 0.5; "
+        at_chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC does not lie above 0.5; "
                   r"marks of significance withheld." if table.at_chance else "")
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger
                   + r": mean [95\% bootstrap CI]; bold: best per column; "
                   r"$^{*}$: better than " + latex_escape(control_phrase(control))
                   + r" (one-sided Wilcoxon, Holm-adjusted $p<0.05$); "
-                  r"n: samples with a defined value." + chance + "}",
+                  r"n: samples with a defined value."
+                  + (" " + latex_escape(CHANCE_LEVEL_NOTE[0].upper() + CHANCE_LEVEL_NOTE[1:]) + "."
+                     if table.has_chance() else "") + at_chance + "}",
                   r"\label{tab:faithbench-" + safe_name(table.title.replace(" / ", "-")) + "}",
                   r"\footnotesize", r"\setlength{\tabcolsep}{2.5pt}",
                   r"\faithbenchfit{%",
                   r"\begin{tabular}{l" + "r" * len(table.metrics) + "}", r"\toprule"]
+        lines += _latex_categories(table)
         header = ["Explainer"]
         for m in table.metrics:
             n = table.n_header(m).replace("≤", r"$\leq$")
-            header.append(r"\faithbenchcell[c]{" + _latex_breakable(m) + " " + arrows[table.higher_is_better[m]]
+            header.append(r"\faithbenchcell[c]{" + latex_breakable(m) + " " + arrows[table.higher_is_better[m]]
                           + (r"\\" + n if n else "") + "}")
         lines.append(" & ".join(header) + r" \\")
         lines.append(r"\midrule")
         for explainer in table.explainers:
-            row = [r"\faithbenchcell[l]{" + _latex_breakable(explainer) + "}"]
+            row = [r"\faithbenchcell[l]{" + latex_breakable(explainer) + "}"]
             for metric in table.metrics:
                 cell = table.cells[explainer][metric]
                 if cell is None or math.isnan(cell.mean):
@@ -311,57 +389,8 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
                 row.append(r"\faithbenchcell{" + mean + r"\\{\scriptsize " + cell.interval().replace(" ", "") + "}"
                            + note + "}")
             lines.append(" & ".join(row) + r" \\")
+        if table.has_chance():
+            chance = [chance_text(table, m) for m in table.metrics]
+            lines += [r"\midrule", " & ".join([r"\textit{chance}"] + chance) + r" \\"]
         lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
-
-
-MODEL_SCORES = ["accuracy", "f1", "auc", "loss"]
-
-
-def models_summary(models: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model): ``seeds`` and mean and sd (ddof 1; NaN with one seed) of each score.
-
-    Columns: dataset, model, seeds, then ``<score>_mean, <score>_sd`` for the scores of
-    ``MODEL_SCORES`` present in ``models.csv``.
-    """
-    scores = [c for c in MODEL_SCORES if c in models.columns]
-    if models.empty or not {"dataset", "model"} <= set(models.columns):
-        return pd.DataFrame(columns=["dataset", "model", "seeds"])
-    grouped = models.groupby(["dataset", "model"], sort=True)
-    out = grouped.size().rename("seeds").to_frame()
-    for score in scores:
-        values = grouped[score]
-        out[f"{score}_mean"] = values.mean()
-        out[f"{score}_sd"] = values.std(ddof=1)
-    return out.reset_index()
-
-
-def cost_summary(cost: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model, explainer), summed over seeds and metrics: seconds and passes.
-
-    Columns: dataset, model, explainer, samples (summed over seeds), explain_seconds,
-    metric_seconds, total_seconds, seconds_per_sample, explain_passes, metric_passes.
-    """
-    columns = ["dataset", "model", "explainer", "samples", "explain_seconds", "metric_seconds",
-               "total_seconds", "seconds_per_sample", "explain_passes", "metric_passes"]
-    needed = {"dataset", "model", "explainer", "stage", "seconds"}
-    if cost.empty or not needed <= set(cost.columns):
-        return pd.DataFrame(columns=columns)
-    cost = cost.copy()
-    if "passes" not in cost.columns:
-        cost["passes"] = np.nan
-    keys = ["dataset", "model", "explainer"]
-    sums = cost.pivot_table(index=keys, columns="stage", values=["seconds", "passes"], aggfunc="sum",
-                            fill_value=0.0)
-    out = pd.DataFrame(index=sums.index)
-    for stage in ("explain", "metric"):
-        out[f"{stage}_seconds"] = sums["seconds"][stage] if stage in sums["seconds"] else 0.0
-        out[f"{stage}_passes"] = sums["passes"][stage] if stage in sums["passes"] else 0.0
-    if "samples" in cost.columns and "seed" in cost.columns:
-        per_seed = cost[cost["stage"] == "explain"].groupby(keys + ["seed"])["samples"].max()
-        out["samples"] = per_seed.groupby(level=keys).sum()
-    else:
-        out["samples"] = np.nan
-    out["total_seconds"] = out["explain_seconds"] + out["metric_seconds"]
-    out["seconds_per_sample"] = out["total_seconds"] / out["samples"]
-    return out.reset_index()[columns].sort_values(keys, kind="stable").reset_index(drop=True)

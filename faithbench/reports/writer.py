@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from faithbench.store import atomic_write_bytes
@@ -37,7 +38,8 @@ from faithbench.stats.tables import (
     PAIRWISE_TABLE_COLUMNS,
 )
 
-__all__ = ["FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "build_report", "is_run_folder", "write_outputs"]
+__all__ = ["FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "build_report", "cost_summary", "is_run_folder",
+           "models_summary", "write_outputs"]
 
 RESULT_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "value", "chance",
                   "higher_is_better", "category", "label", "target"]
@@ -175,7 +177,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     (:mod:`faithbench.stats.chance`; each such model is logged as a warning). Returns the paths written.
     """
     from faithbench.reports import plots
-    from faithbench.reports.tables import cost_summary, leaderboard_latex, leaderboard_markdown, models_summary
+    from faithbench.reports.tables import leaderboard_latex, leaderboard_markdown
 
     out_dir = Path(out_dir)
     formats = _check_formats(formats)
@@ -267,3 +269,55 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         _write_text(out_dir / "index.html", page)
         written.append(out_dir / "index.html")
     return written
+
+
+MODEL_SCORES = ["accuracy", "f1", "auc", "loss"]
+
+
+def models_summary(models: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model): ``seeds`` and mean and sd (ddof 1; NaN with one seed) of each score.
+
+    Columns: dataset, model, seeds, then ``<score>_mean, <score>_sd`` for the scores of
+    ``MODEL_SCORES`` present in ``models.csv``.
+    """
+    scores = [c for c in MODEL_SCORES if c in models.columns]
+    if models.empty or not {"dataset", "model"} <= set(models.columns):
+        return pd.DataFrame(columns=["dataset", "model", "seeds"])
+    grouped = models.groupby(["dataset", "model"], sort=True)
+    out = grouped.size().rename("seeds").to_frame()
+    for score in scores:
+        values = grouped[score]
+        out[f"{score}_mean"] = values.mean()
+        out[f"{score}_sd"] = values.std(ddof=1)
+    return out.reset_index()
+
+
+def cost_summary(cost: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model, explainer), summed over seeds and metrics: seconds and passes.
+
+    Columns: dataset, model, explainer, samples (summed over seeds), explain_seconds,
+    metric_seconds, total_seconds, seconds_per_sample, explain_passes, metric_passes.
+    """
+    columns = ["dataset", "model", "explainer", "samples", "explain_seconds", "metric_seconds",
+               "total_seconds", "seconds_per_sample", "explain_passes", "metric_passes"]
+    needed = {"dataset", "model", "explainer", "stage", "seconds"}
+    if cost.empty or not needed <= set(cost.columns):
+        return pd.DataFrame(columns=columns)
+    cost = cost.copy()
+    if "passes" not in cost.columns:
+        cost["passes"] = np.nan
+    keys = ["dataset", "model", "explainer"]
+    sums = cost.pivot_table(index=keys, columns="stage", values=["seconds", "passes"], aggfunc="sum",
+                            fill_value=0.0)
+    out = pd.DataFrame(index=sums.index)
+    for stage in ("explain", "metric"):
+        out[f"{stage}_seconds"] = sums["seconds"][stage] if stage in sums["seconds"] else 0.0
+        out[f"{stage}_passes"] = sums["passes"][stage] if stage in sums["passes"] else 0.0
+    if "samples" in cost.columns and "seed" in cost.columns:
+        per_seed = cost[cost["stage"] == "explain"].groupby(keys + ["seed"])["samples"].max()
+        out["samples"] = per_seed.groupby(level=keys).sum()
+    else:
+        out["samples"] = np.nan
+    out["total_seconds"] = out["explain_seconds"] + out["metric_seconds"]
+    out["seconds_per_sample"] = out["total_seconds"] / out["samples"]
+    return out.reset_index()[columns].sort_values(keys, kind="stable").reset_index(drop=True)

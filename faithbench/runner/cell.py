@@ -37,9 +37,8 @@ from faithbench.device import is_out_of_memory, release_memory
 from faithbench.runner.errors import error_summary
 from faithbench.runner.plan import Cell
 from faithbench.store import Cache, make_key
-from faithbench.types import DEFAULT_MASK_ROLES, Batch, MaskRole
+from faithbench.types import DEFAULT_MASK_ROLES, UNDEFINED_REASON, Batch, MaskRole
 
-UNDEFINED_REASON = "samples undefined (NaN, e.g. an empty mask): no row"  # skipped.csv: "k of n " + this
 FAILURE_COLUMNS = ["cell", "dataset", "model", "explainer", "seed", "stage", "metric", "error_type", "message"]
 REGION_COLUMNS = ["dataset", "model", "explainer", "seed", "sample_id", "label", "target", "region",
                   *REGION_OUTPUTS]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(PDFLATEX is None, reason="pdflatex not installed
 
 # booktabs is not in texlive-latex-base; its rules do not change a table's width.
 RULES = r"\IfFileExists{booktabs.sty}{\usepackage{booktabs}}{\newcommand{\toprule}{\hline}" \
-        r"\newcommand{\midrule}{\hline}\newcommand{\bottomrule}{\hline}}"
+        r"\newcommand{\midrule}{\hline}\newcommand{\bottomrule}{\hline}\def\cmidrule(##1)##2{}}"
 NATURAL = r"\newcommand{\faithbenchfit}[1]{#1}"  # no scaling: the layout itself must fit
 
 

@@ -64,7 +64,7 @@ def test_model_at_chance_marked_and_counts_shown_in_every_table(chance_run, capl
     board = pd.read_csv(chance_run / "leaderboard.csv")
     assert board["model_at_chance"].all() and board["beats_random"].any()  # the test result is kept...
     md = (chance_run / "leaderboard.md").read_text()
-    good = next(line for line in md.splitlines() if line.startswith("| good "))
+    good = "".join(line for line in md.splitlines() if line.startswith("| good "))
     assert "\\*" not in good and "†" in md  # ...but no table shows the mark
     tex = (chance_run / "leaderboard.tex").read_text()
     assert r"$^{\dagger}$" in tex and r"$^{*}$" not in tex.split(r"\midrule")[1]
@@ -72,13 +72,13 @@ def test_model_at_chance_marked_and_counts_shown_in_every_table(chance_run, capl
     assert 'class="warn"' in page and "† (model at chance)" in page and "<sup>*</sup>" not in page
     assert "cnn †" in page  # the models table too
     # nothing vanishes: n per metric (and per cell below it), undefined values and skipped cells counted
-    header = next(line for line in md.splitlines() if line.startswith("| explainer"))
-    assert "deletion\\_auc ↓ (n ≤ 8)" in header and "(n = 8)" in header
-    good = next(line for line in md.splitlines() if line.startswith("| good "))
-    assert "(n = 5)" in good
+    headers = [line for line in md.splitlines() if line.startswith("| explainer")]  # one table per category
+    assert headers == ["| explainer | deletion\\_auc ↓ (n ≤ 8) |", "| explainer | hit\\_rate&co ↑ (n = 8) |"]
+    goods = [line for line in md.splitlines() if line.startswith("| good ")]
+    assert "(n = 5)" in goods[0] and "(n = 5)" not in goods[1]
     assert "## Undefined values (NaN, left out of n): 3" in md and "| 3 | 8 |" in md  # values, as the page
     assert "## Skipped: 1" in md
-    assert "Undefined values (3)" in page and "Skipped cells (1)" in page and "(n = 5)" in page
+    assert "Undefined values (3)" in page and "Skipped cells and metrics (1)" in page and "(n = 5)" in page
     assert pd.read_csv(chance_run / "leaderboard.csv").query("explainer == 'good' and metric == 'deletion_auc'")[
         "n"].item() == 5
 
@@ -98,3 +98,17 @@ def test_an_undefined_test_auc_is_marked_at_chance(tmp_path, make_run, caplog):
     models.to_csv(run / "models.csv", index=False)
     build_report(run)
     assert not pd.read_csv(run / "leaderboard.csv")["model_at_chance"].any()
+
+
+def test_undefined_samples_are_not_called_skipped(tmp_path):
+    from faithbench.reports.tables import leaderboard_markdown, split_skipped
+
+    undefined = "5 of 8 samples undefined (NaN, e.g. an empty mask): no row"
+    skipped = pd.DataFrame({"cell": ["a/m/e/seed0", "a/m/e/seed0", "a/m/f/seed0"],
+                            "metric": ["focus", "pointing_game", "pointing_game"],
+                            "reason": ["needs 2 classes", undefined, undefined]})
+    skips, partly = split_skipped(skipped)
+    assert list(skips["metric"]) == ["focus"] and list(partly["cell"]) == ["a/m/e/seed0", "a/m/f/seed0"]
+    md = leaderboard_markdown(pd.DataFrame(), skipped=skipped)
+    assert "## Skipped: 1" in md and "## Metrics with undefined samples (no row): 2" in md
+    assert split_skipped(None)[0].empty and split_skipped(skipped.iloc[0:0])[1].empty

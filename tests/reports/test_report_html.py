@@ -33,8 +33,8 @@ def test_page_is_self_contained_with_every_plot(built):
     for prefix in ("curves_", "sanity_", "distributions_", "cd_"):
         assert any(s.startswith(prefix) for s in stems), prefix
     # Suite, models, leaderboard with CI and marks, cost, skipped.
-    for text in ("Suite", "Models", "Leaderboard", "Cost", "Skipped cells", "0.905 ± 0.007", "hit_rate&amp;co ↑",
-                 "deletion_auc ↓", "<sup>*</sup>", 'class="best"'):
+    for text in ("Suite", "Models", "Leaderboard", "Cost", "Skipped cells and metrics", "0.905 ± 0.007",
+                 "hit_rate&amp;co ↑", "deletion_auc ↓", "<sup>*</sup>", 'class="best"'):
         assert text in page, text
 
 

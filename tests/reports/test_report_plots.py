@@ -115,3 +115,14 @@ def test_the_figure_title_stays_above_the_first_row_of_panels(rows):
     top = max(ax.get_tightbbox(renderer).y1 for ax in axes[0])  # panels with their titles
     assert title.y0 > top and title.y1 <= fig.bbox.y1  # with suptitle's default y = 0.98 it fell inside row 1
     plt.close(fig)
+
+
+def test_distribution_panels_follow_the_leaderboard_order():
+    from faithbench.reports.plots import _by_category
+
+    frame = pd.DataFrame({"metric": ["sparseness", "pointing_game", "max_sensitivity", "deletion_auc", "mine",
+                                     "abpc"],
+                          "category": ["complexity", "localization", "robustness", "faithfulness", "custom",
+                                       "faithfulness"]})
+    assert _by_category(frame) == ["abpc", "deletion_auc", "pointing_game", "max_sensitivity", "sparseness", "mine"]
+    assert _by_category(frame.drop(columns="category")) == sorted(frame["metric"])
