@@ -47,3 +47,21 @@ def test_every_metric_is_in_the_table_with_its_category_and_direction(page):
     assert sorted(seen) == sorted(registered)
     for name, info in registered.items():
         assert seen[name] == (info.category.value, "↑" if info.higher_is_better else "↓"), name
+
+
+def test_the_metrics_suite_runs_every_metric_that_applies_to_single_label_2d_images():
+    from faithbench.registry import datasets
+
+    config.ensure_plugins_loaded()
+    suite = config.load_suite("metrics")
+    assert suite.regions is not None  # the `regions` metric, which runs through the suite's regions: block
+    listed = {spec.name for spec in suite.metrics} | {"regions"}
+    data = datasets.get("phantom_cxr")("test", n=8)
+    masks, shape = set(data[0].masks), tuple(data.spatial_shape)
+    applies = {"regions"}
+    for name in set(metrics.names()) - {"regions"}:
+        metric = metrics.get(name)()
+        if metric.applicability(masks, len(shape))[0] is None and metric.check_dataset(shape) is None:
+            applies.add(name)
+    assert listed == applies, (sorted(applies - listed), sorted(listed - applies))
+    assert len(applies) == 52 and {"temporal_deletion", "class_sensitivity"}.isdisjoint(applies)
