@@ -5,7 +5,8 @@
 ``faithbench validate`` (exit code 2, one line naming the suite file, ``metrics[i]`` and the
 parameter), not a failure in the middle of a run or a column of NaN:
 
-- an ``alias`` that is the registry name of another metric (its rows would read as that metric's);
+- an ``alias`` that is the registry name of another metric or explainer (its rows would read as
+  that one's);
 - :meth:`~faithbench.metrics.base.Metric.check_dataset` ``(spatial_shape, *, multilabel)``: on each
   dataset where the metric applies (:meth:`~faithbench.metrics.base.Metric.applicability`; where it
   does not, :func:`~faithbench.config_checks.check_masks` warns and the run skips it), a problem
@@ -28,18 +29,22 @@ import torch
 
 from faithbench.config_checks import mask_names, model_dataset_pairs
 
-__all__ = ["check_metric_aliases", "check_metric_fit"]
+__all__ = ["check_aliases", "check_metric_fit"]
 
 
-def check_metric_aliases(suite: Any, source: str, error: type[Exception]) -> None:
-    """An alias may not be the registry name of another metric: ``{name: avg_sensitivity, alias:
-    sparseness}`` would put avg_sensitivity's scores in rows that read as sparseness'."""
-    from faithbench.registry import metrics
+def check_aliases(suite: Any, source: str, error: type[Exception]) -> None:
+    """An alias may not be the registry name of another metric or explainer: ``{name:
+    avg_sensitivity, alias: sparseness}`` would put avg_sensitivity's scores in rows that read as
+    sparseness', and ``{name: gradcam, alias: random}`` Grad-CAM's maps under the random control's
+    name (which the report then treats as the control)."""
+    from faithbench.registry import explainers, metrics
 
-    for i, spec in enumerate(suite.metrics):
-        if spec.alias is not None and spec.alias != spec.name and spec.alias in metrics:
-            raise error(f"{source}: metrics[{i}].alias: {spec.alias!r} is the name of another metric: the rows of "
-                        f"{spec.name!r} would read as that metric's scores; choose another alias")
+    for key, registry in (("metrics", metrics), ("explainers", explainers)):
+        for i, spec in enumerate(getattr(suite, key)):
+            if spec.alias is not None and spec.alias != spec.name and spec.alias in registry:
+                raise error(f"{source}: {key}[{i}].alias: {spec.alias!r} is the name of another "
+                            f"{key[:-1]}: the rows of {spec.name!r} would read as that {key[:-1]}'s; "
+                            "choose another alias")
 
 
 def _overrides(plugin: Any, hook: str) -> bool:
@@ -48,6 +53,15 @@ def _overrides(plugin: Any, hook: str) -> bool:
 
     own = getattr(type(plugin), hook, None)
     return callable(own) and own is not getattr(Metric, hook, None)
+
+
+def _hook(plugin: Any, hook: str, *args: Any, **kwargs: Any) -> str | None:
+    """A plugin's hook, whose own failure (another signature, a bug) is a problem to report in one
+    line, not a traceback."""
+    try:
+        return getattr(plugin, hook)(*args, **kwargs)
+    except Exception as exc:
+        return f"{plugin.name}: {hook} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def _applies(plugin: Any, masks: set[str] | None, dims: int) -> bool:
@@ -62,9 +76,9 @@ def _applies(plugin: Any, masks: set[str] | None, dims: int) -> bool:
 
 def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any],
                      error: type[Exception]) -> None:
-    """The alias check, then each metric's ``check_dataset`` on every dataset and ``check_model``
+    """The alias check (:func:`check_aliases`, metrics and explainers), then each metric's ``check_dataset`` on every dataset and ``check_model``
     on every (model, dataset) pair where it runs; the first problem raises ``error``."""
-    check_metric_aliases(suite, source, error)
+    check_aliases(suite, source, error)
     applies: dict[str, list[bool]] = {}  # dataset label -> whether each metric runs there
     shapes: dict[str, tuple[int, ...]] = {}
     for spec in suite.datasets:
@@ -81,7 +95,7 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
         for k, plugin in enumerate(metric_plugins):
             if not applies[spec.label][k] or not _overrides(plugin, "check_dataset"):
                 continue
-            problem = plugin.check_dataset(shape, multilabel=multilabel)
+            problem = _hook(plugin, "check_dataset", shape, multilabel=multilabel)
             if problem:
                 raise error(f"{source}: metrics[{k}].params: {problem} (dataset {spec.label!r})")
     from faithbench.models.checkpoint import build_for_dataset
@@ -97,6 +111,6 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
         except Exception:  # a built-in's build error is check_models'; a library or user network the run reports
             continue
         for k, plugin in wanted:
-            problem = plugin.check_model(model) if applies[label][k] else None
+            problem = _hook(plugin, "check_model", model) if applies[label][k] else None
             if problem:
                 raise error(f"{source}: metrics[{k}].params: {problem} (model {mspec.label!r}, dataset {label!r})")

@@ -68,6 +68,8 @@ def with_entry(kind, index, entry):
     ("metrics", "class_sensitivity", "metrics[0].params: class_sensitivity: parameter 'others' is 'positive'"),
     ("metrics", {"name": "avg_sensitivity", "alias": "sparseness"},
      "metrics[0].alias: 'sparseness' is the name of another metric"),
+    ("explainers", {"name": "gradcam", "alias": "random"},  # Grad-CAM's maps under the control's name
+     "explainers[0].alias: 'random' is the name of another explainer"),
 ])
 def test_bad_names_and_parameters(tmp_path, capsys, kind, entry, expected):
     code, err, path = run(tmp_path, capsys, with_entry(kind, 0, entry))

@@ -97,6 +97,8 @@ def test_temporal_applicability_by_dimension():
         masks = {"change", "lesion", "valid"}
         assert metric.applicability(masks, 2)[0] is not None, name
         assert metric.applicability(masks, 3)[0] is None, name
+        # a 3D volume (phantom_organ3d's masks) is not a sequence of visits
+        assert "with the mask 'valid'" in metric.applicability(masks - {"valid"}, 3)[0], name
     # a missing mask is still the reason given first
     assert "no mask 'change'" in metrics.get("visit_pointing")().applicability({"lesion"}, 2)[0]
 
@@ -129,3 +131,30 @@ def test_hooks_check_nothing_by_default():
 
     plain = Plain()
     assert plain.check_dataset((8, 8), multilabel=False) is None and plain.check_model(nn.Linear(1, 1)) is None
+
+
+def test_a_plugin_hook_that_fails_is_one_line_not_a_traceback():
+    from faithbench.config import suite_from_dict, validate_plugins
+    from faithbench.metrics.base import Metric, MetricOutput
+    from faithbench.types import Category, MetricInfo
+
+    class Legacy(Metric):
+        info = MetricInfo("legacy_hook", higher_is_better=True, category=Category.COMPLEXITY)
+
+        def check_dataset(self, dataset):  # an older helper of the same name, another signature
+            return None
+
+        def compute(self, ctx, saliency):
+            return MetricOutput(value=saliency.flatten(1).abs().mean(1))
+
+    metrics.register("legacy_hook")(Legacy)
+    try:
+        with pytest.raises(SuiteError, match=r"^<suite>: metrics\[0\].params: legacy_hook: check_dataset failed: "
+                                             r"TypeError: .*multilabel.* \(dataset 'phantom_cxr'\)$"):
+            suite = suite_from_dict({"name": "t", "datasets": [{"name": "phantom_cxr", "params": {"size": 32, "n": 8}}],
+                                     "models": [{"name": "small_cnn", "params": {"width": 4},
+                                                 "recipe": {"epochs": 1}}],
+                                     "explainers": ["random"], "metrics": ["legacy_hook"]})
+            validate_plugins(suite, "<suite>")
+    finally:
+        metrics.unregister("legacy_hook")

@@ -20,7 +20,7 @@ from faithbench.metrics.functional.temporal import (REMOVAL_MODES, temporal_curv
                                                     visits_valid)
 from faithbench.metrics.functional.perturbation import auc
 from faithbench.registry import metrics
-from faithbench.types import Category, MaskRole, MetricInfo
+from faithbench.types import DEFAULT_MASK_ROLES, Category, MaskRole, MetricInfo
 
 # generator salts, distinct from the other metrics'
 SALT_VISIT_RANKS, SALT_VISIT_POINTING, SALT_VISIT_PG = 21, 22, 23
@@ -36,6 +36,10 @@ class TemporalMetric(Metric):
         if reason is None and spatial_dims != 3:
             reason = (f"a temporal metric needs sequences of visits (T, H, W) from a longitudinal dataset; "
                       f"the dataset is {spatial_dims}D")
+        elif reason is None and not any(DEFAULT_MASK_ROLES.get(m) == MaskRole.VALIDITY for m in masks):
+            # a 3D volume (D, H, W) is not a sequence: its depth slices are not visits
+            reason = ("a temporal metric needs sequences of visits (T, H, W) with the mask 'valid' of a longitudinal "
+                      "dataset (real visits vs padding); the dataset is 3D without it (a volume?)")
         return reason, notes
 
     def check(self, ctx: EvalContext) -> None:

@@ -134,9 +134,10 @@ def _some(names: list[str], k: int = 5) -> str:
     return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
 
 
-def weights_mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
+def weights_mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) -> str:
     """What differs between a model's tensor shapes and a weights file's ("" when nothing): shape
-    mismatches, then missing and unexpected names, each list cut by :func:`_some`."""
+    mismatches, then missing and unexpected names, each list cut by :func:`_some`. ``found`` maps a
+    name to its shape, or to the type name of an entry that is not a tensor (``epoch: 5``)."""
     wrong = [f"{k} {found[k]} where the model has {shape}" for k, shape in expected.items()
              if k in found and found[k] != shape]
     missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
@@ -177,8 +178,8 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
             state = state["state_dict"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected {_STATE_DICT}, got a {type(state).__name__}")
-    problem = weights_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()},
-                               {str(k): tuple(v.shape) for k, v in state.items()})
+    found = {str(k): tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in state.items()}
+    problem = weights_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()}, found)
     if problem:
         raise CheckpointError(f"{path} does not fit the model built for this dataset (check the classes and "
                               f"channels): {problem}")

@@ -94,3 +94,9 @@ def test_mismatched_key_lists_say_how_many_were_left_out(tmp_path):
         load_weights_file(small(), tmp_path / "w.safetensors")
     assert str(info.value).endswith("missing: head.bias, head.weight; unexpected: extra0, extra1, extra2, extra3, "
                                     "extra4 and 2 more")
+
+
+def test_an_entry_that_is_not_a_tensor_is_unexpected_not_a_crash(tmp_path):
+    torch.save({**small().state_dict(), "epoch": 5}, tmp_path / "w.pt")  # loads under weights_only
+    with pytest.raises(CheckpointError, match=r"w.pt does not fit the model .*: unexpected: epoch$"):
+        load_weights_file(small(), tmp_path / "w.pt")  # was AttributeError: 'int' object has no attribute 'shape'
