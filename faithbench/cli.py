@@ -139,14 +139,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def skipped_summary(skipped: Any) -> str:
     """One line for ``skipped.csv`` (a DataFrame): whole cells, metrics skipped in a cell, and (cell, metric)
     pairs that ran but have undefined values (counted there, not skipped)."""
-    from faithbench.types import UNDEFINED_REASON
+    from faithbench.reports.tables import split_skipped
 
-    undefined = skipped["reason"].astype(str).str.endswith(UNDEFINED_REASON)
-    whole = int((skipped["metric"] == "").sum())
-    in_cells = int(len(skipped) - whole - undefined.sum())
+    skips, undefined = split_skipped(skipped)
+    whole = int((skips["metric"] == "").sum()) if "metric" in skips else len(skips)
+    in_cells = len(skips) - whole
     parts = [f"skipped {n} {what}" for n, what in ((whole, "cells"), (in_cells, "metrics in cells")) if n]
-    if undefined.any():
-        parts.append(f"undefined values (NaN, no row) in {int(undefined.sum())} (cell, metric) pairs")
+    if len(undefined):
+        parts.append(f"undefined values (NaN, no row) in {len(undefined)} (cell, metric) pairs")
     return "; ".join(parts) + " (see skipped.csv)"
 
 
@@ -183,7 +183,9 @@ def _describe(kind: str, obj: object) -> str:
     if kind == "metrics":
         info = obj.info  # type: ignore[attr-defined]
         arrow = "↑" if info.higher_is_better else "↓"
-        return f"[{info.category.value}; {arrow}] {doc}"
+        from faithbench.types import category_name
+
+        return f"[{category_name(info.category)}; {arrow}] {doc}"
     return doc
 
 

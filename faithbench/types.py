@@ -148,6 +148,12 @@ class Batch:
 Postprocess = Literal["none", "abs", "relu"]
 
 
+def category_name(category: Category | str) -> str:
+    """A metric's category as ``results.csv`` writes it: the :class:`Category` value, or a
+    plugin's own string."""
+    return category.value if isinstance(category, Category) else str(category)
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     """Metadata that travels with a metric, so every table can orient its ranks.
@@ -160,7 +166,7 @@ class MetricInfo:
 
     name: str
     higher_is_better: bool
-    category: Category
+    category: Category | str  # a plugin may name a category of its own (a string): tables put it last
     requires: frozenset[str] = frozenset()
     postprocess: Postprocess = "none"
     paper: str = ""

@@ -126,4 +126,19 @@ def test_the_skipped_line_tells_skips_from_undefined_values():
                          "reason": ["explainer does not support 3D", "needs mask 'lesion'", undefined, undefined]})
     assert skipped_summary(rows) == ("skipped 1 cells; skipped 1 metrics in cells; undefined values (NaN, no row) "
                                      "in 2 (cell, metric) pairs (see skipped.csv)")
-    assert skipped_summary(rows.iloc[2:]) == "undefined values (NaN, no row) in 2 (cell, metric) pairs (see skipped.csv)"
+    assert skipped_summary(rows.iloc[2:]) == ("undefined values (NaN, no row) in 2 (cell, metric) pairs "
+                                              "(see skipped.csv)")
+
+
+def test_a_plugin_category_of_its_own_is_listed_and_written():
+    from faithbench.cli import _describe
+    from faithbench.metrics.base import Metric
+    from faithbench.types import Category, MetricInfo, category_name
+
+    class Mine(Metric):
+        """Mine: a plugin metric of a category the enum does not have."""
+
+        info = MetricInfo("mine", higher_is_better=True, category="calibration")
+
+    assert category_name(Category.ROBUSTNESS) == "robustness" and category_name("calibration") == "calibration"
+    assert _describe("metrics", Mine).startswith("[calibration; ↑] Mine:")  # was AttributeError: 'str' .value

@@ -63,5 +63,14 @@ def test_the_metrics_suite_runs_every_metric_that_applies_to_single_label_2d_ima
         metric = metrics.get(name)()
         if metric.applicability(masks, len(shape))[0] is None and metric.check_dataset(shape) is None:
             applies.add(name)
+    # class_sensitivity's default (others: positive) needs multi-label data; others: all does not
+    assert metrics.get("class_sensitivity")(others="all").check_dataset(shape) is None
+    assert "class_sensitivity" not in applies and "others: all" in _entry(suite, "class_sensitivity")
+    applies.add("class_sensitivity")
     assert listed == applies, (sorted(applies - listed), sorted(listed - applies))
-    assert len(applies) == 52 and {"temporal_deletion", "class_sensitivity"}.isdisjoint(applies)
+    assert len(applies) == 53 and "temporal_deletion" not in applies
+
+
+def _entry(suite, name: str) -> str:
+    spec = next(spec for spec in suite.metrics if spec.name == name)
+    return ", ".join(f"{k}: {v}" for k, v in spec.params.items())

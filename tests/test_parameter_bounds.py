@@ -85,7 +85,8 @@ def test_plugin_bounds(registry, name, params, message):
     (explainers, "lime", {"kernel_width": float("inf")}),
 ])
 def test_non_finite_parameters_are_refused(registry, name, params):
-    with pytest.raises(ParameterError, match=rf"{name}: parameter '{next(iter(params))}' (expects finite numbers|must)"):
+    key = next(iter(params))
+    with pytest.raises(ParameterError, match=rf"{name}: parameter '{key}' (expects finite numbers|must)"):
         registry.get(name)(**params)
 
 

@@ -37,7 +37,7 @@ __all__ = [
 from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
 from faithbench.names import safe_name  # noqa: E402  (re-exported: one mapping of labels to file names)
 from faithbench.reports.gallery import plot_saliency_gallery  # noqa: E402  (re-exported)
-from faithbench.reports.tables import category_key  # noqa: E402
+from faithbench.reports.tables import OTHER, category_key  # noqa: E402
 
 SANITY_PREFIX = "mprt"
 
@@ -146,7 +146,7 @@ def _by_category(frame: pd.DataFrame) -> list[str]:
     (:func:`~faithbench.reports.tables.category_key`), then by name."""
     if "category" not in frame.columns:
         return sorted(frame["metric"].unique())
-    category = frame.groupby("metric")["category"].first().astype(str)
+    category = frame.groupby("metric")["category"].first().fillna(OTHER).astype(str)  # as the tables: "other"
     return sorted(category.index, key=lambda m: (category_key(category[m]), m))
 
 

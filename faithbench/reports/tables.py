@@ -30,7 +30,9 @@ from faithbench.types import UNDEFINED_REASON, Category
 
 __all__ = [
     "CATEGORY_ORDER",
+    "CHANCE_LEVEL_NOTE",
     "LeaderboardTable",
+    "OTHER",
     "category_key",
     "chance_text",
     "format_number",
@@ -40,6 +42,7 @@ __all__ = [
     "leaderboard_tables",
     "markdown_escape",
     "significance_note",
+    "split_skipped",
 ]
 
 CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5 (or the AUC is "
@@ -48,7 +51,8 @@ CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does n
 DAGGER = "†"
 CHANCE_LEVEL_NOTE = ("chance: the metric's chance level (its expected value for a map placed at random, e.g. "
                      "the mask's share of the image for the pointing game; mean over the samples with a defined "
-                     "value)")
+                     "value, pooled over the explainers where it depends on the map, as chexlocalize_iou's on "
+                     "the size of each segmentation)")
 # Column order of the leaderboard's categories; any other category (a plugin's) follows, alphabetically,
 # then OTHER (metrics whose rows give no category).
 CATEGORY_ORDER = tuple(c.value for c in Category)

@@ -37,7 +37,7 @@ from faithbench.device import is_out_of_memory, release_memory
 from faithbench.runner.errors import error_summary
 from faithbench.runner.plan import Cell
 from faithbench.store import Cache, make_key
-from faithbench.types import DEFAULT_MASK_ROLES, UNDEFINED_REASON, Batch, MaskRole
+from faithbench.types import DEFAULT_MASK_ROLES, UNDEFINED_REASON, Batch, MaskRole, category_name
 
 FAILURE_COLUMNS = ["cell", "dataset", "model", "explainer", "seed", "stage", "metric", "error_type", "message"]
 REGION_COLUMNS = ["dataset", "model", "explainer", "seed", "sample_id", "label", "target", "region",
@@ -329,7 +329,7 @@ def _append_rows(result: CellResult, cell: Cell, spec: PluginSpec, metric: Metri
         row = {"dataset": cell.dataset.label, "model": cell.model.label, "explainer": cell.explainer.label,
                "metric": spec.label, "seed": cell.seed, "sample_id": sample_id, "value": float(value),
                "chance": float(chance), "higher_is_better": metric.higher_is_better,
-               "category": metric.category.value, "label": int(batch.label[i]), "target": int(target[i])}
+               "category": category_name(metric.category), "label": int(batch.label[i]), "target": int(target[i])}
         if classes is not None:
             row["class"] = classes[int(target[i])]
         result.rows.append(row)

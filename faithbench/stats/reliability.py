@@ -178,7 +178,7 @@ def _reasons(row: pd.Series) -> list[str]:
     for value, low, name, condition, meaning in checks:
         if np.isnan(value):
             reasons.append(f"{name} undefined: no sample ranked by it under both the original and the {condition} "
-                           "condition")
+                           "condition (or that condition was not computed)")
         elif value < low:
             reasons.append(f"{name} {value:.2f} < {low:.2f}: {meaning}")
     return reasons or [f"noise resilience {nr:.2f}, adversary reactivity {ar:.2f}"]

@@ -101,7 +101,8 @@ def _units(value: Kept | tuple[list[str], Tensor]) -> Kept:
 def _aligned(first: Kept | tuple[list[str], Tensor],
              second: Kept | tuple[list[str], Tensor]) -> tuple[Tensor, Tensor, int]:
     """The maps of the (sample id, target) units present in both, in sorted order, and the number
-    of sample ids present in both whose sets of explained targets differ (left out)."""
+    of sample ids present in both whose sets of explained targets differ (single-label: left out;
+    multi-label: only their units present in one map are)."""
     (ids_a, targets_a, maps_a), (ids_b, targets_b, maps_b) = _units(first), _units(second)
     pos_a = {unit: i for i, unit in enumerate(zip(ids_a, targets_a))}
     pos_b = {unit: i for i, unit in enumerate(zip(ids_b, targets_b))}

@@ -105,7 +105,7 @@ def test_footnote_gives_each_failing_model_its_own_values():
     table, board = _board_and_table([np.nan, 0.9], [0.9, 0.9])  # nr undefined on a; b passes
     note = reliability_footnote(table, board).split(head)[1]
     assert note == ("m (on d / a): noise resilience undefined: no sample ranked by it under both the original and "
-                    "the minor condition.")
+                    "the minor condition (or that condition was not computed).")
 
 
 def test_a_tied_original_sample_is_left_out_of_tau():
