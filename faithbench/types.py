@@ -154,6 +154,19 @@ def category_name(category: Category | str) -> str:
     return category.value if isinstance(category, Category) else str(category)
 
 
+# Column order of the leaderboard's categories; any other category (a plugin's) follows, alphabetically,
+# then OTHER (metrics whose rows give no category).
+CATEGORY_ORDER = tuple(c.value for c in Category)
+OTHER = "other"
+
+
+def category_key(category: str) -> tuple[int, str]:
+    """Sort key of a category: :data:`CATEGORY_ORDER`, then any other alphabetically, then :data:`OTHER`."""
+    if category in CATEGORY_ORDER:
+        return CATEGORY_ORDER.index(category), ""
+    return len(CATEGORY_ORDER) + (category == OTHER), category
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     """Metadata that travels with a metric, so every table can orient its ranks.

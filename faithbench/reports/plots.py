@@ -37,7 +37,7 @@ __all__ = [
 from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
 from faithbench.names import safe_name  # noqa: E402  (re-exported: one mapping of labels to file names)
 from faithbench.reports.gallery import plot_saliency_gallery  # noqa: E402  (re-exported)
-from faithbench.reports.tables import OTHER, category_key  # noqa: E402
+from faithbench.reports.tables import metric_order  # noqa: E402
 
 SANITY_PREFIX = "mprt"
 
@@ -141,15 +141,6 @@ def _proportion_bars(ax: plt.Axes, sub: pd.DataFrame, order: list[str]) -> None:
     ax.set_ylabel("")
 
 
-def _by_category(frame: pd.DataFrame) -> list[str]:
-    """The metrics of ``frame`` in the leaderboard's column order: by category
-    (:func:`~faithbench.reports.tables.category_key`), then by name."""
-    if "category" not in frame.columns:
-        return sorted(frame["metric"].unique())
-    category = frame.groupby("metric")["category"].first().fillna(OTHER).astype(str)  # as the tables: "other"
-    return sorted(category.index, key=lambda m: (category_key(category[m]), m))
-
-
 def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One figure per (dataset, model): per metric (in the leaderboard's order, by category), a box
     plot (quartiles, 1.5 IQR whiskers) with every sample's value as a point, per explainer; a
@@ -159,7 +150,7 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
     written = []
     results, blocks = _with_blocks(results)
     for key, frame in results.groupby(blocks, sort=True):
-        metric_names = _by_category(frame)
+        metric_names = metric_order(frame)
         ncols = 2 if len(metric_names) == 4 else min(3, len(metric_names))
         nrows = int(np.ceil(len(metric_names) / ncols))
         order = sorted(frame["explainer"].unique())

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from faithbench.reports.markup import LATEX_PREAMBLE, format_number, latex_breakable, latex_escape, markdown_escape
-from faithbench.types import UNDEFINED_REASON, Category
+from faithbench.types import CATEGORY_ORDER, OTHER, UNDEFINED_REASON, category_key
 
 __all__ = [
     "CATEGORY_ORDER",
@@ -41,6 +41,7 @@ __all__ = [
     "leaderboard_markdown",
     "leaderboard_tables",
     "markdown_escape",
+    "metric_order",
     "significance_note",
     "split_skipped",
 ]
@@ -53,19 +54,6 @@ CHANCE_LEVEL_NOTE = ("chance: the metric's chance level (its expected value for 
                      "the mask's share of the image for the pointing game; mean over the samples with a defined "
                      "value, pooled over the explainers where it depends on the map, as chexlocalize_iou's on "
                      "the size of each segmentation)")
-# Column order of the leaderboard's categories; any other category (a plugin's) follows, alphabetically,
-# then OTHER (metrics whose rows give no category).
-CATEGORY_ORDER = tuple(c.value for c in Category)
-OTHER = "other"
-
-
-def category_key(category: str) -> tuple[int, str]:
-    """Sort key of a category: :data:`CATEGORY_ORDER`, then any other alphabetically, then :data:`OTHER`."""
-    if category in CATEGORY_ORDER:
-        return CATEGORY_ORDER.index(category), ""
-    return len(CATEGORY_ORDER) + (category == OTHER), category
-
-
 def control_phrase(control: str = "random") -> str:
     """How the notes name the control explainer: "the random control", or "the control sobel"."""
     return "the random control" if control == "random" else f"the control {control}"
@@ -180,6 +168,14 @@ def _categories(frame: pd.DataFrame) -> dict[str, str]:
     return {str(m): first.get(m, OTHER) for m in frame["metric"].unique()}
 
 
+def metric_order(frame: pd.DataFrame, categories: dict[str, str] | None = None) -> list[str]:
+    """The metrics of ``frame`` in the leaderboard's column order (the distribution plots' too): by
+    :func:`category_key` of their category (``categories``, default from the ``category`` column),
+    then by name."""
+    categories = _categories(frame) if categories is None else categories
+    return sorted(frame["metric"].unique(), key=lambda m: (category_key(categories.get(m, "")), str(m)))
+
+
 def _chance_level(rows: pd.DataFrame) -> float:
     """The mean chance level over the samples with a defined value: the explainers' ``chance``
     weighted by their ``n`` (unweighted without n); NaN when no row has one."""
@@ -187,7 +183,7 @@ def _chance_level(rows: pd.DataFrame) -> float:
         return math.nan
     chance = pd.to_numeric(rows["chance"], errors="coerce").astype(float)
     weight = pd.to_numeric(rows["n"], errors="coerce") if "n" in rows.columns else pd.Series(1.0, rows.index)
-    ok = chance.notna() & np.isfinite(chance)
+    ok = np.isfinite(chance)
     if not ok.any():
         return math.nan
     w = weight[ok].fillna(0).astype(float)
@@ -213,7 +209,7 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
         dataset, model = key[0], key[1]
         target_class = str(key[2]) if len(key) > 2 else ""
         categories = _categories(frame)
-        metrics = sorted(frame["metric"].unique(), key=lambda m: (category_key(categories.get(m, "")), str(m)))
+        metrics = metric_order(frame, categories)
         hib = {m: bool(frame.loc[frame["metric"] == m, "higher_is_better"].iloc[0]) for m in metrics}
         order = (frame.groupby("explainer")["rank"].mean().rename("r").reset_index()
                  .sort_values(["r", "explainer"], na_position="last", kind="stable"))

@@ -118,11 +118,11 @@ def test_the_figure_title_stays_above_the_first_row_of_panels(rows):
 
 
 def test_distribution_panels_follow_the_leaderboard_order():
-    from faithbench.reports.plots import _by_category
+    from faithbench.reports.tables import metric_order
 
     frame = pd.DataFrame({"metric": ["sparseness", "pointing_game", "max_sensitivity", "deletion_auc", "mine",
                                      "abpc"],
                           "category": ["complexity", "localization", "robustness", "faithfulness", "custom",
                                        "faithfulness"]})
-    assert _by_category(frame) == ["abpc", "deletion_auc", "pointing_game", "max_sensitivity", "sparseness", "mine"]
-    assert _by_category(frame.drop(columns="category")) == sorted(frame["metric"])
+    assert metric_order(frame) == ["abpc", "deletion_auc", "pointing_game", "max_sensitivity", "sparseness", "mine"]
+    assert metric_order(frame.drop(columns="category")) == sorted(frame["metric"])
