@@ -172,23 +172,28 @@ def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: 
         masks = mask_names(dataset)
         if masks is None:
             continue
+        try:
+            dims = len(dataset.spatial_shape)
+        except Exception:  # an unreadable split: the run's preflight names it
+            dims = None
         for k, plugin in enumerate(metric_plugins):
             missing = [m for m in getattr(plugin, "required_masks", lambda: [])() if m not in masks]
             for mask in missing:
                 warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} needs mask {mask!r}, which "
                               f"dataset {spec.label!r} lacks (its masks: {', '.join(sorted(masks)) or 'none'}); "
                               f"the run skips it there", SuiteWarning, stacklevel=2)
-            reason = None if missing else _skip_reason(plugin, masks, dataset)
+            reason = None if missing or dims is None else skip_reason(plugin, masks, dims)
             if reason:
                 warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} does not apply to dataset "
                               f"{spec.label!r}: {reason}; the run skips it there", SuiteWarning, stacklevel=2)
 
 
-def _skip_reason(plugin: Any, masks: set[str], dataset: Any) -> str | None:
-    """Why the run skips ``plugin`` on ``dataset`` (None: it runs, or that cannot be told here)."""
+def skip_reason(plugin: Any, masks: set[str], dims: int) -> str | None:
+    """Why the run skips ``plugin`` on a dataset with ``masks`` and ``dims`` spatial axes (its
+    ``applicability``; None: it runs, or that cannot be told here)."""
     try:
-        return plugin.applicability(masks, len(dataset.spatial_shape))[0]
-    except Exception:  # no applicability, an unreadable sample: the run says why
+        return plugin.applicability(masks, dims)[0]
+    except Exception:  # no applicability, a plugin's check that fails: the run says why
         return None
 
 

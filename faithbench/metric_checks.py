@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from faithbench.config_checks import mask_names, model_dataset_pairs
+from faithbench.config_checks import mask_names, model_dataset_pairs, skip_reason
 
 __all__ = ["check_aliases", "check_metric_fit"]
 
@@ -65,13 +65,9 @@ def _hook(plugin: Any, hook: str, *args: Any, **kwargs: Any) -> str | None:
 
 
 def _applies(plugin: Any, masks: set[str] | None, dims: int) -> bool:
-    """False where the run skips ``plugin`` on a dataset with ``masks`` and ``dims`` spatial axes."""
-    if masks is None:
-        return True  # an unreadable sample: the run's preflight names it
-    try:
-        return plugin.applicability(masks, dims)[0] is None
-    except Exception:  # a plugin's own check that fails here fails in the run, with its reason
-        return True
+    """False where the run skips ``plugin`` on a dataset with ``masks`` and ``dims`` spatial axes
+    (an unreadable sample, ``masks`` None: the run's preflight names it)."""
+    return masks is None or skip_reason(plugin, masks, dims) is None
 
 
 def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any],
