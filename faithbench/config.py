@@ -250,6 +250,11 @@ def validate_plugins(suite: Suite, source: str) -> None:
     """Resolve every plugin name and check every parameter, without running anything; then
     what needs the plugins built (:mod:`faithbench.config_checks`; warns :class:`SuiteWarning`)."""
     check_suite_values(suite, source, SuiteError)
+    for registry in (datasets, models, explainers, metrics):  # a duplicate plugin name is no entry's fault
+        try:
+            registry.load_entry_points()
+        except RegistryError as exc:
+            raise SuiteError(f"{source}: plugins: {exc}") from None
     multilabel: list[str] = []  # labels of the multi-label datasets
     built: dict[str, Any] = {}  # label -> test split
     plugins: dict[str, list[Any]] = {"explainers": [], "metrics": []}

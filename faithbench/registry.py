@@ -8,7 +8,10 @@ entry-point group ``faithbench.<kind>`` in their own ``pyproject.toml``::
 
 An entry point is a lazy placeholder: it is imported on first use; one that cannot be
 imported raises :class:`RegistryError` naming the plugin and its package, and leaves the
-others usable (``faithbench list`` shows it as broken). A duplicate name
+others usable (``faithbench list`` shows it as broken); so does an explainer or metric entry point
+that is not a subclass of :class:`~faithbench.explainers.base.Explainer` /
+:class:`~faithbench.metrics.base.Metric` or leaves its ``explain`` / ``compute`` unimplemented
+(caught by ``faithbench validate``, not half-way through a run). A duplicate name
 raises (a silent overwrite would corrupt results); an unknown name raises with
 "did you mean" and the list of valid names.
 """
@@ -59,8 +62,11 @@ class Registry(Generic[T]):
     True
     """
 
-    def __init__(self, kind: str, builtins: str | None = None) -> None:
+    def __init__(self, kind: str, builtins: str | None = None, *, base: str | None = None,
+                 implements: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.base = base  # "module:Name" of the class a lazily loaded plugin must subclass (None: anything)
+        self.implements = implements  # methods of ``base`` such a plugin must override
         self.group = f"faithbench.{kind}"
         self.builtins = builtins  # the package whose import registers the built-ins (on first lookup)
         self._entries: dict[str, _Entry[T]] = {}
@@ -138,6 +144,7 @@ class Registry(Generic[T]):
                 first = (str(exc).splitlines() or [""])[0]
                 raise RegistryError(f"{self.singular} {name!r} ({entry.origin}, {entry.lazy}) cannot be loaded: "
                                     f"{type(exc).__name__}: {first}") from exc
+            self._check_plugin(name, entry, target)
             if hasattr(target, "__dict__"):
                 try:
                     setattr(target, "registry_name", name)
@@ -145,6 +152,20 @@ class Registry(Generic[T]):
                     pass
             entry.target = target
         return entry.target
+
+    def _check_plugin(self, name: str, entry: _Entry[T], target: Any) -> None:
+        """Raise :class:`RegistryError` unless a lazily loaded ``target`` subclasses ``self.base``
+        and overrides every method of ``self.implements``."""
+        if self.base is None:
+            return
+        base = _import_string(self.base)
+        where = f"{self.singular} {name!r} ({entry.origin}, {entry.lazy})"
+        if not (isinstance(target, type) and issubclass(target, base)):
+            got = f"the class {target.__name__}" if isinstance(target, type) else f"a {type(target).__name__}"
+            raise RegistryError(f"{where} must be a subclass of {base.__module__}.{base.__name__}, got {got}")
+        missing = [m for m in self.implements if getattr(target, m, None) is getattr(base, m)]
+        if missing:
+            raise RegistryError(f"{where} does not implement {', '.join(m + '()' for m in missing)}")
 
     def unknown_message(self, name: str) -> str:
         names = self.names()
@@ -174,7 +195,9 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}, {len(self._entries)} entries)"
 
 
-explainers: Registry[Any] = Registry("explainers", builtins="faithbench.explainers")
-metrics: Registry[Any] = Registry("metrics", builtins="faithbench.metrics")
+explainers: Registry[Any] = Registry("explainers", builtins="faithbench.explainers",
+                                     base="faithbench.explainers.base:Explainer", implements=("explain",))
+metrics: Registry[Any] = Registry("metrics", builtins="faithbench.metrics", base="faithbench.metrics.base:Metric",
+                                  implements=("compute",))
 datasets: Registry[Any] = Registry("datasets", builtins="faithbench.datasets")
 models: Registry[Any] = Registry("models", builtins="faithbench.models")

@@ -98,3 +98,66 @@ def test_cache_identity_of_a_plugin_no_package_ships(tmp_path, monkeypatch):
     import hashlib
     digest = hashlib.sha256((tmp_path / "local_plugin_x.py").read_bytes()).hexdigest()[:16]
     assert mod.P().spec()["package"] == f"source:{digest}" == package_version("local_plugin_x")
+
+
+def _dist(tmp_path, monkeypatch, source: str, entry_points: str) -> None:
+    """An installed package ``my_plugin`` (``source``) with ``entry_points`` (entry_points.txt)."""
+    pkg = tmp_path / "my_plugin"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(textwrap.dedent(source))
+    dist = tmp_path / "my_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(entry_points)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_plugin", raising=False)
+
+
+def test_an_explainer_plugin_must_subclass_explainer_and_implement_explain(tmp_path, monkeypatch):
+    """A function (validate said 'run failed: TypeError', exit 1) and a class without explain()
+    (validate passed, the run failed with NotImplementedError) are refused when loaded."""
+    _dist(tmp_path, monkeypatch, """
+        from faithbench.explainers import Explainer
+
+        def as_function(model, x, target):
+            return x.mean(1)
+
+        class NoExplain(Explainer):
+            pass
+
+        class Fine(Explainer):
+            def explain(self, model, x, target):
+                return x.mean(1)
+    """, "[faithbench.explainers]\nas_function = my_plugin:as_function\nno_explain = my_plugin:NoExplain\n"
+         "fine = my_plugin:Fine\n")
+    reg: Registry[type] = Registry("explainers", base="faithbench.explainers.base:Explainer", implements=("explain",))
+    with pytest.raises(RegistryError, match=r"explainer 'as_function' \(entry-point:my-plugin, my_plugin:as_function\) "
+                                            r"must be a subclass of faithbench.explainers.base.Explainer, got a function"):
+        reg.get("as_function")
+    with pytest.raises(RegistryError, match=r"explainer 'no_explain' .* does not implement explain\(\)"):
+        reg.get("no_explain")
+    assert reg.get("fine").__name__ == "Fine"
+    assert explainers.base == "faithbench.explainers.base:Explainer" and explainers.implements == ("explain",)
+
+
+def test_a_duplicate_plugin_name_is_not_blamed_on_a_suite_entry(tmp_path, monkeypatch, capsys):
+    """validate said 'explainers[0]: duplicate explainer name 'gradcam'' about an unrelated entry."""
+    from faithbench.cli import main
+
+    _dist(tmp_path, monkeypatch, """
+        from faithbench.explainers import Explainer
+
+        class Mine(Explainer):
+            def explain(self, model, x, target):
+                return x.mean(1)
+    """, "[faithbench.explainers]\ngradcam = my_plugin:Mine\n")
+    explainers.load_entry_points()
+    monkeypatch.setattr(explainers, "_entries", dict(explainers._entries))
+    monkeypatch.setattr(explainers, "_entry_points_loaded", False)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\ndatasets: [phantom_cxr]\nmodels: [{name: small_cnn, recipe: default}]\n"
+                     "explainers: [saliency]\nmetrics: [pointing_game]\n")
+    assert main(["validate", str(suite)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{suite}: plugins: duplicate explainer name 'gradcam': already registered by builtin, now again by " \
+           "entry-point:my-plugin" in err and "explainers[0]" not in err
