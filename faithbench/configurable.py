@@ -1,8 +1,9 @@
 """Explicit, validated hyperparameters for plugins (explainers and metrics).
 
 A plugin lists every hyperparameter and its default in ``defaults``; ``__init__`` only stores
-them (as torchmetrics does). An unknown name or a value of the wrong type raises at once with
-what was expected, so a typo in a suite never silently falls back to a default.
+them (as torchmetrics does). An unknown name, a value of the wrong type, a number outside its
+``bounds`` or a string outside its ``choices`` raises at once with what was expected, so a typo
+in a suite never silently falls back to a default (and ``faithbench validate`` catches it).
 
 Cache identity (:meth:`Configurable.spec`, hashed into every saliency and score key): the
 registry name, the parameters, the class attribute ``version`` (bump it when the plugin's
@@ -115,6 +116,7 @@ def _finite(value: Any) -> bool:
 class Configurable:
     defaults: ClassVar[dict[str, Any]] = {}
     bounds: ClassVar[dict[str, Bound]] = {}  # merged along the class hierarchy; checked for the keys in defaults
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}  # the allowed values of a string parameter, merged likewise
     version: ClassVar[str] = "1"
     registry_name: ClassVar[str] = ""
 
@@ -146,6 +148,11 @@ class Configurable:
             if not items or not all(bound.holds(v) for v in items):
                 each = "a non-empty list of numbers, each " if isinstance(value, (list, tuple)) else ""
                 raise ParameterError(f"{name}: parameter {key!r} must be {each}{bound}, got {value!r}")
+        choices = {k: c for cls in reversed(type(self).__mro__) for k, c in vars(cls).get("choices", {}).items()}
+        for key, allowed in choices.items():
+            if key in self.params and self.params[key] not in allowed:
+                raise ParameterError(f"{name}: parameter {key!r} expects one of {', '.join(allowed)}, "
+                                     f"got {self.params[key]!r}")
 
     @property
     def name(self) -> str:

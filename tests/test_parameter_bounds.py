@@ -120,3 +120,52 @@ def test_validate_refuses_an_out_of_range_parameter(tmp_path, capsys, entry, mes
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err
+
+
+@pytest.mark.parametrize("name, params, message", [
+    # the run failed after training: captum's AssertionError, and a ValueError inside rise
+    ("integrated_gradients", {"method": "simpsons"},
+     "'method' expects one of riemann_left, riemann_right, riemann_middle, riemann_trapezoid, gausslegendre, "
+     "got 'simpsons'"),
+    ("rise", {"score": "prob"}, "'score' expects one of softmax, sigmoid, logit, got 'prob'"),
+    ("temporal_occlusion", {"score": "prob"}, "'score' expects one of softmax, sigmoid, logit, got 'prob'"),
+    ("attention", {"query": "token"}, "'query' expects one of auto, cls, mean, got 'token'"),
+])
+def test_string_choices_are_refused_on_construction(name, params, message):
+    with pytest.raises(ParameterError, match=f"{name}: parameter {message}"):
+        explainers.get(name)(**params)
+
+
+def test_choices_merge_along_the_class_hierarchy_and_every_value_listed_works():
+    from captum.attr._utils.approximation_methods import SUPPORTED_METHODS
+
+    from faithbench.explainers.gradient import IG_METHODS
+
+    assert sorted(IG_METHODS) == sorted(SUPPORTED_METHODS)  # captum's own list, nothing more or less
+
+    class Parent(Configurable):
+        defaults = {"mode": "a", "kind": "x"}
+        choices = {"mode": ("a", "b")}
+
+    class Child(Parent):
+        choices = {"kind": ("x", "y")}
+
+    assert Child(mode="b", kind="y").params == {"mode": "b", "kind": "y"}
+    with pytest.raises(ParameterError, match="Child: parameter 'mode' expects one of a, b, got 'c'"):
+        Child(mode="c")
+    with pytest.raises(ParameterError, match="Child: parameter 'kind' expects one of x, y, got 'z'"):
+        Child(kind="z")
+
+
+def test_validate_refuses_a_choice_outside_the_list(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(textwrap.dedent("""
+        name: bad
+        datasets: [phantom_cxr]
+        models: [{name: small_cnn, recipe: default}]
+        explainers: [{name: integrated_gradients, params: {method: simpsons}}]
+        metrics: [pointing_game]
+    """))
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "explainers[0].params: integrated_gradients: parameter 'method'" in err

@@ -9,6 +9,7 @@ ReLU belongs to the method and is applied on the layer's grid, before upsampling
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -23,14 +24,36 @@ class ExplainerProtocol(Protocol):
     def __call__(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor: ...
 
 
+def class_indices(name: str, target: Tensor, batch: int) -> Tensor:
+    """``target`` as int64 class indices, (B,): an integer tensor, or floats with whole values
+    (1.0, not 1.7, which ``.long()`` would silently truncate to class 1); none negative (-1 would
+    index the last class in some libraries and fail in others). Else ``ValueError``."""
+    if target.shape != (batch,):
+        raise ValueError(f"{name}: expected target of shape ({batch},), got {tuple(target.shape)}")
+    if target.dtype == torch.bool or target.is_complex():
+        raise ValueError(f"{name}: expected target of integer class indices, got dtype {target.dtype}")
+    if target.is_floating_point() and not torch.equal(target, target.round()):
+        raise ValueError(f"{name}: expected target of integer class indices, got {target.tolist()}")
+    if target.numel() and int(target.min()) < 0:
+        raise ValueError(f"{name}: expected target of class indices >= 0, got {target.tolist()}")
+    return target.long()
+
+
 class Explainer(Configurable):
     """Base class: subclasses implement :meth:`explain` and declare their capabilities.
 
     Capabilities (class attributes): ``family``, ``dims`` (spatial dims supported),
     ``architectures`` (``"cnn"``, ``"vit"``), ``needs_grad``, ``paper``.
+
+    :meth:`__call__` checks the target (:func:`class_indices`), puts every module of the model in
+    eval mode and restores each module's mode afterwards, and runs :meth:`explain` with gradients
+    enabled when ``needs_grad`` (so a caller's ``torch.no_grad()`` does not break it).
     Randomness: :meth:`__call__` seeds torch's and NumPy's global generators from ``seed`` (and
     restores both afterwards; captum's GradientSHAP draws from NumPy), so every explainer is
-    deterministic given the cell's seed.
+    deterministic given the cell's seed. The stochastic explainers that loop over samples
+    (``smoothgrad``, ``gradient_shap``, ``lime``, ``kernel_shap``) re-seed both (:meth:`reseed`)
+    before each sample, and ``rise`` draws the same masks for every image, so their map of an image
+    depends on (image, target, seed, parameters), not on the batch it came in or its position there.
     """
 
     family: ClassVar[str] = "other"
@@ -59,22 +82,30 @@ class Explainer(Configurable):
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def reseed(self) -> None:
+        """Seed torch's and NumPy's global generators with ``seed``. Only inside :meth:`__call__`,
+        which restores both afterwards."""
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+
     def __call__(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-        if target.shape != (x.shape[0],):
-            raise ValueError(f"{self.name}: expected target of shape ({x.shape[0]},), got {tuple(target.shape)}")
-        model.eval()
-        if self.needs_grad and self.input_grad:
-            # a leaf that requires grad, so gradient libraries need not flip it (and warn)
-            x = x.detach().clone().requires_grad_(True)
+        target = class_indices(self.name, target, x.shape[0])
+        modes = {m: m.training for m in model.modules()}
         devices = [x.device] if x.device.type != "cpu" else []
         numpy_state = np.random.get_state()
         try:
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self.seed)
-                np.random.seed(self.seed % 2**32)
-                saliency = self.explain(model, x, target.long())
+            model.eval()
+            grad = torch.enable_grad() if self.needs_grad else nullcontext()
+            with torch.random.fork_rng(devices=devices), grad:
+                if self.needs_grad and self.input_grad:
+                    # a leaf that requires grad, so gradient libraries need not flip it (and warn)
+                    x = x.detach().clone().requires_grad_(True)
+                self.reseed()
+                saliency = self.explain(model, x, target)
         finally:
             np.random.set_state(numpy_state)
+            for m, training in modes.items():
+                m.training = training
         expected = (x.shape[0], *x.shape[2:])
         if tuple(saliency.shape) != expected:
             raise ValueError(f"{self.name}: expected saliency of shape {expected}, got {tuple(saliency.shape)}")

@@ -33,7 +33,7 @@ from captum.attr import LRP
 from captum.attr._utils.lrp_rules import EpsilonRule, PropagationRule
 from torch import Tensor, nn
 
-from faithbench.configurable import NON_NEGATIVE, Bound
+from faithbench.configurable import POSITIVE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.explainers.lrp_rules import PassRule, ZPlusRule
 from faithbench.registry import explainers
@@ -84,14 +84,15 @@ class LRPExplainer(Explainer):
     """LRP-epsilon (Bach et al. 2015; captum ``LRP``): the epsilon rule on every layer with weights or
     pooling, relevance passed unchanged through ``Flatten`` and activations, summed over channels.
     ``epsilon`` default 1e-9 (captum's; close to LRP-0, which equals input x gradient on bias-free ReLU
-    networks). See the module docstring for supported layers."""
+    networks); it must be > 0: with 0 a zero pre-activation divides 0 by 0 and the map is NaN. See the
+    module docstring for supported layers."""
 
     family = "gradient"
     architectures = frozenset({"cnn"})
     paper = "Bach et al. 2015, On Pixel-Wise Explanations by Layer-Wise Relevance Propagation"
     description = "layer-wise relevance propagation, epsilon rule (captum), summed over channels"
     defaults: ClassVar[dict[str, Any]] = {"epsilon": 1e-9}
-    bounds: ClassVar[dict[str, Bound]] = {"epsilon": NON_NEGATIVE}
+    bounds: ClassVar[dict[str, Bound]] = {"epsilon": POSITIVE}  # also lrp_epsilon_zplus's (bounds are inherited)
     version = "2"  # 2: Flatten passes relevance (1 applied epsilon there); cached maps of 1 are stale
     rule_for = staticmethod(epsilon_rule)
 

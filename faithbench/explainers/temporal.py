@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, Bound, ParameterError
 from faithbench.explainers.base import Explainer
-from faithbench.explainers.perturbation import class_score
+from faithbench.explainers.perturbation import EXPLAINER_SCORES, class_score
 from faithbench.registry import explainers
 
 
@@ -65,6 +65,7 @@ class TemporalOcclusionExplainer(Explainer):
     description = "score drop when one visit is replaced by the padding frame"
     defaults: ClassVar[dict[str, Any]] = {"baseline": 0.0, "mode": "replace", "score": "softmax", "batch_size": 64}
     bounds: ClassVar[dict[str, Bound]] = {"batch_size": AT_LEAST_ONE}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": EXPLAINER_SCORES}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -31,6 +31,8 @@ from torch import Tensor, nn
 from faithbench.explainers.base import Explainer
 from faithbench.registry import explainers
 
+QUERIES = ("auto", "cls", "mean")  # the token rows a map reads: see the module docstring
+
 
 def vit_reason(model: nn.Module) -> str | None:
     """Why ``model`` is not a timm ViT whose attention can be read, or None."""
@@ -98,7 +100,7 @@ def readout_weights(model: nn.Module, tokens: Tensor, query: str) -> Tensor:
     n_prefix = int(getattr(model, "num_prefix_tokens", 1))
     b, n, c = tokens.shape
     weights = tokens.new_zeros((b, n))
-    if query not in ("auto", "cls", "mean"):
+    if query not in QUERIES:
         raise ValueError(f"query must be 'auto', 'cls' or 'mean', got {query!r}")
     if query == "auto":
         pool = getattr(model, "global_pool", "token")
@@ -137,6 +139,7 @@ class _AttentionExplainer(Explainer):
     architectures = frozenset({"vit"})
     needs_grad = False
     defaults: ClassVar[dict[str, Any]] = {"query": "auto"}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"query": QUERIES}
     version = "2"  # 2: "auto" reads the tokens the head pools (1: the class token whenever there is one)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
@@ -169,7 +172,7 @@ class AttentionExplainer(_AttentionExplainer):
     the head reads (``query="auto"``, see module docstring) over the patch tokens. Class-agnostic."""
 
     paper = "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words (attention maps)"
-    description = "last-layer attention from the class token, mean over heads (class-agnostic)"
+    description = "last-layer attention of the tokens the head reads, mean over heads (class-agnostic)"
 
     def relevance(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         with recorded_attention(model) as maps, torch.no_grad():
@@ -183,7 +186,7 @@ class AttentionRolloutExplainer(_AttentionExplainer):
     discarding of low attention, class-agnostic. ``query``: "auto" (see module docstring)."""
 
     paper = "Abnar & Zuidema 2020, Quantifying Attention Flow in Transformers"
-    description = "product of residual-augmented, head-averaged attention over layers (class-agnostic)"
+    description = "rollout of head-averaged attention + identity over layers, at the head's tokens (class-agnostic)"
 
     def relevance(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         with recorded_attention(model) as maps, torch.no_grad():
@@ -201,7 +204,7 @@ class CheferExplainer(_AttentionExplainer):
 
     needs_grad = True
     paper = "Chefer et al. 2021, Generic Attention-model Explainability (ICCV)"
-    description = "rollout of relu(gradient x attention), head-averaged, class-specific"
+    description = "rollout of head-averaged relu(gradient x attention), at the head's tokens (class-specific)"
 
     def relevance(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         x = x.detach().requires_grad_(True)  # so the graph exists even for a frozen model

@@ -133,5 +133,5 @@ def test_rise_seed_changes_masks_not_global_rng():
     b = explainers.get("rise")(seed=1, n_masks=20, batch_size=20)(model, x, t)
     assert not torch.equal(a, b)
     assert torch.equal(torch.get_rng_state(), state)
-    with pytest.raises(ValueError, match="score must be"):
+    with pytest.raises(ValueError, match="'score' expects one of softmax, sigmoid, logit"):
         explainers.get("rise")(n_masks=4, score="prob")(model, x, t)
