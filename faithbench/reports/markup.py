@@ -39,6 +39,19 @@ def format_number(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def is_p_value(column: object) -> bool:
+    """Whether a table column holds p-values: ``p``, ``p_holm``, ``friedman_p``, ``shapiro_p_negative``..."""
+    parts = str(column).split("_")
+    return "p" in parts
+
+
+def format_p(value: float) -> str:
+    """A p-value with 3 significant digits (0.0496, 0.05, 0.0504: three decimals showed all three as 0.050)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{float(value):.3g}"
+
+
 # Defined once per file with \providecommand, so a document can predefine them: \faithbenchfit
 # shrinks a table wider than the line to the line's width (never enlarges it); \faithbenchcell
 # stacks a cell's lines.
@@ -72,12 +85,15 @@ def table_html(frame: pd.DataFrame, empty: str = "none", max_rows: int | None = 
         return f'<p class="empty">{_e(empty)}</p>'
     shown = frame if max_rows is None else frame.head(max_rows)
     head = "".join(f"<th>{_e(c)}</th>" for c in shown.columns)
+    p_columns = [is_p_value(c) for c in shown.columns]
     rows = []
     for row in shown.itertuples(index=False):
         cells = []
-        for value in row:
+        for value, p in zip(row, p_columns):
             if isinstance(value, float) and math.isnan(value):
                 cells.append("<td>–</td>")
+            elif p and isinstance(value, float):
+                cells.append(f"<td>{_e(format_p(value))}</td>")
             else:
                 cells.append(f"<td>{_cell(value)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")

@@ -24,6 +24,7 @@ from faithbench.stats import (
     friedman_table,
     leaderboard,
     nemenyi_table,
+    overall_nemenyi,
     overall_ranks,
     pairwise_table,
 )
@@ -35,6 +36,7 @@ from faithbench.stats.tables import (
     LEADERBOARD_COLUMNS,
     NEMENYI_COLUMNS,
     OVERALL_COLUMNS,
+    OVERALL_NEMENYI_COLUMNS,
     PAIRWISE_TABLE_COLUMNS,
 )
 
@@ -166,7 +168,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     """Rebuild the statistics tables, plots and the chosen ``formats`` of the report of ``out_dir``.
 
     Always writes ``leaderboard.csv, pairwise.csv, friedman.csv, nemenyi.csv,
-    overall_ranks.csv, agreement.csv`` (see :mod:`faithbench.stats`), ``models_summary.csv`` (mean
+    overall_ranks.csv, overall_nemenyi.csv, agreement.csv`` (see :mod:`faithbench.stats`), ``models_summary.csv`` (mean
     and sd over seeds of each checkpoint score), ``region_tests.csv`` and
     ``region_pairwise.csv`` when the run wrote ``regions.csv`` (:mod:`faithbench.stats.regions`),
     ``strata.csv`` when the run wrote ``samples.csv`` (each sample's ``lesion_area``, ``confidence``
@@ -192,16 +194,16 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         written.append(out_dir / name)
 
     if results.empty:
-        board, pairwise, friedman, nemenyi, overall, agreement = (
+        board, pairwise, friedman, nemenyi, overall, overall_pairs, agreement = (
             _empty(c) for c in (LEADERBOARD_COLUMNS + [AT_CHANCE], PAIRWISE_TABLE_COLUMNS, FRIEDMAN_COLUMNS,
-                                NEMENYI_COLUMNS,
-                                OVERALL_COLUMNS, AGREEMENT_COLUMNS))
+                                NEMENYI_COLUMNS, OVERALL_COLUMNS, OVERALL_NEMENYI_COLUMNS, AGREEMENT_COLUMNS))
     else:
         board = leaderboard(results, control=control)
         pairwise = pairwise_table(results)
         friedman = friedman_table(results)
         nemenyi = nemenyi_table(results)
         overall = overall_ranks(results)
+        overall_pairs = overall_nemenyi(results)
         agreement = agreement_table(board)
     models = _read_csv(out_dir / "models.csv")
     models = pd.DataFrame() if models is None else models
@@ -214,6 +216,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     csv("friedman.csv", friedman)
     csv("nemenyi.csv", nemenyi)
     csv("overall_ranks.csv", overall)
+    csv("overall_nemenyi.csv", overall_pairs)
     csv("agreement.csv", agreement)
 
     cost = _read_csv(out_dir / "cost.csv")

@@ -30,6 +30,7 @@ from faithbench.stats.tables import (
     friedman_table,
     leaderboard,
     nemenyi_table,
+    overall_nemenyi,
     overall_ranks,
     pairwise_table,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "mean_ranks",
     "nemenyi",
     "nemenyi_table",
+    "overall_nemenyi",
     "overall_ranks",
     "pairwise_table",
     "pairwise_wilcoxon",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from faithbench.cli import main
 
-DERIVED = ["leaderboard.csv", "pairwise.csv", "friedman.csv", "nemenyi.csv", "overall_ranks.csv", "agreement.csv"]
+DERIVED = ["leaderboard.csv", "pairwise.csv", "friedman.csv", "nemenyi.csv", "overall_ranks.csv",
+           "overall_nemenyi.csv", "agreement.csv"]
 
 
 def test_report_rebuilds_identical_tables(built, tmp_path, names, capsys):

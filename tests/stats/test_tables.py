@@ -9,6 +9,7 @@ from faithbench.stats import (
     holm,
     leaderboard,
     nemenyi_table,
+    overall_nemenyi,
     overall_ranks,
     pairwise_table,
 )
@@ -227,7 +228,7 @@ def test_overall_ranks():
         ignore_index=True,
     )
     table = overall_ranks(results)
-    assert list(table.columns) == ["metric", "explainer", "mean_rank", "n_blocks", "friedman_p"]
+    assert list(table.columns) == ["metric", "explainer", "mean_rank", "n_blocks", "friedman_p", "cd"]
     for metric in ("deletion", "insertion"):
         sub = table[table.metric == metric].set_index("explainer")
         assert sub.loc["good", "mean_rank"] == 1.0
@@ -238,9 +239,31 @@ def test_overall_ranks():
         # chi2 = 12/(4*4*5) * (16+64+196+196) - 3*4*5 = 10.8, tie-corrected by
         # 1 - 4*(2^3-2)/(4*(4^2-1)*4) = 0.9 -> 12.0
         assert sub.loc["good", "friedman_p"] == pytest.approx(stats.chi2.sf(12.0, 3))
+        # Demšar's Table 5a: q_0.05 = 2.569 for k = 4; CD = 2.569 sqrt(4 * 5 / (6 * 4)) = 2.345
+        assert sub.cd.to_numpy() == pytest.approx(2.569 * np.sqrt(20 / 24), abs=1e-3)
     assert list(table.metric) == ["deletion"] * 4 + ["insertion"] * 4
     single = overall_ranks(results[results.explainer == "good"])
-    assert (single.mean_rank == 1.0).all() and single.friedman_p.isna().all()
+    assert (single.mean_rank == 1.0).all() and single.friedman_p.isna().all() and single.cd.isna().all()
+
+
+def test_overall_nemenyi_over_the_blocks():
+    """SCIENCE.md: Friedman/Nemenyi over the (dataset, model) blocks; the post-hoc p-values are
+    scikit-posthocs' on the explainers' block means, and the documented Nemenyi statistic."""
+    rng = np.random.default_rng(2)
+    results = pd.concat([_tidy(rng, dataset=d, model=m) for d in ("phantom2d", "phantom3d")
+                         for m in ("resnet18", "vit")], ignore_index=True)
+    table = overall_nemenyi(results)
+    assert list(table.columns) == ["metric", "explainer_a", "explainer_b", "p", "n_blocks"]
+    assert len(table) == 2 * 6 and (table.n_blocks == 4).all()
+    deletion = table[table.metric == "deletion"].set_index(["explainer_a", "explainer_b"]).p
+    # mean ranks (lower is better): good 1, mid 2, copy = random 3.5; the statistic |R_i - R_j| /
+    # sqrt(k (k+1) / (6 N)) referred to the studentized range with k groups, infinite df
+    scale = np.sqrt(4 * 5 / (6 * 4))
+    for (a, b), gap in {("good", "random"): 2.5, ("good", "mid"): 1.0, ("copy", "random"): 0.0}.items():
+        expected = stats.studentized_range.sf(gap / scale * np.sqrt(2), 4, np.inf)
+        assert deletion[(a, b)] == pytest.approx(expected, rel=1e-6)
+    assert deletion[("good", "random")] < 0.05 < deletion[("good", "mid")]
+    assert overall_nemenyi(results[results.explainer == "good"]).empty
 
 
 def test_agreement_table():
