@@ -6,9 +6,10 @@
 - :func:`check_param_types`: a dataset or model parameter whose annotation is ``int``, ``float``,
   ``bool`` or ``str`` (or ``Optional`` of one) must have that type (``size: "64"`` is an error
   naming ``params.size``, not a failure deep inside the dataset);
-- :func:`check_models`: every model is built for every dataset it pairs with, on the ``meta``
-  device (no memory, no weights: ``with torch.device("meta")``), so wrong parameter values and a
-  2D model on 3D data are errors; explainers' ``target_layer`` must name a module of each model;
+- :func:`faithbench.model_checks.check_models` (its own module): every model is built for every
+  dataset it pairs with on the ``meta`` device and fed one image of the dataset's shape, so wrong
+  parameter values and a 2D model on 3D data are errors; explainers' ``target_layer`` must name a
+  module of each model;
 - :func:`check_masks`: a metric that needs a mask the dataset lacks, or that does not apply to it
   otherwise (``applicability``), warns (:class:`SuiteWarning`): the run skips it on that dataset;
 - :func:`check_validation`: a metric tuned on the validation split (``threshold: val``) on a
@@ -40,7 +41,6 @@ from faithbench.device import check_device_name
 from faithbench.names import safe_name
 
 _SIMPLE = (bool, int, float, str)
-_VIT_DEFAULT_LAYER = "blocks.-1.norm1"  # the CAM explainers' default for a ViT (blocks[-1].norm1)
 
 
 class SuiteWarning(UserWarning):
@@ -56,7 +56,7 @@ def unknown_key(err: dict[str, Any], errors: list[dict[str, Any]]) -> str:
     return f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
@@ -115,42 +115,6 @@ def model_dataset_pairs(suite: Any, built: dict[str, Any]) -> list[tuple[int, An
             if d.label in built and (d.models is None or m.label in d.models)]
 
 
-def check_models(suite: Any, source: str, built: dict[str, Any], explainers: list[Any],
-                 error: type[Exception]) -> None:
-    """Build each (model, dataset) pair of a built-in architecture on the meta device; check
-    explainers' ``target_layer``."""
-    from faithbench.models.architectures import build_model
-    from faithbench.models.factory import is_external
-
-    for i, mspec, label, dataset in model_dataset_pairs(suite, built):
-        if is_external(mspec.name):  # library, hub and module entries: checked by check_model_spec, no download
-            continue
-        try:
-            shape = (dataset.in_channels, len(dataset.classes), tuple(dataset.spatial_shape))
-        except Exception:  # an empty or unreadable split: the run's preflight names it
-            continue
-        try:
-            with torch.device("meta"):
-                model = build_model(mspec.name, shape[0], shape[1], shape[2], **mspec.params)
-        except Exception as exc:
-            where = f"{source}: models[{i}]{'.params' if mspec.params else ''}"
-            raise error(f"{where}: cannot build {mspec.label!r} for dataset {label!r} ({shape[0]} channels, "
-                        f"size {shape[2]}): {_first_line(exc)}") from None
-        for k, plugin in enumerate(explainers):
-            layer = getattr(plugin, "target_layer", None)
-            if layer is None or layer == _VIT_DEFAULT_LAYER:
-                continue
-            if not isinstance(layer, str):
-                raise error(f"{source}: explainers[{k}].params.target_layer: expected a dotted module name, "
-                            f"got {type(layer).__name__}")
-            try:
-                model.get_submodule(layer)
-            except AttributeError:
-                names = [n for n, _ in model.named_modules() if n and "." not in n][:12]
-                raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} is not a module of model "
-                            f"{mspec.label!r}; its top-level modules: {', '.join(names)}") from None
-
-
 def mask_names(dataset: Any, i: int = 0) -> set[str] | None:
     """The mask names sample ``i`` offers a metric (None when it cannot be read): its masks, and
     ``target`` on a multi-label dataset with a mask per class (:mod:`faithbench.runner.targets`)."""
@@ -205,7 +169,7 @@ def _validation_problem(dataset: Any, params: dict[str, Any], masks: list[str], 
         val = type(dataset)(split="val", **params)
         size = len(val)
     except Exception as exc:
-        return f"no validation split ({_first_line(exc)})"
+        return f"no validation split ({first_line(exc)})"
     if size == 0:
         return "an empty validation split"
     found = dict.fromkeys(masks, False)
@@ -376,7 +340,7 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
             try:
                 load_weights_file(model, path)  # the loader's own reason: unreadable, pickled code, not a state dict
             except CheckpointError as exc:
-                raise error(f"{where}: {_first_line(exc)}") from None
+                raise error(f"{where}: {first_line(exc)}") from None
             except Exception:  # read by the loader, but not onto the meta device: the run loads it for real
                 pass
             continue

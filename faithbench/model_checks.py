@@ -1,0 +1,89 @@
+"""What ``faithbench validate`` checks of each (model, dataset) pair without computing anything: the
+network is built on the meta device (no memory, no weights, no download), fed one meta image of the
+dataset's shape, and searched for each explainer's ``target_layer``.
+
+Built for the check: built-in architectures, your own ``pkg.module:callable`` and MONAI classes,
+and timm / torchvision networks without pretrained weights (a ``weights`` file is not read here:
+:func:`faithbench.config_checks.check_weights` compares its shapes). Hub entries (``hf-hub:``,
+``local-dir:``) and pretrained library weights are not built, since that would download or read
+them; the run's preflight checks those. A forward pass the meta device cannot run (an operation
+with data-dependent shapes, ``NotImplementedError``) is not an error: only a failure that would
+happen on real data is (a 2D network on 3D volumes, a wrong channel count, logits of the wrong
+shape).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from faithbench.config_checks import first_line, model_dataset_pairs
+
+_VIT_DEFAULT_LAYER = "blocks.-1.norm1"  # the CAM explainers' default for a ViT (blocks[-1].norm1)
+
+
+def _buildable(mspec: Any) -> bool:
+    """Whether the entry's network can be built without downloading or reading weights."""
+    from faithbench.models.factory import parse_model_name
+
+    source = parse_model_name(mspec.name).source
+    if source in ("builtin", "module", "monai"):
+        return True
+    return source in ("timm", "torchvision") and not mspec.uses_pretrained
+
+
+def _meta_failure(model: nn.Module, channels: int, spatial: tuple[int, ...], num_classes: int) -> str | None:
+    """Why one meta image of ``(1, channels, *spatial)`` fails the model, or None (also when the
+    meta device cannot tell)."""
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.empty((1, channels, *spatial), device="meta"))
+    except NotImplementedError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's network is reported
+        text = first_line(exc)
+        return None if "meta" in text.lower() else f"{type(exc).__name__}: {text}"
+    if isinstance(out, torch.Tensor) and tuple(out.shape) != (1, num_classes):
+        return f"expected logits of shape (batch, {num_classes}), got {tuple(out.shape)} for a batch of 1"
+    return None
+
+
+def check_models(suite: Any, source: str, built: dict[str, Any], explainers: list[Any],
+                 error: type[Exception]) -> None:
+    """Build each (model, dataset) pair on the meta device (see the module docstring), run one
+    image of the dataset's shape through it, and check explainers' ``target_layer``."""
+    from faithbench.models.checkpoint import build_for_dataset
+
+    for i, mspec, label, dataset in model_dataset_pairs(suite, built):
+        if not _buildable(mspec):
+            continue
+        try:
+            channels, classes = dataset.in_channels, len(dataset.classes)
+            spatial = tuple(dataset.spatial_shape)
+        except Exception:  # noqa: BLE001 - an empty or unreadable split: the run's preflight names it
+            continue
+        what = f"{mspec.label!r} for dataset {label!r} ({channels} channels, size {spatial})"
+        try:
+            with torch.device("meta"):
+                model, _ = build_for_dataset(mspec, channels, classes, spatial)
+        except Exception as exc:  # noqa: BLE001
+            where = f"{source}: models[{i}]{'.params' if mspec.params else ''}"
+            raise error(f"{where}: cannot build {what}: {first_line(exc)}") from None
+        problem = _meta_failure(model, channels, spatial, classes)
+        if problem:
+            raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}")
+        for k, plugin in enumerate(explainers):
+            layer = getattr(plugin, "target_layer", None)
+            if layer is None or layer == _VIT_DEFAULT_LAYER:
+                continue
+            if not isinstance(layer, str):
+                raise error(f"{source}: explainers[{k}].params.target_layer: expected a dotted module name, "
+                            f"got {type(layer).__name__}")
+            try:
+                model.get_submodule(layer)
+            except AttributeError:
+                names = [n for n, _ in model.named_modules() if n and "." not in n][:12]
+                raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} is not a module of model "
+                            f"{mspec.label!r}; its top-level modules: {', '.join(names)}") from None

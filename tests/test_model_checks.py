@@ -1,0 +1,91 @@
+"""validate builds your own model on the meta device and feeds it one image of the dataset's shape
+(a held-out review: a Conv2d network on 3D volumes and a missing target_layer passed validate, and
+the run failed after loading the data)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from faithbench.cli import main
+from faithbench.model_checks import _meta_failure
+
+NETS = """
+    import torch
+    from torch import nn
+
+
+    def flat_net(in_chans, num_classes, *, width=4, extra_outputs=0):
+        return nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(width, num_classes + extra_outputs))
+
+
+    class Sorting(nn.Module):
+        def forward(self, x):  # data-dependent: the meta device cannot say
+            return x.flatten(1)[:, :2] * 0 + torch.nonzero(x.flatten(1)[:1, :1] >= 0).shape[0]
+
+
+    def sorting(in_chans, num_classes):
+        return Sorting()
+"""
+
+
+@pytest.fixture
+def nets(tmp_path, monkeypatch):
+    (tmp_path / "review_nets.py").write_text(textwrap.dedent(NETS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "review_nets", raising=False)
+    return tmp_path
+
+
+def _validate(tmp_path, capsys, dataset: str, model: str, explainer: str = "saliency") -> tuple[int, str]:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(textwrap.dedent(f"""
+        name: own
+        datasets: [{dataset}]
+        models: [{{name: "{model}", recipe: default}}]
+        explainers: [{explainer}]
+        metrics: [deletion_auc]
+    """))
+    rc = main(["validate", str(suite)])
+    return rc, capsys.readouterr().err.strip()
+
+
+def test_a_2d_network_of_your_own_on_volumes_is_refused(nets, capsys):
+    rc, err = _validate(nets, capsys, "phantom_organ3d", "review_nets:flat_net")
+    assert rc == 2 and err.count("\n") == 0
+    assert "models[0]: 'review_nets:flat_net' for dataset 'phantom_organ3d' (1 channels, size (32, 32, 32)) " \
+           "fails on an image of that shape: RuntimeError: Expected 3D (unbatched) or 4D (batched) input to " \
+           "conv2d" in err
+
+
+def test_logits_of_the_wrong_shape_are_refused(nets, capsys):
+    rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:flat_net", "saliency")
+    assert rc == 0, err  # the same network on 2D images passes
+    suite = nets / "suite.yaml"
+    suite.write_text(suite.read_text().replace('recipe: default', 'recipe: default, params: {extra_outputs: 1}'))
+    assert main(["validate", str(suite)]) == 2
+    assert "expected logits of shape (batch, 2), got (1, 3) for a batch of 1" in capsys.readouterr().err
+
+
+def test_a_target_layer_your_model_lacks_is_refused(nets, capsys):
+    rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:flat_net", "{name: gradcam, params: "
+                        "{target_layer: layer4}}")
+    assert rc == 2 and "explainers[0].params.target_layer: 'layer4' is not a module of model " \
+                       "'review_nets:flat_net'; its top-level modules: 0, 1, 2, 3, 4" in err
+    rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:flat_net", "{name: gradcam, params: "
+                        "{target_layer: '0'}}")
+    assert rc == 0, err
+
+
+def test_what_the_meta_device_cannot_run_is_not_an_error(nets):
+    import review_nets
+
+    assert _meta_failure(review_nets.sorting(1, 2), 1, (8, 8), 2) is None  # nonzero: data-dependent
+    with pytest.raises(Exception):  # on meta it raises, so the check above had something to swallow
+        with torch.no_grad():
+            review_nets.Sorting()(torch.empty((1, 1, 8, 8), device="meta"))
+    assert "conv2d" in _meta_failure(review_nets.flat_net(1, 2), 1, (8, 8, 8), 2)
