@@ -14,12 +14,13 @@ shape).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 from torch import nn
 
-from faithbench.config_checks import first_line, model_dataset_pairs
+from faithbench.config_checks import SuiteWarning, first_line, model_dataset_pairs
 
 _VIT_DEFAULT_LAYER = "blocks.-1.norm1"  # the CAM explainers' default for a ViT (blocks[-1].norm1)
 
@@ -56,6 +57,13 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
     image of the dataset's shape through it, and check explainers' ``target_layer``."""
     from faithbench.models.checkpoint import build_for_dataset
 
+    if len(suite.seeds) > 1:
+        for i, mspec in enumerate(suite.models):
+            if mspec.recipe is None:
+                warnings.warn(f"{source}: models[{i}] {mspec.label!r} is not trained here (no recipe): every seed "
+                              f"of {suite.seeds} uses the same checkpoint, so seeds change only the explainers' and "
+                              f"metrics' randomness: a deterministic explainer and metric give the same value under "
+                              f"every seed, and each copy counts in n as if independent", SuiteWarning, stacklevel=2)
     for i, mspec, label, dataset in model_dataset_pairs(suite, built):
         if not _buildable(mspec):
             continue

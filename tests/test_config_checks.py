@@ -114,7 +114,8 @@ def test_weights_that_fit_pass(tmp_path):
     ({"width": 8, "classes": 3}, r"shape mismatch: head.weight \(3, 32\) where the model has \(2, 32\), "
                                  r"head.bias \(3,\) where the model has \(2,\)$"),
     ({"width": 8, "in_chans": 3}, r"shape mismatch: features.0.0.weight \(8, 3, 3, 3\) where the model has "
-                                  r"\(8, 1, 3, 3\)$"),
+                                  r"\(8, 1, 3, 3\) \(the file's features.0.0.weight takes 3 input channels, the "
+                                  r"model built here 1: build it for 3 \(timm: params: \{in_chans: 3\}\)\)$"),
     ({"width": 8, "drop": ("head.bias",)}, r"missing: head.bias$"),
     ({"builder": "resnet18"}, r"missing: features.0.0.bias, .* and \d+ more; unexpected: bn1.bias, .* and \d+ more$"),
 ])
@@ -159,3 +160,20 @@ def test_weights_of_your_own_builder_are_checked_too(tmp_path, monkeypatch):
                                          r"shape mismatch: 0.weight \(6, 1, 3, 3\) where the model has \(5, 1, 3, 3\)"):
         _load(tmp_path, text.replace("[gradcam, random]", "[random]").replace("width: 6", "width: 5"))
     sys.modules.pop("fb_own_net", None)
+
+
+def test_seeds_over_a_model_not_trained_here_warn(tmp_path):
+    """A held-out review: with seeds [0, 1] a weights file is the same checkpoint twice, and its
+    deterministic values were pooled as 2n independent samples without a word."""
+    from faithbench.config import SuiteWarning
+
+    fixed = _with_weights(_weights(tmp_path, width=8)).replace("name: t\n", "name: t\nseeds: [0, 1]\n")
+    with pytest.warns(SuiteWarning, match=r"models\[0\] 'small_cnn' is not trained here \(no recipe\): every seed "
+                                          r"of \[0, 1\] uses the same checkpoint"):
+        _load(tmp_path, fixed)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SuiteWarning)
+        _load(tmp_path, BASE.replace("name: t\n", "name: t\nseeds: [0, 1]\n"))  # trained per seed: silent
+        _load(tmp_path, _with_weights(_weights(tmp_path, width=8)))  # one seed: silent

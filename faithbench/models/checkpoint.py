@@ -7,6 +7,7 @@ is read without executing pickled code: safetensors, or a torch file with ``weig
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from faithbench.models.factory import build_network
 from faithbench.models.preprocess import PreprocessSpec, attach_input_transform, resolve_input_config
 from faithbench.models.training import Recipe, evaluate_model, train_model, train_on_frozen_features
 from faithbench.store import Cache, load_tensors, make_key
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "1"
 
@@ -141,8 +144,25 @@ def weights_mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, Any]
     wrong = [f"{k} {found[k]} where the model has {shape}" for k, shape in expected.items()
              if k in found and found[k] != shape]
     missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
-    return "; ".join(f"{what}: {_some(names)}" for what, names in
+    text = "; ".join(f"{what}: {_some(names)}" for what, names in
                      (("shape mismatch", wrong), ("missing", missing), ("unexpected", unexpected)) if names)
+    return text + _mismatch_hint(expected, found) if text else ""
+
+
+def _mismatch_hint(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) -> str:
+    """What a mismatch most likely means: a state dict nested under another key, or a first
+    convolution built for another number of input channels."""
+    nested = [k for k, v in found.items() if v in ("dict", "OrderedDict")]
+    if nested and not set(expected) & set(found):
+        return (f" (the tensors may be nested under {_some(nested)}: save that state dict itself; only "
+                f"'state_dict' is unwrapped)")
+    for k, shape in expected.items():
+        have = found.get(k)
+        if isinstance(have, tuple) and len(shape) in (4, 5) and len(have) == len(shape) and have != shape \
+                and have[:1] + have[2:] == shape[:1] + shape[2:]:
+            return (f" (the file's {k} takes {have[1]} input channels, the model built here {shape[1]}: build it "
+                    f"for {have[1]} (timm: params: {{in_chans: {have[1]}}}))")
+    return ""
 
 
 def _refusal(path: Path, exc: Exception) -> str:
@@ -197,7 +217,27 @@ def build_for_dataset(spec: ModelSpec, in_chans: int, num_classes: int,
     config = resolve_input_config(default, pp, build_chans)
     if config is not None:
         attach_input_transform(model, config)
+        _warn_library_transform(spec, config, tuple(input_size))
     return model, {"input": config.record() if config is not None else None}
+
+
+_WARNED: set[tuple[str, tuple[int, ...]]] = set()
+
+
+def _warn_library_transform(spec: ModelSpec, config: Any, input_size: tuple[int, ...]) -> None:
+    """Once per (entry, size): ``preprocess: auto`` resizes or normalises the images for a network
+    loaded from a ``weights`` file by the library's pretrained convention, which is wrong when the
+    file was trained on the dataset's [0, 1] images as they are (a review: accuracy 0.945 -> 0.535)."""
+    if spec.weights is None or spec.preprocess not in ("auto", None) or (spec.label, input_size) in _WARNED:
+        return
+    resized = config.size is not None and tuple(config.size) != input_size
+    if not resized and config.mean is None and config.std is None:
+        return
+    _WARNED.add((spec.label, input_size))
+    log.warning("model %r: preprocess auto puts %s's input convention in front of the weights file (size %s, "
+                "mean %s, std %s); if the file was trained on the dataset's images as they are, set "
+                "'preprocess: none'", spec.label, config.source or "the library", config.size, config.mean,
+                config.std)
 
 
 def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, num_classes: int,

@@ -108,7 +108,10 @@ def _module_callable(target: str) -> Any:
     try:
         fn = _import_string(target)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import {target!r}: {type(exc).__name__}: {exc}") from None
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name == target.partition(":")[0].split(".")[0]:
+            hint = " (install your package, or put the folder that holds it on PYTHONPATH)"
+        raise ValueError(f"cannot import {target!r}: {type(exc).__name__}: {exc}{hint}") from None
     if not callable(fn):
         raise ValueError(f"{target!r} is not callable")
     return fn

@@ -142,12 +142,20 @@ def versions() -> dict[str, str]:
 
 
 def git_hash() -> str | None:
+    """The commit of faithbench's source when it runs from a git checkout, with ``-dirty`` appended
+    when its tracked files under the package differ from that commit (as ``git describe --dirty``);
+    None outside a checkout."""
+    package = Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True, timeout=5)
+        head = out.stdout.strip() if out.returncode == 0 else ""
+        if not head:
+            return None
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], cwd=package,
+                                 capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return head + ("-dirty" if changed.returncode == 0 and changed.stdout.strip() else "")
 
 
 def model_origin(name: str) -> str:

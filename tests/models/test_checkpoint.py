@@ -100,3 +100,24 @@ def test_an_entry_that_is_not_a_tensor_is_unexpected_not_a_crash(tmp_path):
     torch.save({**small().state_dict(), "epoch": 5}, tmp_path / "w.pt")  # loads under weights_only
     with pytest.raises(CheckpointError, match=r"w.pt does not fit the model .*: unexpected: epoch$"):
         load_weights_file(small(), tmp_path / "w.pt")  # was AttributeError: 'int' object has no attribute 'shape'
+
+
+def test_a_mismatch_says_what_it_most_likely_means(tmp_path):
+    """A held-out review: a state dict nested under 'model' was blamed on 'the classes and channels',
+    and a 1-channel file for a 3-channel build gave no hint of in_chans."""
+    from faithbench.models.checkpoint import load_weights_file, weights_mismatch
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    model(torch.zeros(1, 3, 8, 8))
+    path = tmp_path / "nested.pt"
+    torch.save({"model": model.state_dict(), "epoch": 30}, path)
+    with pytest.raises(CheckpointError, match=r"missing: 0.bias, 0.weight, 2.bias, 2.weight; unexpected: epoch, "
+                                              r"model \(the tensors may be nested under model: save that state dict "
+                                              r"itself; only 'state_dict' is unwrapped\)"):
+        load_weights_file(model, path)
+    text = weights_mismatch({"0.weight": (4, 3, 3, 3), "0.bias": (4,)}, {"0.weight": (4, 1, 3, 3), "0.bias": (4,)})
+    assert text == ("shape mismatch: 0.weight (4, 1, 3, 3) where the model has (4, 3, 3, 3) (the file's 0.weight "
+                    "takes 1 input channels, the model built here 3: build it for 1 (timm: params: {in_chans: 1}))")
+    # another output size is not a channel problem: no hint
+    assert weights_mismatch({"2.weight": (2, 8)}, {"2.weight": (3, 8)}) == \
+        "shape mismatch: 2.weight (3, 8) where the model has (2, 8)"
