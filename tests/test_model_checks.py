@@ -89,3 +89,17 @@ def test_what_the_meta_device_cannot_run_is_not_an_error(nets):
         with torch.no_grad():
             review_nets.Sorting()(torch.empty((1, 1, 8, 8), device="meta"))
     assert "conv2d" in _meta_failure(review_nets.flat_net(1, 2), 1, (8, 8, 8), 2)
+
+
+def test_a_builder_the_meta_device_cannot_run_is_not_an_error(nets, capsys):
+    """A review of the meta build: DeiT/Swin/ConvNeXt-style builders read a drop-path schedule with
+    .item() while building, which the meta device refuses; that says nothing about real data."""
+    (nets / "review_nets.py").write_text((nets / "review_nets.py").read_text() + textwrap.dedent("""
+
+        def drop_path_net(in_chans, num_classes, *, depth=2, rate=0.1):
+            rates = [r.item() for r in torch.linspace(0, rate, depth)]
+            assert len(rates) == depth
+            return flat_net(in_chans, num_classes)
+    """))
+    rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:drop_path_net")
+    assert rc == 0, err

@@ -136,7 +136,7 @@ def test_string_choices_are_refused_on_construction(name, params, message):
         explainers.get(name)(**params)
 
 
-def test_choices_merge_along_the_class_hierarchy_and_every_value_listed_works():
+def test_choices_merge_along_the_class_hierarchy_and_ig_methods_are_captums():
     from captum.attr._utils.approximation_methods import SUPPORTED_METHODS
 
     from faithbench.explainers.gradient import IG_METHODS

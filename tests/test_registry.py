@@ -132,7 +132,8 @@ def test_an_explainer_plugin_must_subclass_explainer_and_implement_explain(tmp_p
          "fine = my_plugin:Fine\n")
     reg: Registry[type] = Registry("explainers", base="faithbench.explainers.base:Explainer", implements=("explain",))
     with pytest.raises(RegistryError, match=r"explainer 'as_function' \(entry-point:my-plugin, my_plugin:as_function\) "
-                                            r"must be a subclass of faithbench.explainers.base.Explainer, got a function"):
+                                            r"must be a subclass of faithbench.explainers.base.Explainer, "
+                                            r"got a function"):
         reg.get("as_function")
     with pytest.raises(RegistryError, match=r"explainer 'no_explain' .* does not implement explain\(\)"):
         reg.get("no_explain")

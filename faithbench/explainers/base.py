@@ -9,6 +9,7 @@ ReLU belongs to the method and is applied on the layer's grid, before upsampling
 
 from __future__ import annotations
 
+import zlib
 from contextlib import nullcontext
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -32,7 +33,8 @@ def class_indices(name: str, target: Tensor, batch: int) -> Tensor:
         raise ValueError(f"{name}: expected target of shape ({batch},), got {tuple(target.shape)}")
     if target.dtype == torch.bool or target.is_complex():
         raise ValueError(f"{name}: expected target of integer class indices, got dtype {target.dtype}")
-    if target.is_floating_point() and not torch.equal(target, target.round()):
+    if target.is_floating_point() and not (bool(torch.isfinite(target).all())  # inf.round() is inf
+                                           and torch.equal(target, target.round())):
         raise ValueError(f"{name}: expected target of integer class indices, got {target.tolist()}")
     if target.numel() and int(target.min()) < 0:
         raise ValueError(f"{name}: expected target of class indices >= 0, got {target.tolist()}")
@@ -51,9 +53,10 @@ class Explainer(Configurable):
     Randomness: :meth:`__call__` seeds torch's and NumPy's global generators from ``seed`` (and
     restores both afterwards; captum's GradientSHAP draws from NumPy), so every explainer is
     deterministic given the cell's seed. The stochastic explainers that loop over samples
-    (``smoothgrad``, ``gradient_shap``, ``lime``, ``kernel_shap``) re-seed both (:meth:`reseed`)
-    before each sample, and ``rise`` draws the same masks for every image, so their map of an image
-    depends on (image, target, seed, parameters), not on the batch it came in or its position there.
+    (``smoothgrad``, ``gradient_shap``, ``lime``, ``kernel_shap``) re-seed both before each sample
+    from the seed and the image's bytes (:meth:`reseed`), and ``rise`` draws the same masks for every
+    image, so their map of an image depends on (image, target, seed, parameters), not on the batch it
+    came in or its position there.
     """
 
     family: ClassVar[str] = "other"
@@ -82,11 +85,18 @@ class Explainer(Configurable):
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def reseed(self) -> None:
-        """Seed torch's and NumPy's global generators with ``seed``. Only inside :meth:`__call__`,
-        which restores both afterwards."""
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed % 2**32)
+    def reseed(self, image: Tensor | None = None) -> None:
+        """Seed torch's and NumPy's global generators with ``seed``, or with a seed drawn from
+        (``seed``, the bytes of ``image``): per image, so that an image's draws do not depend on
+        its batch and different images get different draws (shared draws would make one cell's
+        samples share the explainer's random error, which the per-sample statistics treat as
+        independent). Only inside :meth:`__call__`, which restores both generators afterwards."""
+        seed = self.seed
+        if image is not None:
+            data = image.detach().cpu().contiguous().numpy().tobytes()
+            seed = int(np.random.SeedSequence([self.seed % 2**32, zlib.crc32(data)]).generate_state(1)[0])
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
 
     def __call__(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         target = class_indices(self.name, target, x.shape[0])

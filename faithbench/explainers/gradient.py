@@ -105,8 +105,9 @@ class SmoothGradExplainer(Explainer):
 
     captum ``NoiseTunnel(Saliency)``; |.| per noisy sample (captum's default, as the paper's figures).
     Defaults: ``n_samples`` 50, ``noise_level`` 0.15 (the paper's 10-20 %), ``batch_size`` 50 noisy
-    copies per pass. Noise is drawn from torch's generator, re-seeded with ``seed`` before each
-    sample, so an image's map does not depend on the batch it is explained in.
+    copies per pass. Noise is drawn from torch's generator, re-seeded before each sample from
+    ``seed`` and the image (:meth:`Explainer.reseed`), so an image's map does not depend on the
+    batch it is explained in, and different images get different noise.
     """
 
     family = "gradient"
@@ -115,14 +116,14 @@ class SmoothGradExplainer(Explainer):
     defaults: ClassVar[dict[str, Any]] = {"n_samples": 50, "noise_level": 0.15, "batch_size": 50}
     bounds: ClassVar[dict[str, Bound]] = {"n_samples": AT_LEAST_ONE, "noise_level": NON_NEGATIVE,
                                           "batch_size": AT_LEAST_ONE}
-    version = "2"  # 2: noise re-seeded per sample (1: one stream per batch, so a map depended on the batch)
+    version = "2"  # 2: noise re-seeded per image (1: one stream per batch, so a map depended on the batch)
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         tunnel = NoiseTunnel(Saliency(model))
         sigma = self.noise_level * input_range(x.detach())  # a number, not part of the graph
         rows = []
         for i in range(x.shape[0]):  # one call per sample: sigma is per sample
-            self.reseed()  # the same noise whatever the batch
+            self.reseed(x[i])  # this image's noise, whatever the batch
             rows.append(tunnel.attribute(x[i:i + 1], nt_type="smoothgrad", nt_samples=self.n_samples,
                                          nt_samples_batch_size=self.batch_size, stdevs=float(sigma[i]),
                                          target=target[i:i + 1], abs=True))
@@ -136,8 +137,9 @@ class GradientSHAPExplainer(Explainer):
 
     References x' are one constant image ``baseline`` (0.0), so without noise this is a Monte-Carlo
     integrated gradients; sigma = ``noise_level`` (0.0) * (max x - min x). ``n_samples`` 20.
-    captum draws the path points a_k from NumPy and the noise from torch; both are re-seeded with
-    ``seed`` before each sample, so an image's map does not depend on the batch it is explained in.
+    captum draws the path points a_k from NumPy and the noise from torch; both are re-seeded before
+    each sample from ``seed`` and the image (:meth:`Explainer.reseed`), so an image's map does not
+    depend on the batch it is explained in, and different images get different draws.
     """
 
     family = "gradient"
@@ -145,14 +147,14 @@ class GradientSHAPExplainer(Explainer):
     description = "expected gradients from a constant reference with random path points (captum)"
     defaults: ClassVar[dict[str, Any]] = {"n_samples": 20, "baseline": 0.0, "noise_level": 0.0}
     bounds: ClassVar[dict[str, Bound]] = {"n_samples": AT_LEAST_ONE, "noise_level": NON_NEGATIVE}
-    version = "2"  # 2: re-seeded per sample (1: one stream per batch, so a map depended on the batch)
+    version = "2"  # 2: re-seeded per image (1: one stream per batch, so a map depended on the batch)
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         shap = GradientShap(model)
         sigma = self.noise_level * input_range(x.detach())  # a number, not part of the graph
         rows = []
         for i in range(x.shape[0]):  # one call per sample: sigma is per sample
-            self.reseed()  # the same path points and noise whatever the batch
+            self.reseed(x[i])  # this image's path points and noise, whatever the batch
             rows.append(shap.attribute(x[i:i + 1], baselines=torch.full_like(x[i:i + 1], float(self.baseline)),
                                        n_samples=self.n_samples, stdevs=float(sigma[i]), target=target[i:i + 1]))
         return torch.cat(rows).sum(dim=1)

@@ -3,9 +3,10 @@
 ``occlusion``, ``lime`` and ``kernel_shap`` go through captum; ``rise`` is implemented here
 (:func:`rise_masks`, :func:`rise`). A perturbation replaces whole patches across all channels, so
 every channel of captum's attribution holds the same value: the saliency is that value (the mean
-over channels). Randomness: LIME / KernelSHAP coalitions come from torch's generator, re-seeded with
-``seed`` before each sample; RISE draws its masks from its own ``torch.Generator`` seeded with ``seed``,
-the same masks for every image. So an image's map does not depend on the batch it is explained in.
+over channels). Randomness: LIME / KernelSHAP coalitions come from torch's generator, re-seeded
+before each sample from ``seed`` and the image (:meth:`Explainer.reseed`); RISE draws its masks from
+its own ``torch.Generator`` seeded with ``seed``, the same masks for every image. So an image's map
+does not depend on the batch it is explained in.
 """
 
 from __future__ import annotations
@@ -66,11 +67,11 @@ class OcclusionExplainer(Explainer):
 
 class _SurrogateExplainer(Explainer):
     """Shared by LIME and KernelSHAP: a linear surrogate on a grid of patches, one fit per sample,
-    on coalitions drawn after re-seeding with ``seed`` (the same coalitions for every sample)."""
+    on coalitions drawn after re-seeding from ``seed`` and the image (other images, other coalitions)."""
 
     family = "perturbation"
     needs_grad = False
-    version = "2"  # 2: re-seeded per sample (1: one stream per batch, so a map depended on the batch)
+    version = "2"  # 2: re-seeded per image (1: one stream per batch, so a map depended on the batch)
 
     def surrogate(self, model: nn.Module) -> Any:  # pragma: no cover
         raise NotImplementedError
@@ -81,7 +82,7 @@ class _SurrogateExplainer(Explainer):
         rows = []
         with torch.no_grad():
             for i in range(x.shape[0]):  # captum would loop too, with a warning
-                self.reseed()  # the same coalitions whatever the batch
+                self.reseed(x[i])  # this image's coalitions, whatever the batch
                 rows.append(method.attribute(x[i:i + 1], baselines=float(self.baseline), target=target[i:i + 1],
                                              feature_mask=mask, n_samples=self.n_samples,
                                              perturbations_per_eval=self.batch_size))

@@ -142,14 +142,17 @@ def versions() -> dict[str, str]:
 
 
 def git_hash() -> str | None:
-    """The commit of faithbench's source when it runs from a git checkout, with ``-dirty`` appended
-    when its tracked files under the package differ from that commit (as ``git describe --dirty``);
-    None outside a checkout."""
+    """The commit of faithbench's source when it runs from a git checkout of it, with ``-dirty``
+    appended when its tracked files under the package differ from that commit (as ``git describe
+    --dirty``); None outside a checkout, and for a copy installed inside another project's
+    repository (its files untracked there)."""
     package = Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True, timeout=5)
         head = out.stdout.strip() if out.returncode == 0 else ""
-        if not head:
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", "--", "runner/run.py"], cwd=package,
+                                 capture_output=True, text=True, timeout=5)
+        if not head or tracked.returncode != 0:  # not a checkout, or faithbench installed inside another project's
             return None
         changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], cwd=package,
                                  capture_output=True, text=True, timeout=10)

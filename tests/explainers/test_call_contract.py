@@ -45,6 +45,24 @@ def test_stochastic_map_does_not_depend_on_the_batch(name, cnn):
     assert not torch.allclose(other_seed, alone), "the seed no longer reaches the explainer"
 
 
+@pytest.mark.parametrize("name", sorted(STOCHASTIC))
+def test_different_images_get_different_draws(name, cnn, monkeypatch):
+    """A review of the per-sample re-seeding: every image got the same draws (smoothgrad's noise /
+    range correlated 1.0 between images), so a cell's samples shared the explainer's random error."""
+    from faithbench.explainers import base
+
+    seeds = []
+    original = torch.manual_seed
+    monkeypatch.setattr(base.torch, "manual_seed", lambda s: seeds.append(int(s)) or original(s))
+    model, x = cnn
+    explainers.get(name)(seed=3, **STOCHASTIC[name])(model, x[:2], torch.tensor([0, 1]))
+    per_image = seeds[1:]  # the first is __call__'s own, with the explainer's seed
+    assert seeds[0] == 3 and len(per_image) == 2 and per_image[0] != per_image[1]
+    seeds.clear()
+    explainers.get(name)(seed=3, **STOCHASTIC[name])(model, x[1:2], torch.tensor([1]))
+    assert seeds[1:] == per_image[1:]  # the same image, alone: the same draws
+
+
 @pytest.mark.parametrize("name", ["gradcam", "deeplift"])
 def test_gradient_explainer_under_no_grad(name, cnn):
     """A caller's ``torch.no_grad()`` used to break gradcam ("element 0 of tensors does not require grad")
@@ -86,7 +104,7 @@ def test_target_must_be_non_negative_class_indices(name, cnn):
     taken for classes; floats with whole values are those classes."""
     model, x = cnn
     explainer = explainers.get(name)()
-    for bad in ([1.7, 0.0, 1.0, 0.0], [-1, 0, 1, 0], [True, False, True, False]):
+    for bad in ([1.7, 0.0, 1.0, 0.0], [-1, 0, 1, 0], [True, False, True, False], [0.0, float("inf"), 1.0, 0.0]):
         with pytest.raises(ValueError, match="expected target of"):
             explainer(model, x, torch.tensor(bad))
     as_long = explainer(model, x, torch.tensor([0, 1, 1, 0]))

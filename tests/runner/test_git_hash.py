@@ -46,3 +46,18 @@ def test_git_hash_outside_a_checkout_is_none(tmp_path, monkeypatch):
     monkeypatch.setattr(run_module, "__file__", str(module))
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     assert run_module.git_hash() is None
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_git_hash_of_a_copy_installed_inside_another_project_is_none(tmp_path, monkeypatch):
+    """A non-editable install in the .venv of the user's own git project gave that project's HEAD."""
+    project = tmp_path / "project"
+    module = project / ".venv" / "site-packages" / "faithbench" / "runner" / "run.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("x = 1\n")
+    (project / "train.py").write_text("print('mine')\n")
+    _git("init", "-q", cwd=project)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "add", "train.py", cwd=project)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c", cwd=project)
+    monkeypatch.setattr(run_module, "__file__", str(module))
+    assert run_module.git_hash() is None
