@@ -1,5 +1,5 @@
 """What ``faithbench validate`` checks of each (model, dataset) pair without computing anything: the
-network is built on the meta device (no memory, no weights, no download), fed one meta image of the
+network is built on the meta device (no memory, no weights read), fed one meta image of the
 dataset's shape, and searched for each explainer's ``target_layer``.
 
 Built for the check: built-in architectures, your own ``pkg.module:callable`` and MONAI classes,
