@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from faithbench.configurable import AT_LEAST_ONE, Bound, ParameterError
+from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.explainers.perturbation import EXPLAINER_SCORES, class_score
 from faithbench.registry import explainers
@@ -65,12 +65,7 @@ class TemporalOcclusionExplainer(Explainer):
     description = "score drop when one visit is replaced by the padding frame"
     defaults: ClassVar[dict[str, Any]] = {"baseline": 0.0, "mode": "replace", "score": "softmax", "batch_size": 64}
     bounds: ClassVar[dict[str, Bound]] = {"batch_size": AT_LEAST_ONE}
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": EXPLAINER_SCORES}
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        if self.mode not in ("replace", "remove"):
-            raise ParameterError(f"temporal_occlusion: parameter 'mode' expects replace or remove, got {self.mode!r}")
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": EXPLAINER_SCORES, "mode": ("replace", "remove")}
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         drops = visit_drops(model, x, target, baseline=float(self.baseline), score=self.score,

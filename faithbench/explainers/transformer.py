@@ -101,7 +101,7 @@ def readout_weights(model: nn.Module, tokens: Tensor, query: str) -> Tensor:
     b, n, c = tokens.shape
     weights = tokens.new_zeros((b, n))
     if query not in QUERIES:
-        raise ValueError(f"query must be 'auto', 'cls' or 'mean', got {query!r}")
+        raise ValueError(f"query must be one of {', '.join(QUERIES)}, got {query!r}")
     if query == "auto":
         pool = getattr(model, "global_pool", "token")
         if getattr(model, "attn_pool", None) is not None or pool not in ("token", "avg", "max", "avgmax"):

@@ -25,11 +25,10 @@ from faithbench.types import Category, MetricInfo
 
 
 class AxiomaticMetric(Metric):
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"baseline": BASELINES}
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        if "baseline" in self.params and self.baseline not in BASELINES:
-            raise ParameterError(f"{self.name}: parameter 'baseline' expects one of {', '.join(BASELINES)}, "
-                                 f"got {self.baseline!r}")
         if "score" in self.params and self.score not in ("prob", "logit"):
             raise ParameterError(f"{self.name}: parameter 'score' expects prob or logit, got {self.score!r}")
 

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext
 from faithbench.metrics.randomization import RandomizationMetric
 from faithbench.registry import metrics
@@ -47,12 +46,7 @@ class ClassSensitivity(RandomizationMetric):
                       category=Category.RANDOMIZATION, higher_is_better=False, postprocess="abs",
                       paper="Sixt et al. 2020, When explanations lie (random logit), by class pair")
     defaults: ClassVar[dict[str, Any]] = {"similarity": "spearman_abs", "others": "positive"}
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        if self.others not in OTHERS:
-            raise ParameterError(f"{self.name}: parameter 'others' expects one of {', '.join(OTHERS)}, "
-                                 f"got {self.others!r}")
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"others": OTHERS}
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """``others: positive`` pairs the classes present together in a sample: it needs a

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from faithbench.configurable import AT_LEAST_ONE, POSITIVE, Bound, ParameterError
+from faithbench.configurable import AT_LEAST_ONE, POSITIVE, Bound
 from faithbench.metrics.base import EvalContext, Metric
 from faithbench.metrics.functional.perturbation import (BASELINES, MULTILABEL_SCORE, SALT_BASELINE, SALT_RANKS,
                                                         aopc_curve, auc, feature_ranks, make_baseline,
@@ -46,16 +46,8 @@ class PerturbationMetric(Metric):
     insertion: ClassVar[bool] = False
     bounds: ClassVar[dict[str, Bound]] = {"steps": AT_LEAST_ONE, "patch": AT_LEAST_ONE, "max_batch": AT_LEAST_ONE,
                                           "sigma": POSITIVE}
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        for key, value in self.params.items():
-            if key.endswith("baseline") and value not in BASELINES:
-                raise ParameterError(f"{self.name}: parameter {key!r} expects one of {', '.join(BASELINES)}, "
-                                     f"got {value!r}")
-        if self.params.get("score", "prob") not in _SCORES:
-            raise ParameterError(f"{self.name}: parameter 'score' expects one of {', '.join(_SCORES)}, "
-                                 f"got {self.params['score']!r}")
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": _SCORES, "baseline": BASELINES,
+                                                     "deletion_baseline": BASELINES, "insertion_baseline": BASELINES}
 
     def score_for(self, ctx: EvalContext) -> str:
         """The ``score`` parameter as applied: its sigmoid counterpart on a multi-label model."""

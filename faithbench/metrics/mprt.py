@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
-from faithbench.metrics.base import EvalContext, Metric, MetricOutput
+from faithbench.metrics.base import EvalContext, MetricOutput
 from faithbench.metrics.functional.mprt import SALT_SMOOTH, efficient_mprt, smooth_mprt, smoothing_noise
 from faithbench.metrics.randomization import RandomizationMetric
 from faithbench.registry import metrics
@@ -62,9 +62,6 @@ class EfficientMPRT(RandomizationMetric):
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)
     defaults: ClassVar[dict[str, Any]] = {"n_bins": 100}
     bounds: ClassVar[dict[str, Bound]] = {"n_bins": Bound(2)}
-
-    def __init__(self, **params: Any) -> None:
-        Metric.__init__(self, **params)  # no similarity to validate: eMPRT compares complexities
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         explain = self.explain_fn(ctx)

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext, Metric
 from faithbench.metrics.base import postprocess as apply_postprocess
 from faithbench.metrics.functional.randomization import (SALT_LOGIT, cascading_randomization_curve,
@@ -31,11 +30,7 @@ _DEFAULTS: dict[str, Any] = {"similarity": "spearman_abs"}
 
 
 class RandomizationMetric(Metric):
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        if self.similarity not in SIMILARITIES:
-            raise ParameterError(f"{self.name}: parameter 'similarity' expects one of {', '.join(SIMILARITIES)}, "
-                                 f"got {self.similarity!r}")
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"similarity": SIMILARITIES}
 
     def explain_fn(self, ctx: EvalContext):  # noqa: ANN201
         if ctx.explainer is None:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound, ParameterError
+from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from faithbench.metrics.base import EvalContext, Metric
 from faithbench.metrics.functional.temporal import (REMOVAL_MODES, temporal_curve, visit_importance, visit_pointing,
                                                     visit_pointing_game, visit_ranks, visit_relevance_mass,
@@ -65,15 +65,7 @@ class TemporalPerturbation(TemporalMetric):
     insertion: ClassVar[bool] = False
 
     bounds: ClassVar[dict[str, Bound]] = {"max_batch": AT_LEAST_ONE}
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        if self.score not in ("prob", "logit", "correct"):
-            raise ParameterError(f"{self.name}: parameter 'score' expects one of prob, logit, correct, "
-                                 f"got {self.score!r}")
-        if self.mode not in REMOVAL_MODES:
-            raise ParameterError(f"{self.name}: parameter 'mode' expects one of {', '.join(REMOVAL_MODES)}, "
-                                 f"got {self.mode!r}")
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": ("prob", "logit", "correct"), "mode": REMOVAL_MODES}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         self.check(ctx)

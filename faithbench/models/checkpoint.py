@@ -225,7 +225,7 @@ _WARNED: set[tuple[str, tuple[int, ...]]] = set()
 
 
 def _warn_library_transform(spec: ModelSpec, config: Any, input_size: tuple[int, ...]) -> None:
-    """Once per (entry, size): ``preprocess: auto`` resizes or normalises the images for a network
+    """Once per (entry, size) in a process: ``preprocess: auto`` resizes or normalises the images for a network
     loaded from a ``weights`` file by the library's pretrained convention, which is wrong when the
     file was trained on the dataset's [0, 1] images as they are (a review: accuracy 0.945 -> 0.535)."""
     if spec.weights is None or spec.preprocess not in ("auto", None) or (spec.label, input_size) in _WARNED:
