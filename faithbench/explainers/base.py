@@ -20,6 +20,14 @@ from torch import Tensor, nn
 from faithbench.configurable import Configurable
 
 
+def image_seed(seed: int, image: Tensor) -> int:
+    """A seed drawn from (``seed``, the bytes of ``image``) by NumPy's ``SeedSequence``: the same
+    image gets the same seed in any batch, different images (almost surely) different ones. Any
+    dtype (bfloat16 too: the bytes are read as uint8)."""
+    data = image.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes()
+    return int(np.random.SeedSequence([seed % 2**32, zlib.crc32(data)]).generate_state(1)[0])
+
+
 @runtime_checkable
 class ExplainerProtocol(Protocol):
     def __call__(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor: ...
@@ -91,10 +99,7 @@ class Explainer(Configurable):
         its batch and different images get different draws (shared draws would make one cell's
         samples share the explainer's random error, which the per-sample statistics treat as
         independent). Only inside :meth:`__call__`, which restores both generators afterwards."""
-        seed = self.seed
-        if image is not None:
-            data = image.detach().cpu().contiguous().numpy().tobytes()
-            seed = int(np.random.SeedSequence([self.seed % 2**32, zlib.crc32(data)]).generate_state(1)[0])
+        seed = self.seed if image is None else image_seed(self.seed, image)
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
 

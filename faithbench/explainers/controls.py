@@ -15,22 +15,29 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from faithbench.configurable import POSITIVE, Bound
-from faithbench.explainers.base import Explainer
+from faithbench.explainers.base import Explainer, image_seed
 from faithbench.registry import explainers
 
 
 @explainers.register("random")
 class RandomExplainer(Explainer):
-    """Uniform noise in [0, 1), seeded from the cell's seed: the chance-level control."""
+    """Uniform noise in [0, 1), drawn per image from the cell's seed and the image's bytes
+    (:func:`~faithbench.explainers.base.image_seed`): the chance-level control. An image's map does
+    not depend on its batch, its position there, the target or the model, so a re-explanation of
+    the same image (class sensitivity, the randomisation checks) returns the same map, and
+    different images get independent noise."""
 
     family = "control"
     needs_grad = False
+    version = "2"  # 2: noise per image (1: one draw per batch, so batch position k got the same map in every batch)
     description = "seeded uniform noise (chance level)"
     defaults: ClassVar[dict[str, Any]] = {}
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        return torch.rand((x.shape[0], *x.shape[2:]), generator=gen).to(x.device)
+        out = torch.empty((x.shape[0], *x.shape[2:]))
+        for i, image in enumerate(x):
+            torch.rand(x.shape[2:], generator=torch.Generator().manual_seed(image_seed(self.seed, image)), out=out[i])
+        return out.to(x.device)
 
 
 def sobel_magnitude(image: Tensor) -> Tensor:

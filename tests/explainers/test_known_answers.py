@@ -39,6 +39,10 @@ def test_random_seeded_and_model_independent(linear_logit):
     c = explainers.get("random")(seed=2)(model, x, t)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == (2, 5, 5) and 0 <= a.min() and a.max() < 1
+    # per image: the same map alone, in another position or for another class; other images other noise
+    alone = explainers.get("random")(seed=1)(model, x[1:], torch.zeros(1, dtype=torch.long))
+    swapped = explainers.get("random")(seed=1)(model, x.flip(0), t)
+    assert torch.equal(alone[0], a[1]) and torch.equal(swapped, a.flip(0)) and not torch.equal(a[0], a[1])
 
 
 def test_sobel_edges_2d_and_3d(linear_logit):

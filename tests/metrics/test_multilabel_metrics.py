@@ -108,6 +108,18 @@ def test_class_blind_map_scores_one():
     assert ClassSensitivity()(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])
 
 
+def test_random_control_is_class_blind_in_a_mixed_batch():
+    """A held-out review: with one noise draw per batch, class sensitivity re-explained the rows of
+    each other class as a smaller batch, so row k got another image's noise and the `random` control
+    scored 0.11 (class-sensitive, ranked above saliency) where it ignores the class: 1."""
+    from faithbench.registry import explainers
+
+    control = explainers.get("random")(seed=0)
+    for target in ([0, 1, 0, 1, 0, 1], [0, 0, 0, 0, 0, 0]):
+        ctx = _ctx(control, target, None)
+        assert ClassSensitivity(others="all")(ctx)["value"].tolist() == pytest.approx([1.0] * 6)
+
+
 def test_class_sensitivity_errors():
     with pytest.raises(ParameterError, match="'others' expects one of positive, all"):
         ClassSensitivity(others="some")
