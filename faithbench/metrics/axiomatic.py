@@ -74,7 +74,7 @@ class NonSensitivity(AxiomaticMetric):
         |{i : a_i < eps} Δ {i : |f(x) - f(x_{-i})| < eps}| / F,
 
     with a_i the feature's |saliency| over its maximum (summed over a patch), x_{-i} = x with
-    feature i replaced by the baseline. F forward passes per sample (``patch`` p: F = N / p^d).
+    feature i replaced by the baseline. F + 1 forward passes per sample (``patch`` p: F = N / p^d).
     Lower is better. Defaults: ``eps: 1e-5``, ``patch: 1``, ``baseline: zero``, ``score: prob``,
     postprocess ``abs``. A feature is a pixel/voxel (patch) with all its channels. On 1-channel
     inputs Quantus 0.6.0 returns the count (ours x F); on C > 1 channels it differs: it broadcasts

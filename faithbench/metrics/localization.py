@@ -83,7 +83,9 @@ class RelevanceRank(LocalizationMetric):
 class IoUTopK(LocalizationMetric):
     """IoU of the top-k% saliency with the mask: binarise the round(k% N) most salient features
     (ties by the seeded permutation), then |A ∩ M| / |A ∪ M|. With ``bbox: true`` A is first
-    replaced by the bounding box of all its components (the attention-map study's protocol).
+    replaced by the bounding box of all its components (the attention-map study's protocol; box IoU
+    as in Zhou et al. 2016, "Learning deep features for discriminative localization", CVPR, which
+    thresholds the CAM at 20 % of its maximum instead of keeping a fixed share).
     Chance: the expected IoU of k% features drawn at random (``iou_chance``); with ``bbox: true``
     the same figure, not corrected for the box (the random control gives the empirical level)."""
 
@@ -97,7 +99,9 @@ class IoUTopK(LocalizationMetric):
 
 def _iou_info(percent: int) -> MetricInfo:
     return MetricInfo(f"iou_top{percent}", higher_is_better=True, category=Category.LOCALIZATION,
-                      requires=frozenset({"mask:lesion"}), paper="IoU of the top-k% map (attention-map seed)")
+                      requires=frozenset({"mask:lesion"}),
+                      paper="Zhou et al. 2016, Learning deep features for discriminative localization "
+                            "(box IoU; top-k% here)")
 
 
 @metrics.register("iou_top5")

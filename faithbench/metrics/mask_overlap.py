@@ -87,7 +87,8 @@ class TopKIntersection(LocalizationMetric):
 @metrics.register("roc_auc")
 class ROCAUC(LocalizationMetric):
     """ROC AUC of the saliency as a per-pixel score for the mask: P(s_in > s_out), ties one half
-    (= ``sklearn.metrics.roc_auc_score``, Quantus' ``AUC``). Chance 0.5. Higher is better.
+    (= ``sklearn.metrics.roc_auc_score``, Quantus' ``AUC``; Fawcett 2006, "An introduction to ROC
+    analysis", Pattern Recognition Letters). Chance 0.5. Higher is better.
     Defaults: ``mask: lesion``, postprocess ``none``."""
 
     info = MetricInfo("roc_auc", higher_is_better=True, category=Category.LOCALIZATION,

@@ -89,10 +89,17 @@ class RobustnessMetric(Metric):
             ctx.memo[key] = ctx.predict(x_perturbed.reshape(s * b, *x_perturbed.shape[2:])).reshape(s, b, -1)
         return ctx.memo[key]
 
+    def original_logits(self, ctx: EvalContext) -> Tensor:
+        """Logits of the batch's originals ``(B, K)`` (one counted forward, memoised: the prediction
+        check and ROS share it)."""
+        if "robust_logits_x" not in ctx.memo:
+            ctx.memo["robust_logits_x"] = ctx.predict(ctx.x)
+        return ctx.memo["robust_logits_x"]
+
     def changed(self, ctx: EvalContext, x_perturbed: Tensor) -> Tensor | None:
         if not self.nan_if_prediction_changes:
             return None
-        return prediction_changed(ctx.predict(ctx.x), self.perturbed_logits(ctx, x_perturbed))
+        return prediction_changed(self.original_logits(ctx), self.perturbed_logits(ctx, x_perturbed))
 
 
 @metrics.register("max_sensitivity")

@@ -146,7 +146,7 @@ class RelativeOutputStability(RelativeStability):
     defaults: ClassVar[dict[str, Any]] = dict(_DEFAULTS)
 
     def ratios(self, ctx: EvalContext, saliency: Tensor, x_perturbed: Tensor, perturbed: Tensor) -> Tensor:
-        logits = ctx.predict(ctx.x)
+        logits = self.original_logits(ctx)
         perturbed_logits = self.perturbed_logits(ctx, x_perturbed)
         return relative_output_stability(logits.to(saliency.device), perturbed_logits.to(saliency.device), saliency,
                                          perturbed, eps_min=self.eps_min, zeros=self.zeros)

@@ -137,6 +137,19 @@ def test_reexplanations_counted_shared_and_chunk_free(tiny_cnn, make_ctx):
     assert torch.allclose(MaxSensitivity(nr_samples=3, draws_per_call=2)(ctx2).value, one)
 
 
+def test_originals_go_forward_once_for_the_prediction_check_and_ros(tiny_cnn, make_ctx):
+    """A held-out review counted 2B passes of the originals in ROS (the prediction check and the
+    logits h(x) each ran them): they share one now, as the RIS/RRS/ROS family shares its copies."""
+    torch.manual_seed(0)
+    model, x = tiny_cnn(), torch.rand(2, 1, 8, 8)
+    saliency = _explainer("saliency")
+    ctx = make_ctx(model, x, saliency(model, x, torch.ones(2, dtype=torch.long)), explainer=saliency)
+    RelativeOutputStability(nr_samples=3)(ctx)
+    assert ctx.predict.passes == 3 * 2 + 3 * 2 + 2  # re-explanations, the copies' logits, the originals once
+    RelativeInputStability(nr_samples=3)(ctx)  # shares all three
+    assert ctx.predict.passes == 3 * 2 + 3 * 2 + 2
+
+
 @pytest.mark.parametrize("bad", [float("inf"), float("nan")])
 def test_a_non_finite_reexplanation_is_an_error_not_a_dropped_draw(tiny_cnn, make_ctx, bad):
     calls = []

@@ -11,7 +11,7 @@ A heat map becomes a segmentation, which is scored against the ground-truth mask
    histogram: it truncates ``np.uint8(255 * normalised)`` (levels of width 1/255) and keeps the levels
    above OpenCV's Otsu level (``cv2.THRESH_OTSU``). The two segmentations can differ by the pixels near
    the threshold (on one phantom run, 54 of 264 test segmentations were identical and the IoU with the
-   mask differed by at most 0.0017);
+   mask differed by at most 0.0017; on other maps by up to 0.03: docs/metrics.md);
 3. probability gating (optional): a map whose target probability p is not above the gate
    (p <= gate) becomes an empty segmentation (CheXlocalize's ``tune_probability_threshold.py`` keeps
    a map when p > cutoff; its ``heatmap_to_segmentation_probability_threshold.py``, which writes the
