@@ -13,7 +13,9 @@
 - :func:`check_masks`: a metric that needs a mask the dataset lacks, or that does not apply to it
   otherwise (``applicability``), warns (:class:`SuiteWarning`): the run skips it on that dataset;
 - :func:`check_validation`: a metric tuned on the validation split (``threshold: val``) on a
-  dataset whose validation split is missing, empty or without a non-empty mask: an error;
+  dataset whose validation split is missing, empty or without a non-empty mask: an error; a model
+  trained here (a recipe, or the permuted-label twin) on a dataset without a train or val split
+  (checked where building a split is cheap: ``BaseDataset.cheap_splits``): an error;
 - :func:`check_file_names`: two labels that map to one file name (``x/y`` and ``x_y``; plots are
   named by :func:`faithbench.names.safe_name`) would overwrite each other's plots: an error;
 - :func:`check_suite_values`: seeds distinct and >= 0, a device name torch reads;
@@ -195,7 +197,18 @@ def check_validation(suite: Any, source: str, built: dict[str, Any], metric_plug
     """A metric tuned on the validation split (``needs_calibration``: CheXlocalize's ``threshold:
     val``, ``gate: val``) needs, on every dataset where it runs (the test split has its masks), a
     validation split whose first ``calibration_samples`` samples carry those masks, one at least
-    non-empty: else an error naming the metric, the dataset and what is missing."""
+    non-empty: else an error naming the metric, the dataset and what is missing. Before that, when
+    a model is trained, the train and val splits of each dataset with ``cheap_splits``."""
+    trains = any(m.recipe is not None for m in suite.models) or any(
+        "permuted_model" in p.info.requires for p in metric_plugins)
+    for i, spec in enumerate(suite.datasets if trains else []):
+        dataset = built.get(spec.label)
+        for split in ("train", "val") if getattr(dataset, "cheap_splits", False) else ():
+            try:
+                type(dataset)(split=split, **spec.params)
+            except Exception as exc:
+                raise error(f"{source}: datasets[{i}] {spec.label!r}: a model is trained here (a recipe, or the "
+                            f"permuted-label twin), which needs its {split} split: {first_line(exc)}") from None
     wanted = [(k, p) for k, p in enumerate(metric_plugins) if getattr(p, "needs_calibration", False)]
     for spec in suite.datasets if wanted else []:
         dataset = built.get(spec.label)

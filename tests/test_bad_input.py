@@ -217,3 +217,22 @@ def test_a_data_root_that_does_not_exist(tmp_path, capsys, monkeypatch):
 def test_bad_run_options(tmp_path, capsys):
     code, err, _ = run(tmp_path, capsys, GOOD, "--cpus-per-task", "-1")
     assert code == EXIT_BAD_INPUT and err == "faithbench: error: --cpus-per-task: expected a number >= 0, got -1.0"
+
+
+def test_a_trained_model_needs_the_train_split_of_a_volume_dataset(tmp_path, capsys):
+    """A held-out review: volumes listed without a train split passed validate with a recipe, and the
+    run stopped at its start; validate now builds the splits training needs where that is cheap."""
+    nib = pytest.importorskip("nibabel")
+    import numpy as np
+
+    for name in ("a", "b"):
+        nib.save(nib.Nifti1Image(np.random.default_rng(0).random((8, 8, 8)).astype(np.float32), np.eye(4)),
+                 tmp_path / f"{name}.nii.gz")
+    items = [{"image": str(tmp_path / "a.nii.gz"), "label": 1}, {"image": str(tmp_path / "b.nii.gz"), "label": 0}]
+    suite = with_entry("datasets", 0, {"name": "volume", "params": {"items": items}})
+    code, err, path = run(tmp_path, capsys, suite)
+    assert code == EXIT_BAD_INPUT
+    assert err == (f"faithbench: error: {path}: datasets[0] 'volume': a model is trained here (a recipe, or the "
+                   "permuted-label twin), which needs its train split: volume: no items in split 'train' (2 items "
+                   "in all; items without a 'split' are test items)")
+    assert not (tmp_path / "cache").exists()

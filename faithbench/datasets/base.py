@@ -33,6 +33,8 @@ class BaseDataset:
     ``version`` changes whenever generation changes, so caches keyed on ``spec()`` expire.
     ``mask_roles`` declares what each mask stands for (:class:`~faithbench.types.MaskRole`);
     the default covers the names the built-in datasets share, and a mask not listed is a region.
+    ``cheap_splits``: building a split reads no image data, so ``validate`` builds the train and
+    val splits a training run needs (the user's own split layouts: ``volume``, ``folder``).
     """
 
     classes: ClassVar[tuple[str, ...]] = ()
@@ -41,6 +43,7 @@ class BaseDataset:
     background: float = 0.0
     version: ClassVar[str] = "1"
     mask_roles: ClassVar[dict[str, MaskRole]] = DEFAULT_MASK_ROLES
+    cheap_splits: ClassVar[bool] = False
 
     def __init__(self, split: Split = "test", **params: Any) -> None:
         if split not in SPLITS:

