@@ -39,6 +39,7 @@ from typing import Any, Callable
 
 import torch
 
+from faithbench.datasets.paths import DataError
 from faithbench.device import check_device_name
 from faithbench.names import safe_name
 
@@ -199,14 +200,17 @@ def check_validation(suite: Any, source: str, built: dict[str, Any], metric_plug
     validation split whose first ``calibration_samples`` samples carry those masks, one at least
     non-empty: else an error naming the metric, the dataset and what is missing. Before that, when
     a model is trained, the train and val splits of each dataset with ``cheap_splits``."""
-    trains = any(m.recipe is not None for m in suite.models) or any(
-        "permuted_model" in p.info.requires for p in metric_plugins)
-    for i, spec in enumerate(suite.datasets if trains else []):
-        dataset = built.get(spec.label)
-        for split in ("train", "val") if getattr(dataset, "cheap_splits", False) else ():
+    permuted = any("permuted_model" in p.info.requires for p in metric_plugins)
+    for i, spec in enumerate(suite.datasets):
+        paired = [m for m in suite.models if spec.models is None or m.label in spec.models]  # as runner.plan
+        trains = permuted or any(m.recipe is not None for m in paired)
+        dataset = built.get(spec.label)  # absent: an optional dataset that is not there (the run skips it)
+        for split in ("train", "val") if trains and getattr(dataset, "cheap_splits", False) else ():
             try:
                 type(dataset)(split=split, **spec.params)
             except Exception as exc:
+                if spec.optional and isinstance(exc, DataError):
+                    break  # the run's preflight skips an optional dataset whose files are not all there
                 raise error(f"{source}: datasets[{i}] {spec.label!r}: a model is trained here (a recipe, or the "
                             f"permuted-label twin), which needs its {split} split: {first_line(exc)}") from None
     wanted = [(k, p) for k, p in enumerate(metric_plugins) if getattr(p, "needs_calibration", False)]

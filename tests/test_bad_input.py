@@ -236,3 +236,32 @@ def test_a_trained_model_needs_the_train_split_of_a_volume_dataset(tmp_path, cap
                    "permuted-label twin), which needs its train split: volume: no items in split 'train' (2 items "
                    "in all; items without a 'split' are test items)")
     assert not (tmp_path / "cache").exists()
+
+
+def test_the_train_split_check_follows_the_pairing_and_optional_datasets(tmp_path):
+    """A review of the check above: it refused a test-only volume dataset because a model paired
+    with another dataset trained, and an optional dataset whose train files are absent (which the
+    run skips)."""
+    nib = pytest.importorskip("nibabel")
+    import numpy as np
+
+    import faithbench
+
+    for name in ("a", "b"):
+        nib.save(nib.Nifti1Image(np.random.default_rng(0).random((16, 16, 16)).astype(np.float32), np.eye(4)),
+                 tmp_path / f"{name}.nii.gz")
+    items = [{"image": str(tmp_path / "a.nii.gz"), "label": 1}, {"image": str(tmp_path / "b.nii.gz"), "label": 0}]
+    weights = tmp_path / "w3.pt"
+    torch.save(faithbench.create_model("small_cnn", in_chans=1, num_classes=2, input_size=(16, 16, 16),
+                                       width=4).state_dict(), weights)
+    suite = dict(GOOD, datasets=[{"name": "phantom_cxr", "params": {"n": 32, "size": 32}, "models": ["trained"]},
+                                 {"name": "volume", "params": {"items": items}, "models": ["fixed3d"]}],
+                 models=[dict(GOOD["models"][0], alias="trained"),
+                         {"name": "small_cnn", "alias": "fixed3d", "params": {"width": 4}, "weights": str(weights)}])
+    faithbench.load_suite(suite)  # the volume model has fixed weights: only the test split is read
+    missing = items + [{"image": str(tmp_path / "absent.nii.gz"), "split": "train"}]
+    optional = dict(GOOD, datasets=[GOOD["datasets"][0],
+                                    {"name": "volume", "params": {"items": missing}, "optional": True}])
+    faithbench.load_suite(optional)  # the run skips it: "optional dataset not available"
+    with pytest.raises(ValueError, match="needs its train split: volume image not found"):
+        faithbench.load_suite(dict(optional, datasets=[{"name": "volume", "params": {"items": missing}}]))

@@ -75,6 +75,18 @@ def fit_square(x: Tensor, size: int, fit: str, mode: str) -> Tensor:
     return F.interpolate(x[None].float(), size=(size, size), mode=mode, **kwargs)[0]
 
 
+def resize_mask(mask: Tensor, size: int, fit: str) -> Tensor:
+    """``mask (1, H, W)`` bool -> ``(size, size)`` bool through the image's :func:`fit_square`
+    (bilinear with antialias), then share > 0.5, so the mask stays on its lesion (nearest put it
+    (k - 1) / 2 source pixels off at a downscale of k). A mask with some share keeps at least its
+    pixel of largest share, so a lesion smaller than a pixel does not vanish (one cropped away does)."""
+    share = fit_square(mask.float(), size, fit, "bilinear")[0]
+    out = share > 0.5
+    if not bool(out.any()) and float(share.max()) > 0:
+        out.view(-1)[int(share.argmax())] = True
+    return out
+
+
 def patient_split(groups: dict[str, int], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
     """Patient id -> split, stratified by each patient's class; seeded. Every class with at least
     3 patients has at least one in each split."""
@@ -216,7 +228,7 @@ class FolderDataset(BaseDataset):
                 if m.shape != arr.shape:
                     raise DataError(f"{mpath}: mask shape {tuple(m.shape[1:])} differs from its image "
                                     f"{img} {tuple(arr.shape[1:])}")
-                masks[self.mask_name] = fit_square((m > 0).float(), self.size, self.fit, "bilinear")[0] > 0.5
+                masks[self.mask_name] = resize_mask(m > 0, self.size, self.fit)
         rel = img.relative_to(self.folder).as_posix()
         return Sample(id=rel, image=image.repeat(self.channels, 1, 1), label=label, masks=masks, patient_id=pid,
                       meta={"path": str(img), "source_shape": tuple(arr.shape[1:])})

@@ -5,9 +5,9 @@ evaluation of neural network explanations").
 ``phantom_cxr`` (2D): a body with two lungs, a heart and a spine, smooth texture and noise.
 Label 1 ("lesion") plants a bright blob inside one lung; the blob alone decides the label,
 and its disc of radius r is the ``lesion`` mask. The blob is a Gaussian of σ = r / 1.5, so the
-mask holds its evidence within 1.5 σ (67.5 % in 2D, 47.9 % in 3D): a map that is exactly the
-planted evidence scores relevance mass ≈ 0.67 / 0.48 (docs/datasets.md). An optional shortcut marker (a bright square in
-the top-left corner) co-occurs with the label with strength ``shortcut`` in the train and
+mask holds its evidence within 1.5 σ (67.5 % in 2D, 47.8 % in 3D): a map that is exactly the
+planted evidence scores relevance mass ≈ 0.67 / 0.48 (docs/datasets.md). An optional shortcut
+marker (a bright square in the top-left corner) co-occurs with the label with strength ``shortcut`` in the train and
 val splits and independently of it in the test split, so a suite can check whether the
 saliency reveals what the model relies on.
 

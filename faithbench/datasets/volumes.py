@@ -123,20 +123,34 @@ def read_manifest(path: Path) -> list[dict[str, Any]]:
 
 
 def resize_label_map(label_map: Tensor, size: tuple[int, ...]) -> Tensor:
-    """``label_map (D, H, W)`` (integer ids) -> ``size``: each id's indicator is resized trilinearly
-    (``align_corners=False``, as the image) and a voxel takes the id with the largest share, the
-    background (0) on ties. So a mask stays on its structure in the resized image: nearest-neighbour
-    sampling reads another grid and put masks (k - 1) / 2 source voxels off at a downscale of k, or
-    half a source voxel for nearest-exact at an even k."""
+    """``label_map (D, H, W)`` (integer ids) -> ``size`` (int64), on the grid of the image's
+    trilinear resize (``align_corners=False``), so a mask stays on its structure: nearest-neighbour
+    sampling reads another grid and put masks (k - 1) / 2 source voxels off at a downscale of k.
+
+    Where no axis shrinks: nearest-exact (each voxel takes the id of the source voxel holding its
+    centre). Otherwise each id's indicator is resized trilinearly and a voxel takes the id with the
+    largest share (ties: the background, then the lower id); an id that wins no voxel keeps its
+    voxel of largest share, so a lesion smaller than a voxel does not vanish (unless the resize
+    reads none of it: at a downscale above 2 trilinear sampling skips source voxels, in the image too).
+    Time grows with (ids x source voxels): about 0.6 s for 101 ids on 112 x 101 x 122 -> 64^3."""
+    if tuple(label_map.shape) == tuple(size):
+        return label_map.long()
+    if all(s >= n for s, n in zip(size, label_map.shape)):
+        return F.interpolate(label_map[None, None].float(), size=size, mode="nearest-exact")[0, 0].long()
+
     def share(indicator: Tensor) -> Tensor:
         return F.interpolate(indicator[None, None].float(), size=size, mode="trilinear", align_corners=False)[0, 0]
 
-    best, out = share(label_map == 0), torch.zeros(size, dtype=torch.long)
+    best, out, kept = share(label_map == 0), torch.zeros(size, dtype=torch.long), {}
     for rid in torch.unique(label_map).tolist():
         if rid != 0:
             part = share(label_map == rid)
             out[part > best] = int(rid)
             best = torch.maximum(best, part)
+            kept[int(rid)] = part
+    for rid, part in kept.items():
+        if float(part.max()) > 0 and not bool((out == rid).any()):
+            out.view(-1)[int(part.argmax())] = rid
     return out
 
 
@@ -223,9 +237,9 @@ class VolumeDataset(BaseDataset):
             seg = load_volume(item["label_map"])
             if seg.shape[:3] != img.shape[:3] and np.allclose(seg.affine, img.affine, atol=1e-3):
                 warnings.warn(f"{item['label_map']}: label map of shape {seg.shape[:3]} has the same affine as its "
-                              f"image of shape {img.shape[:3]}, so it covers the image's first voxels only; a "
-                              "label map cropped without updating its header lands in the wrong place (check "
-                              "an overlay)", stacklevel=2)
+                              f"image of shape {img.shape[:3]}, so its voxel (0, 0, 0) is placed on the image's; "
+                              "a label map cropped or padded without updating its header lands in the wrong "
+                              "place (check an overlay)", stacklevel=2)
             if seg.shape[:3] != img.shape[:3] or not np.allclose(seg.affine, img.affine, atol=1e-3):
                 from nibabel.processing import resample_from_to
 

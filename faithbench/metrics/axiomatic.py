@@ -106,7 +106,8 @@ class InputInvariance(Metric):
 
     The re-explanation keeps the explainer's seed (unlike the robustness metrics, which re-seed
     each re-explanation), so a stochastic explainer is compared at the same noise and only the
-    shift can move its map; the ``random`` control, whose map ignores the input, passes trivially.
+    shift can move its map; the ``random`` control draws its noise from the image's bytes, so the
+    shifted input gets other noise and it fails (version 1 of the control passed trivially).
 
     f2 is a copy of the model behind a forward pre-hook that subtracts c, exact everywhere.
     Quantus 0.6.0 moves c into the first convolution's bias instead, from the smallest value of

@@ -84,8 +84,8 @@ class IoUTopK(LocalizationMetric):
     """IoU of the top-k% saliency with the mask: binarise the round(k% N) most salient features
     (ties by the seeded permutation), then |A ∩ M| / |A ∪ M|. With ``bbox: true`` A is first
     replaced by the bounding box of all its components (the attention-map study's protocol; box IoU
-    as in Zhou et al. 2016, "Learning deep features for discriminative localization", CVPR, which
-    thresholds the CAM at 20 % of its maximum instead of keeping a fixed share).
+    as in Zhou et al. 2016, "Learning deep features for discriminative localization", CVPR, who box
+    the largest connected component of the CAM thresholded at 20 % of its maximum).
     Chance: the expected IoU of k% features drawn at random (``iou_chance``); with ``bbox: true``
     the same figure, not corrected for the box (the random control gives the empirical level)."""
 

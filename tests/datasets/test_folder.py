@@ -87,3 +87,13 @@ def test_resized_mask_stays_on_its_lesion(tmp_path):
     image_centre = [(image * g).sum() for g in grid]
     mask_centre = [g[s.masks["lesion"].numpy()].mean() for g in grid]
     assert np.allclose(mask_centre, image_centre, atol=0.1), (mask_centre, image_centre)
+
+
+def test_a_lesion_smaller_than_a_pixel_keeps_one(tmp_path):
+    yy, xx = np.mgrid[:512, :512]
+    for name, image in (("img", np.full((512, 512), 128)), ("masks", ((yy - 100) ** 2 + (xx - 300) ** 2 <= 9) * 255)):
+        (tmp_path / name / "sick").mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(image.astype(np.uint8)).save(tmp_path / name / "sick" / f"im{k}.png")
+    s = FolderDataset("train", path="img", masks="masks", size=64, fractions=[1.0, 0.0, 0.0], root=str(tmp_path))[0]
+    assert s.masks["lesion"].sum() == 1 and s.masks["lesion"][12, 37]  # (100, 300) / 8 px

@@ -103,3 +103,18 @@ def test_label_map_with_its_image_affine_but_fewer_slices_warns(real_data, tmp_p
     hu = placed.image[0] * 2000 - 1000
     assert hu[placed.masks[lung]].median() < -500  # air: the lobe is where the lung is
     assert shipped.masks[lung].sum() == placed.masks[lung].sum()
+
+
+def test_resize_label_map_keeps_small_labels_and_upscales_by_nearest_exact():
+    from faithbench.datasets.volumes import resize_label_map
+
+    lm = torch.zeros(16, 16, 16, dtype=torch.int16)
+    lm[1, 1, 1] = 7  # one voxel: at most 1/8 of an output voxel at 16 -> 4, yet kept where it is
+    lm[8:16, 8:16, 8:16] = 3
+    small = resize_label_map(lm, (4, 4, 4))
+    assert small.dtype == torch.long and (small == 7).sum() == 1 and small[0, 0, 0] == 7
+    assert (small == 3).sum() == 8 and (small[2:, 2:, 2:] == 3).all()
+    big = resize_label_map(lm[:4, :4, :4], (8, 8, 8))  # upscaling: every output voxel takes its source voxel
+    assert torch.equal(big, lm[:4, :4, :4].long().repeat_interleave(2, 0).repeat_interleave(2, 1)
+                       .repeat_interleave(2, 2))
+    assert torch.equal(resize_label_map(lm, (16, 16, 16)), lm.long())
