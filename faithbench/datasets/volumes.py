@@ -132,7 +132,7 @@ def resize_label_map(label_map: Tensor, size: tuple[int, ...]) -> Tensor:
     largest share (ties: the background, then the lower id); an id that wins no voxel keeps its
     voxel of largest share, so a lesion smaller than a voxel does not vanish (unless the resize
     reads none of it: at a downscale above 2 trilinear sampling skips source voxels, in the image too).
-    Time grows with (ids x source voxels): about 0.6 s for 101 ids on 112 x 101 x 122 -> 64^3."""
+    Time grows with (ids x source voxels): 0.32 s for the shipped CT's 41 ids, 112 x 101 x 122 -> 64^3."""
     if tuple(label_map.shape) == tuple(size):
         return label_map.long()
     if all(s >= n for s, n in zip(size, label_map.shape)):
@@ -141,16 +141,16 @@ def resize_label_map(label_map: Tensor, size: tuple[int, ...]) -> Tensor:
     def share(indicator: Tensor) -> Tensor:
         return F.interpolate(indicator[None, None].float(), size=size, mode="trilinear", align_corners=False)[0, 0]
 
-    best, out, kept = share(label_map == 0), torch.zeros(size, dtype=torch.long), {}
+    best, out, peaks = share(label_map == 0), torch.zeros(size, dtype=torch.long), {}
     for rid in torch.unique(label_map).tolist():
         if rid != 0:
             part = share(label_map == rid)
             out[part > best] = int(rid)
             best = torch.maximum(best, part)
-            kept[int(rid)] = part
-    for rid, part in kept.items():
-        if float(part.max()) > 0 and not bool((out == rid).any()):
-            out.view(-1)[int(part.argmax())] = rid
+            peaks[int(rid)] = (float(part.max()), int(part.argmax()))
+    for rid, (peak, where) in peaks.items():
+        if peak > 0 and not bool((out == rid).any()):
+            out.view(-1)[where] = rid
     return out
 
 
@@ -235,12 +235,13 @@ class VolumeDataset(BaseDataset):
         label_map = None
         if item["label_map"] is not None:
             seg = load_volume(item["label_map"])
-            if seg.shape[:3] != img.shape[:3] and np.allclose(seg.affine, img.affine, atol=1e-3):
+            same_shape, same_affine = seg.shape[:3] == img.shape[:3], np.allclose(seg.affine, img.affine, atol=1e-3)
+            if same_affine and not same_shape:
                 warnings.warn(f"{item['label_map']}: label map of shape {seg.shape[:3]} has the same affine as its "
                               f"image of shape {img.shape[:3]}, so its voxel (0, 0, 0) is placed on the image's; "
                               "a label map cropped or padded without updating its header lands in the wrong "
                               "place (check an overlay)", stacklevel=2)
-            if seg.shape[:3] != img.shape[:3] or not np.allclose(seg.affine, img.affine, atol=1e-3):
+            if not (same_shape and same_affine):
                 from nibabel.processing import resample_from_to
 
                 seg = resample_from_to(seg, (img.shape[:3], img.affine), order=0)
