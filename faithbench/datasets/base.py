@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
@@ -24,6 +26,15 @@ class Dataset(Protocol):
     def __getitem__(self, i: int) -> Sample: ...
 
 
+def files_signature(files: Iterable[tuple[str, Path]]) -> str:
+    """A 16-hex digest of each file's name, size and modification time (ns), in the given order."""
+    rows = []
+    for name, path in files:
+        stat = Path(path).stat()
+        rows.append([str(name), stat.st_size, stat.st_mtime_ns])
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+
 class BaseDataset:
     """Holds ``split`` and the constructor parameters; subclasses implement ``__getitem__``.
 
@@ -35,6 +46,8 @@ class BaseDataset:
     the default covers the names the built-in datasets share, and a mask not listed is a region.
     ``cheap_splits``: building a split reads no image data, so ``validate`` builds the train and
     val splits a training run needs (the user's own split layouts: ``volume``, ``folder``).
+    A dataset read from files lists them in :meth:`data_files`; their names, sizes and
+    modification times enter ``spec()``, so that cached checkpoints and results follow the data.
     """
 
     classes: ClassVar[tuple[str, ...]] = ()
@@ -52,8 +65,23 @@ class BaseDataset:
         self.params = params
 
     def spec(self) -> dict[str, Any]:
-        return {"name": getattr(self, "registry_name", type(self).__name__), "split": self.split,
+        spec = {"name": getattr(self, "registry_name", type(self).__name__), "split": self.split,
                 "version": self.version, "params": self.params}
+        if "_files" not in self.__dict__:  # stat the files once per dataset object
+            files = self.data_files()
+            self._files = files_signature(files) if files else None
+        if self._files is not None:
+            spec["files"] = self._files
+        return spec
+
+    def data_files(self) -> list[tuple[str, Path]]:
+        """The files the data of every split comes from, as ``(name, path)``, the name relative to
+        the dataset's folder or the data root (as the suite gives it): with their sizes and
+        modification times they enter :meth:`spec`, so that an image edited in place, a relabelled
+        file or another data root with other files under the same names gets new cache keys, while
+        the same files under another root (copied with their times) keep them. Default: none
+        (generated data)."""
+        return []
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.spec(), sort_keys=True, default=str).encode()).hexdigest()[:16]

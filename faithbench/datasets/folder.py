@@ -199,6 +199,18 @@ class FolderDataset(BaseDataset):
             raise ValueError(f"folder: split {split!r} is empty ({len(entries)} images, {len(groups)} patients)")
         self.folder, self.mask_dir = folder, (resolve_path(masks, root, "mask folder") if masks else None)
         self.mask_name, self.size, self.fit, self.channels = mask_name, size, fit, channels
+        self._sources = [img for img, _, _ in rows]  # every split's images, for data_files
+        self._labels_csv = csv_path if labels else None
+
+    def data_files(self) -> list[tuple[str, Path]]:
+        """Every split's images (relative to the folder), the labels CSV and every mask file."""
+        files = [(img.relative_to(self.folder).as_posix(), img) for img in self._sources]
+        if self._labels_csv is not None:
+            files.append(("labels:" + self._labels_csv.name, self._labels_csv))
+        if self.mask_dir is not None:
+            files += [("masks:" + m.relative_to(self.mask_dir).as_posix(), m) for m in sorted(self.mask_dir.rglob("*"))
+                      if m.suffix.lower() in IMAGE_SUFFIXES and m.is_file()]
+        return files
 
     def __len__(self) -> int:
         return len(self.entries)

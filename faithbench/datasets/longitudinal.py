@@ -361,8 +361,14 @@ class LongitudinalFolder(LongitudinalDataset):
                         for k in range(len(by_patient[pid]))][: n if n else None]
         if not self.entries:
             raise ValueError(f"{name}: split {split!r} is empty ({len(rows)} visits, {len(by_patient)} patients)")
-        self.by_patient, self.folder = by_patient, folder
+        self.by_patient, self.folder, self._labels_csv = by_patient, folder, csv_path
         self.seq_len, self.size, self.fit, self.channels = seq_len, size, fit, channels
+
+    def data_files(self) -> list[tuple[str, Path]]:
+        """Every split's images (relative to the folder) and the labels CSV."""
+        images = sorted({img for visits in self.by_patient.values() for _d, img, _l in visits})
+        return [(img.relative_to(self.folder).as_posix(), img) for img in images] + \
+            [("labels:" + self._labels_csv.name, self._labels_csv)]
 
     def __len__(self) -> int:
         return len(self.entries)

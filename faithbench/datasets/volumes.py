@@ -223,6 +223,9 @@ class VolumeDataset(BaseDataset):
                                "label": label, "patient_id": it.get("patient_id")})
         self.names = read_names(resolve_path(names, root, "region names file")) if names else {}
         self.regions, self.window, self.size = regions, window, size
+        sources = [("manifest", manifest), ("names", names)] + [
+            (key, it[key]) for it in entries for key in ("image", "label_map") if it.get(key)]
+        self._sources = [(f"{key}:{path}", resolve_path(path, root, key)) for key, path in sources if path]
         self._load = lru_cache(maxsize=64)(self._load_item)
 
     def __len__(self) -> int:
@@ -279,10 +282,9 @@ class VolumeDataset(BaseDataset):
                       masks={k: v.clone() for k, v in masks.items()},
                       patient_id=item["patient_id"] or stem, meta={"path": os.fspath(item["image"])})
 
-    def spec(self) -> dict[str, Any]:
-        spec = super().spec()
-        spec["files"] = [[it["image"].name, it["image"].stat().st_size] for it in self.items]
-        return spec
+    def data_files(self) -> list[tuple[str, Path]]:
+        """The manifest, the names file, and every split's volumes and label maps (as given)."""
+        return self._sources
 
 
 __all__ = ["VolumeDataset", "canonical_array", "load_nrrd_as_nifti", "load_volume", "read_names"]

@@ -64,6 +64,37 @@ def test_csv_labels_and_mask_alignment(tmp_path):
     assert sorted(all_ids) == sorted(f"im{k}.png" for k in range(12))
 
 
+def test_cache_key_follows_the_files_not_the_root(tmp_path):
+    """The fingerprint (and so every checkpoint and result key) changes when an image is edited in
+    place, a mask or the labels CSV changes, or another root holds other files under the same names;
+    the same files under another root (copied with their times) keep it. Every split covers every
+    file: a test image edited in place changes the train split's key (the checkpoint's test scores)."""
+    import os
+    import shutil
+
+    (tmp_path / "a").mkdir()
+    _write(tmp_path / "a")
+    kw = dict(path="img", labels="labels.csv", masks="masks", classes=["well", "sick"], size=30, fit="squash")
+
+    def key(root, split="train"):
+        return FolderDataset(split, root=str(root), **kw).fingerprint()
+
+    base = key(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")  # copy2: times kept
+    assert key(tmp_path / "copy") == base
+    test_image = FolderDataset("test", root=str(tmp_path / "a"), **kw)[0].id
+    for name in (f"img/{test_image}", "masks/im3.png", "labels.csv"):
+        edited = tmp_path / "a" / name
+        stat = edited.stat()
+        edited.write_bytes(edited.read_bytes())  # same bytes, new time: a file edited in place
+        os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert key(tmp_path / "a") != base, name
+        os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert key(tmp_path / "a") == base
+    os.utime(tmp_path / "copy" / "labels.csv", ns=(0, 0))
+    assert key(tmp_path / "copy") != base  # another root, other files under the same names
+
+
 def test_missing_folder_and_bad_label(tmp_path):
     with pytest.raises(DataError, match="image folder not found: .*nowhere"):
         FolderDataset("test", path="nowhere", root=str(tmp_path))

@@ -118,3 +118,18 @@ def test_resize_label_map_keeps_small_labels_and_upscales_by_nearest_exact():
     assert torch.equal(big, lm[:4, :4, :4].long().repeat_interleave(2, 0).repeat_interleave(2, 1)
                        .repeat_interleave(2, 2))
     assert torch.equal(resize_label_map(lm, (16, 16, 16)), lm.long())
+
+
+def test_cache_key_follows_every_splits_files(tmp_path):
+    """The test split's key covers the train split's label map too (a checkpoint is keyed on the
+    train split, its test scores on the same key): an edited file of any split changes it."""
+    import os
+
+    nib = pytest.importorskip("nibabel")
+    for name in ("a.nii.gz", "b.nii.gz", "b_seg.nii.gz"):
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), tmp_path / name)
+    items = [{"image": "a.nii.gz"}, {"image": "b.nii.gz", "label_map": "b_seg.nii.gz", "split": "train"}]
+    base = VolumeDataset("test", items=items, root=str(tmp_path)).fingerprint()
+    assert VolumeDataset("test", items=items, root=str(tmp_path)).fingerprint() == base
+    os.utime(tmp_path / "b_seg.nii.gz", ns=(0, 0))
+    assert VolumeDataset("test", items=items, root=str(tmp_path)).fingerprint() != base
