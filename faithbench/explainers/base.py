@@ -122,6 +122,9 @@ class Explainer(Configurable):
             for m, training in modes.items():
                 m.training = training
         expected = (x.shape[0], *x.shape[2:])
+        if not isinstance(saliency, Tensor):
+            raise TypeError(f"{self.name}: expected saliency as a torch.Tensor of shape {expected}, "
+                            f"got {type(saliency).__name__}")
         if tuple(saliency.shape) != expected:
             raise ValueError(f"{self.name}: expected saliency of shape {expected}, got {tuple(saliency.shape)}")
         return saliency.detach().float()

@@ -35,6 +35,7 @@ from faithbench.metrics.regions import REGION_OUTPUTS
 from faithbench.registry import explainers, metrics
 from faithbench.device import is_out_of_memory, release_memory
 from faithbench.runner.errors import error_summary
+from faithbench.runner.guard import ModelGuard
 from faithbench.runner.plan import Cell
 from faithbench.store import Cache, make_key
 from faithbench.types import DEFAULT_MASK_ROLES, UNDEFINED_REASON, Batch, MaskRole, category_name
@@ -57,6 +58,12 @@ class GroupData:
     classes: tuple[str, ...] = ()
     multilabel: bool = False  # one sigmoid per class; rows carry the explained class's name
     mask_roles: dict[str, MaskRole] = field(default_factory=lambda: dict(DEFAULT_MASK_ROLES))
+    guard: ModelGuard | None = None  # restores the model and fails the cell that changed it
+
+    def check_model(self, who: str) -> None:
+        """After an explain or a score: raise ModelModified (model restored) if it changed the model."""
+        if self.guard is not None:
+            self.guard.check(who)
 
 
 @dataclass
@@ -186,7 +193,10 @@ class CellRun:
                 if payload is None:
                     if ctx is None:
                         ctx = self._context(batch, target, saliency)
-                    payload = self._score(metric, ctx, batch)
+                    try:
+                        payload = self._score(metric, ctx, batch)
+                    finally:
+                        self.data.check_model(f"metric {spec.label!r}")
                     if ctx.predict.halvings:  # out of device memory: smaller chunks, recorded
                         self.result.info["forward_chunk"] = ctx.predict.max_batch
                     self.store.put_json("scores", score_key, payload)
@@ -243,8 +253,11 @@ class CellRun:
             self.result.info.update(self.store.get_json("saliency_info", sal_key) or {})
             return sal_key, cached["saliency"].to(batch.x.device)
         start = time.perf_counter()
-        with PassCounter(data.model) as counter:
-            saliency = self.explainer(data.model, batch.x, target)
+        try:
+            with PassCounter(data.model) as counter:
+                saliency = self.explainer(data.model, batch.x, target)
+        finally:
+            data.check_model(f"explainer {self.explainer.name!r}")
         seconds = time.perf_counter() - start
         if not torch.isfinite(saliency).all():
             raise FloatingPointError(f"{self.explainer.name} returned NaN or Inf saliency for the batch "

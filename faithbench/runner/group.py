@@ -28,6 +28,7 @@ from faithbench.runner.batches import iter_batches
 from faithbench.runner.calibration import calibrate_runs
 from faithbench.runner.cell import CellResult, CellRun, GroupData, failure_row
 from faithbench.runner.errors import InputDataError
+from faithbench.runner.guard import ModelGuard
 from faithbench.runner.plan import Group
 from faithbench.runner.reliability import ReliabilityScores, reliability_rows
 from faithbench.runner.settings import RunSettings
@@ -137,7 +138,7 @@ def open_group(group: Group, splits: dict[str, BaseDataset], store: Cache, setti
     train, val = splits.get("train", test), splits.get("val", test)
     ckpt = load_checkpoint(group.model, train, val, test, group.seed, store, device=settings.device)
     data = GroupData(ckpt.model, ckpt.key, test.fingerprint(), test.background, classes=tuple(test.classes),
-                     multilabel=bool(test.multilabel), mask_roles=dict(test.mask_roles))
+                     multilabel=bool(test.multilabel), mask_roles=dict(test.mask_roles), guard=ModelGuard(ckpt.model))
     twin = None
     if settings.needs_permuted:
         twin = load_checkpoint(group.model, train, val, test, group.seed, store, permute_labels=True,

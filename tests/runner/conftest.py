@@ -57,7 +57,34 @@ class InfMetric(Metric):
         return {"value": value}
 
 
-FAILING_EXPLAINERS = {"test_boom": Boom, "test_nan_map": NaNMap, "test_oom": OutOfMemory}
+class Mutator(Explainer):
+    """Zeroes the model's weights through ``.data`` (no version counter bump), leaves it in train
+    mode and forwards a batch there (batch-norm buffers move), then returns a plain map."""
+
+    needs_grad = False
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        for p in model.parameters():
+            p.data.mul_(0)
+        model.train()
+        model(x)
+        return x.mean(1)
+
+
+class MutatingMetric(Metric):
+    """Adds 1 to the first parameter in place, then returns 0."""
+
+    info = MetricInfo("test_mutating_metric", higher_is_better=True, category=Category.FAITHFULNESS)
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        with torch.no_grad():
+            next(ctx.model.parameters()).add_(1)
+        return {"value": torch.zeros(ctx.x.shape[0])}
+
+
+FAILING_EXPLAINERS = {"test_boom": Boom, "test_nan_map": NaNMap, "test_oom": OutOfMemory, "test_mutator": Mutator}
 
 
 @pytest.fixture
@@ -65,12 +92,14 @@ def failing_plugins():
     for name, cls in FAILING_EXPLAINERS.items():
         explainers.register(name)(cls)
     metrics.register("test_inf_metric")(InfMetric)
+    metrics.register("test_mutating_metric")(MutatingMetric)
     try:
         yield
     finally:
         for name in FAILING_EXPLAINERS:
             explainers.unregister(name)
         metrics.unregister("test_inf_metric")
+        metrics.unregister("test_mutating_metric")
 
 
 class PhantomTestSplitOnly(PhantomCXR):

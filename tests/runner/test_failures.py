@@ -68,3 +68,28 @@ def test_a_clean_rerun_removes_failures_csv(tmp_path, capsys, failing_plugins):
     assert not (out / "failures.csv").exists()
     assert "partial" not in capsys.readouterr().err
     assert json.loads((out / "manifest.json").read_text())["status"] == "ok"
+
+
+def test_a_plugin_that_changes_the_model_fails_its_cell_and_the_others_score_the_original(tmp_path, capsys,
+                                                                                         failing_plugins):
+    """A held-out review: an explainer that zeroed the weights in place left every later cell of the
+    group scored (and cached) on the zeroed model. Now the change is found after the explain (or
+    score), the model restored and that cell (or metric) fails; the others equal a run without it."""
+    mutating = {**SUITE, "explainers": ["test_mutator", "random"],
+                "metrics": ["test_mutating_metric", {"name": "deletion_auc", "params": {"steps": 4}}]}
+    clean = {**SUITE, "explainers": ["random"], "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]}
+    outs = []
+    for name, suite in (("mutating", mutating), ("clean", clean)):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(suite))
+        outs.append(tmp_path / name)
+        code = main(["run", str(path), "--out", str(outs[-1]), "--cache", str(tmp_path / f"cache_{name}"), "--quiet"])
+        assert code == (3 if name == "mutating" else 0)
+    capsys.readouterr()
+    failures = pd.read_csv(outs[0] / "failures.csv")
+    assert sorted(zip(failures["explainer"], failures["stage"], failures["metric"].fillna(""))) == [
+        ("random", "metric", "test_mutating_metric"), ("test_mutator", "explain", "")]
+    assert failures["error_type"].tolist() == ["ModelModified"] * 2
+    assert all("changed the model's weights or buffers in place" in m for m in failures["message"])
+    got, want = (pd.read_csv(out / "results.csv").query("metric == 'deletion_auc'") for out in outs)
+    assert len(got) == 8 and got["value"].tolist() == want["value"].tolist()
