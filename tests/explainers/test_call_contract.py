@@ -127,3 +127,20 @@ def test_attention_descriptions_name_the_tokens_the_head_reads(name):
     assert cls.defaults["query"] == "auto"
     assert "class token" not in cls.description
     assert "the head" in cls.description
+
+
+def test_a_map_that_is_no_tensor_is_refused_with_the_expected_shape(cnn):
+    """A held-out review: a plugin returning a NumPy array failed with "'numpy.ndarray' object has no
+    attribute 'detach'"."""
+    from faithbench.explainers import Explainer
+
+    class NumpyOut(Explainer):
+        needs_grad = False
+        defaults = {}
+
+        def explain(self, model, x, target):
+            return x.mean(1).numpy()
+
+    model, x = cnn
+    with pytest.raises(TypeError, match=r"expected saliency as a torch.Tensor of shape \(4, 32, 32\), got ndarray"):
+        NumpyOut()(model, x, torch.tensor([0, 1, 1, 0]))
