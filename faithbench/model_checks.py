@@ -55,6 +55,20 @@ def _meta_failure(model: nn.Module, channels: int, spatial: tuple[int, ...], num
     return None
 
 
+def _channel_hint(model: nn.Module, channels: int) -> str:
+    """Where a network without an input transform has a first convolution for another number of
+    channels than the data has: what it takes and the ways to match them ("" otherwise)."""
+    transform = getattr(model, "input_transform", None)
+    if transform is not None:
+        return ""  # the transform picks and replicates channels; its own errors say so
+    first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    if first is None or first.in_channels == channels:
+        return ""
+    return (f" (its first convolution takes {first.in_channels} channels, the data has {channels}: give the "
+            f"dataset {first.in_channels} channels where it has that parameter, pick {first.in_channels} of the "
+            f"image's channels with preprocess: {{channels: [...]}}, or build the network for {channels})")
+
+
 def check_models(suite: Any, source: str, built: dict[str, Any], explainers: list[Any],
                  error: type[Exception]) -> None:
     """Build each (model, dataset) pair on the meta device (see the module docstring), run one
@@ -87,7 +101,8 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
             raise error(f"{where}: cannot build {what}: {first_line(exc)}") from None
         problem = _meta_failure(model, channels, spatial, classes)
         if problem:
-            raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}")
+            raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}"
+                        f"{_channel_hint(model, channels)}")
         for k, plugin in enumerate(explainers):
             layer = getattr(plugin, "target_layer", None)
             if layer is None or layer == _VIT_DEFAULT_LAYER:

@@ -28,6 +28,9 @@ def _load(tmp_path, text):
     ("recipe:", "params: {pool: median}, recipe:",
      r"models\[0\].params: cannot build 'small_cnn' for dataset 'phantom_cxr' \(1 channels, size \(32, 32\)\): "
      r"small_cnn: expected pool 'avg' or 'max', got 'median'"),
+    ("recipe:", "params: {in_chans: 3}, recipe:",
+     r"models\[0\].params: cannot build 'small_cnn' .*: model 'small_cnn': in_chans come from the dataset \(its "
+     r"channels, classes and image size\), not from params: remove 'in_chans'"),
     ("[gradcam, random]", "[{name: gradcam, params: {target_layer: layer4}}, random]",
      r"suite.yaml: explainers\[0\].params.target_layer: 'layer4' is not a module of model 'small_cnn'; "
      r"its top-level modules: "),
@@ -115,7 +118,9 @@ def test_weights_that_fit_pass(tmp_path):
                                  r"head.bias \(3,\) where the model has \(2,\)$"),
     ({"width": 8, "in_chans": 3}, r"shape mismatch: features.0.0.weight \(8, 3, 3, 3\) where the model has "
                                   r"\(8, 1, 3, 3\) \(the file's features.0.0.weight takes 3 input channels, the "
-                                  r"model built here 1: build it for 3 \(timm: params: \{in_chans: 3\}\)\)$"),
+                                  r"model built here 1: give the dataset 3 channels where it has that "
+                                  r"parameter, or pick 3 of the image's channels with preprocess: "
+                                  r"\{channels: \[\.\.\.\]\}\)$"),
     ({"width": 8, "drop": ("head.bias",)}, r"missing: head.bias$"),
     ({"builder": "resnet18"}, r"missing: features.0.0.bias, .* and \d+ more; unexpected: bn1.bias, .* and \d+ more$"),
 ])

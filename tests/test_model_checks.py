@@ -62,6 +62,20 @@ def test_a_2d_network_of_your_own_on_volumes_is_refused(nets, capsys):
            "conv2d" in err
 
 
+def test_a_network_built_for_other_channels_says_what_it_takes(nets, capsys):
+    """A held-out review: the meta device's "Invalid channel dimensions" never said the network takes
+    another number of channels than the data has."""
+    rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:flat_net")
+    assert rc == 0, err
+    suite = nets / "suite.yaml"
+    suite.write_text(suite.read_text().replace('recipe: default', 'recipe: default, params: {in_chans: 3}'))
+    assert main(["validate", str(suite)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.endswith(
+        "(its first convolution takes 3 channels, the data has 1: give the dataset 3 channels where it has that "
+        "parameter, pick 3 of the image's channels with preprocess: {channels: [...]}, or build the network for 1)")
+
+
 def test_logits_of_the_wrong_shape_are_refused(nets, capsys):
     rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:flat_net", "saliency")
     assert rc == 0, err  # the same network on 2D images passes

@@ -23,7 +23,8 @@ from faithbench.models.architectures import count_parameters
 from faithbench.models.dependencies import dependencies_of
 from faithbench.models.errors import CheckpointError
 from faithbench.models.factory import build_network
-from faithbench.models.preprocess import PreprocessSpec, attach_input_transform, resolve_input_config
+from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
+                                          resolve_input_config)
 from faithbench.models.training import Recipe, evaluate_model, train_model, train_on_frozen_features
 from faithbench.store import Cache, load_tensors, make_key
 
@@ -160,8 +161,9 @@ def _mismatch_hint(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) 
         have = found.get(k)
         if isinstance(have, tuple) and len(shape) in (4, 5) and len(have) == len(shape) and have != shape \
                 and have[:1] + have[2:] == shape[:1] + shape[2:]:
-            return (f" (the file's {k} takes {have[1]} input channels, the model built here {shape[1]}: build it "
-                    f"for {have[1]} (timm: params: {{in_chans: {have[1]}}}))")
+            return (f" (the file's {k} takes {have[1]} input channels, the model built here {shape[1]}: give the "
+                    f"dataset {have[1]} channels where it has that parameter, or pick {have[1]} of the image's "
+                    f"channels with preprocess: {{channels: [...]}})")
     return ""
 
 
@@ -184,6 +186,9 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
     """Load a safetensors or torch weights-only file into ``model``; refuse pickled code."""
     if not path.exists():
         raise CheckpointError(f"weights file not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder: expected a weights file (.safetensors, or a torch .pt/.pth "
+                              f"state dict)")
     if path.suffix == ".safetensors":
         try:
             state, _ = load_tensors(path)
@@ -222,6 +227,12 @@ def build_for_dataset(spec: ModelSpec, in_chans: int, num_classes: int,
 
 
 _WARNED: set[tuple[str, tuple[int, ...]]] = set()
+
+
+def _transform_extras(input_info: dict[str, Any]) -> list[Any]:
+    """The input transform's record and version, for the keys of a network that has one (none:
+    the keys of built-in networks are unchanged), so that cached maps follow the transform."""
+    return [{"input": input_info["input"], "transform": TRANSFORM_VERSION}] if input_info["input"] else []
 
 
 def _warn_library_transform(spec: ModelSpec, config: Any, input_size: tuple[int, ...]) -> None:
@@ -304,11 +315,11 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
             path = Path(spec.weights).expanduser()
             load_weights_file(model, path)
             key = make_key("weights", str(path.resolve()), path.stat().st_mtime_ns, spec.name, spec.params,
-                           *spec.key_extras())
+                           *spec.key_extras(), *_transform_extras(input_info))
             origin = str(path)
         else:
             key = make_key("pretrained", spec.name, spec.params, in_chans, num_classes, list(input_size),
-                           *spec.key_extras())
+                           *spec.key_extras(), *_transform_extras(input_info))
             origin = "pretrained"
         model.eval()
         x_test, y_test = test.tensors()
@@ -317,6 +328,8 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
                           info={"parameters": count_parameters(model), **input_info})
 
     key = checkpoint_key(spec, train.spec(), in_chans, num_classes, input_size, seed, permute_labels)
+    if input_info["input"] is not None:
+        key = make_key(key, *_transform_extras(input_info))
     if torch.device(device).type != "cpu":
         key = make_key(key, torch.device(device).type)
     with cache.lock("checkpoints", key):  # another run may be training it: wait, then read it

@@ -290,7 +290,7 @@ def build_network(spec: Any, in_chans: int, num_classes: int, input_size: tuple[
     if parsed.source == "builtin":
         from faithbench.models.architectures import build_model
 
-        return build_model(spec.name, in_chans, num_classes, input_size, **spec.params), None
+        return build_model(spec.name, in_chans, num_classes, input_size, **_data_given(spec.name, spec.params)), None
     if parsed.source in ("timm", *HUB_SOURCES):
         model, config = _build_timm(spec, parsed, in_chans, num_classes)
     elif parsed.source == "torchvision":
@@ -307,6 +307,16 @@ def build_network(spec: Any, in_chans: int, num_classes: int, input_size: tuple[
     model.arch_family = "vit" if vit or any(isinstance(m, nn.MultiheadAttention) for m in model.modules()) else "cnn"
     model.spatial_dims = dims
     return model, config
+
+
+def _data_given(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` of a built-in network, refused where they hold what the dataset decides."""
+    given = sorted({"in_chans", "num_classes", "input_size"} & set(params))
+    if given:
+        raise ValueError(f"model {name!r}: {', '.join(given)} come from the dataset (its channels, classes and "
+                         f"image size), not from params: remove {given[0]!r} (to use other image channels, give the "
+                         f"dataset that many channels, or the entry preprocess: {{channels: [...]}})")
+    return params
 
 
 __all__ = ["SOURCES", "ModelName", "parse_model_name", "is_external", "check_model_spec", "build_network",

@@ -48,6 +48,9 @@ def test_class_and_channel_mismatch(tmp_path):
         load_weights_file(small(), tmp_path / "three.safetensors")
     with pytest.raises(CheckpointError, match="weights file not found"):
         load_weights_file(small(), tmp_path / "missing.safetensors")
+    (tmp_path / "folder.safetensors").mkdir()  # was "unreadable safetensors file (No such device (os error 19))"
+    with pytest.raises(CheckpointError, match=r"folder.safetensors is a folder: expected a weights file"):
+        load_weights_file(small(), tmp_path / "folder.safetensors")
 
 
 def test_recipe_checkpoint_cached_by_hash(tmp_path):
@@ -117,7 +120,8 @@ def test_a_mismatch_says_what_it_most_likely_means(tmp_path):
         load_weights_file(model, path)
     text = weights_mismatch({"0.weight": (4, 3, 3, 3), "0.bias": (4,)}, {"0.weight": (4, 1, 3, 3), "0.bias": (4,)})
     assert text == ("shape mismatch: 0.weight (4, 1, 3, 3) where the model has (4, 3, 3, 3) (the file's 0.weight "
-                    "takes 1 input channels, the model built here 3: build it for 1 (timm: params: {in_chans: 1}))")
+                    "takes 1 input channels, the model built here 3: give the dataset 1 channels where it has that "
+                    "parameter, or pick 1 of the image's channels with preprocess: {channels: [...]})")
     # another output size is not a channel problem: no hint
     assert weights_mismatch({"2.weight": (2, 8)}, {"2.weight": (3, 8)}) == \
         "shape mismatch: 2.weight (3, 8) where the model has (2, 8)"

@@ -224,3 +224,21 @@ def test_vit_explainers_run_through_the_resize(tmp_path):
     for name in ("attention", "chefer", "gradcam"):
         saliency = explainers.get(name)()(model, x, torch.tensor([0, 1]))
         assert saliency.shape == (2, 32, 32) and torch.isfinite(saliency).all() and saliency.std() > 0, name
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("side", [28, 300])
+def test_input_transform_resizes_as_pil(interpolation, side):
+    """A held-out review: enlarging by bicubic used torch's plain kernel (a = -0.75), 0.085 off PIL's
+    (a = -0.5) on a noise image 28 -> 224; both directions now agree with PIL's float resize."""
+    import numpy as np
+    from PIL import Image
+
+    from faithbench.models.preprocess import InputConfig, InputTransform
+
+    image = np.random.default_rng(0).random((side, side), dtype=np.float32)
+    pil = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}[interpolation]
+    expected = np.asarray(Image.fromarray(image, mode="F").resize((224, 224), pil))
+    got = InputTransform(InputConfig(in_chans=1, size=(224, 224), interpolation=interpolation))(
+        torch.from_numpy(image)[None, None])[0, 0].numpy()
+    assert np.abs(got - expected).max() < 1e-4
