@@ -27,10 +27,15 @@ class Dataset(Protocol):
 
 
 def files_signature(files: Iterable[tuple[str, Path]]) -> str:
-    """A 16-hex digest of each file's name, size and modification time (ns), in the given order."""
+    """A 16-hex digest of each file's name, size and modification time (ns), in the given order (an
+    absent file: size and time -1)."""
     rows = []
     for name, path in files:
-        stat = Path(path).stat()
+        try:
+            stat = Path(path).stat()
+        except FileNotFoundError:
+            rows.append([str(name), -1, -1])
+            continue
         rows.append([str(name), stat.st_size, stat.st_mtime_ns])
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
 

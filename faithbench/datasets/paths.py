@@ -47,12 +47,12 @@ def data_root(override: str | os.PathLike[str] | None = None) -> Path:
 
 
 def resolve_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
-                 what: str = "file") -> Path:
-    """``path`` if absolute, else relative to the data root; it must exist."""
+                 what: str = "file", *, must_exist: bool = True) -> Path:
+    """``path`` if absolute, else relative to the data root; it must exist unless ``must_exist`` is False."""
     candidate = Path(path).expanduser()
     if not candidate.is_absolute():
         candidate = data_root(root) / candidate
-    if not candidate.exists():
+    if must_exist and not candidate.exists():
         raise DataError(f"{what} not found: {candidate}")
     return candidate
 

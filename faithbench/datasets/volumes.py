@@ -225,7 +225,8 @@ class VolumeDataset(BaseDataset):
         self.regions, self.window, self.size = regions, window, size
         sources = [("manifest", manifest), ("names", names)] + [
             (key, it[key]) for it in entries for key in ("image", "label_map") if it.get(key)]
-        self._sources = [(f"{key}:{path}", resolve_path(path, root, key)) for key, path in sources if path]
+        self._sources = [(f"{key}:{path}", resolve_path(path, root, key, must_exist=False)) for key, path in sources
+                         if path]  # another split's file may be absent here (a test-only run): keyed as absent
         self._load = lru_cache(maxsize=64)(self._load_item)
 
     def __len__(self) -> int:
