@@ -201,13 +201,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from faithbench.reports.writer import FORMATS, build_report, is_run_folder
+    from faithbench.reports.writer import FORMATS, RunFolderError, build_report, is_run_folder
 
     run_dir = Path(args.run_dir)
     if not is_run_folder(run_dir):
         raise InputError(f"{run_dir}: not a faithbench run folder (no results.parquet)")
     formats = FORMATS if args.format == "all" else (args.format,)
-    for path in build_report(run_dir, formats=formats):
+    try:  # an input missing or unreadable: bad input (exit 2), raised before any file is written
+        written = build_report(run_dir, formats=formats)
+    except RunFolderError as exc:
+        raise InputError(str(exc)) from exc
+    for path in written:
         print(path)
     return 0
 

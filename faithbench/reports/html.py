@@ -69,7 +69,7 @@ def _figures(pngs: Iterable[Path], root: Path, used: set[Path]) -> str:
 def _leaderboard_head(table: LeaderboardTable) -> str:
     """The header: a row of categories (``colspan`` over their metrics) above the metric names,
     when some metric has a category."""
-    names = "".join(f"<th>{_e(m)} {table.arrow(m)}"
+    names = "".join(f"<th>{_e(m)} {table.arrow(m)}{_e(table.mark(m))}"
                     + (f"<br><small>{_e(table.n_header(m))}</small>" if table.n_header(m) else "") + "</th>"
                     for m in table.metrics)
     if not table.categories:

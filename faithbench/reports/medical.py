@@ -20,12 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from faithbench.reports.tables import RELIABILITY_MARK  # ‡ (a model at chance: †)
 from faithbench.store import atomic_write_bytes
 from faithbench.stats.reliability import AR_MIN, NR_MIN, reliability_footnote
 
-__all__ = ["REPEATABILITY_FILE", "RELIABILITY_FILE", "STRATA_FILE", "medical_sections", "reliability_html",
-           "reliability_markdown", "reliability_note", "reliability_status", "repeatability_html", "strata_html", "write_reliability", "write_repeatability",
-           "write_strata"]
+__all__ = ["REPEATABILITY_FILE", "RELIABILITY_FILE", "RELIABILITY_MARK", "STRATA_FILE", "mark_unreliable",
+           "medical_sections", "reliability_footnote_text", "reliability_html", "reliability_markdown",
+           "reliability_note", "reliability_status", "repeatability_html", "strata_html", "write_reliability",
+           "write_repeatability", "write_strata"]
 
 REPEATABILITY_FILE = "repeatability.csv"
 RELIABILITY_FILE = "reliability.csv"
@@ -95,13 +97,37 @@ def repeatability_html(table: pd.DataFrame) -> str:
             + table_html(shown, "no pair of checkpoints to compare", max_rows=400))
 
 
+def _passed(reliability: pd.DataFrame) -> pd.Series:
+    return reliability["passed"].astype(str).str.lower().isin(["true", "1"])
+
+
+def reliability_footnote_text(reliability: pd.DataFrame, board: pd.DataFrame) -> str:
+    """:func:`~faithbench.stats.reliability.reliability_footnote` of ``reliability.csv`` as read
+    (``passed`` as text): headed by :data:`RELIABILITY_MARK` (‡), the mark the leaderboards put on
+    the failing metrics' headers, not the † of a model at chance; "" when no metric of ``board``
+    failed."""
+    return reliability_footnote(reliability.assign(passed=_passed(reliability)), board)
+
+
+def mark_unreliable(board: pd.DataFrame, reliability: pd.DataFrame | None) -> pd.DataFrame:
+    """``board`` with ``metric_unreliable``: True on the rows of a metric that failed the check in
+    ``reliability`` (``reliability.csv``), matched on dataset and model too when both tables have
+    them, as the footnote matches (:func:`reliability_footnote_text`)."""
+    if reliability is None or reliability.empty or board.empty or not {"passed", "metric"} <= set(reliability):
+        return board.assign(metric_unreliable=False)
+    failed = reliability[~_passed(reliability)]
+    keys = [c for c in ("dataset", "model") if c in failed.columns and c in board.columns] + ["metric"]
+    failing = set(failed[keys].astype(str).itertuples(index=False, name=None))
+    return board.assign(metric_unreliable=[k in failing for k in board[keys].astype(str).itertuples(index=False,
+                                                                                                    name=None)])
+
+
 def reliability_note(root: Path, board: pd.DataFrame) -> str:
     """The leaderboard footnote (an HTML paragraph) when ``reliability.csv`` names failing metrics."""
     reliability = _read(Path(root) / RELIABILITY_FILE)
     if reliability is None or reliability.empty or "passed" not in reliability:
         return ""
-    reliability = reliability.assign(passed=reliability["passed"].astype(str).str.lower().isin(["true", "1"]))
-    note = reliability_footnote(reliability, board)
+    note = reliability_footnote_text(reliability, board)
     return f'<p class="note">{html.escape(note)}</p>' if note else ""
 
 
@@ -162,7 +188,7 @@ def reliability_markdown(root: Path, board: pd.DataFrame, manifest: dict | None 
     if table is None or table.empty or "passed" not in table:
         lines += [markdown_escape(info.get("note") or "Metric reliability was not computed."), ""]
     else:
-        passed = table["passed"].astype(str).str.lower().isin(["true", "1"])
+        passed = _passed(table)
         keys = [c for c in ("dataset", "model") if c in table.columns] + ["metric"]
         columns = keys + ["nr", "ar", "agreement_tau", "passed"]
         lines += [f"Noise resilience (nr ≥ {NR_MIN}) and adversary reactivity (ar ≥ {AR_MIN}) of each metric "
@@ -175,7 +201,7 @@ def reliability_markdown(root: Path, board: pd.DataFrame, manifest: dict | None 
             cells += [format_number(float(getattr(row, c))) for c in ("nr", "ar", "agreement_tau")]
             lines.append("| " + " | ".join(cells + ["pass" if ok else "**fail**"]) + " |")
         lines.append("")
-        note = reliability_footnote(table.assign(passed=passed), board)
+        note = reliability_footnote_text(table, board)
         if note:
             lines += [markdown_escape(note), ""]
     skipped = _skipped_line(info)

@@ -14,7 +14,9 @@ header gives n, the samples with a defined value (a cell whose n is below the co
 shows its own). A last row, "chance", gives the chance level of the metrics that have one (the
 ``chance`` column: localisation metrics). A model at chance (``model_at_chance``: its test AUC CI
 does not lie above 0.5, see :mod:`faithbench.stats.chance`) gets ``†`` after its title and no
-``*`` marks.
+``*`` marks. A metric that failed the metric reliability check (the ``metric_unreliable`` column,
+:func:`faithbench.reports.medical.mark_unreliable`) gets ``‡`` in its header, the mark of the
+reliability footnote.
 """
 
 from __future__ import annotations
@@ -28,28 +30,15 @@ import pandas as pd
 from faithbench.reports.markup import LATEX_PREAMBLE, format_number, latex_breakable, latex_escape, markdown_escape
 from faithbench.types import CATEGORY_ORDER, OTHER, UNDEFINED_REASON, category_key
 
-__all__ = [
-    "CATEGORY_ORDER",
-    "CHANCE_LEVEL_NOTE",
-    "LeaderboardTable",
-    "OTHER",
-    "category_key",
-    "chance_text",
-    "format_number",
-    "latex_escape",
-    "leaderboard_latex",
-    "leaderboard_markdown",
-    "leaderboard_tables",
-    "markdown_escape",
-    "metric_order",
-    "significance_note",
-    "split_skipped",
-]
+__all__ = ["CATEGORY_ORDER", "CHANCE_LEVEL_NOTE", "LeaderboardTable", "OTHER", "RELIABILITY_MARK", "category_key",
+           "chance_text", "format_number", "latex_escape", "leaderboard_latex", "leaderboard_markdown",
+           "leaderboard_tables", "markdown_escape", "metric_order", "significance_note", "split_skipped"]
 
 CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5 (or the AUC is "
                "undefined), so its saliency "
                "says nothing about the task; marks of significance withheld")
 DAGGER = "†"
+RELIABILITY_MARK = "‡"  # a metric that failed the reliability check (faithbench.reports.medical)
 CHANCE_LEVEL_NOTE = ("chance: the metric's chance level (its expected value for a map placed at random, e.g. "
                      "the mask's share of the image for the pointing game; mean over the samples with a defined "
                      "value, pooled over the explainers where it depends on the map, as chexlocalize_iou's on "
@@ -100,6 +89,7 @@ class LeaderboardTable:
     at_chance: bool = False  # the model's test AUC CI does not lie above 0.5: no significance marks
     categories: dict[str, str] = field(default_factory=dict)  # metric -> category; empty: none given
     chance: dict[str, float] = field(default_factory=dict)  # metric -> chance level (absent or NaN: none)
+    unreliable: frozenset[str] = frozenset()  # metrics that failed the reliability check: ‡ in their header
 
     @property
     def title(self) -> str:
@@ -107,6 +97,10 @@ class LeaderboardTable:
 
     def arrow(self, metric: str) -> str:
         return "↑" if self.higher_is_better[metric] else "↓"
+
+    def mark(self, metric: str) -> str:
+        """`` ‡`` after the arrow of a metric that failed the reliability check, else empty."""
+        return f" {RELIABILITY_MARK}" if metric in self.unreliable else ""
 
     def n_max(self, metric: str) -> int | None:
         """The largest n of the column (the header's n), None without an ``n`` column."""
@@ -231,14 +225,16 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
                 )
         at_chance = "model_at_chance" in frame.columns and bool(frame["model_at_chance"].map(_true).any())
         chance = {m: _chance_level(frame[frame["metric"] == m]) for m in metrics}
+        unreliable = frozenset(str(m) for m in frame.loc[frame["metric_unreliable"].map(_true), "metric"]) if (
+            "metric_unreliable" in frame.columns) else frozenset()
         tables.append(LeaderboardTable(str(dataset), str(model), metrics, hib, explainers, cells, target_class,
-                                       at_chance, categories, chance))
+                                       at_chance, categories, chance, unreliable))
     return tables
 
 
 def _markdown_table(table: LeaderboardTable, metrics: list[str]) -> list[str]:
     """One pipe table of ``table`` over ``metrics``: the explainers' rows, then the chance row."""
-    header = ["explainer"] + [f"{markdown_escape(m)} {table.arrow(m)}"
+    header = ["explainer"] + [f"{markdown_escape(m)} {table.arrow(m)}{table.mark(m)}"
                               + (f" ({table.n_header(m)})" if table.n_header(m) else "") for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * len(metrics) + "|"]
     for explainer in table.explainers:
@@ -354,6 +350,8 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
         dagger = r"$^{\dagger}$" if table.at_chance else ""
         at_chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC does not lie above 0.5; "
                   r"marks of significance withheld." if table.at_chance else "")
+        at_chance += (r" $^{\ddagger}$Failed the metric reliability check (reliability.csv): read with caution."
+                      if table.unreliable else "")
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger
                   + r": mean [95\% bootstrap CI]; bold: best per column; "
@@ -371,6 +369,7 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
         for m in table.metrics:
             n = table.n_header(m).replace("≤", r"$\leq$")
             header.append(r"\faithbenchcell[c]{" + latex_breakable(m) + " " + arrows[table.higher_is_better[m]]
+                          + (r"$^{\ddagger}$" if m in table.unreliable else "")
                           + (r"\\" + n if n else "") + "}")
         lines.append(" & ".join(header) + r" \\")
         lines.append(r"\midrule")

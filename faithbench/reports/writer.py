@@ -2,9 +2,17 @@
 
 Derived files (statistics tables, leaderboard in Markdown/LaTeX, plots, ``index.html``) are
 functions of ``results.parquet``, ``curves.parquet``, ``models.csv``, ``cost.csv``,
-``skipped.csv``, ``failures.csv`` and ``manifest.json`` alone, so ``faithbench report RUN_DIR``
-rebuilds them without recomputing anything. Images the tidy tables cannot hold
-(``plots/gallery_*.png``, written by the runner) are kept and shown on the page.
+``skipped.csv``, ``manifest.json`` and, where the run wrote them, ``samples.csv``, ``regions.csv``,
+``failures.csv`` and ``reliability.csv`` alone, so ``faithbench report RUN_DIR`` rebuilds them
+without recomputing anything. Images the tidy tables cannot hold (``plots/gallery_*.png``) are kept.
+
+Every input is read before any file is written (:func:`read_inputs`). A run writes
+:data:`ALWAYS_WRITTEN` (``curves.parquet`` empty when no metric records a curve), and
+``samples.csv`` when the results have rows (a row per explained sample), ``regions.csv`` when the
+manifest's suite has a ``regions:`` block, ``failures.csv`` when it says cells failed and
+``reliability.csv`` when its ``reliability.status`` is ``computed``. One of these missing, or an
+input that does not parse, or a manifest still at status :data:`WRITING` (the run stopped while
+writing), raises :class:`RunFolderError` (``faithbench report``: exit code 2).
 """
 
 from __future__ import annotations
@@ -12,11 +20,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from faithbench.store import atomic_write_bytes
 from faithbench.stats import (
@@ -40,8 +50,8 @@ from faithbench.stats.tables import (
     PAIRWISE_TABLE_COLUMNS,
 )
 
-__all__ = ["FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "build_report", "cost_summary", "is_run_folder",
-           "models_summary", "write_outputs"]
+__all__ = ["ALWAYS_WRITTEN", "FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "RunFolderError", "WRITING", "build_report",
+           "cost_summary", "expected_files", "is_run_folder", "models_summary", "read_inputs", "write_outputs"]
 
 RESULT_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "value", "chance",
                   "higher_is_better", "category", "label", "target"]
@@ -53,6 +63,15 @@ _DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cos
 log = logging.getLogger(__name__)
 # per-sample columns of samples.csv that the stratified analysis reads (faithbench.stats.strata)
 _STRATA_SOURCES = ("lesion_area", "confidence", "correct")
+WRITING = "writing"  # manifest.json's status while a run writes its tables (the final status replaces it)
+ALWAYS_WRITTEN = ("results.parquet", "curves.parquet", "models.csv", "cost.csv", "skipped.csv", "manifest.json")
+# read by the report when present; whether the run wrote them is not recorded, so only checked to parse
+_READ_IF_PRESENT = ("reliance.csv", "repeatability.csv")
+_UNREADABLE = (ValueError, OSError, pa.ArrowException)  # ArrowInvalid, ParserError, JSONDecodeError, UnicodeError
+
+
+class RunFolderError(ValueError):
+    """A run folder the report cannot be rebuilt from: an input missing or unreadable."""
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -88,13 +107,73 @@ def is_run_folder(path: Path) -> bool:
     return Path(path).is_dir() and (Path(path) / "results.parquet").is_file()
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
+def read_optional_csv(path: Path) -> pd.DataFrame | None:
+    """``path`` as a table; None when it does not exist, an empty table for an empty file."""
     if not path.exists():
         return None
     try:
         return pd.read_csv(path)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _read(out_dir: Path, name: str, reader: Callable[[Path], Any]) -> Any:
+    try:
+        return reader(out_dir / name)
+    except _UNREADABLE as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise RunFolderError(f"cannot read {out_dir / name}: {type(exc).__name__}: {reason}".rstrip(": ")) from exc
+
+
+def expected_files(manifest: dict[str, Any], results: pd.DataFrame) -> dict[str, str]:
+    """``{name: why}``: the files the run wrote beyond :data:`ALWAYS_WRITTEN`, as its manifest and
+    results say (module doc)."""
+    expected = {}
+    if not results.empty:
+        expected["samples.csv"] = "results.parquet has rows, and the run writes a row per explained sample"
+    if (manifest.get("suite") or {}).get("regions") is not None:
+        expected["regions.csv"] = "the suite in manifest.json has a regions: block"
+    if manifest.get("status") == "partial" or (manifest.get("failed_cells") or 0) != 0:
+        expected["failures.csv"] = "manifest.json says some cells failed"
+    if (manifest.get("reliability") or {}).get("status") == "computed":
+        expected["reliability.csv"] = "manifest.json says metric reliability was computed"
+    return expected
+
+
+def read_inputs(out_dir: Path) -> dict[str, Any]:
+    """Every input of ``out_dir``, parsed, by file name (a table, the manifest's dict, or None for a
+    file the run did not write); raises :class:`RunFolderError` naming the first one that is
+    missing or unreadable (module doc)."""
+    out_dir = Path(out_dir)
+
+    def require(name: str, why: str) -> None:
+        if not (out_dir / name).is_file():
+            raise RunFolderError(f"{out_dir}: incomplete run folder: {name} is missing ({why}); rerun "
+                                 f"`faithbench run` into this folder to rebuild it")
+
+    for name in ALWAYS_WRITTEN:
+        require(name, "a run always writes it")
+    results = _read(out_dir, "results.parquet", pd.read_parquet)
+    manifest = _read(out_dir, "manifest.json", _read_json)
+    if manifest.get("status") == WRITING:
+        raise RunFolderError(f"{out_dir}: incomplete run folder: the run stopped while writing its tables "
+                             f"(manifest.json status {WRITING!r}); rerun `faithbench run` into this folder: it "
+                             f"reads every result from the cache")
+    for name, why in expected_files(manifest, results).items():
+        require(name, why)
+    inputs = {"results.parquet": results, "manifest.json": manifest,
+              "curves.parquet": _read(out_dir, "curves.parquet", pd.read_parquet)}
+    for name in ("models.csv", "cost.csv", "skipped.csv", "regions.csv", "samples.csv", "failures.csv",
+                 "reliability.csv", *_READ_IF_PRESENT):
+        inputs[name] = _read(out_dir, name, read_optional_csv)
+    return inputs
 
 
 def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
@@ -109,21 +188,19 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(columns=columns)
 
 
-def _region_tables(out_dir: Path, written: list[Path]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+def _region_tables(out_dir: Path, inputs: dict[str, Any],
+                   written: list[Path]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """``region_tests.csv`` and ``region_pairwise.csv`` from ``regions.csv`` (when the run had a
     ``regions:`` block), with the scores and alpha of the suite recorded in the manifest."""
     from faithbench.stats.regions import (CLASS_TEST_COLUMNS, REGION_PAIRWISE_COLUMNS, region_class_tests,
                                           region_pairwise)
 
-    regions = _read_csv(out_dir / "regions.csv")
+    regions = inputs["regions.csv"]
     if regions is None:  # no regions: block; a table of an earlier run in this folder would be stale
         for name in ("region_tests.csv", "region_pairwise.csv"):
             (out_dir / name).unlink(missing_ok=True)
         return None, None
-    manifest_path = out_dir / "manifest.json"
-    spec = {}
-    if manifest_path.exists():
-        spec = (json.loads(manifest_path.read_text()).get("suite") or {}).get("regions") or {}
+    spec = (inputs["manifest.json"].get("suite") or {}).get("regions") or {}
     scores, alpha = spec.get("scores", ["share"]), float(spec.get("alpha", 0.05))
     if regions.empty:
         tests, pairs = _empty(CLASS_TEST_COLUMNS), _empty(REGION_PAIRWISE_COLUMNS)
@@ -135,17 +212,13 @@ def _region_tables(out_dir: Path, written: list[Path]) -> tuple[pd.DataFrame | N
     return tests, pairs
 
 
-def run_control(out_dir: Path) -> str:
+def run_control(manifest: dict) -> str:
     """The run's control explainer, as recorded in its manifest (the suite's ``control:``);
-    ``random`` for a folder without one."""
-    manifest_path = Path(out_dir) / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        return str(manifest.get("control") or (manifest.get("suite") or {}).get("control") or "random")
-    return "random"
+    ``random`` for a manifest without one (written before ``control:`` existed)."""
+    return str(manifest.get("control") or (manifest.get("suite") or {}).get("control") or "random")
 
 
-def _strata(out_dir: Path, results: pd.DataFrame, plot_dir: Path) -> list[Path]:
+def _strata(out_dir: Path, results: pd.DataFrame, samples: pd.DataFrame | None, plot_dir: Path) -> list[Path]:
     """``strata.csv`` and its plots from the results joined with ``samples.csv`` (one row per
     explained (sample, target) of each checkpoint); a stale ``strata.csv`` of an earlier run in
     this folder is removed when there is nothing to stratify."""
@@ -153,7 +226,6 @@ def _strata(out_dir: Path, results: pd.DataFrame, plot_dir: Path) -> list[Path]:
     from faithbench.reports.plots_medical import plot_strata
     from faithbench.stats.strata import stratify
 
-    samples = _read_csv(out_dir / "samples.csv")
     if results.empty or samples is None or samples.empty:
         (out_dir / "strata.csv").unlink(missing_ok=True)
         return []
@@ -177,6 +249,10 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     ``control`` is the explainer tested against in ``p_vs_random`` and ``beats_random`` (default:
     the run's, from its manifest). ``leaderboard.csv`` gains ``model_at_chance``
     (:mod:`faithbench.stats.chance`; each such model is logged as a warning). Returns the paths written.
+
+    Raises :class:`FileNotFoundError` for a folder without ``results.parquet``, and
+    :class:`RunFolderError` before writing anything when another input the run wrote is missing or
+    unreadable (:func:`read_inputs`).
     """
     from faithbench.reports import plots
     from faithbench.reports.tables import leaderboard_latex, leaderboard_markdown
@@ -185,8 +261,9 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     formats = _check_formats(formats)
     if not is_run_folder(out_dir):
         raise FileNotFoundError(f"{out_dir}: no results.parquet; is this a faithbench run folder?")
-    results = pd.read_parquet(out_dir / "results.parquet")
-    control = control or run_control(out_dir)
+    inputs = read_inputs(out_dir)
+    results, manifest = inputs["results.parquet"], inputs["manifest.json"]
+    control = control or run_control(manifest)
     written: list[Path] = []
 
     def csv(name: str, frame: pd.DataFrame) -> None:
@@ -205,8 +282,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         overall = overall_ranks(results)
         overall_pairs = overall_nemenyi(results)
         agreement = agreement_table(board)
-    models = _read_csv(out_dir / "models.csv")
-    models = pd.DataFrame() if models is None else models
+    models = inputs["models.csv"]
     board = mark_models_at_chance(board, models)
     at_chance = models_at_chance(models)
     for row in at_chance.itertuples(index=False):
@@ -219,9 +295,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     csv("overall_nemenyi.csv", overall_pairs)
     csv("agreement.csv", agreement)
 
-    cost = _read_csv(out_dir / "cost.csv")
-    cost = pd.DataFrame() if cost is None else cost
-    models_table, cost_table = models_summary(models), cost_summary(cost)
+    models_table, cost_table = models_summary(models), cost_summary(inputs["cost.csv"])
     csv("models_summary.csv", models_table)
 
     plot_dir = out_dir / "plots"
@@ -230,8 +304,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         for old in plot_dir.iterdir():
             if old.suffix in (".png", ".svg") and old.name.startswith(_DERIVED_PLOTS):
                 old.unlink()
-    curves_path = out_dir / "curves.parquet"
-    curves = pd.read_parquet(curves_path) if curves_path.exists() else pd.DataFrame(columns=CURVE_COLUMNS)
+    curves = inputs["curves.parquet"]
     if not curves.empty:
         written += plots.plot_perturbation_curves(curves, plot_dir)
         written += plots.plot_sanity_curves(curves, plot_dir)
@@ -239,16 +312,17 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         written += plots.plot_distributions(results, plot_dir)
         written += plots.plot_cd_diagrams(results, friedman, nemenyi, plot_dir)
     written += plots.plot_model_performance(models, plot_dir)
-    region_tests, region_pairs = _region_tables(out_dir, written)
+    region_tests, region_pairs = _region_tables(out_dir, inputs, written)
     if region_tests is not None:
-        written += plots.plot_region_shares(pd.read_csv(out_dir / "regions.csv"), plot_dir)
+        written += plots.plot_region_shares(inputs["regions.csv"], plot_dir)
     written += plots.plot_cost(cost_table, plot_dir)
-    written += _strata(out_dir, results, plot_dir)
+    written += _strata(out_dir, results, inputs["samples.csv"], plot_dir)
 
-    skipped = _read_csv(out_dir / "skipped.csv")
+    skipped = inputs["skipped.csv"]
     undefined = undefined_counts(results)
-    manifest_path = out_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+    from faithbench.reports.medical import mark_unreliable
+
+    board = mark_unreliable(board, inputs["reliability.csv"])  # the ‡ of the documents
     if "md" in formats:
         from faithbench.reports.medical import reliability_markdown
 
@@ -265,7 +339,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         page = render_html(
             root=out_dir, manifest=manifest, board=board, models=models, models_table=models_table,
             cost_table=cost_table, skipped=skipped, undefined=undefined, at_chance=at_chance,
-            failures=_read_csv(out_dir / "failures.csv"), friedman=friedman, overall=overall,
+            failures=inputs["failures.csv"], friedman=friedman, overall=overall,
             agreement=agreement, pairwise=pairwise, region_tests=region_tests, region_pairwise=region_pairs,
             control=control,
         )

@@ -251,7 +251,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         "executor": executor if isinstance(executor, str) else "ray",
         "cell_info": {c.cell.name: c.info for o in ordered for c in o.cells if c.info},
         "computed": tables["computed"],
-        "cache": str(cache.root),
+        "cache": str(Path(cache.root).resolve()),
         "seconds": round(time.time() - started, 2),
         "device": settings.device,
         "model_inputs": {f"{o.group.dataset.label}/{o.group.model.label}": o.model_input
@@ -308,10 +308,15 @@ def _write_samples(out_dir: Path, samples: pd.DataFrame, outputs: list[GroupOutp
 
 def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: list[GroupOutput],
                manifest: dict[str, Any], report: ReportSettings) -> None:
-    from faithbench.reports.writer import write_outputs
+    from faithbench.reports.writer import WRITING, build_report, write_outputs
 
     clear_owned(out_dir)  # a reused --out keeps nothing of an earlier run; done after computing, so an
-    failures = tables["failures"]  # interrupted run leaves the previous results in place
+    # interrupted run leaves the previous results in place. One killed while writing leaves a manifest
+    # that says so (report refuses the folder); the final manifest follows the tables, and the report
+    # (rebuildable from them) comes last
+    atomic_write_bytes(out_dir / "manifest.json", json.dumps({**manifest, "status": WRITING}, indent=2,
+                                                             default=str).encode())
+    failures = tables["failures"]
     if not failures.empty:
         atomic_write_bytes(out_dir / "failures.csv", failures.to_csv(index=False).encode())
     if tables["reliance"]:
@@ -327,6 +332,8 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
 
         write_reliability(out_dir, table)
     write_galleries(out_dir / "plots", outputs)
-    atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     write_outputs(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],
-                  tables["skipped"], report=report.build)  # reads the manifest
+                  tables["skipped"], report=False)
+    atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
+    if report.build:
+        build_report(out_dir)  # reads the manifest

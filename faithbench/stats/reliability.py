@@ -201,5 +201,5 @@ def reliability_footnote(reliability: pd.DataFrame, board: pd.DataFrame) -> str:
     for _, row in failed.sort_values(keys, kind="stable").iterrows():
         where = f" (on {' / '.join(row[k] for k in keys[:-1])})" if len(keys) > 1 else ""
         parts.append(f"{row['metric']}{where}: " + "; ".join(_reasons(row)))
-    return ("† Failed the metric reliability check (MetaQuantus-style, Hedström et al. 2023; see "
+    return ("‡ Failed the metric reliability check (MetaQuantus-style, Hedström et al. 2023; see "
             "reliability.csv) — read with caution: " + ". ".join(parts) + ".")

@@ -17,7 +17,8 @@ METRIC_DOWN = "deletion_auc"  # lower is better
 EXPLAINERS = ["good", "random", SCRIPT, "weak"]
 # Per explainer: mean of METRIC_UP and of METRIC_DOWN. "good" is best on both.
 MEANS = {"good": (0.9, 0.2), "random": (0.5, 0.5), SCRIPT: (0.6, 0.45), "weak": (0.45, 0.55)}
-INPUTS = ["results.parquet", "curves.parquet", "models.csv", "cost.csv", "skipped.csv", "manifest.json"]
+# what a run writes before its report (results with rows: samples.csv too; writer.read_inputs)
+INPUTS = ["results.parquet", "curves.parquet", "models.csv", "cost.csv", "skipped.csv", "manifest.json", "samples.csv"]
 
 
 def synthetic_tables(seeds=(0, 1), n=8, mprt: bool = True) -> dict[str, pd.DataFrame]:
@@ -55,6 +56,32 @@ def synthetic_tables(seeds=(0, 1), n=8, mprt: bool = True) -> dict[str, pd.DataF
             "cost": pd.DataFrame(cost), "skipped": skipped}
 
 
+def samples_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The runner's samples.csv for ``results``: one row per explained (sample, target) of each checkpoint."""
+    keys = ["dataset", "model", "seed", "sample_id", "target"]
+    samples = results[keys + ["label"]].drop_duplicates(keys).copy()
+    samples["confidence"], samples["correct"], samples["lesion_area"] = 0.8, True, np.nan
+    return samples
+
+
+def complete_run_folder(path: Path, manifest: dict | None = None) -> Path:
+    """Give a folder holding ``results.parquet`` the other inputs a run writes (empty tables, as a
+    run without them would; ``manifest``, default ``{}``, when there is none), so its report builds."""
+    from faithbench.reports.writer import CURVE_COLUMNS
+
+    results = pd.read_parquet(path / "results.parquet")
+    if not (path / "curves.parquet").exists():
+        pd.DataFrame(columns=CURVE_COLUMNS).to_parquet(path / "curves.parquet", index=False)
+    for name in ("models.csv", "cost.csv", "skipped.csv"):
+        if not (path / name).exists():
+            (path / name).write_text("\n")  # an empty DataFrame's to_csv
+    if not (path / "manifest.json").exists():
+        (path / "manifest.json").write_text(json.dumps(manifest or {}))
+    if not results.empty and not (path / "samples.csv").exists():
+        samples_table(results).to_csv(path / "samples.csv", index=False)
+    return path
+
+
 def write_run_folder(path: Path, **kwargs) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     tables = synthetic_tables(**kwargs)
@@ -62,6 +89,7 @@ def write_run_folder(path: Path, **kwargs) -> Path:
     tables["curves"].to_parquet(path / "curves.parquet", index=False)
     for name in ("models", "cost", "skipped"):
         tables[name].to_csv(path / f"{name}.csv", index=False)
+    samples_table(tables["results"]).to_csv(path / "samples.csv", index=False)
     suite = {"name": "synthetic <b>suite</b>", "description": f"made for tests {SCRIPT}", "seeds": [0, 1],
              "samples": 8, "target": "predicted",
              "datasets": [{"name": "phantom_cxr", "alias": ALIAS, "params": {}}],
@@ -105,7 +133,7 @@ def make_run():
 @pytest.fixture
 def names() -> dict:
     return {"script": SCRIPT, "alias": ALIAS, "up": METRIC_UP, "down": METRIC_DOWN, "explainers": EXPLAINERS,
-            "inputs": INPUTS, "copy_inputs": copy_inputs}
+            "inputs": INPUTS, "copy_inputs": copy_inputs, "complete": complete_run_folder}
 
 
 QUICK_EXPLAINERS = ["gradcam", "saliency", "integrated_gradients", "random", "sobel"]

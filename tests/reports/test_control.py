@@ -21,19 +21,20 @@ def _results(rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _run(path, results: pd.DataFrame, control: str, formats=("md", "latex", "html")):
+def _run(path, results: pd.DataFrame, control: str, complete_run_folder, formats=("md", "latex", "html")):
     """A run folder of ``results`` whose manifest names ``control``, with its report built."""
     path.mkdir()
     results.to_parquet(path / "results.parquet")
     (path / "manifest.json").write_text(json.dumps({"control": control, "suite": {"control": control}}))
+    complete_run_folder(path)
     build_report(path, formats=formats)
     return path
 
 
-def test_control_in_the_manifest_sets_the_reference(tmp_path):
+def test_control_in_the_manifest_sets_the_reference(tmp_path, names):
     results = _results(np.random.default_rng(0))
     for control in ("random", "sobel"):
-        _run(tmp_path / control, results, control, formats=("md",))
+        _run(tmp_path / control, results, control, names["complete"], formats=("md",))
     by = {c: pd.read_csv(tmp_path / c / "leaderboard.csv").set_index("explainer") for c in ("random", "sobel")}
     assert np.isnan(by["random"].loc["random", "p_vs_random"]) and np.isnan(by["sobel"].loc["sobel", "p_vs_random"])
     assert not np.isnan(by["sobel"].loc["random", "p_vs_random"])  # random is now tested against sobel
@@ -43,10 +44,10 @@ def test_control_in_the_manifest_sets_the_reference(tmp_path):
     assert np.allclose(by["sobel"]["p_vs_random"].sort_index(), expected.sort_index(), equal_nan=True)
 
 
-def test_the_legend_names_the_control(tmp_path):
+def test_the_legend_names_the_control(tmp_path, names):
     results = _results(np.random.default_rng(0))
     for control in ("random", "sobel"):
-        run = _run(tmp_path / control, results, control)
+        run = _run(tmp_path / control, results, control, names["complete"])
         md, tex, page = ((run / name).read_text() for name in ("leaderboard.md", "leaderboard.tex", "index.html"))
         phrase = "the random control" if control == "random" else "the control sobel"
         other = "the control sobel" if control == "random" else "the random control"

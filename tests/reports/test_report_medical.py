@@ -8,9 +8,10 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from faithbench.reports import build_report, medical_sections, write_reliability, write_repeatability
-from faithbench.reports.writer import _strata
+from faithbench.reports.writer import RunFolderError, _strata
 from faithbench.stats.repeatability import REPEATABILITY_COLUMNS
 
 
@@ -70,13 +71,15 @@ def test_sections_appear_only_with_their_files(tmp_path, make_run, names):
         assert name in page, name
     assert np.isfinite(strata["mean"]).all()
 
-    # a rebuild without samples.csv removes the stale strata table (and build_report the plots)
+    # a run with results always writes samples.csv: without it the rebuild refuses and keeps the strata
     (folder / "samples.csv").unlink()
+    with pytest.raises(RunFolderError, match="samples.csv is missing"):
+        build_report(folder, formats=())
+    assert (folder / "strata.csv").exists() and list((folder / "plots").glob("strata_*"))
+    # nothing to stratify (a run without results): the stale strata table goes
     results = pd.read_parquet(folder / "results.parquet")
-    assert _strata(folder, results, folder / "plots") == []
+    assert _strata(folder, results.iloc[0:0], None, folder / "plots") == []
     assert not (folder / "strata.csv").exists()
-    build_report(folder, formats=())
-    assert not list((folder / "plots").glob("strata_*"))
 
 
 def _reliability_table(names) -> pd.DataFrame:

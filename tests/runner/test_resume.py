@@ -103,6 +103,28 @@ def test_truncated_cache_files_are_detected_and_recomputed(tmp_path):
     pd.testing.assert_frame_equal(first.results, again.results)
 
 
+def test_a_run_stopped_while_writing_leaves_a_manifest_that_says_so(tmp_path, monkeypatch, capsys):
+    """A held-out review: killed after leaderboard.csv, a folder had manifest.json status "ok" without
+    index.html; now the manifest says "writing" until the tables are out, and report refuses it."""
+    import json
+
+    import faithbench.reports.writer as writer
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "write_outputs", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite_from_dict(SMALL), tmp_path / "a", cache=Cache(tmp_path / "cache"), progress=False,
+                  log=lambda m: None)
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["status"] == "writing"
+    monkeypatch.undo()
+    run_suite(suite_from_dict(SMALL), tmp_path / "a", cache=Cache(tmp_path / "cache"), progress=False,
+              log=lambda m: None)
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["status"] == "ok"
+    assert (tmp_path / "a" / "index.html").exists()
+
+
 def test_a_truncated_checkpoint_is_retrained(tmp_path):
     first = run_suite(suite_from_dict(SMALL), tmp_path / "a", cache=Cache(tmp_path / "cache"), progress=False,
                       log=lambda m: None)

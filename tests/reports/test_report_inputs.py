@@ -1,0 +1,136 @@
+"""``faithbench report`` refuses a run folder with an input missing or unreadable, before it
+changes any file (exit code 2, one line); a file the run legitimately did not write is fine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from faithbench.cli import main
+from faithbench.reports import build_report
+from faithbench.reports.writer import RunFolderError
+
+
+@pytest.fixture
+def run(built: Path, tmp_path: Path) -> Path:
+    """A copy of the synthetic run folder with its report built (derived tables and plots there)."""
+    return Path(shutil.copytree(built, tmp_path / "run"))
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _refused(run: Path, capsys) -> str:
+    """Run ``faithbench report`` on ``run``; assert exit 2, one stderr line, no file changed; return the line."""
+    before = _snapshot(run)
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert captured.out == ""  # no path printed: nothing written
+    assert _snapshot(run) == before  # nothing written, nothing deleted
+    assert "run failed" not in lines[0]
+    return lines[0]
+
+
+def test_a_missing_models_csv_is_refused_and_nothing_changes(run, capsys):
+    assert (run / "models_summary.csv").exists() and (run / "plots" / "models.png").exists()
+    (run / "models.csv").unlink()
+    line = _refused(run, capsys)
+    assert line.startswith("faithbench: error: ") and "models.csv is missing" in line
+    assert "incomplete run folder" in line and "faithbench run" in line
+    assert (run / "models_summary.csv").exists() and (run / "plots" / "models.png").exists()
+
+
+@pytest.mark.parametrize("name", ["curves.parquet", "samples.csv", "manifest.json", "cost.csv", "skipped.csv"])
+def test_every_input_the_run_always_writes_is_required(run, capsys, name):
+    (run / name).unlink()
+    line = _refused(run, capsys)
+    assert f"{name} is missing" in line and "incomplete run folder" in line
+
+
+def _edit_manifest(run: Path, **entries) -> None:
+    manifest = json.loads((run / "manifest.json").read_text())
+    for key, value in entries.items():
+        if key == "regions":
+            manifest["suite"]["regions"] = value
+        else:
+            manifest[key] = value
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("name, entries", [
+    ("regions.csv", {"regions": {"scores": ["share"], "alpha": 0.05}}),  # the suite had a regions: block
+    ("failures.csv", {"status": "partial", "failed_cells": 1}),
+    ("reliability.csv", {"reliability": {"samples": 8, "status": "computed", "note": "", "skipped": {}}}),
+])
+def test_a_file_the_manifest_says_was_written_is_required(run, capsys, name, entries):
+    _edit_manifest(run, **entries)
+    line = _refused(run, capsys)
+    assert f"{name} is missing" in line and "manifest.json" in line
+
+
+def test_files_the_run_did_not_write_are_not_required(run, capsys):
+    # no regions: block, no failed cell, reliability not computed: none of their files
+    _edit_manifest(run, regions=None, status="ok", failed_cells=0,
+                   reliability={"samples": 0, "status": "off", "note": "", "skipped": {}})
+    assert main(["report", str(run), "--format", "md"]) == 0
+    assert not (run / "region_tests.csv").exists()
+
+
+@pytest.mark.parametrize("name, content, error", [
+    ("results.parquet", b"PAR1 not a parquet file", "ArrowInvalid"),
+    ("curves.parquet", b"garbage", "ArrowInvalid"),
+    ("models.csv", b'model,dataset\n"cnn,x\n', "ParserError"),
+    ("manifest.json", b"{not json", "JSONDecodeError"),
+])
+def test_an_unreadable_input_is_refused_and_nothing_changes(run, capsys, name, content, error):
+    (run / name).write_bytes(content)
+    line = _refused(run, capsys)
+    assert line.startswith(f"faithbench: error: cannot read {run / name}: {error}")
+
+
+def test_build_report_raises_before_writing(run):
+    (run / "models.csv").unlink()
+    before = _snapshot(run)
+    with pytest.raises(RunFolderError, match="models.csv is missing"):
+        build_report(run)
+    assert _snapshot(run) == before
+
+
+def test_a_failing_metric_has_its_own_mark_in_every_document(run, names):
+    """‡ (failed the metric reliability check) on the failing metric's header and its footnote; † stays
+    the model at chance, which no model here is."""
+    from faithbench.reports import write_reliability
+
+    write_reliability(run, pd.DataFrame([
+        {"metric": names["down"], "nr": 0.35, "ar": 0.8, "agreement_tau": 0.1, "passed": False},
+        {"metric": names["up"], "nr": 0.9, "ar": 0.8, "agreement_tau": 0.1, "passed": True}]))
+    _edit_manifest(run, reliability={"samples": 8, "status": "computed", "note": "", "skipped": {}})
+    build_report(run)
+    md, tex, page = ((run / n).read_text() for n in ("leaderboard.md", "leaderboard.tex", "index.html"))
+    assert "| explainer | deletion\\_auc ↓ ‡ (n = 16) |" in md
+    assert "| explainer | hit\\_rate&co ↑ (n = 16) |" in md  # the passing metric: no mark
+    assert "\n‡ Failed the metric reliability check" in md
+    assert r"\downarrow$$^{\ddagger}$" in tex and r"$^{\ddagger}$Failed the metric reliability check" in tex
+    assert "<th>deletion_auc ↓ ‡<br>" in page and "<th>hit_rate&amp;co ↑<br>" in page
+    assert '<p class="note">‡ Failed the metric reliability check' in page
+    for text in (md, tex, page):
+        assert "†" not in text and r"{\dagger}" not in text
+    assert "metric_unreliable" not in pd.read_csv(run / "leaderboard.csv").columns
+
+
+def test_a_run_stopped_while_writing_its_tables_is_refused(run, capsys):
+    """A held-out review: a run killed while writing left results, a leaderboard and a manifest that
+    said "ok", without index.html or agreement.csv; the manifest now says "writing" until the tables
+    are written."""
+    _edit_manifest(run, status="writing")
+    line = _refused(run, capsys)
+    assert "the run stopped while writing its tables" in line and "rerun `faithbench run`" in line
