@@ -164,8 +164,9 @@ def git_hash() -> str | None:
 def model_origin(name: str) -> str:
     """Where a model entry's architecture comes from: the registry's origin of a built-in or
     plugin name, else the library, hub or module that a prefixed name points to."""
-    if is_external(name):
-        return f"{parse_model_name(name).source}:{name.split(':', 1)[-1]}"
+    if is_external(name):  # e.g. timm:resnet18, module:my_pkg.models:build_net
+        parsed = parse_model_name(name)
+        return f"{parsed.source}:{parsed.target}"
     return models.origin(name)
 
 

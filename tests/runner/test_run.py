@@ -151,3 +151,12 @@ def test_positive_subset_explains_only_abnormal_cases(tmp_path):
     assert len(dele) == 10 and (dele["label"] == 1).all()
     # the same ten samples for both metrics, the first ten positives in index order
     assert sorted(dele["sample_id"]) == sorted(result.results.query("metric == 'pointing_game'")["sample_id"])
+
+
+def test_model_origin_keeps_the_whole_target():
+    """A held-out review: my_pkg.models:build_net was recorded as module:build_net."""
+    from faithbench.runner.run import model_origin
+
+    assert model_origin("my_pkg.models:build_net") == "module:my_pkg.models:build_net"
+    assert model_origin("timm:resnet18") == "timm:resnet18"
+    assert model_origin("small_cnn") == "builtin"
