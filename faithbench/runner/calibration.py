@@ -108,6 +108,7 @@ class _CellCalibration:
         for spec, metric in list(self.wanted):
             try:
                 self.parts[spec.label].append(metric.calibration_inputs(ctx))
+                run.data.check_model(f"metric {spec.label!r}")
             except Exception as exc:
                 run._fail_metric(spec, exc)
                 self.wanted.remove((spec, metric))

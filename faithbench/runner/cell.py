@@ -58,12 +58,16 @@ class GroupData:
     classes: tuple[str, ...] = ()
     multilabel: bool = False  # one sigmoid per class; rows carry the explained class's name
     mask_roles: dict[str, MaskRole] = field(default_factory=lambda: dict(DEFAULT_MASK_ROLES))
-    guard: ModelGuard | None = None  # restores the model and fails the cell that changed it
+    guards: tuple[ModelGuard, ...] = ()  # of the model and the permuted twin: fail the cell that changed one
 
-    def check_model(self, who: str) -> None:
-        """After an explain or a score: raise ModelModified (model restored) if it changed the model."""
-        if self.guard is not None:
-            self.guard.check(who)
+    def check_model(self, who: str, failing: BaseException | None = None) -> None:
+        """After plugin code ran on the models: raise ModelModified (the model restored) if it changed
+        one; with ``failing``, the error that code raised, only restore, and note it on that error."""
+        for guard in self.guards:
+            if failing is None:
+                guard.check(who)
+            elif guard.check(who, raise_error=False):
+                failing.add_note(f"{who} also changed the model (ModelModified)")
 
 
 @dataclass
@@ -171,6 +175,7 @@ class CellRun:
             if not self.checked:
                 self.checked = True
                 reason = self.explainer.unsupported_reason(self.data.model, batch.x)
+                self.data.check_model(f"explainer {self.explainer.name!r}")
                 if reason:
                     self.result.skipped = reason
                     self.stopped = True
@@ -195,8 +200,10 @@ class CellRun:
                         ctx = self._context(batch, target, saliency)
                     try:
                         payload = self._score(metric, ctx, batch)
-                    finally:
-                        self.data.check_model(f"metric {spec.label!r}")
+                    except Exception as exc:
+                        self.data.check_model(f"metric {spec.label!r}", exc)
+                        raise
+                    self.data.check_model(f"metric {spec.label!r}")
                     if ctx.predict.halvings:  # out of device memory: smaller chunks, recorded
                         self.result.info["forward_chunk"] = ctx.predict.max_batch
                     self.store.put_json("scores", score_key, payload)
@@ -253,11 +260,14 @@ class CellRun:
             self.result.info.update(self.store.get_json("saliency_info", sal_key) or {})
             return sal_key, cached["saliency"].to(batch.x.device)
         start = time.perf_counter()
+        who = f"explainer {self.explainer.name!r}"
         try:
             with PassCounter(data.model) as counter:
                 saliency = self.explainer(data.model, batch.x, target)
-        finally:
-            data.check_model(f"explainer {self.explainer.name!r}")
+        except Exception as exc:
+            data.check_model(who, exc)
+            raise
+        data.check_model(who)
         seconds = time.perf_counter() - start
         if not torch.isfinite(saliency).all():
             raise FloatingPointError(f"{self.explainer.name} returned NaN or Inf saliency for the batch "

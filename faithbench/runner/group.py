@@ -138,12 +138,14 @@ def open_group(group: Group, splits: dict[str, BaseDataset], store: Cache, setti
     train, val = splits.get("train", test), splits.get("val", test)
     ckpt = load_checkpoint(group.model, train, val, test, group.seed, store, device=settings.device)
     data = GroupData(ckpt.model, ckpt.key, test.fingerprint(), test.background, classes=tuple(test.classes),
-                     multilabel=bool(test.multilabel), mask_roles=dict(test.mask_roles), guard=ModelGuard(ckpt.model))
+                     multilabel=bool(test.multilabel), mask_roles=dict(test.mask_roles),
+                     guards=(ModelGuard(ckpt.model),))
     twin = None
     if settings.needs_permuted:
         twin = load_checkpoint(group.model, train, val, test, group.seed, store, permute_labels=True,
                                device=settings.device)
         data.permuted_model, data.permuted_key = twin.model, twin.key
+        data.guards += (ModelGuard(twin.model),)
     return data, ckpt, twin
 
 

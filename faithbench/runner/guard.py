@@ -1,84 +1,127 @@
 """The model a group's cells share stays the model: a plugin's explainer or metric that changes its
-weights or buffers in place (or swaps a tensor) would silently score every later cell of the
-group on another model, and cache those scores under the checkpoint's key.
+weights or buffers in place, swaps a tensor or a module, or leaves a hook behind would silently
+score every later cell of the group on another model, and cache those scores under the
+checkpoint's key.
 
-:class:`ModelGuard` keeps a copy of the model's state (on the CPU) and a fingerprint of it: per
-parameter and buffer, its storage address, its version counter (which every in-place torch
-operation on it bumps: ``mul_``, ``copy_``, ``load_state_dict``, batch-norm statistics updated by a
-forward in train mode) and every k-th value (at most ``SAMPLED`` per tensor), which catches a
-change through ``.data`` or NumPy, where the counter does not move (a change of values that are
-all off the sample and made that way goes unseen). After each explain or score the runner calls
-:meth:`ModelGuard.check`; a changed fingerprint restores the copy and raises
-:class:`ModelModified`, which fails that cell (or metric) with a row in ``failures.csv`` while
-the other cells go on with the original model. The built-in explainers and metrics perturb
-copies (model randomisation: ``copy.deepcopy``) and never trip it. A ``train()`` mode left
-behind is restored by the explainer's ``__call__``.
+:class:`ModelGuard` keeps a copy of the model's tensors (every parameter and buffer, the
+non-persistent ones too, such as the input transform's mean and std; on the CPU) and a
+fingerprint: the modules (name, identity, type, hook counts), and per tensor its storage
+address, its version counter (which every in-place torch operation on it bumps: ``mul_``,
+``copy_``, ``load_state_dict``, batch-norm statistics updated by a forward in train mode) and
+about ``SAMPLED`` of its values (every k-th), which catch a change through ``.data`` or NumPy,
+where the counter does not move (a change made that way to values all off the sample goes
+unseen). The runner calls :meth:`ModelGuard.check` after every call of plugin code on the model
+(explain, score, calibration inputs, the applicability check, the reliability re-scoring). A
+changed fingerprint restores the copy and raises :class:`ModelModified`, which fails that cell
+(or metric) with a row in ``failures.csv`` while the other cells go on with the original model.
+A change the copy cannot undo (a module replaced or removed, a hook added, a tensor of another
+shape) breaks the guard: that check and every later one raise, so the rest of the group fails
+rather than run on another model. The built-in explainers and metrics perturb copies (model
+randomisation: ``copy.deepcopy``) and never trip it. A ``train()`` mode left behind is restored
+by the explainer's ``__call__``.
 
-Cost of a check: one gather of the samples and one transfer; measured on the shared 2-core CPU,
-medians of 21: 1.1 ms for resnet18 (122 tensors), 3.3 ms for resnet50 (320), against about 250 ms
-for one forward pass of 8 images through resnet18. Where only version counters moved, the whole
-state is compared with the copy (10 ms, resnet18). The copy: the model's size in CPU memory.
+Cost of a check: one gather of the samples and one transfer; measured on the shared 2-core CPU
+under load, medians of 21: 1.2 ms for resnet18 (122 tensors), 3.8 ms for resnet50 (320), against
+330 ms for one forward pass of 8 images through resnet18 in the same run. Where only version counters moved, every
+tensor is compared with the copy (10 ms, resnet18). The copy: the model's size in CPU memory.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 __all__ = ["SAMPLED", "ModelGuard", "ModelModified", "fingerprint"]
 
-SAMPLED = 64  # values sampled per tensor (every k-th), besides its version counter
+SAMPLED = 64  # values sampled per tensor (every ceil(n / SAMPLED)-th), besides its version counter
+
+_RULE = ("An explainer or metric must not modify the model: work on a copy (copy.deepcopy(model)) and "
+         "remove its hooks")
 
 
 class ModelModified(RuntimeError):
-    """A cell's explainer or metric changed the shared model; the model was restored."""
+    """A cell's explainer or metric changed the shared model (restored, or the guard is broken)."""
 
 
-def _state(model: nn.Module) -> dict[str, Tensor]:
-    return model.state_dict(keep_vars=True)
+def _tensors(model: nn.Module) -> dict[str, Tensor]:
+    """Every parameter and buffer by name, the non-persistent buffers too."""
+    return {**dict(model.named_parameters(remove_duplicate=False)), **dict(model.named_buffers(remove_duplicate=False))}
 
 
-def fingerprint(model: nn.Module) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...], Tensor]:
-    """(names, (storage address, version) per tensor, the sampled values as float64 bits on the CPU)."""
-    state = _state(model)
-    names = tuple(state)
-    stamps = tuple((t.data_ptr(), t._version) for t in state.values())
-    samples = [t.detach().reshape(-1)[:: max(1, t.numel() // SAMPLED)] for t in state.values() if t.numel()]
+def _structure(model: nn.Module) -> tuple[Any, ...]:
+    return tuple((name, id(m), type(m), len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks),
+                  len(m._backward_pre_hooks)) for name, m in model.named_modules(remove_duplicate=False))
+
+
+def fingerprint(model: nn.Module) -> tuple[tuple[Any, ...], tuple[tuple[str, int, int], ...], Tensor]:
+    """(the modules, (name, storage address, version) per tensor, the sampled values as float64
+    bits on the CPU)."""
+    tensors = _tensors(model)
+    stamps = tuple((name, t.data_ptr(), t._version) for name, t in tensors.items())
+    samples = [t.detach().reshape(-1)[:: math.ceil(t.numel() / SAMPLED)] for t in tensors.values() if t.numel()]
     values = torch.cat(samples).to("cpu", torch.float64) if samples else torch.empty(0, dtype=torch.float64)
-    return names, stamps, values.view(torch.int64)  # bits: a NaN weight equals itself
+    return _structure(model), stamps, values.view(torch.int64)  # bits: a NaN weight equals itself
 
 
 class ModelGuard:
-    """Checks that ``model`` keeps its state between calls of :meth:`check`; restores it if not."""
+    """Checks that ``model`` keeps its modules and tensors between calls of :meth:`check`;
+    restores the tensors if not."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.copy = {name: t.detach().to("cpu", copy=True) for name, t in _state(model).items()}
+        self.copy = {name: t.detach().to("cpu", copy=True) for name, t in _tensors(model).items()}
         self.reference = fingerprint(model)
+        self.broken: str | None = None  # who changed what could not be undone
 
     def changed(self) -> bool:
-        """Whether the state differs from the guard's copy: the fingerprints differ, and where only
-        version counters moved (a plugin that writes a weight and puts it back), the values too."""
+        """Whether the model differs from the guard's copy: the fingerprints differ, and where only
+        version counters or storages moved (a plugin that writes a weight and puts it back), the
+        values, dtypes or devices too."""
         now = fingerprint(self.model)
-        names, stamps, values = now
-        old_names, old_stamps, old_values = self.reference
-        if names != old_names or not torch.equal(values, old_values):
+        structure, stamps, values = now
+        if structure != self.reference[0] or not torch.equal(values, self.reference[2]):
             return True
-        if stamps == old_stamps:
+        if stamps == self.reference[1]:
             return False
-        state = _state(self.model)
-        if any(state[k].shape != v.shape or not torch.equal(state[k].detach().cpu(), v) for k, v in self.copy.items()):
+        tensors = _tensors(self.model)
+        if tensors.keys() != self.copy.keys() or any(
+                t.shape != c.shape or t.dtype != c.dtype or not torch.equal(t.detach().cpu(), c)
+                for t, c in ((tensors[k], c) for k, c in self.copy.items())):
             return True
-        self.reference = now  # written back as it was
+        self.reference = (self.reference[0], stamps, self.reference[2])  # written back as it was
         return False
 
-    def check(self, who: str) -> None:
-        """Raise :class:`ModelModified` (after restoring the model) if the state changed since the
-        guard was made; ``who`` names the explainer or metric in the message."""
-        if not self.changed():
-            return
-        self.model.load_state_dict(self.copy, strict=False)  # copies the values into the tensors there now
+    def _restore(self) -> bool:
+        """Copy the saved values back into the model's tensors; False when they cannot be (the
+        modules or the tensors' names, shapes or dtypes changed)."""
+        tensors = _tensors(self.model)
+        if _structure(self.model) != self.reference[0] or tensors.keys() != self.copy.keys() or any(
+                tensors[k].shape != c.shape or tensors[k].dtype != c.dtype for k, c in self.copy.items()):
+            return False
+        with torch.no_grad():
+            for name, saved in self.copy.items():
+                tensors[name].copy_(saved)
         self.reference = fingerprint(self.model)
-        raise ModelModified(f"{who} changed the model's weights or buffers in place; the model was "
-                            f"restored for the other cells. An explainer or metric must not modify the model: "
-                            f"work on a copy (copy.deepcopy(model))")
+        return True
+
+    def check(self, who: str, *, raise_error: bool = True) -> bool:
+        """Whether the model changed since the guard was made (restored where it can be). With
+        ``raise_error``, a change raises :class:`ModelModified` instead; ``who`` names the explainer
+        or metric. Once a change could not be undone, every check raises (or returns True)."""
+        if self.broken is None:
+            if not self.changed():
+                return False
+            if self._restore():
+                if raise_error:
+                    raise ModelModified(f"{who} changed the model's weights or buffers in place; the model was "
+                                        f"restored for the other cells. {_RULE}")
+                return True
+            self.broken = who
+        if raise_error:
+            raise ModelModified(f"{self.broken} changed the model's modules or tensors beyond what can be restored "
+                                f"(a module replaced or removed, a hook added, a tensor of another shape); the "
+                                f"group's other cells are not run on it. {_RULE}")
+        return True

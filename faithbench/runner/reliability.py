@@ -132,6 +132,7 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
                 continue
             try:
                 saliency = run.explainer(model, xc, t)
+                data.check_model(f"explainer {run.explainer.name!r}")
             except Exception as exc:
                 out.log.append(f"reliability: {run.cell.name} under {condition}: explainer failed: {exc}")
                 continue
@@ -142,6 +143,7 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
                                   mask_roles=data.mask_roles)
                 try:
                     values = metric(ctx).value.double().cpu().tolist()
+                    data.check_model(f"metric {spec.label!r}")
                 except Exception as exc:
                     out.log.append(f"reliability: {spec.label} in {run.cell.name} under {condition} failed: {exc}")
                     continue

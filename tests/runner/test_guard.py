@@ -1,5 +1,7 @@
 """ModelGuard: a change of the shared model is found (in place, through .data, by a train-mode
-forward, by swapping a tensor), the model restored exactly; a weight written and put back is not a change."""
+forward, by swapping a tensor, in a non-persistent buffer), the model restored exactly; a change
+that cannot be undone (a module replaced, a hook left behind) breaks the guard for good; a weight
+written and put back is not a change."""
 
 import pytest
 import torch
@@ -10,14 +12,16 @@ from faithbench.runner.guard import ModelGuard, ModelModified
 
 def _model() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).eval()
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    model.register_buffer("scale", torch.ones(1), persistent=False)  # as the input transform's mean and std
+    return model.eval()
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {k: v.detach().clone() for k, v in [*model.named_parameters(), *model.named_buffers()]}
 
 
-@pytest.mark.parametrize("change", ["in_place", "data", "numpy", "train_forward", "swap"])
+@pytest.mark.parametrize("change", ["in_place", "data", "numpy", "train_forward", "swap", "non_persistent"])
 def test_a_change_is_found_and_undone(change):
     model = _model()
     before, guard = _state(model), ModelGuard(model)
@@ -29,6 +33,8 @@ def test_a_change_is_found_and_undone(change):
             model[0].weight.data.mul_(0)
         elif change == "numpy":
             model[4].weight.detach().numpy()[:] = 7.0
+        elif change == "non_persistent":
+            model.scale.mul_(2)
         elif change == "train_forward":  # batch-norm running statistics move
             model.train()
             model(torch.rand(3, 1, 8, 8))
@@ -51,3 +57,23 @@ def test_a_weight_written_and_put_back_is_no_change():
         model[0].weight.copy_(keep)
     guard.check("put back")  # versions moved, values equal: no error
     guard.check("again")
+
+
+@pytest.mark.parametrize("change", ["head_replaced", "hook_left", "other_shape"])
+def test_a_change_that_cannot_be_undone_breaks_the_guard_for_good(change):
+    """A review of the guard: a head replaced by nn.Identity passed the second check (the state dict
+    skipped the missing keys and the fingerprint took the new layout)."""
+    model = _model()
+    guard = ModelGuard(model)
+    if change == "head_replaced":
+        model[4] = nn.Identity()
+    elif change == "hook_left":
+        model[2].register_forward_hook(lambda m, i, o: o * 0)
+    else:
+        model[4].weight = nn.Parameter(torch.zeros(3, 4 * 6 * 6))
+    with pytest.raises(ModelModified, match="beyond what can be restored"):
+        guard.check("metric 'm'")
+    for _ in range(2):  # and every later check, whoever runs
+        with pytest.raises(ModelModified, match="metric 'm' changed the model's modules or tensors"):
+            guard.check("explainer 'innocent'")
+    assert guard.check("quiet", raise_error=False) is True
