@@ -27,13 +27,13 @@ class Dataset(Protocol):
 
 
 def files_signature(files: Iterable[tuple[str, Path]]) -> str:
-    """A 16-hex digest of each file's name, size and modification time (ns), in the given order (an
-    absent file: size and time -1)."""
+    """A 16-hex digest of each file's name, size and modification time (ns), in the given order (a
+    file that cannot be stat'ed: size and time -1)."""
     rows = []
     for name, path in files:
         try:
             stat = Path(path).stat()
-        except FileNotFoundError:
+        except OSError:  # absent (another split's file on another machine) or unreadable
             rows.append([str(name), -1, -1])
             continue
         rows.append([str(name), stat.st_size, stat.st_mtime_ns])
@@ -72,11 +72,11 @@ class BaseDataset:
     def spec(self) -> dict[str, Any]:
         spec = {"name": getattr(self, "registry_name", type(self).__name__), "split": self.split,
                 "version": self.version, "params": self.params}
-        if "_files" not in self.__dict__:  # stat the files once per dataset object
+        if "_faithbench_files" not in self.__dict__:  # stat the files once per dataset object
             files = self.data_files()
-            self._files = files_signature(files) if files else None
-        if self._files is not None:
-            spec["files"] = self._files
+            self._faithbench_files = files_signature(files) if files else None
+        if self._faithbench_files is not None:
+            spec["files"] = self._faithbench_files
         return spec
 
     def data_files(self) -> list[tuple[str, Path]]:

@@ -19,6 +19,7 @@ one finding with ``finding``: ``label`` = that finding present, classes
 from __future__ import annotations
 
 import difflib
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -162,11 +163,13 @@ class MedMNIST(BaseDataset):
             self.classes = class_names  # type: ignore[misc]
             self._labels = labels[:, 0]
 
-    def data_files(self) -> list[tuple[str, Path]]:
-        """The ``.npz`` file (every split): the root is not part of the key (the same file anywhere
-        gives the same data), its size and time are: a local subset must not share checkpoints with
-        the official file."""
-        return [(self.path.name, self.path)]
+    def spec(self) -> dict[str, Any]:
+        # The root and the file's time are not part of the spec (the official file, downloaded again
+        # or anywhere else, gives the same data: no data_files), but its size is: a local subset
+        # must not share checkpoints with the official file.
+        spec = super().spec()
+        spec["file"] = {"name": self.path.name, "bytes": os.path.getsize(self.path)}
+        return spec
 
     def __len__(self) -> int:
         return len(self._images)

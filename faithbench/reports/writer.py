@@ -7,12 +7,10 @@ functions of ``results.parquet``, ``curves.parquet``, ``models.csv``, ``cost.csv
 without recomputing anything. Images the tidy tables cannot hold (``plots/gallery_*.png``) are kept.
 
 Every input is read before any file is written (:func:`read_inputs`). A run writes
-:data:`ALWAYS_WRITTEN` (``curves.parquet`` empty when no metric records a curve), and
-``samples.csv`` when the results have rows (a row per explained sample), ``regions.csv`` when the
-manifest's suite has a ``regions:`` block, ``failures.csv`` when it says cells failed and
-``reliability.csv`` when its ``reliability.status`` is ``computed``. One of these missing, or an
-input that does not parse, or a manifest still at status :data:`WRITING` (the run stopped while
-writing), raises :class:`RunFolderError` (``faithbench report``: exit code 2).
+:data:`ALWAYS_WRITTEN` and lists the tidy files it wrote in the manifest's ``outputs``; also
+required: ``regions.csv`` / ``failures.csv`` / ``reliability.csv`` where the manifest has a
+``regions:`` block / failed cells / reliability ``computed``. One missing, an input that does not
+parse, or a manifest at status :data:`WRITING` raises :class:`RunFolderError` (exit code 2).
 """
 
 from __future__ import annotations
@@ -50,23 +48,23 @@ from faithbench.stats.tables import (
     PAIRWISE_TABLE_COLUMNS,
 )
 
-__all__ = ["ALWAYS_WRITTEN", "FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "RunFolderError", "WRITING", "build_report",
-           "cost_summary", "expected_files", "is_run_folder", "models_summary", "read_inputs", "write_outputs"]
+__all__ = ["ALWAYS_WRITTEN", "FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "RUN_OUTPUTS", "RunFolderError", "WRITING",
+           "build_report", "cost_summary", "expected_files", "is_run_folder", "models_summary", "read_inputs",
+           "write_outputs"]
 
 RESULT_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "value", "chance",
                   "higher_is_better", "category", "label", "target"]
 # multi-label runs add ``class`` (the explained class), as in results
 CURVE_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "step", "fraction", "score"]
 FORMATS = ("html", "md", "latex")
-# Plots that build_report owns and rewrites; anything else in plots/ (galleries) is kept.
-_DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cost.", "regions_", "strata_")
+_DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cost.", "regions_", "strata_")  # rewritten
 log = logging.getLogger(__name__)
 # per-sample columns of samples.csv that the stratified analysis reads (faithbench.stats.strata)
 _STRATA_SOURCES = ("lesion_area", "confidence", "correct")
 WRITING = "writing"  # manifest.json's status while a run writes its tables (the final status replaces it)
 ALWAYS_WRITTEN = ("results.parquet", "curves.parquet", "models.csv", "cost.csv", "skipped.csv", "manifest.json")
-# read by the report when present; whether the run wrote them is not recorded, so only checked to parse
-_READ_IF_PRESENT = ("reliance.csv", "repeatability.csv")
+_READ_IF_PRESENT = ("reliance.csv", "repeatability.csv")  # required where the manifest's outputs list them
+RUN_OUTPUTS = (*ALWAYS_WRITTEN, "samples.csv", "regions.csv", "failures.csv", "reliability.csv", *_READ_IF_PRESENT)
 _UNREADABLE = (ValueError, OSError, pa.ArrowException)  # ArrowInvalid, ParserError, JSONDecodeError, UnicodeError
 
 
@@ -89,7 +87,7 @@ def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
 
 
 def write_outputs(out_dir: Path, results: pd.DataFrame, curves: pd.DataFrame, models: pd.DataFrame,
-                  cost: pd.DataFrame, skipped: pd.DataFrame, *, report: bool = True) -> None:
+                  cost: pd.DataFrame, skipped: pd.DataFrame, *, report: bool = False) -> None:
     results = results.reindex(columns=RESULT_COLUMNS) if results.empty else results
     curves = curves.reindex(columns=CURVE_COLUMNS) if curves.empty else curves
     _write_parquet(out_dir / "results.parquet", results)
@@ -135,8 +133,9 @@ def _read(out_dir: Path, name: str, reader: Callable[[Path], Any]) -> Any:
 def expected_files(manifest: dict[str, Any], results: pd.DataFrame) -> dict[str, str]:
     """``{name: why}``: the files the run wrote beyond :data:`ALWAYS_WRITTEN`, as its manifest and
     results say (module doc)."""
-    expected = {}
-    if not results.empty:
+    expected = {name: "manifest.json lists it among the run's outputs" for name in manifest.get("outputs") or []
+                if name not in ALWAYS_WRITTEN}
+    if not results.empty and "outputs" in manifest:  # a folder from before the list may predate samples.csv
         expected["samples.csv"] = "results.parquet has rows, and the run writes a row per explained sample"
     if (manifest.get("suite") or {}).get("regions") is not None:
         expected["regions.csv"] = "the suite in manifest.json has a regions: block"
@@ -158,14 +157,15 @@ def read_inputs(out_dir: Path) -> dict[str, Any]:
             raise RunFolderError(f"{out_dir}: incomplete run folder: {name} is missing ({why}); rerun "
                                  f"`faithbench run` into this folder to rebuild it")
 
-    for name in ALWAYS_WRITTEN:
-        require(name, "a run always writes it")
-    results = _read(out_dir, "results.parquet", pd.read_parquet)
+    require("manifest.json", "a run always writes it")
     manifest = _read(out_dir, "manifest.json", _read_json)
     if manifest.get("status") == WRITING:
         raise RunFolderError(f"{out_dir}: incomplete run folder: the run stopped while writing its tables "
                              f"(manifest.json status {WRITING!r}); rerun `faithbench run` into this folder: it "
                              f"reads every result from the cache")
+    for name in ALWAYS_WRITTEN:
+        require(name, "a run always writes it")
+    results = _read(out_dir, "results.parquet", pd.read_parquet)
     for name, why in expected_files(manifest, results).items():
         require(name, why)
     inputs = {"results.parquet": results, "manifest.json": manifest,

@@ -97,7 +97,7 @@ def write_run_folder(path: Path, **kwargs) -> Path:
              "explainers": [{"name": e, "alias": None, "params": {}} for e in EXPLAINERS],
              "metrics": [{"name": METRIC_UP, "alias": None}, {"name": METRIC_DOWN, "alias": None}]}
     manifest = {"suite": suite, "seeds": [0, 1], "samples_per_dataset": 8, "cells": 8, "git": None,
-                "versions": {"python": "3.11"}, "device": "cpu", "seconds": 1.0}
+                "versions": {"python": "3.11"}, "device": "cpu", "seconds": 1.0, "outputs": sorted(INPUTS)}
     (path / "manifest.json").write_text(json.dumps(manifest))
     return path
 

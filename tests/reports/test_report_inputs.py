@@ -134,3 +134,13 @@ def test_a_run_stopped_while_writing_its_tables_is_refused(run, capsys):
     _edit_manifest(run, status="writing")
     line = _refused(run, capsys)
     assert "the run stopped while writing its tables" in line and "rerun `faithbench run`" in line
+
+
+def test_a_folder_from_before_the_outputs_list_needs_no_samples_csv(run, capsys):
+    """A review: folders written before samples.csv existed were refused; the run now lists its tidy
+    files in manifest.json's outputs, and a folder without that list needs only ALWAYS_WRITTEN."""
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert "samples.csv" in manifest.pop("outputs")
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "samples.csv").unlink()
+    assert main(["report", str(run), "--format", "md"]) == 0

@@ -121,8 +121,9 @@ def test_a_run_stopped_while_writing_leaves_a_manifest_that_says_so(tmp_path, mo
     monkeypatch.undo()
     run_suite(suite_from_dict(SMALL), tmp_path / "a", cache=Cache(tmp_path / "cache"), progress=False,
               log=lambda m: None)
-    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["status"] == "ok"
-    assert (tmp_path / "a" / "index.html").exists()
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["status"] == "ok" and (tmp_path / "a" / "index.html").exists()
+    assert {"results.parquet", "curves.parquet", "samples.csv", "manifest.json"} <= set(manifest["outputs"])
 
 
 def test_a_truncated_checkpoint_is_retrained(tmp_path):
