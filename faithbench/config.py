@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs, check_masks,
                                      check_param_types, check_suite_values, check_target, check_validation,
-                                     check_weights, resolve_weights, unknown_key)
+                                     check_weights, resolve_weights, validation_message)
 from faithbench.config_yaml import YAMLFileError, load_yaml_file
 from faithbench.configurable import ParameterError
 from faithbench.datasets.paths import DataError
@@ -179,8 +179,8 @@ class Suite(BaseModel):
 
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
-    for part in loc:
-        if part in _TARGET_TAGS:
+    for part in loc:  # union branches (literal['auto','none'], PreprocessSpec) are not keys: left out
+        if part in _TARGET_TAGS or isinstance(part, str) and (part.startswith("literal[") or part[:1].isupper()):
             continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
@@ -340,15 +340,7 @@ def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()  # an unknown top-level key first: 'metric:' is why 'metrics' is missing
-        err = next((e for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1), errors[0])
-        loc = _loc(tuple(err["loc"]))
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = unknown_key(err, errors)
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        raise SuiteError(f"{source}: {loc}: {msg}") from None
+        raise SuiteError(f"{source}: {validation_message(exc.errors(), _loc)}") from None
     validate_plugins(suite, source)
     _check_control(suite, source)
     return suite

@@ -50,6 +50,24 @@ class SuiteWarning(UserWarning):
     """A suite that runs, but not entirely as written (a metric skipped on a dataset)."""
 
 
+def validation_message(errors: list[dict[str, Any]], loc_of: Callable[[tuple[Any, ...]], str]) -> str:
+    """``key: message`` for pydantic's errors of a suite (``loc_of``: an error's key path): an unknown
+    top-level key first ('metric:' is why 'metrics' is missing); a value that fits no branch of a
+    union lists every branch ("'auto' or 'none', or a valid dictionary or instance of ...")."""
+    err = next((e for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1), errors[0])
+    loc, msg = loc_of(tuple(err["loc"])), err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = unknown_key(err, errors)
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    else:
+        msg = ", or ".join([msg] + [e["msg"].removeprefix("Input should be ") for e in errors
+                                    if e is not err and loc_of(tuple(e["loc"])) == loc])
+        if loc.endswith("target") and err["type"] == "literal_error":  # a discriminated union: one branch tried
+            msg += ", or a mapping {classes: [...]}"
+    return f"{loc}: {msg}"
+
+
 def unknown_key(err: dict[str, Any], errors: list[dict[str, Any]]) -> str:
     """The message of a schema error ``extra_forbidden``: ``unknown key 'metric'``, with ``; did you
     mean 'metrics'?`` when a required key the same mapping lacks is close to it (a typo)."""

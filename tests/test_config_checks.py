@@ -31,6 +31,11 @@ def _load(tmp_path, text):
     ("recipe:", "params: {in_chans: 3}, recipe:",
      r"models\[0\].params: cannot build 'small_cnn' .*: model 'small_cnn': in_chans come from the dataset \(its "
      r"channels, classes and image size\), not from params: remove 'in_chans'"),
+    ("recipe:", "preprocess: nome, recipe:",  # was models[0].preprocess.literal['auto','none']: ...
+     r"suite.yaml: models\[0\].preprocess: Input should be 'auto' or 'none', or a valid dictionary or instance "
+     r"of PreprocessSpec$"),
+    ("name: t", "name: t\ntarget: lable",
+     r"suite.yaml: target: Input should be 'predicted', 'label' or 'each_positive', or a mapping \{classes: "),
     ("[gradcam, random]", "[{name: gradcam, params: {target_layer: layer4}}, random]",
      r"suite.yaml: explainers\[0\].params.target_layer: 'layer4' is not a module of model 'small_cnn'; "
      r"its top-level modules: "),
