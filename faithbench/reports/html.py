@@ -155,9 +155,13 @@ def _reliance_html(root: Path) -> str:
     """What each model relies on, by intervention (reliance.csv): set this beside the saliency
     mass on the lesion and on the marker (relevance_mass with ``mask: marker``)."""
     path = root / "reliance.csv"
-    if not path.exists():
+    try:
+        table = pd.read_csv(path) if path.exists() else None
+    except pd.errors.EmptyDataError:  # an empty file: read_inputs accepts it
+        table = None
+    if table is None or table.empty:
         return ""
-    return ("<h3>Measured reliance (intervention)</h3>" + table_html(pd.read_csv(path))
+    return ("<h3>Measured reliance (intervention)</h3>" + table_html(table)
             + '<p class="note">mean_drop: drop in the predicted class\'s probability when the evidence '
               "is removed from the image (the same sample regenerated without it); flip_rate: how often "
               "the prediction changes. Compare with each explainer's relevance mass on that evidence.</p>")

@@ -144,3 +144,11 @@ def test_a_folder_from_before_the_outputs_list_needs_no_samples_csv(run, capsys)
     (run / "manifest.json").write_text(json.dumps(manifest))
     (run / "samples.csv").unlink()
     assert main(["report", str(run), "--format", "md"]) == 0
+
+
+def test_an_empty_reliance_csv_is_no_error_after_the_checks(run, capsys):
+    """A review: an empty reliance.csv passed read_inputs, then the page's reader raised EmptyDataError
+    after files were written."""
+    (run / "reliance.csv").write_text("")
+    assert main(["report", str(run)]) == 0
+    assert "Measured reliance" not in (run / "index.html").read_text()
