@@ -141,6 +141,17 @@ class MNILesion(BaseDataset):
         self.rotation, self.scale, self.shift, self.noise = rotation, scale, shift, noise
         self._grid = _grid((size,) * dims)
 
+    def spec(self) -> dict[str, Any]:
+        """With nilearn's version: the MNI152 template files ship in its wheel, so another release
+        may hold other templates."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            nilearn = version("nilearn")
+        except PackageNotFoundError:  # the images cannot be made either (mni_cube says so)
+            nilearn = None
+        return {**super().spec(), "nilearn": nilearn}
+
     def __len__(self) -> int:
         return self.n
 

@@ -46,3 +46,10 @@ def test_bright_polarity_and_bad_params():
     assert s.meta["lesion_polarity"] == "bright"
     with pytest.raises(ValueError, match="mni_lesion: expected dims"):
         MNILesion("test", dims=4)
+
+
+def test_the_key_holds_nilearns_version():
+    """The MNI152 template ships in nilearn's wheel: another release may hold other images."""
+    from importlib.metadata import version
+
+    assert MNILesion("test", n=2).spec()["nilearn"] == version("nilearn")
