@@ -70,6 +70,23 @@ def load_nrrd_as_nifti(path: Path) -> Any:
 NRRD_SUFFIXES, NIBABEL_SUFFIXES = (".nrrd", ".nhdr"), (".nii", ".nii.gz", ".mgz", ".mgh")
 
 
+def detached_data(path: Path) -> list[Path]:
+    """The data file a detached NRRD header (``.nhdr``) names, for the cache key: [] for another
+    file, an absent or unreadable header, or a file list or pattern (then the header alone)."""
+    if path.suffix.lower() != ".nhdr" or not path.is_file():
+        return []
+    try:
+        import nrrd
+
+        header = nrrd.read_header(str(path))
+    except Exception:  # noqa: BLE001 - no pynrrd, or a header the loader will refuse with its reason
+        return []
+    name = header.get("data file", header.get("datafile"))
+    if not isinstance(name, str) or name.startswith("LIST") or " " in name.strip():
+        return []
+    return [path.parent / name]
+
+
 def load_volume(path: Path) -> Any:
     """A NIfTI or NRRD file as a nibabel image (not yet canonical)."""
     name = path.name.lower()
@@ -227,6 +244,8 @@ class VolumeDataset(BaseDataset):
             (key, it[key]) for it in entries for key in ("image", "label_map") if it.get(key)]
         self._sources = [(f"{key}:{path}", resolve_path(path, root, key, must_exist=False)) for key, path in sources
                          if path]  # another split's file may be absent here (a test-only run): keyed as absent
+        self._sources += [(f"data:{name}:{data.name}", data) for name, header in self._sources
+                          for data in detached_data(header)]
         self._load = lru_cache(maxsize=64)(self._load_item)
 
     def __len__(self) -> int:

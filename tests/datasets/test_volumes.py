@@ -133,3 +133,19 @@ def test_cache_key_follows_every_splits_files(tmp_path):
     assert VolumeDataset("test", items=items, root=str(tmp_path)).fingerprint() == base
     os.utime(tmp_path / "b_seg.nii.gz", ns=(0, 0))
     assert VolumeDataset("test", items=items, root=str(tmp_path)).fingerprint() != base
+
+
+def test_a_detached_nrrd_headers_data_file_is_in_the_key(tmp_path):
+    """A diff review: only the .nhdr header was keyed, so an edited .raw data file kept the keys."""
+    import os
+
+    nrrd = pytest.importorskip("nrrd")
+    pytest.importorskip("nibabel")
+    nrrd.write(str(tmp_path / "a.nhdr"), np.zeros((4, 4, 4), np.float32), detached_header=True)
+    data = [p for p in tmp_path.iterdir() if p.name != "a.nhdr"]
+    assert len(data) == 1  # the data file the header names
+    ds = VolumeDataset("test", items=[{"image": "a.nhdr"}], root=str(tmp_path))
+    assert ds[0].image.shape == (1, 4, 4, 4)
+    base = ds.fingerprint()
+    os.utime(data[0], ns=(0, 0))
+    assert VolumeDataset("test", items=[{"image": "a.nhdr"}], root=str(tmp_path)).fingerprint() != base
