@@ -26,16 +26,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from faithbench.reports.integrity import table_problem
 from faithbench.store import atomic_write_bytes
-from faithbench.stats import (
-    agreement_table,
-    friedman_table,
-    leaderboard,
-    nemenyi_table,
-    overall_nemenyi,
-    overall_ranks,
-    pairwise_table,
-)
+from faithbench.stats import (agreement_table, friedman_table, leaderboard, nemenyi_table, overall_nemenyi,
+                              overall_ranks, pairwise_table)
 from faithbench.stats.chance import (AT_CHANCE, at_chance_message, mark_models_at_chance, models_at_chance,
                                      undefined_counts)
 from faithbench.stats.tables import (
@@ -173,6 +167,9 @@ def read_inputs(out_dir: Path) -> dict[str, Any]:
     for name in ("models.csv", "cost.csv", "skipped.csv", "regions.csv", "samples.csv", "failures.csv",
                  "reliability.csv", *_READ_IF_PRESENT):
         inputs[name] = _read(out_dir, name, read_optional_csv)
+    problem = table_problem(out_dir, manifest, inputs)  # truncated or other columns (reports/integrity.py)
+    if problem:
+        raise RunFolderError(problem)
     return inputs
 
 

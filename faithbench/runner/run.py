@@ -309,6 +309,7 @@ def _write_samples(out_dir: Path, samples: pd.DataFrame, outputs: list[GroupOutp
 
 def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: list[GroupOutput],
                manifest: dict[str, Any], report: ReportSettings) -> None:
+    from faithbench.reports.integrity import row_counts
     from faithbench.reports.writer import RUN_OUTPUTS, WRITING, build_report, write_outputs
 
     clear_owned(out_dir)  # a reused --out keeps nothing of an earlier run; done after computing, so an
@@ -336,6 +337,9 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
     write_outputs(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],
                   tables["skipped"], report=False)
     manifest["outputs"] = sorted(name for name in RUN_OUTPUTS if (out_dir / name).is_file())  # report requires them
+    manifest["rows"] = row_counts({"results.parquet": tables["results"], "curves.parquet": tables["curves"],
+                                   "models.csv": tables["models"], "samples.csv": tables["samples"]
+                                   if (out_dir / "samples.csv").is_file() else None})
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     if report.build:
         build_report(out_dir)  # reads the manifest

@@ -152,3 +152,28 @@ def test_an_empty_reliance_csv_is_no_error_after_the_checks(run, capsys):
     (run / "reliance.csv").write_text("")
     assert main(["report", str(run)]) == 0
     assert "Measured reliance" not in (run / "index.html").read_text()
+
+
+@pytest.mark.parametrize("name, damage", [
+    ("models.csv", "header"), ("models.csv", "columns"), ("samples.csv", "header"), ("curves.parquet", "rows")])
+def test_a_readable_but_truncated_or_relabelled_table_is_refused(run, capsys, name, damage):
+    """A held-out review: models.csv cut to its header gave exit 0 and dropped the at-chance marks;
+    a header-only samples.csv or an empty curves.parquet deleted the strata and curve plots."""
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["rows"] = {"results.parquet": len(pd.read_parquet(run / "results.parquet")),
+                        "curves.parquet": len(pd.read_parquet(run / "curves.parquet")),
+                        "models.csv": len(pd.read_csv(run / "models.csv")),
+                        "samples.csv": len(pd.read_csv(run / "samples.csv"))}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(["report", str(run), "--format", "md"]) == 0  # the counts as written: fine
+    if damage == "rows":
+        pd.read_parquet(run / name).iloc[:0].to_parquet(run / name, index=False)
+    elif damage == "header":
+        table = pd.read_csv(run / name)
+        table.iloc[:0].to_csv(run / name, index=False)
+    else:
+        table = pd.read_csv(run / name)
+        table.rename(columns={"dataset": "a", "model": "b"}).to_csv(run / name, index=False)
+    line = _refused(run, capsys)
+    assert name in line and ("rows where the run wrote" in line or "lacks the columns dataset, model" in line)
