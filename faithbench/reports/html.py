@@ -151,14 +151,10 @@ def _models_html(models: pd.DataFrame, summary: pd.DataFrame) -> str:
             f"<details><summary>per checkpoint (models.csv)</summary>{per_seed}</details>")
 
 
-def _reliance_html(root: Path) -> str:
-    """What each model relies on, by intervention (reliance.csv): set this beside the saliency
-    mass on the lesion and on the marker (relevance_mass with ``mask: marker``)."""
-    path = root / "reliance.csv"
-    try:
-        table = pd.read_csv(path) if path.exists() else None
-    except pd.errors.EmptyDataError:  # an empty file: read_inputs accepts it
-        table = None
+def _reliance_html(table: pd.DataFrame | None) -> str:
+    """What each model relies on, by intervention (``reliance.csv`` as read; None: not written):
+    set this beside the saliency mass on the lesion and on the marker (relevance_mass with
+    ``mask: marker``)."""
     if table is None or table.empty:
         return ""
     return ("<h3>Measured reliance (intervention)</h3>" + table_html(table)
@@ -218,6 +214,7 @@ def render_html(
     undefined: pd.DataFrame | None = None,
     at_chance: pd.DataFrame | None = None,
     control: str = "random",
+    reliance: pd.DataFrame | None = None,
 ) -> str:
     """The page as a string. Plots are every ``plots/*.png`` under ``root``, placed by name:
     ``curves_``, ``distributions_``, ``cd_`` per (dataset, model); ``models``, ``cost``,
@@ -248,7 +245,7 @@ def render_html(
         models_table = models_table.assign(model=[f"{m} {DAGGER}" if (str(d), str(m)) in chance_pairs else m
                                                   for d, m in zip(models_table["dataset"], models_table["model"])])
     sections.append(("models", "Models", _models_html(models, models_table)
-                     + _reliance_html(root)
+                     + _reliance_html(reliance)
                      + _figures([p for p in pngs if p.stem == "models"], root, used)))
 
     boards = _leaderboard_html(board)

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from faithbench.reports.tables import RELIABILITY_MARK  # ‡ (a model at chance: †)
 from faithbench.store import atomic_write_bytes
 from faithbench.stats.reliability import AR_MIN, NR_MIN, reliability_footnote
 
-__all__ = ["REPEATABILITY_FILE", "RELIABILITY_FILE", "RELIABILITY_MARK", "STRATA_FILE", "mark_unreliable",
+__all__ = ["REPEATABILITY_FILE", "RELIABILITY_FILE", "STRATA_FILE", "mark_unreliable",
            "medical_sections", "reliability_footnote_text", "reliability_html", "reliability_markdown",
            "reliability_note", "reliability_status", "repeatability_html", "strata_html", "write_reliability",
            "write_repeatability", "write_strata"]
@@ -103,7 +102,7 @@ def _passed(reliability: pd.DataFrame) -> pd.Series:
 
 def reliability_footnote_text(reliability: pd.DataFrame, board: pd.DataFrame) -> str:
     """:func:`~faithbench.stats.reliability.reliability_footnote` of ``reliability.csv`` as read
-    (``passed`` as text): headed by :data:`RELIABILITY_MARK` (‡), the mark the leaderboards put on
+    (``passed`` as text): headed by ``RELIABILITY_MARK`` (‡), the mark the leaderboards put on
     the failing metrics' headers, not the † of a model at chance; "" when no metric of ``board``
     failed."""
     return reliability_footnote(reliability.assign(passed=_passed(reliability)), board)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from faithbench.reports.markup import LATEX_PREAMBLE, format_number, latex_breakable, latex_escape, markdown_escape
+from faithbench.stats.reliability import RELIABILITY_MARK
 from faithbench.types import CATEGORY_ORDER, OTHER, UNDEFINED_REASON, category_key
 
 __all__ = ["CATEGORY_ORDER", "CHANCE_LEVEL_NOTE", "LeaderboardTable", "OTHER", "RELIABILITY_MARK", "category_key",
@@ -38,7 +39,6 @@ CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does n
                "undefined), so its saliency "
                "says nothing about the task; marks of significance withheld")
 DAGGER = "†"
-RELIABILITY_MARK = "‡"  # a metric that failed the reliability check (faithbench.reports.medical)
 CHANCE_LEVEL_NOTE = ("chance: the metric's chance level (its expected value for a map placed at random, e.g. "
                      "the mask's share of the image for the pointing game; mean over the samples with a defined "
                      "value, pooled over the explainers where it depends on the map, as chexlocalize_iou's on "

@@ -129,8 +129,6 @@ def expected_files(manifest: dict[str, Any], results: pd.DataFrame) -> dict[str,
     results say (module doc)."""
     expected = {name: "manifest.json lists it among the run's outputs" for name in manifest.get("outputs") or []
                 if name not in ALWAYS_WRITTEN}
-    if not results.empty and "outputs" in manifest:  # a folder from before the list may predate samples.csv
-        expected["samples.csv"] = "results.parquet has rows, and the run writes a row per explained sample"
     if (manifest.get("suite") or {}).get("regions") is not None:
         expected["regions.csv"] = "the suite in manifest.json has a regions: block"
     if manifest.get("status") == "partial" or (manifest.get("failed_cells") or 0) != 0:
@@ -338,7 +336,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
             cost_table=cost_table, skipped=skipped, undefined=undefined, at_chance=at_chance,
             failures=inputs["failures.csv"], friedman=friedman, overall=overall,
             agreement=agreement, pairwise=pairwise, region_tests=region_tests, region_pairwise=region_pairs,
-            control=control,
+            control=control, reliance=inputs["reliance.csv"],
         )
         _write_text(out_dir / "index.html", page)
         written.append(out_dir / "index.html")

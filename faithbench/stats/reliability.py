@@ -49,8 +49,10 @@ from scipy import stats
 from faithbench.stats.paired import rank_biserial
 from faithbench.stats.tables import agreement_table
 
-__all__ = ["AR_MIN", "CONDITIONS", "NR_MIN", "RELIABILITY_COLUMNS", "metric_reliability", "reliability_footnote"]
+__all__ = ["AR_MIN", "CONDITIONS", "NR_MIN", "RELIABILITY_COLUMNS", "RELIABILITY_MARK", "metric_reliability",
+           "reliability_footnote"]
 
+RELIABILITY_MARK = "‡"  # the footnote's mark, on the failing metrics' headers too (a model at chance: †)
 NR_MIN = 0.6
 AR_MIN = 0.5
 CONDITIONS = ("original", "minor", "disruptive")
@@ -201,5 +203,5 @@ def reliability_footnote(reliability: pd.DataFrame, board: pd.DataFrame) -> str:
     for _, row in failed.sort_values(keys, kind="stable").iterrows():
         where = f" (on {' / '.join(row[k] for k in keys[:-1])})" if len(keys) > 1 else ""
         parts.append(f"{row['metric']}{where}: " + "; ".join(_reasons(row)))
-    return ("‡ Failed the metric reliability check (MetaQuantus-style, Hedström et al. 2023; see "
-            "reliability.csv) — read with caution: " + ". ".join(parts) + ".")
+    return (f"{RELIABILITY_MARK} Failed the metric reliability check (MetaQuantus-style, Hedström et al. 2023; "
+            "see reliability.csv) — read with caution: " + ". ".join(parts) + ".")
