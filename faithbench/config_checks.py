@@ -41,7 +41,7 @@ import torch
 
 from faithbench.datasets.paths import DataError
 from faithbench.device import check_device_name
-from faithbench.names import safe_name
+from faithbench.names import counted, safe_name
 
 _SIMPLE = (bool, int, float, str)
 
@@ -381,5 +381,5 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
             continue
         problem = weights_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()}, shapes)
         if problem:
-            raise error(f"{where}: {path} does not fit model {mspec.label!r} for dataset {label!r} ({shape[0]} "
-                        f"channels, {shape[1]} classes): {problem}")
+            raise error(f"{where}: {path} does not fit model {mspec.label!r} for dataset {label!r} ("
+                        f"{counted(shape[0], 'channel')}, {counted(shape[1], 'class', 'classes')}): {problem}")

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from faithbench.config_checks import SuiteWarning, first_line, model_dataset_pairs
+from faithbench.names import counted
 
 _VIT_DEFAULT_LAYER = "blocks.-1.norm1"  # the CAM explainers' default for a ViT (blocks[-1].norm1)
 
@@ -64,9 +65,10 @@ def _channel_hint(model: nn.Module, channels: int) -> str:
     first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
     if first is None or first.in_channels == channels:
         return ""
-    return (f" (its first convolution takes {first.in_channels} channels, the data has {channels}: give the "
-            f"dataset {first.in_channels} channels where it has that parameter, pick {first.in_channels} of the "
-            f"image's channels with preprocess: {{channels: [...]}}, or build the network for {channels})")
+    takes = counted(first.in_channels, "channel")
+    return (f" (its first convolution takes {takes}, the data has {channels}: give the dataset {takes} where it "
+            f"has that parameter, pick {first.in_channels} of the image's channels with preprocess: "
+            f"{{channels: [...]}}, or build the network for {counted(channels, 'channel')})")
 
 
 def check_models(suite: Any, source: str, built: dict[str, Any], explainers: list[Any],
@@ -90,7 +92,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
             spatial = tuple(dataset.spatial_shape)
         except Exception:  # noqa: BLE001 - an empty or unreadable split: the run's preflight names it
             continue
-        what = f"{mspec.label!r} for dataset {label!r} ({channels} channels, size {spatial})"
+        what = f"{mspec.label!r} for dataset {label!r} ({counted(channels, 'channel')}, size {spatial})"
         try:
             with torch.device("meta"):
                 model, _ = build_for_dataset(mspec, channels, classes, spatial)

@@ -1,4 +1,5 @@
-"""File names from config labels: one mapping for the runner, the reports and the suite checks."""
+"""File names from config labels (one mapping for the runner, the reports and the suite checks), and
+counted nouns for messages."""
 
 from __future__ import annotations
 
@@ -11,3 +12,9 @@ def safe_name(text: str) -> str:
     Every run of characters outside ``[A-Za-z0-9_.-]`` becomes one ``_``: ``"x/y"`` and ``"x_y"``
     both give ``"x_y"``, which :func:`faithbench.config_checks.check_file_names` refuses."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).lstrip(".") or "_"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 channel"``, ``"3 channels"``: a count and its noun for messages (``plural`` defaults to the
+    noun + "s": ``counted(2, "class", "classes")``)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"

@@ -188,7 +188,7 @@ def test_checkpoint_whose_classes_do_not_match(tmp_path, capsys):
                                                                      "weights": str(weights)}))
     assert code == EXIT_BAD_INPUT  # found by validation, before anything is trained
     assert err == (f"faithbench: error: {path}: models[0].weights: {weights} does not fit model 'small_cnn' for "
-                   f"dataset 'phantom_cxr' (1 channels, 2 classes): shape mismatch: head.weight (3, 16) where the "
+                   f"dataset 'phantom_cxr' (1 channel, 2 classes): shape mismatch: head.weight (3, 16) where the "
                    f"model has (2, 16), head.bias (3,) where the model has (2,)")
     assert not (tmp_path / "cache").exists()
 
@@ -199,7 +199,7 @@ def test_checkpoint_whose_channels_do_not_match(tmp_path, capsys):
     code, err, path = run(tmp_path, capsys, with_entry("models", 0, {"name": "small_cnn", "params": {"width": 4},
                                                                      "weights": str(weights)}))
     assert code == EXIT_BAD_INPUT and err.startswith(f"faithbench: error: {path}: models[0].weights: {weights} ")
-    assert err.endswith("(1 channels, 2 classes): shape mismatch: features.0.0.weight (4, 3, 3, 3) where the model "
+    assert err.endswith("(1 channel, 2 classes): shape mismatch: features.0.0.weight (4, 3, 3, 3) where the model "
                         "has (4, 1, 3, 3) (the file's features.0.0.weight takes 3 input channels, the model built "
                         "here 1: give the dataset 3 channels where it has that parameter, or pick 3 of the image's "
                         "channels with preprocess: {channels: [...]})")

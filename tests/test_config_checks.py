@@ -26,7 +26,7 @@ def _load(tmp_path, text):
     ("size: 32", "size: 32, noise: yes", r"datasets\[0\].params.noise: expected float, got bool True"),
     ("recipe:", "params: {width: '8'}, recipe:", r"models\[0\].params.width: expected int, got str '8'"),
     ("recipe:", "params: {pool: median}, recipe:",
-     r"models\[0\].params: cannot build 'small_cnn' for dataset 'phantom_cxr' \(1 channels, size \(32, 32\)\): "
+     r"models\[0\].params: cannot build 'small_cnn' for dataset 'phantom_cxr' \(1 channel, size \(32, 32\)\): "
      r"small_cnn: expected pool 'avg' or 'max', got 'median'"),
     ("recipe:", "params: {in_chans: 3}, recipe:",
      r"models\[0\].params: cannot build 'small_cnn' .*: model 'small_cnn': in_chans come from the dataset \(its "
@@ -96,6 +96,13 @@ def test_file_names_use_the_plots_mapping():
     assert safe_name("x/y") == safe_name("x_y") == "x_y" and safe_name("../etc") == "_etc"
 
 
+def test_counts_in_messages_agree_with_their_noun():
+    from faithbench.names import counted
+
+    assert counted(1, "channel") == "1 channel" and counted(3, "channel") == "3 channels"
+    assert counted(0, "class", "classes") == "0 classes" and counted(1, "class", "classes") == "1 class"
+
+
 def _weights(tmp_path, name="w.safetensors", builder="small_cnn", in_chans=1, classes=2, drop=(), **params):
     from faithbench.models import build_model
     from faithbench.store import save_tensors
@@ -132,7 +139,7 @@ def test_weights_that_fit_pass(tmp_path):
 def test_weights_that_do_not_fit_are_refused_at_validation(tmp_path, kwargs, expected):
     path = _weights(tmp_path, **kwargs)
     with pytest.raises(SuiteError, match=rf"suite.yaml: models\[0\].weights: {path} does not fit model 'small_cnn' "
-                                         rf"for dataset 'phantom_cxr' \(1 channels, 2 classes\): {expected}"):
+                                         rf"for dataset 'phantom_cxr' \(1 channel, 2 classes\): {expected}"):
         _load(tmp_path, _with_weights(path))
 
 

@@ -57,7 +57,7 @@ def _validate(tmp_path, capsys, dataset: str, model: str, explainer: str = "sali
 def test_a_2d_network_of_your_own_on_volumes_is_refused(nets, capsys):
     rc, err = _validate(nets, capsys, "phantom_organ3d", "review_nets:flat_net")
     assert rc == 2 and err.count("\n") == 0
-    assert "models[0]: 'review_nets:flat_net' for dataset 'phantom_organ3d' (1 channels, size (32, 32, 32)) " \
+    assert "models[0]: 'review_nets:flat_net' for dataset 'phantom_organ3d' (1 channel, size (32, 32, 32)) " \
            "fails on an image of that shape: RuntimeError: Expected 3D (unbatched) or 4D (batched) input to " \
            "conv2d" in err
 
@@ -73,7 +73,7 @@ def test_a_network_built_for_other_channels_says_what_it_takes(nets, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.endswith(
         "(its first convolution takes 3 channels, the data has 1: give the dataset 3 channels where it has that "
-        "parameter, pick 3 of the image's channels with preprocess: {channels: [...]}, or build the network for 1)")
+        "parameter, pick 3 of the image's channels with preprocess: {channels: [...]}, or build the network for 1 channel)")
 
 
 def test_logits_of_the_wrong_shape_are_refused(nets, capsys):

@@ -26,6 +26,7 @@ from faithbench.models.factory import build_network
 from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
                                           resolve_input_config)
 from faithbench.models.training import Recipe, evaluate_model, train_model, train_on_frozen_features
+from faithbench.names import counted
 from faithbench.store import Cache, load_tensors, make_key
 
 log = logging.getLogger(__name__)
@@ -161,9 +162,9 @@ def _mismatch_hint(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) 
         have = found.get(k)
         if isinstance(have, tuple) and len(shape) in (4, 5) and len(have) == len(shape) and have != shape \
                 and have[:1] + have[2:] == shape[:1] + shape[2:]:
-            return (f" (the file's {k} takes {have[1]} input channels, the model built here {shape[1]}: give the "
-                    f"dataset {have[1]} channels where it has that parameter, or pick {have[1]} of the image's "
-                    f"channels with preprocess: {{channels: [...]}})")
+            return (f" (the file's {k} takes {counted(have[1], 'input channel')}, the model built here {shape[1]}: "
+                    f"give the dataset {counted(have[1], 'channel')} where it has that parameter, or pick {have[1]} "
+                    f"of the image's channels with preprocess: {{channels: [...]}})")
     return ""
 
 

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from faithbench.names import counted
+
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 TRANSFORM_VERSION = "2"  # in the checkpoint keys of networks with a transform: 2, bicubic enlarging as PIL
 
@@ -88,7 +90,7 @@ class InputTransform(nn.Module):
             x = x[:, list(cfg.channels)]
         if x.shape[1] != cfg.in_chans:
             if x.shape[1] != 1:
-                raise ValueError(f"input transform: the network expects {cfg.in_chans} channels, the image has "
+                raise ValueError(f"input transform: the network expects {counted(cfg.in_chans, 'channel')}, the image has "
                                  f"{x.shape[1]} (only 1-channel images are replicated)")
             x = x.expand(-1, cfg.in_chans, *x.shape[2:])
         if cfg.size is not None and tuple(x.shape[2:]) != tuple(cfg.size):

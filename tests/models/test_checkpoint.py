@@ -120,7 +120,7 @@ def test_a_mismatch_says_what_it_most_likely_means(tmp_path):
         load_weights_file(model, path)
     text = weights_mismatch({"0.weight": (4, 3, 3, 3), "0.bias": (4,)}, {"0.weight": (4, 1, 3, 3), "0.bias": (4,)})
     assert text == ("shape mismatch: 0.weight (4, 1, 3, 3) where the model has (4, 3, 3, 3) (the file's 0.weight "
-                    "takes 1 input channels, the model built here 3: give the dataset 1 channels where it has that "
+                    "takes 1 input channel, the model built here 3: give the dataset 1 channel where it has that "
                     "parameter, or pick 1 of the image's channels with preprocess: {channels: [...]})")
     # another output size is not a channel problem: no hint
     assert weights_mismatch({"2.weight": (2, 8)}, {"2.weight": (3, 8)}) == \
