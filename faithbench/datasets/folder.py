@@ -11,6 +11,7 @@ would learn as a shortcut: the Kermany chest X-rays' NORMAL images are systemati
 from __future__ import annotations
 
 import csv
+import os
 import random
 import re
 from pathlib import Path
@@ -23,7 +24,7 @@ from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, Bound, check_bound
 from faithbench.datasets.base import BaseDataset, Split
-from faithbench.datasets.paths import DataError, resolve_path
+from faithbench.datasets.paths import DataError, csv_image, resolve_path
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -146,7 +147,7 @@ class FolderDataset(BaseDataset):
         super().__init__(split, path=path, labels=labels, masks=masks, mask_name=mask_name, classes=classes,
                          size=size, fit=fit, channels=channels, fractions=list(fractions), seed=seed,
                          patient_pattern=patient_pattern, n=n)
-        folder = resolve_path(path, root, "image folder")
+        folder = Path(os.path.normpath(resolve_path(path, root, "image folder")))
         rows: list[tuple[Path, str, str | None]] = []
         if labels:
             csv_path = folder / labels if (folder / labels).exists() else resolve_path(labels, root, "labels CSV")
@@ -155,9 +156,7 @@ class FolderDataset(BaseDataset):
                 if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
                     raise DataError(f"{csv_path}: expected columns path,label[,patient_id], got {reader.fieldnames}")
                 for line, row in enumerate(reader, start=2):
-                    img = folder / row["path"]
-                    if not img.exists():
-                        raise DataError(f"{csv_path}: line {line}: image not found: {img}")
+                    img = csv_image(folder, row["path"], csv_path, line)
                     rows.append((img, row["label"].strip(), (row.get("patient_id") or "").strip() or None))
         else:
             for img in sorted(folder.rglob("*")):

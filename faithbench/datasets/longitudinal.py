@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Literal
 
@@ -41,7 +42,7 @@ from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSI
                                    Bound, check_bound, check_range_pair)
 from faithbench.datasets.base import BaseDataset, Split
 from faithbench.datasets.folder import fit_square, patient_split, read_image
-from faithbench.datasets.paths import DataError, resolve_path
+from faithbench.datasets.paths import DataError, csv_image, resolve_path
 from faithbench.datasets.phantoms import _SPLIT_OFFSET, _erode, _grid, ellipsoid, smooth_field
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -317,7 +318,7 @@ class LongitudinalFolder(LongitudinalDataset):
             raise ValueError(f"{name}: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
         super().__init__(split, path=path, labels=labels, classes=classes, seq_len=seq_len, size=size, fit=fit,
                          channels=channels, fractions=list(fractions), seed=seed, n=n)
-        folder = resolve_path(path, root, "image folder")
+        folder = Path(os.path.normpath(resolve_path(path, root, "image folder")))
         csv_path = folder / labels if (folder / labels).exists() else resolve_path(labels, root, "labels CSV")
         rows: list[tuple[str, dt.date, Path, str]] = []
         with csv_path.open(newline="") as fh:
@@ -326,9 +327,7 @@ class LongitudinalFolder(LongitudinalDataset):
             if not reader.fieldnames or not need <= set(reader.fieldnames):
                 raise DataError(f"{csv_path}: expected columns patient_id,date,path,label, got {reader.fieldnames}")
             for line, row in enumerate(reader, start=2):
-                img = folder / row["path"]
-                if not img.exists():
-                    raise DataError(f"{csv_path}: line {line}: image not found: {img}")
+                img = csv_image(folder, row["path"], csv_path, line)
                 try:
                     date = dt.date.fromisoformat(row["date"].strip())
                 except ValueError:

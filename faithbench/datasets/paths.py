@@ -57,4 +57,16 @@ def resolve_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | No
     return candidate
 
 
-__all__ = ["ENV_VAR", "OFFLINE_VAR", "DataError", "data_root", "downloads_allowed", "resolve_path"]
+def csv_image(folder: Path, given: str, csv_path: Path, line: int) -> Path:
+    """The image that ``line`` of a labels CSV names: ``given`` relative to ``folder`` (itself
+    normalised, ``os.path.normpath``), normalised; an absolute path stays itself. A path outside
+    the folder (absolute, or through ``..``) or a missing image is a :class:`DataError` naming the line."""
+    img = Path(os.path.normpath(folder / given))
+    if not img.is_relative_to(folder):
+        raise DataError(f"{csv_path}: line {line}: expected a path inside the image folder {folder}, got {given!r}")
+    if not img.exists():
+        raise DataError(f"{csv_path}: line {line}: image not found: {img}")
+    return img
+
+
+__all__ = ["ENV_VAR", "OFFLINE_VAR", "DataError", "csv_image", "data_root", "downloads_allowed", "resolve_path"]

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -101,6 +103,25 @@ def test_missing_folder_and_bad_label(tmp_path):
     _write(tmp_path)
     with pytest.raises(DataError, match="label 'sick' is not one of the classes"):
         FolderDataset("test", path="img", labels="labels.csv", classes=["well", "ill"], root=str(tmp_path))
+
+
+def test_csv_paths_inside_the_folder_only(tmp_path):
+    """An absolute path inside the image folder is that image; one outside it (absolute or through
+    ..) is refused with its line, not left to fail when the sample is read."""
+    _write(tmp_path)
+    csv = tmp_path / "labels.csv"
+    lines = csv.read_text().splitlines()
+    kw = dict(path="img", labels="labels.csv", classes=["well", "sick"], size=30, root=str(tmp_path))
+    plain = {s.id: s.label for s in (FolderDataset("test", **kw)[i] for i in range(2))}
+    csv.write_text("\n".join([lines[0]] + [f"{tmp_path / 'img'}/{line}" for line in lines[1:]]) + "\n")
+    absolute = {s.id: s.label for s in (FolderDataset("test", **kw)[i] for i in range(2))}
+    assert absolute == plain
+    (tmp_path / "outside.png").write_bytes((tmp_path / "img" / "im0.png").read_bytes())
+    for given in (str(tmp_path / "outside.png"), "../outside.png"):
+        csv.write_text("\n".join([lines[0], *lines[1:5], f"{given},well,p9"]) + "\n")
+        with pytest.raises(DataError, match=f"labels.csv: line 6: expected a path inside the image folder .*img, "
+                                            f"got '{re.escape(given)}'"):
+            FolderDataset("test", **kw)
 
 
 def test_resized_mask_stays_on_its_lesion(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from faithbench.datasets import DataError
 from faithbench.datasets.longitudinal import LongitudinalFolder, PhantomLongitudinal, pad_list, pad_visits
 from faithbench.registry import datasets
 from faithbench.types import Batch
@@ -188,3 +189,8 @@ def test_folder_bad_input(tmp_path):
     (tmp_path / "cols.csv").write_text("patient,path,label\n")
     with pytest.raises(Exception, match="patient_id,date,path,label"):
         LongitudinalFolder("train", path="img", labels="cols.csv", root=str(tmp_path))
+    (tmp_path / "out.png").write_bytes((tmp_path / "img" / "p0_v0.png").read_bytes())
+    for given in ("../out.png", str(tmp_path / "out.png")):
+        (tmp_path / "outside.csv").write_text(f"patient_id,date,path,label\np0,2020-01-01,{given},well\n")
+        with pytest.raises(DataError, match="outside.csv: line 2: expected a path inside the image folder"):
+            LongitudinalFolder("train", path="img", labels="outside.csv", root=str(tmp_path))
