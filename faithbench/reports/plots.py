@@ -146,7 +146,8 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
     plot (quartiles, 1.5 IQR whiskers) with every sample's value as a point, per explainer; a
     dashed line marks the chance level where the metric has one. A metric whose values are all 0
     or 1 (the pointing game's hits) is drawn as the proportion of 1s per explainer, a bar with its 95% Wilson interval
-    (:func:`faithbench.stats.proportions.wilson_ci`) and ``k/n``."""
+    (:func:`faithbench.stats.proportions.wilson_ci`) and ``k/n``; n counts maps, so with several seeds a sample
+    counts once per seed and the interval treats its maps as independent (the leaderboard's CI does not)."""
     written = []
     results, blocks = _with_blocks(results)
     for key, frame in results.groupby(blocks, sort=True):
@@ -261,6 +262,7 @@ def plot_cd_diagrams(results: pd.DataFrame, friedman: pd.DataFrame, nemenyi: pd.
     ranked on complete samples; mean ranks as in :func:`faithbench.stats.mean_ranks`, CD and
     Friedman p from ``friedman.csv``, cliques from ``nemenyi.csv``."""
     from faithbench.stats import mean_ranks
+    from faithbench.stats.tables import per_sample
 
     written = []
     results, blocks = _with_blocks(results)
@@ -271,7 +273,8 @@ def plot_cd_diagrams(results: pd.DataFrame, friedman: pd.DataFrame, nemenyi: pd.
     friedman = friedman.set_index(blocks + ["metric"]) if len(friedman) else friedman
     for key, frame in results.groupby(blocks + ["metric"], sort=True):
         dataset, model, metric = key[0], key[1], key[-1]
-        wide = frame.pivot(index=["seed", "sample_id"], columns="explainer", values="value").astype(float)
+        samples = per_sample(frame, ["explainer", "sample_id"])  # the blocks of friedman.csv: seeds averaged
+        wide = samples.pivot(index="sample_id", columns="explainer", values="value")
         wide = wide.dropna(axis=1, how="all").sort_index(axis=1)
         if wide.shape[1] < 3 or wide.dropna().shape[0] < 2:
             continue

@@ -8,8 +8,9 @@ paired two-sided Wilcoxon signed-rank tests between explainers per region.
 
 Input is the tidy ``regions.csv`` table: one row per (dataset, model, explainer, seed,
 sample_id, region) with the scores ``mean, sum, max, share`` and ``label``. The classes are
-"negative" (label 0) and "positive" (any other label), as in ``subset: positive``. Each
-(seed, sample_id) is one observation, as in the leaderboard.
+"negative" (label 0) and "positive" (any other label), as in ``subset: positive``. Each sample
+is one observation, as in the leaderboard: a sample's scores under several seeds are averaged
+first (the seeds explain the same images).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ CLASS_TEST_COLUMNS = ["dataset", "model", "explainer", "score", "region", "test"
                       "mean_positive", "shapiro_p_negative", "shapiro_p_positive", "levene_p"]
 REGION_PAIRWISE_COLUMNS = ["dataset", "model", "score", "region", "samples", "explainer_a", "explainer_b",
                            "statistic", "p", "p_holm", "effect_size", "n"]
-_KEY = ["seed", "sample_id"]
+_SAMPLE = ["dataset", "model", "explainer", "region", "sample_id", "label"]
 
 
 def bonferroni(p) -> np.ndarray:
@@ -106,6 +107,12 @@ def _check(regions: pd.DataFrame, scores: list[str]) -> None:
         raise ValueError(f"expected regions.csv columns {sorted(needed)}; missing {missing}")
 
 
+def _per_sample(regions: pd.DataFrame, scores: list[str]) -> pd.DataFrame:
+    """One row per (dataset, model, explainer, region, sample_id): each score's mean over the seeds
+    (NaN where no seed's is defined). A sample's label does not depend on the seed."""
+    return regions.groupby(_SAMPLE, sort=True)[scores].mean().reset_index()
+
+
 def region_class_tests(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("share",),
                        alpha: float = 0.05) -> pd.DataFrame:
     """:func:`class_test` for every (dataset, model, explainer, score, region) of ``regions``:
@@ -115,6 +122,7 @@ def region_class_tests(regions: pd.DataFrame, scores: list[str] | tuple[str, ...
     """
     scores = list(scores)
     _check(regions, scores)
+    regions = _per_sample(regions, scores)
     rows = []
     for (dataset, model, explainer), frame in regions.groupby(["dataset", "model", "explainer"], sort=True):
         for score in scores:
@@ -134,18 +142,19 @@ def region_class_tests(regions: pd.DataFrame, scores: list[str] | tuple[str, ...
 
 def region_pairwise(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("share",)) -> pd.DataFrame:
     """Paired two-sided Wilcoxon signed-rank tests between explainers, per (dataset, model, score,
-    region) and per class (``samples``: negative / positive): samples paired by (seed,
-    sample_id), Holm-adjusted across the explainer pairs of each group, matched-pairs
+    region) and per class (``samples``: negative / positive): samples paired by sample_id (the
+    seeds averaged), Holm-adjusted across the explainer pairs of each group, matched-pairs
     rank-biserial effect size of a vs b (see :func:`faithbench.stats.paired.pairwise_wilcoxon`).
     Columns: :data:`REGION_PAIRWISE_COLUMNS`."""
     scores = list(scores)
     _check(regions, scores)
+    regions = _per_sample(regions, scores)
     tables = []
     frame = regions.assign(samples=np.where(regions["label"].astype(int) != 0, "positive", "negative"))
     for (dataset, model, region, samples), group in frame.groupby(["dataset", "model", "region", "samples"],
                                                                  sort=True):
         for score in scores:
-            wide = group.pivot(index=_KEY, columns="explainer", values=score)
+            wide = group.pivot(index="sample_id", columns="explainer", values=score)
             wide = wide.reindex(columns=sorted(wide.columns))
             wide.columns = list(wide.columns)
             table = pairwise_wilcoxon(wide)

@@ -2,10 +2,14 @@
 
 The tidy table has one row per (dataset, model, explainer, metric, seed, sample_id) and
 the columns ``dataset, model, explainer, metric, seed, sample_id, value, higher_is_better,
-category, chance``. Within a (dataset, model, metric) cell each (seed, sample_id) is one
-paired observation: explainers are compared on the same samples, and a NaN value (metric
-not defined for that sample) removes the sample only from the comparisons it takes part
-in. Every table is sorted by its keys, so the same results always give the same table.
+category, chance``. Within a (dataset, model, metric) cell the samples are the blocks
+(SCIENCE.md: "samples as blocks"): a sample's values under several seeds are averaged first
+(their mean over the seeds whose value is defined), since every seed explains the same images
+and a (seed, sample) is no independent observation (5 seeds of the same 12 images pooled as 60
+blocks gave p_vs_random 0.0016, the 12 sample means 0.065). Explainers are compared on the same
+samples, and a NaN value (metric not defined for that sample under any seed) removes the sample
+only from the comparisons it takes part in. Every table is sorted by its keys, so the same
+results always give the same table.
 
 Multi-label results carry a ``class`` column (the explained class; empty for single-label rows of
 a mixed table): the cell is then (dataset, model, class, metric), every table gains a ``class``
@@ -43,7 +47,8 @@ __all__ = [
 ]
 
 CELL = ["dataset", "model", "metric"]
-PAIR_KEY = ["seed", "sample_id"]
+PAIR_KEY = ["seed", "sample_id"]  # a row of the tidy table, within a (cell, explainer)
+SAMPLE = "sample_id"  # a block of the tests: the seeds of a sample averaged (per_sample)
 REQUIRED = [
     "dataset", "model", "explainer", "metric", "seed", "sample_id",
     "value", "higher_is_better", "category", "chance",
@@ -102,20 +107,31 @@ def _check(results: pd.DataFrame) -> pd.DataFrame:
     return results
 
 
+def per_sample(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per ``keys`` (which hold ``sample_id``, not ``seed``): ``value`` and ``chance`` the means
+    over the seeds of the sample (NaN where no seed's is defined), sorted by ``keys``; the other
+    columns dropped. One seed: the values themselves."""
+    values = frame[["value", "chance"]].astype(float).set_axis(pd.MultiIndex.from_frame(frame[keys]))
+    return values.groupby(level=keys, sort=True).mean().reset_index()
+
+
 def _cells(results: pd.DataFrame):
-    """Yield ({key column: value} of (dataset, model[, class], metric), rows of that cell),
-    sorted by key."""
+    """Yield ({key column: value} of (dataset, model[, class], metric), that cell's rows per
+    (explainer, sample_id): ``value``, ``chance`` (means over the seeds, :func:`per_sample`),
+    ``higher_is_better``, ``category``), sorted by key. The fixed row order makes the bootstrap
+    resamples (and float sums) independent of the order in which results were collected."""
     results = _check(results)
     names = _keys(results, CELL)
     for key, frame in results.groupby(names, observed=True, sort=True):
-        # A fixed row order makes the bootstrap resamples (and float sums) independent of
-        # the order in which results were collected.
-        yield dict(zip(names, key)), frame.sort_values(["explainer"] + PAIR_KEY, kind="stable")
+        first = frame.iloc[0]
+        samples = per_sample(frame, ["explainer", SAMPLE])
+        yield dict(zip(names, key)), samples.assign(higher_is_better=first["higher_is_better"],
+                                                    category=first["category"])
 
 
 def _wide(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows = (seed, sample_id), columns = explainers (sorted), values = metric value."""
-    wide = frame.pivot(index=PAIR_KEY, columns="explainer", values="value").astype(float)
+    """Rows = samples (sample_id), columns = explainers (sorted), values = metric value."""
+    wide = frame.pivot(index=SAMPLE, columns="explainer", values="value").astype(float)
     wide.columns = list(wide.columns)
     return wide.sort_index(axis=1)
 
@@ -141,13 +157,14 @@ def leaderboard(
 ) -> pd.DataFrame:
     """One row per (dataset, model, metric, explainer) with summary and test against control.
 
-    Columns: ``mean, median, n`` over the explainer's non-NaN values (each (seed, sample_id)
-    one observation, nothing averaged first); ``ci_low, ci_high`` the 95% percentile
-    bootstrap CI of the mean (:func:`bootstrap_ci`, ``n_resamples`` resamples, ``seed``);
-    ``chance`` the mean of the chance column over the same rows (NaN if not applicable);
+    Columns: ``mean, median, n`` over the explainer's samples with a defined value (a sample's
+    values under several seeds averaged first, :func:`per_sample`; one seed: the values); ``ci_low,
+    ci_high`` the 95% percentile bootstrap CI of the mean over those samples (:func:`bootstrap_ci`,
+    ``n_resamples`` resamples, ``seed``); ``chance`` the mean of the chance column over the same
+    samples (NaN if not applicable);
     ``rank`` 1 = best mean, oriented by ``higher_is_better``, ties sharing the best
     ('min') rank; ``p_vs_random`` the one-sided Wilcoxon signed-rank p-value of the
-    explainer against ``control`` on samples paired by (seed, sample_id), Holm-adjusted
+    explainer against ``control`` on samples paired by sample_id, Holm-adjusted
     across the explainers of the cell (NaN for the control itself or where it is absent);
     ``beats_random`` = p_vs_random < 0.05. Sorted by cell, then rank.
     """
@@ -188,7 +205,7 @@ def pairwise_table(results: pd.DataFrame) -> pd.DataFrame:
     """Two-sided pairwise Wilcoxon signed-rank tests per (dataset, model, metric).
 
     See :func:`faithbench.stats.paired.pairwise_wilcoxon`: every unordered pair of
-    explainers (sorted by name, a < b), samples paired by (seed, sample_id) with NaN pairs
+    explainers (sorted by name, a < b), samples paired by sample_id with NaN pairs
     dropped, Holm-adjusted across the pairs of the cell, rank-biserial effect size of a vs
     b (positive when a > b). Columns: dataset, model, metric, explainer_a, explainer_b,
     statistic, p, p_holm, effect_size, n.
@@ -252,8 +269,8 @@ def _block_means(results: pd.DataFrame) -> Iterator[tuple[str, bool, pd.DataFram
     results = _check(results)
     blocks = _keys(results, ["dataset", "model"])
     for metric, frame in results.groupby("metric", observed=True, sort=True):
-        frame = frame.sort_values(blocks + ["explainer"] + PAIR_KEY, kind="stable")
-        means = frame.groupby(blocks + ["explainer"], observed=True)["value"].mean()
+        samples = per_sample(frame, blocks + ["explainer", SAMPLE])
+        means = samples.groupby(blocks + ["explainer"], observed=True)["value"].mean()
         wide = means.unstack("explainer").astype(float).dropna(axis=1, how="all").sort_index(axis=1)
         if wide.shape[1]:
             yield str(metric), bool(frame["higher_is_better"].iloc[0]), wide
@@ -262,8 +279,8 @@ def _block_means(results: pd.DataFrame) -> Iterator[tuple[str, bool, pd.DataFram
 def overall_ranks(results: pd.DataFrame) -> pd.DataFrame:
     """Mean rank of each explainer across (dataset, model) blocks, per metric (Demšar 2006).
 
-    In each (dataset, model) block the explainers are ranked by their mean value over all
-    (seed, sample_id), 1 = best (oriented by higher_is_better), ties averaged; the mean
+    In each (dataset, model) block the explainers are ranked by their mean value over the
+    samples (seeds averaged per sample, :func:`per_sample`), 1 = best (oriented by higher_is_better), ties averaged; the mean
     rank is taken over the blocks in which every explainer of the metric has a mean, the
     same complete blocks that the Friedman test over blocks uses (``friedman_p``, NaN with
     fewer than 3 explainers or 2 blocks). ``cd``: the Nemenyi critical difference of mean ranks

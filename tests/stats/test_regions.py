@@ -105,6 +105,21 @@ def test_region_pairwise_matches_scipy_wilcoxon():
     assert row["effect_size"] == -1.0  # 'good' is higher on every positive sample
 
 
+def test_seeds_of_a_sample_are_one_observation():
+    """Two seeds explain the same 30 images: the tests see 30 samples (each the mean of its two
+    seeds' scores), not 60 observations."""
+    one = _regions_table(np.random.default_rng(5))
+    other = one.assign(seed=1, share=one["share"] + np.random.default_rng(6).normal(0, 0.05, len(one)))
+    both = pd.concat([one, other], ignore_index=True)
+    tests = region_class_tests(both).query("explainer == 'flat'").set_index("region")
+    means = both.query("explainer == 'flat' and region == 'heart'").groupby("sample_id")[["share", "label"]].mean()
+    ref = class_test(means.loc[means.label == 0, "share"], means.loc[means.label == 1, "share"])
+    assert (tests.loc["heart", "n_negative"], tests.loc["heart", "n_positive"]) == (15, 15)
+    assert tests.loc["heart", "p"] == pytest.approx(ref["p"])
+    pairs = region_pairwise(both).query("region == 'lung' and samples == 'negative'").iloc[0]
+    assert pairs["n"] == 15
+
+
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match=r"missing \['share'\]"):
         region_class_tests(pd.DataFrame(columns=["dataset", "model", "explainer", "seed", "sample_id", "label",

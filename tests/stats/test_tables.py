@@ -70,10 +70,11 @@ def test_leaderboard_columns_and_summary(results):
     ]
     assert len(board) == 2 * 4
     row = board[(board.metric == "insertion") & (board.explainer == "good")].iloc[0]
-    values = results[(results.metric == "insertion") & (results.explainer == "good")].value
-    assert row["mean"] == pytest.approx(values.mean())
-    assert row["median"] == pytest.approx(values.median())
-    assert row["n"] == 2 * N
+    values = results[(results.metric == "insertion") & (results.explainer == "good")]
+    per_sample = values.groupby("sample_id").value.mean()  # the seeds of a sample averaged: samples are the blocks
+    assert row["mean"] == pytest.approx(values.value.mean())
+    assert row["median"] == pytest.approx(per_sample.median()) and row["median"] != pytest.approx(values.value.median())
+    assert row["n"] == N
     assert row["ci_low"] < row["mean"] < row["ci_high"]
     assert row["chance"] == pytest.approx(0.25)
     assert row["category"] == "faithfulness"
@@ -103,10 +104,8 @@ def test_leaderboard_p_vs_random(results):
         assert not board.loc[(metric, "copy"), "beats_random"]
         assert np.isnan(board.loc[(metric, "random"), "p_vs_random"])
         assert not board.loc[(metric, "random"), "beats_random"]
-    # Holm over the three non-control explainers, one-sided, paired by (seed, sample_id)
-    ins = results[results.metric == "insertion"].pivot(
-        index=["seed", "sample_id"], columns="explainer", values="value"
-    )
+    # Holm over the three non-control explainers, one-sided, paired by sample (the seeds' mean)
+    ins = _sample_means(results[results.metric == "insertion"])
     raw = [1.0] + [  # copy - random: all differences zero -> p = 1
         stats.wilcoxon(ins[e], ins["random"], alternative="greater").pvalue
         for e in ("good", "mid")
@@ -135,42 +134,45 @@ def test_leaderboard_without_control_and_single_explainer(results):
     assert other.loc[("insertion", "random"), "p_vs_random"] == 1.0
 
 
+def _sample_means(frame):
+    """Samples x explainers: each sample's mean over the seeds with a defined value."""
+    return frame.groupby(["sample_id", "explainer"]).value.mean().unstack("explainer")
+
+
 def test_nan_rows_dropped_pairwise(results):
     holed = results.copy()
-    # good loses samples 0-4 of seed 0, random loses sample 10 of seed 1, insertion only
-    hole_good = (
-        (holed.metric == "insertion") & (holed.explainer == "good")
-        & (holed.seed == 0) & (holed.sample_id < 5)
-    )
-    hole_random = (
-        (holed.metric == "insertion") & (holed.explainer == "random")
-        & (holed.seed == 1) & (holed.sample_id == 10)
-    )
+    # insertion only: good loses samples 0-4 under both seeds and 5-7 under seed 0 only (still
+    # defined by seed 1), random loses sample 10 under both seeds
+    insertion = holed.metric == "insertion"
+    hole_good = insertion & (holed.explainer == "good") & ((holed.sample_id < 5)
+                                                           | ((holed.seed == 0) & (holed.sample_id < 8)))
+    hole_random = insertion & (holed.explainer == "random") & (holed.sample_id == 10)
     holed.loc[hole_good | hole_random, "value"] = np.nan
 
     board = leaderboard(holed, n_resamples=50).set_index(["metric", "explainer"])
-    assert board.loc[("insertion", "good"), "n"] == 2 * N - 5
-    assert board.loc[("insertion", "random"), "n"] == 2 * N - 1
-    assert board.loc[("insertion", "mid"), "n"] == 2 * N
-    good = holed[(holed.metric == "insertion") & (holed.explainer == "good")].value
-    assert board.loc[("insertion", "good"), "mean"] == pytest.approx(good.mean())
+    assert board.loc[("insertion", "good"), "n"] == N - 5
+    assert board.loc[("insertion", "random"), "n"] == N - 1
+    assert board.loc[("insertion", "mid"), "n"] == N
+    means = _sample_means(holed[insertion])
+    seed1 = holed[insertion & (holed.explainer == "good") & (holed.seed == 1)].set_index("sample_id").value
+    assert means.good.loc[5] == seed1.loc[5] and np.isnan(means.good.loc[4])  # defined under seed 1 only: its value
+    assert board.loc[("insertion", "good"), "mean"] == pytest.approx(means.good.mean())
+    good = holed[insertion & (holed.explainer == "good")].value
+    assert board.loc[("insertion", "good"), "mean"] != pytest.approx(good.mean())  # not over the rows
 
     pairs = pairwise_table(holed).set_index(["metric", "explainer_a", "explainer_b"])
-    assert pairs.loc[("insertion", "good", "random"), "n"] == 2 * N - 6
-    assert pairs.loc[("insertion", "good", "mid"), "n"] == 2 * N - 5
-    assert pairs.loc[("insertion", "copy", "mid"), "n"] == 2 * N
-    assert pairs.loc[("deletion", "good", "random"), "n"] == 2 * N
-    ins = holed[holed.metric == "insertion"].pivot(
-        index=["seed", "sample_id"], columns="explainer", values="value"
-    )
-    both = ins[["good", "random"]].dropna()
+    assert pairs.loc[("insertion", "good", "random"), "n"] == N - 6
+    assert pairs.loc[("insertion", "good", "mid"), "n"] == N - 5
+    assert pairs.loc[("insertion", "copy", "mid"), "n"] == N
+    assert pairs.loc[("deletion", "good", "random"), "n"] == N
+    both = means[["good", "random"]].dropna()
     assert pairs.loc[("insertion", "good", "random"), "p"] == pytest.approx(
         stats.wilcoxon(both.good, both.random).pvalue
     )
 
     fried = friedman_table(holed).set_index("metric")
-    assert fried.loc["insertion", "n_blocks"] == 2 * N - 6
-    assert fried.loc["deletion", "n_blocks"] == 2 * N
+    assert fried.loc["insertion", "n_blocks"] == N - 6
+    assert fried.loc["deletion", "n_blocks"] == N
 
 
 def test_pairwise_table(results):
@@ -196,14 +198,12 @@ def test_friedman_and_nemenyi_tables(results):
         "dataset", "model", "metric", "statistic", "p", "n_blocks", "k", "cd",
     ]
     row = fried.set_index("metric").loc["insertion"]
-    ins = results[results.metric == "insertion"].pivot(
-        index=["seed", "sample_id"], columns="explainer", values="value"
-    )
+    ins = _sample_means(results[results.metric == "insertion"])
     expected = stats.friedmanchisquare(*ins.to_numpy().T)
     assert row.statistic == pytest.approx(expected.statistic)
-    assert row.p < 1e-6 and row.k == 4 and row.n_blocks == 2 * N
+    assert row.p < 1e-6 and row.k == 4 and row.n_blocks == N
     # q_0.05(k=4) = 2.569 (Demšar 2006, Table 5a)
-    assert row.cd == pytest.approx(2.569 * np.sqrt(4 * 5 / (6 * 2 * N)), abs=1e-3)
+    assert row.cd == pytest.approx(2.569 * np.sqrt(4 * 5 / (6 * N)), abs=1e-3)
 
     nem = nemenyi_table(results)
     assert list(nem.columns) == ["dataset", "model", "metric", "explainer_a", "explainer_b", "p"]
