@@ -103,7 +103,11 @@ class DeletionAUC(PerturbationMetric):
 class InsertionAUC(PerturbationMetric):
     """Insertion AUC (Petsiuk et al. 2018): area under the target score as the most salient
     features of x are restored into the baseline. Higher is better. Defaults: 50 steps, pixel
-    features, ``blur`` baseline (sigma 5 px), softmax probability."""
+    features, ``blur`` baseline (sigma 5 px), softmax probability. The blur is a Gaussian of sigma 5
+    px (radius 15, reflect padding), as the paper describes; RISE's reference code
+    (``evaluation.py``: ``gkern(11, 5)``) truncates it to an 11 x 11 kernel, nearly flat (centre /
+    corner 1.14), with zero padding, which darkens the border: insertion AUCs are not numerically
+    those of that code."""
 
     info = MetricInfo("insertion_auc", higher_is_better=True, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Petsiuk et al. 2018, RISE")

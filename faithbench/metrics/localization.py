@@ -36,13 +36,16 @@ class LocalizationMetric(Metric):
 
 @metrics.register("pointing_game")
 class PointingGame(LocalizationMetric):
-    """Hit (1) if the saliency maximum lies in the mask dilated by ``tolerance`` pixels
-    (Zhang et al. 2018); ties among maxima broken by the seeded permutation."""
+    """Hit (1) if the saliency maximum lies in the mask or closer than ``tolerance`` pixels
+    (Euclidean) to it (Zhang et al. 2018, who use 15 px at 224 px; the acceptance region of their
+    benchmark code in TorchRay, strict: tolerance 1 is 0); ties among maxima broken by the seeded
+    permutation. Version 2: a disk, not the (2t + 1)^d square of version 1."""
 
     info = MetricInfo("pointing_game", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), paper="Zhang et al. 2018, Top-down neural attention")
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "tolerance": 0}
     bounds: ClassVar[dict[str, Bound]] = {"tolerance": NON_NEGATIVE}
+    version: ClassVar[str] = "2"  # the tolerance a Euclidean disk (1: a square)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)
@@ -86,8 +89,9 @@ class IoUTopK(LocalizationMetric):
     replaced by the bounding box of all its components (the attention-map study's protocol; box IoU
     as in Zhou et al. 2016, "Learning deep features for discriminative localization", CVPR, who box
     the largest connected component of the CAM thresholded at 20 % of its maximum).
-    Chance: the expected IoU of k% features drawn at random (``iou_chance``); with ``bbox: true``
-    the same figure, not corrected for the box (the random control gives the empirical level)."""
+    Chance: E|A ∩ M| / E|A ∪ M| for k% features drawn at random (``iou_chance``, a ratio of
+    expectations); with ``bbox: true`` the same figure, not corrected for the box (the random
+    control gives the empirical level)."""
 
     percent: ClassVar[float]
 

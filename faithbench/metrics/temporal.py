@@ -130,7 +130,8 @@ class VisitPointing(TemporalMetric):
 @metrics.register("visit_pointing_game")
 class VisitPointingGame(TemporalMetric):
     """Pointing game per visit (Zhang et al. 2018): in every visit whose ``mask`` (``lesion``) is
-    not empty, a hit if that visit's saliency maximum lies in the mask dilated by ``tolerance``;
+    not empty, a hit if that visit's saliency maximum lies in the mask or closer than ``tolerance``
+    pixels to it (Euclidean, strict, as ``pointing_game``; version 2, 1: a square);
     averaged over those visits. It asks where in the right visit the map points, whatever visit it
     ranks first (``pointing_game`` over the whole (T, H, W) sequence asks both). Chance: the mean
     dilated area fraction."""
@@ -139,6 +140,7 @@ class VisitPointingGame(TemporalMetric):
                       requires=frozenset({"mask:lesion"}), paper="Zhang et al. 2018, per visit")
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "tolerance": 0}
     bounds: ClassVar[dict[str, Bound]] = {"tolerance": NON_NEGATIVE}
+    version: ClassVar[str] = "2"
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         self.check(ctx)

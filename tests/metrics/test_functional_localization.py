@@ -19,13 +19,44 @@ def test_pointing_game_hand_masks():
 
 
 def test_pointing_game_tolerance():
-    sal = torch.zeros(1, 6, 6)
+    """A Euclidean disk, strict as TorchRay's acceptance region (d^2 < t^2): the maximum at (0, 0)
+    and the mask at (2, 2) (d = 2.83) miss at t = 2 and hit at t = 3; at (0, 3) (d = 3) miss at 3."""
+    sal = torch.zeros(1, 9, 9)
     sal[0, 0, 0] = 1.0
-    mask = torch.zeros(1, 6, 6, dtype=torch.bool)
-    mask[0, 1, 1] = True
-    assert pointing_game(sal, mask).item() == 0.0
-    assert pointing_game(sal, mask, tolerance=1).item() == 1.0
-    assert area_fraction(dilate(mask, 1)).item() == pytest.approx(9 / 36)
+    mask = torch.zeros(1, 9, 9, dtype=torch.bool)
+    mask[0, 2, 2] = True
+    assert [pointing_game(sal, mask, tolerance=t).item() for t in (0, 1, 2, 3)] == [0.0, 0.0, 0.0, 1.0]
+    mask = torch.zeros(1, 9, 9, dtype=torch.bool)
+    mask[0, 0, 3] = True
+    assert [pointing_game(sal, mask, tolerance=t).item() for t in (3, 4)] == [0.0, 1.0]
+    # d^2 < 16 around one pixel: 7 + 2 (7 + 7 + 5) = 45 pixels (the 7 x 7 square holds 49)
+    centre = torch.zeros(1, 21, 21, dtype=torch.bool)
+    centre[0, 10, 10] = True
+    assert int(dilate(centre, 4).sum()) == 45 and torch.equal(dilate(centre, 1), centre)
+    assert area_fraction(dilate(centre, 4)).item() == pytest.approx(45 / 441)
+    ball = torch.zeros(1, 9, 9, 9, dtype=torch.bool)
+    ball[0, 4, 4, 4] = True  # 3D, d^2 < 9: the 5^3 cube less its 8 corners (12) and 24 offsets like (2, 2, 1) (9)
+    assert int(dilate(ball, 3).sum()) == 125 - 8 - 24
+
+
+def _torchray_hit(mask, point, tolerance):
+    """TorchRay's PointingGame.evaluate (facebookresearch/TorchRay, torchray/benchmark/pointing_game.py)
+    for a (H, W) mask and a point (u, v) = (column, row)."""
+    v, u = torch.meshgrid((torch.arange(mask.shape[0], dtype=torch.float32) - point[1]) ** 2,
+                          (torch.arange(mask.shape[1], dtype=torch.float32) - point[0]) ** 2, indexing="ij")
+    return bool((mask & ((v + u) < tolerance ** 2)).view(-1).any())
+
+
+def test_pointing_game_tolerance_matches_torchray():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        mask = torch.zeros(1, 32, 32, dtype=torch.bool)
+        r, c, h, w = torch.randint(0, 28, (4,), generator=gen).tolist()
+        mask[0, r:r + 1 + h % 6, c:c + 1 + w % 6] = True
+        sal = torch.rand(1, 32, 32, generator=gen)
+        row, col = divmod(int(sal.argmax()), 32)
+        for t in (2, 3, 5, 9, 15):
+            assert pointing_game(sal, mask, tolerance=t).item() == float(_torchray_hit(mask[0], (col, row), t))
 
 
 def test_pointing_game_ties_random():
