@@ -23,7 +23,11 @@ columns to the tidy results:
 
 Ties at a quantile fall in the lower stratum, so strata may be unequal and a stratum may be
 empty (it then has no row). Per stratum: ``n`` non-NaN values, ``mean`` and its 95% percentile
-bootstrap CI (:func:`faithbench.stats.bootstrap.bootstrap_ci`, 1000 resamples, seed 0);
+bootstrap CI (:func:`faithbench.stats.bootstrap.bootstrap_ci`, 1000 resamples, seed 0). The
+values are maps, not samples: a sample's confidence and correctness are its checkpoint's, so
+under several seeds it counts once per seed and may sit in several strata; the CI then treats
+those maps as independent and is narrower than the samples warrant (the leaderboard's tests
+average the seeds of a sample first);
 ``lower``/``upper`` the smallest and largest value of the stratifying variable in the stratum
 (NaN for correctness).
 """
