@@ -25,8 +25,10 @@ the baseline (:func:`faithbench.stats.paired.wilcoxon_pair`, alternative 'greate
 (:func:`faithbench.stats.bootstrap.bootstrap_ci`, 1000 resamples, seed 0).
 
 Pairs: repeatability, for each model every pair of its seeds (a, b = the seeds); reproducibility,
-for each pair of models (a, b = the models) the maps of the same seed, every seed the two models
-share, pooled (each (seed, sample) one observation). Maps are matched by (sample id, explained
+for each pair of models (a, b = the models) the maps of the same seed, over every seed the two
+models share: a unit's similarities (and baselines) under those seeds are averaged, so each sample
+is one observation (the seeds explain the same images; pooling them as independent observations
+would inflate the test). Maps are matched by (sample id, explained
 class), as Arun et al. compare maps of the same class: only units present in both maps count. With
 ``target: predicted`` two checkpoints that predict differently explain different classes of a
 sample; such a sample is left out and counted in ``n_target_differs`` (the samples kept under both
@@ -99,10 +101,10 @@ def _units(value: Kept | tuple[list[str], Tensor]) -> Kept:
 
 
 def _aligned(first: Kept | tuple[list[str], Tensor],
-             second: Kept | tuple[list[str], Tensor]) -> tuple[Tensor, Tensor, int]:
-    """The maps of the (sample id, target) units present in both, in sorted order, and the number
-    of sample ids present in both whose sets of explained targets differ (single-label: left out;
-    multi-label: only their units present in one map are)."""
+             second: Kept | tuple[list[str], Tensor]) -> tuple[Tensor, Tensor, int, list]:
+    """The maps of the (sample id, target) units present in both, in sorted order, the number of
+    sample ids present in both whose sets of explained targets differ (single-label: left out;
+    multi-label: only their units present in one map are), and those units."""
     (ids_a, targets_a, maps_a), (ids_b, targets_b, maps_b) = _units(first), _units(second)
     pos_a = {unit: i for i, unit in enumerate(zip(ids_a, targets_a))}
     pos_b = {unit: i for i, unit in enumerate(zip(ids_b, targets_b))}
@@ -115,28 +117,38 @@ def _aligned(first: Kept | tuple[list[str], Tensor],
     differs = sum(classes_a[sid] != classes_b[sid] for sid in set(classes_a) & set(classes_b))
     index_a = torch.tensor([pos_a[u] for u in shared], dtype=torch.long)
     index_b = torch.tensor([pos_b[u] for u in shared], dtype=torch.long)
-    return maps_a[index_a], maps_b[index_b], differs
+    return maps_a[index_a], maps_b[index_b], differs, shared
 
 
-def _pair_values(pairs: list[tuple[Tensor, Tensor]], metric: str, postprocess: str,
+def _unit_mean(values: list[float]) -> float:
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else np.nan
+
+
+def _pair_values(pairs: list[tuple[Tensor, Tensor, list]], metric: str, postprocess: str,
                  seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(similarity, baseline similarity) per observation, pooled over the given aligned pairs."""
-    values, baseline = [], []
-    for index, (a, b) in enumerate(pairs):
+    """(similarity, baseline similarity) per unit, in sorted unit order: a unit of several aligned
+    pairs (the seeds two models share) gets the mean of its values there (NaN ones left out)."""
+    values: dict = {}
+    baseline: dict = {}
+    for index, (a, b, units) in enumerate(pairs):
         if a.shape[0] == 0:
             continue
         if a.shape[1:] != b.shape[1:]:
             raise ValueError(f"expected maps of the same spatial shape, got {tuple(a.shape[1:])} "
                              f"and {tuple(b.shape[1:])}")
-        values.append(map_similarity(a, b, metric, postprocess))
+        similar = map_similarity(a, b, metric, postprocess)
         if a.shape[0] >= 2:
             perm = torch.from_numpy(derangement(a.shape[0], seed + index))
-            baseline.append(map_similarity(a, b[perm], metric, postprocess))
+            random_pairs = map_similarity(a, b[perm], metric, postprocess)
         else:
-            baseline.append(np.full(a.shape[0], np.nan))
-    if not values:
-        return np.empty(0), np.empty(0)
-    return np.concatenate(values), np.concatenate(baseline)
+            random_pairs = np.full(a.shape[0], np.nan)
+        for unit, v, w in zip(units, similar, random_pairs):
+            values.setdefault(unit, []).append(float(v))
+            baseline.setdefault(unit, []).append(float(w))
+    order = sorted(values)
+    return (np.array([_unit_mean(values[u]) for u in order], dtype=float),
+            np.array([_unit_mean(baseline[u]) for u in order], dtype=float))
 
 
 def _row(values: np.ndarray, baseline: np.ndarray, n_resamples: int, seed: int) -> dict:
@@ -187,8 +199,9 @@ def repeatability_table(maps: Maps, *, postprocess: str = "abs", metrics: tuple[
     (``(sample_ids, saliency)``: targets unknown, matched by id only). One row per (dataset,
     explainer, kind, pair, metric) with the columns of ``REPEATABILITY_COLUMNS``: ``kind``
     "repeatability" (``model`` the model, ``a``, ``b`` its two seeds) or "reproducibility"
-    (``model`` empty, ``a``, ``b`` the two models, same-seed maps pooled over the shared seeds);
-    ``mean, ci_low, ci_high`` the mean similarity and its bootstrap CI, ``n`` the observations,
+    (``model`` empty, ``a``, ``b`` the two models, same-seed maps over the shared seeds, a unit's
+    values averaged over them); ``mean, ci_low, ci_high`` the mean similarity and its bootstrap CI,
+    ``n`` the units (samples; multi-label: (sample, class)),
     ``n_target_differs`` the samples kept under both checkpoints but left out because they explain
     different classes (module docstring), ``baseline_mean`` the mean similarity of random pairs
     (maps of different samples, seeded derangement), ``p`` the one-sided Wilcoxon p-value of
@@ -206,9 +219,9 @@ def repeatability_table(maps: Maps, *, postprocess: str = "abs", metrics: tuple[
     rows = []
     for (dataset, explainer), entries in sorted(groups.items()):
         for kind, model, a, b, pairs in _comparisons(entries):
-            differs = sum(d for _, _, d in pairs)
+            differs = sum(d for _, _, d, _ in pairs)
             for metric in metrics:
-                values, baseline = _pair_values([(x, y) for x, y, _ in pairs], metric, postprocess, seed)
+                values, baseline = _pair_values([(x, y, u) for x, y, _, u in pairs], metric, postprocess, seed)
                 if values.size == 0 and differs == 0:
                     continue
                 rows.append({"dataset": dataset, "explainer": explainer, "kind": kind, "model": model, "a": a,

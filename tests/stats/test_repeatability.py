@@ -127,7 +127,8 @@ def test_maps_of_different_classes_are_not_compared_and_counted():
     assert rep["n"].tolist() == [7, 7] and rep["n_target_differs"].tolist() == [1, 1]
     assert rep["mean"].tolist() == pytest.approx([1.0, 1.0])
     repro = table[table["kind"] == "reproducibility"].iloc[0]
-    assert (repro["n"], repro["n_target_differs"]) == (14, 2)  # seeds 0 and 1 pooled: one left out each
+    # seeds 0 and 1: a sample's values averaged, so 7 samples; one left out under each seed
+    assert (repro["n"], repro["n_target_differs"]) == (7, 2)
 
 
 def test_a_pair_with_every_target_different_is_still_reported():
@@ -144,3 +145,24 @@ def test_maps_without_targets_are_matched_by_id():
     table = repeatability_table({("d", "m", "e", 0): (ids, maps), ("d", "m", "e", 1): (ids[::-1], maps.flip(0))},
                                 metrics=("ssim",))
     assert table[["n", "n_target_differs"]].values.tolist() == [[4, 0]] and table["mean"].iloc[0] == pytest.approx(1)
+
+
+def test_reproducibility_averages_a_samples_seeds():
+    """Two models share seeds 0 and 1, which explain the same 8 images: each sample is one
+    observation, its similarity the mean over the two seeds (n 8, not 16), and the test runs on
+    those means."""
+    from faithbench.stats.paired import wilcoxon_pair
+
+    ids = [f"s{i}" for i in range(8)]
+    a0, a1, b1 = (_blobs(8, (12, 12), seed=s) for s in (20, 21, 22))
+    table = repeatability_table({("d", "cnn", "e", 0): (ids, a0), ("d", "vit", "e", 0): (ids, a0),
+                                 ("d", "cnn", "e", 1): (ids, a1), ("d", "vit", "e", 1): (ids, b1)},
+                                metrics=("spearman",))
+    repro = table[table["kind"] == "reproducibility"].iloc[0]
+    per_seed = [map_similarity(a0, a0, "spearman", "abs"), map_similarity(a1, b1, "spearman", "abs")]
+    means = (per_seed[0] + per_seed[1]) / 2
+    baseline = (map_similarity(a0, a0[torch.from_numpy(derangement(8, 0))], "spearman", "abs")
+                + map_similarity(a1, b1[torch.from_numpy(derangement(8, 1))], "spearman", "abs")) / 2
+    assert repro["n"] == 8 and repro["mean"] == pytest.approx(means.mean())
+    assert repro["baseline_mean"] == pytest.approx(baseline.mean())
+    assert repro["p"] == pytest.approx(wilcoxon_pair(means, baseline, alternative="greater")[1])
