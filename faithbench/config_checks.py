@@ -60,6 +60,8 @@ def validation_message(errors: list[dict[str, Any]], loc_of: Callable[[tuple[Any
         msg = unknown_key(err, errors)
     elif err["type"] == "missing":
         msg = "required key is missing"
+    elif err["type"] == "value_error":  # a validator's own ValueError: its message, without pydantic's prefix
+        msg = msg.removeprefix("Value error, ")
     else:
         msg = ", or ".join([msg] + [e["msg"].removeprefix("Input should be ") for e in errors
                                     if e is not err and loc_of(tuple(e["loc"])) == loc])

@@ -42,7 +42,7 @@ def test_parse_names():
 
 
 def test_entry_needs_a_weights_source():
-    with pytest.raises(SuiteError, match=r"models\[0\].*model 'resnet18': no weights source.*recipe: default"):
+    with pytest.raises(SuiteError, match=r"models\[0\]: model 'resnet18': no weights source.*recipe: default"):
         suite_from_dict({**SUITE, "models": [{"name": "resnet18"}]})
     ok = suite_from_dict({**SUITE, "models": [{"name": "resnet18", "recipe": "default"}]})
     assert ok.models[0].recipe.epochs == 4  # the default recipe, as asked
