@@ -73,7 +73,8 @@ def test_a_network_built_for_other_channels_says_what_it_takes(nets, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.endswith(
         "(its first convolution takes 3 channels, the data has 1: give the dataset 3 channels where it has that "
-        "parameter, pick 3 of the image's channels with preprocess: {channels: [...]}, or build the network for 1 channel)")
+        "parameter, pick 3 of the image's channels with preprocess: {channels: [...]}, or build the network for "
+        "1 channel)")
 
 
 def test_logits_of_the_wrong_shape_are_refused(nets, capsys):

@@ -90,7 +90,8 @@ class InputTransform(nn.Module):
             x = x[:, list(cfg.channels)]
         if x.shape[1] != cfg.in_chans:
             if x.shape[1] != 1:
-                raise ValueError(f"input transform: the network expects {counted(cfg.in_chans, 'channel')}, the image has "
+                expects = counted(cfg.in_chans, "channel")
+                raise ValueError(f"input transform: the network expects {expects}, the image has "
                                  f"{x.shape[1]} (only 1-channel images are replicated)")
             x = x.expand(-1, cfg.in_chans, *x.shape[2:])
         if cfg.size is not None and tuple(x.shape[2:]) != tuple(cfg.size):

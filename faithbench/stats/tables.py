@@ -280,8 +280,9 @@ def overall_ranks(results: pd.DataFrame) -> pd.DataFrame:
     """Mean rank of each explainer across (dataset, model) blocks, per metric (Demšar 2006).
 
     In each (dataset, model) block the explainers are ranked by their mean value over the
-    samples (seeds averaged per sample, :func:`per_sample`), 1 = best (oriented by higher_is_better), ties averaged; the mean
-    rank is taken over the blocks in which every explainer of the metric has a mean, the
+    samples (seeds averaged per sample, :func:`per_sample`), 1 = best (oriented by
+    higher_is_better), ties averaged; the mean rank is taken over the blocks in which every
+    explainer of the metric has a mean, the
     same complete blocks that the Friedman test over blocks uses (``friedman_p``, NaN with
     fewer than 3 explainers or 2 blocks). ``cd``: the Nemenyi critical difference of mean ranks
     at alpha = 0.05 for those k explainers and n_blocks blocks (two explainers whose mean ranks
