@@ -83,7 +83,8 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                 warnings.warn(f"{source}: models[{i}] {mspec.label!r} is not trained here (no recipe): every seed "
                               f"of {suite.seeds} uses the same checkpoint, so seeds change only the explainers' and "
                               f"metrics' randomness: a deterministic explainer and metric give the same value under "
-                              f"every seed, and each copy counts in n as if independent", SuiteWarning, stacklevel=2)
+                              f"every seed (the statistics average a sample's seeds, so the copies add no "
+                              f"evidence, only time)", SuiteWarning, stacklevel=2)
     for i, mspec, label, dataset in model_dataset_pairs(suite, built):
         if not _buildable(mspec):
             continue

@@ -147,7 +147,7 @@ class FolderDataset(BaseDataset):
         super().__init__(split, path=path, labels=labels, masks=masks, mask_name=mask_name, classes=classes,
                          size=size, fit=fit, channels=channels, fractions=list(fractions), seed=seed,
                          patient_pattern=patient_pattern, n=n)
-        folder = Path(os.path.normpath(resolve_path(path, root, "image folder")))
+        folder = Path(os.path.abspath(resolve_path(path, root, "image folder")))
         rows: list[tuple[Path, str, str | None]] = []
         if labels:
             csv_path = folder / labels if (folder / labels).exists() else resolve_path(labels, root, "labels CSV")

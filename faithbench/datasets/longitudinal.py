@@ -318,7 +318,7 @@ class LongitudinalFolder(LongitudinalDataset):
             raise ValueError(f"{name}: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
         super().__init__(split, path=path, labels=labels, classes=classes, seq_len=seq_len, size=size, fit=fit,
                          channels=channels, fractions=list(fractions), seed=seed, n=n)
-        folder = Path(os.path.normpath(resolve_path(path, root, "image folder")))
+        folder = Path(os.path.abspath(resolve_path(path, root, "image folder")))
         csv_path = folder / labels if (folder / labels).exists() else resolve_path(labels, root, "labels CSV")
         rows: list[tuple[str, dt.date, Path, str]] = []
         with csv_path.open(newline="") as fh:

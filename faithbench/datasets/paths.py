@@ -59,11 +59,17 @@ def resolve_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | No
 
 def csv_image(folder: Path, given: str, csv_path: Path, line: int) -> Path:
     """The image that ``line`` of a labels CSV names: ``given`` relative to ``folder`` (itself
-    normalised, ``os.path.normpath``), normalised; an absolute path stays itself. A path outside
-    the folder (absolute, or through ``..``) or a missing image is a :class:`DataError` naming the line."""
-    img = Path(os.path.normpath(folder / given))
+    absolute, ``os.path.abspath``), as an absolute path under ``folder``; an absolute ``given`` stays
+    itself, or is rewritten under ``folder`` when it is the real path of a file there (a data root
+    reached through a symbolic link). A path outside the folder (absolute, or through ``..``) or a
+    missing image is a :class:`DataError` naming the line."""
+    img = Path(os.path.abspath(folder / given))
     if not img.is_relative_to(folder):
-        raise DataError(f"{csv_path}: line {line}: expected a path inside the image folder {folder}, got {given!r}")
+        real, real_folder = Path(os.path.realpath(img)), Path(os.path.realpath(folder))
+        if not real.is_relative_to(real_folder):
+            raise DataError(f"{csv_path}: line {line}: expected a path inside the image folder {folder}, "
+                            f"got {given!r}")
+        img = folder / real.relative_to(real_folder)
     if not img.exists():
         raise DataError(f"{csv_path}: line {line}: image not found: {img}")
     return img

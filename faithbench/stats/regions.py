@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from faithbench.stats.paired import pairwise_wilcoxon
+from faithbench.stats.tables import per_sample
 
 __all__ = ["CLASS_TEST_COLUMNS", "REGION_PAIRWISE_COLUMNS", "bonferroni", "class_test", "region_class_tests",
            "region_pairwise"]
@@ -109,8 +110,9 @@ def _check(regions: pd.DataFrame, scores: list[str]) -> None:
 
 def _per_sample(regions: pd.DataFrame, scores: list[str]) -> pd.DataFrame:
     """One row per (dataset, model, explainer, region, sample_id): each score's mean over the seeds
-    (NaN where no seed's is defined). A sample's label does not depend on the seed."""
-    return regions.groupby(_SAMPLE, sort=True)[scores].mean().reset_index()
+    of the sample, NaN where one of them is undefined (:func:`faithbench.stats.tables.per_sample`).
+    A sample's label does not depend on the seed."""
+    return per_sample(regions, _SAMPLE, strict=tuple(scores), lenient=())
 
 
 def region_class_tests(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("share",),

@@ -4,10 +4,10 @@ The tidy table has one row per (dataset, model, explainer, metric, seed, sample_
 the columns ``dataset, model, explainer, metric, seed, sample_id, value, higher_is_better,
 category, chance``. Within a (dataset, model, metric) cell the samples are the blocks
 (SCIENCE.md: "samples as blocks"): a sample's values under several seeds are averaged first
-(their mean over the seeds whose value is defined), since every seed explains the same images
+(their mean over all its seeds, undefined if one is: :func:`per_sample`), since every seed explains the same images
 and a (seed, sample) is no independent observation (5 seeds of the same 12 images pooled as 60
 blocks gave p_vs_random 0.0016, the 12 sample means 0.065). Explainers are compared on the same
-samples, and a NaN value (metric not defined for that sample under any seed) removes the sample
+samples, and a NaN value (metric not defined for that sample) removes the sample
 only from the comparisons it takes part in. Every table is sorted by its keys, so the same
 results always give the same table.
 
@@ -107,12 +107,27 @@ def _check(results: pd.DataFrame) -> pd.DataFrame:
     return results
 
 
-def per_sample(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """One row per ``keys`` (which hold ``sample_id``, not ``seed``): ``value`` and ``chance`` the means
-    over the seeds of the sample (NaN where no seed's is defined), sorted by ``keys``; the other
-    columns dropped. One seed: the values themselves."""
-    values = frame[["value", "chance"]].astype(float).set_axis(pd.MultiIndex.from_frame(frame[keys]))
-    return values.groupby(level=keys, sort=True).mean().reset_index()
+def per_sample(frame: pd.DataFrame, keys: list[str], strict: tuple[str, ...] = ("value",),
+               lenient: tuple[str, ...] = ("chance",)) -> pd.DataFrame:
+    """One row per ``keys`` (which hold ``explainer`` and ``sample_id``, not ``seed``), sorted by
+    them. Each column of ``strict``: the mean over the seeds under which the sample was explained
+    in its group (``keys`` without explainer and sample_id), NaN where any of those seeds' value is
+    undefined (NaN, or no row: a failed cell), so that two explainers' values of a sample always
+    average the same seeds (pairing seed 0 of one with seeds 0 and 1 of another would test the
+    checkpoints, not the explainers). Each column of ``lenient``: the mean of its defined values
+    over the same rows. Other columns are dropped. One seed: the values themselves."""
+    group = [k for k in keys if k not in ("explainer", SAMPLE)]
+    columns = list(strict) + list(lenient)
+    data = frame[group + ["explainer", "seed", SAMPLE] + columns].astype({c: float for c in columns})
+    units = data[group + ["seed", SAMPLE]].drop_duplicates()
+    names = data[group + ["explainer"]].drop_duplicates()
+    grid = units.merge(names, on=group) if group else units.merge(names, how="cross")
+    full = grid.merge(data, on=group + ["explainer", "seed", SAMPLE], how="left")
+    rows = full.groupby(keys, sort=True, observed=True, dropna=False)
+    out = rows[columns].mean()
+    complete = rows[list(strict)].count().eq(rows.size(), axis=0)
+    out[list(strict)] = out[list(strict)].where(complete)
+    return out.reset_index()
 
 
 def _cells(results: pd.DataFrame):

@@ -105,9 +105,10 @@ def test_missing_folder_and_bad_label(tmp_path):
         FolderDataset("test", path="img", labels="labels.csv", classes=["well", "ill"], root=str(tmp_path))
 
 
-def test_csv_paths_inside_the_folder_only(tmp_path):
-    """An absolute path inside the image folder is that image; one outside it (absolute or through
-    ..) is refused with its line, not left to fail when the sample is read."""
+def test_csv_paths_inside_the_folder_only(tmp_path, monkeypatch):
+    """An absolute path inside the image folder is that image (also its real path under a linked or
+    relative data root); one outside it (absolute or through ..) is refused with its line, not left
+    to fail when the sample is read."""
     _write(tmp_path)
     csv = tmp_path / "labels.csv"
     lines = csv.read_text().splitlines()
@@ -116,6 +117,11 @@ def test_csv_paths_inside_the_folder_only(tmp_path):
     csv.write_text("\n".join([lines[0]] + [f"{tmp_path / 'img'}/{line}" for line in lines[1:]]) + "\n")
     absolute = {s.id: s.label for s in (FolderDataset("test", **kw)[i] for i in range(2))}
     assert absolute == plain
+    (tmp_path / "link").symlink_to(tmp_path)  # a data root through a link, the CSV giving real paths
+    assert {s.id for s in (FolderDataset("test", **{**kw, "root": str(tmp_path / "link")})[i] for i in range(2))} \
+        == set(plain)
+    monkeypatch.chdir(tmp_path.parent)  # a relative data root, absolute paths in the CSV
+    assert {s.id for s in (FolderDataset("test", **{**kw, "root": tmp_path.name})[i] for i in range(2))} == set(plain)
     (tmp_path / "outside.png").write_bytes((tmp_path / "img" / "im0.png").read_bytes())
     for given in (str(tmp_path / "outside.png"), "../outside.png"):
         csv.write_text("\n".join([lines[0], *lines[1:5], f"{given},well,p9"]) + "\n")

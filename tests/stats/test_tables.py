@@ -135,14 +135,14 @@ def test_leaderboard_without_control_and_single_explainer(results):
 
 
 def _sample_means(frame):
-    """Samples x explainers: each sample's mean over the seeds with a defined value."""
-    return frame.groupby(["sample_id", "explainer"]).value.mean().unstack("explainer")
+    """Samples x explainers: each sample's mean over its seeds, NaN where one of them is NaN."""
+    return frame.groupby(["sample_id", "explainer"]).value.agg(lambda v: v.mean(skipna=False)).unstack("explainer")
 
 
 def test_nan_rows_dropped_pairwise(results):
     holed = results.copy()
-    # insertion only: good loses samples 0-4 under both seeds and 5-7 under seed 0 only (still
-    # defined by seed 1), random loses sample 10 under both seeds
+    # insertion only: good loses samples 0-4 under both seeds and 5-7 under seed 0 only (undefined
+    # too: a sample's mean covers all its seeds), random loses sample 10 under both seeds
     insertion = holed.metric == "insertion"
     hole_good = insertion & (holed.explainer == "good") & ((holed.sample_id < 5)
                                                            | ((holed.seed == 0) & (holed.sample_id < 8)))
@@ -150,19 +150,18 @@ def test_nan_rows_dropped_pairwise(results):
     holed.loc[hole_good | hole_random, "value"] = np.nan
 
     board = leaderboard(holed, n_resamples=50).set_index(["metric", "explainer"])
-    assert board.loc[("insertion", "good"), "n"] == N - 5
+    assert board.loc[("insertion", "good"), "n"] == N - 8
     assert board.loc[("insertion", "random"), "n"] == N - 1
     assert board.loc[("insertion", "mid"), "n"] == N
     means = _sample_means(holed[insertion])
-    seed1 = holed[insertion & (holed.explainer == "good") & (holed.seed == 1)].set_index("sample_id").value
-    assert means.good.loc[5] == seed1.loc[5] and np.isnan(means.good.loc[4])  # defined under seed 1 only: its value
+    assert np.isnan(means.good.loc[5]) and not np.isnan(means.good.loc[8])
     assert board.loc[("insertion", "good"), "mean"] == pytest.approx(means.good.mean())
     good = holed[insertion & (holed.explainer == "good")].value
     assert board.loc[("insertion", "good"), "mean"] != pytest.approx(good.mean())  # not over the rows
 
     pairs = pairwise_table(holed).set_index(["metric", "explainer_a", "explainer_b"])
-    assert pairs.loc[("insertion", "good", "random"), "n"] == N - 6
-    assert pairs.loc[("insertion", "good", "mid"), "n"] == N - 5
+    assert pairs.loc[("insertion", "good", "random"), "n"] == N - 9
+    assert pairs.loc[("insertion", "good", "mid"), "n"] == N - 8
     assert pairs.loc[("insertion", "copy", "mid"), "n"] == N
     assert pairs.loc[("deletion", "good", "random"), "n"] == N
     both = means[["good", "random"]].dropna()
@@ -171,8 +170,29 @@ def test_nan_rows_dropped_pairwise(results):
     )
 
     fried = friedman_table(holed).set_index("metric")
-    assert fried.loc["insertion", "n_blocks"] == N - 6
+    assert fried.loc["insertion", "n_blocks"] == N - 9
     assert fried.loc["deletion", "n_blocks"] == N
+
+
+def test_explainers_are_compared_over_the_same_seeds():
+    """Two explainers with equal values everywhere; seed 1 scores 1.0 higher (another checkpoint),
+    and 'a' is undefined under seed 1 for half the samples (or has no rows there: a failed cell).
+    Averaging each explainer over its own defined seeds would test seed 0 of 'a' against the mean
+    of both seeds of 'b' (p 6e-5 in a review); a sample's value covers all its seeds, so the
+    compared samples are those where both are defined, and they tie."""
+    rng = np.random.default_rng(7)
+    base = rng.uniform(0, 1, 16)
+    rows = [{"dataset": "d", "model": "m", "explainer": e, "metric": "x", "seed": seed, "sample_id": i,
+             "value": float(base[i] + seed), "higher_is_better": True, "category": "faithfulness", "chance": np.nan}
+            for e in ("a", "b") for seed in (0, 1) for i in range(16)]
+    table = pd.DataFrame(rows)
+    undefined = (table.explainer == "a") & (table.seed == 1) & (table.sample_id < 8)
+    for broken in (table.assign(value=table.value.mask(undefined)), table[~undefined]):
+        pair = pairwise_table(broken).iloc[0]
+        assert (pair["n"], pair["p"], pair["effect_size"]) == (8, 1.0, 0.0)
+        board = leaderboard(broken, control="b", n_resamples=20).set_index("explainer")
+        assert board.loc["a", "n"] == 8 and board.loc["b", "n"] == 16
+        assert board.loc["a", "p_vs_random"] == 1.0
 
 
 def test_pairwise_table(results):

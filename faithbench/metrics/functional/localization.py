@@ -23,7 +23,8 @@ def dilate(mask: Tensor, tolerance: int) -> Tensor:
     """The pixels/voxels of ``(B, *spatial)`` at a Euclidean distance below ``tolerance`` from a
     bool mask, the mask included: the acceptance region of the pointing game in TorchRay
     (``PointingGame.evaluate``, ``(v + u) < tolerance**2``), the benchmark code of Zhang et al.'s
-    protocol. So tolerance 0 and 1 keep the mask, 15 admits offsets up to 14.9 px. By the exact
+    protocol. So tolerance 1 keeps the mask, 15 admits offsets up to 14.9 px; tolerance 0 keeps it
+    too (TorchRay's 0 accepts no point, so never hits). By the exact
     Euclidean distance transform (``scipy.ndimage.distance_transform_edt``), per sample on the CPU."""
     mask = mask.bool()
     if tolerance <= 1:
