@@ -124,9 +124,9 @@ def _read(out_dir: Path, name: str, reader: Callable[[Path], Any]) -> Any:
         raise RunFolderError(f"cannot read {out_dir / name}: {type(exc).__name__}: {reason}".rstrip(": ")) from exc
 
 
-def expected_files(manifest: dict[str, Any], results: pd.DataFrame) -> dict[str, str]:
-    """``{name: why}``: the files the run wrote beyond :data:`ALWAYS_WRITTEN`, as its manifest and
-    results say (module doc)."""
+def expected_files(manifest: dict[str, Any]) -> dict[str, str]:
+    """``{name: why}``: the files the run wrote beyond :data:`ALWAYS_WRITTEN`, as its manifest says
+    (module doc)."""
     expected = {name: "manifest.json lists it among the run's outputs" for name in manifest.get("outputs") or []
                 if name not in ALWAYS_WRITTEN}
     if (manifest.get("suite") or {}).get("regions") is not None:
@@ -158,7 +158,7 @@ def read_inputs(out_dir: Path) -> dict[str, Any]:
     for name in ALWAYS_WRITTEN:
         require(name, "a run always writes it")
     results = _read(out_dir, "results.parquet", pd.read_parquet)
-    for name, why in expected_files(manifest, results).items():
+    for name, why in expected_files(manifest).items():
         require(name, why)
     inputs = {"results.parquet": results, "manifest.json": manifest,
               "curves.parquet": _read(out_dir, "curves.parquet", pd.read_parquet)}
