@@ -190,13 +190,15 @@ def _describe(kind: str, obj: object) -> str:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from faithbench.names import counted
     from faithbench.runner.plan import plan
 
     suite: Any = _load_suite(args.suite)
     groups = plan(suite)
-    print(f"{args.suite}: ok — suite {suite.name!r}: {len(suite.datasets)} datasets x {len(suite.models)} "
-          f"models x {len(suite.explainers)} explainers x {len(suite.seeds)} seeds = "
-          f"{sum(len(g.cells) for g in groups)} cells, {len(suite.metrics)} metrics")
+    sizes = " x ".join(counted(len(items), noun) for items, noun in (
+        (suite.datasets, "dataset"), (suite.models, "model"), (suite.explainers, "explainer"), (suite.seeds, "seed")))
+    print(f"{args.suite}: ok — suite {suite.name!r}: {sizes} = {counted(sum(len(g.cells) for g in groups), 'cell')}, "
+          f"{counted(len(suite.metrics), 'metric')}")
     return 0
 
 
