@@ -61,11 +61,15 @@ def csv_image(folder: Path, given: str, csv_path: Path, line: int) -> Path:
     """The image that ``line`` of a labels CSV names: ``given`` relative to ``folder`` (itself
     absolute, ``os.path.abspath``), as an absolute path under ``folder``; an absolute ``given`` stays
     itself, or is rewritten under ``folder`` when it is the real path of a file there (a data root
-    reached through a symbolic link). A path outside the folder (absolute, or through ``..``) or a
-    missing image is a :class:`DataError` naming the line."""
-    img = Path(os.path.abspath(folder / given))
-    if not img.is_relative_to(folder):
-        real, real_folder = Path(os.path.realpath(img)), Path(os.path.realpath(folder))
+    reached through a symbolic link). A ``..`` after a linked folder is the parent of the link's
+    target, as the OS resolves it, not of the link (``os.path.abspath`` would drop both). A path
+    outside the folder (absolute, or through ``..``) or a missing image is a :class:`DataError`
+    naming the line."""
+    joined = folder / given
+    img = Path(os.path.abspath(joined))
+    linked_up = ".." in Path(given).parts and os.path.realpath(joined) != os.path.realpath(img)
+    if not img.is_relative_to(folder) or linked_up:
+        real, real_folder = Path(os.path.realpath(joined)), Path(os.path.realpath(folder))
         if not real.is_relative_to(real_folder):
             raise DataError(f"{csv_path}: line {line}: expected a path inside the image folder {folder}, "
                             f"got {given!r}")

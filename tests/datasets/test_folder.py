@@ -123,6 +123,12 @@ def test_csv_paths_inside_the_folder_only(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path.parent)  # a relative data root, absolute paths in the CSV
     assert {s.id for s in (FolderDataset("test", **{**kw, "root": tmp_path.name})[i] for i in range(2))} == set(plain)
     (tmp_path / "outside.png").write_bytes((tmp_path / "img" / "im0.png").read_bytes())
+    # a ".." after a linked folder is the parent of the link's target, as the OS opens it
+    (tmp_path / "img" / "sub" / "inner").mkdir(parents=True)
+    (tmp_path / "img" / "sub" / "im0.png").write_bytes((tmp_path / "img" / "im1.png").read_bytes())
+    (tmp_path / "img" / "up").symlink_to(tmp_path / "img" / "sub" / "inner", target_is_directory=True)
+    csv.write_text("\n".join([lines[0], *lines[1:5], "up/../im0.png,well,p9"]) + "\n")
+    assert FolderDataset("test", **kw)._sources[-1] == tmp_path / "img" / "sub" / "im0.png"  # abspath: img/im0.png
     for given in (str(tmp_path / "outside.png"), "../outside.png"):
         csv.write_text("\n".join([lines[0], *lines[1:5], f"{given},well,p9"]) + "\n")
         with pytest.raises(DataError, match=f"labels.csv: line 6: expected a path inside the image folder .*img, "
