@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs, check_masks,
                                      check_param_types, check_suite_values, check_target, check_validation,
                                      check_weights, resolve_weights, validation_message)
-from faithbench.config_yaml import YAMLFileError, load_yaml_file
+from faithbench.config_yaml import Float, Int, YAMLFileError, load_yaml_file
 from faithbench.configurable import ParameterError
 from faithbench.datasets.paths import DataError
 from faithbench.metric_checks import check_metric_fit
@@ -84,10 +84,10 @@ class RegionSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     masks: list[str] | Literal["all"] = []
-    grid: list[int] | None = None
+    grid: list[Int] | None = None
     scores: list[Literal["mean", "sum", "max", "share"]] = ["share"]
     postprocess: Literal["none", "abs", "relu"] = "relu"
-    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    alpha: Float = Field(0.05, gt=0.0, lt=1.0)
 
     @field_validator("scores", mode="before")
     @classmethod
@@ -151,9 +151,9 @@ class Suite(BaseModel):
 
     name: str
     description: str = ""
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    samples: int = Field(64, ge=1, description="test samples per dataset")
-    batch_size: int = Field(32, ge=1)
+    seeds: list[Int] = Field(default_factory=lambda: [0], min_length=1)
+    samples: Int = Field(64, ge=1, description="test samples per dataset")
+    batch_size: Int = Field(32, ge=1)
     target: Target = Field("predicted", description="predicted or label (single-label datasets); "
                            "each_positive or {classes, samples} (multi-label datasets)")
     subset: Literal["all", "positive"] = Field("all", description="explain all test samples, or only "
@@ -166,7 +166,7 @@ class Suite(BaseModel):
     device: str = Field("auto", description="where models, explainers and metrics run: auto (cuda when "
                         "available), cpu, cuda, cuda:N or mps; --device overrides it")
     control: str = Field("random", description="the explainer that p_vs_random and beats_random test against")
-    reliability: int = Field(8, ge=0, description="metric reliability (reliability.csv): the first N samples of "
+    reliability: Int = Field(8, ge=0, description="metric reliability (reliability.csv): the first N samples of "
                              "each group (at most its first batch) re-explained and re-scored under a minor and a "
                              "disruptive perturbation; 0: off")
     regions: RegionSpec | None = Field(None, description="region-based saliency (regions.csv, region_tests.csv)")

@@ -34,6 +34,13 @@ def _load(tmp_path, text):
     ("recipe:", "preprocess: nome, recipe:",  # was models[0].preprocess.literal['auto','none']: ...
      r"suite.yaml: models\[0\].preprocess: Input should be 'auto' or 'none', or a valid dictionary or instance "
      r"of PreprocessSpec$"),
+    ("recipe:", "preprocess: {mean: [0.5, x]}, recipe:",  # the mapping branch's own error, not the names'
+     r"suite.yaml: models\[0\].preprocess.mean\[1\]: Input should be a valid number"),
+    # YAML's true/false is not a number (pydantic's lax mode read reliability: true as 1)
+    ("name: t", "name: t\nreliability: true", r"suite.yaml: reliability: expected a number, got true$"),
+    ("name: t", "name: t\nseeds: [0, no]", r"suite.yaml: seeds\[1\]: expected a number, got false$"),
+    ("{epochs: 1}", "{epochs: 1, lr: yes}", r"suite.yaml: models\[0\].recipe.lr: expected a number, got true$"),
+    ("recipe:", "preprocess: {std: [true]}, recipe:", r"models\[0\].preprocess.std\[0\]: expected a number"),
     ("name: t", "name: t\ntarget: lable",
      r"suite.yaml: target: Input should be 'predicted', 'label' or 'each_positive', or a mapping \{classes: "),
     ("[gradcam, random]", "[{name: gradcam, params: {target_layer: layer4}}, random]",

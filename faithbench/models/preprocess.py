@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from faithbench.config_yaml import Float, Int
 from faithbench.names import counted
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
@@ -166,11 +167,11 @@ class PreprocessSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    size: tuple[int, int] | None = None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
+    size: tuple[Int, Int] | None = None
+    mean: tuple[Float, ...] | None = None
+    std: tuple[Float, ...] | None = None
     interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
-    channels: tuple[int, ...] | None = Field(None, min_length=1)
+    channels: tuple[Int, ...] | None = Field(None, min_length=1)
 
 
 def resolve_input_config(default: InputConfig | None, preprocess: Any, in_chans: int) -> InputConfig | None:

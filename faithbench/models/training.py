@@ -18,6 +18,7 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from faithbench.config_yaml import Float, Int
 from faithbench.progress import bars_disabled
 
 
@@ -26,17 +27,17 @@ class Recipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epochs: int = Field(4, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(64, ge=1)
-    weight_decay: float = Field(0.05, ge=0)
+    epochs: Int = Field(4, ge=1)
+    lr: Float = Field(1e-3, gt=0)
+    batch_size: Int = Field(64, ge=1)
+    weight_decay: Float = Field(0.05, ge=0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     schedule: Literal["constant", "cosine"] = "cosine"
-    warmup_epochs: float = Field(0.0, ge=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    patience: int = Field(100, ge=1)
+    warmup_epochs: Float = Field(0.0, ge=0)
+    label_smoothing: Float = Field(0.0, ge=0, lt=1)
+    patience: Int = Field(100, ge=1)
     linear_probe: bool = False
-    n_train: int | None = Field(None, ge=1)
+    n_train: Int | None = Field(None, ge=1)
     class_weights: bool = False
 
 
