@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs, check_masks,
                                      check_param_types, check_suite_values, check_target, check_validation,
                                      check_weights, resolve_weights, validation_message)
-from faithbench.config_yaml import Float, Int, YAMLFileError, load_yaml_file
-from faithbench.configurable import ParameterError
+from faithbench.config_yaml import YAMLFileError, load_yaml_file
+from faithbench.configurable import Float, Int, ParameterError
 from faithbench.datasets.paths import DataError
 from faithbench.metric_checks import check_metric_fit
 from faithbench.model_checks import check_models

@@ -7,8 +7,8 @@
   billion nodes once written out (a 22 MB ``manifest.json`` in issue 17's report, or no end);
 - bytes that are not UTF-8 raise ``UnicodeDecodeError`` with no file name;
 - ``true``/``false`` (and ``yes``/``no``) are booleans, which pydantic's lax mode reads as the numbers
-  1/0 (``reliability: true`` ran 1 sample): the suite's numeric fields are :data:`Int` and
-  :data:`Float`, which refuse a boolean.
+  1/0 (``reliability: true`` ran 1 sample): the suite's numeric fields are
+  :data:`faithbench.configurable.Int` and ``Float``, which refuse a boolean.
 
 :func:`load_yaml_file` refuses all three with :class:`YAMLFileError`, whose message names the
 file and the line. The budget: aliases may add at most :data:`ALIAS_BUDGET` nodes to the
@@ -19,25 +19,14 @@ recipe between models add a few dozen).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import BeforeValidator
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 ALIAS_BUDGET = 10_000
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-def _not_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {str(value).lower()}")
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_not_bool)]  # an int field of a suite's pydantic models; a boolean is refused
-Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
 class YAMLFileError(ValueError):

@@ -22,11 +22,25 @@ import math
 import sys
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BeforeValidator
 
 
 class ParameterError(ValueError):
     pass
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+# the numeric fields of a suite's pydantic models (suite, recipe, regions, preprocess): YAML's
+# true/false is a boolean, which pydantic's lax mode would take as 1/0
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
 @dataclass(frozen=True)

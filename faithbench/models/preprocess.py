@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from faithbench.config_yaml import Float, Int
+from faithbench.configurable import Float, Int
 from faithbench.names import counted
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")

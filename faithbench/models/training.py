@@ -18,7 +18,7 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from faithbench.config_yaml import Float, Int
+from faithbench.configurable import Float, Int
 from faithbench.progress import bars_disabled
 
 
