@@ -87,10 +87,14 @@ class PerturbationMetric(Metric):
 @metrics.register("deletion_auc")
 class DeletionAUC(PerturbationMetric):
     """Deletion AUC (Petsiuk et al. 2018): area under the target score as the most salient
-    features are replaced by the baseline, over the fraction replaced in [0, 1],
+    features are replaced by the baseline, over the fraction of features replaced in [0, 1]:
 
-        AUC = trapezoid_k (f(x with top round(k/n N) features replaced), k/n),  k = 0..n.
+        AUC = trapezoid_k (f(x with the top c_k features replaced), c_k / N),  c_k = round(k/n N),  k = 0..n.
 
+    The N features are pixels, or patches with ``patch`` > 1; the x axis is the fraction of
+    features actually replaced, which is k/n when n divides N (also the ``fraction`` column of
+    ``curves.parquet``). With more steps than features (n > N, e.g. large patches) some steps
+    repeat an image; their forward passes are made and counted all the same.
     Lower is better. Defaults: 50 steps, pixel features, ``zero`` baseline, softmax probability."""
 
     info = MetricInfo("deletion_auc", higher_is_better=False, category=Category.FAITHFULNESS,

@@ -1,9 +1,9 @@
 """What a run folder's tidy tables must hold for ``faithbench report``, beyond being there and
 readable (:func:`faithbench.reports.writer.read_inputs`): the row counts the run recorded in
 ``manifest.json`` (``rows``; a folder written before that record is not checked) and the key
-columns of the tables the report joins on. A table truncated to its header, emptied or given
-other columns would otherwise drop the model-at-chance marks, the strata or the curves without a
-word, and delete their files.
+columns of the tables the report joins on or reads. A table truncated to its header, emptied or
+given other columns would otherwise drop the model-at-chance marks, the strata, the reliability
+marks (‡) or the curves without a word, and delete their files.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ __all__ = ["COUNTED", "KEY_COLUMNS", "row_counts", "table_problem"]
 
 COUNTED = ("results.parquet", "curves.parquet", "models.csv", "samples.csv")  # rows recorded by the run
 KEY_COLUMNS = {"results.parquet": ("dataset", "model", "explainer", "metric", "seed", "sample_id", "value"),
-               "models.csv": ("dataset", "model", "seed"), "samples.csv": ("dataset", "model", "seed", "sample_id"),
-               "curves.parquet": ("dataset", "model", "explainer", "metric", "seed", "sample_id")}
+               "models.csv": ("dataset", "model", "seed"),
+               "samples.csv": ("dataset", "model", "seed", "sample_id", "lesion_area", "confidence", "correct"),
+               "curves.parquet": ("dataset", "model", "explainer", "metric", "seed", "sample_id"),
+               "reliability.csv": ("metric", "nr", "ar", "passed", "agreement_tau")}
 
 
 def row_counts(tables: dict[str, pd.DataFrame | None]) -> dict[str, int]:
@@ -38,5 +40,6 @@ def table_problem(out_dir: Path, manifest: dict[str, Any], inputs: dict[str, Any
         table = inputs.get(name)
         missing = [c for c in columns if table is not None and len(table) and c not in table.columns]
         if missing:
-            return f"{out_dir}: {name} lacks the columns {', '.join(missing)} the report joins on"
+            return (f"{out_dir}: {name} lacks the columns {', '.join(missing)} the report reads; rerun `faithbench "
+                    f"run` into this folder to rebuild it")
     return None

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from faithbench.store import atomic_write_bytes
-from faithbench.stats.reliability import AR_MIN, NR_MIN, reliability_footnote
+from faithbench.stats.reliability import AR_MIN, MIN_RANKED, NR_MIN, reliability_footnote
 
 __all__ = ["REPEATABILITY_FILE", "RELIABILITY_FILE", "STRATA_FILE", "mark_unreliable",
            "medical_sections", "reliability_footnote_text", "reliability_html", "reliability_markdown",
@@ -90,8 +90,9 @@ def repeatability_html(table: pd.DataFrame) -> str:
             "|maps|. baseline_mean: the same similarity between maps of different samples (random pairs); "
             "p: one-sided Wilcoxon signed-rank test that the similarity exceeds that baseline. Maps are "
             "compared for the same class: n_target_differs counts the samples the two checkpoints explained "
-            "for different classes (target: predicted), left out. Control explainers (random, sobel, "
-            "center_prior) are left out: their maps ignore the model. "
+            "for different classes (target: predicted), left out (reproducibility over several seeds: "
+            "(seed, sample) pairs; a sample still counts in n through the seeds where the classes agree). "
+            "Control explainers (random, sobel, center_prior) are left out: their maps ignore the model. "
             f'<a href="{REPEATABILITY_FILE}">{REPEATABILITY_FILE}</a></p>'
             + table_html(shown, "no pair of checkpoints to compare", max_rows=400))
 
@@ -168,9 +169,11 @@ def reliability_html(table: pd.DataFrame | None, info: dict | None = None) -> st
         note = info.get("note") or f"Metric reliability was not computed ({RELIABILITY_FILE} is missing)."
         return f'<p class="note">{html.escape(note)}</p>' + skipped
     return ('<p class="note">Is the metric itself reliable? (MetaQuantus idea, Hedström et al. 2023) '
-            "nr (noise resilience): the explainers' ranking and scores stay put under a minor perturbation "
-            "(weights + small Gaussian noise); ar (adversary reactivity): they change under a disruptive one "
-            f"(weights re-initialised). passed: nr ≥ {NR_MIN} and ar ≥ {AR_MIN}. agreement_tau: mean Kendall τ "
+            "nr (noise resilience): the explainers' ranking holds and their scores shift in no consistent "
+            "direction under a minor perturbation (weights + small Gaussian noise); ar (adversary reactivity): "
+            "the ranking changes and the scores shift consistently under a disruptive one (weights "
+            f"re-initialised). passed: nr ≥ {NR_MIN} and ar ≥ {AR_MIN}, on at least {MIN_RANKED} samples that "
+            "rank the explainers (n_ranked). agreement_tau: mean Kendall τ "
             f'with the other metrics\' rankings. <a href="{RELIABILITY_FILE}">{RELIABILITY_FILE}</a></p>'
             + table_html(table, "no reliability scores") + skipped)
 
@@ -191,7 +194,8 @@ def reliability_markdown(root: Path, board: pd.DataFrame, manifest: dict | None 
         keys = [c for c in ("dataset", "model") if c in table.columns] + ["metric"]
         columns = keys + ["nr", "ar", "agreement_tau", "passed"]
         lines += [f"Noise resilience (nr ≥ {NR_MIN}) and adversary reactivity (ar ≥ {AR_MIN}) of each metric "
-                  f"(MetaQuantus idea, Hedström et al. 2023); agreement\\_tau: mean Kendall τ with the other "
+                  f"(MetaQuantus idea, Hedström et al. 2023; a verdict needs {MIN_RANKED} samples that rank the "
+                  f"explainers); agreement\\_tau: mean Kendall τ with the other "
                   f"metrics' rankings ({RELIABILITY_FILE}).", "",
                   "| " + " | ".join(markdown_escape(c) for c in columns) + " |",
                   "|---" * len(keys) + "|---:" * 3 + "|---|"]
@@ -214,8 +218,11 @@ def strata_html(table: pd.DataFrame, figures: str = "") -> str:
     from faithbench.reports.markup import table_html
 
     return ('<p class="note">Localisation and faithfulness scores by lesion size (tertiles of the mask\'s area '
-            "fraction), model confidence (tertiles of the target probability) and correctness of the "
-            "prediction; mean and 95% bootstrap CI per stratum. "
+            "fraction, on datasets with a lesion mask; tied areas fall into the lower stratum, so a stratum may "
+            "be missing), model confidence (tertiles of the target probability) and correctness of the "
+            "prediction; mean and 95% bootstrap CI per stratum. With target: predicted a wrong prediction "
+            "explains the other class, so for localisation, wrong against correct also compares maps of "
+            "two classes against the same lesion mask (target: label explains the true class). "
             f'<a href="{STRATA_FILE}">{STRATA_FILE}</a></p>' + figures
             + "<details><summary>table</summary>" + table_html(table, "no strata", max_rows=500) + "</details>")
 
@@ -229,8 +236,10 @@ def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict |
     root = Path(root)
     sections: list[Section] = []
     repeatability = _read(root / REPEATABILITY_FILE)
-    if repeatability is not None:
-        sections.append(("repeatability", "Repeatability and reproducibility", repeatability_html(repeatability)))
+    sections.append(("repeatability", "Repeatability and reproducibility", repeatability_html(repeatability)
+                     if repeatability is not None else f'<p class="note">Not computed (no {REPEATABILITY_FILE}): '
+                     "it needs two checkpoints to compare, 2 seeds of a model (repeatability) or 2 models on a "
+                     "dataset (reproducibility), and an explainer that is not a control.</p>"))
     sections.append(("reliability", "Metric reliability",
                      reliability_html(_read(root / RELIABILITY_FILE), reliability_status(root, manifest))))
     strata = _read(root / STRATA_FILE)

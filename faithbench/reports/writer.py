@@ -254,7 +254,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
 
     out_dir = Path(out_dir)
     formats = _check_formats(formats)
-    if not is_run_folder(out_dir):
+    if not is_run_folder(out_dir) and not (out_dir / "manifest.json").is_file():  # a manifest: read_inputs says more
         raise FileNotFoundError(f"{out_dir}: no results.parquet; is this a faithbench run folder?")
     inputs = read_inputs(out_dir)
     results, manifest = inputs["results.parquet"], inputs["manifest.json"]

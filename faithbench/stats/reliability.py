@@ -32,9 +32,18 @@ and
     ar = ½ (1 - clip(τ̄_disruptive, 0, 1) + |r|̄_disruptive)  in [0, 1], higher is better
 
 (MetaQuantus combines a distribution test (IAC) and a ranking test (IEC) the same way; this is a
-paired, closed-form version of that idea, not its exact estimator). ``passed`` = nr >= NR_MIN
-(0.6) and ar >= AR_MIN (0.5): heuristic thresholds, chosen so that a metric whose ranking
-survives minor noise only half the time, or that barely notices a randomised model, fails.
+paired, closed-form version of that idea, not its exact estimator). The scores half measures a
+*systematic* shift, not its size: values that move by 1e-9 or by 1 standard deviation in random
+directions give the same mean |r| (0.32 on 8 samples, 0.23 on 16, 0.13 on 48: simulated), as a
+Wilcoxon test would not tell them apart either, so a continuous metric's nr_scores sits below 1
+under any perturbation (a 0/1 metric whose values do not move gets 1), and a
+shift that moves every sample the same way gives |r| = 1 however small. ``passed`` = nr >= NR_MIN
+(0.6), ar >= AR_MIN (0.5) and ``n_ranked`` >= MIN_RANKED (6): heuristic thresholds, chosen so that
+a metric whose ranking survives minor noise only half the time, or that barely notices a
+randomised model, fails; and no verdict on fewer than 6 ranked samples, the fewest pairs with
+which a two-sided Wilcoxon signed-rank test can reach p < 0.05 (2 / 2^6 = 0.031; 0.0625 with 5):
+such a metric does not pass, and the footnote says it had too few samples (a localisation metric
+is undefined on the samples without a lesion, so the default 8 samples may rank only 3).
 ``agreement_tau`` adds the agreement between metrics: the mean Kendall τ between this metric's
 ranking of explainers (mean over samples, ``original`` condition, oriented by
 ``higher_is_better``) and each other metric's ranking (:func:`faithbench.stats.tables.agreement_table`).
@@ -49,12 +58,14 @@ from scipy import stats
 from faithbench.stats.paired import rank_biserial
 from faithbench.stats.tables import agreement_table
 
-__all__ = ["AR_MIN", "CONDITIONS", "NR_MIN", "RELIABILITY_COLUMNS", "RELIABILITY_MARK", "metric_reliability",
+__all__ = ["AR_MIN", "CONDITIONS", "MIN_RANKED", "NR_MIN", "RELIABILITY_COLUMNS", "RELIABILITY_MARK",
+           "metric_reliability",
            "reliability_footnote"]
 
 RELIABILITY_MARK = "‡"  # the footnote's mark, on the failing metrics' headers too (a model at chance: †)
 NR_MIN = 0.6
 AR_MIN = 0.5
+MIN_RANKED = 6  # no verdict on fewer ranked samples (module docstring)
 CONDITIONS = ("original", "minor", "disruptive")
 RELIABILITY_COLUMNS = ["metric", "nr", "ar", "passed", "nr_ranking", "nr_scores", "ar_ranking", "ar_scores",
                        "agreement_tau", "n_samples", "n_ranked", "n_explainers"]
@@ -155,7 +166,7 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
             row[f"{prefix}_ranking"] = ranking if prefix == "nr" else 1.0 - ranking
             row[f"{prefix}_scores"] = 1.0 - shift if prefix == "nr" else shift
             row[prefix] = 0.5 * (row[f"{prefix}_ranking"] + row[f"{prefix}_scores"])
-        row["passed"] = bool(row["nr"] >= NR_MIN and row["ar"] >= AR_MIN)
+        row["passed"] = bool(row["nr"] >= NR_MIN and row["ar"] >= AR_MIN and row["n_ranked"] >= MIN_RANKED)
         block_key = tuple(row.get(c, "") for c in ("dataset", "model")) + (row["metric"],)
         row["agreement_tau"] = float(agreement.get(block_key, np.nan)) if len(agreement) else np.nan
         rows.append(row)
@@ -177,6 +188,10 @@ def _reasons(row: pd.Series) -> list[str]:
     checks = ((nr, NR_MIN, "noise resilience", "minor", "its ranking or scores move under a minor perturbation"),
               (ar, AR_MIN, "adversary reactivity", "disruptive", "it barely reacts to a randomised model"))
     reasons = []
+    ranked = row.get("n_ranked", MIN_RANKED)  # a table without the column (older or hand-made): not checked
+    if 0 < ranked < MIN_RANKED:
+        reasons.append(f"too few samples for a verdict: {int(ranked)} ranked the explainers (at least {MIN_RANKED} "
+                       "needed; raise the suite's reliability:)")
     for value, low, name, condition, meaning in checks:
         if np.isnan(value):
             reasons.append(f"{name} undefined: no sample ranked by it under both the original and the {condition} "

@@ -32,7 +32,9 @@ would inflate the test). Maps are matched by (sample id, explained
 class), as Arun et al. compare maps of the same class: only units present in both maps count. With
 ``target: predicted`` two checkpoints that predict differently explain different classes of a
 sample; such a sample is left out and counted in ``n_target_differs`` (the samples kept under both
-checkpoints whose explained classes differ). Maps given without targets are matched by id only.
+checkpoints whose explained classes differ; for reproducibility over several seeds, the (seed,
+sample) pairs: a sample left out under one seed still enters ``n`` through the seeds under which
+the two models explained the same class). Maps given without targets are matched by id only.
 """
 
 from __future__ import annotations

@@ -155,6 +155,36 @@ def test_an_empty_reliance_csv_is_no_error_after_the_checks(run, capsys):
     assert "Measured reliance" not in (run / "index.html").read_text()
 
 
+def test_a_reliability_or_samples_table_without_a_column_the_report_reads_is_refused(run, capsys, names):
+    """A held-out review: a reliability.csv cut to a few columns gave exit 0 and lost every ‡ (the
+    leaderboard said the check was not computed); a samples.csv without lesion_area lost the
+    lesion-size strata."""
+    from faithbench.reports import write_reliability
+
+    row = {"metric": names["down"], "nr": 0.35, "ar": 0.8, "agreement_tau": 0.1, "passed": False}
+    write_reliability(run, pd.DataFrame([row]))
+    _edit_manifest(run, reliability={"samples": 8, "status": "computed", "note": "", "skipped": {}})
+    assert main(["report", str(run), "--format", "md"]) == 0
+    pd.read_csv(run / "reliability.csv").drop(columns=["passed"]).to_csv(run / "reliability.csv", index=False)
+    assert _refused(run, capsys).endswith("reliability.csv lacks the columns passed the report reads; rerun "
+                                          "`faithbench run` into this folder to rebuild it")
+    write_reliability(run, pd.DataFrame([row]))
+    pd.read_csv(run / "samples.csv").drop(columns=["lesion_area"]).to_csv(run / "samples.csv", index=False)
+    assert "samples.csv lacks the columns lesion_area the report reads" in _refused(run, capsys)
+
+
+def test_a_folder_without_results_but_with_a_manifest_says_what_happened(run, capsys):
+    """A held-out review: a run interrupted before results.parquet was written got "not a faithbench
+    run folder"; with its manifest there the report says the run stopped and how to finish it."""
+    _edit_manifest(run, status="writing")
+    (run / "results.parquet").unlink()
+    assert "the run stopped while writing its tables" in _refused(run, capsys)
+    _edit_manifest(run, status="ok")
+    assert "incomplete run folder: results.parquet is missing" in _refused(run, capsys)
+    (run / "manifest.json").unlink()
+    assert "not a faithbench run folder (no results.parquet or manifest.json)" in _refused(run, capsys)
+
+
 @pytest.mark.parametrize("name, damage", [
     ("models.csv", "header"), ("models.csv", "columns"), ("samples.csv", "header"), ("curves.parquet", "rows")])
 def test_a_readable_but_truncated_or_relabelled_table_is_refused(run, capsys, name, damage):

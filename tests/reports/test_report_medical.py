@@ -27,11 +27,14 @@ def _with_strata_columns(folder) -> None:
 
 
 def test_no_files_only_the_reliability_line(tmp_path):
-    """Repeatability and strata appear only with their files; metric reliability always says
-    what became of it (here: no manifest, no file)."""
+    """Strata appear only with their file; repeatability and metric reliability always say what
+    became of them (here: no manifest, no file; a held-out review found a one-seed run's missing
+    repeatability section unexplained)."""
     sections = medical_sections(tmp_path, lambda prefix: "")
-    assert [(anchor, heading) for anchor, heading, _ in sections] == [("reliability", "Metric reliability")]
-    assert "Metric reliability was not computed (reliability.csv is missing)." in sections[0][2]
+    assert [(anchor, heading) for anchor, heading, _ in sections] == [
+        ("repeatability", "Repeatability and reproducibility"), ("reliability", "Metric reliability")]
+    assert "Not computed (no repeatability.csv): it needs two checkpoints to compare" in sections[0][2]
+    assert "Metric reliability was not computed (reliability.csv is missing)." in sections[1][2]
 
 
 def test_sections_appear_only_with_their_files(tmp_path, make_run, names):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faithbench.stats.reliability import RELIABILITY_COLUMNS, metric_reliability, reliability_footnote
+from faithbench.stats.reliability import MIN_RANKED, RELIABILITY_COLUMNS, metric_reliability, reliability_footnote
 
 
 def _rows(metric: str, condition: str, table: dict[str, list[float]], higher_is_better: bool = True) -> list[dict]:
@@ -14,19 +14,39 @@ def _rows(metric: str, condition: str, table: dict[str, list[float]], higher_is_
              "higher_is_better": higher_is_better} for e, values in table.items() for i, v in enumerate(values)]
 
 
-ORIGINAL = {"e1": [1.0, 1.5, 1.2, 1.1], "e2": [2.0, 2.5, 2.2, 2.1], "e3": [3.0, 3.5, 3.2, 3.1]}
+ORIGINAL = {"e1": [1.0, 1.5, 1.2, 1.1, 1.3, 1.4], "e2": [2.0, 2.5, 2.2, 2.1, 2.3, 2.4],
+            "e3": [3.0, 3.5, 3.2, 3.1, 3.3, 3.4]}  # 6 samples: MIN_RANKED
 
 
 def test_reliable_metric_passes():
     rows = (_rows("good", "original", ORIGINAL) + _rows("good", "minor", ORIGINAL)
-            + _rows("good", "disruptive", {e: [0.0] * 4 for e in ORIGINAL}))
+            + _rows("good", "disruptive", {e: [0.0] * 6 for e in ORIGINAL}))
     table = metric_reliability(pd.DataFrame(rows))
     assert list(table.columns) == RELIABILITY_COLUMNS
     row = table.iloc[0]
     # minor = original: tau 1, no shift -> nr 1; disruptive: constant rows (tau 0 -> 1 - 0) and every
     # value dropped (|r| = 1) -> ar 1
     assert row["nr"] == pytest.approx(1.0) and row["ar"] == pytest.approx(1.0)
-    assert bool(row["passed"]) and row["n_samples"] == 4 and row["n_explainers"] == 3
+    assert bool(row["passed"]) and row["n_samples"] == 6 and row["n_explainers"] == 3
+
+
+def test_no_verdict_on_too_few_ranked_samples():
+    """A held-out review: the verdict rested on 3 samples (a localisation metric, undefined on the
+    samples without a lesion) and flipped with more. Below MIN_RANKED (6: the fewest pairs with
+    which a two-sided Wilcoxon test can reach p < 0.05) the metric does not pass, and says why."""
+    assert 2 / 2**MIN_RANKED < 0.05 <= 2 / 2 ** (MIN_RANKED - 1)
+    few = {e: v[:5] for e, v in ORIGINAL.items()}
+    undefined = {e: v[:5] + [np.nan] for e, v in ORIGINAL.items()}  # a 6th sample where the metric is undefined
+    for original in (few, undefined):
+        rows = (_rows("m", "original", original) + _rows("m", "minor", original)
+                + _rows("m", "disruptive", {e: [0.0] * len(v) for e, v in original.items()}))
+        table = metric_reliability(pd.DataFrame(rows))
+        row = table.iloc[0]
+        assert row["nr"] == pytest.approx(1.0) and row["ar"] == pytest.approx(1.0)  # as the 6-sample metric
+        assert row["n_ranked"] == 5 and not bool(row["passed"])
+        assert reliability_footnote(table, pd.DataFrame({"metric": ["m"]})).endswith(
+            "m: too few samples for a verdict: 5 ranked the explainers (at least 6 needed; raise the suite's "
+            "reliability:).")
 
 
 def test_fragile_metric_fails():
@@ -54,7 +74,7 @@ def test_agreement_is_oriented_and_missing_condition():
 
 def test_per_dataset_model_blocks_and_validation():
     rows = pd.DataFrame(_rows("m", "original", ORIGINAL) + _rows("m", "minor", ORIGINAL)
-                        + _rows("m", "disruptive", {e: [0.0] * 4 for e in ORIGINAL}))
+                        + _rows("m", "disruptive", {e: [0.0] * 6 for e in ORIGINAL}))
     both = pd.concat([rows.assign(dataset="d", model="a"), rows.assign(dataset="d", model="b")])
     table = metric_reliability(both)
     assert list(table.columns[:3]) == ["dataset", "model", "metric"]
@@ -109,14 +129,14 @@ def test_footnote_gives_each_failing_model_its_own_values():
 
 
 def test_a_tied_original_sample_is_left_out_of_tau():
-    """Sample s4 gives every explainer 1.0 on the real model: it ranks nothing. Under the
+    """Sample s6 gives every explainer 1.0 on the real model: it ranks nothing. Under the
     disruptive condition it varies; counted as τ = 0 it would make the metric look reactive."""
     tied = {e: v + [1.0] for e, v in ORIGINAL.items()}
     moved = {"e1": ORIGINAL["e1"] + [1.0], "e2": ORIGINAL["e2"] + [2.0], "e3": ORIGINAL["e3"] + [3.0]}
     rows = _rows("m", "original", tied) + _rows("m", "minor", tied) + _rows("m", "disruptive", moved)
     row = metric_reliability(pd.DataFrame(rows)).iloc[0]
-    assert row["n_samples"] == 5 and row["n_ranked"] == 4
-    assert row["ar_ranking"] == pytest.approx(0.0)  # τ = 1 on s0..s3; s4 left out (else τ̄ = 0.8 -> 0.2)
+    assert row["n_samples"] == 7 and row["n_ranked"] == 6
+    assert row["ar_ranking"] == pytest.approx(0.0)  # τ = 1 on s0..s5; s6 left out (else τ̄ = 6/7 -> 1/7)
     assert row["nr_ranking"] == pytest.approx(1.0)
 
 
