@@ -206,8 +206,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from faithbench.reports.writer import FORMATS, RunFolderError, build_report, is_run_folder
 
     run_dir = Path(args.run_dir)
-    if not is_run_folder(run_dir) and not (run_dir / "manifest.json").is_file():  # a manifest: say what is missing
-        raise InputError(f"{run_dir}: not a faithbench run folder (no results.parquet or manifest.json)")
+    if not is_run_folder(run_dir):
+        raise InputError(f"{run_dir}: not a faithbench run folder (no results.parquet, nor the manifest.json of a "
+                         "run)")
     formats = FORMATS if args.format == "all" else (args.format,)
     try:  # an input missing or unreadable: bad input (exit 2), raised before any file is written
         written = build_report(run_dir, formats=formats)

@@ -5,15 +5,13 @@
 - a duplicate key (``seeds: [0]`` ... ``seeds: [1]``) silently keeps the last value;
 - aliases expand without bound: nine nested anchors of ten aliases each (555 bytes) are a
   billion nodes once written out (a 22 MB ``manifest.json`` in issue 17's report, or no end);
-- bytes that are not UTF-8 raise ``UnicodeDecodeError`` with no file name;
-- ``true``/``false`` (and ``yes``/``no``) are booleans, which pydantic's lax mode reads as the numbers
-  1/0 (``reliability: true`` ran 1 sample): the suite's numeric fields are
-  :data:`faithbench.configurable.Int` and ``Float``, which refuse a boolean.
+- bytes that are not UTF-8 raise ``UnicodeDecodeError`` with no file name.
 
 :func:`load_yaml_file` refuses all three with :class:`YAMLFileError`, whose message names the
-file and the line. The budget: aliases may add at most :data:`ALIAS_BUDGET` nodes to the
-document beyond those written in it (a suite is a few hundred nodes; anchors that share a
-recipe between models add a few dozen).
+file and the line (a boolean or a string where a number belongs is refused by the suite's
+fields, :data:`faithbench.configurable.Int` and ``Float``). The budget: aliases may add at most
+:data:`ALIAS_BUDGET` nodes to the document beyond those written in it (a suite is a few hundred
+nodes; anchors that share a recipe between models add a few dozen).
 """
 
 from __future__ import annotations

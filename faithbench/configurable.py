@@ -31,16 +31,19 @@ class ParameterError(ValueError):
     pass
 
 
-def _not_bool(value: Any) -> Any:
+def _number(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {str(value).lower()}")
+    if isinstance(value, str):
+        raise ValueError(f"expected a number, got str {value!r}")
     return value
 
 
-# the numeric fields of a suite's pydantic models (suite, recipe, regions, preprocess): YAML's
-# true/false is a boolean, which pydantic's lax mode would take as 1/0
-Int = Annotated[int, BeforeValidator(_not_bool)]
-Float = Annotated[float, BeforeValidator(_not_bool)]
+# the numeric fields of a suite's pydantic models (suite, recipe, regions, preprocess), as strict
+# as a plugin's parameters: YAML's true/false is a boolean, which pydantic's lax mode would take as
+# 1/0 (reliability: true ran 1 sample), and a quoted '8' a string it would parse
+Int = Annotated[int, BeforeValidator(_number)]
+Float = Annotated[float, BeforeValidator(_number)]
 
 
 @dataclass(frozen=True)

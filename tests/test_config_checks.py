@@ -35,7 +35,8 @@ def _load(tmp_path, text):
      r"suite.yaml: models\[0\].preprocess: Input should be 'auto' or 'none', or a valid dictionary or instance "
      r"of PreprocessSpec$"),
     ("recipe:", "preprocess: {mean: [0.5, x]}, recipe:",  # the mapping branch's own error, not the names'
-     r"suite.yaml: models\[0\].preprocess.mean\[1\]: Input should be a valid number"),
+     r"suite.yaml: models\[0\].preprocess.mean\[1\]: expected a number, got str 'x'$"),
+    ("name: t", "name: t\nsamples: '8'", r"suite.yaml: samples: expected a number, got str '8'$"),
     # YAML's true/false is not a number (pydantic's lax mode read reliability: true as 1)
     ("name: t", "name: t\nreliability: true", r"suite.yaml: reliability: expected a number, got true$"),
     ("name: t", "name: t\nseeds: [0, no]", r"suite.yaml: seeds\[1\]: expected a number, got false$"),

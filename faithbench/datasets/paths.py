@@ -67,15 +67,18 @@ def csv_image(folder: Path, given: str, csv_path: Path, line: int) -> Path:
     naming the line."""
     joined = folder / given
     img = Path(os.path.abspath(joined))
-    linked_up = ".." in Path(given).parts and os.path.realpath(joined) != os.path.realpath(img)
+    try:  # strict: a missing file or a link loop on the way is an error here, not a wrong guess
+        linked_up = ".." in Path(given).parts and os.path.realpath(joined, strict=True) != os.path.realpath(img)
+    except OSError as exc:
+        raise DataError(f"{csv_path}: line {line}: image not found: {joined} ({exc.strerror})") from None
     if not img.is_relative_to(folder) or linked_up:
         real, real_folder = Path(os.path.realpath(joined)), Path(os.path.realpath(folder))
         if not real.is_relative_to(real_folder):
             raise DataError(f"{csv_path}: line {line}: expected a path inside the image folder {folder}, "
                             f"got {given!r}")
         img = folder / real.relative_to(real_folder)
-    if not img.exists():
-        raise DataError(f"{csv_path}: line {line}: image not found: {img}")
+    if not img.is_file():
+        raise DataError(f"{csv_path}: line {line}: image not found: {img}" + (" (a folder)" if img.is_dir() else ""))
     return img
 
 

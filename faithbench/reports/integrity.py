@@ -8,19 +8,39 @@ marks (‡) or the curves without a word, and delete their files.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["COUNTED", "KEY_COLUMNS", "row_counts", "table_problem"]
+__all__ = ["COUNTED", "KEY_COLUMNS", "is_run_folder", "row_counts", "table_problem"]
 
 COUNTED = ("results.parquet", "curves.parquet", "models.csv", "samples.csv")  # rows recorded by the run
 KEY_COLUMNS = {"results.parquet": ("dataset", "model", "explainer", "metric", "seed", "sample_id", "value"),
                "models.csv": ("dataset", "model", "seed"),
-               "samples.csv": ("dataset", "model", "seed", "sample_id", "lesion_area", "confidence", "correct"),
+               "samples.csv": ("dataset", "model", "seed", "sample_id", "target", "lesion_area", "confidence",
+                               "correct"),
                "curves.parquet": ("dataset", "model", "explainer", "metric", "seed", "sample_id"),
                "reliability.csv": ("metric", "nr", "ar", "passed", "agreement_tau")}
+
+
+def is_run_folder(path: Path) -> bool:
+    """True when ``path`` is a folder holding a run's ``results.parquet``, or a run's
+    ``manifest.json`` without it (a run stopped before it wrote its tables:
+    :func:`faithbench.reports.writer.read_inputs` says so). A manifest another tool wrote (a JSON
+    object without ``suite`` and ``status``) is not a run's; one that cannot be parsed counts, and
+    the report names the problem."""
+    path = Path(path)
+    if not path.is_dir() or (path / "results.parquet").is_file():
+        return path.is_dir()
+    if not (path / "manifest.json").is_file():
+        return False
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not isinstance(manifest, dict) or {"suite", "status"} <= set(manifest)
 
 
 def row_counts(tables: dict[str, pd.DataFrame | None]) -> dict[str, int]:
@@ -36,6 +56,11 @@ def table_problem(out_dir: Path, manifest: dict[str, Any], inputs: dict[str, Any
         if got != rows:
             return (f"{out_dir}: {name} has {got} rows where the run wrote {rows} (manifest.json rows); rerun "
                     f"`faithbench run` into this folder to rebuild it")
+    reliability = inputs.get("reliability.csv")
+    if (manifest.get("reliability") or {}).get("status") == "computed" and reliability is not None \
+            and not len(reliability):
+        return (f"{out_dir}: reliability.csv has no rows where the run computed the check (manifest.json "
+                f"reliability); rerun `faithbench run` into this folder to rebuild it")
     for name, columns in KEY_COLUMNS.items():
         table = inputs.get(name)
         missing = [c for c in columns if table is not None and len(table) and c not in table.columns]

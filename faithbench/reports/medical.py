@@ -7,8 +7,9 @@ The runner computes ``repeatability.csv`` (it needs the saliency maps of several
 scores under perturbed conditions; :func:`faithbench.stats.reliability.metric_reliability`) and
 writes them with :func:`write_repeatability` / :func:`write_reliability`; ``strata.csv`` is
 derived from ``results.parquet`` by ``build_report`` when the results carry ``lesion_area``,
-``confidence`` or ``correct``. :func:`medical_sections` turns whichever of the three files exist
-into sections of ``index.html``; every string is escaped by the table helpers of ``html.py``.
+``confidence`` or ``correct``. :func:`medical_sections` turns them into sections of
+``index.html`` (repeatability and reliability always, with a line saying why when their file is
+absent; strata only with its file); every string is escaped by the table helpers of ``html.py``.
 """
 
 from __future__ import annotations
@@ -98,7 +99,12 @@ def repeatability_html(table: pd.DataFrame) -> str:
 
 
 def _passed(reliability: pd.DataFrame) -> pd.Series:
-    return reliability["passed"].astype(str).str.lower().isin(["true", "1"])
+    """``passed`` as read (text), and not on fewer than ``MIN_RANKED`` ranked samples: a file
+    written before that rule may say True on 3."""
+    passed = reliability["passed"].astype(str).str.lower().isin(["true", "1"])
+    if "n_ranked" in reliability:
+        passed &= pd.to_numeric(reliability["n_ranked"], errors="coerce").fillna(0) >= MIN_RANKED
+    return passed
 
 
 def reliability_footnote_text(reliability: pd.DataFrame, board: pd.DataFrame) -> str:
@@ -228,11 +234,11 @@ def strata_html(table: pd.DataFrame, figures: str = "") -> str:
 
 
 def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict | None = None) -> list[Section]:
-    """The sections for the files of this module that exist in ``root``, in the order
-    repeatability, reliability, strata; the reliability section is always there (one line when
-    the check is off or could not be computed; ``manifest``: the run's, read from ``root`` when
-    None). ``figures(prefix)`` renders (and marks as used) the plots whose name starts with
-    ``prefix``."""
+    """The sections of this module's files in ``root``, in the order repeatability, reliability,
+    strata; the repeatability and reliability sections are always there (one line when the table
+    is absent: no two checkpoints to compare; the check off or not computed; ``manifest``: the
+    run's, read from ``root`` when None), the strata only with ``strata.csv``.
+    ``figures(prefix)`` renders (and marks as used) the plots whose name starts with ``prefix``."""
     root = Path(root)
     sections: list[Section] = []
     repeatability = _read(root / REPEATABILITY_FILE)

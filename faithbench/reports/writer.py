@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from faithbench.reports.integrity import table_problem
+from faithbench.reports.integrity import is_run_folder, table_problem
 from faithbench.store import atomic_write_bytes
 from faithbench.stats import (agreement_table, friedman_table, leaderboard, nemenyi_table, overall_nemenyi,
                               overall_ranks, pairwise_table)
@@ -92,11 +92,6 @@ def write_outputs(out_dir: Path, results: pd.DataFrame, curves: pd.DataFrame, mo
     _write_csv(out_dir / "skipped.csv", skipped)
     if report:
         build_report(out_dir)
-
-
-def is_run_folder(path: Path) -> bool:
-    """True when ``path`` is a folder holding a run's ``results.parquet``."""
-    return Path(path).is_dir() and (Path(path) / "results.parquet").is_file()
 
 
 def read_optional_csv(path: Path) -> pd.DataFrame | None:
@@ -245,16 +240,16 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     the run's, from its manifest). ``leaderboard.csv`` gains ``model_at_chance``
     (:mod:`faithbench.stats.chance`; each such model is logged as a warning). Returns the paths written.
 
-    Raises :class:`FileNotFoundError` for a folder without ``results.parquet``, and
-    :class:`RunFolderError` before writing anything when another input the run wrote is missing or
-    unreadable (:func:`read_inputs`).
+    Raises :class:`FileNotFoundError` for a folder that is not a run's (:func:`is_run_folder`), and
+    :class:`RunFolderError` before writing anything when an input the run wrote is missing (also
+    ``results.parquet`` beside a run's manifest), unreadable or damaged (:func:`read_inputs`).
     """
     from faithbench.reports import plots
     from faithbench.reports.tables import leaderboard_latex, leaderboard_markdown
 
     out_dir = Path(out_dir)
     formats = _check_formats(formats)
-    if not is_run_folder(out_dir) and not (out_dir / "manifest.json").is_file():  # a manifest: read_inputs says more
+    if not is_run_folder(out_dir):
         raise FileNotFoundError(f"{out_dir}: no results.parquet; is this a faithbench run folder?")
     inputs = read_inputs(out_dir)
     results, manifest = inputs["results.parquet"], inputs["manifest.json"]

@@ -191,7 +191,8 @@ def _reasons(row: pd.Series) -> list[str]:
     ranked = row.get("n_ranked", MIN_RANKED)  # a table without the column (older or hand-made): not checked
     if 0 < ranked < MIN_RANKED:
         reasons.append(f"too few samples for a verdict: {int(ranked)} ranked the explainers (at least {MIN_RANKED} "
-                       "needed; raise the suite's reliability:)")
+                       "needed; the check re-scores the first min(reliability, batch_size) samples of each "
+                       "group: raise both, or use subset: positive for a localisation metric)")
     for value, low, name, condition, meaning in checks:
         if np.isnan(value):
             reasons.append(f"{name} undefined: no sample ranked by it under both the original and the {condition} "

@@ -129,6 +129,17 @@ def test_csv_paths_inside_the_folder_only(tmp_path, monkeypatch):
     (tmp_path / "img" / "up").symlink_to(tmp_path / "img" / "sub" / "inner", target_is_directory=True)
     csv.write_text("\n".join([lines[0], *lines[1:5], "up/../im0.png,well,p9"]) + "\n")
     assert FolderDataset("test", **kw)._sources[-1] == tmp_path / "img" / "sub" / "im0.png"  # abspath: img/im0.png
+    # ... and refused where that parent is outside the folder, though the lexical path is inside
+    (tmp_path / "away" / "deep").mkdir(parents=True)
+    (tmp_path / "away" / "im0.png").write_bytes((tmp_path / "img" / "im0.png").read_bytes())
+    (tmp_path / "img" / "esc").symlink_to(tmp_path / "away" / "deep", target_is_directory=True)
+    (tmp_path / "img" / "loop").symlink_to(tmp_path / "img" / "loop")
+    for given, error in (("esc/../im0.png", "expected a path inside the image folder"),
+                         ("loop/../im0.png", r"image not found: .*loop/\.\./im0.png \(.*\)"),
+                         ("sub", r"image not found: .*sub \(a folder\)")):
+        csv.write_text("\n".join([lines[0], *lines[1:5], f"{given},well,p9"]) + "\n")
+        with pytest.raises(DataError, match=f"labels.csv: line 6: {error}"):
+            FolderDataset("test", **kw)
     for given in (str(tmp_path / "outside.png"), "../outside.png"):
         csv.write_text("\n".join([lines[0], *lines[1:5], f"{given},well,p9"]) + "\n")
         with pytest.raises(DataError, match=f"labels.csv: line 6: expected a path inside the image folder .*img, "

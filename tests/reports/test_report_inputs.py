@@ -168,9 +168,27 @@ def test_a_reliability_or_samples_table_without_a_column_the_report_reads_is_ref
     pd.read_csv(run / "reliability.csv").drop(columns=["passed"]).to_csv(run / "reliability.csv", index=False)
     assert _refused(run, capsys).endswith("reliability.csv lacks the columns passed the report reads; rerun "
                                           "`faithbench run` into this folder to rebuild it")
+    (run / "reliability.csv").write_text("metric,nr,ar,passed,agreement_tau\n")  # header only, check computed
+    assert "reliability.csv has no rows where the run computed the check" in _refused(run, capsys)
     write_reliability(run, pd.DataFrame([row]))
-    pd.read_csv(run / "samples.csv").drop(columns=["lesion_area"]).to_csv(run / "samples.csv", index=False)
-    assert "samples.csv lacks the columns lesion_area the report reads" in _refused(run, capsys)
+    samples = pd.read_csv(run / "samples.csv")
+    for column in ("lesion_area", "target"):
+        samples.drop(columns=[column]).to_csv(run / "samples.csv", index=False)
+        assert f"samples.csv lacks the columns {column} the report reads" in _refused(run, capsys)
+
+
+def test_an_older_reliability_pass_on_too_few_samples_is_no_pass(run, names):
+    """A diff review: a reliability.csv written before MIN_RANKED said passed on 3 ranked samples;
+    the report now gives it the ‡ and the reason."""
+    from faithbench.reports import write_reliability
+
+    write_reliability(run, pd.DataFrame([{"metric": names["down"], "nr": 0.9, "ar": 0.9, "agreement_tau": 0.1,
+                                          "passed": True, "n_ranked": 3}]))
+    _edit_manifest(run, reliability={"samples": 8, "status": "computed", "note": "", "skipped": {}})
+    build_report(run)
+    md = (run / "leaderboard.md").read_text()
+    assert "| explainer | deletion\\_auc ↓ ‡ (n = 8) |" in md
+    assert "too few samples for a verdict: 3 ranked the explainers" in md
 
 
 def test_a_folder_without_results_but_with_a_manifest_says_what_happened(run, capsys):
@@ -181,8 +199,10 @@ def test_a_folder_without_results_but_with_a_manifest_says_what_happened(run, ca
     assert "the run stopped while writing its tables" in _refused(run, capsys)
     _edit_manifest(run, status="ok")
     assert "incomplete run folder: results.parquet is missing" in _refused(run, capsys)
+    (run / "manifest.json").write_text('{"name": "another tool"}')
+    assert "not a faithbench run folder (no results.parquet, nor the manifest.json of a run)" in _refused(run, capsys)
     (run / "manifest.json").unlink()
-    assert "not a faithbench run folder (no results.parquet or manifest.json)" in _refused(run, capsys)
+    assert "not a faithbench run folder" in _refused(run, capsys)
 
 
 @pytest.mark.parametrize("name, damage", [

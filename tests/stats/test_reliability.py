@@ -45,8 +45,9 @@ def test_no_verdict_on_too_few_ranked_samples():
         assert row["nr"] == pytest.approx(1.0) and row["ar"] == pytest.approx(1.0)  # as the 6-sample metric
         assert row["n_ranked"] == 5 and not bool(row["passed"])
         assert reliability_footnote(table, pd.DataFrame({"metric": ["m"]})).endswith(
-            "m: too few samples for a verdict: 5 ranked the explainers (at least 6 needed; raise the suite's "
-            "reliability:).")
+            "m: too few samples for a verdict: 5 ranked the explainers (at least 6 needed; the check re-scores the "
+            "first min(reliability, batch_size) samples of each group: raise both, or use subset: positive for a "
+            "localisation metric).")
 
 
 def test_fragile_metric_fails():
