@@ -181,7 +181,8 @@ def reliability_html(table: pd.DataFrame | None, info: dict | None = None) -> st
             f"re-initialised). passed: nr ≥ {NR_MIN} and ar ≥ {AR_MIN}, on at least {MIN_RANKED} samples that "
             "rank the explainers (n_ranked). agreement_tau: mean Kendall τ "
             f'with the other metrics\' rankings. <a href="{RELIABILITY_FILE}">{RELIABILITY_FILE}</a></p>'
-            + table_html(table, "no reliability scores") + skipped)
+            + table_html(table.assign(passed=_passed(table)) if "passed" in table else table, "no reliability scores")
+            + skipped)
 
 
 def reliability_markdown(root: Path, board: pd.DataFrame, manifest: dict | None = None) -> list[str]:

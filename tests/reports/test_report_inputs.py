@@ -189,6 +189,9 @@ def test_an_older_reliability_pass_on_too_few_samples_is_no_pass(run, names):
     md = (run / "leaderboard.md").read_text()
     assert "| explainer | deletion\\_auc ↓ ‡ (n = 8) |" in md
     assert "too few samples for a verdict: 3 ranked the explainers" in md
+    page = (run / "index.html").read_text()
+    section = page[page.index('id="reliability"'):]
+    assert "<td>False</td>" in section and "<td>True</td>" not in section  # the table's passed, too
 
 
 def test_a_folder_without_results_but_with_a_manifest_says_what_happened(run, capsys):
