@@ -56,10 +56,9 @@ def validation_message(errors: list[dict[str, Any]], loc_of: Callable[[tuple[Any
     union lists every branch ("'auto' or 'none', or a valid dictionary or instance of ..."), unless
     the mapping branch failed inside (``preprocess: {mean: [x]}``): then that error, with its key."""
     err = next((e for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1), errors[0])
-    key = loc_of(tuple(err["loc"]))
-    inside = [e for e in errors if loc_of(tuple(e["loc"])).startswith((key + ".", key + "["))]
-    if err["type"] == "literal_error" and inside:  # a mapping given to a union of names and a mapping: its own error
-        err = inside[0]
+    if err["type"] == "literal_error":  # a mapping given to a union of names and a mapping: its own error, if any
+        key = loc_of(tuple(err["loc"]))
+        err = next((e for e in errors if loc_of(tuple(e["loc"])).startswith((key + ".", key + "["))), err)
     loc, msg = loc_of(tuple(err["loc"])), err["msg"]
     if err["type"] == "extra_forbidden":
         msg = unknown_key(err, errors)

@@ -32,8 +32,8 @@ def is_run_folder(path: Path) -> bool:
     object without ``suite`` and ``status``) is not a run's; one that cannot be parsed counts, and
     the report names the problem."""
     path = Path(path)
-    if not path.is_dir() or (path / "results.parquet").is_file():
-        return path.is_dir()
+    if (path / "results.parquet").is_file():
+        return True
     if not (path / "manifest.json").is_file():
         return False
     try:

@@ -243,10 +243,13 @@ def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict |
     root = Path(root)
     sections: list[Section] = []
     repeatability = _read(root / REPEATABILITY_FILE)
-    sections.append(("repeatability", "Repeatability and reproducibility", repeatability_html(repeatability)
-                     if repeatability is not None else f'<p class="note">Not computed (no {REPEATABILITY_FILE}): '
-                     "it needs two checkpoints to compare, 2 seeds of a model (repeatability) or 2 models on a "
-                     "dataset (reproducibility), and an explainer that is not a control.</p>"))
+    if repeatability is None:
+        body = (f'<p class="note">Not computed (no {REPEATABILITY_FILE}): it needs two checkpoints to compare, '
+                "2 seeds of a model (repeatability) or 2 models on a dataset (reproducibility), and an explainer "
+                "that is not a control.</p>")
+    else:
+        body = repeatability_html(repeatability)
+    sections.append(("repeatability", "Repeatability and reproducibility", body))
     sections.append(("reliability", "Metric reliability",
                      reliability_html(_read(root / RELIABILITY_FILE), reliability_status(root, manifest))))
     strata = _read(root / STRATA_FILE)
