@@ -1,9 +1,11 @@
 """``faithbench run | list | validate | report``.
 
-Exit codes: 0 success (every cell ran, or was skipped as unsupported); 1 a run that failed
-while computing (every cell failed, or the run stopped), or a ``list`` pattern that matches
-nothing; 2 bad input (a suite, a name, a parameter, a file, a sample) or bad usage (an output
-folder another run is writing, an unwritable ``--out`` or cache); 3 partial: some cells failed
+Exit codes: 0 success (every cell ran, or was skipped as unsupported, and some result was
+computed); 1 a run that failed while computing (every cell failed, or the run stopped), or a
+``list`` pattern that matches nothing; 2 bad input (a suite, a name, a parameter, a file, a
+sample), a suite of which nothing applies (every cell or metric skipped: no result row; the
+tables and ``skipped.csv`` with the reasons are written), or bad usage (an output folder
+another run is writing, an unwritable ``--out`` or cache); 3 partial: some cells failed
 (``failures.csv`` lists them) and the tables hold every other cell; 130 interrupted (Ctrl-C),
 143 terminated (SIGTERM).
 Errors are one line; ``--debug`` (before or after the sub-command) shows the traceback.
@@ -95,6 +97,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"faithbench: run failed: every cell failed ({len(result.failures)} failures; see "
               f"{out / 'failures.csv'}); exit code {EXIT_FAILED}", file=sys.stderr)
         return EXIT_FAILED
+    if result.results.empty and result.failures.empty:
+        why = skipped_summary(result.skipped) if not result.skipped.empty else "no cell explained a sample"
+        print(f"faithbench: error: nothing computed: no result row ({why}); exit code {EXIT_BAD_INPUT}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     if result.status == "partial":
         n, cells = len(result.failures), result.failures["cell"].nunique()
         print(f"faithbench: partial run: {n} failures in {cells} cells (see {out / 'failures.csv'}); "
@@ -139,14 +146,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def skipped_summary(skipped: Any) -> str:
     """One line for ``skipped.csv`` (a DataFrame): whole cells, metrics skipped in a cell, and (cell, metric)
     pairs that ran but have undefined values (counted there, not skipped)."""
+    from faithbench.names import counted
     from faithbench.reports.tables import split_skipped
 
     skips, undefined = split_skipped(skipped)
     whole = int((skips["metric"] == "").sum()) if "metric" in skips else len(skips)
     in_cells = len(skips) - whole
-    parts = [f"skipped {n} {what}" for n, what in ((whole, "cells"), (in_cells, "metrics in cells")) if n]
+    parts = []
+    if whole:
+        parts.append(f"skipped {counted(whole, 'cell')}")
+    if in_cells:
+        parts.append(f"skipped {counted(in_cells, 'metric')} in cells")
     if len(undefined):
-        parts.append(f"undefined values (NaN, no row) in {len(undefined)} (cell, metric) pairs")
+        parts.append(f"undefined values (NaN, no row) in {counted(len(undefined), '(cell, metric) pair')}")
     return "; ".join(parts) + " (see skipped.csv)"
 
 

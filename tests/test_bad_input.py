@@ -101,6 +101,16 @@ def test_metric_that_does_not_apply_is_skipped_not_failed(tmp_path, capsys):
     assert "temporal_deletion" in skipped and "longitudinal dataset" in skipped
 
 
+def test_a_suite_of_which_nothing_applies_is_bad_input(tmp_path, capsys):
+    # the only metric is temporal, the only dataset 2D: every (cell, metric) skipped, no result row
+    code, err, _ = run(tmp_path, capsys, {**GOOD, "metrics": ["temporal_deletion"]})
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith("faithbench: error: nothing computed: no result row (skipped 1 metric in cells")
+    assert err.endswith("exit code 2")
+    skipped = (tmp_path / "out" / "skipped.csv").read_text()  # the reason is kept
+    assert "temporal_deletion" in skipped and "longitudinal dataset" in skipped
+
+
 def test_malformed_yaml_names_file_and_line(tmp_path, capsys):
     text = textwrap.dedent("""
         name: broken

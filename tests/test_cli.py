@@ -125,10 +125,12 @@ def test_the_skipped_line_tells_skips_from_undefined_values():
     undefined = "5 of 8 samples undefined (NaN, e.g. an empty mask): no row"
     rows = pd.DataFrame({"cell": ["a", "a", "b", "c"], "metric": ["", "focus", "pointing_game", "relevance_mass"],
                          "reason": ["explainer does not support 3D", "needs mask 'lesion'", undefined, undefined]})
-    assert skipped_summary(rows) == ("skipped 1 cells; skipped 1 metrics in cells; undefined values (NaN, no row) "
+    assert skipped_summary(rows) == ("skipped 1 cell; skipped 1 metric in cells; undefined values (NaN, no row) "
                                      "in 2 (cell, metric) pairs (see skipped.csv)")
     assert skipped_summary(rows.iloc[2:]) == ("undefined values (NaN, no row) in 2 (cell, metric) pairs "
                                               "(see skipped.csv)")
+    assert skipped_summary(rows.iloc[[0, 3]]) == ("skipped 1 cell; undefined values (NaN, no row) in 1 (cell, metric) "
+                                                  "pair (see skipped.csv)")
 
 
 def test_a_plugin_category_of_its_own_is_listed_and_written():
