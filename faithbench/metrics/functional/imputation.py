@@ -40,6 +40,16 @@ condition grows with the square of the largest hole (the farthest removed pixel 
   ROAD over its forwards (``benchmarks/perf/test_perf_floor_share.py``, resnet18, 4 images,
   three runs each, alternated with version 3): 1.28-1.31x instead of 1.31-1.37x on one channel,
   1.62-1.75x instead of 1.74-1.84x on three.
+  Tried and left (12 systems of 224², smooth-map holes, one thread): a better first guess saves
+  little, the iterations reduce the residual by about 0.3 each whatever the start (9 from
+  ``pyramid_fill``; 6-8 from the exact solution's 2x-16x block means, interpolated); bilinear
+  instead of piecewise-constant transfers, Galerkin, took 15-21 iterations instead of 9 (its coarse
+  operators get positive off-diagonals, λ_max(D^-1 A) 2.1-2.8 > 2 / ω, and damped or l1-Jacobi
+  smoothing does not make up for it). In a two-grid analysis of a 40 x 40 image with 60 % removed in
+  blobs (exact coarse solve, two sweeps each side) the spectrum of B A was [0.90, 1.40] for this
+  aggregation with the 1.8 scale, [0.22, 1.0] for masked bilinear and [0.96, 1.0] for smoothed
+  aggregation, whose coarse operator has a 25-point stencil (24 shifted products per coarse apply
+  instead of 8) and whose transfers each add a fine-grid stencil pass.
 
 The split is by the largest hole's radius (Chebyshev distance to the nearest kept pixel above
 ``SMALL_HOLE``, from box sums of an integral image). Each system (image, channel) stops on its
