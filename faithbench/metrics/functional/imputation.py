@@ -49,7 +49,9 @@ condition grows with the square of the largest hole (the farthest removed pixel 
   blobs (exact coarse solve, two sweeps each side) the spectrum of B A was [0.90, 1.40] for this
   aggregation with the 1.8 scale, [0.22, 1.0] for masked bilinear and [0.96, 1.0] for smoothed
   aggregation, whose coarse operator has a 25-point stencil (24 shifted products per coarse apply
-  instead of 8) and whose transfers each add a fine-grid stencil pass.
+  instead of 8) and whose transfers each add a fine-grid stencil pass. W-cycles below the fine grid
+  (two coarse cycles per coarse level) took 5 iterations instead of 9 in the same time (medians of
+  5: 0.158 vs 0.151 s): the coarse work doubled at every level.
 
 The split is by the largest hole's radius (Chebyshev distance to the nearest kept pixel above
 ``SMALL_HOLE``, from box sums of an integral image). Each system (image, channel) stops on its
