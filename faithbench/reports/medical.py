@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from faithbench.store import atomic_write_bytes
-from faithbench.stats.reliability import AR_MIN, MIN_RANKED, NR_MIN, reliability_footnote
+from faithbench.stats.reliability import AR_MIN, MIN_RANKED, NR_MIN, reliability_footnote, verdicts
 
 __all__ = ["REPEATABILITY_FILE", "RELIABILITY_FILE", "STRATA_FILE", "mark_unreliable",
            "medical_sections", "reliability_footnote_text", "reliability_html", "reliability_markdown",
@@ -107,6 +107,11 @@ def _passed(reliability: pd.DataFrame) -> pd.Series:
     return passed
 
 
+def _verdicts(reliability: pd.DataFrame) -> pd.Series:
+    """pass / fail / no verdict per row of ``reliability.csv`` as read (:func:`_passed`)."""
+    return verdicts(reliability.assign(passed=_passed(reliability)))
+
+
 def reliability_footnote_text(reliability: pd.DataFrame, board: pd.DataFrame) -> str:
     """:func:`~faithbench.stats.reliability.reliability_footnote` of ``reliability.csv`` as read
     (``passed`` as text): headed by ``RELIABILITY_MARK`` (‡), the mark the leaderboards put on
@@ -178,11 +183,20 @@ def reliability_html(table: pd.DataFrame | None, info: dict | None = None) -> st
             "nr (noise resilience): the explainers' ranking holds and their scores shift in no consistent "
             "direction under a minor perturbation (weights + small Gaussian noise); ar (adversary reactivity): "
             "the ranking changes and the scores shift consistently under a disruptive one (weights "
-            f"re-initialised). passed: nr ≥ {NR_MIN} and ar ≥ {AR_MIN}, on at least {MIN_RANKED} samples that "
-            "rank the explainers (n_ranked). agreement_tau: mean Kendall τ "
-            f'with the other metrics\' rankings. <a href="{RELIABILITY_FILE}">{RELIABILITY_FILE}</a></p>'
-            + table_html(table.assign(passed=_passed(table)) if "passed" in table else table, "no reliability scores")
-            + skipped)
+            f"re-initialised). verdict: pass when nr ≥ {NR_MIN} and ar ≥ {AR_MIN} on at least {MIN_RANKED} "
+            f"samples that rank the explainers (n_ranked), no verdict on 1 to {MIN_RANKED - 1}, else fail. "
+            f"agreement_tau: mean Kendall τ with the other metrics\' rankings. "
+            f'<a href="{RELIABILITY_FILE}">{RELIABILITY_FILE}</a></p>'
+            + table_html(_with_verdict(table), "no reliability scores") + skipped)
+
+
+def _with_verdict(table: pd.DataFrame) -> pd.DataFrame:
+    """``reliability.csv`` as shown: its ``passed`` column replaced, in place, by ``verdict``."""
+    if "passed" not in table:
+        return table
+    shown = table.copy()
+    shown["passed"] = _verdicts(table)
+    return shown.rename(columns={"passed": "verdict"})
 
 
 def reliability_markdown(root: Path, board: pd.DataFrame, manifest: dict | None = None) -> list[str]:
@@ -197,19 +211,19 @@ def reliability_markdown(root: Path, board: pd.DataFrame, manifest: dict | None 
     if table is None or table.empty or "passed" not in table:
         lines += [markdown_escape(info.get("note") or "Metric reliability was not computed."), ""]
     else:
-        passed = _passed(table)
+        verdict = _verdicts(table)
         keys = [c for c in ("dataset", "model") if c in table.columns] + ["metric"]
-        columns = keys + ["nr", "ar", "agreement_tau", "passed"]
+        columns = keys + ["nr", "ar", "agreement_tau", "verdict"]
         lines += [f"Noise resilience (nr ≥ {NR_MIN}) and adversary reactivity (ar ≥ {AR_MIN}) of each metric "
                   f"(MetaQuantus idea, Hedström et al. 2023; a verdict needs {MIN_RANKED} samples that rank the "
                   f"explainers); agreement\\_tau: mean Kendall τ with the other "
                   f"metrics' rankings ({RELIABILITY_FILE}).", "",
                   "| " + " | ".join(markdown_escape(c) for c in columns) + " |",
                   "|---" * len(keys) + "|---:" * 3 + "|---|"]
-        for row, ok in zip(table.itertuples(index=False), passed):
+        for row, word in zip(table.itertuples(index=False), verdict):
             cells = [markdown_escape(getattr(row, k)) for k in keys]
             cells += [format_number(float(getattr(row, c))) for c in ("nr", "ar", "agreement_tau")]
-            lines.append("| " + " | ".join(cells + ["pass" if ok else "**fail**"]) + " |")
+            lines.append("| " + " | ".join(cells + ["**fail**" if word == "fail" else word]) + " |")
         lines.append("")
         note = reliability_footnote_text(table, board)
         if note:

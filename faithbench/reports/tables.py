@@ -350,7 +350,8 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
         dagger = r"$^{\dagger}$" if table.at_chance else ""
         at_chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC does not lie above 0.5; "
                   r"marks of significance withheld." if table.at_chance else "")
-        at_chance += (r" $^{\ddagger}$Failed the metric reliability check (reliability.csv): read with caution."
+        at_chance += (r" $^{\ddagger}$Failed the metric reliability check or had too few samples for its verdict "
+                      r"(reliability.csv): read with caution."
                       if table.unreliable else "")
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger

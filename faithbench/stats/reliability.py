@@ -60,7 +60,7 @@ from faithbench.stats.tables import agreement_table
 
 __all__ = ["AR_MIN", "CONDITIONS", "MIN_RANKED", "NR_MIN", "RELIABILITY_COLUMNS", "RELIABILITY_MARK",
            "metric_reliability",
-           "reliability_footnote"]
+           "reliability_footnote", "verdicts"]
 
 RELIABILITY_MARK = "‡"  # the footnote's mark, on the failing metrics' headers too (a model at chance: †)
 NR_MIN = 0.6
@@ -178,6 +178,21 @@ def _ties_everywhere(row: pd.Series) -> bool:
     return "n_ranked" in row and row["n_ranked"] == 0 and row.get("n_samples", 1) > 0
 
 
+def _too_few(row: pd.Series) -> bool:
+    """The row's metric ranked the explainers on 1 to ``MIN_RANKED`` - 1 samples: no verdict either
+    way (a table without ``n_ranked``, older or hand-made, is not checked)."""
+    ranked = pd.to_numeric(row.get("n_ranked", MIN_RANKED), errors="coerce")
+    return bool(0 < ranked < MIN_RANKED)
+
+
+def verdicts(reliability: pd.DataFrame) -> pd.Series:
+    """Per row of ``reliability`` (``passed`` a boolean): "pass", "fail", or "no verdict" where the
+    metric ranked the explainers on too few samples (1 to ``MIN_RANKED`` - 1) to pass or fail."""
+    too_few = reliability.apply(_too_few, axis=1) if len(reliability) else pd.Series(dtype=bool)
+    verdict = np.where(reliability["passed"].astype(bool), "pass", np.where(too_few, "no verdict", "fail"))
+    return pd.Series(verdict, index=reliability.index, dtype=object)
+
+
 def _reasons(row: pd.Series) -> list[str]:
     """Why one (dataset, model, metric) row failed, each condition with its own value; a NaN
     condition is "undefined", with why."""
@@ -188,9 +203,9 @@ def _reasons(row: pd.Series) -> list[str]:
     checks = ((nr, NR_MIN, "noise resilience", "minor", "its ranking or scores move under a minor perturbation"),
               (ar, AR_MIN, "adversary reactivity", "disruptive", "it barely reacts to a randomised model"))
     reasons = []
-    ranked = row.get("n_ranked", MIN_RANKED)  # a table without the column (older or hand-made): not checked
-    if 0 < ranked < MIN_RANKED:
-        reasons.append(f"too few samples for a verdict: {int(ranked)} ranked the explainers (at least {MIN_RANKED} "
+    if _too_few(row):
+        ranked = int(float(row["n_ranked"]))
+        reasons.append(f"too few samples for a verdict: {ranked} ranked the explainers (at least {MIN_RANKED} "
                        "needed; the check re-scores the first min(reliability, batch_size) samples of each "
                        "group: raise both, or use subset: positive for a localisation metric)")
     for value, low, name, condition, meaning in checks:
@@ -219,5 +234,8 @@ def reliability_footnote(reliability: pd.DataFrame, board: pd.DataFrame) -> str:
     for _, row in failed.sort_values(keys, kind="stable").iterrows():
         where = f" (on {' / '.join(row[k] for k in keys[:-1])})" if len(keys) > 1 else ""
         parts.append(f"{row['metric']}{where}: " + "; ".join(_reasons(row)))
-    return (f"{RELIABILITY_MARK} Failed the metric reliability check (MetaQuantus-style, Hedström et al. 2023; "
+    what = "Failed the metric reliability check"
+    if failed.apply(_too_few, axis=1).any():
+        what += " or had too few samples for its verdict"
+    return (f"{RELIABILITY_MARK} {what} (MetaQuantus-style, Hedström et al. 2023; "
             "see reliability.csv) — read with caution: " + ". ".join(parts) + ".")

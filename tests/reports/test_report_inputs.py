@@ -189,9 +189,13 @@ def test_an_older_reliability_pass_on_too_few_samples_is_no_pass(run, names):
     md = (run / "leaderboard.md").read_text()
     assert "| explainer | deletion\\_auc ↓ ‡ (n = 8) |" in md
     assert "too few samples for a verdict: 3 ranked the explainers" in md
+    # no verdict either way: not called a failure
+    assert "‡ Failed the metric reliability check or had too few samples for its verdict (MetaQuantus" in md
+    assert "| deletion\\_auc | 0.900 | 0.900 | 0.100 | no verdict |" in md
     page = (run / "index.html").read_text()
     section = page[page.index('id="reliability"'):]
-    assert "<td>False</td>" in section and "<td>True</td>" not in section  # the table's passed, too
+    assert "<th>verdict</th>" in section and "<td>no verdict</td>" in section  # the table's verdict, too
+    assert "<td>pass</td>" not in section and "<td>True</td>" not in section
 
 
 def test_a_folder_without_results_but_with_a_manifest_says_what_happened(run, capsys):

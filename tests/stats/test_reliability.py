@@ -153,3 +153,17 @@ def test_a_metric_constant_over_explainers_has_no_reliability_and_fails():
     note = reliability_footnote(table, pd.DataFrame({"metric": ["zero"]}))
     assert note.endswith("zero: noise resilience and adversary reactivity undefined: it gives every explainer the "
                          "same value on every sample, so it ranks nothing.")
+
+
+def test_verdicts_tell_no_verdict_from_fail():
+    """The report's verdict: "no verdict" on 1 to MIN_RANKED - 1 ranked samples (too few to pass or
+    fail), "fail" on enough samples or on none (a metric that ranks nothing), "pass" as ``passed``."""
+    from faithbench.stats.reliability import verdicts
+
+    table = pd.DataFrame({"metric": list("abcd"), "nr": [0.9, 0.3, 0.9, np.nan], "ar": [0.9, 0.9, 0.9, np.nan],
+                          "passed": [True, False, False, False], "n_ranked": [8, 8, MIN_RANKED - 1, 0]})
+    assert verdicts(table).tolist() == ["pass", "fail", "no verdict", "fail"]
+    note = reliability_footnote(table, pd.DataFrame({"metric": list("abcd")}))
+    assert note.startswith("‡ Failed the metric reliability check or had too few samples for its verdict (")
+    only_fails = reliability_footnote(table.iloc[:2], pd.DataFrame({"metric": list("ab")}))
+    assert only_fails.startswith("‡ Failed the metric reliability check (MetaQuantus")
