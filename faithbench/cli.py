@@ -3,8 +3,9 @@
 Exit codes: 0 success (every cell ran, or was skipped as unsupported, and some result was
 computed); 1 a run that failed while computing (every cell failed, or the run stopped), or a
 ``list`` pattern that matches nothing; 2 bad input (a suite, a name, a parameter, a file, a
-sample), a suite of which nothing applies (every cell or metric skipped: no result row; the
-tables and ``skipped.csv`` with the reasons are written), or bad usage (an output folder
+sample), a suite of which nothing applies (validation refuses one where no metric applies to
+any dataset or no explainer supports any model; the run, when every cell or metric was skipped
+otherwise: no result row; the tables and ``skipped.csv`` with the reasons are written), or bad usage (an output folder
 another run is writing, an unwritable ``--out`` or cache); 3 partial: some cells failed
 (``failures.csv`` lists them) and the tables hold every other cell; 130 interrupted (Ctrl-C),
 143 terminated (SIGTERM).
@@ -43,20 +44,22 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def _load_suite(name: str) -> object:
-    """``load_suite``, its :class:`~faithbench.config.SuiteWarning` s printed as one line each."""
+    """``load_suite``, its :class:`~faithbench.config.SuiteWarning` s printed as one line each (also
+    when it raises: an error may refer to them)."""
     import warnings
 
     from faithbench import config
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", config.SuiteWarning)
-        suite = config.load_suite(name)
-    for w in caught:
-        if issubclass(w.category, config.SuiteWarning):
-            print(f"faithbench: warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    return suite
+        try:
+            return config.load_suite(name)
+        finally:  # also before an error, which may refer to them
+            for w in caught:
+                if issubclass(w.category, config.SuiteWarning):
+                    print(f"faithbench: warning: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -16,7 +16,10 @@ parameter), not a failure in the middle of a run or a column of NaN:
   built for the dataset on the ``meta`` device as :func:`~faithbench.config_checks.check_weights`
   builds it (``relative_representation_stability``'s ``layer``). A model that cannot be built there
   (one that downloads pretrained weights, a library network that refuses the meta device) is left
-  to the run.
+  to the run;
+- that something applies: a suite in which no metric applies to any dataset (each one skipped, as
+  :func:`~faithbench.config_checks.check_masks` warns) is an error, since its run would train and
+  explain to compute nothing.
 
 A plugin metric may define either hook; one without them is not checked.
 """
@@ -70,6 +73,22 @@ def _applies(plugin: Any, masks: set[str] | None, dims: int) -> bool:
     return masks is None or skip_reason(plugin, masks, dims) is None
 
 
+def _check_something_applies(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any],
+                             applies: dict[str, list[bool]], error: type[Exception]) -> None:
+    """When every dataset of the suite could be read and no metric applies to any of them (a
+    temporal metric alone on 2D images, a localisation metric alone on data without masks), the
+    run would train and explain for nothing and exit 2 with no result row: the same error here,
+    naming the first metric and why it is skipped."""
+    if not metric_plugins or len(applies) < len(suite.datasets) or any(any(a) for a in applies.values()):
+        return
+    label = suite.datasets[0].label
+    dataset = built[label]
+    reason = skip_reason(metric_plugins[0], mask_names(dataset) or set(), len(dataset.spatial_shape))
+    raise error(f"{source}: metrics: none applies to any dataset, so the run would compute nothing "
+                f"(metrics[0] {suite.metrics[0].label!r} on dataset {label!r}: {reason or 'skipped'}); "
+                "add a metric that applies or a dataset it applies to")
+
+
 def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any],
                      error: type[Exception]) -> None:
     """The alias check (:func:`check_aliases`, metrics and explainers), then each metric's ``check_dataset`` on every dataset and ``check_model``
@@ -94,6 +113,7 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
             problem = _hook(plugin, "check_dataset", shape, multilabel=multilabel)
             if problem:
                 raise error(f"{source}: metrics[{k}].params: {problem} (dataset {spec.label!r})")
+    _check_something_applies(suite, source, built, metric_plugins, applies, error)
     from faithbench.models.checkpoint import build_for_dataset
 
     wanted = [(k, p) for k, p in enumerate(metric_plugins) if _overrides(p, "check_model")]

@@ -85,7 +85,8 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                               f"metrics' randomness: a deterministic explainer and metric give the same value under "
                               f"every seed (the statistics average a sample's seeds, so the copies add no "
                               f"evidence, only time)", SuiteWarning, stacklevel=2)
-    for i, mspec, label, dataset in model_dataset_pairs(suite, built):
+    pairs, runs = model_dataset_pairs(suite, built), []  # runs: per pair checked, whether some explainer runs
+    for i, mspec, label, dataset in pairs:
         if not _buildable(mspec):
             continue
         try:
@@ -106,6 +107,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
         if problem:
             raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}"
                         f"{_channel_hint(model, channels)}")
+        runs.append(_check_support(suite, source, explainers, model, (channels, *spatial), mspec.label, label))
         for k, plugin in enumerate(explainers):
             layer = getattr(plugin, "target_layer", None)
             if layer is None or layer == _VIT_DEFAULT_LAYER:
@@ -119,3 +121,26 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                 names = [n for n, _ in model.named_modules() if n and "." not in n][:12]
                 raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} is not a module of model "
                             f"{mspec.label!r}; its top-level modules: {', '.join(names)}") from None
+    if explainers and runs and len(runs) == len(pairs) and not any(runs):
+        raise error(f"{source}: explainers: none supports any model of the suite, so the run would compute nothing "
+                    "(see the warnings above); add an explainer for these models or a model these explainers support")
+
+
+def _check_support(suite: Any, source: str, explainers: list[Any], model: nn.Module, shape: tuple[int, ...],
+                   model_label: str, dataset_label: str) -> bool:
+    """Warn (:class:`SuiteWarning`) for each explainer the run would skip on ``model`` (its
+    ``unsupported_reason`` on a meta image of ``(1, *shape)``: an attention explainer on a CNN, a 2D
+    explainer on volumes); whether some explainer runs (also when the meta device cannot tell)."""
+    x, some = torch.empty((1, *shape), device="meta"), False
+    for k, plugin in enumerate(explainers):
+        try:
+            reason = plugin.unsupported_reason(model, x)
+        except Exception:  # noqa: BLE001 - a check the meta device cannot run: the run tells
+            reason = None
+        if reason is None:
+            some = True
+            continue
+        warnings.warn(f"{source}: explainers[{k}] {suite.explainers[k].label!r} does not support model "
+                      f"{model_label!r} on dataset {dataset_label!r}: {reason}; the run skips that cell",
+                      SuiteWarning, stacklevel=3)
+    return some

@@ -101,8 +101,17 @@ def test_metric_that_does_not_apply_is_skipped_not_failed(tmp_path, capsys):
     assert "temporal_deletion" in skipped and "longitudinal dataset" in skipped
 
 
-def test_a_suite_of_which_nothing_applies_is_bad_input(tmp_path, capsys):
-    # the only metric is temporal, the only dataset 2D: every (cell, metric) skipped, no result row
+def test_a_suite_of_which_nothing_applies_is_bad_input(tmp_path, capsys, monkeypatch):
+    # the only metric is temporal, the only dataset 2D: validation refuses it before anything is trained
+    code, err, path = run(tmp_path, capsys, {**GOOD, "metrics": ["temporal_deletion"]})
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith(f"faithbench: error: {path}: metrics: none applies to any dataset, so the run would "
+                          "compute nothing (metrics[0] 'temporal_deletion' on dataset 'phantom_cxr': a temporal")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.safetensors"))
+    # what validation cannot tell (skipped only at run time) the run says: every (cell, metric) skipped
+    import faithbench.metric_checks
+
+    monkeypatch.setattr(faithbench.metric_checks, "_check_something_applies", lambda *args: None)
     code, err, _ = run(tmp_path, capsys, {**GOOD, "metrics": ["temporal_deletion"]})
     assert code == EXIT_BAD_INPUT
     assert err.startswith("faithbench: error: nothing computed: no result row (skipped 1 metric in cells")

@@ -99,7 +99,7 @@ def test_validate_prints_suite_warnings_as_one_line(tmp_path, capsys):
     suite = tmp_path / "s.yaml"
     suite.write_text("name: t\ndatasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]\n"
                      "models: [{name: small_cnn, recipe: default}]\nexplainers: [random]\n"
-                     "metrics: [{name: relevance_mass, alias: on_marker, params: {mask: marker}}]\n")
+                     "metrics: [{name: relevance_mass, alias: on_marker, params: {mask: marker}}, relevance_mass]\n")
     assert main(["validate", str(suite)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("faithbench: warning: ") and "needs mask 'marker'" in err[0]

@@ -80,14 +80,28 @@ def test_values_within_the_limits_validate(tmp_path, metric):
 def test_a_limit_is_not_checked_where_the_metric_is_skipped(tmp_path):
     # no 'marker' mask on phantom_cxr: the run skips the metric there, so its k is not checked (a warning only)
     with pytest.warns(SuiteWarning, match="needs mask 'marker'"):
-        _load(tmp_path, "{name: top_k_intersection, params: {k: 100000000, mask: marker}}")
+        _load(tmp_path, "{name: top_k_intersection, params: {k: 100000000, mask: marker}}, deletion_auc")
 
 
 @pytest.mark.parametrize("name", ["temporal_deletion", "temporal_insertion"])
 def test_temporal_metric_on_2d_data_warns_like_a_missing_mask(tmp_path, name):
     with pytest.warns(SuiteWarning, match=rf"metrics\[0\] '{name}' does not apply to dataset 'phantom_cxr': a "
                                           r"temporal metric needs sequences of visits .* the run skips it there"):
-        _load(tmp_path, name)
+        _load(tmp_path, f"{name}, deletion_auc")
+
+
+@pytest.mark.parametrize("metric, reason", [
+    ("temporal_deletion", "a temporal metric needs sequences of visits"),
+    ("{name: pointing_game, params: {mask: marker}}, {name: relevance_mass, params: {mask: marker}}", "marker"),
+])
+def test_a_suite_in_which_no_metric_applies_is_refused(tmp_path, metric, reason):
+    # the run would train and explain, then exit 2 with no result row: validate says so first
+    with pytest.warns(SuiteWarning), pytest.raises(SuiteError) as caught:
+        _load(tmp_path, metric)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'suite.yaml'}: metrics: none applies to any dataset, so the run would "
+                              "compute nothing (metrics[0] ")
+    assert "on dataset 'phantom_cxr': " in message and reason in message
 
 
 def test_temporal_applicability_by_dimension():

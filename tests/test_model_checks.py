@@ -118,3 +118,28 @@ def test_a_builder_the_meta_device_cannot_run_is_not_an_error(nets, capsys):
     """))
     rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:drop_path_net")
     assert rc == 0, err
+
+
+def test_explainers_that_support_no_model_are_refused(nets, capsys):
+    """A held-out walkthrough: an attention explainer alone on a CNN validated, and the run trained
+    the model, skipped the cell, and exited 2 with no result row."""
+    rc, err = _validate(nets, capsys, "phantom_cxr", "small_cnn", "attention")
+    lines = err.splitlines()
+    assert rc == 2 and len(lines) == 2
+    assert lines[0].endswith("explainers[0] 'attention' does not support model 'small_cnn' on dataset 'phantom_cxr': "
+                             "attention supports ['vit'] models, got cnn; the run skips that cell")
+    assert lines[1].startswith("faithbench: error: ") and lines[1].endswith(
+        "explainers: none supports any model of the suite, so the run would compute nothing (see the warnings "
+        "above); add an explainer for these models or a model these explainers support")
+    # with one explainer that runs, the cell skipped is a warning only
+    rc, err = _validate(nets, capsys, "phantom_cxr", "small_cnn", "attention, saliency")
+    assert rc == 0 and err.count("faithbench: warning: ") == 1 and "'attention' does not support" in err
+    # a network of your own: its modules, not its name, tell (deeplift has no rule for GELU)
+    (nets / "review_nets.py").write_text((nets / "review_nets.py").read_text() + textwrap.dedent("""
+
+        def gelu_net(in_chans, num_classes):
+            return nn.Sequential(nn.Conv2d(in_chans, 4, 3, padding=1), nn.GELU(), nn.AdaptiveAvgPool2d(1),
+                                 nn.Flatten(), nn.Linear(4, num_classes))
+    """))
+    rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:gelu_net", "deeplift")
+    assert rc == 2 and "'deeplift' does not support model 'review_nets:gelu_net'" in err and "GELU" in err

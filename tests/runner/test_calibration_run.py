@@ -210,4 +210,4 @@ def test_validation_split_without_a_finding_is_refused(tmp_path):
     # a dataset without the mask at all: the metric is skipped there (a warning, as before), not refused
     with pytest.warns(UserWarning, match="needs mask 'nodule'"):
         faithbench.load_suite({**suite, "metrics": [{"name": "chexlocalize_hit",
-                                                     "params": {"gate": "val", "mask": "nodule"}}]})
+                                                     "params": {"gate": "val", "mask": "nodule"}}, "deletion_auc"]})
