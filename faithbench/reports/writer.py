@@ -26,6 +26,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tqdm.auto import tqdm
+
+from faithbench.progress import bars_disabled
 from faithbench.reports.integrity import is_run_folder, table_problem
 from faithbench.store import atomic_write_bytes
 from faithbench.stats import (agreement_table, friedman_table, leaderboard, nemenyi_table, overall_nemenyi,
@@ -226,7 +229,8 @@ def _strata(out_dir: Path, results: pd.DataFrame, samples: pd.DataFrame | None, 
     return [write_strata(out_dir, table)] + plot_strata(table, plot_dir)
 
 
-def build_report(out_dir: Path, control: str | None = None, formats: Iterable[str] = FORMATS) -> list[Path]:
+def build_report(out_dir: Path, control: str | None = None, formats: Iterable[str] = FORMATS, *,
+                 progress: bool = True) -> list[Path]:
     """Rebuild the statistics tables, plots and the chosen ``formats`` of the report of ``out_dir``.
 
     Always writes ``leaderboard.csv, pairwise.csv, friedman.csv, nemenyi.csv,
@@ -238,7 +242,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     among ``leaderboard.md`` ("md"), ``leaderboard.tex`` ("latex") and ``index.html`` ("html").
     ``control`` is the explainer tested against in ``p_vs_random`` and ``beats_random`` (default:
     the run's, from its manifest). ``leaderboard.csv`` gains ``model_at_chance``
-    (:mod:`faithbench.stats.chance`; each such model is logged as a warning). Returns the paths written.
+    (:mod:`faithbench.stats.chance`; each such model is logged as a warning). A progress bar counts
+    the groups of plots (``progress`` False or ``FAITHBENCH_QUIET=1``: none). Returns the paths written.
 
     Raises :class:`FileNotFoundError` for a folder that is not a run's (:func:`is_run_folder`), and
     :class:`RunFolderError` before writing anything when an input the run wrote is missing (also
@@ -295,18 +300,24 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
             if old.suffix in (".png", ".svg") and old.name.startswith(_DERIVED_PLOTS):
                 old.unlink()
     curves = inputs["curves.parquet"]
-    if not curves.empty:
-        written += plots.plot_perturbation_curves(curves, plot_dir)
-        written += plots.plot_sanity_curves(curves, plot_dir)
-    if not results.empty:
-        written += plots.plot_distributions(results, plot_dir)
-        written += plots.plot_cd_diagrams(results, friedman, nemenyi, plot_dir)
-    written += plots.plot_model_performance(models, plot_dir)
     region_tests, region_pairs = _region_tables(out_dir, inputs, written)
+    steps: list[tuple[str, Callable[[], list[Path]]]] = [  # (what, plot it): the bar's steps
+        ("perturbation curves", lambda: plots.plot_perturbation_curves(curves, plot_dir)),
+        ("sanity curves", lambda: plots.plot_sanity_curves(curves, plot_dir))] if not curves.empty else []
+    if not results.empty:
+        steps += [("distributions", lambda: plots.plot_distributions(results, plot_dir)),
+                  ("critical differences", lambda: plots.plot_cd_diagrams(results, friedman, nemenyi, plot_dir))]
+    steps.append(("model performance", lambda: plots.plot_model_performance(models, plot_dir)))
     if region_tests is not None:
-        written += plots.plot_region_shares(inputs["regions.csv"], plot_dir)
-    written += plots.plot_cost(cost_table, plot_dir)
-    written += _strata(out_dir, results, inputs["samples.csv"], plot_dir)
+        steps.append(("regions", lambda: plots.plot_region_shares(inputs["regions.csv"], plot_dir)))
+    steps += [("cost", lambda: plots.plot_cost(cost_table, plot_dir)),
+              ("strata", lambda: _strata(out_dir, results, inputs["samples.csv"], plot_dir))]
+    with tqdm(total=len(steps), desc=f"report {out_dir.name}", unit="plot group", leave=False,
+              disable=not progress or bars_disabled()) as bar:
+        for label, plot in steps:
+            bar.set_postfix_str(label)
+            written += plot()
+            bar.update()
 
     skipped = inputs["skipped.csv"]
     undefined = undefined_counts(results)
@@ -353,9 +364,7 @@ def models_summary(models: pd.DataFrame) -> pd.DataFrame:
     grouped = models.groupby(["dataset", "model"], sort=True)
     out = grouped.size().rename("seeds").to_frame()
     for score in scores:
-        values = grouped[score]
-        out[f"{score}_mean"] = values.mean()
-        out[f"{score}_sd"] = values.std(ddof=1)
+        out[f"{score}_mean"], out[f"{score}_sd"] = grouped[score].mean(), grouped[score].std(ddof=1)
     return out.reset_index()
 
 

@@ -260,7 +260,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         "control": report.control,
         "torch_threads": torch.get_num_threads(),
     }
-    _write_run(out_dir, suite, tables, ordered, manifest, report)
+    _write_run(out_dir, suite, tables, ordered, manifest, report, progress)
     return RunResult(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],
                      tables["skipped"], tables["computed"], tables["failures"], tables["regions"])
 
@@ -308,7 +308,7 @@ def _write_samples(out_dir: Path, samples: pd.DataFrame, outputs: list[GroupOutp
 
 
 def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: list[GroupOutput],
-               manifest: dict[str, Any], report: ReportSettings) -> None:
+               manifest: dict[str, Any], report: ReportSettings, progress: bool = True) -> None:
     from faithbench.reports.integrity import row_counts
     from faithbench.reports.writer import RUN_OUTPUTS, WRITING, build_report, write_outputs
 
@@ -342,4 +342,4 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
                                    if (out_dir / "samples.csv").is_file() else None})
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     if report.build:
-        build_report(out_dir)  # reads the manifest
+        build_report(out_dir, progress=progress)  # reads the manifest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from faithbench.cli import main
 
 DERIVED = ["leaderboard.csv", "pairwise.csv", "friedman.csv", "nemenyi.csv", "overall_ranks.csv",
@@ -34,3 +36,19 @@ def test_report_rejects_non_run_folders(tmp_path, capsys):
         assert main(["report", str(path)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "not a faithbench run folder" in err
+
+
+def test_report_shows_its_progress_unless_quiet(built, tmp_path, names, capsys, monkeypatch):
+    """A held-out walkthrough: `faithbench report` was silent for a minute while it drew the plots."""
+    run = names["copy_inputs"](built, tmp_path / "copy")
+    monkeypatch.delenv("FAITHBENCH_QUIET", raising=False)
+    assert main(["report", str(run), "--format", "md"]) == 0
+    err = capsys.readouterr().err
+    assert "report copy: " in err
+    for step in ("perturbation curves", "distributions", "critical differences", "model performance", "strata"):
+        assert step in err, step
+    counts = re.findall(r"\| (\d+)/(\d+) \[", err)
+    assert counts[-1][0] == counts[-1][1] and int(counts[-1][1]) >= 5  # it ends at its total: every group counted
+    monkeypatch.setenv("FAITHBENCH_QUIET", "1")
+    assert main(["report", str(run), "--format", "md"]) == 0
+    assert "report copy" not in capsys.readouterr().err
