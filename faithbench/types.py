@@ -85,6 +85,11 @@ class Sample:
     meta: dict[str, Any] = field(default_factory=dict)
     labels: Tensor | None = None
 
+    @property
+    def positive(self) -> bool:
+        """A non-zero label; a multi-label sample: any class present (the suite's ``subset: positive``)."""
+        return bool(self.labels.any()) if self.labels is not None else int(self.label) != 0
+
 
 @dataclass
 class Batch:

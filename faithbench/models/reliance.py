@@ -24,19 +24,35 @@ def can_intervene(dataset: Any) -> bool:
     return callable(getattr(dataset, "counterfactual", None))
 
 
+def explained_indices(dataset: Any, n: int, subset: str = "all") -> list[int]:
+    """The indices of the samples a run explains: the first ``n`` of ``dataset`` in index order,
+    or with ``subset="positive"`` the first ``n`` whose :attr:`~faithbench.types.Sample.positive`
+    is true (as :func:`faithbench.runner.batches.iter_batches` takes them)."""
+    if subset != "positive":
+        return list(range(min(n, len(dataset))))
+    taken: list[int] = []
+    for i in range(len(dataset)):
+        if len(taken) == n:
+            break
+        if dataset[i].positive:
+            taken.append(i)
+    return taken
+
+
 def measure_reliance(model: nn.Module, dataset: Any, n: int, evidence: tuple[str, ...] = EVIDENCE,
-                     batch_size: int = 32) -> list[dict[str, Any]]:
-    """Per evidence type, over those of the first ``n`` samples that hold it (a non-empty mask),
-    ``batch_size`` at a time (memory does not grow with ``n``):
+                     batch_size: int = 32, subset: str = "all") -> list[dict[str, Any]]:
+    """Per evidence type, over those of the explained samples (:func:`explained_indices`: the
+    first ``n``, or the first ``n`` positive ones with ``subset="positive"``) that hold it (a
+    non-empty mask), ``batch_size`` at a time (memory does not grow with ``n``):
     ``mean_drop`` = mean of p_c(x) − p_c(x without it), c = argmax on x; ``flip_rate`` =
     fraction whose prediction changes; ``n`` samples used. Evidence no sample holds is left out.
     """
     rows = []
+    indices = explained_indices(dataset, n, subset)
     for name in evidence:
         drops: list[torch.Tensor] = []
         flips: list[torch.Tensor] = []
         chunk: list[int] = []
-        indices = range(min(n, len(dataset)))
         for pos, i in enumerate(indices):
             mask = dataset[i].masks.get(name)
             if mask is not None and bool(mask.any()):

@@ -43,7 +43,7 @@ def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, mode
             if taken == n_samples:
                 break
             sample = read(i)
-            if subset == "positive" and not _is_positive(sample):
+            if subset == "positive" and not sample.positive:
                 continue
             samples.append(sample)
             taken += 1
@@ -72,14 +72,6 @@ def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, mode
             with torch.no_grad():
                 target = predict_logits(model, batch.x).argmax(-1)
         yield batch, target
-
-
-def _is_positive(sample: Any) -> bool:
-    """A non-zero label; a multi-label sample: any class present."""
-    labels = getattr(sample, "labels", None)
-    if labels is not None:
-        return bool(labels.any())
-    return int(sample.label) != 0
 
 
 def _class_batches(sample_lists: Iterator[list[Any]], target_mode: Any, classes: tuple[str, ...], batch_size: int,

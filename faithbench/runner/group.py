@@ -188,7 +188,7 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
     test = splits["test"]
     if can_intervene(test):
         out.reliance = [{"dataset": dspec.label, "model": mspec.label, "seed": seed, **row}
-                        for row in measure_reliance(ckpt.model, test, settings.n_samples)]
+                        for row in measure_reliance(ckpt.model, test, settings.n_samples, subset=settings.subset)]
     _run_cells(group, settings, store, data, splits, out, report)
     return out
 

@@ -22,3 +22,20 @@ def test_a_marker_reader_relies_on_the_marker_only():
     # removing the marker flips every marked image; removing the lesion changes nothing
     assert rows["marker"]["flip_rate"] == 1.0 and rows["marker"]["mean_drop"] > 0.9
     assert rows["lesion"]["mean_drop"] == pytest.approx(0.0, abs=1e-6) and rows["lesion"]["flip_rate"] == 0.0
+
+
+def test_reliance_is_measured_on_the_samples_the_run_explains():
+    """With ``subset: positive`` the run explains the first n positive samples; reliance.csv used
+    the first n of the split (negatives included) until a review noted it."""
+    from faithbench.models.reliance import explained_indices
+
+    ds = PhantomCXR("test", n=60, shortcut=0.9)
+    positives = [i for i in range(60) if ds[i].label != 0]
+    assert explained_indices(ds, 10) == list(range(10))
+    assert explained_indices(ds, 10, "positive") == positives[:10] and positives[9] > 9  # beyond the first 10
+    assert explained_indices(ds, 1000, "positive") == positives  # fewer when the split has fewer
+    lesion = lambda idx: sum(bool(ds[i].masks["lesion"].any()) for i in idx)  # noqa: E731
+    for subset, idx in (("all", range(10)), ("positive", positives[:10])):
+        rows = {r["evidence"]: r for r in measure_reliance(RegionDetector(), ds, n=10, subset=subset)}
+        assert rows["lesion"]["n"] == lesion(idx), subset
+    assert lesion(positives[:10]) == 10 and lesion(range(10)) < 10  # every positive phantom has its lesion
