@@ -18,13 +18,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs, check_masks,
+from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs,
                                      check_param_types, check_suite_values, check_target, check_validation,
                                      check_weights, resolve_weights, validation_message)
 from faithbench.config_yaml import YAMLFileError, load_yaml_file
 from faithbench.configurable import Float, Int, ParameterError
 from faithbench.datasets.paths import DataError
-from faithbench.metric_checks import check_metric_fit
+from faithbench.metric_checks import check_masks, check_metric_fit
 from faithbench.model_checks import check_models
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.factory import check_model_spec, is_external

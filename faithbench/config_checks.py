@@ -10,8 +10,9 @@
   dataset it pairs with on the ``meta`` device and fed one image of the dataset's shape, so wrong
   parameter values and a 2D model on 3D data are errors; explainers' ``target_layer`` must name a
   module of each model;
-- :func:`check_masks`: a metric that needs a mask the dataset lacks, or that does not apply to it
-  otherwise (``applicability``), warns (:class:`SuiteWarning`): the run skips it on that dataset;
+- :func:`faithbench.metric_checks.check_masks` (its own module, with the other checks of the
+  metrics): a metric that needs a mask the dataset lacks, or that does not apply to it otherwise
+  (``applicability``), warns (:class:`SuiteWarning`): the run skips it on that dataset;
 - :func:`check_validation`: a metric tuned on the validation split (``threshold: val``) on a
   dataset whose validation split is missing, empty or without a non-empty mask: an error; a model
   trained here (a recipe, or the permuted-label twin) on a dataset without a train or val split
@@ -33,7 +34,6 @@ import itertools
 import os
 import types
 import typing
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -154,40 +154,6 @@ def mask_names(dataset: Any, i: int = 0) -> set[str] | None:
     return masks
 
 
-def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
-    """Warn (:class:`SuiteWarning`) for each metric mask a dataset lacks, naming the mask, and for
-    any other reason the run skips a metric on a dataset (its ``applicability``: a temporal metric
-    on 2D images)."""
-    for spec in suite.datasets:
-        dataset = built.get(spec.label)
-        masks = mask_names(dataset)
-        if masks is None:
-            continue
-        try:
-            dims = len(dataset.spatial_shape)
-        except Exception:  # an unreadable split: the run's preflight names it
-            dims = None
-        for k, plugin in enumerate(metric_plugins):
-            missing = [m for m in getattr(plugin, "required_masks", lambda: [])() if m not in masks]
-            for mask in missing:
-                warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} needs mask {mask!r}, which "
-                              f"dataset {spec.label!r} lacks (its masks: {', '.join(sorted(masks)) or 'none'}); "
-                              f"the run skips it there", SuiteWarning, stacklevel=2)
-            reason = None if missing or dims is None else skip_reason(plugin, masks, dims)
-            if reason:
-                warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} does not apply to dataset "
-                              f"{spec.label!r}: {reason}; the run skips it there", SuiteWarning, stacklevel=2)
-
-
-def skip_reason(plugin: Any, masks: set[str], dims: int) -> str | None:
-    """Why the run skips ``plugin`` on a dataset with ``masks`` and ``dims`` spatial axes (its
-    ``applicability``; None: it runs, or that cannot be told here)."""
-    try:
-        return plugin.applicability(masks, dims)[0]
-    except Exception:  # no applicability, a plugin's check that fails: the run says why
-        return None
-
-
 def _validation_problem(dataset: Any, params: dict[str, Any], masks: list[str], n: int) -> str | None:
     """Why the validation split of ``dataset``'s class cannot calibrate a metric on ``masks`` (None
     when it can): it cannot be built, it is empty, or none of its first ``n`` samples has a
@@ -244,7 +210,7 @@ def check_validation(suite: Any, source: str, built: dict[str, Any], metric_plug
         for k, plugin in wanted:
             needed = plugin.required_masks()
             if test_masks is None or not set(needed) <= test_masks:
-                continue  # the run skips the metric there (check_masks warns)
+                continue  # the run skips the metric there (metric_checks.check_masks warns)
             problem = _validation_problem(dataset, spec.params, needed, plugin.calibration_samples)
             if problem:
                 raise error(f"{source}: metrics[{k}] {suite.metrics[k].label!r} is tuned on the validation split "

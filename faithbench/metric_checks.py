@@ -9,7 +9,7 @@ parameter), not a failure in the middle of a run or a column of NaN:
   that one's);
 - :meth:`~faithbench.metrics.base.Metric.check_dataset` ``(spatial_shape, *, multilabel)``: on each
   dataset where the metric applies (:meth:`~faithbench.metrics.base.Metric.applicability`; where it
-  does not, :func:`~faithbench.config_checks.check_masks` warns and the run skips it), a problem
+  does not, :func:`check_masks` warns and the run skips it), a problem
   message or None (``top_k_intersection``'s ``k`` above the pixels of an image, ``continuity``'s
   ``steps`` above 2W + 1, ``class_sensitivity``'s ``others: positive`` on single-label data);
 - :meth:`~faithbench.metrics.base.Metric.check_model` ``(model)``: on each model the metric meets,
@@ -18,7 +18,7 @@ parameter), not a failure in the middle of a run or a column of NaN:
   (one that downloads pretrained weights, a library network that refuses the meta device) is left
   to the run;
 - that something applies: a suite in which no metric applies to any dataset (each one skipped, as
-  :func:`~faithbench.config_checks.check_masks` warns) is an error, since its run would train and
+  :func:`check_masks` warns) is an error, since its run would train and
   explain to compute nothing.
 
 A plugin metric may define either hook; one without them is not checked.
@@ -26,13 +26,14 @@ A plugin metric may define either hook; one without them is not checked.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 
-from faithbench.config_checks import mask_names, model_dataset_pairs, skip_reason
+from faithbench.config_checks import SuiteWarning, mask_names, model_dataset_pairs
 
-__all__ = ["check_aliases", "check_metric_fit"]
+__all__ = ["check_aliases", "check_masks", "check_metric_fit", "first_batch_masks", "run_masks", "skip_reason"]
 
 
 def check_aliases(suite: Any, source: str, error: type[Exception]) -> None:
@@ -73,17 +74,75 @@ def _applies(plugin: Any, masks: set[str] | None, dims: int) -> bool:
     return masks is None or skip_reason(plugin, masks, dims) is None
 
 
+def first_batch_masks(dataset: Any, suite: Any) -> set[str] | None:
+    """The mask names of the run's first batch: of each of its samples (the first ``batch_size`` of
+    the first ``samples``, or of the first positive ones with ``subset: positive``), as the run
+    collates them and decides which metrics apply (None when they cannot be read here)."""
+    from faithbench.models.reliance import explained_indices
+
+    n = min(suite.samples, suite.batch_size)
+    try:
+        return set().union(*(mask_names(dataset, i) or set() for i in explained_indices(dataset, n, suite.subset)))
+    except Exception:  # an unreadable sample: the run's preflight names it
+        return None
+
+
+def run_masks(dataset: Any, suite: Any, metric_plugins: list[Any]) -> set[str] | None:
+    """The mask names the run's metrics meet on ``dataset``: sample 0's, or where a metric needs one
+    sample 0 lacks, those of the run's first batch (:func:`first_batch_masks`: a volume without a
+    lesion first), where the run decides; None when sample 0 cannot be read."""
+    masks = mask_names(dataset)
+    if masks is not None and any(not set(getattr(p, "required_masks", lambda: [])()) <= masks for p in metric_plugins):
+        masks = first_batch_masks(dataset, suite) or masks
+    return masks
+
+
+def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
+    """Warn (:class:`SuiteWarning`) for each metric mask a dataset lacks, naming the mask, and for
+    any other reason the run skips a metric on a dataset (its ``applicability``: a temporal metric
+    on 2D images), on the masks of :func:`run_masks`."""
+    for spec in suite.datasets:
+        dataset = built.get(spec.label)
+        masks = run_masks(dataset, suite, metric_plugins)
+        if masks is None:
+            continue
+        try:
+            dims = len(dataset.spatial_shape)
+        except Exception:  # an unreadable split: the run's preflight names it
+            dims = None
+        for k, plugin in enumerate(metric_plugins):
+            missing = [m for m in getattr(plugin, "required_masks", lambda: [])() if m not in masks]
+            for mask in missing:
+                warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} needs mask {mask!r}, which "
+                              f"dataset {spec.label!r} lacks (its masks: {', '.join(sorted(masks)) or 'none'}); "
+                              f"the run skips it there", SuiteWarning, stacklevel=2)
+            reason = None if missing or dims is None else skip_reason(plugin, masks, dims)
+            if reason:
+                warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} does not apply to dataset "
+                              f"{spec.label!r}: {reason}; the run skips it there", SuiteWarning, stacklevel=2)
+
+
+def skip_reason(plugin: Any, masks: set[str], dims: int) -> str | None:
+    """Why the run skips ``plugin`` on a dataset with ``masks`` and ``dims`` spatial axes (its
+    ``applicability``; None: it runs, or that cannot be told here)."""
+    try:
+        return plugin.applicability(masks, dims)[0]
+    except Exception:  # no applicability, a plugin's check that fails: the run says why
+        return None
+
+
 def _check_something_applies(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any],
                              applies: dict[str, list[bool]], error: type[Exception]) -> None:
     """When every dataset of the suite could be read and no metric applies to any of them (a
     temporal metric alone on 2D images, a localisation metric alone on data without masks), the
     run would train and explain for nothing and exit 2 with no result row: the same error here,
-    naming the first metric and why it is skipped."""
+    naming the first metric and why it is skipped (masks: :func:`run_masks`)."""
     if not metric_plugins or len(applies) < len(suite.datasets) or any(any(a) for a in applies.values()):
         return
     label = suite.datasets[0].label
     dataset = built[label]
-    reason = skip_reason(metric_plugins[0], mask_names(dataset) or set(), len(dataset.spatial_shape))
+    reason = skip_reason(metric_plugins[0], run_masks(dataset, suite, metric_plugins) or set(),
+                         len(dataset.spatial_shape))
     raise error(f"{source}: metrics: none applies to any dataset, so the run would compute nothing "
                 f"(metrics[0] {suite.metrics[0].label!r} on dataset {label!r}: {reason or 'skipped'}); "
                 "add a metric that applies or a dataset it applies to")
@@ -104,7 +163,7 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
             shape = tuple(int(s) for s in dataset.spatial_shape)
         except Exception:  # an empty or unreadable split: the run's preflight names it
             continue
-        masks = mask_names(dataset)
+        masks = run_masks(dataset, suite, metric_plugins)
         shapes[spec.label], applies[spec.label] = shape, [_applies(p, masks, len(shape)) for p in metric_plugins]
         multilabel = bool(getattr(dataset, "multilabel", False))
         for k, plugin in enumerate(metric_plugins):

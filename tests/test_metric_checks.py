@@ -172,3 +172,32 @@ def test_a_plugin_hook_that_fails_is_one_line_not_a_traceback():
             validate_plugins(suite, "<suite>")
     finally:
         metrics.unregister("legacy_hook")
+
+
+def test_masks_are_read_from_the_runs_first_batch(tmp_path):
+    """A held-out review: a volume dataset gives only the masks of the regions each volume holds, so
+    sample 0 without a lesion made validate refuse a lesion metric the run computes (it decides on
+    the masks of its first batch, collated)."""
+    from faithbench.datasets import PhantomCXR
+    from faithbench.registry import datasets
+    from faithbench.types import Sample
+
+    class LesionFromSampleOne(PhantomCXR):
+        def __getitem__(self, i):
+            sample = super().__getitem__(i)
+            masks = {k: v for k, v in sample.masks.items() if k != "lesion" or i > 0}
+            return Sample(sample.id, sample.image, sample.label, masks)
+
+    datasets.register("test_lesion_from_one")(LesionFromSampleOne)
+    try:
+        text = BASE.replace("phantom_cxr", "test_lesion_from_one")
+        path = tmp_path / "suite.yaml"
+        path.write_text(text.replace("METRIC", "pointing_game"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SuiteWarning)  # nor a warning: the first batch has the mask
+            load_suite(path)
+        path.write_text("batch_size: 1\n" + text.replace("METRIC", "pointing_game"))
+        with pytest.warns(SuiteWarning, match="needs mask 'lesion'"), pytest.raises(SuiteError, match="none applies"):
+            load_suite(path)  # a first batch of sample 0 alone: the run would skip it
+    finally:
+        datasets.unregister("test_lesion_from_one")
