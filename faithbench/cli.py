@@ -10,7 +10,7 @@ another run is writing, an unwritable ``--out`` or cache); 3 partial: some cells
 (``failures.csv`` lists them) and the tables hold every other cell; 130 interrupted (Ctrl-C),
 143 terminated (SIGTERM).
 Errors are one line; ``--debug`` (before or after the sub-command) shows the traceback.
-``--quiet`` silences every progress bar, training bars included (``FAITHBENCH_QUIET=1``,
+``--quiet`` (of ``run`` and ``report``) silences every progress bar, training bars included (``FAITHBENCH_QUIET=1``,
 :mod:`faithbench.progress`).
 """
 
@@ -276,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     rep.add_argument("--format", choices=["html", "md", "latex", "all"], default="all",
                      help="which report to write beside the CSV tables and plots (default: all)")
+    rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=_cmd_report)
     return parser
 

@@ -318,6 +318,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
             bar.set_postfix_str(label)
             written += plot()
             bar.update()
+        bar.refresh()  # its last count, however fast the last group was
 
     skipped = inputs["skipped.csv"]
     undefined = undefined_counts(results)

@@ -49,6 +49,8 @@ def test_report_shows_its_progress_unless_quiet(built, tmp_path, names, capsys, 
         assert step in err, step
     counts = re.findall(r"\| (\d+)/(\d+) \[", err)
     assert counts[-1][0] == counts[-1][1] and int(counts[-1][1]) >= 5  # it ends at its total: every group counted
+    assert main(["report", str(run), "--format", "md", "--quiet"]) == 0
+    assert "report copy" not in capsys.readouterr().err
     monkeypatch.setenv("FAITHBENCH_QUIET", "1")
     assert main(["report", str(run), "--format", "md"]) == 0
     assert "report copy" not in capsys.readouterr().err
