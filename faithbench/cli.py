@@ -5,13 +5,13 @@ computed); 1 a run that failed while computing (every cell failed, or the run st
 ``list`` pattern that matches nothing; 2 bad input (a suite, a name, a parameter, a file, a
 sample), a suite of which nothing applies (validation refuses one where no metric applies to
 any dataset or no explainer supports any model; the run, when every cell or metric was skipped
-otherwise: no result row; the tables and ``skipped.csv`` with the reasons are written), or bad usage (an output folder
-another run is writing, an unwritable ``--out`` or cache); 3 partial: some cells failed
-(``failures.csv`` lists them) and the tables hold every other cell; 130 interrupted (Ctrl-C),
-143 terminated (SIGTERM).
+otherwise: no result row; the tables and ``skipped.csv`` with the reasons are written), or bad
+usage (an output folder another run is writing, an unwritable ``--out`` or cache); 3 partial:
+some cells failed (``failures.csv`` lists them) and the tables hold every other cell; 130
+interrupted (Ctrl-C), 143 terminated (SIGTERM).
 Errors are one line; ``--debug`` (before or after the sub-command) shows the traceback.
-``--quiet`` (of ``run`` and ``report``) silences every progress bar, training bars included (``FAITHBENCH_QUIET=1``,
-:mod:`faithbench.progress`).
+``--quiet`` (of ``run`` and ``report``) silences every progress bar, training bars included
+(``FAITHBENCH_QUIET=1``, :mod:`faithbench.progress`).
 """
 
 from __future__ import annotations

@@ -327,9 +327,9 @@ def validate_plugins(suite: Suite, source: str) -> None:
     check_file_names(suite, source, SuiteError)
     check_models(suite, source, built, plugins["explainers"], SuiteError)
     check_weights(suite, source, built, SuiteError)
-    check_masks(suite, source, built, plugins["metrics"])
+    masks = check_masks(suite, source, built, plugins["metrics"])  # per dataset, read once
     check_validation(suite, source, built, plugins["metrics"], SuiteError)
-    check_metric_fit(suite, source, built, plugins["metrics"], SuiteError)  # aliases; limits of data and model
+    check_metric_fit(suite, source, built, plugins["metrics"], SuiteError, masks)  # aliases; limits of data, model
 
 
 def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:

@@ -9,17 +9,16 @@ parameter), not a failure in the middle of a run or a column of NaN:
   that one's);
 - :meth:`~faithbench.metrics.base.Metric.check_dataset` ``(spatial_shape, *, multilabel)``: on each
   dataset where the metric applies (:meth:`~faithbench.metrics.base.Metric.applicability`; where it
-  does not, :func:`check_masks` warns and the run skips it), a problem
-  message or None (``top_k_intersection``'s ``k`` above the pixels of an image, ``continuity``'s
-  ``steps`` above 2W + 1, ``class_sensitivity``'s ``others: positive`` on single-label data);
+  does not, :func:`check_masks` warns and the run skips it), a problem message or None
+  (``top_k_intersection``'s ``k`` above the pixels of an image, ``continuity``'s ``steps`` above
+  2W + 1, ``class_sensitivity``'s ``others: positive`` on single-label data);
 - :meth:`~faithbench.metrics.base.Metric.check_model` ``(model)``: on each model the metric meets,
   built for the dataset on the ``meta`` device as :func:`~faithbench.config_checks.check_weights`
   builds it (``relative_representation_stability``'s ``layer``). A model that cannot be built there
   (one that downloads pretrained weights, a library network that refuses the meta device) is left
   to the run;
 - that something applies: a suite in which no metric applies to any dataset (each one skipped, as
-  :func:`check_masks` warns) is an error, since its run would train and
-  explain to compute nothing.
+  :func:`check_masks` warns) is an error, since its run would train and explain to compute nothing.
 
 A plugin metric may define either hook; one without them is not checked.
 """
@@ -97,13 +96,16 @@ def run_masks(dataset: Any, suite: Any, metric_plugins: list[Any]) -> set[str] |
     return masks
 
 
-def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
+def check_masks(suite: Any, source: str, built: dict[str, Any],
+                metric_plugins: list[Any]) -> dict[str, set[str] | None]:
     """Warn (:class:`SuiteWarning`) for each metric mask a dataset lacks, naming the mask, and for
     any other reason the run skips a metric on a dataset (its ``applicability``: a temporal metric
-    on 2D images), on the masks of :func:`run_masks`."""
+    on 2D images), on the masks of :func:`run_masks`; returns them per dataset label (read once,
+    for :func:`check_metric_fit`)."""
+    found: dict[str, set[str] | None] = {}
     for spec in suite.datasets:
         dataset = built.get(spec.label)
-        masks = run_masks(dataset, suite, metric_plugins)
+        masks = found[spec.label] = run_masks(dataset, suite, metric_plugins)
         if masks is None:
             continue
         try:
@@ -120,6 +122,7 @@ def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: 
             if reason:
                 warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} does not apply to dataset "
                               f"{spec.label!r}: {reason}; the run skips it there", SuiteWarning, stacklevel=2)
+    return found
 
 
 def skip_reason(plugin: Any, masks: set[str], dims: int) -> str | None:
@@ -132,7 +135,8 @@ def skip_reason(plugin: Any, masks: set[str], dims: int) -> str | None:
 
 
 def _check_something_applies(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any],
-                             applies: dict[str, list[bool]], error: type[Exception]) -> None:
+                             applies: dict[str, list[bool]], masks: dict[str, set[str] | None],
+                             error: type[Exception]) -> None:
     """When every dataset of the suite could be read and no metric applies to any of them (a
     temporal metric alone on 2D images, a localisation metric alone on data without masks), the
     run would train and explain for nothing and exit 2 with no result row: the same error here,
@@ -141,18 +145,21 @@ def _check_something_applies(suite: Any, source: str, built: dict[str, Any], met
         return
     label = suite.datasets[0].label
     dataset = built[label]
-    reason = skip_reason(metric_plugins[0], run_masks(dataset, suite, metric_plugins) or set(),
-                         len(dataset.spatial_shape))
+    reason = skip_reason(metric_plugins[0], masks[label] or set(), len(dataset.spatial_shape))
     raise error(f"{source}: metrics: none applies to any dataset, so the run would compute nothing "
                 f"(metrics[0] {suite.metrics[0].label!r} on dataset {label!r}: {reason or 'skipped'}); "
                 "add a metric that applies or a dataset it applies to")
 
 
 def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any],
-                     error: type[Exception]) -> None:
-    """The alias check (:func:`check_aliases`, metrics and explainers), then each metric's ``check_dataset`` on every dataset and ``check_model``
-    on every (model, dataset) pair where it runs; the first problem raises ``error``."""
+                     error: type[Exception], masks: dict[str, set[str] | None] | None = None) -> None:
+    """The alias check (:func:`check_aliases`, metrics and explainers), then each metric's
+    ``check_dataset`` on every dataset and ``check_model`` on every (model, dataset) pair where it
+    runs, and that something applies; the first problem raises ``error``. ``masks``: per dataset
+    label, as :func:`check_masks` returns them (None: read here, :func:`run_masks`)."""
     check_aliases(suite, source, error)
+    if masks is None:
+        masks = {spec.label: run_masks(built.get(spec.label), suite, metric_plugins) for spec in suite.datasets}
     applies: dict[str, list[bool]] = {}  # dataset label -> whether each metric runs there
     shapes: dict[str, tuple[int, ...]] = {}
     for spec in suite.datasets:
@@ -163,8 +170,8 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
             shape = tuple(int(s) for s in dataset.spatial_shape)
         except Exception:  # an empty or unreadable split: the run's preflight names it
             continue
-        masks = run_masks(dataset, suite, metric_plugins)
-        shapes[spec.label], applies[spec.label] = shape, [_applies(p, masks, len(shape)) for p in metric_plugins]
+        shapes[spec.label], applies[spec.label] = shape, [_applies(p, masks[spec.label], len(shape))
+                                                          for p in metric_plugins]
         multilabel = bool(getattr(dataset, "multilabel", False))
         for k, plugin in enumerate(metric_plugins):
             if not applies[spec.label][k] or not _overrides(plugin, "check_dataset"):
@@ -172,7 +179,7 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
             problem = _hook(plugin, "check_dataset", shape, multilabel=multilabel)
             if problem:
                 raise error(f"{source}: metrics[{k}].params: {problem} (dataset {spec.label!r})")
-    _check_something_applies(suite, source, built, metric_plugins, applies, error)
+    _check_something_applies(suite, source, built, metric_plugins, applies, masks, error)
     from faithbench.models.checkpoint import build_for_dataset
 
     wanted = [(k, p) for k, p in enumerate(metric_plugins) if _overrides(p, "check_model")]
