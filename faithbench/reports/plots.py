@@ -38,6 +38,7 @@ from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
 from faithbench.names import safe_name  # noqa: E402  (re-exported: one mapping of labels to file names)
 from faithbench.reports.gallery import plot_saliency_gallery  # noqa: E402  (re-exported)
 from faithbench.reports.tables import metric_order  # noqa: E402
+from faithbench.stats.tables import explained_units, per_sample  # noqa: E402
 
 SANITY_PREFIX = "mprt"
 
@@ -143,7 +144,9 @@ def _proportion_bars(ax: plt.Axes, sub: pd.DataFrame, order: list[str]) -> None:
 
 def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One figure per (dataset, model): per metric (in the leaderboard's order, by category), a box
-    plot (quartiles, 1.5 IQR whiskers) with every sample's value as a point, per explainer; a
+    plot (quartiles, 1.5 IQR whiskers) with every sample's value as a point, per explainer, the
+    values under several seeds averaged first as in the leaderboard (:func:`per_sample`), so the
+    box's median is the leaderboard's (a held-out review found the seeds' maps drawn apart); a
     dashed line marks the chance level where the metric has one. A metric whose values are all 0
     or 1 (the pointing game's hits) is drawn as the proportion of 1s per explainer, a bar with its 95% Wilson interval
     (:func:`faithbench.stats.proportions.wilson_ci`) and ``k/n``; n counts maps, so with several seeds a sample
@@ -151,6 +154,7 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
     written = []
     results, blocks = _with_blocks(results)
     for key, frame in results.groupby(blocks, sort=True):
+        units = explained_units(frame, [])
         metric_names = metric_order(frame)
         ncols = 2 if len(metric_names) == 4 else min(3, len(metric_names))
         nrows = int(np.ceil(len(metric_names) / ncols))
@@ -161,13 +165,16 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
             for ax in axes.flat[len(metric_names):]:
                 ax.set_visible(False)
             for ax, metric in zip(axes.flat, metric_names):
-                sub = frame[(frame["metric"] == metric) & frame["value"].notna()]
+                rows = frame[frame["metric"] == metric]
+                sub = rows[rows["value"].notna()]
                 if sub.empty:
                     ax.set_visible(False)
                     continue
                 if sub["value"].isin([0.0, 1.0]).all():  # hit or miss (pointing game): a proportion
                     _proportion_bars(ax, sub, order)
                     continue
+                sub = per_sample(rows, ["explainer", "sample_id"], units=units).dropna(subset=["value"]).assign(
+                    metric=metric, higher_is_better=rows["higher_is_better"].iloc[0])
                 sns.boxplot(data=sub, x="value", y="explainer", order=order, ax=ax, showfliers=False,
                             color="#c6dbef", width=0.6)
                 # Own jitter (seaborn's uses the global RNG): the same tables give the same plot.
@@ -262,7 +269,6 @@ def plot_cd_diagrams(results: pd.DataFrame, friedman: pd.DataFrame, nemenyi: pd.
     ranked on complete samples; mean ranks as in :func:`faithbench.stats.mean_ranks`, CD and
     Friedman p from ``friedman.csv``, cliques from ``nemenyi.csv``."""
     from faithbench.stats import mean_ranks
-    from faithbench.stats.tables import per_sample
 
     written = []
     results, blocks = _with_blocks(results)
@@ -271,9 +277,10 @@ def plot_cd_diagrams(results: pd.DataFrame, friedman: pd.DataFrame, nemenyi: pd.
     if "class" in nemenyi.columns:
         nemenyi = nemenyi.assign(**{"class": nemenyi["class"].fillna("").astype(str)})
     friedman = friedman.set_index(blocks + ["metric"]) if len(friedman) else friedman
+    units = explained_units(results, blocks)
     for key, frame in results.groupby(blocks + ["metric"], sort=True):
         dataset, model, metric = key[0], key[1], key[-1]
-        samples = per_sample(frame, ["explainer", "sample_id"])  # the blocks of friedman.csv: seeds averaged
+        samples = per_sample(frame, blocks + ["explainer", "sample_id"], units=units)  # friedman.csv's blocks
         wide = samples.pivot(index="sample_id", columns="explainer", values="value")
         wide = wide.dropna(axis=1, how="all").sort_index(axis=1)
         if wide.shape[1] < 3 or wide.dropna().shape[0] < 2:

@@ -6,7 +6,9 @@ rank across the metrics first), columns are metrics with ↑ (higher is better) 
 header, grouped by category (:data:`CATEGORY_ORDER`, then any other category alphabetically,
 metrics alphabetical within one; Markdown: one table per category, LaTeX and HTML: a category
 header row), cells ``mean [ci_low, ci_high]`` (95% percentile bootstrap CI of the mean). The
-best mean of each column (oriented by ``higher_is_better``; ties all marked) is bold, and
+best of each column (``rank`` 1 of ``leaderboard.csv``: oriented by ``higher_is_better``, by the
+means over the samples on which every explainer is defined, so it can differ from the best
+``mean`` only where the n differ; ties all marked) is bold, and
 ``*`` marks an explainer better than the run's control explainer (the suite's ``control:``,
 default ``random``; one-sided Wilcoxon signed-rank, Holm-adjusted p < 0.05; the ``beats_random``
 column of ``leaderboard.csv``), which the notes name (:func:`significance_note`). Each metric's
@@ -51,7 +53,7 @@ def control_phrase(control: str = "random") -> str:
 def significance_note(control: str = "random") -> str:
     """The leaderboard's legend; ``*`` names ``control``, the explainer the one-sided tests compare with."""
     return (f"* better than {control_phrase(control)} (one-sided Wilcoxon signed-rank test, "
-            "Holm-adjusted p < 0.05); bold: best mean of the column; "
+            "Holm-adjusted p < 0.05); bold: best of the column (by the means over the samples every explainer has); "
             "↑ higher is better, ↓ lower is better; [95% bootstrap CI of the mean]; "
             "n: samples with a defined value")
 
@@ -187,10 +189,9 @@ def _chance_level(rows: pd.DataFrame) -> float:
 def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
     """Split ``leaderboard.csv`` into one :class:`LeaderboardTable` per (dataset, model), sorted.
 
-    Best per column: the largest mean when ``higher_is_better`` else the smallest (all tied
-    means marked). Metric order: by :func:`category_key` of the ``category`` column, then name.
-    Explainer order: mean of their ranks over the metrics, then name. Chance level per metric:
-    :func:`_chance_level`.
+    Best per column: the lowest ``rank`` (1; all tied explainers marked). Metric order: by
+    :func:`category_key` of the ``category`` column, then name. Explainer order: mean of their ranks
+    over the metrics, then name. Chance level per metric: :func:`_chance_level`.
     """
     tables = []
     if board.empty:
@@ -211,15 +212,13 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
         cells: dict[str, dict[str, Cell | None]] = {e: dict.fromkeys(metrics) for e in explainers}
         for metric in metrics:
             sub = frame[frame["metric"] == metric]
-            means = sub["mean"].astype(float)
-            best = np.nan
-            if means.notna().any():
-                best = means.max() if hib[metric] else means.min()
-            for row in sub.itertuples(index=False):
+            ranks = pd.to_numeric(sub["rank"]).to_numpy(dtype=float)
+            best = np.nanmin(ranks) if not np.isnan(ranks).all() else np.nan
+            for row, rank in zip(sub.itertuples(index=False), ranks):
                 mean = float(row.mean)
                 cells[str(row.explainer)][metric] = Cell(
                     mean=mean, ci_low=float(row.ci_low), ci_high=float(row.ci_high),
-                    best=bool(not math.isnan(mean) and mean == best),
+                    best=bool(not math.isnan(mean) and rank == best),
                     significant=_true(row.beats_random),
                     n=int(row.n) if "n" in sub.columns and pd.notna(row.n) else None,
                 )
@@ -355,7 +354,7 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
                       if table.unreliable else "")
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger
-                  + r": mean [95\% bootstrap CI]; bold: best per column; "
+                  + r": mean [95\% bootstrap CI]; bold: best per column (rank 1: on the samples every explainer has); "
                   r"$^{*}$: better than " + latex_escape(control_phrase(control))
                   + r" (one-sided Wilcoxon, Holm-adjusted $p<0.05$); "
                   r"n: samples with a defined value."

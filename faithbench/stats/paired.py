@@ -27,6 +27,7 @@ from scipy import stats
 
 __all__ = [
     "FriedmanResult",
+    "common_means",
     "critical_difference",
     "friedman",
     "holm",
@@ -274,6 +275,22 @@ class FriedmanResult(_FriedmanFields):
 
 def _complete_blocks(wide: pd.DataFrame) -> pd.DataFrame:
     return _wide_float(wide).dropna(axis=0, how="any")
+
+
+def common_means(wide: pd.DataFrame) -> pd.Series:
+    """Each column's mean over the rows on which every column with a value anywhere is defined
+    (the complete blocks of :func:`friedman` once the columns without any value are left out), so
+    that explainers undefined on different samples are compared on the same ones: an explainer
+    whose map is undefined on the hard samples is not ranked on its easy ones (found by a held-out
+    review). NaN for a column without a value and for every column when no such row is left.
+    Indexed by column, in column order; equal to the column means when no value is NaN."""
+    data = _wide_float(wide)
+    present = data.dropna(axis=1, how="all")
+    complete = present.dropna(axis=0, how="any")
+    means = pd.Series(np.nan, index=data.columns, dtype=float)
+    if len(complete):
+        means[complete.columns] = complete.mean(axis=0)
+    return means
 
 
 def friedman(wide: pd.DataFrame) -> FriedmanResult:

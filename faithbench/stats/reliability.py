@@ -45,8 +45,9 @@ which a two-sided Wilcoxon signed-rank test can reach p < 0.05 (2 / 2^6 = 0.031;
 such a metric does not pass, and the footnote says it had too few samples (a localisation metric
 is undefined on the samples without a lesion, so the default 8 samples may rank only 3).
 ``agreement_tau`` adds the agreement between metrics: the mean Kendall τ between this metric's
-ranking of explainers (mean over samples, ``original`` condition, oriented by
-``higher_is_better``) and each other metric's ranking (:func:`faithbench.stats.tables.agreement_table`).
+ranking of explainers (mean over the samples every explainer has, ``original`` condition,
+oriented by ``higher_is_better``; the leaderboard's rank) and each other metric's ranking
+(:func:`faithbench.stats.tables.agreement_table`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from faithbench.stats.paired import rank_biserial
+from faithbench.stats.paired import common_means, rank_biserial
 from faithbench.stats.tables import agreement_table
 
 __all__ = ["AR_MIN", "CONDITIONS", "MIN_RANKED", "NR_MIN", "RELIABILITY_COLUMNS", "RELIABILITY_MARK",
@@ -103,15 +104,15 @@ def _consistency(original: pd.DataFrame, other: pd.DataFrame) -> tuple[float, fl
 def _agreement(frame: pd.DataFrame, blocks: list[str]) -> pd.Series:
     """Mean Kendall τ of each metric's explainer ranking with every other metric's, per block."""
     original = frame[frame["condition"] == "original"]
-    keys = blocks + ["metric", "explainer"]
-    means = original.groupby(keys, observed=True, sort=True).agg(mean=("value", "mean"),
-                                                                 hib=("higher_is_better", "first")).reset_index()
-    if means.empty:
+    sample = ["sample_id"] + (["seed"] if "seed" in frame.columns else [])
+    tables = []
+    for key, cell in original.groupby(blocks + ["metric"], observed=True, sort=True):
+        means = common_means(cell.pivot(index=sample, columns="explainer", values="value"))
+        rank = means.rank(method="min", ascending=not bool(cell["higher_is_better"].iloc[0]))
+        tables.append(pd.DataFrame({**dict(zip(blocks + ["metric"], key)), "explainer": rank.index, "rank": rank}))
+    if not tables:
         return pd.Series(dtype=float)
-    means["rank"] = np.nan
-    for _, index in means.groupby(blocks + ["metric"], observed=True).groups.items():
-        sub = means.loc[index]
-        means.loc[index, "rank"] = sub["mean"].rank(method="min", ascending=not bool(sub["hib"].iloc[0]))
+    means = pd.concat(tables, ignore_index=True)
     board = means.assign(dataset=means["dataset"] if "dataset" in blocks else "",
                          model=means["model"] if "model" in blocks else "")
     agreement = agreement_table(board[["dataset", "model", "metric", "explainer", "rank"]])

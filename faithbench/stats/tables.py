@@ -28,6 +28,7 @@ from scipy import stats
 from faithbench.stats.bootstrap import bootstrap_ci
 from faithbench.stats.paired import (
     PAIRWISE_COLUMNS,
+    common_means,
     critical_difference,
     friedman,
     mean_ranks,
@@ -108,18 +109,22 @@ def _check(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_sample(frame: pd.DataFrame, keys: list[str], strict: tuple[str, ...] = ("value",),
-               lenient: tuple[str, ...] = ("chance",)) -> pd.DataFrame:
+               lenient: tuple[str, ...] = ("chance",), units: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per ``keys`` (which hold ``explainer`` and ``sample_id``, not ``seed``), sorted by
     them. Each column of ``strict``: the mean over the seeds under which the sample was explained
     in its group (``keys`` without explainer and sample_id), NaN where any of those seeds' value is
     undefined (NaN, or no row: a failed cell), so that two explainers' values of a sample always
     average the same seeds (pairing seed 0 of one with seeds 0 and 1 of another would test the
     checkpoints, not the explainers). Each column of ``lenient``: the mean of its defined values
-    over the same rows. Other columns are dropped. One seed: the values themselves."""
+    over the same rows. Other columns are dropped. One seed: the values themselves. ``units``: the
+    explained (group, seed, sample_id) rows, by default those of ``frame``; an undefined value has
+    no row in the tidy table, so a sample undefined under one seed for every explainer of a metric
+    needs the units of every metric (:func:`explained_units`) to stay undefined (a held-out review
+    found it averaged over its other seeds)."""
     group = [k for k in keys if k not in ("explainer", SAMPLE)]
     columns = list(strict) + list(lenient)
     data = frame[group + ["explainer", "seed", SAMPLE] + columns].astype({c: float for c in columns})
-    units = data[group + ["seed", SAMPLE]].drop_duplicates()
+    units = data[group + ["seed", SAMPLE]].drop_duplicates() if units is None else units[group + ["seed", SAMPLE]]
     names = data[group + ["explainer"]].drop_duplicates()
     grid = units.merge(names, on=group) if group else units.merge(names, how="cross")
     full = grid.merge(data, on=group + ["explainer", "seed", SAMPLE], how="left")
@@ -130,6 +135,12 @@ def per_sample(frame: pd.DataFrame, keys: list[str], strict: tuple[str, ...] = (
     return out.reset_index()
 
 
+def explained_units(results: pd.DataFrame, group: list[str]) -> pd.DataFrame:
+    """The (``group``, seed, sample_id) rows with a value for any metric and explainer: the samples
+    explained under each seed (:func:`per_sample`'s ``units``)."""
+    return results[group + ["seed", SAMPLE]].drop_duplicates()
+
+
 def _cells(results: pd.DataFrame):
     """Yield ({key column: value} of (dataset, model[, class], metric), that cell's rows per
     (explainer, sample_id): ``value``, ``chance`` (means over the seeds, :func:`per_sample`),
@@ -137,9 +148,11 @@ def _cells(results: pd.DataFrame):
     resamples (and float sums) independent of the order in which results were collected."""
     results = _check(results)
     names = _keys(results, CELL)
+    blocks = [k for k in names if k != "metric"]
+    units = explained_units(results, blocks)
     for key, frame in results.groupby(names, observed=True, sort=True):
         first = frame.iloc[0]
-        samples = per_sample(frame, ["explainer", SAMPLE])
+        samples = per_sample(frame, blocks + ["explainer", SAMPLE], units=units)
         yield dict(zip(names, key)), samples.assign(higher_is_better=first["higher_is_better"],
                                                     category=first["category"])
 
@@ -177,11 +190,13 @@ def leaderboard(
     ci_high`` the 95% percentile bootstrap CI of the mean over those samples (:func:`bootstrap_ci`,
     ``n_resamples`` resamples, ``seed``); ``chance`` the mean of the chance column over the same
     samples (NaN if not applicable);
-    ``rank`` 1 = best mean, oriented by ``higher_is_better``, ties sharing the best
-    ('min') rank; ``p_vs_random`` the one-sided Wilcoxon signed-rank p-value of the
-    explainer against ``control`` on samples paired by sample_id, Holm-adjusted
-    across the explainers of the cell (NaN for the control itself or where it is absent);
-    ``beats_random`` = p_vs_random < 0.05. Sorted by cell, then rank.
+    ``rank`` 1 = best, oriented by ``higher_is_better``, ties sharing the best ('min') rank, by
+    the means over the samples on which every explainer of the cell with a value is defined
+    (:func:`~faithbench.stats.paired.common_means`; the order of ``mean`` when the n are equal);
+    ``p_vs_random`` the one-sided Wilcoxon signed-rank p-value of the explainer against
+    ``control`` on samples paired by sample_id, Holm-adjusted across the explainers of the cell
+    (NaN for the control itself or where it is absent); ``beats_random`` = p_vs_random < 0.05.
+    Sorted by cell, then rank.
     """
     tables = []
     for key, frame in _cells(results):
@@ -202,7 +217,7 @@ def leaderboard(
         table["n"] = by_explainer["value"].size()
         table["n"] = table["n"].fillna(0).astype(int)
         table["chance"] = by_explainer["chance"].mean()
-        table["rank"] = table["mean"].rank(method="min", ascending=not higher_is_better)
+        table["rank"] = common_means(_wide(frame)).rank(method="min", ascending=not higher_is_better)
         table["higher_is_better"] = higher_is_better
         table["category"] = category
         table["p_vs_random"] = np.nan
@@ -280,13 +295,17 @@ def nemenyi_table(results: pd.DataFrame) -> pd.DataFrame:
 
 def _block_means(results: pd.DataFrame) -> Iterator[tuple[str, bool, pd.DataFrame]]:
     """Per metric: (metric, higher_is_better, the mean value of each explainer (columns, sorted) in
-    each (dataset, model[, class]) block (rows)); explainers without a value anywhere left out."""
+    each (dataset, model[, class]) block (rows), over the samples on which every explainer of the
+    block with a value is defined, as the leaderboard's rank: :func:`common_means`); explainers
+    without a value anywhere left out."""
     results = _check(results)
     blocks = _keys(results, ["dataset", "model"])
+    units = explained_units(results, blocks)
     for metric, frame in results.groupby("metric", observed=True, sort=True):
-        samples = per_sample(frame, blocks + ["explainer", SAMPLE])
-        means = samples.groupby(blocks + ["explainer"], observed=True)["value"].mean()
-        wide = means.unstack("explainer").astype(float).dropna(axis=1, how="all").sort_index(axis=1)
+        samples = per_sample(frame, blocks + ["explainer", SAMPLE], units=units)
+        means = {key: common_means(block.pivot(index=SAMPLE, columns="explainer", values="value"))
+                 for key, block in samples.groupby(blocks, observed=True, sort=True)}
+        wide = pd.DataFrame(means).T.astype(float).dropna(axis=1, how="all").sort_index(axis=1)
         if wide.shape[1]:
             yield str(metric), bool(frame["higher_is_better"].iloc[0]), wide
 
@@ -295,7 +314,8 @@ def overall_ranks(results: pd.DataFrame) -> pd.DataFrame:
     """Mean rank of each explainer across (dataset, model) blocks, per metric (Demšar 2006).
 
     In each (dataset, model) block the explainers are ranked by their mean value over the
-    samples (seeds averaged per sample, :func:`per_sample`), 1 = best (oriented by
+    samples every one of them has (seeds averaged per sample, :func:`per_sample`;
+    :func:`common_means`), 1 = best (oriented by
     higher_is_better), ties averaged; the mean rank is taken over the blocks in which every
     explainer of the metric has a mean, the
     same complete blocks that the Friedman test over blocks uses (``friedman_p``, NaN with

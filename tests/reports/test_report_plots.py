@@ -102,6 +102,31 @@ def test_binary_metric_is_drawn_as_proportions_with_wilson_intervals(tmp_path, m
     assert "Wilson" not in other.get_title()  # continuous values keep the box plot
 
 
+def test_box_plots_draw_the_leaderboards_per_sample_values(tmp_path, monkeypatch):
+    """A held-out review: with 2 seeds the box plot drew every (seed, sample) map, and its median
+    (0.702) was not the leaderboard's (0.600, over the seed-averaged samples)."""
+    from faithbench.reports.plots import plot_distributions
+    from faithbench.stats import leaderboard
+
+    figures = _capture(monkeypatch)
+    seeds = {0: [0.1, 0.2, 0.9, 0.4, 0.5], 1: [0.5, 0.2, 0.1, 0.8, np.nan]}  # sample 4: undefined under seed 1
+    rows = [{"dataset": "d", "model": "m", "explainer": e, "metric": "deletion_auc", "seed": seed, "sample_id": i,
+             "value": v + (0.05 if e == "b" else 0.0), "chance": np.nan, "higher_is_better": False,
+             "category": "faithfulness"}
+            for e in ("a", "b") for seed, vs in seeds.items() for i, v in enumerate(vs)]
+    plot_distributions(pd.DataFrame(rows), tmp_path)
+    (fig,) = figures
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    (points,) = ax.collections
+    offsets = np.asarray(points.get_offsets())
+    a = sorted(offsets[offsets[:, 1] < 0.5, 0])  # explainer a is the first row (y = 0 +- the jitter)
+    b = sorted(offsets[offsets[:, 1] > 0.5, 0])
+    assert a == pytest.approx([0.2, 0.3, 0.5, 0.6]) and b == pytest.approx([0.25, 0.35, 0.55, 0.65])
+    board = leaderboard(pd.DataFrame(rows), control="a", n_resamples=10).set_index("explainer")
+    assert np.median(a) == pytest.approx(board.loc["a", "median"])
+    assert np.median(b) == pytest.approx(board.loc["b", "median"])
+
+
 @pytest.mark.parametrize("rows", [1, 16])
 def test_the_figure_title_stays_above_the_first_row_of_panels(rows):
     from faithbench.reports.plots import plt, titled

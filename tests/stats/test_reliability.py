@@ -167,3 +167,16 @@ def test_verdicts_tell_no_verdict_from_fail():
     assert note.startswith("‡ Failed the metric reliability check or had too few samples for its verdict (")
     only_fails = reliability_footnote(table.iloc[:2], pd.DataFrame({"metric": list("ab")}))
     assert only_fails.startswith("‡ Failed the metric reliability check (MetaQuantus")
+
+
+def test_agreement_ranks_on_the_samples_every_explainer_has():
+    """As the leaderboard's rank: e1, undefined on the hard samples, is not ranked on its easy ones.
+    'partial' ranks e2 > e1 > e3 on the shared samples (its means over each one's own samples would
+    put e1 first); 'full' ranks e2 > e1 > e3 too: agreement τ 1."""
+    partial = {"e1": [0.9, 0.9, 0.9, np.nan, np.nan, np.nan], "e2": [1.0, 1.0, 1.0, 0.1, 0.1, 0.1],
+               "e3": [0.5, 0.5, 0.5, 0.0, 0.0, 0.0]}
+    full = {"e1": [2.0] * 6, "e2": [3.0] * 6, "e3": [1.0] * 6}
+    rows = _rows("partial", "original", partial) + _rows("full", "original", full)
+    table = metric_reliability(pd.DataFrame(rows)).set_index("metric")
+    assert table.loc["partial", "agreement_tau"] == pytest.approx(1.0)
+    assert table.loc["full", "agreement_tau"] == pytest.approx(1.0)

@@ -95,6 +95,43 @@ def test_leaderboard_ranks_oriented(results):
     assert board.loc[("deletion", "copy"), "rank"] == 3
 
 
+def _cell(values, metric="relevance_mass", hib=True, dataset="d", model="m"):
+    """A tidy cell from {explainer: [value per sample]} (NaN: undefined), one seed."""
+    return pd.DataFrame([
+        {"dataset": dataset, "model": model, "explainer": e, "metric": metric, "seed": 0, "sample_id": i,
+         "value": v, "higher_is_better": hib, "category": "localization", "chance": np.nan}
+        for e, vs in values.items() for i, v in enumerate(vs)])
+
+
+def test_rank_compares_the_samples_every_explainer_has():
+    """A held-out review: 'a' is undefined on the two hard samples (an all-zero map) and loses to
+    'b' on both samples they share, yet its mean over its own samples (0.9, n 2) beats b's (0.525,
+    n 4). The rank, the bold, the overall ranks and the agreement compare the shared samples."""
+    from faithbench.reports.tables import leaderboard_tables
+
+    cell = _cell({"a": [0.9, 0.9, np.nan, np.nan], "b": [0.95, 0.95, 0.1, 0.1], "c": [0.5, 0.6, 0.2, 0.3]})
+    board = leaderboard(cell, control="c", n_resamples=50).set_index("explainer")
+    assert board.loc["a", "mean"] == pytest.approx(0.9) and board.loc["a", "n"] == 2
+    assert board.loc["b", "mean"] == pytest.approx(0.525) and board.loc["b", "n"] == 4
+    assert board.loc["b", "rank"] == 1 and board.loc["a", "rank"] == 2 and board.loc["c", "rank"] == 3
+    (table,) = leaderboard_tables(board.reset_index())
+    assert [e for e in table.explainers if table.cells[e]["relevance_mass"].best] == ["b"]
+    lower = _cell({"a": [0.1, 0.1, np.nan, np.nan], "b": [0.05, 0.05, 0.9, 0.9], "c": [0.5, 0.6, 0.2, 0.3]},
+                  hib=False)  # lower is better: a's mean 0.1 < b's 0.475, yet b is lower on the shared samples
+    assert leaderboard(lower, n_resamples=50).set_index("explainer")["rank"].to_dict() == {"b": 1, "a": 2, "c": 3}
+    # overall ranks: the block means compare the same samples too
+    two = pd.concat([cell, _cell({"a": [0.2, 0.3, 0.1, 0.2], "b": [0.6, 0.7, 0.5, 0.6], "c": [0.1] * 4},
+                                 dataset="e")], ignore_index=True)
+    assert overall_ranks(two).set_index("explainer")["mean_rank"].to_dict() == {"b": 1.0, "a": 2.0, "c": 3.0}
+    # without NaN the rank is the order of the means
+    full = _cell({"a": [0.9, 0.8, 0.7, 0.2], "b": [0.95, 0.95, 0.1, 0.1], "c": [0.5, 0.6, 0.2, 0.3]})
+    ranked = leaderboard(full, n_resamples=50).set_index("explainer")
+    assert ranked["rank"].to_dict() == ranked["mean"].rank(ascending=False).to_dict()
+    # no sample defined for every explainer: no rank, no bold
+    disjoint = leaderboard(_cell({"a": [0.9, np.nan], "b": [np.nan, 0.1]}), n_resamples=50)
+    assert disjoint["rank"].isna().all() and disjoint["mean"].notna().all()
+
+
 def test_leaderboard_p_vs_random(results):
     board = leaderboard(results, n_resamples=100).set_index(["metric", "explainer"])
     for metric in ("insertion", "deletion"):
@@ -172,6 +209,18 @@ def test_nan_rows_dropped_pairwise(results):
     fried = friedman_table(holed).set_index("metric")
     assert fried.loc["insertion", "n_blocks"] == N - 9
     assert fried.loc["deletion", "n_blocks"] == N
+
+
+def test_a_sample_without_rows_under_one_seed_for_every_explainer_is_undefined(results):
+    """A held-out review: the runner writes no row for an undefined value, so a sample undefined under
+    seed 0 for every explainer (relative_input_stability where seed 0's model flips its prediction)
+    lost that seed and was averaged over seed 1 alone. The other metric's rows say seed 0 explained it."""
+    gone = (results.metric == "insertion") & (results.seed == 0) & (results.sample_id == 3)
+    board = leaderboard(results[~gone], n_resamples=20).set_index(["metric", "explainer"])
+    assert (board.loc["insertion", "n"] == N - 1).all() and (board.loc["deletion", "n"] == N).all()
+    pairs = pairwise_table(results[~gone]).set_index(["metric", "explainer_a", "explainer_b"])
+    assert pairs.loc[("insertion", "good", "random"), "n"] == N - 1
+    assert friedman_table(results[~gone]).set_index("metric").loc["insertion", "n_blocks"] == N - 1
 
 
 def test_explainers_are_compared_over_the_same_seeds():
