@@ -50,16 +50,17 @@ def _load_suite(name: str) -> object:
 
     from faithbench import config
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", config.SuiteWarning)
-        try:
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", config.SuiteWarning)
             return config.load_suite(name)
-        finally:  # also before an error, which may refer to them
-            for w in caught:
-                if issubclass(w.category, config.SuiteWarning):
-                    print(f"faithbench: warning: {w.message}", file=sys.stderr)
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    finally:  # also before an error, which may refer to them; outside the recording, which would
+        for w in caught:  # append each warning shown again to the list being shown (a review: it never ended)
+            if issubclass(w.category, config.SuiteWarning):
+                print(f"faithbench: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -145,3 +145,27 @@ def test_a_plugin_category_of_its_own_is_listed_and_written():
 
     assert category_name(Category.ROBUSTNESS) == "robustness" and category_name("calibration") == "calibration"
     assert _describe("metrics", Mine).startswith("[calibration; ↑] Mine:")  # was AttributeError: 'str' .value
+
+
+def test_a_warning_while_the_suite_loads_is_shown_once():
+    """A held-out review: a model builder or dataset plugin that warned while the suite loaded made
+    validate and run loop for ever (each warning shown again was recorded again), memory growing."""
+    code = textwrap.dedent("""
+        import warnings
+        from faithbench import cli, config
+
+        def load(name):
+            warnings.warn("a plugin's own warning", UserWarning)
+            warnings.warn(config.SuiteWarning("a suite warning"))
+            raise ValueError("and then an error")
+
+        config.load_suite = load
+        try:
+            cli._load_suite("x")
+        except ValueError as exc:
+            print("raised:", exc)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "raised: and then an error"
+    assert proc.stderr.count("a plugin's own warning") == 1
+    assert "faithbench: warning: a suite warning" in proc.stderr

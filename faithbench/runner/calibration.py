@@ -104,11 +104,13 @@ class _CellCalibration:
         self.cost["samples"] += len(batch)
         self.ordinals.append(torch.tensor([self.seen.setdefault(sid, len(self.seen)) for sid in batch.ids]))
         ctx = run._context(batch, target, saliency)
+        inputs = run.inputs(batch, target, saliency)
         start = time.perf_counter()
         for spec, metric in list(self.wanted):
             try:
                 self.parts[spec.label].append(metric.calibration_inputs(ctx))
                 run.data.check_model(f"metric {spec.label!r}")
+                inputs.check(f"metric {spec.label!r}", ctx=ctx)
             except Exception as exc:
                 run._fail_metric(spec, exc)
                 self.wanted.remove((spec, metric))

@@ -35,7 +35,7 @@ from faithbench.metrics.regions import REGION_OUTPUTS
 from faithbench.registry import explainers, metrics
 from faithbench.device import is_out_of_memory, release_memory
 from faithbench.runner.errors import error_summary
-from faithbench.runner.guard import ModelGuard
+from faithbench.runner.guard import InputGuard, ModelGuard
 from faithbench.runner.plan import Cell
 from faithbench.store import Cache, make_key
 from faithbench.types import DEFAULT_MASK_ROLES, UNDEFINED_REASON, Batch, MaskRole, category_name
@@ -190,6 +190,7 @@ class CellRun:
         if self.preview is None:
             self.preview = saliency[:4].cpu()
         ctx: EvalContext | None = None
+        inputs: InputGuard | None = None
         for spec, metric in list(self.active):
             try:
                 score_key = make_key("scores", sal_key, metric.spec(),
@@ -198,12 +199,16 @@ class CellRun:
                 if payload is None:
                     if ctx is None:
                         ctx = self._context(batch, target, saliency)
+                        inputs = self.inputs(batch, target, saliency)
+                    assert inputs is not None
                     try:
                         payload = self._score(metric, ctx, batch)
                     except Exception as exc:
                         self.data.check_model(f"metric {spec.label!r}", exc)
+                        inputs.check(f"metric {spec.label!r}", exc, ctx)
                         raise
                     self.data.check_model(f"metric {spec.label!r}")
+                    inputs.check(f"metric {spec.label!r}", ctx=ctx)
                     if ctx.predict.halvings:  # out of device memory: smaller chunks, recorded
                         self.result.info["forward_chunk"] = ctx.predict.max_batch
                     self.store.put_json("scores", score_key, payload)
@@ -231,6 +236,14 @@ class CellRun:
                            background=data.background, seed=self.cell.seed, permuted_model=data.permuted_model,
                            multilabel=data.multilabel, labels=batch.labels, classes=data.classes,
                            mask_roles=data.mask_roles)
+
+    @staticmethod
+    def inputs(batch: Batch, target: Tensor, saliency: Tensor | None = None) -> InputGuard:
+        """A guard of what plugin code reads and must leave as it is: the batch, and the saliency."""
+        guard = InputGuard(batch.masks, x=batch.x, target=target, label=batch.label, labels=batch.labels)
+        if saliency is not None:
+            guard.add("saliency", saliency)
+        return guard
 
     def _check_metrics(self, batch: Batch) -> None:
         """Each metric's :meth:`~faithbench.metrics.base.Metric.applicability` to the dataset: a
@@ -261,13 +274,16 @@ class CellRun:
             return sal_key, cached["saliency"].to(batch.x.device)
         start = time.perf_counter()
         who = f"explainer {self.explainer.name!r}"
+        inputs = self.inputs(batch, target)
         try:
             with PassCounter(data.model) as counter:
                 saliency = self.explainer(data.model, batch.x, target)
         except Exception as exc:
             data.check_model(who, exc)
+            inputs.check(who, exc)
             raise
         data.check_model(who)
+        inputs.check(who)
         seconds = time.perf_counter() - start
         if not torch.isfinite(saliency).all():
             raise FloatingPointError(f"{self.explainer.name} returned NaN or Inf saliency for the batch "

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SAMPLED", "ModelGuard", "ModelModified", "fingerprint"]
+__all__ = ["SAMPLED", "InputGuard", "InputModified", "ModelGuard", "ModelModified", "fingerprint"]
 
 SAMPLED = 64  # values sampled per tensor (every ceil(n / SAMPLED)-th), besides its version counter
 
@@ -44,6 +44,10 @@ _RULE = ("An explainer or metric must not modify the model: work on a copy (copy
 
 class ModelModified(RuntimeError):
     """A cell's explainer or metric changed the shared model (restored, or the guard is broken)."""
+
+
+class InputModified(RuntimeError):
+    """A cell's explainer or metric changed the batch, its masks or the cell's saliency (restored)."""
 
 
 def _tensors(model: nn.Module) -> dict[str, Tensor]:
@@ -125,3 +129,66 @@ class ModelGuard:
                                 f"(a module replaced or removed, a hook added, a tensor of another shape); the "
                                 f"group's other cells are not run on it. {_RULE}")
         return True
+
+
+def _same(tensor: Tensor, saved: Tensor) -> bool:
+    """Same shape, dtype and values (NaN where ``saved`` has NaN)."""
+    if tensor.shape != saved.shape or tensor.dtype != saved.dtype:
+        return False
+    return bool(((tensor == saved) | (tensor.isnan() & saved.isnan())).all()) if tensor.is_floating_point() else (
+        torch.equal(tensor, saved))
+
+
+class InputGuard:
+    """The batch every cell of a group is fed (``x``, ``target``, ``label``, ``labels``, each mask)
+    and a cell's saliency are the same tensors for every explainer and metric that reads them: a
+    plugin that changes one in place (``x.mul_(0)``, ``masks["lesion"][:] = 1``, a new key in
+    ``masks``) would silently change every later cell's and metric's scores, and cache them under
+    the clean batch's keys (found by a held-out review). The guard keeps a copy of each (on their
+    device; the batch is small beside the model's activations) and :meth:`check`, after each call
+    of plugin code, compares every value, restores what changed and raises :class:`InputModified`,
+    which fails that cell (explainer) or metric with a row in ``failures.csv``. Cost: one
+    element-wise comparison of the batch per check."""
+
+    def __init__(self, masks: dict[str, Tensor], **tensors: Tensor | None) -> None:
+        self.masks, self.mask_items = masks, dict(masks)
+        self.tensors = {name: t for name, t in tensors.items() if t is not None}
+        self.tensors.update({f"masks[{name!r}]": m for name, m in masks.items()})
+        self.copy = {name: t.detach().clone() for name, t in self.tensors.items()}
+
+    def add(self, name: str, tensor: Tensor) -> None:
+        """Guard ``tensor`` too (a cell's saliency, once computed)."""
+        self.tensors[name], self.copy[name] = tensor, tensor.detach().clone()
+
+    def check(self, who: str, failing: BaseException | None = None, ctx: Any = None) -> None:
+        """Restore what changed since the guard was made and raise :class:`InputModified` naming
+        it; with ``failing``, the error that code raised, only restore and note it on that error.
+        ``ctx``: the metrics' :class:`~faithbench.metrics.base.EvalContext`, whose fields must still
+        be the guarded tensors (one context serves a batch's metrics)."""
+        changed = [] if self.masks.keys() == self.mask_items.keys() and all(
+            self.masks[k] is m for k, m in self.mask_items.items()) else ["masks"]
+        self.masks.clear()
+        self.masks.update(self.mask_items)
+        for field in ("x", "target", "label", "labels", "saliency", "masks"):
+            expected = self.masks if field == "masks" else self.tensors.get(field)
+            if ctx is not None and (expected is not None or field == "labels") and getattr(ctx, field) is not expected:
+                changed.append(f"ctx.{field}")
+                setattr(ctx, field, expected)
+        with torch.no_grad():
+            for name, tensor in self.tensors.items():
+                saved = self.copy[name]
+                if not _same(tensor, saved):
+                    changed.append(name)
+                    if tensor.shape != saved.shape or tensor.dtype != saved.dtype:
+                        tensor.data = saved.clone()
+                    else:
+                        tensor.copy_(saved)
+        if not changed:
+            return
+        message = (f"{who} changed its input in place ({', '.join(changed)}); restored for the other cells and "
+                   "metrics. An explainer or metric must not modify x, the masks or the saliency: work on a copy "
+                   "(x.clone())")
+        if failing is not None:
+            failing.add_note(message)
+            return
+        raise InputModified(message)

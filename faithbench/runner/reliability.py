@@ -38,6 +38,7 @@ from torch import Tensor
 from faithbench.metrics.base import EvalContext, ForwardCounter, Metric
 from faithbench.metrics.reliability import perturbed_conditions
 from faithbench.runner.cell import CellRun, GroupData
+from faithbench.runner.guard import InputGuard
 from faithbench.runner.plan import Group
 from faithbench.stats.reliability import metric_reliability
 from faithbench.types import Batch, Category
@@ -130,20 +131,25 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
         for run in live:
             if not scored.get((run.cell.name, condition)):
                 continue
+            inputs = InputGuard(masks, x=xc, target=t, label=batch.label[:k], labels=labels)
             try:
                 saliency = run.explainer(model, xc, t)
                 data.check_model(f"explainer {run.explainer.name!r}")
+                inputs.check(f"explainer {run.explainer.name!r}")
+                inputs.add("saliency", saliency)
             except Exception as exc:
                 out.log.append(f"reliability: {run.cell.name} under {condition}: explainer failed: {exc}")
                 continue
             for spec, metric in scored[(run.cell.name, condition)]:
-                ctx = EvalContext(model=model, x=xc, target=t, label=batch.label[:k], saliency=saliency, masks=masks,
+                ctx = EvalContext(model=model, x=xc, target=t, label=inputs.tensors["label"], saliency=saliency,
+                                  masks=masks,
                                   predict=ForwardCounter(model), explainer=run.explainer, background=data.background,
                                   seed=group.seed, multilabel=data.multilabel, labels=labels, classes=data.classes,
                                   mask_roles=data.mask_roles)
                 try:
                     values = metric(ctx).value.double().cpu().tolist()
                     data.check_model(f"metric {spec.label!r}")
+                    inputs.check(f"metric {spec.label!r}", ctx=ctx)
                 except Exception as exc:
                     out.log.append(f"reliability: {spec.label} in {run.cell.name} under {condition} failed: {exc}")
                     continue

@@ -84,7 +84,34 @@ class MutatingMetric(Metric):
         return {"value": torch.zeros(ctx.x.shape[0])}
 
 
-FAILING_EXPLAINERS = {"test_boom": Boom, "test_nan_map": NaNMap, "test_oom": OutOfMemory, "test_mutator": Mutator}
+class InputMutator(Explainer):
+    """Zeroes the shared batch through NumPy (no version counter bump), then returns a plain map."""
+
+    needs_grad = False
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        x.numpy()[:] = 0.0
+        return torch.rand(x.shape[0], *x.shape[2:])
+
+
+class InputMutatingMetric(Metric):
+    """Fills the masks and the saliency in place, adds a mask and replaces the context's x; returns 0."""
+
+    info = MetricInfo("test_input_mutating_metric", higher_is_better=True, category=Category.FAITHFULNESS)
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        for mask in ctx.masks.values():
+            mask.fill_(True)
+        ctx.saliency.fill_(1.0)
+        ctx.masks["extra"] = torch.ones_like(ctx.saliency, dtype=torch.bool)
+        ctx.x = torch.zeros_like(ctx.x)
+        return {"value": torch.zeros(ctx.x.shape[0])}
+
+
+FAILING_EXPLAINERS = {"test_boom": Boom, "test_nan_map": NaNMap, "test_oom": OutOfMemory, "test_mutator": Mutator,
+                      "test_input_mutator": InputMutator}
 
 
 @pytest.fixture
@@ -93,6 +120,7 @@ def failing_plugins():
         explainers.register(name)(cls)
     metrics.register("test_inf_metric")(InfMetric)
     metrics.register("test_mutating_metric")(MutatingMetric)
+    metrics.register("test_input_mutating_metric")(InputMutatingMetric)
     try:
         yield
     finally:
@@ -100,6 +128,7 @@ def failing_plugins():
             explainers.unregister(name)
         metrics.unregister("test_inf_metric")
         metrics.unregister("test_mutating_metric")
+        metrics.unregister("test_input_mutating_metric")
 
 
 class PhantomTestSplitOnly(PhantomCXR):

@@ -93,3 +93,32 @@ def test_a_plugin_that_changes_the_model_fails_its_cell_and_the_others_score_the
     assert all("changed the model's weights or buffers in place" in m for m in failures["message"])
     got, want = (pd.read_csv(out / "results.csv").query("metric == 'deletion_auc'") for out in outs)
     assert len(got) == 8 and got["value"].tolist() == want["value"].tolist()
+
+
+def test_a_plugin_that_changes_its_input_fails_and_the_others_score_the_original(tmp_path, capsys, failing_plugins):
+    """A held-out review: an explainer that zeroed the shared batch, or a metric that filled the
+    masks or the saliency, changed every later cell's and metric's scores (pointing game 1.0 -> 0.0)
+    and cached them, exit 0. Now the change is found, undone, and that cell (or metric) fails."""
+    metrics = [{"name": "deletion_auc", "params": {"steps": 4}}, "relevance_mass"]
+    mutating = {**SUITE, "explainers": ["test_input_mutator", "sobel"],
+                "metrics": ["test_input_mutating_metric", *metrics]}
+    clean = {**SUITE, "explainers": ["sobel"], "metrics": metrics}
+    outs = []
+    for name, suite in (("mutating", mutating), ("clean", clean)):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(suite))
+        outs.append(tmp_path / name)
+        code = main(["run", str(path), "--out", str(outs[-1]), "--cache", str(tmp_path / f"cache_{name}"), "--quiet"])
+        assert code == (3 if name == "mutating" else 0)
+    capsys.readouterr()
+    failures = pd.read_csv(outs[0] / "failures.csv")
+    assert sorted(zip(failures["explainer"], failures["stage"], failures["metric"].fillna(""))) == [
+        ("sobel", "metric", "test_input_mutating_metric"), ("test_input_mutator", "explain", "")]
+    assert failures["error_type"].tolist() == ["InputModified"] * 2
+    messages = dict(zip(failures["stage"], failures["message"]))
+    assert "explainer 'test_input_mutator' changed its input in place (x)" in messages["explain"]
+    assert "changed its input in place (masks, ctx.x, " in messages["metric"]
+    assert "masks['lesion']" in messages["metric"] and "saliency" in messages["metric"]
+    got, want = (pd.read_csv(out / "results.csv").sort_values(["metric", "seed", "sample_id"]) for out in outs)
+    assert set(got["metric"]) == {"deletion_auc", "relevance_mass"} and len(got) == len(want) > 8
+    assert got["value"].tolist() == want["value"].tolist()

@@ -77,3 +77,26 @@ def test_a_change_that_cannot_be_undone_breaks_the_guard_for_good(change):
         with pytest.raises(ModelModified, match="metric 'm' changed the model's modules or tensors"):
             guard.check("explainer 'innocent'")
     assert guard.check("quiet", raise_error=False) is True
+
+
+def test_the_input_guard_finds_and_undoes_a_change_of_the_batch():
+    from faithbench.runner.guard import InputGuard, InputModified
+
+    x = torch.rand(2, 1, 4, 4)
+    x[0, 0, 0, 0] = float("nan")  # a NaN pixel equals itself: no change
+    masks = {"lesion": torch.zeros(2, 4, 4, dtype=torch.bool)}
+    before_x, before_mask = x.clone(), masks["lesion"].clone()
+    guard = InputGuard(masks, x=x, target=torch.tensor([0, 1]), label=torch.tensor([0, 1]), labels=None)
+    guard.check("nothing")
+    x.numpy()[1] = 0.0  # no version bump
+    masks["lesion"][0, 1, 1] = True
+    masks["new"] = masks["lesion"]
+    with pytest.raises(InputModified, match=r"metric 'm' changed its input in place \(masks, x, masks\['lesion'\]\)"):
+        guard.check("metric 'm'")
+    assert torch.equal(x.isnan(), before_x.isnan()) and torch.equal(x.nan_to_num(), before_x.nan_to_num())
+    assert list(masks) == ["lesion"] and torch.equal(masks["lesion"], before_mask)
+    guard.check("after the restore")
+    error = RuntimeError("its own error")
+    x.mul_(2)
+    guard.check("explainer 'e'", error)  # the code's own error stays; the change is noted on it
+    assert "explainer 'e' changed its input in place (x)" in error.__notes__[0]
