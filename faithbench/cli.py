@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("suite", nargs="?", default="quick", help="a suite YAML path or a built-in name")
     run.add_argument("--out", help="output folder (default: reports/<suite name>)")
     run.add_argument("--limit", type=int, help="at most N test samples per dataset")
-    run.add_argument("--cache", help="cache folder (default: $FAITHBENCH_CACHE or ~/.cache/faithbench)")
+    run.add_argument("--cache", help="cache folder (default: $FAITHBENCH_CACHE, else $XDG_CACHE_HOME/faithbench "
+                                     "where that is set, else ~/.cache/faithbench)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--device", metavar="DEV",
                      help="auto (cuda when available), cpu, cuda, cuda:N, mps (default: the suite's device, auto)")
@@ -329,8 +330,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.debug:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"faithbench: run failed: {type(exc).__name__}: {first} (rerun with --debug for the traceback; "
-              f"finished cells are cached)", file=sys.stderr)
+        cached = "; finished cells are cached" if args.command == "run" else ""  # a review: list said "run failed"
+        print(f"faithbench: {args.command} failed: {type(exc).__name__}: {first} (rerun with --debug for the "
+              f"traceback{cached})", file=sys.stderr)
         return EXIT_FAILED
 
 

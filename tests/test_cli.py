@@ -169,3 +169,16 @@ def test_a_warning_while_the_suite_loads_is_shown_once():
     assert proc.returncode == 0 and proc.stdout.strip() == "raised: and then an error"
     assert proc.stderr.count("a plugin's own warning") == 1
     assert "faithbench: warning: a suite warning" in proc.stderr
+
+
+def test_an_unexpected_failure_names_its_command(monkeypatch, capsys):
+    """A held-out review: `faithbench list` said "run failed ... finished cells are cached"."""
+    import faithbench.cli as cli
+
+    def boom(args):
+        raise RuntimeError("a plugin's bug")
+
+    monkeypatch.setattr(cli, "_cmd_list", boom)
+    assert main(["list", "metrics"]) == 1
+    assert capsys.readouterr().err.strip() == ("faithbench: list failed: RuntimeError: a plugin's bug (rerun with "
+                                               "--debug for the traceback)")

@@ -70,14 +70,8 @@ def test_a_clean_rerun_removes_failures_csv(tmp_path, capsys, failing_plugins):
     assert json.loads((out / "manifest.json").read_text())["status"] == "ok"
 
 
-def test_a_plugin_that_changes_the_model_fails_its_cell_and_the_others_score_the_original(tmp_path, capsys,
-                                                                                         failing_plugins):
-    """A held-out review: an explainer that zeroed the weights in place left every later cell of the
-    group scored (and cached) on the zeroed model. Now the change is found after the explain (or
-    score), the model restored and that cell (or metric) fails; the others equal a run without it."""
-    mutating = {**SUITE, "explainers": ["test_mutator", "random"],
-                "metrics": ["test_mutating_metric", {"name": "deletion_auc", "params": {"steps": 4}}]}
-    clean = {**SUITE, "explainers": ["random"], "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]}
+def _mutating_and_clean(tmp_path, capsys, mutating: dict, clean: dict) -> list:
+    """Run both suites (each with its own cache): the output folders; the first exits 3, the second 0."""
     outs = []
     for name, suite in (("mutating", mutating), ("clean", clean)):
         path = tmp_path / f"{name}.yaml"
@@ -86,6 +80,18 @@ def test_a_plugin_that_changes_the_model_fails_its_cell_and_the_others_score_the
         code = main(["run", str(path), "--out", str(outs[-1]), "--cache", str(tmp_path / f"cache_{name}"), "--quiet"])
         assert code == (3 if name == "mutating" else 0)
     capsys.readouterr()
+    return outs
+
+
+def test_a_plugin_that_changes_the_model_fails_its_cell_and_the_others_score_the_original(tmp_path, capsys,
+                                                                                         failing_plugins):
+    """A held-out review: an explainer that zeroed the weights in place left every later cell of the
+    group scored (and cached) on the zeroed model. Now the change is found after the explain (or
+    score), the model restored and that cell (or metric) fails; the others equal a run without it."""
+    mutating = {**SUITE, "explainers": ["test_mutator", "random"],
+                "metrics": ["test_mutating_metric", {"name": "deletion_auc", "params": {"steps": 4}}]}
+    clean = {**SUITE, "explainers": ["random"], "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]}
+    outs = _mutating_and_clean(tmp_path, capsys, mutating, clean)
     failures = pd.read_csv(outs[0] / "failures.csv")
     assert sorted(zip(failures["explainer"], failures["stage"], failures["metric"].fillna(""))) == [
         ("random", "metric", "test_mutating_metric"), ("test_mutator", "explain", "")]
@@ -103,14 +109,7 @@ def test_a_plugin_that_changes_its_input_fails_and_the_others_score_the_original
     mutating = {**SUITE, "explainers": ["test_input_mutator", "sobel"],
                 "metrics": ["test_input_mutating_metric", *metrics]}
     clean = {**SUITE, "explainers": ["sobel"], "metrics": metrics}
-    outs = []
-    for name, suite in (("mutating", mutating), ("clean", clean)):
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(suite))
-        outs.append(tmp_path / name)
-        code = main(["run", str(path), "--out", str(outs[-1]), "--cache", str(tmp_path / f"cache_{name}"), "--quiet"])
-        assert code == (3 if name == "mutating" else 0)
-    capsys.readouterr()
+    outs = _mutating_and_clean(tmp_path, capsys, mutating, clean)
     failures = pd.read_csv(outs[0] / "failures.csv")
     assert sorted(zip(failures["explainer"], failures["stage"], failures["metric"].fillna(""))) == [
         ("sobel", "metric", "test_input_mutating_metric"), ("test_input_mutator", "explain", "")]
