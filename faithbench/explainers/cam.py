@@ -23,9 +23,11 @@ we only override what is needed to keep the map raw, to batch forward passes, or
 
 Target layer: ``target_layer`` (a dotted module name) if given; otherwise, for a ViT, the
 last block's ``norm1`` with the token -> grid reshape; for a CNN, the last top-level stage
-whose output grid is at least ``min_grid`` per spatial axis (a CAM is only as fine as its
-layer's grid, Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
-Gradient-based Localization": a 2x2 CAM is not comparable to pixel-level maps). The chosen
+whose output grid is at least ``min_grid`` per spatial axis, or inside the last container that
+holds one where no top-level stage does (a DenseNet's ``features``;
+:func:`~faithbench.explainers.layers.find_target_layer`). A CAM is only as fine as its layer's
+grid (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
+Gradient-based Localization"): a 2x2 CAM is not comparable to pixel-level maps. The chosen
 layer and grid are in ``last_info``.
 """
 
@@ -46,6 +48,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
+from faithbench.explainers.layers import find_target_layer, resolve_module
 from faithbench.registry import explainers
 
 
@@ -87,39 +90,6 @@ def vit_reshape_transform(model: nn.Module) -> Callable[[Tensor], Tensor]:
         return spatial.reshape(spatial.shape[0], *grid, spatial.shape[-1]).movedim(-1, 1)
 
     return reshape
-
-
-def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[str, tuple[int, ...]]:
-    """The last top-level child whose output is a feature map with every axis >= ``min_grid``.
-
-    Falls back to the finest-grid feature map found if none is that fine.
-    """
-    outputs: list[tuple[str, tuple[int, ...]]] = []
-    hooks = []
-    for name, child in model.named_children():
-        def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
-            if isinstance(out, Tensor) and out.ndim == x.ndim:
-                outputs.append((name, tuple(out.shape[2:])))
-        hooks.append(child.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(x[:1])
-    finally:
-        for h in hooks:
-            h.remove()
-    if not outputs:
-        raise ValueError(f"no feature-map layer found in {type(model).__name__}; set target_layer")
-    fine = [(n, g) for n, g in outputs if min(g) >= min_grid]
-    return fine[-1] if fine else max(outputs, key=lambda item: min(item[1]))
-
-
-def resolve_module(model: nn.Module, dotted: str) -> nn.Module:
-    try:
-        return model.get_submodule(dotted)
-    except AttributeError:
-        names = [n for n, _ in model.named_modules() if n][:40]
-        raise ValueError(f"target_layer {dotted!r} not found in {type(model).__name__}; "
-                         f"modules include: {', '.join(names)}") from None
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from faithbench.explainers.base import Explainer
-from faithbench.explainers.cam import find_target_layer, resolve_module
+from faithbench.explainers.layers import find_target_layer, resolve_module
 from faithbench.registry import explainers
 
 # captum's integration rules (captum.attr._utils.approximation_methods.SUPPORTED_METHODS; a test compares)

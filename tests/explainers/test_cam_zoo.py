@@ -83,7 +83,8 @@ def test_3d_cams_are_full_depth(name):
     cam = explainers.get(name)(batch_size=8) if name == "scorecam" else explainers.get(name)()
     out = cam(model, x, torch.tensor([0, 1]))
     assert out.shape == (2, 8, 16, 12)
-    assert cam.last_info["grid"] == [2, 4, 3]  # min_grid falls back to the finest map (features)
+    # features ends on 2 x 4 x 3: the last stage inside it with every axis >= 4
+    assert cam.last_info == {"target_layer": "features.0", "grid": [4, 8, 6]}
     assert out.mean(dim=(2, 3)).std(dim=1).min() > 0  # varies along depth
 
 

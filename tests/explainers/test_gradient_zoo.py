@@ -162,4 +162,4 @@ def test_guided_gradcam_layer_and_shape_3d():
     explainer = explainers.get("guided_gradcam")()
     out = explainer(model, torch.rand(2, 1, 8, 16, 16), torch.tensor([0, 1]))
     assert out.shape == (2, 8, 16, 16)
-    assert explainer.last_info == {"target_layer": "features"}
+    assert explainer.last_info == {"target_layer": "features.0"}  # features ends on 2 x 4 x 4: inside it

@@ -107,6 +107,30 @@ def test_gradcam_picks_a_fine_enough_layer(tiny_cnn):
     assert explicit.last_info == {"target_layer": "layer2", "grid": [8, 8]}
 
 
+def test_gradcam_looks_inside_a_network_that_keeps_its_stages_in_one_block():
+    """A held-out review: torchvision's and MONAI's DenseNets keep every stage in ``features``,
+    whose output is the coarsest map (1 x 1 x 1 on a 28^3 volume for MONAI's): Grad-CAM was one
+    number per image, 0 everywhere after its ReLU, and still ranked. Now the last stage inside
+    ``features`` with a grid >= 4 (torchvision's dense block 3 on 64 px: 4 x 4; block 4 is 2 x 2)."""
+    import torchvision
+    from monai.networks.nets import DenseNet
+
+    from faithbench.explainers.layers import find_target_layer
+
+    torch.manual_seed(0)
+    dense2d = torchvision.models.densenet121(num_classes=2).eval()
+    assert find_target_layer(dense2d, torch.rand(1, 3, 64, 64)) == ("features.denseblock3", (4, 4))
+    assert find_target_layer(dense2d, torch.rand(1, 3, 224, 224)) == ("features", (7, 7))  # fine at the top
+    dense3d = DenseNet(spatial_dims=3, in_channels=1, out_channels=2, init_features=8, growth_rate=4,
+                       block_config=(2, 2, 2)).eval()
+    cam = explainers.get("gradcam")()
+    maps = cam(dense3d, torch.rand(2, 1, 28, 28, 28), torch.tensor([0, 0]))
+    assert cam.last_info == {"target_layer": "features.denseblock1", "grid": [7, 7, 7]}
+    assert all(int(torch.unique(m).numel()) > 100 for m in maps)  # a map, not one value per image
+    tiny = torchvision.models.resnet18(num_classes=2).eval()  # nothing reaches 4 at 4 px: the finest top-level map
+    assert find_target_layer(tiny, torch.rand(1, 3, 4, 4)) == ("conv1", (2, 2))
+
+
 def test_gradcam_is_raw_not_minmax_scaled(tiny_cnn):
     x = torch.rand(2, 1, 64, 64)
     out = explainers.get("gradcam")()(tiny_cnn, x, torch.tensor([0, 1]))

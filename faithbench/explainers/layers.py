@@ -1,0 +1,75 @@
+"""Where a class-activation map is read: the target layer of a CNN, found from the model's
+feature maps on one image (:func:`find_target_layer`) or named (:func:`resolve_module`). Used by
+the CAM explainers (:mod:`faithbench.explainers.cam`) and the layer-wise gradient ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["find_target_layer", "resolve_module"]
+
+
+def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[str, tuple[int, ...]]:
+    """The last top-level child whose output is a feature map with every axis >= ``min_grid``; where
+    no top-level child has one, the same rule inside the last child that holds one, and so on down.
+
+    A network that keeps every stage in one container (torchvision's and MONAI's DenseNet:
+    ``features``) has one top-level feature map, the last and coarsest: on a 28^3 volume MONAI's
+    ``features`` ends on 1 x 1 x 1, whose Grad-CAM is one number per image, 0 everywhere after
+    the ReLU where it is negative (found by a held-out review); its ``denseblock1`` has 7^3. Falls
+    back to the finest-grid top-level feature map if no module is that fine.
+    """
+    outputs: dict[str, tuple[int, ...]] = {}  # feature-map shapes, by module name
+    order: dict[str, int] = {}  # when each module first returned: siblings in the order they run
+    hooks = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+
+        def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
+            order.setdefault(name, len(order))  # a module called twice: its first call
+            if isinstance(out, Tensor) and out.ndim == x.ndim:
+                outputs.setdefault(name, tuple(out.shape[2:]))
+        hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+    transform = getattr(model, "input_transform", None)  # resizes the input: its output is no feature map
+
+    def children(module: nn.Module, prefix: str) -> list[str]:
+        names = [prefix + n for n, child in module.named_children() if child is not transform and prefix + n in order]
+        return sorted(names, key=order.__getitem__)
+
+    def fine_in(module: nn.Module, prefix: str) -> tuple[str, tuple[int, ...]] | None:
+        names = children(module, prefix)
+        fine = [(n, outputs[n]) for n in names if n in outputs and min(outputs[n]) >= min_grid]
+        if fine:
+            return fine[-1]
+        for name in reversed(names):
+            found = fine_in(model.get_submodule(name), name + ".")
+            if found:
+                return found
+        return None
+
+    found = fine_in(model, "")
+    if found:
+        return found
+    top = [(n, outputs[n]) for n in children(model, "") if n in outputs]
+    if not top:
+        raise ValueError(f"no feature-map layer found in {type(model).__name__}; set target_layer")
+    return max(top, key=lambda item: min(item[1]))
+
+
+def resolve_module(model: nn.Module, dotted: str) -> nn.Module:
+    try:
+        return model.get_submodule(dotted)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n][:40]
+        raise ValueError(f"target_layer {dotted!r} not found in {type(model).__name__}; "
+                         f"modules include: {', '.join(names)}") from None
