@@ -63,10 +63,11 @@ class Registry(Generic[T]):
     """
 
     def __init__(self, kind: str, builtins: str | None = None, *, base: str | None = None,
-                 implements: tuple[str, ...] = ()) -> None:
+                 implements: tuple[str, ...] = (), attributes: tuple[tuple[str, str], ...] = ()) -> None:
         self.kind = kind
         self.base = base  # "module:Name" of the class a lazily loaded plugin must subclass (None: anything)
         self.implements = implements  # methods of ``base`` such a plugin must override
+        self.attributes = attributes  # (name, "module:Type"): class attributes such a plugin must set
         self.group = f"faithbench.{kind}"
         self.builtins = builtins  # the package whose import registers the built-ins (on first lookup)
         self._entries: dict[str, _Entry[T]] = {}
@@ -166,6 +167,12 @@ class Registry(Generic[T]):
         missing = [m for m in self.implements if getattr(target, m, None) is getattr(base, m)]
         if missing:
             raise RegistryError(f"{where} does not implement {', '.join(m + '()' for m in missing)}")
+        for attribute, kind in self.attributes:  # a review: a metric without info broke list and validate
+            expected = _import_string(kind)
+            value = getattr(target, attribute, None)
+            if not isinstance(value, expected):
+                raise RegistryError(f"{where} must set the class attribute {attribute} to a {expected.__name__}, "
+                                    f"got {type(value).__name__}")
 
     def unknown_message(self, name: str) -> str:
         names = self.names()
@@ -198,6 +205,6 @@ class Registry(Generic[T]):
 explainers: Registry[Any] = Registry("explainers", builtins="faithbench.explainers",
                                      base="faithbench.explainers.base:Explainer", implements=("explain",))
 metrics: Registry[Any] = Registry("metrics", builtins="faithbench.metrics", base="faithbench.metrics.base:Metric",
-                                  implements=("compute",))
+                                  implements=("compute",), attributes=(("info", "faithbench.types:MetricInfo"),))
 datasets: Registry[Any] = Registry("datasets", builtins="faithbench.datasets")
 models: Registry[Any] = Registry("models", builtins="faithbench.models")

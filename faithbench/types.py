@@ -172,6 +172,16 @@ def category_key(category: str) -> tuple[int, str]:
     return len(CATEGORY_ORDER) + (category == OTHER), category
 
 
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance: the single-character insertions, deletions and substitutions from a to b."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     """Metadata that travels with a metric, so every table can orient its ranks.
@@ -188,3 +198,18 @@ class MetricInfo:
     requires: frozenset[str] = frozenset()
     postprocess: Postprocess = "none"
     paper: str = ""
+
+    def __post_init__(self) -> None:
+        """Refuse, when the plugin is loaded, what would otherwise fail at the end of a run or sort a
+        metric apart (a review: ``higher_is_better="False"``, a string, showed as ↑, passed validate
+        and stopped the run's tables; ``"localisation"`` became a category of its own)."""
+        where = f"MetricInfo {self.name!r}"
+        if not isinstance(self.higher_is_better, bool):
+            raise TypeError(f"{where}: expected higher_is_better True or False, got {self.higher_is_better!r}")
+        if self.postprocess not in ("none", "abs", "relu"):
+            raise ValueError(f"{where}: expected postprocess 'none', 'abs' or 'relu', got {self.postprocess!r}")
+        name = category_name(self.category)
+        close = [c for c in CATEGORY_ORDER if _edits(name.lower(), c) <= 2]
+        if name not in CATEGORY_ORDER and close:
+            raise ValueError(f"{where}: category {name!r} is a near-miss of the built-in {close[0]!r}: use "
+                             f"Category.{close[0].upper()} (a category of its own must differ from the built-in ones)")

@@ -3,7 +3,7 @@ import textwrap
 
 import pytest
 
-from faithbench.registry import Registry, RegistryError, explainers
+from faithbench.registry import Registry, RegistryError, explainers, metrics
 
 
 def test_register_get_and_names():
@@ -139,6 +139,40 @@ def test_an_explainer_plugin_must_subclass_explainer_and_implement_explain(tmp_p
         reg.get("no_explain")
     assert reg.get("fine").__name__ == "Fine"
     assert explainers.base == "faithbench.explainers.base:Explainer" and explainers.implements == ("explain",)
+
+
+def test_a_metric_plugin_must_set_a_sound_info(tmp_path, monkeypatch):
+    """A held-out review: a metric without ``info`` stopped ``faithbench list metrics`` halfway
+    (exit 1, "run failed"); ``higher_is_better="False"`` (a string) passed validate, showed as ↑ and
+    stopped the run's tables; ``category="localisation"`` became a category of its own."""
+    _dist(tmp_path, monkeypatch, """
+        import torch
+        from faithbench.metrics.base import Metric
+        from faithbench.types import MetricInfo
+
+        class NoInfo(Metric):
+            def compute(self, ctx, saliency):
+                return {"value": torch.zeros(ctx.x.shape[0])}
+
+        class Fine(NoInfo):
+            info = MetricInfo("fine", higher_is_better=False, category="my_category")
+    """, "[faithbench.metrics]\nno_info = my_plugin:NoInfo\nfine = my_plugin:Fine\n")
+    reg: Registry[type] = Registry("metrics", base="faithbench.metrics.base:Metric", implements=("compute",),
+                                   attributes=(("info", "faithbench.types:MetricInfo"),))
+    with pytest.raises(RegistryError, match=r"metric 'no_info' .* must set the class attribute info to a "
+                                            r"MetricInfo, got NoneType"):
+        reg.get("no_info")
+    assert reg.get("fine").info.category == "my_category"
+    assert metrics.attributes == (("info", "faithbench.types:MetricInfo"),)
+    from faithbench.types import MetricInfo
+
+    with pytest.raises(TypeError, match="MetricInfo 'm': expected higher_is_better True or False, got 'False'"):
+        MetricInfo("m", higher_is_better="False", category="faithfulness")
+    for near_miss, builtin in (("localisation", "localization"), ("Faithfulness", "faithfulness")):
+        with pytest.raises(ValueError, match=f"category '{near_miss}' is a near-miss of the built-in '{builtin}'"):
+            MetricInfo("m", higher_is_better=True, category=near_miss)
+    assert MetricInfo("m", higher_is_better=True, category="localization").category == "localization"
+    assert MetricInfo("m", higher_is_better=True, category="calibration").category == "calibration"  # 4 edits away
 
 
 def test_a_duplicate_plugin_name_is_not_blamed_on_a_suite_entry(tmp_path, monkeypatch, capsys):

@@ -219,6 +219,17 @@ class Metric(Configurable):
         b = ctx.x.shape[0]
         if tuple(out.value.shape) != (b,):
             raise ValueError(f"{self.name}: expected per-sample values of shape ({b},), got {tuple(out.value.shape)}")
+        if out.chance is not None and tuple(out.chance.shape) != (b,):  # a review: an IndexError ended the run
+            raise ValueError(f"{self.name}: expected chance of shape ({b},), got {tuple(out.chance.shape)}")
+        if out.curve is not None and (out.fractions is None or out.curve.ndim != 2 or out.curve.shape[0] != b
+                                      or tuple(out.fractions.shape) != (out.curve.shape[1],)):
+            fractions = None if out.fractions is None else tuple(out.fractions.shape)
+            raise ValueError(f"{self.name}: expected a curve of shape ({b}, K) and fractions of shape (K,), got "
+                             f"{tuple(out.curve.shape)} and {fractions}")
+        for key, scores in (out.regions or {}).items():
+            if tuple(scores.shape) != (b, len(out.region_names)):
+                raise ValueError(f"{self.name}: expected regions[{key!r}] of shape ({b}, {len(out.region_names)}), "
+                                 f"got {tuple(scores.shape)}")
         return out
 
     def required_masks(self) -> list[str]:
