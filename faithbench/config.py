@@ -327,7 +327,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
     check_file_names(suite, source, SuiteError)
     check_models(suite, source, built, plugins["explainers"], SuiteError)
     check_weights(suite, source, built, SuiteError)
-    masks = check_masks(suite, source, built, plugins["metrics"])  # per dataset, read once
+    masks = check_masks(suite, source, built, plugins["metrics"], SuiteError)  # per dataset, read once
     check_validation(suite, source, built, plugins["metrics"], SuiteError)
     check_metric_fit(suite, source, built, plugins["metrics"], SuiteError, masks)  # aliases; limits of data, model
 

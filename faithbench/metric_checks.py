@@ -96,17 +96,31 @@ def run_masks(dataset: Any, suite: Any, metric_plugins: list[Any]) -> set[str] |
     return masks
 
 
-def check_masks(suite: Any, source: str, built: dict[str, Any],
-                metric_plugins: list[Any]) -> dict[str, set[str] | None]:
+def unreadable(dataset: Any) -> str | None:
+    """Why the first test sample of ``dataset`` cannot be read (a mask of another size, a corrupt
+    file), or None: every batch of the run starts with it."""
+    try:
+        if dataset is not None and len(dataset):
+            dataset[0]
+    except Exception as exc:  # noqa: BLE001 - any failure of the dataset's code is reported
+        return f"test sample 0 cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
+def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any],
+                error: type[Exception] | None = None) -> dict[str, set[str] | None]:
     """Warn (:class:`SuiteWarning`) for each metric mask a dataset lacks, naming the mask, and for
     any other reason the run skips a metric on a dataset (its ``applicability``: a temporal metric
     on 2D images), on the masks of :func:`run_masks`; returns them per dataset label (read once,
-    for :func:`check_metric_fit`)."""
+    for :func:`check_metric_fit`). With ``error``, a first test sample that cannot be read raises it."""
     found: dict[str, set[str] | None] = {}
-    for spec in suite.datasets:
+    for i, spec in enumerate(suite.datasets):
         dataset = built.get(spec.label)
         masks = found[spec.label] = run_masks(dataset, suite, metric_plugins)
         if masks is None:
+            problem = unreadable(dataset)
+            if problem and error is not None:  # a review: validate said ok, then every cell of the run failed
+                raise error(f"{source}: datasets[{i}] {spec.label!r}: {problem}")
             continue
         try:
             dims = len(dataset.spatial_shape)

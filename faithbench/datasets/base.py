@@ -103,6 +103,7 @@ class BaseDataset:
         """All images and labels stacked: ``(N, C, *spatial)``, and ``(N,)`` class indices, or for a
         multi-label dataset the ``(N, K)`` 0/1 vectors. For training."""
         samples = [self[i] for i in range(len(self))]
+        check_samples(samples, self, {}, f"{type(self).__name__} ({self.split} split)")
         x = torch.stack([s.image for s in samples]).float()
         if self.multilabel:
             return x, torch.stack([s.labels for s in samples]).long()  # type: ignore[misc]
@@ -113,3 +114,36 @@ class BaseDataset:
 
     def __getitem__(self, i: int) -> Sample:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def check_samples(samples: list[Sample], dataset: Any, seen: dict[str, int], where: str) -> None:
+    """Raise :class:`~faithbench.datasets.paths.DataError` naming the first of ``samples`` that a
+    run cannot use: an id already in ``seen`` (id -> position; updated, so a stream of batches
+    shares it), an image of another shape than the first's, NaN or Inf pixels, a label that is not
+    one of ``dataset.classes`` (a multi-label sample: not a 0/1 vector over them). A held-out
+    review found each of these passing validate, then failing the run with torch's message and no
+    sample named (exit 1), or training on NaN silently."""
+    from faithbench.datasets.paths import DataError
+
+    classes = tuple(getattr(dataset, "classes", ()))
+    k = len(classes)
+    shape = None
+    for s in samples:
+        if s.id in seen:
+            raise DataError(f"{where}: sample id {s.id!r} is used twice (samples {seen[s.id]} and {len(seen)}); "
+                            f"a dataset's sample ids must be unique")
+        seen[s.id] = len(seen)
+        shape = tuple(s.image.shape) if shape is None else shape
+        if tuple(s.image.shape) != shape:
+            raise DataError(f"{where}: sample {s.id!r} has an image of shape {tuple(s.image.shape)}, the first "
+                            f"{shape}: every image of a dataset must have one shape")
+        if not bool(torch.isfinite(s.image).all()):
+            raise DataError(f"{where}: sample {s.id!r}: its image has NaN or Inf values")
+        if getattr(dataset, "multilabel", False):
+            labels = s.labels
+            if labels is None or tuple(labels.shape) != (k,) or not bool(((labels == 0) | (labels == 1)).all()):
+                raise DataError(f"{where}: sample {s.id!r}: expected labels, a 0/1 vector over its {k} classes, "
+                                f"got {None if labels is None else labels.tolist()}")
+        elif k and not 0 <= int(s.label) < k:
+            raise DataError(f"{where}: sample {s.id!r}: label {int(s.label)} is not a class index 0 to {k - 1} "
+                            f"(classes: {', '.join(classes)})")

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from faithbench.config import DatasetSpec
 from faithbench.datasets.base import BaseDataset
+from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from faithbench.models.reliance import can_intervene, measure_reliance
 from faithbench.registry import datasets
@@ -169,7 +170,7 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
         data, ckpt, twin = open_group(group, splits, store, settings)
     except (CheckpointError, InputDataError):
         raise
-    except FileNotFoundError as exc:  # a sample file went missing: bad input, not a failing cell
+    except (FileNotFoundError, DataError) as exc:  # a sample file went missing, a sample the run cannot use
         raise InputDataError(f"dataset {dspec.label!r}: {exc}") from exc
     except Exception as exc:
         out.log.append(f"checkpoint {mspec.label} on {dspec.label} (seed {seed}) failed: "

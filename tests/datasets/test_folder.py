@@ -172,3 +172,26 @@ def test_a_lesion_smaller_than_a_pixel_keeps_one(tmp_path):
             Image.fromarray(image.astype(np.uint8)).save(tmp_path / name / "sick" / f"im{k}.png")
     s = FolderDataset("train", path="img", masks="masks", size=64, fractions=[1.0, 0.0, 0.0], root=str(tmp_path))[0]
     assert s.masks["lesion"].sum() == 1 and s.masks["lesion"][12, 37]  # (100, 300) / 8 px
+
+
+def test_validate_refuses_a_first_test_sample_that_cannot_be_read(tmp_path, capsys):
+    """A held-out review: a mask of another size than its image on test sample 0 passed validate
+    (which read that sample and dropped the error); then every cell of the run failed, exit 1."""
+    import yaml
+
+    from faithbench.cli import main
+
+    _write(tmp_path)
+    kw = dict(path="img", labels="labels.csv", masks="masks", classes=["well", "sick"], size=30, root=str(tmp_path))
+    first = FolderDataset("test", **kw).entries[0][0]
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "s", "datasets": [{"name": "folder", "params": kw}],
+                                     "models": [{"name": "small_cnn", "recipe": "default"}],
+                                     "explainers": ["saliency"], "metrics": ["pointing_game"]}))
+    assert main(["validate", str(suite)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    Image.fromarray(np.zeros((10, 10), dtype=np.uint8)).save(tmp_path / "masks" / first.name)
+    assert main(["validate", str(suite)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "datasets[0] 'folder': test sample 0 cannot be read: DataError: " in err
+    assert f"{first.name}: mask shape (10, 10) differs from its image" in err

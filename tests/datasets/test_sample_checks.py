@@ -1,0 +1,77 @@
+"""Samples a run cannot use are refused with the sample named, before anything is trained (a
+held-out review: an image of another shape, a label outside the classes, a NaN pixel and a
+repeated id each passed validate, then failed the run with torch's message and no sample named,
+exit 1, or trained on NaN silently)."""
+
+from typing import Any, ClassVar
+
+import pytest
+import torch
+import yaml
+
+from faithbench.cli import main
+from faithbench.datasets.base import BaseDataset, check_samples
+from faithbench.datasets.paths import DataError
+from faithbench.registry import datasets
+from faithbench.types import Sample
+
+
+class Broken(BaseDataset):
+    """12 two-class 16 x 16 images with a bright square on the positives; ``flaw`` breaks sample 5."""
+
+    classes: ClassVar[tuple[str, ...]] = ("normal", "lesion")
+    defaults: ClassVar[dict[str, Any]] = {"flaw": "none"}
+
+    def __init__(self, split: str = "test", flaw: str = "none") -> None:
+        super().__init__(split, flaw=flaw)
+        self.flaw = flaw
+
+    def __len__(self) -> int:
+        return 12
+
+    def __getitem__(self, i: int) -> Sample:
+        image = torch.full((1, 16, 16), 0.1)
+        image[:, 4:8, 4:8] += 0.8 * (i % 2)
+        sample_id, label = f"{self.split}-{i}", i % 2
+        if i == 5:
+            if self.flaw == "shape":
+                image = torch.zeros(1, 20, 20)
+            elif self.flaw == "nan":
+                image[0, 0, 0] = float("nan")
+            elif self.flaw == "label":
+                label = 2
+            elif self.flaw == "id":
+                sample_id = f"{self.split}-4"
+        return Sample(id=sample_id, image=image, label=label, masks={})
+
+
+@pytest.mark.parametrize("flaw, message", [
+    ("shape", r"sample 'test-5' has an image of shape \(1, 20, 20\), the first \(1, 16, 16\)"),
+    ("nan", r"sample 'test-5': its image has NaN or Inf values"),
+    ("label", r"sample 'test-5': label 2 is not a class index 0 to 1 \(classes: normal, lesion\)"),
+    ("id", r"sample id 'test-4' is used twice \(samples 4 and 5\)"),
+])
+def test_check_samples_names_the_sample(flaw, message):
+    dataset = Broken(flaw=flaw)
+    with pytest.raises(DataError, match=r"^Broken \(test split\): " + message):
+        dataset.tensors()
+    check_samples([Broken()[i] for i in range(12)], Broken(), {}, "fine")  # the same without the flaw
+
+
+def test_a_run_on_such_a_dataset_exits_2_naming_the_sample(tmp_path, capsys):
+    datasets.register("zz_broken")(Broken)
+    try:
+        suite = tmp_path / "suite.yaml"
+        suite.write_text(yaml.safe_dump({
+            "name": "broken", "samples": 4, "batch_size": 4,
+            "datasets": [{"name": "zz_broken", "params": {"flaw": "label"}}],
+            "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1, "batch_size": 12}}],
+            "explainers": ["random"], "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]}))
+        code = main(["run", str(suite), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"),
+                     "--quiet"])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert code == 2
+        assert err.startswith("faithbench: error: dataset 'zz_broken': Broken (train split): sample 'train-5': "
+                              "label 2 is not a class index 0 to 1")
+    finally:
+        datasets.unregister("zz_broken")
