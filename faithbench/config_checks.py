@@ -304,8 +304,10 @@ def resolve_weights(models: Any, base: Path, source: str, error: type[Exception]
 def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
     """Names and shapes of a weights file's tensors, read without their data (safetensors: the
     header; torch: weights-only onto the meta device); None when it cannot be read so."""
+    from faithbench.store import is_safetensors
+
     try:
-        if path.suffix == ".safetensors":
+        if is_safetensors(path):
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as f:

@@ -51,7 +51,11 @@ def _meta_failure(model: nn.Module, channels: int, spatial: tuple[int, ...], num
             out = model.eval()(torch.empty((1, channels, *spatial), device="meta"))
     except Exception as exc:  # noqa: BLE001 - any failure of the user's network is reported
         return None if _meta_only(exc) else f"{type(exc).__name__}: {first_line(exc)}"
-    if isinstance(out, torch.Tensor) and tuple(out.shape) != (1, num_classes):
+    if not isinstance(out, torch.Tensor):  # a review: a tuple passed validate, then every cell failed
+        kind = f"a {type(out).__name__}" + (f" of {len(out)} items" if isinstance(out, (tuple, list, dict)) else "")
+        return (f"expected the network to return one logits tensor of shape (batch, {num_classes}), got {kind} "
+                f"(wrap it in a module whose forward returns the logits)")
+    if tuple(out.shape) != (1, num_classes):
         return f"expected logits of shape (batch, {num_classes}), got {tuple(out.shape)} for a batch of 1"
     return None
 

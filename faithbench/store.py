@@ -98,6 +98,20 @@ def save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str
     atomic_write_bytes(path, st_save(tensors, metadata=meta))
 
 
+def is_safetensors(path: Path) -> bool:
+    """Whether ``path`` holds a safetensors file, by its name (``.safetensors``) or its first bytes
+    (a little-endian header length, then the JSON header's ``{``), so that one saved under another
+    name (``model.pt``) is read as what it is (a review: it was refused as a corrupt torch file)."""
+    if path.suffix == ".safetensors":
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
 def load_tensors(path: Path, *, verify: bool = True) -> tuple[dict[str, Tensor], dict[str, str]]:
     """Read a safetensors file; raise ``ValueError`` if it is truncated or its checksum differs."""
     try:

@@ -220,8 +220,9 @@ def test_checkpoint_whose_channels_do_not_match(tmp_path, capsys):
     assert code == EXIT_BAD_INPUT and err.startswith(f"faithbench: error: {path}: models[0].weights: {weights} ")
     assert err.endswith("(1 channel, 2 classes): shape mismatch: features.0.0.weight (4, 3, 3, 3) where the model "
                         "has (4, 1, 3, 3) (the file's features.0.0.weight takes 3 input channels, the model built "
-                        "here 1: give the dataset 3 channels where it has that parameter, or pick 3 of the image's "
-                        "channels with preprocess: {channels: [...]})")
+                        "here 1: build it for 3 (a timm model: params: {in_chans: 3}), give the dataset 3 channels "
+                        "where it has that parameter, or pick 3 of the image's channels with preprocess: "
+                        "{channels: [...]})")
 
 
 def test_a_data_root_that_does_not_exist(tmp_path, capsys, monkeypatch):

@@ -138,7 +138,8 @@ def test_weights_that_fit_pass(tmp_path):
                                  r"head.bias \(3,\) where the model has \(2,\)$"),
     ({"width": 8, "in_chans": 3}, r"shape mismatch: features.0.0.weight \(8, 3, 3, 3\) where the model has "
                                   r"\(8, 1, 3, 3\) \(the file's features.0.0.weight takes 3 input channels, the "
-                                  r"model built here 1: give the dataset 3 channels where it has that "
+                                  r"model built here 1: build it for 3 \(a timm model: params: "
+                                  r"\{in_chans: 3\}\), give the dataset 3 channels where it has that "
                                   r"parameter, or pick 3 of the image's channels with preprocess: "
                                   r"\{channels: \[\.\.\.\]\}\)$"),
     ({"width": 8, "drop": ("head.bias",)}, r"missing: head.bias$"),

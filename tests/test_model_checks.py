@@ -23,6 +23,19 @@ NETS = """
                              nn.Flatten(), nn.Linear(width, num_classes + extra_outputs))
 
 
+    class Pair(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):  # logits and features, as many research networks return
+            return self.net(x), x.mean()
+
+
+    def pair_net(in_chans, num_classes):
+        return Pair(flat_net(in_chans, num_classes))
+
+
     class Sorting(nn.Module):
         def forward(self, x):  # data-dependent: the meta device cannot say
             return x.flatten(1)[:, :2] * 0 + torch.nonzero(x.flatten(1)[:1, :1] >= 0).shape[0]
@@ -84,6 +97,15 @@ def test_logits_of_the_wrong_shape_are_refused(nets, capsys):
     suite.write_text(suite.read_text().replace('recipe: default', 'recipe: default, params: {extra_outputs: 1}'))
     assert main(["validate", str(suite)]) == 2
     assert "expected logits of shape (batch, 2), got (1, 3) for a batch of 1" in capsys.readouterr().err
+
+
+def test_a_network_that_returns_a_tuple_is_refused(nets, capsys):
+    """A held-out review: a forward returning (logits, features) passed validate; then every cell
+    failed with "AttributeError: 'tuple' object has no attribute 'to'", exit 1."""
+    rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:pair_net", "saliency")
+    assert rc == 2 and err.count("\n") == 0
+    assert err.endswith("fails on an image of that shape: expected the network to return one logits tensor of shape "
+                        "(batch, 2), got a tuple of 2 items (wrap it in a module whose forward returns the logits)")
 
 
 def test_a_target_layer_your_model_lacks_is_refused(nets, capsys):

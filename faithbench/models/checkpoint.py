@@ -27,11 +27,16 @@ from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, att
                                           resolve_input_config)
 from faithbench.models.training import Recipe, evaluate_model, train_model, train_on_frozen_features
 from faithbench.names import counted
-from faithbench.store import Cache, load_tensors, make_key
+from faithbench.store import Cache, is_safetensors, load_tensors, make_key
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "1"
+
+
+_AS_IT_IS = ("a weights file is used as it is, never trained further (to fine-tune or re-head your own timm "
+             "weights, save them with timm.models.save_for_hf and name the folder local-dir:FOLDER, which a recipe "
+             "may train)")
 
 
 class ModelSpec(BaseModel):
@@ -81,12 +86,15 @@ class ModelSpec(BaseModel):
             raise ValueError(f"model {self.name!r}: weights: {self.weights!r} is a model name, not a file: "
                              f"write {{name: {self.weights!r}}}")
         if self.recipe is not None and self.weights is not None:
-            raise ValueError("give either 'recipe' or 'weights', not both")
+            raise ValueError(f"give either 'recipe' or 'weights', not both: {_AS_IT_IS}")
         if self.pretrained and self.weights is not None:
             raise ValueError(f"model {self.name!r}: give either 'pretrained: true' or 'weights', not both")
         if self.recipe is None and self.weights is None and not self.uses_pretrained:
             raise ValueError(f"model {self.name!r}: no weights source; give 'recipe' (trained here; 'recipe: "
                              f"default' for the default recipe), 'weights' (a file) or 'pretrained: true'")
+        if self.replace_head and self.weights is not None:  # a review: the two errors sent users in a circle
+            raise ValueError(f"model {self.name!r}: replace_head: true needs a recipe to train the new head, and "
+                             f"{_AS_IT_IS}")
         if self.replace_head and self.recipe is None:
             raise ValueError(f"model {self.name!r}: replace_head: true leaves an untrained head without a "
                              f"'recipe' (e.g. recipe: {{linear_probe: true}})")
@@ -163,8 +171,9 @@ def _mismatch_hint(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) 
         if isinstance(have, tuple) and len(shape) in (4, 5) and len(have) == len(shape) and have != shape \
                 and have[:1] + have[2:] == shape[:1] + shape[2:]:
             return (f" (the file's {k} takes {counted(have[1], 'input channel')}, the model built here {shape[1]}: "
-                    f"give the dataset {counted(have[1], 'channel')} where it has that parameter, or pick {have[1]} "
-                    f"of the image's channels with preprocess: {{channels: [...]}})")
+                    f"build it for {have[1]} (a timm model: params: {{in_chans: {have[1]}}}), give the dataset "
+                    f"{counted(have[1], 'channel')} where it has that parameter, or pick {have[1]} of the image's "
+                    f"channels with preprocess: {{channels: [...]}})")
     return ""
 
 
@@ -190,7 +199,7 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder: expected a weights file (.safetensors, or a torch .pt/.pth "
                               f"state dict)")
-    if path.suffix == ".safetensors":
+    if is_safetensors(path):
         try:
             state, _ = load_tensors(path)
         except ValueError as exc:

@@ -148,6 +148,9 @@ def check_model_spec(spec: Any) -> None:
         check_params("params", _module_callable(parsed.target), spec.params)
     elif parsed.source == "local-dir":
         folder = Path(parsed.target).expanduser()
+        if not folder.is_dir():  # a review: a folder that does not exist said "found no config.json"
+            raise ValueError(f"{folder}: no such folder (a relative local-dir: path is read from the working "
+                             f"directory, {Path.cwd()})")
         if not (folder / "config.json").is_file():
             raise ValueError(f"{folder}: expected a timm model folder with config.json and model.safetensors "
                              f"(timm.models.save_for_hf), found no config.json")

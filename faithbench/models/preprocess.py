@@ -61,7 +61,8 @@ class InputConfig:
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None and len(value) not in (1, self.in_chans):
-                raise ValueError(f"{name}: expected 1 or {self.in_chans} values (one per channel), got {len(value)}")
+                wanted = "1 value" if self.in_chans == 1 else f"1 or {self.in_chans} values (one per channel)"
+                raise ValueError(f"{name}: expected {wanted}, got {len(value)}")
         if self.std is not None and any(s <= 0 for s in self.std):
             raise ValueError(f"std: expected positive values, got {self.std}")
 

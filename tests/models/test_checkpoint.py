@@ -120,8 +120,39 @@ def test_a_mismatch_says_what_it_most_likely_means(tmp_path):
         load_weights_file(model, path)
     text = weights_mismatch({"0.weight": (4, 3, 3, 3), "0.bias": (4,)}, {"0.weight": (4, 1, 3, 3), "0.bias": (4,)})
     assert text == ("shape mismatch: 0.weight (4, 1, 3, 3) where the model has (4, 3, 3, 3) (the file's 0.weight "
-                    "takes 1 input channel, the model built here 3: give the dataset 1 channel where it has that "
-                    "parameter, or pick 1 of the image's channels with preprocess: {channels: [...]})")
+                    "takes 1 input channel, the model built here 3: build it for 1 (a timm model: params: "
+                    "{in_chans: 1}), give the dataset 1 channel where it has that parameter, or pick 1 of the "
+                    "image's channels with preprocess: {channels: [...]})")
     # another output size is not a channel problem: no hint
     assert weights_mismatch({"2.weight": (2, 8)}, {"2.weight": (3, 8)}) == \
         "shape mismatch: 2.weight (3, 8) where the model has (2, 8)"
+
+
+def test_a_safetensors_file_under_another_name_is_read_as_one(tmp_path):
+    """A held-out review: model.pt holding safetensors was refused as 'not a weights-only torch
+    file, or a corrupt one (Unsupported operand 216)': the format is read from the first bytes."""
+    from faithbench.config_checks import _tensor_shapes
+    from faithbench.store import is_safetensors
+
+    torch.manual_seed(0)
+    source = build_model("small_cnn", 1, 2, (16, 16), width=4)
+    path = tmp_path / "model.pt"
+    save_tensors(path, source.state_dict())
+    torch.save(source.state_dict(), tmp_path / "torch.pt")
+    assert is_safetensors(path) and not is_safetensors(tmp_path / "torch.pt")
+    model = build_model("small_cnn", 1, 2, (16, 16), width=4)
+    load_weights_file(model, path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values()))
+    assert _tensor_shapes(path) == {k: tuple(v.shape) for k, v in source.state_dict().items()}
+
+
+def test_small_messages_say_what_was_expected(tmp_path, monkeypatch):
+    from faithbench.models.factory import check_model_spec
+    from faithbench.models.preprocess import InputConfig
+
+    with pytest.raises(ValueError, match=r"^mean: expected 1 value, got 3$"):
+        InputConfig(in_chans=1, size=None, mean=(0.5, 0.5, 0.5), std=None)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"^nowhere: no such folder \(a relative local-dir: path is read from the "
+                                         rf"working directory, {tmp_path}\)$"):
+        check_model_spec(ModelSpec.model_validate({"name": "local-dir:nowhere"}))

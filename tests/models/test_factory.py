@@ -49,6 +49,11 @@ def test_entry_needs_a_weights_source():
     assert spec(name="hf-hub:timm/resnet50.a1_in1k").uses_pretrained  # a hub repo brings its weights
     with pytest.raises(ValueError, match="replace_head: true leaves an untrained head"):
         spec(name="timm:resnet18", pretrained=True, replace_head=True)
+    # a held-out review: weights + replace_head asked for a recipe, weights + recipe refused the recipe
+    for extra in ({"replace_head": True}, {"replace_head": True, "recipe": "default"}, {"recipe": "default"}):
+        with pytest.raises(ValueError, match=r"a weights file is used as it is, never trained further \(to "
+                                             r"fine-tune or re-head your own timm weights, .*local-dir:FOLDER"):
+            spec(name="timm:resnet18", weights="w.safetensors", **extra)
     # the three traps: each now a one-line suite error that says what to write
     with pytest.raises(ValueError, match=r"'pretrained' is a key of the entry.*\{name: 'timm:resnet18', pretrained: true\}"):
         spec(name="resnet18", params={"pretrained": True}, recipe="default")
