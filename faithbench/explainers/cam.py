@@ -114,7 +114,10 @@ class CAMExplainer(Explainer):
     cam_class: ClassVar[type] = GradCAM
     defaults: ClassVar[dict[str, Any]] = {"target_layer": None, "min_grid": 4, "relu": True}
     bounds: ClassVar[dict[str, Bound]] = {"min_grid": AT_LEAST_ONE}
-    version = "2"  # 2: ReLU on the grid before upsampling (1 returned the signed map)
+    # 2: ReLU on the grid before upsampling (1 returned the signed map); 3: the layer found inside a block
+    # that holds every stage where no top-level one is fine enough (explainers.layers), so earlier maps are
+    # not reused from the cache
+    version = "3"
 
     def layer_for(self, model: nn.Module, x: Tensor) -> tuple[nn.Module, Callable | None]:
         if getattr(model, "arch_family", "cnn") == "vit":

@@ -229,9 +229,11 @@ class GuidedGradCAMExplainer(Explainer):
     upsampled (bi/tri)linearly to the input, summed over channels (signed).
 
     The layer is chosen as for ``gradcam`` (``target_layer``, else the last top-level stage with a
-    grid of at least ``min_grid``); it is in ``last_info``. CNNs with nn.ReLU modules only.
+    grid of at least ``min_grid``, or inside a block that holds every stage); it is in
+    ``last_info``. CNNs with nn.ReLU modules only.
     """
 
+    version = "2"  # 2: the layer as gradcam's version 3 finds it (1: top-level stages only)
     family = "gradient"
     architectures = frozenset({"cnn"})
     paper = "Selvaraju et al. 2017, Grad-CAM"

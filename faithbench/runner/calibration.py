@@ -107,10 +107,15 @@ class _CellCalibration:
         inputs = run.inputs(batch, target, saliency)
         start = time.perf_counter()
         for spec, metric in list(self.wanted):
+            who = f"metric {spec.label!r}"
             try:
-                self.parts[spec.label].append(metric.calibration_inputs(ctx))
-                run.data.check_model(f"metric {spec.label!r}")
-                inputs.check(f"metric {spec.label!r}", ctx=ctx)
+                try:
+                    part = metric.calibration_inputs(ctx)
+                except Exception as exc:
+                    run.data.check_after(who, inputs, exc, ctx)  # restored also on the metric's own error
+                    raise
+                run.data.check_after(who, inputs, ctx=ctx)
+                self.parts[spec.label].append(part)
             except Exception as exc:
                 run._fail_metric(spec, exc)
                 self.wanted.remove((spec, metric))

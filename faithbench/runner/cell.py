@@ -69,6 +69,18 @@ class GroupData:
             elif guard.check(who, raise_error=False):
                 failing.add_note(f"{who} also changed the model (ModelModified)")
 
+    def check_after(self, who: str, inputs: InputGuard, failing: BaseException | None = None,
+                    ctx: EvalContext | None = None) -> None:
+        """:meth:`check_model`, then the input (:meth:`InputGuard.check`), which is restored also when
+        the model's check raises (a review: a plugin that changed both left the batch changed for the
+        next cells); with ``failing``, the code's own error: only restore both and note them on it."""
+        try:
+            self.check_model(who, failing)
+        except Exception as exc:
+            inputs.check(who, exc, ctx)
+            raise
+        inputs.check(who, failing, ctx)
+
 
 @dataclass
 class CellResult:
@@ -204,11 +216,9 @@ class CellRun:
                     try:
                         payload = self._score(metric, ctx, batch)
                     except Exception as exc:
-                        self.data.check_model(f"metric {spec.label!r}", exc)
-                        inputs.check(f"metric {spec.label!r}", exc, ctx)
+                        self.data.check_after(f"metric {spec.label!r}", inputs, exc, ctx)
                         raise
-                    self.data.check_model(f"metric {spec.label!r}")
-                    inputs.check(f"metric {spec.label!r}", ctx=ctx)
+                    self.data.check_after(f"metric {spec.label!r}", inputs, ctx=ctx)
                     if ctx.predict.halvings:  # out of device memory: smaller chunks, recorded
                         self.result.info["forward_chunk"] = ctx.predict.max_batch
                     self.store.put_json("scores", score_key, payload)
@@ -279,11 +289,9 @@ class CellRun:
             with PassCounter(data.model) as counter:
                 saliency = self.explainer(data.model, batch.x, target)
         except Exception as exc:
-            data.check_model(who, exc)
-            inputs.check(who, exc)
+            data.check_after(who, inputs, exc)
             raise
-        data.check_model(who)
-        inputs.check(who)
+        data.check_after(who, inputs)
         seconds = time.perf_counter() - start
         if not torch.isfinite(saliency).all():
             raise FloatingPointError(f"{self.explainer.name} returned NaN or Inf saliency for the batch "

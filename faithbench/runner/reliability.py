@@ -132,10 +132,14 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
             if not scored.get((run.cell.name, condition)):
                 continue
             inputs = InputGuard(masks, x=xc, target=t, label=batch.label[:k], labels=labels)
+            who = f"explainer {run.explainer.name!r}"
             try:
-                saliency = run.explainer(model, xc, t)
-                data.check_model(f"explainer {run.explainer.name!r}")
-                inputs.check(f"explainer {run.explainer.name!r}")
+                try:
+                    saliency = run.explainer(model, xc, t)
+                except Exception as exc:
+                    data.check_after(who, inputs, exc)  # restored also on the explainer's own error
+                    raise
+                data.check_after(who, inputs)
                 inputs.add("saliency", saliency)
             except Exception as exc:
                 out.log.append(f"reliability: {run.cell.name} under {condition}: explainer failed: {exc}")
@@ -147,9 +151,12 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
                                   seed=group.seed, multilabel=data.multilabel, labels=labels, classes=data.classes,
                                   mask_roles=data.mask_roles)
                 try:
-                    values = metric(ctx).value.double().cpu().tolist()
-                    data.check_model(f"metric {spec.label!r}")
-                    inputs.check(f"metric {spec.label!r}", ctx=ctx)
+                    try:
+                        values = metric(ctx).value.double().cpu().tolist()
+                    except Exception as exc:
+                        data.check_after(f"metric {spec.label!r}", inputs, exc, ctx)
+                        raise
+                    data.check_after(f"metric {spec.label!r}", inputs, ctx=ctx)
                 except Exception as exc:
                     out.log.append(f"reliability: {spec.label} in {run.cell.name} under {condition} failed: {exc}")
                     continue

@@ -95,6 +95,30 @@ class InputMutator(Explainer):
         return torch.rand(x.shape[0], *x.shape[2:])
 
 
+class DoubleMutator(Explainer):
+    """Changes the model's weights and the shared batch in place, then returns a plain map."""
+
+    needs_grad = False
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        with torch.no_grad():
+            next(model.parameters()).add_(1)
+        x.mul_(0)
+        return torch.rand(x.shape[0], *x.shape[2:])
+
+
+class RaisingInputMutatingMetric(Metric):
+    """Fills the masks in place, then raises: its own error, the input still restored."""
+
+    info = MetricInfo("test_raising_input_metric", higher_is_better=True, category=Category.FAITHFULNESS)
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
+        ctx.x.mul_(0)
+        raise RuntimeError("after changing x")
+
+
 class InputMutatingMetric(Metric):
     """Fills the masks and the saliency in place, adds a mask and replaces the context's x; returns 0."""
 
@@ -111,7 +135,7 @@ class InputMutatingMetric(Metric):
 
 
 FAILING_EXPLAINERS = {"test_boom": Boom, "test_nan_map": NaNMap, "test_oom": OutOfMemory, "test_mutator": Mutator,
-                      "test_input_mutator": InputMutator}
+                      "test_input_mutator": InputMutator, "test_double_mutator": DoubleMutator}
 
 
 @pytest.fixture
@@ -121,6 +145,7 @@ def failing_plugins():
     metrics.register("test_inf_metric")(InfMetric)
     metrics.register("test_mutating_metric")(MutatingMetric)
     metrics.register("test_input_mutating_metric")(InputMutatingMetric)
+    metrics.register("test_raising_input_metric")(RaisingInputMutatingMetric)
     try:
         yield
     finally:
@@ -129,6 +154,7 @@ def failing_plugins():
         metrics.unregister("test_inf_metric")
         metrics.unregister("test_mutating_metric")
         metrics.unregister("test_input_mutating_metric")
+        metrics.unregister("test_raising_input_metric")
 
 
 class PhantomTestSplitOnly(PhantomCXR):
