@@ -23,16 +23,19 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     back to the finest-grid top-level feature map if no module is that fine.
     """
     outputs: dict[str, tuple[int, ...]] = {}  # feature-map shapes, by module name
-    order: dict[str, int] = {}  # when each module first returned: siblings in the order they run
+    order: dict[str, int] = {}  # when each module last returned: siblings in the order they run
+    calls = iter(range(1 << 62))
     hooks = []
     for name, module in model.named_modules():
         if not name:
             continue
 
         def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
-            order.setdefault(name, len(order))  # a module called twice: its first call
-            if isinstance(out, Tensor) and out.ndim == x.ndim:
-                outputs.setdefault(name, tuple(out.shape[2:]))
+            order[name] = next(calls)  # a module called twice (one ReLU after every conv): its last call,
+            if isinstance(out, Tensor) and out.ndim == x.ndim:  # whose output a CAM hook on it would keep
+                outputs[name] = tuple(out.shape[2:])
+            else:
+                outputs.pop(name, None)
         hooks.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad():

@@ -127,6 +127,17 @@ def test_gradcam_looks_inside_a_network_that_keeps_its_stages_in_one_block():
     maps = cam(dense3d, torch.rand(2, 1, 28, 28, 28), torch.tensor([0, 0]))
     assert cam.last_info == {"target_layer": "features.denseblock1", "grid": [7, 7, 7]}
     assert all(int(torch.unique(m).numel()) > 100 for m in maps)  # a map, not one value per image
+    class Reused(nn.Module):  # one ReLU after every convolution: the layer is its last call, as before
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+            self.relu, self.fc = nn.ReLU(), nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.relu(self.conv2(self.relu(self.conv1(x))))
+            return self.fc(x.mean((2, 3)))
+
+    assert find_target_layer(Reused().eval(), torch.rand(1, 1, 16, 16)) == ("relu", (16, 16))
     tiny = torchvision.models.resnet18(num_classes=2).eval()  # nothing reaches 4 at 4 px: the finest top-level map
     assert find_target_layer(tiny, torch.rand(1, 3, 4, 4)) == ("conv1", (2, 2))
 
