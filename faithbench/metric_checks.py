@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from faithbench.config_checks import SuiteWarning, mask_names, model_dataset_pairs
+from faithbench.config_checks import SuiteWarning, first_line, mask_names, model_dataset_pairs
 
 __all__ = ["check_aliases", "check_masks", "check_metric_fit", "first_batch_masks", "run_masks", "skip_reason"]
 
@@ -103,7 +103,7 @@ def unreadable(dataset: Any) -> str | None:
         if dataset is not None and len(dataset):
             dataset[0]
     except Exception as exc:  # noqa: BLE001 - any failure of the dataset's code is reported
-        return f"test sample 0 cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return f"test sample 0 cannot be read: {type(exc).__name__}: {first_line(exc)}"
     return None
 
 

@@ -103,7 +103,7 @@ class BaseDataset:
         """All images and labels stacked: ``(N, C, *spatial)``, and ``(N,)`` class indices, or for a
         multi-label dataset the ``(N, K)`` 0/1 vectors. For training."""
         samples = [self[i] for i in range(len(self))]
-        check_samples(samples, self, {}, f"{type(self).__name__} ({self.split} split)")
+        check_samples(samples, self, f"{type(self).__name__} ({self.split} split)")
         x = torch.stack([s.image for s in samples]).float()
         if self.multilabel:
             return x, torch.stack([s.labels for s in samples]).long()  # type: ignore[misc]
@@ -116,18 +116,18 @@ class BaseDataset:
         raise NotImplementedError
 
 
-def check_samples(samples: list[Sample], dataset: Any, seen: dict[str, int], where: str) -> None:
+def check_samples(samples: list[Sample], dataset: Any, where: str) -> None:
     """Raise :class:`~faithbench.datasets.paths.DataError` naming the first of ``samples`` that a
-    run cannot use: an id already in ``seen`` (id -> position; updated, so a stream of batches
-    shares it), an image of another shape than the first's, NaN or Inf pixels, a label that is not
-    one of ``dataset.classes`` (a multi-label sample: not a 0/1 vector over them). A held-out
-    review found each of these passing validate, then failing the run with torch's message and no
-    sample named (exit 1), or training on NaN silently."""
+    run cannot use: an id used before, an image of another shape than the first's, NaN or Inf
+    pixels, a label that is not one of ``dataset.classes`` (a multi-label sample: not a 0/1 vector
+    over them). A held-out review found each of these passing validate, then failing the run with
+    torch's message and no sample named (exit 1), or training on NaN silently."""
     from faithbench.datasets.paths import DataError
 
     classes = tuple(getattr(dataset, "classes", ()))
     k = len(classes)
     shape = None
+    seen: dict[str, int] = {}  # id -> position
     for s in samples:
         if s.id in seen:
             raise DataError(f"{where}: sample id {s.id!r} is used twice (samples {seen[s.id]} and {len(seen)}); "

@@ -4,6 +4,7 @@ the CAM explainers (:mod:`faithbench.explainers.cam`) and the layer-wise gradien
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     """
     outputs: dict[str, tuple[int, ...]] = {}  # feature-map shapes, by module name
     order: dict[str, int] = {}  # when each module last returned: siblings in the order they run
-    calls = iter(range(1 << 62))
+    calls = itertools.count()
     hooks = []
     for name, module in model.named_modules():
         if not name:

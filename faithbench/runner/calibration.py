@@ -107,14 +107,9 @@ class _CellCalibration:
         inputs = run.inputs(batch, target, saliency)
         start = time.perf_counter()
         for spec, metric in list(self.wanted):
-            who = f"metric {spec.label!r}"
             try:
-                try:
+                with run.data.guarded(f"metric {spec.label!r}", inputs, ctx):
                     part = metric.calibration_inputs(ctx)
-                except Exception as exc:
-                    run.data.check_after(who, inputs, exc, ctx)  # restored also on the metric's own error
-                    raise
-                run.data.check_after(who, inputs, ctx=ctx)
                 self.parts[spec.label].append(part)
             except Exception as exc:
                 run._fail_metric(spec, exc)

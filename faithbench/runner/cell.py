@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,17 +71,24 @@ class GroupData:
             elif guard.check(who, raise_error=False):
                 failing.add_note(f"{who} also changed the model (ModelModified)")
 
-    def check_after(self, who: str, inputs: InputGuard, failing: BaseException | None = None,
-                    ctx: EvalContext | None = None) -> None:
-        """:meth:`check_model`, then the input (:meth:`InputGuard.check`), which is restored also when
-        the model's check raises (a review: a plugin that changed both left the batch changed for the
-        next cells); with ``failing``, the code's own error: only restore both and note them on it."""
+    @contextmanager
+    def guarded(self, who: str, inputs: InputGuard, ctx: EvalContext | None = None) -> Iterator[None]:
+        """Around a call of plugin code: afterwards :meth:`check_model`, then the input
+        (:meth:`InputGuard.check`), which is restored also when the model's check raises (a review: a
+        plugin that changed both left the batch changed for the next cells); when the code raises,
+        both are only restored and noted on its error, which propagates."""
         try:
-            self.check_model(who, failing)
+            yield
+        except Exception as exc:
+            self.check_model(who, exc)
+            inputs.check(who, exc, ctx)
+            raise
+        try:
+            self.check_model(who)
         except Exception as exc:
             inputs.check(who, exc, ctx)
             raise
-        inputs.check(who, failing, ctx)
+        inputs.check(who, ctx=ctx)
 
 
 @dataclass
@@ -213,12 +222,8 @@ class CellRun:
                         ctx = self._context(batch, target, saliency)
                         inputs = self.inputs(batch, target, saliency)
                     assert inputs is not None
-                    try:
+                    with self.data.guarded(f"metric {spec.label!r}", inputs, ctx):
                         payload = self._score(metric, ctx, batch)
-                    except Exception as exc:
-                        self.data.check_after(f"metric {spec.label!r}", inputs, exc, ctx)
-                        raise
-                    self.data.check_after(f"metric {spec.label!r}", inputs, ctx=ctx)
                     if ctx.predict.halvings:  # out of device memory: smaller chunks, recorded
                         self.result.info["forward_chunk"] = ctx.predict.max_batch
                     self.store.put_json("scores", score_key, payload)
@@ -284,14 +289,8 @@ class CellRun:
             return sal_key, cached["saliency"].to(batch.x.device)
         start = time.perf_counter()
         who = f"explainer {self.explainer.name!r}"
-        inputs = self.inputs(batch, target)
-        try:
-            with PassCounter(data.model) as counter:
-                saliency = self.explainer(data.model, batch.x, target)
-        except Exception as exc:
-            data.check_after(who, inputs, exc)
-            raise
-        data.check_after(who, inputs)
+        with data.guarded(who, self.inputs(batch, target)), PassCounter(data.model) as counter:
+            saliency = self.explainer(data.model, batch.x, target)
         seconds = time.perf_counter() - start
         if not torch.isfinite(saliency).all():
             raise FloatingPointError(f"{self.explainer.name} returned NaN or Inf saliency for the batch "

@@ -93,7 +93,7 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
     the cell's rows (for the test that the two agree)."""
     batch, target = first
     k = min(samples, len(batch))
-    x, t = batch.x[:k], target[:k]
+    x, t, label = batch.x[:k], target[:k], batch.label[:k]
     masks = {name: m[:k] for name, m in batch.masks.items()}
     labels = None if batch.labels is None else batch.labels[:k]
     keys = sample_keys(batch, target, k)
@@ -131,32 +131,22 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
         for run in live:
             if not scored.get((run.cell.name, condition)):
                 continue
-            inputs = InputGuard(masks, x=xc, target=t, label=batch.label[:k], labels=labels)
-            who = f"explainer {run.explainer.name!r}"
+            inputs = InputGuard(masks, x=xc, target=t, label=label, labels=labels)
             try:
-                try:
+                with data.guarded(f"explainer {run.explainer.name!r}", inputs):
                     saliency = run.explainer(model, xc, t)
-                except Exception as exc:
-                    data.check_after(who, inputs, exc)  # restored also on the explainer's own error
-                    raise
-                data.check_after(who, inputs)
                 inputs.add("saliency", saliency)
             except Exception as exc:
                 out.log.append(f"reliability: {run.cell.name} under {condition}: explainer failed: {exc}")
                 continue
             for spec, metric in scored[(run.cell.name, condition)]:
-                ctx = EvalContext(model=model, x=xc, target=t, label=inputs.tensors["label"], saliency=saliency,
-                                  masks=masks,
+                ctx = EvalContext(model=model, x=xc, target=t, label=label, saliency=saliency, masks=masks,
                                   predict=ForwardCounter(model), explainer=run.explainer, background=data.background,
                                   seed=group.seed, multilabel=data.multilabel, labels=labels, classes=data.classes,
                                   mask_roles=data.mask_roles)
                 try:
-                    try:
+                    with data.guarded(f"metric {spec.label!r}", inputs, ctx):
                         values = metric(ctx).value.double().cpu().tolist()
-                    except Exception as exc:
-                        data.check_after(f"metric {spec.label!r}", inputs, exc, ctx)
-                        raise
-                    data.check_after(f"metric {spec.label!r}", inputs, ctx=ctx)
                 except Exception as exc:
                     out.log.append(f"reliability: {spec.label} in {run.cell.name} under {condition} failed: {exc}")
                     continue

@@ -55,7 +55,7 @@ def test_check_samples_names_the_sample(flaw, message):
     dataset = Broken(flaw=flaw)
     with pytest.raises(DataError, match=r"^Broken \(test split\): " + message):
         dataset.tensors()
-    check_samples([Broken()[i] for i in range(12)], Broken(), {}, "fine")  # the same without the flaw
+    check_samples([Broken()[i] for i in range(12)], Broken(), "fine")  # the same without the flaw
 
 
 def test_a_run_on_such_a_dataset_exits_2_naming_the_sample(tmp_path, capsys):
