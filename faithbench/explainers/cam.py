@@ -24,8 +24,9 @@ we only override what is needed to keep the map raw, to batch forward passes, or
 Target layer: ``target_layer`` (a dotted module name) if given; otherwise, for a ViT, the
 last block's ``norm1`` with the token -> grid reshape; for a CNN, the last top-level stage
 whose output grid is at least ``min_grid`` per spatial axis, or inside the last container that
-holds one where no top-level stage does (a DenseNet's ``features``;
-:func:`~faithbench.explainers.layers.find_target_layer`). A CAM is only as fine as its layer's
+holds one where no top-level stage does (a DenseNet's ``features``), or the last such stage of a
+coarse block of stages run after it (timm's EfficientNet ``blocks`` after its stem); never an
+adaptive pool (:func:`~faithbench.explainers.layers.find_target_layer`). A CAM is only as fine as its layer's
 grid (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
 Gradient-based Localization"): a 2x2 CAM is not comparable to pixel-level maps. The chosen
 layer and grid are in ``last_info``.
@@ -116,8 +117,9 @@ class CAMExplainer(Explainer):
     bounds: ClassVar[dict[str, Bound]] = {"min_grid": AT_LEAST_ONE}
     # 2: ReLU on the grid before upsampling (1 returned the signed map); 3: the layer found inside a block
     # that holds every stage where no top-level one is fine enough (explainers.layers), so earlier maps are
-    # not reused from the cache
-    version = "3"
+    # not reused from the cache; 4: a coarse sequence of stages after the chosen layer is entered (timm's
+    # EfficientNet on 64 px: blocks.4, not the stem) and adaptive pools are never chosen (AlexNet's avgpool)
+    version = "4"
 
     def layer_for(self, model: nn.Module, x: Tensor) -> tuple[nn.Module, Callable | None]:
         if getattr(model, "arch_family", "cnn") == "vit":

@@ -142,6 +142,33 @@ def test_gradcam_looks_inside_a_network_that_keeps_its_stages_in_one_block():
     assert find_target_layer(tiny, torch.rand(1, 3, 4, 4)) == ("conv1", (2, 2))
 
 
+@pytest.mark.parametrize(("name", "size", "expected"), [
+    ("timm:efficientnet_b0", 64, ("blocks.4", (4, 4))),  # was the stem's bn1, 32 x 32: a map of edges
+    ("timm:mobilenetv3_small_100", 64, ("blocks.3", (4, 4))),
+    ("timm:convnext_atto", 64, ("stages.2", (4, 4))),  # was the stem
+    ("timm:efficientnet_b0", 224, ("bn2", (7, 7))),  # fine at the top: the head's conv, as before
+    ("timm:resnet50", 64, ("layer3", (4, 4))),  # layer4.0's 1 x 1 conv is 4 x 4 too: not a stage
+    ("timm:densenet121", 64, ("features.denseblock3", (4, 4))),  # transition3's layers are no stage
+    ("torchvision:regnet_y_400mf", 64, ("trunk_output.block3", (4, 4))),  # was the stem
+    ("torchvision:alexnet", 64, ("features.4", (7, 7))),  # was avgpool: 6 x 6 copies of features' 1 x 1
+    ("torchvision:alexnet", 224, ("features", (6, 6))),
+    ("torchvision:vgg11", 64, ("features.19", (4, 4))),  # was avgpool: 7 x 7 from 2 x 2
+])
+def test_target_layer_is_the_last_fine_stage_of_library_networks(name, size, expected):
+    """A held-out review: at small inputs timm's EfficientNet, MobileNet and ConvNeXt (a stem, then
+    every stage in one coarse ``blocks``/``stages``) gave Grad-CAM on the stem, and torchvision's
+    AlexNet and VGG on their adaptive ``avgpool``, which resamples a 1 x 1 or 2 x 2 map."""
+    import torchvision
+
+    from faithbench.explainers.layers import find_target_layer
+
+    library, arch = name.split(":")
+    torch.manual_seed(0)
+    model = (timm.create_model(arch, pretrained=False, num_classes=2) if library == "timm"
+             else getattr(torchvision.models, arch)(num_classes=2)).eval()
+    assert find_target_layer(model, torch.rand(1, 3, size, size)) == expected
+
+
 def test_gradcam_is_raw_not_minmax_scaled(tiny_cnn):
     x = torch.rand(2, 1, 64, 64)
     out = explainers.get("gradcam")()(tiny_cnn, x, torch.tensor([0, 1]))
