@@ -22,6 +22,7 @@ import re
 import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def _load_suite(name: str) -> object:
-    """``load_suite``, its :class:`~faithbench.config.SuiteWarning` s printed as one line each (also
-    when it raises: an error may refer to them)."""
-    import warnings
-
+    """``load_suite``, its warnings shown by :func:`_show_warning` (also when it raises: an error
+    may refer to them)."""
     from faithbench import config
 
     caught: list[warnings.WarningMessage] = []
@@ -57,10 +56,25 @@ def _load_suite(name: str) -> object:
             return config.load_suite(name)
     finally:  # also before an error, which may refer to them; outside the recording, which would
         for w in caught:  # append each warning shown again to the list being shown (a review: it never ended)
-            if issubclass(w.category, config.SuiteWarning):
-                print(f"faithbench: warning: {w.message}", file=sys.stderr)
-            else:
-                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            _show_warning(w.message, w.category, w.filename, w.lineno)
+
+
+_shown: set[str] = set()  # the messages of faithbench's warnings shown by this command
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """faithbench's own warnings (a suite's, a dataset's: a dataset built for each split warns once
+    per split) as one line each, once per message; others as Python shows them."""
+    from faithbench.config import SuiteWarning
+    from faithbench.datasets.paths import DataWarning
+
+    if not issubclass(category, (SuiteWarning, DataWarning)):
+        _python_showwarning(message, category, filename, lineno, file, line)
+    elif str(message) not in _shown:
+        _shown.add(str(message))
+        print(f"faithbench: warning: {message}", file=sys.stderr)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -291,7 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["FAITHBENCH_QUIET"] = "1"  # faithbench.progress: the training bars too
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
-        return _dispatch(args)
+        with warnings.catch_warnings():
+            from faithbench.datasets.paths import DataWarning
+
+            warnings.simplefilter("always", DataWarning)  # every one reaches _show_warning, which shows each once
+            warnings.showwarning = _show_warning
+            _shown.clear()
+            return _dispatch(args)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -172,7 +172,7 @@ def category_key(category: str) -> tuple[int, str]:
     return len(CATEGORY_ORDER) + (category == OTHER), category
 
 
-def _edits(a: str, b: str) -> int:
+def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance: the single-character insertions, deletions and substitutions from a to b."""
     row = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
@@ -209,7 +209,7 @@ class MetricInfo:
         if self.postprocess not in ("none", "abs", "relu"):
             raise ValueError(f"{where}: expected postprocess 'none', 'abs' or 'relu', got {self.postprocess!r}")
         name = category_name(self.category)
-        close = [c for c in CATEGORY_ORDER if _edits(name.lower(), c) <= 2]
+        close = [c for c in CATEGORY_ORDER if edit_distance(name.lower(), c) <= 2]
         if name not in CATEGORY_ORDER and close:
             raise ValueError(f"{where}: category {name!r} is a near-miss of the built-in {close[0]!r}: use "
                              f"Category.{close[0].upper()} (a category of its own must differ from the built-in ones)")

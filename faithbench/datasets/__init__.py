@@ -9,11 +9,11 @@ from faithbench.datasets.folder import FolderDataset
 from faithbench.datasets.longitudinal import LongitudinalFolder, PhantomLongitudinal
 from faithbench.datasets.medmnist import MedMNIST
 from faithbench.datasets.multilabel import PhantomCXRMultiLabel
-from faithbench.datasets.paths import ENV_VAR, DataError, data_root, resolve_path
+from faithbench.datasets.paths import ENV_VAR, DataError, DataWarning, data_root, resolve_path
 from faithbench.datasets.phantoms import PhantomCXR, PhantomOrgan3D
 from faithbench.datasets.semisynthetic import MNILesion
 from faithbench.datasets.volumes import VolumeDataset
 
-__all__ = ["ENV_VAR", "SPLITS", "BaseDataset", "DataError", "Dataset", "FolderDataset", "LongitudinalFolder",
-           "MedMNIST", "MNILesion", "PhantomCXR", "PhantomCXRMultiLabel", "PhantomLongitudinal", "PhantomOrgan3D",
+__all__ = ["ENV_VAR", "SPLITS", "BaseDataset", "DataError", "DataWarning", "Dataset", "FolderDataset",
+           "LongitudinalFolder", "MedMNIST", "MNILesion", "PhantomCXR", "PhantomCXRMultiLabel", "PhantomLongitudinal", "PhantomOrgan3D",
            "VolumeDataset", "data_root", "resolve_path"]

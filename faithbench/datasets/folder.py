@@ -14,6 +14,7 @@ import csv
 import os
 import random
 import re
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -24,9 +25,9 @@ from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, Bound, check_bound
 from faithbench.datasets.base import BaseDataset, Split
-from faithbench.datasets.paths import DataError, csv_image, resolve_path
+from faithbench.datasets.paths import DataError, DataWarning, csv_image, resolve_path
 from faithbench.registry import datasets
-from faithbench.types import Sample
+from faithbench.types import Sample, edit_distance
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
 
@@ -105,6 +106,26 @@ def patient_split(groups: dict[str, int], fractions: tuple[float, float, float],
     return out
 
 
+def _warn_near_labels(labels: list[str], source: Path) -> None:
+    """Warns of a class named like a larger one (``pnuemonia`` beside ``pneumonia``, ``Normal`` beside
+    ``NORMAL``; at most 2 edits apart, names of 4 characters or more, the same numbers): without
+    ``classes``, every name found is a class, so a typo makes a class of its own."""
+    counts = {name: labels.count(name) for name in sorted(set(labels))}
+    for name, k in counts.items():
+        larger = [other for other, m in counts.items() if m > k]
+        close = [o for o in larger if o.lower() == name.lower()] or [
+            o for o in larger if min(len(o), len(name)) >= 4 and edit_distance(o.lower(), name.lower()) <= 2
+            and re.findall(r"\d+", o) == re.findall(r"\d+", name)]  # grade1 and grade2 are two classes
+        if close:
+            warnings.warn(f"{source}: class {name!r} ({_images(k)}) is named like {close[0]!r} "
+                          f"({_images(counts[close[0]])}); a typo makes a class of its own: set the dataset's "
+                          "classes to refuse labels that are none of them", DataWarning, stacklevel=4)
+
+
+def _images(k: int) -> str:
+    return f"{k} image" + "s" * (k != 1)
+
+
 @datasets.register("folder")
 class FolderDataset(BaseDataset):
     """Images in a folder (relative to the data root or absolute), ``(C, size, size)`` in [0, 1].
@@ -113,7 +134,9 @@ class FolderDataset(BaseDataset):
         path: the image folder. labels: a CSV ``path,label[,patient_id]`` (relative to ``path`` or
             the data root); without one, the class is the first sub-folder of each image.
         masks: a folder of mask images named like the images (same relative path; any image
-            suffix); nonzero = inside. The mask is called ``mask_name`` (``lesion``).
+            suffix); nonzero = inside. The mask is called ``mask_name`` (``lesion``). An image
+            without a mask file gets an empty mask (no finding); mask files named like no image,
+            and a split where no image has one, are warned of.
         classes: class names in index order (default: sorted names found).
         size: output side (224). fit: ``crop`` (centre square, as MedMNIST), ``pad`` or ``squash``.
         channels: 1 or 3 (the grey image repeated). fractions: train/val/test ((0.7, 0.1, 0.2)).
@@ -166,6 +189,7 @@ class FolderDataset(BaseDataset):
             raise DataError(f"{folder}: no images found (expected class sub-folders or a labels CSV)")
         found = sorted({r[1] for r in rows})
         if classes is None:
+            _warn_near_labels([r[1] for r in rows], csv_path if labels else folder)
             names = tuple(found) if not all(f.isdigit() for f in found) else \
                 tuple(f"class_{i}" for i in range(max(int(f) for f in found) + 1))
         else:
@@ -200,6 +224,25 @@ class FolderDataset(BaseDataset):
         self.mask_name, self.size, self.fit, self.channels = mask_name, size, fit, channels
         self._sources = [img for img, _, _ in rows]  # every split's images, for data_files
         self._labels_csv = csv_path if labels else None
+        if self.mask_dir is not None:
+            self._check_mask_names(split)
+
+    def _check_mask_names(self, split: str) -> None:
+        """Warns of mask files named like no listed image (a typo in a name leaves its image with an
+        empty mask, silently) and of a split none of whose images has a mask file."""
+        assert self.mask_dir is not None
+        stems = {img.relative_to(self.folder).with_suffix("").as_posix() for img in self._sources}
+        masks = [m.relative_to(self.mask_dir) for m in sorted(self.mask_dir.rglob("*"))
+                 if m.suffix.lower() in IMAGE_SUFFIXES and m.is_file()]
+        orphans = [m.as_posix() for m in masks if m.with_suffix("").as_posix() not in stems]
+        if orphans:
+            warnings.warn(f"{self.mask_dir}: {len(orphans)} of {len(masks)} mask files are named like no image of "
+                          f"{self.folder} (e.g. {orphans[0]!r}); a mask has its image's relative path (any image "
+                          "suffix), and an image without one gets an empty mask", DataWarning, stacklevel=3)
+        found = {m.with_suffix("").as_posix() for m in masks}
+        if not any(img.relative_to(self.folder).with_suffix("").as_posix() in found for img, _, _ in self.entries):
+            warnings.warn(f"{self.mask_dir}: no image of split {split!r} has a mask file: every "
+                          f"{self.mask_name!r} mask is empty", DataWarning, stacklevel=3)
 
     def data_files(self) -> list[tuple[str, Path]]:
         """Every split's images (relative to the folder), the labels CSV and every mask file."""

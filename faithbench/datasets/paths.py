@@ -20,6 +20,11 @@ class DataError(ValueError):
     """
 
 
+class DataWarning(UserWarning):
+    """Data that loads but may not be what was meant (a mask file named like no image); the
+    command line prints it as one line, once."""
+
+
 OFFLINE_VAR = "FAITHBENCH_OFFLINE"
 
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from faithbench.datasets.base import SPLITS, BaseDataset, Split
-from faithbench.datasets.paths import DataError, resolve_path
+from faithbench.datasets.paths import DataError, DataWarning, resolve_path
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -263,7 +263,7 @@ class VolumeDataset(BaseDataset):
                 warnings.warn(f"{item['label_map']}: label map of shape {seg.shape[:3]} has the same affine as its "
                               f"image of shape {img.shape[:3]}, so its voxel (0, 0, 0) is placed on the image's; "
                               "a label map cropped or padded without updating its header lands in the wrong "
-                              "place (check an overlay)", stacklevel=2)
+                              "place (check an overlay)", DataWarning, stacklevel=2)
             if not (same_shape and same_affine):
                 from nibabel.processing import resample_from_to
 

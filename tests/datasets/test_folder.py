@@ -195,3 +195,53 @@ def test_validate_refuses_a_first_test_sample_that_cannot_be_read(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "datasets[0] 'folder': test sample 0 cannot be read: DataError: " in err
     assert f"{first.name}: mask shape (10, 10) differs from its image" in err
+
+
+def test_mask_and_label_typos_are_warned_of(tmp_path):
+    """A held-out review: a mask file named unlike its image left that image with an empty mask, and
+    a label typo in the CSV made a class of its own, both silently."""
+    import warnings
+
+    _write(tmp_path)
+    (tmp_path / "masks" / "im3.png").rename(tmp_path / "masks" / "img3.png")  # a typo in one mask's name
+    kw = dict(path="img", labels="labels.csv", masks="masks", classes=["well", "sick"], size=30,
+              fractions=[1.0, 0.0, 0.0], root=str(tmp_path))
+    with pytest.warns(UserWarning, match=r"1 of 12 mask files are named like no image .*'img3.png'"):
+        ds = FolderDataset("train", **kw)
+    assert not ds[[e[0].name for e in ds.entries].index("im3.png")].masks["lesion"].any()  # empty, as documented
+    (tmp_path / "none").mkdir()
+    with pytest.warns(UserWarning, match="no image of split 'train' has a mask file: every 'lesion' mask is empty"):
+        FolderDataset("train", **{**kw, "masks": "none"})
+    (tmp_path / "masks" / "img3.png").rename(tmp_path / "masks" / "im3.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FolderDataset("train", **kw)  # every mask named like its image: no warning
+
+    csv = tmp_path / "labels.csv"
+    csv.write_text(csv.read_text().replace("im5.png,sick", "im5.png,sikc").replace("im7.png,sick", "im7.png,Well"))
+    with pytest.warns(UserWarning) as caught:
+        ds = FolderDataset("train", **{**kw, "classes": None})
+    messages = sorted(str(w.message) for w in caught)
+    assert ds.classes == ("Well", "sick", "sikc", "well")  # as found: the warning is the guard
+    assert any("class 'sikc' (1 image) is named like 'sick' (4 images)" in m for m in messages)
+    assert any("class 'Well' (1 image) is named like 'well' (6 images)" in m for m in messages)
+    with pytest.raises(DataError, match="label 'sikc' is not one of the classes"):
+        FolderDataset("train", **kw)  # with classes: refused
+
+
+def test_cli_prints_a_data_warning_once_as_one_line(tmp_path, capsys, monkeypatch):
+    """Each split's dataset warned again, as Python's two-line file:line warning: now one line, once."""
+    from faithbench.cli import main
+
+    _write(tmp_path)
+    (tmp_path / "masks" / "im3.png").rename(tmp_path / "masks" / "img3.png")
+    (tmp_path / "suite.yaml").write_text(
+        "name: typo\ndatasets:\n  - {name: folder, params: {path: img, labels: labels.csv, masks: masks, size: 32}}\n"
+        "models:\n  - {name: small_cnn, recipe: {epochs: 1}}\nexplainers: [random]\nmetrics: [pointing_game]\n")
+    monkeypatch.setenv("FAITHBENCH_DATA", str(tmp_path))
+    assert main(["validate", str(tmp_path / "suite.yaml")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if "mask files" in line] == [
+        f"faithbench: warning: {tmp_path}/masks: 1 of 12 mask files are named like no image of {tmp_path}/img "
+        "(e.g. 'img3.png'); a mask has its image's relative path (any image suffix), and an image without one gets "
+        "an empty mask"]
