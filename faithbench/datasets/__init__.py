@@ -15,5 +15,5 @@ from faithbench.datasets.semisynthetic import MNILesion
 from faithbench.datasets.volumes import VolumeDataset
 
 __all__ = ["ENV_VAR", "SPLITS", "BaseDataset", "DataError", "DataWarning", "Dataset", "FolderDataset",
-           "LongitudinalFolder", "MedMNIST", "MNILesion", "PhantomCXR", "PhantomCXRMultiLabel", "PhantomLongitudinal", "PhantomOrgan3D",
-           "VolumeDataset", "data_root", "resolve_path"]
+           "LongitudinalFolder", "MedMNIST", "MNILesion", "PhantomCXR", "PhantomCXRMultiLabel", "PhantomLongitudinal",
+           "PhantomOrgan3D", "VolumeDataset", "data_root", "resolve_path"]
