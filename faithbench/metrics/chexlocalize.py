@@ -141,7 +141,8 @@ class CheXlocalizeMetric(LocalizationMetric):
             n, found = int(sel.sum()), int(part["has"].sum())
             note = ""
             if found:
-                self.tuned[c] = self._tune(part)
+                threshold, gate, note = self._tune(part)
+                self.tuned[c] = (threshold, gate)
             else:
                 self.tuned[c] = (OTSU if self.params.get("threshold") == VAL else self.params.get("threshold"),
                                  None if self.gate == VAL else self.gate)
@@ -157,7 +158,8 @@ class CheXlocalizeMetric(LocalizationMetric):
     def _inputs(self, ctx: EvalContext, saliency: Tensor, mask: Tensor) -> dict[str, Tensor]:  # pragma: no cover
         raise NotImplementedError
 
-    def _tune(self, part: dict[str, Tensor]) -> tuple[str | float | None, float | None]:  # pragma: no cover
+    def _tune(self, part: dict[str, Tensor]) -> tuple[str | float | None, float | None, str]:  # pragma: no cover
+        """(threshold, gate, note) of one class from its validation ``part``."""
         raise NotImplementedError
 
     def _gate_on(self, part: dict[str, Tensor], value: Tensor | None,
@@ -216,14 +218,17 @@ class CheXlocalizeIoU(CheXlocalizeMetric):
     def _inputs(self, ctx: EvalContext, saliency: Tensor, mask: Tensor) -> dict[str, Tensor]:
         return {"maps": saliency.detach().float().cpu(), "masks": mask.bool().cpu()}
 
-    def _tune(self, part: dict[str, Tensor]) -> tuple[str | float | None, float | None]:
-        threshold = self.threshold
+    def _tune(self, part: dict[str, Tensor]) -> tuple[str | float | None, float | None, str]:
+        threshold, note = self.threshold, ""
         if threshold == VAL:
             threshold = tune_threshold(part["maps"], part["masks"])
+            if math.isnan(threshold):  # a review: the smallest grid value was recorded as tuned
+                threshold, note = OTSU, ("no threshold of the grid segments any validation map of the class with a "
+                                         "finding (constant maps): Otsu")
         if self.gate != VAL:
-            return threshold, self.gate
+            return threshold, self.gate, note
         seg = binarize(part["maps"], threshold)
-        return threshold, self._gate_on(part, iou(seg, part["masks"]), seg.flatten(1).any(1))
+        return threshold, self._gate_on(part, iou(seg, part["masks"]), seg.flatten(1).any(1)), note
 
 
 @metrics.register("chexlocalize_hit")
@@ -251,5 +256,5 @@ class CheXlocalizeHit(CheXlocalizeMetric):
     def _inputs(self, ctx: EvalContext, saliency: Tensor, mask: Tensor) -> dict[str, Tensor]:
         return {"hit": chexlocalize_hit(saliency, mask, generator=ctx.generator(SALT_HIT)).cpu()}
 
-    def _tune(self, part: dict[str, Tensor]) -> tuple[str | float | None, float | None]:
-        return None, self._gate_on(part, part["hit"])
+    def _tune(self, part: dict[str, Tensor]) -> tuple[str | float | None, float | None, str]:
+        return None, self._gate_on(part, part["hit"]), ""

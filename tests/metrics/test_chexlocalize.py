@@ -188,6 +188,19 @@ def test_val_threshold_is_tuned_per_class_and_scores_with_it(make_ctx, tiny_cnn)
     assert out.value[:2].tolist() == [pytest.approx(0.5), pytest.approx(0.5)]  # 0.4 keeps 6 pixels of a top-3 mask ...
 
 
+def test_val_threshold_of_constant_maps_falls_back_to_otsu_and_says_so():
+    """A held-out review: where no grid value segments any map (every validation map of the class
+    constant), each t scored NaN and the smallest, 0.2, was recorded as tuned, with no note."""
+    s, mask = _ramp_units([3, 3, 6, 6])
+    s[2:] = 0.5  # class 1's maps constant: empty at every threshold
+    assert tune_threshold(s[2:], mask[2:]) != tune_threshold(s[2:], mask[2:])  # NaN: nothing to tune
+    assert tune_threshold(s[:2], mask[:2]) == 0.7
+    inputs = {"target": torch.tensor([0, 0, 1, 1]), "has": mask.flatten(1).any(1), "maps": s, "masks": mask}
+    rows = CheXlocalizeIoU(threshold="val").calibrate(inputs, ("a", "b"))
+    assert [(r["class"], r["threshold"]) for r in rows] == [("a", 0.7), ("b", "otsu")]
+    assert rows[0]["note"] == "" and rows[1]["note"].startswith("no threshold of the grid segments any validation map")
+
+
 def test_val_settings_enter_the_spec():
     s, mask = _ramp_units([3, 6])
     a, b = CheXlocalizeIoU(threshold="val"), CheXlocalizeIoU(threshold="val")

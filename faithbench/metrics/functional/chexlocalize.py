@@ -224,8 +224,10 @@ def tune_threshold(val_maps: Tensor, val_masks: Tensor, grid: Sequence[float] = 
 
     where a sample whose mask or segmentation is empty is NaN (left out: ``calculate_iou(pred, gt,
     true_pos_only=True)``). Ties: the smallest t (the reference's first maximum on its ascending
-    grid); a t at which no sample is scored ranks last. Saporta et al. 2022 tune one per pathology:
-    call this once per class. ``val_maps``/``val_masks``: ``(N, *spatial)``."""
+    grid); a t at which no sample is scored ranks last; NaN when no t scores any sample (every map
+    constant, so empty at every t: there is nothing to tune, and the smallest t would pass for a
+    tuned one). Saporta et al. 2022 tune one per pathology: call this once per class.
+    ``val_maps``/``val_masks``: ``(N, *spatial)``."""
     _check(val_maps, val_masks)
     grid = [float(t) for t in grid]
     if not grid:
@@ -238,6 +240,8 @@ def tune_threshold(val_maps: Tensor, val_masks: Tensor, grid: Sequence[float] = 
         value = _iou(seg, val_masks, full_dataset=False)
         value = torch.where(seg.flatten(1).any(1), value, torch.full_like(value, float("nan")))
         scores.append(_nanmean(value.cpu().numpy()))
+    if all(math.isnan(s) for s in scores):
+        return math.nan
     return _best(grid, scores)
 
 
