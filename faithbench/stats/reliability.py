@@ -43,7 +43,7 @@ a metric whose ranking survives minor noise only half the time, or that barely n
 randomised model, fails; and no verdict on fewer than 6 ranked samples, the fewest pairs with
 which a two-sided Wilcoxon signed-rank test can reach p < 0.05 (2 / 2^6 = 0.031; 0.0625 with 5):
 such a metric does not pass, and the footnote says it had too few samples (a localisation metric
-is undefined on the samples without a lesion, so the default 8 samples may rank only 3).
+is undefined on the samples without a lesion, so the default 8 samples may rank only 3, or none).
 ``agreement_tau`` adds the agreement between metrics: the mean Kendall τ between this metric's
 ranking of explainers (mean over the samples every explainer has, ``original`` condition,
 oriented by ``higher_is_better``; the leaderboard's rank) and each other metric's ranking
@@ -174,21 +174,17 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=blocks + RELIABILITY_COLUMNS)
 
 
-def _ties_everywhere(row: pd.Series) -> bool:
-    """The row's metric gave every explainer the same value on every sample (``n_ranked`` 0)."""
-    return "n_ranked" in row and row["n_ranked"] == 0 and row.get("n_samples", 1) > 0
-
-
 def _too_few(row: pd.Series) -> bool:
-    """The row's metric ranked the explainers on 1 to ``MIN_RANKED`` - 1 samples: no verdict either
-    way (a table without ``n_ranked``, older or hand-made, is not checked)."""
+    """The row's metric ranked the explainers on 0 to ``MIN_RANKED`` - 1 of its re-scored samples
+    (some were re-scored): no verdict either way (a table without ``n_ranked``, older or hand-made,
+    is not checked)."""
     ranked = pd.to_numeric(row.get("n_ranked", MIN_RANKED), errors="coerce")
-    return bool(0 < ranked < MIN_RANKED)
+    return bool(0 <= ranked < MIN_RANKED and pd.to_numeric(row.get("n_samples", 1), errors="coerce") > 0)
 
 
 def verdicts(reliability: pd.DataFrame) -> pd.Series:
     """Per row of ``reliability`` (``passed`` a boolean): "pass", "fail", or "no verdict" where the
-    metric ranked the explainers on too few samples (1 to ``MIN_RANKED`` - 1) to pass or fail."""
+    metric ranked the explainers on too few samples (0 to ``MIN_RANKED`` - 1) to pass or fail."""
     too_few = reliability.apply(_too_few, axis=1) if len(reliability) else pd.Series(dtype=bool)
     verdict = np.where(reliability["passed"].astype(bool), "pass", np.where(too_few, "no verdict", "fail"))
     return pd.Series(verdict, index=reliability.index, dtype=object)
@@ -198,17 +194,20 @@ def _reasons(row: pd.Series) -> list[str]:
     """Why one (dataset, model, metric) row failed, each condition with its own value; a NaN
     condition is "undefined", with why."""
     nr, ar = float(row["nr"]), float(row["ar"])
-    if np.isnan(nr) and np.isnan(ar) and _ties_everywhere(row):
-        return ["noise resilience and adversary reactivity undefined: it gives every explainer the same value "
-                "on every sample, so it ranks nothing"]
     checks = ((nr, NR_MIN, "noise resilience", "minor", "its ranking or scores move under a minor perturbation"),
               (ar, AR_MIN, "adversary reactivity", "disruptive", "it barely reacts to a randomised model"))
     reasons = []
+    advice = ("the check re-scores the first min(reliability, batch_size) samples of each group: raise both, or use "
+              "subset: positive for a localisation metric")
     if _too_few(row):
         ranked = int(float(row["n_ranked"]))
+        if ranked == 0:  # a review: "it ranks nothing" was read as a statement about the leaderboard above
+            n = pd.to_numeric(row.get("n_samples"), errors="coerce")
+            return [f"no verdict: on its {'' if pd.isna(n) else f'{int(n)} '}re-scored samples it gave every explainer "
+                    "the same value wherever it is defined, so none of them ranks the explainers (the leaderboard "
+                    f"covers every sample; {advice})"]
         reasons.append(f"too few samples for a verdict: {ranked} ranked the explainers (at least {MIN_RANKED} "
-                       "needed; the check re-scores the first min(reliability, batch_size) samples of each "
-                       "group: raise both, or use subset: positive for a localisation metric)")
+                       f"needed; {advice})")
     for value, low, name, condition, meaning in checks:
         if np.isnan(value):
             reasons.append(f"{name} undefined: no sample ranked by it under both the original and the {condition} "

@@ -141,7 +141,7 @@ def test_a_tied_original_sample_is_left_out_of_tau():
     assert row["nr_ranking"] == pytest.approx(1.0)
 
 
-def test_a_metric_constant_over_explainers_has_no_reliability_and_fails():
+def test_a_metric_constant_over_explainers_has_no_reliability_and_no_verdict():
     rng = np.random.default_rng(0)
     zeros = {e: [0.0] * 4 for e in ORIGINAL}
     noisy = {e: rng.random(4).tolist() for e in ORIGINAL}
@@ -151,18 +151,24 @@ def test_a_metric_constant_over_explainers_has_no_reliability_and_fails():
     assert np.isnan(row["nr"]) and np.isnan(row["ar"]) and not bool(row["passed"])
     assert row["n_ranked"] == 0 and row["n_samples"] == 4
     note = reliability_footnote(table, pd.DataFrame({"metric": ["zero"]}))
-    assert note.endswith("zero: noise resilience and adversary reactivity undefined: it gives every explainer the "
-                         "same value on every sample, so it ranks nothing.")
+    # a held-out review: "it ranks nothing" read as a statement about the leaderboard, which ranked them apart
+    assert note.endswith("zero: no verdict: on its 4 re-scored samples it gave every explainer the same value "
+                         "wherever it is defined, so none of them ranks the explainers (the leaderboard covers every "
+                         "sample; the check re-scores the first min(reliability, batch_size) samples of each group: "
+                         "raise both, or use subset: positive for a localisation metric).")
+    from faithbench.stats.reliability import verdicts
+
+    assert verdicts(table).tolist() == ["no verdict"]
 
 
 def test_verdicts_tell_no_verdict_from_fail():
-    """The report's verdict: "no verdict" on 1 to MIN_RANKED - 1 ranked samples (too few to pass or
-    fail), "fail" on enough samples or on none (a metric that ranks nothing), "pass" as ``passed``."""
+    """The report's verdict: "no verdict" on 0 to MIN_RANKED - 1 ranked samples (too few to pass or
+    fail), "fail" on enough samples, "pass" as ``passed``."""
     from faithbench.stats.reliability import verdicts
 
     table = pd.DataFrame({"metric": list("abcd"), "nr": [0.9, 0.3, 0.9, np.nan], "ar": [0.9, 0.9, 0.9, np.nan],
                           "passed": [True, False, False, False], "n_ranked": [8, 8, MIN_RANKED - 1, 0]})
-    assert verdicts(table).tolist() == ["pass", "fail", "no verdict", "fail"]
+    assert verdicts(table).tolist() == ["pass", "fail", "no verdict", "no verdict"]
     note = reliability_footnote(table, pd.DataFrame({"metric": list("abcd")}))
     assert note.startswith("‡ Failed the metric reliability check or had too few samples for its verdict (")
     only_fails = reliability_footnote(table.iloc[:2], pd.DataFrame({"metric": list("ab")}))
