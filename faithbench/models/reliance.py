@@ -39,19 +39,16 @@ def explained_indices(dataset: Any, n: int, subset: str = "all") -> list[int]:
     return taken
 
 
-def measure_reliance(model: nn.Module, dataset: Any, n: int, evidence: tuple[str, ...] = EVIDENCE,
-                     batch_size: int = 32, subset: str = "all") -> list[dict[str, Any]]:
-    """Per evidence type, over those of the explained samples (:func:`explained_indices`: the
-    first ``n``, or the first ``n`` positive ones with ``subset="positive"``) that hold it (a
-    non-empty mask), ``batch_size`` at a time (memory does not grow with ``n``):
-    ``mean_drop`` = mean of p_c(x) − p_c(x without it), c = argmax on x; ``flip_rate`` =
-    fraction whose prediction changes; ``n`` samples used. Evidence no sample holds is left out.
-    """
-    rows = []
+def sample_drops(model: nn.Module, dataset: Any, n: int, evidence: tuple[str, ...] = EVIDENCE,
+                 batch_size: int = 32, subset: str = "all") -> list[dict[str, Any]]:
+    """One row per (evidence, explained sample that holds it: a non-empty mask) of the explained
+    samples (:func:`explained_indices`: the first ``n``, or the first ``n`` positive ones with
+    ``subset="positive"``), ``batch_size`` at a time (memory does not grow with ``n``):
+    ``sample_id``, ``evidence``, ``drop`` = p_c(x) − p_c(x without it), c = argmax on x, and
+    ``flipped``, whether the prediction changes."""
+    rows: list[dict[str, Any]] = []
     indices = explained_indices(dataset, n, subset)
     for name in evidence:
-        drops: list[torch.Tensor] = []
-        flips: list[torch.Tensor] = []
         chunk: list[int] = []
         for pos, i in enumerate(indices):
             mask = dataset[i].masks.get(name)
@@ -59,15 +56,31 @@ def measure_reliance(model: nn.Module, dataset: Any, n: int, evidence: tuple[str
                 chunk.append(i)
             if chunk and (len(chunk) == batch_size or pos == len(indices) - 1):
                 drop, flip = _intervene(model, dataset, chunk, name)
-                drops.append(drop)
-                flips.append(flip)
+                rows += [{"sample_id": dataset[k].id, "evidence": name, "drop": float(d), "flipped": bool(f)}
+                         for k, d, f in zip(chunk, drop.tolist(), flip.tolist())]
                 chunk = []
-        if not drops:
-            continue
-        drop_all, flip_all = torch.cat(drops), torch.cat(flips)
-        rows.append({"evidence": name, "n": len(drop_all), "mean_drop": float(drop_all.mean()),
-                     "flip_rate": float(flip_all.float().mean())})
     return rows
+
+
+def summarise_drops(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per evidence of :func:`sample_drops`' rows (in their order): ``n`` samples, ``mean_drop``
+    and ``flip_rate`` (the fraction whose prediction changes)."""
+    out = []
+    for name in dict.fromkeys(r["evidence"] for r in rows):
+        drops = [r for r in rows if r["evidence"] == name]
+        out.append({"evidence": name, "n": len(drops), "mean_drop": float(torch.tensor([r["drop"] for r in drops],
+                                                                                       dtype=torch.float64).mean()),
+                    "flip_rate": sum(r["flipped"] for r in drops) / len(drops)})
+    return out
+
+
+def measure_reliance(model: nn.Module, dataset: Any, n: int, evidence: tuple[str, ...] = EVIDENCE,
+                     batch_size: int = 32, subset: str = "all") -> list[dict[str, Any]]:
+    """Per evidence type, over those of the explained samples that hold it
+    (:func:`sample_drops`): ``mean_drop`` = mean of p_c(x) − p_c(x without it), c = argmax on x;
+    ``flip_rate`` = fraction whose prediction changes; ``n`` samples used. Evidence no sample
+    holds is left out."""
+    return summarise_drops(sample_drops(model, dataset, n, evidence, batch_size, subset))
 
 
 def _intervene(model: nn.Module, dataset: Any, idx: list[int], name: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,7 @@
 """Report pieces of the medical-imaging analyses: repeatability/reproducibility
-(``repeatability.csv``), metric reliability (``reliability.csv``) and the stratified analysis
-(``strata.csv``).
+(``repeatability.csv``), metric reliability (``reliability.csv``), the stratified analysis
+(``strata.csv``) and saliency against the model's measured reliance on planted evidence
+(``reliance_saliency.csv``, ``reliance_samples.csv``).
 
 The runner computes ``repeatability.csv`` (it needs the saliency maps of several checkpoints;
 :func:`faithbench.stats.repeatability.repeatability_table`) and ``reliability.csv`` (it needs
@@ -9,7 +10,8 @@ writes them with :func:`write_repeatability` / :func:`write_reliability`; ``stra
 derived from ``results.parquet`` by ``build_report`` when the results carry ``lesion_area``,
 ``confidence`` or ``correct``. :func:`medical_sections` turns them into sections of
 ``index.html`` (repeatability and reliability always, with a line saying why when their file is
-absent; strata only with its file); every string is escaped by the table helpers of ``html.py``.
+absent; strata and reliance only with their files); every string is escaped by the table helpers
+of ``html.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import pandas as pd
 from faithbench.store import atomic_write_bytes
 from faithbench.stats.reliability import AR_MIN, MIN_RANKED, NR_MIN, reliability_footnote, verdicts
 
-__all__ = ["REPEATABILITY_FILE", "RELIABILITY_FILE", "STRATA_FILE", "mark_unreliable",
+__all__ = ["RELIANCE_SALIENCY_FILE", "RELIANCE_SAMPLES_FILE", "REPEATABILITY_FILE", "RELIABILITY_FILE", "STRATA_FILE",
+           "mark_unreliable", "reliance_saliency_html", "write_reliance_saliency",
            "medical_sections", "reliability_footnote_text", "reliability_html", "reliability_markdown",
            "reliability_note", "reliability_status", "repeatability_html", "strata_html", "write_reliability",
            "write_repeatability", "write_strata"]
@@ -32,6 +35,8 @@ __all__ = ["REPEATABILITY_FILE", "RELIABILITY_FILE", "STRATA_FILE", "mark_unreli
 REPEATABILITY_FILE = "repeatability.csv"
 RELIABILITY_FILE = "reliability.csv"
 STRATA_FILE = "strata.csv"
+RELIANCE_SALIENCY_FILE = "reliance_saliency.csv"
+RELIANCE_SAMPLES_FILE = "reliance_samples.csv"
 Section = tuple[str, str, str]  # (anchor, heading, body html)
 
 
@@ -53,6 +58,32 @@ def write_reliability(out_dir: Path, table: pd.DataFrame) -> Path:
 def write_strata(out_dir: Path, table: pd.DataFrame) -> Path:
     """Write ``strata.csv`` (the table of ``stratify``) into the run folder."""
     return _write(Path(out_dir) / STRATA_FILE, table)
+
+
+def write_reliance_saliency(out_dir: Path, mass: pd.DataFrame, drops: pd.DataFrame) -> Path:
+    """Write ``reliance_samples.csv`` (each map's relevance mass on each evidence its sample holds,
+    beside the model's drop and flip on that sample) and ``reliance_saliency.csv`` (the table of
+    :func:`~faithbench.stats.reliance.reliance_saliency`) into the run folder; returns the latter."""
+    from faithbench.stats.reliance import reliance_saliency
+
+    key = ["dataset", "model", "seed", "sample_id", "evidence"]
+    _write(Path(out_dir) / RELIANCE_SAMPLES_FILE, mass.merge(drops, on=key, how="inner", validate="many_to_one"))
+    return _write(Path(out_dir) / RELIANCE_SALIENCY_FILE, reliance_saliency(mass, drops))
+
+
+def reliance_saliency_html(table: pd.DataFrame) -> str:
+    """Does each explainer point at what the model relies on? The table with how to read it."""
+    from faithbench.reports.markup import table_html
+
+    return ('<p class="note">Saliency against what the model relies on (Adebayo et al. 2022): mass is the '
+            "relevance mass (share of the positive saliency) on the evidence's mask, drop the model's measured "
+            "reliance on it (the predicted class's probability lost when it is removed), both averaged over the "
+            "(seed, sample) pairs holding it. A faithful explainer ranks the evidence as the model does: "
+            "mass_rank = reliance_rank (1: the most mass / the largest drop). spearman, p: rank correlation "
+            "of mass and drop over those samples (does the map follow the model sample by sample?). "
+            f'<a href="{RELIANCE_SALIENCY_FILE}">{RELIANCE_SALIENCY_FILE}</a>, per sample: '
+            f'<a href="{RELIANCE_SAMPLES_FILE}">{RELIANCE_SAMPLES_FILE}</a></p>'
+            + table_html(table, "no explained sample holds planted evidence", max_rows=400))
 
 
 def _read(path: Path) -> pd.DataFrame | None:
@@ -250,9 +281,9 @@ def strata_html(table: pd.DataFrame, figures: str = "") -> str:
 
 def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict | None = None) -> list[Section]:
     """The sections of this module's files in ``root``, in the order repeatability, reliability,
-    strata; the repeatability and reliability sections are always there (one line when the table
+    strata, reliance; the repeatability and reliability sections are always there (one line when the table
     is absent: no two checkpoints to compare; the check off or not computed; ``manifest``: the
-    run's, read from ``root`` when None), the strata only with ``strata.csv``.
+    run's, read from ``root`` when None), the strata and reliance only with their files.
     ``figures(prefix)`` renders (and marks as used) the plots whose name starts with ``prefix``."""
     root = Path(root)
     sections: list[Section] = []
@@ -269,4 +300,7 @@ def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict |
     strata = _read(root / STRATA_FILE)
     if strata is not None:
         sections.append(("strata", "Stratified analysis", strata_html(strata, figures("strata_"))))
+    reliance = _read(root / RELIANCE_SALIENCY_FILE)
+    if reliance is not None:
+        sections.append(("reliance", "Saliency vs measured reliance", reliance_saliency_html(reliance)))
     return sections

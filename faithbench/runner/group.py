@@ -22,8 +22,9 @@ from torch import Tensor
 from faithbench.config import DatasetSpec
 from faithbench.datasets.base import BaseDataset
 from faithbench.datasets.paths import DataError
+from faithbench.metrics.functional.localization import relevance_mass
 from faithbench.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from faithbench.models.reliance import can_intervene, measure_reliance
+from faithbench.models.reliance import EVIDENCE, can_intervene, sample_drops, summarise_drops
 from faithbench.registry import datasets
 from faithbench.runner.batches import iter_batches
 from faithbench.runner.calibration import calibrate_runs
@@ -64,12 +65,15 @@ class Gallery:
 @dataclass
 class GroupOutput:
     """What a group computed: its cells' results, the checkpoint's row of ``models.csv``, the
-    rows of ``reliance.csv`` and the gallery; ``trained`` counts checkpoints trained now."""
+    rows of ``reliance.csv`` (and per sample: ``drops``, each cell's ``evidence_mass``) and the
+    gallery; ``trained`` counts checkpoints trained now."""
 
     group: Group
     cells: list[CellResult] = field(default_factory=list)
     model_row: dict[str, Any] | None = None
     reliance: list[dict[str, Any]] = field(default_factory=list)
+    drops: list[dict[str, Any]] = field(default_factory=list)  # models.reliance.sample_drops, with the group's keys
+    evidence_mass: list[dict[str, Any]] = field(default_factory=list)  # each map's relevance mass on each evidence
     gallery: Gallery | None = None
     trained: int = 0
     log: list[str] = field(default_factory=list)
@@ -188,8 +192,10 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
     out.model_input = ckpt.info.get("input")  # the input transform in front of the net (pretrained config)
     test = splits["test"]
     if can_intervene(test):
-        out.reliance = [{"dataset": dspec.label, "model": mspec.label, "seed": seed, **row}
-                        for row in measure_reliance(ckpt.model, test, settings.n_samples, subset=settings.subset)]
+        keys = {"dataset": dspec.label, "model": mspec.label, "seed": seed}
+        out.drops = [{**keys, **row} for row in sample_drops(ckpt.model, test, settings.n_samples,
+                                                              subset=settings.subset)]
+        out.reliance = [{**keys, **row} for row in summarise_drops(out.drops)]
     _run_cells(group, settings, store, data, splits, out, report)
     return out
 
@@ -199,7 +205,9 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
     """Calibrate the metrics that tune on the validation split, then feed every cell of the group
     the same test batches (each batch read once); keep the gallery."""
     test = splits["test"]
-    runs = [CellRun(cell, data, settings.metrics, store, keep_last=settings.keep_maps) for cell in group.cells]
+    evidence = bool(out.drops)  # each map's mass on the lesion and the marker, against the model's drops
+    runs = [CellRun(cell, data, settings.metrics, store, keep_last=settings.keep_maps or evidence)
+            for cell in group.cells]
     if settings.needs_validation:
         report(0.0, f"calibrating on the validation split of {group.dataset.label}")
         out.calibration, notes = calibrate_runs(runs, splits["val"], group, settings)
@@ -215,6 +223,8 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
             run.feed(batch, target)
             if settings.keep_maps:
                 _keep_map(out, run, batch, target)
+            if evidence:
+                out.evidence_mass += evidence_mass_rows(group, run, batch)
         rows, prob = sample_rows(group, data, batch, target)
         out.samples += rows
         if first is None:
@@ -231,6 +241,25 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
     if first is not None and settings.reliability:
         out.reliability = reliability_rows(group, data, runs, first, settings.reliability)
         out.log += out.reliability.log
+
+
+def evidence_mass_rows(group: Group, run: CellRun, batch: Batch) -> list[dict[str, Any]]:
+    """Rows (dataset, model, seed, explainer, sample_id, evidence, mass) of the batch's maps: the
+    relevance mass on each planted evidence (``EVIDENCE``) a sample holds (a non-empty mask; NaN
+    where the map has no positive value). A multi-label batch (one unit per class) has none: the
+    model's drop is on its predicted class."""
+    if run.stopped or run.last is None or batch.labels is not None:
+        return []
+    rows = []
+    for name in EVIDENCE:
+        mask = batch.masks.get(name)
+        if mask is None:
+            continue
+        mass = relevance_mass(run.last.detach().float(), mask.to(run.last.device)).cpu().tolist()
+        rows += [{"dataset": group.dataset.label, "model": group.model.label, "seed": group.seed,
+                  "explainer": run.cell.explainer.label, "sample_id": sid, "evidence": name, "mass": value}
+                 for sid, value, held in zip(batch.ids, mass, mask.flatten(1).any(1).tolist()) if held]
+    return rows
 
 
 def _keep_map(out: GroupOutput, run: CellRun, batch: Batch, target: Tensor) -> None:

@@ -30,7 +30,8 @@ OWNED: tuple[str, ...] = (
     "failures.csv", "manifest.json", "reliance.csv", "regions.csv", "region_tests.csv", "region_pairwise.csv",
     "leaderboard.csv", "leaderboard.md", "leaderboard.tex", "pairwise.csv", "friedman.csv", "nemenyi.csv",
     "overall_ranks.csv", "overall_nemenyi.csv", "agreement.csv", "models_summary.csv", "index.html", "samples.csv",
-    "repeatability.csv", "strata.csv", "reliability.csv", "calibration.csv",
+    "repeatability.csv", "strata.csv", "reliability.csv", "calibration.csv", "reliance_saliency.csv",
+    "reliance_samples.csv",
     *(f"plots/{stem}.{ext}" for stem in ("gallery_*", "curves_*", "sanity_*", "distributions_*", "cd_*",
                                          "regions_*", "strata_*", "models", "cost") for ext in ("png", "svg")),
 )

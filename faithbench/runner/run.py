@@ -284,6 +284,8 @@ def _tables(outputs: list[GroupOutput], unavailable: dict[str, str]) -> dict[str
         "regions": pd.DataFrame([r for c in cells for r in c.regions], columns=REGION_COLUMNS),
         "models": pd.DataFrame([o.model_row for o in outputs if o.model_row is not None]),
         "reliance": [r for o in outputs for r in o.reliance],
+        "drops": pd.DataFrame([r for o in outputs for r in o.drops]),
+        "evidence_mass": pd.DataFrame([r for o in outputs for r in o.evidence_mass]),
         "samples": pd.DataFrame([r for o in outputs for r in o.samples]),
         "reliability": [o.reliability for o in outputs],
         "calibration": pd.DataFrame([r for o in outputs for r in o.calibration], columns=CALIBRATION_COLUMNS),
@@ -323,6 +325,10 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
         atomic_write_bytes(out_dir / "failures.csv", failures.to_csv(index=False).encode())
     if tables["reliance"]:
         atomic_write_bytes(out_dir / "reliance.csv", pd.DataFrame(tables["reliance"]).to_csv(index=False).encode())
+    if not tables["evidence_mass"].empty and not tables["drops"].empty:  # each explainer against the reliance
+        from faithbench.reports.medical import write_reliance_saliency
+
+        write_reliance_saliency(out_dir, tables["evidence_mass"], tables["drops"])
     if not tables["calibration"].empty:  # the thresholds and gates tuned on the validation split
         atomic_write_bytes(out_dir / "calibration.csv", tables["calibration"].to_csv(index=False).encode())
     if suite.regions is not None:  # before the report, which reads it

@@ -1,0 +1,59 @@
+"""Saliency mass on planted evidence against the model's measured reliance (SCIENCE.md: "an
+explainer's saliency mass on marker vs lesion is compared with it"; a held-out review found no
+output that did)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from faithbench.stats.reliance import RELIANCE_SALIENCY_COLUMNS, reliance_saliency
+
+
+def _frames():
+    # two seeds of one model; the model relies on the marker (drops 0.5..0.8), not the lesion (~0)
+    drops = pd.DataFrame(
+        [("d", "m", seed, f"s{i}", "marker", 0.5 + 0.1 * i) for seed in (0, 1) for i in range(4)]
+        + [("d", "m", seed, f"s{i}", "lesion", 0.01 * i - 0.01) for seed in (0, 1) for i in range(4)],
+        columns=["dataset", "model", "seed", "sample_id", "evidence", "drop"])
+    mass = []
+    for seed in (0, 1):
+        for i in range(4):
+            mass.append(("d", "m", seed, "faithful", f"s{i}", "marker", 0.3 + 0.1 * i + 0.01 * seed))
+            mass.append(("d", "m", seed, "faithful", f"s{i}", "lesion", 0.05))
+            mass.append(("d", "m", seed, "plausible", f"s{i}", "marker", 0.02))
+            mass.append(("d", "m", seed, "plausible", f"s{i}", "lesion", [0.6, 0.4, np.nan, 0.5][i]))
+    mass = pd.DataFrame(mass, columns=["dataset", "model", "seed", "explainer", "sample_id", "evidence", "mass"])
+    return mass, drops
+
+
+def test_known_answer_ranks_means_and_spearman():
+    mass, drops = _frames()
+    table = reliance_saliency(mass, drops)
+    assert list(table.columns) == RELIANCE_SALIENCY_COLUMNS
+    rows = table.set_index(["explainer", "evidence"])
+    faithful, plausible = rows.loc["faithful"], rows.loc["plausible"]
+    # the faithful map puts the most mass where the model relies most: ranks agree
+    assert faithful.loc["marker", "mass"] == pytest.approx(np.mean([0.3, 0.4, 0.5, 0.6, 0.31, 0.41, 0.51, 0.61]))
+    assert faithful.loc["marker", "drop"] == pytest.approx(0.65) and faithful.loc["marker", "n"] == 8
+    assert (faithful.loc["marker", "mass_rank"], faithful.loc["marker", "reliance_rank"]) == (1, 1)
+    assert (faithful.loc["lesion", "mass_rank"], faithful.loc["lesion", "reliance_rank"]) == (2, 2)
+    # ...and follows the model sample by sample: the (seed, sample) pairs pooled, against scipy
+    rho, p = stats.spearmanr([0.3, 0.4, 0.5, 0.6, 0.31, 0.41, 0.51, 0.61], [0.5, 0.6, 0.7, 0.8] * 2)
+    assert faithful.loc["marker", "spearman"] == pytest.approx(rho) and faithful.loc["marker", "p"] == pytest.approx(p)
+    assert np.isnan(faithful.loc["lesion", "spearman"])  # a constant mass: no rank correlation
+    # the plausible map points at the lesion, which the model ignores: ranks disagree; a NaN mass is left out
+    assert (plausible.loc["lesion", "mass_rank"], plausible.loc["lesion", "reliance_rank"]) == (1, 2)
+    assert plausible.loc["lesion", "n"] == 6
+    assert plausible.loc["lesion", "drop"] == pytest.approx(np.mean([-0.01, 0.0, 0.02] * 2))
+
+
+def test_a_sample_without_a_drop_is_left_out_and_columns_are_checked():
+    mass, drops = _frames()
+    table = reliance_saliency(mass, drops[drops["sample_id"] != "s0"])
+    assert table.set_index(["explainer", "evidence"]).loc[("faithful", "marker"), "n"] == 6
+    assert reliance_saliency(mass.iloc[:0], drops).empty
+    with pytest.raises(ValueError, match=r"mass lacks the columns \['explainer'\]"):
+        reliance_saliency(mass.drop(columns="explainer"), drops)
+    with pytest.raises(ValueError, match=r"drops lacks the columns \['drop'\]"):
+        reliance_saliency(mass, drops.drop(columns="drop"))
