@@ -83,13 +83,31 @@ def _fill(fn: Any, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str
     return {**{k: v for k, v in defaults.items() if k in accepted and k not in params}, **params}
 
 
+def _accepted(fn: Any) -> list[str] | None:
+    """The keyword names ``fn`` accepts; None when any name is (``**kwargs`` that no class of a
+    constructor's MRO resolves: MONAI's ``DenseNet121(..., **kwargs)`` passes them to ``DenseNet``,
+    whose own parameters close the list)."""
+    chain = [k.__init__ for k in fn.__mro__ if "__init__" in vars(k) and k not in (nn.Module, object)] \
+        if isinstance(fn, type) else [fn]
+    names: list[str] = []
+    for part in chain:
+        sig = inspect.signature(part)
+        names += [n for n, p in sig.parameters.items() if n != "self" and n not in names
+                  and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            return names
+    return None
+
+
 def check_params(where: str, fn: Any, params: dict[str, Any]) -> None:
-    sig = inspect.signature(fn)
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+    accepted = _accepted(fn)
+    if accepted is None:
         return
     for key in params:
-        if key not in sig.parameters:
-            raise ValueError(f"{where}: unknown parameter {key!r}; valid parameters: {', '.join(sig.parameters)}")
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{where}: unknown parameter {key!r}{hint}; valid parameters: {', '.join(accepted)}")
 
 
 def _monai_class(target: str) -> Any:
