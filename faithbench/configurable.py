@@ -19,9 +19,12 @@ import functools
 import hashlib
 import inspect
 import math
+import os
 import sys
+import types
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator
@@ -194,8 +197,10 @@ def _distributions() -> dict[str, list[str]]:
 @functools.lru_cache(maxsize=None)
 def package_version(module: str) -> str:
     """``"<dist>==<version>"`` of the distribution that ships ``module`` (its top-level package);
-    for a module no distribution ships, ``"source:<sha256[:16]>"`` of its file (``""`` when it
-    has no file, e.g. a class defined in ``__main__`` of an interactive session)."""
+    for a module no distribution ships, ``"source:<sha256[:16]>"`` of its file and of the local
+    helper modules it uses (:func:`local_sources`; the file's own digest when it uses none), so
+    editing a helper invalidates the plugin's cached results too (``""`` when it has no file,
+    e.g. a class defined in ``__main__`` of an interactive session)."""
     top = module.split(".")[0]
     for dist in _distributions().get(top, []):
         try:
@@ -203,8 +208,36 @@ def package_version(module: str) -> str:
         except metadata.PackageNotFoundError:
             continue
     try:
-        source = inspect.getsourcefile(sys.modules[module])
-        with open(source or "", "rb") as f:
-            return "source:" + hashlib.sha256(f.read()).hexdigest()[:16]
-    except (KeyError, TypeError, OSError):
+        first, *helpers = local_sources(module)
+        digest = hashlib.sha256(Path(first).read_bytes())
+        for path in helpers:
+            digest.update(os.path.relpath(path, Path(first).parent).encode() + b"\0" + Path(path).read_bytes())
+        return "source:" + digest.hexdigest()[:16]
+    except (KeyError, TypeError, OSError, ValueError):
         return ""
+
+
+def local_sources(module: str) -> list[str]:
+    """The source file of ``module`` (first), then those of the modules it uses, transitively
+    through their globals (``import helpers``, ``from helpers import f``), that no distribution
+    ships and that lie in the folder of ``module``'s file or below it: a plugin's own helpers. A
+    module imported only inside a function is not seen. Raises TypeError or KeyError when
+    ``module`` has no source file."""
+    first = inspect.getsourcefile(sys.modules[module])
+    if not first:
+        raise TypeError(f"{module} has no source file")
+    root = Path(first).resolve().parent
+    found: dict[str, str] = {module: first}
+    todo = [sys.modules[module]]
+    while todo:
+        for value in list(vars(todo.pop()).values()):
+            try:
+                used = value if isinstance(value, types.ModuleType) else sys.modules.get(value.__module__)
+                path = inspect.getsourcefile(used) if used is not None and used.__name__ not in found else None
+            except Exception:  # noqa: BLE001 - no __module__, a builtin, a proxy that refuses attributes
+                continue
+            if (path and not _distributions().get(used.__name__.split(".")[0])
+                    and Path(path).resolve().is_relative_to(root)):
+                found[used.__name__] = path
+                todo.append(used)
+    return [first, *sorted(set(found.values()) - {first})]

@@ -100,6 +100,39 @@ def test_cache_identity_of_a_plugin_no_package_ships(tmp_path, monkeypatch):
     assert mod.P().spec()["package"] == f"source:{digest}" == package_version("local_plugin_x")
 
 
+def test_cache_identity_of_a_plugin_follows_its_local_helpers(tmp_path, monkeypatch):
+    """Editing a helper module the plugin imports (``from fb_helpers_h import scale``, ``import
+    shapes``) changed nothing in the key, so the cache reused results the new code would not
+    give; modules of distributions (faithbench, torch) and outside the plugin's folder do not count."""
+    import importlib
+
+    import faithbench.configurable as configurable
+
+    (tmp_path / "fb_helpers_h.py").write_text("def scale(x):\n    return 2 * x\n")
+    (tmp_path / "fb_shapes_h.py").write_text("SIZE = 3\n")
+    (tmp_path / "unused.py").write_text("X = 1\n")
+    (tmp_path / "local_plugin_h.py").write_text(
+        "import os\nimport torch\nimport fb_shapes_h\nfrom fb_helpers_h import scale\n"
+        "from faithbench.configurable import Configurable\nclass P(Configurable):\n    defaults = {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("local_plugin_h")
+    assert configurable.local_sources("local_plugin_h") == [
+        str(tmp_path / "local_plugin_h.py"), str(tmp_path / "fb_helpers_h.py"), str(tmp_path / "fb_shapes_h.py")]
+
+    def key():
+        configurable.package_version.cache_clear()
+        return configurable.package_version("local_plugin_h")
+
+    try:
+        before = key()
+        (tmp_path / "unused.py").write_text("X = 2\n")
+        assert key() == before  # not imported by the plugin
+        (tmp_path / "fb_helpers_h.py").write_text("def scale(x):\n    return 3 * x\n")
+        assert key() != before
+    finally:
+        configurable.package_version.cache_clear()
+
+
 def _dist(tmp_path, monkeypatch, source: str, entry_points: str) -> None:
     """An installed package ``my_plugin`` (``source``) with ``entry_points`` (entry_points.txt)."""
     pkg = tmp_path / "my_plugin"
