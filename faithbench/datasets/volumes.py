@@ -100,15 +100,38 @@ def load_volume(path: Path) -> Any:
     raise DataError(f"{path}: unsupported volume format (expected .nii, .nii.gz, .nrrd or .nhdr)")
 
 
-def canonical_array(img: Any) -> np.ndarray:
-    """RAS-canonical data laid out as (D, H, W) = (S→I, A→P, R→L)."""
+def canonical_array(img: Any, path: Path | str | None = None) -> np.ndarray:
+    """RAS-canonical data laid out as (D, H, W) = (S→I, A→P, R→L); ``path`` names the file in
+    the error for a volume that is not 3D."""
     canon = _nibabel().as_closest_canonical(img)
     data = np.asarray(canon.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise DataError(f"expected a 3D volume, got shape {data.shape}")
+        where = f"{path}: " if path else ""
+        raise DataError(f"{where}expected a 3D volume, got shape {data.shape}")
     return np.ascontiguousarray(data.transpose(2, 1, 0)[::-1, ::-1, ::-1])
+
+
+def label_ids(data: np.ndarray, path: Path | str) -> np.ndarray:
+    """A label map's region ids as int64. A float map whose values lie within 1e-3 of integers (ids
+    written as float, or 1.9999 after an interpolation) is rounded; other values (a probability
+    map: 0.9, which a cast would make 0, emptying the mask) are refused, naming the file."""
+    if np.issubdtype(data.dtype, np.integer) or data.dtype == bool:
+        return data.astype(np.int64)
+    if not np.isfinite(data).all():
+        raise DataError(f"{path}: the label map holds NaN or infinite values; expected integer region ids")
+    rounded = np.rint(data)
+    off = np.abs(data - rounded)
+    if off.size and off.max() > 1e-3:
+        raise DataError(f"{path}: expected integer region ids in the label map, found {data.flat[int(off.argmax())]:g} "
+                        "(a probability or soft map? threshold it into ids first)")
+    return rounded.astype(np.int64)
+
+
+def _labelled_volume(img: Any) -> float:
+    """The physical volume (mm^3) of a label map's nonzero voxels."""
+    return float(np.count_nonzero(np.asarray(img.dataobj))) * abs(float(np.linalg.det(img.affine[:3, :3])))
 
 
 def read_names(path: Path) -> dict[int, str]:
@@ -254,7 +277,7 @@ class VolumeDataset(BaseDataset):
     def _load_item(self, i: int) -> tuple[Tensor, dict[str, Tensor]]:
         item = self.items[i]
         img = load_volume(item["image"])
-        image = canonical_array(img).astype(np.float32)
+        image = canonical_array(img, item["image"]).astype(np.float32)
         label_map = None
         if item["label_map"] is not None:
             seg = load_volume(item["label_map"])
@@ -267,8 +290,10 @@ class VolumeDataset(BaseDataset):
             if not (same_shape and same_affine):
                 from nibabel.processing import resample_from_to
 
+                before = _labelled_volume(seg)
                 seg = resample_from_to(seg, (img.shape[:3], img.affine), order=0)
-            label_map = canonical_array(seg).astype(np.int64)
+                self._check_overlap(item, before, _labelled_volume(seg))
+            label_map = label_ids(canonical_array(seg, item["label_map"]), item["label_map"])
         if self.window is not None:
             lo, hi = self.window
         else:
@@ -291,6 +316,19 @@ class VolumeDataset(BaseDataset):
             for name in self.regions or []:
                 masks.setdefault(name, torch.zeros(x.shape[1:], dtype=torch.bool))
         return x, masks
+
+    @staticmethod
+    def _check_overlap(item: dict[str, Any], before: float, after: float) -> None:
+        """Refuses a label map none of whose labelled volume lands on its image's grid (its affine
+        puts it outside the image: another series'?), warns when less than half does."""
+        if before <= 0 or after >= 0.5 * before:
+            return
+        where = f"{item['label_map']}: {'none' if after == 0 else f'{after / before:.0%}'} of its labelled volume"
+        if after == 0:
+            raise DataError(f"{where} lies inside its image {item['image']}'s field of view (the two affines do not "
+                            "overlap: a label map of another series or patient?)")
+        warnings.warn(f"{where} lies inside its image {item['image']}'s field of view; the rest is cut off "
+                      "(check an overlay)", DataWarning, stacklevel=3)
 
     def __getitem__(self, i: int) -> Sample:
         if not 0 <= i < len(self):

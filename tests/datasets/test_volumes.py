@@ -105,6 +105,38 @@ def test_label_map_with_its_image_affine_but_fewer_slices_warns(real_data, tmp_p
     assert shipped.masks[lung].sum() == placed.masks[lung].sum()
 
 
+def test_label_maps_that_would_empty_their_masks_are_refused(tmp_path):
+    """A held-out review, two silent cases (exit 0, every localisation value NaN): a float label map
+    below 1 (a probability map, 0.9) cast to 0, and a label map whose affine puts it outside its
+    image. A float map of ids (1.9999 after an interpolation) is rounded; a 2D file is named."""
+    nib = pytest.importorskip("nibabel")
+
+    ball = np.zeros((12, 12, 12), np.float32)
+    ball[4:8, 4:8, 4:8] = 1
+    nib.save(nib.Nifti1Image(ball * 100, np.eye(4)), tmp_path / "img.nii.gz")
+
+    def load(seg, affine=np.eye(4), image="img.nii.gz"):
+        nib.save(nib.Nifti1Image(seg, affine), tmp_path / "seg.nii.gz")
+        return VolumeDataset("test", items=[{"image": image, "label_map": "seg.nii.gz"}], root=str(tmp_path))[0]
+
+    assert load((ball * 1.9999).astype(np.float32)).masks["label_2"].sum() == 64  # rounded: id 2
+    with pytest.raises(DataError, match=r"seg.nii.gz: expected integer region ids in the label map, found 0.9 "
+                                        r"\(a probability or soft map"):
+        load(ball * 0.9)
+    far = np.eye(4)
+    far[:3, 3] = 500.0  # 500 mm away: another series
+    with pytest.raises(DataError, match=r"seg.nii.gz: none of its labelled volume lies inside its image "
+                                        r".*img.nii.gz's field of view \(the two affines do not overlap"):
+        load(ball.astype(np.int16), far)
+    half = np.eye(4)
+    half[2, 3] = 7.0  # 3 of the ball's 4 slices beyond the image's last
+    with pytest.warns(UserWarning, match=r"seg.nii.gz: 25% of its labelled volume lies inside its image"):
+        assert load(ball.astype(np.int16), half).masks["label_1"].sum() == 16
+    nib.save(nib.Nifti1Image(ball[0] * 100, np.eye(4)), tmp_path / "flat.nii.gz")
+    with pytest.raises(DataError, match=r"flat.nii.gz: expected a 3D volume, got shape \(12, 12\)"):
+        VolumeDataset("test", items=[{"image": "flat.nii.gz"}], root=str(tmp_path))[0]
+
+
 def test_resize_label_map_keeps_small_labels_and_upscales_by_nearest_exact():
     from faithbench.datasets.volumes import resize_label_map
 
