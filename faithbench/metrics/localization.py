@@ -15,7 +15,7 @@ from faithbench.metrics.base import EvalContext, Metric
 from faithbench.metrics.functional.localization import (area_fraction, auprc, dilate, iou_chance, iou_top_k,
                                                          pointing_game, relevance_mass, relevance_rank)
 from faithbench.registry import metrics
-from faithbench.types import Category, MetricInfo
+from faithbench.types import Category, MaskRole, MetricInfo, masks_with_role
 
 
 # generator salts: one per random draw, so metrics never share a stream by accident
@@ -39,18 +39,26 @@ class PointingGame(LocalizationMetric):
     """Hit (1) if the saliency maximum lies in the mask or closer than ``tolerance`` pixels
     (Euclidean) to it (Zhang et al. 2018, who use 15 px at 224 px; the acceptance region of their
     benchmark code in TorchRay, strict: tolerance 1 is 0); ties among maxima broken by the seeded
-    permutation. Version 2: a disk, not the (2t + 1)^d square of version 1."""
+    permutation. The tolerance counts voxels whatever the spacing (on a 0.78 x 0.78 x 6.5 mm MRI, 4
+    is 3 mm in-plane and 26 mm through-plane). On a sequence (``(B, T, H, W)`` with a validity
+    mask) it grows the mask within each visit, not across time: a maximum in a visit without the
+    region is no hit. Version 2: a disk, not the (2t + 1)^d square of version 1; version 3: per visit
+    on sequences (2 grew the mask into the neighbouring visits, a held-out review)."""
 
     info = MetricInfo("pointing_game", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), paper="Zhang et al. 2018, Top-down neural attention")
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "tolerance": 0}
     bounds: ClassVar[dict[str, Bound]] = {"tolerance": NON_NEGATIVE}
-    version: ClassVar[str] = "2"  # the tolerance a Euclidean disk (1: a square)
+    version: ClassVar[str] = "3"  # 2: the tolerance a Euclidean disk (1: a square); 3: per visit on sequences
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)
-        value = pointing_game(saliency, mask, tolerance=self.tolerance, generator=ctx.generator(SALT_POINTING))
-        return {"value": value, "chance": area_fraction(dilate(mask, self.tolerance))}
+        if ctx.x.ndim == 5 and masks_with_role(ctx.mask_roles, ctx.masks, MaskRole.VALIDITY):  # visits over time
+            grown = dilate(mask.flatten(0, 1), self.tolerance).reshape(mask.shape)
+        else:
+            grown = dilate(mask, self.tolerance)
+        value = pointing_game(saliency, grown, generator=ctx.generator(SALT_POINTING))
+        return {"value": value, "chance": area_fraction(grown)}
 
 
 @metrics.register("relevance_mass")

@@ -222,3 +222,22 @@ def test_temporal_occlusion_remove_mode():
     from faithbench.configurable import ParameterError
     with pytest.raises(ParameterError, match="mode"):
         explainers.get("temporal_occlusion")(mode="drop")
+
+
+def test_pointing_game_tolerance_stays_within_each_visit():
+    """A held-out review: on a sequence the tolerance grew the lesion into the neighbouring visits
+    (time as a distance), so a maximum in a visit without the lesion counted as a hit."""
+    b, t, h, w = 1, 3, 9, 9
+    change = torch.zeros(b, t, h, w, dtype=torch.bool)
+    change[0, 2, 4, 4] = True  # the change only in the last visit
+    s = torch.zeros(b, t, h, w)
+    s[0, 1, 4, 4] = 1.0  # the maximum one visit earlier, at the same place
+    valid = torch.ones(b, t, h, w, dtype=torch.bool)
+    ctx = _ctx(OneVisitModel(), torch.zeros(b, 1, t, h, w), s, {"change": change, "valid": valid})
+    out = metrics.get("pointing_game")(mask="change", tolerance=3)(ctx)
+    assert out["value"].tolist() == [0.0]  # was 1: the visit-1 voxel is at distance 1 across time
+    assert out["chance"].item() == pytest.approx(25 / (t * h * w))  # the disc of radius < 3 in one visit: 25 px
+    s[0, 2, 6, 5] = 2.0  # in the change's visit, at distance sqrt(5) < 3: a hit
+    assert metrics.get("pointing_game")(mask="change", tolerance=3)(ctx)["value"].tolist() == [1.0]
+    volume = _ctx(OneVisitModel(), torch.zeros(b, 1, t, h, w), s, {"change": change})  # no validity: a volume
+    assert metrics.get("pointing_game")(mask="change", tolerance=3)(volume)["chance"].item() > 25 / (t * h * w)
