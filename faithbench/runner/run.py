@@ -259,6 +259,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
                          for o in ordered if o.model_row is not None},
         "control": report.control,
         "torch_threads": torch.get_num_threads(),
+        "data_warnings": list(dict.fromkeys(w for o in ordered for w in o.warnings)),
     }
     _write_run(out_dir, suite, tables, ordered, manifest, report, progress)
     return RunResult(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],
