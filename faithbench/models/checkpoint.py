@@ -27,7 +27,7 @@ from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, att
                                           resolve_input_config)
 from faithbench.models.training import Recipe, evaluate_model, train_model, train_on_frozen_features
 from faithbench.names import counted
-from faithbench.store import Cache, is_safetensors, load_tensors, make_key
+from faithbench.store import Cache, file_sha256, is_safetensors, load_tensors, make_key
 
 log = logging.getLogger(__name__)
 
@@ -324,8 +324,8 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         if spec.weights is not None:
             path = Path(spec.weights).expanduser()
             load_weights_file(model, path)
-            key = make_key("weights", str(path.resolve()), path.stat().st_mtime_ns, spec.name, spec.params,
-                           *spec.key_extras(), *_transform_extras(input_info))
+            key = make_key("weights", file_sha256(path), spec.name, spec.params,  # the content, not the path and
+                           *spec.key_extras(), *_transform_extras(input_info))  # time: cp -p keeps those
             origin = str(path)
         else:
             key = make_key("pretrained", spec.name, spec.params, in_chans, num_classes, list(input_size),

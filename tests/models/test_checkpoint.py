@@ -156,3 +156,35 @@ def test_small_messages_say_what_was_expected(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"^nowhere: no such folder \(a relative local-dir: path is read from the "
                                          rf"working directory, {tmp_path}\)$"):
         check_model_spec(ModelSpec.model_validate({"name": "local-dir:nowhere"}))
+
+
+def test_a_weights_file_is_keyed_by_its_content(tmp_path):
+    """A held-out review: the key was the path and modification time, so other weights copied in
+    with cp -p (same path, size and time) reused every map and score of the old model. Now the
+    content: other bytes, another key; the same bytes at another path or time, the same key."""
+    import os
+    import shutil
+
+    kw = dict(n=16, size=32)
+    train, val, test = (PhantomCXR(s, **kw) for s in ("train", "val", "test"))
+    torch.manual_seed(0)
+    save_tensors(tmp_path / "a.safetensors", small().state_dict())
+    save_tensors(tmp_path / "b.safetensors", small().state_dict())  # other weights, the same size
+    path = tmp_path / "w.safetensors"
+    shutil.copy2(tmp_path / "a.safetensors", path)
+    spec = ModelSpec.model_validate({"name": "small_cnn", "params": {"width": 4}, "weights": str(path)})
+
+    def key():
+        return load_checkpoint(spec, train, val, test, seed=0, cache=Cache(tmp_path / "cache")).key
+
+    first, stat = key(), path.stat()
+    shutil.copy2(tmp_path / "b.safetensors", path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # cp -p: the old time
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert key() != first
+    shutil.copy(tmp_path / "a.safetensors", path)  # the first weights again, a new time
+    assert key() == first
+    moved = tmp_path / "moved.safetensors"
+    path.rename(moved)
+    assert load_checkpoint(spec.model_copy(update={"weights": str(moved)}), train, val, test, seed=0,
+                           cache=Cache(tmp_path / "cache")).key == first
