@@ -332,11 +332,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     from faithbench.config import SuiteError
     from faithbench.models.checkpoint import CheckpointError
     from faithbench.runner.errors import InputDataError, OutputInUseError, UsageError
+    from faithbench.store import CacheWriteError
 
     try:
         return int(args.func(args) or 0)
     except (InputError, SuiteError, RegistryError, ParameterError, CheckpointError, FileNotFoundError,
-            InputDataError, OutputInUseError, UsageError) as exc:
+            InputDataError, OutputInUseError, UsageError, CacheWriteError) as exc:
         if args.debug:
             traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -16,6 +16,7 @@ then reads the entry instead of computing it again.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -44,6 +45,27 @@ class CacheCorruptionWarning(UserWarning):
     pass
 
 
+class CacheWriteError(OSError):
+    """The cache cannot store an entry: its file system is full, over quota or read-only, or the
+    folder is not writable for this user. The run stops (exit code 2) instead of failing cell after
+    cell, computing work it cannot keep; what is cached stays."""
+
+
+_STOPPING_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+@contextmanager
+def _writing(root: Path, path: Path) -> Iterator[None]:
+    """Turns an OSError of the file system (full, read-only, no permission) into :class:`CacheWriteError`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _STOPPING_ERRNOS or isinstance(exc, CacheWriteError):
+            raise
+        raise CacheWriteError(exc.errno, f"cannot write to the cache {root}: {exc.strerror} ({path}); free space or "
+                                         "use another --cache (what is cached stays: a rerun resumes)") from exc
+
+
 class CacheLockBusy(BlockingIOError):
     """``Cache.lock(..., wait=False)`` found the key locked by another process."""
 
@@ -59,6 +81,16 @@ def make_key(*parts: Any) -> str:
     """SHA-256 (first 24 hex digits) of the canonical JSON of ``parts``."""
     blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    """The SHA-256 of a file's bytes (hex), read in ``chunk``-byte pieces: the identity of a
+    weights file (its path and time survive a replacement by ``cp -p``; a held-out review)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -155,7 +187,8 @@ class Cache:
 
     def put_tensors(self, kind: str, key: str, tensors: dict[str, Tensor]) -> Path:
         path = self.path(kind, key, "safetensors")
-        save_tensors(path, tensors, metadata={"key": f"{kind}/{key}"})
+        with _writing(self.root, path):
+            save_tensors(path, tensors, metadata={"key": f"{kind}/{key}"})
         return path
 
     # -- JSON ---------------------------------------------------------------------------
@@ -182,7 +215,8 @@ class Cache:
         path = self.path(kind, key, "json")
         bound = f"{kind}/{key}"
         record = {"key": bound, "sha256": _json_digest(payload, bound), "payload": payload}
-        atomic_write_bytes(path, json.dumps(record).encode())
+        with _writing(self.root, path):
+            atomic_write_bytes(path, json.dumps(record).encode())
         return path
 
     # -- one producer per key -----------------------------------------------------------
@@ -205,8 +239,17 @@ class Cache:
         """
         path = self.path(kind, key, "lock")
         path = path.with_name(f".{path.name}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a")
+        with _writing(self.root, path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            handle = open(path, "a")
+        except PermissionError:  # another user's lock file (a shared cache): flock needs no write access
+            try:
+                handle = open(path)
+            except FileNotFoundError:  # not creatable in another user's folder, nor there
+                raise CacheWriteError(errno.EACCES, f"cannot write to the cache {self.root}: permission denied "
+                                                    f"({path}); a cache shared by several users needs group-writable "
+                                                    "folders (umask 002 and a setgid group folder)") from None
         try:
             if fcntl is not None:
                 try:

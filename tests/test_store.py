@@ -97,3 +97,65 @@ def test_two_processes_sharing_a_cache_compute_an_entry_once(tmp_path):
              for _ in range(2)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     assert log.read_text() == "trained\n"
+
+
+def test_a_full_or_read_only_cache_stops_the_run_with_one_line(tmp_path, monkeypatch, capsys):
+    """A held-out review: "No space left on device" failed each cell on its own; the run went on
+    computing work it could not keep and published a partial leaderboard (exit 3). Now the first
+    write that cannot be made stops the run: exit 2, one line naming the cache; a rerun resumes."""
+    import errno
+
+    import faithbench.store as store
+    from faithbench.cli import main
+    from faithbench.store import CacheWriteError
+
+    cache = Cache(tmp_path / "cache")
+    real = store.atomic_write_bytes
+
+    def full(path, data):
+        if str(path).startswith(str(tmp_path / "cache")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(store, "atomic_write_bytes", full)
+    with pytest.raises(CacheWriteError, match=r"cannot write to the cache .*cache: No space left on device"):
+        cache.put_json("scores", "abc", {"v": 1})
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: full\nsamples: 4\nbatch_size: 4\nreliability: 0\n"
+                     "datasets: [{name: phantom_cxr, params: {n: 40, size: 32}}]\n"
+                     "models: [{name: small_cnn, params: {width: 4}, recipe: {epochs: 1}}]\n"
+                     "explainers: [random, sobel]\nmetrics: [sparseness]\n")
+    code = main(["run", str(suite), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("faithbench: error: [Errno 28] cannot write to the cache ")
+    assert not (tmp_path / "out" / "leaderboard.csv").exists()
+    monkeypatch.setattr(store, "atomic_write_bytes", real)
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"),
+                 "--quiet"]) == 0
+
+
+def test_another_users_lock_file_is_locked_read_only(tmp_path, monkeypatch):
+    """A held-out review: in a cache shared by two users, the second could not open the first's
+    lock files for appending, so every cell failed; flock needs no write access."""
+    import builtins
+
+    import faithbench.store as store
+
+    cache = Cache(tmp_path)
+    with cache.lock("checkpoints", "k1") as path:
+        pass
+    modes = []
+
+    def no_append(file, mode="r", *args, **kwargs):
+        modes.append(mode)
+        if mode == "a":
+            raise PermissionError(13, "Permission denied")
+        return builtins.open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(store, "open", no_append, raising=False)
+    with cache.lock("checkpoints", "k1") as again:
+        assert again == path
+    assert modes == ["a", "r"]
+    with pytest.raises(store.CacheWriteError, match="permission denied .*group-writable"):
+        with cache.lock("checkpoints", "k2"):  # no lock file yet, and none can be made
+            pass

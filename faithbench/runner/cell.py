@@ -39,7 +39,7 @@ from faithbench.device import is_out_of_memory, release_memory
 from faithbench.runner.errors import error_summary
 from faithbench.runner.guard import InputGuard, ModelGuard
 from faithbench.runner.plan import Cell
-from faithbench.store import Cache, make_key
+from faithbench.store import Cache, CacheWriteError, make_key
 from faithbench.types import DEFAULT_MASK_ROLES, UNDEFINED_REASON, Batch, MaskRole, category_name
 
 FAILURE_COLUMNS = ["cell", "dataset", "model", "explainer", "seed", "stage", "metric", "error_type", "message"]
@@ -165,6 +165,8 @@ class CellRun:
 
     # -- failures ---------------------------------------------------------------------------
     def _fail(self, stage: str, exc: BaseException, metric: str = "") -> None:
+        if isinstance(exc, CacheWriteError):  # a full or read-only cache: every later cell would fail too
+            raise exc
         self.result.failures.append(failure_row(self.cell, stage, exc, metric))
         if is_out_of_memory(exc):
             release_memory()
