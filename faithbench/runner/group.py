@@ -34,9 +34,9 @@ from faithbench.runner.cell import CellResult, CellRun, GroupData, failure_row
 from faithbench.runner.errors import InputDataError
 from faithbench.runner.guard import ModelGuard
 from faithbench.runner.plan import Group
-from faithbench.runner.reliability import ReliabilityScores, reliability_rows
+from faithbench.runner.reliability import ReliabilityScores, cached_reliability_rows
 from faithbench.runner.settings import RunSettings
-from faithbench.store import Cache, make_key
+from faithbench.store import Cache, CacheWriteError, make_key
 from faithbench.runner.targets import TARGET_MASK
 from faithbench.scores import target_score
 from faithbench.types import Batch, MaskRole, masks_with_role
@@ -204,7 +204,7 @@ def compute_group(group: Group, settings: RunSettings, store: Cache, progress: P
     report(0.0, f"model {mspec.label} on {dspec.label}")
     try:
         data, ckpt, twin = open_group(group, splits, store, settings)
-    except (CheckpointError, InputDataError):
+    except (CheckpointError, InputDataError, CacheWriteError):
         raise
     except (FileNotFoundError, DataError) as exc:  # a sample file went missing, a sample the run cannot use
         raise InputDataError(f"dataset {dspec.label!r}: {exc}") from exc
@@ -271,7 +271,7 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
     if first is not None and group.seed == settings.gallery_seed:
         out.gallery = _gallery(group, data, first, first_prob, runs)
     if first is not None and settings.reliability:
-        out.reliability = reliability_rows(group, data, runs, first, settings.reliability)
+        out.reliability = cached_reliability_rows(store, group, data, runs, first, settings.reliability)
         out.log += out.reliability.log
 
 
