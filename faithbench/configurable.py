@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import json
 import math
 import os
 import sys
@@ -196,19 +197,36 @@ def _distributions() -> dict[str, list[str]]:
 
 @functools.lru_cache(maxsize=None)
 def package_version(module: str) -> str:
-    """``"<dist>==<version>"`` of the distribution that ships ``module`` (its top-level package);
-    for a module no distribution ships, ``"source:<sha256[:16]>"`` of its file and of the local
-    helper modules it uses (:func:`local_sources`; the file's own digest when it uses none), so
-    editing a helper invalidates the plugin's cached results too (``""`` when it has no file,
-    e.g. a class defined in ``__main__`` of an interactive session)."""
+    """``"<dist>==<version>"`` of the distribution that ships ``module`` (its top-level package),
+    with ``"+source:<sha256[:16]>"`` appended for an editable install (``pip install -e``: the code
+    changes under the same version; a held-out review found an edited plugin's old maps reused);
+    for a module no distribution ships, ``"source:<sha256[:16]>"``. The digest covers the module's
+    file and the local helper modules it uses (:func:`local_sources`; the file's own digest when it
+    uses none), so editing a helper invalidates the plugin's cached results too (``""`` when it
+    has no file, e.g. a class defined in ``__main__`` of an interactive session)."""
     top = module.split(".")[0]
     for dist in _distributions().get(top, []):
         try:
-            return f"{dist}=={metadata.version(dist)}"
+            version = f"{dist}=={metadata.version(dist)}"
         except metadata.PackageNotFoundError:
             continue
+        return version + (f"+{_source_digest(module, top)}" if _editable(dist) else "")
+    return _source_digest(module)
+
+
+def _editable(dist: str) -> bool:
+    """Whether ``dist`` is installed in editable mode (PEP 610 ``direct_url.json``)."""
     try:
-        first, *helpers = local_sources(module)
+        text = metadata.distribution(dist).read_text("direct_url.json")
+        return bool(text) and bool(json.loads(text).get("dir_info", {}).get("editable"))
+    except Exception:  # noqa: BLE001 - no such file, unreadable metadata: a regular install
+        return False
+
+
+def _source_digest(module: str, own: str | None = None) -> str:
+    """``"source:<sha256[:16]>"`` of :func:`local_sources` (``""`` without a source file)."""
+    try:
+        first, *helpers = local_sources(module, own)
         digest = hashlib.sha256(Path(first).read_bytes())
         for path in helpers:
             digest.update(os.path.relpath(path, Path(first).parent).encode() + b"\0" + Path(path).read_bytes())
@@ -217,12 +235,13 @@ def package_version(module: str) -> str:
         return ""
 
 
-def local_sources(module: str) -> list[str]:
+def local_sources(module: str, own: str | None = None) -> list[str]:
     """The source file of ``module`` (first), then those of the modules it uses, transitively
     through their globals (``import helpers``, ``from helpers import f``), that no distribution
-    ships and that lie in the folder of ``module``'s file or below it: a plugin's own helpers. A
-    module imported only inside a function is not seen. Raises TypeError or KeyError when
-    ``module`` has no source file."""
+    ships (but the one of top-level package ``own``: an editable install's) and that lie in the
+    folder of ``module``'s file or below it: a plugin's own helpers. A module imported only
+    inside a function is not seen. Raises TypeError or KeyError when ``module`` has no source
+    file."""
     first = inspect.getsourcefile(sys.modules[module])
     if not first:
         raise TypeError(f"{module} has no source file")
@@ -236,7 +255,8 @@ def local_sources(module: str) -> list[str]:
                 path = inspect.getsourcefile(used) if used is not None and used.__name__ not in found else None
             except Exception:  # noqa: BLE001 - no __module__, a builtin, a proxy that refuses attributes
                 continue
-            if (path and not _distributions().get(used.__name__.split(".")[0])
+            top = used.__name__.split(".")[0] if path else ""
+            if (path and (top == own or not _distributions().get(top))
                     and Path(path).resolve().is_relative_to(root)):
                 found[used.__name__] = path
                 todo.append(used)

@@ -72,7 +72,8 @@ def test_cache_identity_follows_plugin_and_package_versions(monkeypatch):
 
     cls = explainers.get("gradcam")
     spec = cls().spec()
-    assert spec["package"] == f"faithbench=={metadata.version('faithbench')}"
+    # an editable install (a checkout, as in CI) appends the digest of the module's source
+    assert spec["package"].split("+source:")[0] == f"faithbench=={metadata.version('faithbench')}"
     key = make_key(spec)
     monkeypatch.setattr(cls, "version", cls.version + ".1")
     assert make_key(cls().spec()) != key  # the plugin's own version
@@ -81,7 +82,7 @@ def test_cache_identity_follows_plugin_and_package_versions(monkeypatch):
     configurable.package_version.cache_clear()
     monkeypatch.setattr(configurable.metadata, "version", lambda dist: "99.0")
     try:
-        assert cls().spec()["package"] == "faithbench==99.0" and make_key(cls().spec()) != key
+        assert cls().spec()["package"].split("+")[0] == "faithbench==99.0" and make_key(cls().spec()) != key
     finally:
         configurable.package_version.cache_clear()
 
@@ -129,6 +130,38 @@ def test_cache_identity_of_a_plugin_follows_its_local_helpers(tmp_path, monkeypa
         assert key() == before  # not imported by the plugin
         (tmp_path / "fb_helpers_h.py").write_text("def scale(x):\n    return 3 * x\n")
         assert key() != before
+    finally:
+        configurable.package_version.cache_clear()
+
+
+def test_an_editable_plugin_is_keyed_by_its_source(tmp_path, monkeypatch):
+    """A held-out review: a plugin installed with pip install -e kept "my-plugin==0.1" in its keys
+    while its code changed, so a rerun reused the old maps. An editable install (PEP 610
+    direct_url.json) appends the digest of the module and its helpers in the package; a regular
+    install does not."""
+    import faithbench.configurable as configurable
+
+    _dist(tmp_path, monkeypatch, "from my_plugin.helpers import scale\n", "")
+    (tmp_path / "my_plugin" / "helpers.py").write_text("def scale(x):\n    return 2 * x\n")
+    monkeypatch.delitem(sys.modules, "my_plugin.helpers", raising=False)
+    import importlib
+
+    importlib.invalidate_caches()
+    importlib.import_module("my_plugin")
+    monkeypatch.setattr(configurable, "_distributions", lambda: {"my_plugin": ["my-plugin"]})
+
+    def package():
+        configurable.package_version.cache_clear()
+        return configurable.package_version("my_plugin")
+
+    try:
+        assert package() == "my-plugin==0.1"  # a regular install: its version
+        (tmp_path / "my_plugin-0.1.dist-info" / "direct_url.json").write_text(
+            '{"url": "file:///src/my_plugin", "dir_info": {"editable": true}}')
+        editable = package()
+        assert editable.startswith("my-plugin==0.1+source:")
+        (tmp_path / "my_plugin" / "helpers.py").write_text("def scale(x):\n    return 3 * x\n")
+        assert package() != editable and package().startswith("my-plugin==0.1+source:")
     finally:
         configurable.package_version.cache_clear()
 
