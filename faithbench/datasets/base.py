@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -11,6 +12,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from faithbench.datasets.paths import DataWarning
 from faithbench.types import DEFAULT_MASK_ROLES, MaskRole, Sample
 
 Split = Literal["train", "val", "test"]
@@ -68,6 +70,15 @@ class BaseDataset:
             raise ValueError(f"expected split to be one of {SPLITS}, got {split!r}")
         self.split = split
         self.params = params
+        self.data_warnings: list[str] = []  # what :meth:`warn` said, each once: the run's manifest
+
+    def warn(self, message: str) -> None:
+        """A :class:`~faithbench.datasets.paths.DataWarning` (data that loads but may not be what was
+        meant), kept in :attr:`data_warnings` too: a run records them in ``manifest.json`` also when
+        the dataset was built before the run (by validation) and is reused."""
+        if message not in self.data_warnings:
+            self.data_warnings.append(message)
+        warnings.warn(message, DataWarning, stacklevel=3)
 
     def spec(self) -> dict[str, Any]:
         spec = {"name": getattr(self, "registry_name", type(self).__name__), "split": self.split,

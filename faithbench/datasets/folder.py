@@ -14,7 +14,6 @@ import csv
 import os
 import random
 import re
-import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +24,7 @@ from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, Bound, check_bound
 from faithbench.datasets.base import BaseDataset, Split
-from faithbench.datasets.paths import DataError, DataWarning, csv_image, resolve_path
+from faithbench.datasets.paths import DataError, csv_image, resolve_path
 from faithbench.registry import datasets
 from faithbench.types import Sample, edit_distance
 
@@ -106,20 +105,36 @@ def patient_split(groups: dict[str, int], fractions: tuple[float, float, float],
     return out
 
 
-def _warn_near_labels(labels: list[str], source: Path) -> None:
-    """Warns of a class named like a larger one (``pnuemonia`` beside ``pneumonia``, ``Normal`` beside
-    ``NORMAL``; at most 2 edits apart, names of 4 characters or more, the same numbers): without
-    ``classes``, every name found is a class, so a typo makes a class of its own."""
+def _typo_of(a: str, b: str) -> bool:
+    """Whether class name ``a`` reads as a typo of ``b``: the same but for case (``Well``, ``well``),
+    or at most 2 edits apart with lengths within one, neither inside the other (``abnormal`` is
+    ``normal`` with a prefix, ``unhealthy`` ``healthy``: two classes), 4 characters or more and the
+    same numbers (``grade1``, ``grade2``)."""
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return True
+    return (min(len(a), len(b)) >= 4 and abs(len(a) - len(b)) <= 1 and a not in b and b not in a
+            and edit_distance(a, b) <= 2 and re.findall(r"\d+", a) == re.findall(r"\d+", b))
+
+
+def near_labels(labels: list[str], source: Path) -> list[str]:
+    """Warnings for each class named like a larger one (``pnuemonia`` beside ``pneumonia``,
+    ``Normal`` beside ``NORMAL``; :func:`_typo_of`): without ``classes``, every name found is a
+    class, so a typo makes a class of its own."""
     counts = {name: labels.count(name) for name in sorted(set(labels))}
+    out = []
     for name, k in counts.items():
-        larger = [other for other, m in counts.items() if m > k]
-        close = [o for o in larger if o.lower() == name.lower()] or [
-            o for o in larger if min(len(o), len(name)) >= 4 and edit_distance(o.lower(), name.lower()) <= 2
-            and re.findall(r"\d+", o) == re.findall(r"\d+", name)]  # grade1 and grade2 are two classes
+        close = [other for other, m in counts.items() if m > k and _typo_of(name, other)]
         if close:
-            warnings.warn(f"{source}: class {name!r} ({_images(k)}) is named like {close[0]!r} "
-                          f"({_images(counts[close[0]])}); a typo makes a class of its own: set the dataset's "
-                          "classes to refuse labels that are none of them", DataWarning, stacklevel=4)
+            out.append(f"{source}: class {name!r} ({_images(k)}) is named like {close[0]!r} "
+                       f"({_images(counts[close[0]])}); a typo makes a class of its own: set the dataset's "
+                       "classes to refuse labels that are none of them")
+    return out
+
+
+def _stem(rel: Path) -> str:
+    """A relative path without its last suffix, as the key of an image and its mask."""
+    return rel.with_name(rel.stem).as_posix()
 
 
 def _images(k: int) -> str:
@@ -189,7 +204,8 @@ class FolderDataset(BaseDataset):
             raise DataError(f"{folder}: no images found (expected class sub-folders or a labels CSV)")
         found = sorted({r[1] for r in rows})
         if classes is None:
-            _warn_near_labels([r[1] for r in rows], csv_path if labels else folder)
+            for message in near_labels([r[1] for r in rows], csv_path if labels else folder):
+                self.warn(message)
             names = tuple(found) if not all(f.isdigit() for f in found) else \
                 tuple(f"class_{i}" for i in range(max(int(f) for f in found) + 1))
         else:
@@ -224,25 +240,28 @@ class FolderDataset(BaseDataset):
         self.mask_name, self.size, self.fit, self.channels = mask_name, size, fit, channels
         self._sources = [img for img, _, _ in rows]  # every split's images, for data_files
         self._labels_csv = csv_path if labels else None
+        self._masks: dict[str, list[Path]] = {}  # the mask files by relative path without suffix
         if self.mask_dir is not None:
+            for m in sorted(self.mask_dir.rglob("*")):
+                if m.suffix.lower() in IMAGE_SUFFIXES and m.is_file():
+                    self._masks.setdefault(_stem(m.relative_to(self.mask_dir)), []).append(m)
             self._check_mask_names(split)
 
     def _check_mask_names(self, split: str) -> None:
         """Warns of mask files named like no listed image (a typo in a name leaves its image with an
-        empty mask, silently) and of a split none of whose images has a mask file."""
+        empty mask, silently) and of a split none of whose images has a mask file; the same lookup
+        as :meth:`_mask_path`."""
+        stems = {_stem(img.relative_to(self.folder)) for img in self._sources}
         assert self.mask_dir is not None
-        stems = {img.relative_to(self.folder).with_suffix("").as_posix() for img in self._sources}
-        masks = [m.relative_to(self.mask_dir) for m in sorted(self.mask_dir.rglob("*"))
-                 if m.suffix.lower() in IMAGE_SUFFIXES and m.is_file()]
-        orphans = [m.as_posix() for m in masks if m.with_suffix("").as_posix() not in stems]
+        orphans = [m.relative_to(self.mask_dir).as_posix() for stem, paths in self._masks.items()
+                   if stem not in stems for m in paths]
         if orphans:
-            warnings.warn(f"{self.mask_dir}: {len(orphans)} of {len(masks)} mask files are named like no image of "
-                          f"{self.folder} (e.g. {orphans[0]!r}); a mask has its image's relative path (any image "
-                          "suffix), and an image without one gets an empty mask", DataWarning, stacklevel=3)
-        found = {m.with_suffix("").as_posix() for m in masks}
-        if not any(img.relative_to(self.folder).with_suffix("").as_posix() in found for img, _, _ in self.entries):
-            warnings.warn(f"{self.mask_dir}: no image of split {split!r} has a mask file: every "
-                          f"{self.mask_name!r} mask is empty", DataWarning, stacklevel=3)
+            self.warn(f"{self.mask_dir}: {len(orphans)} of {sum(map(len, self._masks.values()))} mask files are named "
+                      f"like no image of {self.folder} (e.g. {orphans[0]!r}); a mask has its image's relative path "
+                      "(any image suffix), and an image without one gets an empty mask")
+        if not any(self._mask_path(img) for img, _, _ in self.entries):
+            self.warn(f"{self.mask_dir}: no image of split {split!r} has a mask file: every {self.mask_name!r} "
+                      "mask is empty")
 
     def data_files(self) -> list[tuple[str, Path]]:
         """Every split's images (relative to the folder), the labels CSV and every mask file."""
@@ -258,13 +277,11 @@ class FolderDataset(BaseDataset):
         return len(self.entries)
 
     def _mask_path(self, img: Path) -> Path | None:
-        assert self.mask_dir is not None
-        rel = img.relative_to(self.folder).with_suffix("")
-        for suffix in (img.suffix, *IMAGE_SUFFIXES):
-            candidate = self.mask_dir / rel.with_suffix(suffix)
-            if candidate.exists():
-                return candidate
-        return None
+        """The mask file of ``img``: its relative path with any image suffix (any case), the image's
+        own suffix first (a name with dots, ``1.2.840.0.png``, was never found before)."""
+        paths = self._masks.get(_stem(img.relative_to(self.folder)), [])
+        same = [p for p in paths if p.suffix.lower() == img.suffix.lower()]
+        return (same or paths or [None])[0]
 
     def __getitem__(self, i: int) -> Sample:
         if not 0 <= i < len(self):

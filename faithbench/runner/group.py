@@ -182,7 +182,7 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
     records them in ``manifest.json``: they went to stderr only, a held-out review)."""
     with recorded_data_warnings() as seen:
         out = compute_group(group, settings, store, progress)
-    out.warnings = list(seen)
+    out.warnings = list(dict.fromkeys([*out.warnings, *seen]))
     return out
 
 
@@ -201,6 +201,8 @@ def compute_group(group: Group, settings: RunSettings, store: Cache, progress: P
     out = GroupOutput(group)
     report = progress or (lambda _done, _text: None)
     splits = build_splits(dspec, needed_splits(group, settings))
+    # what the datasets said when they were built, maybe before the run (validation keeps them): a diff review
+    out.warnings = [w for split in splits.values() for w in getattr(split, "data_warnings", [])]
     report(0.0, f"model {mspec.label} on {dspec.label}")
     try:
         data, ckpt, twin = open_group(group, splits, store, settings)

@@ -245,3 +245,32 @@ def test_cli_prints_a_data_warning_once_as_one_line(tmp_path, capsys, monkeypatc
         f"faithbench: warning: {tmp_path}/masks: 1 of 12 mask files are named like no image of {tmp_path}/img "
         "(e.g. 'img3.png'); a mask has its image's relative path (any image suffix), and an image without one gets "
         "an empty mask"]
+
+
+def test_prefixed_class_names_are_no_typo_and_dotted_mask_names_are_found(tmp_path):
+    """A diff review: 'abnormal' beside 'normal' (a prefix, two classes) was warned of as a typo; a
+    mask named like a DICOM UID (1.2.840.3.png) was never found by the loader (its suffix-swap cut
+    '.3'), and a mask with an upper-case suffix neither, while the name check said they matched."""
+    import warnings
+
+    from faithbench.datasets.folder import near_labels
+
+    names = ["normal"] * 3 + ["abnormal"] * 2 + ["healthy", "unhealthy", "cancer", "nocancer"]
+    assert near_labels(names, tmp_path) == []
+    assert len(near_labels(["tumour"] * 3 + ["tumor"], tmp_path)) == 1  # one letter: a typo, or two spellings
+    (tmp_path / "img").mkdir()
+    (tmp_path / "masks").mkdir()
+    lines = ["path,label"]
+    for k in range(6):
+        name = f"1.2.840.{k}.png"
+        Image.fromarray(np.full((20, 20), 100, np.uint8)).save(tmp_path / "img" / name)
+        mask = np.zeros((20, 20), np.uint8)
+        mask[5:10, 5:10] = 255
+        Image.fromarray(mask).save(tmp_path / "masks" / (name if k % 2 else name.replace(".png", ".PNG")))
+        lines.append(f"{name},{'sick' if k % 2 else 'well'}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every mask is found: no warning
+        ds = FolderDataset("train", path="img", labels="labels.csv", masks="masks", size=20,
+                           fractions=[1.0, 0.0, 0.0], root=str(tmp_path))
+    assert all(int(ds[i].masks["lesion"].sum()) == 25 for i in range(len(ds)))

@@ -125,13 +125,16 @@ def test_label_maps_that_would_empty_their_masks_are_refused(tmp_path):
         load(ball * 0.9)
     far = np.eye(4)
     far[:3, 3] = 500.0  # 500 mm away: another series
-    with pytest.raises(DataError, match=r"seg.nii.gz: none of its labelled volume lies inside its image "
+    with pytest.raises(DataError, match=r"seg.nii.gz: none of its labelled voxels lie inside its image "
                                         r".*img.nii.gz's field of view \(the two affines do not overlap"):
         load(ball.astype(np.int16), far)
     half = np.eye(4)
     half[2, 3] = 7.0  # 3 of the ball's 4 slices beyond the image's last
-    with pytest.warns(UserWarning, match=r"seg.nii.gz: 25% of its labelled volume lies inside its image"):
+    with pytest.warns(UserWarning, match=r"seg.nii.gz: 25% of its labelled voxels lie inside its image"):
         assert load(ball.astype(np.int16), half).masks["label_1"].sum() == 16
+    fine = np.zeros((48, 48, 48), np.int16)  # 0.25 mm voxels: a 0.5 mm lesion inside, smaller than a voxel
+    fine[21:23, 21:23, 21:23] = 1  # 5.25-5.5 mm: between the image voxels' centres (5 and 6 mm)
+    assert "label_1" not in load(fine, np.diag([0.25, 0.25, 0.25, 1.0])).masks  # gone when resampled: no error
     nib.save(nib.Nifti1Image(ball[0] * 100, np.eye(4)), tmp_path / "flat.nii.gz")
     with pytest.raises(DataError, match=r"flat.nii.gz: expected a 3D volume, got shape \(12, 12\)"):
         VolumeDataset("test", items=[{"image": "flat.nii.gz"}], root=str(tmp_path))[0]

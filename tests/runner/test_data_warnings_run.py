@@ -38,3 +38,32 @@ def test_a_data_warning_is_recorded_in_the_manifest_and_the_report(tmp_path):
     assert len(recorded) == 3  # one per label map, each once though every split and cell reads it again
     assert all(w.startswith(str(tmp_path / f"s{i}.nii.gz")) for i, w in enumerate(sorted(recorded)))
     assert "data warnings" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_a_warning_raised_when_the_dataset_is_built_is_recorded_too(tmp_path, monkeypatch):
+    """A diff review: the folder dataset warns when it is built, which validation and the preflight
+    do before any group runs; the groups reuse those objects, so nothing reached the manifest."""
+    import sys
+
+    import faithbench
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "datasets"))
+    try:
+        from test_folder import _write
+    finally:
+        sys.path.pop(0)
+    _write(tmp_path)
+    (tmp_path / "masks" / "im3.png").rename(tmp_path / "masks" / "img3.png")  # a typo in a mask's name
+    monkeypatch.setenv("FAITHBENCH_DATA", str(tmp_path))
+    with pytest.warns(UserWarning, match="named like no image"):
+        suite = faithbench.load_suite({
+            "name": "typo", "samples": 4, "batch_size": 4, "reliability": 0,
+            "datasets": [{"name": "folder", "params": {"path": "img", "labels": "labels.csv", "masks": "masks",
+                                                       "size": 32}}],
+            "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1}}],
+            "explainers": ["random", "sobel"], "metrics": ["pointing_game"]})
+        run_suite(suite, tmp_path / "out", cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
+    recorded = json.loads((tmp_path / "out" / "manifest.json").read_text())["data_warnings"]
+    assert [w for w in recorded if "named like no image" in w] == [
+        f"{tmp_path}/masks: 1 of 12 mask files are named like no image of {tmp_path}/img (e.g. 'img3.png'); a mask "
+        "has its image's relative path (any image suffix), and an image without one gets an empty mask"]
