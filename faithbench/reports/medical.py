@@ -78,8 +78,8 @@ def reliance_saliency_html(table: pd.DataFrame) -> str:
     return ('<p class="note">Saliency against what the model relies on (Adebayo et al. 2022): mass is the '
             "relevance mass (share of the positive saliency) on the evidence's mask, drop the model's measured "
             "reliance on it (the predicted class's probability lost when it is removed), both averaged over the "
-            "(seed, sample) pairs holding it. A faithful explainer ranks the evidence as the model does: "
-            "mass_rank = reliance_rank (1: the most mass / the largest drop). spearman, p: rank correlation "
+            "samples holding it (each sample's seeds first). A faithful explainer ranks the evidence as the model "
+            "does: mass_rank = reliance_rank (1: the most mass / the largest drop). spearman, p: rank correlation "
             "of mass and drop over those samples (does the map follow the model sample by sample?). "
             f'<a href="{RELIANCE_SALIENCY_FILE}">{RELIANCE_SALIENCY_FILE}</a>, per sample: '
             f'<a href="{RELIANCE_SAMPLES_FILE}">{RELIANCE_SAMPLES_FILE}</a></p>'

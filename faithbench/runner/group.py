@@ -259,6 +259,8 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
                 _keep_map(out, run, batch, target)
             if evidence:
                 out.evidence_mass += evidence_mass_rows(group, run, batch)
+                if not settings.keep_maps:
+                    run.last = None  # kept for this only: not held on the device until the next batch
         rows, prob = sample_rows(group, data, batch, target)
         out.samples += rows
         if first is None:
@@ -269,6 +271,8 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
         if all(run.stopped for run in runs):
             break
     out.cells = [run.finish() for run in runs]
+    failed = {run.cell.explainer.label for run in runs if any(f["stage"] == "explain" for f in run.result.failures)}
+    out.evidence_mass = [r for r in out.evidence_mass if r["explainer"] not in failed]  # as its rows: none
     report(n_cells * (expected - done_samples) / expected, "")  # fewer samples than asked: the rest at once
     if first is not None and group.seed == settings.gallery_seed:
         out.gallery = _gallery(group, data, first, first_prob, runs)

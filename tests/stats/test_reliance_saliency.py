@@ -35,23 +35,33 @@ def test_known_answer_ranks_means_and_spearman():
     faithful, plausible = rows.loc["faithful"], rows.loc["plausible"]
     # the faithful map puts the most mass where the model relies most: ranks agree
     assert faithful.loc["marker", "mass"] == pytest.approx(np.mean([0.3, 0.4, 0.5, 0.6, 0.31, 0.41, 0.51, 0.61]))
-    assert faithful.loc["marker", "drop"] == pytest.approx(0.65) and faithful.loc["marker", "n"] == 8
+    assert faithful.loc["marker", "drop"] == pytest.approx(0.65) and faithful.loc["marker", "n"] == 4  # samples
     assert (faithful.loc["marker", "mass_rank"], faithful.loc["marker", "reliance_rank"]) == (1, 1)
     assert (faithful.loc["lesion", "mass_rank"], faithful.loc["lesion", "reliance_rank"]) == (2, 2)
-    # ...and follows the model sample by sample: the (seed, sample) pairs pooled, against scipy
-    rho, p = stats.spearmanr([0.3, 0.4, 0.5, 0.6, 0.31, 0.41, 0.51, 0.61], [0.5, 0.6, 0.7, 0.8] * 2)
+    # ...and follows the model sample by sample (each sample's two seeds averaged first), against scipy
+    rho, p = stats.spearmanr([0.305, 0.405, 0.505, 0.605], [0.5, 0.6, 0.7, 0.8])
     assert faithful.loc["marker", "spearman"] == pytest.approx(rho) and faithful.loc["marker", "p"] == pytest.approx(p)
     assert np.isnan(faithful.loc["lesion", "spearman"])  # a constant mass: no rank correlation
     # the plausible map points at the lesion, which the model ignores: ranks disagree; a NaN mass is left out
     assert (plausible.loc["lesion", "mass_rank"], plausible.loc["lesion", "reliance_rank"]) == (1, 2)
-    assert plausible.loc["lesion", "n"] == 6
-    assert plausible.loc["lesion", "drop"] == pytest.approx(np.mean([-0.01, 0.0, 0.02] * 2))
+    assert plausible.loc["lesion", "n"] == 3
+    assert plausible.loc["lesion", "drop"] == pytest.approx(np.mean([-0.01, 0.0, 0.02]))
+
+
+def test_seeds_of_one_sample_are_one_observation():
+    """A diff review: with (seed, sample) pairs pooled, a weights-file model (the same drops under
+    every seed) got p 0.0045 with one seed and below 1e-4 with three, for the same evidence."""
+    mass, drops = _frames()
+    one = reliance_saliency(mass[mass["seed"] == 0], drops[drops["seed"] == 0])
+    copies = [(mass[mass["seed"] == 0].assign(seed=s), drops[drops["seed"] == 0].assign(seed=s)) for s in range(3)]
+    three = reliance_saliency(pd.concat([m for m, _ in copies]), pd.concat([d for _, d in copies]))
+    pd.testing.assert_frame_equal(one, three)
 
 
 def test_a_sample_without_a_drop_is_left_out_and_columns_are_checked():
     mass, drops = _frames()
     table = reliance_saliency(mass, drops[drops["sample_id"] != "s0"])
-    assert table.set_index(["explainer", "evidence"]).loc[("faithful", "marker"), "n"] == 6
+    assert table.set_index(["explainer", "evidence"]).loc[("faithful", "marker"), "n"] == 3
     assert reliance_saliency(mass.iloc[:0], drops).empty
     with pytest.raises(ValueError, match=r"mass lacks the columns \['explainer'\]"):
         reliance_saliency(mass.drop(columns="explainer"), drops)
