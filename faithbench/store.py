@@ -17,6 +17,7 @@ then reads the entry instead of computing it again.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -49,6 +50,9 @@ class CacheWriteError(OSError):
     """The cache cannot store an entry: its file system is full, over quota or read-only, or the
     folder is not writable for this user. The run stops (exit code 2) instead of failing cell after
     cell, computing work it cannot keep; what is cached stays."""
+
+    def __str__(self) -> str:  # the message, without OSError's "[Errno 28]"
+        return str(self.strerror)
 
 
 _STOPPING_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
@@ -83,12 +87,19 @@ def make_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    """The SHA-256 of a file's bytes (hex), read in ``chunk``-byte pieces: the identity of a
-    weights file (its path and time survive a replacement by ``cp -p``; a held-out review)."""
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex): the identity of a weights file (its path and time
+    survive a replacement by ``cp -p``; a held-out review). Read once per process while the file's
+    inode, size, modification and change times stay (a replacement changes the change time)."""
+    st = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, *_stat: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
+        while block := f.read(1 << 22):
             digest.update(block)
     return digest.hexdigest()
 
@@ -241,21 +252,27 @@ class Cache:
         path = path.with_name(f".{path.name}")
         with _writing(self.root, path):
             path.parent.mkdir(parents=True, exist_ok=True)
+        read_only = False
         try:
-            handle = open(path, "a")
-        except PermissionError:  # another user's lock file (a shared cache): flock needs no write access
+            with _writing(self.root, path):
+                handle = open(path, "a")
+        except CacheWriteError as exc:  # another user's lock file (a shared cache): flock needs no write access
+            if exc.errno not in (errno.EACCES, errno.EPERM):  # full, over quota, read-only: stop
+                raise
             try:
-                handle = open(path)
-            except FileNotFoundError:  # not creatable in another user's folder, nor there
-                raise CacheWriteError(errno.EACCES, f"cannot write to the cache {self.root}: permission denied "
-                                                    f"({path}); a cache shared by several users needs group-writable "
-                                                    "folders (umask 002 and a setgid group folder)") from None
+                handle, read_only = open(path), True
+            except OSError:  # not creatable in another user's folder, nor there
+                raise CacheWriteError(exc.errno, f"{exc}; a cache shared by several users needs group-writable "
+                                                 "folders (umask 002 and a setgid group folder)") from None
         try:
             if fcntl is not None:
                 try:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
                 except BlockingIOError:
                     raise CacheLockBusy(f"{kind}/{key} is being computed by another process ({path})") from None
+                except OSError:  # NFS emulates flock with fcntl locks, which need a writable file
+                    if not read_only:
+                        raise
             yield path
         finally:
             handle.close()  # closing the file releases the lock

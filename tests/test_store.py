@@ -127,7 +127,7 @@ def test_a_full_or_read_only_cache_stops_the_run_with_one_line(tmp_path, monkeyp
                      "explainers: [random, sobel]\nmetrics: [sparseness]\n")
     code = main(["run", str(suite), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and err[-1].startswith("faithbench: error: [Errno 28] cannot write to the cache ")
+    assert code == 2 and err[-1].startswith("faithbench: error: cannot write to the cache ")
     assert not (tmp_path / "out" / "leaderboard.csv").exists()
     monkeypatch.setattr(store, "atomic_write_bytes", real)
     assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"),
@@ -156,6 +156,23 @@ def test_another_users_lock_file_is_locked_read_only(tmp_path, monkeypatch):
     with cache.lock("checkpoints", "k1") as again:
         assert again == path
     assert modes == ["a", "r"]
-    with pytest.raises(store.CacheWriteError, match="permission denied .*group-writable"):
+    with pytest.raises(store.CacheWriteError, match="Permission denied .*group-writable"):
         with cache.lock("checkpoints", "k2"):  # no lock file yet, and none can be made
             pass
+
+
+def test_a_lock_file_on_a_full_file_system_stops_the_run(tmp_path, monkeypatch):
+    """A diff review: a lock file that cannot be created because the file system is full or
+    read-only escaped as a plain OSError, which failed every cell of the group."""
+    import errno
+
+    import faithbench.store as store
+
+    def full(file, mode="r", *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "open", full, raising=False)
+    with pytest.raises(store.CacheWriteError, match="cannot write to the cache .*No space left on device") as info:
+        with Cache(tmp_path).lock("checkpoints", "k"):
+            pass
+    assert info.value.errno == errno.ENOSPC and not str(info.value).startswith("[Errno")

@@ -31,7 +31,7 @@ from faithbench.runner.errors import InputDataError, UsageError
 from faithbench.runner.group import GroupOutput, run_group
 from faithbench.runner.plan import Group
 from faithbench.runner.settings import RunSettings
-from faithbench.store import Cache
+from faithbench.store import Cache, CacheWriteError
 
 EXECUTORS = ("local", "ray")
 MAX_RETRIES = 1  # a task whose worker died (killed for memory, node lost) is retried once
@@ -98,6 +98,7 @@ class TaskOutput:
     output: GroupOutput | None
     pending: list[tuple[str, str, str, Any]]
     input_error: str | None = None
+    cache_error: tuple[int, str] | None = None  # a CacheWriteError's errno and message: the driver stops
 
 
 def group_task(group: Group, settings: RunSettings, cache_root: str) -> TaskOutput:
@@ -119,6 +120,8 @@ def group_task(group: Group, settings: RunSettings, cache_root: str) -> TaskOutp
         out = run_group(group, settings, store)
     except (InputDataError, CheckpointError) as exc:
         return TaskOutput(None, [], input_error=str(exc))
+    except CacheWriteError as exc:  # a lock file it cannot make: the run stops, as a local one does
+        return TaskOutput(None, [], cache_error=(exc.errno or 0, str(exc)))
     except Exception as exc:
         out = GroupOutput.failed(group, "task", exc)
     return TaskOutput(out, store.pending)
@@ -142,9 +145,11 @@ def _run_on_ray(groups: list[Group], settings: RunSettings, cache: Cache, option
                     answer = ray.get(ref)
                 except ray.exceptions.RayError as exc:  # the worker died or the task was lost
                     answer = TaskOutput(GroupOutput.failed(group, "task", exc), [])
-                if answer.input_error:
+                if answer.input_error or answer.cache_error:
                     for other in waiting:
                         ray.cancel(other)
+                    if answer.cache_error:
+                        raise CacheWriteError(*answer.cache_error)
                     raise InputDataError(answer.input_error)
                 commit(cache, answer.pending)
                 assert answer.output is not None
