@@ -80,6 +80,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
     """Build each (model, dataset) pair on the meta device (see the module docstring), run one
     image of the dataset's shape through it, and check explainers' ``target_layer``."""
     from faithbench.models.checkpoint import build_for_dataset
+    from faithbench.models.factory import unexpected_parameter_hint
 
     if len(suite.seeds) > 1:
         for i, mspec in enumerate(suite.models):
@@ -106,7 +107,8 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
             if _meta_only(exc):  # e.g. a drop-path schedule read with .item() while building: runs on real data
                 continue
             where = f"{source}: models[{i}]{'.params' if mspec.params else ''}"
-            raise error(f"{where}: cannot build {what}: {first_line(exc)}") from None
+            hint = unexpected_parameter_hint(mspec, exc)
+            raise error(f"{where}: cannot build {what}: {first_line(exc)}{hint}") from None
         problem = _meta_failure(model, channels, spatial, classes)
         if problem:
             raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}"

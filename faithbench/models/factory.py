@@ -83,31 +83,46 @@ def _fill(fn: Any, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str
     return {**{k: v for k, v in defaults.items() if k in accepted and k not in params}, **params}
 
 
-def _accepted(fn: Any) -> list[str] | None:
-    """The keyword names ``fn`` accepts; None when any name is (``**kwargs`` that no class of a
-    constructor's MRO resolves: MONAI's ``DenseNet121(..., **kwargs)`` passes them to ``DenseNet``,
-    whose own parameters close the list)."""
+def _parameter_names(fn: Any) -> list[str]:
+    """The keyword names of ``fn``, and for a class those of every ``__init__`` of its MRO (where
+    ``**kwargs`` often go: MONAI's ``DenseNet121`` to ``DenseNet``; but not always, so these are
+    hints, never grounds to refuse)."""
     chain = [k.__init__ for k in fn.__mro__ if "__init__" in vars(k) and k not in (nn.Module, object)] \
         if isinstance(fn, type) else [fn]
     names: list[str] = []
     for part in chain:
-        sig = inspect.signature(part)
-        names += [n for n, p in sig.parameters.items() if n != "self" and n not in names
+        names += [n for n, p in inspect.signature(part).parameters.items() if n != "self" and n not in names
                   and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-        if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-            return names
-    return None
+    return names
+
+
+def _close_parameter(name: str, fn: Any) -> str:
+    close = difflib.get_close_matches(name, _parameter_names(fn), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_params(where: str, fn: Any, params: dict[str, Any]) -> None:
-    accepted = _accepted(fn)
-    if accepted is None:
-        return
+    sig = inspect.signature(fn)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return  # **kwargs: where they go is the builder's business (unexpected_parameter_hint names a typo)
     for key in params:
-        if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"{where}: unknown parameter {key!r}{hint}; valid parameters: {', '.join(accepted)}")
+        if key not in sig.parameters:
+            raise ValueError(f"{where}: unknown parameter {key!r}{_close_parameter(key, fn)}; valid parameters: "
+                             f"{', '.join(sig.parameters)}")
+
+
+def unexpected_parameter_hint(spec: Any, exc: BaseException) -> str:
+    """`` (did you mean 'spatial_dims'?)`` for a builder's ``TypeError: ... unexpected keyword
+    argument 'spatial_dim'`` (a MONAI network's ``**kwargs`` reach its parent class), else ""."""
+    found = re.search(r"unexpected keyword argument '(\w+)'", str(exc)) if isinstance(exc, TypeError) else None
+    if not found:
+        return ""
+    try:
+        parsed = parse_model_name(spec.name)
+        fn = {"monai": _monai_class, "module": _module_callable}[parsed.source](parsed.target)
+    except (KeyError, ValueError):
+        return ""
+    return _close_parameter(found.group(1), fn)
 
 
 def _monai_class(target: str) -> Any:
