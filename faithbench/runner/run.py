@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from faithbench.config import Suite
+from faithbench.configurable import package_version
 from faithbench.datasets.paths import DataError
 from faithbench.models.checkpoint import CheckpointError
 from faithbench.models.factory import check_pretrained_available, is_external, parse_model_name
@@ -179,6 +180,20 @@ def plugin_origins(suite: Suite) -> dict[str, dict[str, str]]:
     }
 
 
+def plugin_packages(suite: Suite) -> dict[str, dict[str, str]]:
+    """Per explainer and metric of the suite, the package identity in its cache keys
+    (:func:`~faithbench.configurable.package_version`: ``dist==version``, ``+source:…`` for an
+    editable install, ``source:…`` for a local file): which code computed the results (a review:
+    the manifest named only ``entry-point:pkg``)."""
+    def package(registry: Any, name: str) -> str:
+        try:
+            return package_version(registry.get(name).__module__)
+        except Exception:  # noqa: BLE001 - a broken plugin: its cells failed and say why
+            return ""
+    return {"explainers": {s.name: package(explainers, s.name) for s in suite.explainers},
+            "metrics": {s.name: package(metrics, s.name) for s in suite.metrics}}
+
+
 def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None,
               executor: str | RayOptions | None = None, progress: bool = True, log: Log = print,
               report: bool = True, **settings: Any) -> RunResult:
@@ -244,6 +259,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         "versions": versions(),
         "git": git_hash(),
         "plugins": plugin_origins(suite),
+        "plugin_packages": plugin_packages(suite),
         "seeds": suite.seeds,
         "samples_per_dataset": settings.n_samples,
         "cells": n_cells,

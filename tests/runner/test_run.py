@@ -57,6 +57,14 @@ def test_outputs_and_columns(two_runs):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["suite"]["name"] == "tiny" and "torch" in manifest["versions"] and manifest["seeds"] == [0]
     assert manifest["cell_info"]["phantom_cxr/small_cnn/gradcam/seed0"]["target_layer"] == "features"
+    from importlib import metadata
+
+    from faithbench.configurable import package_version
+
+    packages = manifest["plugin_packages"]  # the code in the keys: faithbench==0.1.0[+source:... in a checkout]
+    assert set(packages["explainers"]) == {"gradcam", "integrated_gradients", "random", "sobel"}
+    assert packages["explainers"]["gradcam"] == package_version("faithbench.explainers.cam")
+    assert packages["metrics"]["deletion_auc"].startswith(f"faithbench=={metadata.version('faithbench')}")
     cost = pd.read_csv(out / "cost.csv")
     ig = cost.query("explainer == 'integrated_gradients' and stage == 'explain'")["passes"].item()
     assert ig == 12 * 8  # captum's IG: n_steps forward passes per sample
