@@ -297,12 +297,12 @@ class CellRun:
         if not torch.isfinite(saliency).all():
             raise FloatingPointError(f"{self.explainer.name} returned NaN or Inf saliency for the batch "
                                      f"starting at sample {batch.ids[0]!r}")
+        if self.explainer.last_info:  # first: a run killed between the two writes recomputes both (a review)
+            self.store.put_json("saliency_info", sal_key, self.explainer.last_info)
+            self.result.info.update(self.explainer.last_info)
         self.store.put_tensors("saliency", sal_key, {
             "saliency": saliency, "seconds": torch.tensor(seconds, dtype=torch.float64),
             "passes": torch.tensor(counter.passes)})
-        if self.explainer.last_info:
-            self.store.put_json("saliency_info", sal_key, self.explainer.last_info)
-            self.result.info.update(self.explainer.last_info)
         self.result.computed["saliency"] += 1
         cost["seconds"] += seconds
         cost["passes"] += counter.passes
