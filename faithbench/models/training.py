@@ -223,22 +223,43 @@ def auc_ci(scores, labels, n_boot: int = 1000, seed: int = 0, level: float = 0.9
                          f"and {y.shape}")
     if not 0 < level < 1:
         raise ValueError(f"expected 0 < level < 1, got {level}")
+    per_class = _bootstrap_aucs(s, y, n_boot, seed)
+    defined = ~np.all(np.isnan(per_class), axis=1)
+    return _interval(np.nanmean(per_class[defined], axis=1) if defined.any() else np.empty(0), level)
+
+
+def class_auc_cis(scores, labels, n_boot: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> list[tuple[float, float]]:
+    """Per class of multi-label ``scores (N, K)`` and 0/1 ``labels (N, K)``: the percentile bootstrap
+    CI of its one-vs-rest AUC, from the same resamples as :func:`auc_ci`'s macro interval (the
+    resamples where that class's AUC is defined; (NaN, NaN) where none is). A class whose interval
+    does not lie above 0.5 is at chance though the macro AUC is not."""
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels)
+    if s.shape != y.shape or s.ndim != 2 or len(s) == 0:
+        raise ValueError(f"expected scores and labels of the same shape (N, K), N > 0, got {s.shape} and {y.shape}")
+    per_class = _bootstrap_aucs(s, y, n_boot, seed)
+    return [_interval(per_class[~np.isnan(per_class[:, c]), c], level) for c in range(s.shape[1])]
+
+
+def _bootstrap_aucs(s: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, K)`` AUCs of each class on each resample of the rows (NaN: undefined there)."""
     s, y = (s[:, None], y[:, None]) if s.ndim == 1 else (s, y)
     y = y.astype(int)
     rng = np.random.default_rng(seed)
     n = len(s)
     chunk = max(1, _MAX_DRAWS_PER_CHUNK // n)
-    values = []
+    parts = []
     for start in range(0, int(n_boot), chunk):
         idx = rng.integers(0, n, size=(min(chunk, int(n_boot) - start), n))
-        per_class = np.stack([_resampled_aucs(s[:, c], y[:, c], idx) for c in range(s.shape[1])], axis=1)
-        defined = ~np.all(np.isnan(per_class), axis=1)
-        values.append(np.nanmean(per_class[defined], axis=1) if defined.any() else np.empty(0))
-    aucs = np.concatenate(values)
-    if aucs.size == 0:
+        parts.append(np.stack([_resampled_aucs(s[:, c], y[:, c], idx) for c in range(s.shape[1])], axis=1))
+    return np.concatenate(parts)
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    if values.size == 0:
         return float("nan"), float("nan")
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(aucs, [tail, 1.0 - tail])
+    low, high = np.quantile(values, [tail, 1.0 - tail])
     return float(low), float(high)
 
 
@@ -248,7 +269,9 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
     is > 0.5 (logit > 0): ``accuracy``, ``f1`` and ``auc`` are macro means over the K classes of
     each class's accuracy, F1 and ROC AUC (classes whose AUC is undefined, all positive or all
     negative, left out of the mean); ``loss`` is the mean binary cross-entropy with logits. With
-    ``classes`` (K names), also ``accuracy_<name>``, ``f1_<name>``, ``auc_<name>`` per class.
+    ``classes`` (K names), also ``accuracy_<name>``, ``f1_<name>``, ``auc_<name>`` and the class's
+    AUC CI ``auc_ci_low_<name>``, ``auc_ci_high_<name>`` (:func:`class_auc_cis`, the macro CI's
+    resamples) per class.
     ``ci=False`` skips the bootstrap (``auc_ci_low``/``auc_ci_high`` NaN)."""
     logits, y = logits.float(), y.long()
     pred = (logits > 0).numpy()
@@ -262,13 +285,20 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
         accs.append(float((pred[:, c] == yn[:, c]).mean()))
         f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
         aucs.append(binary_auc(prob[:, c], yn[:, c].astype(int)))
-    low, high = auc_ci(prob, yn.astype(int)) if ci else (float("nan"), float("nan"))
+    nan = (float("nan"), float("nan"))
+    boot = _bootstrap_aucs(prob, yn.astype(int), 1000, 0) if ci else None  # auc_ci's resamples, shared
+    if boot is not None and (~np.all(np.isnan(boot), axis=1)).any():
+        low, high = _interval(np.nanmean(boot[~np.all(np.isnan(boot), axis=1)], axis=1), 0.95)
+    else:
+        low, high = nan
     out: dict[str, float] = {"accuracy": float(np.mean(accs)), "f1": float(np.mean(f1s)),
            "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),
            "auc_ci_low": low, "auc_ci_high": high,
            "loss": float(F.binary_cross_entropy_with_logits(logits, y.float()))}
-    for name, acc, f1, auc in zip(classes or (), accs, f1s, aucs):
-        out.update({f"accuracy_{name}": acc, f"f1_{name}": f1, f"auc_{name}": auc})
+    for c, (name, acc, f1, auc) in enumerate(zip(classes or (), accs, f1s, aucs)):
+        c_low, c_high = nan if boot is None else _interval(boot[~np.isnan(boot[:, c]), c], 0.95)
+        out.update({f"accuracy_{name}": acc, f"f1_{name}": f1, f"auc_{name}": auc,
+                    f"auc_ci_low_{name}": c_low, f"auc_ci_high_{name}": c_high})
     return out
 
 
@@ -313,4 +343,4 @@ def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, classes: tuple[str, .
 
 
 __all__ = ["Recipe", "train_model", "train_on_frozen_features", "evaluate_model", "classification_metrics",
-           "multilabel_metrics", "binary_auc", "auc_ci", "predict_logits"]
+           "multilabel_metrics", "binary_auc", "auc_ci", "class_auc_cis", "predict_logits"]

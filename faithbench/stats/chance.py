@@ -7,7 +7,9 @@ does not lie above 0.5 (it contains 0.5, or lies below it: a model worse than ch
 evidence of a learned task either), or when a checkpoint's test AUC itself is undefined (``auc`` NaN: a test split with
 one class), so that whether it beats chance cannot be told. A checkpoint cached before the CI
 columns existed has an ``auc`` but no CI, and is not marked. Its leaderboard rows get
-``model_at_chance = True`` and the tables withhold the "better than random" marks. A metric value
+``model_at_chance = True`` and the tables withhold the "better than random" marks. On multi-label
+data each class's own CI (``auc_ci_low_<class>``) marks that class's rows too, and is warned of
+as ``model (class c)``. A metric value
 is *undefined* (NaN) for a sample when the metric cannot be computed on it (e.g. an empty mask);
 :func:`undefined_counts` counts them.
 """
@@ -61,7 +63,29 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
              "auc_ci_low": float(g["auc_ci_low"].min()), "auc_ci_high": float(g["auc_ci_high"].max()),
              "auc_undefined": seeds(g[g["_undefined"]])}
             for (d, m), g in hit.groupby(["dataset", "model"], sort=True)]
+    classes = _classes_at_chance(models, chance)
+    if not classes.empty:  # a multi-label class at chance under a macro AUC that is not
+        rows += [{"dataset": d, "model": f"{m} (class {c})", "seeds": seeds(g), "auc_ci_low": float(g["low"].min()),
+                  "auc_ci_high": float(g["high"].max()), "auc_undefined": ""}
+                 for (d, m, c), g in classes.groupby(["dataset", "model", "class"], sort=True)]
     return pd.DataFrame(rows, columns=AT_CHANCE_COLUMNS)
+
+
+def _classes_at_chance(models: pd.DataFrame, chance: float) -> pd.DataFrame:
+    """One row (dataset, model, class, seed, low, high) per checkpoint and multi-label class whose
+    own test AUC CI (``auc_ci_low_<class>``, ``auc_ci_high_<class>`` in ``models.csv``) does not lie
+    above ``chance``: the macro CI can lie above it while one class is at chance (a held-out review:
+    nodule at AUC 0.596 under a macro 0.80)."""
+    rows = []
+    prefix = "auc_ci_low_"
+    for column in (c for c in models.columns if c.startswith(prefix)):
+        cls = column[len(prefix):]
+        low, high = _column(models, column), _column(models, f"auc_ci_high_{cls}")
+        for i in models.index[low <= chance]:
+            rows.append({"dataset": str(models.at[i, "dataset"]), "model": str(models.at[i, "model"]), "class": cls,
+                         "seed": models.at[i, "seed"] if "seed" in models.columns else "",
+                         "low": float(low[i]), "high": float(high[i])})
+    return pd.DataFrame(rows, columns=["dataset", "model", "class", "seed", "low", "high"])
 
 
 def at_chance_message(row: object) -> str:
@@ -82,7 +106,9 @@ def at_chance_message(row: object) -> str:
 
 def mark_models_at_chance(board: pd.DataFrame, models: pd.DataFrame | None, chance: float = 0.5) -> pd.DataFrame:
     """``board`` (the leaderboard) with a boolean column ``model_at_chance`` (see
-    :func:`models_at_chance`); ``beats_random`` and ``p_vs_random`` are kept as tested."""
+    :func:`models_at_chance`; on a multi-label board with a ``class`` column, also the rows of a
+    class whose own AUC CI does not lie above ``chance``); ``beats_random`` and ``p_vs_random`` are
+    kept as tested."""
     board = board.copy()
     at_chance = models_at_chance(models, chance) if models is not None else pd.DataFrame(columns=AT_CHANCE_COLUMNS)
     pairs = set(zip(at_chance["dataset"], at_chance["model"]))
@@ -90,6 +116,11 @@ def mark_models_at_chance(board: pd.DataFrame, models: pd.DataFrame | None, chan
         board[AT_CHANCE] = pd.Series(dtype=bool)
         return board
     board[AT_CHANCE] = [(str(d), str(m)) in pairs for d, m in zip(board["dataset"], board["model"])]
+    if "class" in board.columns and models is not None and not models.empty:  # multi-label: per class too
+        classes = _classes_at_chance(models, chance)
+        triples = set(zip(classes["dataset"], classes["model"], classes["class"]))
+        board[AT_CHANCE] |= np.array([(str(d), str(m), str(c)) in triples
+                                      for d, m, c in zip(board["dataset"], board["model"], board["class"])], bool)
     return board
 
 

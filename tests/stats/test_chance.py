@@ -57,3 +57,28 @@ def test_a_model_below_chance_is_marked_too():
     assert "CI [0.372, 0.477] that lies below 0.5" in message
     board = pd.DataFrame({"dataset": ["d", "e", "f"], "model": "m", "mean": [1.0, 2.0, 3.0]})
     assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [True, False, True]
+
+
+def test_a_multilabel_class_at_chance_is_marked_under_a_macro_auc_that_is_not():
+    """A held-out review: multi-label leaderboards are per class, but only the macro CI decided, so
+    a class at chance (its own CI containing 0.5) under a good macro AUC was never marked."""
+    import torch
+
+    from faithbench.models.training import auc_ci, class_auc_cis, multilabel_metrics
+
+    torch.manual_seed(0)
+    y = (torch.rand(200, 2) > 0.5).long()
+    logits = torch.randn(200, 2) + y * torch.tensor([3.0, 0.0])  # nodule learned, cavity not
+    metrics = multilabel_metrics(logits, y, ("nodule", "cavity"))
+    prob = logits.sigmoid().numpy()
+    assert (metrics["auc_ci_low"], metrics["auc_ci_high"]) == auc_ci(prob, y.numpy())  # the same resamples
+    cis = class_auc_cis(prob, y.numpy())
+    assert [(metrics[f"auc_ci_low_{c}"], metrics[f"auc_ci_high_{c}"]) for c in ("nodule", "cavity")] == cis
+    assert metrics["auc_ci_low"] > 0.5 and cis[0][0] > 0.5 and cis[1][0] <= 0.5 <= cis[1][1]
+    models = pd.DataFrame([{"dataset": "d", "model": "m", "seed": 0, "auc": metrics["auc"], **{
+        k: v for k, v in metrics.items() if k.startswith("auc_ci")}}])
+    (row,) = models_at_chance(models).itertuples(index=False)
+    assert row.model == "m (class cavity)" and at_chance_message(row).startswith(
+        f"model at chance: d / m (class cavity) (seed 0) has a test AUC 95% CI [{cis[1][0]:.3f}, {cis[1][1]:.3f}]")
+    board = pd.DataFrame({"dataset": "d", "model": "m", "class": ["nodule", "cavity"], "mean": [1.0, 2.0]})
+    assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [False, True]
