@@ -73,7 +73,8 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
             for later in reversed(names[names.index(fine[-1]) + 1:]):  # a coarse sequence of stages after it
                 block = model.get_submodule(later)
                 if isinstance(block, nn.Sequential):
-                    stages = [n for n in children(block, later + ".") if is_fine(n) and _holds_conv(block, n)]
+                    stages = [n for n in children(block, later + ".") if is_fine(n)
+                              and _holds_conv(model.get_submodule(n))]
                     if stages:
                         return stages[-1], outputs[stages[-1]]
             return fine[-1], outputs[fine[-1]]
@@ -92,11 +93,9 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     return max(top, key=lambda item: min(item[1]))
 
 
-def _holds_conv(block: nn.Module, name: str) -> bool:
-    """Whether child ``name`` (its full name; its last part is the child's) of ``block`` is a block
-    holding a convolution: a stage, not one layer."""
-    child = block.get_submodule(name.rsplit(".", 1)[-1])
-    return any(isinstance(m, nn.modules.conv._ConvNd) for m in child.modules() if m is not child)
+def _holds_conv(module: nn.Module) -> bool:
+    """Whether ``module`` is a block holding a convolution: a stage, not one layer."""
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules() if m is not module)
 
 
 def resolve_module(model: nn.Module, dotted: str) -> nn.Module:

@@ -223,9 +223,7 @@ def auc_ci(scores, labels, n_boot: int = 1000, seed: int = 0, level: float = 0.9
                          f"and {y.shape}")
     if not 0 < level < 1:
         raise ValueError(f"expected 0 < level < 1, got {level}")
-    per_class = _bootstrap_aucs(s, y, n_boot, seed)
-    defined = ~np.all(np.isnan(per_class), axis=1)
-    return _interval(np.nanmean(per_class[defined], axis=1) if defined.any() else np.empty(0), level)
+    return _macro_interval(_bootstrap_aucs(s, y, n_boot, seed), level)
 
 
 def class_auc_cis(scores, labels, n_boot: int = 1000, seed: int = 0,
@@ -237,8 +235,7 @@ def class_auc_cis(scores, labels, n_boot: int = 1000, seed: int = 0,
     s, y = np.asarray(scores, dtype=float), np.asarray(labels)
     if s.shape != y.shape or s.ndim != 2 or len(s) == 0:
         raise ValueError(f"expected scores and labels of the same shape (N, K), N > 0, got {s.shape} and {y.shape}")
-    per_class = _bootstrap_aucs(s, y, n_boot, seed)
-    return [_interval(per_class[~np.isnan(per_class[:, c]), c], level) for c in range(s.shape[1])]
+    return _class_intervals(_bootstrap_aucs(s, y, n_boot, seed), level)
 
 
 def _bootstrap_aucs(s: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -253,6 +250,17 @@ def _bootstrap_aucs(s: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.
         idx = rng.integers(0, n, size=(min(chunk, int(n_boot) - start), n))
         parts.append(np.stack([_resampled_aucs(s[:, c], y[:, c], idx) for c in range(s.shape[1])], axis=1))
     return np.concatenate(parts)
+
+
+def _macro_interval(boot: np.ndarray, level: float) -> tuple[float, float]:
+    """The interval of the macro AUC over the resamples of ``boot (n_boot, K)`` where it is defined."""
+    defined = ~np.all(np.isnan(boot), axis=1)
+    return _interval(np.nanmean(boot[defined], axis=1) if defined.any() else np.empty(0), level)
+
+
+def _class_intervals(boot: np.ndarray, level: float) -> list[tuple[float, float]]:
+    """Each class's interval over the resamples of ``boot (n_boot, K)`` where its AUC is defined."""
+    return [_interval(boot[~np.isnan(boot[:, c]), c], level) for c in range(boot.shape[1])]
 
 
 def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
@@ -287,16 +295,13 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
         aucs.append(binary_auc(prob[:, c], yn[:, c].astype(int)))
     nan = (float("nan"), float("nan"))
     boot = _bootstrap_aucs(prob, yn.astype(int), 1000, 0) if ci else None  # auc_ci's resamples, shared
-    if boot is not None and (~np.all(np.isnan(boot), axis=1)).any():
-        low, high = _interval(np.nanmean(boot[~np.all(np.isnan(boot), axis=1)], axis=1), 0.95)
-    else:
-        low, high = nan
+    low, high = nan if boot is None else _macro_interval(boot, 0.95)
+    class_cis = [nan] * prob.shape[1] if boot is None else _class_intervals(boot, 0.95)
     out: dict[str, float] = {"accuracy": float(np.mean(accs)), "f1": float(np.mean(f1s)),
            "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),
            "auc_ci_low": low, "auc_ci_high": high,
            "loss": float(F.binary_cross_entropy_with_logits(logits, y.float()))}
-    for c, (name, acc, f1, auc) in enumerate(zip(classes or (), accs, f1s, aucs)):
-        c_low, c_high = nan if boot is None else _interval(boot[~np.isnan(boot[:, c]), c], 0.95)
+    for name, acc, f1, auc, (c_low, c_high) in zip(classes or (), accs, f1s, aucs, class_cis):
         out.update({f"accuracy_{name}": acc, f"f1_{name}": f1, f"auc_{name}": auc,
                     f"auc_ci_low_{name}": c_low, f"auc_ci_high_{name}": c_high})
     return out

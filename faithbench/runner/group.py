@@ -11,10 +11,8 @@ and the Ray executors only map :func:`run_group` over the groups, so both produc
 
 from __future__ import annotations
 
-import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +21,7 @@ from torch import Tensor
 
 from faithbench.config import DatasetSpec
 from faithbench.datasets.base import BaseDataset
-from faithbench.datasets.paths import DataError, DataWarning
+from faithbench.datasets.paths import DataError
 from faithbench.metrics.functional.localization import relevance_mass
 from faithbench.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from faithbench.models.reliance import EVIDENCE, can_intervene, sample_drops, summarise_drops
@@ -76,7 +74,7 @@ class GroupOutput:
     reliance: list[dict[str, Any]] = field(default_factory=list)
     drops: list[dict[str, Any]] = field(default_factory=list)  # models.reliance.sample_drops, with the group's keys
     evidence_mass: list[dict[str, Any]] = field(default_factory=list)  # each map's relevance mass on each evidence
-    warnings: list[str] = field(default_factory=list)  # the data warnings raised while it ran (manifest.json)
+    warnings: list[str] = field(default_factory=list)  # what its datasets warned of (manifest.json)
     gallery: Gallery | None = None
     trained: int = 0
     log: list[str] = field(default_factory=list)
@@ -157,37 +155,20 @@ def open_group(group: Group, splits: dict[str, BaseDataset], store: Cache, setti
     return data, ckpt, twin
 
 
-@contextmanager
-def recorded_data_warnings() -> Iterator[list[str]]:
-    """The messages of the :class:`~faithbench.datasets.paths.DataWarning` s raised inside, each
-    once, in order; each is still shown, once (a volume's label map warns at every load)."""
-    seen: list[str] = []
-    previous = warnings.showwarning
-
-    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, DataWarning):
-            if str(message) in seen:
-                return
-            seen.append(str(message))
-        previous(message, category, *args, **kwargs)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", DataWarning)
-        warnings.showwarning = show
-        yield seen
-
-
 def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progress | None = None) -> GroupOutput:
-    """:func:`compute_group`, with the data warnings it raised in its ``warnings`` (a run folder
-    records them in ``manifest.json``: they went to stderr only, a held-out review)."""
-    with recorded_data_warnings() as seen:
-        out = compute_group(group, settings, store, progress)
-    out.warnings = list(dict.fromkeys([*out.warnings, *seen]))
+    """:func:`compute_group` on the group's splits, with what their datasets warned of (when they
+    were built, maybe before the run by validation, which keeps them, and while the run read their
+    samples) in ``warnings``: a run folder records them in ``manifest.json`` (they went to stderr
+    only, a held-out review)."""
+    splits = build_splits(group.dataset, needed_splits(group, settings))
+    out = compute_group(group, settings, store, splits, progress)
+    out.warnings = [w for split in splits.values() for w in getattr(split, "data_warnings", [])]
     return out
 
 
-def compute_group(group: Group, settings: RunSettings, store: Cache, progress: Progress | None = None) -> GroupOutput:
-    """Compute one group: checkpoint, reliance, every cell, the gallery.
+def compute_group(group: Group, settings: RunSettings, store: Cache, splits: dict[str, BaseDataset],
+                  progress: Progress | None = None) -> GroupOutput:
+    """Compute one group on its ``splits``: checkpoint, reliance, every cell, the gallery.
 
     Bad input (a dataset that cannot be read, a checkpoint that does not fit) raises
     :class:`InputDataError` or :class:`CheckpointError`; any other failure of the checkpoint
@@ -200,9 +181,6 @@ def compute_group(group: Group, settings: RunSettings, store: Cache, progress: P
         torch.backends.cudnn.allow_tf32 = False
     out = GroupOutput(group)
     report = progress or (lambda _done, _text: None)
-    splits = build_splits(dspec, needed_splits(group, settings))
-    # what the datasets said when they were built, maybe before the run (validation keeps them): a diff review
-    out.warnings = [w for split in splits.values() for w in getattr(split, "data_warnings", [])]
     report(0.0, f"model {mspec.label} on {dspec.label}")
     try:
         data, ckpt, twin = open_group(group, splits, store, settings)
