@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
-from faithbench.explainers.layers import find_target_layer, resolve_module
+from faithbench.explainers.layers import channels_first, find_target_layer, resolve_module
 from faithbench.registry import explainers
 
 
@@ -121,6 +121,23 @@ class CAMExplainer(Explainer):
     # EfficientNet on 64 px: blocks.4, not the stem) and adaptive pools are never chosen (AlexNet's avgpool)
     version = "4"
 
+    def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
+        reason = super().unsupported_reason(model, x)
+        blocks = getattr(model, "blocks", None)
+        if reason is None and getattr(model, "arch_family", "cnn") == "vit" and (
+                not blocks or not hasattr(getattr(model, "patch_embed", None), "grid_size")):
+            # torchvision's VisionTransformer is tagged vit too (nn.MultiheadAttention): no blocks (a review)
+            reason = (f"{self.name} on a ViT needs a timm VisionTransformer (model.blocks, "
+                      f"model.patch_embed.grid_size) to reshape its tokens; got {type(model).__name__}")
+        if reason is None and getattr(model, "arch_family", "cnn") != "vit" and not self.target_layer and not x.is_meta:
+            try:  # a network with no channels-first feature map (timm's Swin): a skip with the reason
+                find_target_layer(model, x, self.min_grid)
+            except ValueError as exc:
+                reason = f"{self.name}: {exc}"
+            except Exception:  # noqa: BLE001 - a forward that fails: the CAM's own call says why
+                pass
+        return reason
+
     def layer_for(self, model: nn.Module, x: Tensor) -> tuple[nn.Module, Callable | None]:
         if getattr(model, "arch_family", "cnn") == "vit":
             name = self.target_layer or "blocks.-1.norm1"
@@ -149,8 +166,9 @@ class CAMExplainer(Explainer):
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         layer, reshape = self.layer_for(model, x)
         grid: list[int] = self.last_info["grid"]
+        shapes: list[torch.Size] = []
         probe = None if grid else layer.register_forward_hook(
-            lambda _m, _i, out: grid.extend(out.shape[2:]) if not grid and isinstance(out, Tensor) else None)
+            lambda _m, _i, out: shapes.append(out.shape) if not shapes and isinstance(out, Tensor) else None)
         cam = self.make_cam(model, layer, reshape)
         with restored_grads(model):
             try:
@@ -159,6 +177,12 @@ class CAMExplainer(Explainer):
                 self.release(model, cam)
                 if probe is not None:
                     probe.remove()
+        if shapes:  # a target_layer set by hand: its grid, read off the CAM's own forward pass
+            if not channels_first(shapes[0], x.shape):
+                raise ValueError(f"{self.name}: target_layer {self.target_layer!r} outputs {tuple(shapes[0])} for "
+                                 f"an input of {tuple(x.shape)}: not (B, C, *grid) (channels last, as Swin's "
+                                 "stages?); choose a layer whose output is a channels-first feature map")
+            grid.extend(shapes[0][2:])
         raw_t = torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)
         if self.relu:  # on the layer's grid, before upsampling (module docstring)
             raw_t = raw_t.clamp(min=0)

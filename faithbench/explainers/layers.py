@@ -5,6 +5,7 @@ the CAM explainers (:mod:`faithbench.explainers.cam`) and the layer-wise gradien
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import torch
@@ -32,11 +33,18 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     edges), now ``blocks.4`` (4 x 4). Leaf layers are not stages: DenseNet's ``transition3``
     (norm, relu, conv at 4 x 4, then a pool) does not replace ``denseblock3``.
 
+    Channels-last outputs (Swin's stages, ``(B, H, W, C)``) are not feature maps here
+    (:func:`channels_first`): pytorch-grad-cam would take ``(W, C)`` as the grid and sum over ``H``
+    (a held-out review: correlation -0.015 with Grad-CAM on torchvision's ``swin_t``). A network
+    that goes on channels last after the layer found (Swin after its patch-embedding convolution)
+    is an error, as is one without any channels-first feature map: set ``target_layer``.
+
     Adaptive pooling layers are never chosen: their output is resampled to a fixed size, so
     torchvision's AlexNet and VGG ``avgpool`` gives 6 x 6 and 7 x 7 copies of a 1 x 1 or 2 x 2 map
     on small inputs. Falls back to the finest-grid top-level feature map if no module is that fine.
     """
     outputs: dict[str, tuple[int, ...]] = {}  # feature-map shapes, by module name
+    channels_last: list[tuple[int, str, tuple[int, ...]]] = []  # (call, name, shape) of the other outputs
     order: dict[str, int] = {}  # when each module last returned: siblings in the order they run
     calls = itertools.count()
     hooks = []
@@ -46,10 +54,12 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
 
         def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
             order[name] = next(calls)  # a module called twice (one ReLU after every conv): its last call,
-            if isinstance(out, Tensor) and out.ndim == x.ndim:  # whose output a CAM hook on it would keep
-                outputs[name] = tuple(out.shape[2:])
-            else:
-                outputs.pop(name, None)
+            outputs.pop(name, None)  # whose output a CAM hook on it would keep
+            if isinstance(out, Tensor) and out.ndim == x.ndim:
+                if channels_first(out.shape, x.shape):
+                    outputs[name] = tuple(out.shape[2:])
+                else:
+                    channels_last.append((order[name], name, tuple(out.shape)))
         hooks.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad():
@@ -85,12 +95,38 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
         return None
 
     found = fine_in(model, "")
-    if found:
-        return found
-    top = [(n, outputs[n]) for n in children(model, "") if n in outputs]
-    if not top:
-        raise ValueError(f"no feature-map layer found in {type(model).__name__}; set target_layer")
-    return max(top, key=lambda item: min(item[1]))
+    if not found:
+        top = [(n, outputs[n]) for n in children(model, "") if n in outputs]
+        if not top:
+            raise ValueError(f"no channels-first feature-map layer found in {type(model).__name__}; set target_layer")
+        found = max(top, key=lambda item: min(item[1]))
+
+    def inside_feature_map(name: str) -> bool:  # ConvNeXt's blocks permute to channels last and back
+        parts = name.split(".")
+        return any(".".join(parts[:k]) in outputs for k in range(1, len(parts)))
+
+    later = [(name, shape) for call, name, shape in channels_last
+             if call > order[found[0]] and not inside_feature_map(name)]
+    if later:  # Swin: a patch-embedding convolution, then every stage channels last
+        raise ValueError(f"{type(model).__name__} continues channels last after {found[0]!r} ({later[-1][0]!r} "
+                         f"outputs {later[-1][1]}): its later stages are no (B, C, *grid) feature map; "
+                         "set target_layer")
+    return found
+
+
+def channels_first(shape: tuple[int, ...] | torch.Size, input_shape: tuple[int, ...] | torch.Size) -> bool:
+    """Whether an output of ``shape`` reads as ``(B, C, *grid)`` for an input of ``input_shape``: its
+    last two axes keep the proportions of the input's height and width, one factor f (a stride, or an
+    upsampling by a model that resizes its input) giving both within one cell,
+    ``|g_i - s_i / f| <= 1`` (rounding). ``(B, H, W, C)`` fails it: its 'grid' ends in ``(W, C)``.
+    A depth or time axis before them may be strided otherwise (anisotropic volumes, visits)."""
+    grid, spatial = shape[2:], input_shape[2:]
+    if len(grid) != len(spatial) or min(grid) < 1:
+        return False
+    pairs = list(zip(spatial, grid))[-2:]
+    low = max(s / (g + 1) for s, g in pairs)
+    high = min(s / (g - 1) if g > 1 else math.inf for s, g in pairs)
+    return low <= high
 
 
 def _holds_conv(module: nn.Module) -> bool:

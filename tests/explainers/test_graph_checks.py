@@ -1,0 +1,172 @@
+"""Explainers that act on modules refuse networks that compute outside them (a held-out review).
+
+captum's LRP and DeepLIFT put their rules on leaf modules; a functional addition, concatenation,
+pooling or ReLU between them gets none and the map is silently not the method's. Guided
+backpropagation guides nn.ReLU modules only. CAMs read (B, C, *grid) feature maps: a channels-last
+network (Swin) made pytorch-grad-cam sum over an image axis. Each model below is small and built
+to have exactly one such feature, beside a twin without it that runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops.misc import Permute
+
+from faithbench.explainers.graph import trace_leaves
+from faithbench.explainers.layers import channels_first, find_target_layer
+from faithbench.registry import explainers
+
+
+def _cnn(tail: str = "module") -> nn.Module:
+    """conv-relu-conv-relu, then a pooled linear head; ``tail`` says how the forward pools and adds."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1, self.relu1 = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU()
+            self.conv2, self.relu2 = nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+            self.pool, self.flatten, self.head = nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a = self.relu1(self.conv1(x))
+            b = self.conv2(a)
+            if tail == "residual":
+                b = b + a  # a skip connection
+            b = F.relu(b) if tail == "functional_relu" else self.relu2(b)
+            if tail == "reused_relu":
+                b = self.relu1(b)
+            pooled = F.adaptive_avg_pool2d(b, 1) if tail == "functional_pool" else self.pool(b)
+            return self.head(self.flatten(pooled))
+
+    torch.manual_seed(0)
+    model = Net().eval()
+    model.arch_family = "cnn"
+    return model
+
+
+X = torch.rand(2, 1, 12, 12)
+
+
+@pytest.mark.parametrize("name", ["lrp", "lrp_epsilon_zplus"])
+@pytest.mark.parametrize(("tail", "op"), [("residual", "Add"), ("functional_pool", "Mean")])
+def test_lrp_refuses_functional_operations(name: str, tail: str, op: str) -> None:
+    reason = explainers.get(name)().unsupported_reason(_cnn(tail), X)
+    assert reason is not None and f"applies {op} outside its layers" in reason
+    assert explainers.get(name)().unsupported_reason(_cnn("module"), X) is None
+
+
+def test_lrp_functional_pool_breaks_conservation() -> None:
+    """Why the refusal: with the pool as a function, LRP-epsilon is no longer input x gradient (its
+    value for a bias-free ReLU network); with the pool as a module it is."""
+    for tail, agrees in (("module", True), ("functional_pool", False)):
+        model = _cnn(tail)
+        for m in model.modules():
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        x = X.clone().requires_grad_(True)
+        model(x)[:, 0].sum().backward()
+        reference = (x * x.grad).sum(1)
+        lrp = explainers.get("lrp")().explain(model, X, torch.tensor([0, 0]))
+        assert torch.allclose(lrp, reference, rtol=1e-3, atol=1e-6) is agrees
+
+
+def test_lrp_allows_reshapes_and_functional_relu() -> None:
+    trace = trace_leaves(_cnn("functional_relu"), X)
+    assert trace is not None and set(trace.functional) <= {"Relu", "View"}
+    assert explainers.get("lrp")().unsupported_reason(_cnn("functional_relu"), X) is None
+
+
+def test_deeplift_refuses_functional_relu_and_reuse() -> None:
+    deeplift = explainers.get("deeplift")()
+    reason = deeplift.unsupported_reason(_cnn("functional_relu"), X)
+    assert reason is not None and "applies Relu outside modules" in reason
+    reason = deeplift.unsupported_reason(_cnn("reused_relu"), X)
+    assert reason is not None and "relu1 (2 calls)" in reason
+    assert deeplift.unsupported_reason(_cnn("residual"), X) is None  # an addition is linear: exact
+
+
+def test_deeplift_functional_relu_breaks_summation_to_delta() -> None:
+    """The refused model really gives sums that are not score(x) - score(0); the accepted one does."""
+    for tail, exact in (("residual", True), ("functional_relu", False)):
+        model = _cnn(tail)
+        with torch.no_grad():
+            model.conv2.bias.fill_(-0.05)  # some pre-activations below 0 at x, above at the baseline
+        x = X[:1]
+        attr = explainers.get("deeplift")().explain(model, x, torch.tensor([1]))
+        change = (model(x) - model(torch.zeros_like(x)))[0, 1]
+        assert torch.isclose(attr.sum(), change, rtol=1e-4, atol=1e-6).item() is exact
+
+
+def test_deeplift_leaves_no_tensors_on_the_model_when_captum_fails() -> None:
+    model = _cnn("module")
+    with pytest.raises(Exception):
+        explainers.get("deeplift")().explain(model, X, torch.tensor([5, 5]))  # no class 5
+    left = [name for name, m in model.named_modules() if "input" in m.__dict__ or "output" in m.__dict__]
+    assert left == []
+
+
+def test_guided_backprop_refuses_unguided_activations() -> None:
+    model = _cnn("module")
+    model.relu2 = nn.Hardswish()
+    reason = explainers.get("guided_backprop")().unsupported_reason(model, X)
+    assert reason is not None and "Hardswish (1)" in reason
+    reason = explainers.get("guided_gradcam")().unsupported_reason(_cnn("functional_relu"), X)
+    assert reason is not None and "applies Relu functionally" in reason
+    assert explainers.get("guided_backprop")().unsupported_reason(_cnn("module"), X) is None
+
+
+@pytest.mark.parametrize(("shape", "inp", "expected"), [
+    ((1, 96, 16, 16), (1, 3, 64, 64), True),
+    ((1, 16, 16, 96), (1, 3, 64, 64), False),   # channels last: 'grid' (16, 96)
+    ((1, 56, 56, 96), (1, 3, 224, 224), False),  # timm Swin's patch embedding (factors 4 and 2.3)
+    ((1, 8, 3, 2), (1, 3, 65, 64), True),        # odd sizes after strides: within one cell
+    ((1, 8, 56, 56), (1, 3, 28, 28), True),      # a model that upsamples its input first
+    ((1, 8, 4, 4, 4), (1, 1, 32, 32, 32), True),
+    ((1, 8, 3, 16, 16), (1, 1, 3, 32, 32), True),  # visits (or thick slices) not strided as H and W
+    ((1, 4, 8, 8, 96), (1, 1, 16, 32, 32), False),  # a channels-last volume
+])
+def test_channels_first(shape: tuple, inp: tuple, expected: bool) -> None:
+    assert channels_first(torch.Size(shape), torch.Size(inp)) is expected
+
+
+class _ChannelsLast(nn.Module):
+    """A conv stem, then a stage on (B, H, W, C) tokens, as Swin; with ``convnext`` the stage is a block
+    that permutes to channels last and back inside itself, as ConvNeXt's blocks do (a feature map)."""
+
+    def __init__(self, convnext: bool) -> None:
+        super().__init__()
+        self.convnext = convnext
+        self.stem = nn.Conv2d(1, 16, 4, stride=4)  # 16 channels: a (B, 8, 8, C) output is no 8 x 8 grid
+        inner = [nn.LayerNorm(16), nn.Linear(16, 16), nn.ReLU()]
+        self.stage = (nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), Permute([0, 2, 3, 1]), *inner,
+                                    Permute([0, 3, 1, 2])) if convnext else nn.Sequential(*inner))
+        self.head = nn.Linear(16, 2)
+        self.arch_family = "cnn"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        if self.convnext:
+            return self.head(self.stage(h).mean((2, 3)))
+        return self.head(self.stage(h.permute(0, 2, 3, 1)).mean((1, 2)))
+
+
+def test_cam_refuses_a_channels_last_network() -> None:
+    x = torch.rand(2, 1, 32, 32)
+    with pytest.raises(ValueError, match="continues channels last after 'stem'"):
+        find_target_layer(_ChannelsLast(convnext=False), x)
+    reason = explainers.get("gradcam")().unsupported_reason(_ChannelsLast(convnext=False), x)
+    assert reason is not None and "set target_layer" in reason
+    assert find_target_layer(_ChannelsLast(convnext=True), x) == ("stage", (8, 8))
+    cam = explainers.get("gradcam")(target_layer="stage.2")
+    with pytest.raises(ValueError, match=r"outputs \(2, 8, 6, 16\).*channels last"):
+        cam(_ChannelsLast(convnext=False), torch.rand(2, 1, 32, 24), torch.tensor([0, 1]))
+
+
+def test_cam_on_a_vit_without_timm_blocks_is_a_skip() -> None:
+    model = _cnn("module")
+    model.arch_family = "vit"  # torchvision's VisionTransformer is tagged so (nn.MultiheadAttention)
+    reason = explainers.get("gradcam")().unsupported_reason(model, X)
+    assert reason is not None and "needs a timm VisionTransformer" in reason
