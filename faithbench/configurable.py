@@ -15,8 +15,10 @@ editing it recomputes its results.
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
+import importlib.util
 import inspect
 import json
 import math
@@ -235,29 +237,73 @@ def _source_digest(module: str, own: str | None = None) -> str:
         return ""
 
 
+def _imported_modules(module: types.ModuleType) -> list[types.ModuleType | tuple[str, str]]:
+    """The modules ``module``'s source imports, read from its import statements (anywhere: also inside
+    functions), as loaded modules or, where not loaded yet, (name, source path). ``from helpers import
+    FACTOR`` names ``helpers`` (a constant has no ``__module__``, so the globals alone miss it: a
+    held-out review edited one and got the old scores) and ``helpers.FACTOR`` (a submodule, if one)."""
+    try:
+        path = inspect.getsourcefile(module)
+        tree = ast.parse(Path(path).read_text(encoding="utf-8")) if path else None
+    except (OSError, SyntaxError, TypeError, ValueError):
+        return []
+    names: list[str] = []
+    for node in ast.walk(tree) if tree else ():
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            try:
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), module.__package__ or "")
+            except (ImportError, ValueError):
+                continue
+            names += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    found: list[types.ModuleType | tuple[str, str]] = []
+    for name in dict.fromkeys(names):
+        if name in sys.modules:
+            found.append(sys.modules[name])
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError, AttributeError):
+            continue
+        if spec is not None and spec.origin and spec.origin.endswith(".py"):
+            found.append((name, spec.origin))
+    return found
+
+
 def local_sources(module: str, own: str | None = None) -> list[str]:
     """The source file of ``module`` (first), then those of the modules it uses, transitively
-    through their globals (``import helpers``, ``from helpers import f``), that no distribution
-    ships (but the one of top-level package ``own``: an editable install's) and that lie in the
-    folder of ``module``'s file or below it: a plugin's own helpers. A module imported only
-    inside a function is not seen. Raises TypeError or KeyError when ``module`` has no source
+    through its globals (``import helpers``, ``from helpers import f``) and its import statements
+    (``from helpers import FACTOR``, also inside functions), that no distribution ships (but the one
+    of top-level package ``own``: an editable install's) and that lie in the folder of ``module``'s
+    file or below it: a plugin's own helpers. A helper imported inside a function and not loaded yet
+    is hashed but not followed further. Raises TypeError or KeyError when ``module`` has no source
     file."""
     first = inspect.getsourcefile(sys.modules[module])
     if not first:
         raise TypeError(f"{module} has no source file")
     root = Path(first).resolve().parent
     found: dict[str, str] = {module: first}
+
+    def local(name: str, path: str | None) -> bool:
+        top = name.split(".")[0]
+        return bool(path) and name not in found and (top == own or not _distributions().get(top)) and \
+            Path(path).resolve().is_relative_to(root)
+
     todo = [sys.modules[module]]
     while todo:
-        for value in list(vars(todo.pop()).values()):
+        current = todo.pop()
+        for value in [*vars(current).values(), *_imported_modules(current)]:
+            if isinstance(value, tuple):  # a helper not loaded yet: its file
+                if local(*value):
+                    found[value[0]] = value[1]
+                continue
             try:
                 used = value if isinstance(value, types.ModuleType) else sys.modules.get(value.__module__)
                 path = inspect.getsourcefile(used) if used is not None and used.__name__ not in found else None
             except Exception:  # noqa: BLE001 - no __module__, a builtin, a proxy that refuses attributes
                 continue
-            top = used.__name__.split(".")[0] if path else ""
-            if (path and (top == own or not _distributions().get(top))
-                    and Path(path).resolve().is_relative_to(root)):
+            if path and local(used.__name__, path):
                 found[used.__name__] = path
                 todo.append(used)
     return [first, *sorted(set(found.values()) - {first})]

@@ -38,7 +38,7 @@ class RegistryError(KeyError):
 @dataclass
 class _Entry(Generic[T]):
     target: T | None
-    origin: str  # "builtin", or "entry-point:<dist>", or "string:<module:attr>"
+    origin: str  # "builtin", "module:<module>", "entry-point:<dist>", or "string:<module:attr>"
     lazy: str | None = None  # "module:attr" to import on first use
 
 
@@ -79,14 +79,19 @@ class Registry(Generic[T]):
         return self.kind[:-1] if self.kind.endswith("s") else self.kind
 
     # -- registration -----------------------------------------------------------------
-    def register(self, name: str | None = None, *, origin: str = "builtin") -> Callable[[T], T]:
-        """Decorator: register ``obj`` under ``name`` (default: the object's ``__name__``)."""
+    def register(self, name: str | None = None, *, origin: str | None = None) -> Callable[[T], T]:
+        """Decorator: register ``obj`` under ``name`` (default: the object's ``__name__``). ``origin``
+        (recorded in manifest.json): default ``"builtin"`` for faithbench's own objects and
+        ``"module:<its module>"`` for one registered from your code (a review found a local plugin
+        recorded as built-in)."""
 
         def decorator(obj: T) -> T:
             key = name or getattr(obj, "__name__", None)
             if not key:
                 raise ValueError(f"cannot infer a {self.kind} name for {obj!r}; pass name=")
-            self._add(key, _Entry(obj, origin))
+            module = str(getattr(obj, "__module__", "") or "")
+            own = module == "faithbench" or module.startswith("faithbench.")
+            self._add(key, _Entry(obj, origin or ("builtin" if own else f"module:{module}")))
             if hasattr(obj, "__dict__") and not isinstance(obj, type(lambda: 0)):
                 try:
                     setattr(obj, "registry_name", key)

@@ -53,6 +53,22 @@ def test_entry_point_plugin(tmp_path, monkeypatch):
     assert cls.__name__ == "Constant" and reg.origin("constant_map") == "entry-point:my-plugin"
 
 
+def test_an_object_registered_from_your_code_is_not_recorded_as_builtin():
+    """A held-out review: a local plugin registered with the decorator was 'builtin' in manifest.json."""
+    from faithbench.explainers.gradient import SaliencyExplainer
+
+    reg: Registry[type] = Registry("explainers")
+
+    @reg.register("mine")
+    class Mine:
+        pass
+
+    reg.register("theirs")(SaliencyExplainer)
+    reg.register("named", origin="entry-point:x")(Mine)
+    assert reg.origin("mine") == f"module:{__name__}"
+    assert reg.origin("theirs") == "builtin" and reg.origin("named") == "entry-point:x"
+
+
 def test_public_listing_api():
     import faithbench
 
@@ -105,33 +121,64 @@ def test_cache_identity_of_a_plugin_follows_its_local_helpers(tmp_path, monkeypa
     """Editing a helper module the plugin imports (``from fb_helpers_h import scale``, ``import
     shapes``) changed nothing in the key, so the cache reused results the new code would not
     give; modules of distributions (faithbench, torch) and outside the plugin's folder do not count."""
+    sources = _local_plugin(tmp_path, monkeypatch, "local_plugin_h", {
+        "fb_helpers_h": "def scale(x):\n    return 2 * x\n", "fb_shapes_h": "SIZE = 3\n", "unused": "X = 1\n",
+        "local_plugin_h": "import os\nimport torch\nimport fb_shapes_h\nfrom fb_helpers_h import scale\n"
+                          "from faithbench.configurable import Configurable\n"
+                          "class P(Configurable):\n    defaults = {}\n"})
+    assert sources == [str(tmp_path / f"{m}.py") for m in ("local_plugin_h", "fb_helpers_h", "fb_shapes_h")]
+
+    keys = _keys_after_edits("local_plugin_h", [(tmp_path / "unused.py", "X = 2\n"),
+                                                (tmp_path / "fb_helpers_h.py", "def scale(x):\n    return 3 * x\n")])
+    assert keys[1] == keys[0] and keys[2] != keys[0]  # unused.py is not imported by the plugin
+
+
+def _local_plugin(tmp_path, monkeypatch, module, files):
+    """Write ``files`` ({module name: source}) to ``tmp_path``, import ``module`` from there, and
+    return its :func:`~faithbench.configurable.local_sources`."""
     import importlib
 
     import faithbench.configurable as configurable
 
-    (tmp_path / "fb_helpers_h.py").write_text("def scale(x):\n    return 2 * x\n")
-    (tmp_path / "fb_shapes_h.py").write_text("SIZE = 3\n")
-    (tmp_path / "unused.py").write_text("X = 1\n")
-    (tmp_path / "local_plugin_h.py").write_text(
-        "import os\nimport torch\nimport fb_shapes_h\nfrom fb_helpers_h import scale\n"
-        "from faithbench.configurable import Configurable\nclass P(Configurable):\n    defaults = {}\n")
+    for name, text in files.items():
+        (tmp_path / f"{name}.py").write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.import_module("local_plugin_h")
-    assert configurable.local_sources("local_plugin_h") == [
-        str(tmp_path / "local_plugin_h.py"), str(tmp_path / "fb_helpers_h.py"), str(tmp_path / "fb_shapes_h.py")]
+    importlib.import_module(module)
+    return configurable.local_sources(module)
 
-    def key():
-        configurable.package_version.cache_clear()
-        return configurable.package_version("local_plugin_h")
 
+def _keys_after_edits(module, edits):
+    """The source key of ``module`` before and after each (path, text) edit in turn."""
+    import faithbench.configurable as configurable
+
+    keys = []
     try:
-        before = key()
-        (tmp_path / "unused.py").write_text("X = 2\n")
-        assert key() == before  # not imported by the plugin
-        (tmp_path / "fb_helpers_h.py").write_text("def scale(x):\n    return 3 * x\n")
-        assert key() != before
+        for path, text in [(None, None), *edits]:
+            if path is not None:
+                path.write_text(text)
+            configurable.package_version.cache_clear()
+            keys.append(configurable.package_version(module))
     finally:
         configurable.package_version.cache_clear()
+    return keys
+
+
+def test_cache_identity_of_a_plugin_follows_imported_constants(tmp_path, monkeypatch):
+    """A held-out review: ``from helpers import FACTOR`` (a number has no ``__module__``) left the
+    helper out of the key, so editing FACTOR reused the old scores. The import statements are read
+    too, also a helper imported inside a function and not loaded yet."""
+    import faithbench.configurable as configurable
+
+    sources = _local_plugin(tmp_path, monkeypatch, "local_plugin_c", {
+        "fb_consts_c": "FACTOR = 1.0\n", "fb_lazy_c": "LEVEL = 1\n",
+        "local_plugin_c": "from fb_consts_c import FACTOR\n"
+                          "def explain(x):\n    from fb_lazy_c import LEVEL\n    return FACTOR * LEVEL * x\n"})
+    assert sources == [str(tmp_path / f"{m}.py") for m in ("local_plugin_c", "fb_consts_c", "fb_lazy_c")]
+    assert "torch" not in " ".join(configurable.local_sources("faithbench.configurable"))  # distributions are not
+
+    keys = _keys_after_edits("local_plugin_c", [(tmp_path / "fb_consts_c.py", "FACTOR = -3.0\n"),
+                                                (tmp_path / "fb_lazy_c.py", "LEVEL = 2\n")])
+    assert len(set(keys)) == 3
 
 
 def test_an_editable_plugin_is_keyed_by_its_source(tmp_path, monkeypatch):

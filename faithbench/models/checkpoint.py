@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from faithbench.datasets.base import BaseDataset
 from faithbench.models.architectures import count_parameters
 from faithbench.models.dependencies import dependencies_of
 from faithbench.models.errors import CheckpointError
-from faithbench.models.factory import build_network
+from faithbench.models.factory import build_network, builder_package
 from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
                                           resolve_input_config)
 from faithbench.models.training import Recipe, evaluate_model, train_model, train_on_frozen_features
@@ -115,7 +116,10 @@ class ModelSpec(BaseModel):
 
     def key_extras(self) -> list[Any]:
         """What beyond (name, params, recipe) decides the weights; empty for a plain entry, so
-        the cache keys of existing suites are unchanged."""
+        the cache keys of existing suites are unchanged. A builder of your own (``pkg.module:callable``
+        or a plugin's) adds its code's identity (:func:`~faithbench.models.factory.builder_package`):
+        a held-out review edited one and its run folder held the new model's test metrics beside
+        the old model's maps and scores."""
         extras: dict[str, Any] = {}
         if self.uses_pretrained:
             extras["pretrained"] = True
@@ -123,6 +127,8 @@ class ModelSpec(BaseModel):
             extras["replace_head"] = True
         if self.preprocess != "auto":
             extras["preprocess"] = self.preprocess if isinstance(self.preprocess, str) else self.preprocess.model_dump()
+        if builder := builder_package(self.name):
+            extras["builder"] = builder
         return [extras] if extras else []
 
 
@@ -160,12 +166,18 @@ def weights_mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, Any]
 
 
 def _mismatch_hint(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) -> str:
-    """What a mismatch most likely means: a state dict nested under another key, or a first
-    convolution built for another number of input channels."""
+    """What a mismatch most likely means: a state dict nested under another key, every name behind
+    a wrapper's prefix (``module.``), or a first convolution built for another number of input
+    channels."""
     nested = [k for k, v in found.items() if v in ("dict", "OrderedDict")]
     if nested and not set(expected) & set(found):
         return (f" (the tensors may be nested under {_some(nested)}: save that state dict itself; only "
                 f"'state_dict' is unwrapped)")
+    for prefix in sorted({k.split(".", 1)[0] + "." for k in found if "." in k}):
+        stripped = {k[len(prefix):] for k in found if k.startswith(prefix)}
+        if stripped and not set(expected) & set(found) and stripped >= set(expected):
+            return (f" (every name carries the prefix {prefix!r}, as DataParallel's 'module.' or Lightning's "
+                    f"'model.': save the wrapped network's state dict, e.g. model.module.state_dict())")
     for k, shape in expected.items():
         have = found.get(k)
         if isinstance(have, tuple) and len(shape) in (4, 5) and len(have) == len(shape) and have != shape \
@@ -186,6 +198,9 @@ def _refusal(path: Path, exc: Exception) -> str:
     if found:
         return (f"{path}: refused to load: it holds pickled code ({found.group(1)}), which loading would run "
                 f"(a whole model saved with torch.save(model)?); expected {_STATE_DICT}")
+    if "TorchScript" in text:
+        return (f"{path}: refused to load: a TorchScript archive (torch.jit.save), which holds code; expected "
+                f"{_STATE_DICT}: save model.state_dict()")
     detail = text.split("WeightsUnpickler error:", 1)[-1]  # after torch's advice, when it gives some
     first = next((line.strip() for line in detail.splitlines() if line.strip()), type(exc).__name__)
     return (f"{path}: refused to load: not a weights-only torch file, or a corrupt one ({first.split('. ')[0]}); "
@@ -206,7 +221,9 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
             raise CheckpointError(str(exc)) from None
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns of a TorchScript archive before refusing it
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises UnpicklingError for forbidden globals
             raise CheckpointError(_refusal(path, exc)) from None
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -333,7 +350,8 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
             origin = "pretrained"
         model.eval()
         x_test, y_test = test.tensors()
-        metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None)
+        metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None,
+                                 label=spec.label)
         return Checkpoint(model, key, spec, seed, metrics, origin=origin,
                           info={"parameters": count_parameters(model), **input_info})
 
@@ -370,7 +388,8 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
     for p in model.parameters():  # a linear probe froze the backbone; explainers need its gradients
         p.requires_grad_(True)
     x_test, y_test = test.tensors()
-    metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None)
+    metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None,
+                             label=spec.label)
     info = {"parameters": count_parameters(model), **input_info, "train_seconds": seconds, "history": history,
             "recipe": recipe.model_dump(), "epochs_run": len(history["val_loss"])}
     info.update(resolved)

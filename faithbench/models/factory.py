@@ -125,6 +125,28 @@ def unexpected_parameter_hint(spec: Any, exc: BaseException) -> str:
     return _close_parameter(found.group(1), fn)
 
 
+def builder_package(name: str) -> str:
+    """The identity of the code that builds model ``name`` when it is yours: ``pkg.module:callable``,
+    or a registered builder that is not faithbench's; :func:`~faithbench.configurable.package_version`
+    of its module (a version, and a digest of its source and local helpers where that can change
+    under the version). ``""`` for faithbench's and the libraries' models, and when it cannot be
+    imported (building it fails with the reason)."""
+    from faithbench.configurable import package_version
+    from faithbench.registry import models
+
+    try:
+        parsed = parse_model_name(name)
+        if parsed.source == "module":
+            fn = _module_callable(parsed.target)
+        elif parsed.source == "builtin" and name in models.names() and models.origin(name) != "builtin":
+            fn = models.get(name)
+        else:
+            return ""
+        return package_version(fn.__module__)
+    except Exception:  # noqa: BLE001 - an unimportable builder: the build says why
+        return ""
+
+
 def _monai_class(target: str) -> Any:
     import monai.networks.nets as nets
 

@@ -18,24 +18,25 @@ from faithbench.registry import metrics
 from faithbench.runner.errors import UsageError
 
 
-def resolve_device(device: str | None) -> str:
+def resolve_device(device: str | None, where: str = "device") -> str:
     """``auto`` (or None) -> ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``, ``cuda``,
-    ``cuda:N`` and ``mps`` as given. An unusable device is a :class:`UsageError` (exit 2)."""
+    ``cuda:N`` and ``mps`` as given. An unusable device is a :class:`UsageError` (exit 2) that
+    begins with ``where``: the setting that asked for it (``--device``, ``suite.yaml: device``)."""
     try:
         device = check_device_name(device or "auto")
     except ValueError as exc:
-        raise UsageError(f"device: {exc}") from None
+        raise UsageError(f"{where}: {exc}") from None
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError(f"device {device!r}: CUDA is not available here (torch {torch.__version__}, "
+            raise UsageError(f"{where} {device!r}: CUDA is not available here (torch {torch.__version__}, "
                              f"{torch.cuda.device_count()} GPUs); use --device cpu or auto")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+            raise UsageError(f"{where} {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"device {device!r}: MPS is not available here; use --device cpu or auto")
+        raise UsageError(f"{where} {device!r}: MPS is not available here; use --device cpu or auto")
     return str(dev)
 
 
@@ -86,7 +87,8 @@ class RunSettings:
             metrics=tuple(suite.metrics) + region_metric(suite.regions),
             needs_permuted=any("permuted_model" in metrics.get(m.name).info.requires for m in suite.metrics),
             gallery_seed=suite.seeds[0],
-            device=resolve_device(device or suite.device),
+            device=resolve_device(device or suite.device,
+                                  "--device" if device else f"suite {suite.name!r}: device"),
             threads=torch.get_num_threads(),
             reliability=suite.reliability,
             needs_validation=any(metrics.get(m.name)(**m.params).needs_calibration for m in suite.metrics),

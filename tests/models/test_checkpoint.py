@@ -188,3 +188,35 @@ def test_a_weights_file_is_keyed_by_its_content(tmp_path):
     path.rename(moved)
     assert load_checkpoint(spec.model_copy(update={"weights": str(moved)}), train, val, test, seed=0,
                            cache=Cache(tmp_path / "cache")).key == first
+
+
+def test_a_wrapper_prefix_and_a_torchscript_file_are_named(tmp_path, recwarn):
+    """A held-out review: a DataParallel file ('module.' before every name) got only the two name
+    lists, and a TorchScript file torch's multi-line warning before a generic refusal."""
+    model = small()
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "dp.pt")
+    with pytest.raises(CheckpointError, match=r"\(every name carries the prefix 'module\.', as DataParallel's"):
+        load_weights_file(small(), tmp_path / "dp.pt")
+    torch.jit.save(torch.jit.script(model), tmp_path / "ts.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_weights_file(small(), tmp_path / "ts.pt")
+    assert "\n" not in str(info.value) and "a TorchScript archive (torch.jit.save)" in str(info.value)
+    assert not [w for w in recwarn if "TorchScript" in str(w.message)]
+
+
+def test_a_model_returning_probabilities_is_warned_of(caplog):
+    """A held-out review: a model ending in softmax ran with exit 0 and squashed every
+    probability-based score (softmax applied twice)."""
+    from faithbench.models.training import evaluate_model, looks_like_probabilities
+
+    torch.manual_seed(0)
+    logits = torch.randn(20, 3)
+    assert looks_like_probabilities(logits.softmax(1)) and not looks_like_probabilities(logits)
+    assert not looks_like_probabilities(logits.abs() / logits.abs().sum(1, keepdim=True) * 1.01)
+    x, y = torch.rand(20, 1, 8, 8), torch.arange(20) % 3
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    with caplog.at_level("WARNING"):
+        evaluate_model(torch.nn.Sequential(net, torch.nn.Softmax(1)), x, y, label="soft")
+        evaluate_model(net, x, y, label="plain")
+    warned = [r.getMessage() for r in caplog.records if "returns probabilities" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("model 'soft' returns probabilities, not logits")

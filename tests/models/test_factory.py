@@ -255,3 +255,30 @@ def test_input_transform_resizes_as_pil(interpolation, side):
     got = InputTransform(InputConfig(in_chans=1, size=(224, 224), interpolation=interpolation))(
         torch.from_numpy(image)[None, None])[0, 0].numpy()
     assert np.abs(got - expected).max() < 1e-4
+
+
+def test_your_builders_code_is_in_the_checkpoint_key(tmp_path, monkeypatch):
+    """A held-out review edited its ``pkg.module:callable`` builder: models.csv showed the new model's
+    accuracy beside the old model's cached maps and scores. The builder's source (and its local
+    helpers) is now part of the checkpoint key; faithbench's own models keep their keys."""
+    import importlib
+
+    from faithbench.configurable import package_version
+
+    (tmp_path / "fb_builder_k.py").write_text(
+        "from torch import nn\ndef build(in_chans, num_classes):\n    return nn.Conv2d(in_chans, num_classes, 1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("fb_builder_k")
+    spec = ModelSpec(name="fb_builder_k:build", recipe={"epochs": 1})
+    try:
+        package_version.cache_clear()
+        before = spec.key_extras()
+        assert before and before[0]["builder"].startswith("source:")
+        (tmp_path / "fb_builder_k.py").write_text(
+            "from torch import nn\ndef build(in_chans, num_classes):\n    return nn.Conv2d(in_chans, num_classes, 3)\n")
+        package_version.cache_clear()
+        assert spec.key_extras() != before
+    finally:
+        package_version.cache_clear()
+    assert ModelSpec(name="small_cnn", recipe={"epochs": 1}).key_extras() == []
+    assert ModelSpec(name="timm:resnet18", recipe={"epochs": 1}).key_extras() == []

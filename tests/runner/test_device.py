@@ -107,6 +107,15 @@ def test_devices_resolve_or_fail_with_a_clear_error():
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="CUDA is not available here"):
             resolve_device("cuda:1")
+        # which setting asked for it (a held-out review): the command line or the suite
+        from faithbench.config import suite_from_dict
+        from faithbench.runner.settings import RunSettings
+
+        suite = suite_from_dict({**TINY, "device": "cuda"})
+        with pytest.raises(UsageError, match=r"^suite 'tiny_device': device 'cuda': CUDA is not available"):
+            RunSettings.from_suite(suite)
+        with pytest.raises(UsageError, match=r"^--device 'cuda:1': CUDA is not available"):
+            RunSettings.from_suite(suite, device="cuda:1")
 
 
 TINY = {"name": "tiny_device", "samples": 4, "batch_size": 4,
