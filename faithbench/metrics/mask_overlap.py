@@ -105,7 +105,9 @@ class ROCAUC(LocalizationMetric):
 class Focus(Metric):
     """Focus (Arias-Duart et al. 2022, "Focus! Rating XAI methods and finding biases"): explain a
     2 x 2 mosaic (two samples of its target class, x_i among them unless mispredicted, and two of
-    other classes; drawn from the batch, seeded) for the target class and take the share of positive relevance on the
+    other classes, never x_i: a mispredicted x_i as a distractor would be a tile the model reads as
+    the target class (version 2; 1 put it there); drawn from the batch, seeded) for the target class
+    and take the share of positive relevance on the
     two target-class tiles. Chance 0.5. Higher is better. NaN where the batch lacks two
     target-class samples or two others. The model must accept inputs of twice the height and width
     (CNNs with global pooling do; a ViT with a fixed input size does not). Defaults: postprocess
@@ -118,6 +120,7 @@ class Focus(Metric):
                       requires=frozenset({"model", "explainer"}),
                       paper="Arias-Duart et al. 2022, Focus! Rating XAI methods and finding biases")
     defaults: ClassVar[dict[str, Any]] = {}
+    version = "2"  # 2: a mispredicted x_i is left out of its own mosaic (1: a distractor tile, a held-out review)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         if ctx.explainer is None:

@@ -19,7 +19,10 @@ def mosaic_plan(member: Tensor, generator: torch.Generator | None = None) -> tup
     """Which samples fill each mosaic. ``member (B, B)`` bool: member[i, j] = sample j belongs to
     sample i's target class. Returns ``tiles (B, 4)`` sample indices per tile, ``is_target (B, 4)``
     bool, and ``valid (B,)``: False where the batch lacks two target-class samples or two others
-    (the tiles of such a row are placeholders)."""
+    (the tiles of such a row are placeholders). x_i fills a target tile of its own mosaic when it
+    belongs to its target class, and is left out of it when not (a sample explained for a class the
+    model predicts but its label is not: as a distractor tile, the model's own reading of it as the
+    target class would count against the map; a held-out review saw it placed there 50 times in 50)."""
     b = member.shape[0]
     member = member.cpu().bool()
     tiles = torch.zeros((b, 4), dtype=torch.long)
@@ -29,6 +32,7 @@ def mosaic_plan(member: Tensor, generator: torch.Generator | None = None) -> tup
         keys = torch.rand(b, generator=generator)
         keys[i] = 2.0  # x_i first, when it belongs to its target class
         same, other = member[i], ~member[i]
+        other[i] = False  # not a distractor: x_i outside its target class (mispredicted) is left out
         slots = torch.randperm(4, generator=generator)
         if same.sum() < 2 or other.sum() < 2:
             continue
