@@ -8,7 +8,6 @@ is read without executing pickled code: safetensors, or a torch file with ``weig
 from __future__ import annotations
 
 import logging
-import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,12 +21,11 @@ from torch import Tensor, nn
 from faithbench.datasets.base import BaseDataset
 from faithbench.models.architectures import count_parameters
 from faithbench.models.dependencies import dependencies_of
-from faithbench.models.errors import CheckpointError
+from faithbench.models.errors import STATE_DICT, CheckpointError, refusal, weights_mismatch
 from faithbench.models.factory import build_network, builder_package
 from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
                                           resolve_input_config)
-from faithbench.models.training import Recipe, evaluate_model, train_model, train_on_frozen_features
-from faithbench.names import counted
+from faithbench.models.training import Recipe, evaluate_model, predict_logits, train_model, train_on_frozen_features
 from faithbench.store import Cache, file_sha256, is_safetensors, load_tensors, make_key
 
 log = logging.getLogger(__name__)
@@ -143,70 +141,6 @@ class Checkpoint:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
-_STATE_DICT = "a state_dict (torch.save(model.state_dict(), path)) or a safetensors file"
-
-
-def _some(names: list[str], k: int = 5) -> str:
-    """The first ``k`` names, and how many more were left out."""
-    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
-
-
-def weights_mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) -> str:
-    """What differs between a model's tensor shapes and a weights file's ("" when nothing): shape
-    mismatches, then missing and unexpected names, each list cut by :func:`_some`. ``found`` maps a
-    name to its shape, or to the type name of an entry that is not a tensor (``epoch: 5``)."""
-    wrong = [f"{k} {found[k]} where the model has {shape}" for k, shape in expected.items()
-             if k in found and found[k] != shape]
-    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
-    text = "; ".join(f"{what}: {_some(names)}" for what, names in
-                     (("shape mismatch", wrong), ("missing", missing), ("unexpected", unexpected)) if names)
-    return text + _mismatch_hint(expected, found) if text else ""
-
-
-def _mismatch_hint(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) -> str:
-    """What a mismatch most likely means: a state dict nested under another key, every name behind
-    a wrapper's prefix (``module.``), or a first convolution built for another number of input
-    channels."""
-    nested = [k for k, v in found.items() if v in ("dict", "OrderedDict")]
-    if nested and not set(expected) & set(found):
-        return (f" (the tensors may be nested under {_some(nested)}: save that state dict itself; only "
-                f"'state_dict' is unwrapped)")
-    for prefix in sorted({k.split(".", 1)[0] + "." for k in found if "." in k}):
-        stripped = {k[len(prefix):] for k in found if k.startswith(prefix)}
-        if stripped and not set(expected) & set(found) and stripped >= set(expected):
-            return (f" (every name carries the prefix {prefix!r}, as DataParallel's 'module.' or Lightning's "
-                    f"'model.': save the wrapped network's state dict, e.g. model.module.state_dict())")
-    for k, shape in expected.items():
-        have = found.get(k)
-        if isinstance(have, tuple) and len(shape) in (4, 5) and len(have) == len(shape) and have != shape \
-                and have[:1] + have[2:] == shape[:1] + shape[2:]:
-            return (f" (the file's {k} takes {counted(have[1], 'input channel')}, the model built here {shape[1]}: "
-                    f"build it for {have[1]} (a timm model: params: {{in_chans: {have[1]}}}), give the dataset "
-                    f"{counted(have[1], 'channel')} where it has that parameter, or pick {have[1]} of the image's "
-                    f"channels with preprocess: {{channels: [...]}})")
-    return ""
-
-
-def _refusal(path: Path, exc: Exception) -> str:
-    """One line for a torch file that ``weights_only`` loading refused: the pickled code it holds
-    (e.g. a whole model's class, from ``torch.save(model)``) or why it cannot be read, and what was
-    expected. Torch's own message spans lines of advice, with ANSI escapes."""
-    text = _ANSI.sub("", str(exc))
-    found = _GLOBAL.search(text)
-    if found:
-        return (f"{path}: refused to load: it holds pickled code ({found.group(1)}), which loading would run "
-                f"(a whole model saved with torch.save(model)?); expected {_STATE_DICT}")
-    if "TorchScript" in text:
-        return (f"{path}: refused to load: a TorchScript archive (torch.jit.save), which holds code; expected "
-                f"{_STATE_DICT}: save model.state_dict()")
-    detail = text.split("WeightsUnpickler error:", 1)[-1]  # after torch's advice, when it gives some
-    first = next((line.strip() for line in detail.splitlines() if line.strip()), type(exc).__name__)
-    return (f"{path}: refused to load: not a weights-only torch file, or a corrupt one ({first.split('. ')[0]}); "
-            f"expected {_STATE_DICT}")
-
-
 def load_weights_file(model: nn.Module, path: Path) -> None:
     """Load a safetensors or torch weights-only file into ``model``; refuse pickled code."""
     if not path.exists():
@@ -225,11 +159,11 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
                 warnings.simplefilter("ignore", UserWarning)
                 state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises UnpicklingError for forbidden globals
-            raise CheckpointError(_refusal(path, exc)) from None
+            raise CheckpointError(refusal(path, exc)) from None
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: expected {_STATE_DICT}, got a {type(state).__name__}")
+        raise CheckpointError(f"{path}: expected {STATE_DICT}, got a {type(state).__name__}")
     found = {str(k): tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in state.items()}
     problem = weights_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()}, found)
     if problem:
@@ -364,6 +298,17 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         return _train_or_read(spec, model, key, (train, val, test), seed, cache, permute_labels, input_info)
 
 
+def _with_predicted_classes(metrics: dict[str, Any], model: nn.Module, test: BaseDataset) -> dict[str, Any]:
+    """``metrics`` of a checkpoint cached before ``predicted_classes`` existed with it added (one pass
+    over the test split; single-label data only, as :func:`classification_metrics` gives it)."""
+    if "predicted_classes" in metrics:
+        return metrics
+    x_test, y_test = test.tensors()
+    if y_test.ndim != 1:
+        return metrics
+    return {**metrics, "predicted_classes": int(predict_logits(model, x_test).argmax(-1).unique().numel())}
+
+
 def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[BaseDataset, BaseDataset, BaseDataset],
                    seed: int, cache: Cache, permute_labels: bool, input_info: dict[str, Any]) -> Checkpoint:
     train, val, test = splits
@@ -373,7 +318,8 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
     if state is not None and meta is not None:
         model.load_state_dict(state)
         model.eval()
-        return Checkpoint(model, key, spec, seed, meta["metrics"], origin="cache", info=meta["info"])
+        return Checkpoint(model, key, spec, seed, _with_predicted_classes(meta["metrics"], model, test), origin="cache",
+                          info=meta["info"])
 
     resolved = resolve_dependencies(model, splits, seed, cache)  # e.g. a frozen backbone first
     x_train, y_train = train.tensors()

@@ -313,7 +313,8 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
 def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None, *,
                            ci: bool = True) -> dict[str, float]:
     """Accuracy, macro F1, AUC (binary; macro one-vs-rest for more classes), its 95% bootstrap CI
-    (``auc_ci_low, auc_ci_high``, :func:`auc_ci`) and CE loss.
+    (``auc_ci_low, auc_ci_high``, :func:`auc_ci`), CE loss and ``predicted_classes``, the number of
+    distinct classes predicted (argmax) over the samples: 1 for a model that predicts one class for all.
     Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns).
     ``ci=False`` skips the bootstrap (``auc_ci_low``/``auc_ci_high`` NaN), e.g. after each epoch."""
     if y.ndim == 2:
@@ -342,6 +343,7 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
         "auc_ci_low": low,
         "auc_ci_high": high,
         "loss": float(F.cross_entropy(logits, y)),
+        "predicted_classes": int(np.unique(pred).size),
     }
 
 

@@ -16,7 +16,9 @@ import pandas as pd
 
 from faithbench.reports.markup import _e, table_html
 from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
-                                       format_number, leaderboard_tables, significance_note, split_skipped)
+                                       control_tested, format_number, leaderboard_tables, significance_note,
+                                       split_skipped)
+from faithbench.stats.chance import ci_text
 
 __all__ = ["render_html"]
 
@@ -197,6 +199,16 @@ def _regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFra
     return "".join(parts)
 
 
+def _chance_item(row: object) -> str:
+    """A model of the at-chance warning: each flagged checkpoint's own test AUC CI (never one interval over
+    the seeds), and the seeds whose AUC is undefined."""
+    cis = tuple(getattr(row, "cis", ()) or ())
+    parts = [f"test AUC 95% CI {ci_text(cis)}"] if cis else []
+    if getattr(row, "auc_undefined", ""):
+        parts.append(f"AUC undefined for seed {row.auc_undefined}")
+    return f"{_e(row.dataset)} / {_e(row.model)} ({_e('; '.join(parts))})"
+
+
 def render_html(
     *,
     root: Path,
@@ -215,6 +227,7 @@ def render_html(
     region_pairwise: pd.DataFrame | None = None,
     undefined: pd.DataFrame | None = None,
     at_chance: pd.DataFrame | None = None,
+    single_class: pd.DataFrame | None = None,
     control: str = "random",
     reliance: pd.DataFrame | None = None,
 ) -> str:
@@ -222,7 +235,8 @@ def render_html(
     ``curves_``, ``distributions_``, ``cd_`` per (dataset, model); ``models``, ``cost``,
     ``sanity_``, ``gallery_``, ``strata_`` in their sections; anything else under "Other plots". ``undefined``
     (:func:`faithbench.stats.chance.undefined_counts`) is shown with the skipped cells; ``at_chance``
-    (:func:`faithbench.stats.chance.models_at_chance`) as a warning above the leaderboard. ``control``: the
+    (:func:`faithbench.stats.chance.models_at_chance`) as a warning above the leaderboard, each checkpoint with its
+    own CI; so is ``single_class`` (:func:`faithbench.stats.chance.single_class_models`). ``control``: the
     explainer that the leaderboard's ``*`` was tested against (named in its legend). The
     sections of :mod:`faithbench.reports.medical` appear when their CSV files exist in ``root``."""
     from faithbench.reports.plots import safe_name
@@ -255,14 +269,16 @@ def render_html(
             if (root / n).exists()]
     parts = []
     if at_chance is not None and not at_chance.empty:
-        parts.append(f'<p class="warn">{_e(CHANCE_NOTE)}: ' + "; ".join(
-            f"{_e(r.dataset)} / {_e(r.model)} (seed {_e(r.seeds)}: AUC CI [{format_number(r.auc_ci_low)}, "
-            f"{format_number(r.auc_ci_high)}]"
-            + (f"; AUC undefined for seed {_e(r.auc_undefined)}" if getattr(r, "auc_undefined", "") else "") + ")"
-            for r in at_chance.itertuples(index=False)) + ".</p>")
+        parts.append(f'<p class="warn">{_e(CHANCE_NOTE)}: '
+                     + "; ".join(_chance_item(r) for r in at_chance.itertuples(index=False)) + ".</p>")
+    if single_class is not None and not single_class.empty:
+        parts.append('<p class="warn">model predicts one class for every test sample, so its maps explain that '
+                     "class whatever the image; read its rows with caution: " + "; ".join(
+                         f"{_e(r.dataset)} / {_e(r.model)} (seed {_e(r.seeds)}; test accuracy {_e(r.accuracy)})"
+                         for r in single_class.itertuples(index=False)) + ".</p>")
     with_chance = "chance" in board.columns and pd.to_numeric(board["chance"], errors="coerce").notna().any()
     chance_level = "; " + CHANCE_LEVEL_NOTE if with_chance else ""
-    parts += [f'<p class="note">{_e(significance_note(control) + chance_level)}. '
+    parts += [f'<p class="note">{_e(significance_note(control, control_tested(board)) + chance_level)}. '
               'Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
               + (f" (also {', '.join(also)})" if also else "") + ".</p>"]
     if not boards:
@@ -336,8 +352,9 @@ def render_html(
                        table_html(partly, "none")]
     if undefined is not None:
         total = int(undefined["undefined"].sum()) if not undefined.empty else 0
-        skip_parts += [f"<h3>Undefined values ({total})</h3>",
-                       '<p class="note">metric values that are NaN (e.g. an empty mask), per cell: left out of '
+        skip_parts += [f"<h3>NaN values held in results.parquet ({total})</h3>",
+                       '<p class="note">metric values that results.parquet holds as NaN (written by another writer: '
+                       "a run writes no row for an undefined value, counted above), per cell: left out of "
                        "the leaderboard's n, mean and tests</p>", table_html(undefined, "none")]
     if failures is not None:
         skip_parts += ["<h3>Failures</h3>", table_html(failures, "none")]

@@ -8,14 +8,15 @@ import math
 
 import pandas as pd
 
-__all__ = ["LATEX_PREAMBLE", "format_number", "latex_breakable", "latex_escape", "markdown_escape", "table_html"]
+__all__ = ["LATEX_PREAMBLE", "column_decimals", "format_fixed", "format_number", "latex_breakable", "latex_escape",
+           "markdown_escape", "table_html"]
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
 }
-_MARKDOWN_SPECIAL = set("\\`*_[]<>#|~")
+_MARKDOWN_SPECIAL = set("\\`*_[]<>#|~$")  # $: GitHub renders $...$ as math
 
 
 def latex_escape(text: object) -> str:
@@ -24,7 +25,8 @@ def latex_escape(text: object) -> str:
 
 
 def markdown_escape(text: object) -> str:
-    """``text`` safe inside a Markdown table cell: punctuation backslash-escaped, newlines spaced."""
+    """``text`` safe inside a Markdown table cell: punctuation backslash-escaped (``$`` too: GitHub renders
+    ``$...$`` as math), newlines spaced."""
     text = " ".join(str(text).split())
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
 
@@ -37,6 +39,31 @@ def format_number(value: float, digits: int = 3) -> str:
     if value != 0 and (abs(value) >= 10 ** 4 or abs(value) < 10 ** -digits):
         return f"{value:.{digits}g}"
     return f"{value:.{digits}f}"
+
+
+def format_fixed(value: float, decimals: int = 3) -> str:
+    """``decimals`` fixed decimals (a column of the leaderboard, :func:`column_decimals`); "–" for NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{float(value):.{decimals}f}"
+
+
+def column_decimals(means: list[float], best: list[float], runner_up: float, decimals: int = 3,
+                    most: int = 6) -> int:
+    """The decimals of one leaderboard column, every cell alike: ``decimals`` (3) unless more are needed,
+    up to ``most`` (6), so that a nonzero value of ``means`` below 10^-decimals shows two significant digits
+    (0.000551 -> 0.00055, not 0.001; :func:`format_number` switched such a value to 3 significant digits,
+    which mixed 0.000551 with 0.011 in one column), and each of ``best`` (the bold, rank-1 means) prints
+    apart from ``runner_up`` (the mean of the best cell not ranked 1; NaN: none) where the two differ (a
+    held-out review: five cells read 0.525, one of them bold). Example: means [0.01049, 0.0102], the first
+    bold -> 4 (0.0105, 0.0102; with 3 both read 0.010)."""
+    small = [abs(float(m)) for m in means if m is not None and math.isfinite(m) and 0 < abs(m) < 10 ** -decimals]
+    need = max([1 - math.floor(math.log10(m)) for m in small], default=decimals)
+    out = min(most, max(decimals, need))
+    while out < most and any(b != runner_up and format_fixed(b, out) == format_fixed(runner_up, out)
+                             for b in best if math.isfinite(b) and math.isfinite(runner_up)):
+        out += 1
+    return out
 
 
 def is_p_value(column: object) -> bool:

@@ -34,87 +34,19 @@ __all__ = [
     "safe_name",
 ]
 
-from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
+from faithbench.reports.figure import RC as _RC, save as _save, titled  # noqa: E402
+from faithbench.reports.figure import block_labels as _labels, stem as _stem, with_blocks as _with_blocks  # noqa: E402
 from faithbench.names import safe_name  # noqa: E402  (re-exported: one mapping of labels to file names)
 from faithbench.reports.gallery import plot_saliency_gallery  # noqa: E402  (re-exported)
+from faithbench.reports.plots_curves import (SANITY_PREFIX, plot_perturbation_curves,  # noqa: E402  (re-exported)
+                                             plot_sanity_curves)
 from faithbench.reports.tables import metric_order  # noqa: E402
 from faithbench.stats.tables import explained_units, per_sample  # noqa: E402
-
-SANITY_PREFIX = "mprt"
-
-
-def _stem(out_dir: Path, prefix: str, *labels: object) -> Path:
-    return out_dir / "_".join([prefix] + [safe_name(str(label)) for label in labels])
-
-
-def _with_blocks(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The plot blocks: (dataset, model), and the explained class for multi-label results."""
-    if "class" not in results.columns:
-        return results, ["dataset", "model"]
-    return results.assign(**{"class": results["class"].fillna("").astype(str)}), ["dataset", "model", "class"]
-
-
-def _labels(key: tuple) -> list[str]:
-    """A group key as file-name/title labels, without an empty class (single-label rows)."""
-    return [str(k) for k in key if str(k) != ""]
-
-
-def titled(fig: plt.Figure, title: str, **kwargs: object) -> None:
-    """A figure title a fixed distance (in inches) from the top, and the panels laid out below it.
-    ``suptitle``'s default height is a fraction of the figure: in a tall grid of panels (the
-    ``metrics`` suite's 48) it fell inside the first row."""
-    height = fig.get_figheight()
-    fig.suptitle(title, y=1 - 0.08 / height, va="top", **kwargs)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / height))
-
 
 def _arrow(frame: pd.DataFrame) -> str:
     if "higher_is_better" not in frame.columns or frame.empty:
         return ""
     return " ↑" if bool(frame["higher_is_better"].iloc[0]) else " ↓"
-
-
-def _is_sanity(metric: pd.Series) -> pd.Series:
-    return metric.astype(str).str.startswith(SANITY_PREFIX)
-
-
-def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: str, ylabel: str) -> list[Path]:
-    written = []
-    curves, blocks = _with_blocks(curves)
-    for key, frame in curves.groupby(blocks, sort=True):
-        metric_names = sorted(frame["metric"].unique())
-        with plt.rc_context(_RC):
-            fig, axes = plt.subplots(1, len(metric_names), figsize=(5 * len(metric_names), 4), squeeze=False)
-            for ax, metric in zip(axes[0], metric_names):
-                sub = frame[frame["metric"] == metric]
-                sns.lineplot(data=sub, x="fraction", y="score", hue="explainer", errorbar=("ci", 95),
-                             n_boot=200, seed=0, ax=ax, hue_order=sorted(sub["explainer"].unique()))
-                ax.set_title(f"{metric}")
-                ax.set_xlabel(xlabel)
-                ax.set_ylabel(ylabel)
-                ax.set_xlim(0, 1)
-            titled(fig, " / ".join(_labels(key)))
-            written += _save(fig, _stem(out_dir, prefix, *_labels(key)))
-    return written
-
-
-def plot_perturbation_curves(curves: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """One figure per (dataset, model), and per explained class on multi-label runs: mean score
-    vs fraction perturbed, per explainer, with a 95% confidence band over samples; one panel per
-    perturbation metric. Sanity-check curves (metrics named ``mprt*``) are left to
-    :func:`plot_sanity_curves`."""
-    curves = curves[~_is_sanity(curves["metric"])]
-    return _line_panels(curves, out_dir, "curves", "fraction of features perturbed", "target score")
-
-
-def plot_sanity_curves(curves: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Model-parameter randomisation (MPRT; Adebayo et al. 2018): similarity between the
-    saliency of the trained and the progressively randomised model vs the fraction of layers
-    randomised, per explainer, 95% band over samples; one figure per (dataset, model), one
-    panel per ``mprt*`` metric. Nothing is written when the curves hold no such metric."""
-    curves = curves[_is_sanity(curves["metric"])]
-    return _line_panels(curves, out_dir, "sanity", "blocks randomised, from the output (fraction)",
-                        "similarity to the original saliency")
 
 
 def _proportion_bars(ax: plt.Axes, sub: pd.DataFrame, order: list[str]) -> None:
@@ -128,7 +60,8 @@ def _proportion_bars(ax: plt.Axes, sub: pd.DataFrame, order: list[str]) -> None:
         k, n = int(values.sum()), int(values.size)
         p, (low, high) = k / n, wilson_ci(k, n)
         ax.barh(i, p, height=0.6, color="#c6dbef", edgecolor="#08306b", linewidth=0.6)
-        ax.errorbar(p, i, xerr=[[max(p - low, 0.0)], [max(high - p, 0.0)]], fmt="none", ecolor="#08306b", capsize=3, linewidth=1)
+        ax.errorbar(p, i, xerr=[[max(p - low, 0.0)], [max(high - p, 0.0)]], fmt="none", ecolor="#08306b", capsize=3,
+                    linewidth=1)
         ax.text(1.02, i, f"{k}/{n}", va="center", ha="left", fontsize=7, transform=ax.get_yaxis_transform())
     ax.set_yticks(range(len(order)), order)
     ax.set_ylim(len(order) - 0.5, -0.5)
@@ -333,7 +266,7 @@ def plot_model_performance(models: pd.DataFrame, out_dir: Path) -> list[Path]:
 def plot_cost(cost_table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Seconds per explainer, stacked: computing the saliency (explain) and scoring it
     (metrics), summed over seeds and metrics; one panel per (dataset, model). Takes the
-    table of :func:`faithbench.reports.writer.cost_summary`."""
+    table of :func:`faithbench.reports.summaries.cost_summary`."""
     if cost_table.empty:
         return []
     groups = list(cost_table.groupby(["dataset", "model"], sort=True))

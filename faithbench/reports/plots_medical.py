@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +18,18 @@ __all__ = ["STRATA_PREFIX", "plot_strata"]
 STRATA_PREFIX = "strata"
 
 
-def plot_strata(strata: pd.DataFrame, out_dir: Path) -> list[Path]:
+def plot_strata(strata: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[str, bool] | None = None) -> list[Path]:
     """One figure per (dataset, model[, class]) and stratum kind, ``strata_<dataset>_<model>[_<class>]
-    _<kind>``: one panel per metric, the strata on the x axis in their order (small -> large, low ->
-    high, correct, wrong), one line per explainer with its 95% bootstrap CI as error bars."""
+    _<kind>``: one panel per metric (titled with ↑/↓ where ``higher_is_better``, metric -> bool, knows
+    it), the strata on the x axis in their order (small -> large, low -> high, correct, wrong), the mean
+    value of the stratum's samples on the y axis, one line per explainer with its 95% bootstrap CI as
+    error bars."""
     if strata is None or strata.empty:
         return []
     blocks = ["dataset", "model"] + (["class"] if "class" in strata.columns else [])
     frame = strata.assign(**{"class": strata["class"].fillna("").astype(str)}) if "class" in strata else strata
     written: list[Path] = []
+    arrows = {m: " ↑" if up else " ↓" for m, up in (higher_is_better or {}).items()}
     for key, block in frame.groupby(blocks + ["stratum_kind"], sort=True):
         kind = key[-1]
         order = list(STRATA_LABELS.get(kind, ((), sorted(block["stratum"].unique())))[1])
@@ -48,8 +52,9 @@ def plot_strata(strata: pd.DataFrame, out_dir: Path) -> list[Path]:
                     ax.errorbar(x, mean, yerr=np.clip(np.nan_to_num(err), 0, None), marker="o", markersize=3, capsize=2,
                                 linewidth=1, label=explainer)
                 ax.set_xticks(range(len(order)), order)
-                ax.set_title(metric)
+                ax.set_title(f"{metric}{arrows.get(str(metric), '')}")
                 ax.set_xlabel(kind.replace("_", " "))
+                ax.set_ylabel("mean value (95% CI)")
             axes.flat[0].legend(fontsize=7, loc="best")
             titled(fig, " / ".join(_labels(key[:-1])) + f": by {kind.replace('_', ' ')}")
             written += _save(fig, _stem(out_dir, STRATA_PREFIX, *_labels(key)))

@@ -11,7 +11,8 @@ means over the samples on which every explainer is defined, so it can differ fro
 ``mean`` only where the n differ; ties all marked) is bold, and
 ``*`` marks an explainer better than the run's control explainer (the suite's ``control:``,
 default ``random``; one-sided Wilcoxon signed-rank, Holm-adjusted p < 0.05; the ``beats_random``
-column of ``leaderboard.csv``), which the notes name (:func:`significance_note`). Each metric's
+column of ``leaderboard.csv``; none without a control), which the notes name (:func:`significance_note`). A
+column's numbers share one number of decimals (:func:`~faithbench.reports.markup.column_decimals`). Each metric's
 header gives n, the samples with a defined value (a cell whose n is below the column's largest
 shows its own). A last row, "chance", gives the chance level of the metrics that have one (the
 ``chance`` column: localisation metrics). A model at chance (``model_at_chance``: its test AUC CI
@@ -24,39 +25,22 @@ reliability footnote.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from faithbench.reports.markup import LATEX_PREAMBLE, format_number, latex_breakable, latex_escape, markdown_escape
+from faithbench.reports.markup import (LATEX_PREAMBLE, column_decimals, format_fixed, format_number, latex_breakable,
+                                       latex_escape, markdown_escape)
+from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, control_phrase,  # re-exported
+                                      control_tested, significance_note)
 from faithbench.stats.reliability import RELIABILITY_MARK
 from faithbench.types import CATEGORY_ORDER, OTHER, UNDEFINED_REASON, category_key
 
 __all__ = ["CATEGORY_ORDER", "CHANCE_LEVEL_NOTE", "LeaderboardTable", "OTHER", "RELIABILITY_MARK", "category_key",
            "chance_text", "format_number", "latex_escape", "leaderboard_latex", "leaderboard_markdown",
            "leaderboard_tables", "markdown_escape", "metric_order", "significance_note", "split_skipped"]
-
-CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5 (or the AUC is "
-               "undefined), so its saliency "
-               "says nothing about the task; marks of significance withheld")
-DAGGER = "†"
-CHANCE_LEVEL_NOTE = ("chance: the metric's chance level (its expected value for a map placed at random, e.g. "
-                     "the mask's share of the image for the pointing game; mean over the samples with a defined "
-                     "value, pooled over the explainers where it depends on the map, as chexlocalize_iou's on "
-                     "the size of each segmentation)")
-def control_phrase(control: str = "random") -> str:
-    """How the notes name the control explainer: "the random control", or "the control sobel"."""
-    return "the random control" if control == "random" else f"the control {control}"
-
-
-def significance_note(control: str = "random") -> str:
-    """The leaderboard's legend; ``*`` names ``control``, the explainer the one-sided tests compare with."""
-    return (f"* better than {control_phrase(control)} (one-sided Wilcoxon signed-rank test, "
-            "Holm-adjusted p < 0.05); bold: best of the column (by the means over the samples every explainer has); "
-            "↑ higher is better, ↓ lower is better; [95% bootstrap CI of the mean]; "
-            "n: samples with a defined value")
-
 
 @dataclass(frozen=True)
 class Cell:
@@ -66,14 +50,18 @@ class Cell:
     best: bool
     significant: bool
     n: int | None = None  # samples with a defined value
+    decimals: int = 3  # the column's (:func:`~faithbench.reports.markup.column_decimals`)
+
+    def number(self) -> str:
+        return format_fixed(self.mean, self.decimals)
 
     def text(self) -> str:
         if math.isnan(self.mean):
             return "–"
-        return f"{format_number(self.mean)} [{format_number(self.ci_low)}, {format_number(self.ci_high)}]"
+        return f"{self.number()} {self.interval()}"
 
     def interval(self) -> str:
-        return f"[{format_number(self.ci_low)}, {format_number(self.ci_high)}]"
+        return f"[{format_fixed(self.ci_low, self.decimals)}, {format_fixed(self.ci_high, self.decimals)}]"
 
 
 @dataclass(frozen=True)
@@ -92,6 +80,7 @@ class LeaderboardTable:
     categories: dict[str, str] = field(default_factory=dict)  # metric -> category; empty: none given
     chance: dict[str, float] = field(default_factory=dict)  # metric -> chance level (absent or NaN: none)
     unreliable: frozenset[str] = frozenset()  # metrics that failed the reliability check: ‡ in their header
+    decimals: dict[str, int] = field(default_factory=dict)  # metric -> its column's decimals (absent: 3)
 
     @property
     def title(self) -> str:
@@ -186,6 +175,15 @@ def _chance_level(rows: pd.DataFrame) -> float:
     return float(np.average(chance[ok], weights=w)) if w.sum() > 0 else float(chance[ok].mean())
 
 
+def _decimals(sub: pd.DataFrame, ranks: np.ndarray, best: float) -> int:
+    """A column's decimals (:func:`column_decimals`): its means, those ranked ``best`` (bold) against the
+    mean of the best-ranked cell below them."""
+    means = pd.to_numeric(sub["mean"], errors="coerce").to_numpy(dtype=float)
+    below = ~np.isnan(ranks) & (ranks != best) & ~np.isnan(means)
+    runner_up = float(means[below][np.argmin(ranks[below])]) if below.any() else math.nan
+    return column_decimals(list(means), list(means[ranks == best]), runner_up)
+
+
 def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
     """Split ``leaderboard.csv`` into one :class:`LeaderboardTable` per (dataset, model), sorted.
 
@@ -210,24 +208,26 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
                  .sort_values(["r", "explainer"], na_position="last", kind="stable"))
         explainers = [str(e) for e in order["explainer"]]
         cells: dict[str, dict[str, Cell | None]] = {e: dict.fromkeys(metrics) for e in explainers}
+        decimals = {}
         for metric in metrics:
             sub = frame[frame["metric"] == metric]
             ranks = pd.to_numeric(sub["rank"]).to_numpy(dtype=float)
             best = np.nanmin(ranks) if not np.isnan(ranks).all() else np.nan
+            decimals[metric] = _decimals(sub, ranks, best)
             for row, rank in zip(sub.itertuples(index=False), ranks):
                 mean = float(row.mean)
                 cells[str(row.explainer)][metric] = Cell(
                     mean=mean, ci_low=float(row.ci_low), ci_high=float(row.ci_high),
                     best=bool(not math.isnan(mean) and rank == best),
                     significant=_true(row.beats_random),
-                    n=int(row.n) if "n" in sub.columns and pd.notna(row.n) else None,
+                    n=int(row.n) if "n" in sub.columns and pd.notna(row.n) else None, decimals=decimals[metric],
                 )
         at_chance = "model_at_chance" in frame.columns and bool(frame["model_at_chance"].map(_true).any())
         chance = {m: _chance_level(frame[frame["metric"] == m]) for m in metrics}
         unreliable = frozenset(str(m) for m in frame.loc[frame["metric_unreliable"].map(_true), "metric"]) if (
             "metric_unreliable" in frame.columns) else frozenset()
         tables.append(LeaderboardTable(str(dataset), str(model), metrics, hib, explainers, cells, target_class,
-                                       at_chance, categories, chance, unreliable))
+                                       at_chance, categories, chance, unreliable, decimals))
     return tables
 
 
@@ -255,7 +255,7 @@ def _markdown_table(table: LeaderboardTable, metrics: list[str]) -> list[str]:
 def chance_text(table: LeaderboardTable, metric: str) -> str:
     """A cell of the chance row: the chance level, empty for a metric without one."""
     level = table.chance_level(metric)
-    return format_number(level) if math.isfinite(level) else ""
+    return format_fixed(level, table.decimals.get(metric, 3)) if math.isfinite(level) else ""
 
 
 def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = None,
@@ -273,10 +273,10 @@ def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = Non
     given and not empty, are listed after those: the skipped cells' count, and the count of
     undefined values (NaN rows, summed over the listed groups, as the HTML report counts them).
     """
-    def escape_note(text: str) -> str:
-        return "\\" + text.replace("[", "\\[").replace("]", "\\]").replace("<", "\\<")
+    def escape_note(text: str) -> str:  # the control's name is escaped already: leave its escapes alone
+        return re.sub(r"(?<!\\)([*\[\]<])", r"\\\1", text)
 
-    lines = ["# Leaderboard", "", escape_note(significance_note(markdown_escape(control))), ""]
+    lines = ["# Leaderboard", "", escape_note(significance_note(markdown_escape(control), control_tested(board))), ""]
     tables = leaderboard_tables(board)
     if any(t.has_chance() for t in tables):
         lines += [markdown_escape(CHANCE_LEVEL_NOTE), ""]
@@ -290,7 +290,7 @@ def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = Non
     lines += after or []
     skips, partly = split_skipped(skipped)
     for title, frame in (("Skipped", skips), ("Metrics with undefined samples (no row)", partly),
-                         ("Undefined values (NaN, left out of n)", undefined)):
+                         ("NaN values held in results.parquet (left out of n)", undefined)):
         if frame is None or frame.empty:
             continue
         count = int(frame["undefined"].sum()) if frame is undefined else len(frame)
@@ -344,7 +344,10 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
     tables = leaderboard_tables(board)
     lines = ["% faithbench leaderboard; needs \\usepackage{booktabs} and \\usepackage{graphicx}",
-             "% " + significance_note(control).replace("↑", "up").replace("↓", "down"), *LATEX_PREAMBLE, ""]
+             "% " + significance_note(control, control_tested(board)).replace("↑", "up").replace("↓", "down"),
+             *LATEX_PREAMBLE, ""]
+    stars = (r"$^{*}$: better than " + latex_escape(control_phrase(control)) + r" (one-sided Wilcoxon, Holm-adjusted "
+             r"$p<0.05$); " if control_tested(board) else "no control explainer in this suite: no $^{*}$ marks; ")
     for table in tables:
         dagger = r"$^{\dagger}$" if table.at_chance else ""
         at_chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC does not lie above 0.5; "
@@ -355,9 +358,7 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger
                   + r": mean [95\% bootstrap CI]; bold: best per column (rank 1: on the samples every explainer has); "
-                  r"$^{*}$: better than " + latex_escape(control_phrase(control))
-                  + r" (one-sided Wilcoxon, Holm-adjusted $p<0.05$); "
-                  r"n: samples with a defined value."
+                  + stars + r"n: samples with a defined value."
                   + (" " + latex_escape(CHANCE_LEVEL_NOTE[0].upper() + CHANCE_LEVEL_NOTE[1:]) + "."
                      if table.has_chance() else "") + at_chance + "}",
                   r"\label{tab:faithbench-" + safe_name(table.title.replace(" / ", "-")) + "}",
@@ -380,7 +381,7 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
                 if cell is None or math.isnan(cell.mean):
                     row.append("--")
                     continue
-                mean = format_number(cell.mean)
+                mean = cell.number()
                 mean = r"\textbf{" + mean + "}" if cell.best else mean
                 mean += r"$^{*}$" if table.marked(cell) else ""
                 note = table.n_note(explainer, metric).replace(" ", "")

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -30,11 +29,12 @@ from tqdm.auto import tqdm
 
 from faithbench.progress import bars_disabled
 from faithbench.reports.integrity import is_run_folder, table_problem
+from faithbench.reports.summaries import cost_summary, models_summary  # re-exported
 from faithbench.store import atomic_write_bytes
 from faithbench.stats import (agreement_table, friedman_table, leaderboard, nemenyi_table, overall_nemenyi,
                               overall_ranks, pairwise_table)
-from faithbench.stats.chance import (AT_CHANCE, at_chance_message, mark_models_at_chance, models_at_chance,
-                                     undefined_counts)
+from faithbench.stats.chance import (AT_CHANCE, mark_models_at_chance, model_warnings, models_at_chance,
+                                     single_class_models, undefined_counts)
 from faithbench.stats.tables import (
     AGREEMENT_COLUMNS,
     FRIEDMAN_COLUMNS,
@@ -226,7 +226,15 @@ def _strata(out_dir: Path, results: pd.DataFrame, samples: pd.DataFrame | None, 
     samples = samples[keys + [c for c in _STRATA_SOURCES if c in samples.columns]]
     joined = results.astype({"sample_id": str}).merge(samples.astype({"sample_id": str}), on=keys, how="left")
     table = stratify(joined)
-    return [write_strata(out_dir, table)] + plot_strata(table, plot_dir)
+    return [write_strata(out_dir, table)] + plot_strata(table, plot_dir, metric_directions(results))
+
+
+def metric_directions(results: pd.DataFrame) -> dict[str, bool]:
+    """Each metric's ``higher_is_better`` (its first row's), for the ↑/↓ of plots whose tables lack it."""
+    if results.empty or not {"metric", "higher_is_better"} <= set(results.columns):
+        return {}
+    first = results.groupby("metric", sort=True, observed=True)["higher_is_better"].first()
+    return {str(m): bool(v) for m, v in first.items()}
 
 
 def build_report(out_dir: Path, control: str | None = None, formats: Iterable[str] = FORMATS, *,
@@ -280,8 +288,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     models = inputs["models.csv"]
     board = mark_models_at_chance(board, models)
     at_chance = models_at_chance(models)
-    for row in at_chance.itertuples(index=False):
-        log.warning("%s", at_chance_message(row))
+    for message in model_warnings(models):  # at chance, or one class predicted for every test sample
+        log.warning("%s", message)
     csv("leaderboard.csv", board)
     csv("pairwise.csv", pairwise)
     csv("friedman.csv", friedman)
@@ -301,9 +309,10 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
                 old.unlink()
     curves = inputs["curves.parquet"]
     region_tests, region_pairs = _region_tables(out_dir, inputs, written)
+    directions = metric_directions(results)  # the ↑/↓ of the curves' and strata's panels
     steps: list[tuple[str, Callable[[], list[Path]]]] = [  # (what, plot it): the bar's steps
-        ("perturbation curves", lambda: plots.plot_perturbation_curves(curves, plot_dir)),
-        ("sanity curves", lambda: plots.plot_sanity_curves(curves, plot_dir))] if not curves.empty else []
+        ("perturbation curves", lambda: plots.plot_perturbation_curves(curves, plot_dir, directions)),
+        ("sanity curves", lambda: plots.plot_sanity_curves(curves, plot_dir, directions))] if not curves.empty else []
     if not results.empty:
         steps += [("distributions", lambda: plots.plot_distributions(results, plot_dir)),
                   ("critical differences", lambda: plots.plot_cd_diagrams(results, friedman, nemenyi, plot_dir))]
@@ -341,6 +350,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         page = render_html(
             root=out_dir, manifest=manifest, board=board, models=models, models_table=models_table,
             cost_table=cost_table, skipped=skipped, undefined=undefined, at_chance=at_chance,
+            single_class=single_class_models(models),
             failures=inputs["failures.csv"], friedman=friedman, overall=overall,
             agreement=agreement, pairwise=pairwise, region_tests=region_tests, region_pairwise=region_pairs,
             control=control, reliance=inputs["reliance.csv"],
@@ -348,53 +358,3 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         _write_text(out_dir / "index.html", page)
         written.append(out_dir / "index.html")
     return written
-
-
-MODEL_SCORES = ["accuracy", "f1", "auc", "loss"]
-
-
-def models_summary(models: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model): ``seeds`` and mean and sd (ddof 1; NaN with one seed) of each score.
-
-    Columns: dataset, model, seeds, then ``<score>_mean, <score>_sd`` for the scores of
-    ``MODEL_SCORES`` present in ``models.csv``.
-    """
-    scores = [c for c in MODEL_SCORES if c in models.columns]
-    if models.empty or not {"dataset", "model"} <= set(models.columns):
-        return pd.DataFrame(columns=["dataset", "model", "seeds"])
-    grouped = models.groupby(["dataset", "model"], sort=True)
-    out = grouped.size().rename("seeds").to_frame()
-    for score in scores:
-        out[f"{score}_mean"], out[f"{score}_sd"] = grouped[score].mean(), grouped[score].std(ddof=1)
-    return out.reset_index()
-
-
-def cost_summary(cost: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model, explainer), summed over seeds and metrics: seconds and passes.
-
-    Columns: dataset, model, explainer, samples (summed over seeds), explain_seconds,
-    metric_seconds, total_seconds, seconds_per_sample, explain_passes, metric_passes.
-    """
-    columns = ["dataset", "model", "explainer", "samples", "explain_seconds", "metric_seconds",
-               "total_seconds", "seconds_per_sample", "explain_passes", "metric_passes"]
-    needed = {"dataset", "model", "explainer", "stage", "seconds"}
-    if cost.empty or not needed <= set(cost.columns):
-        return pd.DataFrame(columns=columns)
-    cost = cost.copy()
-    if "passes" not in cost.columns:
-        cost["passes"] = np.nan
-    keys = ["dataset", "model", "explainer"]
-    sums = cost.pivot_table(index=keys, columns="stage", values=["seconds", "passes"], aggfunc="sum",
-                            fill_value=0.0)
-    out = pd.DataFrame(index=sums.index)
-    for stage in ("explain", "metric"):
-        out[f"{stage}_seconds"] = sums["seconds"][stage] if stage in sums["seconds"] else 0.0
-        out[f"{stage}_passes"] = sums["passes"][stage] if stage in sums["passes"] else 0.0
-    if "samples" in cost.columns and "seed" in cost.columns:
-        per_seed = cost[cost["stage"] == "explain"].groupby(keys + ["seed"])["samples"].max()
-        out["samples"] = per_seed.groupby(level=keys).sum()
-    else:
-        out["samples"] = np.nan
-    out["total_seconds"] = out["explain_seconds"] + out["metric_seconds"]
-    out["seconds_per_sample"] = out["total_seconds"] / out["samples"]
-    return out.reset_index()[columns].sort_values(keys, kind="stable").reset_index(drop=True)

@@ -9,7 +9,9 @@ one class), so that whether it beats chance cannot be told. A checkpoint cached 
 columns existed has an ``auc`` but no CI, and is not marked. Its leaderboard rows get
 ``model_at_chance = True`` and the tables withhold the "better than random" marks. On multi-label
 data each class's own CI (``auc_ci_low_<class>``) marks that class's rows too, and is warned of
-as ``model (class c)``. A metric value
+as ``model (class c)``. Each warning gives each flagged checkpoint's own CI. A checkpoint that
+predicts one class for every test sample is warned of too (:func:`single_class_models`), not
+marked. A metric value
 is *undefined* (NaN) for a sample when the metric cannot be computed on it (e.g. an empty mask);
 :func:`undefined_counts` counts them.
 """
@@ -19,11 +21,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["AT_CHANCE", "UNDEFINED_COLUMNS", "at_chance_message", "mark_models_at_chance", "models_at_chance",
-           "undefined_counts"]
+__all__ = ["AT_CHANCE", "UNDEFINED_COLUMNS", "at_chance_message", "ci_text", "mark_models_at_chance",
+           "model_warnings", "models_at_chance", "single_class_message", "single_class_models", "undefined_counts"]
 
 AT_CHANCE = "model_at_chance"
-AT_CHANCE_COLUMNS = ["dataset", "model", "seeds", "auc_ci_low", "auc_ci_high", "auc_undefined"]
+AT_CHANCE_COLUMNS = ["dataset", "model", "seeds", "cis", "auc_undefined"]
 UNDEFINED_COLUMNS = ["dataset", "model", "explainer", "metric", "undefined", "total"]
 
 
@@ -43,9 +45,10 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
     it has an ``auc`` column whose value is NaN (evaluated on a test split with one class: whether
     it beats chance cannot be told). A row with an ``auc`` but no CI (cached before the CI
     columns existed) is not. Columns: dataset, model, seeds (the seeds at chance,
-    comma-separated), auc_ci_low, auc_ci_high (the widest such interval; NaN when every such seed's
-    AUC is undefined), auc_undefined (the seeds among them whose AUC is undefined, comma-separated;
-    empty when none).
+    comma-separated), cis (a tuple of (seed, low, high), each such checkpoint's own CI, by seed;
+    none for a seed whose AUC is undefined: a held-out review found one interval [min low, max high]
+    over the seeds reported, which belonged to no checkpoint), auc_undefined (the seeds among them
+    whose AUC is undefined, comma-separated; empty when none).
     """
     if models is None or models.empty or not {"dataset", "model"} <= set(models.columns):
         return pd.DataFrame(columns=AT_CHANCE_COLUMNS)
@@ -55,20 +58,26 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
     hit = hit[(low <= chance) | undefined]
     if "seed" not in hit.columns:
         hit = hit.assign(seed="")
-
-    def seeds(frame: pd.DataFrame) -> str:
-        return ", ".join(str(s) for s in sorted(frame["seed"].unique()))
-
-    rows = [{"dataset": str(d), "model": str(m), "seeds": seeds(g),
-             "auc_ci_low": float(g["auc_ci_low"].min()), "auc_ci_high": float(g["auc_ci_high"].max()),
-             "auc_undefined": seeds(g[g["_undefined"]])}
+    rows = [{"dataset": str(d), "model": str(m), "seeds": _seeds(g), "cis": _cis(g, "auc_ci_low", "auc_ci_high"),
+             "auc_undefined": _seeds(g[g["_undefined"]])}
             for (d, m), g in hit.groupby(["dataset", "model"], sort=True)]
     classes = _classes_at_chance(models, chance)
     if not classes.empty:  # a multi-label class at chance under a macro AUC that is not
-        rows += [{"dataset": d, "model": f"{m} (class {c})", "seeds": seeds(g), "auc_ci_low": float(g["low"].min()),
-                  "auc_ci_high": float(g["high"].max()), "auc_undefined": ""}
+        rows += [{"dataset": d, "model": f"{m} (class {c})", "seeds": _seeds(g), "cis": _cis(g, "low", "high"),
+                  "auc_undefined": ""}
                  for (d, m, c), g in classes.groupby(["dataset", "model", "class"], sort=True)]
     return pd.DataFrame(rows, columns=AT_CHANCE_COLUMNS)
+
+
+def _seeds(frame: pd.DataFrame) -> str:
+    return ", ".join(str(s) for s in sorted(frame["seed"].unique()))
+
+
+def _cis(frame: pd.DataFrame, low: str, high: str) -> tuple[tuple[str, float, float], ...]:
+    """(seed, low, high) of each row of ``frame`` with a CI, by seed."""
+    rows = frame.sort_values("seed", kind="stable")
+    return tuple((str(s), float(lo), float(hi)) for s, lo, hi in zip(rows["seed"], rows[low], rows[high])
+                 if not (np.isnan(lo) or np.isnan(hi)))
 
 
 def _classes_at_chance(models: pd.DataFrame, chance: float) -> pd.DataFrame:
@@ -88,20 +97,60 @@ def _classes_at_chance(models: pd.DataFrame, chance: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "model", "class", "seed", "low", "high"])
 
 
-def at_chance_message(row: object) -> str:
-    """The warning for a row of :func:`models_at_chance` (a namedtuple or a Series): the CI that
-    does not lie above 0.5, and the seeds whose test AUC is undefined."""
+def ci_text(cis: tuple[tuple[str, float, float], ...]) -> str:
+    """Each checkpoint's own CI: ``seed 0: [0.482, 0.645]; seed 1: [0.458, 0.619]``."""
+    return "; ".join(f"seed {s}: [{lo:.3f}, {hi:.3f}]" for s, lo, hi in cis)
+
+
+def at_chance_message(row: object, chance: float = 0.5) -> str:
+    """The warning for a row of :func:`models_at_chance` (a namedtuple or a Series): each checkpoint's
+    own CI, grouped by whether it contains ``chance`` or lies below it, and the seeds whose test AUC
+    is undefined."""
     parts = []
-    low, high = float(getattr(row, "auc_ci_low")), float(getattr(row, "auc_ci_high"))
-    if not (np.isnan(low) or np.isnan(high)):
-        where = "contains" if high >= 0.5 else "lies below"
-        parts.append(f"has a test AUC 95% CI [{low:.3f}, {high:.3f}] that {where} 0.5")
+    cis = tuple(getattr(row, "cis", ()) or ())
+    for where in ("contains", "lies below"):
+        chosen = tuple(ci for ci in cis if (ci[2] >= chance) == (where == "contains"))
+        if chosen:
+            parts.append(f"has a test AUC 95% CI that {where} {chance:g} ({ci_text(chosen)})")
     undefined = str(getattr(row, "auc_undefined", "") or "")
     if undefined:
         parts.append(f"has an undefined test AUC for seed {undefined} (e.g. a test split with one class), so "
                      f"whether it beats chance cannot be told")
     return (f"model at chance: {getattr(row, 'dataset')} / {getattr(row, 'model')} (seed {getattr(row, 'seeds')}) "
             f"{' and '.join(parts)}; its leaderboard rows are marked {AT_CHANCE} and get no significance marks")
+
+
+def single_class_models(models: pd.DataFrame) -> pd.DataFrame:
+    """The (dataset, model) pairs with a checkpoint that predicts one class for every test sample
+    (``predicted_classes`` = 1 in ``models.csv``: the number of distinct predicted classes on the test
+    split, single-label data): its maps explain that class whatever the image, and its AUC can still lie
+    above chance (a held-out review: accuracy 0.514, AUC CI [0.557, 0.660]). Not a mark of its own: the
+    leaderboard keeps its rows as they are. Columns: dataset, model, seeds (comma-separated), accuracy
+    (the checkpoints' accuracies, comma-separated, 3 decimals). Empty without the column."""
+    columns = ["dataset", "model", "seeds", "accuracy"]
+    if models is None or models.empty or "predicted_classes" not in models.columns:
+        return pd.DataFrame(columns=columns)
+    hit = models[_column(models, "predicted_classes") == 1]
+    hit = hit.assign(seed=hit["seed"] if "seed" in hit.columns else "",
+                     accuracy=_column(hit, "accuracy"))
+    rows = [{"dataset": str(d), "model": str(m), "seeds": _seeds(g),
+             "accuracy": ", ".join(f"{a:.3f}" for a in g.sort_values("seed", kind="stable")["accuracy"])}
+            for (d, m), g in hit.groupby(["dataset", "model"], sort=True)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def single_class_message(row: object) -> str:
+    """The warning for a row of :func:`single_class_models`."""
+    return (f"model predicts one class: {getattr(row, 'dataset')} / {getattr(row, 'model')} (seed "
+            f"{getattr(row, 'seeds')}, test accuracy {getattr(row, 'accuracy')}) predicts the same class for every "
+            "test sample, so its maps explain that class whatever the image; read its leaderboard rows with caution")
+
+
+def model_warnings(models: pd.DataFrame | None) -> list[str]:
+    """Every warning about the checkpoints of ``models.csv``: at chance (:func:`at_chance_message`), then
+    predicting one class (:func:`single_class_message`)."""
+    return ([at_chance_message(r) for r in models_at_chance(models).itertuples(index=False)]
+            + [single_class_message(r) for r in single_class_models(models).itertuples(index=False)])
 
 
 def mark_models_at_chance(board: pd.DataFrame, models: pd.DataFrame | None, chance: float = 0.5) -> pd.DataFrame:

@@ -36,6 +36,7 @@ __all__ = [
     "pairwise_wilcoxon",
     "rank_biserial",
     "signed_rank_null",
+    "snap_ties",
     "versus_control",
     "wilcoxon_pair",
 ]
@@ -49,9 +50,7 @@ def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(a, dtype=float).ravel()
     b = np.asarray(b, dtype=float).ravel()
     if a.shape != b.shape:
-        raise ValueError(
-            f"expected paired samples of equal length, got {a.shape[0]} and {b.shape[0]}"
-        )
+        raise ValueError(f"expected paired samples of equal length, got {a.shape[0]} and {b.shape[0]}")
     keep = ~(np.isnan(a) | np.isnan(b))
     return a[keep], b[keep]
 
@@ -148,9 +147,7 @@ def wilcoxon_pair(a, b, alternative: str = "two-sided") -> tuple[float, float]:
     Example: d = [1, 1, 1, 1] (a sign test): R+ = 10 of 10, P(R+ >= 10) = 1/16 = 0.0625.
     """
     if alternative not in ("two-sided", "greater", "less"):
-        raise ValueError(
-            f"expected alternative in ('two-sided', 'greater', 'less'), got {alternative!r}"
-        )
+        raise ValueError(f"expected alternative in ('two-sided', 'greater', 'less'), got {alternative!r}")
     a, b = _paired(a, b)
     if a.size == 0:
         return float("nan"), float("nan")
@@ -174,9 +171,7 @@ def wilcoxon_pair(a, b, alternative: str = "two-sided") -> tuple[float, float]:
 
 def _wide_float(wide: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(wide, pd.DataFrame):
-        raise TypeError(
-            f"expected a wide DataFrame (rows = blocks, columns = explainers), got {type(wide).__name__}"
-        )
+        raise TypeError(f"expected a wide DataFrame (rows = blocks, columns = explainers), got {type(wide).__name__}")
     if wide.columns.has_duplicates:
         raise ValueError(f"expected unique explainer columns, got {list(wide.columns)}")
     return wide.astype(float)
@@ -224,9 +219,7 @@ def versus_control(wide: pd.DataFrame, control: str, higher_is_better: bool) -> 
     """
     wide = _wide_float(wide)
     if control not in wide.columns:
-        raise KeyError(
-            f"expected the control explainer {control!r} among the columns, got {list(wide.columns)}"
-        )
+        raise KeyError(f"expected the control explainer {control!r} among the columns, got {list(wide.columns)}")
     alternative = "greater" if higher_is_better else "less"
     ref = wide[control].to_numpy()
     rows = []
@@ -277,20 +270,40 @@ def _complete_blocks(wide: pd.DataFrame) -> pd.DataFrame:
     return _wide_float(wide).dropna(axis=0, how="any")
 
 
+TIE_RTOL = 1e-12  # means this close (relative) are equal up to float rounding: a tie
+
+
+def snap_ties(values: pd.Series) -> pd.Series:
+    """``values`` with every value within a relative ``TIE_RTOL`` (1e-12) of the smallest value of its
+    run (the values sorted ascending, each compared with its run's first) replaced by that value, so
+    that ranking them ties means equal up to float rounding: a 0/1 metric averaged over 3 seeds gives
+    per-sample means k/3 whose sums differ in the last bit with the order of the samples (a held-out
+    review: equal means 0.5208333333333334 ranked 1 and 2). NaN stays NaN; same index and order."""
+    x = values.to_numpy(dtype=float, copy=True)
+    order = [i for i in np.argsort(x, kind="stable") if not np.isnan(x[i])]
+    for prev, cur in zip(order[:-1], order[1:]):
+        if abs(x[cur] - x[prev]) <= TIE_RTOL * max(abs(x[cur]), abs(x[prev])):
+            x[cur] = x[prev]  # x[prev] already holds its run's first value
+    return pd.Series(x, index=values.index, name=values.name)
+
+
 def common_means(wide: pd.DataFrame) -> pd.Series:
     """Each column's mean over the rows on which every column with a value anywhere is defined
     (the complete blocks of :func:`friedman` once the columns without any value are left out), so
     that explainers undefined on different samples are compared on the same ones: an explainer
     whose map is undefined on the hard samples is not ranked on its easy ones (found by a held-out
     review). NaN for a column without a value and for every column when no such row is left.
-    Indexed by column, in column order; equal to the column means when no value is NaN."""
+    Indexed by column, in column order; equal to the column means when no value is NaN, up to float
+    rounding: means within a relative 1e-12 of each other are made equal (:func:`snap_ties`), so that
+    every ranking of explainers by these means (the leaderboard's rank and bold, overall ranks,
+    agreement τ) ties them."""
     data = _wide_float(wide)
     present = data.dropna(axis=1, how="all")
     complete = present.dropna(axis=0, how="any")
     means = pd.Series(np.nan, index=data.columns, dtype=float)
     if len(complete):
         means[complete.columns] = complete.mean(axis=0)
-    return means
+    return snap_ties(means)
 
 
 def friedman(wide: pd.DataFrame) -> FriedmanResult:

@@ -12,7 +12,10 @@ A metric is worth reading only if it is
 
 From a tidy frame of scores under the three conditions ``original``, ``minor`` and ``disruptive``,
 per metric (and per dataset/model when those columns exist), with samples paired by
-``sample_id`` (and ``seed`` when present):
+``sample_id``, a sample's values under several seeds (a ``seed`` column) averaged first, condition by
+condition, as the leaderboard does: the seeds of one image are not independent observations, so every
+count below (``n_samples``, ``n_ranked``, the 6 of ``MIN_RANKED``) counts distinct samples (a
+held-out review found 2 images x 3 seeds passed as 6 ranked samples):
 
 - ranking consistency: for every sample, Kendall τ-b (Kendall 1945) between the explainers'
   values under ``original`` and under a perturbed condition (explainers defined in both, at least
@@ -101,13 +104,20 @@ def _consistency(original: pd.DataFrame, other: pd.DataFrame) -> tuple[float, fl
     return (float(np.mean(taus)) if taus else np.nan, float(np.mean(shifts)) if shifts else np.nan)
 
 
+def _by_sample(frame: pd.DataFrame) -> pd.DataFrame:
+    """Wide: rows = sample_id, columns = explainers, each value the mean over the sample's seeds (of
+    those with a value; NaN when none has one)."""
+    sample = ["sample_id"] + (["seed"] if "seed" in frame.columns else [])
+    wide = frame.pivot(index=sample, columns="explainer", values="value").astype(float)
+    return wide.groupby(level="sample_id", sort=True).mean() if "seed" in frame.columns else wide
+
+
 def _agreement(frame: pd.DataFrame, blocks: list[str]) -> pd.Series:
     """Mean Kendall τ of each metric's explainer ranking with every other metric's, per block."""
     original = frame[frame["condition"] == "original"]
-    sample = ["sample_id"] + (["seed"] if "seed" in frame.columns else [])
     tables = []
     for key, cell in original.groupby(blocks + ["metric"], observed=True, sort=True):
-        means = common_means(cell.pivot(index=sample, columns="explainer", values="value"))
+        means = common_means(_by_sample(cell))
         rank = means.rank(method="min", ascending=not bool(cell["higher_is_better"].iloc[0]))
         tables.append(pd.DataFrame({**dict(zip(blocks + ["metric"], key)), "explainer": rank.index, "rank": rank}))
     if not tables:
@@ -126,7 +136,7 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
 
     ``scores``: tidy, with columns metric, explainer, sample_id, condition ("original", "minor",
     "disruptive"), value, higher_is_better; optional dataset, model (then one row per (dataset,
-    model, metric), those columns first) and seed (part of the sample key). A metric without
+    model, metric), those columns first) and seed (a sample's seeds averaged first). A metric without
     the minor (disruptive) condition gets NaN nr (ar) and passed False. Columns:
     ``RELIABILITY_COLUMNS``; sorted by the keys.
     """
@@ -149,8 +159,7 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, group in frame.groupby(blocks + ["metric"], observed=True, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        wide = {c: g.pivot(index=sample, columns="explainer", values="value")
-                for c, g in group.groupby("condition", observed=True)}
+        wide = {c: _by_sample(g) for c, g in group.groupby("condition", observed=True)}
         original = wide.get("original")
         row = dict(zip(blocks + ["metric"], key))
         row["n_samples"] = 0 if original is None else int(len(original))

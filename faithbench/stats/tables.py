@@ -190,12 +190,13 @@ def leaderboard(
     ci_high`` the 95% percentile bootstrap CI of the mean over those samples (:func:`bootstrap_ci`,
     ``n_resamples`` resamples, ``seed``); ``chance`` the mean of the chance column over the same
     samples (NaN if not applicable);
-    ``rank`` 1 = best, oriented by ``higher_is_better``, ties sharing the best ('min') rank, by
+    ``rank`` 1 = best, oriented by ``higher_is_better``, ties (up to float rounding) sharing the best ('min') rank, by
     the means over the samples on which every explainer of the cell with a value is defined
     (:func:`~faithbench.stats.paired.common_means`; the order of ``mean`` when the n are equal);
     ``p_vs_random`` the one-sided Wilcoxon signed-rank p-value of the explainer against
     ``control`` on samples paired by sample_id, Holm-adjusted across the explainers of the cell
-    (NaN for the control itself or where it is absent); ``beats_random`` = p_vs_random < 0.05.
+    (NaN for the control itself or where it is absent); ``beats_random`` = p_vs_random < 0.05, NA
+    where p_vs_random is NaN (no test: "not tested" is not "not better").
     Sorted by cell, then rank.
     """
     tables = []
@@ -224,7 +225,7 @@ def leaderboard(
         if control in names and len(names) > 1:
             versus = versus_control(_wide(frame), control, higher_is_better)
             table["p_vs_random"] = versus.set_index("explainer")["p_holm"]
-        table["beats_random"] = (table["p_vs_random"] < ALPHA).astype(bool)
+        table["beats_random"] = (table["p_vs_random"] < ALPHA).astype("boolean").mask(table["p_vs_random"].isna())
         table = table.reset_index()
         table = table.sort_values(["rank", "explainer"], na_position="last", kind="stable")
         tables.append(_key_frame(key, table))

@@ -64,7 +64,7 @@ def test_recipe_checkpoint_cached_by_hash(tmp_path):
     assert first.origin == "trained" and again.origin == "cache" and other.origin == "trained"
     assert first.key == again.key != other.key
     assert first.metrics == again.metrics
-    assert set(first.metrics) == {"accuracy", "f1", "auc", "auc_ci_low", "auc_ci_high", "loss"}
+    assert set(first.metrics) == {"accuracy", "f1", "auc", "auc_ci_low", "auc_ci_high", "loss", "predicted_classes"}
     assert first.metrics["auc_ci_low"] <= first.metrics["auc"] <= first.metrics["auc_ci_high"]
     x = test.tensors()[0][:4]
     assert torch.equal(first.model(x), again.model(x))
@@ -220,3 +220,24 @@ def test_a_model_returning_probabilities_is_warned_of(caplog):
         evaluate_model(net, x, y, label="plain")
     warned = [r.getMessage() for r in caplog.records if "returns probabilities" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith("model 'soft' returns probabilities, not logits")
+
+
+def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
+    """A held-out review: a checkpoint predicting class 0 for every test sample (accuracy 0.514, AUC CI above
+    0.5) went unnoticed. models.csv's predicted_classes says so, also for a checkpoint cached before it."""
+    from faithbench.models.training import classification_metrics
+
+    y = torch.tensor([0, 1, 0, 1])
+    one = classification_metrics(torch.tensor([[2.0, 0.0], [1.0, 0.5], [3.0, 1.0], [0.9, 0.8]]), y, ci=False)
+    both = classification_metrics(torch.tensor([[2.0, 0.0], [0.0, 0.5], [3.0, 1.0], [0.9, 0.8]]), y, ci=False)
+    assert (one["predicted_classes"], both["predicted_classes"]) == (1, 2)
+    kw = dict(n=64, size=32)
+    train, val, test = (PhantomCXR(s, **kw) for s in ("train", "val", "test"))
+    spec = ModelSpec.model_validate({"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1}})
+    cache = Cache(tmp_path)
+    first = load_checkpoint(spec, train, val, test, seed=0, cache=cache)
+    meta = cache.get_json("checkpoints", first.key)
+    old = {k: v for k, v in meta["metrics"].items() if k != "predicted_classes"}
+    cache.put_json("checkpoints", first.key, {**meta, "metrics": old})  # cached before the column
+    again = load_checkpoint(spec, train, val, test, seed=0, cache=cache)
+    assert again.origin == "cache" and again.metrics["predicted_classes"] == first.metrics["predicted_classes"]

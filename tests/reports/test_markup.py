@@ -24,3 +24,24 @@ def test_which_columns_hold_p_values():
     assert all(is_p_value(c) for c in ("p", "p_holm", "p_bonferroni", "p_vs_random", "friedman_p", "levene_p",
                                        "shapiro_p_negative"))
     assert not any(is_p_value(c) for c in ("mean", "n_perm", "cd", "ap", "pointing_game"))
+
+
+def test_markdown_escapes_dollar_signs():
+    """GitHub renders $...$ in a table cell as math: two names with a $ on one line (a held-out review)."""
+    from faithbench.reports.markup import markdown_escape
+
+    assert markdown_escape("mass_{lesion}^$ cxr_{32}^px~$") == r"mass\_{lesion}^\$ cxr\_{32}^px\~\$"
+
+
+def test_column_decimals_tell_the_bold_cell_apart_and_stay_one_format():
+    """A held-out review: 0.01049 (bold) and 0.0102 both read 0.010; five cells read 0.525 with one bold;
+    one column mixed 0.000551 (3 significant digits) with 0.011 (3 decimals)."""
+    from faithbench.reports.markup import column_decimals, format_fixed
+
+    assert column_decimals([0.01049, 0.0102, 0.5], [0.01049], 0.0102) == 4  # 0.0105, 0.0102
+    assert column_decimals([0.525049, 0.525041], [0.525041], 0.525049) == 5  # 0.52504 vs 0.52505
+    assert column_decimals([0.5250001, 0.525], [0.5250001], 0.525) == 6  # the cap: still equal in print
+    assert column_decimals([0.9, 0.5], [0.9], 0.5) == 3  # enough already: the default
+    assert column_decimals([0.9, 0.9], [0.9, 0.9], float("nan")) == 3  # tied bold cells, no runner-up
+    assert column_decimals([0.000551, 0.011], [0.011], 0.000551) == 5
+    assert [format_fixed(v, 5) for v in (0.000551, 0.011)] == ["0.00055", "0.01100"]

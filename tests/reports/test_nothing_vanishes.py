@@ -76,9 +76,10 @@ def test_model_at_chance_marked_and_counts_shown_in_every_table(chance_run, capl
     assert headers == ["| explainer | deletion\\_auc ↓ (n ≤ 8) |", "| explainer | hit\\_rate&co ↑ (n = 8) |"]
     goods = [line for line in md.splitlines() if line.startswith("| good ")]
     assert "(n = 5)" in goods[0] and "(n = 5)" not in goods[1]
-    assert "## Undefined values (NaN, left out of n): 3" in md and "| 3 | 8 |" in md  # values, as the page
+    assert "## NaN values held in results.parquet (left out of n): 3" in md and "| 3 | 8 |" in md  # as the page
     assert "## Skipped: 1" in md
-    assert "Undefined values (3)" in page and "Skipped cells and metrics (1)" in page and "(n = 5)" in page
+    assert "NaN values held in results.parquet (3)" in page and "Skipped cells and metrics (1)" in page
+    assert "(n = 5)" in page
     assert pd.read_csv(chance_run / "leaderboard.csv").query("explainer == 'good' and metric == 'deletion_auc'")[
         "n"].item() == 5
 
@@ -112,3 +113,22 @@ def test_undefined_samples_are_not_called_skipped(tmp_path):
     md = leaderboard_markdown(pd.DataFrame(), skipped=skipped)
     assert "## Skipped: 1" in md and "## Metrics with undefined samples (no row): 2" in md
     assert split_skipped(None)[0].empty and split_skipped(skipped.iloc[0:0])[1].empty
+
+
+def test_each_seed_at_chance_shows_its_own_ci_and_a_one_class_model_is_warned_of(tmp_path, make_run, caplog):
+    """A held-out review: the log and index.html printed one interval over the seeds, [min low, max high],
+    that belonged to no checkpoint; and a checkpoint predicting one class for every test sample was not
+    warned of. Each seed's own CI now; the one-class warning in the log and the page, the marks unchanged."""
+    run = make_run(tmp_path / "run", seeds=(0, 1), mprt=False)
+    models = pd.read_csv(run / "models.csv")
+    models["auc_ci_low"], models["auc_ci_high"] = [0.482, 0.458], [0.645, 0.619]
+    models["predicted_classes"], models["accuracy"] = 1, [0.514, 0.486]
+    models.to_csv(run / "models.csv", index=False)
+    with caplog.at_level(logging.WARNING, logger="faithbench.reports.writer"):
+        build_report(run)
+    messages = " ".join(r.message for r in caplog.records)
+    assert "(seed 0: [0.482, 0.645]; seed 1: [0.458, 0.619])" in messages and "[0.458, 0.645]" not in messages
+    assert "model predicts one class:" in messages and "test accuracy 0.514, 0.486" in messages
+    page = (run / "index.html").read_text()
+    assert "test AUC 95% CI seed 0: [0.482, 0.645]; seed 1: [0.458, 0.619]" in page and "[0.458, 0.645]" not in page
+    assert "model predicts one class for every test sample" in page

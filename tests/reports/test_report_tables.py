@@ -112,3 +112,43 @@ def test_models_and_cost_summaries():
     row = cost_summary(cost).iloc[0]
     assert (row["explain_seconds"], row["metric_seconds"], row["total_seconds"]) == (1.0, 5.0, 6.0)
     assert (row["samples"], row["seconds_per_sample"], row["metric_passes"]) == (4, 1.5, 40)
+
+
+def test_bold_cells_print_apart_and_a_column_has_one_format():
+    """A held-out review: ig 0.0102 and sobel 0.0105 (bold) both read 0.010 in every format; and a column
+    mixed 0.000551 with 0.011. Each column now has the decimals its bold cell needs, in all three formats."""
+    from faithbench.reports.html import _leaderboard_html
+
+    board = _board([
+        ("d", "m", "mass", "sobel", 0.0105, 0.0089, 0.0117, 1, True, False),
+        ("d", "m", "mass", "ig", 0.0102, 0.0073, 0.0132, 2, True, False),
+        ("d", "m", "mass", "random", 0.000551, 0.000332, 0.000791, 3, True, False),
+        ("d", "m", "other", "sobel", 0.9, 0.8, 1.0, 1, True, False),
+        ("d", "m", "other", "ig", 0.5, 0.4, 0.6, 2, True, False),
+        ("d", "m", "other", "random", 0.1, 0.0, 0.2, 3, True, False),
+    ])
+    md = leaderboard_markdown(board)
+    assert "**0.01050 [0.00890, 0.01170]**" in md and "| 0.01020 [0.00730, 0.01320] |" in md
+    assert "0.00055 [0.00033, 0.00079]" in md and "**0.900 [0.800, 1.000]**" in md  # enough: 3 decimals
+    tex = leaderboard_latex(board)
+    assert r"\textbf{0.01050}" in tex and r"\faithbenchcell{0.01020\\{\scriptsize [0.00730,0.01320]}}" in tex
+    html = _leaderboard_html(board)[("d", "m", "")]
+    assert '<td class="best">0.01050 [0.00890, 0.01170]' in html and "<td>0.01020 [0.00730, 0.01320]" in html
+
+
+def test_without_a_control_test_the_legend_promises_no_star():
+    """A held-out review: a suite without the random control still read "* better than the random
+    control"; the legend says there is no control and no * instead, in every format."""
+    from faithbench.reports.html import render_html
+
+    untested = BOARD.assign(beats_random=pd.NA, p_vs_random=float("nan"))
+    tested = BOARD.assign(p_vs_random=[0.01, float("nan"), 0.5, 0.02])
+    assert "no control explainer (random) in this suite: no \\* marks; bold" in leaderboard_markdown(untested)
+    assert "\\* better than the random control" in leaderboard_markdown(tested)
+    tex = leaderboard_latex(untested)
+    assert "no control explainer in this suite: no $^{*}$ marks" in tex and "better than" not in tex
+    empty = pd.DataFrame()
+    page = render_html(root=__import__("pathlib").Path("/nonexistent"), manifest={}, board=untested, models=empty,
+                       models_table=empty, cost_table=empty, skipped=None, failures=None, friedman=empty,
+                       overall=empty, agreement=empty, pairwise=empty)
+    assert "no control explainer (random) in this suite: no * marks" in page and "better than the random" not in page

@@ -4,7 +4,8 @@ chance: its (dataset, model) is marked at chance; one cached before the CI colum
 import numpy as np
 import pandas as pd
 
-from faithbench.stats.chance import at_chance_message, mark_models_at_chance, models_at_chance
+from faithbench.stats.chance import (at_chance_message, mark_models_at_chance, model_warnings, models_at_chance,
+                                     single_class_models)
 
 NAN = np.nan
 
@@ -20,7 +21,7 @@ def test_an_undefined_auc_is_at_chance_and_a_missing_ci_is_not():
     # d/m seed 1: one class in the test split; e/m: an AUC with no CI (cached before the CI columns)
     assert table[["dataset", "model", "seeds", "auc_undefined"]].values.tolist() == [["d", "m", "1", "1"],
                                                                                    ["f", "m", "0", "0"]]
-    assert np.isnan(table["auc_ci_low"]).all()
+    assert table["cis"].tolist() == [(), ()]  # no CI to show
     board = pd.DataFrame({"dataset": ["d", "e", "f"], "model": "m", "mean": [1.0, 2.0, 3.0]})
     assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [True, False, True]
 
@@ -28,10 +29,10 @@ def test_an_undefined_auc_is_at_chance_and_a_missing_ci_is_not():
 def test_a_ci_at_chance_and_an_undefined_auc_together():
     models = _models(auc=[0.55, NAN, 0.9, 0.9], auc_ci_low=[0.41, NAN, 0.8, 0.8], auc_ci_high=[0.6, NAN, 0.95, 0.95])
     row = next(models_at_chance(models).itertuples(index=False))
-    assert (row.seeds, row.auc_ci_low, row.auc_ci_high, row.auc_undefined) == ("0, 1", 0.41, 0.6, "1")
+    assert (row.seeds, row.cis, row.auc_undefined) == ("0, 1", (("0", 0.41, 0.6),), "1")
     message = at_chance_message(row)
-    assert message.startswith("model at chance: d / m (seed 0, 1) has a test AUC 95% CI [0.410, 0.600] that contains "
-                              "0.5 and has an undefined test AUC for seed 1")
+    assert message.startswith("model at chance: d / m (seed 0, 1) has a test AUC 95% CI that contains 0.5 (seed 0: "
+                              "[0.410, 0.600]) and has an undefined test AUC for seed 1")
     assert "nan" not in message
 
 
@@ -54,7 +55,7 @@ def test_a_model_below_chance_is_marked_too():
     table = models_at_chance(models)
     assert table[["dataset", "model", "seeds"]].values.tolist() == [["d", "m", "0"], ["f", "m", "0"]]  # 0.5 included
     message = at_chance_message(next(table.itertuples(index=False)))
-    assert "CI [0.372, 0.477] that lies below 0.5" in message
+    assert "CI that lies below 0.5 (seed 0: [0.372, 0.477])" in message
     board = pd.DataFrame({"dataset": ["d", "e", "f"], "model": "m", "mean": [1.0, 2.0, 3.0]})
     assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [True, False, True]
 
@@ -79,6 +80,34 @@ def test_a_multilabel_class_at_chance_is_marked_under_a_macro_auc_that_is_not():
         k: v for k, v in metrics.items() if k.startswith("auc_ci")}}])
     (row,) = models_at_chance(models).itertuples(index=False)
     assert row.model == "m (class cavity)" and at_chance_message(row).startswith(
-        f"model at chance: d / m (class cavity) (seed 0) has a test AUC 95% CI [{cis[1][0]:.3f}, {cis[1][1]:.3f}]")
+        f"model at chance: d / m (class cavity) (seed 0) has a test AUC 95% CI that contains 0.5 (seed 0: "
+        f"[{cis[1][0]:.3f}, {cis[1][1]:.3f}])")
     board = pd.DataFrame({"dataset": "d", "model": "m", "class": ["nodule", "cavity"], "mean": [1.0, 2.0]})
     assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [False, True]
+
+
+def test_each_checkpoint_at_chance_shows_its_own_ci_and_its_own_verdict():
+    """A held-out review: seeds 0 and 1 of weak_net had [0.482, 0.645] and [0.458, 0.619]; the warning
+    printed [0.458, 0.645], an interval of no checkpoint, and decided 'contains' on it."""
+    models = pd.DataFrame({"dataset": "d", "model": "m", "seed": [0, 1, 2], "auc": [0.56, 0.54, 0.42],
+                           "auc_ci_low": [0.482, 0.458, 0.35], "auc_ci_high": [0.645, 0.619, 0.49]})
+    (row,) = models_at_chance(models).itertuples(index=False)
+    assert row.cis == (("0", 0.482, 0.645), ("1", 0.458, 0.619), ("2", 0.35, 0.49))
+    message = at_chance_message(row)
+    assert ("has a test AUC 95% CI that contains 0.5 (seed 0: [0.482, 0.645]; seed 1: [0.458, 0.619]) and has a "
+            "test AUC 95% CI that lies below 0.5 (seed 2: [0.350, 0.490])") in message
+    assert "[0.350, 0.645]" not in message and "[0.458, 0.645]" not in message
+
+
+def test_a_checkpoint_predicting_one_class_is_warned_of_but_not_marked():
+    """A held-out review: weak_net predicted class 0 for every sample (accuracy 0.514), AUC CI [0.557,
+    0.660] above chance: nothing said so."""
+    models = pd.DataFrame({"dataset": "d", "model": ["m", "m", "k"], "seed": [0, 1, 0], "accuracy": [0.514, 0.9, 0.5],
+                           "auc": [0.6, 0.9, 0.6], "auc_ci_low": [0.557, 0.8, 0.55], "auc_ci_high": [0.66, 0.95, 0.65],
+                           "predicted_classes": [1, 2, 1]})
+    table = single_class_models(models)
+    assert table.values.tolist() == [["d", "k", "0", "0.500"], ["d", "m", "0", "0.514"]]
+    assert models_at_chance(models).empty  # the marking rule is the AUC CI's, unchanged
+    (message, _) = model_warnings(models)
+    assert message.startswith("model predicts one class: d / k (seed 0, test accuracy 0.500) predicts the same class")
+    assert single_class_models(models.drop(columns="predicted_classes")).empty  # cached before the column: none

@@ -186,3 +186,31 @@ def test_agreement_ranks_on_the_samples_every_explainer_has():
     table = metric_reliability(pd.DataFrame(rows)).set_index("metric")
     assert table.loc["partial", "agreement_tau"] == pytest.approx(1.0)
     assert table.loc["full", "agreement_tau"] == pytest.approx(1.0)
+
+
+def test_the_verdict_counts_samples_not_seed_sample_pairs():
+    """A held-out review: 2 images x 3 seeds counted as 6 ranked samples and passed (no ‡), and the
+    footnote said "18 re-scored samples" of 6 images x 3 seeds. A sample's seeds are averaged first,
+    as in the leaderboard: 2 samples rank, no verdict."""
+    rows = []
+    for seed in range(3):
+        two = {e: v[:2] for e, v in ORIGINAL.items()}
+        rows += [dict(r, seed=seed) for r in _rows("m", "original", two) + _rows("m", "minor", two)
+                 + _rows("m", "disruptive", {e: [0.0, 0.0] for e in two})]
+    row = metric_reliability(pd.DataFrame(rows)).iloc[0]
+    assert row["n_samples"] == 2 and row["n_ranked"] == 2 and not bool(row["passed"])
+    assert row["nr"] == pytest.approx(1.0) and row["ar"] == pytest.approx(1.0)
+    zeros = [dict(r, seed=seed, value=0.0) for seed in range(3) for r in _rows("z", "original", ORIGINAL)]
+    table = metric_reliability(pd.DataFrame(zeros))
+    assert reliability_footnote(table, pd.DataFrame({"metric": ["z"]})).count("on its 6 re-scored samples") == 1
+
+
+def test_seeds_of_a_sample_are_averaged_before_tau():
+    """Under seed 0 e1 < e2 on sample s0, under seed 1 e1 > e2 by less: the sample's means keep e1 < e2,
+    and the minor condition (the same means) keeps the ranking: τ 1, not a mix of per-seed τ."""
+    rows = []
+    for seed, (a, b) in enumerate([(1.0, 3.0), (2.5, 2.0)]):
+        for condition in ("original", "minor"):
+            rows += [dict(r, seed=seed) for r in _rows("m", condition, {"e1": [a] * 6, "e2": [b] * 6})]
+    row = metric_reliability(pd.DataFrame(rows)).iloc[0]
+    assert row["nr_ranking"] == pytest.approx(1.0) and row["n_samples"] == 6

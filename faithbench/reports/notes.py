@@ -1,0 +1,41 @@
+"""The legends and notes that the Markdown, LaTeX and HTML leaderboards share, apart from
+``tables.py`` to keep it small. Pure text; imports nothing of the reports."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "DAGGER", "control_phrase", "control_tested", "significance_note"]
+
+CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5 (or the AUC is "
+               "undefined), so its saliency "
+               "says nothing about the task; marks of significance withheld")
+DAGGER = "†"
+CHANCE_LEVEL_NOTE = ("chance: the metric's chance level (its expected value for a map placed at random, e.g. "
+                     "the mask's share of the image for the pointing game; mean over the samples with a defined "
+                     "value, pooled over the explainers where it depends on the map, as chexlocalize_iou's on "
+                     "the size of each segmentation)")
+_REST = ("bold: best of the column (by the means over the samples every explainer has); "
+         "↑ higher is better, ↓ lower is better; [95% bootstrap CI of the mean]; n: samples with a defined value")
+
+
+def control_phrase(control: str = "random") -> str:
+    """How the notes name the control explainer: "the random control", or "the control sobel"."""
+    return "the random control" if control == "random" else f"the control {control}"
+
+
+def control_tested(board: pd.DataFrame) -> bool:
+    """Whether some row of ``board`` (``leaderboard.csv``) was tested against the control: a
+    ``p_vs_random``. False in a suite without the control explainer (every ``p_vs_random`` empty)."""
+    return "p_vs_random" in board.columns and bool(pd.to_numeric(board["p_vs_random"], errors="coerce").notna().any())
+
+
+def significance_note(control: str = "random", tested: bool = True) -> str:
+    """The leaderboard's legend; ``*`` names ``control``, the explainer the one-sided tests compare with.
+    ``tested`` False (no test against the control was run, :func:`control_tested`): the legend says so
+    and promises no ``*`` (a held-out review: a suite without ``random`` still read "* better than the
+    random control")."""
+    if not tested:
+        return f"no control explainer ({control}) in this suite: no * marks; " + _REST
+    return (f"* better than {control_phrase(control)} (one-sided Wilcoxon signed-rank test, "
+            "Holm-adjusted p < 0.05); " + _REST)

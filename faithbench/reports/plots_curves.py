@@ -1,0 +1,84 @@
+"""Perturbation and sanity curves (``curves_*``, ``sanity_*``), apart from ``plots.py`` to keep each
+module small. Same conventions: PNG and SVG, names through :func:`~faithbench.names.safe_name`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from faithbench.reports.figure import RC, block_labels, save, stem, titled, with_blocks
+import matplotlib.pyplot as plt  # noqa: E402  (after figure.py chose the Agg backend)
+import seaborn as sns  # noqa: E402
+
+__all__ = ["SANITY_PREFIX", "plot_perturbation_curves", "plot_sanity_curves", "seed_means"]
+
+SANITY_PREFIX = "mprt"
+
+
+def _is_sanity(metric: pd.Series) -> pd.Series:
+    return metric.astype(str).str.startswith(SANITY_PREFIX)
+
+
+def seed_means(curves: pd.DataFrame) -> pd.DataFrame:
+    """One curve per (block, metric, explainer, sample_id): each step's ``fraction`` and ``score``
+    averaged over the sample's seeds, as the leaderboard averages a sample's values (the seeds of one
+    image are not independent observations: a held-out review found the bands over (seed, sample)
+    rows, too narrow). Without a ``seed`` column: ``curves`` as they are."""
+    if "seed" not in curves.columns or curves.empty:
+        return curves
+    keys = [c for c in ("dataset", "model", "class", "metric", "explainer", "sample_id", "step") if c in curves]
+    return curves.groupby(keys, sort=True, observed=True, dropna=False)[["fraction", "score"]].mean().reset_index()
+
+
+def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: str, ylabel: str,
+                 higher_is_better: Mapping[str, bool] | None) -> list[Path]:
+    """One figure per block, one panel per metric (its title with ↑/↓ where ``higher_is_better``
+    knows it), the explainers' legend below the panel, out of the data."""
+    written = []
+    curves, blocks = with_blocks(seed_means(curves))
+    directions = dict(higher_is_better or {})
+    for key, frame in curves.groupby(blocks, sort=True):
+        metric_names = sorted(frame["metric"].unique())
+        with plt.rc_context(RC):
+            fig, axes = plt.subplots(1, len(metric_names), figsize=(5 * len(metric_names), 4.6), squeeze=False)
+            for ax, metric in zip(axes[0], metric_names):
+                sub = frame[frame["metric"] == metric]
+                names = sorted(sub["explainer"].unique())
+                sns.lineplot(data=sub, x="fraction", y="score", hue="explainer", errorbar=("ci", 95),
+                             n_boot=200, seed=0, ax=ax, hue_order=names)
+                arrow = {True: " ↑", False: " ↓"}.get(directions.get(str(metric)), "")
+                ax.set_title(f"{metric}{arrow}")
+                ax.set_xlabel(xlabel)
+                ax.set_ylabel(ylabel)
+                ax.set_xlim(0, 1)
+                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(3, len(names)), fontsize=7,
+                          frameon=False)
+            titled(fig, " / ".join(block_labels(key)))
+            written += save(fig, stem(out_dir, prefix, *block_labels(key)))
+    return written
+
+
+def plot_perturbation_curves(curves: pd.DataFrame, out_dir: Path,
+                             higher_is_better: Mapping[str, bool] | None = None) -> list[Path]:
+    """One figure per (dataset, model), and per explained class on multi-label runs: mean score
+    vs fraction perturbed, per explainer, with a 95% bootstrap confidence band over samples (each
+    sample's seeds averaged first, :func:`seed_means`); one panel per perturbation metric, titled
+    with ↑/↓ from ``higher_is_better`` (metric -> bool; none: no arrow). Sanity-check curves (metrics
+    named ``mprt*``) are left to :func:`plot_sanity_curves`."""
+    curves = curves[~_is_sanity(curves["metric"])]
+    return _line_panels(curves, out_dir, "curves", "fraction of features perturbed", "target score",
+                        higher_is_better)
+
+
+def plot_sanity_curves(curves: pd.DataFrame, out_dir: Path,
+                       higher_is_better: Mapping[str, bool] | None = None) -> list[Path]:
+    """Model-parameter randomisation (MPRT; Adebayo et al. 2018): similarity between the
+    saliency of the trained and the progressively randomised model vs the fraction of layers
+    randomised, per explainer, 95% band over samples (seeds averaged first); one figure per (dataset,
+    model), one panel per ``mprt*`` metric (↑/↓ as :func:`plot_perturbation_curves`). Nothing is
+    written when the curves hold no such metric."""
+    curves = curves[_is_sanity(curves["metric"])]
+    return _line_panels(curves, out_dir, "sanity", "blocks randomised, from the output (fraction)",
+                        "similarity to the original saliency", higher_is_better)
