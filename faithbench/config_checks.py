@@ -34,6 +34,7 @@ import itertools
 import os
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -312,7 +313,9 @@ def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
 
             with safe_open(str(path), framework="pt") as f:
                 return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-        state = torch.load(path, map_location="meta", weights_only=True)
+        with warnings.catch_warnings():  # torch warns of a TorchScript archive before refusing it
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="meta", weights_only=True)
     except Exception:  # unreadable or refused: the loader's message says why
         return None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

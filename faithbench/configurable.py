@@ -217,12 +217,17 @@ def package_version(module: str) -> str:
 
 
 def _editable(dist: str) -> bool:
-    """Whether ``dist`` is installed in editable mode (PEP 610 ``direct_url.json``)."""
-    try:
-        text = metadata.distribution(dist).read_text("direct_url.json")
-        return bool(text) and bool(json.loads(text).get("dir_info", {}).get("editable"))
-    except Exception:  # noqa: BLE001 - no such file, unreadable metadata: a regular install
-        return False
+    """Whether ``dist`` is installed in editable mode (PEP 610 ``direct_url.json``), in any of the
+    metadata folders of that name on the path: run from a checkout, setuptools' ``<name>.egg-info``
+    in the working directory comes first and has no ``direct_url.json``."""
+    for found in metadata.distributions(name=dist):
+        try:
+            text = found.read_text("direct_url.json")
+            if text and json.loads(text).get("dir_info", {}).get("editable"):
+                return True
+        except Exception:  # noqa: BLE001 - unreadable metadata: not this one
+            continue
+    return False
 
 
 def _source_digest(module: str, own: str | None = None) -> str:
@@ -237,9 +242,18 @@ def _source_digest(module: str, own: str | None = None) -> str:
         return ""
 
 
-def _imported_modules(module: types.ModuleType) -> list[types.ModuleType | tuple[str, str]]:
+@dataclass(frozen=True)
+class _Unloaded:
+    """A module a source file imports that is not loaded yet: its name and source path."""
+
+    name: str
+    path: str
+
+
+def _imported_modules(module: types.ModuleType) -> list[types.ModuleType | _Unloaded]:
     """The modules ``module``'s source imports, read from its import statements (anywhere: also inside
-    functions), as loaded modules or, where not loaded yet, (name, source path). ``from helpers import
+    functions), as loaded modules or, where not loaded yet, :class:`_Unloaded` (found without importing
+    anything: a dotted name only when its parent package is loaded). ``from helpers import
     FACTOR`` names ``helpers`` (a constant has no ``__module__``, so the globals alone miss it: a
     held-out review edited one and got the old scores) and ``helpers.FACTOR`` (a submodule, if one)."""
     try:
@@ -257,17 +271,19 @@ def _imported_modules(module: types.ModuleType) -> list[types.ModuleType | tuple
             except (ImportError, ValueError):
                 continue
             names += [base, *(f"{base}.{alias.name}" for alias in node.names)]
-    found: list[types.ModuleType | tuple[str, str]] = []
+    found: list[types.ModuleType | _Unloaded] = []
     for name in dict.fromkeys(names):
         if name in sys.modules:
             found.append(sys.modules[name])
             continue
+        if "." in name and name.rpartition(".")[0] not in sys.modules:
+            continue  # find_spec would import the parent package: code the plugin only imports lazily
         try:
             spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError, AttributeError):
+        except Exception:  # noqa: BLE001 - an unresolvable name: nothing to hash
             continue
         if spec is not None and spec.origin and spec.origin.endswith(".py"):
-            found.append((name, spec.origin))
+            found.append(_Unloaded(name, spec.origin))
     return found
 
 
@@ -294,9 +310,9 @@ def local_sources(module: str, own: str | None = None) -> list[str]:
     while todo:
         current = todo.pop()
         for value in [*vars(current).values(), *_imported_modules(current)]:
-            if isinstance(value, tuple):  # a helper not loaded yet: its file
-                if local(*value):
-                    found[value[0]] = value[1]
+            if isinstance(value, _Unloaded):  # a helper not loaded yet: its file
+                if local(value.name, value.path):
+                    found[value.name] = value.path
                 continue
             try:
                 used = value if isinstance(value, types.ModuleType) else sys.modules.get(value.__module__)

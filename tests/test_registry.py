@@ -166,19 +166,20 @@ def _keys_after_edits(module, edits):
 def test_cache_identity_of_a_plugin_follows_imported_constants(tmp_path, monkeypatch):
     """A held-out review: ``from helpers import FACTOR`` (a number has no ``__module__``) left the
     helper out of the key, so editing FACTOR reused the old scores. The import statements are read
-    too, also a helper imported inside a function and not loaded yet."""
+    too, also a helper imported inside a function and not loaded yet. Tuples among the module's
+    globals are values, not helpers (a diff review: they emptied the digest or raised)."""
     import faithbench.configurable as configurable
 
     sources = _local_plugin(tmp_path, monkeypatch, "local_plugin_c", {
         "fb_consts_c": "FACTOR = 1.0\n", "fb_lazy_c": "LEVEL = 1\n",
-        "local_plugin_c": "from fb_consts_c import FACTOR\n"
+        "local_plugin_c": "from fb_consts_c import FACTOR\nPAIR = (int, float)\nNAMES = ('a', 'b', 'c')\n"
                           "def explain(x):\n    from fb_lazy_c import LEVEL\n    return FACTOR * LEVEL * x\n"})
     assert sources == [str(tmp_path / f"{m}.py") for m in ("local_plugin_c", "fb_consts_c", "fb_lazy_c")]
     assert "torch" not in " ".join(configurable.local_sources("faithbench.configurable"))  # distributions are not
 
     keys = _keys_after_edits("local_plugin_c", [(tmp_path / "fb_consts_c.py", "FACTOR = -3.0\n"),
                                                 (tmp_path / "fb_lazy_c.py", "LEVEL = 2\n")])
-    assert len(set(keys)) == 3
+    assert len(set(keys)) == 3 and all(k.startswith("source:") and len(k) == 23 for k in keys)
 
 
 def test_an_editable_plugin_is_keyed_by_its_source(tmp_path, monkeypatch):

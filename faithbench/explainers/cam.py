@@ -120,6 +120,7 @@ class CAMExplainer(Explainer):
     # not reused from the cache; 4: a coarse sequence of stages after the chosen layer is entered (timm's
     # EfficientNet on 64 px: blocks.4, not the stem) and adaptive pools are never chosen (AlexNet's avgpool)
     version = "4"
+    finds_layer = True  # the CAM reads a target layer (FullGrad reads every biased layer instead)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         reason = super().unsupported_reason(model, x)
@@ -129,9 +130,11 @@ class CAMExplainer(Explainer):
             # torchvision's VisionTransformer is tagged vit too (nn.MultiheadAttention): no blocks (a review)
             reason = (f"{self.name} on a ViT needs a timm VisionTransformer (model.blocks, "
                       f"model.patch_embed.grid_size) to reshape its tokens; got {type(model).__name__}")
-        if reason is None and getattr(model, "arch_family", "cnn") != "vit" and not self.target_layer and not x.is_meta:
+        if reason is None and self.finds_layer and getattr(model, "arch_family", "cnn") != "vit" \
+                and not self.target_layer:
             try:  # a network with no channels-first feature map (timm's Swin): a skip with the reason
-                find_target_layer(model, x, self.min_grid)
+                device = next(model.parameters()).device
+                find_target_layer(model, torch.zeros(x[:1].shape, device=device) if x.is_meta else x, self.min_grid)
             except ValueError as exc:
                 reason = f"{self.name}: {exc}"
             except Exception:  # noqa: BLE001 - a forward that fails: the CAM's own call says why
@@ -169,16 +172,21 @@ class CAMExplainer(Explainer):
         shapes: list[torch.Size] = []
         probe = None if grid else layer.register_forward_hook(
             lambda _m, _i, out: shapes.append(out.shape) if not shapes and isinstance(out, Tensor) else None)
+        network_input = [x.shape]  # what the network sees: a resized image where it has an input transform
+        transform = getattr(model, "input_transform", None)
+        seen = transform.register_forward_hook(lambda _m, _i, out: network_input.__setitem__(0, out.shape)) \
+            if probe is not None and isinstance(transform, nn.Module) else None
         cam = self.make_cam(model, layer, reshape)
         with restored_grads(model):
             try:
                 raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
             finally:
                 self.release(model, cam)
-                if probe is not None:
-                    probe.remove()
+                for handle in (probe, seen):
+                    if handle is not None:
+                        handle.remove()
         if shapes:  # a target_layer set by hand: its grid, read off the CAM's own forward pass
-            if not channels_first(shapes[0], x.shape):
+            if not channels_first(shapes[0], network_input[0]):
                 raise ValueError(f"{self.name}: target_layer {self.target_layer!r} outputs {tuple(shapes[0])} for "
                                  f"an input of {tuple(x.shape)}: not (B, C, *grid) (channels last, as Swin's "
                                  "stages?); choose a layer whose output is a channels-first feature map")
@@ -368,6 +376,7 @@ class FullGradExplainer(CAMExplainer):
 
     cam_class = FullGrad
     defaults: ClassVar[dict[str, Any]] = {"target_layer": None, "min_grid": 4}  # non-negative: no ReLU
+    finds_layer = False
     dims = frozenset({2})
     architectures = frozenset({"cnn"})
     paper = "Srinivas & Fleuret 2019, Full-Gradient Representation for Neural Network Visualization"

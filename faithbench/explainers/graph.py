@@ -65,10 +65,6 @@ class LeafTrace:
                 if n > 1 and isinstance(modules.get(name), kinds)]
 
 
-def _input_dependent(node: Any) -> bool:
-    return node is not None and type(node).__name__ != "AccumulateGrad"
-
-
 def trace_leaves(model: nn.Module, x: Tensor) -> LeafTrace | None:
     """Trace one forward pass of ``x[:1]`` (a zero image of that shape on the model's device when ``x``
     is on the meta device, as validate passes). None when the output is not one tensor, the model
@@ -109,6 +105,28 @@ def trace_leaves(model: nn.Module, x: Tensor) -> LeafTrace | None:
             module.__dict__.pop("_faithbench_inputs", None)
     if not isinstance(out, Tensor):
         return None
+    memo: dict[Any, bool] = {}
+
+    def from_input(node: Any) -> bool:
+        """Whether ``node`` depends on the sample (not only on parameters: a learnable scale)."""
+        pending = [node]
+        while pending:
+            current = pending[-1]
+            if current is None or current in memo:
+                pending.pop()
+                continue
+            if type(current).__name__ == "AccumulateGrad":
+                memo[current] = getattr(current, "variable", None) is sample
+                pending.pop()
+                continue
+            nexts = [n for n, _ in current.next_functions if n is not None and n not in memo]
+            if nexts:
+                pending.extend(nexts)
+                continue
+            memo[current] = any(memo.get(n, False) for n, _ in current.next_functions if n is not None)
+            pending.pop()
+        return node is not None and memo[node]
+
     seen, stack = set(), [out.grad_fn]
     while stack:
         node = stack.pop()
@@ -119,10 +137,10 @@ def trace_leaves(model: nn.Module, x: Tensor) -> LeafTrace | None:
             stack.extend(outputs[node])
             continue
         name = op_name(node)
-        if name == "AccumulateGrad":
-            continue
+        if name == "AccumulateGrad" or not from_input(node):
+            continue  # a parameter, or what is computed from parameters alone (a learnable temperature's exp)
         nexts = [n for n, _ in node.next_functions]
-        if name in ("Mul", "Div") and sum(_input_dependent(n) for n in nexts) > 1:
+        if name in ("Mul", "Div") and sum(from_input(n) for n in nexts) > 1:
             name += " (gate)"
         trace.functional[name] += 1
         stack.extend(nexts)

@@ -48,6 +48,8 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     order: dict[str, int] = {}  # when each module last returned: siblings in the order they run
     calls = itertools.count()
     hooks = []
+    transform = getattr(model, "input_transform", None)  # resizes the input: its output is no feature map
+    network_input = [x.shape]  # what the network sees: the transform's output where there is one
     for name, module in model.named_modules():
         if not name or isinstance(module, _ADAPTIVE_POOLS):
             continue
@@ -55,8 +57,10 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
         def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
             order[name] = next(calls)  # a module called twice (one ReLU after every conv): its last call,
             outputs.pop(name, None)  # whose output a CAM hook on it would keep
-            if isinstance(out, Tensor) and out.ndim == x.ndim:
-                if channels_first(out.shape, x.shape):
+            if _m is transform and isinstance(out, Tensor):
+                network_input[0] = out.shape  # a 96 x 64 image resized to 224 x 224: grids are square
+            elif isinstance(out, Tensor) and out.ndim == x.ndim:
+                if channels_first(out.shape, network_input[0]):
                     outputs[name] = tuple(out.shape[2:])
                 else:
                     channels_last.append((order[name], name, tuple(out.shape)))
@@ -67,7 +71,6 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     finally:
         for h in hooks:
             h.remove()
-    transform = getattr(model, "input_transform", None)  # resizes the input: its output is no feature map
 
     def children(module: nn.Module, prefix: str) -> list[str]:
         names = [prefix + n for n, child in module.named_children() if child is not transform and prefix + n in order]

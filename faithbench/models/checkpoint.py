@@ -318,8 +318,10 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
     if state is not None and meta is not None:
         model.load_state_dict(state)
         model.eval()
-        return Checkpoint(model, key, spec, seed, _with_predicted_classes(meta["metrics"], model, test), origin="cache",
-                          info=meta["info"])
+        metrics = _with_predicted_classes(meta["metrics"], model, test)
+        if metrics is not meta["metrics"]:  # written back: the pass is paid once (a diff review)
+            cache.put_json("checkpoints", key, {**meta, "metrics": metrics})
+        return Checkpoint(model, key, spec, seed, metrics, origin="cache", info=meta["info"])
 
     resolved = resolve_dependencies(model, splits, seed, cache)  # e.g. a frozen backbone first
     x_train, y_train = train.tensors()

@@ -45,7 +45,8 @@ def format_fixed(value: float, decimals: int = 3) -> str:
     """``decimals`` fixed decimals (a column of the leaderboard, :func:`column_decimals`); "–" for NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{float(value):.{decimals}f}"
+    text = f"{float(value):.{decimals}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # -1e-17 is 0.000, not -0.000
 
 
 def column_decimals(means: list[float], best: list[float], runner_up: float, decimals: int = 3,
@@ -57,7 +58,8 @@ def column_decimals(means: list[float], best: list[float], runner_up: float, dec
     apart from ``runner_up`` (the mean of the best cell not ranked 1; NaN: none) where the two differ (a
     held-out review: five cells read 0.525, one of them bold). Example: means [0.01049, 0.0102], the first
     bold -> 4 (0.0105, 0.0102; with 3 both read 0.010)."""
-    small = [abs(float(m)) for m in means if m is not None and math.isfinite(m) and 0 < abs(m) < 10 ** -decimals]
+    small = [abs(float(m)) for m in means  # float noise (below 10^-most) asks for no more decimals
+             if m is not None and math.isfinite(m) and 10 ** -most <= abs(m) < 10 ** -decimals]
     need = max([1 - math.floor(math.log10(m)) for m in small], default=decimals)
     out = min(most, max(decimals, need))
     while out < most and any(b != runner_up and format_fixed(b, out) == format_fixed(runner_up, out)

@@ -170,3 +170,53 @@ def test_cam_on_a_vit_without_timm_blocks_is_a_skip() -> None:
     model.arch_family = "vit"  # torchvision's VisionTransformer is tagged so (nn.MultiheadAttention)
     reason = explainers.get("gradcam")().unsupported_reason(model, X)
     assert reason is not None and "needs a timm VisionTransformer" in reason
+
+
+def test_operations_on_parameters_alone_are_no_gate():
+    """A diff review: a learnable per-channel scale (x * gamma) and a learnable temperature
+    (logits * s.exp()) were refused as gates; DeepLIFT is exact on both (summation-to-delta)."""
+
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.relu = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU()
+            self.gamma, self.s = nn.Parameter(torch.rand(4) + 0.5), nn.Parameter(torch.tensor(0.3))
+            self.pool, self.flatten, self.head = nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+            self.arch_family = "cnn"
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.relu(self.conv(x)) * self.gamma.view(1, -1, 1, 1)
+            return self.head(self.flatten(self.pool(h))) * self.s.exp()
+
+    torch.manual_seed(0)
+    model = Scaled().eval()
+    trace = trace_leaves(model, X)
+    assert trace is not None and trace.nonlinear() == []
+    assert explainers.get("deeplift")().unsupported_reason(model, X) is None
+    attr = explainers.get("deeplift")().explain(model, X[:1], torch.tensor([1]))
+    change = (model(X[:1]) - model(torch.zeros_like(X[:1])))[0, 1]
+    assert torch.isclose(attr.sum(), change, rtol=1e-4, atol=1e-6)
+    gated = _cnn("module")
+    gated.forward = lambda x: gated.head(gated.flatten(gated.pool(gated.relu1(gated.conv1(x)) * torch.sigmoid(
+        gated.conv2(gated.relu1(gated.conv1(x)))))))
+    reason = explainers.get("deeplift")().unsupported_reason(gated, X)
+    assert reason is not None and "Mul (gate)" in reason
+
+
+def test_feature_maps_are_read_against_the_resized_input():
+    """A diff review: a 24 x 16 image resized to 32 x 32 by the model's input transform gave square
+    feature maps that read as channels last against the image, and every CAM was refused."""
+
+    class Resize(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+
+    model = _cnn("module")
+    model.add_module("input_transform", Resize())
+    model.register_forward_pre_hook(lambda m, args: (m.input_transform(args[0]), *args[1:]))
+    x = torch.rand(2, 1, 24, 16)
+    assert find_target_layer(model, x) == ("relu2", (32, 32))
+    for name in ("gradcam", "fullgrad"):
+        assert explainers.get(name)().unsupported_reason(model, x) is None
+    cam = explainers.get("gradcam")(target_layer="conv2")
+    assert cam(model, x, torch.tensor([0, 1])).shape == (2, 24, 16) and cam.last_info["grid"] == [32, 32]

@@ -241,3 +241,4 @@ def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
     cache.put_json("checkpoints", first.key, {**meta, "metrics": old})  # cached before the column
     again = load_checkpoint(spec, train, val, test, seed=0, cache=cache)
     assert again.origin == "cache" and again.metrics["predicted_classes"] == first.metrics["predicted_classes"]
+    assert cache.get_json("checkpoints", first.key)["metrics"] == again.metrics  # written back: computed once
