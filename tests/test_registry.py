@@ -310,3 +310,22 @@ def test_a_duplicate_plugin_name_is_not_blamed_on_a_suite_entry(tmp_path, monkey
     err = capsys.readouterr().err.strip()
     assert f"{suite}: plugins: duplicate explainer name 'gradcam': already registered by builtin, now again by " \
            "entry-point:my-plugin" in err and "explainers[0]" not in err
+
+
+def test_every_builtin_has_a_package_identity():
+    """A diff review: a tuple among a module's globals (lrp.py's CONV_LAYERS) broke the source digest
+    of the checkout's own explainers, and every lrp cell failed in an editable install. Every built-in
+    explainer and metric keys by faithbench's version (and, editable, a digest of its sources)."""
+    from importlib import metadata
+
+    from faithbench.configurable import _editable, package_version
+    from faithbench.registry import explainers, metrics
+
+    version = f"faithbench=={metadata.version('faithbench')}"
+    for registry in (explainers, metrics):
+        for name in registry.names():
+            if registry.origin(name) != "builtin":
+                continue
+            package = package_version(registry.get(name).__module__)
+            assert package == version or (_editable("faithbench") and package.startswith(version + "+source:")
+                                          and len(package) == len(version) + 24), (name, package)
