@@ -13,6 +13,7 @@ not expand the suite beyond a small budget.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -353,6 +354,10 @@ def _check_control(suite: Suite, source: str) -> None:
     if "control" in suite.model_fields_set and suite.control not in labels:
         raise SuiteError(f"{source}: control: {suite.control!r} is not an explainer of the suite; "
                          f"expected one of {', '.join(labels)}")
+    if suite.control not in labels and len(labels) > 1:  # a review: a reader cannot tell "not tested"
+        warnings.warn(f"{source}: explainers: no {suite.control!r} control, so the leaderboard tests no explainer "
+                      f"against one (no * marks, beats_random empty); add it, or set control:", SuiteWarning,
+                      stacklevel=3)
 
 
 def load_suite(suite: str | Path | dict[str, Any]) -> Suite:

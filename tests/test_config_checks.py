@@ -203,3 +203,17 @@ def test_seeds_over_a_model_not_trained_here_warn(tmp_path):
         warnings.simplefilter("error", SuiteWarning)
         _load(tmp_path, BASE.replace("name: t\n", "name: t\nseeds: [0, 1]\n"))  # trained per seed: silent
         _load(tmp_path, _with_weights(_weights(tmp_path, width=8)))  # one seed: silent
+
+
+def test_a_suite_without_its_control_is_warned_of(tmp_path):
+    """A held-out review: with no random control the tables could not tell 'not tested' from 'not
+    better', and validate said nothing."""
+    import warnings
+
+    with pytest.warns(SuiteWarning, match=r"explainers: no 'random' control, so the leaderboard tests no explainer"):
+        _load(tmp_path, BASE.replace("[gradcam, random]", "[gradcam, saliency]"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SuiteWarning)
+        _load(tmp_path, BASE)  # with its control: silent
+        _load(tmp_path, BASE.replace("[gradcam, random]", "[gradcam]"))  # one explainer: nothing to rank
+        _load(tmp_path, BASE.replace("[gradcam, random]", "[gradcam, saliency]") + "control: saliency\n")
