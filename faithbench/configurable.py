@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import importlib.machinery
 import importlib.util
 import inspect
 import json
@@ -253,7 +254,7 @@ class _Unloaded:
 def _imported_modules(module: types.ModuleType) -> list[types.ModuleType | _Unloaded]:
     """The modules ``module``'s source imports, read from its import statements (anywhere: also inside
     functions), as loaded modules or, where not loaded yet, :class:`_Unloaded` (found without importing
-    anything: a dotted name only when its parent package is loaded). ``from helpers import
+    anything, :func:`_unloaded`). ``from helpers import
     FACTOR`` names ``helpers`` (a constant has no ``__module__``, so the globals alone miss it: a
     held-out review edited one and got the old scores) and ``helpers.FACTOR`` (a submodule, if one)."""
     try:
@@ -275,16 +276,31 @@ def _imported_modules(module: types.ModuleType) -> list[types.ModuleType | _Unlo
     for name in dict.fromkeys(names):
         if name in sys.modules:
             found.append(sys.modules[name])
-            continue
-        if "." in name and name.rpartition(".")[0] not in sys.modules:
-            continue  # find_spec would import the parent package: code the plugin only imports lazily
-        try:
-            spec = importlib.util.find_spec(name)
-        except Exception:  # noqa: BLE001 - an unresolvable name: nothing to hash
-            continue
-        if spec is not None and spec.origin and spec.origin.endswith(".py"):
-            found.append(_Unloaded(name, spec.origin))
+        else:
+            found += _unloaded(name)
     return found
+
+
+def _unloaded(name: str) -> list[_Unloaded]:
+    """The source files of module ``name`` and of its packages, found without importing any of them
+    (``importlib.util.find_spec`` of a dotted name imports its parent package: code the plugin
+    imports only lazily); a package already loaded is read off ``sys.modules``."""
+    parts, out = name.split("."), []
+    try:
+        loaded = sys.modules.get(parts[0])
+        spec = loaded.__spec__ if loaded is not None else importlib.util.find_spec(parts[0])
+        for k in range(1, len(parts) + 1):
+            if spec is None:
+                return out
+            if spec.origin and spec.origin.endswith(".py") and ".".join(parts[:k]) not in sys.modules:
+                out.append(_Unloaded(".".join(parts[:k]), spec.origin))
+            if k < len(parts):
+                inner = sys.modules.get(".".join(parts[:k + 1]))
+                spec = inner.__spec__ if inner is not None else importlib.machinery.PathFinder.find_spec(
+                    ".".join(parts[:k + 1]), list(spec.submodule_search_locations or []))
+    except Exception:  # noqa: BLE001 - an unresolvable name: nothing more to hash
+        pass
+    return out
 
 
 def local_sources(module: str, own: str | None = None) -> list[str]:

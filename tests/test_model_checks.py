@@ -154,7 +154,7 @@ def test_explainers_that_support_no_model_are_refused(nets, capsys):
         "explainers: none supports any model of the suite, so the run would compute nothing (see the warnings "
         "above); add an explainer for these models or a model these explainers support")
     # with one explainer that runs, the cell skipped is a warning only
-    rc, err = _validate(nets, capsys, "phantom_cxr", "small_cnn", "attention, saliency")
+    rc, err = _validate(nets, capsys, "phantom_cxr", "small_cnn", "attention, saliency, random")
     assert rc == 0 and err.count("faithbench: warning: ") == 1 and "'attention' does not support" in err
     # a network of your own: its modules, not its name, tell (deeplift has no rule for GELU)
     (nets / "review_nets.py").write_text((nets / "review_nets.py").read_text() + textwrap.dedent("""

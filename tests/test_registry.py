@@ -141,6 +141,7 @@ def _local_plugin(tmp_path, monkeypatch, module, files):
     import faithbench.configurable as configurable
 
     for name, text in files.items():
+        (tmp_path / f"{name}.py").parent.mkdir(exist_ok=True)
         (tmp_path / f"{name}.py").write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.import_module(module)
@@ -173,13 +174,18 @@ def test_cache_identity_of_a_plugin_follows_imported_constants(tmp_path, monkeyp
     sources = _local_plugin(tmp_path, monkeypatch, "local_plugin_c", {
         "fb_consts_c": "FACTOR = 1.0\n", "fb_lazy_c": "LEVEL = 1\n",
         "local_plugin_c": "from fb_consts_c import FACTOR\nPAIR = (int, float)\nNAMES = ('a', 'b', 'c')\n"
-                          "def explain(x):\n    from fb_lazy_c import LEVEL\n    return FACTOR * LEVEL * x\n"})
-    assert sources == [str(tmp_path / f"{m}.py") for m in ("local_plugin_c", "fb_consts_c", "fb_lazy_c")]
+                          "def explain(x):\n    from fb_lazy_c import LEVEL\n    from fb_pkg_c.deep import DEPTH\n"
+                          "    return FACTOR * LEVEL * DEPTH * x\n",
+        "fb_pkg_c/__init__": "raise RuntimeError('imported only to key the plugin')\n", "fb_pkg_c/deep": "DEPTH = 1\n"})
+    assert sources == [str(tmp_path / f"{m}.py") for m in ("local_plugin_c", "fb_consts_c", "fb_lazy_c",
+                                                           "fb_pkg_c/__init__", "fb_pkg_c/deep")]
+    assert "fb_pkg_c" not in sys.modules  # a lazily imported package is found, not run
     assert "torch" not in " ".join(configurable.local_sources("faithbench.configurable"))  # distributions are not
 
     keys = _keys_after_edits("local_plugin_c", [(tmp_path / "fb_consts_c.py", "FACTOR = -3.0\n"),
-                                                (tmp_path / "fb_lazy_c.py", "LEVEL = 2\n")])
-    assert len(set(keys)) == 3 and all(k.startswith("source:") and len(k) == 23 for k in keys)
+                                                (tmp_path / "fb_lazy_c.py", "LEVEL = 2\n"),
+                                                (tmp_path / "fb_pkg_c" / "deep.py", "DEPTH = 2\n")])
+    assert len(set(keys)) == 4 and all(k.startswith("source:") and len(k) == 23 for k in keys)
 
 
 def test_an_editable_plugin_is_keyed_by_its_source(tmp_path, monkeypatch):

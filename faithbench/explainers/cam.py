@@ -133,8 +133,10 @@ class CAMExplainer(Explainer):
         if reason is None and self.finds_layer and getattr(model, "arch_family", "cnn") != "vit" \
                 and not self.target_layer:
             try:  # a network with no channels-first feature map (timm's Swin): a skip with the reason
-                device = next(model.parameters()).device
-                find_target_layer(model, torch.zeros(x[:1].shape, device=device) if x.is_meta else x, self.min_grid)
+                if x.is_meta:  # validate's placeholder: a zero image where and as the model computes
+                    param = next(model.parameters())
+                    x = torch.zeros(x[:1].shape, device=param.device, dtype=param.dtype)
+                find_target_layer(model, x, self.min_grid)
             except ValueError as exc:
                 reason = f"{self.name}: {exc}"
             except Exception:  # noqa: BLE001 - a forward that fails: the CAM's own call says why

@@ -51,7 +51,7 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     transform = getattr(model, "input_transform", None)  # resizes the input: its output is no feature map
     network_input = [x.shape]  # what the network sees: the transform's output where there is one
     for name, module in model.named_modules():
-        if not name or isinstance(module, _ADAPTIVE_POOLS):
+        if not name or (isinstance(module, _ADAPTIVE_POOLS) and module is not transform):
             continue
 
         def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:

@@ -320,7 +320,10 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
         model.eval()
         metrics = _with_predicted_classes(meta["metrics"], model, test)
         if metrics is not meta["metrics"]:  # written back: the pass is paid once (a diff review)
-            cache.put_json("checkpoints", key, {**meta, "metrics": metrics})
+            try:
+                cache.put_json("checkpoints", key, {**meta, "metrics": metrics})
+            except OSError:  # another user's cache entry (a shared cache): computed again next time
+                pass
         return Checkpoint(model, key, spec, seed, metrics, origin="cache", info=meta["info"])
 
     resolved = resolve_dependencies(model, splits, seed, cache)  # e.g. a frozen backbone first

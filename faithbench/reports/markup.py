@@ -62,7 +62,8 @@ def column_decimals(means: list[float], best: list[float], runner_up: float, dec
              if m is not None and math.isfinite(m) and 10 ** -most <= abs(m) < 10 ** -decimals]
     need = max([1 - math.floor(math.log10(m)) for m in small], default=decimals)
     out = min(most, max(decimals, need))
-    while out < most and any(b != runner_up and format_fixed(b, out) == format_fixed(runner_up, out)
+    while out < most and any(abs(b - runner_up) >= 10 ** -most  # a smaller difference is float noise
+                             and format_fixed(b, out) == format_fixed(runner_up, out)
                              for b in best if math.isfinite(b) and math.isfinite(runner_up)):
         out += 1
     return out

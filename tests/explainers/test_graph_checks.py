@@ -220,3 +220,5 @@ def test_feature_maps_are_read_against_the_resized_input():
         assert explainers.get(name)().unsupported_reason(model, x) is None
     cam = explainers.get("gradcam")(target_layer="conv2")
     assert cam(model, x, torch.tensor([0, 1])).shape == (2, 24, 16) and cam.last_info["grid"] == [32, 32]
+    model.input_transform = nn.AdaptiveAvgPool2d((32, 32))  # an adaptive pool as the transform (a review)
+    assert find_target_layer(model, x) == ("relu2", (32, 32))

@@ -40,11 +40,13 @@ def test_column_decimals_tell_the_bold_cell_apart_and_stay_one_format():
 
     assert column_decimals([0.01049, 0.0102, 0.5], [0.01049], 0.0102) == 4  # 0.0105, 0.0102
     assert column_decimals([0.525049, 0.525041], [0.525041], 0.525049) == 5  # 0.52504 vs 0.52505
-    assert column_decimals([0.5250001, 0.525], [0.5250001], 0.525) == 6  # the cap: still equal in print
+    assert column_decimals([0.525002, 0.525], [0.525002], 0.525) == 6  # 0.525002 vs 0.525000
+    assert column_decimals([0.5250001, 0.525], [0.5250001], 0.525) == 3  # below what the cap shows: not pursued
     assert column_decimals([0.9, 0.5], [0.9], 0.5) == 3  # enough already: the default
     assert column_decimals([0.9, 0.9], [0.9, 0.9], float("nan")) == 3  # tied bold cells, no runner-up
     assert column_decimals([0.000551, 0.011], [0.011], 0.000551) == 5
     assert [format_fixed(v, 5) for v in (0.000551, 0.011)] == ["0.00055", "0.01100"]
     # float noise around 0 (a diff review: 0.000000 and -0.000000 in one column)
     assert column_decimals([1e-17, -2e-17, 0.4], [0.4], 1e-17) == 3
+    assert column_decimals([2e-17, 1e-17, -3e-17], [2e-17], 1e-17) == 3  # the bold cell itself is noise
     assert [format_fixed(v, 3) for v in (-2e-17, -0.0004, -0.0006)] == ["0.000", "0.000", "-0.001"]
