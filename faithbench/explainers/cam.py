@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
-from faithbench.explainers.layers import channels_first, find_target_layer, resolve_module
+from faithbench.explainers.layers import channels_first, find_target_layer, layer_reason, resolve_module
 from faithbench.registry import explainers
 
 
@@ -131,16 +131,8 @@ class CAMExplainer(Explainer):
             reason = (f"{self.name} on a ViT needs a timm VisionTransformer (model.blocks, "
                       f"model.patch_embed.grid_size) to reshape its tokens; got {type(model).__name__}")
         if reason is None and self.finds_layer and getattr(model, "arch_family", "cnn") != "vit" \
-                and not self.target_layer:
-            try:  # a network with no channels-first feature map (timm's Swin): a skip with the reason
-                if x.is_meta:  # validate's placeholder: a zero image where and as the model computes
-                    param = next(model.parameters())
-                    x = torch.zeros(x[:1].shape, device=param.device, dtype=param.dtype)
-                find_target_layer(model, x, self.min_grid)
-            except ValueError as exc:
-                reason = f"{self.name}: {exc}"
-            except Exception:  # noqa: BLE001 - a forward that fails: the CAM's own call says why
-                pass
+                and not self.target_layer and (missing := layer_reason(model, x, self.min_grid)):
+            reason = f"{self.name}: {missing}"  # no channels-first feature map (timm's Swin): a skip
         return reason
 
     def layer_for(self, model: nn.Module, x: Tensor) -> tuple[nn.Module, Callable | None]:

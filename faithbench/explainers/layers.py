@@ -117,6 +117,22 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     return found
 
 
+def layer_reason(model: nn.Module, x: Tensor, min_grid: int = 4) -> str | None:
+    """Why :func:`find_target_layer` finds no layer in ``model`` for ``x`` (its ValueError), or None;
+    on validate's meta placeholder it runs a zero image where and as the model computes. A forward
+    that fails for another reason is None: the explainer's own call says why."""
+    try:
+        if x.is_meta:
+            param = next(model.parameters())
+            x = torch.zeros(x[:1].shape, device=param.device, dtype=param.dtype)
+        find_target_layer(model, x, min_grid)
+    except ValueError as exc:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+    return None
+
+
 def channels_first(shape: tuple[int, ...] | torch.Size, input_shape: tuple[int, ...] | torch.Size) -> bool:
     """Whether an output of ``shape`` reads as ``(B, C, *grid)`` for an input of ``input_shape``: its
     last two axes keep the proportions of the input's height and width, one factor f (a stride, or an
