@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from faithbench.explainers.base import Explainer
-from faithbench.explainers.graph import trace_leaves
+from faithbench.explainers.graph import added_attributes_removed, leaf_modules, trace_leaves
 from faithbench.explainers.layers import find_target_layer, resolve_module
 from faithbench.registry import explainers
 
@@ -206,17 +206,11 @@ class DeepLiftExplainer(Explainer):
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         deeplift = DeepLift(model)
-        leaves = [m for m in model.modules() if not list(m.children())]
-        held = {m: {k for k in ("input", "output") if k in m.__dict__} for m in leaves}
-        try:
+        # captum leaves each module's input and output behind when it fails (a held-out review)
+        with added_attributes_removed(leaf_modules(model), ("input", "output")):
             rows = [deeplift.attribute(x[i:i + 1], baselines=torch.full_like(x[i:i + 1], float(self.baseline)),
                                        target=target[i:i + 1])
                     for i in range(x.shape[0])]  # one sample at a time: captum #1276 mixes the batch
-        finally:  # captum leaves each module's input and output behind when it fails (a held-out review)
-            for m, kept in held.items():
-                for k in ("input", "output"):
-                    if k not in kept:
-                        m.__dict__.pop(k, None)
         return torch.cat(rows).sum(dim=1)
 
 

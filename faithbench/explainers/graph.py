@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,25 @@ NONLINEAR_OPS = frozenset({
     "Rsqrt", "Clamp", "ClampMin", "ClampMax", "Maximum", "Minimum", "Max", "Min", "Amax", "Amin", "Sort",
     "Topk", "MaxPool2DWithIndices", "MaxPool3DWithIndices", "AdaptiveMaxPool2D", "AdaptiveMaxPool3D",
     "NativeLayerNorm", "NativeGroupNorm", "Reciprocal"})
+
+
+def leaf_modules(model: nn.Module) -> list[nn.Module]:
+    """The leaves of ``model`` (modules without children): where captum's LRP and DeepLIFT put rules."""
+    return [m for m in model.modules() if not list(m.children())]
+
+
+@contextmanager
+def added_attributes_removed(modules: list[nn.Module], names: tuple[str, ...]) -> Iterator[None]:
+    """On exit, delete the attributes ``names`` that ``modules`` did not hold on entry: captum leaves
+    ``activations`` (LRP) and ``input``/``output`` (DeepLIFT, when it fails) behind on the model."""
+    held = {m: {k for k in names if k in m.__dict__} for m in modules}
+    try:
+        yield
+    finally:
+        for m, kept in held.items():
+            for k in names:
+                if k not in kept:
+                    m.__dict__.pop(k, None)
 
 
 def op_name(node: Any) -> str:
@@ -90,9 +111,8 @@ def trace_leaves(model: nn.Module, x: Tensor) -> LeafTrace | None:
             if isinstance(t, Tensor) and t.grad_fn is not None and t.grad_fn not in given:
                 outputs[t.grad_fn] = given  # an Identity returns its input: no step over it
 
-    for module in model.modules():
-        if not list(module.children()):
-            hooks += [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(hook)]
+    for module in leaf_modules(model):
+        hooks += [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(hook)]
     try:
         with torch.enable_grad():
             out = model(sample)

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import POSITIVE, Bound
 from faithbench.explainers.base import Explainer
-from faithbench.explainers.graph import VIEW_OPS, trace_leaves
+from faithbench.explainers.graph import VIEW_OPS, added_attributes_removed, leaf_modules, trace_leaves
 from faithbench.explainers.lrp_rules import PassRule, ZPlusRule
 from faithbench.registry import explainers
 
@@ -54,11 +54,6 @@ RESIDUAL_BLOCKS: tuple[str, ...] = ("BasicBlock", "Bottleneck")  # timm / torchv
 # between layers, operations LRP passes exactly: reshapes and copies (a copy's relevance is summed back),
 # and ReLU (captum passes relevance through its module unchanged, so a functional one changes nothing)
 LRP_FUNCTIONAL_OPS = VIEW_OPS | {"Relu", "Threshold"}
-
-
-def leaf_modules(model: nn.Module) -> list[nn.Module]:
-    """The leaves captum's LRP visits (modules without children)."""
-    return [m for m in model.modules() if not list(m.children())]
 
 
 def lrp_unsupported_layers(model: nn.Module) -> list[str]:
@@ -129,17 +124,15 @@ class LRPExplainer(Explainer):
         if bad:
             raise ValueError(f"{self.name}: unsupported layers {', '.join(bad)}")
         leaves = leaf_modules(model)
-        had_activations = {id(m) for m in leaves if "activations" in m.__dict__}
         for m in leaves:
             if type(m) in RULE_LAYERS:
                 m.rule = self.rule_for(m, self.epsilon)
         try:
-            attr = LRP(model).attribute(x, target=target)
+            with added_attributes_removed(leaves, ("activations",)):
+                attr = LRP(model).attribute(x, target=target)
         finally:
             for m in leaves:
                 m.__dict__.pop("rule", None)  # captum removes them too, except when it fails early
-                if id(m) not in had_activations:
-                    m.__dict__.pop("activations", None)
         return attr.sum(dim=1)
 
 
