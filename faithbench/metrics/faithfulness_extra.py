@@ -217,16 +217,21 @@ class IROF(ExtraFaithfulness):
     order of mean saliency; value = 1 - AUC of f(x^(k)) / f(x) over the fraction of segments
     removed. Higher is better. Defaults: ``patch: 8`` (a regular grid instead of Quantus' SLIC
     superpixels, for 2D and 3D alike), ``mean`` baseline (each sample's per-channel mean of x),
-    softmax probability.
+    softmax probability. ``score`` is ``prob`` only (sigmoid on a multi-label model), as Rieger &
+    Hansen and Quantus: the ratio needs f(x) > 0, and a negative logit would reverse the ranking
+    (a held-out review: the exact map of a linear model scored below its reverse with every logit
+    shifted by -6), ``correct`` is 0/0 for a mispredicted target.
 
     Quantus 0.6.0's ``IROF`` with our grid and a fixed baseline agrees to 1e-4 on the curve; its
-    value is L - Σ_trapezoid over steps 1..L (ours is normalised to [0, 1]). Its ``mean`` baseline is
-    the mean of the whole, already perturbed, batch recomputed at every step (it mixes samples), so
-    ``baseline: mean`` does not match it. Quantus 0.6.0's IROF also fails on images with more than
+    value is L - Σ_trapezoid over steps 1..L (ours takes the trapezoid over the fraction of segments
+    in [0, 1]; the value is not bounded below: a score that rises as segments go gives values < 0).
+    Its ``mean`` baseline is the mean of the whole, already perturbed, batch recomputed at every step
+    (it mixes samples), so ``baseline: mean`` does not match it. Quantus 0.6.0's IROF also fails on images with more than
     one channel (a 1-channel segment mask for a C-channel array: AssertionError)."""
 
     info = _info("irof", True, "Rieger & Hansen 2020, IROF: a low resource evaluation metric for explanation methods")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "baseline": "mean"}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {**ExtraFaithfulness.choices, "score": ("prob",)}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         value, curve = fr.irof(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),

@@ -110,6 +110,17 @@ def test_irof_and_selectivity_hand_computed():
     assert value.item() == pytest.approx(1 - 0.25 * (0.8 + 0.45 + 0.2 + 0.05))
 
 
+def test_irof_takes_the_probability_only():
+    # f(x^(k)) / f(x) needs f(x) > 0: a negative logit reversed the ranking (a held-out review)
+    from faithbench.configurable import ParameterError
+    from faithbench.registry import metrics as registry
+
+    for score in ("logit", "correct"):
+        with pytest.raises(ParameterError, match="'score' expects one of prob"):
+            registry.get("irof")(score=score)
+    assert registry.get("irof")().score == "prob"
+
+
 def test_irof_ranks_patches_by_mean_not_sum():
     # 3 x 3 with patch 2: the corner patch (1 pixel) has the largest mean, the 2 x 2 patch the largest sum
     sal = torch.tensor([[[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.5]]])
