@@ -82,8 +82,10 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
     box's median is the leaderboard's (a held-out review found the seeds' maps drawn apart); a
     dashed line marks the chance level where the metric has one. A metric whose values are all 0
     or 1 (the pointing game's hits) is drawn as the proportion of 1s per explainer, a bar with its 95% Wilson interval
-    (:func:`faithbench.stats.proportions.wilson_ci`) and ``k/n``; n counts maps, so with several seeds a sample
-    counts once per seed and the interval treats its maps as independent (the leaderboard's CI does not)."""
+    (:func:`faithbench.stats.proportions.wilson_ci`) and ``k/n``; n counts the maps of the samples the
+    leaderboard has (a review found the bar of an explainer with n = 0 there, a failed cell under one seed),
+    so with several seeds a sample counts once per seed and the interval treats its maps as independent
+    (the leaderboard's CI does not)."""
     written = []
     results, blocks = _with_blocks(results)
     for key, frame in results.groupby(blocks, sort=True):
@@ -103,11 +105,15 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
                 if sub.empty:
                     ax.set_visible(False)
                     continue
+                samples = per_sample(rows, ["explainer", "sample_id"], units=units).dropna(subset=["value"])
                 if sub["value"].isin([0.0, 1.0]).all():  # hit or miss (pointing game): a proportion
-                    _proportion_bars(ax, sub, order)
+                    maps = sub.merge(samples[["explainer", "sample_id"]])
+                    if maps.empty:
+                        ax.set_visible(False)
+                    else:
+                        _proportion_bars(ax, maps, order)
                     continue
-                sub = per_sample(rows, ["explainer", "sample_id"], units=units).dropna(subset=["value"]).assign(
-                    metric=metric, higher_is_better=rows["higher_is_better"].iloc[0])
+                sub = samples.assign(metric=metric, higher_is_better=rows["higher_is_better"].iloc[0])
                 sns.boxplot(data=sub, x="value", y="explainer", order=order, ax=ax, showfliers=False,
                             color="#c6dbef", width=0.6)
                 # Own jitter (seaborn's uses the global RNG): the same tables give the same plot.

@@ -99,11 +99,12 @@ class LeaderboardTable:
         return max(ns) if ns else None
 
     def n_header(self, metric: str) -> str:
-        """``n = 32``, or ``n ≤ 32`` when some explainer has fewer defined values; empty without n."""
+        """``n = 32``, or ``n ≤ 32`` when some explainer has fewer defined values (or none: "–");
+        empty without n."""
         top = self.n_max(metric)
         if top is None:
             return ""
-        short = any(c is not None and c.n is not None and c.n < top for c in self.cells_of(metric))
+        short = any(c is None or (c.n is not None and c.n < top) for c in self.cells_of(metric))
         return f"n {'≤' if short else '='} {top}"
 
     def n_note(self, explainer: str, metric: str) -> str:
@@ -212,7 +213,9 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
         for metric in metrics:
             sub = frame[frame["metric"] == metric]
             ranks = pd.to_numeric(sub["rank"]).to_numpy(dtype=float)
-            best = np.nanmin(ranks) if not np.isnan(ranks).all() else np.nan
+            # no bold where one explainer alone has a value (a review: a control, bold among "–")
+            compared = len(explainers) < 2 or int(np.sum(~np.isnan(ranks))) >= 2
+            best = np.nanmin(ranks) if compared and not np.isnan(ranks).all() else np.nan
             decimals[metric] = _decimals(sub, ranks, best)
             for row, rank in zip(sub.itertuples(index=False), ranks):
                 mean = float(row.mean)

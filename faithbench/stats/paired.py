@@ -273,16 +273,16 @@ def _complete_blocks(wide: pd.DataFrame) -> pd.DataFrame:
 TIE_RTOL = 1e-12  # means this close (relative) are equal up to float rounding: a tie
 
 
-def snap_ties(values: pd.Series) -> pd.Series:
-    """``values`` with every value within a relative ``TIE_RTOL`` (1e-12) of the smallest value of its
-    run (the values sorted ascending, each compared with its run's first) replaced by that value, so
-    that ranking them ties means equal up to float rounding: a 0/1 metric averaged over 3 seeds gives
-    per-sample means k/3 whose sums differ in the last bit with the order of the samples (a held-out
-    review: equal means 0.5208333333333334 ranked 1 and 2). NaN stays NaN; same index and order."""
+def snap_ties(values: pd.Series, scale: float = 0.0) -> pd.Series:
+    """``values`` with every value within ``TIE_RTOL`` (1e-12) times max(|a|, |b|, ``scale``) of the
+    smallest value of its run (sorted ascending, each compared with its run's first) replaced by that
+    value, so ranking ties means equal up to float rounding (held-out reviews: 0/1 hits over 3 seeds,
+    equal means 0.52083333333333[34] ranked 1 and 2; signed means 0 up to rounding, 1.1e-17 and 2.2e-17,
+    ranked 1 and 2: ``scale``, the values' magnitude, is the floor). NaN stays NaN; same index, order."""
     x = values.to_numpy(dtype=float, copy=True)
     order = [i for i in np.argsort(x, kind="stable") if not np.isnan(x[i])]
     for prev, cur in zip(order[:-1], order[1:]):
-        if abs(x[cur] - x[prev]) <= TIE_RTOL * max(abs(x[cur]), abs(x[prev])):
+        if abs(x[cur] - x[prev]) <= TIE_RTOL * max(abs(x[cur]), abs(x[prev]), scale):
             x[cur] = x[prev]  # x[prev] already holds its run's first value
     return pd.Series(x, index=values.index, name=values.name)
 
@@ -294,16 +294,16 @@ def common_means(wide: pd.DataFrame) -> pd.Series:
     whose map is undefined on the hard samples is not ranked on its easy ones (found by a held-out
     review). NaN for a column without a value and for every column when no such row is left.
     Indexed by column, in column order; equal to the column means when no value is NaN, up to float
-    rounding: means within a relative 1e-12 of each other are made equal (:func:`snap_ties`), so that
-    every ranking of explainers by these means (the leaderboard's rank and bold, overall ranks,
-    agreement τ) ties them."""
+    rounding: means within 1e-12 of each other relative to the larger |value| made equal
+    (:func:`snap_ties`), so every ranking by these means (the leaderboard's rank and bold, overall
+    ranks, agreement τ) ties them."""
     data = _wide_float(wide)
     present = data.dropna(axis=1, how="all")
     complete = present.dropna(axis=0, how="any")
     means = pd.Series(np.nan, index=data.columns, dtype=float)
     if len(complete):
         means[complete.columns] = complete.mean(axis=0)
-    return snap_ties(means)
+    return snap_ties(means, float(np.abs(complete.to_numpy()).max()) if complete.size else 0.0)
 
 
 def friedman(wide: pd.DataFrame) -> FriedmanResult:

@@ -105,11 +105,16 @@ def _consistency(original: pd.DataFrame, other: pd.DataFrame) -> tuple[float, fl
 
 
 def _by_sample(frame: pd.DataFrame) -> pd.DataFrame:
-    """Wide: rows = sample_id, columns = explainers, each value the mean over the sample's seeds (of
-    those with a value; NaN when none has one)."""
+    """Wide: rows = sample_id, columns = explainers, each value the mean over the sample's seeds, NaN
+    where any of them is undefined (the leaderboard's rule, :func:`~faithbench.stats.tables.per_sample`:
+    a held-out review found seed 0 of the original compared with seeds 0 and 1 of a perturbed condition,
+    nr 0.77 for a condition identical to the original)."""
     sample = ["sample_id"] + (["seed"] if "seed" in frame.columns else [])
     wide = frame.pivot(index=sample, columns="explainer", values="value").astype(float)
-    return wide.groupby(level="sample_id", sort=True).mean() if "seed" in frame.columns else wide
+    if "seed" not in frame.columns:
+        return wide
+    seeds = wide.groupby(level="sample_id", sort=True)
+    return seeds.mean().where(seeds.count().eq(seeds.size(), axis=0))
 
 
 def _agreement(frame: pd.DataFrame, blocks: list[str]) -> pd.Series:

@@ -102,6 +102,22 @@ def test_binary_metric_is_drawn_as_proportions_with_wilson_intervals(tmp_path, m
     assert "Wilson" not in other.get_title()  # continuous values keep the box plot
 
 
+def test_proportion_bars_count_the_maps_of_the_leaderboards_samples(tmp_path, monkeypatch):
+    """A held-out review: an explainer whose cell failed under seed 1 (n = 0 on the leaderboard) kept a
+    bar of its seed-0 hits (18/24) beside empty box plots."""
+    from faithbench.reports.plots import plot_distributions
+
+    figures = _capture(monkeypatch)
+    rows = [{"dataset": "d", "model": "m", "explainer": e, "metric": "pointing_game", "seed": seed, "sample_id": i,
+             "value": float(i % 4 != 0), "chance": 0.1, "higher_is_better": True}
+            for e in ("ok", "failed") for seed in (0, 1) for i in range(8) if not (e == "failed" and seed == 1)]
+    rows += [{**r, "metric": "relevance_mass", "value": 0.3 + 0.01 * r["sample_id"]} for r in rows]
+    plot_distributions(pd.DataFrame(rows), tmp_path)
+    (fig,) = figures
+    ax = next(a for a in fig.axes if a.get_title().startswith("pointing_game"))
+    assert [t.get_text() for t in ax.texts] == ["12/16"]  # ok's maps over both seeds; none of failed's
+
+
 def test_box_plots_draw_the_leaderboards_per_sample_values(tmp_path, monkeypatch):
     """A held-out review: with 2 seeds the box plot drew every (seed, sample) map, and its median
     (0.702) was not the leaderboard's (0.600, over the seed-averaged samples)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from faithbench.reports.tables import (
@@ -74,6 +75,23 @@ def test_tables_mark_all_tied_best():
                     ("d", "m", "x", "c", 0.1, 0.0, 0.2, 3, True, False)])
     (table,) = leaderboard_tables(board)
     assert [table.cells[e]["x"].best for e in ("a", "b", "c")] == [True, True, False]
+
+
+def test_no_bold_where_one_explainer_alone_has_a_value():
+    # "y" has a value for "a" only (the others' rows are NaN or absent: "–"), so nothing is compared
+    board = _board([("d", "m", "x", "a", 0.5, 0.4, 0.6, 2, True, False),
+                    ("d", "m", "x", "b", 0.7, 0.6, 0.8, 1, True, False),
+                    ("d", "m", "y", "a", 1.0, 1.0, 1.0, 1, True, False),
+                    ("d", "m", "y", "b", np.nan, np.nan, np.nan, np.nan, True, False)])
+    board["n"] = [8, 8, 8, 0]
+    (table,) = leaderboard_tables(board)
+    assert table.cells["b"]["x"].best and not table.cells["a"]["x"].best
+    assert not table.cells["a"]["y"].best and "**1.000" not in leaderboard_markdown(board)
+    assert table.n_header("x") == "n = 8" and table.n_header("y") == "n ≤ 8"
+    alone = leaderboard_tables(board[board["metric"] == "y"].iloc[:1])[0]  # one explainer: its own best
+    assert alone.cells["a"]["y"].best and alone.n_header("y") == "n = 8"
+    absent = leaderboard_tables(board.drop(index=3))[0]  # b has no row for y at all
+    assert not absent.cells["a"]["y"].best and absent.n_header("y") == "n ≤ 8"
 
 
 def test_latex_is_escaped_booktabs():

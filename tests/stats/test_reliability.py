@@ -214,3 +214,21 @@ def test_seeds_of_a_sample_are_averaged_before_tau():
             rows += [dict(r, seed=seed) for r in _rows("m", condition, {"e1": [a] * 6, "e2": [b] * 6})]
     row = metric_reliability(pd.DataFrame(rows)).iloc[0]
     assert row["nr_ranking"] == pytest.approx(1.0) and row["n_samples"] == 6
+
+
+def test_a_sample_undefined_under_one_seed_is_undefined():
+    """A held-out review: one value NaN under seed 1 in the original condition only; averaging the seeds
+    that have a value compared seed 0 of the original with seeds 0 and 1 of a minor condition identical
+    to it (nr 0.77). As the leaderboard, the sample is undefined for that explainer: nr 1."""
+    rng = np.random.default_rng(0)
+    seeds = {seed: {e: list(rng.random(8)) for e in ("a", "b", "c")} for seed in (0, 1)}
+    seeds[0]["a"][0], seeds[1]["a"][0] = 0.9, 0.1  # the two checkpoints disagree on s0
+    rows = []
+    for seed, table in seeds.items():
+        for condition in ("original", "minor", "disruptive"):
+            rows += [dict(r, seed=seed) for r in _rows("m", condition, table)]
+    rows[0 + 24 * 3]["value"] = np.nan  # seed 1, original, explainer a, sample s0
+    assert rows[24 * 3]["seed"] == 1 and rows[24 * 3]["condition"] == "original" and rows[24 * 3]["sample_id"] == "s0"
+    row = metric_reliability(pd.DataFrame(rows)).iloc[0]
+    assert row["nr"] == pytest.approx(1.0) and row["nr_scores"] == pytest.approx(1.0)
+    assert row["n_samples"] == 8

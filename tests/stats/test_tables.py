@@ -402,3 +402,16 @@ def test_means_equal_up_to_float_rounding_share_a_rank():
         assert overall_ranks(pd.DataFrame(rows))["mean_rank"].tolist() == [1.5, 1.5]
     snapped = snap_ties(pd.Series([0.1 + 0.2, 0.3, 0.5, np.nan, 0.3 * (1 + 1e-9)], index=list("abcde")))
     assert snapped.iloc[:2].tolist() == [0.3, 0.3] and snapped["e"] > 0.3 and np.isnan(snapped["d"])
+
+
+def test_means_zero_up_to_float_rounding_share_a_rank():
+    """A held-out review: the same signed values in two sample orders sum to 1.1e-16 and 5.6e-17
+    (0 exactly), means 1.1e-17 apart, never within a relative 1e-12: ranks 1 and 2, one bold."""
+    values = {"a": [0.2, 0.4, -0.6, 0.4, -0.4], "b": [0.4, -0.6, 0.4, 0.2, -0.4]}
+    assert sum(values["a"]) != sum(values["b"])  # the float noise this is about
+    rows = [dict(dataset="d", model="m", explainer=name, metric="rho", seed=0, sample_id=f"s{i}", value=v,
+                 chance=np.nan, higher_is_better=True, category="faithfulness")
+            for name, vs in values.items() for i, v in enumerate(vs)]
+    rows += [dict(rows[0], explainer="c", sample_id=f"s{i}", value=v) for i, v in enumerate([0.0, 0, 0, 0, 1e-9])]
+    board = leaderboard(pd.DataFrame(rows), control="none", n_resamples=10).set_index("explainer")
+    assert board["rank"].to_dict() == {"c": 1.0, "a": 2.0, "b": 2.0}  # 2e-10 above 0 is not noise
