@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from faithbench.config_checks import SuiteWarning, first_line, model_dataset_pairs
+from faithbench.config_checks import SuiteWarning, first_line, mask_names, model_dataset_pairs
 from faithbench.names import counted
 
 _VIT_DEFAULT_LAYER = "blocks.-1.norm1"  # the CAM explainers' default for a ViT (blocks[-1].norm1)
@@ -113,7 +113,8 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
         if problem:
             raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}"
                         f"{_channel_hint(model, channels)}")
-        runs.append(_check_support(suite, source, explainers, model, (channels, *spatial), mspec.label, label))
+        runs.append(_check_support(suite, source, explainers, model, (channels, *spatial), mspec.label, label,
+                                   mask_names(dataset)))
         for k, plugin in enumerate(explainers):
             layer = getattr(plugin, "target_layer", None)
             if layer is None or layer == _VIT_DEFAULT_LAYER:
@@ -133,14 +134,16 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
 
 
 def _check_support(suite: Any, source: str, explainers: list[Any], model: nn.Module, shape: tuple[int, ...],
-                   model_label: str, dataset_label: str) -> bool:
+                   model_label: str, dataset_label: str, masks: set[str] | None = None) -> bool:
     """Warn (:class:`SuiteWarning`) for each explainer the run would skip on ``model`` (its
     ``unsupported_reason`` on a meta image of ``(1, *shape)``: an attention explainer on a CNN, a 2D
-    explainer on volumes); whether some explainer runs (also when the meta device cannot tell)."""
+    explainer on volumes; its ``dataset_reason`` for sample 0's ``masks``: a sequence explainer on
+    volumes); whether some explainer runs (also when the meta device cannot tell)."""
     x, some = torch.empty((1, *shape), device="meta"), False
     for k, plugin in enumerate(explainers):
         try:
-            reason = plugin.unsupported_reason(model, x)
+            reason = plugin.unsupported_reason(model, x) or (
+                None if masks is None else plugin.dataset_reason(masks, len(shape) - 1))
         except Exception:  # noqa: BLE001 - a check the meta device cannot run: the run tells
             reason = None
         if reason is None:

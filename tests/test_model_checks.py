@@ -165,3 +165,14 @@ def test_explainers_that_support_no_model_are_refused(nets, capsys):
     """))
     rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:gelu_net", "deeplift")
     assert rc == 2 and "'deeplift' does not support model 'review_nets:gelu_net'" in err and "GELU" in err
+
+
+def test_a_sequence_explainer_on_volumes_is_refused(nets, capsys):
+    """A held-out review: temporal_occlusion on a 3D volume dataset validated and ran, occluding depth
+    slices as visits; a volume has a sequence's shape, the mask 'valid' tells them apart."""
+    rc, err = _validate(nets, capsys, "{name: phantom_organ3d, params: {n: 8}}", "small_cnn", "temporal_occlusion")
+    assert rc == 2 and "'temporal_occlusion' does not support model 'small_cnn' on dataset 'phantom_organ3d'" in err
+    assert "the dataset is 3D without it (a volume?)" in err
+    rc, err = _validate(nets, capsys, "{name: phantom_organ3d, params: {n: 8}}", "small_cnn",
+                        "temporal_occlusion, saliency, random")
+    assert rc == 0 and err.count("faithbench: warning: ") == 1 and "'temporal_occlusion' does not support" in err

@@ -10,6 +10,7 @@ ReLU belongs to the method and is applied on the layer's grid, before upsampling
 from __future__ import annotations
 
 import zlib
+from collections.abc import Collection
 from contextlib import nullcontext
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -90,6 +91,13 @@ class Explainer(Configurable):
             return f"{self.name} supports {sorted(self.architectures)} models, got {family}"
         return None
 
+    def dataset_reason(self, masks: Collection[str], spatial_dims: int) -> str | None:
+        """Why this explainer cannot run on a dataset whose samples carry the masks named ``masks``
+        and have ``spatial_dims`` axes, beyond what the input's shape tells (:meth:`unsupported_reason`:
+        a 3D volume has a sequence's shape); None if it can. The runner skips the cell with the
+        reason, ``faithbench validate`` warns."""
+        return None
+
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
@@ -104,6 +112,10 @@ class Explainer(Configurable):
         np.random.seed(seed % 2**32)
 
     def __call__(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        if x.ndim - 2 not in self.dims:  # the runner skips such cells; a direct call is refused
+            shapes = {2: "(B, C, H, W)", 3: "(B, C, D, H, W)"}
+            expected = " or ".join(shapes.get(d, f"(B, C, {d} spatial axes)") for d in sorted(self.dims))
+            raise ValueError(f"{self.name}: expected x of shape {expected}, got {tuple(x.shape)}")
         target = class_indices(self.name, target, x.shape[0])
         modes = {m: m.training for m in model.modules()}
         devices = [x.device] if x.device.type != "cpu" else []

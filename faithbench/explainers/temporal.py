@@ -8,6 +8,7 @@ map keeps the ``(B, T, H, W)`` shape of every explainer and its sum over space i
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, ClassVar
 
 import torch
@@ -17,6 +18,7 @@ from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.explainers.perturbation import EXPLAINER_SCORES, class_score
 from faithbench.registry import explainers
+from faithbench.types import DEFAULT_MASK_ROLES, MaskRole
 
 
 @torch.no_grad()
@@ -66,6 +68,15 @@ class TemporalOcclusionExplainer(Explainer):
     defaults: ClassVar[dict[str, Any]] = {"baseline": 0.0, "mode": "replace", "score": "softmax", "batch_size": 64}
     bounds: ClassVar[dict[str, Bound]] = {"batch_size": AT_LEAST_ONE}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": EXPLAINER_SCORES, "mode": ("replace", "remove")}
+
+    def dataset_reason(self, masks: Collection[str], spatial_dims: int) -> str | None:
+        """Sequences only: a 3D dataset without the mask 'valid' of a longitudinal dataset is a
+        volume (a held-out review: its depth slices were occluded as visits, without a word)."""
+        if spatial_dims == 3 and not any(DEFAULT_MASK_ROLES.get(m) == MaskRole.VALIDITY for m in masks):
+            return (f"{self.name} needs sequences of visits (T, H, W) with the mask 'valid' of a longitudinal "
+                    "dataset (real visits vs padding); the dataset is 3D without it (a volume?): its depth slices "
+                    "are not visits")
+        return None
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         drops = visit_drops(model, x, target, baseline=float(self.baseline), score=self.score,

@@ -32,15 +32,15 @@ class TemporalMetric(Metric):
     (:meth:`applicability`; ``faithbench validate`` warns), as for a missing mask."""
 
     def applicability(self, masks: Collection[str], spatial_dims: int) -> tuple[str | None, list[str]]:
-        reason, notes = super().applicability(masks, spatial_dims)
-        if reason is None and spatial_dims != 3:
-            reason = (f"a temporal metric needs sequences of visits (T, H, W) from a longitudinal dataset; "
-                      f"the dataset is {spatial_dims}D")
-        elif reason is None and not any(DEFAULT_MASK_ROLES.get(m) == MaskRole.VALIDITY for m in masks):
+        # not a sequence first: a missing 'change' mask on 2D images would point at the wrong fix (a review)
+        if spatial_dims != 3:
+            return (f"a temporal metric needs sequences of visits (T, H, W) from a longitudinal dataset; "
+                    f"the dataset is {spatial_dims}D"), []
+        if not any(DEFAULT_MASK_ROLES.get(m) == MaskRole.VALIDITY for m in masks):
             # a 3D volume (D, H, W) is not a sequence: its depth slices are not visits
-            reason = ("a temporal metric needs sequences of visits (T, H, W) with the mask 'valid' of a longitudinal "
-                      "dataset (real visits vs padding); the dataset is 3D without it (a volume?)")
-        return reason, notes
+            return ("a temporal metric needs sequences of visits (T, H, W) with the mask 'valid' of a longitudinal "
+                    "dataset (real visits vs padding); the dataset is 3D without it (a volume?)"), []
+        return super().applicability(masks, spatial_dims)
 
     def check(self, ctx: EvalContext) -> None:
         if ctx.x.ndim != 5:

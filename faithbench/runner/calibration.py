@@ -88,7 +88,8 @@ class _CellCalibration:
             return
         if self.first:
             self.first = False
-            if run.explainer.unsupported_reason(run.data.model, batch.x):
+            if (run.explainer.unsupported_reason(run.data.model, batch.x)
+                    or run.explainer.dataset_reason(set(batch.masks), batch.x.ndim - 2)):
                 self.wanted = []
                 return
             self.wanted = [(s, m) for s, m in self.wanted

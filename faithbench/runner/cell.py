@@ -197,7 +197,8 @@ class CellRun:
         try:
             if not self.checked:
                 self.checked = True
-                reason = self.explainer.unsupported_reason(self.data.model, batch.x)
+                reason = (self.explainer.unsupported_reason(self.data.model, batch.x)
+                          or self.explainer.dataset_reason(set(batch.masks), batch.x.ndim - 2))
                 self.data.check_model(f"explainer {self.explainer.name!r}")
                 if reason:
                     self.result.skipped = reason

@@ -165,6 +165,38 @@ def test_temporal_occlusion_recovers_the_one_visit():
     assert hit.tolist() == [1.0, 1.0]
 
 
+def test_temporal_occlusion_refuses_images_and_volumes():
+    """A held-out review: called directly on 2D images it occluded image rows as visits, and on a 3D
+    volume dataset (no mask 'valid') the run occluded depth slices as visits without a word."""
+    occlusion = explainers.get("temporal_occlusion")()
+    with pytest.raises(ValueError, match=r"expected x of shape \(B, C, D, H, W\), got \(2, 1, 4, 4\)"):
+        occlusion(OneVisitModel(), torch.zeros(2, 1, 4, 4), torch.ones(2, dtype=torch.long))
+    assert "a volume?" in occlusion.dataset_reason({"organ"}, 3)
+    assert occlusion.dataset_reason({"valid", "change"}, 3) is None
+    assert explainers.get("gradcam")().dataset_reason({"organ"}, 3) is None  # volumes are its data
+
+
+def test_padding_ranks_last_at_any_magnitude():
+    """A held-out review: padding keyed as (lowest real importance - 1) in float32 tied with real visits
+    from |importance| ~ 2^24 on, and came first when the real visits tied."""
+    from faithbench.metrics.functional.temporal import visit_ranks
+
+    valid = torch.tensor([[False, True, True, True]])
+    for scale in (1.0, 3e7, 3e8, -3e8):
+        ranks = visit_ranks(torch.tensor([[0.0, scale, scale + 64, scale + 128]]), valid,
+                            generator=torch.Generator().manual_seed(0))
+        assert ranks.tolist() == [[3, 2, 1, 0]]
+    for seed in range(8):
+        ranks = visit_ranks(torch.full((1, 4), 3e8), valid, generator=torch.Generator().manual_seed(seed))
+        assert ranks[0, 0] == 3
+
+
+def test_a_temporal_metric_on_images_says_not_a_sequence():
+    for name in ("visit_pointing", "temporal_deletion"):
+        reason, _ = metrics.get(name)().applicability({"lesion"}, 2)
+        assert reason.startswith("a temporal metric needs sequences") and "the dataset is 2D" in reason
+
+
 class LastVisitModel(nn.Module):
     """Logits [0, 4 * mean(last visit)]: the score reads a position, not a visit."""
 

@@ -54,10 +54,12 @@ def visits_valid(valid: Tensor | None, b: int, t: int, device: torch.device | No
 def visit_ranks(importance: Tensor, valid: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     """Rank of each visit, 0 = most important: ``(B, T)`` long. Real visits by importance
     (descending, ties by a seeded permutation), then padding frames."""
+    importance = importance.float()
     low = importance.masked_fill(~valid, float("inf")).amin(dim=1, keepdim=True)
     low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
-    keyed = torch.where(valid, importance, low - 1.0)
-    return feature_ranks(keyed.float(), generator=generator)
+    # padding strictly below every real visit in float32 (low - 1 is low itself from |low| ~ 2^24 on)
+    keyed = torch.where(valid, importance, low - low.abs() - 1.0)
+    return feature_ranks(keyed, generator=generator)
 
 
 def keep_visits(x: Tensor, keep: Tensor, pad_value: float = 0.0) -> Tensor:
