@@ -12,8 +12,8 @@ from torch import Tensor
 
 from faithbench.configurable import NON_NEGATIVE, Bound
 from faithbench.metrics.base import EvalContext, Metric
-from faithbench.metrics.functional.localization import (area_fraction, auprc, dilate, iou_chance, iou_top_k,
-                                                         pointing_game, relevance_mass, relevance_rank)
+from faithbench.metrics.functional.localization import (area_fraction, auprc, auprc_chance, dilate, iou_chance,
+                                                         iou_top_k, pointing_game, relevance_mass, relevance_rank)
 from faithbench.registry import metrics
 from faithbench.types import Category, MaskRole, MetricInfo, masks_with_role
 
@@ -153,8 +153,11 @@ class AUPRC(LocalizationMetric):
     """Area under the precision-recall curve of the saliency as a per-pixel score for the mask
     (Arun et al. 2021), computed as average precision AP = Σ_n (R_n - R_{n-1}) P_n over the
     distinct saliency values (= sklearn's ``average_precision_score``; tied values enter
-    together, no tie-break). Chance: the prevalence |M| / N. Default postprocess ``none``."""
+    together, no tie-break). Chance: the expected AP of a map in random order, a little above the
+    prevalence |M| / N (:func:`~faithbench.metrics.functional.localization.auprc_chance`; version 2, 1:
+    the prevalence, 15-27 % below it for the phantoms' small lesions). Default postprocess ``none``."""
 
+    version: ClassVar[str] = "2"  # 2: chance = the expected AP of a random map (1: the prevalence)
     info = MetricInfo("auprc", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), paper="Arun et al. 2021, Assessing the "
                       "trustworthiness of saliency maps for localizing abnormalities in medical imaging")
@@ -162,4 +165,4 @@ class AUPRC(LocalizationMetric):
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)
-        return {"value": auprc(saliency, mask), "chance": area_fraction(mask)}
+        return {"value": auprc(saliency, mask), "chance": auprc_chance(mask)}

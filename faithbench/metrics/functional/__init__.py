@@ -11,7 +11,8 @@ from faithbench.metrics.functional.faithfulness_regions import (infidelity, infi
                                                                 irof, mean_ranks, patch_removal_curve, selectivity,
                                                                 sufficiency)
 from faithbench.metrics.functional.road import linear_imputation, road_curve, road_score
-from faithbench.metrics.functional.localization import (area_fraction, auprc, bounding_box, dilate, iou_chance,
+from faithbench.metrics.functional.localization import (area_fraction, auprc, auprc_chance, bounding_box, dilate,
+                                                         iou_chance,
                                                          iou_top_k, pointing_game, relevance_mass, relevance_rank,
                                                          top_fraction)
 from faithbench.metrics.functional.perturbation import (BASELINES, abpc, aopc, aopc_curve, auc, deletion_auc,
@@ -47,7 +48,7 @@ from faithbench.metrics.functional.similarity import (SIMILARITIES, hog_pearson,
 
 __all__ = [
     # localisation
-    "area_fraction", "auprc", "bounding_box", "dilate", "iou_chance", "iou_top_k", "pointing_game",
+    "area_fraction", "auprc", "auprc_chance", "bounding_box", "dilate", "iou_chance", "iou_top_k", "pointing_game",
     "relevance_mass", "relevance_rank", "top_fraction",
     # CheXlocalize
     "binarize", "chexlocalize_hit", "chexlocalize_iou", "otsu_threshold", "random_iou_chance", "segment",

@@ -43,6 +43,21 @@ def area_fraction(mask: Tensor) -> Tensor:
     return mask.flatten(1).float().mean(dim=1)
 
 
+def auprc_chance(mask: Tensor) -> Tensor:
+    """The expected AUPRC (average precision) of a map that orders the N features uniformly at random
+    (no ties), P = |M| of them in the mask, ``(B,)``: with pos_k = 1 when the feature at rank k is in M,
+    AP = (1/P) Σ_k pos_k (1/k) Σ_{j<=k} pos_j, and E[pos_k] = P/N, E[pos_j pos_k] = P(P-1)/(N(N-1))
+    for j < k, so E[AP] = (H_N + (P - 1)/(N - 1) (N - H_N)) / N with H_N = Σ_{k<=N} 1/k (Bestgen
+    2015). Above the prevalence P/N, which is the AP of a constant map: on 64 x 64 images by about
+    0.0019, 27 % for a 29-pixel mask (a held-out review, 2000 random maps per mask). NaN for P = 0."""
+    n = mask[0].numel()
+    p = mask.flatten(1).sum(dim=1).double()
+    harmonic = torch.reciprocal(torch.arange(1, n + 1, dtype=torch.float64)).sum().item()
+    share = (p - 1) / (n - 1) if n > 1 else torch.zeros_like(p)
+    expected = (harmonic + share * (n - harmonic)) / n
+    return torch.where(p > 0, expected, torch.full_like(p, float("nan"))).float()
+
+
 def pointing_game(saliency: Tensor, mask: Tensor, *, tolerance: int = 0,
                   generator: torch.Generator | None = None) -> Tensor:
     """1.0 if the maximum of the saliency falls inside the mask or, with ``tolerance`` t, closer

@@ -170,14 +170,15 @@ def hog_pearson(a: Tensor, b: Tensor) -> Tensor:
 
 
 def similarity(a: Tensor, b: Tensor, name: Similarity = "spearman_abs") -> Tensor:
-    """Dispatch to ``spearman_abs``, ``ssim`` or ``hog_pearson``: ``(B, *spatial)`` x 2 -> ``(B,)``."""
-    if name == "spearman_abs":
-        return spearman_abs(a, b)
-    if name == "ssim":
-        return ssim(a, b)
-    if name == "hog_pearson":
-        return hog_pearson(a, b)
-    raise ValueError(f"unknown similarity {name!r}; expected one of {', '.join(SIMILARITIES)}")
+    """Dispatch to ``spearman_abs``, ``ssim`` or ``hog_pearson``: ``(B, *spatial)`` x 2 -> ``(B,)``;
+    NaN for a pair with a NaN or Inf value (a re-explanation that failed: spearman_abs ranked it to about
+    0 and hog_pearson to 0, the best value of a randomisation check; a held-out review)."""
+    if name not in SIMILARITIES:
+        raise ValueError(f"unknown similarity {name!r}; expected one of {', '.join(SIMILARITIES)}")
+    finite = torch.isfinite(a).flatten(1).all(dim=1) & torch.isfinite(b).flatten(1).all(dim=1)
+    a, b = (torch.where(torch.isfinite(m), m, torch.zeros_like(m)) for m in (a, b))
+    value = {"spearman_abs": spearman_abs, "ssim": ssim, "hog_pearson": hog_pearson}[name](a, b)
+    return torch.where(finite.to(value.device), value, torch.full_like(value, float("nan")))
 
 
 def _check_pair(a: Tensor, b: Tensor) -> None:
