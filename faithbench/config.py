@@ -271,8 +271,10 @@ def validate_plugins(suite: Suite, source: str) -> None:
         try:
             dataset = cls(split="test", **spec.params)
         except (TypeError, ValueError) as exc:
-            if spec.optional and isinstance(exc, DataError):
-                continue  # the run skips it and says why (runner.run.preflight)
+            if spec.optional and isinstance(exc, DataError):  # the run skips it too (runner.run.preflight)
+                warnings.warn(f"{where} {spec.label!r} is optional and its data is not here, so the run skips it: "
+                              f"{str(exc).splitlines()[0]}", SuiteWarning, stacklevel=2)
+                continue
             raise SuiteError(f"{where}.params: {exc}") from None
         built[spec.label] = dataset
         check_target(suite.target, dataset, f"{source}: target", f"datasets[{i}] {spec.label!r}", SuiteError)

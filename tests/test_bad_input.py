@@ -138,6 +138,32 @@ def test_suite_key_of_the_wrong_type(tmp_path, capsys):
     assert code == EXIT_BAD_INPUT and "executor: Input should be 'local' or 'ray'" in err
 
 
+def test_ray_options_with_the_local_executor_are_refused(tmp_path, capsys):
+    """A held-out walkthrough: --executor local with --ray-address, --ray-cpus, --gpus-per-task ran
+    locally and exited 0, the Ray options dropped without a word."""
+    code, err, _ = run(tmp_path, capsys, GOOD, "--executor", "local", "--ray-address", "1.2.3.4:6379",
+                       "--gpus-per-task", "1")
+    assert code == EXIT_BAD_INPUT and err == ("faithbench: error: --ray-address, --gpus-per-task: Ray options, but "
+                                              "the executor is local (--executor local); use --executor ray")
+    code, err, _ = run(tmp_path, capsys, GOOD, "--cpus-per-task", "2")  # the suite's executor: local
+    assert code == EXIT_BAD_INPUT and "(the suite's executor, local by default)" in err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_unreachable_ray_cluster_is_bad_input(tmp_path, capsys, monkeypatch):
+    ray = pytest.importorskip("ray")
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("Failed to connect to Ray cluster at 1.2.3.4:6379 after 5 attempts.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    code, err, _ = run(tmp_path, capsys, GOOD, "--ray-address", "1.2.3.4:6379")
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith("faithbench: error: --ray-address 1.2.3.4:6379: cannot connect to a Ray cluster there "
+                          "(Failed to connect to Ray cluster at 1.2.3.4:6379 after 5 attempts.)")
+
+
 class FaultyPhantom(PhantomCXR):
     """phantom_cxr whose sample 5 of the test split is broken (``fault``: mask or file)."""
 

@@ -113,8 +113,10 @@ def test_temporal_applicability_by_dimension():
         assert metric.applicability(masks, 3)[0] is None, name
         # a 3D volume (phantom_organ3d's masks) is not a sequence of visits
         assert "with the mask 'valid'" in metric.applicability(masks - {"valid"}, 3)[0], name
-    # a missing mask is still the reason given first
-    assert "no mask 'change'" in metrics.get("visit_pointing")().applicability({"lesion"}, 2)[0]
+    # on 2D images "not a sequence" comes first (a missing 'change' pointed at the wrong fix, a review); on
+    # sequences the missing mask is the reason
+    assert "the dataset is 2D" in metrics.get("visit_pointing")().applicability({"lesion"}, 2)[0]
+    assert "no mask 'change'" in metrics.get("visit_pointing")().applicability({"lesion", "valid"}, 3)[0]
 
 
 def test_unknown_top_level_key_is_named_with_a_hint():

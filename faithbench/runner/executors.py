@@ -82,7 +82,13 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield ray
         return
     if address:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except ConnectionError as exc:  # bad input (exit 2): nothing was computed yet
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"--ray-address {address}: cannot connect to a Ray cluster there ({first}); start one "
+                             "with 'ray start --head' on that node, or leave --ray-address out to start a local "
+                             "Ray") from None
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     try:

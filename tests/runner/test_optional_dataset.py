@@ -65,3 +65,13 @@ def test_a_required_dataset_without_its_data_is_a_suite_error(tmp_path, offline)
 def test_optional_does_not_excuse_wrong_parameters(tmp_path, offline):
     with pytest.raises(SuiteError, match=r"datasets\[1\]\.params: medmnist: expected size in"):
         suite_from_dict(_suite(tmp_path, size=30))
+
+
+def test_validation_warns_that_an_optional_dataset_is_absent(tmp_path, offline):
+    """A held-out walkthrough: validate said ok with no word on the optional dataset the run then skipped."""
+    from faithbench.config import SuiteWarning, validate_plugins
+
+    suite = suite_from_dict(_suite(tmp_path))
+    with pytest.warns(SuiteWarning, match=r"datasets\[1\] 'breast' is optional and its data is not here, so the run "
+                                          r"skips it: medmnist: breastmnist.npz is not in"):
+        validate_plugins(suite, "s.yaml")
