@@ -113,9 +113,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
                               gpus_per_task=args.gpus_per_task)
     result = run_suite(suite, out, cache=cache, limit=args.limit, device=args.device, progress=not args.quiet,
                        log=lambda msg: print(msg, file=sys.stderr), executor=executor)
-    c = result.computed
+    c, hit = result.computed, result.cached
+    reused = (f" ({hit['saliency']} saliency and {hit['scores']} score batches read from the cache)"
+              if hit.get("saliency") or hit.get("scores") else "")
     print(f"computed {c['checkpoints']} checkpoints, {c['saliency']} saliency batches, "
-          f"{c['scores']} score batches; {len(result.results)} result rows", file=sys.stderr)
+          f"{c['scores']} score batches{reused}; {len(result.results)} result rows", file=sys.stderr)
     if not result.skipped.empty:
         print(skipped_summary(result.skipped), file=sys.stderr)
     print(out.resolve())
@@ -149,15 +151,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from faithbench.registry import datasets, explainers, metrics, models
 
     ensure_plugins_loaded()
-    pattern = _list_glob(args.pattern)
+    pattern = _list_glob(args.pattern).lower()  # case-insensitive on every platform (RESNET finds resnet18)
     registry = {"explainers": explainers, "metrics": metrics, "datasets": datasets, "models": models}.get(args.kind)
-    names = registry.names(pattern) if registry else [n for n in builtin_suites() if fnmatch.fnmatch(n, pattern)]
+    names = [n for n in (registry.names() if registry else builtin_suites()) if fnmatch.fnmatchcase(n.lower(), pattern)]
     if not names:
         print(f"faithbench: no {args.kind[:-1]} matches {args.pattern!r}; patterns are substrings or globs",
               file=sys.stderr)
         return EXIT_FAILED
     if registry is None:
-        print("\n".join(names))
+        width = max(len(n) for n in names)
+        print("\n".join(f"{name:<{width}}  {_suite_description(name)}".rstrip() for name in names))
         return 0
     width = max((len(n) for n in names), default=0)
     for name in names:
@@ -212,6 +215,19 @@ def first_sentence(doc: str) -> str:
     return text
 
 
+def _suite_description(name: str) -> str:
+    """The first sentence of a built-in suite's ``description`` ("" without one or when unreadable)."""
+    import yaml
+
+    from faithbench.config import BUILTIN_DIR
+
+    try:
+        text = (yaml.safe_load((BUILTIN_DIR / f"{name}.yaml").read_text()) or {}).get("description") or ""
+    except (OSError, yaml.YAMLError, AttributeError):
+        return ""
+    return first_sentence(" ".join(str(text).split()))
+
+
 def _describe(kind: str, obj: object) -> str:
     doc = (getattr(obj, "description", "") or first_sentence(obj.__doc__ or "")).strip()
     if kind == "explainers":
@@ -248,6 +264,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from faithbench.reports.writer import FORMATS, RunFolderError, build_report, is_run_folder
 
     run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such folder (a run folder: the --out of faithbench run)")
     if not is_run_folder(run_dir):
         raise InputError(f"{run_dir}: not a faithbench run folder (no results.parquet, nor the manifest.json of a "
                          "run)")
@@ -262,7 +280,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="faithbench", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="faithbench", description="Benchmark the faithfulness of saliency maps: "
+                                     "run a suite, list plugins and suites, validate a suite, rebuild a report.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     # accepted after the sub-command too; SUPPRESS keeps a top-level --debug when it is absent there
     common = argparse.ArgumentParser(add_help=False)
@@ -290,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     lst = sub.add_parser("list", help="list registered plugins or built-in suites", parents=[common])
-    lst.add_argument("kind", choices=["explainers", "metrics", "datasets", "models", "suites"])
+    lst.add_argument("kind", choices=["explainers", "metrics", "datasets", "models", "suites"],
+                     help="what to list: the registered plugins of a kind, or the built-in suites")
     lst.add_argument("pattern", nargs="?", default="*",
                      help="a substring of the names (deletion) or a glob ('*cam*', 'iou_top?'); default: all")
     lst.set_defaults(func=_cmd_list)

@@ -87,11 +87,28 @@ def test_help(argv, capsys):
     (["list", "explainers", "grad"], {"gradcam", "integrated_gradients"}, {"random"}),
     (["list", "suites", "qu"], {"quick"}, {"zoo"}),
     (["list", "metrics", "deletion*"], {"deletion_auc"}, {"region_deletion_correlation"}),  # a glob stays one
+    (["list", "models", "RESNET"], {"resnet18", "resnet18_3d"}, {"small_cnn"}),  # case-insensitive (a walkthrough)
+    (["list", "suites", "Q*"], {"quick"}, {"zoo"}),
 ])
 def test_list_pattern_is_a_substring_or_a_glob(capsys, argv, expected, absent):
     assert main(argv) == 0
     names = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
     assert expected <= names and not absent & names
+
+
+def test_list_suites_gives_each_description(capsys):
+    assert main(["list", "suites", "quick"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "quick  Chest-like phantoms whose lesion decides the label; a plain CNN, a timm ResNet-18 and a small ViT "
+        "trained from recipes; Grad-CAM, gradients and integrated gradients against two controls (random: the chance "
+        "level; sobel: an edge map that ignores the model); faithfulness by deletion/insertion, localisation against "
+        "the lesion mask.")
+
+
+def test_report_of_a_folder_that_does_not_exist(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.strip() == (f"faithbench: error: {tmp_path / 'nowhere'}: no such folder (a run "
+                                               "folder: the --out of faithbench run)")
 
 
 @pytest.mark.parametrize("kind, what", [("metrics", "metric"), ("explainers", "explainer"), ("suites", "suite")])

@@ -176,3 +176,24 @@ def test_a_sequence_explainer_on_volumes_is_refused(nets, capsys):
     rc, err = _validate(nets, capsys, "{name: phantom_organ3d, params: {n: 8}}", "small_cnn",
                         "temporal_occlusion, saliency, random")
     assert rc == 0 and err.count("faithbench: warning: ") == 1 and "'temporal_occlusion' does not support" in err
+
+
+def test_validate_warns_of_pretrained_weights_the_run_cannot_have(nets, capsys, monkeypatch):
+    """A held-out walkthrough: validate said ok for linear_probe offline, and its run stopped at once."""
+    pytest.importorskip("timm")
+    import faithbench.models.hub as hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub, "hf_cached", lambda *args, **kwargs: False)  # whatever this machine's cache holds
+    suite = nets / "hub.yaml"
+    suite.write_text(textwrap.dedent("""
+        name: hub
+        datasets: [phantom_cxr]
+        models: [{name: "timm:resnet18", pretrained: true, replace_head: true, recipe: {linear_probe: true}}]
+        explainers: [saliency, random]
+        metrics: [deletion_auc]
+    """))
+    assert main(["validate", str(suite)]) == 0
+    err = capsys.readouterr().err
+    assert "models[0]: model 'timm:resnet18': pretrained weights hf-hub timm/resnet18" in err
+    assert "are not available (offline" in err and "here the run stops before it computes anything" in err

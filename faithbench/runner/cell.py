@@ -102,6 +102,7 @@ class CellResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     computed: dict[str, int] = field(default_factory=lambda: {"saliency": 0, "scores": 0})
+    cached: dict[str, int] = field(default_factory=lambda: {"saliency": 0, "scores": 0})  # read from the cache
     regions: list[dict[str, Any]] = field(default_factory=list)  # rows of regions.csv (REGION_COLUMNS)
 
 
@@ -220,6 +221,9 @@ class CellRun:
                 score_key = make_key("scores", sal_key, metric.spec(),
                                      self.data.permuted_key if "permuted_model" in metric.info.requires else None)
                 payload = self.store.get_json("scores", score_key)
+                if payload is not None:  # counted as computed below: scores or regions
+                    kind = "scores" if payload.get("regions") is None else "regions"
+                    self.result.cached[kind] = self.result.cached.get(kind, 0) + 1
                 if payload is None:
                     if ctx is None:
                         ctx = self._context(batch, target, saliency)
@@ -289,6 +293,7 @@ class CellRun:
             cost["passes"] += int(cached["passes"])
             # what the explainer recorded (e.g. the CAM layer and grid): the manifest of a rerun has it too
             self.result.info.update(self.store.get_json("saliency_info", sal_key) or {})
+            self.result.cached["saliency"] += 1
             return sal_key, cached["saliency"].to(batch.x.device)
         start = time.perf_counter()
         who = f"explainer {self.explainer.name!r}"

@@ -60,6 +60,7 @@ class RunResult:
     computed: dict[str, int] = field(default_factory=dict)
     failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILURE_COLUMNS))
     regions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REGION_COLUMNS))
+    cached: dict[str, int] = field(default_factory=dict)  # saliency and score batches read from the cache
 
     @property
     def status(self) -> str:
@@ -268,6 +269,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         "executor": executor if isinstance(executor, str) else "ray",
         "cell_info": {c.cell.name: c.info for o in ordered for c in o.cells if c.info},
         "computed": tables["computed"],
+        "cached": tables["cached"],
         "cache": str(Path(cache.root).resolve()),
         "seconds": round(time.time() - started, 2),
         "device": settings.device,
@@ -279,16 +281,19 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
     }
     _write_run(out_dir, suite, tables, ordered, manifest, report, progress)
     return RunResult(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],
-                     tables["skipped"], tables["computed"], tables["failures"], tables["regions"])
+                     tables["skipped"], tables["computed"], tables["failures"], tables["regions"], tables["cached"])
 
 
 def _tables(outputs: list[GroupOutput], unavailable: dict[str, str]) -> dict[str, Any]:
     """The tidy tables of the groups' outputs, in the order given."""
     cells = [c for o in outputs for c in o.cells]
     computed = {"checkpoints": sum(o.trained for o in outputs), "saliency": 0, "scores": 0}
+    cached = {"saliency": 0, "scores": 0}
     for result in cells:
         for key, value in result.computed.items():
             computed[key] = computed.get(key, 0) + value
+        for key, value in result.cached.items():
+            cached[key] = cached.get(key, 0) + value
     skipped = ([{"cell": label, "metric": "", "reason": reason} for label, reason in unavailable.items()]
                + [{"cell": c.cell.name, "metric": "", "reason": c.skipped} for c in cells if c.skipped]
                + [{"cell": c.cell.name, "metric": m, "reason": r} for c in cells for m, r in c.skipped_metrics])
@@ -307,6 +312,7 @@ def _tables(outputs: list[GroupOutput], unavailable: dict[str, str]) -> dict[str
         "reliability": [o.reliability for o in outputs],
         "calibration": pd.DataFrame([r for o in outputs for r in o.calibration], columns=CALIBRATION_COLUMNS),
         "computed": computed,
+        "cached": cached,
     }
 
 

@@ -76,6 +76,11 @@ def test_second_run_recomputes_nothing_and_is_identical(two_runs):
     root, first, second = two_runs
     assert first.computed["checkpoints"] == 1 and first.computed["saliency"] > 0
     assert second.computed == {"checkpoints": 0, "saliency": 0, "scores": 0}
+    # what the second read from the cache: every batch the first computed (a walkthrough: a resumed run said
+    # nothing of what it reused)
+    assert first.cached == {"saliency": 0, "scores": 0}
+    assert second.cached == {"saliency": first.computed["saliency"], "scores": first.computed["scores"]}
+    assert json.loads((root / "b" / "manifest.json").read_text())["cached"] == second.cached
     a = (root / "a" / "results.csv").read_bytes()
     b = (root / "b" / "results.csv").read_bytes()
     assert a == b
