@@ -248,6 +248,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from faithbench.runner.plan import plan
 
     suite: Any = _load_suite(args.suite)
+    _warn_unavailable_weights(suite, args.suite)
     groups = plan(suite)
     sizes = " x ".join(counted(len(items), noun) for items, noun in (
         (suite.datasets, "dataset"), (suite.models, "model"), (suite.explainers, "explainer"), (suite.seeds, "seed")))
@@ -258,6 +259,20 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(f"{args.suite}: ok — suite {suite.name!r}: {sizes} = {counted(sum(len(g.cells) for g in groups), 'cell')}, "
           f"{counted(len(suite.metrics), 'metric')}")
     return 0
+
+
+def _warn_unavailable_weights(suite: Any, source: str) -> None:
+    """Offline, pretrained weights that are not cached: the run would stop at once (its preflight's
+    error), so validate warns (a walkthrough: it said ok, then the run stopped)."""
+    from faithbench.models.factory import check_pretrained_available
+    from faithbench.models.hub import PretrainedUnavailableError
+
+    for i, spec in enumerate(suite.models):
+        try:
+            check_pretrained_available(spec)
+        except PretrainedUnavailableError as exc:
+            print(f"faithbench: warning: {source}: models[{i}]: {exc}; here the run stops before it computes "
+                  "anything", file=sys.stderr)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

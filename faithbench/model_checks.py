@@ -80,15 +80,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
     """Build each (model, dataset) pair on the meta device (see the module docstring), run one
     image of the dataset's shape through it, and check explainers' ``target_layer``."""
     from faithbench.models.checkpoint import build_for_dataset
-    from faithbench.models.factory import check_pretrained_available, unexpected_parameter_hint
-    from faithbench.models.hub import PretrainedUnavailableError
-
-    for i, mspec in enumerate(suite.models):  # offline and not cached: the run stops at once (a walkthrough)
-        try:
-            check_pretrained_available(mspec)
-        except PretrainedUnavailableError as exc:
-            warnings.warn(f"{source}: models[{i}]: {exc}; here the run stops before it computes anything",
-                          SuiteWarning, stacklevel=2)
+    from faithbench.models.factory import unexpected_parameter_hint
 
     if len(suite.seeds) > 1:
         for i, mspec in enumerate(suite.models):
