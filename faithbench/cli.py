@@ -160,7 +160,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if registry is None:
         width = max(len(n) for n in names)
-        print("\n".join(f"{name:<{width}}  {_suite_description(name)}".rstrip() for name in names))
+        from faithbench.config import BUILTIN_DIR
+        from faithbench.config_yaml import yaml_description
+
+        print("\n".join(f"{n:<{width}}  {first_sentence(yaml_description(BUILTIN_DIR / f'{n}.yaml'))}".rstrip()
+                         for n in names))
         return 0
     width = max((len(n) for n in names), default=0)
     for name in names:
@@ -215,19 +219,6 @@ def first_sentence(doc: str) -> str:
     return text
 
 
-def _suite_description(name: str) -> str:
-    """The first sentence of a built-in suite's ``description`` ("" without one or when unreadable)."""
-    import yaml
-
-    from faithbench.config import BUILTIN_DIR
-
-    try:
-        text = (yaml.safe_load((BUILTIN_DIR / f"{name}.yaml").read_text()) or {}).get("description") or ""
-    except (OSError, yaml.YAMLError, AttributeError):
-        return ""
-    return first_sentence(" ".join(str(text).split()))
-
-
 def _describe(kind: str, obj: object) -> str:
     doc = (getattr(obj, "description", "") or first_sentence(obj.__doc__ or "")).strip()
     if kind == "explainers":
@@ -248,7 +239,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from faithbench.runner.plan import plan
 
     suite: Any = _load_suite(args.suite)
-    _warn_unavailable_weights(suite, args.suite)
+    from faithbench.model_checks import unavailable_weights
+
+    for line in unavailable_weights(suite, args.suite):  # the run would stop at once (its preflight)
+        print(f"faithbench: warning: {line}", file=sys.stderr)
     groups = plan(suite)
     sizes = " x ".join(counted(len(items), noun) for items, noun in (
         (suite.datasets, "dataset"), (suite.models, "model"), (suite.explainers, "explainer"), (suite.seeds, "seed")))
@@ -261,25 +255,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_unavailable_weights(suite: Any, source: str) -> None:
-    """Offline, pretrained weights that are not cached: the run would stop at once (its preflight's
-    error), so validate warns (a walkthrough: it said ok, then the run stopped)."""
-    from faithbench.models.factory import check_pretrained_available
-    from faithbench.models.hub import PretrainedUnavailableError
-
-    for i, spec in enumerate(suite.models):
-        try:
-            check_pretrained_available(spec)
-        except PretrainedUnavailableError as exc:
-            print(f"faithbench: warning: {source}: models[{i}]: {exc}; here the run stops before it computes "
-                  "anything", file=sys.stderr)
-
-
 def _cmd_report(args: argparse.Namespace) -> int:
     from faithbench.reports.writer import FORMATS, RunFolderError, build_report, is_run_folder
 
     run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
+    if not run_dir.exists():
         raise InputError(f"{run_dir}: no such folder (a run folder: the --out of faithbench run)")
     if not is_run_folder(run_dir):
         raise InputError(f"{run_dir}: not a faithbench run folder (no results.parquet, nor the manifest.json of a "

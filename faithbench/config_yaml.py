@@ -116,3 +116,13 @@ def load_yaml_file(path: Path) -> Any:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def yaml_description(path: Path) -> str:
+    """The ``description`` of a suite file, whitespace collapsed ("" without one or when unreadable):
+    ``faithbench list suites``."""
+    try:
+        text = (yaml.safe_load(path.read_text()) or {}).get("description") or ""
+    except (OSError, yaml.YAMLError, AttributeError):
+        return ""
+    return " ".join(str(text).split())

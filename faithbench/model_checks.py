@@ -153,3 +153,18 @@ def _check_support(suite: Any, source: str, explainers: list[Any], model: nn.Mod
                       f"{model_label!r} on dataset {dataset_label!r}: {reason}; the run skips that cell",
                       SuiteWarning, stacklevel=3)
     return some
+
+
+def unavailable_weights(suite: Any, source: str) -> list[str]:
+    """Offline, each pretrained entry whose weights are not cached (``faithbench validate`` warns: the
+    run's preflight stops at once with that error; a walkthrough found validate saying ok)."""
+    from faithbench.models.factory import check_pretrained_available
+    from faithbench.models.hub import PretrainedUnavailableError
+
+    lines = []
+    for i, spec in enumerate(suite.models):
+        try:
+            check_pretrained_available(spec)
+        except PretrainedUnavailableError as exc:
+            lines.append(f"{source}: models[{i}]: {exc}; here the run stops before it computes anything")
+    return lines
