@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import warnings
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-from faithbench.datasets.paths import DataWarning
+from faithbench.datasets.paths import DataError, DataWarning
 from faithbench.types import DEFAULT_MASK_ROLES, MaskRole, Sample
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
 @runtime_checkable
 class Dataset(Protocol):
     classes: tuple[str, ...]
@@ -40,6 +44,37 @@ def files_signature(files: Iterable[tuple[str, Path]]) -> str:
             continue
         rows.append([str(name), stat.st_size, stat.st_mtime_ns])
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+
+def stratified_order(labels: Sequence[int], seed: int) -> list[int]:
+    """Positions of ``labels`` in a seeded order whose every prefix keeps each class's share: each
+    class's positions shuffled with ``seed``, the k-th of a class of m placed at k / m (ties broken
+    by a seeded draw). A prefix of n holds about n m / N of a class of m, and one of every class
+    once n reaches the number of classes, so a cap ``n`` or the runner's first ``samples`` never
+    take one class of a class-sorted list (a held-out review: the first 4 Kermany images were all
+    NORMAL, and a model was trained on them)."""
+    rng = random.Random(seed)
+    by_class: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        by_class.setdefault(int(y), []).append(i)
+    keyed: list[tuple[float, float, int]] = []
+    for label in sorted(by_class):
+        members = by_class[label]
+        rng.shuffle(members)
+        keyed += [(k / len(members), rng.random(), i) for k, i in enumerate(members)]
+    return [i for _, _, i in sorted(keyed)]
+
+
+def check_train_classes(labels: Iterable[int], classes: Sequence[str], where: str, hint: str = "") -> None:
+    """Raise :class:`~faithbench.datasets.paths.DataError` when the labels a model is to be trained
+    on hold fewer than 2 classes: it would predict that class for every input (a held-out review:
+    a run trained so exited 0, with only "model at chance" to show for it)."""
+    counts = Counter(int(y) for y in labels)
+    if len(counts) < 2:
+        held = ", ".join(f"{classes[c] if 0 <= c < len(classes) else c!r}: {k}" for c, k in sorted(counts.items()))
+        raise DataError(f"{where}: the train split holds one class only ({held or 'no samples'}): a model "
+                        f"trained on it predicts that class for every input; expected samples of 2 classes or more"
+                        + (f" ({hint})" if hint else ""))
 
 
 class BaseDataset:

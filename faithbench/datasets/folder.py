@@ -1,11 +1,14 @@
-"""2D images from a folder: PNG/JPEG (DICOM when pydicom is installed), optional masks, labels.
+"""2D images from a folder: PNG/JPEG/TIFF/BMP (DICOM when pydicom is installed), optional masks, labels.
 
 Labels come from a CSV (``path,label[,patient_id]``; ``path`` relative to the image folder;
 ``label`` a class name or index) or, without one, from sub-folder names
 (``NORMAL/…``, ``PNEUMONIA/…``). The split is patient-level and stratified by class: patients
 are shuffled with ``seed`` within each class and cut by ``fractions``, so no patient is in two
-splits. Every image is resized to one ``size`` (source sizes can differ by class, which a model
-would learn as a shortcut: the Kermany chest X-rays' NORMAL images are systematically larger).
+splits. Each split is in a seeded order that interleaves its classes
+(:func:`~faithbench.datasets.base.stratified_order`), so ``n`` and the runner's first ``samples``
+keep each class's share. Every image is resized to one ``size`` (source sizes can differ by class,
+which a model would learn as a shortcut: the Kermany chest X-rays' NORMAL images are
+systematically larger). Pixels and masks are read by :mod:`faithbench.datasets.images`.
 """
 
 from __future__ import annotations
@@ -14,91 +17,35 @@ import csv
 import os
 import random
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, Bound, check_bound
-from faithbench.datasets.base import BaseDataset, Split
+from faithbench.datasets.base import BaseDataset, Split, check_train_classes, stratified_order
+from faithbench.datasets.images import binarise_mask, fit_square, read_image, resize_mask, scan_images
 from faithbench.datasets.paths import DataError, csv_image, resolve_path
 from faithbench.registry import datasets
 from faithbench.types import Sample, edit_distance
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
-
-
-def read_image(path: Path) -> np.ndarray:
-    """A greyscale image as float32 (H, W), in [0, 1] for 8/16-bit files (DICOM: min-max)."""
-    if path.suffix.lower() == ".dcm":
-        try:
-            import pydicom
-        except ImportError:
-            raise DataError(f"{path}: reading DICOM needs pydicom: pip install pydicom") from None
-        try:
-            ds = pydicom.dcmread(str(path))
-            arr = ds.pixel_array.astype(np.float32)
-        except Exception as exc:  # pydicom raises several types for unreadable pixel data
-            raise DataError(f"{path}: cannot read DICOM pixels: {exc}") from None
-        arr = arr * float(getattr(ds, "RescaleSlope", 1)) + float(getattr(ds, "RescaleIntercept", 0))
-        if arr.ndim == 3:
-            arr = arr.mean(-1)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-        if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
-            arr = 1.0 - arr  # MONOCHROME1 stores white as 0
-        return arr
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            if im.mode in ("I;16", "I;16B", "I"):
-                arr = np.asarray(im, dtype=np.float32)
-                return arr / (65535.0 if arr.max() > 255 else 255.0)
-            return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read image: {exc}") from None
-
-
-def fit_square(x: Tensor, size: int, fit: str, mode: str) -> Tensor:
-    """(C, H, W) -> (C, size, size): centre ``crop`` to a square, ``pad`` to one, or ``squash``."""
-    h, w = x.shape[-2:]
-    if fit == "crop":
-        s = min(h, w)
-        x = x[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-    elif fit == "pad":
-        s = max(h, w)
-        x = F.pad(x, [(s - w) // 2, s - w - (s - w) // 2, (s - h) // 2, s - h - (s - h) // 2])
-    kwargs = {"antialias": True} if mode == "bilinear" else {}
-    return F.interpolate(x[None].float(), size=(size, size), mode=mode, **kwargs)[0]
-
-
-def resize_mask(mask: Tensor, size: int, fit: str) -> Tensor:
-    """``mask (1, H, W)`` bool -> ``(size, size)`` bool through the image's :func:`fit_square`
-    (bilinear with antialias), then share > 0.5, so the mask stays on its lesion (nearest put it
-    (k - 1) / 2 source pixels off at a downscale of k). A mask with some share keeps at least its
-    pixel of largest share, so a lesion smaller than a pixel does not vanish (one cropped away does)."""
-    share = fit_square(mask.float(), size, fit, "bilinear")[0]
-    out = share > 0.5
-    if not bool(out.any()) and float(share.max()) > 0:
-        out.view(-1)[int(share.argmax())] = True
-    return out
+Row = tuple[Path, str, "str | None"]  # image, label, patient id given by the CSV
 
 
 def patient_split(groups: dict[str, int], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
     """Patient id -> split, stratified by each patient's class; seeded. Every class with at least
-    3 patients has at least one in each split."""
+    3 patients has at least one in each split of a positive fraction; a fraction of 0 leaves its
+    split empty (it took one patient of each class, a held-out review)."""
     out: dict[str, str] = {}
     rng = random.Random(seed)
     for label in sorted(set(groups.values())):
         patients = sorted(p for p, c in groups.items() if c == label)
         rng.shuffle(patients)
         n = len(patients)
-        n_val = max(1, round(fractions[1] * n)) if n >= 3 else 0
-        n_test = max(1, round(fractions[2] * n)) if n >= 3 else 0
+        n_val = max(1, round(fractions[1] * n)) if n >= 3 and fractions[1] > 0 else 0
+        n_test = max(1, round(fractions[2] * n)) if n >= 3 and fractions[2] > 0 else 0
         n_train = n - n_val - n_test
         for k, p in enumerate(patients):
             out[p] = "train" if k < n_train else ("val" if k < n_train + n_val else "test")
@@ -141,6 +88,94 @@ def _images(k: int) -> str:
     return f"{k} image" + "s" * (k != 1)
 
 
+def read_csv_rows(folder: Path, csv_path: Path) -> list[Row]:
+    """The rows of a labels CSV (``utf-8-sig``: Excel's "CSV UTF-8" starts with a byte-order mark,
+    which made the first column ``\\ufeffpath``); an empty path or label is refused with its line."""
+    rows: list[Row] = []
+    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+            raise DataError(f"{csv_path}: expected columns path,label[,patient_id], got {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            given, label = row["path"] or "", (row["label"] or "").strip()
+            if not given.strip() or not label:
+                raise DataError(f"{csv_path}: line {line}: empty {'label' if given.strip() else 'path'} "
+                                "(expected an image path and a class name or index)")
+            pid = (row.get("patient_id") or "").strip() or None
+            rows.append((csv_image(folder, given, csv_path, line), label, pid))
+    return rows
+
+
+def is_mask_name(stem: str, mask_suffix: str) -> bool:
+    """``x_mask`` or ``x_mask_2`` for ``mask_suffix`` ``_mask`` (BUSI's second masks are ``_mask_1``)."""
+    return bool(mask_suffix) and re.search(re.escape(mask_suffix) + r"(_\d+)?$", stem) is not None
+
+
+def scan_class_rows(folder: Path, mask_dir: Path | None, mask_suffix: str) -> tuple[list[Row], list[Path]]:
+    """Without a CSV: each image under a class sub-folder (its first one), and the images lying in
+    ``folder`` itself, which have no class. Hidden files, a mask folder inside ``folder`` and, when
+    the masks lie beside the images, files named as masks are no images."""
+    inside = mask_dir is not None and mask_dir != folder and mask_dir.is_relative_to(folder)
+    rows: list[Row] = []
+    loose: list[Path] = []
+    for img in scan_images(folder, skip=mask_dir if inside else None):
+        if mask_dir == folder and is_mask_name(img.stem, mask_suffix):
+            continue
+        if img.parent == folder:
+            loose.append(img)
+        else:
+            rows.append((img, img.relative_to(folder).parts[0], None))
+    return rows, loose
+
+
+def class_names(found: list[str], classes: list[str] | None) -> tuple[str, ...]:
+    """``classes``, else the names found, sorted; numeric labels name classes by index from 0."""
+    if classes is not None:
+        return tuple(classes)
+    names = sorted(set(found))
+    if names and all(f.isdigit() for f in names):
+        return tuple(f"class_{i}" for i in range(max(int(f) for f in names) + 1))
+    return tuple(names)
+
+
+def class_problems(labels: list[int], names: tuple[str, ...], source: Path) -> list[str]:
+    """Warnings for each class without an image (a model output nothing trains); a
+    :class:`DataError` when fewer than 2 classes have images (a one-output model, a held-out review)."""
+    counts = Counter(labels)
+    if len(counts) < 2:
+        held = ", ".join(f"{names[c]!r}: {_images(k)}" for c, k in sorted(counts.items()))
+        raise DataError(f"{source}: images of one class only ({held}): expected images of 2 classes or more")
+    numeric = all(name == f"class_{i}" for i, name in enumerate(names))
+    why = ("numeric labels are class indices from 0" if numeric else "it is named in the dataset's classes")
+    return [f"{source}: class {name!r} has no image ({why}): the model gets an output for it that no image trains"
+            for c, name in enumerate(names) if c not in counts]
+
+
+def patient_ids(rows: list[Row], pattern: re.Pattern[str] | None, folder: Path) -> tuple[list[str], str | None]:
+    """Each row's patient: the CSV's, else ``pattern``'s first group (or match) in the file name,
+    else the image itself; and a warning when the pattern leaves some file names unmatched (a
+    :class:`DataError` when it matches none: a typo silently made every image its own patient)."""
+    out: list[str] = []
+    missed: list[str] = []
+    tried = 0
+    for img, _label, given in rows:
+        m = None
+        if pattern is not None and not given:
+            tried += 1
+            m = pattern.search(img.name)
+            missed += [] if m else [img.name]
+        own = m.group(1) if m and m.groups() else (m.group(0) if m else img.relative_to(folder).as_posix())
+        out.append(given or own)
+    if pattern is None or not missed:
+        return out, None
+    head = f"folder: patient_pattern {pattern.pattern!r} matches"
+    if len(missed) == tried:
+        raise DataError(f"{head} none of the {tried} file names (e.g. {missed[0]!r}): expected a regex whose first "
+                        "group, searched in the file name, is the patient id")
+    return out, (f"{head} {tried - len(missed)} of {tried} file names; the other {len(missed)} (e.g. "
+                 f"{missed[0]!r}) are each a patient of their own")
+
+
 @datasets.register("folder")
 class FolderDataset(BaseDataset):
     """Images in a folder (relative to the data root or absolute), ``(C, size, size)`` in [0, 1].
@@ -149,67 +184,68 @@ class FolderDataset(BaseDataset):
         path: the image folder. labels: a CSV ``path,label[,patient_id]`` (relative to ``path`` or
             the data root); without one, the class is the first sub-folder of each image.
         masks: a folder of mask images named like the images (same relative path; any image
-            suffix); nonzero = inside. The mask is called ``mask_name`` (``lesion``). An image
-            without a mask file gets an empty mask (no finding); mask files named like no image,
-            and a split where no image has one, are warned of.
+            suffix, plus ``mask_suffix``: ``_mask`` finds ``x_mask.png`` for ``x.png``, and lets the
+            masks lie beside the images); a mask folder inside the image folder is no class.
+            Inside: above half range when the mask reaches it (> 127 of 8 bits), else nonzero.
+            The mask is called ``mask_name`` (``lesion``). An image without a mask file gets an
+            empty mask (no finding); mask files named like no image, and a split where no image
+            has one, are warned of.
         classes: class names in index order (default: sorted names found).
         size: output side (224). fit: ``crop`` (centre square, as MedMNIST), ``pad`` or ``squash``.
-        channels: 1 or 3 (the grey image repeated). fractions: train/val/test ((0.7, 0.1, 0.2)).
-        seed: the split's seed (0). patient_pattern: a regex whose first group, searched in the
-            file name, is the patient id when the CSV gives none (default: each file its own
-            patient). n: cap on samples in this split. root: data root overriding
+        channels: 1 or 3 (the grey image repeated: colour is read as grey).
+        bits: 16-bit images are divided by 2^bits − 1 (16: 65535; 12 for 12-bit data).
+        fractions: train/val/test ((0.7, 0.1, 0.2)). seed: the split's and the order's seed (0).
+        patient_pattern: a regex whose first group, searched in the file name, is the patient id
+            when the CSV gives none (default: each file its own patient). n: a seeded,
+            class-stratified subset of this split of at most n images. root: data root overriding
             ``$FAITHBENCH_DATA``.
     """
 
     spatial_dims = 2
     background = 0.0
-    version = "2"  # 2: masks resized as the image, then > 0.5 (1: nearest, (k - 1) / 2 pixels off at a downscale of k)
+    # 3: the split in a class-interleaved seeded order (n: a stratified subset), 16-bit ÷ 65535,
+    # masks > 127 when above half range, EXIF orientation, a fraction of 0 empty (2: masks resized
+    # as the image, then > 0.5; 1: nearest, (k - 1) / 2 pixels off at a downscale of k)
+    version = "3"
     cheap_splits = True
 
     def __init__(self, split: Split = "test", *, path: str = "", labels: str | None = None,
-                 masks: str | None = None, mask_name: str = "lesion", classes: list[str] | None = None,
-                 size: int = 224, fit: Literal["crop", "pad", "squash"] = "crop", channels: int = 1,
-                 fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), seed: int = 0,
-                 patient_pattern: str | None = None, n: int | None = None, root: str | None = None) -> None:
+                 masks: str | None = None, mask_name: str = "lesion", mask_suffix: str = "",
+                 classes: list[str] | None = None, size: int = 224, fit: Literal["crop", "pad", "squash"] = "crop",
+                 channels: int = 1, bits: int = 16, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+                 seed: int = 0, patient_pattern: str | None = None, n: int | None = None,
+                 root: str | None = None) -> None:
         if not path:
             raise ValueError("folder: 'path' (the image folder) is required")
         if fit not in ("crop", "pad", "squash"):
             raise ValueError(f"folder: expected fit crop, pad or squash, got {fit!r}")
         if channels not in (1, 3):
             raise ValueError(f"folder: expected channels 1 or 3, got {channels}")
+        if not isinstance(bits, int) or isinstance(bits, bool) or not 8 <= bits <= 16:
+            raise ValueError(f"folder: expected bits an integer from 8 to 16 (the significant bits of 16-bit "
+                             f"images), got {bits!r}")
         if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
             raise ValueError(f"folder: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
         check_bound("folder", "size", size, Bound(8))
         check_bound("folder", "n", n, AT_LEAST_ONE)  # None: the whole split
         pattern = re.compile(patient_pattern) if patient_pattern else None
-        super().__init__(split, path=path, labels=labels, masks=masks, mask_name=mask_name, classes=classes,
-                         size=size, fit=fit, channels=channels, fractions=list(fractions), seed=seed,
-                         patient_pattern=patient_pattern, n=n)
+        super().__init__(split, path=path, labels=labels, masks=masks, mask_name=mask_name, mask_suffix=mask_suffix,
+                         classes=classes, size=size, fit=fit, channels=channels, bits=bits,
+                         fractions=list(fractions), seed=seed, patient_pattern=patient_pattern, n=n)
         folder = Path(os.path.abspath(resolve_path(path, root, "image folder")))
-        rows: list[tuple[Path, str, str | None]] = []
-        if labels:
-            csv_path = folder / labels if (folder / labels).exists() else resolve_path(labels, root, "labels CSV")
-            with csv_path.open(newline="") as fh:
-                reader = csv.DictReader(fh)
-                if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-                    raise DataError(f"{csv_path}: expected columns path,label[,patient_id], got {reader.fieldnames}")
-                for line, row in enumerate(reader, start=2):
-                    img = csv_image(folder, row["path"], csv_path, line)
-                    rows.append((img, row["label"].strip(), (row.get("patient_id") or "").strip() or None))
-        else:
-            for img in sorted(folder.rglob("*")):
-                if img.suffix.lower() in IMAGE_SUFFIXES and img.is_file() and img.parent != folder:
-                    rows.append((img, img.relative_to(folder).parts[0], None))
-        if not rows:
-            raise DataError(f"{folder}: no images found (expected class sub-folders or a labels CSV)")
-        found = sorted({r[1] for r in rows})
+        mask_dir = Path(os.path.abspath(resolve_path(masks, root, "mask folder"))) if masks else None
+        if mask_dir == folder and not mask_suffix:
+            raise DataError(f"folder: the mask folder {mask_dir} is the image folder {folder}: masks would be read as "
+                            "images and each image as its own mask; put the masks in a folder of their own (same "
+                            "relative paths), or set mask_suffix (BUSI's x_mask.png beside x.png: _mask)")
+        self.folder, self.mask_dir, self.mask_suffix = folder, mask_dir, mask_suffix
+        csv_path = (folder / labels if (folder / labels).exists() else resolve_path(labels, root, "labels CSV")) \
+            if labels else None
+        rows = read_csv_rows(folder, csv_path) if csv_path else self._scan(folder)
+        names = class_names([r[1] for r in rows], classes)
         if classes is None:
-            for message in near_labels([r[1] for r in rows], csv_path if labels else folder):
+            for message in near_labels([r[1] for r in rows], csv_path or folder):
                 self.warn(message)
-            names = tuple(found) if not all(f.isdigit() for f in found) else \
-                tuple(f"class_{i}" for i in range(max(int(f) for f in found) + 1))
-        else:
-            names = tuple(classes)
         self.classes = names  # type: ignore[misc]
 
         def index(label: str) -> int:
@@ -219,33 +255,57 @@ class FolderDataset(BaseDataset):
                 return int(label)
             raise DataError(f"folder: label {label!r} is not one of the classes {names}")
 
-        def patient(img: Path, given: str | None) -> str:
-            if given:
-                return given
-            if pattern is not None:
-                m = pattern.search(img.name)
-                if m:
-                    return m.group(1) if m.groups() else m.group(0)
-            return img.relative_to(folder).as_posix()
-
-        entries = [(img, index(lab), patient(img, pid)) for img, lab, pid in rows]
+        labels_found = [index(lab) for _img, lab, _pid in rows]
+        for message in class_problems(labels_found, names, csv_path or folder):
+            self.warn(message)
+        pids, pattern_warning = patient_ids(rows, pattern, folder)
+        if pattern_warning:
+            self.warn(pattern_warning)
+        entries = [(img, label, pid) for (img, _, _), label, pid in zip(rows, labels_found, pids)]
         groups: dict[str, int] = {}
         for _img, label, pid in entries:
             groups.setdefault(pid, label)  # a patient's class: the label of its first image
         assignment = patient_split(groups, tuple(fractions), seed)  # type: ignore[arg-type]
-        self.entries = [e for e in entries if assignment[e[2]] == split][: n if n else None]
+        chosen = [e for e in entries if assignment[e[2]] == split]
+        self.entries = [chosen[i] for i in stratified_order([e[1] for e in chosen], seed)][: n if n else None]
         if not self.entries:
             raise ValueError(f"folder: split {split!r} is empty ({len(entries)} images, {len(groups)} patients)")
-        self.folder, self.mask_dir = folder, (resolve_path(masks, root, "mask folder") if masks else None)
-        self.mask_name, self.size, self.fit, self.channels = mask_name, size, fit, channels
+        if split == "train":
+            check_train_classes([e[1] for e in self.entries], names, f"folder {folder}",
+                                "n keeps each class's share, and one image of each class from n = the number of "
+                                "classes on" if n else "")
+        self.mask_name, self.size, self.fit, self.channels, self.bits = mask_name, size, fit, channels, bits
         self._sources = [img for img, _, _ in rows]  # every split's images, for data_files
-        self._labels_csv = csv_path if labels else None
-        self._masks: dict[str, list[Path]] = {}  # the mask files by relative path without suffix
-        if self.mask_dir is not None:
-            for m in sorted(self.mask_dir.rglob("*")):
-                if m.suffix.lower() in IMAGE_SUFFIXES and m.is_file():
-                    self._masks.setdefault(_stem(m.relative_to(self.mask_dir)), []).append(m)
+        self._labels_csv = csv_path
+        self._masks: dict[str, list[Path]] = {}  # the mask files by their image's relative path without suffix
+        for m in self._mask_files():
+            self._masks.setdefault(self._mask_key(m), []).append(m)
+        if mask_dir is not None:
             self._check_mask_names(split)
+
+    def _scan(self, folder: Path) -> list[Row]:
+        """:func:`scan_class_rows`, warning of images in the folder itself (they have no class)."""
+        rows, loose = scan_class_rows(folder, self.mask_dir, self.mask_suffix)
+        if not rows:
+            raise DataError(f"{folder}: no images found (expected class sub-folders or a labels CSV"
+                            + (f"; {_images(len(loose))} in the folder itself have no class)" if loose else ")"))
+        if loose:
+            self.warn(f"{folder}: {_images(len(loose))} in the folder itself (e.g. {loose[0].name!r}) are left out: "
+                      "without a labels CSV an image's class is its sub-folder")
+        return rows
+
+    def _mask_files(self) -> list[Path]:
+        """The mask folder's mask files (with ``mask_suffix``: those named as masks)."""
+        if self.mask_dir is None:
+            return []
+        files = scan_images(self.mask_dir)
+        return [m for m in files if is_mask_name(m.stem, self.mask_suffix)] if self.mask_suffix else files
+
+    def _mask_key(self, mask: Path) -> str:
+        """The relative path without suffix of the image that ``mask`` belongs to (``mask_suffix`` cut)."""
+        stem = _stem(mask.relative_to(self.mask_dir))  # type: ignore[arg-type]
+        cut = self.mask_suffix and stem.endswith(self.mask_suffix)
+        return stem[: -len(self.mask_suffix)] if cut else stem
 
     def _check_mask_names(self, split: str) -> None:
         """Warns of mask files named like no listed image (a typo in a name leaves its image with an
@@ -257,8 +317,9 @@ class FolderDataset(BaseDataset):
                    if stem not in stems for m in paths]
         if orphans:
             self.warn(f"{self.mask_dir}: {len(orphans)} of {sum(map(len, self._masks.values()))} mask files are named "
-                      f"like no image of {self.folder} (e.g. {orphans[0]!r}); a mask has its image's relative path "
-                      "(any image suffix), and an image without one gets an empty mask")
+                      f"like no image of {self.folder} (e.g. {orphans[0]!r}); a mask has its image's relative path"
+                      f"{f' + {self.mask_suffix!r}' if self.mask_suffix else ''} (any image suffix), and an image "
+                      "without one gets an empty mask")
         if not any(self._mask_path(img) for img, _, _ in self.entries):
             self.warn(f"{self.mask_dir}: no image of split {split!r} has a mask file: every {self.mask_name!r} "
                       "mask is empty")
@@ -269,8 +330,7 @@ class FolderDataset(BaseDataset):
         if self._labels_csv is not None:
             files.append(("labels:" + self._labels_csv.name, self._labels_csv))
         if self.mask_dir is not None:
-            files += [("masks:" + m.relative_to(self.mask_dir).as_posix(), m) for m in sorted(self.mask_dir.rglob("*"))
-                      if m.suffix.lower() in IMAGE_SUFFIXES and m.is_file()]
+            files += [("masks:" + m.relative_to(self.mask_dir).as_posix(), m) for m in self._mask_files()]
         return files
 
     def __len__(self) -> int:
@@ -287,7 +347,7 @@ class FolderDataset(BaseDataset):
         if not 0 <= i < len(self):
             raise IndexError(f"folder: index {i} out of range for {len(self)} images")
         img, label, pid = self.entries[i]
-        arr = torch.from_numpy(read_image(img))[None]
+        arr = torch.from_numpy(read_image(img, self.bits))[None]
         image = fit_square(arr, self.size, self.fit, "bilinear").clamp(0, 1)
         masks: dict[str, Tensor] = {}
         if self.mask_dir is not None:
@@ -295,11 +355,11 @@ class FolderDataset(BaseDataset):
             if mpath is None:
                 masks[self.mask_name] = torch.zeros(self.size, self.size, dtype=torch.bool)
             else:
-                m = torch.from_numpy(read_image(mpath))[None]
-                if m.shape != arr.shape:
-                    raise DataError(f"{mpath}: mask shape {tuple(m.shape[1:])} differs from its image "
+                m = read_image(mpath)
+                if m.shape != arr.shape[1:]:
+                    raise DataError(f"{mpath}: mask shape {m.shape} differs from its image "
                                     f"{img} {tuple(arr.shape[1:])}")
-                masks[self.mask_name] = resize_mask(m > 0, self.size, self.fit)
+                masks[self.mask_name] = resize_mask(torch.from_numpy(binarise_mask(m))[None], self.size, self.fit)
         rel = img.relative_to(self.folder).as_posix()
         return Sample(id=rel, image=image.repeat(self.channels, 1, 1), label=label, masks=masks, patient_id=pid,
                       meta={"path": str(img), "source_shape": tuple(arr.shape[1:])})

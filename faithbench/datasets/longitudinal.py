@@ -40,7 +40,7 @@ from torch import Tensor
 
 from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
                                    Bound, check_bound, check_range_pair)
-from faithbench.datasets.base import BaseDataset, Split
+from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
 from faithbench.datasets.paths import DataError, csv_image, resolve_path
 from faithbench.datasets.phantoms import _SPLIT_OFFSET, _erode, _grid, ellipsoid, smooth_field
@@ -289,8 +289,9 @@ class LongitudinalFolder(LongitudinalDataset):
 
     Parameters: path (the image folder), labels (the CSV, relative to ``path`` or the data root),
     classes (default: sorted names found), seq_len (3), size (224), fit (``crop``, ``pad``,
-    ``squash``), channels (1 or 3), fractions (train/val/test, (0.7, 0.1, 0.2)), seed (0), n (cap
-    on samples), root (data root overriding ``$FAITHBENCH_DATA``).
+    ``squash``), channels (1 or 3), fractions (train/val/test, (0.7, 0.1, 0.2)), seed (0), n (a
+    class-stratified subset: the split is in a seeded order that interleaves the visits' classes),
+    root (data root overriding ``$FAITHBENCH_DATA``).
 
     The split is patient-level and stratified by each patient's class (the label of their first
     visit), with ``folder``'s :func:`~faithbench.datasets.folder.patient_split`: all of a patient's
@@ -298,7 +299,7 @@ class LongitudinalFolder(LongitudinalDataset):
     """
 
     background = 0.0
-    version = "1"
+    version = "2"  # 2: a class-interleaved seeded order (n keeps each class's share), 16-bit ÷ 65535
 
     def __init__(self, split: Split = "test", *, path: str = "", labels: str = "", classes: list[str] | None = None,
                  seq_len: int = 3, size: int = 224, fit: Literal["crop", "pad", "squash"] = "crop", channels: int = 1,
@@ -321,7 +322,7 @@ class LongitudinalFolder(LongitudinalDataset):
         folder = Path(os.path.abspath(resolve_path(path, root, "image folder")))
         csv_path = folder / labels if (folder / labels).exists() else resolve_path(labels, root, "labels CSV")
         rows: list[tuple[str, dt.date, Path, str]] = []
-        with csv_path.open(newline="") as fh:
+        with csv_path.open(newline="", encoding="utf-8-sig") as fh:  # Excel's CSV UTF-8 has a BOM
             reader = csv.DictReader(fh)
             need = {"patient_id", "date", "path", "label"}
             if not reader.fieldnames or not need <= set(reader.fieldnames):
@@ -356,8 +357,10 @@ class LongitudinalFolder(LongitudinalDataset):
         groups = {pid: visits[0][2] for pid, visits in by_patient.items()}
         assignment = patient_split(groups, tuple(fractions), seed)  # type: ignore[arg-type]
         # one sample per visit: (patient, index of its last visit)
-        self.entries = [(pid, k) for pid in sorted(by_patient) if assignment[pid] == split
-                        for k in range(len(by_patient[pid]))][: n if n else None]
+        chosen = [(pid, k) for pid in sorted(by_patient) if assignment[pid] == split
+                  for k in range(len(by_patient[pid]))]
+        order = stratified_order([by_patient[pid][k][2] for pid, k in chosen], seed)
+        self.entries = [chosen[i] for i in order][: n if n else None]
         if not self.entries:
             raise ValueError(f"{name}: split {split!r} is empty ({len(rows)} visits, {len(by_patient)} patients)")
         self.by_patient, self.folder, self._labels_csv = by_patient, folder, csv_path

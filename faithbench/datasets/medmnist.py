@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from faithbench.datasets.base import BaseDataset, Split
+from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.paths import OFFLINE_VAR, DataError, data_root, downloads_allowed
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -89,7 +89,11 @@ class MedMNIST(BaseDataset):
             ``adrenalmnist3d``, ``organmnist3d``, ...).
         size: 28 (MedMNIST v2) or 64/128/224 (MedMNIST+; 3D subsets: 28 or 64).
         root: data root overriding ``$FAITHBENCH_DATA``; the file is ``<root>/medmnist/<file>``.
-        n: keep the first ``n`` images of the split (default all).
+        n: keep a seeded, class-stratified subset of ``n`` images of the split (default all), in
+            an order whose every prefix keeps each class's share (it kept the first n: the shared
+            PneumoniaMNIST train split is sorted by class, so n = 50 gave 50 pneumonia images).
+            Sample ids keep each image's index in the file.
+        seed: the seed of the ``n`` subset (0).
         finding: for a multi-label subset, the class name (or index) that becomes a binary label.
 
     No masks (MedMNIST has none), no patient ids (the official splits are patient-level where
@@ -100,8 +104,10 @@ class MedMNIST(BaseDataset):
     version = "1"
 
     def __init__(self, split: Split = "test", *, flag: str = "pneumoniamnist", size: int = 28,
-                 root: str | None = None, n: int | None = None, finding: str | int | None = None) -> None:
-        super().__init__(split, flag=flag, size=size, n=n, finding=finding)
+                 root: str | None = None, n: int | None = None, finding: str | int | None = None,
+                 seed: int = 0) -> None:
+        # the seed enters the spec with n only: without n it changes nothing (the cache keys stay)
+        super().__init__(split, flag=flag, size=size, n=n, finding=finding, **({"seed": seed} if n else {}))
         if size not in SIZES:
             raise ValueError(f"medmnist: expected size in {SIZES}, got {size}")
         if n is not None and n < 1:
@@ -129,15 +135,18 @@ class MedMNIST(BaseDataset):
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # truncated or corrupt
             raise DataError(f"medmnist: cannot read {path}: {type(exc).__name__}: {exc} (a corrupt or "
                             f"partial download? delete the file and fetch it again)") from None
-        if n is not None:
-            images, labels = images[:n], labels[:n]
+        labels = np.asarray(labels).reshape(len(labels), -1).astype(np.int64)
+        self._index = np.arange(len(labels))  # each sample's position in the file: its id
+        if n is not None:  # stratified by the label (multi-label: the first positive class)
+            first = np.where(labels.any(1), labels.argmax(1), 0) if labels.shape[1] > 1 else labels[:, 0]
+            self._index = np.asarray(stratified_order(first.tolist(), seed)[:n], dtype=np.int64)
+            images, labels = images[self._index], labels[self._index]
         # (N, *spatial) grey or (N, H, W, 3) RGB -> (N, C, *spatial), kept uint8 until indexed.
         if images.ndim == self.spatial_dims + 2:
             images = np.moveaxis(images, -1, 1)
         else:
             images = images[:, None]
         self._images = torch.from_numpy(np.ascontiguousarray(images))
-        labels = np.asarray(labels).reshape(len(labels), -1).astype(np.int64)
 
         task = (info or {}).get(flag, {}).get("task", "multi-label" if labels.shape[1] > 1 else "")
         names = (info or {}).get(flag, {}).get("label")
@@ -185,8 +194,8 @@ class MedMNIST(BaseDataset):
         labels = None
         if self.multilabel and self._label_vectors is not None:
             labels = torch.from_numpy(np.asarray(self._label_vectors[i], dtype=np.int64))
-        return Sample(id=f"{self.flag}_{self.size}-{self.split}-{i:05d}", image=self._images[i].float() / 255.0,
-                      label=int(self._labels[i]), meta=meta, labels=labels)
+        return Sample(id=f"{self.flag}_{self.size}-{self.split}-{int(self._index[i]):05d}",
+                      image=self._images[i].float() / 255.0, label=int(self._labels[i]), meta=meta, labels=labels)
 
     def tensors(self) -> tuple[Tensor, Tensor]:
         if self.multilabel and self._label_vectors is not None:

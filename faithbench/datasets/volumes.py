@@ -132,11 +132,11 @@ def read_names(path: Path) -> dict[int, str]:
     """Region names: a JSON object ``{"1": "spleen", ...}`` or a CSV ``id,name`` (header optional)."""
     try:
         if path.suffix.lower() == ".json":
-            raw = json.loads(path.read_text())
+            raw = json.loads(path.read_text(encoding="utf-8-sig"))
             if not isinstance(raw, dict):
                 raise ValueError("expected a JSON object of id -> name")
             return {int(k): str(v) for k, v in raw.items()}
-        rows = [r for r in csv.reader(path.read_text().splitlines()) if r]
+        rows = [r for r in csv.reader(path.read_text(encoding="utf-8-sig").splitlines()) if r]  # Excel: a BOM
         if rows and not rows[0][0].strip().lstrip("-").isdigit():
             rows = rows[1:]
         return {int(r[0]): r[1].strip() for r in rows}
@@ -146,7 +146,7 @@ def read_names(path: Path) -> dict[int, str]:
 
 def read_manifest(path: Path) -> list[dict[str, Any]]:
     """A CSV with columns ``image`` [, ``label_map``, ``label``, ``patient_id``, ``split``]."""
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # Excel's "CSV UTF-8" starts with a BOM
         reader = csv.DictReader(fh)
         if not reader.fieldnames or "image" not in reader.fieldnames:
             raise DataError(f"{path}: expected a CSV header with an 'image' column, got {reader.fieldnames}")

@@ -18,7 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from torch import Tensor, nn
 
-from faithbench.datasets.base import BaseDataset
+from faithbench.datasets.base import BaseDataset, check_train_classes
 from faithbench.models.architectures import count_parameters
 from faithbench.models.dependencies import dependencies_of
 from faithbench.models.errors import STATE_DICT, CheckpointError, refusal, weights_mismatch
@@ -328,6 +328,10 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
 
     resolved = resolve_dependencies(model, splits, seed, cache)  # e.g. a frozen backbone first
     x_train, y_train = train.tensors()
+    if y_train.ndim == 1:  # trained on one class, a model predicts it for every input: refused (exit 2)
+        hint = (f"the recipe's n_train {recipe.n_train} takes the first {recipe.n_train} of the split; a folder or "
+                "medmnist dataset's n keeps each class's share") if recipe.n_train else ""
+        check_train_classes(y_train[: recipe.n_train].tolist(), tuple(train.classes), f"model {spec.label!r}", hint)
     x_val, y_val = val.tensors()
     if permute_labels:
         y_train, y_val = permuted(y_train, seed), permuted(y_val, seed + 1)

@@ -153,9 +153,10 @@ def test_resized_mask_stays_on_its_lesion(tmp_path):
     yy, xx = np.mgrid[:512, :512]
     disc = (yy - 201.3) ** 2 + (xx - 297.8) ** 2 <= 60**2
     for name in ("img", "masks"):
-        (tmp_path / name / "sick").mkdir(parents=True)
-        for k in range(3):
-            Image.fromarray((disc * 255).astype(np.uint8)).save(tmp_path / name / "sick" / f"im{k}.png")
+        for label in ("sick", "well"):  # two classes: one is refused
+            (tmp_path / name / label).mkdir(parents=True)
+            for k in range(3):
+                Image.fromarray((disc * 255).astype(np.uint8)).save(tmp_path / name / label / f"im{k}.png")
     s = FolderDataset("train", path="img", masks="masks", size=64, fractions=[1.0, 0.0, 0.0], root=str(tmp_path))[0]
     grid = np.mgrid[:64, :64]
     image = s.image[0].numpy() / s.image[0].numpy().sum()
@@ -167,9 +168,10 @@ def test_resized_mask_stays_on_its_lesion(tmp_path):
 def test_a_lesion_smaller_than_a_pixel_keeps_one(tmp_path):
     yy, xx = np.mgrid[:512, :512]
     for name, image in (("img", np.full((512, 512), 128)), ("masks", ((yy - 100) ** 2 + (xx - 300) ** 2 <= 9) * 255)):
-        (tmp_path / name / "sick").mkdir(parents=True)
-        for k in range(3):
-            Image.fromarray(image.astype(np.uint8)).save(tmp_path / name / "sick" / f"im{k}.png")
+        for label in ("sick", "well"):
+            (tmp_path / name / label).mkdir(parents=True)
+            for k in range(3):
+                Image.fromarray(image.astype(np.uint8)).save(tmp_path / name / label / f"im{k}.png")
     s = FolderDataset("train", path="img", masks="masks", size=64, fractions=[1.0, 0.0, 0.0], root=str(tmp_path))[0]
     assert s.masks["lesion"].sum() == 1 and s.masks["lesion"][12, 37]  # (100, 300) / 8 px
 

@@ -1,0 +1,144 @@
+"""2D image files as arrays: one intensity rule per file type, one rule for masks, one square size.
+
+Intensity: 8-bit files (grey, or colour through PIL's luma ``L``) are divided by 255; 16-bit ones
+by 2^bits − 1 (65535; ``bits: 12`` for 12-bit data stored in 16-bit files, 4095), whatever each
+image's own maximum, so that two images of one scanner keep their ratio of brightness (dividing by
+255 or 65535 after each image's maximum made them differ 257-fold by one pixel, a held-out review).
+DICOM: RescaleSlope/Intercept, then each image's own min-max (MONOCHROME1 inverted). Float files,
+32-bit integer files with values outside 0-65535 and multi-frame DICOM are refused, naming the
+file. EXIF orientation is applied, as viewers show the image (and a mask drawn on it).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch.nn.functional as F
+from torch import Tensor
+
+from faithbench.datasets.paths import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def is_hidden(rel: Path) -> bool:
+    """A file or folder whose name starts with a dot (``._x.png``, macOS's AppleDouble copies on
+    exFAT/SMB; ``.ipynb_checkpoints``), never an image of the dataset."""
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def scan_images(folder: Path, skip: Path | None = None) -> list[Path]:
+    """The image files under ``folder`` (by suffix, sorted), without hidden ones and without those
+    under ``skip`` (a mask folder inside the image folder)."""
+    return [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            and not is_hidden(p.relative_to(folder)) and not (skip is not None and p.is_relative_to(skip))]
+
+
+def read_dicom(path: Path) -> np.ndarray:
+    """One DICOM frame as float32 (H, W) in [0, 1]: rescaled, then min-max (MONOCHROME1 inverted)."""
+    try:
+        import pydicom
+    except ImportError:
+        raise DataError(f"{path}: reading DICOM needs pydicom: pip install pydicom") from None
+    try:
+        ds = pydicom.dcmread(str(path))
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        if frames > 1:
+            raise DataError(f"{path}: a multi-frame DICOM ({frames} frames of {ds.Rows}x{ds.Columns}): a 2D "
+                            "dataset takes one image per file; save the frame you mean as a file of its own")
+        arr = ds.pixel_array.astype(np.float32)
+    except DataError:
+        raise
+    except Exception as exc:  # pydicom raises several types for unreadable pixel data
+        raise DataError(f"{path}: cannot read DICOM pixels: {exc}") from None
+    arr = arr * float(getattr(ds, "RescaleSlope", 1)) + float(getattr(ds, "RescaleIntercept", 0))
+    if arr.ndim == 3:  # (H, W, samples): colour
+        arr = arr.mean(-1)
+    lo, hi = float(arr.min()), float(arr.max())
+    arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
+        arr = 1.0 - arr  # MONOCHROME1 stores white as 0
+    return arr
+
+
+def _scaled(im: Any, path: Path, bits: int) -> np.ndarray:
+    """The pixels of a PIL image by the module's rule (see its docstring)."""
+    mode = im.mode
+    if mode in SIXTEEN_BIT or mode == "I":  # "I": 32-bit integers, taken as 16-bit when they fit
+        arr = np.asarray(im, dtype=np.float32)
+        top, lo, hi = 2**bits - 1, float(arr.min()), float(arr.max())
+        if lo < 0 or hi > top:
+            hint = (f"set the dataset's bits to {int(hi).bit_length()} or more" if lo >= 0 and hi <= 65535
+                    else "expected 8- or 16-bit integer pixels (save it as an 8- or 16-bit PNG)")
+            raise DataError(f"{path}: pixel values {lo:g} to {hi:g} (mode {mode!r}) exceed 0 to {top} "
+                            f"(bits {bits}): {hint}")
+        return arr / top
+    if mode.startswith("F"):
+        raise DataError(f"{path}: image mode {mode!r} (float pixels) has no fixed scale: expected 8- or 16-bit "
+                        "integer pixels (save it as an 8- or 16-bit PNG)")
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def _upright(im: Any) -> Any:
+    """``im`` as a viewer shows it (its EXIF Orientation applied); as stored when its EXIF block
+    cannot be parsed (Pillow raises SyntaxError on a block that is no TIFF header)."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(im)
+    except (SyntaxError, ValueError, struct.error):
+        return im
+
+
+def read_image(path: Path, bits: int = 16) -> np.ndarray:
+    """A greyscale image as float32 (H, W) in [0, 1], by the module's rule: 8-bit ÷ 255, 16-bit
+    ÷ (2^bits − 1), DICOM min-max; EXIF orientation applied."""
+    if path.suffix.lower() == ".dcm":
+        return read_dicom(path)
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return _scaled(_upright(im), path, bits)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read image: {exc}") from None
+
+
+def binarise_mask(mask: np.ndarray) -> np.ndarray:
+    """A mask read by :func:`read_image` as bool: inside above half range (> 127 of 8 bits) when the
+    mask reaches above it (0/255 masks: a JPEG's halo of low values stays outside, +15 % of area on
+    a review's disc), else nonzero (0/1 masks, small label values, a faint colour)."""
+    return mask > 0.5 if mask.size and float(mask.max()) > 0.5 else mask > 0
+
+
+def fit_square(x: Tensor, size: int, fit: str, mode: str) -> Tensor:
+    """(C, H, W) -> (C, size, size): centre ``crop`` to a square, ``pad`` to one, or ``squash``."""
+    h, w = x.shape[-2:]
+    if fit == "crop":
+        s = min(h, w)
+        x = x[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    elif fit == "pad":
+        s = max(h, w)
+        x = F.pad(x, [(s - w) // 2, s - w - (s - w) // 2, (s - h) // 2, s - h - (s - h) // 2])
+    kwargs = {"antialias": True} if mode == "bilinear" else {}
+    return F.interpolate(x[None].float(), size=(size, size), mode=mode, **kwargs)[0]
+
+
+def resize_mask(mask: Tensor, size: int, fit: str) -> Tensor:
+    """``mask (1, H, W)`` bool -> ``(size, size)`` bool through the image's :func:`fit_square`
+    (bilinear with antialias), then share > 0.5, so the mask stays on its lesion (nearest put it
+    (k - 1) / 2 source pixels off at a downscale of k). A mask with some share keeps at least its
+    pixel of largest share, so a lesion smaller than a pixel does not vanish (one cropped away does)."""
+    share = fit_square(mask.float(), size, fit, "bilinear")[0]
+    out = share > 0.5
+    if not bool(out.any()) and float(share.max()) > 0:
+        out.view(-1)[int(share.argmax())] = True
+    return out
+
+
+__all__ = ["IMAGE_SUFFIXES", "binarise_mask", "fit_square", "is_hidden", "read_dicom", "read_image", "resize_mask",
+           "scan_images"]
