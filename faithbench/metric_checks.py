@@ -111,13 +111,13 @@ def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: 
                 error: type[Exception] | None = None) -> dict[str, set[str] | None]:
     """Warn (:class:`SuiteWarning`) for each metric mask a dataset lacks, naming the mask, and for
     any other reason the run skips a metric on a dataset (its ``applicability``: a temporal metric
-    on 2D images), on the masks of :func:`run_masks`, for the metrics that run on no dataset of the
-    suite (one that runs on another is meant for that one: the shortcut's ``mass_on_marker``; the
-    run lists the skip in ``skipped.csv``); returns the masks per dataset label (read once, for
+    on 2D images), on the masks of :func:`run_masks`, unless the metric runs on another entry of the
+    same dataset (a variant it is meant for: ``quick``'s ``mass_on_marker`` on the shortcut phantom;
+    the run lists the skip in ``skipped.csv``); returns the masks per dataset label (read once, for
     :func:`check_metric_fit`). With ``error``, a first test sample that cannot be read raises it."""
     found: dict[str, set[str] | None] = {}
-    skips: dict[int, list[str]] = {k: [] for k in range(len(metric_plugins))}  # metric -> why, where skipped
-    runs = [False] * len(metric_plugins)  # whether the metric runs on some dataset (or that cannot be told)
+    skips: list[tuple[int, str, str]] = []  # (metric, dataset name, why)
+    runs: set[tuple[int, str]] = set()  # (metric, dataset name) where it runs (or that cannot be told)
     for i, spec in enumerate(suite.datasets):
         dataset = built.get(spec.label)
         masks = found[spec.label] = run_masks(dataset, suite, metric_plugins)
@@ -132,16 +132,17 @@ def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: 
             dims = None
         for k, plugin in enumerate(metric_plugins):
             missing = [m for m in getattr(plugin, "required_masks", lambda: [])() if m not in masks]
-            skips[k] += [f"{source}: metrics[{k}] {suite.metrics[k].label!r} needs mask {mask!r}, which dataset "
-                         f"{spec.label!r} lacks (its masks: {', '.join(sorted(masks)) or 'none'}); the run skips it "
-                         "there" for mask in missing]
+            skips += [(k, spec.name, f"{source}: metrics[{k}] {suite.metrics[k].label!r} needs mask {mask!r}, which "
+                       f"dataset {spec.label!r} lacks (its masks: {', '.join(sorted(masks)) or 'none'}); the run skips "
+                       "it there") for mask in missing]
             reason = None if missing or dims is None else skip_reason(plugin, masks, dims)
             if reason:
-                skips[k].append(f"{source}: metrics[{k}] {suite.metrics[k].label!r} does not apply to dataset "
-                                f"{spec.label!r}: {reason}; the run skips it there")
-            runs[k] = runs[k] or not (missing or reason)
-    for k, messages in skips.items():
-        for message in messages if not runs[k] else []:
+                skips.append((k, spec.name, f"{source}: metrics[{k}] {suite.metrics[k].label!r} does not apply to "
+                                            f"dataset {spec.label!r}: {reason}; the run skips it there"))
+            if not (missing or reason):
+                runs.add((k, spec.name))
+    for k, name, message in skips:
+        if (k, name) not in runs:
             warnings.warn(message, SuiteWarning, stacklevel=2)
     return found
 

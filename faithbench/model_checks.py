@@ -114,7 +114,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
             raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}"
                         f"{_channel_hint(model, channels)}")
         runs.append(_check_support(suite, source, explainers, model, (channels, *spatial), mspec.label, label,
-                                   mask_names(dataset)))
+                                   mask_names(dataset), getattr(dataset, "mask_roles", None)))
         for k, plugin in enumerate(explainers):
             layer = getattr(plugin, "target_layer", None)
             if layer is None or layer == _VIT_DEFAULT_LAYER:
@@ -134,7 +134,8 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
 
 
 def _check_support(suite: Any, source: str, explainers: list[Any], model: nn.Module, shape: tuple[int, ...],
-                   model_label: str, dataset_label: str, masks: set[str] | None = None) -> bool:
+                   model_label: str, dataset_label: str, masks: set[str] | None = None,
+                   roles: dict[str, Any] | None = None) -> bool:
     """Warn (:class:`SuiteWarning`) for each explainer the run would skip on ``model`` (its
     ``unsupported_reason`` on a meta image of ``(1, *shape)``: an attention explainer on a CNN, a 2D
     explainer on volumes; its ``dataset_reason`` for sample 0's ``masks``: a sequence explainer on
@@ -143,7 +144,7 @@ def _check_support(suite: Any, source: str, explainers: list[Any], model: nn.Mod
     for k, plugin in enumerate(explainers):
         try:
             reason = plugin.unsupported_reason(model, x) or (
-                None if masks is None else plugin.dataset_reason(masks, len(shape) - 1))
+                None if masks is None else plugin.dataset_reason(masks, len(shape) - 1, roles))
         except Exception:  # noqa: BLE001 - a check the meta device cannot run: the run tells
             reason = None
         if reason is None:

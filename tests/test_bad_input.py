@@ -156,12 +156,31 @@ def test_an_unreachable_ray_cluster_is_bad_input(tmp_path, capsys, monkeypatch):
     def refuse(*args, **kwargs):
         raise ConnectionError("Failed to connect to Ray cluster at 1.2.3.4:6379 after 5 attempts.")
 
+    import faithbench.runner.executors as executors
+
+    monkeypatch.setattr(executors, "_check_reachable", lambda address: None)  # a cluster that takes the connection
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", refuse)
     code, err, _ = run(tmp_path, capsys, GOOD, "--ray-address", "1.2.3.4:6379")
     assert code == EXIT_BAD_INPUT
     assert err.startswith("faithbench: error: --ray-address 1.2.3.4:6379: cannot connect to a Ray cluster there "
                           "(Failed to connect to Ray cluster at 1.2.3.4:6379 after 5 attempts.)")
+
+
+def test_a_ray_address_that_takes_no_connection_is_refused_at_once(tmp_path, capsys, monkeypatch):
+    """A review: Ray 2.60 retried an unreachable address for about 14 minutes before its error; a port
+    that refuses the connection is bad input before Ray is asked."""
+    import socket
+
+    ray = pytest.importorskip("ray")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init called for a refused address"))
+    code, err, _ = run(tmp_path, capsys, GOOD, "--ray-address", f"127.0.0.1:{port}")
+    assert code == EXIT_BAD_INPUT and err.startswith(f"faithbench: error: --ray-address 127.0.0.1:{port}: cannot "
+                                                     "connect to a Ray cluster there (")
 
 
 class FaultyPhantom(PhantomCXR):

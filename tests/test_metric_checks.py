@@ -4,6 +4,7 @@ file, metrics[i] and the parameter; a metric that cannot apply to a dataset warn
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 
 import pytest
@@ -88,6 +89,26 @@ def test_temporal_metric_on_2d_data_warns_like_a_missing_mask(tmp_path, name):
     with pytest.warns(SuiteWarning, match=rf"metrics\[0\] '{name}' does not apply to dataset 'phantom_cxr': a "
                                           r"temporal metric needs sequences of visits .* the run skips it there"):
         _load(tmp_path, f"{name}, deletion_auc")
+
+
+def test_a_metric_meant_for_a_variant_of_the_dataset_is_skipped_without_a_warning(tmp_path):
+    """A walkthrough: the quick demo warned on every run that its own mass_on_marker skips the plain phantom
+    (it is meant for the shortcut variant); a review of the mend: a metric skipped on another dataset (no
+    mask there) must still warn."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(textwrap.dedent("""
+        name: variants
+        datasets: [{name: phantom_cxr, params: {n: 16, size: 32}},
+                   {name: phantom_cxr, alias: shortcut, params: {n: 16, size: 32, shortcut: 0.9}},
+                   {name: phantom_organ3d, params: {n: 16, size: 24}}]
+        models: [{name: small_cnn, recipe: default}]
+        explainers: [saliency, random]
+        metrics: [{name: relevance_mass, alias: mass_on_marker, params: {mask: marker}}, deletion_auc]
+    """))
+    with pytest.warns(SuiteWarning) as caught:
+        load_suite(suite)
+    skips = [str(w.message) for w in caught if "mass_on_marker" in str(w.message)]
+    assert len(skips) == 1 and "which dataset 'phantom_organ3d' lacks" in skips[0]
 
 
 @pytest.mark.parametrize("metric, reason", [

@@ -10,7 +10,7 @@ ReLU belongs to the method and is applied on the layer's grid, before upsampling
 from __future__ import annotations
 
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from contextlib import nullcontext
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from faithbench.configurable import Configurable
+from faithbench.types import MaskRole
 
 
 def image_seed(seed: int, image: Tensor) -> int:
@@ -91,9 +92,11 @@ class Explainer(Configurable):
             return f"{self.name} supports {sorted(self.architectures)} models, got {family}"
         return None
 
-    def dataset_reason(self, masks: Collection[str], spatial_dims: int) -> str | None:
+    def dataset_reason(self, masks: Collection[str], spatial_dims: int,
+                       roles: Mapping[str, MaskRole] | None = None) -> str | None:
         """Why this explainer cannot run on a dataset whose samples carry the masks named ``masks``
-        and have ``spatial_dims`` axes, beyond what the input's shape tells (:meth:`unsupported_reason`:
+        (``roles``: what each stands for, the dataset's ``mask_roles``; None: the default roles) and
+        have ``spatial_dims`` axes, beyond what the input's shape tells (:meth:`unsupported_reason`:
         a 3D volume has a sequence's shape); None if it can. The runner skips the cell with the
         reason, ``faithbench validate`` warns."""
         return None

@@ -8,7 +8,7 @@ map keeps the ``(B, T, H, W)`` shape of every explainer and its sum over space i
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -69,10 +69,13 @@ class TemporalOcclusionExplainer(Explainer):
     bounds: ClassVar[dict[str, Bound]] = {"batch_size": AT_LEAST_ONE}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": EXPLAINER_SCORES, "mode": ("replace", "remove")}
 
-    def dataset_reason(self, masks: Collection[str], spatial_dims: int) -> str | None:
-        """Sequences only: a 3D dataset without the mask 'valid' of a longitudinal dataset is a
-        volume (a held-out review: its depth slices were occluded as visits, without a word)."""
-        if spatial_dims == 3 and not any(DEFAULT_MASK_ROLES.get(m) == MaskRole.VALIDITY for m in masks):
+    def dataset_reason(self, masks: Collection[str], spatial_dims: int,
+                       roles: Mapping[str, MaskRole] | None = None) -> str | None:
+        """Sequences only: a 3D dataset without a mask whose role is validity (``valid`` by default:
+        real visits vs padding) is a volume (a held-out review: its depth slices were occluded as
+        visits, without a word)."""
+        roles = DEFAULT_MASK_ROLES if roles is None else roles
+        if spatial_dims == 3 and not any(roles.get(m) == MaskRole.VALIDITY for m in masks):
             return (f"{self.name} needs sequences of visits (T, H, W) with the mask 'valid' of a longitudinal "
                     "dataset (real visits vs padding); the dataset is 3D without it (a volume?): its depth slices "
                     "are not visits")

@@ -1,7 +1,9 @@
 """Localisation metrics: does the saliency sit on the region that decides the label?
 
-Each reports its chance level for the mask (the mask's area fraction), so a reader can see
-that the random control lands near it. ``mask`` names the sample mask to use (``lesion``).
+Each reports its chance level for the mask (its expected value for a map in random order: the
+mask's area fraction for most, the dilated mask's for the pointing game with a tolerance, the
+expected AP for auprc, E|A ∩ M| / E|A ∪ M| for iou_top*), so a reader can see that the random
+control lands near it. ``mask`` names the sample mask to use (``lesion``).
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ class _CellCalibration:
         if self.first:
             self.first = False
             if (run.explainer.unsupported_reason(run.data.model, batch.x)
-                    or run.explainer.dataset_reason(set(batch.masks), batch.x.ndim - 2)):
+                    or run.explainer.dataset_reason(set(batch.masks), batch.x.ndim - 2, run.data.mask_roles)):
                 self.wanted = []
                 return
             self.wanted = [(s, m) for s, m in self.wanted

@@ -199,7 +199,7 @@ class CellRun:
             if not self.checked:
                 self.checked = True
                 reason = (self.explainer.unsupported_reason(self.data.model, batch.x)
-                          or self.explainer.dataset_reason(set(batch.masks), batch.x.ndim - 2))
+                          or self.explainer.dataset_reason(set(batch.masks), batch.x.ndim - 2, self.data.mask_roles))
                 self.data.check_model(f"explainer {self.explainer.name!r}")
                 if reason:
                     self.result.skipped = reason

@@ -234,9 +234,9 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None,
 def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings, report: ReportSettings,
                 executor: str | RayOptions, progress: bool, log: Log) -> RunResult:
     started = time.time()
-    unavailable = preflight(suite, settings)  # bad data is reported before anything is trained
-    for label, reason in unavailable.items():
-        log(f"skipped dataset {label!r}: {reason}")
+    # bad data is reported before anything is trained; an optional dataset not here was warned of when the
+    # suite was validated (one line: this log repeated it), and skipped.csv and the manifest keep its reason
+    unavailable = preflight(suite, settings)
     resolved = suite  # the manifest records the suite as written
     suite = suite.model_copy(update={"datasets": [d for d in suite.datasets if d.label not in unavailable]})
     groups = plan(suite)

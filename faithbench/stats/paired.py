@@ -10,8 +10,7 @@ References
 ----------
 - Wilcoxon (1945), Individual comparisons by ranking methods.
 - Holm (1979), A simple sequentially rejective multiple test procedure.
-- Kerby (2014), The simple difference formula: an approach to teaching nonparametric
-  correlation. Comprehensive Psychology 3:11.IT.3.1.
+- Kerby (2014), The simple difference formula: an approach to teaching nonparametric correlation. Compr. Psychol. 3.
 - Friedman (1937); Nemenyi (1963); Demšar (2006), Statistical comparisons of classifiers
   over multiple data sets. JMLR 7:1-30.
 """
@@ -261,8 +260,7 @@ class FriedmanResult(_FriedmanFields):
 
     def __new__(cls, statistic, p, n_blocks, k, reason: str = ""):
         self = super().__new__(cls, float(statistic), float(p), int(n_blocks), int(k))
-        # A subclass of a namedtuple without __slots__ has a __dict__ for this.
-        self.reason = reason
+        self.reason = reason  # a subclass of a namedtuple without __slots__ has a __dict__ for this
         return self
 
 
@@ -273,16 +271,18 @@ def _complete_blocks(wide: pd.DataFrame) -> pd.DataFrame:
 TIE_RTOL = 1e-12  # means this close (relative) are equal up to float rounding: a tie
 
 
-def snap_ties(values: pd.Series, scale: float = 0.0) -> pd.Series:
-    """``values`` with every value within ``TIE_RTOL`` (1e-12) times max(|a|, |b|, ``scale``) of the
-    smallest value of its run (sorted ascending, each compared with its run's first) replaced by that
-    value, so ranking ties means equal up to float rounding (held-out reviews: 0/1 hits over 3 seeds,
-    equal means 0.52083333333333[34] ranked 1 and 2; signed means 0 up to rounding, 1.1e-17 and 2.2e-17,
-    ranked 1 and 2: ``scale``, the values' magnitude, is the floor). NaN stays NaN; same index, order."""
+def snap_ties(values: pd.Series, scale: pd.Series | None = None) -> pd.Series:
+    """``values`` with each value within ``TIE_RTOL`` (1e-12) times max(|a|, |b|, their ``scale``) of its
+    run's smallest value (sorted ascending) replaced by it, so ranking ties means equal up to float
+    rounding (reviews: equal means 0.52083333333333[34], and signed means 0 up to rounding, 1.1e-17 and
+    2.2e-17, ranked 1 and 2). ``scale``: each value's magnitude (common_means: its column's mean |x|, so
+    one explainer's outlier widens no other's tolerance). NaN stays NaN; same index and order."""
     x = values.to_numpy(dtype=float, copy=True)
+    floor = np.zeros_like(x) if scale is None else np.nan_to_num(scale.reindex(values.index).to_numpy(float),
+                                                                 nan=0.0, posinf=0.0)
     order = [i for i in np.argsort(x, kind="stable") if not np.isnan(x[i])]
     for prev, cur in zip(order[:-1], order[1:]):
-        if abs(x[cur] - x[prev]) <= TIE_RTOL * max(abs(x[cur]), abs(x[prev]), scale):
+        if abs(x[cur] - x[prev]) <= TIE_RTOL * max(abs(x[cur]), abs(x[prev]), floor[cur], floor[prev]):
             x[cur] = x[prev]  # x[prev] already holds its run's first value
     return pd.Series(x, index=values.index, name=values.name)
 
@@ -303,7 +303,7 @@ def common_means(wide: pd.DataFrame) -> pd.Series:
     means = pd.Series(np.nan, index=data.columns, dtype=float)
     if len(complete):
         means[complete.columns] = complete.mean(axis=0)
-    return snap_ties(means, float(np.abs(complete.to_numpy()).max()) if complete.size else 0.0)
+    return snap_ties(means, complete.abs().mean(axis=0))
 
 
 def friedman(wide: pd.DataFrame) -> FriedmanResult:

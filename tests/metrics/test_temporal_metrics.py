@@ -173,19 +173,22 @@ def test_temporal_occlusion_refuses_images_and_volumes():
         occlusion(OneVisitModel(), torch.zeros(2, 1, 4, 4), torch.ones(2, dtype=torch.long))
     assert "a volume?" in occlusion.dataset_reason({"organ"}, 3)
     assert occlusion.dataset_reason({"valid", "change"}, 3) is None
+    from faithbench.types import MaskRole  # a dataset that names its validity mask otherwise (mask_roles)
+
+    assert occlusion.dataset_reason({"padding"}, 3, {"padding": MaskRole.VALIDITY}) is None
     assert explainers.get("gradcam")().dataset_reason({"organ"}, 3) is None  # volumes are its data
 
 
-def test_padding_ranks_last_at_any_magnitude():
+def test_padding_ranks_last_at_every_magnitude():
     """A held-out review: padding keyed as (lowest real importance - 1) in float32 tied with real visits
     from |importance| ~ 2^24 on, and came first when the real visits tied."""
     from faithbench.metrics.functional.temporal import visit_ranks
 
     valid = torch.tensor([[False, True, True, True]])
-    for scale in (1.0, 3e7, 3e8, -3e8):
+    for scale in (1.0, 3e7, 3e8, -3e8, -3e38, 3e38):
         ranks = visit_ranks(torch.tensor([[0.0, scale, scale + 64, scale + 128]]), valid,
                             generator=torch.Generator().manual_seed(0))
-        assert ranks.tolist() == [[3, 2, 1, 0]]
+        assert ranks[0, 0] == 3 and (abs(scale) > 1e30 or ranks.tolist() == [[3, 2, 1, 0]])  # +64: no-op at 3e38
     for seed in range(8):
         ranks = visit_ranks(torch.full((1, 4), 3e8), valid, generator=torch.Generator().manual_seed(seed))
         assert ranks[0, 0] == 3

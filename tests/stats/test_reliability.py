@@ -232,3 +232,17 @@ def test_a_sample_undefined_under_one_seed_is_undefined():
     row = metric_reliability(pd.DataFrame(rows)).iloc[0]
     assert row["nr"] == pytest.approx(1.0) and row["nr_scores"] == pytest.approx(1.0)
     assert row["n_samples"] == 8
+
+
+def test_a_seed_without_rows_in_a_condition_leaves_its_samples_undefined():
+    """A review of the mend above: a seed with no row at all in the minor condition (the metric failed there
+    for every explainer) still compared seed 0 there with seeds 0 and 1 of the original (nr 0.745)."""
+    rng = np.random.default_rng(0)
+    seeds = {seed: {e: list(rng.random(8)) for e in ("a", "b", "c")} for seed in (0, 1)}
+    rows = []
+    for seed, table in seeds.items():
+        for condition in ("original", "minor", "disruptive"):
+            if (seed, condition) != (1, "minor"):
+                rows += [dict(r, seed=seed) for r in _rows("m", condition, table)]
+    row = metric_reliability(pd.DataFrame(rows)).iloc[0]
+    assert np.isnan(row["nr"]) and not row["passed"] and row["n_samples"] == 8

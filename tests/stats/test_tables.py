@@ -415,3 +415,8 @@ def test_means_zero_up_to_float_rounding_share_a_rank():
     rows += [dict(rows[0], explainer="c", sample_id=f"s{i}", value=v) for i, v in enumerate([0.0, 0, 0, 0, 1e-9])]
     board = leaderboard(pd.DataFrame(rows), control="none", n_resamples=10).set_index("explainer")
     assert board["rank"].to_dict() == {"c": 1.0, "a": 2.0, "b": 2.0}  # 2e-10 above 0 is not noise
+    # the floor is each explainer's own magnitude: one explainer's outlier (4e10) ties no other two (a review)
+    rows += [dict(rows[0], explainer="d", sample_id=f"s{i}", value=v) for i, v in enumerate([1.0, 2, 3, 4, 4e10])]
+    rows += [dict(rows[0], explainer="e", sample_id=f"s{i}", value=v + 0.01) for i, v in enumerate(values["a"])]
+    board = leaderboard(pd.DataFrame(rows), control="none", n_resamples=10).set_index("explainer")
+    assert board["rank"].to_dict() == {"d": 1.0, "e": 2.0, "c": 3.0, "a": 4.0, "b": 4.0}

@@ -177,7 +177,8 @@ def auprc(saliency: Tensor, mask: Tensor) -> Tensor:
 
     over the distinct saliency values as thresholds, descending (tied values enter together, so
     no tie-break is needed; identical to ``sklearn.metrics.average_precision_score``). NaN for
-    an empty mask. Chance level: the prevalence |M| / N (the AP of a constant score)."""
+    an empty mask. Chance level: :func:`auprc_chance`, the expected AP of a map in random order (above
+    the prevalence |M| / N, the AP of a constant score)."""
     s, m = _check(saliency, mask)
     b, n = s.shape
     s_sorted, order = s.double().sort(dim=1, descending=True)

@@ -57,8 +57,8 @@ def visit_ranks(importance: Tensor, valid: Tensor, *, generator: torch.Generator
     importance = importance.float()
     low = importance.masked_fill(~valid, float("inf")).amin(dim=1, keepdim=True)
     low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
-    # padding strictly below every real visit in float32 (low - 1 is low itself from |low| ~ 2^24 on)
-    keyed = torch.where(valid, importance, low - low.abs() - 1.0)
+    # padding at the next float below every real visit (low - 1 was low itself from |low| ~ 2^24 on)
+    keyed = torch.where(valid, importance, torch.nextafter(low, torch.full_like(low, -float("inf"))))
     return feature_ranks(keyed, generator=generator)
 
 
