@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import os
-import random
 import re
 from collections import Counter
 from pathlib import Path
@@ -26,31 +25,11 @@ from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, Bound, check_bound
 from faithbench.datasets.base import BaseDataset, Split, check_train_classes, stratified_order
-from faithbench.datasets.images import binarise_mask, fit_square, read_image, resize_mask, scan_images
+from faithbench.datasets.folder_split import Row, check_train_patients, empty_split, patient_ids, patient_split
+from faithbench.datasets.images import LOSSY_SUFFIXES, binarise_mask, fit_square, read_image, resize_mask, scan_images
 from faithbench.datasets.paths import DataError, csv_image, resolve_path
 from faithbench.registry import datasets
 from faithbench.types import Sample, edit_distance
-
-Row = tuple[Path, str, "str | None"]  # image, label, patient id given by the CSV
-
-
-def patient_split(groups: dict[str, int], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
-    """Patient id -> split, stratified by each patient's class; seeded. Every class with at least
-    3 patients has at least one in each split of a positive fraction; a fraction of 0 leaves its
-    split empty (it took one patient of each class, a held-out review)."""
-    out: dict[str, str] = {}
-    rng = random.Random(seed)
-    for label in sorted(set(groups.values())):
-        patients = sorted(p for p, c in groups.items() if c == label)
-        rng.shuffle(patients)
-        n = len(patients)
-        n_val = max(1, round(fractions[1] * n)) if n >= 3 and fractions[1] > 0 else 0
-        n_test = max(1, round(fractions[2] * n)) if n >= 3 and fractions[2] > 0 else 0
-        n_train = n - n_val - n_test
-        for k, p in enumerate(patients):
-            out[p] = "train" if k < n_train else ("val" if k < n_train + n_val else "test")
-    return out
-
 
 def _typo_of(a: str, b: str) -> bool:
     """Whether class name ``a`` reads as a typo of ``b``: the same but for case (``Well``, ``well``),
@@ -88,9 +67,10 @@ def _images(k: int) -> str:
     return f"{k} image" + "s" * (k != 1)
 
 
-def read_csv_rows(folder: Path, csv_path: Path) -> list[Row]:
+def read_csv_rows(folder: Path, csv_path: Path, lines: list[int] | None = None) -> list[Row]:
     """The rows of a labels CSV (``utf-8-sig``: Excel's "CSV UTF-8" starts with a byte-order mark,
-    which made the first column ``\\ufeffpath``); an empty path or label is refused with its line."""
+    which made the first column ``\\ufeffpath``); an empty path or label is refused with its line.
+    ``lines``, when given, receives each row's line number (for errors about its label)."""
     rows: list[Row] = []
     with csv_path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -103,6 +83,8 @@ def read_csv_rows(folder: Path, csv_path: Path) -> list[Row]:
                                 "(expected an image path and a class name or index)")
             pid = (row.get("patient_id") or "").strip() or None
             rows.append((csv_image(folder, given, csv_path, line), label, pid))
+            if lines is not None:
+                lines.append(line)
     return rows
 
 
@@ -139,41 +121,23 @@ def class_names(found: list[str], classes: list[str] | None) -> tuple[str, ...]:
 
 
 def class_problems(labels: list[int], names: tuple[str, ...], source: Path) -> list[str]:
-    """Warnings for each class without an image (a model output nothing trains); a
-    :class:`DataError` when fewer than 2 classes have images (a one-output model, a held-out review)."""
+    """Warnings for each class without an image (a model output nothing trains), or one warning when
+    only one class has images (explaining a model of fixed weights on one class's images is valid;
+    training on it is refused where a model is trained, :func:`check_train_classes`); a
+    :class:`DataError` when the dataset has one class only (a one-output model, a held-out review)."""
     counts = Counter(labels)
+    held = ", ".join(f"{names[c]!r}: {_images(k)}" for c, k in sorted(counts.items()))
+    if len(names) < 2:
+        raise DataError(f"{source}: images of one class only ({held}): expected images of 2 classes or more (or "
+                        "the dataset's classes naming 2 or more, to explain a model of fixed weights on these images)")
     if len(counts) < 2:
-        held = ", ".join(f"{names[c]!r}: {_images(k)}" for c, k in sorted(counts.items()))
-        raise DataError(f"{source}: images of one class only ({held}): expected images of 2 classes or more")
+        empty = ", ".join(repr(name) for c, name in enumerate(names) if c not in counts)
+        return [f"{source}: images of one class only ({held}); no image of {empty}: enough to explain a model of "
+                "fixed weights, while training a model on it is refused"]
     numeric = all(name == f"class_{i}" for i, name in enumerate(names))
     why = ("numeric labels are class indices from 0" if numeric else "it is named in the dataset's classes")
     return [f"{source}: class {name!r} has no image ({why}): the model gets an output for it that no image trains"
             for c, name in enumerate(names) if c not in counts]
-
-
-def patient_ids(rows: list[Row], pattern: re.Pattern[str] | None, folder: Path) -> tuple[list[str], str | None]:
-    """Each row's patient: the CSV's, else ``pattern``'s first group (or match) in the file name,
-    else the image itself; and a warning when the pattern leaves some file names unmatched (a
-    :class:`DataError` when it matches none: a typo silently made every image its own patient)."""
-    out: list[str] = []
-    missed: list[str] = []
-    tried = 0
-    for img, _label, given in rows:
-        m = None
-        if pattern is not None and not given:
-            tried += 1
-            m = pattern.search(img.name)
-            missed += [] if m else [img.name]
-        own = m.group(1) if m and m.groups() else (m.group(0) if m else img.relative_to(folder).as_posix())
-        out.append(given or own)
-    if pattern is None or not missed:
-        return out, None
-    head = f"folder: patient_pattern {pattern.pattern!r} matches"
-    if len(missed) == tried:
-        raise DataError(f"{head} none of the {tried} file names (e.g. {missed[0]!r}): expected a regex whose first "
-                        "group, searched in the file name, is the patient id")
-    return out, (f"{head} {tried - len(missed)} of {tried} file names; the other {len(missed)} (e.g. "
-                 f"{missed[0]!r}) are each a patient of their own")
 
 
 @datasets.register("folder")
@@ -186,7 +150,8 @@ class FolderDataset(BaseDataset):
         masks: a folder of mask images named like the images (same relative path; any image
             suffix, plus ``mask_suffix``: ``_mask`` finds ``x_mask.png`` for ``x.png``, and lets the
             masks lie beside the images); a mask folder inside the image folder is no class.
-            Inside: above half range when the mask reaches it (> 127 of 8 bits), else nonzero.
+            Inside: nonzero (every region of a label map), in a JPEG above half of the mask's own
+            maximum (its halo stays outside).
             The mask is called ``mask_name`` (``lesion``). An image without a mask file gets an
             empty mask (no finding); mask files named like no image, and a split where no image
             has one, are warned of.
@@ -203,10 +168,12 @@ class FolderDataset(BaseDataset):
 
     spatial_dims = 2
     background = 0.0
-    # 3: the split in a class-interleaved seeded order (n: a stratified subset), 16-bit ÷ 65535,
+    # 4: masks nonzero, a JPEG's above half of its own maximum (3: above half range when the mask
+    # reached it, which dropped label values up to 127). 3: the split in a class-interleaved seeded
+    # order (n: a stratified subset), 16-bit ÷ 65535,
     # masks > 127 when above half range, EXIF orientation, a fraction of 0 empty (2: masks resized
     # as the image, then > 0.5; 1: nearest, (k - 1) / 2 pixels off at a downscale of k)
-    version = "3"
+    version = "4"
     cheap_splits = True
 
     def __init__(self, split: Split = "test", *, path: str = "", labels: str | None = None,
@@ -234,6 +201,9 @@ class FolderDataset(BaseDataset):
                          fractions=list(fractions), seed=seed, patient_pattern=patient_pattern, n=n)
         folder = Path(os.path.abspath(resolve_path(path, root, "image folder")))
         mask_dir = Path(os.path.abspath(resolve_path(masks, root, "mask folder"))) if masks else None
+        if mask_suffix and not masks:
+            raise ValueError(f"folder: mask_suffix {mask_suffix!r} needs masks (the mask folder; the image folder "
+                             "itself when the masks lie beside the images): without it the mask files are images")
         if mask_dir == folder and not mask_suffix:
             raise DataError(f"folder: the mask folder {mask_dir} is the image folder {folder}: masks would be read as "
                             "images and each image as its own mask; put the masks in a folder of their own (same "
@@ -241,21 +211,23 @@ class FolderDataset(BaseDataset):
         self.folder, self.mask_dir, self.mask_suffix = folder, mask_dir, mask_suffix
         csv_path = (folder / labels if (folder / labels).exists() else resolve_path(labels, root, "labels CSV")) \
             if labels else None
-        rows = read_csv_rows(folder, csv_path) if csv_path else self._scan(folder)
+        lines: list[int] = []
+        rows = read_csv_rows(folder, csv_path, lines) if csv_path else self._scan(folder)
         names = class_names([r[1] for r in rows], classes)
         if classes is None:
             for message in near_labels([r[1] for r in rows], csv_path or folder):
                 self.warn(message)
         self.classes = names  # type: ignore[misc]
 
-        def index(label: str) -> int:
+        def index(label: str, k: int) -> int:
             if label in names:
                 return names.index(label)
             if label.isdigit() and int(label) < len(names):
                 return int(label)
-            raise DataError(f"folder: label {label!r} is not one of the classes {names}")
+            where = f"{csv_path}: line {lines[k]}" if csv_path else "folder"
+            raise DataError(f"{where}: label {label!r} is not one of the classes {names}")
 
-        labels_found = [index(lab) for _img, lab, _pid in rows]
+        labels_found = [index(lab, k) for k, (_img, lab, _pid) in enumerate(rows)]
         for message in class_problems(labels_found, names, csv_path or folder):
             self.warn(message)
         pids, pattern_warning = patient_ids(rows, pattern, folder)
@@ -269,8 +241,9 @@ class FolderDataset(BaseDataset):
         chosen = [e for e in entries if assignment[e[2]] == split]
         self.entries = [chosen[i] for i in stratified_order([e[1] for e in chosen], seed)][: n if n else None]
         if not self.entries:
-            raise ValueError(f"folder: split {split!r} is empty ({len(entries)} images, {len(groups)} patients)")
+            raise ValueError(empty_split(split, list(fractions), len(entries), len(groups)))
         if split == "train":
+            check_train_patients(groups, assignment, names, list(fractions), folder)
             check_train_classes([e[1] for e in self.entries], names, f"folder {folder}",
                                 "n keeps each class's share, and one image of each class from n = the number of "
                                 "classes on" if n else "")
@@ -290,7 +263,8 @@ class FolderDataset(BaseDataset):
             raise DataError(f"{folder}: no images found (expected class sub-folders or a labels CSV"
                             + (f"; {_images(len(loose))} in the folder itself have no class)" if loose else ")"))
         if loose:
-            self.warn(f"{folder}: {_images(len(loose))} in the folder itself (e.g. {loose[0].name!r}) are left out: "
+            self.warn(f"{folder}: {_images(len(loose))} in the folder itself (e.g. {loose[0].name!r}) "
+                      f"{'is' if len(loose) == 1 else 'are'} left out: "
                       "without a labels CSV an image's class is its sub-folder")
         return rows
 
@@ -359,7 +333,8 @@ class FolderDataset(BaseDataset):
                 if m.shape != arr.shape[1:]:
                     raise DataError(f"{mpath}: mask shape {m.shape} differs from its image "
                                     f"{img} {tuple(arr.shape[1:])}")
-                masks[self.mask_name] = resize_mask(torch.from_numpy(binarise_mask(m))[None], self.size, self.fit)
+                inside = binarise_mask(m, lossy=mpath.suffix.lower() in LOSSY_SUFFIXES)
+                masks[self.mask_name] = resize_mask(torch.from_numpy(inside)[None], self.size, self.fit)
         rel = img.relative_to(self.folder).as_posix()
         return Sample(id=rel, image=image.repeat(self.channels, 1, 1), label=label, masks=masks, patient_id=pid,
                       meta={"path": str(img), "source_shape": tuple(arr.shape[1:])})

@@ -4,6 +4,7 @@ Intensity: 8-bit files (grey, or colour through PIL's luma ``L``) are divided by
 by 2^bits − 1 (65535; ``bits: 12`` for 12-bit data stored in 16-bit files, 4095), whatever each
 image's own maximum, so that two images of one scanner keep their ratio of brightness (dividing by
 255 or 65535 after each image's maximum made them differ 257-fold by one pixel, a held-out review).
+Masks: nonzero is inside; in a JPEG, above half of the mask's own maximum (:func:`binarise_mask`).
 DICOM: RescaleSlope/Intercept, then each image's own min-max (MONOCHROME1 inverted). Float files,
 32-bit integer files with values outside 0-65535 and multi-frame DICOM are refused, naming the
 file. EXIF orientation is applied, as viewers show the image (and a mask drawn on it).
@@ -108,11 +109,20 @@ def read_image(path: Path, bits: int = 16) -> np.ndarray:
         raise DataError(f"{path}: cannot read image: {exc}") from None
 
 
-def binarise_mask(mask: np.ndarray) -> np.ndarray:
-    """A mask read by :func:`read_image` as bool: inside above half range (> 127 of 8 bits) when the
-    mask reaches above it (0/255 masks: a JPEG's halo of low values stays outside, +15 % of area on
-    a review's disc), else nonzero (0/1 masks, small label values, a faint colour)."""
-    return mask > 0.5 if mask.size and float(mask.max()) > 0.5 else mask > 0
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
+
+
+def binarise_mask(mask: np.ndarray, lossy: bool = False) -> np.ndarray:
+    """A mask read by :func:`read_image` as bool. Lossless files (PNG, TIFF, BMP, DICOM): inside is
+    nonzero, so every region of a label map (1..K, 85/170/255), an instance map or a coloured mask
+    is kept (a rule of "above half range" dropped every value up to 127 when another region was
+    above it, a held-out review). Lossy files (``lossy``: JPEG): inside is above half of the mask's
+    own maximum, so the halo of low values JPEG puts around a disc stays outside whatever its
+    colour (+49 % of area on a review's red disc); an all-black mask stays empty."""
+    if not lossy:
+        return mask > 0
+    top = float(mask.max()) if mask.size else 0.0
+    return mask > top / 2 if top > 0 else np.zeros(mask.shape, dtype=bool)
 
 
 def fit_square(x: Tensor, size: int, fit: str, mode: str) -> Tensor:
@@ -140,5 +150,5 @@ def resize_mask(mask: Tensor, size: int, fit: str) -> Tensor:
     return out
 
 
-__all__ = ["IMAGE_SUFFIXES", "binarise_mask", "fit_square", "is_hidden", "read_dicom", "read_image", "resize_mask",
-           "scan_images"]
+__all__ = ["IMAGE_SUFFIXES", "LOSSY_SUFFIXES", "binarise_mask", "fit_square", "is_hidden", "read_dicom", "read_image",
+           "resize_mask", "scan_images"]

@@ -339,7 +339,7 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
     return {
         "accuracy": float((pred == yn).mean()),
         "f1": float(np.mean(f1s)),
-        "auc": aucs[1] if k == 2 else float(np.nanmean(aucs)),
+        "auc": aucs[1] if k == 2 else (float("nan") if np.all(np.isnan(aucs)) else float(np.nanmean(aucs))),
         "auc_ci_low": low,
         "auc_ci_high": high,
         "loss": float(F.cross_entropy(logits, y)),

@@ -106,7 +106,9 @@ def test_mask_rule_half_range_or_nonzero(tmp_path):
     assert mask.sum() == (raw > 127).sum() == disc.sum()  # was 410 pixels more, all outside the disc
     values = np.array([[0, 1, 2], [0, 0, 0]], np.float32) / 255  # 0/1 masks and small label values: nonzero
     assert binarise_mask(values).tolist() == [[False, True, True], [False, False, False]]
-    assert binarise_mask(np.array([0, 127, 128, 255], np.float32) / 255).tolist() == [False, False, True, True]
+    assert binarise_mask(np.array([0, 127, 128, 255], np.float32) / 255).tolist() == [False, True, True, True]
+    assert binarise_mask(np.array([0, 127, 128, 255], np.float32) / 255, lossy=True).tolist() == [False, False, True,
+                                                                                                  True]
     assert binarise_mask(np.array([0, 76], np.float32) / 255).tolist() == [False, True]  # a red mask's luma
 
 

@@ -1,0 +1,85 @@
+"""How ``folder`` cuts its images into splits: patients (the CSV's, a pattern's or each image),
+a patient-level split stratified by class, and the errors of a split that cannot train or is empty."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+from faithbench.datasets.paths import DataError
+
+Row = tuple[Path, str, "str | None"]  # image, label, patient id given by the CSV
+
+
+def patient_split(groups: dict[str, int], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
+    """Patient id -> split, stratified by each patient's class; seeded. Every class with at least
+    3 patients has at least one in each split of a positive fraction; a fraction of 0 leaves its
+    split empty (it took one patient of each class, a held-out review)."""
+    out: dict[str, str] = {}
+    rng = random.Random(seed)
+    for label in sorted(set(groups.values())):
+        patients = sorted(p for p, c in groups.items() if c == label)
+        rng.shuffle(patients)
+        n = len(patients)
+        n_val = max(1, round(fractions[1] * n)) if n >= 3 and fractions[1] > 0 else 0
+        n_test = max(1, round(fractions[2] * n)) if n >= 3 and fractions[2] > 0 else 0
+        n_train = n - n_val - n_test
+        for k, p in enumerate(patients):
+            out[p] = "train" if k < n_train else ("val" if k < n_train + n_val else "test")
+    return out
+
+
+SPLIT_NAMES = ("train", "val", "test")
+ORDINALS = ("first", "second", "third")
+
+
+def empty_split(split: str, fractions: list[float], images: int, patients: int) -> str:
+    """The error of an empty split: which fraction to raise (a trained model needs a val split,
+    every run a test split)."""
+    k = SPLIT_NAMES.index(split)
+    why = (f"fractions {fractions} give it 0" if fractions[k] == 0
+           else f"fractions {fractions} give it no patient of {patients}")
+    return (f"folder: split {split!r} is empty ({why}; {images} images, {patients} patients): raise its fraction "
+            f"(the {ORDINALS[k]}) above 0; a trained model needs a val split, every run a test split")
+
+
+def check_train_patients(groups: dict[str, int], assignment: dict[str, str], names: tuple[str, ...],
+                         fractions: list[float], folder: Path) -> None:
+    """Refuse ``fractions`` that leave a class with patients no training patient (its images in
+    val/test only: the model never sees it; a held-out review found it silent with 3 classes)."""
+    for c, name in enumerate(names):
+        where = Counter(assignment[p] for p, label in groups.items() if label == c)
+        if where and not where["train"]:
+            split = ", ".join(f"{where[s]} {s}" for s in SPLIT_NAMES)
+            raise DataError(f"folder {folder}: fractions {fractions} leave class {name!r} no training patient "
+                            f"({sum(where.values())} patients: {split}): raise the train fraction (the first)")
+
+
+def patient_ids(rows: list[Row], pattern: re.Pattern[str] | None, folder: Path) -> tuple[list[str], str | None]:
+    """Each row's patient: the CSV's, else ``pattern``'s first group (or match) in the file name,
+    else the image itself; and a warning when the pattern leaves some file names unmatched (a
+    :class:`DataError` when it matches none: a typo silently made every image its own patient)."""
+    out: list[str] = []
+    missed: list[str] = []
+    tried = 0
+    for img, _label, given in rows:
+        m = None
+        if pattern is not None and not given:
+            tried += 1
+            m = pattern.search(img.name)
+            missed += [] if m else [img.name]
+        own = m.group(1) if m and m.groups() else (m.group(0) if m else img.relative_to(folder).as_posix())
+        out.append(given or own)
+    if pattern is None or not missed:
+        return out, None
+    head = f"folder: patient_pattern {pattern.pattern!r} matches"
+    if len(missed) == tried:
+        raise DataError(f"{head} none of the {tried} file names (e.g. {missed[0]!r}): expected a regex whose first "
+                        "group, searched in the file name, is the patient id")
+    return out, (f"{head} {tried - len(missed)} of {tried} file names; the other {len(missed)} (e.g. "
+                 f"{missed[0]!r}) are each a patient of their own")
+
+
+__all__ = ["check_train_patients", "empty_split", "patient_ids", "patient_split"]
