@@ -37,9 +37,9 @@ from torch import Tensor
 
 from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext
-from faithbench.metrics.functional.chexlocalize import (binarize, chexlocalize_hit, iou, otsu_threshold,
-                                                        random_iou_chance, segment, tune_gate, tune_threshold)
-from faithbench.metrics.functional.localization import area_fraction
+from faithbench.metrics.functional.chexlocalize import (binarize, chexlocalize_hit, hit_chance, iou,
+                                                        otsu_threshold, random_iou_chance, segment, tune_gate,
+                                                        tune_threshold)
 from faithbench.metrics.functional.perturbation import score_logits
 from faithbench.metrics.localization import LocalizationMetric
 from faithbench.registry import metrics
@@ -235,12 +235,14 @@ class CheXlocalizeIoU(CheXlocalizeMetric):
 class CheXlocalizeHit(CheXlocalizeMetric):
     """CheXlocalize hit rate (Saporta et al. 2022): 1 if the map's maximum lies in the mask (ties
     by the seeded draw), 0 if not or if the map is gated (p <= gate). NaN for an empty mask
-    (``full_dataset: true``: 0 if the map is kept). Chance: the mask's area fraction. ``gate: val``
+    (``full_dataset: true``: 0 if the map is kept). Chance: the mask's area fraction for a kept map,
+    0 for a gated one (version 3; 2 wrote the area fraction for gated maps too). ``gate: val``
     tunes a gate per class on the validation split, a finding scoring its hit when kept, a unit
     without one 0 when kept. Defaults: ``mask: lesion``, ``gate: null``, ``full_dataset: false``,
     ``val_samples: 64``, postprocess ``none`` (no ``threshold``: the hit reads the map's maximum,
     not a segmentation)."""
 
+    version: ClassVar[str] = "3"  # 3: a gated map's chance 0 (2: the area fraction; see the base class)
     info = MetricInfo("chexlocalize_hit", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), paper=PAPER)
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "gate": None, "full_dataset": False,
@@ -249,9 +251,10 @@ class CheXlocalizeHit(CheXlocalizeMetric):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)
         _, gate = self.settings(ctx, saliency)
-        value = chexlocalize_hit(saliency, mask, prob=self.probability(ctx, gate), gate=gate,
-                                 full_dataset=self.full_dataset, generator=ctx.generator(SALT_HIT))
-        return {"value": value, "chance": area_fraction(mask)}
+        prob = self.probability(ctx, gate)
+        value = chexlocalize_hit(saliency, mask, prob=prob, gate=gate, full_dataset=self.full_dataset,
+                                 generator=ctx.generator(SALT_HIT))
+        return {"value": value, "chance": hit_chance(mask, prob=prob, gate=gate).to(value.device)}
 
     def _inputs(self, ctx: EvalContext, saliency: Tensor, mask: Tensor) -> dict[str, Tensor]:
         return {"hit": chexlocalize_hit(saliency, mask, generator=ctx.generator(SALT_HIT)).cpu()}

@@ -129,8 +129,14 @@ def test_metrics_through_the_context(make_ctx, tiny_cnn):
     gated = CheXlocalizeIoU(gate=1.0)(ctx)
     assert gated.value.tolist() == [0.0, 0.0, 0.0]
     assert ctx.predict.passes == 3
-    CheXlocalizeHit(gate=1.0)(ctx)
+    gated_hit = CheXlocalizeHit(gate=1.0)(ctx)
     assert ctx.predict.passes == 3  # memoised probability
+    # a gated map scores 0 whatever it shows, so its chance is 0 (a held-out review: |M| / N was written)
+    assert gated_hit.value.tolist() == [0.0, 0.0, 0.0] and gated_hit.chance.tolist() == [0.0, 0.0, 0.0]
+    from faithbench.metrics.functional.chexlocalize import hit_chance
+
+    some = hit_chance(mask, prob=torch.tensor([0.2, 0.7, 0.9]), gate=0.5)
+    assert torch.allclose(some, torch.tensor([0.0, 8 / 64, 8 / 64]))
 
 
 def test_parameter_validation():

@@ -26,10 +26,11 @@ positive) and NaN when it is empty, as ``calculate_iou(pred, gt, true_pos_only=F
 and ``eval_full_dataset.py`` (NaN only for an empty union): the evaluation the paper reports gated
 segmentations with (its README, "Fine-tune probability thresholds"). The hit rate has no such mode in
 CheXlocalize (nor a gate); ``full_dataset=True`` gives it the IoU's rule: 0 for a kept map, NaN for a
-gated one. A sample with the finding whose segmentation is empty (gated, or a constant map) scores 0 in
-both modes (CheXlocalize's true-positive slice leaves it out).
+gated one. A sample with the finding whose segmentation is empty (gated, or a constant map) has IoU 0 in
+both modes (CheXlocalize's true-positive slice leaves it out); its hit is 0 when gated, and a constant
+map's hit is the seeded tie-break's (|M| / N on average).
 
-Chance levels: hit -> the mask's area fraction |M| / N; IoU -> the expected IoU of a random
+Chance levels: hit -> the mask's area fraction |M| / N of a kept map, 0 of a gated one; IoU -> the expected IoU of a random
 segmentation of the same size k = |S| as the one scored (ratio of expectations, as
 :func:`~faithbench.metrics.functional.localization.iou_chance`): E|A∩M| = k |M| / N,
 chance = E|A∩M| / (k + |M| - E|A∩M|) (0 for an empty segmentation).
@@ -50,7 +51,7 @@ from faithbench.metrics.functional.localization import pointing_game
 from faithbench.metrics.functional.similarity import minmax
 
 __all__ = ["DEFAULT_GATE_GRID", "DEFAULT_THRESHOLD_GRID", "MIOU_DECIMALS", "OTSU_BINS", "binarize",
-           "chexlocalize_hit", "chexlocalize_iou", "iou", "otsu_threshold", "random_iou_chance", "segment",
+           "chexlocalize_hit", "chexlocalize_iou", "hit_chance", "iou", "otsu_threshold", "random_iou_chance", "segment",
            "tune_gate", "tune_threshold"]
 
 OTSU_BINS = 256
@@ -186,6 +187,14 @@ def chexlocalize_hit(saliency: Tensor, mask: Tensor, *, prob: Tensor | None = No
     if full_dataset:
         value = torch.where(empty & keep, torch.zeros_like(hit), value)
     return value
+
+
+def hit_chance(mask: Tensor, *, prob: Tensor | None = None, gate: float | Tensor | None = None) -> Tensor:
+    """The hit rate of a map in random order, ``(B,)``: the mask's area fraction |M| / N for a kept map,
+    0 for a gated one (it scores 0 whatever it shows; a held-out review: with gate 0.5 random maps
+    scored 0.048 against the 0.094 written as chance before)."""
+    keep = _gated(prob, gate, mask.shape[0], mask.device)
+    return mask.flatten(1).float().mean(dim=1) * keep
 
 
 def random_iou_chance(segmentation: Tensor, mask: Tensor, *, full_dataset: bool = False) -> Tensor:
