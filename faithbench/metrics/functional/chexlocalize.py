@@ -30,9 +30,9 @@ gated one. A sample with the finding whose segmentation is empty (gated, or a co
 both modes (CheXlocalize's true-positive slice leaves it out); its hit is 0 when gated, and a constant
 map's hit is the seeded tie-break's (|M| / N on average).
 
-Chance levels: hit -> the mask's area fraction |M| / N of a kept map, 0 of a gated one; IoU -> the expected IoU of a random
-segmentation of the same size k = |S| as the one scored (ratio of expectations, as
-:func:`~faithbench.metrics.functional.localization.iou_chance`): E|A∩M| = k |M| / N,
+Chance levels: hit -> the mask's area fraction |M| / N of a kept map, 0 of a gated one; IoU -> the
+expected IoU of a random segmentation of the same size k = |S| as the one scored (ratio of
+expectations, as :func:`~faithbench.metrics.functional.localization.iou_chance`): E|A∩M| = k |M| / N,
 chance = E|A∩M| / (k + |M| - E|A∩M|) (0 for an empty segmentation).
 
 Shapes: ``saliency`` and ``mask`` ``(B, *spatial)`` (2D or 3D), ``prob`` ``(B,)``; outputs ``(B,)``.
@@ -51,8 +51,8 @@ from faithbench.metrics.functional.localization import pointing_game
 from faithbench.metrics.functional.similarity import minmax
 
 __all__ = ["DEFAULT_GATE_GRID", "DEFAULT_THRESHOLD_GRID", "MIOU_DECIMALS", "OTSU_BINS", "binarize",
-           "chexlocalize_hit", "chexlocalize_iou", "hit_chance", "iou", "otsu_threshold", "random_iou_chance", "segment",
-           "tune_gate", "tune_threshold"]
+           "chexlocalize_hit", "chexlocalize_iou", "hit_chance", "iou", "otsu_threshold", "random_iou_chance",
+           "segment", "tune_gate", "tune_threshold"]
 
 OTSU_BINS = 256
 # CheXlocalize searches the map threshold over np.arange(0.2, .8, .1) (0.2 .. 0.8,
