@@ -244,12 +244,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for line in unavailable_weights(suite, args.suite):  # the run would stop at once (its preflight)
         print(f"faithbench: warning: {line}", file=sys.stderr)
     groups = plan(suite)
-    sizes = " x ".join(counted(len(items), noun) for items, noun in (
-        (suite.datasets, "dataset"), (suite.models, "model"), (suite.explainers, "explainer"), (suite.seeds, "seed")))
+    data = [counted(len(suite.datasets), "dataset"), counted(len(suite.models), "model")]
     pairs = len({(g.dataset.label, g.model.label) for g in groups})
     if pairs != len(suite.datasets) * len(suite.models):  # dataset entries that name their models
-        sizes = (f"{counted(pairs, 'dataset-model pair')} (of {counted(len(suite.datasets), 'dataset')}, "
-                 f"{counted(len(suite.models), 'model')}) x " + sizes.split(" x ", 2)[2])
+        data = [f"{counted(pairs, 'dataset-model pair')} (of {', '.join(data)})"]
+    sizes = " x ".join([*data, counted(len(suite.explainers), "explainer"), counted(len(suite.seeds), "seed")])
     print(f"{args.suite}: ok — suite {suite.name!r}: {sizes} = {counted(sum(len(g.cells) for g in groups), 'cell')}, "
           f"{counted(len(suite.metrics), 'metric')}")
     return 0

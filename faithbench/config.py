@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs,
+from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs, first_line,
                                      check_param_types, check_suite_values, check_target, check_validation,
                                      check_weights, resolve_weights, validation_message)
 from faithbench.config_yaml import YAMLFileError, load_yaml_file
@@ -273,7 +273,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
         except (TypeError, ValueError) as exc:
             if spec.optional and isinstance(exc, DataError):  # the run skips it too (runner.run.preflight)
                 warnings.warn(f"{where} {spec.label!r} is optional and its data is not here, so the run skips it: "
-                              f"{str(exc).splitlines()[0]}", SuiteWarning, stacklevel=2)
+                              f"{first_line(exc)}", SuiteWarning, stacklevel=2)
                 continue
             raise SuiteError(f"{where}.params: {exc}") from None
         built[spec.label] = dataset

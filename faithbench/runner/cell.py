@@ -221,10 +221,10 @@ class CellRun:
                 score_key = make_key("scores", sal_key, metric.spec(),
                                      self.data.permuted_key if "permuted_model" in metric.info.requires else None)
                 payload = self.store.get_json("scores", score_key)
-                if payload is not None:  # counted as computed below: scores or regions
+                if payload is not None:  # as computed below: scores or regions
                     kind = "scores" if payload.get("regions") is None else "regions"
                     self.result.cached[kind] = self.result.cached.get(kind, 0) + 1
-                if payload is None:
+                else:
                     if ctx is None:
                         ctx = self._context(batch, target, saliency)
                         inputs = self.inputs(batch, target, saliency)

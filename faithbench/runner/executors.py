@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from faithbench.config_checks import first_line
 from faithbench.models.checkpoint import CheckpointError
 from faithbench.runner.deferred import DeferredCache, commit
 from faithbench.runner.errors import InputDataError, UsageError
@@ -86,10 +87,9 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         try:
             ray.init(address=address, log_to_driver=False)
         except ConnectionError as exc:  # bad input (exit 2): nothing was computed yet
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"--ray-address {address}: cannot connect to a Ray cluster there ({first}); start one "
-                             "with 'ray start --head' on that node, or leave --ray-address out to start a local "
-                             "Ray") from None
+            raise UsageError(f"--ray-address {address}: cannot connect to a Ray cluster there ({first_line(exc)}); "
+                             "start one with 'ray start --head' on that node, or leave --ray-address out to start a "
+                             "local Ray") from None
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     try:

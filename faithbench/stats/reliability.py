@@ -60,7 +60,7 @@ import pandas as pd
 from scipy import stats
 
 from faithbench.stats.paired import common_means, rank_biserial
-from faithbench.stats.tables import agreement_table
+from faithbench.stats.tables import agreement_table, per_sample
 
 __all__ = ["AR_MIN", "CONDITIONS", "MIN_RANKED", "NR_MIN", "RELIABILITY_COLUMNS", "RELIABILITY_MARK",
            "metric_reliability",
@@ -104,19 +104,15 @@ def _consistency(original: pd.DataFrame, other: pd.DataFrame) -> tuple[float, fl
     return (float(np.mean(taus)) if taus else np.nan, float(np.mean(shifts)) if shifts else np.nan)
 
 
-def _by_sample(frame: pd.DataFrame, units: pd.MultiIndex | None = None) -> pd.DataFrame:
+def _by_sample(frame: pd.DataFrame, units: pd.DataFrame | None = None) -> pd.DataFrame:
     """Wide: rows = sample_id, columns = explainers, each value the mean over the sample's seeds, NaN
     where any of them is undefined (the leaderboard's rule, :func:`~faithbench.stats.tables.per_sample`:
     a held-out review found seed 0 of the original compared with seeds 0 and 1 of a perturbed condition,
     nr 0.77 for a condition identical to the original). ``units``: the (sample_id, seed) pairs of every
     condition; one without a row here (the metric failed under that seed) is undefined too (a review)."""
-    sample = ["sample_id"] + (["seed"] if "seed" in frame.columns else [])
-    wide = frame.pivot(index=sample, columns="explainer", values="value").astype(float)
-    if "seed" not in frame.columns:
-        return wide
-    wide = wide if units is None else wide.reindex(units)
-    seeds = wide.groupby(level="sample_id", sort=True)
-    return seeds.mean().where(seeds.count().eq(seeds.size(), axis=0))
+    if "seed" in frame.columns:
+        frame = per_sample(frame, ["explainer", "sample_id"], lenient=(), units=units)
+    return frame.pivot(index="sample_id", columns="explainer", values="value").astype(float)
 
 
 def _agreement(frame: pd.DataFrame, blocks: list[str]) -> pd.Series:
@@ -166,7 +162,7 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, group in frame.groupby(blocks + ["metric"], observed=True, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        units = pd.MultiIndex.from_frame(group[sample].drop_duplicates()) if "seed" in group.columns else None
+        units = group[["seed", "sample_id"]].drop_duplicates() if "seed" in group.columns else None
         wide = {c: _by_sample(g, units) for c, g in group.groupby("condition", observed=True)}
         original = wide.get("original")
         row = dict(zip(blocks + ["metric"], key))

@@ -176,7 +176,7 @@ def similarity(a: Tensor, b: Tensor, name: Similarity = "spearman_abs") -> Tenso
     if name not in SIMILARITIES:
         raise ValueError(f"unknown similarity {name!r}; expected one of {', '.join(SIMILARITIES)}")
     finite = torch.isfinite(a).flatten(1).all(dim=1) & torch.isfinite(b).flatten(1).all(dim=1)
-    a, b = (torch.where(torch.isfinite(m), m, torch.zeros_like(m)) for m in (a, b))
+    a, b = (torch.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0) for m in (a, b))
     value = {"spearman_abs": spearman_abs, "ssim": ssim, "hog_pearson": hog_pearson}[name](a, b)
     return torch.where(finite.to(value.device), value, torch.full_like(value, float("nan")))
 
