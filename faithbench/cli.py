@@ -17,7 +17,6 @@ Errors are one line; ``--debug`` (before or after the sub-command) shows the tra
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import signal
 import sys
@@ -306,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("kind", choices=["explainers", "metrics", "datasets", "models", "suites"],
                      help="what to list: the registered plugins of a kind, or the built-in suites")
     lst.add_argument("pattern", nargs="?", default="*",
-                     help="a substring of the names (deletion) or a glob ('*cam*', 'iou_top?'); default: all")
+                     help="a substring of the names (deletion) or a glob ('*cam*', 'iou_top*'); default: all")
     lst.set_defaults(func=_cmd_list)
 
     val = sub.add_parser("validate", help="check a suite without running it", parents=[common])
@@ -326,9 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet_before = os.environ.get("FAITHBENCH_QUIET")
-    if getattr(args, "quiet", False):
-        os.environ["FAITHBENCH_QUIET"] = "1"  # faithbench.progress: the training bars too
+    from faithbench.progress import quiet
+
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
         with warnings.catch_warnings():
@@ -337,15 +335,11 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("always", DataWarning)  # every one reaches _show_warning, which shows each once
             warnings.showwarning = _show_warning
             _shown.clear()
-            return _dispatch(args)
+            with quiet(getattr(args, "quiet", False)):  # faithbench.progress: the training bars too
+                return _dispatch(args)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        if getattr(args, "quiet", False):
-            if quiet_before is None:
-                os.environ.pop("FAITHBENCH_QUIET", None)
-            else:
-                os.environ["FAITHBENCH_QUIET"] = quiet_before
 
 
 def _main_thread() -> bool:

@@ -144,7 +144,28 @@ def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: 
     for k, name, message in skips:
         if (k, name) not in runs:
             warnings.warn(message, SuiteWarning, stacklevel=2)
+    _warn_one_class(suite, source, built, metric_plugins)
     return found
+
+
+def _warn_one_class(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
+    """Warn where a metric that compares the explained class with samples of another class in the
+    batch (``needs_other_class``: Focus' mosaics) meets ``subset: positive`` on a single-label
+    two-class dataset: every explained sample is of class 1, so every value is NaN (a review:
+    validate said ok)."""
+    if suite.subset != "positive":
+        return
+    for k, plugin in enumerate(metric_plugins):
+        if not getattr(plugin, "needs_other_class", False):
+            continue
+        for spec in suite.datasets:
+            dataset = built.get(spec.label)
+            if dataset is None or getattr(dataset, "multilabel", False) or len(getattr(dataset, "classes", ())) != 2:
+                continue
+            warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r} needs samples of another class in "
+                          f"each batch; with subset: positive, every explained sample of the two-class dataset "
+                          f"{spec.label!r} is of class 1, so its every value there is NaN (set subset: all)",
+                          SuiteWarning, stacklevel=3)
 
 
 def skip_reason(plugin: Any, masks: set[str], dims: int) -> str | None:

@@ -84,6 +84,22 @@ def test_a_limit_is_not_checked_where_the_metric_is_skipped(tmp_path):
         _load(tmp_path, "{name: top_k_intersection, params: {k: 100000000, mask: marker}}, deletion_auc")
 
 
+@pytest.mark.parametrize("subset", ["all", "positive"])
+def test_focus_under_subset_positive_on_two_classes_warns(tmp_path, subset):
+    """A review: Focus needs a second class in each batch; subset: positive on a two-class dataset leaves
+    it none (every value NaN) and validate said ok."""
+    path = tmp_path / "suite.yaml"
+    path.write_text(BASE.replace("METRIC", "focus, deletion_auc") + f"subset: {subset}\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_suite(path)
+    said = [str(w.message) for w in caught if issubclass(w.category, SuiteWarning)]
+    expected = [f"{path}: metrics[0] 'focus' needs samples of another class in each batch; with subset: positive, "
+                "every explained sample of the two-class dataset 'phantom_cxr' is of class 1, so its every value "
+                "there is NaN (set subset: all)"]
+    assert said == (expected if subset == "positive" else [])
+
+
 @pytest.mark.parametrize("name", ["temporal_deletion", "temporal_insertion"])
 def test_temporal_metric_on_2d_data_warns_like_a_missing_mask(tmp_path, name):
     with pytest.warns(SuiteWarning, match=rf"metrics\[0\] '{name}' does not apply to dataset 'phantom_cxr': a "

@@ -121,6 +121,7 @@ class Focus(Metric):
                       paper="Arias-Duart et al. 2022, Focus! Rating XAI methods and finding biases")
     defaults: ClassVar[dict[str, Any]] = {}
     version = "2"  # 2: a mispredicted x_i is left out of its own mosaic (1: a distractor tile, a held-out review)
+    needs_other_class = True  # validate warns where subset: positive leaves a two-class batch one class
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         if ctx.explainer is None:
@@ -131,6 +132,9 @@ class Focus(Metric):
         else:
             member = target[:, None] == ctx.label.cpu()[None, :]
         tiles, is_target, valid = mosaic_plan(member, ctx.generator(SALT_MOSAIC))
+        if not valid.any():  # no mosaic to score: none is explained (a review: 512 IG passes for NaN)
+            nan = torch.full((len(target),), float("nan"), device=saliency.device)
+            return MetricOutput(value=nan, chance=torch.full_like(nan, 0.5))
         mosaics = build_mosaic(ctx.x, tiles)
         try:
             with ctx.predict.watch(ctx.model):

@@ -44,6 +44,7 @@ from faithbench.runner.plan import plan
 from faithbench.runner.reliability import reliability_summary
 from faithbench.runner.settings import ReportSettings, RunSettings
 from faithbench.names import safe_name
+from faithbench.progress import quiet
 from faithbench.store import Cache, atomic_write_bytes
 
 Log = Callable[[str], None]
@@ -208,6 +209,7 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None,
     initialised) or a :class:`~faithbench.runner.executors.RayOptions` (a cluster address, CPUs
     and GPUs per task).
 
+    ``progress=False`` silences every bar, training bars included (:func:`faithbench.progress.quiet`).
     A cell whose explainer or metric fails is recorded in ``failures.csv`` and the sweep goes on
     (``RunResult.status == "partial"``). Raises :class:`InputDataError` or
     :class:`~faithbench.models.checkpoint.CheckpointError` for bad input and
@@ -222,7 +224,7 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None,
     run_settings = RunSettings.from_suite(suite, **settings)
     cache = cache or Cache()
     prepare_output(out_dir, cache.root)  # an unusable --out or cache: exit 2 before any work
-    with lock_output(out_dir):
+    with lock_output(out_dir), quiet(not progress):  # progress=False: the training bars too
         forget_datasets()
         try:
             return _run_locked(suite, out_dir, cache, run_settings, ReportSettings.from_suite(suite, build=report),

@@ -159,3 +159,25 @@ def test_focus_known_answer_and_random_chance(make_ctx, dims):
     ctx = make_ctx(model, x, random(model, x, ctx.target), target=ctx.target, explainer=random)
     ctx.label = label
     assert ((Focus()(ctx).value - 0.5).abs() < 0.08).all()
+
+
+def test_focus_explains_nothing_without_a_valid_mosaic(make_ctx):
+    """A review: with one class in the batch (subset: positive on two classes) every mosaic is invalid,
+    yet each was explained (512 integrated-gradients passes for NaN); now none is."""
+    x = torch.rand(4, 1, 8, 8)
+    calls = []
+
+    class Counting(_Brightness):
+        def __call__(self, model, inputs, target):
+            calls.append(len(inputs))
+            return super().__call__(model, inputs, target)
+
+    ctx = make_ctx(_Pool(), x, x[:, 0], target=torch.ones(4, dtype=torch.long), explainer=Counting())
+    ctx.label = torch.ones(4, dtype=torch.long)
+    out = Focus()(ctx)
+    assert out.value.shape == (4,) and out.value.isnan().all()
+    assert calls == []
+    label = torch.tensor([1, 1, 0, 0])  # two of each class, each explained for its own: every mosaic is valid
+    ctx = make_ctx(_Pool(), x, x[:, 0], target=label, explainer=Counting())
+    ctx.label = label
+    assert not Focus()(ctx).value.isnan().any() and calls == [4]
