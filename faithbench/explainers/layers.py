@@ -50,7 +50,10 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     hooks = []
     transform = getattr(model, "input_transform", None)  # resizes the input: its output is no feature map
     network_input = [x.shape]  # what the network sees: the transform's output where there is one
-    for name, module in model.named_modules():
+    modules = list(model.named_modules())
+    if isinstance(transform, nn.Module) and all(m is not transform for _, m in modules):
+        modules.append(("input_transform", transform))  # an nn.Sequential's: an attribute, not a child
+    for name, module in modules:
         if not name or (isinstance(module, _ADAPTIVE_POOLS) and module is not transform):
             continue
 

@@ -104,7 +104,7 @@ class InputTransform(nn.Module):
                 kwargs = {"align_corners": False, "antialias": True}
             x = F.interpolate(x, size=tuple(cfg.size), mode=cfg.interpolation, **kwargs)
         if cfg.mean is not None or cfg.std is not None:
-            x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+            x = (x - self.mean.to(x.device, x.dtype)) / self.std.to(x.device, x.dtype)
         return x
 
     def extra_repr(self) -> str:
@@ -121,10 +121,16 @@ def attach_input_transform(model: nn.Module, config: InputConfig) -> nn.Module:
     """Put ``InputTransform(config)`` in front of ``model`` (in place; returns ``model``).
 
     A forward pre-hook, not a wrapper module, so module names and attributes stay the
-    network's own (see the module docstring)."""
+    network's own (see the module docstring). An ``nn.Sequential`` runs every child in turn, so
+    there the transform is an attribute, not a child (a review: as its last child it also ran on
+    the logits); its buffers follow the input's device (``forward``)."""
     if hasattr(model, "input_transform"):
         raise ValueError(f"{type(model).__name__} already has an input_transform")
-    model.add_module("input_transform", InputTransform(config))
+    transform = InputTransform(config)
+    if isinstance(model, nn.Sequential):
+        object.__setattr__(model, "input_transform", transform)  # outside _modules: not a layer of the sequence
+    else:
+        model.add_module("input_transform", transform)
     model.register_forward_pre_hook(_pre_hook)
     return model
 

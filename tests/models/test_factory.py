@@ -282,3 +282,21 @@ def test_your_builders_code_is_in_the_checkpoint_key(tmp_path, monkeypatch):
         package_version.cache_clear()
     assert ModelSpec(name="small_cnn", recipe={"epochs": 1}).key_extras() == []
     assert ModelSpec(name="timm:resnet18", recipe={"epochs": 1}).key_extras() == []
+
+
+def test_preprocess_on_a_sequential_network_runs_on_the_image_only():
+    """A review: small_cnn is an nn.Sequential, so the transform added as a child became its last layer and
+    ran again on the logits (any preprocess: on small_cnn was refused, 'the image has 2' channels: the classes)."""
+    torch.manual_seed(0)
+    plain, _ = build_for_dataset(spec(name="small_cnn", params={"width": 4}, recipe="default"), 1, 2, (32, 32))
+    entry = spec(name="small_cnn", params={"width": 4}, recipe="default", preprocess={"mean": [0.5], "std": [0.25]})
+    model, info = build_for_dataset(entry, 1, 2, (32, 32))
+    assert info["input"]["mean"] == [0.5]
+    assert isinstance(model, nn.Sequential) and all(m is not model.input_transform for m in model)
+    model.load_state_dict(plain.state_dict())  # same keys: the transform holds no state
+    x = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), plain.eval()((x - 0.5) / 0.25), atol=1e-6)
+    from faithbench.explainers.layers import find_target_layer
+
+    assert find_target_layer(model, x)[0] == find_target_layer(plain, x)[0] != "input_transform"
