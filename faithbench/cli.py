@@ -276,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faithbench", description="Benchmark the faithfulness of saliency maps: "
                                      "run a suite, list plugins and suites, validate a suite, rebuild a report.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"faithbench {_version()}")
     # accepted after the sub-command too; SUPPRESS keeps a top-level --debug when it is absent there
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
@@ -342,6 +343,15 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("faithbench")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "(not installed)"
+
+
 def _main_thread() -> bool:
     import threading
 
@@ -365,7 +375,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:
         what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        print(f"faithbench: {what}; finished cells are cached and a rerun resumes", file=sys.stderr)
+        resumes = "; finished cells are cached and a rerun resumes" if args.command == "run" else ""  # not validate's
+        print(f"faithbench: {what}{resumes}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # a failure while computing
         if args.debug:

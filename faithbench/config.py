@@ -21,11 +21,11 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs, first_line,
                                      check_param_types, check_suite_values, check_target, check_validation,
-                                     check_weights, resolve_weights, validation_message)
+                                     check_weights, resolve_weights, unique_names, validation_message)
 from faithbench.config_yaml import YAMLFileError, load_yaml_file
 from faithbench.configurable import Float, Int, ParameterError
 from faithbench.datasets.paths import DataError
-from faithbench.metric_checks import check_masks, check_metric_fit
+from faithbench.metric_checks import check_masks, check_metric_fit, check_regions
 from faithbench.model_checks import check_models
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.factory import check_model_spec, is_external
@@ -66,7 +66,7 @@ class DatasetSpec(PluginSpec):
     in ``skipped.csv``, instead of stopping with exit code 2. Wrong parameters are still errors.
     """
 
-    models: list[str] | None = None
+    models: list[str] | None = Field(None, min_length=1)  # []: nothing would run (a review: validate said ok)
     optional: bool = False
 
 
@@ -102,13 +102,7 @@ class RegionSpec(BaseModel):
             raise ValueError(f"expected [rows, cols] or [depth, rows, cols] of sizes >= 1, got {value}")
         return value
 
-    @field_validator("masks", "scores")
-    @classmethod
-    def _unique(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            if len(set(value)) != len(value):
-                raise ValueError(f"expected unique names, got {value}")
-        return value
+    _unique = field_validator("masks", "scores")(unique_names)
 
     @model_validator(mode="after")
     def _some_region(self) -> "RegionSpec":
@@ -134,6 +128,7 @@ class ClassTargets(BaseModel):
 
     classes: list[str] | None = Field(None, min_length=1)
     samples: Literal["all", "positive", "one_vs_normal"] = "all"
+    _unique = field_validator("classes")(unique_names)  # a class twice: duplicate rows after the whole run
 
 
 TargetMode = Literal["predicted", "label", "each_positive"]
@@ -331,6 +326,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
     check_models(suite, source, built, plugins["explainers"], SuiteError)
     check_weights(suite, source, built, SuiteError)
     masks = check_masks(suite, source, built, plugins["metrics"], SuiteError)  # per dataset, read once
+    check_regions(suite, source, built, masks, SuiteError)
     check_validation(suite, source, built, plugins["metrics"], SuiteError)
     check_metric_fit(suite, source, built, plugins["metrics"], SuiteError, masks)  # aliases; limits of data, model
 

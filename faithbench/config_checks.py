@@ -84,6 +84,13 @@ def unknown_key(err: dict[str, Any], errors: list[dict[str, Any]]) -> str:
     return f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
 
 
+def unique_names(value: Any) -> Any:
+    """A pydantic validator: a list without repeats (regions' masks and scores, target classes)."""
+    if isinstance(value, list) and len(set(value)) != len(value):
+        raise ValueError(f"expected unique names, got {value}")
+    return value
+
+
 def first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
@@ -115,9 +122,11 @@ def check_kwargs(where: str, target: Any, params: dict[str, Any], error: type[Ex
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     named = [n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or
              (p.kind is p.POSITIONAL_OR_KEYWORD and n not in ("self", "split"))]
+    data_given = ("in_chans", "num_classes", "input_size")  # a built-in network's: refused in params (a review)
     for key in params:
         if key not in named and not accepts_any:
-            raise error(f"{where}.params: unknown parameter {key!r}; valid parameters: {', '.join(named)}")
+            valid = [n for n in named if n not in data_given]
+            raise error(f"{where}.params: unknown parameter {key!r}; valid parameters: {', '.join(valid) or 'none'}")
 
 
 def check_param_types(where: str, target: Callable[..., Any], params: dict[str, Any], error: type[Exception]) -> None:

@@ -31,7 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator
+from pydantic import AllowInfNan, BeforeValidator
 
 
 class ParameterError(ValueError):
@@ -48,9 +48,10 @@ def _number(value: Any) -> Any:
 
 # the numeric fields of a suite's pydantic models (suite, recipe, regions, preprocess), as strict
 # as a plugin's parameters: YAML's true/false is a boolean, which pydantic's lax mode would take as
-# 1/0 (reliability: true ran 1 sample), and a quoted '8' a string it would parse
+# 1/0 (reliability: true ran 1 sample), and a quoted '8' a string it would parse; and finite (a
+# review: preprocess std .inf passed every gt=0 bound and showed the network a blank image)
 Int = Annotated[int, BeforeValidator(_number)]
-Float = Annotated[float, BeforeValidator(_number)]
+Float = Annotated[float, BeforeValidator(_number), AllowInfNan(False)]
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,12 @@ def _expected(default: Any) -> str:
 
 
 def _type_ok(default: Any, value: Any) -> bool:
-    if default is None or value is None:
+    """``value`` has the type of ``default``; null only where the default is null (a review: a
+    parameter left empty in YAML, ``relu:``, was read as False and ``steps:`` failed every cell)."""
+    if default is None:
         return True
+    if value is None:
+        return False
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
@@ -156,7 +161,7 @@ class Configurable:
             if not _type_ok(default, value):
                 raise ParameterError(
                     f"{name}: parameter {key!r} expects {_expected(default)} "
-                    f"(default {default!r}), got {type(value).__name__} {value!r}"
+                    f"(default {default!r}), got " + ("null" if value is None else f"{type(value).__name__} {value!r}")
                 )
             if not _finite(value):  # .nan / .inf in YAML: every comparison with NaN is false, the run's numbers wrong
                 raise ParameterError(f"{name}: parameter {key!r} expects finite numbers, got {value!r}")

@@ -32,7 +32,8 @@ import torch
 
 from faithbench.config_checks import SuiteWarning, first_line, mask_names, model_dataset_pairs
 
-__all__ = ["check_aliases", "check_masks", "check_metric_fit", "first_batch_masks", "run_masks", "skip_reason"]
+__all__ = ["check_aliases", "check_masks", "check_metric_fit", "check_regions", "first_batch_masks", "run_masks",
+           "skip_reason"]
 
 
 def check_aliases(suite: Any, source: str, error: type[Exception]) -> None:
@@ -217,6 +218,11 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
                                                           for p in metric_plugins]
         multilabel = bool(getattr(dataset, "multilabel", False))
         for k, plugin in enumerate(metric_plugins):
+            patch = getattr(plugin, "params", {}).get("patch")
+            if applies[spec.label][k] and isinstance(patch, int) and patch > max(shape):  # a review: 1e12 ran
+                raise error(f"{source}: metrics[{k}].params: {plugin.name}: parameter 'patch' = {patch} is larger "
+                            f"than the image ({' x '.join(map(str, shape))}) of dataset {spec.label!r}; expected "
+                            f"patch <= {max(shape)}")
             if not applies[spec.label][k] or not _overrides(plugin, "check_dataset"):
                 continue
             problem = _hook(plugin, "check_dataset", shape, multilabel=multilabel)
@@ -239,3 +245,38 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
             problem = _hook(plugin, "check_model", model) if applies[label][k] else None
             if problem:
                 raise error(f"{source}: metrics[{k}].params: {problem} (model {mspec.label!r}, dataset {label!r})")
+
+
+def check_regions(suite: Any, source: str, built: dict[str, Any], masks: dict[str, set[str] | None],
+                  error: type[Exception]) -> None:
+    """The ``regions:`` block against the data (a fuzzing review: both passed validate): a grid
+    finer than a dataset's image (the run failed every cell), and a mask name that no dataset has
+    (a typo: the run dropped the block, saying so only in skipped.csv). A mask some datasets lack
+    is left to the run, which notes it in ``skipped.csv``. ``masks``: as :func:`check_masks` returns."""
+    import difflib
+
+    spec = suite.regions
+    if spec is None:
+        return
+    known: set[str] = set()
+    for label, dataset in built.items():
+        try:
+            shape = tuple(int(s) for s in dataset.spatial_shape)
+        except Exception:  # an unreadable split: the run's preflight names it
+            continue
+        known |= masks.get(label) or set()
+        grid = spec.grid
+        if grid is not None and len(grid) == len(shape) and any(g > n for g, n in zip(grid, shape)):
+            raise error(f"{source}: regions.grid: {list(grid)} has more cells along an axis than dataset {label!r} "
+                        f"has pixels {shape}; expected sizes between 1 and the image size")
+    if spec.masks == "all" or not known:
+        return
+    if not set(spec.masks) <= known:  # sample 0 may lack one (a normal image): the masks of the first batch
+        for dataset in built.values():
+            known |= first_batch_masks(dataset, suite) or set()
+    for name in spec.masks:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise error(f"{source}: regions.masks: no dataset has a mask {name!r}{hint}; their masks: "
+                        f"{', '.join(sorted(known))}")

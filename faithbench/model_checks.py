@@ -106,7 +106,8 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
         except Exception as exc:  # noqa: BLE001
             if _meta_only(exc):  # e.g. a drop-path schedule read with .item() while building: runs on real data
                 continue
-            where = f"{source}: models[{i}]{'.params' if mspec.params else ''}"
+            key = ".preprocess" if str(exc).startswith("preprocess") else ".params" if mspec.params else ""
+            where = f"{source}: models[{i}]{key}"
             hint = unexpected_parameter_hint(mspec, exc)
             raise error(f"{where}: cannot build {what}: {first_line(exc)}{hint}") from None
         problem = _meta_failure(model, channels, spatial, classes)

@@ -88,11 +88,22 @@ def test_sigterm_is_handled_like_ctrl_c(monkeypatch, capsys):
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("SIGTERM should have interrupted the command")
 
+    monkeypatch.setattr(cli, "_cmd_run", stopped_by_a_scheduler)
     monkeypatch.setattr(cli, "_cmd_list", stopped_by_a_scheduler)
     before = signal.getsignal(signal.SIGTERM)
-    assert main(["list", "metrics"]) == 143
+    assert main(["run", "quick"]) == 143
     assert "faithbench: terminated (SIGTERM); finished cells are cached" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == before
+    assert main(["list", "metrics"]) == 143  # a review: validate and list spoke of cells and resuming
+    assert capsys.readouterr().err.strip() == "faithbench: terminated (SIGTERM)"
+
+
+def test_version(capsys):
+    from faithbench import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"faithbench {__version__}"
 
 
 def test_validate_prints_suite_warnings_as_one_line(tmp_path, capsys):

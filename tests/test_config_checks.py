@@ -42,6 +42,28 @@ def _load(tmp_path, text):
     ("name: t", "name: t\nseeds: [0, no]", r"suite.yaml: seeds\[1\]: expected a number, got false$"),
     ("{epochs: 1}", "{epochs: 1, lr: yes}", r"suite.yaml: models\[0\].recipe.lr: expected a number, got true$"),
     ("recipe:", "preprocess: {std: [true]}, recipe:", r"models\[0\].preprocess.std\[0\]: expected a number"),
+    # finite numbers (a fuzzing review: std .inf showed the network a blank image, lr .inf trained NaN)
+    ("recipe:", "preprocess: {std: [.inf]}, recipe:", r"models\[0\].preprocess.std\[0\]: Input should be a finite "
+                                                       r"number$"),
+    ("{epochs: 1}", "{epochs: 1, lr: .inf}", r"suite.yaml: models\[0\].recipe.lr: Input should be a finite number$"),
+    ("recipe:", "preprocess: {channels: [-1]}, recipe:", r"models\[0\].preprocess.channels\[0\]: Input should be "
+                                                          r"greater than or equal to 0$"),
+    ("recipe:", "preprocess: {size: [1000000, 32]}, recipe:", r"models\[0\].preprocess.size\[0\]: Input should be "
+                                                               r"less than or equal to 8192$"),
+    ("name: t", "name: t\ntarget: {classes: [nodule, nodule]}",  # was: duplicate rows after the whole run
+     r"suite.yaml: target.classes: expected unique names, got \['nodule', 'nodule'\]$"),
+    ("params: {size: 32, n: 8}}", "params: {size: 32, n: 8}, models: []}",
+     r"suite.yaml: datasets\[0\].models: List should have at least 1 item after validation, not 0$"),
+    ("name: t", "name: t\nregions: {masks: [hart]}",  # was: the run dropped the block (skipped.csv only)
+     r"suite.yaml: regions.masks: no dataset has a mask 'hart' \(did you mean 'heart'\?\); their masks: body, "),
+    ("name: t", "name: t\nregions: {grid: [64, 3]}",  # was: every cell failed (exit 3)
+     r"suite.yaml: regions.grid: \[64, 3\] has more cells along an axis than dataset 'phantom_cxr' has pixels "
+     r"\(32, 32\); expected sizes between 1 and the image size$"),
+    # a fuzzing review: a preprocess error was blamed on params, and params listed what they refuse
+    ("recipe:", "params: {pool: max}, preprocess: {std: [0]}, recipe:",
+     r"suite.yaml: models\[0\].preprocess: cannot build 'small_cnn' .*: preprocess: std: expected positive values"),
+    ("recipe:", "params: {a: 1}, recipe:", r"suite.yaml: models\[0\].params: unknown parameter 'a'; valid parameters: "
+                                           r"width, depth, pool$"),
     ("name: t", "name: t\ntarget: lable",
      r"suite.yaml: target: Input should be 'predicted', 'label' or 'each_positive', or a mapping \{classes: "),
     ("[gradcam, random]", "[{name: gradcam, params: {target_layer: layer4}}, random]",

@@ -53,6 +53,9 @@ def _load(tmp_path, metric):
     ("class_sensitivity",
      r"suite.yaml: metrics\[0\].params: class_sensitivity: parameter 'others' is 'positive' .* single-label; "
      r"set others: all"),
+    ("{name: deletion_auc, params: {patch: 1000000000000}}",  # a fuzzing review: the run failed every cell
+     r"suite.yaml: metrics\[0\].params: deletion_auc: parameter 'patch' = 1000000000000 is larger than the image "
+     r"\(32 x 32\) of dataset 'phantom_cxr'; expected patch <= 32$"),
     ("{name: avg_sensitivity, alias: sparseness}",
      r"suite.yaml: metrics\[0\].alias: 'sparseness' is the name of another metric"),
 ])

@@ -1,6 +1,7 @@
 """Numeric hyperparameters outside their range are refused on construction (so by ``faithbench
 validate``, exit 2), with the range in a one-line message."""
 
+import re
 import textwrap
 
 import pytest
@@ -88,6 +89,26 @@ def test_non_finite_parameters_are_refused(registry, name, params):
     key = next(iter(params))
     with pytest.raises(ParameterError, match=rf"{name}: parameter '{key}' (expects finite numbers|must)"):
         registry.get(name)(**params)
+
+
+@pytest.mark.parametrize("registry, name, key", [
+    (explainers, "gradcam", "relu"),  # was read as False: other values, exit 0
+    (metrics, "deletion_auc", "steps"),  # was accepted by validate, then every cell failed
+    (explainers, "integrated_gradients", "n_steps"),
+    (metrics, "chexlocalize_iou", "val_samples"),  # was a TypeError out of validate (exit 1)
+    (metrics, "region_deletion_correlation", "regions"),
+])
+def test_null_is_refused_where_the_default_is_not_null(registry, name, key):
+    """A fuzzing review: a parameter left empty in YAML (``relu:``) is null, which every type check let pass."""
+    default = registry.get(name).defaults[key]
+    shown = re.escape(repr(default))
+    with pytest.raises(ParameterError, match=rf"^{name}: parameter '{key}' expects .* \(default {shown}\), got null$"):
+        registry.get(name)(**{key: None})
+
+
+def test_null_is_taken_where_the_default_is_null():
+    assert metrics.get("chexlocalize_hit")(gate=None).params["gate"] is None
+    assert explainers.get("gradcam")(target_layer=None).params["target_layer"] is None
 
 
 @pytest.mark.parametrize("name", ["sparseness", "focus", "deletion_auc"])

@@ -193,7 +193,7 @@ class FolderDataset(BaseDataset):
                              f"images), got {bits!r}")
         if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
             raise ValueError(f"folder: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
-        check_bound("folder", "size", size, Bound(8))
+        check_bound("folder", "size", size, Bound(8, 8192))
         check_bound("folder", "n", n, AT_LEAST_ONE)  # None: the whole split
         pattern = re.compile(patient_pattern) if patient_pattern else None
         super().__init__(split, path=path, labels=labels, masks=masks, mask_name=mask_name, mask_suffix=mask_suffix,

@@ -172,9 +172,9 @@ class PhantomLongitudinal(LongitudinalDataset):
                  noise: float = 0.03, persist: bool = False, growth: float = 1.0) -> None:
         name = "phantom_longitudinal"
         n = self.default_n[split] if n is None and split in self.default_n else n
-        for param, value, bound in (("n", n, AT_LEAST_ONE), ("size", size, Bound(32)),
+        for param, value, bound in (("n", n, AT_LEAST_ONE), ("size", size, Bound(32, 1024)),
                                     ("channels", channels, AT_LEAST_ONE), ("seq_len", seq_len, AT_LEAST_ONE),
-                                    ("max_visits", max_visits, AT_LEAST_ONE),
+                                    ("max_visits", max_visits, Bound(1, 1000)),  # 1e12 hung validate
                                     ("lesion_contrast", lesion_contrast, POSITIVE),
                                     ("noise", noise, NON_NEGATIVE), ("growth", growth, POSITIVE)):
             check_bound(name, param, value, bound)
@@ -309,7 +309,7 @@ class LongitudinalFolder(LongitudinalDataset):
         if not path or not labels:
             raise ValueError(f"{name}: 'path' (the image folder) and 'labels' (the CSV) are required")
         check_bound(name, "seq_len", seq_len, AT_LEAST_ONE)
-        check_bound(name, "size", size, Bound(8))
+        check_bound(name, "size", size, Bound(8, 8192))
         check_bound(name, "n", n, AT_LEAST_ONE)  # None: the whole split
         if fit not in ("crop", "pad", "squash"):
             raise ValueError(f"{name}: expected fit crop, pad or squash, got {fit!r}")

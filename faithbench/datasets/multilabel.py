@@ -63,7 +63,7 @@ class PhantomCXRMultiLabel(BaseDataset):
         owner = "phantom_cxr_multilabel"
         n = self.default_n[split] if n is None else n
         check_bound(owner, "n", n, AT_LEAST_ONE)
-        check_bound(owner, "size", size, Bound(PhantomCXR.min_size))
+        check_bound(owner, "size", size, Bound(PhantomCXR.min_size, PhantomCXR.max_size))
         check_bound(owner, "channels", channels, AT_LEAST_ONE)
         check_bound(owner, "prevalence", prevalence, OPEN_UNIT, "at 0 or 1 a class is never or always present "
                                                                 "and its test AUC is undefined")

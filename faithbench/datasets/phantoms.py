@@ -67,6 +67,7 @@ class _Phantom(BaseDataset):
 
     default_n: dict[str, int] = {}
     min_size = 1
+    max_size = 4096  # a side; 3D phantoms lower (a fuzzing review: size 1e12 was an allocation error, exit 1)
 
     def _setup(self, split: Split, *, n: int | None, size: int, channels: int, seed: int, prevalence: float,
                lesion_contrast: float, lesion_radius: tuple[float, float], noise: float, shortcut: float,
@@ -77,7 +78,7 @@ class _Phantom(BaseDataset):
         if n is None:
             n = self.default_n[split]
         check_bound(name, "n", n, AT_LEAST_ONE)
-        check_bound(name, "size", size, Bound(self.min_size))
+        check_bound(name, "size", size, Bound(self.min_size, self.max_size))
         check_bound(name, "channels", channels, AT_LEAST_ONE)
         if not normal_only:
             check_bound(name, "prevalence", prevalence, OPEN_UNIT, _ONE_CLASS)
@@ -297,6 +298,7 @@ class PhantomOrgan3D(_Phantom):
     version = "1"
     default_n = {"train": 1000, "val": 200, "test": 250}
     min_size = 24
+    max_size = 256
 
     def __init__(self, split: Split = "test", *, n: int | None = None, size: int = 32,
                  channels: int = 1, seed: int = 0, prevalence: float = 0.5,

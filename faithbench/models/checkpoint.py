@@ -180,7 +180,10 @@ def build_for_dataset(spec: ModelSpec, in_chans: int, num_classes: int,
     pp = spec.preprocess
     build_chans = len(pp.channels) if isinstance(pp, PreprocessSpec) and pp.channels else in_chans
     model, default = build_network(spec, build_chans, num_classes, tuple(input_size))
-    config = resolve_input_config(default, pp, build_chans)
+    try:
+        config = resolve_input_config(default, pp, build_chans)
+    except ValueError as exc:  # named so: validate's error said models[i].params (a review)
+        raise ValueError(f"preprocess: {exc}") from None
     if config is not None:
         attach_input_transform(model, config)
         _warn_library_transform(spec, config, tuple(input_size))

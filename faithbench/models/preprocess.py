@@ -27,7 +27,7 @@ parameters, non-persistent buffers), so ``.to(device)`` moves it and weights fil
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,8 @@ from torch import Tensor, nn
 
 from faithbench.configurable import Float, Int
 from faithbench.names import counted
+
+MAX_SIDE = 8192  # pixels per side a preprocess size may ask for (a review: size [1000000, 32] was taken)
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 TRANSFORM_VERSION = "2"  # in the checkpoint keys of networks with a transform: 2, bicubic enlarging as PIL
@@ -167,6 +169,9 @@ def input_config_from_torchvision(weights: Any, size: int = 224) -> InputConfig:
 
 
 
+Side = Annotated[Int, Field(ge=1, le=MAX_SIDE)]
+
+
 class PreprocessSpec(BaseModel):
     """A model entry's ``preprocess:`` mapping; each key given overrides the default input config
     (``size: [224, 224]``, ``mean: [0.5]``, ``std: [0.25]``, ``interpolation: bicubic``,
@@ -174,11 +179,11 @@ class PreprocessSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    size: tuple[Int, Int] | None = None
+    size: tuple[Side, Side] | None = None
     mean: tuple[Float, ...] | None = None
     std: tuple[Float, ...] | None = None
     interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
-    channels: tuple[Int, ...] | None = Field(None, min_length=1)
+    channels: tuple[Annotated[Int, Field(ge=0)], ...] | None = Field(None, min_length=1)  # -1 is no last channel
 
 
 def resolve_input_config(default: InputConfig | None, preprocess: Any, in_chans: int) -> InputConfig | None:
