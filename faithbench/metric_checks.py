@@ -249,10 +249,11 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
 
 def check_regions(suite: Any, source: str, built: dict[str, Any], masks: dict[str, set[str] | None],
                   error: type[Exception]) -> None:
-    """The ``regions:`` block against the data (a fuzzing review: both passed validate): a grid
-    finer than a dataset's image (the run failed every cell), and a mask name that no dataset has
-    (a typo: the run dropped the block, saying so only in skipped.csv). A mask some datasets lack
-    is left to the run, which notes it in ``skipped.csv``. ``masks``: as :func:`check_masks` returns."""
+    """The ``regions:`` block against the data (a fuzzing review: both passed validate without a
+    word): a grid finer than a dataset's image is an error (the run failed every cell); a mask name
+    that no dataset has (a typo?) is warned of, with a did-you-mean (the run leaves it out, as it
+    leaves out a mask some datasets lack, with a note in ``skipped.csv``). ``masks``: as
+    :func:`check_masks` returns."""
     import difflib
 
     spec = suite.regions
@@ -278,5 +279,5 @@ def check_regions(suite: Any, source: str, built: dict[str, Any], masks: dict[st
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise error(f"{source}: regions.masks: no dataset has a mask {name!r}{hint}; their masks: "
-                        f"{', '.join(sorted(known))}")
+            warnings.warn(f"{source}: regions.masks: no dataset has a mask {name!r}{hint}, so the run leaves it "
+                          f"out; their masks: {', '.join(sorted(known))}", SuiteWarning, stacklevel=2)
