@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from faithbench.config_checks import SuiteWarning, first_line, mask_names, model_dataset_pairs
+from faithbench.models.errors import INPLACE_INPUT
 from faithbench.names import counted
 
 _VIT_DEFAULT_LAYER = "blocks.-1.norm1"  # the CAM explainers' default for a ViT (blocks[-1].norm1)
@@ -46,13 +47,18 @@ def _meta_only(exc: BaseException) -> bool:
 def _meta_failure(model: nn.Module, channels: int, spatial: tuple[int, ...], num_classes: int) -> str | None:
     """Why one meta image of ``(1, channels, *spatial)`` fails the model, or None (also when the
     meta device cannot tell)."""
+    x = torch.empty((1, channels, *spatial), device="meta")
     try:
         with torch.no_grad():
-            out = model.eval()(torch.empty((1, channels, *spatial), device="meta"))
+            out = model.eval()(x)
     except Exception as exc:  # noqa: BLE001 - any failure of the user's network is reported
         return None if _meta_only(exc) else f"{type(exc).__name__}: {first_line(exc)}"
+    if x._version:  # in-place ops count on the meta device too
+        return INPLACE_INPUT
     if not isinstance(out, torch.Tensor):  # a review: a tuple passed validate, then every cell failed
         kind = f"a {type(out).__name__}" + (f" of {len(out)} items" if isinstance(out, (tuple, list, dict)) else "")
+        if hasattr(out, "logits"):  # a review: "got a O"
+            kind = f"an object of type {type(out).__name__} with .logits (a HuggingFace-style output)"
         return (f"expected the network to return one logits tensor of shape (batch, {num_classes}), got {kind} "
                 f"(wrap it in a module whose forward returns the logits)")
     if tuple(out.shape) != (1, num_classes):

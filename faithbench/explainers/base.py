@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Collection, Mapping
-from contextlib import nullcontext
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -20,6 +22,28 @@ from torch import Tensor, nn
 
 from faithbench.configurable import Configurable
 from faithbench.types import MaskRole
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model.eval()`` inside the block; every module's own ``training`` flag restored after it."""
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        yield
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+
+def _in_eval_mode(check: Callable[..., Any]) -> Callable[..., Any]:
+    """``unsupported_reason`` run with the model in eval mode: its probes (a layer search, a graph
+    trace) forward the model, which in train mode moved BatchNorm's running statistics (a review)."""
+    @functools.wraps(check)
+    def wrapped(self: Any, model: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Any:
+        with eval_mode(model):
+            return check(self, model, x, *args, **kwargs)
+    return wrapped
 
 
 def image_seed(seed: int, image: Tensor) -> int:
@@ -77,6 +101,11 @@ class Explainer(Configurable):
     paper: ClassVar[str] = ""
     description: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "unsupported_reason" in cls.__dict__:  # a subclass's (or a plugin's) probes: in eval mode too
+            cls.unsupported_reason = _in_eval_mode(cls.__dict__["unsupported_reason"])  # type: ignore[method-assign]
+
     def __init__(self, *, seed: int = 0, **params: Any) -> None:
         super().__init__(**params)
         self.seed = int(seed)
@@ -120,13 +149,11 @@ class Explainer(Configurable):
             expected = " or ".join(shapes.get(d, f"(B, C, {d} spatial axes)") for d in sorted(self.dims))
             raise ValueError(f"{self.name}: expected x of shape {expected}, got {tuple(x.shape)}")
         target = class_indices(self.name, target, x.shape[0])
-        modes = {m: m.training for m in model.modules()}
         devices = [x.device] if x.device.type != "cpu" else []
         numpy_state = np.random.get_state()
         try:
-            model.eval()
             grad = torch.enable_grad() if self.needs_grad else nullcontext()
-            with torch.random.fork_rng(devices=devices), grad:
+            with eval_mode(model), torch.random.fork_rng(devices=devices), grad:
                 if self.needs_grad and self.input_grad:
                     # a leaf that requires grad, so gradient libraries need not flip it (and warn)
                     x = x.detach().clone().requires_grad_(True)
@@ -134,8 +161,6 @@ class Explainer(Configurable):
                 saliency = self.explain(model, x, target)
         finally:
             np.random.set_state(numpy_state)
-            for m, training in modes.items():
-                m.training = training
         expected = (x.shape[0], *x.shape[2:])
         if not isinstance(saliency, Tensor):
             raise TypeError(f"{self.name}: expected saliency as a torch.Tensor of shape {expected}, "

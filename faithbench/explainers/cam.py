@@ -49,7 +49,8 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
-from faithbench.explainers.layers import channels_first, find_target_layer, layer_reason, resolve_module
+from faithbench.explainers.layers import (channels_first, find_target_layer, layer_reason, resolve_module,
+                                         kept_output)
 from faithbench.registry import explainers
 
 
@@ -118,8 +119,9 @@ class CAMExplainer(Explainer):
     # 2: ReLU on the grid before upsampling (1 returned the signed map); 3: the layer found inside a block
     # that holds every stage where no top-level one is fine enough (explainers.layers), so earlier maps are
     # not reused from the cache; 4: a coarse sequence of stages after the chosen layer is entered (timm's
-    # EfficientNet on 64 px: blocks.4, not the stem) and adaptive pools are never chosen (AlexNet's avgpool)
-    version = "4"
+    # EfficientNet on 64 px: blocks.4, not the stem) and adaptive pools are never chosen (AlexNet's avgpool);
+    # 5: the layer's own output where a later module changes it in place (explainers.layers.kept_output)
+    version = "5"
     finds_layer = True  # the CAM reads a target layer (FullGrad reads every biased layer instead)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
@@ -171,7 +173,9 @@ class CAMExplainer(Explainer):
         seen = transform.register_forward_hook(lambda _m, _i, out: network_input.__setitem__(0, out.shape)) \
             if probe is not None and isinstance(transform, nn.Module) else None
         cam = self.make_cam(model, layer, reshape)
-        with restored_grads(model):
+        # a frozen network (no parameter requires grad, as many inference checkpoints): the graph starts at the input
+        cam.compute_input_gradient = not any(p.requires_grad for p in model.parameters())
+        with restored_grads(model), kept_output(layer):  # after make_cam: its hooks see the layer's own output
             try:
                 raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
             finally:

@@ -4,8 +4,10 @@ the CAM explainers (:mod:`faithbench.explainers.cam`) and the layer-wise gradien
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -118,6 +120,21 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
                          f"outputs {later[-1][1]}): its later stages are no (B, C, *grid) feature map; "
                          "set target_layer")
     return found
+
+
+@contextlib.contextmanager
+def kept_output(layer: nn.Module) -> Iterator[None]:
+    """Inside the block, the rest of the network gets a copy of ``layer``'s output, so a later
+    in-place change (an in-place ReLU after a hand-picked convolution, a residual ``+=``) leaves the
+    output intact for the hooks registered on ``layer`` before this one: pytorch-grad-cam keeps a view
+    of it, and read the changed values (a review: Grad-CAM++ on ``conv2`` before
+    ``ReLU(inplace=True)`` gave the map of the ReLU, 85 times too large). Gradients reach the layer's
+    output through the copy unchanged."""
+    handle = layer.register_forward_hook(lambda _m, _i, out: out.clone() if isinstance(out, Tensor) else None)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def layer_reason(model: nn.Module, x: Tensor, min_grid: int = 4) -> str | None:

@@ -46,14 +46,19 @@ class MetricOutput:
 
     @classmethod
     def of(cls, out: "MetricOutput | dict[str, Tensor]") -> "MetricOutput":
-        """``out`` itself, or a legacy ``{"value": ..., "chance": ...}`` dict as a MetricOutput."""
-        if isinstance(out, MetricOutput):
-            return out
-        unknown = set(out) - set(cls._FIELDS) - {"region_names"}
-        if unknown or "value" not in out:
-            raise ValueError(f"a metric returns value (and optionally chance, curve, fractions, regions); "
-                             f"got keys {sorted(out)}")
-        return cls(**out)
+        """``out`` itself, or a legacy ``{"value": ..., "chance": ...}`` dict as a MetricOutput; its
+        value a tensor (a review: a plugin's list ended in "'list' object has no attribute 'shape'")."""
+        if not isinstance(out, (MetricOutput, dict)):
+            raise TypeError(f"a metric returns a MetricOutput (or a dict with 'value'), got {type(out).__name__}")
+        if isinstance(out, dict):
+            unknown = set(out) - set(cls._FIELDS) - {"region_names"}
+            if unknown or "value" not in out:
+                raise ValueError(f"a metric returns value (and optionally chance, curve, fractions, regions); "
+                                 f"got keys {sorted(out)}")
+            out = cls(**out)
+        if not isinstance(out.value, Tensor):
+            raise TypeError(f"a metric's value is a torch.Tensor of per-sample values, got {type(out.value).__name__}")
+        return out
 
     def __getitem__(self, key: str) -> Any:
         if key not in self:

@@ -287,10 +287,11 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
             origin = "pretrained"
         model.eval()
         x_test, y_test = test.tensors()
+        notes: list[str] = []
         metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None,
-                                 label=spec.label)
+                                 label=spec.label, notes=notes)
         return Checkpoint(model, key, spec, seed, metrics, origin=origin,
-                          info={"parameters": count_parameters(model), **input_info})
+                          info={"parameters": count_parameters(model), **input_info, "warnings": notes})
 
     key = checkpoint_key(spec, train.spec(), in_chans, num_classes, input_size, seed, permute_labels)
     if input_info["input"] is not None:
@@ -346,10 +347,11 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
     for p in model.parameters():  # a linear probe froze the backbone; explainers need its gradients
         p.requires_grad_(True)
     x_test, y_test = test.tensors()
+    notes: list[str] = []
     metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None,
-                             label=spec.label)
+                             label=spec.label, notes=notes)
     info = {"parameters": count_parameters(model), **input_info, "train_seconds": seconds, "history": history,
-            "recipe": recipe.model_dump(), "epochs_run": len(history["val_loss"])}
+            "recipe": recipe.model_dump(), "epochs_run": len(history["val_loss"]), "warnings": notes}
     info.update(resolved)
     cache.put_tensors("checkpoints", key, model.state_dict())
     cache.put_json("checkpoints", key, {"metrics": metrics, "info": info})

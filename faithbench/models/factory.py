@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from faithbench.models import hub
@@ -358,11 +359,14 @@ def build_network(spec: Any, in_chans: int, num_classes: int, input_size: tuple[
         defaults = {"spatial_dims": dims, "in_channels": in_chans, "n_input_channels": in_chans, "in_chans": in_chans,
                     "out_channels": num_classes, "num_classes": num_classes, "input_size": tuple(input_size)}
         model = fn(**_fill(fn, spec.params, defaults))
-        if not isinstance(model, nn.Module):
-            raise CheckpointError(f"model {spec.label!r}: {parsed.target} returned {type(model).__name__}, "
-                                  f"expected a torch.nn.Module")
+        if not isinstance(model, nn.Module) or isinstance(model, torch.jit.ScriptModule):  # no hooks on a script
+            got = "a TorchScript module" if isinstance(model, nn.Module) else type(model).__name__
+            raise CheckpointError(f"model {spec.label!r}: {parsed.target} returned {got}, expected a torch.nn.Module "
+                                  f"(explainers hook its layers: return the module before torch.jit.script)")
     vit = hasattr(model, "blocks") and hasattr(model, "patch_embed")
-    model.arch_family = "vit" if vit or any(isinstance(m, nn.MultiheadAttention) for m in model.modules()) else "cnn"
+    vit = vit or any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
+    if getattr(model, "arch_family", None) not in ("cnn", "vit"):  # a builder's own tag is kept (docs/plugins.md)
+        model.arch_family = "vit" if vit else "cnn"
     model.spatial_dims = dims
     return model, config
 

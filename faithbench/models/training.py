@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from faithbench.configurable import Float, Int
+from faithbench.models.errors import INPLACE_INPUT, CheckpointError
 from faithbench.progress import bars_disabled
 
 log = logging.getLogger(__name__)
@@ -348,23 +349,40 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
 
 
 def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, classes: tuple[str, ...] | None = None, *,
-                   ci: bool = True, label: str | None = None) -> dict[str, float]:
+                   ci: bool = True, label: str | None = None, notes: list[str] | None = None) -> dict[str, float]:
     """Test metrics of ``model`` on ``(x, y)``; with ``label`` (the model entry's), a single-label
-    model whose outputs look like probabilities is warned of (:func:`looks_like_probabilities`)."""
+    model whose outputs look like probabilities is warned of (:func:`looks_like_probabilities`),
+    and the warning appended to ``notes`` (the checkpoint's, which a run folder records)."""
+    before = x.clone() if label is not None else None
     logits = predict_logits(model, x)
-    if label is not None and y.ndim == 1 and looks_like_probabilities(logits):
-        log.warning("model %r returns probabilities, not logits (every test output is >= 0 and each row sums "
-                    "to 1): the metrics apply softmax to the model's outputs, so every probability they read "
-                    "is squashed; return the logits (drop the final softmax)", label)
+    if before is not None and not bool(((x == before) | (x.isnan() & before.isnan())).all()):
+        raise CheckpointError(f"model {label!r}: {INPLACE_INPUT}")
+    kind = looks_like_probabilities(logits) if label is not None and y.ndim == 1 else None
+    if kind:
+        what = {"softmax": "each row sums to 1", "sigmoid": "every output lies in [0, 1]"}[kind]
+        message = (f"model {label!r} returns probabilities, not logits (every test output is >= 0 and {what}: a "
+                   f"final {kind}): the metrics apply softmax to the model's outputs, so every probability they "
+                   f"read is squashed; return the logits (drop the final {kind})")
+        log.warning(message)
+        if notes is not None:
+            notes.append(message)
     return classification_metrics(logits, y, classes, ci=ci)
 
 
-def looks_like_probabilities(logits: Tensor, tol: float = 1e-4) -> bool:
-    """Whether every row of ``logits`` (N, K), K > 1, is >= 0 and sums to 1 within ``tol``: a model
-    ending in softmax (a held-out review: deletion AUCs shrank from [0.06, 0.94] to [0.30, 0.71])."""
+def looks_like_probabilities(logits: Tensor, tol: float = 1e-4) -> str | None:
+    """``"softmax"`` where every row of ``logits`` (N, K), K > 1, is >= 0 and sums to 1 within
+    ``tol`` (a held-out review: deletion AUCs shrank from [0.06, 0.94] to [0.30, 0.71]);
+    ``"sigmoid"`` where, over at least 8 rows, every output lies in [0, 1], some at most 0.05 and some
+    at least 0.95 (a review: a per-class sigmoid head squashed deletion AUCs from 0.19–0.45 to
+    0.40–0.47 without a word; the ends keep a weakly trained network's small logits out); else None."""
     if logits.ndim != 2 or logits.shape[1] < 2 or logits.numel() == 0:
-        return False
-    return bool((logits >= 0).all() and ((logits.sum(1) - 1).abs() <= tol).all())
+        return None
+    if not bool((logits >= 0).all()):
+        return None
+    if bool(((logits.sum(1) - 1).abs() <= tol).all()):
+        return "softmax"
+    ends = bool((logits <= 0.05).any() and (logits >= 0.95).any())
+    return "sigmoid" if logits.shape[0] >= 8 and bool((logits <= 1).all()) and ends else None
 
 
 __all__ = ["Recipe", "train_model", "train_on_frozen_features", "evaluate_model", "classification_metrics",

@@ -162,7 +162,7 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
     only, a held-out review)."""
     splits = build_splits(group.dataset, needed_splits(group, settings))
     out = compute_group(group, settings, store, splits, progress)
-    out.warnings = [w for split in splits.values() for w in getattr(split, "data_warnings", [])]
+    out.warnings = [w for split in splits.values() for w in getattr(split, "data_warnings", [])] + out.warnings
     return out
 
 
@@ -195,6 +195,7 @@ def compute_group(group: Group, settings: RunSettings, store: Cache, splits: dic
         report(len(group.cells), "")
         return out
     out.trained = (ckpt.origin == "trained") + (twin is not None and twin.origin == "trained")
+    out.warnings += ckpt.info.get("warnings", [])  # a model's outputs that look like probabilities (manifest.json)
     if ckpt.origin == "trained":
         out.log.append(f"trained {mspec.label} on {dspec.label} (seed {seed}): test accuracy "
                        f"{ckpt.metrics['accuracy']:.3f}, AUC {ckpt.metrics['auc']:.3f}")

@@ -211,15 +211,21 @@ def test_a_model_returning_probabilities_is_warned_of(caplog):
 
     torch.manual_seed(0)
     logits = torch.randn(20, 3)
-    assert looks_like_probabilities(logits.softmax(1)) and not looks_like_probabilities(logits)
-    assert not looks_like_probabilities(logits.abs() / logits.abs().sum(1, keepdim=True) * 1.01)
+    assert looks_like_probabilities(logits.softmax(1)) == "softmax" and looks_like_probabilities(logits) is None
+    assert looks_like_probabilities(logits.abs() / logits.abs().sum(1, keepdim=True) * 1.01) != "softmax"
+    # a per-class sigmoid head (a review: no warning); an untrained net's small positive outputs are not one
+    assert looks_like_probabilities((3 * logits).sigmoid()) == "sigmoid"
+    assert looks_like_probabilities(0.5 + 0.45 * logits.tanh()) is None  # never near 0 or 1: not said to be
+    assert looks_like_probabilities((3 * logits[:5]).sigmoid()) is None  # too few rows to tell
     x, y = torch.rand(20, 1, 8, 8), torch.arange(20) % 3
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    notes: list[str] = []
     with caplog.at_level("WARNING"):
-        evaluate_model(torch.nn.Sequential(net, torch.nn.Softmax(1)), x, y, label="soft")
-        evaluate_model(net, x, y, label="plain")
+        evaluate_model(torch.nn.Sequential(net, torch.nn.Softmax(1)), x, y, label="soft", notes=notes)
+        evaluate_model(net, x, y, label="plain", notes=notes)
     warned = [r.getMessage() for r in caplog.records if "returns probabilities" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith("model 'soft' returns probabilities, not logits")
+    assert notes == warned  # kept for the run folder (manifest.json's data_warnings, the report)
 
 
 def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):

@@ -1,0 +1,146 @@
+"""Explainers on users' own, untidy networks (a held-out review): an in-place ReLU after a hand-picked
+CAM layer, frozen parameters, BatchNorm left in train mode, and builders that return what explainers
+cannot hook."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faithbench.models.checkpoint import ModelSpec, build_for_dataset
+from faithbench.models.errors import CheckpointError
+from faithbench.registry import explainers
+
+
+class Core(nn.Module):
+    """conv, ReLU, conv, ReLU (in place or not), global max pool, linear head."""
+
+    def __init__(self, inplace: bool = False, bn: bool = False) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(6) if bn else nn.Identity()
+        self.act1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.act2 = nn.ReLU(inplace=inplace)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = self.act2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        return self.fc(self.pool(h).flatten(1))
+
+
+def _pair():
+    torch.manual_seed(0)
+    plain, inplace = Core(), Core(inplace=True)
+    inplace.load_state_dict(plain.state_dict())
+    return plain.eval(), inplace.eval(), torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 1, 0])
+
+
+@pytest.mark.parametrize("name", ["gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam", "scorecam"])
+def test_a_cam_layer_changed_in_place_later_reads_its_own_output(name):
+    """The review: with target_layer conv2 before ReLU(inplace=True), pytorch-grad-cam kept a view of conv2's
+    output, which the ReLU overwrote: the map was the ReLU's (Grad-CAM++ 85 times too large)."""
+    plain, inplace, x, t = _pair()
+    explainer = explainers.get(name)(target_layer="conv2", relu=False)
+    expected, got = explainer(plain, x, t), explainer(inplace, x, t)
+    assert torch.allclose(got, expected, atol=1e-6, rtol=0)
+    if name not in ("hirescam", "layercam"):  # grad x activation: 0 where the ReLU cut, so these were right
+        relu_map = explainers.get(name)(target_layer="act2", relu=False)(plain, x, t)
+        assert not torch.allclose(expected, relu_map, atol=1e-6, rtol=0)  # the case tells the two apart
+
+
+def test_gradcam_on_a_layer_changed_in_place_equals_its_definition():
+    plain, inplace, x, t = _pair()
+    acts = {}
+    handle = plain.conv2.register_forward_hook(lambda _m, _i, out: acts.__setitem__("a", out))
+    score = plain(x).gather(1, t[:, None]).sum()
+    handle.remove()
+    grad, = torch.autograd.grad(score, acts["a"])
+    cam = (grad.mean((2, 3), keepdim=True) * acts["a"]).sum(1, keepdim=True).detach()
+    expected = F.interpolate(cam, size=(16, 16), mode="bilinear", align_corners=False)[:, 0]
+    got = explainers.get("gradcam")(target_layer="conv2", relu=False)(inplace, x, t)
+    assert torch.allclose(got, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam"])
+def test_a_frozen_network_gets_the_same_cam(name):
+    """The review: a network whose parameters do not require grad (an inference checkpoint) failed every
+    gradient CAM cell: 'element 0 of tensors does not require grad'."""
+    plain, _, x, t = _pair()
+    expected = explainers.get(name)()(plain, x, t)
+    for p in plain.parameters():
+        p.requires_grad_(False)
+    assert torch.equal(explainers.get(name)()(plain, x, t), expected)
+    assert not any(p.requires_grad for p in plain.parameters())  # left frozen
+
+
+@pytest.mark.parametrize("name", ["saliency", "guided_backprop", "deeplift", "gradcam", "fullgrad"])
+def test_support_checks_do_not_move_batchnorm_statistics(name):
+    """The review: unsupported_reason's probes (a layer search, a graph trace) ran the network in train mode,
+    so BatchNorm's running statistics moved (guided backprop then differed from captum by 0.019)."""
+    torch.manual_seed(0)
+    model = Core(bn=True).train()
+    before = model.bn1.running_mean.clone()
+    assert explainers.get(name)().unsupported_reason(model, torch.rand(4, 1, 16, 16)) is None
+    assert torch.equal(model.bn1.running_mean, before) and model.training and model.bn1.training
+
+
+class Tagged(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = Core()
+        self.arch_family = "vit"  # the builder's own tag, as docs/plugins.md says to set
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def build_scripted(in_chans, num_classes):
+    return torch.jit.script(Core())
+
+
+def build_tagged(in_chans, num_classes):
+    return Tagged()
+
+
+def test_module_builders_keep_their_tag_and_a_script_is_refused():
+    spec = ModelSpec.model_validate({"name": f"{__name__}:build_tagged", "recipe": "default"})
+    assert build_for_dataset(spec, 1, 2, (16, 16))[0].arch_family == "vit"  # was overwritten with "cnn"
+    spec = ModelSpec.model_validate({"name": f"{__name__}:build_scripted", "recipe": "default"})
+    with pytest.raises(CheckpointError, match=r"build_scripted returned a TorchScript module, expected a "
+                                              r"torch.nn.Module \(explainers hook its layers"):
+        build_for_dataset(spec, 1, 2, (16, 16))
+
+
+class ShiftsInPlace(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = Core()
+
+    def forward(self, x):
+        return self.net(x.sub_(0.1))  # normalising in place, common in user code
+
+
+def build_shifting(in_chans, num_classes):
+    return ShiftsInPlace()
+
+
+def test_a_network_that_changes_its_input_in_place_is_refused(tmp_path):
+    """The review: x.sub_() inside forward passed validate; explainers and metrics then ran on changed
+    images (insertion AUC 0.45 instead of the out-of-place twin's 0.88) without a word."""
+    from faithbench.config import SuiteError, suite_from_dict
+    from faithbench.models.training import evaluate_model
+
+    suite = {"name": "t", "datasets": [{"name": "phantom_cxr", "params": {"size": 32, "n": 8}}],
+             "models": [{"name": f"{__name__}:build_shifting", "recipe": {"epochs": 1}}],
+             "explainers": ["saliency"], "metrics": ["pointing_game"]}
+    with pytest.raises(SuiteError, match=r"models\[0\]: .* fails on an image of that shape: its forward changes its "
+                                         r"input in place \(x.sub_\(\), x /= ...\)"):
+        suite_from_dict(suite, source="s.yaml")
+    x = torch.rand(8, 1, 16, 16)
+    with pytest.raises(CheckpointError, match=r"^model 'mine': its forward changes its input in place"):
+        evaluate_model(ShiftsInPlace().eval(), x, torch.arange(8) % 2, label="mine")
+    evaluate_model(Core().eval(), x, torch.arange(8) % 2, label="mine")  # a network that leaves it: no error
