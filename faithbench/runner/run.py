@@ -248,6 +248,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
                bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}{postfix}]")
     try:
         run_groups(groups, settings, cache, executor, bar, log, outputs)
+        bar.update(n_cells - bar.n)  # every cell done: the fractions of batches summed to 1.9999999999999998 of 2
     except (InputDataError, CheckpointError) as exc:
         if outputs:
             raise type(exc)(f"{exc} (finished cells are cached; a rerun resumes)") from exc
