@@ -23,7 +23,7 @@ from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwar
                                      check_param_types, check_suite_values, check_target, check_validation,
                                      check_weights, resolve_weights, unique_names, validation_message)
 from faithbench.config_yaml import YAMLFileError, load_yaml_file
-from faithbench.configurable import Float, Int, ParameterError
+from faithbench.configurable import Bool, Float, Int, ParameterError
 from faithbench.datasets.paths import DataError
 from faithbench.metric_checks import check_masks, check_metric_fit, check_regions
 from faithbench.model_checks import check_models
@@ -67,7 +67,7 @@ class DatasetSpec(PluginSpec):
     """
 
     models: list[str] | None = Field(None, min_length=1)  # []: nothing would run (a review: validate said ok)
-    optional: bool = False
+    optional: Bool = False
 
 
 class RegionSpec(BaseModel):

@@ -50,7 +50,15 @@ def _number(value: Any) -> Any:
 # as a plugin's parameters: YAML's true/false is a boolean, which pydantic's lax mode would take as
 # 1/0 (reliability: true ran 1 sample), and a quoted '8' a string it would parse; and finite (a
 # review: preprocess std .inf passed every gt=0 bound and showed the network a blank image)
+def _boolean(value: Any) -> Any:
+    if not isinstance(value, bool):  # a review: optional: 0 and linear_probe: "yes" were taken
+        shown = f"str {value!r}" if isinstance(value, str) else repr(value)
+        raise ValueError(f"expected true or false, got {shown}")
+    return value
+
+
 Int = Annotated[int, BeforeValidator(_number)]
+Bool = Annotated[bool, BeforeValidator(_boolean)]
 Float = Annotated[float, BeforeValidator(_number), AllowInfNan(False)]
 
 

@@ -81,6 +81,27 @@ def _channel_hint(model: nn.Module, channels: int) -> str:
             f"{{channels: [...]}}, or build the network for {counted(channels, 'channel')})")
 
 
+def _dtype_hint(model: nn.Module) -> str:
+    """Where the network's parameters are not float32, which the images are (a review: float64 and
+    half models failed with the framework's "Input type (float) and bias type (double)")."""
+    dtypes = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters() if p.is_floating_point()})
+    if not dtypes or dtypes == ["float32"]:
+        return ""
+    return (f" (its parameters are {', '.join(dtypes)}, the images float32: return the network in float32, "
+            f"model.float())")
+
+
+def _size_hint(model: nn.Module, problem: str, spatial: tuple[int, ...]) -> str:
+    """Where a 2D network without an input transform fails on the data's image size with the
+    framework's own shape message (a review: "a and b must have same reduction dim"), the way to
+    resize the images to what it was built for ("" otherwise)."""
+    if getattr(model, "input_transform", None) is not None or len(spatial) != 2 or \
+            not problem.startswith("RuntimeError"):
+        return ""
+    return (f" (a network built for another image size than {spatial[0]} x {spatial[1]}? preprocess: "
+            f"{{size: [H, W]}} in the model entry resizes the images to it)")
+
+
 def check_models(suite: Any, source: str, built: dict[str, Any], explainers: list[Any],
                  error: type[Exception]) -> None:
     """Build each (model, dataset) pair on the meta device (see the module docstring), run one
@@ -118,8 +139,8 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
             raise error(f"{where}: cannot build {what}: {first_line(exc)}{hint}") from None
         problem = _meta_failure(model, channels, spatial, classes)
         if problem:
-            raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}"
-                        f"{_channel_hint(model, channels)}")
+            hint = _channel_hint(model, channels) or _dtype_hint(model) or _size_hint(model, problem, spatial)
+            raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}{hint}")
         runs.append(_check_support(suite, source, explainers, model, (channels, *spatial), mspec.label, label,
                                    mask_names(dataset), getattr(dataset, "mask_roles", None)))
         for k, plugin in enumerate(explainers):

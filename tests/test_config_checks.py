@@ -62,6 +62,11 @@ def _load(tmp_path, text):
      r"suite.yaml: models\[0\].preprocess: cannot build 'small_cnn' .*: preprocess: std: expected positive values"),
     ("recipe:", "params: {a: 1}, recipe:", r"suite.yaml: models\[0\].params: unknown parameter 'a'; valid parameters: "
                                            r"width, depth, pool$"),
+    # booleans as strict as a plugin's (a fuzzing review: optional: 0 and linear_probe: "yes" were taken)
+    ("{epochs: 1}", "{epochs: 1, linear_probe: 'yes'}", r"suite.yaml: models\[0\].recipe.linear_probe: expected "
+                                                       r"true or false, got str 'yes'$"),
+    ("n: 8}}", "n: 8}, optional: 0}", r"suite.yaml: datasets\[0\].optional: expected true or false, got 0$"),
+    ("recipe:", "replace_head: 1, recipe:", r"suite.yaml: models\[0\].replace_head: expected true or false, got 1$"),
     ("name: t", "name: t\ntarget: lable",
      r"suite.yaml: target: Input should be 'predicted', 'label' or 'each_positive', or a mapping \{classes: "),
     ("[gradcam, random]", "[{name: gradcam, params: {target_layer: layer4}}, random]",

@@ -18,6 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from torch import Tensor, nn
 
+from faithbench.configurable import Bool
 from faithbench.datasets.base import BaseDataset, check_train_classes
 from faithbench.models.architectures import count_parameters
 from faithbench.models.dependencies import dependencies_of
@@ -60,8 +61,8 @@ class ModelSpec(BaseModel):
     params: dict[str, Any] = {}
     recipe: Recipe | None = None
     weights: str | None = None
-    pretrained: bool | None = None
-    replace_head: bool = False
+    pretrained: Bool | None = None
+    replace_head: Bool = False
     preprocess: Literal["auto", "none"] | PreprocessSpec = "auto"
 
     @field_validator("recipe", mode="before")

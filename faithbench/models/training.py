@@ -19,7 +19,7 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from faithbench.configurable import Float, Int
+from faithbench.configurable import Bool, Float, Int
 from faithbench.models.errors import INPLACE_INPUT, CheckpointError
 from faithbench.progress import bars_disabled
 
@@ -40,9 +40,9 @@ class Recipe(BaseModel):
     warmup_epochs: Float = Field(0.0, ge=0)
     label_smoothing: Float = Field(0.0, ge=0, lt=1)
     patience: Int = Field(100, ge=1)
-    linear_probe: bool = False
+    linear_probe: Bool = False
     n_train: Int | None = Field(None, ge=1)
-    class_weights: bool = False
+    class_weights: Bool = False
 
 
 def _lr_at(step: int, total: int, warmup: int, recipe: Recipe) -> float:

@@ -144,3 +144,46 @@ def test_a_network_that_changes_its_input_in_place_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"^model 'mine': its forward changes its input in place"):
         evaluate_model(ShiftsInPlace().eval(), x, torch.arange(8) % 2, label="mine")
     evaluate_model(Core().eval(), x, torch.arange(8) % 2, label="mine")  # a network that leaves it: no error
+
+
+class FixedSize(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(28 * 28, 2)  # built for 28 x 28 images
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def build_fixed(in_chans, num_classes):
+    return FixedSize()
+
+
+def test_a_network_built_for_another_image_size_gets_the_resize_hint():
+    """The review: a raw matrix-shape error, while preprocess: {size: [28, 28]} (which works) went unsaid."""
+    from faithbench.config import SuiteError, suite_from_dict
+
+    suite = {"name": "t", "datasets": [{"name": "phantom_cxr", "params": {"size": 32, "n": 8}}],
+             "models": [{"name": f"{__name__}:build_fixed", "recipe": {"epochs": 1}}],
+             "explainers": ["saliency"], "metrics": ["pointing_game"]}
+    with pytest.raises(SuiteError, match=r"fails on an image of that shape: RuntimeError: .* \(a network built for "
+                                         r"another image size than 32 x 32\? preprocess: \{size: \[H, W\]\} in the "
+                                         r"model entry resizes the images to it\)$"):
+        suite_from_dict(suite, source="s.yaml")
+    suite["models"][0]["preprocess"] = {"size": [28, 28]}
+    suite_from_dict(suite, source="s.yaml")  # as the hint says
+
+
+def build_double(in_chans, num_classes):
+    return Core().double()
+
+
+def test_a_network_in_float64_gets_the_dtype_hint():
+    from faithbench.config import SuiteError, suite_from_dict
+
+    suite = {"name": "t", "datasets": [{"name": "phantom_cxr", "params": {"size": 32, "n": 8}}],
+             "models": [{"name": f"{__name__}:build_double", "recipe": {"epochs": 1}}],
+             "explainers": ["saliency"], "metrics": ["pointing_game"]}
+    with pytest.raises(SuiteError, match=r"fails on an image of that shape: .* \(its parameters are float64, the "
+                                         r"images float32: return the network in float32, model.float\(\)\)$"):
+        suite_from_dict(suite, source="s.yaml")
