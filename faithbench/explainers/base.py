@@ -103,7 +103,8 @@ class Explainer(Configurable):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "unsupported_reason" in cls.__dict__:  # a subclass's (or a plugin's) probes: in eval mode too
+        own = cls.__dict__.get("unsupported_reason")
+        if callable(own) and not isinstance(own, (staticmethod, classmethod)):  # a subclass's (a plugin's) probes
             cls.unsupported_reason = _in_eval_mode(cls.__dict__["unsupported_reason"])  # type: ignore[method-assign]
 
     def __init__(self, *, seed: int = 0, **params: Any) -> None:

@@ -119,8 +119,8 @@ class CAMExplainer(Explainer):
     # 2: ReLU on the grid before upsampling (1 returned the signed map); 3: the layer found inside a block
     # that holds every stage where no top-level one is fine enough (explainers.layers), so earlier maps are
     # not reused from the cache; 4: a coarse sequence of stages after the chosen layer is entered (timm's
-    # EfficientNet on 64 px: blocks.4, not the stem) and adaptive pools are never chosen (AlexNet's avgpool);
-    # 5: the layer's own output where a later module changes it in place (explainers.layers.kept_output)
+    # EfficientNet on 64 px: blocks.4, not the stem), adaptive pools never chosen (AlexNet's avgpool); 5: the layer's
+    # own output where a later module changes it in place (explainers.layers.kept_output)
     version = "5"
     finds_layer = True  # the CAM reads a target layer (FullGrad reads every biased layer instead)
 
@@ -173,8 +173,7 @@ class CAMExplainer(Explainer):
         seen = transform.register_forward_hook(lambda _m, _i, out: network_input.__setitem__(0, out.shape)) \
             if probe is not None and isinstance(transform, nn.Module) else None
         cam = self.make_cam(model, layer, reshape)
-        # a frozen network (no parameter requires grad, as many inference checkpoints): the graph starts at the input
-        cam.compute_input_gradient = not any(p.requires_grad for p in model.parameters())
+        cam.compute_input_gradient = True  # a network frozen up to the layer has no gradient there otherwise
         with restored_grads(model), kept_output(layer):  # after make_cam: its hooks see the layer's own output
             try:
                 raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
@@ -331,8 +330,11 @@ class AblationCAMExplainer(CAMExplainer):
     def make_cam(self, model: nn.Module, layer: nn.Module, reshape: Callable | None) -> Any:
         # a fresh ablation layer per call: the library's default argument is one shared instance
         ablation = AblationLayerVit() if getattr(model, "arch_family", "cnn") == "vit" else AblationLayer()
-        return raw_cam_class(AblationCAM)(model=model, target_layers=[layer], reshape_transform=reshape,
-                                          ablation_layer=ablation, batch_size=self.batch_size)
+        cam = raw_cam_class(AblationCAM)(model=model, target_layers=[layer], reshape_transform=reshape,
+                                         ablation_layer=ablation, batch_size=self.batch_size)
+        # its own activation hook, registered during the call after kept_output's, keeps a copy too (a review)
+        cam.save_activation = lambda _m, _i, out: setattr(cam, "activations", out.clone())
+        return cam
 
     def release(self, model: nn.Module, cam: Any) -> None:
         super().release(model, cam)

@@ -71,9 +71,12 @@ def _check_vit(name: str, input_size: tuple[int, ...], patch_size: int, embed_di
     if embed_dim % num_heads:
         raise ValueError(f"{name}: expected embed_dim divisible by num_heads (each head gets embed_dim / "
                          f"num_heads channels), got embed_dim {embed_dim} and num_heads {num_heads}")
-    if stem == "patch":  # the conv stem ignores patch_size
+    if stem == "patch":
         check_bound(name, "patch_size", patch_size, Bound(1, min(input_size)),
                     f"a patch must fit in the input {tuple(input_size)}")
+    elif patch_size != 8:  # a review: patch_size 0, -1 or 1e12 ran without a word
+        raise ValueError(f"{name}: the conv stem (stem: conv, the default) makes 8 x 8 patches, so patch_size "
+                         f"must be 8, got {patch_size}; set stem: patch for patches of another size")
 
 
 @models.register("vit_tiny")

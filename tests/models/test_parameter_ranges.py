@@ -24,6 +24,8 @@ from faithbench.models import build_model
     ("vit_tiny", (64, 64), {"embed_dim": 2, "num_heads": 1}, r"vit_tiny: expected embed_dim >= 4 \(the conv stem"),
     ("vit_tiny", (64, 64), {"stem": "patch", "patch_size": 100}, r"expected patch_size in \[1, 64\] .*got 100"),
     ("vit_tiny", (64, 64), {"stem": "patch", "patch_size": 0}, r"expected patch_size in \[1, 64\]"),
+    ("vit_tiny", (64, 64), {"patch_size": 4}, r"vit_tiny: the conv stem \(stem: conv, the default\) makes 8 x 8 "
+                                              r"patches, so patch_size must be 8, got 4; set stem: patch"),
     ("vit_tiny", (64, 64), {"drop_rate": 1.0}, r"vit_tiny: expected drop_rate in \[0, 1\), got 1.0"),
     ("resnet18", (64, 64), {"drop_rate": 1.5}, r"resnet18: expected drop_rate in \[0, 1\), got 1.5"),
     ("resnet18_3d", (16, 16, 16), {"widen_factor": 0.01}, r"expected widen_factor >= 0.015625 \(.*\), got 0.01"),
