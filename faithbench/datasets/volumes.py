@@ -198,7 +198,8 @@ class VolumeDataset(BaseDataset):
         manifest: a CSV file with those columns (relative paths in it are relative to the data root).
         names: a JSON or CSV file mapping label-map ids to region names (e.g.
             ``totalsegmentator/class_map_total.json``); ids without a name become ``label_<id>``.
-        regions: keep only these region names as masks (default: every region present).
+        regions: keep only these region names as masks (default: every region present); each a
+            name of the names file (or ``label_<id>``), else refused.
         classes: class names (default ``("class_0", "class_1")``); ``label`` indexes them (default 0).
         window: ``[low, high]`` intensity window (e.g. Hounsfield units), mapped to [0, 1] with
             clipping; default: each volume's 0.5th–99.5th percentile.
@@ -256,6 +257,7 @@ class VolumeDataset(BaseDataset):
                                if it.get("label_map") else None,
                                "label": label, "patient_id": it.get("patient_id")})
         self.names = read_names(resolve_path(names, root, "region names file")) if names else {}
+        self._check_regions(regions)
         self.regions, self.window, self.size = regions, window, size
         sources = [("manifest", manifest), ("names", names)] + [
             (key, it[key]) for it in entries for key in ("image", "label_map") if it.get(key)]
@@ -310,6 +312,21 @@ class VolumeDataset(BaseDataset):
             for name in self.regions or []:
                 masks.setdefault(name, torch.zeros(x.shape[1:], dtype=torch.bool))
         return x, masks
+
+    def _check_regions(self, regions: list[str] | None) -> None:
+        """Each kept region is a name of the names file (or ``label_<id>`` for an id it does not
+        name): a misspelled one was an all-False mask, and the run computed nothing without naming
+        it (a review of real volumes)."""
+        import difflib
+
+        for name in regions or []:
+            id_name = name.startswith("label_") and name[6:].isdigit() and int(name[6:]) not in self.names
+            if name not in self.names.values() and not id_name:
+                known = sorted(self.names.values())
+                close = difflib.get_close_matches(name, known, n=1)
+                raise ValueError(f"volume: regions: {name!r} is no region name{' of the names file' if known else ''}"
+                                 f"{f' (did you mean {close[0]!r}?)' if close else ''}; expected one of "
+                                 f"{', '.join(known) if known else 'label_<id> (no names file)'}")
 
     def _check_overlap(self, item: dict[str, Any], data: np.ndarray, affine: np.ndarray, img: Any) -> None:
         """Refuses a label map none of whose labelled voxels' centres lies in its image's field of

@@ -184,3 +184,15 @@ def test_a_detached_nrrd_headers_data_file_is_in_the_key(tmp_path):
     base = ds.fingerprint()
     os.utime(data[0], ns=(0, 0))
     assert VolumeDataset("test", items=[{"image": "a.nhdr"}], root=str(tmp_path)).fingerprint() != base
+
+
+def test_a_region_the_names_file_lacks_is_refused(real_data):
+    """A review of real volumes: regions: [tumour] with names 1 -> lesion gave an all-False mask, and the run
+    computed nothing without naming it; a region the names file has is kept even where a scan lacks it."""
+    real_data(CT["image"], CT["label_map"], NAMES)
+    with pytest.raises(ValueError, match=r"^volume: regions: 'livr' is no region name of the names file \(did you "
+                                         r"mean 'liver'\?\); expected one of "):
+        VolumeDataset("test", items=[CT], names=NAMES, regions=["livr"])
+    with pytest.raises(ValueError, match=r"'liver' is no region name; expected one of label_<id> \(no names file\)"):
+        VolumeDataset("test", items=[CT], regions=["liver"])
+    assert "label_5" in VolumeDataset("test", items=[CT], regions=["label_5"]).regions
