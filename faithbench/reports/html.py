@@ -131,8 +131,8 @@ def _suite_html(manifest: dict | None) -> tuple[str, str, str]:
     versions = manifest.get("versions") or {}
     if versions:
         facts.append(("versions", _e(", ".join(f"{k} {v}" for k, v in versions.items()))))
-    if manifest.get("data_warnings"):  # e.g. a label map placed from its image's first voxel
-        facts.append(("data warnings", "<br>".join(_e(w) for w in manifest["data_warnings"])))
+    if manifest.get("data_warnings"):  # a label map placed from its first voxel, a model returning probabilities
+        facts.append(("data and model warnings", "<br>".join(_e(w) for w in manifest["data_warnings"])))
     body = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     raw = _e(json.dumps(manifest.get("suite", {}), indent=2, default=str))
     return (str(name), str(suite.get("description") or "").strip(),

@@ -37,7 +37,7 @@ def test_a_data_warning_is_recorded_in_the_manifest_and_the_report(tmp_path):
     recorded = json.loads((tmp_path / "out" / "manifest.json").read_text())["data_warnings"]
     assert len(recorded) == 3  # one per label map, each once though every split and cell reads it again
     assert all(w.startswith(str(tmp_path / f"s{i}.nii.gz")) for i, w in enumerate(sorted(recorded)))
-    assert "data warnings" in (tmp_path / "out" / "index.html").read_text()
+    assert "data and model warnings" in (tmp_path / "out" / "index.html").read_text()
 
 
 def test_a_warning_raised_when_the_dataset_is_built_is_recorded_too(tmp_path, monkeypatch):
