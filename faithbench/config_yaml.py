@@ -16,6 +16,7 @@ nodes; anchors that share a recipe between models add a few dozen).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,12 @@ class StrictLoader(yaml.SafeLoader):
                                            key_node.start_mark)
                 seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.2's floats: PyYAML (YAML 1.1) reads 1e-3 as the string '1e-3', which a suite's lr then refused as
+# "expected a number, got str '1e-3'" (a review); an exponent without a decimal point is a float here too
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def _children(node: Node) -> list[Node]:

@@ -218,16 +218,17 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
                                                           for p in metric_plugins]
         multilabel = bool(getattr(dataset, "multilabel", False))
         for k, plugin in enumerate(metric_plugins):
+            if not applies[spec.label][k]:
+                continue
+            problem = _hook(plugin, "check_dataset", shape, multilabel=multilabel) \
+                if _overrides(plugin, "check_dataset") else None
+            if problem:
+                raise error(f"{source}: metrics[{k}].params: {problem} (dataset {spec.label!r})")
             patch = getattr(plugin, "params", {}).get("patch")
-            if applies[spec.label][k] and isinstance(patch, int) and patch > max(shape):  # a review: 1e12 ran
+            if isinstance(patch, int) and patch > max(shape):  # a review: 1e12 failed every cell of the run
                 raise error(f"{source}: metrics[{k}].params: {plugin.name}: parameter 'patch' = {patch} is larger "
                             f"than the image ({' x '.join(map(str, shape))}) of dataset {spec.label!r}; expected "
                             f"patch <= {max(shape)}")
-            if not applies[spec.label][k] or not _overrides(plugin, "check_dataset"):
-                continue
-            problem = _hook(plugin, "check_dataset", shape, multilabel=multilabel)
-            if problem:
-                raise error(f"{source}: metrics[{k}].params: {problem} (dataset {spec.label!r})")
     _check_something_applies(suite, source, built, metric_plugins, applies, masks, error)
     from faithbench.models.checkpoint import build_for_dataset
 

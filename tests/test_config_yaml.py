@@ -75,3 +75,20 @@ def test_non_utf8_suite_names_the_file(tmp_path):
                      .encode("latin-1"))
     with pytest.raises(SuiteError, match=r"latin1.yaml: line 2: not UTF-8 text \(byte 0xfc at offset 24\)"):
         load_suite(path)
+
+
+def test_an_exponent_without_a_decimal_point_is_a_number(tmp_path):
+    """A review: YAML 1.1 (PyYAML) reads 1e-3 as a string, so recipe: {lr: 1e-3} was refused ("expected a
+    number, got str '1e-3'"); a suite reads YAML 1.2's floats. A quoted "1e-3" stays a string."""
+    import yaml
+
+    from faithbench.config_yaml import StrictLoader
+
+    assert yaml.load("[1e-3, -2E+2, 1.5e3, 12, '1e-3', abc1e3]", Loader=StrictLoader) == \
+        [0.001, -200.0, 1500.0, 12, "1e-3", "abc1e3"]
+    path = tmp_path / "s.yaml"
+    path.write_text("name: t\ndatasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]\n"
+                    "models: [{name: small_cnn, recipe: {epochs: 1, lr: 1e-3, weight_decay: 5e-2}}]\n"
+                    "explainers: [saliency]\nmetrics: [pointing_game]\n")
+    recipe = load_suite(path).models[0].recipe
+    assert (recipe.lr, recipe.weight_decay) == (0.001, 0.05)

@@ -281,6 +281,16 @@ class Infidelity(ExtraFaithfulness):
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 32, "scaling": True, "score": "logit"}
     bounds: ClassVar[dict[str, Bound]] = {"runs": Bound(2)}
 
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """With ``scaling``, an input of one patch (``patch`` >= its largest side) scores 0 for every
+        map: refused by ``faithbench validate`` too (a review: it passed, then every cell failed)."""
+        n = fx.feature_ids(tuple(spatial_shape), self.patch)[1]
+        if self.scaling and n < 2:
+            return (f"{self.name}: patch = {self.patch} gives {n} feature on the {' x '.join(map(str, spatial_shape))} "
+                    f"input, so every map would score 0; set patch below {max(spatial_shape)} (the largest side), "
+                    f"or scaling: false")
+        return None
+
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]
         picks = torch.randint(n, (ctx.x.shape[0], self.runs), generator=ctx.generator(SALT_SUBSETS))

@@ -75,10 +75,11 @@ class ModelSpec(BaseModel):
         from faithbench.models.factory import parse_model_name
 
         parsed = parse_model_name(self.name)  # a malformed name is an error here
-        if "pretrained" in self.params:
+        if "pretrained" in self.params and parsed.source not in ("monai", "module"):  # theirs: a constructor argument
             name = f"timm:{self.name}" if parsed.source == "builtin" else self.name
+            value = str(self.params["pretrained"]).lower()  # a review: pretrained: false was told to write true
             raise ValueError(f"model {self.name!r}: 'pretrained' is a key of the entry, not a parameter: "
-                             f"write {{name: {name!r}, pretrained: true}}")
+                             f"write {{name: {name!r}, pretrained: {value}}}")
         if self.pretrained and parsed.source == "builtin":
             raise ValueError(f"model {self.name!r}: built-ins have no hub weights; for timm's pretrained "
                              f"network write {{name: 'timm:{self.name}', pretrained: true}}")
@@ -128,7 +129,22 @@ class ModelSpec(BaseModel):
             extras["preprocess"] = self.preprocess if isinstance(self.preprocess, str) else self.preprocess.model_dump()
         if builder := builder_package(self.name):
             extras["builder"] = builder
+        if self.name.startswith("monai:") and "pretrained" not in self.params and _monai_downloads(self.name):
+            extras["monai_pretrained"] = False  # the default faithbench now passes (MONAI's own was a download)
         return [extras] if extras else []
+
+
+def _monai_downloads(name: str) -> bool:
+    """Whether the MONAI network of ``monai:<Class>`` has ``pretrained=True`` as its default."""
+    import inspect
+
+    from faithbench.models.factory import _monai_class
+
+    try:
+        param = inspect.signature(_monai_class(name.split(":", 1)[1])).parameters.get("pretrained")
+    except Exception:  # an unknown class: the build names it
+        return False
+    return param is not None and param.default is True
 
 
 @dataclass

@@ -358,6 +358,8 @@ def build_network(spec: Any, in_chans: int, num_classes: int, input_size: tuple[
         fn = _monai_class(parsed.target) if parsed.source == "monai" else _module_callable(parsed.target)
         defaults = {"spatial_dims": dims, "in_channels": in_chans, "n_input_channels": in_chans, "in_chans": in_chans,
                     "out_channels": num_classes, "num_classes": num_classes, "input_size": tuple(input_size)}
+        if parsed.source == "monai":  # MONAI's EfficientNetBN downloads ImageNet weights by default, even offline
+            defaults["pretrained"] = False  # (a review); params: {pretrained: true} asks for them
         model = fn(**_fill(fn, spec.params, defaults))
         if not isinstance(model, nn.Module) or isinstance(model, torch.jit.ScriptModule):  # no hooks on a script
             got = "a TorchScript module" if isinstance(model, nn.Module) else type(model).__name__

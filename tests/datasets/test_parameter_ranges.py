@@ -27,7 +27,7 @@ FILES = {"path": "images", "labels": "labels.csv"}  # never read: the ranges are
     ("phantom_cxr", {"n": -5}, "expected n >= 1, got -5"),
     ("phantom_cxr", {"shortcut": 1.5}, r"expected shortcut in \[0, 1\], got 1.5"),
     ("phantom_organ3d", {"prevalence": 1.0}, r"phantom_organ3d: expected prevalence in \(0, 1\)"),
-    ("phantom_organ3d", {"size": 16}, "expected size in [24, 256], got 16"),
+    ("phantom_organ3d", {"size": 16}, "expected size in [24, 128], got 16"),
     ("phantom_cxr_multilabel", {"prevalence": 0.0}, r"phantom_cxr_multilabel: expected prevalence in \(0, 1\)"),
     ("phantom_cxr_multilabel", {"n": 0}, "phantom_cxr_multilabel: expected n >= 1, got 0"),  # was phantom_cxr's
     ("phantom_cxr_multilabel", {"size": 16}, "phantom_cxr_multilabel: expected size in [32, 4096], got 16"),
@@ -42,7 +42,7 @@ FILES = {"path": "images", "labels": "labels.csv"}  # never read: the ranges are
     ("phantom_longitudinal", {"max_visits": 0}, "expected max_visits in [1, 1000], got 0"),
     # upper bounds (a fuzzing review: size 1e12 was an allocation error, exit 1; max_visits 1e12 hung validate)
     ("phantom_cxr", {"size": 10**12}, "phantom_cxr: expected size in [32, 4096], got 1000000000000"),
-    ("phantom_organ3d", {"size": 300}, "phantom_organ3d: expected size in [24, 256], got 300"),
+    ("phantom_organ3d", {"size": 300}, "phantom_organ3d: expected size in [24, 128], got 300"),
     ("phantom_longitudinal", {"max_visits": 10**12}, "expected max_visits in [1, 1000], got 1000000000000"),
     ("phantom_longitudinal", {"growth": 0.0}, "expected growth > 0, got 0.0"),
     ("longitudinal_folder", {**FILES, "size": 0}, "longitudinal_folder: expected size in [8, 8192], got 0"),

@@ -300,3 +300,19 @@ def test_preprocess_on_a_sequential_network_runs_on_the_image_only():
     from faithbench.explainers.layers import find_target_layer
 
     assert find_target_layer(model, x)[0] == find_target_layer(plain, x)[0] != "input_transform"
+
+
+def test_monai_networks_do_not_download_their_default_weights():
+    """A review: MONAI's EfficientNetBN loads ImageNet weights by default, so validate tried a download even
+    offline, and params: {pretrained: false} was refused with a message to write pretrained: true."""
+    entry = spec(name="monai:EfficientNetBN", params={"model_name": "efficientnet-b0", "spatial_dims": 2},
+                 recipe="default")
+    with torch.device("meta"):
+        model, _ = build_for_dataset(entry, 1, 2, (32, 32))  # no download: faithbench passes pretrained=False
+    assert classifier_outputs(model) == 2
+    assert entry.key_extras() == [{"monai_pretrained": False}]  # checkpoints cached with MONAI's default retrain
+    assert spec(name="monai:DenseNet121", recipe="default").key_extras() == []  # its default was False already
+    spec(name="monai:EfficientNetBN", params={"model_name": "efficientnet-b0", "pretrained": False}, recipe="default")
+    with pytest.raises(ValueError, match=r"'pretrained' is a key of the entry, not a parameter: write "
+                                         r"\{name: 'timm:resnet18', pretrained: false\}"):
+        spec(name="timm:resnet18", params={"pretrained": False}, recipe="default")

@@ -79,8 +79,8 @@ def feature_ids(spatial: tuple[int, ...], patch: int, device: torch.device | str
         raise ValueError(f"patch must be >= 1, got {patch}")
     grid = [-(-s // patch) for s in spatial]
     ids = torch.arange(math.prod(grid), device=device).reshape(grid)
-    for axis in range(len(grid)):
-        ids = ids.repeat_interleave(patch, dim=axis)
+    for axis in range(len(grid)):  # a patch above the side repeats the side's length, no more (patch 1e12 ran)
+        ids = ids.repeat_interleave(min(patch, spatial[axis]), dim=axis)
     return ids[tuple(slice(0, s) for s in spatial)].contiguous(), math.prod(grid)
 
 
