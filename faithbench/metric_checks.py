@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from faithbench.config_checks import SuiteWarning, first_line, mask_names, model_dataset_pairs
+from faithbench.names import did_you_mean
 
 __all__ = ["check_aliases", "check_masks", "check_metric_fit", "check_regions", "first_batch_masks", "run_masks",
            "skip_reason"]
@@ -255,8 +256,6 @@ def check_regions(suite: Any, source: str, built: dict[str, Any], masks: dict[st
     that no dataset has (a typo?) is warned of, with a did-you-mean (the run leaves it out, as it
     leaves out a mask some datasets lack, with a note in ``skipped.csv``). ``masks``: as
     :func:`check_masks` returns."""
-    import difflib
-
     spec = suite.regions
     if spec is None:
         return
@@ -278,7 +277,6 @@ def check_regions(suite: Any, source: str, built: dict[str, Any], masks: dict[st
             known |= first_batch_masks(dataset, suite) or set()
     for name in spec.masks:
         if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            warnings.warn(f"{source}: regions.masks: no dataset has a mask {name!r}{hint}, so the run leaves it "
-                          f"out; their masks: {', '.join(sorted(known))}", SuiteWarning, stacklevel=2)
+            names = sorted(known)
+            warnings.warn(f"{source}: regions.masks: no dataset has a mask {name!r}{did_you_mean(name, names)}, so "
+                          f"the run leaves it out; their masks: {', '.join(names)}", SuiteWarning, stacklevel=2)

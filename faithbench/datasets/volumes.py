@@ -25,6 +25,7 @@ from torch import Tensor
 
 from faithbench.datasets.base import SPLITS, BaseDataset, Split
 from faithbench.datasets.paths import DataError, resolve_path
+from faithbench.names import did_you_mean
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -317,15 +318,12 @@ class VolumeDataset(BaseDataset):
         """Each kept region is a name of the names file (or ``label_<id>`` for an id it does not
         name): a misspelled one was an all-False mask, and the run computed nothing without naming
         it (a review of real volumes)."""
-        import difflib
-
         for name in regions or []:
             id_name = name.startswith("label_") and name[6:].isdigit() and int(name[6:]) not in self.names
             if name not in self.names.values() and not id_name:
                 known = sorted(self.names.values())
-                close = difflib.get_close_matches(name, known, n=1)
                 raise ValueError(f"volume: regions: {name!r} is no region name{' of the names file' if known else ''}"
-                                 f"{f' (did you mean {close[0]!r}?)' if close else ''}; expected one of "
+                                 f"{did_you_mean(name, known)}; expected one of "
                                  f"{', '.join(known) if known else 'label_<id> (no names file)'}")
 
     def _check_overlap(self, item: dict[str, Any], data: np.ndarray, affine: np.ndarray, img: Any) -> None:

@@ -9,10 +9,9 @@ ReLU belongs to the method and is applied on the layer's grid, before upsampling
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Collection, Mapping
 import functools
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -105,7 +104,7 @@ class Explainer(Configurable):
         super().__init_subclass__(**kwargs)
         own = cls.__dict__.get("unsupported_reason")
         if callable(own) and not isinstance(own, (staticmethod, classmethod)):  # a subclass's (a plugin's) probes
-            cls.unsupported_reason = _in_eval_mode(cls.__dict__["unsupported_reason"])  # type: ignore[method-assign]
+            cls.unsupported_reason = _in_eval_mode(own)  # type: ignore[method-assign]
 
     def __init__(self, *, seed: int = 0, **params: Any) -> None:
         super().__init__(**params)

@@ -23,7 +23,7 @@ from faithbench.datasets.base import BaseDataset, check_train_classes
 from faithbench.models.architectures import count_parameters
 from faithbench.models.dependencies import dependencies_of
 from faithbench.models.errors import STATE_DICT, CheckpointError, refusal, weights_mismatch
-from faithbench.models.factory import build_network, builder_package
+from faithbench.models.factory import build_network, builder_package, monai_downloads
 from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
                                           resolve_input_config)
 from faithbench.models.training import Recipe, evaluate_model, predict_logits, train_model, train_on_frozen_features
@@ -129,22 +129,9 @@ class ModelSpec(BaseModel):
             extras["preprocess"] = self.preprocess if isinstance(self.preprocess, str) else self.preprocess.model_dump()
         if builder := builder_package(self.name):
             extras["builder"] = builder
-        if self.name.startswith("monai:") and "pretrained" not in self.params and _monai_downloads(self.name):
+        if self.name.startswith("monai:") and "pretrained" not in self.params and monai_downloads(self.name):
             extras["monai_pretrained"] = False  # the default faithbench now passes (MONAI's own was a download)
         return [extras] if extras else []
-
-
-def _monai_downloads(name: str) -> bool:
-    """Whether the MONAI network of ``monai:<Class>`` has ``pretrained=True`` as its default."""
-    import inspect
-
-    from faithbench.models.factory import _monai_class
-
-    try:
-        param = inspect.signature(_monai_class(name.split(":", 1)[1])).parameters.get("pretrained")
-    except Exception:  # an unknown class: the build names it
-        return False
-    return param is not None and param.default is True
 
 
 @dataclass

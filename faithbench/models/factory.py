@@ -148,6 +148,16 @@ def builder_package(name: str) -> str:
         return ""
 
 
+def monai_downloads(name: str) -> bool:
+    """Whether the MONAI network of ``monai:<Class>`` has ``pretrained=True`` as its default, which
+    :func:`build_network` overrides with ``False`` unless the entry's params ask."""
+    try:
+        param = inspect.signature(_monai_class(name.split(":", 1)[1])).parameters.get("pretrained")
+    except Exception:  # an unknown class: the build names it
+        return False
+    return param is not None and param.default is True
+
+
 def _monai_class(target: str) -> Any:
     import monai.networks.nets as nets
 

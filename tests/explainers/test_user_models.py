@@ -119,6 +119,13 @@ def test_module_builders_keep_their_tag_and_a_script_is_refused():
         build_for_dataset(spec, 1, 2, (16, 16))
 
 
+def _suite(model: str) -> dict:
+    """A suite of one 32-px phantom dataset and the builder ``model`` (``module:function``)."""
+    return {"name": "t", "datasets": [{"name": "phantom_cxr", "params": {"size": 32, "n": 8}}],
+            "models": [{"name": model, "recipe": {"epochs": 1}}], "explainers": ["saliency"],
+            "metrics": ["pointing_game"]}
+
+
 class ShiftsInPlace(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -138,9 +145,7 @@ def test_a_network_that_changes_its_input_in_place_is_refused(tmp_path):
     from faithbench.config import SuiteError, suite_from_dict
     from faithbench.models.training import evaluate_model
 
-    suite = {"name": "t", "datasets": [{"name": "phantom_cxr", "params": {"size": 32, "n": 8}}],
-             "models": [{"name": f"{__name__}:build_shifting", "recipe": {"epochs": 1}}],
-             "explainers": ["saliency"], "metrics": ["pointing_game"]}
+    suite = _suite(f"{__name__}:build_shifting")
     with pytest.raises(SuiteError, match=r"models\[0\]: .* fails on an image of that shape: its forward changes its "
                                          r"input in place \(x.sub_\(\), x /= ...\)"):
         suite_from_dict(suite, source="s.yaml")
@@ -167,9 +172,7 @@ def test_a_network_built_for_another_image_size_gets_the_resize_hint():
     """The review: a raw matrix-shape error, while preprocess: {size: [28, 28]} (which works) went unsaid."""
     from faithbench.config import SuiteError, suite_from_dict
 
-    suite = {"name": "t", "datasets": [{"name": "phantom_cxr", "params": {"size": 32, "n": 8}}],
-             "models": [{"name": f"{__name__}:build_fixed", "recipe": {"epochs": 1}}],
-             "explainers": ["saliency"], "metrics": ["pointing_game"]}
+    suite = _suite(f"{__name__}:build_fixed")
     with pytest.raises(SuiteError, match=r"fails on an image of that shape: RuntimeError: .* \(a network built for "
                                          r"another image size than 32 x 32\? preprocess: \{size: \[H, W\]\} in the "
                                          r"model entry resizes the images to it\)$"):
@@ -185,9 +188,7 @@ def build_double(in_chans, num_classes):
 def test_a_network_in_float64_gets_the_dtype_hint():
     from faithbench.config import SuiteError, suite_from_dict
 
-    suite = {"name": "t", "datasets": [{"name": "phantom_cxr", "params": {"size": 32, "n": 8}}],
-             "models": [{"name": f"{__name__}:build_double", "recipe": {"epochs": 1}}],
-             "explainers": ["saliency"], "metrics": ["pointing_game"]}
+    suite = _suite(f"{__name__}:build_double")
     with pytest.raises(SuiteError, match=r"fails on an image of that shape: .* \(its parameters are float64, the "
                                          r"images float32: return the network in float32, model.float\(\)\)$"):
         suite_from_dict(suite, source="s.yaml")
