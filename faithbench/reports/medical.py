@@ -119,7 +119,8 @@ def repeatability_html(table: pd.DataFrame) -> str:
     return ('<p class="note">Similarity of the saliency maps of one sample under two checkpoints (Arun et al. '
             "2021): repeatability = two seeds of the same model, reproducibility = two models (same seed). "
             "ssim: structural similarity of the min-max normalised |maps|; spearman: rank correlation of "
-            "|maps|. baseline_mean: the same similarity between maps of different samples (random pairs); "
+            "|maps|. baseline_mean: the same similarity between maps of different samples explained for the "
+            "same class (random pairs); "
             "p: one-sided Wilcoxon signed-rank test that the similarity exceeds that baseline. Maps are "
             "compared for the same class: n_target_differs counts the samples the two checkpoints explained "
             "for different classes (target: predicted), left out (reproducibility over several seeds: "
@@ -215,7 +216,7 @@ def reliability_html(table: pd.DataFrame | None, info: dict | None = None) -> st
             "direction under a minor perturbation (weights + small Gaussian noise); ar (adversary reactivity): "
             "the ranking changes and the scores shift consistently under a disruptive one (weights "
             f"re-initialised). verdict: pass when nr ≥ {NR_MIN} and ar ≥ {AR_MIN} on at least {MIN_RANKED} "
-            f"samples that rank the explainers (n_ranked), no verdict on 1 to {MIN_RANKED - 1}, else fail. "
+            f"samples that rank the explainers (n_ranked), no verdict on 0 to {MIN_RANKED - 1}, else fail. "
             f"agreement_tau: mean Kendall τ with the other metrics\' rankings. "
             f'<a href="{RELIABILITY_FILE}">{RELIABILITY_FILE}</a></p>'
             + table_html(_with_verdict(table), "no reliability scores") + skipped)

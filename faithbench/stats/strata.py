@@ -14,15 +14,21 @@ columns to the tidy results:
 :func:`stratify` breaks every score of the ``localization`` and ``faithfulness`` categories down by
 
 - ``lesion_size`` tertiles: ``small`` (area <= q1), ``medium`` (q1 < area <= q2), ``large``
-  (area > q2), q1 and q2 the 1/3 and 2/3 quantiles (numpy's linear interpolation) of the areas
-  of the distinct samples of the dataset (per class on multi-label results) with a lesion
+  (area > q2), q1 and q2 the 1/3 and 2/3 quantiles (numpy's linear interpolation) of the distinct
+  area values of the samples of the dataset (per class on multi-label results) with a lesion
   (area > 0; samples without one are left out of this breakdown);
 - ``confidence`` tertiles: ``low`` / ``medium`` / ``high`` likewise, from the confidences of the
   distinct (seed, sample) of each (dataset, model) (per class on multi-label results);
 - ``correctness``: ``correct`` / ``wrong``.
 
-Ties at a quantile fall in the lower stratum, so strata may be unequal and a stratum may be
-empty (it then has no row). Per stratum: ``n`` non-NaN values, ``mean`` and its 95% percentile
+The edges come from the distinct values, so that tied values cannot mislabel a stratum: without
+ties they are the samples' own tertiles (three strata of equal size, up to one); with ties the
+strata may be unequal, but the smallest value is always in the first stratum and the largest in
+the last. (Quantiles of the samples themselves put a phantom's 5 lesions of one area and 8 of a
+larger one into ``small`` and ``medium``, with ``large`` empty, and 24 lesions of two areas, most
+of the larger, all into ``small``.) Two distinct values give the first and the last stratum, one
+value only the middle one (``medium``: there is nothing to compare). A stratum may be empty (it
+then has no row). Per stratum: ``n`` non-NaN values, ``mean`` and its 95% percentile
 bootstrap CI (:func:`faithbench.stats.bootstrap.bootstrap_ci`, 1000 resamples, seed 0). The
 values are maps, not samples: a sample's confidence and correctness are its checkpoint's, so
 under several seeds it counts once per seed and may sit in several strata; the CI then treats
@@ -55,19 +61,25 @@ _NEEDED = ["dataset", "model", "metric", "explainer", "value", "category"]
 
 def tertiles(values, labels: tuple[str, str, str]) -> pd.Series:
     """Tertile label of each value: ``labels[0]`` if v <= q1, ``labels[1]`` if q1 < v <= q2,
-    ``labels[2]`` if v > q2, q1/q2 the 1/3 and 2/3 quantiles of the finite values; NaN stays NaN.
+    ``labels[2]`` if v > q2, q1/q2 the 1/3 and 2/3 quantiles of the distinct finite values (one
+    distinct value: ``labels[1]``); NaN stays NaN.
 
-    Example: 1..9 -> q1 = 3.67, q2 = 6.33 -> three of each."""
+    Example: 1..9 -> q1 = 3.67, q2 = 6.33 -> three of each; [1] * 5 + [2] * 8 -> q1 = 1.33,
+    q2 = 1.67 -> five ``labels[0]``, eight ``labels[2]``."""
     series = pd.Series(values, dtype=float)
     return _assign(series, series.dropna().to_numpy(), labels)
 
 
 def _assign(values: pd.Series, reference: np.ndarray, labels: tuple[str, ...]) -> pd.Series:
-    """Tertile labels of ``values`` with the edges from the ``reference`` values."""
+    """Tertile labels of ``values`` with the edges from the distinct ``reference`` values."""
     out = pd.Series(np.nan, index=values.index, dtype=object)
-    if reference.size == 0:
+    distinct = np.unique(reference)
+    if distinct.size == 0:
         return out
-    q1, q2 = np.quantile(reference, [1 / 3, 2 / 3])
+    if distinct.size == 1:
+        out[values.notna()] = labels[1]
+        return out
+    q1, q2 = np.quantile(distinct, [1 / 3, 2 / 3])
     out[values <= q1] = labels[0]
     out[(values > q1) & (values <= q2)] = labels[1]
     out[values > q2] = labels[2]

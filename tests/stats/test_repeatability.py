@@ -9,7 +9,9 @@ import torch
 from scipy import stats as sps
 from skimage.metrics import structural_similarity
 
-from faithbench.stats.repeatability import REPEATABILITY_COLUMNS, derangement, map_similarity, repeatability_table
+from faithbench.stats.paired import wilcoxon_pair
+from faithbench.stats.repeatability import (REPEATABILITY_COLUMNS, class_derangement, derangement, map_similarity,
+                                          repeatability_table)
 
 
 def _blobs(n: int, shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -56,6 +58,47 @@ def test_derangement_has_no_fixed_point():
     assert derangement(2, 0).tolist() == [1, 0]
     with pytest.raises(ValueError):
         derangement(1)
+
+
+def test_class_derangement_pairs_within_each_class():
+    classes = [0, 1, 0, 1, 1, 2, 0]
+    for seed in range(20):
+        partner = class_derangement(classes, seed)
+        assert partner[5] == -1  # alone in class 2
+        for i in (0, 1, 2, 3, 4, 6):
+            assert partner[i] != i and classes[partner[i]] == classes[i]
+        assert sorted(partner[[0, 2, 6]]) == [0, 2, 6]  # a permutation of each class
+    assert class_derangement([3] * 9, 4).tolist() == derangement(9, 4).tolist()
+
+
+def test_baseline_pairs_maps_of_the_same_class():
+    """Two seeds whose maps share only their class template agree no better than two random maps
+    of one class: not repeatable (the review's case; pairs across classes gave p = 0.0004)."""
+    n, side = 24, 16
+    targets = [i % 2 for i in range(n)]
+    template = torch.zeros(2, side, side)
+    template[0, :, : side // 2] = 1.0
+    template[1, :, side // 2:] = 1.0
+
+    def maps(seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return torch.stack([template[t] + 0.8 * torch.rand(side, side, generator=g) for t in targets])
+
+    ids = [f"s{i:02d}" for i in range(n)]
+    a, b = maps(0), maps(1)
+    table = repeatability_table({("d", "m", "gradcam", 0): (ids, targets, a),
+                                 ("d", "m", "gradcam", 1): (ids, targets, b)}, metrics=("spearman",))
+    row = table.iloc[0]
+    # the reference: each sample against the map of the other seed of its derangement partner in its class
+    partner = class_derangement(targets, 0)
+    sims = np.array([sps.spearmanr(a[i].ravel(), b[i].ravel()).statistic for i in range(n)])
+    base = np.array([sps.spearmanr(a[i].ravel(), b[partner[i]].ravel()).statistic for i in range(n)])
+    assert all(targets[partner[i]] == targets[i] for i in range(n))
+    assert row["mean"] == pytest.approx(sims.mean(), abs=1e-6)
+    assert row["baseline_mean"] == pytest.approx(base.mean(), abs=1e-6)
+    assert row["baseline_mean"] > 0.5  # pairs across classes averaged about 0
+    assert row["p"] == pytest.approx(wilcoxon_pair(sims, base, alternative="greater")[1], abs=1e-9)
+    assert row["p"] > 0.05
 
 
 def test_identical_seeds_are_perfectly_repeatable():

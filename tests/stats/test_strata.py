@@ -28,8 +28,14 @@ def _results(model: str = "m", conf_scale: float = 1.0) -> pd.DataFrame:
 def test_tertiles_known_answer():
     labels = tertiles(range(1, 10), ("a", "b", "c"))
     assert labels.tolist() == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
-    # ties at an edge go down: [1, 1, 1, 1, 2, 3] -> q1 = 1, q2 = 1.33
-    assert tertiles([1, 1, 1, 1, 2, 3], ("a", "b", "c")).tolist() == ["a"] * 4 + ["c", "c"]
+    # edges from the distinct values: [1, 1, 1, 1, 2, 3] -> q1 = 1.67, q2 = 2.33
+    assert tertiles([1, 1, 1, 1, 2, 3], ("a", "b", "c")).tolist() == ["a"] * 4 + ["b", "c"]
+    # two areas (a review's phantom lesions): the smaller first, the larger last, never "medium"
+    assert tertiles([1] * 5 + [2] * 8, ("a", "b", "c")).tolist() == ["a"] * 5 + ["c"] * 8
+    assert tertiles([1] * 8 + [2] * 16, ("a", "b", "c")).tolist() == ["a"] * 8 + ["c"] * 16
+    # the largest value is last even when it holds most samples: [1, 2, 3, 4 x 7] -> q1 = 2, q2 = 3
+    assert tertiles([1, 2, 3] + [4] * 7, ("a", "b", "c")).tolist() == ["a", "a", "b"] + ["c"] * 7
+    assert tertiles([0.5] * 4 + [np.nan], ("a", "b", "c")).tolist()[:4] == ["b"] * 4  # one value: the middle
     assert pd.isna(tertiles([np.nan, 1.0, 2.0, 3.0], ("a", "b", "c"))[0])
 
 
