@@ -58,6 +58,18 @@ def near_labels(labels: list[str], source: Path) -> list[str]:
     return out
 
 
+def list_labels(labels: list[str], source: Path) -> list[str]:
+    """One warning when labels look like lists of classes (``nodule|cavity``: parts split by ``|``,
+    ``;`` or ``,``): ``folder`` is single-label, so each combination is a class of its own (a
+    held-out review's multi-label CSV read as four softmax classes without a word)."""
+    found = sorted({name for name in labels if len([p for p in re.split(r"[|;,]", name) if p.strip()]) > 1})
+    if not found:
+        return []
+    return [f"{source}: {len(found)} label{'s' * (len(found) > 1)} look like lists of classes (e.g. {found[0]!r}, "
+            f"{_images(labels.count(found[0]))}): folder is single-label, so each is a class of its own; multi-label "
+            "data needs a dataset plugin with multilabel = True and Sample.labels (docs/plugins.md)"]
+
+
 def _stem(rel: Path) -> str:
     """A relative path without its last suffix, as the key of an image and its mask."""
     return rel.with_name(rel.stem).as_posix()
@@ -215,7 +227,8 @@ class FolderDataset(BaseDataset):
         rows = read_csv_rows(folder, csv_path, lines) if csv_path else self._scan(folder)
         names = class_names([r[1] for r in rows], classes)
         if classes is None:
-            for message in near_labels([r[1] for r in rows], csv_path or folder):
+            found = [r[1] for r in rows]
+            for message in near_labels(found, csv_path or folder) + list_labels(found, csv_path or folder):
                 self.warn(message)
         self.classes = names  # type: ignore[misc]
 

@@ -8,11 +8,11 @@ evidence of a learned task either), or when a checkpoint's test AUC itself is un
 one class), so that whether it beats chance cannot be told. A checkpoint cached before the CI
 columns existed has an ``auc`` but no CI, and is not marked. Its leaderboard rows get
 ``model_at_chance = True`` and the tables withhold the "better than random" marks. On multi-label
-data each class's own CI (``auc_ci_low_<class>``) marks that class's rows too, and is warned of
-as ``model (class c)``. Each warning gives each flagged checkpoint's own CI. A checkpoint that
-predicts one class for every test sample is warned of too (:func:`single_class_models`), not
-marked. A metric value
-is *undefined* (NaN) for a sample when the metric cannot be computed on it (e.g. an empty mask);
+data each class's own CI (``auc_ci_low_<class>``) marks that class's rows too, as does a class's
+undefined AUC (no positive test sample of it), and is warned of as ``model (class c)``. Each
+warning gives each flagged checkpoint's own CI. A checkpoint that predicts one class for every
+test sample is warned of too (:func:`single_class_models`), not marked. A metric value is
+*undefined* (NaN) for a sample when the metric cannot be computed on it (e.g. an empty mask);
 :func:`undefined_counts` counts them.
 """
 
@@ -64,7 +64,7 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
     classes = _classes_at_chance(models, chance)
     if not classes.empty:  # a multi-label class at chance under a macro AUC that is not
         rows += [{"dataset": d, "model": f"{m} (class {c})", "seeds": _seeds(g), "cis": _cis(g, "low", "high"),
-                  "auc_undefined": ""}
+                  "auc_undefined": _seeds(g[g["undefined"]])}
                  for (d, m, c), g in classes.groupby(["dataset", "model", "class"], sort=True)]
     return pd.DataFrame(rows, columns=AT_CHANCE_COLUMNS)
 
@@ -81,20 +81,24 @@ def _cis(frame: pd.DataFrame, low: str, high: str) -> tuple[tuple[str, float, fl
 
 
 def _classes_at_chance(models: pd.DataFrame, chance: float) -> pd.DataFrame:
-    """One row (dataset, model, class, seed, low, high) per checkpoint and multi-label class whose
-    own test AUC CI (``auc_ci_low_<class>``, ``auc_ci_high_<class>`` in ``models.csv``) does not lie
-    above ``chance``: the macro CI can lie above it while one class is at chance (a held-out review:
-    nodule at AUC 0.596 under a macro 0.80)."""
+    """One row (dataset, model, class, seed, low, high, undefined) per checkpoint and multi-label
+    class whose own test AUC CI (``auc_ci_low_<class>``, ``auc_ci_high_<class>`` in ``models.csv``)
+    does not lie above ``chance``, or whose own AUC is undefined (``auc_<class>`` NaN, or the CI NaN
+    without that column: no positive or no negative test sample of the class): the macro CI can lie
+    above it while one class is at chance (a held-out review: nodule at AUC 0.596 under a macro
+    0.80), and a class absent from the test split had no mark, its rows kept their significance
+    stars (another review: p_vs_random 0.00024 on a class the model predicted for every image)."""
     rows = []
     prefix = "auc_ci_low_"
     for column in (c for c in models.columns if c.startswith(prefix)):
         cls = column[len(prefix):]
         low, high = _column(models, column), _column(models, f"auc_ci_high_{cls}")
-        for i in models.index[low <= chance]:
+        undefined = _column(models, f"auc_{cls}").isna() if f"auc_{cls}" in models.columns else low.isna()
+        for i in models.index[(low <= chance) | undefined]:
             rows.append({"dataset": str(models.at[i, "dataset"]), "model": str(models.at[i, "model"]), "class": cls,
                          "seed": models.at[i, "seed"] if "seed" in models.columns else "",
-                         "low": float(low[i]), "high": float(high[i])})
-    return pd.DataFrame(rows, columns=["dataset", "model", "class", "seed", "low", "high"])
+                         "low": float(low[i]), "high": float(high[i]), "undefined": bool(undefined[i])})
+    return pd.DataFrame(rows, columns=["dataset", "model", "class", "seed", "low", "high", "undefined"])
 
 
 def ci_text(cis: tuple[tuple[str, float, float], ...]) -> str:

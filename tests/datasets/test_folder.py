@@ -276,3 +276,28 @@ def test_prefixed_class_names_are_no_typo_and_dotted_mask_names_are_found(tmp_pa
         ds = FolderDataset("train", path="img", labels="labels.csv", masks="masks", size=20,
                            fractions=[1.0, 0.0, 0.0], root=str(tmp_path))
     assert all(int(ds[i].masks["lesion"].sum()) == 25 for i in range(len(ds)))
+
+
+def test_labels_that_look_like_lists_of_classes_are_warned_of(tmp_path):
+    """A held-out review: a multi-label CSV (``nodule|cavity``) was read as a fourth softmax class
+    without a word; folder is single-label, so such labels are warned of."""
+    import warnings
+
+    from faithbench.datasets.folder import list_labels
+
+    assert list_labels(["a", "b", "a|b", "c; d", "a|b"], tmp_path) == [
+        f"{tmp_path}: 2 labels look like lists of classes (e.g. 'a|b', 2 images): folder is single-label, so each is "
+        "a class of its own; multi-label data needs a dataset plugin with multilabel = True and Sample.labels "
+        "(docs/plugins.md)"]
+    assert list_labels(["normal", "effusion", "class_2", "a|"], tmp_path) == []  # one part: no list
+    (tmp_path / "img").mkdir()
+    lines = ["path,label"]
+    for i, label in enumerate(["normal", "nodule", "cavity", '"nodule,cavity"'] * 3):
+        Image.fromarray(np.full((8, 8), 40 * (i % 4), np.uint8)).save(tmp_path / "img" / f"i{i}.png")
+        lines.append(f"i{i}.png,{label}")
+    (tmp_path / "img" / "labels.csv").write_text("\n".join(lines) + "\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = FolderDataset("test", path=str(tmp_path / "img"), labels="labels.csv", size=8, fractions=[0, 0, 1])
+    assert ds.classes == ("cavity", "nodule", "nodule,cavity", "normal")
+    assert sum("look like lists of classes (e.g. 'nodule,cavity', 3 images)" in str(w.message) for w in caught) == 1

@@ -226,6 +226,18 @@ def test_a_model_returning_probabilities_is_warned_of(caplog):
     warned = [r.getMessage() for r in caplog.records if "returns probabilities" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith("model 'soft' returns probabilities, not logits")
     assert notes == warned  # kept for the run folder (manifest.json's data_warnings, the report)
+    # multi-label (a review: a sigmoid-ended net on multi-label data got no warning, accuracy 0.493 vs 0.964)
+    y2 = torch.stack([torch.arange(20) % 2, torch.arange(20) // 10], 1)
+    net2 = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    with torch.no_grad():
+        net2[1].weight.mul_(40)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        evaluate_model(torch.nn.Sequential(net2, torch.nn.Sigmoid()), x, y2, label="sig", notes=notes)
+        evaluate_model(net2, x, y2, label="plain2", notes=notes)
+    warned = [r.getMessage() for r in caplog.records if "returns probabilities" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("model 'sig' returns probabilities, not logits")
+    assert "the metrics apply a sigmoid per class" in warned[0]
 
 
 def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):

@@ -3,6 +3,8 @@ chance: its (dataset, model) is marked at chance; one cached before the CI colum
 
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 
 from faithbench.stats.chance import (at_chance_message, mark_models_at_chance, model_warnings, models_at_chance,
                                      single_class_models)
@@ -84,6 +86,30 @@ def test_a_multilabel_class_at_chance_is_marked_under_a_macro_auc_that_is_not():
         f"[{cis[1][0]:.3f}, {cis[1][1]:.3f}])")
     board = pd.DataFrame({"dataset": "d", "model": "m", "class": ["nodule", "cavity"], "mean": [1.0, 2.0]})
     assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [False, True]
+
+
+def test_a_multilabel_class_absent_from_the_test_split_is_marked():
+    """A held-out review: class c had no positive test sample (AUC and CI NaN), was not marked and its
+    rows kept their significance stars; the macro AUC averaged the two other classes."""
+    from faithbench.models.training import multilabel_metrics
+
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(60, 3, generator=g) > 0.5).long()
+    y[:, 2] = 0  # class c absent
+    logits = torch.randn(60, 3, generator=g) + 4 * y
+    metrics = multilabel_metrics(logits, y, ("a", "b", "c"))
+    assert np.isnan(metrics["auc_c"]) and np.isnan(metrics["auc_ci_low_c"])
+    assert metrics["auc"] == pytest.approx((metrics["auc_a"] + metrics["auc_b"]) / 2)
+    models = pd.DataFrame([{"dataset": "d", "model": "m", "seed": 0, **{
+        k: v for k, v in metrics.items() if k.startswith("auc")}}])
+    (row,) = models_at_chance(models).itertuples(index=False)
+    assert (row.model, row.auc_undefined, row.cis) == ("m (class c)", "0", ())
+    assert "has an undefined test AUC for seed 0" in at_chance_message(row)
+    board = pd.DataFrame({"dataset": "d", "model": "m", "class": ["a", "b", "c"], "mean": [1.0, 2.0, 3.0]})
+    assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [False, False, True]
+    # without the per-class AUC column (an older table), a NaN CI decides
+    older = models.drop(columns=["auc_a", "auc_b", "auc_c"])
+    assert mark_models_at_chance(board, older)["model_at_chance"].tolist() == [False, False, True]
 
 
 def test_each_checkpoint_at_chance_shows_its_own_ci_and_its_own_verdict():
