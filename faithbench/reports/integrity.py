@@ -3,7 +3,9 @@ readable (:func:`faithbench.reports.writer.read_inputs`): the row counts the run
 ``manifest.json`` (``rows``; a folder written before that record is not checked) and the key
 columns of the tables the report joins on or reads. A table truncated to its header, emptied or
 given other columns would otherwise drop the model-at-chance marks, the strata, the reliability
-marks (‡) or the curves without a word, and delete their files.
+marks (‡), the curves or the skipped cells and undefined samples (a held-out review: a
+``skipped.csv`` cut to its header rebuilt a report saying "Skipped cells and metrics (0) none"
+where the run had 32) without a word, and delete their files.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import pandas as pd
 
 __all__ = ["COUNTED", "KEY_COLUMNS", "is_run_folder", "row_counts", "table_problem"]
 
-COUNTED = ("results.parquet", "curves.parquet", "models.csv", "samples.csv")  # rows recorded by the run
+COUNTED = ("results.parquet", "curves.parquet", "models.csv", "samples.csv", "skipped.csv")  # rows the run recorded
 KEY_COLUMNS = {"results.parquet": ("dataset", "model", "explainer", "metric", "seed", "sample_id", "value"),
                "models.csv": ("dataset", "model", "seed"),
                "samples.csv": ("dataset", "model", "seed", "sample_id", "target", "lesion_area", "confidence",
                                "correct"),
                "curves.parquet": ("dataset", "model", "explainer", "metric", "seed", "sample_id"),
-               "reliability.csv": ("metric", "nr", "ar", "passed", "agreement_tau")}
+               "reliability.csv": ("metric", "nr", "ar", "passed", "agreement_tau"),
+               "skipped.csv": ("cell", "reason")}
 
 
 def is_run_folder(path: Path) -> bool:

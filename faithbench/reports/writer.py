@@ -241,7 +241,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
                  progress: bool = True) -> list[Path]:
     """Rebuild the statistics tables, plots and the chosen ``formats`` of the report of ``out_dir``.
 
-    Always writes ``leaderboard.csv, pairwise.csv, friedman.csv, nemenyi.csv,
+    Always writes ``results.csv`` (the CSV copy of ``results.parquet``, which it reads),
+    ``leaderboard.csv, pairwise.csv, friedman.csv, nemenyi.csv,
     overall_ranks.csv, overall_nemenyi.csv, agreement.csv`` (see :mod:`faithbench.stats`), ``models_summary.csv`` (mean
     and sd over seeds of each checkpoint score), ``region_tests.csv`` and
     ``region_pairwise.csv`` when the run wrote ``regions.csv`` (:mod:`faithbench.stats.regions`),
@@ -290,6 +291,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     at_chance = models_at_chance(models)
     for message in model_warnings(models):  # at chance, or one class predicted for every test sample
         log.warning("%s", message)
+    csv("results.csv", results)  # the CSV copy of results.parquet (a review: a deleted one stayed deleted)
     csv("leaderboard.csv", board)
     csv("pairwise.csv", pairwise)
     csv("friedman.csv", friedman)

@@ -371,7 +371,7 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
     manifest["outputs"] = sorted(name for name in RUN_OUTPUTS if (out_dir / name).is_file())  # report requires them
     manifest["rows"] = row_counts({"results.parquet": tables["results"], "curves.parquet": tables["curves"],
                                    "models.csv": tables["models"], "samples.csv": tables["samples"]
-                                   if (out_dir / "samples.csv").is_file() else None})
+                                   if (out_dir / "samples.csv").is_file() else None, "skipped.csv": tables["skipped"]})
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     if report.build:
         build_report(out_dir, progress=progress)  # reads the manifest

@@ -77,6 +77,19 @@ def test_a_file_the_manifest_says_was_written_is_required(run, capsys, name, ent
     assert f"{name} is missing" in line and "manifest.json" in line
 
 
+def test_a_deleted_or_stale_results_csv_is_rewritten_from_the_parquet(run):
+    """A held-out review: a deleted results.csv stayed deleted after `faithbench report`, and a stale
+    one was never compared with results.parquet."""
+    parquet = pd.read_parquet(run / "results.parquet")
+    (run / "results.csv").unlink()
+    assert main(["report", str(run), "--format", "md"]) == 0
+    written = pd.read_csv(run / "results.csv")
+    assert len(written) == len(parquet) and written["value"].tolist() == pytest.approx(parquet["value"].tolist())
+    (run / "results.csv").write_text("stale\n")
+    assert main(["report", str(run), "--format", "md"]) == 0
+    assert len(pd.read_csv(run / "results.csv")) == len(parquet)
+
+
 def test_files_the_run_did_not_write_are_not_required(run, capsys):
     # no regions: block, no failed cell, reliability not computed: none of their files
     _edit_manifest(run, regions=None, status="ok", failed_cells=0,
@@ -213,15 +226,19 @@ def test_a_folder_without_results_but_with_a_manifest_says_what_happened(run, ca
 
 
 @pytest.mark.parametrize("name, damage", [
-    ("models.csv", "header"), ("models.csv", "columns"), ("samples.csv", "header"), ("curves.parquet", "rows")])
+    ("models.csv", "header"), ("models.csv", "columns"), ("samples.csv", "header"), ("curves.parquet", "rows"),
+    ("skipped.csv", "header"), ("skipped.csv", "columns")])
 def test_a_readable_but_truncated_or_relabelled_table_is_refused(run, capsys, name, damage):
     """A held-out review: models.csv cut to its header gave exit 0 and dropped the at-chance marks;
-    a header-only samples.csv or an empty curves.parquet deleted the strata and curve plots."""
+    a header-only samples.csv or an empty curves.parquet deleted the strata and curve plots; another:
+    a skipped.csv cut to its header, or with other columns, rebuilt a report with no skipped cell."""
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["rows"] = {"results.parquet": len(pd.read_parquet(run / "results.parquet")),
                         "curves.parquet": len(pd.read_parquet(run / "curves.parquet")),
                         "models.csv": len(pd.read_csv(run / "models.csv")),
-                        "samples.csv": len(pd.read_csv(run / "samples.csv"))}
+                        "samples.csv": len(pd.read_csv(run / "samples.csv")),
+                        "skipped.csv": len(pd.read_csv(run / "skipped.csv"))}
+    assert manifest["rows"]["skipped.csv"] > 0
     (run / "manifest.json").write_text(json.dumps(manifest))
     capsys.readouterr()
     assert main(["report", str(run), "--format", "md"]) == 0  # the counts as written: fine
@@ -232,6 +249,7 @@ def test_a_readable_but_truncated_or_relabelled_table_is_refused(run, capsys, na
         table.iloc[:0].to_csv(run / name, index=False)
     else:
         table = pd.read_csv(run / name)
-        table.rename(columns={"dataset": "a", "model": "b"}).to_csv(run / name, index=False)
+        table.rename(columns={"dataset": "a", "model": "b", "cell": "a", "reason": "b"}).to_csv(run / name, index=False)
     line = _refused(run, capsys)
-    assert name in line and ("rows where the run wrote" in line or "lacks the columns dataset, model" in line)
+    assert name in line and ("rows where the run wrote" in line or "lacks the columns dataset, model" in line
+                             or "lacks the columns cell, reason" in line)
