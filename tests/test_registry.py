@@ -295,8 +295,10 @@ def test_a_metric_plugin_must_set_a_sound_info(tmp_path, monkeypatch):
     assert MetricInfo("m", higher_is_better=True, category="calibration").category == "calibration"  # 4 edits away
 
 
-def test_a_duplicate_plugin_name_is_not_blamed_on_a_suite_entry(tmp_path, monkeypatch, capsys):
-    """validate said 'explainers[0]: duplicate explainer name 'gradcam'' about an unrelated entry."""
+def test_a_duplicate_entry_point_fails_only_where_it_is_named(tmp_path, monkeypatch, capsys):
+    """validate said 'explainers[0]: duplicate explainer name 'gradcam'' about an unrelated entry; then a
+    held-out review: one package's gradcam entry point broke every command, `faithbench list` included.
+    Now a suite naming gradcam fails, the others are warned, and list shows it as broken."""
     from faithbench.cli import main
 
     _dist(tmp_path, monkeypatch, """
@@ -312,10 +314,21 @@ def test_a_duplicate_plugin_name_is_not_blamed_on_a_suite_entry(tmp_path, monkey
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: s\ndatasets: [phantom_cxr]\nmodels: [{name: small_cnn, recipe: default}]\n"
                      "explainers: [saliency]\nmetrics: [pointing_game]\n")
-    assert main(["validate", str(suite)]) == 2
+    monkeypatch.setattr(explainers, "_conflicts", {})
+    assert main(["validate", str(suite)]) == 0
     err = capsys.readouterr().err.strip()
     assert f"{suite}: plugins: duplicate explainer name 'gradcam': already registered by builtin, now again by " \
-           "entry-point:my-plugin" in err and "explainers[0]" not in err
+           "entry-point:my-plugin (a suite naming it fails)" in err and "explainers[0]" not in err
+    suite.write_text(suite.read_text().replace("[saliency]", "[saliency, gradcam]"))
+    assert main(["validate", str(suite)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"{suite}: explainers[1]: duplicate explainer name 'gradcam': already registered by builtin, now again by "
+        "entry-point:my-plugin")
+    assert main(["list", "explainers"]) == 0
+    listed = capsys.readouterr().out
+    assert "[broken plugin]" in [line.split()[-2] + " " + line.split()[-1] for line in listed.splitlines()
+                                 if line.startswith("gradcam ")][0]
+    assert any(line.startswith("saliency ") and "broken" not in line for line in listed.splitlines())
 
 
 def test_every_builtin_has_a_package_identity():
@@ -335,3 +348,45 @@ def test_every_builtin_has_a_package_identity():
             package = package_version(registry.get(name).__module__)
             assert package == version or (_editable("faithbench") and package.startswith(version + "+source:")
                                           and len(package) == len(version) + 24), (name, package)
+
+
+def test_reimporting_a_plugin_module_replaces_its_entries():
+    """A held-out review: importlib.reload of a local plugin file raised 'duplicate explainer name', so a
+    notebook had to restart to pick up an edit. Another class under the same name still raises."""
+    reg: Registry[type] = Registry("widgets")
+    first = type("Blue", (), {"__module__": "my_plugins"})
+    reg.register("blue")(first)
+    again = type("Blue", (), {"__module__": "my_plugins"})  # the module's class after a reload
+    reg.register("blue")(again)
+    assert reg.get("blue") is again
+    with pytest.raises(RegistryError, match="duplicate widget name 'blue'"):
+        reg.register("blue")(type("Red", (), {"__module__": "my_plugins"}))
+    with pytest.raises(RegistryError, match="duplicate widget name 'blue'"):
+        reg.register("blue")(type("Blue", (), {"__module__": "other_plugins"}))
+
+
+def test_a_plugin_raising_in_its_constructor_is_named_at_validate(tmp_path, capsys):
+    """A held-out review: an explainer or metric raising in __init__ made validate and run exit 1 with
+    'RuntimeError: boom in init', naming neither the plugin nor its origin."""
+    from faithbench.cli import main
+    from faithbench.explainers import Explainer
+
+    class Boom(Explainer):
+        def __init__(self, **params):
+            super().__init__(**params)
+            raise RuntimeError("boom in init\nsecond line")
+
+        def explain(self, model, x, target):
+            return x.mean(1)
+
+    explainers.register("boom_in_init")(Boom)
+    try:
+        suite = tmp_path / "suite.yaml"
+        suite.write_text("name: s\ndatasets: [phantom_cxr]\nmodels: [{name: small_cnn, recipe: default}]\n"
+                         "explainers: [saliency, boom_in_init]\nmetrics: [pointing_game]\n")
+        assert main(["validate", str(suite)]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"faithbench: error: {suite}: explainers[1]: explainer 'boom_in_init' (module:{__name__}) cannot be "
+            "built: RuntimeError: boom in init")
+    finally:
+        explainers.unregister("boom_in_init")
