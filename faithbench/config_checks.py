@@ -252,15 +252,19 @@ def check_file_names(suite: Any, source: str, error: type[Exception]) -> None:
 
 
 def check_suite_values(suite: Any, source: str, error: type[Exception]) -> None:
-    """Seeds distinct and >= 0 (a repeated seed would compute each row twice, and numpy's
-    generators refuse a negative one); a device name torch reads (whether the device is present is
-    the run's concern: a suite meant for a GPU machine validates on a laptop)."""
+    """Seeds distinct, >= 0 and < 2**32 (a repeated seed would compute each row twice, numpy's
+    generators refuse a negative one, and torch's CPU generator keeps 32 bits: a held-out review's
+    seeds 0 and 2**32 gave byte-identical checkpoints and results, an across-seed sd of 0, and a seed
+    of 2**63 failed every cell); a device name torch reads (whether the device is present is the
+    run's concern: a suite meant for a GPU machine validates on a laptop)."""
     seen: set[int] = set()
     for seed in suite.seeds:
         why = f"{seed} is negative" if seed < 0 else (f"{seed} is repeated" if seed in seen else "")
+        if seed >= 2**32:
+            why = f"{seed} is 2**32 or more (torch's generator keeps 32 bits: it would repeat seed {seed % 2**32})"
         if why:
-            raise error(f"{source}: seeds: expected distinct integers >= 0 (one run per seed), got {suite.seeds}: "
-                        f"{why}")
+            raise error(f"{source}: seeds: expected distinct integers from 0 to 2**32 - 1 (one run per seed), got "
+                        f"{suite.seeds}: {why}")
         seen.add(seed)
     try:
         check_device_name(suite.device)

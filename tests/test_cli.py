@@ -132,7 +132,7 @@ def test_validate_refuses_repeated_seeds(tmp_path, capsys):
                      "explainers: [random]\nmetrics: [pointing_game]\n")
     assert main(["validate", str(suite)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"faithbench: error: {suite}: seeds: expected distinct integers >= 0")
+    assert err.startswith(f"faithbench: error: {suite}: seeds: expected distinct integers from 0 to 2**32 - 1")
     assert err.count("\n") == 1
 
 

@@ -90,9 +90,12 @@ def test_dataset_models_restrict_the_plan(tmp_path):
 
 
 @pytest.mark.parametrize("seeds, expected", [
-    ("[0, 0]", r"suite.yaml: seeds: expected distinct integers >= 0 .*got \[0, 0\]: 0 is repeated"),
-    ("[1, 2, 1, 2]", r"suite.yaml: seeds: expected distinct integers >= 0 .*got \[1, 2, 1, 2\]: 1 is repeated"),
-    ("[-1]", r"suite.yaml: seeds: expected distinct integers >= 0 .*got \[-1\]: -1 is negative"),
+    ("[0, 0]", r"suite.yaml: seeds: expected distinct integers from 0 to 2\*\*32 - 1 .*got \[0, 0\]: 0 is repeated"),
+    ("[1, 2, 1, 2]", r"seeds: expected distinct integers from 0 to 2\*\*32 - 1 .*got \[1, 2, 1, 2\]: 1 is repeated"),
+    ("[-1]", r"suite.yaml: seeds: expected distinct integers from 0 to 2\*\*32 - 1 .*got \[-1\]: -1 is negative"),
+    # a held-out review: 0 and 2**32 gave byte-identical checkpoints; 2**63 failed every cell
+    ("[0, 4294967296]", r"4294967296 is 2\*\*32 or more \(torch's generator keeps 32 bits: it would repeat seed 0\)"),
+    ("[99999999999999999999]", r"seeds: .* 99999999999999999999 is 2\*\*32 or more"),
 ])
 def test_seeds_must_be_distinct_and_not_negative(tmp_path, seeds, expected):
     with pytest.raises(SuiteError, match=expected):

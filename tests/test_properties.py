@@ -45,7 +45,8 @@ def test_repeated_or_negative_seeds_are_refused(seeds):
     if len(set(seeds)) == len(seeds) and min(seeds) >= 0:
         assert suite_from_dict({**BASE, "seeds": seeds}).seeds == seeds
         return
-    with pytest.raises(SuiteError, match=r"^<suite>: seeds: expected distinct integers >= 0 \(one run per seed\), "
+    with pytest.raises(SuiteError, match=r"^<suite>: seeds: expected distinct integers from 0 to 2\*\*32 - 1 \(one run "
+                                         r"per seed\), "
                                          r"got \[.*\]: -?\d+ is (repeated|negative)$"):
         suite_from_dict({**BASE, "seeds": seeds})
 

@@ -3,10 +3,14 @@ cleared of what a previous run left.
 
 - :func:`prepare_output`: ``--out`` that is a file or cannot be written, or a cache folder that
   cannot be written, raises :class:`~faithbench.runner.errors.UsageError` (exit code 2) at once,
-  rather than after hours of training; temporary files that a killed run left
-  (``.<name>.<random>.tmp`` of :func:`faithbench.store.atomic_write_bytes`) are removed: all of
-  them in the output folder (under its lock, so never another run's), those older than
-  :data:`STALE_TMP_SECONDS` in the cache (which concurrent runs share).
+  rather than after hours of training; so does an ``--out`` that holds files a run writes
+  (:data:`OWNED`) but no faithbench run (a held-out review: another program's ``index.html``,
+  ``results.csv`` and ``plots/curves_my_experiment.png`` were replaced or deleted without a word);
+  temporary files that a killed run left (``.<name>.<random>.tmp`` of
+  :func:`faithbench.store.atomic_write_bytes`) are removed: in the output folder and its
+  ``plots/`` only (under its lock, so never another run's; they were once removed from the
+  whole tree below ``--out``, other programs' included), those older than
+  :data:`STALE_TMP_SECONDS` anywhere in the cache (which concurrent runs share).
 - :func:`clear_owned`: removes the files a run writes (:data:`OWNED`), so a reused ``--out``
   keeps no table, plot or gallery of another suite. Other files in the folder are left alone.
 """
@@ -48,14 +52,14 @@ def _writable_folder(path: Path, what: str) -> None:
         raise UsageError(f"{what} {path}: not writable ({exc.strerror or exc})") from None
 
 
-def remove_tmp_files(root: Path, older_than: float = 0.0) -> list[Path]:
-    """Remove ``.*.tmp`` files under ``root`` whose last change is at least ``older_than``
-    seconds ago; returns the paths removed."""
+def remove_tmp_files(root: Path, older_than: float = 0.0, *, recursive: bool = True) -> list[Path]:
+    """Remove ``.*.tmp`` files under ``root`` (in ``root`` itself only, ``recursive`` False) whose
+    last change is at least ``older_than`` seconds ago; returns the paths removed."""
     removed: list[Path] = []
     if not root.is_dir():
         return removed
     now = time.time()
-    for path in root.rglob(TMP_GLOB):
+    for path in (root.rglob if recursive else root.glob)(TMP_GLOB):
         try:
             if path.is_file() and now - path.stat().st_mtime >= older_than:
                 path.unlink()
@@ -71,10 +75,27 @@ def prepare_output(out_dir: Path, cache_root: Path) -> None:
     :class:`~faithbench.runner.errors.OutputInUseError` when another run holds ``out_dir``."""
     out_dir, cache_root = Path(out_dir), Path(cache_root)
     _writable_folder(out_dir, "--out")
+    _not_foreign(out_dir)
     with lock_output(out_dir):  # another run writing there: refused before the cache is touched
-        remove_tmp_files(out_dir)
+        for folder in (out_dir, out_dir / "plots"):  # where the run writes; not another program's subfolders
+            remove_tmp_files(folder, recursive=False)
     _writable_folder(cache_root, "cache folder (--cache or $FAITHBENCH_CACHE)")
     remove_tmp_files(cache_root, older_than=STALE_TMP_SECONDS)
+
+
+def _not_foreign(out_dir: Path) -> None:
+    """Raise :class:`UsageError` when ``out_dir`` holds files a run would replace or remove
+    (:data:`OWNED`) but is no faithbench run folder (:func:`~faithbench.reports.integrity.is_run_folder`)."""
+    from faithbench.reports.integrity import is_run_folder
+
+    if is_run_folder(out_dir):
+        return
+    found = sorted({p.relative_to(out_dir).as_posix() for pattern in OWNED for p in out_dir.glob(pattern)
+                    if p.is_file() or p.is_symlink()})
+    if found:
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise UsageError(f"--out {out_dir}: holds {shown}, which a run writes, but no faithbench run (no run's "
+                         f"manifest.json, no results.parquet); choose an empty or new folder, or move those files")
 
 
 def clear_owned(out_dir: Path, names: Iterable[str] = OWNED) -> list[Path]:

@@ -54,6 +54,31 @@ def test_leftover_tmp_files_are_removed(tmp_path):
     assert fresh.exists() and (out / "notes.tmp").exists()  # another run may be writing the fresh one
 
 
+def test_tmp_files_outside_the_run_folders_and_another_programs_folder_are_left_alone(tmp_path):
+    """A held-out review: --out pointing at another program's folder replaced its index.html and
+    results.csv, deleted plots/curves_my_experiment.png (a glob of ours) and every hidden .tmp file of
+    the whole tree below it (a download in progress two levels down)."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    (out / "sub" / "deeper").mkdir(parents=True)
+    download = out / "sub" / "deeper" / ".dataset.part1.tmp"
+    download.write_bytes(b"another program's")
+    (out / "notes.txt").write_text("fine")
+    prepare_output(out, cache)  # nothing of ours there: accepted
+    assert download.exists()
+    for name in ("index.html", "results.csv", "plots/curves_my_experiment.png"):
+        (out / name).parent.mkdir(exist_ok=True)
+        (out / name).write_text("another program's")
+    with pytest.raises(UsageError, match=r"^--out .*out: holds index.html, plots/curves_my_experiment.png, "
+                                         r"results.csv, which a run writes, but no faithbench run"):
+        prepare_output(out, cache)
+    (out / "manifest.json").write_text('{"name": "a web app"}')  # a manifest of another tool: still refused
+    with pytest.raises(UsageError, match="but no faithbench run"):
+        prepare_output(out, cache)
+    (out / "manifest.json").write_text('{"suite": {}, "status": "ok"}')  # a run's: reused as before
+    prepare_output(out, cache)
+    assert download.exists()
+
+
 def test_prepare_output_refuses_a_folder_in_use(tmp_path):
     out = tmp_path / "out"
     with lock_output(out):
