@@ -262,11 +262,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not is_run_folder(run_dir):
         raise InputError(f"{run_dir}: not a faithbench run folder (no results.parquet, nor the manifest.json of a "
                          "run)")
+    from faithbench.runner.errors import UsageError
+    from faithbench.runner.lock import lock_output
+
     formats = FORMATS if args.format == "all" else (args.format,)
     try:  # an input missing or unreadable: bad input (exit 2), raised before any file is written
-        written = build_report(run_dir, formats=formats)
+        with lock_output(run_dir):  # a run writing this folder: refused (a review mixed two suites' tables)
+            written = build_report(run_dir, formats=formats)
     except RunFolderError as exc:
         raise InputError(str(exc)) from exc
+    except OSError as exc:  # a read-only folder, a full disk: exit 2 naming the folder
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise UsageError(f"{run_dir}: cannot write the report: {exc.strerror or exc}{where}") from None
     for path in written:
         print(path)
     return 0

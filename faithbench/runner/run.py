@@ -282,7 +282,10 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         "torch_threads": torch.get_num_threads(),
         "data_warnings": list(dict.fromkeys(w for o in ordered for w in o.warnings)),
     }
-    _write_run(out_dir, suite, tables, ordered, manifest, report, progress)
+    try:
+        _write_run(out_dir, suite, tables, ordered, manifest, report, progress)
+    except OSError as exc:  # a full disk, a quota, a read-only folder: exit 2 naming it (a review: a raw exit 1)
+        raise UsageError(_write_failure(out_dir, exc)) from None
     return RunResult(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],
                      tables["skipped"], tables["computed"], tables["failures"], tables["regions"], tables["cached"])
 
@@ -333,6 +336,22 @@ def _write_samples(out_dir: Path, samples: pd.DataFrame, outputs: list[GroupOutp
     table = repeatability_table(maps) if maps else pd.DataFrame()
     if not table.empty:
         write_repeatability(out_dir, table)
+
+
+def _write_failure(out_dir: Path, exc: OSError) -> str:
+    """The one line for a write into ``--out`` that failed: the tables, or only the report after them."""
+    from faithbench.reports.writer import WRITING
+
+    what = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    try:
+        written = json.loads((out_dir / "manifest.json").read_text()).get("status") != WRITING
+    except (OSError, ValueError):
+        written = False
+    if written:
+        return (f"--out {out_dir}: the tables are written but not the report: {what}; rebuild it with `faithbench "
+                f"report {out_dir}` once the folder can be written")
+    return (f"--out {out_dir}: cannot write the run's tables: {what}; every result is cached: rerun `faithbench run` "
+            "into a folder that can be written")
 
 
 def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: list[GroupOutput],

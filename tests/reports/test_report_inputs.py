@@ -22,8 +22,9 @@ def run(built: Path, tmp_path: Path) -> Path:
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file but ``.lock`` (the report holds it as a run does: it records the holder's pid)."""
     return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
 
 
 def _refused(run: Path, capsys) -> str:
@@ -253,3 +254,39 @@ def test_a_readable_but_truncated_or_relabelled_table_is_refused(run, capsys, na
     line = _refused(run, capsys)
     assert name in line and ("rows where the run wrote" in line or "lacks the columns dataset, model" in line
                              or "lacks the columns cell, reason" in line)
+
+
+def test_a_report_on_a_folder_a_run_is_writing_is_refused(run, capsys):
+    """A held-out review: `faithbench report` took no lock, and a report overlapping a run of another
+    suite left the old suite's leaderboard beside the new run's results, exit 0 both."""
+    from faithbench.runner.lock import lock_output
+
+    with lock_output(run):
+        line = _refused(run, capsys)
+    assert "another faithbench run" in line and "is writing to this output folder" in line
+    assert main(["report", str(run), "--format", "md"]) == 0  # the lock released: fine
+
+
+@pytest.mark.skipif(__import__("os").geteuid() == 0, reason="root writes into read-only folders")
+def test_a_report_that_cannot_write_says_where(run, capsys):
+    run.chmod(0o555)
+    try:
+        assert main(["report", str(run), "--format", "md"]) == 2
+        assert f"{run}: cannot write the report" in capsys.readouterr().err
+    finally:
+        run.chmod(0o755)
+
+
+def test_a_full_disk_during_a_report_is_exit_2_naming_the_folder(run, capsys, monkeypatch):
+    """A held-out review: a report on a read-only folder exited 1 with a raw OSError."""
+    import errno
+
+    import faithbench.reports.writer as writer
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run / ".leaderboard.csv.x1.tmp"))
+
+    monkeypatch.setattr(writer, "build_report", full)
+    assert main(["report", str(run)]) == 2
+    assert capsys.readouterr().err.strip() == (f"faithbench: error: {run}: cannot write the report: No space left "
+                                               f"on device ({run}/.leaderboard.csv.x1.tmp)")
