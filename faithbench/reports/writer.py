@@ -229,6 +229,30 @@ def _strata(out_dir: Path, results: pd.DataFrame, samples: pd.DataFrame | None, 
     return [write_strata(out_dir, table)] + plot_strata(table, plot_dir, metric_directions(results))
 
 
+def _failed_cells(failures: pd.DataFrame | None) -> list[str]:
+    """One line per failed (cell, stage, metric) of ``failures.csv``: ``cell (stage[, metric]): error``."""
+    if failures is None or failures.empty:
+        return []
+    return [f"{r.cell} ({r.stage}{', ' + str(r.metric) if isinstance(r.metric, str) and r.metric else ''}): "
+            f"{r.error_type}: {str(r.message).splitlines()[0] if str(r.message) else ''}"
+            for r in failures.itertuples(index=False)]
+
+
+def _failed_markdown(failures: pd.DataFrame | None) -> str:
+    """The failed cells after the leaderboard.md tables (a review: a partial run's markdown and LaTeX never
+    named the explainer that crashed, while index.html did)."""
+    from faithbench.reports.tables import markdown_escape
+
+    lines = _failed_cells(failures)
+    return ("" if not lines else f"\n## Failed cells: {len(lines)} (failures.csv; their rows are missing)\n\n"
+            + "".join(f"- {markdown_escape(line)}\n" for line in lines))
+
+
+def _failed_latex(failures: pd.DataFrame | None) -> str:
+    lines = _failed_cells(failures)
+    return "".join(f"% FAILED (failures.csv, rows missing from these tables): {line}\n" for line in lines)
+
+
 def metric_directions(results: pd.DataFrame) -> dict[str, bool]:
     """Each metric's ``higher_is_better`` (its first row's), for the ↑/↓ of plots whose tables lack it."""
     if results.empty or not {"metric", "higher_is_better"} <= set(results.columns):
@@ -331,7 +355,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
             bar.update()
         bar.refresh()  # its last count, however fast the last group was
 
-    skipped = inputs["skipped.csv"]
+    skipped, failures = inputs["skipped.csv"], inputs["failures.csv"]
     undefined = undefined_counts(results)
     from faithbench.reports.medical import mark_unreliable
 
@@ -341,10 +365,10 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
 
         _write_text(out_dir / "leaderboard.md", leaderboard_markdown(board, skipped, undefined,
                                                                      reliability_markdown(out_dir, board, manifest),
-                                                                     control=control))
+                                                                     control=control) + _failed_markdown(failures))
         written.append(out_dir / "leaderboard.md")
     if "latex" in formats:
-        _write_text(out_dir / "leaderboard.tex", leaderboard_latex(board, control=control))
+        _write_text(out_dir / "leaderboard.tex", _failed_latex(failures) + leaderboard_latex(board, control=control))
         written.append(out_dir / "leaderboard.tex")
     if "html" in formats:
         from faithbench.reports.html import render_html
@@ -353,7 +377,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
             root=out_dir, manifest=manifest, board=board, models=models, models_table=models_table,
             cost_table=cost_table, skipped=skipped, undefined=undefined, at_chance=at_chance,
             single_class=single_class_models(models),
-            failures=inputs["failures.csv"], friedman=friedman, overall=overall,
+            failures=failures, friedman=friedman, overall=overall,
             agreement=agreement, pairwise=pairwise, region_tests=region_tests, region_pairwise=region_pairs,
             control=control, reliance=inputs["reliance.csv"],
         )

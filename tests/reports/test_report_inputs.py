@@ -290,3 +290,23 @@ def test_a_full_disk_during_a_report_is_exit_2_naming_the_folder(run, capsys, mo
     assert main(["report", str(run)]) == 2
     assert capsys.readouterr().err.strip() == (f"faithbench: error: {run}: cannot write the report: No space left "
                                                f"on device ({run}/.leaderboard.csv.x1.tmp)")
+
+
+def test_failed_cells_are_named_in_the_markdown_and_latex_too(run):
+    """A held-out review: a partial run's index.html had a Failures table, but leaderboard.md and .tex (the
+    files that go into a paper) never named the explainer that crashed."""
+    pd.DataFrame([{"cell": "d/cnn/boom/seed0", "dataset": "d", "model": "cnn", "explainer": "boom", "seed": 0,
+                   "stage": "explain", "metric": "", "error_type": "RuntimeError",
+                   "message": "boom: simulated crash\nsecond line"}]).to_csv(run / "failures.csv", index=False)
+    _edit_manifest(run, status="partial", failed_cells=1)
+    build_report(run, formats=("md", "latex"))
+    md, tex = (run / "leaderboard.md").read_text(), (run / "leaderboard.tex").read_text()
+    assert "## Failed cells: 1 (failures.csv; their rows are missing)\n\n- d/cnn/boom/seed0 (explain): RuntimeError: " \
+           "boom: simulated crash\n" in md
+    assert tex.startswith("% FAILED (failures.csv, rows missing from these tables): d/cnn/boom/seed0 (explain): "
+                          "RuntimeError: boom: simulated crash\n")
+    (run / "failures.csv").unlink()
+    _edit_manifest(run, status="ok", failed_cells=0)
+    build_report(run, formats=("md", "latex"))
+    assert "Failed cells" not in (run / "leaderboard.md").read_text()
+    assert "FAILED" not in (run / "leaderboard.tex").read_text()
