@@ -88,6 +88,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             check_device_name(args.device)
         except ValueError as exc:
             raise InputError(f"--device: {exc}") from None
+    for flag, value in (("--out", args.out), ("--cache", args.cache)):  # an unset shell variable: not the default
+        if value is not None and not value.strip():
+            raise InputError(f"{flag}: expected a folder, got an empty string (leave {flag} out for the default)")
     suite: Any = _load_suite(args.suite)
     out = Path(args.out) if args.out else default_out_dir(suite)
     cache = Cache(args.cache) if args.cache else Cache()
@@ -262,9 +265,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not is_run_folder(run_dir):
         raise InputError(f"{run_dir}: not a faithbench run folder (no results.parquet, nor the manifest.json of a "
                          "run)")
-    from faithbench.runner.errors import UsageError
     from faithbench.runner.lock import lock_output
-
     formats = FORMATS if args.format == "all" else (args.format,)
     try:  # an input missing or unreadable: bad input (exit 2), raised before any file is written
         with lock_output(run_dir):  # a run writing this folder: refused (a review mixed two suites' tables)
@@ -273,7 +274,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from exc
     except OSError as exc:  # a read-only folder, a full disk: exit 2 naming the folder
         where = f" ({exc.filename})" if exc.filename else ""
-        raise UsageError(f"{run_dir}: cannot write the report: {exc.strerror or exc}{where}") from None
+        raise InputError(f"{run_dir}: cannot write the report: {exc.strerror or exc}{where}") from None
     for path in written:
         print(path)
     return 0

@@ -193,7 +193,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, Path]
     except YAMLFileError as exc:
         raise SuiteError(str(exc)) from None
     if not isinstance(data, dict):
-        raise SuiteError(f"{path}: expected a mapping of suite keys, got {type(data).__name__}")
+        got = "an empty file" if data is None else type(data).__name__  # a review: "got NoneType"
+        raise SuiteError(f"{path}: expected a mapping of suite keys (name, datasets, models, …), got {got}")
     include, own = data.pop("include", None), list(data)
     if include is not None:
         if not isinstance(include, str):

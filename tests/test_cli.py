@@ -201,3 +201,16 @@ def test_an_unexpected_failure_names_its_command(monkeypatch, capsys):
     assert main(["list", "metrics"]) == 1
     assert capsys.readouterr().err.strip() == ("faithbench: list failed: RuntimeError: a plugin's bug (rerun with "
                                                "--debug for the traceback)")
+
+
+def test_an_empty_out_or_cache_or_suite_file_is_refused(tmp_path, capsys):
+    """A held-out review: --cache "" (an unset shell variable) fell back to ~/.cache/faithbench and --out ""
+    to reports/<suite> without a word; an empty suite file said 'got NoneType'."""
+    for flag in ("--out", "--cache"):
+        assert main(["run", "quick", flag, ""]) == 2
+        assert capsys.readouterr().err.strip() == (f"faithbench: error: {flag}: expected a folder, got an empty string "
+                                                   f"(leave {flag} out for the default)")
+    (tmp_path / "empty.yaml").write_text("")
+    assert main(["validate", str(tmp_path / "empty.yaml")]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "empty.yaml: expected a mapping of suite keys (name, datasets, models, …), got an empty file")

@@ -16,10 +16,12 @@ from typing import Any
 
 import pandas as pd
 
+from faithbench.stats.tables import REQUIRED
+
 __all__ = ["COUNTED", "KEY_COLUMNS", "is_run_folder", "row_counts", "table_problem"]
 
 COUNTED = ("results.parquet", "curves.parquet", "models.csv", "samples.csv", "skipped.csv")  # rows the run recorded
-KEY_COLUMNS = {"results.parquet": ("dataset", "model", "explainer", "metric", "seed", "sample_id", "value"),
+KEY_COLUMNS = {"results.parquet": tuple(REQUIRED),  # also those an older layout lacks (a review: exit 1 on 'chance')
                "models.csv": ("dataset", "model", "seed"),
                "samples.csv": ("dataset", "model", "seed", "sample_id", "target", "lesion_area", "confidence",
                                "correct"),

@@ -310,3 +310,13 @@ def test_failed_cells_are_named_in_the_markdown_and_latex_too(run):
     build_report(run, formats=("md", "latex"))
     assert "Failed cells" not in (run / "leaderboard.md").read_text()
     assert "FAILED" not in (run / "leaderboard.tex").read_text()
+
+
+def test_a_results_table_of_an_older_layout_is_refused_naming_it(run, capsys):
+    """A held-out review: a results.parquet without `category` and `chance` (an older layout) gave exit 1 and
+    a bare ValueError from the statistics."""
+    table = pd.read_parquet(run / "results.parquet")
+    table.drop(columns=["category", "chance"]).to_parquet(run / "results.parquet", index=False)
+    assert _refused(run, capsys).endswith(
+        f"{run}: results.parquet lacks the columns category, chance the report reads; rerun `faithbench run` into this "
+        "folder to rebuild it")
