@@ -83,7 +83,9 @@ class BaseDataset:
     ``background`` is the value of empty space in model input space: the ``zero`` baseline
     of perturbation metrics uses it (RISE's deletion baseline, Petsiuk et al. 2018), never a
     hidden 0 after normalisation.
-    ``version`` changes whenever generation changes, so caches keyed on ``spec()`` expire.
+    ``version`` changes whenever generation changes, so caches keyed on ``spec()`` expire; a plugin
+    dataset's ``spec()`` also holds its code's identity (``package``: the shipping distribution's
+    version, or the SHA-256 of a local or editable module and its helpers, as for explainers).
     ``mask_roles`` declares what each mask stands for (:class:`~faithbench.types.MaskRole`);
     the default covers the names the built-in datasets share, and a mask not listed is a region.
     ``cheap_splits``: building a split reads no image data, so ``validate`` builds the train and
@@ -118,6 +120,10 @@ class BaseDataset:
     def spec(self) -> dict[str, Any]:
         spec = {"name": getattr(self, "registry_name", type(self).__name__), "split": self.split,
                 "version": self.version, "params": self.params}
+        module = type(self).__module__
+        if module != "faithbench" and not module.startswith("faithbench."):  # a plugin: its code's identity,
+            from faithbench.configurable import package_version  # as for explainers and metrics (a review:
+            spec["package"] = package_version(module)  # a dataset plugin's edit reused stale maps and scores)
         if "_faithbench_files" not in self.__dict__:  # stat the files once per dataset object
             files = self.data_files()
             self._faithbench_files = files_signature(files) if files else None

@@ -301,3 +301,27 @@ def test_labels_that_look_like_lists_of_classes_are_warned_of(tmp_path):
         ds = FolderDataset("test", path=str(tmp_path / "img"), labels="labels.csv", size=8, fractions=[0, 0, 1])
     assert ds.classes == ("cavity", "nodule", "nodule,cavity", "normal")
     assert sum("look like lists of classes (e.g. 'nodule,cavity', 3 images)" in str(w.message) for w in caught) == 1
+
+
+def test_a_dataset_plugins_code_enters_its_key(tmp_path, monkeypatch):
+    """A held-out review: editing a dataset plugin's code (its mask moved off the lesion) reused every cached
+    checkpoint, map and score, while explainer, metric and builder edits were detected. Built-ins keep their
+    keys (faithbench's own datasets hold no package entry)."""
+    import importlib
+    import sys
+
+    from faithbench.configurable import package_version
+    from faithbench.datasets.phantoms import PhantomCXR
+
+    (tmp_path / "my_ds_mod.py").write_text(
+        "from faithbench.datasets.base import BaseDataset\nSHIFT = 0\n\n"
+        "class Mine(BaseDataset):\n    classes = ('a', 'b')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("my_ds_mod")
+    first = module.Mine("test", n=4).spec()
+    assert first["package"].startswith("source:")
+    (tmp_path / "my_ds_mod.py").write_text((tmp_path / "my_ds_mod.py").read_text().replace("SHIFT = 0", "SHIFT = 6"))
+    package_version.cache_clear()
+    assert module.Mine("test", n=4).spec()["package"] != first["package"]
+    sys.modules.pop("my_ds_mod", None)
+    assert "package" not in PhantomCXR("test", n=4, size=32).spec()
