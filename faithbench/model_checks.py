@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from faithbench.config_checks import SuiteWarning, first_line, mask_names, model_dataset_pairs
+from faithbench.datasets.base import ImageAxesError
 from faithbench.models.errors import INPLACE_INPUT
 from faithbench.names import counted
 
@@ -124,6 +125,8 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
         try:
             channels, classes = dataset.in_channels, len(dataset.classes)
             spatial = tuple(dataset.spatial_shape)
+        except ImageAxesError as exc:  # an image without its channel axis: the data's fault, not the model's
+            raise error(f"{source}: datasets {label!r}: {first_line(exc)}") from None
         except Exception:  # noqa: BLE001 - an empty or unreadable split: the run's preflight names it
             continue
         what = f"{mspec.label!r} for dataset {label!r} ({counted(channels, 'channel')}, size {spatial})"

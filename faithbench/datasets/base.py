@@ -145,11 +145,19 @@ class BaseDataset:
 
     @property
     def in_channels(self) -> int:
-        return int(self[0].image.shape[0])
+        return int(self._first_image_shape()[0])
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
-        return tuple(self[0].image.shape[1:])
+        return self._first_image_shape()[1:]
+
+    def _first_image_shape(self) -> tuple[int, ...]:
+        """The first sample's image shape, ``(C, *spatial)``; a :class:`DataError` when its axes do not
+        match ``spatial_dims`` (a review: an ``(H, W)`` image was read as H channels of size (W,), and the
+        error blamed the model's parameters)."""
+        sample = self[0]
+        check_image_axes(sample, self, f"{type(self).__name__} ({self.split} split)")
+        return tuple(sample.image.shape)
 
     def tensors(self) -> tuple[Tensor, Tensor]:
         """All images and labels stacked: ``(N, C, *spatial)``, and ``(N,)`` class indices, or for a
@@ -166,6 +174,20 @@ class BaseDataset:
 
     def __getitem__(self, i: int) -> Sample:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+class ImageAxesError(DataError):
+    """An image whose axes are not ``(C, *spatial)`` with its dataset's ``spatial_dims``."""
+
+
+def check_image_axes(sample: Sample, dataset: Any, where: str) -> None:
+    """Raise :class:`ImageAxesError` unless ``sample.image`` is ``(C, *spatial)`` with the dataset's
+    ``spatial_dims`` spatial axes."""
+    dims = int(getattr(dataset, "spatial_dims", 2))
+    if sample.image.ndim != dims + 1:
+        raise ImageAxesError(f"{where}: sample {sample.id!r} has an image of shape {tuple(sample.image.shape)}: "
+                             f"expected (C, *spatial) with {dims} spatial axes (spatial_dims {dims}); a grey image "
+                             "keeps its channel axis: image[None]")
 
 
 def check_samples(samples: list[Sample], dataset: Any, where: str) -> None:
@@ -185,6 +207,7 @@ def check_samples(samples: list[Sample], dataset: Any, where: str) -> None:
             raise DataError(f"{where}: sample id {s.id!r} is used twice (samples {seen[s.id]} and {len(seen)}); "
                             f"a dataset's sample ids must be unique")
         seen[s.id] = len(seen)
+        check_image_axes(s, dataset, where)
         shape = tuple(s.image.shape) if shape is None else shape
         if tuple(s.image.shape) != shape:
             raise DataError(f"{where}: sample {s.id!r} has an image of shape {tuple(s.image.shape)}, the first "

@@ -325,3 +325,38 @@ def test_a_dataset_plugins_code_enters_its_key(tmp_path, monkeypatch):
     assert module.Mine("test", n=4).spec()["package"] != first["package"]
     sys.modules.pop("my_ds_mod", None)
     assert "package" not in PhantomCXR("test", n=4, size=32).spec()
+
+
+def test_an_image_without_its_channel_axis_is_named_as_the_datas_fault(tmp_path, capsys):
+    """A held-out review: a dataset plugin returning (H, W) images got 'models[0].params: cannot build
+    'small_cnn' ... (16 channels, size (16,))', blaming the model."""
+    import torch
+
+    from faithbench.cli import main
+    from faithbench.datasets.base import BaseDataset, check_samples
+    from faithbench.types import Sample
+
+    @datasets.register("no_channel_axis")
+    class NoChannel(BaseDataset):
+        classes = ("a", "b")
+
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            return Sample(id=f"s{i}", image=torch.rand(16, 16), label=i % 2)
+
+    try:
+        with pytest.raises(DataError, match=r"sample 's0' has an image of shape \(16, 16\): expected \(C, \*spatial\) "
+                                            r"with 2 spatial axes"):
+            check_samples([NoChannel()[0]], NoChannel(), "here")
+        suite = tmp_path / "suite.yaml"
+        suite.write_text("name: s\ndatasets: [no_channel_axis]\nmodels: [{name: small_cnn, recipe: default}]\n"
+                         "explainers: [saliency]\nmetrics: [deletion_auc]\n")
+        assert main(["validate", str(suite)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"{suite}: datasets 'no_channel_axis': NoChannel (test split): sample 's0' has an image of shape " \
+               "(16, 16): expected (C, *spatial) with 2 spatial axes (spatial_dims 2)" in err
+        assert "models[0]" not in err
+    finally:
+        datasets.unregister("no_channel_axis")
