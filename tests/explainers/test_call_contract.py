@@ -144,3 +144,23 @@ def test_a_map_that_is_no_tensor_is_refused_with_the_expected_shape(cnn):
     model, x = cnn
     with pytest.raises(TypeError, match=r"expected saliency as a torch.Tensor of shape \(4, 32, 32\), got ndarray"):
         NumpyOut()(model, x, torch.tensor([0, 1, 1, 0]))
+
+
+@pytest.mark.parametrize("convert", ["bool", "long"])
+def test_a_map_that_is_not_floating_point_is_refused(cnn, convert):
+    """A held-out review: a boolean map (a mask returned by mistake) and an integer map were scored without
+    a word, next to the float explainers."""
+    from faithbench.explainers import Explainer
+
+    class Cast(Explainer):
+        needs_grad = False
+        defaults = {}
+
+        def explain(self, model, x, target):
+            m = x.mean(1)
+            return m > m.mean() if convert == "bool" else (100 * m).long()
+
+    model, x = cnn
+    dtype = "torch.bool" if convert == "bool" else "torch.int64"
+    with pytest.raises(TypeError, match=rf"expected a floating-point saliency map, got {dtype}"):
+        Cast()(model, x, torch.tensor([0, 1, 1, 0]))
