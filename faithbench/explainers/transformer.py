@@ -92,10 +92,11 @@ def readout_weights(model: nn.Module, tokens: Tensor, query: str) -> Tensor:
     """(B, N) weights of the tokens whose rows explain the prediction; ``tokens`` (B, N, C) is the
     sequence the head pools (the output of ``model.norm``). Rows sum to 1.
 
-    ``auto``: what the head reads, by ``model.global_pool``: ``token`` -> the class token;
+    ``auto``: what the head reads, by ``model.global_pool``: ``token`` -> the class token (a
+    distilled DeiT: 1/2 on the class and 1/2 on the distillation token, whose heads it averages);
     ``avg`` -> 1/n on each of the n patch tokens; ``max`` -> w_t = #{c : t = argmax_t' z_t'c} / C over
-    patch tokens; ``avgmax`` -> the mean of the two. ``cls`` -> the class token; ``mean`` -> 1/n on
-    each patch token.
+    patch tokens; ``avgmax`` -> the mean of the two (with timm's ``pool_include_prefix``, over the
+    prefix tokens too). ``cls`` -> the class token; ``mean`` -> 1/n on each patch token.
     """
     n_prefix = int(getattr(model, "num_prefix_tokens", 1))
     b, n, c = tokens.shape
@@ -108,6 +109,13 @@ def readout_weights(model: nn.Module, tokens: Tensor, query: str) -> Tensor:
             raise ValueError(f"query='auto' knows global_pool token, avg, max, avgmax; got {pool!r} "
                              "(attention pooling has no token readout): set query 'cls' or 'mean'")
         query = {"token": "cls", "avg": "mean"}.get(pool, pool)
+        # a distilled DeiT's head averages the class and distillation tokens' heads in eval; timm's
+        # pool_include_prefix pools the prefix tokens too (a review: both were read as class token / patches only)
+        if query == "cls" and getattr(model, "dist_token", None) is not None:
+            weights[:, :2] = 0.5
+            return weights
+        if query != "cls" and getattr(model, "pool_include_prefix", False):
+            n_prefix = 0
     if query == "cls":
         if getattr(model, "cls_token", None) is None:
             raise ValueError("query='cls' needs a model with a class token (model.cls_token is None)")
@@ -122,7 +130,8 @@ def readout_weights(model: nn.Module, tokens: Tensor, query: str) -> Tensor:
 
 def token_map(relevance: Tensor, weights: Tensor, model: nn.Module, spatial: tuple[int, ...]) -> Tensor:
     """(B, N, N) token relevance -> (B, *spatial) map over the patch grid: the query rows weighted by
-    ``weights`` (B, N) (:func:`readout_weights`), upsampled bilinearly."""
+    ``weights`` (B, N) (:func:`readout_weights`), upsampled bilinearly to the pixels the patches
+    cover (grid x patch size); the pixels past them, which the patch embedding drops, get 0."""
     n_prefix = int(getattr(model, "num_prefix_tokens", 1))
     grid = tuple(model.patch_embed.grid_size)  # type: ignore[union-attr]
     rows = torch.einsum("bq,bqk->bk", weights.to(relevance.dtype), relevance)[:, n_prefix:]
@@ -130,7 +139,14 @@ def token_map(relevance: Tensor, weights: Tensor, model: nn.Module, spatial: tup
         raise ValueError(f"expected {grid[0]}x{grid[1]} patch tokens (patch_embed.grid_size), got "
                          f"{rows.shape[-1]}: is the input the size the model was built for?")
     patches = rows.reshape(rows.shape[0], 1, *grid)
-    return F.interpolate(patches, size=spatial, mode="bilinear", align_corners=False)[:, 0]
+    patch = tuple(getattr(model.patch_embed, "patch_size", None) or (0, 0))  # type: ignore[union-attr]
+    covered = tuple(g * p for g, p in zip(grid, patch))
+    if not all(0 <= s - c < p for s, c, p in zip(spatial, covered, patch)):  # not the floor of a plain patchify
+        covered = tuple(spatial)  # (a conv stem before 1-px patches, a padding or resizing model): the whole input
+    out = F.interpolate(patches, size=covered, mode="bilinear", align_corners=False)[:, 0]
+    # pixels past the last whole patch are dropped by the patch embedding: no relevance (a review found
+    # 39.6 % of an attention map on pixels that moved no logit when the grid was stretched over them)
+    return F.pad(out, (0, spatial[1] - covered[1], 0, spatial[0] - covered[0]))
 
 
 class _AttentionExplainer(Explainer):
@@ -140,12 +156,16 @@ class _AttentionExplainer(Explainer):
     needs_grad = False
     defaults: ClassVar[dict[str, Any]] = {"query": "auto"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"query": QUERIES}
-    version = "2"  # 2: "auto" reads the tokens the head pools (1: the class token whenever there is one)
+    version = "3"  # 2: "auto" reads the tokens the head pools (1: the class token whenever there is one);
+    # 3: a distilled DeiT's two tokens, pool_include_prefix, no relevance past the last whole patch
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         reason = super().unsupported_reason(model, x)
         if reason is None and (missing := vit_reason(model)):
             reason = f"{self.name} {missing}"
+        if reason is None and self.query == "auto" and getattr(model, "attn_pool", None) is not None:
+            reason = (f"{self.name}: attention pooling (global_pool 'map') has no token readout; set query 'cls' "
+                      "or 'mean'")
         return reason
 
     def relevance(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:  # pragma: no cover
@@ -199,12 +219,18 @@ class CheferExplainer(_AttentionExplainer):
     """Gradient-weighted attention rollout of Chefer, Gur & Wolf (2021, ICCV, "Generic
     Attention-model Explainability"), the gradient-only successor of their CVPR 2021 "Transformer
     Interpretability Beyond Attention Visualization" (which propagates LRP relevance instead):
-    see :func:`gradient_weighted_rollout`; dS/dA is the gradient of the target logit.
-    ``query``: "auto" (see module docstring)."""
+    see :func:`gradient_weighted_rollout`; dS/dA is the gradient of the target logit. The map reads
+    R - I: the identity R starts from is no relevance (the papers read the class token's row without
+    its own column, where the identity sits; the authors' DETR code subtracts it for its queries).
+    Read at patch tokens (``vit_tiny`` max-pools them), the identity put each read token's weight on
+    its own patch: a held-out review found it 99.8 % of the map, whose two classes then correlated
+    at 1.000000 (0.50 without it). ``query``: "auto" (see module docstring)."""
 
     needs_grad = True
     paper = "Chefer et al. 2021, Generic Attention-model Explainability (ICCV)"
     description = "rollout of head-averaged relu(gradient x attention), at the head's tokens (class-specific)"
+
+    version = "4"  # as the others' 3, and the identity start left out of the map (R - I)
 
     def relevance(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         x = x.detach().requires_grad_(True)  # so the graph exists even for a frozen model
@@ -212,4 +238,5 @@ class CheferExplainer(_AttentionExplainer):
             logits = model(x)
             score = logits.gather(1, target[:, None]).sum()
             grads = torch.autograd.grad(score, maps)
-        return gradient_weighted_rollout([m.detach() for m in maps], [g.detach() for g in grads])
+        relevance = gradient_weighted_rollout([m.detach() for m in maps], [g.detach() for g in grads])
+        return relevance - torch.eye(relevance.shape[-1], device=relevance.device, dtype=relevance.dtype)

@@ -155,3 +155,66 @@ def test_unsupported_on_cnn_and_wrong_size():
         assert reason and "vit" in reason
     cnn.arch_family = "vit"  # claims to be a ViT but has no blocks
     assert "timm VisionTransformer" in explainers.get("chefer")().unsupported_reason(cnn, torch.rand(1, 1, 32, 32))
+
+
+def test_chefer_leaves_out_its_identity_start_so_patch_readouts_are_class_specific():
+    """A held-out review: on vit_tiny (max-pooled patch tokens) the identity R starts from put each read
+    token's weight on its own patch, 99.8 % of the map; the two classes' maps correlated at 1.000000."""
+    from faithbench.explainers.transformer import readout_weights, token_map
+
+    model = _vit(seed=3)
+    x = _x(2)
+    target = torch.tensor([0, 0])
+    maps, grads = [], []
+    with recorded_attention(model) as recorded, torch.enable_grad():
+        tokens = []
+        handle = model.norm.register_forward_hook(lambda _m, _i, out: tokens.append(out.detach()))
+        score = model(x.requires_grad_(True)).gather(1, target[:, None]).sum()
+        handle.remove()
+        grads = torch.autograd.grad(score, recorded)
+        maps = [m.detach() for m in recorded]
+    relevance = gradient_weighted_rollout(maps, [g.detach() for g in grads])
+    weights = readout_weights(model, tokens[-1], "auto")
+    assert weights[:, model.num_prefix_tokens:].sum(1).allclose(torch.ones(2))  # patch rows: the identity counted
+    expected = token_map(relevance - torch.eye(relevance.shape[-1]), weights, model, (32, 32))
+    ours = explainers.get("chefer")()(model, x.detach(), target)
+    assert torch.allclose(ours, expected, atol=1e-6)
+    with_identity = token_map(relevance, weights, model, (32, 32))
+    assert (with_identity - ours).abs().max() > 10 * ours.abs().max()  # the identity term dwarfed the rest
+
+
+def test_pixels_past_the_last_whole_patch_get_no_relevance():
+    """A held-out review: 8-px patches on a 30-px image; timm drops the last 6 pixels, which the map put
+    39.6 % of its mass on (the grid was stretched over the whole image)."""
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=30, patch_size=8, embed_dim=48,
+                              depth=2, num_heads=2, num_classes=2, in_chans=1).eval()
+    assert tuple(model.patch_embed.grid_size) == (3, 3)
+    x = torch.rand(2, 1, 30, 30, generator=torch.Generator().manual_seed(1))
+    for name in ATTENTION:
+        s = explainers.get(name)()(model, x, torch.tensor([0, 1]))
+        assert s.shape == (2, 30, 30)
+        assert torch.equal(s[:, 24:, :], torch.zeros(2, 6, 30)) and torch.equal(s[:, :, 24:], torch.zeros(2, 30, 6))
+        assert s[:, :24, :24].abs().sum() > 0
+
+
+def test_a_distilled_deit_reads_both_tokens_and_attention_pooling_is_skipped():
+    """A held-out review: a DeiT's head averages its class and distillation tokens, but only the class
+    token's row was read; attention pooling passed the support check, then failed the cell."""
+    import timm
+
+    from faithbench.explainers.transformer import readout_weights
+
+    deit = timm.create_model("deit_tiny_distilled_patch16_224", pretrained=False, img_size=32, patch_size=8,
+                             embed_dim=48, depth=1, num_heads=2, num_classes=2, in_chans=1).eval()
+    tokens = torch.rand(1, deit.num_prefix_tokens + 16, 48)
+    assert readout_weights(deit, tokens, "auto")[0, :3].tolist() == [0.5, 0.5, 0.0]
+    assert readout_weights(deit, tokens, "cls")[0, :3].tolist() == [1.0, 0.0, 0.0]  # asked for: the class token
+    pooled = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, embed_dim=48,
+                               depth=1, num_heads=2, num_classes=2, in_chans=1, global_pool="map").eval()
+    pooled.arch_family = "vit"
+    reason = explainers.get("attention")().unsupported_reason(pooled, torch.rand(1, 1, 32, 32))
+    assert reason and "attention pooling (global_pool 'map') has no token readout" in reason
+    assert explainers.get("attention")(query="mean").unsupported_reason(pooled, torch.rand(1, 1, 32, 32)) is None
