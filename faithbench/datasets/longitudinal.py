@@ -42,7 +42,7 @@ from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSI
                                    Bound, check_bound, check_range_pair)
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
-from faithbench.datasets.paths import DataError, csv_image, resolve_path
+from faithbench.datasets.paths import DataError, csv_image, csv_row_problem, resolve_path
 from faithbench.datasets.phantoms import _SPLIT_OFFSET, _erode, _grid, ellipsoid, smooth_field
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -324,10 +324,13 @@ class LongitudinalFolder(LongitudinalDataset):
         rows: list[tuple[str, dt.date, Path, str]] = []
         with csv_path.open(newline="", encoding="utf-8-sig") as fh:  # Excel's CSV UTF-8 has a BOM
             reader = csv.DictReader(fh)
-            need = {"patient_id", "date", "path", "label"}
-            if not reader.fieldnames or not need <= set(reader.fieldnames):
+            need = ("patient_id", "date", "path", "label")
+            if not reader.fieldnames or not set(need) <= set(reader.fieldnames):
                 raise DataError(f"{csv_path}: expected columns patient_id,date,path,label, got {reader.fieldnames}")
+            seen: set[tuple[str, ...]] = set()
             for line, row in enumerate(reader, start=2):
+                if problem := csv_row_problem(row, need, seen, ("patient_id", "path")):
+                    raise DataError(f"{csv_path}: line {line}: {problem}")
                 img = csv_image(folder, row["path"], csv_path, line)
                 try:
                     date = dt.date.fromisoformat(row["date"].strip())

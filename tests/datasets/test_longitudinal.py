@@ -1,6 +1,8 @@
 """Longitudinal datasets: padding/truncation, the phantom's determinism and masks, the folder
 variant's patient-level split."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -189,6 +191,19 @@ def test_folder_bad_input(tmp_path):
     (tmp_path / "cols.csv").write_text("patient,path,label\n")
     with pytest.raises(Exception, match="patient_id,date,path,label"):
         LongitudinalFolder("train", path="img", labels="cols.csv", root=str(tmp_path))
+    # a held-out review: a blank patient_id merged rows of four patients into one patient '' (and one real
+    # patient into two splits), a blank label became a class '', a short row crashed (AttributeError,
+    # exit 1) or named no line, a repeated row passed validate
+    head = "patient_id,date,path,label\np0,2020-01-01,p0_v0.png,well\n"
+    for bad, message in ((",2020-02-01,p0_v0.png,well", "line 3: empty patient_id"),
+                         ("p1,2020-02-01,p1_v0.png,", "line 3: empty label"),
+                         ("p1,2020-02-01,p1_v0.png", "line 3: empty label"),
+                         ("p1,2020-02-01", "line 3: empty path, label"),
+                         ("p0,2020-03-01,p0_v0.png,well", "line 3: the same patient_id, path as an earlier row "
+                                                          "(p0, p0_v0.png): one row per image")):
+        (tmp_path / "rows.csv").write_text(head + bad + "\n")
+        with pytest.raises(DataError, match=rf"rows.csv: {re.escape(message)}"):
+            LongitudinalFolder("train", path="img", labels="rows.csv", root=str(tmp_path))
     (tmp_path / "out.png").write_bytes((tmp_path / "img" / "p0_v0.png").read_bytes())
     for given in ("../out.png", str(tmp_path / "out.png")):
         (tmp_path / "outside.csv").write_text(f"patient_id,date,path,label\np0,2020-01-01,{given},well\n")
