@@ -113,7 +113,8 @@ class Registry(Generic[T]):
     def _add(self, name: str, entry: _Entry[T]) -> None:
         if name in self._entries:
             old = self._entries[name]
-            if old.origin == entry.origin and old.target is not None and entry.target is not None \
+            if old.origin == entry.origin and old.origin.startswith("module:") and old.target is not None \
+                    and entry.target is not None \
                     and getattr(old.target, "__qualname__", None) == getattr(entry.target, "__qualname__", 0):
                 self._entries[name] = entry  # the same class of the same module, imported again (a reload)
                 return

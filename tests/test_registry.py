@@ -301,6 +301,10 @@ def test_a_duplicate_entry_point_fails_only_where_it_is_named(tmp_path, monkeypa
     Now a suite naming gradcam fails, the others are warned, and list shows it as broken."""
     from faithbench.cli import main
 
+    explainers.load_entry_points()  # the real ones, before the fake package is on the path (a diff review:
+    monkeypatch.setattr(explainers, "_entries", dict(explainers._entries))  # its conflict leaked into later tests)
+    monkeypatch.setattr(explainers, "_conflicts", dict(explainers._conflicts))
+    monkeypatch.setattr(explainers, "_entry_points_loaded", False)
     _dist(tmp_path, monkeypatch, """
         from faithbench.explainers import Explainer
 
@@ -308,13 +312,9 @@ def test_a_duplicate_entry_point_fails_only_where_it_is_named(tmp_path, monkeypa
             def explain(self, model, x, target):
                 return x.mean(1)
     """, "[faithbench.explainers]\ngradcam = my_plugin:Mine\n")
-    explainers.load_entry_points()
-    monkeypatch.setattr(explainers, "_entries", dict(explainers._entries))
-    monkeypatch.setattr(explainers, "_entry_points_loaded", False)
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: s\ndatasets: [phantom_cxr]\nmodels: [{name: small_cnn, recipe: default}]\n"
                      "explainers: [saliency]\nmetrics: [pointing_game]\n")
-    monkeypatch.setattr(explainers, "_conflicts", {})
     assert main(["validate", str(suite)]) == 0
     err = capsys.readouterr().err.strip()
     assert f"{suite}: plugins: duplicate explainer name 'gradcam': already registered by builtin, now again by " \
@@ -363,6 +363,10 @@ def test_reimporting_a_plugin_module_replaces_its_entries():
         reg.register("blue")(type("Red", (), {"__module__": "my_plugins"}))
     with pytest.raises(RegistryError, match="duplicate widget name 'blue'"):
         reg.register("blue")(type("Blue", (), {"__module__": "other_plugins"}))
+    # built-ins all have the origin "builtin": two classes of one name in two modules are no reload (a diff review)
+    reg.register("cam", origin="builtin")(type("Cam", (), {"__module__": "faithbench.a"}))
+    with pytest.raises(RegistryError, match="duplicate widget name 'cam'"):
+        reg.register("cam", origin="builtin")(type("Cam", (), {"__module__": "faithbench.b"}))
 
 
 def test_a_plugin_raising_in_its_constructor_is_named_at_validate(tmp_path, capsys):

@@ -65,7 +65,8 @@ def list_labels(labels: list[str], source: Path) -> list[str]:
     found = sorted({name for name in labels if len([p for p in re.split(r"[|;,]", name) if p.strip()]) > 1})
     if not found:
         return []
-    return [f"{source}: {len(found)} label{'s' * (len(found) > 1)} look like lists of classes (e.g. {found[0]!r}, "
+    looks = "labels look like lists" if len(found) > 1 else "label looks like a list"
+    return [f"{source}: {len(found)} {looks} of classes (e.g. {found[0]!r}, "
             f"{_images(labels.count(found[0]))}): folder is single-label, so each is a class of its own; multi-label "
             "data needs a dataset plugin with multilabel = True and Sample.labels (docs/plugins.md)"]
 

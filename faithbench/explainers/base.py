@@ -168,6 +168,7 @@ class Explainer(Configurable):
         if tuple(saliency.shape) != expected:
             raise ValueError(f"{self.name}: expected saliency of shape {expected}, got {tuple(saliency.shape)}")
         if not saliency.is_floating_point():  # a review: a bool mask returned by mistake was scored as a map
-            raise TypeError(f"{self.name}: expected a floating-point saliency map, got {saliency.dtype} (a bool map "
-                            f"is a mask, not a ranking of the pixels; return the scores, or .float() on purpose)")
+            raise TypeError(f"{self.name}: expected a floating-point saliency map, got {saliency.dtype}: return the "
+                            "scores as floats (a bool map is a mask, not a ranking of the pixels; .float() an integer "
+                            "map on purpose)")
         return saliency.detach().float()

@@ -285,7 +285,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
     try:
         _write_run(out_dir, suite, tables, ordered, manifest, report, progress)
     except OSError as exc:  # a full disk, a quota, a read-only folder: exit 2 naming it (a review: a raw exit 1)
-        raise UsageError(_write_failure(out_dir, exc)) from None
+        raise UsageError(_write_failure(out_dir, exc, written=False)) from None
     return RunResult(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],
                      tables["skipped"], tables["computed"], tables["failures"], tables["regions"], tables["cached"])
 
@@ -338,15 +338,10 @@ def _write_samples(out_dir: Path, samples: pd.DataFrame, outputs: list[GroupOutp
         write_repeatability(out_dir, table)
 
 
-def _write_failure(out_dir: Path, exc: OSError) -> str:
-    """The one line for a write into ``--out`` that failed: the tables, or only the report after them."""
-    from faithbench.reports.writer import WRITING
-
+def _write_failure(out_dir: Path, exc: OSError, *, written: bool) -> str:
+    """The one line for a write into ``--out`` that failed: the tables, or (``written``) only the report
+    after them (known from this run, not from the folder: an earlier run's manifest may still be there)."""
     what = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
-    try:
-        written = json.loads((out_dir / "manifest.json").read_text()).get("status") != WRITING
-    except (OSError, ValueError):
-        written = False
     if written:
         return (f"--out {out_dir}: the tables are written but not the report: {what}; rebuild it with `faithbench "
                 f"report {out_dir}` once the folder can be written")
@@ -393,4 +388,7 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
                                    if (out_dir / "samples.csv").is_file() else None, "skipped.csv": tables["skipped"]})
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     if report.build:
-        build_report(out_dir, progress=progress)  # reads the manifest
+        try:
+            build_report(out_dir, progress=progress)  # reads the manifest
+        except OSError as exc:  # the tables are there: the report can be rebuilt
+            raise UsageError(_write_failure(out_dir, exc, written=True)) from None

@@ -9,7 +9,7 @@ one class), so that whether it beats chance cannot be told. A checkpoint cached 
 columns existed has an ``auc`` but no CI, and is not marked. Its leaderboard rows get
 ``model_at_chance = True`` and the tables withhold the "better than random" marks. On multi-label
 data each class's own CI (``auc_ci_low_<class>``) marks that class's rows too, as does a class's
-undefined AUC (no positive test sample of it), and is warned of as ``model (class c)``. Each
+undefined AUC (no positive, or no negative, test sample of it), and is warned of as ``model (class c)``. Each
 warning gives each flagged checkpoint's own CI. A checkpoint that predicts one class for every
 test sample is warned of too (:func:`single_class_models`), not marked. A metric value is
 *undefined* (NaN) for a sample when the metric cannot be computed on it (e.g. an empty mask);

@@ -300,7 +300,8 @@ def test_labels_that_look_like_lists_of_classes_are_warned_of(tmp_path):
         warnings.simplefilter("always")
         ds = FolderDataset("test", path=str(tmp_path / "img"), labels="labels.csv", size=8, fractions=[0, 0, 1])
     assert ds.classes == ("cavity", "nodule", "nodule,cavity", "normal")
-    assert sum("look like lists of classes (e.g. 'nodule,cavity', 3 images)" in str(w.message) for w in caught) == 1
+    assert sum("1 label looks like a list of classes (e.g. 'nodule,cavity', 3 images)" in str(w.message)
+               for w in caught) == 1
 
 
 def test_a_dataset_plugins_code_enters_its_key(tmp_path, monkeypatch):

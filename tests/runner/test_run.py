@@ -193,7 +193,7 @@ def test_the_explainer_info_is_written_before_the_maps(tmp_path):
     assert manifest["cell_info"]["phantom_cxr/small_cnn/gradcam/seed0"]["target_layer"] == "features"
 
 
-@pytest.mark.parametrize("where", ["tables", "report"])
+@pytest.mark.parametrize("where", ["tables", "report", "clear"])
 def test_a_full_output_disk_is_exit_2_naming_the_folder(two_runs, tmp_path, monkeypatch, where):
     """A held-out review: --out on a full file system gave exit 1, 'OSError: [Errno 28] No space left on
     device', naming neither folder nor file (the cache's own case was already exit 2)."""
@@ -202,21 +202,28 @@ def test_a_full_output_disk_is_exit_2_naming_the_folder(two_runs, tmp_path, monk
     import faithbench.reports.writer as writer
     from faithbench.runner.errors import UsageError
 
+    import faithbench.runner.run as run_module
+
     root, _, _ = two_runs
-    target = "write_outputs" if where == "tables" else "build_report"
+    out = tmp_path / "out"
 
     def full(out_dir, *args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / ".leaderboard.csv.x1.tmp"))
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / ".leaderboard.csv.x1.tmp"))
 
-    monkeypatch.setattr(writer, target, full)
-    out = tmp_path / "out"
+    if where == "clear":  # a diff review: an earlier run's manifest (status ok) made this say "tables written"
+        out.mkdir()
+        (out / "manifest.json").write_text('{"suite": {}, "status": "ok"}')
+        monkeypatch.setattr(run_module, "clear_owned", full)
+    else:
+        monkeypatch.setattr(writer, "write_outputs" if where == "tables" else "build_report", full)
     with pytest.raises(UsageError) as info:  # the CLI's exit code 2
         run_suite(suite_from_dict(TINY), out, cache=Cache(root / "cache"), progress=False, log=lambda m: None)
     what = f"No space left on device ({out}/.leaderboard.csv.x1.tmp)"
-    if where == "tables":
+    if where in ("tables", "clear"):
         assert str(info.value) == (f"--out {out}: cannot write the run's tables: {what}; every result is cached: "
                                    "rerun `faithbench run` into a folder that can be written")
-        assert json.loads((out / "manifest.json").read_text())["status"] == "writing"  # the report refuses it
+        if where == "tables":
+            assert json.loads((out / "manifest.json").read_text())["status"] == "writing"  # the report refuses it
     else:
         assert str(info.value) == (f"--out {out}: the tables are written but not the report: {what}; rebuild it "
                                    f"with `faithbench report {out}` once the folder can be written")
