@@ -113,9 +113,9 @@ class Registry(Generic[T]):
     def _add(self, name: str, entry: _Entry[T]) -> None:
         if name in self._entries:
             old = self._entries[name]
-            if old.origin == entry.origin and old.origin.startswith("module:") and old.target is not None \
-                    and entry.target is not None \
-                    and getattr(old.target, "__qualname__", None) == getattr(entry.target, "__qualname__", 0):
+            same = ("__module__", "__qualname__")  # a reload (importlib, %autoreload), built-ins included
+            if old.origin == entry.origin and old.target is not None and entry.target is not None and all(
+                    getattr(old.target, a, None) == getattr(entry.target, a, 0) for a in same):
                 self._entries[name] = entry  # the same class of the same module, imported again (a reload)
                 return
             raise RegistryError(self._duplicate(name, old.origin, entry.origin))

@@ -367,6 +367,7 @@ def test_reimporting_a_plugin_module_replaces_its_entries():
     reg.register("cam", origin="builtin")(type("Cam", (), {"__module__": "faithbench.a"}))
     with pytest.raises(RegistryError, match="duplicate widget name 'cam'"):
         reg.register("cam", origin="builtin")(type("Cam", (), {"__module__": "faithbench.b"}))
+    reg.register("cam", origin="builtin")(type("Cam", (), {"__module__": "faithbench.a"}))  # its module reloaded
 
 
 def test_a_plugin_raising_in_its_constructor_is_named_at_validate(tmp_path, capsys):

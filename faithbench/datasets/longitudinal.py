@@ -42,7 +42,7 @@ from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSI
                                    Bound, check_bound, check_range_pair)
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
-from faithbench.datasets.paths import DataError, csv_image, csv_row_problem, resolve_path
+from faithbench.datasets.paths import DataError, csv_date, csv_image, csv_row_problem, resolve_path
 from faithbench.datasets.phantoms import _SPLIT_OFFSET, _erode, _grid, ellipsoid, smooth_field
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -327,16 +327,15 @@ class LongitudinalFolder(LongitudinalDataset):
             need = ("patient_id", "date", "path", "label")
             if not reader.fieldnames or not set(need) <= set(reader.fieldnames):
                 raise DataError(f"{csv_path}: expected columns patient_id,date,path,label, got {reader.fieldnames}")
-            seen: set[tuple[str, ...]] = set()
+            seen: dict[str, int] = {}  # image (real path) -> its line: one row per image, one patient per image
             for line, row in enumerate(reader, start=2):
-                if problem := csv_row_problem(row, need, seen, ("patient_id", "path")):
+                if problem := csv_row_problem(row, need):
                     raise DataError(f"{csv_path}: line {line}: {problem}")
                 img = csv_image(folder, row["path"], csv_path, line)
-                try:
-                    date = dt.date.fromisoformat(row["date"].strip())
-                except ValueError:
-                    raise DataError(f"{csv_path}: line {line}: expected an ISO date YYYY-MM-DD, "
-                                    f"got {row['date']!r}") from None
+                if (first := seen.setdefault(os.path.realpath(img), line)) != line:
+                    raise DataError(f"{csv_path}: line {line}: the image of line {first} again ({img.name}): one row "
+                                    "per image")
+                date = csv_date(row["date"], csv_path, line)
                 rows.append((row["patient_id"].strip(), date, img, row["label"].strip()))
         if not rows:
             raise DataError(f"{csv_path}: no rows")

@@ -7,6 +7,7 @@ machine-specific path and runs wherever the root points at the same files.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -90,18 +91,17 @@ def csv_image(folder: Path, given: str, csv_path: Path, line: int) -> Path:
 __all__ = ["ENV_VAR", "OFFLINE_VAR", "DataError", "csv_image", "data_root", "downloads_allowed", "resolve_path"]
 
 
-def csv_row_problem(row: dict[str, str | None], need: tuple[str, ...], seen: set[tuple[str, ...]],
-                    key: tuple[str, ...]) -> str | None:
+def csv_row_problem(row: dict[str, str | None], need: tuple[str, ...]) -> str | None:
     """Why a labels-CSV row cannot be used, or None: a field of ``need`` missing or blank (a short
-    row reads as None), or the ``key`` fields repeating an earlier row's (``seen`` collects them).
-    A held-out review: a blank patient_id merged six rows of four patients into one patient '', a
-    blank label became a class '', a short row crashed with AttributeError and a repeated row
-    passed validate."""
+    row reads as None). A held-out review: a blank patient_id merged six rows of four patients into
+    one patient '', a blank label became a class '', a short row crashed with AttributeError."""
     empty = [name for name in need if not (row.get(name) or "").strip()]
-    if empty:
-        return f"empty {', '.join(empty)} (each row needs {', '.join(need)})"
-    values = tuple((row.get(name) or "").strip() for name in key)
-    if values in seen:
-        return f"the same {', '.join(key)} as an earlier row ({', '.join(values)}): one row per image"
-    seen.add(values)
-    return None
+    return f"empty {', '.join(empty)} (each row needs {', '.join(need)})" if empty else None
+
+
+def csv_date(given: str, csv_path: Path, line: int) -> dt.date:
+    """The ISO date of ``line`` of a labels CSV; a :class:`DataError` naming the line otherwise."""
+    try:
+        return dt.date.fromisoformat(given.strip())
+    except ValueError:
+        raise DataError(f"{csv_path}: line {line}: expected an ISO date YYYY-MM-DD, got {given!r}") from None

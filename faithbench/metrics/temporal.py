@@ -158,6 +158,7 @@ class VisitRelevanceMass(TemporalMetric):
     info = MetricInfo("visit_relevance_mass", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), postprocess="relu", paper="Arras et al. 2022, per visit")
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion"}
+    version: ClassVar[str] = "2"  # 2: the chance over the visits the value averages (those with positive saliency)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         self.check(ctx)

@@ -199,8 +199,9 @@ def test_folder_bad_input(tmp_path):
                          ("p1,2020-02-01,p1_v0.png,", "line 3: empty label"),
                          ("p1,2020-02-01,p1_v0.png", "line 3: empty label"),
                          ("p1,2020-02-01", "line 3: empty path, label"),
-                         ("p0,2020-03-01,p0_v0.png,well", "line 3: the same patient_id, path as an earlier row "
-                                                          "(p0, p0_v0.png): one row per image")):
+                         ("p0,2020-03-01,p0_v0.png,well", "line 3: the image of line 2 again (p0_v0.png)"),
+                         ("p0,2020-03-01,./p0_v0.png,well", "line 3: the image of line 2 again"),  # a diff review:
+                         ("p5,2020-03-01,p0_v0.png,well", "line 3: the image of line 2 again")):  # text, not files
         (tmp_path / "rows.csv").write_text(head + bad + "\n")
         with pytest.raises(DataError, match=rf"rows.csv: {re.escape(message)}"):
             LongitudinalFolder("train", path="img", labels="rows.csv", root=str(tmp_path))

@@ -218,3 +218,18 @@ def test_a_distilled_deit_reads_both_tokens_and_attention_pooling_is_skipped():
     reason = explainers.get("attention")().unsupported_reason(pooled, torch.rand(1, 1, 32, 32))
     assert reason and "attention pooling (global_pool 'map') has no token readout" in reason
     assert explainers.get("attention")(query="mean").unsupported_reason(pooled, torch.rand(1, 1, 32, 32)) is None
+
+
+def test_chefer_without_identity_is_accumulated_not_subtracted_and_int_patch_sizes_work():
+    """A diff review: R - I computed by subtracting I from float32 R lost digits (2.7e-3 relative on a random
+    ViT); a plugin's patch embedding storing patch_size as an int crashed token_map."""
+    g = torch.Generator().manual_seed(0)
+    attns = [torch.rand(2, 2, 5, 5, generator=g, dtype=torch.float64).softmax(-1) for _ in range(3)]
+    grads = [torch.randn(2, 2, 5, 5, generator=g, dtype=torch.float64) for _ in range(3)]
+    exact = gradient_weighted_rollout(attns, grads) - torch.eye(5, dtype=torch.float64)
+    assert torch.allclose(gradient_weighted_rollout(attns, grads, identity=False), exact, atol=1e-15)
+    single = gradient_weighted_rollout([a.float() for a in attns], [d.float() for d in grads], identity=False)
+    assert ((single.double() - exact).abs().max() / exact.abs().max()) < 1e-6
+    model = _vit()
+    model.patch_embed.patch_size = 1  # vit_tiny's hybrid embed, as an int
+    assert explainers.get("attention")()(model, _x(), torch.tensor([0, 1])).shape == (2, 32, 32)

@@ -151,6 +151,11 @@ def test_per_visit_localisation_known_answer():
     assert torch.allclose(visit_importance(s), torch.tensor([[100.0, 4.0, 2.0]]))
     empty, _ = visit_pointing_game(s, torch.zeros_like(lesion))
     assert math.isnan(empty[0])
+    # a lesion visit without positive saliency leaves the value and its chance alike (a diff review: the
+    # value averaged visit 1 alone, the chance visits 1 and 2)
+    s[0, 2] = -1.0
+    mass, chance = visit_relevance_mass(s, lesion)
+    assert torch.allclose(mass, torch.tensor([3 / 4])) and torch.allclose(chance, torch.tensor([4 / 16]))
 
 
 def test_temporal_occlusion_recovers_the_one_visit():
