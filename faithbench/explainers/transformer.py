@@ -136,13 +136,15 @@ def token_map(relevance: Tensor, weights: Tensor, model: nn.Module, spatial: tup
     ``weights`` (B, N) (:func:`readout_weights`), upsampled bilinearly to the pixels the patches
     cover (grid x patch size); the pixels past them, which the patch embedding drops, get 0."""
     n_prefix = int(getattr(model, "num_prefix_tokens", 1))
-    grid = tuple(model.patch_embed.grid_size)  # type: ignore[union-attr]
+    embed: Any = model.patch_embed
+    grid = tuple(embed.dynamic_feat_size(tuple(spatial)) if getattr(model, "dynamic_img_size", False)
+                 and hasattr(embed, "dynamic_feat_size") else embed.grid_size)  # the input's grid (a review: failed)
     rows = torch.einsum("bq,bqk->bk", weights.to(relevance.dtype), relevance)[:, n_prefix:]
     if rows.shape[-1] != grid[0] * grid[1]:
         raise ValueError(f"expected {grid[0]}x{grid[1]} patch tokens (patch_embed.grid_size), got "
                          f"{rows.shape[-1]}: is the input the size the model was built for?")
     patches = rows.reshape(rows.shape[0], 1, *grid)
-    patch = getattr(model.patch_embed, "patch_size", None) or (0, 0)  # type: ignore[union-attr]
+    patch = getattr(embed, "patch_size", None) or (0, 0)
     patch = (patch, patch) if isinstance(patch, int) else tuple(patch)  # a plugin's embedding may store an int
     covered = tuple(g * p for g, p in zip(grid, patch))
     if not all(0 <= s - c < p for s, c, p in zip(spatial, covered, patch)):  # not the floor of a plain patchify

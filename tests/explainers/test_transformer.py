@@ -233,3 +233,26 @@ def test_chefer_without_identity_is_accumulated_not_subtracted_and_int_patch_siz
     model = _vit()
     model.patch_embed.patch_size = 1  # vit_tiny's hybrid embed, as an int
     assert explainers.get("attention")()(model, _x(), torch.tensor([0, 1])).shape == (2, 32, 32)
+
+
+def test_a_dynamic_size_vit_is_explained_on_the_inputs_own_grid():
+    """Helper reviews: a timm ViT with dynamic_img_size, given another input size, passed the support check
+    and failed its cell (the grid of the size it was built for)."""
+    import timm
+    import torch.nn.functional as F
+
+    from faithbench.explainers.transformer import readout_weights
+
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, embed_dim=48,
+                              depth=1, num_heads=2, num_classes=2, in_chans=1, dynamic_img_size=True).eval()
+    x = torch.rand(1, 1, 40, 48, generator=torch.Generator().manual_seed(2))
+    ours = explainers.get("attention")()(model, x, torch.tensor([1]))
+    tokens = []
+    handle = model.norm.register_forward_hook(lambda _m, _i, out: tokens.append(out.detach()))
+    with recorded_attention(model) as maps, torch.no_grad():
+        model(x)
+    handle.remove()
+    rows = (readout_weights(model, tokens[-1], "auto")[:, :, None] * maps[-1].mean(1)).sum(1)[:, 1:]
+    expected = F.interpolate(rows.reshape(1, 1, 5, 6), size=(40, 48), mode="bilinear", align_corners=False)[:, 0]
+    assert torch.allclose(ours, expected, atol=1e-6)
