@@ -27,7 +27,7 @@ from faithbench.configurable import AT_LEAST_ONE, Bound, check_bound
 from faithbench.datasets.base import BaseDataset, Split, check_train_classes, stratified_order
 from faithbench.datasets.folder_split import Row, check_train_patients, empty_split, patient_ids, patient_split
 from faithbench.datasets.images import LOSSY_SUFFIXES, binarise_mask, fit_square, read_image, resize_mask, scan_images
-from faithbench.datasets.paths import DataError, csv_image, resolve_path
+from faithbench.datasets.paths import DataError, csv_image, csv_row_problem, resolve_path
 from faithbench.registry import datasets
 from faithbench.types import Sample, edit_distance
 
@@ -90,10 +90,9 @@ def read_csv_rows(folder: Path, csv_path: Path, lines: list[int] | None = None) 
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
             raise DataError(f"{csv_path}: expected columns path,label[,patient_id], got {reader.fieldnames}")
         for line, row in enumerate(reader, start=2):
+            if problem := csv_row_problem(row, ("path", "label")):
+                raise DataError(f"{csv_path}: line {line}: {problem}")
             given, label = row["path"] or "", (row["label"] or "").strip()
-            if not given.strip() or not label:
-                raise DataError(f"{csv_path}: line {line}: empty {'label' if given.strip() else 'path'} "
-                                "(expected an image path and a class name or index)")
             pid = (row.get("patient_id") or "").strip() or None
             rows.append((csv_image(folder, given, csv_path, line), label, pid))
             if lines is not None:

@@ -93,8 +93,9 @@ __all__ = ["ENV_VAR", "OFFLINE_VAR", "DataError", "csv_image", "data_root", "dow
 
 def csv_row_problem(row: dict[str, str | None], need: tuple[str, ...]) -> str | None:
     """Why a labels-CSV row cannot be used, or None: a field of ``need`` missing or blank (a short
-    row reads as None). A held-out review: a blank patient_id merged six rows of four patients into
-    one patient '', a blank label became a class '', a short row crashed with AttributeError."""
+    row reads as None); ``folder``'s and ``longitudinal_folder``'s readers share it. A held-out
+    review: a blank patient_id merged six rows of four patients into one patient '', a blank label
+    became a class '', a short row crashed with AttributeError."""
     empty = [name for name in need if not (row.get(name) or "").strip()]
     return f"empty {', '.join(empty)} (each row needs {', '.join(need)})" if empty else None
 

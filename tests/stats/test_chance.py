@@ -65,8 +65,6 @@ def test_a_model_below_chance_is_marked_too():
 def test_a_multilabel_class_at_chance_is_marked_under_a_macro_auc_that_is_not():
     """A held-out review: multi-label leaderboards are per class, but only the macro CI decided, so
     a class at chance (its own CI containing 0.5) under a good macro AUC was never marked."""
-    import torch
-
     from faithbench.models.training import auc_ci, class_auc_cis, multilabel_metrics
 
     torch.manual_seed(0)
