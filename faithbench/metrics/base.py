@@ -220,6 +220,8 @@ class Metric(Configurable):
         raise NotImplementedError
 
     def __call__(self, ctx: EvalContext) -> MetricOutput:
+        if not torch.isfinite(ctx.saliency).all():  # a review: NaN was ranked first, skipped or a NaN, by metric
+            raise ValueError(f"{self.name}: saliency contains NaN or Inf; expected finite maps")
         out = MetricOutput.of(self.compute(ctx, self.prepare(ctx)))
         b = ctx.x.shape[0]
         if tuple(out.value.shape) != (b,):

@@ -34,6 +34,30 @@ def test_known_answers():
         top_k_intersection(s, TOP_ROW, 5)
 
 
+def test_attribution_localisation_signed_map_is_undefined(make_ctx, tiny_cnn):
+    # postprocess none on a signed map: R_in / R_tot would be 2.0 and -1.0 (a review), no share
+    signed = torch.tensor([[[2.0, 0.0], [-1.0, 0.0]], [[-1.0, 0.0], [2.0, 0.0]], [[2.0, 0.0], [1.0, 1.0]]])
+    mask = TOP_ROW.expand(3, 2, 2)
+    value = attribution_localisation(signed, mask)
+    assert math.isnan(value[0].item()) and math.isnan(value[1].item())
+    assert value[2].item() == pytest.approx(0.5)
+    ctx = make_ctx(tiny_cnn(), torch.rand(3, 1, 2, 2), signed, masks={"lesion": mask})
+    value = AttributionLocalisation(postprocess="none")(ctx).value
+    assert value.isnan().tolist() == [True, True, False]
+    assert AttributionLocalisation()(ctx).value.tolist() == pytest.approx([2 / 3, 1 / 3, 0.5])  # abs, the default
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_metric_classes_refuse_non_finite_maps(make_ctx, tiny_cnn, bad):
+    # a review: the same NaN pixel was ranked first by one metric, skipped by another, NaN in a third
+    sal = torch.rand(2, 4, 4)
+    sal[0, 1, 1] = bad
+    ctx = make_ctx(tiny_cnn(), torch.rand(2, 1, 4, 4), sal, masks={"lesion": torch.ones(2, 4, 4, dtype=torch.bool)})
+    for metric in (AttributionLocalisation(), ROCAUC()):
+        with pytest.raises(ValueError, match="saliency contains NaN or Inf"):
+            metric(ctx)
+
+
 def _masks(b, size, gen):
     mask = torch.zeros(b, size, size, dtype=torch.bool)
     mask[:, 2:6, 3:7] = True

@@ -23,14 +23,15 @@ def attribution_localisation(saliency: Tensor, mask: Tensor, *, weighted: bool =
     """Attribution localisation (Kohlbrenner et al. 2020, "Towards best practice in explaining
     neural network decisions with LRP"): the share of the (non-negative: post-process first)
     attribution inside the mask, μ = R_in / R_tot; ``weighted``: μ_w = μ · N / |M|, so that a
-    uniform map scores 1. NaN for an empty mask or no attribution."""
+    uniform map scores 1. NaN for an empty mask, no attribution, or a negative attribution anywhere
+    (``postprocess: none`` on a signed map: μ is then no share; a review got 2.0 and -1.0)."""
     s, m = _check(saliency, mask)
     total, inside = s.sum(1), (s * m).sum(1)
     value = inside / torch.where(total != 0, total, torch.ones_like(total))
     area = m.sum(1)
     if weighted:
         value = value * m.shape[1] / area.clamp(min=1)
-    undefined = (total <= 0) | (area == 0)
+    undefined = (total <= 0) | (area == 0) | (s < 0).any(1)
     return value.masked_fill(undefined, float("nan")).float()
 
 
