@@ -103,6 +103,13 @@ def _size_hint(model: nn.Module, problem: str, spatial: tuple[int, ...]) -> str:
             f"{{size: [H, W]}} in the model entry resizes the images to it)")
 
 
+def _needs_twin(suite: Any) -> bool:
+    """Whether a metric of ``suite`` needs the permuted-label twin (``data_randomization``)."""
+    from faithbench.registry import metrics
+
+    return any("permuted_model" in metrics.get(m.name).info.requires for m in suite.metrics)
+
+
 def check_models(suite: Any, source: str, built: dict[str, Any], explainers: list[Any],
                  error: type[Exception]) -> None:
     """Build each (model, dataset) pair on the meta device (see the module docstring), run one
@@ -118,6 +125,12 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                               f"metrics' randomness: a deterministic explainer and metric give the same value under "
                               f"every seed (the statistics average a sample's seeds, so the copies add no "
                               f"evidence, only time)", SuiteWarning, stacklevel=2)
+    for i, mspec in enumerate(suite.models if _needs_twin(suite) else []):
+        if mspec.recipe is None:  # a review: its weights file played no part in the twin
+            warnings.warn(f"{source}: models[{i}] {mspec.label!r} has no recipe: data_randomization trains its "
+                          f"permuted-label twin from a fresh init with the default recipe (Recipe(): 4 epochs), not "
+                          f"as this model was trained; give the model entry a recipe to choose it",
+                          SuiteWarning, stacklevel=2)
     pairs, runs = model_dataset_pairs(suite, built), []  # runs: per pair checked, whether some explainer runs
     for i, mspec, label, dataset in pairs:
         if not _buildable(mspec):

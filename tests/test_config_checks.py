@@ -230,6 +230,23 @@ def test_seeds_over_a_model_not_trained_here_warn(tmp_path):
         _load(tmp_path, _with_weights(_weights(tmp_path, width=8)))  # one seed: silent
 
 
+def test_data_randomization_over_a_model_without_recipe_warns(tmp_path):
+    """A held-out review: the twin of a weights-file model was trained from a fresh init with the
+    default recipe, unrelated to the file, and validate accepted it silently."""
+    import warnings
+
+    from faithbench.config import SuiteWarning
+
+    fixed = _with_weights(_weights(tmp_path, width=8)).replace("[pointing_game]", "[data_randomization]")
+    with pytest.warns(SuiteWarning, match=r"models\[0\] 'small_cnn' has no recipe: data_randomization trains its "
+                                          r"permuted-label twin from a fresh init with the default recipe"):
+        _load(tmp_path, fixed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SuiteWarning)
+        _load(tmp_path, BASE.replace("[pointing_game]", "[data_randomization]"))  # a recipe: silent
+        _load(tmp_path, _with_weights(_weights(tmp_path, width=8)))  # no twin needed: silent
+
+
 def test_a_suite_without_its_control_is_warned_of(tmp_path):
     """A held-out review: with no random control the tables could not tell 'not tested' from 'not
     better', and validate said nothing."""

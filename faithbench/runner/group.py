@@ -93,6 +93,7 @@ class GroupOutput:
 
 _BUILT: OrderedDict[str, BaseDataset] = OrderedDict()  # recently built splits of this process
 _BUILT_MAX = 6
+TWIN_FIT_MIN = 0.9  # below: the permuted-label twin is warned of as not having memorised its labels
 RELIANCE_VERSION = "1"  # in the cache key of the reliance rows: bump when sample_drops changes
 
 
@@ -203,6 +204,16 @@ def compute_group(group: Group, settings: RunSettings, store: Cache, splits: dic
     out.model_row = {"model": mspec.label, "dataset": dspec.label, "seed": seed, **ckpt.metrics,
                      "architecture": mspec.name, "checkpoint": ckpt.key, "origin": ckpt.origin,
                      "parameters": ckpt.info.get("parameters")}
+    if twin is not None:  # data_randomization's twin: how well it fitted its permuted labels (a review)
+        fit = twin.metrics.get("permuted_fit")
+        out.model_row.update(permuted_fit=fit, permuted_accuracy=twin.metrics.get("accuracy"),
+                             permuted_checkpoint=twin.key)
+        if fit is not None and fit < TWIN_FIT_MIN:
+            out.warnings.append(f"the permuted-label twin of {mspec.label} on {dspec.label} (seed {seed}) fits "
+                                f"{fit:.3f} of the permuted training labels it was trained on (Adebayo et al. "
+                                f"2018's memorises them): data_randomization compares with a network that learnt "
+                                f"little, much like a weight-randomisation check")
+            out.log.append(f"warning: {out.warnings[-1]}")
     out.model_input = ckpt.info.get("input")  # the input transform in front of the net (pretrained config)
     test = splits["test"]
     if can_intervene(test):

@@ -131,6 +131,25 @@ def test_data_randomization_trains_a_permuted_twin(tmp_path):
     assert values.loc["saliency"].mean() < 0.95
     again = run_suite(suite, tmp_path / "out2", cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
     assert again.computed == {"checkpoints": 0, "saliency": 0, "scores": 0}
+    # the twin's fit to the permuted labels it was trained on, in models.csv, and warned of below 0.9 (a review:
+    # the sanity suite's twin fitted 0.539 and nothing said so)
+    import torch
+
+    from faithbench.models.checkpoint import load_checkpoint
+    from faithbench.runner.group import build_dataset
+
+    row = pd.read_csv(tmp_path / "out2" / "models.csv").iloc[0]
+    train = build_dataset("phantom_cxr", "train", {"n": 96, "size": 32})
+    twin = load_checkpoint(suite.models[0], train, train, train, 0, Cache(tmp_path / "cache"), permute_labels=True)
+    assert twin.origin == "cache" and twin.key == row["permuted_checkpoint"]
+    x, y = train.tensors()
+    shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(7919))]  # seed 0's permutation
+    with torch.no_grad():
+        fit = (twin.model.eval()(x).argmax(-1) == shuffled).double().mean().item()
+    assert row["permuted_fit"] == pytest.approx(fit) and 0.3 < fit < 0.9
+    assert row["permuted_accuracy"] == pytest.approx(twin.metrics["accuracy"])
+    warned = json.loads((tmp_path / "out2" / "manifest.json").read_text())["data_warnings"]
+    assert [w for w in warned if "permuted-label twin" in w and f"fits {fit:.3f}" in w]
 
 
 def test_gallery_and_reliance_are_written(two_runs):
