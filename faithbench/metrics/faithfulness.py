@@ -2,9 +2,9 @@
 2018, RISE), MoRF/LeRF AOPC (Samek et al. 2017), and region deletion correlation.
 
 Shared options (every perturbation metric): ``steps``; ``patch`` (feature unit: 1 = pixel/voxel,
-p = p x p (x p) patches ranked by summed saliency); ``baseline`` (``zero`` = the dataset's
-background, ``blur`` (Gaussian, ``sigma`` px), ``mean``, ``noise``, ``uniform``; see
-:func:`~faithbench.metrics.functional.perturbation.make_baseline`); ``score`` (``prob``,
+p = p x p (x p) patches ranked by summed saliency, an edge patch cut by the border by its mean);
+``baseline`` (``zero`` = the dataset's background, ``blur`` (Gaussian, ``sigma`` px), ``mean``, ``noise``,
+``uniform``; see :func:`~faithbench.metrics.functional.perturbation.make_baseline`); ``score`` (``prob``,
 ``logit``, ``correct``; on a multi-label dataset ``prob`` is the sigmoid of the target logit and
 ``correct`` whether the target logit is > 0); ``max_batch``  (perturbed images per forward chunk: bounds memory, not
 the result).
@@ -44,6 +44,7 @@ class PerturbationMetric(Metric):
     """Shared machinery: validated options and the memoised ranking, baseline and curve."""
 
     insertion: ClassVar[bool] = False
+    version: ClassVar[str] = "2"  # 2: an edge patch cut by the border ranked by its mean (feature_ranks)
     bounds: ClassVar[dict[str, Bound]] = {"steps": AT_LEAST_ONE, "patch": AT_LEAST_ONE, "max_batch": AT_LEAST_ONE,
                                           "sigma": POSITIVE}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": _SCORES, "baseline": BASELINES,
@@ -160,8 +161,8 @@ _AOPC_DEFAULTS: dict[str, Any] = {**_PERTURBATION_DEFAULTS, "steps": 100, "patch
 @metrics.register("morf_aopc")
 class MoRFAOPC(AOPC):
     """MoRF AOPC (Samek et al. 2017, region perturbation): rank non-overlapping p x p (x p)
-    patches by summed saliency, most relevant first (seeded tie-break), replace one more patch per
-    step by the baseline, and average the score drop,
+    patches by summed saliency (an edge patch by its mean), most relevant first (seeded tie-break),
+    replace one more patch per step by the baseline, and average the score drop,
 
         AOPC = 1 / (L + 1) * sum_{k=0..L} (f(x) - f(x_MoRF^(k))),  L = min(steps, #patches).
 
@@ -212,6 +213,7 @@ class RegionDeletionCorrelation(PerturbationMetric):
     visits of a sequence) contains every other region. Defaults:
     ``baseline: zero``, softmax probability. No ranking, so no ``steps``/``patch``."""
 
+    version: ClassVar[str] = "1"  # ranks nothing: PerturbationMetric's 2 did not change it
     info = MetricInfo("region_deletion_correlation", higher_is_better=True, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Hesse et al. 2023, FunnyBirds (single deletion)")
     defaults: ClassVar[dict[str, Any]] = {"regions": [], "exclude": ["lesion", "marker", "body", "lung_lesion_side",

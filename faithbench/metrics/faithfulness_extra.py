@@ -48,6 +48,8 @@ def _info(name: str, higher: bool, paper: str, postprocess: str = "none") -> Met
 class ExtraFaithfulness(PerturbationMetric):
     """Shared: the scorer and the baseline image of this metric's options."""
 
+    version: ClassVar[str] = "1"  # 2 where the metric ranks patches (PerturbationMetric's 2)
+
     def scorer(self, ctx: EvalContext) -> fx.Scorer:
         return fx.Scorer(ctx.predict, self.score_for(ctx), self.max_batch)  # type: ignore[arg-type]
 
@@ -128,6 +130,7 @@ class Monotonicity(ExtraFaithfulness):
     inserts x's values Quantus agrees with ours (the test shows both)."""
 
     info = _info("monotonicity", True, "Arya et al. 2019, One explanation does not fit all (AIX360)", "abs")
+    version: ClassVar[str] = "2"  # 2: an edge patch cut by the border ranked by its mean
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "steps": 100}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
@@ -242,10 +245,12 @@ class IROF(ExtraFaithfulness):
 @metrics.register("selectivity")
 class Selectivity(ExtraFaithfulness):
     """Selectivity (Montavon et al. 2018): remove p x p (x p) patches one more at a time in
-    descending order of summed saliency; value = AUC of f(x^(k)) over the fraction of patches
-    removed. Lower is better. Defaults: ``patch: 8`` (Quantus'), ``zero`` baseline, softmax
+    descending order of summed saliency (an edge patch by its mean); value = AUC of f(x^(k)) over the
+    fraction of patches removed. Lower is better. Defaults: ``patch: 8`` (Quantus'), ``zero`` baseline, softmax
     probability. Quantus' ``Selectivity`` gives the same curve (without f(x) at k = 0) to 1e-4; its
     AUC is np.trapz with dx = 1 over the steps, ours over the fraction in [0, 1]."""
+
+    version: ClassVar[str] = "2"  # 2: an edge patch cut by the border ranked by its mean
 
     info = _info("selectivity", False, "Montavon et al. 2018, Methods for interpreting and understanding deep "
                  "neural networks")

@@ -11,8 +11,7 @@ import torch
 from torch import Tensor
 
 from faithbench.metrics.functional.faithfulness_extra import Scorer, feature_attribution, feature_ids
-from faithbench.metrics.functional.perturbation import (_check_saliency, feature_ranks, perturbation_curve,
-                                                       pool_features)
+from faithbench.metrics.functional.perturbation import _check_saliency, feature_ranks, perturbation_curve
 
 
 def patch_removal_curve(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, replacement: Tensor) -> Tensor:
@@ -24,12 +23,12 @@ def patch_removal_curve(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor
     return curve
 
 
+
+
 def mean_ranks(saliency: Tensor, patch: int, generator: torch.Generator) -> Tensor:
-    """Per-pixel ranks of patches by MEAN saliency, descending, seeded tie-break (edge patches that
-    are smaller than p^d are ranked by their own mean)."""
-    ids, _ = feature_ids(tuple(saliency.shape[1:]), patch, saliency.device)
-    sizes = pool_features(torch.ones_like(saliency[:1]), patch).flatten()
-    return feature_ranks(saliency / sizes[ids][None], patch=patch, generator=generator)
+    """Per-pixel ranks of patches by mean saliency, descending, seeded tie-break: :func:`feature_ranks`,
+    which ranks an edge patch smaller than p^d by its own mean too."""
+    return feature_ranks(saliency, patch=patch, generator=generator)
 
 
 def irof(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *, patch: int = 8,
@@ -45,7 +44,7 @@ def irof(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacemen
     better. Segments: a regular p x p (x p) grid (2D and 3D alike, no superpixel dependency).
     Returns the value ``(B,)`` and the curve f(x^(k)) / f(x) ``(B, L + 1)``."""
     _check_saliency(x, saliency)
-    ranks = mean_ranks(saliency.to(x.device).float(), patch, generator)
+    ranks = feature_ranks(saliency.to(x.device).float(), patch=patch, generator=generator)
     curve = patch_removal_curve(scorer, x, target, ranks, replacement)
     curve = curve / curve[:, :1]
     fractions = torch.linspace(0, 1, curve.shape[1], device=curve.device)
@@ -56,7 +55,7 @@ def selectivity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, rep
                 generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Selectivity (Montavon et al. 2018, "Methods for interpreting and understanding deep neural
     networks", Digital Signal Processing): patches are removed one more at a time in descending
-    order of summed saliency (seeded tie-break), and
+    order of their saliency (summed; an edge patch by its mean, :func:`feature_ranks`; seeded tie-break), and
 
         selectivity = trapezoid_k ( f(x^(k)) ,  k / L ),   k = 0..L,
 
