@@ -210,8 +210,10 @@ def check_samples(samples: list[Sample], dataset: Any, where: str) -> None:
         check_image_axes(s, dataset, where)
         shape = tuple(s.image.shape) if shape is None else shape
         if tuple(s.image.shape) != shape:
+            hint = ("; its `size` parameter resamples every image to one grid" if hasattr(dataset, "size")
+                    and getattr(dataset, "size", None) is None else "")  # a review: the fix went unsaid
             raise DataError(f"{where}: sample {s.id!r} has an image of shape {tuple(s.image.shape)}, the first "
-                            f"{shape}: every image of a dataset must have one shape")
+                            f"{shape}: every image of a dataset must have one shape{hint}")
         if not bool(torch.isfinite(s.image).all()):
             raise DataError(f"{where}: sample {s.id!r}: its image has NaN or Inf values")
         if getattr(dataset, "multilabel", False):

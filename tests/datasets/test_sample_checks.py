@@ -58,6 +58,22 @@ def test_check_samples_names_the_sample(flaw, message):
     check_samples([Broken()[i] for i in range(12)], Broken(), "fine")  # the same without the flaw
 
 
+def test_a_shape_mismatch_names_the_size_parameter_where_the_dataset_has_one():
+    """A held-out review: two volumes of different native grids, no `size`: the error did not say
+    that `size` resamples them to one grid (here a dataset with an unset `size`, as `volume`'s)."""
+    class Resizable(Broken):
+        def __init__(self, size=None, **kw):
+            super().__init__(**kw)
+            self.size = size
+
+    samples = [Broken(flaw="shape")[i] for i in range(12)]
+    with pytest.raises(DataError, match=r"must have one shape; its `size` parameter resamples every image to one "
+                                        r"grid$"):
+        check_samples(samples, Resizable(), "volume")
+    with pytest.raises(DataError, match=r"must have one shape$"):
+        check_samples(samples, Resizable(size=[8, 8, 8]), "volume")  # set, yet mixed: no such advice
+
+
 def test_a_run_on_such_a_dataset_exits_2_naming_the_sample(tmp_path, capsys):
     datasets.register("zz_broken")(Broken)
     try:

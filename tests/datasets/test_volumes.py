@@ -9,7 +9,8 @@ from faithbench.registry import datasets  # noqa: E402
 
 CT = {"image": "totalsegmentator/example_ct.nii.gz", "label_map": "totalsegmentator/example_seg.nii.gz"}
 MR = {"image": "totalsegmentator/example_mr_sm.nii.gz", "label_map": "totalsegmentator/example_seg_mr.nii.gz"}
-NAMES = "totalsegmentator/class_map_total.json"
+NAMES = "totalsegmentator/class_map_total.json"  # the CT ids; the MR label map has TotalSegmentator's
+# total_mr ids, which agree with these for ids 1-9 only (liver, spleen, stomach: what the MR is read for here)
 
 
 def _centre(mask):
