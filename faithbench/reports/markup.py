@@ -42,11 +42,13 @@ def format_number(value: float, digits: int = 3) -> str:
 
 
 def format_fixed(value: float, decimals: int = 3) -> str:
-    """``decimals`` fixed decimals (a column of the leaderboard, :func:`column_decimals`); "–" for NaN."""
+    """``decimals`` fixed decimals (a column of the leaderboard, :func:`column_decimals`); negative ``decimals``
+    (-k): k significant digits in scientific notation (7.69e-07); "–" for NaN. Never a minus on a zero."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    text = f"{float(value):.{decimals}f}"
-    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # -1e-17 is 0.000, not -0.000
+    text = f"{float(value):.{-decimals - 1}e}" if decimals < 0 else f"{float(value):.{decimals}f}"
+    zero = float(value) == 0 or (decimals >= 0 and not text.strip("-0."))
+    return text[1:] if text.startswith("-") and zero else text  # -1e-17 is 0.000, not -0.000
 
 
 def column_decimals(means: list[float], best: list[float], runner_up: float, decimals: int = 3,
@@ -57,14 +59,28 @@ def column_decimals(means: list[float], best: list[float], runner_up: float, dec
     which mixed 0.000551 with 0.011 in one column), and each of ``best`` (the bold, rank-1 means) prints
     apart from ``runner_up`` (the mean of the best cell not ranked 1; NaN: none) where the two differ (a
     held-out review: five cells read 0.525, one of them bold). Example: means [0.01049, 0.0102], the first
-    bold -> 4 (0.0105, 0.0102; with 3 both read 0.010)."""
-    small = [abs(float(m)) for m in means  # float noise (below 10^-most) asks for no more decimals
-             if m is not None and math.isfinite(m) and 10 ** -most <= abs(m) < 10 ** -decimals]
+    bold -> 4 (0.0105, 0.0102; with 3 both read 0.010).
+
+    Float noise (a mean below 10^-most times the column's largest |mean|, e.g. 1e-17 beside 0.4) asks for
+    no more decimals. A column whose other nonzero means need more than ``most`` decimals is scientific:
+    -k, k significant digits (:func:`format_fixed`), 3 or more, up to ``most``, until the bold cell prints
+    apart from the runner-up (a held-out review: means of 1e-7 printed 0.000 [0.000, 0.000] in every cell,
+    one bold, four with ``*``; the 10^-6 cut was absolute, so it took a column of real 1e-7 values for
+    noise). Example: means [7.69e-07, 9.16e-08] -> -3 (7.69e-07, 9.16e-08)."""
+    finite = [abs(float(m)) for m in means if m is not None and math.isfinite(m)]
+    top = max(finite, default=0.0)
+    small = [m for m in finite if top * 10 ** -most <= m < 10 ** -decimals and m > 0]
     need = max([1 - math.floor(math.log10(m)) for m in small], default=decimals)
-    out = min(most, max(decimals, need))
-    while out < most and any(abs(b - runner_up) >= 10 ** -most  # a smaller difference is float noise
-                             and format_fixed(b, out) == format_fixed(runner_up, out)
-                             for b in best if math.isfinite(b) and math.isfinite(runner_up)):
+    pairs = [(b, runner_up) for b in best if math.isfinite(b) and math.isfinite(runner_up)]
+    if need > most:
+        out = -decimals
+        while -out < most and any(abs(b - r) > top * 10 ** -most and format_fixed(b, out) == format_fixed(r, out)
+                                  for b, r in pairs):
+            out -= 1
+        return out
+    out = max(decimals, need)
+    while out < most and any(abs(b - r) >= 10 ** -most  # a smaller difference is float noise
+                             and format_fixed(b, out) == format_fixed(r, out) for b, r in pairs):
         out += 1
     return out
 

@@ -50,7 +50,7 @@ class Cell:
     best: bool
     significant: bool
     n: int | None = None  # samples with a defined value
-    decimals: int = 3  # the column's (:func:`~faithbench.reports.markup.column_decimals`)
+    decimals: int = 3  # the column's (:func:`~faithbench.reports.markup.column_decimals`; -k: scientific)
 
     def number(self) -> str:
         return format_fixed(self.mean, self.decimals)
