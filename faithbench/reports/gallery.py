@@ -6,7 +6,7 @@ Arrays handed over by the runner (the tidy tables cannot hold them); written bes
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -17,11 +17,33 @@ import numpy as np  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
+from faithbench.names import safe_name  # noqa: E402
 from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
 
-__all__ = ["plot_saliency_gallery"]
+__all__ = ["GALLERY_NOTE", "gallery_stem", "missing_galleries", "plot_saliency_gallery"]
 
 CBAR_INCHES = 0.9  # figure width added per colour bar
+GALLERY_NOTE = ("the saliency gallery is drawn by `faithbench run` from the maps, which the tables do not hold, and "
+                "is not rebuilt by `faithbench report`; rerun the suite into this folder (its cached maps make it "
+                "quick)")
+
+
+def gallery_stem(dataset: str, model: str) -> str:
+    """The file stem of a (dataset, model)'s gallery in ``plots/``: ``gallery_<dataset>_<model>``."""
+    return f"gallery_{safe_name(str(dataset))}_{safe_name(str(model))}"
+
+
+def missing_galleries(run_dir: Path, pairs: Iterable[tuple[object, object]] | None = None) -> list[str]:
+    """``dataset / model`` of each (dataset, model) of ``pairs`` (default: those of the run's ``leaderboard.csv``;
+    once each, in order) without its gallery PNG in ``run_dir / "plots"``: a report rebuilt after ``plots/`` was
+    deleted cannot draw it (:data:`GALLERY_NOTE`; a held-out review: it vanished from index.html unsaid)."""
+    if pairs is None:
+        import pandas as pd
+
+        board = pd.read_csv(Path(run_dir) / "leaderboard.csv", usecols=["dataset", "model"], dtype=str)
+        pairs = zip(board["dataset"], board["model"])
+    pairs = list(dict.fromkeys((str(d), str(m)) for d, m in pairs))
+    return [f"{d} / {m}" for d, m in pairs if not (Path(run_dir) / "plots" / f"{gallery_stem(d, m)}.png").is_file()]
 
 
 def _numpy(array) -> np.ndarray:

@@ -340,8 +340,12 @@ def render_html(
                          "original as layers are randomised (a faithful explainer drops)</p>"
                          + _figures(sanity, root, used)))
     gallery = matching("gallery_")
-    if gallery:
-        sections.append(("gallery", "Saliency gallery", _figures(gallery, root, used)))
+    from faithbench.reports.gallery import GALLERY_NOTE, missing_galleries
+
+    missing = missing_galleries(root, zip(board["dataset"], board["model"])) if "model" in board else []
+    if gallery or missing:  # none after plots/ was deleted: say why rather than drop the section
+        note = f'<p class="note">none for {_e(", ".join(missing))}: {_e(GALLERY_NOTE)}.</p>' if missing else ""
+        sections.append(("gallery", "Saliency gallery", note + _figures(gallery, root, used)))
 
     sections.append(("cost", "Cost", table_html(cost_table, "no cost.csv rows")
                      + '<p class="note">seconds and passes (images forwarded) summed over seeds and metrics; '
