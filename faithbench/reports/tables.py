@@ -332,8 +332,8 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
 
     Sized for one column of ``article`` (345 pt): ``\\footnotesize``, 2.5 pt column gaps, each cell
     two lines (the mean with its marks, then the CI in ``\\scriptsize``; a third, ``n=29``, for a cell
-    with fewer samples than its column), names split after their underscores, n under each metric
-    name. Above the metric names, a row of their categories (``\\multicolumn`` with a ``\\cmidrule``
+    with fewer samples than its column), names split after underscores (:func:`latex_breakable`), n under
+    each metric name. Above the metric names, a row of their categories (``\\multicolumn`` with a ``\\cmidrule``
     under each; none when no metric has a category); below the explainers, after a ``\\midrule``,
     the "chance" row when a metric has a chance level. A table still wider than ``\\linewidth``
     (many metrics) is scaled down to it by ``\\faithbenchfit``. Needs ``\\usepackage{booktabs}`` and

@@ -100,8 +100,9 @@ def test_latex_is_escaped_booktabs():
     tex = leaderboard_latex(BOARD)
     for command in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{lrr}"):
         assert command in tex
-    # names split after their underscores (narrow columns); the CI on a second, smaller line
-    assert r"d\_1 / m\&n" in tex and r"up\_\\metric $\uparrow$" in tex and r"down\_\\metric $\downarrow$" in tex
+    # names split after an underscore where a line would pass 10 characters (narrow columns); the CI on a
+    # second, smaller line
+    assert r"d\_1 / m\&n" in tex and r"{up\_metric $\uparrow$" in tex and r"down\_\\metric $\downarrow$" in tex
     assert r"\faithbenchcell{\textbf{0.200}$^{*}$\\{\scriptsize [0.100,0.300]}}" in tex
     body = [line for line in tex.splitlines() if line.endswith(r"\\")]
     # Every row has exactly one unescaped column separator per metric.
