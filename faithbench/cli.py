@@ -20,6 +20,7 @@ import argparse
 import re
 import signal
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -257,6 +258,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from faithbench.reports.gallery import GALLERY_NOTE, missing_galleries
     from faithbench.reports.writer import FORMATS, RunFolderError, build_report, is_run_folder
 
     run_dir = Path(args.run_dir)
@@ -277,6 +279,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise InputError(f"{run_dir}: cannot write the report: {exc.strerror or exc}{where}") from None
     for path in written:
         print(path)
+    if missing := missing_galleries(run_dir):  # plots/ deleted: a held-out review saw the gallery go unsaid
+        print(f"faithbench: warning: no saliency gallery for {', '.join(missing)}: {GALLERY_NOTE}", file=sys.stderr)
     return 0
 
 
@@ -336,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from faithbench.progress import quiet
 
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    main_thread = threading.current_thread() is threading.main_thread()  # signal handlers: the main thread only
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         with warnings.catch_warnings():
             from faithbench.datasets.paths import DataWarning
@@ -358,12 +363,6 @@ def _version() -> str:
         return metadata.version("faithbench")
     except metadata.PackageNotFoundError:  # run from a source tree that is not installed
         return "(not installed)"
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _dispatch(args: argparse.Namespace) -> int:

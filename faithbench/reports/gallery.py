@@ -6,7 +6,7 @@ Arrays handed over by the runner (the tidy tables cannot hold them); written bes
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -17,11 +17,33 @@ import numpy as np  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
-from faithbench.reports.figure import RC as _RC, save as _save  # noqa: E402
+from faithbench.names import safe_name  # noqa: E402
+from faithbench.reports.figure import RC as _RC, save as _save, short_labels  # noqa: E402
 
-__all__ = ["plot_saliency_gallery"]
+__all__ = ["GALLERY_NOTE", "gallery_stem", "missing_galleries", "plot_saliency_gallery"]
 
 CBAR_INCHES = 0.9  # figure width added per colour bar
+GALLERY_NOTE = ("the saliency gallery is drawn by `faithbench run` from the maps, which the tables do not hold, and "
+                "is not rebuilt by `faithbench report`; rerun the suite into this folder (its cached maps make it "
+                "quick)")
+
+
+def gallery_stem(dataset: str, model: str) -> str:
+    """The file stem of a (dataset, model)'s gallery in ``plots/``: ``gallery_<dataset>_<model>``."""
+    return f"gallery_{safe_name(str(dataset))}_{safe_name(str(model))}"
+
+
+def missing_galleries(run_dir: Path, pairs: Iterable[tuple[object, object]] | None = None) -> list[str]:
+    """``dataset / model`` of each (dataset, model) of ``pairs`` (default: those of the run's ``leaderboard.csv``;
+    once each, in order) without its gallery PNG in ``run_dir / "plots"``: a report rebuilt after ``plots/`` was
+    deleted cannot draw it (:data:`GALLERY_NOTE`; a held-out review: it vanished from index.html unsaid)."""
+    if pairs is None:
+        import pandas as pd
+
+        board = pd.read_csv(Path(run_dir) / "leaderboard.csv", usecols=["dataset", "model"], dtype=str)
+        pairs = zip(board["dataset"], board["model"])
+    pairs = list(dict.fromkeys((str(d), str(m)) for d, m in pairs))
+    return [f"{d} / {m}" for d, m in pairs if not (Path(run_dir) / "plots" / f"{gallery_stem(d, m)}.png").is_file()]
 
 
 def _numpy(array) -> np.ndarray:
@@ -86,6 +108,7 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
         if m.shape != (x.shape[0],) + spatial:
             raise ValueError(f"expected masks of shape {(x.shape[0],) + spatial}, got {tuple(m.shape)}")
     names = list(maps)
+    titles = short_labels(names)  # a long alias overlapped its neighbours' titles (a held-out review)
     n = x.shape[0]
     for given, what in ((labels, "labels"), (probs, "probs")):
         if given is not None and len(given) != n:
@@ -129,7 +152,7 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
                     ax.set_xticks([])
                     ax.set_yticks([])
                     if i == 0 and p == 0:
-                        ax.set_title("image" if c == 0 else names[c - 1], fontsize=9)
+                        ax.set_title("image" if c == 0 else titles[names[c - 1]], fontsize=9)
                     if c == 0:
                         facts = [f"sample {i}"] + ([plane] if plane else [])
                         if p == 0 and labels is not None:
@@ -145,7 +168,7 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
             bar = fig.colorbar(ScalarMappable(Normalize(low, 1.0), cmap=cmap), cax=cax)
             bar.set_label("saliency ÷ p99 of |map|" if low == 0 else "signed saliency ÷ p99 of |map|", fontsize=7)
             bar.ax.tick_params(labelsize=7)
-        return _save(fig, path.parent / path.stem)
+        return _save(fig, path.parent / path.stem, tight=False)  # laid out in inches (colour bars); names shortened
 
 
 def _scale(saliency: np.ndarray) -> float:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from faithbench.reports.markup import _e, table_html
+from faithbench.reports.notes import failed_cells
 from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
                                        control_tested, format_number, leaderboard_tables, significance_note,
                                        split_skipped)
@@ -236,8 +237,9 @@ def render_html(
     ``sanity_``, ``gallery_``, ``strata_`` in their sections; anything else under "Other plots". ``undefined``
     (:func:`faithbench.stats.chance.undefined_counts`) is shown with the skipped cells; ``at_chance``
     (:func:`faithbench.stats.chance.models_at_chance`) as a warning above the leaderboard, each checkpoint with its
-    own CI; so is ``single_class`` (:func:`faithbench.stats.chance.single_class_models`). ``control``: the
-    explainer that the leaderboard's ``*`` was tested against (named in its legend). The
+    own CI; so are ``single_class`` (:func:`faithbench.stats.chance.single_class_models`) and the failed cells
+    of ``failures`` (:func:`~faithbench.reports.notes.failed_cells`), also listed in "Skipped and failed".
+    ``control``: the explainer that the leaderboard's ``*`` was tested against (named in its legend). The
     sections of :mod:`faithbench.reports.medical` appear when their CSV files exist in ``root``."""
     from faithbench.reports.plots import safe_name
 
@@ -276,6 +278,9 @@ def render_html(
                      "class whatever the image; read its rows with caution: " + "; ".join(
                          f"{_e(r.dataset)} / {_e(r.model)} (seed {_e(r.seeds)}; test accuracy {_e(r.accuracy)})"
                          for r in single_class.itertuples(index=False)) + ".</p>")
+    if failed_cells(failures):  # a held-out review: a failed explainer left no trace above the tables
+        parts.append('<p class="warn">failed cells, missing from these tables (no rows; see <a href="#skipped">'
+                     "Failures</a>): " + _e("; ".join(failed_cells(failures))) + ".</p>")
     with_chance = "chance" in board.columns and pd.to_numeric(board["chance"], errors="coerce").notna().any()
     chance_level = "; " + CHANCE_LEVEL_NOTE if with_chance else ""
     parts += [f'<p class="note">{_e(significance_note(control, control_tested(board)) + chance_level)}. '
@@ -335,8 +340,12 @@ def render_html(
                          "original as layers are randomised (a faithful explainer drops)</p>"
                          + _figures(sanity, root, used)))
     gallery = matching("gallery_")
-    if gallery:
-        sections.append(("gallery", "Saliency gallery", _figures(gallery, root, used)))
+    from faithbench.reports.gallery import GALLERY_NOTE, missing_galleries
+
+    missing = missing_galleries(root, zip(board["dataset"], board["model"])) if "model" in board else []
+    if gallery or missing:  # none after plots/ was deleted: say why rather than drop the section
+        note = f'<p class="note">none for {_e(", ".join(missing))}: {_e(GALLERY_NOTE)}.</p>' if missing else ""
+        sections.append(("gallery", "Saliency gallery", note + _figures(gallery, root, used)))
 
     sections.append(("cost", "Cost", table_html(cost_table, "no cost.csv rows")
                      + '<p class="note">seconds and passes (images forwarded) summed over seeds and metrics; '

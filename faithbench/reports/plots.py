@@ -36,6 +36,7 @@ __all__ = [
 
 from faithbench.reports.figure import RC as _RC, save as _save, titled  # noqa: E402
 from faithbench.reports.figure import block_labels as _labels, stem as _stem, with_blocks as _with_blocks  # noqa: E402
+from faithbench.reports.figure import short_labels  # noqa: E402
 from faithbench.names import safe_name  # noqa: E402  (re-exported: one mapping of labels to file names)
 from faithbench.reports.gallery import plot_saliency_gallery  # noqa: E402  (re-exported)
 from faithbench.reports.plots_curves import (SANITY_PREFIX, plot_perturbation_curves,  # noqa: E402  (re-exported)
@@ -63,7 +64,6 @@ def _proportion_bars(ax: plt.Axes, sub: pd.DataFrame, order: list[str]) -> None:
         ax.errorbar(p, i, xerr=[[max(p - low, 0.0)], [max(high - p, 0.0)]], fmt="none", ecolor="#08306b", capsize=3,
                     linewidth=1)
         ax.text(1.02, i, f"{k}/{n}", va="center", ha="left", fontsize=7, transform=ax.get_yaxis_transform())
-    ax.set_yticks(range(len(order)), order)
     ax.set_ylim(len(order) - 0.5, -0.5)
     ax.set_xlim(0, 1)
     chance = sub["chance"].astype(float).mean() if "chance" in sub else np.nan
@@ -94,6 +94,7 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
         ncols = 2 if len(metric_names) == 4 else min(3, len(metric_names))
         nrows = int(np.ceil(len(metric_names) / ncols))
         order = sorted(frame["explainer"].unique())
+        ticks = list(short_labels(order).values())  # long names shortened, as in every plot
         height = max(2.5, 0.45 * len(order) + 1.2)
         with plt.rc_context(_RC):
             fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, height * nrows), squeeze=False)
@@ -112,6 +113,7 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
                         ax.set_visible(False)
                     else:
                         _proportion_bars(ax, maps, order)
+                        ax.set_yticks(range(len(order)), ticks)
                     continue
                 sub = samples.assign(metric=metric, higher_is_better=rows["higher_is_better"].iloc[0])
                 sns.boxplot(data=sub, x="value", y="explainer", order=order, ax=ax, showfliers=False,
@@ -128,6 +130,7 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
                 ax.set_title(f"{metric}{_arrow(sub)}")
                 ax.set_xlabel("value")
                 ax.set_ylabel("")
+                ax.set_yticks(range(len(order)), ticks)
             titled(fig, " / ".join(_labels(key)))
             written += _save(fig, _stem(out_dir, "distributions", *_labels(key)))
     return written
@@ -284,7 +287,8 @@ def plot_cost(cost_table: pd.DataFrame, out_dir: Path) -> list[Path]:
             y = np.arange(len(frame))
             ax.barh(y, frame["explain_seconds"], color="#4c72b0", label="explain")
             ax.barh(y, frame["metric_seconds"], left=frame["explain_seconds"], color="#dd8452", label="metrics")
-            ax.set_yticks(y, [str(e) for e in frame["explainer"]])
+            labels = short_labels(frame["explainer"])
+            ax.set_yticks(y, [labels[str(e)] for e in frame["explainer"]])
             ax.set_xlabel("seconds")
             ax.set_title(f"{dataset} / {model}")
             ax.legend(loc="lower right", fontsize=8)

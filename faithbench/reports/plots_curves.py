@@ -3,18 +3,22 @@ module small. Same conventions: PNG and SVG, names through :func:`~faithbench.na
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from faithbench.reports.figure import RC, block_labels, save, stem, titled, with_blocks
+from faithbench.reports.figure import (RC, block_labels, explainer_colours, save, short_labels, stem, titled,
+                                       with_blocks)
 import matplotlib.pyplot as plt  # noqa: E402  (after figure.py chose the Agg backend)
 import seaborn as sns  # noqa: E402
 
 __all__ = ["SANITY_PREFIX", "plot_perturbation_curves", "plot_sanity_curves", "seed_means"]
 
 SANITY_PREFIX = "mprt"
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h")
+LINE_STYLES = ("-", "--", "-.", ":")
 
 
 def _is_sanity(metric: pd.Series) -> pd.Series:
@@ -32,28 +36,39 @@ def seed_means(curves: pd.DataFrame) -> pd.DataFrame:
     return curves.groupby(keys, sort=True, observed=True, dropna=False)[["fraction", "score"]].mean().reset_index()
 
 
-def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: str, ylabel: str,
-                 higher_is_better: Mapping[str, bool] | None) -> list[Path]:
+def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Callable[[str], str], ylabel: str,
+                 higher_is_better: Mapping[str, bool] | None, distinct: bool = False) -> list[Path]:
     """One figure per block, one panel per metric (its title with ↑/↓ where ``higher_is_better``
-    knows it), the explainers' legend below the panel, out of the data."""
+    knows it, its x label ``xlabel(metric)``), the explainers' legend below the panel, out of the data;
+    each explainer in its colour of :func:`~faithbench.reports.figure.explainer_colours`. ``distinct``:
+    each explainer also gets its own marker and line style, and each line is thinner than the one drawn
+    before it, so a line lying exactly on another stays visible (the sanity checks' controls: sobel and
+    random both at 1.0)."""
     written = []
     curves, blocks = with_blocks(seed_means(curves))
     directions = dict(higher_is_better or {})
     for key, frame in curves.groupby(blocks, sort=True):
         metric_names = sorted(frame["metric"].unique())
+        names = sorted(frame["explainer"].astype(str).unique())
+        colours, labels = explainer_colours(names), short_labels(names)
+        widths = np.linspace(3.0, 1.0, len(names)) if distinct and len(names) > 1 else [1.5] * len(names)
         with plt.rc_context(RC):
             fig, axes = plt.subplots(1, len(metric_names), figsize=(5 * len(metric_names), 4.6), squeeze=False)
             for ax, metric in zip(axes[0], metric_names):
                 sub = frame[frame["metric"] == metric]
-                names = sorted(sub["explainer"].unique())
-                sns.lineplot(data=sub, x="fraction", y="score", hue="explainer", errorbar=("ci", 95),
-                             n_boot=200, seed=0, ax=ax, hue_order=names)
+                for i, name in enumerate(names):
+                    part = sub[sub["explainer"].astype(str) == name]
+                    style = dict(marker=MARKERS[i % len(MARKERS)], markersize=2 + 2 * widths[i],
+                                 linestyle=LINE_STYLES[i % len(LINE_STYLES)]) if distinct else {}
+                    if not part.empty:
+                        sns.lineplot(data=part, x="fraction", y="score", errorbar=("ci", 95), n_boot=200, seed=0, ax=ax,
+                                     color=colours[name], linewidth=widths[i], label=labels[name], **style)
                 arrow = {True: " ↑", False: " ↓"}.get(directions.get(str(metric)), "")
                 ax.set_title(f"{metric}{arrow}")
-                ax.set_xlabel(xlabel)
+                ax.set_xlabel(xlabel(str(metric)))
                 ax.set_ylabel(ylabel)
                 ax.set_xlim(0, 1)
-                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(3, len(names)), fontsize=7,
+                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(3, len(names)), fontsize=7,
                           frameon=False)
             titled(fig, " / ".join(block_labels(key)))
             written += save(fig, stem(out_dir, prefix, *block_labels(key)))
@@ -68,7 +83,7 @@ def plot_perturbation_curves(curves: pd.DataFrame, out_dir: Path,
     with ↑/↓ from ``higher_is_better`` (metric -> bool; none: no arrow). Sanity-check curves (metrics
     named ``mprt*``) are left to :func:`plot_sanity_curves`."""
     curves = curves[~_is_sanity(curves["metric"])]
-    return _line_panels(curves, out_dir, "curves", "fraction of features perturbed", "target score",
+    return _line_panels(curves, out_dir, "curves", lambda metric: "fraction of features perturbed", "target score",
                         higher_is_better)
 
 
@@ -77,8 +92,19 @@ def plot_sanity_curves(curves: pd.DataFrame, out_dir: Path,
     """Model-parameter randomisation (MPRT; Adebayo et al. 2018): similarity between the
     saliency of the trained and the progressively randomised model vs the fraction of layers
     randomised, per explainer, 95% band over samples (seeds averaged first); one figure per (dataset,
-    model), one panel per ``mprt*`` metric (↑/↓ as :func:`plot_perturbation_curves`). Nothing is
-    written when the curves hold no such metric."""
+    model), one panel per ``mprt*`` metric (↑/↓ as :func:`plot_perturbation_curves`). A metric named
+    ``*independent*`` (``mprt_independent``) randomises one block at a time, the rest intact: its x is
+    that block's place from the output, and its panel says so. Each explainer has its own marker and line
+    style and the lines thin in drawing order, so a control lying on another (sobel and random, both 1.0)
+    shows. Nothing is written when the curves hold no such metric."""
     curves = curves[_is_sanity(curves["metric"])]
-    return _line_panels(curves, out_dir, "sanity", "blocks randomised, from the output (fraction)",
-                        "similarity to the original saliency", higher_is_better)
+    return _line_panels(curves, out_dir, "sanity", _sanity_xlabel, "similarity to the original saliency",
+                        higher_is_better, distinct=True)
+
+
+def _sanity_xlabel(metric: str) -> str:
+    """A held-out review: "blocks randomised" was wrong under mprt_independent, where each point is one block
+    randomised alone."""
+    if "independent" in metric:
+        return "block k of K randomised alone (k / K, from the output)"
+    return "blocks randomised, from the output (fraction)"

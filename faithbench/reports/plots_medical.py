@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from faithbench.reports.figure import explainer_colours, short_labels
 from faithbench.reports.plots import _RC, _labels, _save, _stem, plt, titled
 from faithbench.stats.strata import STRATA_LABELS
 
@@ -23,7 +24,9 @@ def plot_strata(strata: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[s
     _<kind>``: one panel per metric (titled with ↑/↓ where ``higher_is_better``, metric -> bool, knows
     it), the strata on the x axis in their order (small -> large, low -> high, correct, wrong), the mean
     value of the stratum's samples on the y axis, one line per explainer with its 95% bootstrap CI as
-    error bars."""
+    error bars, in the explainer's colour of the curves plot (:func:`~faithbench.reports.figure.explainer_colours`),
+    one legend right of the panels (a held-out review: tab10 gave three colours to two explainers each, and the
+    legend inside the first panel hid a point)."""
     if strata is None or strata.empty:
         return []
     blocks = ["dataset", "model"] + (["class"] if "class" in strata.columns else [])
@@ -36,7 +39,8 @@ def plot_strata(strata: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[s
         metrics = sorted(block["metric"].unique())
         ncols = min(3, len(metrics))
         nrows = int(np.ceil(len(metrics) / ncols))
-        explainers = sorted(block["explainer"].unique())
+        explainers = sorted(block["explainer"].astype(str).unique())
+        colours, labels = explainer_colours(explainers), short_labels(explainers)
         with plt.rc_context(_RC):
             fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
             for ax in axes.flat[len(metrics):]:
@@ -44,18 +48,20 @@ def plot_strata(strata: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[s
             for ax, metric in zip(axes.flat, metrics):
                 sub = block[block["metric"] == metric]
                 for i, explainer in enumerate(explainers):
-                    rows = sub[sub["explainer"] == explainer].set_index("stratum").reindex(order)
+                    rows = sub[sub["explainer"].astype(str) == explainer].set_index("stratum").reindex(order)
                     # a small offset per explainer so the error bars do not hide each other
                     x = np.arange(len(order)) + (i - (len(explainers) - 1) / 2) * 0.06
                     mean = rows["mean"].to_numpy(float)
                     err = np.vstack([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean])
                     ax.errorbar(x, mean, yerr=np.clip(np.nan_to_num(err), 0, None), marker="o", markersize=3, capsize=2,
-                                linewidth=1, label=explainer)
+                                linewidth=1, label=labels[explainer], color=colours[explainer])
                 ax.set_xticks(range(len(order)), order)
                 ax.set_title(f"{metric}{arrows.get(str(metric), '')}")
                 ax.set_xlabel(kind.replace("_", " "))
                 ax.set_ylabel("mean value (95% CI)")
-            axes.flat[0].legend(fontsize=7, loc="best")
             titled(fig, " / ".join(_labels(key[:-1])) + f": by {kind.replace('_', ' ')}")
+            top = axes.flat[ncols - 1].get_position()  # after the layout: beside the first row, out of the data
+            fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="upper left",
+                       bbox_to_anchor=(top.x1 + 0.01, top.y1), fontsize=7, frameon=False)
             written += _save(fig, _stem(out_dir, STRATA_PREFIX, *_labels(key)))
     return written

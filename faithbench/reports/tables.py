@@ -33,8 +33,8 @@ import pandas as pd
 
 from faithbench.reports.markup import (LATEX_PREAMBLE, column_decimals, format_fixed, format_number, latex_breakable,
                                        latex_escape, markdown_escape)
-from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, control_phrase,  # re-exported
-                                      control_tested, significance_note)
+from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, FAILED_NOTE,  # re-exported
+                                      control_phrase, control_tested, failed_cells, significance_note)
 from faithbench.stats.reliability import RELIABILITY_MARK
 from faithbench.types import CATEGORY_ORDER, OTHER, UNDEFINED_REASON, category_key
 
@@ -50,15 +50,13 @@ class Cell:
     best: bool
     significant: bool
     n: int | None = None  # samples with a defined value
-    decimals: int = 3  # the column's (:func:`~faithbench.reports.markup.column_decimals`)
+    decimals: int = 3  # the column's (:func:`~faithbench.reports.markup.column_decimals`; -k: scientific)
 
     def number(self) -> str:
         return format_fixed(self.mean, self.decimals)
 
     def text(self) -> str:
-        if math.isnan(self.mean):
-            return "–"
-        return f"{self.number()} {self.interval()}"
+        return "–" if math.isnan(self.mean) else f"{self.number()} {self.interval()}"
 
     def interval(self) -> str:
         return f"[{format_fixed(self.ci_low, self.decimals)}, {format_fixed(self.ci_high, self.decimals)}]"
@@ -329,18 +327,19 @@ def _latex_categories(table: LeaderboardTable) -> list[str]:
     return [" & ".join(spans) + r" \\", " ".join(rules)]
 
 
-def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
+def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd.DataFrame | None = None) -> str:
     """The leaderboard as LaTeX (booktabs): one ``table`` per (dataset, model), see the module doc.
 
     Sized for one column of ``article`` (345 pt): ``\\footnotesize``, 2.5 pt column gaps, each cell
     two lines (the mean with its marks, then the CI in ``\\scriptsize``; a third, ``n=29``, for a cell
-    with fewer samples than its column), names split after their underscores, n under each metric
-    name. Above the metric names, a row of their categories (``\\multicolumn`` with a ``\\cmidrule``
+    with fewer samples than its column), names split after underscores (:func:`latex_breakable`), n under
+    each metric name. Above the metric names, a row of their categories (``\\multicolumn`` with a ``\\cmidrule``
     under each; none when no metric has a category); below the explainers, after a ``\\midrule``,
     the "chance" row when a metric has a chance level. A table still wider than ``\\linewidth``
     (many metrics) is scaled down to it by ``\\faithbenchfit``. Needs ``\\usepackage{booktabs}`` and
-    ``\\usepackage{graphicx}``; every name is escaped with :func:`latex_escape`. ``control``: the
-    explainer that ``*`` was tested against (named in the caption).
+    ``\\usepackage{graphicx}``; every name is escaped with :func:`latex_escape`. ``control``: the explainer that
+    ``*`` was tested against (named in the caption). ``failures`` (``failures.csv``): a caption names the failed
+    cells of its (dataset, model), which have no rows (:func:`~faithbench.reports.notes.failed_cells`).
     """
     from faithbench.names import safe_name
 
@@ -356,8 +355,9 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random") -> str:
         at_chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC does not lie above 0.5; "
                   r"marks of significance withheld." if table.at_chance else "")
         at_chance += (r" $^{\ddagger}$Failed the metric reliability check or had too few samples for its verdict "
-                      r"(reliability.csv): read with caution."
-                      if table.unreliable else "")
+                      r"(reliability.csv): read with caution." if table.unreliable else "")
+        failed = failed_cells(failures, table.dataset, table.model)  # a review: only a % comment named them
+        at_chance += f" {FAILED_NOTE}: {latex_escape('; '.join(failed))}." if failed else ""
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger
                   + r": mean [95\% bootstrap CI]; bold: best per column (rank 1: on the samples every explainer has); "

@@ -368,7 +368,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
                                                                      control=control) + _failed_markdown(failures))
         written.append(out_dir / "leaderboard.md")
     if "latex" in formats:
-        _write_text(out_dir / "leaderboard.tex", _failed_latex(failures) + leaderboard_latex(board, control=control))
+        tex = leaderboard_latex(board, control=control, failures=failures)  # each caption names its failed cells
+        _write_text(out_dir / "leaderboard.tex", _failed_latex(failures) + tex)
         written.append(out_dir / "leaderboard.tex")
     if "html" in formats:
         from faithbench.reports.html import render_html

@@ -115,7 +115,7 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
     """Saliency galleries of the first explained samples per (dataset, model): the image, then
     each explainer's raw map, with the lesion outline when the dataset has one; each row names
     the sample's label and the predicted probability of the explained class."""
-    from faithbench.reports.plots import plot_saliency_gallery
+    from faithbench.reports.gallery import gallery_stem, plot_saliency_gallery
 
     for out in outputs:
         gallery = out.gallery
@@ -123,7 +123,7 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
             continue
         batch = gallery.batch
         plot_saliency_gallery(batch.x, gallery.previews, gallery.outline,
-                              plots_dir / f"gallery_{safe_name(gallery.dataset)}_{safe_name(gallery.model)}.png",
+                              plots_dir / f"{gallery_stem(gallery.dataset, gallery.model)}.png",
                               time_axis=gallery.sequence,  # sequences: a row per visit
                               labels=gallery.labels, probs=gallery.probs)
 

@@ -49,3 +49,24 @@ def test_a_wider_leaderboard_is_scaled_to_the_line(tmp_path, quick_board):
     natural = compile_log(tmp_path, tex, NATURAL)
     assert "Overfull \\hbox" in natural  # too wide as laid out...
     assert "Overfull \\hbox" not in compile_log(tmp_path, tex)  # ...so \faithbenchfit scales it down
+
+
+def test_a_double_quote_is_straight_and_a_long_name_takes_few_lines(tmp_path):
+    """A held-out review: `"` in a name typeset as a closing curly quote (pg<t>&"# read pg<t>&”#) under OT1,
+    LaTeX's default encoding, and a 64-character alias took 11 lines, one word each."""
+    from faithbench.reports.markup import latex_breakable
+
+    long = "a_very_long_explainer_name_with_many_underscores_and_more_words"
+    board = pd.DataFrame([{"dataset": "d", "model": "m", "metric": 'pg<t>&"#', "explainer": e, "mean": mean,
+                           "ci_low": mean - 0.1, "ci_high": mean + 0.1, "rank": rank, "higher_is_better": True,
+                           "beats_random": False} for e, mean, rank in ((long, 0.6, 1), ("input_x_gradient", 0.4, 2))])
+    tex = leaderboard_latex(board)
+    assert r"pg\textless{}t\textgreater{}\&\textquotedbl{}\#" in tex and '"' not in tex.split("\n\\begin{table}")[1]
+    assert latex_breakable(long) == (r"a\_very\_\\long\_\\explainer\_\\name\_with\_\\many\_\\underscores\_\\"
+                                     r"and\_more\_\\words")  # 7 lines, each up to 10 characters where the words allow
+    assert latex_breakable("input_x_gradient") == r"input\_x\_\\gradient"
+    log = compile_log(tmp_path, tex)  # OT1: \textquotedbl falls back to the typewriter quote (LATEX_PREAMBLE)
+    assert "! " not in log and "Overfull \\hbox" not in log
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", "doc.pdf", "-"], cwd=tmp_path, capture_output=True, text=True).stdout
+        assert 'pg<t>&"#' in text and "”" not in text

@@ -48,5 +48,27 @@ def test_column_decimals_tell_the_bold_cell_apart_and_stay_one_format():
     assert [format_fixed(v, 5) for v in (0.000551, 0.011)] == ["0.00055", "0.01100"]
     # float noise around 0 (a diff review: 0.000000 and -0.000000 in one column)
     assert column_decimals([1e-17, -2e-17, 0.4], [0.4], 1e-17) == 3
-    assert column_decimals([2e-17, 1e-17, -3e-17], [2e-17], 1e-17) == 3  # the bold cell itself is noise
+    # a column of nothing but values near 1e-17 cannot be told from real tiny values: scientific, as those
+    assert column_decimals([2e-17, 1e-17, -3e-17], [2e-17], 1e-17) == -3
     assert [format_fixed(v, 3) for v in (-2e-17, -0.0004, -0.0006)] == ["0.000", "0.000", "-0.001"]
+
+
+def test_a_column_of_tiny_means_prints_in_scientific_notation():
+    """A held-out review: relevance_mass x 1e-5 (means near 1e-7) printed 0.000 [0.000, 0.000] in every cell,
+    one bold, four with *; the same x 2 printed 0.000000 in two cells. Noise is now relative to the column's
+    largest mean, and a column whose means need more than 6 decimals is scientific, 3 significant digits."""
+    from faithbench.reports.markup import column_decimals, format_fixed
+
+    means = [7.69e-7, 3.53e-7, 3.95e-7, 9.2e-8, 6.4e-8]
+    assert column_decimals(means, [means[0]], means[2]) == -3
+    assert [format_fixed(m, -3) for m in means] == ["7.69e-07", "3.53e-07", "3.95e-07", "9.20e-08", "6.40e-08"]
+    doubled = [2 * m for m in means]
+    assert [format_fixed(m, column_decimals(doubled, [doubled[0]], doubled[2])) for m in doubled] == [
+        "1.54e-06", "7.06e-07", "7.90e-07", "1.84e-07", "1.28e-07"]
+    # widened until the bold cell prints apart from the runner-up (4 digits here), not for float noise
+    assert column_decimals([7.6900e-7, 7.6908e-7], [7.6900e-7], 7.6908e-7) == -4
+    assert column_decimals([7.69e-7, 7.69e-7 * (1 + 1e-9)], [7.69e-7], 7.69e-7 * (1 + 1e-9)) == -3
+    assert column_decimals([0.5, 3e-6], [0.5], 3e-6) == -3  # 3e-6 is no noise beside 0.5: one format
+    assert column_decimals([0.5, 1e-7], [0.5], 1e-7) == 3  # below 0.5 x 10^-6: noise, 0.000
+    assert [format_fixed(v, -3) for v in (0.0, -0.0, -3e-17, 1234.5)] == ["0.00e+00", "0.00e+00", "-3.00e-17",
+                                                                           "1.23e+03"]

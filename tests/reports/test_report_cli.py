@@ -55,3 +55,31 @@ def test_report_shows_its_progress_unless_quiet(built, tmp_path, names, capsys, 
     monkeypatch.setenv("FAITHBENCH_QUIET", "1")
     assert main(["report", str(run), "--format", "md"]) == 0
     assert "report copy" not in capsys.readouterr().err
+
+
+def test_a_report_without_the_runs_gallery_says_it_cannot_redraw_it(built, tmp_path, names, capsys):
+    """A held-out review: `faithbench report` after plots/ was deleted dropped the saliency gallery from
+    index.html, its nav link too, and said nothing; the gallery is drawn by `faithbench run` alone."""
+    import numpy as np
+
+    from faithbench.reports import plot_saliency_gallery
+    from faithbench.reports.gallery import gallery_stem
+
+    run = names["copy_inputs"](built, tmp_path / "copy")  # no plots/: as after `rm -r plots`
+    assert main(["report", str(run)]) == 0
+    err = capsys.readouterr().err
+    pair = f"{names['alias']} / cnn"
+    assert (f"faithbench: warning: no saliency gallery for {pair}: the saliency gallery is drawn by `faithbench "
+            "run` from the maps, which the tables do not hold, and is not rebuilt by `faithbench report`; rerun the "
+            "suite into this folder (its cached maps make it quick)\n") in err
+    page = (run / "index.html").read_text()
+    assert '<a href="#gallery">Saliency gallery</a>' in page
+    assert '<section id="gallery"><h2>Saliency gallery</h2><p class="note">none for cxr &quot;&amp;&lt;&gt;&#x27; ' \
+           "v1 / cnn: the saliency gallery is drawn by `faithbench run`" in page
+    rng = np.random.default_rng(0)  # the run's gallery there: no warning, no note
+    plot_saliency_gallery(rng.random((2, 1, 8, 8)), {"good": rng.random((2, 8, 8))}, None,
+                          run / "plots" / f"{gallery_stem(names['alias'], 'cnn')}.png")
+    assert main(["report", str(run), "--format", "html"]) == 0
+    assert "gallery" not in capsys.readouterr().err
+    page = (run / "index.html").read_text()
+    assert "none for" not in page and f"plots/{gallery_stem(names['alias'], 'cnn')}.png" in page

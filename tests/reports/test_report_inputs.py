@@ -312,6 +312,30 @@ def test_failed_cells_are_named_in_the_markdown_and_latex_too(run):
     assert "FAILED" not in (run / "leaderboard.tex").read_text()
 
 
+def test_a_failed_cell_is_named_in_its_latex_caption_and_above_the_html_leaderboard(run, names):
+    """A held-out review: a partial run's failed explainer had no row in the HTML leaderboard and the typeset
+    LaTeX table, and only a % comment (never in the PDF) named it. Its table's caption now names it, and a
+    warning above the HTML tables; a failure of another (dataset, model) stays out of this caption."""
+    rows = [(names["alias"], "cnn", "bo_om<&>", 0, "explain", ""),
+            (names["alias"], "cnn", "bo_om<&>", 1, "metric", "deletion_auc"), ("other", "x", "late", 0, "task", "")]
+    pd.DataFrame([{"cell": f"{d}/{m}/{e}/seed{s}", "dataset": d, "model": m, "explainer": e, "seed": s, "stage": st,
+                   "metric": me, "error_type": "RuntimeError", "message": "boom"} for d, m, e, s, st, me in rows]
+                 ).to_csv(run / "failures.csv", index=False)
+    _edit_manifest(run, status="partial", failed_cells=3)
+    build_report(run, formats=("latex", "html"))
+    tex = (run / "leaderboard.tex").read_text()
+    caption = tex.split("\\caption{")[1].split("\n")[0]
+    assert caption.endswith(r" Failed, no rows (failures.csv): bo\_om\textless{}\&\textgreater{} (seed 0, explain); "
+                            r"bo\_om\textless{}\&\textgreater{} (seed 1, metric deletion\_auc).}")
+    assert "late" not in caption and tex.count("% FAILED") == 3  # the comments stay, one per failure
+    page = (run / "index.html").read_text()
+    cell = "cxr &quot;&amp;&lt;&gt;&#x27; v1 / cnn / bo_om&lt;&amp;&gt;"
+    warning = ('<p class="warn">failed cells, missing from these tables (no rows; see <a href="#skipped">'
+               f"Failures</a>): {cell} (seed 0, explain); {cell} (seed 1, metric deletion_auc); other / x / late "
+               "(seed 0, task).</p>")
+    assert warning in page and page.index(warning) < page.index("<table><thead><tr><th rowspan")
+
+
 def test_a_results_table_of_an_older_layout_is_refused_naming_it(run, capsys):
     """A held-out review: a results.parquet without `category` and `chance` (an older layout) gave exit 1 and
     a bare ValueError from the statistics."""

@@ -1,5 +1,6 @@
 """The curve and strata plots: bands over samples (a sample's seeds averaged first), ↑/↓ in the panel
-titles, a y-axis label, the legend out of the data (a held-out review)."""
+titles, a y-axis label, the legend out of the data, one colour per explainer, long names shortened so
+labels stay in their panels (held-out reviews)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def _capture(monkeypatch, module):
     real = module.save if hasattr(module, "save") else module._save
     name = "save" if hasattr(module, "save") else "_save"
 
-    def keep(fig, stem, tight=False):
+    def keep(fig, stem, tight=True):
         figures.append(fig)
         return real(fig, stem, tight)
 
@@ -63,3 +64,113 @@ def test_strata_panels_have_a_y_label_and_an_arrow(tmp_path, monkeypatch):
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == ["deletion_auc ↓", "pointing_game ↑"]
     assert all(ax.get_ylabel() == "mean value (95% CI)" for ax in axes)
+
+
+LONG = "a_very_long_explainer_name_with_many_underscores_and_more_words"  # a held-out review's 64-character alias
+MANY = ["gradcam", "gradcam_pp", "hirescam", "layercam", "xgradcam", "eigencam", LONG, "input_x_gradient",
+        "guided_backprop", "IG & co 50% #1", "random", "sobel", "center_prior"]
+
+
+def _extents(fig, artists):
+    fig.canvas.draw()
+    return [a.get_window_extent() for a in artists]
+
+
+def test_long_names_are_shortened_and_stay_in_their_panels(tmp_path, monkeypatch):
+    """A held-out review (13 explainers, one alias of 64 characters): the right panel's tick labels lay over the
+    left panel's boxes, the cost plot's labels were cut at the figure's edge, the two curve legends overlapped,
+    and gallery column titles ran into each other. Plots now print at most 24 characters of a name."""
+    from faithbench.reports import gallery, plots, plots_curves
+    from faithbench.reports.figure import short_labels
+
+    assert short_labels([LONG, "integrated_gradients_n32_blur", "integrated_gradients_n64_blur", "gradcam"]) == {
+        LONG: "a_very_long_exp…re_words", "integrated_gradients_n32_blur": "integrated_grad…n32_blur",
+        "integrated_gradients_n64_blur": "integrated_grad…n64_blur", "gradcam": "gradcam"}
+    assert list(short_labels(["x" * 30 + "a", "x" * 30 + "b"]).values()) == ["x" * 15 + "…" + "x" * 7 + "a",
+                                                                            "x" * 15 + "…" + "x" * 7 + "b"]
+    clash = ["x" * 40 + "end", "x" * 41 + "end"]  # one label for both: each keeps its whole name
+    assert short_labels(clash) == {n: n for n in clash}
+    rng = np.random.default_rng(0)
+    rows = [{"dataset": "d", "model": "m", "explainer": e, "metric": m, "seed": 0, "sample_id": i,
+             "value": rng.random(), "chance": np.nan, "higher_is_better": True, "category": "c"}
+            for e in MANY for m in ("deletion_auc", "insertion_auc") for i in range(5)]
+    figures = _capture(monkeypatch, plots)
+    plots.plot_distributions(pd.DataFrame(rows), tmp_path)
+    (fig,) = figures
+    left, right = fig.axes[:2]
+    assert "a_very_long_exp…re_words" in [t.get_text() for t in right.get_yticklabels()]
+    labels = _extents(fig, right.get_yticklabels())
+    assert min(b.x0 for b in labels) > left.get_window_extent().x1  # not over the left panel's boxes
+    cost = pd.DataFrame({"dataset": "d", "model": "m", "explainer": MANY, "explain_seconds": 1.0,
+                         "metric_seconds": 1.0, "total_seconds": np.arange(13.0)})
+    plots.plot_cost(cost, tmp_path)
+    (ax,) = figures[1].axes
+    assert min(b.x0 for b in _extents(figures[1], ax.get_yticklabels())) >= 0  # inside the figure
+    curves = pd.DataFrame([{"dataset": "d", "model": "m", "explainer": e, "metric": m, "seed": 0, "sample_id": i,
+                            "step": s, "fraction": s / 2, "score": rng.random()}
+                           for e in MANY for m in ("deletion_auc", "insertion_auc") for i in range(3)
+                           for s in range(3)])
+    figures = _capture(monkeypatch, plots_curves)
+    plots_curves.plot_perturbation_curves(curves, tmp_path)
+    first, second = _extents(figures[0], [ax.get_legend() for ax in figures[0].axes])
+    assert first.x1 < second.x0  # the two legends side by side, not over each other
+    figures = _capture(monkeypatch, gallery)
+    gallery.plot_saliency_gallery(rng.random((1, 1, 8, 8)), {e: rng.random((1, 8, 8)) for e in MANY[5:8]}, None,
+                                  tmp_path / "gallery_d_m.png")
+    row = figures[0].axes[:4]
+    assert [ax.get_title() for ax in row] == ["image", "eigencam", "a_very_long_exp…re_words", "input_x_gradient"]
+    titles = _extents(figures[0], [ax.title for ax in row])
+    assert all(a.x1 < b.x0 for a, b in zip(titles, titles[1:]))
+
+
+def test_strata_colours_are_the_curves_and_their_legend_is_off_the_panels(tmp_path, monkeypatch):
+    """A held-out review: the strata plots cycled matplotlib's 10 colours, so 13 explainers shared three, unlike
+    the curves plot; and the legend sat in the first panel over a point. One colour per explainer, the curves'
+    own, and the legend beside the panels."""
+    from faithbench.reports import plots_curves, plots_medical
+    from faithbench.reports.figure import explainer_colours
+
+    rows = [{"dataset": "d", "model": "m", "metric": metric, "explainer": e, "stratum_kind": "confidence",
+             "stratum": stratum, "n": 4, "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "lower": 0.0, "upper": 1.0}
+            for metric in ("deletion_auc", "insertion_auc", "pointing_game", "relevance_mass") for e in MANY
+            for stratum in ("low", "medium", "high")]
+    figures = _capture(monkeypatch, plots_medical)
+    plots_medical.plot_strata(pd.DataFrame(rows), tmp_path)
+    (fig,) = figures
+    first = fig.axes[0]
+    strata = {c.get_label(): c.lines[0].get_color() for c in first.containers}  # the error bars' lines
+    shown = ["a_very_long_exp…re_words" if name == LONG else name for name in sorted(MANY)]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == shown == list(strata)
+    assert len(set(map(str, strata.values()))) == 13
+    curves = pd.DataFrame([{"dataset": "d", "model": "m", "explainer": e, "metric": "deletion_auc", "seed": 0,
+                            "sample_id": "s", "step": s, "fraction": s / 2, "score": 0.5}
+                           for e in MANY for s in range(3)])
+    figures = _capture(monkeypatch, plots_curves)
+    plots_curves.plot_perturbation_curves(curves, tmp_path)
+    legend = figures[0].axes[0].get_legend()
+    drawn = {t.get_text(): h.get_color() for h, t in zip(legend.legend_handles, legend.get_texts())}
+    assert {k: tuple(v) for k, v in strata.items()} == {k: tuple(v) for k, v in drawn.items()}
+    assert strata["sobel"] == explainer_colours(MANY)["sobel"]
+    box = _extents(fig, [fig.legends[0]])[0]
+    assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes if ax.get_visible())
+    assert first.get_legend() is None
+
+
+def test_sanity_panels_name_their_randomisation_and_show_lines_on_top_of_each_other(tmp_path, monkeypatch):
+    """A held-out review: mprt_independent's x label said "blocks randomised" (each point is one block alone),
+    and random lay exactly under sobel (both 1.0), out of sight."""
+    from faithbench.reports import plots_curves
+
+    curves = pd.DataFrame([{"dataset": "d", "model": "m", "explainer": e, "metric": m, "seed": 0, "sample_id": "s",
+                            "step": k, "fraction": k / 4, "score": 1.0 if e in ("random", "sobel") else 1 - k / 4}
+                           for e in ("gradcam", "random", "sobel") for m in ("mprt_cascading", "mprt_independent")
+                           for k in range(5)])
+    figures = _capture(monkeypatch, plots_curves)
+    plots_curves.plot_sanity_curves(curves, tmp_path)
+    (fig,) = figures
+    cascading, independent = fig.axes
+    assert cascading.get_xlabel() == "blocks randomised, from the output (fraction)"
+    assert independent.get_xlabel() == "block k of K randomised alone (k / K, from the output)"
+    lines = [line for line in cascading.get_lines() if len(line.get_xdata()) == 5]  # the data, not the legend's
+    assert [line.get_linewidth() for line in lines] == [3.0, 2.0, 1.0]  # each thinner than the one below it
+    assert len({(line.get_marker(), line.get_linestyle()) for line in lines}) == 3

@@ -100,8 +100,9 @@ def test_latex_is_escaped_booktabs():
     tex = leaderboard_latex(BOARD)
     for command in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{lrr}"):
         assert command in tex
-    # names split after their underscores (narrow columns); the CI on a second, smaller line
-    assert r"d\_1 / m\&n" in tex and r"up\_\\metric $\uparrow$" in tex and r"down\_\\metric $\downarrow$" in tex
+    # names split after an underscore where a line would pass 10 characters (narrow columns); the CI on a
+    # second, smaller line
+    assert r"d\_1 / m\&n" in tex and r"{up\_metric $\uparrow$" in tex and r"down\_\\metric $\downarrow$" in tex
     assert r"\faithbenchcell{\textbf{0.200}$^{*}$\\{\scriptsize [0.100,0.300]}}" in tex
     body = [line for line in tex.splitlines() if line.endswith(r"\\")]
     # Every row has exactly one unescaped column separator per metric.
@@ -170,3 +171,24 @@ def test_without_a_control_test_the_legend_promises_no_star():
                        models_table=empty, cost_table=empty, skipped=None, failures=None, friedman=empty,
                        overall=empty, agreement=empty, pairwise=empty)
     assert "no control explainer (random) in this suite: no * marks" in page and "better than the random" not in page
+
+
+def test_a_column_of_tiny_means_is_scientific_in_every_format_and_its_chance_row():
+    """A held-out review: means near 1e-7 printed 0.000 [0.000, 0.000] in each cell of leaderboard.md, .tex
+    and index.html, one bold with *; the column is now in scientific notation, its chance level too."""
+    from faithbench.reports.html import _leaderboard_html
+
+    board = _board([
+        ("d", "m", "mass", "ig", 7.69e-7, 6.7e-7, 8.85e-7, 1, True, True),
+        ("d", "m", "mass", "sobel", 9.16e-8, 8.1e-8, 1.02e-7, 2, True, True),
+        ("d", "m", "mass", "random", 6.44e-8, 5.5e-8, 7.3e-8, 3, True, False),
+    ]).assign(chance=[7e-8, 7e-8, 7e-8], n=10)
+    md = leaderboard_markdown(board)
+    assert "| ig | **7.69e-07 [6.70e-07, 8.85e-07]** \\* |" in md and "| random | 6.44e-08 [5.50e-08, 7.30e-08] |" in md
+    assert "| *chance* | 7.00e-08 |" in md and "0.000" not in md
+    tex = leaderboard_latex(board)
+    assert r"\faithbenchcell{\textbf{7.69e-07}$^{*}$\\{\scriptsize [6.70e-07,8.85e-07]}}" in tex
+    assert r"\textit{chance} & 7.00e-08 \\" in tex
+    html = _leaderboard_html(board)[("d", "m", "")]
+    assert '<td class="best">7.69e-07 [6.70e-07, 8.85e-07]<sup>*</sup>' in html
+    assert "<td>7.00e-08</td>" in html
