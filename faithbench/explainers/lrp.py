@@ -105,9 +105,11 @@ class LRPExplainer(Explainer):
         if reason is None:
             bad = lrp_unsupported_layers(model)
             if bad:
-                reason = (f"{self.name} has no propagation rule for {', '.join(bad)} (residual blocks add "
-                          "their skip connection functionally; supported layers are listed in "
-                          "faithbench.explainers.lrp)")
+                hint = ("; the input transform (channel replication, resize, normalisation) goes with "
+                        "`preprocess: none` in the model entry, where the data fit the network as they are"
+                        if "InputTransform" in bad else "")  # a review: the hint spoke of residual blocks only
+                reason = (f"{self.name} has no propagation rule for {', '.join(bad)} (supported layers are listed "
+                          f"in faithbench.explainers.lrp){hint}")
         if reason is None and (trace := trace_leaves(model, x)) is not None:
             ops = trace.outside(LRP_FUNCTIONAL_OPS)
             reused = trace.reused(RULE_LAYERS, model)

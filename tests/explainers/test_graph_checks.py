@@ -222,3 +222,63 @@ def test_feature_maps_are_read_against_the_resized_input():
     assert cam(model, x, torch.tensor([0, 1])).shape == (2, 24, 16) and cam.last_info["grid"] == [32, 32]
     model.input_transform = nn.AdaptiveAvgPool2d((32, 32))  # an adaptive pool as the transform (a review)
     assert find_target_layer(model, x) == ("relu2", (32, 32))
+
+
+def test_deeplift_runs_through_a_models_input_transform() -> None:
+    """A held-out review: captum's DeepLift concatenates inputs and baselines in a pre-hook on the
+    model, after the input transform's own pre-hook, which got a tuple: every model with a
+    transform (torchvision's, pretrained and weights entries) failed its cell."""
+    from faithbench.models.preprocess import InputConfig, attach_input_transform
+
+    model = attach_input_transform(_cnn("module"), InputConfig(in_chans=1, mean=(0.4,), std=(0.2,)))
+    with torch.no_grad():
+        model.conv2.bias.fill_(-0.05)
+    x = X[:1]
+    attr = explainers.get("deeplift")().explain(model, x, torch.tensor([1]))
+    change = (model(x) - model(torch.zeros_like(x)))[0, 1]
+    assert torch.isclose(attr.sum(), change, rtol=1e-4, atol=1e-6)
+    assert not model._forward_pre_hooks or len(model._forward_pre_hooks) == 1  # captum's hook removed
+
+
+def test_timm_activations_and_per_sample_norms_are_refused() -> None:
+    """A held-out review: timm's GELU is no torch.nn.GELU, so deeplift on timm's ConvNeXt gave
+    input x gradient bit for bit and guided backprop passed its gradient unguided; a LayerNorm has no
+    DeepLIFT rule either."""
+    from timm.layers.activations import GELU
+
+    model = _cnn("module")
+    model.relu2 = GELU()
+    reason = explainers.get("deeplift")().unsupported_reason(model, X)
+    assert reason is not None and "no rule for activation or per-sample norm module(s) GELU" in reason
+    for name in ("guided_backprop", "guided_gradcam"):
+        reason = explainers.get(name)().unsupported_reason(model, X)
+        assert reason is not None and "GELU (1)" in reason
+    model = _cnn("module")
+    model.conv2 = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.GroupNorm(2, 4))
+    reason = explainers.get("deeplift")().unsupported_reason(model, X)
+    assert reason is not None and "GroupNorm" in reason
+    assert explainers.get("deeplift")().unsupported_reason(_cnn("module"), X) is None
+
+
+def test_fullgrad_refuses_norm_subclasses_it_would_leave_out() -> None:
+    """A held-out review: timm's BatchNormAct2d (a BatchNorm2d subclass with its activation inside)
+    was skipped by the exact-type bias selection, silently (EfficientNet: 49 of them), and a DenseNet
+    of them was refused as having no bias."""
+    from timm.layers import BatchNormAct2d
+
+    model = _cnn("module")
+    model.conv2 = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), BatchNormAct2d(4, act_layer=None))
+    reason = explainers.get("fullgrad")().unsupported_reason(model.eval(), X)
+    assert reason is not None and "BatchNormAct2d would be left out" in reason
+    assert explainers.get("fullgrad")().unsupported_reason(_cnn("module"), X) is None
+
+
+def test_lrp_refusal_of_an_input_transform_names_preprocess_none() -> None:
+    """A held-out review: the refusal spoke of residual blocks where the model's input transform was
+    the layer without a rule; `preprocess: none` is the way out where the data fit the network."""
+    from faithbench.models.preprocess import InputConfig, attach_input_transform
+
+    model = attach_input_transform(_cnn("module"), InputConfig(in_chans=1, mean=(0.4,), std=(0.2,)))
+    reason = explainers.get("lrp")().unsupported_reason(model, X)
+    assert reason is not None and "no propagation rule for InputTransform" in reason
+    assert "`preprocess: none`" in reason and "residual" not in reason
