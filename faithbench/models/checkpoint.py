@@ -206,17 +206,29 @@ def _transform_extras(input_info: dict[str, Any]) -> list[Any]:
 def _warn_library_transform(spec: ModelSpec, config: Any, input_size: tuple[int, ...]) -> None:
     """Once per (entry, size) in a process: ``preprocess: auto`` resizes or normalises the images for a network
     loaded from a ``weights`` file by the library's pretrained convention, which is wrong when the
-    file was trained on the dataset's [0, 1] images as they are (a review: accuracy 0.945 -> 0.535)."""
-    if spec.weights is None or spec.preprocess not in ("auto", None) or (spec.label, input_size) in _WARNED:
+    file was trained on the dataset's [0, 1] images as they are (a review: accuracy 0.945 -> 0.535); so does a
+    ``preprocess`` mapping for the keys it leaves out (a review: ``{channels: [0, 0, 0]}``, which the channel
+    error suggests, kept a 224-px resize and ImageNet's mean and std: accuracy 0.966 -> 0.514, unwarned)."""
+    mapping = spec.preprocess if isinstance(spec.preprocess, PreprocessSpec) else None
+    if spec.weights is None or (mapping is None and spec.preprocess not in ("auto", None)) or \
+            (spec.label, input_size) in _WARNED:
         return
-    resized = config.size is not None and tuple(config.size) != input_size
-    if not resized and config.mean is None and config.std is None:
+    given = mapping.model_dump(exclude_none=True) if mapping is not None else {}
+    kept = [f"size {config.size}"] if "size" not in given and config.size is not None and \
+        tuple(config.size) != input_size else []
+    kept += [f"{k} {getattr(config, k)}" for k in ("mean", "std") if k not in given and getattr(config, k) is not None]
+    if not kept:
         return
     _WARNED.add((spec.label, input_size))
-    log.warning("model %r: preprocess auto puts %s's input convention in front of the weights file (size %s, "
-                "mean %s, std %s); if the file was trained on the dataset's images as they are, set "
-                "'preprocess: none'", spec.label, config.source or "the library", config.size, config.mean,
-                config.std)
+    source = config.source.split(" + ")[0] if config.source else "the library"
+    if mapping is None:
+        log.warning("model %r: preprocess auto puts %s's input convention in front of the weights file (%s); if the "
+                    "file was trained on the dataset's images as they are, set 'preprocess: none'", spec.label,
+                    source, ", ".join(kept))
+    else:
+        log.warning("model %r: its preprocess mapping leaves %s to %s's input convention, in front of the weights "
+                    "file; if the file was trained on the dataset's images as they are, set them too (size: %s, "
+                    "mean: 0, std: 1 per channel)", spec.label, ", ".join(kept), source, list(input_size))
 
 
 def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, num_classes: int,

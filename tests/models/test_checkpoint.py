@@ -260,3 +260,36 @@ def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
     again = load_checkpoint(spec, train, val, test, seed=0, cache=cache)
     assert again.origin == "cache" and again.metrics["predicted_classes"] == first.metrics["predicted_classes"]
     assert cache.get_json("checkpoints", first.key)["metrics"] == again.metrics  # written back: computed once
+
+
+def test_a_preprocess_mapping_that_keeps_the_librarys_convention_is_warned_of(caplog, tmp_path):
+    """A held-out review: `preprocess: {channels: [0, 0, 0]}` on a weights file, which the channel error
+    suggests, kept torchvision's 224-px resize and ImageNet mean and std, silently (accuracy 0.966 -> 0.514)."""
+    from faithbench.models import checkpoint
+    from faithbench.models.preprocess import InputConfig
+
+    library = InputConfig(in_chans=3, size=(224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                          source="torchvision ResNet18_Weights.IMAGENET1K_V1")
+    (tmp_path / "w.pt").write_bytes(b"")
+
+    def warned(preprocess, label):
+        spec = ModelSpec.model_validate({"name": "torchvision:resnet18", "alias": label, "preprocess": preprocess,
+                                         "weights": str(tmp_path / "w.pt")})
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            checkpoint._warn_library_transform(spec, checkpoint.resolve_input_config(library, spec.preprocess, 3),
+                                               (64, 64))
+        return [r.getMessage() for r in caplog.records]
+
+    [message] = warned({"channels": [0, 0, 0]}, "a")
+    assert message.startswith("model 'a': its preprocess mapping leaves size (224, 224), mean (0.485, 0.456, 0.406), "
+                              "std (0.229, 0.224, 0.225) to torchvision ResNet18_Weights.IMAGENET1K_V1's input "
+                              "convention")
+    assert "set them too (size: [64, 64], mean: 0, std: 1 per channel)" in message
+    [message] = warned({"channels": [0, 0, 0], "size": [64, 64]}, "b")
+    assert "leaves mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225) to" in message
+    assert warned({"channels": [0, 0, 0], "size": [64, 64], "mean": [0.0], "std": [1.0]}, "c") == []
+    assert warned("none", "d") == []
+    [message] = warned("auto", "e")
+    assert message.startswith("model 'e': preprocess auto puts torchvision ResNet18_Weights.IMAGENET1K_V1's input "
+                              "convention in front of the weights file (size (224, 224), mean")
