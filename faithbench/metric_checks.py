@@ -147,7 +147,33 @@ def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: 
         if (k, name) not in runs:
             warnings.warn(message, SuiteWarning, stacklevel=2)
     _warn_one_class(suite, source, built, metric_plugins)
+    _warn_cut_patches(suite, source, built, metric_plugins)
     return found
+
+
+_RANKS_PATCHES = ("deletion_auc", "insertion_auc", "abpc", "morf_aopc", "lerf_aopc", "monotonicity", "selectivity",
+                  "irof")
+
+
+def _warn_cut_patches(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
+    """Warn where a metric ranks ``patch``-sized patches that do not tile a dataset's image: the patches
+    cut by the border are ranked by their mean, which varies more over fewer pixels, so they come first
+    and last more often than whole ones and the ``random`` control is not at chance (a review: morf_aopc
+    0.145 against 0.108 for a random patch order, 28^3 volumes in 8^3 patches)."""
+    for k, plugin in enumerate(metric_plugins):
+        patch = int(getattr(plugin, "params", {}).get("patch", 1) or 1)
+        if getattr(plugin, "name", None) not in _RANKS_PATCHES or patch <= 1:
+            continue
+        for spec in suite.datasets:
+            try:
+                shape = tuple(built[spec.label].spatial_shape)
+            except Exception:  # not built or unreadable: named elsewhere
+                continue
+            if any(side % patch for side in shape):
+                warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: patch {patch} does not tile dataset "
+                              f"{spec.label!r}'s images ({' x '.join(map(str, shape))}): the patches cut by the "
+                              f"border rank more often first and last, so the random control is not quite at "
+                              f"chance; a patch that divides every side avoids it", SuiteWarning, stacklevel=3)
 
 
 def _warn_one_class(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:

@@ -129,7 +129,8 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
         if mspec.recipe is None:  # a review: its weights file played no part in the twin
             warnings.warn(f"{source}: models[{i}] {mspec.label!r} has no recipe: data_randomization trains its "
                           f"permuted-label twin from a fresh init with the default recipe (Recipe(): 4 epochs), not "
-                          f"as this model was trained; give the model entry a recipe to choose it",
+                          f"as this model was trained, so it compares with a network unrelated to the model's "
+                          f"training; a model trained here (a recipe, no weights) gets a twin of its own recipe",
                           SuiteWarning, stacklevel=2)
     pairs, runs = model_dataset_pairs(suite, built), []  # runs: per pair checked, whether some explainer runs
     for i, mspec, label, dataset in pairs:

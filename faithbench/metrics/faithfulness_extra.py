@@ -233,6 +233,7 @@ class IROF(ExtraFaithfulness):
     one channel (a 1-channel segment mask for a C-channel array: AssertionError)."""
 
     info = _info("irof", True, "Rieger & Hansen 2020, IROF: a low resource evaluation metric for explanation methods")
+    version: ClassVar[str] = "2"  # 2: patches of exactly equal saliency tie (seeded), not by float noise (up to 0.0066)
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "baseline": "mean"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {**ExtraFaithfulness.choices, "score": ("prob",)}
 

@@ -36,6 +36,7 @@ class AttributionLocalisation(LocalizationMetric):
     ``x_batch[2:].size`` (the samples from the third on, not the spatial axes), so its weighted
     values are not the paper's."""
 
+    version: ClassVar[str] = "2"  # 2: NaN for a map with a negative value (postprocess none on a signed map)
     info = MetricInfo("attribution_localisation", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), postprocess="abs",
                       paper="Kohlbrenner et al. 2020, Towards best practice in explaining neural network "

@@ -62,7 +62,8 @@ def column_decimals(means: list[float], best: list[float], runner_up: float, dec
     held-out review: five cells read 0.525, one of them bold). Example: means [0.01049, 0.0102], the first
     bold -> 4 (0.0105, 0.0102; with 3 both read 0.010).
 
-    Float noise (a mean below 10^-most times the column's largest |mean|, e.g. 1e-17 beside 0.4) asks for
+    Float noise (a mean below 10^-most times the column's largest |mean|, at most 1: e.g. 1e-17 beside 0.4;
+    4.2e-4 beside 1234.5 is no noise, a diff review) asks for
     no more decimals. A column whose other nonzero means need more than ``most`` decimals is scientific:
     -k, k significant digits (:func:`format_fixed`), 3 or more, up to ``most``, until the bold cell prints
     apart from the runner-up (a held-out review: means of 1e-7 printed 0.000 [0.000, 0.000] in every cell,
@@ -70,7 +71,7 @@ def column_decimals(means: list[float], best: list[float], runner_up: float, dec
     noise). Example: means [7.69e-07, 9.16e-08] -> -3 (7.69e-07, 9.16e-08)."""
     finite = [abs(float(m)) for m in means if m is not None and math.isfinite(m)]
     top = max(finite, default=0.0)
-    small = [m for m in finite if top * 10 ** -most <= m < 10 ** -decimals and m > 0]
+    small = [m for m in finite if min(top, 1.0) * 10 ** -most <= m < 10 ** -decimals and m > 0]  # 4.2e-4 by 1234
     need = max([1 - math.floor(math.log10(m)) for m in small], default=decimals)
     pairs = [(b, runner_up) for b in best if math.isfinite(b) and math.isfinite(runner_up)]
     if need > most:

@@ -45,6 +45,7 @@ def test_column_decimals_tell_the_bold_cell_apart_and_stay_one_format():
     assert column_decimals([0.9, 0.5], [0.9], 0.5) == 3  # enough already: the default
     assert column_decimals([0.9, 0.9], [0.9, 0.9], float("nan")) == 3  # tied bold cells, no runner-up
     assert column_decimals([0.000551, 0.011], [0.011], 0.000551) == 5
+    assert column_decimals([1234.5, 4.2e-4], [4.2e-4], 1234.5) == 5  # a diff review: read 0.000 beside 1234.5
     assert [format_fixed(v, 5) for v in (0.000551, 0.011)] == ["0.00055", "0.01100"]
     # float noise around 0 (a diff review: 0.000000 and -0.000000 in one column)
     assert column_decimals([1e-17, -2e-17, 0.4], [0.4], 1e-17) == 3
