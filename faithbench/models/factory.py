@@ -28,7 +28,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -320,13 +320,15 @@ def _build_timm(spec: Any, parsed: ModelName, in_chans: int, num_classes: int) -
                           lambda: timm.create_model(name, pretrained=False, **kwargs))
     chans = int(kwargs.get("in_chans") or model.pretrained_cfg.get("input_size", (3,))[0])
     config = input_config_from_timm(model, chans)
-    if spec.uses_pretrained or spec.weights is not None:
-        return model, config
+    size = kwargs.get("img_size", config.size)
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if spec.uses_pretrained or spec.weights is not None:  # built with img_size: that size, not the cfg's (a review:
+        # a ViT built for 64 px from a weights file was fed 224-px images and failed validation, blaming the image)
+        return model, config if "img_size" not in kwargs else replace(config, size=size, source=config.source
+                                                                      + f", size: img_size {list(size)}")
     # trained here from random init: no normalisation; resize only where the size is fixed (ViT)
     if not model.pretrained_cfg.get("fixed_input_size", False):
         return model, None
-    size = kwargs.get("img_size", config.size)
-    size = (size, size) if isinstance(size, int) else tuple(size)
     return model, InputConfig(in_chans=chans, size=size, interpolation=config.interpolation,
                               source="timm (random init, fixed input size)")
 

@@ -125,6 +125,19 @@ def test_torchvision_weights_file_uses_the_architecture_input_config(tmp_path):
     assert torch.allclose(model.input_transform(x), (green - mean) / std, atol=1e-6)
 
 
+def test_a_timm_vit_built_for_its_size_from_a_weights_file_takes_that_size(tmp_path):
+    """A held-out review: `img_size: 64` with a weights file kept the pretrained_cfg's 224 in front of the
+    network, and validation failed with "Input height (224) doesn't match model (64)"."""
+    entry = spec(name="timm:vit_tiny_patch16_224", params={"img_size": 64, "in_chans": 1, "depth": 1},
+                 weights=str(tmp_path / "v.safetensors"))
+    model, info = build_for_dataset(entry, 1, 2, (64, 64))
+    assert info["input"]["size"] == [64, 64] and info["input"]["source"].endswith("size: img_size [64, 64]")
+    assert info["input"]["mean"] == [0.5] and model(torch.rand(2, 1, 64, 64)).shape == (2, 2)  # cfg's mean kept
+    _, info = build_for_dataset(spec(name="timm:vit_tiny_patch16_224", params={"in_chans": 1, "depth": 1},
+                                     weights=str(tmp_path / "v.safetensors")), 1, 2, (64, 64))
+    assert info["input"]["size"] == [224, 224]  # built at its cfg's size: resized to it, as before
+
+
 def test_monai_densenet_3d():
     entry = spec(name="monai:DenseNet121", params={"init_features": 4, "growth_rate": 4, "block_config": [1, 1, 1, 1]},
                  recipe="default")
