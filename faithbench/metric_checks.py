@@ -160,15 +160,15 @@ def _warn_cut_patches(suite: Any, source: str, built: dict[str, Any], metric_plu
     cut by the border are ranked by their mean, which varies more over fewer pixels, so they come first
     and last more often than whole ones and the ``random`` control is not at chance (a review: morf_aopc
     0.145 against 0.108 for a random patch order, 28^3 volumes in 8^3 patches)."""
-    for k, plugin in enumerate(metric_plugins):
-        patch = int(getattr(plugin, "params", {}).get("patch", 1) or 1)
-        if getattr(plugin, "name", None) not in _RANKS_PATCHES or patch <= 1:
+    patches = [(k, int(getattr(plugin, "params", {}).get("patch", 1) or 1)) for k, plugin in enumerate(metric_plugins)
+               if getattr(plugin, "name", None) in _RANKS_PATCHES]
+    patches = [(k, patch) for k, patch in patches if patch > 1]
+    for spec in suite.datasets if patches else []:
+        try:
+            shape = tuple(built[spec.label].spatial_shape)  # reads the first sample: once per dataset
+        except Exception:  # not built or unreadable: named elsewhere
             continue
-        for spec in suite.datasets:
-            try:
-                shape = tuple(built[spec.label].spatial_shape)
-            except Exception:  # not built or unreadable: named elsewhere
-                continue
+        for k, patch in patches:
             if any(side % patch for side in shape):
                 warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: patch {patch} does not tile dataset "
                               f"{spec.label!r}'s images ({' x '.join(map(str, shape))}): the patches cut by the "

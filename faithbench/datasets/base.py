@@ -210,8 +210,8 @@ def check_samples(samples: list[Sample], dataset: Any, where: str) -> None:
         check_image_axes(s, dataset, where)
         shape = tuple(s.image.shape) if shape is None else shape
         if tuple(s.image.shape) != shape:
-            hint = ("; its `size` parameter resamples every image to one grid" if hasattr(dataset, "size")
-                    and getattr(dataset, "size", None) is None else "")  # a review: the fix went unsaid
+            hint = ("; its `size` parameter resamples every image to one grid" if getattr(dataset, "size", 0) is None
+                    else "")  # a dataset with an unset size (volume): a review, the fix went unsaid
             raise DataError(f"{where}: sample {s.id!r} has an image of shape {tuple(s.image.shape)}, the first "
                             f"{shape}: every image of a dataset must have one shape{hint}")
         if not bool(torch.isfinite(s.image).all()):

@@ -250,16 +250,15 @@ def permuted(y: Tensor, seed: int) -> Tensor:
     return y[torch.randperm(len(y), generator=torch.Generator().manual_seed(seed + 7919))]
 
 
-def permuted_fit(model: nn.Module, train: BaseDataset, seed: int, recipe: Recipe) -> float | None:
-    """The permuted-label twin's accuracy on the permuted training labels it was trained on. Adebayo
-    et al. 2018's twin memorises them (near 1); near the majority class's share it learnt little, and
-    ``data_randomization`` then compares with a barely trained network (a review: 0.539 on the
-    ``sanity`` suite's phantoms). None on multi-label data."""
-    x, y = train.tensors()
+def permuted_fit(model: nn.Module, x: Tensor, y: Tensor, n_train: int | None) -> float | None:
+    """The permuted-label twin's accuracy on the permuted training labels ``y`` it was trained on (the
+    first ``n_train`` of the split, as the recipe). Adebayo et al. 2018's twin memorises them (near 1);
+    near the majority class's share it learnt little, and ``data_randomization`` then compares with a
+    barely trained network (a review: 0.539 on the ``sanity`` suite's phantoms). None on multi-label data."""
     if y.ndim != 1:
         return None
-    n = recipe.n_train or len(y)
-    return float((predict_logits(model, x[:n]).argmax(-1) == permuted(y, seed)[:n]).double().mean())
+    n = n_train or len(y)
+    return float((predict_logits(model, x[:n]).argmax(-1) == y[:n]).double().mean())
 
 
 def resolve_dependencies(model: nn.Module, splits: tuple[BaseDataset, BaseDataset, BaseDataset], seed: int,
@@ -352,7 +351,8 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
         model.eval()
         metrics = _with_predicted_classes(meta["metrics"], model, test)
         if permute_labels and "permuted_fit" not in metrics:  # a twin cached before the fit was recorded
-            metrics = {**metrics, "permuted_fit": permuted_fit(model, train, seed, recipe)}
+            x_train, y_train = train.tensors()
+            metrics = {**metrics, "permuted_fit": permuted_fit(model, x_train, permuted(y_train, seed), recipe.n_train)}
         if metrics is not meta["metrics"]:  # written back: the pass is paid once (a diff review)
             try:
                 cache.put_json("checkpoints", key, {**meta, "metrics": metrics})
@@ -381,7 +381,7 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
     metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None,
                              label=spec.label, notes=notes)
     if permute_labels:
-        metrics["permuted_fit"] = permuted_fit(model, train, seed, recipe)
+        metrics["permuted_fit"] = permuted_fit(model, x_train, y_train, recipe.n_train)  # y_train: permuted above
     info = {"parameters": count_parameters(model), **input_info, "train_seconds": seconds, "history": history,
             "recipe": recipe.model_dump(), "epochs_run": len(history["val_loss"]), "warnings": notes}
     info.update(resolved)

@@ -278,9 +278,9 @@ def render_html(
                      "class whatever the image; read its rows with caution: " + "; ".join(
                          f"{_e(r.dataset)} / {_e(r.model)} (seed {_e(r.seeds)}; test accuracy {_e(r.accuracy)})"
                          for r in single_class.itertuples(index=False)) + ".</p>")
-    if failed_cells(failures):  # a held-out review: a failed explainer left no trace above the tables
+    if failed := failed_cells(failures):  # a held-out review: a failed explainer left no trace above the tables
         parts.append('<p class="warn">failed cells, missing from these tables (no rows; see <a href="#skipped">'
-                     "Failures</a>): " + _e("; ".join(failed_cells(failures))) + ".</p>")
+                     "Failures</a>): " + _e("; ".join(failed)) + ".</p>")
     with_chance = "chance" in board.columns and pd.to_numeric(board["chance"], errors="coerce").notna().any()
     chance_level = "; " + CHANCE_LEVEL_NOTE if with_chance else ""
     parts += [f'<p class="note">{_e(significance_note(control, control_tested(board)) + chance_level)}. '

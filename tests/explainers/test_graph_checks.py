@@ -237,7 +237,7 @@ def test_deeplift_runs_through_a_models_input_transform() -> None:
     attr = explainers.get("deeplift")().explain(model, x, torch.tensor([1]))
     change = (model(x) - model(torch.zeros_like(x)))[0, 1]
     assert torch.isclose(attr.sum(), change, rtol=1e-4, atol=1e-6)
-    assert not model._forward_pre_hooks or len(model._forward_pre_hooks) == 1  # captum's hook removed
+    assert len(model._forward_pre_hooks) == 1  # the transform's own; captum's went on (and off) the wrapper
 
 
 def test_timm_activations_and_per_sample_norms_are_refused() -> None:
