@@ -183,6 +183,19 @@ def postprocess(saliency: Tensor, mode: str) -> Tensor:
     raise ValueError(f"unknown postprocess {mode!r}; expected none, abs or relu")
 
 
+def _check_target(name: str, target: Tensor, batch: int, n_classes: int) -> None:
+    """``target``: (B,) whole class indices in ``[0, n_classes)`` (``n_classes`` 0: unknown, any
+    index >= 0). Else ``ValueError`` (an index past the classes was a raw IndexError, or scored)."""
+    if tuple(target.shape) != (batch,) or target.dtype == torch.bool or target.is_complex():
+        raise ValueError(f"{name}: expected target of {batch} class indices, shape ({batch},), got "
+                         f"{target.dtype} of shape {tuple(target.shape)}")
+    if target.is_floating_point() and not (bool(torch.isfinite(target).all()) and torch.equal(target, target.round())):
+        raise ValueError(f"{name}: expected target of whole class indices, got {target.tolist()}")
+    if target.numel() and (int(target.min()) < 0 or (n_classes and int(target.max()) >= n_classes)):
+        bound = f"0 to {n_classes - 1}" if n_classes else ">= 0"
+        raise ValueError(f"{name}: expected target class indices {bound}, got {target.tolist()}")
+
+
 class Metric(Configurable):
     """Base class. Subclasses set ``info`` and implement :meth:`compute`.
 
@@ -220,10 +233,14 @@ class Metric(Configurable):
         raise NotImplementedError
 
     def __call__(self, ctx: EvalContext) -> MetricOutput:
+        b = ctx.x.shape[0]
+        if tuple(ctx.saliency.shape) != (b, *ctx.x.shape[2:]):  # else a raw broadcast error, or a value (sparseness)
+            raise ValueError(f"{self.name}: expected saliency of shape {(b, *ctx.x.shape[2:])} (x's batch and "
+                             f"spatial axes), got {tuple(ctx.saliency.shape)}")
         if not torch.isfinite(ctx.saliency).all():  # a review: NaN was ranked first, skipped or a NaN, by metric
             raise ValueError(f"{self.name}: saliency contains NaN or Inf; expected finite maps")
+        _check_target(self.name, ctx.target, b, len(ctx.classes))
         out = MetricOutput.of(self.compute(ctx, self.prepare(ctx)))
-        b = ctx.x.shape[0]
         if tuple(out.value.shape) != (b,):
             raise ValueError(f"{self.name}: expected per-sample values of shape ({b},), got {tuple(out.value.shape)}")
         if out.chance is not None and tuple(out.chance.shape) != (b,):  # a review: an IndexError ended the run

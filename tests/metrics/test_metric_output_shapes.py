@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from faithbench.metrics.base import EvalContext, ForwardCounter, Metric, MetricOutput
+from faithbench.registry import metrics
 from faithbench.types import Category, MetricInfo
 
 
@@ -48,3 +49,28 @@ def test_right_shapes_pass():
                                   fractions=torch.linspace(0, 1, 4))
     out = Returns()(_ctx())
     assert out.curve.shape == (3, 4)
+
+
+@pytest.mark.parametrize("name", ["deletion_auc", "faithfulness_correlation", "max_sensitivity", "sparseness"])
+@pytest.mark.parametrize("change, message", [
+    ({"target": torch.tensor([0, 7, 1])}, r"expected target class indices 0 to 1, got \[0, 7, 1\]"),
+    ({"target": torch.tensor([0, -1, 1])}, r"expected target class indices 0 to 1, got \[0, -1, 1\]"),
+    ({"target": torch.tensor([0.0, 0.5, 1.0])}, r"expected target of whole class indices"),
+    ({"target": torch.zeros(3, 1, dtype=torch.long)}, r"expected target of 3 class indices, shape \(3,\)"),
+    ({"saliency": torch.rand(3, 2, 2)}, r"expected saliency of shape \(3, 4, 4\) \(x's batch and spatial axes\)"),
+])
+def test_metric_classes_refuse_a_target_past_the_classes_and_a_map_of_another_shape(name, change, message):
+    # a review: class 7 of 2 was a raw IndexError in the perturbation metrics and was scored by
+    # sparseness and max_sensitivity; a 2x2 map for 4x4 images was a broadcast error or a value
+    ctx = _ctx()
+    ctx.classes = ("normal", "lesion")
+    for key, value in change.items():
+        setattr(ctx, key, value)
+    with pytest.raises(ValueError, match=message):
+        metrics.get(name)()(ctx)
+
+
+def test_a_target_is_checked_against_the_classes_only_when_they_are_known():
+    ctx = _ctx()
+    ctx.target = torch.tensor([1, 0, 1])  # classes () and a 2-class model: in range, scored
+    assert metrics.get("sparseness")()(ctx).value.shape == (3,)
