@@ -271,8 +271,8 @@ def strata_html(table: pd.DataFrame, figures: str = "") -> str:
     from faithbench.reports.markup import table_html
 
     return ('<p class="note">Localisation and faithfulness scores by lesion size (tertiles of the mask\'s area '
-            "fraction, on datasets with a lesion mask; tied areas fall into the lower stratum, so a stratum may "
-            "be missing), model confidence (tertiles of the target probability) and correctness of the "
+            "fraction, on datasets with a lesion mask; the edges come from the distinct values, so with one or "
+            "two distinct areas a stratum is missing), model confidence (tertiles of the target probability) and correctness of the "
             "prediction; mean and 95% bootstrap CI per stratum. With target: predicted a wrong prediction "
             "explains the other class, so for localisation, wrong against correct also compares maps of "
             "two classes against the same lesion mask (target: label explains the true class). "

@@ -23,8 +23,9 @@ held-out review found 2 images x 3 seeds passed as 6 ranked samples):
   ranks nothing: its τ is undefined and it is left out of τ̄ (a metric that gives every explainer
   the same value, e.g. 0 everywhere, would otherwise count as fully reactive). A varying original
   row against a tied perturbed one counts τ = 0 (the ranking is gone). No sample left: τ̄, and so
-  nr or ar, is NaN and the metric does not pass; ``n_ranked`` counts the samples whose original
-  values are not all tied;
+  nr or ar, is NaN and the metric does not pass; ``n_ranked`` counts the samples that enter τ̄, the
+  fewer of the two conditions' counts (a review: counted over every explainer under ``original``,
+  it read 6 where one explainer undefined after randomisation left 1 sample in the disruptive τ̄);
 - score consistency: for every explainer, the matched-pairs rank-biserial correlation r (Kerby
   2014) of its original against its perturbed values; |r|̄ the mean of |r| over explainers
   (0: no systematic shift, 1: every sample moved the same way);
@@ -94,14 +95,14 @@ def _n_ranked(original: pd.DataFrame) -> int:
     return int(sum(np.unique(row[~np.isnan(row)]).size >= 2 for row in original.to_numpy(float)))
 
 
-def _consistency(original: pd.DataFrame, other: pd.DataFrame) -> tuple[float, float]:
-    """(mean per-sample Kendall τ, mean over explainers of |rank-biserial r|) of ``other`` against
-    ``original`` (wide: rows = samples, columns = explainers, aligned)."""
+def _consistency(original: pd.DataFrame, other: pd.DataFrame) -> tuple[float, float, int]:
+    """(mean per-sample Kendall τ, mean over explainers of |rank-biserial r|, the samples in that τ̄)
+    of ``other`` against ``original`` (wide: rows = samples, columns = explainers, aligned)."""
     taus = [_tau(original.iloc[i].to_numpy(float), other.iloc[i].to_numpy(float)) for i in range(len(original))]
     taus = [t for t in taus if not np.isnan(t)]
     shifts = [abs(rank_biserial(original[e].to_numpy(float), other[e].to_numpy(float))) for e in original.columns]
     shifts = [s for s in shifts if not np.isnan(s)]
-    return (float(np.mean(taus)) if taus else np.nan, float(np.mean(shifts)) if shifts else np.nan)
+    return (float(np.mean(taus)) if taus else np.nan, float(np.mean(shifts)) if shifts else np.nan, len(taus))
 
 
 def _by_sample(frame: pd.DataFrame, units: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -175,7 +176,8 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
                 other = wide[condition]
                 index = original.index.intersection(other.index)
                 columns = original.columns.intersection(other.columns)
-                tau, shift = _consistency(original.loc[index, columns], other.loc[index, columns])
+                tau, shift, n_taus = _consistency(original.loc[index, columns], other.loc[index, columns])
+                row["n_ranked"] = min(row["n_ranked"], n_taus)
             ranking = np.clip(tau, 0.0, 1.0)
             row[f"{prefix}_ranking"] = ranking if prefix == "nr" else 1.0 - ranking
             row[f"{prefix}_scores"] = 1.0 - shift if prefix == "nr" else shift

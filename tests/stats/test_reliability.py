@@ -246,3 +246,20 @@ def test_a_seed_without_rows_in_a_condition_leaves_its_samples_undefined():
                 rows += [dict(r, seed=seed) for r in _rows("m", condition, table)]
     row = metric_reliability(pd.DataFrame(rows)).iloc[0]
     assert np.isnan(row["nr"]) and not row["passed"] and row["n_samples"] == 8
+
+
+def test_n_ranked_counts_the_samples_of_the_thinner_tau_mean():
+    """A review: ``n_ranked`` counted samples ranked over every explainer under ``original``; with one
+    explainer undefined after randomisation and the other two tied on 5 of 6 samples, the disruptive
+    τ̄ rested on 1 sample while the metric passed on ``n_ranked`` 6."""
+    tied = {"A": [0.5, 0.5, 0.5, 0.5, 0.5, 0.2], "B": [0.5, 0.5, 0.5, 0.5, 0.5, 0.8],
+            "C": [0.1, 0.9, 0.1, 0.9, 0.1, 0.9]}
+    disruptive = {"A": [0.3, 0.2, 0.1, 0.4, 0.6, 0.9], "B": [0.6, 0.7, 0.8, 0.9, 0.1, 0.1], "C": [np.nan] * 6}
+    rows = _rows("m", "original", tied) + _rows("m", "minor", tied) + _rows("m", "disruptive", disruptive)
+    row = metric_reliability(pd.DataFrame(rows)).iloc[0]
+    assert row["ar_ranking"] == pytest.approx(1.0)  # A < B reversed on the one sample that ranks A, B: τ -1
+    assert row["n_ranked"] == 1 and not bool(row["passed"])
+    # the same table with C defined under disruptive: every sample enters both means
+    rows = (_rows("m", "original", tied) + _rows("m", "minor", tied)
+            + _rows("m", "disruptive", {**disruptive, "C": tied["C"]}))
+    assert metric_reliability(pd.DataFrame(rows)).iloc[0]["n_ranked"] == 6
