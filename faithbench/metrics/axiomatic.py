@@ -9,6 +9,7 @@ background value in model input space).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -105,9 +106,13 @@ class InputInvariance(Metric):
     maximum; Quantus: absolute), postprocess ``none``.
 
     The re-explanation keeps the explainer's seed (unlike the robustness metrics, which re-seed
-    each re-explanation), so a stochastic explainer is compared at the same noise and only the
-    shift can move its map; the ``random`` control draws its noise from the image's bytes, so the
-    shifted input gets other noise and it fails (version 1 of the control passed trivially).
+    each re-explanation), and an explainer that draws per image (``smoothgrad``, ``gradient_shap``,
+    ``lime``, ``kernel_shap``: :meth:`~faithbench.explainers.base.Explainer.reseed`) draws for x + c
+    what it drew for x (:meth:`~faithbench.explainers.base.Explainer.draws_of`), so a stochastic
+    explainer is compared at the same noise and only the shift can move its map (version 1 seeded
+    x + c from its own bytes: SmoothGrad, exactly invariant at equal noise, scored 0 on every sample);
+    the ``random`` control draws its noise from the image's bytes directly, so the shifted input
+    gets other noise and it fails (version 1 of the control passed trivially).
 
     f2 is a copy of the model behind a forward pre-hook that subtracts c, exact everywhere.
     Quantus 0.6.0 moves c into the first convolution's bias instead, from the smallest value of
@@ -123,12 +128,14 @@ class InputInvariance(Metric):
                       paper="Kindermans et al. 2017, The (un)reliability of saliency methods")
     defaults: ClassVar[dict[str, Any]] = {"shift": -1.0, "atol": 1e-4}
     bounds: ClassVar[dict[str, Bound]] = {"atol": NON_NEGATIVE}
+    version = "2"  # x + c drawn at x's per-image noise
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         if ctx.explainer is None:
             raise ValueError(f"{self.name}: needs the cell's explainer in EvalContext.explainer to re-explain")
-        model = shifted_model(ctx.model, self.shift)
-        with ctx.predict.watch(model):
-            shifted = ctx.explainer(model, ctx.x + self.shift, ctx.target)
+        model, x = shifted_model(ctx.model, self.shift), ctx.x + self.shift
+        same_draws = getattr(ctx.explainer, "draws_of", None)
+        with ctx.predict.watch(model), same_draws(x, ctx.x) if same_draws else nullcontext():
+            shifted = ctx.explainer(model, x, ctx.target)
         shifted = apply_postprocess(shifted.detach().float().to(saliency.device), self.postprocess)
         return MetricOutput(value=input_invariance(saliency, shifted, atol=self.atol))

@@ -190,3 +190,20 @@ def test_input_invariance_exact_with_zero_padding(tiny_cnn, make_ctx):
     ctx = make_ctx(model, x, explainer(model, x, torch.ones(2, dtype=torch.long)), explainer=explainer)
     assert InputInvariance()(ctx).value.tolist() == [1.0, 1.0]
     assert ctx.predict.passes == 2  # the re-explanation's forward is counted
+
+
+def test_input_invariance_draws_x_plus_c_at_the_noise_of_x(make_ctx):
+    # helper 115: SmoothGrad seeded x + c from its own bytes and scored 0 on every sample, though at
+    # equal noise its maps of x under f1 and of x + c under f2 are equal (Kindermans et al.: the
+    # gradient is input invariant, so is its average over the same noise); random still fails
+    torch.manual_seed(0)
+    model, x, target = _Unpadded().eval(), torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 0])
+    for name, invariant in (("smoothgrad", 1.0), ("random", 0.0)):
+        explainer = explainers.get(name)(seed=0)
+        ctx = make_ctx(model, x, explainer(model, x, target), target=target, explainer=explainer)
+        assert InputInvariance()(ctx).value.tolist() == [invariant] * 3
+        assert explainer._seed_aliases == {}  # restored after the re-explanation
+    smoothgrad = explainers.get("smoothgrad")(seed=0)
+    with smoothgrad.draws_of(x + 1.0, x):  # the same draws give the same map of another image's noise
+        moved = smoothgrad(model, x + 1.0, target)
+    assert not torch.equal(moved, smoothgrad(model, x + 1.0, target))

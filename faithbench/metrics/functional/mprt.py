@@ -71,7 +71,10 @@ def smooth_mprt(model: nn.Module, x: Tensor, target: Tensor, explain: Explain, o
 def discrete_entropy(saliency: Tensor, n_bins: int = 100) -> Tensor:
     """Entropy of the histogram of each map's values ``(B,)``: ``n_bins`` equal bins from the
     map's minimum to its maximum (the last bin closed; a constant map: one bin), p_k = count_k / N,
-    H = -Σ_k p_k ln p_k (``scipy.stats.entropy(np.histogram(a, bins=n_bins)[0])``)."""
+    H = -Σ_k p_k ln p_k: ``scipy.stats.entropy(np.histogram(a, bins=n_bins)[0])`` of the map in
+    float64. ``np.histogram`` of the float32 map (what Quantus bins) may put values that lie on bin
+    edges in the neighbouring bin: a review measured up to 0.33 nats apart for values on multiples
+    of 1/100 of the range, 1.2e-7 on continuous maps."""
     a = saliency.flatten(1).double()
     lo, hi = a.amin(1), a.amax(1)
     same = hi == lo
