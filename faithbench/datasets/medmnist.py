@@ -32,6 +32,7 @@ from torch import Tensor
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.paths import OFFLINE_VAR, DataError, data_root, downloads_allowed
 from faithbench.registry import datasets
+from faithbench.store import file_sha256
 from faithbench.types import Sample
 
 SIZES = (28, 64, 128, 224)
@@ -174,10 +175,11 @@ class MedMNIST(BaseDataset):
 
     def spec(self) -> dict[str, Any]:
         # The root and the file's time are not part of the spec (the official file, downloaded again
-        # or anywhere else, gives the same data: no data_files), but its size is: a local subset
-        # must not share checkpoints with the official file.
+        # or anywhere else, gives the same data: no data_files), but its content is: a local file of
+        # the same name must not share checkpoints with the official one (a review: an edited file of
+        # the same size, keyed by name and size, reused every cached result, and touch did not help).
         spec = super().spec()
-        spec["file"] = {"name": self.path.name, "bytes": os.path.getsize(self.path)}
+        spec["file"] = {"name": self.path.name, "bytes": os.path.getsize(self.path), "sha256": file_sha256(self.path)}
         return spec
 
     def __len__(self) -> int:

@@ -1,3 +1,5 @@
+import os
+import shutil
 import urllib.error
 
 import numpy as np
@@ -98,3 +100,21 @@ def test_multilabel_keeps_the_vector(tmp_path):
     binary = MedMNIST("test", flag="chestmnist", root=str(tmp_path), finding="hernia")
     assert not binary.multilabel and binary.classes == ("no hernia", "hernia")
     assert binary.tensors()[1].tolist() == [0, 1, 0, 0, 0, 0]
+
+
+def test_a_file_of_the_same_name_and_size_with_other_images_gets_other_keys(tmp_path):
+    # helper 113: the key held the file's name and size only, so an edited copy of the same size (np.savez
+    # of the same shapes) reused every cached checkpoint and score, and touching it did not help
+    pytest.importorskip("medmnist")
+    _write_chestmnist(tmp_path / "a" / "medmnist")
+    first = MedMNIST("test", flag="chestmnist", root=str(tmp_path / "a")).fingerprint()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # the same file elsewhere, with a new time: same key
+    os.utime(tmp_path / "b" / "medmnist" / "chestmnist.npz", (1, 1))
+    assert MedMNIST("test", flag="chestmnist", root=str(tmp_path / "b")).fingerprint() == first
+    path = tmp_path / "b" / "medmnist" / "chestmnist.npz"
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["test_images"] = 255 - arrays["test_images"]
+    np.savez(path, **arrays)
+    assert os.path.getsize(path) == os.path.getsize(tmp_path / "a" / "medmnist" / "chestmnist.npz")
+    assert MedMNIST("test", flag="chestmnist", root=str(tmp_path / "b")).fingerprint() != first
