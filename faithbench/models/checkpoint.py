@@ -235,10 +235,12 @@ def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, n
                    input_size: tuple[int, ...], seed: int, permute_labels: bool = False) -> str:
     """The cache key of a recipe checkpoint. It includes ``torch.get_num_threads()``: CPU
     training reduces in a thread-count-dependent order, so the same recipe and seed give weights
-    that differ (issue 17: scores up to 2.7e-4 apart) with 1 and with 2 threads."""
+    that differ (issue 17: scores up to 2.7e-4 apart) with 1 and with 2 threads; and torch's
+    version, whose kernels and initialisers may change as much (a review: no library version was
+    in any key, so a checkpoint trained under another torch was reused)."""
     recipe = (spec.recipe or Recipe()).model_dump()
     parts: list[Any] = ["checkpoint", CHECKPOINT_FORMAT, spec.name, spec.params, train_spec, recipe,
-                        in_chans, num_classes, list(input_size), seed, {"threads": torch.get_num_threads()},
+                        in_chans, num_classes, list(input_size), seed, {"threads": torch.get_num_threads(), "torch": torch.__version__},
                         *spec.key_extras()]
     if permute_labels:
         parts.append("permuted-labels")
