@@ -146,6 +146,14 @@ class Explainer(Configurable):
 
     _seed_aliases: dict[int, int] = {}  # replaced, never mutated: see draws_of
 
+    def draws_on(self, device: torch.device) -> str | None:
+        """The device type whose own random generator this explainer draws from on ``device``, when
+        that is not the CPU's, else None (the default: draws on a CPU generator, moved). A GPU's
+        generator gives other draws for the same seed, so the runner adds it to the saliency key:
+        maps drawn on a GPU and on the CPU never share a cache entry (a review: captum's NoiseTunnel
+        draws SmoothGrad's noise on the input's device)."""
+        return None
+
     @contextmanager
     def draws_of(self, images: Tensor, like: Tensor) -> Iterator[None]:
         """Within: each image of ``images`` gets the per-image draws (:meth:`reseed`) of the image of

@@ -132,6 +132,9 @@ class SmoothGradExplainer(Explainer):
                                           "batch_size": AT_LEAST_ONE}
     version = "2"  # 2: noise re-seeded per image (1: one stream per batch, so a map depended on the batch)
 
+    def draws_on(self, device: torch.device) -> str | None:
+        return device.type if device.type != "cpu" and self.noise_level > 0 else None  # captum's torch.normal
+
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         tunnel = NoiseTunnel(Saliency(model))
         sigma = self.noise_level * input_range(x.detach())  # a number, not part of the graph
@@ -162,6 +165,9 @@ class GradientSHAPExplainer(Explainer):
     defaults: ClassVar[dict[str, Any]] = {"n_samples": 20, "baseline": 0.0, "noise_level": 0.0}
     bounds: ClassVar[dict[str, Bound]] = {"n_samples": AT_LEAST_ONE, "noise_level": NON_NEGATIVE}
     version = "2"  # 2: re-seeded per image (1: one stream per batch, so a map depended on the batch)
+
+    def draws_on(self, device: torch.device) -> str | None:
+        return device.type if device.type != "cpu" and self.noise_level > 0 else None  # captum's NoiseTunnel
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         shap = GradientShap(model)

@@ -285,8 +285,9 @@ class CellRun:
         assert self.explainer is not None
         data, cell = self.data, self.cell
         cost = self.explain_cost if cost is None else cost
+        rng = self.explainer.draws_on(batch.x.device)  # a GPU's generator draws otherwise (None: no key part)
         sal_key = make_key("saliency", fingerprint or data.dataset_fingerprint, data.checkpoint_key,
-                           self.explainer.spec(), cell.seed, batch.ids, target.tolist())
+                           self.explainer.spec(), cell.seed, batch.ids, target.tolist(), *([rng] if rng else []))
         cached = self.store.get_tensors("saliency", sal_key)
         if cached is not None:
             cost["seconds"] += float(cached["seconds"])

@@ -19,9 +19,9 @@ from faithbench.runner.errors import UsageError
 
 
 def resolve_device(device: str | None, where: str = "device") -> str:
-    """``auto`` (or None) -> ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``, ``cuda``,
-    ``cuda:N`` and ``mps`` as given. An unusable device is a :class:`UsageError` (exit 2) that
-    begins with ``where``: the setting that asked for it (``--device``, ``suite.yaml: device``)."""
+    """``auto`` (or None) -> ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``, ``cuda`` and
+    ``cuda:N`` as given (``mps`` is refused: no float64 there). An unusable device is a
+    :class:`UsageError` (exit 2) that begins with ``where``: the setting that asked for it (``--device``, ``suite.yaml: device``)."""
     try:
         device = check_device_name(device or "auto")
     except ValueError as exc:
@@ -35,8 +35,9 @@ def resolve_device(device: str | None, where: str = "device") -> str:
                              f"{torch.cuda.device_count()} GPUs); use --device cpu or auto")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise UsageError(f"{where} {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"{where} {device!r}: MPS is not available here; use --device cpu or auto")
+    elif dev.type == "mps":  # a review: every metric would fail (.double() on the device), after training
+        raise UsageError(f"{where} {device!r}: not supported: faithbench's metrics compute in float64, which "
+                         "Apple's MPS lacks; use --device cpu")
     return str(dev)
 
 

@@ -104,6 +104,9 @@ def test_devices_resolve_or_fail_with_a_clear_error():
     assert resolve_device("cpu") == "cpu"
     with pytest.raises(UsageError, match="expected one of auto, cpu, cuda"):
         resolve_device("gpu")
+    # helper 112: the metrics compute in float64 on the device, which MPS lacks: refused before training
+    with pytest.raises(UsageError, match=r"^--device 'mps': not supported: .* float64, .*; use --device cpu$"):
+        resolve_device("mps", "--device")
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="CUDA is not available here"):
             resolve_device("cuda:1")

@@ -246,3 +246,24 @@ def test_a_full_output_disk_is_exit_2_naming_the_folder(two_runs, tmp_path, monk
     else:
         assert str(info.value) == (f"--out {out}: the tables are written but not the report: {what}; rebuild it "
                                    f"with `faithbench report {out}` once the folder can be written")
+
+
+def test_maps_drawn_on_a_gpus_generator_do_not_share_the_cpus_cache_entry(tmp_path, monkeypatch):
+    """Helper 112: captum's NoiseTunnel draws SmoothGrad's noise on the input's device, whose generator
+    gives other draws for the same seed, and the saliency key had no device: a cache shared by a CPU and
+    a GPU machine kept whichever map came first. Such an explainer names its device (draws_on)."""
+    import torch
+
+    from faithbench.explainers.gradient import GradientSHAPExplainer, SmoothGradExplainer
+    assert SmoothGradExplainer().draws_on(torch.device("cuda", 0)) == "cuda"
+    assert SmoothGradExplainer().draws_on(torch.device("cpu")) is None
+    assert SmoothGradExplainer(noise_level=0.0).draws_on(torch.device("cuda")) is None
+    assert GradientSHAPExplainer().draws_on(torch.device("cuda")) is None  # noise_level 0: no draw matters
+    assert GradientSHAPExplainer(noise_level=0.1).draws_on(torch.device("mps")) == "mps"
+    suite = suite_from_dict({**TINY, "samples": 8, "explainers": [{"name": "smoothgrad", "params": {"n_samples": 2}}],
+                             "metrics": ["relevance_mass"], "reliability": 0})
+    quiet = {"progress": False, "log": lambda m: None}
+    assert run_suite(suite, tmp_path / "a", cache=Cache(tmp_path / "cache"), **quiet).computed["saliency"] == 1
+    assert run_suite(suite, tmp_path / "b", cache=Cache(tmp_path / "cache"), **quiet).cached["saliency"] == 1
+    monkeypatch.setattr(SmoothGradExplainer, "draws_on", lambda self, device: "cuda")  # as on a GPU
+    assert run_suite(suite, tmp_path / "c", cache=Cache(tmp_path / "cache"), **quiet).computed["saliency"] == 1
