@@ -21,7 +21,8 @@ from faithbench.runner.errors import UsageError
 def resolve_device(device: str | None, where: str = "device") -> str:
     """``auto`` (or None) -> ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``, ``cuda`` and
     ``cuda:N`` as given (``mps`` is refused: no float64 there). An unusable device is a
-    :class:`UsageError` (exit 2) that begins with ``where``: the setting that asked for it (``--device``, ``suite.yaml: device``)."""
+    :class:`UsageError` (exit 2) that begins with ``where``: the setting that asked for it
+    (``--device``, ``suite.yaml: device``)."""
     try:
         device = check_device_name(device or "auto")
     except ValueError as exc:
