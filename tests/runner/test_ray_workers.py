@@ -1,0 +1,86 @@
+"""What a Ray task needs from the driver beyond the group (a held-out review of the Ray executor):
+the modules of plugins registered at run time, the warnings raised in the task, the driver's
+SIGTERM handler. The task function is called directly here; a real Ray runs it in test_ray.py."""
+
+from __future__ import annotations
+
+import signal
+import types
+import warnings
+
+import pytest
+import torch
+
+from faithbench.config import suite_from_dict
+from faithbench.explainers.base import Explainer
+from faithbench.registry import explainers
+from faithbench.runner import executors
+from faithbench.runner.errors import InputDataError, UsageError
+from faithbench.runner.plan import plan
+from faithbench.store import CacheCorruptionWarning
+
+SUITE = {"name": "w", "samples": 4, "batch_size": 4,
+         "datasets": [{"name": "phantom_cxr", "params": {"n": 16, "size": 32}}],
+         "models": [{"name": "small_cnn", "recipe": {"epochs": 1}}], "explainers": ["saliency"], "metrics": ["sparseness"]}
+
+
+def _registered(name: str, module: str):
+    cls = type(name, (Explainer,), {"__module__": module, "explain": lambda self, model, x, target: x.sum(1)})
+    explainers.register(name)(cls)
+    return cls
+
+
+def test_a_task_imports_the_drivers_runtime_plugin_modules_or_says_why_it_cannot(tmp_path):
+    # before: every cell failed as "unknown explainer 'x'; valid names: ..." (a typo's message), the run "partial"
+    group = plan(suite_from_dict(SUITE))[0]
+    answer = executors.group_task(group, None, str(tmp_path), modules=("faithbench_no_such_plugin_module",))
+    assert answer.output is None and answer.input_error.startswith(
+        "executor ray: plugin module 'faithbench_no_such_plugin_module', registered in the driver, cannot be "
+        "imported on a Ray worker (ModuleNotFoundError: No module named 'faithbench_no_such_plugin_module'); ")
+    assert "PYTHONPATH" in answer.input_error
+
+
+def test_the_runtime_plugin_modules_of_a_run_and_a_script_plugin_refused():
+    _registered("wk_local_plugin", "my_local_plugins")
+    _registered("wk_script_plugin", "__main__")
+    try:
+        metrics = types.SimpleNamespace(metrics=())
+        groups = plan(suite_from_dict({**SUITE, "explainers": ["saliency", "wk_local_plugin"]}))
+        assert executors.runtime_plugin_modules(groups, metrics) == ("my_local_plugins",)
+        assert executors.runtime_plugin_modules(plan(suite_from_dict(SUITE)), metrics) == ()  # built-ins only
+        with pytest.raises(UsageError, match=r"^executor ray: explainer 'wk_script_plugin' is defined in the script "
+                                             r"being run \(__main__\), which Ray workers cannot import"):
+            executors.runtime_plugin_modules(plan(suite_from_dict({**SUITE, "explainers": ["wk_script_plugin"]})),
+                                             metrics)
+    finally:
+        explainers.unregister("wk_local_plugin")
+        explainers.unregister("wk_script_plugin")
+
+
+def test_a_tasks_warnings_come_back_to_the_driver(tmp_path, monkeypatch):
+    # before: a corrupted cache entry recomputed on a worker was told to no one (locally: a warning line)
+    def run_group(group, settings, store):
+        warnings.warn("cache entry saliency/ab12 is corrupted; recomputing", CacheCorruptionWarning)
+        raise InputDataError("stop here")
+
+    monkeypatch.setattr(executors, "run_group", run_group)
+    settings = types.SimpleNamespace(threads=torch.get_num_threads())
+    answer = executors.group_task(plan(suite_from_dict(SUITE))[0], settings, str(tmp_path))
+    assert answer.input_error == "stop here"
+    assert answer.warnings == [(CacheCorruptionWarning, "cache entry saliency/ab12 is corrupted; recomputing")]
+
+
+def test_a_local_ray_keeps_the_drivers_sigterm_handler():
+    ray = pytest.importorskip("ray", reason="ray is not installed")
+    if ray.is_initialized():
+        pytest.skip("a Ray is already running in this process")
+
+    def handler(signum, frame):  # the CLI's: exit 143 with "terminated; a rerun resumes"
+        raise SystemExit(143)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with executors.ray_session(num_cpus=1):
+            assert signal.getsignal(signal.SIGTERM) is handler  # before: Ray's, which aborted (exit 134)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
