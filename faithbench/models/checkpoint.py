@@ -223,8 +223,9 @@ def _warn_library_transform(spec: ModelSpec, config: Any, input_size: tuple[int,
     source = config.source.split(" + ")[0] if config.source else "the library"
     if mapping is None:
         log.warning("model %r: preprocess auto puts %s's input convention in front of the weights file (%s); if the "
-                    "file was trained on the dataset's images as they are, set 'preprocess: none'", spec.label,
-                    source, ", ".join(kept))
+                    "file was trained on the dataset's images as they are, set 'preprocess: none' (a network of "
+                    "other channels than the images: preprocess: {channels: [...], size: %s, mean: [0], std: [1]})",
+                    spec.label, source, ", ".join(kept), list(input_size))
     else:
         log.warning("model %r: its preprocess mapping leaves %s to %s's input convention, in front of the weights "
                     "file; if the file was trained on the dataset's images as they are, set them too (size: %s, "

@@ -10,13 +10,18 @@ one process writes the cache. Both give the same :class:`~faithbench.runner.grou
 per group, and the driver writes the tables in plan order: the output folders are the same.
 
 A killed driver loses only the groups in flight. Every Ray node must see the cache folder at
-the same path (a shared file system) and have faithbench and its plugins installed; plugins
-registered at runtime in the driver only (not through an entry point) do not exist in tasks.
+the same path (a shared file system) and have faithbench and its plugins installed; a plugin
+registered at run time in the driver (not through an entry point) is imported by each task from its
+module, which must be importable there. Warnings raised in a task are re-emitted by the driver.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import signal
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,6 +87,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if ray.is_initialized():
         yield ray
         return
+    main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
     if address:
         _check_reachable(address)
         try:
@@ -92,6 +99,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
                              "local Ray") from None
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    if callable(sigterm):  # Ray replaces it (a review: SIGTERM aborted the driver, exit 134, not 143)
+        signal.signal(signal.SIGTERM, sigterm)
     try:
         yield ray
     finally:
@@ -121,18 +130,37 @@ class TaskOutput:
     pending: list[tuple[str, str, str, Any]]
     input_error: str | None = None
     cache_error: tuple[int, str] | None = None  # a CacheWriteError's errno and message: the driver stops
+    warnings: list[tuple[type[Warning], str]] = dataclasses.field(default_factory=list)  # the driver re-warns
 
 
-def group_task(group: Group, settings: RunSettings, cache_root: str) -> TaskOutput:
-    """Run one group without writing anything; the driver commits ``pending``. A task given a
-    GPU (``ray.get_gpu_ids()``) computes on it whatever the driver's device setting says."""
+def group_task(group: Group, settings: RunSettings, cache_root: str, modules: tuple[str, ...] = ()) -> TaskOutput:
+    """Run one group without writing anything; the driver commits ``pending`` and re-emits the
+    task's ``warnings``. ``modules``: those of the plugins the driver registered at run time, imported
+    here first. A task given a GPU (``ray.get_gpu_ids()``) computes on it whatever the driver's
+    device setting says."""
+    with warnings.catch_warnings(record=True) as caught:
+        answer = _group_task(group, settings, cache_root, modules)
+    answer.warnings = [(w.category, str(w.message)) for w in caught]
+    return answer
+
+
+def _group_task(group: Group, settings: RunSettings, cache_root: str, modules: tuple[str, ...]) -> TaskOutput:
     from faithbench.config import ensure_plugins_loaded
 
     ensure_plugins_loaded()
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # a review: every cell failed as "unknown explainer ...; valid names"
+            return TaskOutput(None, [], input_error=(
+                f"executor ray: plugin module {module!r}, registered in the driver, cannot be imported on a Ray "
+                f"worker ({type(exc).__name__}: {first_line(exc)}); install it with an entry point on every node, "
+                "or put its folder on the workers' PYTHONPATH (ray.init(runtime_env={'env_vars': {'PYTHONPATH': "
+                "...}}) before the run)"))
     try:
         import ray
 
-        if ray.get_gpu_ids():
+        if ray.is_initialized() and ray.get_gpu_ids():  # get_gpu_ids would start a Ray outside one
             settings = dataclasses.replace(settings, device="cuda")
     except Exception:  # not inside a Ray worker (tests call this directly)
         pass
@@ -149,24 +177,46 @@ def group_task(group: Group, settings: RunSettings, cache_root: str) -> TaskOutp
     return TaskOutput(out, store.pending)
 
 
+def runtime_plugin_modules(groups: list[Group], settings: RunSettings) -> tuple[str, ...]:
+    """The modules of the run's plugins registered at run time (origin ``module:<name>``), which a
+    Ray worker must import; ``UsageError`` for one defined in ``__main__``, which no worker can."""
+    from faithbench.registry import datasets, explainers, metrics, models
+
+    names = {(explainers, c.explainer.name) for g in groups for c in g.cells}
+    names |= {(metrics, m.name) for m in settings.metrics}
+    names |= {(datasets, g.dataset.name) for g in groups} | {(models, g.model.name) for g in groups}
+    modules = set()
+    for registry, name in sorted(names, key=lambda pair: (pair[0].kind, pair[1])):
+        origin = registry.origin(name) if name in registry else ""
+        if origin == "module:__main__":
+            raise UsageError(f"executor ray: {registry.singular} {name!r} is defined in the script being run "
+                             "(__main__), which Ray workers cannot import: move it into a module of its own")
+        if origin.startswith("module:"):
+            modules.add(origin.removeprefix("module:"))
+    return tuple(sorted(modules))
+
+
 def _run_on_ray(groups: list[Group], settings: RunSettings, cache: Cache, options: RayOptions, bar: Any,
                 log: Callable[[str], None], outputs: dict[int, GroupOutput]) -> None:
+    modules = runtime_plugin_modules(groups, settings)
     with ray_session(options.address, options.num_cpus) as ray:
         task = ray.remote(group_task).options(num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task,
                                               max_retries=MAX_RETRIES)
         root = str(Path(cache.root).resolve())
         shared = ray.put(settings)
-        refs = {task.remote(group, shared, root): i for i, group in enumerate(groups)}
+        refs = {task.remote(group, shared, root, modules): i for i, group in enumerate(groups)}
         waiting = list(refs)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
             for ref in done:
-                i = refs[ref]
-                group = groups[i]
+                i = refs.pop(ref)  # no reference left: the object store frees the answer (a review: it grew by
+                group = groups[i]  # every group's maps until the run ended)
                 try:
                     answer = ray.get(ref)
                 except ray.exceptions.RayError as exc:  # the worker died or the task was lost
                     answer = TaskOutput(GroupOutput.failed(group, "task", exc), [])
+                for category, message in answer.warnings:
+                    warnings.warn(message, category, stacklevel=1)
                 if answer.input_error or answer.cache_error:
                     for other in waiting:
                         ray.cancel(other)
