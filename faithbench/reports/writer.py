@@ -253,6 +253,15 @@ def _failed_latex(failures: pd.DataFrame | None) -> str:
     return "".join(f"% FAILED (failures.csv, rows missing from these tables): {line}\n" for line in lines)
 
 
+def _models_markdown(models: pd.DataFrame) -> str:
+    """The checkpoints' warnings (at chance, one predicted class) after the tables (helper 114: a model
+    predicting one class kept its marks and was warned of in the log and the HTML only)."""
+    from faithbench.reports.tables import markdown_escape
+
+    lines = model_warnings(models)
+    return "" if not lines else "\n## Model warnings\n\n" + "".join(f"- {markdown_escape(m)}\n" for m in lines)
+
+
 def metric_directions(results: pd.DataFrame) -> dict[str, bool]:
     """Each metric's ``higher_is_better`` (its first row's), for the ↑/↓ of plots whose tables lack it."""
     if results.empty or not {"metric", "higher_is_better"} <= set(results.columns):
@@ -365,11 +374,13 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
 
         _write_text(out_dir / "leaderboard.md", leaderboard_markdown(board, skipped, undefined,
                                                                      reliability_markdown(out_dir, board, manifest),
-                                                                     control=control) + _failed_markdown(failures))
+                                                                     control=control) + _failed_markdown(failures)
+                    + _models_markdown(models))
         written.append(out_dir / "leaderboard.md")
     if "latex" in formats:
         tex = leaderboard_latex(board, control=control, failures=failures)  # each caption names its failed cells
-        _write_text(out_dir / "leaderboard.tex", _failed_latex(failures) + tex)
+        warned = "".join(f"% WARNING: {m}\n" for m in model_warnings(models))
+        _write_text(out_dir / "leaderboard.tex", _failed_latex(failures) + warned + tex)
         written.append(out_dir / "leaderboard.tex")
     if "html" in formats:
         from faithbench.reports.html import render_html

@@ -132,3 +132,7 @@ def test_each_seed_at_chance_shows_its_own_ci_and_a_one_class_model_is_warned_of
     page = (run / "index.html").read_text()
     assert "test AUC 95% CI seed 0: [0.482, 0.645]; seed 1: [0.458, 0.619]" in page and "[0.458, 0.645]" not in page
     assert "model predicts one class for every test sample" in page
+    # helper 114: and in the files a paper's author copies from, not in the log and the page only
+    md, tex = (run / "leaderboard.md").read_text(), (run / "leaderboard.tex").read_text()
+    assert "\n## Model warnings\n" in md and "model predicts one class:" in md and "0.458, 0.619" in md
+    assert "% WARNING: model predicts one class:" in tex and "% WARNING: model at chance:" in tex
