@@ -99,6 +99,10 @@ class ForwardCounter:
                 except Exception as exc:
                     if not is_out_of_memory(exc) or self.max_batch == 1:
                         raise
+                    out_of_memory = True  # freed below, once the exception's frames no longer hold the batch
+                else:
+                    out_of_memory = False
+                if out_of_memory:
                     release_memory()
                     self.max_batch = max(1, self.max_batch // 2)
                     self.halvings += 1
