@@ -272,8 +272,10 @@ def strata_html(table: pd.DataFrame, figures: str = "") -> str:
 
     return ('<p class="note">Localisation and faithfulness scores by lesion size (tertiles of the mask\'s area '
             "fraction, on datasets with a lesion mask; the edges come from the distinct values, so with one or "
-            "two distinct areas a stratum is missing), model confidence (tertiles of the target probability) and correctness of the "
-            "prediction; mean and 95% bootstrap CI per stratum. With target: predicted a wrong prediction "
+            "two distinct areas a stratum is missing), model confidence (tertiles of the target probability), "
+            "correctness of the prediction and, where maps explain several classes, the explained class (a pooled "
+            "score can hide opposite verdicts per class); mean and 95% bootstrap CI per stratum. With target: "
+            "predicted a wrong prediction "
             "explains the other class, so for localisation, wrong against correct also compares maps of "
             "two classes against the same lesion mask (target: label explains the true class). "
             f'<a href="{STRATA_FILE}">{STRATA_FILE}</a></p>' + figures

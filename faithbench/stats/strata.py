@@ -19,7 +19,12 @@ columns to the tidy results:
   (area > 0; samples without one are left out of this breakdown);
 - ``confidence`` tertiles: ``low`` / ``medium`` / ``high`` likewise, from the confidences of the
   distinct (seed, sample) of each (dataset, model) (per class on multi-label results);
-- ``correctness``: ``correct`` / ``wrong``.
+- ``correctness``: ``correct`` / ``wrong``;
+- ``explained_class``: ``class 0``, ``class 1``, ... (the ``target`` column: the class each map
+  explains), on single-label results whose maps explain more than one class (``target: predicted``
+  or ``label`` with ``subset: all``): a pooled score can hide opposite verdicts per class (a review:
+  Grad-CAM best on deletion over all maps, worse than random on the maps explaining "pneumonia",
+  where deleting evidence moves the probability, while for "normal" it barely does for any map).
 
 The edges come from the distinct values, so that tied values cannot mislabel a stratum: without
 ties they are the samples' own tertiles (three strata of equal size, up to one); with ties the
@@ -35,7 +40,7 @@ under several seeds it counts once per seed and may sit in several strata; the C
 those maps as independent and is narrower than the samples warrant (the leaderboard's tests
 average the seeds of a sample first);
 ``lower``/``upper`` the smallest and largest value of the stratifying variable in the stratum
-(NaN for correctness).
+(NaN for correctness and the explained class).
 """
 
 from __future__ import annotations
@@ -130,6 +135,8 @@ def stratify(results: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -
     if has_class:
         frame = frame.assign(**{"class": frame["class"].fillna("").astype(str)})
     kinds = [k for k, (source, _) in STRATA_LABELS.items() if source in frame.columns]
+    if not has_class and "target" in frame.columns and frame["target"].dropna().nunique() > 1:
+        kinds.append("explained_class")
     if frame.empty or not kinds:
         return pd.DataFrame(columns=columns)
     klass = ["class"] if has_class else []
@@ -138,18 +145,26 @@ def stratify(results: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -
     keys = ["dataset", "model"] + klass + ["metric", "explainer"]
     rows = []
     for kind in kinds:
-        source, labels = STRATA_LABELS[kind]
-        # each sample counts once per block, whatever the number of metrics and explainers
-        stratum = _label_column(frame, kind, blocks[kind])
+        if kind == "explained_class":
+            targets = sorted({int(t) for t in frame["target"].dropna()})
+            source, labels = "target", tuple(f"class {t}" for t in targets)
+            stratum = frame["target"].map(lambda t: np.nan if pd.isna(t) else f"class {int(t)}")
+            kind_index = len(STRATA_LABELS)
+        else:
+            source, labels = STRATA_LABELS[kind]
+            kind_index = list(STRATA_LABELS).index(kind)
+            # each sample counts once per block, whatever the number of metrics and explainers
+            stratum = _label_column(frame, kind, blocks[kind])
         labelled = frame.assign(_stratum=stratum).dropna(subset=["_stratum"])
         order = {label: i for i, label in enumerate(labels)}
         for key, group in labelled.groupby(keys + ["_stratum"], observed=True, sort=True):
             values = pd.to_numeric(group["value"], errors="coerce").to_numpy(dtype=float)
             values = values[~np.isnan(values)]
             low, high = bootstrap_ci(values, n_resamples=n_resamples, seed=seed)
-            source_values = pd.to_numeric(group[source], errors="coerce") if kind != "correctness" else None
+            numeric = kind not in ("correctness", "explained_class")
+            source_values = pd.to_numeric(group[source], errors="coerce") if numeric else None
             rows.append({**dict(zip(keys, key[:-1])), "stratum_kind": kind, "stratum": key[-1],
-                         "_order": (list(STRATA_LABELS).index(kind), order[key[-1]]), "n": int(values.size),
+                         "_order": (kind_index, order[key[-1]]), "n": int(values.size),
                          "mean": float(values.mean()) if values.size else np.nan, "ci_low": low, "ci_high": high,
                          "lower": float(source_values.min()) if source_values is not None else np.nan,
                          "upper": float(source_values.max()) if source_values is not None else np.nan})

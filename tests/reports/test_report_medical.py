@@ -62,14 +62,14 @@ def test_sections_appear_only_with_their_files(tmp_path, make_run, names):
     assert folder / "strata.csv" in written
     # only the faithfulness metric of the synthetic run is stratified ("localisation" is not a category name)
     assert set(strata["metric"]) == {names["down"]}
-    assert set(strata["stratum_kind"]) == {"lesion_size", "confidence", "correctness"}
+    assert set(strata["stratum_kind"]) == {"lesion_size", "confidence", "correctness", "explained_class"}
     # 8 samples, area 0.01 .. 0.08: tertile edges 0.0333 and 0.0567 -> 3, 2, 3 samples
     good = strata[(strata["explainer"] == "good") & (strata["stratum_kind"] == "lesion_size")]
     assert good["n"].tolist() == [3, 2, 3]
     correct = strata[(strata["explainer"] == "good") & (strata["stratum_kind"] == "correctness")]
     assert correct["n"].tolist() == [5, 3]  # samples 0, 3, 6 wrong
     plots = sorted(p.name for p in (folder / "plots").glob("strata_*.png"))
-    assert len(plots) == 3  # one per stratum kind for the single (dataset, model)
+    assert len(plots) == 4  # one per stratum kind for the single (dataset, model)
     for name in plots:  # each stratum plot is on the page
         assert name in page, name
     assert np.isfinite(strata["mean"]).all()

@@ -107,3 +107,17 @@ def test_repeated_index_is_harmless():
     assert set(table["metric"]) == {"pointing_game", "deletion_auc"}
     assert table[table["metric"] == "deletion_auc"]["mean"].tolist() == pytest.approx(
         table[table["metric"] == "pointing_game"]["mean"].tolist())
+
+
+def test_explained_class_strata_when_maps_explain_several_classes():
+    # helper 114: Grad-CAM best on deletion over all maps, worse than random on the maps of one class
+    frame = _results().assign(target=lambda f: (f["sample_id"].str[1:].astype(int) > 6).astype(int))
+    table = stratify(frame)
+    rows = table[(table["stratum_kind"] == "explained_class") & (table["explainer"] == "e1")]
+    assert rows["stratum"].tolist() == ["class 0", "class 1"] and rows["n"].tolist() == [6, 3]
+    assert rows["mean"].tolist() == pytest.approx([3.5, 8.0])  # values 1..6 and 7..9
+    assert rows["lower"].isna().all() and set(rows["metric"]) == {"pointing_game"}  # localisation only
+    assert list(table["stratum_kind"].unique())[-1] == "explained_class"  # after the other kinds
+    # one explained class (target: a class name, subset: positive) or multi-label results: no such rows
+    assert "explained_class" not in set(stratify(frame.assign(target=1))["stratum_kind"])
+    assert "explained_class" not in set(stratify(frame.assign(**{"class": "a"}))["stratum_kind"])
