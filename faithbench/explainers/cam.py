@@ -7,11 +7,10 @@ and of the library. The two orders differ: ReLU(upsample(cam)) keeps positive va
 negative neighbours, so near every sign change of the grid it is a different map (measured here after min-max
 against the library: up to 0.455 for Grad-CAM and 0.623 for Ablation-CAM on a random small CNN). We do not
 min-max scale (that destroys the scale faithfulness metrics need; the runner's min-max is optional and
-recorded), so in 2D the library's map is ours min-max scaled: it min-maxes the ReLU'd grid, resizes it, and
-min-maxes the resized map again (``BaseCAM.aggregate_multi_layers``), which is min-max of upsample(ReLU(g)) (a
-review: <= 4.2e-7; scaling ours by the grid's own minimum and maximum instead is 0.12 off). Not in 3D: there the library resizes with ``scipy.ndimage.zoom`` (cubic spline, which can
-overshoot the grid's range) and we keep trilinear interpolation (a convex combination of grid values); the grids
-agree (1.2e-7) but the upsampled maps do not (measured: max |minmax(ours) - library| 0.13-0.28 on 16^3 inputs).
+recorded), so in 2D the library's map is ours min-max scaled: it min-maxes the ReLU'd grid, resizes, min-maxes
+again (``BaseCAM.aggregate_multi_layers``; a review: <= 4.2e-7, 0.12 off scaled by the grid's extremes). Not in
+3D: the library resizes with ``scipy.ndimage.zoom`` (cubic spline, which can overshoot the grid's range), we
+trilinearly (convex combinations); the grids agree (1.2e-7), the upsampled maps not (0.13-0.28 on 16^3 inputs).
 ``relu=False`` keeps the raw signed grid instead (upsampled), for studies of negative evidence; EigenCAM
 defaults to it (the sign of a principal component is arbitrary).
 

@@ -241,7 +241,8 @@ def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, n
     in any key, so a checkpoint trained under another torch was reused)."""
     recipe = (spec.recipe or Recipe()).model_dump()
     parts: list[Any] = ["checkpoint", CHECKPOINT_FORMAT, spec.name, spec.params, train_spec, recipe,
-                        in_chans, num_classes, list(input_size), seed, {"threads": torch.get_num_threads(), "torch": torch.__version__},
+                        in_chans, num_classes, list(input_size), seed,
+                        {"threads": torch.get_num_threads(), "torch": torch.__version__},
                         *spec.key_extras()]
     if permute_labels:
         parts.append("permuted-labels")

@@ -21,7 +21,8 @@ from faithbench.store import CacheCorruptionWarning
 
 SUITE = {"name": "w", "samples": 4, "batch_size": 4,
          "datasets": [{"name": "phantom_cxr", "params": {"n": 16, "size": 32}}],
-         "models": [{"name": "small_cnn", "recipe": {"epochs": 1}}], "explainers": ["saliency"], "metrics": ["sparseness"]}
+         "models": [{"name": "small_cnn", "recipe": {"epochs": 1}}], "explainers": ["saliency"],
+         "metrics": ["sparseness"]}
 
 
 def _registered(name: str, module: str):
