@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "where that is set, else ~/.cache/faithbench)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--device", metavar="DEV",
-                     help="auto (cuda when available), cpu, cuda, cuda:N, mps (default: the suite's device, auto)")
+                     help="auto (cuda when available), cpu, cuda, cuda:N (default: the suite's device, auto)")
     run.add_argument("--executor", choices=["local", "ray"],
                      help="where cells run (default: the suite's 'executor', local)")
     run.add_argument("--ray-address", metavar="ADDR",

@@ -160,7 +160,7 @@ class Suite(BaseModel):
     metrics: list[PluginSpec] = Field(min_length=1)
     executor: Literal["local", "ray"] = "local"
     device: str = Field("auto", description="where models, explainers and metrics run: auto (cuda when "
-                        "available), cpu, cuda, cuda:N or mps; --device overrides it")
+                        "available), cpu, cuda or cuda:N; --device overrides it")
     control: str = Field("random", description="the explainer that p_vs_random and beats_random test against")
     reliability: Int = Field(8, ge=0, description="metric reliability (reliability.csv): the first N samples of "
                              "each group (at most its first batch) re-explained and re-scored under a minor and a "

@@ -105,6 +105,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield ray
     finally:
         ray.shutdown()
+        if callable(sigterm):  # shutdown resets the signal to its default action (helper 119)
+            signal.signal(signal.SIGTERM, sigterm)
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -157,6 +159,12 @@ def _group_task(group: Group, settings: RunSettings, cache_root: str, modules: t
                 f"worker ({type(exc).__name__}: {first_line(exc)}); install it with an entry point on every node, "
                 "or put its folder on the workers' PYTHONPATH (ray.init(runtime_env={'env_vars': {'PYTHONPATH': "
                 "...}}) before the run)"))
+    unknown = _unknown_here(group, settings)
+    if unknown:  # registered in the driver by a module other than its class's (an alias of a built-in class)
+        return TaskOutput(None, [], input_error=(
+            f"executor ray: {unknown} is registered in the driver but not on a Ray worker, after importing "
+            f"{', '.join(modules) or 'no plugin module'}: register it in the module that defines its class, or "
+            "through an entry point"))
     try:
         import ray
 
@@ -175,6 +183,14 @@ def _group_task(group: Group, settings: RunSettings, cache_root: str, modules: t
     except Exception as exc:
         out = GroupOutput.failed(group, "task", exc)
     return TaskOutput(out, store.pending)
+
+
+def _unknown_here(group: Group, settings: RunSettings) -> str:
+    """The first of the group's explainers and the run's metrics that this process does not know."""
+    from faithbench.registry import explainers, metrics
+
+    names = [(explainers, c.explainer.name) for c in group.cells] + [(metrics, m.name) for m in settings.metrics]
+    return next((f"{registry.singular} {name!r}" for registry, name in names if name not in registry), "")
 
 
 def runtime_plugin_modules(groups: list[Group], settings: RunSettings) -> tuple[str, ...]:

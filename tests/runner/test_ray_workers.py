@@ -4,7 +4,6 @@ SIGTERM handler. The task function is called directly here; a real Ray runs it i
 
 from __future__ import annotations
 
-import signal
 import types
 import warnings
 
@@ -65,23 +64,48 @@ def test_a_tasks_warnings_come_back_to_the_driver(tmp_path, monkeypatch):
         raise InputDataError("stop here")
 
     monkeypatch.setattr(executors, "run_group", run_group)
-    settings = types.SimpleNamespace(threads=torch.get_num_threads())
+    settings = types.SimpleNamespace(threads=torch.get_num_threads(), metrics=())
     answer = executors.group_task(plan(suite_from_dict(SUITE))[0], settings, str(tmp_path))
     assert answer.input_error == "stop here"
     assert answer.warnings == [(CacheCorruptionWarning, "cache entry saliency/ab12 is corrupted; recomputing")]
 
 
-def test_a_local_ray_keeps_the_drivers_sigterm_handler():
-    ray = pytest.importorskip("ray", reason="ray is not installed")
-    if ray.is_initialized():
-        pytest.skip("a Ray is already running in this process")
-
-    def handler(signum, frame):  # the CLI's: exit 143 with "terminated; a rerun resumes"
-        raise SystemExit(143)
-
-    previous = signal.signal(signal.SIGTERM, handler)
+def test_a_name_the_worker_does_not_know_after_the_imports_stops_the_run(tmp_path):
+    # helper 119: a built-in class registered under a new name from the user's module has its class's
+    # module (faithbench's), so no module was imported and every cell failed as "unknown explainer"
+    from faithbench.explainers.gradient import SaliencyExplainer
+    explainers.register("wk_alias")(type("WkAlias", (SaliencyExplainer,), {"__module__": "faithbench.wk"}))
     try:
-        with executors.ray_session(num_cpus=1):
-            assert signal.getsignal(signal.SIGTERM) is handler  # before: Ray's, which aborted (exit 134)
+        group = plan(suite_from_dict({**SUITE, "explainers": ["wk_alias"]}))[0]
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        explainers.unregister("wk_alias")  # as on a worker
+    settings = types.SimpleNamespace(threads=torch.get_num_threads(), metrics=())
+    answer = executors.group_task(group, settings, str(tmp_path))
+    assert answer.input_error == ("executor ray: explainer 'wk_alias' is registered in the driver but not on a Ray "
+                                  "worker, after importing no plugin module: register it in the module that defines "
+                                  "its class, or through an entry point")
+
+
+SIGTERM_SCRIPT = """
+import signal, sys
+from faithbench.runner.executors import ray_session
+signal.signal(signal.SIGTERM, lambda s, f: (print("handled", flush=True), sys.exit(0)))
+with ray_session(num_cpus=1):
+    print("inside", signal.getsignal(signal.SIGTERM).__name__, flush=True)
+signal.raise_signal(signal.SIGTERM)  # while the driver writes its tables
+print("not reached", flush=True)
+"""
+
+
+def test_a_local_ray_keeps_the_drivers_sigterm_handler_during_and_after_the_session():
+    """Helper 116: Ray replaced the CLI's handler (exit 134, not 143, on SIGTERM); helper 119: its
+    shutdown reset the signal to its default action, so a SIGTERM while the tables were written killed
+    the driver outright. In a child process: a regression must not kill the test session."""
+    pytest.importorskip("ray", reason="ray is not installed")
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SIGTERM_SCRIPT], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0 and done.stdout.split() == ["inside", "<lambda>", "handled"], done.stderr[-2000:]
