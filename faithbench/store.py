@@ -187,6 +187,8 @@ class Cache:
             return None
         try:
             tensors, meta = load_tensors(path)
+            if "sha256" not in meta:  # every entry written here has one (helper 113: one without was read unchecked)
+                raise ValueError(f"{path}: no checksum in its metadata")
             _check_bound(meta.get("key"), kind, key)
         except ValueError as exc:
             warnings.warn(f"corrupted cache entry, recomputing: {exc}", CacheCorruptionWarning, stacklevel=2)

@@ -36,6 +36,18 @@ def test_swapped_tensor_entries_are_detected_and_recomputed(tmp_path):
     assert torch.equal(cache.get_tensors("saliency", "aa11")["s"], torch.zeros(2))
 
 
+def test_a_tensor_entry_without_its_checksum_is_recomputed(tmp_path):
+    # helper 113: an entry rewritten with other data and no sha256 in its metadata was read as a hit
+    from safetensors.torch import save_file
+
+    cache = Cache(tmp_path)
+    path = cache.put_tensors("saliency", "ff11", {"s": torch.ones(3)})
+    save_file({"s": 2 * torch.ones(3)}, str(path), metadata={"key": "saliency/ff11"})
+    with pytest.warns(CacheCorruptionWarning, match="no checksum in its metadata"):
+        assert cache.get_tensors("saliency", "ff11") is None
+    assert not path.exists() and cache.misses == 1
+
+
 def test_entry_read_back_under_its_key(tmp_path):
     cache = Cache(tmp_path)
     cache.put_json("scores", "cc33", [1, 2])
