@@ -3,6 +3,8 @@ target layers, missing masks, colliding file names."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from faithbench.config import SuiteError, SuiteWarning, load_suite
@@ -19,6 +21,14 @@ def _load(tmp_path, text):
     path = tmp_path / "suite.yaml"
     path.write_text(text)
     return load_suite(path)
+
+
+def _load_silently(tmp_path, *texts):
+    """Load each suite text with every SuiteWarning an error: the cases that must not warn."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SuiteWarning)
+        for text in texts:
+            _load(tmp_path, text)
 
 
 @pytest.mark.parametrize("old, new, expected", [
@@ -216,66 +226,44 @@ def test_weights_of_your_own_builder_are_checked_too(tmp_path, monkeypatch):
 def test_seeds_over_a_model_not_trained_here_warn(tmp_path):
     """A held-out review: with seeds [0, 1] a weights file is the same checkpoint twice, and its
     deterministic values were pooled as 2n independent samples without a word."""
-    from faithbench.config import SuiteWarning
-
     fixed = _with_weights(_weights(tmp_path, width=8)).replace("name: t\n", "name: t\nseeds: [0, 1]\n")
     with pytest.warns(SuiteWarning, match=r"models\[0\] 'small_cnn' is not trained here \(no recipe\): every seed "
                                           r"of \[0, 1\] uses the same checkpoint"):
         _load(tmp_path, fixed)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SuiteWarning)
-        _load(tmp_path, BASE.replace("name: t\n", "name: t\nseeds: [0, 1]\n"))  # trained per seed: silent
-        _load(tmp_path, _with_weights(_weights(tmp_path, width=8)))  # one seed: silent
+    _load_silently(tmp_path, BASE.replace("name: t\n", "name: t\nseeds: [0, 1]\n"),  # trained per seed
+                   _with_weights(_weights(tmp_path, width=8)))  # one seed
 
 
 def test_data_randomization_over_a_model_without_recipe_warns(tmp_path):
     """A held-out review: the twin of a weights-file model was trained from a fresh init with the
     default recipe, unrelated to the file, and validate accepted it silently."""
-    import warnings
-
-    from faithbench.config import SuiteWarning
-
     fixed = _with_weights(_weights(tmp_path, width=8)).replace("[pointing_game]", "[data_randomization]")
     with pytest.warns(SuiteWarning, match=r"models\[0\] 'small_cnn' has no recipe: data_randomization trains its "
                                           r"permuted-label twin from a fresh init with the default recipe"):
         _load(tmp_path, fixed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SuiteWarning)
-        _load(tmp_path, BASE.replace("[pointing_game]", "[data_randomization]"))  # a recipe: silent
-        _load(tmp_path, _with_weights(_weights(tmp_path, width=8)))  # no twin needed: silent
+    _load_silently(tmp_path, BASE.replace("[pointing_game]", "[data_randomization]"),  # a recipe
+                   _with_weights(_weights(tmp_path, width=8)))  # no twin needed
 
 
 def test_patches_that_do_not_tile_the_images_are_warned_of(tmp_path):
     """A diff review: patches cut by the border rank first and last more often (their means spread
     more), so the random control's morf_aopc was 0.145 against 0.108 for a random patch order."""
-    import warnings
-
-    from faithbench.config import SuiteWarning
-
     text = BASE.replace("[pointing_game]", "[{name: morf_aopc, params: {patch: 8}}, irof, deletion_auc]")
     with pytest.warns(SuiteWarning, match=r"metrics\[0\] 'morf_aopc': patch 8 does not tile dataset 'phantom_cxr''s "
                                           r"images \(36 x 36\)") as caught:
         _load(tmp_path, text.replace("size: 32", "size: 36"))
     assert sorted(str(w.message).split("]")[0][-1] for w in caught if "does not tile" in str(w.message)) == ["0", "1"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SuiteWarning)
-        _load(tmp_path, text)  # 32 px: 8-px patches tile it; deletion_auc ranks pixels
+    _load_silently(tmp_path, text)  # 32 px: 8-px patches tile it; deletion_auc ranks pixels
 
 
 def test_a_suite_without_its_control_is_warned_of(tmp_path):
     """A held-out review: with no random control the tables could not tell 'not tested' from 'not
     better', and validate said nothing."""
-    import warnings
-
     with pytest.warns(SuiteWarning, match=r"explainers: no 'random' control, so the leaderboard tests no explainer"):
         _load(tmp_path, BASE.replace("[gradcam, random]", "[gradcam, saliency]"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SuiteWarning)
-        _load(tmp_path, BASE)  # with its control: silent
-        _load(tmp_path, BASE.replace("[gradcam, random]", "[gradcam]"))  # one explainer: nothing to rank
-        _load(tmp_path, BASE.replace("[gradcam, random]", "[gradcam, saliency]") + "control: saliency\n")
+    _load_silently(tmp_path, BASE,  # with its control
+                   BASE.replace("[gradcam, random]", "[gradcam]"),  # one explainer: nothing to rank
+                   BASE.replace("[gradcam, random]", "[gradcam, saliency]") + "control: saliency\n")
 
 
 def test_a_region_mask_no_dataset_has_is_warned_of(tmp_path):

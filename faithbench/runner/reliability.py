@@ -181,11 +181,14 @@ def cached_reliability_rows(store: Cache, group: Group, data: GroupData, runs: l
     nothing failed (a failure is retried by the next run). A rerun redid it every time (a held-out
     review: 5.9 s of a fully cached rerun that took 0.74 s without it)."""
     batch, target = first
-    rng = {id(run): run.explainer.draws_on(batch.x.device) for run in _live(runs)}  # a GPU's draws (helper 119)
+
+    def cell_key(run: CellRun) -> list[Any]:
+        rng = run.explainer.draws_on(batch.x.device)  # a GPU's draws, as in the saliency key (helper 119)
+        return [run.cell.explainer.label, run.explainer.spec(), [(s.label, m.spec()) for s, m in run.active],
+                *([rng] if rng else [])]
+
     key = make_key("reliability", VERSION, data.dataset_fingerprint, data.checkpoint_key, group.seed, samples,
-                   list(batch.ids), target.tolist(),
-                   [[run.cell.explainer.label, run.explainer.spec(), [(s.label, m.spec()) for s, m in run.active]]
-                    + ([rng[id(run)]] if rng[id(run)] else []) for run in _live(runs)])
+                   list(batch.ids), target.tolist(), [cell_key(run) for run in _live(runs)])
     cached = store.get_json("reliability", key)
     if cached is not None:
         return ReliabilityScores(**cached)
