@@ -373,11 +373,12 @@ def critical_difference(k: int, n: int, alpha: float = 0.05) -> float:
 
     with Q the studentized range quantile (``scipy.stats.studentized_range.ppf``) for k
     groups and infinite degrees of freedom; n is the number of blocks. Demšar's Table 5a:
-    k = 5, alpha = 0.05 -> q_alpha = 2.728. Default alpha = 0.05. NaN for k < 2 or n < 1.
+    k = 5, alpha = 0.05 -> q_alpha = 2.728. Default alpha = 0.05. NaN for k < 2 or n < 2 (one
+    block ranks each explainer once: there is no spread to compare with, and Friedman is NaN too).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"expected 0 < alpha < 1, got {alpha}")
-    if k < 2 or n < 1:
+    if k < 2 or n < 2:
         return float("nan")
     q_alpha = stats.studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2)
     return float(q_alpha * np.sqrt(k * (k + 1) / (6.0 * n)))

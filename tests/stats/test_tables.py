@@ -313,6 +313,10 @@ def test_overall_ranks():
     assert list(table.metric) == ["deletion"] * 4 + ["insertion"] * 4
     single = overall_ranks(results[results.explainer == "good"])
     assert (single.mean_rank == 1.0).all() and single.friedman_p.isna().all() and single.cd.isna().all()
+    one_block = results[(results.dataset == results.dataset.iloc[0]) & (results.model == results.model.iloc[0])]
+    assert one_block[["dataset", "model"]].drop_duplicates().shape[0] == 1
+    one = overall_ranks(one_block)  # a single (dataset, model): nothing to compare a ranking with
+    assert (one.n_blocks == 1).all() and one.friedman_p.isna().all() and one.cd.isna().all()
 
 
 def test_overall_nemenyi_over_the_blocks():
