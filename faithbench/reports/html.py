@@ -315,8 +315,10 @@ def render_html(
         'cd: Nemenyi critical difference of mean ranks (<a href="friedman.csv">friedman.csv</a>, '
         '<a href="nemenyi.csv">nemenyi.csv</a>)</p>', table_html(friedman, "no Friedman tests"),
         "<h3>Mean ranks across datasets and models</h3>",
-        '<p class="note">Friedman test over the (dataset, model) blocks; cd: Nemenyi critical difference of mean '
-        'ranks (<a href="overall_ranks.csv">overall_ranks.csv</a>, pairwise p-values in '
+        '<p class="note">each dataset one block: the ranks in its (dataset, model) groups averaged (they share its '
+        'test images); Friedman test over the datasets; cd: Nemenyi critical difference of mean ranks; left_out: '
+        'groups of a model at chance or lacking an explainer (<a href="overall_ranks.csv">overall_ranks.csv</a>, '
+        'pairwise p-values in '
         '<a href="overall_nemenyi.csv">overall_nemenyi.csv</a>)</p>', table_html(overall, "none"),
         "<h3>Agreement between metrics</h3>",
         '<p class="note">Kendall τ between the explainer rankings of two metrics (1: same order, −1: reversed; '

@@ -40,10 +40,9 @@ from faithbench.stats.tables import (
     FRIEDMAN_COLUMNS,
     LEADERBOARD_COLUMNS,
     NEMENYI_COLUMNS,
-    OVERALL_COLUMNS,
-    OVERALL_NEMENYI_COLUMNS,
     PAIRWISE_TABLE_COLUMNS,
 )
+from faithbench.stats.overall import OVERALL_COLUMNS, OVERALL_NEMENYI_COLUMNS
 
 __all__ = ["ALWAYS_WRITTEN", "FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "RUN_OUTPUTS", "RunFolderError", "WRITING",
            "build_report", "cost_summary", "expected_files", "is_run_folder", "models_summary", "read_inputs",
@@ -307,6 +306,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         _write_csv(out_dir / name, frame)
         written.append(out_dir / name)
 
+    models = inputs["models.csv"]
+    at_chance = models_at_chance(models)
     if results.empty:
         board, pairwise, friedman, nemenyi, overall, overall_pairs, agreement = (
             _empty(c) for c in (LEADERBOARD_COLUMNS + [AT_CHANCE], PAIRWISE_TABLE_COLUMNS, FRIEDMAN_COLUMNS,
@@ -316,12 +317,10 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         pairwise = pairwise_table(results)
         friedman = friedman_table(results)
         nemenyi = nemenyi_table(results)
-        overall = overall_ranks(results)
-        overall_pairs = overall_nemenyi(results)
+        chance_pairs = list(zip(at_chance["dataset"], at_chance["model"]))  # left out of the overall ranks
+        overall, overall_pairs = overall_ranks(results, chance_pairs), overall_nemenyi(results, chance_pairs)
         agreement = agreement_table(board)
-    models = inputs["models.csv"]
     board = mark_models_at_chance(board, models)
-    at_chance = models_at_chance(models)
     for message in model_warnings(models):  # at chance, or one class predicted for every test sample
         log.warning("%s", message)
     csv("results.csv", results)  # the CSV copy of results.parquet (a review: a deleted one stayed deleted)

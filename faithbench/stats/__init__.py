@@ -22,6 +22,7 @@ from faithbench.stats.paired import (
     versus_control,
     wilcoxon_pair,
 )
+from faithbench.stats.overall import overall_nemenyi, overall_ranks
 from faithbench.stats.reliability import metric_reliability, reliability_footnote
 from faithbench.stats.repeatability import repeatability_table
 from faithbench.stats.strata import stratify
@@ -30,8 +31,6 @@ from faithbench.stats.tables import (
     friedman_table,
     leaderboard,
     nemenyi_table,
-    overall_nemenyi,
-    overall_ranks,
     pairwise_table,
 )
 

@@ -373,8 +373,7 @@ def critical_difference(k: int, n: int, alpha: float = 0.05) -> float:
 
     with Q the studentized range quantile (``scipy.stats.studentized_range.ppf``) for k
     groups and infinite degrees of freedom; n is the number of blocks. Demšar's Table 5a:
-    k = 5, alpha = 0.05 -> q_alpha = 2.728. Default alpha = 0.05. NaN for k < 2 or n < 2 (one
-    block ranks each explainer once: there is no spread to compare with, and Friedman is NaN too).
+    k = 5, alpha = 0.05 -> q_alpha = 2.728. NaN for k < 2 or n < 2 (one block: nothing to compare).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"expected 0 < alpha < 1, got {alpha}")

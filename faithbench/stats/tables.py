@@ -13,13 +13,13 @@ results always give the same table.
 
 Multi-label results carry a ``class`` column (the explained class; empty for single-label rows of
 a mixed table): the cell is then (dataset, model, class, metric), every table gains a ``class``
-column after ``model``, and the blocks of :func:`overall_ranks` are (dataset, model, class).
+column after ``model``, and (dataset, model, class) is a group of
+:func:`faithbench.stats.overall.overall_ranks`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,6 @@ from faithbench.stats.paired import (
     common_means,
     critical_difference,
     friedman,
-    mean_ranks,
     nemenyi,
     pairwise_wilcoxon,
     versus_control,
@@ -42,8 +41,6 @@ __all__ = [
     "friedman_table",
     "leaderboard",
     "nemenyi_table",
-    "overall_ranks",
-    "overall_nemenyi",
     "pairwise_table",
 ]
 
@@ -61,8 +58,6 @@ LEADERBOARD_COLUMNS = CELL + [
 PAIRWISE_TABLE_COLUMNS = CELL + PAIRWISE_COLUMNS
 FRIEDMAN_COLUMNS = CELL + ["statistic", "p", "n_blocks", "k", "cd", "reason"]
 NEMENYI_COLUMNS = CELL + ["explainer_a", "explainer_b", "p"]
-OVERALL_COLUMNS = ["metric", "explainer", "mean_rank", "n_blocks", "friedman_p", "cd"]
-OVERALL_NEMENYI_COLUMNS = ["metric", "explainer_a", "explainer_b", "p", "n_blocks"]
 AGREEMENT_COLUMNS = ["dataset", "model", "metric_a", "metric_b", "tau", "p", "n_explainers"]
 
 ALPHA = 0.05
@@ -292,72 +287,6 @@ def nemenyi_table(results: pd.DataFrame) -> pd.DataFrame:
         ]
         tables.append(_key_frame(key, pd.DataFrame(rows, columns=NEMENYI_COLUMNS[3:])))
     return _concat(tables, NEMENYI_COLUMNS)
-
-
-def _block_means(results: pd.DataFrame) -> Iterator[tuple[str, bool, pd.DataFrame]]:
-    """Per metric: (metric, higher_is_better, the mean value of each explainer (columns, sorted) in
-    each (dataset, model[, class]) block (rows), over the samples on which every explainer of the
-    block with a value is defined, as the leaderboard's rank: :func:`common_means`); explainers
-    without a value anywhere left out."""
-    results = _check(results)
-    blocks = _keys(results, ["dataset", "model"])
-    units = explained_units(results, blocks)
-    for metric, frame in results.groupby("metric", observed=True, sort=True):
-        samples = per_sample(frame, blocks + ["explainer", SAMPLE], units=units)
-        means = {key: common_means(block.pivot(index=SAMPLE, columns="explainer", values="value"))
-                 for key, block in samples.groupby(blocks, observed=True, sort=True)}
-        wide = pd.DataFrame(means).T.astype(float).dropna(axis=1, how="all").sort_index(axis=1)
-        if wide.shape[1]:
-            yield str(metric), bool(frame["higher_is_better"].iloc[0]), wide
-
-
-def overall_ranks(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean rank of each explainer across (dataset, model) blocks, per metric (Demšar 2006).
-
-    In each (dataset, model) block the explainers are ranked by their mean value over the
-    samples every one of them has (seeds averaged per sample, :func:`per_sample`;
-    :func:`common_means`), 1 = best (oriented by
-    higher_is_better), ties averaged; the mean rank is taken over the blocks in which every
-    explainer of the metric has a mean, the
-    same complete blocks that the Friedman test over blocks uses (``friedman_p``, NaN with
-    fewer than 3 explainers or 2 blocks). ``cd``: the Nemenyi critical difference of mean ranks
-    at alpha = 0.05 for those k explainers and n_blocks blocks (two explainers whose mean ranks
-    differ by more differ; the pairwise p-values are :func:`overall_nemenyi`). Explainers with no
-    value for a metric anywhere are left out. Columns: metric, explainer, mean_rank, n_blocks,
-    friedman_p, cd; sorted by metric, then mean rank.
-    """
-    tables = []
-    for metric, higher_is_better, wide in _block_means(results):
-        ranks = mean_ranks(wide, higher_is_better)
-        result = friedman(wide)
-        n_blocks = int(wide.dropna(axis=0, how="any").shape[0])
-        table = pd.DataFrame(
-            {
-                "metric": metric,
-                "explainer": list(ranks.index),
-                "mean_rank": ranks.to_numpy(),
-                "n_blocks": n_blocks,
-                "friedman_p": result.p,
-                "cd": critical_difference(wide.shape[1], n_blocks, alpha=ALPHA),
-            }
-        )
-        tables.append(table.sort_values(["mean_rank", "explainer"], kind="stable"))
-    return _concat(tables, OVERALL_COLUMNS).reset_index(drop=True)
-
-
-def overall_nemenyi(results: pd.DataFrame) -> pd.DataFrame:
-    """Nemenyi post-hoc p-values across (dataset, model) blocks, per metric (Demšar 2006): the
-    test of :func:`faithbench.stats.paired.nemenyi` on the explainers' block means, over the
-    complete blocks of :func:`overall_ranks`. One row per unordered pair of explainers (a < b).
-    Columns: metric, explainer_a, explainer_b, p, n_blocks.
-    """
-    rows = []
-    for metric, _, wide in _block_means(results):
-        matrix = nemenyi(wide)
-        n_blocks = int(wide.dropna(axis=0, how="any").shape[0])
-        rows += [{"metric": metric, "explainer_a": a, "explainer_b": b, "p": float(matrix.loc[a, b]),
-                  "n_blocks": n_blocks} for a, b in itertools.combinations(matrix.columns, 2)]
-    return pd.DataFrame(rows, columns=OVERALL_NEMENYI_COLUMNS)
 
 
 def agreement_table(leaderboard_df: pd.DataFrame) -> pd.DataFrame:

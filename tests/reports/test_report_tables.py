@@ -39,7 +39,8 @@ def test_csv_tables_have_documented_columns(built):
                          "effect_size", "n"],
         "friedman.csv": ["dataset", "model", "metric", "statistic", "p", "n_blocks", "k", "cd", "reason"],
         "nemenyi.csv": ["dataset", "model", "metric", "explainer_a", "explainer_b", "p"],
-        "overall_ranks.csv": ["metric", "explainer", "mean_rank", "n_blocks", "friedman_p", "cd"],
+        "overall_ranks.csv": ["metric", "explainer", "mean_rank", "n_blocks", "n_groups", "friedman_p", "cd",
+                              "left_out"],
         "overall_nemenyi.csv": ["metric", "explainer_a", "explainer_b", "p", "n_blocks"],
         "agreement.csv": ["dataset", "model", "metric_a", "metric_b", "tau", "p", "n_explainers"],
     }

@@ -288,6 +288,7 @@ def test_friedman_and_nemenyi_tables(results):
 
 
 def test_overall_ranks():
+    """Each dataset is one block (Demšar 2006): the ranks of its (dataset, model) groups averaged."""
     rng = np.random.default_rng(2)
     results = pd.concat(
         [
@@ -297,19 +298,20 @@ def test_overall_ranks():
         ignore_index=True,
     )
     table = overall_ranks(results)
-    assert list(table.columns) == ["metric", "explainer", "mean_rank", "n_blocks", "friedman_p", "cd"]
+    assert list(table.columns) == ["metric", "explainer", "mean_rank", "n_blocks", "n_groups", "friedman_p", "cd",
+                                   "left_out"]
     for metric in ("deletion", "insertion"):
         sub = table[table.metric == metric].set_index("explainer")
         assert sub.loc["good", "mean_rank"] == 1.0
         assert sub.loc["mid", "mean_rank"] == 2.0
         assert sub.loc["random", "mean_rank"] == 3.5  # tied with copy in every block
-        assert (sub.n_blocks == 4).all()
-        # Friedman over 4 blocks with rank sums [4, 8, 14, 14]:
-        # chi2 = 12/(4*4*5) * (16+64+196+196) - 3*4*5 = 10.8, tie-corrected by
-        # 1 - 4*(2^3-2)/(4*(4^2-1)*4) = 0.9 -> 12.0
-        assert sub.loc["good", "friedman_p"] == pytest.approx(stats.chi2.sf(12.0, 3))
-        # Demšar's Table 5a: q_0.05 = 2.569 for k = 4; CD = 2.569 sqrt(4 * 5 / (6 * 4)) = 2.345
-        assert sub.cd.to_numpy() == pytest.approx(2.569 * np.sqrt(20 / 24), abs=1e-3)
+        assert (sub.n_blocks == 2).all() and (sub.n_groups == 4).all() and (sub.left_out == "").all()
+        # Friedman over the 2 datasets with rank sums [2, 4, 7, 7]:
+        # chi2 = 12/(2*4*5) * (4+16+49+49) - 3*2*5 = 5.4, tie-corrected by
+        # 1 - 2*(2^3-2)/(2*4*(4^2-1)) = 0.9 -> 6.0
+        assert sub.loc["good", "friedman_p"] == pytest.approx(stats.chi2.sf(6.0, 3))
+        # Demšar's Table 5a: q_0.05 = 2.569 for k = 4; CD = 2.569 sqrt(4 * 5 / (6 * 2))
+        assert sub.cd.to_numpy() == pytest.approx(2.569 * np.sqrt(20 / 12), abs=1e-3)
     assert list(table.metric) == ["deletion"] * 4 + ["insertion"] * 4
     single = overall_ranks(results[results.explainer == "good"])
     assert (single.mean_rank == 1.0).all() and single.friedman_p.isna().all() and single.cd.isna().all()
@@ -319,19 +321,61 @@ def test_overall_ranks():
     assert (one.n_blocks == 1).all() and one.friedman_p.isna().all() and one.cd.isna().all()
 
 
-def test_overall_nemenyi_over_the_blocks():
-    """SCIENCE.md: Friedman/Nemenyi over the (dataset, model) blocks; the post-hoc p-values are
-    scikit-posthocs' on the explainers' block means, and the documented Nemenyi statistic."""
+def test_overall_ranks_a_model_listed_twice_changes_nothing():
+    """A held-out review (helper 125): the same model under three names counted as three blocks took the
+    overall Friedman p from 0.145 to 0.001; the groups of one dataset share its images."""
+    rng = np.random.default_rng(5)
+    once = pd.concat([_tidy(rng, dataset=d, model="m") for d in ("d1", "d2", "d3")], ignore_index=True)
+    noise = rng.normal(0, 0.3, len(once))  # values that do not rank the same way in every dataset
+    once = once.assign(value=once["value"] + noise)
+    thrice = pd.concat([once.assign(model=name) for name in ("m", "m_copy", "m_again")], ignore_index=True)
+    for function in (overall_ranks, overall_nemenyi):
+        a, b = function(once), function(thrice)
+        assert (a.n_blocks == 3).all() and (b.n_blocks == 3).all()
+        columns = [c for c in a.columns if c != "n_groups"]
+        pd.testing.assert_frame_equal(a[columns], b[columns])
+    assert (overall_ranks(thrice).n_groups == 9).all() and (overall_ranks(once).n_groups == 3).all()
+    # the (dataset, model) pairs as blocks would have given a much smaller p: what the review saw
+    wide = thrice[thrice.metric == "deletion"].groupby(["dataset", "model", "explainer"])["value"].mean().unstack()
+    assert stats.friedmanchisquare(*wide.to_numpy().T).pvalue < overall_ranks(thrice).friedman_p.iloc[0]
+
+
+def test_overall_ranks_leave_out_groups_at_chance_and_incomplete_ones_by_name():
+    """A held-out review: a model at chance (†) decided the overall winner, and an explainer missing
+    from one model's groups dropped them for every explainer without a word."""
     rng = np.random.default_rng(2)
-    results = pd.concat([_tidy(rng, dataset=d, model=m) for d in ("phantom2d", "phantom3d")
+    results = pd.concat([_tidy(rng, dataset=d, model=m) for d in ("d1", "d2") for m in ("ok", "flat")],
+                        ignore_index=True)
+    flat = results.model == "flat"
+    results.loc[flat & (results.explainer == "good"), "value"] = 0.99  # "good" worst on the model at chance
+    both = overall_ranks(results).set_index(["metric", "explainer"])
+    # in each dataset: good (1 + 4) / 2 = 2.5, mid (2 + 1) / 2 = 1.5, random and copy (3.5 + 2.5) / 2 = 3
+    assert both.loc["deletion", "mean_rank"].to_dict() == {"mid": 1.0, "good": 2.0, "copy": 3.5, "random": 3.5}
+    table = overall_ranks(results, at_chance=[("d1", "flat"), ("d2", "flat")]).set_index(["metric", "explainer"])
+    assert table.loc[("deletion", "good"), "mean_rank"] == 1.0 and (table.n_groups == 2).all()
+    assert table.loc[("deletion", "good"), "left_out"] == "d1 / flat: model at chance; d2 / flat: model at chance"
+    partial = results[~(flat & (results.explainer == "mid"))]  # "mid" has no value on the model "flat"
+    table = overall_ranks(partial).set_index(["metric", "explainer"])
+    assert (table.n_groups == 2).all() and table.loc[("deletion", "good"), "mean_rank"] == 1.0
+    assert table.loc[("deletion", "copy"), "left_out"] == "d1 / flat: no value for mid; d2 / flat: no value for mid"
+    gone = overall_ranks(results, at_chance=[("d1", "ok"), ("d2", "ok"), ("d1", "flat"), ("d2", "flat")])
+    assert len(gone) == 8 and gone.mean_rank.isna().all() and (gone.n_groups == 0).all()
+    assert overall_nemenyi(results, at_chance=[("d1", "flat")]).n_blocks.eq(2).all()
+
+
+def test_overall_nemenyi_over_the_blocks():
+    """Friedman/Nemenyi over the datasets as blocks; the post-hoc p-values are scikit-posthocs' on the
+    blocks' averaged ranks, and the documented Nemenyi statistic."""
+    rng = np.random.default_rng(2)
+    results = pd.concat([_tidy(rng, dataset=d, model=m) for d in ("d1", "d2", "d3", "d4", "d5")
                          for m in ("resnet18", "vit")], ignore_index=True)
     table = overall_nemenyi(results)
     assert list(table.columns) == ["metric", "explainer_a", "explainer_b", "p", "n_blocks"]
-    assert len(table) == 2 * 6 and (table.n_blocks == 4).all()
+    assert len(table) == 2 * 6 and (table.n_blocks == 5).all()
     deletion = table[table.metric == "deletion"].set_index(["explainer_a", "explainer_b"]).p
     # mean ranks (lower is better): good 1, mid 2, copy = random 3.5; the statistic |R_i - R_j| /
     # sqrt(k (k+1) / (6 N)) referred to the studentized range with k groups, infinite df
-    scale = np.sqrt(4 * 5 / (6 * 4))
+    scale = np.sqrt(4 * 5 / (6 * 5))
     for (a, b), gap in {("good", "random"): 2.5, ("good", "mid"): 1.0, ("copy", "random"): 0.0}.items():
         expected = stats.studentized_range.sf(gap / scale * np.sqrt(2), 4, np.inf)
         assert deletion[(a, b)] == pytest.approx(expected, rel=1e-6)

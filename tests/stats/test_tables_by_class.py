@@ -49,7 +49,8 @@ def test_other_tables_per_class_and_single_label_unchanged():
     assert (pairwise_table(results)["n"] == 10).all()
     friedman = friedman_table(results)
     assert list(friedman["class"]) == ["cavity", "nodule"] and (friedman["n_blocks"] == 10).all()
-    assert (overall_ranks(results)["n_blocks"] == 2).all()  # (dataset, model, class) blocks
+    overall = overall_ranks(results)  # (dataset, model, class) groups of one dataset: one block
+    assert (overall["n_groups"] == 2).all() and (overall["n_blocks"] == 1).all()
     assert "class" in agreement_table(leaderboard(results)).columns
     plain = leaderboard(_results(with_class=False).query("value == value").iloc[:30])
     assert list(plain.columns) == LEADERBOARD_COLUMNS and "class" not in friedman_table(_results(False).iloc[:30])
