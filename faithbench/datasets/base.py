@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -221,6 +222,17 @@ def check_samples(samples: list[Sample], dataset: Any, where: str) -> None:
             if labels is None or tuple(labels.shape) != (k,) or not bool(((labels == 0) | (labels == 1)).all()):
                 raise DataError(f"{where}: sample {s.id!r}: expected labels, a 0/1 vector over its {k} classes, "
                                 f"got {None if labels is None else labels.tolist()}")
+        elif k and not _whole(s.label):  # a review: 1.5 passed as int(1.5), then training failed on Float targets
+            raise DataError(f"{where}: sample {s.id!r}: label {s.label!r} ({type(s.label).__name__}) is not a class "
+                            f"index: expected an int 0 to {k - 1} (classes: {', '.join(classes)})")
         elif k and not 0 <= int(s.label) < k:
             raise DataError(f"{where}: sample {s.id!r}: label {int(s.label)} is not a class index 0 to {k - 1} "
                             f"(classes: {', '.join(classes)})")
+
+
+def _whole(label: Any) -> bool:
+    """Whether ``label`` is an integer class index: a Python or NumPy int, or a 0-d integer tensor; not
+    a bool, a float (even 1.0) or a float tensor, which training cannot take as a class target."""
+    if isinstance(label, Tensor):
+        return label.ndim == 0 and not (label.is_floating_point() or label.is_complex() or label.dtype == torch.bool)
+    return isinstance(label, int | np.integer) and not isinstance(label, bool | np.bool_)

@@ -40,6 +40,8 @@ class Broken(BaseDataset):
                 image[0, 0, 0] = float("nan")
             elif self.flaw == "label":
                 label = 2
+            elif self.flaw in ("float", "half", "bool"):  # a review: 1.5 passed as int(1.5); training then failed
+                label = {"float": 1.0, "half": 1.5, "bool": True}[self.flaw]
             elif self.flaw == "id":
                 sample_id = f"{self.split}-4"
         return Sample(id=sample_id, image=image, label=label, masks={})
@@ -50,12 +52,26 @@ class Broken(BaseDataset):
     ("nan", r"sample 'test-5': its image has NaN or Inf values"),
     ("label", r"sample 'test-5': label 2 is not a class index 0 to 1 \(classes: normal, lesion\)"),
     ("id", r"sample id 'test-4' is used twice \(samples 4 and 5\)"),
+    ("float", r"sample 'test-5': label 1.0 \(float\) is not a class index: expected an int 0 to 1 \(classes: "),
+    ("half", r"sample 'test-5': label 1.5 \(float\) is not a class index"),
+    ("bool", r"sample 'test-5': label True \(bool\) is not a class index"),
 ])
 def test_check_samples_names_the_sample(flaw, message):
     dataset = Broken(flaw=flaw)
     with pytest.raises(DataError, match=r"^Broken \(test split\): " + message):
         dataset.tensors()
     check_samples([Broken()[i] for i in range(12)], Broken(), "fine")  # the same without the flaw
+
+
+def test_integer_labels_of_numpy_and_torch_pass():
+    import numpy as np
+
+    samples = [Broken()[i] for i in range(12)]
+    samples = [Sample(id=s.id, image=s.image, label=kind(s.label), masks={}) for s, kind in
+               zip(samples, [np.int64, torch.tensor, int] * 4)]
+    check_samples(samples, Broken(), "fine")
+    with pytest.raises(DataError, match=r"label tensor\(1\.\) \(Tensor\) is not a class index"):
+        check_samples([Sample(id="a", image=samples[0].image, label=torch.tensor(1.0), masks={})], Broken(), "x")
 
 
 def test_a_shape_mismatch_names_the_size_parameter_where_the_dataset_has_one():
