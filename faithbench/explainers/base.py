@@ -10,6 +10,7 @@ ReLU belongs to the method and is applied on the layer's grid, before upsampling
 from __future__ import annotations
 
 import functools
+import random
 import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -89,7 +90,10 @@ class Explainer(Configurable):
     (``smoothgrad``, ``gradient_shap``, ``lime``, ``kernel_shap``) re-seed both before each sample
     from the seed and the image's bytes (:meth:`reseed`), and ``rise`` draws the same masks for every
     image, so their map of an image depends on (image, target, seed, parameters), not on the batch it
-    came in or its position there.
+    came in or its position there. A plugin that draws from the global generators sets ``stochastic =
+    True``: :meth:`__call__` then explains one image at a time, each after :meth:`reseed` from its
+    bytes (a review: a plugin drawing ``torch.randn_like(x)`` per batch moved a leaderboard mean outside
+    its CI when only ``batch_size`` changed, and the images at one position of every batch shared noise).
     """
 
     family: ClassVar[str] = "other"
@@ -97,6 +101,7 @@ class Explainer(Configurable):
     architectures: ClassVar[frozenset[str]] = frozenset({"cnn", "vit"})
     needs_grad: ClassVar[bool] = True
     input_grad: ClassVar[bool] = True  # needs d score / d x (CAMs need gradients at a layer only)
+    stochastic: ClassVar[bool] = False  # True: explain() called per image, reseeded from its bytes
     paper: ClassVar[str] = ""
     description: ClassVar[str] = ""
 
@@ -115,7 +120,7 @@ class Explainer(Configurable):
         """Why this explainer cannot run on (model, x), or None if it can."""
         dims = x.ndim - 2
         if dims not in self.dims:
-            return f"{self.name} supports {sorted(self.dims)}D inputs, got {dims}D"
+            return f"{self.name} supports {' and '.join(f'{d}D' for d in sorted(self.dims))} inputs, got {dims}D"
         family = getattr(model, "arch_family", "cnn")
         if family not in self.architectures:
             return f"{self.name} supports {sorted(self.architectures)} models, got {family}"
@@ -134,7 +139,7 @@ class Explainer(Configurable):
         raise NotImplementedError
 
     def reseed(self, image: Tensor | None = None) -> None:
-        """Seed torch's and NumPy's global generators with ``seed``, or with a seed drawn from
+        """Seed torch's, NumPy's and Python's global generators with ``seed``, or with a seed drawn from
         (``seed``, the bytes of ``image``): per image, so that an image's draws do not depend on
         its batch and different images get different draws (shared draws would make one cell's
         samples share the explainer's random error, which the per-sample statistics treat as
@@ -143,6 +148,7 @@ class Explainer(Configurable):
         seed = self._seed_aliases.get(seed, seed) if image is not None else seed
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
+        random.seed(seed)
 
     _seed_aliases: dict[int, int] = {}  # replaced, never mutated: see draws_of
 
@@ -175,18 +181,32 @@ class Explainer(Configurable):
             raise ValueError(f"{self.name}: expected x of shape {expected}, got {tuple(x.shape)}")
         target = class_indices(self.name, target, x.shape[0])
         devices = [x.device] if x.device.type != "cpu" else []
-        numpy_state = np.random.get_state()
+        numpy_state, python_state = np.random.get_state(), random.getstate()
         try:
             grad = torch.enable_grad() if self.needs_grad else nullcontext()
             with eval_mode(model), torch.random.fork_rng(devices=devices), grad:
-                if self.needs_grad and self.input_grad:
-                    # a leaf that requires grad, so gradient libraries need not flip it (and warn)
-                    x = x.detach().clone().requires_grad_(True)
-                self.reseed()
-                saliency = self.explain(model, x, target)
+                if self.stochastic and x.shape[0] > 1:
+                    saliency = torch.cat([self._explain_one(model, x[i:i + 1], target[i:i + 1])
+                                          for i in range(x.shape[0])])
+                else:
+                    saliency = self._explain_one(model, x, target, per_image=self.stochastic and x.shape[0] == 1)
         finally:
             np.random.set_state(numpy_state)
-        expected = (x.shape[0], *x.shape[2:])
+            random.setstate(python_state)
+        return self._checked(saliency, (x.shape[0], *x.shape[2:]))
+
+    def _explain_one(self, model: nn.Module, x: Tensor, target: Tensor, per_image: bool = True) -> Tensor:
+        """:meth:`explain` of ``x`` (one image when ``per_image``, reseeded from its bytes; else the batch,
+        reseeded from ``seed``), on a leaf that requires grad when the explainer needs d score / d x (so
+        that gradient libraries need not flip it, and warn)."""
+        if self.needs_grad and self.input_grad:
+            x = x.detach().clone().requires_grad_(True)
+        self.reseed(x[0].detach() if per_image else None)
+        saliency = self.explain(model, x, target)
+        return self._checked(saliency, (x.shape[0], *x.shape[2:])) if per_image else saliency
+
+    def _checked(self, saliency: Any, expected: tuple[int, ...]) -> Tensor:
+        """``saliency`` as a detached float tensor, or the error that says what was expected."""
         if not isinstance(saliency, Tensor):
             raise TypeError(f"{self.name}: expected saliency as a torch.Tensor of shape {expected}, "
                             f"got {type(saliency).__name__}")

@@ -164,3 +164,57 @@ def test_a_map_that_is_not_floating_point_is_refused(cnn, convert):
     dtype = "torch.bool" if convert == "bool" else "torch.int64"
     with pytest.raises(TypeError, match=rf"expected a floating-point saliency map, got {dtype}"):
         Cast()(model, x, torch.tensor([0, 1, 1, 0]))
+
+
+def test_a_stochastic_plugin_is_explained_per_image(cnn):
+    """A held-out review (helper 123): a plugin drawing ``torch.randn_like(x)`` per batch got another map
+    for an image when only ``batch_size`` changed, and the images at one position of every batch shared
+    their noise. ``stochastic = True`` explains one image at a time, reseeded from its bytes; NumPy's and
+    Python's global generators are seeded too."""
+    import random
+
+    import numpy as np
+
+    from faithbench.explainers import Explainer
+
+    class Noisy(Explainer):
+        needs_grad = False
+        defaults = {}
+
+        def explain(self, model, x, target):
+            shift = torch.tensor([[np.random.rand() + random.random()]] * x.shape[0])
+            return x.mean(1) + torch.randn_like(x.mean(1)) + shift[..., None]
+
+    class PerImage(Noisy):
+        stochastic = True
+
+    model, x = cnn
+    twice = torch.cat([x[:2], x[:2]])  # the same two images at positions 0-1 and 2-3
+    target = torch.tensor([0, 1, 0, 1])
+    per_batch = Noisy(seed=3)(model, twice, target)
+    assert not torch.allclose(per_batch[0], per_batch[2])  # the old behaviour, kept for a plugin that says nothing
+    assert torch.equal(Noisy(seed=3)(model, twice, target), per_batch)  # deterministic given the batch
+    maps = PerImage(seed=3)(model, twice, target)
+    assert torch.equal(maps[0], maps[2]) and torch.equal(maps[1], maps[3])  # an image's map, whatever its position
+    assert not torch.allclose(maps[0] - x[0].mean(0), maps[1] - x[1].mean(0))  # two images: two draws
+    assert torch.equal(PerImage(seed=3)(model, x[1:2], target[1:2])[0], maps[1])  # alone = in a batch
+    assert not torch.equal(PerImage(seed=4)(model, x[1:2], target[1:2])[0], maps[1])
+    state = (random.getstate(), np.random.get_state()[1].copy())
+    PerImage(seed=3)(model, x, torch.tensor([0, 1, 1, 0]))
+    assert random.getstate() == state[0] and (np.random.get_state()[1] == state[1]).all()  # restored
+
+
+def test_a_stochastic_plugin_piece_of_the_wrong_shape_is_refused(cnn):
+    from faithbench.explainers import Explainer
+
+    class Wrong(Explainer):
+        needs_grad = False
+        stochastic = True
+        defaults = {}
+
+        def explain(self, model, x, target):
+            return torch.rand(2, 32, 32)
+
+    model, x = cnn
+    with pytest.raises(ValueError, match=r"expected saliency of shape \(1, 32, 32\), got \(2, 32, 32\)"):
+        Wrong()(model, x, torch.tensor([0, 1, 1, 0]))

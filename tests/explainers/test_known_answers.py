@@ -213,4 +213,4 @@ def test_unsupported_reason():
     class Only2D(Explainer):
         dims = frozenset({2})
 
-    assert "supports [2]D" in Only2D().unsupported_reason(m, torch.rand(1, 1, 4, 4, 4))
+    assert "supports 2D inputs, got 3D" in Only2D().unsupported_reason(m, torch.rand(1, 1, 4, 4, 4))
