@@ -325,7 +325,7 @@ def test_the_train_split_check_follows_the_pairing_and_optional_datasets(tmp_pat
                  models=[dict(GOOD["models"][0], alias="trained"),
                          {"name": "small_cnn", "alias": "fixed3d", "params": {"width": 4}, "weights": str(weights)}])
     faithbench.load_suite(suite)  # the volume model has fixed weights: only the test split is read
-    missing = items + [{"image": str(tmp_path / "absent.nii.gz"), "split": "train"}]
+    missing = items + [{"image": str(tmp_path / "absent.nii.gz"), "split": "train", "label": 0}]
     optional = dict(GOOD, datasets=[GOOD["datasets"][0],
                                     {"name": "volume", "params": {"items": missing}, "optional": True}])
     faithbench.load_suite(optional)  # the run skips it: "optional dataset not available"

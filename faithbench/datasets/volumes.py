@@ -12,7 +12,6 @@ neighbour, through the affines) before anything else.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -25,124 +24,14 @@ from torch import Tensor
 
 from faithbench.datasets.base import SPLITS, BaseDataset, Split
 from faithbench.datasets.paths import DataError, resolve_path
+from faithbench.datasets.volume_files import (NIBABEL_SUFFIXES, NRRD_SUFFIXES, ORIENTATIONS, nibabel_or_error,
+                                              canonical_array, detached_data, label_ids, load_nrrd_as_nifti,
+                                              load_volume, read_names, stored_array)
 from faithbench.names import did_you_mean
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
 ITEM_KEYS = ("image", "label_map", "label", "patient_id", "split")
-
-
-def _nibabel() -> Any:
-    try:
-        import nibabel
-    except ImportError:
-        raise DataError("the 'volume' dataset needs nibabel: pip install nibabel") from None
-    return nibabel
-
-
-def load_nrrd_as_nifti(path: Path) -> Any:
-    """An NRRD file as a ``nibabel.Nifti1Image`` with a RAS affine from its header."""
-    nib = _nibabel()
-    try:
-        import nrrd
-    except ImportError:
-        raise DataError(f"{path}: reading NRRD needs pynrrd: pip install pynrrd") from None
-    data, header = nrrd.read(str(path))  # (x, y, z) index order, as the header describes
-    ndim = data.ndim
-    directions = header.get("space directions")
-    if directions is None:
-        directions = np.diag(header.get("spacings", np.ones(ndim)))
-    directions = np.asarray([d for d in directions if d is not None and not np.all(np.isnan(d))], dtype=float)
-    if directions.shape != (ndim, 3):
-        raise DataError(f"{path}: expected {ndim} spatial axes in 'space directions', got {directions.shape}")
-    affine = np.eye(4)
-    affine[:3, :3] = directions.T
-    affine[:3, 3] = np.asarray(header.get("space origin", np.zeros(3)), dtype=float)
-    space = str(header.get("space", "right-anterior-superior")).lower()
-    flips = {"left-posterior-superior": (-1, -1, 1), "lps": (-1, -1, 1), "right-anterior-superior": (1, 1, 1),
-             "ras": (1, 1, 1), "left-anterior-superior": (-1, 1, 1), "las": (-1, 1, 1)}
-    if space not in flips:
-        raise DataError(f"{path}: unsupported NRRD space {space!r} (expected one of {sorted(flips)})")
-    affine = np.diag([*flips[space], 1]) @ affine
-    return nib.Nifti1Image(data, affine)
-
-
-NRRD_SUFFIXES, NIBABEL_SUFFIXES = (".nrrd", ".nhdr"), (".nii", ".nii.gz", ".mgz", ".mgh")
-
-
-def detached_data(path: Path) -> list[Path]:
-    """The data file a detached NRRD header (``.nhdr``) names, for the cache key: [] for another
-    file, an absent or unreadable header, or a file list or pattern (then the header alone)."""
-    if path.suffix.lower() != ".nhdr" or not path.is_file():
-        return []
-    try:
-        import nrrd
-
-        header = nrrd.read_header(str(path))
-    except Exception:  # noqa: BLE001 - no pynrrd, or a header the loader will refuse with its reason
-        return []
-    name = header.get("data file", header.get("datafile"))
-    if not isinstance(name, str) or name.startswith("LIST") or " " in name.strip():
-        return []
-    return [path.parent / name]
-
-
-def load_volume(path: Path) -> Any:
-    """A NIfTI or NRRD file as a nibabel image (not yet canonical)."""
-    name = path.name.lower()
-    if name.endswith(NRRD_SUFFIXES):
-        return load_nrrd_as_nifti(path)
-    if name.endswith(NIBABEL_SUFFIXES):
-        try:
-            return _nibabel().load(str(path))
-        except Exception as exc:  # nibabel raises several types for corrupt files
-            raise DataError(f"{path}: cannot read volume: {exc}") from None
-    raise DataError(f"{path}: unsupported volume format (expected .nii, .nii.gz, .nrrd or .nhdr)")
-
-
-def canonical_array(img: Any, path: Path | str | None = None) -> np.ndarray:
-    """RAS-canonical data laid out as (D, H, W) = (S→I, A→P, R→L); ``path`` names the file in
-    the error for a volume that is not 3D."""
-    canon = _nibabel().as_closest_canonical(img)
-    data = np.asarray(canon.dataobj)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        where = f"{path}: " if path else ""
-        raise DataError(f"{where}expected a 3D volume, got shape {data.shape}")
-    return np.ascontiguousarray(data.transpose(2, 1, 0)[::-1, ::-1, ::-1])
-
-
-def label_ids(data: np.ndarray, path: Path | str) -> np.ndarray:
-    """A label map's region ids as int64. A float map whose values lie within 1e-3 of integers (ids
-    written as float, or 1.9999 after an interpolation) is rounded; other values (a probability
-    map: 0.9, which a cast would make 0, emptying the mask) are refused, naming the file."""
-    if np.issubdtype(data.dtype, np.integer) or data.dtype == bool:
-        return data.astype(np.int64)
-    if not np.isfinite(data).all():
-        raise DataError(f"{path}: the label map holds NaN or infinite values; expected integer region ids")
-    rounded = np.rint(data)
-    off = np.abs(data - rounded)
-    if off.size and off.max() > 1e-3:
-        raise DataError(f"{path}: expected integer region ids in the label map, found {data.flat[int(off.argmax())]:g} "
-                        "(a probability or soft map? threshold it into ids first)")
-    return rounded.astype(np.int64)
-
-
-def read_names(path: Path) -> dict[int, str]:
-    """Region names: a JSON object ``{"1": "spleen", ...}`` or a CSV ``id,name`` (header optional)."""
-    try:
-        if path.suffix.lower() == ".json":
-            raw = json.loads(path.read_text(encoding="utf-8-sig"))
-            if not isinstance(raw, dict):
-                raise ValueError("expected a JSON object of id -> name")
-            return {int(k): str(v) for k, v in raw.items()}
-        rows = [r for r in csv.reader(path.read_text(encoding="utf-8-sig").splitlines()) if r]  # Excel: a BOM
-        if rows and not rows[0][0].strip().lstrip("-").isdigit():
-            rows = rows[1:]
-        return {int(r[0]): r[1].strip() for r in rows}
-    except (ValueError, IndexError, OSError) as exc:
-        raise DataError(f"{path}: cannot read region names: {exc}") from None
 
 
 def read_manifest(path: Path) -> list[dict[str, Any]]:
@@ -206,10 +95,15 @@ class VolumeDataset(BaseDataset):
             clipping; default: each volume's 0.5th–99.5th percentile.
         size: ``[D, H, W]`` to resample to (trilinear for images; label maps by :func:`resize_label_map`); default
             the native grid (then every volume of a run must share it).
+        orientation: ``canonical`` (default: RAS+, laid out (D, H, W) = (S→I, A→P, R→L), as in the
+            module docstring) or ``as_stored`` (the array as nibabel's ``get_fdata()`` or pynrrd
+            returns it, for a model trained on that layout; label maps still follow their affines).
         root: data root overriding ``$FAITHBENCH_DATA``.
 
     An item's ``split`` (train/val/test) places it; items without one are test items, for
-    explaining a model with fixed weights. Volumes load on first access (cached per dataset).
+    explaining a model with fixed weights. ``label``: a class index or a name of ``classes``; an item
+    may lack it only when no item has one and none is a train or val item (then every label is 0).
+    Volumes load on first access (cached per dataset).
     Masks: one per region (``spleen``, ``liver``, ...), absent regions all-False.
     """
 
@@ -221,13 +115,15 @@ class VolumeDataset(BaseDataset):
     def __init__(self, split: Split = "test", *, items: list[dict[str, Any]] | None = None,
                  manifest: str | None = None, names: str | None = None, regions: list[str] | None = None,
                  classes: list[str] | None = None, window: list[float] | None = None,
-                 size: list[int] | None = None, root: str | None = None) -> None:
+                 size: list[int] | None = None, orientation: str = "canonical", root: str | None = None) -> None:
         if (items is None) == (manifest is None):
             raise ValueError("volume: give exactly one of 'items' (a list) or 'manifest' (a CSV file)")
         if window is not None and (len(window) != 2 or not window[0] < window[1]):
             raise ValueError(f"volume: expected window [low, high] with low < high, got {window}")
         if size is not None and (len(size) != 3 or min(size) < 1):
             raise ValueError(f"volume: expected size [D, H, W] of positive ints, got {size}")
+        if orientation not in ORIENTATIONS:
+            raise ValueError(f"volume: expected orientation one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
         entries = read_manifest(resolve_path(manifest, root, "volume manifest")) if manifest else list(items or [])
         for k, item in enumerate(entries):
             if not isinstance(item, dict) or "image" not in item:
@@ -242,17 +138,23 @@ class VolumeDataset(BaseDataset):
                     raise DataError(f"volume: items[{k}]: {key} {item[key]!r} is not a volume file (expected .nii, "
                                     f".nii.gz, .mgz, .mgh, .nrrd or .nhdr)")
         self.classes = tuple(classes) if classes else ("class_0", "class_1")  # type: ignore[misc]
+        stored = {"orientation": orientation} if orientation != "canonical" else {}  # the default: keys unchanged
         super().__init__(split, items=entries, names=names, regions=regions, classes=list(self.classes),
-                         window=window, size=size)
+                         window=window, size=size, **stored)
+        self.orientation = orientation
+        labelled = [it for it in entries if it.get("label") not in (None, "")]
+        for k, item in enumerate(entries):  # a review: a blank label cell silently became class 0
+            if item.get("label") in (None, "") and (labelled or item.get("split", "test") != "test"):
+                why = "other items have one" if labelled else f"a {item['split']} item trains the model"
+                raise DataError(f"volume: items[{k}] ({item['image']}): no label ({why}); expected a class index "
+                                f"0 to {len(self.classes) - 1} or a name of classes {list(self.classes)}")
         mine = [it for it in entries if it.get("split", "test") == split]
         if not mine:
             raise ValueError(f"volume: no items in split {split!r} ({len(entries)} items in all; items without "
                              f"a 'split' are test items)")
         self.items = []
         for it in mine:
-            label = int(it.get("label", 0))
-            if not 0 <= label < len(self.classes):
-                raise ValueError(f"volume: {it['image']}: label {label} is not an index of classes {self.classes}")
+            label = self._class_index(it)
             self.items.append({"image": resolve_path(it["image"], root, "volume image"),
                                "label_map": resolve_path(it["label_map"], root, "label map")
                                if it.get("label_map") else None,
@@ -271,10 +173,26 @@ class VolumeDataset(BaseDataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def _class_index(self, item: dict[str, Any]) -> int:
+        """An item's label as a class index: an int, a whole number as text (a manifest cell), or a
+        name of ``classes``; 0 when absent (no item has one, checked in ``__init__``)."""
+        raw = item.get("label", 0)
+        if isinstance(raw, str) and raw.strip() in self.classes:
+            return self.classes.index(raw.strip())
+        try:
+            label = int(raw) if not isinstance(raw, (bool, float)) else int(str(raw))
+        except ValueError:
+            raise DataError(f"volume: {item['image']}: label {raw!r} is neither a class index 0 to "
+                            f"{len(self.classes) - 1} nor a name of classes {list(self.classes)}") from None
+        if not 0 <= label < len(self.classes):
+            raise ValueError(f"volume: {item['image']}: label {label} is not an index of classes {self.classes}")
+        return label
+
     def _load_item(self, i: int) -> tuple[Tensor, dict[str, Tensor]]:
         item = self.items[i]
         img = load_volume(item["image"])
-        image = canonical_array(img, item["image"]).astype(np.float32)
+        arrange = ORIENTATIONS[self.orientation]
+        image = arrange(img, item["image"]).astype(np.float32)
         label_map = None
         if item["label_map"] is not None:
             seg = load_volume(item["label_map"])
@@ -284,13 +202,18 @@ class VolumeDataset(BaseDataset):
                           f"image of shape {img.shape[:3]}, so its voxel (0, 0, 0) is placed on the image's; "
                           "a label map cropped or padded without updating its header lands in the wrong "
                           "place (check an overlay)")
+            if same_shape and not same_affine:  # a review: a mask saved with np.eye(4) landed on no lesion voxel
+                self.warn(f"{item['label_map']}: label map of its image's shape {img.shape[:3]} but another affine, "
+                          "so it is resampled through the two affines; one saved with a placeholder affine "
+                          "(np.eye(4)) lands in the wrong place (check an overlay)")
             if not (same_shape and same_affine):
                 from nibabel.processing import resample_from_to
 
                 data = np.asarray(seg.dataobj)  # read once: the check and the resampling share it
                 self._check_overlap(item, data, seg.affine, img)
-                seg = resample_from_to(_nibabel().Nifti1Image(data, seg.affine), (img.shape[:3], img.affine), order=0)
-            label_map = label_ids(canonical_array(seg, item["label_map"]), item["label_map"])
+                seg = resample_from_to(nibabel_or_error().Nifti1Image(data, seg.affine), (img.shape[:3], img.affine),
+                                       order=0)
+            label_map = label_ids(arrange(seg, item["label_map"]), item["label_map"])
         if self.window is not None:
             lo, hi = self.window
         else:
@@ -365,4 +288,4 @@ class VolumeDataset(BaseDataset):
         return self._sources
 
 
-__all__ = ["VolumeDataset", "canonical_array", "load_nrrd_as_nifti", "load_volume", "read_names"]
+__all__ = ["VolumeDataset", "canonical_array", "load_nrrd_as_nifti", "load_volume", "read_names", "stored_array"]

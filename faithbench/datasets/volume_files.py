@@ -1,0 +1,140 @@
+"""Reading volume files for the ``volume`` dataset: NIfTI (nibabel) and NRRD (pynrrd) as nibabel
+images, their arrays in the canonical or the stored orientation, label-map ids and region names."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faithbench.datasets.paths import DataError
+
+def nibabel_or_error() -> Any:
+    try:
+        import nibabel
+    except ImportError:
+        raise DataError("the 'volume' dataset needs nibabel: pip install nibabel") from None
+    return nibabel
+
+
+def load_nrrd_as_nifti(path: Path) -> Any:
+    """An NRRD file as a ``nibabel.Nifti1Image`` with a RAS affine from its header."""
+    nib = nibabel_or_error()
+    try:
+        import nrrd
+    except ImportError:
+        raise DataError(f"{path}: reading NRRD needs pynrrd: pip install pynrrd") from None
+    data, header = nrrd.read(str(path))  # (x, y, z) index order, as the header describes
+    ndim = data.ndim
+    directions = header.get("space directions")
+    if directions is None:
+        directions = np.diag(header.get("spacings", np.ones(ndim)))
+    directions = np.asarray([d for d in directions if d is not None and not np.all(np.isnan(d))], dtype=float)
+    if directions.shape != (ndim, 3):
+        raise DataError(f"{path}: expected {ndim} spatial axes in 'space directions', got {directions.shape}")
+    affine = np.eye(4)
+    affine[:3, :3] = directions.T
+    affine[:3, 3] = np.asarray(header.get("space origin", np.zeros(3)), dtype=float)
+    space = str(header.get("space", "right-anterior-superior")).lower()
+    flips = {"left-posterior-superior": (-1, -1, 1), "lps": (-1, -1, 1), "right-anterior-superior": (1, 1, 1),
+             "ras": (1, 1, 1), "left-anterior-superior": (-1, 1, 1), "las": (-1, 1, 1)}
+    if space not in flips:
+        raise DataError(f"{path}: unsupported NRRD space {space!r} (expected one of {sorted(flips)})")
+    affine = np.diag([*flips[space], 1]) @ affine
+    return nib.Nifti1Image(data, affine)
+
+
+NRRD_SUFFIXES, NIBABEL_SUFFIXES = (".nrrd", ".nhdr"), (".nii", ".nii.gz", ".mgz", ".mgh")
+
+
+def detached_data(path: Path) -> list[Path]:
+    """The data file a detached NRRD header (``.nhdr``) names, for the cache key: [] for another
+    file, an absent or unreadable header, or a file list or pattern (then the header alone)."""
+    if path.suffix.lower() != ".nhdr" or not path.is_file():
+        return []
+    try:
+        import nrrd
+
+        header = nrrd.read_header(str(path))
+    except Exception:  # noqa: BLE001 - no pynrrd, or a header the loader will refuse with its reason
+        return []
+    name = header.get("data file", header.get("datafile"))
+    if not isinstance(name, str) or name.startswith("LIST") or " " in name.strip():
+        return []
+    return [path.parent / name]
+
+
+def load_volume(path: Path) -> Any:
+    """A NIfTI or NRRD file as a nibabel image (not yet canonical)."""
+    name = path.name.lower()
+    if name.endswith(NRRD_SUFFIXES):
+        return load_nrrd_as_nifti(path)
+    if name.endswith(NIBABEL_SUFFIXES):
+        try:
+            return nibabel_or_error().load(str(path))
+        except Exception as exc:  # nibabel raises several types for corrupt files
+            raise DataError(f"{path}: cannot read volume: {exc}") from None
+    raise DataError(f"{path}: unsupported volume format (expected .nii, .nii.gz, .nrrd or .nhdr)")
+
+
+def canonical_array(img: Any, path: Path | str | None = None) -> np.ndarray:
+    """RAS-canonical data laid out as (D, H, W) = (S→I, A→P, R→L); ``path`` names the file in
+    the error for a volume that is not 3D."""
+    canon = nibabel_or_error().as_closest_canonical(img)
+    data = np.asarray(canon.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        where = f"{path}: " if path else ""
+        raise DataError(f"{where}expected a 3D volume, got shape {data.shape}")
+    return np.ascontiguousarray(data.transpose(2, 1, 0)[::-1, ::-1, ::-1])
+
+
+def stored_array(img: Any, path: Path | str | None = None) -> np.ndarray:
+    """The data as the file stores it (nibabel's ``dataobj``, pynrrd's array): (i, j, k) voxel order,
+    no reorientation (``orientation: as_stored``)."""
+    data = np.asarray(img.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        where = f"{path}: " if path else ""
+        raise DataError(f"{where}expected a 3D volume, got shape {data.shape}")
+    return np.ascontiguousarray(data)
+
+
+ORIENTATIONS = {"canonical": canonical_array, "as_stored": stored_array}
+
+
+def label_ids(data: np.ndarray, path: Path | str) -> np.ndarray:
+    """A label map's region ids as int64. A float map whose values lie within 1e-3 of integers (ids
+    written as float, or 1.9999 after an interpolation) is rounded; other values (a probability
+    map: 0.9, which a cast would make 0, emptying the mask) are refused, naming the file."""
+    if np.issubdtype(data.dtype, np.integer) or data.dtype == bool:
+        return data.astype(np.int64)
+    if not np.isfinite(data).all():
+        raise DataError(f"{path}: the label map holds NaN or infinite values; expected integer region ids")
+    rounded = np.rint(data)
+    off = np.abs(data - rounded)
+    if off.size and off.max() > 1e-3:
+        raise DataError(f"{path}: expected integer region ids in the label map, found {data.flat[int(off.argmax())]:g} "
+                        "(a probability or soft map? threshold it into ids first)")
+    return rounded.astype(np.int64)
+
+
+def read_names(path: Path) -> dict[int, str]:
+    """Region names: a JSON object ``{"1": "spleen", ...}`` or a CSV ``id,name`` (header optional)."""
+    try:
+        if path.suffix.lower() == ".json":
+            raw = json.loads(path.read_text(encoding="utf-8-sig"))
+            if not isinstance(raw, dict):
+                raise ValueError("expected a JSON object of id -> name")
+            return {int(k): str(v) for k, v in raw.items()}
+        rows = [r for r in csv.reader(path.read_text(encoding="utf-8-sig").splitlines()) if r]  # Excel: a BOM
+        if rows and not rows[0][0].strip().lstrip("-").isdigit():
+            rows = rows[1:]
+        return {int(r[0]): r[1].strip() for r in rows}
+    except (ValueError, IndexError, OSError) as exc:
+        raise DataError(f"{path}: cannot read region names: {exc}") from None
