@@ -92,7 +92,7 @@ def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str, str], str]:
                 if cell is None:
                     cells.append("<td>–</td>")
                     continue
-                mark = "<sup>*</sup>" if table.marked(cell) else ""
+                mark = f"<sup>{table.mark_of(cell)}</sup>" if table.mark_of(cell) else ""
                 cls = ' class="best"' if cell.best else ""
                 note = table.n_note(explainer, metric)
                 note = f" <small>({_e(note)})</small>" if note else ""

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from faithbench.types import UNDEFINED_REASON
+
 __all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "DAGGER", "FAILED_NOTE", "control_phrase", "control_tested",
-           "failed_cells", "significance_note"]
+           "failed_cells", "significance_note", "split_skipped"]
 
 CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5 (or the AUC is "
                "undefined), so its saliency "
@@ -40,7 +42,7 @@ def significance_note(control: str = "random", tested: bool = True) -> str:
     if not tested:
         return f"no control explainer ({control}) in this suite: no * marks; " + _REST
     return (f"* better than {control_phrase(control)} (one-sided Wilcoxon signed-rank test, "
-            "Holm-adjusted p < 0.05); " + _REST)
+            "Holm-adjusted p < 0.05), ° worse than it (the other side of that test); " + _REST)
 
 
 def failed_cells(failures: pd.DataFrame | None, dataset: str | None = None, model: str | None = None) -> list[str]:
@@ -64,3 +66,13 @@ def failed_cells(failures: pd.DataFrame | None, dataset: str | None = None, mode
         where = "" if dataset is not None else f"{row['dataset']} / {row['model']} / "
         out.append(f"{where}{row['explainer']}" + (f" ({', '.join(what)})" if what else ""))
     return list(dict.fromkeys(out))  # once each: a cell whose metric failed under two batches
+
+
+def split_skipped(skipped: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``skipped.csv`` as (skips: cells and metrics that did not run, the (cell, metric) pairs that
+    ran with undefined samples, :data:`~faithbench.types.UNDEFINED_REASON`)."""
+    if skipped is None or skipped.empty or "reason" not in skipped.columns:
+        empty = pd.DataFrame() if skipped is None else skipped
+        return empty, empty.iloc[0:0]
+    partly = skipped["reason"].astype(str).str.endswith(UNDEFINED_REASON)
+    return skipped[~partly], skipped[partly]

@@ -11,13 +11,14 @@ means over the samples on which every explainer is defined, so it can differ fro
 ``mean`` only where the n differ; ties all marked) is bold, and
 ``*`` marks an explainer better than the run's control explainer (the suite's ``control:``,
 default ``random``; one-sided Wilcoxon signed-rank, Holm-adjusted p < 0.05; the ``beats_random``
-column of ``leaderboard.csv``; none without a control), which the notes name (:func:`significance_note`). A
+column of ``leaderboard.csv``; none without a control), ``°`` one worse than it (``worse_than_random``,
+the other side of that test), which the notes name (:func:`significance_note`). A
 column's numbers share one number of decimals (:func:`~faithbench.reports.markup.column_decimals`). Each metric's
 header gives n, the samples with a defined value (a cell whose n is below the column's largest
 shows its own). A last row, "chance", gives the chance level of the metrics that have one (the
 ``chance`` column: localisation metrics). A model at chance (``model_at_chance``: its test AUC CI
 does not lie above 0.5, see :mod:`faithbench.stats.chance`) gets ``†`` after its title and no
-``*`` marks. A metric that failed the metric reliability check (the ``metric_unreliable`` column,
+``*`` or ``°`` marks. A metric that failed the metric reliability check (the ``metric_unreliable`` column,
 :func:`faithbench.reports.medical.mark_unreliable`) gets ``‡`` in its header, the mark of the
 reliability footnote.
 """
@@ -34,9 +35,9 @@ import pandas as pd
 from faithbench.reports.markup import (LATEX_PREAMBLE, column_decimals, format_fixed, format_number, latex_breakable,
                                        latex_escape, markdown_escape)
 from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, FAILED_NOTE,  # re-exported
-                                      control_phrase, control_tested, failed_cells, significance_note)
+                                      control_phrase, control_tested, failed_cells, significance_note, split_skipped)
 from faithbench.stats.reliability import RELIABILITY_MARK
-from faithbench.types import CATEGORY_ORDER, OTHER, UNDEFINED_REASON, category_key
+from faithbench.types import CATEGORY_ORDER, OTHER, category_key
 
 __all__ = ["CATEGORY_ORDER", "CHANCE_LEVEL_NOTE", "LeaderboardTable", "OTHER", "RELIABILITY_MARK", "category_key",
            "chance_text", "format_number", "latex_escape", "leaderboard_latex", "leaderboard_markdown",
@@ -49,6 +50,7 @@ class Cell:
     ci_high: float
     best: bool
     significant: bool
+    worse: bool = False  # worse than the control (``worse_than_random``)
     n: int | None = None  # samples with a defined value
     decimals: int = 3  # the column's (:func:`~faithbench.reports.markup.column_decimals`; -k: scientific)
 
@@ -132,9 +134,9 @@ class LeaderboardTable:
     def cells_of(self, metric: str) -> list[Cell | None]:
         return [self.cells[e][metric] for e in self.explainers]
 
-    def marked(self, cell: Cell) -> bool:
-        """Show the "better than random" mark: significant, and the model not at chance."""
-        return cell.significant and not self.at_chance
+    def mark_of(self, cell: Cell) -> str:
+        """``*`` better than the control, ``°`` worse, else (or with the model at chance) empty."""
+        return "" if self.at_chance else "*" if cell.significant else "°" if cell.worse else ""
 
 
 def _true(value: object) -> bool:
@@ -220,7 +222,7 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
                 cells[str(row.explainer)][metric] = Cell(
                     mean=mean, ci_low=float(row.ci_low), ci_high=float(row.ci_high),
                     best=bool(not math.isnan(mean) and rank == best),
-                    significant=_true(row.beats_random),
+                    significant=_true(row.beats_random), worse=_true(getattr(row, "worse_than_random", False)),
                     n=int(row.n) if "n" in sub.columns and pd.notna(row.n) else None, decimals=decimals[metric],
                 )
         at_chance = "model_at_chance" in frame.columns and bool(frame["model_at_chance"].map(_true).any())
@@ -246,7 +248,8 @@ def _markdown_table(table: LeaderboardTable, metrics: list[str]) -> list[str]:
                 continue
             text = f"**{cell.text()}**" if cell.best else cell.text()
             note = table.n_note(explainer, metric)
-            row.append(text + (" \\*" if table.marked(cell) else "") + (f" ({note})" if note else ""))
+            mark = table.mark_of(cell).replace("*", "\\*")
+            row.append(text + (f" {mark}" if mark else "") + (f" ({note})" if note else ""))
         lines.append("| " + " | ".join(row) + " |")
     if table.has_chance(metrics):
         lines.append("| " + " | ".join(["*chance*"] + [chance_text(table, m) for m in metrics]) + " |")
@@ -303,16 +306,6 @@ def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = Non
     return "\n".join(lines)
 
 
-def split_skipped(skipped: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``skipped.csv`` as (skips: cells and metrics that did not run, the (cell, metric) pairs that
-    ran with undefined samples, :data:`~faithbench.types.UNDEFINED_REASON`)."""
-    if skipped is None or skipped.empty or "reason" not in skipped.columns:
-        empty = pd.DataFrame() if skipped is None else skipped
-        return empty, empty.iloc[0:0]
-    partly = skipped["reason"].astype(str).str.endswith(UNDEFINED_REASON)
-    return skipped[~partly], skipped[partly]
-
-
 def _latex_categories(table: LeaderboardTable) -> list[str]:
     """The category row of a LaTeX table (one ``\\multicolumn`` per category, a ``\\cmidrule`` under
     each), or nothing when no metric has a category."""
@@ -349,7 +342,8 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
              "% " + significance_note(control, control_tested(board)).replace("↑", "up").replace("↓", "down"),
              *LATEX_PREAMBLE, ""]
     stars = (r"$^{*}$: better than " + latex_escape(control_phrase(control)) + r" (one-sided Wilcoxon, Holm-adjusted "
-             r"$p<0.05$); " if control_tested(board) else "no control explainer in this suite: no $^{*}$ marks; ")
+             r"$p<0.05$), $^{\circ}$: worse; " if control_tested(board) else
+             "no control explainer in this suite: no $^{*}$ marks; ")
     for table in tables:
         dagger = r"$^{\dagger}$" if table.at_chance else ""
         at_chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC does not lie above 0.5; "
@@ -386,7 +380,7 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
                     continue
                 mean = cell.number()
                 mean = r"\textbf{" + mean + "}" if cell.best else mean
-                mean += r"$^{*}$" if table.marked(cell) else ""
+                mean += {"*": r"$^{*}$", "°": r"$^{\circ}$"}.get(table.mark_of(cell), "")
                 note = table.n_note(explainer, metric).replace(" ", "")
                 note = r"\\{\scriptsize " + note + "}" if note else ""  # a third line: the column stays narrow
                 row.append(r"\faithbenchcell{" + mean + r"\\{\scriptsize " + cell.interval().replace(" ", "") + "}"

@@ -34,7 +34,7 @@ def test_csv_tables_have_documented_columns(built):
     expected = {
         "leaderboard.csv": ["dataset", "model", "metric", "explainer", "mean", "ci_low", "ci_high", "median", "n",
                             "chance", "rank", "higher_is_better", "category", "p_vs_random", "beats_random",
-                            "model_at_chance"],
+                            "p_worse_than_random", "worse_than_random", "model_at_chance"],
         "pairwise.csv": ["dataset", "model", "metric", "explainer_a", "explainer_b", "statistic", "p", "p_holm",
                          "effect_size", "n"],
         "friedman.csv": ["dataset", "model", "metric", "statistic", "p", "n_blocks", "k", "cd", "reason"],
@@ -193,3 +193,21 @@ def test_a_column_of_tiny_means_is_scientific_in_every_format_and_its_chance_row
     html = _leaderboard_html(board)[("d", "m", "")]
     assert '<td class="best">7.69e-07 [6.70e-07, 8.85e-07]<sup>*</sup>' in html
     assert "<td>7.00e-08</td>" in html
+
+
+def test_an_explainer_worse_than_the_control_is_marked_in_every_format():
+    """A new user's review: integrated gradients was below random on insertion (pairwise p_holm 1.8e-11)
+    and carried no mark, the * being one-sided. ``worse_than_random`` is marked °, not at chance."""
+    from faithbench.reports.html import _leaderboard_html
+
+    board = BOARD.assign(p_vs_random=[0.01, 0.9, 0.5, 0.02], worse_than_random=[False, True, False, False])
+    md = leaderboard_markdown(board)
+    assert "0.500 [0.400, 0.600] °" in md and md.count("°") == 2  # the cell and the legend
+    assert "° worse than it (the other side of that test)" in md
+    tex = leaderboard_latex(board)
+    assert r"0.500$^{\circ}$" in tex and r"$^{\circ}$: worse" in tex
+    html = _leaderboard_html(board)[("d_1", "m&n", "")]
+    assert "<td>0.500 [0.400, 0.600]<sup>°</sup></td>" in html
+    chance = board.assign(model_at_chance=True)  # marks withheld for a model at chance, as the *
+    assert "0.500 [0.400, 0.600] °" not in leaderboard_markdown(chance)
+    assert "<sup>°</sup>" not in _leaderboard_html(chance)[("d_1", "m&n", "")]

@@ -66,7 +66,8 @@ def test_leaderboard_columns_and_summary(results):
     board = leaderboard(results, n_resamples=200)
     assert list(board.columns) == [
         "dataset", "model", "metric", "explainer", "mean", "ci_low", "ci_high", "median",
-        "n", "chance", "rank", "higher_is_better", "category", "p_vs_random", "beats_random",
+        "n", "chance", "rank", "higher_is_better", "category", "p_vs_random", "beats_random", "p_worse_than_random",
+        "worse_than_random",
     ]
     assert len(board) == 2 * 4
     row = board[(board.metric == "insertion") & (board.explainer == "good")].iloc[0]
@@ -158,6 +159,17 @@ def test_leaderboard_wrong_direction_is_not_significant():
     assert board.loc[("insertion", "good"), "p_vs_random"] > 0.5
     assert board.loc[("deletion", "good"), "p_vs_random"] > 0.5
     assert board.loc[("insertion", "good"), "rank"] == 4
+    # ... and marked so by the other side's test (a review: integrated gradients below random on insertion,
+    # pairwise p_holm 1.8e-11, carried no mark): Holm over the three explainers, alternative "less" on insertion
+    ins = _sample_means(results[results.metric == "insertion"])
+    raw = [1.0] + [stats.wilcoxon(ins[e], ins["random"], alternative="less").pvalue for e in ("good", "mid")]
+    got = [board.loc[("insertion", e), "p_worse_than_random"] for e in ("copy", "good", "mid")]
+    np.testing.assert_allclose(got, holm(raw))
+    for metric in ("insertion", "deletion"):
+        assert board.loc[(metric, "good"), "worse_than_random"] and not board.loc[(metric, "copy"), "worse_than_random"]
+        assert pd.isna(board.loc[(metric, "random"), "worse_than_random"])
+    fine = leaderboard(_tidy(np.random.default_rng(1)), n_resamples=50).set_index(["metric", "explainer"])
+    assert not fine.loc[("deletion", "good"), "worse_than_random"] and fine.loc[("deletion", "good"), "beats_random"]
 
 
 def test_leaderboard_without_control_and_single_explainer(results):
