@@ -159,6 +159,10 @@ class VolumeDataset(BaseDataset):
                                "label_map": resolve_path(it["label_map"], root, "label map")
                                if it.get("label_map") else None,
                                "label": label, "patient_id": it.get("patient_id")})
+        unmasked = [it["image"].name for it in self.items if it["label"] and it["label_map"] is None]
+        if unmasked and any(it["label_map"] is not None for it in self.items):  # a review: dropped unnamed
+            self.warn(f"volume ({split} split): {len(unmasked)} volume(s) of a class other than {self.classes[0]!r} "
+                      f"without a label_map, e.g. {unmasked[0]}: their localisation metrics are undefined (no row)")
         self.names = read_names(resolve_path(names, root, "region names file")) if names else {}
         self._check_regions(regions)
         self.regions, self.window, self.size = regions, window, size

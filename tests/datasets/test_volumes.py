@@ -257,3 +257,19 @@ def test_labels_blank_missing_and_by_name(tmp_path):
     with pytest.raises(DataError, match=r"no label \(a train item trains the model\)"):
         VolumeDataset("test", items=[dict(item, split="train"), item], root=str(tmp_path))
     assert VolumeDataset("test", items=[item], root=str(tmp_path))[0].label == 0  # fixed weights, no labels at all
+
+
+def test_a_positive_volume_without_a_label_map_is_named(tmp_path):
+    """A held-out review: a lesion volume without its label map left the localisation metrics unnamed."""
+    nib = pytest.importorskip("nibabel")
+    item = _volumes(tmp_path, nib)
+    bare = {"image": "img.nii.gz", "label": 1}
+    with pytest.warns(UserWarning, match=r"1 volume\(s\) of a class other than 'class_0' without a label_map, "
+                                         r"e.g. img.nii.gz: their localisation metrics are undefined"):
+        VolumeDataset("test", items=[dict(item, label=1), bare], root=str(tmp_path))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        VolumeDataset("test", items=[dict(item, label=1), dict(bare, label=0)], root=str(tmp_path))  # a negative
+        VolumeDataset("test", items=[bare], root=str(tmp_path))  # no label maps at all: nothing to localise
