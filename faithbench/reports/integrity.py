@@ -18,7 +18,7 @@ import pandas as pd
 
 from faithbench.stats.tables import REQUIRED
 
-__all__ = ["COUNTED", "KEY_COLUMNS", "is_run_folder", "row_counts", "table_problem"]
+__all__ = ["COUNTED", "KEY_COLUMNS", "is_run_folder", "mark_report", "row_counts", "table_problem"]
 
 COUNTED = ("results.parquet", "curves.parquet", "models.csv", "samples.csv", "skipped.csv")  # rows the run recorded
 KEY_COLUMNS = {"results.parquet": tuple(REQUIRED),  # also those an older layout lacks (a review: exit 1 on 'chance')
@@ -73,3 +73,14 @@ def table_problem(out_dir: Path, manifest: dict[str, Any], inputs: dict[str, Any
             return (f"{out_dir}: {name} lacks the columns {', '.join(missing)} the report reads; rerun `faithbench "
                     f"run` into this folder to rebuild it")
     return None
+
+
+def mark_report(out_dir: Path, manifest: dict[str, Any], state: str) -> None:
+    """``manifest.json`` with ``report`` set to ``state``: ``pending`` while the report files (Markdown,
+    LaTeX, HTML, plots, strata) are written, ``complete`` after. A run killed then keeps ``status: ok``,
+    its tables being whole, and says ``pending`` (a review: a pipeline gating on the status could not
+    tell that ``index.html`` was missing); ``faithbench report`` completes it."""
+    from faithbench.store import atomic_write_bytes
+
+    manifest["report"] = state
+    atomic_write_bytes(Path(out_dir) / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())

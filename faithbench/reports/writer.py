@@ -28,7 +28,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from faithbench.progress import bars_disabled
-from faithbench.reports.integrity import is_run_folder, table_problem
+from faithbench.reports.integrity import is_run_folder, mark_report, table_problem
 from faithbench.reports.summaries import cost_summary, models_summary  # re-exported
 from faithbench.store import atomic_write_bytes
 from faithbench.stats import (agreement_table, friedman_table, leaderboard, nemenyi_table, overall_nemenyi,
@@ -301,6 +301,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     results, manifest = inputs["results.parquet"], inputs["manifest.json"]
     control = control or run_control(manifest)
     written: list[Path] = []
+    mark_report(out_dir, manifest, "pending")  # "complete" once every file below is written
 
     def csv(name: str, frame: pd.DataFrame) -> None:
         _write_csv(out_dir / name, frame)
@@ -394,4 +395,5 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         )
         _write_text(out_dir / "index.html", page)
         written.append(out_dir / "index.html")
+    mark_report(out_dir, manifest, "complete")
     return written

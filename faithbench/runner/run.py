@@ -386,6 +386,7 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
     manifest["rows"] = row_counts({"results.parquet": tables["results"], "curves.parquet": tables["curves"],
                                    "models.csv": tables["models"], "samples.csv": tables["samples"]
                                    if (out_dir / "samples.csv").is_file() else None, "skipped.csv": tables["skipped"]})
+    manifest["report"] = "pending" if report.build else "not built"  # build_report marks it complete
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     if report.build:
         try:

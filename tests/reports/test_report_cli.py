@@ -83,3 +83,27 @@ def test_a_report_without_the_runs_gallery_says_it_cannot_redraw_it(built, tmp_p
     assert "gallery" not in capsys.readouterr().err
     page = (run / "index.html").read_text()
     assert "none for" not in page and f"plots/{gallery_stem(names['alias'], 'cnn')}.png" in page
+
+
+def test_the_manifest_says_whether_the_report_is_complete(built, tmp_path, names, monkeypatch):
+    """A held-out review (helper 122): a run killed while its plots were drawn kept ``status: ok`` with
+    index.html and leaderboard.md missing, so a pipeline gating on the status could not tell."""
+    import json
+
+    from faithbench.reports import plots
+
+    run = names["copy_inputs"](built, tmp_path / "copy")
+    assert json.loads((run / "manifest.json").read_text())["report"] == "complete"  # built's
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # stands for a kill while the plots are drawn
+
+    monkeypatch.setattr(plots, "plot_cost", killed)
+    assert main(["report", str(run)]) == 130  # interrupted
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["report"] == "pending" and not (run / "index.html").exists()
+    monkeypatch.undo()
+    assert main(["report", str(run)]) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["report"] == "complete" and (run / "index.html").exists()
+    assert manifest == json.loads((built / "manifest.json").read_text())  # nothing else changed
