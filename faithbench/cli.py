@@ -66,11 +66,12 @@ _python_showwarning = warnings.showwarning
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
     """faithbench's own warnings (a suite's, a dataset's: a dataset built for each split warns once
-    per split) as one line each, once per message; others as Python shows them."""
+    per split; a corrupted cache entry recomputed) as one line each, once per message; others as Python shows them."""
     from faithbench.config import SuiteWarning
     from faithbench.datasets.paths import DataWarning
+    from faithbench.store import CacheCorruptionWarning  # a review: printed with a source path
 
-    if not issubclass(category, (SuiteWarning, DataWarning)):
+    if not issubclass(category, (SuiteWarning, DataWarning, CacheCorruptionWarning)):
         _python_showwarning(message, category, filename, lineno, file, line)
     elif str(message) not in _shown:
         _shown.add(str(message))

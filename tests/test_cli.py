@@ -214,3 +214,14 @@ def test_an_empty_out_or_cache_or_suite_file_is_refused(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "empty.yaml")]) == 2
     assert capsys.readouterr().err.strip().endswith(
         "empty.yaml: expected a mapping of suite keys (name, datasets, models, …), got an empty file")
+
+
+def test_a_cache_corruption_warning_is_one_faithbench_line(capsys):
+    """A held-out review (helper 122): a corrupted cache entry recomputed was reported as
+    ``/…/runner/cell.py:291: CacheCorruptionWarning: …``, not as faithbench's own warnings are."""
+    from faithbench import cli
+    from faithbench.store import CacheCorruptionWarning
+
+    cli._show_warning(CacheCorruptionWarning("cache entry x is corrupted; recomputing"), CacheCorruptionWarning,
+                      "/x/faithbench/runner/cell.py", 291)
+    assert capsys.readouterr().err == "faithbench: warning: cache entry x is corrupted; recomputing\n"
