@@ -211,3 +211,17 @@ def test_an_explainer_worse_than_the_control_is_marked_in_every_format():
     chance = board.assign(model_at_chance=True)  # marks withheld for a model at chance, as the *
     assert "0.500 [0.400, 0.600] °" not in leaderboard_markdown(chance)
     assert "<sup>°</sup>" not in _leaderboard_html(chance)[("d_1", "m&n", "")]
+
+
+def test_the_report_names_the_metrics_that_disagree():
+    """A new user's review: deletion ranked Grad-CAM first and insertion saliency, τ = 0 in the agreement
+    table, and the page had no line putting it together."""
+    from faithbench.reports.html import _disagreement
+
+    agreement = pd.DataFrame({"dataset": "cxr", "model": "cnn", "metric_a": ["deletion_auc", "deletion_auc"],
+                              "metric_b": ["insertion_auc", "pointing_game"], "tau": [0.0, 0.6], "p": [1.0, 0.2],
+                              "n_explainers": 4})
+    line = _disagreement(agreement)
+    assert "deletion_auc and insertion_auc on cxr / cnn (τ = 0.00)" in line and "pointing_game" not in line
+    assert _disagreement(agreement.assign(tau=[0.2, float("nan")])) == ""
+    assert "/ nodule (τ = -0.33)" in _disagreement(agreement.assign(tau=[-1 / 3, 1.0], **{"class": "nodule"}))
