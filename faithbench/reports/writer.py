@@ -307,21 +307,20 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         _write_csv(out_dir / name, frame)
         written.append(out_dir / name)
 
-    models = inputs["models.csv"]
-    at_chance = models_at_chance(models)
+    models, at_chance = inputs["models.csv"], models_at_chance(inputs["models.csv"])
     if results.empty:
         board, pairwise, friedman, nemenyi, overall, overall_pairs, agreement = (
             _empty(c) for c in (LEADERBOARD_COLUMNS + [AT_CHANCE], PAIRWISE_TABLE_COLUMNS, FRIEDMAN_COLUMNS,
                                 NEMENYI_COLUMNS, OVERALL_COLUMNS, OVERALL_NEMENYI_COLUMNS, AGREEMENT_COLUMNS))
     else:
-        board = leaderboard(results, control=control)
+        board = mark_models_at_chance(leaderboard(results, control=control), models)
         pairwise = pairwise_table(results)
         friedman = friedman_table(results)
         nemenyi = nemenyi_table(results)
-        chance_pairs = list(zip(at_chance["dataset"], at_chance["model"]))  # left out of the overall ranks
-        overall, overall_pairs = overall_ranks(results, chance_pairs), overall_nemenyi(results, chance_pairs)
+        chance = list(board.loc[board[AT_CHANCE], [c for c in ("dataset", "model", "class") if c in board]]
+                      .drop_duplicates().itertuples(index=False, name=None))  # groups at chance: left out
+        overall, overall_pairs = overall_ranks(results, chance), overall_nemenyi(results, chance)
         agreement = agreement_table(board)
-    board = mark_models_at_chance(board, models)
     for message in model_warnings(models):  # at chance, or one class predicted for every test sample
         log.warning("%s", message)
     csv("results.csv", results)  # the CSV copy of results.parquet (a review: a deleted one stayed deleted)

@@ -43,17 +43,17 @@ def _label(key: tuple) -> str:
     return " / ".join(str(part) for part in key)
 
 
-def dataset_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, str]] = ()
+def dataset_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] = ()
                   ) -> Iterator[tuple[str, pd.DataFrame, int, str]]:
     """Per metric (sorted): (metric, the explainers' ranks (1 = best) averaged over the groups of each
     dataset (rows: datasets; columns: explainers, sorted; lower is better), the number of groups
-    ranked, the groups left out with the reason, ``"; "``-joined). ``at_chance``: the (dataset,
-    model) pairs of models at chance. Explainers without a value for the metric anywhere are left
-    out of it."""
+    ranked, the groups left out with the reason, ``"; "``-joined). ``at_chance``: the (dataset, model)
+    pairs of models at chance, or (dataset, model, class) triples of a multi-label class at chance.
+    Explainers without a value for the metric on the groups kept are left out of it (named)."""
     results = _check(results)
     groups = _keys(results, ["dataset", "model"])
     units = explained_units(results, groups)
-    at_chance = {(str(d), str(m)) for d, m in at_chance}
+    at_chance = {tuple(str(part) for part in key) for key in at_chance}
     for metric, frame in results.groupby("metric", observed=True, sort=True):
         higher_is_better = bool(frame["higher_is_better"].iloc[0])
         samples = per_sample(frame, groups + ["explainer", SAMPLE], units=units)
@@ -62,27 +62,35 @@ def dataset_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, str]] 
         wide = pd.DataFrame(means).T.astype(float).dropna(axis=1, how="all").sort_index(axis=1)
         if not wide.shape[1]:
             continue
-        kept, left_out = [], []
-        for key, row in wide.iterrows():
-            missing = list(row.index[row.isna()])
-            if (str(key[0]), str(key[1])) in at_chance:
-                left_out.append(f"{_label(key)}: model at chance")
+        chance = [key for key in wide.index if tuple(map(str, key[:2])) in at_chance
+                  or tuple(map(str, key)) in at_chance]
+        left_out = [f"{_label(key)}: model at chance" for key in chance]
+        rest = wide.drop(index=chance)
+        if len(rest):  # an explainer with values only on groups at chance must not empty the others' ranks
+            gone = [str(name) for name in rest.columns[rest.isna().all()]]
+            rest = rest.dropna(axis=1, how="all")
+            left_out += [f"{', '.join(gone)}: values only on groups left out"] if gone else []
+        kept = []
+        for key, row in rest.iterrows():
+            missing = [str(name) for name in row.index[row.isna()]]
+            if missing and len(missing) == len(row):  # common_means: no sample with a value for every one
+                left_out.append(f"{_label(key)}: no sample with a value for every explainer")
             elif missing:
-                left_out.append(f"{_label(key)}: no value for {', '.join(map(str, missing))}")
+                left_out.append(f"{_label(key)}: no value for {', '.join(missing)}")
             else:
                 kept.append(key)
-        complete = wide.loc[kept] if kept else wide.iloc[:0]
+        complete = rest.loc[kept] if kept else rest.iloc[:0]
         oriented = -complete.to_numpy() if higher_is_better else complete.to_numpy()
         ranks = pd.DataFrame(stats.rankdata(oriented, method="average", axis=1) if len(complete) else oriented,
-                             index=complete.index, columns=wide.columns)
+                             index=complete.index, columns=rest.columns)
         datasets = ranks.groupby(level=0, sort=True).mean()
         yield str(metric), datasets, len(complete), "; ".join(left_out)
 
 
-def overall_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, str]] = ()) -> pd.DataFrame:
+def overall_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] = ()) -> pd.DataFrame:
     """Mean rank of each explainer across datasets, per metric (Demšar 2006; the module docstring
     gives the rule: each dataset one block, its (dataset, model[, class]) groups' ranks averaged;
-    groups of a model in ``at_chance`` or without a value of some explainer left out). Columns:
+    groups in ``at_chance`` (see :func:`dataset_ranks`) or without a value of some explainer left out). Columns:
     metric, explainer, mean_rank (1 = best), n_blocks (datasets), n_groups (groups ranked),
     friedman_p (NaN with fewer than 3 explainers or 2 datasets), cd (the Nemenyi critical difference
     at alpha = 0.05 for those k explainers and n_blocks; NaN for one), left_out; sorted by metric,
@@ -98,7 +106,7 @@ def overall_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, str]] 
     return _concat(tables, OVERALL_COLUMNS).reset_index(drop=True)
 
 
-def overall_nemenyi(results: pd.DataFrame, at_chance: Collection[tuple[str, str]] = ()) -> pd.DataFrame:
+def overall_nemenyi(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] = ()) -> pd.DataFrame:
     """Nemenyi post-hoc p-values across datasets, per metric (Demšar 2006): the test of
     :func:`faithbench.stats.paired.nemenyi` on the blocks of :func:`overall_ranks` (a dataset's
     averaged ranks). One row per unordered pair of explainers (a < b). Columns: metric,

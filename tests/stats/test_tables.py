@@ -370,6 +370,19 @@ def test_overall_ranks_leave_out_groups_at_chance_and_incomplete_ones_by_name():
     table = overall_ranks(partial).set_index(["metric", "explainer"])
     assert (table.n_groups == 2).all() and table.loc[("deletion", "good"), "mean_rank"] == 1.0
     assert table.loc[("deletion", "copy"), "left_out"] == "d1 / flat: no value for mid; d2 / flat: no value for mid"
+    # a diff review (helper 127): an explainer with values only on the groups at chance emptied every rank
+    only = pd.concat([results, results[flat & (results.explainer == "good")].assign(explainer="vit_only")])
+    table = overall_ranks(only, at_chance=[("d1", "flat"), ("d2", "flat")]).set_index(["metric", "explainer"])
+    assert table.loc[("deletion", "good"), "mean_rank"] == 1.0 and "vit_only" not in table.loc["deletion"].index
+    assert table.loc[("deletion", "good"), "left_out"].endswith("; vit_only: values only on groups left out")
+    # ... and named "no value for a, b, c" an explainer with every value when no sample had them all
+    disjoint = results[results.model == "ok"].copy()
+    in_d1 = disjoint.dataset == "d1"
+    disjoint.loc[in_d1 & (disjoint.explainer == "mid") & (disjoint.sample_id % 2 == 0), "value"] = np.nan
+    disjoint.loc[in_d1 & (disjoint.explainer == "good") & (disjoint.sample_id % 2 == 1), "value"] = np.nan
+    table = overall_ranks(disjoint)
+    assert (table.left_out == "d1 / ok: no sample with a value for every explainer").all()
+    assert (table.n_groups == 1).all()
     gone = overall_ranks(results, at_chance=[("d1", "ok"), ("d2", "ok"), ("d1", "flat"), ("d2", "flat")])
     assert len(gone) == 8 and gone.mean_rank.isna().all() and (gone.n_groups == 0).all()
     assert overall_nemenyi(results, at_chance=[("d1", "flat")]).n_blocks.eq(2).all()

@@ -51,6 +51,9 @@ def test_other_tables_per_class_and_single_label_unchanged():
     assert list(friedman["class"]) == ["cavity", "nodule"] and (friedman["n_blocks"] == 10).all()
     overall = overall_ranks(results)  # (dataset, model, class) groups of one dataset: one block
     assert (overall["n_groups"] == 2).all() and (overall["n_blocks"] == 1).all()
+    # a class at chance leaves its own group (a diff review: marked † but still ranked), not the model's others
+    one = overall_ranks(results, at_chance=[tuple(results[["dataset", "model"]].iloc[0]) + ("cavity",)])
+    assert (one["n_groups"] == 1).all() and one["left_out"].str.endswith("/ cavity: model at chance").all()
     assert "class" in agreement_table(leaderboard(results)).columns
     plain = leaderboard(_results(with_class=False).query("value == value").iloc[:30])
     assert list(plain.columns) == LEADERBOARD_COLUMNS and "class" not in friedman_table(_results(False).iloc[:30])
