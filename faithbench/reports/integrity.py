@@ -82,5 +82,5 @@ def mark_report(out_dir: Path, manifest: dict[str, Any], state: str) -> None:
     tell that ``index.html`` was missing); ``faithbench report`` completes it."""
     from faithbench.store import atomic_write_bytes
 
-    manifest["report"] = state
-    atomic_write_bytes(Path(out_dir) / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
+    atomic_write_bytes(Path(out_dir) / "manifest.json",
+                       json.dumps({**manifest, "report": state}, indent=2, default=str).encode())
