@@ -231,8 +231,8 @@ def check_samples(samples: list[Sample], dataset: Any, where: str) -> None:
 
 
 def _whole(label: Any) -> bool:
-    """Whether ``label`` is an integer class index: a Python or NumPy int, or a 0-d integer tensor; not
+    """Whether ``label`` is an integer class index: a Python or NumPy int, or a one-element integer tensor; not
     a bool, a float (even 1.0) or a float tensor, which training cannot take as a class target."""
-    if isinstance(label, Tensor):
-        return label.ndim == 0 and not (label.is_floating_point() or label.is_complex() or label.dtype == torch.bool)
+    if isinstance(label, Tensor):  # 0-d, or one element (torch.tensor([1]) trained before this check)
+        return label.numel() == 1 and not (label.is_floating_point() or label.is_complex() or label.dtype == torch.bool)
     return isinstance(label, int | np.integer) and not isinstance(label, bool | np.bool_)

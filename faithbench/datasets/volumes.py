@@ -178,14 +178,15 @@ class VolumeDataset(BaseDataset):
         return len(self.items)
 
     def _class_index(self, item: dict[str, Any]) -> int:
-        """An item's label as a class index: an int, a whole number as text (a manifest cell), or a
-        name of ``classes``; 0 when absent (no item has one, checked in ``__init__``)."""
+        """An item's label as a class index: an int or a whole number as text (a manifest cell), else a
+        name of ``classes`` (a class named "1" is not reachable by name); 0 when absent (no item has one,
+        checked in ``__init__``)."""
         raw = item.get("label", 0)
-        if isinstance(raw, str) and raw.strip() in self.classes:
-            return self.classes.index(raw.strip())
-        try:
+        try:  # a number is an index, in a manifest's text as in a list's int (a review: "1" was read as a name)
             label = int(raw) if not isinstance(raw, (bool, float)) else int(str(raw))
         except ValueError:
+            if isinstance(raw, str) and raw.strip() in self.classes:
+                return self.classes.index(raw.strip())
             raise DataError(f"volume: {item['image']}: label {raw!r} is neither a class index 0 to "
                             f"{len(self.classes) - 1} nor a name of classes {list(self.classes)}") from None
         if not 0 <= label < len(self.classes):

@@ -273,3 +273,14 @@ def test_a_positive_volume_without_a_label_map_is_named(tmp_path):
         warnings.simplefilter("error")
         VolumeDataset("test", items=[dict(item, label=1), dict(bare, label=0)], root=str(tmp_path))  # a negative
         VolumeDataset("test", items=[bare], root=str(tmp_path))  # no label maps at all: nothing to localise
+
+
+def test_a_number_is_an_index_in_a_manifest_as_in_items(tmp_path):
+    """A diff review (helper 127): with classes named "1" and "0", a manifest's "1" was read as a name
+    (class 0) and an item's 1 as an index (class 1); the old code read both as the index."""
+    nib = pytest.importorskip("nibabel")
+    item = _volumes(tmp_path, nib)
+    (tmp_path / "m.csv").write_text("image,label\nimg.nii.gz,1\n")
+    from_manifest = VolumeDataset("test", manifest="m.csv", classes=["1", "0"], root=str(tmp_path))[0].label
+    from_items = VolumeDataset("test", items=[dict(item, label=1)], classes=["1", "0"], root=str(tmp_path))[0].label
+    assert from_manifest == from_items == 1
