@@ -26,7 +26,8 @@ from faithbench.models.errors import STATE_DICT, CheckpointError, refusal, weigh
 from faithbench.models.factory import build_network, builder_package, monai_downloads
 from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
                                           resolve_input_config)
-from faithbench.models.training import Recipe, evaluate_model, predict_logits, train_model, train_on_frozen_features
+from faithbench.models.training import (Recipe, evaluate_model, macro_f1, predict_logits, train_model,
+                                       train_on_frozen_features)
 from faithbench.store import Cache, file_sha256, is_safetensors, load_tensors, make_key
 
 log = logging.getLogger(__name__)
@@ -334,14 +335,17 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
 
 
 def _with_predicted_classes(metrics: dict[str, Any], model: nn.Module, test: BaseDataset) -> dict[str, Any]:
-    """``metrics`` of a checkpoint cached before ``predicted_classes`` existed with it added (one pass
-    over the test split; single-label data only, as :func:`classification_metrics` gives it)."""
-    if "predicted_classes" in metrics:
+    """``metrics`` of a checkpoint cached before ``predicted_classes`` or ``f1_classes`` existed with them
+    added, and the macro F1 over the classes present (one pass over the test split; single-label data
+    only, as :func:`classification_metrics` gives them)."""
+    if "predicted_classes" in metrics and "f1_classes" in metrics:
         return metrics
     x_test, y_test = test.tensors()
     if y_test.ndim != 1:
         return metrics
-    return {**metrics, "predicted_classes": int(predict_logits(model, x_test).argmax(-1).unique().numel())}
+    pred = predict_logits(model, x_test).argmax(-1)
+    f1, f1_classes = macro_f1(pred.numpy(), y_test.long().numpy())
+    return {**metrics, "predicted_classes": int(pred.unique().numel()), "f1": f1, "f1_classes": f1_classes}
 
 
 def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[BaseDataset, BaseDataset, BaseDataset],

@@ -64,7 +64,8 @@ def test_recipe_checkpoint_cached_by_hash(tmp_path):
     assert first.origin == "trained" and again.origin == "cache" and other.origin == "trained"
     assert first.key == again.key != other.key
     assert first.metrics == again.metrics
-    assert set(first.metrics) == {"accuracy", "f1", "auc", "auc_ci_low", "auc_ci_high", "loss", "predicted_classes"}
+    assert set(first.metrics) == {"accuracy", "f1", "f1_classes", "auc", "auc_ci_low", "auc_ci_high", "loss",
+                                  "predicted_classes"}
     assert first.metrics["auc_ci_low"] <= first.metrics["auc"] <= first.metrics["auc_ci_high"]
     x = test.tensors()[0][:4]
     assert torch.equal(first.model(x), again.model(x))
@@ -260,6 +261,25 @@ def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
     again = load_checkpoint(spec, train, val, test, seed=0, cache=cache)
     assert again.origin == "cache" and again.metrics["predicted_classes"] == first.metrics["predicted_classes"]
     assert cache.get_json("checkpoints", first.key)["metrics"] == again.metrics  # written back: computed once
+    # a checkpoint cached before f1_classes had the macro F1 over every output (helper 126): recomputed
+    stale = {k: v for k, v in again.metrics.items() if k != "f1_classes"} | {"f1": 0.123}
+    cache.put_json("checkpoints", first.key, {**meta, "metrics": stale})
+    fixed = load_checkpoint(spec, train, val, test, seed=0, cache=cache).metrics
+    assert fixed["f1"] == first.metrics["f1"] and fixed["f1_classes"] == first.metrics["f1_classes"]
+
+
+def test_macro_f1_averages_the_classes_present_as_scikit_learn():
+    """A held-out review (helper 126): a class of the head with no test sample and no prediction counted as F1
+    0 (4 classes of a 10-output head: 0.141 against scikit-learn's 0.352)."""
+    from sklearn.metrics import f1_score
+
+    from faithbench.models.training import classification_metrics
+
+    y = torch.tensor([2, 5, 7, 9, 2, 5, 7, 9, 2, 5])
+    logits = torch.nn.functional.one_hot(torch.tensor([2, 5, 7, 2, 2, 9, 7, 9, 5, 5]), 10).float()
+    out = classification_metrics(logits, y, ci=False)
+    expected = f1_score(y.numpy(), logits.argmax(-1).numpy(), average="macro")
+    assert out["f1"] == pytest.approx(expected) and out["f1_classes"] == 4 and expected > 0.5
 
 
 def test_a_preprocess_mapping_that_keeps_the_librarys_convention_is_warned_of(caplog, tmp_path):
