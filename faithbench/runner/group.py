@@ -12,7 +12,7 @@ and the Ray executors only map :func:`run_group` over the groups, so both produc
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -348,14 +348,22 @@ def sample_rows(group: Group, data: GroupData, batch: Batch, target: Tensor) -> 
     return rows, prob
 
 
+def gallery_label(classes: Sequence[str], label: int, target: int, multilabel: bool) -> str:
+    """A gallery row's class: the explained class of a multi-label sample, else the sample's label and,
+    where it differs, the class its maps and ``p`` explain (a review: "label: lymphocyte, p = 0.21" read
+    as P(lymphocyte), where the maps explained platelet)."""
+    def name(c: int) -> str:
+        return classes[c] if classes and 0 <= c < len(classes) else str(c)
+
+    return name(target) if multilabel else name(label) + (f" (explains {name(target)})" if target != label else "")
+
+
 def _gallery(group: Group, data: GroupData, first: tuple[Batch, Tensor], prob: Tensor, runs: list[CellRun]) -> Gallery:
     batch, target = first
     k = min(GALLERY_SAMPLES, len(batch))
     probs = prob[:k]
     classes = data.classes
-    labels = [classes[int(t)] if data.multilabel and classes else
-              (classes[int(y)] if classes and 0 <= int(y) < len(classes) else str(int(y)))
-              for y, t in zip(batch.label[:k], target[:k])]
+    labels = [gallery_label(classes, int(y), int(t), data.multilabel) for y, t in zip(batch.label[:k], target[:k])]
     small = Batch(batch.ids[:k], batch.x[:k].cpu(), batch.label[:k].cpu(),
                   {name: m[:k].cpu() for name, m in batch.masks.items()},
                   None if batch.labels is None else batch.labels[:k].cpu())

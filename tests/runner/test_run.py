@@ -267,3 +267,15 @@ def test_maps_drawn_on_a_gpus_generator_do_not_share_the_cpus_cache_entry(tmp_pa
     assert run_suite(suite, tmp_path / "b", cache=Cache(tmp_path / "cache"), **quiet).cached["saliency"] == 1
     monkeypatch.setattr(SmoothGradExplainer, "draws_on", lambda self, device: "cuda")  # as on a GPU
     assert run_suite(suite, tmp_path / "c", cache=Cache(tmp_path / "cache"), **quiet).computed["saliency"] == 1
+
+
+def test_a_gallery_row_names_the_class_its_maps_explain():
+    """A held-out review (helper 126): with 8 classes and ``target: predicted`` a row read "label: lymphocyte,
+    p = 0.21", where 0.21 was P(platelet) and every map explained platelet."""
+    from faithbench.runner.group import gallery_label
+
+    classes = ("erythroblast", "lymphocyte", "platelet")
+    assert gallery_label(classes, 1, 2, multilabel=False) == "lymphocyte (explains platelet)"
+    assert gallery_label(classes, 1, 1, multilabel=False) == "lymphocyte"
+    assert gallery_label(classes, 1, 0, multilabel=True) == "erythroblast"  # the explained class itself
+    assert gallery_label((), 3, 1, multilabel=False) == "3 (explains 1)"
