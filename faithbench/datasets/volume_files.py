@@ -83,19 +83,13 @@ def load_volume(path: Path) -> Any:
 def canonical_array(img: Any, path: Path | str | None = None) -> np.ndarray:
     """RAS-canonical data laid out as (D, H, W) = (S→I, A→P, R→L); ``path`` names the file in
     the error for a volume that is not 3D."""
-    canon = nibabel_or_error().as_closest_canonical(img)
-    data = np.asarray(canon.dataobj)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        where = f"{path}: " if path else ""
-        raise DataError(f"{where}expected a 3D volume, got shape {data.shape}")
+    data = stored_array(nibabel_or_error().as_closest_canonical(img), path)
     return np.ascontiguousarray(data.transpose(2, 1, 0)[::-1, ::-1, ::-1])
 
 
 def stored_array(img: Any, path: Path | str | None = None) -> np.ndarray:
     """The data as the file stores it (nibabel's ``dataobj``, pynrrd's array): (i, j, k) voxel order,
-    no reorientation (``orientation: as_stored``)."""
+    no reorientation (``orientation: as_stored``); a 4D volume of one frame as 3D, else refused."""
     data = np.asarray(img.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
