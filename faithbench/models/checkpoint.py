@@ -320,7 +320,7 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         model.eval()
         x_test, y_test = test.tensors()
         notes: list[str] = []
-        metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None,
+        metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if test.classes else None,
                                  label=spec.label, notes=notes)
         return Checkpoint(model, key, spec, seed, metrics, origin=origin,
                           info={"parameters": count_parameters(model), **input_info, "warnings": notes})
@@ -386,7 +386,7 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
         p.requires_grad_(True)
     x_test, y_test = test.tensors()
     notes: list[str] = []
-    metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if y_test.ndim == 2 else None,
+    metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if test.classes else None,
                              label=spec.label, notes=notes)
     if permute_labels:
         metrics["permuted_fit"] = permuted_fit(model, x_train, y_train, recipe.n_train)  # y_train: permuted above

@@ -19,7 +19,7 @@ from faithbench.reports.notes import failed_cells
 from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
                                        control_tested, format_number, leaderboard_tables, significance_note,
                                        split_skipped)
-from faithbench.stats.chance import ci_text
+from faithbench.stats.chance import ci_text, weak_class_messages
 
 __all__ = ["render_html"]
 
@@ -291,6 +291,7 @@ def render_html(
                      "class whatever the image; read its rows with caution: " + "; ".join(
                          f"{_e(r.dataset)} / {_e(r.model)} (seed {_e(r.seeds)}; test accuracy {_e(r.accuracy)})"
                          for r in single_class.itertuples(index=False)) + ".</p>")
+    parts += [f'<p class="warn">{_e(message)}.</p>' for message in weak_class_messages(models)]  # multi-class
     if failed := failed_cells(failures):  # a held-out review: a failed explainer left no trace above the tables
         parts.append('<p class="warn">failed cells, missing from these tables (no rows; see <a href="#skipped">'
                      "Failures</a>): " + _e("; ".join(failed)) + ".</p>")

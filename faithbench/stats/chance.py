@@ -154,7 +154,30 @@ def model_warnings(models: pd.DataFrame | None) -> list[str]:
     """Every warning about the checkpoints of ``models.csv``: at chance (:func:`at_chance_message`), then
     predicting one class (:func:`single_class_message`)."""
     return ([at_chance_message(r) for r in models_at_chance(models).itertuples(index=False)]
-            + [single_class_message(r) for r in single_class_models(models).itertuples(index=False)])
+            + [single_class_message(r) for r in single_class_models(models).itertuples(index=False)]
+            + weak_class_messages(models))
+
+
+def weak_class_messages(models: pd.DataFrame | None, chance: float = 0.5) -> list[str]:
+    """A warning per class of a single-label checkpoint with more than two classes (``ovr_n_<class>`` in
+    ``models.csv``) that has no test sample, or whose own one-vs-rest test AUC CI does not lie above
+    ``chance``: the macro AUC can lie above chance while one class was never learned (a review: AUC 0.306,
+    CI [0.077, 0.600], under a macro CI [0.870, 0.944]), and a class absent from the test split is left
+    out of it. Not a mark: the leaderboard's cells mix the classes; ``strata.csv`` breaks them down."""
+    out = []
+    for column in sorted(c for c in (models.columns if models is not None else ()) if c.startswith("ovr_n_")):
+        cls = column[len("ovr_n_"):]
+        n, low, high = (_column(models, f"ovr_{part}_{cls}") for part in ("n", "auc_ci_low", "auc_ci_high"))
+        for i in models.index[n.notna()]:  # rows of another dataset have no such class
+            seed = models.at[i, "seed"] if "seed" in models.columns else ""
+            where = f"{models.at[i, 'dataset']} / {models.at[i, 'model']} (seed {seed}), class {cls}"
+            if n[i] == 0:
+                out.append(f"class without test samples: {where} has none, so the macro test AUC leaves it out")
+            elif low[i] <= chance:
+                out.append(f"class at chance: {where} has a one-vs-rest test AUC 95% CI [{low[i]:.3f}, {high[i]:.3f}]"
+                           f" that does not lie above {chance:g} though the macro AUC may; the maps explaining it "
+                           "say little (strata.csv breaks the scores down by explained class)")
+    return out
 
 
 def mark_models_at_chance(board: pd.DataFrame, models: pd.DataFrame | None, chance: float = 0.5) -> pd.DataFrame:

@@ -135,3 +135,34 @@ def test_a_checkpoint_predicting_one_class_is_warned_of_but_not_marked():
     (message, _) = model_warnings(models)
     assert message.startswith("model predicts one class: d / k (seed 0, test accuracy 0.500) predicts the same class")
     assert single_class_models(models.drop(columns="predicted_classes")).empty  # cached before the column: none
+
+
+def test_a_multi_class_class_never_learned_or_absent_is_warned_of():
+    """A held-out review (helper 126): the at-chance rule read the macro AUC only, so a class the model never
+    learned (its own AUC 0.306, CI [0.077, 0.600]) under a macro CI [0.870, 0.944], and a class absent from
+    the test split, went without a word. models.csv has each class's one-vs-rest AUC and CI (more than two
+    classes), and the warnings name them."""
+    from sklearn.metrics import roc_auc_score
+
+    from faithbench.models.training import classification_metrics
+    from faithbench.stats.chance import weak_class_messages
+
+    rng = np.random.default_rng(0)
+    y = torch.tensor(np.repeat(np.arange(4), 10))
+    logits = torch.tensor(rng.normal(size=(40, 5)), dtype=torch.float32)
+    logits[np.arange(40), y] += 3.0  # classes a-d learned, e has no test sample
+    logits[y == 2, 2] -= 6.0  # ... but c is not
+    metrics = classification_metrics(logits, y, ("a", "b", "c", "d", "e"))
+    prob = logits.softmax(-1).numpy()
+    for c, name in enumerate("abcd"):
+        assert metrics[f"ovr_auc_{name}"] == pytest.approx(roc_auc_score(y.numpy() == c, prob[:, c]))
+        assert metrics[f"ovr_n_{name}"] == 10
+    assert metrics["ovr_n_e"] == 0 and np.isnan(metrics["ovr_auc_e"]) and metrics["auc_ci_low"] > 0.5
+    models = pd.DataFrame([{"dataset": "blood", "model": "cnn", "seed": 0, **metrics},
+                           {"dataset": "other", "model": "cnn", "seed": 0, "auc": 0.9, "auc_ci_low": 0.8}])
+    messages = weak_class_messages(models)
+    assert len(messages) == 2 and "blood / cnn (seed 0), class c has a one-vs-rest test AUC 95% CI [" in messages[0]
+    assert messages[1] == ("class without test samples: blood / cnn (seed 0), class e has none, so the macro test "
+                           "AUC leaves it out")
+    assert model_warnings(models)[-2:] == messages
+    assert not any(k.startswith("ovr_") for k in classification_metrics(logits[:, :2], y % 2, ("a", "b")))
