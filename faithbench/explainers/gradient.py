@@ -112,6 +112,12 @@ class InputXGradientExplainer(Explainer):
         return InputXGradient(model).attribute(x, target=target).sum(dim=1)
 
 
+def _noise_draws_on(self: Any, device: torch.device) -> str | None:
+    """:meth:`Explainer.draws_on` of SmoothGrad and GradientSHAP: with ``noise_level`` > 0, captum draws
+    the noise on the input's device (``torch.normal`` in ``NoiseTunnel`` and ``GradientShap``)."""
+    return device.type if device.type != "cpu" and self.noise_level > 0 else None
+
+
 @explainers.register("smoothgrad")
 class SmoothGradExplainer(Explainer):
     """SmoothGrad (Smilkov et al. 2017): max over channels of
@@ -132,8 +138,7 @@ class SmoothGradExplainer(Explainer):
                                           "batch_size": AT_LEAST_ONE}
     version = "2"  # 2: noise re-seeded per image (1: one stream per batch, so a map depended on the batch)
 
-    def draws_on(self, device: torch.device) -> str | None:
-        return device.type if device.type != "cpu" and self.noise_level > 0 else None  # captum's torch.normal
+    draws_on = _noise_draws_on
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         tunnel = NoiseTunnel(Saliency(model))
@@ -166,8 +171,7 @@ class GradientSHAPExplainer(Explainer):
     bounds: ClassVar[dict[str, Bound]] = {"n_samples": AT_LEAST_ONE, "noise_level": NON_NEGATIVE}
     version = "2"  # 2: re-seeded per image (1: one stream per batch, so a map depended on the batch)
 
-    def draws_on(self, device: torch.device) -> str | None:
-        return device.type if device.type != "cpu" and self.noise_level > 0 else None  # captum's NoiseTunnel
+    draws_on = _noise_draws_on
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         shap = GradientShap(model)

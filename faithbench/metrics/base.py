@@ -99,15 +99,12 @@ class ForwardCounter:
                 except Exception as exc:
                     if not is_out_of_memory(exc) or self.max_batch == 1:
                         raise
-                    out_of_memory = True  # freed below, once the exception's frames no longer hold the batch
                 else:
-                    out_of_memory = False
-                if out_of_memory:
-                    release_memory()
-                    self.max_batch = max(1, self.max_batch // 2)
-                    self.halvings += 1
+                    i += len(outputs[-1])
                     continue
-                i += len(outputs[-1])
+                release_memory()  # out of memory: freed here, once the exception's frames no longer hold the batch
+                self.max_batch = max(1, self.max_batch // 2)
+                self.halvings += 1
             out = torch.cat(outputs) if outputs else self.model(x)
         self.passes += len(x)
         self.seconds += time.perf_counter() - start

@@ -252,12 +252,11 @@ def _failed_latex(failures: pd.DataFrame | None) -> str:
     return "".join(f"% FAILED (failures.csv, rows missing from these tables): {line}\n" for line in lines)
 
 
-def _models_markdown(models: pd.DataFrame) -> str:
-    """The checkpoints' warnings (at chance, one predicted class) after the tables (helper 114: a model
-    predicting one class kept its marks and was warned of in the log and the HTML only)."""
+def _models_markdown(lines: list[str]) -> str:
+    """The checkpoints' warnings (:func:`~faithbench.stats.chance.model_warnings`) after the tables (helper
+    114: a model predicting one class kept its marks and was warned of in the log and the HTML only)."""
     from faithbench.reports.tables import markdown_escape
 
-    lines = model_warnings(models)
     return "" if not lines else "\n## Model warnings\n\n" + "".join(f"- {markdown_escape(m)}\n" for m in lines)
 
 
@@ -321,7 +320,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
                       .drop_duplicates().itertuples(index=False, name=None))  # groups at chance: left out
         overall, overall_pairs = overall_ranks(results, chance), overall_nemenyi(results, chance)
         agreement = agreement_table(board)
-    for message in model_warnings(models):  # at chance, or one class predicted for every test sample
+    warned = model_warnings(models)  # at chance, one class predicted for every test sample, a class at chance
+    for message in warned:
         log.warning("%s", message)
     csv("results.csv", results)  # the CSV copy of results.parquet (a review: a deleted one stayed deleted)
     csv("leaderboard.csv", board)
@@ -374,12 +374,12 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         _write_text(out_dir / "leaderboard.md", leaderboard_markdown(board, skipped, undefined,
                                                                      reliability_markdown(out_dir, board, manifest),
                                                                      control=control) + _failed_markdown(failures)
-                    + _models_markdown(models))
+                    + _models_markdown(warned))
         written.append(out_dir / "leaderboard.md")
     if "latex" in formats:
         tex = leaderboard_latex(board, control=control, failures=failures)  # each caption names its failed cells
-        warned = "".join(f"% WARNING: {m}\n" for m in model_warnings(models))
-        _write_text(out_dir / "leaderboard.tex", _failed_latex(failures) + warned + tex)
+        comments = "".join(f"% WARNING: {m}\n" for m in warned)
+        _write_text(out_dir / "leaderboard.tex", _failed_latex(failures) + comments + tex)
         written.append(out_dir / "leaderboard.tex")
     if "html" in formats:
         from faithbench.reports.html import render_html

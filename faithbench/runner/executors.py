@@ -185,24 +185,28 @@ def _group_task(group: Group, settings: RunSettings, cache_root: str, modules: t
     return TaskOutput(out, store.pending)
 
 
-def _unknown_here(group: Group, settings: RunSettings) -> str:
-    """The first of the group's explainers and the run's metrics that this process does not know."""
-    from faithbench.registry import explainers, metrics
+def _plugin_names(groups: list[Group], settings: RunSettings) -> list[tuple[Any, str]]:
+    """(registry, name) of every dataset, model and explainer of ``groups`` and metric of the run, once
+    each, sorted by kind and name."""
+    from faithbench.registry import datasets, explainers, metrics, models
 
-    names = [(explainers, c.explainer.name) for c in group.cells] + [(metrics, m.name) for m in settings.metrics]
+    names = {(explainers, c.explainer.name) for g in groups for c in g.cells}
+    names |= {(metrics, m.name) for m in settings.metrics}
+    names |= {(datasets, g.dataset.name) for g in groups} | {(models, g.model.name) for g in groups}
+    return sorted(names, key=lambda pair: (pair[0].kind, pair[1]))
+
+
+def _unknown_here(group: Group, settings: RunSettings) -> str:
+    """The first of the group's plugins and the run's metrics that this process does not know."""
+    names = _plugin_names([group], settings)
     return next((f"{registry.singular} {name!r}" for registry, name in names if name not in registry), "")
 
 
 def runtime_plugin_modules(groups: list[Group], settings: RunSettings) -> tuple[str, ...]:
     """The modules of the run's plugins registered at run time (origin ``module:<name>``), which a
     Ray worker must import; ``UsageError`` for one defined in ``__main__``, which no worker can."""
-    from faithbench.registry import datasets, explainers, metrics, models
-
-    names = {(explainers, c.explainer.name) for g in groups for c in g.cells}
-    names |= {(metrics, m.name) for m in settings.metrics}
-    names |= {(datasets, g.dataset.name) for g in groups} | {(models, g.model.name) for g in groups}
     modules = set()
-    for registry, name in sorted(names, key=lambda pair: (pair[0].kind, pair[1])):
+    for registry, name in _plugin_names(groups, settings):
         origin = registry.origin(name) if name in registry else ""
         if origin == "module:__main__":
             raise UsageError(f"executor ray: {registry.singular} {name!r} is defined in the script being run "
