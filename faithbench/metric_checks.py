@@ -11,7 +11,8 @@ parameter), not a failure in the middle of a run or a column of NaN:
   dataset where the metric applies (:meth:`~faithbench.metrics.base.Metric.applicability`; where it
   does not, :func:`check_masks` warns and the run skips it), a problem message or None
   (``top_k_intersection``'s ``k`` above the pixels of an image, ``continuity``'s ``steps`` above
-  2W + 1, ``class_sensitivity``'s ``others: positive`` on single-label data);
+  2W + 1, ``consistency``'s ``grid`` above the smallest side, ``class_sensitivity``'s
+  ``others: positive`` on single-label data);
 - :meth:`~faithbench.metrics.base.Metric.check_model` ``(model)``: on each model the metric meets,
   built for the dataset on the ``meta`` device as :func:`~faithbench.config_checks.check_weights`
   builds it (``relative_representation_stability``'s ``layer``). A model that cannot be built there

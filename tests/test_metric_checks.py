@@ -61,6 +61,9 @@ def _load(tmp_path, metric):
      r"would score 0; set patch below 32 \(the largest side\), or scaling: false \(dataset 'phantom_cxr'\)$"),
     ("{name: sensitivity_n, params: {patch: 1000000000000}}",  # was an allocation error out of its own check
      r"metrics\[0\].params: sensitivity_n: fraction 0.05 of the 1 features \(patch 1000000000000 on 32 x 32\)"),
+    ("{name: consistency, params: {grid: 33}}",  # a review: cells repeated on a volume 2 voxels deep
+     r"suite.yaml: metrics\[0\].params: consistency: parameter 'grid' = 33 is more than the smallest image side 32 "
+     r"\(shape \(32, 32\)\); set grid <= 32"),
     ("{name: avg_sensitivity, alias: sparseness}",
      r"suite.yaml: metrics\[0\].alias: 'sparseness' is the name of another metric"),
 ])
@@ -73,6 +76,7 @@ def test_limits_of_data_and_model_refused_at_validation(tmp_path, metric, expect
     "{name: top_k_intersection, params: {k: 1024}}",
     "{name: faithfulness_correlation, params: {subset_size: 1023}}",
     "{name: continuity, params: {steps: 65}}",
+    "{name: consistency, params: {grid: 32}}",
     "{name: relative_representation_stability, params: {layer: features}}",
     "{name: relative_representation_stability, params: {layer: head}}",
     "relative_representation_stability",

@@ -260,6 +260,15 @@ class Consistency(Metric):
     defaults: ClassVar[dict[str, Any]] = {"grid": 4}
     bounds: ClassVar[dict[str, Bound]] = {"grid": AT_LEAST_ONE}
 
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """At most one cell per pixel along each axis: above the smallest side, adaptive pooling
+        repeats cells and the explanation takes its label from a partition other than ``grid``."""
+        side = min(spatial_shape)
+        if self.grid > side:
+            return (f"{self.name}: parameter 'grid' = {self.grid} is more than the smallest image side "
+                    f"{side} (shape {tuple(spatial_shape)}); set grid <= {side}")
+        return None
+
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         predicted = ctx.predict(ctx.x).argmax(-1).to(saliency.device)
         return MetricOutput(value=consistency(argmax_cell(saliency, self.grid), predicted))
