@@ -19,7 +19,8 @@
   (checked where building a split is cheap: ``BaseDataset.cheap_splits``): an error;
 - :func:`check_file_names`: two labels that map to one file name (``x/y`` and ``x_y``; plots are
   named by :func:`faithbench.names.safe_name`) would overwrite each other's plots: an error;
-- :func:`check_suite_values`: seeds distinct and >= 0, a device name torch reads;
+- :func:`check_suite_values`: seeds distinct and >= 0, a device name torch reads; an entry that
+  repeats another of its kind under another alias warns;
 - :func:`check_target`: class targets need a multi-label dataset with those classes;
 - :func:`resolve_weights` (before the schema): each model's ``weights:`` path made absolute, relative
   to the suite file that writes it; :func:`check_weights`: the tensor names and shapes of each
@@ -31,6 +32,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import itertools
+import json
 import os
 import types
 import typing
@@ -270,6 +272,23 @@ def check_suite_values(suite: Any, source: str, error: type[Exception]) -> None:
         check_device_name(suite.device)
     except ValueError as exc:
         raise error(f"{source}: device: {exc}") from None
+    _warn_repeated_entries(suite, source)
+
+
+def _warn_repeated_entries(suite: Any, source: str) -> None:
+    """Warn of an entry that repeats an earlier one of its kind under another alias (same name,
+    parameters and options): its rows copy the other's, and a dataset entered twice counts as two
+    independent blocks in ``overall_ranks.csv`` (a review: one model under three names took the
+    overall Friedman p from 0.145 to 0.001 before the ranks took a dataset as one block)."""
+    for kind in ("datasets", "models", "explainers", "metrics"):
+        specs, seen = getattr(suite, kind), {}
+        also = ", and it counts as another dataset in overall_ranks.csv" if kind == "datasets" else ""
+        for i, spec in enumerate(specs):
+            j = seen.setdefault(json.dumps(spec.model_dump(exclude={"alias"}), sort_keys=True, default=repr), i)
+            if j != i:
+                warnings.warn(f"{source}: {kind}[{i}] ({spec.label!r}) repeats {kind}[{j}] ({specs[j].label!r}) "
+                              f"with the same name and parameters: its rows copy the other's{also}; remove one or "
+                              f"change a parameter", SuiteWarning, stacklevel=4)
 
 
 def check_target(target: Any, dataset: Any, where: str, which: str, error: type[Exception]) -> None:

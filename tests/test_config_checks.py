@@ -272,3 +272,28 @@ def test_a_region_mask_no_dataset_has_is_warned_of(tmp_path):
     with pytest.warns(SuiteWarning, match=r"suite.yaml: regions.masks: no dataset has a mask 'hart' \(did you mean "
                                           r"'heart'\?\), so the run leaves it out; their masks: body, heart, "):
         _load(tmp_path, BASE.replace("name: t", "name: t\nregions: {masks: [heart, hart]}"))
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("models: [{name: small_cnn, recipe: {epochs: 1}}]",
+     "models: [{name: small_cnn, recipe: {epochs: 1}}, {name: small_cnn, alias: b, recipe: {epochs: 1}}]",
+     r"suite.yaml: models\[1\] \('b'\) repeats models\[0\] \('small_cnn'\) with the same name and parameters: its "
+     r"rows copy the other's; remove one or change a parameter$"),
+    ("datasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]",
+     "datasets: [{name: phantom_cxr, params: {size: 32, n: 8}},\n"
+     "           {name: phantom_cxr, alias: p, params: {n: 8, size: 32}}]",
+     r"datasets\[1\] \('p'\) repeats datasets\[0\] \('phantom_cxr'\) .* and it counts as another dataset in "
+     r"overall_ranks.csv;"),
+    ("[gradcam, random]", "[gradcam, random, {name: gradcam, alias: g2}]", r"explainers\[2\] \('g2'\) repeats"),
+    ("[pointing_game]", "[pointing_game, {name: pointing_game, alias: pg}]", r"metrics\[1\] \('pg'\) repeats"),
+])
+def test_an_entry_that_repeats_another_is_warned_of(tmp_path, old, new, expected):
+    """A held-out review listed one model under three names (bit-identical checkpoints and values)
+    without a word from validate; the statistics then counted it three times."""
+    with pytest.warns(SuiteWarning, match=expected):
+        _load(tmp_path, BASE.replace(old, new))
+    changed = {"alias: b, recipe: {epochs: 1}": "alias: b, recipe: {epochs: 2}", "n: 8, size: 32": "n: 9, size: 32",
+               "alias: g2}": "alias: g2, params: {relu: false}}", "alias: pg}": "alias: pg, params: {tolerance: 1}}"}
+    for a, b in changed.items():
+        new = new.replace(a, b)
+    _load_silently(tmp_path, BASE.replace(old, new))  # one parameter differs: a variant, not a copy
