@@ -6,11 +6,12 @@ Families: ``cam`` (pytorch-grad-cam), ``gradient`` (captum, incl. ``lrp``), ``pe
 """
 
 from faithbench.explainers.base import Explainer, ExplainerProtocol
-from faithbench.explainers.cam import (AblationCAMExplainer, CAMExplainer, EigenCAMExplainer, FullGradExplainer,
-                                       GradCAMExplainer, GradCAMPlusPlusExplainer, HiResCAMExplainer,
-                                       LayerCAMExplainer, ScoreCAMExplainer, XGradCAMExplainer)
+from faithbench.explainers.cam import (AblationCAMExplainer, CAMExplainer, EigenCAMExplainer, GradCAMExplainer,
+                                       GradCAMPlusPlusExplainer, HiResCAMExplainer, LayerCAMExplainer,
+                                       ScoreCAMExplainer, XGradCAMExplainer)
 from faithbench.explainers.controls import (CenterPriorExplainer, RandomExplainer, SobelExplainer,
                                             center_gaussian, sobel_magnitude)
+from faithbench.explainers.fullgrad import FullGradExplainer
 from faithbench.explainers.gradient import (DeepLiftExplainer, GradientSHAPExplainer, GuidedBackpropExplainer,
                                             GuidedGradCAMExplainer, InputXGradientExplainer,
                                             IntegratedGradientsExplainer, SaliencyExplainer, SmoothGradExplainer)

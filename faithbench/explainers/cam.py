@@ -9,15 +9,17 @@ against the library: up to 0.455 for Grad-CAM and 0.623 for Ablation-CAM on a ra
 min-max scale (that destroys the scale faithfulness metrics need; the runner's min-max is optional and
 recorded), so in 2D the library's map is ours min-max scaled: it min-maxes the ReLU'd grid, resizes, min-maxes
 again (``BaseCAM.aggregate_multi_layers``; a review: <= 4.2e-7, 0.12 off scaled by the grid's extremes). Not in
-3D: the library resizes with ``scipy.ndimage.zoom`` (cubic spline, which can overshoot the grid's range), we
-trilinearly (convex combinations); the grids agree (1.2e-7), the upsampled maps not (0.13-0.28 on 16^3 inputs).
+3D: the library resizes with ``scipy.ndimage.zoom`` (cubic spline, corners aligned), we trilinearly from cell
+centres (``align_corners=False``, as both do in 2D); the grids agree (1.2e-7), the upsampled maps not (0.13-0.28
+on 16^3 inputs, mostly the alignment). A ViT's grid spans the pixels its patches cover, 0 past them
+(:func:`~faithbench.explainers.transformer.patch_pixels`; the library stretches it over the whole input).
 ``relu=False`` keeps the raw signed grid instead (upsampled), for studies of negative evidence; EigenCAM
 defaults to it (the sign of a principal component is arbitrary).
 
 Variants (one class each, registry name in brackets): Grad-CAM [gradcam], Grad-CAM++ [gradcam_pp], XGrad-CAM
 [xgradcam], HiResCAM [hirescam], LayerCAM [layercam], EigenCAM [eigencam], Score-CAM [scorecam], Ablation-CAM
-[ablationcam], FullGrad [fullgrad]. Each is the library's class; we only override what is needed to keep the map
-raw, to batch forward passes, or to run in 3D.
+[ablationcam], FullGrad [fullgrad] (:mod:`faithbench.explainers.fullgrad`). Each is the library's class; we only
+override what is needed to keep the map raw, to batch forward passes, or to run in 3D.
 
 Target layer: ``target_layer`` (a dotted module name) if given; otherwise, for a ViT, the last block's ``norm1``
 with the token -> grid reshape; for a CNN, the last top-level stage whose output grid is at least ``min_grid``
@@ -36,8 +38,8 @@ from typing import Any, Callable, ClassVar, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import (AblationCAM, EigenCAM, FullGrad, GradCAM, GradCAMPlusPlus, HiResCAM,
-                             LayerCAM, ScoreCAM, XGradCAM)
+from pytorch_grad_cam import (AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM,
+                             XGradCAM)
 from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
 from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -47,6 +49,7 @@ from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.explainers.layers import (channels_first, find_target_layer, layer_reason, resolve_module,
                                          kept_output)
+from faithbench.explainers.transformer import patch_cover, patch_pixels
 from faithbench.registry import explainers
 
 
@@ -116,8 +119,9 @@ class CAMExplainer(Explainer):
     # that holds every stage where no top-level one is fine enough (explainers.layers), so earlier maps are
     # not reused from the cache; 4: a coarse sequence of stages after the chosen layer is entered (timm's
     # EfficientNet on 64 px: blocks.4, not the stem), adaptive pools never chosen (AlexNet's avgpool); 5: the layer's
-    # own output where a later module changes it in place (explainers.layers.kept_output)
-    version = "5"
+    # own output where a later module changes it in place (explainers.layers.kept_output); 6: a ViT's map (and
+    # Score-CAM's masks) over the pixels its patches cover, 0 past them (the grid was stretched over them)
+    version = "6"
     finds_layer = True  # the CAM reads a target layer (FullGrad reads every biased layer instead)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
@@ -187,6 +191,8 @@ class CAMExplainer(Explainer):
         raw_t = torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)
         if self.relu:  # on the layer's grid, before upsampling (module docstring)
             raw_t = raw_t.clamp(min=0)
+        if getattr(model, "arch_family", "cnn") == "vit":  # 0 past the last whole patch (the model drops them)
+            return patch_pixels(raw_t[:, None], model, tuple(x.shape[2:]))[:, 0]
         mode = "bilinear" if x.ndim == 4 else "trilinear"
         return F.interpolate(raw_t[:, None], size=tuple(x.shape[2:]), mode=mode, align_corners=False)[:, 0]
 
@@ -269,14 +275,19 @@ class _ScoreCAMND(ScoreCAM):
         self.activations_and_grads.release()
         spatial = tuple(input_tensor.shape[2:])
         mode = "bilinear" if len(spatial) == 2 else "trilinear"
+        # a ViT: the masks cover the pixels its patches cover, 0 past them (as the maps, explainers.transformer)
+        vit = getattr(self.model, "arch_family", "cnn") == "vit"
+        size = patch_cover(self.model, tuple(activations.shape[2:]), spatial) if vit else spatial
         scores = torch.empty(activations.shape[:2])
         with torch.no_grad():
             acts = torch.from_numpy(activations).to(self.device)
             for b, target in enumerate(targets):
-                up = F.interpolate(acts[b:b + 1], size=spatial, mode=mode, align_corners=True)[0]
+                up = F.interpolate(acts[b:b + 1], size=size, mode=mode, align_corners=True)[0]
                 flat = up.flatten(1)
                 lo, hi = flat.min(1).values, flat.max(1).values
                 up = (up - lo.view(-1, *[1] * len(spatial))) / (hi - lo + 1e-8).view(-1, *[1] * len(spatial))
+                if vit:
+                    up = F.pad(up, (0, spatial[1] - size[1], 0, spatial[0] - size[0]))
                 for i in range(0, up.shape[0], self.batch_size):
                     masked = input_tensor[b:b + 1] * up[i:i + self.batch_size, None]
                     outputs = self.model(masked)
@@ -336,65 +347,3 @@ class AblationCAMExplainer(CAMExplainer):
         super().release(model, cam)
         # no-op when the library swapped the layer back itself, i.e. unless the call failed midway
         replace_layer_recursive(model, cam.ablation_layer, cam.target_layers[0])
-
-
-class _RawFullGrad(FullGrad):
-    """FullGrad without the final min-max scaling (its per-map scaling is part of the method)."""
-
-    def __init__(self, model: nn.Module, reshape_transform: Callable | None = None) -> None:
-        super().__init__(model, [], reshape_transform)  # [] : the library finds the bias layers itself
-
-    def aggregate_multi_layers(self, cam_per_target_layer):  # type: ignore[no-untyped-def]
-        return np.sum(cam_per_target_layer, axis=1)
-
-
-def _has_bias_2d(module: nn.Module) -> bool:
-    return type(module) in (nn.Conv2d, nn.BatchNorm2d) and getattr(module, "bias", None) is not None
-
-
-@explainers.register("fullgrad")
-class FullGradExplainer(CAMExplainer):
-    """FullGrad (Srinivas & Fleuret 2019) as pytorch-grad-cam computes it:
-
-    S = sum_c psi(|x_c * dS/dx_c|) + sum_layers sum_c psi(|b_c * dS/dz_c|),
-    psi = min-max of ONE channel's map of one image, then resize to the input (OpenCV bilinear).
-
-    This is the library's normalisation (the paper's equation, with the sum over channels outside
-    psi), not the authors' code (``fullgrad-saliency``), which min-max scales each layer's map over
-    all its channels jointly, sums the channels, then upsamples (bilinear, ``align_corners=True``).
-    Per-channel scaling gives every
-    channel of every layer the same range, however small its gradient. We drop only the library's
-    final min-max of S. Uses every Conv2d / BatchNorm2d with a bias (BatchNorm's effective bias
-    b - mu*gamma/sigma); ``target_layer`` is ignored. Not on ViTs (their biases are in Linear/LayerNorm
-    layers the library does not use) nor in 3D (the library resizes with OpenCV, 2D only).
-    Non-negative by construction, so it has no ``relu`` parameter.
-    """
-
-    cam_class = FullGrad
-    defaults: ClassVar[dict[str, Any]] = {"target_layer": None, "min_grid": 4}  # non-negative: no ReLU
-    finds_layer = False
-    dims = frozenset({2})
-    architectures = frozenset({"cnn"})
-    paper = "Srinivas & Fleuret 2019, Full-Gradient Representation for Neural Network Visualization"
-    description = "input-gradient plus bias-gradient maps of all conv/BN layers (pytorch-grad-cam)"
-
-    def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
-        reason = super().unsupported_reason(model, x)
-        odd = {type(m).__name__ for m in model.modules()  # timm's BatchNormAct2d: its output is after its activation
-               if isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) and m.bias is not None and not _has_bias_2d(m)}
-        if reason is None and (odd or not any(_has_bias_2d(m) for m in model.modules())):
-            reason = (f"fullgrad takes the biases of exact Conv2d / BatchNorm2d modules, as pytorch-grad-cam does: the "
-                      f"model's {', '.join(sorted(odd))} would be left out silently (a review)" if odd else
-                      "fullgrad needs Conv2d or BatchNorm2d layers with a bias; the model has none")
-        return reason
-
-    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-        cam = _RawFullGrad(model)
-        self.last_info = {"target_layer": "all Conv2d/BatchNorm2d biases",
-                          "n_layers": len(cam.target_layers)}
-        with restored_grads(model):
-            try:
-                raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
-            finally:
-                self.release(model, cam)
-        return torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)

@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from faithbench.explainers.base import Explainer
-from faithbench.explainers.graph import added_attributes_removed, leaf_modules, trace_leaves
+from faithbench.explainers.graph import (added_attributes_removed, foreign_nonlinear_leaves, leaf_modules,
+                                         trace_leaves)
 from faithbench.explainers.layers import find_target_layer, resolve_module
 from faithbench.registry import explainers
 
@@ -194,13 +195,15 @@ class DeepLiftExplainer(Explainer):
     gradients, which is not DeepLIFT. Refused (:mod:`faithbench.explainers.graph`, one traced
     forward pass): a non-linear operation applied outside modules (torchvision's DenseNet calls
     ``F.relu``: sums of -1.58 for a score change of +3.97, found by a held-out review), a product of
-    two input-dependent tensors (a squeeze-excitation gate), and an activation or pooling module
-    called more than once (torchvision's ResNet reuses one ReLU per block; captum fails on it).
+    two input-dependent tensors (a squeeze-excitation gate), an activation or pooling module
+    called more than once (torchvision's ResNet reuses one ReLU per block; captum fails on it), and a
+    leaf module from outside torch.nn that applies a non-linear operation (MONAI's Swish: captum's
+    rules take exact torch.nn types; :func:`~faithbench.explainers.graph.foreign_nonlinear_leaves`).
     Known captum limits (0.9): its max-pool rule falls back to the FIRST example's gradient where
     the pooled input equals the baseline's (captum issue #1276), so we attribute one sample at a
     time; and with two or more max-pools in sequence summation-to-delta is only approximate
-    (measured: ~20 % off on ``small_cnn`` with depth 3, 94-134 % and a sign flip on torchvision's
-    ``vgg11_bn`` with five; exact with one max-pool).
+    (measured: ~20 % off on ``small_cnn`` with depth 3 in 2D, up to 155 % and a sign flip in 3D at
+    32^3, 94-134 % and a sign flip on torchvision's ``vgg11_bn`` with five; exact with one max-pool).
     """
 
     family = "gradient"
@@ -221,6 +224,9 @@ class DeepLiftExplainer(Explainer):
                           "DeepLIFT has no rule (its rules sit on activation modules)")
             elif reused := trace.reused((*_ACTIVATIONS, *_MAX_POOLS), model):
                 reason = f"deeplift (captum) needs each activation module called once per forward; {', '.join(reused)}"
+            elif foreign := foreign_nonlinear_leaves(model, x):
+                reason = (f"deeplift (captum) has rules for torch.nn's own activation modules only; "
+                          f"{', '.join(foreign)} would pass plain gradients")
         return reason
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
@@ -259,6 +265,8 @@ def _relu_reason(name: str, model: nn.Module, x: Tensor) -> str | None:
     trace = trace_leaves(model, x)
     if trace is not None and (relus := [op for op in trace.nonlinear() if op in ("Relu", "Threshold")]):
         return f"{name} guides nn.ReLU modules only; the forward also applies {', '.join(relus)} functionally"
+    if trace is not None and (foreign := foreign_nonlinear_leaves(model, x, (nn.ReLU,))):
+        return f"{name} guides nn.ReLU modules only; {', '.join(foreign)} would pass plain gradients"
     return None
 
 

@@ -86,10 +86,11 @@ class LeafTrace:
                 if n > 1 and isinstance(modules.get(name), kinds)]
 
 
-def trace_leaves(model: nn.Module, x: Tensor) -> LeafTrace | None:
+def trace_leaves(model: nn.Module, x: Tensor, *, through: tuple[type, ...] = ()) -> LeafTrace | None:
     """Trace one forward pass of ``x[:1]`` (a zero image of that shape on the model's device when ``x``
     is on the meta device, as validate passes). None when the output is not one tensor, the model
-    has no parameters to place the image by, or the forward fails (the explainer's own call tells)."""
+    has no parameters to place the image by, or the forward fails (the explainer's own call tells).
+    Leaves whose exact type is in ``through`` are traced into, their operations counted as functional."""
     params = list(model.parameters())
     if not params:
         return None
@@ -112,7 +113,8 @@ def trace_leaves(model: nn.Module, x: Tensor) -> LeafTrace | None:
                 outputs[t.grad_fn] = given  # an Identity returns its input: no step over it
 
     for module in leaf_modules(model):
-        hooks += [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(hook)]
+        if type(module) not in through:
+            hooks += [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(hook)]
     try:
         with torch.enable_grad():
             out = model(sample)
@@ -165,3 +167,22 @@ def trace_leaves(model: nn.Module, x: Tensor) -> LeafTrace | None:
         trace.functional[name] += 1
         stack.extend(nexts)
     return trace
+
+
+def foreign_nonlinear_leaves(model: nn.Module, x: Tensor, handled: tuple[type, ...] = ()) -> list[str]:
+    """The leaf module types defined outside torch.nn whose forward applies a non-linear operation,
+    as 'Type (operations)': captum's DeepLIFT keys its rules on exact torch.nn types and guided
+    backpropagation guides nn.ReLU modules, so such a module (MONAI's Swish and Mish, a user's own
+    activation or a subclass of nn.ReLU) gets plain gradients (a held-out review: DeepLIFT sums of 0.19
+    for a score change of 0.57 on MONAI's DenseNet with ``act: swish``). One traced forward pass per
+    such type, into that type's leaves only. ``handled``: subclasses the method handles itself
+    (guided backpropagation's captum hooks take every ``isinstance`` of nn.ReLU; DeepLIFT's exact types)."""
+    found = []
+    for cls in sorted({type(m) for m in leaf_modules(model)
+                       if not type(m).__module__.startswith("torch.nn.") and not isinstance(m, handled)},
+                      key=lambda t: (t.__module__, t.__qualname__)):
+        trace = trace_leaves(model, x, through=(cls,))
+        if trace is not None and (ops := trace.nonlinear()):
+            found.append(f"{cls.__name__} ({', '.join(ops)})")
+    return found
+

@@ -116,9 +116,10 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     later = [(name, shape) for call, name, shape in channels_last
              if call > order[found[0]] and not inside_feature_map(name)]
     if later:  # Swin: a patch-embedding convolution, then every stage channels last
-        raise ValueError(f"{type(model).__name__} continues channels last after {found[0]!r} ({later[-1][0]!r} "
-                         f"outputs {later[-1][1]}): its later stages are no (B, C, *grid) feature map; "
-                         "set target_layer")
+        raise ValueError(f"{type(model).__name__} continues channels last past its last channels-first output "
+                         f"{found[0]!r} ({later[-1][0]!r} outputs {later[-1][1]}): its later stages are no "
+                         "(B, C, *grid) feature map for a CAM; a target_layer set by hand must output one (a Swin "
+                         "has none past its patch embedding)")
     return found
 
 

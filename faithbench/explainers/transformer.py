@@ -134,7 +134,7 @@ def readout_weights(model: nn.Module, tokens: Tensor, query: str) -> Tensor:
 def token_map(relevance: Tensor, weights: Tensor, model: nn.Module, spatial: tuple[int, ...]) -> Tensor:
     """(B, N, N) token relevance -> (B, *spatial) map over the patch grid: the query rows weighted by
     ``weights`` (B, N) (:func:`readout_weights`), upsampled bilinearly to the pixels the patches
-    cover (grid x patch size); the pixels past them, which the patch embedding drops, get 0."""
+    cover (:func:`patch_pixels`)."""
     n_prefix = int(getattr(model, "num_prefix_tokens", 1))
     embed: Any = model.patch_embed
     grid = tuple(embed.dynamic_feat_size(tuple(spatial)) if getattr(model, "dynamic_img_size", False)
@@ -143,16 +143,28 @@ def token_map(relevance: Tensor, weights: Tensor, model: nn.Module, spatial: tup
     if rows.shape[-1] != grid[0] * grid[1]:
         raise ValueError(f"expected {grid[0]}x{grid[1]} patch tokens (patch_embed.grid_size), got "
                          f"{rows.shape[-1]}: is the input the size the model was built for?")
-    patches = rows.reshape(rows.shape[0], 1, *grid)
-    patch = getattr(embed, "patch_size", None) or (0, 0)
+    return patch_pixels(rows.reshape(rows.shape[0], 1, *grid), model, spatial)[:, 0]
+
+
+def patch_pixels(grid_map: Tensor, model: nn.Module, spatial: tuple[int, ...], *,
+                 align_corners: bool = False) -> Tensor:
+    """(B, C, h, w) maps on a ViT's patch grid -> (B, C, *spatial): upsampled bilinearly to the
+    pixels the patches cover (grid x patch size), 0 on the pixels past them, which the patch embedding
+    drops (a review found 39.6 % of an attention map, and 38-75 % of a CAM, on pixels that moved no
+    logit when the grid was stretched over them). The whole input where the model is no plain
+    patchify of it (a conv stem before 1-px patches, a padding or resizing model)."""
+    covered = patch_cover(model, tuple(grid_map.shape[2:]), spatial)
+    out = F.interpolate(grid_map, size=covered, mode="bilinear", align_corners=align_corners)
+    return F.pad(out, (0, spatial[1] - covered[1], 0, spatial[0] - covered[0]))
+
+
+def patch_cover(model: nn.Module, grid: tuple[int, ...], spatial: tuple[int, ...]) -> tuple[int, ...]:
+    """The (height, width) of the pixels a ViT's ``grid`` of patches covers from the top left of an
+    input of ``spatial`` size, or ``spatial`` where that is not the floor of a plain patchify."""
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None) or (0, 0)
     patch = (patch, patch) if isinstance(patch, int) else tuple(patch)  # a plugin's embedding may store an int
     covered = tuple(g * p for g, p in zip(grid, patch))
-    if not all(0 <= s - c < p for s, c, p in zip(spatial, covered, patch)):  # not the floor of a plain patchify
-        covered = tuple(spatial)  # (a conv stem before 1-px patches, a padding or resizing model): the whole input
-    out = F.interpolate(patches, size=covered, mode="bilinear", align_corners=False)[:, 0]
-    # pixels past the last whole patch are dropped by the patch embedding: no relevance (a review found
-    # 39.6 % of an attention map on pixels that moved no logit when the grid was stretched over them)
-    return F.pad(out, (0, spatial[1] - covered[1], 0, spatial[0] - covered[0]))
+    return covered if all(0 <= s - c < p for s, c, p in zip(spatial, covered, patch)) else tuple(spatial)
 
 
 class _AttentionExplainer(Explainer):

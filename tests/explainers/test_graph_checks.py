@@ -118,6 +118,39 @@ def test_guided_backprop_refuses_unguided_activations() -> None:
     assert explainers.get("guided_backprop")().unsupported_reason(_cnn("module"), X) is None
 
 
+class _Swish(nn.Module):
+    """An activation of one's own (MONAI's Swish is this): torch.nn has no class for captum to key on."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x)
+
+
+class _MyReLU(nn.ReLU):
+    """A subclass of nn.ReLU: captum's DeepLIFT rules take exact types, its guided backprop isinstance."""
+
+
+def test_activations_of_ones_own_are_refused_where_captum_would_pass_plain_gradients() -> None:
+    """A held-out review: deeplift accepted MONAI's DenseNet with act: swish / mish (Swish and Mish
+    are MONAI's classes, not torch.nn's) and summed to 0.19 for a score change of 0.57."""
+    for act, refused_by_guided in ((_Swish(), True), (_MyReLU(), False)):
+        model = _cnn("module")
+        model.relu2 = act
+        reason = explainers.get("deeplift")().unsupported_reason(model, X)
+        name = type(act).__name__
+        ops = "Mul (gate), Sigmoid" if name == "_Swish" else "Relu"
+        assert reason is not None and reason.endswith(f"only; {name} ({ops}) would pass plain gradients")
+        x = X[:1]  # what the refusal prevents: a sum off the score change
+        with torch.no_grad():
+            model.conv2.bias.fill_(-0.05)
+            change = (model(x) - model(torch.zeros_like(x)))[0, 1]
+        attr = explainers.get("deeplift")().explain(model, x, torch.tensor([1]))
+        assert not torch.isclose(attr.sum(), change, rtol=1e-3).item()
+        guided = explainers.get("guided_backprop")().unsupported_reason(model, X)
+        assert (guided is not None and guided.endswith(f"{name} (Mul (gate), Sigmoid) would pass plain gradients")) \
+            if refused_by_guided else guided is None
+    assert explainers.get("deeplift")().unsupported_reason(_cnn("module").to("meta"), X.to("meta")) is None
+
+
 @pytest.mark.parametrize(("shape", "inp", "expected"), [
     ((1, 96, 16, 16), (1, 3, 64, 64), True),
     ((1, 16, 16, 96), (1, 3, 64, 64), False),   # channels last: 'grid' (16, 96)
@@ -155,10 +188,10 @@ class _ChannelsLast(nn.Module):
 
 def test_cam_refuses_a_channels_last_network() -> None:
     x = torch.rand(2, 1, 32, 32)
-    with pytest.raises(ValueError, match="continues channels last after 'stem'"):
+    with pytest.raises(ValueError, match="continues channels last past its last channels-first output 'stem'"):
         find_target_layer(_ChannelsLast(convnext=False), x)
     reason = explainers.get("gradcam")().unsupported_reason(_ChannelsLast(convnext=False), x)
-    assert reason is not None and "set target_layer" in reason
+    assert reason is not None and "a target_layer set by hand must output one" in reason
     assert find_target_layer(_ChannelsLast(convnext=True), x) == ("stage", (8, 8))
     cam = explainers.get("gradcam")(target_layer="stage.2")
     with pytest.raises(ValueError, match=r"outputs \(2, 8, 6, 16\).*channels last"):
@@ -271,6 +304,28 @@ def test_fullgrad_refuses_norm_subclasses_it_would_leave_out() -> None:
     reason = explainers.get("fullgrad")().unsupported_reason(model.eval(), X)
     assert reason is not None and "BatchNormAct2d would be left out" in reason
     assert explainers.get("fullgrad")().unsupported_reason(_cnn("module"), X) is None
+
+
+def test_fullgrad_refuses_biases_added_at_every_position_outside_conv_and_batchnorm() -> None:
+    """A held-out review: FullGrad ran on ConvNeXt and Swin (tagged CNNs), whose LayerNorm2d and
+    channels-last Linear biases (17-20 % and 72 % of the bias terms) pytorch-grad-cam leaves out; the
+    head's bias after global pooling has no map, and a CNN with it alone still runs."""
+    from timm.layers import LayerNorm2d
+
+    model = _cnn("module")
+    model.conv2 = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), LayerNorm2d(4))
+    reason = explainers.get("fullgrad")().unsupported_reason(model.eval(), X)
+    assert reason is not None and reason.endswith("adds biases at every position in LayerNorm2d (1), which it would "
+                                                  "leave out")
+    model = _cnn("module")  # a 1x1 "convolution" by a Linear on channels-last features, twice
+    model.conv2 = nn.Sequential(Permute([0, 2, 3, 1]), nn.Linear(4, 4), nn.Linear(4, 4), Permute([0, 3, 1, 2]))
+    assert "in Linear (2)" in explainers.get("fullgrad")().unsupported_reason(model.eval(), X)
+    meta = _cnn("module").to("meta")  # validate's placeholder
+    meta.conv2 = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), LayerNorm2d(4)).to("meta")
+    assert "LayerNorm2d (1)" in explainers.get("fullgrad")().unsupported_reason(meta, X.to("meta"))
+    model = _cnn("module")
+    model.head = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))  # biases after pooling only
+    assert explainers.get("fullgrad")().unsupported_reason(model.eval(), X) is None
 
 
 def test_lrp_refusal_of_an_input_transform_names_preprocess_none() -> None:

@@ -200,6 +200,36 @@ def test_pixels_past_the_last_whole_patch_get_no_relevance():
         assert s[:, :24, :24].abs().sum() > 0
 
 
+@pytest.mark.parametrize("name", ["gradcam", "hirescam", "eigencam", "scorecam", "ablationcam"])
+def test_a_vits_cam_covers_the_pixels_its_patches_cover(name):
+    """A held-out review: vit_tiny with 24-px patches on 64 px put 38-75 % of its CAMs on the pixels the
+    patch embedding drops (the token grid was stretched over the whole input, as pytorch-grad-cam does);
+    the grid now spans the pixels its patches cover, as the attention explainers' maps."""
+    import torch.nn.functional as F
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from faithbench.explainers.cam import raw_cam_class, vit_reshape_transform
+
+    torch.manual_seed(0)
+    model = build_model("vit_tiny", 1, 3, (30, 30), stem="patch", patch_size=8, embed_dim=48, depth=2,
+                        num_heads=2).eval()
+    assert tuple(model.patch_embed.grid_size) == (3, 3)  # 24 of 30 pixels per axis
+    x, target = torch.rand(2, 1, 30, 30, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 2])
+    s = explainers.get(name)()(model, x, target)
+    assert s.shape == (2, 30, 30)
+    assert torch.equal(s[:, 24:, :], torch.zeros(2, 6, 30)) and torch.equal(s[:, :, 24:], torch.zeros(2, 30, 6))
+    assert s[:, :24, :24].abs().sum() > 0
+    if name == "gradcam":  # the library's raw grid, ReLU, upsampled over the 24 covered pixels
+        cam = raw_cam_class(GradCAM)(model=model, target_layers=[model.blocks[-1].norm1],
+                                     reshape_transform=vit_reshape_transform(model))
+        grid = torch.as_tensor(cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target]))
+        cam.activations_and_grads.release()
+        expected = F.interpolate(grid.clamp(min=0)[:, None].float(), size=(24, 24), mode="bilinear",
+                                 align_corners=False)[:, 0]
+        torch.testing.assert_close(s[:, :24, :24], expected, rtol=1e-5, atol=1e-7)
+
+
 def test_a_distilled_deit_reads_both_tokens_and_attention_pooling_is_skipped():
     """A held-out review: a DeiT's head averages its class and distillation tokens, but only the class
     token's row was read; attention pooling passed the support check, then failed the cell."""
