@@ -158,9 +158,13 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
         if problem:
             hint = _channel_hint(model, channels) or _dtype_hint(model) or _size_hint(model, problem, spatial)
             raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}{hint}")
-        runs.append(_check_support(suite, source, explainers, model, (channels, *spatial), mspec.label, label,
-                                   mask_names(dataset), getattr(dataset, "mask_roles", None)))
+        supported = _check_support(suite, source, explainers, model, (channels, *spatial), mspec.label, label,
+                                   mask_names(dataset), getattr(dataset, "mask_roles", None))
+        runs.append(any(supported))
         for k, plugin in enumerate(explainers):
+            problem = plugin.check_input((channels, *spatial)) if supported[k] else None
+            if problem:
+                raise error(f"{source}: explainers[{k}].params: {problem} (dataset {label!r})")
             layer = getattr(plugin, "target_layer", None)
             if layer is None or layer == _VIT_DEFAULT_LAYER:
                 continue
@@ -168,37 +172,70 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                 raise error(f"{source}: explainers[{k}].params.target_layer: expected a dotted module name, "
                             f"got {type(layer).__name__}")
             try:
-                model.get_submodule(layer)
+                module = model.get_submodule(layer)
             except AttributeError:
                 names = [n for n, _ in model.named_modules() if n and "." not in n][:12]
                 raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} is not a module of model "
                             f"{mspec.label!r}; its top-level modules: {', '.join(names)}") from None
+            cnn = getattr(model, "arch_family", "cnn") != "vit"  # a ViT's layer outputs tokens, reshaped
+            if supported[k] and getattr(plugin, "finds_layer", True) and cnn and \
+                    (problem := _layer_problem(model, module, (channels, *spatial))):
+                raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} {problem} (model "
+                            f"{mspec.label!r}, dataset {label!r}); choose a convolutional stage")
     if explainers and runs and len(runs) == len(pairs) and not any(runs):
         raise error(f"{source}: explainers: none supports any model of the suite, so the run would compute nothing "
                     "(see the warnings above); add an explainer for these models or a model these explainers support")
 
 
+def _layer_problem(model: nn.Module, layer: nn.Module, shape: tuple[int, ...]) -> str | None:
+    """What is wrong with ``layer``'s output for a CAM on a meta image of the dataset's shape (a
+    review: a linear head passed validate, then every cell failed in pytorch-grad-cam after training),
+    or None; None too where the meta device cannot run the network (the run tells)."""
+    from faithbench.explainers.layers import channels_first
+
+    seen: list[tuple[int, ...]] = []
+    network_input = [(1, *shape)]  # a model that resizes its input: the resized shape (explainers.layers)
+    transform = getattr(model, "input_transform", None)
+    hooks = [layer.register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape))
+                                         if not seen and isinstance(out, torch.Tensor) else None)]
+    if isinstance(transform, nn.Module):
+        hooks.append(transform.register_forward_hook(lambda _m, _i, out: network_input.__setitem__(0, out.shape)))
+    try:
+        param = next(model.parameters())
+        with torch.no_grad():
+            model(torch.empty((1, *shape), device=param.device, dtype=param.dtype))
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+    finally:
+        for h in hooks:
+            h.remove()
+    if seen and not channels_first(seen[0], network_input[0]):
+        return (f"outputs {seen[0]} for an input of {(1, *shape)}: not a (B, C, *grid) feature map (a linear "
+                f"layer, or channels last)")
+    return None
+
+
 def _check_support(suite: Any, source: str, explainers: list[Any], model: nn.Module, shape: tuple[int, ...],
                    model_label: str, dataset_label: str, masks: set[str] | None = None,
-                   roles: dict[str, Any] | None = None) -> bool:
+                   roles: dict[str, Any] | None = None) -> list[bool]:
     """Warn (:class:`SuiteWarning`) for each explainer the run would skip on ``model`` (its
     ``unsupported_reason`` on a meta image of ``(1, *shape)``: an attention explainer on a CNN, a 2D
     explainer on volumes; its ``dataset_reason`` for sample 0's ``masks``: a sequence explainer on
-    volumes); whether some explainer runs (also when the meta device cannot tell)."""
-    x, some = torch.empty((1, *shape), device="meta"), False
+    volumes); per explainer, whether it runs (also when the meta device cannot tell)."""
+    x, runs = torch.empty((1, *shape), device="meta"), []
     for k, plugin in enumerate(explainers):
         try:
             reason = plugin.unsupported_reason(model, x) or (
                 None if masks is None else plugin.dataset_reason(masks, len(shape) - 1, roles))
         except Exception:  # noqa: BLE001 - a check the meta device cannot run: the run tells
             reason = None
+        runs.append(reason is None)
         if reason is None:
-            some = True
             continue
         warnings.warn(f"{source}: explainers[{k}] {suite.explainers[k].label!r} does not support model "
                       f"{model_label!r} on dataset {dataset_label!r}: {reason}; the run skips that cell",
                       SuiteWarning, stacklevel=3)
-    return some
+    return runs
 
 
 def unavailable_weights(suite: Any, source: str) -> list[str]:

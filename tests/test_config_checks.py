@@ -82,11 +82,32 @@ def _load_silently(tmp_path, *texts):
     ("[gradcam, random]", "[{name: gradcam, params: {target_layer: layer4}}, random]",
      r"suite.yaml: explainers\[0\].params.target_layer: 'layer4' is not a module of model 'small_cnn'; "
      r"its top-level modules: "),
+    # a CLI review: each passed validate, then gave constant maps (exit 0) or failed every cell after training
+    ("[gradcam, random]", "[{name: gradcam, params: {target_layer: head}}, random]",
+     r"suite.yaml: explainers\[0\].params.target_layer: 'head' outputs \(1, 2\) for an input of \(1, 1, 32, 32\): "
+     r"not a \(B, C, \*grid\) feature map .*\(model 'small_cnn', dataset 'phantom_cxr'\); choose a convolutional"),
+    ("[gradcam, random]", "[{name: occlusion, params: {window: 64}}, random]",
+     r"suite.yaml: explainers\[0\].params: occlusion: parameter 'window' = 64 covers the whole 32 x 32 input: one "
+     r"occlusion, so every map would be constant; set window below 32 \(dataset 'phantom_cxr'\)$"),
+    ("[gradcam, random]", "[{name: occlusion, params: {stride: 64}}, random]",
+     r"explainers\[0\].params: occlusion: parameter 'stride' = 64 is larger than the window \(8 x 8 on the 32 x 32 "
+     r"input\), which captum refuses; set stride <= 8"),
+    ("[gradcam, random]", "[{name: lime, params: {patch: 64}}, random]",
+     r"explainers\[0\].params: lime: parameter 'patch' = 64 gives 1 feature on the 32 x 32 input, so every map "
+     r"would be constant; set patch below 32"),
+    ("[gradcam, random]", "[{name: kernel_shap, params: {patch: 32}}, random]",
+     r"explainers\[0\].params: kernel_shap: parameter 'patch' = 32 gives 1 feature"),
 ])
 def test_run_refusals_found_at_validation(tmp_path, old, new, expected):
     assert old in BASE
     with pytest.raises(SuiteError, match=expected):
         _load(tmp_path, BASE.replace(old, new))
+
+
+def test_explainer_sizes_within_the_image_validate(tmp_path):
+    _load_silently(tmp_path, *(BASE.replace("[gradcam, random]", f"[{e}, random]") for e in (
+        "{name: occlusion, params: {window: 31}}", "{name: occlusion, params: {window: 8, stride: 8}}",
+        "{name: lime, params: {patch: 31}}", "{name: gradcam, params: {target_layer: features}}")))
 
 
 def test_2d_model_on_3d_data(tmp_path):

@@ -126,6 +126,12 @@ class Explainer(Configurable):
             return f"{self.name} supports {sorted(self.architectures)} models, got {family}"
         return None
 
+    def check_input(self, shape: tuple[int, ...]) -> str | None:
+        """A problem of this explainer's parameters on inputs of ``shape`` ``(C, *spatial)``, or None;
+        ``faithbench validate`` refuses the suite with it (exit code 2) before anything is trained (a
+        review: occlusion with a window as large as the image gave constant maps, exit 0)."""
+        return None
+
     def dataset_reason(self, masks: Collection[str], spatial_dims: int,
                        roles: Mapping[str, MaskRole] | None = None) -> str | None:
         """Why this explainer cannot run on a dataset whose samples carry the masks named ``masks``

@@ -54,6 +54,20 @@ class OcclusionExplainer(Explainer):
     defaults: ClassVar[dict[str, Any]] = {"window": 8, "stride": 4, "baseline": 0.0, "batch_size": 64}
     bounds: ClassVar[dict[str, Bound]] = {"window": AT_LEAST_ONE, "stride": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE}
 
+    def check_input(self, shape: tuple[int, ...]) -> str | None:
+        """The stride at most the window (as clamped to each side; captum asserts it), and at least two
+        window positions (with one, the map is constant on the window)."""
+        spatial, sizes = shape[1:], " x ".join(map(str, shape[1:]))
+        window = [min(self.window, s) for s in spatial]
+        if self.stride > min(window):
+            return (f"{self.name}: parameter 'stride' = {self.stride} is larger than the window "
+                    f"({' x '.join(map(str, window))} on the {sizes} input), which captum refuses; set stride <= "
+                    f"{min(window)}")
+        if math.prod(math.ceil((s - w) / self.stride) + 1 for s, w in zip(spatial, window)) < 2:  # captum's count
+            return (f"{self.name}: parameter 'window' = {self.window} covers the whole {sizes} input: one "
+                    f"occlusion, so every map would be constant; set window below {max(spatial)}")
+        return None
+
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         dims = x.ndim - 2
         window = (x.shape[1], *[min(self.window, s) for s in x.shape[2:]])
@@ -75,6 +89,14 @@ class _SurrogateExplainer(Explainer):
 
     def surrogate(self, model: nn.Module) -> Any:  # pragma: no cover
         raise NotImplementedError
+
+    def check_input(self, shape: tuple[int, ...]) -> str | None:
+        """At least two patches: with one, LIME's map is constant and Kernel SHAP's regression fails."""
+        if math.prod(math.ceil(s / self.patch) for s in shape[1:]) < 2:
+            return (f"{self.name}: parameter 'patch' = {self.patch} gives 1 feature on the "
+                    f"{' x '.join(map(str, shape[1:]))} input, so every map would be constant; set patch below "
+                    f"{max(shape[1:])}")
+        return None
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         mask = patch_feature_mask(tuple(x.shape[2:]), self.patch, x.device)
