@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from faithbench import __version__
 from faithbench.configurable import ParameterError
 from faithbench.registry import RegistryError
 
@@ -40,7 +41,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler's or ``kill``'s stop): handled like Ctrl-C, exit code 143."""
 
 
+_SIGTERM = threading.Event()  # set by the handler: Ray's wait re-raises a plain KeyboardInterrupt (a review)
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    _SIGTERM.set()
     raise Terminated()
 
 
@@ -92,7 +97,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise InputError(f"--device: {exc}") from None
     for flag, value in (("--out", args.out), ("--cache", args.cache)):  # an unset shell variable: not the default
         if value is not None and not value.strip():
-            raise InputError(f"{flag}: expected a folder, got an empty string (leave {flag} out for the default)")
+            raise InputError(f"{flag}: expected a folder, got an empty string (omit {flag} for the default)")
     suite: Any = _load_suite(args.suite)
     out = Path(args.out) if args.out else default_out_dir(suite)
     cache = Cache(args.cache) if args.cache else Cache()
@@ -289,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faithbench", description="Benchmark the faithfulness of saliency maps: "
                                      "run a suite, list plugins and suites, validate a suite, rebuild a report.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("--version", action="version", version=f"faithbench {_version()}")
+    parser.add_argument("--version", action="version", version=f"faithbench {__version__}")
     # accepted after the sub-command too; SUPPRESS keeps a top-level --debug when it is absent there
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
@@ -343,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
 
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers: the main thread only
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    _SIGTERM.clear()
     try:
         with warnings.catch_warnings():
             from faithbench.datasets.paths import DataWarning
@@ -355,15 +361,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("faithbench")
-    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
-        return "(not installed)"
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -382,10 +379,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"faithbench: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:
-        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        term = isinstance(exc, Terminated) or _SIGTERM.is_set()
         resumes = "; finished cells are cached and a rerun resumes" if args.command == "run" else ""  # not validate's
-        print(f"faithbench: {what}{resumes}", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        print(f"faithbench: {'terminated (SIGTERM)' if term else 'interrupted'}{resumes}", file=sys.stderr)
+        return 143 if term else 130
     except Exception as exc:  # a failure while computing
         if args.debug:
             traceback.print_exc()

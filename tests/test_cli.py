@@ -209,7 +209,7 @@ def test_an_empty_out_or_cache_or_suite_file_is_refused(tmp_path, capsys):
     for flag in ("--out", "--cache"):
         assert main(["run", "quick", flag, ""]) == 2
         assert capsys.readouterr().err.strip() == (f"faithbench: error: {flag}: expected a folder, got an empty string "
-                                                   f"(leave {flag} out for the default)")
+                                                   f"(omit {flag} for the default)")
     (tmp_path / "empty.yaml").write_text("")
     assert main(["validate", str(tmp_path / "empty.yaml")]) == 2
     assert capsys.readouterr().err.strip().endswith(
