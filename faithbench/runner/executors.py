@@ -216,10 +216,27 @@ def runtime_plugin_modules(groups: list[Group], settings: RunSettings) -> tuple[
     return tuple(sorted(modules))
 
 
+def _check_resources(ray: Any, options: RayOptions) -> None:
+    """A task that no node can hold waits in Ray forever, without a word (a review: ``--gpus-per-task 1``
+    on a machine without a GPU, ``--cpus-per-task 4`` with ``--ray-cpus 1``): bad input on a local
+    instance; a warning on a cluster (``--ray-address``), whose autoscaler may add such a node."""
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive", True)]
+    for flag, need, key in (("--cpus-per-task", options.cpus_per_task, "CPU"),
+                            ("--gpus-per-task", options.gpus_per_task, "GPU")):
+        most = max((float(r.get(key, 0)) for r in nodes), default=0.0)
+        if need > most:
+            where = f"the Ray cluster at {options.address}" if options.address else "the local Ray instance"
+            message = f"{flag} {need:g}: no node of {where} has more than {most:g} {key}s, so no task could start"
+            if not options.address:
+                raise UsageError(f"{message}; lower {flag}" + (" or raise --ray-cpus" if key == "CPU" else ""))
+            warnings.warn(f"{message} until a node with them joins", UserWarning, stacklevel=2)
+
+
 def _run_on_ray(groups: list[Group], settings: RunSettings, cache: Cache, options: RayOptions, bar: Any,
                 log: Callable[[str], None], outputs: dict[int, GroupOutput]) -> None:
     modules = runtime_plugin_modules(groups, settings)
     with ray_session(options.address, options.num_cpus) as ray:
+        _check_resources(ray, options)
         task = ray.remote(group_task).options(num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task,
                                               max_retries=MAX_RETRIES)
         root = str(Path(cache.root).resolve())

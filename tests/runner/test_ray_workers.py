@@ -109,3 +109,21 @@ def test_a_local_ray_keeps_the_drivers_sigterm_handler_during_and_after_the_sess
     done = subprocess.run([sys.executable, "-c", SIGTERM_SCRIPT], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 0 and done.stdout.split() == ["inside", "<lambda>", "handled"], done.stderr[-2000:]
+
+
+def test_a_task_no_node_can_hold_is_refused_on_a_local_ray_and_warned_of_on_a_cluster():
+    """Helper 132: --gpus-per-task 1 without a GPU, or --cpus-per-task 4 with --ray-cpus 1, waited
+    in Ray for ever without a word (still waiting after 200 s)."""
+    two_nodes = types.SimpleNamespace(nodes=lambda: [
+        {"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": True, "Resources": {"CPU": 3.0, "GPU": 1.0}},
+        {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}])  # a dead node holds nothing
+    executors._check_resources(two_nodes, executors.RayOptions(cpus_per_task=3, gpus_per_task=1))
+    with pytest.raises(UsageError, match=r"^--cpus-per-task 4: no node of the local Ray instance has more than 3 "
+                                         r"CPUs, so no task could start; lower --cpus-per-task or raise --ray-cpus$"):
+        executors._check_resources(two_nodes, executors.RayOptions(cpus_per_task=4))  # 5 CPUs in all, 3 at most
+    with pytest.raises(UsageError, match=r"^--gpus-per-task 2: .* more than 1 GPUs, so no task could start; lower "
+                                         r"--gpus-per-task$"):
+        executors._check_resources(two_nodes, executors.RayOptions(gpus_per_task=2))
+    with pytest.warns(UserWarning, match=r"--gpus-per-task 2: no node of the Ray cluster at h:1 has more than 1 GPUs, "
+                                         r"so no task could start until a node with them joins"):
+        executors._check_resources(two_nodes, executors.RayOptions(address="h:1", gpus_per_task=2))
