@@ -26,8 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from faithbench import __version__
-from faithbench.configurable import ParameterError
+from faithbench.configurable import ParameterError, installed_version
 from faithbench.registry import RegistryError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL = 0, 1, 2, 3
@@ -294,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faithbench", description="Benchmark the faithfulness of saliency maps: "
                                      "run a suite, list plugins and suites, validate a suite, rebuild a report.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("--version", action="version", version=f"faithbench {__version__}")
+    parser.add_argument("--version", action="version", version=f"faithbench {installed_version()}")
     # accepted after the sub-command too; SUPPRESS keeps a top-level --debug when it is absent there
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs, first_line,
                                      check_param_types, check_suite_values, check_target, check_validation,
-                                     check_weights, resolve_weights, unique_names, validation_message)
+                                     check_weights, resolve_weights, unique_names)
+from faithbench.config_messages import validation_message
 from faithbench.config_yaml import YAMLFileError, load_yaml_file
 from faithbench.configurable import Bool, Float, Int, ParameterError
 from faithbench.datasets.paths import DataError
@@ -176,7 +177,8 @@ class Suite(BaseModel):
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:  # union branches (literal['auto','none'], PreprocessSpec) are not keys: left out
-        if part in _TARGET_TAGS or isinstance(part, str) and (part.startswith("literal[") or part[:1].isupper()):
+        branch = isinstance(part, str) and (part.startswith(("literal[", "list[")) or part[:1].isupper())
+        if part in _TARGET_TAGS or branch:
             continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
@@ -341,7 +343,7 @@ def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
-        raise SuiteError(f"{source}: {validation_message(exc.errors(), _loc)}") from None
+        raise SuiteError(f"{source}: {validation_message(exc.errors(), _loc, Suite)}") from None
     validate_plugins(suite, source)
     _check_control(suite, source)
     return suite

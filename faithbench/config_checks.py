@@ -53,39 +53,6 @@ class SuiteWarning(UserWarning):
     """A suite that runs, but not entirely as written (a metric skipped on a dataset)."""
 
 
-def validation_message(errors: list[dict[str, Any]], loc_of: Callable[[tuple[Any, ...]], str]) -> str:
-    """``key: message`` for pydantic's errors of a suite (``loc_of``: an error's key path): an unknown
-    top-level key first ('metric:' is why 'metrics' is missing); a value that fits no branch of a
-    union lists every branch ("'auto' or 'none', or a valid dictionary or instance of ..."), unless
-    the mapping branch failed inside (``preprocess: {mean: [x]}``): then that error, with its key."""
-    err = next((e for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1), errors[0])
-    if err["type"] == "literal_error":  # a mapping given to a union of names and a mapping: its own error, if any
-        key = loc_of(tuple(err["loc"]))
-        err = next((e for e in errors if loc_of(tuple(e["loc"])).startswith((key + ".", key + "["))), err)
-    loc, msg = loc_of(tuple(err["loc"])), err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = unknown_key(err, errors)
-    elif err["type"] == "missing":
-        msg = "required key is missing"
-    elif err["type"] == "value_error":  # a validator's own ValueError: its message, without pydantic's prefix
-        msg = msg.removeprefix("Value error, ")
-    else:
-        msg = ", or ".join([msg] + [e["msg"].removeprefix("Input should be ") for e in errors
-                                    if e is not err and loc_of(tuple(e["loc"])) == loc])
-        if loc.endswith("target") and err["type"] == "literal_error":  # a discriminated union: one branch tried
-            msg += ", or a mapping {classes: [...]}"
-    return f"{loc}: {msg}"
-
-
-def unknown_key(err: dict[str, Any], errors: list[dict[str, Any]]) -> str:
-    """The message of a schema error ``extra_forbidden``: ``unknown key 'metric'``, with ``; did you
-    mean 'metrics'?`` when a required key the same mapping lacks is close to it (a typo)."""
-    key, parent = str(err["loc"][-1]), tuple(err["loc"][:-1])
-    missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == parent]
-    close = difflib.get_close_matches(key, missing, n=1)
-    return f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-
-
 def unique_names(value: Any) -> Any:
     """A pydantic validator: a list without repeats (regions' masks and scores, target classes)."""
     if isinstance(value, list) and len(set(value)) != len(value):

@@ -230,6 +230,15 @@ def package_version(module: str) -> str:
     return _source_digest(module)
 
 
+def installed_version(dist: str = "faithbench") -> str:
+    """The installed version of ``dist`` (``faithbench --version``), or ``(not installed)`` when it
+    runs from a source tree that is not installed."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 def _editable(dist: str) -> bool:
     """Whether ``dist`` is installed in editable mode (PEP 610 ``direct_url.json``), in any of the
     metadata folders of that name on the path: run from a checkout, setuptools' ``<name>.egg-info``

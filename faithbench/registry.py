@@ -203,7 +203,8 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         names = self.names()
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        folded = {n.lower(): n for n in names}  # a review: 'GradCAM' got no suggestion
+        close = [folded[c] for c in difflib.get_close_matches(name.lower(), list(folded), n=3, cutoff=0.5)]
         hint = f" did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return f"unknown {self.singular} {name!r};{hint} valid names: {', '.join(names)}"
 

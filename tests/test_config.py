@@ -32,7 +32,18 @@ def test_valid_suite_and_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("text, expected", [
-    (BASE + "sample: 3\n", r"suite.yaml: sample: unknown key 'sample'"),
+    # helper 132: a typo of an optional key got no suggestion (only those of required keys did)
+    (BASE + "sample: 3\n", r"suite.yaml: sample: unknown key 'sample'; did you mean 'samples'\?$"),
+    (BASE + "batchsize: 3\n", r"suite.yaml: batchsize: unknown key 'batchsize'; did you mean 'batch_size'\?$"),
+    (BASE.replace("{epochs: 1}", "{epochs: 1, LR: 0.1}"), r"unknown key 'LR'; did you mean 'lr'\?$"),
+    (BASE.replace("[pointing_game]", "[{name: pointing_game, alais: pg}]"),
+     r"suite.yaml: metrics\[0\].alais: unknown key 'alais'; did you mean 'alias'\?$"),
+    (BASE.replace("name: t\n", "name: t\nregions: {mask: [lesion]}\n"),
+     r"suite.yaml: regions.mask: unknown key 'mask'; did you mean 'masks'\?$"),
+    (BASE.replace("name: t\n", "name: t\nregions: {masks: 5}\n"),  # was regions.masks.list[str]: ...
+     r"suite.yaml: regions.masks: Input should be a valid list, or 'all'$"),
+    (BASE.replace("[gradcam, random]", "[GradCAM, random]"),
+     r"explainers\[0\]: unknown explainer 'GradCAM'; did you mean 'gradcam',"),
     (BASE.replace("[gradcam, random]", "[gradcm, random]"),
      r"suite.yaml: explainers\[0\]: unknown explainer 'gradcm'; did you mean 'gradcam'"),
     (BASE.replace("[pointing_game]", "[{name: pointing_game, params: {tolerence: 2}}]"),
@@ -44,7 +55,8 @@ def test_valid_suite_and_defaults(tmp_path):
     (BASE.replace("[phantom_cxr]", "[{name: phantom_cxr, params: {shortcut: 2.0}}]"),
      r"datasets\[0\].params: phantom_cxr: expected shortcut in \[0, 1\]"),
     (BASE.replace("epochs: 1", "epochs: 0"), r"models\[0\].recipe.epochs: Input should be greater"),
-    (BASE.replace("epochs: 1", "epoch: 1"), r"models\[0\].recipe.epoch: unknown key 'epoch'"),
+    (BASE.replace("epochs: 1", "epoch: 1"), r"models\[0\].recipe.epoch: unknown key 'epoch'; did you mean 'epochs'"),
+    (BASE.replace("recipe:", "reciepe:"), r"models\[0\].reciepe: unknown key 'reciepe'; did you mean 'recipe'\?$"),
     (BASE.replace("name: resnet18", "name: resnet81"), r"models\[0\]: unknown model 'resnet81'; did you mean"),
     (BASE.replace("name: t\n", ""), r"suite.yaml: name: required key is missing"),
     ("name: [unclosed\n", r"suite.yaml: line \d+, column \d+: malformed YAML: expected"),
