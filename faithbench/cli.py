@@ -8,7 +8,7 @@ any dataset or no explainer supports any model; the run, when every cell or metr
 otherwise: no result row; the tables and ``skipped.csv`` with the reasons are written), or bad
 usage (an output folder another run is writing, an unwritable ``--out`` or cache); 3 partial:
 some cells failed (``failures.csv`` lists them) and the tables hold every other cell; 130
-interrupted (Ctrl-C), 143 terminated (SIGTERM).
+interrupted (Ctrl-C), 143 terminated (SIGTERM), 141 standard output closed (``faithbench list | head``).
 Errors are one line; ``--debug`` (before or after the sub-command) shows the traceback.
 ``--quiet`` (of ``run`` and ``report``) silences every progress bar, training bars included
 (``FAITHBENCH_QUIET=1``, :mod:`faithbench.progress`).
@@ -17,7 +17,7 @@ Errors are one line; ``--debug`` (before or after the sub-command) shows the tra
 from __future__ import annotations
 
 import argparse
-import re
+import os
 import signal
 import sys
 import threading
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from faithbench.configurable import ParameterError, installed_version
+from faithbench.listing import describe, first_sentence, parameters
 from faithbench.registry import RegistryError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL = 0, 1, 2, 3
@@ -177,7 +178,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     width = max((len(n) for n in names), default=0)
     for name in names:
         try:
-            print(f"{name:<{width}}  {_describe(args.kind, registry.get(name))}")
+            obj = registry.get(name)
+            print(f"{name:<{width}}  {describe(args.kind, obj)}")
+            if args.params:
+                print(f"{'':<{width}}  parameters: {parameters(obj) or 'none'}")
         except RegistryError as exc:  # a broken plugin: say so and list the others
             print(f"{name:<{width}}  [broken plugin]")
             print(f"faithbench: warning: {exc}", file=sys.stderr)
@@ -201,45 +205,6 @@ def skipped_summary(skipped: Any) -> str:
     if len(undefined):
         parts.append(f"undefined values (NaN, no row) in {counted(len(undefined), '(cell, metric) pair')}")
     return "; ".join(parts) + " (see skipped.csv)"
-
-
-_ABBREVIATIONS = ("al", "e.g", "i.e", "cf", "vs", "etc", "approx", "Fig", "Eq", "resp")
-
-
-def first_sentence(doc: str) -> str:
-    """The first sentence of a docstring, whole: lines joined, RST double backticks dropped and
-    cross-references reduced to their last name (``:func:`~a.b.f``` -> f), cut at the first full
-    stop (or ? !) that is outside brackets, followed by a space or the end, and not an
-    abbreviation ("et al.", "e.g.")."""
-    text = " ".join(doc.replace("``", "").split())
-    text = re.sub(r":\w+:`~?(?:[\w.]*\.)?([\w]+)`", r"\1", text)
-    depth = 0
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth = max(0, depth - 1)
-        elif ch in ".?!" and depth == 0 and (i + 1 == len(text) or text[i + 1] == " "):
-            word = text[:i].rsplit(" ", 1)[-1].lstrip("(\"'")
-            if ch == "." and word in _ABBREVIATIONS:
-                continue
-            return text[: i + 1]
-    return text
-
-
-def _describe(kind: str, obj: object) -> str:
-    doc = (getattr(obj, "description", "") or first_sentence(obj.__doc__ or "")).strip()
-    if kind == "explainers":
-        dims = "/".join(f"{d}D" for d in sorted(getattr(obj, "dims", ())))
-        archs = ",".join(sorted(getattr(obj, "architectures", ())))
-        return f"[{getattr(obj, 'family', '?')}; {dims}; {archs}] {doc}"
-    if kind == "metrics":
-        info = obj.info  # type: ignore[attr-defined]
-        arrow = "↑" if info.higher_is_better else "↓"
-        from faithbench.types import category_name
-
-        return f"[{category_name(info.category)}; {arrow}] {doc}"
-    return doc
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -324,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="what to list: the registered plugins of a kind, or the built-in suites")
     lst.add_argument("pattern", nargs="?", default="*",
                      help="a substring of the names (deletion) or a glob ('*cam*', 'iou_top*'); default: all")
+    lst.add_argument("--params", action="store_true", help="print each plugin's parameters with their defaults")
     lst.set_defaults(func=_cmd_list)
 
     val = sub.add_parser("validate", help="check a suite without running it", parents=[common])
@@ -382,6 +348,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         resumes = "; finished cells are cached and a rerun resumes" if args.command == "run" else ""  # not validate's
         print(f"faithbench: {'terminated (SIGTERM)' if term else 'interrupted'}{resumes}", file=sys.stderr)
         return 143 if term else 130
+    except BrokenPipeError:  # `faithbench list | head`: the reader has gone; no error message to a closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
+        return 141  # 128 + SIGPIPE, as a shell reports a process a broken pipe stopped
     except Exception as exc:  # a failure while computing
         if args.debug:
             traceback.print_exc()

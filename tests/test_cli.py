@@ -153,7 +153,7 @@ def test_the_skipped_line_tells_skips_from_undefined_values():
 
 
 def test_a_plugin_category_of_its_own_is_listed_and_written():
-    from faithbench.cli import _describe
+    from faithbench.listing import describe
     from faithbench.metrics.base import Metric
     from faithbench.types import Category, MetricInfo, category_name
 
@@ -163,7 +163,7 @@ def test_a_plugin_category_of_its_own_is_listed_and_written():
         info = MetricInfo("mine", higher_is_better=True, category="calibration")
 
     assert category_name(Category.ROBUSTNESS) == "robustness" and category_name("calibration") == "calibration"
-    assert _describe("metrics", Mine).startswith("[calibration; ↑] Mine:")  # was AttributeError: 'str' .value
+    assert describe("metrics", Mine).startswith("[calibration; ↑] Mine:")  # was AttributeError: 'str' .value
 
 
 def test_a_warning_while_the_suite_loads_is_shown_once():
@@ -225,3 +225,27 @@ def test_a_cache_corruption_warning_is_one_faithbench_line(capsys):
     cli._show_warning(CacheCorruptionWarning("cache entry x is corrupted; recomputing"), CacheCorruptionWarning,
                       "/x/faithbench/runner/cell.py", 291)
     assert capsys.readouterr().err == "faithbench: warning: cache entry x is corrupted; recomputing\n"
+
+
+def test_explainer_parameters_in_the_docs_are_the_registrys(capsys):
+    """Helper 132: the explainers' parameters and defaults were documented nowhere and `list` showed none."""
+    import re
+    from pathlib import Path
+
+    from faithbench.config import ensure_plugins_loaded
+    from faithbench.listing import parameters
+    from faithbench.registry import explainers
+
+    ensure_plugins_loaded()
+    text = (Path(__file__).parents[1] / "docs" / "explainers.md").read_text()
+    section = text.split("### Parameters and defaults", 1)[1]
+    rows = dict(re.findall(r"^\| `(\w+)` \| (.+) \|$", section, flags=re.M))
+    expected = {n: ", ".join(f"`{p}`" for p in parameters(explainers.get(n)).split(", ")) or "none"
+                for n in explainers.names() if explainers.origin(n) == "builtin"}
+    assert {n: rows.get(n) for n in expected} == {n: v if v != "``" else "none" for n, v in expected.items()}
+    assert main(["list", "explainers", "occlusion", "--params"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("Score drop when a sliding window is set to a baseline (captum).")
+    assert out[1].split() == ["parameters:", "window=8,", "stride=4,", "baseline=0.0,", "batch_size=64"]
+    assert main(["list", "explainers", "temporal_occlusion"]) == 0  # visits, not volumes (a review: tagged 3D)
+    assert "[perturbation; visits; cnn,vit]" in capsys.readouterr().out

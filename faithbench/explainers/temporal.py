@@ -63,6 +63,7 @@ class TemporalOcclusionExplainer(Explainer):
     family = "perturbation"
     needs_grad = False
     dims = frozenset({3})
+    sequences = True  # (T, H, W) are a patient's visits: `faithbench list` says so, not "3D"
     paper = "Zeiler & Fergus 2014 (occlusion), one visit at a time"
     description = "score drop when one visit is replaced by the padding frame"
     defaults: ClassVar[dict[str, Any]] = {"baseline": 0.0, "mode": "replace", "score": "softmax", "batch_size": 64}
