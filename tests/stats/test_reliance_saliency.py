@@ -39,8 +39,9 @@ def test_known_answer_ranks_means_and_spearman():
     assert (faithful.loc["marker", "mass_rank"], faithful.loc["marker", "reliance_rank"]) == (1, 1)
     assert (faithful.loc["lesion", "mass_rank"], faithful.loc["lesion", "reliance_rank"]) == (2, 2)
     # ...and follows the model sample by sample (each sample's two seeds averaged first), against scipy
-    rho, p = stats.spearmanr([0.305, 0.405, 0.505, 0.605], [0.5, 0.6, 0.7, 0.8])
-    assert faithful.loc["marker", "spearman"] == pytest.approx(rho) and faithful.loc["marker", "p"] == pytest.approx(p)
+    rho = stats.spearmanr([0.305, 0.405, 0.505, 0.605], [0.5, 0.6, 0.7, 0.8])[0]
+    assert faithful.loc["marker", "spearman"] == pytest.approx(rho) == 1
+    assert faithful.loc["marker", "p"] == pytest.approx(2 / 24)  # exact: 2 of the 4! orderings have |ρ| = 1
     assert np.isnan(faithful.loc["lesion", "spearman"])  # a constant mass: no rank correlation
     # the plausible map points at the lesion, which the model ignores: ranks disagree; a NaN mass is left out
     assert (plausible.loc["lesion", "mass_rank"], plausible.loc["lesion", "reliance_rank"]) == (1, 2)
@@ -67,3 +68,21 @@ def test_a_sample_without_a_drop_is_left_out_and_columns_are_checked():
         reliance_saliency(mass.drop(columns="explainer"), drops)
     with pytest.raises(ValueError, match=r"drops lacks the columns \['drop'\]"):
         reliance_saliency(mass, drops.drop(columns="drop"))
+
+
+@pytest.mark.parametrize("n", [3, 4, 6, 8, 9, 12])
+def test_spearman_p_is_exact_up_to_8_samples(n):
+    """Helper 130: scipy's t approximation gave p = 0 for ρ = 1 on 3 samples (exact: 1/3) and 0.0070
+    for an exact 0.0131 at 8; the exact p equals scipy's exhaustive permutation test, ties included."""
+    from faithbench.stats.reliance import spearman_p
+
+    rng = np.random.default_rng(n)
+    x = np.round(rng.normal(size=n), 1 if n == 6 else 3)  # n = 6: ties
+    y = x + rng.normal(size=n)
+    exact = stats.permutation_test((y,), lambda v: stats.spearmanr(x, v)[0], permutation_type="pairings",
+                                   n_resamples=np.inf, alternative="two-sided").pvalue if n <= 8 else None
+    expected = exact if n <= 8 else stats.spearmanr(x, y)[1]
+    assert spearman_p(x, y) == pytest.approx(expected, rel=1e-12)
+    if n == 3:
+        assert spearman_p(x, x) == pytest.approx(1 / 3) and stats.spearmanr(x, x)[1] == 0
+
