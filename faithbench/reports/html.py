@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from faithbench.reports.markup import _e, table_html
+from faithbench.reports.markup import _e, disagreement_html, table_html
 from faithbench.reports.notes import failed_cells
 from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
                                        control_tested, format_number, leaderboard_tables, significance_note,
@@ -105,19 +105,6 @@ def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str, str], str]:
         out[(table.dataset, table.model, table.target_class)] = (
             f"<table><thead>{_leaderboard_head(table)}</thead><tbody>{''.join(rows)}</tbody>{foot}</table>")
     return out
-
-
-def _disagreement(agreement: pd.DataFrame) -> str:
-    """A line naming the metric pairs whose explainer rankings disagree (τ ≤ 0), or nothing (a review: the
-    report ranked one explainer first on deletion and another on insertion, τ = 0, with no word on it)."""
-    if agreement.empty or "tau" not in agreement.columns:
-        return ""
-    rows = agreement[pd.to_numeric(agreement["tau"], errors="coerce") <= 0]
-    pairs = [f"{r['metric_a']} and {r['metric_b']} on {r['dataset']} / {r['model']}"
-             + (f" / {r['class']}" if "class" in r else "") + f" (τ = {r['tau']:.2f})"
-             for r in rows.to_dict("records")]
-    return (f'<p class="note"><b>These metrics disagree</b> (τ ≤ 0: their rankings of the explainers are unrelated '
-            f'or reversed): {_e("; ".join(pairs))}. One\'s ranking says nothing of the other\'s.</p>') if pairs else ""
 
 
 def _suite_html(manifest: dict | None) -> tuple[str, str, str]:
@@ -336,7 +323,7 @@ def render_html(
         '<a href="overall_nemenyi.csv">overall_nemenyi.csv</a>)</p>', table_html(overall, "none"),
         "<h3>Agreement between metrics</h3>",
         '<p class="note">Kendall τ between the explainer rankings of two metrics (1: same order, −1: reversed; '
-        '<a href="agreement.csv">agreement.csv</a>)</p>', _disagreement(agreement),
+        '<a href="agreement.csv">agreement.csv</a>)</p>', disagreement_html(agreement),
         table_html(agreement, "fewer than two metrics"),
         "<details><summary>pairwise Wilcoxon signed-rank tests (Holm-adjusted; effect size: rank-biserial)"
         "</summary>", '<p class="note"><a href="pairwise.csv">pairwise.csv</a></p>',

@@ -8,8 +8,8 @@ import math
 
 import pandas as pd
 
-__all__ = ["LATEX_PREAMBLE", "column_decimals", "format_fixed", "format_number", "latex_breakable", "latex_escape",
-           "markdown_escape", "table_html"]
+__all__ = ["LATEX_PREAMBLE", "column_decimals", "disagreement_html", "format_fixed", "format_number",
+           "latex_breakable", "latex_escape", "markdown_escape", "table_html"]
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -158,3 +158,22 @@ def table_html(frame: pd.DataFrame, empty: str = "none", max_rows: int | None = 
     if max_rows is not None and len(frame) > max_rows:
         more = f'<p class="note">first {max_rows} of {len(frame)} rows; all in the CSV file</p>'
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+
+
+def disagreement_html(agreement: pd.DataFrame) -> str:
+    """A line naming the metric pairs whose explainer rankings disagree (τ ≤ 0), or nothing (a review: the
+    report ranked one explainer first on deletion and another on insertion, τ = 0, with no word on it)."""
+    if agreement.empty or "tau" not in agreement.columns:
+        return ""
+    rows = agreement[pd.to_numeric(agreement["tau"], errors="coerce") <= 0]
+    pairs = [f"{r['metric_a']} and {r['metric_b']} on {r['dataset']} / {r['model']}"  # a review: say each τ's p
+             + (f" / {r['class']}" if "class" in r else "") + f" (τ = {r['tau']:.2f}, p = {_p(r.get('p'))}, "
+             f"{r.get('n_explainers', '?')} explainers)" for r in rows.to_dict("records")]
+    return (f'<p class="note"><b>Rankings that do not agree</b> (Kendall τ ≤ 0: the two metrics order the '
+            f'explainers in unrelated or reversed ways): {_e("; ".join(pairs))}. Over few explainers a τ is weak '
+            'evidence: with p ≥ 0.05 the data show no agreement, not a proven disagreement.</p>') if pairs else ""
+
+
+def _p(value: object) -> str:
+    p = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    return "n/a" if pd.isna(p) else f"{p:.2g}" if p >= 0.001 else "< 0.001"

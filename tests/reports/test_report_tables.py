@@ -216,12 +216,16 @@ def test_an_explainer_worse_than_the_control_is_marked_in_every_format():
 def test_the_report_names_the_metrics_that_disagree():
     """A new user's review: deletion ranked Grad-CAM first and insertion saliency, τ = 0 in the agreement
     table, and the page had no line putting it together."""
-    from faithbench.reports.html import _disagreement
+    from faithbench.reports.markup import disagreement_html as _disagreement
 
     agreement = pd.DataFrame({"dataset": "cxr", "model": "cnn", "metric_a": ["deletion_auc", "deletion_auc"],
                               "metric_b": ["insertion_auc", "pointing_game"], "tau": [0.0, 0.6], "p": [1.0, 0.2],
                               "n_explainers": 4})
     line = _disagreement(agreement)
-    assert "deletion_auc and insertion_auc on cxr / cnn (τ = 0.00)" in line and "pointing_game" not in line
+    assert "deletion_auc and insertion_auc on cxr / cnn (τ = 0.00, p = 1, 4 explainers)" in line
+    assert "pointing_game" not in line
+    # helper 130: "says nothing of the other's" was false for a reversed ranking, and no τ had its p
+    assert "says nothing" not in line and "with p ≥ 0.05 the data show no agreement, not a proven disagreement" in line
     assert _disagreement(agreement.assign(tau=[0.2, float("nan")])) == ""
-    assert "/ nodule (τ = -0.33)" in _disagreement(agreement.assign(tau=[-1 / 3, 1.0], **{"class": "nodule"}))
+    assert "/ nodule (τ = -0.33, p = 1," in _disagreement(agreement.assign(tau=[-1 / 3, 1.0], **{"class": "nodule"}))
+    assert "(τ = -1.00, p &lt; 0.001," in _disagreement(agreement.assign(tau=[-1.0, 1.0], p=[1e-5, 0.2]))
