@@ -24,7 +24,8 @@ from torch import Tensor
 
 # The end of a skipped.csv reason that counts a (cell, metric)'s undefined values ("k of n " + this):
 # the metric ran; those samples have no row. Every other skipped.csv row is a skip.
-UNDEFINED_REASON = "samples undefined (NaN, e.g. an empty mask): no row"
+UNDEFINED_REASON = "samples undefined (NaN, e.g. an empty mask or an all-zero map): no row"
+UNDEFINED_REASONS = (UNDEFINED_REASON, "samples undefined (NaN, e.g. an empty mask): no row")  # and runs before it
 
 
 class Category(str, Enum):

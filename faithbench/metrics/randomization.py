@@ -31,6 +31,7 @@ _DEFAULTS: dict[str, Any] = {"similarity": "spearman_abs"}
 
 class RandomizationMetric(Metric):
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"similarity": SIMILARITIES}
+    version = "2"  # 2: NaN where a map compared is constant (1: 0 against a varying map, 1 for two: a review)
 
     def explain_fn(self, ctx: EvalContext):  # noqa: ANN201
         if ctx.explainer is None:

@@ -167,7 +167,7 @@ def disagreement_html(agreement: pd.DataFrame) -> str:
         return ""
     rows = agreement[pd.to_numeric(agreement["tau"], errors="coerce") <= 0]
     pairs = [f"{r['metric_a']} and {r['metric_b']} on {r['dataset']} / {r['model']}"  # a review: say each τ's p
-             + (f" / {r['class']}" if "class" in r else "") + f" (τ = {r['tau']:.2f}, p = {_p(r.get('p'))}, "
+             + (f" / {r['class']}" if "class" in r else "") + f" (τ = {r['tau']:.2f}, {_p(r.get('p'))}, "
              f"{r.get('n_explainers', '?')} explainers)" for r in rows.to_dict("records")]
     return (f'<p class="note"><b>Rankings that do not agree</b> (Kendall τ ≤ 0: the two metrics order the '
             f'explainers in unrelated or reversed ways): {_e("; ".join(pairs))}. Over few explainers a τ is weak '
@@ -176,4 +176,4 @@ def disagreement_html(agreement: pd.DataFrame) -> str:
 
 def _p(value: object) -> str:
     p = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
-    return "n/a" if pd.isna(p) else f"{p:.2g}" if p >= 0.001 else "< 0.001"
+    return "p n/a" if pd.isna(p) else f"p = {p:.2g}" if p >= 0.001 else "p < 0.001"

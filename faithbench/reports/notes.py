@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from faithbench.types import UNDEFINED_REASON
+from faithbench.types import UNDEFINED_REASONS
 
 __all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "DAGGER", "FAILED_NOTE", "control_phrase", "control_tested",
            "failed_cells", "significance_note", "split_skipped"]
@@ -70,9 +70,9 @@ def failed_cells(failures: pd.DataFrame | None, dataset: str | None = None, mode
 
 def split_skipped(skipped: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``skipped.csv`` as (skips: cells and metrics that did not run, the (cell, metric) pairs that
-    ran with undefined samples, :data:`~faithbench.types.UNDEFINED_REASON`)."""
+    ran with undefined samples, :data:`~faithbench.types.UNDEFINED_REASONS`)."""
     if skipped is None or skipped.empty or "reason" not in skipped.columns:
         empty = pd.DataFrame() if skipped is None else skipped
         return empty, empty.iloc[0:0]
-    partly = skipped["reason"].astype(str).str.endswith(UNDEFINED_REASON)
+    partly = skipped["reason"].astype(str).str.endswith(UNDEFINED_REASONS)
     return skipped[~partly], skipped[partly]

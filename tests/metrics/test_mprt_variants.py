@@ -111,3 +111,38 @@ def test_efficient_mprt_equals_quantus(tiny_cnn, make_ctx, monkeypatch):
     theirs = quantus.EfficientMPRT(complexity_func_kwargs={"n_bins": 20}, disable_warnings=True)(
         model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=None, explain_func=explain, device="cpu")
     assert np.allclose(ours, theirs, atol=1e-4)
+
+
+def test_a_constant_map_is_undefined_in_every_randomisation_check(tiny_cnn, make_ctx):
+    """Helper 131: an all-zero Grad-CAM (vit_tiny: 8 of 8 maps) scored 0, the best value, bold and starred,
+    on mprt_cascading and smooth_mprt, and 1 on random_logit; an all-zero re-explanation scored -1 on
+    efficient_mprt. Quantus refuses such maps; each pair with a constant side is now NaN."""
+    from faithbench.metrics import MPRTCascading, MPRTIndependent, RandomLogit
+    from faithbench.metrics.functional import similarity
+
+    a = torch.rand(3, 8, 8)
+    b = torch.stack([torch.rand(8, 8), torch.zeros(8, 8), torch.full((8, 8), -2.0)])
+    for name in ("spearman_abs", "ssim", "hog_pearson"):
+        value = similarity(a, b, name) if name != "hog_pearson" else similarity(a.repeat(1, 2, 2), b.repeat(1, 2, 2),
+                                                                                    name)
+        assert not torch.isnan(value[0]) and torch.isnan(value[1:]).all(), name
+        assert torch.isnan(similarity(b, a, name) if name != "hog_pearson" else
+                           similarity(b.repeat(1, 2, 2), a.repeat(1, 2, 2), name))[1:].all()
+    assert spearman_abs(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)).item() == 1  # repeatability keeps its convention
+
+    class Empty:  # an explainer whose maps are all zero, as a Grad-CAM whose ReLU removed everything
+        name = "empty"
+
+        def __call__(self, model, x, target):
+            return torch.zeros(x.shape[0], *x.shape[2:])
+
+    model, x = tiny_cnn(), torch.rand(2, 1, 8, 8)
+    target = torch.zeros(2, dtype=torch.long)
+    ctx = make_ctx(model, x, torch.zeros(2, 8, 8), target=target, explainer=Empty())
+    for metric in (MPRTCascading(), MPRTIndependent(), RandomLogit(), SmoothMPRT(nr_samples=2), EfficientMPRT()):
+        assert torch.isnan(metric(ctx)["value"]).all(), metric.name
+    sobel = explainers.get("sobel")()
+    ctx = make_ctx(model, x, torch.rand(2, 8, 8) + 0.1, target=target, explainer=Empty())  # varying, then empty
+    assert torch.isnan(EfficientMPRT()(ctx)["value"]).all() and torch.isnan(MPRTCascading()(ctx)["value"]).all()
+    ctx = make_ctx(model, x, sobel(model, x, target), target=target, explainer=sobel)
+    assert MPRTCascading()(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])  # a varying control still fails

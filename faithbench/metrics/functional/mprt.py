@@ -93,12 +93,13 @@ def efficient_mprt(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor
                    n_bins: int = 100, postprocess: str = "none", seed: int = 0) -> Tensor:
     """Efficient MPRT (Hedström et al. 2024): the relative rise of the explanation's complexity
     (histogram entropy, :func:`discrete_entropy`) from the model to its fully randomised copy,
-    (H(e_random) - H(e)) / H(e); NaN where H(e) = 0. Higher is better: 0 = the explanation did not
-    notice that the weights were destroyed."""
+    (H(e_random) - H(e)) / H(e); NaN where H(e) = 0 or H(e_random) = 0 (a constant map: an empty
+    re-explanation scored -1, the worst value, where the similarity checks give NaN; a review). Higher
+    is better: 0 = the explanation did not notice that the weights were destroyed."""
     randomized = explain(randomized_copy(model, x, seed), x, target).to(saliency.device)
     h0 = discrete_entropy(apply_postprocess(saliency, postprocess), n_bins).double()
     h1 = discrete_entropy(apply_postprocess(randomized, postprocess), n_bins).double()
-    return torch.where(h0 > 0, (h1 - h0) / h0, torch.full_like(h0, float("nan"))).float()
+    return torch.where((h0 > 0) & (h1 > 0), (h1 - h0) / h0, torch.full_like(h0, float("nan"))).float()
 
 
 SALT_SMOOTH = 31

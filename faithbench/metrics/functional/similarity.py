@@ -5,7 +5,8 @@ Every function maps two batches ``(B, *spatial)`` (2D or 3D) to ``(B,)``:
 - ``spearman_abs``: Spearman rank correlation of |a| and |b| over all pixels/voxels (ties get
   average ranks). A map that is constant has no ranking; by convention two constant maps are
   identical (1.0) and a constant map against a varying one shares no ranking (0.0), so a
-  constant map never silently drops out as NaN.
+  constant map never silently drops out as NaN (repeatability); :func:`similarity`, which the
+  randomisation checks call, gives NaN for such a pair instead.
 - ``ssim``: structural similarity (Wang et al. 2004) of the per-sample min-max normalised maps;
   Gaussian window sigma 1.5 truncated at 3.5 sigma (11 taps), K1 = 0.01, K2 = 0.03, data range
   1, population (not sample) covariances, mean over the positions where the window fits (as
@@ -172,10 +173,15 @@ def hog_pearson(a: Tensor, b: Tensor) -> Tensor:
 def similarity(a: Tensor, b: Tensor, name: Similarity = "spearman_abs") -> Tensor:
     """Dispatch to ``spearman_abs``, ``ssim`` or ``hog_pearson``: ``(B, *spatial)`` x 2 -> ``(B,)``;
     NaN for a pair with a NaN or Inf value (a re-explanation that failed: spearman_abs ranked it to about
-    0 and hog_pearson to 0, the best value of a randomisation check; a held-out review)."""
+    0 and hog_pearson to 0, the best value of a randomisation check; a held-out review), and for a pair
+    in which either map is constant (an all-zero Grad-CAM: nothing to compare, as Quantus refuses
+    such maps; a review found empty maps scored 0, the best value, bold and starred, under the
+    convention of :func:`spearman_abs`, which the randomisation checks no longer use)."""
     if name not in SIMILARITIES:
         raise ValueError(f"unknown similarity {name!r}; expected one of {', '.join(SIMILARITIES)}")
     finite = torch.isfinite(a).flatten(1).all(dim=1) & torch.isfinite(b).flatten(1).all(dim=1)
+    compared = (a.abs(), b.abs()) if name == "spearman_abs" else (a, b)
+    finite &= ~(_constant(compared[0]) | _constant(compared[1]))
     a, b = (torch.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0) for m in (a, b))
     value = {"spearman_abs": spearman_abs, "ssim": ssim, "hog_pearson": hog_pearson}[name](a, b)
     return torch.where(finite.to(value.device), value, torch.full_like(value, float("nan")))
