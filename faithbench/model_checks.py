@@ -63,7 +63,10 @@ def _meta_failure(model: nn.Module, channels: int, spatial: tuple[int, ...], num
         return (f"expected the network to return one logits tensor of shape (batch, {num_classes}), got {kind} "
                 f"(wrap it in a module whose forward returns the logits)")
     if tuple(out.shape) != (1, num_classes):
-        return f"expected logits of shape (batch, {num_classes}), got {tuple(out.shape)} for a batch of 1"
+        binary = (" (a single-logit binary head: have its forward return torch.cat([torch.zeros_like(z), z], 1), "
+                  "whose softmax is [1 - sigmoid(z), sigmoid(z)]; docs/models.md)"
+                  if tuple(out.shape) == (1, 1) and num_classes == 2 else "")
+        return f"expected logits of shape (batch, {num_classes}), got {tuple(out.shape)} for a batch of 1{binary}"
     return None
 
 

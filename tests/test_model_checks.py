@@ -97,6 +97,12 @@ def test_logits_of_the_wrong_shape_are_refused(nets, capsys):
     suite.write_text(suite.read_text().replace('recipe: default', 'recipe: default, params: {extra_outputs: 1}'))
     assert main(["validate", str(suite)]) == 2
     assert "expected logits of shape (batch, 2), got (1, 3) for a batch of 1" in capsys.readouterr().err
+    # helper 129: a single-logit binary head (BCEWithLogits) got no hint
+    suite.write_text(suite.read_text().replace('{extra_outputs: 1}', '{extra_outputs: -1}'))
+    assert main(["validate", str(suite)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "got (1, 1) for a batch of 1 (a single-logit binary head: have its forward return "
+        "torch.cat([torch.zeros_like(z), z], 1), whose softmax is [1 - sigmoid(z), sigmoid(z)]; docs/models.md)")
 
 
 def test_a_network_that_returns_a_tuple_is_refused(nets, capsys):

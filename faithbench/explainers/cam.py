@@ -57,8 +57,10 @@ class _RawCAMMixin:
     """Overrides pytorch-grad-cam's per-layer step to keep the raw CAM (no ReLU, no scaling)."""
 
     def compute_cam_per_layer(self, input_tensor, targets, eigen_smooth):  # type: ignore[no-untyped-def]
-        acts = [a.cpu().data.numpy() for a in self.activations_and_grads.activations]  # type: ignore[attr-defined]
-        grads = [g.cpu().data.numpy() for g in self.activations_and_grads.gradients]  # type: ignore[attr-defined]
+        # float32: numpy has no bfloat16 (a review: a bf16 network failed every CAM cell with a TypeError)
+        recorded = self.activations_and_grads  # type: ignore[attr-defined]
+        acts = [a.cpu().data.float().numpy() for a in recorded.activations]
+        grads = [g.cpu().data.float().numpy() for g in recorded.gradients]
         cams = []
         for i, layer in enumerate(self.target_layers):  # type: ignore[attr-defined]
             a = acts[i] if i < len(acts) else None

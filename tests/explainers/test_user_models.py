@@ -224,3 +224,29 @@ def test_a_cam_layer_before_an_in_place_residual_add(name):
     x, t = torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 1, 0])
     explainer = explainers.get(name)(target_layer="conv2", relu=False)
     assert torch.allclose(explainer(inplace, x, t), explainer(plain, x, t), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["gradcam", "hirescam", "eigencam", "scorecam"])
+def test_a_network_that_computes_in_bfloat16_is_explained_by_the_cams(name):
+    """Helper 129: a network run in bfloat16 (a wrapper casting its input, float32 logits out) failed every
+    CAM cell with torch's 'Got unsupported ScalarType BFloat16' (numpy has no bfloat16); the CAM is now
+    computed from float32 copies of the activations and gradients, close to the float32 network's."""
+    class InBf16(nn.Module):
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net.to(torch.bfloat16)
+
+        def forward(self, x):
+            return self.net(x.to(torch.bfloat16)).float()
+
+    torch.manual_seed(0)
+    net = Core().eval()
+    low = InBf16(Core().eval())
+    low.net.load_state_dict({k: v.to(torch.bfloat16) for k, v in net.state_dict().items()})
+    x, target = torch.rand(2, 1, 16, 16), torch.tensor([0, 1])
+    layer = {"target_layer": "conv2"}
+    s32 = explainers.get(name)(**layer)(net, x, target)
+    s16 = explainers.get(name)(target_layer="net.conv2")(low, x, target)
+    assert s16.dtype == torch.float32 and s16.shape == (2, 16, 16)
+    scale = s32.abs().amax()
+    assert (s16 - s32).abs().amax() <= 0.05 * scale  # bfloat16 keeps ~3 significant digits
