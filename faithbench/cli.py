@@ -126,7 +126,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     reused = (f" ({hit['saliency']} saliency and {hit['scores']} score batches read from the cache)"
               if hit.get("saliency") or hit.get("scores") else "")
     print(f"computed {c['checkpoints']} checkpoints, {c['saliency']} saliency batches, "
-          f"{c['scores']} score batches{reused}; {len(result.results)} result rows", file=sys.stderr)
+          f"{c['scores']} score batches{reused} on {result.device}; {len(result.results)} result rows", file=sys.stderr)
     if not result.skipped.empty:
         print(skipped_summary(result.skipped), file=sys.stderr)
     print(out.resolve())

@@ -234,7 +234,9 @@ def test_a_bad_sample_stops_the_run_and_keeps_what_was_computed(tmp_path, capsys
     assert code == 0
     assert main(["run", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "out2"), "--cache",
                  str(tmp_path / "cache"), "--quiet"]) == 0
-    assert "computed 0 checkpoints, 0 saliency batches, 0 score batches" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "computed 0 checkpoints, 0 saliency batches, 0 score batches" in err
+    assert " on cpu; " in err  # helper 129: `device: auto` fell back to the CPU without a word
 
 
 def test_an_empty_dataset_is_refused_before_training(tmp_path, capsys, faulty_datasets):

@@ -13,12 +13,15 @@ cleared of what a previous run left.
   :data:`STALE_TMP_SECONDS` anywhere in the cache (which concurrent runs share).
 - :func:`clear_owned`: removes the files a run writes (:data:`OWNED`), so a reused ``--out``
   keeps no table, plot or gallery of another suite. Other files in the folder are left alone.
+- :func:`versions`: the software the run's ``manifest.json`` names.
 """
 
 from __future__ import annotations
 
+import platform
 import tempfile
 import time
+from importlib import metadata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -108,4 +111,26 @@ def clear_owned(out_dir: Path, names: Iterable[str] = OWNED) -> list[Path]:
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def versions() -> dict[str, str]:
+    """Python and the distributions a run uses (those installed), with torch's build (``2.14.1+cu130``),
+    its CUDA and cuDNN versions and the first GPU's name where CUDA is available: what a paper states of
+    a GPU run (a review: ``torch 2.14.1`` alone, no CUDA, no GPU, no MONAI)."""
+    import torch
+
+    out = {"python": platform.python_version()}
+    for dist in ("faithbench", "torch", "torchvision", "timm", "captum", "grad-cam", "quantus", "numpy",
+                 "scipy", "pandas", "scikit-posthocs", "ray", "monai", "zennit", "scikit-image", "nibabel"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    out["torch_build"] = torch.__version__
+    if torch.version.cuda:
+        out["cuda"] = str(torch.version.cuda)
+        out["cudnn"] = str(torch.backends.cudnn.version())
+    if torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name(0)
+    return out
 

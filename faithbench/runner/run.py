@@ -15,11 +15,9 @@ theirs and the driver writes them.
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,7 +37,7 @@ from faithbench.runner.errors import InputDataError, UsageError
 from faithbench.runner.executors import EXECUTORS, RayOptions, run_groups
 from faithbench.runner.group import GroupOutput, build_splits, forget_datasets, needed_splits
 from faithbench.runner.lock import lock_output
-from faithbench.runner.output import clear_owned, prepare_output
+from faithbench.runner.output import clear_owned, prepare_output, versions
 from faithbench.runner.plan import plan
 from faithbench.runner.reliability import reliability_summary
 from faithbench.runner.settings import ReportSettings, RunSettings
@@ -62,6 +60,7 @@ class RunResult:
     failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILURE_COLUMNS))
     regions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REGION_COLUMNS))
     cached: dict[str, int] = field(default_factory=dict)  # saliency and score batches read from the cache
+    device: str = ""  # the device the run computed on (`auto` resolved: a review missed a silent CPU fallback)
 
     @property
     def status(self) -> str:
@@ -131,17 +130,6 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
 def default_out_dir(suite: Suite) -> Path:
     """``reports/<suite name>``, the name made safe so it cannot point outside ``reports/``."""
     return Path("reports") / safe_name(suite.name)  # never a path: no separators, no leading dot
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("faithbench", "torch", "torchvision", "timm", "captum", "grad-cam", "quantus", "numpy",
-                 "scipy", "pandas", "scikit-posthocs", "ray"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def git_hash() -> str | None:
@@ -287,7 +275,8 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
     except OSError as exc:  # a full disk, a quota, a read-only folder: exit 2 naming it (a review: a raw exit 1)
         raise UsageError(_write_failure(out_dir, exc, written=False)) from None
     return RunResult(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],
-                     tables["skipped"], tables["computed"], tables["failures"], tables["regions"], tables["cached"])
+                     tables["skipped"], tables["computed"], tables["failures"], tables["regions"], tables["cached"],
+                     settings.device)
 
 
 def _tables(outputs: list[GroupOutput], unavailable: dict[str, str]) -> dict[str, Any]:
