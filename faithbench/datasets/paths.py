@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any
 
 ENV_VAR = "FAITHBENCH_DATA"
 
@@ -91,11 +92,16 @@ def csv_image(folder: Path, given: str, csv_path: Path, line: int) -> Path:
 __all__ = ["ENV_VAR", "OFFLINE_VAR", "DataError", "csv_image", "data_root", "downloads_allowed", "resolve_path"]
 
 
-def csv_row_problem(row: dict[str, str | None], need: tuple[str, ...]) -> str | None:
-    """Why a labels-CSV row cannot be used, or None: a field of ``need`` missing or blank (a short
-    row reads as None); ``folder``'s and ``longitudinal_folder``'s readers share it. A held-out
-    review: a blank patient_id merged six rows of four patients into one patient '', a blank label
-    became a class '', a short row crashed with AttributeError."""
+def csv_row_problem(row: dict[Any, Any], need: tuple[str, ...]) -> str | None:
+    """Why a labels-CSV row cannot be used, or None: more fields than the header, a field of
+    ``need`` missing or blank (a short row reads as None); ``folder``'s and ``longitudinal_folder``'s
+    readers share it. A held-out review: a blank patient_id merged six rows of four patients into one
+    patient '', a blank label became a class '', a short row crashed with AttributeError."""
+    extra = row.get(None) or []  # csv.DictReader's place for the fields past the header (a review: the
+    if extra:  # label `pleural effusion, left`, unquoted, became a class 'pleural effusion' without a word)
+        named = len(row) - 1
+        return (f"{named + len(extra)} fields, more than the header's {named} (extra: "
+                f"{', '.join(repr(v) for v in extra)}); quote a value that holds a comma")
     empty = [name for name in need if not (row.get(name) or "").strip()]
     return f"empty {', '.join(empty)} (each row needs {', '.join(need)})" if empty else None
 
