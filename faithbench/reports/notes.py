@@ -19,8 +19,12 @@ CHANCE_LEVEL_NOTE = ("chance: the metric's chance level (its expected value for 
                      "value, pooled over the explainers where it depends on the map, as chexlocalize_iou's on "
                      "the size of each segmentation)")
 FAILED_NOTE = "Failed, no rows (failures.csv)"  # before the failed cells of a table, which it lacks
-_REST = ("bold: best of the column (by the means over the samples every explainer has); "
-         "↑ higher is better, ↓ lower is better; [95% bootstrap CI of the mean]; n: samples with a defined value")
+_REST = ("bold: best mean of the column (over the samples every explainer has), a description, not a test; rows in "
+         "order of their mean rank over the columns; ↑ higher is better, ↓ lower is better; [95% percentile "
+         "bootstrap CI of the mean: with fewer than about 15 samples it covers less than 95%, about 89% at n = 8 "
+         "and the range of the values at n = 3]; n: samples with a defined value; the controls ignore the model "
+         "(random: noise, sobel: the image's edges, center_prior: a centred Gaussian); localisation columns measure "
+         "agreement with the mask, not faithfulness to the model")
 
 
 def control_phrase(control: str = "random") -> str:
@@ -42,7 +46,8 @@ def significance_note(control: str = "random", tested: bool = True) -> str:
     if not tested:
         return f"no control explainer ({control}) in this suite: no * marks; " + _REST
     return (f"* better than {control_phrase(control)} (one-sided Wilcoxon signed-rank test, "
-            "Holm-adjusted p < 0.05), ° worse than it (the other side of that test); " + _REST)
+            "Holm-adjusted over the explainers of the cell, p < 0.05; no * is no evidence of no difference, and "
+            "another explainer in the suite can change it), ° worse than it (the other side of that test); " + _REST)
 
 
 def failed_cells(failures: pd.DataFrame | None, dataset: str | None = None, model: str | None = None) -> list[str]:

@@ -165,6 +165,12 @@ def test_without_a_control_test_the_legend_promises_no_star():
     tested = BOARD.assign(p_vs_random=[0.01, float("nan"), 0.5, 0.02])
     assert "no control explainer (random) in this suite: no \\* marks; bold" in leaderboard_markdown(untested)
     assert "\\* better than the random control" in leaderboard_markdown(tested)
+    # helper 130: a clinician read bold and * as "faithful", and the row order and the CI at small n unexplained
+    legend = leaderboard_markdown(tested)
+    for said in ("a description, not a test", "rows in order of their mean rank over the columns",
+                 "no \\* is no evidence of no difference", "about 89% at n = 8", "the controls ignore the model",
+                 "agreement with the mask, not faithfulness to the model"):
+        assert said in legend, said
     tex = leaderboard_latex(untested)
     assert "no control explainer in this suite: no $^{*}$ marks" in tex and "better than" not in tex
     empty = pd.DataFrame()
