@@ -335,17 +335,18 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
 
 
 def _with_predicted_classes(metrics: dict[str, Any], model: nn.Module, test: BaseDataset) -> dict[str, Any]:
-    """``metrics`` of a checkpoint cached before ``predicted_classes`` or ``f1_classes`` existed with them
-    added, and the macro F1 over the classes present (one pass over the test split; single-label data
-    only, as :func:`classification_metrics` gives them)."""
-    if "predicted_classes" in metrics and "f1_classes" in metrics:
+    """``metrics`` of a checkpoint cached before ``predicted_classes``, ``f1_classes`` or ``majority`` existed
+    with them added, and the macro F1 over the classes present (one pass over the test split; single-label
+    data only, as :func:`classification_metrics` gives them)."""
+    if "predicted_classes" in metrics and "f1_classes" in metrics and "majority" in metrics:
         return metrics
     x_test, y_test = test.tensors()
     if y_test.ndim != 1:
         return metrics
-    pred = predict_logits(model, x_test).argmax(-1)
+    pred, majority = predict_logits(model, x_test).argmax(-1), float(y_test.long().bincount().max() / len(y_test))
     f1, f1_classes = macro_f1(pred.numpy(), y_test.long().numpy())
-    return {**metrics, "predicted_classes": int(pred.unique().numel()), "f1": f1, "f1_classes": f1_classes}
+    return {**metrics, "predicted_classes": int(pred.unique().numel()), "f1": f1, "f1_classes": f1_classes,
+            "majority": majority}
 
 
 def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[BaseDataset, BaseDataset, BaseDataset],

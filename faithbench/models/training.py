@@ -323,10 +323,10 @@ def macro_f1(pred: np.ndarray, y: np.ndarray) -> tuple[float, int]:
 def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None, *,
                            ci: bool = True) -> dict[str, float]:
     """Accuracy, macro F1 (:func:`macro_f1`; ``f1_classes`` the classes it averages), AUC (binary; macro
-    one-vs-rest for more classes), its 95% bootstrap CI (``auc_ci_low, auc_ci_high``, :func:`auc_ci`), CE
-    loss and ``predicted_classes``, the number of distinct classes predicted (argmax): 1 for a model that
-    predicts one class for all. More than two ``classes``: each class's test samples, one-vs-rest AUC and CI
-    (``ovr_n_<name>``, ``ovr_auc_<name>``, ``ovr_auc_ci_low_<name>``, ``ovr_auc_ci_high_<name>``).
+    one-vs-rest for more classes), its 95% bootstrap CI (``auc_ci_low, auc_ci_high``, :func:`auc_ci`), CE loss,
+    ``predicted_classes`` (distinct argmax classes: 1 for a model that predicts one class for all), ``majority``
+    (the test share of the most frequent class). More than two ``classes``: each class's test samples, one-vs-rest
+    AUC and CI (``ovr_n_<name>``, ``ovr_auc_<name>``, ``ovr_auc_ci_low_<name>``, ``ovr_auc_ci_high_<name>``).
     Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns).
     ``ci=False`` skips the bootstrap (``auc_ci_low``/``auc_ci_high`` NaN), e.g. after each epoch."""
     if y.ndim == 2:
@@ -350,7 +350,7 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
         "auc_ci_low": low,
         "auc_ci_high": high,
         "loss": float(F.cross_entropy(logits, y)),
-        "predicted_classes": int(np.unique(pred).size),
+        "predicted_classes": int(np.unique(pred).size), "majority": float(np.bincount(yn).max() / len(yn)),
         **per_class,
     }
 

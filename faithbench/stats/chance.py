@@ -21,8 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["AT_CHANCE", "UNDEFINED_COLUMNS", "at_chance_message", "ci_text", "mark_models_at_chance",
-           "model_warnings", "models_at_chance", "single_class_message", "single_class_models", "undefined_counts"]
+__all__ = ["AT_CHANCE", "UNDEFINED_COLUMNS", "at_chance_message", "ci_text", "majority_messages",
+           "mark_models_at_chance", "model_warnings", "models_at_chance", "single_class_message",
+           "single_class_models", "undefined_counts"]
 
 AT_CHANCE = "model_at_chance"
 AT_CHANCE_COLUMNS = ["dataset", "model", "seeds", "cis", "auc_undefined"]
@@ -152,10 +153,31 @@ def single_class_message(row: object) -> str:
 
 def model_warnings(models: pd.DataFrame | None) -> list[str]:
     """Every warning about the checkpoints of ``models.csv``: at chance (:func:`at_chance_message`), then
-    predicting one class (:func:`single_class_message`)."""
+    predicting one class (:func:`single_class_message`), a class at chance (:func:`weak_class_messages`),
+    no better than the majority class (:func:`majority_messages`)."""
     return ([at_chance_message(r) for r in models_at_chance(models).itertuples(index=False)]
             + [single_class_message(r) for r in single_class_models(models).itertuples(index=False)]
-            + weak_class_messages(models))
+            + weak_class_messages(models) + majority_messages(models))
+
+
+def majority_messages(models: pd.DataFrame | None) -> list[str]:
+    """A warning per checkpoint whose test accuracy is at most ``majority``, the share of the test
+    split's most frequent class, though it predicts more than one class (one that predicts one class
+    has its own warning): its AUC can lie above chance while its decisions are no better than always
+    answering the majority class (a review: accuracy 0.480, AUC CI [0.668, 0.761], no warning; 10 of its
+    16 maps explained 'normal' on lesion images). Not a mark."""
+    if models is None or models.empty or not {"majority", "accuracy"} <= set(models.columns):
+        return []
+    accuracy, majority = _column(models, "accuracy"), _column(models, "majority")
+    several = _column(models, "predicted_classes") != 1 if "predicted_classes" in models.columns else True
+    out = []
+    for i in models.index[(accuracy <= majority) & several]:
+        seed = models.at[i, "seed"] if "seed" in models.columns else ""
+        out.append(f"model no better than the majority class: {models.at[i, 'dataset']} / {models.at[i, 'model']} "
+                   f"(seed {seed}) has a test accuracy of {accuracy[i]:.3f}, at most {majority[i]:.3f}, the share of "
+                   "the test split's most frequent class; under target: predicted many of its maps explain a class "
+                   "other than the label (strata.csv breaks the scores down by explained class)")
+    return out
 
 
 def weak_class_messages(models: pd.DataFrame | None, chance: float = 0.5) -> list[str]:

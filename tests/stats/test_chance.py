@@ -166,3 +166,30 @@ def test_a_multi_class_class_never_learned_or_absent_is_warned_of():
                            "AUC leaves it out")
     assert model_warnings(models)[-2:] == messages
     assert not any(k.startswith("ovr_") for k in classification_metrics(logits[:, :2], y % 2, ("a", "b")))
+
+
+def test_a_model_no_better_than_the_majority_class_is_warned_of():
+    """Helper 130: a shortcut model with accuracy 0.480 (AUC CI [0.668, 0.761], both classes predicted) had no
+    warning, and 10 of its 16 maps explained 'normal' on lesion images."""
+    from faithbench.models.training import classification_metrics
+    from faithbench.stats.chance import majority_messages
+
+    y = torch.tensor([0] * 13 + [1] * 12)  # majority 13/25 = 0.52
+    logits = torch.zeros(25, 2)  # ranks well (AUC 0.86), thresholds badly: 2 normals and 1 lesion called lesion
+    logits[:13, 1] = torch.tensor([*torch.linspace(-3, -2, 11).tolist(), 0.5, 0.6])
+    logits[13:, 1] = torch.tensor([*torch.linspace(-1.5, -0.5, 11).tolist(), 0.7])
+    metrics = classification_metrics(logits, y)
+    assert metrics["majority"] == pytest.approx(0.52) and metrics["predicted_classes"] == 2
+    assert metrics["accuracy"] <= 0.52 and metrics["auc"] > 0.5
+    models = pd.DataFrame([{"dataset": "shortcut", "model": "cnn", "seed": 0, **metrics},
+                           {"dataset": "plain", "model": "cnn", "seed": 0, "accuracy": 0.99, "majority": 0.5,
+                            "predicted_classes": 2},
+                           {"dataset": "one", "model": "cnn", "seed": 0, "accuracy": 0.5, "majority": 0.5,
+                            "predicted_classes": 1}])  # warned of as predicting one class, not twice
+    assert majority_messages(models) == [
+        f"model no better than the majority class: shortcut / cnn (seed 0) has a test accuracy of "
+        f"{metrics['accuracy']:.3f}, at most 0.520, the share of the test split's most frequent class; under target: "
+        "predicted many of its maps explain a class other than the label (strata.csv breaks the scores down by "
+        "explained class)"]
+    assert majority_messages(models)[0] in model_warnings(models)
+    assert majority_messages(models.drop(columns="majority")) == []  # cached before the column
