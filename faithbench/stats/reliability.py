@@ -212,8 +212,8 @@ def _reasons(row: pd.Series) -> list[str]:
     checks = ((nr, NR_MIN, "noise resilience", "minor", "its ranking or scores move under a minor perturbation"),
               (ar, AR_MIN, "adversary reactivity", "disruptive", "it barely reacts to a randomised model"))
     reasons = []
-    advice = ("the check re-scores the first min(reliability, batch_size) samples of each group: raise both, or use "
-              "subset: positive for a localisation metric")
+    advice = ("the check re-scores the first min(reliability, batch_size) samples of each group: raise both; a "
+              "localisation metric also needs samples with a lesion, subset: positive, where it is not set")
     if _too_few(row):
         ranked = int(float(row["n_ranked"]))
         if ranked == 0:  # a review: "it ranks nothing" was read as a statement about the leaderboard above
@@ -221,8 +221,10 @@ def _reasons(row: pd.Series) -> list[str]:
             return [f"no verdict: on its {'' if pd.isna(n) else f'{int(n)} '}re-scored samples it gave every explainer "
                     "the same value wherever it is defined, so none of them ranks the explainers (the leaderboard "
                     f"covers every sample; {advice})"]
-        reasons.append(f"too few samples for a verdict: {ranked} ranked the explainers (at least {MIN_RANKED} "
-                       f"needed; {advice})")
+        n = pd.to_numeric(row.get("n_samples"), errors="coerce")  # a review: the cause was ties, not the subset
+        of = "" if pd.isna(n) else f" of {int(n)}"
+        reasons.append(f"too few samples for a verdict: {ranked}{of} ranked the explainers, the others giving every "
+                       f"explainer the same value or none (at least {MIN_RANKED} needed; {advice})")
     for value, low, name, condition, meaning in checks:
         if np.isnan(value):
             reasons.append(f"{name} undefined: no sample ranked by it under both the original and the {condition} "

@@ -202,7 +202,7 @@ def test_an_older_reliability_pass_on_too_few_samples_is_no_pass(run, names):
     build_report(run)
     md = (run / "leaderboard.md").read_text()
     assert "| explainer | deletion\\_auc ↓ ‡ (n = 8) |" in md
-    assert "too few samples for a verdict: 3 ranked the explainers" in md
+    assert "too few samples for a verdict: 3 ranked the explainers" in md  # an older table: no n_samples
     # no verdict either way: not called a failure
     assert "‡ Failed the metric reliability check or had too few samples for its verdict (MetaQuantus" in md
     assert "| deletion\\_auc | 0.900 | 0.900 | 0.100 | no verdict |" in md

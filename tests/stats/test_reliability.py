@@ -45,9 +45,11 @@ def test_no_verdict_on_too_few_ranked_samples():
         assert row["nr"] == pytest.approx(1.0) and row["ar"] == pytest.approx(1.0)  # as the 6-sample metric
         assert row["n_ranked"] == 5 and not bool(row["passed"])
         assert reliability_footnote(table, pd.DataFrame({"metric": ["m"]})).endswith(
-            "m: too few samples for a verdict: 5 ranked the explainers (at least 6 needed; the check re-scores the "
-            "first min(reliability, batch_size) samples of each group: raise both, or use subset: positive for a "
-            "localisation metric).")
+            f"m: too few samples for a verdict: 5 of {row['n_samples']} ranked the explainers, the others giving "
+            "every explainer the same value or none (at least 6 needed; the check re-scores the first "
+            "min(reliability, batch_size) "
+            "samples of each group: raise both; a localisation metric also needs samples with a lesion, subset: "
+            "positive, where it is not set).")
 
 
 def test_fragile_metric_fails():
@@ -155,7 +157,8 @@ def test_a_metric_constant_over_explainers_has_no_reliability_and_no_verdict():
     assert note.endswith("zero: no verdict: on its 4 re-scored samples it gave every explainer the same value "
                          "wherever it is defined, so none of them ranks the explainers (the leaderboard covers every "
                          "sample; the check re-scores the first min(reliability, batch_size) samples of each group: "
-                         "raise both, or use subset: positive for a localisation metric).")
+                         "raise both; a localisation metric also needs samples with a lesion, subset: positive, "
+                         "where it is not set).")
     from faithbench.stats.reliability import verdicts
 
     assert verdicts(table).tolist() == ["no verdict"]
