@@ -123,7 +123,7 @@ def _suite_html(manifest: dict | None) -> tuple[str, str, str]:
         ("seeds", _e(", ".join(str(s) for s in manifest.get("seeds", suite.get("seeds", []))))),
         ("samples per dataset", _e(manifest.get("samples_per_dataset", suite.get("samples", "–")))),
         ("cells", _e(manifest.get("cells", "–"))),
-        ("target", _e(suite.get("target", "–"))),
+        ("target", _e(suite.get("target", "–"))), ("subset", _e(suite.get("subset", "–"))),  # a review: only in JSON
         ("datasets", labels("datasets")), ("models", labels("models")),
         ("explainers", labels("explainers")), ("metrics", labels("metrics")),
         ("git", _e(manifest.get("git") or "–")), ("device", _e(manifest.get("device", "–"))),

@@ -132,7 +132,8 @@ def _agreement(frame: pd.DataFrame, blocks: list[str]) -> pd.Series:
     agreement = agreement_table(board[["dataset", "model", "metric", "explainer", "rank"]])
     both = pd.concat([agreement.rename(columns={"metric_a": "metric"}),
                       agreement.rename(columns={"metric_b": "metric"})], ignore_index=True)
-    return both.groupby(["dataset", "model", "metric"], observed=True)["tau"].mean()
+    tau = both.groupby(["dataset", "model", "metric"], observed=True)["tau"].mean()
+    return tau.mask(tau.abs() <= 1e-12, 0.0)  # a mean of -1, 1/3, 1/3, 1/3 is 0, not 2.78e-17 (a review)
 
 
 def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:

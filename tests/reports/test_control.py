@@ -54,3 +54,8 @@ def test_the_legend_names_the_control(tmp_path, names):
         assert f"better than {phrase}" in md and f"better than {phrase}" in page
         assert tex.count(f"better than {phrase}") == 2  # the comment and the caption
         assert other not in md + tex + page
+        assert "<dt>control</dt><dd>" + control + "</dd>" in page
+        assert "<dt>subset</dt><dd>–</dd>" in page  # a review: `subset: positive` was only in the collapsed JSON
+    (run / "manifest.json").write_text(json.dumps({"control": "random", "suite": {"subset": "positive"}}))
+    build_report(run, formats=("html",))
+    assert "<dt>subset</dt><dd>positive</dd>" in (run / "index.html").read_text()
