@@ -237,8 +237,11 @@ def plot_cd_diagrams(results: pd.DataFrame, friedman: pd.DataFrame, nemenyi: pd.
         p_of = {frozenset((r.explainer_a, r.explainer_b)): float(r.p) for r in pairs.itertuples(index=False)}
         cliques = cd_cliques(ranks, p_of, alpha)
         subtitle = ""
-        if info is not None:
-            subtitle = f"\nFriedman p = {float(info['p']):.2g}, {int(info['n_blocks'])} samples, k = {int(info['k'])}"
+        if info is not None:  # a review: a reader took the groups of a non-significant test as findings
+            p = float(info["p"])
+            subtitle = (f"\nmean rank per sample; Friedman p = {p:.2g}, {int(info['n_blocks'])} samples, "
+                        f"k = {int(info['k'])}" + (f"\nnot significant (p ≥ {alpha:g}): the test finds no difference"
+                                                  if not p < alpha else ""))
         title = f"{' / '.join(_labels(key))}{_arrow(frame)}{subtitle}"
         written += plot_cd_diagram(ranks, cd, cliques, title, _stem(out_dir, "cd", *_labels(key)))
     return written

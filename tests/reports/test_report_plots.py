@@ -167,3 +167,24 @@ def test_distribution_panels_follow_the_leaderboard_order():
                                        "faithfulness"]})
     assert metric_order(frame) == ["abpc", "deletion_auc", "pointing_game", "max_sensitivity", "sparseness", "mine"]
     assert metric_order(frame.drop(columns="category")) == sorted(frame["metric"])
+
+
+def test_a_cd_diagram_says_when_its_friedman_test_is_not_significant(tmp_path, monkeypatch):
+    """Helper 130: the diagrams drew groups under a Friedman p of 0.16 and 0.41, and a reader placed random 2nd
+    from a diagram whose table put it last (the diagram ranks per sample, the table means)."""
+    import faithbench.reports.plots as plots
+
+    titles = []
+    monkeypatch.setattr(plots, "plot_cd_diagram", lambda ranks, cd, cliques, title, stem: titles.append(title) or [])
+    rng = np.random.default_rng(0)
+    rows = [{"dataset": "d", "model": "m", "metric": metric, "explainer": e, "seed": 0, "sample_id": f"s{i}",
+             "value": float(rng.normal()), "higher_is_better": True, "chance": np.nan, "label": 1, "target": 1}
+            for metric in ("a", "b") for e in ("x", "y", "z") for i in range(8)]
+    friedman = pd.DataFrame({"dataset": "d", "model": "m", "metric": ["a", "b"], "p": [0.16, 0.01], "cd": 1.2,
+                             "n_blocks": 8, "k": 3})
+    plots.plot_cd_diagrams(pd.DataFrame(rows), friedman, pd.DataFrame(columns=["dataset", "model", "metric",
+                                                                             "explainer_a", "explainer_b", "p"]),
+                           tmp_path)
+    assert titles[0].endswith("mean rank per sample; Friedman p = 0.16, 8 samples, k = 3\nnot significant "
+                              "(p ≥ 0.05): the test finds no difference")
+    assert titles[1].endswith("Friedman p = 0.01, 8 samples, k = 3")
