@@ -15,11 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from faithbench.reports.markup import _e, disagreement_html, table_html
-from faithbench.reports.notes import failed_cells
+from faithbench.reports.notes import DISTRIBUTION_NOTE, failed_cells, mixed_classes_note
 from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
                                        control_tested, format_number, leaderboard_tables, significance_note,
                                        split_skipped)
-from faithbench.stats.chance import ci_text, weak_class_messages
+from faithbench.stats.chance import ci_text, majority_messages, weak_class_messages
 
 __all__ = ["render_html"]
 
@@ -278,7 +278,7 @@ def render_html(
                      "class whatever the image; read its rows with caution: " + "; ".join(
                          f"{_e(r.dataset)} / {_e(r.model)} (seed {_e(r.seeds)}; test accuracy {_e(r.accuracy)})"
                          for r in single_class.itertuples(index=False)) + ".</p>")
-    parts += [f'<p class="warn">{_e(message)}.</p>' for message in weak_class_messages(models)]  # multi-class
+    parts += [f'<p class="warn">{_e(m)}.</p>' for m in weak_class_messages(models) + majority_messages(models)]
     if failed := failed_cells(failures):  # a held-out review: a failed explainer left no trace above the tables
         parts.append('<p class="warn">failed cells, missing from these tables (no rows; see <a href="#skipped">'
                      "Failures</a>): " + _e("; ".join(failed)) + ".</p>")
@@ -287,6 +287,7 @@ def render_html(
     parts += [f'<p class="note">{_e(significance_note(control, control_tested(board)) + chance_level)}. '
               'Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
               + (f" (also {', '.join(also)})" if also else "") + ".</p>"]
+    samples = pd.read_csv(root / "samples.csv") if (root / "samples.csv").is_file() else None  # explained classes
     if not boards:
         parts.append('<p class="empty">no results</p>')
     for (dataset, model, target_class), table in boards.items():
@@ -294,13 +295,15 @@ def render_html(
         heading = " / ".join([dataset, model] + ([target_class] if target_class else []))
         if (dataset, model) in chance_pairs:
             heading += f" {DAGGER} (model at chance)"
-        parts.append(f"<h3>{_e(heading)}</h3>{table}")
+        mixed = "" if target_class else mixed_classes_note(samples, dataset, model)
+        parts.append(f"<h3>{_e(heading)}</h3>{table}" + (f'<p class="warn">{_e(mixed)}</p>' if mixed else ""))
         in_block = (board["dataset"].astype(str) == dataset) & (board["model"].astype(str) == model)
         if target_class:  # multi-label: plots per explained class
             stem += f"_{safe_name(target_class)}"
             in_block &= board["class"].fillna("").astype(str) == target_class
         parts.append(_figures(named(f"curves_{stem}"), root, used))
-        parts.append(_figures(named(f"distributions_{stem}"), root, used))
+        distributions = _figures(named(f"distributions_{stem}"), root, used)
+        parts.append(distributions + (f'<p class="note">{_e(DISTRIBUTION_NOTE)}</p>' if distributions else ""))
         metrics = sorted(board.loc[in_block, "metric"].astype(str).unique())
         cds = [p for m in metrics for p in named(f"cd_{stem}_{safe_name(m)}")]
         if cds:

@@ -7,8 +7,8 @@ import pandas as pd
 
 from faithbench.types import UNDEFINED_REASONS
 
-__all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "DAGGER", "FAILED_NOTE", "control_phrase", "control_tested",
-           "failed_cells", "significance_note", "split_skipped"]
+__all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "DAGGER", "DISTRIBUTION_NOTE", "FAILED_NOTE", "control_phrase",
+           "control_tested", "failed_cells", "mixed_classes_note", "significance_note", "split_skipped"]
 
 CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5 (or the AUC is "
                "undefined), so its saliency "
@@ -18,6 +18,10 @@ CHANCE_LEVEL_NOTE = ("chance: the metric's chance level (its expected value for 
                      "the mask's share of the image for the pointing game; mean over the samples with a defined "
                      "value, pooled over the explainers where it depends on the map, as chexlocalize_iou's on "
                      "the size of each segmentation)")
+DISTRIBUTION_NOTE = ("Box plots: each sample's value, its seeds averaged, as in the leaderboard. Bars of a 0/1 metric: "
+                     "k/n counts maps, one per seed and sample, and their 95% Wilson interval takes the maps as "
+                     "independent, so with several seeds it is narrower than the leaderboard's interval, which "
+                     "counts samples")
 FAILED_NOTE = "Failed, no rows (failures.csv)"  # before the failed cells of a table, which it lacks
 _REST = ("bold: best mean of the column (over the samples every explainer has), a description, not a test; rows in "
          "order of their mean rank over the columns; ↑ higher is better, ↓ lower is better; [95% percentile "
@@ -81,3 +85,21 @@ def split_skipped(skipped: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFr
         return empty, empty.iloc[0:0]
     partly = skipped["reason"].astype(str).str.endswith(UNDEFINED_REASONS)
     return skipped[~partly], skipped[partly]
+
+
+def mixed_classes_note(samples: pd.DataFrame | None, dataset: str, model: str) -> str:
+    """"k of n maps explain a class other than their sample's label ..." for a (dataset, model) of
+    single-label ``samples.csv`` rows (one per explained sample and seed), or "" when every map explains
+    its label. A held-out review: 10 of a shortcut model's 16 maps explained 'normal' on lesion images,
+    and pooling them reversed the leaderboard's verdict of the lesion maps alone (``strata.csv``)."""
+    if samples is None or samples.empty or not {"dataset", "model", "target", "label"} <= set(samples.columns):
+        return ""
+    rows = samples[(samples["dataset"].astype(str) == dataset) & (samples["model"].astype(str) == model)]
+    target, label = (pd.to_numeric(rows[c], errors="coerce") for c in ("target", "label"))
+    other = int((target != label)[target.notna() & label.notna()].sum())
+    if not other:
+        return ""
+    return (f"{other} of {len(rows)} maps (samples x seeds) explain a class other than their sample's label (the "
+            "model's prediction under target: predicted): each cell mixes the classes; strata.csv's explained "
+            "class breaks the scores down")
+

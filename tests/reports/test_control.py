@@ -59,3 +59,19 @@ def test_the_legend_names_the_control(tmp_path, names):
     (run / "manifest.json").write_text(json.dumps({"control": "random", "suite": {"subset": "positive"}}))
     build_report(run, formats=("html",))
     assert "<dt>subset</dt><dd>positive</dd>" in (run / "index.html").read_text()
+
+
+def test_a_table_whose_maps_explain_other_classes_says_so(tmp_path, names):
+    """Helper 130: 10 of a shortcut model's 16 maps explained 'normal' on lesion images, and the pooled
+    leaderboard reversed the verdict of the lesion maps alone, with no word at the table."""
+    from faithbench.reports.notes import mixed_classes_note
+
+    results = _results(np.random.default_rng(0))
+    results.loc[results["sample_id"].isin(["s0", "s1", "s2"]), "target"] = 0  # explained: another class
+    page = (_run(tmp_path / "mixed", results, "random", names["complete"], formats=("html",)) / "index.html").read_text()
+    note = "3 of 20 maps (samples x seeds) explain a class other than their sample&#x27;s label"
+    assert note in page and page.index(note) > page.index("<h3>d / m</h3>")
+    plain = (_run(tmp_path / "plain", _results(np.random.default_rng(0)), "random", names["complete"],
+                  formats=("html",)) / "index.html").read_text()
+    assert "explain a class other than" not in plain
+    assert mixed_classes_note(None, "d", "m") == "" and mixed_classes_note(pd.DataFrame(), "d", "m") == ""
