@@ -68,7 +68,8 @@ def test_a_table_whose_maps_explain_other_classes_says_so(tmp_path, names):
 
     results = _results(np.random.default_rng(0))
     results.loc[results["sample_id"].isin(["s0", "s1", "s2"]), "target"] = 0  # explained: another class
-    page = (_run(tmp_path / "mixed", results, "random", names["complete"], formats=("html",)) / "index.html").read_text()
+    run = _run(tmp_path / "mixed", results, "random", names["complete"], formats=("html",))
+    page = (run / "index.html").read_text()
     note = "3 of 20 maps (samples x seeds) explain a class other than their sample&#x27;s label"
     assert note in page and page.index(note) > page.index("<h3>d / m</h3>")
     plain = (_run(tmp_path / "plain", _results(np.random.default_rng(0)), "random", names["complete"],
