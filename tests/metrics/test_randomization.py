@@ -25,6 +25,33 @@ def test_blocks_cnn_forward_order(tiny_cnn):
     assert [n for n, _ in parameter_blocks(nn.ModuleDict({"body": seq}))] == ["body.0", "body.2", "body.4"]
 
 
+def test_a_model_of_fewer_than_4_blocks_is_cascaded_a_level_deeper():
+    """Helper 131: a wrapper (timm ResNet-18 as `backbone`, a `head`) gave 2 blocks and torchvision's ViT 3, one
+    of them all its encoder layers; the largest block is split until there are 4, every parameter kept."""
+    import torchvision
+
+    class Wrapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = timm.create_model("resnet18", num_classes=0, in_chans=1)
+            self.head = nn.Linear(512, 2)
+
+        def forward(self, x):
+            return self.head(self.backbone(x))
+
+    wrapped = Wrapped()
+    names = [n for n, _ in parameter_blocks(wrapped, torch.rand(1, 1, 32, 32))]
+    assert names == ["backbone.conv1", "backbone.bn1", *[f"backbone.layer{i}.{j}" for i in range(1, 5) for j in (0, 1)],
+                     "head"]
+    vit = torchvision.models.VisionTransformer(image_size=16, patch_size=8, num_layers=2, num_heads=2, hidden_dim=8,
+                                               mlp_dim=16, num_classes=2)
+    blocks = parameter_blocks(vit, torch.rand(1, 3, 16, 16))
+    assert [n for n, _ in blocks] == ["conv_proj+class_token", "encoder.layers.encoder_layer_0",
+                                      "encoder.layers.encoder_layer_1", "encoder.ln", "heads.head"]
+    assert any(p is vit.encoder.pos_embedding for p in blocks[1][1])  # the encoder's own: its first block
+    assert sorted(id(p) for _, ps in blocks for p in ps) == sorted(id(p) for p in vit.parameters())
+
+
 def test_blocks_vit_cover_every_parameter():
     vit = timm.models.vision_transformer.VisionTransformer(img_size=16, patch_size=8, in_chans=1, num_classes=3,
                                                           embed_dim=16, depth=2, num_heads=2)

@@ -15,7 +15,10 @@ sample), with a top-level ``nn.Sequential``/``nn.ModuleList`` expanded into its 
 timm ViT gives ``patch_embed``, ``blocks.0`` .. ``blocks.11``, ``norm``, ``head``, and a torchvision
 ResNet ``conv1``, ``bn1``, ``layer1.0`` .. ``layer4.1``, ``fc``). Parameters registered on the model
 itself (a ViT's ``cls_token``, ``pos_embed``) join the first, input-side block. Children never
-called in the forward pass are left out (randomising them would change nothing).
+called in the forward pass are left out (randomising them would change nothing). While there are
+fewer than :data:`MIN_BLOCKS` (4) blocks, the one with the most parameters is split the same way
+into its children, its own parameters joining the first (a wrapper of a backbone and a head gave 2
+blocks, torchvision's ``vit_b_16`` 3, one of them all 12 encoder layers: a held-out review).
 
 Re-initialisation
 -----------------
@@ -51,16 +54,34 @@ def _has_params(module: nn.Module) -> bool:
     return any(True for _ in module.parameters())
 
 
+MIN_BLOCKS = 4
+
+
+def _units(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    """The parameterised children of ``module``, an ``nn.Sequential``/``nn.ModuleList`` child expanded
+    into its own children, named ``prefix + name``."""
+    units: list[tuple[str, nn.Module]] = []
+    for name, child in module.named_children():
+        if isinstance(child, (nn.Sequential, nn.ModuleList)):
+            units += [(f"{prefix}{name}.{sub}", grand) for sub, grand in child.named_children() if _has_params(grand)]
+        elif _has_params(child):
+            units.append((f"{prefix}{name}", child))
+    return units
+
+
 def parameter_blocks(model: nn.Module, x: Tensor | None = None) -> list[Block]:
     """The model's parameterised blocks, input to output, as ``(name, parameters)`` (see the
     module docstring). With ``x``, order and membership come from a traced forward pass of
     ``x[:1]``; without, registration order."""
-    units: list[tuple[str, nn.Module]] = []
-    for name, child in model.named_children():
-        if isinstance(child, (nn.Sequential, nn.ModuleList)):
-            units += [(f"{name}.{sub}", grand) for sub, grand in child.named_children() if _has_params(grand)]
-        elif _has_params(child):
-            units.append((name, child))
+    units, extra = _units(model, ""), {}
+    while len(units) < MIN_BLOCKS:  # a wrapper (backbone + head), torchvision's ViT (one `encoder`): a level deeper
+        deeper = [(i, name, m) for i, (name, m) in enumerate(units) if _units(m, "")]
+        if not deeper:
+            break
+        i, name, module = max(deeper, key=lambda t: sum(p.numel() for p in t[2].parameters()))
+        inner = _units(module, f"{name}.")
+        extra[inner[0][0]] = list(module.parameters(recurse=False)) + extra.pop(name, [])  # its own: the first's
+        units[i:i + 1] = inner
     if x is not None and units:
         called: list[str] = []
         handles = [module.register_forward_pre_hook(
@@ -77,7 +98,7 @@ def parameter_blocks(model: nn.Module, x: Tensor | None = None) -> list[Block]:
                 h.remove()
         by_name = dict(units)
         units = [(name, by_name[name]) for name in called]
-    blocks: list[Block] = [(name, list(module.parameters())) for name, module in units]
+    blocks: list[Block] = [(name, extra.get(name, []) + list(module.parameters())) for name, module in units]
     own = list(model.parameters(recurse=False))
     if own:
         if blocks:
