@@ -216,13 +216,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, Path]
 
 
 def resolve_suite_path(suite: str | Path, relative_to: Path | None = None) -> Path:
-    """A YAML file, or the name of a built-in suite (``faithbench/suites/<name>.yaml``).
-
-    A *file* wins: ``suite``, then ``<suite>.yaml`` and ``<suite>.yml`` (so a copy of a built-in
-    you edit, ``quick.yaml``, wins over the built-in ``quick``), relative to ``relative_to`` first
-    (for ``include:``), then to the working directory; only then is ``suite`` looked up among the
-    built-ins. A directory is never a suite, so an output folder ``quick/`` does not shadow ``quick``.
-    """
+    """A YAML file, or the name of a built-in suite (``faithbench/suites/<name>.yaml``). A *file* wins:
+    ``suite``, then ``<suite>.yaml`` and ``<suite>.yml`` (so a copy of a built-in you edit, ``quick.yaml``,
+    wins over the built-in ``quick``), relative to ``relative_to`` first (for ``include:``), then to the
+    working directory; only then is ``suite`` looked up among the built-ins. A directory is never a suite,
+    so an output folder ``quick/`` does not shadow ``quick``."""
     candidate = Path(suite).expanduser()
     names = [candidate.name] + ([] if candidate.suffix in (".yaml", ".yml") else
                                 [candidate.name + ext for ext in (".yaml", ".yml")])
@@ -233,12 +231,16 @@ def resolve_suite_path(suite: str | Path, relative_to: Path | None = None) -> Pa
     builtin = BUILTIN_DIR / f"{suite}.yaml"
     if builtin.is_file():
         return builtin
-    builtins = ", ".join(builtin_suites()) or "(none)"
-    if candidate.is_dir():
-        raise SuiteError(f"{suite}: a directory, not a suite file, and not a built-in suite (built-ins: {builtins})")
+    known = builtin_suites()
+    builtins = ", ".join(known) or "(none)"
+    if not str(suite).strip() or candidate.is_dir():  # a review: '' read as the working directory
+        what = f"{suite}: a directory" if str(suite).strip() else "'': an empty name"
+        raise SuiteError(f"{what}, not a suite file, and not a built-in suite (built-ins: {builtins})")
     where = " and ".join(dict.fromkeys(os.path.abspath(folder / candidate.parent) for folder in folders))
-    raise SuiteError(f"{suite}: no such suite file, and not a built-in suite (looked for {' / '.join(names)} "
-                     f"in {where}; built-ins: {builtins})")
+    plain = candidate.suffix in (".yaml", ".yml") and candidate.stem in known and str(candidate.parent) == "."
+    raise SuiteError(f"{suite}: no such suite file, and not a built-in suite (looked for {' / '.join(names)} in "
+                     f"{where}{f'; the built-in is {candidate.stem!r}, without the suffix' if plain else ''}; "
+                     f"built-ins: {builtins})")
 
 
 def builtin_suites() -> list[str]:

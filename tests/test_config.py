@@ -58,6 +58,9 @@ def test_valid_suite_and_defaults(tmp_path):
     (BASE.replace("epochs: 1", "epoch: 1"), r"models\[0\].recipe.epoch: unknown key 'epoch'; did you mean 'epochs'"),
     (BASE.replace("recipe:", "reciepe:"), r"models\[0\].reciepe: unknown key 'reciepe'; did you mean 'recipe'\?$"),
     (BASE.replace("name: resnet18", "name: resnet81"), r"models\[0\]: unknown model 'resnet81'; did you mean"),
+    # a fuzzing review: a bare unknown name was told it lacked a weights source
+    (BASE.replace("[{name: resnet18, recipe: {epochs: 1}}]", "[smal_cnn]"),
+     r"suite.yaml: models\[0\]: unknown model 'smal_cnn'; did you mean 'small_cnn'"),
     (BASE.replace("name: t\n", ""), r"suite.yaml: name: required key is missing"),
     ("name: [unclosed\n", r"suite.yaml: line \d+, column \d+: malformed YAML: expected"),
     ("- just\n- a list\n", r"expected a mapping of suite keys"),
@@ -75,9 +78,15 @@ def test_include_merges_and_overrides(tmp_path):
     assert suite.name == "child" and suite.seeds == [0, 1] and suite.explainers[0].name == "gradcam"
 
 
-def test_missing_suite_file():
+def test_missing_suite_file(tmp_path):
     with pytest.raises(SuiteError, match="no such suite file, and not a built-in suite"):
         load_suite("does/not/exist.yaml")
+    # a CLI review: '' read as the working directory; include: quick.yaml had no hint to drop the suffix
+    with pytest.raises(SuiteError, match=r"^'': an empty name, not a suite file, and not a built-in suite"):
+        load_suite("")
+    with pytest.raises(SuiteError, match=r"include: quick.yaml: no such suite file, .*; the built-in is 'quick', "
+                                         r"without the suffix; built-ins: "):
+        load_suite(write(tmp_path, "include: quick.yaml\nname: mine\n"))
 
 
 def test_yaml_is_loaded_safely(tmp_path):

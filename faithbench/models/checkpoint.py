@@ -1,9 +1,7 @@
-"""Checkpoints: an architecture plus weights from a training recipe or from a file.
-
-A recipe checkpoint is trained once and cached as safetensors under a key that hashes the
-architecture, its parameters, the training data spec, the recipe and the seed. A weights file
-is read without executing pickled code: safetensors, or a torch file with ``weights_only=True``.
-"""
+"""Checkpoints: an architecture plus weights from a training recipe or from a file. A recipe checkpoint
+is trained once and cached as safetensors under a key that hashes the architecture, its parameters, the
+training data spec, the recipe and the seed. A weights file is read without executing pickled code:
+safetensors, or a torch file with ``weights_only=True``."""
 
 from __future__ import annotations
 
@@ -18,6 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from torch import Tensor, nn
 
+from faithbench import registry
 from faithbench.configurable import Bool
 from faithbench.datasets.base import BaseDataset, check_train_classes
 from faithbench.models.architectures import count_parameters
@@ -92,6 +91,8 @@ class ModelSpec(BaseModel):
         if self.pretrained and self.weights is not None:
             raise ValueError(f"model {self.name!r}: give either 'pretrained: true' or 'weights', not both")
         if self.recipe is None and self.weights is None and not self.uses_pretrained:
+            if ":" not in self.name and self.name not in registry.models.names():  # a review: models: [abc]
+                raise ValueError(registry.models.unknown_message(self.name))
             raise ValueError(f"model {self.name!r}: no weights source; give 'recipe' (trained here; 'recipe: "
                              f"default' for the default recipe), 'weights' (a file) or 'pretrained: true'")
         if self.replace_head and self.weights is not None:  # a review: the two errors sent users in a circle
