@@ -52,7 +52,8 @@ def _mismatch_hint(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) 
         stripped = {k[len(prefix):] for k in found if k.startswith(prefix)}
         if stripped and not set(expected) & set(found) and stripped >= set(expected):
             return (f" (every name carries the prefix {prefix!r}, as DataParallel's 'module.' or Lightning's "
-                    f"'model.': save the wrapped network's state dict, e.g. model.module.state_dict())")
+                    f"'model.': save the wrapped network's state dict (DataParallel: model.module.state_dict(); "
+                    f"Lightning: lit_module.model.state_dict()), or strip the prefix from the names)")
     for k, shape in expected.items():
         have = found.get(k)
         if isinstance(have, tuple) and len(shape) in (4, 5) and len(have) == len(shape) and have != shape \

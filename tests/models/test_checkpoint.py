@@ -65,7 +65,7 @@ def test_recipe_checkpoint_cached_by_hash(tmp_path):
     assert first.key == again.key != other.key
     assert first.metrics == again.metrics
     assert set(first.metrics) == {"accuracy", "f1", "f1_classes", "auc", "auc_ci_low", "auc_ci_high", "loss",
-                                  "predicted_classes"}
+                                  "majority", "predicted_classes"}
     assert first.metrics["auc_ci_low"] <= first.metrics["auc"] <= first.metrics["auc_ci_high"]
     x = test.tensors()[0][:4]
     assert torch.equal(first.model(x), again.model(x))
@@ -266,6 +266,10 @@ def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
     cache.put_json("checkpoints", first.key, {**meta, "metrics": stale})
     fixed = load_checkpoint(spec, train, val, test, seed=0, cache=cache).metrics
     assert fixed["f1"] == first.metrics["f1"] and fixed["f1_classes"] == first.metrics["f1_classes"]
+    # ... and before majority (helper 130): filled in on its next load
+    older = {k: v for k, v in fixed.items() if k != "majority"}
+    cache.put_json("checkpoints", first.key, {**meta, "metrics": older})
+    assert load_checkpoint(spec, train, val, test, seed=0, cache=cache).metrics["majority"] == first.metrics["majority"]
 
 
 def test_macro_f1_averages_the_classes_present_as_scikit_learn():
