@@ -32,9 +32,10 @@ class ClassSensitivity(RandomizationMetric):
         value = mean over B in others(A) of  sim(|s_A|, |s_B|),
 
     where ``others: positive`` (default) is the other classes present in the sample (images where
-    both A and B are positive, whose masks differ) and ``others: all`` every other class. The row
-    has no value (NaN, no row) when the sample has no such B. Lower is better: the map depends on
-    the class; a class-blind map (``sobel``) scores 1. ``sim`` is ``spearman_abs`` by default
+    both A and B are positive, whose masks differ) and ``others: all`` every other class. The mean
+    is over the B whose comparison is defined (a constant map of B, an empty Grad-CAM, is left out);
+    the row has no value (NaN, no row) when the sample has no such B, or its own map is constant.
+    Lower is better: the map depends on the class; a class-blind map (``sobel``) scores 1. ``sim`` is ``spearman_abs`` by default
     (Spearman ρ of |saliency|; also ``ssim``, ``hog_pearson``); postprocess ``abs``.
 
     Cost: one re-explanation per other class, of the rows that pair with it. ``others: positive``
@@ -77,7 +78,8 @@ class ClassSensitivity(RandomizationMetric):
             target = torch.full((len(rows),), other, dtype=torch.long, device=ctx.target.device)
             other_map = explain(ctx.model, ctx.x[rows], target)
             sim = self.similar(saliency[rows], other_map).double().cpu()
-            total[rows.cpu()] += sim
-            count[rows.cpu()] += 1
+            defined = torch.isfinite(sim)  # a constant map of that class (an empty Grad-CAM): not compared
+            total[rows.cpu()[defined]] += sim[defined]
+            count[rows.cpu()[defined]] += 1
         value = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
         return {"value": value.float().to(ctx.x.device)}

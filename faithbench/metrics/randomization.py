@@ -72,7 +72,8 @@ class MPRTCascading(RandomizationMetric):
 @metrics.register("mprt_independent")
 class MPRTIndependent(RandomizationMetric):
     """Independent model-parameter randomisation (Adebayo et al. 2018): re-initialise one block at
-    a time, the rest intact, re-explain, compare. value = mean similarity over the K blocks;
+    a time, the rest intact, re-explain, compare. value = mean similarity over the K blocks (those
+    whose comparison is defined);
     ``curve`` = similarity per block from the output toward the input, ``fractions`` = k / K,
     k = 1..K. Lower is better. Defaults: ``similarity: spearman_abs``, postprocess ``abs``."""
 
@@ -84,8 +85,8 @@ class MPRTIndependent(RandomizationMetric):
         curve, _ = independent_randomization_curve(
             ctx.model, ctx.x, ctx.target, saliency, self.explain_fn(ctx), similarity=self.similarity,
             postprocess=self.postprocess, seed=ctx.seed)
-        k = curve.shape[1]
-        return {"value": curve.mean(dim=1), "curve": curve,
+        k = curve.shape[1]  # the blocks whose re-explanation is constant (NaN) are left out of the mean
+        return {"value": curve.nanmean(dim=1), "curve": curve,
                 "fractions": torch.arange(1, k + 1, dtype=torch.float32) / k}
 
 

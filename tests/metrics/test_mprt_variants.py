@@ -146,3 +146,19 @@ def test_a_constant_map_is_undefined_in_every_randomisation_check(tiny_cnn, make
     assert torch.isnan(EfficientMPRT()(ctx)["value"]).all() and torch.isnan(MPRTCascading()(ctx)["value"]).all()
     ctx = make_ctx(model, x, sobel(model, x, target), target=target, explainer=sobel)
     assert MPRTCascading()(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])  # a varying control still fails
+
+
+def test_mprt_independent_averages_the_blocks_whose_comparison_is_defined(tiny_cnn, make_ctx, monkeypatch):
+    """A block whose randomisation leaves a constant map is undefined: the mean is over the other blocks
+    (all undefined: NaN), as class_sensitivity's over the other classes."""
+    import faithbench.metrics.randomization as randomization
+    from faithbench.metrics import MPRTIndependent
+
+    nan = float("nan")
+    curve = torch.tensor([[0.2, nan, 0.4], [nan, nan, nan]])
+    monkeypatch.setattr(randomization, "independent_randomization_curve", lambda *a, **k: (curve, ["a", "b", "c"]))
+    model, x = tiny_cnn(), torch.rand(2, 1, 8, 8)
+    sobel = explainers.get("sobel")()
+    ctx = make_ctx(model, x, torch.rand(2, 8, 8), target=torch.zeros(2, dtype=torch.long), explainer=sobel)
+    value = MPRTIndependent()(ctx)["value"]
+    assert value[0].item() == pytest.approx(0.3) and math.isnan(value[1])

@@ -103,6 +103,20 @@ def test_class_sensitivity_over_all_other_classes():
     assert value.tolist() == pytest.approx([(_rho(2, 0) + _rho(2, 1)) / 2], abs=1e-6)
 
 
+def test_a_constant_map_of_another_class_is_left_out_of_the_mean():
+    """A class whose map is constant (an empty Grad-CAM) has no ranking to compare: the mean is over the
+    other classes (one such class made the whole row NaN, and before version 2 it counted as 0, the best)."""
+    class EmptyForOne(PerClass):
+        def __call__(self, model, x, target):
+            maps = super().__call__(model, x, target)
+            maps[target == 1] = 0.0
+            return maps
+
+    value = ClassSensitivity(others="all")(_ctx(EmptyForOne(), [2, 1], None))["value"]
+    assert value[0].item() == pytest.approx(_rho(2, 0), abs=1e-6)  # class 1 left out of row 0's mean
+    assert math.isnan(value[1])  # its own map is constant: nothing to compare
+
+
 def test_class_blind_map_scores_one():
     ctx = _ctx(ClassBlind(), [0, 1], [[1, 1, 0], [1, 1, 1]])
     assert ClassSensitivity()(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])

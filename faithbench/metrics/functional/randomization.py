@@ -184,10 +184,11 @@ def mprt_cascading(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor
 
 def mprt_independent(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor, explain: Explain, *,
                      similarity: Similarity = "spearman_abs", postprocess: str = "abs", seed: int = 0) -> Tensor:
-    """Mean similarity over the independently randomised blocks, per sample ``(B,)``; lower is better."""
+    """Mean similarity over the independently randomised blocks, per sample ``(B,)``, over the blocks whose
+    comparison is defined (a constant re-explanation is NaN there); lower is better."""
     curve, _ = independent_randomization_curve(model, x, target, saliency, explain, similarity=similarity,
                                                postprocess=postprocess, seed=seed)
-    return curve.mean(dim=1)
+    return curve.nanmean(dim=1)
 
 
 def random_other_class(target: Tensor, num_classes: int, generator: torch.Generator | None = None) -> Tensor:
