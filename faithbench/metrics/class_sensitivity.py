@@ -35,8 +35,9 @@ class ClassSensitivity(RandomizationMetric):
     both A and B are positive, whose masks differ) and ``others: all`` every other class. The mean
     is over the B whose comparison is defined (a constant map of B, an empty Grad-CAM, is left out);
     the row has no value (NaN, no row) when the sample has no such B, or its own map is constant.
-    Lower is better: the map depends on the class; a class-blind map (``sobel``) scores 1. ``sim`` is ``spearman_abs`` by default
-    (Spearman ρ of |saliency|; also ``ssim``, ``hog_pearson``); postprocess ``abs``.
+    Lower is better: the map depends on the class; a class-blind map (``sobel``) scores 1. ``sim`` is
+    ``spearman_abs`` by default (Spearman ρ of |saliency|; also ``ssim``, ``hog_pearson``); postprocess
+    ``abs``.
 
     Cost: one re-explanation per other class, of the rows that pair with it. ``others: positive``
     needs a multi-label batch (``ctx.labels``: refused on a single-label dataset by ``faithbench
