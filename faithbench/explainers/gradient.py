@@ -57,6 +57,9 @@ def _unsupported_modules(model: nn.Module, supported: tuple[type, ...]) -> list[
 
 
 _MAX_POOLS = (nn.MaxPool2d, nn.MaxPool3d)
+# activations inside a leaf of one's own that guided backpropagation would leave unguided (not a gate's sigmoid)
+GUIDED_OPS = frozenset({"Relu", "Threshold", "Gelu", "Silu", "Hardswish", "Hardsigmoid", "Elu", "LeakyRelu",
+                        "Softplus", "Mish", "Prelu", "Sigmoid", "Tanh"})
 
 
 @explainers.register("saliency")
@@ -265,7 +268,7 @@ def _relu_reason(name: str, model: nn.Module, x: Tensor) -> str | None:
     trace = trace_leaves(model, x)
     if trace is not None and (relus := [op for op in trace.nonlinear() if op in ("Relu", "Threshold")]):
         return f"{name} guides nn.ReLU modules only; the forward also applies {', '.join(relus)} functionally"
-    if trace is not None and (foreign := foreign_nonlinear_leaves(model, x, (nn.ReLU,))):
+    if trace is not None and (foreign := foreign_nonlinear_leaves(model, x, (nn.ReLU,), GUIDED_OPS)):
         return f"{name} guides nn.ReLU modules only; {', '.join(foreign)} would pass plain gradients"
     return None
 

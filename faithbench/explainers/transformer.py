@@ -160,7 +160,12 @@ def patch_pixels(grid_map: Tensor, model: nn.Module, spatial: tuple[int, ...], *
 
 def patch_cover(model: nn.Module, grid: tuple[int, ...], spatial: tuple[int, ...]) -> tuple[int, ...]:
     """The (height, width) of the pixels a ViT's ``grid`` of patches covers from the top left of an
-    input of ``spatial`` size, or ``spatial`` where that is not the floor of a plain patchify."""
+    input of ``spatial`` size, or ``spatial`` where that is not the floor of a plain patchify: also
+    where the model's input transform resizes the image first, so the network sees every pixel (a
+    review: 232-px images resized to 224 got the grid on their top-left 224 pixels, 0 elsewhere)."""
+    size = getattr(getattr(getattr(model, "input_transform", None), "config", None), "size", None)
+    if size is not None and tuple(size) != tuple(spatial):
+        return tuple(spatial)
     patch = getattr(getattr(model, "patch_embed", None), "patch_size", None) or (0, 0)
     patch = (patch, patch) if isinstance(patch, int) else tuple(patch)  # a plugin's embedding may store an int
     covered = tuple(g * p for g, p in zip(grid, patch))

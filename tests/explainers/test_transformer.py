@@ -230,6 +230,24 @@ def test_a_vits_cam_covers_the_pixels_its_patches_cover(name):
         torch.testing.assert_close(s[:, :24, :24], expected, rtol=1e-5, atol=1e-7)
 
 
+def test_a_vit_behind_a_resizing_input_transform_covers_every_pixel():
+    """A diff review: 36-px images resized to the network's 32 px (preprocess) got the 4 x 4 grid of 8-px
+    patches on their top-left 32 pixels and 0 elsewhere, though the network saw every pixel."""
+    import timm
+
+    from faithbench.models.preprocess import InputConfig, attach_input_transform
+
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, embed_dim=48,
+                              depth=2, num_heads=2, num_classes=2, in_chans=1).eval()
+    model.arch_family = "vit"
+    attach_input_transform(model, InputConfig(in_chans=1, size=(32, 32), mean=(0.5,), std=(0.5,)))
+    x = torch.rand(2, 1, 36, 36, generator=torch.Generator().manual_seed(1))
+    for name in ("gradcam", "attention"):
+        s = explainers.get(name)()(model, x, torch.tensor([0, 1]))
+        assert s.shape == (2, 36, 36) and (s[:, 32:, :].abs().sum() > 0 or s[:, :, 32:].abs().sum() > 0), name
+
+
 def test_a_distilled_deit_reads_both_tokens_and_attention_pooling_is_skipped():
     """A held-out review: a DeiT's head averages its class and distillation tokens, but only the class
     token's row was read; attention pooling passed the support check, then failed the cell."""
