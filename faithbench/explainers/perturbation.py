@@ -55,14 +55,17 @@ class OcclusionExplainer(Explainer):
     bounds: ClassVar[dict[str, Bound]] = {"window": AT_LEAST_ONE, "stride": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE}
 
     def check_input(self, shape: tuple[int, ...]) -> str | None:
-        """The stride at most the window (as clamped to each side; captum asserts it), and at least two
-        window positions (with one, the map is constant on the window)."""
+        """The stride at most the window (as clamped to each side) along each axis the window does not
+        span (captum asserts it there), and at least two window positions (with one, the map is
+        constant on the window). A review: volumes 3 slices deep with the default window 8, stride 4
+        run (the window spans the depth) and must validate."""
         spatial, sizes = shape[1:], " x ".join(map(str, shape[1:]))
         window = [min(self.window, s) for s in spatial]
-        if self.stride > min(window):
+        short = [w for w, s in zip(window, spatial) if w < s]
+        if short and self.stride > min(short):
             return (f"{self.name}: parameter 'stride' = {self.stride} is larger than the window "
                     f"({' x '.join(map(str, window))} on the {sizes} input), which captum refuses; set stride <= "
-                    f"{min(window)}")
+                    f"{min(short)}")
         if math.prod(math.ceil((s - w) / self.stride) + 1 for s, w in zip(spatial, window)) < 2:  # captum's count
             return (f"{self.name}: parameter 'window' = {self.window} covers the whole {sizes} input: one "
                     f"occlusion, so every map would be constant; set window below {max(spatial)}")

@@ -135,3 +135,15 @@ def test_rise_seed_changes_masks_not_global_rng():
     assert torch.equal(torch.get_rng_state(), state)
     with pytest.raises(ValueError, match="'score' expects one of softmax, sigmoid, logit"):
         explainers.get("rise")(n_masks=4, score="prob")(model, x, t)
+
+
+def test_occlusion_check_input_follows_captum_on_axes_the_window_spans():
+    """A diff review: volumes 3 slices deep with the default window 8 and stride 4 were refused by validate,
+    though captum runs them (its stride check exempts an axis the window spans)."""
+    from faithbench.registry import explainers
+
+    occlusion = explainers.get("occlusion")()
+    assert occlusion.check_input((1, 32, 32, 3)) is None and occlusion.check_input((3, 64, 3)) is None
+    assert "parameter 'stride' = 64 is larger than the window" in explainers.get("occlusion")(stride=64).check_input(
+        (1, 32, 32, 3))
+    assert "covers the whole 3 x 3 input" in occlusion.check_input((1, 3, 3))
