@@ -51,6 +51,26 @@ def test_a_model_of_fewer_than_4_blocks_is_cascaded_a_level_deeper():
     assert any(p is vit.encoder.pos_embedding for p in blocks[1][1])  # the encoder's own: its first block
     assert sorted(id(p) for _, ps in blocks for p in ps) == sorted(id(p) for p in vit.parameters())
 
+    class Backbone(nn.Module):  # a diff review: its own `scale` joined `aux`, never called, and was lost
+        def __init__(self) -> None:
+            super().__init__()
+            self.aux = nn.Linear(8, 8)
+            self.scale = nn.Parameter(torch.full((1, 8, 1, 1), 2.0))
+            self.c1, self.c2, self.c3 = (nn.Conv2d(1, 8, 3, padding=1) if i == 0 else nn.Conv2d(8, 8, 3, padding=1)
+                                         for i in range(3))
+
+        def forward(self, x):
+            return self.c3(torch.relu(self.c2(torch.relu(self.c1(x))))) * self.scale
+
+    net = nn.Sequential()  # registration order: backbone, head; the backbone is split
+    net.add_module("backbone", Backbone())
+    net.add_module("pool", nn.AdaptiveAvgPool2d(1))
+    net.add_module("flat", nn.Flatten())
+    net.add_module("head", nn.Linear(8, 2))
+    blocks = parameter_blocks(net, torch.rand(1, 1, 8, 8))
+    assert [n for n, _ in blocks] == ["backbone.c1", "backbone.c2", "backbone.c3", "head"]
+    assert any(p is net.backbone.scale for p in blocks[0][1])  # with the first child called
+
 
 def test_blocks_vit_cover_every_parameter():
     vit = timm.models.vision_transformer.VisionTransformer(img_size=16, patch_size=8, in_chans=1, num_classes=3,

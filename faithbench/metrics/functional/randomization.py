@@ -79,9 +79,8 @@ def parameter_blocks(model: nn.Module, x: Tensor | None = None) -> list[Block]:
         if not deeper:
             break
         i, name, module = max(deeper, key=lambda t: sum(p.numel() for p in t[2].parameters()))
-        inner = _units(module, f"{name}.")
-        extra[inner[0][0]] = list(module.parameters(recurse=False)) + extra.pop(name, [])  # its own: the first's
-        units[i:i + 1] = inner
+        extra[name] = list(module.parameters(recurse=False))  # its own: the first of its children called (below)
+        units[i:i + 1] = _units(module, f"{name}.")
     if x is not None and units:
         called: list[str] = []
         handles = [module.register_forward_pre_hook(
@@ -98,7 +97,12 @@ def parameter_blocks(model: nn.Module, x: Tensor | None = None) -> list[Block]:
                 h.remove()
         by_name = dict(units)
         units = [(name, by_name[name]) for name in called]
-    blocks: list[Block] = [(name, extra.get(name, []) + list(module.parameters())) for name, module in units]
+    blocks: list[Block] = [(name, list(module.parameters())) for name, module in units]
+    for prefix, params in extra.items():  # a split module's own parameters (torchvision ViT's pos_embedding):
+        # with its first child called, else the first block (a diff review: an uncalled first child lost them)
+        at = next((k for k, (name, _) in enumerate(blocks) if name.startswith(prefix + ".")), 0)
+        if blocks and params:
+            blocks[at] = (blocks[at][0], params + blocks[at][1])
     own = list(model.parameters(recurse=False))
     if own:
         if blocks:
