@@ -28,6 +28,14 @@ class _RawFullGrad(FullGrad):
     def aggregate_multi_layers(self, cam_per_target_layer):  # type: ignore[no-untyped-def]
         return np.sum(cam_per_target_layer, axis=1)
 
+    def get_bias_data(self, layer):  # type: ignore[no-untyped-def]
+        return super().get_bias_data(layer).float()  # numpy has no bfloat16 (a review), as the other CAMs
+
+    def compute_cam_per_layer(self, input_tensor, target_category, eigen_smooth):  # type: ignore[no-untyped-def]
+        recorded = self.activations_and_grads
+        recorded.gradients = [g.float() for g in recorded.gradients]
+        return super().compute_cam_per_layer(input_tensor, target_category, eigen_smooth)
+
 
 def _has_bias_2d(module: nn.Module) -> bool:
     return type(module) in (nn.Conv2d, nn.BatchNorm2d) and getattr(module, "bias", None) is not None

@@ -90,6 +90,9 @@ def spearman_p(x: np.ndarray, y: np.ndarray) -> float:
     :data:`EXACT_UP_TO` samples the share of the n! orderings of ``y`` whose |ρ| is at least the
     observed one (ties enter as average ranks, as in ρ itself), above it scipy's t approximation."""
     n = len(x)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if n < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()) or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")  # no ranking to correlate (a review: 0.0 was returned)
     if n > EXACT_UP_TO:
         return float(stats.spearmanr(x, y)[1])
     rx, ry = stats.rankdata(x), stats.rankdata(y)

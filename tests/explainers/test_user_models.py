@@ -226,7 +226,7 @@ def test_a_cam_layer_before_an_in_place_residual_add(name):
     assert torch.allclose(explainer(inplace, x, t), explainer(plain, x, t), atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["gradcam", "hirescam", "eigencam", "scorecam"])
+@pytest.mark.parametrize("name", ["gradcam", "hirescam", "eigencam", "scorecam", "fullgrad"])
 def test_a_network_that_computes_in_bfloat16_is_explained_by_the_cams(name):
     """Helper 129: a network run in bfloat16 (a wrapper casting its input, float32 logits out) failed every
     CAM cell with torch's 'Got unsupported ScalarType BFloat16' (numpy has no bfloat16); the CAM is now
@@ -244,9 +244,9 @@ def test_a_network_that_computes_in_bfloat16_is_explained_by_the_cams(name):
     low = InBf16(Core().eval())
     low.net.load_state_dict({k: v.to(torch.bfloat16) for k, v in net.state_dict().items()})
     x, target = torch.rand(2, 1, 16, 16), torch.tensor([0, 1])
-    layer = {"target_layer": "conv2"}
+    layer = {} if name == "fullgrad" else {"target_layer": "conv2"}  # fullgrad: every biased layer (helper 134)
     s32 = explainers.get(name)(**layer)(net, x, target)
-    s16 = explainers.get(name)(target_layer="net.conv2")(low, x, target)
+    s16 = explainers.get(name)(**{k: f"net.{v}" for k, v in layer.items()})(low, x, target)
     assert s16.dtype == torch.float32 and s16.shape == (2, 16, 16)
     scale = s32.abs().amax()
     assert (s16 - s32).abs().amax() <= 0.05 * scale  # bfloat16 keeps ~3 significant digits

@@ -85,4 +85,6 @@ def test_spearman_p_is_exact_up_to_8_samples(n):
     assert spearman_p(x, y) == pytest.approx(expected, rel=1e-12)
     if n == 3:
         assert spearman_p(x, x) == pytest.approx(1 / 3) and stats.spearmanr(x, x)[1] == 0
+        # no ranking to correlate: NaN, not 0 (helper 134)
+        assert all(np.isnan(spearman_p(a, b)) for a, b in ((x[:1], y[:1]), (np.ones(3), y), (x, np.r_[y[:2], np.nan])))
 
