@@ -97,10 +97,12 @@ def csv_row_problem(row: dict[Any, Any], need: tuple[str, ...]) -> str | None:
     ``need`` missing or blank (a short row reads as None); ``folder``'s and ``longitudinal_folder``'s
     readers share it. A held-out review: a blank patient_id merged six rows of four patients into one
     patient '', a blank label became a class '', a short row crashed with AttributeError."""
-    extra = row.get(None) or []  # csv.DictReader's place for the fields past the header (a review: the
-    if extra:  # label `pleural effusion, left`, unquoted, became a class 'pleural effusion' without a word)
+    # csv.DictReader's place for the fields past the header, blank ones (a trailing comma) aside; a review:
+    # the label `pleural effusion, left`, unquoted, became a class 'pleural effusion' without a word
+    extra = [v for v in row.get(None) or [] if v.strip()]
+    if extra:
         named = len(row) - 1
-        return (f"{named + len(extra)} fields, more than the header's {named} (extra: "
+        return (f"{named + len(row[None])} fields, more than the header's {named} (extra: "
                 f"{', '.join(repr(v) for v in extra)}); quote a value that holds a comma")
     empty = [name for name in need if not (row.get(name) or "").strip()]
     return f"empty {', '.join(empty)} (each row needs {', '.join(need)})" if empty else None

@@ -203,6 +203,7 @@ def test_folder_bad_input(tmp_path):
                          ("p1,2020-02-01,p1_v0.png,pleural effusion, left",
                           "line 3: 5 fields, more than the header's 4 (extra: ' left'); quote a value that holds a "
                           "comma"),
+                         ("p1,2020-02-01,p1_v0.png,", "line 3: empty label"),  # a trailing comma: a blank field
                          ("p0,2020-03-01,p0_v0.png,well", "line 3: the image of line 2 again (p0_v0.png)"),
                          ("p0,2020-03-01,./p0_v0.png,well", "line 3: the image of line 2 again"),  # a diff review:
                          ("p5,2020-03-01,p0_v0.png,well", "line 3: the image of line 2 again")):  # text, not files

@@ -73,18 +73,30 @@ def test_a_sample_without_a_drop_is_left_out_and_columns_are_checked():
 @pytest.mark.parametrize("n", [3, 4, 6, 8, 9, 12])
 def test_spearman_p_is_exact_up_to_8_samples(n):
     """Helper 130: scipy's t approximation gave p = 0 for ρ = 1 on 3 samples (exact: 1/3) and 0.0070
-    for an exact 0.0131 at 8; the exact p equals scipy's exhaustive permutation test, ties included."""
+    for an exact 0.0131 at 8. The exact p is the share of the n! orderings with at least the observed |ρ|
+    (brute force with scipy's ρ below, ties included); on untied data that is scipy's exhaustive
+    permutation test, whose two-sided p (twice the smaller one-sided p) can differ with ties (a diff review)."""
+    import itertools
+
     from faithbench.stats.reliance import spearman_p
 
     rng = np.random.default_rng(n)
-    x = np.round(rng.normal(size=n), 1 if n == 6 else 3)  # n = 6: ties
+    x = np.round(rng.normal(size=n), 0 if n == 6 else 3)  # n = 6: ties
     y = x + rng.normal(size=n)
-    exact = stats.permutation_test((y,), lambda v: stats.spearmanr(x, v)[0], permutation_type="pairings",
-                                   n_resamples=np.inf, alternative="two-sided").pvalue if n <= 8 else None
-    expected = exact if n <= 8 else stats.spearmanr(x, y)[1]
+    if n <= 6:
+        observed = abs(stats.spearmanr(x, y)[0])
+        rhos = [abs(stats.spearmanr(x, y[list(order)])[0]) for order in itertools.permutations(range(n))]
+        expected = float(np.mean(np.array(rhos) >= observed - 1e-12))
+        assert n != 6 or len(set(x)) < n  # the ties are there
+    elif n == 8:
+        expected = stats.permutation_test((y,), lambda v: stats.spearmanr(x, v)[0], permutation_type="pairings",
+                                          n_resamples=np.inf, alternative="two-sided").pvalue
+    else:
+        expected = stats.spearmanr(x, y)[1]
     assert spearman_p(x, y) == pytest.approx(expected, rel=1e-12)
     if n == 3:
         assert spearman_p(x, x) == pytest.approx(1 / 3) and stats.spearmanr(x, x)[1] == 0
         # no ranking to correlate: NaN, not 0 (helper 134)
-        assert all(np.isnan(spearman_p(a, b)) for a, b in ((x[:1], y[:1]), (np.ones(3), y), (x, np.r_[y[:2], np.nan])))
+        degenerate = ((x[:1], y[:1]), (np.ones(3), y), (x, np.r_[y[:2], np.nan]))
+        assert all(np.isnan(spearman_p(a, b)) for a, b in degenerate)
 
