@@ -343,8 +343,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"faithbench: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt as exc:
-        term = isinstance(exc, Terminated) or _SIGTERM.is_set()
+    except KeyboardInterrupt:
+        term = _SIGTERM.is_set()  # set by the handler, whatever a library made of its Terminated
         resumes = "; finished cells are cached and a rerun resumes" if args.command == "run" else ""  # not validate's
         print(f"faithbench: {'terminated (SIGTERM)' if term else 'interrupted'}{resumes}", file=sys.stderr)
         return 143 if term else 130

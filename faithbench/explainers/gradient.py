@@ -227,7 +227,7 @@ class DeepLiftExplainer(Explainer):
                           "DeepLIFT has no rule (its rules sit on activation modules)")
             elif reused := trace.reused((*_ACTIVATIONS, *_MAX_POOLS), model):
                 reason = f"deeplift (captum) needs each activation module called once per forward; {', '.join(reused)}"
-            elif foreign := foreign_nonlinear_leaves(model, x):
+            elif foreign := foreign_nonlinear_leaves(model, x, trace):
                 reason = (f"deeplift (captum) has rules for torch.nn's own activation modules only; "
                           f"{', '.join(foreign)} would pass plain gradients")
         return reason
@@ -268,7 +268,7 @@ def _relu_reason(name: str, model: nn.Module, x: Tensor) -> str | None:
     trace = trace_leaves(model, x)
     if trace is not None and (relus := [op for op in trace.nonlinear() if op in ("Relu", "Threshold")]):
         return f"{name} guides nn.ReLU modules only; the forward also applies {', '.join(relus)} functionally"
-    if trace is not None and (foreign := foreign_nonlinear_leaves(model, x, (nn.ReLU,), GUIDED_OPS)):
+    if trace is not None and (foreign := foreign_nonlinear_leaves(model, x, trace, (nn.ReLU,), GUIDED_OPS)):
         return f"{name} guides nn.ReLU modules only; {', '.join(foreign)} would pass plain gradients"
     return None
 

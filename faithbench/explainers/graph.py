@@ -169,30 +169,27 @@ def trace_leaves(model: nn.Module, x: Tensor, *, through: tuple[type, ...] = ())
     return trace
 
 
-def foreign_nonlinear_leaves(model: nn.Module, x: Tensor, handled: tuple[type, ...] = (),
+def foreign_nonlinear_leaves(model: nn.Module, x: Tensor, base: LeafTrace, handled: tuple[type, ...] = (),
                              only: frozenset[str] | None = None) -> list[str]:
     """The leaf module types defined outside torch.nn whose forward applies a non-linear operation,
     as 'Type (operations)': captum's DeepLIFT keys its rules on exact torch.nn types and guided
     backpropagation guides nn.ReLU modules, so such a module (MONAI's Swish and Mish, a user's own
     activation or a subclass of nn.ReLU) gets plain gradients (a held-out review: DeepLIFT sums of 0.19
     for a score change of 0.57 on MONAI's DenseNet with ``act: swish``). One traced forward pass per
-    such type, into that type's leaves only, against one with every leaf stepped over: the model's
-    operations outside the type's leaves are not the type's (a review: faithbench's input transform
-    was blamed for a SE-ResNet's gates). ``handled``: subclasses the method handles itself (guided
+    such type, into that type's leaves only, against ``base`` (the caller's :func:`trace_leaves`, every
+    leaf stepped over): the model's operations outside the type's leaves are not the type's (a
+    review: faithbench's input transform was blamed for a SE-ResNet's gates). ``handled``: subclasses the method handles itself (guided
     backpropagation's captum hooks take every ``isinstance`` of nn.ReLU; DeepLIFT's exact types);
     ``only``: the operations that count (guided backpropagation: activations, not a gate)."""
     found: list[str] = []
     foreign = sorted({type(m) for m in leaf_modules(model)
                       if not type(m).__module__.startswith("torch.nn.") and not isinstance(m, handled)},
                      key=lambda t: (t.__module__, t.__qualname__))
-    base = trace_leaves(model, x) if foreign else None
-    if base is None:
-        return found
-    outside = Counter({op: n for op, n in base.functional.items() if op in base.nonlinear()})
+    def counts(trace: LeafTrace | None) -> Counter:
+        return Counter() if trace is None else Counter({op: trace.functional[op] for op in trace.nonlinear()})
+
     for cls in foreign:  # the operations the trace gains inside the type's leaves, not the model's elsewhere
-        trace = trace_leaves(model, x, through=(cls,))
-        inside = Counter({op: n for op, n in trace.functional.items() if op in trace.nonlinear()}) - outside \
-            if trace is not None else Counter()
+        inside = counts(trace_leaves(model, x, through=(cls,))) - counts(base)
         if ops := sorted(op for op in inside if only is None or op in only):
             found.append(f"{cls.__name__} ({', '.join(ops)})")
     return found

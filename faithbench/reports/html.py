@@ -231,6 +231,7 @@ def render_html(
     single_class: pd.DataFrame | None = None,
     control: str = "random",
     reliance: pd.DataFrame | None = None,
+    samples: pd.DataFrame | None = None,
 ) -> str:
     """The page as a string. Plots are every ``plots/*.png`` under ``root``, placed by name:
     ``curves_``, ``distributions_``, ``cd_`` per (dataset, model); ``models``, ``cost``,
@@ -239,7 +240,8 @@ def render_html(
     (:func:`faithbench.stats.chance.models_at_chance`) as a warning above the leaderboard, each checkpoint with its
     own CI; so are ``single_class`` (:func:`faithbench.stats.chance.single_class_models`) and the failed cells
     of ``failures`` (:func:`~faithbench.reports.notes.failed_cells`), also listed in "Skipped and failed".
-    ``control``: the explainer that the leaderboard's ``*`` was tested against (named in its legend). The
+    ``control``: the explainer that the leaderboard's ``*`` was tested against (named in its legend);
+    ``samples`` (``samples.csv`` as read): a table whose maps explain other classes says how many. The
     sections of :mod:`faithbench.reports.medical` appear when their CSV files exist in ``root``."""
     from faithbench.reports.plots import safe_name
 
@@ -287,7 +289,6 @@ def render_html(
     parts += [f'<p class="note">{_e(significance_note(control, control_tested(board)) + chance_level)}. '
               'Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
               + (f" (also {', '.join(also)})" if also else "") + ".</p>"]
-    samples = pd.read_csv(root / "samples.csv") if (root / "samples.csv").is_file() else None  # explained classes
     if not boards:
         parts.append('<p class="empty">no results</p>')
     for (dataset, model, target_class), table in boards.items():

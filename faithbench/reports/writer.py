@@ -390,7 +390,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
             single_class=single_class_models(models),
             failures=failures, friedman=friedman, overall=overall,
             agreement=agreement, pairwise=pairwise, region_tests=region_tests, region_pairwise=region_pairs,
-            control=control, reliance=inputs["reliance.csv"],
+            control=control, reliance=inputs["reliance.csv"], samples=inputs["samples.csv"],
         )
         _write_text(out_dir / "index.html", page)
         written.append(out_dir / "index.html")
