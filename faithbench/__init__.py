@@ -30,21 +30,30 @@ def _plugins() -> None:
 
 
 def list_explainers(pattern: str = "*") -> list[str]:
+    """The registered explainer names (built-ins and installed plugins) matching the shell-style
+    ``pattern`` (``"*cam*"``), sorted; :func:`create_explainer` builds one."""
     _plugins()
     return registry.explainers.names(pattern)
 
 
 def list_metrics(pattern: str = "*") -> list[str]:
+    """The registered metric names matching the shell-style ``pattern`` (``"*auc*"``), sorted;
+    :func:`create_metric` builds one."""
     _plugins()
     return registry.metrics.names(pattern)
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
+    """The registered dataset names matching the shell-style ``pattern`` (``"phantom*"``), sorted;
+    :func:`create_dataset` builds one."""
     _plugins()
     return registry.datasets.names(pattern)
 
 
 def list_models(pattern: str = "*") -> list[str]:
+    """The registered architecture names matching the shell-style ``pattern``, sorted (a suite's
+    model entry may also name ``timm:``, ``torchvision:``, ``monai:`` or ``package.module:callable``
+    builders, which are not listed); :func:`create_model` builds one."""
     _plugins()
     return registry.models.names(pattern)
 
@@ -56,7 +65,11 @@ def create_explainer(name: str, **params: Any) -> Any:
 
 
 def create_metric(name: str, **params: Any) -> Any:
-    """A metric by registry name (built-in or plugin), with its parameters checked."""
+    """A metric by registry name (built-in or plugin), with its parameters checked. Called on an
+    :class:`~faithbench.metrics.base.EvalContext` holding the inputs and the saliency:
+    ``metric(EvalContext(model, x, target, label, saliency, masks={}, predict=ForwardCounter(model)))``
+    (both from :mod:`faithbench.metrics.base`)
+    returns a :class:`~faithbench.metrics.base.MetricOutput` whose ``value`` is (B,)."""
     return registry.metrics.get(name)(**params)
 
 
@@ -81,7 +94,18 @@ def load_suite(suite: str | Path | dict[str, Any]) -> Any:
 
 
 def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) -> Any:
-    """Run a suite (a :class:`~faithbench.config.Suite`, a YAML path or a built-in name)."""
+    """Run a suite (a :class:`~faithbench.config.Suite`, a dict of suite keys, a YAML path or a
+    built-in name) into ``out_dir`` (default ``reports/<suite name>``); returns a ``RunResult``
+    (``status``: ``ok`` or ``partial``; ``out_dir``; the tidy tables as DataFrames: ``results``,
+    ``curves``, ``models``, ``cost``, ``skipped``, ``failures``).
+
+    Keyword arguments, those of ``faithbench run``'s flags: ``limit`` (cap on the samples per
+    dataset, ``--limit``), ``device`` (``--device``; default the suite's, ``auto``), ``cache`` (a
+    folder, ``--cache``, or a :class:`~faithbench.store.Cache`; default ``$FAITHBENCH_CACHE`` or
+    ``~/.cache/faithbench``), ``executor`` (``local``, ``ray`` or a
+    :class:`~faithbench.runner.executors.RayOptions`), ``progress`` (False: no progress bars,
+    ``--quiet``), ``log`` (a callable taking each log line; default ``print``) and ``report``
+    (False: the tables only; ``faithbench report`` builds the rest later)."""
     from faithbench.config import Suite
     from faithbench.runner.run import default_out_dir, run_suite
 
@@ -92,6 +116,10 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     else:
         suite = load_suite(suite)
     out = Path(out_dir) if out_dir is not None else default_out_dir(suite)
+    if isinstance(kwargs.get("cache"), (str, Path)):  # a folder, as --cache takes (a review: str was an AttributeError)
+        from faithbench.store import Cache
+
+        kwargs["cache"] = Cache(kwargs["cache"])
     return run_suite(suite, out, **kwargs)
 
 

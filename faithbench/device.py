@@ -1,5 +1,5 @@
 """Device facts every floor may need: the device names a suite may give, out-of-memory errors,
-and freeing memory after one.
+freeing memory after one, and running a model in eval mode without changing its modes.
 
 The ground floor: it imports nothing of faithbench.
 """
@@ -7,8 +7,11 @@ The ground floor: it imports nothing of faithbench.
 from __future__ import annotations
 
 import gc
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
+from torch import nn
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
@@ -45,3 +48,15 @@ def release_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model.eval()`` inside the block; every module's own ``training`` flag restored after it."""
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        yield
+    finally:
+        for m, training in modes.items():
+            m.training = training

@@ -59,3 +59,69 @@ def test_a_control_the_suite_sets_must_be_one_of_its_explainers():
     with pytest.raises(SuiteError, match="control: 'sobel' is not an explainer of the suite"):
         faithbench.load_suite({**TINY, "control": "sobel"})
     assert faithbench.load_suite({**TINY, "explainers": ["random", "sobel"], "control": "sobel"}).control == "sobel"
+
+
+def test_run_takes_the_cache_folder_as_a_path_string_and_names_every_setting(tmp_path):
+    from faithbench.runner.errors import UsageError
+
+    result = faithbench.run(TINY, out_dir=tmp_path / "out", cache=str(tmp_path / "cache"), limit=2, progress=False,
+                            log=lambda _line: None)  # a review: a str cache was an AttributeError on .root
+    assert result.status == "ok" and any((tmp_path / "cache").rglob("*.safetensors"))
+    with pytest.raises(UsageError, match="unknown setting 'quiet'; expected limit, device, cache, executor, progress"):
+        faithbench.run(TINY, out_dir=tmp_path / "out2", quiet=True)
+
+
+def _tiny_model(train: bool) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                torch.nn.Dropout(0.5), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(4, 2))
+    return model.train(train)
+
+
+def test_a_metric_call_hands_the_model_back_in_its_own_modes():
+    from faithbench.metrics.base import EvalContext, ForwardCounter
+
+    model = _tiny_model(train=True)
+    model[3].eval()  # one module's own mode, kept as it was
+    x = torch.rand(2, 1, 16, 16)
+    saliency = faithbench.create_explainer("saliency")(model, x, torch.tensor([0, 1]))
+    for name in ("deletion_auc", "completeness", "faithfulness_correlation"):
+        ctx = EvalContext(model, x, torch.tensor([0, 1]), torch.tensor([0, 1]), saliency, {}, ForwardCounter(model))
+        value = faithbench.create_metric(name)(ctx).value
+        assert value.shape == (2,) and ctx.predict.passes > 0
+        # a review: ForwardCounter left the caller's model in eval mode
+        assert model.training and model[1].training and not model[3].training, name
+
+
+@pytest.mark.parametrize("x, target, expected", [
+    (torch.rand(2, 1, 16, 16), 1, "expected target as a torch.Tensor of 2 class indices, shape (2,), got int"),
+    (torch.rand(2, 1, 16, 16), [0, 1], "got list"),
+    (torch.rand(2, 1, 16, 16).numpy(), torch.tensor([0, 1]), "expected x as a floating-point torch.Tensor, got ndarray"),
+    ((torch.rand(2, 1, 16, 16) * 255).to(torch.uint8), torch.tensor([0, 1]), "got a torch.uint8 tensor"),
+])
+def test_an_explainer_names_the_argument_a_notebook_user_passed_wrongly(x, target, expected):
+    with pytest.raises(TypeError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        faithbench.create_explainer("saliency")(_tiny_model(train=False), x, target)
+
+
+def test_an_explainer_that_needs_gradients_is_refused_inside_inference_mode():
+    model, x = _tiny_model(train=False), torch.rand(2, 1, 16, 16)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"outside torch.inference_mode\(\)"):
+        faithbench.create_explainer("saliency")(model, x, torch.tensor([0, 1]))
+    with torch.inference_mode():  # no gradients needed: allowed
+        assert faithbench.create_explainer("random")(model, x, torch.tensor([0, 1])).shape == (2, 16, 16)
+
+
+def test_a_metric_refuses_a_bool_map_and_a_non_tensor_target():
+    from faithbench.metrics.base import EvalContext, ForwardCounter
+
+    model, x = _tiny_model(train=False), torch.rand(2, 1, 16, 16)
+    masks = {"lesion": torch.zeros(2, 16, 16, dtype=torch.bool)}
+    masks["lesion"][:, 4:8, 4:8] = True
+    metric = faithbench.create_metric("relevance_mass")
+    with pytest.raises(TypeError, match="expected saliency as a floating-point torch.Tensor, got a torch.bool tensor"):
+        metric(EvalContext(model, x, torch.tensor([0, 1]), torch.tensor([0, 1]), x[:, 0] > 0.5, masks,
+                           ForwardCounter(model)))
+    with pytest.raises(TypeError, match="expected target as a torch.Tensor of 2 class indices"):
+        metric(EvalContext(model, x, 1, torch.tensor([0, 1]), x[:, 0], masks, ForwardCounter(model)))

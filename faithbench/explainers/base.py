@@ -21,19 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from faithbench.configurable import Configurable
+from faithbench.device import eval_mode
 from faithbench.types import MaskRole
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """``model.eval()`` inside the block; every module's own ``training`` flag restored after it."""
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.eval()
-        yield
-    finally:
-        for m, training in modes.items():
-            m.training = training
 
 
 def _in_eval_mode(check: Callable[..., Any]) -> Callable[..., Any]:
@@ -63,6 +52,9 @@ def class_indices(name: str, target: Tensor, batch: int) -> Tensor:
     """``target`` as int64 class indices, (B,): an integer tensor, or floats with whole values
     (1.0, not 1.7, which ``.long()`` would silently truncate to class 1); none negative (-1 would
     index the last class in some libraries and fail in others). Else ``ValueError``."""
+    if not isinstance(target, Tensor):  # a review: an int or a list was an AttributeError on .shape
+        raise TypeError(f"{name}: expected target as a torch.Tensor of {batch} class indices, shape ({batch},), "
+                        f"got {type(target).__name__} (e.g. torch.tensor([1]) for one image)")
     if target.shape != (batch,):
         raise ValueError(f"{name}: expected target of shape ({batch},), got {tuple(target.shape)}")
     if target.dtype == torch.bool or target.is_complex():
@@ -80,6 +72,12 @@ class Explainer(Configurable):
 
     Capabilities (class attributes): ``family``, ``dims`` (spatial dims supported),
     ``architectures`` (``"cnn"``, ``"vit"``), ``needs_grad``, ``paper``.
+
+    Call: ``explainer(model, x, target) -> saliency``, ``x`` a float (B, C, *spatial) tensor on the
+    model's device, ``target`` a (B,) tensor of class indices, the saliency (B, *spatial) float32.
+    "score" in the explainers' docstrings is the model's output for the target class, the logit (no
+    softmax or sigmoid). An explainer that needs gradients is refused inside
+    ``torch.inference_mode()``.
 
     :meth:`__call__` checks the target (:func:`class_indices`), puts every module of the model in
     eval mode and restores each module's mode afterwards, and runs :meth:`explain` with gradients
@@ -181,6 +179,12 @@ class Explainer(Configurable):
             self._seed_aliases = old
 
     def __call__(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or not x.is_floating_point():  # a review: numpy, uint8 were raw errors
+            got = f"a {x.dtype} tensor" if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(f"{self.name}: expected x as a floating-point torch.Tensor, got {got}")
+        if self.needs_grad and torch.is_inference_mode_enabled():  # no_grad is handled: inference tensors are not
+            raise RuntimeError(f"{self.name}: needs gradients; call it outside torch.inference_mode() "
+                               "(torch.no_grad() is fine)")
         if x.ndim - 2 not in self.dims:  # the runner skips such cells; a direct call is refused
             shapes = {2: "(B, C, H, W)", 3: "(B, C, D, H, W)"}
             expected = " or ".join(shapes.get(d, f"(B, C, {d} spatial axes)") for d in sorted(self.dims))

@@ -106,11 +106,23 @@ def restored_grads(model: nn.Module) -> Iterator[None]:
             p.grad = grad
 
 
+CAM_PARAMETERS = """Parameters: ``target_layer`` (a dotted module name of the model, e.g. ``"layer4"`` or
+    ``"features.5"``, whose output is the (B, C, *grid) activation map; default None: chosen as in
+    :mod:`faithbench.explainers.cam`), ``min_grid`` (4: the smallest grid side the automatic choice
+    accepts), ``relu`` (True: upsample(ReLU(cam)); False: the signed grid, upsampled). The score is the
+    target's logit."""
+
+
 class CAMExplainer(Explainer):
     """Base for the CAM family; subclasses set ``cam_class`` (a pytorch-grad-cam class).
 
     Defaults: ``target_layer`` None (chosen as in the module docstring), ``min_grid`` 4, ``relu``
     True (upsample(ReLU(cam)); False: the signed grid, upsampled)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:  # help() of each CAM names its parameters (a review)
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__ and "target_layer" not in cls.__doc__:
+            cls.__doc__ = cls.__doc__.rstrip() + "\n\n" + CAM_PARAMETERS
 
     family = "cam"
     input_grad = False  # gradients w.r.t. the target layer only, not the input

@@ -206,7 +206,8 @@ class DeepLiftExplainer(Explainer):
     the pooled input equals the baseline's (captum issue #1276), so we attribute one sample at a
     time; and with two or more max-pools in sequence summation-to-delta is only approximate
     (measured: ~20 % off on ``small_cnn`` with depth 3 in 2D, up to 155 % and a sign flip in 3D at
-    32^3, 94-134 % and a sign flip on torchvision's ``vgg11_bn`` with five; exact with one max-pool).
+    32^3, 94-134 % and a sign flip on torchvision's ``vgg11_bn`` with five). One max-pool can be off
+    too: 1.0-1.6 % on a conv-ReLU-conv-ReLU-max-pool CNN (a review; 2e-6 without the max-pool).
     """
 
     family = "gradient"

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from faithbench.configurable import Configurable, ParameterError
-from faithbench.device import is_out_of_memory, release_memory
+from faithbench.device import eval_mode, is_out_of_memory, release_memory
 from faithbench.types import DEFAULT_MASK_ROLES, Category, MaskRole, MetricInfo, masks_with_role
 
 
@@ -75,7 +75,8 @@ class MetricOutput:
 class ForwardCounter:
     """The one batched, chunked, no-grad forward that every metric uses.
 
-    Runs on the model's device (the inputs are expected there: nothing is copied to the CPU).
+    Runs on the model's device (the inputs are expected there: nothing is copied to the CPU), in eval
+    mode, each module's own mode restored after the call.
     Counts forward passes (images) and seconds, for the cost report. Chunks of at most
     ``max_batch`` images; a chunk that runs out of device memory is retried in halves, and the
     smaller size is kept for the rest of the counter's life (``halvings`` counts them).
@@ -90,9 +91,8 @@ class ForwardCounter:
 
     def __call__(self, x: Tensor) -> Tensor:
         start = time.perf_counter()
-        self.model.eval()
         outputs, i = [], 0
-        with torch.inference_mode():
+        with eval_mode(self.model), torch.inference_mode():  # the caller's modes restored (a review: left in eval)
             while i < len(x):
                 try:
                     outputs.append(self.model(x[i : i + self.max_batch]))
@@ -187,6 +187,9 @@ def postprocess(saliency: Tensor, mode: str) -> Tensor:
 def _check_target(name: str, target: Tensor, batch: int, n_classes: int) -> None:
     """``target``: (B,) whole class indices in ``[0, n_classes)`` (``n_classes`` 0: unknown, any
     index >= 0). Else ``ValueError`` (an index past the classes was a raw IndexError, or scored)."""
+    if not isinstance(target, Tensor):  # a review: an int or a list was an AttributeError
+        raise TypeError(f"{name}: expected target as a torch.Tensor of {batch} class indices, shape ({batch},), "
+                        f"got {type(target).__name__}")
     if tuple(target.shape) != (batch,) or target.dtype == torch.bool or target.is_complex():
         raise ValueError(f"{name}: expected target of {batch} class indices, shape ({batch},), got "
                          f"{target.dtype} of shape {tuple(target.shape)}")
@@ -234,6 +237,13 @@ class Metric(Configurable):
         raise NotImplementedError
 
     def __call__(self, ctx: EvalContext) -> MetricOutput:
+        for field_name in ("x", "saliency"):  # a review: numpy was a raw TypeError, a bool map was scored
+            value = getattr(ctx, field_name)
+            if not isinstance(value, Tensor) or not value.is_floating_point():
+                got = f"a {value.dtype} tensor" if isinstance(value, Tensor) else type(value).__name__
+                raise TypeError(f"{self.name}: expected {field_name} as a floating-point torch.Tensor, got {got}"
+                                + (" (a bool map is a mask, not a ranking of the pixels)"
+                                   if field_name == "saliency" and getattr(value, "dtype", None) == torch.bool else ""))
         b = ctx.x.shape[0]
         if tuple(ctx.saliency.shape) != (b, *ctx.x.shape[2:]):  # else a raw broadcast error, or a value (sparseness)
             raise ValueError(f"{self.name}: expected saliency of shape {(b, *ctx.x.shape[2:])} (x's batch and "

@@ -208,7 +208,8 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None,
         raise UsageError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
     unknown = sorted(set(settings) - {"limit", "device"})
     if unknown:
-        raise UsageError(f"run_suite: unknown setting {unknown[0]!r}; expected limit or device")
+        raise UsageError(f"run_suite: unknown setting {unknown[0]!r}; expected limit, device, cache, executor, "
+                         "progress, log or report")
     run_settings = RunSettings.from_suite(suite, **settings)
     cache = cache or Cache()
     prepare_output(out_dir, cache.root)  # an unusable --out or cache: exit 2 before any work
