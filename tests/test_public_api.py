@@ -97,7 +97,8 @@ def test_a_metric_call_hands_the_model_back_in_its_own_modes():
 @pytest.mark.parametrize("x, target, expected", [
     (torch.rand(2, 1, 16, 16), 1, "expected target as a torch.Tensor of 2 class indices, shape (2,), got int"),
     (torch.rand(2, 1, 16, 16), [0, 1], "got list"),
-    (torch.rand(2, 1, 16, 16).numpy(), torch.tensor([0, 1]), "expected x as a floating-point torch.Tensor, got ndarray"),
+    (torch.rand(2, 1, 16, 16).numpy(), torch.tensor([0, 1]),
+     "expected x as a floating-point torch.Tensor, got ndarray"),
     ((torch.rand(2, 1, 16, 16) * 255).to(torch.uint8), torch.tensor([0, 1]), "got a torch.uint8 tensor"),
 ])
 def test_an_explainer_names_the_argument_a_notebook_user_passed_wrongly(x, target, expected):
