@@ -123,12 +123,12 @@ def model_dataset_pairs(suite: Any, built: dict[str, Any]) -> list[tuple[int, An
 
 def mask_names(dataset: Any, i: int = 0) -> set[str] | None:
     """The mask names sample ``i`` offers a metric (None when it cannot be read): its masks, and
-    ``target`` on a multi-label dataset with a mask per class (:mod:`faithbench.runner.targets`)."""
+    ``target`` on a multi-label sample with a mask named after a class (:mod:`faithbench.runner.targets`)."""
     try:
         masks = set(dataset[i].masks) if dataset is not None and len(dataset) > i else None
     except Exception:  # unreadable sample: the run's preflight names it
         return None
-    if masks is not None and getattr(dataset, "multilabel", False) and set(dataset.classes) <= masks:
+    if masks is not None and getattr(dataset, "multilabel", False) and set(dataset.classes) & masks:
         masks.add("target")  # the runner's mask of the explained class
     return masks
 
@@ -150,7 +150,7 @@ def _validation_problem(dataset: Any, params: dict[str, Any], masks: list[str], 
         sample = val[i].masks
         for name in masks:
             if name == "target" and per_class and name not in sample:  # the explained class's mask
-                parts = [sample[c] for c in val.classes] if set(val.classes) <= set(sample) else None
+                parts = [sample[c] for c in val.classes if c in sample]  # a class's absent mask: empty
             else:
                 parts = [sample[name]] if name in sample else None
             if parts is None:

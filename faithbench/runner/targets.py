@@ -7,10 +7,12 @@ class: the suite's ``target`` is ``each_positive`` (every class present in the s
 one-vs-normal). :func:`expand_targets` turns samples into (sample, class) units;
 :func:`class_batches` streams them in batches whose ``target`` is the explained class.
 
-Per-class localisation: when the dataset has a mask named after each class (``nodule``,
-``cavity``), every batch also carries the mask ``target`` (:data:`TARGET_MASK`): row i's copy of
-the mask of its explained class. A localisation metric with ``mask: target`` thus scores each
-row against its own class's mask; nothing in the metrics changes.
+Per-class localisation: when the dataset's samples have masks named after its classes (``nodule``,
+``cavity``), every batch from the first that holds one also carries the mask ``target``
+(:data:`TARGET_MASK`): row i's copy of the mask of its explained class, empty where the sample has
+none of that class (an absent mask is an empty one; its rows are undefined, NaN, for the metrics
+that need a non-empty mask). A localisation metric with ``mask: target`` thus scores each row
+against its own class's mask; nothing in the metrics changes.
 """
 
 from __future__ import annotations
@@ -72,10 +74,14 @@ def expand_targets(samples: Sequence[Sample], target: Any, classes: Sequence[str
     return units
 
 
-def collate_units(units: Sequence[tuple[Sample, int]], classes: Sequence[str]) -> tuple[Batch, Tensor]:
+def collate_units(units: Sequence[tuple[Sample, int]], classes: Sequence[str],
+                  class_masks: bool = False) -> tuple[Batch, Tensor]:
     """A batch of (sample, class) units and its ``target (B,)`` of class indices. ``batch.label``
     is the explained class's 0/1 label (is the class present?), ``batch.labels`` the full vectors;
-    ``batch.masks["target"]`` the explained class's mask per row when every class has a mask."""
+    ``batch.masks["target"]`` the explained class's mask per row, when a sample of the batch has a
+    mask named after a class, or ``class_masks`` (an earlier batch of the dataset had one): a class
+    whose mask a sample lacks has an empty one there, as any absent mask (a review: a batch without
+    a rare class's mask failed the metric, and whether it did depended on ``batch_size``)."""
     batch = Batch.collate([s for s, _ in units])
     target = torch.tensor([c for _, c in units], dtype=torch.long)
     assert batch.labels is not None
@@ -83,24 +89,28 @@ def collate_units(units: Sequence[tuple[Sample, int]], classes: Sequence[str]) -
     if TARGET_MASK in batch.masks:
         raise ValueError(f"the dataset has a mask named {TARGET_MASK!r}, the name reserved for the explained "
                          f"class's mask")
-    if all(name in batch.masks for name in classes):
-        rows = torch.arange(len(units))
-        per_class = torch.stack([batch.masks[name] for name in classes], dim=1)  # (B, K, *spatial)
-        batch.masks[TARGET_MASK] = per_class[rows, target]
+    if class_masks or any(name in batch.masks for name in classes):
+        empty = torch.zeros((len(units), *batch.x.shape[2:]), dtype=torch.bool)
+        per_class = torch.stack([batch.masks.get(name, empty) for name in classes], dim=1)  # (B, K, *spatial)
+        batch.masks[TARGET_MASK] = per_class[torch.arange(len(units)), target]
     return batch, target
 
 
 def class_batches(samples: Iterator[Sample], target: Any, classes: Sequence[str],
                   batch_size: int) -> Iterator[tuple[Batch, Tensor]]:
-    """Stream (sample, class) units of ``samples`` in batches of at most ``batch_size`` units."""
+    """Stream (sample, class) units of ``samples`` in batches of at most ``batch_size`` units; once a
+    batch has the explained class's mask (``target``), every later one has it (:func:`collate_units`)."""
     pending: list[tuple[Sample, int]] = []
+    class_masks = False
     for sample in samples:
         pending += expand_targets([sample], target, classes)
         while len(pending) >= batch_size:
-            yield collate_units(pending[:batch_size], classes)
+            batch, explained = collate_units(pending[:batch_size], classes, class_masks)
+            class_masks = TARGET_MASK in batch.masks
+            yield batch, explained
             pending = pending[batch_size:]
     if pending:
-        yield collate_units(pending, classes)
+        yield collate_units(pending, classes, class_masks)
 
 
 __all__ = ["TARGET_MASK", "class_batches", "class_indices", "collate_units", "expand_targets", "sample_targets"]

@@ -91,6 +91,43 @@ def test_no_target_mask_without_a_mask_per_class():
     assert TARGET_MASK not in batch.masks and target.tolist() == [1]
 
 
+def _present_only(i: int, labels: list[int]) -> Sample:
+    """As :func:`_sample`, carrying only the masks of the classes present (a common layout)."""
+    sample = _sample(i, labels)
+    sample.masks = {name: m for (name, m), on in zip(sample.masks.items(), labels) if on}
+    return sample
+
+
+def test_a_batch_without_a_rare_class_mask_still_has_the_target_mask():
+    """A review: with masks of the present findings only, a batch lacking one class's mask had no
+    `target` mask (the metric failed for the whole cell), and whether it did depended on batch_size."""
+    samples = [_present_only(0, [1, 0, 1]), _present_only(1, [0, 0, 0]), _present_only(2, [0, 1, 0]),
+               _present_only(3, [1, 0, 0]), _present_only(4, [0, 0, 0])]
+    for batch_size in (2, 3, 15):
+        chunks = list(class_batches(iter(samples), ClassTargets(), CLASSES, batch_size=batch_size))
+        assert all(TARGET_MASK in b.masks for b, _ in chunks), batch_size
+        target = torch.cat([t for _, t in chunks])
+        masks = torch.cat([b.masks[TARGET_MASK] for b, _ in chunks])
+        for row, (sample, c) in enumerate(expand_targets(samples, ClassTargets(), CLASSES)):
+            expected = sample.masks.get(CLASSES[c], torch.zeros(6, 6, dtype=torch.bool))
+            assert int(target[row]) == c and torch.equal(masks[row], expected), (batch_size, row)
+    # the batch of the two samples with no finding (s3's nodule, s4): `target` because an earlier batch had it
+    only_empty = list(class_batches(iter(samples[3:]), ClassTargets(), CLASSES, batch_size=3))
+    assert [TARGET_MASK in b.masks for b, _ in only_empty] == [True, True]
+    assert only_empty[1][0].masks[TARGET_MASK].sum() == 0
+
+
+def test_validate_offers_the_target_mask_as_the_run_builds_it():
+    from faithbench.config_checks import mask_names
+
+    class Present(_MultiLabel):
+        def __getitem__(self, i):
+            return [_present_only(0, [0, 1, 0]), _present_only(1, [0, 0, 0])][i]
+
+    assert mask_names(Present(), 0) == {"cavity", "target"}  # a mask of one class: the run builds `target`
+    assert mask_names(Present(), 1) == set()
+
+
 def test_collate_label_vectors():
     batch = Batch.collate(SAMPLES[:2])
     assert batch.labels.dtype == torch.long and batch.labels.tolist() == [[1, 0, 1], [0, 0, 0]]
