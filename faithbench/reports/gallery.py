@@ -78,7 +78,7 @@ def _centre(mask: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: Path, *,
                           time_axis: bool = False, labels: Sequence[str] | None = None,
-                          probs: Sequence[float] | None = None) -> list[Path]:
+                          probs: Sequence[float] | None = None, ids: Sequence[str] | None = None) -> list[Path]:
     """A grid of saliency maps: rows = samples, columns = the image then one per explainer.
 
     ``images`` (N, C, H, W) or (N, C, D, H, W); ``saliency[explainer]`` (N, *spatial);
@@ -89,7 +89,8 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
     diverging colours when a map has negative values); colour bars on the right give that scale
     (0 to 1 × the map's 99th percentile; −1 to 1 for signed maps). ``labels`` (N class names, the
     sample's label) and ``probs`` (N, the predicted probability of the explained class) are
-    written beside each sample's row. Writes ``path`` (PNG) and the same stem as SVG; returns both.
+    written beside each sample's row, headed by its id from ``ids`` (N; default its row number: a
+    multi-label image explained for several classes fills several rows). Writes ``path`` (PNG) and the same stem as SVG; returns both.
     """
 
     x = _numpy(images)
@@ -109,8 +110,9 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
             raise ValueError(f"expected masks of shape {(x.shape[0],) + spatial}, got {tuple(m.shape)}")
     names = list(maps)
     titles = short_labels(names)  # a long alias overlapped its neighbours' titles (a held-out review)
+    id_labels = short_labels(ids or [])
     n = x.shape[0]
-    for given, what in ((labels, "labels"), (probs, "probs")):
+    for given, what in ((labels, "labels"), (probs, "probs"), (ids, "ids")):
         if given is not None and len(given) != n:
             raise ValueError(f"expected {what} with one entry per sample ({n}), got {len(given)}")
     signed = {k: bool(np.isfinite(v).any() and np.nanmin(v) < -0.01 * _scale(v)) for k, v in maps.items()}
@@ -154,7 +156,8 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
                     if i == 0 and p == 0:
                         ax.set_title("image" if c == 0 else titles[names[c - 1]], fontsize=9)
                     if c == 0:
-                        facts = [f"sample {i}"] + ([plane] if plane else [])
+                        facts = [f"sample {i}" if ids is None else id_labels[str(ids[i])]]
+                        facts += [plane] if plane else []
                         if p == 0 and labels is not None:
                             facts.append(f"label: {labels[i]}")
                         if p == 0 and probs is not None:

@@ -349,13 +349,16 @@ def sample_rows(group: Group, data: GroupData, batch: Batch, target: Tensor) -> 
 
 
 def gallery_label(classes: Sequence[str], label: int, target: int, multilabel: bool) -> str:
-    """A gallery row's class: the explained class of a multi-label sample, else the sample's label and,
-    where it differs, the class its maps and ``p`` explain (a review: "label: lymphocyte, p = 0.21" read
-    as P(lymphocyte), where the maps explained platelet)."""
+    """A gallery row's class: a multi-label row's explained class and whether the image has it
+    (``label`` is then its 0/1 presence: a review read "label: d" under an image without d), else the
+    sample's label and, where it differs, the class its maps and ``p`` explain (a review: "label:
+    lymphocyte, p = 0.21" read as P(lymphocyte), where the maps explained platelet)."""
     def name(c: int) -> str:
         return classes[c] if classes and 0 <= c < len(classes) else str(c)
 
-    return name(target) if multilabel else name(label) + (f" (explains {name(target)})" if target != label else "")
+    if multilabel:
+        return f"{name(target)} {'present' if label else 'absent'}"
+    return name(label) + (f" (explains {name(target)})" if target != label else "")
 
 
 def _gallery(group: Group, data: GroupData, first: tuple[Batch, Tensor], prob: Tensor, runs: list[CellRun]) -> Gallery:

@@ -124,7 +124,7 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
         plot_saliency_gallery(batch.x, gallery.previews, gallery.outline,
                               plots_dir / f"{gallery_stem(gallery.dataset, gallery.model)}.png",
                               time_axis=gallery.sequence,  # sequences: a row per visit
-                              labels=gallery.labels, probs=gallery.probs)
+                              labels=gallery.labels, probs=gallery.probs, ids=batch.ids)
 
 
 def default_out_dir(suite: Suite) -> Path:

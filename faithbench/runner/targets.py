@@ -23,7 +23,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from faithbench.config import ClassTargets
 from faithbench.types import Batch, Sample
 
 TARGET_MASK = "target"

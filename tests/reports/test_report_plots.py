@@ -79,6 +79,19 @@ def test_gallery_has_a_colour_bar_and_each_row_its_label_and_probability(tmp_pat
                               probs=[0.5])
 
 
+def test_gallery_rows_are_headed_by_their_sample_ids(tmp_path, monkeypatch):
+    """A multi-label image explained for two classes fills two rows: the same id heads both (a review
+    read "sample 0" and "sample 1" as two images)."""
+    figures = _capture(monkeypatch)
+    rng = np.random.default_rng(0)
+    plot_saliency_gallery(rng.random((2, 1, 8, 8)), {"gradcam": rng.random((2, 8, 8))}, None, tmp_path / "g.png",
+                          labels=["nodule present", "cavity absent"], probs=[0.81, 0.07], ids=["test-004"] * 2)
+    ylabels = [ax.get_ylabel() for ax in figures[0].axes if ax.get_ylabel()]
+    assert "test-004\nlabel: nodule present\np = 0.81" in ylabels and "test-004\nlabel: cavity absent\np = 0.07" in ylabels
+    with pytest.raises(ValueError, match=r"expected ids with one entry per sample \(2\), got 1"):
+        plot_saliency_gallery(np.zeros((2, 1, 8, 8)), {"x": np.zeros((2, 8, 8))}, None, tmp_path / "h.png", ids=["a"])
+
+
 def test_binary_metric_is_drawn_as_proportions_with_wilson_intervals(tmp_path, monkeypatch):
     from faithbench.reports.plots import plot_distributions
     from faithbench.stats.proportions import wilson_ci

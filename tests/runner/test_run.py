@@ -277,5 +277,7 @@ def test_a_gallery_row_names_the_class_its_maps_explain():
     classes = ("erythroblast", "lymphocyte", "platelet")
     assert gallery_label(classes, 1, 2, multilabel=False) == "lymphocyte (explains platelet)"
     assert gallery_label(classes, 1, 1, multilabel=False) == "lymphocyte"
-    assert gallery_label(classes, 1, 0, multilabel=True) == "erythroblast"  # the explained class itself
+    # multi-label: the explained class and whether the image has it (label = its 0/1 presence)
+    assert gallery_label(classes, 1, 0, multilabel=True) == "erythroblast present"
+    assert gallery_label(classes, 0, 2, multilabel=True) == "platelet absent"
     assert gallery_label((), 3, 1, multilabel=False) == "3 (explains 1)"
