@@ -280,7 +280,9 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
     """Multi-label ``logits (N, K)`` against 0/1 ``y (N, K)``, a class present when its sigmoid
     is > 0.5 (logit > 0): ``accuracy``, ``f1`` and ``auc`` are macro means over the K classes of
     each class's accuracy, F1 and ROC AUC (classes whose AUC is undefined, all positive or all
-    negative, left out of the mean); ``loss`` is the mean binary cross-entropy with logits. With
+    negative, left out of the mean; so are those whose F1 is, with no positive test sample and no
+    positive prediction: NaN, where scikit-learn's default counts 0, a review: 0.583 instead of
+    0.778 for a model right on every image of such a class); ``loss`` is the mean binary cross-entropy with logits. With
     ``classes`` (K names), also ``accuracy_<name>``, ``f1_<name>``, ``auc_<name>`` and the class's
     AUC CI ``auc_ci_low_<name>``, ``auc_ci_high_<name>`` (:func:`class_auc_cis`, the macro CI's
     resamples) per class.
@@ -295,13 +297,14 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
         fp = float((pred[:, c] & ~yn[:, c]).sum())
         fn = float((~pred[:, c] & yn[:, c]).sum())
         accs.append(float((pred[:, c] == yn[:, c]).mean()))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
+        f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan"))  # neither: undefined
         aucs.append(binary_auc(prob[:, c], yn[:, c].astype(int)))
     nan = (float("nan"), float("nan"))
     boot = _bootstrap_aucs(prob, yn.astype(int), 1000, 0) if ci else None  # auc_ci's resamples, shared
     low, high = nan if boot is None else _macro_interval(boot, 0.95)
     class_cis = [nan] * prob.shape[1] if boot is None else _class_intervals(boot, 0.95)
-    out: dict[str, float] = {"accuracy": float(np.mean(accs)), "f1": float(np.mean(f1s)),
+    f1 = float(np.nanmean(f1s)) if not np.all(np.isnan(f1s)) else float("nan")
+    out: dict[str, float] = {"accuracy": float(np.mean(accs)), "f1": f1,
            "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),
            "auc_ci_low": low, "auc_ci_high": high,
            "loss": float(F.binary_cross_entropy_with_logits(logits, y.float()))}

@@ -296,7 +296,7 @@ def render_html(
         heading = " / ".join([dataset, model] + ([target_class] if target_class else []))
         if (dataset, model) in chance_pairs:
             heading += f" {DAGGER} (model at chance)"
-        mixed = "" if target_class else mixed_classes_note(samples, dataset, model)
+        mixed = mixed_classes_note(samples, dataset, model, target_class)
         parts.append(f"<h3>{_e(heading)}</h3>{table}" + (f'<p class="warn">{_e(mixed)}</p>' if mixed else ""))
         in_block = (board["dataset"].astype(str) == dataset) & (board["model"].astype(str) == model)
         if target_class:  # multi-label: plots per explained class

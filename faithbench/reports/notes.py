@@ -87,14 +87,27 @@ def split_skipped(skipped: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFr
     return skipped[~partly], skipped[partly]
 
 
-def mixed_classes_note(samples: pd.DataFrame | None, dataset: str, model: str) -> str:
+def mixed_classes_note(samples: pd.DataFrame | None, dataset: str, model: str, target_class: str = "") -> str:
     """"k of n maps explain a class other than their sample's label ..." for a (dataset, model) of
     single-label ``samples.csv`` rows (one per explained sample and seed), or "" when every map explains
     its label. A held-out review: 10 of a shortcut model's 16 maps explained 'normal' on lesion images,
-    and pooling them reversed the leaderboard's verdict of the lesion maps alone (``strata.csv``)."""
+    and pooling them reversed the leaderboard's verdict of the lesion maps alone (``strata.csv``).
+    With ``target_class`` (a multi-label table): "k of n maps explain it on images without it ..."
+    where the table mixes images with and without the class (another review: 0.522 present, 0.264
+    absent, 0.393 pooled)."""
     if samples is None or samples.empty or not {"dataset", "model", "target", "label"} <= set(samples.columns):
         return ""
     rows = samples[(samples["dataset"].astype(str) == dataset) & (samples["model"].astype(str) == model)]
+    if target_class:
+        if "class" not in rows.columns:  # a run before samples.csv named the class
+            return ""
+        present = pd.to_numeric(rows.loc[rows["class"].astype(str) == target_class, "label"], errors="coerce")
+        absent = int((present == 0).sum())
+        if not absent or absent == len(present):
+            return ""
+        return (f"{absent} of {len(present)} maps (samples x seeds) explain {target_class} on images without it: "
+                "each cell mixes images with and without the finding; strata.csv's finding (present / absent) "
+                "breaks the scores down")
     target, label = (pd.to_numeric(rows[c], errors="coerce") for c in ("target", "label"))
     other = int((target != label)[target.notna() & label.notna()].sum())
     if not other:

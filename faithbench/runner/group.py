@@ -328,8 +328,9 @@ def sample_rows(group: Group, data: GroupData, batch: Batch, target: Tensor) -> 
     """Rows of ``samples.csv``, one per explained (sample, target): ``confidence`` the predicted
     probability of the target (softmax; sigmoid on a multi-label model), ``correct`` whether the
     prediction is right (multi-label: the target class's decision at 0.5 against its label) and
-    ``lesion_area`` the fraction of the image in the ground-truth mask (NaN without one); and the
-    probabilities ``(B,)`` (the gallery's labels)."""
+    ``lesion_area`` the fraction of the image in the ground-truth mask (NaN without one); multi-label:
+    ``class``, the explained class's name (``label`` its 0/1 presence); and the probabilities ``(B,)``
+    (the gallery's labels)."""
     with torch.no_grad():
         logits = data.model(batch.x)
     prob = target_score(logits, target, "sigmoid" if data.multilabel else "prob")
@@ -345,6 +346,9 @@ def sample_rows(group: Group, data: GroupData, batch: Batch, target: Tensor) -> 
              "lesion_area": float(a)}
             for sid, t, y, p, c, a in zip(batch.ids, target.tolist(), batch.label.tolist(), prob.cpu().tolist(),
                                           correct.cpu().tolist(), area.cpu().tolist())]
+    if data.multilabel:  # as results.csv: which class a row explains, by name
+        for row in rows:
+            row["class"] = data.classes[row["target"]]
     return rows, prob
 
 

@@ -27,6 +27,22 @@ def test_multilabel_metrics_match_sklearn():
     assert "auc_a" not in multilabel_metrics(logits, y)  # per-class columns only with names
 
 
+def test_a_class_with_no_positive_and_no_positive_prediction_has_no_f1():
+    """Helper 138: the model right on every image of a class never present (and never predicted) got F1 0,
+    and the macro F1 counted it (0.583 instead of 0.778). Now NaN and left out, as its AUC; the others
+    equal scikit-learn's."""
+    gen = torch.Generator().manual_seed(1)
+    y = (torch.rand(100, 3, generator=gen) < 0.4).long()
+    y[:, 2] = 0
+    logits = 1.5 * (y.float() - 0.5) + torch.randn(100, 3, generator=gen)
+    logits[:, 2] = -3.0  # never predicted
+    out = multilabel_metrics(logits, y, ("a", "b", "d"))
+    pred, yn = (logits > 0).numpy(), y.numpy()
+    assert np.isnan(out["f1_d"]) and np.isnan(out["auc_d"]) and out["accuracy_d"] == 1.0
+    assert out["f1"] == pytest.approx(np.mean([f1_score(yn[:, k], pred[:, k]) for k in range(2)]))
+    assert out["f1"] > f1_score(yn, pred, average="macro", zero_division=0)  # sklearn's default counts the 0
+
+
 def test_train_model_uses_bce_with_pos_weight(monkeypatch):
     """Two independent classes, each decided by one pixel: a linear model learns both."""
     gen = torch.Generator().manual_seed(0)

@@ -76,3 +76,17 @@ def test_a_table_whose_maps_explain_other_classes_says_so(tmp_path, names):
                   formats=("html",)) / "index.html").read_text()
     assert "explain a class other than" not in plain
     assert mixed_classes_note(None, "d", "m") == "" and mixed_classes_note(pd.DataFrame(), "d", "m") == ""
+
+
+def test_a_multilabel_table_that_explains_a_class_on_images_without_it_says_so():
+    """Helper 138: with target {classes: [...]}, a class's cell pooled images with and without it."""
+    from faithbench.reports.notes import mixed_classes_note
+
+    samples = pd.DataFrame({"dataset": "d", "model": "m", "seed": 0, "sample_id": [f"s{i}" for i in range(6)] * 2,
+                            "target": [0] * 6 + [1] * 6, "class": ["a"] * 6 + ["b"] * 6,
+                            "label": [1, 1, 0, 0, 0, 1] + [1] * 6})
+    assert mixed_classes_note(samples, "d", "m", "a") == (
+        "3 of 6 maps (samples x seeds) explain a on images without it: each cell mixes images with and without "
+        "the finding; strata.csv's finding (present / absent) breaks the scores down")
+    assert mixed_classes_note(samples, "d", "m", "b") == ""  # present on every image
+    assert mixed_classes_note(samples.drop(columns="class"), "d", "m", "a") == ""  # a run before the column

@@ -121,3 +121,18 @@ def test_explained_class_strata_when_maps_explain_several_classes():
     # one explained class (target: a class name, subset: positive) or multi-label results: no such rows
     assert "explained_class" not in set(stratify(frame.assign(target=1))["stratum_kind"])
     assert "explained_class" not in set(stratify(frame.assign(**{"class": "a"}))["stratum_kind"])
+
+
+def test_finding_strata_on_multilabel_results_that_explain_absent_classes():
+    """A review: a class's insertion AUC 0.522 where present, 0.264 where absent, 0.393 pooled, and no
+    breakdown. Samples 1..3 have class a (label 1), 4..9 do not."""
+    frame = _results().assign(**{"class": "a", "target": 0,
+                                 "label": lambda f: (f["sample_id"].str[1:].astype(int) <= 3).astype(int)})
+    table = stratify(frame)
+    rows = table[(table["stratum_kind"] == "finding") & (table["explainer"] == "e1")]
+    assert rows["stratum"].tolist() == ["present", "absent"] and rows["n"].tolist() == [3, 6]
+    assert rows["mean"].tolist() == pytest.approx([2.0, 6.5])  # values 1..3 and 4..9
+    assert rows["lower"].isna().all() and list(table["stratum_kind"].unique())[-1] == "finding"
+    # every row of the class present (each_positive) or single-label results: no such stratum
+    assert "finding" not in set(stratify(frame.assign(label=1))["stratum_kind"])
+    assert "finding" not in set(stratify(frame.drop(columns="class"))["stratum_kind"])
