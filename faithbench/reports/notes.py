@@ -28,7 +28,9 @@ _REST = ("bold: best mean of the column (over the samples every explainer has), 
          "bootstrap CI of the mean: with fewer than about 15 samples it covers less than 95%, about 89% at n = 8 "
          "and the range of the values at n = 3]; n: samples with a defined value; the controls ignore the model "
          "(random: noise, sobel: the image's edges, center_prior: a centred Gaussian); localisation columns measure "
-         "agreement with the mask, not faithfulness to the model")
+         "agreement with the mask, not faithfulness to the model; on randomisation checks a map that ignores the "
+         "model scores the worst value (1), so * there says a map is not wholly model-blind, not that it passes "
+         "(the aim is about 0)")
 
 
 def control_phrase(control: str = "random") -> str:
