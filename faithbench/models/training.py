@@ -280,12 +280,10 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
     """Multi-label ``logits (N, K)`` against 0/1 ``y (N, K)``, a class present when its sigmoid
     is > 0.5 (logit > 0): ``accuracy``, ``f1`` and ``auc`` are macro means over the K classes of
     each class's accuracy, F1 and ROC AUC (classes whose AUC is undefined, all positive or all
-    negative, left out of the mean; so are those whose F1 is, with no positive test sample and no
-    positive prediction: NaN, where scikit-learn's default counts 0, a review: 0.583 instead of
-    0.778 for a model right on every image of such a class); ``loss`` is the mean binary cross-entropy with logits. With
-    ``classes`` (K names), also ``accuracy_<name>``, ``f1_<name>``, ``auc_<name>`` and the class's
-    AUC CI ``auc_ci_low_<name>``, ``auc_ci_high_<name>`` (:func:`class_auc_cis`, the macro CI's
-    resamples) per class.
+    negative, left out; so are those without F1, no positive sample or prediction: NaN, not sklearn's
+    0); ``loss`` is the mean binary cross-entropy with logits. With ``classes`` (K names), also
+    ``accuracy_<name>``, ``f1_<name>``, ``auc_<name>`` and the class's AUC CI ``auc_ci_low_<name>``,
+    ``auc_ci_high_<name>`` (:func:`class_auc_cis`, the macro CI's resamples) per class.
     ``ci=False`` skips the bootstrap (``auc_ci_low``/``auc_ci_high`` NaN)."""
     logits, y = logits.float(), y.long()
     pred = (logits > 0).numpy()
