@@ -257,6 +257,15 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
                 raise error(f"{source}: metrics[{k}].params: {plugin.name}: parameter 'patch' = {patch} is larger "
                             f"than the image ({' x '.join(map(str, shape))}) of dataset {spec.label!r}; expected "
                             f"patch <= {max(shape)}")
+            if isinstance(patch, int) and patch >= max(shape) and not _overrides(plugin, "check_dataset"):
+                # one feature: nothing to rank (a fuzzing review: every explainer scored the same on eight metrics,
+                # NaN on two, exit 0); a metric with its own check decides (infidelity without scaling scores it)
+                raise error(f"{source}: metrics[{k}].params: {plugin.name}: parameter 'patch' = {patch} gives 1 "
+                            f"feature on the {' x '.join(map(str, shape))} images of dataset {spec.label!r}, so "
+                            f"every explainer would score the same; expected patch < {max(shape)}")
+            problem = _batch_problem(plugin, suite)
+            if problem:
+                raise error(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: {problem}")
     _check_something_applies(suite, source, built, metric_plugins, applies, masks, error)
     from faithbench.models.checkpoint import build_for_dataset
 
@@ -276,10 +285,24 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
                 raise error(f"{source}: metrics[{k}].params: {problem} (model {mspec.label!r}, dataset {label!r})")
 
 
+def _batch_problem(plugin: Any, suite: Any) -> str | None:
+    """Why a metric that compares a sample with the others of its batch (``min_batch`` > 1:
+    sufficiency, consistency, focus) cannot score any: batches (or samples) below ``min_batch`` (a
+    fuzzing review: the run trained, explained and scored, then had no row)."""
+    need = int(getattr(plugin, "min_batch", 1) or 1)
+    have = min(suite.batch_size, suite.samples)
+    if have >= need:
+        return None
+    which = "batch_size" if suite.batch_size <= suite.samples else "samples"
+    return (f"{plugin.name} compares each sample with the others of its batch and needs {need} samples in a batch; "
+            f"{which} is {have}")
+
+
 def check_regions(suite: Any, source: str, built: dict[str, Any], masks: dict[str, set[str] | None],
                   error: type[Exception]) -> None:
     """The ``regions:`` block against the data (a fuzzing review: both passed validate without a
-    word): a grid finer than a dataset's image is an error (the run failed every cell); a mask name
+    word): a grid finer than a dataset's image, or of a dimension no dataset has, is an error (the run
+    failed every cell, or dropped the grid with exit 0); a mask name
     that no dataset has (a typo?) is warned of, with a did-you-mean (the run leaves it out, as it
     leaves out a mask some datasets lack, with a note in ``skipped.csv``). ``masks``: as
     :func:`check_masks` returns."""
@@ -287,16 +310,21 @@ def check_regions(suite: Any, source: str, built: dict[str, Any], masks: dict[st
     if spec is None:
         return
     known: set[str] = set()
+    dims: set[int] = set()
     for label, dataset in built.items():
         try:
             shape = tuple(int(s) for s in dataset.spatial_shape)
         except Exception:  # an unreadable split: the run's preflight names it
             continue
+        dims.add(len(shape))
         known |= masks.get(label) or set()
         grid = spec.grid
         if grid is not None and len(grid) == len(shape) and any(g > n for g, n in zip(grid, shape)):
             raise error(f"{source}: regions.grid: {list(grid)} has more cells along an axis than dataset {label!r} "
                         f"has pixels {shape}; expected sizes between 1 and the image size")
+    if spec.grid is not None and dims and len(spec.grid) not in dims:  # a fuzzing review: dropped, exit 0
+        raise error(f"{source}: regions.grid: {list(spec.grid)} has {len(spec.grid)} sizes, but the datasets are "
+                    f"{' and '.join(f'{d}D' for d in sorted(dims))}; expected one size per spatial axis")
     if spec.masks == "all" or not known:
         return
     if not set(spec.masks) <= known:  # sample 0 may lack one (a normal image): the masks of the first batch

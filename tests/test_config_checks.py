@@ -67,6 +67,9 @@ def _load_silently(tmp_path, *texts):
     ("name: t", "name: t\nregions: {grid: [64, 3]}",  # was: every cell failed (exit 3)
      r"suite.yaml: regions.grid: \[64, 3\] has more cells along an axis than dataset 'phantom_cxr' has pixels "
      r"\(32, 32\); expected sizes between 1 and the image size$"),
+    ("name: t", "name: t\nregions: {grid: [1, 3, 3]}",  # a fuzzing review: the run dropped it, exit 0
+     r"suite.yaml: regions.grid: \[1, 3, 3\] has 3 sizes, but the datasets are 2D; expected one size per spatial "
+     r"axis$"),
     # a fuzzing review: a preprocess error was blamed on params, and params listed what they refuse
     ("recipe:", "params: {pool: max}, preprocess: {std: [0]}, recipe:",
      r"suite.yaml: models\[0\].preprocess: cannot build 'small_cnn' .*: preprocess: std: expected positive values"),

@@ -64,12 +64,42 @@ def _load(tmp_path, metric):
     ("{name: consistency, params: {grid: 33}}",  # a review: cells repeated on a volume 2 voxels deep
      r"suite.yaml: metrics\[0\].params: consistency: parameter 'grid' = 33 is more than the smallest image side 32 "
      r"\(shape \(32, 32\)\); set grid <= 32"),
+    # a fuzzing review: one feature, so every explainer scored the same (deletion) or NaN (faithfulness_estimate)
+    ("{name: deletion_auc, params: {patch: 32}}",
+     r"suite.yaml: metrics\[0\].params: deletion_auc: parameter 'patch' = 32 gives 1 feature on the 32 x 32 images "
+     r"of dataset 'phantom_cxr', so every explainer would score the same; expected patch < 32$"),
+    ("{name: faithfulness_estimate, params: {patch: 32}}", r"faithfulness_estimate: parameter 'patch' = 32 gives 1"),
+    ("{name: sufficiency, params: {threshold: 0}}", r"sufficiency: parameter 'threshold' must be > 0"),
+    ("{name: region_deletion_correlation, params: {regions: [heart, heart, spine]}}",
+     r"region_deletion_correlation: parameter 'regions' repeats 'heart'; expected distinct names"),
+    ("{name: region_deletion_correlation, params: {regions: [heart, spine]}}",
+     r"parameter 'regions' names 2 regions; expected at least 3"),
+    ("{name: regions, params: {masks: 5}}", r"regions: parameter 'masks' expects a list of mask names or 'all', got 5"),
+    ("{name: regions, params: {grid: 5}}", r"regions: parameter 'grid' expects \[rows, cols\] or \[depth, rows, "
+                                           r"cols\] of integers >= 1, got 5"),
     ("{name: avg_sensitivity, alias: sparseness}",
      r"suite.yaml: metrics\[0\].alias: 'sparseness' is the name of another metric"),
 ])
 def test_limits_of_data_and_model_refused_at_validation(tmp_path, metric, expected):
     with pytest.raises(SuiteError, match=expected):
         _load(tmp_path, metric)
+
+
+@pytest.mark.parametrize("metric, extra, expected", [
+    ("focus", "batch_size: 3", r"suite.yaml: metrics\[0\] 'focus': focus compares each sample with the others of "
+                               r"its batch and needs 4 samples in a batch; batch_size is 3$"),
+    ("sufficiency", "samples: 1", r"metrics\[0\] 'sufficiency': sufficiency compares .* needs 2 samples in a "
+                                  r"batch; samples is 1$"),
+    ("consistency", "batch_size: 1", r"consistency compares .* needs 2 samples in a batch; batch_size is 1$"),
+])
+def test_a_metric_comparing_a_sample_with_its_batch_needs_a_batch(tmp_path, metric, extra, expected):
+    """A fuzzing review: with batch_size 1 the run trained, explained and scored, then had no row."""
+    path = tmp_path / "suite.yaml"
+    path.write_text(BASE.replace("METRIC", metric) + extra + "\n")
+    with pytest.raises(SuiteError, match=expected):
+        load_suite(path)
+    path.write_text(BASE.replace("METRIC", metric) + "batch_size: 4\nsamples: 4\n")
+    assert load_suite(path).batch_size == 4
 
 
 @pytest.mark.parametrize("metric", [

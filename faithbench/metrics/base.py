@@ -209,6 +209,7 @@ class Metric(Configurable):
 
     info: ClassVar[MetricInfo]
     defaults: ClassVar[dict[str, Any]] = {}
+    min_batch: ClassVar[int] = 1  # > 1: compares a sample with the others of its batch (validate checks batch_size)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

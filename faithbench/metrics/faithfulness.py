@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from faithbench.configurable import AT_LEAST_ONE, POSITIVE, Bound
+from faithbench.configurable import AT_LEAST_ONE, POSITIVE, Bound, ParameterError
 from faithbench.metrics.base import EvalContext, Metric
 from faithbench.metrics.functional.perturbation import (BASELINES, MULTILABEL_SCORE, SALT_BASELINE, SALT_RANKS,
                                                         aopc_curve, auc, feature_ranks, make_baseline,
@@ -220,6 +220,16 @@ class RegionDeletionCorrelation(PerturbationMetric):
                                                                      "lung_contralateral", "target", "change",
                                                                      "valid"],
                                           "baseline": "zero", "sigma": 5.0, "score": "prob", "max_batch": 256}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        repeated = sorted({r for r in self.regions if self.regions.count(r) > 1})
+        if repeated:  # a fuzzing review: [heart, heart, spine] passed the 3-region gate, every ρ ±1
+            raise ParameterError(f"{self.name}: parameter 'regions' repeats {repeated[0]!r}; expected distinct names")
+        if 0 < len(self.regions) < 3:  # ρ over fewer than 3 regions: NaN for every sample
+            raise ParameterError(f"{self.name}: parameter 'regions' names {len(self.regions)} region"
+                                 f"{'s' if len(self.regions) > 1 else ''}; expected at least 3 (a rank correlation "
+                                 "over fewer is undefined), or [] for every mask of the dataset")
 
     def region_names(self, ctx: EvalContext) -> list[str]:
         if self.regions:

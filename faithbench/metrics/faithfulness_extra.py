@@ -366,7 +366,9 @@ class Sufficiency(Metric):
     info = _info("sufficiency", True, "Dasgupta et al. 2022, Framework for evaluating faithfulness of local "
                  "explanations", "abs")
     defaults: ClassVar[dict[str, Any]] = {"threshold": 0.6}
-    bounds: ClassVar[dict[str, Bound]] = {"threshold": NON_NEGATIVE}
+    # 0: only identical maps are neighbours, every value NaN (a fuzzing review)
+    bounds: ClassVar[dict[str, Bound]] = {"threshold": Bound(0, low_open=True)}
+    min_batch = 2
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         logits = ctx.predict(ctx.x)

@@ -123,6 +123,7 @@ class Focus(Metric):
     defaults: ClassVar[dict[str, Any]] = {}
     version = "2"  # 2: a mispredicted x_i is left out of its own mosaic (1: a distractor tile, a held-out review)
     needs_other_class = True  # validate warns where subset: positive leaves a two-class batch one class
+    min_batch = 4  # two target-class tiles and two others
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         if ctx.explainer is None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext, Metric, MetricOutput
 from faithbench.metrics.functional.regions import REGION_SCORES, region_scores, stack_regions
 from faithbench.registry import metrics
@@ -40,6 +41,17 @@ class RegionSaliency(Metric):
     info: ClassVar[MetricInfo] = MetricInfo("regions", higher_is_better=True, category=Category.LOCALIZATION,
                                             postprocess="relu", paper="Kim et al., region-based saliency")
     defaults: ClassVar[dict[str, Any]] = {"masks": None, "grid": None}
+
+    def __init__(self, **params: Any) -> None:  # a fuzzing review: masks: 5, grid: 5 failed every cell
+        super().__init__(**params)
+        masks, grid = self.params["masks"], self.params["grid"]
+        names = isinstance(masks, (list, tuple)) and all(isinstance(m, str) for m in masks)
+        if not (masks is None or masks == "all" or names):
+            raise ParameterError(f"{self.name}: parameter 'masks' expects a list of mask names or 'all', got {masks!r}")
+        if grid is not None and not (isinstance(grid, (list, tuple)) and len(grid) in (2, 3)
+                                     and all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in grid)):
+            raise ParameterError(f"{self.name}: parameter 'grid' expects [rows, cols] or [depth, rows, cols] of "
+                                 f"integers >= 1, got {grid!r}")
 
     def applicability(self, masks: Collection[str], spatial_dims: int) -> tuple[str | None, list[str]]:
         have = ", ".join(sorted(masks)) or "none"

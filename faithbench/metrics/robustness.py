@@ -259,6 +259,7 @@ class Consistency(Metric):
                       paper="Dasgupta et al. 2022, Framework for evaluating faithfulness of local explanations")
     defaults: ClassVar[dict[str, Any]] = {"grid": 4}
     bounds: ClassVar[dict[str, Bound]] = {"grid": AT_LEAST_ONE}
+    min_batch = 2
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """At most one cell per pixel along each axis: above the smallest side, adaptive pooling

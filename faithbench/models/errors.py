@@ -3,6 +3,7 @@ explanations of a weights file that cannot be used."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,15 @@ STATE_DICT = "a state_dict (torch.save(model.state_dict(), path)) or a safetenso
 INPLACE_INPUT = ("its forward changes its input in place (x.sub_(), x /= ...): explainers and metrics pass the same "
                  "images again, so every later number would be computed on changed images (a review: insertion "
                  "AUC 0.45 instead of 0.88); make forward work on a copy (x = x - m)")
+
+
+def check_converging(desc: str, loss: float, epoch: int, lr: float) -> None:
+    """``CheckpointError`` when an epoch's ``loss`` (the larger of its mean training and its
+    validation loss) is not finite: the outputs are NaN or Inf (a fuzzing review: ``lr: 1e12`` was
+    cached and used, every cell failed with an unrelated message)."""
+    if not math.isfinite(loss):
+        raise CheckpointError(f"{desc}: training diverged (loss {loss} in epoch {epoch}): the model's outputs are "
+                              f"no longer finite; lower the recipe's lr ({lr:g})")
 
 
 def _some(names: list[str], k: int = 5) -> str:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from faithbench.configurable import Bool, Float, Int
-from faithbench.models.errors import INPLACE_INPUT, CheckpointError
+from faithbench.models.errors import INPLACE_INPUT, CheckpointError, check_converging
 from faithbench.progress import bars_disabled
 
 log = logging.getLogger(__name__)
@@ -82,10 +82,9 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
             p.requires_grad_(False)
         for p in params:
             p.requires_grad_(True)
-    if recipe.optimizer == "adamw":
-        opt: torch.optim.Optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    else:
-        opt = torch.optim.SGD(params, lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay)
+    opt: torch.optim.Optimizer = (torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+                                  if recipe.optimizer == "adamw" else
+                                  torch.optim.SGD(params, lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay))
     weight = None
     multilabel = y_train.ndim == 2
     if recipe.class_weights and multilabel:
@@ -125,6 +124,7 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
             step += 1
         val = evaluate_model(model, x_val, y_val, ci=False)  # the epoch needs loss and accuracy only
         history["train_loss"].append(float(np.mean(losses)))
+        check_converging(desc, max(history["train_loss"][-1], val["loss"]), len(history["train_loss"]), recipe.lr)
         history["val_loss"].append(val["loss"])
         history["val_accuracy"].append(val["accuracy"])
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_acc=f"{val['accuracy']:.3f}")

@@ -82,7 +82,7 @@ def test_non_sensitivity_rgb_features_are_pixels_not_channel_pixels(linear_logit
     # channel 1 has no weight: each of its channel-pixels is a Quantus feature without effect
     w = torch.ones(3, 5, 5)
     w[1] = 0.0
-    model, x = linear_logit(w), torch.full((1, 3, 5, 5), 0.5)
+    model, x = linear_logit(w).eval(), torch.full((1, 3, 5, 5), 0.5)  # Quantus asks for eval mode
     sal = torch.ones(1, 5, 5)
     sal[0, :2] = 0.0  # 10 pixels without attribution
     ours = NonSensitivity(score="logit")(make_ctx(model, x, sal)).value.item()
@@ -130,7 +130,7 @@ def test_non_sensitivity_equals_quantus(tiny_cnn, make_ctx):
 def test_completeness_known_answer_and_quantus_pieces(linear_logit, make_ctx):
     torch.manual_seed(0)
     w = torch.linspace(0.5, 2.0, 16).reshape(1, 4, 4)
-    model = linear_logit(w)
+    model = linear_logit(w).eval()  # Quantus asks for eval mode
     x = torch.rand(2, 1, 4, 4)
     target = torch.ones(2, dtype=torch.long)
     ig = explainers.get("integrated_gradients")(seed=0)

@@ -317,3 +317,17 @@ def test_a_preprocess_mapping_that_keeps_the_librarys_convention_is_warned_of(ca
     [message] = warned("auto", "e")
     assert message.startswith("model 'e': preprocess auto puts torchvision ResNet18_Weights.IMAGENET1K_V1's input "
                               "convention in front of the weights file (size (224, 224), mean")
+
+
+def test_a_recipe_whose_training_diverges_is_refused_and_not_cached(tmp_path):
+    """A fuzzing review: lr 1e12 trained NaN weights that were cached and used; every cell then failed
+    with messages pointing at a one-class test split or an empty mask."""
+    kw = dict(n=96, size=32)
+    train, val, test = (PhantomCXR(s, **kw) for s in ("train", "val", "test"))
+    spec = ModelSpec.model_validate({"name": "small_cnn", "params": {"width": 8, "depth": 2},
+                                     "recipe": {"epochs": 3, "lr": 1e12, "batch_size": 32}})
+    cache = Cache(tmp_path)
+    with pytest.raises(CheckpointError, match=r"training diverged \(loss nan in epoch \d\).*lower the recipe's "
+                                              r"lr \(1e\+12\)"):
+        load_checkpoint(spec, train, val, test, seed=0, cache=cache)
+    assert not any(tmp_path.rglob("*.safetensors"))
