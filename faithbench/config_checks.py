@@ -196,9 +196,14 @@ def check_validation(suite: Any, source: str, built: dict[str, Any], metric_plug
                             f"(threshold: val / gate: val), but dataset {spec.label!r} has {problem}")
 
 
+MAX_STEM = 180
+
+
 def check_file_names(suite: Any, source: str, error: type[Exception]) -> None:
     """Refuse labels whose file names collide: within datasets, models or metrics, and across the
-    joined stems ``<dataset>_<model>`` and ``<dataset>_<model>_<metric>`` of the plots."""
+    joined stems ``<dataset>_<model>`` and ``<dataset>_<model>_<metric>`` of the plots; and stems too
+    long for a file name (more than :data:`MAX_STEM` bytes, leaving room for a plot's prefix, a class
+    and the suffix within the usual 255: a fuzzing review's 300-character alias failed the run)."""
     kinds = {"datasets": suite.datasets, "models": suite.models, "metrics": suite.metrics}
     for kind, specs in kinds.items():
         seen: dict[str, int] = {}
@@ -214,6 +219,10 @@ def check_file_names(suite: Any, source: str, error: type[Exception]) -> None:
         for picks in itertools.product(*(enumerate(kinds[k]) for k in combo)):
             labels = tuple(spec.label for _, spec in picks)
             stem = "_".join(safe_name(label) for label in labels)
+            if len(stem.encode()) > MAX_STEM:
+                raise error(f"{source}: {' x '.join(combo)}: labels {' / '.join(labels)} make a plot file name of "
+                            f"{len(stem.encode())} bytes before its prefix and suffix (at most {MAX_STEM}); give "
+                            "shorter aliases")
             if stem in stems and stems[stem] != labels:
                 raise error(f"{source}: {' x '.join(combo)}: labels {' / '.join(labels)} and "
                             f"{' / '.join(stems[stem])} map to one plot file name {stem!r}; give one an alias")

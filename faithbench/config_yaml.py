@@ -120,6 +120,9 @@ def load_yaml_file(path: Path) -> Any:
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise YAMLFileError(f"{path}:{where} malformed YAML: {problem}") from None
+    except RecursionError:  # a fuzzing review: 5000 nested lists were exit 1, not a bad-input error
+        raise YAMLFileError(f"{path}: malformed YAML: values nested too deeply to read (a suite nests a few "
+                            "levels)") from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -130,6 +133,6 @@ def yaml_description(path: Path) -> str:
     ``faithbench list suites``."""
     try:
         text = (yaml.safe_load(path.read_text()) or {}).get("description") or ""
-    except (OSError, yaml.YAMLError, AttributeError):
+    except (OSError, yaml.YAMLError, AttributeError, RecursionError):
         return ""
     return " ".join(str(text).split())

@@ -24,8 +24,10 @@ from torch import Tensor
 
 # The end of a skipped.csv reason that counts a (cell, metric)'s undefined values ("k of n " + this):
 # the metric ran; those samples have no row. Every other skipped.csv row is a skip.
-UNDEFINED_REASON = "samples undefined (NaN, e.g. an empty mask or an all-zero map): no row"
-UNDEFINED_REASONS = (UNDEFINED_REASON, "samples undefined (NaN, e.g. an empty mask): no row")  # and runs before it
+UNDEFINED_REASON = ("samples undefined (NaN, e.g. an empty mask, an all-zero map, too few regions or no comparable "
+                    "sample in the batch; see the metric's docs): no row")
+UNDEFINED_REASONS = (UNDEFINED_REASON, "samples undefined (NaN, e.g. an empty mask or an all-zero map): no row",
+                     "samples undefined (NaN, e.g. an empty mask): no row")  # and runs before it
 
 
 class Category(str, Enum):

@@ -102,6 +102,13 @@ def _load_silently(tmp_path, *texts):
      r"would be constant; set patch below 32"),
     ("[gradcam, random]", "[{name: kernel_shap, params: {patch: 32}}, random]",
      r"explainers\[0\].params: kernel_shap: parameter 'patch' = 32 gives 1 feature"),
+    # a fuzzing review: grid 100000 failed every cell after training (800 GB), min_grid 64 was silently moot
+    ("[gradcam, random]", "[{name: rise, params: {grid: 100000}}, random]",
+     r"explainers\[0\].params: rise: parameter 'grid' = 100000 has more cells than the 32 x 32 input has pixels "
+     r"along a side; expected grid <= 32"),
+    ("[gradcam, random]", "[{name: gradcam, params: {min_grid: 64}}, random]",
+     r"explainers\[0\].params: gradcam: parameter 'min_grid' = 64 is more than the input's largest side \(32 x "
+     r"32\), so no layer's grid can reach it; expected min_grid <= 32"),
 ])
 def test_run_refusals_found_at_validation(tmp_path, old, new, expected):
     assert old in BASE
@@ -149,6 +156,10 @@ def test_missing_mask_warns_naming_it(tmp_path):
      "{name: phantom_cxr, alias: a, params: {size: 32, n: 8, seed: 1}}]\n"
      "models: [{name: small_cnn, alias: c, recipe: default}, {name: small_cnn, alias: b_c, recipe: default}]",
      r"datasets x models: labels a / b_c and a_b / c map to one plot file name 'a_b_c'"),
+    ("models: [{name: small_cnn, recipe: {epochs: 1}}]",  # a fuzzing review: "File name too long" after training
+     "models: [{name: small_cnn, alias: " + "m" * 300 + ", recipe: {epochs: 1}}]",
+     r"datasets x models: labels phantom_cxr / m+ make a plot file name of 312 bytes before its prefix and suffix "
+     r"\(at most 180\); give shorter aliases"),
 ])
 def test_labels_mapping_to_one_file_name(tmp_path, old, new, expected):
     assert old in BASE

@@ -30,6 +30,14 @@ def test_alias_bomb_is_refused_naming_file_and_key(tmp_path):
         load_suite(path)
 
 
+def test_values_nested_too_deeply_are_a_suite_error(tmp_path):
+    """A fuzzing review: 5000 nested lists were a RecursionError, exit 1."""
+    path = tmp_path / "deep.yaml"
+    path.write_text(BASE.replace("name: t", "name: t\ndescription: " + "[" * 5000 + "]" * 5000))
+    with pytest.raises(SuiteError, match=r"deep.yaml: malformed YAML: values nested too deeply to read"):
+        load_suite(path)
+
+
 def test_aliases_within_the_budget_still_work(tmp_path):
     path = tmp_path / "ok.yaml"
     path.write_text(BASE.replace("EXPLAINER", "gradcam").replace(
