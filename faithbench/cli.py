@@ -160,6 +160,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from faithbench.registry import datasets, explainers, metrics, models
 
     ensure_plugins_loaded()
+    args.pattern = args.params if isinstance(args.params, str) and args.pattern == "*" else args.pattern
     pattern = _list_glob(args.pattern).lower()  # case-insensitive on every platform (RESNET finds resnet18)
     registry = {"explainers": explainers, "metrics": metrics, "datasets": datasets, "models": models}.get(args.kind)
     names = [n for n in (registry.names() if registry else builtin_suites()) if fnmatch.fnmatchcase(n.lower(), pattern)]
@@ -289,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="what to list: the registered plugins of a kind, or the built-in suites")
     lst.add_argument("pattern", nargs="?", default="*",
                      help="a substring of the names (deletion) or a glob ('*cam*', 'iou_top*'); default: all")
-    lst.add_argument("--params", action="store_true", help="print each plugin's parameters with their defaults")
+    lst.add_argument("--params", nargs="?", const=True, default=False, metavar="PATTERN",  # either order (a review)
+                     help="print each plugin's parameters with their defaults (`--params gradcam`: of those matching)")
     lst.set_defaults(func=_cmd_list)
 
     val = sub.add_parser("validate", help="check a suite without running it", parents=[common])

@@ -89,6 +89,9 @@ def test_help(argv, capsys):
     (["list", "metrics", "deletion*"], {"deletion_auc"}, {"region_deletion_correlation"}),  # a glob stays one
     (["list", "models", "RESNET"], {"resnet18", "resnet18_3d"}, {"small_cnn"}),  # case-insensitive (a walkthrough)
     (["list", "suites", "Q*"], {"quick"}, {"zoo"}),
+    # helper 136: --params before the pattern was a usage error
+    (["list", "explainers", "--params", "gradcam_pp"], {"gradcam_pp", "parameters:"}, {"gradcam", "random"}),
+    (["list", "explainers", "gradcam_pp", "--params"], {"gradcam_pp", "parameters:"}, {"gradcam", "random"}),
 ])
 def test_list_pattern_is_a_substring_or_a_glob(capsys, argv, expected, absent):
     assert main(argv) == 0

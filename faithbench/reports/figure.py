@@ -3,6 +3,7 @@ shortened and which colour each explainer gets."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from faithbench.names import safe_name  # noqa: E402
+from faithbench.store import FILE_MODE  # noqa: E402
 
 __all__ = ["DPI", "LABEL_WIDTH", "RC", "block_labels", "explainer_colours", "save", "short_labels", "stem", "titled",
            "with_blocks"]
@@ -35,6 +37,7 @@ def save(fig: plt.Figure, stem: Path, tight: bool = True) -> list[Path]:
     for ext, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
         path = stem.parent / f"{stem.name}.{ext}"
         fig.savefig(path, dpi=DPI, metadata=metadata, **extra)
+        os.chmod(path, FILE_MODE)  # readable by others as the tables, whatever the umask (a review: 0600)
         written.append(path)
     plt.close(fig)
     return written

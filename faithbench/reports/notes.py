@@ -7,7 +7,8 @@ import pandas as pd
 
 from faithbench.types import UNDEFINED_REASONS
 
-__all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "DAGGER", "DISTRIBUTION_NOTE", "FAILED_NOTE", "control_phrase",
+__all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "DAGGER", "DISTRIBUTION_NOTE", "FAILED_NOTE", "control_alone",
+           "control_phrase",
            "control_tested", "failed_cells", "mixed_classes_note", "significance_note", "split_skipped"]
 
 CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5 (or the AUC is "
@@ -44,11 +45,19 @@ def control_tested(board: pd.DataFrame) -> bool:
     return "p_vs_random" in board.columns and bool(pd.to_numeric(board["p_vs_random"], errors="coerce").notna().any())
 
 
-def significance_note(control: str = "random", tested: bool = True) -> str:
+def control_alone(board: pd.DataFrame, control: str = "random") -> bool:
+    """Whether the ``control`` explainer is the only one with rows in ``board``: every other explainer
+    failed or gave no value (a review: a partial run's legend said the suite had no control)."""
+    return "explainer" in board.columns and set(board["explainer"].astype(str)) == {control}
+
+
+def significance_note(control: str = "random", tested: bool = True, alone: bool = False) -> str:
     """The leaderboard's legend; ``*`` names ``control``, the explainer the one-sided tests compare with.
     ``tested`` False (no test against the control was run, :func:`control_tested`): the legend says so
     and promises no ``*`` (a held-out review: a suite without ``random`` still read "* better than the
-    random control")."""
+    random control"). ``alone`` (:func:`control_alone`): the control ran, nothing else was tested."""
+    if not tested and alone:
+        return f"nothing was tested against the control {control} (no other explainer has rows): no * marks; " + _REST
     if not tested:
         return f"no control explainer ({control}) in this suite: no * marks; " + _REST
     return (f"* better than {control_phrase(control)} (one-sided Wilcoxon signed-rank test, "

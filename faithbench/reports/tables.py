@@ -35,7 +35,8 @@ import pandas as pd
 from faithbench.reports.markup import (LATEX_PREAMBLE, column_decimals, format_fixed, format_number, latex_breakable,
                                        latex_escape, markdown_escape)
 from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, FAILED_NOTE,  # re-exported
-                                      control_phrase, control_tested, failed_cells, significance_note, split_skipped)
+                                      control_alone, control_phrase, control_tested, failed_cells, significance_note,
+                                      split_skipped)
 from faithbench.stats.reliability import RELIABILITY_MARK
 from faithbench.types import CATEGORY_ORDER, OTHER, category_key
 
@@ -280,7 +281,8 @@ def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = Non
     def escape_note(text: str) -> str:  # the control's name is escaped already: leave its escapes alone
         return re.sub(r"(?<!\\)([*\[\]<])", r"\\\1", text)
 
-    lines = ["# Leaderboard", "", escape_note(significance_note(markdown_escape(control), control_tested(board))), ""]
+    note = significance_note(markdown_escape(control), control_tested(board), control_alone(board, control))
+    lines = ["# Leaderboard", "", escape_note(note), ""]
     tables = leaderboard_tables(board)
     if any(t.has_chance() for t in tables):
         lines += [markdown_escape(CHANCE_LEVEL_NOTE), ""]
@@ -339,10 +341,12 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
     tables = leaderboard_tables(board)
     lines = ["% faithbench leaderboard; needs \\usepackage{booktabs} and \\usepackage{graphicx}",
-             "% " + significance_note(control, control_tested(board)).replace("↑", "up").replace("↓", "down"),
+             "% " + significance_note(control, control_tested(board), control_alone(board, control)).replace(
+                 "↑", "up").replace("↓", "down"),
              *LATEX_PREAMBLE, ""]
     stars = (r"$^{*}$: better than " + latex_escape(control_phrase(control)) + r" (one-sided Wilcoxon, Holm-adjusted "
              r"$p<0.05$), $^{\circ}$: worse; " if control_tested(board) else
+             "nothing was tested against the control: no $^{*}$ marks; " if control_alone(board, control) else
              "no control explainer in this suite: no $^{*}$ marks; ")
     for table in tables:
         dagger = r"$^{\dagger}$" if table.at_chance else ""

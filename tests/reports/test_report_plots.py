@@ -201,3 +201,19 @@ def test_a_cd_diagram_says_when_its_friedman_test_is_not_significant(tmp_path, m
     assert titles[0].endswith("mean rank per sample; Friedman p = 0.16, 8 samples, k = 3\nnot significant "
                               "(p ≥ 0.05): the test finds no difference")
     assert titles[1].endswith("Friedman p = 0.01, 8 samples, k = 3")
+
+
+def test_plots_are_readable_by_others_whatever_the_umask(tmp_path):
+    """Helper 136: under umask 077 the plots were 0600, the tables 0644 as documented."""
+    import os
+
+    import matplotlib.pyplot as plt
+
+    from faithbench.reports.figure import save
+
+    old = os.umask(0o077)
+    try:
+        written = save(plt.figure(), tmp_path / "p")
+    finally:
+        os.umask(old)
+    assert [p.stat().st_mode & 0o777 for p in written] == [0o644, 0o644]

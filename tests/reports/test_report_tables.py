@@ -156,6 +156,21 @@ def test_bold_cells_print_apart_and_a_column_has_one_format():
     assert '<td class="best">0.01050 [0.00890, 0.01170]' in html and "<td>0.01020 [0.00730, 0.01320]" in html
 
 
+def test_a_partial_run_whose_control_alone_has_rows_says_so():
+    """Helper 136: every explainer but random failed, and the legends said the suite had no control."""
+    from faithbench.reports.html import render_html
+
+    alone = BOARD[BOARD["explainer"] == "a"].assign(explainer="random", beats_random=pd.NA, p_vs_random=float("nan"))
+    said = "nothing was tested against the control random (no other explainer has rows): no \\* marks"
+    assert said in leaderboard_markdown(alone) and "no control explainer" not in leaderboard_markdown(alone)
+    assert "nothing was tested against the control: no $^{*}$ marks" in leaderboard_latex(alone)
+    empty = pd.DataFrame()
+    page = render_html(root=__import__("pathlib").Path("/nonexistent"), manifest={}, board=alone, models=empty,
+                       models_table=empty, cost_table=empty, skipped=None, failures=None, friedman=empty,
+                       overall=empty, agreement=empty, pairwise=empty)
+    assert said.replace("\\", "") in page
+
+
 def test_without_a_control_test_the_legend_promises_no_star():
     """A held-out review: a suite without the random control still read "* better than the random
     control"; the legend says there is no control and no * instead, in every format."""
