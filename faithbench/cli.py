@@ -103,9 +103,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cache = Cache(args.cache) if args.cache else Cache()
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit: expected a positive number of samples, got {args.limit}")
-    for flag, value in (("--cpus-per-task", args.cpus_per_task), ("--gpus-per-task", args.gpus_per_task)):
-        if value < 0:
-            raise InputError(f"{flag}: expected a number >= 0, got {value}")
+    if not args.cpus_per_task > 0:  # 0 lifted the limit on concurrent groups (a review)
+        raise InputError(f"--cpus-per-task: expected a number > 0, got {args.cpus_per_task}")
+    if args.gpus_per_task < 0:
+        raise InputError(f"--gpus-per-task: expected a number >= 0, got {args.gpus_per_task}")
     if args.ray_cpus is not None and args.ray_cpus < 1:
         raise InputError(f"--ray-cpus: expected a positive number of CPUs, got {args.ray_cpus}")
     executor = args.executor or ("ray" if args.ray_address or args.ray_cpus else None) or suite.executor

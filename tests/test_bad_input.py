@@ -284,7 +284,11 @@ def test_a_data_root_that_does_not_exist(tmp_path, capsys, monkeypatch):
 
 def test_bad_run_options(tmp_path, capsys):
     code, err, _ = run(tmp_path, capsys, GOOD, "--cpus-per-task", "-1")
-    assert code == EXIT_BAD_INPUT and err == "faithbench: error: --cpus-per-task: expected a number >= 0, got -1.0"
+    assert code == EXIT_BAD_INPUT and err == "faithbench: error: --cpus-per-task: expected a number > 0, got -1.0"
+    code, err, _ = run(tmp_path, capsys, GOOD, "--executor", "ray", "--cpus-per-task", "0")  # helper 137: no limit
+    assert code == EXIT_BAD_INPUT and err == "faithbench: error: --cpus-per-task: expected a number > 0, got 0.0"
+    code, err, _ = run(tmp_path, capsys, GOOD, "--gpus-per-task", "-0.5")
+    assert code == EXIT_BAD_INPUT and err == "faithbench: error: --gpus-per-task: expected a number >= 0, got -0.5"
 
 
 def test_a_trained_model_needs_the_train_split_of_a_volume_dataset(tmp_path, capsys):

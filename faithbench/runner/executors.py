@@ -92,13 +92,14 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if address:
         _check_reachable(address)
         try:
-            ray.init(address=address, log_to_driver=False)
+            _init(ray, sigterm, address=address, log_to_driver=False)
         except ConnectionError as exc:  # bad input (exit 2): nothing was computed yet
             raise UsageError(f"--ray-address {address}: cannot connect to a Ray cluster there ({first_line(exc)}); "
                              "start one with 'ray start --head' on that node, or leave --ray-address out to start a "
-                             "local Ray") from None
+                             "local Ray; a cluster with token authentication (InvalidAuthToken above) needs "
+                             "RAY_AUTH_MODE=token in this shell too") from None
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        _init(ray, sigterm, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     if callable(sigterm):  # Ray replaces it (a review: SIGTERM aborted the driver, exit 134, not 143)
         signal.signal(signal.SIGTERM, sigterm)
     try:
@@ -107,6 +108,20 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         ray.shutdown()
         if callable(sigterm):  # shutdown resets the signal to its default action (helper 119)
             signal.signal(signal.SIGTERM, sigterm)
+
+
+def _init(ray: Any, sigterm: Any, **options: Any) -> None:
+    """``ray.init(**options)``; a SIGTERM during it reaches Ray's own handler, installed there, which
+    exits with code 15 and no word (a review): it is handed to ``sigterm``, the caller's handler
+    (faithbench's: exit 143 with its line), after Ray's processes are shut down."""
+    try:
+        ray.init(**options)
+    except SystemExit as exc:
+        if exc.code != signal.SIGTERM or not callable(sigterm):
+            raise
+        ray.shutdown()
+        sigterm(signal.SIGTERM, None)
+        raise
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

@@ -127,3 +127,30 @@ def test_a_task_no_node_can_hold_is_refused_on_a_local_ray_and_warned_of_on_a_cl
     with pytest.warns(UserWarning, match=r"--gpus-per-task 2: no node of the Ray cluster at h:1 has more than 1 GPUs, "
                                          r"so no task could start until a node with them joins"):
         executors._check_resources(two_nodes, executors.RayOptions(address="h:1", gpus_per_task=2))
+
+
+def test_a_sigterm_while_ray_starts_reaches_the_drivers_handler():
+    """Helper 137: Ray's own handler, installed during ray.init, exited with code 15 and no word; the
+    driver's handler (the CLI's: exit 143 with its line) now gets it, after Ray is shut down."""
+    calls = []
+
+    class FakeRay:
+        def init(self, **options):
+            calls.append(("init", options))
+            raise SystemExit(15)  # what Ray's handler does on SIGTERM
+
+        def shutdown(self):
+            calls.append(("shutdown",))
+
+    class Stopped(Exception):
+        pass
+
+    def handler(signum, frame):
+        calls.append(("handler", signum))
+        raise Stopped
+
+    with pytest.raises(Stopped):
+        executors._init(FakeRay(), handler, num_cpus=1)
+    assert calls == [("init", {"num_cpus": 1}), ("shutdown",), ("handler", 15)]
+    with pytest.raises(SystemExit):  # another exit code, or no handler of the driver's: Ray's exit stands
+        executors._init(FakeRay(), None, num_cpus=1)
