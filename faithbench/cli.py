@@ -161,7 +161,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from faithbench.registry import datasets, explainers, metrics, models
 
     ensure_plugins_loaded()
-    args.pattern = args.params if isinstance(args.params, str) and args.pattern == "*" else args.pattern
     pattern = _list_glob(args.pattern).lower()  # case-insensitive on every platform (RESNET finds resnet18)
     registry = {"explainers": explainers, "metrics": metrics, "datasets": datasets, "models": models}.get(args.kind)
     names = [n for n in (registry.names() if registry else builtin_suites()) if fnmatch.fnmatchcase(n.lower(), pattern)]
@@ -291,8 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="what to list: the registered plugins of a kind, or the built-in suites")
     lst.add_argument("pattern", nargs="?", default="*",
                      help="a substring of the names (deletion) or a glob ('*cam*', 'iou_top*'); default: all")
-    lst.add_argument("--params", nargs="?", const=True, default=False, metavar="PATTERN",  # either order (a review)
-                     help="print each plugin's parameters with their defaults (`--params gradcam`: of those matching)")
+    lst.add_argument("--params", action="store_true", help="print each plugin's parameters with their defaults")
     lst.set_defaults(func=_cmd_list)
 
     val = sub.add_parser("validate", help="check a suite without running it", parents=[common])
@@ -311,7 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    late = extra[0] if len(extra) == 1 and not extra[0].startswith("-") else None
+    if late is not None and getattr(args, "func", None) is _cmd_list and args.pattern == "*":
+        args.pattern = late  # `list explainers --params gradcam`: the pattern after the flag (a review)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from faithbench.progress import quiet
 
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers: the main thread only

@@ -133,6 +133,28 @@ def mask_names(dataset: Any, i: int = 0) -> set[str] | None:
     return masks
 
 
+def class_masks_in(dataset: Any, n: int, subset: str = "all") -> bool:
+    """Whether one of the samples a run explains (the first ``n``; with ``subset="positive"`` the
+    first ``n`` positive ones) of a multi-label ``dataset`` has a mask named after a class: then
+    every batch carries ``target`` (:mod:`faithbench.runner.targets`), the first one too when its
+    own samples have none (a diff review: a normal first image skipped localisation for the cell).
+    Reads samples up to the first such one; an unreadable sample ends the scan (the run names it)."""
+    classes, taken = set(getattr(dataset, "classes", ())), 0
+    try:
+        for i in range(len(dataset)):
+            if taken == n:
+                break
+            sample = dataset[i]
+            if subset == "positive" and not sample.positive:
+                continue
+            taken += 1
+            if classes & set(sample.masks):
+                return True
+    except Exception:  # noqa: BLE001 - see the docstring
+        return False
+    return False
+
+
 def _validation_problem(dataset: Any, params: dict[str, Any], masks: list[str], n: int) -> str | None:
     """Why the validation split of ``dataset``'s class cannot calibrate a metric on ``masks`` (None
     when it can): it cannot be built, it is empty, or none of its first ``n`` samples has a

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from faithbench.config_checks import SuiteWarning, first_line, mask_names, model_dataset_pairs
+from faithbench.config_checks import SuiteWarning, class_masks_in, first_line, mask_names, model_dataset_pairs
 from faithbench.names import did_you_mean
 
 __all__ = ["check_aliases", "check_masks", "check_metric_fit", "check_regions", "first_batch_masks", "run_masks",
@@ -96,6 +96,10 @@ def run_masks(dataset: Any, suite: Any, metric_plugins: list[Any]) -> set[str] |
     masks = mask_names(dataset)
     if masks is not None and any(not set(getattr(p, "required_masks", lambda: [])()) <= masks for p in metric_plugins):
         masks = first_batch_masks(dataset, suite) or masks
+    multilabel = getattr(dataset, "multilabel", False)
+    if masks is not None and "target" not in masks and multilabel and class_masks_in(dataset, suite.samples,
+                                                                                     suite.subset):
+        masks = masks | {"target"}  # the run builds it from the first batch on
     return masks
 
 

@@ -92,6 +92,7 @@ def test_help(argv, capsys):
     # helper 136: --params before the pattern was a usage error
     (["list", "explainers", "--params", "gradcam_pp"], {"gradcam_pp", "parameters:"}, {"gradcam", "random"}),
     (["list", "explainers", "gradcam_pp", "--params"], {"gradcam_pp", "parameters:"}, {"gradcam", "random"}),
+    (["list", "--params", "explainers", "gradcam_pp"], {"gradcam_pp", "parameters:"}, {"gradcam", "random"}),
 ])
 def test_list_pattern_is_a_substring_or_a_glob(capsys, argv, expected, absent):
     assert main(argv) == 0

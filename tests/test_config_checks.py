@@ -105,7 +105,7 @@ def _load_silently(tmp_path, *texts):
     # a fuzzing review: grid 100000 failed every cell after training (800 GB), min_grid 64 was silently moot
     ("[gradcam, random]", "[{name: rise, params: {grid: 100000}}, random]",
      r"explainers\[0\].params: rise: parameter 'grid' = 100000 has more cells than the 32 x 32 input has pixels "
-     r"along a side; expected grid <= 32"),
+     r"along its largest side; expected grid <= 32"),
     ("[gradcam, random]", "[{name: gradcam, params: {min_grid: 64}}, random]",
      r"explainers\[0\].params: gradcam: parameter 'min_grid' = 64 is more than the input's largest side \(32 x "
      r"32\), so no layer's grid can reach it; expected min_grid <= 32"),
@@ -334,3 +334,13 @@ def test_an_entry_that_repeats_another_is_warned_of(tmp_path, old, new, expected
     for a, b in changed.items():
         new = new.replace(a, b)
     _load_silently(tmp_path, BASE.replace(old, new))  # one parameter differs: a variant, not a copy
+
+
+def test_rise_and_cam_sizes_are_checked_against_the_largest_side():
+    """A diff review: RISE's default grid 8 was refused on a 2-slice volume, where it runs (correlation 0.63
+    with the box); grid and min_grid are one number for every axis."""
+    from faithbench.registry import explainers
+
+    assert explainers.get("rise")().check_input((1, 2, 32, 32)) is None
+    assert explainers.get("gradcam")().check_input((1, 2, 32, 32)) is None
+    assert "grid' = 33" in explainers.get("rise")(grid=33).check_input((1, 2, 32, 32))

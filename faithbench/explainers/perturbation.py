@@ -228,12 +228,12 @@ class RISEExplainer(Explainer):
                                           "batch_size": AT_LEAST_ONE}
 
     def check_input(self, shape: tuple[int, ...]) -> str | None:
-        """A grid no finer than the image: RISE's masks are coarse cells upsampled (a fuzzing review:
+        """A grid no finer than the image's largest side: RISE's masks are coarse cells upsampled (a fuzzing review:
         ``grid: 100000`` asked for 800 GB after training, ``grid: 64`` on 32 px ran without a word)."""
-        if self.grid > min(shape[1:]):
+        if self.grid > max(shape[1:]):  # against the largest side: grid 8 serves a 2-slice volume (a diff review)
             return (f"{self.name}: parameter 'grid' = {self.grid} has more cells than the "
-                    f"{' x '.join(map(str, shape[1:]))} input has pixels along a side; expected grid <= "
-                    f"{min(shape[1:])} (the paper's masks are a coarse grid, upsampled)")
+                    f"{' x '.join(map(str, shape[1:]))} input has pixels along its largest side; expected grid <= "
+                    f"{max(shape[1:])} (the paper's masks are a coarse grid, upsampled)")
         return None
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:

@@ -24,11 +24,12 @@ INPLACE_INPUT = ("its forward changes its input in place (x.sub_(), x /= ...): e
                  "AUC 0.45 instead of 0.88); make forward work on a copy (x = x - m)")
 
 
-def check_converging(desc: str, loss: float, epoch: int, lr: float) -> None:
-    """``CheckpointError`` when an epoch's ``loss`` (the larger of its mean training and its
-    validation loss) is not finite: the outputs are NaN or Inf (a fuzzing review: ``lr: 1e12`` was
-    cached and used, every cell failed with an unrelated message)."""
-    if not math.isfinite(loss):
+def check_converging(desc: str, losses: tuple[float, ...], epoch: int, lr: float) -> None:
+    """``CheckpointError`` when one of an epoch's ``losses`` (its mean training and its validation
+    loss) is not finite: the outputs are NaN or Inf (a fuzzing review: ``lr: 1e12`` was cached and
+    used, every cell failed with an unrelated message; a diff review: ``max`` hid a NaN)."""
+    loss = next((v for v in losses if not math.isfinite(v)), None)
+    if loss is not None:
         raise CheckpointError(f"{desc}: training diverged (loss {loss} in epoch {epoch}): the model's outputs are "
                               f"no longer finite; lower the recipe's lr ({lr:g})")
 

@@ -124,7 +124,7 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
             step += 1
         val = evaluate_model(model, x_val, y_val, ci=False)  # the epoch needs loss and accuracy only
         history["train_loss"].append(float(np.mean(losses)))
-        check_converging(desc, max(history["train_loss"][-1], val["loss"]), len(history["train_loss"]), recipe.lr)
+        check_converging(desc, (history["train_loss"][-1], val["loss"]), len(history["train_loss"]), recipe.lr)
         history["val_loss"].append(val["loss"])
         history["val_accuracy"].append(val["accuracy"])
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_acc=f"{val['accuracy']:.3f}")

@@ -56,8 +56,11 @@ def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, mode
             raise InputDataError(f"dataset {label!r} ({split} split): no sample with a positive label")
 
     if getattr(dataset, "multilabel", False):  # one row per (sample, explained class)
+        from faithbench.config_checks import class_masks_in
+
+        class_masks = class_masks_in(dataset, n_samples, subset)
         for batch, target in _class_batches(batches(), target_mode, tuple(dataset.classes), batch_size, label,
-                                            split):
+                                            split, class_masks):
             yield batch.to(device), target.to(device)
         return
     for samples in batches():
@@ -75,7 +78,7 @@ def iter_batches(dataset: Any, label: str, n_samples: int, batch_size: int, mode
 
 
 def _class_batches(sample_lists: Iterator[list[Any]], target_mode: Any, classes: tuple[str, ...], batch_size: int,
-                   label: str, split: str) -> Iterator[tuple[Batch, Tensor]]:
+                   label: str, split: str, class_masks: bool = False) -> Iterator[tuple[Batch, Tensor]]:
     """A multi-label dataset's (sample, class) units (:mod:`faithbench.runner.targets`)."""
     from faithbench.runner.targets import class_batches
 
@@ -85,7 +88,7 @@ def _class_batches(sample_lists: Iterator[list[Any]], target_mode: Any, classes:
     units = 0
     try:
         for batch, target in class_batches((s for samples in sample_lists for s in samples), target_mode, classes,
-                                           batch_size):
+                                           batch_size, class_masks):
             units += len(batch)
             yield batch, target
     except (ValueError, RuntimeError) as exc:

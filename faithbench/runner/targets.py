@@ -7,8 +7,9 @@ class: the suite's ``target`` is ``each_positive`` (every class present in the s
 one-vs-normal). :func:`expand_targets` turns samples into (sample, class) units;
 :func:`class_batches` streams them in batches whose ``target`` is the explained class.
 
-Per-class localisation: when the dataset's samples have masks named after its classes (``nodule``,
-``cavity``), every batch from the first that holds one also carries the mask ``target``
+Per-class localisation: when the samples a run explains have masks named after the dataset's
+classes (``nodule``, ``cavity``; :func:`~faithbench.config_checks.class_masks_in`), every batch
+also carries the mask ``target``
 (:data:`TARGET_MASK`): row i's copy of the mask of its explained class, empty where the sample has
 none of that class (an absent mask is an empty one; its rows are undefined, NaN, for the metrics
 that need a non-empty mask). A localisation metric with ``mask: target`` thus scores each row
@@ -96,11 +97,12 @@ def collate_units(units: Sequence[tuple[Sample, int]], classes: Sequence[str],
 
 
 def class_batches(samples: Iterator[Sample], target: Any, classes: Sequence[str],
-                  batch_size: int) -> Iterator[tuple[Batch, Tensor]]:
+                  batch_size: int, class_masks: bool = False) -> Iterator[tuple[Batch, Tensor]]:
     """Stream (sample, class) units of ``samples`` in batches of at most ``batch_size`` units; once a
-    batch has the explained class's mask (``target``), every later one has it (:func:`collate_units`)."""
+    batch has the explained class's mask (``target``), every later one has it (:func:`collate_units`);
+    with ``class_masks`` (the explained samples have class masks, :func:`~faithbench.config_checks.
+    class_masks_in`), every batch from the first."""
     pending: list[tuple[Sample, int]] = []
-    class_masks = False
     for sample in samples:
         pending += expand_targets([sample], target, classes)
         while len(pending) >= batch_size:

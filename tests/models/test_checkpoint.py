@@ -331,3 +331,13 @@ def test_a_recipe_whose_training_diverges_is_refused_and_not_cached(tmp_path):
                                               r"lr \(1e\+12\)"):
         load_checkpoint(spec, train, val, test, seed=0, cache=cache)
     assert not any(tmp_path.rglob("*.safetensors"))
+
+
+def test_a_nan_validation_loss_stops_training_too():
+    """A diff review: max(train, val) hid a NaN validation loss (max(0.7, nan) is 0.7)."""
+    from faithbench.models.errors import check_converging
+
+    check_converging("train m", (0.7, 0.69), 1, 0.001)
+    for losses in ((0.7, float("nan")), (float("nan"), 0.7), (float("inf"), 0.7)):
+        with pytest.raises(CheckpointError, match=r"train m: training diverged \(loss (nan|inf) in epoch 3\)"):
+            check_converging("train m", losses, 3, 1e6)

@@ -117,6 +117,27 @@ def test_a_batch_without_a_rare_class_mask_still_has_the_target_mask():
     assert only_empty[1][0].masks[TARGET_MASK].sum() == 0
 
 
+def test_a_first_batch_of_normal_images_has_the_target_mask_when_later_samples_have_class_masks():
+    """A diff review: the first batch without any class mask (normal images first) skipped the
+    localisation metrics for the whole cell at batch_size 4, not at 8."""
+    from faithbench.config_checks import class_masks_in
+
+    samples = [_present_only(0, [0, 0, 0]), _present_only(1, [0, 0, 0]), _present_only(2, [0, 1, 0])]
+
+    class Present(_MultiLabel):
+        def __len__(self):
+            return len(samples)
+
+        def __getitem__(self, i):
+            return samples[i]
+
+    assert class_masks_in(Present(), 3) and not class_masks_in(Present(), 2)
+    assert class_masks_in(Present(), 1, "positive")  # the first positive sample is s2
+    out = list(iter_batches(Present(), "ml", 3, 3, torch.nn.Identity(), ClassTargets()))
+    assert [TARGET_MASK in b.masks for b, _ in out] == [True, True, True]
+    assert out[0][0].masks[TARGET_MASK].sum() == 0 and out[2][0].masks[TARGET_MASK].sum() == 1  # s2's cavity
+
+
 def test_validate_offers_the_target_mask_as_the_run_builds_it():
     from faithbench.config_checks import mask_names
 
