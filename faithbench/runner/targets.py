@@ -9,11 +9,10 @@ one-vs-normal). :func:`expand_targets` turns samples into (sample, class) units;
 
 Per-class localisation: when the samples a run explains have masks named after the dataset's
 classes (``nodule``, ``cavity``; :func:`~faithbench.config_checks.class_masks_in`), every batch
-also carries the mask ``target``
-(:data:`TARGET_MASK`): row i's copy of the mask of its explained class, empty where the sample has
-none of that class (an absent mask is an empty one; its rows are undefined, NaN, for the metrics
-that need a non-empty mask). A localisation metric with ``mask: target`` thus scores each row
-against its own class's mask; nothing in the metrics changes.
+also carries the mask ``target`` (:data:`TARGET_MASK`): row i's copy of the mask of its explained
+class, empty where the sample has none of that class (an absent mask is an empty one; its rows are
+undefined, NaN, for the metrics that need a non-empty mask). A localisation metric with ``mask:
+target`` thus scores each row against its own class's mask; nothing in the metrics changes.
 """
 
 from __future__ import annotations
@@ -79,9 +78,9 @@ def collate_units(units: Sequence[tuple[Sample, int]], classes: Sequence[str],
     """A batch of (sample, class) units and its ``target (B,)`` of class indices. ``batch.label``
     is the explained class's 0/1 label (is the class present?), ``batch.labels`` the full vectors;
     ``batch.masks["target"]`` the explained class's mask per row, when a sample of the batch has a
-    mask named after a class, or ``class_masks`` (an earlier batch of the dataset had one): a class
-    whose mask a sample lacks has an empty one there, as any absent mask (a review: a batch without
-    a rare class's mask failed the metric, and whether it did depended on ``batch_size``)."""
+    mask named after a class, or with ``class_masks`` (the explained samples, or an earlier batch,
+    have one): a class whose mask a sample lacks has an empty one there, as any absent mask (a
+    review: a batch without a rare class's mask failed the metric, depending on ``batch_size``)."""
     batch = Batch.collate([s for s, _ in units])
     target = torch.tensor([c for _, c in units], dtype=torch.long)
     assert batch.labels is not None
