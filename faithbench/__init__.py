@@ -116,10 +116,6 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     else:
         suite = load_suite(suite)
     out = Path(out_dir) if out_dir is not None else default_out_dir(suite)
-    if isinstance(kwargs.get("cache"), (str, Path)):  # a folder, as --cache takes (a review: str was an AttributeError)
-        from faithbench.store import Cache
-
-        kwargs["cache"] = Cache(kwargs["cache"])
     return run_suite(suite, out, **kwargs)
 
 

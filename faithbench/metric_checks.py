@@ -96,10 +96,10 @@ def run_masks(dataset: Any, suite: Any, metric_plugins: list[Any]) -> set[str] |
     masks = mask_names(dataset)
     if masks is not None and any(not set(getattr(p, "required_masks", lambda: [])()) <= masks for p in metric_plugins):
         masks = first_batch_masks(dataset, suite) or masks
-    multilabel = getattr(dataset, "multilabel", False)
-    if masks is not None and "target" not in masks and multilabel and class_masks_in(dataset, suite.samples,
-                                                                                     suite.subset):
-        masks = masks | {"target"}  # the run builds it from the first batch on
+    wanted = any("target" in getattr(p, "required_masks", lambda: [])() for p in metric_plugins)
+    scan = masks is not None and wanted and "target" not in masks and getattr(dataset, "multilabel", False)
+    if scan and class_masks_in(dataset, suite.samples, suite.subset):  # the run builds it from the first batch on
+        masks = masks | {"target"}
     return masks
 
 

@@ -178,9 +178,10 @@ def foreign_nonlinear_leaves(model: nn.Module, x: Tensor, base: LeafTrace, handl
     for a score change of 0.57 on MONAI's DenseNet with ``act: swish``). One traced forward pass per
     such type, into that type's leaves only, against ``base`` (the caller's :func:`trace_leaves`, every
     leaf stepped over): the model's operations outside the type's leaves are not the type's (a
-    review: faithbench's input transform was blamed for a SE-ResNet's gates). ``handled``: subclasses the method handles itself (guided
-    backpropagation's captum hooks take every ``isinstance`` of nn.ReLU; DeepLIFT's exact types);
-    ``only``: the operations that count (guided backpropagation: activations, not a gate)."""
+    review: faithbench's input transform was blamed for a SE-ResNet's gates). ``handled``: subclasses
+    the method handles itself (guided backpropagation's captum hooks take every ``isinstance`` of
+    nn.ReLU; DeepLIFT's exact types); ``only``: the operations that count (guided backpropagation:
+    activations, not a gate)."""
     found: list[str] = []
     foreign = sorted({type(m) for m in leaf_modules(model)
                       if not type(m).__module__.startswith("torch.nn.") and not isinstance(m, handled)},

@@ -9,7 +9,7 @@ Metrics never aggregate.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from collections.abc import Collection
 from typing import Any, ClassVar, Iterator
@@ -92,7 +92,10 @@ class ForwardCounter:
     def __call__(self, x: Tensor) -> Tensor:
         start = time.perf_counter()
         outputs, i = [], 0
-        with eval_mode(self.model), torch.inference_mode():  # the caller's modes restored (a review: left in eval)
+        # the caller's modes restored (a review: left in eval); a model in eval mode, the runner's, is left alone:
+        # this runs on every forward, and eval() with the restore took 0.45 ms on a ResNet-50, the check 0.07
+        modes = eval_mode(self.model) if any(m.training for m in self.model.modules()) else nullcontext()
+        with modes, torch.inference_mode():
             while i < len(x):
                 try:
                     outputs.append(self.model(x[i : i + self.max_batch]))

@@ -90,7 +90,8 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
     (0 to 1 × the map's 99th percentile; −1 to 1 for signed maps). ``labels`` (N class names, the
     sample's label) and ``probs`` (N, the predicted probability of the explained class) are
     written beside each sample's row, headed by its id from ``ids`` (N; default its row number: a
-    multi-label image explained for several classes fills several rows). Writes ``path`` (PNG) and the same stem as SVG; returns both.
+    multi-label image explained for several classes fills several rows). Writes ``path`` (PNG) and the
+    same stem as SVG; returns both.
     """
 
     x = _numpy(images)

@@ -184,7 +184,7 @@ def plugin_packages(suite: Suite) -> dict[str, dict[str, str]]:
             "metrics": {s.name: package(metrics, s.name) for s in suite.metrics}}
 
 
-def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None,
+def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None = None,
               executor: str | RayOptions | None = None, progress: bool = True, log: Log = print,
               report: bool = True, **settings: Any) -> RunResult:
     """Run every cell of ``suite`` and write the tables of the output folder (and, with
@@ -211,7 +211,7 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | None = None,
         raise UsageError(f"run_suite: unknown setting {unknown[0]!r}; expected limit, device, cache, executor, "
                          "progress, log or report")
     run_settings = RunSettings.from_suite(suite, **settings)
-    cache = cache or Cache()
+    cache = cache if isinstance(cache, Cache) else Cache(cache)  # a folder, as --cache (a review: a str failed)
     prepare_output(out_dir, cache.root)  # an unusable --out or cache: exit 2 before any work
     with lock_output(out_dir), quiet(not progress):  # progress=False: the training bars too
         forget_datasets()
