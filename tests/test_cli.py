@@ -64,6 +64,27 @@ def test_run_bad_limit_and_missing_suite(capsys):
     assert "--limit" in capsys.readouterr().err
 
 
+def test_limit_below_a_batch_metric_refused_before_work(tmp_path, capsys):
+    # sufficiency compares a sample with the others of its batch: --limit 1 trained, explained and scored,
+    # then had no row (a review); now refused before the output folder exists
+    suite = tmp_path / "s.yaml"
+    suite.write_text(textwrap.dedent("""
+        name: s
+        samples: 8
+        batch_size: 8
+        datasets: [{name: phantom_cxr, params: {n: 48, size: 32}}]
+        models: [{name: small_cnn, recipe: {epochs: 1}}]
+        explainers: [saliency]
+        metrics: [sufficiency]
+    """))
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--limit", "1", "--out", str(out), "--cache", str(tmp_path / "c"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "--limit 1: metric 'sufficiency' compares each sample with the others of its batch and needs 2" in err
+    assert not out.exists() and not (tmp_path / "c").exists()
+
+
 def test_report_on_non_run_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "not a faithbench run folder" in capsys.readouterr().err

@@ -51,6 +51,18 @@ def region_metric(regions: RegionSpec | None) -> tuple[PluginSpec, ...]:
                                                "postprocess": regions.postprocess}),)
 
 
+def _check_limit(suite: Suite, limit: int) -> None:
+    """A ``limit`` below what a metric that compares a sample with the others of its batch needs
+    (``min_batch``: sufficiency, consistency, focus) is a :class:`UsageError` before any work (a
+    review: ``--limit 1`` trained, explained and scored, then the metric had no row)."""
+    have = min(limit, suite.samples, suite.batch_size)
+    for spec in suite.metrics:
+        need = int(getattr(metrics.get(spec.name), "min_batch", 1) or 1)
+        if have < need and limit < min(suite.samples, suite.batch_size):
+            raise UsageError(f"--limit {limit}: metric {spec.label!r} compares each sample with the others of its "
+                             f"batch and needs {need} samples in a batch; expected a limit of at least {need}")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """How every group of a run is computed.
@@ -81,6 +93,8 @@ class RunSettings:
 
     @classmethod
     def from_suite(cls, suite: Suite, *, limit: int | None = None, device: str | None = None) -> "RunSettings":
+        if limit:
+            _check_limit(suite, limit)
         return cls(
             n_samples=min(suite.samples, limit) if limit else suite.samples,
             batch_size=suite.batch_size,
