@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from faithbench.config_checks import SuiteWarning, class_masks_in, first_line, mask_names, model_dataset_pairs
+from faithbench.metrics.functional import feature_ids, whole_features
 from faithbench.names import did_you_mean
 
 __all__ = ["check_aliases", "check_masks", "check_metric_fit", "check_regions", "first_batch_masks", "run_masks",
@@ -158,6 +159,7 @@ def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: 
 
 _RANKS_PATCHES = ("deletion_auc", "insertion_auc", "abpc", "morf_aopc", "lerf_aopc", "monotonicity", "selectivity",
                   "irof")
+_CORRELATES_PATCHES = ("faithfulness_estimate", "monotonicity_correlation", "sensitivity_n")  # whole ones only
 
 
 def _warn_cut_patches(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
@@ -166,7 +168,7 @@ def _warn_cut_patches(suite: Any, source: str, built: dict[str, Any], metric_plu
     and last more often than whole ones and the ``random`` control is not at chance (a review: morf_aopc
     0.145 against 0.108 for a random patch order, 28^3 volumes in 8^3 patches)."""
     patches = [(k, int(getattr(plugin, "params", {}).get("patch", 1) or 1)) for k, plugin in enumerate(metric_plugins)
-               if getattr(plugin, "name", None) in _RANKS_PATCHES]
+               if getattr(plugin, "name", None) in _RANKS_PATCHES + _CORRELATES_PATCHES]
     patches = [(k, patch) for k, patch in patches if patch > 1]
     for spec in suite.datasets if patches else []:
         try:
@@ -174,7 +176,13 @@ def _warn_cut_patches(suite: Any, source: str, built: dict[str, Any], metric_plu
         except Exception:  # not built or unreadable: named elsewhere
             continue
         for k, patch in patches:
-            if any(side % patch for side in shape):
+            if any(side % patch and side > patch for side in shape) and metric_plugins[k].name in _CORRELATES_PATCHES:
+                whole, total = len(whole_features(shape, patch)), feature_ids(shape, patch)[1]
+                warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: patch {patch} does not tile dataset "
+                              f"{spec.label!r}'s images ({' x '.join(map(str, shape))}): the patches cut by the "
+                              f"border are left out, {whole} of {total} correlated; a patch that divides every "
+                              "side uses them all", SuiteWarning, stacklevel=3)
+            elif any(side % patch for side in shape) and metric_plugins[k].name in _RANKS_PATCHES:
                 warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: patch {patch} does not tile dataset "
                               f"{spec.label!r}'s images ({' x '.join(map(str, shape))}): the patches cut by the "
                               f"border rank more often first and last, so the random control is not quite at "

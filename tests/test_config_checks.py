@@ -293,6 +293,18 @@ def test_patches_that_do_not_tile_the_images_are_warned_of(tmp_path):
     _load_silently(tmp_path, text)  # 32 px: 8-px patches tile it; deletion_auc ranks pixels
 
 
+def test_correlations_over_patches_that_do_not_tile_warn_that_cut_ones_are_left_out(tmp_path):
+    """A held-out review: by the summed saliency of every patch, cut ones included, a constant map
+    scored faithfulness_estimate 0.97 on 16 x 20; the cut patches are now left out, and said so."""
+    text = BASE.replace("[pointing_game]", "[faithfulness_estimate, {name: sensitivity_n, params: {patch: 4}}]")
+    with pytest.warns(SuiteWarning, match=r"metrics\[0\] 'faithfulness_estimate': patch 8 does not tile dataset "
+                                          r"'phantom_cxr''s images \(36 x 36\): the patches cut by the border are "
+                                          r"left out, 16 of 25 correlated") as caught:
+        _load(tmp_path, text.replace("size: 32", "size: 36"))
+    assert len([w for w in caught if "does not tile" in str(w.message)]) == 1  # 4 px tiles 36
+    _load_silently(tmp_path, text)
+
+
 def test_a_suite_without_its_control_is_warned_of(tmp_path):
     """A held-out review: with no random control the tables could not tell 'not tested' from 'not
     better', and validate said nothing."""

@@ -43,7 +43,7 @@ def _load(tmp_path, metric):
      r"suite.yaml: metrics\[0\].params: continuity: parameter 'steps' = 100 is more than the 2W \+ 1 = 65 "
      r"shifts of the image width W = 32"),
     ("{name: sensitivity_n, params: {patch: 16, fractions: [0.9]}}",
-     r"suite.yaml: metrics\[0\].params: sensitivity_n: fraction 0.9 of the 4 features \(patch 16 on 32 x 32\)"),
+     r"suite.yaml: metrics\[0\].params: sensitivity_n: fraction 0.9 of the 4 whole features \(patch 16 on 32 x 32\)"),
     ("{name: relative_representation_stability, params: {layer: nosuchlayer}}",
      r"suite.yaml: metrics\[0\].params: relative_representation_stability: parameter 'layer' = 'nosuchlayer' is "
      r"not a module of the model; its top-level modules: features, .*\(model 'small_cnn', dataset 'phantom_cxr'\)$"),
@@ -60,7 +60,7 @@ def _load(tmp_path, metric):
      r"suite.yaml: metrics\[0\].params: infidelity: patch = 32 gives 1 feature on the 32 x 32 input, so every map "
      r"would score 0; set patch below 32 \(the largest side\), or scaling: false \(dataset 'phantom_cxr'\)$"),
     ("{name: sensitivity_n, params: {patch: 1000000000000}}",  # was an allocation error out of its own check
-     r"metrics\[0\].params: sensitivity_n: fraction 0.05 of the 1 features \(patch 1000000000000 on 32 x 32\)"),
+     r"metrics\[0\].params: sensitivity_n: fraction 0.05 of the 1 whole features \(patch 1000000000000 on 32 x 32\)"),
     ("{name: consistency, params: {grid: 33}}",  # a review: cells repeated on a volume 2 voxels deep
      r"suite.yaml: metrics\[0\].params: consistency: parameter 'grid' = 33 is more than the smallest image side 32 "
      r"\(shape \(32, 32\)\); set grid <= 32"),
@@ -68,7 +68,8 @@ def _load(tmp_path, metric):
     ("{name: deletion_auc, params: {patch: 32}}",
      r"suite.yaml: metrics\[0\].params: deletion_auc: parameter 'patch' = 32 gives 1 feature on the 32 x 32 images "
      r"of dataset 'phantom_cxr', so every explainer would score the same; expected patch < 32$"),
-    ("{name: faithfulness_estimate, params: {patch: 32}}", r"faithfulness_estimate: parameter 'patch' = 32 gives 1"),
+    ("{name: faithfulness_estimate, params: {patch: 32}}",
+     r"faithfulness_estimate: parameter 'patch' = 32 leaves 1 whole feature"),
     ("{name: sufficiency, params: {threshold: 0}}", r"sufficiency: parameter 'threshold' must be > 0"),
     ("{name: region_deletion_correlation, params: {regions: [heart, heart, spine]}}",
      r"region_deletion_correlation: parameter 'regions' repeats 'heart'; expected distinct names"),

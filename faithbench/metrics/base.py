@@ -317,6 +317,13 @@ class Metric(Configurable):
         message naming the parameter), or None. Default: none."""
         return None
 
+    def refuse_unfit(self, spatial_shape: tuple[int, ...]) -> None:
+        """Raise ``ValueError`` with :meth:`check_dataset`'s problem on the input at hand, if any
+        (what ``faithbench validate`` refuses is refused when computed too)."""
+        problem = self.check_dataset(tuple(spatial_shape))
+        if problem:
+            raise ValueError(problem)
+
     def check_model(self, model: nn.Module) -> str | None:
         """A problem with the parameters on ``model`` (built on the meta device: module names and
         types, no weights), or None. Default: none."""

@@ -77,9 +77,7 @@ class TopKIntersection(LocalizationMetric):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         mask = self.region(ctx)
         n = mask[0].numel()
-        problem = self.check_dataset(tuple(mask.shape[1:]))
-        if problem:
-            raise ValueError(problem)
+        self.refuse_unfit(mask.shape[1:])
         k = self.k if self.k > 0 else max(1, round(self.fraction * n))
         value = top_k_intersection(saliency, mask, k, generator=ctx.generator(SALT_TOPK))
         return MetricOutput(value=value, chance=area_fraction(mask))

@@ -6,7 +6,7 @@ from faithbench.metrics.functional.faithfulness_extra import (Scorer, faithfulne
                                                                feature_attribution, feature_ids, monotonicity,
                                                                monotonicity_correlation, monotonicity_curve,
                                                                random_subsets, random_subsets_by_size, sensitivity_n,
-                                                               subset_correlation, subset_deltas)
+                                                               subset_correlation, subset_deltas, whole_features)
 from faithbench.metrics.functional.faithfulness_regions import (infidelity, infidelity_from_terms, infidelity_terms,
                                                                 irof, mean_ranks, patch_removal_curve, selectivity,
                                                                 sufficiency)
@@ -60,7 +60,8 @@ __all__ = [
     # faithfulness (issue 15)
     "Scorer", "faithfulness_correlation", "faithfulness_estimate", "feature_attribution", "feature_ids",
     "monotonicity", "monotonicity_correlation", "monotonicity_curve", "random_subsets", "random_subsets_by_size",
-    "sensitivity_n", "subset_correlation", "subset_deltas", "infidelity", "infidelity_from_terms", "infidelity_terms",
+    "sensitivity_n", "subset_correlation", "subset_deltas", "whole_features", "infidelity", "infidelity_from_terms",
+    "infidelity_terms",
     "irof", "mean_ranks", "patch_removal_curve", "selectivity", "sufficiency", "linear_imputation", "road_curve",
     "road_score",
     # randomisation
