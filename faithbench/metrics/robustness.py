@@ -251,9 +251,10 @@ class Consistency(Metric):
     ``grid``-per-axis partition holding the most saliency mass. NaN where no other sample of the
     batch shares e(x_i), and where cells tie for the most (an all-zero map: version 2; version 1 took
     the first cell, so all-zero maps agreed and scored 1, a held-out review): the value depends on the
-    batch (the batch is the sample of the data distribution the definition needs). Higher is better. Defaults: ``grid: 4``, postprocess
-    ``abs``. Quantus' default discretisation (``top_n_sign``) hashes the signs of the first 5
-    entries of the flattened map, not the 5 largest: after ``abs`` every map gets the same label."""
+    batch (the batch is the sample of the data distribution the definition needs). Higher is better.
+    Defaults: ``grid: 4``, postprocess ``abs``. Quantus' default discretisation (``top_n_sign``)
+    hashes the signs of the first 5 entries of the flattened map, not the 5 largest: after ``abs``
+    every map gets the same label."""
 
     info = MetricInfo("consistency", higher_is_better=True, category=Category.ROBUSTNESS,
                       requires=frozenset({"model"}), postprocess="abs",
