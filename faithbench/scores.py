@@ -25,7 +25,12 @@ MULTILABEL: dict[str, str] = {"prob": "sigmoid", "softmax": "sigmoid", "correct"
 
 
 def target_score(logits: Tensor, target: Tensor, score: str) -> Tensor:
-    """``(B,)`` scores of ``logits (B, K)`` at ``target (B,)``; see the module docstring."""
+    """``(B,)`` scores of ``logits (B, K)`` at ``target (B,)``; see the module docstring. A target
+    past the K outputs is a ``ValueError`` on the CPU (a review: a raw torch ``RuntimeError`` where the
+    caller gave no class names to check it against; on a GPU the check would wait for every chunk)."""
+    if logits.device.type == "cpu" and target.numel() and int(target.max()) >= logits.shape[-1]:
+        raise ValueError(f"target class {int(target.max())} is past the model's {logits.shape[-1]} outputs; "
+                         f"expected class indices 0 to {logits.shape[-1] - 1}")
     picked = logits.gather(1, target[:, None])[:, 0]
     if score == "logit":
         return picked

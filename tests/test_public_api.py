@@ -126,3 +126,25 @@ def test_a_metric_refuses_a_bool_map_and_a_non_tensor_target():
                            ForwardCounter(model)))
     with pytest.raises(TypeError, match="expected target as a torch.Tensor of 2 class indices"):
         metric(EvalContext(model, x, 1, torch.tensor([0, 1]), x[:, 0], masks, ForwardCounter(model)))
+
+
+def test_a_nan_image_and_a_target_past_the_outputs_are_refused():
+    # a held-out review: a NaN image (NaN logits) got a finite saliency map and a max_sensitivity of 0.252; a
+    # target past the model's outputs, with no class names in the context, was a raw torch RuntimeError
+    from faithbench.metrics.base import EvalContext, ForwardCounter
+
+    model, x = _tiny_model(train=False), torch.rand(2, 1, 16, 16)
+    bad = x.clone()
+    bad[0, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="saliency: x contains NaN or Inf; expected finite images"):
+        faithbench.create_explainer("saliency")(model, bad, torch.tensor([0, 1]))
+    saliency = torch.rand(2, 16, 16)
+    for name in ("max_sensitivity", "deletion_auc", "sparseness"):
+        ctx = EvalContext(model, bad, torch.tensor([0, 1]), torch.tensor([0, 1]), saliency, {}, ForwardCounter(model))
+        with pytest.raises(ValueError, match=f"{name}: x contains NaN or Inf"):
+            faithbench.create_metric(name)(ctx)
+    n_out = model(x).shape[1]
+    ctx = EvalContext(model, x, torch.tensor([0, n_out]), torch.tensor([0, 1]), saliency, {}, ForwardCounter(model))
+    with pytest.raises(ValueError, match=f"target class {n_out} is past the model's {n_out} outputs; expected class "
+                                         f"indices 0 to {n_out - 1}"):
+        faithbench.create_metric("deletion_auc", steps=4)(ctx)

@@ -182,6 +182,8 @@ class Explainer(Configurable):
         if not isinstance(x, Tensor) or not x.is_floating_point():  # a review: numpy, uint8 were raw errors
             got = f"a {x.dtype} tensor" if isinstance(x, Tensor) else type(x).__name__
             raise TypeError(f"{self.name}: expected x as a floating-point torch.Tensor, got {got}")
+        if not torch.isfinite(x).all():  # a review: a NaN image (NaN logits) got a finite saliency map
+            raise ValueError(f"{self.name}: x contains NaN or Inf; expected finite images")
         if self.needs_grad and torch.is_inference_mode_enabled():  # no_grad is handled: inference tensors are not
             raise RuntimeError(f"{self.name}: needs gradients; call it outside torch.inference_mode() "
                                "(torch.no_grad() is fine)")

@@ -254,6 +254,8 @@ class Metric(Configurable):
                              f"spatial axes), got {tuple(ctx.saliency.shape)}")
         if not torch.isfinite(ctx.saliency).all():  # a review: NaN was ranked first, skipped or a NaN, by metric
             raise ValueError(f"{self.name}: saliency contains NaN or Inf; expected finite maps")
+        if not torch.isfinite(ctx.x).all():  # a review: a NaN image (NaN logits) got a max_sensitivity of 0.252
+            raise ValueError(f"{self.name}: x contains NaN or Inf; expected finite images")
         _check_target(self.name, ctx.target, b, len(ctx.classes))
         out = MetricOutput.of(self.compute(ctx, self.prepare(ctx)))
         if tuple(out.value.shape) != (b,):
