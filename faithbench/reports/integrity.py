@@ -72,6 +72,15 @@ def table_problem(out_dir: Path, manifest: dict[str, Any], inputs: dict[str, Any
         if missing:
             return (f"{out_dir}: {name} lacks the columns {', '.join(missing)} the report reads; rerun `faithbench "
                     f"run` into this folder to rebuild it")
+    results = inputs.get("results.parquet")
+    if results is not None and "value" in results.columns:  # a review: an inf ranked 1st, tied with the best mean
+        values = pd.to_numeric(results["value"], errors="coerce")
+        infinite = results[values.abs() == float("inf")]
+        if len(infinite):
+            row = infinite.iloc[0]
+            where = ", ".join(f"{c} {row[c]}" for c in ("explainer", "metric", "sample_id") if c in row)
+            return (f"{out_dir}: results.parquet holds {len(infinite)} infinite value(s) ({where}), which a run "
+                    f"never writes; rerun `faithbench run` into this folder to rebuild it")
     return None
 
 

@@ -256,6 +256,18 @@ def test_a_readable_but_truncated_or_relabelled_table_is_refused(run, capsys, na
                              or "lacks the columns cell, reason" in line)
 
 
+def test_an_infinite_value_in_the_results_is_refused(run, capsys):
+    """A held-out review: an inf in a hand-edited results.parquet was ranked 1, tied with the best
+    finite mean (the tie tolerance became inf), both bold, exit 0; a run never writes one."""
+    results = pd.read_parquet(run / "results.parquet")
+    results.loc[results.index[3], "value"] = float("inf")
+    results.to_parquet(run / "results.parquet", index=False)
+    row = results.iloc[3]
+    line = _refused(run, capsys)
+    assert (f"results.parquet holds 1 infinite value(s) (explainer {row['explainer']}, metric {row['metric']}, "
+            f"sample_id {row['sample_id']}), which a run never writes") in line
+
+
 def test_a_report_on_a_folder_a_run_is_writing_is_refused(run, capsys):
     """A held-out review: `faithbench report` took no lock, and a report overlapping a run of another
     suite left the old suite's leaderboard beside the new run's results, exit 0 both."""
