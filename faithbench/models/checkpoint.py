@@ -25,7 +25,7 @@ from faithbench.models.errors import STATE_DICT, CheckpointError, refusal, weigh
 from faithbench.models.factory import build_network, builder_package, monai_downloads
 from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
                                           resolve_input_config)
-from faithbench.models.training import (Recipe, evaluate_model, macro_f1, predict_logits, train_model,
+from faithbench.models.training import (Recipe, evaluate_model, predict_logits, train_model,
                                        train_on_frozen_features)
 from faithbench.store import Cache, file_sha256, is_safetensors, load_tensors, make_key
 
@@ -335,19 +335,19 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         return _train_or_read(spec, model, key, (train, val, test), seed, cache, permute_labels, input_info)
 
 
-def _with_predicted_classes(metrics: dict[str, Any], model: nn.Module, test: BaseDataset) -> dict[str, Any]:
-    """``metrics`` of a checkpoint cached before ``predicted_classes``, ``f1_classes`` or ``majority`` existed
-    with them added, and the macro F1 over the classes present (one pass over the test split; single-label
-    data only, as :func:`classification_metrics` gives them)."""
-    if "predicted_classes" in metrics and "f1_classes" in metrics and "majority" in metrics:
-        return metrics
+METRICS_VERSION = 2  # 2: AUCs ranked by float64 log-odds (faithbench.models.auc), not float32 probabilities
+
+
+def _current_metrics(meta: dict[str, Any], model: nn.Module, test: BaseDataset) -> dict[str, Any]:
+    """The test metrics of a cached checkpoint, evaluated again (one pass over the test split) where
+    they were computed by an earlier rule (``metrics_version``: a review's confident model had AUC
+    0.511 from probabilities tied at 1.0 where its logits gave 0.5595; before that, checkpoints
+    lacked ``predicted_classes``, ``f1_classes`` and ``majority``); what a run adds stays."""
+    if meta.get("metrics_version") == METRICS_VERSION:
+        return meta["metrics"]
     x_test, y_test = test.tensors()
-    if y_test.ndim != 1:
-        return metrics
-    pred, majority = predict_logits(model, x_test).argmax(-1), float(y_test.long().bincount().max() / len(y_test))
-    f1, f1_classes = macro_f1(pred.numpy(), y_test.long().numpy())
-    return {**metrics, "predicted_classes": int(pred.unique().numel()), "f1": f1, "f1_classes": f1_classes,
-            "majority": majority}
+    fresh = evaluate_model(model, x_test, y_test, tuple(test.classes) if test.classes else None)
+    return {**meta["metrics"], **fresh}
 
 
 def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[BaseDataset, BaseDataset, BaseDataset],
@@ -359,13 +359,13 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
     if state is not None and meta is not None:
         model.load_state_dict(state)
         model.eval()
-        metrics = _with_predicted_classes(meta["metrics"], model, test)
+        metrics = _current_metrics(meta, model, test)
         if permute_labels and "permuted_fit" not in metrics:  # a twin cached before the fit was recorded
             x_train, y_train = train.tensors()
             metrics = {**metrics, "permuted_fit": permuted_fit(model, x_train, permuted(y_train, seed), recipe.n_train)}
         if metrics is not meta["metrics"]:  # written back: the pass is paid once (a diff review)
             try:
-                cache.put_json("checkpoints", key, {**meta, "metrics": metrics})
+                cache.put_json("checkpoints", key, {**meta, "metrics": metrics, "metrics_version": METRICS_VERSION})
             except OSError:  # another user's cache entry (a shared cache): computed again next time
                 pass
         return Checkpoint(model, key, spec, seed, metrics, origin="cache", info=meta["info"])
@@ -396,5 +396,5 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
             "recipe": recipe.model_dump(), "epochs_run": len(history["val_loss"]), "warnings": notes}
     info.update(resolved)
     cache.put_tensors("checkpoints", key, model.state_dict())
-    cache.put_json("checkpoints", key, {"metrics": metrics, "info": info})
+    cache.put_json("checkpoints", key, {"metrics": metrics, "info": info, "metrics_version": METRICS_VERSION})
     return Checkpoint(model, key, spec, seed, metrics, origin="trained", info=info)

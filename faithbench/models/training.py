@@ -15,11 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import rankdata
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from faithbench.configurable import Bool, Float, Int
+from faithbench.models.auc import (_bootstrap_aucs, _class_intervals, _macro_interval, auc_ci, binary_auc,
+                                   class_auc_cis, class_log_odds)
 from faithbench.models.errors import INPLACE_INPUT, CheckpointError, check_converging
 from faithbench.progress import bars_disabled
 
@@ -179,102 +180,6 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def binary_auc(score: np.ndarray, y: np.ndarray) -> float:
-    """ROC AUC by the Mann–Whitney statistic (ties count one half)."""
-    pos, neg = y == 1, y == 0
-    if pos.sum() == 0 or neg.sum() == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * neg.sum()))
-
-
-_MAX_DRAWS_PER_CHUNK = 500_000  # bootstrap indices drawn at once (a few arrays of 4 MB)
-
-
-def _resampled_aucs(score: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The Mann–Whitney AUC (ties one half) of each resample ``score[idx[b]], y[idx[b]]``, (B,):
-    a resample is the original samples with multiplicities, so one sort serves every resample."""
-    b, n = idx.shape
-    order = np.argsort(score, kind="stable")
-    s, pos = score[order], y[order] == 1
-    rank_of = np.empty(n, dtype=np.int64)
-    rank_of[order] = np.arange(n)
-    weight = np.zeros((b, n))
-    np.add.at(weight, (np.repeat(np.arange(b), n), rank_of[idx].ravel()), 1.0)  # multiplicity, sorted order
-    neg_below = np.concatenate([np.zeros((b, 1)), np.cumsum(weight * ~pos, axis=1)], axis=1)
-    first = np.searchsorted(s, s, side="left")  # each sample's tie group [first, last) in sorted order
-    last = np.searchsorted(s, s, side="right")
-    below, tied = neg_below[:, first], neg_below[:, last] - neg_below[:, first]
-    n_pos, n_neg = (weight * pos).sum(1), (weight * ~pos).sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return ((weight * pos) * (below + 0.5 * tied)).sum(1) / (n_pos * n_neg)
-
-
-def auc_ci(scores, labels, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the ROC AUC (Efron & Tibshirani 1993, ch. 13), resampling samples.
-
-    ``scores (N,)`` and 0/1 ``labels (N,)``: the binary AUC of :func:`binary_auc`; ``scores (N, K)``
-    and 0/1 ``labels (N, K)``: the macro mean over the K classes of the one-vs-rest AUCs (classes
-    with an undefined AUC in a resample left out). Draw ``n_boot`` resamples of the N rows with
-    replacement (indices from ``numpy.random.default_rng(seed)``, shape (n_boot, N)), take each
-    resample's AUC A*_b and return the quantiles ``(Q_{(1-level)/2}(A*), Q_{(1+level)/2}(A*))`` over
-    the resamples where it is defined. Defaults: 1000 resamples, seed 0, level 0.95; (NaN, NaN)
-    when no resample has both classes. A model whose interval does not lie above 0.5 is at chance.
-    """
-    s, y = np.asarray(scores, dtype=float), np.asarray(labels)
-    if s.shape != y.shape or s.ndim not in (1, 2) or len(s) == 0:
-        raise ValueError(f"expected scores and labels of the same shape (N,) or (N, K), N > 0, got {s.shape} "
-                         f"and {y.shape}")
-    if not 0 < level < 1:
-        raise ValueError(f"expected 0 < level < 1, got {level}")
-    return _macro_interval(_bootstrap_aucs(s, y, n_boot, seed), level)
-
-
-def class_auc_cis(scores, labels, n_boot: int = 1000, seed: int = 0,
-                  level: float = 0.95) -> list[tuple[float, float]]:
-    """Per class of multi-label ``scores (N, K)`` and 0/1 ``labels (N, K)``: the percentile bootstrap
-    CI of its one-vs-rest AUC, from the same resamples as :func:`auc_ci`'s macro interval (the
-    resamples where that class's AUC is defined; (NaN, NaN) where none is). A class whose interval
-    does not lie above 0.5 is at chance though the macro AUC is not."""
-    s, y = np.asarray(scores, dtype=float), np.asarray(labels)
-    if s.shape != y.shape or s.ndim != 2 or len(s) == 0:
-        raise ValueError(f"expected scores and labels of the same shape (N, K), N > 0, got {s.shape} and {y.shape}")
-    return _class_intervals(_bootstrap_aucs(s, y, n_boot, seed), level)
-
-
-def _bootstrap_aucs(s: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """``(n_boot, K)`` AUCs of each class on each resample of the rows (NaN: undefined there)."""
-    s, y = (s[:, None], y[:, None]) if s.ndim == 1 else (s, y)
-    y = y.astype(int)
-    rng = np.random.default_rng(seed)
-    n = len(s)
-    chunk = max(1, _MAX_DRAWS_PER_CHUNK // n)
-    parts = []
-    for start in range(0, int(n_boot), chunk):
-        idx = rng.integers(0, n, size=(min(chunk, int(n_boot) - start), n))
-        parts.append(np.stack([_resampled_aucs(s[:, c], y[:, c], idx) for c in range(s.shape[1])], axis=1))
-    return np.concatenate(parts)
-
-
-def _macro_interval(boot: np.ndarray, level: float) -> tuple[float, float]:
-    """The interval of the macro AUC over the resamples of ``boot (n_boot, K)`` where it is defined."""
-    defined = ~np.all(np.isnan(boot), axis=1)
-    return _interval(np.nanmean(boot[defined], axis=1) if defined.any() else np.empty(0), level)
-
-
-def _class_intervals(boot: np.ndarray, level: float) -> list[tuple[float, float]]:
-    """Each class's interval over the resamples of ``boot (n_boot, K)`` where its AUC is defined."""
-    return [_interval(boot[~np.isnan(boot[:, c]), c], level) for c in range(boot.shape[1])]
-
-
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    if values.size == 0:
-        return float("nan"), float("nan")
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(values, [tail, 1.0 - tail])
-    return float(low), float(high)
-
-
 def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | None = None, *,
                        ci: bool = True) -> dict[str, float]:
     """Multi-label ``logits (N, K)`` against 0/1 ``y (N, K)``, a class present when its sigmoid
@@ -288,7 +193,7 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
     logits, y = logits.float(), y.long()
     pred = (logits > 0).numpy()
     yn = y.numpy().astype(bool)
-    prob = logits.sigmoid().numpy()
+    prob = logits.double().numpy()  # ranked as the sigmoids, without float32's ties at 1 (faithbench.models.auc)
     accs, f1s, aucs = [], [], []
     for c in range(logits.shape[-1]):
         tp = float((pred[:, c] & yn[:, c]).sum())
@@ -333,7 +238,7 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
     if y.ndim == 2:
         return multilabel_metrics(logits, y, classes, ci=ci)
     logits, y = logits.float(), y.long()
-    prob, pred, yn, k = logits.softmax(-1).numpy(), logits.argmax(-1).numpy(), y.numpy(), logits.shape[-1]
+    prob, pred, yn, k = class_log_odds(logits), logits.argmax(-1).numpy(), y.numpy(), logits.shape[-1]  # ranks
     aucs = [binary_auc(prob[:, c], (yn == c).astype(int)) for c in range(k)]
     f1, f1_classes = macro_f1(pred, yn)
     onehot = (yn[:, None] == np.arange(k)[None, :]).astype(int)

@@ -2,7 +2,7 @@
 
 A saliency study of a model at chance is meaningless (SCIENCE.md, "Models"): a (dataset, model)
 is *at chance* when the 95% bootstrap CI of the test AUC of any of its checkpoints (one per seed;
-``auc_ci_low, auc_ci_high`` in ``models.csv``, :func:`faithbench.models.training.auc_ci`)
+``auc_ci_low, auc_ci_high`` in ``models.csv``, :func:`faithbench.models.auc.auc_ci`)
 does not lie above 0.5 (it contains 0.5, or lies below it: a model worse than chance is not
 evidence of a learned task either), or when a checkpoint's test AUC itself is undefined (``auc`` NaN: a test split with
 one class), so that whether it beats chance cannot be told. A checkpoint cached before the CI

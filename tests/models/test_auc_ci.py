@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from faithbench.models.training import _resampled_aucs, auc_ci, binary_auc, classification_metrics
+from faithbench.models.auc import _resampled_aucs, auc_ci, binary_auc, class_log_odds
+from faithbench.models.training import classification_metrics
 
 
 def test_resampled_aucs_match_the_mann_whitney_auc_of_each_resample():
@@ -55,3 +56,27 @@ def test_classification_metrics_report_the_auc_ci(k):
     out = classification_metrics(logits, y)
     assert out["auc_ci_low"] < out["auc"] < out["auc_ci_high"]
     assert 0.5 < out["auc_ci_low"]
+
+
+def test_the_auc_of_a_confident_model_ranks_its_logits_not_float32_probabilities():
+    """A held-out review: logits multiplied by 8 (the same ranking) gave float32 softmax probabilities
+    of exactly 1.0 for most samples; 621 distinct scores became 13, the AUC 0.511 instead of 0.5595,
+    and the model was marked at chance."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    margin = rng.normal(0, 1, 400) + 0.4 * y
+    logits = torch.tensor(np.stack([np.zeros(400), margin], axis=1) * 40, dtype=torch.float32)
+    assert int((logits.softmax(-1)[:, 1] == 1.0).sum()) > 50  # float32 probabilities tie at 1.0
+    expected = roc_auc_score(y, margin)
+    out = classification_metrics(logits, torch.tensor(y))
+    assert out["auc"] == pytest.approx(expected, abs=1e-12)
+    assert out["auc_ci_low"] < expected < out["auc_ci_high"]
+    three = torch.cat([logits, torch.zeros(400, 1)], dim=1)  # one-vs-rest log-odds of each class
+    y3 = torch.tensor(np.where(rng.random(400) < 0.2, 2, y))
+    ovr = [roc_auc_score((y3 == c).numpy(), class_log_odds(three)[:, c]) for c in range(3)]
+    assert classification_metrics(three, y3)["auc"] == pytest.approx(np.mean(ovr), abs=1e-12)
+    multi = torch.tensor(np.stack([y, 1 - y], axis=1))
+    ml = classification_metrics(logits, multi)  # multi-label: each class's logit, not its float32 sigmoid
+    assert ml["auc"] == pytest.approx(np.mean([0.5, roc_auc_score(1 - y, margin)]), abs=1e-12)  # class 0: all tied

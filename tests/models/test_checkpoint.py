@@ -256,6 +256,8 @@ def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
     cache = Cache(tmp_path)
     first = load_checkpoint(spec, train, val, test, seed=0, cache=cache)
     meta = cache.get_json("checkpoints", first.key)
+    assert meta["metrics_version"] == 2
+    meta = {k: v for k, v in meta.items() if k != "metrics_version"}  # as an earlier version wrote it
     old = {k: v for k, v in meta["metrics"].items() if k != "predicted_classes"}
     cache.put_json("checkpoints", first.key, {**meta, "metrics": old})  # cached before the column
     again = load_checkpoint(spec, train, val, test, seed=0, cache=cache)
@@ -270,6 +272,13 @@ def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
     older = {k: v for k, v in fixed.items() if k != "majority"}
     cache.put_json("checkpoints", first.key, {**meta, "metrics": older})
     assert load_checkpoint(spec, train, val, test, seed=0, cache=cache).metrics["majority"] == first.metrics["majority"]
+    # ... and an AUC from float32 probabilities (a review: 0.511 for 0.5595): evaluated again, once
+    cache.put_json("checkpoints", first.key, {**meta, "metrics": {**fixed, "auc": 0.123}})
+    assert load_checkpoint(spec, train, val, test, seed=0, cache=cache).metrics["auc"] == first.metrics["auc"]
+    assert cache.get_json("checkpoints", first.key)["metrics_version"] == 2
+    current = cache.get_json("checkpoints", first.key)
+    cache.put_json("checkpoints", first.key, {**current, "metrics": {**current["metrics"], "auc": 0.123}})
+    assert load_checkpoint(spec, train, val, test, seed=0, cache=cache).metrics["auc"] == 0.123  # current: read
 
 
 def test_macro_f1_averages_the_classes_present_as_scikit_learn():
