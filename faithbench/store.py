@@ -164,7 +164,9 @@ def load_tensors(path: Path, *, verify: bool = True) -> tuple[dict[str, Tensor],
     except Exception as exc:  # safetensors raises its own error types for bad headers
         raise ValueError(f"{path}: unreadable safetensors file ({exc})") from exc
     if verify and "sha256" in meta and tensors_digest(tensors) != meta["sha256"]:
-        raise ValueError(f"{path}: checksum mismatch")
+        raise ValueError(f"{path}: checksum mismatch: the sha256 in the file's metadata (written with it by "
+                         "faithbench's cache) does not match its tensors: the file is damaged, or its tensors were "
+                         "changed and saved with the old metadata (save them without it)")
     return tensors, meta
 
 

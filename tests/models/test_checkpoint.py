@@ -6,7 +6,7 @@ import torch
 from faithbench.datasets import PhantomCXR
 from faithbench.models import CheckpointError, ModelSpec, build_model, load_checkpoint
 from faithbench.models.checkpoint import load_weights_file
-from faithbench.store import Cache, save_tensors
+from faithbench.store import Cache, save_tensors, tensors_digest
 
 
 def small(in_chans=1, num_classes=2):
@@ -239,6 +239,24 @@ def test_a_model_returning_probabilities_is_warned_of(caplog):
     warned = [r.getMessage() for r in caplog.records if "returns probabilities" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith("model 'sig' returns probabilities, not logits")
     assert "the metrics apply a sigmoid per class" in warned[0]
+
+
+def test_edited_tensors_with_the_caches_old_checksum_say_what_the_mismatch_means(tmp_path):
+    """A held-out review: a cache file's tensors edited and saved with its metadata (its sha256) were
+    refused as a bare 'checksum mismatch', which read like a damaged file."""
+    from safetensors.torch import save_file
+
+    model = torch.nn.Linear(3, 2)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    digest = tensors_digest(state)
+    state["weight"] += 1.0
+    save_file(state, str(tmp_path / "w.safetensors"), metadata={"sha256": digest})
+    with pytest.raises(CheckpointError, match=r"w.safetensors: checksum mismatch: the sha256 in the file's metadata "
+                                              r".* changed and saved with the old metadata \(save them without it\)"):
+        load_weights_file(model, tmp_path / "w.safetensors")
+    save_file(state, str(tmp_path / "plain.safetensors"))
+    load_weights_file(model, tmp_path / "plain.safetensors")
+    assert torch.equal(model.weight, state["weight"])
 
 
 def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
