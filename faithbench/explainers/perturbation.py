@@ -108,9 +108,16 @@ class _SurrogateExplainer(Explainer):
         with torch.no_grad():
             for i in range(x.shape[0]):  # captum would loop too, with a warning
                 self.reseed(x[i])  # this image's coalitions, whatever the batch
-                rows.append(method.attribute(x[i:i + 1], baselines=float(self.baseline), target=target[i:i + 1],
-                                             feature_mask=mask, n_samples=self.n_samples,
-                                             perturbations_per_eval=self.batch_size))
+                try:
+                    rows.append(method.attribute(x[i:i + 1], baselines=float(self.baseline), target=target[i:i + 1],
+                                                 feature_mask=mask, n_samples=self.n_samples,
+                                                 perturbations_per_eval=self.batch_size))
+                except ValueError as exc:  # scikit-learn's words for weights that all underflowed to 0
+                    if "non-zero" not in str(exc) or "kernel_width" not in self.params:
+                        raise
+                    raise ValueError(f"{self.name}: every coalition's weight exp(-d^2 / (2 kernel_width^2)) is 0 "
+                                     f"with kernel_width {self.params['kernel_width']} (d: the cosine distance to "
+                                     "the image); raise kernel_width (default 0.25)") from None
         return torch.cat(rows).mean(dim=1)
 
 

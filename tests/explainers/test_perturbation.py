@@ -82,6 +82,15 @@ def test_surrogates_find_the_region_patch(name):
         assert s[~inside].abs().max() < 1e-3 * region_sum.min()
 
 
+def test_lime_with_a_kernel_width_whose_weights_all_underflow_says_so():
+    # kernel_width 1e-3 on cosine distances of a few hundredths: every weight exp(-d^2 / 2w^2) is 0, and
+    # scikit-learn said "Sample weights must contain at least one non-zero number" (a left-alone finding)
+    model, x, _ = _region_case(2)
+    with pytest.raises(ValueError, match=r"lime: every coalition's weight exp\(-d\^2 / \(2 kernel_width\^2\)\) "
+                                         r"is 0 with kernel_width 0.001 .* raise kernel_width \(default 0.25\)"):
+        explainers.get("lime")(patch=8, n_samples=20, kernel_width=1e-3)(model, x, torch.ones(2, dtype=torch.long))
+
+
 def test_patch_feature_mask():
     mask = patch_feature_mask((10, 8), 4)
     assert mask.shape == (1, 1, 10, 8)
