@@ -68,16 +68,26 @@ def detached_data(path: Path) -> list[Path]:
 
 
 def load_volume(path: Path) -> Any:
-    """A NIfTI or NRRD file as a nibabel image (not yet canonical)."""
+    """A NIfTI or NRRD file as a nibabel image (not yet canonical), its voxels read into memory.
+
+    Any failure to read it (a truncated gzip's ``EOFError``, pynrrd's ``NRRDError`` for a data
+    part shorter than its header says, nibabel's several types) is a :class:`DataError` naming
+    the file: nibabel reads lazily, so a truncated ``.nii.gz`` used to fail later, un-wrapped,
+    and a run reported "every cell failed" (exit code 1) without the file (a review of real data).
+    """
     name = path.name.lower()
-    if name.endswith(NRRD_SUFFIXES):
-        return load_nrrd_as_nifti(path)
-    if name.endswith(NIBABEL_SUFFIXES):
-        try:
-            return nibabel_or_error().load(str(path))
-        except Exception as exc:  # nibabel raises several types for corrupt files
-            raise DataError(f"{path}: cannot read volume: {exc}") from None
-    raise DataError(f"{path}: unsupported volume format (expected .nii, .nii.gz, .nrrd or .nhdr)")
+    if not name.endswith(NRRD_SUFFIXES + NIBABEL_SUFFIXES):
+        raise DataError(f"{path}: unsupported volume format (expected .nii, .nii.gz, .nrrd or .nhdr)")
+    try:
+        if name.endswith(NRRD_SUFFIXES):
+            return load_nrrd_as_nifti(path)
+        img = nibabel_or_error().load(str(path))
+        # read once here; the in-memory image drops the header's scaling, which the array already has
+        return type(img)(np.asanyarray(img.dataobj), img.affine, img.header)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - nibabel, gzip and pynrrd raise many types for a corrupt file
+        raise DataError(f"{path}: cannot read volume: {type(exc).__name__}: {exc}") from None
 
 
 def canonical_array(img: Any, path: Path | str | None = None) -> np.ndarray:

@@ -281,10 +281,14 @@ class VolumeDataset(BaseDataset):
     def __getitem__(self, i: int) -> Sample:
         if not 0 <= i < len(self):
             raise IndexError(f"volume: index {i} out of range for {len(self)} volumes")
-        x, masks = self._load(i)
         item = self.items[i]
         stem = item["image"].name.split(".")[0]
-        return Sample(id=f"{self.split}-{i:04d}-{stem}", image=x.clone(), label=item["label"],
+        sample_id = f"{self.split}-{i:04d}-{stem}"
+        try:
+            x, masks = self._load(i)
+        except DataError as exc:  # a run reads samples in several places; not every one names the sample
+            raise DataError(f"sample {sample_id}: {exc}") from None
+        return Sample(id=sample_id, image=x.clone(), label=item["label"],
                       masks={k: v.clone() for k, v in masks.items()},
                       patient_id=item["patient_id"] or stem, meta={"path": os.fspath(item["image"])})
 
