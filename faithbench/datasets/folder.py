@@ -168,7 +168,11 @@ class FolderDataset(BaseDataset):
             empty mask (no finding); mask files named like no image, and a split where no image
             has one, are warned of.
         classes: class names in index order (default: sorted names found).
-        size: output side (224). fit: ``crop`` (centre square, as MedMNIST), ``pad`` or ``squash``.
+        size: output side (224). fit: ``crop`` (centre square, as MedMNIST), ``pad`` (black bands
+            to a square) or ``squash``. ``pad`` keeps each image's aspect ratio as the bands' width,
+            which a model can learn where the classes differ in shape (the Kermany X-rays: the
+            share of black pixels alone separates NORMAL from PNEUMONIA with AUC 0.73); ``crop``
+            removes it.
         channels: 1 or 3 (the grey image repeated: colour is read as grey).
         bits: 16-bit images are divided by 2^bits − 1 (16: 65535; 12 for 12-bit data).
         fractions: train/val/test ((0.7, 0.1, 0.2)). seed: the split's and the order's seed (0).
