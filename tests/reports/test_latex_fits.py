@@ -70,3 +70,17 @@ def test_a_double_quote_is_straight_and_a_long_name_takes_few_lines(tmp_path):
     if shutil.which("pdftotext"):
         text = subprocess.run(["pdftotext", "doc.pdf", "-"], cwd=tmp_path, capture_output=True, text=True).stdout
         assert 'pg<t>&"#' in text and "”" not in text
+
+
+def test_a_greek_name_compiles_with_pdflatex(tmp_path):
+    """A held-out review: "! LaTeX Error: Unicode character α (U+03B1) not set up for use with LaTeX" for the
+    alias IG_ünïcødé_α→β; Greek and ≤ are now math, Latin accents and → pdflatex sets itself."""
+    board = pd.DataFrame([{"dataset": "d α", "model": "m", "metric": "mass_Δ≤1", "explainer": e, "mean": mean,
+                           "ci_low": mean - 0.1, "ci_high": mean + 0.1, "rank": rank, "higher_is_better": True,
+                           "beats_random": False} for e, mean, rank in (("IG_ünïcødé_α→β", 0.6, 1),
+                                                                     ("IG α=0.5", 0.4, 2))])
+    log = compile_log(tmp_path, leaderboard_latex(board))
+    assert "! " not in log and "not set up for use with LaTeX" not in log
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", "doc.pdf", "-"], cwd=tmp_path, capture_output=True, text=True).stdout
+        assert "IG α=0.5" in text and "≤" in text

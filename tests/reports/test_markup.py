@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from faithbench.reports.markup import format_number, format_p, is_p_value, table_html
 
@@ -73,3 +74,25 @@ def test_a_column_of_tiny_means_prints_in_scientific_notation():
     assert column_decimals([0.5, 1e-7], [0.5], 1e-7) == 3  # below 0.5 x 10^-6: noise, 0.000
     assert [format_fixed(v, -3) for v in (0.0, -0.0, -3e-17, 1234.5)] == ["0.00e+00", "0.00e+00", "-3.00e-17",
                                                                            "1.23e+03"]
+
+
+def test_latex_escape_writes_greek_letters_and_math_symbols_as_math():
+    """A held-out review: an alias IG_ünïcødé_α→β stopped pdflatex ("Unicode character α (U+03B1) not set up
+    for use with LaTeX"); Latin accents and arrows pdflatex sets itself, so they pass unchanged."""
+    from faithbench.reports.markup import latex_escape
+
+    assert latex_escape("IG_ünïcødé_α→β") == r"IG\_ünïcødé\_\ensuremath{\alpha}→\ensuremath{\beta}"
+    assert latex_escape("ΩΛΑάςφϕ≤µ") == (r"\ensuremath{\Omega}\ensuremath{\Lambda}\ensuremath{\mathrm{A}}"
+                                         r"\ensuremath{\alpha}\ensuremath{\varsigma}\ensuremath{\varphi}"
+                                         r"\ensuremath{\phi}\ensuremath{\leq}µ")
+    assert latex_escape("中 Ж") == "中 Ж"  # other scripts need XeLaTeX/LuaLaTeX (docs/outputs.md)
+
+
+def test_markdown_escape_keeps_an_entity_in_a_name_literal():
+    """A held-out review: the alias grad<b>&amp;"x"_#1 rendered as grad<b>&"x"_#1 in GFM and python-markdown."""
+    from faithbench.reports.markup import markdown_escape
+
+    assert markdown_escape('grad<b>&amp;"x"_#1 & co') == r'grad\<b\>&amp;amp;"x"\_\#1 &amp; co'
+    markdown = pytest.importorskip("markdown")
+    html = markdown.markdown("| a |\n|---|\n| " + markdown_escape("g&amp;x & y") + " |", extensions=["tables"])
+    assert "<td>g&amp;amp;x &amp; y</td>" in html
