@@ -4,7 +4,8 @@ from faithbench.reports.medical import (medical_sections, reliability_html, repe
                                         write_reliability, write_repeatability, write_strata)
 from faithbench.reports.plots import plot_saliency_gallery, safe_name
 from faithbench.reports.plots_medical import plot_strata
-from faithbench.reports.tables import leaderboard_latex, leaderboard_markdown
+from faithbench.reports.latex import leaderboard_latex
+from faithbench.reports.tables import leaderboard_markdown
 from faithbench.reports.writer import FORMATS, build_report, is_run_folder, write_outputs
 
 __all__ = [

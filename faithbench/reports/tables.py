@@ -1,4 +1,4 @@
-"""The leaderboard of a run in Markdown and LaTeX (and its cells, which the HTML page shares).
+"""The leaderboard of a run in Markdown (and its cells, which the HTML page and :mod:`faithbench.reports.latex` share).
 Pure functions of the tidy tables; no file I/O here.
 
 The leaderboard layout is one table per (dataset, model): rows are explainers (best mean
@@ -32,16 +32,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from faithbench.reports.markup import (LATEX_PREAMBLE, column_decimals, format_fixed, format_number, latex_breakable,
-                                       latex_escape, markdown_escape)
-from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, FAILED_NOTE,  # re-exported
-                                      control_alone, control_phrase, control_tested, failed_cells, significance_note,
-                                      split_skipped)
+from faithbench.reports.markup import column_decimals, format_fixed, format_number, latex_escape, markdown_escape
+from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER,  # re-exported
+                                      control_alone, control_tested, significance_note, split_skipped)
 from faithbench.stats.reliability import RELIABILITY_MARK
 from faithbench.types import CATEGORY_ORDER, OTHER, category_key
 
 __all__ = ["CATEGORY_ORDER", "CHANCE_LEVEL_NOTE", "LeaderboardTable", "OTHER", "RELIABILITY_MARK", "category_key",
-           "chance_text", "format_number", "latex_escape", "leaderboard_latex", "leaderboard_markdown",
+           "chance_text", "format_number", "latex_escape", "leaderboard_markdown",
            "leaderboard_tables", "markdown_escape", "metric_order", "significance_note", "split_skipped"]
 
 @dataclass(frozen=True)
@@ -305,93 +303,4 @@ def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = Non
         lines += ["| " + " | ".join(markdown_escape("" if pd.isna(v) else v) for v in row) + " |"
                   for row in frame.itertuples(index=False)]
         lines.append("")
-    return "\n".join(lines)
-
-
-def _latex_categories(table: LeaderboardTable) -> list[str]:
-    """The category row of a LaTeX table (one ``\\multicolumn`` per category, a ``\\cmidrule`` under
-    each), or nothing when no metric has a category."""
-    if not table.categories:
-        return []
-    spans, rules, first = [""], [], 2
-    for category, metrics in table.groups():
-        last = first + len(metrics) - 1
-        spans.append(rf"\multicolumn{{{len(metrics)}}}{{c}}{{{latex_escape(category)}}}")
-        rules.append(rf"\cmidrule(lr){{{first}-{last}}}")
-        first = last + 1
-    return [" & ".join(spans) + r" \\", " ".join(rules)]
-
-
-def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd.DataFrame | None = None) -> str:
-    """The leaderboard as LaTeX (booktabs): one ``table`` per (dataset, model), see the module doc.
-
-    Sized for one column of ``article`` (345 pt): ``\\footnotesize``, 2.5 pt column gaps, each cell
-    two lines (the mean with its marks, then the CI in ``\\scriptsize``; a third, ``n=29``, for a cell
-    with fewer samples than its column), names split after underscores (:func:`latex_breakable`), n under
-    each metric name. Above the metric names, a row of their categories (``\\multicolumn`` with a ``\\cmidrule``
-    under each; none when no metric has a category); below the explainers, after a ``\\midrule``,
-    the "chance" row when a metric has a chance level. A table still wider than ``\\linewidth``
-    (many metrics) is scaled down to it by ``\\faithbenchfit``. Needs ``\\usepackage{booktabs}`` and
-    ``\\usepackage{graphicx}``; every name is escaped with :func:`latex_escape`. ``control``: the explainer that
-    ``*`` was tested against (named in the caption). ``failures`` (``failures.csv``): a caption names the failed
-    cells of its (dataset, model), which have no rows (:func:`~faithbench.reports.notes.failed_cells`).
-    """
-    from faithbench.names import safe_name
-
-    arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
-    tables = leaderboard_tables(board)
-    lines = ["% faithbench leaderboard; needs \\usepackage{booktabs} and \\usepackage{graphicx}",
-             "% " + significance_note(control, control_tested(board), control_alone(board, control)).replace(
-                 "↑", "up").replace("↓", "down"),
-             *LATEX_PREAMBLE, ""]
-    stars = (r"$^{*}$: better than " + latex_escape(control_phrase(control)) + r" (one-sided Wilcoxon, Holm-adjusted "
-             r"$p<0.05$), $^{\circ}$: worse; " if control_tested(board) else
-             "nothing was tested against the control: no $^{*}$ marks; " if control_alone(board, control) else
-             "no control explainer in this suite: no $^{*}$ marks; ")
-    for table in tables:
-        dagger = r"$^{\dagger}$" if table.at_chance else ""
-        at_chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC does not lie above 0.5; "
-                  r"marks of significance withheld." if table.at_chance else "")
-        at_chance += (r" $^{\ddagger}$Failed the metric reliability check or had too few samples for its verdict "
-                      r"(reliability.csv): read with caution." if table.unreliable else "")
-        failed = failed_cells(failures, table.dataset, table.model)  # a review: only a % comment named them
-        at_chance += f" {FAILED_NOTE}: {latex_escape('; '.join(failed))}." if failed else ""
-        lines += [r"\begin{table}[ht]", r"\centering",
-                  r"\caption{" + latex_escape(table.title) + dagger
-                  + r": mean [95\% bootstrap CI]; bold: best per column (rank 1: on the samples every explainer has); "
-                  + stars + r"n: samples with a defined value."
-                  + (" " + latex_escape(CHANCE_LEVEL_NOTE[0].upper() + CHANCE_LEVEL_NOTE[1:]) + "."
-                     if table.has_chance() else "") + at_chance + "}",
-                  r"\label{tab:faithbench-" + safe_name(table.title.replace(" / ", "-")) + "}",
-                  r"\footnotesize", r"\setlength{\tabcolsep}{2.5pt}",
-                  r"\faithbenchfit{%",
-                  r"\begin{tabular}{l" + "r" * len(table.metrics) + "}", r"\toprule"]
-        lines += _latex_categories(table)
-        header = ["Explainer"]
-        for m in table.metrics:
-            n = table.n_header(m).replace("≤", r"$\leq$")
-            header.append(r"\faithbenchcell[c]{" + latex_breakable(m) + " " + arrows[table.higher_is_better[m]]
-                          + (r"$^{\ddagger}$" if m in table.unreliable else "")
-                          + (r"\\" + n if n else "") + "}")
-        lines.append(" & ".join(header) + r" \\")
-        lines.append(r"\midrule")
-        for explainer in table.explainers:
-            row = [r"\faithbenchcell[l]{" + latex_breakable(explainer) + "}"]
-            for metric in table.metrics:
-                cell = table.cells[explainer][metric]
-                if cell is None or math.isnan(cell.mean):
-                    row.append("--")
-                    continue
-                mean = cell.number()
-                mean = r"\textbf{" + mean + "}" if cell.best else mean
-                mean += {"*": r"$^{*}$", "°": r"$^{\circ}$"}.get(table.mark_of(cell), "")
-                note = table.n_note(explainer, metric).replace(" ", "")
-                note = r"\\{\scriptsize " + note + "}" if note else ""  # a third line: the column stays narrow
-                row.append(r"\faithbenchcell{" + mean + r"\\{\scriptsize " + cell.interval().replace(" ", "") + "}"
-                           + note + "}")
-            lines.append(" & ".join(row) + r" \\")
-        if table.has_chance():
-            chance = [chance_text(table, m) for m in table.metrics]
-            lines += [r"\midrule", " & ".join([r"\textit{chance}"] + chance) + r" \\"]
-        lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)

@@ -290,7 +290,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     ``results.parquet`` beside a run's manifest), unreadable or damaged (:func:`read_inputs`).
     """
     from faithbench.reports import plots
-    from faithbench.reports.tables import leaderboard_latex, leaderboard_markdown
+    from faithbench.reports.latex import leaderboard_latex
+    from faithbench.reports.tables import leaderboard_markdown
 
     out_dir = Path(out_dir)
     formats = _check_formats(formats)

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from faithbench.reports.html import _leaderboard_html
-from faithbench.reports.tables import (CATEGORY_ORDER, CHANCE_LEVEL_NOTE, category_key, leaderboard_latex,
-                                       leaderboard_markdown, leaderboard_tables, markdown_escape)
+from faithbench.reports.latex import leaderboard_latex
+from faithbench.reports.tables import (CATEGORY_ORDER, CHANCE_LEVEL_NOTE, category_key, leaderboard_markdown,
+                                       leaderboard_tables, markdown_escape)
 
 # (metric, category, higher_is_better, chance per explainer); rows given out of order on purpose
 METRICS = [

@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pandas as pd
 
+from faithbench.reports.latex import leaderboard_latex
 from faithbench.reports.tables import (
     latex_escape,
-    leaderboard_latex,
     leaderboard_markdown,
     leaderboard_tables,
 )
