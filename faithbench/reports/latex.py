@@ -30,7 +30,25 @@ def _latex_categories(table: LeaderboardTable) -> list[str]:
     return [" & ".join(spans) + r" \\", " ".join(rules)]
 
 
-def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd.DataFrame | None = None) -> str:
+SMALL_N = 15  # below it the percentile bootstrap CI covers less than 95% (notes.py's legend)
+
+
+def _smallest_n(table: LeaderboardTable) -> int | None:
+    """The fewest samples with a defined value of any cell of ``table`` (None: no cell gives its n)."""
+    ns = [c.n for cells in table.cells.values() for c in cells.values() if c is not None and c.n is not None]
+    return min(ns, default=None)
+
+
+def _warnings_of(table: LeaderboardTable, warnings: list[str] | None) -> str:
+    """The checkpoint warnings (:func:`faithbench.stats.chance.model_warnings`) of ``table``'s (dataset, model)
+    as caption sentences; "model at chance" is left to the † footnote."""
+    where = f": {table.dataset} / {table.model} (seed "
+    own = [w for w in warnings or [] if where in w and not w.startswith("model at chance")]
+    return "".join(f" Warning: {latex_escape(w)}." for w in own)
+
+
+def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd.DataFrame | None = None,
+                      warnings: list[str] | None = None) -> str:
     """The leaderboard as LaTeX (booktabs): one ``table`` per (dataset, model), see the module doc.
 
     Sized for one column of ``article`` (345 pt): ``\\footnotesize``, 2.5 pt column gaps, each cell
@@ -43,6 +61,9 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
     ``\\usepackage{graphicx}``; every name is escaped with :func:`latex_escape`. ``control``: the explainer that
     ``*`` was tested against (named in the caption). ``failures`` (``failures.csv``): a caption names the failed
     cells of its (dataset, model), which have no rows (:func:`~faithbench.reports.notes.failed_cells`).
+    ``warnings`` (:func:`faithbench.stats.chance.model_warnings`): a caption gives those of its (dataset, model),
+    e.g. "model predicts one class", and a table with a cell of fewer than 15 samples says that its CIs cover
+    less than 95%: a caption is what goes into a paper (a held-out review: both were only ``%`` comments).
     """
     from faithbench.names import safe_name
 
@@ -64,10 +85,14 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
                       r"(reliability.csv): read with caution." if table.unreliable else "")
         failed = failed_cells(failures, table.dataset, table.model)  # a review: only a % comment named them
         at_chance += f" {FAILED_NOTE}: {latex_escape('; '.join(failed))}." if failed else ""
+        at_chance += _warnings_of(table, warnings)
+        fewest = _smallest_n(table)
+        small = (rf" With fewer than about {SMALL_N} samples (here n = {fewest}) the 95\% CI covers less than 95\% "
+                 r"(about 89\% at n = 8)." if fewest is not None and fewest < SMALL_N else "")
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger
                   + r": mean [95\% bootstrap CI]; bold: best per column (rank 1: on the samples every explainer has); "
-                  + stars + r"n: samples with a defined value."
+                  + r"rows in order of their mean rank; " + stars + r"n: samples with a defined value." + small
                   + (" " + latex_escape(CHANCE_LEVEL_NOTE[0].upper() + CHANCE_LEVEL_NOTE[1:]) + "."
                      if table.has_chance() else "") + at_chance + "}",
                   r"\label{tab:faithbench-" + safe_name(table.title.replace(" / ", "-")) + "}",

@@ -254,3 +254,19 @@ def test_the_report_names_the_metrics_that_disagree():
     assert _disagreement(agreement.assign(tau=[0.2, float("nan")])) == ""
     assert "/ nodule (τ = -0.33, p = 1," in _disagreement(agreement.assign(tau=[-1 / 3, 1.0], **{"class": "nodule"}))
     assert "(τ = -1.00, p &lt; 0.001," in _disagreement(agreement.assign(tau=[-1.0, 1.0], p=[1e-5, 0.2]))
+
+
+def test_latex_caption_gives_the_small_n_caveat_and_the_model_warnings():
+    """A held-out review: an n = 8 table's caption had no word on CI coverage, and "model predicts one class"
+    was only a `% WARNING:` comment, which no paper shows."""
+    board = BOARD.assign(n=8)
+    warnings = ["model predicts one class: d_1 / m&n (seed 0, test accuracy 0.500) predicts the same class for "
+                "every test sample, so its maps explain that class whatever the image; read its leaderboard rows "
+                "with caution", "model predicts one class: other / m&n (seed 0, test accuracy 0.5) predicts ..."]
+    tex = leaderboard_latex(board, warnings=warnings)
+    caption = tex.split(r"\caption{", 1)[1].split("\n", 1)[0]
+    assert r"With fewer than about 15 samples (here n = 8) the 95\% CI covers less than 95\% (about 89\%" in caption
+    assert r"rows in order of their mean rank" in caption
+    assert r" Warning: model predicts one class: d\_1 / m\&n (seed 0, test accuracy 0.500) predicts" in caption
+    assert "other / m" not in tex  # another (dataset, model)'s warning stays out
+    assert "With fewer than" not in leaderboard_latex(BOARD.assign(n=15))
