@@ -17,13 +17,16 @@ import seaborn as sns  # noqa: E402
 from faithbench.names import safe_name  # noqa: E402
 from faithbench.store import FILE_MODE  # noqa: E402
 
-__all__ = ["DPI", "LABEL_WIDTH", "RC", "block_labels", "explainer_colours", "save", "short_labels", "stem", "titled",
-           "with_blocks"]
+__all__ = ["CHANCE_TITLE", "DPI", "LABEL_WIDTH", "RC", "at_chance", "block_labels", "blocks_at_chance",
+           "explainer_colours", "save", "short_labels", "stem", "titled", "with_blocks"]
 
 DPI = 110
 # Labels come from user configs: no mathtext; fixed SVG ids so a rebuild gives the same file.
 RC = {"text.parse_math": False, "svg.hashsalt": "faithbench", "svg.fonttype": "path"}
 LABEL_WIDTH = 24  # characters of a name in a plot (tick label, legend, column title); the tables give it whole
+# The tables' † (docs/outputs.md, "Models at chance"), on the figures of such a block; no significance wording.
+CHANCE_TITLE = ("† model at chance: its test AUC 95% CI does not lie above 0.5,\n"
+                "so its saliency says nothing about the task; no significance shown")
 
 
 def save(fig: plt.Figure, stem: Path, tight: bool = True) -> list[Path]:
@@ -61,12 +64,32 @@ def block_labels(key: tuple) -> list[str]:
 
 
 def titled(fig: plt.Figure, title: str, **kwargs: object) -> None:
-    """A figure title a fixed distance (in inches) from the top, and the panels laid out below it.
-    ``suptitle``'s default height is a fraction of the figure: in a tall grid of panels (the
-    ``metrics`` suite's 48) it fell inside the first row."""
+    """A figure title a fixed distance (in inches) from the top, and the panels laid out below it, 0.2 inch
+    lower for each line of ``title`` after the first. ``suptitle``'s default height is a fraction of the
+    figure: in a tall grid of panels (the ``metrics`` suite's 48) it fell inside the first row."""
     height = fig.get_figheight()
     fig.suptitle(title, y=1 - 0.08 / height, va="top", **kwargs)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / height))
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.35 + 0.2 * title.count("\n")) / height))
+
+
+def blocks_at_chance(board: pd.DataFrame | None) -> set[tuple[str, ...]]:
+    """The plot blocks (:func:`with_blocks`: (dataset, model), and (dataset, model, class) on multi-label
+    rows, as text) of which the leaderboard marks some row ``model_at_chance``, as the tables decide their †
+    (a held-out review: a model at chance had † in every table and none on its figures, whose CD diagram
+    read "Friedman p = 9.8e-05")."""
+    if board is None or board.empty or "model_at_chance" not in board.columns:
+        return set()
+    rows = board[board["model_at_chance"].astype(str).isin(("True", "true", "1", "1.0"))]
+    if "class" not in rows.columns:
+        return {(str(d), str(m)) for d, m in zip(rows["dataset"], rows["model"])}
+    classes = rows["class"].fillna("").astype(str)
+    return {(str(d), str(m), c) for d, m, c in zip(rows["dataset"], rows["model"], classes)}
+
+
+def at_chance(key: object, chance_blocks: set[tuple[str, ...]] | None) -> bool:
+    """Whether the group ``key`` (a block, or a block and its metric) starts with a block of ``chance_blocks``."""
+    key = tuple(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+    return any(key[:len(block)] == block for block in chance_blocks or ())
 
 
 def short_labels(names: Iterable[object], width: int = LABEL_WIDTH) -> dict[str, str]:

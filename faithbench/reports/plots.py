@@ -34,7 +34,7 @@ __all__ = [
     "safe_name",
 ]
 
-from faithbench.reports.figure import RC as _RC, save as _save, titled  # noqa: E402
+from faithbench.reports.figure import CHANCE_TITLE, RC as _RC, at_chance, save as _save, titled  # noqa: E402
 from faithbench.reports.figure import block_labels as _labels, stem as _stem, with_blocks as _with_blocks  # noqa: E402
 from faithbench.reports.figure import short_labels  # noqa: E402
 from faithbench.names import safe_name  # noqa: E402  (re-exported: one mapping of labels to file names)
@@ -75,7 +75,8 @@ def _proportion_bars(ax: plt.Axes, sub: pd.DataFrame, order: list[str]) -> None:
     ax.set_ylabel("")
 
 
-def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
+def plot_distributions(results: pd.DataFrame, out_dir: Path,
+                       chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
     """One figure per (dataset, model): per metric (in the leaderboard's order, by category), a box
     plot (quartiles, 1.5 IQR whiskers) with every sample's value as a point, per explainer, the
     values under several seeds averaged first as in the leaderboard (:func:`per_sample`), so the
@@ -85,7 +86,8 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
     (:func:`faithbench.stats.proportions.wilson_ci`) and ``k/n``; n counts the maps of the samples the
     leaderboard has (a review found the bar of an explainer with n = 0 there, a failed cell under one seed),
     so with several seeds a sample counts once per seed and the interval treats its maps as independent
-    (the leaderboard's CI does not)."""
+    (the leaderboard's CI does not). A block of ``chance_blocks`` (a model at chance,
+    :func:`~faithbench.reports.figure.blocks_at_chance`) gets :data:`~faithbench.reports.figure.CHANCE_TITLE`."""
     written = []
     results, blocks = _with_blocks(results)
     for key, frame in results.groupby(blocks, sort=True):
@@ -131,7 +133,7 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path) -> list[Path]:
                 ax.set_xlabel("value")
                 ax.set_ylabel("")
                 ax.set_yticks(range(len(order)), ticks)
-            titled(fig, " / ".join(_labels(key)))
+            titled(fig, " / ".join(_labels(key)) + ("\n" + CHANCE_TITLE if at_chance(key, chance_blocks) else ""))
             written += _save(fig, _stem(out_dir, "distributions", *_labels(key)))
     return written
 
@@ -206,10 +208,13 @@ def plot_cd_diagram(ranks: pd.Series, cd: float, cliques: list[list[str]], title
 
 
 def plot_cd_diagrams(results: pd.DataFrame, friedman: pd.DataFrame, nemenyi: pd.DataFrame, out_dir: Path,
-                     alpha: float = 0.05) -> list[Path]:
+                     alpha: float = 0.05, chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
     """A critical-difference diagram per (dataset, model, metric) with at least 3 explainers
     ranked on complete samples; mean ranks as in :func:`faithbench.stats.mean_ranks`, CD and
-    Friedman p from ``friedman.csv``, cliques from ``nemenyi.csv``."""
+    Friedman p from ``friedman.csv``, cliques from ``nemenyi.csv``. A block of ``chance_blocks`` (a model at
+    chance, :func:`~faithbench.reports.figure.blocks_at_chance`) keeps its mean ranks only: no CD bar, no
+    cliques, no Friedman p, and :data:`~faithbench.reports.figure.CHANCE_TITLE` in its title, as the tables
+    withhold their marks (a held-out review: "Friedman p = 9.8e-05" and Nemenyi groups on a model at chance)."""
     from faithbench.stats import mean_ranks
 
     written = []
@@ -237,7 +242,11 @@ def plot_cd_diagrams(results: pd.DataFrame, friedman: pd.DataFrame, nemenyi: pd.
         p_of = {frozenset((r.explainer_a, r.explainer_b)): float(r.p) for r in pairs.itertuples(index=False)}
         cliques = cd_cliques(ranks, p_of, alpha)
         subtitle = ""
-        if info is not None:  # a review: a reader took the groups of a non-significant test as findings
+        if at_chance(key, chance_blocks):
+            cd, cliques = np.nan, []
+            subtitle = "\nmean rank per sample" + (f", {int(info['n_blocks'])} samples" if info is not None else "")
+            subtitle += "\n" + CHANCE_TITLE
+        elif info is not None:  # a review: a reader took the groups of a non-significant test as findings
             p = float(info["p"])
             subtitle = (f"\nmean rank per sample; Friedman p = {p:.2g}, {int(info['n_blocks'])} samples, "
                         f"k = {int(info['k'])}" + (f"\nnot significant (p ≥ {alpha:g}): the test finds no difference"

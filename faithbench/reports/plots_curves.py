@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faithbench.reports.figure import (RC, block_labels, explainer_colours, save, short_labels, stem, titled,
-                                       with_blocks)
+from faithbench.reports.figure import (CHANCE_TITLE, RC, at_chance, block_labels, explainer_colours, save,
+                                       short_labels, stem, titled, with_blocks)
 import matplotlib.pyplot as plt  # noqa: E402  (after figure.py chose the Agg backend)
 import seaborn as sns  # noqa: E402
 
@@ -37,13 +37,16 @@ def seed_means(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Callable[[str], str], ylabel: str,
-                 higher_is_better: Mapping[str, bool] | None, distinct: bool = False) -> list[Path]:
+                 higher_is_better: Mapping[str, bool] | None, distinct: bool = False,
+                 chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
     """One figure per block, one panel per metric (its title with ↑/↓ where ``higher_is_better``
     knows it, its x label ``xlabel(metric)``), the explainers' legend below the panel, out of the data;
     each explainer in its colour of :func:`~faithbench.reports.figure.explainer_colours`. ``distinct``:
     each explainer also gets its own marker and line style, and each line is thinner than the one drawn
     before it, so a line lying exactly on another stays visible (the sanity checks' controls: sobel and
-    random both at 1.0)."""
+    random both at 1.0). A block of ``chance_blocks`` (:func:`~faithbench.reports.figure.blocks_at_chance`)
+    gets :data:`~faithbench.reports.figure.CHANCE_TITLE` under its title and y axes that take in 0 and 1, so
+    differences of 0.01 in the score of a model at chance do not fill the panel (a held-out review)."""
     written = []
     curves, blocks = with_blocks(seed_means(curves))
     directions = dict(higher_is_better or {})
@@ -52,8 +55,10 @@ def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Calla
         names = sorted(frame["explainer"].astype(str).unique())
         colours, labels = explainer_colours(names), short_labels(names)
         widths = np.linspace(3.0, 1.0, len(names)) if distinct and len(names) > 1 else [1.5] * len(names)
-        with plt.rc_context(RC):
-            fig, axes = plt.subplots(1, len(metric_names), figsize=(5 * len(metric_names), 4.6), squeeze=False)
+        marked = at_chance(key, chance_blocks)
+        with plt.rc_context(RC):  # 0.4 inch more for the two lines of CHANCE_TITLE
+            fig, axes = plt.subplots(1, len(metric_names), figsize=(5 * len(metric_names), 4.6 + 0.4 * marked),
+                                     squeeze=False)
             for ax, metric in zip(axes[0], metric_names):
                 sub = frame[frame["metric"] == metric]
                 for i, name in enumerate(names):
@@ -68,27 +73,31 @@ def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Calla
                 ax.set_xlabel(xlabel(str(metric)))
                 ax.set_ylabel(ylabel)
                 ax.set_xlim(0, 1)
+                if marked:
+                    low, high = ax.get_ylim()
+                    ax.set_ylim(min(low, 0.0), max(high, 1.0))
                 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(3, len(names)), fontsize=7,
                           frameon=False)
-            titled(fig, " / ".join(block_labels(key)))
+            titled(fig, " / ".join(block_labels(key)) + ("\n" + CHANCE_TITLE if marked else ""))
             written += save(fig, stem(out_dir, prefix, *block_labels(key)))
     return written
 
 
-def plot_perturbation_curves(curves: pd.DataFrame, out_dir: Path,
-                             higher_is_better: Mapping[str, bool] | None = None) -> list[Path]:
+def plot_perturbation_curves(curves: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[str, bool] | None = None,
+                             chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
     """One figure per (dataset, model), and per explained class on multi-label runs: mean score
     vs fraction perturbed, per explainer, with a 95% bootstrap confidence band over samples (each
     sample's seeds averaged first, :func:`seed_means`); one panel per perturbation metric, titled
     with ↑/↓ from ``higher_is_better`` (metric -> bool; none: no arrow). Sanity-check curves (metrics
-    named ``mprt*``) are left to :func:`plot_sanity_curves`."""
+    named ``mprt*``) are left to :func:`plot_sanity_curves`. ``chance_blocks``: the blocks of a model at
+    chance, marked † (:func:`_line_panels`)."""
     curves = curves[~_is_sanity(curves["metric"])]
     return _line_panels(curves, out_dir, "curves", lambda metric: "fraction of features perturbed", "target score",
-                        higher_is_better)
+                        higher_is_better, chance_blocks=chance_blocks)
 
 
-def plot_sanity_curves(curves: pd.DataFrame, out_dir: Path,
-                       higher_is_better: Mapping[str, bool] | None = None) -> list[Path]:
+def plot_sanity_curves(curves: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[str, bool] | None = None,
+                       chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
     """Model-parameter randomisation (MPRT; Adebayo et al. 2018): similarity between the
     saliency of the trained and the progressively randomised model vs the fraction of layers
     randomised, per explainer, 95% band over samples (seeds averaged first); one figure per (dataset,
@@ -96,10 +105,11 @@ def plot_sanity_curves(curves: pd.DataFrame, out_dir: Path,
     ``*independent*`` (``mprt_independent``) randomises one block at a time, the rest intact: its x is
     that block's place from the output, and its panel says so. Each explainer has its own marker and line
     style and the lines thin in drawing order, so a control lying on another (sobel and random, both 1.0)
-    shows. Nothing is written when the curves hold no such metric."""
+    shows. Nothing is written when the curves hold no such metric. ``chance_blocks``: as
+    :func:`plot_perturbation_curves`."""
     curves = curves[_is_sanity(curves["metric"])]
     return _line_panels(curves, out_dir, "sanity", _sanity_xlabel, "similarity to the original saliency",
-                        higher_is_better, distinct=True)
+                        higher_is_better, distinct=True, chance_blocks=chance_blocks)
 
 
 def _sanity_xlabel(metric: str) -> str:

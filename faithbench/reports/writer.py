@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from faithbench.progress import bars_disabled
 from faithbench.reports.integrity import is_run_folder, mark_report, table_problem
+from faithbench.reports.markup import markdown_escape
 from faithbench.reports.summaries import cost_summary, models_summary  # re-exported
 from faithbench.store import atomic_write_bytes
 from faithbench.stats import (agreement_table, friedman_table, leaderboard, nemenyi_table, overall_nemenyi,
@@ -240,8 +241,6 @@ def _failed_cells(failures: pd.DataFrame | None) -> list[str]:
 def _failed_markdown(failures: pd.DataFrame | None) -> str:
     """The failed cells after the leaderboard.md tables (a review: a partial run's markdown and LaTeX never
     named the explainer that crashed, while index.html did)."""
-    from faithbench.reports.tables import markdown_escape
-
     lines = _failed_cells(failures)
     return ("" if not lines else f"\n## Failed cells: {len(lines)} (failures.csv; their rows are missing)\n\n"
             + "".join(f"- {markdown_escape(line)}\n" for line in lines))
@@ -255,8 +254,6 @@ def _failed_latex(failures: pd.DataFrame | None) -> str:
 def _models_markdown(lines: list[str]) -> str:
     """The checkpoints' warnings (:func:`~faithbench.stats.chance.model_warnings`) after the tables (helper
     114: a model predicting one class kept its marks and was warned of in the log and the HTML only)."""
-    from faithbench.reports.tables import markdown_escape
-
     return "" if not lines else "\n## Model warnings\n\n" + "".join(f"- {markdown_escape(m)}\n" for m in lines)
 
 
@@ -290,6 +287,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     ``results.parquet`` beside a run's manifest), unreadable or damaged (:func:`read_inputs`).
     """
     from faithbench.reports import plots
+    from faithbench.reports.figure import blocks_at_chance
     from faithbench.reports.latex import leaderboard_latex
     from faithbench.reports.tables import leaderboard_markdown
 
@@ -345,12 +343,15 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     curves = inputs["curves.parquet"]
     region_tests, region_pairs = _region_tables(out_dir, inputs, written)
     directions = metric_directions(results)  # the ↑/↓ of the curves' and strata's panels
+    blocks = blocks_at_chance(board)  # the tables' †, on the figures too
     steps: list[tuple[str, Callable[[], list[Path]]]] = [  # (what, plot it): the bar's steps
-        ("perturbation curves", lambda: plots.plot_perturbation_curves(curves, plot_dir, directions)),
-        ("sanity curves", lambda: plots.plot_sanity_curves(curves, plot_dir, directions))] if not curves.empty else []
+        ("perturbation curves", lambda: plots.plot_perturbation_curves(curves, plot_dir, directions, blocks)),
+        ("sanity curves", lambda: plots.plot_sanity_curves(curves, plot_dir, directions, blocks))
+    ] if not curves.empty else []
     if not results.empty:
-        steps += [("distributions", lambda: plots.plot_distributions(results, plot_dir)),
-                  ("critical differences", lambda: plots.plot_cd_diagrams(results, friedman, nemenyi, plot_dir))]
+        steps += [("distributions", lambda: plots.plot_distributions(results, plot_dir, blocks)),
+                  ("critical differences", lambda: plots.plot_cd_diagrams(results, friedman, nemenyi, plot_dir,
+                                                                          chance_blocks=blocks))]
     steps.append(("model performance", lambda: plots.plot_model_performance(models, plot_dir)))
     if region_tests is not None:
         steps.append(("regions", lambda: plots.plot_region_shares(inputs["regions.csv"], plot_dir)))
