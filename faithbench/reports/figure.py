@@ -17,12 +17,14 @@ import seaborn as sns  # noqa: E402
 from faithbench.names import safe_name  # noqa: E402
 from faithbench.store import FILE_MODE  # noqa: E402
 
-__all__ = ["CHANCE_TITLE", "DPI", "LABEL_WIDTH", "RC", "at_chance", "block_labels", "blocks_at_chance",
-           "explainer_colours", "save", "short_labels", "stem", "titled", "with_blocks"]
+__all__ = ["CHANCE_TITLE", "DPI", "LABEL_WIDTH", "LINE_STYLES", "MARKERS", "RC", "at_chance", "block_labels",
+           "blocks_at_chance", "explainer_colours", "save", "short_labels", "stem", "titled", "with_blocks"]
 
 DPI = 110
 # Labels come from user configs: no mathtext; fixed SVG ids so a rebuild gives the same file.
 RC = {"text.parse_math": False, "svg.hashsalt": "faithbench", "svg.fonttype": "path"}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h")  # explainer i's: MARKERS[i % 12]
+LINE_STYLES = ("-", "--", "-.", ":")
 LABEL_WIDTH = 24  # characters of a name in a plot (tick label, legend, column title); the tables give it whole
 # The tables' † (docs/outputs.md, "Models at chance"), on the figures of such a block; no significance wording.
 CHANCE_TITLE = ("† model at chance: its test AUC 95% CI does not lie above 0.5,\n"
@@ -105,10 +107,12 @@ def short_labels(names: Iterable[object], width: int = LABEL_WIDTH) -> dict[str,
 
 
 def explainer_colours(names: Iterable[object]) -> dict[str, tuple[float, float, float]]:
-    """One colour per explainer of ``names``, by sorted name: seaborn's default for that many (tab10 up
-    to 10, else evenly spaced husl hues), so no two explainers share one and the curves, sanity and
-    strata plots of a (dataset, model) agree (a held-out review: the strata plots cycled tab10, three
-    colours twice over with 13 explainers)."""
+    """One colour per explainer of ``names``, by sorted name: seaborn's colour-blind-safe "colorblind" palette
+    up to 10 (a held-out review: tab10 put green and red, the deuteranopia pair, side by side), else evenly
+    spaced husl hues, so no two explainers share one and the curves, sanity and strata plots of a (dataset,
+    model) agree (another review: the strata plots cycled tab10, three colours twice over with 13 explainers).
+    The line plots also give each explainer its marker and line style (:data:`MARKERS`, :data:`LINE_STYLES`),
+    so no reader depends on colour alone."""
     names = sorted({str(n) for n in names})
-    palette = sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))
+    palette = sns.color_palette("colorblind" if len(names) <= 10 else "husl", len(names))
     return dict(zip(names, palette))

@@ -9,16 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faithbench.reports.figure import (CHANCE_TITLE, RC, at_chance, block_labels, explainer_colours, save,
-                                       short_labels, stem, titled, with_blocks)
+from faithbench.reports.figure import (CHANCE_TITLE, LINE_STYLES, MARKERS, RC, at_chance, block_labels,
+                                       explainer_colours, save, short_labels, stem, titled, with_blocks)
 import matplotlib.pyplot as plt  # noqa: E402  (after figure.py chose the Agg backend)
 import seaborn as sns  # noqa: E402
 
 __all__ = ["SANITY_PREFIX", "plot_perturbation_curves", "plot_sanity_curves", "seed_means"]
 
 SANITY_PREFIX = "mprt"
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h")
-LINE_STYLES = ("-", "--", "-.", ":")
 
 
 def _is_sanity(metric: pd.Series) -> pd.Series:
@@ -41,11 +39,13 @@ def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Calla
                  chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
     """One figure per block, one panel per metric (its title with ↑/↓ where ``higher_is_better``
     knows it, its x label ``xlabel(metric)``), the explainers' legend below the panel, out of the data;
-    each explainer in its colour of :func:`~faithbench.reports.figure.explainer_colours`. ``distinct``:
-    each explainer also gets its own marker and line style, and each line is thinner than the one drawn
-    before it, so a line lying exactly on another stays visible (the sanity checks' controls: sobel and
-    random both at 1.0). A block of ``chance_blocks`` (:func:`~faithbench.reports.figure.blocks_at_chance`)
-    gets :data:`~faithbench.reports.figure.CHANCE_TITLE` under its title and y axes that take in 0 and 1, so
+    each explainer in its colour of :func:`~faithbench.reports.figure.explainer_colours`, its own line style
+    and marker (at most about 8 markers a line, each explainer's at other steps), so curves that overlap or
+    colours a reader cannot tell apart stay apart (a held-out review: solid tab10 lines hid one IG under
+    another). ``distinct``: each line is also thinner than the one drawn before it, so a line lying exactly on
+    another stays visible (the sanity checks' controls: sobel and random both at 1.0). A block of
+    ``chance_blocks`` (:func:`~faithbench.reports.figure.blocks_at_chance`) gets
+    :data:`~faithbench.reports.figure.CHANCE_TITLE` under its title and y axes that take in 0 and 1, so
     differences of 0.01 in the score of a model at chance do not fill the panel (a held-out review)."""
     written = []
     curves, blocks = with_blocks(seed_means(curves))
@@ -61,10 +61,11 @@ def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Calla
                                      squeeze=False)
             for ax, metric in zip(axes[0], metric_names):
                 sub = frame[frame["metric"] == metric]
+                every = max(1, sub["fraction"].nunique() // 8)
                 for i, name in enumerate(names):
                     part = sub[sub["explainer"].astype(str) == name]
                     style = dict(marker=MARKERS[i % len(MARKERS)], markersize=2 + 2 * widths[i],
-                                 linestyle=LINE_STYLES[i % len(LINE_STYLES)]) if distinct else {}
+                                 markevery=(i % every, every), linestyle=LINE_STYLES[i % len(LINE_STYLES)])
                     if not part.empty:
                         sns.lineplot(data=part, x="fraction", y="score", errorbar=("ci", 95), n_boot=200, seed=0, ax=ax,
                                      color=colours[name], linewidth=widths[i], label=labels[name], **style)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faithbench.reports.figure import explainer_colours, short_labels
+from faithbench.reports.figure import LINE_STYLES, MARKERS, explainer_colours, short_labels
 from faithbench.reports.plots import _RC, _labels, _save, _stem, plt, titled
 from faithbench.stats.strata import STRATA_LABELS
 
@@ -24,7 +24,8 @@ def plot_strata(strata: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[s
     _<kind>``: one panel per metric (titled with ↑/↓ where ``higher_is_better``, metric -> bool, knows
     it), the strata on the x axis in their order (small -> large, low -> high, correct, wrong), the mean
     value of the stratum's samples on the y axis, one line per explainer with its 95% bootstrap CI as
-    error bars, in the explainer's colour of the curves plot (:func:`~faithbench.reports.figure.explainer_colours`),
+    error bars, in the explainer's colour, marker and line style of the curves plot
+    (:func:`~faithbench.reports.figure.explainer_colours`),
     one legend right of the panels (a held-out review: tab10 gave three colours to two explainers each, and the
     legend inside the first panel hid a point)."""
     if strata is None or strata.empty:
@@ -53,8 +54,9 @@ def plot_strata(strata: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[s
                     x = np.arange(len(order)) + (i - (len(explainers) - 1) / 2) * 0.06
                     mean = rows["mean"].to_numpy(float)
                     err = np.vstack([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean])
-                    ax.errorbar(x, mean, yerr=np.clip(np.nan_to_num(err), 0, None), marker="o", markersize=3, capsize=2,
-                                linewidth=1, label=labels[explainer], color=colours[explainer])
+                    ax.errorbar(x, mean, yerr=np.clip(np.nan_to_num(err), 0, None), marker=MARKERS[i % len(MARKERS)],
+                                markersize=3, capsize=2, linewidth=1, linestyle=LINE_STYLES[i % len(LINE_STYLES)],
+                                label=labels[explainer], color=colours[explainer])
                 ax.set_xticks(range(len(order)), order)
                 ax.set_title(f"{metric}{arrows.get(str(metric), '')}")
                 ax.set_xlabel(kind.replace("_", " "))

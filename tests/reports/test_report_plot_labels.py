@@ -174,3 +174,23 @@ def test_sanity_panels_name_their_randomisation_and_show_lines_on_top_of_each_ot
     lines = [line for line in cascading.get_lines() if len(line.get_xdata()) == 5]  # the data, not the legend's
     assert [line.get_linewidth() for line in lines] == [3.0, 2.0, 1.0]  # each thinner than the one below it
     assert len({(line.get_marker(), line.get_linestyle()) for line in lines}) == 3
+
+
+def test_curves_use_colour_blind_colours_and_a_line_style_and_marker_each(tmp_path, monkeypatch):
+    """A held-out review: tab10 with solid lines only: green and red (the deuteranopia pair) side by side, and one
+    IG's curve hidden under another's."""
+    import seaborn as sns
+
+    from faithbench.reports import plots_curves
+    from faithbench.reports.figure import explainer_colours
+
+    assert list(explainer_colours(["b", "a", "c"]).values()) == sns.color_palette("colorblind", 3)
+    figures = _capture(monkeypatch, plots_curves)
+    curves = pd.DataFrame([{"dataset": "d", "model": "m", "explainer": e, "metric": "deletion_auc", "seed": 0,
+                            "sample_id": "s", "step": s, "fraction": s / 40, "score": 0.5}
+                           for e in ("a", "b", "c") for s in range(41)])
+    plots_curves.plot_perturbation_curves(curves, tmp_path)
+    lines = [line for line in figures[0].axes[0].get_lines() if line.get_label() in ("a", "b", "c")]
+    assert [line.get_linestyle() for line in lines] == ["-", "--", "-."]
+    assert [line.get_marker() for line in lines] == ["o", "s", "^"]
+    assert [line.get_markevery() for line in lines] == [(0, 5), (1, 5), (2, 5)]  # 41 steps: 8 or 9 markers each
