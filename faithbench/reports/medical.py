@@ -27,7 +27,7 @@ from faithbench.store import atomic_write_bytes
 from faithbench.stats.reliability import AR_MIN, MIN_RANKED, NR_MIN, reliability_footnote, verdicts
 
 __all__ = ["RELIANCE_SALIENCY_FILE", "RELIANCE_SAMPLES_FILE", "REPEATABILITY_FILE", "RELIABILITY_FILE", "STRATA_FILE",
-           "mark_unreliable", "reliance_saliency_html", "write_reliance_saliency",
+           "control_reference", "mark_unreliable", "reliance_saliency_html", "write_reliance_saliency",
            "medical_sections", "reliability_footnote_text", "reliability_html", "reliability_markdown",
            "reliability_note", "reliability_status", "repeatability_html", "strata_html", "write_reliability",
            "write_repeatability", "write_strata"]
@@ -71,16 +71,43 @@ def write_reliance_saliency(out_dir: Path, mass: pd.DataFrame, drops: pd.DataFra
     return _write(Path(out_dir) / RELIANCE_SALIENCY_FILE, reliance_saliency(mass, drops))
 
 
-def reliance_saliency_html(table: pd.DataFrame) -> str:
-    """Does each explainer point at what the model relies on? The table with how to read it."""
+def control_reference(table: pd.DataFrame, control: str = "random") -> tuple[pd.DataFrame, str]:
+    """``table`` (``reliance_saliency.csv``) with ``control_spearman`` after ``spearman``: the ``control``
+    explainer's ρ on the same (dataset, model, evidence), and a sentence giving it. A model-blind map can
+    follow the drop through the evidence's size (a held-out review: random's lesion mass tracked the lesion's
+    area, ρ 0.90, and so did the model's drop, so random came out at ρ 0.66, p 0.005): an explainer's ρ is
+    evidence of following the model only above the control's. Without rows of the control the sentence says so."""
+    key = ["dataset", "model", "evidence"]
+    if table is None or table.empty or not {*key, "explainer", "spearman"} <= set(table.columns):
+        return table, ""
+    own = table["explainer"].astype(str) == control
+    reference = table.loc[own, key + ["spearman"]].drop_duplicates(key).rename(columns={"spearman": "control_spearman"})
+    if reference.empty:
+        return table, (f" No rows of the control {control} here, so no reference ρ: a model-blind map can correlate "
+                       "with the drop through the evidence's size, so read no ρ alone as following the model.")
+    out = table.merge(reference, on=key, how="left")
+    columns = list(table.columns)
+    out = out[columns[:columns.index("spearman") + 1] + ["control_spearman"] + columns[columns.index("spearman") + 1:]]
+    values = [f"{r.evidence} ({r.dataset} / {r.model}) {r.control_spearman:.2f}" if pd.notna(r.control_spearman)
+              else f"{r.evidence} ({r.dataset} / {r.model}) n/a" for r in reference.itertuples(index=False)]
+    return out, (f" Reference: {control} control ρ = {'; '.join(values)}. The control's map ignores the model, yet "
+                 "its mass can track the evidence's size, and so can the model's drop: an explainer's ρ is evidence "
+                 "of following the model only above the control's (control_spearman), not by its p alone.")
+
+
+def reliance_saliency_html(table: pd.DataFrame, control: str = "random") -> str:
+    """Does each explainer point at what the model relies on? The table with how to read it, and the
+    ``control`` explainer's ρ as the reference each explainer's ρ must beat (:func:`control_reference`)."""
     from faithbench.reports.markup import table_html
 
+    table, reference = control_reference(table, control)
     return ('<p class="note">Saliency against what the model relies on (Adebayo et al. 2022): mass is the '
             "relevance mass (share of the positive saliency) on the evidence's mask, drop the model's measured "
             "reliance on it (the predicted class's probability lost when it is removed), both averaged over the "
             "samples holding it (each sample's seeds first). A faithful explainer ranks the evidence as the model "
             "does: mass_rank = reliance_rank (1: the most mass / the largest drop). spearman, p: rank correlation "
-            "of mass and drop over those samples (does the map follow the model sample by sample?). "
+            "of mass and drop over those samples; compare it with the control's, control_spearman."
+            + html.escape(reference) + " "
             f'<a href="{RELIANCE_SALIENCY_FILE}">{RELIANCE_SALIENCY_FILE}</a>, per sample: '
             f'<a href="{RELIANCE_SAMPLES_FILE}">{RELIANCE_SAMPLES_FILE}</a></p>'
             + table_html(table, "no explained sample holds planted evidence", max_rows=400))
@@ -305,5 +332,9 @@ def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict |
         sections.append(("strata", "Stratified analysis", strata_html(strata, figures("strata_"))))
     reliance = _read(root / RELIANCE_SALIENCY_FILE)
     if reliance is not None:
-        sections.append(("reliance", "Saliency vs measured reliance", reliance_saliency_html(reliance)))
+        if manifest is None and (root / "manifest.json").exists():
+            manifest = json.loads((root / "manifest.json").read_text())
+        control = str((manifest or {}).get("control") or ((manifest or {}).get("suite") or {}).get("control")
+                      or "random")
+        sections.append(("reliance", "Saliency vs measured reliance", reliance_saliency_html(reliance, control)))
     return sections
