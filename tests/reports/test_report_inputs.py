@@ -132,7 +132,7 @@ def test_a_failing_metric_has_its_own_mark_in_every_document(run, names):
     md, tex, page = ((run / n).read_text() for n in ("leaderboard.md", "leaderboard.tex", "index.html"))
     # two seeds of the same 8 images: n counts samples
     assert "| explainer | deletion\\_auc ↓ ‡ (n = 8) |" in md
-    assert "| explainer | hit\\_rate&co ↑ (n = 8) |" in md  # the passing metric: no mark
+    assert "| explainer | hit\\_rate&amp;co ↑ (n = 8) |" in md  # the passing metric: no mark
     assert "\n‡ Failed the metric reliability check" in md
     assert r"\downarrow$$^{\ddagger}$" in tex and r"$^{\ddagger}$Failed the metric reliability check" in tex
     assert "<th>deletion_auc ↓ ‡<br>" in page and "<th>hit_rate&amp;co ↑<br>" in page
