@@ -27,4 +27,4 @@ def test_the_reporting_guide_names_manifest_fields_the_runner_writes():
     fields = {"git", "versions", "device", "torch_threads", "suite", "seeds", "samples_per_dataset", "control",
               "reliability", "plugins", "plugin_packages"}
     assert fields <= set(re.findall(r"`(\w+)`", guide))
-    assert all(f'"{field}"' in run for field in fields), [f for f in fields if f'"{field}"' not in run]
+    assert all(f'"{field}"' in run for field in fields), [f for f in fields if f'"{f}"' not in run]
