@@ -60,7 +60,7 @@ def _load(tmp_path, metric):
      r"suite.yaml: metrics\[0\].params: infidelity: patch = 32 gives 1 feature on the 32 x 32 input, so every map "
      r"would score 0; set patch below 32 \(the largest side\), or scaling: false \(dataset 'phantom_cxr'\)$"),
     ("{name: sensitivity_n, params: {patch: 1000000000000}}",  # was an allocation error out of its own check
-     r"metrics\[0\].params: sensitivity_n: fraction 0.05 of the 1 whole features \(patch 1000000000000 on 32 x 32\)"),
+     r"metrics\[0\].params: sensitivity_n: parameter 'patch' = 1000000000000 leaves 1 whole feature on 32 x 32"),
     ("{name: consistency, params: {grid: 33}}",  # a review: cells repeated on a volume 2 voxels deep
      r"suite.yaml: metrics\[0\].params: consistency: parameter 'grid' = 33 is more than the smallest image side 32 "
      r"\(shape \(32, 32\)\); set grid <= 32"),

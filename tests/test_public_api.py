@@ -144,6 +144,9 @@ def test_a_nan_image_and_a_target_past_the_outputs_are_refused():
         with pytest.raises(ValueError, match=f"{name}: x contains NaN or Inf"):
             faithbench.create_metric(name)(ctx)
     n_out = model(x).shape[1]
+    for name in ("saliency", "integrated_gradients", "gradcam"):  # a diff review: explainers too
+        with pytest.raises(ValueError, match=f"{name}: target class {n_out} is past the model's {n_out} outputs"):
+            faithbench.create_explainer(name)(model, x, torch.tensor([0, n_out]))
     ctx = EvalContext(model, x, torch.tensor([0, n_out]), torch.tensor([0, 1]), saliency, {}, ForwardCounter(model))
     with pytest.raises(ValueError, match=f"target class {n_out} is past the model's {n_out} outputs; expected class "
                                          f"indices 0 to {n_out - 1}"):

@@ -202,6 +202,15 @@ class Explainer(Configurable):
                                           for i in range(x.shape[0])])
                 else:
                     saliency = self._explain_one(model, x, target, per_image=self.stochastic and x.shape[0] == 1)
+        except (IndexError, RuntimeError) as exc:  # a review: a target past the outputs was torch's raw error
+            if "out of bounds" not in str(exc):
+                raise
+            with torch.no_grad(), eval_mode(model):
+                outputs = model(x[:1]).shape[-1]
+            if int(target.max()) < outputs:
+                raise
+            raise ValueError(f"{self.name}: target class {int(target.max())} is past the model's {outputs} outputs; "
+                             f"expected class indices 0 to {outputs - 1}") from None
         finally:
             np.random.set_state(numpy_state)
             random.setstate(python_state)

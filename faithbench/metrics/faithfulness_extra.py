@@ -214,15 +214,15 @@ class SensitivityN(ExtraFaithfulness):
     version: ClassVar[str] = "2"  # 2: patches cut by the border left out
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
-        """A fraction that rounds to all the patches (``faithbench validate`` checks it per dataset)."""
+        """Fewer than 3 whole patches, or a fraction that rounds to all of them (``faithbench validate``
+        checks it per dataset)."""
         n = len(fx.whole_features(tuple(spatial_shape), self.patch))
         whole = [f for f in self.fractions if max(1, round(f * n)) >= n]
-        if whole:
-            fix = f"use fractions below {1 - 0.5 / n:.3g} or a smaller patch" if n > 1 else "use a smaller patch"
-            return (f"{self.name}: fraction {whole[0]} of the {n} whole features (patch {self.patch} on "
-                    f"{' x '.join(map(str, spatial_shape))}) is all of them, so every subset is the whole image "
-                    f"and the correlation is undefined; {fix}")
-        return None
+        if n < 3 or not whole:  # a diff review: 2 whole patches gave ±1 whatever the map
+            return _few_whole_features(self.name, self.patch, spatial_shape)
+        return (f"{self.name}: fraction {whole[0]} of the {n} whole features (patch {self.patch} on "
+                f"{' x '.join(map(str, spatial_shape))}) is all of them, so every subset is the whole image "
+                f"and the correlation is undefined; use fractions below {1 - 0.5 / n:.3g} or a smaller patch")
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         self.refuse_unfit(ctx.x.shape[2:])

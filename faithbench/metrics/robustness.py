@@ -249,8 +249,9 @@ class Consistency(Metric):
 
     over the other samples j of the batch, with the discrete explanation e(x) = the cell of a
     ``grid``-per-axis partition holding the most saliency mass. NaN where no other sample of the
-    batch shares e(x_i), and where cells tie for the most (an all-zero map: version 2; version 1 took
-    the first cell, so all-zero maps agreed and scored 1, a held-out review): the value depends on the
+    batch shares e(x_i), and where every cell has the same mass (an all-zero map: version 2; version 1
+    took the first cell, so all-zero maps agreed and scored 1, a held-out review; cells that tie for the
+    most, a patch-wise map's best patch, are one explanation): the value depends on the
     batch (the batch is the sample of the data distribution the definition needs). Higher is better.
     Defaults: ``grid: 4``, postprocess ``abs``. Quantus' default discretisation (``top_n_sign``)
     hashes the signs of the first 5 entries of the flattened map, not the 5 largest: after ``abs``
@@ -262,7 +263,7 @@ class Consistency(Metric):
     defaults: ClassVar[dict[str, Any]] = {"grid": 4}
     bounds: ClassVar[dict[str, Bound]] = {"grid": AT_LEAST_ONE}
     min_batch = 2
-    version: ClassVar[str] = "2"  # 2: tied top cells give no explanation (NaN), not the first cell
+    version: ClassVar[str] = "2"  # 2: tied top cells are one explanation, all cells tied none (NaN)
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """At most one cell per pixel along each axis: above the smallest side, adaptive pooling

@@ -333,3 +333,5 @@ def test_too_few_whole_patches_refused(tiny_cnn, make_ctx):
             metric(ctx)
         assert ctx.predict.passes == 0
     assert FaithfulnessEstimate(patch=4).check_dataset((10, 10)) is None  # 2 x 2 whole patches
+    # a diff review: sensitivity_n on 8 x 20 in 8-px patches (2 whole) gave ±1 whatever the map
+    assert "leaves 2 whole features on 8 x 20 images" in SensitivityN(runs=6, fractions=[0.2]).check_dataset((8, 20))

@@ -106,20 +106,27 @@ def test_consistency_known_answer():
     assert argmax_cell(torch.zeros(1, 4, 4, 4).index_put_((torch.tensor([0]),) * 4, torch.tensor([1.0])), 2).item() == 0
 
 
-def test_consistency_gives_a_map_whose_top_cells_tie_no_explanation(tiny_cnn, make_ctx):
-    # a held-out review: ties went to the first cell, so all-zero maps all 'agreed' on cell 0 and scored 1.0
+def test_consistency_gives_a_map_whose_cells_all_tie_no_explanation(tiny_cnn, make_ctx):
+    # a held-out review: ties went to the first cell, so all-zero maps all 'agreed' on cell 0 and scored 1.0;
+    # a diff review: a patch-wise map (LIME, patch 32 on 64 px) ties the cells of its best patch, one explanation
     assert argmax_cell(torch.zeros(2, 4, 4), 2).tolist() == [-1, -1]
-    sal = torch.zeros(3, 4, 4)
-    sal[0, 0, 0] = sal[0, 3, 3] = 1.0  # two cells share the largest mean
+    sal = torch.zeros(4, 4, 4)
+    sal[0, 0, 0] = sal[0, 3, 3] = 1.0  # cells 0 and 3 share the largest mean
     sal[1] = sal[2] = 0.5
-    sal[1, 3, 3] = sal[2, 3, 3] = 1.0
-    assert argmax_cell(sal, 2).tolist() == [-1, 3, 3]
-    assert argmax_cell(sal * 1e38, 2).tolist() == [-1, 3, 3]  # float64 cells: no overflow to tied inf
-    value = consistency(torch.tensor([-1, -1, 3, 3]), torch.tensor([0, 0, 1, 1]))
-    assert value[:2].isnan().all() and value[2:].tolist() == [1.0, 1.0]
+    sal[1, 3, 3] = sal[2, 3, 3] = 1.0  # cell 3 alone
+    sal[3, :2, :] = 1.0  # cells 0 and 1: another set
+    assert argmax_cell(sal, 2).tolist() == [4, 3, 3, 5]  # sets labelled 4 + k, in torch.unique's order
+    assert argmax_cell(sal * 1e38, 2).tolist() == [4, 3, 3, 5]  # float64 cells: no overflow to tied inf
+    blocky = torch.zeros(3, 8, 8)
+    blocky[:2, :4, :4] = 2.0  # one 4 x 4 patch spans four cells of a 4-per-axis grid
+    blocky[2, 4:, 4:] = 2.0
+    labels = argmax_cell(blocky, 4)
+    assert labels[0] == labels[1] != labels[2] and (labels >= 16).all()
+    value = consistency(torch.tensor([-1, -1, 3, 3, -7, -7]), torch.tensor([0, 0, 1, 1, 0, 1]))
+    assert value[:2].isnan().all() and value[2:].tolist() == [1.0, 1.0, 0.0, 0.0]  # any other label counts
     model, x = tiny_cnn().eval(), torch.rand(4, 1, 8, 8)
     assert Consistency()(make_ctx(model, x, torch.zeros(4, 8, 8))).value.isnan().all()
-
+    assert not Consistency(grid=2)(make_ctx(model, x, blocky[[0, 1, 0, 1]])).value.isnan().any()
 
 def test_max_sensitivity_random_control_is_worst(linear_logit, make_ctx):
     # a linear model's gradient is its weight, whatever the input: saliency is perfectly stable;

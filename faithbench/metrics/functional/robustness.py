@@ -156,27 +156,34 @@ def normalise_by_max(saliency: Tensor, lead: int = 1) -> Tensor:
 
 # --- consistency ------------------------------------------------------------------------
 def argmax_cell(saliency: Tensor, grid: int = 4) -> Tensor:
-    """A discrete explanation: the index of the cell, of ``grid`` per axis, with the largest mean
-    saliency (in float64), ``(B,)`` long; -1 where several cells share the largest mean, which
-    singles out no cell (an all-zero map: by index order every such map took cell 0, and
-    :func:`consistency` gave it its best value, a held-out review). 2D: grid² cells; 3D: grid³.
-    The cells are those of torch's adaptive average pooling: a partition into equal cells where ``grid`` divides
-    the side; otherwise cell k spans [floor(k n / grid), ceil((k + 1) n / grid)), so neighbouring
-    cells share a row (n = 10, grid 4: [0, 3), [2, 5), [5, 8), [7, 10))."""
+    """A discrete explanation per sample, ``(B,)`` long: the index of the cell, of ``grid`` per axis,
+    with the largest mean saliency (in float64); where several cells share it (a piecewise-constant
+    map whose best patch spans them), one label for that set of cells, n_cells + k for the call's
+    k-th distinct set (labels compare within one call: one batch); -1 where every cell shares it, a
+    map that singles out no cell (all-zero or constant: version 1 took the first cell, so all-zero
+    maps agreed and :func:`consistency` gave them its best value, a held-out review). 2D: grid²
+    cells; 3D: grid³. The cells are those of torch's adaptive average pooling: a partition into
+    equal cells where ``grid`` divides the side; otherwise cell k spans [floor(k n / grid),
+    ceil((k + 1) n / grid)), so neighbouring cells share a row (n = 10, grid 4: [0, 3), [2, 5),
+    [5, 8), [7, 10))."""
     dims = saliency.ndim - 1
     pool = torch.nn.functional.adaptive_avg_pool2d if dims == 2 else torch.nn.functional.adaptive_avg_pool3d
     cells = pool(saliency[:, None].double(), grid)[:, 0].flatten(1)
-    tied = (cells == cells.amax(1, keepdim=True)).sum(1) > 1
-    return torch.where(tied, -1, cells.argmax(1))
+    top = cells == cells.amax(1, keepdim=True)
+    labels = cells.argmax(1)
+    several = top.sum(1) > 1
+    if bool(several.any()):
+        labels[several] = top.shape[1] + torch.unique(top[several], dim=0, return_inverse=True)[1]
+    return torch.where(top.all(1), -1, labels)
 
 
 def consistency(discrete: Tensor, predicted: Tensor) -> Tensor:
     """Consistency (Dasgupta et al. 2022): for each sample i, the share of the other samples j
     of the batch with the same discrete explanation e_j = e_i that also have the same predicted
     class, P(f(x_j) = f(x_i) | e(x_j) = e(x_i), j != i) -> ``(B,)``; NaN where no other sample
-    shares e_i, and where e_i is -1 (no explanation: :func:`argmax_cell`'s tie), such samples
-    matching none. ``discrete (B,)``: a label per sample as integers; ``predicted (B,)``."""
-    same_e = (discrete[None] == discrete[:, None]) & (discrete >= 0)[:, None]
+    shares e_i, and where e_i is -1 (no explanation: :func:`argmax_cell` of a constant map), such
+    samples matching none. ``discrete (B,)``: a label per sample as integers; ``predicted (B,)``."""
+    same_e = (discrete[None] == discrete[:, None]) & (discrete != -1)[:, None]
     same_e.fill_diagonal_(False)
     same_y = predicted[None] == predicted[:, None]
     n = same_e.sum(1)
