@@ -30,7 +30,7 @@ def _latex_categories(table: LeaderboardTable) -> list[str]:
     return [" & ".join(spans) + r" \\", " ".join(rules)]
 
 
-SMALL_N = 15  # below it the percentile bootstrap CI covers less than 95% (notes.py's legend)
+SMALL_N = 30  # below it the percentile bootstrap CI covers less than 95% (notes.py's legend)
 
 
 def _smallest_n(table: LeaderboardTable) -> int | None:
@@ -88,7 +88,7 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
         at_chance += _warnings_of(table, warnings)
         fewest = _smallest_n(table)
         small = (rf" With fewer than about {SMALL_N} samples (here n = {fewest}) the 95\% CI covers less than 95\% "
-                 r"(about 89\% at n = 8)." if fewest is not None and fewest < SMALL_N else "")
+                 r"(about 89\% at n = 8, 92\% at n = 16 to 20)." if fewest is not None and fewest < SMALL_N else "")
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger
                   + r": mean [95\% bootstrap CI]; bold: best per column (rank 1: on the samples every explainer has); "

@@ -24,7 +24,7 @@ _MARKDOWN_SPECIAL = set("\\`*_[]<>#|~$")  # $: GitHub renders $...$ as math
 # not set up for use with LaTeX" stops the compile); Latin accents, arrows, ±, ×, µ and ° it sets itself.
 _LATEX_MATH = {"≤": r"\leq", "≥": r"\geq", "≠": r"\neq", "≈": r"\approx", "∞": r"\infty", "∑": r"\sum",
                "∏": r"\prod", "∫": r"\int", "√": r"\surd", "∂": r"\partial", "∇": r"\nabla", "∈": r"\in",
-               "·": r"\cdot"}
+               "·": r"\cdot", "−": "-", "∆": r"\Delta", "∼": r"\sim", "⊥": r"\perp", "∓": r"\mp", "∝": r"\propto"}
 # Greek capitals that look like Latin ones have no LaTeX command: \mathrm{A}, as LaTeX writes them.
 _GREEK_LATIN = {"ALPHA": "A", "BETA": "B", "EPSILON": "E", "ZETA": "Z", "ETA": "H", "IOTA": "I", "KAPPA": "K",
                 "MU": "M", "NU": "N", "OMICRON": "O", "RHO": "P", "TAU": "T", "CHI": "X"}

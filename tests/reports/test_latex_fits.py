@@ -74,11 +74,12 @@ def test_a_double_quote_is_straight_and_a_long_name_takes_few_lines(tmp_path):
 
 def test_a_greek_name_compiles_with_pdflatex(tmp_path):
     """A held-out review: "! LaTeX Error: Unicode character α (U+03B1) not set up for use with LaTeX" for the
-    alias IG_ünïcødé_α→β; Greek and ≤ are now math, Latin accents and → pdflatex sets itself."""
+    alias IG_ünïcødé_α→β; Greek and ≤ are now math, Latin accents and → pdflatex sets itself (a diff review:
+    the minus sign U+2212, ∆, ∼ and ⊥ still stopped it)."""
     board = pd.DataFrame([{"dataset": "d α", "model": "m", "metric": "mass_Δ≤1", "explainer": e, "mean": mean,
                            "ci_low": mean - 0.1, "ci_high": mean + 0.1, "rank": rank, "higher_is_better": True,
                            "beats_random": False} for e, mean, rank in (("IG_ünïcødé_α→β", 0.6, 1),
-                                                                     ("IG α=0.5", 0.4, 2))])
+                                                                     ("IG α=0.5", 0.4, 2), ("sal −∆∼⊥", 0.3, 3))])
     log = compile_log(tmp_path, leaderboard_latex(board))
     assert "! " not in log and "not set up for use with LaTeX" not in log
     if shutil.which("pdftotext"):

@@ -85,6 +85,7 @@ def test_latex_escape_writes_greek_letters_and_math_symbols_as_math():
     assert latex_escape("ΩΛΑάςφϕ≤µ") == (r"\ensuremath{\Omega}\ensuremath{\Lambda}\ensuremath{\mathrm{A}}"
                                          r"\ensuremath{\alpha}\ensuremath{\varsigma}\ensuremath{\varphi}"
                                          r"\ensuremath{\phi}\ensuremath{\leq}µ")
+    assert latex_escape("a−b ∆x") == r"a\ensuremath{-}b \ensuremath{\Delta}x"  # a diff review: pdflatex stopped
     assert latex_escape("中 Ж") == "中 Ж"  # other scripts need XeLaTeX/LuaLaTeX (docs/outputs.md)
 
 

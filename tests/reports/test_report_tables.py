@@ -265,8 +265,9 @@ def test_latex_caption_gives_the_small_n_caveat_and_the_model_warnings():
                 "with caution", "model predicts one class: other / m&n (seed 0, test accuracy 0.5) predicts ..."]
     tex = leaderboard_latex(board, warnings=warnings)
     caption = tex.split(r"\caption{", 1)[1].split("\n", 1)[0]
-    assert r"With fewer than about 15 samples (here n = 8) the 95\% CI covers less than 95\% (about 89\%" in caption
+    assert r"With fewer than about 30 samples (here n = 8) the 95\% CI covers less than 95\% (about 89\%" in caption
     assert r"rows in order of their mean rank" in caption
     assert r" Warning: model predicts one class: d\_1 / m\&n (seed 0, test accuracy 0.500) predicts" in caption
     assert "other / m" not in tex  # another (dataset, model)'s warning stays out
-    assert "With fewer than" not in leaderboard_latex(BOARD.assign(n=15))
+    assert "With fewer than" in leaderboard_latex(BOARD.assign(n=20))  # a diff review: 92% covered at n = 20
+    assert "With fewer than" not in leaderboard_latex(BOARD.assign(n=30))
