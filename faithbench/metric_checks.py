@@ -176,8 +176,8 @@ def _warn_cut_patches(suite: Any, source: str, built: dict[str, Any], metric_plu
         except Exception:  # not built or unreadable: named elsewhere
             continue
         for k, patch in patches:
-            if any(side % patch and side > patch for side in shape) and metric_plugins[k].name in _CORRELATES_PATCHES:
-                whole, total = len(whole_features(shape, patch)), feature_ids(shape, patch)[1]
+            whole, total = len(whole_features(shape, patch)), feature_ids(shape, patch)[1]
+            if whole < total and metric_plugins[k].name in _CORRELATES_PATCHES:
                 warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: patch {patch} does not tile dataset "
                               f"{spec.label!r}'s images ({' x '.join(map(str, shape))}): the patches cut by the "
                               f"border are left out, {whole} of {total} correlated; a patch that divides every "

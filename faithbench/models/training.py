@@ -193,7 +193,7 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
     logits, y = logits.float(), y.long()
     pred = (logits > 0).numpy()
     yn = y.numpy().astype(bool)
-    prob = logits.double().numpy()  # ranked as the sigmoids, without float32's ties at 1 (faithbench.models.auc)
+    scores = logits.double().numpy()  # ranked as the sigmoids, without float32's ties at 1 (faithbench.models.auc)
     accs, f1s, aucs = [], [], []
     for c in range(logits.shape[-1]):
         tp = float((pred[:, c] & yn[:, c]).sum())
@@ -201,11 +201,11 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
         fn = float((~pred[:, c] & yn[:, c]).sum())
         accs.append(float((pred[:, c] == yn[:, c]).mean()))
         f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan"))  # neither: undefined
-        aucs.append(binary_auc(prob[:, c], yn[:, c].astype(int)))
+        aucs.append(binary_auc(scores[:, c], yn[:, c].astype(int)))
     nan = (float("nan"), float("nan"))
-    boot = _bootstrap_aucs(prob, yn.astype(int), 1000, 0) if ci else None  # auc_ci's resamples, shared
+    boot = _bootstrap_aucs(scores, yn.astype(int), 1000, 0) if ci else None  # auc_ci's resamples, shared
     low, high = nan if boot is None else _macro_interval(boot, 0.95)
-    class_cis = [nan] * prob.shape[1] if boot is None else _class_intervals(boot, 0.95)
+    class_cis = [nan] * scores.shape[1] if boot is None else _class_intervals(boot, 0.95)
     f1 = float(np.nanmean(f1s)) if not np.all(np.isnan(f1s)) else float("nan")
     out: dict[str, float] = {"accuracy": float(np.mean(accs)), "f1": f1,
            "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),
@@ -238,14 +238,15 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
     if y.ndim == 2:
         return multilabel_metrics(logits, y, classes, ci=ci)
     logits, y = logits.float(), y.long()
-    prob, pred, yn, k = class_log_odds(logits), logits.argmax(-1).numpy(), y.numpy(), logits.shape[-1]  # ranks
-    aucs = [binary_auc(prob[:, c], (yn == c).astype(int)) for c in range(k)]
+    scores, pred, yn, k = class_log_odds(logits), logits.argmax(-1).numpy(), y.numpy(), logits.shape[-1]
+    aucs = [binary_auc(scores[:, c], (yn == c).astype(int)) for c in range(k)]
     f1, f1_classes = macro_f1(pred, yn)
     onehot = (yn[:, None] == np.arange(k)[None, :]).astype(int)
-    low, high = (float("nan"),) * 2 if not ci else auc_ci(prob[:, 1], onehot[:, 1]) if k == 2 else auc_ci(prob, onehot)
+    low, high = ((float("nan"),) * 2 if not ci else auc_ci(scores[:, 1], onehot[:, 1]) if k == 2
+                 else auc_ci(scores, onehot))
     per_class: dict[str, float] = {}  # a review: a class never learned (AUC 0.306) under a macro CI above 0.5
     if k > 2 and classes is not None and len(classes) == k:
-        cis = class_auc_cis(prob, onehot) if ci else [(float("nan"),) * 2] * k
+        cis = class_auc_cis(scores, onehot) if ci else [(float("nan"),) * 2] * k
         per_class = {f"ovr_{part}_{name}": v for c, (name, auc, (c_low, c_high)) in enumerate(zip(classes, aucs, cis))
                      for part, v in (("n", int((yn == c).sum())), ("auc", auc), ("auc_ci_low", c_low),
                                      ("auc_ci_high", c_high))}

@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from faithbench.names import safe_name  # noqa: E402
+from faithbench.reports.tables import is_true  # noqa: E402
 from faithbench.store import FILE_MODE  # noqa: E402
 
 __all__ = ["CHANCE_TITLE", "DPI", "LABEL_WIDTH", "LINE_STYLES", "MARKERS", "RC", "at_chance", "block_labels",
@@ -81,7 +82,7 @@ def blocks_at_chance(board: pd.DataFrame | None) -> set[tuple[str, ...]]:
     read "Friedman p = 9.8e-05")."""
     if board is None or board.empty or "model_at_chance" not in board.columns:
         return set()
-    rows = board[board["model_at_chance"].astype(str).isin(("True", "true", "1", "1.0"))]
+    rows = board[board["model_at_chance"].map(is_true)]
     if "class" not in rows.columns:
         return {(str(d), str(m)) for d, m in zip(rows["dataset"], rows["model"])}
     classes = rows["class"].fillna("").astype(str)

@@ -340,7 +340,7 @@ def render_html(
         sections.append(("regions", "Regions", _regions_html(board, region_tests, region_pairwise)
                          + _figures(matching("regions_"), root, used)))
 
-    sections += medical_sections(root, lambda prefix: _figures(matching(prefix), root, used), manifest)
+    sections += medical_sections(root, lambda prefix: _figures(matching(prefix), root, used), manifest, control)
 
     sanity = matching("sanity_")
     if sanity:

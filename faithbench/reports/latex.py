@@ -62,8 +62,8 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
     ``*`` was tested against (named in the caption). ``failures`` (``failures.csv``): a caption names the failed
     cells of its (dataset, model), which have no rows (:func:`~faithbench.reports.notes.failed_cells`).
     ``warnings`` (:func:`faithbench.stats.chance.model_warnings`): a caption gives those of its (dataset, model),
-    e.g. "model predicts one class", and a table with a cell of fewer than 15 samples says that its CIs cover
-    less than 95%: a caption is what goes into a paper (a held-out review: both were only ``%`` comments).
+    e.g. "model predicts one class", and a table with a cell of fewer than :data:`SMALL_N` samples says that its
+    CIs cover less than 95%: a caption is what goes into a paper (a held-out review: both were only ``%`` comments).
     """
     from faithbench.names import safe_name
 

@@ -309,11 +309,13 @@ def strata_html(table: pd.DataFrame, figures: str = "") -> str:
             + "<details><summary>table</summary>" + table_html(table, "no strata", max_rows=500) + "</details>")
 
 
-def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict | None = None) -> list[Section]:
+def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict | None = None,
+                     control: str = "random") -> list[Section]:
     """The sections of this module's files in ``root``, in the order repeatability, reliability,
     strata, reliance; the repeatability and reliability sections are always there (one line when the table
     is absent: no two checkpoints to compare; the check off or not computed; ``manifest``: the
-    run's, read from ``root`` when None), the strata and reliance only with their files.
+    run's, read from ``root`` when None), the strata and reliance only with their files (``control``: the
+    report's control explainer, the reliance section's reference ρ).
     ``figures(prefix)`` renders (and marks as used) the plots whose name starts with ``prefix``."""
     root = Path(root)
     sections: list[Section] = []
@@ -332,9 +334,5 @@ def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict |
         sections.append(("strata", "Stratified analysis", strata_html(strata, figures("strata_"))))
     reliance = _read(root / RELIANCE_SALIENCY_FILE)
     if reliance is not None:
-        if manifest is None and (root / "manifest.json").exists():
-            manifest = json.loads((root / "manifest.json").read_text())
-        control = str((manifest or {}).get("control") or ((manifest or {}).get("suite") or {}).get("control")
-                      or "random")
         sections.append(("reliance", "Saliency vs measured reliance", reliance_saliency_html(reliance, control)))
     return sections

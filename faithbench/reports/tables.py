@@ -138,7 +138,8 @@ class LeaderboardTable:
         return "" if self.at_chance else "*" if cell.significant else "°" if cell.worse else ""
 
 
-def _true(value: object) -> bool:
+def is_true(value: object) -> bool:
+    """A flag of a table read back from CSV (True, 'True', 1, '1.0', ...) as a bool."""
     return str(value) in ("True", "true", "1", "1.0")
 
 
@@ -221,12 +222,12 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
                 cells[str(row.explainer)][metric] = Cell(
                     mean=mean, ci_low=float(row.ci_low), ci_high=float(row.ci_high),
                     best=bool(not math.isnan(mean) and rank == best),
-                    significant=_true(row.beats_random), worse=_true(getattr(row, "worse_than_random", False)),
+                    significant=is_true(row.beats_random), worse=is_true(getattr(row, "worse_than_random", False)),
                     n=int(row.n) if "n" in sub.columns and pd.notna(row.n) else None, decimals=decimals[metric],
                 )
-        at_chance = "model_at_chance" in frame.columns and bool(frame["model_at_chance"].map(_true).any())
+        at_chance = "model_at_chance" in frame.columns and bool(frame["model_at_chance"].map(is_true).any())
         chance = {m: _chance_level(frame[frame["metric"] == m]) for m in metrics}
-        unreliable = frozenset(str(m) for m in frame.loc[frame["metric_unreliable"].map(_true), "metric"]) if (
+        unreliable = frozenset(str(m) for m in frame.loc[frame["metric_unreliable"].map(is_true), "metric"]) if (
             "metric_unreliable" in frame.columns) else frozenset()
         tables.append(LeaderboardTable(str(dataset), str(model), metrics, hib, explainers, cells, target_class,
                                        at_chance, categories, chance, unreliable, decimals))

@@ -55,10 +55,9 @@ def _check_limit(suite: Suite, limit: int) -> None:
     """A ``limit`` below what a metric that compares a sample with the others of its batch needs
     (``min_batch``: sufficiency, consistency, focus) is a :class:`UsageError` before any work (a
     review: ``--limit 1`` trained, explained and scored, then the metric had no row)."""
-    have = min(limit, suite.samples, suite.batch_size)
-    for spec in suite.metrics:
+    for spec in suite.metrics:  # a suite whose own samples or batch_size are too few: validate's refusal
         need = int(getattr(metrics.get(spec.name), "min_batch", 1) or 1)
-        if have < need and limit < min(suite.samples, suite.batch_size):
+        if limit < min(need, suite.samples, suite.batch_size):
             raise UsageError(f"--limit {limit}: metric {spec.label!r} compares each sample with the others of its "
                              f"batch and needs {need} samples in a batch; expected a limit of at least {need}")
 
