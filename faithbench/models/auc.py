@@ -90,6 +90,14 @@ def class_auc_cis(scores, labels, n_boot: int = 1000, seed: int = 0,
     return _class_intervals(_bootstrap_aucs(s, y, n_boot, seed), level)
 
 
+def macro_and_class_cis(scores, labels, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+                        ) -> tuple[tuple[float, float], list[tuple[float, float]]]:
+    """:func:`auc_ci`'s macro interval and :func:`class_auc_cis`'s per-class intervals of multi-label
+    ``scores (N, K)`` against 0/1 ``labels (N, K)``, from one set of resamples (drawn once, not twice)."""
+    boot = _bootstrap_aucs(np.asarray(scores, dtype=float), np.asarray(labels), n_boot, seed)
+    return _macro_interval(boot, level), _class_intervals(boot, level)
+
+
 def _bootstrap_aucs(s: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """``(n_boot, K)`` AUCs of each class on each resample of the rows (NaN: undefined there)."""
     s, y = (s[:, None], y[:, None]) if s.ndim == 1 else (s, y)

@@ -19,8 +19,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from faithbench.configurable import Bool, Float, Int
-from faithbench.models.auc import (_bootstrap_aucs, _class_intervals, _macro_interval, auc_ci, binary_auc,
-                                   class_auc_cis, class_log_odds)
+from faithbench.models.auc import auc_ci, binary_auc, class_auc_cis, class_log_odds, macro_and_class_cis
 from faithbench.models.errors import INPLACE_INPUT, CheckpointError, check_converging
 from faithbench.progress import bars_disabled
 
@@ -203,9 +202,7 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
         f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan"))  # neither: undefined
         aucs.append(binary_auc(scores[:, c], yn[:, c].astype(int)))
     nan = (float("nan"), float("nan"))
-    boot = _bootstrap_aucs(scores, yn.astype(int), 1000, 0) if ci else None  # auc_ci's resamples, shared
-    low, high = nan if boot is None else _macro_interval(boot, 0.95)
-    class_cis = [nan] * scores.shape[1] if boot is None else _class_intervals(boot, 0.95)
+    (low, high), class_cis = macro_and_class_cis(scores, yn.astype(int)) if ci else (nan, [nan] * scores.shape[1])
     f1 = float(np.nanmean(f1s)) if not np.all(np.isnan(f1s)) else float("nan")
     out: dict[str, float] = {"accuracy": float(np.mean(accs)), "f1": f1,
            "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),

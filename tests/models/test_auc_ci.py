@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from faithbench.models.auc import _resampled_aucs, auc_ci, binary_auc, class_log_odds
+from faithbench.models.auc import _resampled_aucs, auc_ci, binary_auc, class_auc_cis, class_log_odds, macro_and_class_cis
 from faithbench.models.training import classification_metrics
 
 
@@ -26,6 +26,17 @@ def test_auc_ci_is_the_percentile_interval_of_the_resampled_aucs():
     aucs = np.array([binary_auc(score[i], y[i]) for i in idx])
     expected = np.quantile(aucs[~np.isnan(aucs)], [0.025, 0.975])
     assert auc_ci(score, y, n_boot=200, seed=7) == pytest.approx(tuple(expected))
+
+
+def test_macro_and_class_cis_share_the_resamples_of_auc_ci_and_class_auc_cis():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, (25, 3))
+    y[:, 2] = 0  # a class with no positive sample: its AUC is undefined everywhere
+    scores = y + rng.normal(0, 1.5, (25, 3))
+    macro, per_class = macro_and_class_cis(scores, y, n_boot=300, seed=4)
+    assert macro == auc_ci(scores, y, n_boot=300, seed=4)
+    np.testing.assert_equal(per_class, class_auc_cis(scores, y, n_boot=300, seed=4))
+    assert np.isnan(per_class[2]).all() and macro[0] < macro[1]
 
 
 def test_auc_ci_separates_a_good_model_from_one_at_chance():
