@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from faithbench.models.auc import _resampled_aucs, auc_ci, binary_auc, class_auc_cis, class_log_odds, macro_and_class_cis
+from faithbench.models.auc import (_resampled_aucs, auc_ci, binary_auc, class_auc_cis, class_log_odds,
+                                   macro_and_class_cis)
 from faithbench.models.training import classification_metrics
 
 
