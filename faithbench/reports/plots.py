@@ -308,11 +308,13 @@ def plot_cost(cost_table: pd.DataFrame, out_dir: Path) -> list[Path]:
         return _save(fig, out_dir / "cost")
 
 
-def plot_region_shares(regions: pd.DataFrame, out_dir: Path) -> list[Path]:
+def plot_region_shares(regions: pd.DataFrame, out_dir: Path,
+                       chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
     """Heat maps of the mean share of positive saliency mass per explainer (rows) and region
     (columns), one panel per class (negative: label 0; positive: the others), one figure
     ``regions_<dataset>_<model>`` per (dataset, model). The last row, ``area (chance)``, is the
-    regions' mean area fraction: the share a map independent of the image would get."""
+    regions' mean area fraction: the share a map independent of the image would get. A (dataset,
+    model) of ``chance_blocks`` gets :data:`~faithbench.reports.figure.CHANCE_TITLE`, as on the other figures."""
     if regions.empty:
         return []
     written = []
@@ -344,6 +346,7 @@ def plot_region_shares(regions: pd.DataFrame, out_dir: Path) -> list[Path]:
                 ax.set_ylabel("")
                 ax.tick_params(axis="x", labelrotation=45, labelsize=8)
                 ax.tick_params(axis="y", labelsize=8)
-            titled(fig, "share of positive saliency mass per region (mean over samples)", fontsize=10)
+            titled(fig, "share of positive saliency mass per region (mean over samples)"
+                   + ("\n" + CHANCE_TITLE if at_chance((dataset, model), chance_blocks) else ""), fontsize=10)
             written += _save(fig, _stem(out_dir, "regions", dataset, model))
     return written

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faithbench.reports.figure import LINE_STYLES, MARKERS, explainer_colours, short_labels
+from faithbench.reports.figure import CHANCE_TITLE, LINE_STYLES, MARKERS, at_chance, explainer_colours, short_labels
 from faithbench.reports.plots import _RC, _labels, _save, _stem, plt, titled
 from faithbench.stats.strata import STRATA_LABELS
 
@@ -19,7 +19,8 @@ __all__ = ["STRATA_PREFIX", "plot_strata"]
 STRATA_PREFIX = "strata"
 
 
-def plot_strata(strata: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[str, bool] | None = None) -> list[Path]:
+def plot_strata(strata: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[str, bool] | None = None,
+                chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
     """One figure per (dataset, model[, class]) and stratum kind, ``strata_<dataset>_<model>[_<class>]
     _<kind>``: one panel per metric (titled with ↑/↓ where ``higher_is_better``, metric -> bool, knows
     it), the strata on the x axis in their order (small -> large, low -> high, correct, wrong), the mean
@@ -27,7 +28,9 @@ def plot_strata(strata: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[s
     error bars, in the explainer's colour, marker and line style of the curves plot
     (:func:`~faithbench.reports.figure.explainer_colours`),
     one legend right of the panels (a held-out review: tab10 gave three colours to two explainers each, and the
-    legend inside the first panel hid a point)."""
+    legend inside the first panel hid a point). A block of ``chance_blocks``
+    (:func:`~faithbench.reports.figure.blocks_at_chance`) gets :data:`~faithbench.reports.figure.CHANCE_TITLE`
+    under its title, as the curves and CD diagrams do."""
     if strata is None or strata.empty:
         return []
     blocks = ["dataset", "model"] + (["class"] if "class" in strata.columns else [])
@@ -61,7 +64,8 @@ def plot_strata(strata: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[s
                 ax.set_title(f"{metric}{arrows.get(str(metric), '')}")
                 ax.set_xlabel(kind.replace("_", " "))
                 ax.set_ylabel("mean value (95% CI)")
-            titled(fig, " / ".join(_labels(key[:-1])) + f": by {kind.replace('_', ' ')}")
+            titled(fig, " / ".join(_labels(key[:-1])) + f": by {kind.replace('_', ' ')}"
+                   + ("\n" + CHANCE_TITLE if at_chance(key[:-1], chance_blocks) else ""))
             top = axes.flat[ncols - 1].get_position()  # after the layout: beside the first row, out of the data
             fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="upper left",
                        bbox_to_anchor=(top.x1 + 0.01, top.y1), fontsize=7, frameon=False)

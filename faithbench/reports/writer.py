@@ -211,10 +211,10 @@ def run_control(manifest: dict) -> str:
     return str(manifest.get("control") or (manifest.get("suite") or {}).get("control") or "random")
 
 
-def _strata(out_dir: Path, results: pd.DataFrame, samples: pd.DataFrame | None, plot_dir: Path) -> list[Path]:
+def _strata(out_dir: Path, results: pd.DataFrame, samples: pd.DataFrame | None, plot_dir: Path, blocks: set) -> list:
     """``strata.csv`` and its plots from the results joined with ``samples.csv`` (one row per
     explained (sample, target) of each checkpoint); a stale ``strata.csv`` of an earlier run in
-    this folder is removed when there is nothing to stratify."""
+    this folder is removed when there is nothing to stratify; the plots of ``blocks`` at chance carry †."""
     from faithbench.reports.medical import write_strata
     from faithbench.reports.plots_medical import plot_strata
     from faithbench.stats.strata import stratify
@@ -226,7 +226,7 @@ def _strata(out_dir: Path, results: pd.DataFrame, samples: pd.DataFrame | None, 
     samples = samples[keys + [c for c in _STRATA_SOURCES if c in samples.columns]]
     joined = results.astype({"sample_id": str}).merge(samples.astype({"sample_id": str}), on=keys, how="left")
     table = stratify(joined)
-    return [write_strata(out_dir, table)] + plot_strata(table, plot_dir, metric_directions(results))
+    return [write_strata(out_dir, table)] + plot_strata(table, plot_dir, metric_directions(results), blocks)
 
 
 def _failed_cells(failures: pd.DataFrame | None) -> list[str]:
@@ -354,9 +354,9 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
                                                                           chance_blocks=blocks))]
     steps.append(("model performance", lambda: plots.plot_model_performance(models, plot_dir)))
     if region_tests is not None:
-        steps.append(("regions", lambda: plots.plot_region_shares(inputs["regions.csv"], plot_dir)))
+        steps.append(("regions", lambda: plots.plot_region_shares(inputs["regions.csv"], plot_dir, blocks)))
     steps += [("cost", lambda: plots.plot_cost(cost_table, plot_dir)),
-              ("strata", lambda: _strata(out_dir, results, inputs["samples.csv"], plot_dir))]
+              ("strata", lambda: _strata(out_dir, results, inputs["samples.csv"], plot_dir, blocks))]
     with tqdm(total=len(steps), desc=f"report {out_dir.name}", unit="plot group", leave=False,
               disable=not progress or bars_disabled()) as bar:
         for label, plot in steps:

@@ -66,3 +66,23 @@ def test_curves_and_distributions_of_a_model_at_chance_say_so_and_do_not_zoom(tm
     assert marked.axes[0].get_ylim()[0] <= 0 and marked.axes[0].get_ylim()[1] >= 1  # 0.51 to 0.52 was the axis
     assert plain.axes[0].get_ylim()[1] < 0.6
     assert boxes._suptitle.get_text().endswith(CHANCE_TITLE)
+
+
+def test_strata_and_region_figures_of_a_model_at_chance_say_so(tmp_path, monkeypatch):
+    from faithbench.reports import plots, plots_medical
+
+    figures = []
+    for module in (plots, plots_medical):
+        monkeypatch.setattr(module, "_save", lambda fig, stem, tight=True: figures.append(fig) or [])
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)
+    strata = pd.DataFrame([{"dataset": d, "model": "m", "metric": "deletion_auc", "explainer": "a",
+                            "stratum_kind": "confidence", "stratum": s, "n": 4, "mean": 0.5, "ci_low": 0.4,
+                            "ci_high": 0.6} for d in ("d", "e") for s in ("low", "high")])
+    plots_medical.plot_strata(strata, tmp_path, chance_blocks={("d", "m")})
+    regions = pd.DataFrame([{"dataset": d, "model": "m", "explainer": "a", "region": "r", "label": label,
+                             "seed": 0, "sample_id": f"s{label}", "share": 0.3, "area": 0.2}
+                            for d in ("d", "e") for label in (0, 1)])
+    plots.plot_region_shares(regions, tmp_path, {("d", "m")})
+    strata_d, strata_e, regions_d, regions_e = (fig._suptitle.get_text() for fig in figures)
+    assert strata_d == "d / m: by confidence\n" + CHANCE_TITLE and strata_e == "e / m: by confidence"
+    assert regions_d.endswith("(mean over samples)\n" + CHANCE_TITLE) and "†" not in regions_e
