@@ -114,7 +114,11 @@ class InputInvariance(Metric):
     the ``random`` control draws its noise from the image's bytes directly, so the shifted input
     gets other noise and it fails (version 1 of the control passed trivially).
 
-    f2 is a copy of the model behind a forward pre-hook that subtracts c, exact everywhere.
+    f2 is a copy of the model behind a forward pre-hook that subtracts c, exact at the zero-padded
+    borders too; x + c itself reaches the model as x, bit for bit
+    (:func:`~faithbench.metrics.functional.shifted_model`: in float32 (x + c) - c is not x, and a
+    review saw the gradient fail on an ulp's ReLU flip); an explainer's own copies of x + c (noise,
+    masks, paths) are shifted back within float32 rounding.
     Quantus 0.6.0 moves c into the first convolution's bias instead, from the smallest value of
     the convolved constant image (``torch.unique(fw[i])[0]``): with zero padding that value comes
     from a border position, so its f2 differs from f1 (an explainer that is invariant can fail);
@@ -128,12 +132,12 @@ class InputInvariance(Metric):
                       paper="Kindermans et al. 2017, The (un)reliability of saliency methods")
     defaults: ClassVar[dict[str, Any]] = {"shift": -1.0, "atol": 1e-4}
     bounds: ClassVar[dict[str, Bound]] = {"atol": NON_NEGATIVE}
-    version = "2"  # x + c drawn at x's per-image noise
+    version = "3"  # 2: x + c drawn at x's per-image noise; 3: x + c seen as x exactly
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         if ctx.explainer is None:
             raise ValueError(f"{self.name}: needs the cell's explainer in EvalContext.explainer to re-explain")
-        model, x = shifted_model(ctx.model, self.shift), ctx.x + self.shift
+        model, x = shifted_model(ctx.model, self.shift, ctx.x), ctx.x + self.shift
         same_draws = getattr(ctx.explainer, "draws_of", None)
         with ctx.predict.watch(model), same_draws(x, ctx.x) if same_draws else nullcontext():
             shifted = ctx.explainer(model, x, ctx.target)
