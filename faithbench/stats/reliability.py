@@ -215,7 +215,8 @@ def _reasons(row: pd.Series) -> list[str]:
     reasons = []
     advice = ("the check re-scores the first min(reliability, batch_size) samples of each group: raise both; a "
               "localisation metric also needs samples with a lesion, subset: positive, where it is not set")
-    if _too_few(row):
+    too_few = _too_few(row)
+    if too_few:
         ranked = int(float(row["n_ranked"]))
         if ranked == 0:  # a review: "it ranks nothing" was read as a statement about the leaderboard above
             n = pd.to_numeric(row.get("n_samples"), errors="coerce")
@@ -223,15 +224,21 @@ def _reasons(row: pd.Series) -> list[str]:
                     "the same value wherever it is defined, so none of them ranks the explainers (the leaderboard "
                     f"covers every sample; {advice})"]
         n = pd.to_numeric(row.get("n_samples"), errors="coerce")  # a review: the cause was ties, not the subset
-        of = "" if pd.isna(n) else f" of {int(n)}"
-        reasons.append(f"too few samples for a verdict: {ranked}{of} ranked the explainers, the others giving every "
-                       f"explainer the same value or none (at least {MIN_RANKED} needed; {advice})")
+        if not pd.isna(n) and ranked == int(n):  # a review: "the others" read as ties where every sample ranked
+            reasons.append(f"too few samples for a verdict: {ranked} re-scored, each ranking the explainers (at least "
+                           f"{MIN_RANKED} needed; {advice})")
+        else:
+            of = "" if pd.isna(n) else f" of {int(n)}"
+            reasons.append(f"too few samples for a verdict: {ranked}{of} ranked the explainers, the others giving "
+                           f"every explainer the same value or none (at least {MIN_RANKED} needed; {advice})")
     for value, low, name, condition, meaning in checks:
         if np.isnan(value):
             reasons.append(f"{name} undefined: no sample ranked by it under both the original and the {condition} "
                            "condition (or that condition was not computed)")
         elif value < low:
             reasons.append(f"{name} {value:.2f} < {low:.2f}: {meaning}")
+        elif too_few:  # a review: a metric that met both thresholds on too few samples showed neither value
+            reasons.append(f"{name} {value:.2f} (≥ {low:.2f}, on too few samples to count)")
     return reasons or [f"noise resilience {nr:.2f}, adversary reactivity {ar:.2f}"]
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faithbench.stats.reliability import MIN_RANKED, RELIABILITY_COLUMNS, metric_reliability, reliability_footnote
+from faithbench.stats.reliability import (AR_MIN, MIN_RANKED, NR_MIN, RELIABILITY_COLUMNS, metric_reliability,
+                                         reliability_footnote)
 
 
 def _rows(metric: str, condition: str, table: dict[str, list[float]], higher_is_better: bool = True) -> list[dict]:
@@ -44,12 +45,17 @@ def test_no_verdict_on_too_few_ranked_samples():
         row = table.iloc[0]
         assert row["nr"] == pytest.approx(1.0) and row["ar"] == pytest.approx(1.0)  # as the 6-sample metric
         assert row["n_ranked"] == 5 and not bool(row["passed"])
+        # a review: with every re-scored sample ranked, "the others giving every explainer the same value" named a
+        # cause that was not there, and a metric that met both thresholds on too few samples showed neither value
+        cause = ("5 re-scored, each ranking the explainers" if original is few else
+                 f"5 of {row['n_samples']} ranked the explainers, the others giving every explainer the same value or "
+                 "none")
         assert reliability_footnote(table, pd.DataFrame({"metric": ["m"]})).endswith(
-            f"m: too few samples for a verdict: 5 of {row['n_samples']} ranked the explainers, the others giving "
-            "every explainer the same value or none (at least 6 needed; the check re-scores the first "
+            f"m: too few samples for a verdict: {cause} (at least 6 needed; the check re-scores the first "
             "min(reliability, batch_size) "
             "samples of each group: raise both; a localisation metric also needs samples with a lesion, subset: "
-            "positive, where it is not set).")
+            f"positive, where it is not set); noise resilience 1.00 (≥ {NR_MIN:.2f}, on too few samples to count); "
+            f"adversary reactivity 1.00 (≥ {AR_MIN:.2f}, on too few samples to count).")
 
 
 def test_fragile_metric_fails():
