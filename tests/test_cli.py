@@ -191,6 +191,20 @@ def test_a_plugin_category_of_its_own_is_listed_and_written():
     assert describe("metrics", Mine).startswith("[calibration; ↑] Mine:")  # was AttributeError: 'str' .value
 
 
+def test_an_explainer_description_is_a_sentence_without_changing_a_symbol():
+    """A review: docs/plugins.md's explainer, "x * d score / dx", was listed as "X * d score / dx"."""
+    from faithbench.listing import describe
+
+    class Symbol:
+        """x * d score / dx"""
+
+    class Phrase:
+        description = "gradient of the target score"
+
+    assert describe("explainers", Symbol).endswith("] x * d score / dx.")
+    assert describe("explainers", Phrase).endswith("] Gradient of the target score.")
+
+
 def test_a_warning_while_the_suite_loads_is_shown_once():
     """A held-out review: a model builder or dataset plugin that warned while the suite loaded made
     validate and run loop for ever (each warning shown again was recorded again), memory growing."""
