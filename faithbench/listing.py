@@ -41,7 +41,8 @@ def describe(kind: str, obj: object) -> str:
     doc = (getattr(obj, "description", "") or first_sentence(obj.__doc__ or "")).strip()
     if kind == "explainers":
         word = doc.split(" ", 1)[0]  # a word, not a symbol: "x * d score / dx" stays x (a review)
-        doc = (doc[:1].upper() + doc[1:] if len(word) > 1 and word.isalpha() and word.islower() else doc) \
+        letters = word.replace("-", "")  # input-gradient, gradient-weighted: words
+        doc = (doc[:1].upper() + doc[1:] if len(word) > 1 and letters.isalpha() and letters.islower() else doc) \
             + ("" if doc.endswith((".", "?", "!")) else ".")
         dims = "/".join(f"{d}D" for d in sorted(getattr(obj, "dims", ())))
         if getattr(obj, "sequences", False):  # (T, H, W): a patient's visits, not a volume

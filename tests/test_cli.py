@@ -203,6 +203,8 @@ def test_an_explainer_description_is_a_sentence_without_changing_a_symbol():
 
     assert describe("explainers", Symbol).endswith("] x * d score / dx.")
     assert describe("explainers", Phrase).endswith("] Gradient of the target score.")
+    Phrase.description = "input-gradient plus bias-gradient maps"
+    assert describe("explainers", Phrase).endswith("] Input-gradient plus bias-gradient maps.")
 
 
 def test_a_warning_while_the_suite_loads_is_shown_once():
