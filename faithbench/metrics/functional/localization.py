@@ -62,7 +62,8 @@ def pointing_game(saliency: Tensor, mask: Tensor, *, tolerance: int = 0,
                   generator: torch.Generator | None = None) -> Tensor:
     """1.0 if the maximum of the saliency falls inside the mask or, with ``tolerance`` t, closer
     than t pixels (Euclidean) to it, else 0.0 (Zhang et al. 2018; :func:`dilate`, as TorchRay).
-    Ties among maxima: one is chosen by a seeded random draw. Chance level: the dilated mask's
+    Ties among maxima: one is chosen by a seeded random draw, one per batch (so with tied maxima a
+    sample's value can depend on the batch size and its position). Chance level: the dilated mask's
     area fraction."""
     m = dilate(mask, tolerance)
     s, m = _check(saliency, m)
