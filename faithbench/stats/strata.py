@@ -135,7 +135,11 @@ def stratify(results: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -
     has_class = "class" in results.columns
     columns = STRATA_COLUMNS[:2] + ["class"] + STRATA_COLUMNS[2:] if has_class else STRATA_COLUMNS
     # a fresh index: labels are written back by index, and a concatenated table may repeat it
-    frame = results[results["category"].astype(str).isin(STRATIFIED_CATEGORIES)].reset_index(drop=True)
+    frame = results[results["category"].astype(str).isin(STRATIFIED_CATEGORIES)]
+    # the bootstrap resamples positions: a canonical row order, so a re-sorted table gives the same CIs (a review:
+    # shuffled rows moved ci_low on 20 of 174 rows, by up to 0.075)
+    order = [c for c in ("seed", "sample_id", "target") if c in frame.columns]
+    frame = frame.sort_values(order, kind="stable", key=lambda c: c.astype(str)).reset_index(drop=True)
     if has_class:
         frame = frame.assign(**{"class": frame["class"].fillna("").astype(str)})
     kinds = [k for k, (source, _) in STRATA_LABELS.items() if source in frame.columns]

@@ -109,6 +109,14 @@ def test_repeated_index_is_harmless():
         table[table["metric"] == "pointing_game"]["mean"].tolist())
 
 
+def test_the_cis_do_not_depend_on_the_row_order():
+    """A review: shuffling the rows of results (same data) moved strata.csv's bootstrap CIs on 20 of 174 rows."""
+    rng = np.random.default_rng(0)
+    frame = _results().assign(value=lambda f: f["value"] + rng.normal(0, 3, len(f)))
+    shuffled = frame.sample(frac=1.0, random_state=3)
+    pd.testing.assert_frame_equal(stratify(shuffled), stratify(frame))
+
+
 def test_explained_class_strata_when_maps_explain_several_classes():
     # helper 114: Grad-CAM best on deletion over all maps, worse than random on the maps of one class
     frame = _results().assign(target=lambda f: (f["sample_id"].str[1:].astype(int) > 6).astype(int))
