@@ -211,7 +211,7 @@ def run_control(manifest: dict) -> str:
     return str(manifest.get("control") or (manifest.get("suite") or {}).get("control") or "random")
 
 
-def _strata(out_dir: Path, results: pd.DataFrame, samples: pd.DataFrame | None, plot_dir: Path, blocks: set) -> list:
+def _strata(out_dir: Path, results: pd.DataFrame, samples: pd.DataFrame | None, plot_dir: Path, blocks=()) -> list:
     """``strata.csv`` and its plots from the results joined with ``samples.csv`` (one row per
     explained (sample, target) of each checkpoint); a stale ``strata.csv`` of an earlier run in
     this folder is removed when there is nothing to stratify; the plots of ``blocks`` at chance carry †."""
