@@ -34,6 +34,7 @@ computing them costs two extra explanations and scorings of ``k`` samples per ce
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ from faithbench.store import Cache, make_key
 from faithbench.types import Batch, Category
 
 PERTURBED = ("minor", "disruptive")
+RescoreProgress = Callable[[int, int, str], None]  # (re-scored so far, to re-score, which cell under which condition)
 VERSION = "1"  # of the re-scoring, in the cache key of its rows: bump when the conditions or the rows change
 
 
@@ -95,10 +97,13 @@ def original_values(run: CellRun, label: str, batch: Batch, target: Tensor, k: i
 
 
 def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: tuple[Batch, Tensor],
-                     samples: int, recompute_original: bool = False) -> ReliabilityScores:
+                     samples: int, recompute_original: bool = False, progress: RescoreProgress | None = None,
+                     ) -> ReliabilityScores:
     """Scores of the first ``samples`` units of ``first`` under each condition (module docstring).
     ``recompute_original``: explain and score the original condition again instead of reusing
-    the cell's rows (for the test that the two agree)."""
+    the cell's rows (for the test that the two agree). ``progress(done, total, what)`` is called
+    before each (cell, condition) is re-scored: the suite's bar is full by then (a review waited
+    37 s at "100 %" with no count)."""
     batch, target = first
     k = min(samples, len(batch))
     x, t, label = batch.x[:k], target[:k], batch.label[:k]
@@ -135,33 +140,33 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
     if not scored:
         return out
     conditions = perturbed_conditions(data.model, x, seed=group.seed)  # two model copies: only when used
-    for condition in ("original",) + PERTURBED:
+    jobs = [(c, run) for c in ("original",) + PERTURBED for run in live if scored.get((run.cell.name, c))]
+    for done, (condition, run) in enumerate(jobs):
         model, xc = conditions[condition]
-        for run in live:
-            if not scored.get((run.cell.name, condition)):
-                continue
-            inputs = InputGuard(masks, x=xc, target=t, label=label, labels=labels)
+        if progress is not None:
+            progress(done, len(jobs), f"{run.cell.name} under {condition}")
+        inputs = InputGuard(masks, x=xc, target=t, label=label, labels=labels)
+        try:
+            with data.guarded(f"explainer {run.explainer.name!r}", inputs):
+                saliency = run.explainer(model, xc, t)
+            inputs.add("saliency", saliency)
+        except Exception as exc:
+            out.log.append(f"reliability: {run.cell.name} under {condition}: explainer failed: {exc}")
+            out.failed += 1
+            continue
+        for spec, metric in scored[(run.cell.name, condition)]:
+            ctx = EvalContext(model=model, x=xc, target=t, label=label, saliency=saliency, masks=masks,
+                              predict=ForwardCounter(model), explainer=run.explainer, background=data.background,
+                              seed=group.seed, multilabel=data.multilabel, labels=labels, classes=data.classes,
+                              mask_roles=data.mask_roles)
             try:
-                with data.guarded(f"explainer {run.explainer.name!r}", inputs):
-                    saliency = run.explainer(model, xc, t)
-                inputs.add("saliency", saliency)
+                with data.guarded(f"metric {spec.label!r}", inputs, ctx):
+                    values = metric(ctx).value.double().cpu().tolist()
             except Exception as exc:
-                out.log.append(f"reliability: {run.cell.name} under {condition}: explainer failed: {exc}")
+                out.log.append(f"reliability: {spec.label} in {run.cell.name} under {condition} failed: {exc}")
                 out.failed += 1
                 continue
-            for spec, metric in scored[(run.cell.name, condition)]:
-                ctx = EvalContext(model=model, x=xc, target=t, label=label, saliency=saliency, masks=masks,
-                                  predict=ForwardCounter(model), explainer=run.explainer, background=data.background,
-                                  seed=group.seed, multilabel=data.multilabel, labels=labels, classes=data.classes,
-                                  mask_roles=data.mask_roles)
-                try:
-                    with data.guarded(f"metric {spec.label!r}", inputs, ctx):
-                        values = metric(ctx).value.double().cpu().tolist()
-                except Exception as exc:
-                    out.log.append(f"reliability: {spec.label} in {run.cell.name} under {condition} failed: {exc}")
-                    out.failed += 1
-                    continue
-                add(run, spec.label, metric, condition, values)
+            add(run, spec.label, metric, condition, values)
     by_reason: dict[str, list[str]] = {}
     for label, reason in sorted(out.skipped.items()):
         by_reason.setdefault(reason, []).append(label)
@@ -175,7 +180,8 @@ def _live(runs: list[CellRun]) -> list[CellRun]:
 
 
 def cached_reliability_rows(store: Cache, group: Group, data: GroupData, runs: list[CellRun],
-                            first: tuple[Batch, Tensor], samples: int) -> ReliabilityScores:
+                            first: tuple[Batch, Tensor], samples: int, progress: RescoreProgress | None = None,
+                            ) -> ReliabilityScores:
     """:func:`reliability_rows`, read from the cache when the same cells (explainers and metrics with
     their parameters), checkpoint, seed and first batch were re-scored before, and stored when
     nothing failed (a failure is retried by the next run). A rerun redid it every time (a held-out
@@ -192,7 +198,7 @@ def cached_reliability_rows(store: Cache, group: Group, data: GroupData, runs: l
     cached = store.get_json("reliability", key)
     if cached is not None:
         return ReliabilityScores(**cached)
-    out = reliability_rows(group, data, runs, first, samples)
+    out = reliability_rows(group, data, runs, first, samples, progress=progress)
     if not out.failed:
         store.put_json("reliability", key, asdict(out))
     return out

@@ -30,7 +30,7 @@ def default_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("reliability")
     captured = {}
 
-    def both(store, group, data, runs, first, samples):
+    def both(store, group, data, runs, first, samples, progress=None):
         captured["reused"] = reliability_rows(group, data, runs, first, samples)
         captured["fresh"] = reliability_rows(group, data, runs, first, samples, recompute_original=True)
         batch, target = first
