@@ -315,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         args.pattern = late  # `list explainers --params gradcam`: the pattern after the flag (a review)
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # in the imports before _dispatch's handler (a review: 35 lines of traceback)
+        return _interrupted(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     from faithbench.progress import quiet
 
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers: the main thread only
@@ -350,10 +357,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"faithbench: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        term = _SIGTERM.is_set()  # set by the handler, whatever a library made of its Terminated
-        resumes = "; finished cells are cached and a rerun resumes" if args.command == "run" else ""  # not validate's
-        print(f"faithbench: {'terminated (SIGTERM)' if term else 'interrupted'}{resumes}", file=sys.stderr)
-        return 143 if term else 130
+        return _interrupted(args)
     except BrokenPipeError:  # `faithbench list | head`: the reader has gone; no error message to a closed pipe
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
         return 141  # 128 + SIGPIPE, as a shell reports a process a broken pipe stopped
@@ -365,6 +369,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"faithbench: {args.command} failed: {type(exc).__name__}: {first} (rerun with --debug for the "
               f"traceback{cached})", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    """One line and exit 130 for Ctrl-C, 143 for SIGTERM."""
+    term = _SIGTERM.is_set()  # set by the handler, whatever a library made of its Terminated
+    resumes = "; finished cells are cached and a rerun resumes" if args.command == "run" else ""  # not validate's
+    print(f"faithbench: {'terminated (SIGTERM)' if term else 'interrupted'}{resumes}", file=sys.stderr)
+    return 143 if term else 130
 
 
 if __name__ == "__main__":

@@ -140,3 +140,21 @@ def test_validate_prints_suite_warnings_as_one_line(tmp_path, capsys):
     assert main(["validate", str(suite)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("faithbench: warning: ") and "needs mask 'marker'" in err[0]
+
+
+def test_ctrl_c_during_start_up_imports_is_one_line_and_130(monkeypatch, capsys):
+    """A review: Ctrl-C while `_dispatch` imported faithbench.config (start-up took 48-120 s on a busy
+    node) printed a 35-line KeyboardInterrupt traceback, not the documented one line and exit 130."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name, *args, **kwargs):
+        if name == "faithbench.config":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    assert main(["run", "quick"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "faithbench: interrupted; finished cells are cached and a rerun resumes"
