@@ -12,7 +12,10 @@ tests check that a model gives the same outputs, and holds no hooks, afterwards.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -42,6 +45,17 @@ _ACTIVATIONS = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus,
 # non-linear per sample, and no DeepLIFT rule in captum (its gradient passes through them)
 _SAMPLE_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
                  nn.LocalResponseNorm)
+
+
+@contextlib.contextmanager
+def hook_notices_silenced() -> Iterator[None]:
+    """Around a captum call that hooks the activations by design (guided backprop, DeepLIFT): captum
+    warns "Setting backward hooks on ReLU activations" / "Setting forward, backward hooks and attributes
+    on non-linear activations" on every call, which a run printed raw, with a site-packages path, into
+    its log (a review). Only these two notices, only for the call: every other warning still shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Setting (forward, )?backward hooks", category=UserWarning)
+        yield
 
 
 def is_activation(module: nn.Module) -> bool:
@@ -236,7 +250,7 @@ class DeepLiftExplainer(Explainer):
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         deeplift = DeepLift(_Forward(model))  # captum's pre-hook on the wrapper, before the model's input transform
         # captum leaves each module's input and output behind when it fails (a held-out review)
-        with added_attributes_removed(leaf_modules(model), ("input", "output")):
+        with added_attributes_removed(leaf_modules(model), ("input", "output")), hook_notices_silenced():
             rows = [deeplift.attribute(x[i:i + 1], baselines=torch.full_like(x[i:i + 1], float(self.baseline)),
                                        target=target[i:i + 1])
                     for i in range(x.shape[0])]  # one sample at a time: captum #1276 mixes the batch
@@ -293,7 +307,8 @@ class GuidedBackpropExplainer(Explainer):
         return super().unsupported_reason(model, x) or _relu_reason(self.name, model, x)
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-        return GuidedBackprop(model).attribute(x, target=target).sum(dim=1)
+        with hook_notices_silenced():
+            return GuidedBackprop(model).attribute(x, target=target).sum(dim=1)
 
 
 @explainers.register("guided_gradcam")
@@ -325,5 +340,6 @@ class GuidedGradCAMExplainer(Explainer):
             layer = model.get_submodule(name)
         self.last_info = {"target_layer": name}
         mode = "bilinear" if x.ndim == 4 else "trilinear"
-        attr = GuidedGradCam(model, layer).attribute(x, target=target, interpolate_mode=mode)
+        with hook_notices_silenced():  # its guided backprop's
+            attr = GuidedGradCam(model, layer).attribute(x, target=target, interpolate_mode=mode)
         return attr.sum(dim=1)

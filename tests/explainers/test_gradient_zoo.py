@@ -163,3 +163,22 @@ def test_guided_gradcam_layer_and_shape_3d():
     out = explainer(model, torch.rand(2, 1, 8, 16, 16), torch.tensor([0, 1]))
     assert out.shape == (2, 8, 16, 16)
     assert explainer.last_info == {"target_layer": "features.0"}  # features ends on 2 x 4 x 4: inside it
+
+
+@pytest.mark.parametrize("name", ["deeplift", "guided_backprop", "guided_gradcam"])
+def test_captum_hook_notices_do_not_reach_the_log_and_other_warnings_do(name):
+    """A review: captum's "Setting backward hooks on ReLU activations" / "Setting forward, backward
+    hooks ... on non-linear activations" UserWarning was printed raw into a run's log on every batch;
+    faithbench hooks them by design, so only these two notices are filtered, around the call."""
+    import warnings
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 1, 2, (16, 16), width=4, depth=2).eval()
+    x, t = torch.rand(2, 1, 16, 16), torch.tensor([0, 1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        explainers.get(name)()(model, x, t)
+        warnings.warn("another warning", UserWarning)
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if m.startswith("Setting")]
+    assert "another warning" in messages
