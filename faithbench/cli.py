@@ -76,11 +76,15 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     from faithbench.datasets.paths import DataWarning
     from faithbench.store import CacheCorruptionWarning  # a review: printed with a source path
 
+    from faithbench.progress import outside_bars
+
     if not issubclass(category, (SuiteWarning, DataWarning, CacheCorruptionWarning)):
-        _python_showwarning(message, category, filename, lineno, file, line)
+        with outside_bars():  # on a line of its own, not glued to an open bar's (a review)
+            _python_showwarning(message, category, filename, lineno, file, line)
     elif str(message) not in _shown:
         _shown.add(str(message))
-        print(f"faithbench: warning: {message}", file=sys.stderr)
+        with outside_bars():
+            print(f"faithbench: warning: {message}", file=sys.stderr)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -322,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from faithbench.progress import quiet
+    from faithbench.progress import lines_through_bars, quiet
 
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers: the main thread only
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
@@ -334,7 +338,7 @@ def _main(args: argparse.Namespace) -> int:
             warnings.simplefilter("always", DataWarning)  # every one reaches _show_warning, which shows each once
             warnings.showwarning = _show_warning
             _shown.clear()
-            with quiet(getattr(args, "quiet", False)):  # faithbench.progress: the training bars too
+            with quiet(getattr(args, "quiet", False)), lines_through_bars():  # the training bars too
                 return _dispatch(args)
     finally:
         if previous is not None:

@@ -1,12 +1,23 @@
-"""One switch for progress bars outside the runner's own (training epochs): ``faithbench run
+"""Progress bars and the lines written while one is open.
+
+One switch for progress bars outside the runner's own (training epochs): ``faithbench run
 --quiet`` and ``run_suite(..., progress=False)`` set ``FAITHBENCH_QUIET=1`` for the run
-(:func:`quiet`); an environment variable, so it also reaches subprocesses."""
+(:func:`quiet`); an environment variable, so it also reaches subprocesses. A bar drawn while
+another is open goes on its own line on a terminal only (:func:`nested_position`), and a log line
+goes through tqdm (:func:`write_line`, :func:`outside_bars`, :func:`lines_through_bars`), so a redirected log (a cluster
+job's file) holds no cursor movement and no line glued to a bar's (a review: ``ESC[A`` on every
+training update, "…00:00, metric reliability …]trained small_cnn …").
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sys
 from collections.abc import Iterator
+
+from tqdm.auto import tqdm
 
 QUIET_ENV = "FAITHBENCH_QUIET"
 
@@ -31,3 +42,46 @@ def quiet(enabled: bool = True) -> Iterator[None]:
                 os.environ.pop(QUIET_ENV, None)
             else:
                 os.environ[QUIET_ENV] = before
+
+
+def nested_position() -> int | None:
+    """``position`` of a bar drawn while another is open: tqdm's next free line (None) on a terminal;
+    0 when stderr is redirected, where tqdm's next line moves the cursor up with ``ESC[A`` on every
+    update: the inner bar then writes ``\\r``-separated updates on the outer bar's line."""
+    return None if sys.stderr.isatty() else 0
+
+
+def outside_bars() -> contextlib.AbstractContextManager[None]:
+    """A block that writes lines to stdout or stderr itself (a ``log`` callable, Python's warnings):
+    the open bars are cleared before it and drawn again after it."""
+    return tqdm.external_write_mode(file=sys.stderr)
+
+
+def write_line(line: str) -> None:
+    """``line`` to stderr through ``tqdm.write``: an open bar is cleared first and drawn again after."""
+    tqdm.write(line, file=sys.stderr)
+
+
+class _BarSafeHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            write_line(self.format(record))
+        except Exception:  # logging's own contract: a handler does not raise
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def lines_through_bars() -> Iterator[None]:
+    """faithbench's log records (warnings and above) written by :func:`write_line` inside the block,
+    as Python's last-resort handler would (the message alone), unless the application configured
+    logging (a root handler, or one of faithbench's logger): then nothing changes."""
+    package = logging.getLogger("faithbench")
+    if logging.getLogger().handlers or package.handlers:
+        yield
+        return
+    handler = _BarSafeHandler(logging.WARNING)
+    package.addHandler(handler)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)

@@ -43,3 +43,50 @@ def test_run_suite_without_progress_silences_training_bars(monkeypatch, tmp_path
     assert run_module.run_suite(suite, tmp_path / "out", progress=progress) == "done"
     assert seen["bars_disabled"] is (not progress)
     assert QUIET_ENV not in os.environ
+
+
+def test_a_training_bar_inside_the_suite_bar_moves_no_cursor_in_a_redirected_log(monkeypatch, tmp_path):
+    """A review: the nested training bar (tqdm's position 1) wrote ESC[A (cursor up) on every update
+    into a log file; where stderr is not a terminal it now updates on the suite bar's line."""
+    import io
+    import sys
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from faithbench.models.architectures import small_cnn
+    from faithbench.models.training import Recipe, train_model
+
+    monkeypatch.delenv(QUIET_ENV, raising=False)
+    err = io.StringIO()  # not a TTY
+    monkeypatch.setattr(sys, "stderr", err)
+    torch.manual_seed(0)
+    x, y = torch.rand(16, 1, 8, 8), torch.arange(16) % 2
+    with tqdm(total=2, desc="suite", file=sys.stderr, mininterval=0):
+        train_model(small_cnn(1, 2, (8, 8), width=2, depth=1), x, y, x, y, Recipe(epochs=2, batch_size=8), seed=0)
+    log = err.getvalue()
+    assert "train" in log and "epoch" in log  # the bar was drawn
+    assert "\x1b[A" not in log
+
+
+def test_lines_written_while_a_bar_is_open_start_on_their_own_line(monkeypatch):
+    """A review: "…[00:43<00:00, metric reliability …]trained small_cnn …": a log line glued to the
+    bar's line. The run's log, Python's warnings and faithbench's logging go through tqdm."""
+    import io
+    import logging
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from faithbench.progress import lines_through_bars, write_line
+
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in the CLI: logging not configured (pytest does)
+    with tqdm(total=2, desc="suite", file=sys.stderr, mininterval=0) as bar, lines_through_bars():
+        bar.update()
+        write_line("trained a model")
+        logging.getLogger("faithbench.models.checkpoint").warning("a model warning")
+        bar.update()
+    lines = err.getvalue().replace("\r", "\n").splitlines()
+    assert "trained a model" in lines and "a model warning" in lines

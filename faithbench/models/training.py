@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from faithbench.configurable import Bool, Float, Int
 from faithbench.models.auc import auc_ci, binary_auc, class_auc_cis, class_log_odds, macro_and_class_cis
 from faithbench.models.errors import INPLACE_INPUT, CheckpointError, check_converging
-from faithbench.progress import bars_disabled
+from faithbench.progress import bars_disabled, nested_position
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
     total, warmup = recipe.epochs * steps_per_epoch, int(recipe.warmup_epochs * steps_per_epoch)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
     best_loss, best_state, stale, step = float("inf"), None, 0, 0
-    bar = tqdm(range(recipe.epochs), desc=desc, leave=False, unit="epoch", disable=bars_disabled())
+    bar = tqdm(range(recipe.epochs), desc=desc, leave=False, unit="epoch", disable=bars_disabled(),
+               position=nested_position())  # inside the suite's bar: no ESC[A in a redirected log (a review)
     for _epoch in bar:
         model.train()
         perm = torch.randperm(n, generator=gen)

@@ -42,7 +42,7 @@ from faithbench.runner.plan import plan
 from faithbench.runner.reliability import reliability_summary
 from faithbench.runner.settings import ReportSettings, RunSettings
 from faithbench.names import safe_name
-from faithbench.progress import quiet
+from faithbench.progress import lines_through_bars, outside_bars, quiet
 from faithbench.store import Cache, atomic_write_bytes
 
 Log = Callable[[str], None]
@@ -213,7 +213,7 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
     run_settings = RunSettings.from_suite(suite, **settings)
     cache = cache if isinstance(cache, Cache) else Cache(cache)  # a folder, as --cache (a review: a str failed)
     prepare_output(out_dir, cache.root)  # an unusable --out or cache: exit 2 before any work
-    with lock_output(out_dir), quiet(not progress):  # progress=False: the training bars too
+    with lock_output(out_dir), quiet(not progress), lines_through_bars():  # progress=False: the training bars too
         forget_datasets()
         try:
             return _run_locked(suite, out_dir, cache, run_settings, ReportSettings.from_suite(suite, build=report),
@@ -235,8 +235,12 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
     outputs: dict[int, GroupOutput] = {}
     bar = tqdm(total=n_cells, desc=f"suite {suite.name}", unit="cell", disable=not progress,
                bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}{postfix}]")
+    def logged(line: str) -> None:
+        with outside_bars():  # not glued to the bar's line in a redirected log (a review)
+            log(line)
+
     try:
-        run_groups(groups, settings, cache, executor, bar, log, outputs)
+        run_groups(groups, settings, cache, executor, bar, logged, outputs)
         bar.update(n_cells - bar.n)  # every cell done: the fractions of batches summed to 1.9999999999999998 of 2
     except (InputDataError, CheckpointError) as exc:
         if outputs:
