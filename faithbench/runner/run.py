@@ -235,6 +235,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
     outputs: dict[int, GroupOutput] = {}
     bar = tqdm(total=n_cells, desc=f"suite {suite.name}", unit="cell", disable=not progress,
                bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}{postfix}]")
+
     def logged(line: str) -> None:
         with outside_bars():  # not glued to the bar's line in a redirected log (a review)
             log(line)
