@@ -250,10 +250,16 @@ class DeepLiftExplainer(Explainer):
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         deeplift = DeepLift(_Forward(model))  # captum's pre-hook on the wrapper, before the model's input transform
         # captum leaves each module's input and output behind when it fails (a held-out review)
-        with added_attributes_removed(leaf_modules(model), ("input", "output")), hook_notices_silenced():
-            rows = [deeplift.attribute(x[i:i + 1], baselines=torch.full_like(x[i:i + 1], float(self.baseline)),
-                                       target=target[i:i + 1])
-                    for i in range(x.shape[0])]  # one sample at a time: captum #1276 mixes the batch
+        try:
+            with added_attributes_removed(leaf_modules(model), ("input", "output")), hook_notices_silenced():
+                rows = [deeplift.attribute(x[i:i + 1], baselines=torch.full_like(x[i:i + 1], float(self.baseline)),
+                                           target=target[i:i + 1])
+                        for i in range(x.shape[0])]  # one sample at a time: captum #1276 mixes the batch
+        except RuntimeError as exc:  # a review: a direct call on a ResNet gave captum's text, not the reason
+            reason = self.unsupported_reason(model, x.detach())
+            if reason is None:
+                raise
+            raise ValueError(reason) from exc
         return torch.cat(rows).sum(dim=1)
 
 

@@ -182,3 +182,14 @@ def test_captum_hook_notices_do_not_reach_the_log_and_other_warnings_do(name):
     messages = [str(w.message) for w in caught]
     assert not [m for m in messages if m.startswith("Setting")]
     assert "another warning" in messages
+
+
+def test_deeplift_called_directly_on_a_reused_relu_gives_its_reason_not_captums():
+    """A review: the runner skips a ResNet for deeplift with its reason, but a direct call raised captum's
+    "A Module ReLU(inplace=True) was detected that does not contain some of the input/output attributes"."""
+    import torchvision
+
+    model = torchvision.models.resnet18(num_classes=3).eval()
+    with pytest.raises(ValueError, match=r"^deeplift \(captum\) needs each activation module called once per "
+                                         r"forward; layer1\.0\.relu \(2 calls\)"):
+        explainers.get("deeplift")()(model, torch.rand(1, 3, 32, 32), torch.tensor([0]))
