@@ -198,8 +198,8 @@ class Configurable:
     def spec(self) -> dict[str, Any]:
         """What a cache key needs: name, implementation version, the shipping package's version
         (:func:`package_version`) and resolved parameters."""
-        return {"name": self.name, "version": self.version, "package": package_version(type(self).__module__),
-                "params": self.params}
+        return {"name": self.name, "version": self.version,
+                "package": package_version(type(self).__module__, type(self)), "params": self.params}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -212,14 +212,16 @@ def _distributions() -> dict[str, list[str]]:
 
 
 @functools.lru_cache(maxsize=None)
-def package_version(module: str) -> str:
+def package_version(module: str, obj: object = None) -> str:
     """``"<dist>==<version>"`` of the distribution that ships ``module`` (its top-level package),
     with ``"+source:<sha256[:16]>"`` appended for an editable install (``pip install -e``: the code
     changes under the same version; a held-out review found an edited plugin's old maps reused);
     for a module no distribution ships, ``"source:<sha256[:16]>"``. The digest covers the module's
     file and the local helper modules it uses (:func:`local_sources`; the file's own digest when it
-    uses none), so editing a helper invalidates the plugin's cached results too (``""`` when it
-    has no file, e.g. a class defined in ``__main__`` of an interactive session)."""
+    uses none), so editing a helper invalidates the plugin's cached results too. Without a file (a
+    class defined in a notebook cell, ``__main__`` of an interactive session), ``"code:<sha256[:16]>"``
+    of ``obj``'s code (:func:`code_digest`; a held-out review: an edited notebook plugin, registered
+    again, got its old version's cached scores), else ``""``."""
     top = module.split(".")[0]
     for dist in _distributions().get(top, []):
         try:
@@ -227,7 +229,39 @@ def package_version(module: str) -> str:
         except metadata.PackageNotFoundError:
             continue
         return version + (f"+{_source_digest(module, top)}" if _editable(dist) else "")
-    return _source_digest(module)
+    return _source_digest(module) or (code_digest(obj) if obj is not None else "")
+
+
+def code_digest(obj: object) -> str:
+    """``"code:<sha256[:16]>"`` of what ``obj`` (a function, or a class with its bases of the same module)
+    computes: its functions' bytecode, constants, names and defaults, and its simple class attributes; not
+    line numbers or the cell's file name, so running an unchanged cell again keeps the digest."""
+    digest = hashlib.sha256()
+
+    def add(value: Any) -> None:
+        value = getattr(value, "__func__", value)  # staticmethod, classmethod
+        if isinstance(value, property):
+            value = (value.fget, value.fset)
+        if isinstance(value, types.FunctionType):
+            add((value.__code__, value.__defaults__, value.__kwdefaults__))
+        elif isinstance(value, types.CodeType):
+            digest.update(value.co_code + repr((value.co_names, value.co_varnames)).encode())
+            add(value.co_consts)
+        elif isinstance(value, (list, tuple, dict, set, frozenset)):
+            digest.update(b"(")
+            if not isinstance(value, (list, tuple)):  # sorted: a set's order varies between processes
+                value = sorted(value.items(), key=lambda kv: repr(kv[0])) if isinstance(value, dict) else \
+                    sorted(value, key=repr)
+            for item in value:
+                add(item)
+        else:
+            digest.update(repr(value).encode() if isinstance(value, (str, bytes, int, float, complex, type(None)))
+                          else type(value).__qualname__.encode())
+
+    module = getattr(obj, "__module__", None)
+    for owner in [c for c in getattr(obj, "__mro__", ()) if c.__module__ == module] or [obj]:
+        add(sorted(vars(owner).items(), key=lambda item: item[0]) if isinstance(owner, type) else owner)
+    return "code:" + digest.hexdigest()[:16]
 
 
 def installed_version(dist: str = "faithbench") -> str:

@@ -117,6 +117,68 @@ def test_cache_identity_of_a_plugin_no_package_ships(tmp_path, monkeypatch):
     assert mod.P().spec()["package"] == f"source:{digest}" == package_version("local_plugin_x")
 
 
+NOTEBOOK_CELL = """
+from faithbench.metrics.base import Category, Metric, MetricInfo, MetricOutput
+
+@metrics.register("nb_metric_x")
+class Mine(Metric):
+    info = MetricInfo("nb_metric_x", higher_is_better=True, category=Category.COMPLEXITY)
+    defaults = {"power": 2.0}
+
+    def compute(self, ctx, saliency):
+        return MetricOutput(value=saliency.flatten(1).abs().pow(self.power).mean(1) * SCALE)
+"""
+
+
+def _run_cell(scale: float) -> object:
+    """The cell run in a module without a source file, as a notebook's ``__main__``."""
+    import types
+
+    module = types.ModuleType("nb_main_x")
+    sys.modules["nb_main_x"] = module
+    module.metrics = metrics
+    exec(compile(NOTEBOOK_CELL.replace("SCALE", repr(scale)), "<cell>", "exec"), module.__dict__)
+    return metrics.get("nb_metric_x")
+
+
+def test_a_plugin_without_a_source_file_is_keyed_by_its_code(monkeypatch):
+    """A review: a metric defined in a notebook cell, edited and registered again, got its old version's
+    cached scores (0.42011 where the edit gives 0.61098): a module without a file had an empty identity."""
+    monkeypatch.setitem(sys.modules, "nb_main_x", None)
+    try:
+        first = _run_cell(1.0)().spec()["package"]
+        again = _run_cell(1.0)().spec()["package"]  # the unchanged cell run again: the same key
+        edited = _run_cell(1.5)().spec()["package"]
+    finally:
+        metrics._entries.pop("nb_metric_x", None)
+    assert first.startswith("code:") and first == again and edited != first
+
+
+def test_the_code_digest_does_not_depend_on_the_process(tmp_path):
+    """Sets and dicts are hashed in sorted order: string hashing is salted per process."""
+    import subprocess
+
+    script = tmp_path / "digest.py"
+    script.write_text(textwrap.dedent("""
+        from faithbench.configurable import code_digest
+        from faithbench.metrics.base import Category, MetricInfo
+
+        class C:
+            info = MetricInfo("c", higher_is_better=True, category=Category.COMPLEXITY,
+                              requires=frozenset({"model", "explainer", "masks", "x"}))
+            table = {"b": 1, "a": {"z", "y", "x"}}
+
+            def f(self, v, k=frozenset({"p", "q", "r"})):
+                return v in {"alpha", "beta", "gamma"}
+
+        print(code_digest(C))
+    """))
+    outs = {subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in (1, 2, 3)}
+    assert len(outs) == 1 and outs.pop().startswith("code:")
+
+
 def test_cache_identity_of_a_plugin_follows_its_local_helpers(tmp_path, monkeypatch):
     """Editing a helper module the plugin imports (``from fb_helpers_h import scale``, ``import
     shapes``) changed nothing in the key, so the cache reused results the new code would not

@@ -124,7 +124,7 @@ class BaseDataset:
         module = type(self).__module__
         if module != "faithbench" and not module.startswith("faithbench."):  # a plugin: its code's identity,
             from faithbench.configurable import package_version  # as for explainers and metrics (a review:
-            spec["package"] = package_version(module)  # a dataset plugin's edit reused stale maps and scores)
+            spec["package"] = package_version(module, type(self))  # a plugin's edit reused stale maps and scores)
         if "_faithbench_files" not in self.__dict__:  # stat the files once per dataset object
             files = self.data_files()
             self._faithbench_files = files_signature(files) if files else None

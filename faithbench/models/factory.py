@@ -143,7 +143,7 @@ def builder_package(name: str) -> str:
             fn = models.get(name)
         else:
             return ""
-        return package_version(fn.__module__)
+        return package_version(fn.__module__, fn)
     except Exception:  # noqa: BLE001 - an unimportable builder: the build says why
         return ""
 

@@ -177,7 +177,7 @@ def plugin_packages(suite: Suite) -> dict[str, dict[str, str]]:
     the manifest named only ``entry-point:pkg``)."""
     def package(registry: Any, name: str) -> str:
         try:
-            return package_version(registry.get(name).__module__)
+            return package_version(registry.get(name).__module__, registry.get(name))
         except Exception:  # noqa: BLE001 - a broken plugin: its cells failed and say why
             return ""
     return {"explainers": {s.name: package(explainers, s.name) for s in suite.explainers},
