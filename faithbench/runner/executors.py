@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import signal
 import threading
 import warnings
@@ -111,11 +112,14 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
 
 
 def _init(ray: Any, sigterm: Any, **options: Any) -> None:
-    """``ray.init(**options)``; a SIGTERM during it reaches Ray's own handler, installed there, which
-    exits with code 15 and no word (a review): it is handed to ``sigterm``, the caller's handler
-    (faithbench's: exit 143 with its line), after Ray's processes are shut down."""
+    """``ray.init(**options)``, logging errors only under ``--quiet`` (a review: its start-up line and its
+    token-authentication notice printed under --quiet); a SIGTERM during it reaches Ray's own handler,
+    installed there, which exits with code 15 and no word (a review): it is handed to ``sigterm``, the
+    caller's handler (faithbench's: exit 143 with its line), after Ray's processes are shut down."""
+    from faithbench.progress import bars_disabled
+
     try:
-        ray.init(**options)
+        ray.init(**options, **({"logging_level": logging.ERROR} if bars_disabled() else {}))
     except SystemExit as exc:
         if exc.code != signal.SIGTERM or not callable(sigterm):
             raise

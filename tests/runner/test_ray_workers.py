@@ -4,6 +4,7 @@ SIGTERM handler. The task function is called directly here; a real Ray runs it i
 
 from __future__ import annotations
 
+import logging
 import types
 import warnings
 
@@ -154,3 +155,20 @@ def test_a_sigterm_while_ray_starts_reaches_the_drivers_handler():
     assert calls == [("init", {"num_cpus": 1}), ("shutdown",), ("handler", 15)]
     with pytest.raises(SystemExit):  # another exit code, or no handler of the driver's: Ray's exit stands
         executors._init(FakeRay(), None, num_cpus=1)
+
+
+@pytest.mark.parametrize("quiet, expected", [("1", {"num_cpus": 1, "logging_level": logging.ERROR}),
+                                             ("", {"num_cpus": 1})])
+def test_ray_logs_errors_only_under_quiet(monkeypatch, quiet, expected):
+    """A review: Ray's start-up line and its token-authentication notice printed under --quiet."""
+    from faithbench.runner import executors
+
+    calls = []
+
+    class FakeRay:
+        def init(self, **options):
+            calls.append(options)
+
+    monkeypatch.setenv("FAITHBENCH_QUIET", quiet)
+    executors._init(FakeRay(), None, num_cpus=1)
+    assert calls == [expected]
