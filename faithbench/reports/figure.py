@@ -7,19 +7,19 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-import matplotlib
+from typing import Any
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from faithbench.names import safe_name  # noqa: E402
-from faithbench.reports.tables import is_true  # noqa: E402
-from faithbench.store import FILE_MODE  # noqa: E402
+from faithbench.names import safe_name
+from faithbench.reports.tables import is_true
+from faithbench.store import FILE_MODE
 
 __all__ = ["CHANCE_TITLE", "DPI", "LABEL_WIDTH", "LINE_STYLES", "MARKERS", "RC", "at_chance", "block_labels",
-           "blocks_at_chance", "explainer_colours", "save", "short_labels", "stem", "titled", "with_blocks"]
+           "blocks_at_chance", "explainer_colours", "save", "short_labels", "stem", "subplots", "titled", "with_blocks"]
 
 DPI = 110
 # Labels come from user configs: no mathtext; fixed SVG ids so a rebuild gives the same file.
@@ -32,9 +32,18 @@ CHANCE_TITLE = ("† model at chance: its test AUC 95% CI does not lie above 0.5
                 "so its saliency says nothing about the task; no significance shown")
 
 
-def save(fig: plt.Figure, stem: Path, tight: bool = True) -> list[Path]:
+def subplots(*args: Any, figsize: tuple[float, float] | None = None, **kwargs: Any) -> tuple[Figure, Any]:
+    """``plt.subplots`` without pyplot: a figure on its own Agg canvas, so a report never switches the
+    process's backend and no figure joins pyplot's (a held-out review: ``faithbench.run`` in a notebook
+    set ``matplotlib.use("Agg")`` and the user's own plots stopped showing)."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(*args, **kwargs)
+
+
+def save(fig: Figure, stem: Path, tight: bool = True) -> list[Path]:
     """Write ``<stem>.png`` and ``<stem>.svg`` (no dates or software in their metadata, so a rebuild
-    gives the same files), close ``fig`` and return the two paths. ``tight`` (default): the image is
+    gives the same files) and return the two paths. ``tight`` (default): the image is
     cropped or grown to hold every label and legend (a held-out review: tick labels and legends of long
     names were cut at the figure's edge)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +54,6 @@ def save(fig: plt.Figure, stem: Path, tight: bool = True) -> list[Path]:
         fig.savefig(path, dpi=DPI, metadata=metadata, **extra)
         os.chmod(path, FILE_MODE)  # readable by others as the tables, whatever the umask (a review: 0600)
         written.append(path)
-    plt.close(fig)
     return written
 
 
@@ -66,7 +74,7 @@ def block_labels(key: tuple) -> list[str]:
     return [str(k) for k in key if str(k) != ""]
 
 
-def titled(fig: plt.Figure, title: str, **kwargs: object) -> None:
+def titled(fig: Figure, title: str, **kwargs: object) -> None:
     """A figure title a fixed distance (in inches) from the top, and the panels laid out below it, 0.2 inch
     lower for each line of ``title`` after the first. ``suptitle``'s default height is a fraction of the
     figure: in a tall grid of panels (the ``metrics`` suite's 48) it fell inside the first row."""

@@ -10,15 +10,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.cm import ScalarMappable  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
-
-from faithbench.names import safe_name  # noqa: E402
-from faithbench.reports.figure import RC as _RC, save as _save, short_labels  # noqa: E402
+from faithbench.names import safe_name
+from faithbench.reports.figure import RC as _RC, save as _save, short_labels, subplots
 
 __all__ = ["GALLERY_NOTE", "gallery_stem", "missing_galleries", "plot_saliency_gallery"]
 
@@ -122,9 +119,9 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
     planes = (x.shape[2] if time_axis else 3) if x.ndim == 5 else 1
     n_rows, n_cols = n * planes, 1 + len(names)
     path = Path(path)
-    with plt.rc_context(_RC):
+    with matplotlib.rc_context(_RC):
         width = 2.2 * n_cols + CBAR_INCHES * len(bars)
-        fig, axes = plt.subplots(n_rows, n_cols, figsize=(width, 2.2 * n_rows), squeeze=False)
+        fig, axes = subplots(n_rows, n_cols, figsize=(width, 2.2 * n_rows), squeeze=False)
         for i in range(n):
             mask_i = None if m is None else m[i]
             if x.ndim == 5 and time_axis:

@@ -12,12 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
 
 __all__ = [
     "SANITY_PREFIX",
@@ -36,7 +34,7 @@ __all__ = [
 
 from faithbench.reports.figure import CHANCE_TITLE, RC as _RC, at_chance, save as _save, titled  # noqa: E402
 from faithbench.reports.figure import block_labels as _labels, stem as _stem, with_blocks as _with_blocks  # noqa: E402
-from faithbench.reports.figure import short_labels  # noqa: E402
+from faithbench.reports.figure import short_labels, subplots  # noqa: E402
 from faithbench.names import safe_name  # noqa: E402  (re-exported: one mapping of labels to file names)
 from faithbench.reports.gallery import plot_saliency_gallery  # noqa: E402  (re-exported)
 from faithbench.reports.plots_curves import (SANITY_PREFIX, plot_perturbation_curves,  # noqa: E402  (re-exported)
@@ -50,7 +48,7 @@ def _arrow(frame: pd.DataFrame) -> str:
     return " ↑" if bool(frame["higher_is_better"].iloc[0]) else " ↓"
 
 
-def _proportion_bars(ax: plt.Axes, sub: pd.DataFrame, order: list[str]) -> None:
+def _proportion_bars(ax: Axes, sub: pd.DataFrame, order: list[str]) -> None:
     """Per explainer, the proportion of 1s as a bar with its 95% Wilson interval, ``k/n`` beside it."""
     from faithbench.stats.proportions import wilson_ci
 
@@ -98,8 +96,8 @@ def plot_distributions(results: pd.DataFrame, out_dir: Path,
         order = sorted(frame["explainer"].unique())
         ticks = list(short_labels(order).values())  # long names shortened, as in every plot
         height = max(2.5, 0.45 * len(order) + 1.2)
-        with plt.rc_context(_RC):
-            fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, height * nrows), squeeze=False)
+        with matplotlib.rc_context(_RC):
+            fig, axes = subplots(nrows, ncols, figsize=(4.6 * ncols, height * nrows), squeeze=False)
             for ax in axes.flat[len(metric_names):]:
                 ax.set_visible(False)
             for ax, metric in zip(axes.flat, metric_names):
@@ -170,9 +168,9 @@ def plot_cd_diagram(ranks: pd.Series, cd: float, cliques: list[list[str]], title
     lo, hi = 1, max(k, 2)
     half = (k + 1) // 2
     n_lines = max(half, k - half)
-    with plt.rc_context(_RC):
+    with matplotlib.rc_context(_RC):
         fig_height = 1.4 + 0.28 * (n_lines + len(cliques))
-        fig, ax = plt.subplots(figsize=(8, fig_height))
+        fig, ax = subplots(figsize=(8, fig_height))
         ax.set_xlim(lo - 0.15 * (hi - lo) - 0.3, hi + 0.15 * (hi - lo) + 0.3)
         bottom = -(n_lines + 1.5 + 0.6 * len(cliques))
         ax.set_ylim(bottom, 2.2)
@@ -267,8 +265,8 @@ def plot_model_performance(models: pd.DataFrame, out_dir: Path) -> list[Path]:
     labels = [f"{d} / {m}" for d, m in means.index]
     x = np.arange(len(labels))
     width = 0.8 / len(scores)
-    with plt.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(labels) + 2), 4))
+    with matplotlib.rc_context(_RC):
+        fig, ax = subplots(figsize=(max(5, 1.6 * len(labels) + 2), 4))
         for i, score in enumerate(scores):
             err = sds[score].where(counts > 1).to_numpy()
             bars = ax.bar(x + (i - (len(scores) - 1) / 2) * width, means[score].to_numpy(), width, label=score,
@@ -291,9 +289,9 @@ def plot_cost(cost_table: pd.DataFrame, out_dir: Path) -> list[Path]:
     if cost_table.empty:
         return []
     groups = list(cost_table.groupby(["dataset", "model"], sort=True))
-    with plt.rc_context(_RC):
+    with matplotlib.rc_context(_RC):
         n_rows = max(len(g) for _, g in groups)
-        fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 0.45 * n_rows + 1.8), squeeze=False)
+        fig, axes = subplots(1, len(groups), figsize=(5.5 * len(groups), 0.45 * n_rows + 1.8), squeeze=False)
         for ax, ((dataset, model), frame) in zip(axes[0], groups):
             frame = frame.sort_values("total_seconds", kind="stable")
             y = np.arange(len(frame))
@@ -322,9 +320,9 @@ def plot_region_shares(regions: pd.DataFrame, out_dir: Path,
     for (dataset, model), group in frame.groupby(["dataset", "model"], sort=True):
         order = list(dict.fromkeys(group["region"].astype(str)))  # the run's region order
         panels = sorted(group["samples"].unique())
-        with plt.rc_context(_RC):
+        with matplotlib.rc_context(_RC):
             n_rows = group["explainer"].nunique() + 1
-            fig, axes = plt.subplots(1, len(panels), squeeze=False,
+            fig, axes = subplots(1, len(panels), squeeze=False,
                                      figsize=(1.0 + 0.75 * len(order) * len(panels) + 1.5 * len(panels),
                                               1.6 + 0.42 * n_rows))
             tables = {}

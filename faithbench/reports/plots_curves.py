@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import matplotlib
+import seaborn as sns
+
 from faithbench.reports.figure import (CHANCE_TITLE, LINE_STYLES, MARKERS, RC, at_chance, block_labels,
-                                       explainer_colours, save, short_labels, stem, titled, with_blocks)
-import matplotlib.pyplot as plt  # noqa: E402  (after figure.py chose the Agg backend)
-import seaborn as sns  # noqa: E402
+                                       explainer_colours, save, short_labels, stem, subplots, titled, with_blocks)
 
 __all__ = ["SANITY_PREFIX", "plot_perturbation_curves", "plot_sanity_curves", "seed_means"]
 
@@ -56,8 +57,8 @@ def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Calla
         colours, labels = explainer_colours(names), short_labels(names)
         widths = np.linspace(3.0, 1.0, len(names)) if distinct and len(names) > 1 else [1.5] * len(names)
         marked = at_chance(key, chance_blocks)
-        with plt.rc_context(RC):  # 0.4 inch more for the two lines of CHANCE_TITLE
-            fig, axes = plt.subplots(1, len(metric_names), figsize=(5 * len(metric_names), 4.6 + 0.4 * marked),
+        with matplotlib.rc_context(RC):  # 0.4 inch more for the two lines of CHANCE_TITLE
+            fig, axes = subplots(1, len(metric_names), figsize=(5 * len(metric_names), 4.6 + 0.4 * marked),
                                      squeeze=False)
             for ax, metric in zip(axes[0], metric_names):
                 sub = frame[frame["metric"] == metric]

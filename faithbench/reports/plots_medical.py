@@ -10,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faithbench.reports.figure import CHANCE_TITLE, LINE_STYLES, MARKERS, at_chance, explainer_colours, short_labels
-from faithbench.reports.plots import _RC, _labels, _save, _stem, plt, titled
+import matplotlib
+
+from faithbench.reports.figure import (CHANCE_TITLE, LINE_STYLES, MARKERS, at_chance, explainer_colours, short_labels,
+                                       subplots)
+from faithbench.reports.plots import _RC, _labels, _save, _stem, titled
 from faithbench.stats.strata import STRATA_LABELS
 
 __all__ = ["STRATA_PREFIX", "plot_strata"]
@@ -45,8 +48,8 @@ def plot_strata(strata: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[s
         nrows = int(np.ceil(len(metrics) / ncols))
         explainers = sorted(block["explainer"].astype(str).unique())
         colours, labels = explainer_colours(explainers), short_labels(explainers)
-        with plt.rc_context(_RC):
-            fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+        with matplotlib.rc_context(_RC):
+            fig, axes = subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
             for ax in axes.flat[len(metrics):]:
                 ax.set_visible(False)
             for ax, metric in zip(axes.flat, metrics):

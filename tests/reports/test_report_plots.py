@@ -158,9 +158,9 @@ def test_box_plots_draw_the_leaderboards_per_sample_values(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("rows", [1, 16])
 def test_the_figure_title_stays_above_the_first_row_of_panels(rows):
-    from faithbench.reports.plots import plt, titled
+    from faithbench.reports.figure import subplots, titled
 
-    fig, axes = plt.subplots(rows, 3, figsize=(14, 3.2 * rows), squeeze=False)
+    fig, axes = subplots(rows, 3, figsize=(14, 3.2 * rows), squeeze=False)
     for ax in axes.flat:
         ax.set_title("panel")
     titled(fig, "phantom_cxr / small_cnn")
@@ -168,7 +168,6 @@ def test_the_figure_title_stays_above_the_first_row_of_panels(rows):
     title = fig._suptitle.get_window_extent(renderer)
     top = max(ax.get_tightbbox(renderer).y1 for ax in axes[0])  # panels with their titles
     assert title.y0 > top and title.y1 <= fig.bbox.y1  # with suptitle's default y = 0.98 it fell inside row 1
-    plt.close(fig)
 
 
 def test_distribution_panels_follow_the_leaderboard_order():
