@@ -96,7 +96,8 @@ def load_suite(suite: str | Path | dict[str, Any]) -> Any:
 def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) -> Any:
     """Run a suite (a :class:`~faithbench.config.Suite`, a dict of suite keys, a YAML path or a
     built-in name) into ``out_dir`` (default ``reports/<suite name>``); returns a ``RunResult``
-    (``status``: ``ok`` or ``partial``; ``out_dir``; the tidy tables as DataFrames: ``results``,
+    (``status``: ``ok``, ``partial`` when some cells failed, or ``failed`` when cells failed and no result
+    row was computed, as ``faithbench run``'s exit codes 0, 3 and 1; ``out_dir``; the tidy tables as DataFrames: ``results``,
     ``curves``, ``models``, ``cost``, ``skipped``, ``failures``).
 
     Keyword arguments, those of ``faithbench run``'s flags: ``limit`` (cap on the samples per

@@ -135,7 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not result.skipped.empty:
         print(skipped_summary(result.skipped), file=sys.stderr)
     print(out.resolve())
-    if result.results.empty and not result.failures.empty:
+    if result.status == "failed":  # every cell failed: no result row
         print(f"faithbench: run failed: every cell failed ({len(result.failures)} failures; see "
               f"{out / 'failures.csv'}); exit code {EXIT_FAILED}", file=sys.stderr)
         return EXIT_FAILED

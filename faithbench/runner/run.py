@@ -1,7 +1,8 @@
 """Suite -> cells -> tidy tables in the output folder, on the local or the Ray executor.
 
-Exit status of a run (see :attr:`RunResult.status`): every cell ok, or *partial* when some
-cells failed (``failures.csv`` lists them; the other cells' results are complete). Bad input
+Exit status of a run (see :attr:`RunResult.status`): every cell ok, *partial* when some
+cells failed (``failures.csv`` lists them; the other cells' results are complete), or *failed*
+when cells failed and no result row was computed. Bad input
 (:class:`~faithbench.runner.errors.InputDataError`, a checkpoint that does not fit its dataset)
 stops the run; what was computed before it is in the cache, so a rerun resumes.
 
@@ -64,13 +65,17 @@ class RunResult:
 
     @property
     def status(self) -> str:
-        """``"ok"`` (every cell ran or was skipped as unsupported) or ``"partial"`` (some failed)."""
-        return run_status(self.failures)
+        """``"ok"`` (every cell ran or was skipped as unsupported), ``"partial"`` (some failed) or
+        ``"failed"`` (cells failed and no result row: ``faithbench run`` exits 1, not 3)."""
+        return run_status(self.failures, self.results)
 
 
-def run_status(failures: pd.DataFrame) -> str:
-    """``"partial"`` when some cell failed (rows in ``failures``), else ``"ok"``."""
-    return "partial" if not failures.empty else "ok"
+def run_status(failures: pd.DataFrame, results: pd.DataFrame) -> str:
+    """``"failed"`` when some cell failed (rows in ``failures``) and no result row was computed (a review:
+    every cell failed and the API said ``"partial"``), ``"partial"`` when some failed, else ``"ok"``."""
+    if failures.empty:
+        return "ok"
+    return "failed" if results.empty else "partial"
 
 
 def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
@@ -199,7 +204,7 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
 
     ``progress=False`` silences every bar, training bars included (:func:`faithbench.progress.quiet`).
     A cell whose explainer or metric fails is recorded in ``failures.csv`` and the sweep goes on
-    (``RunResult.status == "partial"``). Raises :class:`InputDataError` or
+    (``RunResult.status == "partial"``, ``"failed"`` when no cell gave a row). Raises :class:`InputDataError` or
     :class:`~faithbench.models.checkpoint.CheckpointError` for bad input and
     :class:`~faithbench.runner.errors.OutputInUseError` when another run holds ``out_dir``.
     """
@@ -261,7 +266,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         "seeds": suite.seeds,
         "samples_per_dataset": settings.n_samples,
         "cells": n_cells,
-        "status": run_status(tables["failures"]),
+        "status": run_status(tables["failures"], tables["results"]),
         "failed_cells": int(tables["failures"]["cell"].nunique()) if not tables["failures"].empty else 0,
         "executor": executor if isinstance(executor, str) else "ray",
         "cell_info": {c.cell.name: c.info for o in ordered for c in o.cells if c.info},

@@ -142,3 +142,18 @@ def test_a_plugin_that_changes_the_model_and_its_input_leaves_neither_changed(tm
     assert len(got) == 16 and got["value"].tolist() == want["value"].tolist()
     got, want = (pd.read_csv(out / "reliability.csv") for out in outs)
     assert len(got) == 1 and got["nr"].tolist() == want["nr"].tolist() and got["ar"].tolist() == want["ar"].tolist()
+
+
+def test_an_api_run_in_which_every_cell_failed_has_status_failed(tmp_path, failing_plugins):
+    """A review: every cell failed and `faithbench.run` said "partial" (0 rows), where the CLI exits 1, not 3."""
+    import faithbench
+
+    suite = {**SUITE, "samples": 4, "explainers": ["test_boom"], "metrics": [{"name": "deletion_auc",
+                                                                              "params": {"steps": 4}}]}
+    result = faithbench.run(suite, out_dir=tmp_path / "out", cache=tmp_path / "cache", progress=False,
+                            log=lambda _line: None)
+    assert result.status == "failed" and result.results.empty and len(result.failures) == 1
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["status"] == "failed"
+    partial = faithbench.run({**suite, "explainers": ["test_boom", "random"]}, out_dir=tmp_path / "out2",
+                             cache=tmp_path / "cache", progress=False, log=lambda _line: None)
+    assert partial.status == "partial" and len(partial.results) == 4
