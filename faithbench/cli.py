@@ -91,6 +91,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from faithbench.store import Cache
     from faithbench.runner.executors import RayOptions
     from faithbench.runner.run import default_out_dir, run_suite
+    from faithbench.runner.settings import check_limit
 
     if args.device is not None:  # its syntax, before the suite is loaded; whether it is present: resolve_device
         from faithbench.device import check_device_name
@@ -105,8 +106,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     suite: Any = _load_suite(args.suite)
     out = Path(args.out) if args.out else default_out_dir(suite)
     cache = Cache(args.cache) if args.cache else Cache()
-    if args.limit is not None and args.limit < 1:
-        raise InputError(f"--limit: expected a positive number of samples, got {args.limit}")
+    check_limit(args.limit, "--limit")
     if not args.cpus_per_task > 0:  # 0 lifted the limit on concurrent groups (a review)
         raise InputError(f"--cpus-per-task: expected a number > 0, got {args.cpus_per_task}")
     if args.gpus_per_task < 0:

@@ -1,5 +1,6 @@
 """The public factories, suites from dicts and Suite objects, and registries usable before any import."""
 
+import re
 import subprocess
 import sys
 
@@ -69,6 +70,19 @@ def test_run_takes_the_cache_folder_as_a_path_string_and_names_every_setting(tmp
     assert result.status == "ok" and any((tmp_path / "cache").rglob("*.safetensors"))
     with pytest.raises(UsageError, match="unknown setting 'quiet'; expected limit, device, cache, executor, progress"):
         faithbench.run(TINY, out_dir=tmp_path / "out2", quiet=True)
+
+
+@pytest.mark.parametrize("limit, shown", [(0, "0"), (-1, "-1"), ("x", "'x' (str)"), (2.5, "2.5 (float)"),
+                                         (True, "True (bool)")])
+def test_run_refuses_a_limit_that_is_not_a_positive_int_before_any_work(tmp_path, limit, shown):
+    """A review: limit=0 ran the whole suite, -1 blamed a metric, 'x' was a raw TypeError, 2.5 trained the model
+    for minutes and then failed with a raw TypeError."""
+    from faithbench.runner.errors import UsageError
+
+    with pytest.raises(UsageError, match=rf"^limit: expected a positive number of samples \(an int >= 1\), "
+                                         rf"got {re.escape(shown)}$"):
+        faithbench.run(TINY, out_dir=tmp_path / "out", cache=tmp_path / "cache", progress=False, limit=limit)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
 def _tiny_model(train: bool) -> torch.nn.Module:

@@ -7,6 +7,7 @@ plain frozen dataclasses, so a Ray task receives them pickled as they are.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,19 @@ def region_metric(regions: RegionSpec | None) -> tuple[PluginSpec, ...]:
                                                "postprocess": regions.postprocess}),)
 
 
+def check_limit(limit: Any, where: str = "limit") -> int | None:
+    """``limit`` (the cap on the samples per dataset) as an int, or None for no cap; anything but a
+    whole number >= 1 is a :class:`UsageError` that begins with ``where`` (``--limit`` for the CLI).
+    One check for the CLI and the API (a review: ``limit=0`` ran the whole suite, ``limit=2.5`` trained
+    the model, then failed with a raw TypeError)."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1:
+        kind = "" if type(limit) is int else f" ({type(limit).__name__})"
+        raise UsageError(f"{where}: expected a positive number of samples (an int >= 1), got {limit!r}{kind}")
+    return int(limit)
+
+
 def _check_limit(suite: Suite, limit: int) -> None:
     """A ``limit`` below what a metric that compares a sample with the others of its batch needs
     (``min_batch``: sufficiency, consistency, focus) is a :class:`UsageError` before any work (a
@@ -92,6 +106,7 @@ class RunSettings:
 
     @classmethod
     def from_suite(cls, suite: Suite, *, limit: int | None = None, device: str | None = None) -> "RunSettings":
+        limit = check_limit(limit)
         if limit:
             _check_limit(suite, limit)
         return cls(
