@@ -1,5 +1,6 @@
 """Device facts every floor may need: the device names a suite may give, out-of-memory errors,
-freeing memory after one, and running a model in eval mode without changing its modes.
+freeing memory after one, running a model in eval mode without changing its modes, and keeping the
+caller's random number generators.
 
 The ground floor: it imports nothing of faithbench.
 """
@@ -7,9 +8,11 @@ The ground floor: it imports nothing of faithbench.
 from __future__ import annotations
 
 import gc
+import random
 from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -60,3 +63,19 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     finally:
         for m, training in modes.items():
             m.training = training
+
+
+@contextmanager
+def caller_rng() -> Iterator[None]:
+    """The global generators of torch (the CPU's, and each CUDA device's where CUDA is initialised),
+    NumPy and ``random`` restored after the block: a run reseeds them (training, explainers), and a
+    notebook's seeded stream goes on after a run as if there had been none (a review: torch's was left
+    at a state the run set)."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)

@@ -165,3 +165,18 @@ def test_a_nan_image_and_a_target_past_the_outputs_are_refused():
     with pytest.raises(ValueError, match=f"target class {n_out} is past the model's {n_out} outputs; expected class "
                                          f"indices 0 to {n_out - 1}"):
         faithbench.create_metric("deletion_auc", steps=4)(ctx)
+
+
+def test_run_leaves_the_callers_random_streams_as_they_were(tmp_path):
+    """A review: after `torch.manual_seed(123)` and a run, torch's next draw was the run's (0.573), not 0.296."""
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(123), np.random.seed(123), random.seed(123)
+    expected = torch.rand(3), np.random.rand(3), random.random()
+    torch.manual_seed(123), np.random.seed(123), random.seed(123)
+    faithbench.run(TINY, out_dir=tmp_path / "out", cache=tmp_path / "cache", limit=2, progress=False, report=False,
+                   log=lambda _line: None)
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+    assert random.random() == expected[2]

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from faithbench.config import Suite
 from faithbench.configurable import package_version
 from faithbench.datasets.paths import DataError
+from faithbench.device import caller_rng
 from faithbench.models.checkpoint import CheckpointError
 from faithbench.models.factory import check_pretrained_available, is_external, parse_model_name
 from faithbench.registry import datasets, explainers, metrics, models
@@ -218,7 +219,7 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
     run_settings = RunSettings.from_suite(suite, **settings)
     cache = cache if isinstance(cache, Cache) else Cache(cache)  # a folder, as --cache (a review: a str failed)
     prepare_output(out_dir, cache.root)  # an unusable --out or cache: exit 2 before any work
-    with lock_output(out_dir), quiet(not progress), lines_through_bars():  # progress=False: the training bars too
+    with lock_output(out_dir), quiet(not progress), lines_through_bars(), caller_rng():  # progress=False: the bars too
         forget_datasets()
         try:
             return _run_locked(suite, out_dir, cache, run_settings, ReportSettings.from_suite(suite, build=report),
