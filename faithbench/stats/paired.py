@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from faithbench.stats.pvalues import p_values
+
 __all__ = [
     "FriedmanResult",
     "common_means",
@@ -46,8 +48,7 @@ CONTROL_COLUMNS = ["explainer", "statistic", "p", "p_holm", "effect_size", "n"]
 
 def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
     """Return a, b as float arrays with every pair holding a NaN on either side removed."""
-    a = np.asarray(a, dtype=float).ravel()
-    b = np.asarray(b, dtype=float).ravel()
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
     if a.shape != b.shape:
         raise ValueError(f"expected paired samples of equal length, got {a.shape[0]} and {b.shape[0]}")
     keep = ~(np.isnan(a) | np.isnan(b))
@@ -62,11 +63,11 @@ def holm(p) -> np.ndarray:
         p_holm_(i) = min(1, max_{j <= i} (m - j + 1) * p_(j)),
 
     returned in the original order. The running maximum makes the adjusted values
-    monotone in the raw ones. NaNs stay NaN and do not count in m.
+    monotone in the raw ones. NaNs stay NaN and do not count in m; a value outside [0, 1] is a ValueError.
 
     Example: p = [0.01, 0.04, 0.03, 0.005] -> [0.03, 0.06, 0.06, 0.02].
     """
-    p = np.asarray(p, dtype=float)
+    p = p_values(p, "holm")
     out = np.full(p.shape, np.nan)
     flat = p.ravel()
     valid = np.flatnonzero(~np.isnan(flat))
@@ -77,9 +78,8 @@ def holm(p) -> np.ndarray:
     order = valid[np.argsort(flat[valid], kind="stable")]
     scaled = (m - np.arange(m)) * flat[order]
     adjusted = np.minimum(np.maximum.accumulate(scaled), 1.0)
-    out_flat = out.ravel()
-    out_flat[order] = adjusted
-    return out_flat.reshape(p.shape)
+    out.ravel()[order] = adjusted  # out is contiguous: ravel is a view
+    return out
 
 
 def rank_biserial(a, b) -> float:

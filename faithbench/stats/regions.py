@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from faithbench.stats.paired import pairwise_wilcoxon
+from faithbench.stats.pvalues import p_values
 from faithbench.stats.tables import per_sample
 
 __all__ = ["CLASS_TEST_COLUMNS", "REGION_PAIRWISE_COLUMNS", "bonferroni", "class_test", "region_class_tests",
@@ -36,11 +37,12 @@ _SAMPLE = ["dataset", "model", "explainer", "region", "sample_id", "label"]
 
 
 def bonferroni(p) -> np.ndarray:
-    """Bonferroni-adjusted p-values, min(1, m p), with m the number of non-NaN p-values (NaN stays NaN).
+    """Bonferroni-adjusted p-values, min(1, m p), with m the number of non-NaN p-values (NaN stays NaN;
+    a value outside [0, 1] is a ValueError).
 
     Example: p = [0.01, 0.04, NaN] -> [0.02, 0.08, NaN].
     """
-    p = np.asarray(p, dtype=float)
+    p = p_values(p, "bonferroni")
     m = int(np.count_nonzero(~np.isnan(p)))
     return np.minimum(p * m, 1.0)
 

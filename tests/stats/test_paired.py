@@ -273,3 +273,15 @@ def test_wilcoxon_above_fifty_differences_is_the_corrected_normal_approximation(
     expected = stats.wilcoxon(a, b, correction=True, method="asymptotic")
     assert (statistic, p) == pytest.approx((expected.statistic, expected.pvalue))
     assert p != pytest.approx(stats.wilcoxon(a, b, correction=False, method="asymptotic").pvalue, rel=1e-6)
+
+
+@pytest.mark.parametrize("p, shown", [([1.5, -0.2], "got 1.5 at index 0"), ([0.1, -0.2], "got -0.2 at index 1"),
+                                      ([0.1, np.inf], "got inf at index 1")])
+def test_holm_and_bonferroni_refuse_values_that_are_not_p_values(p, shown):
+    """A review: holm([1.5, -0.2]) returned [1.0, -0.4], a negative adjusted p, without a word."""
+    from faithbench.stats.regions import bonferroni
+
+    for adjust in (holm, bonferroni):
+        with pytest.raises(ValueError, match=rf"^{adjust.__name__}: expected p-values in \[0, 1\] .*{shown}$"):
+            adjust(p)
+    assert holm([0.0, 1.0, np.nan])[1] == 1.0 and np.isnan(bonferroni([np.nan, 0.5])[0])
