@@ -14,6 +14,7 @@ Public API::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,18 @@ from faithbench import registry
 from faithbench.registry import Registry, RegistryError
 
 __version__ = "0.1.0"
+
+
+def _check_type(where: str, name: str, value: Any, types: type | tuple[type, ...], expected: str) -> None:
+    """A TypeError naming the function, the parameter and what it expects (a review: ``run(5)``,
+    ``out_dir=42`` and ``list_metrics(3)`` gave "expected str, bytes or os.PathLike object, not int")."""
+    if not isinstance(value, types) or isinstance(value, bool):
+        raise TypeError(f"{where}: {name} expects {expected}, got {type(value).__name__}")
+
+
+def _pattern(where: str, pattern: Any) -> str:
+    _check_type(where, "pattern", pattern, str, "a shell-style pattern (a str such as '*cam*')")
+    return pattern
 
 
 def _plugins() -> None:
@@ -33,21 +46,21 @@ def list_explainers(pattern: str = "*") -> list[str]:
     """The registered explainer names (built-ins and installed plugins) matching the shell-style
     ``pattern`` (``"*cam*"``), sorted; :func:`create_explainer` builds one."""
     _plugins()
-    return registry.explainers.names(pattern)
+    return registry.explainers.names(_pattern("list_explainers", pattern))
 
 
 def list_metrics(pattern: str = "*") -> list[str]:
     """The registered metric names matching the shell-style ``pattern`` (``"*auc*"``), sorted;
     :func:`create_metric` builds one."""
     _plugins()
-    return registry.metrics.names(pattern)
+    return registry.metrics.names(_pattern("list_metrics", pattern))
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
     """The registered dataset names matching the shell-style ``pattern`` (``"phantom*"``), sorted;
     :func:`create_dataset` builds one."""
     _plugins()
-    return registry.datasets.names(pattern)
+    return registry.datasets.names(_pattern("list_datasets", pattern))
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -55,7 +68,7 @@ def list_models(pattern: str = "*") -> list[str]:
     model entry may also name ``timm:``, ``torchvision:``, ``monai:`` or ``package.module:callable``
     builders, which are not listed); :func:`create_model` builds one."""
     _plugins()
-    return registry.models.names(pattern)
+    return registry.models.names(_pattern("list_models", pattern))
 
 
 def create_explainer(name: str, **params: Any) -> Any:
@@ -90,6 +103,7 @@ def load_suite(suite: str | Path | dict[str, Any]) -> Any:
     """Load and validate a suite: a YAML path, a built-in name (``quick``) or a dict of suite keys."""
     from faithbench.config import load_suite as _load
 
+    _check_type("load_suite", "suite", suite, (str, os.PathLike, dict), "a path, a built-in suite name or a dict")
     return _load(suite)
 
 
@@ -110,6 +124,18 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     from faithbench.config import Suite
     from faithbench.runner.run import default_out_dir, run_suite
 
+    from faithbench.store import Cache
+
+    _check_type("run", "suite", suite, (str, os.PathLike, dict, Suite),
+                "a path, a built-in suite name, a dict or a Suite")
+    if out_dir is not None:
+        _check_type("run", "out_dir", out_dir, (str, os.PathLike), "a folder (a str or a path) or None")
+    if kwargs.get("cache") is not None:
+        _check_type("run", "cache", kwargs["cache"], (str, os.PathLike, Cache), "a folder (a str or a path), a Cache "
+                    "or None")
+    if kwargs.get("log") is not None and not callable(kwargs["log"]):  # else it fails mid-run, at a log line
+        raise TypeError(f"run: log expects a callable taking each log line (print, list.append) or None, got "
+                        f"{type(kwargs['log']).__name__}")
     if isinstance(suite, Suite):  # built in code: validate the names as a YAML file would be
         from faithbench.config import suite_from_dict
 

@@ -180,3 +180,25 @@ def test_run_leaves_the_callers_random_streams_as_they_were(tmp_path):
                    log=lambda _line: None)
     assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
     assert random.random() == expected[2]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda out: faithbench.run(5, out_dir=out), "run: suite expects a path, a built-in suite name, a dict or a "
+                                                 "Suite, got int"),
+    (lambda out: faithbench.run(None, out_dir=out), "run: suite expects a path, a built-in suite name, a dict or a "
+                                                    "Suite, got NoneType"),
+    (lambda out: faithbench.run(TINY, out_dir=42), "run: out_dir expects a folder (a str or a path) or None, got int"),
+    (lambda out: faithbench.run(TINY, out_dir=out, cache=3), "run: cache expects a folder (a str or a path), a Cache "
+                                                             "or None, got int"),
+    (lambda out: faithbench.run(TINY, out_dir=out, log=3), "run: log expects a callable taking each log line "
+                                                           "(print, list.append) or None, got int"),
+    (lambda out: faithbench.load_suite(3), "load_suite: suite expects a path, a built-in suite name or a dict, "
+                                           "got int"),
+    (lambda out: faithbench.list_metrics(3), "list_metrics: pattern expects a shell-style pattern"),
+])
+def test_a_wrong_argument_type_is_a_type_error_naming_the_parameter(tmp_path, call, message):
+    """A review: each gave "expected str, bytes or os.PathLike object, not int", naming neither the parameter nor
+    what it takes; log=3 was accepted and failed at the run's first log line."""
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}"):
+        call(tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -191,7 +191,7 @@ def plugin_packages(suite: Suite) -> dict[str, dict[str, str]]:
 
 
 def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None = None,
-              executor: str | RayOptions | None = None, progress: bool = True, log: Log = print,
+              executor: str | RayOptions | None = None, progress: bool = True, log: Log | None = None,
               report: bool = True, **settings: Any) -> RunResult:
     """Run every cell of ``suite`` and write the tables of the output folder (and, with
     ``report``, the derived tables, plots and HTML page: ``faithbench report`` can build them later).
@@ -209,7 +209,7 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
     :class:`~faithbench.models.checkpoint.CheckpointError` for bad input and
     :class:`~faithbench.runner.errors.OutputInUseError` when another run holds ``out_dir``.
     """
-    executor = executor or suite.executor
+    executor, log = executor or suite.executor, log or print  # log None: print, as the default
     if isinstance(executor, str) and executor not in EXECUTORS:
         raise UsageError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
     unknown = sorted(set(settings) - {"limit", "device"})
