@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from tqdm.auto import tqdm
 
@@ -63,25 +63,42 @@ def write_line(line: str) -> None:
 
 
 class _BarSafeHandler(logging.Handler):
+    def __init__(self, log: Callable[[str], None] | None = None) -> None:
+        super().__init__(logging.WARNING)
+        self.log = log
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            write_line(self.format(record))
+            if self.log is None:
+                write_line(self.format(record))
+            else:
+                with outside_bars():
+                    self.log(self.format(record))
         except Exception:  # logging's own contract: a handler does not raise
             self.handleError(record)
 
 
 @contextlib.contextmanager
-def lines_through_bars() -> Iterator[None]:
+def lines_through_bars(log: Callable[[str], None] | None = None) -> Iterator[None]:
     """faithbench's log records (warnings and above) written by :func:`write_line` inside the block,
     as Python's last-resort handler would (the message alone), unless the application configured
-    logging (a root handler, or one of faithbench's logger): then nothing changes."""
+    logging (a root handler, or one of faithbench's logger): then nothing changes.
+
+    With ``log`` (a run's ``log`` callable), each record's message goes to it instead, configured
+    logging or not, and an enclosing block's handler is set aside (a review: "model at chance" went to
+    stderr past ``faithbench.run(log=lines.append)``)."""
     package = logging.getLogger("faithbench")
-    if logging.getLogger().handlers or package.handlers:
+    if log is None and (logging.getLogger().handlers or package.handlers):
         yield
         return
-    handler = _BarSafeHandler(logging.WARNING)
+    aside = [h for h in package.handlers if isinstance(h, _BarSafeHandler)] if log is not None else []
+    for other in aside:
+        package.removeHandler(other)
+    handler = _BarSafeHandler(log)
     package.addHandler(handler)
     try:
         yield
     finally:
         package.removeHandler(handler)
+        for other in aside:
+            package.addHandler(other)

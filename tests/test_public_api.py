@@ -202,3 +202,11 @@ def test_a_wrong_argument_type_is_a_type_error_naming_the_parameter(tmp_path, ca
     with pytest.raises(TypeError, match=f"^{re.escape(message)}"):
         call(tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_models_warnings_go_to_the_log_callable_when_one_is_given(tmp_path, capsys):
+    """A review: "model at chance" and "model predicts one class" went to stderr past `log=lines.append`."""
+    lines: list[str] = []
+    faithbench.run(TINY, out_dir=tmp_path / "out", cache=tmp_path / "cache", limit=2, progress=False, log=lines.append)
+    warned = [line for line in lines if line.startswith(("model at chance:", "model predicts one class:"))]
+    assert warned and not any(line in capsys.readouterr().err for line in warned)

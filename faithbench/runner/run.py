@@ -204,12 +204,14 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
     and GPUs per task).
 
     ``progress=False`` silences every bar, training bars included (:func:`faithbench.progress.quiet`).
+    ``log`` takes each log line (None: ``print``), and faithbench's logged warnings (a model at chance)
+    when given (else they go to stderr: :func:`~faithbench.progress.lines_through_bars`).
     A cell whose explainer or metric fails is recorded in ``failures.csv`` and the sweep goes on
     (``RunResult.status == "partial"``, ``"failed"`` when no cell gave a row). Raises :class:`InputDataError` or
     :class:`~faithbench.models.checkpoint.CheckpointError` for bad input and
     :class:`~faithbench.runner.errors.OutputInUseError` when another run holds ``out_dir``.
     """
-    executor, log = executor or suite.executor, log or print  # log None: print, as the default
+    executor = executor or suite.executor
     if isinstance(executor, str) and executor not in EXECUTORS:
         raise UsageError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
     unknown = sorted(set(settings) - {"limit", "device"})
@@ -219,11 +221,11 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
     run_settings = RunSettings.from_suite(suite, **settings)
     cache = cache if isinstance(cache, Cache) else Cache(cache)  # a folder, as --cache (a review: a str failed)
     prepare_output(out_dir, cache.root)  # an unusable --out or cache: exit 2 before any work
-    with lock_output(out_dir), quiet(not progress), lines_through_bars(), caller_rng():  # progress=False: the bars too
+    with lock_output(out_dir), quiet(not progress), lines_through_bars(log), caller_rng():  # quiet: training bars too
         forget_datasets()
         try:
             return _run_locked(suite, out_dir, cache, run_settings, ReportSettings.from_suite(suite, build=report),
-                               executor, progress, log)
+                               executor, progress, log or print)  # log None: print; faithbench's warnings: stderr
         finally:
             forget_datasets()
 
