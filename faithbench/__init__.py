@@ -109,21 +109,35 @@ def load_suite(suite: str | Path | dict[str, Any]) -> Any:
 
 def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) -> Any:
     """Run a suite (a :class:`~faithbench.config.Suite`, a dict of suite keys, a YAML path or a
-    built-in name) into ``out_dir`` (default ``reports/<suite name>``); returns a ``RunResult``
-    (``status``: ``ok``, ``partial`` when some cells failed, or ``failed`` when cells failed and no result
-    row was computed, as ``faithbench run``'s exit codes 0, 3 and 1; ``out_dir``; the tidy tables as DataFrames: ``results``,
-    ``curves``, ``models``, ``cost``, ``skipped``, ``failures``).
+    built-in name) into ``out_dir`` (default ``reports/<suite name>``); returns a
+    :class:`~faithbench.runner.result.RunResult`: its ``status`` is ``ok``, ``partial`` when some cells
+    failed or ``failed`` when cells failed and no result row was computed (``faithbench run``'s exit
+    codes 0, 3 and 1); the tidy tables as DataFrames (``results``, ``curves``, ``models``, ``cost``,
+    ``skipped``, ``failures``, ``regions``); ``computed``, ``cached`` and ``device``.
 
     Keyword arguments, those of ``faithbench run``'s flags: ``limit`` (cap on the samples per
-    dataset, ``--limit``), ``device`` (``--device``; default the suite's, ``auto``), ``cache`` (a
+    dataset, ``--limit``: an int >= 1), ``device`` (``--device``; default the suite's, ``auto``), ``cache`` (a
     folder, ``--cache``, or a :class:`~faithbench.store.Cache`; default ``$FAITHBENCH_CACHE`` or
     ``~/.cache/faithbench``), ``executor`` (``local``, ``ray`` or a
     :class:`~faithbench.runner.executors.RayOptions`), ``progress`` (False: no progress bars,
-    ``--quiet``), ``log`` (a callable taking each log line; default ``print``) and ``report``
-    (False: the tables only; ``faithbench report`` builds the rest later)."""
+    ``--quiet``), ``log`` (a callable taking each log line, and faithbench's warnings such as "model at
+    chance"; default ``print``, the warnings then to stderr) and ``report`` (False: the tables only;
+    :func:`~faithbench.reports.writer.build_report` builds the rest later). The caller's torch, NumPy and
+    ``random`` generators are as they were after the run.
+
+    Raises (each importable from ``faithbench``): :class:`TypeError` for an argument of the wrong
+    type; :class:`~faithbench.config.SuiteError` for a suite that does not validate;
+    :class:`~faithbench.runner.errors.UsageError` for an unknown keyword, a bad ``limit``, ``device`` or
+    ``executor``, or an ``out_dir`` or cache that cannot be written;
+    :class:`~faithbench.runner.errors.OutputInUseError` when another run writes ``out_dir``;
+    :class:`~faithbench.runner.errors.InputDataError` (data it cannot use) and
+    :class:`~faithbench.models.errors.CheckpointError` (weights it cannot use) before or while computing;
+    :class:`~faithbench.store.CacheWriteError` when the cache cannot store an entry. ``SuiteError``,
+    ``UsageError``, ``InputDataError`` and ``CheckpointError`` are ``ValueError``s, ``OutputInUseError`` is
+    a ``RuntimeError`` and ``CacheWriteError`` an ``OSError``. A failing explainer or metric is not raised:
+    it is a row of ``failures``, and the run goes on."""
     from faithbench.config import Suite
     from faithbench.runner.run import default_out_dir, run_suite
-
     from faithbench.store import Cache
 
     _check_type("run", "suite", suite, (str, os.PathLike, dict, Suite),
@@ -146,6 +160,27 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     return run_suite(suite, out, **kwargs)
 
 
+# the errors a user catches and what a run returns, from their modules on first use: `import faithbench` stays
+# light (no torch, pandas or pydantic)
+_LAZY = {"SuiteError": "faithbench.config", "ParameterError": "faithbench.configurable",
+         "UsageError": "faithbench.runner.errors", "InputDataError": "faithbench.runner.errors",
+         "OutputInUseError": "faithbench.runner.errors", "CheckpointError": "faithbench.models.errors",
+         "CacheWriteError": "faithbench.store", "RunFolderError": "faithbench.reports.writer",
+         "RunResult": "faithbench.runner.result", "build_report": "faithbench.reports.writer"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'faithbench' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = ["Registry", "RegistryError", "registry", "list_explainers", "list_metrics", "list_datasets",
            "list_models", "create_explainer", "create_metric", "create_dataset", "create_model", "load_suite",
-           "run", "__version__"]
+           "run", "__version__", *_LAZY]

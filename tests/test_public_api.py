@@ -210,3 +210,20 @@ def test_the_models_warnings_go_to_the_log_callable_when_one_is_given(tmp_path, 
     faithbench.run(TINY, out_dir=tmp_path / "out", cache=tmp_path / "cache", limit=2, progress=False, log=lines.append)
     warned = [line for line in lines if line.startswith(("model at chance:", "model predicts one class:"))]
     assert warned and not any(line in capsys.readouterr().err for line in warned)
+
+
+def test_the_errors_a_run_raises_import_from_faithbench_without_importing_torch():
+    """A review: SuiteError, UsageError, OutputInUseError, InputDataError and CheckpointError could not be imported
+    from `faithbench`, and docs/api.md named only SuiteError."""
+    from faithbench.config import SuiteError as config_suite_error
+    from faithbench.runner.errors import OutputInUseError, UsageError
+
+    assert faithbench.SuiteError is config_suite_error and faithbench.UsageError is UsageError
+    assert issubclass(faithbench.OutputInUseError, RuntimeError) and faithbench.OutputInUseError is OutputInUseError
+    assert all(issubclass(getattr(faithbench, name), ValueError)
+               for name in ("SuiteError", "UsageError", "InputDataError", "CheckpointError", "ParameterError"))
+    assert issubclass(faithbench.RegistryError, KeyError) and callable(faithbench.build_report)
+    assert {"SuiteError", "CacheWriteError", "RunResult", "build_report"} <= set(faithbench.__all__)
+    code = "import sys, faithbench; print('torch' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "False"], out.stderr

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,6 +40,7 @@ from faithbench.runner.group import GroupOutput, build_splits, forget_datasets, 
 from faithbench.runner.lock import lock_output
 from faithbench.runner.output import clear_owned, prepare_output, versions
 from faithbench.runner.plan import plan
+from faithbench.runner.result import RunResult, run_status
 from faithbench.runner.reliability import reliability_summary
 from faithbench.runner.settings import ReportSettings, RunSettings
 from faithbench.names import safe_name
@@ -48,35 +48,6 @@ from faithbench.progress import lines_through_bars, outside_bars, quiet
 from faithbench.store import Cache, atomic_write_bytes
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class RunResult:
-    out_dir: Path
-    results: pd.DataFrame
-    curves: pd.DataFrame
-    models: pd.DataFrame
-    cost: pd.DataFrame
-    skipped: pd.DataFrame
-    computed: dict[str, int] = field(default_factory=dict)
-    failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILURE_COLUMNS))
-    regions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REGION_COLUMNS))
-    cached: dict[str, int] = field(default_factory=dict)  # saliency and score batches read from the cache
-    device: str = ""  # the device the run computed on (`auto` resolved: a review missed a silent CPU fallback)
-
-    @property
-    def status(self) -> str:
-        """``"ok"`` (every cell ran or was skipped as unsupported), ``"partial"`` (some failed) or
-        ``"failed"`` (cells failed and no result row: ``faithbench run`` exits 1, not 3)."""
-        return run_status(self.failures, self.results)
-
-
-def run_status(failures: pd.DataFrame, results: pd.DataFrame) -> str:
-    """``"failed"`` when some cell failed (rows in ``failures``) and no result row was computed (a review:
-    every cell failed and the API said ``"partial"``), ``"partial"`` when some failed, else ``"ok"``."""
-    if failures.empty:
-        return "ok"
-    return "failed" if results.empty else "partial"
 
 
 def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
