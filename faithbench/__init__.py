@@ -14,6 +14,7 @@ Public API::
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -86,17 +87,46 @@ def create_metric(name: str, **params: Any) -> Any:
     return registry.metrics.get(name)(**params)
 
 
+def _check_params(name: str, target: Any, params: dict[str, Any]) -> None:
+    """A :class:`~faithbench.configurable.ParameterError` for a parameter ``target`` does not take or a
+    value of the wrong type, as a suite's validation gives (a review: ``create_dataset(..., sise=3)`` was a
+    raw TypeError where ``create_metric`` names the parameter and the valid ones)."""
+    from faithbench.config_checks import check_kwargs, check_param_types
+    from faithbench.configurable import ParameterError
+
+    check_kwargs(name, target, params, ParameterError, part="")
+    check_param_types(name, target, params, ParameterError, part="")
+
+
 def create_dataset(name: str, split: str = "test", **params: Any) -> Any:
-    """A split (``train``, ``val`` or ``test``) of a dataset by registry name."""
-    return registry.datasets.get(name)(split=split, **params)
+    """A split (``train``, ``val`` or ``test``) of a dataset by registry name, with its parameters
+    checked (:class:`~faithbench.configurable.ParameterError`)."""
+    from faithbench.configurable import ParameterError
+
+    cls = registry.datasets.get(name)
+    if split not in ("train", "val", "test"):
+        raise ParameterError(f"{name}: split expects 'train', 'val' or 'test', got {split!r}")
+    _check_params(name, cls, params)
+    return cls(split=split, **params)
 
 
 def create_model(name: str, *, in_chans: int, num_classes: int, input_size: tuple[int, ...], **params: Any) -> Any:
     """An architecture by registry name, built for ``in_chans`` channels, ``num_classes`` classes
-    and the spatial ``input_size`` (random init; a suite entry adds weights or a recipe)."""
+    and the spatial ``input_size`` (2 or 3 ints; random init; a suite entry adds weights or a recipe),
+    with its parameters checked (:class:`~faithbench.configurable.ParameterError`)."""
+    from faithbench.configurable import ParameterError
     from faithbench.models.architectures import build_model
 
-    return build_model(name, in_chans, num_classes, tuple(input_size), **params)
+    builder = registry.models.get(name)
+    for key, value in (("in_chans", in_chans), ("num_classes", num_classes)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:  # a review: 0 classes
+            raise ParameterError(f"{name}: {key} expects an int >= 1, got {value!r}")
+    if (not isinstance(input_size, (tuple, list)) or len(input_size) not in (2, 3)
+            or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in input_size)):
+        raise ParameterError(f"{name}: input_size expects the spatial size, 2 or 3 ints >= 1 such as (64, 64), "
+                             f"got {input_size!r}")
+    _check_params(name, builder, params)
+    return build_model(name, int(in_chans), int(num_classes), tuple(int(n) for n in input_size), **params)
 
 
 def load_suite(suite: str | Path | dict[str, Any]) -> Any:

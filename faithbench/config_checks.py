@@ -85,8 +85,10 @@ def _type_ok(expected: type, value: Any) -> bool:
     return isinstance(value, expected)
 
 
-def check_kwargs(where: str, target: Any, params: dict[str, Any], error: type[Exception]) -> None:
-    """Check keyword names against a callable's signature (for datasets and models)."""
+def check_kwargs(where: str, target: Any, params: dict[str, Any], error: type[Exception],
+                 part: str = ".params") -> None:
+    """Check keyword names against a callable's signature (for datasets and models); the message
+    begins with ``where`` and ``part`` (a suite's ``datasets[0].params``; the API's ``phantom_cxr``)."""
     sig = inspect.signature(target)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     named = [n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or
@@ -95,11 +97,12 @@ def check_kwargs(where: str, target: Any, params: dict[str, Any], error: type[Ex
     for key in params:
         if key not in named and not accepts_any:
             valid = [n for n in named if n not in data_given]
-            raise error(f"{where}.params: unknown parameter {key!r}; valid parameters: {', '.join(valid) or 'none'}")
+            raise error(f"{where}{part}: unknown parameter {key!r}; valid parameters: {', '.join(valid) or 'none'}")
 
 
-def check_param_types(where: str, target: Callable[..., Any], params: dict[str, Any], error: type[Exception]) -> None:
-    """Raise ``error`` naming ``<where>.params.<key>`` for a value of the wrong simple type."""
+def check_param_types(where: str, target: Callable[..., Any], params: dict[str, Any], error: type[Exception],
+                      part: str = ".params") -> None:
+    """Raise ``error`` naming ``<where><part>.<key>`` for a value of the wrong simple type."""
     try:
         hints = typing.get_type_hints(target.__init__ if isinstance(target, type) else target)
     except Exception:  # unresolvable annotations: the plugin's own checks decide
@@ -111,7 +114,7 @@ def check_param_types(where: str, target: Callable[..., Any], params: dict[str, 
         expected, optional = simple
         if (value is None and optional) or _type_ok(expected, value):
             continue
-        raise error(f"{where}.params.{key}: expected {expected.__name__}{' or null' if optional else ''}, "
+        raise error(f"{where}{part}.{key}: expected {expected.__name__}{' or null' if optional else ''}, "
                     f"got {type(value).__name__} {value!r}")
 
 

@@ -227,3 +227,26 @@ def test_the_errors_a_run_raises_import_from_faithbench_without_importing_torch(
     code = "import sys, faithbench; print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: faithbench.create_dataset("phantom_cxr", split="tset"),
+     "phantom_cxr: split expects 'train', 'val' or 'test', got 'tset'"),
+    (lambda: faithbench.create_dataset("phantom_cxr", sise=3), "phantom_cxr: unknown parameter 'sise'; valid "
+                                                               "parameters: n, size,"),
+    (lambda: faithbench.create_model("small_cnn", in_chans=1, num_classes=2, input_size=(64, 64), widht=3),
+     "small_cnn: unknown parameter 'widht'; valid parameters: width, depth, pool"),
+    (lambda: faithbench.create_model("small_cnn", in_chans=1, num_classes=2, input_size=(64, 64), width="x"),
+     "small_cnn.width: expected int, got str 'x'"),
+    (lambda: faithbench.create_model("small_cnn", in_chans=1, num_classes=0, input_size=(64, 64)),
+     "small_cnn: num_classes expects an int >= 1, got 0"),
+    (lambda: faithbench.create_model("small_cnn", in_chans=1, num_classes=2, input_size=64),
+     "small_cnn: input_size expects the spatial size, 2 or 3 ints >= 1 such as (64, 64), got 64"),
+])
+def test_create_dataset_and_model_check_their_parameters_as_create_metric_does(call, message):
+    """A review: a bad split was a bare KeyError, an unknown parameter a raw TypeError, num_classes=0 built a
+    model with no outputs, input_size=64 "'int' object is not iterable"."""
+    from faithbench.configurable import ParameterError
+
+    with pytest.raises(ParameterError, match=f"^{re.escape(message)}"):
+        call()
