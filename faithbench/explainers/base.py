@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
+import weakref
 import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -33,6 +34,10 @@ def _in_eval_mode(check: Callable[..., Any]) -> Callable[..., Any]:
         with eval_mode(model):
             return check(self, model, x, *args, **kwargs)
     return wrapped
+
+
+# model -> the (explainer, parameters, input shape) a direct call found supported: checked once each
+_SUPPORTED: weakref.WeakKeyDictionary[nn.Module, set[tuple[Any, ...]]] = weakref.WeakKeyDictionary()
 
 
 def image_seed(seed: int, image: Tensor) -> int:
@@ -113,13 +118,15 @@ class Explainer(Configurable):
         super().__init__(**params)
         self.seed = int(seed)
         self.last_info: dict[str, Any] = {}
+        self.vetted = False  # the runner checked the cell's model (and so its randomised copies): no check per call
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         """Why this explainer cannot run on (model, x), or None if it can."""
         dims = x.ndim - 2
         if dims not in self.dims:
             return f"{self.name} supports {' and '.join(f'{d}D' for d in sorted(self.dims))} inputs, got {dims}D"
-        family = getattr(model, "arch_family", "cnn")
+        family = getattr(model, "arch_family", None)  # set by faithbench's builders; a user's own model: guessed
+        family = family or ("vit" if any("attn" in n for n, _ in model.named_modules()) else "cnn")  # as build_model
         if family not in self.architectures:
             return f"{self.name} supports {sorted(self.architectures)} models, got {family}"
         return None
@@ -192,6 +199,7 @@ class Explainer(Configurable):
             expected = " or ".join(shapes.get(d, f"(B, C, {d} spatial axes)") for d in sorted(self.dims))
             raise ValueError(f"{self.name}: expected x of shape {expected}, got {tuple(x.shape)}")
         target = class_indices(self.name, target, x.shape[0])
+        self._refuse_unsupported(model, x)
         devices = [x.device] if x.device.type != "cpu" else []
         numpy_state, python_state = np.random.get_state(), random.getstate()
         try:
@@ -215,6 +223,21 @@ class Explainer(Configurable):
             np.random.set_state(numpy_state)
             random.setstate(python_state)
         return self._checked(saliency, (x.shape[0], *x.shape[2:]))
+
+    def _refuse_unsupported(self, model: nn.Module, x: Tensor) -> None:
+        """A direct call is refused with :meth:`unsupported_reason`, the reason the runner skips a cell
+        with (a held-out review: fullgrad on an EfficientNet, guided backprop and deeplift on SiLU networks
+        returned ordinary-looking maps); once per model, parameters and input shape. The runner checks each
+        cell itself and sets ``vetted``, so its metrics' re-explanations make no extra forward pass."""
+        if self.vetted:
+            return
+        key = (type(self), repr(sorted(self.params.items())), tuple(x.shape[1:]))
+        checked = _SUPPORTED.setdefault(model, set())
+        if key not in checked:
+            reason = self.unsupported_reason(model, x.detach())
+            if reason:
+                raise ValueError(reason)
+            checked.add(key)
 
     def _explain_one(self, model: nn.Module, x: Tensor, target: Tensor, per_image: bool = True) -> Tensor:
         """:meth:`explain` of ``x`` (one image when ``per_image``, reseeded from its bytes; else the batch,

@@ -92,6 +92,7 @@ class _CellCalibration:
                     or run.explainer.dataset_reason(set(batch.masks), batch.x.ndim - 2, run.data.mask_roles)):
                 self.wanted = []
                 return
+            run.explainer.vetted = True  # checked here: not again in each call
             self.wanted = [(s, m) for s, m in self.wanted
                            if m.applicability(set(batch.masks), batch.x.ndim - 2)[0] is None]
             if not self.wanted:

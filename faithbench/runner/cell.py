@@ -197,7 +197,7 @@ class CellRun:
         assert self.explainer is not None
         try:
             if not self.checked:
-                self.checked = True
+                self.checked = self.explainer.vetted = True  # checked here, not again in each call
                 reason = (self.explainer.unsupported_reason(self.data.model, batch.x)
                           or self.explainer.dataset_reason(set(batch.masks), batch.x.ndim - 2, self.data.mask_roles))
                 self.data.check_model(f"explainer {self.explainer.name!r}")

@@ -1,0 +1,56 @@
+"""A direct call refuses a model the explainer cannot explain, with the reason the runner skips the cell with
+(a held-out review: fullgrad on an EfficientNet, guided backprop, guided Grad-CAM and deeplift on its SiLU
+network returned ordinary-looking maps); once per model, parameters and input shape."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+from faithbench.registry import explainers
+
+
+def _relu_net() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 2)).eval()
+
+
+@pytest.fixture(scope="module")
+def efficientnet():
+    torch.manual_seed(0)
+    return timm.create_model("efficientnet_b0", pretrained=False, num_classes=2, in_chans=1).eval()
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("fullgrad", r"^fullgrad takes the biases of exact Conv2d / BatchNorm2d modules"),
+    ("guided_backprop", r"^guided_backprop modifies the backward pass of nn\.ReLU modules"),
+    ("guided_gradcam", r"^guided_gradcam modifies the backward pass of nn\.ReLU modules"),
+    ("deeplift", r"^deeplift"),
+])
+def test_a_direct_call_is_refused_with_the_runners_reason(efficientnet, name, reason):
+    explainer = explainers.get(name)()
+    x = torch.rand(1, 1, 32, 32)
+    expected = explainer.unsupported_reason(efficientnet, x)
+    assert expected is not None
+    with pytest.raises(ValueError, match=reason) as caught:
+        explainer(efficientnet, x, torch.tensor([1]))
+    assert str(caught.value) == expected
+
+
+def test_the_check_runs_once_per_model_and_shape_and_not_when_the_runner_vetted(monkeypatch):
+    explainer = explainers.get("guided_backprop")()
+    calls = []
+    real = explainer.unsupported_reason
+    monkeypatch.setattr(explainer, "unsupported_reason", lambda model, x: calls.append(x.shape) or real(model, x))
+    model, target = _relu_net(), torch.tensor([0, 1])
+    for _ in range(3):
+        explainer(model, torch.rand(2, 1, 8, 8), target)
+    explainer(model, torch.rand(2, 1, 12, 12), target)
+    assert calls == [(2, 1, 8, 8), (2, 1, 12, 12)]
+    vetted = explainers.get("guided_backprop")()
+    vetted.vetted = True  # the runner's cell checked the model
+    monkeypatch.setattr(vetted, "unsupported_reason", lambda model, x: calls.append("again"))
+    vetted(_relu_net(), torch.rand(2, 1, 8, 8), target)
+    assert "again" not in calls
