@@ -232,9 +232,10 @@ class GradCAMExplainer(CAMExplainer):
 
 @explainers.register("gradcam_pp")
 class GradCAMPlusPlusExplainer(CAMExplainer):
-    """Grad-CAM++: w_c = sum_ij alpha_ij relu(g_ij), alpha = g^2 / (2 g^2 + sum_ij(A) g^3), g = dS/dA
+    """Grad-CAM++: w_c = sum_ij alpha_ij relu(g_ij), alpha = g^2 / (2 g^2 + sum_ij(A) g^3 + 1e-6), g = dS/dA
     (Chattopadhyay et al. 2018, eq. 19, derived for exp(score); applied to the raw score's gradients
-    as the library does)."""
+    as the library does, pytorch-grad-cam 1.5's 1e-6 in the denominator included: where the denominator is
+    small it moves the map, a review measured 1.6-18.5 % of it against the formula without it)."""
 
     cam_class = GradCAMPlusPlus
     paper = "Chattopadhyay et al. 2018, Grad-CAM++"
