@@ -33,6 +33,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AllowInfNan, BeforeValidator
 
+from faithbench.code_identity import code_digest
+
 
 class ParameterError(ValueError):
     pass
@@ -230,38 +232,6 @@ def package_version(module: str, obj: object = None) -> str:
             continue
         return version + (f"+{_source_digest(module, top)}" if _editable(dist) else "")
     return _source_digest(module) or (code_digest(obj) if obj is not None else "")
-
-
-def code_digest(obj: object) -> str:
-    """``"code:<sha256[:16]>"`` of what ``obj`` (a function, or a class with its bases of the same module)
-    computes: its functions' bytecode, constants, names and defaults, and its simple class attributes; not
-    line numbers or the cell's file name, so running an unchanged cell again keeps the digest."""
-    digest = hashlib.sha256()
-
-    def add(value: Any) -> None:
-        value = getattr(value, "__func__", value)  # staticmethod, classmethod
-        if isinstance(value, property):
-            value = (value.fget, value.fset)
-        if isinstance(value, types.FunctionType):
-            add((value.__code__, value.__defaults__, value.__kwdefaults__))
-        elif isinstance(value, types.CodeType):
-            digest.update(value.co_code + repr((value.co_names, value.co_varnames)).encode())
-            add(value.co_consts)
-        elif isinstance(value, (list, tuple, dict, set, frozenset)):
-            digest.update(b"(")
-            if not isinstance(value, (list, tuple)):  # sorted: a set's order varies between processes
-                value = sorted(value.items(), key=lambda kv: repr(kv[0])) if isinstance(value, dict) else \
-                    sorted(value, key=repr)
-            for item in value:
-                add(item)
-        else:
-            digest.update(repr(value).encode() if isinstance(value, (str, bytes, int, float, complex, type(None)))
-                          else type(value).__qualname__.encode())
-
-    module = getattr(obj, "__module__", None)
-    for owner in [c for c in getattr(obj, "__mro__", ()) if c.__module__ == module] or [obj]:
-        add(sorted(vars(owner).items(), key=lambda item: item[0]) if isinstance(owner, type) else owner)
-    return "code:" + digest.hexdigest()[:16]
 
 
 def installed_version(dist: str = "faithbench") -> str:

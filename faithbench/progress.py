@@ -84,9 +84,10 @@ def lines_through_bars(log: Callable[[str], None] | None = None) -> Iterator[Non
     as Python's last-resort handler would (the message alone), unless the application configured
     logging (a root handler, or one of faithbench's logger): then nothing changes.
 
-    With ``log`` (a run's ``log`` callable), each record's message goes to it instead, configured
-    logging or not, and an enclosing block's handler is set aside (a review: "model at chance" went to
-    stderr past ``faithbench.run(log=lines.append)``)."""
+    With ``log`` (a run's ``log`` callable), each record's message goes to it instead of stderr, and an
+    enclosing block's handler is set aside (a review: "model at chance" went to stderr past
+    ``faithbench.run(log=lines.append)``); an application that configured logging still gets the record
+    through its own handlers too, so it can show twice there."""
     package = logging.getLogger("faithbench")
     if log is None and (logging.getLogger().handlers or package.handlers):
         yield

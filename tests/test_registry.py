@@ -154,13 +154,32 @@ def test_a_plugin_without_a_source_file_is_keyed_by_its_code(monkeypatch):
     assert first.startswith("code:") and first == again and edited != first
 
 
+def test_the_code_digest_covers_closures_and_array_attributes():
+    """A diff review: a class attribute holding an array, and a function's closed-over constant, were left out."""
+    import numpy as np
+
+    from faithbench.code_identity import code_digest
+
+    def make(k):
+        def f(x):
+            return x * k
+        return f
+
+    def with_weights(w):
+        return type("C", (), {"__module__": "nb_x", "weights": w})
+
+    assert code_digest(make(2.0)) != code_digest(make(3.0)) and code_digest(make(2.0)) == code_digest(make(2.0))
+    assert code_digest(with_weights(np.ones(3))) != code_digest(with_weights(np.full(3, 2.0)))
+    assert code_digest(with_weights(np.ones(3))) == code_digest(with_weights(np.ones(3)))
+
+
 def test_the_code_digest_does_not_depend_on_the_process(tmp_path):
     """Sets and dicts are hashed in sorted order: string hashing is salted per process."""
     import subprocess
 
     script = tmp_path / "digest.py"
     script.write_text(textwrap.dedent("""
-        from faithbench.configurable import code_digest
+        from faithbench.code_identity import code_digest
         from faithbench.metrics.base import Category, MetricInfo
 
         class C:

@@ -125,9 +125,8 @@ class Explainer(Configurable):
         dims = x.ndim - 2
         if dims not in self.dims:
             return f"{self.name} supports {' and '.join(f'{d}D' for d in sorted(self.dims))} inputs, got {dims}D"
-        family = getattr(model, "arch_family", None)  # set by faithbench's builders; a user's own model: guessed
-        family = family or ("vit" if any("attn" in n for n, _ in model.named_modules()) else "cnn")  # as build_model
-        if family not in self.architectures:
+        family = getattr(model, "arch_family", None)  # set by faithbench's builders; a model without it: not checked
+        if family is not None and family not in self.architectures:
             return f"{self.name} supports {sorted(self.architectures)} models, got {family}"
         return None
 
@@ -231,8 +230,12 @@ class Explainer(Configurable):
         cell itself and sets ``vetted``, so its metrics' re-explanations make no extra forward pass."""
         if self.vetted:
             return
-        key = (type(self), repr(sorted(self.params.items())), tuple(x.shape[1:]))
-        checked = _SUPPORTED.setdefault(model, set())
+        modules = tuple(type(m).__qualname__ for m in model.modules())  # a module swapped in place: checked again
+        key = (type(self), repr(sorted(self.params.items())), tuple(x.shape[1:]), modules)
+        try:
+            checked = _SUPPORTED.setdefault(model, set())
+        except TypeError:  # a model object that takes no weak reference: checked on every call
+            checked = set()
         if key not in checked:
             reason = self.unsupported_reason(model, x.detach())
             if reason:

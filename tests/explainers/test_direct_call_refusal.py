@@ -54,3 +54,15 @@ def test_the_check_runs_once_per_model_and_shape_and_not_when_the_runner_vetted(
     monkeypatch.setattr(vetted, "unsupported_reason", lambda model, x: calls.append("again"))
     vetted(_relu_net(), torch.rand(2, 1, 8, 8), target)
     assert "again" not in calls
+
+
+def test_a_users_cnn_is_not_judged_by_its_module_names_and_a_swapped_module_is_checked_again():
+    """A diff review: a user's CNN with an SE gate named `attn` was refused as a ViT, and after its ReLU was
+    swapped for a SiLU in place guided backprop still returned a map (the first check was remembered)."""
+    model = _relu_net()
+    model.attn = nn.Identity()  # a module name, not an architecture
+    explainer, x, target = explainers.get("guided_backprop")(), torch.rand(1, 1, 8, 8), torch.tensor([0])
+    assert explainer(model, x, target).shape == (1, 8, 8)
+    model[1] = nn.SiLU()
+    with pytest.raises(ValueError, match=r"^guided_backprop modifies the backward pass of nn\.ReLU modules"):
+        explainer(model, x, target)
