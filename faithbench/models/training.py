@@ -240,11 +240,13 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
     aucs = [binary_auc(scores[:, c], (yn == c).astype(int)) for c in range(k)]
     f1, f1_classes = macro_f1(pred, yn)
     onehot = (yn[:, None] == np.arange(k)[None, :]).astype(int)
-    low, high = ((float("nan"),) * 2 if not ci else auc_ci(scores[:, 1], onehot[:, 1]) if k == 2
-                 else auc_ci(scores, onehot))
+    (low, high), cis = (float("nan"),) * 2, [(float("nan"),) * 2] * k
+    if ci and k > 2:  # the macro and per-class CIs from one set of resamples, drawn once
+        (low, high), cis = macro_and_class_cis(scores, onehot)
+    elif ci:
+        low, high = auc_ci(scores[:, 1], onehot[:, 1]) if k == 2 else auc_ci(scores, onehot)
     per_class: dict[str, float] = {}  # a review: a class never learned (AUC 0.306) under a macro CI above 0.5
     if k > 2 and classes is not None and len(classes) == k:
-        cis = class_auc_cis(scores, onehot) if ci else [(float("nan"),) * 2] * k
         per_class = {f"ovr_{part}_{name}": v for c, (name, auc, (c_low, c_high)) in enumerate(zip(classes, aucs, cis))
                      for part, v in (("n", int((yn == c).sum())), ("auc", auc), ("auc_ci_low", c_low),
                                      ("auc_ci_high", c_high))}
