@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 import torch
@@ -101,6 +102,32 @@ def test_lock_excludes_another_process(tmp_path):
         holder.wait(timeout=30)
     with cache.lock("checkpoints", "k1", wait=False):  # released when the holder ended
         pass
+
+
+def test_a_wait_on_another_process_is_announced(tmp_path):
+    """A held-out review waited 15 minutes on another run's training of the same checkpoint with
+    nothing but a 0 % bar: a wait for a held lock is warned of (once, naming the lock file); a
+    lock that is free says nothing."""
+    import threading
+
+    cache = Cache(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a free lock warns of nothing
+        with cache.lock("checkpoints", "k1", waiting="model 'm' is being trained elsewhere"):
+            pass
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        threading.Timer(0.5, holder.stdin.close).start()  # the holder lets go while this one waits
+        with pytest.warns(UserWarning) as caught:
+            with cache.lock("checkpoints", "k1", waiting="model 'm' is being trained elsewhere"):
+                assert holder.wait(timeout=30) == 0  # acquired only once the holder had ended
+    finally:
+        holder.kill()
+    assert len(caught) == 1
+    assert str(caught[0].message).startswith("model 'm' is being trained elsewhere; waiting for it to release ")
+    assert str(caught[0].message).endswith(".k1.lock")
 
 
 def test_two_processes_sharing_a_cache_compute_an_entry_once(tmp_path):

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "1"
 
-
 _AS_IT_IS = ("a weights file is used as it is, never trained further (to fine-tune or re-head your own timm "
              "weights, save them with timm.models.save_for_hf and name the folder local-dir:FOLDER, which a recipe "
              "may train)")
@@ -331,7 +330,8 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         key = make_key(key, *_transform_extras(input_info))
     if torch.device(device).type != "cpu":
         key = make_key(key, torch.device(device).type)
-    with cache.lock("checkpoints", key):  # another run may be training it: wait, then read it
+    busy = f"model {spec.label!r} (seed {seed}) is being trained by another process sharing this cache"
+    with cache.lock("checkpoints", key, waiting=busy):  # another run may be training it: wait, then read it
         return _train_or_read(spec, model, key, (train, val, test), seed, cache, permute_labels, input_info)
 
 
