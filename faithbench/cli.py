@@ -74,11 +74,11 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     per split; a corrupted cache entry recomputed) as one line each, once per message; others as Python shows them."""
     from faithbench.config import SuiteWarning
     from faithbench.datasets.paths import DataWarning
-    from faithbench.store import CacheCorruptionWarning  # a review: printed with a source path
+    from faithbench.store import CacheCorruptionWarning, CacheLockWait  # a review: printed with a source path
 
     from faithbench.progress import outside_bars
 
-    if not issubclass(category, (SuiteWarning, DataWarning, CacheCorruptionWarning)):
+    if not issubclass(category, (SuiteWarning, DataWarning, CacheCorruptionWarning, CacheLockWait)):
         with outside_bars():  # on a line of its own, not glued to an open bar's (a review)
             _python_showwarning(message, category, filename, lineno, file, line)
     elif str(message) not in _shown:

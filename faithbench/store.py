@@ -74,6 +74,10 @@ class CacheLockBusy(BlockingIOError):
     """``Cache.lock(..., wait=False)`` found the key locked by another process."""
 
 
+class CacheLockWait(UserWarning):
+    """``Cache.lock(..., waiting=...)`` waits for another process that holds the key."""
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
@@ -248,7 +252,7 @@ class Cache:
                     cache.put_tensors("checkpoints", key, state)
 
         ``wait=False`` raises :class:`CacheLockBusy` instead of waiting; ``waiting``, a text, is
-        warned of (a ``UserWarning`` naming the lock file) before a wait, to say why nothing moves (a
+        warned of (a :class:`CacheLockWait` naming the lock file) before a wait, to say why nothing moves (a
         review waited 15 minutes on another run's training with a 0 % bar only). The lock belongs to an
         open file, so the kernel releases it when the holder ends in any way (``kill -9``
         included). ``flock`` is per host: on a network file system shared by several nodes it
@@ -278,7 +282,7 @@ class Cache:
                     if not wait:
                         raise CacheLockBusy(f"{kind}/{key} is being computed by another process ({path})") from None
                     if waiting is not None:
-                        warnings.warn(f"{waiting}; waiting for it to release {path}", UserWarning, stacklevel=3)
+                        warnings.warn(f"{waiting}; waiting for it to release {path}", CacheLockWait, stacklevel=3)
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
                 except OSError:  # NFS emulates flock with fcntl locks, which need a writable file
                     if not read_only:

@@ -268,6 +268,17 @@ def test_a_cache_corruption_warning_is_one_faithbench_line(capsys):
     assert capsys.readouterr().err == "faithbench: warning: cache entry x is corrupted; recomputing\n"
 
 
+def test_a_wait_for_another_runs_training_is_one_faithbench_line(capsys):
+    """Review 169: the wait for another process's training was shown as a raw Python warning
+    with faithbench's source path and line."""
+    from faithbench import cli
+    from faithbench.store import CacheLockWait
+
+    text = "model 'm' (seed 0) is being trained by another process sharing this cache; waiting for it to release /c/x"
+    cli._show_warning(CacheLockWait(text), CacheLockWait, "/x/faithbench/models/checkpoint.py", 334)
+    assert capsys.readouterr().err == f"faithbench: warning: {text}\n"
+
+
 def test_explainer_parameters_in_the_docs_are_the_registrys(capsys):
     """Helper 132: the explainers' parameters and defaults were documented nowhere and `list` showed none."""
     import re

@@ -12,7 +12,7 @@ import warnings
 import pytest
 import torch
 
-from faithbench.store import Cache, CacheCorruptionWarning, CacheLockBusy, atomic_write_bytes
+from faithbench.store import Cache, CacheCorruptionWarning, CacheLockBusy, CacheLockWait, atomic_write_bytes
 
 
 def test_swapped_json_entries_are_detected_and_recomputed(tmp_path):
@@ -120,7 +120,7 @@ def test_a_wait_on_another_process_is_announced(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         threading.Timer(0.5, holder.stdin.close).start()  # the holder lets go while this one waits
-        with pytest.warns(UserWarning) as caught:
+        with pytest.warns(CacheLockWait) as caught:
             with cache.lock("checkpoints", "k1", waiting="model 'm' is being trained elsewhere"):
                 assert holder.wait(timeout=30) == 0  # acquired only once the holder had ended
     finally:
