@@ -335,9 +335,11 @@ def resolve_weights(models: Any, base: Path, source: str, error: type[Exception]
     return out
 
 
-def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
+def _tensor_shapes(path: Path) -> dict[str, Any] | None:
     """Names and shapes of a weights file's tensors, read without their data (safetensors: the
-    header; torch: weights-only onto the meta device); None when it cannot be read so."""
+    header; torch: weights-only onto the meta device), an entry that is not a tensor by its type's
+    name (``epoch: int``, a nested ``model: dict``), as the loader names them; None when it cannot be
+    read so."""
     from faithbench.store import is_safetensors
 
     try:
@@ -353,9 +355,9 @@ def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
         return None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a training checkpoint, unwrapped as the loader does
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        return None
-    return {str(k): tuple(v.shape) for k, v in state.items()}
+    if not isinstance(state, dict):
+        return None  # the loader's reason: not a state dict
+    return {str(k): tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in state.items()}
 
 
 def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Exception]) -> None:

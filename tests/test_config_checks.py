@@ -234,6 +234,23 @@ def test_weights_that_are_not_a_state_dict_are_refused_at_validation(tmp_path):
         _load(tmp_path, _with_weights(path))
 
 
+def test_nested_weights_are_refused_in_the_words_of_every_mismatch(tmp_path):
+    """Review 164: a state dict nested under 'model' got the loader's wording ("does not fit the
+    model built for this dataset") where every other mismatch names the model, the dataset, its
+    channels and classes."""
+    import torch
+
+    from faithbench.models import build_model
+
+    state = build_model("small_cnn", 1, 2, (32, 32), width=8).state_dict()
+    path = tmp_path / "nested.pt"
+    torch.save({"model": state, "epoch": 3}, path)
+    with pytest.raises(SuiteError, match=rf"suite.yaml: models\[0\].weights: {path} does not fit model 'small_cnn' "
+                                         rf"for dataset 'phantom_cxr' \(1 channel, 2 classes\): missing: .*; "
+                                         rf"unexpected: epoch, model \(the tensors may be nested under model: "):
+        _load(tmp_path, _with_weights(path))
+
+
 def test_weights_of_your_own_builder_are_checked_too(tmp_path, monkeypatch):
     import sys
 
