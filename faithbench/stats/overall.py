@@ -59,21 +59,21 @@ def dataset_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] 
         samples = per_sample(frame, groups + ["explainer", SAMPLE], units=units)
         means = {key: common_means(block.pivot(index=SAMPLE, columns="explainer", values="value"))
                  for key, block in samples.groupby(groups, observed=True, sort=True)}
-        wide = pd.DataFrame(means).T.astype(float).dropna(axis=1, how="all").sort_index(axis=1)
-        if not wide.shape[1]:
-            continue
+        wide = pd.DataFrame(means).T.astype(float).sort_index(axis=1)
+        if wide.notna().to_numpy().any():  # else no group has a shared sample: keep the names, rank none (a review)
+            wide = wide.dropna(axis=1, how="all")
         chance = [key for key in wide.index if tuple(map(str, key[:2])) in at_chance
                   or tuple(map(str, key)) in at_chance]
         left_out = [f"{_label(key)}: model at chance" for key in chance]
         rest = wide.drop(index=chance)
-        if len(rest):  # an explainer with values only on groups at chance must not empty the others' ranks
+        if rest.notna().to_numpy().any():  # an explainer with values only on groups at chance must not empty others'
             gone = [str(name) for name in rest.columns[rest.isna().all()]]
             rest = rest.dropna(axis=1, how="all")
             left_out += [f"{', '.join(gone)}: values only on groups left out"] if gone else []
         kept = []
         for key, row in rest.iterrows():
             missing = [str(name) for name in row.index[row.isna()]]
-            if missing and len(missing) == len(row):  # common_means: no sample with a value for every one
+            if len(missing) == len(row):  # common_means: no sample with a value for every one
                 left_out.append(f"{_label(key)}: no sample with a value for every explainer")
             elif missing:
                 left_out.append(f"{_label(key)}: no value for {', '.join(missing)}")

@@ -388,6 +388,27 @@ def test_overall_ranks_leave_out_groups_at_chance_and_incomplete_ones_by_name():
     assert overall_nemenyi(results, at_chance=[("d1", "flat")]).n_blocks.eq(2).all()
 
 
+def test_overall_ranks_keep_a_metric_without_a_shared_sample_in_any_group():
+    """A held-out review (helper 170): with no sample that every explainer shares in any group,
+    common_means gave NaN everywhere and the metric had no row at all, though the docstring
+    promises its rows with mean_rank NaN and ``left_out`` says why."""
+    rows = [{"dataset": "d", "model": "m", "explainer": e, "metric": "x", "seed": 0, "sample_id": f"s{i}",
+             "value": float(i), "higher_is_better": True, "category": "faithfulness", "chance": np.nan}
+            for e, samples in {"a": range(0, 4), "b": range(4, 8), "random": range(8)}.items() for i in samples]
+    results = pd.DataFrame(rows)
+    table = overall_ranks(results)
+    assert list(table.explainer) == ["a", "b", "random"] and (table.metric == "x").all()
+    assert table.mean_rank.isna().all() and (table.n_groups == 0).all() and (table.n_blocks == 0).all()
+    assert (table.left_out == "d / m: no sample with a value for every explainer").all()
+    pairs = overall_nemenyi(results)
+    assert len(pairs) == 3 and pairs.p.isna().all()
+    # the same with a second group whose model is at chance: both named
+    chance = results.assign(model="c")
+    both = overall_ranks(pd.concat([results, chance]), at_chance=[("d", "c")])
+    assert len(both) == 3 and both.mean_rank.isna().all()
+    assert (both.left_out == "d / c: model at chance; d / m: no sample with a value for every explainer").all()
+
+
 def test_overall_nemenyi_over_the_blocks():
     """Friedman/Nemenyi over the datasets as blocks; the post-hoc p-values are scikit-posthocs' on the
     blocks' averaged ranks, and the documented Nemenyi statistic."""
