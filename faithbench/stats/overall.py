@@ -110,7 +110,7 @@ def overall_nemenyi(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]
     """Nemenyi post-hoc p-values across datasets, per metric (Demšar 2006): the test of
     :func:`faithbench.stats.paired.nemenyi` on the blocks of :func:`overall_ranks` (a dataset's
     averaged ranks). One row per unordered pair of explainers (a < b). Columns: metric,
-    explainer_a, explainer_b, p, n_blocks."""
+    explainer_a, explainer_b, p (NaN with fewer than 2 datasets, as cd), n_blocks."""
     rows = []
     for metric, datasets, _, _ in dataset_ranks(results, at_chance):
         matrix = nemenyi(datasets)

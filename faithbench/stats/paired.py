@@ -347,15 +347,15 @@ def nemenyi(wide: pd.DataFrame) -> pd.DataFrame:
     P(q > |R̄_i - R̄_j| * sqrt(2) / sqrt(k(k+1)/(6N))) under the studentized range with k
     groups and infinite degrees of freedom, from
     ``scikit_posthocs.posthoc_nemenyi_friedman``. Returns a symmetric k × k DataFrame
-    indexed by the explainers in column order, 1 on the diagonal; all NaN off the diagonal
-    when fewer than 2 columns or no complete block.
+    indexed by the explainers in column order, 1 on the diagonal; all NaN off the diagonal when
+    fewer than 2 columns or 2 complete blocks (one ranking has nothing to compare with, as for the CD).
     """
     import scikit_posthocs
 
     complete = _complete_blocks(wide)
     names = list(complete.columns)
     n_blocks, k = complete.shape
-    if k < 2 or n_blocks < 1:
+    if k < 2 or n_blocks < 2:
         matrix = np.full((k, k), np.nan)
         np.fill_diagonal(matrix, 1.0)
         return pd.DataFrame(matrix, index=names, columns=names)

@@ -279,8 +279,8 @@ def nemenyi_table(results: pd.DataFrame) -> pd.DataFrame:
 
     One row per unordered pair of explainers (sorted by name, a < b) from
     :func:`faithbench.stats.paired.nemenyi` over the complete samples; explainers with no
-    defined value in the cell are left out. Columns: dataset, model, metric, explainer_a,
-    explainer_b, p.
+    defined value in the cell are left out (p NaN with fewer than 2 complete samples, as cd).
+    Columns: dataset, model, metric, explainer_a, explainer_b, p.
     """
     tables = []
     for key, frame in _cells(results):

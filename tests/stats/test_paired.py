@@ -219,6 +219,19 @@ def test_nemenyi_matches_scikit_posthocs_and_cd():
     assert matrix.loc["z", "a"] < 0.05
 
 
+def test_nemenyi_of_one_block_is_not_a_test():
+    """A held-out review (helper 170): one complete block gave p 0.333 and 0.759 from a single ranking,
+    where cd is NaN and the docs say one ranking has nothing to compare with."""
+    one = pd.DataFrame({"a": [3.0, np.nan], "b": [2.0, 1.0], "random": [1.0, 0.0]})  # one complete row
+    matrix = nemenyi(one)
+    assert list(matrix.columns) == ["a", "b", "random"]
+    assert np.isnan(matrix.to_numpy()[~np.eye(3, dtype=bool)]).all() and (np.diag(matrix) == 1.0).all()
+    two = nemenyi(pd.DataFrame({"a": [3.0, 2.0], "b": [2.0, 1.0], "random": [1.0, 0.0]}))
+    # two blocks: mean ranks 1, 2, 3 (higher first or not, the gaps are the same): a vs random 2 apart
+    expected = stats.studentized_range.sf(2 / np.sqrt(3 * 4 / (6 * 2)) * np.sqrt(2), 3, np.inf)
+    assert two.loc["a", "random"] == pytest.approx(expected)
+
+
 def test_mean_ranks_orientation_and_ties():
     wide = pd.DataFrame(
         {"a": [3.0, 3.0, np.nan], "b": [2.0, 3.0, 0.0], "c": [1.0, 1.0, 5.0]}

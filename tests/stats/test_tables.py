@@ -409,6 +409,18 @@ def test_overall_ranks_keep_a_metric_without_a_shared_sample_in_any_group():
     assert (both.left_out == "d / c: model at chance; d / m: no sample with a value for every explainer").all()
 
 
+def test_nemenyi_tables_give_no_p_from_one_block(results):
+    """A held-out review (helper 170): nemenyi.csv and overall_nemenyi.csv gave p-values from a single
+    ranking, where friedman.csv / overall_ranks.csv have cd (and p) empty."""
+    one_sample = results[results.sample_id == 0]
+    assert friedman_table(one_sample).cd.isna().all()
+    table = nemenyi_table(one_sample)
+    assert len(table) == 12 and table.p.isna().all()
+    one_dataset = overall_nemenyi(results)
+    assert len(one_dataset) == 12 and (one_dataset.n_blocks == 1).all() and one_dataset.p.isna().all()
+    assert overall_ranks(results).cd.isna().all()
+
+
 def test_overall_nemenyi_over_the_blocks():
     """Friedman/Nemenyi over the datasets as blocks; the post-hoc p-values are scikit-posthocs' on the
     blocks' averaged ranks, and the documented Nemenyi statistic."""
