@@ -1,5 +1,6 @@
 """The region-based study's procedure, cross-checked against scipy.stats."""
 
+import itertools
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from scipy import stats
 
 from faithbench.stats.regions import (CLASS_TEST_COLUMNS, REGION_PAIRWISE_COLUMNS, bonferroni, class_test,
-                                      region_class_tests, region_pairwise)
+                                      mann_whitney, region_class_tests, region_pairwise)
 
 
 def test_normal_data_with_equal_variances_get_students_t():
@@ -53,7 +54,49 @@ def test_degenerate_inputs():
     # a constant class is not normal: Mann-Whitney, whatever the other class looks like
     const = class_test([0.0] * 10, np.linspace(0.1, 1.0, 10))
     assert const["test"] == "mannwhitney" and const["shapiro_p_negative"] == 0.0
-    assert const["p"] == pytest.approx(stats.mannwhitneyu([0.0] * 10, np.linspace(0.1, 1.0, 10)).pvalue)
+    # fully separated, 10 vs 10 with ties: the exact p is 2 / C(20, 10) (scipy's normal approximation: 1.5e-4)
+    assert const["p"] == pytest.approx(2 / math.comb(20, 10), rel=1e-12)
+
+
+def _exhaustive_p(x, y) -> float:
+    """Two-sided permutation p of U by listing every split of the pooled values into len(x) and len(y)."""
+    pooled = np.concatenate([x, y])
+    ranks = stats.rankdata(pooled)
+    observed = ranks[:len(x)].sum()
+    sums = np.array([ranks[list(chosen)].sum() for chosen in itertools.combinations(range(len(pooled)), len(x))])
+    upper, lower = np.mean(sums >= observed - 1e-9), np.mean(sums <= observed + 1e-9)
+    return min(1.0, 2 * min(upper, lower))
+
+
+def test_mann_whitney_with_ties_is_exact():
+    """A held-out review (helper 170): scipy's default method uses the normal approximation whenever
+    there are ties, and region shares tie easily; 3 vs 3 fully separated got p 0.047, below 0.1, the
+    smallest p that 3 vs 3 can give."""
+    for neg, pos, p in (([1, 1, 1], [2, 2, 2], 0.1), ([0, 0, 0], [0.2, 0.3, 0.4], 0.1),
+                        # ranks: five 0s share 3, then 6..9; R of neg = 18; R <= 18 for the 5 of 9 that are
+                        # all the 0s (1) or four 0s and 0.05 (5): p = 2 * 6 / C(9, 5)
+                        ([0, 0, 0, 0, 0.05], [0, 0.2, 0.3, 0.4], 2 * 6 / math.comb(9, 5))):
+        out = class_test(neg, pos)
+        assert out["test"] == "mannwhitney" and out["p"] == pytest.approx(p, rel=1e-12)
+        assert out["statistic"] == stats.mannwhitneyu(neg, pos).statistic
+    rng = np.random.default_rng(3)
+    for _ in range(40):  # many ties: values from a grid of four
+        x, y = rng.choice(4, rng.integers(3, 8)) / 10, rng.choice(4, rng.integers(3, 8)) / 10
+        statistic, p = mann_whitney(x, y)
+        assert p == pytest.approx(_exhaustive_p(x, y), rel=1e-9, abs=1e-12)
+        assert statistic == stats.mannwhitneyu(x, y).statistic
+    x, y = rng.choice(3, 5) / 10, rng.choice(3, 6) / 10  # and scipy's exhaustive permutation test
+    reference = stats.permutation_test((x, y), lambda a, b: stats.mannwhitneyu(a, b).statistic,
+                                       permutation_type="independent", n_resamples=np.inf).pvalue
+    assert mann_whitney(x, y)[1] == pytest.approx(reference)
+
+
+def test_mann_whitney_exact_without_ties_and_normal_above_50_values():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(0, 1, 12), rng.normal(0.8, 1, 15)  # no ties: scipy's exact null applies
+    assert mann_whitney(x, y)[1] == pytest.approx(stats.mannwhitneyu(x, y, method="exact").pvalue, rel=1e-9)
+    x, y = rng.normal(0, 1, 26), rng.normal(0.5, 1, 25)  # 51 values: the normal approximation
+    assert mann_whitney(x, y)[1] == stats.mannwhitneyu(x, y, method="asymptotic").pvalue
 
 
 def test_bonferroni_known_answer():
