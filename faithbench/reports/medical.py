@@ -60,15 +60,21 @@ def write_strata(out_dir: Path, table: pd.DataFrame) -> Path:
     return _write(Path(out_dir) / STRATA_FILE, table)
 
 
-def write_reliance_saliency(out_dir: Path, mass: pd.DataFrame, drops: pd.DataFrame) -> Path:
+def write_reliance_saliency(out_dir: Path, mass: pd.DataFrame, drops: pd.DataFrame, control: str = "random") -> Path:
     """Write ``reliance_samples.csv`` (each map's relevance mass on each evidence its sample holds,
     beside the model's drop and flip on that sample) and ``reliance_saliency.csv`` (the table of
-    :func:`~faithbench.stats.reliance.reliance_saliency`) into the run folder; returns the latter."""
+    :func:`~faithbench.stats.reliance.reliance_saliency` with ``control_spearman`` after ``spearman``:
+    the ``control`` explainer's ρ on the same (dataset, model, evidence), empty without its rows;
+    :func:`control_reference`) into the run folder; returns the latter."""
     from faithbench.stats.reliance import reliance_saliency
 
     key = ["dataset", "model", "seed", "sample_id", "evidence"]
     _write(Path(out_dir) / RELIANCE_SAMPLES_FILE, mass.merge(drops, on=key, how="inner", validate="many_to_one"))
-    return _write(Path(out_dir) / RELIANCE_SALIENCY_FILE, reliance_saliency(mass, drops))
+    table, _ = control_reference(reliance_saliency(mass, drops), control)
+    if "control_spearman" not in table.columns:  # the column is there in every run (a review: documented, absent)
+        at = list(table.columns).index("spearman") + 1
+        table = table.reindex(columns=[*table.columns[:at], "control_spearman", *table.columns[at:]])
+    return _write(Path(out_dir) / RELIANCE_SALIENCY_FILE, table)
 
 
 def control_reference(table: pd.DataFrame, control: str = "random") -> tuple[pd.DataFrame, str]:
@@ -78,6 +84,8 @@ def control_reference(table: pd.DataFrame, control: str = "random") -> tuple[pd.
     area, ρ 0.90, and so did the model's drop, so random came out at ρ 0.66, p 0.005): an explainer's ρ is
     evidence of following the model only above the control's. Without rows of the control the sentence says so."""
     key = ["dataset", "model", "evidence"]
+    if table is not None and "control_spearman" in table.columns:  # the CSV's, computed again for ``control``
+        table = table.drop(columns="control_spearman")
     if table is None or table.empty or not {*key, "explainer", "spearman"} <= set(table.columns):
         return table, ""
     own = table["explainer"].astype(str) == control

@@ -342,7 +342,7 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
     if not tables["evidence_mass"].empty and not tables["drops"].empty:  # each explainer against the reliance
         from faithbench.reports.medical import write_reliance_saliency
 
-        write_reliance_saliency(out_dir, tables["evidence_mass"], tables["drops"])
+        write_reliance_saliency(out_dir, tables["evidence_mass"], tables["drops"], report.control)
     if not tables["calibration"].empty:  # the thresholds and gates tuned on the validation split
         atomic_write_bytes(out_dir / "calibration.csv", tables["calibration"].to_csv(index=False).encode())
     if suite.regions is not None:  # before the report, which reads it
