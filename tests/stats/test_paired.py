@@ -232,6 +232,21 @@ def test_nemenyi_of_one_block_is_not_a_test():
     assert two.loc["a", "random"] == pytest.approx(expected)
 
 
+def test_an_all_tied_comparison_has_p_1_and_counts_in_holm():
+    """The convention docs/statistics.md states (a docs review, helper 167, could not find it there):
+    every difference zero -> p = 1, still one of the m of Holm; no pair at all -> NaN, not counted."""
+    control = np.zeros(16)
+    hits = np.r_[np.ones(10), np.zeros(6)]  # 10 hits where the control misses: exact p = 2^-10
+    wide = pd.DataFrame({"random": control, "good": hits, "tie_a": control, "tie_b": control, "tie_c": control})
+    table = versus_control(wide, "random", higher_is_better=True).set_index("explainer")
+    assert table.loc["good", "p"] == 2.0 ** -10
+    assert (table.loc[["tie_a", "tie_b", "tie_c"], "p"] == 1.0).all()
+    assert table.loc["good", "p_holm"] == pytest.approx(4 * 2.0 ** -10)  # m = 4, the tied three included
+    wide["none"] = np.nan  # no pair: NaN, left out of m
+    table = versus_control(wide, "random", higher_is_better=True).set_index("explainer")
+    assert np.isnan(table.loc["none", "p"]) and table.loc["good", "p_holm"] == pytest.approx(4 * 2.0 ** -10)
+
+
 def test_mean_ranks_orientation_and_ties():
     wide = pd.DataFrame(
         {"a": [3.0, 3.0, np.nan], "b": [2.0, 3.0, 0.0], "c": [1.0, 1.0, 5.0]}
