@@ -52,7 +52,7 @@ def test_the_summary_reads_the_samples_and_the_shortcut_model_relies_on_the_mark
         assert row["n"] == len(part) and row["mass"] == pytest.approx(part["mass"].mean())
         rho = stats.spearmanr(part["mass"], part["drop"]).statistic
         assert row["spearman"] == pytest.approx(rho) or (np.isnan(row["spearman"]) and np.isnan(rho))
-    # the suite's control (random) gives each row its reference ρ in the CSV too (a docs review: only index.html had it)
+    # the suite's control (random) gives each row its reference ρ in the CSV too (a docs review: only the HTML had it)
     control = table.xs("random", level="explainer")["spearman"]
     for (explainer, evidence), row in table.iterrows():
         assert row["control_spearman"] == pytest.approx(control[evidence], nan_ok=True)
