@@ -122,13 +122,23 @@ def scan_class_rows(folder: Path, mask_dir: Path | None, mask_suffix: str) -> tu
     return rows, loose
 
 
-def class_names(found: list[str], classes: list[str] | None) -> tuple[str, ...]:
-    """``classes``, else the names found, sorted; numeric labels name classes by index from 0."""
+def class_names(found: list[str], classes: list[str] | None, source: str) -> tuple[str, ...]:
+    """``classes``, else the names found, sorted; numeric labels name classes by index from 0, so
+    ``0`` to ``K - 1``: a gap is allowed (``1``, ``2``: ``class_0`` is warned of), but more indices
+    without an image than with one are refused before any class is made (``0`` and ``100000``, a
+    code in the label column, made 100001 classes and hung validate, a held-out review)."""
     if classes is not None:
         return tuple(classes)
     names = sorted(set(found))
     if names and all(f.isdigit() for f in names):
-        return tuple(f"class_{i}" for i in range(max(int(f) for f in names) + 1))
+        k = max(int(f) for f in names) + 1
+        distinct = len({int(f) for f in names})
+        if k > 2 * distinct:
+            raise DataError(f"{source}: numeric labels are class indices from 0: expected at most {2 * distinct} "
+                            f"classes (0 to {2 * distinct - 1}) for {distinct} distinct labels, got labels up to "
+                            f"{k - 1} ({k} classes, {k - distinct} without an image); set the dataset's classes "
+                            "to name each index's class, or use class names as labels")
+        return tuple(f"class_{i}" for i in range(k))
     return tuple(names)
 
 
@@ -147,9 +157,15 @@ def class_problems(labels: list[int], names: tuple[str, ...], source: Path) -> l
         return [f"{source}: images of one class only ({held}); no image of {empty}: enough to explain a model of "
                 "fixed weights, while training a model on it is refused"]
     numeric = all(name == f"class_{i}" for i, name in enumerate(names))
-    why = ("numeric labels are class indices from 0" if numeric else "it is named in the dataset's classes")
-    return [f"{source}: class {name!r} has no image ({why}): the model gets an output for it that no image trains"
-            for c, name in enumerate(names) if c not in counts]
+    empty = [name for c, name in enumerate(names) if c not in counts]
+    if not empty:
+        return []
+    why = ("numeric labels are class indices from 0" if numeric
+           else ("it is" if len(empty) == 1 else "they are") + " named in the dataset's classes")
+    which = (f"class {empty[0]!r} has no image" if len(empty) == 1 else f"{len(empty)} classes have no image "
+             f"({', '.join(map(repr, empty[:5]))}{', …' * (len(empty) > 5)})")  # one line, however many
+    output = "an output for it" if len(empty) == 1 else "an output for each"
+    return [f"{source}: {which} ({why}): the model gets {output} that no image trains"]
 
 
 @datasets.register("folder")
@@ -229,7 +245,8 @@ class FolderDataset(BaseDataset):
             if labels else None
         lines: list[int] = []
         rows = read_csv_rows(folder, csv_path, lines) if csv_path else self._scan(folder)
-        names = class_names([r[1] for r in rows], classes)
+        names = class_names([r[1] for r in rows], classes,
+                            f"{csv_path}: column 'label'" if csv_path else f"{folder}: sub-folder names")
         if classes is None:
             found = [r[1] for r in rows]
             for message in near_labels(found, csv_path or folder) + list_labels(found, csv_path or folder):

@@ -1,0 +1,63 @@
+"""A fourth held-out review of ``folder``: a numeric label of 100000 made 100001 classes and one
+warning per empty class, and validate hung (F1); an image listed twice in the labels CSV passed
+validate, and the run refused it without the CSV's lines (F2); a patient with images of different
+labels was split by its first image's label without a word (F3)."""
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from faithbench.datasets import DataError, DataWarning, FolderDataset
+
+
+def _write(root, rows, header="path,label"):
+    """Images ``im{k}.png`` under ``root/img`` and a labels CSV of ``rows`` (each a CSV line after the header)."""
+    (root / "img").mkdir(exist_ok=True)
+    for k in range(12):
+        Image.fromarray(np.full((16, 16), 20 * k, np.uint8)).save(root / "img" / f"im{k}.png")
+    (root / "labels.csv").write_text("\n".join([header, *rows]) + "\n")
+    return dict(path="img", labels="labels.csv", size=16, root=str(root))
+
+
+def test_numeric_labels_far_beyond_their_count_are_refused_fast(tmp_path):
+    kw = _write(tmp_path, [f"im{k}.png,{100000 * (k % 2)}" for k in range(12)])
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"labels.csv: column 'label': numeric labels are class indices from 0: "
+                                        r"expected at most 4 classes \(0 to 3\) for 2 distinct labels, got labels up "
+                                        r"to 100000 \(100001 classes, 99999 without an image\)"):
+        FolderDataset("test", **kw)  # was 100001 classes and 99999 warnings: validate ran past 10 minutes
+    assert time.perf_counter() - start < 5
+    _write(tmp_path, [f"im{k}.png,{4 * (k % 2)}" for k in range(12)])
+    with pytest.raises(DataError, match=r"expected at most 4 classes \(0 to 3\) for 2 distinct labels, got labels "
+                                        r"up to 4 \(5 classes, 3 without an image\)"):
+        FolderDataset("test", **kw)
+    _write(tmp_path, [f"im{k}.png,{1 + 2 * (k % 2)}" for k in range(12)])  # 1 and 3: as many empty as not
+    with pytest.warns(DataWarning) as record:
+        ds = FolderDataset("test", **kw)
+    assert ds.classes == ("class_0", "class_1", "class_2", "class_3")
+    empty = [str(w.message) for w in record if "no image" in str(w.message)]
+    assert empty == [f"{tmp_path}/labels.csv: 2 classes have no image ('class_0', 'class_2') (numeric labels are "
+                     "class indices from 0): the model gets an output for each that no image trains"]
+
+
+def test_numeric_sub_folders_are_refused_naming_the_folder(tmp_path):
+    for label in ("0", "250"):
+        (tmp_path / label).mkdir()
+        for k in range(4):
+            Image.fromarray(np.full((16, 16), 9, np.uint8)).save(tmp_path / label / f"im{k}.png")
+    with pytest.raises(DataError, match=rf"^{tmp_path}: sub-folder names: numeric labels are class indices from 0"):
+        FolderDataset("test", path=str(tmp_path), size=16)
+
+
+def test_many_empty_classes_are_one_warning(tmp_path):
+    kw = _write(tmp_path, [f"im{k}.png,{('neg', 'pos')[k % 2]}" for k in range(12)])
+    classes = ["neg", "pos"] + [f"c{k}" for k in range(200)]
+    with pytest.warns(DataWarning) as record:
+        FolderDataset("test", **kw, classes=classes)
+    empty = [str(w.message) for w in record if "no image" in str(w.message)]
+    assert empty == [f"{tmp_path}/labels.csv: 200 classes have no image ('c0', 'c1', 'c2', 'c3', 'c4', …) (they are "
+                     "named in the dataset's classes): the model gets an output for each that no image trains"]
