@@ -82,9 +82,11 @@ def _images(k: int) -> str:
 
 def read_csv_rows(folder: Path, csv_path: Path, lines: list[int] | None = None) -> list[Row]:
     """The rows of a labels CSV (``utf-8-sig``: Excel's "CSV UTF-8" starts with a byte-order mark,
-    which made the first column ``\\ufeffpath``); an empty path or label is refused with its line.
+    which made the first column ``\\ufeffpath``); an empty path or label is refused with its line, and
+    so is an image named again (validate passed it, the run refused its sample id without the lines).
     ``lines``, when given, receives each row's line number (for errors about its label)."""
     rows: list[Row] = []
+    seen: dict[Path, tuple[int, str]] = {}  # image -> its line and label
     with csv_path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
@@ -94,7 +96,12 @@ def read_csv_rows(folder: Path, csv_path: Path, lines: list[int] | None = None) 
                 raise DataError(f"{csv_path}: line {line}: {problem}")
             given, label = row["path"] or "", (row["label"] or "").strip()
             pid = (row.get("patient_id") or "").strip() or None
-            rows.append((csv_image(folder, given, csv_path, line), label, pid))
+            img = csv_image(folder, given, csv_path, line)
+            if (first := seen.setdefault(img, (line, label))) != (line, label):
+                differ = f", labelled {first[1]!r} there and {label!r} here" if first[1] != label else ""
+                raise DataError(f"{csv_path}: line {line}: the image of line {first[0]} again "
+                                f"({img.relative_to(folder).as_posix()}{differ}): expected one row per image")
+            rows.append((img, label, pid))
             if lines is not None:
                 lines.append(line)
     return rows

@@ -61,3 +61,24 @@ def test_many_empty_classes_are_one_warning(tmp_path):
     empty = [str(w.message) for w in record if "no image" in str(w.message)]
     assert empty == [f"{tmp_path}/labels.csv: 200 classes have no image ('c0', 'c1', 'c2', 'c3', 'c4', …) (they are "
                      "named in the dataset's classes): the model gets an output for each that no image trains"]
+
+
+def test_an_image_listed_twice_is_refused_with_its_lines(tmp_path, capsys, monkeypatch):
+    rows = [f"im{k}.png,{('neg', 'pos')[k % 2]}" for k in range(12)]
+    kw = _write(tmp_path, rows + ["im0.png,neg"])
+    with pytest.raises(DataError, match=r"labels.csv: line 14: the image of line 2 again \(im0.png\): expected one "
+                                        r"row per image$"):
+        FolderDataset("test", **kw)
+    _write(tmp_path, rows[:3] + ["./im1.png,neg"] + rows[3:])  # another spelling, another label
+    with pytest.raises(DataError, match=r"labels.csv: line 5: the image of line 3 again \(im1.png, labelled 'pos' "
+                                        r"there and 'neg' here\): expected one row per image$"):
+        FolderDataset("train", **kw, fractions=[1.0, 0.0, 0.0])
+    from faithbench.cli import main
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "s", "datasets": [{"name": "folder", "params": kw}],
+                                     "models": [{"name": "small_cnn", "recipe": "default"}],
+                                     "explainers": ["saliency"], "metrics": ["pointing_game"]}))
+    assert main(["validate", str(suite)]) == 2  # validate said ok; the run refused sample ids, not CSV lines
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "line 5: the image of line 3 again (im1.png, labelled 'pos' there and 'neg'" in err
