@@ -25,7 +25,8 @@ from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, Bound, check_bound
 from faithbench.datasets.base import BaseDataset, Split, check_train_classes, stratified_order
-from faithbench.datasets.folder_split import Row, check_train_patients, empty_split, patient_ids, patient_split
+from faithbench.datasets.folder_split import (Row, check_train_patients, empty_split, mixed_patients, patient_ids,
+                                              patient_split)
 from faithbench.datasets.images import LOSSY_SUFFIXES, binarise_mask, fit_square, read_image, resize_mask, scan_images
 from faithbench.datasets.paths import DataError, csv_image, csv_row_problem, resolve_path
 from faithbench.registry import datasets
@@ -278,6 +279,8 @@ class FolderDataset(BaseDataset):
         groups: dict[str, int] = {}
         for _img, label, pid in entries:
             groups.setdefault(pid, label)  # a patient's class: the label of its first image
+        if mixed := mixed_patients(entries, groups, names, csv_path or folder):
+            self.warn(mixed)
         assignment = patient_split(groups, tuple(fractions), seed)  # type: ignore[arg-type]
         chosen = [e for e in entries if assignment[e[2]] == split]
         self.entries = [chosen[i] for i in stratified_order([e[1] for e in chosen], seed)][: n if n else None]

@@ -57,6 +57,23 @@ def check_train_patients(groups: dict[str, int], assignment: dict[str, str], nam
                             f"({sum(where.values())} patients: {split}): raise the train fraction (the first)")
 
 
+def mixed_patients(entries: list[tuple[Path, int, str]], groups: dict[str, int], names: tuple[str, ...],
+                   source: Path) -> str | None:
+    """One warning naming a patient whose images carry different labels (a normal and an abnormal
+    study) and its counts: the split stratifies it by its first image's label (``groups``), and each
+    image keeps its own label. A held-out review found such patients accepted silently."""
+    counts: dict[str, Counter[int]] = {}
+    for _img, label, pid in entries:
+        counts.setdefault(pid, Counter())[label] += 1
+    mixed = [pid for pid, c in counts.items() if len(c) > 1]
+    if not mixed:
+        return None
+    held = ", ".join(f"{k} {names[c]!r}" for c, k in sorted(counts[mixed[0]].items()))
+    return (f"{source}: {len(mixed)} of {len(counts)} patients have images of different labels (e.g. patient "
+            f"{mixed[0]!r}: {held}); such a patient goes to one split, stratified by its first image's label "
+            f"({names[groups[mixed[0]]]!r} for {mixed[0]!r}), and each image keeps its own label")
+
+
 def patient_ids(rows: list[Row], pattern: re.Pattern[str] | None, folder: Path) -> tuple[list[str], str | None]:
     """Each row's patient: the CSV's, else ``pattern``'s first group (or match) in the file name,
     else the image itself; and a warning when the pattern leaves some file names unmatched (a
@@ -82,4 +99,4 @@ def patient_ids(rows: list[Row], pattern: re.Pattern[str] | None, folder: Path) 
                  f"{missed[0]!r}) are each a patient of their own")
 
 
-__all__ = ["check_train_patients", "empty_split", "patient_ids", "patient_split"]
+__all__ = ["check_train_patients", "empty_split", "mixed_patients", "patient_ids", "patient_split"]

@@ -82,3 +82,27 @@ def test_an_image_listed_twice_is_refused_with_its_lines(tmp_path, capsys, monke
     assert main(["validate", str(suite)]) == 2  # validate said ok; the run refused sample ids, not CSV lines
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "line 5: the image of line 3 again (im1.png, labelled 'pos' there and 'neg'" in err
+
+
+def test_a_patient_with_images_of_different_labels_is_warned_of(tmp_path):
+    rows = [f"im{k}.png,{('neg', 'pos')[k % 2]},p{k // 2 if k < 4 else k}" for k in range(12)]
+    kw = _write(tmp_path, rows, header="path,label,patient_id")
+    with pytest.warns(DataWarning, match=r"labels.csv: 2 of 10 patients have images of different labels \(e.g. "
+                                         r"patient 'p0': 1 'neg', 1 'pos'\); such a patient goes to one split, "
+                                         r"stratified by its first image's label \('neg' for 'p0'\)"):
+        ds = FolderDataset("test", **kw)
+    with pytest.warns(DataWarning, match="2 of 10 patients have images of different labels"):
+        train = FolderDataset("train", **kw)
+    assert {e[2] for e in ds.entries}.isdisjoint({e[2] for e in train.entries})  # still patient-disjoint
+    from faithbench.datasets.folder_split import mixed_patients
+
+    entries = [(None, 1, "a"), (None, 0, "a"), (None, 0, "a"), (None, 1, "b")]
+    assert mixed_patients(entries, {"a": 1, "b": 1}, ("x", "y"), tmp_path) == (
+        f"{tmp_path}: 1 of 2 patients have images of different labels (e.g. patient 'a': 2 'x', 1 'y'); such a "
+        "patient goes to one split, stratified by its first image's label ('y' for 'a'), and each image keeps its "
+        "own label")
+    _write(tmp_path, [f"im{k}.png,{('neg', 'pos')[k % 2]},p{k % 2}{k // 4}" for k in range(12)],
+           header="path,label,patient_id")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FolderDataset("test", **kw)  # one label per patient: quiet
