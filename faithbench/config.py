@@ -7,12 +7,12 @@ relative to the including file, or a built-in suite name) merges another suite f
 the including file win; a cycle of includes is an error. A relative ``weights:`` path of a model
 is read relative to the file that writes it too (else to the working directory). YAML is read strictly
 (:mod:`faithbench.config_yaml`): UTF-8 only, a key written twice is an error, and aliases may
-not expand the suite beyond a small budget.
+not expand the suite beyond a small budget. Finding and reading suite files, ``include:`` and built-in
+names: :mod:`faithbench.config_files`.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -23,7 +23,8 @@ from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwar
                                      check_param_types, check_suite_values, check_target, check_validation,
                                      check_weights, resolve_weights, unique_names)
 from faithbench.config_messages import validation_message
-from faithbench.config_yaml import YAMLFileError, load_yaml_file
+from faithbench.config_files import (BUILTIN_DIR, SuiteError, builtin_suites, read_suite_file,
+                                     resolve_suite_path, suite_folder)
 from faithbench.configurable import Bool, Float, Int, ParameterError
 from faithbench.datasets.paths import DataError
 from faithbench.metric_checks import check_masks, check_metric_fit, check_regions
@@ -32,16 +33,8 @@ from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.factory import check_model_spec, is_external
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
-# The built-in suites ship inside the package (``faithbench/suites/*.yaml``, package data), so
-# they are found after a non-editable install too; ``benchmarks/`` in the repository links to them.
-BUILTIN_DIR = Path(__file__).resolve().parent / "suites"
-
-
-class SuiteError(ValueError):
-    """A suite that cannot be run; the message names the file and the key."""
-
-
-__all__ = ["SuiteError", "SuiteWarning", "Suite", "load_suite", "suite_from_dict", "validate_plugins"]
+__all__ = ["SuiteError", "SuiteWarning", "Suite", "load_suite", "suite_from_dict", "validate_plugins",
+           "BUILTIN_DIR", "builtin_suites", "resolve_suite_path"]  # the last three: faithbench.config_files'
 
 
 class PluginSpec(BaseModel):
@@ -184,70 +177,6 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...] = (), origins: dict[str, Path] | None = None) -> dict[str, Any]:
-    """The suite mapping of ``path`` with its ``include:`` chain merged (strict YAML:
-    :mod:`faithbench.config_yaml`); ``seen``: the resolved paths of the including files;
-    ``origins`` (filled in): the file that wrote each key of the merged mapping."""
-    try:
-        data = load_yaml_file(path)
-    except OSError as exc:
-        raise SuiteError(f"{path}: cannot read suite ({exc.strerror})") from None
-    except YAMLFileError as exc:
-        raise SuiteError(str(exc)) from None
-    if not isinstance(data, dict):
-        got = "an empty file" if data is None else type(data).__name__  # a review: "got NoneType"
-        raise SuiteError(f"{path}: expected a mapping of suite keys (name, datasets, models, …), got {got}")
-    include, own = data.pop("include", None), list(data)
-    if include is not None:
-        if not isinstance(include, str):
-            raise SuiteError(f"{path}: include: expected a path or suite name, got {include!r}")
-        try:
-            inc = resolve_suite_path(include, relative_to=path.parent)
-        except SuiteError as exc:
-            raise SuiteError(f"{path}: include: {exc}") from None
-        chain = seen + (path.resolve(),)
-        if inc.resolve() in chain:  # resolved: ../x.yaml and x.yaml are one file
-            raise SuiteError(f"{path}: include: circular include of {inc} "
-                             f"({' -> '.join(p.name for p in chain + (inc.resolve(),))})")
-        data = {**_read_yaml(inc, chain, origins), **data}
-    if origins is not None:
-        origins.update(dict.fromkeys(own, path))  # after the included file's: this file's keys win
-    return data
-
-
-def resolve_suite_path(suite: str | Path, relative_to: Path | None = None) -> Path:
-    """A YAML file, or the name of a built-in suite (``faithbench/suites/<name>.yaml``). A *file* wins:
-    ``suite``, then ``<suite>.yaml`` and ``<suite>.yml`` (so a copy of a built-in you edit, ``quick.yaml``,
-    wins over the built-in ``quick``), relative to ``relative_to`` first (for ``include:``), then to the
-    working directory; only then is ``suite`` looked up among the built-ins. A directory is never a suite,
-    so an output folder ``quick/`` does not shadow ``quick``."""
-    candidate = Path(suite).expanduser()
-    names = [candidate.name] + ([] if candidate.suffix in (".yaml", ".yml") else
-                                [candidate.name + ext for ext in (".yaml", ".yml")])
-    folders = [Path()] if relative_to is None or candidate.is_absolute() else [relative_to, Path()]
-    for path in (folder / candidate.parent / name for folder in folders for name in names):
-        if path.is_file():
-            return path
-    builtin = BUILTIN_DIR / f"{suite}.yaml"
-    if builtin.is_file():
-        return builtin
-    known = builtin_suites()
-    builtins = ", ".join(known) or "(none)"
-    if not str(suite).strip() or candidate.is_dir():  # a review: '' read as the working directory
-        what = f"{suite}: a directory" if str(suite).strip() else "'': an empty name"
-        raise SuiteError(f"{what}, not a suite file, and not a built-in suite (built-ins: {builtins})")
-    where = " and ".join(dict.fromkeys(os.path.abspath(folder / candidate.parent) for folder in folders))
-    plain = candidate.suffix in (".yaml", ".yml") and candidate.stem in known and str(candidate.parent) == "."
-    raise SuiteError(f"{suite}: no such suite file, and not a built-in suite (looked for {' / '.join(names)} in "
-                     f"{where}{f'; the built-in is {candidate.stem!r}, without the suffix' if plain else ''}; "
-                     f"built-ins: {builtins})")
-
-
-def builtin_suites() -> list[str]:
-    """The names of the built-in suites, sorted (``faithbench list suites``)."""
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) if BUILTIN_DIR.is_dir() else []
-
-
 def validate_plugins(suite: Suite, source: str) -> None:
     """Resolve every plugin name and check every parameter, without running anything; then
     what needs the plugins built (:mod:`faithbench.config_checks`; warns :class:`SuiteWarning`)."""
@@ -376,14 +305,14 @@ def load_suite(suite: str | Path | dict[str, Any]) -> Suite:
                 included = resolve_suite_path(include)
             except SuiteError as exc:
                 raise SuiteError(f"{source}: include: {exc}") from None
-            data = {**_read_yaml(included, origins=origins), **data}
+            data = {**read_suite_file(included, origins=origins), **data}
             origins = {k: v for k, v in origins.items() if k not in suite}
     else:
         path = resolve_suite_path(suite)
-        data, source = _read_yaml(path, origins=origins), _shown(path)
+        data, source = read_suite_file(path, origins=origins), _shown(path)
     if "models" in origins:  # else a mapping's own models: suite_from_dict reads them from the working directory
         where = origins["models"]
-        data["models"] = resolve_weights(data["models"], where.parent, _shown(where), SuiteError)
+        data["models"] = resolve_weights(data["models"], suite_folder(where), _shown(where), SuiteError)
     return suite_from_dict(data, source=source)
 
 
