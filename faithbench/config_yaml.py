@@ -34,7 +34,7 @@ class YAMLFileError(ValueError):
 
 class StrictLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that raises on a key written twice in one mapping (merge keys ``<<``
-    may still supply defaults that the mapping overrides)."""
+    may still supply defaults that the mapping overrides) and on a null key (``~: 3``)."""
 
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
@@ -43,6 +43,9 @@ class StrictLoader(yaml.SafeLoader):
                 if key_node.tag == _MERGE_TAG:
                     continue
                 key = self.construct_object(key_node, deep=True)
+                if key is None:  # a review: "d25.yaml: : Keys should be strings", with no key and no line
+                    raise ConstructorError(None, None, "a null key (~, null or nothing before the colon); expected a "
+                                           "key name", key_node.start_mark)
                 try:
                     first = seen.get(key)
                 except TypeError:  # an unhashable key: the base class reports it

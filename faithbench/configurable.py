@@ -61,7 +61,14 @@ def _boolean(value: Any) -> Any:
 
 Int = Annotated[int, BeforeValidator(_number)]
 Bool = Annotated[bool, BeforeValidator(_boolean)]
-Float = Annotated[float, BeforeValidator(_number), AllowInfNan(False)]
+def _finite(value: Any) -> Any:
+    value = _number(value)  # a review: lr .nan was "Input should be greater than 0" (NaN fails every bound)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_finite), AllowInfNan(False)]
 
 
 @dataclass(frozen=True)

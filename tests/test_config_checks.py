@@ -53,9 +53,13 @@ def _load_silently(tmp_path, *texts):
     ("{epochs: 1}", "{epochs: 1, lr: yes}", r"suite.yaml: models\[0\].recipe.lr: expected a number, got true$"),
     ("recipe:", "preprocess: {std: [true]}, recipe:", r"models\[0\].preprocess.std\[0\]: expected a number"),
     # finite numbers (a fuzzing review: std .inf showed the network a blank image, lr .inf trained NaN)
-    ("recipe:", "preprocess: {std: [.inf]}, recipe:", r"models\[0\].preprocess.std\[0\]: Input should be a finite "
-                                                       r"number$"),
-    ("{epochs: 1}", "{epochs: 1, lr: .inf}", r"suite.yaml: models\[0\].recipe.lr: Input should be a finite number$"),
+    ("recipe:", "preprocess: {std: [.inf]}, recipe:", r"models\[0\].preprocess.std\[0\]: expected a finite "
+                                                       r"number, got inf$"),
+    ("{epochs: 1}", "{epochs: 1, lr: .inf}", r"suite.yaml: models\[0\].recipe.lr: expected a finite number, got inf$"),
+    # NaN fails every bound: it was "lr: Input should be greater than 0" (a fuzzing review)
+    ("{epochs: 1}", "{epochs: 1, lr: .nan}", r"suite.yaml: models\[0\].recipe.lr: expected a finite number, got nan$"),
+    ("name: t", "name: t\nregions: {grid: [1, 3], alpha: .nan}", r"suite.yaml: regions.alpha: expected a finite "
+                                                                 r"number, got nan$"),
     ("recipe:", "preprocess: {channels: [-1]}, recipe:", r"models\[0\].preprocess.channels\[0\]: Input should be "
                                                           r"greater than or equal to 0$"),
     ("recipe:", "preprocess: {size: [1000000, 32]}, recipe:", r"models\[0\].preprocess.size\[0\]: Input should be "

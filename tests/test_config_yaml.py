@@ -69,6 +69,16 @@ def test_duplicate_nested_key_is_an_error(tmp_path):
         load_suite(path)
 
 
+@pytest.mark.parametrize("key, line", [("~", 7), ("null", 7)])
+def test_a_null_key_is_named_with_its_line(tmp_path, key, line):
+    """A fuzzing review: ``~: 3`` was "d25.yaml: : Keys should be strings" (no key, no line)."""
+    path = tmp_path / "null.yaml"
+    path.write_text(BASE.replace("EXPLAINER", "gradcam") + f"seeds: [0]\n{key}: 3\n")
+    with pytest.raises(SuiteError, match=rf"^{path}: line {line}, column 1: malformed YAML: a null key \(~, null or "
+                                         r"nothing before the colon\); expected a key name$"):
+        load_suite(path)
+
+
 def test_include_cycle_through_relative_paths(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.yaml").write_text("include: ../b.yaml\nname: a\n")
