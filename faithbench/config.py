@@ -42,8 +42,8 @@ class PluginSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    alias: str | None = None
+    name: str = Field(min_length=1)  # '' (a review): a suite '' wrote reports/_, an alias '' meant no alias
+    alias: str | None = Field(None, min_length=1)
     params: dict[str, Any] = {}
 
     @property
@@ -139,7 +139,7 @@ def _coerce(value: Any) -> Any:
 class Suite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(min_length=1)
     description: str = ""
     seeds: list[Int] = Field(default_factory=lambda: [0], min_length=1)
     samples: Int = Field(64, ge=1, description="test samples per dataset")

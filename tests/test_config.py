@@ -71,6 +71,22 @@ def test_errors_name_file_and_key(tmp_path, text, expected):
         load_suite(write(tmp_path, text))
 
 
+@pytest.mark.parametrize("old, new, key", [
+    ("name: t", "name: ''", "name"),  # was accepted: reports/_
+    ("[phantom_cxr]", "[{name: phantom_cxr, alias: ''}]", r"datasets\[0\].alias"),  # was: silently no alias
+    ("{name: resnet18,", "{name: resnet18, alias: '',", r"models\[0\].alias"),
+    ("{name: resnet18,", "{name: '',", r"models\[0\].name"),
+    ("[gradcam, random]", "[{name: gradcam, alias: ''}, random]", r"explainers\[0\].alias"),
+    ("[pointing_game]", "[{name: pointing_game, alias: ''}]", r"metrics\[0\].alias"),
+    ("[pointing_game]", "['']", r"metrics\[0\].name"),
+])
+def test_an_empty_name_or_alias_is_refused(tmp_path, old, new, key):
+    """A fuzzing review (F5): '' was accepted as a suite name and meant "no alias" in an entry."""
+    with pytest.raises(SuiteError, match=rf"^{tmp_path / 'suite.yaml'}: {key}: String should have at least 1 "
+                                         r"character$"):
+        load_suite(write(tmp_path, BASE.replace(old, new)))
+
+
 def test_include_merges_and_overrides(tmp_path):
     write(tmp_path, BASE, name="base.yaml")
     child = write(tmp_path, "include: base.yaml\nname: child\nseeds: [0, 1]\n", name="child.yaml")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import Tensor, nn
 
 from faithbench import registry
@@ -55,8 +55,8 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    alias: str | None = None
+    name: str = Field(min_length=1)
+    alias: str | None = Field(None, min_length=1)
     params: dict[str, Any] = {}
     recipe: Recipe | None = None
     weights: str | None = None
