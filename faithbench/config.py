@@ -17,7 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs, first_line,
                                      check_param_types, check_suite_values, check_target, check_validation,
@@ -28,7 +29,7 @@ from faithbench.config_files import (BUILTIN_DIR, SuiteError, builtin_suites, re
 from faithbench.configurable import Bool, Float, Int, ParameterError
 from faithbench.datasets.paths import DataError
 from faithbench.metric_checks import check_masks, check_metric_fit, check_regions
-from faithbench.model_checks import check_models
+from faithbench.model_checks import check_models, check_train_splits
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.factory import check_model_spec, is_external
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
@@ -160,6 +161,12 @@ class Suite(BaseModel):
                              "each group (at most its first batch) re-explained and re-scored under a minor and a "
                              "disruptive perturbation; 0: off")
     regions: RegionSpec | None = Field(None, description="region-based saliency (regions.csv, region_tests.csv)")
+    _source: str = PrivateAttr("<suite>")  # the file it was read from, which the run's errors name
+
+    @property
+    def source(self) -> str:
+        """The suite file as errors name it (``<suite>`` for a mapping)."""
+        return self._source
 
     @field_validator("datasets", "explainers", "metrics", "models", mode="before")
     @classmethod
@@ -263,6 +270,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
     masks = check_masks(suite, source, built, plugins["metrics"], SuiteError)  # per dataset, read once
     check_regions(suite, source, built, masks, SuiteError)
     check_validation(suite, source, built, plugins["metrics"], SuiteError)
+    check_train_splits(suite, source, built, SuiteError)  # one class in a train split, where labels are cheap
     check_metric_fit(suite, source, built, plugins["metrics"], SuiteError, masks)  # aliases; limits of data, model
 
 
@@ -275,6 +283,7 @@ def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
         raise SuiteError(f"{source}: {validation_message(exc.errors(), _loc, Suite)}") from None
+    suite._source = source
     validate_plugins(suite, source)
     _check_control(suite, source)
     return suite

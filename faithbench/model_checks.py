@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from faithbench.config_checks import SuiteWarning, first_line, mask_names, model_dataset_pairs
-from faithbench.datasets.base import ImageAxesError
+from faithbench.datasets.base import ImageAxesError, check_train_classes
+from faithbench.datasets.paths import DataError
 from faithbench.models.errors import INPLACE_INPUT
 from faithbench.names import counted
 
@@ -254,3 +255,45 @@ def unavailable_weights(suite: Any, source: str) -> list[str]:
         except PretrainedUnavailableError as exc:
             lines.append(f"{source}: models[{i}]: {exc}; here the run stops before it computes anything")
     return lines
+
+
+def train_class_problem(label: str, trained: list[Any], train: Any) -> str | None:
+    """Why a model of ``trained`` (model entries, each with its recipe's ``n_train``) cannot be trained on
+    ``train``, dataset ``label``'s train split: its labels (:meth:`BaseDataset.labels`, when known without
+    images) hold one class only (None: they hold two, or are not known so). The message is the one
+    training would raise (``dataset 'x': model 'y': the train split holds one class only …``)."""
+    labels = None if getattr(train, "multilabel", False) else train.labels()
+    for model in trained if labels is not None else []:
+        n_train = model.recipe.n_train if model.recipe is not None else None
+        try:
+            check_train_classes(labels, tuple(train.classes), f"dataset {label!r}: model {model.label!r}",
+                                n_train=n_train)
+        except DataError as exc:
+            return str(exc)
+    return None
+
+
+def trained_models(suite: Any, spec: Any, permuted: bool) -> list[Any]:
+    """The model entries of ``suite`` trained on dataset entry ``spec`` (a recipe; every paired model
+    when the permuted-label twin is trained), as :func:`faithbench.runner.plan.plan` pairs them."""
+    paired = [m for m in suite.models if spec.models is None or m.label in spec.models]
+    return [m for m in paired if permuted or m.recipe is not None]
+
+
+def check_train_splits(suite: Any, source: str, built: dict[str, Any], error: type[Exception]) -> None:
+    """A dataset whose split building is cheap (``cheap_splits``: the phantoms, your own folders and
+    volumes) and whose train split holds one class for a model trained on it: an error naming the
+    suite file and ``datasets[i].params`` (a review: ``n: 1`` and ``prevalence: 0.001`` passed
+    validate, then the run refused them). The run's preflight checks the others' splits the same way."""
+    permuted = _needs_twin(suite)
+    for i, spec in enumerate(suite.datasets):
+        dataset, trained = built.get(spec.label), trained_models(suite, spec, permuted)
+        if not trained or not getattr(dataset, "cheap_splits", False):
+            continue
+        try:
+            train = type(dataset)(split="train", **spec.params)
+        except Exception:  # noqa: BLE001 - config_checks.check_validation reports a train split that fails
+            continue
+        problem = train_class_problem(spec.label, trained, train)
+        if problem:
+            raise error(f"{source}: datasets[{i}].params: {problem}")

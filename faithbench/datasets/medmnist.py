@@ -199,6 +199,9 @@ class MedMNIST(BaseDataset):
         return Sample(id=f"{self.flag}_{self.size}-{self.split}-{int(self._index[i]):05d}",
                       image=self._images[i].float() / 255.0, label=int(self._labels[i]), meta=meta, labels=labels)
 
+    def labels(self) -> list[int] | None:
+        return None if self.multilabel else [int(y) for y in self._labels]
+
     def tensors(self) -> tuple[Tensor, Tensor]:
         if self.multilabel and self._label_vectors is not None:
             return self._images.float() / 255.0, torch.from_numpy(np.asarray(self._label_vectors, dtype=np.int64))

@@ -68,6 +68,7 @@ class _Phantom(BaseDataset):
     default_n: dict[str, int] = {}
     min_size = 1
     max_size = 4096  # a side; 3D phantoms lower (a fuzzing review: size 1e12 was an allocation error, exit 1)
+    cheap_splits = True  # a split is generated on demand: building one generates nothing
 
     def _setup(self, split: Split, *, n: int | None, size: int, channels: int, seed: int, prevalence: float,
                lesion_contrast: float, lesion_radius: tuple[float, float], noise: float, shortcut: float,
@@ -99,6 +100,17 @@ class _Phantom(BaseDataset):
 
     def __getitem__(self, i: int) -> Sample:
         return self.generate(i)
+
+    seed_salt = 0  # added to each sample's generator seed (phantom_organ3d: 7)
+
+    def generator(self, i: int) -> torch.Generator:
+        """Sample ``i``'s generator, seeded from (seed, split, index); its first draw decides the label."""
+        return torch.Generator().manual_seed(self.seed * 10_000_019 + _SPLIT_OFFSET[self.split] + self.seed_salt + i)
+
+    def labels(self) -> list[int]:
+        """Each sample's label from the first draw of its generator, no image generated (a review: a train
+        split of one class, ``n: 1`` or ``prevalence: 0.001``, passed ``validate``)."""
+        return [int(float(torch.rand((), generator=self.generator(i))) < self.prevalence) for i in range(self.n)]
 
     def counterfactual(self, i: int, remove: Iterable[str]) -> Sample:
         """Sample ``i`` with the named evidence (``lesion``, ``marker``) left out: the same
@@ -204,7 +216,7 @@ class PhantomCXR(_Phantom):
     def generate(self, i: int, without: frozenset[str] = frozenset()) -> Sample:
         if not 0 <= i < self.n:
             raise IndexError(f"phantom_cxr: index {i} out of range for {self.n} samples")
-        gen = torch.Generator().manual_seed(self.seed * 10_000_019 + _SPLIT_OFFSET[self.split] + i)
+        gen = self.generator(i)
         u = lambda: float(torch.rand((), generator=gen))  # noqa: E731 - a tiny local helper
         s = self.size / 64.0
         g = self._grid  # g[0] = rows (y), g[1] = cols (x)
@@ -297,6 +309,7 @@ class PhantomOrgan3D(_Phantom):
     background = 0.0
     version = "1"
     default_n = {"train": 1000, "val": 200, "test": 250}
+    seed_salt = 7
     min_size = 24
     max_size = 128  # a review: validate at 256 did not finish in 300 s (128: 18 s)
 
@@ -310,7 +323,7 @@ class PhantomOrgan3D(_Phantom):
     def generate(self, i: int, without: frozenset[str] = frozenset()) -> Sample:
         if not 0 <= i < self.n:
             raise IndexError(f"phantom_organ3d: index {i} out of range for {self.n} samples")
-        gen = torch.Generator().manual_seed(self.seed * 10_000_019 + _SPLIT_OFFSET[self.split] + 7 + i)
+        gen = self.generator(i)
         u = lambda: float(torch.rand((), generator=gen))  # noqa: E731 - a tiny local helper
         j = lambda: (u() - 0.5) * 2  # noqa: E731 - uniform in [-1, 1]
         s = self.size / 32.0

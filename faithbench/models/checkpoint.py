@@ -373,9 +373,7 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
     resolved = resolve_dependencies(model, splits, seed, cache)  # e.g. a frozen backbone first
     x_train, y_train = train.tensors()
     if y_train.ndim == 1:  # trained on one class, a model predicts it for every input: refused (exit 2)
-        hint = (f"the recipe's n_train {recipe.n_train} takes the first {recipe.n_train} of the split; a folder or "
-                "medmnist dataset's n keeps each class's share") if recipe.n_train else ""
-        check_train_classes(y_train[: recipe.n_train].tolist(), tuple(train.classes), f"model {spec.label!r}", hint)
+        check_train_classes(y_train.tolist(), tuple(train.classes), f"model {spec.label!r}", n_train=recipe.n_train)
     x_val, y_val = val.tensors()
     if permute_labels:
         y_train, y_val = permuted(y_train, seed), permuted(y_val, seed + 1)

@@ -31,6 +31,7 @@ from faithbench.datasets.paths import DataError
 from faithbench.device import caller_rng
 from faithbench.models.checkpoint import CheckpointError
 from faithbench.models.factory import check_pretrained_available, is_external, parse_model_name
+from faithbench.model_checks import trained_models, train_class_problem
 from faithbench.registry import datasets, explainers, metrics, models
 from faithbench.runner.calibration import CALIBRATION_COLUMNS
 from faithbench.runner.cell import FAILURE_COLUMNS, REGION_COLUMNS
@@ -67,7 +68,7 @@ def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
     for group in plan(suite):
         needs.setdefault(group.dataset.label, set()).update(needed_splits(group, settings))
     unavailable: dict[str, str] = {}
-    for spec in suite.datasets:
+    for i, spec in enumerate(suite.datasets):
         names = tuple(s for s in ("train", "val", "test") if s in needs.get(spec.label, {"test"}))
         try:
             splits = build_splits(spec, names)
@@ -81,6 +82,10 @@ def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
         if "train" in splits and len(splits["train"]) == 0:
             raise InputDataError(f"dataset {spec.label!r}: the train split is empty, and a model is "
                                  f"trained on it")
+        problem = "train" in splits and train_class_problem(  # as validate says where labels are cheap
+            spec.label, trained_models(suite, spec, settings.needs_permuted), splits["train"])
+        if problem:
+            raise InputDataError(f"{suite.source}: datasets[{i}].params: {problem}")
         if settings.needs_validation and len(splits["val"]) == 0:
             raise InputDataError(f"dataset {spec.label!r}: the val split is empty, and a metric is "
                                  f"calibrated on it (threshold: val or gate: val)")
