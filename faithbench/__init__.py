@@ -137,6 +137,9 @@ def load_suite(suite: str | Path | dict[str, Any]) -> Any:
     return _load(suite)
 
 
+_RUN_SETTINGS = ("limit", "device", "cache", "executor", "progress", "log", "report")
+
+
 def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) -> Any:
     """Run a suite (a :class:`~faithbench.config.Suite`, a dict of suite keys, a YAML path or a
     built-in name) into ``out_dir`` (default ``reports/<suite name>``); returns a
@@ -167,7 +170,9 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     a ``RuntimeError`` and ``CacheWriteError`` an ``OSError``. A failing explainer or metric is not raised:
     it is a row of ``failures``, and the run goes on."""
     from faithbench.config import Suite
+    from faithbench.runner.errors import UsageError
     from faithbench.runner.run import default_out_dir, run_suite
+    from faithbench.runner.settings import check_limit, resolve_device
     from faithbench.store import Cache
 
     _check_type("run", "suite", suite, (str, os.PathLike, dict, Suite),
@@ -180,6 +185,12 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     if kwargs.get("log") is not None and not callable(kwargs["log"]):  # else it fails mid-run, at a log line
         raise TypeError(f"run: log expects a callable taking each log line (print, list.append) or None, got "
                         f"{type(kwargs['log']).__name__}")
+    unknown = sorted(set(kwargs) - set(_RUN_SETTINGS))  # a review: these named run_suite and --device
+    if unknown:
+        raise UsageError(f"run: unknown setting {unknown[0]!r}; expected {', '.join(_RUN_SETTINGS[:-1])} or report")
+    check_limit(kwargs.get("limit"), "run: limit")
+    if kwargs.get("device") is not None:
+        kwargs["device"] = resolve_device(kwargs["device"], "run: device", cpu="device='cpu'")
     if isinstance(suite, Suite):  # built in code: validate the names as a YAML file would be
         from faithbench.config import suite_from_dict
 

@@ -72,6 +72,20 @@ def test_run_takes_the_cache_folder_as_a_path_string_and_names_every_setting(tmp
         faithbench.run(TINY, out_dir=tmp_path / "out2", quiet=True)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"device": "tpu"}, r"run: device: expected one of auto, cpu, cuda, cuda:N, mps, got 'tpu'"),
+    ({"device": "mps"}, r"run: device 'mps': not supported: .*; use device='cpu'"),
+    ({"bogus": 1}, r"run: unknown setting 'bogus'; expected limit, device, cache, executor, progress, log or report"),
+])
+def test_run_errors_name_its_own_arguments_not_the_cli_flags(tmp_path, kwargs, message):
+    """A docs review: device='tpu' was "--device: expected …", an unknown keyword "run_suite: unknown setting"."""
+    from faithbench.runner.errors import UsageError
+
+    with pytest.raises(UsageError, match=rf"^{message}$"):
+        faithbench.run(TINY, out_dir=tmp_path / "out", cache=tmp_path / "cache", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("limit, shown", [(0, "0"), (-1, "-1"), ("x", "'x' (str)"), (2.5, "2.5 (float)"),
                                          (True, "True (bool)")])
 def test_run_refuses_a_limit_that_is_not_a_positive_int_before_any_work(tmp_path, limit, shown):
@@ -79,7 +93,7 @@ def test_run_refuses_a_limit_that_is_not_a_positive_int_before_any_work(tmp_path
     for minutes and then failed with a raw TypeError."""
     from faithbench.runner.errors import UsageError
 
-    with pytest.raises(UsageError, match=rf"^limit: expected a positive number of samples \(an int >= 1\), "
+    with pytest.raises(UsageError, match=rf"^run: limit: expected a positive number of samples \(an int >= 1\), "
                                          rf"got {re.escape(shown)}$"):
         faithbench.run(TINY, out_dir=tmp_path / "out", cache=tmp_path / "cache", progress=False, limit=limit)
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()

@@ -19,11 +19,12 @@ from faithbench.registry import metrics
 from faithbench.runner.errors import UsageError
 
 
-def resolve_device(device: str | None, where: str = "device") -> str:
+def resolve_device(device: str | None, where: str = "device", cpu: str = "--device cpu") -> str:
     """``auto`` (or None) -> ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``, ``cuda`` and
     ``cuda:N`` as given (``mps`` is refused: no float64 there). An unusable device is a
     :class:`UsageError` (exit 2) that begins with ``where``: the setting that asked for it
-    (``--device``, ``suite.yaml: device``)."""
+    (``--device``, ``suite.yaml: device``, ``run: device``); ``cpu``: how its advice names the CPU
+    (``device='cpu'`` for :func:`faithbench.run`)."""
     try:
         device = check_device_name(device or "auto")
     except ValueError as exc:
@@ -34,12 +35,12 @@ def resolve_device(device: str | None, where: str = "device") -> str:
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise UsageError(f"{where} {device!r}: CUDA is not available here (torch {torch.__version__}, "
-                             f"{torch.cuda.device_count()} GPUs); use --device cpu or auto")
+                             f"{torch.cuda.device_count()} GPUs); use {cpu} or auto")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise UsageError(f"{where} {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
     elif dev.type == "mps":  # a review: every metric would fail (.double() on the device), after training
         raise UsageError(f"{where} {device!r}: not supported: faithbench's metrics compute in float64, which "
-                         "Apple's MPS lacks; use --device cpu")
+                         f"Apple's MPS lacks; use {cpu}")
     return str(dev)
 
 
