@@ -234,14 +234,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from faithbench.reports.gallery import GALLERY_NOTE, missing_galleries
+    from faithbench.reports.integrity import NOT_A_RUN
     from faithbench.reports.writer import FORMATS, RunFolderError, build_report, is_run_folder
 
     run_dir = Path(args.run_dir)
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such folder (a run folder: the --out of faithbench run)")
     if not is_run_folder(run_dir):
-        raise InputError(f"{run_dir}: not a faithbench run folder (no results.parquet, nor the manifest.json of a "
-                         "run)")
+        raise InputError(f"{run_dir}: {NOT_A_RUN}")
     from faithbench.runner.lock import lock_output
     formats = FORMATS if args.format == "all" else (args.format,)
     try:  # an input missing or unreadable: bad input (exit 2), raised before any file is written

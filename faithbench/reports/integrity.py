@@ -18,7 +18,7 @@ import pandas as pd
 
 from faithbench.stats.tables import REQUIRED
 
-__all__ = ["COUNTED", "KEY_COLUMNS", "is_run_folder", "mark_report", "row_counts", "table_problem"]
+__all__ = ["COUNTED", "KEY_COLUMNS", "NOT_A_RUN", "is_run_folder", "mark_report", "row_counts", "table_problem"]
 
 COUNTED = ("results.parquet", "curves.parquet", "models.csv", "samples.csv", "skipped.csv")  # rows the run recorded
 KEY_COLUMNS = {"results.parquet": tuple(REQUIRED),  # also those an older layout lacks (a review: exit 1 on 'chance')
@@ -28,6 +28,10 @@ KEY_COLUMNS = {"results.parquet": tuple(REQUIRED),  # also those an older layout
                "curves.parquet": ("dataset", "model", "explainer", "metric", "seed", "sample_id"),
                "reliability.csv": ("metric", "nr", "ar", "passed", "agreement_tau"),
                "skipped.csv": ("cell", "reason")}
+
+
+# what build_report and `faithbench report` say of a folder that is_run_folder refuses (docs/outputs.md quotes it)
+NOT_A_RUN = "not a faithbench run folder (no results.parquet, nor the manifest.json of a run)"
 
 
 def is_run_folder(path: Path) -> bool:

@@ -28,7 +28,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from faithbench.progress import bars_disabled
-from faithbench.reports.integrity import is_run_folder, mark_report, table_problem
+from faithbench.reports.integrity import NOT_A_RUN, is_run_folder, mark_report, table_problem
 from faithbench.reports.markup import markdown_escape
 from faithbench.reports.summaries import cost_summary, models_summary  # re-exported
 from faithbench.store import atomic_write_bytes
@@ -294,7 +294,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     out_dir = Path(out_dir)
     formats = _check_formats(formats)
     if not is_run_folder(out_dir):
-        raise FileNotFoundError(f"{out_dir}: no results.parquet; is this a faithbench run folder?")
+        raise FileNotFoundError(f"{out_dir}: {NOT_A_RUN}")  # the words of `faithbench report` (a docs review)
     inputs = read_inputs(out_dir)
     results, manifest = inputs["results.parquet"], inputs["manifest.json"]
     control = control or run_control(manifest)

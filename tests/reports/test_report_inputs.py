@@ -356,3 +356,16 @@ def test_a_results_table_of_an_older_layout_is_refused_naming_it(run, capsys):
     assert _refused(run, capsys).endswith(
         f"{run}: results.parquet lacks the columns category, chance the report reads; rerun `faithbench run` into this "
         "folder to rebuild it")
+
+
+def test_build_report_and_the_docs_say_what_faithbench_report_says_of_a_folder_that_is_no_run(tmp_path, capsys):
+    """A docs review: build_report said "no results.parquet; is this a faithbench run folder?", the CLI
+    "not a faithbench run folder (…)", and docs/outputs.md a third wording."""
+    message = f"{tmp_path}: not a faithbench run folder (no results.parquet, nor the manifest.json of a run)"
+    with pytest.raises(FileNotFoundError) as info:
+        build_report(tmp_path)
+    assert str(info.value) == message
+    assert main(["report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"faithbench: error: {message}\n"
+    doc = " ".join((Path(__file__).resolve().parents[2] / "docs" / "outputs.md").read_text().split())
+    assert '"RUN: not a faithbench run folder (no results.parquet, nor the manifest.json of a run)"' in doc
