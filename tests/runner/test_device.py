@@ -119,6 +119,10 @@ def test_devices_resolve_or_fail_with_a_clear_error():
             RunSettings.from_suite(suite)
         with pytest.raises(UsageError, match=r"^--device 'cuda:1': CUDA is not available"):
             RunSettings.from_suite(suite, device="cuda:1")
+        # review 164: a suite read from a file is named by its file, as its other errors are
+        suite = suite_from_dict({**TINY, "device": "cuda"}, source="own.yaml")
+        with pytest.raises(UsageError, match=r"^own.yaml: device 'cuda': CUDA is not available"):
+            RunSettings.from_suite(suite)
 
 
 TINY = {"name": "tiny_device", "samples": 4, "batch_size": 4,
