@@ -107,3 +107,60 @@ def test_a_run_on_such_a_dataset_exits_2_naming_the_sample(tmp_path, capsys):
                               "label 2 is not a class index 0 to 1")
     finally:
         datasets.unregister("zz_broken")
+
+
+def _with_mask(mask: torch.Tensor) -> Sample:
+    return Sample(id="s0", image=torch.zeros(1, 4, 4), label=0, masks={"lesion": mask})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.uint8])
+def test_a_0_1_mask_of_another_dtype_is_read_as_bool(dtype):
+    from faithbench.types import Batch
+
+    mask = torch.zeros(4, 4, dtype=dtype)
+    mask[1:3, 1:2] = 1
+    batch = Batch.collate([_with_mask(mask)])
+    assert batch.masks["lesion"].dtype == torch.bool
+    assert batch.masks["lesion"][0].nonzero().tolist() == [[1, 1], [2, 1]]
+
+
+@pytest.mark.parametrize("value, dtype, shown", [(0.25, torch.float32, "0.25"), (255, torch.uint8, "255"),
+                                                 (float("nan"), torch.float32, "nan"), (-1, torch.int64, "-1")])
+def test_a_mask_with_values_other_than_0_and_1_is_refused(value, dtype, shown):
+    """A held-out review: a probability map as a mask (torch.rand) was read as `!= 0` without a word:
+    every pixel counted as lesion, and the pointing game gave 1.0 to every explainer."""
+    from faithbench.types import Batch
+
+    mask = torch.zeros(4, 4, dtype=dtype)
+    mask[0, 1], mask[2, 2] = 1, value
+    with pytest.raises(ValueError, match=rf"^sample 's0': mask 'lesion' is {dtype} with values other than 0 and 1 "
+                                         rf"\(e\.g\. {shown}\); expected a bool mask: threshold it yourself"):
+        Batch.collate([_with_mask(mask)])
+
+
+class SoftMask(Broken):
+    """Positives carry a probability map as their ``lesion`` mask."""
+
+    def __getitem__(self, i: int) -> Sample:
+        sample = super().__getitem__(i)
+        soft = torch.rand(16, 16, generator=torch.Generator().manual_seed(i))
+        return Sample(id=sample.id, image=sample.image, label=sample.label, masks={"lesion": soft})
+
+
+def test_a_run_on_a_dataset_with_a_soft_mask_exits_2_naming_the_dataset(tmp_path, capsys):
+    datasets.register("zz_soft")(SoftMask)
+    try:
+        suite = tmp_path / "suite.yaml"
+        suite.write_text(yaml.safe_dump({
+            "name": "soft", "samples": 4, "batch_size": 4, "datasets": ["zz_soft"],
+            "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1, "batch_size": 12}}],
+            "explainers": ["random"], "metrics": ["pointing_game"]}))
+        code = main(["run", str(suite), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"),
+                     "--quiet"])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:
+        datasets.unregister("zz_soft")
+    assert code == 2
+    assert err.startswith("faithbench: error: dataset 'zz_soft' (test split): sample 'test-0': mask 'lesion' is "
+                          "torch.float32 with values other than 0 and 1 (e.g. 0.")
+    assert err.endswith("expected a bool mask: threshold it yourself (mask > 0.5)")
