@@ -221,7 +221,7 @@ class Explainer(Configurable):
         finally:
             np.random.set_state(numpy_state)
             random.setstate(python_state)
-        return self._checked(saliency, (x.shape[0], *x.shape[2:]))
+        return self._checked(saliency, (x.shape[0], *x.shape[2:]), x.device)
 
     def _refuse_unsupported(self, model: nn.Module, x: Tensor) -> None:
         """A direct call is refused with :meth:`unsupported_reason`, the reason the runner skips a cell
@@ -250,10 +250,11 @@ class Explainer(Configurable):
             x = x.detach().clone().requires_grad_(True)
         self.reseed(x[0].detach() if per_image else None)
         saliency = self.explain(model, x, target)
-        return self._checked(saliency, (x.shape[0], *x.shape[2:])) if per_image else saliency
+        return self._checked(saliency, (x.shape[0], *x.shape[2:]), x.device) if per_image else saliency
 
-    def _checked(self, saliency: Any, expected: tuple[int, ...]) -> Tensor:
-        """``saliency`` as a detached float tensor, or the error that says what was expected."""
+    def _checked(self, saliency: Any, expected: tuple[int, ...], device: torch.device) -> Tensor:
+        """``saliency`` as a detached float tensor on ``device`` (the input's), or the error that says what
+        was expected."""
         if not isinstance(saliency, Tensor):
             raise TypeError(f"{self.name}: expected saliency as a torch.Tensor of shape {expected}, "
                             f"got {type(saliency).__name__}")
@@ -263,4 +264,7 @@ class Explainer(Configurable):
             raise TypeError(f"{self.name}: expected a floating-point saliency map, got {saliency.dtype}: return the "
                             "scores as floats (a bool map is a mask, not a ranking of the pixels; .float() an integer "
                             "map on purpose)")
+        if saliency.device != device:  # a review: torch's "Tensor.item() cannot be called on meta tensors"
+            raise ValueError(f"explainer {self.name!r} returned its map on device {saliency.device}; expected the "
+                             f"input's device {device}")
         return saliency.detach().float()

@@ -166,6 +166,28 @@ def test_a_map_that_is_not_floating_point_is_refused(cnn, convert):
         Cast()(model, x, torch.tensor([0, 1, 1, 0]))
 
 
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_a_map_on_another_device_than_the_input_is_refused_naming_both(cnn, stochastic):
+    """A held-out review: a plugin's map on another device failed its cell with torch's "Tensor.item() cannot
+    be called on meta tensors", naming neither the explainer nor the device (checked here with ``meta``:
+    a CUDA model's map moved to the CPU is the same check)."""
+    from faithbench.explainers import Explainer
+
+    class Elsewhere(Explainer):
+        name = "elsewhere"
+        needs_grad = False
+        defaults = {}
+
+        def explain(self, model, x, target):
+            return x.mean(1).to("meta")
+
+    Elsewhere.stochastic = stochastic  # explained per image, each checked there
+    model, x = cnn
+    with pytest.raises(ValueError, match=r"^explainer 'elsewhere' returned its map on device meta; expected the "
+                                         r"input's device cpu$"):
+        Elsewhere()(model, x, torch.tensor([0, 1, 1, 0]))
+
+
 def test_a_stochastic_plugin_is_explained_per_image(cnn):
     """A held-out review (helper 123): a plugin drawing ``torch.randn_like(x)`` per batch got another map
     for an image when only ``batch_size`` changed, and the images at one position of every batch shared
