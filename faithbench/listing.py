@@ -10,6 +10,7 @@ from typing import Any
 
 __all__ = ["describe", "first_sentence", "parameters"]
 
+_NONE = "(no description)"  # a plugin without a docstring (a review: listed as a lone ".")
 _ABBREVIATIONS = ("al", "e.g", "i.e", "cf", "vs", "etc", "approx", "Fig", "Eq", "resp")
 
 
@@ -38,12 +39,12 @@ def describe(kind: str, obj: object) -> str:
     """``[tags] sentence`` for a plugin of ``kind`` (explainers: family, dimensions, architectures;
     metrics: category, direction). An explainer's ``description`` is written as a phrase: it is
     printed as a sentence (a review: 30 lower-case fragments)."""
-    doc = (getattr(obj, "description", "") or first_sentence(obj.__doc__ or "")).strip()
+    doc = (getattr(obj, "description", "") or first_sentence(obj.__doc__ or "")).strip() or _NONE
     if kind == "explainers":
         word = doc.split(" ", 1)[0]  # a word, not a symbol: "x * d score / dx" stays x (a review)
         letters = word.replace("-", "")  # input-gradient, gradient-weighted: words
         doc = (doc[:1].upper() + doc[1:] if len(word) > 1 and letters.isalpha() and letters.islower() else doc) \
-            + ("" if doc.endswith((".", "?", "!")) else ".")
+            + ("" if doc.endswith((".", "?", "!")) or doc == _NONE else ".")
         dims = "/".join(f"{d}D" for d in sorted(getattr(obj, "dims", ())))
         if getattr(obj, "sequences", False):  # (T, H, W): a patient's visits, not a volume
             dims = "visits"

@@ -207,6 +207,23 @@ def test_an_explainer_description_is_a_sentence_without_changing_a_symbol():
     assert describe("explainers", Phrase).endswith("] Input-gradient plus bias-gradient maps.")
 
 
+def test_a_plugin_without_a_docstring_is_listed_as_having_no_description():
+    """A held-out review: an explainer without a docstring was listed as a lone "." after its tags."""
+    from faithbench.listing import describe
+    from faithbench.metrics.base import Metric
+    from faithbench.types import MetricInfo
+
+    class Bare:
+        family, dims, architectures = "gradient", (2,), ("cnn",)
+
+    class BareMetric(Metric):
+        info = MetricInfo("bare", higher_is_better=False, category="complexity")
+
+    assert describe("explainers", Bare) == "[gradient; 2D; cnn] (no description)"
+    assert describe("metrics", BareMetric) == "[complexity; ↓] (no description)"
+    assert describe("datasets", Bare) == "(no description)"
+
+
 def test_a_warning_while_the_suite_loads_is_shown_once():
     """A held-out review: a model builder or dataset plugin that warned while the suite loaded made
     validate and run loop for ever (each warning shown again was recorded again), memory growing."""
