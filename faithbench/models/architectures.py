@@ -198,6 +198,9 @@ def build_model(name: str, in_chans: int, num_classes: int, input_size: tuple[in
     """Build a registered architecture; unknown names raise with "did you mean"."""
     builder = models.get(name)
     model = builder(in_chans, num_classes, tuple(input_size), **params)
+    if not isinstance(model, nn.Module):  # a review: "'function' object has no attribute 'named_modules'"
+        raise TypeError(f"model {name!r}: its builder ({models.origin(name)}) returned {type(model).__name__}, "
+                        f"expected a torch.nn.Module (explainers hook its layers)")
     if not hasattr(model, "arch_family"):
         model.arch_family = "vit" if any("attn" in n for n, _ in model.named_modules()) else "cnn"
         model.spatial_dims = len(input_size)

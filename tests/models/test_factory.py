@@ -329,3 +329,18 @@ def test_monai_networks_do_not_download_their_default_weights():
     with pytest.raises(ValueError, match=r"'pretrained' is a key of the entry, not a parameter: write "
                                          r"\{name: 'timm:resnet18', pretrained: false\}"):
         spec(name="timm:resnet18", params={"pretrained": False}, recipe="default")
+
+
+def test_a_registered_builder_that_returns_no_module_is_named_with_what_it_returned():
+    """A held-out review: a builder returning a function gave "'function' object has no attribute
+    'named_modules'", not that it must return a torch.nn.Module."""
+    from faithbench.registry import models
+
+    models.register("test_not_a_module")(lambda in_chans, num_classes, input_size: (lambda x: x))
+    try:
+        with pytest.raises(SuiteError, match=r"models\[0\]: cannot build 'test_not_a_module' for dataset 'phantom_cxr' "
+                                             r"\(1 channel, size \(32, 32\)\): model 'test_not_a_module': its builder "
+                                             rf"\(module:{__name__}\) returned function, expected a torch\.nn\.Module"):
+            suite_from_dict({**SUITE, "models": [{"name": "test_not_a_module", "recipe": "default"}]})
+    finally:
+        models.unregister("test_not_a_module")
