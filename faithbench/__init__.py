@@ -192,9 +192,14 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     if kwargs.get("device") is not None:
         kwargs["device"] = resolve_device(kwargs["device"], "run: device", cpu="device='cpu'")
     if isinstance(suite, Suite):  # built in code: validate the names as a YAML file would be
-        from faithbench.config import suite_from_dict
+        import warnings
 
-        suite = suite_from_dict(suite.model_dump(exclude_unset=True), source="<Suite>")
+        from faithbench.config import SuiteWarning, suite_from_dict
+
+        with warnings.catch_warnings():
+            if suite.warned:  # load_suite warned of it as it is (a review: each warning twice, from here too)
+                warnings.simplefilter("ignore", SuiteWarning)
+            suite = suite_from_dict(suite.model_dump(exclude_unset=True), source="<Suite>")
     else:
         suite = load_suite(suite)
     out = Path(out_dir) if out_dir is not None else default_out_dir(suite)

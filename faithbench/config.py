@@ -162,11 +162,20 @@ class Suite(BaseModel):
                              "disruptive perturbation; 0: off")
     regions: RegionSpec | None = Field(None, description="region-based saliency (regions.csv, region_tests.csv)")
     _source: str = PrivateAttr("<suite>")  # the file it was read from, which the run's errors name
+    _validated: Any = PrivateAttr(None)  # its model_dump() when validation last warned of it
 
     @property
     def source(self) -> str:
         """The suite file as errors name it (``<suite>`` for a mapping)."""
         return self._source
+
+    @property
+    def warned(self) -> bool:
+        """Whether validation (:func:`load_suite`) warned of this suite as it is now, unchanged since."""
+        try:
+            return self._validated is not None and bool(self._validated == self.model_dump())
+        except Exception:  # noqa: BLE001 - a parameter that does not compare (an array): not the same
+            return False
 
     @field_validator("datasets", "explainers", "metrics", "models", mode="before")
     @classmethod
@@ -210,6 +219,9 @@ def validate_plugins(suite: Suite, source: str) -> None:
                               f"{first_line(exc)}", SuiteWarning, stacklevel=2)
                 continue
             raise SuiteError(f"{where}.params: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a plugin's own error (its files: an OSError), named as explainers'
+            raise SuiteError(f"{where}: dataset {spec.name!r} ({datasets.origin(spec.name)}) cannot be built: "
+                             f"{type(exc).__name__}: {first_line(exc)}") from None
         built[spec.label] = dataset
         check_target(suite.target, dataset, f"{source}: target", f"datasets[{i}] {spec.label!r}", SuiteError)
         if getattr(dataset, "multilabel", False):
@@ -286,6 +298,7 @@ def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
     suite._source = source
     validate_plugins(suite, source)
     _check_control(suite, source)
+    suite._validated = suite.model_dump()
     return suite
 
 

@@ -337,3 +337,56 @@ def test_the_train_split_check_follows_the_pairing_and_optional_datasets(tmp_pat
     faithbench.load_suite(optional)  # the run skips it: "optional dataset not available"
     with pytest.raises(ValueError, match="needs its train split: volume image not found"):
         faithbench.load_suite(dict(optional, datasets=[{"name": "volume", "params": {"items": missing}}]))
+
+
+class UnopenablePhantom(PhantomCXR):
+    """Raises ``error`` (an exception class's name) while building the ``failing`` split."""
+
+    def __init__(self, split="test", *, error="OSError", failing="test", **params):
+        if split == failing:
+            raise {"OSError": OSError, "RuntimeError": RuntimeError, "KeyError": KeyError, "ImportError": ImportError,
+                   "FileNotFoundError": FileNotFoundError}[error](f"cannot open /data/{split}.npz")
+        super().__init__(split, **params)
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("error", ["OSError", "RuntimeError", "KeyError", "ImportError", "FileNotFoundError"])
+def test_a_dataset_plugin_raising_while_built_names_the_file_and_entry(tmp_path, capsys, command, error):
+    """A held-out review: a dataset plugin that could not open its files (OSError), or raised any error but a
+    ValueError, was "validate failed: OSError: ..." (exit 1) or "error: no such file" naming no dataset; an
+    explainer's is named with its entry (config.validate_plugins)."""
+    datasets.register("test_unopenable")(UnopenablePhantom)
+    try:
+        suite = with_entry("datasets", 0, {"name": "test_unopenable", "params": {"error": error, "n": 32, "size": 32}})
+        path = tmp_path / "suite.yaml"
+        path.write_text(yaml.safe_dump(suite))
+        extra = ["--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--quiet"] \
+            if command == "run" else []
+        code = main([command, str(path), *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+    finally:
+        datasets.unregister("test_unopenable")
+    assert code == EXIT_BAD_INPUT
+    shown = "'cannot open /data/test.npz'" if error == "KeyError" else "cannot open /data/test.npz"
+    assert err == [f"faithbench: error: {path}: datasets[0]: dataset 'test_unopenable' (module:{__name__}) cannot be "
+                   f"built: {error}: {shown}"]
+
+
+class CostlyUnopenablePhantom(UnopenablePhantom):
+    cheap_splits = False  # validation builds only its test split
+
+
+def test_a_dataset_plugin_raising_on_its_train_split_only_names_the_dataset(tmp_path, capsys):
+    """The same error where validation does not see it (it builds only the test split of a dataset
+    whose splits are costly): the run's preflight names the dataset and the split, exit 2 (was exit 1,
+    "run failed"), before anything is trained."""
+    datasets.register("test_unopenable")(CostlyUnopenablePhantom)
+    try:
+        code, err, _ = run(tmp_path, capsys, with_entry("datasets", 0, {
+            "name": "test_unopenable", "params": {"error": "RuntimeError", "failing": "train", "n": 32, "size": 32}}))
+    finally:
+        datasets.unregister("test_unopenable")
+    assert code == EXIT_BAD_INPUT
+    assert err == ("faithbench: error: dataset 'test_unopenable' (train split): cannot be built: RuntimeError: "
+                   "cannot open /data/train.npz")
+    assert not (tmp_path / "cache" / "checkpoints").exists()

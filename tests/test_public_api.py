@@ -56,6 +56,30 @@ def test_run_of_a_suite_object_with_an_unknown_name_is_the_did_you_mean_error(tm
     assert not (tmp_path / "out" / "results.csv").exists()
 
 
+def test_a_suite_warning_is_given_once_by_load_suite_then_run(tmp_path, monkeypatch):
+    """A held-out review: `run(load_suite(...))` gave "no 'random' control" twice, from load_suite and again
+    from run's validation of the Suite. A Suite changed since it was loaded, or built without load_suite,
+    is warned of by run."""
+    import warnings
+
+    monkeypatch.setattr("faithbench.runner.run.run_suite", lambda suite, out, **kwargs: suite)
+
+    def warned(call):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        return sum("no 'random' control" in str(w.message) for w in caught)
+
+    data = {**TINY, "explainers": ["saliency", "sobel"]}
+    loaded: list[Suite] = []
+    assert warned(lambda: loaded.append(faithbench.load_suite(data))) == 1
+    suite = loaded[0]
+    assert warned(lambda: faithbench.run(suite, out_dir=tmp_path / "out")) == 0  # load_suite warned of it
+    suite.samples = 2
+    assert warned(lambda: faithbench.run(suite, out_dir=tmp_path / "out")) == 1  # changed since
+    assert warned(lambda: faithbench.run(Suite.model_validate(data), out_dir=tmp_path / "out")) == 1
+
+
 def test_a_control_the_suite_sets_must_be_one_of_its_explainers():
     with pytest.raises(SuiteError, match="control: 'sobel' is not an explainer of the suite"):
         faithbench.load_suite({**TINY, "control": "sobel"})

@@ -123,8 +123,9 @@ def build_splits(spec: DatasetSpec, splits: tuple[str, ...] = ("train", "val", "
     for split in splits:
         try:
             out[split] = build_dataset(spec.name, split, spec.params)
-        except (ValueError, OSError) as exc:
-            raise InputDataError(f"dataset {spec.label!r} ({split} split): {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - a plugin's own error too (RuntimeError, ImportError): named
+            why = "" if isinstance(exc, (ValueError, OSError)) else f"cannot be built: {type(exc).__name__}: "
+            raise InputDataError(f"dataset {spec.label!r} ({split} split): {why}{exc}") from exc
     return out
 
 
