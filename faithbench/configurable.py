@@ -220,7 +220,6 @@ def _distributions() -> dict[str, list[str]]:
     return metadata.packages_distributions()
 
 
-@functools.lru_cache(maxsize=None)
 def package_version(module: str, obj: object = None) -> str:
     """``"<dist>==<version>"`` of the distribution that ships ``module`` (its top-level package),
     with ``"+source:<sha256[:16]>"`` appended for an editable install (``pip install -e``: the code
@@ -230,7 +229,14 @@ def package_version(module: str, obj: object = None) -> str:
     uses none), so editing a helper invalidates the plugin's cached results too. Without a file (a
     class defined in a notebook cell, ``__main__`` of an interactive session), ``"code:<sha256[:16]>"``
     of ``obj``'s code (:func:`code_digest`; a held-out review: an edited notebook plugin, registered
-    again, got its old version's cached scores), else ``""``."""
+    again, got its old version's cached scores), else ``""``. The code digest is not cached: it
+    covers the globals the code reads, which another cell may change under the same class."""
+    return _file_version(module) or (code_digest(obj) if obj is not None else "")
+
+
+@functools.lru_cache(maxsize=None)
+def _file_version(module: str) -> str:
+    """:func:`package_version` of a module with a distribution or a source file (``""`` without)."""
     top = module.split(".")[0]
     for dist in _distributions().get(top, []):
         try:
@@ -238,7 +244,10 @@ def package_version(module: str, obj: object = None) -> str:
         except metadata.PackageNotFoundError:
             continue
         return version + (f"+{_source_digest(module, top)}" if _editable(dist) else "")
-    return _source_digest(module) or (code_digest(obj) if obj is not None else "")
+    return _source_digest(module)
+
+
+package_version.cache_clear = _file_version.cache_clear  # type: ignore[attr-defined]  # tests reset it
 
 
 def installed_version(dist: str = "faithbench") -> str:
