@@ -188,7 +188,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             if args.params:
                 print(f"{'':<{width}}  parameters: {parameters(obj) or 'none'}")
         except RegistryError as exc:  # a broken plugin: say so and list the others
-            print(f"{name:<{width}}  [broken plugin]")
+            # an entry point named like a built-in: neither is broken (a review: the built-in gradcam was "broken")
+            print(f"{name:<{width}}  {'[name clash]' if registry.conflict(name) else '[broken plugin]'}")
             print(f"faithbench: warning: {exc}", file=sys.stderr)
     return 0
 

@@ -196,10 +196,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
 def validate_plugins(suite: Suite, source: str) -> None:
     """Resolve every plugin name and check every parameter, without running anything; then
     what needs the plugins built (:mod:`faithbench.config_checks`; warns :class:`SuiteWarning`)."""
-    check_suite_values(suite, source, SuiteError)
-    for registry in (datasets, models, explainers, metrics):  # a duplicate entry point fails where it is named
-        for message in registry.conflicts():
-            warnings.warn(f"{source}: plugins: {message} (a suite naming it fails)", SuiteWarning, stacklevel=2)
+    check_suite_values(suite, source, SuiteError)  # a duplicate entry point fails where it is named, only there
     multilabel: list[str] = []  # labels of the multi-label datasets
     built: dict[str, Any] = {}  # label -> test split
     plugins: dict[str, list[Any]] = {"explainers": [], "metrics": []}

@@ -129,6 +129,11 @@ class Registry(Generic[T]):
         self.load_entry_points()
         return [self._conflicts[name] for name in sorted(self._conflicts)]
 
+    def conflict(self, name: str) -> str:
+        """Why entry-point name ``name`` is ambiguous (named like an entry already there), or ``""``."""
+        self.load_entry_points()
+        return self._conflicts.get(name, "")
+
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
         self._conflicts.pop(name, None)
