@@ -76,12 +76,14 @@ class Bound:
     """The range a numeric hyperparameter must lie in (``None``: unbounded on that side); for a
     list-valued one, every element, and the list must not be empty. A plugin declares them in
     ``bounds``; :class:`Configurable` checks them on construction, so ``faithbench validate``
-    rejects a suite with ``draws: 0`` before any computation."""
+    rejects a suite with ``draws: 0`` before any computation. ``why``: the reason, added to the
+    error (what a value outside the range would do)."""
 
     low: float | None = None
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    why: str = ""
 
     def holds(self, value: Any) -> bool:
         """``value`` is a finite number in the range (NaN and ±inf never are: NaN compares false
@@ -193,7 +195,8 @@ class Configurable:
             items = list(value) if isinstance(value, (list, tuple)) else [value]
             if not items or not all(bound.holds(v) for v in items):
                 each = "a non-empty list of numbers, each " if isinstance(value, (list, tuple)) else ""
-                raise ParameterError(f"{name}: parameter {key!r} must be {each}{bound}, got {value!r}")
+                why = f" ({bound.why})" if bound.why else ""
+                raise ParameterError(f"{name}: parameter {key!r} must be {each}{bound}{why}, got {value!r}")
         choices = {k: c for cls in reversed(type(self).__mro__) for k, c in vars(cls).get("choices", {}).items()}
         for key, allowed in choices.items():
             if key in self.params and self.params[key] not in allowed:
