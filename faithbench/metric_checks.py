@@ -12,7 +12,9 @@ parameter), not a failure in the middle of a run or a column of NaN:
   does not, :func:`check_masks` warns and the run skips it), a problem message or None
   (``top_k_intersection``'s ``k`` above the pixels of an image, ``continuity``'s ``steps`` above
   2W + 1, ``consistency``'s ``grid`` above the smallest side, ``class_sensitivity``'s
-  ``others: positive`` on single-label data);
+  ``others: positive`` on single-label data, a ``patch`` that leaves one feature to rank); a metric
+  computed directly refuses the same (:meth:`~faithbench.metrics.base.Metric.refuse_unfit`). A
+  plugin without the hook is checked for a ``patch`` parameter that leaves one feature;
 - :meth:`~faithbench.metrics.base.Metric.check_model` ``(model)``: on each model the metric meets,
   built for the dataset on the ``meta`` device as :func:`~faithbench.config_checks.check_weights`
   builds it (``relative_representation_stability``'s ``layer``). A model that cannot be built there
@@ -32,6 +34,7 @@ from typing import Any
 import torch
 
 from faithbench.config_checks import SuiteWarning, class_masks_in, first_line, mask_names, model_dataset_pairs
+from faithbench.metrics.base import one_feature
 from faithbench.metrics.functional import feature_ids, whole_features
 from faithbench.names import did_you_mean
 
@@ -283,21 +286,18 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
         for k, plugin in enumerate(metric_plugins):
             if not applies[spec.label][k]:
                 continue
-            problem = _hook(plugin, "check_dataset", shape, multilabel=multilabel) \
-                if _overrides(plugin, "check_dataset") else None
-            if problem:
-                raise error(f"{source}: metrics[{k}].params: {problem} (dataset {spec.label!r})")
             patch = getattr(plugin, "params", {}).get("patch")
             if isinstance(patch, int) and patch > max(shape):  # a review: 1e12 failed every cell of the run
                 raise error(f"{source}: metrics[{k}].params: {plugin.name}: parameter 'patch' = {patch} is larger "
                             f"than the image ({' x '.join(map(str, shape))}) of dataset {spec.label!r}; expected "
                             f"patch <= {max(shape)}")
-            if isinstance(patch, int) and patch >= max(shape) and not _overrides(plugin, "check_dataset"):
-                # one feature: nothing to rank (a fuzzing review: every explainer scored the same on eight metrics,
-                # NaN on two, exit 0); a metric with its own check decides (infidelity without scaling scores it)
-                raise error(f"{source}: metrics[{k}].params: {plugin.name}: parameter 'patch' = {patch} gives 1 "
-                            f"feature on the {' x '.join(map(str, shape))} images of dataset {spec.label!r}, so "
-                            f"every explainer would score the same; expected patch < {max(shape)}")
+            # one feature: nothing to rank (a fuzzing review: every explainer scored the same on eight metrics, NaN
+            # on two, exit 0); a metric with its own check (the built-ins') decides: infidelity without scaling
+            # scores it, and a built-in refuses it when computed too (Metric.refuse_unfit)
+            problem = _hook(plugin, "check_dataset", shape, multilabel=multilabel) \
+                if _overrides(plugin, "check_dataset") else one_feature(plugin.name, patch, shape)
+            if problem:
+                raise error(f"{source}: metrics[{k}].params: {problem} (dataset {spec.label!r})")
             problem = _batch_problem(plugin, suite)
             if problem:
                 raise error(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: {problem}")

@@ -60,17 +60,17 @@ def _load(tmp_path, metric):
      r"suite.yaml: metrics\[0\].params: infidelity: patch = 32 gives 1 feature on the 32 x 32 input, so every map "
      r"would score 0; set patch below 32 \(the largest side\), or scaling: false \(dataset 'phantom_cxr'\)$"),
     ("{name: sensitivity_n, params: {patch: 1000000000000}}",  # was an allocation error out of its own check
-     r"metrics\[0\].params: sensitivity_n: parameter 'patch' = 1000000000000 leaves 1 whole feature on 32 x 32"),
+     r"metrics\[0\].params: sensitivity_n: parameter 'patch' = 1000000000000 is larger than the image \(32 x 32\)"),
     ("{name: consistency, params: {grid: 33}}",  # a review: cells repeated on a volume 2 voxels deep
      r"suite.yaml: metrics\[0\].params: consistency: parameter 'grid' = 33 is more than the smallest image side 32 "
      r"\(shape \(32, 32\)\); set grid <= 32"),
     # a fuzzing review: one feature, so every explainer scored the same (deletion) or NaN (faithfulness_estimate)
     ("{name: deletion_auc, params: {patch: 32}}",
-     r"suite.yaml: metrics\[0\].params: deletion_auc: parameter 'patch' = 32 gives 1 feature on the 32 x 32 images "
-     r"of dataset 'phantom_cxr', so every explainer would score the same; expected patch < 32$"),
+     r"suite.yaml: metrics\[0\].params: deletion_auc: parameter 'patch' = 32 gives 1 feature on the 32 x 32 images, "
+     r"so every explainer would score the same; expected patch < 32 \(dataset 'phantom_cxr'\)$"),
     ("{name: faithfulness_estimate, params: {patch: 32}}",
      r"faithfulness_estimate: parameter 'patch' = 32 leaves 1 whole feature"),
-    ("{name: sufficiency, params: {threshold: 0}}", r"sufficiency: parameter 'threshold' must be > 0"),
+    ("{name: sufficiency, params: {threshold: 0}}", r"sufficiency: parameter 'threshold' must be in \(0, 1\)"),
     ("{name: region_deletion_correlation, params: {regions: [heart, heart, spine]}}",
      r"region_deletion_correlation: parameter 'regions' repeats 'heart'; expected distinct names"),
     ("{name: region_deletion_correlation, params: {regions: [heart, spine]}}",
@@ -119,6 +119,56 @@ def test_values_within_the_limits_validate(tmp_path, metric):
     with warnings.catch_warnings():
         warnings.simplefilter("error", SuiteWarning)
         _load(tmp_path, metric)
+
+
+_ONE_FEATURE = (r"suite.yaml: metrics\[0\].params: {}: parameter 'patch' = 32 gives 1 feature on the 32 x 32 images, "
+                r"so every explainer would score the same; expected patch < 32 \(dataset 'phantom_cxr'\)$")
+
+
+@pytest.mark.parametrize("metric, expected", [
+    # a fuzzing review: three explainers tied at 0.5504 with deletion_auc steps: 1, ranked 1/2/3
+    ("{name: deletion_auc, params: {steps: 1}}",
+     r"suite.yaml: metrics\[0\].params: deletion_auc: parameter 'steps' must be >= 2 \(with 1 step the curve is "
+     r"its two end points, nothing and every feature replaced, which no map changes, so every explainer would "
+     r"score the same\), got 1$"),
+    ("{name: insertion_auc, params: {steps: 1}}", r"insertion_auc: parameter 'steps' must be >= 2 \(with 1 step"),
+    ("{name: abpc, params: {steps: 1}}", r"abpc: parameter 'steps' must be >= 2 \(with 1 step"),
+    ("{name: monotonicity, params: {steps: 1}}",
+     r"monotonicity: parameter 'steps' must be >= 2 \(with 1 step the curve is one point, every feature restored, "
+     r"so every map scores 1\), got 1$"),
+    ("{name: sufficiency, params: {threshold: 2.0}}",
+     r"sufficiency: parameter 'threshold' must be in \(0, 1\) \(distances are divided by the batch's largest, so "
+     r"a threshold of 1 or more makes every other sample a neighbour and every explainer would score the same"),
+    ("{name: sufficiency, params: {threshold: 1}}", r"sufficiency: parameter 'threshold' must be in \(0, 1\)"),
+    ("{name: consistency, params: {grid: 1}}",
+     r"consistency: parameter 'grid' must be >= 2 \(with 1 cell .* every value would be NaN\), got 1$"),
+    ("{name: road_morf, params: {percentages: [0]}}",
+     r"suite.yaml: metrics\[0\].params: road_morf: parameter 'percentages' = \[0\] removes no pixel of the 1024 of "
+     r"32 x 32 images, so every explainer would score the same; expected a percentage that removes one "
+     r"\(p >= 100 / 1024\) \(dataset 'phantom_cxr'\)$"),
+    *[(f"{{name: {name}, params: {{patch: 32}}}}", _ONE_FEATURE.format(name))
+      for name in ("insertion_auc", "abpc", "morf_aopc", "lerf_aopc", "monotonicity", "irof", "selectivity",
+                   "non_sensitivity")],
+])
+def test_settings_that_make_every_explainer_score_the_same_are_refused(tmp_path, metric, expected):
+    """Held-out reviews: these validated (steps: 1, a threshold >= 1, grid 1) or were refused by validate only
+    (one feature), while every map got the same value (or NaN); the metric refuses them when computed too
+    (tests/metrics/test_degenerate_settings.py)."""
+    with pytest.raises(SuiteError, match=expected):
+        _load(tmp_path, metric)
+
+
+def test_validate_refuses_one_step_in_one_line_with_exit_code_2(tmp_path, capsys):
+    from faithbench.cli import main
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(BASE.replace("METRIC", "{name: deletion_auc, params: {steps: 1}}"))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("faithbench: error: ")
+    assert f"{path}: metrics[0].params: deletion_auc: parameter 'steps' must be >= 2 (with 1 step" in err
+    path.write_text(BASE.replace("METRIC", "{name: deletion_auc, params: {steps: 2}}"))
+    assert main(["validate", str(path)]) == 0
 
 
 def test_a_limit_is_not_checked_where_the_metric_is_skipped(tmp_path):

@@ -62,7 +62,7 @@ def test_bounds_checked_for_scalars_lists_and_subclasses():
     (metrics, "top_k_intersection", {"k": -5}, "'k' must be >= 0, got -5"),
     (metrics, "top_k_intersection", {"fraction": 2.0}, r"'fraction' must be in \(0, 1\], got 2.0"),
     (metrics, "relative_output_stability", {"eps_min": 0.0}, "'eps_min' must be > 0"),
-    (metrics, "deletion_auc", {"steps": 0}, "'steps' must be >= 1"),
+    (metrics, "deletion_auc", {"steps": 0}, "'steps' must be >= 2"),
     (metrics, "faithfulness_correlation", {"runs": 2}, "'runs' must be >= 3, got 2"),  # 2 runs: ρ = ±1
     (explainers, "smoothgrad", {"n_samples": 0}, "'n_samples' must be >= 1, got 0"),
     (explainers, "integrated_gradients", {"n_steps": -1}, "'n_steps' must be >= 1"),

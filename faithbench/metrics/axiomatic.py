@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound, ParameterError
-from faithbench.metrics.base import EvalContext, Metric, MetricOutput
+from faithbench.metrics.base import EvalContext, Metric, MetricOutput, one_feature
 from faithbench.metrics.base import postprocess as apply_postprocess
 from faithbench.metrics.functional.axiomatic import completeness_gap, input_invariance, non_sensitivity, shifted_model
 from faithbench.metrics.functional.faithfulness_extra import Scorer
@@ -88,6 +88,11 @@ class NonSensitivity(AxiomaticMetric):
     defaults: ClassVar[dict[str, Any]] = {"eps": 1e-5, "patch": 1, "baseline": "zero", "score": "prob",
                                           "max_batch": 256}
     bounds: ClassVar[dict[str, Bound]] = {"eps": NON_NEGATIVE, "patch": AT_LEAST_ONE, "max_batch": AT_LEAST_ONE}
+
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """One feature (``patch`` >= the largest side): its attribution is the map's maximum, so only an
+        all-zero map scores otherwise (refused by ``faithbench validate`` and when computed)."""
+        return one_feature(self.name, self.patch, spatial_shape)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         value = non_sensitivity(self.scorer(ctx), ctx.x, ctx.target.to(ctx.x.device),

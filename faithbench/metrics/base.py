@@ -8,6 +8,7 @@ Metrics never aggregate.
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -176,6 +177,18 @@ class EvalContext:
 POSTPROCESS = ("none", "abs", "relu")
 
 
+def one_feature(name: str, patch: Any, spatial_shape: tuple[int, ...]) -> str | None:
+    """The problem with a ``patch`` that leaves one feature on images of ``spatial_shape`` (``patch``
+    >= every side), or None: a ranking of one feature is the same for every map, so every explainer
+    would score the same (a review: monotonicity 1.0, its best value, for a random, a constant and an
+    all-zero map alike)."""
+    if not isinstance(patch, int) or isinstance(patch, bool) or patch < 1 or not spatial_shape \
+            or math.prod(-(-int(s) // patch) for s in spatial_shape) > 1:
+        return None
+    return (f"{name}: parameter 'patch' = {patch} gives 1 feature on the {' x '.join(map(str, spatial_shape))} "
+            f"images, so every explainer would score the same; expected patch < {max(spatial_shape)}")
+
+
 def postprocess(saliency: Tensor, mode: str) -> Tensor:
     """The runner-side post-processing of raw saliency, recorded per metric: ``none``, ``abs`` or ``relu``."""
     if mode == "none":
@@ -257,6 +270,8 @@ class Metric(Configurable):
         if not torch.isfinite(ctx.x).all():  # a review: a NaN image (NaN logits) got a max_sensitivity of 0.252
             raise ValueError(f"{self.name}: x contains NaN or Inf; expected finite images")
         _check_target(self.name, ctx.target, b, len(ctx.classes))
+        # what validate refuses on the dataset, refused here (a review: one feature scored, the same for every map)
+        self.refuse_unfit(ctx.x.shape[2:], multilabel=ctx.multilabel)
         out = MetricOutput.of(self.compute(ctx, self.prepare(ctx)))
         if tuple(out.value.shape) != (b,):
             raise ValueError(f"{self.name}: expected per-sample values of shape ({b},), got {tuple(out.value.shape)}")
@@ -319,10 +334,11 @@ class Metric(Configurable):
         message naming the parameter), or None. Default: none."""
         return None
 
-    def refuse_unfit(self, spatial_shape: tuple[int, ...]) -> None:
+    def refuse_unfit(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> None:
         """Raise ``ValueError`` with :meth:`check_dataset`'s problem on the input at hand, if any
-        (what ``faithbench validate`` refuses is refused when computed too)."""
-        problem = self.check_dataset(tuple(spatial_shape))
+        (what ``faithbench validate`` refuses is refused when computed too: :meth:`__call__` calls it
+        with the batch's spatial shape, ``x.shape[2:]``, before :meth:`compute`)."""
+        problem = self.check_dataset(tuple(int(s) for s in spatial_shape), multilabel=multilabel)
         if problem:
             raise ValueError(problem)
 

@@ -27,10 +27,11 @@ import torch
 from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, POSITIVE, Bound, ParameterError
-from faithbench.metrics.base import EvalContext, Metric
+from faithbench.metrics.base import EvalContext, Metric, one_feature
 from faithbench.metrics.functional.perturbation import (BASELINES, MULTILABEL_SCORE, SALT_BASELINE, SALT_RANKS,
                                                         aopc_curve, auc, feature_ranks, make_baseline,
                                                         perturbation_curve, region_deletion_deltas)
+from faithbench.metrics.functional.faithfulness_extra import whole_features
 from faithbench.metrics.functional.similarity import spearman
 from faithbench.registry import metrics
 from faithbench.types import Category, MetricInfo
@@ -38,6 +39,20 @@ from faithbench.types import Category, MetricInfo
 _PERTURBATION_DEFAULTS: dict[str, Any] = {"steps": 50, "sigma": 5.0, "patch": 1, "score": "prob",
                                           "max_batch": 256}
 _SCORES = ("prob", "logit", "correct")
+# a curve of its two end points, x and the baseline, is the same whatever the ranking (a fuzzing review: three
+# explainers tied at 0.5504 with deletion_auc steps: 1, ranked 1/2/3)
+CURVE_STEPS = Bound(2, why="with 1 step the curve is its two end points, nothing and every feature replaced, "
+                           "which no map changes, so every explainer would score the same")
+
+
+def few_whole_features(name: str, patch: int, spatial_shape: tuple[int, ...]) -> str | None:
+    """Fewer than 3 whole features (:func:`~faithbench.metrics.functional.whole_features`): no correlation."""
+    n = len(whole_features(tuple(spatial_shape), patch))
+    if n >= 3:
+        return None
+    return (f"{name}: parameter 'patch' = {patch} leaves {n} whole feature{'s' * (n != 1)} on "
+            f"{' x '.join(map(str, spatial_shape))} images (patches cut by the border are left out), and a "
+            "correlation needs at least 3; use a smaller patch")
 
 
 class PerturbationMetric(Metric):
@@ -49,6 +64,11 @@ class PerturbationMetric(Metric):
                                           "sigma": POSITIVE}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": _SCORES, "baseline": BASELINES,
                                                      "deletion_baseline": BASELINES, "insertion_baseline": BASELINES}
+
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """A ``patch`` that leaves one feature to rank (:func:`~faithbench.metrics.base.one_feature`):
+        refused by ``faithbench validate`` and when computed."""
+        return one_feature(self.name, self.params.get("patch"), spatial_shape)
 
     def score_for(self, ctx: EvalContext) -> str:
         """The ``score`` parameter as applied: its sigmoid counterpart on a multi-label model."""
@@ -95,11 +115,14 @@ class DeletionAUC(PerturbationMetric):
     The N features are pixels, or patches with ``patch`` > 1; the x axis is the fraction of
     features actually replaced, which is k/n when n divides N (also the ``fraction`` column of
     ``curves.parquet``). With more steps than features (n > N, e.g. large patches) some steps
-    repeat an image; their forward passes are made and counted all the same.
-    Lower is better. Defaults: 50 steps, pixel features, ``zero`` baseline, softmax probability."""
+    repeat an image; their forward passes are made and counted all the same. ``steps`` >= 2 and at
+    least 2 features (``patch`` below the largest side): one step, or one feature, gives only the two
+    end points, the same for every map. Lower is better. Defaults: 50 steps, pixel features, ``zero``
+    baseline, softmax probability."""
 
     info = MetricInfo("deletion_auc", higher_is_better=False, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Petsiuk et al. 2018, RISE")
+    bounds: ClassVar[dict[str, Bound]] = {"steps": CURVE_STEPS}
     defaults: ClassVar[dict[str, Any]] = {**_PERTURBATION_DEFAULTS, "baseline": "zero"}
     insertion = False
 
@@ -116,6 +139,7 @@ class InsertionAUC(PerturbationMetric):
 
     info = MetricInfo("insertion_auc", higher_is_better=True, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Petsiuk et al. 2018, RISE")
+    bounds: ClassVar[dict[str, Bound]] = {"steps": CURVE_STEPS}
     defaults: ClassVar[dict[str, Any]] = {**_PERTURBATION_DEFAULTS, "baseline": "blur"}
     insertion = True
 
@@ -132,6 +156,7 @@ class ABPC(PerturbationMetric):
 
     info = MetricInfo("abpc", higher_is_better=True, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Petsiuk et al. 2018, RISE (area between curves)")
+    bounds: ClassVar[dict[str, Bound]] = {"steps": CURVE_STEPS}
     defaults: ClassVar[dict[str, Any]] = {**_PERTURBATION_DEFAULTS, "deletion_baseline": "zero",
                                           "insertion_baseline": "blur"}
 

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from faithbench.metrics.base import EvalContext, Metric, MetricOutput
-from faithbench.metrics.faithfulness import PerturbationMetric
+from faithbench.metrics.faithfulness import PerturbationMetric, few_whole_features
 from faithbench.metrics.functional import faithfulness_extra as fx
 from faithbench.metrics.functional import faithfulness_regions as fr
 from faithbench.metrics.functional.perturbation import SALT_RANKS, make_baseline
@@ -57,16 +57,6 @@ class ExtraFaithfulness(PerturbationMetric):
         return self.baseline_image(ctx, self.baseline)
 
 
-def _few_whole_features(name: str, patch: int, spatial_shape: tuple[int, ...]) -> str | None:
-    """Fewer than 3 whole features (:func:`~faithbench.metrics.functional.whole_features`): no correlation."""
-    n = len(fx.whole_features(tuple(spatial_shape), patch))
-    if n >= 3:
-        return None
-    return (f"{name}: parameter 'patch' = {patch} leaves {n} whole feature{'s' * (n != 1)} on "
-            f"{' x '.join(map(str, spatial_shape))} images (patches cut by the border are left out), and a "
-            "correlation needs at least 3; use a smaller patch")
-
-
 @metrics.register("faithfulness_correlation")
 class FaithfulnessCorrelation(ExtraFaithfulness):
     """Faithfulness correlation (Bhatt et al. 2020): Pearson ρ over ``runs`` random subsets S of
@@ -95,7 +85,6 @@ class FaithfulnessCorrelation(ExtraFaithfulness):
         return None
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        self.refuse_unfit(ctx.x.shape[2:])
         value = fx.faithfulness_correlation(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
                                             runs=self.runs, subset_size=self.subset_size,
                                             generator=ctx.generator(SALT_SUBSETS))
@@ -122,10 +111,9 @@ class FaithfulnessEstimate(ExtraFaithfulness):
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "score": "logit"}
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
-        return _few_whole_features(self.name, self.patch, spatial_shape)
+        return few_whole_features(self.name, self.patch, spatial_shape)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        self.refuse_unfit(ctx.x.shape[2:])
         value = fx.faithfulness_estimate(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
                                          patch=self.patch)
         return MetricOutput(value=value)
@@ -137,7 +125,9 @@ class Monotonicity(ExtraFaithfulness):
     patches) of x in increasing order of relevance, c_k = round(k / steps * n) after step
     k = 1..steps; value 1 if the target score never decreases along the way, else 0. Higher is
     better. Defaults: ``patch: 8``, ``steps: 100`` (clipped to the number of patches), ``zero``
-    baseline, softmax probability, ``postprocess: abs`` (Quantus'). ``curve``: the scores.
+    baseline, softmax probability, ``postprocess: abs`` (Quantus'). ``curve``: the scores. One step,
+    or one patch, leaves a curve of one point (every map scores 1): ``steps`` >= 2, ``patch`` below
+    the largest side.
 
     Differs from Quantus 0.6.0 on purpose: Quantus' ``Monotonicity`` "restores" each feature by
     applying its ``perturb_func`` (baseline replacement) to the baseline image, i.e. replaces the
@@ -147,6 +137,8 @@ class Monotonicity(ExtraFaithfulness):
     info = _info("monotonicity", True, "Arya et al. 2019, One explanation does not fit all (AIX360)", "abs")
     version: ClassVar[str] = "2"  # 2: an edge patch cut by the border ranked by its mean
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "steps": 100}
+    bounds: ClassVar[dict[str, Bound]] = {"steps": Bound(2, why="with 1 step the curve is one point, every feature "
+                                                               "restored, so every map scores 1")}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         ranks = self.ranks(ctx, saliency, patch=self.patch, ascending=True)
@@ -178,10 +170,9 @@ class MonotonicityCorrelation(ExtraFaithfulness):
     version: ClassVar[str] = "2"  # 2: patches cut by the border left out
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
-        return _few_whole_features(self.name, self.patch, spatial_shape)
+        return few_whole_features(self.name, self.patch, spatial_shape)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        self.refuse_unfit(ctx.x.shape[2:])
         gen = ctx.generator(SALT_DRAWS)
         replacements = torch.stack([make_baseline(ctx.x, self.baseline, background=ctx.background, sigma=self.sigma,
                                                   generator=gen) for _ in range(self.draws)])
@@ -219,13 +210,12 @@ class SensitivityN(ExtraFaithfulness):
         n = len(fx.whole_features(tuple(spatial_shape), self.patch))
         whole = [f for f in self.fractions if max(1, round(f * n)) >= n]
         if n < 3 or not whole:  # a diff review: 2 whole patches gave ±1 whatever the map
-            return _few_whole_features(self.name, self.patch, spatial_shape)
+            return few_whole_features(self.name, self.patch, spatial_shape)
         return (f"{self.name}: fraction {whole[0]} of the {n} whole features (patch {self.patch} on "
                 f"{' x '.join(map(str, spatial_shape))}) is all of them, so every subset is the whole image "
                 f"and the correlation is undefined; use fractions below {1 - 0.5 / n:.3g} or a smaller patch")
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        self.refuse_unfit(ctx.x.shape[2:])
         whole = fx.whole_features(tuple(ctx.x.shape[2:]), self.patch)
         n = len(whole)
         sizes = [max(1, round(f * n)) for f in self.fractions]
@@ -336,11 +326,20 @@ class ROAD(ExtraFaithfulness):
     version: ClassVar[str] = "4"  # 2: exact coarsest grid; 3: Jacobi damping 0.85 (imputed values move < 1e-4);
     # 4: each system stops at its own tolerance (imputed values move < 3e-4)
 
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """Levels that all remove no pixel/voxel (int(N p / 100) = 0): every point is f(x), whatever the map."""
+        n = math.prod(spatial_shape)
+        if any(int(n * p / 100) for p in self.percentages):
+            return None
+        return (f"{self.name}: parameter 'percentages' = {list(self.percentages)} removes no pixel of the {n} of "
+                f"{' x '.join(map(str, spatial_shape))} images, so every explainer would score the same; expected "
+                f"a percentage that removes one (p >= 100 / {n})")
+
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         ranks = self.ranks(ctx, saliency, patch=1, ascending=self.ascending)
         seed = int(torch.randint(2**31 - 1, (1,), generator=ctx.generator(SALT_NOISE)))
         value, curve = road_score(self.scorer(ctx), ctx.x, ctx.target, ranks, percentages=list(self.percentages),
-                            noise=self.noise, seed=seed)
+                                  noise=self.noise, seed=seed)
         return MetricOutput(value=value, curve=curve,
                             fractions=torch.tensor(self.percentages, dtype=torch.float32) / 100)
 
@@ -379,18 +378,19 @@ class ROADLeRF(ROAD):
 
 @metrics.register("sufficiency")
 class Sufficiency(Metric):
-    """Sufficiency (Dasgupta et al. 2022): the share of a sample's explanation neighbours in the
-    batch (standardised Euclidean distance over the batch, divided by the batch maximum, <=
-    ``threshold``) that get the same predicted class. Higher is better; NaN without neighbours.
-    Depends on the batch (as the paper's and Quantus' definition). Defaults: ``threshold: 0.6``,
-    ``postprocess: abs`` (Quantus'). Cost: B forwards. Quantus' ``Sufficiency`` agrees where a
-    sample has neighbours; without, Quantus gives 0 and ours NaN (undefined, dropped by the runner)."""
+    """Sufficiency (Dasgupta et al. 2022): the share of a sample's explanation neighbours in the batch (standardised
+    Euclidean distance over the batch, divided by the batch maximum, <= ``threshold``, in (0, 1): at 1 every sample
+    is a neighbour, whatever the maps) that get the same predicted class. Higher is better; NaN without neighbours.
+    Depends on the batch (as the paper's and Quantus' definition). Defaults: ``threshold: 0.6``, ``postprocess:
+    abs`` (Quantus'). Cost: B forwards. Quantus' ``Sufficiency`` agrees where a sample has neighbours; without,
+    Quantus gives 0 and ours NaN (undefined, dropped by the runner)."""
 
     info = _info("sufficiency", True, "Dasgupta et al. 2022, Framework for evaluating faithfulness of local "
                  "explanations", "abs")
     defaults: ClassVar[dict[str, Any]] = {"threshold": 0.6}
-    # 0: only identical maps are neighbours, every value NaN (a fuzzing review)
-    bounds: ClassVar[dict[str, Bound]] = {"threshold": Bound(0, low_open=True)}
+    bounds: ClassVar[dict[str, Bound]] = {"threshold": Bound(0, 1, low_open=True, high_open=True, why=(
+        "distances are divided by the batch's largest, so a threshold of 1 or more makes every other sample a "
+        "neighbour and every explainer would score the same; at 0 only identical maps are, every value NaN"))}
     min_batch = 2
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:

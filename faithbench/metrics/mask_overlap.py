@@ -77,7 +77,6 @@ class TopKIntersection(LocalizationMetric):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         mask = self.region(ctx)
         n = mask[0].numel()
-        self.refuse_unfit(mask.shape[1:])
         k = self.k if self.k > 0 else max(1, round(self.fraction * n))
         value = top_k_intersection(saliency, mask, k, generator=ctx.generator(SALT_TOPK))
         return MetricOutput(value=value, chance=area_fraction(mask))

@@ -253,7 +253,8 @@ class Consistency(Metric):
     took the first cell, so all-zero maps agreed and scored 1, a held-out review; cells that tie for the
     most, a patch-wise map's best patch, are one explanation): the value depends on the
     batch (the batch is the sample of the data distribution the definition needs). Higher is better.
-    Defaults: ``grid: 4``, postprocess ``abs``. Quantus' default discretisation (``top_n_sign``)
+    Defaults: ``grid: 4`` (at least 2: one cell is every map's top cell, every value NaN), postprocess
+    ``abs``. Quantus' default discretisation (``top_n_sign``)
     hashes the signs of the first 5 entries of the flattened map, not the 5 largest: after ``abs``
     every map gets the same label."""
 
@@ -261,7 +262,9 @@ class Consistency(Metric):
                       requires=frozenset({"model"}), postprocess="abs",
                       paper="Dasgupta et al. 2022, Framework for evaluating faithfulness of local explanations")
     defaults: ClassVar[dict[str, Any]] = {"grid": 4}
-    bounds: ClassVar[dict[str, Bound]] = {"grid": AT_LEAST_ONE}
+    # a review: grid 1 gave every sample NaN (one cell holds every map's mass: no explanation singles it out)
+    bounds: ClassVar[dict[str, Bound]] = {"grid": Bound(2, why="with 1 cell every map has all its mass in it, which "
+                                                             "singles out no cell, so every value would be NaN")}
     min_batch = 2
     version: ClassVar[str] = "2"  # 2: tied top cells are one explanation, all cells tied none (NaN)
 

@@ -39,17 +39,17 @@ def test_deletion_scores_sigmoid_of_the_target_on_multilabel(multilabel):
     model = SumLogits()
     ctx = EvalContext(model=model, x=x, target=target, label=target, saliency=torch.rand(2, 2, 2), masks={},
                       predict=ForwardCounter(model), multilabel=multilabel)
-    out = DeletionAUC(steps=1)(ctx)  # two points: x (s = 1), then the zero background (s = 0)
+    out = DeletionAUC(steps=2)(ctx)  # equal pixels: x (s = 1), half of them zeroed (s = 0.5), all (s = 0)
     if multilabel:
         sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
-        first = [sig(1.0), sig(2.0)]
-        last = [0.5, 0.5]
+        points = [[sig(s), sig(2 * s)] for s in (1.0, 0.5, 0.0)]
     else:
-        first = [math.e / (math.e + math.exp(-1) + math.e**2), math.e**2 / (math.e + math.exp(-1) + math.e**2)]
-        last = [1 / 3, 1 / 3]
-    assert out["curve"][:, 0].tolist() == pytest.approx(first, abs=1e-6)
-    assert out["curve"][:, 1].tolist() == pytest.approx(last, abs=1e-6)
-    assert out["value"].tolist() == pytest.approx([(a + b) / 2 for a, b in zip(first, last)], abs=1e-6)
+        soft = lambda s: [math.exp(k * s) / sum(math.exp(j * s) for j in (1, -1, 2)) for k in (1, 2)]  # noqa: E731
+        points = [soft(s) for s in (1.0, 0.5, 0.0)]
+    assert points[2] == pytest.approx([0.5, 0.5] if multilabel else [1 / 3, 1 / 3])
+    for k, expected in enumerate(points):
+        assert out["curve"][:, k].tolist() == pytest.approx(expected, abs=1e-6)
+    assert out["value"].tolist() == pytest.approx([(a + 2 * b + c) / 4 for a, b, c in zip(*points)], abs=1e-6)
 
 
 # class sensitivity -------------------------------------------------------------------------
