@@ -60,11 +60,14 @@ def dataset_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] 
         means = {key: common_means(block.pivot(index=SAMPLE, columns="explainer", values="value"))
                  for key, block in samples.groupby(groups, observed=True, sort=True)}
         wide = pd.DataFrame(means).T.astype(float).sort_index(axis=1)
+        never: list[str] = []
         if wide.notna().to_numpy().any():  # else no group has a shared sample: keep the names, rank none (a review)
+            never = [str(name) for name in wide.columns[wide.isna().all()]]  # named (a diff review: dropped unsaid)
             wide = wide.dropna(axis=1, how="all")
         chance = [key for key in wide.index if tuple(map(str, key[:2])) in at_chance
                   or tuple(map(str, key)) in at_chance]
         left_out = [f"{_label(key)}: model at chance" for key in chance]
+        left_out += [f"{', '.join(never)}: no value on a sample shared with the others in any group"] if never else []
         rest = wide.drop(index=chance)
         if rest.notna().to_numpy().any():  # an explainer with values only on groups at chance must not empty others'
             gone = [str(name) for name in rest.columns[rest.isna().all()]]

@@ -409,6 +409,20 @@ def test_overall_ranks_keep_a_metric_without_a_shared_sample_in_any_group():
     assert (both.left_out == "d / c: model at chance; d / m: no sample with a value for every explainer").all()
 
 
+def test_overall_ranks_name_an_explainer_that_never_shares_a_sample():
+    """Diff review 15: with a shared sample in another group, an explainer that shares none in any
+    group was dropped from overall_ranks.csv without a word."""
+    row = lambda d, e, s, v: {"dataset": d, "model": "m", "explainer": e, "metric": "x", "seed": 0,  # noqa: E731
+                              "sample_id": f"s{s}", "value": float(v), "higher_is_better": True,
+                              "category": "faithfulness", "chance": np.nan}
+    rows = [r for s in range(4) for r in (row("d1", "a", s, s + 1), row("d1", "b", s, s))]
+    rows += [row("d2", "a", 10, 1), row("d2", "b", 11, 2), row("d2", "c", 12, 3)]  # d2: no shared sample
+    table = overall_ranks(pd.DataFrame(rows))
+    assert list(table.explainer) == ["a", "b"] and list(table.mean_rank) == [1.0, 2.0]
+    assert (table.left_out == "c: no value on a sample shared with the others in any group; "
+                              "d2 / m: no sample with a value for every explainer").all()
+
+
 def test_nemenyi_tables_give_no_p_from_one_block(results):
     """A held-out review (helper 170): nemenyi.csv and overall_nemenyi.csv gave p-values from a single
     ranking, where friedman.csv / overall_ranks.csv have cd (and p) empty."""
