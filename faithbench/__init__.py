@@ -199,7 +199,8 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
         with warnings.catch_warnings():
             if suite.warned:  # load_suite warned of it as it is (a review: each warning twice, from here too)
                 warnings.simplefilter("ignore", SuiteWarning)
-            suite = suite_from_dict(suite.model_dump(exclude_unset=True), source="<Suite>")
+            source = suite.source if suite.source != "<suite>" else "<Suite>"  # its file's name, where it has one
+            suite = suite_from_dict(suite.model_dump(exclude_unset=True), source=source)
     else:
         suite = load_suite(suite)
     out = Path(out_dir) if out_dir is not None else default_out_dir(suite)

@@ -46,7 +46,7 @@ def resolve_device(device: str | None, where: str = "device", cpu: str = "--devi
 
 def _named(suite: Suite) -> str:
     """The suite's file, which an error about its keys names (review 164), else its name."""
-    return suite.source if suite.source != "<suite>" else f"suite {suite.name!r}"
+    return suite.source if suite.source not in ("<suite>", "<Suite>") else f"suite {suite.name!r}"
 
 
 def region_metric(regions: RegionSpec | None) -> tuple[PluginSpec, ...]:
@@ -124,7 +124,8 @@ class RunSettings:
             needs_permuted=any("permuted_model" in metrics.get(m.name).info.requires for m in suite.metrics),
             gallery_seed=suite.seeds[0],
             device=resolve_device(device or suite.device,
-                                  "--device" if device else f"{_named(suite)}: device"),
+                                  "--device" if device else f"{_named(suite)}: device",
+                                  "--device cpu" if device else "device: cpu (or --device cpu, run(device='cpu'))"),
             threads=torch.get_num_threads(),
             reliability=suite.reliability,
             needs_validation=any(metrics.get(m.name)(**m.params).needs_calibration for m in suite.metrics),

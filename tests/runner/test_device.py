@@ -121,8 +121,26 @@ def test_devices_resolve_or_fail_with_a_clear_error():
             RunSettings.from_suite(suite, device="cuda:1")
         # review 164: a suite read from a file is named by its file, as its other errors are
         suite = suite_from_dict({**TINY, "device": "cuda"}, source="own.yaml")
-        with pytest.raises(UsageError, match=r"^own.yaml: device 'cuda': CUDA is not available"):
+        with pytest.raises(UsageError, match=r"^own.yaml: device 'cuda': CUDA is not available.*; use device: cpu "
+                                             r"\(or --device cpu, run\(device='cpu'\)\) or auto$"):
             RunSettings.from_suite(suite)
+
+
+def test_a_loaded_suites_device_error_names_its_file_through_the_api(tmp_path):
+    """Diff review 15: faithbench.run(load_suite(file)) re-validated the suite under '<Suite>', so its
+    device error named '<Suite>' (before: the suite's name) where the file is known."""
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    import yaml
+
+    import faithbench
+    from faithbench.config import load_suite
+
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "device": "cuda"}))
+    with pytest.raises(UsageError, match=rf"^{path}: device 'cuda': CUDA is not available"):
+        faithbench.run(load_suite(path), out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
 TINY = {"name": "tiny_device", "samples": 4, "batch_size": 4,
