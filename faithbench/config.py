@@ -177,6 +177,13 @@ class Suite(BaseModel):
         except Exception:  # noqa: BLE001 - a parameter that does not compare (an array): not the same
             return False
 
+    @field_validator("name")
+    @classmethod
+    def _visible_name(cls, name: str) -> str:  # ' ' or '/' wrote reports/_ (a diff review)
+        if name and not any(ch.isalnum() for ch in name):
+            raise ValueError(f"expected a name with a letter or digit (it names the run's folder), got {name!r}")
+        return name
+
     @field_validator("datasets", "explainers", "metrics", "models", mode="before")
     @classmethod
     def _names_to_dicts(cls, value: Any) -> Any:

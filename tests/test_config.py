@@ -87,6 +87,14 @@ def test_an_empty_name_or_alias_is_refused(tmp_path, old, new, key):
         load_suite(write(tmp_path, BASE.replace(old, new)))
 
 
+@pytest.mark.parametrize("name", ["' '", '"\\t"', "'/'"])  # YAML: a space, a tab, a slash
+def test_a_suite_name_without_a_letter_or_digit_is_refused(tmp_path, name):
+    """Diff review 15: ' ', a tab or '/' passed the empty-name check and wrote reports/_."""
+    with pytest.raises(SuiteError, match=r"name: expected a name with a letter or digit \(it names the run's folder\)"):
+        load_suite(write(tmp_path, BASE.replace("name: t\n", f"name: {name}\n")))
+    assert load_suite(write(tmp_path, BASE.replace("name: t\n", "name: 'süïte 名'\n"))).name == "süïte 名"
+
+
 def test_include_merges_and_overrides(tmp_path):
     write(tmp_path, BASE, name="base.yaml")
     child = write(tmp_path, "include: base.yaml\nname: child\nseeds: [0, 1]\n", name="child.yaml")
