@@ -138,7 +138,7 @@ def class_names(found: list[str], classes: list[str] | None, source: str) -> tup
     if classes is not None:
         return tuple(classes)
     names = sorted(set(found))
-    if names and all(f.isdigit() for f in names):
+    if names and all(f.isascii() and f.isdigit() for f in names):  # '²' is a digit to str.isdigit, not to int()
         k = max(int(f) for f in names) + 1
         distinct = len({int(f) for f in names})
         if k > 2 * distinct:
@@ -264,7 +264,7 @@ class FolderDataset(BaseDataset):
         def index(label: str, k: int) -> int:
             if label in names:
                 return names.index(label)
-            if label.isdigit() and int(label) < len(names):
+            if label.isascii() and label.isdigit() and int(label) < len(names):
                 return int(label)
             where = f"{csv_path}: line {lines[k]}" if csv_path else "folder"
             raise DataError(f"{where}: label {label!r} is not one of the classes {names}")

@@ -103,3 +103,12 @@ def test_a_patient_with_images_of_different_labels_is_warned_of(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         FolderDataset("test", **kw)  # one label per patient: quiet
+
+
+def test_a_superscript_digit_label_is_a_class_name(tmp_path):
+    """Diff review 15: '²' is a digit to str.isdigit but not to int(): validate printed "invalid literal
+    for int() with base 10: '²'", naming neither the CSV nor its line."""
+    kw = _write(tmp_path, [f"im{k}.png,{'²' if k % 2 else '1'}" for k in range(12)])
+    dataset = FolderDataset("test", **kw)
+    assert dataset.classes == ("1", "²")
+    assert sorted({dataset[i].label for i in range(len(dataset))}) == [0, 1]
