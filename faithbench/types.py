@@ -76,8 +76,8 @@ class Sample:
     label: class index (int). Multi-label datasets: the first positive class (0 when none),
         kept for tables only; the truth is ``labels``.
     masks: named bool masks ``(*spatial)``, e.g. ``lesion``, ``lung_left``; an absent region
-        is an all-False mask (a float or int mask of only 0 and 1 is read as bool; :meth:`Batch.collate`
-        refuses any other value).
+        is an all-False mask (a float or int mask of 0 and one positive value, 0/1 or 0/255, is read
+        as bool; :meth:`Batch.collate` refuses any other, a probability map or a label map).
     labels: multi-label datasets only: the 0/1 vector ``(K,)`` of every class (long).
     """
 
@@ -124,8 +124,9 @@ class Batch:
                         f"sample {s.id!r}: mask {name!r} has shape {tuple(m.shape)}, "
                         f"expected the image's spatial shape {tuple(spatial)}"
                     )
-                if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):  # a review: a soft mask was
-                    other = m[(m != 0) & (m != 1)].flatten()[0].item()                # read as `!= 0`, silently
+                on = m[m != 0].flatten() if m.dtype != torch.bool else None  # a review: a soft mask was read as
+                if on is not None and len(on) and not (on[0] > 0 and bool((on == on[0]).all())):  # `!= 0`, silently
+                    other = on[(on != on[0]) | ~(on > 0)][0].item() if on[0] > 0 else on[0].item()
                     raise ValueError(f"sample {s.id!r}: mask {name!r} is {m.dtype} with values other than 0 and 1 "
                                      f"(e.g. {other:.4g}); expected a bool mask: threshold it yourself (mask > 0.5)")
                 stacked.append(m.bool())

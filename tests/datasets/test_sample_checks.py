@@ -124,6 +124,17 @@ def test_a_0_1_mask_of_another_dtype_is_read_as_bool(dtype):
     assert batch.masks["lesion"][0].nonzero().tolist() == [[1, 1], [2, 1]]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_a_0_255_mask_is_read_as_bool(dtype):
+    """Diff review 16: a 0/255 uint8 mask, read as `!= 0` before, stopped the run; one positive value
+    besides 0 is a mask, as a PNG's 0/255."""
+    from faithbench.types import Batch
+
+    mask = torch.zeros(4, 4, dtype=dtype)
+    mask[1:3, 1:2] = 255
+    assert Batch.collate([_with_mask(mask)]).masks["lesion"][0].nonzero().tolist() == [[1, 1], [2, 1]]
+
+
 @pytest.mark.parametrize("value, dtype, shown", [(0.25, torch.float32, "0.25"), (255, torch.uint8, "255"),
                                                  (float("nan"), torch.float32, "nan"), (-1, torch.int64, "-1")])
 def test_a_mask_with_values_other_than_0_and_1_is_refused(value, dtype, shown):
