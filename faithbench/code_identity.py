@@ -50,6 +50,16 @@ def _names_read(code: types.CodeType) -> set[str]:
     return names
 
 
+def _canonical(value: Any) -> str:
+    """``repr`` with every set's items sorted, so that a set of frozensets sorts alike in every process
+    (their ``repr`` follows the string hash seed; a diff review)."""
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(sorted(_canonical(v) for v in value)) + "}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_canonical(v) for v in value) + ")"
+    return repr(value)
+
+
 def _closure(function: types.FunctionType) -> tuple[Any, ...]:
     """The values ``function`` closes over (a diff review: a closed-over constant), but itself (a recursive
     inner function) and cells not filled yet."""
@@ -96,6 +106,9 @@ def code_digest(obj: object) -> str:
     def add(value: Any) -> None:
         try:
             value = getattr(value, "__func__", value)  # staticmethod, classmethod
+            while callable(value) and isinstance(getattr(value, "__wrapped__", None), types.FunctionType) \
+                    and not isinstance(value, types.FunctionType):  # lru_cache, functools.wraps: the function
+                value = value.__wrapped__  # (a diff review: an edited @lru_cache helper kept the key)
             is_array = hasattr(value, "__array__") and hasattr(value, "shape")
             named = callable(value) and isinstance(getattr(value, "__qualname__", None), str)
         except Exception:  # noqa: BLE001 - a proxy that refuses attributes: its type
@@ -120,8 +133,8 @@ def code_digest(obj: object) -> str:
             path.add(key)
             digest.update(b"(")
             if not isinstance(value, (list, tuple)):  # sorted: a set's order varies between processes
-                value = sorted(value.items(), key=lambda kv: repr(kv[0])) if isinstance(value, dict) else \
-                    sorted(value, key=repr)
+                value = sorted(value.items(), key=lambda kv: _canonical(kv[0])) if isinstance(value, dict) else \
+                    sorted(value, key=_canonical)
             for item in value:
                 add(item)
             digest.update(b")")

@@ -104,6 +104,11 @@ def test_cycles_end(notebook):
     assert code_digest(module.C) != before
 
 
+# a set and a set of frozensets (whose repr follows the hash seed: diff review 16)
+SETS = ("S = {'x', 'y', 'z'}\n"
+        "F = {frozenset({'p', 'q'}), frozenset({'r', 's', 't'}), frozenset({'u', 'v'}), frozenset({'a', 'z'})}\n")
+
+
 def test_the_digest_with_globals_does_not_depend_on_the_process(tmp_path):
     """A module global (``np``), a dict and a set read by the code: the same digest under every hash seed."""
     script = tmp_path / "digest.py"
@@ -115,8 +120,22 @@ def test_the_digest_with_globals_does_not_depend_on_the_process(tmp_path):
         CELLS = %r
         exec(compile(CELLS, "<ipython-input-2>", "exec"), module.__dict__)
         print(code_digest(module.CellPlugin))
-    """ % (HELPER_CELL.format(k=3.0, offset=1) + "S = {'x', 'y', 'z'}\n" + PLUGIN_CELL.replace("K]", "K, S]"))))
+    """ % (HELPER_CELL.format(k=3.0, offset=1) + SETS + PLUGIN_CELL.replace("TABLE.values()", "TABLE.values(), S, F"))))
     outs = {subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
                            env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout
-            for seed in (1, 2, 3)}
+            for seed in range(1, 9)}  # the frozensets sorted by repr: 2 digests over seeds 1-8
     assert len(outs) == 1 and outs.pop().startswith("code:")
+
+
+def test_a_cached_helper_is_keyed_by_its_code(notebook):
+    """Diff review 16: a helper under functools.lru_cache was keyed by its name only, so an edit of it kept
+    the key and re-served the old scores."""
+    module, run = notebook
+    cell = "import functools\n\n@functools.lru_cache\ndef helper(v):\n    return {}\n"
+    run(cell.format(1.0))
+    run("def plugin(x):\n    return helper(x)\n")
+    first = code_digest(module.plugin)
+    run(cell.format(1.0))
+    assert code_digest(module.plugin) == first
+    run(cell.format(-3.0))
+    assert code_digest(module.plugin) != first
