@@ -271,7 +271,7 @@ class Metric(Configurable):
             raise ValueError(f"{self.name}: x contains NaN or Inf; expected finite images")
         _check_target(self.name, ctx.target, b, len(ctx.classes))
         # what validate refuses on the dataset, refused here (a review: one feature scored, the same for every map)
-        self.refuse_unfit(ctx.x.shape[2:], multilabel=ctx.multilabel)
+        self.refuse_unfit(ctx.x.shape[2:], multilabel=ctx.multilabel or ctx.labels is not None)  # multi-label vectors
         out = MetricOutput.of(self.compute(ctx, self.prepare(ctx)))
         if tuple(out.value.shape) != (b,):
             raise ValueError(f"{self.name}: expected per-sample values of shape ({b},), got {tuple(out.value.shape)}")

@@ -125,3 +125,17 @@ def test_a_limit_of_validate_is_refused_when_computed_for_other_metrics_too():
         metrics.get("continuity")(steps=18)(ctx)
     with pytest.raises(ValueError, match=r"^class_sensitivity: parameter 'others' is 'positive'.*single-label"):
         metrics.get("class_sensitivity")()(ctx)
+
+
+def test_a_batch_with_multilabel_vectors_is_multilabel_to_the_check():
+    """Diff review 16: class_sensitivity called directly with the batch's multi-label vectors but
+    ``multilabel`` left False was refused as "single-label" (it scored before the check moved into
+    Metric.__call__)."""
+    import dataclasses
+
+    from faithbench.registry import explainers
+
+    ctx = dataclasses.replace(_ctx((8, 8), b=4), labels=torch.tensor([[1, 1], [1, 1], [0, 1], [1, 1]]),
+                              explainer=explainers.get("saliency")())
+    value = metrics.get("class_sensitivity")()(ctx).value
+    assert value.shape == (4,) and torch.isfinite(value).sum() == 3  # sample 2 has no other positive class
