@@ -189,10 +189,20 @@ class CAMExplainer(Explainer):
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         layer, reshape = self.layer_for(model, x)
         grid: list[int] = self.last_info["grid"]
-        shapes: list[torch.Size] = []
-        probe = None if grid else layer.register_forward_hook(
-            lambda _m, _i, out: shapes.append(out.shape) if not shapes and isinstance(out, Tensor) else None)
         network_input = [x.shape]  # what the network sees: a resized image where it has an input transform
+
+        def check_output(_m: nn.Module, _i: Any, out: Any) -> None:
+            """A target_layer set by hand: its grid, read off the CAM's own forward pass; checked there, before
+            pytorch-grad-cam reads it (a review: a linear layer gave its "Invalid grads shape")."""
+            if grid or not isinstance(out, Tensor):
+                return
+            if not channels_first(out.shape, network_input[0]):
+                raise ValueError(f"{self.name}: target_layer {self.target_layer!r} outputs {tuple(out.shape)} for "
+                                 f"an input of {tuple(x.shape)}: not (B, C, *grid) (a linear layer, or channels "
+                                 "last as Swin's stages); choose a layer whose output is a channels-first feature map")
+            grid.extend(out.shape[2:])
+
+        probe = None if grid else layer.register_forward_hook(check_output)
         transform = getattr(model, "input_transform", None)
         seen = transform.register_forward_hook(lambda _m, _i, out: network_input.__setitem__(0, out.shape)) \
             if probe is not None and isinstance(transform, nn.Module) else None
@@ -206,12 +216,6 @@ class CAMExplainer(Explainer):
                 for handle in (probe, seen):
                     if handle is not None:
                         handle.remove()
-        if shapes:  # a target_layer set by hand: its grid, read off the CAM's own forward pass
-            if not channels_first(shapes[0], network_input[0]):
-                raise ValueError(f"{self.name}: target_layer {self.target_layer!r} outputs {tuple(shapes[0])} for "
-                                 f"an input of {tuple(x.shape)}: not (B, C, *grid) (channels last, as Swin's "
-                                 "stages?); choose a layer whose output is a channels-first feature map")
-            grid.extend(shapes[0][2:])
         raw_t = torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)
         if self.relu:  # on the layer's grid, before upsampling (module docstring)
             raw_t = raw_t.clamp(min=0)

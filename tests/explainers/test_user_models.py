@@ -250,3 +250,18 @@ def test_a_network_that_computes_in_bfloat16_is_explained_by_the_cams(name):
     assert s16.dtype == torch.float32 and s16.shape == (2, 16, 16)
     scale = s32.abs().amax()
     assert (s16 - s32).abs().amax() <= 0.05 * scale  # bfloat16 keeps ~3 significant digits
+
+
+@pytest.mark.parametrize("name", ["gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam", "scorecam",
+                                  "ablationcam"])
+def test_a_hand_set_layer_without_a_feature_map_gets_our_message(name):
+    """A held-out review (F1): on a direct call, target_layer = a linear head gave pytorch-grad-cam's "Invalid grads
+    shape" (gradient CAMs) or torch's interpolate error (Score-CAM); only EigenCAM reached faithbench's message."""
+    plain, _, x, t = _pair()
+    with pytest.raises(ValueError, match=rf"^{name}: target_layer 'fc' outputs \(4, 2\) for an input of "
+                                         r"\(4, 1, 16, 16\): not \(B, C, \*grid\) \(a linear layer"):
+        explainers.get(name)(target_layer="fc")(plain, x, t)
+    assert all(not m._forward_hooks and not m._backward_hooks for m in plain.modules())  # released
+    assert all(p.grad is None for p in plain.parameters())
+    assert explainers.get(name)(target_layer="act2")(plain, x, t).shape == (4, 16, 16)  # the same object works
+
