@@ -51,6 +51,7 @@ from faithbench.explainers.layers import (channels_first, find_target_layer, lay
                                          kept_output)
 from faithbench.explainers.transformer import patch_cover, patch_pixels
 from faithbench.registry import explainers
+from faithbench.types import arch_family
 
 
 class _RawCAMMixin:
@@ -151,18 +152,18 @@ class CAMExplainer(Explainer):
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         reason = super().unsupported_reason(model, x)
         blocks = getattr(model, "blocks", None)
-        if reason is None and getattr(model, "arch_family", "cnn") == "vit" and (
+        if reason is None and arch_family(model) == "vit" and (
                 not blocks or not hasattr(getattr(model, "patch_embed", None), "grid_size")):
             # torchvision's VisionTransformer is tagged vit too (nn.MultiheadAttention): no blocks (a review)
             reason = (f"{self.name} on a ViT needs a timm VisionTransformer (model.blocks, "
                       f"model.patch_embed.grid_size) to reshape its tokens; got {type(model).__name__}")
-        if reason is None and self.finds_layer and getattr(model, "arch_family", "cnn") != "vit" \
+        if reason is None and self.finds_layer and arch_family(model) != "vit" \
                 and not self.target_layer and (missing := layer_reason(model, x, self.min_grid)):
             reason = f"{self.name}: {missing}"  # no channels-first feature map (timm's Swin): a skip
         return reason
 
     def layer_for(self, model: nn.Module, x: Tensor) -> tuple[nn.Module, Callable | None]:
-        if getattr(model, "arch_family", "cnn") == "vit":
+        if arch_family(model) == "vit":
             name = self.target_layer or "blocks.-1.norm1"
             if name == "blocks.-1.norm1":
                 layer = model.blocks[-1].norm1  # type: ignore[index]
@@ -219,7 +220,7 @@ class CAMExplainer(Explainer):
         raw_t = torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)
         if self.relu:  # on the layer's grid, before upsampling (module docstring)
             raw_t = raw_t.clamp(min=0)
-        if getattr(model, "arch_family", "cnn") == "vit":  # 0 past the last whole patch (the model drops them)
+        if arch_family(model) == "vit":  # 0 past the last whole patch (the model drops them)
             return patch_pixels(raw_t[:, None], model, tuple(x.shape[2:]))[:, 0]
         mode = "bilinear" if x.ndim == 4 else "trilinear"
         return F.interpolate(raw_t[:, None], size=tuple(x.shape[2:]), mode=mode, align_corners=False)[:, 0]
@@ -305,7 +306,7 @@ class _ScoreCAMND(ScoreCAM):
         spatial = tuple(input_tensor.shape[2:])
         mode = "bilinear" if len(spatial) == 2 else "trilinear"
         # a ViT: the masks cover the pixels its patches cover, 0 past them (as the maps, explainers.transformer)
-        vit = getattr(self.model, "arch_family", "cnn") == "vit"
+        vit = arch_family(self.model) == "vit"
         size = patch_cover(self.model, tuple(activations.shape[2:]), spatial) if vit else spatial
         scores = torch.empty(activations.shape[:2])
         with torch.no_grad():
@@ -365,7 +366,7 @@ class AblationCAMExplainer(CAMExplainer):
 
     def make_cam(self, model: nn.Module, layer: nn.Module, reshape: Callable | None) -> Any:
         # a fresh ablation layer per call: the library's default argument is one shared instance
-        ablation = AblationLayerVit() if getattr(model, "arch_family", "cnn") == "vit" else AblationLayer()
+        ablation = AblationLayerVit() if arch_family(model) == "vit" else AblationLayer()
         cam = raw_cam_class(AblationCAM)(model=model, target_layers=[layer], reshape_transform=reshape,
                                          ablation_layer=ablation, batch_size=self.batch_size)
         # its own activation hook, registered during the call after kept_output's, keeps a copy too (a review)

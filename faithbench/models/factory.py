@@ -38,6 +38,7 @@ from torch import nn
 from faithbench.models import hub
 from faithbench.models.errors import CheckpointError
 from faithbench.models.preprocess import InputConfig, input_config_from_timm, input_config_from_torchvision
+from faithbench.types import arch_family
 
 SOURCES = ("timm", "torchvision", "monai", "hf-hub", "local-dir")
 HUB_SOURCES = ("hf-hub", "local-dir")  # the name itself says where the weights are
@@ -377,10 +378,7 @@ def build_network(spec: Any, in_chans: int, num_classes: int, input_size: tuple[
             got = "a TorchScript module" if isinstance(model, nn.Module) else type(model).__name__
             raise CheckpointError(f"model {spec.label!r}: {parsed.target} returned {got}, expected a torch.nn.Module "
                                   f"(explainers hook its layers: return the module before torch.jit.script)")
-    vit = hasattr(model, "blocks") and hasattr(model, "patch_embed")
-    vit = vit or any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
-    if getattr(model, "arch_family", None) not in ("cnn", "vit"):  # a builder's own tag is kept (docs/plugins.md)
-        model.arch_family = "vit" if vit else "cnn"
+    model.arch_family = arch_family(model)  # a builder's own tag is kept (docs/plugins.md), else guessed
     model.spatial_dims = dims
     return model, config
 

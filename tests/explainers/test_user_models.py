@@ -265,3 +265,24 @@ def test_a_hand_set_layer_without_a_feature_map_gets_our_message(name):
     assert all(p.grad is None for p in plain.parameters())
     assert explainers.get(name)(target_layer="act2")(plain, x, t).shape == (4, 16, 16)  # the same object works
 
+
+@pytest.mark.parametrize("name", ["gradcam", "layercam", "scorecam"])
+def test_a_timm_vit_built_outside_faithbench_takes_the_vit_path(name):
+    """A held-out review (F2): a timm ViT without ``arch_family`` got "continues channels last ... (a Swin has none
+    past its patch embedding)" from the CAMs, and "Invalid grads shape" with target_layer blocks.11.norm1; now it
+    is read as a ViT, as the model factory guesses, and gets the map of the same model tagged "vit"."""
+    timm = pytest.importorskip("timm")
+    from faithbench.types import arch_family
+
+    torch.manual_seed(0)
+    raw = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, pretrained=False, num_classes=3).eval()
+    x, t = torch.rand(2, 3, 32, 32), torch.tensor([0, 2])
+    assert not hasattr(raw, "arch_family") and arch_family(raw) == "vit"
+    params = {"batch_size": 64} if name == "scorecam" else {}
+    untagged = explainers.get(name)(**params)(raw, x, t)
+    by_hand = explainers.get(name)(target_layer="blocks.11.norm1", **params)(raw, x, t)
+    assert not hasattr(raw, "arch_family")  # read, not set
+    raw.arch_family = "vit"
+    tagged = explainers.get(name)(**params)(raw, x, t)
+    assert untagged.shape == (2, 32, 32) and untagged.abs().max() > 0
+    assert torch.allclose(untagged, tagged, atol=1e-6) and torch.allclose(by_hand, tagged, atol=1e-6)
