@@ -10,11 +10,11 @@ min-max scale (that destroys the scale faithfulness metrics need; the runner's m
 recorded), so in 2D the library's map is ours min-max scaled: it min-maxes the ReLU'd grid, resizes, min-maxes
 again (``BaseCAM.aggregate_multi_layers``; a review: <= 4.2e-7, 0.12 off scaled by the grid's extremes). Not in
 3D: the library resizes with ``scipy.ndimage.zoom`` (cubic spline, corners aligned), we trilinearly from cell
-centres (``align_corners=False``, as both do in 2D); the grids agree (1.2e-7), the upsampled maps not (0.13-0.28
-on 16^3 inputs, mostly the alignment). A ViT's grid spans the pixels its patches cover, 0 past them
-(:func:`~faithbench.explainers.transformer.patch_pixels`; the library stretches it over the whole input).
-``relu=False`` keeps the raw signed grid instead (upsampled), for studies of negative evidence; EigenCAM
-defaults to it (the sign of a principal component is arbitrary).
+centres (``align_corners=False``, as both do in 2D); the grids agree (1.2e-7), the upsampled maps not
+(reviews: 0.13-0.30 on 16^3 inputs, 0.12-0.43 on MONAI's resnet18_3d at 32^3; mostly the alignment). A ViT's
+grid spans the pixels its patches cover, 0 past them (:func:`~faithbench.explainers.transformer.patch_pixels`;
+the library stretches it over the whole input). ``relu=False`` keeps the raw signed grid instead (upsampled),
+for studies of negative evidence; EigenCAM defaults to it (the sign of a principal component is arbitrary).
 
 Variants (one class each, registry name in brackets): Grad-CAM [gradcam], Grad-CAM++ [gradcam_pp], XGrad-CAM
 [xgradcam], HiResCAM [hirescam], LayerCAM [layercam], EigenCAM [eigencam], Score-CAM [scorecam], Ablation-CAM
