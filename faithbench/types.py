@@ -168,7 +168,6 @@ def category_name(category: Category | str) -> str:
     return category.value if isinstance(category, Category) else str(category)
 
 
-
 def arch_family(model: torch.nn.Module) -> Literal["cnn", "vit"]:
     """A model's architecture family: its ``arch_family`` tag where that is ``"cnn"`` or ``"vit"`` (faithbench's
     builders set it, a plugin's may: docs/plugins.md), else the guess the model factory tags a library model
@@ -180,6 +179,7 @@ def arch_family(model: torch.nn.Module) -> Literal["cnn", "vit"]:
         return tag
     vit = hasattr(model, "blocks") and hasattr(model, "patch_embed")
     return "vit" if vit or any(isinstance(m, torch.nn.MultiheadAttention) for m in model.modules()) else "cnn"
+
 
 # Column order of the leaderboard's categories; any other category (a plugin's) follows, alphabetically,
 # then OTHER (metrics whose rows give no category).
