@@ -139,6 +139,24 @@ class InputInvariance(Metric):
     bounds: ClassVar[dict[str, Bound]] = {"atol": NON_NEGATIVE}
     version = "3"  # 2: x + c drawn at x's per-image noise; 3: x + c seen as x exactly
 
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        problem = self._no_shift()
+        if problem:  # refused by validate and run (exit 2), not scored 1 in every cell
+            raise ParameterError(problem)
+
+    def _no_shift(self) -> str | None:
+        """The problem with ``shift: 0``, or None: x + c is x bit for bit and f2 is f1, so every
+        explainer, the ``random`` control too, would score 1, the best value (a review)."""
+        if self.shift != 0:
+            return None
+        return (f"{self.name}: parameter 'shift' must not be 0 (x + 0 is x and the shifted model is the model, so "
+                f"every explainer, the random control too, would score 1), got {self.shift!r}")
+
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """``shift: 0`` (set after construction), refused when computed as on construction."""
+        return self._no_shift()
+
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         if ctx.explainer is None:
             raise ValueError(f"{self.name}: needs the cell's explainer in EvalContext.explainer to re-explain")

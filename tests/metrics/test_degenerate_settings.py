@@ -139,3 +139,24 @@ def test_a_batch_with_multilabel_vectors_is_multilabel_to_the_check():
                               explainer=explainers.get("saliency")())
     value = metrics.get("class_sensitivity")()(ctx).value
     assert value.shape == (4,) and torch.isfinite(value).sum() == 3  # sample 2 has no other positive class
+
+
+@pytest.mark.parametrize("shift", [0, 0.0, -0.0])
+def test_input_invariance_without_a_shift_is_refused(shift):
+    """A review: with shift 0, x + c is x bit for bit and f2 is f1, so every explainer, the random control
+    too, scored 1 (its best value); refused on construction (validate, run) and when computed."""
+    with pytest.raises(ParameterError, match=r"^input_invariance: parameter 'shift' must not be 0 \(x \+ 0 is x and "
+                                             r"the shifted model is the model, so every explainer, the random control "
+                                             r"too, would score 1\), got -?0(\.0)?$"):
+        metrics.get("input_invariance")(shift=shift)
+    from faithbench.registry import explainers
+
+    ctx = _ctx((8, 8))
+    ctx.explainer = explainers.get("random")()
+    metric = metrics.get("input_invariance")(shift=-1.0)
+    assert metric(ctx)["value"].tolist() == [0.0, 0.0, 0.0]  # the control fails a real shift
+    metric.shift = shift  # set after construction: refused before any forward pass, not scored 1
+    passes = ctx.predict.passes
+    with pytest.raises(ValueError, match=r"^input_invariance: parameter 'shift' must not be 0"):
+        metric(ctx)
+    assert ctx.predict.passes == passes and metric.check_dataset((8, 8)) is not None
