@@ -190,3 +190,22 @@ def test_validate_refuses_a_choice_outside_the_list(tmp_path, capsys):
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "explainers[0].params: integrated_gradients: parameter 'method'" in err
+
+
+@pytest.mark.parametrize("name", ["sparseness", "complexity"])
+def test_a_postprocess_that_leaves_negative_values_is_refused_on_construction(name):
+    """A review: postprocess none validated, then every signed explainer's cell failed at run time."""
+    with pytest.raises(ParameterError, match=rf"^{name}: parameter 'postprocess' must be abs or relu \(the metric "
+                                             r"needs a non-negative map; 'none' leaves a signed map's negative "
+                                             r"values\), got 'none'$"):
+        metrics.get(name)(postprocess="none")
+    import torch
+    from types import SimpleNamespace
+
+    s = torch.tensor([[[-3.0, 1.0], [0.0, 0.0]]])  # relu keeps one feature, abs two (1 and 3)
+    ctx = SimpleNamespace(saliency=s)
+    relu, absolute = (metrics.get(name)(postprocess=p) for p in ("relu", "abs"))
+    expected = {"sparseness": (0.75, 0.625), "complexity": (0.0, 0.562335)}[name]
+    assert relu.compute(ctx, relu.prepare(ctx)).value.tolist() == pytest.approx([expected[0]], abs=1e-6)
+    assert absolute.compute(ctx, absolute.prepare(ctx)).value.tolist() == pytest.approx([expected[1]], abs=1e-6)
+    assert metrics.get("effective_complexity")(postprocess="none").postprocess == "none"  # |s| of its own

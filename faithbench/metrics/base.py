@@ -175,6 +175,7 @@ class EvalContext:
 
 
 POSTPROCESS = ("none", "abs", "relu")
+NON_NEGATIVE_POSTPROCESS = ("abs", "relu")  # those that leave no negative value
 
 
 def one_feature(name: str, patch: Any, spatial_shape: tuple[int, ...]) -> str | None:
@@ -226,6 +227,7 @@ class Metric(Configurable):
     info: ClassVar[MetricInfo]
     defaults: ClassVar[dict[str, Any]] = {}
     min_batch: ClassVar[int] = 1  # > 1: compares a sample with the others of its batch (validate checks batch_size)
+    needs_nonnegative: ClassVar[bool] = False  # True: the map must be non-negative (postprocess abs or relu)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -238,6 +240,9 @@ class Metric(Configurable):
         if mode not in POSTPROCESS:  # refused by validate, not in every cell of the run
             raise ParameterError(f"{self.name}: parameter 'postprocess' must be one of "
                                  f"{', '.join(POSTPROCESS)}, got {mode!r}")
+        if self.needs_nonnegative and mode not in NON_NEGATIVE_POSTPROCESS:  # a review: every signed map's cell failed
+            raise ParameterError(f"{self.name}: parameter 'postprocess' must be abs or relu (the metric needs a "
+                                 f"non-negative map; {mode!r} leaves a signed map's negative values), got {mode!r}")
 
     @property
     def category(self) -> Category:

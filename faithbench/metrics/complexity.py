@@ -24,13 +24,15 @@ from faithbench.types import Category, MetricInfo
 class Sparseness(Metric):
     """Sparseness (Chalasani et al. 2020): the Gini index of |saliency|,
     G = Σ_i (2i - n - 1) a_(i) / (n Σ a) over the sorted values, in [0, (n - 1) / n].
-    Higher is better (a concise explanation). Defaults: postprocess ``abs``. Quantus adds 1e-7 to
+    Higher is better (a concise explanation). Defaults: postprocess ``abs`` (or ``relu``; ``none`` is
+    refused: a signed map is no distribution). Quantus adds 1e-7 to
     every value first, which moves G by about 1e-7 n / Σ a."""
 
     info = MetricInfo("sparseness", higher_is_better=True, category=Category.COMPLEXITY, postprocess="abs",
                       paper="Chalasani et al. 2020, Concise explanations of neural networks using adversarial "
                             "training")
     defaults: ClassVar[dict[str, Any]] = {}
+    needs_nonnegative = True  # the Gini index of a distribution: postprocess none refused by validate
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         return MetricOutput(value=sparseness(saliency))
@@ -40,11 +42,12 @@ class Sparseness(Metric):
 class Complexity(Metric):
     """Complexity (Bhatt et al. 2020): the entropy of the fractional contributions,
     H = -Σ_i p_i ln p_i with p_i = |s_i| / Σ_j |s_j|, in [0, ln n]. Lower is better.
-    Defaults: postprocess ``abs``."""
+    Defaults: postprocess ``abs`` (or ``relu``; ``none`` is refused: a signed map is no distribution)."""
 
     info = MetricInfo("complexity", higher_is_better=False, category=Category.COMPLEXITY, postprocess="abs",
                       paper="Bhatt et al. 2020, Evaluating and aggregating feature-based model explanations")
     defaults: ClassVar[dict[str, Any]] = {}
+    needs_nonnegative = True  # the entropy of a distribution: postprocess none refused by validate
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         return MetricOutput(value=complexity(saliency))
