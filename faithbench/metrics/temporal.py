@@ -61,8 +61,14 @@ class TemporalMetric(Metric):
         return [self.params["mask"]] if "mask" in self.params else []
 
 
+# 2: visit importance summed in float64 (a near-tie of float32 sums can order otherwise), padding ranked last by a
+# lexicographic key; the ranks of equal importances are unchanged
+_RANKS_VERSION = "2"
+
+
 class TemporalPerturbation(TemporalMetric):
     insertion: ClassVar[bool] = False
+    version: ClassVar[str] = _RANKS_VERSION
 
     bounds: ClassVar[dict[str, Bound]] = {"max_batch": AT_LEAST_ONE}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": ("prob", "logit", "correct"), "mode": REMOVAL_MODES}
@@ -119,6 +125,7 @@ class VisitPointing(TemporalMetric):
     info = MetricInfo("visit_pointing", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:change"}), paper="visit-level pointing game (this benchmark)")
     defaults: ClassVar[dict[str, Any]] = {"mask": "change"}
+    version: ClassVar[str] = _RANKS_VERSION
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         self.check(ctx)

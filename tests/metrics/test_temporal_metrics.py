@@ -148,7 +148,7 @@ def test_per_visit_localisation_known_answer():
     assert value.tolist() == [0.5] and torch.allclose(chance, torch.tensor([(4 / 16 + 1 / 16) / 2]))
     mass, _ = visit_relevance_mass(s, lesion)
     assert torch.allclose(mass, torch.tensor([(3 / 4 + 0.0) / 2]))
-    assert torch.allclose(visit_importance(s), torch.tensor([[100.0, 4.0, 2.0]]))
+    assert visit_importance(s).tolist() == [[100.0, 4.0, 2.0]]
     empty, _ = visit_pointing_game(s, torch.zeros_like(lesion))
     assert math.isnan(empty[0])
     # a lesion visit without positive saliency leaves the value and its chance alike (a diff review: the
@@ -164,7 +164,7 @@ def test_temporal_occlusion_recovers_the_one_visit():
     assert torch.allclose(drops, torch.tensor([[0.0, sig(4.0) - 0.5, 0.0]] * 2), atol=1e-6)
     s = explainers.get("temporal_occlusion")()(model, x, target)
     assert s.shape == (2, 3, 4, 4)
-    assert torch.allclose(visit_importance(s), drops, atol=1e-6)
+    assert torch.allclose(visit_importance(s).float(), drops, atol=1e-6)
     assert explainers.get("temporal_occlusion")().unsupported_reason(model, x[:, :, 0]) is not None
     hit, _ = visit_pointing(visit_importance(s), torch.tensor([[False, True, False]] * 2))
     assert hit.tolist() == [1.0, 1.0]
@@ -197,6 +197,35 @@ def test_padding_ranks_last_at_every_magnitude():
     for seed in range(8):
         ranks = visit_ranks(torch.full((1, 4), 3e8), valid, generator=torch.Generator().manual_seed(seed))
         assert ranks[0, 0] == 3
+
+
+def test_padding_ranks_last_with_flush_denormal_and_an_all_zero_map():
+    """A review: padding keyed as nextafter(0, -inf), a denormal, tied with all-zero real visits under
+    torch.set_flush_denormal(True) and was ranked first in 59 of 200 draws."""
+    from faithbench.metrics.functional.temporal import visit_ranks
+
+    valid = torch.tensor([[False, True, True], [True, False, True]])
+    torch.set_flush_denormal(True)  # False where the CPU lacks it: the ranks are checked all the same
+    try:
+        ranks = [visit_ranks(torch.zeros(2, 3), valid, generator=torch.Generator().manual_seed(seed))
+                 for seed in range(100)]
+    finally:
+        torch.set_flush_denormal(False)
+    assert all(r[0, 0] == 2 and r[1, 1] == 2 for r in ranks)  # padding last in every draw
+    firsts = [int(r[0].argmin()) for r in ranks]
+    assert 0 < firsts.count(1) < 100  # the real visits still tie, broken by the seed
+
+
+def test_visit_importance_does_not_overflow_a_finite_map():
+    """A review: |s| ~ 1e36 summed to inf in float32, and the ranking refused the finite map."""
+    from faithbench.metrics.functional.temporal import visit_ranks
+
+    s = torch.full((1, 3, 64, 64), 1e36)
+    s[0, 2] = -1e36
+    importance = visit_importance(s)
+    assert importance.dtype == torch.float64 and importance[0].tolist() == pytest.approx([4096e36, 4096e36, -4096e36])
+    ranks = visit_ranks(importance, torch.tensor([[False, True, True]]), generator=torch.Generator().manual_seed(0))
+    assert ranks.tolist() == [[2, 0, 1]]
 
 
 def test_a_temporal_metric_on_images_says_not_a_sequence():

@@ -35,8 +35,9 @@ def _check_sequence(x: Tensor, saliency: Tensor) -> None:
 
 
 def visit_importance(saliency: Tensor) -> Tensor:
-    """``(B, T, *space) -> (B, T)``: the sum of each visit's saliency over space."""
-    return saliency.flatten(2).sum(dim=2)
+    """``(B, T, *space) -> (B, T)`` float64: the sum of each visit's saliency over space (in float64: a
+    finite float32 map of |s| ~ 1e36 summed to inf in float32, and could not be ranked; a review)."""
+    return saliency.flatten(2).sum(dim=2, dtype=torch.float64)
 
 
 def visits_valid(valid: Tensor | None, b: int, t: int, device: torch.device | None = None) -> Tensor:
@@ -53,13 +54,18 @@ def visits_valid(valid: Tensor | None, b: int, t: int, device: torch.device | No
 
 def visit_ranks(importance: Tensor, valid: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     """Rank of each visit, 0 = most important: ``(B, T)`` long. Real visits by importance
-    (descending, ties by a seeded permutation), then padding frames."""
-    importance = importance.float()
-    low = importance.masked_fill(~valid, float("inf")).amin(dim=1, keepdim=True)
-    low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
-    # padding at the next float below every real visit (low - 1 was low itself from |low| ~ 2^24 on)
-    keyed = torch.where(valid, importance, torch.nextafter(low, torch.full_like(low, -float("inf"))))
-    return feature_ranks(keyed, generator=generator)
+    (descending, ties by a seeded permutation), then padding frames (in the permutation's order).
+
+    Lexicographic, (real before padding, importance): no key value stands for padding (a key just
+    below the lowest real visit, nextafter(0, -inf) for an all-zero map, is a denormal that
+    ``torch.set_flush_denormal(True)`` reads as 0, and padding then tied with the real visits and
+    could come first; a review). The permutation is drawn over all T visits, as before, so the
+    ranks of the real visits do not change."""
+    importance = importance.double()
+    valid = valid.to(importance.device).bool()
+    by_importance = feature_ranks(torch.where(valid, importance, torch.zeros_like(importance)), generator=generator)
+    key = by_importance + (~valid).long() * importance.shape[1]  # every padding visit after every real one
+    return key.argsort(dim=1).argsort(dim=1)
 
 
 def keep_visits(x: Tensor, keep: Tensor, pad_value: float = 0.0) -> Tensor:
