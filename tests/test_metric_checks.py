@@ -158,6 +158,30 @@ def test_settings_that_make_every_explainer_score_the_same_are_refused(tmp_path,
         _load(tmp_path, metric)
 
 
+@pytest.mark.parametrize("metric, expected", [
+    # a review: every explainer, the random control too, scored 1 (exit 0)
+    ("{name: input_invariance, params: {shift: 0.0}}",
+     "metrics[0].params: input_invariance: parameter 'shift' must not be 0 (x + 0 is x and the shifted model is the "
+     "model, so every explainer, the random control too, would score 1), got 0.0"),
+    # a review: validate said ok, then every signed explainer's cell failed at run time (exit 3)
+    ("{name: sparseness, params: {postprocess: none}}",
+     "metrics[0].params: sparseness: parameter 'postprocess' must be abs or relu (the metric needs a non-negative "
+     "map; 'none' leaves a signed map's negative values), got 'none'"),
+    ("{name: complexity, params: {postprocess: none}}",
+     "metrics[0].params: complexity: parameter 'postprocess' must be abs or relu"),
+])
+def test_validate_refuses_a_degenerate_or_signed_setting_in_one_line(tmp_path, capsys, metric, expected):
+    from faithbench.cli import main
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(BASE.replace("METRIC", metric))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"faithbench: error: {path}: {expected}")
+    path.write_text(BASE.replace("METRIC", metric.replace("0.0", "-1.0").replace("none", "relu")))
+    assert main(["validate", str(path)]) == 0
+
+
 def test_validate_refuses_one_step_in_one_line_with_exit_code_2(tmp_path, capsys):
     from faithbench.cli import main
 
@@ -193,11 +217,37 @@ def test_focus_under_subset_positive_on_two_classes_warns(tmp_path, subset):
     assert said == (expected if subset == "positive" else [])
 
 
-@pytest.mark.parametrize("name", ["temporal_deletion", "temporal_insertion"])
+@pytest.mark.parametrize("name", ["temporal_deletion", "temporal_insertion", "visit_pointing", "visit_pointing_game",
+                                  "visit_relevance_mass"])
 def test_temporal_metric_on_2d_data_warns_like_a_missing_mask(tmp_path, name):
-    with pytest.warns(SuiteWarning, match=rf"metrics\[0\] '{name}' does not apply to dataset 'phantom_cxr': a "
-                                          r"temporal metric needs sequences of visits .* the run skips it there"):
+    """A review: visit_pointing (which needs mask 'change') said so on 2D images, which points at the wrong
+    fix; the sequence reason comes first, as in the run's skipped.csv, and alone."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         _load(tmp_path, f"{name}, deletion_auc")
+    said = [str(w.message) for w in caught if issubclass(w.category, SuiteWarning) and name in str(w.message)]
+    assert said == [f"{tmp_path / 'suite.yaml'}: metrics[0] '{name}' does not apply to dataset 'phantom_cxr': a "
+                    "temporal metric needs sequences of visits (T, H, W) from a longitudinal dataset; the dataset "
+                    "is 2D; the run skips it there"]
+
+
+def test_visit_pointing_on_a_volume_warns_that_it_is_no_sequence(tmp_path):
+    """A review: on phantom_organ3d (3D, no mask 'valid') visit_pointing said it needs mask 'change'."""
+    path = tmp_path / "suite.yaml"
+    path.write_text(BASE.replace("phantom_cxr, params: {size: 32, n: 8}", "phantom_organ3d, params: {size: 24, n: 8}")
+                    .replace("METRIC", "visit_pointing, deletion_auc"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_suite(path)
+    said = [str(w.message) for w in caught if "visit_pointing" in str(w.message)]
+    assert len(said) == 1 and "the dataset is 3D without it (a volume?); the run skips it there" in said[0]
+    assert "needs mask 'change'" not in said[0]
+
+
+def test_a_missing_mask_is_still_named_where_it_is_the_reason(tmp_path):
+    with pytest.warns(SuiteWarning, match=r"metrics\[0\] 'pointing_game' needs mask 'marker', which dataset "
+                                          r"'phantom_cxr' lacks \(its masks: "):
+        _load(tmp_path, "{name: pointing_game, params: {mask: marker}}, deletion_auc")
 
 
 def test_a_metric_meant_for_a_variant_of_the_dataset_is_skipped_without_a_warning(tmp_path):
