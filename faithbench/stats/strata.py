@@ -37,7 +37,8 @@ the last. (Quantiles of the samples themselves put a phantom's 5 lesions of one 
 larger one into ``small`` and ``medium``, with ``large`` empty, and 24 lesions of two areas, most
 of the larger, all into ``small``.) Two distinct values give the first and the last stratum, one
 value only the middle one (``medium``: there is nothing to compare). A stratum may be empty (it
-then has no row). Per stratum: ``n`` non-NaN values, ``mean`` and its 95% percentile
+then has no row). Rows whose value is NaN are dropped first: they set no edge and fill no stratum (a
+stratum of undefined values only is empty). Per stratum: ``n`` values, ``mean`` and its 95% percentile
 bootstrap CI (:func:`faithbench.stats.bootstrap.bootstrap_ci`, 1000 resamples, seed 0). The
 values are maps, not samples: a sample's confidence and correctness are its checkpoint's, so
 under several seeds it counts once per seed and may sit in several strata; the CI then treats
@@ -136,6 +137,9 @@ def stratify(results: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -
     columns = STRATA_COLUMNS[:2] + ["class"] + STRATA_COLUMNS[2:] if has_class else STRATA_COLUMNS
     # a fresh index: labels are written back by index, and a concatenated table may repeat it
     frame = results[results["category"].astype(str).isin(STRATIFIED_CATEGORIES)]
+    # an undefined value is no map of the stratum: it neither sets the tertile edges nor makes an n = 0 row (a review:
+    # two all-NaN samples took the "low" third and wrote it with n 0)
+    frame = frame[pd.to_numeric(frame["value"], errors="coerce").notna()]
     # the bootstrap resamples positions: a canonical row order, so a re-sorted table gives the same CIs (a review:
     # shuffled rows moved ci_low on 20 of 174 rows, by up to 0.075)
     order = [c for c in ("seed", "sample_id", "target") if c in frame.columns]

@@ -144,3 +144,22 @@ def test_finding_strata_on_multilabel_results_that_explain_absent_classes():
     # every row of the class present (each_positive) or single-label results: no such stratum
     assert "finding" not in set(stratify(frame.assign(label=1))["stratum_kind"])
     assert "finding" not in set(stratify(frame.drop(columns="class"))["stratum_kind"])
+
+
+def test_nan_values_set_no_edge_and_make_no_empty_stratum():
+    """A held-out review: the two least confident samples' values NaN gave a ``low`` row with n = 0 (and the
+    NaN samples' range in lower/upper), and those samples took the low third of the edges, so the 4 defined
+    values split 0 / 2 / 2. Dropped first: the 4 defined values split 2 / 1 / 1 over their own tertiles
+    (distinct confidences 0.7, 0.8, 0.9, 0.95: q1 0.8, q2 0.9)."""
+    n = 6
+    frame = pd.DataFrame({"dataset": "d", "model": "m", "metric": "x", "explainer": "e", "seed": 0,
+                          "sample_id": [f"s{i}" for i in range(n)], "value": [np.nan, np.nan, 0.5, 0.6, 0.7, 0.8],
+                          "category": "localization", "confidence": [0.6, 0.61, 0.7, 0.8, 0.9, 0.95],
+                          "correct": [True] * n})
+    table = stratify(frame).set_index(["stratum_kind", "stratum"])
+    assert (table["n"] > 0).all()
+    assert table.loc[("confidence", "low"), ["n", "mean", "lower", "upper"]].tolist() == pytest.approx(
+        [2, 0.55, 0.7, 0.8])
+    assert table.loc[("confidence", "medium"), ["n", "mean"]].tolist() == pytest.approx([1, 0.7])
+    assert table.loc[("confidence", "high"), ["n", "mean"]].tolist() == pytest.approx([1, 0.8])
+    assert table.loc[("correctness", "correct"), "n"] == 4
