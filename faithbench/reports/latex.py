@@ -89,6 +89,7 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
         fewest = _smallest_n(table)
         small = (rf" With fewer than about {SMALL_N} samples (here n = {fewest}) the 95\% CI covers less than 95\% "
                  r"(about 89\% at n = 8, 92\% at n = 16 to 20)." if fewest is not None and fewest < SMALL_N else "")
+        small += " [--]: a single sample, no interval." if fewest == 1 else ""
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger
                   + r": mean [95\% bootstrap CI]; bold: best per column (rank 1: on the samples every explainer has); "
@@ -120,7 +121,7 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
                 mean += {"*": r"$^{*}$", "°": r"$^{\circ}$"}.get(table.mark_of(cell), "")
                 note = table.n_note(explainer, metric).replace(" ", "")
                 note = r"\\{\scriptsize " + note + "}" if note else ""  # a third line: the column stays narrow
-                row.append(r"\faithbenchcell{" + mean + r"\\{\scriptsize " + cell.interval().replace(" ", "") + "}"
+                row.append(r"\faithbenchcell{" + mean + r"\\{\scriptsize " + cell.interval("--").replace(" ", "") + "}"
                            + note + "}")
             lines.append(" & ".join(row) + r" \\")
         if table.has_chance():

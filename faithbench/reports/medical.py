@@ -302,14 +302,19 @@ def reliability_markdown(root: Path, board: pd.DataFrame, manifest: dict | None 
 
 
 def strata_html(table: pd.DataFrame, figures: str = "") -> str:
-    """The stratified-analysis section: the figures, then the table (first rows)."""
+    """The stratified-analysis section: the figures, then the table (first rows); a stratum of one map
+    shows no CI ("–", where ``strata.csv`` keeps the bootstrap's zero-width [v, v])."""
     from faithbench.reports.markup import table_html
 
+    if {"n", "ci_low", "ci_high"} <= set(table.columns):
+        single = pd.to_numeric(table["n"], errors="coerce") == 1
+        table = table.assign(ci_low=table["ci_low"].mask(single), ci_high=table["ci_high"].mask(single))
     return ('<p class="note">Localisation and faithfulness scores by lesion size (tertiles of the mask\'s area '
             "fraction, on datasets with a lesion mask; the edges come from the distinct values, so with one or "
             "two distinct areas a stratum is missing), model confidence (tertiles of the target probability), "
             "correctness of the prediction and, where maps explain several classes, the explained class (a pooled "
-            "score can hide opposite verdicts per class); mean and 95% bootstrap CI per stratum. With target: "
+            "score can hide opposite verdicts per class); mean and 95% bootstrap CI per stratum (none, –, for a "
+            "stratum of one map). With target: "
             "predicted a wrong prediction "
             "explains the other class, so for localisation, wrong against correct also compares maps of "
             "two classes against the same lesion mask (target: label explains the true class). "

@@ -27,8 +27,9 @@ FAILED_NOTE = "Failed, no rows (failures.csv)"  # before the failed cells of a t
 _REST = ("bold: best mean of the column (over the samples every explainer has), a description, not a test; rows in "
          "order of their mean rank over the columns; ↑ higher is better, ↓ lower is better; [95% percentile "
          "bootstrap CI of the mean: with fewer than about 30 samples it covers less than 95%, about 89% at n = 8, "
-         "92% at n = 16 to 20 and the range of the values at n = 3]; n: samples with a defined value; the controls "
-         "ignore the model (random: noise, sobel: the image's edges, center_prior: a centred Gaussian); localisation columns measure "
+         "92% at n = 16 to 20 and the range of the values at n = 3; [–]: a single sample, no interval]; n: samples "
+         "with a defined value; the controls ignore the model (random: noise, sobel: the image's edges, "
+         "center_prior: a centred Gaussian); localisation columns measure "
          "agreement with the mask, not faithfulness to the model; on randomisation checks a map that ignores the "
          "model scores the worst value (1), so * there says a map is not wholly model-blind, not that it passes "
          "(the aim is about 0)")

@@ -59,7 +59,11 @@ class Cell:
     def text(self) -> str:
         return "–" if math.isnan(self.mean) else f"{self.number()} {self.interval()}"
 
-    def interval(self) -> str:
+    def interval(self, dash: str = "–") -> str:
+        """``[low, high]``; ``[–]`` for a single sample (n = 1), whose bootstrap gives the zero-width [v, v]
+        that a review read as a 95% CI without uncertainty (``leaderboard.csv`` keeps [v, v])."""
+        if self.n == 1:
+            return f"[{dash}]"
         return f"[{format_fixed(self.ci_low, self.decimals)}, {format_fixed(self.ci_high, self.decimals)}]"
 
 
