@@ -43,7 +43,7 @@ from faithbench.stats.tables import (
     NEMENYI_COLUMNS,
     PAIRWISE_TABLE_COLUMNS,
 )
-from faithbench.stats.overall import OVERALL_COLUMNS, OVERALL_NEMENYI_COLUMNS
+from faithbench.stats.overall import OVERALL_COLUMNS, OVERALL_NEMENYI_COLUMNS, failed_pairs
 
 __all__ = ["ALWAYS_WRITTEN", "FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "RUN_OUTPUTS", "RunFolderError", "WRITING",
            "build_report", "cost_summary", "expected_files", "is_run_folder", "models_summary", "read_inputs",
@@ -317,8 +317,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         nemenyi = nemenyi_table(results)
         chance = list(board.loc[board[AT_CHANCE], [c for c in ("dataset", "model", "class") if c in board]]
                       .drop_duplicates().itertuples(index=False, name=None))  # groups at chance: left out
-        overall, overall_pairs = overall_ranks(results, chance), overall_nemenyi(results, chance)
-        agreement = agreement_table(board)
+        overall = overall_ranks(results, chance, failed_pairs(inputs["failures.csv"]))
+        overall_pairs, agreement = overall_nemenyi(results, chance), agreement_table(board)
     warned = model_warnings(models)  # at chance, one class predicted for every test sample, a class at chance
     for message in warned:
         log.warning("%s", message)

@@ -15,7 +15,8 @@ seeds in :mod:`faithbench.stats.tables`). So:
 2. a group is left out, for every explainer, when its model is at chance (the leaderboard's †: its
    saliency says nothing about the task, and the review found it decided the overall winner) or
    when an explainer of the metric has no mean there (the ranks need every explainer; ``left_out``
-   names the group and the explainer, since dropping it reorders the others);
+   names the group and the explainer, since dropping it reorders the others; an explainer with no value
+   in any group is named too, also one that failed everywhere and has no row, given ``failed``);
 3. each *dataset* is one block: its groups' ranks are averaged, and ``mean_rank``, the Friedman test
    (``friedman_p``), the critical difference (``cd``) and the Nemenyi p-values are computed over the
    datasets on those averages (lower is better). With one group per dataset this is the test over
@@ -33,23 +34,33 @@ from scipy import stats
 from faithbench.stats.paired import common_means, critical_difference, friedman, mean_ranks, nemenyi
 from faithbench.stats.tables import ALPHA, SAMPLE, _check, _concat, _keys, explained_units, per_sample
 
-__all__ = ["OVERALL_COLUMNS", "OVERALL_NEMENYI_COLUMNS", "overall_nemenyi", "overall_ranks"]
+__all__ = ["OVERALL_COLUMNS", "OVERALL_NEMENYI_COLUMNS", "failed_pairs", "overall_nemenyi", "overall_ranks"]
 
 OVERALL_COLUMNS = ["metric", "explainer", "mean_rank", "n_blocks", "n_groups", "friedman_p", "cd", "left_out"]
 OVERALL_NEMENYI_COLUMNS = ["metric", "explainer_a", "explainer_b", "p", "n_blocks"]
+
+
+def failed_pairs(failures: pd.DataFrame | None) -> list[tuple[str, str]]:
+    """(explainer, metric) of each row of ``failures.csv`` (metric "": the explanation failed, every metric)."""
+    if failures is None or failures.empty or "explainer" not in failures:
+        return []
+    metric = failures["metric"] if "metric" in failures else pd.Series("", index=failures.index)
+    return [(str(e), "" if pd.isna(m) else str(m)) for e, m in zip(failures["explainer"], metric) if pd.notna(e)]
 
 
 def _label(key: tuple) -> str:
     return " / ".join(str(part) for part in key)
 
 
-def dataset_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] = ()
-                  ) -> Iterator[tuple[str, pd.DataFrame, int, str]]:
+def dataset_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] = (),
+                  failed: Collection[tuple[str, str]] = ()) -> Iterator[tuple[str, pd.DataFrame, int, str]]:
     """Per metric (sorted): (metric, the explainers' ranks (1 = best) averaged over the groups of each
     dataset (rows: datasets; columns: explainers, sorted; lower is better), the number of groups
     ranked, the groups left out with the reason, ``"; "``-joined). ``at_chance``: the (dataset, model)
     pairs of models at chance, or (dataset, model, class) triples of a multi-label class at chance.
-    Explainers without a value for the metric on the groups kept are left out of it (named)."""
+    Explainers without a value for the metric on the groups kept are left out of it (named). ``failed``: the
+    (explainer, metric) pairs of ``failures.csv`` (metric "": every metric, a failed explanation); such an
+    explainer without a row of the metric is named too, as failed in every group (a review: it vanished)."""
     results = _check(results)
     groups = _keys(results, ["dataset", "model"])
     units = explained_units(results, groups)
@@ -68,6 +79,9 @@ def dataset_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] 
                   or tuple(map(str, key)) in at_chance]
         left_out = [f"{_label(key)}: model at chance" for key in chance]
         left_out += [f"{', '.join(never)}: no value on a sample shared with the others in any group"] if never else []
+        present = set(map(str, frame["explainer"]))
+        lost = sorted({str(e) for e, m in failed if (not m or str(m) == str(metric)) and str(e) not in present})
+        left_out += [f"{', '.join(lost)}: failed in every group, no row (failures.csv)"] if lost else []
         rest = wide.drop(index=chance)
         if rest.notna().to_numpy().any():  # an explainer with values only on groups at chance must not empty others'
             gone = [str(name) for name in rest.columns[rest.isna().all()]]
@@ -90,16 +104,18 @@ def dataset_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] 
         yield str(metric), datasets, len(complete), "; ".join(left_out)
 
 
-def overall_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] = ()) -> pd.DataFrame:
+def overall_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] = (),
+                  failed: Collection[tuple[str, str]] = ()) -> pd.DataFrame:
     """Mean rank of each explainer across datasets, per metric (Demšar 2006; the module docstring
     gives the rule: each dataset one block, its (dataset, model[, class]) groups' ranks averaged;
-    groups in ``at_chance`` (see :func:`dataset_ranks`) or without a value of some explainer left out). Columns:
+    groups in ``at_chance`` (see :func:`dataset_ranks`) or without a value of some explainer left out; the
+    explainers of ``failed`` with no row of a metric named in its ``left_out``). Columns:
     metric, explainer, mean_rank (1 = best), n_blocks (datasets), n_groups (groups ranked),
     friedman_p (NaN with fewer than 3 explainers or 2 datasets), cd (the Nemenyi critical difference
     at alpha = 0.05 for those k explainers and n_blocks; NaN for one), left_out; sorted by metric,
     then mean rank. A metric whose groups are all left out keeps its rows, mean_rank NaN."""
     tables = []
-    for metric, datasets, n_groups, left_out in dataset_ranks(results, at_chance):
+    for metric, datasets, n_groups, left_out in dataset_ranks(results, at_chance, failed):
         ranks = mean_ranks(datasets, higher_is_better=False)
         table = pd.DataFrame({"metric": metric, "explainer": list(ranks.index), "mean_rank": ranks.to_numpy(),
                               "n_blocks": len(datasets), "n_groups": n_groups, "friedman_p": friedman(datasets).p,
