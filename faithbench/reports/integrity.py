@@ -76,6 +76,10 @@ def table_problem(out_dir: Path, manifest: dict[str, Any], inputs: dict[str, Any
         if missing:
             return (f"{out_dir}: {name} lacks the columns {', '.join(missing)} the report reads; rerun `faithbench "
                     f"run` into this folder to rebuild it")
+    unreadable = _unreadable_strata_sources(inputs.get("samples.csv"))
+    if unreadable:
+        return (f"cannot read {Path(out_dir) / 'samples.csv'}: {unreadable}; rerun `faithbench run` into this folder "
+                f"to rebuild it")
     results = inputs.get("results.parquet")
     if results is not None and "value" in results.columns:  # a review: an inf ranked 1st, tied with the best mean
         values = pd.to_numeric(results["value"], errors="coerce")
@@ -86,6 +90,27 @@ def table_problem(out_dir: Path, manifest: dict[str, Any], inputs: dict[str, Any
             return (f"{out_dir}: results.parquet holds {len(infinite)} infinite value(s) ({where}), which a run "
                     f"never writes; rerun `faithbench run` into this folder to rebuild it")
     return None
+
+
+def _unreadable_strata_sources(samples: pd.DataFrame | None) -> str:
+    """Why ``samples.csv``'s ``lesion_area``, ``confidence`` or ``correct`` cannot be read (a cell that is
+    neither empty nor a number, or True/False for ``correct``), or "". The strata would coerce such cells to
+    NaN and drop those strata and plots without a word (a review: confidence "abc", exit 0, no confidence
+    strata); an empty cell, as a run writes for a sample without a lesion, is fine."""
+    from faithbench.stats.strata import as_bool
+
+    if samples is None or samples.empty:
+        return ""
+    for column in ("lesion_area", "confidence", "correct"):
+        if column not in samples.columns:
+            continue
+        cells = samples[column]
+        parsed = as_bool(cells) if column == "correct" else pd.to_numeric(cells, errors="coerce")
+        bad = cells[cells.notna() & parsed.isna()]
+        if len(bad):
+            what = "True/False" if column == "correct" else "numbers"
+            return f"column {column} holds {len(bad)} value(s) that are not {what} (e.g. {str(bad.iloc[0])!r})"
+    return ""
 
 
 def mark_report(out_dir: Path, manifest: dict[str, Any], state: str) -> None:

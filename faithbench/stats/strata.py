@@ -55,7 +55,7 @@ import pandas as pd
 
 from faithbench.stats.bootstrap import bootstrap_ci
 
-__all__ = ["STRATA_COLUMNS", "STRATA_LABELS", "STRATIFIED_CATEGORIES", "stratify", "tertiles"]
+__all__ = ["STRATA_COLUMNS", "STRATA_LABELS", "STRATIFIED_CATEGORIES", "as_bool", "stratify", "tertiles"]
 
 STRATA_COLUMNS = ["dataset", "model", "metric", "explainer", "stratum_kind", "stratum", "n", "mean", "ci_low",
                   "ci_high", "lower", "upper"]
@@ -96,7 +96,7 @@ def _assign(values: pd.Series, reference: np.ndarray, labels: tuple[str, ...]) -
     return out
 
 
-def _as_bool(column: pd.Series) -> pd.Series:
+def as_bool(column: pd.Series) -> pd.Series:
     """``correct`` as True/False/NaN, whether it came as bool, 0/1 or the strings of a CSV."""
     mapping = {True: True, False: False, 1: True, 0: False, 1.0: True, 0.0: False, "True": True, "False": False,
                "true": True, "false": False, "1": True, "0": False}
@@ -107,7 +107,7 @@ def _label_column(frame: pd.DataFrame, kind: str, blocks: list[str]) -> pd.Serie
     """The stratum of every row for ``kind``, from the distinct samples of each block."""
     source, labels = STRATA_LABELS[kind]
     if kind == "correctness":
-        flags = _as_bool(frame[source])
+        flags = as_bool(frame[source])
         return flags.map({True: labels[0], False: labels[1]})
     values = pd.to_numeric(frame[source], errors="coerce")
     if kind == "lesion_size":
