@@ -26,6 +26,10 @@ held-out review found 2 images x 3 seeds passed as 6 ranked samples):
   nr or ar, is NaN and the metric does not pass; ``n_ranked`` counts the samples that enter τ̄, the
   fewer of the two conditions' counts (a review: counted over every explainer under ``original``,
   it read 6 where one explainer undefined after randomisation left 1 sample in the disruptive τ̄);
+  ``n_ranked_original`` counts those whose original values rank the explainers before any condition is
+  matched: with it the footnote tells a metric that ties the explainers (0) from one whose perturbed
+  condition leaves explainers undefined (a review: "it gave every explainer the same value" of a metric
+  that ranked them on 3 samples, Grad-CAM being NaN under the randomised model);
 - score consistency: for every explainer, the matched-pairs rank-biserial correlation r (Kerby
   2014) of its original against its perturbed values; |r|̄ the mean of |r| over explainers
   (0: no systematic shift, 1: every sample moved the same way);
@@ -73,7 +77,7 @@ AR_MIN = 0.5
 MIN_RANKED = 6  # no verdict on fewer ranked samples (module docstring)
 CONDITIONS = ("original", "minor", "disruptive")
 RELIABILITY_COLUMNS = ["metric", "nr", "ar", "passed", "nr_ranking", "nr_scores", "ar_ranking", "ar_scores",
-                       "agreement_tau", "n_samples", "n_ranked", "n_explainers"]
+                       "agreement_tau", "n_samples", "n_ranked", "n_explainers", "n_ranked_original"]
 _NEEDED = ["metric", "explainer", "sample_id", "condition", "value", "higher_is_better"]
 
 
@@ -169,7 +173,7 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
         original = wide.get("original")
         row = dict(zip(blocks + ["metric"], key))
         row["n_samples"] = 0 if original is None else int(len(original))
-        row["n_ranked"] = 0 if original is None else _n_ranked(original)
+        row["n_ranked"] = row["n_ranked_original"] = 0 if original is None else _n_ranked(original)
         row["n_explainers"] = 0 if original is None else int(original.shape[1])
         for condition, prefix in (("minor", "nr"), ("disruptive", "ar")):
             tau, shift = np.nan, np.nan
@@ -206,35 +210,79 @@ def verdicts(reliability: pd.DataFrame) -> pd.Series:
     return pd.Series(verdict, index=reliability.index, dtype=object)
 
 
+def _count(row: pd.Series, column: str) -> int | None:
+    value = pd.to_numeric(row.get(column), errors="coerce")
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _ranks_original(row: pd.Series) -> bool | None:
+    """Whether some re-scored sample ranks the explainers under the original condition: from
+    ``n_ranked_original``, or, in a table without it (older), True where a perturbed ranking is defined
+    (it needs one), else None (unknown)."""
+    original = _count(row, "n_ranked_original")
+    if original is not None:
+        return original > 0
+    rankings = [pd.to_numeric(row.get(c), errors="coerce") for c in ("nr_ranking", "ar_ranking")]
+    return True if any(r is not None and not pd.isna(r) for r in rankings) else None
+
+
+def _undefined(row: pd.Series, name: str, prefix: str, condition: str) -> str:
+    """Why ``name`` (nr or ar, by ``prefix``) is NaN, each cause told apart (a review: the footnote blamed
+    ties where an explainer undefined under the disruptive condition left no sample ranked)."""
+    ranking = pd.to_numeric(row.get(f"{prefix}_ranking"), errors="coerce")
+    ranked, original = _count(row, "n_ranked"), _count(row, "n_ranked_original")
+    if ranking is not None and not pd.isna(ranking):  # τ̄ defined: no explainer has a value under both
+        return f"{name} undefined: no explainer has a value under both the original and the {condition} condition"
+    if ranked is not None and ranked > 0:  # n_ranked counts this condition's τ̄ when it was computed
+        return f"{name} undefined: the {condition} condition was not computed"
+    if _ranks_original(row) is False:
+        return (f"{name} undefined: no re-scored sample ranks the explainers under the original condition (it gives "
+                "every explainer the same value wherever it is defined)")
+    if _ranks_original(row):
+        of = "some of " if original is None else f"{original} of "
+        n = _count(row, "n_samples")
+        return (f"{name} undefined: {of}the {'' if n is None else f'{n} '}re-scored samples rank the explainers under "
+                f"the original condition, none of them once the explainers undefined under the {condition} "
+                "condition are left out (or that condition was not computed)")
+    return (f"{name} undefined: no sample ranked by it under both the original and the {condition} condition (ties "
+            "across the explainers, explainers undefined under that condition, or that condition not computed)")
+
+
 def _reasons(row: pd.Series) -> list[str]:
     """Why one (dataset, model, metric) row failed, each condition with its own value; a NaN
     condition is "undefined", with why."""
     nr, ar = float(row["nr"]), float(row["ar"])
-    checks = ((nr, NR_MIN, "noise resilience", "minor", "its ranking or scores move under a minor perturbation"),
-              (ar, AR_MIN, "adversary reactivity", "disruptive", "it barely reacts to a randomised model"))
+    checks = ((nr, NR_MIN, "noise resilience", "nr", "minor", "its ranking or scores move under a minor perturbation"),
+              (ar, AR_MIN, "adversary reactivity", "ar", "disruptive", "it barely reacts to a randomised model"))
     reasons = []
     advice = ("the check re-scores the first min(reliability, batch_size) samples of each group: raise both; a "
               "localisation metric also needs samples with a lesion, subset: positive, where it is not set")
     too_few = _too_few(row)
     if too_few:
         ranked = int(float(row["n_ranked"]))
-        if ranked == 0:  # a review: "it ranks nothing" was read as a statement about the leaderboard above
-            n = pd.to_numeric(row.get("n_samples"), errors="coerce")
-            return [f"no verdict: on its {'' if pd.isna(n) else f'{int(n)} '}re-scored samples it gave every explainer "
-                    "the same value wherever it is defined, so none of them ranks the explainers (the leaderboard "
-                    f"covers every sample; {advice})"]
-        n = pd.to_numeric(row.get("n_samples"), errors="coerce")  # a review: the cause was ties, not the subset
-        if not pd.isna(n) and ranked == int(n):  # a review: "the others" read as ties where every sample ranked
+        n = pd.to_numeric(row.get("n_samples"), errors="coerce")
+        its = f"on its {'' if pd.isna(n) else f'{int(n)} '}re-scored samples"
+        if ranked == 0 and _ranks_original(row) is False:  # a review: "it ranks nothing" was read as about the board
+            return [f"no verdict: {its} it gave every explainer the same value wherever it is defined, so none of them "
+                    f"ranks the explainers (the leaderboard covers every sample; {advice})"]
+        if ranked == 0 and _ranks_original(row) is None:  # an older table: ties and undefined cannot be told apart
+            return [f"no verdict: {its} none ranks the explainers under both the original and a perturbed condition: "
+                    "it gives every explainer the same value wherever it is defined, or the explainers are undefined "
+                    f"under the perturbed conditions (the leaderboard covers every sample; {advice})"]
+        if ranked == 0:  # the original ranks some: a perturbed condition left too few explainers defined (a review)
+            undefined = [c for v, _, _, _, c, _ in checks if np.isnan(v)] or ["minor", "disruptive"]
+            reasons.append(f"no verdict: no re-scored sample ranks the explainers under both the original and the "
+                           f"{' and the '.join(undefined)} condition")
+        elif not pd.isna(n) and ranked == int(n):  # a review: "the others" read as ties where every sample ranked
             reasons.append(f"too few samples for a verdict: {ranked} re-scored, each ranking the explainers (at least "
                            f"{MIN_RANKED} needed; {advice})")
         else:
             of = "" if pd.isna(n) else f" of {int(n)}"
             reasons.append(f"too few samples for a verdict: {ranked}{of} ranked the explainers, the others giving "
                            f"every explainer the same value or none (at least {MIN_RANKED} needed; {advice})")
-    for value, low, name, condition, meaning in checks:
+    for value, low, name, prefix, condition, meaning in checks:
         if np.isnan(value):
-            reasons.append(f"{name} undefined: no sample ranked by it under both the original and the {condition} "
-                           "condition (or that condition was not computed)")
+            reasons.append(_undefined(row, name, prefix, condition))
         elif value < low:
             reasons.append(f"{name} {value:.2f} < {low:.2f}: {meaning}")
         elif too_few:  # a review: a metric that met both thresholds on too few samples showed neither value

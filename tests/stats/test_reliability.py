@@ -134,7 +134,8 @@ def test_footnote_gives_each_failing_model_its_own_values():
     table, board = _board_and_table([np.nan, 0.9], [0.9, 0.9])  # nr undefined on a; b passes
     note = reliability_footnote(table, board).split(head)[1]
     assert note == ("m (on d / a): noise resilience undefined: no sample ranked by it under both the original and "
-                    "the minor condition (or that condition was not computed).")
+                    "the minor condition (ties across the explainers, explainers undefined under that condition, or "
+                    "that condition not computed).")  # a table without the counts: every cause named
 
 
 def test_a_tied_original_sample_is_left_out_of_tau():
@@ -272,3 +273,35 @@ def test_n_ranked_counts_the_samples_of_the_thinner_tau_mean():
     rows = (_rows("m", "original", tied) + _rows("m", "minor", tied)
             + _rows("m", "disruptive", {**disruptive, "C": tied["C"]}))
     assert metric_reliability(pd.DataFrame(rows)).iloc[0]["n_ranked"] == 6
+
+
+def test_the_footnote_tells_an_undefined_perturbed_condition_from_ties():
+    """Held-out review round 5 (F1): relevance mass ranked Grad-CAM above saliency on the 3 lesion samples
+    under original and minor, but Grad-CAM was NaN on every sample under the disruptive condition, so
+    n_ranked was 0 and ar NaN; the footnote said the metric "gave every explainer the same value wherever it
+    is defined". It now names the disruptive condition and keeps nr."""
+    original = {"gradcam": [0.048, 0.050, 0.026] + [np.nan] * 5, "saliency": [0.014, 0.021, 0.011] + [np.nan] * 5}
+    disruptive = {"gradcam": [np.nan] * 8, "saliency": [0.012, 0.020, 0.013] + [np.nan] * 5}
+    rows = (_rows("relevance_mass", "original", original) + _rows("relevance_mass", "minor", original)
+            + _rows("relevance_mass", "disruptive", disruptive))
+    table = metric_reliability(pd.DataFrame(rows))
+    row = table.iloc[0]
+    assert row["n_ranked"] == 0 and row["n_ranked_original"] == 3 and row["n_samples"] == 8
+    assert row["nr_ranking"] == pytest.approx(1.0) and np.isnan(row["ar"])
+    note = reliability_footnote(table, pd.DataFrame({"metric": ["relevance_mass"]}))
+    assert "same value" not in note
+    assert note.endswith("relevance_mass: no verdict: no re-scored sample ranks the explainers under both the "
+                         "original and the disruptive condition; noise resilience 1.00 (≥ 0.60, on too few samples to "
+                         "count); adversary reactivity undefined: 3 of the 8 re-scored samples rank the explainers "
+                         "under the original condition, none of them once the explainers undefined under the "
+                         "disruptive condition are left out (or that condition was not computed).")
+    # a reliability.csv written before n_ranked_original: the defined nr ranking shows the original ranked some
+    older = reliability_footnote(table.drop(columns="n_ranked_original"), pd.DataFrame({"metric": ["relevance_mass"]}))
+    assert "same value" not in older and "undefined: some of the 8 re-scored samples rank the explainers" in older
+    # ties under the original condition keep the tie sentence, now backed by n_ranked_original 0
+    zeros = {e: [0.0] * 4 for e in ORIGINAL}
+    tied = metric_reliability(pd.DataFrame(_rows("z", "original", zeros) + _rows("z", "minor", zeros)
+                                           + _rows("z", "disruptive", disruptive)))
+    assert tied.iloc[0]["n_ranked_original"] == 0
+    assert "z: no verdict: on its 4 re-scored samples it gave every explainer the same value" in reliability_footnote(
+        tied, pd.DataFrame({"metric": ["z"]}))
