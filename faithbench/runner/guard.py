@@ -12,8 +12,9 @@ about ``SAMPLED`` of its values (every k-th), which catch a change through ``.da
 where the counter does not move (a change made that way to values all off the sample goes
 unseen). The runner calls :meth:`ModelGuard.check` after every call of plugin code on the model
 (explain, score, calibration inputs, the applicability check, the reliability re-scoring). A
-changed fingerprint restores the copy and raises :class:`ModelModified`, which fails that cell
-(or metric) with a row in ``failures.csv`` while the other cells go on with the original model.
+changed fingerprint, or a tensor on another device (``model.cpu()`` on a GPU run), restores the copy
+(the model moved back) and raises :class:`ModelModified`, which fails that cell (or metric) with a row
+in ``failures.csv`` while the other cells go on with the original model.
 A change the copy cannot undo (a module replaced or removed, a hook added, a tensor of another
 shape) breaks the guard: that check and every later one raise, so the rest of the group fails
 rather than run on another model. The built-in explainers and metrics perturb copies (model
@@ -77,20 +78,29 @@ class ModelGuard:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.copy = {name: t.detach().to("cpu", copy=True) for name, t in _tensors(model).items()}
+        self.devices = {name: t.device for name, t in _tensors(model).items()}
         self.reference = fingerprint(model)
         self.broken: str | None = None  # who changed what could not be undone
+        self.moved = ""  # "cuda:0 -> cpu" when the last change found was a tensor moved to another device
 
     def changed(self) -> bool:
         """Whether the model differs from the guard's copy: the fingerprints differ, and where only
         version counters or storages moved (a plugin that writes a weight and puts it back), the
-        values, dtypes or devices too."""
+        values, dtypes or devices too. A tensor on another device than when the guard was made is a
+        change (a review: a plugin's ``model.cpu()`` on a GPU run was taken for a weight put back, and
+        every later cell of the group failed with a device mismatch blamed on it)."""
+        tensors = _tensors(self.model)
+        moved = [(self.devices[k], t.device) for k, t in tensors.items()
+                 if k in self.devices and t.device != self.devices[k]]
+        self.moved = f"{moved[0][0]} -> {moved[0][1]}" if moved else ""
+        if moved:
+            return True
         now = fingerprint(self.model)
         structure, stamps, values = now
         if structure != self.reference[0] or not torch.equal(values, self.reference[2]):
             return True
         if stamps == self.reference[1]:
             return False
-        tensors = _tensors(self.model)
         if tensors.keys() != self.copy.keys() or any(
                 t.shape != c.shape or t.dtype != c.dtype or not torch.equal(t.detach().cpu(), c)
                 for t, c in ((tensors[k], c) for k, c in self.copy.items())):
@@ -100,10 +110,18 @@ class ModelGuard:
 
     def _restore(self) -> bool:
         """Copy the saved values back into the model's tensors; False when they cannot be (the
-        modules or the tensors' names, shapes or dtypes changed)."""
+        modules or the tensors' names, shapes or dtypes changed). A model moved to another device is
+        moved back first, where all its tensors were on one device."""
         tensors = _tensors(self.model)
+        if _structure(self.model) != self.reference[0] or tensors.keys() != self.copy.keys():
+            return False
+        devices = set(self.devices.values())
+        if any(t.device != self.devices[k] for k, t in tensors.items()) and len(devices) == 1:
+            self.model.to_empty(device=next(iter(devices)))  # every value is copied back below
+            tensors = _tensors(self.model)
         if _structure(self.model) != self.reference[0] or tensors.keys() != self.copy.keys() or any(
-                tensors[k].shape != c.shape or tensors[k].dtype != c.dtype for k, c in self.copy.items()):
+                tensors[k].shape != c.shape or tensors[k].dtype != c.dtype or tensors[k].device != self.devices[k]
+                for k, c in self.copy.items()):
             return False
         with torch.no_grad():
             for name, saved in self.copy.items():
@@ -118,7 +136,11 @@ class ModelGuard:
         if self.broken is None:
             if not self.changed():
                 return False
+            moved = self.moved
             if self._restore():
+                if raise_error and moved:
+                    raise ModelModified(f"{who} moved the model to another device ({moved}); the model was moved "
+                                        f"back and restored for the other cells. {_RULE}")
                 if raise_error:
                     raise ModelModified(f"{who} changed the model's weights or buffers in place; the model was "
                                         f"restored for the other cells. {_RULE}")
@@ -126,7 +148,8 @@ class ModelGuard:
             self.broken = who
         if raise_error:
             raise ModelModified(f"{self.broken} changed the model's modules or tensors beyond what can be restored "
-                                f"(a module replaced or removed, a hook added, a tensor of another shape); the "
+                                f"(a module replaced or removed, a hook added, a tensor of another shape or "
+                                f"moved to another device); the "
                                 f"group's other cells are not run on it. {_RULE}")
         return True
 

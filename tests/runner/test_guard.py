@@ -100,3 +100,23 @@ def test_the_input_guard_finds_and_undoes_a_change_of_the_batch():
     x.mul_(2)
     guard.check("explainer 'e'", error)  # the code's own error stays; the change is noted on it
     assert "explainer 'e' changed its input in place (x)" in error.__notes__[0]
+
+
+@pytest.mark.parametrize("how", ["whole", "one_buffer"])
+def test_a_model_moved_to_another_device_is_a_change_blamed_on_who_moved_it(how):
+    """Review gpuread F2: the comparison with the CPU copy was device-blind, so a plugin's model.cpu()
+    on a GPU run passed as "written back as it was" and every later cell failed with a device mismatch.
+    Here the other device is 'meta' (no GPU on this machine): the guard moves the model back."""
+    model = _model()
+    before, guard = _state(model), ModelGuard(model)
+    if how == "whole":
+        model.to("meta")
+    else:
+        model[1].running_var = model[1].running_var.to("meta")
+    with pytest.raises(ModelModified, match=r"^explainer 'mover' moved the model to another device \(cpu -> meta\)"):
+        guard.check("explainer 'mover'")
+    after = _state(model)
+    assert {t.device.type for t in after.values()} == {"cpu"}
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    assert not guard.check("the next cell", raise_error=False)  # the next cell runs on the restored model
+    assert model(torch.rand(2, 1, 8, 8)).shape == (2, 2)
