@@ -66,15 +66,19 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 @contextmanager
-def caller_rng() -> Iterator[None]:
-    """The global generators of torch (the CPU's, and each CUDA device's where CUDA is initialised),
-    NumPy and ``random`` restored after the block: a run reseeds them (training, explainers), and a
-    notebook's seeded stream goes on after a run as if there had been none (a review: torch's was left
-    at a state the run set)."""
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+def caller_rng(device: str | None = None) -> Iterator[None]:
+    """The global generators of torch (the CPU's, and each CUDA device's where CUDA is initialised or
+    ``device``, the run's, is a CUDA one), NumPy and ``random`` restored after the block: a run reseeds
+    them (training, explainers), and a notebook's seeded stream goes on after a run as if there had been
+    none (a review: torch's was left at a state the run set). A run on CUDA forks the CUDA generators
+    even where CUDA is not initialised yet (a review: a fresh notebook's ``torch.manual_seed(0)`` only
+    queues CUDA's seeding, the run initialised CUDA and reseeded it, and nothing was restored); reading
+    their state initialises CUDA, which the run does anyway."""
+    on_cuda = device is not None and str(device).startswith("cuda") and torch.cuda.is_available()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() or on_cuda else []
     numpy_state, python_state = np.random.get_state(), random.getstate()
     try:
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices, device_type="cuda"):
             yield
     finally:
         np.random.set_state(numpy_state)

@@ -153,10 +153,15 @@ class Explainer(Configurable):
         (``seed``, the bytes of ``image``): per image, so that an image's draws do not depend on
         its batch and different images get different draws (shared draws would make one cell's
         samples share the explainer's random error, which the per-sample statistics treat as
-        independent). Only inside :meth:`__call__`, which restores both generators afterwards."""
+        independent). Only inside :meth:`__call__`, which restores the generators it seeds afterwards:
+        the CPU's, and every CUDA device's where CUDA is initialised; where it is available but not
+        initialised, only the CPU's (a seed queued for CUDA's start would outlive the call)."""
         seed = self.seed if image is None else image_seed(self.seed, image)
         seed = self._seed_aliases.get(seed, seed) if image is not None else seed
-        torch.manual_seed(seed)
+        if torch.cuda.is_available() and not torch.cuda.is_initialized():
+            torch.random.default_generator.manual_seed(seed)
+        else:
+            torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         random.seed(seed)
 
@@ -199,11 +204,14 @@ class Explainer(Configurable):
             raise ValueError(f"{self.name}: expected x of shape {expected}, got {tuple(x.shape)}")
         target = class_indices(self.name, target, x.shape[0])
         self._refuse_unsupported(model, x)
-        devices = [x.device] if x.device.type != "cpu" else []
+        # the generators reseed() seeds: every CUDA device's, where CUDA is initialised (a review: x's only)
+        devices, kind = (list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []), "cuda"
+        if x.device.type not in ("cpu", "cuda"):  # another accelerator's (mps) generator, as before
+            devices, kind = [x.device], x.device.type
         numpy_state, python_state = np.random.get_state(), random.getstate()
         try:
             grad = torch.enable_grad() if self.needs_grad else nullcontext()
-            with eval_mode(model), torch.random.fork_rng(devices=devices), grad:
+            with eval_mode(model), torch.random.fork_rng(devices=devices, device_type=kind), grad:
                 if self.stochastic and x.shape[0] > 1:
                     saliency = torch.cat([self._explain_one(model, x[i:i + 1], target[i:i + 1])
                                           for i in range(x.shape[0])])

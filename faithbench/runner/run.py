@@ -197,7 +197,8 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
     run_settings = RunSettings.from_suite(suite, **settings)
     cache = cache if isinstance(cache, Cache) else Cache(cache)  # a folder, as --cache (a review: a str failed)
     prepare_output(out_dir, cache.root)  # an unusable --out or cache: exit 2 before any work
-    with lock_output(out_dir), quiet(not progress), lines_through_bars(log), caller_rng():  # quiet: training bars too
+    with lock_output(out_dir), quiet(not progress), lines_through_bars(log), \
+            caller_rng(run_settings.device):  # quiet: training bars too
         forget_datasets()
         try:
             return _run_locked(suite, out_dir, cache, run_settings, ReportSettings.from_suite(suite, build=report),
