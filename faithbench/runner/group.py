@@ -77,6 +77,7 @@ class GroupOutput:
     warnings: list[str] = field(default_factory=list)  # what its datasets warned of (manifest.json)
     gallery: Gallery | None = None
     trained: int = 0
+    device: str = ""  # where the group computed (manifest.json; a Ray task with a GPU: cuda, a review)
     log: list[str] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)  # rows of samples.csv
     model_input: dict[str, Any] | None = None
@@ -182,7 +183,7 @@ def compute_group(group: Group, settings: RunSettings, store: Cache, splits: dic
     if settings.device.startswith("cuda"):  # full float32 on the GPU, so CPU and GPU results agree
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    out = GroupOutput(group)
+    out = GroupOutput(group, device=settings.device)  # a Ray task given a GPU: cuda, whatever the driver's
     report = progress or (lambda _done, _text: None)
     report(0.0, f"model {mspec.label} on {dspec.label}")
     try:

@@ -24,7 +24,8 @@ class RunResult:
     when none). regions: ``regions.csv`` (the suite's ``regions:`` block; empty without one).
     computed: checkpoints trained, saliency and score batches computed. cached: saliency and score
     batches read from the cache. device: where the run computed (``auto`` resolved: a review missed a
-    silent CPU fallback). :attr:`status`: ``ok``, ``partial`` or ``failed``.
+    silent CPU fallback; on Ray, where its groups computed: ``cuda`` for tasks given a GPU, ``mixed: ...``
+    when groups computed on different devices). :attr:`status`: ``ok``, ``partial`` or ``failed``.
     """
 
     out_dir: Path

@@ -166,6 +166,20 @@ def plugin_packages(suite: Suite) -> dict[str, dict[str, str]]:
             "metrics": {s.name: package(metrics, s.name) for s in suite.metrics}}
 
 
+def computed_on(outputs: list[GroupOutput], default: str) -> str:
+    """The device the groups computed on (``manifest.json``'s ``device``, ``RunResult.device``): a Ray task
+    given a GPU computes on ``cuda`` whatever the driver's device (a review: the manifest named the driver's
+    ``cpu``); ``mixed: cpu (1 group), cuda (3 groups)`` when they differ; ``default`` (the run's setting)
+    when no group says."""
+    counts: dict[str, int] = {}
+    for out in outputs:
+        if out.device:
+            counts[out.device] = counts.get(out.device, 0) + 1
+    if len(counts) <= 1:
+        return next(iter(counts), default)
+    return "mixed: " + ", ".join(f"{d} ({n} group{'s' if n > 1 else ''})" for d, n in sorted(counts.items()))
+
+
 def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None = None,
               executor: str | RayOptions | None = None, progress: bool = True, log: Log | None = None,
               report: bool = True, **settings: Any) -> RunResult:
@@ -254,7 +268,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         "cached": tables["cached"],
         "cache": str(Path(cache.root).resolve()),
         "seconds": round(time.time() - started, 2),
-        "device": settings.device,
+        "device": computed_on(ordered, settings.device),
         "model_inputs": {f"{o.group.dataset.label}/{o.group.model.label}": o.model_input
                          for o in ordered if o.model_row is not None},
         "control": report.control,
@@ -267,7 +281,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         raise UsageError(_write_failure(out_dir, exc, written=False)) from None
     return RunResult(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],
                      tables["skipped"], tables["computed"], tables["failures"], tables["regions"], tables["cached"],
-                     settings.device)
+                     manifest["device"])
 
 
 def _tables(outputs: list[GroupOutput], unavailable: dict[str, str]) -> dict[str, Any]:
