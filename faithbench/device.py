@@ -1,6 +1,6 @@
 """Device facts every floor may need: the device names a suite may give, out-of-memory errors,
 freeing memory after one, running a model in eval mode without changing its modes, and keeping the
-caller's random number generators.
+caller's random number generators and TF32 switches.
 
 The ground floor: it imports nothing of faithbench.
 """
@@ -83,3 +83,20 @@ def caller_rng(device: str | None = None) -> Iterator[None]:
     finally:
         np.random.set_state(numpy_state)
         random.setstate(python_state)
+
+
+@contextmanager
+def full_float32(device: str) -> Iterator[None]:
+    """On a CUDA ``device``, TF32 off inside the block (``torch.backends.cuda.matmul.allow_tf32`` and
+    ``torch.backends.cudnn.allow_tf32``: full float32, so CPU and GPU results agree to float rounding),
+    and the caller's two switches restored after it (a review: a GPU run left cuDNN's TF32 off for the
+    rest of a notebook, whose own training then ran in full float32). Elsewhere: nothing changes."""
+    if not str(device).startswith("cuda"):
+        yield
+        return
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags

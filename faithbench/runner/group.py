@@ -22,6 +22,7 @@ from torch import Tensor
 from faithbench.config import DatasetSpec
 from faithbench.datasets.base import BaseDataset
 from faithbench.datasets.paths import DataError
+from faithbench.device import full_float32
 from faithbench.metrics.functional.localization import relevance_mass
 from faithbench.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from faithbench.models.reliance import EVIDENCE, can_intervene, sample_drops, summarise_drops
@@ -165,7 +166,8 @@ def run_group(group: Group, settings: RunSettings, store: Cache, progress: Progr
     samples) in ``warnings``: a run folder records them in ``manifest.json`` (they went to stderr
     only, a held-out review)."""
     splits = build_splits(group.dataset, needed_splits(group, settings))
-    out = compute_group(group, settings, store, splits, progress)
+    with full_float32(settings.device):  # TF32 off on CUDA; the caller's switches back after the group
+        out = compute_group(group, settings, store, splits, progress)
     out.warnings = [w for split in splits.values() for w in getattr(split, "data_warnings", [])] + out.warnings
     return out
 
@@ -180,9 +182,6 @@ def compute_group(group: Group, settings: RunSettings, store: Cache, splits: dic
     ``progress(cells, text)`` is called as the group advances (fractions of its cells).
     """
     dspec, mspec, seed = group.dataset, group.model, group.seed
-    if settings.device.startswith("cuda"):  # full float32 on the GPU, so CPU and GPU results agree
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
     out = GroupOutput(group, device=settings.device)  # a Ray task given a GPU: cuda, whatever the driver's
     report = progress or (lambda _done, _text: None)
     report(0.0, f"model {mspec.label} on {dspec.label}")

@@ -1,13 +1,19 @@
 """Where a group computed, as the run records it (review gpuread F4: a Ray task given a GPU computes on
-CUDA, and manifest.json named the driver's device). No GPU here: the Ray worker is a stand-in module."""
+CUDA, and manifest.json named the driver's device), and the caller's TF32 switches around a CUDA group
+(F5: they were turned off for good). No GPU here: the Ray worker is a stand-in module and a group's
+computation a recorder."""
 
+import dataclasses
 import json
 import sys
 import types
 
+import pytest
 import torch
 
 import faithbench
+from faithbench.device import full_float32
+from faithbench.runner import group as group_module
 from faithbench.runner.executors import _group_task
 from faithbench.runner.group import GroupOutput
 from faithbench.runner.plan import plan
@@ -56,3 +62,40 @@ def test_a_local_run_records_its_device_from_its_groups(tmp_path):
                             progress=False, log=lambda m: None, report=False)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["device"] == result.device == "cpu"
+
+
+@pytest.fixture
+def tf32_on():
+    """The caller's switches both on (cuDNN's default; matmul's is off), put back as they were after the test."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+@pytest.mark.parametrize("device, inside", [("cuda", False), ("cuda:1", False), ("cpu", True)])
+def test_tf32_is_off_inside_a_cuda_block_and_the_callers_switches_come_back(tf32_on, device, inside):
+    with full_float32(device):
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (inside, inside)
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+    with pytest.raises(KeyError), full_float32(device):  # restored when the group raises, too
+        raise KeyError("boom")
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+
+
+def test_a_cuda_group_computes_without_tf32_and_gives_the_switches_back(monkeypatch, tf32_on):
+    seen = []
+
+    def compute_group(group, settings, store, splits, progress=None):
+        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return GroupOutput(group, device=settings.device)
+
+    monkeypatch.setattr(group_module, "compute_group", compute_group)
+    monkeypatch.setattr(group_module, "build_splits", lambda spec, splits: {})
+    suite = faithbench.load_suite(TINY)
+    settings = dataclasses.replace(RunSettings.from_suite(suite), device="cuda")
+    out = group_module.run_group(plan(suite)[0], settings, store=None)
+    assert seen == [(False, False)] and out.device == "cuda"
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
