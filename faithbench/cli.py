@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a suite (default: the built-in quick suite)", parents=[common])
     run.add_argument("suite", nargs="?", default="quick", help="a suite YAML path or a built-in name")
     run.add_argument("--out", help="output folder (default: reports/<suite name>)")
-    run.add_argument("--limit", type=int, help="at most N test samples per dataset")
+    run.add_argument("--limit", type=int, help="at most N test samples per dataset (training is not limited)")
     run.add_argument("--cache", help="cache folder (default: $FAITHBENCH_CACHE, else $XDG_CACHE_HOME/faithbench "
                                      "where that is set, else ~/.cache/faithbench)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
