@@ -21,7 +21,7 @@ from faithbench.configurable import Bool
 from faithbench.datasets.base import BaseDataset, check_train_classes
 from faithbench.models.architectures import count_parameters
 from faithbench.models.dependencies import dependencies_of
-from faithbench.models.errors import STATE_DICT, CheckpointError, refusal, weights_mismatch
+from faithbench.models.errors import STATE_DICT, CheckpointError, hub_name_with_weights, refusal, weights_mismatch
 from faithbench.models.factory import build_network, builder_package, monai_downloads
 from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
                                           resolve_input_config)
@@ -71,7 +71,7 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelSpec":
-        from faithbench.models.factory import parse_model_name
+        from faithbench.models.factory import HUB_SOURCES, parse_model_name
 
         parsed = parse_model_name(self.name)  # a malformed name is an error here
         if "pretrained" in self.params and parsed.source not in ("monai", "module"):  # theirs: a constructor argument
@@ -89,6 +89,8 @@ class ModelSpec(BaseModel):
             raise ValueError(f"give either 'recipe' or 'weights', not both: {_AS_IT_IS}")
         if self.pretrained and self.weights is not None:
             raise ValueError(f"model {self.name!r}: give either 'pretrained: true' or 'weights', not both")
+        if self.weights is not None and parsed.source in HUB_SOURCES:
+            raise ValueError(hub_name_with_weights(self.name))
         if self.recipe is None and self.weights is None and not self.uses_pretrained:
             if ":" not in self.name and self.name not in registry.models.names():  # a review: models: [abc]
                 raise ValueError(registry.models.unknown_message(self.name))

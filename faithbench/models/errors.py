@@ -94,4 +94,11 @@ def refusal(path: Path, exc: Exception) -> str:
             f"expected {STATE_DICT}")
 
 
-__all__ = ["STATE_DICT", "CheckpointError", "refusal", "weights_mismatch"]
+def hub_name_with_weights(name: str) -> str:
+    """An ``hf-hub:``/``local-dir:`` entry with a ``weights`` file (a held-out review: validate said ok, and the
+    file silently replaced the folder's weights under the folder's name)."""
+    return (f"model {name!r}: a {name.partition(':')[0]}: name brings its own pretrained weights, so give either "
+            f"it or 'weights', not both: drop 'weights', or name the architecture as timm:ARCH with 'weights'")
+
+
+__all__ = ["STATE_DICT", "CheckpointError", "hub_name_with_weights", "refusal", "weights_mismatch"]
