@@ -272,12 +272,12 @@ def _pretrained_source(spec: Any, parsed: ModelName) -> tuple[bool, str, str]:
 
         default = torchvision.models.get_model_weights(parsed.target).DEFAULT
         how = f"pre-fill {hub.torch_cache_dir()} where there is a network (torchvision.models.get_model(" \
-              f"'{parsed.target}', weights='DEFAULT')) and copy it here"
+              f"'{parsed.target}', weights='DEFAULT')) and copy it here{hub.local_advice(parsed.source, spec)}"
         cached = (Path(hub.torch_cache_dir()) / os.path.basename(default.url)).exists()
         return cached, f"{default} ({default.url})", how
     name = _timm_name(parsed)
     how = f"pre-fill the cache where there is a network (python -c \"import timm; timm.create_model('{name}', " \
-          f"pretrained=True)\") and copy it here"
+          f"pretrained=True)\") and copy it here{hub.local_advice(parsed.source, spec)}"
     if parsed.source == "timm":
         import timm
 

@@ -62,10 +62,25 @@ def timm_weights_cached(pretrained_cfg: Any) -> tuple[bool, str]:
 
 
 def unavailable(label: str, where: str, how: str, reason: str) -> PretrainedUnavailableError:
-    """The one-line error: which model, which weights, why, and how to provide them."""
-    return PretrainedUnavailableError(
-        f"model {label!r}: pretrained weights {where} are not available ({reason}); {how}, "
-        f"or give the entry 'weights: <file.safetensors>' (a local weights file)")
+    """The one-line error: which model, which weights, why, and how to provide them (``how``: advice
+    that fits the entry, :func:`faithbench.models.factory.check_pretrained_available`)."""
+    return PretrainedUnavailableError(f"model {label!r}: pretrained weights {where} are not available ({reason}); "
+                                      f"{how}")
+
+
+def local_advice(source: str, spec: Any) -> str:
+    """The offline alternatives that fit the entry, each as ", or ...": a ``weights`` file only where the
+    entry may have one (not with a recipe or replace_head; under a hub name, for a ``timm:`` architecture),
+    a ``local-dir:`` folder for timm networks (a review: an entry with a recipe was told to add weights:,
+    which is a suite error, and hf-hub: names were never told of local-dir:)."""
+    folder = ("where there is a network save it with timm.models.save_for_hf(model, '<folder>', "
+              "safe_serialization=True) and name the entry 'local-dir:<folder>' (the offline twin of hf-hub:)")
+    weights = "replace 'pretrained: true' with 'weights: <file.safetensors>' (a local weights file)"
+    if source == "hf-hub":
+        weights = "name the architecture 'timm:<arch>' with 'weights: <file.safetensors>' (a local weights file)"
+    trains = spec.recipe is not None or spec.replace_head
+    options = ([] if source == "torchvision" else [folder]) + ([] if trains else [weights])
+    return "".join(f", or {option}" for option in options)
 
 
 def offline_reason() -> str:
@@ -94,4 +109,4 @@ def _is_download_error(exc: BaseException) -> bool:
 
 
 __all__ = ["PretrainedUnavailableError", "offline", "hf_cached", "timm_weights_cached", "unavailable", "fetch",
-           "hf_cache_dir", "torch_cache_dir", "offline_reason"]
+           "local_advice", "hf_cache_dir", "torch_cache_dir", "offline_reason"]

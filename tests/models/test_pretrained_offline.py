@@ -39,10 +39,37 @@ def test_offline_error_names_model_and_remedy(empty_caches, name, expected):
         check_pretrained_available(spec)
     message = str(info.value)
     assert "\n" not in message and message.startswith(f"model {name!r}: {expected}")
-    assert "offline" in message and "weights: <file.safetensors>" in message and "pre-fill" in message
+    assert "offline" in message and "pre-fill" in message
+    assert "weights:" not in message  # with a recipe and replace_head, weights: would be a suite error (a review)
+    assert ("local-dir:<folder>" in message) == (not name.startswith("torchvision:"))  # timm format only
     splits = [PhantomCXR(s, n=4, size=32) for s in ("train", "val", "test")]
     with pytest.raises(PretrainedUnavailableError):  # loading raises it before building or training
         load_checkpoint(spec, *splits, seed=0, cache=Cache(empty_caches / "cache"))
+
+
+FOLDER = (", or where there is a network save it with timm.models.save_for_hf(model, '<folder>', "
+          "safe_serialization=True) and name the entry 'local-dir:<folder>' (the offline twin of hf-hub:)")
+REPLACE = ", or replace 'pretrained: true' with 'weights: <file.safetensors>' (a local weights file)"
+
+
+@pytest.mark.parametrize("entry, advice", [
+    ({"name": "hf-hub:timm/resnet18.a1_in1k"},
+     FOLDER + ", or name the architecture 'timm:<arch>' with 'weights: <file.safetensors>' (a local weights file)"),
+    ({"name": "hf-hub:timm/resnet18.a1_in1k", "replace_head": True, "recipe": {"linear_probe": True}}, FOLDER),
+    ({"name": "timm:resnet18", "pretrained": True}, FOLDER + REPLACE),
+    ({"name": "timm:resnet18", "pretrained": True, "recipe": "default"}, FOLDER),
+    ({"name": "torchvision:alexnet", "pretrained": True}, REPLACE),
+    ({"name": "torchvision:alexnet", "pretrained": True, "replace_head": True, "recipe": "default"}, ""),
+])
+def test_offline_advice_fits_the_entry(empty_caches, monkeypatch, entry, advice):
+    """weights: only where the entry may have one (no recipe, no replace_head; under an hf-hub: name, for a
+    timm: architecture); local-dir: for timm networks (a review: an entry with a recipe was told to add
+    weights:, a suite error, and hf-hub: names were never told of local-dir:)."""
+    monkeypatch.setenv("FAITHBENCH_OFFLINE", "1")
+    with pytest.raises(PretrainedUnavailableError) as info:
+        check_pretrained_available(ModelSpec.model_validate(entry))
+    message = str(info.value)
+    assert "\n" not in message and message.endswith(" and copy it here" + advice)
 
 
 def test_online_the_check_leaves_it_to_the_download(empty_caches, monkeypatch):
