@@ -15,6 +15,7 @@ network on 3D volumes, a wrong channel count, logits of the wrong shape).
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -27,6 +28,7 @@ from faithbench.datasets.paths import DataError
 from faithbench.models.errors import INPLACE_INPUT
 from faithbench.names import counted
 
+_FIXED_SIZE = re.compile(r"Input (height|width|image size) .*doesn't match model")  # timm's PatchEmbed
 _VIT_DEFAULT_LAYER = "blocks.-1.norm1"  # the CAM explainers' default for a ViT (blocks[-1].norm1)
 
 
@@ -107,6 +109,23 @@ def _size_hint(model: nn.Module, problem: str, spatial: tuple[int, ...]) -> str:
             f"{{size: [H, W]}} in the model entry resizes the images to it)")
 
 
+def _fixed_size_hint(model: nn.Module, problem: str, spatial: tuple[int, ...]) -> str:
+    """Where a network built for one input size (timm's ViT patch embedding) refuses the size it gets:
+    the size it takes and the ways to match it (a review: the line named only a channel fix, or none)."""
+    if not _FIXED_SIZE.search(problem):
+        return ""
+    size = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    size = size or (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (0, 0, 0))[-2:]
+    config = getattr(getattr(model, "input_transform", None), "config", None)
+    gets = tuple(config.size) if config is not None and config.size else spatial
+    takes = " x ".join(str(n) for n in size) if all(size) else "another size"
+    resize = f"{{size: [{size[0]}, {size[1]}]}}" if all(size) else "{size: [H, W]}"
+    got = " x ".join(map(str, gets))
+    return (f" (the network takes {takes} images, it gets {got}: preprocess: {resize} or preprocess: auto (the "
+            f"network's own input config) in the model entry resizes them, or, for weights trained at {got}, "
+            f"build it for that size with params: {{img_size: {list(gets)}}})")
+
+
 def _needs_twin(suite: Any) -> bool:
     """Whether a metric of ``suite`` needs the permuted-label twin (``data_randomization``)."""
     from faithbench.registry import metrics
@@ -160,7 +179,9 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
             raise error(f"{where}: cannot build {what}: {first_line(exc)}{hint}") from None
         problem = _meta_failure(model, channels, spatial, classes)
         if problem:
-            hint = _channel_hint(model, channels) or _dtype_hint(model) or _size_hint(model, problem, spatial)
+            hint = _fixed_size_hint(model, problem, spatial)  # then the channels too: both must fit
+            hint = hint + _channel_hint(model, channels) if hint else \
+                _channel_hint(model, channels) or _dtype_hint(model) or _size_hint(model, problem, spatial)
             raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}{hint}")
         supported = _check_support(suite, source, explainers, model, (channels, *spatial), mspec.label, label,
                                    mask_names(dataset), getattr(dataset, "mask_roles", None))

@@ -203,3 +203,48 @@ def test_validate_warns_of_pretrained_weights_the_run_cannot_have(nets, capsys, 
     err = capsys.readouterr().err
     assert "models[0]: model 'timm:resnet18': pretrained weights hf-hub timm/resnet18" in err
     assert "are not available (offline" in err and "here the run stops before it computes anything" in err
+
+
+@pytest.mark.parametrize("channels, also", [
+    (3, ""),
+    (1, " (its first convolution takes 3 channels, the data has 1: give the dataset 3 channels where it has that "
+        "parameter, pick 3 of the image's channels with preprocess: {channels: [...]}, or build the network for "
+        "1 channel)"),
+])
+def test_a_fixed_size_network_says_which_size_it_takes(tmp_path, capsys, channels, also):
+    """A held-out review: a 224-px timm ViT with preprocess: none on 32-px images was told only of a channel
+    fix (1-channel data) or nothing (3-channel data); the size fixes it names are ones that work."""
+    import timm
+
+    from faithbench.store import save_tensors
+
+    save_tensors(tmp_path / "vit224.safetensors", timm.create_model("vit_tiny_patch16_224", num_classes=2).state_dict())
+    save_tensors(tmp_path / "vit32.safetensors",
+                 timm.create_model("vit_tiny_patch16_224", num_classes=2, img_size=32).state_dict())
+    suite = tmp_path / "suite.yaml"
+
+    def validate(model: str) -> tuple[int, str]:
+        suite.write_text(textwrap.dedent(f"""
+            name: vit
+            datasets: [{{name: phantom_cxr, params: {{size: 32, channels: {channels}}}}}]
+            models: [{model}]
+            explainers: [saliency]
+            metrics: [deletion_auc]
+        """))
+        rc = main(["validate", str(suite)])
+        return rc, capsys.readouterr().err.strip()
+
+    rc, err = validate('{name: "timm:vit_tiny_patch16_224", weights: vit224.safetensors, preprocess: none}')
+    assert rc == 2 and err.count("\n") == 0
+    assert err.endswith(
+        "fails on an image of that shape: AssertionError: Input height (32) doesn't match model (224). (the network "
+        "takes 224 x 224 images, it gets 32 x 32: preprocess: {size: [224, 224]} or preprocess: auto (the network's "
+        "own input config) in the model entry resizes them, or, for weights trained at 32 x 32, build it for that "
+        "size with params: {img_size: [32, 32]})" + also)
+    if channels == 3:  # the fixes it names validate
+        for model in ('{name: "timm:vit_tiny_patch16_224", weights: vit224.safetensors}',
+                      '{name: "timm:vit_tiny_patch16_224", weights: vit224.safetensors, '
+                      'preprocess: {size: [224, 224]}}',
+                      '{name: "timm:vit_tiny_patch16_224", weights: vit32.safetensors, preprocess: none, '
+                      'params: {img_size: [32, 32]}}'):
+            assert validate(model)[0] == 0, model
