@@ -9,6 +9,7 @@ background value in model input space).
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from typing import Any, ClassVar
 
@@ -91,7 +92,15 @@ class NonSensitivity(AxiomaticMetric):
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """One feature (``patch`` >= the largest side): its attribution is the map's maximum, so only an
-        all-zero map scores otherwise (refused by ``faithbench validate`` and when computed)."""
+        all-zero map scores otherwise (refused by ``faithbench validate`` and when computed). ``eps`` above
+        the largest a_i, the cells of a patch (each at most 1 after division by the maximum): every a_i < eps
+        whatever the map, so every explainer would score the same (a fuzzing review: ``eps: 1e9``)."""
+        cells = math.prod(min(self.patch, int(s)) for s in spatial_shape)
+        if spatial_shape and self.eps > cells:
+            return (f"{self.name}: parameter 'eps' = {self.eps:g} is above {cells}, the largest attribution a feature "
+                    f"can have (patch {self.patch} on {' x '.join(map(str, spatial_shape))}, |s| / max |s| summed "
+                    f"over it), so every feature counts as unattributed and every explainer would score the same; "
+                    f"expected eps <= {cells}")
         return one_feature(self.name, self.patch, spatial_shape)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:

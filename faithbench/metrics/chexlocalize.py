@@ -5,11 +5,11 @@ binarised by Otsu's threshold (default) or a fixed threshold on the min-max norm
 optional probability gating. ``chexlocalize_hit``: the hit rate (the map's maximum in the mask).
 The math is in :mod:`faithbench.metrics.functional.chexlocalize`.
 
-Parameters: ``mask`` (default ``lesion``); ``threshold`` ``"otsu"`` (default), a float in [0, 1],
+Parameters: ``mask`` (default ``lesion``); ``threshold`` ``"otsu"`` (default), a float in [0, 1),
 or ``"val"``: per class, the grid value (0.2, ..., 0.8) that maximises that class's validation mIoU
 on the true-positive slice (:func:`~faithbench.metrics.functional.chexlocalize.tune_threshold`, as
 CheXlocalize's ``tune_heatmap_threshold.py``, one per pathology); ``gate`` null (default: no gating),
-a float in [0, 1], or ``"val"``: per class,
+a float in [0, 1), or ``"val"``: per class,
 :func:`~faithbench.metrics.functional.chexlocalize.tune_gate` on the validation probabilities (the
 criterion of CheXlocalize's ``tune_probability_threshold.py``, which tunes the cutoff on Otsu
 segmentations; here on the segmentations at the class's threshold, the one the gate is applied
@@ -65,9 +65,9 @@ def target_probability(ctx: EvalContext) -> Tensor:
 
 
 class CheXlocalizeMetric(LocalizationMetric):
-    """Validates ``threshold`` ("otsu", "val" or a float in [0, 1], where the metric has one),
-    ``gate`` (None, "val" or a float in [0, 1]) and ``val_samples`` (>= 1); the Configurable type
-    check cannot express "a str or a float".
+    """Validates ``threshold`` ("otsu", "val" or a float in [0, 1), where the metric has one),
+    ``gate`` (None, "val" or a float in [0, 1); 1 would empty or gate every map) and ``val_samples``
+    (>= 1); the Configurable type check cannot express "a str or a float".
 
     ``"val"``: tuned per class on the validation split (Saporta et al. 2022). The runner explains
     the first ``val_samples`` validation samples with the cell's explainer and calls
@@ -89,15 +89,19 @@ class CheXlocalizeMetric(LocalizationMetric):
         name = self.name
         if has_threshold:
             if isinstance(threshold, bool) or not (threshold in (OTSU, VAL) or isinstance(threshold, (int, float))):
-                raise ParameterError(f"{name}: parameter 'threshold' expects 'otsu', 'val' or a float in [0, 1], "
+                raise ParameterError(f"{name}: parameter 'threshold' expects 'otsu', 'val' or a float in [0, 1), "
                                      f"got {threshold!r}")
-            if not isinstance(threshold, str) and not 0.0 <= float(threshold) <= 1.0:
-                raise ParameterError(f"{name}: parameter 'threshold' expects a float in [0, 1], got {threshold!r}")
+            if not isinstance(threshold, str) and not 0.0 <= float(threshold) < 1.0:
+                raise ParameterError(f"{name}: parameter 'threshold' expects a float in [0, 1) (no min-max normalised "
+                                     f"map exceeds 1, so every segmentation would be empty and every explainer "
+                                     f"would score the same), got {threshold!r}")
             threshold = threshold if isinstance(threshold, str) else float(threshold)
             self.params["threshold"] = self.threshold = threshold
         if gate is not None and gate != VAL and (isinstance(gate, bool) or not isinstance(gate, (int, float))
-                                                 or not 0.0 <= float(gate) <= 1.0):
-            raise ParameterError(f"{name}: parameter 'gate' expects null, 'val' or a float in [0, 1], got {gate!r}")
+                                                 or not 0.0 <= float(gate) < 1.0):
+            raise ParameterError(f"{name}: parameter 'gate' expects null, 'val' or a float in [0, 1) (a probability "
+                                 f"is never above 1, so at 1 every map would be gated and every explainer would "
+                                 f"score the same), got {gate!r}")
         self.params["gate"] = self.gate = gate if gate in (None, VAL) else float(gate)
         if self.val_samples < 1:
             raise ParameterError(f"{name}: parameter 'val_samples' expects an int >= 1, got {self.val_samples}")

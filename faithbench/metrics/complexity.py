@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from faithbench.configurable import NON_NEGATIVE, Bound
+from faithbench.configurable import Bound
 from faithbench.metrics.base import EvalContext, Metric, MetricOutput
 from faithbench.metrics.functional.complexity import complexity, effective_complexity, sparseness
 from faithbench.metrics.functional.robustness import normalise_by_max
@@ -69,7 +69,8 @@ class EffectiveComplexity(Metric):
                       postprocess="abs", paper="Nguyen & Martinez 2020, On quantitative aspects of model "
                                                "interpretability")
     defaults: ClassVar[dict[str, Any]] = {"eps": 1e-5}
-    bounds: ClassVar[dict[str, Bound]] = {"eps": NON_NEGATIVE}
+    bounds: ClassVar[dict[str, Bound]] = {"eps": Bound(0, 1, high_open=True, why=(
+        "|s| / max |s| is at most 1, so at 1 or more no feature counts and every explainer would score 0"))}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         return MetricOutput(value=effective_complexity(normalise_by_max(saliency), self.eps))

@@ -8,6 +8,7 @@ control lands near it. ``mask`` names the sample mask to use (``lesion``).
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -52,6 +53,18 @@ class PointingGame(LocalizationMetric):
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "tolerance": 0}
     bounds: ClassVar[dict[str, Bound]] = {"tolerance": NON_NEGATIVE}
     version: ClassVar[str] = "3"  # 2: the tolerance a Euclidean disk (1: a square); 3: per visit on sequences
+
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """A ``tolerance`` above the largest distance between two pixels, sqrt(sum (side - 1)^2): the grown
+        mask covers the image, so every map hits (a fuzzing review: ``tolerance: 1e9``; refused by
+        ``faithbench validate`` and when computed)."""
+        reach = math.sqrt(sum((int(s) - 1) ** 2 for s in spatial_shape))
+        if spatial_shape and self.tolerance > reach:
+            return (f"{self.name}: parameter 'tolerance' = {self.tolerance:g} is above {reach:.2f}, the largest "
+                    f"distance between two pixels of the {' x '.join(map(str, spatial_shape))} images, so every "
+                    f"map would hit and every explainer would score the same; expected tolerance <= "
+                    f"{math.floor(reach * 100) / 100:g}")
+        return None
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)

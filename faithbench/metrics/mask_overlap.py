@@ -66,12 +66,18 @@ class TopKIntersection(LocalizationMetric):
     bounds: ClassVar[dict[str, Bound]] = {"k": NON_NEGATIVE, "fraction": FRACTION}
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
-        """``k`` above the features of a sample (checked by ``faithbench validate`` and when computed)."""
+        """``k`` above the features of a sample, or ``k`` (or ``fraction``) choosing all of them: the top N is
+        every feature, |M| / N for every map, so every explainer would score the same (a fuzzing review:
+        ``fraction: 1.0``, ``k: 1024`` on 32 x 32). Checked by ``faithbench validate`` and when computed."""
         n = math.prod(spatial_shape)
+        shape = " x ".join(map(str, spatial_shape))
         if self.k > n:
             return (f"{self.name}: k = {self.k} is more than the {n} features per sample "
-                    f"({' x '.join(map(str, spatial_shape))}); set k <= {n}, or k: 0 to take the fraction "
-                    f"'fraction' of them")
+                    f"({shape}); set k < {n}, or k: 0 to take the fraction 'fraction' of them")
+        if self.k == n or (self.k == 0 and max(1, round(self.fraction * n)) >= n > 1):
+            which = f"k = {self.k}" if self.k else f"fraction = {self.fraction:g} (k = round(fraction N))"
+            return (f"{self.name}: {which} takes all {n} features per sample ({shape}), so every explainer "
+                    f"would score |M| / N; expected k < {n}, or a fraction with round(fraction N) < {n}")
         return None
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:

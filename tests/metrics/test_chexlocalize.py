@@ -125,11 +125,11 @@ def test_metrics_through_the_context(make_ctx, tiny_cnn):
     assert hit.value.tolist() == [1.0, 1.0, 1.0]
     assert torch.allclose(hit.chance, torch.full((3,), 8 / 64))
     assert ctx.predict.passes == 0  # no gate: no forward pass
-    # a gate above every probability empties every map
-    gated = CheXlocalizeIoU(gate=1.0)(ctx)
+    # a gate above every probability (0.99 here; 1 is refused) empties every map
+    gated = CheXlocalizeIoU(gate=0.99)(ctx)
     assert gated.value.tolist() == [0.0, 0.0, 0.0]
     assert ctx.predict.passes == 3
-    gated_hit = CheXlocalizeHit(gate=1.0)(ctx)
+    gated_hit = CheXlocalizeHit(gate=0.99)(ctx)
     assert ctx.predict.passes == 3  # memoised probability
     # a gated map scores 0 whatever it shows, so its chance is 0 (a held-out review: |M| / N was written)
     assert gated_hit.value.tolist() == [0.0, 0.0, 0.0] and gated_hit.chance.tolist() == [0.0, 0.0, 0.0]
