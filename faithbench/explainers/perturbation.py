@@ -21,7 +21,7 @@ from captum.attr import KernelShap, Lime, Occlusion
 from captum.attr._core.lime import get_exp_kernel_similarity_function
 from torch import Tensor, nn
 
-from faithbench.configurable import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Bound
+from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound
 from faithbench.scores import target_score
 
 from faithbench.explainers.base import Explainer
@@ -141,7 +141,8 @@ class LimeExplainer(_SurrogateExplainer):
     description = "ridge surrogate on random patch coalitions, locality-weighted (captum Lime)"
     defaults: ClassVar[dict[str, Any]] = {"patch": 8, "n_samples": 500, "kernel_width": 0.25, "alpha": 1.0,
                                           "baseline": 0.0, "batch_size": 64}
-    bounds: ClassVar[dict[str, Bound]] = {"patch": AT_LEAST_ONE, "n_samples": AT_LEAST_ONE, "kernel_width": POSITIVE,
+    bounds: ClassVar[dict[str, Bound]] = {"patch": AT_LEAST_ONE, "n_samples": Bound(2, why=(
+        "a ridge fit on one coalition gives every patch 0, an all-zero map")), "kernel_width": POSITIVE,
                                           "alpha": NON_NEGATIVE, "batch_size": AT_LEAST_ONE}
 
     def surrogate(self, model: nn.Module) -> Any:
@@ -158,7 +159,9 @@ class KernelSHAPExplainer(_SurrogateExplainer):
     paper = "Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions"
     description = "Shapley-kernel weighted linear surrogate on patch coalitions (captum KernelShap)"
     defaults: ClassVar[dict[str, Any]] = {"patch": 8, "n_samples": 500, "baseline": 0.0, "batch_size": 64}
-    bounds: ClassVar[dict[str, Bound]] = {"patch": AT_LEAST_ONE, "n_samples": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE}
+    bounds: ClassVar[dict[str, Bound]] = {"patch": AT_LEAST_ONE, "n_samples": Bound(3, why=(
+        "captum's first two coalitions are every patch and none, which no regression tells apart: with 1 the map "
+        "is all zero, with 2 constant")), "batch_size": AT_LEAST_ONE}
 
     def surrogate(self, model: nn.Module) -> Any:
         return KernelShap(model)
@@ -231,7 +234,8 @@ class RISEExplainer(Explainer):
     defaults: ClassVar[dict[str, Any]] = {"n_masks": 2000, "grid": 8, "p": 0.5, "batch_size": 100,
                                           "baseline": 0.0, "score": "softmax"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": EXPLAINER_SCORES}
-    bounds: ClassVar[dict[str, Bound]] = {"n_masks": AT_LEAST_ONE, "grid": AT_LEAST_ONE, "p": FRACTION,
+    bounds: ClassVar[dict[str, Bound]] = {"n_masks": AT_LEAST_ONE, "grid": AT_LEAST_ONE, "p": Bound(
+        0, 1, low_open=True, high_open=True, why="with p = 1 every mask keeps the whole image, a constant map"),
                                           "batch_size": AT_LEAST_ONE}
 
     def check_input(self, shape: tuple[int, ...]) -> str | None:
