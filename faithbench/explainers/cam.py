@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.explainers.layers import (channels_first, find_target_layer, layer_reason, resolve_module,
-                                         kept_output)
+                                         kept_output, min_grid_problem)
 from faithbench.explainers.transformer import patch_cover, patch_pixels
 from faithbench.registry import explainers
 from faithbench.types import arch_family
@@ -140,14 +140,8 @@ class CAMExplainer(Explainer):
     finds_layer = True  # the CAM reads a target layer (FullGrad reads every biased layer instead)
 
     def check_input(self, shape: tuple[int, ...]) -> str | None:
-        """``min_grid`` no larger than the input (a fuzzing review: 64 on 32 px was silently the finest
-        top-level map, as for no fine layer); moot with a ``target_layer``. Against the largest side:
-        a thin volume (2 slices) keeps the default 4 and its fallback."""
-        if not self.target_layer and self.min_grid > max(shape[1:]):
-            return (f"{self.name}: parameter 'min_grid' = {self.min_grid} is more than the input's largest side "
-                    f"({' x '.join(map(str, shape[1:]))}), so no layer's grid can reach it; expected min_grid <= "
-                    f"{max(shape[1:])}")
-        return None
+        """``min_grid`` no larger than the input (:func:`~faithbench.explainers.layers.min_grid_problem`)."""
+        return min_grid_problem(self.name, self.min_grid, self.target_layer, shape)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         reason = super().unsupported_reason(model, x)

@@ -27,7 +27,7 @@ from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.explainers.graph import (added_attributes_removed, foreign_nonlinear_leaves, leaf_modules,
                                          trace_leaves)
-from faithbench.explainers.layers import find_target_layer, resolve_module
+from faithbench.explainers.layers import find_target_layer, min_grid_problem, resolve_module
 from faithbench.registry import explainers
 
 # captum's integration rules (captum.attr._utils.approximation_methods.SUPPORTED_METHODS; a test compares)
@@ -334,6 +334,11 @@ class GuidedGradCAMExplainer(Explainer):
     description = "guided backprop times ReLU'd Grad-CAM (captum), summed over channels"
     defaults: ClassVar[dict[str, Any]] = {"target_layer": None, "min_grid": 4}
     bounds: ClassVar[dict[str, Bound]] = {"min_grid": AT_LEAST_ONE}
+
+    def check_input(self, shape: tuple[int, ...]) -> str | None:
+        """``min_grid`` no larger than the input, as every CAM (a fuzzing review: 1e9 silently took the
+        default's layer)."""
+        return min_grid_problem(self.name, self.min_grid, self.target_layer, shape)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         return super().unsupported_reason(model, x) or _relu_reason(self.name, model, x)

@@ -154,6 +154,18 @@ def layer_reason(model: nn.Module, x: Tensor, min_grid: int = 4) -> str | None:
     return None
 
 
+def min_grid_problem(name: str, min_grid: int, target_layer: str | None, shape: tuple[int, ...]) -> str | None:
+    """The problem with a ``min_grid`` larger than the input ``(C, *spatial)``, or None (a fuzzing review:
+    64 on 32 px was silently the finest top-level map, as for no fine layer); moot with a ``target_layer``.
+    Against the largest side: a thin volume (2 slices) keeps the default 4 and its fallback. Every
+    explainer that finds its layer by ``min_grid`` (the CAMs, ``guided_gradcam``) checks it."""
+    if not target_layer and min_grid > max(shape[1:]):
+        return (f"{name}: parameter 'min_grid' = {min_grid} is more than the input's largest side "
+                f"({' x '.join(map(str, shape[1:]))}), so no layer's grid can reach it; expected min_grid <= "
+                f"{max(shape[1:])}")
+    return None
+
+
 def channels_first(shape: tuple[int, ...] | torch.Size, input_shape: tuple[int, ...] | torch.Size) -> bool:
     """Whether an output of ``shape`` reads as ``(B, C, *grid)`` for an input of ``input_shape``: its
     last two axes keep the proportions of the input's height and width, one factor f (a stride, or an
