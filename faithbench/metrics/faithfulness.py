@@ -248,6 +248,13 @@ class RegionDeletionCorrelation(PerturbationMetric):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
+        for key in ("regions", "exclude"):  # a fuzzing review: exclude [null] excluded nothing, silently
+            wrong = [v for v in self.params[key] if not isinstance(v, str) or not v]
+            if wrong:
+                got = "an empty string" if wrong[0] == "" else ("null" if wrong[0] is None else
+                                                               f"{type(wrong[0]).__name__} {wrong[0]!r}")
+                raise ParameterError(f"{self.name}: parameter {key!r} expects a list of mask names (str), got {got} "
+                                     f"in {self.params[key]!r}")
         repeated = sorted({r for r in self.regions if self.regions.count(r) > 1})
         if repeated:  # a fuzzing review: [heart, heart, spine] passed the 3-region gate, every ρ ±1
             raise ParameterError(f"{self.name}: parameter 'regions' repeats {repeated[0]!r}; expected distinct names")

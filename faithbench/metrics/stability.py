@@ -104,6 +104,9 @@ class RelativeRepresentationStability(RelativeStability):
         if self.layer is not None and not isinstance(self.layer, str):
             raise ParameterError(f"{self.name}: parameter 'layer' expects a module name (str) or null, "
                                  f"got {type(self.layer).__name__} {self.layer!r}")
+        if self.layer == "":  # a fuzzing review: '' named the whole model, its output read as the representation
+            raise ParameterError(f"{self.name}: parameter 'layer' expects a dotted module name, got an empty string "
+                                 f"(null reads the input of the last nn.Linear)")
 
     def check_model(self, model: nn.Module) -> str | None:
         """``layer`` must name a module of ``model`` (``faithbench validate`` checks it on each model,
