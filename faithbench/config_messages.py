@@ -5,6 +5,7 @@ expected, and for an unknown key the accepted key closest to it (a typo).
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any, Callable
@@ -32,11 +33,23 @@ def validation_message(errors: list[dict[str, Any]], loc_of: Callable[[tuple[Any
     elif err["type"] == "value_error":  # a validator's own ValueError: its message, without pydantic's prefix
         msg = msg.removeprefix("Value error, ")
     else:
-        msg = ", or ".join([msg] + [e["msg"].removeprefix("Input should be ") for e in errors
-                                    if e is not err and loc_of(tuple(e["loc"])) == loc])
+        here = [err] + [e for e in errors if e is not err and loc_of(tuple(e["loc"])) == loc]
+        msg = ", or ".join([_plain(msg)] + [_plain(e["msg"]).removeprefix("Input should be ") for e in here[1:]])
+        if any(e["type"] in ("dict_type", "model_type") for e in here) and "input" in err:  # say what came
+            msg += f", got {_got(err['input'])}"  # a fuzzing review: params: null said only "a valid dictionary"
         if loc.endswith("target") and err["type"] == "literal_error":  # a discriminated union: one branch tried
             msg += ", or a mapping {classes: [...]}"
     return f"{loc}: {msg}"
+
+
+def _plain(msg: str) -> str:
+    """pydantic's message without the internal class it names ("or instance of PluginSpec")."""
+    return re.sub(r" or instance of \w+", "", msg)
+
+
+def _got(value: Any) -> str:
+    """What a key held, for a message: ``null``, ``list [1, 2]``, ``str 'x'``."""
+    return "null" if value is None else f"{type(value).__name__} {value!r}"
 
 
 def unknown_key(err: dict[str, Any], errors: list[dict[str, Any]], schema: Any = None) -> str:

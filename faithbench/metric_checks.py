@@ -74,6 +74,23 @@ def _hook(plugin: Any, hook: str, *args: Any, **kwargs: Any) -> str | None:
         return f"{plugin.name}: {hook} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
+def _fit_problem(plugin: Any, shape: tuple[int, ...], multilabel: bool) -> str | None:
+    """``plugin``'s ``check_dataset`` on images of ``shape`` (without one: a ``patch`` leaving one feature)."""
+    if _overrides(plugin, "check_dataset"):
+        return _hook(plugin, "check_dataset", shape, multilabel=multilabel)
+    return one_feature(plugin.name, getattr(plugin, "params", {}).get("patch"), shape)
+
+
+def _largest_patch(plugin: Any, shape: tuple[int, ...], multilabel: bool) -> str:
+    """The bound on ``patch`` a message states: ``<= side`` where the metric takes a patch as large as the
+    largest side, ``< side`` where it refuses that one too (a fuzzing review: "<= 32", then 32 refused)."""
+    try:
+        probe = type(plugin)(**{**plugin.params, "patch": max(shape)})
+    except Exception:  # noqa: BLE001 - the metric refuses that patch on construction
+        return f"< {max(shape)}"
+    return f"{'<=' if _fit_problem(probe, shape, multilabel) is None else '<'} {max(shape)}"
+
+
 def _applies(plugin: Any, masks: set[str] | None, dims: int) -> bool:
     """False where the run skips ``plugin`` on a dataset with ``masks`` and ``dims`` spatial axes
     (an unreadable sample, ``masks`` None: the run's preflight names it)."""
@@ -205,6 +222,9 @@ def _warn_cut_patches(suite: Any, source: str, built: dict[str, Any], metric_plu
         except Exception:  # not built or unreadable: named elsewhere
             continue
         for k, patch in patches:
+            multilabel = bool(getattr(built[spec.label], "multilabel", False))
+            if patch > max(shape) or _fit_problem(metric_plugins[k], shape, multilabel):
+                continue  # refused by check_metric_fit: no warning about tiling before it (a fuzzing review)
             whole, total = len(whole_features(shape, patch)), feature_ids(shape, patch)[1]
             if whole < total and metric_plugins[k].name in _CORRELATES_PATCHES:
                 warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: patch {patch} does not tile dataset "
@@ -293,12 +313,11 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
             if isinstance(patch, int) and patch > max(shape):  # a review: 1e12 failed every cell of the run
                 raise error(f"{source}: metrics[{k}].params: {plugin.name}: parameter 'patch' = {patch} is larger "
                             f"than the image ({' x '.join(map(str, shape))}) of dataset {spec.label!r}; expected "
-                            f"patch <= {max(shape)}")
+                            f"patch {_largest_patch(plugin, shape, multilabel)}")
             # one feature: nothing to rank (a fuzzing review: every explainer scored the same on eight metrics, NaN
             # on two, exit 0); a metric with its own check (the built-ins') decides: infidelity without scaling
             # scores it, and a built-in refuses it when computed too (Metric.refuse_unfit)
-            problem = _hook(plugin, "check_dataset", shape, multilabel=multilabel) \
-                if _overrides(plugin, "check_dataset") else one_feature(plugin.name, patch, shape)
+            problem = _fit_problem(plugin, shape, multilabel)
             if problem:
                 raise error(f"{source}: metrics[{k}].params: {problem} (dataset {spec.label!r})")
             problem = _batch_problem(plugin, suite)

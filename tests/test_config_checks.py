@@ -42,8 +42,8 @@ def _load_silently(tmp_path, *texts):
      r"models\[0\].params: cannot build 'small_cnn' .*: model 'small_cnn': in_chans come from the dataset \(its "
      r"channels, classes and image size\), not from params: remove 'in_chans'"),
     ("recipe:", "preprocess: nome, recipe:",  # was models[0].preprocess.literal['auto','none']: ...
-     r"suite.yaml: models\[0\].preprocess: Input should be 'auto' or 'none', or a valid dictionary or instance "
-     r"of PreprocessSpec$"),
+     r"suite.yaml: models\[0\].preprocess: Input should be 'auto' or 'none', or a valid dictionary, got str "
+     r"'nome'$"),
     ("recipe:", "preprocess: {mean: [0.5, x]}, recipe:",  # the mapping branch's own error, not the names'
      r"suite.yaml: models\[0\].preprocess.mean\[1\]: expected a number, got str 'x'$"),
     ("name: t", "name: t\nsamples: '8'", r"suite.yaml: samples: expected a number, got str '8'$"),

@@ -1,0 +1,77 @@
+"""A fuzzing review (clifuzz4 F5, F6): list elements of the wrong type and an empty layer name were
+accepted (``exclude: [null]`` excluded nothing, ``layer: ''`` read the whole model's output), and some
+refusals stated a wrong bound (``expected patch <= 32``, then 32 refused), followed a warning about the
+same patch, or did not say what was got (``params: null``)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from faithbench.cli import main
+from faithbench.configurable import ParameterError
+from faithbench.registry import metrics
+
+BASE = """name: t
+datasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]
+models: [{name: small_cnn, params: {width: 4}, recipe: {epochs: 1}}]
+explainers: [random]
+metrics: [METRIC]
+"""
+
+
+def _validate(tmp_path, capsys, metric):
+    path = tmp_path / "suite.yaml"
+    path.write_text(BASE.replace("METRIC", metric))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rc = main(["validate", str(path)])
+    err = capsys.readouterr().err.strip().replace(f"faithbench: error: {path}: ", "")
+    return rc, err, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("metric, expected", [
+    ("{name: region_deletion_correlation, params: {exclude: [null]}}",
+     "metrics[0].params: region_deletion_correlation: parameter 'exclude' expects a list of mask names (str), got "
+     "null in [None]"),
+    ("{name: region_deletion_correlation, params: {exclude: [lesion, 0]}}",
+     "metrics[0].params: region_deletion_correlation: parameter 'exclude' expects a list of mask names (str), got "
+     "int 0 in ['lesion', 0]"),
+    ("{name: region_deletion_correlation, params: {regions: [a, b, '']}}",
+     "metrics[0].params: region_deletion_correlation: parameter 'regions' expects a list of mask names (str), got "
+     "an empty string"),
+    ("{name: relative_representation_stability, params: {layer: ''}}",
+     "metrics[0].params: relative_representation_stability: parameter 'layer' expects a dotted module name, got an "
+     "empty string (null reads the input of the last nn.Linear)"),
+    ("{name: deletion_auc, params: {patch: 1000000000}}",
+     "metrics[0].params: deletion_auc: parameter 'patch' = 1000000000 is larger than the image (32 x 32) of dataset "
+     "'phantom_cxr'; expected patch < 32"),
+    ("{name: irof, params: {patch: 1000000000}}", "metrics[0].params: irof: parameter 'patch' = 1000000000 is larger "
+     "than the image (32 x 32) of dataset 'phantom_cxr'; expected patch < 32"),
+    ("{name: monotonicity_correlation, params: {patch: 17}}", "metrics[0].params: monotonicity_correlation: "),
+    ("{name: relevance_mass, params: null}", "metrics[0].params: Input should be a valid dictionary, got null"),
+    ("{name: relevance_mass, params: [1]}", "metrics[0].params: Input should be a valid dictionary, got list [1]"),
+    ("{name: relevance_mass, params: x}", "metrics[0].params: Input should be a valid dictionary, got str 'x'"),
+    ("[relevance_mass]", "metrics[0]: Input should be a valid dictionary, got list ['relevance_mass']"),
+])
+def test_refused_in_one_line_without_a_warning_first(tmp_path, capsys, metric, expected):
+    rc, err, caught = _validate(tmp_path, capsys, metric)
+    assert (rc, err.count("\n")) == (2, 0) and err.startswith(expected), err
+    assert "does not tile" not in err + " ".join(caught)  # no tiling advice for a refused patch
+
+
+def test_the_stated_patch_bound_holds(tmp_path, capsys):
+    """31 on 32 px validates (with the tiling warning, which a refused patch no longer gets), so "< 32" is
+    the bound deletion_auc's message states."""
+    rc, err, caught = _validate(tmp_path, capsys, "{name: deletion_auc, params: {patch: 31}}")
+    assert rc == 0 and "patch 31 does not tile" in err + " ".join(caught), err
+
+
+def test_exclude_of_names_is_accepted_and_a_list_element_type_refused_on_construction():
+    metric = metrics.get("region_deletion_correlation")(exclude=["lesion", "body"])
+    assert metric.exclude == ["lesion", "body"]
+    with pytest.raises(ParameterError, match=r"parameter 'exclude' expects a list of mask names \(str\), got float"):
+        metrics.get("region_deletion_correlation")(exclude=[0.5, "a"])
+    with pytest.raises(ParameterError, match=r"parameter 'layer' expects a dotted module name, got an empty string"):
+        metrics.get("relative_representation_stability")(layer="")
