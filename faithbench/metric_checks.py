@@ -82,13 +82,17 @@ def _fit_problem(plugin: Any, shape: tuple[int, ...], multilabel: bool) -> str |
 
 
 def _largest_patch(plugin: Any, shape: tuple[int, ...], multilabel: bool) -> str:
-    """The bound on ``patch`` a message states: ``<= side`` where the metric takes a patch as large as the
-    largest side, ``< side`` where it refuses that one too (a fuzzing review: "<= 32", then 32 refused)."""
-    try:
-        probe = type(plugin)(**{**plugin.params, "patch": max(shape)})
-    except Exception:  # noqa: BLE001 - the metric refuses that patch on construction
-        return f"< {max(shape)}"
-    return f"{'<=' if _fit_problem(probe, shape, multilabel) is None else '<'} {max(shape)}"
+    """The bound on ``patch`` a message states: ``<= p`` for the largest patch p the metric takes on images of
+    ``shape`` (a fuzzing review: "<= 32", then 32 refused; a diff review: "< 32", then 31 refused by a
+    correlation metric that needs 3 whole patches, where 16 is the largest it takes)."""
+    for patch in range(max(shape), 0, -1):
+        try:
+            probe = type(plugin)(**{**plugin.params, "patch": patch})
+        except Exception:  # noqa: BLE001 - the metric refuses that patch on construction
+            continue
+        if _fit_problem(probe, shape, multilabel) is None:
+            return f"<= {patch}"
+    return f"< {max(shape)}"
 
 
 def _applies(plugin: Any, masks: set[str] | None, dims: int) -> bool:

@@ -46,9 +46,12 @@ def _validate(tmp_path, capsys, metric):
      "empty string (null reads the input of the last nn.Linear)"),
     ("{name: deletion_auc, params: {patch: 1000000000}}",
      "metrics[0].params: deletion_auc: parameter 'patch' = 1000000000 is larger than the image (32 x 32) of dataset "
-     "'phantom_cxr'; expected patch < 32"),
+     "'phantom_cxr'; expected patch <= 31"),
     ("{name: irof, params: {patch: 1000000000}}", "metrics[0].params: irof: parameter 'patch' = 1000000000 is larger "
-     "than the image (32 x 32) of dataset 'phantom_cxr'; expected patch < 32"),
+     "than the image (32 x 32) of dataset 'phantom_cxr'; expected patch <= 31"),
+    # a diff review: "< 32", then 31 refused again (a correlation needs 3 whole patches; 16 is the largest taken)
+    ("{name: faithfulness_estimate, params: {patch: 1000}}", "metrics[0].params: faithfulness_estimate: parameter "
+     "'patch' = 1000 is larger than the image (32 x 32) of dataset 'phantom_cxr'; expected patch <= 16"),
     ("{name: monotonicity_correlation, params: {patch: 17}}", "metrics[0].params: monotonicity_correlation: "),
     ("{name: relevance_mass, params: null}", "metrics[0].params: Input should be a valid dictionary, got null"),
     ("{name: relevance_mass, params: [1]}", "metrics[0].params: Input should be a valid dictionary, got list [1]"),

@@ -45,7 +45,7 @@ def _validate(tmp_path, capsys, metric):
     ("{name: pointing_game, params: {tolerance: 44}}", "{name: pointing_game, params: {tolerance: 43}}",
      "metrics[0].params: pointing_game: parameter 'tolerance' = 44 is above 43.84, the largest distance between two "
      "pixels of the 32 x 32 images, so every map would hit and every explainer would score the same; expected "
-     "tolerance <= 43.84 (dataset 'phantom_cxr')"),
+     "tolerance <= 43 (dataset 'phantom_cxr')"),
     ("{name: top_k_intersection, params: {fraction: 1.0}}", "{name: top_k_intersection, params: {fraction: 0.999}}",
      "metrics[0].params: top_k_intersection: fraction = 1 (k = round(fraction N)) takes all 1024 features per sample "
      "(32 x 32), so every explainer would score |M| / N; expected k < 1024, or a fraction with round(fraction N) "

@@ -235,7 +235,8 @@ class RISEExplainer(Explainer):
                                           "baseline": 0.0, "score": "softmax"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": EXPLAINER_SCORES}
     bounds: ClassVar[dict[str, Bound]] = {"n_masks": AT_LEAST_ONE, "grid": AT_LEAST_ONE, "p": Bound(
-        0, 1, low_open=True, high_open=True, why="with p = 1 every mask keeps the whole image, a constant map"),
+        0, 1, low_open=True, high_open=True,
+        why="with p = 1 every mask keeps the whole image, with p = 0 none of it: a constant map"),
                                           "batch_size": AT_LEAST_ONE}
 
     def check_input(self, shape: tuple[int, ...]) -> str | None:

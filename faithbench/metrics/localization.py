@@ -63,7 +63,7 @@ class PointingGame(LocalizationMetric):
             return (f"{self.name}: parameter 'tolerance' = {self.tolerance:g} is above {reach:.2f}, the largest "
                     f"distance between two pixels of the {' x '.join(map(str, spatial_shape))} images, so every "
                     f"map would hit and every explainer would score the same; expected tolerance <= "
-                    f"{math.floor(reach * 100) / 100:g}")
+                    f"{math.floor(reach)}")
         return None
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:

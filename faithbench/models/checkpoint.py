@@ -89,7 +89,7 @@ class ModelSpec(BaseModel):
             raise ValueError(f"give either 'recipe' or 'weights', not both: {_AS_IT_IS}")
         if self.pretrained and self.weights is not None:
             raise ValueError(f"model {self.name!r}: give either 'pretrained: true' or 'weights', not both")
-        if self.weights is not None and parsed.source in HUB_SOURCES:
+        if self.weights is not None and parsed.source in HUB_SOURCES and self.uses_pretrained:  # not pretrained: false
             raise ValueError(hub_name_with_weights(self.name))
         if self.recipe is None and self.weights is None and not self.uses_pretrained:
             if ":" not in self.name and self.name not in registry.models.names():  # a review: models: [abc]

@@ -97,7 +97,7 @@ def refusal(path: Path, exc: Exception) -> str:
 def hub_name_with_weights(name: str) -> str:
     """An ``hf-hub:``/``local-dir:`` entry with a ``weights`` file (a held-out review: validate said ok, and the
     file silently replaced the folder's weights under the folder's name)."""
-    return (f"model {name!r}: a {name.partition(':')[0]}: name brings its own pretrained weights, so give either "
+    return (f"model {name!r}: an {name.partition(':')[0]}: name brings its own pretrained weights, so give either "
             f"it or 'weights', not both: drop 'weights', or name the architecture as timm:ARCH with 'weights'")
 
 

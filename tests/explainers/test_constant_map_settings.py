@@ -31,7 +31,7 @@ def _validate(tmp_path, capsys, explainer):
 @pytest.mark.parametrize("refused, accepted, expected", [
     ("{name: rise, params: {p: 1.0}}", "{name: rise, params: {p: 0.99}}",
      "explainers[0].params: rise: parameter 'p' must be in (0, 1) (with p = 1 every mask keeps the whole image, "
-     "a constant map), got 1.0"),
+     "with p = 0 none of it: a constant map), got 1.0"),
     ("{name: lime, params: {n_samples: 1}}", "{name: lime, params: {n_samples: 2}}",
      "explainers[0].params: lime: parameter 'n_samples' must be >= 2 (a ridge fit on one coalition gives every "
      "patch 0, an all-zero map), got 1"),

@@ -36,7 +36,7 @@ def test_hub_name_with_weights_is_a_suite_error(weights_file, capsys, name):
     assert main(["validate", path]) == 2
     err = capsys.readouterr().err.strip()
     prefix = name.partition(":")[0]
-    assert err == (f"faithbench: error: {path}: models[0]: model {name!r}: a {prefix}: name brings its own "
+    assert err == (f"faithbench: error: {path}: models[0]: model {name!r}: an {prefix}: name brings its own "
                    f"pretrained weights, so give either it or 'weights', not both: drop 'weights', or name the "
                    f"architecture as timm:ARCH with 'weights'")
 
@@ -45,3 +45,14 @@ def test_timm_architecture_with_weights_still_validates(weights_file, capsys):
     path = _suite(weights_file, {"name": "timm:resnet18", "weights": "w.safetensors"})  # auto: 3 channels
     assert main(["validate", path]) == 0
     assert capsys.readouterr().out.startswith(f"{path}: ok")
+
+
+def test_a_hub_name_with_pretrained_false_may_take_weights(weights_file):
+    """``pretrained: false`` builds the named architecture without its weights: a file is no second source
+    (a diff review: refused with "brings its own pretrained weights", the entry saying otherwise)."""
+    from faithbench.models.checkpoint import ModelSpec
+
+    spec = ModelSpec(name="hf-hub:timm/resnet18.a1_in1k", pretrained=False, weights=str(weights_file / "w.safetensors"))
+    assert spec.weights is not None and spec.uses_pretrained is False
+    with pytest.raises(ValueError, match="brings its own pretrained weights"):
+        ModelSpec(name="hf-hub:timm/resnet18.a1_in1k", weights=str(weights_file / "w.safetensors"))
