@@ -373,7 +373,9 @@ def build_network(spec: Any, in_chans: int, num_classes: int, input_size: tuple[
                     "out_channels": num_classes, "num_classes": num_classes, "input_size": tuple(input_size)}
         if parsed.source == "monai":  # MONAI's EfficientNetBN downloads ImageNet weights by default, even offline
             defaults["pretrained"] = False  # (a review); params: {pretrained: true} asks for them
-        model = fn(**_fill(fn, spec.params, defaults))
+        how = (f"pre-fill {hub.torch_cache_dir()} where there is a network (build it once with pretrained=True) and "
+               "copy it here, or drop pretrained from params (random init)")  # a review: a raw urlopen error
+        model = hub.fetch(spec.label, f"of monai:{parsed.target}", how, lambda: fn(**_fill(fn, spec.params, defaults)))
         if not isinstance(model, nn.Module) or isinstance(model, torch.jit.ScriptModule):  # no hooks on a script
             got = "a TorchScript module" if isinstance(model, nn.Module) else type(model).__name__
             raise CheckpointError(f"model {spec.label!r}: {parsed.target} returned {got}, expected a torch.nn.Module "

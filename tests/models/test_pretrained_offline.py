@@ -111,3 +111,26 @@ def test_seed_suites_validate_offline(suite):
         assert {e.name for e in loaded.explainers} == {"attention", "gradcam", "chefer", "random"}
     if suite == "linear_probe":
         assert all(m.recipe.linear_probe and m.replace_head for m in loaded.models)
+
+
+def test_a_monai_network_whose_download_fails_gets_one_line(monkeypatch):
+    """``monai:`` with ``params: {pretrained: true}``: MONAI downloads torchvision's weights in its
+    constructor; a failed download is the one-line error with advice (a diff review: the raw urlopen
+    error, no advice)."""
+    import urllib.error
+
+    import monai.networks.nets.densenet as densenet
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(densenet, "load_state_dict_from_url", no_network)  # imported by name there
+    spec = ModelSpec(name="monai:DenseNet121", params={"spatial_dims": 2, "pretrained": True}, recipe={"epochs": 1})
+    from faithbench.models.factory import build_network
+
+    with pytest.raises(PretrainedUnavailableError) as caught:
+        build_network(spec, 1, 2, (32, 32))
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("model 'monai:DenseNet121': pretrained weights of "
+                                                      "monai:DenseNet121 are not available (download failed: URLError")
+    assert message.endswith("copy it here, or drop pretrained from params (random init)")
