@@ -4,6 +4,7 @@ use a private cache."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,34 @@ class LinearLogit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = (x * self.w).flatten(1).sum(1)
         return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+ONE_ENTRY_SUITE = """name: t
+datasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]
+models: [{name: small_cnn, params: {width: 4}, recipe: {epochs: 1}}]
+explainers: [EXPLAINER]
+metrics: [METRIC]
+"""
+
+
+@pytest.fixture
+def validate_entry(tmp_path: Path, capsys: pytest.CaptureFixture) -> Callable[..., tuple[int, str, list[str]]]:
+    """``validate_entry(metric=..., explainer=...)``: ``faithbench validate`` of a suite of phantom_cxr (32 px,
+    8 images), small_cnn and one metric entry (default ``relevance_mass``) and one explainer entry (default
+    ``random``), each a YAML flow string; -> (exit code, stderr without its ``faithbench: error: PATH: ``
+    prefix, the messages of the warnings raised)."""
+    from faithbench.cli import main
+
+    def validate(*, metric: str = "relevance_mass", explainer: str = "random") -> tuple[int, str, list[str]]:
+        path = tmp_path / "suite.yaml"
+        path.write_text(ONE_ENTRY_SUITE.replace("EXPLAINER", explainer).replace("METRIC", metric))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rc = main(["validate", str(path)])
+        err = capsys.readouterr().err.strip().replace(f"faithbench: error: {path}: ", "")
+        return rc, err, [str(w.message) for w in caught]
+
+    return validate
 
 
 @pytest.fixture

@@ -5,30 +5,10 @@ same patch, or did not say what was got (``params: null``)."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
-from faithbench.cli import main
 from faithbench.configurable import ParameterError
 from faithbench.registry import metrics
-
-BASE = """name: t
-datasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]
-models: [{name: small_cnn, params: {width: 4}, recipe: {epochs: 1}}]
-explainers: [random]
-metrics: [METRIC]
-"""
-
-
-def _validate(tmp_path, capsys, metric):
-    path = tmp_path / "suite.yaml"
-    path.write_text(BASE.replace("METRIC", metric))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        rc = main(["validate", str(path)])
-    err = capsys.readouterr().err.strip().replace(f"faithbench: error: {path}: ", "")
-    return rc, err, [str(w.message) for w in caught]
 
 
 @pytest.mark.parametrize("metric, expected", [
@@ -58,16 +38,16 @@ def _validate(tmp_path, capsys, metric):
     ("{name: relevance_mass, params: x}", "metrics[0].params: Input should be a valid dictionary, got str 'x'"),
     ("[relevance_mass]", "metrics[0]: Input should be a valid dictionary, got list ['relevance_mass']"),
 ])
-def test_refused_in_one_line_without_a_warning_first(tmp_path, capsys, metric, expected):
-    rc, err, caught = _validate(tmp_path, capsys, metric)
+def test_refused_in_one_line_without_a_warning_first(validate_entry, metric, expected):
+    rc, err, caught = validate_entry(metric=metric)
     assert (rc, err.count("\n")) == (2, 0) and err.startswith(expected), err
     assert "does not tile" not in err + " ".join(caught)  # no tiling advice for a refused patch
 
 
-def test_the_stated_patch_bound_holds(tmp_path, capsys):
-    """31 on 32 px validates (with the tiling warning, which a refused patch no longer gets), so "< 32" is
+def test_the_stated_patch_bound_holds(validate_entry):
+    """31 on 32 px validates (with the tiling warning, which a refused patch no longer gets), so "<= 31" is
     the bound deletion_auc's message states."""
-    rc, err, caught = _validate(tmp_path, capsys, "{name: deletion_auc, params: {patch: 31}}")
+    rc, err, caught = validate_entry(metric="{name: deletion_auc, params: {patch: 31}}")
     assert rc == 0 and "patch 31 does not tile" in err + " ".join(caught), err
 
 

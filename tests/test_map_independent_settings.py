@@ -11,25 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from faithbench.cli import main
 from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext, ForwardCounter
 from faithbench.registry import metrics
-
-BASE = """name: t
-datasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]
-models: [{name: small_cnn, params: {width: 4}, recipe: {epochs: 1}}]
-explainers: [random]
-metrics: [METRIC]
-"""
-
-
-def _validate(tmp_path, capsys, metric):
-    path = tmp_path / "suite.yaml"
-    path.write_text(BASE.replace("METRIC", metric))
-    rc = main(["validate", str(path)])
-    err = capsys.readouterr().err.strip()
-    return rc, err.replace(f"faithbench: error: {path}: ", "")
 
 
 @pytest.mark.parametrize("refused, accepted, expected", [
@@ -63,10 +47,10 @@ def _validate(tmp_path, capsys, metric):
      "{name: chexlocalize_hit, params: {gate: 0.5, full_dataset: true}}",
      "metrics[0].params: chexlocalize_hit: parameter 'gate' expects null, 'val' or a float in [0, 1) (a probability"),
 ])
-def test_validate_refuses_a_map_independent_setting_in_one_line(tmp_path, capsys, refused, accepted, expected):
-    rc, err = _validate(tmp_path, capsys, refused)
+def test_validate_refuses_a_map_independent_setting_in_one_line(validate_entry, refused, accepted, expected):
+    rc, err, _ = validate_entry(metric=refused)
     assert (rc, err.count("\n")) == (2, 0) and err.startswith(expected), err
-    assert _validate(tmp_path, capsys, accepted)[0] == 0
+    assert validate_entry(metric=accepted)[0] == 0
 
 
 def _ctx(spatial=(8, 8), saliency=None):

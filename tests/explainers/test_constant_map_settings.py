@@ -9,23 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from faithbench.cli import main
 from faithbench.configurable import ParameterError
 from faithbench.registry import explainers
-
-BASE = """name: t
-datasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]
-models: [{name: small_cnn, params: {width: 4}, recipe: {epochs: 1}}]
-explainers: [EXPLAINER]
-metrics: [relevance_mass]
-"""
-
-
-def _validate(tmp_path, capsys, explainer):
-    path = tmp_path / "suite.yaml"
-    path.write_text(BASE.replace("EXPLAINER", explainer))
-    rc = main(["validate", str(path)])
-    return rc, capsys.readouterr().err.strip().replace(f"faithbench: error: {path}: ", "")
 
 
 @pytest.mark.parametrize("refused, accepted, expected", [
@@ -42,10 +27,10 @@ def _validate(tmp_path, capsys, explainer):
      "explainers[0].params: guided_gradcam: parameter 'min_grid' = 1000000000 is more than the input's largest "
      "side (32 x 32), so no layer's grid can reach it; expected min_grid <= 32"),
 ])
-def test_validate_refuses_a_constant_map_setting_in_one_line(tmp_path, capsys, refused, accepted, expected):
-    rc, err = _validate(tmp_path, capsys, refused)
+def test_validate_refuses_a_constant_map_setting_in_one_line(validate_entry, refused, accepted, expected):
+    rc, err, _ = validate_entry(explainer=refused)
     assert (rc, err.count("\n")) == (2, 0) and err.startswith(expected), err
-    assert _validate(tmp_path, capsys, accepted)[0] == 0
+    assert validate_entry(explainer=accepted)[0] == 0
 
 
 @pytest.mark.parametrize("name, refused, limit", [
