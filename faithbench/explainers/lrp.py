@@ -59,9 +59,11 @@ LRP_FUNCTIONAL_OPS = VIEW_OPS | {"Relu", "Threshold"}
 def lrp_unsupported_layers(model: nn.Module) -> list[str]:
     """Type names of the layers LRP-epsilon cannot handle here (empty if the model is supported)."""
     bad = {type(m).__name__ for m in model.modules() if type(m).__name__ in RESIDUAL_BLOCKS}
+    known = {kind.__name__ for kind in (*RULE_LAYERS, *PASS_THROUGH_LAYERS)}
     for m in leaf_modules(model):
         if type(m) not in RULE_LAYERS and type(m) not in PASS_THROUGH_LAYERS:
-            bad.add(type(m).__name__)
+            name = type(m).__name__  # a subclass of a supported layer (timm's Linear): by its full path
+            bad.add(f"{type(m).__module__}.{name} (a subclass; rules fit exact types)" if name in known else name)
     return sorted(bad)
 
 
@@ -107,7 +109,7 @@ class LRPExplainer(Explainer):
             if bad:
                 hint = ("; the input transform (channel replication, resize, normalisation) goes with "
                         "`preprocess: none` in the model entry, where the data fit the network as they are"
-                        if "InputTransform" in bad else "")  # a review: the hint spoke of residual blocks only
+                        if bad == ["InputTransform"] else "")  # only where it helps: not beside GELU, LayerNorm
                 reason = (f"{self.name} has no propagation rule for {', '.join(bad)} (supported layers are listed "
                           f"in faithbench.explainers.lrp){hint}")
         if reason is None and (trace := trace_leaves(model, x)) is not None:
@@ -148,4 +150,5 @@ class LRPEpsilonZPlusExplainer(LRPExplainer):
     paper = "Montavon et al. 2019, Layer-Wise Relevance Propagation: An Overview"
     description = "layer-wise relevance propagation, epsilon on dense and z+ on conv layers, summed over channels"
     defaults: ClassVar[dict[str, Any]] = {"epsilon": 1e-6}
+    version = "3"  # 3: a ReLU right before a z+ convolution or a BatchNorm passed the gradient, not the relevance
     rule_for = staticmethod(epsilon_zplus_rule)

@@ -353,3 +353,15 @@ def test_lrp_refusal_of_an_input_transform_names_preprocess_none() -> None:
     reason = explainers.get("lrp")().unsupported_reason(model, X)
     assert reason is not None and "no propagation rule for InputTransform" in reason
     assert "`preprocess: none`" in reason and "residual" not in reason
+
+
+def test_lrp_names_a_subclass_of_a_supported_layer_by_its_path() -> None:
+    """timm's ``Linear`` subclasses ``nn.Linear``; the rules fit exact types, and the refusal said "no rule
+    for Linear" while the docs list Linear as supported (a held-out review)."""
+
+    class Linear(nn.Linear):  # as timm.layers.Linear
+        pass
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), Linear(2 * 14 * 14, 2)).eval()
+    reason = explainers.get("lrp")().unsupported_reason(model, torch.rand(1, 1, 16, 16))
+    assert reason is not None and f"{__name__}.Linear (a subclass; rules fit exact types)" in reason
