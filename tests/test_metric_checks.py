@@ -56,7 +56,7 @@ def _load(tmp_path, metric):
     ("{name: deletion_auc, params: {patch: 1000000000000}}",  # a fuzzing review: the run failed every cell
      r"suite.yaml: metrics\[0\].params: deletion_auc: parameter 'patch' = 1000000000000 is larger than the image "
      r"\(32 x 32\) of dataset 'phantom_cxr'; expected patch <= 31$"),  # 32 leaves one feature: refused
-    ("{name: infidelity, params: {patch: 32, runs: 2}}",  # a review: validate said ok, every cell failed
+    ("{name: infidelity, params: {patch: 32, runs: 2, squares: grid}}",  # a review: validate said ok, cells failed
      r"suite.yaml: metrics\[0\].params: infidelity: patch = 32 gives 1 feature on the 32 x 32 input, so every map "
      r"would score 0; set patch below 32 \(the largest side\), or scaling: false \(dataset 'phantom_cxr'\)$"),
     ("{name: sensitivity_n, params: {patch: 1000000000000}}",  # was an allocation error out of its own check

@@ -7,9 +7,9 @@ from faithbench.metrics.class_sensitivity import ClassSensitivity
 from faithbench.metrics.faithfulness import (ABPC, AOPC, DeletionAUC, InsertionAUC, LeRFAOPC, MoRFAOPC,
                                              PerturbationMetric, RegionDeletionCorrelation)
 from faithbench.metrics.faithfulness_extra import (IROF, ROAD, ExtraFaithfulness, FaithfulnessCorrelation,
-                                                   FaithfulnessEstimate, Infidelity, Monotonicity,
-                                                   MonotonicityCorrelation, ROADLeRF, ROADMoRF, Selectivity,
-                                                   SensitivityN, Sufficiency)
+                                                   FaithfulnessEstimate, Monotonicity, MonotonicityCorrelation,
+                                                   ROADLeRF, ROADMoRF, Selectivity, SensitivityN, Sufficiency)
+from faithbench.metrics.infidelity import Infidelity
 from faithbench.metrics.localization import (AUPRC, IoUTop5, IoUTop10, IoUTop20, IoUTop40, IoUTopK, PointingGame,
                                              RelevanceMass, RelevanceRank)
 from faithbench.metrics.temporal import (TemporalDeletion, TemporalInsertion, VisitPointing, VisitPointingGame,

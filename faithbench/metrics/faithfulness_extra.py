@@ -13,7 +13,7 @@ over the channels and treats each channel of a pixel as its own feature, so wher
 states agreement with Quantus it holds for 1-channel inputs. Default scores and saliency
 post-processing follow Quantus 0.6.0's defaults for each metric (logits for faithfulness
 correlation/estimate and infidelity, softmax elsewhere; ``abs`` for monotonicity, monotonicity
-correlation and sufficiency).
+correlation and sufficiency). Infidelity's class is in ``infidelity.py``.
 """
 
 from __future__ import annotations
@@ -276,46 +276,6 @@ class Selectivity(ExtraFaithfulness):
         fractions = torch.linspace(0, 1, curve.shape[1])
         return MetricOutput(value=torch.trapezoid(curve, fractions.to(curve.device), dim=1), curve=curve,
                             fractions=fractions)
-
-
-@metrics.register("infidelity")
-class Infidelity(ExtraFaithfulness):
-    """Infidelity (Yeh et al. 2019), square removal: mean over ``runs`` draws of one random p x p
-    (x p) patch replaced by the baseline of (β Σ (x - x_r) s - (f(x) - f(x_r)))^2, with β the optimal
-    scale (``scaling``, as Yeh et al.'s code) or 1. Lower is better. Defaults: 32 runs (at least 2),
-    ``patch: 8``, ``zero`` baseline, target logit, ``scaling: true``.
-
-    With ``scaling`` the sign of the map is ignored: β = Σ_r Δ_r I_r^T φ / Σ_r (I_r^T φ)^2 is fitted
-    unconstrained, as in Yeh et al.'s reference code, so β may be negative and a map and its negation
-    score the same (the exact gradient of a linear model and minus it both score 0). Use
-    ``scaling: false`` to penalise a sign error (and a wrong scale). With one draw β fits it exactly
-    (0 for every map), hence ``runs`` >= 2; for the same reason an input with a single patch (``patch``
-    >= its largest side) is refused with ``scaling``.
-
-    Differs from Quantus 0.6.0: Quantus' ``Infidelity`` removes every patch in raster order
-    cumulatively (deterministic for a fixed baseline) and does not scale; fed that sequence with
-    ``scaling: false`` ours agrees to 1e-4 (the test)."""
-
-    info = _info("infidelity", False, "Yeh et al. 2019, On the (in)fidelity and sensitivity of explanations")
-    defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 32, "scaling": True, "score": "logit"}
-    bounds: ClassVar[dict[str, Bound]] = {"runs": Bound(2)}
-
-    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
-        """With ``scaling``, an input of one patch (``patch`` >= its largest side) scores 0 for every
-        map: refused by ``faithbench validate`` too (a review: it passed, then every cell failed)."""
-        n = fx.feature_ids(tuple(spatial_shape), self.patch)[1]
-        if self.scaling and n < 2:
-            return (f"{self.name}: patch = {self.patch} gives {n} feature on the {' x '.join(map(str, spatial_shape))} "
-                    f"input, so every map would score 0; set patch below {max(spatial_shape)} (the largest side), "
-                    f"or scaling: false")
-        return None
-
-    def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        n = fx.feature_ids(tuple(ctx.x.shape[2:]), self.patch)[1]
-        picks = torch.randint(n, (ctx.x.shape[0], self.runs), generator=ctx.generator(SALT_SUBSETS))
-        value = fr.infidelity(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx), picks=picks,
-                              patch=self.patch, scaling=self.scaling)
-        return MetricOutput(value=value)
 
 
 class ROAD(ExtraFaithfulness):

@@ -170,15 +170,17 @@ def test_infidelity_with_scaling_ignores_the_sign_of_the_map(make_ctx):
 
 
 def test_infidelity_refuses_a_single_patch_with_scaling(tiny_cnn, make_ctx):
-    # patch 8 on 8 x 8: every draw removes the whole image, β fits it exactly, every map would score 0
+    # squares: grid, patch 8 on 8 x 8: every draw removes the whole image, β fits it exactly, every map scores 0
     model, x, sal = tiny_cnn().eval(), torch.rand(2, 1, 8, 8), torch.rand(2, 8, 8)
     ctx = make_ctx(model, x, sal)
     with pytest.raises(ValueError, match=r"infidelity: patch = 8 gives 1 feature on the 8 x 8 input.*set patch "
                                          r"below 8 \(the largest side\), or scaling: false"):
-        Infidelity(runs=4)(ctx)
+        Infidelity(runs=4, squares="grid")(ctx)
     assert ctx.predict.passes == 0  # refused before any forward
-    assert Infidelity(runs=4, scaling=False)(ctx).value.shape == (2,)  # unscaled: the one square is a value
-    assert Infidelity(runs=4, patch=7)(make_ctx(model, x, sal)).value.shape == (2,)  # 2 x 2 patches
+    assert Infidelity(runs=4, scaling=False, squares="grid")(ctx).value.shape == (2,)  # unscaled: a value
+    assert Infidelity(runs=4, patch=7, squares="grid")(make_ctx(model, x, sal)).value.shape == (2,)  # 2 x 2 cells
+    # Yeh et al.'s squares (the default) have sides 1..8 at any position: many perturbations, not refused
+    assert Infidelity(runs=4)(make_ctx(model, x, sal)).value.shape == (2,)
 
 
 def test_sensitivity_n_refuses_a_fraction_that_takes_every_patch(tiny_cnn, make_ctx):

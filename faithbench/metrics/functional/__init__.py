@@ -7,9 +7,10 @@ from faithbench.metrics.functional.faithfulness_extra import (Scorer, faithfulne
                                                                monotonicity_correlation, monotonicity_curve,
                                                                random_subsets, random_subsets_by_size, sensitivity_n,
                                                                subset_correlation, subset_deltas, whole_features)
-from faithbench.metrics.functional.faithfulness_regions import (infidelity, infidelity_from_terms, infidelity_terms,
-                                                                irof, mean_ranks, patch_removal_curve, selectivity,
-                                                                sufficiency)
+from faithbench.metrics.functional.faithfulness_regions import (box_sums, infidelity, infidelity_from_terms,
+                                                                infidelity_squares, infidelity_terms, irof, mean_ranks,
+                                                                patch_removal_curve, selectivity, square_draws,
+                                                                square_masks, sufficiency)
 from faithbench.metrics.functional.road import linear_imputation, road_curve, road_score
 from faithbench.metrics.functional.localization import (area_fraction, auprc, auprc_chance, bounding_box, dilate,
                                                          iou_chance,
@@ -61,7 +62,7 @@ __all__ = [
     "Scorer", "faithfulness_correlation", "faithfulness_estimate", "feature_attribution", "feature_ids",
     "monotonicity", "monotonicity_correlation", "monotonicity_curve", "random_subsets", "random_subsets_by_size",
     "sensitivity_n", "subset_correlation", "subset_deltas", "whole_features", "infidelity", "infidelity_from_terms",
-    "infidelity_terms",
+    "infidelity_terms", "infidelity_squares", "square_draws", "square_masks", "box_sums",
     "irof", "mean_ranks", "patch_removal_curve", "selectivity", "sufficiency", "linear_imputation", "road_curve",
     "road_score",
     # randomisation

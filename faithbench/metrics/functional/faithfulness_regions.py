@@ -2,10 +2,13 @@
 selectivity (Montavon et al. 2018), infidelity (Yeh et al. 2019) and sufficiency (Dasgupta et al.
 2022). Shapes: ``x (B, C, *spatial)``, ``saliency (B, *spatial)``, 2D or 3D; patches are
 non-overlapping p x p (x p) cells of the grid of
-:func:`~faithbench.metrics.functional.faithfulness_extra.feature_ids`.
+:func:`~faithbench.metrics.functional.faithfulness_extra.feature_ids`; infidelity's squares
+(:func:`square_draws`) are not: any side up to p, at any position where they fit.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import torch
 from torch import Tensor
@@ -107,12 +110,16 @@ def infidelity_from_terms(dots: Tensor, deltas: Tensor, *, scaling: bool = True)
 def infidelity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *, picks: Tensor,
                patch: int = 8, scaling: bool = True) -> Tensor:
     """Infidelity (Yeh et al. 2019, "On the (in)fidelity and sensitivity of explanations",
-    NeurIPS), per sample ``(B,)``, with the square-removal perturbation:
+    NeurIPS), per sample ``(B,)``, with one cell of the fixed patch grid removed per perturbation
+    (the metric's ``squares: grid``; Yeh et al.'s squares of any size and position are
+    :func:`infidelity_squares`):
 
         INFD = E_I [ (I^T φ(x) - (f(x) - f(x - I)))^2 ],
 
-    where x - I replaces one p x p (x p) patch by the baseline: ``picks (B, R)`` are the patch
+    where x - I replaces one p x p (x p) grid cell by the baseline: ``picks (B, R)`` are the cell
     indices of the R perturbations (uniform, seeded draws in the metric), and I^T φ = Σ (x - x_r) s.
+    The value depends on the map only through its sums over the cells: a map flat inside each cell
+    with the right cell sums scores as well as the exact attribution.
     With ``scaling`` (the default, as in Yeh et al.'s code) the explanation is first scaled by the β
     that minimises INFD (:func:`infidelity_from_terms`), so the value does not depend on the
     saliency's scale, nor on its sign: β may be negative, and φ and -φ score the same. With
@@ -128,6 +135,74 @@ def infidelity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, repl
                          f"set patch below {max(spatial)} (the largest side), or scaling: false")
     removed = torch.nn.functional.one_hot(picks, n).bool()
     dots, deltas = infidelity_terms(scorer, x, target, saliency, replacement, removed, patch=patch)
+    return infidelity_from_terms(dots, deltas, scaling=scaling)
+
+
+def square_draws(spatial: tuple[int, ...], patch: int, batch: int, runs: int,
+                 generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Yeh et al.'s square removal, drawn: per (sample, draw) a side s uniform in 1..min(``patch``,
+    the smallest side) and a corner uniform over the positions where the s x s (x s) square (cube)
+    fits, not aligned to any grid. Returns ``corners (B, R, d)`` and ``sides (B, R)``, long, on the CPU."""
+    if patch < 1:
+        raise ValueError(f"patch must be >= 1, got {patch}")
+    top = min(patch, *spatial)
+    sides = torch.randint(1, top + 1, (batch, runs), generator=generator)
+    room = torch.tensor(spatial)[None, None] - sides[..., None] + 1  # the positions along each axis, >= 1
+    u = torch.rand((batch, runs, len(spatial)), generator=generator, dtype=torch.float64)
+    return torch.minimum((u * room).long(), room - 1), sides
+
+
+def square_masks(spatial: tuple[int, ...], corners: Tensor, sides: Tensor) -> Tensor:
+    """The squares (cubes) of ``corners (P, d)`` and ``sides (P,)`` as ``(P, *spatial)`` bool."""
+    mask = torch.ones((len(sides), *[1] * len(spatial)), dtype=torch.bool, device=corners.device)
+    for axis, size in enumerate(spatial):
+        coord = torch.arange(size, device=corners.device)
+        start = corners[:, axis: axis + 1]
+        inside = (coord >= start) & (coord < start + sides[:, None])
+        shape = [len(sides)] + [1] * len(spatial)
+        shape[axis + 1] = size
+        mask = mask & inside.view(shape)
+    return mask
+
+
+def box_sums(values: Tensor, corners: Tensor, sides: Tensor) -> Tensor:
+    """Σ of ``values (B, *spatial)`` over each square of ``corners (B, R, d)``, ``sides (B, R)``: ``(B, R)``
+    float64, by a summed-area table (inclusion-exclusion over the 2^d corners of each square)."""
+    d = values.ndim - 1
+    table = values.double()
+    for axis in range(1, d + 1):  # table[i] = Σ values[< i] along every axis (a leading row of zeros)
+        table = torch.nn.functional.pad(table.cumsum(axis), [0, 0] * (d - axis) + [1, 0])
+    strides = torch.tensor(table.stride()[1:], device=values.device)
+    flat = table.reshape(table.shape[0], -1)
+    corners, sides = corners.to(values.device), sides.to(values.device)
+    total = torch.zeros(sides.shape, dtype=torch.float64, device=values.device)
+    for bits in itertools.product((0, 1), repeat=d):
+        index = ((corners + torch.tensor(bits, device=values.device) * sides[..., None]) * strides).sum(-1)
+        total += (-1) ** (d - sum(bits)) * flat.gather(1, index)
+    return total
+
+
+def infidelity_squares(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *,
+                       corners: Tensor, sides: Tensor, scaling: bool = True) -> Tensor:
+    """Infidelity (Yeh et al. 2019) with their square-removal perturbation, per sample ``(B,)``:
+
+        INFD = E_I [ (β I^T φ(x) - (f(x) - f(x - I)))^2 ],   I^T φ = Σ_{square, channels} (x - x_r) s,
+
+    where x - I replaces the square (cube) of ``corners (B, R, d)`` and ``sides (B, R)`` (drawn by
+    :func:`square_draws`) by the baseline, and β is the optimal scale (``scaling``) or 1
+    (:func:`infidelity_from_terms`). Lower is better."""
+    _check_saliency(x, saliency)
+    spatial = tuple(x.shape[2:])
+    corners, sides = corners.to(x.device), sides.to(x.device)
+    if corners.shape != (*sides.shape, len(spatial)) or sides.shape[0] != x.shape[0]:
+        raise ValueError(f"expected corners ({x.shape[0]}, R, {len(spatial)}) and sides ({x.shape[0]}, R), got "
+                         f"{tuple(corners.shape)} and {tuple(sides.shape)}")
+
+    def build(i: Tensor, r: Tensor) -> Tensor:
+        return torch.where(square_masks(spatial, corners[i, r], sides[i, r])[:, None], replacement[i], x[i])
+
+    deltas = scorer(x, target)[:, None] - scorer.perturbed(x, target, sides.shape[1], build)
+    dots = box_sums((x - replacement).sum(1) * saliency.to(x.device), corners, sides)
     return infidelity_from_terms(dots, deltas, scaling=scaling)
 
 
