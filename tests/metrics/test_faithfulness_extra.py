@@ -183,6 +183,21 @@ def test_infidelity_refuses_a_single_patch_with_scaling(tiny_cnn, make_ctx):
     assert Infidelity(runs=4)(make_ctx(model, x, sal)).value.shape == (2,)
 
 
+def test_sensitivity_n_defaults_score_gradient_times_input_of_a_linear_model_one(make_ctx):
+    # Ancona et al. explain the pre-softmax output: on a linear model gradient x input satisfies
+    # sensitivity-n for every n, so with the DEFAULTS (score logit, version 3) every ρ_n is 1
+    gen = torch.Generator().manual_seed(7)
+    model = Linear(torch.randn(1, 32, 32, generator=gen) * 0.3).eval()
+    x = torch.rand(3, 1, 32, 32, generator=gen)
+    truth = (model.w * x).sum(1)
+    out = SensitivityN()(make_ctx(model, x, truth))  # patch 8: 16 patches, subsets of 1, 2, 3, 6, 13
+    assert SensitivityN().score == "logit" and SensitivityN.version == "3"
+    assert out.curve.shape == (3, 5) and torch.allclose(out.curve, torch.ones(3, 5), atol=1e-5)
+    assert torch.allclose(out.value, torch.ones(3), atol=1e-5)
+    # the softmax bends the output: the same exact map loses under score: prob (kept as an option)
+    assert (SensitivityN(score="prob")(make_ctx(model, x, truth)).value < 0.99).all()
+
+
 def test_sensitivity_n_refuses_a_fraction_that_takes_every_patch(tiny_cnn, make_ctx):
     # 8 x 8 with patch 4 = 4 features: 0.9 x 4 rounds to 4, every subset is the image, ρ undefined
     model, x, sal = tiny_cnn().eval(), torch.rand(2, 1, 8, 8), torch.rand(2, 8, 8)
