@@ -318,8 +318,11 @@ class ROADMoRF(ROAD):
     """ROAD, most relevant first (Rong et al. 2022): remove the top p% pixels/voxels (seeded
     tie-break) by noisy linear imputation (functional/road.py) for each p in ``percentages``;
     value = the mean score over the levels. Lower is better. Defaults: p = 10..90 step 10 (Rong
-    et al.; Quantus: 1..99 step 2), ``noise: 0.01`` (std, input units), ``score: correct``
-    (accuracy, as Rong et al. and Quantus). Quantus' ``ROAD`` (which averages over the batch) agrees
+    et al.; Quantus: 1..99 step 2), ``noise: 0.01`` (std, input units), ``score: correct``: 1 where
+    the argmax is the explained target. With the suite's default ``target: predicted`` that is the
+    prediction unchanged (the unperturbed image scores 1, a misclassified one too); Rong et al.'s and
+    Quantus' accuracy against the true label is ``target: label`` (which also explains the label's
+    class). Quantus' ``ROAD`` (which averages over the batch) agrees
     per sample at ``noise: 0``; its imputation and ours differ by < 1e-4 on small images. Quantus
     0.6.0's ROAD fails on images with more than one channel and a 2D map (it indexes the
     channel-broadcast map as pixels: IndexError); ours imputes every channel."""

@@ -234,6 +234,20 @@ def test_road_hand_computed():
     assert noisy.item() == pytest.approx(9.0 + 0.1 * draw.item(), abs=1e-5)
 
 
+def test_road_correct_is_agreement_with_the_explained_target(make_ctx):
+    # documented: score correct = argmax == ctx.target. Under target: predicted a misclassified image still
+    # scores 1 (the prediction unchanged); accuracy against the true label (Rong et al., Quantus) needs the
+    # suite's target: label, which the runner passes as ctx.target
+    model = Linear(torch.ones(1, 4, 4)).eval()
+    x = torch.full((2, 1, 4, 4), 2.0)  # logits (0, 32): predicted class 1, confidently
+    sal = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(8))
+    label = torch.tensor([1, 0])  # the second image is misclassified
+    metric = ROADMoRF(percentages=[25, 50], noise=0.0)
+    predicted = metric(make_ctx(model, x, sal, target=torch.ones(2, dtype=torch.long))).value
+    against_label = metric(make_ctx(model, x, sal, target=label)).value
+    assert predicted.tolist() == [1.0, 1.0] and against_label.tolist() == [1.0, 0.0]
+
+
 def test_sufficiency_hand_computed():
     # two tight clusters of maps; predictions 0, 0 | 0, 1
     sal = torch.tensor([[0.0, 0.0], [0.01, 0.02], [1.0, 1.0], [1.02, 0.99]])
