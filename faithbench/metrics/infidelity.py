@@ -30,13 +30,13 @@ class Infidelity(ExtraFaithfulness):
 
     The perturbations (``squares``):
 
-    - ``yeh`` (the default; version 2): Yeh et al.'s square removal. Per draw (seeded), a side s
-      uniform in 1..``patch`` (at most the smallest side) and a position uniform over those where
-      the s x s (x s) square fits, not aligned to any grid. Yeh et al.'s reference code
+    - ``yeh`` (the default; version 2): Yeh et al.'s square removal. Per draw (seeded), one square
+      uniform over all squares (cubes) of side 1..``patch`` (at most the smallest side) at every
+      position where they fit, not aligned to any grid: Yeh et al.'s reference code
       (``infid_sen_utils``, ``pert='Square'``) enumerates every square of side 1..10 at every
-      position, i.e. weighs each square alike, so small squares (with more positions) weigh more
-      there than under our uniform side; both test the map inside any square, not only its sums
-      over fixed cells.
+      position and weighs each alike, so ours is a Monte Carlo estimate of theirs (side s drawn with
+      probability proportional to its number of positions, then the position). It tests the map
+      inside any square, not only its sums over fixed cells.
     - ``grid`` (version 1's only choice): one cell of the fixed, non-overlapping p x p (x p) grid per
       draw. The value then depends on the map only through its cell sums, so a map flat inside
       each cell with the right sums scores as well as the exact gradient (a held-out review: ~1e-13

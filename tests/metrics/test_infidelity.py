@@ -52,7 +52,7 @@ def test_a_map_flat_in_each_cell_scores_worse_than_the_gradient_under_yeh_square
 def test_square_draws_fit_anywhere_with_sides_up_to_patch():
     corners, sides = fr.square_draws((16, 12), 8, 50, 40, torch.Generator().manual_seed(1))
     assert corners.shape == (50, 40, 2) and sides.shape == (50, 40)
-    assert sides.min() == 1 and sides.max() == 8  # uniform over 1..8
+    assert sides.min() == 1 and sides.max() == 8  # sides 1..8
     assert (corners >= 0).all() and (corners + sides[..., None] <= torch.tensor([16, 12])).all()  # they fit
     assert (corners % 8 != 0).any() and (corners[..., 0] + sides == 16).any()  # not grid-aligned; reach the edge
     again = fr.square_draws((16, 12), 8, 50, 40, torch.Generator().manual_seed(1))
@@ -61,6 +61,18 @@ def test_square_draws_fit_anywhere_with_sides_up_to_patch():
     assert fr.square_draws((3, 20), 8, 10, 40, torch.Generator().manual_seed(2))[1].max() == 3
     corners, sides = fr.square_draws((5, 6, 7), 4, 10, 30, torch.Generator().manual_seed(3))  # cubes in 3D
     assert corners.shape == (10, 30, 3) and (corners + sides[..., None] <= torch.tensor([5, 6, 7])).all()
+
+
+def test_square_draws_weigh_every_square_alike_as_yeh():
+    """Yeh et al.'s reference code takes every square at every position once: on 4 x 4 with patch 4 there
+    are 16, 9, 4 and 1 squares of sides 1..4, so a draw has side s with probability 16/30, 9/30, 4/30, 1/30
+    (a uniform side would give 1/4 each), and each position of a side alike."""
+    corners, sides = fr.square_draws((4, 4), 4, 100, 600, torch.Generator().manual_seed(5))
+    freq = torch.bincount(sides.flatten(), minlength=5)[1:].double() / sides.numel()
+    assert torch.allclose(freq, torch.tensor([16, 9, 4, 1], dtype=torch.float64) / 30, atol=0.01)
+    ones = corners[sides == 1]  # the 16 positions of a 1 x 1 square, alike
+    counts = torch.bincount(ones[:, 0] * 4 + ones[:, 1], minlength=16).double()
+    assert (counts / counts.sum() - 1 / 16).abs().max() < 0.01
 
 
 @pytest.mark.parametrize("spatial", [(6, 7), (4, 5, 6)])

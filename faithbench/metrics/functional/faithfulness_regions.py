@@ -140,13 +140,17 @@ def infidelity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, repl
 
 def square_draws(spatial: tuple[int, ...], patch: int, batch: int, runs: int,
                  generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Yeh et al.'s square removal, drawn: per (sample, draw) a side s uniform in 1..min(``patch``,
-    the smallest side) and a corner uniform over the positions where the s x s (x s) square (cube)
-    fits, not aligned to any grid. Returns ``corners (B, R, d)`` and ``sides (B, R)``, long, on the CPU."""
+    """Yeh et al.'s square removal, drawn: per (sample, draw) one square (cube) uniform over all the
+    squares of side 1..min(``patch``, the smallest side) that fit, at any position (not aligned to
+    any grid), as Yeh et al.'s reference code weighs them (it enumerates every one): the side s with
+    probability proportional to its number of positions prod_i (n_i - s + 1), then a corner uniform
+    over those positions. Returns ``corners (B, R, d)`` and ``sides (B, R)``, long, on the CPU."""
     if patch < 1:
         raise ValueError(f"patch must be >= 1, got {patch}")
     top = min(patch, *spatial)
-    sides = torch.randint(1, top + 1, (batch, runs), generator=generator)
+    side = torch.arange(1, top + 1, dtype=torch.float64)
+    positions = torch.stack([n - side + 1 for n in spatial]).prod(0)  # squares of each side
+    sides = 1 + torch.multinomial(positions.expand(batch, -1), runs, replacement=True, generator=generator)
     room = torch.tensor(spatial)[None, None] - sides[..., None] + 1  # the positions along each axis, >= 1
     u = torch.rand((batch, runs, len(spatial)), generator=generator, dtype=torch.float64)
     return torch.minimum((u * room).long(), room - 1), sides
