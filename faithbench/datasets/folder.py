@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -25,60 +24,18 @@ from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, Bound, check_bound
 from faithbench.datasets.base import BaseDataset, Split, check_train_classes, stratified_order
+from faithbench.datasets.folder_labels import class_names, class_problems, count_images, list_labels, near_labels
 from faithbench.datasets.folder_split import (Row, check_train_patients, empty_split, mixed_patients, patient_ids,
                                               patient_split)
 from faithbench.datasets.images import LOSSY_SUFFIXES, binarise_mask, fit_square, read_image, resize_mask, scan_images
 from faithbench.datasets.paths import DataError, csv_image, csv_row_problem, resolve_path
 from faithbench.registry import datasets
-from faithbench.types import Sample, edit_distance
-
-def _typo_of(a: str, b: str) -> bool:
-    """Whether class name ``a`` reads as a typo of ``b``: the same but for case (``Well``, ``well``),
-    or at most 2 edits apart with lengths within one, neither inside the other (``abnormal`` is
-    ``normal`` with a prefix, ``unhealthy`` ``healthy``: two classes), 4 characters or more and the
-    same numbers (``grade1``, ``grade2``)."""
-    a, b = a.lower(), b.lower()
-    if a == b:
-        return True
-    return (min(len(a), len(b)) >= 4 and abs(len(a) - len(b)) <= 1 and a not in b and b not in a
-            and edit_distance(a, b) <= 2 and re.findall(r"\d+", a) == re.findall(r"\d+", b))
-
-
-def near_labels(labels: list[str], source: Path) -> list[str]:
-    """Warnings for each class named like a larger one (``pnuemonia`` beside ``pneumonia``,
-    ``Normal`` beside ``NORMAL``; :func:`_typo_of`): without ``classes``, every name found is a
-    class, so a typo makes a class of its own."""
-    counts = {name: labels.count(name) for name in sorted(set(labels))}
-    out = []
-    for name, k in counts.items():
-        close = [other for other, m in counts.items() if m > k and _typo_of(name, other)]
-        if close:
-            out.append(f"{source}: class {name!r} ({_images(k)}) is named like {close[0]!r} "
-                       f"({_images(counts[close[0]])}); a typo makes a class of its own: set the dataset's "
-                       "classes to refuse labels that are none of them")
-    return out
-
-
-def list_labels(labels: list[str], source: Path) -> list[str]:
-    """One warning when labels look like lists of classes (``nodule|cavity``: parts split by ``|``,
-    ``;`` or ``,``): ``folder`` is single-label, so each combination is a class of its own (a
-    held-out review's multi-label CSV read as four softmax classes without a word)."""
-    found = sorted({name for name in labels if len([p for p in re.split(r"[|;,]", name) if p.strip()]) > 1})
-    if not found:
-        return []
-    looks = "labels look like lists" if len(found) > 1 else "label looks like a list"
-    return [f"{source}: {len(found)} {looks} of classes (e.g. {found[0]!r}, "
-            f"{_images(labels.count(found[0]))}): folder is single-label, so each is a class of its own; multi-label "
-            "data needs a dataset plugin with multilabel = True and Sample.labels (docs/plugins.md)"]
+from faithbench.types import Sample
 
 
 def _stem(rel: Path) -> str:
     """A relative path without its last suffix, as the key of an image and its mask."""
     return rel.with_name(rel.stem).as_posix()
-
-
-def _images(k: int) -> str:
-    return f"{k} image" + "s" * (k != 1)
 
 
 def read_csv_rows(folder: Path, csv_path: Path, lines: list[int] | None = None) -> list[Row]:
@@ -128,52 +85,6 @@ def scan_class_rows(folder: Path, mask_dir: Path | None, mask_suffix: str) -> tu
         else:
             rows.append((img, img.relative_to(folder).parts[0], None))
     return rows, loose
-
-
-def class_names(found: list[str], classes: list[str] | None, source: str) -> tuple[str, ...]:
-    """``classes``, else the names found, sorted; numeric labels name classes by index from 0, so
-    ``0`` to ``K - 1``: a gap is allowed (``1``, ``2``: ``class_0`` is warned of), but more indices
-    without an image than with one are refused before any class is made (``0`` and ``100000``, a
-    code in the label column, made 100001 classes and hung validate, a held-out review)."""
-    if classes is not None:
-        return tuple(classes)
-    names = sorted(set(found))
-    if names and all(f.isascii() and f.isdigit() for f in names):  # '²' is a digit to str.isdigit, not to int()
-        k = max(int(f) for f in names) + 1
-        distinct = len({int(f) for f in names})
-        if k > 2 * distinct:
-            raise DataError(f"{source}: numeric labels are class indices from 0: expected at most {2 * distinct} "
-                            f"classes (0 to {2 * distinct - 1}) for {distinct} distinct labels, got labels up to "
-                            f"{k - 1} ({k} classes, {k - distinct} without an image); set the dataset's classes "
-                            "to name each index's class, or use class names as labels")
-        return tuple(f"class_{i}" for i in range(k))
-    return tuple(names)
-
-
-def class_problems(labels: list[int], names: tuple[str, ...], source: Path) -> list[str]:
-    """Warnings for each class without an image (a model output nothing trains), or one warning when
-    only one class has images (explaining a model of fixed weights on one class's images is valid;
-    training on it is refused where a model is trained, :func:`check_train_classes`); a
-    :class:`DataError` when the dataset has one class only (a one-output model, a held-out review)."""
-    counts = Counter(labels)
-    held = ", ".join(f"{names[c]!r}: {_images(k)}" for c, k in sorted(counts.items()))
-    if len(names) < 2:
-        raise DataError(f"{source}: images of one class only ({held}): expected images of 2 classes or more (or "
-                        "the dataset's classes naming 2 or more, to explain a model of fixed weights on these images)")
-    if len(counts) < 2:
-        empty = ", ".join(repr(name) for c, name in enumerate(names) if c not in counts)
-        return [f"{source}: images of one class only ({held}); no image of {empty}: enough to explain a model of "
-                "fixed weights, while training a model on it is refused"]
-    numeric = all(name == f"class_{i}" for i, name in enumerate(names))
-    empty = [name for c, name in enumerate(names) if c not in counts]
-    if not empty:
-        return []
-    why = ("numeric labels are class indices from 0" if numeric
-           else ("it is" if len(empty) == 1 else "they are") + " named in the dataset's classes")
-    which = (f"class {empty[0]!r} has no image" if len(empty) == 1 else f"{len(empty)} classes have no image "
-             f"({', '.join(map(repr, empty[:5]))}{', …' * (len(empty) > 5)})")  # one line, however many
-    output = "an output for it" if len(empty) == 1 else "an output for each"
-    return [f"{source}: {which} ({why}): the model gets {output} that no image trains"]
 
 
 @datasets.register("folder")
@@ -305,9 +216,9 @@ class FolderDataset(BaseDataset):
         rows, loose = scan_class_rows(folder, self.mask_dir, self.mask_suffix)
         if not rows:
             raise DataError(f"{folder}: no images found (expected class sub-folders or a labels CSV"
-                            + (f"; {_images(len(loose))} in the folder itself have no class)" if loose else ")"))
+                            + (f"; {count_images(len(loose))} in the folder itself have no class)" if loose else ")"))
         if loose:
-            self.warn(f"{folder}: {_images(len(loose))} in the folder itself (e.g. {loose[0].name!r}) "
+            self.warn(f"{folder}: {count_images(len(loose))} in the folder itself (e.g. {loose[0].name!r}) "
                       f"{'is' if len(loose) == 1 else 'are'} left out: "
                       "without a labels CSV an image's class is its sub-folder")
         return rows
