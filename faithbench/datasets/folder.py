@@ -25,8 +25,8 @@ from torch import Tensor
 from faithbench.configurable import AT_LEAST_ONE, Bound, check_bound
 from faithbench.datasets.base import BaseDataset, Split, check_train_classes, stratified_order
 from faithbench.datasets.folder_labels import class_names, class_problems, count_images, list_labels, near_labels
-from faithbench.datasets.folder_split import (Row, check_train_patients, empty_split, mixed_patients, patient_ids,
-                                              patient_split)
+from faithbench.datasets.folder_split import (Row, check_train_patients, empty_split, few_patients, mixed_patients,
+                                              patient_ids, patient_split)
 from faithbench.datasets.images import LOSSY_SUFFIXES, binarise_mask, fit_square, read_image, resize_mask, scan_images
 from faithbench.datasets.paths import DataError, csv_image, csv_row_problem, resolve_path
 from faithbench.registry import datasets
@@ -119,12 +119,14 @@ class FolderDataset(BaseDataset):
 
     spatial_dims = 2
     background = 0.0
-    # 4: masks nonzero, a JPEG's above half of its own maximum (3: above half range when the mask
-    # reached it, which dropped label values up to 127). 3: the split in a class-interleaved seeded
+    # 5: a train fraction of 0 puts every patient in val/test (a class of 1-2 patients was in train),
+    # symbolic-link folders scanned, multi-page TIFFs refused. 4: masks nonzero, a JPEG's above half of
+    # its own maximum (3: above half range when the mask reached it, which dropped label values up to
+    # 127). 3: the split in a class-interleaved seeded
     # order (n: a stratified subset), 16-bit ÷ 65535,
     # masks > 127 when above half range, EXIF orientation, a fraction of 0 empty (2: masks resized
     # as the image, then > 0.5; 1: nearest, (k - 1) / 2 pixels off at a downscale of k)
-    version = "4"
+    version = "5"
     cheap_splits = True
 
     def __init__(self, split: Split = "test", *, path: str = "", labels: str | None = None,
@@ -192,6 +194,8 @@ class FolderDataset(BaseDataset):
             groups.setdefault(pid, label)  # a patient's class: the label of its first image
         if mixed := mixed_patients(entries, groups, names, csv_path or folder):
             self.warn(mixed)
+        if few := few_patients(groups, list(fractions), names, csv_path or folder):
+            self.warn(few)
         assignment = patient_split(groups, tuple(fractions), seed)  # type: ignore[arg-type]
         chosen = [e for e in entries if assignment[e[2]] == split]
         self.entries = [chosen[i] for i in stratified_order([e[1] for e in chosen], seed)][: n if n else None]

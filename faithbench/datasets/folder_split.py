@@ -16,19 +16,44 @@ Row = tuple[Path, str, "str | None"]  # image, label, patient id given by the CS
 def patient_split(groups: dict[str, int], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
     """Patient id -> split, stratified by each patient's class; seeded. Every class with at least
     3 patients has at least one in each split of a positive fraction; a fraction of 0 leaves its
-    split empty (it took one patient of each class, a held-out review)."""
+    split empty (it took one patient of each class, a held-out review). With a train fraction above
+    0, a class of 1 or 2 patients is all in train (:func:`few_patients` warns of it); with a train
+    fraction of 0 every patient is in val or test, small classes and the rounding's rest too, so
+    ``[0, 0, 1]`` puts every image in test (a review: a class of 2 patients vanished from it)."""
     out: dict[str, str] = {}
     rng = random.Random(seed)
     for label in sorted(set(groups.values())):
         patients = sorted(p for p, c in groups.items() if c == label)
         rng.shuffle(patients)
         n = len(patients)
-        n_val = max(1, round(fractions[1] * n)) if n >= 3 and fractions[1] > 0 else 0
-        n_test = max(1, round(fractions[2] * n)) if n >= 3 and fractions[2] > 0 else 0
+        if fractions[0] > 0:
+            n_val = max(1, round(fractions[1] * n)) if n >= 3 and fractions[1] > 0 else 0
+            n_test = max(1, round(fractions[2] * n)) if n >= 3 and fractions[2] > 0 else 0
+        elif fractions[1] == 0 or fractions[2] == 0:  # [0, 0, 1] or [0, 1, 0]: one split takes all
+            n_val, n_test = (0, n) if fractions[2] > 0 else (n, 0)
+        else:  # val and test each get one patient from 2 on; a single patient goes to test (every run needs it)
+            n_val = min(n - 1, max(1, round(fractions[1] * n))) if n >= 2 else 0
+            n_test = n - n_val
         n_train = n - n_val - n_test
         for k, p in enumerate(patients):
             out[p] = "train" if k < n_train else ("val" if k < n_train + n_val else "test")
     return out
+
+
+def few_patients(groups: dict[str, int], fractions: list[float], names: tuple[str, ...], source: Path) -> str | None:
+    """One warning naming the classes too small (1 or 2 patients) for a patient in each split: with a
+    train fraction above 0 they are all in train, so the test split holds none of their images (a
+    review: silent at the default fractions)."""
+    if fractions[0] == 0 or not (fractions[1] > 0 or fractions[2] > 0):
+        return None
+    counts = Counter(groups.values())
+    small = [f"{names[c]!r} ({k} patient{'s' * (k != 1)})" for c, k in sorted(counts.items()) if k < 3]
+    if not small:
+        return None
+    which = f"class {small[0]} has" if len(small) == 1 else f"classes {', '.join(small)} have"
+    return (f"{source}: {which} too few patients for one in each split (3 or more): all in train, so the test split "
+            f"holds no image of {'it' if len(small) == 1 else 'them'}; fractions [0, 0, 1] evaluate fixed weights "
+            "on every image")
 
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -99,4 +124,4 @@ def patient_ids(rows: list[Row], pattern: re.Pattern[str] | None, folder: Path) 
                  f"{missed[0]!r}) are each a patient of their own")
 
 
-__all__ = ["check_train_patients", "empty_split", "mixed_patients", "patient_ids", "patient_split"]
+__all__ = ["check_train_patients", "empty_split", "few_patients", "mixed_patients", "patient_ids", "patient_split"]

@@ -299,7 +299,7 @@ class LongitudinalFolder(LongitudinalDataset):
     """
 
     background = 0.0
-    version = "2"  # 2: a class-interleaved seeded order (n keeps each class's share), 16-bit ÷ 65535
+    version = "3"  # 3: a train fraction of 0 puts all in val/test; 2: class-interleaved order, 16-bit ÷ 65535
 
     def __init__(self, split: Split = "test", *, path: str = "", labels: str = "", classes: list[str] | None = None,
                  seq_len: int = 3, size: int = 224, fit: Literal["crop", "pad", "squash"] = "crop", channels: int = 1,

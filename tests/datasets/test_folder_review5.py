@@ -1,0 +1,66 @@
+"""A fifth held-out review of ``folder``: with ``fractions: [0, 0, 1]`` a class of 2 patients was
+left out of the test split, and at the default fractions without a word (F1); class folders that
+are symbolic links were not scanned (F2); a DecompressionBombError (F5) and a multi-page TIFF (F6)
+were no one-line errors; a CSV path with a trailing space was "not found" with the space unseen
+(F7); files of other image suffixes and empty class folders were skipped silently (F8)."""
+
+import warnings
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faithbench.datasets import DataError, DataWarning, FolderDataset
+from faithbench.datasets.folder_split import patient_split
+
+
+def _classes(root, sizes):
+    """Class folders ``root/img/<class>`` of ``sizes[class]`` 16x16 PNGs each; the image folder."""
+    for name, k in sizes.items():
+        (root / "img" / name).mkdir(parents=True, exist_ok=True)
+        for i in range(k):
+            Image.fromarray(np.full((16, 16), 10 * i, np.uint8)).save(root / "img" / name / f"{name}{i}.png")
+    return root / "img"
+
+
+def _messages(record):
+    return [str(w.message) for w in record if issubclass(w.category, DataWarning)]
+
+
+def test_a_train_fraction_of_0_puts_every_patient_in_val_or_test():
+    groups = {f"a{i}": 0 for i in range(8)} | {f"b{i}": 1 for i in range(5)} | {"r0": 2, "r1": 2, "s0": 3}
+    assert set(patient_split(groups, (0, 0, 1), 0).values()) == {"test"}  # was: r0, r1 and s0 in train
+    assert set(patient_split(groups, (0, 1, 0), 0).values()) == {"val"}
+    halves = patient_split(groups, (0, 0.5, 0.5), 0)
+    by_class = {c: Counter(halves[p] for p, k in groups.items() if k == c) for c in range(4)}
+    # 5 patients: round(2.5) = 2 val and 2 test left one in train before
+    assert by_class == {0: {"val": 4, "test": 4}, 1: {"val": 2, "test": 3}, 2: {"val": 1, "test": 1}, 3: {"test": 1}}
+    # a positive train fraction is as before: a class of 1 or 2 patients all in train
+    default = patient_split(groups, (0.7, 0.1, 0.2), 0)
+    assert [default[p] for p in ("r0", "r1", "s0")] == ["train"] * 3
+    assert Counter(default[p] for p, k in groups.items() if k == 0) == {"train": 5, "val": 1, "test": 2}
+
+
+def test_fractions_0_0_1_evaluate_every_image_small_classes_included(tmp_path):
+    folder = _classes(tmp_path, {"a": 8, "b": 8, "rare": 2})
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        ds = FolderDataset("test", path=str(folder), size=16, fractions=[0, 0, 1])
+    assert len(ds) == 18 and sum(ds[i].id.startswith("rare/") for i in range(18)) == 2  # was 16 and 0
+    assert _messages(record) == []
+
+
+def test_a_class_too_small_for_the_test_split_is_warned_of_once(tmp_path):
+    folder = _classes(tmp_path, {"a": 8, "b": 8, "rare": 2, "single": 1})
+    with pytest.warns(DataWarning) as record:
+        ds = FolderDataset("test", path=str(folder), size=16)
+    assert not any(ds[i].id.startswith(("rare/", "single/")) for i in range(len(ds)))
+    assert [m for m in _messages(record) if "too few patients" in m] == [
+        f"{folder}: classes 'rare' (2 patients), 'single' (1 patient) have too few patients for one in each split "
+        "(3 or more): all in train, so the test split holds no image of them; fractions [0, 0, 1] evaluate fixed "
+        "weights on every image"]
+    with warnings.catch_warnings(record=True) as record:  # 3 patients a class: one in each split, no warning
+        warnings.simplefilter("always")
+        FolderDataset("test", path=str(_classes(tmp_path, {"rare": 3, "single": 3})), size=16)
+    assert not [m for m in _messages(record) if "too few patients" in m]
