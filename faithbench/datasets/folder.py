@@ -27,7 +27,8 @@ from faithbench.datasets.base import BaseDataset, Split, check_train_classes, st
 from faithbench.datasets.folder_labels import class_names, class_problems, count_images, list_labels, near_labels
 from faithbench.datasets.folder_split import (Row, check_train_patients, empty_split, few_patients, mixed_patients,
                                               patient_ids, patient_split)
-from faithbench.datasets.images import LOSSY_SUFFIXES, binarise_mask, fit_square, read_image, resize_mask, scan_images
+from faithbench.datasets.images import (IMAGE_SUFFIXES, LOSSY_SUFFIXES, binarise_mask, fit_square, read_image,
+                                        resize_mask, scan_folder)
 from faithbench.datasets.paths import DataError, csv_image, csv_row_problem, resolve_path
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -70,21 +71,51 @@ def is_mask_name(stem: str, mask_suffix: str) -> bool:
     return bool(mask_suffix) and re.search(re.escape(mask_suffix) + r"(_\d+)?$", stem) is not None
 
 
-def scan_class_rows(folder: Path, mask_dir: Path | None, mask_suffix: str) -> tuple[list[Row], list[Path]]:
-    """Without a CSV: each image under a class sub-folder (its first one), and the images lying in
-    ``folder`` itself, which have no class. Hidden files, a mask folder inside ``folder`` and, when
-    the masks lie beside the images, files named as masks are no images."""
+def scan_class_rows(folder: Path, mask_dir: Path | None,
+                    mask_suffix: str) -> tuple[list[Row], list[Path], list[Path]]:
+    """Without a CSV: each image under a class sub-folder (its first one), the images lying in
+    ``folder`` itself, which have no class, and the files skipped as images of another format
+    (:func:`~faithbench.datasets.images.scan_folder`). Hidden files, a mask folder inside ``folder``
+    and, when the masks lie beside the images, files named as masks are no images."""
     inside = mask_dir is not None and mask_dir != folder and mask_dir.is_relative_to(folder)
     rows: list[Row] = []
     loose: list[Path] = []
-    for img in scan_images(folder, skip=mask_dir if inside else None):
+    images, others = scan_folder(folder, skip=mask_dir if inside else None)
+    for img in images:
         if mask_dir == folder and is_mask_name(img.stem, mask_suffix):
             continue
         if img.parent == folder:
             loose.append(img)
         else:
             rows.append((img, img.relative_to(folder).parts[0], None))
-    return rows, loose
+    return rows, loose, [p for p in others if not (mask_dir == folder and is_mask_name(p.stem, mask_suffix))]
+
+
+def skipped_files(folder: Path, others: list[Path]) -> str | None:
+    """One warning of the files under ``folder`` skipped as images of a format ``folder`` does not
+    read (``.webp``, ``.gif``, a DICOM file without ``.dcm``), with their count and up to 3 names: they
+    were left out without a word (a review)."""
+    if not others:
+        return None
+    names = ", ".join(repr(p.relative_to(folder).as_posix()) for p in others[:3])
+    return (f"{folder}: {len(others)} file{'s' * (len(others) != 1)} of an image format that folder does not read "
+            f"{'is' if len(others) == 1 else 'are'} skipped (e.g. {names}): expected {', '.join(IMAGE_SUFFIXES)}; "
+            "convert them (to PNG, or DICOM files to .dcm) to include them")
+
+
+def empty_class_folders(folder: Path, rows: list[Row], mask_dir: Path | None) -> str | None:
+    """One warning of the sub-folders of ``folder`` that hold no image (no class without a CSV)."""
+    found = {label for _img, label, _pid in rows}
+    empty = [e.name for e in sorted(os.scandir(folder), key=lambda e: e.name) if not e.name.startswith(".")
+             and e.name not in found and os.path.isdir(folder / e.name)
+             and not (mask_dir is not None and mask_dir.is_relative_to(folder / e.name))]
+    if not empty:
+        return None
+    names = ", ".join(map(repr, empty[:3]))
+    are = "is" if len(empty) == 1 else "are"
+    return (f"{folder}: {len(empty)} sub-folder{'s' * (len(empty) != 1)} without an image {are} no class (e.g. "
+            f"{names}): without a labels CSV a class is a sub-folder holding images; name it in the dataset's classes "
+            "to keep it as a class of no image")
 
 
 @datasets.register("folder")
@@ -210,14 +241,17 @@ class FolderDataset(BaseDataset):
         self._sources = [img for img, _, _ in rows]  # every split's images, for data_files
         self._labels_csv = csv_path
         self._masks: dict[str, list[Path]] = {}  # the mask files by their image's relative path without suffix
-        for m in self._mask_files():
+        for m in self._mask_files(warn=True):
             self._masks.setdefault(self._mask_key(m), []).append(m)
         if mask_dir is not None:
             self._check_mask_names(split)
 
     def _scan(self, folder: Path) -> list[Row]:
         """:func:`scan_class_rows`, warning of images in the folder itself (they have no class)."""
-        rows, loose = scan_class_rows(folder, self.mask_dir, self.mask_suffix)
+        rows, loose, others = scan_class_rows(folder, self.mask_dir, self.mask_suffix)
+        for message in (skipped_files(folder, others), empty_class_folders(folder, rows, self.mask_dir)):
+            if message:
+                self.warn(message)
         if not rows:
             raise DataError(f"{folder}: no images found (expected class sub-folders or a labels CSV"
                             + (f"; {count_images(len(loose))} in the folder itself have no class)" if loose else ")"))
@@ -227,12 +261,18 @@ class FolderDataset(BaseDataset):
                       "without a labels CSV an image's class is its sub-folder")
         return rows
 
-    def _mask_files(self) -> list[Path]:
-        """The mask folder's mask files (with ``mask_suffix``: those named as masks)."""
+    def _mask_files(self, warn: bool = False) -> list[Path]:
+        """The mask folder's mask files (with ``mask_suffix``: those named as masks); ``warn``: warns of
+        mask files of a format that folder does not read (:func:`skipped_files`), which left images with
+        empty masks."""
         if self.mask_dir is None:
             return []
-        files = scan_images(self.mask_dir)
-        return [m for m in files if is_mask_name(m.stem, self.mask_suffix)] if self.mask_suffix else files
+        files, others = scan_folder(self.mask_dir)
+        if self.mask_suffix:
+            files, others = ([m for m in found if is_mask_name(m.stem, self.mask_suffix)] for found in (files, others))
+        if warn and (message := skipped_files(self.mask_dir, others)):
+            self.warn(message)
+        return files
 
     def _mask_key(self, mask: Path) -> str:
         """The relative path without suffix of the image that ``mask`` belongs to (``mask_suffix`` cut)."""

@@ -12,6 +12,7 @@ file. EXIF orientation is applied, as viewers show the image (and a mask drawn o
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,69 @@ def is_hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
 
+# files a user may take for images that ``folder`` does not read (Pillow reads some, but their rules are
+# not set: palettes, animation); a scan warns of them instead of skipping them silently (a review)
+OTHER_IMAGE_SUFFIXES = (".webp", ".gif", ".jfif", ".jpe", ".jp2", ".j2k", ".jpx", ".heic", ".heif", ".avif", ".tga",
+                        ".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".psd", ".svg", ".dicom", ".ima", ".nii", ".nii.gz",
+                        ".nrrd", ".mha", ".mhd")
+
+
+def _other_image(path: Path) -> bool:
+    """Whether ``path`` looks like an image ``folder`` does not read: an image-like suffix, or a DICOM
+    file (``DICM`` after its 128-byte preamble) without ``.dcm`` (no suffix, or ``1.2.840.3``'s digits)."""
+    name = path.name.lower()
+    if name.endswith(OTHER_IMAGE_SUFFIXES):
+        return True
+    if path.suffix and not path.suffix[1:].isdigit():
+        return False
+    try:
+        with path.open("rb") as fh:
+            return fh.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def scan_folder(folder: Path, skip: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """The image files under ``folder`` (by suffix, sorted) and the files skipped that look like
+    images of another format (:func:`_other_image`), without hidden files and folders and without
+    ``skip`` (a mask folder inside the image folder). Sub-folders that are symbolic links are
+    followed, as a labels CSV's paths are (``Path.rglob`` did not, which dropped a linked class
+    folder's images without a word, a review); a link to a folder that holds it (a loop) is a
+    :class:`DataError` naming the link."""
+    images: list[Path] = []
+    others: list[Path] = []
+    stack = [(folder, (os.path.realpath(folder),))]
+    while stack:
+        here, ancestors = stack.pop()
+        try:
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError as exc:
+            raise DataError(f"{here}: cannot list the folder: {exc.strerror}") from None
+        for entry in entries:
+            path = here / entry.name
+            if entry.name.startswith(".") or (skip is not None and path.is_relative_to(skip)):
+                continue
+            try:
+                is_dir, is_file = entry.is_dir(), entry.is_file()  # both follow a symbolic link
+            except OSError:  # a link to itself (ELOOP): broken, as a link to nothing is
+                continue
+            if is_dir:
+                real = os.path.realpath(path)
+                if real in ancestors:
+                    raise DataError(f"{path}: a symbolic link to {real}, a folder that holds it (a loop): expected "
+                                    "links to folders outside their own path")
+                stack.append((path, ancestors + (real,)))
+            elif is_file:
+                if path.suffix.lower() in IMAGE_SUFFIXES:
+                    images.append(path)
+                elif _other_image(path):
+                    others.append(path)
+    return sorted(images), sorted(others)
+
+
 def scan_images(folder: Path, skip: Path | None = None) -> list[Path]:
-    """The image files under ``folder`` (by suffix, sorted), without hidden ones and without those
-    under ``skip`` (a mask folder inside the image folder)."""
-    return [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-            and not is_hidden(p.relative_to(folder)) and not (skip is not None and p.is_relative_to(skip))]
+    """The image files of :func:`scan_folder`."""
+    return scan_folder(folder, skip)[0]
 
 
 def read_dicom(path: Path) -> np.ndarray:
@@ -151,4 +210,4 @@ def resize_mask(mask: Tensor, size: int, fit: str) -> Tensor:
 
 
 __all__ = ["IMAGE_SUFFIXES", "LOSSY_SUFFIXES", "binarise_mask", "fit_square", "is_hidden", "read_dicom", "read_image",
-           "resize_mask", "scan_images"]
+           "resize_mask", "scan_folder", "scan_images"]

@@ -4,6 +4,7 @@ are symbolic links were not scanned (F2); a DecompressionBombError (F5) and a mu
 were no one-line errors; a CSV path with a trailing space was "not found" with the space unseen
 (F7); files of other image suffixes and empty class folders were skipped silently (F8)."""
 
+import re
 import warnings
 from collections import Counter
 
@@ -64,3 +65,57 @@ def test_a_class_too_small_for_the_test_split_is_warned_of_once(tmp_path):
         warnings.simplefilter("always")
         FolderDataset("test", path=str(_classes(tmp_path, {"rare": 3, "single": 3})), size=16)
     assert not [m for m in _messages(record) if "too few patients" in m]
+
+
+def test_sub_folders_that_are_symbolic_links_are_scanned_images_and_masks(tmp_path):
+    folder = _classes(tmp_path, {"a": 4, "b": 3})
+    store = _classes(tmp_path / "store", {"c": 5, "batch": 2, "mb": 0})  # real folders elsewhere
+    (folder / "c").symlink_to(store / "c", target_is_directory=True)  # a linked class folder
+    (folder / "b" / "batch2").symlink_to(store / "batch", target_is_directory=True)  # a linked folder in a class
+    (tmp_path / "mask" / "b").mkdir(parents=True)
+    (tmp_path / "mask" / "b" / "batch2").symlink_to(store / "mb", target_is_directory=True)
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(store / "mb" / "batch0.png")  # mask of b/batch2/batch0
+    ds = FolderDataset("test", path=str(folder), masks=str(tmp_path / "mask"), size=16, fractions=[0, 0, 1])
+    assert ds.classes == ("a", "b", "c")  # was ('a', 'b'): c's 5 images gone
+    labels = Counter(ds.classes[ds[i].label] for i in range(len(ds)))
+    assert labels == {"a": 4, "b": 5, "c": 5}  # b was 3 of 5
+    masked = {ds[i].id: int(ds[i].masks["lesion"].sum()) for i in range(len(ds)) if ds[i].masks["lesion"].any()}
+    assert masked == {"b/batch2/batch0.png": 256}  # the linked mask folder's mask, read (was empty)
+
+
+def test_a_link_to_a_folder_that_holds_it_is_a_one_line_error(tmp_path):
+    folder = _classes(tmp_path, {"a": 4, "b": 3})
+    (folder / "a" / "up").symlink_to(folder, target_is_directory=True)
+    with pytest.raises(DataError, match=f"^{re.escape(str(folder))}/a/up: a symbolic link to {re.escape(str(folder))}, "
+                                        r"a folder that holds it \(a loop\)"):
+        FolderDataset("test", path=str(folder), size=16, fractions=[0, 0, 1])
+    (folder / "a" / "up").unlink()
+    (folder / "a" / "self").symlink_to(folder / "a" / "self")  # a link to itself: broken, skipped as before
+    assert len(FolderDataset("test", path=str(folder), size=16, fractions=[0, 0, 1])) == 7
+
+
+def test_files_of_other_image_formats_and_empty_class_folders_are_warned_of(tmp_path):
+    folder = _classes(tmp_path, {"a": 4, "b": 3})
+    for name in ("a/x.webp", "a/y.gif", "b/z.jfif", "b/w.GIF"):
+        Image.new("L", (16, 16)).save(folder / name, format="PNG")  # the content does not matter to the scan
+    (folder / "b" / "1.2.840.5").write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)  # a DICOM file without .dcm
+    (folder / "b" / "notes.txt").write_text("not an image")
+    (folder / "b" / "README").write_text("no suffix, no DICOM: no image either")
+    (folder / "empty").mkdir()
+    (folder / "only_webp").mkdir()
+    Image.new("L", (16, 16)).save(folder / "only_webp" / "v.webp", format="PNG")
+    (tmp_path / "mask" / "a").mkdir(parents=True)
+    Image.new("L", (16, 16)).save(tmp_path / "mask" / "a" / "a0.webp", format="PNG")
+    with pytest.warns(DataWarning) as record:
+        ds = FolderDataset("test", path=str(folder), masks=str(tmp_path / "mask"), size=16, fractions=[0, 0, 1])
+    assert len(ds) == 7
+    messages = _messages(record)
+    assert f"{folder}: 6 files of an image format that folder does not read are skipped (e.g. 'a/x.webp', " \
+           "'a/y.gif', 'b/1.2.840.5'): expected .png, .jpg, .jpeg, .bmp, .tif, .tiff, .dcm; convert them (to PNG, " \
+           "or DICOM files to .dcm) to include them" in messages
+    assert f"{folder}: 2 sub-folders without an image are no class (e.g. 'empty', 'only_webp'): without a labels " \
+           "CSV a class is a sub-folder holding images; name it in the dataset's classes to keep it as a class of " \
+           "no image" in messages
+    assert f"{tmp_path / 'mask'}: 1 file of an image format that folder does not read is skipped (e.g. " \
+           "'a/a0.webp')" in " ".join(messages)
+    assert len(messages) == 4  # the three above, and the mask folder's: no image has a mask file
