@@ -6,8 +6,9 @@ image's own maximum, so that two images of one scanner keep their ratio of brigh
 255 or 65535 after each image's maximum made them differ 257-fold by one pixel, a held-out review).
 Masks: nonzero is inside; in a JPEG, above half of the mask's own maximum (:func:`binarise_mask`).
 DICOM: RescaleSlope/Intercept, then each image's own min-max (MONOCHROME1 inverted). Float files,
-32-bit integer files with values outside 0-65535 and multi-frame DICOM are refused, naming the
-file. EXIF orientation is applied, as viewers show the image (and a mask drawn on it).
+32-bit integer files with values outside 0-65535, multi-frame DICOM, multi-page TIFF and images
+above Pillow's decompression-bomb limit are refused, naming the file. EXIF orientation is applied,
+as viewers show the image (and a mask drawn on it).
 """
 
 from __future__ import annotations
@@ -163,7 +164,15 @@ def read_image(path: Path, bits: int = 16) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
+            # a review: a TIFF stack was read as its first page; a JPEG's MPF preview (MPO, 2 frames) is no stack
+            if im.format == "TIFF" and (pages := int(getattr(im, "n_frames", 1) or 1)) > 1:
+                raise DataError(f"{path}: a multi-page TIFF ({pages} pages of {im.width}x{im.height}): a 2D dataset "
+                                "takes one image per file; save the page you mean as a file of its own")
             return _scaled(_upright(im), path, bits)
+    except Image.DecompressionBombError as exc:  # no OSError: it failed the cell without the file (a review)
+        raise DataError(f"{path}: cannot read image: {exc} (Pillow's limit is 2 x PIL.Image.MAX_IMAGE_PIXELS, "
+                        f"{2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels; a plugin may raise Image.MAX_IMAGE_PIXELS "
+                        "for a trusted file, or save it smaller)") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read image: {exc}") from None
 

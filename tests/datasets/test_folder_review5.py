@@ -119,3 +119,27 @@ def test_files_of_other_image_formats_and_empty_class_folders_are_warned_of(tmp_
     assert f"{tmp_path / 'mask'}: 1 file of an image format that folder does not read is skipped (e.g. " \
            "'a/a0.webp')" in " ".join(messages)
     assert len(messages) == 4  # the three above, and the mask folder's: no image has a mask file
+
+
+def test_an_image_above_pillows_bomb_limit_is_a_one_line_error_naming_the_file(tmp_path, monkeypatch):
+    from faithbench.datasets.images import read_image
+
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 1200 pixels > 2 x 500: Pillow's error, not its warning
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))}/big.png: cannot read image: Image size \(1200 "
+                                        r"pixels\) exceeds limit of 1000 pixels.* \(Pillow's limit is 2 x "
+                                        r"PIL.Image.MAX_IMAGE_PIXELS, 1000 pixels; a plugin may raise "
+                                        r"Image.MAX_IMAGE_PIXELS for a trusted file, or save it smaller\)$"):
+        read_image(tmp_path / "big.png")  # was DecompressionBombError: "every cell failed", exit 1
+
+
+def test_a_multi_page_tiff_is_refused_naming_the_file_and_its_pages(tmp_path):
+    from faithbench.datasets.images import read_image
+
+    pages = [Image.fromarray(np.full((20, 24), 40 * k, np.uint8)) for k in range(5)]
+    pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))}/stack.tif: a multi-page TIFF \(5 pages of "
+                                        r"24x20\): a 2D dataset takes one image per file; save the page you mean"):
+        read_image(tmp_path / "stack.tif")  # was its first page, without a word
+    pages[2].save(tmp_path / "one.tif")
+    assert float(read_image(tmp_path / "one.tif").mean()) == pytest.approx(80 / 255)
