@@ -77,7 +77,8 @@ def csv_image(folder: Path, given: str, csv_path: Path, line: int) -> Path:
     try:  # strict: a missing file or a link loop on the way is an error here, not a wrong guess
         linked_up = ".." in Path(given).parts and os.path.realpath(joined, strict=True) != os.path.realpath(img)
     except OSError as exc:
-        raise DataError(f"{csv_path}: line {line}: image not found: {joined} ({exc.strerror})") from None
+        raise DataError(f"{csv_path}: line {line}: image not found: {str(joined)!r} ({exc.strerror})"
+                        + _path_hint(given)) from None
     if not img.is_relative_to(folder) or linked_up:
         real, real_folder = Path(os.path.realpath(joined)), Path(os.path.realpath(folder))
         if not real.is_relative_to(real_folder):
@@ -85,8 +86,20 @@ def csv_image(folder: Path, given: str, csv_path: Path, line: int) -> Path:
                             f"got {given!r}")
         img = folder / real.relative_to(real_folder)
     if not img.is_file():
-        raise DataError(f"{csv_path}: line {line}: image not found: {img}" + (" (a folder)" if img.is_dir() else ""))
+        raise DataError(f"{csv_path}: line {line}: image not found: {str(img)!r}"
+                        + (" (a folder)" if img.is_dir() else "") + _path_hint(given))
     return img
+
+
+def _path_hint(given: str) -> str:
+    """Why a CSV path may not be found though it looks right (paths are taken as written, labels are
+    stripped; a review: ``a/a0.png `` was "not found" with its trailing space unseen)."""
+    hints = []
+    if given != given.strip():
+        hints.append("it has leading or trailing whitespace, which is part of the path: remove it")
+    if "\\" in given:
+        hints.append("a backslash is no folder separator here: write folders with '/'")
+    return f"; {'; '.join(hints)}" if hints else ""
 
 
 __all__ = ["ENV_VAR", "OFFLINE_VAR", "DataError", "csv_image", "data_root", "downloads_allowed", "resolve_path"]

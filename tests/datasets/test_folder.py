@@ -135,8 +135,8 @@ def test_csv_paths_inside_the_folder_only(tmp_path, monkeypatch):
     (tmp_path / "img" / "esc").symlink_to(tmp_path / "away" / "deep", target_is_directory=True)
     (tmp_path / "img" / "loop").symlink_to(tmp_path / "img" / "loop")
     for given, error in (("esc/../im0.png", "expected a path inside the image folder"),
-                         ("loop/../im0.png", r"image not found: .*loop/\.\./im0.png \(.*\)"),
-                         ("sub", r"image not found: .*sub \(a folder\)")):
+                         ("loop/../im0.png", r"image not found: '.*loop/\.\./im0.png' \(.*\)"),
+                         ("sub", r"image not found: '.*sub' \(a folder\)")):
         csv.write_text("\n".join([lines[0], *lines[1:5], f"{given},well,p9"]) + "\n")
         with pytest.raises(DataError, match=f"labels.csv: line 6: {error}"):
             FolderDataset("test", **kw)

@@ -143,3 +143,19 @@ def test_a_multi_page_tiff_is_refused_naming_the_file_and_its_pages(tmp_path):
         read_image(tmp_path / "stack.tif")  # was its first page, without a word
     pages[2].save(tmp_path / "one.tif")
     assert float(read_image(tmp_path / "one.tif").mean()) == pytest.approx(80 / 255)
+
+
+def test_a_csv_path_not_found_is_shown_quoted_with_a_hint_for_blanks_and_backslashes(tmp_path):
+    folder = _classes(tmp_path, {"a": 3, "b": 3})
+    kw = dict(path=str(folder), labels="labels.csv", size=16, fractions=[0, 0, 1])
+    for given, hint in (("a/a0.png ", "; it has leading or trailing whitespace, which is part of the path: remove it"),
+                        ("a\\a0.png", "; a backslash is no folder separator here: write folders with '/'"),
+                        ("a/nope.png", "")):
+        (folder / "labels.csv").write_text(f"path,label\n{given},a\nb/b0.png,b\n")
+        with pytest.raises(DataError) as err:
+            FolderDataset("test", **kw)
+        # was "image not found: .../a/a0.png " (the space unseen) and no hint
+        assert str(err.value) == f"{folder}/labels.csv: line 2: image not found: {str(folder / given)!r}{hint}"
+    (folder / "labels.csv").write_text("path,label\n a/a0.png,a\nb/b0.png,b\n")  # a leading blank
+    with pytest.raises(DataError, match=r"image not found: '.*/img/ a/a0.png'; it has leading or trailing whitespace"):
+        FolderDataset("test", **kw)
