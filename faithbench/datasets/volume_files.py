@@ -80,14 +80,30 @@ def load_volume(path: Path) -> Any:
         raise DataError(f"{path}: unsupported volume format (expected .nii, .nii.gz, .nrrd or .nhdr)")
     try:
         if name.endswith(NRRD_SUFFIXES):
-            return load_nrrd_as_nifti(path)
-        img = nibabel_or_error().load(str(path))
-        # read once here; the in-memory image drops the header's scaling, which the array already has
-        return type(img)(np.asanyarray(img.dataobj), img.affine, img.header)
+            img = load_nrrd_as_nifti(path)
+        else:
+            img = nibabel_or_error().load(str(path))
+            # read once here; the in-memory image drops the header's scaling, which the array already has
+            img = type(img)(np.asanyarray(img.dataobj), img.affine, img.header)
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - nibabel, gzip and pynrrd raise many types for a corrupt file
         raise DataError(f"{path}: cannot read volume: {type(exc).__name__}: {exc}") from None
+    check_finite(np.asarray(img.dataobj), path)
+    return img
+
+
+def check_finite(data: np.ndarray, path: Path) -> None:
+    """Refuses a volume holding NaN or infinite voxels (float maps with a NaN background are common),
+    naming the file and the counts, where it is read, so that ``validate`` refuses it too: the
+    percentile window of an array with NaN is NaN, which made every voxel NaN, and the run refused
+    the sample without naming its file (a review)."""
+    if not np.issubdtype(data.dtype, np.floating):
+        return
+    nan, inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+    if nan or inf:
+        raise DataError(f"{path}: the file holds NaN/Inf voxels ({nan} NaN, {inf} infinite of {data.size}): expected "
+                        "finite values; replace them (np.nan_to_num, or the background value) and save it again")
 
 
 def canonical_array(img: Any, path: Path | str | None = None) -> np.ndarray:

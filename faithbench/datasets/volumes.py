@@ -214,7 +214,9 @@ class VolumeDataset(BaseDataset):
             if not (same_shape and same_affine):
                 from nibabel.processing import resample_from_to
 
-                data = np.asarray(seg.dataobj)  # read once: the check and the resampling share it
+                # read once: the check and the resampling share it; one frame of 4D as 3D, more refused (as on
+                # the image's grid: resample_from_to of 4D data failed with numpy's error, naming no file)
+                data = stored_array(seg, item["label_map"])
                 self._check_overlap(item, data, seg.affine, img)
                 seg = resample_from_to(nibabel_or_error().Nifti1Image(data, seg.affine), (img.shape[:3], img.affine),
                                        order=0)
@@ -260,7 +262,7 @@ class VolumeDataset(BaseDataset):
         half does. By geometry, not by what survives the resampling: a lesion smaller than the
         image's voxel may vanish there though it lies inside (a diff review). At most 100,000
         labelled voxels, drawn with a fixed seed, are placed."""
-        voxels = np.argwhere(data.reshape(data.shape[:3] + (-1,)).any(axis=3) if data.ndim > 3 else data)
+        voxels = np.argwhere(data)  # 3D: stored_array squeezed one frame and refused more
         if not len(voxels):
             return
         if len(voxels) > 100_000:
