@@ -1,6 +1,7 @@
 """The identity of code that has no source file (a class or function defined in a notebook cell or an
 interactive session): a digest of what it computes, for its cache keys
-(:func:`faithbench.configurable.package_version`).
+(:func:`faithbench.configurable.package_version`). A plugin in a local source file is keyed by its
+source and by this digest too, for the current values of the module globals its code reads.
 
 The ground floor: it imports nothing of faithbench.
 """

@@ -10,7 +10,9 @@ registry name, the parameters, the class attribute ``version`` (bump it when the
 output changes) and the version of the distribution that ships the plugin's module
 (``my-plugins==1.2.0``; ``faithbench==0.1.0`` for the built-ins). A plugin module that no
 installed distribution ships (a local file) contributes the SHA-256 of its source instead, so
-editing it recomputes its results.
+editing it recomputes its results, and the digest of its code with the current values of the module
+globals it reads (:func:`~faithbench.code_identity.code_digest`), so changing one while the process
+runs does too.
 """
 
 from __future__ import annotations
@@ -232,9 +234,15 @@ def package_version(module: str, obj: object = None) -> str:
     uses none), so editing a helper invalidates the plugin's cached results too. Without a file (a
     class defined in a notebook cell, ``__main__`` of an interactive session), ``"code:<sha256[:16]>"``
     of ``obj``'s code (:func:`code_digest`; a held-out review: an edited notebook plugin, registered
-    again, got its old version's cached scores), else ``""``. The code digest is not cached: it
-    covers the globals the code reads, which another cell may change under the same class."""
-    return _file_version(module) or (code_digest(obj) if obj is not None else "")
+    again, got its old version's cached scores), else ``""``. A local file's ``obj`` appends its code
+    digest, ``"source:…+code:…"``: the current values of the module globals its code reads (a held-out
+    review: a script sweeping a global ``K`` in a loop got the first K's maps back; an installed
+    distribution, also an editable one, is keyed by its version and files only). The code digest is
+    not cached: it covers the globals the code reads, which another cell may change under the same class."""
+    version = _file_version(module)
+    if obj is not None and (not version or version.startswith("source:")):
+        return f"{version}+{code_digest(obj)}" if version else code_digest(obj)
+    return version
 
 
 @functools.lru_cache(maxsize=None)

@@ -155,7 +155,7 @@ def plugin_origins(suite: Suite) -> dict[str, dict[str, str]]:
 def plugin_packages(suite: Suite) -> dict[str, dict[str, str]]:
     """Per explainer and metric of the suite, the package identity in its cache keys
     (:func:`~faithbench.configurable.package_version`: ``dist==version``, ``+source:…`` for an
-    editable install, ``source:…`` for a local file): which code computed the results (a review:
+    editable install, ``source:…+code:…`` for a local file): which code computed the results (a review:
     the manifest named only ``entry-point:pkg``)."""
     def package(registry: Any, name: str) -> str:
         try:
