@@ -114,6 +114,13 @@ class Explainer(Configurable):
         if callable(own) and not isinstance(own, (staticmethod, classmethod)):  # a subclass's (a plugin's) probes
             cls.unsupported_reason = _in_eval_mode(own)  # type: ignore[method-assign]
 
+    suite_label = ""  # the suite entry's alias, set by the runner: its messages name it, as failures.csv does
+
+    @property
+    def shown_name(self) -> str:
+        """The registry name, after the suite's alias where the entry has another: ``bad_small (lp_bad)``."""
+        return f"{self.suite_label} ({self.name})" if self.suite_label not in ("", self.name) else self.name
+
     def __init__(self, *, seed: int = 0, **params: Any) -> None:
         super().__init__(**params)
         self.seed = int(seed)
@@ -263,16 +270,18 @@ class Explainer(Configurable):
     def _checked(self, saliency: Any, expected: tuple[int, ...], device: torch.device) -> Tensor:
         """``saliency`` as a detached float tensor on ``device`` (the input's), or the error that says what
         was expected."""
+        who = self.shown_name  # a review: with several aliases of one plugin the registry name did not say which
         if not isinstance(saliency, Tensor):
-            raise TypeError(f"{self.name}: expected saliency as a torch.Tensor of shape {expected}, "
+            raise TypeError(f"{who}: expected saliency as a torch.Tensor of shape {expected}, "
                             f"got {type(saliency).__name__}")
         if tuple(saliency.shape) != expected:
-            raise ValueError(f"{self.name}: expected saliency of shape {expected}, got {tuple(saliency.shape)}")
+            raise ValueError(f"{who}: expected saliency of shape {expected}, got {tuple(saliency.shape)}")
         if not saliency.is_floating_point():  # a review: a bool mask returned by mistake was scored as a map
-            raise TypeError(f"{self.name}: expected a floating-point saliency map, got {saliency.dtype}: return the "
+            raise TypeError(f"{who}: expected a floating-point saliency map, got {saliency.dtype}: return the "
                             "scores as floats (a bool map is a mask, not a ranking of the pixels; .float() an integer "
                             "map on purpose)")
         if saliency.device != device:  # a review: torch's "Tensor.item() cannot be called on meta tensors"
-            raise ValueError(f"explainer {self.name!r} returned its map on device {saliency.device}; expected the "
+            quoted = repr(who) if who == self.name else f"{self.suite_label!r} ({self.name})"
+            raise ValueError(f"explainer {quoted} returned its map on device {saliency.device}; expected the "
                              f"input's device {device}")
         return saliency.detach().float()

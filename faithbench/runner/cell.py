@@ -146,8 +146,7 @@ class CellRun:
         self.explainer: Explainer | None = None
         self.active: list[tuple[PluginSpec, Metric]] = []
         self.stopped = False  # skipped or failed: nothing more to do
-        self.checked = False
-        self.samples = 0
+        self.checked, self.samples = False, 0  # checked: the cell's support, once
         self.preview: Tensor | None = None  # the first batch's saliency, for the report's gallery
         self.last: Tensor | None = None  # the last batch's saliency (raw), when keep_last
         self.keep_last = keep_last
@@ -158,6 +157,7 @@ class CellRun:
         self.calibrate_cost: dict[str, float] | None = None  # samples, seconds, passes on the validation split
         try:
             self.explainer = explainers.get(cell.explainer.name)(seed=cell.seed, **cell.explainer.params)
+            self.explainer.suite_label = cell.explainer.label  # its messages name the alias, as failures.csv
             self.active = build_metrics(metric_specs)
         except Exception as exc:
             self._fail("explain", exc)
@@ -302,7 +302,7 @@ class CellRun:
             saliency = self.explainer(data.model, batch.x, target)
         seconds = time.perf_counter() - start
         if not torch.isfinite(saliency).all():
-            raise FloatingPointError(f"{self.explainer.name} returned NaN or Inf saliency for the batch "
+            raise FloatingPointError(f"{self.explainer.shown_name} returned NaN or Inf saliency for the batch "
                                      f"starting at sample {batch.ids[0]!r}")
         if self.explainer.last_info:  # first: a run killed between the two writes recomputes both (a review)
             self.store.put_json("saliency_info", sal_key, self.explainer.last_info)

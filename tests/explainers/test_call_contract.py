@@ -188,6 +188,32 @@ def test_a_map_on_another_device_than_the_input_is_refused_naming_both(cnn, stoc
         Elsewhere()(model, x, torch.tensor([0, 1, 1, 0]))
 
 
+def test_a_malformed_map_message_names_the_suites_alias(cnn):
+    """Review plugins5 F2: the runner sets the suite entry's alias (``suite_label``); the messages name it before
+    the registry name, as failures.csv's ``explainer`` column does."""
+    from faithbench.explainers import Explainer
+
+    class Shrunk(Explainer):
+        registry_name = "shrunk"
+        needs_grad = False
+        defaults = {"meta": False}
+
+        def explain(self, model, x, target):
+            return x.mean(1).to("meta") if self.meta else x[:, 0, ::2, ::2]
+
+    model, x = cnn
+    target = torch.tensor([0, 1, 1, 0])
+    for label, who in [("", "shrunk"), ("shrunk", "shrunk"), ("half", r"half \(shrunk\)")]:
+        explainer = Shrunk()
+        explainer.suite_label = label
+        with pytest.raises(ValueError, match=rf"^{who}: expected saliency of shape \(4, 32, 32\), got \(4, 16, 16\)$"):
+            explainer(model, x, target)
+    explainer = Shrunk(meta=True)
+    explainer.suite_label = "half"
+    with pytest.raises(ValueError, match=r"^explainer 'half' \(shrunk\) returned its map on device meta; expected"):
+        explainer(model, x, target)
+
+
 def test_a_stochastic_plugin_is_explained_per_image(cnn):
     """A held-out review (helper 123): a plugin drawing ``torch.randn_like(x)`` per batch got another map
     for an image when only ``batch_size`` changed, and the images at one position of every batch shared

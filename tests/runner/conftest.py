@@ -35,6 +35,16 @@ class NaNMap(Explainer):
         return torch.full((x.shape[0], *x.shape[2:]), float("nan"))
 
 
+class HalfMap(Explainer):
+    """Returns a map of half the image's size."""
+
+    needs_grad = False
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        return x[:, 0, ::2, ::2]
+
+
 class OutOfMemory(Explainer):
     """Runs out of (GPU) memory."""
 
@@ -134,7 +144,8 @@ class InputMutatingMetric(Metric):
         return {"value": torch.zeros(ctx.x.shape[0])}
 
 
-FAILING_EXPLAINERS = {"test_boom": Boom, "test_nan_map": NaNMap, "test_oom": OutOfMemory, "test_mutator": Mutator,
+FAILING_EXPLAINERS = {"test_boom": Boom, "test_nan_map": NaNMap, "test_half_map": HalfMap, "test_oom": OutOfMemory,
+                      "test_mutator": Mutator,
                       "test_input_mutator": InputMutator, "test_double_mutator": DoubleMutator}
 
 

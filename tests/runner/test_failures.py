@@ -157,3 +157,18 @@ def test_an_api_run_in_which_every_cell_failed_has_status_failed(tmp_path, faili
     partial = faithbench.run({**suite, "explainers": ["test_boom", "random"]}, out_dir=tmp_path / "out2",
                              cache=tmp_path / "cache", progress=False, log=lambda _line: None)
     assert partial.status == "partial" and len(partial.results) == 4
+
+
+def test_a_malformed_map_is_named_by_the_suites_alias(tmp_path, failing_plugins):
+    """Review plugins5 F2: a malformed map's message named the registry name only (`lp_bad: expected saliency
+    of shape ...`), so with several aliases of one plugin only the `explainer` column told which one failed."""
+    import faithbench
+
+    entries = [{"name": "test_half_map", "alias": "half_a"}, {"name": "test_nan_map", "alias": "nan_a"}, "random"]
+    suite = {**SUITE, "samples": 4, "explainers": entries, "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]}
+    result = faithbench.run(suite, out_dir=tmp_path / "out", cache=tmp_path / "cache", progress=False,
+                            log=lambda _line: None)
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv").set_index("explainer")["message"]
+    assert failures["half_a"] == "half_a (test_half_map): expected saliency of shape (4, 32, 32), got (4, 16, 16)"
+    assert failures["nan_a"].startswith("nan_a (test_nan_map) returned NaN or Inf saliency for the batch starting")
+    assert len(result.failures) == 2 and len(result.results) == 4
