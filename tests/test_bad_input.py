@@ -223,9 +223,9 @@ def test_a_bad_sample_stops_the_run_and_keeps_what_was_computed(tmp_path, capsys
                                                                 expected):
     suite = {**GOOD, "datasets": [GOOD["datasets"][0],
                                   {"name": "test_faulty_phantom", "params": {"n": 32, "size": 32, "fault": fault}}]}
-    code, err, _ = run(tmp_path, capsys, suite)
+    code, err, path = run(tmp_path, capsys, suite)
     assert code == EXIT_BAD_INPUT
-    assert err.startswith("faithbench: error: dataset 'test_faulty_phantom'")
+    assert err.startswith(f"faithbench: error: {path}: dataset 'test_faulty_phantom'")  # the suite file named
     assert expected in err and err.endswith("(finished cells are cached; a rerun resumes)")
     if fault == "mask":
         assert "(test split): sample 'test-00005': mask 'lesion'" in err  # the sample is named by its id

@@ -243,8 +243,12 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         run_groups(groups, settings, cache, executor, bar, logged, outputs)
         bar.update(n_cells - bar.n)  # every cell done: the fractions of batches summed to 1.9999999999999998 of 2
     except (InputDataError, CheckpointError) as exc:
-        if outputs:
-            raise type(exc)(f"{exc} (finished cells are cached; a rerun resumes)") from exc
+        # bad data met while running (a soft mask, an unreadable sample) names the suite file, as validate's
+        # sample checks do (review plugins5 F2)
+        named = isinstance(exc, InputDataError) and suite.source not in ("<suite>", "<Suite>")
+        if outputs or named:
+            raise type(exc)((f"{suite.source}: " if named else "") + str(exc)
+                            + (" (finished cells are cached; a rerun resumes)" if outputs else "")) from exc
         raise
     finally:
         bar.close()

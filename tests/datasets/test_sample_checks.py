@@ -103,8 +103,8 @@ def test_a_run_on_such_a_dataset_exits_2_naming_the_sample(tmp_path, capsys):
                      "--quiet"])
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert code == 2
-        assert err.startswith("faithbench: error: dataset 'zz_broken': Broken (train split): sample 'train-5': "
-                              "label 2 is not a class index 0 to 1")
+        assert err.startswith(f"faithbench: error: {suite}: dataset 'zz_broken': Broken (train split): sample "
+                              "'train-5': label 2 is not a class index 0 to 1")
     finally:
         datasets.unregister("zz_broken")
 
@@ -171,7 +171,7 @@ def test_a_run_on_a_dataset_with_a_soft_mask_exits_2_naming_the_dataset(tmp_path
         err = capsys.readouterr().err.strip().splitlines()[-1]
     finally:
         datasets.unregister("zz_soft")
-    assert code == 2
-    assert err.startswith("faithbench: error: dataset 'zz_soft' (test split): sample 'test-0': mask 'lesion' is "
-                          "torch.float32 with values other than 0 and 1 (e.g. 0.")
+    assert code == 2  # the suite file named, as validate's sample checks do (review plugins5 F2)
+    assert err.startswith(f"faithbench: error: {suite}: dataset 'zz_soft' (test split): sample 'test-0': mask "
+                          "'lesion' is torch.float32 with values other than 0 and 1 (e.g. 0.")
     assert err.endswith("expected a bool mask: threshold it yourself (mask > 0.5)")

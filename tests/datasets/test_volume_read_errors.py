@@ -81,7 +81,8 @@ def test_a_truncated_volume_in_the_middle_of_a_run_is_bad_input_and_keeps_finish
     code = main(["run", str(path), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == EXIT_BAD_INPUT  # was 3, a partial run (1 where every cell failed), its EOFError unnamed
-    assert err[-1] == (f"faithbench: error: dataset 'bad': sample test-0001-c: {tmp_path / 'c.nii.gz'}: cannot read "
+    assert err[-1] == (f"faithbench: error: {path}: dataset 'bad': sample test-0001-c: {tmp_path / 'c.nii.gz'}: "
+                       "cannot read "
                        "volume: EOFError: Compressed file ended before the end-of-stream marker was reached "
                        "(finished cells are cached; a rerun resumes)")
     suite["datasets"] = [good]  # the good dataset's cell is in the cache: a rerun of it computes nothing
