@@ -97,11 +97,19 @@ class Bound:
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
     def __str__(self) -> str:
+        low, high = _bound_text(self.low), _bound_text(self.high)
         if self.high is None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
+            return f"{'>' if self.low_open else '>='} {low}"
         if self.low is None:
-            return f"{'<' if self.high_open else '<='} {self.high:g}"
-        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            return f"{'<' if self.high_open else '<='} {high}"
+        return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+
+def _bound_text(value: float | None) -> str:
+    """A bound as written: a whole number in full (1000000, not 1e+06), any other as ``:g``."""
+    if value is not None and float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}" if value is not None else ""
 
 
 POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Bound(0, low_open=True), Bound(0), Bound(1)
@@ -111,9 +119,10 @@ DROPOUT = Bound(0, 1, high_open=True)  # [0, 1): p = 1 zeroes every activation
 
 
 def check_bound(owner: str, param: str, value: Any, bound: Bound, why: str = "") -> None:
-    """Raise ``ValueError("<owner>: expected <param> <range> (<why>), got <value>")`` unless ``value``
+    """Raise ``ValueError("<owner>: expected <param> <range> (<why>, else the bound's), got <value>")`` unless ``value``
     is a finite number in ``bound``; ``None`` (the parameter's default) passes. Dataset and model
     builders call it, so ``faithbench validate`` refuses the value before anything is trained."""
+    why = why or bound.why
     if value is not None and not bound.holds(value):
         raise ValueError(f"{owner}: expected {param} {bound}{f' ({why})' if why else ''}, got {value!r}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import warnings
@@ -66,17 +67,22 @@ def stratified_order(labels: Sequence[int], seed: int) -> list[int]:
     return [i for _, _, i in sorted(keyed)]
 
 
-def check_train_classes(labels: Sequence[int], classes: Sequence[str], where: str, hint: str = "",
+def check_train_classes(labels: Iterable[int], classes: Sequence[str], where: str, hint: str = "",
                         n_train: int | None = None) -> None:
     """Raise :class:`~faithbench.datasets.paths.DataError` when the labels a model is to be trained
     on hold fewer than 2 classes: it would predict that class for every input (a held-out review:
     a run trained so exited 0, with only "model at chance" to show for it). ``n_train``: a recipe's
-    cap, which trains on the first ``n_train`` labels (the message says so)."""
+    cap, which trains on the first ``n_train`` labels (the message says so). ``labels`` may be lazy:
+    the check stops at the second class (a fuzzing review: a phantom of a million samples took minutes)."""
     if n_train:
-        labels = labels[:n_train]
+        labels = itertools.islice(labels, n_train)
         hint = (f"the recipe's n_train {n_train} takes the first {n_train} of the split; a folder or medmnist "
                 "dataset's n keeps each class's share")
-    counts = Counter(int(y) for y in labels)
+    counts: Counter[int] = Counter()
+    for y in labels:
+        counts[int(y)] += 1
+        if len(counts) >= 2:
+            return
     if len(counts) < 2:
         held = ", ".join(f"{classes[c] if 0 <= c < len(classes) else c!r}: {k}" for c, k in sorted(counts.items()))
         raise DataError(f"{where}: the train split holds one class only ({held or 'no samples'}): a model "
@@ -166,7 +172,7 @@ class BaseDataset:
         check_image_axes(sample, self, f"{type(self).__name__} ({self.split} split)")
         return tuple(sample.image.shape)
 
-    def labels(self) -> list[int] | None:
+    def labels(self) -> Iterable[int] | None:
         """The class index of every sample, when known without reading or generating an image (None:
         not known so; a multi-label dataset: None). ``validate`` and the run's preflight refuse a
         train split of one class with it, before any training."""

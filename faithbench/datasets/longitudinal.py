@@ -43,7 +43,7 @@ from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSI
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
 from faithbench.datasets.paths import DataError, csv_date, csv_image, csv_row_problem, resolve_path
-from faithbench.datasets.phantoms import _SPLIT_OFFSET, _erode, _grid, ellipsoid, smooth_field
+from faithbench.datasets.phantoms import MAX_N, _SPLIT_OFFSET, _erode, _grid, ellipsoid, smooth_field
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -172,7 +172,7 @@ class PhantomLongitudinal(LongitudinalDataset):
                  noise: float = 0.03, persist: bool = False, growth: float = 1.0) -> None:
         name = "phantom_longitudinal"
         n = self.default_n[split] if n is None and split in self.default_n else n
-        for param, value, bound in (("n", n, AT_LEAST_ONE), ("size", size, Bound(32, 1024)),
+        for param, value, bound in (("n", n, MAX_N), ("size", size, Bound(32, 1024)),
                                     ("channels", channels, AT_LEAST_ONE), ("seq_len", seq_len, AT_LEAST_ONE),
                                     ("max_visits", max_visits, Bound(1, 1000)),  # 1e12 hung validate
                                     ("lesion_contrast", lesion_contrast, POSITIVE),

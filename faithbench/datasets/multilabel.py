@@ -23,7 +23,7 @@ from torch import Tensor
 from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
                                    Bound, check_bound, check_range_pair)
 from faithbench.datasets.base import BaseDataset, Split
-from faithbench.datasets.phantoms import _SPLIT_OFFSET, PhantomCXR, _erode
+from faithbench.datasets.phantoms import MAX_N, _SPLIT_OFFSET, PhantomCXR, _erode
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -62,7 +62,7 @@ class PhantomCXRMultiLabel(BaseDataset):
                  noise: float = 0.03) -> None:
         owner = "phantom_cxr_multilabel"
         n = self.default_n[split] if n is None else n
-        check_bound(owner, "n", n, AT_LEAST_ONE)
+        check_bound(owner, "n", n, MAX_N)
         check_bound(owner, "size", size, Bound(PhantomCXR.min_size, PhantomCXR.max_size))
         check_bound(owner, "channels", channels, AT_LEAST_ONE)
         check_bound(owner, "prevalence", prevalence, OPEN_UNIT, "at 0 or 1 a class is never or always present "

@@ -20,7 +20,7 @@ Generation is deterministic from (seed, split, index) and needs no files.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 from torch import Tensor
@@ -32,6 +32,11 @@ from faithbench.registry import datasets
 from faithbench.types import Sample
 
 _SPLIT_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_029}
+# Sample i of a split is seeded seed * 10_000_019 + _SPLIT_OFFSET[split] + i (+ a salt): with more than
+# 1_000_003 samples the train split would reach the val split's images (a fuzzing review: train[1_000_003]
+# was val[0]), so a split holds at most a million samples.
+MAX_N = Bound(1, 1_000_000, why="sample i of a split is seeded from (seed, split, i); more samples would "
+              "reach another split's seeds and repeat its images")
 _ONE_CLASS = "at 0 or 1 a split has one class and the test AUC is undefined"
 _SIDE_SALT = 500_009  # seeds the reference side of a normal phantom_cxr, apart from the image's stream
 
@@ -78,7 +83,7 @@ class _Phantom(BaseDataset):
         name = getattr(self, "registry_name", type(self).__name__)
         if n is None:
             n = self.default_n[split]
-        check_bound(name, "n", n, AT_LEAST_ONE)
+        check_bound(name, "n", n, MAX_N)
         check_bound(name, "size", size, Bound(self.min_size, self.max_size))
         check_bound(name, "channels", channels, AT_LEAST_ONE)
         if not normal_only:
@@ -107,10 +112,11 @@ class _Phantom(BaseDataset):
         """Sample ``i``'s generator, seeded from (seed, split, index); its first draw decides the label."""
         return torch.Generator().manual_seed(self.seed * 10_000_019 + _SPLIT_OFFSET[self.split] + self.seed_salt + i)
 
-    def labels(self) -> list[int]:
+    def labels(self) -> Iterator[int]:
         """Each sample's label from the first draw of its generator, no image generated (a review: a train
-        split of one class, ``n: 1`` or ``prevalence: 0.001``, passed ``validate``)."""
-        return [int(float(torch.rand((), generator=self.generator(i))) < self.prevalence) for i in range(self.n)]
+        split of one class, ``n: 1`` or ``prevalence: 0.001``, passed ``validate``). Lazy: one generator a
+        sample (about 50 µs), and :func:`check_train_classes` stops at the second class it sees."""
+        return (int(float(torch.rand((), generator=self.generator(i))) < self.prevalence) for i in range(self.n))
 
     def counterfactual(self, i: int, remove: Iterable[str]) -> Sample:
         """Sample ``i`` with the named evidence (``lesion``, ``marker``) left out: the same

@@ -27,7 +27,7 @@ from torch import Tensor
 from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
                                    Bound, check_bound, check_range_pair)
 from faithbench.datasets.base import BaseDataset, Split
-from faithbench.datasets.phantoms import _SPLIT_OFFSET, _fits, _grid, smooth_field
+from faithbench.datasets.phantoms import MAX_N, _SPLIT_OFFSET, _fits, _grid, smooth_field
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -74,7 +74,7 @@ def _template(dims: int, size: int) -> tuple[Tensor, tuple[int, int]]:
     return slices, (int(keep.min()), int(keep.max()) + 1)
 
 
-_BOUNDS = {"size": Bound(16, 512), "n": AT_LEAST_ONE, "channels": AT_LEAST_ONE, "prevalence": OPEN_UNIT,
+_BOUNDS = {"size": Bound(16, 512), "n": MAX_N, "channels": AT_LEAST_ONE, "prevalence": OPEN_UNIT,
            "lesion_contrast": POSITIVE, "rotation": Bound(0, 180),
            "scale": Bound(0, 1, high_open=True),  # the zoom 1 ± scale must stay > 0
            "shift": Bound(0, 0.5, high_open=True),  # half the side or more moves half the brain out of view

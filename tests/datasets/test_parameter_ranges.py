@@ -24,12 +24,13 @@ FILES = {"path": "images", "labels": "labels.csv"}  # never read: the ranges are
     ("phantom_cxr", {"lesion_radius": [4.0, 2.0]}, r"expected lesion_radius \[min, max\] with 0 < min <= max"),
     ("phantom_cxr", {"lesion_radius": 3}, r"expected lesion_radius \[min, max\] .*, got 3"),
     ("phantom_cxr", {"size": 16}, "expected size in [32, 4096], got 16"),
-    ("phantom_cxr", {"n": -5}, "expected n >= 1, got -5"),
+    ("phantom_cxr", {"n": -5}, r"expected n in [1, 1000000] \(sample i of a split is seeded from \(seed, split, i\); "
+     r"more samples would reach another split's seeds and repeat its images\), got -5"),
     ("phantom_cxr", {"shortcut": 1.5}, r"expected shortcut in \[0, 1\], got 1.5"),
     ("phantom_organ3d", {"prevalence": 1.0}, r"phantom_organ3d: expected prevalence in \(0, 1\)"),
     ("phantom_organ3d", {"size": 16}, "expected size in [24, 128], got 16"),
     ("phantom_cxr_multilabel", {"prevalence": 0.0}, r"phantom_cxr_multilabel: expected prevalence in \(0, 1\)"),
-    ("phantom_cxr_multilabel", {"n": 0}, "phantom_cxr_multilabel: expected n >= 1, got 0"),  # was phantom_cxr's
+    ("phantom_cxr_multilabel", {"n": 0}, "phantom_cxr_multilabel: expected n in [1, 1000000]"),  # was phantom_cxr's
     ("phantom_cxr_multilabel", {"size": 16}, "phantom_cxr_multilabel: expected size in [32, 4096], got 16"),
     ("phantom_cxr_multilabel", {"channels": 0}, "expected channels >= 1, got 0"),
     ("phantom_cxr_multilabel", {"contrast": -0.2}, "expected contrast > 0, got -0.2"),
@@ -58,7 +59,15 @@ FILES = {"path": "images", "labels": "labels.csv"}  # never read: the ranges are
     ("mni_lesion", {"rotation": -5.0}, r"expected rotation in \[0, 180\], got -5.0"),
     ("mni_lesion", {"noise": -0.1}, "expected noise >= 0"),
     ("mni_lesion", {"lesion_radius": [0.0, 2.0]}, r"expected lesion_radius \[min, max\]"),
-    ("mni_lesion", {"n": 0}, "mni_lesion: expected n >= 1, got 0"),
+    ("mni_lesion", {"n": 0}, "mni_lesion: expected n in [1, 1000000]"),
+    # a fuzzing review (clifuzz5 F1, F9): n 1e12 hung validate, and train[1_000_003] was val[0]
+    ("phantom_cxr", {"n": 1_000_001}, r"phantom_cxr: expected n in [1, 1000000] \(sample i .*\), got 1000001"),
+    ("phantom_cxr", {"n": 10**12}, r"phantom_cxr: expected n in [1, 1000000] .*, got 1000000000000"),
+    ("phantom_cxr", {"n": 2**64}, r"phantom_cxr: expected n in [1, 1000000] .*, got 18446744073709551616"),
+    ("phantom_organ3d", {"n": 1_000_004}, r"phantom_organ3d: expected n in [1, 1000000]"),
+    ("phantom_cxr_multilabel", {"n": 1_000_004}, r"phantom_cxr_multilabel: expected n in [1, 1000000]"),
+    ("phantom_longitudinal", {"n": 1_000_004}, r"phantom_longitudinal: expected n in [1, 1000000]"),
+    ("mni_lesion", {"n": 1_000_004}, r"mni_lesion: expected n in [1, 1000000]"),
     ("mni_lesion", {"size": 8}, "mni_lesion: expected size in [16, 512], got 8"),
     ("medmnist", {"n": 0}, "medmnist: expected n >= 1, got 0"),
 ])
@@ -93,3 +102,29 @@ def test_validate_refuses_an_out_of_range_dataset_parameter(tmp_path, capsys, pa
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err
+
+
+def test_the_largest_phantom_split_stays_clear_of_the_next_split():
+    from faithbench.datasets import PhantomCXR
+
+    last = PhantomCXR("train", n=1_000_000, size=32).generator(999_999).initial_seed()
+    assert last < PhantomCXR("val", n=1, size=32).generator(0).initial_seed() == 1_000_003
+
+
+def test_the_train_split_check_stops_at_the_second_class(monkeypatch):
+    """A fuzzing review (clifuzz5 F1): validate built one generator per sample (51 µs each), so n 1e6 took
+    about a minute a split; the check stops once both classes are seen."""
+    from faithbench.datasets import PhantomCXR
+    from faithbench.model_checks import train_class_problem
+
+    calls = []
+    original = PhantomCXR.generator
+    monkeypatch.setattr(PhantomCXR, "generator", lambda self, i: calls.append(i) or original(self, i))
+    train = PhantomCXR("train", n=20_000, size=32)
+    model = type("Entry", (), {"recipe": None, "label": "m"})()
+    assert train_class_problem("phantom_cxr", [model], train) is None
+    assert 2 <= len(calls) < 50
+    calls.clear()
+    one_class = PhantomCXR("train", n=30, size=32, prevalence=1e-9)
+    assert "holds one class only ('normal': 30)" in train_class_problem("phantom_cxr", [model], one_class)
+    assert len(calls) == 30
