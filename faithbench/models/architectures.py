@@ -133,9 +133,13 @@ def small_cnn(in_chans: int, num_classes: int, input_size: tuple[int, ...], *, w
         raise ValueError(f"small_cnn: expected pool 'avg' or 'max', got {pool!r}")
     check_bound("small_cnn", "width", width, AT_LEAST_ONE)
     check_bound("small_cnn", "depth", depth, AT_LEAST_ONE)
-    if min(input_size) < 2 ** (depth - 1):  # each of the first depth - 1 blocks halves the grid
-        raise ValueError(f"small_cnn: depth {depth} halves the input {depth - 1} times: expected an input size of "
-                         f"at least {2 ** (depth - 1)} on every axis, got {tuple(input_size)}")
+    # Each of the first depth - 1 blocks halves the grid: the smallest side s takes depth <= floor(log2 s) + 1,
+    # compared without 2 ** (depth - 1) (a fuzzing review: depth 1e12 computed a bignum for minutes).
+    deepest = max(1, int(min(input_size)).bit_length())
+    if depth > deepest:
+        raise ValueError(f"small_cnn: expected depth in [1, {deepest}] for an input of {tuple(input_size)} (each of "
+                         f"the first depth - 1 blocks halves the grid: an input of at least 2^(depth - 1) on every "
+                         f"axis), got {depth}")
     conv, bn, down = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d)
     layers: list[nn.Module] = []
     channels = in_chans

@@ -14,9 +14,14 @@ from faithbench.models import build_model
 @pytest.mark.parametrize("name, size, params, message", [
     ("small_cnn", (32, 32), {"width": 0}, "small_cnn: expected width >= 1, got 0"),
     ("small_cnn", (32, 32), {"depth": 0}, "small_cnn: expected depth >= 1, got 0"),
-    ("small_cnn", (4, 4), {"depth": 4}, r"small_cnn: depth 4 halves the input 3 times: expected an input size of "
-                                        r"at least 8 on every axis, got \(4, 4\)"),
-    ("small_cnn", (16, 16, 2), {"depth": 3}, r"at least 4 on every axis, got \(16, 16, 2\)"),
+    ("small_cnn", (4, 4), {"depth": 4}, r"small_cnn: expected depth in \[1, 3\] for an input of \(4, 4\) \(each "
+                                        r"of the first depth - 1 blocks halves the grid: an input of at least "
+                                        r"2\^\(depth - 1\) on every axis\), got 4$"),
+    ("small_cnn", (16, 16, 2), {"depth": 3}, r"expected depth in \[1, 2\] for an input of \(16, 16, 2\) .*, got 3$"),
+    # a fuzzing review (clifuzz5 F2): depth 1e12 computed 2 ** (depth - 1) for minutes, depth 100000 printed it
+    ("small_cnn", (32, 32), {"depth": 10**12}, r"expected depth in \[1, 6\] for an input of \(32, 32\) .*, "
+                                              r"got 1000000000000$"),
+    ("small_cnn", (32, 32), {"depth": 100_000}, r"expected depth in \[1, 6\] .*, got 100000$"),
     ("vit_tiny", (64, 64), {"depth": 0}, "vit_tiny: expected depth >= 1, got 0"),
     ("vit_tiny", (64, 64), {"num_heads": 0}, "vit_tiny: expected num_heads >= 1, got 0"),
     ("vit_tiny", (64, 64), {"num_heads": 5}, "vit_tiny: expected embed_dim divisible by num_heads .*got embed_dim "
@@ -43,6 +48,7 @@ def test_out_of_range_model_parameter(name, size, params, message):
 def test_in_range_values_still_build():
     with torch.device("meta"):
         assert build_model("small_cnn", 1, 2, (4, 4), width=1, depth=3).head.in_features == 4
+        assert build_model("small_cnn", 1, 2, (32, 33), width=1, depth=6).head.in_features == 32  # 32 = 2^5
         assert build_model("vit_tiny", 1, 2, (64, 64), embed_dim=4, num_heads=2, depth=1).embed_dim == 4
         assert build_model("vit_tiny", 1, 2, (64, 64), stem="patch", patch_size=64).patch_embed.grid_size == (1, 1)
         assert build_model("resnet18_3d", 1, 2, (16, 16, 16), widen_factor=1 / 64).fc.in_features == 8
