@@ -17,11 +17,12 @@ import torch
 from torch import nn
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+MAX_CUDA_INDEX = 127  # torch's DeviceIndex is an int8
 
 
 def check_device_name(device: str) -> str:
     """``device`` without surrounding spaces when it is one of :data:`DEVICES` (``cuda:N``: N = 0,
-    1, ...; torch's ``cpu:N`` and ``mps:N`` too); else ``ValueError`` saying what was expected.
+    1, ..., 127; torch's ``cpu:0`` and ``mps:0`` too); else ``ValueError`` saying what was expected.
 
     The name only: whether the device is present is decided by the run, so a suite meant for a
     GPU machine (``device: cuda``) validates on a laptop."""
@@ -34,6 +35,13 @@ def check_device_name(device: str) -> str:
         kind = None
     if kind not in ("cpu", "cuda", "mps"):
         raise ValueError(f"expected one of {', '.join(DEVICES)}, got {device!r}")
+    index = int(name.partition(":")[2] or 0)  # torch has parsed it: digits only
+    # torch keeps a device index in 8 signed bits: cuda:256 is cuda:0, cuda:1000 cuda:-24 (a fuzzing review)
+    if kind == "cuda" and index > MAX_CUDA_INDEX:
+        raise ValueError(f"expected cuda:N with N in [0, {MAX_CUDA_INDEX}] (torch keeps a device index in 8 bits: "
+                         f"a larger N names another device), got {device!r}")
+    if kind != "cuda" and index != 0:
+        raise ValueError(f"expected {kind} or {kind}:0 (torch has one {kind} device), got {device!r}")
     return name
 
 

@@ -1,3 +1,4 @@
+import re
 import textwrap
 
 import pytest
@@ -155,7 +156,14 @@ def test_device_syntax_is_checked_at_validation(tmp_path, device):
         load_suite(write(tmp_path, BASE + f"device: '{device}'\n"))
 
 
-@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1", "mps", " cuda:0 "])
+@pytest.mark.parametrize("device, message", [("cuda:1000", "expected cuda:N with N in [0, 127]"),
+                                             ("cpu:300", "expected cpu or cpu:0")])
+def test_a_device_index_torch_would_wrap_is_refused_at_validation(tmp_path, device, message):
+    with pytest.raises(SuiteError, match=rf"suite.yaml: device: {re.escape(message)} .*, got '{device}'$"):
+        load_suite(write(tmp_path, BASE + f"device: '{device}'\n"))
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1", "cuda:127", "cpu:0", "mps", " cuda:0 "])
 def test_device_meant_for_another_machine_validates(tmp_path, device):
     # validation checks the name only: a suite meant for a GPU machine validates on a laptop
     assert load_suite(write(tmp_path, BASE + f"device: '{device}'\n")).device == device

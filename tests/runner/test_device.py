@@ -126,6 +126,26 @@ def test_devices_resolve_or_fail_with_a_clear_error():
             RunSettings.from_suite(suite)
 
 
+@pytest.mark.parametrize("device, message", [
+    ("cuda:256", r"^suite.yaml: device: expected cuda:N with N in \[0, 127\] \(torch keeps a device index in 8 "
+                 r"bits: a larger N names another device\), got 'cuda:256'$"),
+    ("cuda:1000", r"expected cuda:N with N in \[0, 127\] .*, got 'cuda:1000'$"),
+    ("cuda:128", r"expected cuda:N with N in \[0, 127\] .*, got 'cuda:128'$"),
+    ("cpu:300", r"^suite.yaml: device: expected cpu or cpu:0 \(torch has one cpu device\), got 'cpu:300'$"),
+    ("cpu:1", r"expected cpu or cpu:0 .*, got 'cpu:1'$"),
+])
+def test_a_device_index_torch_would_wrap_is_refused(monkeypatch, device, message):
+    """A fuzzing review (clifuzz5 F3): torch keeps a device index in an int8, so cuda:256 ran on cuda:0 and
+    cuda:1000 became cuda:-24, which passed the 'index < device_count()' check; cpu:300 read as cpu:44."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with 1 GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UsageError, match=message):
+        resolve_device(device, "suite.yaml: device")
+    assert resolve_device("cuda:0") == "cuda:0" and resolve_device("cpu:0") == "cpu:0"
+    with pytest.raises(UsageError, match=r"'cuda:127': only 1 CUDA device\(s\) visible"):
+        resolve_device("cuda:127")
+
+
 def test_a_loaded_suites_device_error_names_its_file_through_the_api(tmp_path):
     """Diff review 15: faithbench.run(load_suite(file)) re-validated the suite under '<Suite>', so its
     device error named '<Suite>' (before: the suite's name) where the file is known."""
