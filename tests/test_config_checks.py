@@ -77,6 +77,15 @@ def _load_silently(tmp_path, *texts):
     # a fuzzing review: a preprocess error was blamed on params, and params listed what they refuse
     ("recipe:", "params: {pool: max}, preprocess: {std: [0]}, recipe:",
      r"suite.yaml: models\[0\].preprocess: cannot build 'small_cnn' .*: preprocess: std: expected positive values"),
+    # a fuzzing review (clifuzz5 F4): std 1e-300 made every input inf, and the run advised a lower lr
+    ("recipe:", "preprocess: {std: [1.0e-300]}, recipe:",
+     r"suite.yaml: models\[0\].preprocess: cannot build 'small_cnn' .*: preprocess: std: expected positive values "
+     r"from 1e-06 to 1e\+06 \(\(x - mean\) / std of an input in \[0, 1\] overflows float32 or flattens to a "
+     r"constant beyond\), got \(1e-300,\)$"),
+    ("recipe:", "preprocess: {std: [1.0e+300]}, recipe:",
+     r"preprocess: std: expected positive values .*got \(1e\+300,\)$"),
+    ("recipe:", "preprocess: {mean: [1.0e+300]}, recipe:",
+     r"preprocess: mean: expected values from -1e\+06 to 1e\+06 \(inputs are in \[0, 1\]\), got \(1e\+300,\)$"),
     ("recipe:", "params: {a: 1}, recipe:", r"suite.yaml: models\[0\].params: unknown parameter 'a'; valid parameters: "
                                            r"width, depth, pool$"),
     # booleans as strict as a plugin's (a fuzzing review: optional: 0 and linear_probe: "yes" were taken)

@@ -39,6 +39,8 @@ from faithbench.names import counted
 
 MAX_SIDE = 8192  # pixels per side a preprocess size may ask for (a review: size [1000000, 32] was taken)
 
+# A fuzzing review: std 1e-300 is 0 in float32, so every input became inf and the run blamed the lr.
+MIN_STD, MAX_NORM = 1e-6, 1e6
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 TRANSFORM_VERSION = "2"  # in the checkpoint keys of networks with a transform: 2, bicubic enlarging as PIL
 
@@ -65,8 +67,12 @@ class InputConfig:
             if value is not None and len(value) not in (1, self.in_chans):
                 wanted = "1 value" if self.in_chans == 1 else f"1 or {self.in_chans} values (one per channel)"
                 raise ValueError(f"{name}: expected {wanted}, got {len(value)}")
-        if self.std is not None and any(s <= 0 for s in self.std):
-            raise ValueError(f"std: expected positive values, got {self.std}")
+        if self.std is not None and not all(MIN_STD <= s <= MAX_NORM for s in self.std):
+            raise ValueError(f"std: expected positive values from {MIN_STD:g} to {MAX_NORM:g} ((x - mean) / std of an "
+                             f"input in [0, 1] overflows float32 or flattens to a constant beyond), got {self.std}")
+        if self.mean is not None and not all(-MAX_NORM <= m <= MAX_NORM for m in self.mean):
+            raise ValueError(f"mean: expected values from {-MAX_NORM:g} to {MAX_NORM:g} (inputs are in [0, 1]), "
+                             f"got {self.mean}")
 
     def record(self) -> dict[str, Any]:
         """JSON-ready, for the checkpoint's info (``info["input"]``)."""
