@@ -380,18 +380,20 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
                 model, _ = build_for_dataset(mspec, *shape)
         except Exception:  # a built-in's build error is check_models'; a library or user network the run reports
             continue
-        if path not in files:
+        first = path not in files
+        if first:
             files[path] = _tensor_shapes(path)
         shapes = files[path]
-        if shapes is None:
-            try:
-                load_weights_file(model, path)  # the loader's own reason: unreadable, pickled code, not a state dict
-            except CheckpointError as exc:
-                raise error(f"{where}: {first_line(exc)}") from None
-            except Exception:  # read by the loader, but not onto the meta device: the run loads it for real
-                pass
-            continue
-        problem = weights_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()}, shapes)
+        problem = shapes is not None and weights_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                                                          shapes)
         if problem:
             raise error(f"{where}: {path} does not fit model {mspec.label!r} for dataset {label!r} ("
                         f"{counted(shape[0], 'channel')}, {counted(shape[1], 'class', 'classes')}): {problem}")
+        if not first and shapes is not None:
+            continue
+        try:  # once a file: the loader's own reason (unreadable, pickled code, not a state dict, NaN or inf)
+            load_weights_file(model, path)
+        except CheckpointError as exc:
+            raise error(f"{where}: {first_line(exc)}") from None
+        except Exception:  # read by the loader, but not onto the meta device: the run loads it for real
+            pass

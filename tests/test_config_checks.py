@@ -247,6 +247,25 @@ def test_weights_that_are_not_a_state_dict_are_refused_at_validation(tmp_path):
         _load(tmp_path, _with_weights(path))
 
 
+@pytest.mark.parametrize("suffix", ["safetensors", "pt"])
+def test_weights_holding_nan_or_inf_are_refused_at_validation(tmp_path, suffix):
+    """A fuzzing review (clifuzz5 F5): a file of NaN weights validated; the run scored its NaN logits as
+    accuracy 0.45 and blamed the test split for the undefined AUC."""
+    import torch
+
+    from faithbench.models import build_model
+    from faithbench.store import save_tensors
+
+    state = build_model("small_cnn", 1, 2, (32, 32), width=8).state_dict()
+    state["features.1.0.weight"][0, 0, 0, 0] = float("inf")
+    path = tmp_path / f"w.{suffix}"
+    save_tensors(path, state) if suffix == "safetensors" else torch.save(state, path)
+    with pytest.raises(SuiteError, match=rf"suite.yaml: models\[0\].weights: {path}: tensor 'features.1.0.weight' "
+                                         rf"holds 1 of 1152 values that are NaN or infinite: expected finite weights "
+                                         rf"\(a model of them outputs NaN\)$"):
+        _load(tmp_path, _with_weights(path))
+
+
 def test_nested_weights_are_refused_in_the_words_of_every_mismatch(tmp_path):
     """Review 164: a state dict nested under 'model' got the loader's wording ("does not fit the
     model built for this dataset") where every other mismatch names the model, the dataset, its

@@ -21,7 +21,8 @@ from faithbench.configurable import Bool
 from faithbench.datasets.base import BaseDataset, check_train_classes
 from faithbench.models.architectures import count_parameters
 from faithbench.models.dependencies import dependencies_of
-from faithbench.models.errors import STATE_DICT, CheckpointError, hub_name_with_weights, refusal, weights_mismatch
+from faithbench.models.errors import (STATE_DICT, CheckpointError, check_state_fits, hub_name_with_weights,
+                                      refusal, weights_mismatch)
 from faithbench.models.factory import build_network, builder_package, monai_downloads
 from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
                                           resolve_input_config)
@@ -171,11 +172,7 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
             state = state["state_dict"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected {STATE_DICT}, got a {type(state).__name__}")
-    found = {str(k): tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in state.items()}
-    problem = weights_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()}, found)
-    if problem:
-        raise CheckpointError(f"{path} does not fit the model built for this dataset (check the classes and "
-                              f"channels): {problem}")
+    check_state_fits(path, {k: tuple(v.shape) for k, v in model.state_dict().items()}, state)
     model.load_state_dict(state)
 
 

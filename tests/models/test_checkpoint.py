@@ -106,6 +106,20 @@ def test_an_entry_that_is_not_a_tensor_is_unexpected_not_a_crash(tmp_path):
         load_weights_file(small(), tmp_path / "w.pt")  # was AttributeError: 'int' object has no attribute 'shape'
 
 
+def test_weights_holding_nan_are_refused_naming_the_first_bad_tensor(tmp_path):
+    """A fuzzing review (clifuzz5 F5): NaN weights loaded, and the run reported accuracy 0.45."""
+    state = small().state_dict()
+    nan = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state.items()}
+    save_tensors(tmp_path / "nan.safetensors", nan)
+    first = min(state)  # safetensors keeps its tensors in sorted order
+    with pytest.raises(CheckpointError, match=rf"nan.safetensors: tensor '{first}' holds {state[first].numel()} of "
+                                              rf"{state[first].numel()} values that are NaN or infinite"):
+        load_weights_file(small(), tmp_path / "nan.safetensors")
+    ints = {**state, "features.0.1.num_batches_tracked": torch.tensor(7)}  # integer tensors are never NaN
+    save_tensors(tmp_path / "ok.safetensors", ints)
+    load_weights_file(small(), tmp_path / "ok.safetensors")
+
+
 def test_a_mismatch_says_what_it_most_likely_means(tmp_path):
     """A held-out review: a state dict nested under 'model' was blamed on 'the classes and channels',
     and a 1-channel file for a 3-channel build gave no hint of in_chans."""
