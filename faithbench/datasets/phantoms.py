@@ -90,6 +90,11 @@ class _Phantom(BaseDataset):
             check_bound(name, "prevalence", prevalence, OPEN_UNIT, _ONE_CLASS)
         check_bound(name, "lesion_contrast", lesion_contrast, POSITIVE)
         radius = check_range_pair(name, "lesion_radius", lesion_radius)
+        if radius[1] > self.max_lesion_radius:  # a fuzzing review: [100, 200] made the lesion mask the whole image
+            raise ValueError(f"{name}: expected lesion_radius [min, max] with max <= {self.max_lesion_radius:g} "
+                             f"({self.organ_extent}: a larger lesion leaves its organ, and a far larger one covers "
+                             f"the body, where every map scores the same against the lesion mask), got "
+                             f"{lesion_radius!r}")
         check_bound(name, "noise", noise, NON_NEGATIVE)
         check_bound(name, "shortcut", shortcut, Bound(0, 1))
         super().__init__(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
@@ -202,6 +207,8 @@ class PhantomCXR(_Phantom):
     version = "1"
     default_n = {"train": 2000, "val": 400, "test": 500}
     min_size = 32
+    max_lesion_radius = 8.0  # pixels at size 64: the smallest half-width of a lung (8 + u * 2)
+    organ_extent = "the narrowest lung is 16 px wide at size 64"
 
     def __init__(self, split: Split = "test", *, n: int | None = None, size: int = 64,
                  channels: int = 1, seed: int = 0, prevalence: float = 0.5,
@@ -317,6 +324,8 @@ class PhantomOrgan3D(_Phantom):
     default_n = {"train": 1000, "val": 200, "test": 250}
     seed_salt = 7
     min_size = 24
+    max_lesion_radius = 4.0  # voxels at size 32: the spleen's smallest half-axis (4 + u * 0.5)
+    organ_extent = "the spleen is at least 8 voxels across at size 32"
     max_size = 128  # a review: validate at 256 did not finish in 300 s (128: 18 s)
 
     def __init__(self, split: Split = "test", *, n: int | None = None, size: int = 32,

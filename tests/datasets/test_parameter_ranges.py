@@ -61,6 +61,13 @@ FILES = {"path": "images", "labels": "labels.csv"}  # never read: the ranges are
     ("mni_lesion", {"lesion_radius": [0.0, 2.0]}, r"expected lesion_radius \[min, max\]"),
     ("mni_lesion", {"n": 0}, "mni_lesion: expected n in [1, 1000000]"),
     # a fuzzing review (clifuzz5 F1, F9): n 1e12 hung validate, and train[1_000_003] was val[0]
+    # a fuzzing review (clifuzz5 F7): [100, 200] at size 32 made the lesion mask every pixel
+    ("phantom_cxr", {"lesion_radius": [100, 200]}, r"phantom_cxr: expected lesion_radius \[min, max\] with max <= 8 "
+     r"\(the narrowest lung is 16 px wide at size 64: a larger lesion leaves its organ, and a far larger one covers "
+     r"the body, where every map scores the same against the lesion mask\), got \[100, 200\]$"),
+    ("phantom_cxr", {"lesion_radius": [2, 8.5]}, r"with max <= 8 .*, got \[2, 8.5\]$"),
+    ("phantom_organ3d", {"lesion_radius": [1, 4.5]}, r"phantom_organ3d: expected lesion_radius \[min, max\] with "
+     r"max <= 4 \(the spleen is at least 8 voxels across at size 32: .*, got \[1, 4.5\]$"),
     ("phantom_cxr", {"n": 1_000_001}, r"phantom_cxr: expected n in [1, 1000000] \(sample i .*\), got 1000001"),
     ("phantom_cxr", {"n": 10**12}, r"phantom_cxr: expected n in [1, 1000000] .*, got 1000000000000"),
     ("phantom_cxr", {"n": 2**64}, r"phantom_cxr: expected n in [1, 1000000] .*, got 18446744073709551616"),
@@ -80,6 +87,7 @@ def test_in_range_values_still_build():
     from faithbench.datasets import MNILesion, PhantomCXR, PhantomCXRMultiLabel, PhantomLongitudinal
 
     assert PhantomCXR(n=2, size=32, prevalence=0.01, lesion_radius=[3, 3], noise=0.0)[1].image.shape == (1, 32, 32)
+    assert PhantomCXR(n=2, size=32, lesion_radius=[8, 8]).lesion_radius == (8.0, 8.0)
     assert len(PhantomCXRMultiLabel(n=2, size=32, prevalence=0.99)) == 2
     assert len(PhantomLongitudinal(n=2, size=32, growth=0.5)) == 2
     assert MNILesion(n=2, size=16, scale=0.0, shift=0.0, rotation=180.0).n == 2
