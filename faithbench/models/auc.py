@@ -14,7 +14,12 @@ import torch
 from scipy.stats import rankdata
 from torch import Tensor
 
-__all__ = ["auc_ci", "binary_auc", "class_auc_cis", "class_log_odds"]
+__all__ = ["MIN_CI_PER_CLASS", "auc_ci", "binary_auc", "class_auc_cis", "class_log_odds"]
+
+# A binary AUC's bootstrap CI needs at least this many test samples of each class: with 1 of each, every
+# resample with both classes repeats their order, and the CI [1.0, 1.0] looked meaningful (a fuzzing
+# review); with 5 of each, a perfect ranking by chance has probability 1 / C(10, 5) = 0.004.
+MIN_CI_PER_CLASS = 5
 
 
 def class_log_odds(logits: Tensor) -> np.ndarray:
@@ -67,7 +72,8 @@ def auc_ci(scores, labels, n_boot: int = 1000, seed: int = 0, level: float = 0.9
     replacement (indices from ``numpy.random.default_rng(seed)``, shape (n_boot, N)), take each
     resample's AUC A*_b and return the quantiles ``(Q_{(1-level)/2}(A*), Q_{(1+level)/2}(A*))`` over
     the resamples where it is defined. Defaults: 1000 resamples, seed 0, level 0.95; (NaN, NaN)
-    when no resample has both classes. A model whose interval does not lie above 0.5 is at chance.
+    when no resample has both classes, and for the binary AUC when a class has fewer than
+    :data:`MIN_CI_PER_CLASS` samples. A model whose interval does not lie above 0.5 is at chance.
     """
     s, y = np.asarray(scores, dtype=float), np.asarray(labels)
     if s.shape != y.shape or s.ndim not in (1, 2) or len(s) == 0:
@@ -75,6 +81,8 @@ def auc_ci(scores, labels, n_boot: int = 1000, seed: int = 0, level: float = 0.9
                          f"and {y.shape}")
     if not 0 < level < 1:
         raise ValueError(f"expected 0 < level < 1, got {level}")
+    if s.ndim == 1 and min(int((y == 1).sum()), int((y == 0).sum())) < MIN_CI_PER_CLASS:
+        return float("nan"), float("nan")
     return _macro_interval(_bootstrap_aucs(s, y, n_boot, seed), level)
 
 

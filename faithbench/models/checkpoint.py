@@ -334,7 +334,7 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         return _train_or_read(spec, model, key, (train, val, test), seed, cache, permute_labels, input_info)
 
 
-METRICS_VERSION = 2  # 2: AUCs ranked by float64 log-odds (faithbench.models.auc), not float32 probabilities
+METRICS_VERSION = 3  # 2: AUCs ranked by float64 log-odds, not float32 probabilities; 3: no CI from < 5 of a class
 
 
 def _current_metrics(meta: dict[str, Any], model: nn.Module, test: BaseDataset) -> dict[str, Any]:

@@ -228,7 +228,8 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
                            ci: bool = True) -> dict[str, float]:
     """Accuracy, macro F1 (:func:`macro_f1`; ``f1_classes`` the classes it averages), AUC (binary; macro
     one-vs-rest for more classes), its 95% bootstrap CI (``auc_ci_low, auc_ci_high``, :func:`auc_ci`), CE loss,
-    ``predicted_classes`` (distinct argmax classes: 1 for a model that predicts one class for all), ``majority``
+    ``predicted_classes`` (distinct argmax classes: 1 for a model that predicts one class for all), two classes:
+    ``auc_ci_min_class_n`` (the smaller class's test samples; below ``MIN_CI_PER_CLASS`` the CI is NaN), ``majority``
     (the test share of the most frequent class). More than two ``classes``: each class's test samples, one-vs-rest
     AUC and CI (``ovr_n_<name>``, ``ovr_auc_<name>``, ``ovr_auc_ci_low_<name>``, ``ovr_auc_ci_high_<name>``).
     Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns).
@@ -258,7 +259,7 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
         "auc_ci_high": high,
         "loss": float(F.cross_entropy(logits, y)),
         "predicted_classes": int(np.unique(pred).size), "majority": float(np.bincount(yn).max() / len(yn)),
-        **per_class,
+        **({"auc_ci_min_class_n": int(np.bincount(yn, minlength=2).min())} if k == 2 else {}), **per_class,
     }
 
 

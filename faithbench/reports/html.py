@@ -207,6 +207,8 @@ def _chance_item(row: object) -> str:
     parts = [f"test AUC 95% CI {ci_text(cis)}"] if cis else []
     if getattr(row, "auc_undefined", ""):
         parts.append(f"AUC undefined for seed {row.auc_undefined}")
+    if getattr(row, "ci_too_few", ""):
+        parts.append(f"too few test samples of a class for an AUC CI ({row.ci_too_few})")
     return f"{_e(row.dataset)} / {_e(row.model)} ({_e('; '.join(parts))})"
 
 

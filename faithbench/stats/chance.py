@@ -26,7 +26,8 @@ __all__ = ["AT_CHANCE", "UNDEFINED_COLUMNS", "at_chance_message", "ci_text", "ma
            "single_class_models", "undefined_counts"]
 
 AT_CHANCE = "model_at_chance"
-AT_CHANCE_COLUMNS = ["dataset", "model", "seeds", "cis", "auc_undefined"]
+AT_CHANCE_COLUMNS = ["dataset", "model", "seeds", "cis", "auc_undefined", "ci_too_few"]
+MIN_CI_PER_CLASS = 5  # faithbench.models.auc.MIN_CI_PER_CLASS (stats reads models.csv only)
 UNDEFINED_COLUMNS = ["dataset", "model", "explainer", "metric", "undefined", "total"]
 
 
@@ -44,30 +45,42 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
     auc_ci_high). A checkpoint is at chance when ``auc_ci_low <= chance`` (the CI contains
     ``chance`` or lies below it), or when
     it has an ``auc`` column whose value is NaN (evaluated on a test split with one class: whether
-    it beats chance cannot be told). A row with an ``auc`` but no CI (cached before the CI
+    it beats chance cannot be told), or a defined ``auc`` whose CI was left undefined because the smaller
+    class had fewer than ``MIN_CI_PER_CLASS`` test samples (``auc_ci_min_class_n``: a fuzzing review's
+    2-image test split printed the CI [1.0, 1.0]). A row with an ``auc`` but no CI (cached before the CI
     columns existed) is not. Columns: dataset, model, seeds (the seeds at chance,
     comma-separated), cis (a tuple of (seed, low, high), each such checkpoint's own CI, by seed;
     none for a seed whose AUC is undefined: a held-out review found one interval [min low, max high]
     over the seeds reported, which belonged to no checkpoint), auc_undefined (the seeds among them
-    whose AUC is undefined, comma-separated; empty when none).
+    whose AUC is undefined, comma-separated; empty when none), ci_too_few (``seed 0: 1``, the smaller class's
+    test samples of each checkpoint whose CI has too few; empty when none).
     """
     if models is None or models.empty or not {"dataset", "model"} <= set(models.columns):
         return pd.DataFrame(columns=AT_CHANCE_COLUMNS)
     low, high = _column(models, "auc_ci_low"), _column(models, "auc_ci_high")
     undefined = _column(models, "auc").isna() if "auc" in models.columns else pd.Series(False, index=models.index)
-    hit = models.assign(auc_ci_low=low, auc_ci_high=high, _undefined=undefined)
-    hit = hit[(low <= chance) | undefined]
+    smaller = _column(models, "auc_ci_min_class_n")
+    too_few = ~undefined & low.isna() & (smaller < MIN_CI_PER_CLASS)  # a CI left undefined: too few of a class
+    hit = models.assign(auc_ci_low=low, auc_ci_high=high, _undefined=undefined, _too_few=too_few, _smaller=smaller)
+    hit = hit[(low <= chance) | undefined | too_few]
     if "seed" not in hit.columns:
         hit = hit.assign(seed="")
     rows = [{"dataset": str(d), "model": str(m), "seeds": _seeds(g), "cis": _cis(g, "auc_ci_low", "auc_ci_high"),
-             "auc_undefined": _seeds(g[g["_undefined"]])}
+             "auc_undefined": _seeds(g[g["_undefined"]]),
+             "ci_too_few": _too_few_text(g[g["_too_few"]])}
             for (d, m), g in hit.groupby(["dataset", "model"], sort=True)]
     classes = _classes_at_chance(models, chance)
     if not classes.empty:  # a multi-label class at chance under a macro AUC that is not
         rows += [{"dataset": d, "model": f"{m} (class {c})", "seeds": _seeds(g), "cis": _cis(g, "low", "high"),
-                  "auc_undefined": _seeds(g[g["undefined"]])}
+                  "auc_undefined": _seeds(g[g["undefined"]]), "ci_too_few": ""}
                  for (d, m, c), g in classes.groupby(["dataset", "model", "class"], sort=True)]
     return pd.DataFrame(rows, columns=AT_CHANCE_COLUMNS)
+
+
+def _too_few_text(frame: pd.DataFrame) -> str:
+    """``seed 0: 1, seed 1: 2``: each row's smaller class's test samples, by seed."""
+    rows = frame.sort_values("seed", kind="stable")
+    return ", ".join(f"seed {s}: {int(n)}" for s, n in zip(rows["seed"], rows["_smaller"]))
 
 
 def _seeds(frame: pd.DataFrame) -> str:
@@ -121,6 +134,11 @@ def at_chance_message(row: object, chance: float = 0.5) -> str:
     if undefined:
         parts.append(f"has an undefined test AUC for seed {undefined} (e.g. a test split with one class), so "
                      f"whether it beats chance cannot be told")
+    too_few = str(getattr(row, "ci_too_few", "") or "")
+    if too_few:
+        parts.append(f"has too few test samples of a class for a test AUC CI (the smaller class's samples: "
+                     f"{too_few}; at least {MIN_CI_PER_CLASS} of each are needed), so whether it beats chance "
+                     f"cannot be told")
     return (f"model at chance: {getattr(row, 'dataset')} / {getattr(row, 'model')} (seed {getattr(row, 'seeds')}) "
             f"{' and '.join(parts)}; its leaderboard rows are marked {AT_CHANCE} and get no significance marks")
 

@@ -92,3 +92,14 @@ def test_the_auc_of_a_confident_model_ranks_its_logits_not_float32_probabilities
     multi = torch.tensor(np.stack([y, 1 - y], axis=1))
     ml = classification_metrics(logits, multi)  # multi-label: each class's logit, not its float32 sigmoid
     assert ml["auc"] == pytest.approx(np.mean([0.5, roc_auc_score(1 - y, margin)]), abs=1e-12)  # class 0: all tied
+
+
+def test_too_few_test_samples_of_a_class_leave_the_ci_undefined():
+    """A fuzzing review (clifuzz5 F6): a test split of 2 images gave AUC 1.0 with the CI [1.0, 1.0], which
+    looked meaningful, and the model was not flagged at chance."""
+    assert np.isnan(auc_ci(np.array([0.1, 0.9]), np.array([0, 1]))).all()
+    assert np.isnan(auc_ci(np.arange(20.0), (np.arange(20) >= 16).astype(int))).all()  # 4 positives
+    low, high = auc_ci(np.arange(10.0), (np.arange(10) >= 5).astype(int))  # 5 of each: a CI
+    assert (low, high) == (1.0, 1.0)
+    out = classification_metrics(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]))
+    assert out["auc"] == 1.0 and np.isnan(out["auc_ci_low"]) and out["auc_ci_min_class_n"] == 1

@@ -65,7 +65,7 @@ def test_recipe_checkpoint_cached_by_hash(tmp_path):
     assert first.key == again.key != other.key
     assert first.metrics == again.metrics
     assert set(first.metrics) == {"accuracy", "f1", "f1_classes", "auc", "auc_ci_low", "auc_ci_high", "loss",
-                                  "majority", "predicted_classes"}
+                                  "majority", "predicted_classes", "auc_ci_min_class_n"}
     assert first.metrics["auc_ci_low"] <= first.metrics["auc"] <= first.metrics["auc_ci_high"]
     x = test.tensors()[0][:4]
     assert torch.equal(first.model(x), again.model(x))
@@ -288,7 +288,7 @@ def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
     cache = Cache(tmp_path)
     first = load_checkpoint(spec, train, val, test, seed=0, cache=cache)
     meta = cache.get_json("checkpoints", first.key)
-    assert meta["metrics_version"] == 2
+    assert meta["metrics_version"] == 3
     meta = {k: v for k, v in meta.items() if k != "metrics_version"}  # as an earlier version wrote it
     old = {k: v for k, v in meta["metrics"].items() if k != "predicted_classes"}
     cache.put_json("checkpoints", first.key, {**meta, "metrics": old})  # cached before the column
@@ -307,7 +307,12 @@ def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
     # ... and an AUC from float32 probabilities (a review: 0.511 for 0.5595): evaluated again, once
     cache.put_json("checkpoints", first.key, {**meta, "metrics": {**fixed, "auc": 0.123}})
     assert load_checkpoint(spec, train, val, test, seed=0, cache=cache).metrics["auc"] == first.metrics["auc"]
-    assert cache.get_json("checkpoints", first.key)["metrics_version"] == 2
+    assert cache.get_json("checkpoints", first.key)["metrics_version"] == 3
+    # ... and before auc_ci_min_class_n (a fuzzing review: a CI from 1 test image per class): filled in
+    cache.put_json("checkpoints", first.key, {**meta, "metrics_version": 2,
+                                              "metrics": {k: v for k, v in fixed.items() if k != "auc_ci_min_class_n"}})
+    again = load_checkpoint(spec, train, val, test, seed=0, cache=cache).metrics
+    assert again["auc_ci_min_class_n"] == first.metrics["auc_ci_min_class_n"] > 0
     current = cache.get_json("checkpoints", first.key)
     cache.put_json("checkpoints", first.key, {**current, "metrics": {**current["metrics"], "auc": 0.123}})
     assert load_checkpoint(spec, train, val, test, seed=0, cache=cache).metrics["auc"] == 0.123  # current: read

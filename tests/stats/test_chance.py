@@ -193,3 +193,19 @@ def test_a_model_no_better_than_the_majority_class_is_warned_of():
         "explained class)"]
     assert majority_messages(models)[0] in model_warnings(models)
     assert majority_messages(models.drop(columns="majority")) == []  # cached before the column
+
+
+def test_a_ci_left_undefined_for_too_few_test_samples_is_at_chance_naming_the_counts():
+    """A fuzzing review (clifuzz5 F6): 1 test image per class gave AUC 1.0, CI [1.0, 1.0], not flagged. The
+    CI is now NaN (fewer than 5 of a class, ``auc_ci_min_class_n``) and the model at chance with the reason."""
+    models = _models(auc=[1.0, 0.9, 0.9, 0.9], auc_ci_low=[NAN, 0.8, NAN, NAN], auc_ci_high=[NAN, 0.95, NAN, NAN],
+                     auc_ci_min_class_n=[1, 40, 4, NAN])  # f/m: cached before the column, not marked
+    table = models_at_chance(models)
+    assert table[["dataset", "seeds", "ci_too_few"]].values.tolist() == [["d", "0", "seed 0: 1"],
+                                                                          ["e", "0", "seed 0: 4"]]
+    assert at_chance_message(next(table.itertuples(index=False))) == (
+        "model at chance: d / m (seed 0) has too few test samples of a class for a test AUC CI (the smaller "
+        "class's samples: seed 0: 1; at least 5 of each are needed), so whether it beats chance cannot be told; "
+        "its leaderboard rows are marked model_at_chance and get no significance marks")
+    board = pd.DataFrame({"dataset": ["d", "e", "f"], "model": "m", "mean": [1.0, 2.0, 3.0]})
+    assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [True, True, False]
