@@ -190,10 +190,21 @@ class Suite(BaseModel):
         return [_coerce(v) for v in value] if isinstance(value, list) else value
 
 
+def _model_names() -> set[str]:
+    """The class names of every pydantic model, which name union branches in an error's path (a fuzzing
+    review: any capitalised part was taken for one, so ``Samples: 3`` was located at ``''``)."""
+    names, todo = set(), [BaseModel]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:  # union branches (literal['auto','none'], PreprocessSpec) are not keys: left out
-        branch = isinstance(part, str) and (part.startswith(("literal[", "list[")) or part[:1].isupper())
+        branch = isinstance(part, str) and (part.startswith(("literal[", "list[")) or part in _model_names())
         if part in _TARGET_TAGS or branch:
             continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

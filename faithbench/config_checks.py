@@ -323,6 +323,8 @@ def resolve_weights(models: Any, base: Path, source: str, error: type[Exception]
     out = list(models)
     for i, entry in enumerate(models):
         weights = entry.get("weights") if isinstance(entry, dict) else None
+        if isinstance(weights, str) and not weights.strip():  # a fuzzing review: '' was read as the suite folder
+            raise error(f"{source}: models[{i}].weights: expected the path of a weights file, got an empty string")
         if not isinstance(weights, str) or weights.startswith(("hf-hub:", "local-dir:")):
             continue  # a wrong type or a model name: the schema's error says so
         given = Path(weights).expanduser()
@@ -380,8 +382,7 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
                 model, _ = build_for_dataset(mspec, *shape)
         except Exception:  # a built-in's build error is check_models'; a library or user network the run reports
             continue
-        first = path not in files
-        if first:
+        if first := path not in files:
             files[path] = _tensor_shapes(path)
         shapes = files[path]
         problem = shapes is not None and weights_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()},

@@ -58,6 +58,10 @@ def unknown_key(err: dict[str, Any], errors: list[dict[str, Any]], schema: Any =
     the mapping accepts (``schema``: the pydantic model of the whole document; a review: the typos of
     optional keys, ``sample`` or ``reciepe``, got no suggestion)."""
     key, parent = str(err["loc"][-1]), tuple(err["loc"][:-1])
+    owner = next((name for name in (allowed_keys(schema, parent) if schema is not None else [])
+                  if key in allowed_keys(schema, (*parent, name))), None)
+    if owner:  # a fuzzing review: a model entry's epochs: 1 got "did you mean 'preprocess'?"
+        return f"unknown key {key!r}; it belongs under {owner!r}: write {owner}: {{{key}: ...}}"
     missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == parent]
     close = difflib.get_close_matches(key, missing, n=1) or difflib.get_close_matches(
         key.lower(), allowed_keys(schema, parent) if schema is not None else [], n=1)
