@@ -35,3 +35,25 @@ def test_the_refusal_names_the_key(tmp_path, capsys, model, top, expected):
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"faithbench: error: {path}: {expected}"
+
+
+@pytest.mark.parametrize("dataset, expected", [
+    ("{name: folder, params: {path: imgs, patient_pattern: '('}}",
+     "folder: patient_pattern '(' is not a regular expression (missing ), unterminated subpattern at position 0)"),
+    ("{name: folder, params: {path: imgs, classes: NORMAL}}",
+     "folder: expected classes a list of class names, got 'NORMAL'"),  # was iterated as 'N', 'O', 'R', ...
+    ("{name: mni_lesion, params: {dims: 2.0}}", "mni_lesion: expected dims 2 or 3, got 2.0"),
+    ("{name: volume, params: {items: [{image: a.nii.gz}], size: [16.5, 16, 16]}}",
+     "volume: expected size [D, H, W] of positive ints, got [16.5, 16, 16]"),
+    ("{name: volume, params: {items: [{image: a.nii.gz}], size: 16}}",
+     "volume: expected size [D, H, W] of positive ints, got 16"),
+])
+def test_a_dataset_parameter_of_the_wrong_type_is_named(tmp_path, capsys, dataset, expected):
+    """mni_lesion dims 2.0 failed with "can't multiply sequence by non-int", a float volume size with torch's
+    interpolate error, an invalid patient_pattern with re's message alone (clifuzz5 F8)."""
+    path = tmp_path / "suite.yaml"
+    text = SUITE.replace("MODEL", MODEL).replace("[{name: phantom_cxr, params: {size: 32, n: 8}}]", f"[{dataset}]")
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"faithbench: error: {path}: datasets[0].params: {expected}"

@@ -179,7 +179,13 @@ class FolderDataset(BaseDataset):
             raise ValueError(f"folder: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
         check_bound("folder", "size", size, Bound(8, 8192))
         check_bound("folder", "n", n, AT_LEAST_ONE)  # None: the whole split
-        pattern = re.compile(patient_pattern) if patient_pattern else None
+        if classes is not None and (isinstance(classes, str) or not all(isinstance(c, str) for c in classes)):
+            raise ValueError(f"folder: expected classes a list of class names, got {classes!r}")  # a str iterated
+        try:
+            pattern = re.compile(patient_pattern) if patient_pattern else None
+        except (re.error, TypeError) as err:
+            raise ValueError(f"folder: patient_pattern {patient_pattern!r} is not a regular expression "
+                             f"({err})") from None
         super().__init__(split, path=path, labels=labels, masks=masks, mask_name=mask_name, mask_suffix=mask_suffix,
                          classes=classes, size=size, fit=fit, channels=channels, bits=bits,
                          fractions=list(fractions), seed=seed, patient_pattern=patient_pattern, n=n)

@@ -120,7 +120,8 @@ class VolumeDataset(BaseDataset):
             raise ValueError("volume: give exactly one of 'items' (a list) or 'manifest' (a CSV file)")
         if window is not None and (len(window) != 2 or not window[0] < window[1]):
             raise ValueError(f"volume: expected window [low, high] with low < high, got {window}")
-        if size is not None and (len(size) != 3 or min(size) < 1):
+        ints = isinstance(size, (list, tuple)) and all(isinstance(n, int) and not isinstance(n, bool) for n in size)
+        if size is not None and (not ints or len(size) != 3 or min(size) < 1):
             raise ValueError(f"volume: expected size [D, H, W] of positive ints, got {size}")
         if orientation not in ORIENTATIONS:
             raise ValueError(f"volume: expected orientation one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
