@@ -45,7 +45,7 @@ from faithbench.runner.result import RunResult, run_status
 from faithbench.runner.reliability import reliability_summary
 from faithbench.runner.settings import ReportSettings, RunSettings
 from faithbench.names import safe_name
-from faithbench.progress import lines_through_bars, outside_bars, quiet
+from faithbench.progress import bars_disabled, lines_through_bars, outside_bars, quiet
 from faithbench.store import Cache, atomic_write_bytes
 
 Log = Callable[[str], None]
@@ -193,7 +193,8 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
     initialised) or a :class:`~faithbench.runner.executors.RayOptions` (a cluster address, CPUs
     and GPUs per task).
 
-    ``progress=False`` silences every bar, training bars included (:func:`faithbench.progress.quiet`).
+    ``progress=False`` silences every bar, training bars included (:func:`faithbench.progress.quiet`), as
+    ``FAITHBENCH_QUIET=1`` does whatever ``progress`` says.
     ``log`` takes each log line (None: ``print``), and faithbench's logged warnings (a model at chance)
     when given (else they go to stderr: :func:`~faithbench.progress.lines_through_bars`).
     A cell whose explainer or metric fails is recorded in ``failures.csv`` and the sweep goes on
@@ -201,14 +202,18 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
     :class:`~faithbench.models.checkpoint.CheckpointError` for bad input and
     :class:`~faithbench.runner.errors.OutputInUseError` when another run holds ``out_dir``.
     """
-    executor = executor or suite.executor
-    if isinstance(executor, str) and executor not in EXECUTORS:
+    executor = executor if executor is not None else suite.executor  # '' is refused, not the suite's (a review)
+    if not isinstance(executor, RayOptions) and executor not in EXECUTORS:
         raise UsageError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
     unknown = sorted(set(settings) - {"limit", "device"})
     if unknown:
         raise UsageError(f"run_suite: unknown setting {unknown[0]!r}; expected limit, device, cache, executor, "
                          "progress, log or report")
     run_settings = RunSettings.from_suite(suite, **settings)
+    used = {"executor": "ray" if isinstance(executor, RayOptions) else executor,
+            "device": run_settings.device if settings.get("device") is not None else None}  # as resolved: cuda:0
+    overrides = {key: {"suite": getattr(suite, key), "run": value} for key, value in used.items()
+                 if value not in (None, getattr(suite, key))}  # the manifest's suite stays as written (a review)
     cache = cache if isinstance(cache, Cache) else Cache(cache)  # a folder, as --cache (a review: a str failed)
     prepare_output(out_dir, cache.root)  # an unusable --out or cache: exit 2 before any work
     with lock_output(out_dir), quiet(not progress), lines_through_bars(log), \
@@ -216,14 +221,15 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
         forget_datasets()
         try:
             return _run_locked(suite, out_dir, cache, run_settings, ReportSettings.from_suite(suite, build=report),
-                               executor, progress, log or print)  # log None: print; faithbench's warnings: stderr
+                               executor, overrides, log or print)  # log None: print; faithbench's warnings: stderr
         finally:
             forget_datasets()
 
 
 def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings, report: ReportSettings,
-                executor: str | RayOptions, progress: bool, log: Log) -> RunResult:
+                executor: str | RayOptions, overrides: dict[str, Any], log: Log) -> RunResult:
     started = time.time()
+    progress = not bars_disabled()  # run_suite's quiet(): progress=False, --quiet, or FAITHBENCH_QUIET=1 (a review)
     # bad data is reported before anything is trained; an optional dataset not here was warned of when the
     # suite was validated (one line: this log repeated it), and skipped.csv and the manifest keep its reason
     unavailable = preflight(suite, settings)
@@ -256,6 +262,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
     tables = _tables(ordered, unavailable)                              # depend on the executor
     manifest = {
         "suite": resolved.model_dump(mode="json"),
+        "overrides": overrides,  # executor, device: the suite's value and the run's, where the run replaced it
         "unavailable_datasets": unavailable,
         "versions": versions(),
         "git": git_hash(),

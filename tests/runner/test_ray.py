@@ -83,7 +83,8 @@ def _files(root):
 
 def test_ray_output_folder_is_byte_identical_to_local(tmp_path, ray_instance):
     """Every file of a Ray run's folder (tables, reliance.csv, galleries, plots, index.html) equals
-    the local run's byte for byte; only manifest.json differs, in the executor and wall time it records.
+    the local run's byte for byte; only manifest.json differs, in the executor, its override of the suite's
+    and the wall time it records.
     Both read one cache that a first run filled, so models.csv says "cache" for both and cost.csv
     carries the same recorded seconds."""
     import json
@@ -100,5 +101,6 @@ def test_ray_output_folder_is_byte_identical_to_local(tmp_path, ray_instance):
     differ = sorted(name for name in local if local[name] != remote[name])
     assert differ == ["manifest.json"]
     a, b = (json.loads(x["manifest.json"]) for x in (local, remote))
-    assert {k for k in a if a[k] != b[k]} <= {"executor", "seconds"}
+    assert {k for k in a if a[k] != b[k]} <= {"executor", "seconds", "overrides"}
     assert (a["executor"], b["executor"]) == ("local", "ray")
+    assert (a["overrides"], b["overrides"]) == ({}, {"executor": {"suite": "local", "run": "ray"}})
