@@ -149,20 +149,20 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     ``skipped``, ``failures``, ``regions``); ``computed``, ``cached`` and ``device``.
 
     Keyword arguments, those of ``faithbench run``'s flags: ``limit`` (cap on the samples per
-    dataset, ``--limit``: an int >= 1), ``device`` (``--device``; default the suite's, ``auto``), ``cache`` (a
-    folder, ``--cache``, or a :class:`~faithbench.store.Cache`; default ``$FAITHBENCH_CACHE`` or
+    dataset, ``--limit``: an int >= 1), ``device`` (``--device``, or a ``torch.device``; default the suite's, ``auto``),
+    ``cache`` (a folder, ``--cache``, or a :class:`~faithbench.store.Cache`; default ``$FAITHBENCH_CACHE`` or
     ``~/.cache/faithbench``), ``executor`` (``local``, ``ray`` or a
     :class:`~faithbench.runner.executors.RayOptions`), ``progress`` (False: no progress bars,
-    ``--quiet``), ``log`` (a callable taking each log line, and faithbench's warnings such as "model at
-    chance"; default ``print``, the warnings then to stderr) and ``report`` (False: the tables only;
-    :func:`~faithbench.reports.writer.build_report` builds the rest later). The caller's torch (the CPU's,
-    and every GPU's on a CUDA run or where CUDA was started), NumPy and ``random`` generators are as they
-    were after the run.
+    ``--quiet``; ``FAITHBENCH_QUIET=1`` silences them too), ``log`` (a callable taking each log line, and
+    faithbench's warnings such as "model at chance"; default ``print``, the warnings then to stderr) and
+    ``report`` (False: the tables only; :func:`~faithbench.reports.writer.build_report` builds the rest
+    later). The caller's torch (the CPU's, and every GPU's on a CUDA run or where CUDA was started), NumPy
+    and ``random`` generators are as they were after the run.
 
     Raises (each importable from ``faithbench``): :class:`TypeError` for an argument of the wrong
     type; :class:`~faithbench.config.SuiteError` for a suite that does not validate;
     :class:`~faithbench.runner.errors.UsageError` for an unknown keyword, a bad ``limit``, ``device`` or
-    ``executor``, or an ``out_dir`` or cache that cannot be written;
+    ``executor``, or an ``out_dir`` or cache that cannot be written or is ``''`` (omit it for the default);
     :class:`~faithbench.runner.errors.OutputInUseError` when another run writes ``out_dir``;
     :class:`~faithbench.runner.errors.InputDataError` (data it cannot use) and
     :class:`~faithbench.models.errors.CheckpointError` (weights it cannot use) before or while computing;
@@ -173,7 +173,7 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     from faithbench.config import Suite
     from faithbench.runner.errors import UsageError
     from faithbench.runner.run import default_out_dir, run_suite
-    from faithbench.runner.settings import check_limit, resolve_device
+    from faithbench.runner.settings import check_limit, check_limit_fits, resolve_device
     from faithbench.store import Cache
 
     _check_type("run", "suite", suite, (str, os.PathLike, dict, Suite),
@@ -186,12 +186,16 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     if kwargs.get("log") is not None and not callable(kwargs["log"]):  # else it fails mid-run, at a log line
         raise TypeError(f"run: log expects a callable taking each log line (print, list.append) or None, got "
                         f"{type(kwargs['log']).__name__}")
+    _check_run_types(kwargs)
     unknown = sorted(set(kwargs) - set(_RUN_SETTINGS))  # a review: these named run_suite and --device
     if unknown:
         raise UsageError(f"run: unknown setting {unknown[0]!r}; expected {', '.join(_RUN_SETTINGS[:-1])} or report")
-    check_limit(kwargs.get("limit"), "run: limit")
-    if kwargs.get("device") is not None:
-        kwargs["device"] = resolve_device(kwargs["device"], "run: device", cpu="device='cpu'")
+    for name, value in (("out_dir", out_dir), ("cache", kwargs.get("cache"))):  # Path('') is the cwd (a review)
+        if isinstance(value, (str, os.PathLike)) and not str(os.fspath(value)).strip():
+            raise UsageError(f"run: {name}: expected a folder, got an empty string (omit {name} for the default)")
+    limit = check_limit(kwargs.get("limit"), "run: limit")
+    if kwargs.get("device") is not None:  # checked here to name run's argument; the run resolves it again
+        resolve_device(kwargs["device"], "run: device", cpu="device='cpu'")
     if isinstance(suite, Suite):  # built in code: validate the names as a YAML file would be
         import warnings
 
@@ -204,8 +208,29 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
             suite = suite_from_dict(suite.model_dump(exclude_unset=True), source=source)
     else:
         suite = load_suite(suite)
+    if limit:  # a limit too small for a metric, named as run's argument (a review: "--limit 1: ...")
+        check_limit_fits(suite, limit, "run: limit")
     out = Path(out_dir) if out_dir is not None else default_out_dir(suite)
     return run_suite(suite, out, **kwargs)
+
+
+def _check_run_types(kwargs: dict[str, Any]) -> None:
+    """:func:`run`'s TypeErrors for ``device``, ``executor``, ``progress`` and ``report``; a ``torch.device``
+    becomes its name in ``kwargs`` (a review: ``device=torch.device('cpu')`` and ``device=5`` were raw
+    AttributeErrors, ``executor=5`` ran locally, ``progress='no'`` drew the bars)."""
+    from faithbench.runner.executors import RayOptions
+
+    device = kwargs.get("device")
+    if type(device).__module__ == "torch" and type(device).__name__ == "device":
+        kwargs["device"] = device = str(device)  # validated as the string it names: 'cuda:1'
+    if device is not None:
+        _check_type("run", "device", device, str, "a device name ('auto', 'cpu', 'cuda', 'cuda:N'), a "
+                    "torch.device or None")
+    if kwargs.get("executor") is not None:
+        _check_type("run", "executor", kwargs["executor"], (str, RayOptions), "'local', 'ray', a RayOptions or None")
+    for name in ("progress", "report"):
+        if name in kwargs and not isinstance(kwargs[name], bool):
+            raise TypeError(f"run: {name} expects True or False, got {type(kwargs[name]).__name__}")
 
 
 # the errors a user catches and what a run returns, from their modules on first use: `import faithbench` stays

@@ -71,14 +71,15 @@ def check_limit(limit: Any, where: str = "limit") -> int | None:
     return int(limit)
 
 
-def _check_limit(suite: Suite, limit: int) -> None:
+def check_limit_fits(suite: Suite, limit: int, where: str = "--limit") -> None:
     """A ``limit`` below what a metric that compares a sample with the others of its batch needs
     (``min_batch``: sufficiency, consistency, focus) is a :class:`UsageError` before any work (a
-    review: ``--limit 1`` trained, explained and scored, then the metric had no row)."""
+    review: ``--limit 1`` trained, explained and scored, then the metric had no row); the message
+    begins with ``where`` and the limit (``run: limit 1`` for :func:`faithbench.run`)."""
     for spec in suite.metrics:  # a suite whose own samples or batch_size are too few: validate's refusal
         need = int(getattr(metrics.get(spec.name), "min_batch", 1) or 1)
         if limit < min(need, suite.samples, suite.batch_size):
-            raise UsageError(f"--limit {limit}: metric {spec.label!r} compares each sample with the others of its "
+            raise UsageError(f"{where} {limit}: metric {spec.label!r} compares each sample with the others of its "
                              f"batch and needs {need} samples in a batch; expected a limit of at least {need}")
 
 
@@ -114,7 +115,7 @@ class RunSettings:
     def from_suite(cls, suite: Suite, *, limit: int | None = None, device: str | None = None) -> "RunSettings":
         limit = check_limit(limit)
         if limit:
-            _check_limit(suite, limit)
+            check_limit_fits(suite, limit)
         return cls(
             n_samples=min(suite.samples, limit) if limit else suite.samples,
             batch_size=suite.batch_size,
