@@ -98,18 +98,16 @@ class Bound:
 
     def __str__(self) -> str:
         low, high = _bound_text(self.low), _bound_text(self.high)
-        if self.high is None:
-            return f"{'>' if self.low_open else '>='} {low}"
-        if self.low is None:
-            return f"{'<' if self.high_open else '<='} {high}"
-        return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+        if None in (self.low, self.high):
+            below = f"{'<' if self.high_open else '<='} {high}"
+            return f"{'>' if self.low_open else '>='} {low}" if self.high is None else below
+        return f"in {'([' [not self.low_open]}{low}, {high}{')]' [not self.high_open]}"
 
 
 def _bound_text(value: float | None) -> str:
     """A bound as written: a whole number in full (1000000, not 1e+06), any other as ``:g``."""
-    if value is not None and float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:g}" if value is not None else ""
+    whole = value is not None and float(value).is_integer() and abs(value) < 1e15
+    return str(int(value)) if whole else (f"{value:g}" if value is not None else "")  # type: ignore[arg-type]
 
 
 POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Bound(0, low_open=True), Bound(0), Bound(1)
@@ -119,9 +117,9 @@ DROPOUT = Bound(0, 1, high_open=True)  # [0, 1): p = 1 zeroes every activation
 
 
 def check_bound(owner: str, param: str, value: Any, bound: Bound, why: str = "") -> None:
-    """Raise ``ValueError("<owner>: expected <param> <range> (<why>, else the bound's), got <value>")`` unless ``value``
-    is a finite number in ``bound``; ``None`` (the parameter's default) passes. Dataset and model
-    builders call it, so ``faithbench validate`` refuses the value before anything is trained."""
+    """Raise ``ValueError("<owner>: expected <param> <range> (<why>, else the bound's), got <value>")``
+    unless ``value`` is a finite number in ``bound``; ``None`` (the parameter's default) passes: dataset
+    and model builders call it, so ``faithbench validate`` refuses the value before anything is trained."""
     why = why or bound.why
     if value is not None and not bound.holds(value):
         raise ValueError(f"{owner}: expected {param} {bound}{f' ({why})' if why else ''}, got {value!r}")
@@ -371,8 +369,7 @@ def local_sources(module: str, own: str | None = None) -> list[str]:
     (``from helpers import FACTOR``, also inside functions), that no distribution ships (but the one
     of top-level package ``own``: an editable install's) and that lie in the folder of ``module``'s
     file or below it: a plugin's own helpers. A helper imported inside a function and not loaded yet
-    is hashed but not followed further. Raises TypeError or KeyError when ``module`` has no source
-    file."""
+    is hashed but not followed further. TypeError or KeyError when ``module`` has no source file."""
     first = inspect.getsourcefile(sys.modules[module])
     if not first:
         raise TypeError(f"{module} has no source file")
