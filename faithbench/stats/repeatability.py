@@ -103,8 +103,9 @@ def map_similarity(a: Tensor, b: Tensor, metric: str, postprocess: str = "abs") 
                                                                                         postprocess)
     if metric == "ssim":
         return ssim(a, b).double().numpy()
-    if metric == "spearman":
-        return spearman_abs(a, b).double().numpy()
+    if metric == "spearman":  # a map with NaN is undefined, as under ssim (the ranks would give it a value)
+        finite = (torch.isfinite(a) & torch.isfinite(b)).flatten(1).all(1).numpy()
+        return np.where(finite, spearman_abs(a, b).double().numpy(), np.nan)
     raise ValueError(f"unknown similarity {metric!r}; expected one of {', '.join(SIMILARITY_METRICS)}")
 
 

@@ -209,3 +209,15 @@ def test_reproducibility_averages_a_samples_seeds():
     assert repro["n"] == 8 and repro["mean"] == pytest.approx(means.mean())
     assert repro["baseline_mean"] == pytest.approx(baseline.mean())
     assert repro["p"] == pytest.approx(wilcoxon_pair(means, baseline, alternative="greater")[1])
+
+
+def test_a_map_with_nan_is_undefined_under_both_similarities():
+    """SSIM gave NaN for a map with NaN while Spearman ranked the NaNs (0.054 for an all-NaN map), so the two
+    rows of one pair counted different n (a held-out review)."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(3, 8, 8, generator=gen), torch.rand(3, 8, 8, generator=gen)
+    a[1] = float("nan")
+    b[2, 0, 0] = float("inf")
+    for metric in ("ssim", "spearman"):
+        values = map_similarity(a, b, metric)
+        assert np.isfinite(values[0]) and np.isnan(values[1:]).all(), metric
