@@ -25,6 +25,7 @@ import importlib.util
 import inspect
 import json
 import math
+import numbers
 import os
 import sys
 import types
@@ -88,9 +89,8 @@ class Bound:
     why: str = ""
 
     def holds(self, value: Any) -> bool:
-        """``value`` is a finite number in the range (NaN and ±inf never are: NaN compares false
-        with every bound, and inf is above every lower one)."""
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        """``value`` is a finite real number (a NumPy scalar too) in the range: never NaN or ±inf."""
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False

@@ -57,3 +57,23 @@ def test_a_dataset_parameter_of_the_wrong_type_is_named(tmp_path, capsys, datase
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"faithbench: error: {path}: datasets[0].params: {expected}"
+
+
+def test_numpy_integers_are_ints_for_dataset_parameters(tmp_path):
+    """A diff review: after the type checks above, volume size as np.array([16, 16, 16]) or a tuple of np.int64
+    and mni_lesion dims np.int64(3) were refused; phantom n np.int64(5) was refused as outside [1, 1000000]."""
+    import nibabel as nib
+    import numpy as np
+
+    from faithbench.registry import datasets
+
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((8, 8, 8)).astype(np.float32), np.eye(4)),
+             tmp_path / "a.nii.gz")
+    volume = datasets.get("volume")
+    items = [{"image": str(tmp_path / "a.nii.gz"), "label": 1}]
+    for size in (np.array([16, 16, 16]), (np.int64(16),) * 3):
+        assert volume("test", items=items, size=size).size is not None
+    with pytest.raises(ValueError, match=r"expected size \[D, H, W\] of positive ints, got \[True, 16, 16\]"):
+        volume("test", items=items, size=[True, 16, 16])
+    assert datasets.get("mni_lesion")("test", dims=np.int64(3), n=2)[0].image.ndim == 4
+    assert len(datasets.get("phantom_cxr")("test", n=np.int64(5))) == 5

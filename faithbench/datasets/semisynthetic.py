@@ -17,6 +17,7 @@ ICBM 2009a/c) is distributed with nilearn under its own permissive licence.
 from __future__ import annotations
 
 import math
+import numbers
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -118,7 +119,7 @@ class MNILesion(BaseDataset):
                  polarity: Literal["dark", "bright", "both"] = "dark", lesion_contrast: float = 0.3,
                  lesion_radius: tuple[float, float] | None = None, rotation: float = 8.0,
                  scale: float = 0.06, shift: float = 0.04, noise: float = 0.02) -> None:
-        if dims not in (2, 3) or not isinstance(dims, int) or isinstance(dims, bool):  # 2.0 passed, then failed
+        if dims not in (2, 3) or not isinstance(dims, numbers.Integral) or isinstance(dims, bool):  # not 2.0
             raise ValueError(f"mni_lesion: expected dims 2 or 3, got {dims!r}")
         ref = 64 if dims == 2 else 32
         size = ref if size is None else size

@@ -12,6 +12,7 @@ neighbour, through the affines) before anything else.
 from __future__ import annotations
 
 import csv
+import numbers
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -120,7 +121,8 @@ class VolumeDataset(BaseDataset):
             raise ValueError("volume: give exactly one of 'items' (a list) or 'manifest' (a CSV file)")
         if window is not None and (len(window) != 2 or not window[0] < window[1]):
             raise ValueError(f"volume: expected window [low, high] with low < high, got {window}")
-        ints = isinstance(size, (list, tuple)) and all(isinstance(n, int) and not isinstance(n, bool) for n in size)
+        ints = isinstance(size, (list, tuple, np.ndarray)) and all(  # NumPy integers too (a diff review)
+            isinstance(n, (numbers.Integral, np.integer)) and not isinstance(n, (bool, np.bool_)) for n in size)
         if size is not None and (not ints or len(size) != 3 or min(size) < 1):
             raise ValueError(f"volume: expected size [D, H, W] of positive ints, got {size}")
         if orientation not in ORIENTATIONS:
