@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from faithbench.configurable import Bool, Float, Int
-from faithbench.models.auc import auc_ci, binary_auc, class_auc_cis, class_log_odds, macro_and_class_cis
+from faithbench.models.auc import auc_ci, auc_exact_p, binary_auc, class_auc_cis, class_log_odds, macro_and_class_cis
 from faithbench.models.errors import INPLACE_INPUT, CheckpointError, check_converging
 from faithbench.progress import bars_disabled, nested_position
 
@@ -229,7 +229,8 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
     """Accuracy, macro F1 (:func:`macro_f1`; ``f1_classes`` the classes it averages), AUC (binary; macro
     one-vs-rest for more classes), its 95% bootstrap CI (``auc_ci_low, auc_ci_high``, :func:`auc_ci`), CE loss,
     ``predicted_classes`` (distinct argmax classes: 1 for a model that predicts one class for all), two classes:
-    ``auc_ci_min_class_n`` (the smaller class's test samples; below ``MIN_CI_PER_CLASS`` the CI is NaN), ``majority``
+    ``auc_ci_min_class_n`` (the smaller class's test samples; below ``MIN_CI_PER_CLASS`` the CI is NaN) and
+    ``auc_exact_p`` (:func:`faithbench.models.auc.auc_exact_p`, the exact one-sided Mann–Whitney p), ``majority``
     (the test share of the most frequent class). More than two ``classes``: each class's test samples, one-vs-rest
     AUC and CI (``ovr_n_<name>``, ``ovr_auc_<name>``, ``ovr_auc_ci_low_<name>``, ``ovr_auc_ci_high_<name>``).
     Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns).
@@ -259,7 +260,8 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
         "auc_ci_high": high,
         "loss": float(F.cross_entropy(logits, y)),
         "predicted_classes": int(np.unique(pred).size), "majority": float(np.bincount(yn).max() / len(yn)),
-        **({"auc_ci_min_class_n": int(np.bincount(yn, minlength=2).min())} if k == 2 else {}), **per_class,
+        **({"auc_ci_min_class_n": int(np.bincount(yn, minlength=2).min()),
+            "auc_exact_p": auc_exact_p(scores[:, 1], onehot[:, 1])} if k == 2 else {}), **per_class,
     }
 
 

@@ -47,7 +47,8 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
     it has an ``auc`` column whose value is NaN (evaluated on a test split with one class: whether
     it beats chance cannot be told), or a defined ``auc`` whose CI was left undefined because the smaller
     class had fewer than ``MIN_CI_PER_CLASS`` test samples (``auc_ci_min_class_n``: a fuzzing review's
-    2-image test split printed the CI [1.0, 1.0]). A row with an ``auc`` but no CI (cached before the CI
+    2-image test split printed the CI [1.0, 1.0]) and whose exact one-sided Mann–Whitney p (``auc_exact_p``)
+    is not below 0.05 (a perfect ranking of 4 + 4 is, 1/70). A row with an ``auc`` but no CI (cached before the CI
     columns existed) is not. Columns: dataset, model, seeds (the seeds at chance,
     comma-separated), cis (a tuple of (seed, low, high), each such checkpoint's own CI, by seed;
     none for a seed whose AUC is undefined: a held-out review found one interval [min low, max high]
@@ -60,7 +61,8 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
     low, high = _column(models, "auc_ci_low"), _column(models, "auc_ci_high")
     undefined = _column(models, "auc").isna() if "auc" in models.columns else pd.Series(False, index=models.index)
     smaller = _column(models, "auc_ci_min_class_n")
-    too_few = ~undefined & low.isna() & (smaller < MIN_CI_PER_CLASS)  # a CI left undefined: too few of a class
+    exact = _column(models, "auc_exact_p")  # with too few for a CI, an exact test may still show the model above
+    too_few = ~undefined & low.isna() & (smaller < MIN_CI_PER_CLASS) & ~(exact < 0.05)  # chance (4 + 4 perfect)
     hit = models.assign(auc_ci_low=low, auc_ci_high=high, _undefined=undefined, _too_few=too_few, _smaller=smaller)
     hit = hit[(low <= chance) | undefined | too_few]
     if "seed" not in hit.columns:
@@ -137,8 +139,8 @@ def at_chance_message(row: object, chance: float = 0.5) -> str:
     too_few = str(getattr(row, "ci_too_few", "") or "")
     if too_few:
         parts.append(f"has too few test samples of a class for a test AUC CI (the smaller class's samples: "
-                     f"{too_few}; at least {MIN_CI_PER_CLASS} of each are needed), so whether it beats chance "
-                     f"cannot be told")
+                     f"{too_few}; at least {MIN_CI_PER_CLASS} of each are needed) and an exact Mann-Whitney test "
+                     f"does not show it above chance (one-sided p >= 0.05, `auc_exact_p`)")
     return (f"model at chance: {getattr(row, 'dataset')} / {getattr(row, 'model')} (seed {getattr(row, 'seeds')}) "
             f"{' and '.join(parts)}; its leaderboard rows are marked {AT_CHANCE} and get no significance marks")
 

@@ -205,7 +205,28 @@ def test_a_ci_left_undefined_for_too_few_test_samples_is_at_chance_naming_the_co
                                                                           ["e", "0", "seed 0: 4"]]
     assert at_chance_message(next(table.itertuples(index=False))) == (
         "model at chance: d / m (seed 0) has too few test samples of a class for a test AUC CI (the smaller "
-        "class's samples: seed 0: 1; at least 5 of each are needed), so whether it beats chance cannot be told; "
-        "its leaderboard rows are marked model_at_chance and get no significance marks")
+        "class's samples: seed 0: 1; at least 5 of each are needed) and an exact Mann-Whitney test does not show "
+        "it above chance (one-sided p >= 0.05, `auc_exact_p`); its leaderboard rows are marked model_at_chance and "
+        "get no significance marks")
     board = pd.DataFrame({"dataset": ["d", "e", "f"], "model": "m", "mean": [1.0, 2.0, 3.0]})
     assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [True, True, False]
+
+
+def test_too_few_for_a_ci_but_shown_above_chance_by_the_exact_test_is_not_at_chance():
+    """A diff review: every binary model on kermany_cxr40's 8-image test split (4 + 4) was marked at chance
+    under the 5-per-class rule, a perfect ranking too. The exact one-sided Mann-Whitney p of a perfect 4 + 4
+    ranking is 1 / C(8, 4) = 1/70 < 0.05, so that model is not at chance; 1 + 1 (p 0.5) and 3 + 3 (1/20) are."""
+    from faithbench.models.auc import auc_exact_p
+
+    def exact(n: int) -> float:
+        return auc_exact_p(np.arange(2 * n, dtype=float), np.repeat([0, 1], n))  # positives score highest
+
+    assert exact(4) == pytest.approx(1 / 70) and exact(1) == pytest.approx(0.5) and exact(3) == pytest.approx(0.05)
+    models = pd.DataFrame({"dataset": ["d", "e", "f", "g"], "model": "m", "seed": 0, "auc": 1.0, "auc_ci_low": NAN,
+                           "auc_ci_high": NAN, "auc_ci_min_class_n": [4, 1, 3, 4],
+                           "auc_exact_p": [exact(4), exact(1), exact(3), NAN]})
+    table = models_at_chance(models)  # NaN p (no column in an older models.csv): still marked
+    assert table[["dataset", "ci_too_few"]].values.tolist() == [["e", "seed 0: 1"], ["f", "seed 0: 3"],
+                                                                 ["g", "seed 0: 4"]]
+    assert "exact Mann-Whitney test does not show it above chance" in at_chance_message(
+        next(table.itertuples(index=False)))
