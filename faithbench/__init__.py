@@ -229,6 +229,9 @@ def _check_run_types(kwargs: dict[str, Any]) -> None:
     if kwargs.get("executor") is not None:
         _check_type("run", "executor", kwargs["executor"], (str, RayOptions), "'local', 'ray', a RayOptions or None")
     for name in ("progress", "report"):
+        if name in kwargs and type(kwargs[name]).__module__ == "numpy" and type(kwargs[name]).__name__ in ("bool_",
+                                                                                                         "bool"):
+            kwargs[name] = bool(kwargs[name])  # np.True_ (a diff review: "expects True or False, got bool")
         if name in kwargs and not isinstance(kwargs[name], bool):
             raise TypeError(f"run: {name} expects True or False, got {type(kwargs[name]).__name__}")
 

@@ -4,6 +4,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,8 +63,9 @@ def test_a_torch_device_is_checked_as_the_name_it_stands_for(tmp_path):
     with pytest.raises(UsageError, match=r"^run: device: expected one of auto, cpu, cuda, cuda:N, mps, got 'meta'$"):
         faithbench.run(TINY, out_dir=tmp_path / "bad", device=torch.device("meta"))
     result = faithbench.run(TINY, out_dir=tmp_path / "out", cache=tmp_path / "cache", device=torch.device("cpu"),
-                            progress=False, report=False, log=lambda _line: None)
+                            progress=np.False_, report=np.False_, log=lambda _line: None)  # NumPy bools are bools
     assert result.status == "ok" and result.device == "cpu"
+    assert not (tmp_path / "out" / "index.html").exists()  # report=np.False_ read as False
 
 
 def test_the_manifest_says_which_suite_keys_the_run_replaced(tmp_path):
