@@ -5,10 +5,10 @@ Families: ``cam`` (pytorch-grad-cam), ``gradient`` (captum, incl. ``lrp``), ``pe
 ``control`` (random, sobel, center_prior).
 """
 
+from faithbench.explainers.ablation import AblationCAMExplainer
 from faithbench.explainers.base import Explainer, ExplainerProtocol
-from faithbench.explainers.cam import (AblationCAMExplainer, CAMExplainer, EigenCAMExplainer, GradCAMExplainer,
-                                       GradCAMPlusPlusExplainer, HiResCAMExplainer, LayerCAMExplainer,
-                                       ScoreCAMExplainer, XGradCAMExplainer)
+from faithbench.explainers.cam import (CAMExplainer, EigenCAMExplainer, GradCAMExplainer, GradCAMPlusPlusExplainer,
+                                       HiResCAMExplainer, LayerCAMExplainer, ScoreCAMExplainer, XGradCAMExplainer)
 from faithbench.explainers.controls import (CenterPriorExplainer, RandomExplainer, SobelExplainer,
                                             center_gaussian, sobel_magnitude)
 from faithbench.explainers.fullgrad import FullGradExplainer

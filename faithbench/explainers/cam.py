@@ -18,8 +18,9 @@ for studies of negative evidence; EigenCAM defaults to it (the sign of a princip
 
 Variants (one class each, registry name in brackets): Grad-CAM [gradcam], Grad-CAM++ [gradcam_pp], XGrad-CAM
 [xgradcam], HiResCAM [hirescam], LayerCAM [layercam], EigenCAM [eigencam], Score-CAM [scorecam], Ablation-CAM
-[ablationcam], FullGrad [fullgrad] (:mod:`faithbench.explainers.fullgrad`). Each is the library's class; we only
-override what is needed to keep the map raw, to batch forward passes, or to run in 3D.
+[ablationcam] (:mod:`faithbench.explainers.ablation`: channels zeroed, as the paper; the library's are not),
+FullGrad [fullgrad] (:mod:`faithbench.explainers.fullgrad`). Each is the library's class; we only override what
+is needed to keep the map raw, to batch forward passes, to run in 3D, or to follow the paper.
 
 Target layer: ``target_layer`` (a dotted module name) if given; otherwise, for a ViT, the last block's ``norm1``
 with the token -> grid reshape; for a CNN, the last top-level stage whose output grid is at least ``min_grid``
@@ -38,10 +39,7 @@ from typing import Any, Callable, ClassVar, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import (AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM,
-                             XGradCAM)
-from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
-from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
+from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
@@ -338,36 +336,3 @@ class ScoreCAMExplainer(CAMExplainer):
         cam = super().make_cam(model, layer, reshape)
         cam.batch_size = self.batch_size
         return cam
-
-
-@explainers.register("ablationcam")
-class AblationCAMExplainer(CAMExplainer):
-    """Ablation-CAM: w_c = (S - S_without_channel_c) / S, map = sum_c w_c A_c (Desai & Ramaswamy 2020).
-
-    The library swaps the target layer for an ablation layer during the call (``AblationLayerVit``
-    for ViTs) and swaps it back; we also swap it back if the call fails. 2D only (the library's
-    ablation layers index 4D activations). ``batch_size`` channels are ablated per forward pass.
-    Note the division by S: when the score is negative the weights change sign (library behaviour).
-    """
-
-    cam_class = AblationCAM
-    needs_grad = False
-    dims = frozenset({2})
-    paper = "Desai & Ramaswamy 2020, Ablation-CAM"
-    description = "channel weights from the score drop when each channel is zeroed (pytorch-grad-cam)"
-    defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "batch_size": 32}
-    bounds: ClassVar[dict[str, Bound]] = {"batch_size": AT_LEAST_ONE}
-
-    def make_cam(self, model: nn.Module, layer: nn.Module, reshape: Callable | None) -> Any:
-        # a fresh ablation layer per call: the library's default argument is one shared instance
-        ablation = AblationLayerVit() if arch_family(model) == "vit" else AblationLayer()
-        cam = raw_cam_class(AblationCAM)(model=model, target_layers=[layer], reshape_transform=reshape,
-                                         ablation_layer=ablation, batch_size=self.batch_size)
-        # its own activation hook, registered during the call after kept_output's, keeps a copy too (a review)
-        cam.save_activation = lambda _m, _i, out: setattr(cam, "activations", out.clone())
-        return cam
-
-    def release(self, model: nn.Module, cam: Any) -> None:
-        super().release(model, cam)
-        # no-op when the library swapped the layer back itself, i.e. unless the call failed midway
-        replace_layer_recursive(model, cam.ablation_layer, cam.target_layers[0])
