@@ -204,7 +204,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                             f"{mspec.label!r}; its top-level modules: {', '.join(names)}") from None
             cnn = getattr(model, "arch_family", "cnn") != "vit"  # a ViT's layer outputs tokens, reshaped
             if supported[k] and getattr(plugin, "finds_layer", True) and cnn and \
-                    (problem := _layer_problem(model, module, (channels, *spatial))):
+                    (problem := _layer_problem(model, layer, module, (channels, *spatial))):
                 raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} {problem} (model "
                             f"{mspec.label!r}, dataset {label!r}); choose a convolutional stage")
     if explainers and runs and len(runs) == len(pairs) and not any(runs):
@@ -212,11 +212,15 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                     "(see the warnings above); add an explainer for these models or a model these explainers support")
 
 
-def _layer_problem(model: nn.Module, layer: nn.Module, shape: tuple[int, ...]) -> str | None:
+def _layer_problem(model: nn.Module, name: str, layer: nn.Module, shape: tuple[int, ...]) -> str | None:
     """What is wrong with ``layer``'s output for a CAM on a meta image of the dataset's shape (a
     review: a linear head passed validate, then every cell failed in pytorch-grad-cam after training),
-    or None; None too where the meta device cannot run the network (the run tells)."""
-    from faithbench.explainers.layers import channels_first
+    or None; None too where the meta device cannot run the network (the run tells). A part of an attention
+    module (Swin's softmax: attention weights) is refused by its place (explainers.layers.attention_parts)."""
+    from faithbench.explainers.layers import attention_parts, channels_first
+
+    if why := attention_parts(model).get(name):
+        return f"{why}: not a (B, C, *grid) feature map"
 
     seen: list[tuple[int, ...]] = []
     network_input = [(1, *shape)]  # a model that resizes its input: the resized shape (explainers.layers)

@@ -43,6 +43,22 @@ NETS = """
 
     def sorting(in_chans, num_classes):
         return Sorting()
+
+
+    class TinyAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.softmax = nn.Softmax(dim=-1)
+
+        def forward(self, x):  # attention between the positions of a (B, C, h, w) map
+            t = x.flatten(2)
+            weights = self.softmax((t.transpose(1, 2) @ t)[:, None])  # (B, 1, hw, hw): reads as a grid
+            return x + (t @ weights[:, 0]).view_as(x)
+
+
+    def attention_net(in_chans, num_classes):
+        return nn.Sequential(nn.Conv2d(in_chans, 4, 3, stride=4, padding=1), TinyAttention(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
 """
 
 
@@ -122,6 +138,18 @@ def test_a_target_layer_your_model_lacks_is_refused(nets, capsys):
     rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:flat_net", "{name: gradcam, params: "
                         "{target_layer: '0'}}")
     assert rc == 0, err
+
+
+def test_a_target_layer_inside_an_attention_module_is_refused(nets, capsys):
+    """A held-out review: Swin's attention softmax passed as a feature map (its weights read as a grid)."""
+    rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:attention_net", "{name: gradcam, params: "
+                        "{target_layer: '1.softmax'}}")
+    assert rc == 2 and "explainers[0].params.target_layer: '1.softmax' is inside the attention module '1' " \
+                       "(TinyAttention), whose parts output attention weights or tokens: not a (B, C, *grid) " \
+                       "feature map (model 'review_nets:attention_net'" in err and "\n" not in err
+    rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:attention_net", "{name: gradcam, params: "
+                        "{target_layer: '1'}}")
+    assert rc == 0, err  # the attention module's own output is the feature map
 
 
 def test_what_the_meta_device_cannot_run_is_not_an_error(nets):

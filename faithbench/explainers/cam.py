@@ -45,8 +45,8 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
-from faithbench.explainers.layers import (channels_first, find_target_layer, layer_reason, resolve_module,
-                                         kept_output, min_grid_problem)
+from faithbench.explainers.layers import (attention_problem, channels_first, find_target_layer, kept_output,
+                                         layer_reason, min_grid_problem, resolve_module)
 from faithbench.explainers.transformer import patch_cover, patch_pixels
 from faithbench.registry import explainers
 from faithbench.types import arch_family
@@ -164,6 +164,8 @@ class CAMExplainer(Explainer):
             self.last_info = {"target_layer": name, "grid": list(model.patch_embed.grid_size)}  # type: ignore[union-attr]
             return layer, vit_reshape_transform(model)
         if self.target_layer:
+            if problem := attention_problem(model, self.target_layer):  # Swin's attention weights (a review)
+                raise ValueError(f"{self.name}: {problem}")
             # the grid is read off the CAM's own forward pass (see explain), not an extra one
             self.last_info = {"target_layer": self.target_layer, "grid": []}
             return resolve_module(model, self.target_layer), None

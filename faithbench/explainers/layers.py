@@ -41,6 +41,10 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     that goes on channels last after the layer found (Swin after its patch-embedding convolution)
     is an error, as is one without any channels-first feature map: set ``target_layer``.
 
+    Nor are the outputs of an attention module's parts (:func:`attention_parts`: Swin's softmax and
+    ``attn_drop`` give ``(B * windows, heads, tokens, tokens)``, a matrix that passed as a 49 x 49 grid where the
+    last stage has one window; a held-out review), nor an output whose first axis is not the batch's.
+
     Adaptive pooling layers are never chosen: their output is resampled to a fixed size, so
     torchvision's AlexNet and VGG ``avgpool`` gives 6 x 6 and 7 x 7 copies of a 1 x 1 or 2 x 2 map
     on small inputs. Falls back to the finest-grid top-level feature map if no module is that fine.
@@ -55,8 +59,9 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     modules = list(model.named_modules())
     if isinstance(transform, nn.Module) and all(m is not transform for _, m in modules):
         modules.append(("input_transform", transform))  # an nn.Sequential's: an attribute, not a child
+    attention = attention_parts(model)
     for name, module in modules:
-        if not name or (isinstance(module, _ADAPTIVE_POOLS) and module is not transform):
+        if not name or (isinstance(module, _ADAPTIVE_POOLS) and module is not transform) or name in attention:
             continue
 
         def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
@@ -171,14 +176,48 @@ def channels_first(shape: tuple[int, ...] | torch.Size, input_shape: tuple[int, 
     last two axes keep the proportions of the input's height and width, one factor f (a stride, or an
     upsampling by a model that resizes its input) giving both within one cell,
     ``|g_i - s_i / f| <= 1`` (rounding). ``(B, H, W, C)`` fails it: its 'grid' ends in ``(W, C)``.
-    A depth or time axis before them may be strided otherwise (anisotropic volumes, visits)."""
+    A depth or time axis before them may be strided otherwise (anisotropic volumes, visits). The first axis
+    is the input's batch: Swin's windows of an image, ``(B * windows, ...)``, are not one."""
     grid, spatial = shape[2:], input_shape[2:]
-    if len(grid) != len(spatial) or min(grid) < 1:
+    if len(grid) != len(spatial) or min(grid) < 1 or shape[0] != input_shape[0]:
         return False
     pairs = list(zip(spatial, grid))[-2:]
     low = max(s / (g + 1) for s, g in pairs)
     high = min(s / (g - 1) if g > 1 else math.inf for s, g in pairs)
     return low <= high
+
+
+def _is_attention(module: nn.Module) -> bool:
+    name = type(module).__name__.lower()
+    return "attention" in name or "attn" in name
+
+
+def attention_parts(model: nn.Module) -> dict[str, str]:
+    """{module name: why its output is no feature map} for the parts of an attention module (a class whose
+    name holds "Attention" or "Attn": timm's and MONAI's ``WindowAttention``, torchvision's
+    ``ShiftedWindowAttention``, ``nn.MultiheadAttention``), whose outputs are attention weights or window tokens,
+    and for every ``nn.Softmax`` (a home-made attention's weights). The attention module's own output is not
+    one of them (a squeeze-excitation gate returns the gated feature map)."""
+    found: dict[str, str] = {}
+    holders: list[tuple[str, nn.Module]] = []
+    for name, module in model.named_modules():
+        while holders and not name.startswith(holders[-1][0] + "."):
+            holders.pop()
+        if holders:
+            found[name] = (f"is inside the attention module {holders[-1][0]!r} ({type(holders[-1][1]).__name__}), "
+                           "whose parts output attention weights or tokens")
+        elif isinstance(module, (nn.Softmax, nn.Softmin)):
+            found[name] = "is a softmax (attention weights)"
+        if name and _is_attention(module):
+            holders.append((name, module))
+    return found
+
+
+def attention_problem(model: nn.Module, name: str, layer_name: str = "target_layer") -> str | None:
+    """Why the module ``name`` cannot be a CAM layer by :func:`attention_parts`, as one line, or None."""
+    why = attention_parts(model).get(name)
+    return (f"{layer_name} {name!r} {why}: not a (B, C, *grid) feature map; choose a layer whose output is a "
+            "channels-first feature map") if why else None
 
 
 def _holds_conv(module: nn.Module) -> bool:
