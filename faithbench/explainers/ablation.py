@@ -82,7 +82,8 @@ class AblationCAMExplainer(CAMExplainer):
     description = "channel weights from the score drop when each channel is zeroed"
     defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "batch_size": 32}
     bounds: ClassVar[dict[str, Bound]] = {"batch_size": AT_LEAST_ONE}
-    # 7: channels zeroed, as the paper (6 and before: pytorch-grad-cam's min - 1e7 on a layer with negative values)
+    # 7: channels zeroed, as the paper (6 and before: pytorch-grad-cam's min - 1e7 on a layer with negative values),
+    # and the layer as the other CAMs' version 7 finds it
     version = "7"
 
     def make_cam(self, model: nn.Module, layer: nn.Module, reshape: Callable | None) -> Any:

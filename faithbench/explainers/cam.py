@@ -133,8 +133,9 @@ class CAMExplainer(Explainer):
     # not reused from the cache; 4: a coarse sequence of stages after the chosen layer is entered (timm's
     # EfficientNet on 64 px: blocks.4, not the stem), adaptive pools never chosen (AlexNet's avgpool); 5: the layer's
     # own output where a later module changes it in place (explainers.layers.kept_output); 6: a ViT's map (and
-    # Score-CAM's masks) over the pixels its patches cover, 0 past them (the grid was stretched over them)
-    version = "6"
+    # Score-CAM's masks) over the pixels its patches cover, 0 past them (the grid was stretched over them); 7: no
+    # part of an attention module, nor an output of windows, chosen as the layer (explainers.layers.attention_parts)
+    version = "7"
     finds_layer = True  # the CAM reads a target layer (FullGrad reads every biased layer instead)
 
     def check_input(self, shape: tuple[int, ...]) -> str | None:

@@ -88,6 +88,7 @@ class FullGradExplainer(CAMExplainer):
     cam_class = FullGrad
     defaults: ClassVar[dict[str, Any]] = {"target_layer": None, "min_grid": 4}  # non-negative: no ReLU
     finds_layer = False
+    version = "6"  # the CAMs' 7 changed how their layer is found, which FullGrad does not use: its maps are the same
     dims = frozenset({2})
     architectures = frozenset({"cnn"})
     paper = "Srinivas & Fleuret 2019, Full-Gradient Representation for Neural Network Visualization"

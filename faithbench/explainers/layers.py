@@ -55,7 +55,7 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
     calls = itertools.count()
     hooks = []
     transform = getattr(model, "input_transform", None)  # resizes the input: its output is no feature map
-    network_input = [x.shape]  # what the network sees: the transform's output where there is one
+    network_input = [x[:1].shape]  # what the network sees (one image): the transform's output where there is one
     modules = list(model.named_modules())
     if isinstance(transform, nn.Module) and all(m is not transform for _, m in modules):
         modules.append(("input_transform", transform))  # an nn.Sequential's: an attribute, not a child
