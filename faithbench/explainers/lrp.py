@@ -103,25 +103,33 @@ class LRPExplainer(Explainer):
     rule_for = staticmethod(epsilon_rule)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
+        """Every reason at once (a held-out review: torchvision's DenseNet was told of its input transform
+        only, and after ``preprocess: none`` of its concatenations): the layers without a rule, the operations
+        the traced forward applies outside the layers, the layers called more than once. ``preprocess: none``
+        is named only where the input transform is all that stands in the way."""
         reason = super().unsupported_reason(model, x)
-        if reason is None:
-            bad = lrp_unsupported_layers(model)
-            if bad:
-                hint = ("; the input transform (channel replication, resize, normalisation) goes with "
-                        "`preprocess: none` in the model entry, where the data fit the network as they are"
-                        if bad == ["InputTransform"] else "")  # only where it helps: not beside GELU, LayerNorm
-                reason = (f"{self.name} has no propagation rule for {', '.join(bad)} (supported layers are listed "
-                          f"in faithbench.explainers.lrp){hint}")
-        if reason is None and (trace := trace_leaves(model, x)) is not None:
-            ops = trace.outside(LRP_FUNCTIONAL_OPS)
-            reused = trace.reused(RULE_LAYERS, model)
-            if ops:
-                reason = (f"{self.name}: the forward applies {', '.join(ops)} outside its layers (functionally, "
-                          "as a skip connection, a concatenation or F.adaptive_avg_pool2d), where captum's LRP "
-                          "has no rule, so relevance would leak")
-            elif reused:
-                reason = f"{self.name} needs each layer called once per forward pass; {', '.join(reused)}"
-        return reason
+        if reason is not None:
+            return reason
+        problems = []
+        bad = lrp_unsupported_layers(model)
+        if bad:
+            problems.append(f"no propagation rule for {', '.join(bad)} (supported layers are listed in "
+                            "faithbench.explainers.lrp)")
+        trace = trace_leaves(model, x)
+        ops = trace.outside(LRP_FUNCTIONAL_OPS) if trace is not None else []
+        reused = trace.reused(RULE_LAYERS, model) if trace is not None else []
+        if ops:
+            problems.append(f"the forward applies {', '.join(ops)} outside its layers (functionally, as a skip "
+                            "connection, a concatenation or F.adaptive_avg_pool2d), where captum's LRP has no rule, "
+                            "so relevance would leak")
+        if reused:
+            problems.append(f"each layer must be called once per forward pass; {', '.join(reused)}")
+        if not problems:
+            return None
+        hint = ("; the input transform (channel replication, resize, normalisation) goes with `preprocess: none` "
+                "in the model entry, where the data fit the network as they are"
+                if bad == ["InputTransform"] and not ops and not reused else "")  # where it alone would do
+        return f"{self.name}: " + "; and ".join(problems) + hint
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         bad = lrp_unsupported_layers(model)

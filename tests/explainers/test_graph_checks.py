@@ -355,6 +355,32 @@ def test_lrp_refusal_of_an_input_transform_names_preprocess_none() -> None:
     assert "`preprocess: none`" in reason and "residual" not in reason
 
 
+@pytest.mark.parametrize("name", ["lrp", "lrp_epsilon_zplus"])
+def test_lrp_refusal_names_every_blocker_at_once(name: str) -> None:
+    """A held-out review: torchvision's DenseNet with an input transform was told of InputTransform only, with
+    `preprocess: none` as the way out, which then revealed its concatenations; now both at once, and no hint."""
+    from faithbench.models.preprocess import InputConfig, attach_input_transform
+
+    config = InputConfig(in_chans=1, mean=(0.4,), std=(0.2,))
+    model = attach_input_transform(_cnn("residual"), config)
+    reason = explainers.get(name)().unsupported_reason(model, X)
+    assert reason == (f"{name}: no propagation rule for InputTransform (supported layers are listed in "
+                      "faithbench.explainers.lrp); and the forward applies Add outside its layers (functionally, "
+                      "as a skip connection, a concatenation or F.adaptive_avg_pool2d), where captum's LRP has no "
+                      "rule, so relevance would leak")
+    model = attach_input_transform(_cnn("module"), config)
+    model.conv2 = nn.Sequential(model.conv2, model.conv2)  # one convolution called twice
+    reason = explainers.get(name)().unsupported_reason(model.eval(), X)
+    assert reason.endswith("(supported layers are listed in faithbench.explainers.lrp); and each layer must be "
+                           "called once per forward pass; conv2.0 (2 calls)")
+    torchvision = pytest.importorskip("torchvision")
+    densenet = attach_input_transform(torchvision.models.densenet121(num_classes=2).eval(),
+                                      InputConfig(in_chans=3, mean=(0.4,) * 3, std=(0.2,) * 3))
+    reason = explainers.get(name)().unsupported_reason(densenet, torch.rand(1, 1, 64, 64))
+    assert "no propagation rule for InputTransform" in reason and "applies Cat, Mean outside" in reason
+    assert "preprocess: none" not in reason
+
+
 def test_lrp_names_a_subclass_of_a_supported_layer_by_its_path() -> None:
     """timm's ``Linear`` subclasses ``nn.Linear``; the rules fit exact types, and the refusal said "no rule
     for Linear" while the docs list Linear as supported (a held-out review)."""
