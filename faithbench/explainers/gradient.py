@@ -94,10 +94,13 @@ class SaliencyExplainer(Explainer):
 class IntegratedGradientsExplainer(Explainer):
     """Integrated gradients (Sundararajan et al. 2017), summed over channels:
 
-    IG_i(x) = (x_i - x'_i) * mean_{k=1..n} d score / d x_i at x' + (k - 0.5)/n (x - x')
-    (captum's Gauss-Legendre rule by default). ``baseline`` is a constant x' in model input
-    space (0.0: the phantoms' background); ``n_steps`` = 50; ``internal_batch_size`` bounds
-    memory.
+    IG_i(x) = (x_i - x'_i) * integral_0^1 d score / d x_i at x' + a (x - x') da
+            ~ (x_i - x'_i) * sum_{k=1..n} w_k d score / d x_i at x' + a_k (x - x'),
+    with ``method`` "gausslegendre" (the default, captum's): the n Gauss-Legendre nodes and weights moved to
+    [0, 1], a_k = (t_k + 1) / 2, w_k = v_k / 2 for numpy's ``leggauss(n)`` = (t, v): nodes denser near 0
+    and 1, weights not equal (not a midpoint mean); "riemann_middle": a_k = (k - 0.5) / n, w_k = 1 / n;
+    "riemann_left", "riemann_right", "riemann_trapezoid" as captum. ``baseline`` is a constant x' in model
+    input space (0.0: the phantoms' background); ``n_steps`` = 50; ``internal_batch_size`` bounds memory.
     """
 
     family = "gradient"

@@ -45,6 +45,29 @@ def test_fullgrad_normalises_per_channel_then_sums():
     assert "ONE channel's map of one image, then resize" in doc and "not the authors' code" in doc
 
 
+def test_integrated_gradients_default_is_gauss_legendre_not_a_midpoint_mean():
+    """A held-out review: the docstring gave mean_k at (k - 0.5) / n, the midpoint rule; the default is captum's
+    Gauss-Legendre rule, with its own nodes and weights."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)).eval()
+    x = torch.rand(1, 1, 2, 2, generator=torch.Generator().manual_seed(1)) * 5
+
+    def path_sum(alphas, weights):
+        points = (torch.as_tensor(alphas, dtype=torch.float32)[:, None, None, None] * x).requires_grad_(True)
+        grads, = torch.autograd.grad(model(points)[:, 1].sum(), points)
+        return (x * (torch.as_tensor(weights, dtype=torch.float32)[:, None, None, None] * grads).sum(0)).sum(1)
+
+    nodes, weights = np.polynomial.legendre.leggauss(2)
+    gauss = path_sum((nodes + 1) / 2, weights / 2)
+    midpoint = path_sum((np.arange(1, 3) - 0.5) / 2, np.full(2, 0.5))
+    ours = explainers.get("integrated_gradients")(n_steps=2)(model, x, torch.tensor([1]))
+    assert torch.allclose(ours, gauss, atol=1e-6) and (ours - midpoint).abs().max() > 1e-3
+    doc = " ".join(explainers.get("integrated_gradients").__doc__.split())
+    assert "Gauss-Legendre nodes and weights" in doc and "mean_{k=1..n}" not in doc
+
+
 def test_lime_distance_is_cosine_between_images():
     lime = explainers.get("lime")(kernel_width=0.25)
     similarity = lime.surrogate(nn.Identity()).similarity_func
