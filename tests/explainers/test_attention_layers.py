@@ -47,20 +47,32 @@ class Windows(nn.Module):
         return x.view(b, c, 2, 2, 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(4 * b, c, 2, 2)
 
 
-class Net(nn.Module):
-    """A Swin in miniature: an 8-px patch convolution (4 x 4 on 32 px), windows, one attention stage channels
-    last (its weights: (B, 1, 16, 16), a "grid" of 16 for the image's 32 px), a norm, a head."""
+class PatchEmbed(nn.Module):
+    """An 8-px patch convolution (4 x 4 on 32 px), then a norm channels last, as timm's Swin."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.patch = nn.Conv2d(1, 12, 8, stride=8)
+        self.proj = nn.Conv2d(1, 12, 8, stride=8)
+        self.norm = nn.LayerNorm(12)
+
+    def forward(self, x):
+        return self.norm(self.proj(x).permute(0, 2, 3, 1))
+
+
+class Net(nn.Module):
+    """A Swin in miniature: a patch embedding (channels last), windows, one attention stage channels last (its
+    weights: (B, 1, 16, 16), a "grid" of 16 for the image's 32 px), a norm, a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = PatchEmbed()
         self.windows = Windows()
         self.stage = Stage(12)
         self.norm = nn.LayerNorm(12)
         self.fc = nn.Linear(12, 2)
 
     def forward(self, x):
-        h = self.patch(x)
+        h = self.patch(x).permute(0, 3, 1, 2)
         h = h + self.windows(h).reshape(h.shape)
         return self.fc(self.norm(self.stage(h)).mean((1, 2)))
 
@@ -81,7 +93,8 @@ def test_the_parts_of_an_attention_module_are_found_by_its_class_name():
 
 
 def test_the_refusal_names_the_last_feature_map_not_the_attention_weights():
-    with pytest.raises(ValueError, match="continues channels last past its last channels-first output 'patch' "):
+    # no top-level feature map: the search goes into the last child that holds one, as in Swin
+    with pytest.raises(ValueError, match="continues channels last past its last channels-first output 'patch.proj' "):
         find_target_layer(_net(), torch.rand(1, 1, 32, 32))  # was 'stage.attn.drop', as Swin's attn_drop
 
 
