@@ -367,8 +367,8 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
     (:func:`~faithbench.models.checkpoint.build_for_dataset`, on the meta device): missing and
     unexpected tensor names and shape mismatches are an error before anything is trained, where
     the run would stop at that model after training the groups before it."""
-    from faithbench.models.checkpoint import build_for_dataset, load_weights_file, weights_mismatch
-    from faithbench.models.errors import CheckpointError
+    from faithbench.models.checkpoint import build_for_dataset, load_weights_file
+    from faithbench.models.errors import CheckpointError, weights_mismatch
 
     files: dict[Path, dict[str, tuple[int, ...]] | None] = {}
     for i, mspec, label, dataset in model_dataset_pairs(suite, built):

@@ -21,8 +21,7 @@ from faithbench.configurable import Bool
 from faithbench.datasets.base import BaseDataset, check_train_classes
 from faithbench.models.architectures import count_parameters
 from faithbench.models.dependencies import dependencies_of
-from faithbench.models.errors import (STATE_DICT, CheckpointError, check_state_fits, hub_name_with_weights,
-                                      refusal, weights_mismatch)
+from faithbench.models.errors import STATE_DICT, CheckpointError, check_state_fits, hub_name_with_weights, refusal
 from faithbench.models.factory import build_network, builder_package, monai_downloads
 from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
                                           resolve_input_config)

@@ -123,7 +123,8 @@ def test_weights_holding_nan_are_refused_naming_the_first_bad_tensor(tmp_path):
 def test_a_mismatch_says_what_it_most_likely_means(tmp_path):
     """A held-out review: a state dict nested under 'model' was blamed on 'the classes and channels',
     and a 1-channel file for a 3-channel build gave no hint of in_chans."""
-    from faithbench.models.checkpoint import load_weights_file, weights_mismatch
+    from faithbench.models.checkpoint import load_weights_file
+    from faithbench.models.errors import weights_mismatch
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
     model(torch.zeros(1, 3, 8, 8))

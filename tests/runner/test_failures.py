@@ -165,7 +165,8 @@ def test_a_malformed_map_is_named_by_the_suites_alias(tmp_path, failing_plugins)
     import faithbench
 
     entries = [{"name": "test_half_map", "alias": "half_a"}, {"name": "test_nan_map", "alias": "nan_a"}, "random"]
-    suite = {**SUITE, "samples": 4, "explainers": entries, "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]}
+    suite = {**SUITE, "samples": 4, "explainers": entries,
+             "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]}
     result = faithbench.run(suite, out_dir=tmp_path / "out", cache=tmp_path / "cache", progress=False,
                             log=lambda _line: None)
     failures = pd.read_csv(tmp_path / "out" / "failures.csv").set_index("explainer")["message"]
