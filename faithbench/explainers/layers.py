@@ -188,13 +188,15 @@ def channels_first(shape: tuple[int, ...] | torch.Size, input_shape: tuple[int, 
 
 
 def _is_attention(module: nn.Module) -> bool:
-    name = type(module).__name__.lower()
-    return "attention" in name or "attn" in name
+    """A class named for attention (``WindowAttention``, ``MultiheadAttention``), not for an attention-like
+    convolution block ("Attn": ResNeSt's ``SplitAttn`` holds its main 3 x 3 convolution, CBAM's ``ChannelAttn``;
+    a diff review: ``layer3.0.conv2.conv`` of resnest14d was refused)."""
+    return "attention" in type(module).__name__.lower()
 
 
 def attention_parts(model: nn.Module) -> dict[str, str]:
     """{module name: why its output is no feature map} for the parts of an attention module (a class whose
-    name holds "Attention" or "Attn": timm's and MONAI's ``WindowAttention``, torchvision's
+    name holds "Attention", not only "Attn": timm's and MONAI's ``WindowAttention``, torchvision's
     ``ShiftedWindowAttention``, ``nn.MultiheadAttention``), whose outputs are attention weights or window tokens,
     and for every ``nn.Softmax`` (a home-made attention's weights). The attention module's own output is not
     one of them (a squeeze-excitation gate returns the gated feature map)."""

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from faithbench.explainers.layers import attention_parts, find_target_layer
+from faithbench.explainers.layers import attention_parts, attention_problem, find_target_layer
 from faithbench.registry import explainers
 
 
@@ -131,3 +131,20 @@ def test_timm_swin_is_refused_naming_its_patch_embedding():
                                              r"\(WindowAttention\)"):
             explainers.get("gradcam")(target_layer=layer)(swin, x, target)
     assert explainers.get("gradcam")(target_layer="patch_embed.proj")(swin, x, target).shape == (1, 64, 64)
+
+
+def test_a_convolution_block_named_attn_is_no_attention_module():
+    """ResNeSt's ``SplitAttn`` holds its main 3 x 3 convolution (a diff review: ``layer3.0.conv2.conv`` of timm's
+    resnest14d was refused as an attention part; CBAM's ``ChannelAttn`` likewise): only "Attention" counts."""
+
+    class SplitAttn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x).relu()
+
+    net = nn.Sequential(SplitAttn(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    assert attention_parts(net) == {}
+    assert attention_problem(net, "0.conv") is None
