@@ -222,6 +222,10 @@ def test_too_few_for_a_ci_but_shown_above_chance_by_the_exact_test_is_not_at_cha
         return auc_exact_p(np.arange(2 * n, dtype=float), np.repeat([0, 1], n))  # positives score highest
 
     assert exact(4) == pytest.approx(1 / 70) and exact(1) == pytest.approx(0.5) and exact(3) == pytest.approx(0.05)
+    # tied scores (a diff review): the exact U distribution without ties gave 0.044; of the 45 ways to pick the
+    # 2 positives among these 10 scores, 3 reach the observed U = 15 (mid-ranks), so the tie-aware p is 3/45
+    tied = auc_exact_p(np.array([2.0, 2, 0, 0, 0, 0, 0, 1, 1, 2]), np.repeat([1, 0], [2, 8]))
+    assert tied == pytest.approx(3 / 45)
     models = pd.DataFrame({"dataset": ["d", "e", "f", "g"], "model": "m", "seed": 0, "auc": 1.0, "auc_ci_low": NAN,
                            "auc_ci_high": NAN, "auc_ci_min_class_n": [4, 1, 3, 4],
                            "auc_exact_p": [exact(4), exact(1), exact(3), NAN]})
