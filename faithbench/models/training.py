@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from faithbench.configurable import Bool, Float, Int
-from faithbench.models.auc import auc_ci, auc_exact_p, binary_auc, class_auc_cis, class_log_odds, macro_and_class_cis
+from faithbench.models.auc import (MIN_CI_PER_CLASS, auc_ci, auc_exact_p, binary_auc, class_auc_cis, class_log_odds,
+                                   macro_and_class_cis)
 from faithbench.models.errors import INPLACE_INPUT, CheckpointError, check_converging
 from faithbench.progress import bars_disabled, nested_position
 
@@ -230,7 +231,8 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
     one-vs-rest for more classes), its 95% bootstrap CI (``auc_ci_low, auc_ci_high``, :func:`auc_ci`), CE loss,
     ``predicted_classes`` (distinct argmax classes: 1 for a model that predicts one class for all), two classes:
     ``auc_ci_min_class_n`` (the smaller class's test samples; below ``MIN_CI_PER_CLASS`` the CI is NaN) and
-    ``auc_exact_p`` (:func:`faithbench.models.auc.auc_exact_p`, the exact one-sided Mann–Whitney p), ``majority``
+    ``auc_exact_p`` (:func:`faithbench.models.auc.auc_exact_p`, the exact one-sided Mann–Whitney p, there only:
+    absent with ``ci=False`` or at least ``MIN_CI_PER_CLASS`` of each), ``majority``
     (the test share of the most frequent class). More than two ``classes``: each class's test samples, one-vs-rest
     AUC and CI (``ovr_n_<name>``, ``ovr_auc_<name>``, ``ovr_auc_ci_low_<name>``, ``ovr_auc_ci_high_<name>``).
     Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns).
@@ -247,6 +249,7 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
         (low, high), cis = macro_and_class_cis(scores, onehot)
     elif ci:
         low, high = auc_ci(scores[:, 1], onehot[:, 1]) if k == 2 else auc_ci(scores, onehot)
+    smaller = int(np.bincount(yn, minlength=2).min())  # binary: read only where no CI is given (too few of a class)
     per_class: dict[str, float] = {}  # a review: a class never learned (AUC 0.306) under a macro CI above 0.5
     if k > 2 and classes is not None and len(classes) == k:
         per_class = {f"ovr_{part}_{name}": v for c, (name, auc, (c_low, c_high)) in enumerate(zip(classes, aucs, cis))
@@ -260,8 +263,9 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
         "auc_ci_high": high,
         "loss": float(F.cross_entropy(logits, y)),
         "predicted_classes": int(np.unique(pred).size), "majority": float(np.bincount(yn).max() / len(yn)),
-        **({"auc_ci_min_class_n": int(np.bincount(yn, minlength=2).min()),
-            "auc_exact_p": auc_exact_p(scores[:, 1], onehot[:, 1])} if k == 2 else {}), **per_class,
+        **({"auc_ci_min_class_n": smaller} if k == 2 else {}), **per_class,
+        **({"auc_exact_p": auc_exact_p(scores[:, 1], onehot[:, 1])} if k == 2 and ci and smaller < MIN_CI_PER_CLASS
+           else {}),
     }
 
 
