@@ -110,12 +110,13 @@ class RandomLogit(RandomizationMetric):
 @metrics.register("data_randomization")
 class DataRandomization(RandomizationMetric):
     """Data randomisation (Adebayo et al. 2018): similarity between the saliency of the model and
-    of ``ctx.permuted_model``, the same recipe trained on permuted labels, for the same target.
+    of ``ctx.permuted_model``, the same recipe trained on permuted labels from its own seed, for the same target.
     Lower is better. Defaults: ``similarity: spearman_abs``, postprocess ``abs``."""
 
     info = MetricInfo("data_randomization", requires=frozenset({"model", "explainer", "permuted_model"}),
                       paper="Adebayo et al. 2018, Sanity checks for saliency maps", **_INFO)
     defaults: ClassVar[dict[str, Any]] = dict(_DEFAULTS)
+    version = "3"  # 3: the twin from its own seed (2: from the model's init and shuffles, a review)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         if ctx.permuted_model is None:

@@ -32,6 +32,8 @@ from faithbench.store import Cache, file_sha256, is_safetensors, load_tensors, m
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "1"
+TWIN_SEED_OFFSET = 104_729  # the permuted-label twin's seed is the run's + this: its own init and shuffles, as
+# Adebayo et al. 2018's separate network (a review: with the model's seed the weights correlated 0.84-0.996)
 
 _AS_IT_IS = ("a weights file is used as it is, never trained further (to fine-tune or re-head your own timm "
              "weights, save them with timm.models.save_for_hf and name the folder local-dir:FOLDER, which a recipe "
@@ -244,7 +246,7 @@ def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, n
                         {"threads": torch.get_num_threads(), "torch": torch.__version__},
                         *spec.key_extras()]
     if permute_labels:
-        parts.append("permuted-labels")
+        parts += ["permuted-labels", {"init_seed": seed + TWIN_SEED_OFFSET}]
     return make_key(*parts)
 
 
@@ -293,15 +295,15 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
     """Build the architecture for ``train``'s shape and classes, then train or load its weights.
 
     Test metrics (accuracy, F1, AUC, loss) are computed on the whole ``test`` split and cached
-    beside the weights. ``permute_labels``: the same recipe trained on permuted train and val
-    labels, keeping the last epoch (the data-randomisation check; its accuracy is at chance).
+    beside the weights. ``permute_labels``: the same recipe trained on permuted train and val labels
+    from seed + ``TWIN_SEED_OFFSET``, keeping the last epoch (data randomisation; accuracy at chance).
     ``device``: where the model is trained and evaluated (and returned); a checkpoint trained off
     the CPU is keyed by its device type too, since its weights differ in the last bits. Training
     holds the cache's lock on the checkpoint's key, so two runs sharing a cache train it once.
     """
     in_chans, input_size = train.in_channels, train.spatial_shape
     num_classes = len(train.classes)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + TWIN_SEED_OFFSET if permute_labels else seed)
     model, input_info = build_for_dataset(spec, in_chans, num_classes, input_size)
     model.to(device)
     if spec.recipe is None and not permute_labels:  # fixed weights: a file, or the library's pretrained ones
@@ -377,7 +379,8 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
         y_train, y_val = permuted(y_train, seed), permuted(y_val, seed + 1)
     start = time.perf_counter()
     trainer = train_on_frozen_features if hasattr(model, "frozen_features") else train_model
-    history = trainer(model, x_train, y_train, x_val, y_val, recipe, seed, keep_best=not permute_labels,
+    own_seed = seed + TWIN_SEED_OFFSET if permute_labels else seed  # the twin's shuffles apart from the model's
+    history = trainer(model, x_train, y_train, x_val, y_val, recipe, own_seed, keep_best=not permute_labels,
                       desc=f"train {spec.label} seed {seed}{' (permuted labels)' if permute_labels else ''}")
     seconds = time.perf_counter() - start
     for p in model.parameters():  # a linear probe froze the backbone; explainers need its gradients

@@ -388,3 +388,37 @@ def test_a_nan_validation_loss_stops_training_too():
     for losses in ((0.7, float("nan")), (float("nan"), 0.7), (float("inf"), 0.7)):
         with pytest.raises(CheckpointError, match=r"train m: training diverged \(loss (nan|inf) in epoch 3\)"):
             check_converging("train m", losses, 3, 1e6)
+
+
+def test_the_permuted_label_twin_starts_from_its_own_init(tmp_path, monkeypatch):
+    """Review random4 F1: the twin was built and trained under the model's seed, so both started from the
+    same weights (correlated 0.84-0.996 after a short recipe). Adebayo et al. 2018 train a separate network."""
+    import numpy as np
+
+    import faithbench.models.checkpoint as checkpoint
+    from faithbench.store import make_key
+
+    started: dict[bool, tuple[torch.Tensor, int]] = {}
+
+    def record(model, x_train, y_train, x_val, y_val, recipe, seed, *, desc="", keep_best=True):
+        weights = [v.flatten() for k, v in model.state_dict().items() if k.endswith("weight") and v.ndim > 1]
+        started[not keep_best] = (torch.cat(weights).clone(), seed)  # keep_best is off for the twin only
+        return {"train_loss": [0.0], "val_loss": [0.0], "val_accuracy": [0.5]}
+
+    monkeypatch.setattr(checkpoint, "train_model", record)
+    train, val, test = (PhantomCXR(s, n=32, size=32) for s in ("train", "val", "test"))
+    spec = ModelSpec.model_validate({"name": "small_cnn", "params": {"width": 16}, "recipe": {"epochs": 1}})
+    cache = Cache(tmp_path)
+    model = load_checkpoint(spec, train, val, test, seed=0, cache=cache)
+    twin = load_checkpoint(spec, train, val, test, seed=0, cache=cache, permute_labels=True)
+    (w_model, seed_model), (w_twin, seed_twin) = started[False], started[True]
+    assert w_model.numel() > 5000
+    assert abs(np.corrcoef(w_model.numpy(), w_twin.numpy())[0, 1]) < 0.1  # the old twin: 1.0, the same draw
+    assert seed_model == 0 and seed_twin == checkpoint.TWIN_SEED_OFFSET != 0  # its own training shuffles too
+    assert twin.seed == model.seed == 0  # the run's seed, as models.csv reports it
+    # a twin cached by the old rule (trained from the model's init) is never read for the new one
+    parts = ["checkpoint", checkpoint.CHECKPOINT_FORMAT, spec.name, spec.params, train.spec(),
+             spec.recipe.model_dump(), 1, 2, [32, 32], 0,
+             {"threads": torch.get_num_threads(), "torch": torch.__version__}, *spec.key_extras()]
+    assert make_key(*parts) == model.key  # the old rule, rebuilt here, gives the model's key
+    assert twin.key != make_key(*parts, "permuted-labels") and twin.key != model.key
