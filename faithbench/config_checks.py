@@ -255,11 +255,10 @@ def check_file_names(suite: Any, source: str, error: type[Exception]) -> None:
 
 
 def check_suite_values(suite: Any, source: str, error: type[Exception]) -> None:
-    """Seeds distinct, >= 0 and < 2**32 (a repeated seed would compute each row twice, numpy's
-    generators refuse a negative one, and torch's CPU generator keeps 32 bits: a held-out review's
-    seeds 0 and 2**32 gave byte-identical checkpoints and results, an across-seed sd of 0, and a seed
-    of 2**63 failed every cell); a device name torch reads (whether the device is present is the
-    run's concern: a suite meant for a GPU machine validates on a laptop)."""
+    """Seeds distinct, >= 0 and < 2**32 (a repeated seed would compute each row twice, numpy's generators refuse a
+    negative one, and torch's CPU generator keeps 32 bits: a held-out review's seeds 0 and 2**32 gave byte-identical
+    checkpoints and results, an across-seed sd of 0, and a seed of 2**63 failed every cell); a device name torch reads
+    (whether the device is present is the run's concern: a suite meant for a GPU machine validates on a laptop)."""
     seen: set[int] = set()
     for seed in suite.seeds:
         why = f"{seed} is negative" if seed < 0 else (f"{seed} is repeated" if seed in seen else "")
@@ -338,10 +337,9 @@ def resolve_weights(models: Any, base: Path, source: str, error: type[Exception]
 
 
 def _tensor_shapes(path: Path) -> dict[str, Any] | None:
-    """Names and shapes of a weights file's tensors, read without their data (safetensors: the
-    header; torch: weights-only onto the meta device), an entry that is not a tensor by its type's
-    name (``epoch: int``, a nested ``model: dict``), as the loader names them; None when it cannot be
-    read so."""
+    """Names and shapes of a weights file's tensors, read without their data (safetensors: the header; torch:
+    weights-only onto the meta device), an entry that is not a tensor by its type's name (``epoch: int``, a
+    nested ``model: dict``), as the loader names them; None when it cannot be read so."""
     from faithbench.store import is_safetensors
 
     try:
@@ -364,9 +362,9 @@ def _tensor_shapes(path: Path) -> dict[str, Any] | None:
 
 def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Exception]) -> None:
     """Each ``weights:`` file against the model the run builds for each dataset it pairs with
-    (:func:`~faithbench.models.checkpoint.build_for_dataset`, on the meta device): missing and
-    unexpected tensor names and shape mismatches are an error before anything is trained, where
-    the run would stop at that model after training the groups before it."""
+    (:func:`~faithbench.models.checkpoint.build_for_dataset`, on the meta device): missing and unexpected tensor
+    names and shape mismatches are an error before anything is trained, where the run would stop at that model
+    after training the groups before it."""
     from faithbench.models.checkpoint import build_for_dataset, load_weights_file
     from faithbench.models.errors import CheckpointError, weights_mismatch
 
@@ -393,7 +391,9 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
         if not first and shapes is not None:
             continue
         try:  # once a file: the loader's own reason (unreadable, pickled code, not a state dict, NaN or inf)
-            load_weights_file(model, path)
+            with warnings.catch_warnings():  # the meta model takes no data: torch's "no-op" warning per tensor (122)
+                warnings.filterwarnings("ignore", r"for .*: copying from a non-meta parameter", UserWarning)
+                load_weights_file(model, path)
         except CheckpointError as exc:
             raise error(f"{where}: {first_line(exc)}") from None
         except Exception:  # read by the loader, but not onto the meta device: the run loads it for real

@@ -405,3 +405,29 @@ def test_rise_and_cam_sizes_are_checked_against_the_largest_side():
     assert explainers.get("rise")().check_input((1, 2, 32, 32)) is None
     assert explainers.get("gradcam")().check_input((1, 2, 32, 32)) is None
     assert "grid' = 33" in explainers.get("rise")(grid=33).check_input((1, 2, 32, 32))
+
+
+def test_a_timm_weights_file_validates_without_torch_warnings(tmp_path):
+    """Review random4 F2: validate's meta-device check of a timm resnet18 weights file printed torch's
+    "copying from a non-meta parameter ... is a no-op" UserWarning once per tensor (122 of them)."""
+    import os
+    import subprocess
+    import sys
+
+    import timm
+    import torch
+
+    from faithbench.store import save_tensors
+
+    torch.manual_seed(0)
+    save_tensors(tmp_path / "r18.safetensors", timm.create_model("resnet18", num_classes=2, in_chans=1).state_dict())
+    (tmp_path / "suite.yaml").write_text(BASE.replace(
+        "{name: small_cnn, recipe: {epochs: 1}}",
+        "{name: 'timm:resnet18', params: {in_chans: 1}, weights: r18.safetensors, preprocess: none}"))
+    suite = str(tmp_path / "suite.yaml")
+    code = f"from faithbench.cli import main; raise SystemExit(main(['validate', {suite!r}]))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONWARNINGS": "default"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr and "no-op" not in proc.stderr, proc.stderr[:2000]
+    assert "suite.yaml: ok — suite 't'" in proc.stdout
