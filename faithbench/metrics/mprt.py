@@ -42,7 +42,7 @@ class SmoothMPRT(RandomizationMetric):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         offsets = smoothing_noise(ctx.x, self.nr_samples, self.noise, ctx.generator(SALT_SMOOTH))
         value = smooth_mprt(ctx.model, ctx.x, ctx.target, self.explain_fn(ctx), offsets, similarity=self.similarity,
-                            postprocess=self.postprocess, seed=ctx.seed)
+                            postprocess=self.postprocess, seed=ctx.seed, watch=ctx.predict.watch)
         return MetricOutput(value=value.to(saliency.device))
 
 
@@ -71,5 +71,5 @@ class EfficientMPRT(RandomizationMetric):
             return explain(model, x, target).detach().float()
 
         value = efficient_mprt(ctx.model, ctx.x, ctx.target, saliency, raw, n_bins=self.n_bins,
-                               postprocess=self.postprocess, seed=ctx.seed)
+                               postprocess=self.postprocess, seed=ctx.seed, watch=ctx.predict.watch)
         return MetricOutput(value=value.to(saliency.device))

@@ -64,7 +64,7 @@ class MPRTCascading(RandomizationMetric):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         curve, _ = cascading_randomization_curve(
             ctx.model, ctx.x, ctx.target, saliency, self.explain_fn(ctx), similarity=self.similarity,
-            postprocess=self.postprocess, seed=ctx.seed)
+            postprocess=self.postprocess, seed=ctx.seed, watch=ctx.predict.watch)
         k = curve.shape[1] - 1
         return {"value": curve[:, -1], "curve": curve, "fractions": torch.arange(k + 1, dtype=torch.float32) / k}
 
@@ -84,7 +84,7 @@ class MPRTIndependent(RandomizationMetric):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         curve, _ = independent_randomization_curve(
             ctx.model, ctx.x, ctx.target, saliency, self.explain_fn(ctx), similarity=self.similarity,
-            postprocess=self.postprocess, seed=ctx.seed)
+            postprocess=self.postprocess, seed=ctx.seed, watch=ctx.predict.watch)
         k = curve.shape[1]  # the blocks whose re-explanation is constant (NaN) are left out of the mean
         return {"value": curve.nanmean(dim=1), "curve": curve,
                 "fractions": torch.arange(1, k + 1, dtype=torch.float32) / k}

@@ -156,3 +156,18 @@ def test_data_randomization(linear_logit, make_ctx):
     assert (DataRandomization()(ctx)["value"].abs() < 0.25).all()
     ctx.permuted_model = model  # same weights: identical maps
     assert DataRandomization()(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_the_block_trace_is_a_counted_forward_pass(tiny_cnn, make_ctx):
+    """Review random4 F3: the one-image forward that traces the block order (on the copy, once per batch and
+    metric) was missing from cost.csv: mprt_cascading on 11 blocks x 4 images counted 44 passes, not 45."""
+    torch.manual_seed(0)
+    model, x, target = tiny_cnn(), torch.rand(2, 1, 16, 16), torch.ones(2, dtype=torch.long)
+    saliency = _gradient()
+    for metric in (MPRTCascading(), MPRTIndependent()):
+        ctx = make_ctx(model, x, saliency(model, x, target), explainer=saliency)
+        metric(ctx)
+        assert ctx.predict.passes == 2 * 2 + 1  # 2 blocks (conv, fc) x 2 images re-explained + the 1-image trace
+    ctx = make_ctx(model, x, saliency(model, x, target), explainer=saliency)
+    blocks = parameter_blocks(model, x, watch=ctx.predict.watch)
+    assert [n for n, _ in blocks] == ["conv", "fc"] and ctx.predict.passes == 1

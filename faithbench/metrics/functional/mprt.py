@@ -19,17 +19,17 @@ from torch import Tensor, nn
 
 from faithbench.metrics.base import postprocess as apply_postprocess
 from faithbench.metrics.functional.perturbation import seeded
-from faithbench.metrics.functional.randomization import SALT_BLOCKS, parameter_blocks, randomize_block
+from faithbench.metrics.functional.randomization import SALT_BLOCKS, Watch, parameter_blocks, randomize_block
 from faithbench.metrics.functional.similarity import Similarity, similarity as compare
 
 Explain = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
 
-def randomized_copy(model: nn.Module, x: Tensor, seed: int = 0) -> nn.Module:
+def randomized_copy(model: nn.Module, x: Tensor, seed: int = 0, *, watch: Watch | None = None) -> nn.Module:
     """A deep copy of ``model`` with every block randomised (the last state of the cascading MPRT
-    for the same seed)."""
+    for the same seed). ``watch``: counts the block trace (:func:`parameter_blocks`)."""
     work = copy.deepcopy(model)
-    for index, (_name, params) in enumerate(parameter_blocks(work, x)):
+    for index, (_name, params) in enumerate(parameter_blocks(work, x, watch=watch)):
         randomize_block(params, seeded(seed, SALT_BLOCKS + index))
     return work
 
@@ -56,14 +56,15 @@ def smooth_explain(explain: Explain, model: nn.Module, x: Tensor, target: Tensor
 
 
 def smooth_mprt(model: nn.Module, x: Tensor, target: Tensor, explain: Explain, offsets: Tensor, *,
-                similarity: Similarity = "spearman_abs", postprocess: str = "abs", seed: int = 0) -> Tensor:
+                similarity: Similarity = "spearman_abs", postprocess: str = "abs", seed: int = 0,
+                watch: Watch | None = None) -> Tensor:
     """Smooth MPRT (Hedström et al. 2024): similarity between the denoised explanations (over the
     noisy copies x + ``offsets``, from :func:`smoothing_noise` with the generator
     ``seeded(seed, SALT_SMOOTH)`` in the metric) of the model and of its fully randomised copy
     (randomised with ``seed``). The same noise serves both, so a model-independent map scores
     exactly 1. Lower is better."""
     original = smooth_explain(explain, model, x, target, offsets)
-    randomized = smooth_explain(explain, randomized_copy(model, x, seed), x, target, offsets)
+    randomized = smooth_explain(explain, randomized_copy(model, x, seed, watch=watch), x, target, offsets)
     return compare(apply_postprocess(original, postprocess),
                    apply_postprocess(randomized.to(original.device), postprocess), similarity)
 
@@ -90,13 +91,13 @@ def discrete_entropy(saliency: Tensor, n_bins: int = 100) -> Tensor:
 
 
 def efficient_mprt(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor, explain: Explain, *,
-                   n_bins: int = 100, postprocess: str = "none", seed: int = 0) -> Tensor:
+                   n_bins: int = 100, postprocess: str = "none", seed: int = 0, watch: Watch | None = None) -> Tensor:
     """Efficient MPRT (Hedström et al. 2024): the relative rise of the explanation's complexity
     (histogram entropy, :func:`discrete_entropy`) from the model to its fully randomised copy,
     (H(e_random) - H(e)) / H(e); NaN where H(e) = 0 or H(e_random) = 0 (a constant map: an empty
     re-explanation scored -1, the worst value, where the similarity checks give NaN; a review). Higher
     is better: 0 = the explanation did not notice that the weights were destroyed."""
-    randomized = explain(randomized_copy(model, x, seed), x, target).to(saliency.device)
+    randomized = explain(randomized_copy(model, x, seed, watch=watch), x, target).to(saliency.device)
     h0 = discrete_entropy(apply_postprocess(saliency, postprocess), n_bins).double()
     h1 = discrete_entropy(apply_postprocess(randomized, postprocess), n_bins).double()
     return torch.where((h0 > 0) & (h1 > 0), (h1 - h0) / h0, torch.full_like(h0, float("nan"))).float()

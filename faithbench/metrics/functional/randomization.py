@@ -34,6 +34,7 @@ left as it is. Buffers (batch-norm running statistics) are kept.
 from __future__ import annotations
 
 import copy
+from contextlib import AbstractContextManager, nullcontext
 from typing import Callable
 
 import torch
@@ -45,6 +46,8 @@ from faithbench.metrics.functional.similarity import Similarity, similarity as c
 
 Explain = Callable[[nn.Module, Tensor, Tensor], Tensor]
 Block = tuple[str, list[nn.Parameter]]
+# a context counting the forward passes of a model (a metric's ``ctx.predict.watch``): the block trace's one image
+Watch = Callable[[nn.Module], AbstractContextManager[object]]
 
 SALT_BLOCKS = 100  # generator salt of block i: SALT_BLOCKS + i
 SALT_LOGIT = 7
@@ -55,6 +58,10 @@ def _has_params(module: nn.Module) -> bool:
 
 
 MIN_BLOCKS = 4
+
+
+def _uncounted(_model: nn.Module) -> AbstractContextManager[object]:
+    return nullcontext()
 
 
 def _units(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
@@ -69,10 +76,10 @@ def _units(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
     return units
 
 
-def parameter_blocks(model: nn.Module, x: Tensor | None = None) -> list[Block]:
+def parameter_blocks(model: nn.Module, x: Tensor | None = None, *, watch: Watch | None = None) -> list[Block]:
     """The model's parameterised blocks, input to output, as ``(name, parameters)`` (see the
     module docstring). With ``x``, order and membership come from a traced forward pass of
-    ``x[:1]``; without, registration order."""
+    ``x[:1]``, under ``watch(model)`` when given (so a metric's cost counts it); without, registration order."""
     units, extra = _units(model, ""), {}
     while len(units) < MIN_BLOCKS:  # a wrapper (backbone + head), torchvision's ViT (one `encoder`): a level deeper
         deeper = [(i, name, m) for i, (name, m) in enumerate(units) if _units(m, "")]
@@ -89,7 +96,7 @@ def parameter_blocks(model: nn.Module, x: Tensor | None = None) -> list[Block]:
         try:
             was_training = model.training
             model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), (watch or _uncounted)(model):
                 model(x[:1])
             model.train(was_training)
         finally:
@@ -138,13 +145,13 @@ def _similar(reference: Tensor, other: Tensor, similarity: Similarity, postproce
 
 def cascading_randomization_curve(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor, explain: Explain,
                                   *, similarity: Similarity = "spearman_abs", postprocess: str = "abs",
-                                  seed: int = 0) -> tuple[Tensor, list[str]]:
+                                  seed: int = 0, watch: Watch | None = None) -> tuple[Tensor, list[str]]:
     """Cascading MPRT (Adebayo et al. 2018): from the output toward the input, randomise one more
     block at a time and re-explain. Returns the similarity to ``saliency`` after each step,
     ``(B, n_blocks + 1)`` (first point 1.0: nothing randomised), and the block names in the order
-    they were randomised."""
+    they were randomised. ``watch``: counts the block trace (:func:`parameter_blocks`)."""
     work = copy.deepcopy(model)
-    blocks = parameter_blocks(work, x)
+    blocks = parameter_blocks(work, x, watch=watch)
     b = x.shape[0]
     curve = [torch.ones(b, device=saliency.device)]
     names: list[str] = []
@@ -158,12 +165,13 @@ def cascading_randomization_curve(model: nn.Module, x: Tensor, target: Tensor, s
 
 def independent_randomization_curve(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor,
                                     explain: Explain, *, similarity: Similarity = "spearman_abs",
-                                    postprocess: str = "abs", seed: int = 0) -> tuple[Tensor, list[str]]:
+                                    postprocess: str = "abs", seed: int = 0,
+                                    watch: Watch | None = None) -> tuple[Tensor, list[str]]:
     """Independent MPRT (Adebayo et al. 2018): randomise one block at a time, the rest intact, from
     the output toward the input. Returns the similarity for each block ``(B, n_blocks)`` and
-    the block names."""
+    the block names. ``watch``: counts the block trace (:func:`parameter_blocks`)."""
     work = copy.deepcopy(model)
-    blocks = parameter_blocks(work, x)
+    blocks = parameter_blocks(work, x, watch=watch)
     curve: list[Tensor] = []
     names: list[str] = []
     for index in reversed(range(len(blocks))):
