@@ -27,6 +27,7 @@ from faithbench.types import Category, MetricInfo
 
 
 class AxiomaticMetric(Metric):
+    version: ClassVar[str] = "2"  # 2: scores in float64 (score_logits)
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"baseline": BASELINES}
 
     def __init__(self, **params: Any) -> None:

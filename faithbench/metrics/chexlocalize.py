@@ -40,9 +40,9 @@ from faithbench.metrics.base import EvalContext
 from faithbench.metrics.functional.chexlocalize import (binarize, chexlocalize_hit, hit_chance, iou,
                                                         otsu_threshold, random_iou_chance, segment, tune_gate,
                                                         tune_threshold)
-from faithbench.metrics.functional.perturbation import score_logits
 from faithbench.metrics.localization import LocalizationMetric
 from faithbench.registry import metrics
+from faithbench.scores import target_score
 from faithbench.types import Category, MetricInfo
 
 __all__ = ["CheXlocalizeHit", "CheXlocalizeIoU", "target_probability"]
@@ -60,7 +60,9 @@ def target_probability(ctx: EvalContext) -> Tensor:
     key = ("target_probability", ctx.multilabel)
     if key not in ctx.memo:
         logits = ctx.predict(ctx.x)
-        ctx.memo[key] = score_logits(logits, ctx.target.to(logits.device), "sigmoid" if ctx.multilabel else "prob")
+        # in the logits' dtype (float32), not the perturbation metrics' float64: the gate compares it with
+        # thresholds tuned on the same float32 probabilities, and cached values stay as they were
+        ctx.memo[key] = target_score(logits, ctx.target.to(logits.device), "sigmoid" if ctx.multilabel else "prob")
     return ctx.memo[key]
 
 

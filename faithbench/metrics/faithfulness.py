@@ -59,7 +59,8 @@ class PerturbationMetric(Metric):
     """Shared machinery: validated options and the memoised ranking, baseline and curve."""
 
     insertion: ClassVar[bool] = False
-    version: ClassVar[str] = "2"  # 2: an edge patch cut by the border ranked by its mean (feature_ranks)
+    # 2: an edge patch cut by the border ranked by its mean (feature_ranks); 3: scores in float64 (score_logits)
+    version: ClassVar[str] = "3"
     bounds: ClassVar[dict[str, Bound]] = {"steps": AT_LEAST_ONE, "patch": AT_LEAST_ONE, "max_batch": AT_LEAST_ONE,
                                           "sigma": POSITIVE}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": _SCORES, "baseline": BASELINES,
@@ -238,7 +239,7 @@ class RegionDeletionCorrelation(PerturbationMetric):
     visits of a sequence) contains every other region. Defaults:
     ``baseline: zero``, softmax probability. No ranking, so no ``steps``/``patch``."""
 
-    version: ClassVar[str] = "1"  # ranks nothing: PerturbationMetric's 2 did not change it
+    version: ClassVar[str] = "2"  # ranks nothing (PerturbationMetric's 2 did not change it); 2: scores in float64
     info = MetricInfo("region_deletion_correlation", higher_is_better=True, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Hesse et al. 2023, FunnyBirds (single deletion)")
     defaults: ClassVar[dict[str, Any]] = {"regions": [], "exclude": ["lesion", "marker", "body", "lung_lesion_side",

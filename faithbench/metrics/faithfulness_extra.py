@@ -49,7 +49,7 @@ def _info(name: str, higher: bool, paper: str, postprocess: str = "none") -> Met
 class ExtraFaithfulness(PerturbationMetric):
     """Shared: the scorer and the baseline image of this metric's options."""
 
-    version: ClassVar[str] = "1"  # 2 where the metric ranks patches (PerturbationMetric's 2)
+    version: ClassVar[str] = "2"  # 2: scores in float64 (score_logits); subclasses that rank patches say more
 
     def scorer(self, ctx: EvalContext) -> fx.Scorer:
         return fx.Scorer(ctx.predict, self.score_for(ctx), self.max_batch)  # type: ignore[arg-type]
@@ -108,7 +108,7 @@ class FaithfulnessEstimate(ExtraFaithfulness):
 
     info = _info("faithfulness_estimate", True, "Alvarez-Melis & Jaakkola 2018, Towards robust "
                  "interpretability with self-explaining neural networks")
-    version: ClassVar[str] = "2"  # 2: patches cut by the border left out
+    version: ClassVar[str] = "3"  # 2: patches cut by the border left out; 3: scores in float64
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "score": "logit"}
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
@@ -136,7 +136,7 @@ class Monotonicity(ExtraFaithfulness):
     inserts x's values Quantus agrees with ours (the test shows both)."""
 
     info = _info("monotonicity", True, "Arya et al. 2019, One explanation does not fit all (AIX360)", "abs")
-    version: ClassVar[str] = "2"  # 2: an edge patch cut by the border ranked by its mean
+    version: ClassVar[str] = "3"  # 2: an edge patch cut by the border ranked by its mean; 3: scores in float64
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "steps": 100}
     bounds: ClassVar[dict[str, Bound]] = {"steps": Bound(2, why="with 1 step the curve is one point, every feature "
                                                                "restored, so every map scores 1")}
@@ -168,7 +168,7 @@ class MonotonicityCorrelation(ExtraFaithfulness):
                  "interpretability", "abs")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "baseline": "uniform", "patch": 8, "draws": 10, "eps": 1e-5}
     bounds: ClassVar[dict[str, Bound]] = {"draws": AT_LEAST_ONE, "eps": NON_NEGATIVE}
-    version: ClassVar[str] = "2"  # 2: patches cut by the border left out
+    version: ClassVar[str] = "3"  # 2: patches cut by the border left out; 3: scores in float64
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         return few_whole_features(self.name, self.patch, spatial_shape)
@@ -207,7 +207,8 @@ class SensitivityN(ExtraFaithfulness):
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 20, "fractions": [0.05, 0.1, 0.2, 0.4, 0.8],
                                           "score": "logit"}
     bounds: ClassVar[dict[str, Bound]] = {"runs": Bound(3), "fractions": Bound(0, 1, low_open=True, high_open=True)}
-    version: ClassVar[str] = "3"  # 2: patches cut by the border left out; 3: score logit by default (Ancona et al.)
+    # 2: patches cut by the border left out; 3: score logit by default (Ancona et al.); 4: scores in float64
+    version: ClassVar[str] = "4"
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """Fewer than 3 whole patches, or a fraction that rounds to all of them (``faithbench validate``
@@ -251,7 +252,8 @@ class IROF(ExtraFaithfulness):
     one channel (a 1-channel segment mask for a C-channel array: AssertionError)."""
 
     info = _info("irof", True, "Rieger & Hansen 2020, IROF: a low resource evaluation metric for explanation methods")
-    version: ClassVar[str] = "2"  # 2: patches of exactly equal saliency tie (seeded), not by float noise (up to 0.0066)
+    # 2: patches of exactly equal saliency tie (seeded), not by float noise (up to 0.0066); 3: scores in float64
+    version: ClassVar[str] = "3"
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "baseline": "mean"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {**ExtraFaithfulness.choices, "score": ("prob",)}
 
@@ -269,7 +271,7 @@ class Selectivity(ExtraFaithfulness):
     probability. Quantus' ``Selectivity`` gives the same curve (without f(x) at k = 0) to 1e-4; its
     AUC is np.trapz with dx = 1 over the steps, ours over the fraction in [0, 1]."""
 
-    version: ClassVar[str] = "2"  # 2: an edge patch cut by the border ranked by its mean
+    version: ClassVar[str] = "3"  # 2: an edge patch cut by the border ranked by its mean; 3: scores in float64
 
     info = _info("selectivity", False, "Montavon et al. 2018, Methods for interpreting and understanding deep "
                  "neural networks")
@@ -288,8 +290,8 @@ class ROAD(ExtraFaithfulness):
 
     bounds: ClassVar[dict[str, Bound]] = {"percentages": Bound(0, 100, high_open=True), "noise": NON_NEGATIVE}
     ascending: ClassVar[bool] = False
-    version: ClassVar[str] = "4"  # 2: exact coarsest grid; 3: Jacobi damping 0.85 (imputed values move < 1e-4);
-    # 4: each system stops at its own tolerance (imputed values move < 3e-4)
+    version: ClassVar[str] = "5"  # 2: exact coarsest grid; 3: Jacobi damping 0.85 (imputed values move < 1e-4);
+    # 4: each system stops at its own tolerance (imputed values move < 3e-4); 5: scores in float64
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """Levels that all remove no pixel/voxel (int(N p / 100) = 0): every point is f(x), whatever the map."""

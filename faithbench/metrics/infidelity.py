@@ -55,7 +55,8 @@ class Infidelity(ExtraFaithfulness):
     ``scaling: false`` ours agrees to 1e-4 (the test)."""
 
     info = _info("infidelity", False, "Yeh et al. 2019, On the (in)fidelity and sensitivity of explanations")
-    version: ClassVar[str] = "2"  # 2: Yeh et al.'s squares of any side up to patch, at any position (squares: yeh)
+    # 2: Yeh et al.'s squares of any side up to patch, at any position (squares: yeh); 3: scores in float64
+    version: ClassVar[str] = "3"
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 32, "scaling": True, "score": "logit",
                                           "squares": "yeh"}
     bounds: ClassVar[dict[str, Bound]] = {"runs": Bound(2)}

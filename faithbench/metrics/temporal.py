@@ -68,7 +68,7 @@ _RANKS_VERSION = "2"
 
 class TemporalPerturbation(TemporalMetric):
     insertion: ClassVar[bool] = False
-    version: ClassVar[str] = _RANKS_VERSION
+    version: ClassVar[str] = "3"  # _RANKS_VERSION's 2; 3: scores in float64 (score_logits)
 
     bounds: ClassVar[dict[str, Bound]] = {"max_batch": AT_LEAST_ONE}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": ("prob", "logit", "correct"), "mode": REMOVAL_MODES}

@@ -65,7 +65,7 @@ def test_subset_deltas_hand_computed():
     deltas = fx.subset_deltas(_scorer(model), x, target, subsets, torch.zeros_like(x))
     contrib = (model.w * x)[:, 0].flatten(1)
     expected = torch.stack([contrib[0, [0, 3]].sum(), contrib[1, [1, 2]].sum(), contrib[2, [2, 3]].sum()])
-    assert torch.allclose(deltas[:, 0], expected, atol=1e-6)
+    assert torch.allclose(deltas[:, 0], expected.double(), atol=1e-6)  # scores in float64
 
 
 def test_monotonicity_known_answers():
@@ -75,7 +75,7 @@ def test_monotonicity_known_answers():
     curve = fx.monotonicity_curve(_scorer(model), x, target, ranks, torch.zeros_like(x), steps=16)
     assert curve.shape == (3, 16)
     # restoring a positive contribution never lowers w . x: the last point is f(x)
-    assert torch.allclose(curve[:, -1], (model.w * x).flatten(1).sum(1), atol=1e-5)
+    assert torch.allclose(curve[:, -1], (model.w * x).flatten(1).sum(1).double(), atol=1e-5)
     assert fx.monotonicity(curve).tolist() == [1.0, 1.0, 1.0]
     # one negative weight: restoring that pixel lowers the score
     w = model.w.clone()
@@ -103,10 +103,10 @@ def test_irof_and_selectivity_hand_computed():
     target = torch.ones(1, dtype=torch.long)
     gen = torch.Generator().manual_seed(0)
     value, curve = fr.selectivity(_scorer(model), x, target, x[:, 0], torch.zeros_like(x), patch=1, generator=gen)
-    assert torch.allclose(curve, torch.tensor([[10.0, 6.0, 3.0, 1.0, 0.0]]))
+    assert torch.allclose(curve, torch.tensor([[10.0, 6.0, 3.0, 1.0, 0.0]], dtype=torch.float64))
     assert value.item() == pytest.approx(0.25 * (8 + 4.5 + 2 + 0.5))
     value, curve = fr.irof(_scorer(model), x, target, x[:, 0], torch.zeros_like(x), patch=1, generator=gen)
-    assert torch.allclose(curve, torch.tensor([[1.0, 0.6, 0.3, 0.1, 0.0]]))
+    assert torch.allclose(curve, torch.tensor([[1.0, 0.6, 0.3, 0.1, 0.0]], dtype=torch.float64))
     assert value.item() == pytest.approx(1 - 0.25 * (0.8 + 0.45 + 0.2 + 0.05))
 
 
@@ -191,7 +191,7 @@ def test_sensitivity_n_defaults_score_gradient_times_input_of_a_linear_model_one
     x = torch.rand(3, 1, 32, 32, generator=gen)
     truth = (model.w * x).sum(1)
     out = SensitivityN()(make_ctx(model, x, truth))  # patch 8: 16 patches, subsets of 1, 2, 3, 6, 13
-    assert SensitivityN().score == "logit" and SensitivityN.version == "3"
+    assert SensitivityN().score == "logit" and SensitivityN.version == "4"
     assert out.curve.shape == (3, 5) and torch.allclose(out.curve, torch.ones(3, 5), atol=1e-5)
     assert torch.allclose(out.value, torch.ones(3), atol=1e-5)
     # the softmax bends the output: the same exact map loses under score: prob (kept as an option)
@@ -227,7 +227,7 @@ def test_road_hand_computed():
     curve = road_curve(_scorer(model), x, torch.ones(1, dtype=torch.long), ranks, percentages=[12.0, 34.0],
                        noise=0.0)
     # 12 %: int(9 * 0.12) = 1 pixel (the centre) -> 9; 34 %: 3 pixels, all ones around -> still 9
-    assert torch.allclose(curve, torch.tensor([[9.0, 9.0]]), atol=1e-5)
+    assert torch.allclose(curve, torch.tensor([[9.0, 9.0]], dtype=torch.float64), atol=1e-5)
     noisy = road_curve(_scorer(model), x, torch.ones(1, dtype=torch.long), ranks, percentages=[12.0], noise=0.1,
                        seed=4)
     draw = torch.randn((1, 3, 3), generator=torch.Generator().manual_seed(4))[0, 1, 1]
@@ -347,7 +347,7 @@ def test_correlations_on_cut_patches_use_the_whole_ones_only():
     whole = fx.whole_features((10, 10), 4)
     deltas = fx.subset_deltas(_scorer(model), x, target, whole.view(1, 4, 1).expand(3, 4, 1), zero, patch=4)
     sums = fx.feature_attribution(truth, 4)[:, whole]
-    assert torch.allclose(deltas, sums, atol=1e-4)  # linear: removing a patch drops its summed attribution
+    assert torch.allclose(deltas, sums.double(), atol=1e-4)  # linear: removing a patch drops its summed attribution
     noisy = truth + torch.rand(truth.shape, generator=torch.Generator().manual_seed(3))
     expected = torch.tensor([np.corrcoef(fx.feature_attribution(noisy, 4)[i, whole], deltas[i])[0, 1]
                              for i in range(3)])

@@ -53,15 +53,15 @@ def test_temporal_deletion_and_insertion_known_answer():
     p1, p0 = sig(4.0), 0.5  # with visit 1, and with visit 1 replaced by the padding frame (0)
     # visit 1 first: deletion curve p1, 0.5, 0.5, 0.5 over fractions 0, 1/3, 2/3, 1
     best = _saliency_favouring([1, 0, 2])
-    expected_del = ((p1 + p0) / 2 + p0 + p0) / 3
-    assert torch.allclose(temporal_deletion_auc(model, x, target, best), torch.tensor(expected_del), atol=1e-6)
+    expected_del = torch.tensor(((p1 + p0) / 2 + p0 + p0) / 3).double()  # the scores are float64
+    assert torch.allclose(temporal_deletion_auc(model, x, target, best), expected_del, atol=1e-6)
     # visit 1 last: p1, p1, p1, 0.5
     worst = _saliency_favouring([0, 2, 1])
-    expected_worst = (p1 + p1 + (p1 + p0) / 2) / 3
-    assert torch.allclose(temporal_deletion_auc(model, x, target, worst), torch.tensor(expected_worst), atol=1e-6)
+    expected_worst = torch.tensor((p1 + p1 + (p1 + p0) / 2) / 3).double()
+    assert torch.allclose(temporal_deletion_auc(model, x, target, worst), expected_worst, atol=1e-6)
     # insertion from all padding: 0.5, then p1 once visit 1 is back
-    assert torch.allclose(temporal_insertion_auc(model, x, target, best), torch.tensor(expected_worst), atol=1e-6)
-    assert torch.allclose(temporal_insertion_auc(model, x, target, worst), torch.tensor(expected_del), atol=1e-6)
+    assert torch.allclose(temporal_insertion_auc(model, x, target, best), expected_worst, atol=1e-6)
+    assert torch.allclose(temporal_insertion_auc(model, x, target, worst), expected_del, atol=1e-6)
 
 
 def test_padding_frames_are_ranked_last():
@@ -74,8 +74,8 @@ def test_padding_frames_are_ranked_last():
     # with validity: visit 2 goes first -> p1, 0.5, 0.5, 0.5; without: padding first (a no-op) -> p1, p1, 0.5, 0.5
     with_valid = temporal_deletion_auc(model, x, target, s, valid=valid)
     without = temporal_deletion_auc(model, x, target, s)
-    assert torch.allclose(with_valid, torch.tensor(((p1 + 0.5) / 2 + 0.5 + 0.5) / 3), atol=1e-6)
-    assert torch.allclose(without, torch.tensor((p1 + (p1 + 0.5) / 2 + 0.5) / 3), atol=1e-6)
+    assert torch.allclose(with_valid, torch.tensor(((p1 + 0.5) / 2 + 0.5 + 0.5) / 3).double(), atol=1e-6)
+    assert torch.allclose(without, torch.tensor((p1 + (p1 + 0.5) / 2 + 0.5) / 3).double(), atol=1e-6)
 
 
 def _ctx(model, x, saliency, masks, target=None):
@@ -90,9 +90,9 @@ def test_metric_classes_match_the_functions_and_share_one_ranking():
     ctx = _ctx(model, x, s, {})
     deletion = metrics.get("temporal_deletion")()(ctx)
     insertion = metrics.get("temporal_insertion")()(ctx)
-    assert torch.allclose(deletion["value"], temporal_deletion_auc(model, x, ctx.target, s).float())
-    assert torch.allclose(insertion["value"], temporal_insertion_auc(model, x, ctx.target, s).float())
-    assert deletion["curve"].shape == (2, 4) and torch.allclose(deletion["fractions"], torch.tensor([0, 1 / 3, 2 / 3, 1]))
+    assert torch.allclose(deletion["value"], temporal_deletion_auc(model, x, ctx.target, s))
+    assert torch.allclose(insertion["value"], temporal_insertion_auc(model, x, ctx.target, s))
+    assert deletion["curve"].shape == (2, 4) and torch.allclose(deletion["fractions"], torch.tensor([0, 1 / 3, 2 / 3, 1]).double())
     assert ctx.predict.passes == 2 * 2 * 4  # two curves of 4 points for 2 samples
     assert metrics.get("temporal_deletion").info.higher_is_better is False
     with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):

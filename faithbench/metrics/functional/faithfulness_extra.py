@@ -51,7 +51,7 @@ class Scorer:
 
     @torch.no_grad()
     def __call__(self, images: Tensor, target: Tensor) -> Tensor:
-        return score_logits(self.predict(images), target, self.score).float()
+        return score_logits(self.predict(images), target, self.score)
 
     def chunk(self, x: Tensor) -> int:
         return max(1, min(self.max_batch, MAX_CHUNK_ELEMENTS // max(1, x[0].numel())))
@@ -62,7 +62,7 @@ class Scorer:
         images of the (sample i, perturbation r) pairs of one chunk (sample-major order)."""
         b = x.shape[0]
         total = b * count
-        out = torch.empty(total, device=x.device)
+        out = torch.empty(total, dtype=torch.float64, device=x.device)
         size = self.chunk(x)
         for start in range(0, total, size):
             flat = torch.arange(start, min(total, start + size), device=x.device)

@@ -109,13 +109,13 @@ def temporal_curve(predict: Predict, x: Tensor, target: Tensor, ranks: Tensor, *
         return perturbation_curve(predict, x, target, voxel_ranks, replacement, insertion=insertion, score=score,
                                   max_batch=max_batch, counts=torch.arange(t + 1))
     ranks = ranks.to(x.device)
-    scores = torch.empty(x.shape[0], t + 1, device=x.device)
+    scores = torch.empty(x.shape[0], t + 1, dtype=torch.float64, device=x.device)
     for k in range(t + 1):
         keep = ranks < k if insertion else ranks >= k
         seq = keep_visits(x, keep, pad_value)
         scores[:, k] = torch.cat([score_logits(predict(seq[i:i + max_batch]), target[i:i + max_batch], score)
-                                  for i in range(0, len(seq), max_batch)]).float()
-    return scores, torch.arange(t + 1, dtype=torch.float32) / t
+                                  for i in range(0, len(seq), max_batch)])
+    return scores, torch.arange(t + 1, dtype=torch.float64) / t
 
 
 def temporal_deletion_auc(predict: Predict, x: Tensor, target: Tensor, saliency: Tensor, *,
