@@ -29,8 +29,9 @@ class MetricOutput:
 
     value: ``(B,)`` per-sample scores (NaN: undefined for that sample). chance: ``(B,)`` the
     chance level of each value (localisation), or None. curve: ``(B, K)`` a perturbation curve
-    per sample, with its x axis ``fractions (K,)``. regions: per-region scores, ``{score name:
-    (B, R)}`` for the regions named in ``region_names`` (the region metric).
+    per sample, with its x axis ``fractions``: ``(K,)`` shared, or ``(B, K)`` each sample's own.
+    regions: per-region scores, ``{score name: (B, R)}`` for the regions named in ``region_names``
+    (the region metric).
 
     Read-only mapping access (``out["value"]``, ``"curve" in out``) is kept for callers
     written against the earlier ``dict`` return.
@@ -283,10 +284,10 @@ class Metric(Configurable):
         if out.chance is not None and tuple(out.chance.shape) != (b,):  # a review: an IndexError ended the run
             raise ValueError(f"{self.name}: expected chance of shape ({b},), got {tuple(out.chance.shape)}")
         if out.curve is not None and (out.fractions is None or out.curve.ndim != 2 or out.curve.shape[0] != b
-                                      or tuple(out.fractions.shape) != (out.curve.shape[1],)):
+                                      or tuple(out.fractions.shape) not in ((out.curve.shape[1],), out.curve.shape)):
             fractions = None if out.fractions is None else tuple(out.fractions.shape)
-            raise ValueError(f"{self.name}: expected a curve of shape ({b}, K) and fractions of shape (K,), got "
-                             f"{tuple(out.curve.shape)} and {fractions}")
+            raise ValueError(f"{self.name}: expected a curve of shape ({b}, K) and fractions of shape (K,) or "
+                             f"({b}, K), got {tuple(out.curve.shape)} and {fractions}")
         for key, scores in (out.regions or {}).items():
             if tuple(scores.shape) != (b, len(out.region_names)):
                 raise ValueError(f"{self.name}: expected regions[{key!r}] of shape ({b}, {len(out.region_names)}), "

@@ -196,7 +196,7 @@ class MoRFAOPC(AOPC):
     volume 64; use 4 for a finer 3D grid), ``steps: 100``, ``baseline: uniform`` (Samek et al.
     draw U(0, 1) in [0, 1] pixel space; we draw uniformly between each sample's per-channel min
     and max, the same idea in model input space), softmax probability. ``curve`` is
-    f(x) - f(x^(k)), ``fractions`` the share of the image replaced."""
+    f(x) - f(x^(k)), ``fractions (B, L + 1)`` each sample's share of the image replaced."""
 
     info = MetricInfo("morf_aopc", higher_is_better=True, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Samek et al. 2017, Evaluating the visualization "

@@ -372,9 +372,8 @@ class CellRun:
 
 def _append_rows(result: CellResult, cell: Cell, spec: PluginSpec, metric: Metric, batch: Batch,
                  target: Tensor, payload: dict[str, Any], classes: tuple[str, ...] | None = None) -> int:
-    """Tidy rows of one metric on one batch; ``classes`` (multi-label datasets) adds the column
-    ``class``, the explained class's name (``label`` is then whether that class is present).
-    Returns the number of rows added (samples with a defined value)."""
+    """Tidy rows of one metric on one batch, returns how many (samples with a defined value); ``classes``
+    (multi-label datasets) adds the column ``class``, the explained class's name (``label``: whether it is present)."""
     added = 0
     for i, sample_id in enumerate(batch.ids):
         value = payload["value"][i]
@@ -390,7 +389,8 @@ def _append_rows(result: CellResult, cell: Cell, spec: PluginSpec, metric: Metri
         result.rows.append(row)
         added += 1
         if payload["curve"] is not None:
-            for k, (frac, score) in enumerate(zip(payload["fractions"], payload["curve"][i])):
+            own = payload["fractions"][i] if isinstance(payload["fractions"][0], list) else None  # (B, K) or (K,)
+            for k, (frac, score) in enumerate(zip(own or payload["fractions"], payload["curve"][i])):
                 point = {"dataset": row["dataset"], "model": row["model"], "explainer": row["explainer"],
                          "metric": spec.label, "seed": cell.seed, "sample_id": sample_id, "step": k,
                          "fraction": frac, "score": score}

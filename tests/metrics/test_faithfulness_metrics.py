@@ -66,7 +66,7 @@ def test_aopc_patches_2d_3d(linear_logit, make_ctx):
     out = MoRFAOPC(patch=2, steps=100, baseline="zero", score="logit")(ctx)
     # 4 patches: removing the salient one first drops 4 at once -> (0 + 4 + 4 + 4 + 4) / 5
     assert out["value"].item() == pytest.approx(16 / 5)
-    assert out["fractions"].tolist() == pytest.approx([0, 0.25, 0.5, 0.75, 1.0])
+    assert out["fractions"][0].tolist() == pytest.approx([0, 0.25, 0.5, 0.75, 1.0])  # (B, K): each sample's own
     lerf = LeRFAOPC(patch=2, baseline="zero", score="logit")(ctx)
     assert lerf["value"].item() == pytest.approx(4 / 5)  # the salient patch goes last
     w3 = torch.zeros(1, 1, 4, 4, 4)

@@ -32,7 +32,7 @@ def _ctx(b: int = 3) -> EvalContext:
 @pytest.mark.parametrize("output, message", [
     (MetricOutput(value=torch.zeros(3), chance=torch.zeros(1)), r"expected chance of shape \(3,\), got \(1,\)"),
     (MetricOutput(value=torch.zeros(3), curve=torch.zeros(3, 5), fractions=torch.linspace(0, 1, 3)),
-     r"expected a curve of shape \(3, K\) and fractions of shape \(K,\), got \(3, 5\) and \(3,\)"),
+     r"expected a curve of shape \(3, K\) and fractions of shape \(K,\) or \(3, K\), got \(3, 5\) and \(3,\)"),
     (MetricOutput(value=torch.zeros(3), curve=torch.zeros(3, 5)), r"got \(3, 5\) and None"),
     (MetricOutput(value=torch.zeros(3), regions={"share": torch.zeros(3, 1)}, region_names=("a", "b")),
      r"expected regions\['share'\] of shape \(3, 2\), got \(3, 1\)"),
