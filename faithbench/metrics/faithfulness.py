@@ -228,6 +228,13 @@ class RegionDeletionCorrelation(PerturbationMetric):
     Higher is better. NaN (dropped by the runner) with fewer than 3 non-empty regions or a
     constant I or Δ.
 
+    I_r sums the map over the region (FunnyBirds' part importance), so the region's AREA enters
+    it: a larger region holds more mass and, replaced, drops the score more, and a map that carries
+    no information scores well above 0 (a held-out review: an all-ones map 0.866 on three regions,
+    random maps about as high as saliency on ``phantom_cxr``). ``chance`` (version 3) is therefore
+    Spearman ρ(|r|, Δ) over the same regions, what a constant map scores (no extra forward
+    passes): read the value against it, not against 0.
+
     ``regions``: mask names; ``[]`` (default) = every mask of the dataset not in ``exclude``.
     ``exclude`` default ``[lesion, marker, body, lung_lesion_side, lung_contralateral, target,
     change, valid]``: the lesion and the shortcut marker are the
@@ -239,7 +246,8 @@ class RegionDeletionCorrelation(PerturbationMetric):
     visits of a sequence) contains every other region. Defaults:
     ``baseline: zero``, softmax probability. No ranking, so no ``steps``/``patch``."""
 
-    version: ClassVar[str] = "2"  # ranks nothing (PerturbationMetric's 2 did not change it); 2: scores in float64
+    # ranks nothing (PerturbationMetric's 2 did not change it); 2: scores in float64; 3: chance = ρ(area, Δ)
+    version: ClassVar[str] = "3"
     info = MetricInfo("region_deletion_correlation", higher_is_better=True, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Hesse et al. 2023, FunnyBirds (single deletion)")
     defaults: ClassVar[dict[str, Any]] = {"regions": [], "exclude": ["lesion", "marker", "body", "lung_lesion_side",
@@ -283,11 +291,14 @@ class RegionDeletionCorrelation(PerturbationMetric):
         names = self.region_names(ctx)
         b = ctx.x.shape[0]
         if len(names) < 3:
-            return {"value": torch.full((b,), float("nan"), device=ctx.x.device)}
+            nan = torch.full((b,), float("nan"), device=ctx.x.device)
+            return {"value": nan, "chance": nan}
         regions = torch.stack([ctx.masks[n].to(ctx.x.device).bool() for n in names], dim=1)
         deltas = region_deletion_deltas(ctx.predict, ctx.x, ctx.target, regions,
                                         self.baseline_image(ctx, self.baseline), score=self.score_for(ctx),
                                         max_batch=self.max_batch)
         mass = (saliency.to(ctx.x.device)[:, None].float() * regions).flatten(2).sum(dim=2)
-        present = regions.flatten(2).any(dim=2)
-        return {"value": spearman(mass, deltas, valid=present, min_count=3).float()}
+        area = regions.flatten(2).sum(dim=2)
+        present = area > 0
+        return {"value": spearman(mass, deltas, valid=present, min_count=3).float(),
+                "chance": spearman(area, deltas, valid=present, min_count=3).float()}

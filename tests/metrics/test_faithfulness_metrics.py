@@ -111,6 +111,30 @@ def test_region_deletion_correlation_known_answer(linear_logit, make_ctx):
         RegionDeletionCorrelation(regions=["a", "lung", "b"])(ctx2)
 
 
+def test_region_deletion_correlation_chance_is_the_rank_correlation_of_area_and_drop(linear_logit, make_ctx):
+    """A held-out review (F1): the summed mass carries the region's area, so a constant map scores
+    ρ(area, Δ), not 0; ``chance`` reports it for every map."""
+    w, masks = torch.zeros(1, 1, 6, 6), {n: torch.zeros(2, 6, 6, dtype=torch.bool) for n in "abcd"}
+    for name, rows, cols, weight in (("a", 0, slice(0, 2), 3.0), ("b", 0, slice(2, 6), 1.0),  # areas 2, 4
+                                     ("c", 1, slice(0, 6), 1.5), ("d", slice(2, 3), slice(0, 6), 0.25)):
+        masks[name][:, rows, cols] = True
+        w[0, 0, rows, cols] = weight
+    masks["d"][:, 3, :2] = True  # area 8
+    w[0, 0, 3, :2] = 0.25
+    # drops (x = 1, zero baseline) 6, 4, 9, 2 against areas 2, 4, 6, 8: ranks (3, 2, 4, 1) vs (1, 2, 3, 4),
+    # ρ = 1 - 6 (4 + 0 + 1 + 9) / (4 * 15) = -0.4
+    model, x = linear_logit(w), torch.ones(2, 1, 6, 6)
+    constant = make_ctx(model, x, torch.ones(2, 6, 6), masks=masks)
+    out = RegionDeletionCorrelation(score="logit")(constant)
+    assert out.chance.tolist() == pytest.approx([-0.4, -0.4])
+    assert out.value.tolist() == pytest.approx(out.chance.tolist())  # a constant map scores its chance
+    exact = make_ctx(model, x, torch.cat([w[:, 0], torch.rand(1, 6, 6)]), masks=masks)  # I_r = Δ_r; random
+    out = RegionDeletionCorrelation(score="logit")(exact)
+    assert out.value[0].item() == pytest.approx(1.0) and out.chance.tolist() == pytest.approx([-0.4, -0.4])
+    two = make_ctx(model, x, torch.ones(2, 6, 6), masks={n: masks[n] for n in "ac"})  # fewer than 3 regions
+    assert math.isnan(RegionDeletionCorrelation(score="logit")(two).chance[0].item())
+
+
 def test_region_deletion_correlation_leaves_out_ground_truth_and_containers(linear_logit, make_ctx):
     x = torch.ones(1, 1, 4, 4)
     names = ("heart", "lung_left", "spine", "target", "change", "valid", "nodule", "cavity")

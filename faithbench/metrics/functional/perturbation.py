@@ -368,7 +368,8 @@ def region_deletion_correlation(model: Predict, x: Tensor, target: Tensor, salie
     Δ_r = score(x) - score(x with r replaced by the baseline); ``regions (B, R, *spatial)``.
 
     Higher is better. NaN when a sample has fewer than 3 non-empty regions, or when I or Δ is
-    constant over them (ρ undefined). Ties get average ranks.
+    constant over them (ρ undefined). Ties get average ranks. I grows with the region's area, so a
+    constant map scores ρ(area, Δ), not 0: the metric class reports that as its ``chance``.
     """
     _check_saliency(x, saliency)
     if regions.shape[0] != x.shape[0] or regions.shape[2:] != x.shape[2:]:
