@@ -35,6 +35,17 @@ def seed_means(curves: pd.DataFrame) -> pd.DataFrame:
     return curves.groupby(keys, sort=True, observed=True, dropna=False)[["fraction", "score"]].mean().reset_index()
 
 
+def step_fractions(curves: pd.DataFrame) -> pd.DataFrame:
+    """``curves`` with each step's ``fraction`` the mean over its block's samples and explainers (per metric):
+    where a patch does not tile the image each sample removes the cut edge patches at its own steps, and
+    seaborn, which averages each distinct x on its own, drew a jagged mean line over per-sample fractions."""
+    if "step" not in curves.columns or curves.empty:
+        return curves
+    keys = [c for c in ("dataset", "model", "class", "metric", "step") if c in curves]
+    mean = curves.groupby(keys, sort=False, observed=True, dropna=False)["fraction"].transform("mean")
+    return curves.assign(fraction=mean)
+
+
 def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Callable[[str], str], ylabel: str,
                  higher_is_better: Mapping[str, bool] | None, distinct: bool = False,
                  chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
@@ -49,7 +60,7 @@ def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Calla
     :data:`~faithbench.reports.figure.CHANCE_TITLE` under its title and y axes that take in 0 and 1, so
     differences of 0.01 in the score of a model at chance do not fill the panel (a held-out review)."""
     written = []
-    curves, blocks = with_blocks(seed_means(curves))
+    curves, blocks = with_blocks(step_fractions(seed_means(curves)))
     directions = dict(higher_is_better or {})
     for key, frame in curves.groupby(blocks, sort=True):
         metric_names = sorted(frame["metric"].unique())

@@ -52,6 +52,23 @@ def test_curve_bands_are_over_samples_with_their_seeds_averaged(tmp_path, monkey
     assert legend.y1 < frame.y0  # below the panel, off the curves
 
 
+def test_curves_with_each_samples_own_fractions_plot_one_point_per_step(tmp_path, monkeypatch):
+    """A patch that does not tile the image gives each sample its own fractions (aopc_curve): the mean line
+    is drawn at each step's mean fraction, 3 points, not one point per distinct sample fraction (18, jagged)."""
+    from faithbench.reports import plots_curves
+
+    curves = _curves({0: 0.5})
+    curves["fraction"] += curves["sample_id"].str[1:].astype(int) * 0.01 * (curves["step"] > 0)
+    figures = _capture(monkeypatch, plots_curves)
+    plots_curves.plot_perturbation_curves(curves, tmp_path, {"deletion_auc": False})
+    (fig,) = figures
+    (ax,) = fig.axes
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) > 1]
+    assert len(lines) == 2
+    for line in lines:
+        assert np.asarray(line.get_xdata()).tolist() == pytest.approx([0.0, 0.525, 1.025])
+
+
 def test_strata_panels_have_a_y_label_and_an_arrow(tmp_path, monkeypatch):
     from faithbench.reports import plots_medical
 
