@@ -189,8 +189,11 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
     negative, left out; so are those without F1, no positive sample or prediction: NaN, not sklearn's
     0); ``loss`` is the mean binary cross-entropy with logits. With ``classes`` (K names), also
     ``accuracy_<name>``, ``f1_<name>``, ``auc_<name>`` and the class's AUC CI ``auc_ci_low_<name>``,
-    ``auc_ci_high_<name>`` (:func:`class_auc_cis`, the macro CI's resamples) per class.
-    ``ci=False`` skips the bootstrap (``auc_ci_low``/``auc_ci_high`` NaN)."""
+    ``auc_ci_high_<name>`` (:func:`class_auc_cis`, the macro CI's resamples) per class, with the binary rule
+    of :func:`classification_metrics` per class: ``auc_ci_min_class_n_<name>`` (the class's positive or
+    negative test samples, whichever are fewer; below ``MIN_CI_PER_CLASS`` its CI is NaN, since 1 positive
+    ranked first gave [1.0, 1.0]) and there only ``auc_exact_p_<name>`` (its exact one-sided Mann–Whitney p).
+    ``ci=False`` skips the bootstrap (``auc_ci_low``/``auc_ci_high`` NaN, no ``auc_exact_p_<name>``)."""
     logits, y = logits.float(), y.long()
     pred = (logits > 0).numpy()
     yn = y.numpy().astype(bool)
@@ -210,9 +213,14 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
            "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),
            "auc_ci_low": low, "auc_ci_high": high,
            "loss": float(F.binary_cross_entropy_with_logits(logits, y.float()))}
-    for name, acc, f1, auc, (c_low, c_high) in zip(classes or (), accs, f1s, aucs, class_cis):
+    for c, (name, acc, f1, auc, (c_low, c_high)) in enumerate(zip(classes or (), accs, f1s, aucs, class_cis)):
+        smaller = int(min(yn[:, c].sum(), (~yn[:, c]).sum()))  # a class of few: no CI, as binary data (a review)
         out.update({f"accuracy_{name}": acc, f"f1_{name}": f1, f"auc_{name}": auc,
-                    f"auc_ci_low_{name}": c_low, f"auc_ci_high_{name}": c_high})
+                    f"auc_ci_low_{name}": c_low if smaller >= MIN_CI_PER_CLASS else float("nan"),
+                    f"auc_ci_high_{name}": c_high if smaller >= MIN_CI_PER_CLASS else float("nan"),
+                    f"auc_ci_min_class_n_{name}": smaller})
+        if ci and smaller < MIN_CI_PER_CLASS:
+            out[f"auc_exact_p_{name}"] = auc_exact_p(scores[:, c], yn[:, c].astype(int))
     return out
 
 

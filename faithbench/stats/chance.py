@@ -9,7 +9,9 @@ one class), so that whether it beats chance cannot be told. A checkpoint cached 
 columns existed has an ``auc`` but no CI, and is not marked. Its leaderboard rows get
 ``model_at_chance = True`` and the tables withhold the "better than random" marks. On multi-label
 data each class's own CI (``auc_ci_low_<class>``) marks that class's rows too, as does a class's
-undefined AUC (no positive, or no negative, test sample of it), and is warned of as ``model (class c)``. Each
+undefined AUC (no positive, or no negative, test sample of it), or a CI left NaN because the class has fewer than
+5 positive or negative test samples unless its exact p (``auc_exact_p_<class>``) is below 0.05, and is warned of
+as ``model (class c)``. Each
 warning gives each flagged checkpoint's own CI. A checkpoint that predicts one class for every
 test sample is warned of too (:func:`single_class_models`), not marked. A metric value is
 *undefined* (NaN) for a sample when the metric cannot be computed on it (e.g. an empty mask);
@@ -17,6 +19,8 @@ test sample is warned of too (:func:`single_class_models`), not marked. A metric
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -74,7 +78,8 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
     classes = _classes_at_chance(models, chance)
     if not classes.empty:  # a multi-label class at chance under a macro AUC that is not
         rows += [{"dataset": d, "model": f"{m} (class {c})", "seeds": _seeds(g), "cis": _cis(g, "low", "high"),
-                  "auc_undefined": _seeds(g[g["undefined"]]), "ci_too_few": ""}
+                  "auc_undefined": _seeds(g[g["undefined"]]),
+                  "ci_too_few": _too_few_text(g[g["too_few"]].rename(columns={"smaller": "_smaller"}))}
                  for (d, m, c), g in classes.groupby(["dataset", "model", "class"], sort=True)]
     return pd.DataFrame(rows, columns=AT_CHANCE_COLUMNS)
 
@@ -103,18 +108,25 @@ def _classes_at_chance(models: pd.DataFrame, chance: float) -> pd.DataFrame:
     without that column: no positive or no negative test sample of the class): the macro CI can lie
     above it while one class is at chance (a held-out review: nodule at AUC 0.596 under a macro
     0.80), and a class absent from the test split had no mark, its rows kept their significance
-    stars (another review: p_vs_random 0.00024 on a class the model predicted for every image)."""
+    stars (another review: p_vs_random 0.00024 on a class the model predicted for every image). As for two
+    classes, a class whose CI was left NaN because its positive or negative test samples were fewer than
+    ``MIN_CI_PER_CLASS`` (``auc_ci_min_class_n_<class>``, ``smaller``; a review: 1 positive ranked first gave
+    the CI [1.0, 1.0] and no mark) is at chance unless its ``auc_exact_p_<class>`` is below 0.05 (``too_few``)."""
     rows = []
     prefix = "auc_ci_low_"
     for column in (c for c in models.columns if c.startswith(prefix)):
         cls = column[len(prefix):]
         low, high = _column(models, column), _column(models, f"auc_ci_high_{cls}")
         undefined = _column(models, f"auc_{cls}").isna() if f"auc_{cls}" in models.columns else low.isna()
-        for i in models.index[(low <= chance) | undefined]:
+        smaller, exact = _column(models, f"auc_ci_min_class_n_{cls}"), _column(models, f"auc_exact_p_{cls}")
+        too_few = ~undefined & low.isna() & (smaller < MIN_CI_PER_CLASS) & ~(exact < 0.05)
+        for i in models.index[(low <= chance) | undefined | too_few]:
             rows.append({"dataset": str(models.at[i, "dataset"]), "model": str(models.at[i, "model"]), "class": cls,
                          "seed": models.at[i, "seed"] if "seed" in models.columns else "",
-                         "low": float(low[i]), "high": float(high[i]), "undefined": bool(undefined[i])})
-    return pd.DataFrame(rows, columns=["dataset", "model", "class", "seed", "low", "high", "undefined"])
+                         "low": float(low[i]), "high": float(high[i]), "undefined": bool(undefined[i]),
+                         "too_few": bool(too_few[i]), "smaller": smaller[i]})
+    return pd.DataFrame(rows, columns=["dataset", "model", "class", "seed", "low", "high", "undefined", "too_few",
+                                       "smaller"])
 
 
 def ci_text(cis: tuple[tuple[str, float, float], ...]) -> str:
@@ -138,9 +150,12 @@ def at_chance_message(row: object, chance: float = 0.5) -> str:
                      f"whether it beats chance cannot be told")
     too_few = str(getattr(row, "ci_too_few", "") or "")
     if too_few:
-        parts.append(f"has too few test samples of a class for a test AUC CI (the smaller class's samples: "
+        cls = re.search(r" \(class (.+)\)$", str(getattr(row, "model")))  # a multi-label class: its own columns
+        column = f"auc_exact_p_{cls.group(1)}" if cls else "auc_exact_p"
+        smaller = "the class's positive or negative ones, whichever are fewer" if cls else "the smaller class's samples"
+        parts.append(f"has too few test samples of a class for a test AUC CI ({smaller}: "
                      f"{too_few}; at least {MIN_CI_PER_CLASS} of each are needed) and an exact Mann-Whitney test "
-                     f"does not show it above chance (one-sided p >= 0.05, `auc_exact_p`)")
+                     f"does not show it above chance (one-sided p >= 0.05, `{column}`)")
     return (f"model at chance: {getattr(row, 'dataset')} / {getattr(row, 'model')} (seed {getattr(row, 'seeds')}) "
             f"{' and '.join(parts)}; its leaderboard rows are marked {AT_CHANCE} and get no significance marks")
 

@@ -234,3 +234,30 @@ def test_too_few_for_a_ci_but_shown_above_chance_by_the_exact_test_is_not_at_cha
                                                                  ["g", "seed 0: 4"]]
     assert "exact Mann-Whitney test does not show it above chance" in at_chance_message(
         next(table.itertuples(index=False)))
+
+
+def test_a_multilabel_class_of_few_positives_gets_no_ci_and_is_at_chance_as_binary_data_would_be():
+    """A held-out review: class b with 1 positive of 8, ranked first, got the CI [1.0, 1.0] and no mark,
+    where the same scores as a binary model got no CI (fewer than 5 of a class) and, with the exact
+    p 1/8, were at chance. Class a's 4 + 4 perfect ranking (p 1/70) is not at chance, as in binary data."""
+    from faithbench.models.training import classification_metrics, multilabel_metrics
+
+    y = torch.tensor([[1, 1], [0, 0], [1, 0], [0, 0], [1, 0], [0, 0], [1, 0], [0, 0]])
+    za = torch.tensor([3.0, -3, 2, -2, 2.5, -1, 1.5, -2.5])
+    zb = torch.tensor([2.0, -1, -1.5, -2, -0.5, -1.2, -0.8, -0.3])
+    metrics = multilabel_metrics(torch.stack([za, zb], 1), y, ("a", "b"))
+    binary = classification_metrics(torch.stack([torch.zeros(8), zb], 1), y[:, 1], ("neg", "b"))
+    assert metrics["auc_b"] == 1.0 and np.isnan(metrics["auc_ci_low_b"]) and np.isnan(metrics["auc_ci_high_b"])
+    assert (metrics["auc_ci_min_class_n_b"], metrics["auc_exact_p_b"]) == (1, pytest.approx(1 / 8))
+    assert metrics["auc_exact_p_b"] == binary["auc_exact_p"] and binary["auc_ci_min_class_n"] == 1
+    assert (metrics["auc_ci_min_class_n_a"], metrics["auc_exact_p_a"]) == (4, pytest.approx(1 / 70))
+    models = pd.DataFrame([{"dataset": "d", "model": "m", "seed": 0, **metrics}])
+    (row,) = models_at_chance(models).itertuples(index=False)
+    assert (row.model, row.ci_too_few, row.cis) == ("m (class b)", "seed 0: 1", ())
+    assert "(one-sided p >= 0.05, `auc_exact_p_b`)" in at_chance_message(row)
+    board = pd.DataFrame({"dataset": "d", "model": "m", "class": ["a", "b"], "mean": [1.0, 2.0]})
+    assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [False, True]
+    # with 5 of each side the class gets its CI and no exact p
+    many = multilabel_metrics(torch.tensor([[2.0], [1], [3], [4], [5], [-1], [-2], [-3], [-4], [-5]]),
+                              torch.tensor([[1]] * 5 + [[0]] * 5), ("c",))
+    assert (many["auc_ci_low_c"], many["auc_ci_min_class_n_c"]) == (1.0, 5) and "auc_exact_p_c" not in many
