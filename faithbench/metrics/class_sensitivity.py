@@ -32,7 +32,9 @@ class ClassSensitivity(RandomizationMetric):
         value = mean over B in others(A) of  sim(|s_A|, |s_B|),
 
     where ``others: positive`` (default) is the other classes present in the sample (images where
-    both A and B are positive, whose masks differ) and ``others: all`` every other class. The mean
+    both A and B are positive, whose masks differ: a row whose class A is absent from the image has no
+    value, NaN, as ``target: {samples: all}`` gives; a review found class b scored on 19 images without
+    it and 1 with it) and ``others: all`` every other class. The mean
     is over the B whose comparison is defined (a constant map of B, an empty Grad-CAM, is left out);
     the row has no value (NaN, no row) when the sample has no such B, or its own map is constant.
     Lower is better: the map depends on the class; a class-blind map (``sobel``) scores 1. ``sim`` is
@@ -49,6 +51,13 @@ class ClassSensitivity(RandomizationMetric):
                       paper="Sixt et al. 2020, When explanations lie (random logit), by class pair")
     defaults: ClassVar[dict[str, Any]] = {"similarity": "spearman_abs", "others": "positive"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"others": OTHERS}
+    version = "3"  # 3: others: positive leaves out rows whose explained class is absent (2: scored them)
+
+    @property
+    def undefined_hint(self) -> str:
+        if self.others == "positive":
+            return "the explained class absent from the image, no other positive class in it, or a constant map"
+        return "a constant map"
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """``others: positive`` pairs the classes present together in a sample: it needs a
@@ -65,6 +74,8 @@ class ClassSensitivity(RandomizationMetric):
                 raise ValueError(f"{self.name}: 'others: positive' needs the multi-label class vectors "
                                  f"(EvalContext.labels); use 'others: all' on a single-label dataset")
             eligible = ctx.labels.to(ctx.target.device).bool()
+            present = eligible[torch.arange(b), ctx.target].clone()  # both A and B positive, or no value
+            eligible &= present[:, None]
         else:
             k = int(ctx.predict(ctx.x[:1]).shape[-1])
             eligible = torch.ones((b, k), dtype=torch.bool, device=ctx.target.device)

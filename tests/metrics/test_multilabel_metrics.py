@@ -140,3 +140,18 @@ def test_class_sensitivity_errors():
     with pytest.raises(ValueError, match="needs the multi-label class vectors"):
         ClassSensitivity()(_ctx(PerClass(), [0], None))
     assert not ClassSensitivity.info.higher_is_better and np.isin("explainer", list(ClassSensitivity.info.requires))
+
+
+def test_a_row_whose_explained_class_is_absent_has_no_value():
+    """A held-out review: with target: {samples: all}, class b (present in 1 of 24 images) had 20 class
+    sensitivity rows, 19 of them images without b, against the docstring's "images where both A and B
+    are positive". Row 0 explains class 0, absent from its image (classes 1 and 2 present): no value."""
+    ctx = _ctx(PerClass(), [0, 1, 2], [[0, 1, 1], [1, 1, 1], [0, 1, 1]])
+    metric = ClassSensitivity()
+    value = metric(ctx)["value"]
+    assert math.isnan(value[0])
+    assert value[1:].tolist() == pytest.approx([(_rho(1, 0) + _rho(1, 2)) / 2, _rho(2, 1)], abs=1e-6)
+    assert metric.version == "3" and "explained class absent" in metric.undefined_hint
+    # others: all still compares every other class, present or not
+    assert ClassSensitivity(others="all")(ctx)["value"][0].item() == pytest.approx((_rho(0, 1) + _rho(0, 2)) / 2,
+                                                                                   abs=1e-6)
