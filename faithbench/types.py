@@ -22,12 +22,21 @@ import torch
 from torch import Tensor
 
 
-# The end of a skipped.csv reason that counts a (cell, metric)'s undefined values ("k of n " + this):
+# The end of a skipped.csv reason that counts a (cell, metric)'s undefined values (undefined_reason):
 # the metric ran; those samples have no row. Every other skipped.csv row is a skip.
-UNDEFINED_REASON = ("samples undefined (NaN, e.g. an empty mask, an all-zero map, too few regions or no comparable "
-                    "sample in the batch; see the metric's docs): no row")
-UNDEFINED_REASONS = (UNDEFINED_REASON, "samples undefined (NaN, e.g. an empty mask or an all-zero map): no row",
-                     "samples undefined (NaN, e.g. an empty mask): no row")  # and runs before it
+UNDEFINED_EXAMPLES = "e.g. an empty mask, an all-zero map, too few regions or no comparable sample in the batch"
+UNDEFINED_REASON = f"samples undefined (NaN, {UNDEFINED_EXAMPLES}; see the metric's docs): no row"
+UNDEFINED_REASONS = ("; see the metric's docs): no row", "samples undefined (NaN, e.g. an empty mask or an all-zero "
+                     "map): no row", "samples undefined (NaN, e.g. an empty mask): no row")  # and runs before it
+
+
+def undefined_reason(missing: int, scored: int, *, multilabel: bool = False, hint: str = "") -> str:
+    """``k of n samples undefined (NaN, <hint or UNDEFINED_EXAMPLES>; see the metric's docs): no row``; on
+    multi-label data the units are ``(image, class) rows`` (a review: "6 of 18 samples" of 16 images), and
+    ``hint`` is the metric's own cause (``Metric.undefined_hint``: class_sensitivity's "no other positive
+    class in the image" was not among the examples)."""
+    unit = "(image, class) rows" if multilabel else "samples"
+    return f"{missing} of {scored} {unit} undefined (NaN, {hint or UNDEFINED_EXAMPLES}; see the metric's docs): no row"
 
 
 class Category(str, Enum):

@@ -246,6 +246,11 @@ class Metric(Configurable):
                                  f"non-negative map; {mode!r} leaves a signed map's negative values), got {mode!r}")
 
     @property
+    def undefined_hint(self) -> str:
+        """Why a row of this metric can be undefined (NaN), for ``skipped.csv`` ("" : the general examples)."""
+        return ""
+
+    @property
     def category(self) -> Category:
         return self.info.category
 

@@ -40,7 +40,7 @@ from faithbench.runner.errors import error_summary
 from faithbench.runner.guard import InputGuard, ModelGuard
 from faithbench.runner.plan import Cell
 from faithbench.store import Cache, CacheWriteError, make_key
-from faithbench.types import DEFAULT_MASK_ROLES, UNDEFINED_REASON, Batch, MaskRole, category_name
+from faithbench.types import DEFAULT_MASK_ROLES, Batch, MaskRole, category_name, undefined_reason
 
 FAILURE_COLUMNS = ["cell", "dataset", "model", "explainer", "seed", "stage", "metric", "error_type", "message"]
 REGION_COLUMNS = ["dataset", "model", "explainer", "seed", "sample_id", "label", "target", "region",
@@ -354,10 +354,10 @@ class CellRun:
         result, cell = self.result, self.cell
         if self.stopped or not self.checked:
             return result
-        for label, (missing, scored) in self.undefined.items():
-            if missing:
-                result.skipped_metrics.append(
-                    (label, f"{missing} of {scored} {UNDEFINED_REASON}"))
+        hints = {spec.label: metric.undefined_hint for spec, metric in self.active}
+        result.skipped_metrics += [(label, undefined_reason(missing, scored, multilabel=self.data.multilabel,
+                                                            hint=hints.get(label, "")))
+                                   for label, (missing, scored) in self.undefined.items() if missing]
         base = {"dataset": cell.dataset.label, "model": cell.model.label, "explainer": cell.explainer.label,
                 "seed": cell.seed, "samples": self.samples}
         result.cost.append({**base, "stage": "explain", "metric": "", **self.explain_cost})

@@ -65,6 +65,22 @@ def test_per_class_masks_and_class_sensitivity(run):
     assert (cs.query("explainer == 'gradcam'")["value"] < 1.0).all()
 
 
+def test_skipped_counts_image_class_rows_and_gives_class_sensitivity_its_cause(run):
+    """A held-out review: skipped.csv said "6 of 18 samples undefined (NaN, e.g. an empty mask, ...)" for
+    class_sensitivity on 16 images: the 18 are (image, class) rows, and the cause (no other positive class
+    in the image) was not among the reasons."""
+    out, _ = run
+    test = PhantomCXRMultiLabel("test", **PHANTOM)
+    labels = [test[i].labels for i in range(10)]
+    pairs, alone = sum(int(y.sum()) for y in labels), sum(int(y.sum()) for y in labels if y.sum() == 1)
+    skipped = pd.read_csv(out / "skipped.csv")
+    reasons = skipped[skipped["cell"].str.contains("sobel") & (skipped["metric"] == "class_sensitivity")]["reason"]
+    assert reasons.tolist() == [f"{alone} of {pairs} (image, class) rows undefined (NaN, the explained class absent "
+                                "from the image, no other positive class in it, or a constant map; see the metric's "
+                                "docs): no row"]
+    assert 0 < alone < pairs
+
+
 def test_models_and_tables_per_class(run):
     out, _ = run
     models = pd.read_csv(out / "models.csv")
