@@ -62,7 +62,8 @@ def test_model_at_chance_marked_and_counts_shown_in_every_table(chance_run, capl
         build_report(chance_run)
     assert any("model at chance" in r.message and "cnn" in r.message for r in caplog.records)
     board = pd.read_csv(chance_run / "leaderboard.csv")
-    assert board["model_at_chance"].all() and board["beats_random"].any()  # the test result is kept...
+    assert board["model_at_chance"].all() and not board["beats_random"].any()  # withheld as in the tables
+    assert (board["p_vs_random"] < 0.05).any()  # ...while the test's p is kept
     md = (chance_run / "leaderboard.md").read_text()
     good = "".join(line for line in md.splitlines() if line.startswith("| good "))
     assert "\\*" not in good and "†" in md  # ...but no table shows the mark

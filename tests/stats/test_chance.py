@@ -261,3 +261,17 @@ def test_a_multilabel_class_of_few_positives_gets_no_ci_and_is_at_chance_as_bina
     many = multilabel_metrics(torch.tensor([[2.0], [1], [3], [4], [5], [-1], [-2], [-3], [-4], [-5]]),
                               torch.tensor([[1]] * 5 + [[0]] * 5), ("c",))
     assert (many["auc_ci_low_c"], many["auc_ci_min_class_n_c"]) == (1.0, 5) and "auc_exact_p_c" not in many
+
+
+def test_beats_random_is_false_on_the_rows_of_a_class_at_chance():
+    """A held-out review: leaderboard.csv kept beats_random True on the rows of class c, marked at chance,
+    while the rendered tables withheld the mark. p_vs_random keeps the test's p; an empty one stays empty."""
+    models = pd.DataFrame([{"dataset": "d", "model": "m", "seed": 0, "auc": 0.9, "auc_ci_low": 0.8,
+                            "auc_ci_high": 0.95, "auc_a": 0.9, "auc_ci_low_a": 0.8, "auc_ci_high_a": 0.95,
+                            "auc_c": NAN, "auc_ci_low_c": NAN, "auc_ci_high_c": NAN}])
+    board = pd.DataFrame({"dataset": "d", "model": "m", "class": ["a", "c", "c"], "explainer": ["g", "g", "s"],
+                          "p_vs_random": [0.01, 0.01, NAN], "beats_random": [True, True, None]})
+    marked = mark_models_at_chance(board, models)
+    assert marked["model_at_chance"].tolist() == [False, True, True]
+    assert marked["beats_random"].tolist()[:2] == [True, False] and pd.isna(marked["beats_random"].iloc[2])
+    assert marked["p_vs_random"].tolist()[:2] == [0.01, 0.01]
