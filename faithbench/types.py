@@ -107,13 +107,16 @@ class Sample:
 @dataclass
 class Batch:
     """A stack of samples: ``x (B, C, *spatial)``, ``label (B,)``, ``masks[name] (B, *spatial)``,
-    and for multi-label samples ``labels (B, K)`` (``None`` for single-label ones)."""
+    and for multi-label samples ``labels (B, K)`` (``None`` for single-label ones); ``held (B,)`` bool, on
+    multi-label (sample, class) units with the mask ``target``: whether row i's sample has a mask of its
+    explained class (an absent one is empty in ``target``, and ``samples.csv`` gives its area NaN, not 0)."""
 
     ids: list[str]
     x: Tensor
     label: Tensor
     masks: dict[str, Tensor]
     labels: Tensor | None = None
+    held: Tensor | None = None
 
     @classmethod
     def collate(cls, samples: list[Sample]) -> "Batch":
@@ -165,7 +168,8 @@ class Batch:
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(self.ids, self.x.to(device), self.label.to(device),
                      {k: v.to(device) for k, v in self.masks.items()},
-                     None if self.labels is None else self.labels.to(device))
+                     None if self.labels is None else self.labels.to(device),
+                     None if self.held is None else self.held.to(device))
 
 
 Postprocess = Literal["none", "abs", "relu"]

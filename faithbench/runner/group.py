@@ -334,7 +334,8 @@ def sample_rows(group: Group, data: GroupData, batch: Batch, target: Tensor) -> 
     """Rows of ``samples.csv``, one per explained (sample, target): ``confidence`` the predicted
     probability of the target (softmax; sigmoid on a multi-label model), ``correct`` whether the
     prediction is right (multi-label: the target class's decision at 0.5 against its label) and
-    ``lesion_area`` the fraction of the image in the ground-truth mask (NaN without one); multi-label:
+    ``lesion_area`` the fraction of the image in the ground-truth mask (NaN without one; multi-label: without a
+    mask of the explained class in the sample, ``Batch.held``); multi-label:
     ``class``, the explained class's name (``label`` its 0/1 presence); and the probabilities ``(B,)``
     (the gallery's labels)."""
     with torch.no_grad():
@@ -347,6 +348,8 @@ def sample_rows(group: Group, data: GroupData, batch: Batch, target: Tensor) -> 
         correct = logits.argmax(-1) == batch.label
     mask = truth_mask(batch.masks, data.mask_roles)
     area = mask.flatten(1).double().mean(1) if mask is not None else torch.full((len(batch),), float("nan"))
+    if mask is not None and batch.held is not None:  # multi-label: NaN where the sample has no mask of the class
+        area = torch.where(batch.held.to(area.device), area, float("nan"))
     rows = [{"dataset": group.dataset.label, "model": group.model.label, "seed": group.seed, "sample_id": sid,
              "target": int(t), "label": int(y), "confidence": round(float(p), 6), "correct": bool(c),
              "lesion_area": float(a)}

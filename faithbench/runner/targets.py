@@ -92,6 +92,7 @@ def collate_units(units: Sequence[tuple[Sample, int]], classes: Sequence[str],
         empty = torch.zeros((len(units), *batch.x.shape[2:]), dtype=torch.bool)
         per_class = torch.stack([batch.masks.get(name, empty) for name in classes], dim=1)  # (B, K, *spatial)
         batch.masks[TARGET_MASK] = per_class[torch.arange(len(units)), target]
+        batch.held = torch.tensor([classes[c] in s.masks for s, c in units], dtype=torch.bool)
     return batch, target
 
 

@@ -182,3 +182,29 @@ def test_iter_batches_streams_units_of_a_multilabel_dataset():
     with pytest.raises(InputDataError, match="no \\(sample, class\\) pair to explain"):
         list(iter_batches(_MultiLabel(), "ml", 2, 2, torch.nn.Identity(), ClassTargets(classes=["cavity"],
                                                                                          samples="positive")))
+
+
+def test_samples_csv_area_is_nan_for_a_class_without_a_mask_in_the_sample():
+    """A held-out review: samples.csv gave lesion_area 0.0 for class c, which had no mask in any sample,
+    where docs/outputs.md promise NaN without one ("a finding of area 0" reads as an absent finding).
+    Here effusion has no mask anywhere and s3 has no cavity mask; nodule's area is its one pixel of 36."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from faithbench.runner.group import sample_rows
+
+    samples = [Sample(id=s.id, image=s.image, label=0, labels=s.labels,
+                      masks={k: v for k, v in s.masks.items() if k != "effusion" and (s.id, k) != ("s3", "cavity")})
+               for s in SAMPLES]
+    batch, target = collate_units(expand_targets(samples, "each_positive", CLASSES), CLASSES)
+    assert batch.held.tolist() == [True, False, True, True, False, False]  # (s0 nodule, effusion), s2 cavity, s3
+    named = SimpleNamespace(label="d")
+    group = SimpleNamespace(dataset=named, model=SimpleNamespace(label="m"), seed=0)
+    data = SimpleNamespace(model=nn.Sequential(nn.Flatten(), nn.Linear(36, 3)), multilabel=True, mask_roles={},
+                           classes=CLASSES)
+    rows, _ = sample_rows(group, data, batch, target)
+    areas = [row["lesion_area"] for row in rows]
+    assert areas[0] == areas[2] == areas[3] == pytest.approx(1 / 36)
+    assert all(a != a for a in (areas[1], areas[4], areas[5]))  # NaN: no mask of the class in the sample
+    assert torch.equal(batch.to("cpu").held, batch.held)
