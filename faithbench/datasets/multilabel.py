@@ -28,6 +28,9 @@ from faithbench.registry import datasets
 from faithbench.types import Sample
 
 
+_LESION_MASKS = ("lesion", "lung_lesion_side", "lung_contralateral")  # phantom_cxr's, of a lesion this one lacks
+
+
 @datasets.register("phantom_cxr_multilabel")
 class PhantomCXRMultiLabel(BaseDataset):
     """2D multi-label chest phantom, ``(C, size, size)`` in [0, 1], background 0.
@@ -46,14 +49,16 @@ class PhantomCXRMultiLabel(BaseDataset):
     Classes ``("nodule", "cavity")``; ``Sample.labels`` is the 0/1 vector, ``label`` the first
     positive class (0 when none). Masks: ``nodule``, ``cavity`` (all False when absent),
     ``lung_left``, ``lung_right``, ``heart``, ``spine``, ``body``. No ``lesion`` mask: localise
-    against the explained class's mask with ``mask: target`` (the runner builds it per row).
+    against the explained class's mask with ``mask: target`` (the runner builds it per row); nor
+    ``phantom_cxr``'s ``lung_lesion_side`` / ``lung_contralateral``, which belong to its lesion (a review:
+    here they named a lung drawn at random, holding neither finding, and a region test on them meant nothing).
     """
 
     classes = ("nodule", "cavity")
     spatial_dims = 2
     multilabel = True
     background = 0.0
-    version = "1"
+    version = "2"  # 2: no lung_lesion_side / lung_contralateral (a lung drawn at random, unrelated to the findings)
     default_n = {"train": 2000, "val": 400, "test": 500}
 
     def __init__(self, split: Split = "test", *, n: int | None = None, size: int = 64, channels: int = 1,
@@ -93,7 +98,7 @@ class PhantomCXRMultiLabel(BaseDataset):
         u = lambda: float(torch.rand((), generator=gen))  # noqa: E731 - a tiny local helper
         s = self.size / 64.0
         img = base.image[0].clone()
-        masks = {k: v for k, v in base.masks.items() if k != "lesion"}
+        masks = {k: v for k, v in base.masks.items() if k not in _LESION_MASKS}
         lungs = (masks["lung_left"], masks["lung_right"])
         present = [u() < self.prevalence for _ in self.classes]
         taken = torch.zeros_like(masks["body"])

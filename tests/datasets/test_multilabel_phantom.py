@@ -82,3 +82,12 @@ def test_registered_and_parameter_errors():
     with pytest.raises(IndexError, match="out of range"):
         PhantomCXRMultiLabel(n=3)[3]
     assert PhantomCXRMultiLabel(n=2, channels=3)[0].image.shape == (3, 64, 64)
+
+
+def test_masks_are_the_findings_and_the_anatomy_without_phantom_cxrs_lesion_side(train):
+    """A held-out review: lung_lesion_side / lung_contralateral came over from phantom_cxr's anatomy, a lung
+    drawn at random holding neither finding (sample 3 of the test split: the cavity outside it), and
+    `faithbench validate` listed them as regions to test."""
+    expected = {"nodule", "cavity", "lung_left", "lung_right", "heart", "spine", "body"}
+    assert all(set(train[i].masks) == expected for i in (0, 3, 7))
+    assert PhantomCXRMultiLabel.version == "2"  # the samples' masks changed: cached maps and scores are not reused
