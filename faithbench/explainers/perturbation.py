@@ -167,24 +167,41 @@ class KernelSHAPExplainer(_SurrogateExplainer):
         return KernelShap(model)
 
 
+def rise_grids(n: int, spatial: tuple[int, ...], grid: int, p: float,
+               generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """The random part of ``n`` RISE masks, drawn on the CPU from ``generator``: the binary grids
+    (n, 1, grid, ...) (each cell 1 with probability ``p``) and the shifts (n, dims) in [0, cell) per axis,
+    cell = ceil(size / grid). Small (grid ** dims values a mask), so all of them are drawn first."""
+    dims = len(spatial)
+    cell = [math.ceil(s / grid) for s in spatial]
+    binary = (torch.rand((n, 1, *[grid] * dims), generator=generator) < p).float()
+    shifts = torch.stack([torch.randint(0, c, (n,), generator=generator) for c in cell], dim=1)
+    return binary, shifts
+
+
+def upsample_masks(binary: Tensor, shifts: Tensor, spatial: tuple[int, ...]) -> Tensor:
+    """RISE masks (n, *spatial) in [0, 1] from :func:`rise_grids`' draws: each grid upsampled (bi/tri)linearly
+    to (grid + 1) * cell and cropped to the input at its shift. Each mask depends on its own draws only."""
+    grid, dims = binary.shape[-1], len(spatial)
+    cell = [math.ceil(s / grid) for s in spatial]
+    mode = "bilinear" if dims == 2 else "trilinear"
+    up = F.interpolate(binary, size=[(grid + 1) * c for c in cell], mode=mode, align_corners=False)[:, 0]
+    up = up.clamp_(0, 1)  # interpolation weights can sum to 1 + 1e-7
+    masks = torch.empty((len(binary), *spatial))
+    for k in range(len(binary)):
+        masks[k] = up[(k, *[slice(int(o), int(o) + s) for o, s in zip(shifts[k], spatial)])]
+    return masks
+
+
 def rise_masks(n: int, spatial: tuple[int, ...], grid: int, p: float, generator: torch.Generator) -> Tensor:
     """``n`` RISE masks (n, *spatial) in [0, 1], drawn on the CPU from ``generator``.
 
     As in Petsiuk et al. (2018) and their code: a binary grid (each cell 1 with probability ``p``),
     upsampled (bi/tri)linearly to (grid + 1) * cell, cell = ceil(size / grid), then cropped to the
-    input at a random shift in [0, cell) per axis, so masks are not aligned to the grid.
+    input at a random shift in [0, cell) per axis, so masks are not aligned to the grid
+    (:func:`rise_grids`, then :func:`upsample_masks`).
     """
-    dims = len(spatial)
-    cell = [math.ceil(s / grid) for s in spatial]
-    binary = (torch.rand((n, 1, *[grid] * dims), generator=generator) < p).float()
-    shifts = torch.stack([torch.randint(0, c, (n,), generator=generator) for c in cell], dim=1)
-    mode = "bilinear" if dims == 2 else "trilinear"
-    up = F.interpolate(binary, size=[(grid + 1) * c for c in cell], mode=mode, align_corners=False)[:, 0]
-    up = up.clamp_(0, 1)  # interpolation weights can sum to 1 + 1e-7
-    masks = torch.empty((n, *spatial))
-    for k in range(n):
-        masks[k] = up[(k, *[slice(int(o), int(o) + s) for o, s in zip(shifts[k], spatial)])]
-    return masks
+    return upsample_masks(*rise_grids(n, spatial, grid, p, generator), spatial)
 
 
 EXPLAINER_SCORES = ("softmax", "sigmoid", "logit")
@@ -203,13 +220,17 @@ def rise(model: nn.Module, x: Tensor, target: Tensor, *, n_masks: int, grid: int
          score: str = "softmax") -> Tensor:
     """RISE saliency (B, *spatial): S = sum_i f(x * M_i + b (1 - M_i)) M_i / (N p).
 
-    The same ``n_masks`` masks for every image, made ``batch_size`` at a time; one forward pass per
-    image and chunk (``batch_size`` masked copies), under ``torch.inference_mode``.
+    The same ``n_masks`` masks for every image: all their grids and shifts drawn first, so the masks do not
+    depend on ``batch_size`` (a review: drawn per chunk, batch_size 50 instead of 100 moved the map by 6 % of
+    its maximum); upsampled ``batch_size`` at a time, one forward pass per image and chunk (``batch_size``
+    masked copies), under ``torch.inference_mode``.
     """
     spatial = tuple(x.shape[2:])
     saliency = torch.zeros((x.shape[0], *spatial), device=x.device)
+    binary, shifts = rise_grids(n_masks, spatial, grid, p, generator)
     for start in range(0, n_masks, batch_size):
-        masks = rise_masks(min(batch_size, n_masks - start), spatial, grid, p, generator).to(x.device)
+        chunk = slice(start, start + batch_size)
+        masks = upsample_masks(binary[chunk], shifts[chunk], spatial).to(x.device)
         for i in range(x.shape[0]):
             with torch.inference_mode():
                 masked = x[i:i + 1] * masks[:, None] + baseline * (1 - masks[:, None])
@@ -229,6 +250,7 @@ class RISEExplainer(Explainer):
 
     family = "perturbation"
     needs_grad = False
+    version = "2"  # 2: masks drawn all at once (1: per batch_size chunk, so batch_size changed the map)
     paper = "Petsiuk et al. 2018, RISE: Randomized Input Sampling for Explanation of Black-box Models"
     description = "score-weighted average of random upsampled binary masks"
     defaults: ClassVar[dict[str, Any]] = {"n_masks": 2000, "grid": 8, "p": 0.5, "batch_size": 100,
