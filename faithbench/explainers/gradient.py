@@ -71,9 +71,10 @@ def _unsupported_modules(model: nn.Module, supported: tuple[type, ...]) -> list[
 
 
 _MAX_POOLS = (nn.MaxPool2d, nn.MaxPool3d)
-# activations inside a leaf of one's own that guided backpropagation would leave unguided (not a gate's sigmoid)
-GUIDED_OPS = frozenset({"Relu", "Threshold", "Gelu", "Silu", "Hardswish", "Hardsigmoid", "Elu", "LeakyRelu",
-                        "Softplus", "Mish", "Prelu", "Sigmoid", "Tanh"})
+# activations guided backpropagation would leave unguided, functional in the forward or inside a leaf of one's
+# own (the operations; a gate's Mul does not count, its sigmoid does)
+GUIDED_OPS = frozenset({"Relu", "Threshold", "Gelu", "Silu", "Hardswish", "Hardsigmoid", "Hardtanh", "Elu",
+                        "LeakyRelu", "Softplus", "Mish", "Prelu", "Sigmoid", "Tanh"})
 
 
 @explainers.register("saliency")
@@ -282,7 +283,8 @@ class _Forward(nn.Module):
 def _relu_reason(name: str, model: nn.Module, x: Tensor) -> str | None:
     """Why guided backpropagation would not guide every activation of ``model``: it changes the
     backward pass of nn.ReLU modules only, so other activation modules (MobileNetV3's Hardswish) and
-    functional ReLUs (torchvision's DenseNet) would pass plain gradients (a held-out review: a hybrid)."""
+    functional activations (torchvision's DenseNet's F.relu, an F.gelu) would pass plain gradients (held-out
+    reviews: a hybrid)."""
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
         return f"{name} modifies the backward pass of nn.ReLU modules; the model has none"
     others = Counter(type(m).__name__ for m in model.modules() if is_activation(m) and not isinstance(m, nn.ReLU))
@@ -290,8 +292,14 @@ def _relu_reason(name: str, model: nn.Module, x: Tensor) -> str | None:
         listed = ", ".join(f"{k} ({n})" for k, n in sorted(others.items()))
         return f"{name} guides nn.ReLU modules only; the model also has {listed}, whose gradients would pass unguided"
     trace = trace_leaves(model, x)
-    if trace is not None and (relus := [op for op in trace.nonlinear() if op in ("Relu", "Threshold")]):
-        return f"{name} guides nn.ReLU modules only; the forward also applies {', '.join(relus)} functionally"
+    # every functional activation, not only ReLUs (a held-out review: an F.gelu, F.silu, torch.tanh or
+    # x * sigmoid(x) in a ReLU network's forward gave a hybrid map, which deeplift and lrp refused); a gate's
+    # sigmoid (squeeze-excitation) is no activation of the features it scales
+    ops = [] if trace is None else [op for op in trace.nonlinear() if op in GUIDED_OPS
+                                    and trace.functional[op] > trace.gates[op]]
+    if ops:
+        return (f"{name} guides nn.ReLU modules only; the forward also applies {', '.join(ops)} functionally, "
+                "whose gradients would pass unguided")
     if trace is not None and (foreign := foreign_nonlinear_leaves(model, x, trace, (nn.ReLU,), GUIDED_OPS)):
         return f"{name} guides nn.ReLU modules only; {', '.join(foreign)} would pass plain gradients"
     return None
@@ -302,8 +310,8 @@ class GuidedBackpropExplainer(Explainer):
     """Guided backpropagation (Springenberg et al. 2015; captum): the gradient with negative
     gradients zeroed at every nn.ReLU module, summed over channels (signed).
 
-    CNNs whose activations are all nn.ReLU modules: a functional ReLU, or a GELU or Hardswish
-    module, would not be guided, so such models are refused (:func:`_relu_reason`).
+    CNNs whose activations are all nn.ReLU modules: a functional ReLU, GELU, SiLU, tanh or sigmoid, or a GELU
+    or Hardswish module, would not be guided, so such models are refused (:func:`_relu_reason`).
     """
 
     family = "gradient"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from faithbench.registry import explainers
@@ -66,3 +67,38 @@ def test_a_users_cnn_is_not_judged_by_its_module_names_and_a_swapped_module_is_c
     model[1] = nn.SiLU()
     with pytest.raises(ValueError, match=r"^guided_backprop modifies the backward pass of nn\.ReLU modules"):
         explainer(model, x, target)
+
+
+class _ReluNetWith(nn.Module):
+    """nn.ReLU modules, plus one activation applied in ``forward`` (a held-out review's models)."""
+
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+        self.c1, self.a1 = nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()
+        self.c2, self.a2 = nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU()
+        self.pool, self.flat, self.fc = nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a1(self.c1(x)) if self.fn is None else self.fn(self.c1(x))
+        return self.fc(self.flat(self.pool(self.a2(self.c2(h)))))
+
+
+@pytest.mark.parametrize("name", ["guided_backprop", "guided_gradcam"])
+@pytest.mark.parametrize("fn, op", [(F.gelu, "Gelu"), (F.silu, "Silu"), (torch.tanh, "Tanh"),
+                                    (lambda h: h * torch.sigmoid(h), "Sigmoid"), (F.relu6, "Hardtanh")])
+def test_a_functional_activation_in_a_relu_network_is_refused(name, fn, op):
+    """A held-out review: guided backprop ran on a network of nn.ReLU modules whose forward also applied
+    F.gelu, F.silu, torch.tanh or x * sigmoid(x), whose gradients pass unguided (a hybrid map), though deeplift
+    and lrp refused the same models from the same trace."""
+    torch.manual_seed(0)
+    model, x, target = _ReluNetWith(fn).eval(), torch.rand(2, 3, 48, 80), torch.tensor([0, 1])
+    expected = (f"{name} guides nn.ReLU modules only; the forward also applies {op} functionally, whose gradients "
+                "would pass unguided")
+    assert explainers.get(name)().unsupported_reason(model, x) == expected
+    with pytest.raises(ValueError) as caught:
+        explainers.get(name)()(model, x, target)
+    assert str(caught.value) == expected
+    plain = _ReluNetWith(None).eval()  # the same network with its nn.ReLU module: accepted, a map
+    assert explainers.get(name)().unsupported_reason(plain, x) is None
+    assert explainers.get(name)()(plain, x, target).abs().max() > 0
