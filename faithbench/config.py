@@ -269,8 +269,8 @@ def validate_plugins(suite: Suite, source: str) -> None:
                 raise SuiteError(f"{where}: {exc}") from None
             if kind == "explainers" and "seed" in spec.params:  # a review: the runner's seed= too, a TypeError per cell
                 valid = ", ".join(sorted(k for k in getattr(cls, "defaults", {}) if k != "seed")) or "none"
-                raise SuiteError(f"{where}.params: {spec.name}: parameter 'seed' is not an explainer's own: each cell's "
-                                 f"seed comes from the suite's seeds: (a list); valid parameters: {valid}")
+                raise SuiteError(f"{where}.params: {spec.name}: parameter 'seed' is not an explainer's own: "
+                                 f"each cell's seed comes from the suite's seeds: (a list); valid parameters: {valid}")
             try:
                 plugin = cls(**spec.params)
             except ParameterError as exc:

@@ -85,8 +85,8 @@ class Explainer(Configurable):
     ``torch.inference_mode()``.
 
     :meth:`__call__` checks the target (:func:`class_indices`) and the parameters against the input's shape
-    (:meth:`check_input`, as ``faithbench validate`` does: its reason as a ``ValueError``), puts every module of the model in
-    eval mode and restores each module's mode afterwards, and runs :meth:`explain` with gradients
+    (:meth:`check_input`, as ``faithbench validate`` does: its reason as a ``ValueError``), puts every module of
+    the model in eval mode and restores each module's mode afterwards, and runs :meth:`explain` with gradients
     enabled when ``needs_grad`` (so a caller's ``torch.no_grad()`` does not break it).
     Randomness: :meth:`__call__` seeds torch's and NumPy's global generators from ``seed`` (and
     restores both afterwards; captum's GradientSHAP draws from NumPy), so every explainer is

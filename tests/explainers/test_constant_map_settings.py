@@ -80,5 +80,5 @@ def test_a_direct_call_checks_the_parameters_against_the_input_as_validate_does(
     with pytest.raises(ValueError) as caught:
         explainer(model, x, target)
     assert str(caught.value).startswith(reason)
-    fitting = {k: v // 4 if k != "min_grid" else 4 for k, v in params.items()}  # the same explainer, a setting that fits
+    fitting = {k: v // 4 if k != "min_grid" else 4 for k, v in params.items()}  # a setting that fits
     assert explainers.get(name)(**fitting)(model, x, target).shape == (1, 48, 80)
