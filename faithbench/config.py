@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, field_validator,
                       model_validator)
 
-from faithbench.config_checks import (SuiteWarning, check_file_names, check_kwargs, first_line,
+from faithbench.config_checks import (SuiteWarning, check_kwargs, first_line,
                                      check_param_types, check_suite_values, check_target, check_validation,
                                      check_weights, resolve_weights, unique_names)
 from faithbench.config_messages import validation_message
@@ -32,6 +32,7 @@ from faithbench.metric_checks import check_masks, check_metric_fit, check_region
 from faithbench.model_checks import check_models, check_train_splits
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.factory import check_model_spec, is_external
+from faithbench.names import check_file_names, check_label
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
 __all__ = ["SuiteError", "SuiteWarning", "Suite", "load_suite", "suite_from_dict", "validate_plugins",
@@ -46,6 +47,7 @@ class PluginSpec(BaseModel):
     name: str = Field(min_length=1)  # '' (a review): a suite '' wrote reports/_, an alias '' meant no alias
     alias: str | None = Field(None, min_length=1)
     params: dict[str, Any] = {}
+    _label = field_validator("name", "alias")(check_label)  # no NUL, newline, blank or padded label (a review)
 
     @property
     def label(self) -> str:
@@ -182,7 +184,7 @@ class Suite(BaseModel):
     def _visible_name(cls, name: str) -> str:  # ' ' or '/' wrote reports/_ (a diff review)
         if name and not any(ch.isalnum() for ch in name):
             raise ValueError(f"expected a name with a letter or digit (it names the run's folder), got {name!r}")
-        return name
+        return check_label(name)
 
     @field_validator("datasets", "explainers", "metrics", "models", mode="before")
     @classmethod

@@ -17,8 +17,8 @@
   dataset whose validation split is missing, empty or without a non-empty mask: an error; a model
   trained here (a recipe, or the permuted-label twin) on a dataset without a train or val split
   (checked where building a split is cheap: ``BaseDataset.cheap_splits``): an error;
-- :func:`check_file_names`: two labels that map to one file name (``x/y`` and ``x_y``; plots are
-  named by :func:`faithbench.names.safe_name`) would overwrite each other's plots: an error;
+- :func:`faithbench.names.check_file_names` (with the mapping it checks): two labels that map to one file name
+  (``x/y`` and ``x_y``, or ``Ph`` and ``ph``) would overwrite each other's plots: an error;
 - :func:`check_suite_values`: seeds distinct and >= 0, a device name torch reads; an entry that
   repeats another of its kind under another alias warns;
 - :func:`check_target`: class targets need a multi-label dataset with those classes;
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import itertools
 import json
 import os
 import types
@@ -44,7 +43,7 @@ import torch
 
 from faithbench.datasets.paths import DataError
 from faithbench.device import check_device_name
-from faithbench.names import counted, safe_name
+from faithbench.names import counted
 
 _SIMPLE = (bool, int, float, str)
 
@@ -219,39 +218,6 @@ def check_validation(suite: Any, source: str, built: dict[str, Any], metric_plug
             if problem:
                 raise error(f"{source}: metrics[{k}] {suite.metrics[k].label!r} is tuned on the validation split "
                             f"(threshold: val / gate: val), but dataset {spec.label!r} has {problem}")
-
-
-MAX_STEM = 180
-
-
-def check_file_names(suite: Any, source: str, error: type[Exception]) -> None:
-    """Refuse labels whose file names collide: within datasets, models or metrics, and across the
-    joined stems ``<dataset>_<model>`` and ``<dataset>_<model>_<metric>`` of the plots; and stems too
-    long for a file name (more than :data:`MAX_STEM` bytes, leaving room for a plot's prefix, a class
-    and the suffix within the usual 255: a fuzzing review's 300-character alias failed the run)."""
-    kinds = {"datasets": suite.datasets, "models": suite.models, "metrics": suite.metrics}
-    for kind, specs in kinds.items():
-        seen: dict[str, int] = {}
-        for i, spec in enumerate(specs):
-            name = safe_name(spec.label)
-            if name in seen and specs[seen[name]].label != spec.label:
-                j = seen[name]
-                raise error(f"{source}: {kind}[{i}]: label {spec.label!r} and {kind}[{j}] {specs[j].label!r} map to "
-                            f"one file name {name!r} (their plots would overwrite each other); give one an alias")
-            seen.setdefault(name, i)
-    for combo in (("datasets", "models"), ("datasets", "models", "metrics")):
-        stems: dict[str, tuple[str, ...]] = {}
-        for picks in itertools.product(*(enumerate(kinds[k]) for k in combo)):
-            labels = tuple(spec.label for _, spec in picks)
-            stem = "_".join(safe_name(label) for label in labels)
-            if len(stem.encode()) > MAX_STEM:
-                raise error(f"{source}: {' x '.join(combo)}: labels {' / '.join(labels)} make a plot file name of "
-                            f"{len(stem.encode())} bytes before its prefix and suffix (at most {MAX_STEM}); give "
-                            "shorter aliases")
-            if stem in stems and stems[stem] != labels:
-                raise error(f"{source}: {' x '.join(combo)}: labels {' / '.join(labels)} and "
-                            f"{' / '.join(stems[stem])} map to one plot file name {stem!r}; give one an alias")
-            stems.setdefault(stem, labels)
 
 
 def check_suite_values(suite: Any, source: str, error: type[Exception]) -> None:

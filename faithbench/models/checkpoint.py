@@ -27,6 +27,7 @@ from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, att
                                           resolve_input_config)
 from faithbench.models.training import (Recipe, evaluate_model, predict_logits, train_model,
                                        train_on_frozen_features)
+from faithbench.names import check_label
 from faithbench.store import Cache, file_sha256, is_safetensors, load_tensors, make_key
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class ModelSpec(BaseModel):
     pretrained: Bool | None = None
     replace_head: Bool = False
     preprocess: Literal["auto", "none"] | PreprocessSpec = "auto"
+    _label = field_validator("name", "alias")(check_label)  # no NUL, newline, blank or padded label (a review)
 
     @field_validator("recipe", mode="before")
     @classmethod
