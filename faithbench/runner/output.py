@@ -18,6 +18,8 @@ cleared of what a previous run left.
 
 from __future__ import annotations
 
+import errno
+import os
 import platform
 import tempfile
 import time
@@ -44,12 +46,18 @@ OWNED: tuple[str, ...] = (
 )
 
 
-def _writable_folder(path: Path, what: str) -> None:
+def _writable_folder(path: Path, what: str, *, create: bool = True) -> None:
+    """Raise :class:`UsageError` unless ``path`` is a folder this process can write, creating it (``create``
+    False: creating nothing, by probing its nearest existing folder when it is not there yet)."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"{what} {path}: is a file, expected a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path, prefix=".faithbench-probe."):
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        probed = next(p for p in (path, *path.parents) if p.exists())
+        if not probed.is_dir():  # afile/sub: as mkdir says it
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.TemporaryFile(dir=probed, prefix=".faithbench-probe."):
             pass
     except OSError as exc:
         raise UsageError(f"{what} {path}: not writable ({exc.strerror or exc})") from None
@@ -74,15 +82,18 @@ def remove_tmp_files(root: Path, older_than: float = 0.0, *, recursive: bool = T
 
 def prepare_output(out_dir: Path, cache_root: Path) -> None:
     """Check that ``out_dir`` and ``cache_root`` are folders this process can write (creating
-    them), and remove temporary files a killed run left there. Raises :class:`UsageError`, or
+    them; an unusable cache is refused before anything is created), and remove temporary files a killed
+    run left there. Raises :class:`UsageError`, or
     :class:`~faithbench.runner.errors.OutputInUseError` when another run holds ``out_dir``."""
     out_dir, cache_root = Path(out_dir), Path(cache_root)
+    cache_what = "cache folder (--cache or $FAITHBENCH_CACHE)"
+    _writable_folder(cache_root, cache_what, create=False)  # refused before --out and its lock are made (a review)
     _writable_folder(out_dir, "--out")
     _not_foreign(out_dir)
     with lock_output(out_dir):  # another run writing there: refused before the cache is touched
         for folder in (out_dir, out_dir / "plots"):  # where the run writes; not another program's subfolders
             remove_tmp_files(folder, recursive=False)
-    _writable_folder(cache_root, "cache folder (--cache or $FAITHBENCH_CACHE)")
+    _writable_folder(cache_root, cache_what)
     remove_tmp_files(cache_root, older_than=STALE_TMP_SECONDS)
 
 

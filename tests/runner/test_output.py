@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,48 @@ def test_clear_owned_removes_what_a_run_wrote_and_nothing_else(tmp_path):
 def test_written_files_are_0644(tmp_path):
     atomic_write_bytes(tmp_path / "results.csv", b"a\n")
     assert oct((tmp_path / "results.csv").stat().st_mode & 0o777) == "0o644"
+
+
+@pytest.mark.parametrize("cache_name, expected", [
+    ("afile", r"afile: is a file, expected a folder"),
+    ("afile/cache", r"afile/cache: not writable \(Not a directory\)"),
+])
+def test_an_unusable_cache_is_refused_before_out_is_created(tmp_path, cache_name, expected):
+    # review resume5: the refusal left a new --out folder holding a .lock
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(UsageError, match=r"cache folder \(--cache or \$FAITHBENCH_CACHE\) .*" + expected):
+        prepare_output(tmp_path / "fresh" / "out", tmp_path / cache_name)
+    assert not (tmp_path / "fresh").exists()
+
+
+@pytest.mark.parametrize("cache_name", ["ro", "ro/new/cache"])
+def test_a_read_only_cache_is_refused_before_out_is_created(tmp_path, monkeypatch, cache_name):
+    import tempfile
+
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    probe = tempfile.TemporaryFile
+
+    def refused(*args, dir=None, **kwargs):  # root writes into a chmod 555 folder: the refusal it would get
+        if dir is not None and Path(dir) == read_only:
+            raise PermissionError(13, "Permission denied")
+        return probe(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refused)
+    with pytest.raises(UsageError, match=r"cache folder .*: not writable \(Permission denied\)"):
+        prepare_output(tmp_path / "out", tmp_path / cache_name)
+    assert not (tmp_path / "out").exists() and sorted(read_only.iterdir()) == []
+
+
+def test_a_cli_run_refused_for_its_cache_creates_no_out_folder(tmp_path, capsys, monkeypatch):
+    from faithbench.cli import main
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: t\ndatasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]\n"
+                     "models: [{name: small_cnn, recipe: {epochs: 1}}]\nexplainers: [random]\nmetrics: [pointing_game]\n")
+    (tmp_path / "afile").write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(suite), "--out", "fresh_x", "--cache", "afile", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().endswith("cache folder (--cache or $FAITHBENCH_CACHE) afile: is a file, "
+                                                    "expected a folder")
+    assert not (tmp_path / "fresh_x").exists()
