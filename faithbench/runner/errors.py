@@ -27,16 +27,15 @@ class OutputInUseError(RuntimeError):
 
 def error_summary(exc: BaseException, limit: int = 500) -> tuple[str, str]:
     """``(error_type, message)`` for ``failures.csv``: the exception's class name (``OutOfMemory``
-    for any allocator failure, so they group together) and its first line, at most ``limit``
-    characters."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    if len(first) > limit:
-        first = first[: limit - 1] + "…"
+    for any allocator failure, so they group together) and its message, its lines joined by ``" | "`` (one
+    line of the table; a review: the lines after the first were in no output), at most ``limit`` characters."""
+    message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if len(message) > limit:
+        message = message[: limit - 1] + "…"
     kind = "OutOfMemory" if is_out_of_memory(exc) else type(exc).__name__
-    if kind == "OutOfMemory" and type(exc).__name__ not in first:
-        first = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    return kind, first
+    if kind == "OutOfMemory" and type(exc).__name__ not in message:
+        message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return kind, message
 
 
 class UsageError(ValueError):

@@ -173,3 +173,18 @@ def test_a_malformed_map_is_named_by_the_suites_alias(tmp_path, failing_plugins)
     assert failures["half_a"] == "half_a (test_half_map): expected saliency of shape (4, 32, 32), got (4, 16, 16)"
     assert failures["nan_a"].startswith("nan_a (test_nan_map) returned NaN or Inf saliency for the batch starting")
     assert len(result.failures) == 2 and len(result.results) == 4
+
+
+def test_a_multi_line_message_is_kept_whole_on_one_csv_line():
+    # review report6 F7: failures.csv kept "kaboom <b>bad</b>, "quoted"" and lost "second line"
+    import io
+
+    from faithbench.runner.errors import error_summary
+
+    exc = RuntimeError('kaboom <b>bad</b>, "quoted"\nsecond line\r\n\n  third, indented  \n')
+    kind, message = error_summary(exc)
+    assert (kind, message) == ("RuntimeError", 'kaboom <b>bad</b>, "quoted" | second line | third, indented')
+    text = pd.DataFrame([{"error_type": kind, "message": message}]).to_csv(index=False)
+    assert text.count("\n") == 2  # the header and one row
+    assert pd.read_csv(io.StringIO(text))["message"].tolist() == [message]
+    assert error_summary(ValueError("a\n" + "b" * 600))[1] == "a | " + "b" * 495 + "…"  # 500 characters at most
