@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from faithbench.reports.markup import _e, disagreement_html, table_html
-from faithbench.reports.notes import DISTRIBUTION_NOTE, control_alone, failed_cells, mixed_classes_note
+from faithbench.reports.notes import (DISTRIBUTION_NOTE, control_alone, control_labels, failed_cells,
+                                      mixed_classes_note)
 from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
                                        control_tested, format_number, leaderboard_tables, significance_note,
                                        split_skipped)
@@ -288,7 +289,7 @@ def render_html(
                      "Failures</a>): " + _e("; ".join(failed)) + ".</p>")
     with_chance = "chance" in board.columns and pd.to_numeric(board["chance"], errors="coerce").notna().any()
     chance_level = "; " + CHANCE_LEVEL_NOTE if with_chance else ""
-    note = significance_note(control, control_tested(board), control_alone(board, control))
+    note = significance_note(control, control_tested(board), control_alone(board, control), control_labels(manifest))
     parts += [f'<p class="note">{_e(note + chance_level)}. '
               'Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
               + (f" (also {', '.join(also)})" if also else "") + ".</p>"]

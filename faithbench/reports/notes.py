@@ -8,7 +8,7 @@ import pandas as pd
 from faithbench.types import UNDEFINED_REASONS
 
 __all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "DAGGER", "DISTRIBUTION_NOTE", "FAILED_NOTE", "control_alone",
-           "control_phrase",
+           "control_labels", "control_phrase",
            "control_tested", "failed_cells", "mixed_classes_note", "significance_note", "split_skipped"]
 
 CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5 (or the AUC is "
@@ -28,11 +28,34 @@ _REST = ("bold: best mean of the column (over the samples every explainer has), 
          "order of their mean rank over the columns; ↑ higher is better, ↓ lower is better; [95% percentile "
          "bootstrap CI of the mean: with fewer than about 30 samples it covers less than 95%, about 89% at n = 8, "
          "92% at n = 16 to 20 and the range of the values at n = 3; [–]: a single sample, no interval]; n: samples "
-         "with a defined value; the controls ignore the model (random: noise, sobel: the image's edges, "
-         "center_prior: a centred Gaussian); localisation columns measure "
+         "with a defined value; the controls ignore the model ({controls}); localisation columns measure "
          "agreement with the mask, not faithfulness to the model; on randomisation checks a map that ignores the "
          "model scores the worst value (1), so * there says a map is not wholly model-blind, not that it passes "
          "(the aim is about 0)")
+
+
+_CONTROL_MAPS = {"random": "noise", "sobel": "the image's edges", "center_prior": "a centred Gaussian"}
+
+
+def control_labels(manifest: dict | None) -> dict[str, list[str]]:
+    """The labels the tables give the run's control explainers (their aliases, else their names), by registry
+    name, from its manifest's suite: ``{"random": ["1e3"]}``."""
+    labels: dict[str, list[str]] = {}
+    for entry in ((manifest or {}).get("suite") or {}).get("explainers") or []:
+        spec = {"name": entry} if isinstance(entry, str) else entry
+        if isinstance(spec, dict) and spec.get("name") in _CONTROL_MAPS:
+            labels.setdefault(spec["name"], []).append(str(spec.get("alias") or spec["name"]))
+    return labels
+
+
+def _rest(controls: dict[str, list[str]] | None) -> str:
+    """The legend after its first clause; each control named as the tables name it (``controls``,
+    :func:`control_labels`: a review's legend said "random" and "sobel" of rows named "1e3" and "é中文🙂")."""
+    def named(name: str) -> str:
+        shown = (controls or {}).get(name, [name])
+        return name if shown == [name] else f"{', '.join(shown)} ({name})"
+
+    return _REST.format(controls=", ".join(f"{named(name)}: {what}" for name, what in _CONTROL_MAPS.items()))
 
 
 def control_phrase(control: str = "random") -> str:
@@ -52,18 +75,21 @@ def control_alone(board: pd.DataFrame, control: str = "random") -> bool:
     return "explainer" in board.columns and set(board["explainer"].astype(str)) == {control}
 
 
-def significance_note(control: str = "random", tested: bool = True, alone: bool = False) -> str:
+def significance_note(control: str = "random", tested: bool = True, alone: bool = False,
+                      controls: dict[str, list[str]] | None = None) -> str:
     """The leaderboard's legend; ``*`` names ``control``, the explainer the one-sided tests compare with.
     ``tested`` False (no test against the control was run, :func:`control_tested`): the legend says so
     and promises no ``*`` (a held-out review: a suite without ``random`` still read "* better than the
-    random control"). ``alone`` (:func:`control_alone`): the control ran, nothing else was tested."""
+    random control"). ``alone`` (:func:`control_alone`): the control ran, nothing else was tested.
+    ``controls``: the labels of the suite's control explainers (:func:`control_labels`), as escaped as ``control``."""
+    rest = _rest(controls)
     if not tested and alone:
-        return f"nothing was tested against the control {control} (no other explainer has rows): no * marks; " + _REST
+        return f"nothing was tested against the control {control} (no other explainer has rows): no * marks; " + rest
     if not tested:
-        return f"no control explainer ({control}) in this suite: no * marks; " + _REST
+        return f"no control explainer ({control}) in this suite: no * marks; " + rest
     return (f"* better than {control_phrase(control)} (one-sided Wilcoxon signed-rank test, "
             "Holm-adjusted over the explainers of the cell, p < 0.05; no * is no evidence of no difference, and "
-            "another explainer in the suite can change it), ° worse than it (the other side of that test); " + _REST)
+            "another explainer in the suite can change it), ° worse than it (the other side of that test); " + rest)
 
 
 def failed_cells(failures: pd.DataFrame | None, dataset: str | None = None, model: str | None = None) -> list[str]:

@@ -268,12 +268,13 @@ def chance_text(table: LeaderboardTable, metric: str) -> str:
 
 def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = None,
                          undefined: pd.DataFrame | None = None, after: list[str] | None = None,
-                         control: str = "random") -> str:
+                         control: str = "random", controls: dict[str, list[str]] | None = None) -> str:
     """The leaderboard as Markdown: per (dataset, model) a ``##`` heading, then per category (in
     column order, see the module doc) a ``###`` heading and its pipe table, the explainers' rows in
     the same order in each (one table, no category heading, when no metric has a category); a table
     with a chance level ends with a "*chance*" row. ``control`` is the explainer that ``*`` was
-    tested against (named in the legend).
+    tested against (named in the legend); ``controls``: the labels of the suite's control explainers
+    (:func:`~faithbench.reports.notes.control_labels`), which the legend names them by.
 
     ``after``: Markdown lines placed right after the tables (the metric reliability section and
     its footnote, :func:`faithbench.reports.medical.reliability_markdown`). ``skipped``
@@ -284,7 +285,8 @@ def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = Non
     def escape_note(text: str) -> str:  # the control's name is escaped already: leave its escapes alone
         return re.sub(r"(?<!\\)([*\[\]<])", r"\\\1", text)
 
-    note = significance_note(markdown_escape(control), control_tested(board), control_alone(board, control))
+    shown = {name: [markdown_escape(label) for label in labels] for name, labels in (controls or {}).items()}
+    note = significance_note(markdown_escape(control), control_tested(board), control_alone(board, control), shown)
     lines = ["# Leaderboard", "", escape_note(note), ""]
     tables = leaderboard_tables(board)
     if any(t.has_chance() for t in tables):

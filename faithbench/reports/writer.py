@@ -289,6 +289,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     from faithbench.reports import plots
     from faithbench.reports.figure import blocks_at_chance
     from faithbench.reports.latex import leaderboard_latex
+    from faithbench.reports.notes import control_labels
     from faithbench.reports.tables import leaderboard_markdown
 
     out_dir = Path(out_dir)
@@ -373,10 +374,9 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     if "md" in formats:
         from faithbench.reports.medical import reliability_markdown
 
-        _write_text(out_dir / "leaderboard.md", leaderboard_markdown(board, skipped, undefined,
-                                                                     reliability_markdown(out_dir, board, manifest),
-                                                                     control=control) + _failed_markdown(failures)
-                    + _models_markdown(warned))
+        markdown = leaderboard_markdown(board, skipped, undefined, reliability_markdown(out_dir, board, manifest),
+                                        control=control, controls=control_labels(manifest))
+        _write_text(out_dir / "leaderboard.md", markdown + _failed_markdown(failures) + _models_markdown(warned))
         written.append(out_dir / "leaderboard.md")
     if "latex" in formats:
         tex = leaderboard_latex(board, control=control, failures=failures, warnings=warned)  # captions name them too

@@ -90,3 +90,34 @@ def test_a_multilabel_table_that_explains_a_class_on_images_without_it_says_so()
         "the finding; strata.csv's finding (present / absent) breaks the scores down")
     assert mixed_classes_note(samples, "d", "m", "b") == ""  # present on every image
     assert mixed_classes_note(samples.drop(columns="class"), "d", "m", "a") == ""  # a run before the column
+
+
+def test_the_legend_names_aliased_controls_as_the_tables_do(tmp_path, names):
+    # review report6 F5: "the controls ignore the model (random: noise, sobel: ...)" where no row was named so
+    results = _results(np.random.default_rng(0))
+    results["explainer"] = results["explainer"].replace({"random": "1e3", "sobel": "é中文 <b>x</b>"})
+    run = tmp_path / "aliased"
+    run.mkdir()
+    results.to_parquet(run / "results.parquet")
+    explainers = ["gradcam", {"name": "random", "alias": "1e3"}, {"name": "sobel", "alias": "é中文 <b>x</b>"}]
+    (run / "manifest.json").write_text(json.dumps({"control": "1e3", "suite": {"control": "1e3",
+                                                                               "explainers": explainers}}))
+    names["complete"](run)
+    build_report(run, formats=("md", "html"))
+    md, page = ((run / name).read_text() for name in ("leaderboard.md", "index.html"))
+    assert ("the controls ignore the model (1e3 (random): noise, é中文 \\<b\\>x\\</b\\> (sobel): the image's edges, "
+            "center_prior: a centred Gaussian)") in md
+    assert ("the controls ignore the model (1e3 (random): noise, é中文 &lt;b&gt;x&lt;/b&gt; (sobel): the "
+            "image&#x27;s edges, center_prior: a centred Gaussian)") in page
+    assert "(random: noise" not in md + page
+
+
+def test_the_legend_names_unaliased_controls_by_their_names():
+    from faithbench.reports.notes import control_labels, significance_note
+
+    plain = "the controls ignore the model (random: noise, sobel: the image's edges, center_prior: a centred Gaussian)"
+    assert plain in significance_note("random", controls=control_labels({"suite": {"explainers": ["random"]}}))
+    assert plain in significance_note("random", controls=None)
+    twice = control_labels({"suite": {"explainers": ["random", {"name": "random", "alias": "r2", "params": {}}]}})
+    assert twice == {"random": ["random", "r2"]}
+    assert "(random, r2 (random): noise, sobel:" in significance_note("random", controls=twice)

@@ -145,7 +145,8 @@ def test_a_cli_run_refused_for_its_cache_creates_no_out_folder(tmp_path, capsys,
 
     suite = tmp_path / "s.yaml"
     suite.write_text("name: t\ndatasets: [{name: phantom_cxr, params: {size: 32, n: 8}}]\n"
-                     "models: [{name: small_cnn, recipe: {epochs: 1}}]\nexplainers: [random]\nmetrics: [pointing_game]\n")
+                     "models: [{name: small_cnn, recipe: {epochs: 1}}]\nexplainers: [random]\n"
+                     "metrics: [pointing_game]\n")
     (tmp_path / "afile").write_text("")
     monkeypatch.chdir(tmp_path)
     assert main(["run", str(suite), "--out", "fresh_x", "--cache", "afile", "--quiet"]) == 2
