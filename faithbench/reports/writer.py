@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from tqdm.auto import tqdm
 
-from faithbench.progress import bars_disabled
+from faithbench.progress import bars_disabled, missing_glyphs_noted
 from faithbench.reports.integrity import NOT_A_RUN, is_run_folder, mark_report, table_problem
 from faithbench.reports.markup import markdown_escape
 from faithbench.reports.summaries import cost_summary, models_summary  # re-exported
@@ -359,7 +359,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     steps += [("cost", lambda: plots.plot_cost(cost_table, plot_dir)),
               ("strata", lambda: _strata(out_dir, results, inputs["samples.csv"], plot_dir, blocks))]
     with tqdm(total=len(steps), desc=f"report {out_dir.name}", unit="plot group", leave=False,
-              disable=not progress or bars_disabled()) as bar:
+              disable=not progress or bars_disabled()) as bar, missing_glyphs_noted():  # one line, not 50
         for label, plot in steps:
             bar.set_postfix_str(label)
             written += plot()

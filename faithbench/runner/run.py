@@ -45,7 +45,7 @@ from faithbench.runner.result import RunResult, run_status
 from faithbench.runner.reliability import reliability_summary
 from faithbench.runner.settings import ReportSettings, RunSettings
 from faithbench.names import safe_name
-from faithbench.progress import bars_disabled, lines_through_bars, outside_bars, quiet
+from faithbench.progress import bars_disabled, lines_through_bars, missing_glyphs_noted, outside_bars, quiet
 from faithbench.store import Cache, atomic_write_bytes
 
 Log = Callable[[str], None]
@@ -217,7 +217,7 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
     cache = cache if isinstance(cache, Cache) else Cache(cache)  # a folder, as --cache (a review: a str failed)
     prepare_output(out_dir, cache.root)  # an unusable --out or cache: exit 2 before any work
     with lock_output(out_dir), quiet(not progress), lines_through_bars(log), \
-            caller_rng(run_settings.device):  # quiet: training bars too
+            caller_rng(run_settings.device), missing_glyphs_noted():  # quiet: training bars too; glyphs: one line
         forget_datasets()
         try:
             return _run_locked(suite, out_dir, cache, run_settings, ReportSettings.from_suite(suite, build=report),
