@@ -25,8 +25,7 @@ from faithbench.models.errors import STATE_DICT, CheckpointError, check_state_fi
 from faithbench.models.factory import build_network, builder_package, monai_downloads
 from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
                                           resolve_input_config)
-from faithbench.models.training import (Recipe, evaluate_model, predict_logits, train_model,
-                                       train_on_frozen_features)
+from faithbench.models.training import Recipe, evaluate_model, predict_logits, train_model, train_on_frozen_features
 from faithbench.names import check_label
 from faithbench.store import Cache, file_sha256, is_safetensors, load_tensors, make_key
 
@@ -245,8 +244,7 @@ def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, n
     recipe = (spec.recipe or Recipe()).model_dump()
     parts: list[Any] = ["checkpoint", CHECKPOINT_FORMAT, spec.name, spec.params, train_spec, recipe,
                         in_chans, num_classes, list(input_size), seed,
-                        {"threads": torch.get_num_threads(), "torch": torch.__version__},
-                        *spec.key_extras()]
+                        {"threads": torch.get_num_threads(), "torch": torch.__version__}, *spec.key_extras()]
     if permute_labels:
         parts += ["permuted-labels", {"init_seed": seed + TWIN_SEED_OFFSET}]
     return make_key(*parts)
