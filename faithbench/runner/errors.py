@@ -11,7 +11,7 @@ Two kinds of trouble, two outcomes:
 
 from __future__ import annotations
 
-from faithbench.device import is_out_of_memory, release_memory
+from faithbench.device import is_out_of_memory
 
 __all__ = ["InputDataError", "OutputInUseError", "UsageError", "error_summary"]
 
