@@ -92,7 +92,8 @@ def test_metric_classes_match_the_functions_and_share_one_ranking():
     insertion = metrics.get("temporal_insertion")()(ctx)
     assert torch.allclose(deletion["value"], temporal_deletion_auc(model, x, ctx.target, s))
     assert torch.allclose(insertion["value"], temporal_insertion_auc(model, x, ctx.target, s))
-    assert deletion["curve"].shape == (2, 4) and torch.allclose(deletion["fractions"], torch.tensor([0, 1 / 3, 2 / 3, 1]).double())
+    assert deletion["curve"].shape == (2, 4)
+    assert torch.allclose(deletion["fractions"], torch.tensor([0, 1 / 3, 2 / 3, 1]).double())
     assert ctx.predict.passes == 2 * 2 * 4  # two curves of 4 points for 2 samples
     assert metrics.get("temporal_deletion").info.higher_is_better is False
     with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):
