@@ -240,9 +240,9 @@ def weak_class_messages(models: pd.DataFrame | None, chance: float = 0.5) -> lis
 def mark_models_at_chance(board: pd.DataFrame, models: pd.DataFrame | None, chance: float = 0.5) -> pd.DataFrame:
     """``board`` (the leaderboard) with a boolean column ``model_at_chance`` (see
     :func:`models_at_chance`; on a multi-label board with a ``class`` column, also the rows of a
-    class whose own AUC CI does not lie above ``chance``); ``beats_random`` is False on those rows, as the
-    tables withhold their marks (a review: a CSV filtered on it kept the rows of a class the report
-    disowned), and ``p_vs_random`` keeps the test's p."""
+    class whose own AUC CI does not lie above ``chance``); ``beats_random`` and ``worse_than_random`` are False
+    on those rows, as the tables withhold their marks (reviews: a CSV filtered on them kept the rows of a class
+    the report disowned), and ``p_vs_random``/``p_worse_than_random`` keep the tests' p."""
     board = board.copy()
     at_chance = models_at_chance(models, chance) if models is not None else pd.DataFrame(columns=AT_CHANCE_COLUMNS)
     pairs = set(zip(at_chance["dataset"], at_chance["model"]))
@@ -255,8 +255,9 @@ def mark_models_at_chance(board: pd.DataFrame, models: pd.DataFrame | None, chan
         triples = set(zip(classes["dataset"], classes["model"], classes["class"]))
         board[AT_CHANCE] |= np.array([(str(d), str(m), str(c)) in triples
                                       for d, m, c in zip(board["dataset"], board["model"], board["class"])], bool)
-    if "beats_random" in board.columns:  # empty (no control) stays empty
-        board["beats_random"] = board["beats_random"].mask(board[AT_CHANCE] & board["beats_random"].notna(), False)
+    for flag in ("beats_random", "worse_than_random"):  # empty (no control) stays empty; the tables' * and °
+        if flag in board.columns:
+            board[flag] = board[flag].mask(board[AT_CHANCE] & board[flag].notna(), False)
     return board
 
 

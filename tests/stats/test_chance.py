@@ -270,8 +270,10 @@ def test_beats_random_is_false_on_the_rows_of_a_class_at_chance():
                             "auc_ci_high": 0.95, "auc_a": 0.9, "auc_ci_low_a": 0.8, "auc_ci_high_a": 0.95,
                             "auc_c": NAN, "auc_ci_low_c": NAN, "auc_ci_high_c": NAN}])
     board = pd.DataFrame({"dataset": "d", "model": "m", "class": ["a", "c", "c"], "explainer": ["g", "g", "s"],
-                          "p_vs_random": [0.01, 0.01, NAN], "beats_random": [True, True, None]})
+                          "p_vs_random": [0.01, 0.01, NAN], "beats_random": [True, True, None],
+                          "p_worse_than_random": [0.02, 0.02, NAN], "worse_than_random": [True, True, None]})
     marked = mark_models_at_chance(board, models)
     assert marked["model_at_chance"].tolist() == [False, True, True]
-    assert marked["beats_random"].tolist()[:2] == [True, False] and pd.isna(marked["beats_random"].iloc[2])
-    assert marked["p_vs_random"].tolist()[:2] == [0.01, 0.01]
+    for flag, p in (("beats_random", "p_vs_random"), ("worse_than_random", "p_worse_than_random")):  # * and °
+        assert marked[flag].tolist()[:2] == [True, False] and pd.isna(marked[flag].iloc[2])
+        assert marked[p].tolist()[:2] == [board[p][0]] * 2
