@@ -46,17 +46,23 @@ def auc_exact_p(score: np.ndarray, y: np.ndarray) -> float:
     ``scipy.stats.mannwhitneyu(..., alternative="greater", method="exact")`` on untied scores; with ties,
     whose null distribution that exact method ignores (a diff review: 2 + 8 tied scores, AUC 0.938, gave
     0.044 where the tie-aware test gives 0.067), a permutation test of U (``scipy.stats.permutation_test``:
-    exact over the distinct splits where there are at most 9999, else 9999 seeded resamples). NaN without
-    both classes. Meant for a class of few samples, where no bootstrap CI is given (:data:`MIN_CI_PER_CLASS`):
+    exact over the distinct splits where there are at most 9999, else 9999 seeded resamples; a class of one
+    sample, which scipy's test refuses, exactly: its midrank against each of the n places it could take). NaN
+    without both classes. Meant for a class of few samples, where no bootstrap CI is given (:data:`MIN_CI_PER_CLASS`):
     it tells a perfect ranking of 4 + 4 (1/70 = 0.014) from one of 1 + 1 (0.5); scipy's exact distribution
     grows with both counts (14.6 s at 500 + 500)."""
-    from scipy.stats import mannwhitneyu, permutation_test
+    from scipy.stats import mannwhitneyu, permutation_test, rankdata
 
     pos, neg = np.asarray(score)[np.asarray(y) == 1], np.asarray(score)[np.asarray(y) == 0]
     if len(pos) == 0 or len(neg) == 0:
         return float("nan")
     if np.unique(np.concatenate([pos, neg])).size == pos.size + neg.size:
         return float(mannwhitneyu(pos, neg, alternative="greater", method="exact").pvalue)
+    if min(len(pos), len(neg)) == 1:  # a diff review: permutation_test needs two samples a group (every cell failed)
+        ranks = rankdata(np.concatenate([pos, neg]))  # U grows with the positives' midranks; n equally likely places
+        if len(pos) == 1:
+            return float(np.mean(ranks >= ranks[0] - 1e-9))
+        return float(np.mean(ranks <= ranks[-1] + 1e-9))
     return float(permutation_test((pos, neg), lambda a, b, axis: mannwhitneyu(a, b, axis=axis).statistic,
                                   permutation_type="independent", alternative="greater", n_resamples=9999,
                                   vectorized=True, random_state=0).pvalue)

@@ -236,6 +236,27 @@ def test_too_few_for_a_ci_but_shown_above_chance_by_the_exact_test_is_not_at_cha
         next(table.itertuples(index=False)))
 
 
+def test_exact_p_of_a_class_of_one_sample_with_tied_scores():
+    """A diff review: with ties, scipy's permutation_test refuses a group of one sample, and a multi-label
+    checkpoint (constant scores, a class with 1 positive) failed every cell. One sample's U depends only on its
+    midrank, equally likely at each of the n places: p = share of the n midranks at least as favourable."""
+    from faithbench.models.auc import auc_exact_p
+    from faithbench.models.training import classification_metrics, multilabel_metrics
+
+    one_pos = np.array([1, 0, 0, 0])
+    assert auc_exact_p(np.array([3.0, 1, 1, 0]), one_pos) == pytest.approx(1 / 4)  # ranked first of 4
+    assert auc_exact_p(np.array([1.0, 1, 0, 2]), one_pos) == pytest.approx(3 / 4)  # U = 1.5 of places 0, 1.5, 1.5, 3
+    assert auc_exact_p(np.array([1.0, 1, 1, 1]), one_pos) == 1.0
+    assert auc_exact_p(np.array([2.0, 1, 1, 0]), 1 - one_pos) == 1.0  # the one negative scores highest
+    assert auc_exact_p(np.array([0.0, 2, 2, 3]), 1 - one_pos) == pytest.approx(1 / 4)  # ... lowest
+    assert auc_exact_p(np.array([1.0, 1, 0, 2]), 1 - one_pos) == pytest.approx(3 / 4)  # tied with a positive
+    y = torch.tensor([[1, 0], [0, 0], [1, 0], [0, 1], [1, 0], [0, 0], [1, 0], [0, 0]])
+    metrics = multilabel_metrics(torch.zeros(8, 2), y, ("a", "b"))  # a constant model
+    assert (metrics["auc_ci_min_class_n_b"], metrics["auc_exact_p_b"]) == (1, 1.0)
+    binary = classification_metrics(torch.zeros(8, 2), y[:, 1], ("neg", "b"))
+    assert binary["auc_exact_p"] == 1.0
+
+
 def test_a_multilabel_class_of_few_positives_gets_no_ci_and_is_at_chance_as_binary_data_would_be():
     """A held-out review: class b with 1 positive of 8, ranked first, got the CI [1.0, 1.0] and no mark,
     where the same scores as a binary model got no CI (fewer than 5 of a class) and, with the exact
