@@ -75,6 +75,7 @@ _MAX_POOLS = (nn.MaxPool2d, nn.MaxPool3d)
 # own (the operations; a gate's Mul does not count, its sigmoid does)
 GUIDED_OPS = frozenset({"Relu", "Threshold", "Gelu", "Silu", "Hardswish", "Hardsigmoid", "Hardtanh", "Elu",
                         "LeakyRelu", "Softplus", "Mish", "Prelu", "Sigmoid", "Tanh"})
+GATE_OPS = frozenset({"Sigmoid", "Hardsigmoid"})  # functional, a gate's (not refused: not told from x * sigmoid(x))
 
 
 @explainers.register("saliency")
@@ -292,11 +293,11 @@ def _relu_reason(name: str, model: nn.Module, x: Tensor) -> str | None:
         listed = ", ".join(f"{k} ({n})" for k, n in sorted(others.items()))
         return f"{name} guides nn.ReLU modules only; the model also has {listed}, whose gradients would pass unguided"
     trace = trace_leaves(model, x)
-    # every functional activation, not only ReLUs (a held-out review: an F.gelu, F.silu, torch.tanh or
-    # x * sigmoid(x) in a ReLU network's forward gave a hybrid map, which deeplift and lrp refused); a gate's
-    # sigmoid (squeeze-excitation) is no activation of the features it scales
-    ops = [] if trace is None else [op for op in trace.nonlinear() if op in GUIDED_OPS
-                                    and trace.functional[op] > trace.gates[op]]
+    # every functional activation, not only ReLUs (a held-out review: an F.gelu, F.silu, torch.tanh or F.relu6 in
+    # a ReLU network's forward gave a hybrid map, which deeplift and lrp refused); not a sigmoid, the gate of a
+    # squeeze-excitation or CBAM block (a diff review: telling a gate from x * sigmoid(x) by the Mul's operands
+    # let an F.relu feeding a gate through and refused an SE gate behind a view)
+    ops = [] if trace is None else [op for op in trace.nonlinear() if op in GUIDED_OPS - GATE_OPS]
     if ops:
         return (f"{name} guides nn.ReLU modules only; the forward also applies {', '.join(ops)} functionally, "
                 "whose gradients would pass unguided")

@@ -70,9 +70,6 @@ class LeafTrace:
 
     functional: Counter = field(default_factory=Counter)
     calls: Counter = field(default_factory=Counter)
-    # of ``functional``, the operations whose result only scales another tensor in a gate (a squeeze-excitation's
-    # sigmoid of pooled features times the features), not their own input (x * sigmoid(x) is SiLU, an activation)
-    gates: Counter = field(default_factory=Counter)
 
     def outside(self, allowed: frozenset[str]) -> list[str]:
         """Functional operations not in ``allowed``, sorted."""
@@ -152,7 +149,7 @@ def trace_leaves(model: nn.Module, x: Tensor, *, through: tuple[type, ...] = ())
             pending.pop()
         return node is not None and memo[node]
 
-    seen, stack, gating = set(), [out.grad_fn], set()
+    seen, stack = set(), [out.grad_fn]
     while stack:
         node = stack.pop()
         if node is None or node in seen:
@@ -167,12 +164,7 @@ def trace_leaves(model: nn.Module, x: Tensor, *, through: tuple[type, ...] = ())
         nexts = [n for n, _ in node.next_functions]
         if name in ("Mul", "Div") and sum(from_input(n) for n in nexts) > 1:
             name += " (gate)"
-            for n in nexts:  # an operand that scales the other operand, not its own input
-                own = n.next_functions[0][0] if n is not None and n.next_functions else None
-                if own is not None and all(o is not own for o in nexts if o is not n):
-                    gating.add(n)
         trace.functional[name] += 1
-        trace.gates[name] += node in gating
         stack.extend(nexts)
     return trace
 

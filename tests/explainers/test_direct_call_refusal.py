@@ -86,11 +86,11 @@ class _ReluNetWith(nn.Module):
 
 @pytest.mark.parametrize("name", ["guided_backprop", "guided_gradcam"])
 @pytest.mark.parametrize("fn, op", [(F.gelu, "Gelu"), (F.silu, "Silu"), (torch.tanh, "Tanh"),
-                                    (lambda h: h * torch.sigmoid(h), "Sigmoid"), (F.relu6, "Hardtanh")])
+                                    (F.relu6, "Hardtanh")])
 def test_a_functional_activation_in_a_relu_network_is_refused(name, fn, op):
     """A held-out review: guided backprop ran on a network of nn.ReLU modules whose forward also applied
-    F.gelu, F.silu, torch.tanh or x * sigmoid(x), whose gradients pass unguided (a hybrid map), though deeplift
-    and lrp refused the same models from the same trace."""
+    F.gelu, F.silu, torch.tanh or F.relu6, whose gradients pass unguided (a hybrid map), though deeplift and lrp
+    refused the same models from the same trace."""
     torch.manual_seed(0)
     model, x, target = _ReluNetWith(fn).eval(), torch.rand(2, 3, 48, 80), torch.tensor([0, 1])
     expected = (f"{name} guides nn.ReLU modules only; the forward also applies {op} functionally, whose gradients "
@@ -102,3 +102,35 @@ def test_a_functional_activation_in_a_relu_network_is_refused(name, fn, op):
     plain = _ReluNetWith(None).eval()  # the same network with its nn.ReLU module: accepted, a map
     assert explainers.get(name)().unsupported_reason(plain, x) is None
     assert explainers.get(name)()(plain, x, target).abs().max() > 0
+
+
+class _GatedNet(nn.Module):
+    """nn.ReLU modules and a squeeze-excitation gate: ``functional_relu`` puts an F.relu before the gate; the
+    gate's (B, C) sigmoid goes to (B, C, 1, 1), as a Linear excitation needs, by indexing (``view``) or reshape."""
+
+    def __init__(self, functional_relu: bool, view: bool) -> None:
+        super().__init__()
+        self.functional_relu, self.view = functional_relu, view
+        self.c1, self.a1 = nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()
+        self.fc = nn.Linear(8, 8)
+        self.c2, self.a2 = nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU()
+        self.pool, self.flat, self.head = nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.c1(x)) if self.functional_relu else self.a1(self.c1(x))
+        gate = torch.sigmoid(self.fc(h.mean((2, 3))))
+        h = h * (gate[:, :, None, None] if self.view else gate.reshape(*gate.shape, 1, 1))
+        return self.head(self.flat(self.pool(self.a2(self.c2(h)))))
+
+
+@pytest.mark.parametrize("view", [True, False])
+def test_a_gates_sigmoid_is_accepted_and_a_functional_relu_before_it_refused(view):
+    """A diff review: telling a gate from x * sigmoid(x) by the Mul's operands accepted an F.relu whose output
+    a gate scales (the old rule refused it; its map was 1.1 % off the nn.ReLU network's) and refused a
+    squeeze-excitation's sigmoid behind a view (the docs' own example needs one)."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    assert explainers.get("guided_backprop")().unsupported_reason(_GatedNet(False, view).eval(), x) is None
+    reason = explainers.get("guided_backprop")().unsupported_reason(_GatedNet(True, view).eval(), x)
+    assert reason == ("guided_backprop guides nn.ReLU modules only; the forward also applies Relu functionally, "
+                      "whose gradients would pass unguided")
