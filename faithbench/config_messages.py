@@ -34,8 +34,8 @@ def validation_message(errors: list[dict[str, Any]], loc_of: Callable[[tuple[Any
         msg = msg.removeprefix("Value error, ")
     elif err["type"] == "string_type" and isinstance(err.get("input"), (bool, int, float)):  # alias: 12 (a review)
         value = err["input"]
-        msg = (f"expected a string, got {_got(value)}: YAML reads an unquoted number, true or false as one; quote it"
-               + (f" ({err['loc'][-1]}: '{value}')" if type(value) is int else " as you wrote it"))
+        msg = (f"expected a string, got {_got(value)}: YAML reads an unquoted number, true or false as one; quote it "
+               "as you wrote it")  # not '{value}': YAML read 0x1F as 31 and 1_000 as 1000 (a diff review)
     else:
         here = [err] + [e for e in errors if e is not err and loc_of(tuple(e["loc"])) == loc]
         msg = ", or ".join([_plain(msg)] + [_plain(e["msg"]).removeprefix("Input should be ") for e in here[1:]])

@@ -26,7 +26,9 @@ def check_label(text: str | None) -> str | None:
     starts or ends with whitespace (``"g "`` and ``"g"`` were two explainers that print alike)."""
     if text is None:
         return text
-    bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None)
+    # and invisible format characters (a diff review: a zero-width space or a right-to-left override made labels
+    # that print alike); not the zero-width joiner of emoji sequences
+    bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cf") and ch != "\u200d"), None)
     if bad is not None:
         what = {"\0": "a NUL", "\n": "a newline", "\t": "a tab", "\r": "a carriage return"}.get(
             bad, f"U+{ord(bad):04X}")

@@ -44,6 +44,10 @@ def _validate(tmp_path, capsys, old, new):
     ("[gradcam, random]", '[gradcam, "random\\r"]', "explainers[1].name: expected no control character in a name "
                                                     "or alias, got 'random\\r' (a carriage return at position 7)"),
     ("name: t", 'name: "t\\0"', "name: expected no control character"),
+    ("{name: small_cnn,", '{name: small_cnn, alias: "cxr\\u200b",', "models[0].alias: expected no control "
+                                                                      "character in a name or alias, got 'cxr\\u200b'"),
+    ("{name: small_cnn,", '{name: small_cnn, alias: "cxr\\u202egnp.",', "models[0].alias: expected no control "
+                                                                         "character in a name or alias, got 'cxr"),
 ])
 def test_a_label_that_would_break_the_outputs_is_refused(tmp_path, capsys, old, new, expected):
     code, err, path = _validate(tmp_path, capsys, old, new)
@@ -83,7 +87,9 @@ def test_labels_whose_file_names_differ_only_by_case_are_refused(tmp_path, capsy
 
 @pytest.mark.parametrize("alias, expected", [
     ("12", "expected a string, got int 12: YAML reads an unquoted number, true or false as one; quote it "
-           "(alias: '12')"),
+           "as you wrote it"),
+    ("0x1F", "expected a string, got int 31: YAML reads an unquoted number, true or false as one; quote it "
+             "as you wrote it"),
     ("1e3", "expected a string, got float 1000.0: YAML reads an unquoted number, true or false as one; quote it "
             "as you wrote it"),
 ])
