@@ -25,7 +25,6 @@ from torch import Tensor
 # The end of a skipped.csv reason that counts a (cell, metric)'s undefined values (undefined_reason):
 # the metric ran; those samples have no row. Every other skipped.csv row is a skip.
 UNDEFINED_EXAMPLES = "e.g. an empty mask, an all-zero map, too few regions or no comparable sample in the batch"
-UNDEFINED_REASON = f"samples undefined (NaN, {UNDEFINED_EXAMPLES}; see the metric's docs): no row"
 UNDEFINED_REASONS = ("; see the metric's docs): no row", "samples undefined (NaN, e.g. an empty mask or an all-zero "
                      "map): no row", "samples undefined (NaN, e.g. an empty mask): no row")  # and runs before it
 

@@ -74,7 +74,7 @@ class ClassSensitivity(RandomizationMetric):
                 raise ValueError(f"{self.name}: 'others: positive' needs the multi-label class vectors "
                                  f"(EvalContext.labels); use 'others: all' on a single-label dataset")
             eligible = ctx.labels.to(ctx.target.device).bool()
-            present = eligible[torch.arange(b), ctx.target].clone()  # both A and B positive, or no value
+            present = eligible[torch.arange(b), ctx.target]  # (a copy) both A and B positive, or no value
             eligible &= present[:, None]
         else:
             k = int(ctx.predict(ctx.x[:1]).shape[-1])

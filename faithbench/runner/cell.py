@@ -389,8 +389,8 @@ def _append_rows(result: CellResult, cell: Cell, spec: PluginSpec, metric: Metri
         result.rows.append(row)
         added += 1
         if payload["curve"] is not None:
-            own = payload["fractions"][i] if isinstance(payload["fractions"][0], list) else None  # (B, K) or (K,)
-            for k, (frac, score) in enumerate(zip(own or payload["fractions"], payload["curve"][i])):
+            own = payload["fractions"][i] if isinstance(payload["fractions"][0], list) else payload["fractions"]
+            for k, (frac, score) in enumerate(zip(own, payload["curve"][i])):  # fractions (B, K), or (K,) shared
                 point = {"dataset": row["dataset"], "model": row["model"], "explainer": row["explainer"],
                          "metric": spec.label, "seed": cell.seed, "sample_id": sample_id, "step": k,
                          "fraction": frac, "score": score}

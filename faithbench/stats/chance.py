@@ -20,8 +20,6 @@ test sample is warned of too (:func:`single_class_models`), not marked. A metric
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
@@ -30,7 +28,7 @@ __all__ = ["AT_CHANCE", "UNDEFINED_COLUMNS", "at_chance_message", "ci_text", "ma
            "single_class_models", "undefined_counts"]
 
 AT_CHANCE = "model_at_chance"
-AT_CHANCE_COLUMNS = ["dataset", "model", "seeds", "cis", "auc_undefined", "ci_too_few"]
+AT_CHANCE_COLUMNS = ["dataset", "model", "seeds", "cis", "auc_undefined", "ci_too_few", "exact_p"]
 MIN_CI_PER_CLASS = 5  # faithbench.models.auc.MIN_CI_PER_CLASS (stats reads models.csv only)
 UNDEFINED_COLUMNS = ["dataset", "model", "explainer", "metric", "undefined", "total"]
 
@@ -58,7 +56,8 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
     none for a seed whose AUC is undefined: a held-out review found one interval [min low, max high]
     over the seeds reported, which belonged to no checkpoint), auc_undefined (the seeds among them
     whose AUC is undefined, comma-separated; empty when none), ci_too_few (``seed 0: 1``, the smaller class's
-    test samples of each checkpoint whose CI has too few; empty when none).
+    test samples of each checkpoint whose CI has too few; empty when none), exact_p (the models.csv column of
+    the exact p: ``auc_exact_p``, ``auc_exact_p_<class>`` on a class's row).
     """
     if models is None or models.empty or not {"dataset", "model"} <= set(models.columns):
         return pd.DataFrame(columns=AT_CHANCE_COLUMNS)
@@ -73,21 +72,21 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
         hit = hit.assign(seed="")
     rows = [{"dataset": str(d), "model": str(m), "seeds": _seeds(g), "cis": _cis(g, "auc_ci_low", "auc_ci_high"),
              "auc_undefined": _seeds(g[g["_undefined"]]),
-             "ci_too_few": _too_few_text(g[g["_too_few"]])}
+             "ci_too_few": _too_few_text(g[g["_too_few"]], "_smaller"), "exact_p": "auc_exact_p"}
             for (d, m), g in hit.groupby(["dataset", "model"], sort=True)]
     classes = _classes_at_chance(models, chance)
     if not classes.empty:  # a multi-label class at chance under a macro AUC that is not
         rows += [{"dataset": d, "model": f"{m} (class {c})", "seeds": _seeds(g), "cis": _cis(g, "low", "high"),
                   "auc_undefined": _seeds(g[g["undefined"]]),
-                  "ci_too_few": _too_few_text(g[g["too_few"]].rename(columns={"smaller": "_smaller"}))}
+                  "ci_too_few": _too_few_text(g[g["too_few"]], "smaller"), "exact_p": f"auc_exact_p_{c}"}
                  for (d, m, c), g in classes.groupby(["dataset", "model", "class"], sort=True)]
     return pd.DataFrame(rows, columns=AT_CHANCE_COLUMNS)
 
 
-def _too_few_text(frame: pd.DataFrame) -> str:
-    """``seed 0: 1, seed 1: 2``: each row's smaller class's test samples, by seed."""
+def _too_few_text(frame: pd.DataFrame, smaller: str) -> str:
+    """``seed 0: 1, seed 1: 2``: each row's smaller class's test samples (column ``smaller``), by seed."""
     rows = frame.sort_values("seed", kind="stable")
-    return ", ".join(f"seed {s}: {int(n)}" for s, n in zip(rows["seed"], rows["_smaller"]))
+    return ", ".join(f"seed {s}: {int(n)}" for s, n in zip(rows["seed"], rows[smaller]))
 
 
 def _seeds(frame: pd.DataFrame) -> str:
@@ -150,9 +149,9 @@ def at_chance_message(row: object, chance: float = 0.5) -> str:
                      f"whether it beats chance cannot be told")
     too_few = str(getattr(row, "ci_too_few", "") or "")
     if too_few:
-        cls = re.search(r" \(class (.+)\)$", str(getattr(row, "model")))  # a multi-label class: its own columns
-        column = f"auc_exact_p_{cls.group(1)}" if cls else "auc_exact_p"
-        smaller = "the class's positive or negative ones, whichever are fewer" if cls else "the smaller class's samples"
+        column = str(getattr(row, "exact_p", "") or "auc_exact_p")  # a multi-label class: its own column
+        smaller = ("the class's positive or negative ones, whichever are fewer" if column != "auc_exact_p" else
+                   "the smaller class's samples")
         parts.append(f"has too few test samples of a class for a test AUC CI ({smaller}: "
                      f"{too_few}; at least {MIN_CI_PER_CLASS} of each are needed) and an exact Mann-Whitney test "
                      f"does not show it above chance (one-sided p >= 0.05, `{column}`)")

@@ -298,3 +298,11 @@ def test_beats_random_is_false_on_the_rows_of_a_class_at_chance():
     for flag, p in (("beats_random", "p_vs_random"), ("worse_than_random", "p_worse_than_random")):  # * and °
         assert marked[flag].tolist()[:2] == [True, False] and pd.isna(marked[flag].iloc[2])
         assert marked[p].tolist()[:2] == [board[p][0]] * 2
+
+
+def test_the_message_names_the_exact_p_column_of_the_row_not_one_parsed_from_the_model_label():
+    """A model whose own label ends in "(class a)" is no multi-label class: its message names `auc_exact_p`."""
+    models = pd.DataFrame({"dataset": ["d"], "model": ["net (class a)"], "seed": 0, "auc": 1.0, "auc_ci_low": NAN,
+                           "auc_ci_high": NAN, "auc_ci_min_class_n": [1], "auc_exact_p": [0.5]})
+    (row,) = models_at_chance(models).itertuples(index=False)
+    assert row.exact_p == "auc_exact_p" and "(one-sided p >= 0.05, `auc_exact_p`)" in at_chance_message(row)

@@ -60,10 +60,6 @@ def _has_params(module: nn.Module) -> bool:
 MIN_BLOCKS = 4
 
 
-def _uncounted(_model: nn.Module) -> AbstractContextManager[object]:
-    return nullcontext()
-
-
 def _units(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
     """The parameterised children of ``module``, an ``nn.Sequential``/``nn.ModuleList`` child expanded
     into its own children, named ``prefix + name``."""
@@ -96,7 +92,7 @@ def parameter_blocks(model: nn.Module, x: Tensor | None = None, *, watch: Watch 
         try:
             was_training = model.training
             model.eval()
-            with torch.no_grad(), (watch or _uncounted)(model):
+            with torch.no_grad(), (watch or nullcontext)(model):
                 model(x[:1])
             model.train(was_training)
         finally:
