@@ -238,6 +238,10 @@ def check_suite_values(suite: Any, source: str, error: type[Exception]) -> None:
         check_device_name(suite.device)
     except ValueError as exc:
         raise error(f"{source}: device: {exc}") from None
+    for i, spec in enumerate(suite.metrics):  # a review: listed, it ignored the block and its scores were not written
+        if spec.name == "regions":
+            raise error(f"{source}: metrics[{i}] 'regions': region scores come from the suite's regions: block "
+                        f"(masks, grid, postprocess; docs/statistics.md), not from metrics:; move its settings there")
     _warn_repeated_entries(suite, source)
 
 
