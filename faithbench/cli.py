@@ -214,6 +214,7 @@ def skipped_summary(skipped: Any) -> str:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from faithbench.config_checks import absent_optional
     from faithbench.names import counted
     from faithbench.runner.plan import plan
 
@@ -228,8 +229,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if pairs != len(suite.datasets) * len(suite.models):  # dataset entries that name their models
         data = [f"{counted(pairs, 'dataset-model pair')} (of {', '.join(data)})"]
     sizes = " x ".join([*data, counted(len(suite.explainers), "explainer"), counted(len(suite.seeds), "seed")])
-    print(f"{args.suite}: ok — suite {suite.name!r}: {sizes} = {counted(sum(len(g.cells) for g in groups), 'cell')}, "
-          f"{counted(len(suite.metrics), 'metric')}")
+    absent = absent_optional(suite)  # a review: the count took in the cells of a dataset it said the run skips
+    cells = counted(sum(len(g.cells) for g in groups if g.dataset.label not in absent), "cell")
+    if absent:
+        cells += f" (skipped: the {counted(sum(len(g.cells) for g in groups) - int(cells.split()[0]), 'cell')} of " \
+                 f"optional {', '.join(map(repr, absent))}, whose data is not here)"
+    print(f"{args.suite}: ok — suite {suite.name!r}: {sizes} = {cells}, {counted(len(suite.metrics), 'metric')}")
     return 0
 
 
@@ -299,12 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=_cmd_list)
 
     val = sub.add_parser("validate", help="check a suite without running it", parents=[common])
-    val.add_argument("suite")
+    val.add_argument("suite", help="a suite YAML path or a built-in name (faithbench list suites)")
     val.set_defaults(func=_cmd_validate)
 
     rep = sub.add_parser("report", help="rebuild the tables, plots and index.html of a run folder from its tidy tables",
                          parents=[common])
-    rep.add_argument("run_dir")
+    rep.add_argument("run_dir", help="the folder a run wrote (its --out)")
     rep.add_argument("--format", choices=["html", "md", "latex", "all"], default="all",
                      help="which report to write beside the CSV tables and plots (default: all)")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")

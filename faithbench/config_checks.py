@@ -368,3 +368,16 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
             raise error(f"{where}: {first_line(exc)}") from None
         except Exception:  # read by the loader, but not onto the meta device: the run loads it for real
             pass
+
+
+def absent_optional(suite: Any) -> list[str]:
+    """Labels of the suite's ``optional`` datasets whose test split cannot be had here (validate warned of them)."""
+    from faithbench.registry import datasets
+
+    absent = []
+    for spec in (s for s in suite.datasets if s.optional):
+        try:
+            datasets.get(spec.name)(split="test", **spec.params)
+        except DataError:
+            absent.append(spec.label)
+    return absent

@@ -75,3 +75,17 @@ def test_validation_warns_that_an_optional_dataset_is_absent(tmp_path, offline):
     with pytest.warns(SuiteWarning, match=r"datasets\[1\] 'breast' is optional and its data is not here, so the run "
                                           r"skips it: medmnist: breastmnist.npz is not in"):
         validate_plugins(suite, "s.yaml")
+
+
+def test_validate_counts_only_the_cells_the_run_computes(tmp_path, offline, capsys):
+    """A walkthrough review: validate counted the cells of an optional dataset it had said the run skips."""
+    import yaml
+
+    from faithbench.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_suite(tmp_path)))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ("2 datasets x 1 model x 2 explainers x 1 seed = 2 cells (skipped: the 2 cells of optional 'breast', "
+            "whose data is not here), 1 metric") in out
