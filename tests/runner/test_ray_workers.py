@@ -112,6 +112,27 @@ def test_a_local_ray_keeps_the_drivers_sigterm_handler_during_and_after_the_sess
     assert done.returncode == 0 and done.stdout.split() == ["inside", "<lambda>", "handled"], done.stderr[-2000:]
 
 
+NICE_SCRIPT = """
+import os, ray
+from faithbench.runner.executors import ray_session
+with ray_session(num_cpus=1):
+    print(ray.get(ray.remote(lambda: os.nice(0)).remote()), flush=True)
+"""
+
+
+def test_a_local_ray_started_by_faithbench_runs_its_tasks_at_normal_priority():
+    """A review: Ray's workers ran at niceness 15 and crawled on a busy machine (6 % CPU each)."""
+    pytest.importorskip("ray", reason="ray is not installed")
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_worker_niceness"}
+    done = subprocess.run([sys.executable, "-c", NICE_SCRIPT], capture_output=True, text=True, timeout=300,
+                          env={**env, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0 and done.stdout.split()[-1] == str(os.nice(0)), done.stderr[-2000:]
+
+
 def test_a_task_no_node_can_hold_is_refused_on_a_local_ray_and_warned_of_on_a_cluster():
     """Helper 132: --gpus-per-task 1 without a GPU, or --cpus-per-task 4 with --ray-cpus 1, waited
     in Ray for ever without a word (still waiting after 200 s)."""
