@@ -34,8 +34,11 @@ Pairs: repeatability, for each model every pair of its seeds (a, b = the seeds);
 for each pair of models (a, b = the models) the maps of the same seed, over every seed the two
 models share: a unit's similarities (and baselines) under those seeds are averaged, so each sample
 is one observation (the seeds explain the same images; pooling them as independent observations
-would inflate the test). Maps are matched by (sample id, explained
-class), as Arun et al. compare maps of the same class: only units present in both maps count. With
+would inflate the test). The observation is the sample on single-label data (each map holds a
+sample once), also when its two models explained class 0 under one seed and class 1 under another,
+and the (sample, class) unit on multi-label data (a map holds a sample once per explained class).
+Within one pair of checkpoints maps are matched by (sample id, explained class), as Arun et al.
+compare maps of the same class: only units present in both maps count. With
 ``target: predicted`` two checkpoints that predict differently explain different classes of a
 sample; such a sample is left out and counted in ``n_target_differs`` (the samples kept under both
 checkpoints whose explained classes differ; for reproducibility over several seeds, the (seed,
@@ -149,9 +152,12 @@ def _unit_mean(values: list[float]) -> float:
 
 
 def _pair_values(pairs: list[tuple[Tensor, Tensor, list]], metric: str, postprocess: str,
-                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+                 seed: int, by_sample: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(similarity, baseline similarity) per unit, in sorted unit order: a unit of several aligned
-    pairs (the seeds two models share) gets the mean of its values there (NaN ones left out)."""
+    pairs (the seeds two models share) gets the mean of its values there (NaN ones left out). A unit
+    is the sample id (``by_sample``: single-label data, whose sample may be explained for class 0
+    under one seed and class 1 under another and is still one observation), else the (sample id,
+    class) pair (multi-label data: the classes of one image are separate units)."""
     values: dict = {}
     baseline: dict = {}
     for index, (a, b, units) in enumerate(pairs):
@@ -167,7 +173,8 @@ def _pair_values(pairs: list[tuple[Tensor, Tensor, list]], metric: str, postproc
         if paired.any():
             random_pairs[paired] = map_similarity(a[torch.from_numpy(paired)], b[torch.from_numpy(partner[paired])],
                                                   metric, postprocess)
-        for unit, v, w in zip(units, similar, random_pairs):
+        for (sid, target), v, w in zip(units, similar, random_pairs):
+            unit = sid if by_sample else (sid, target)
             values.setdefault(unit, []).append(float(v))
             baseline.setdefault(unit, []).append(float(w))
     order = sorted(values)
@@ -243,10 +250,13 @@ def repeatability_table(maps: Maps, *, postprocess: str = "abs", metrics: tuple[
         groups.setdefault((str(dataset), str(explainer)), {})[(str(model), int(run_seed))] = value
     rows = []
     for (dataset, explainer), entries in sorted(groups.items()):
+        # multi-label maps hold a sample once per explained class; a single-label map once
+        by_sample = all(len(set(ids)) == len(ids) for ids, _, _ in map(_units, entries.values()))
         for kind, model, a, b, pairs in _comparisons(entries):
             differs = sum(d for _, _, d, _ in pairs)
             for metric in metrics:
-                values, baseline = _pair_values([(x, y, u) for x, y, _, u in pairs], metric, postprocess, seed)
+                values, baseline = _pair_values([(x, y, u) for x, y, _, u in pairs], metric, postprocess, seed,
+                                                by_sample)
                 if values.size == 0 and differs == 0:
                     continue
                 rows.append({"dataset": dataset, "explainer": explainer, "kind": kind, "model": model, "a": a,

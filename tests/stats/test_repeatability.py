@@ -221,3 +221,32 @@ def test_a_map_with_nan_is_undefined_under_both_similarities():
     for metric in ("ssim", "spearman"):
         values = map_similarity(a, b, metric)
         assert np.isfinite(values[0]) and np.isnan(values[1:]).all(), metric
+
+
+def test_reproducibility_counts_a_sample_once_when_its_class_changes_between_seeds():
+    """Single-label data: both models explain class 0 of 6 images under seed 0 and class 1 under
+    seed 1 (two checkpoints that flip together under ``target: predicted``). Each image is one
+    observation (its two seeds' similarities averaged): n 6 and the exact p of 6 pairs, 1/64, not
+    n 12 and 1/4096 (a held-out review)."""
+    ids = [f"s{i}" for i in range(6)]
+    base = _blobs(6, (12, 12), seed=30)
+    noise = [0.3 * torch.rand(6, 12, 12, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+             for s in range(4)]
+    maps = {("d", "m1", "e", 0): (ids, [0] * 6, base + noise[0]), ("d", "m2", "e", 0): (ids, [0] * 6, base + noise[1]),
+            ("d", "m1", "e", 1): (ids, [1] * 6, base + noise[2]), ("d", "m2", "e", 1): (ids, [1] * 6, base + noise[3])}
+    repro = repeatability_table(maps, metrics=("spearman",)).query("kind == 'reproducibility'").iloc[0]
+    means = (map_similarity(base + noise[0], base + noise[1], "spearman")
+             + map_similarity(base + noise[2], base + noise[3], "spearman")) / 2
+    assert (repro["n"], repro["n_target_differs"]) == (6, 0)
+    assert repro["mean"] == pytest.approx(means.mean())
+    assert repro["p"] == pytest.approx(1 / 64)
+
+
+def test_multilabel_units_are_sample_class_pairs():
+    """Multi-label maps hold a sample once per explained class: each (sample, class) is a unit,
+    over the shared seeds averaged (3 images x 2 classes: n 6, not 3)."""
+    ids, targets = ["a", "a", "b", "b", "c", "c"], [0, 1, 0, 1, 0, 1]
+    maps = _blobs(6, (10, 10), seed=31)
+    table = repeatability_table({("d", m, "e", s): (ids, targets, maps) for m in ("m1", "m2") for s in (0, 1)},
+                                metrics=("ssim",))
+    assert table["n"].tolist() == [6, 6, 6] and table["mean"].tolist() == pytest.approx([1.0] * 3)
