@@ -69,6 +69,12 @@ DEFAULT_MASK_ROLES: dict[str, MaskRole] = {
     "lesion": MaskRole.TRUTH, "change": MaskRole.TRUTH, "target": MaskRole.TRUTH,
     "marker": MaskRole.SHORTCUT, "body": MaskRole.CONTAINER, "valid": MaskRole.VALIDITY}
 
+# the gallery's names of the slices through axes 0, 1, 2 of a volume (D, H, W): anatomical planes for the
+# canonical layout (S->I, A->P, R->L); nibabel's voxel axes i, j, k for an array as stored, whose axes
+# follow the file's own layout (axis 0 of a RAS or LPS file runs across the patient: "axial" was a sagittal cut)
+CANONICAL_PLANES = ("axial z", "coronal y", "sagittal x")
+STORED_PLANES = ("stored i", "stored j", "stored k")
+
 
 def masks_with_role(roles: dict[str, MaskRole], masks: dict[str, Any], role: MaskRole) -> list[str]:
     """The names among ``masks`` whose declared role is ``role`` (undeclared masks are regions),

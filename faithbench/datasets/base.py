@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from faithbench.datasets.paths import DataError, DataWarning
-from faithbench.types import DEFAULT_MASK_ROLES, MaskRole, Sample
+from faithbench.types import CANONICAL_PLANES, DEFAULT_MASK_ROLES, MaskRole, Sample
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -105,6 +105,8 @@ class BaseDataset:
     val splits a training run needs (the user's own split layouts: ``volume``, ``folder``).
     A dataset read from files lists them in :meth:`data_files`; their names, sizes and
     modification times enter ``spec()``, so that cached checkpoints and results follow the data.
+    ``planes``: a volume's names of the gallery's slices through axes 0, 1, 2
+    (:data:`~faithbench.types.CANONICAL_PLANES`; an array in another layout names its own).
     """
 
     classes: ClassVar[tuple[str, ...]] = ()
@@ -114,6 +116,7 @@ class BaseDataset:
     version: ClassVar[str] = "1"
     mask_roles: ClassVar[dict[str, MaskRole]] = DEFAULT_MASK_ROLES
     cheap_splits: ClassVar[bool] = False
+    planes: tuple[str, ...] = CANONICAL_PLANES
 
     def __init__(self, split: Split = "test", **params: Any) -> None:
         if split not in SPLITS:

@@ -31,7 +31,7 @@ from faithbench.datasets.volume_files import (NIBABEL_SUFFIXES, NRRD_SUFFIXES, O
                                               load_volume, read_names, stored_array)
 from faithbench.names import did_you_mean
 from faithbench.registry import datasets
-from faithbench.types import Sample
+from faithbench.types import CANONICAL_PLANES, STORED_PLANES, Sample
 
 ITEM_KEYS = ("image", "label_map", "label", "patient_id", "split")
 
@@ -165,6 +165,7 @@ class VolumeDataset(BaseDataset):
         super().__init__(split, items=entries, names=names, regions=regions, classes=list(self.classes),
                          window=window, size=size, **stored)
         self.orientation = orientation
+        self.planes = STORED_PLANES if orientation == "as_stored" else CANONICAL_PLANES  # the gallery's slice names
         labelled = [it for it in entries if it.get("label") not in (None, "")]
         for k, item in enumerate(entries):  # a review: a blank label cell silently became class 0
             if item.get("label") in (None, "") and (labelled or item.get("split", "test") != "test"):

@@ -16,6 +16,7 @@ from matplotlib.colors import Normalize
 
 from faithbench.names import safe_name
 from faithbench.reports.figure import RC as _RC, save as _save, short_labels, subplots
+from faithbench.types import CANONICAL_PLANES
 
 __all__ = ["GALLERY_NOTE", "gallery_stem", "missing_galleries", "plot_saliency_gallery"]
 
@@ -58,11 +59,13 @@ def _display_image(image: np.ndarray) -> tuple[np.ndarray, str | None]:
     return scaled.mean(axis=0), "gray"
 
 
-def _slices(volume: np.ndarray, centre: tuple[int, int, int]) -> list[tuple[str, np.ndarray]]:
-    """Three orthogonal slices of (..., D, H, W) through ``centre`` (z, y, x)."""
-    z, y, x = centre
-    return [(f"axial z={z}", volume[..., z, :, :]), (f"coronal y={y}", volume[..., :, y, :]),
-            (f"sagittal x={x}", volume[..., :, :, x])]
+def _slices(volume: np.ndarray, centre: tuple[int, int, int],
+            planes: Sequence[str] = CANONICAL_PLANES) -> list[tuple[str, np.ndarray]]:
+    """Three orthogonal slices of (..., D, H, W) through ``centre`` (indices along axes 0, 1, 2),
+    each titled ``<its plane's name>=<index>`` ("axial z=4")."""
+    a, b, c = centre
+    return [(f"{planes[0]}={a}", volume[..., a, :, :]), (f"{planes[1]}={b}", volume[..., :, b, :]),
+            (f"{planes[2]}={c}", volume[..., :, :, c])]
 
 
 def _centre(mask: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -75,7 +78,8 @@ def _centre(mask: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: Path, *,
                           time_axis: bool = False, labels: Sequence[str] | None = None,
-                          probs: Sequence[float] | None = None, ids: Sequence[str] | None = None) -> list[Path]:
+                          probs: Sequence[float] | None = None, ids: Sequence[str] | None = None,
+                          planes: Sequence[str] | None = None) -> list[Path]:
     """A grid of saliency maps: rows = samples, columns = the image then one per explainer.
 
     ``images`` (N, C, H, W) or (N, C, D, H, W); ``saliency[explainer]`` (N, *spatial);
@@ -87,11 +91,17 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
     (0 to 1 × the map's 99th percentile; −1 to 1 for signed maps). ``labels`` (N class names, the
     sample's label) and ``probs`` (N, the predicted probability of the explained class) are
     written beside each sample's row, headed by its id from ``ids`` (N; default its row number: a
-    multi-label image explained for several classes fills several rows). Writes ``path`` (PNG) and the
-    same stem as SVG; returns both.
+    multi-label image explained for several classes fills several rows). ``planes``: the names of a
+    volume's slices through axes 0, 1, 2 (default :data:`~faithbench.types.CANONICAL_PLANES`, "axial z",
+    "coronal y", "sagittal x", true of the canonical layout only; a dataset's ``planes``). Slice
+    indices count voxels of the array as given (a resized volume's), each voxel drawn square.
+    Writes ``path`` (PNG) and the same stem as SVG; returns both.
     """
 
     x = _numpy(images)
+    planes = tuple(CANONICAL_PLANES if planes is None else planes)
+    if len(planes) != 3:
+        raise ValueError(f"expected planes the names of 3 slices (axes 0, 1, 2), got {planes!r}")
     if x.ndim not in (4, 5):
         raise ValueError(f"expected images of shape (N, C, H, W) or (N, C, D, H, W), got {tuple(x.shape)}")
     spatial = x.shape[2:]
@@ -116,8 +126,8 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
     signed = {k: bool(np.isfinite(v).any() and np.nanmin(v) < -0.01 * _scale(v)) for k, v in maps.items()}
     bars = [c for c, used in (("inferno", not all(signed.values()) if signed else False),
                               ("RdBu_r", any(signed.values()))) if used]
-    planes = (x.shape[2] if time_axis else 3) if x.ndim == 5 else 1
-    n_rows, n_cols = n * planes, 1 + len(names)
+    rows_per_sample = (x.shape[2] if time_axis else 3) if x.ndim == 5 else 1
+    n_rows, n_cols = n * rows_per_sample, 1 + len(names)
     path = Path(path)
     with matplotlib.rc_context(_RC):
         width = 2.2 * n_cols + CBAR_INCHES * len(bars)
@@ -126,15 +136,15 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
             mask_i = None if m is None else m[i]
             if x.ndim == 5 and time_axis:
                 views = [((f"visit {t}", x[i][:, t]), ("", np.stack([maps[k][i][t] for k in names])),
-                          (None, None if mask_i is None else mask_i[t])) for t in range(planes)]
-            elif planes == 3:
+                          (None, None if mask_i is None else mask_i[t])) for t in range(rows_per_sample)]
+            elif rows_per_sample == 3:
                 centre = _centre(mask_i, spatial)
-                views = list(zip(_slices(x[i], centre), _slices(np.stack([maps[k][i] for k in names]), centre),
+                views = list(zip(_slices(x[i], centre, planes), _slices(np.stack([maps[k][i] for k in names]), centre),
                                  _slices(mask_i, centre) if mask_i is not None else [(None, None)] * 3))
             else:
                 views = [(("", x[i]), ("", np.stack([maps[k][i] for k in names])), (None, mask_i))]
             for p, ((plane, img), (_, sal), (_, msk)) in enumerate(views):
-                row = axes[i * planes + p]
+                row = axes[i * rows_per_sample + p]
                 shown, cmap = _display_image(img)
                 for c, ax in enumerate(row):
                     ax.imshow(shown, cmap=cmap, interpolation="nearest")

@@ -59,6 +59,7 @@ class GroupData:
     permuted_key: str | None = None
     classes: tuple[str, ...] = ()
     multilabel: bool = False  # one sigmoid per class; rows carry the explained class's name
+    planes: tuple[str, ...] = ()  # the dataset's names of a volume's slices (the gallery's; () the default)
     mask_roles: dict[str, MaskRole] = field(default_factory=lambda: dict(DEFAULT_MASK_ROLES))
     guards: tuple[ModelGuard, ...] = ()  # of the model and the permuted twin: fail the cell that changed one
 
@@ -149,8 +150,7 @@ class CellRun:
         self.checked, self.samples = False, 0  # checked: the cell's support, once
         self.preview: Tensor | None = None  # the first batch's saliency, for the report's gallery
         self.last: Tensor | None = None  # the last batch's saliency (raw), when keep_last
-        self.keep_last = keep_last
-        self.explain_cost = {"seconds": 0.0, "passes": 0}
+        self.keep_last, self.explain_cost = keep_last, {"seconds": 0.0, "passes": 0}
         self.metric_cost: dict[str, dict[str, float]] = {}
         self.undefined: dict[str, list[int]] = {}  # metric label -> [samples without a value, samples scored]
         self.per_region: set[str] = set()  # metrics whose scores go to regions.csv

@@ -61,6 +61,7 @@ class Gallery:
     probs: list[float] = field(default_factory=list)
     outline: Tensor | None = None
     sequence: bool = False
+    planes: tuple[str, ...] = ()  # a volume's slice names (the dataset's ``planes``)
 
 
 @dataclass
@@ -149,7 +150,7 @@ def open_group(group: Group, splits: dict[str, BaseDataset], store: Cache, setti
     train, val = splits.get("train", test), splits.get("val", test)
     ckpt = load_checkpoint(group.model, train, val, test, group.seed, store, device=settings.device)
     data = GroupData(ckpt.model, ckpt.key, test.fingerprint(), test.background, classes=tuple(test.classes),
-                     multilabel=bool(test.multilabel), mask_roles=dict(test.mask_roles),
+                     multilabel=bool(test.multilabel), mask_roles=dict(test.mask_roles), planes=tuple(test.planes),
                      guards=(ModelGuard(ckpt.model),))
     twin = None
     if settings.needs_permuted:
@@ -254,8 +255,7 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
         out.log += notes
     first: tuple[Batch, Tensor] | None = None
     first_prob = torch.empty(0)  # the first batch's target probabilities (samples.csv), for the gallery
-    n_cells, expected = len(runs), max(settings.n_samples, 1)
-    done_samples = 0
+    n_cells, expected, done_samples = len(runs), max(settings.n_samples, 1), 0
     for batch, target in iter_batches(test, group.dataset.label, settings.n_samples, settings.batch_size,
                                       data.model, settings.target, settings.subset, settings.device):
         step = min(len(batch), expected - done_samples) if expected > done_samples else 0
@@ -386,7 +386,7 @@ def _gallery(group: Group, data: GroupData, first: tuple[Batch, Tensor], prob: T
     truth = truth_mask(small.masks, data.mask_roles)
     return Gallery(group.dataset.label, group.model.label, small,
                    {run.cell.explainer.label: run.preview[:k] for run in runs if run.preview is not None},
-                   labels, [round(float(p), 4) for p in probs.cpu()], outline=truth,
+                   labels, [round(float(p), 4) for p in probs.cpu()], outline=truth, planes=data.planes,
                    sequence=bool(masks_with_role(data.mask_roles, small.masks, MaskRole.VALIDITY)) and small.x.ndim == 5)
 
 

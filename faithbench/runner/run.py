@@ -105,7 +105,7 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
         batch = gallery.batch
         plot_saliency_gallery(batch.x, gallery.previews, gallery.outline,
                               plots_dir / f"{gallery_stem(gallery.dataset, gallery.model)}.png",
-                              time_axis=gallery.sequence,  # sequences: a row per visit
+                              time_axis=gallery.sequence, planes=gallery.planes or None,  # sequences: a row per visit
                               labels=gallery.labels, probs=gallery.probs, ids=batch.ids)
 
 

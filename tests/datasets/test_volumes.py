@@ -241,6 +241,10 @@ def test_orientation_as_stored_keeps_the_files_layout(tmp_path):
         VolumeDataset("test", items=[item], orientation="canonical", root=str(tmp_path)).spec()  # keys unchanged
     with pytest.raises(ValueError, match="expected orientation one of canonical, as_stored, got 'ras'"):
         VolumeDataset("test", items=[item], orientation="ras", root=str(tmp_path))
+    # the gallery names the slices of an array as stored by its axes, not as anatomical planes (a review)
+    assert VolumeDataset("test", items=[item], orientation="as_stored", root=str(tmp_path)).planes == \
+        ("stored i", "stored j", "stored k")
+    assert VolumeDataset("test", items=[item], root=str(tmp_path)).planes == ("axial z", "coronal y", "sagittal x")
 
 
 def test_a_label_map_of_its_images_shape_with_another_affine_warns(tmp_path):

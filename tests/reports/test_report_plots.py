@@ -92,6 +92,44 @@ def test_gallery_rows_are_headed_by_their_sample_ids(tmp_path, monkeypatch):
         plot_saliency_gallery(np.zeros((2, 1, 8, 8)), {"x": np.zeros((2, 8, 8))}, None, tmp_path / "h.png", ids=["a"])
 
 
+def test_volume_gallery_names_its_planes(tmp_path, monkeypatch):
+    """Slices through axes 0, 1, 2 of a volume are titled "axial z", "coronal y", "sagittal x" (the
+    canonical layout) or by the planes given: an array as stored (``orientation: as_stored``) got the
+    anatomical names, and a RAS file's "axial" panel was a sagittal cut (a held-out review)."""
+    from faithbench.types import STORED_PLANES
+
+    figures = _capture(monkeypatch)
+    rng = np.random.default_rng(0)
+    x, sal = rng.random((1, 1, 6, 8, 10)), {"gradcam": rng.random((1, 6, 8, 10))}
+    mask = np.zeros((1, 6, 8, 10), dtype=bool)
+    mask[0, 1, 2, 3] = True
+    plot_saliency_gallery(x, sal, mask, tmp_path / "c.png")
+    plot_saliency_gallery(x, sal, mask, tmp_path / "s.png", planes=STORED_PLANES)
+    canonical, stored = ([ax.get_ylabel().split("\n")[1] for ax in fig.axes if ax.get_ylabel().startswith("sample")]
+                         for fig in figures)
+    assert canonical == ["axial z=1", "coronal y=2", "sagittal x=3"]
+    assert stored == ["stored i=1", "stored j=2", "stored k=3"]
+    with pytest.raises(ValueError, match="expected planes the names of 3 slices"):
+        plot_saliency_gallery(x, sal, mask, tmp_path / "b.png", planes=("a", "b"))
+
+
+def test_the_run_draws_a_datasets_planes(tmp_path, monkeypatch):
+    """The runner hands the dataset's ``planes`` to the gallery (``as_stored`` volumes: stored axes)."""
+    import torch
+
+    from faithbench.reports import gallery
+    from faithbench.runner.group import Gallery
+    from faithbench.runner.run import write_galleries
+    from faithbench.types import STORED_PLANES, Batch
+
+    calls = []
+    monkeypatch.setattr(gallery, "plot_saliency_gallery", lambda *args, **kwargs: calls.append(kwargs))
+    batch = Batch(["a"], torch.zeros(1, 1, 4, 4, 4), torch.zeros(1, dtype=torch.long), {})
+    shown = [Gallery("d", "m", batch, {"e": torch.zeros(1, 4, 4, 4)}, planes=planes) for planes in ((), STORED_PLANES)]
+    write_galleries(tmp_path, [type("Out", (), {"gallery": g})() for g in shown])
+    assert [c["planes"] for c in calls] == [None, STORED_PLANES]
+
+
 def test_binary_metric_is_drawn_as_proportions_with_wilson_intervals(tmp_path, monkeypatch):
     from faithbench.reports.plots import plot_distributions
     from faithbench.stats.proportions import wilson_ci
