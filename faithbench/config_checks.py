@@ -336,7 +336,7 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
     names and shape mismatches are an error before anything is trained, where the run would stop at that model
     after training the groups before it."""
     from faithbench.models.checkpoint import build_for_dataset, load_weights_file
-    from faithbench.models.errors import CheckpointError, weights_mismatch
+    from faithbench.models.errors import CheckpointError, expected_shapes, weights_mismatch
 
     files: dict[Path, dict[str, tuple[int, ...]] | None] = {}
     for i, mspec, label, dataset in model_dataset_pairs(suite, built):
@@ -353,8 +353,7 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
         if first := path not in files:
             files[path] = _tensor_shapes(path)
         shapes = files[path]
-        problem = shapes is not None and weights_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()},
-                                                          shapes)
+        problem = shapes is not None and weights_mismatch(expected_shapes(model, shapes), shapes)
         if problem:
             raise error(f"{where}: {path} does not fit model {mspec.label!r} for dataset {label!r} ("
                         f"{counted(shape[0], 'channel')}, {counted(shape[1], 'class', 'classes')}): {problem}")

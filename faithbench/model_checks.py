@@ -25,7 +25,7 @@ from torch import nn
 from faithbench.config_checks import SuiteWarning, first_line, mask_names, model_dataset_pairs
 from faithbench.datasets.base import ImageAxesError, check_train_classes
 from faithbench.datasets.paths import DataError
-from faithbench.models.errors import INPLACE_INPUT
+from faithbench.models.errors import INPLACE_INPUT, logits_problem
 from faithbench.names import counted
 
 _FIXED_SIZE = re.compile(r"Input (height|width|image size) .*doesn't match model")  # timm's PatchEmbed
@@ -59,18 +59,7 @@ def _meta_failure(model: nn.Module, channels: int, spatial: tuple[int, ...], num
         return None if _meta_only(exc) else f"{type(exc).__name__}: {first_line(exc)}"
     if x._version:  # in-place ops count on the meta device too
         return INPLACE_INPUT
-    if not isinstance(out, torch.Tensor):  # a review: a tuple passed validate, then every cell failed
-        kind = f"a {type(out).__name__}" + (f" of {len(out)} items" if isinstance(out, (tuple, list, dict)) else "")
-        if hasattr(out, "logits"):  # a review: "got a O"
-            kind = f"an object of type {type(out).__name__} with .logits (a HuggingFace-style output)"
-        return (f"expected the network to return one logits tensor of shape (batch, {num_classes}), got {kind} "
-                f"(wrap it in a module whose forward returns the logits)")
-    if tuple(out.shape) != (1, num_classes):
-        binary = (" (a single-logit binary head: have its forward return torch.cat([torch.zeros_like(z), z], 1), "
-                  "whose softmax is [1 - sigmoid(z), sigmoid(z)]; docs/models.md)"
-                  if tuple(out.shape) == (1, 1) and num_classes == 2 else "")
-        return f"expected logits of shape (batch, {num_classes}), got {tuple(out.shape)} for a batch of 1{binary}"
-    return None
+    return logits_problem(out, num_classes)
 
 
 def _channel_hint(model: nn.Module, channels: int) -> str:

@@ -14,18 +14,20 @@ from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from torch import Tensor, nn
+from torch import nn
 
 from faithbench import registry
 from faithbench.configurable import Bool
 from faithbench.datasets.base import BaseDataset, check_train_classes
 from faithbench.models.architectures import count_parameters
 from faithbench.models.dependencies import dependencies_of
-from faithbench.models.errors import STATE_DICT, CheckpointError, check_state_fits, hub_name_with_weights, refusal
+from faithbench.models.errors import (STATE_DICT, CheckpointError, check_state_fits, expected_shapes,
+                                     hub_name_with_weights, norm_counters, refusal)
 from faithbench.models.factory import build_network, builder_package, monai_downloads
 from faithbench.models.preprocess import (TRANSFORM_VERSION, PreprocessSpec, attach_input_transform,
                                           resolve_input_config)
-from faithbench.models.training import Recipe, evaluate_model, predict_logits, train_model, train_on_frozen_features
+from faithbench.models.training import (Recipe, check_logits, evaluate_model, permuted, permuted_fit, train_model,
+                                       train_on_frozen_features)
 from faithbench.names import check_label
 from faithbench.store import Cache, file_sha256, is_safetensors, load_tensors, make_key
 
@@ -174,7 +176,9 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
             state = state["state_dict"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected {STATE_DICT}, got a {type(state).__name__}")
-    check_state_fits(path, {k: tuple(v.shape) for k, v in model.state_dict().items()}, state)
+    check_state_fits(path, expected_shapes(model, state), state)
+    own = model.state_dict()
+    state.update({k: own[k] for k in norm_counters(model) - set(state)})  # BatchNorm's counters: the model's own
     model.load_state_dict(state)
 
 
@@ -250,22 +254,6 @@ def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, n
     return make_key(*parts)
 
 
-def permuted(y: Tensor, seed: int) -> Tensor:
-    """Labels shuffled by a seeded permutation (Adebayo et al. 2018, data randomisation)."""
-    return y[torch.randperm(len(y), generator=torch.Generator().manual_seed(seed + 7919))]
-
-
-def permuted_fit(model: nn.Module, x: Tensor, y: Tensor, n_train: int | None) -> float | None:
-    """The permuted-label twin's accuracy on the permuted training labels ``y`` it was trained on (the
-    first ``n_train`` of the split, as the recipe). Adebayo et al. 2018's twin memorises them (near 1);
-    near the majority class's share it learnt little, and ``data_randomization`` then compares with a
-    barely trained network (a review: 0.539 on the ``sanity`` suite's phantoms). None on multi-label data."""
-    if y.ndim != 1:
-        return None
-    n = n_train or len(y)
-    return float((predict_logits(model, x[:n]).argmax(-1) == y[:n]).double().mean())
-
-
 def resolve_dependencies(model: nn.Module, splits: tuple[BaseDataset, BaseDataset, BaseDataset], seed: int,
                          cache: Cache) -> dict[str, Any]:
     """Train or load each checkpoint ``model`` depends on
@@ -319,6 +307,7 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
             origin = "pretrained"
         model.eval()
         x_test, y_test = test.tensors()
+        check_logits(model, x_test, num_classes, spec.label)  # a tuple from a forward validate could not run
         notes: list[str] = []
         metrics = evaluate_model(model, x_test, y_test, tuple(test.classes) if test.classes else None,
                                  label=spec.label, notes=notes)
@@ -373,6 +362,7 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
 
     resolved = resolve_dependencies(model, splits, seed, cache)  # e.g. a frozen backbone first
     x_train, y_train = train.tensors()
+    check_logits(model, x_train, len(train.classes), spec.label)  # before training: a tuple validate could not see
     if y_train.ndim == 1:  # trained on one class, a model predicts it for every input: refused (exit 2)
         check_train_classes(y_train.tolist(), tuple(train.classes), f"model {spec.label!r}", n_train=recipe.n_train)
     x_val, y_val = val.tensors()

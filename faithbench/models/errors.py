@@ -4,11 +4,15 @@ explanations of a weights file that cannot be used."""
 from __future__ import annotations
 
 import math
+import pickletools
 import re
+import zipfile
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
+from torch import nn
 
 from faithbench.names import counted
 
@@ -42,6 +46,42 @@ def check_state_fits(path: Path, shapes: dict[str, tuple[int, ...]], state: dict
             if bad:
                 raise CheckpointError(f"{path}: tensor {name!r} holds {bad} of {value.numel()} values that are NaN "
                                       f"or infinite: expected finite weights (a model of them outputs NaN)")
+
+
+def norm_counters(model: nn.Module) -> set[str]:
+    """The names of ``model``'s BatchNorm step counters (``bn1.num_batches_tracked``), which a weights file may
+    lack: torch's strict ``load_state_dict`` and timm fill them in (they count training steps, unused in eval), and
+    state dicts cleaned or converted by other tools drop them (a held-out review: such files were refused)."""
+    return {f"{name}.num_batches_tracked".lstrip(".") for name, module in model.named_modules()
+            if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats}
+
+
+def expected_shapes(model: nn.Module, found: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """``model``'s tensor shapes by name that a weights file holding the names ``found`` must match: all but
+    the BatchNorm counters (:func:`norm_counters`) the file lacks, which the model keeps."""
+    lacking = norm_counters(model) - set(found)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if k not in lacking}
+
+
+def logits_problem(out: Any, num_classes: int) -> str | None:
+    """Why a network's output ``out`` for a batch of one image is not its logits of shape ``(1, num_classes)``,
+    or None: another type (a tuple, a dict, a HuggingFace-style output) or another shape, with its likely cause."""
+    if not isinstance(out, torch.Tensor):  # a review: a tuple passed validate, then every cell failed
+        kind = f"a {type(out).__name__}" + (f" of {len(out)} items" if isinstance(out, (tuple, list, dict)) else "")
+        if hasattr(out, "logits"):  # a review: "got a O"
+            kind = f"an object of type {type(out).__name__} with .logits (a HuggingFace-style output)"
+        return (f"expected the network to return one logits tensor of shape (batch, {num_classes}), got {kind} "
+                f"(wrap it in a module whose forward returns the logits)")
+    if tuple(out.shape) == (1, num_classes):
+        return None
+    hint = ""
+    if tuple(out.shape) == (1, 1) and num_classes == 2:
+        hint = (" (a single-logit binary head: have its forward return torch.cat([torch.zeros_like(z), z], 1), "
+                "whose softmax is [1 - sigmoid(z), sigmoid(z)]; docs/models.md)")
+    elif out.ndim == 2 and out.shape[0] == 1:  # a held-out review: the builder ignored its num_classes argument
+        hint = (f" (its head has {out.shape[1]} outputs for the dataset's {counted(num_classes, 'class', 'classes')}"
+                f": does the builder ignore its num_classes argument?)")
+    return f"expected logits of shape (batch, {num_classes}), got {tuple(out.shape)} for a batch of 1{hint}"
 
 
 def check_converging(desc: str, losses: tuple[float, ...], epoch: int, lr: float) -> None:
@@ -79,12 +119,8 @@ def _mismatch_hint(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) 
     if nested and not set(expected) & set(found):
         return (f" (the tensors may be nested under {_some(nested)}: save that state dict itself; only "
                 f"'state_dict' is unwrapped)")
-    for prefix in sorted({k.split(".", 1)[0] + "." for k in found if "." in k}):
-        stripped = {k[len(prefix):] for k in found if k.startswith(prefix)}
-        if stripped and not set(expected) & set(found) and stripped >= set(expected):
-            return (f" (every name carries the prefix {prefix!r}, as DataParallel's 'module.' or Lightning's "
-                    f"'model.': save the wrapped network's state dict (DataParallel: model.module.state_dict(); "
-                    f"Lightning: lit_module.model.state_dict()), or strip the prefix from the names)")
+    if hint := _prefix_hint(set(expected), list(found)):
+        return hint
     for k, shape in expected.items():
         have = found.get(k)
         if isinstance(have, tuple) and len(shape) in (4, 5) and len(have) == len(shape) and have != shape \
@@ -96,12 +132,61 @@ def _mismatch_hint(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) 
     return ""
 
 
+def _prefix_hint(expected: set[str], found: list[str]) -> str:
+    """Where stripping a prefix from the file's names (DataParallel's ``module.``, Lightning's ``model.``) makes
+    more of the model's names match than the names as they are, and most of them: the prefixes that occur, how
+    many names each, and what stripping the best ones matches (a held-out review: a file of both ``model.`` and
+    ``ema_model.`` names was said to carry ``ema_model.`` in every name, and ``net.`` names with one tensor
+    missing got no hint)."""
+    prefixes = Counter(k.split(".", 1)[0] + "." for k in found if "." in k)
+    fits = {}
+    for prefix in prefixes:
+        stripped = {k[len(prefix):] for k in found if k.startswith(prefix)}
+        if len(stripped & expected) > max(len(expected & set(found)), len(expected) / 2):
+            fits[prefix] = sorted(expected - stripped)
+    if not fits:
+        return ""
+    best = [p for p in sorted(fits) if len(fits[p]) == min(map(len, fits.values()))]
+    lacking = f" but for {_some(fits[best[0]])}, which the file lacks" if fits[best[0]] else ""
+    fix = ("save the wrapped network's state dict (DataParallel: model.module.state_dict(); Lightning: "
+           "lit_module.model.state_dict()), or strip the prefix from the names")
+    if len(prefixes) == 1 and prefixes[best[0]] == len(found):
+        lacking = f" (stripped, they match the model's names{lacking})" if lacking else ""
+        return (f" (every name carries the prefix {best[0]!r}{lacking}, as DataParallel's 'module.' or Lightning's "
+                f"'model.': {fix})")
+    carry = _some([f"{p!r} ({counted(n, 'name')})" for p, n in sorted(prefixes.items(), key=lambda i: (-i[1], i[0]))],
+                  4)
+    strip = (f"stripping {best[0]!r} matches the model's names{lacking}" if len(best) == 1 else
+             f"stripping {' or '.join(map(repr, best))} matches the model's names{lacking}: {len(best)} whole copies "
+             f"of the network (an EMA or a teacher copy?), pick one")
+    return f" (the names carry the prefixes {carry}; {strip}; as with DataParallel's 'module.' or Lightning's " \
+           f"'model.', {fix})"
+
+
+def _pickled_strings(path: Path) -> set[str]:
+    """The strings of a torch zip file's pickle, read from its opcodes (:mod:`pickletools` runs nothing); empty
+    where it cannot be read so (another format, or a pickle beyond 64 MB)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = next(i for i in archive.infolist() if i.filename.rsplit("/", 1)[-1] == "data.pkl")
+            if info.file_size > 64 << 20:
+                return set()
+            data = archive.read(info)
+        return {arg for op, arg, _ in pickletools.genops(data) if isinstance(arg, str) and "UNICODE" in op.name}
+    except Exception:  # noqa: BLE001 - not a readable zip pickle: the generic line
+        return set()
+
+
 def refusal(path: Path, exc: Exception) -> str:
     """One line for a torch file that ``weights_only`` loading refused: the pickled code it holds
     (e.g. a whole model's class, from ``torch.save(model)``) or why it cannot be read, and what was
     expected. Torch's own message spans lines of advice, with ANSI escapes."""
     text = _ANSI.sub("", str(exc))
     found = _GLOBAL.search(text)
+    if found and "state_dict" in _pickled_strings(path):  # a held-out review: Lightning's hyper-parameters
+        return (f"{path}: refused to load: a training checkpoint whose 'state_dict' sits beside pickled objects "
+                f"({found.group(1)}, e.g. in its hyper-parameters), which loading would run; where you can load it, "
+                f"save the state dict alone: torch.save(ckpt['state_dict'], 'weights.pt')")
     if found:
         return (f"{path}: refused to load: it holds pickled code ({found.group(1)}), which loading would run "
                 f"(a whole model saved with torch.save(model)?); expected {STATE_DICT}")
@@ -121,4 +206,5 @@ def hub_name_with_weights(name: str) -> str:
             f"it or 'weights', not both: drop 'weights', or name the architecture as timm:ARCH with 'weights'")
 
 
-__all__ = ["STATE_DICT", "CheckpointError", "hub_name_with_weights", "refusal", "weights_mismatch"]
+__all__ = ["STATE_DICT", "CheckpointError", "expected_shapes", "hub_name_with_weights", "logits_problem",
+           "norm_counters", "refusal", "weights_mismatch"]

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from faithbench.configurable import Bool, Float, Int
 from faithbench.models.auc import (MIN_CI_PER_CLASS, auc_ci, auc_exact_p, binary_auc, class_auc_cis, class_log_odds,
                                    macro_and_class_cis)
-from faithbench.models.errors import INPLACE_INPUT, CheckpointError, check_converging
+from faithbench.models.errors import INPLACE_INPUT, CheckpointError, check_converging, logits_problem
 from faithbench.progress import bars_disabled, nested_position
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,41 @@ def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor
     return torch.cat([model(x[i : i + batch_size].to(dev)).to(x.device) for i in range(0, len(x), batch_size)])
 
 
+def permuted(y: Tensor, seed: int) -> Tensor:
+    """Labels shuffled by a seeded permutation (Adebayo et al. 2018, data randomisation)."""
+    return y[torch.randperm(len(y), generator=torch.Generator().manual_seed(seed + 7919))]
+
+
+def permuted_fit(model: nn.Module, x: Tensor, y: Tensor, n_train: int | None) -> float | None:
+    """The permuted-label twin's accuracy on the permuted training labels ``y`` it was trained on (the
+    first ``n_train`` of the split, as the recipe). Adebayo et al. 2018's twin memorises them (near 1);
+    near the majority class's share it learnt little, and ``data_randomization`` then compares with a
+    barely trained network (a review: 0.539 on the ``sanity`` suite's phantoms). None on multi-label data."""
+    if y.ndim != 1:
+        return None
+    n = n_train or len(y)
+    return float((predict_logits(model, x[:n]).argmax(-1) == y[:n]).double().mean())
+
+
+def check_logits(model: nn.Module, x: Tensor, num_classes: int, label: str) -> None:
+    """``CheckpointError`` where ``model``'s output for the first image of ``x`` is not one logits tensor of shape
+    ``(1, num_classes)`` (:func:`~faithbench.models.errors.logits_problem`). Validate runs the network on the meta
+    device and leaves a forward it cannot run (``Tensor.item()``) to the run, where a tuple it returned failed in
+    training or evaluation with the framework's error (a held-out review: exit 1, "cross_entropy_loss(): argument
+    'input' (position 1) must be Tensor, not tuple"). In eval mode, without gradients, on a copy of the CPU's random
+    state: training and the metrics see the model as before."""
+    if not len(x):
+        return
+    training = model.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            out = model.eval()(x[:1].to(model_device(model)))
+    finally:
+        model.train(training)
+    if problem := logits_problem(out, num_classes):
+        raise CheckpointError(f"model {label!r}: {problem}")
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (the CPU for a model with neither)."""
     for tensor in model.parameters():
@@ -317,5 +352,6 @@ def looks_like_probabilities(logits: Tensor, tol: float = 1e-4) -> str | None:
     return "sigmoid" if logits.shape[0] >= 8 and bool((logits <= 1).all()) and ends else None
 
 
-__all__ = ["Recipe", "train_model", "train_on_frozen_features", "evaluate_model", "classification_metrics",
-           "multilabel_metrics", "binary_auc", "auc_ci", "class_auc_cis", "predict_logits"]
+__all__ = ["Recipe", "check_logits", "permuted", "permuted_fit", "train_model", "train_on_frozen_features",
+           "evaluate_model", "classification_metrics", "multilabel_metrics", "binary_auc", "auc_ci", "class_auc_cis",
+           "predict_logits"]
