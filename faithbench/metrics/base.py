@@ -147,6 +147,8 @@ class EvalContext:
     vectors of a multi-label batch (None otherwise); ``target`` is then the explained class.
     ``classes``: the dataset's class names. ``mask_roles``: what each mask stands for, as the
     dataset declares (:class:`~faithbench.types.MaskRole`); :meth:`mask_with` finds one by role.
+    ``ids``: the rows' sample ids (a multi-label batch has one row per (sample, explained class), so
+    an id can repeat; empty: every row its own sample); :meth:`same_sample` pairs the rows of one sample.
     """
 
     model: nn.Module
@@ -165,6 +167,21 @@ class EvalContext:
     labels: Tensor | None = None
     classes: tuple[str, ...] = ()
     mask_roles: dict[str, MaskRole] = field(default_factory=lambda: dict(DEFAULT_MASK_ROLES))
+    ids: tuple[str, ...] | list[str] = ()
+
+    def same_sample(self) -> Tensor:
+        """``(B, B)`` bool on ``x``'s device: rows i and j are of one sample (the diagonal included).
+        The metrics that compare a row with the other samples of its batch (consistency, sufficiency,
+        focus) leave these out: a sample's other class rows are not other samples (a held-out review:
+        the two rows of one image matched each other, and the random control scored 1.0, the best)."""
+        b = self.x.shape[0]
+        if not self.ids:
+            return torch.eye(b, dtype=torch.bool, device=self.x.device)
+        if len(self.ids) != b:
+            raise ValueError(f"EvalContext: {len(self.ids)} ids for a batch of {b} rows")
+        index = {sid: k for k, sid in enumerate(dict.fromkeys(self.ids))}
+        group = torch.tensor([index[sid] for sid in self.ids], device=self.x.device)
+        return group[:, None] == group[None, :]
 
     def mask_with(self, role: MaskRole) -> Tensor | None:
         """The batch's first mask whose declared role is ``role``, or None."""

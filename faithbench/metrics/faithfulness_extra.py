@@ -353,7 +353,8 @@ class Sufficiency(Metric):
     is a neighbour, whatever the maps) that get the same predicted class. Higher is better; NaN without neighbours.
     Depends on the batch (as the paper's and Quantus' definition). Defaults: ``threshold: 0.6``, ``postprocess:
     abs`` (Quantus'). Cost: B forwards. Quantus' ``Sufficiency`` agrees where a sample has neighbours; without,
-    Quantus gives 0 and ours NaN (undefined, dropped by the runner)."""
+    Quantus gives 0 and ours NaN (undefined, dropped by the runner). On a multi-label batch (a row per (sample,
+    class)) a sample's other class rows are not its neighbours (version 2; 1 counted them, a held-out review)."""
 
     info = _info("sufficiency", True, "Dasgupta et al. 2022, Framework for evaluating faithfulness of local "
                  "explanations", "abs")
@@ -362,9 +363,11 @@ class Sufficiency(Metric):
         "distances are divided by the batch's largest, so a threshold of 1 or more makes every other sample a "
         "neighbour and every explainer would score the same; at 0 only identical maps are, every value NaN"))}
     min_batch = 2
+    version: ClassVar[str] = "2"  # 2: a sample's other class rows (multi-label) are not its neighbours
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         logits = ctx.predict(ctx.x)
         predicted = (logits > 0).long() if ctx.multilabel else logits.argmax(1)
-        value = fr.sufficiency(saliency.to(ctx.x.device), predicted.to(ctx.x.device), threshold=self.threshold)
+        value = fr.sufficiency(saliency.to(ctx.x.device), predicted.to(ctx.x.device), threshold=self.threshold,
+                               same_sample=ctx.same_sample())
         return MetricOutput(value=value)

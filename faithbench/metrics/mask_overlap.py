@@ -110,9 +110,10 @@ class Focus(Metric):
     """Focus (Arias-Duart et al. 2022, "Focus! Rating XAI methods and finding biases"): explain a
     2 x 2 mosaic (two samples of its target class, x_i among them unless mispredicted, and two of
     other classes, never x_i: a mispredicted x_i as a distractor would be a tile the model reads as
-    the target class (version 2; 1 put it there); drawn from the batch, seeded) for the target class
-    and take the share of positive relevance on the
-    two target-class tiles. Chance 0.5. Higher is better. NaN where the batch lacks two
+    the target class (version 2; 1 put it there); drawn from the batch, seeded; on a multi-label batch,
+    a row per (sample, class), the other tiles are samples other than x_i, each at most once: version 3,
+    2 could tile x_i's own other class rows) for the target class and take the share of positive
+    relevance on the two target-class tiles. Chance 0.5. Higher is better. NaN where the batch lacks two
     target-class samples or two others. The model must accept inputs of twice the height and width
     (CNNs with global pooling do; a ViT with a fixed input size does not). Defaults: postprocess
     ``relu``. Tiles along the last two spatial axes, so 2D and 3D (depth kept) share the code;
@@ -124,7 +125,8 @@ class Focus(Metric):
                       requires=frozenset({"model", "explainer"}),
                       paper="Arias-Duart et al. 2022, Focus! Rating XAI methods and finding biases")
     defaults: ClassVar[dict[str, Any]] = {}
-    version = "2"  # 2: a mispredicted x_i is left out of its own mosaic (1: a distractor tile, a held-out review)
+    version = "3"  # 2: a mispredicted x_i is left out of its own mosaic (1: a distractor tile, a held-out review);
+    # 3: no sample fills two tiles (multi-label class rows of one image, a held-out review)
     needs_other_class = True  # validate warns where subset: positive leaves a two-class batch one class
     min_batch = 4  # two target-class tiles and two others
 
@@ -136,7 +138,7 @@ class Focus(Metric):
             member = ctx.labels.cpu()[:, target].T > 0  # member[i, j]: sample j has class target[i]
         else:
             member = target[:, None] == ctx.label.cpu()[None, :]
-        tiles, is_target, valid = mosaic_plan(member, ctx.generator(SALT_MOSAIC))
+        tiles, is_target, valid = mosaic_plan(member, ctx.generator(SALT_MOSAIC), ctx.same_sample())
         if not valid.any():  # no mosaic to score: none is explained (a review: 512 IG passes for NaN)
             nan = torch.full((len(target),), float("nan"), device=saliency.device)
             return MetricOutput(value=nan, chance=torch.full_like(nan, 0.5))

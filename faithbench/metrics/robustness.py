@@ -247,7 +247,9 @@ class Consistency(Metric):
 
         C(x_i) = P(f(x_j) = f(x_i) | e(x_j) = e(x_i), j ≠ i)
 
-    over the other samples j of the batch, with the discrete explanation e(x) = the cell of a
+    over the other samples j of the batch (on a multi-label batch, a row per (sample, class), the rows of
+    other samples: version 3; 2 counted a sample's other class rows, which class-blind maps matched, a
+    held-out review), with the discrete explanation e(x) = the cell of a
     ``grid``-per-axis partition holding the most saliency mass. NaN where no other sample of the
     batch shares e(x_i), and where every cell has the same mass (an all-zero map: version 2; version 1
     took the first cell, so all-zero maps agreed and scored 1, a held-out review; cells that tie for the
@@ -266,7 +268,7 @@ class Consistency(Metric):
     bounds: ClassVar[dict[str, Bound]] = {"grid": Bound(2, why="with 1 cell every map has all its mass in it, which "
                                                              "singles out no cell, so every value would be NaN")}
     min_batch = 2
-    version: ClassVar[str] = "2"  # 2: tied top cells are one explanation, all cells tied none (NaN)
+    version: ClassVar[str] = "3"  # 2: tied top cells are one explanation, all cells tied none (NaN); 3: other samples
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """At most one cell per pixel along each axis: above the smallest side, adaptive pooling
@@ -279,5 +281,5 @@ class Consistency(Metric):
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         predicted = ctx.predict(ctx.x).argmax(-1).to(saliency.device)
-        return MetricOutput(value=consistency(argmax_cell(saliency, self.grid), predicted))
+        return MetricOutput(value=consistency(argmax_cell(saliency, self.grid), predicted, ctx.same_sample()))
 

@@ -257,7 +257,7 @@ class CellRun:
                            masks=batch.masks, predict=ForwardCounter(data.model), explainer=self.explainer,
                            background=data.background, seed=self.cell.seed, permuted_model=data.permuted_model,
                            multilabel=data.multilabel, labels=batch.labels, classes=data.classes,
-                           mask_roles=data.mask_roles)
+                           mask_roles=data.mask_roles, ids=batch.ids)
 
     @staticmethod
     def inputs(batch: Batch, target: Tensor, saliency: Tensor | None = None) -> InputGuard:

@@ -158,7 +158,7 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
             ctx = EvalContext(model=model, x=xc, target=t, label=label, saliency=saliency, masks=masks,
                               predict=ForwardCounter(model), explainer=run.explainer, background=data.background,
                               seed=group.seed, multilabel=data.multilabel, labels=labels, classes=data.classes,
-                              mask_roles=data.mask_roles)
+                              mask_roles=data.mask_roles, ids=batch.ids[:k])
             try:
                 with data.guarded(f"metric {spec.label!r}", inputs, ctx):
                     values = metric(ctx).value.double().cpu().tolist()

@@ -121,3 +121,30 @@ def test_chestmnist_each_positive_through_the_loader(tmp_path):
     assert list(rows["class"][:3]) == ["effusion", "nodule", "hernia"]
     assert "no mask 'lesion'" in result.skipped["reason"].iloc[0]  # ChestMNIST has no masks
     assert "auc_hernia" in result.models.columns
+
+
+def test_the_runner_tells_consistency_which_rows_are_one_image(tmp_path, monkeypatch):
+    """A held-out review: consistency counted an image's other class row as another sample (the runner
+    did not pass the rows' sample ids); the rows of images 0 and 3 (two classes each) are one image."""
+    pytest.importorskip("medmnist")
+    import faithbench.metrics.robustness as robustness
+
+    seen = []
+
+    def recording(discrete, predicted, same_sample=None):
+        seen.append(same_sample)
+        return consistency(discrete, predicted, same_sample)
+
+    consistency = robustness.consistency
+    monkeypatch.setattr(robustness, "consistency", recording)
+    _write_chestmnist(tmp_path / "data" / "medmnist")
+    suite = suite_from_dict({
+        "name": "chest", "samples": 8, "batch_size": 8, "target": "each_positive",
+        "datasets": [{"name": "medmnist", "params": {"flag": "chestmnist", "root": str(tmp_path / "data")}}],
+        "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1}}],
+        "explainers": ["sobel"], "metrics": [{"name": "consistency", "params": {"grid": 2}}]})
+    run_suite(suite, tmp_path / "out", cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None,
+              report=False)
+    image = [0, 0, 1, 3, 3, 4, 6]  # the rows (image, class) as in the test above
+    assert len(seen) == 1 and seen[0] is not None
+    assert seen[0].cpu().tolist() == [[a == b for b in image] for a in image]

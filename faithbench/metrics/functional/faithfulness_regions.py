@@ -210,7 +210,8 @@ def infidelity_squares(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tens
     return infidelity_from_terms(dots, deltas, scaling=scaling)
 
 
-def sufficiency(saliency: Tensor, predicted: Tensor, *, threshold: float = 0.6) -> Tensor:
+def sufficiency(saliency: Tensor, predicted: Tensor, *, threshold: float = 0.6,
+                same_sample: Tensor | None = None) -> Tensor:
     """Sufficiency (Dasgupta et al. 2022, "Framework for evaluating faithfulness of local
     explanations", ICML), per sample ``(B,)``: the explanations of a batch are compared by the
     standardised Euclidean distance
@@ -221,7 +222,8 @@ def sufficiency(saliency: Tensor, predicted: Tensor, *, threshold: float = 0.6) 
     and sufficiency_i = the share of i's neighbours predicted the same class as i (``predicted
     (B,)``; multi-label: ``(B, K)`` 0/1, the same set of present classes). Higher is better. NaN
     for a sample without neighbours. Features constant over the batch (V_f = 0) carry no distance
-    and are left out."""
+    and are left out. ``same_sample (B, B)`` bool: rows of one sample (a multi-label batch's class
+    rows), never neighbours of each other; default: the diagonal."""
     b = saliency.shape[0]
     flat = saliency.flatten(1).double()
     if b < 2:
@@ -231,7 +233,9 @@ def sufficiency(saliency: Tensor, predicted: Tensor, *, threshold: float = 0.6) 
     scaled = flat[:, keep] / variance[keep].sqrt()
     dist = torch.cdist(scaled, scaled, compute_mode="donot_use_mm_for_euclid_dist")
     dist = dist / dist.max() if dist.max() > 0 else dist
-    near = (dist <= threshold) & ~torch.eye(b, dtype=torch.bool, device=saliency.device)
+    if same_sample is None:
+        same_sample = torch.eye(b, dtype=torch.bool, device=saliency.device)
+    near = (dist <= threshold) & ~same_sample.to(saliency.device)
     same = predicted[:, None] == predicted[None, :]
     if same.ndim == 3:  # multi-label: the same set of present classes
         same = same.all(-1)

@@ -15,23 +15,31 @@ import torch
 from torch import Tensor
 
 
-def mosaic_plan(member: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def mosaic_plan(member: Tensor, generator: torch.Generator | None = None,
+                same_sample: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Which samples fill each mosaic. ``member (B, B)`` bool: member[i, j] = sample j belongs to
     sample i's target class. Returns ``tiles (B, 4)`` sample indices per tile, ``is_target (B, 4)``
     bool, and ``valid (B,)``: False where the batch lacks two target-class samples or two others
     (the tiles of such a row are placeholders). x_i fills a target tile of its own mosaic when it
     belongs to its target class, and is left out of it when not (a sample explained for a class the
     model predicts but its label is not: as a distractor tile, the model's own reading of it as the
-    target class would count against the map; a held-out review saw it placed there 50 times in 50)."""
+    target class would count against the map; a held-out review saw it placed there 50 times in 50).
+    ``same_sample (B, B)`` bool: rows of one sample (a multi-label batch's class rows; default: the
+    diagonal): the other tiles are other samples than x_i's, each sample drawn by its first row, so no
+    image fills two tiles of a mosaic."""
     b = member.shape[0]
     member = member.cpu().bool()
+    same_sample = torch.eye(b, dtype=torch.bool) if same_sample is None else same_sample.cpu().bool()
+    first = same_sample.int().argmax(1) == torch.arange(b)  # the first row of each sample
     tiles = torch.zeros((b, 4), dtype=torch.long)
     is_target = torch.zeros((b, 4), dtype=torch.bool)
     valid = torch.zeros(b, dtype=torch.bool)
     for i in range(b):
         keys = torch.rand(b, generator=generator)
         keys[i] = 2.0  # x_i first, when it belongs to its target class
-        same, other = member[i], ~member[i]
+        eligible = first & ~same_sample[i]
+        eligible[i] = True
+        same, other = member[i] & eligible, ~member[i] & eligible
         other[i] = False  # not a distractor: x_i outside its target class (mispredicted) is left out
         slots = torch.randperm(4, generator=generator)
         if same.sum() < 2 or other.sum() < 2:

@@ -177,14 +177,19 @@ def argmax_cell(saliency: Tensor, grid: int = 4) -> Tensor:
     return torch.where(top.all(1), -1, labels)
 
 
-def consistency(discrete: Tensor, predicted: Tensor) -> Tensor:
+def consistency(discrete: Tensor, predicted: Tensor, same_sample: Tensor | None = None) -> Tensor:
     """Consistency (Dasgupta et al. 2022): for each sample i, the share of the other samples j
     of the batch with the same discrete explanation e_j = e_i that also have the same predicted
     class, P(f(x_j) = f(x_i) | e(x_j) = e(x_i), j != i) -> ``(B,)``; NaN where no other sample
     shares e_i, and where e_i is -1 (no explanation: :func:`argmax_cell` of a constant map), such
-    samples matching none. ``discrete (B,)``: a label per sample as integers; ``predicted (B,)``."""
+    samples matching none. ``discrete (B,)``: a label per sample as integers; ``predicted (B,)``.
+    ``same_sample (B, B)`` bool: rows of one sample (a multi-label batch's class rows), never j of
+    each other; default: the diagonal."""
     same_e = (discrete[None] == discrete[:, None]) & (discrete != -1)[:, None]
-    same_e.fill_diagonal_(False)
+    if same_sample is None:
+        same_e.fill_diagonal_(False)
+    else:
+        same_e &= ~same_sample.to(same_e.device)
     same_y = predicted[None] == predicted[:, None]
     n = same_e.sum(1)
     value = (same_e & same_y).sum(1).double() / n.clamp(min=1)
