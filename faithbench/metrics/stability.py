@@ -8,7 +8,7 @@ Defaults: U(-0.02, 0.02) noise (``radius``; Quantus 0.6.0 adds U(0.02, 0.2), a p
 up to 0.2, unless given a ``perturb_func``), ε_min = 1e-6 (Quantus'), copies whose predicted class
 changed are left out (``nan_if_prediction_changes: true``, as in Quantus), postprocess ``none``,
 10 draws instead of Quantus' 200, and ``zeros: nan``: the relative change (a - a') / a is not
-defined where a divisor entry is exactly 0, so a sample whose e_x (or x for RIS, L_x for RRS) has
+defined where a divisor entry is 0 (or subnormal, below 1.2e-38), so a sample whose e_x (or x for RIS, L_x for RRS) has
 one gets NaN (counted as a missing value, not a score); ``zeros: skip`` takes each relative change
 over the entries where it is defined (the ``metrics`` suite's choice: phantoms have a black
 background); ``zeros: eps_min`` divides by ε_min there instead, as Quantus does (see
@@ -39,7 +39,9 @@ _DEFAULTS: dict[str, Any] = {"nr_samples": 10, "radius": 0.02, "eps_min": 1e-6, 
 
 class RelativeStability(RobustnessMetric):
     bounds: ClassVar[dict[str, Bound]] = {"radius": POSITIVE, "eps_min": POSITIVE}
-    version: ClassVar[str] = "2"  # 2: denominator max(norm, eps_min) as the paper (1: eps_min only for a zero norm)
+    # 2: denominator max(norm, eps_min) as the paper (1: eps_min only for a zero norm); 3: a subnormal
+    # divisor entry is a zero under zeros nan and skip
+    version: ClassVar[str] = "3"
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -80,6 +80,22 @@ def test_relative_stability_known_answers():
     assert math.isnan(relative_output_stability(logits, plogits, torch.zeros(1, 2), pe, zeros="skip").item())
 
 
+def test_relative_stability_subnormal_divisors_are_zeros():
+    """A held-out review: background pixels of 1e-45 (a Gaussian's underflowed tail) gave (x - x') / x of
+    about 1e43, and RIS with zeros: skip about 1e-41 for every explainer; a subnormal entry is a zero."""
+    e2, pe2 = torch.tensor([[1.0, 2.0]]), torch.tensor([[[1.0, 1.0]]])  # ||(2 - 1) / 2|| = 0.5 over entry 2
+    sub = torch.tensor([[1e-45, 2.0]])
+    assert 0 < sub[0, 0] < torch.finfo(torch.float32).tiny  # a float32 subnormal, not an exact 0
+    px2 = torch.tensor([[[0.01, 1.5]]])  # ||(2 - 1.5) / 2|| = 0.25 over entry 2 (entry 1 skipped: 1e43 before)
+    assert relative_input_stability(sub, px2, e2, pe2, zeros="skip").item() == pytest.approx(2.0)
+    assert math.isnan(relative_input_stability(sub, px2, e2, pe2).item())  # zeros="nan": undefined
+    normal = torch.tensor([[1e-30, 2.0]])  # a normal value is not a zero: it dominates the input norm
+    assert relative_input_stability(normal, px2, e2, pe2, zeros="skip").item() == pytest.approx(0.5 / 1e28, rel=1e-5)
+    e_sub = torch.tensor([[1e-45, 2.0]])  # in e_x too: the explanation's entry leaves the norm
+    logits, plogits = torch.tensor([[0.0, 1.0]]), torch.tensor([[[0.0, 3.0]]])  # ||h - h'|| = 2
+    assert relative_output_stability(logits, plogits, e_sub, pe2, zeros="skip").item() == pytest.approx(0.25)
+
+
 def test_relative_stability_denominator_is_at_least_eps_min():
     # the paper's max(||.||, eps_min): logits that move by 1e-9 (0 < norm < eps_min = 1e-6) divide
     # by eps_min, not by 1e-9 (Quantus 0.6.0 guards only a zero norm: it would give 0.5 / 1e-9)
