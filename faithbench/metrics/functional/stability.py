@@ -146,17 +146,41 @@ def representation_reader(model: nn.Module, x: Tensor, layer: str | None = None,
         module, use_input = modules[layer], False
 
     def read(forward: Callable[[Tensor], Tensor], xs: Tensor) -> Tensor:
-        captured: list[Tensor] = []
+        captured: list[Tensor] = []  # of the model's completed forwards (a chunk retried after running out
+        pending: list[Tensor] = []   # of memory is read once); pending: the forward in progress
+        most = 0  # the module's most calls in one forward of the model (a chunked forward makes several)
+
+        def start(_m: nn.Module, _args: tuple) -> None:
+            pending.clear()
 
         def hook(_m: nn.Module, args: tuple, out: Tensor) -> None:
             value = args[0] if use_input else out
-            captured.append(value.detach().reshape(value.shape[0], -1))
+            pending.append(value.detach().reshape(value.shape[0], -1))
 
-        handle = module.register_forward_hook(hook)
+        def done(_m: nn.Module, _args: tuple, _out: Tensor) -> None:
+            nonlocal most
+            most = max(most, len(pending))
+            captured.extend(pending)
+            pending.clear()
+
+        handles = [model.register_forward_pre_hook(start), module.register_forward_hook(hook),
+                   model.register_forward_hook(done)]
         try:
             forward(xs)
         finally:
-            handle.remove()
+            for h in handles:
+                h.remove()
+        captured.extend(pending)  # a forward that does not call the model as a module (no hooks of its own)
+        name = repr(layer) if layer is not None else "null (the input of the last nn.Linear)"
+        if most > 1:  # a held-out review: a shared activation (torchvision's BasicBlock relu, MONAI's
+            # ResNetBlock act) was read twice and failed every cell with a tensor size mismatch
+            raise ValueError(f"relative_representation_stability: layer {name} runs {most} times per "
+                             f"forward of {type(model).__name__} (a module used more than once, as a shared "
+                             f"activation), so it has no single output to read; name a module that runs once "
+                             f"(e.g. the block that holds it)")
+        if not captured:
+            raise ValueError(f"relative_representation_stability: layer {name} did not run in the forward of "
+                             f"{type(model).__name__}; name a module of its forward pass")
         return torch.cat(captured)
     return read
 
