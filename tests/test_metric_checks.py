@@ -164,6 +164,11 @@ def test_settings_that_make_every_explainer_score_the_same_are_refused(tmp_path,
     ("{name: input_invariance, params: {shift: 0.0}}",
      "metrics[0].params: input_invariance: parameter 'shift' must not be 0 (x + 0 is x and the shifted model is the "
      "model, so every explainer, the random control too, would score 1), got 0.0"),
+    # a held-out review: 1e-7 passed input x gradient, which must fail (exit 0)
+    ("{name: input_invariance, params: {shift: 0.0000001}}",  # (-1.0000001 for the valid suite below)
+     "metrics[0].params: input_invariance: parameter 'shift' must be above max(atol, 1.2e-07) = 0.0001 in magnitude "
+     "(a smaller shift of inputs in [0, 1] moves input x gradient's map by no more than atol allows, so it would "
+     "pass as invariant), got 1e-07"),
     # a review: validate said ok, then every signed explainer's cell failed at run time (exit 3)
     ("{name: sparseness, params: {postprocess: none}}",
      "metrics[0].params: sparseness: parameter 'postprocess' must be abs or relu (the metric needs a non-negative "

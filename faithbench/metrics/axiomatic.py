@@ -25,6 +25,8 @@ from faithbench.metrics.functional.robustness import normalise_by_max
 from faithbench.registry import metrics
 from faithbench.types import Category, MetricInfo
 
+FLOAT32_EPS = 1.1920928955078125e-07  # float32's spacing at 1: shifts this small are within the rounding of pixels
+
 
 class AxiomaticMetric(Metric):
     version: ClassVar[str] = "2"  # 2: scores in float64 (score_logits)
@@ -156,15 +158,24 @@ class InputInvariance(Metric):
             raise ParameterError(problem)
 
     def _no_shift(self) -> str | None:
-        """The problem with ``shift: 0``, or None: x + c is x bit for bit and f2 is f1, so every
-        explainer, the ``random`` control too, would score 1, the best value (a review)."""
-        if self.shift != 0:
+        """The problem with ``shift``, or None. ``shift: 0``: x + c is x bit for bit and f2 is f1, so
+        every explainer, the ``random`` control too, would score 1, the best value (a review). 0 <
+        |shift| <= max(atol, FLOAT32_EPS): on inputs in [0, 1] input x gradient's map moves by
+        max|c ∇f| <= atol max|∇f|, which may be within atol max|x ∇f|, so the metric cannot fail it (a
+        held-out review: 1e-9 and 1e-7 passed it, and 1e-30, below float32's resolution, passed the
+        random control too); above atol it always fails, as it must (Kindermans et al.)."""
+        if self.shift == 0:
+            return (f"{self.name}: parameter 'shift' must not be 0 (x + 0 is x and the shifted model is the model, "
+                    f"so every explainer, the random control too, would score 1), got {self.shift!r}")
+        floor = max(float(self.atol), FLOAT32_EPS)
+        if abs(self.shift) > floor:
             return None
-        return (f"{self.name}: parameter 'shift' must not be 0 (x + 0 is x and the shifted model is the model, so "
-                f"every explainer, the random control too, would score 1), got {self.shift!r}")
+        return (f"{self.name}: parameter 'shift' must be above max(atol, 1.2e-07) = {floor:.3g} in magnitude (a "
+                f"smaller shift of inputs in [0, 1] moves input x gradient's map by no more than atol allows, so "
+                f"it would pass as invariant), got {self.shift!r}")
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
-        """``shift: 0`` (set after construction), refused when computed as on construction."""
+        """A ``shift`` of 0 or too small (set after construction), refused when computed as on construction."""
         return self._no_shift()
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:

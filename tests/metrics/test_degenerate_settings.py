@@ -160,3 +160,34 @@ def test_input_invariance_without_a_shift_is_refused(shift):
     with pytest.raises(ValueError, match=r"^input_invariance: parameter 'shift' must not be 0"):
         metric(ctx)
     assert ctx.predict.passes == passes and metric.check_dataset((8, 8)) is not None
+
+
+@pytest.mark.parametrize("shift, atol", [(1e-30, 1e-4), (1e-9, 1e-4), (1e-7, 1e-4), (-1e-4, 1e-4), (0.4, 0.5),
+                                         (1e-7, 0.0), (-1e-30, 0.0)])
+def test_input_invariance_refuses_a_shift_within_atol(shift, atol):
+    """A held-out review: shift 1e-30 is below float32's resolution (x + c is x: every explainer passed, the random
+    control too), and 1e-9 or 1e-7 passed input x gradient, which must fail; |shift| <= max(atol, 1.2e-7) is
+    refused on construction and when computed."""
+    floor = f"{max(atol, 1.1920928955078125e-07):.3g}"
+    message = (rf"^input_invariance: parameter 'shift' must be above max\(atol, 1.2e-07\) = {floor} in magnitude "
+               rf"\(a smaller shift .* would pass as invariant\), got {shift!r}$")
+    with pytest.raises(ParameterError, match=message):
+        metrics.get("input_invariance")(shift=shift, atol=atol)
+    metric = metrics.get("input_invariance")(atol=atol)
+    metric.shift = shift
+    assert metric.check_dataset((8, 8)) is not None
+    with pytest.raises(ValueError, match=message):
+        metric(_ctx((8, 8)))
+
+
+def test_input_invariance_fails_input_x_gradient_just_above_atol():
+    """On inputs in [0, 1) a shift above atol moves input x gradient's map, c w on a linear model, by more than
+    atol max |x w|: it fails at 2e-4 (atol 1e-4); the gradient passes; atol 0 takes a shift of 1e-6."""
+    from faithbench.registry import explainers
+
+    for name, expected in (("input_x_gradient", 0.0), ("saliency", 1.0)):
+        ctx = _ctx((8, 8))
+        ctx.explainer = explainers.get(name)(seed=0)
+        ctx.saliency = ctx.explainer(ctx.model, ctx.x, ctx.target)
+        assert metrics.get("input_invariance")(shift=2e-4)(ctx)["value"].tolist() == [expected] * 3
+    assert metrics.get("input_invariance")(shift=1e-6, atol=0.0).shift == 1e-6
