@@ -10,7 +10,8 @@ scores as the chance level it stands for (its noise is not the same map for ever
 
 Shared parameters: ``nr_samples`` (perturbed copies per sample; Quantus defaults to 200, we to 10
 for cost), ``draws_per_call`` (copies re-explained per explainer call: bounds memory; a
-deterministic explainer gives the same values for any setting), ``nan_if_prediction_changes``
+deterministic explainer gives the same values for any setting, a stochastic one other values, as its
+calls are seeded per call, not per draw: keep it fixed across compared runs), ``nan_if_prediction_changes``
 (leave out copies whose predicted class differs from x's; NaN if none is left).
 """
 

@@ -13,7 +13,9 @@ cross-check against Quantus) can feed identical perturbations to both sides.
 
 Re-explaining: :func:`explain_perturbed` calls ``explain(x, target, call)`` once per group of
 ``draws_per_call`` draws (``call`` = the group's index, for the caller to seed a stochastic
-explainer per call, so results never depend on memory chunking).
+explainer per call: each call is independent of the others). A deterministic explainer's values do not
+depend on ``draws_per_call``; a stochastic one's do, since one call (one seed) then covers a group of
+draws, so its random stream follows the grouping: keep ``draws_per_call`` fixed across runs you compare.
 """
 
 from __future__ import annotations
