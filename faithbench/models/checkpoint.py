@@ -324,8 +324,8 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
         return _train_or_read(spec, model, key, (train, val, test), seed, cache, permute_labels, input_info)
 
 
-METRICS_VERSION = 4  # 2: AUCs ranked by float64 log-odds, not float32 probabilities; 3: no CI from < 5 of a class;
-# 4: the same per multi-label class (auc_ci_min_class_n_<class>, auc_exact_p_<class>)
+METRICS_VERSION = 5  # 2: AUCs ranked by float64 log-odds, not float32 probabilities; 3: no CI from < 5 of a class;
+# 4: the same per multi-label class (auc_exact_p_<class>); 5: and over > 2 classes (permuted macro AUC's auc_exact_p)
 
 
 def _current_metrics(meta: dict[str, Any], model: nn.Module, test: BaseDataset) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from faithbench.configurable import Bool, Float, Int
 from faithbench.models.auc import (MIN_CI_PER_CLASS, auc_ci, auc_exact_p, binary_auc, class_auc_cis, class_log_odds,
-                                   macro_and_class_cis)
+                                   macro_and_class_cis, macro_auc_permutation_p)
 from faithbench.models.errors import INPLACE_INPUT, CheckpointError, check_converging, logits_problem
 from faithbench.progress import bars_disabled, nested_position
 
@@ -293,11 +293,18 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
     elif ci:
         low, high = auc_ci(scores[:, 1], onehot[:, 1]) if k == 2 else auc_ci(scores, onehot)
     smaller = int(np.bincount(yn, minlength=2).min())  # binary: read only where no CI is given (too few of a class)
+    sides = [min(int((yn == c).sum()), len(yn) - int((yn == c).sum())) for c in range(k)]  # one-vs-rest
+    if k > 2:  # a review: 3 classes of 1 image gave [1.0, 1.0]; the two-class rule over the classes present
+        smaller = min((n for n, c in zip(sides, range(k)) if (yn == c).any()), default=0)
+        cis = [ci if n >= MIN_CI_PER_CLASS else (float("nan"),) * 2 for ci, n in zip(cis, sides)]
+        low, high = (low, high) if smaller >= MIN_CI_PER_CLASS else (float("nan"),) * 2
     per_class: dict[str, float] = {}  # a review: a class never learned (AUC 0.306) under a macro CI above 0.5
     if k > 2 and classes is not None and len(classes) == k:
         per_class = {f"ovr_{part}_{name}": v for c, (name, auc, (c_low, c_high)) in enumerate(zip(classes, aucs, cis))
                      for part, v in (("n", int((yn == c).sum())), ("auc", auc), ("auc_ci_low", c_low),
                                      ("auc_ci_high", c_high))}
+    exact = (None if not ci or smaller >= MIN_CI_PER_CLASS else
+             auc_exact_p(scores[:, 1], onehot[:, 1]) if k == 2 else macro_auc_permutation_p(scores, yn))
     return {
         "accuracy": float((pred == yn).mean()),
         "f1": f1, "f1_classes": f1_classes,
@@ -306,9 +313,7 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
         "auc_ci_high": high,
         "loss": float(F.cross_entropy(logits, y)),
         "predicted_classes": int(np.unique(pred).size), "majority": float(np.bincount(yn).max() / len(yn)),
-        **({"auc_ci_min_class_n": smaller} if k == 2 else {}), **per_class,
-        **({"auc_exact_p": auc_exact_p(scores[:, 1], onehot[:, 1])} if k == 2 and ci and smaller < MIN_CI_PER_CLASS
-           else {}),
+        "auc_ci_min_class_n": smaller, **per_class, **({"auc_exact_p": exact} if exact is not None else {}),
     }
 
 

@@ -151,9 +151,11 @@ def at_chance_message(row: object, chance: float = 0.5) -> str:
     if too_few:
         column = str(getattr(row, "exact_p", "") or "auc_exact_p")  # a multi-label class: its own column
         smaller = ("the class's positive or negative ones, whichever are fewer" if column != "auc_exact_p" else
-                   "the smaller class's samples")
+                   "the smallest class's samples")
+        test = ("an exact Mann-Whitney test" if column != "auc_exact_p" else
+                "an exact test (Mann-Whitney; more than two classes: label permutations of the macro AUC)")
         parts.append(f"has too few test samples of a class for a test AUC CI ({smaller}: "
-                     f"{too_few}; at least {MIN_CI_PER_CLASS} of each are needed) and an exact Mann-Whitney test "
+                     f"{too_few}; at least {MIN_CI_PER_CLASS} of each are needed) and {test} "
                      f"does not show it above chance (one-sided p >= 0.05, `{column}`)")
     return (f"model at chance: {getattr(row, 'dataset')} / {getattr(row, 'model')} (seed {getattr(row, 'seeds')}) "
             f"{' and '.join(parts)}; its leaderboard rows are marked {AT_CHANCE} and get no significance marks")
@@ -219,7 +221,8 @@ def weak_class_messages(models: pd.DataFrame | None, chance: float = 0.5) -> lis
     ``models.csv``) that has no test sample, or whose own one-vs-rest test AUC CI does not lie above
     ``chance``: the macro AUC can lie above chance while one class was never learned (a review: AUC 0.306,
     CI [0.077, 0.600], under a macro CI [0.870, 0.944]), and a class absent from the test split is left
-    out of it. Not a mark: the leaderboard's cells mix the classes; ``strata.csv`` breaks them down."""
+    out of it; one with fewer than ``MIN_CI_PER_CLASS`` test samples has no CI and is warned of too.
+    Not a mark: the leaderboard's cells mix the classes; ``strata.csv`` breaks them down."""
     out = []
     for column in sorted(c for c in (models.columns if models is not None else ()) if c.startswith("ovr_n_")):
         cls = column[len("ovr_n_"):]
@@ -229,6 +232,10 @@ def weak_class_messages(models: pd.DataFrame | None, chance: float = 0.5) -> lis
             where = f"{models.at[i, 'dataset']} / {models.at[i, 'model']} (seed {seed}), class {cls}"
             if n[i] == 0:
                 out.append(f"class without test samples: {where} has none, so the macro test AUC leaves it out")
+            elif n[i] < MIN_CI_PER_CLASS:  # no CI (faithbench.models.auc): whether it was learned cannot be told
+                out.append(f"class with too few test samples: {where} has {int(n[i])} (fewer than "
+                           f"{MIN_CI_PER_CLASS}), too few for a one-vs-rest test AUC CI, so whether the model "
+                           "learned it cannot be told")
             elif low[i] <= chance:
                 out.append(f"class at chance: {where} has a one-vs-rest test AUC 95% CI [{low[i]:.3f}, {high[i]:.3f}]"
                            f" that does not lie above {chance:g} though the macro AUC may; the maps explaining it "

@@ -289,7 +289,7 @@ def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
     cache = Cache(tmp_path)
     first = load_checkpoint(spec, train, val, test, seed=0, cache=cache)
     meta = cache.get_json("checkpoints", first.key)
-    assert meta["metrics_version"] == 4
+    assert meta["metrics_version"] == 5
     meta = {k: v for k, v in meta.items() if k != "metrics_version"}  # as an earlier version wrote it
     old = {k: v for k, v in meta["metrics"].items() if k != "predicted_classes"}
     cache.put_json("checkpoints", first.key, {**meta, "metrics": old})  # cached before the column
@@ -308,7 +308,7 @@ def test_predicted_classes_counts_the_classes_a_checkpoint_predicts(tmp_path):
     # ... and an AUC from float32 probabilities (a review: 0.511 for 0.5595): evaluated again, once
     cache.put_json("checkpoints", first.key, {**meta, "metrics": {**fixed, "auc": 0.123}})
     assert load_checkpoint(spec, train, val, test, seed=0, cache=cache).metrics["auc"] == first.metrics["auc"]
-    assert cache.get_json("checkpoints", first.key)["metrics_version"] == 4
+    assert cache.get_json("checkpoints", first.key)["metrics_version"] == 5
     # ... and before auc_ci_min_class_n (a fuzzing review: a CI from 1 test image per class): filled in
     cache.put_json("checkpoints", first.key, {**meta, "metrics_version": 2,
                                               "metrics": {k: v for k, v in fixed.items() if k != "auc_ci_min_class_n"}})

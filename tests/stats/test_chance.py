@@ -204,10 +204,10 @@ def test_a_ci_left_undefined_for_too_few_test_samples_is_at_chance_naming_the_co
     assert table[["dataset", "seeds", "ci_too_few"]].values.tolist() == [["d", "0", "seed 0: 1"],
                                                                           ["e", "0", "seed 0: 4"]]
     assert at_chance_message(next(table.itertuples(index=False))) == (
-        "model at chance: d / m (seed 0) has too few test samples of a class for a test AUC CI (the smaller "
-        "class's samples: seed 0: 1; at least 5 of each are needed) and an exact Mann-Whitney test does not show "
-        "it above chance (one-sided p >= 0.05, `auc_exact_p`); its leaderboard rows are marked model_at_chance and "
-        "get no significance marks")
+        "model at chance: d / m (seed 0) has too few test samples of a class for a test AUC CI (the smallest "
+        "class's samples: seed 0: 1; at least 5 of each are needed) and an exact test (Mann-Whitney; more than two "
+        "classes: label permutations of the macro AUC) does not show it above chance (one-sided p >= 0.05, "
+        "`auc_exact_p`); its leaderboard rows are marked model_at_chance and get no significance marks")
     board = pd.DataFrame({"dataset": ["d", "e", "f"], "model": "m", "mean": [1.0, 2.0, 3.0]})
     assert mark_models_at_chance(board, models)["model_at_chance"].tolist() == [True, True, False]
 
@@ -232,8 +232,8 @@ def test_too_few_for_a_ci_but_shown_above_chance_by_the_exact_test_is_not_at_cha
     table = models_at_chance(models)  # NaN p (no column in an older models.csv): still marked
     assert table[["dataset", "ci_too_few"]].values.tolist() == [["e", "seed 0: 1"], ["f", "seed 0: 3"],
                                                                  ["g", "seed 0: 4"]]
-    assert "exact Mann-Whitney test does not show it above chance" in at_chance_message(
-        next(table.itertuples(index=False)))
+    message = at_chance_message(next(table.itertuples(index=False)))
+    assert "(Mann-Whitney; more than two classes: label permutations of the macro AUC) does not show it" in message
 
 
 def test_exact_p_of_a_class_of_one_sample_with_tied_scores():
