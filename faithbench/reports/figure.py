@@ -28,8 +28,8 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h")  # explai
 LINE_STYLES = ("-", "--", "-.", ":")
 LABEL_WIDTH = 24  # characters of a name in a plot (tick label, legend, column title); the tables give it whole
 # The tables' † (docs/outputs.md, "Models at chance"), on the figures of such a block; no significance wording.
-CHANCE_TITLE = ("† model at chance: its test AUC 95% CI does not lie above 0.5,\n"
-                "so its saliency says nothing about the task; no significance shown")
+CHANCE_TITLE = ("† model at chance: test AUC 95% CI not above 0.5, or AUC undefined,\n"
+                "or < 5 test samples of a class and exact p ≥ 0.05; no significance shown")
 
 
 def subplots(*args: Any, figsize: tuple[float, float] | None = None, **kwargs: Any) -> tuple[Figure, Any]:

@@ -9,8 +9,8 @@ import math
 import pandas as pd
 
 from faithbench.reports.markup import LATEX_PREAMBLE, latex_breakable, latex_escape
-from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, FAILED_NOTE, control_alone, control_phrase, control_tested,
-                                      failed_cells, significance_note)
+from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, CHANCE_REASONS, FAILED_NOTE, control_alone, control_phrase,
+                                      control_tested, failed_cells, significance_note)
 from faithbench.reports.tables import LeaderboardTable, chance_text, leaderboard_tables
 
 __all__ = ["leaderboard_latex"]
@@ -79,8 +79,8 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
              "no control explainer in this suite: no $^{*}$ marks; ")
     for table in tables:
         dagger = r"$^{\dagger}$" if table.at_chance else ""
-        at_chance = (r" $^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC does not lie above 0.5; "
-                  r"marks of significance withheld." if table.at_chance else "")
+        at_chance = (r" $^{\dagger}$Model at chance: " + latex_escape(CHANCE_REASONS) + r"; marks of significance "
+                     r"withheld." if table.at_chance else "")
         at_chance += (r" $^{\ddagger}$Failed the metric reliability check or had too few samples for its verdict "
                       r"(reliability.csv): read with caution." if table.unreliable else "")
         failed = failed_cells(failures, table.dataset, table.model)  # a review: only a % comment named them

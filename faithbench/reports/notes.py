@@ -7,13 +7,16 @@ import pandas as pd
 
 from faithbench.types import UNDEFINED_REASONS
 
-__all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "DAGGER", "DISTRIBUTION_NOTE", "FAILED_NOTE", "control_alone",
-           "control_labels", "control_phrase",
+__all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "CHANCE_REASONS", "DAGGER", "DISTRIBUTION_NOTE", "FAILED_NOTE",
+           "control_alone", "control_labels", "control_phrase",
            "control_tested", "failed_cells", "mixed_classes_note", "significance_note", "split_skipped"]
 
-CHANCE_NOTE = ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5 (or the AUC is "
-               "undefined), so its saliency "
-               "says nothing about the task; marks of significance withheld")
+# The three reasons of faithbench.stats.chance (a review: the exact-p case, AUC 1.0 with no CI, was said to
+# have a CI not above 0.5); the model warnings give each model's own.
+CHANCE_REASONS = ("the 95% bootstrap CI of its test AUC does not lie above 0.5, or the AUC is undefined, or with "
+                  "fewer than 5 test samples of a class (no CI) an exact test of the AUC gives p ≥ 0.05")
+CHANCE_NOTE = (f"† model at chance: {CHANCE_REASONS}, so its saliency says nothing sure about the task; marks of "
+               "significance withheld")
 DAGGER = "†"
 CHANCE_LEVEL_NOTE = ("chance: the metric's chance level (its expected value for a map placed at random, e.g. "
                      "the mask's share of the image for the pointing game; mean over the samples with a defined "

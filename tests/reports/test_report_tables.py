@@ -271,3 +271,22 @@ def test_latex_caption_gives_the_small_n_caveat_and_the_model_warnings():
     assert "other / m" not in tex  # another (dataset, model)'s warning stays out
     assert "With fewer than" in leaderboard_latex(BOARD.assign(n=20))  # a diff review: 92% covered at n = 20
     assert "With fewer than" not in leaderboard_latex(BOARD.assign(n=30))
+
+
+def test_the_dagger_legend_gives_every_reason_a_model_is_at_chance():
+    """A held-out review (stats6 F2): a model marked by the exact-p rule (t8: AUC 1.0, 1 positive of 8, no CI,
+    exact p 0.125) had the caption "the 95% bootstrap CI of its test AUC does not lie above 0.5", which no CI
+    supports; the Markdown legend, the HTML and every figure said the same. They now give the three reasons."""
+    from faithbench.reports.figure import CHANCE_TITLE
+
+    board = BOARD.assign(model_at_chance=True)
+    caption = leaderboard_latex(board).split(r"\caption{", 1)[1].split("\n", 1)[0]
+    assert (r"$^{\dagger}$Model at chance: the 95\% bootstrap CI of its test AUC does not lie above 0.5, or the AUC "
+            r"is undefined, or with fewer than 5 test samples of a class (no CI) an exact test of the AUC gives "
+            r"p \ensuremath{\geq} 0.05; marks of significance withheld.") in caption
+    legend = leaderboard_markdown(board)
+    assert ("† model at chance: the 95% bootstrap CI of its test AUC does not lie above 0.5, or the AUC is "
+            "undefined, or with fewer than 5 test samples of a class (no CI) an exact test of the AUC gives "
+            "p ≥ 0.05") in legend
+    assert CHANCE_TITLE == ("† model at chance: test AUC 95% CI not above 0.5, or AUC undefined,\n"
+                            "or < 5 test samples of a class and exact p ≥ 0.05; no significance shown")
