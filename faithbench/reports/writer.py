@@ -312,8 +312,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
             _empty(c) for c in (LEADERBOARD_COLUMNS + [AT_CHANCE], PAIRWISE_TABLE_COLUMNS, FRIEDMAN_COLUMNS,
                                 NEMENYI_COLUMNS, OVERALL_COLUMNS, OVERALL_NEMENYI_COLUMNS, AGREEMENT_COLUMNS))
     else:
-        board = mark_models_at_chance(leaderboard(results, control=control), models)
-        pairwise = pairwise_table(results)
+        board = mark_models_at_chance(leaderboard(results, control=control, failures=inputs["failures.csv"]), models)
+        pairwise = pairwise_table(results, failures=inputs["failures.csv"])  # failed: still in the Holm family
         friedman = friedman_table(results)
         nemenyi = nemenyi_table(results)
         chance = list(board.loc[board[AT_CHANCE], [c for c in ("dataset", "model", "class") if c in board]]

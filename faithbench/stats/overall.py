@@ -78,9 +78,13 @@ def dataset_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] 
         chance = [key for key in wide.index if tuple(map(str, key[:2])) in at_chance
                   or tuple(map(str, key)) in at_chance]
         left_out = [f"{_label(key)}: model at chance" for key in chance]
-        left_out += [f"{', '.join(never)}: no value on a sample shared with the others in any group"] if never else []
+        failing = {str(e) for e, m in failed if not m or str(m) == str(metric)}  # a review: not pointed to
+        for names, why in (([n for n in never if n not in failing], ""),
+                           ([n for n in never if n in failing], ", a cell failed (failures.csv)")):
+            shared = "no value on a sample shared with the others in any group"
+            left_out += [f"{', '.join(names)}: {shared}{why}"] if names else []
         present = set(map(str, frame["explainer"]))
-        lost = sorted({str(e) for e, m in failed if (not m or str(m) == str(metric)) and str(e) not in present})
+        lost = sorted(e for e in failing if e not in present)
         left_out += [f"{', '.join(lost)}: failed in every group, no row (failures.csv)"] if lost else []
         rest = wide.drop(index=chance)
         if rest.notna().to_numpy().any():  # an explainer with values only on groups at chance must not empty others'

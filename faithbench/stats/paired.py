@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from faithbench.stats.pvalues import p_values
+from faithbench.stats.pvalues import holm  # re-exported (it moved)
 
 __all__ = [
     "FriedmanResult",
@@ -53,33 +53,6 @@ def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"expected paired samples of equal length, got {a.shape[0]} and {b.shape[0]}")
     keep = ~(np.isnan(a) | np.isnan(b))
     return a[keep], b[keep]
-
-
-def holm(p) -> np.ndarray:
-    """Holm–Bonferroni step-down adjusted p-values (Holm 1979).
-
-    With the m non-NaN p-values sorted ascending, p_(1) <= ... <= p_(m),
-
-        p_holm_(i) = min(1, max_{j <= i} (m - j + 1) * p_(j)),
-
-    returned in the original order. The running maximum makes the adjusted values
-    monotone in the raw ones. NaNs stay NaN and do not count in m; a value outside [0, 1] is a ValueError.
-
-    Example: p = [0.01, 0.04, 0.03, 0.005] -> [0.03, 0.06, 0.06, 0.02].
-    """
-    p = p_values(p, "holm")
-    out = np.full(p.shape, np.nan)
-    flat = p.ravel()
-    valid = np.flatnonzero(~np.isnan(flat))
-    m = valid.size
-    if m == 0:
-        return out
-    # A stable sort keeps equal p-values in input order, so the result is deterministic.
-    order = valid[np.argsort(flat[valid], kind="stable")]
-    scaled = (m - np.arange(m)) * flat[order]
-    adjusted = np.minimum(np.maximum.accumulate(scaled), 1.0)
-    out.ravel()[order] = adjusted  # out is contiguous: ravel is a view
-    return out
 
 
 def rank_biserial(a, b) -> float:

@@ -35,6 +35,7 @@ from faithbench.stats.paired import (
     pairwise_wilcoxon,
     versus_control,
 )
+from faithbench.stats.pvalues import holm
 
 __all__ = [
     "agreement_table",
@@ -166,6 +167,31 @@ def _key_frame(key: dict, table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _failed(failures: pd.DataFrame | None, key: dict) -> set[str]:
+    """The explainers with a row of ``failures.csv`` for the cell ``key``'s dataset and model and its metric
+    (metric empty: the explanation failed, every metric). They were planned: their comparisons count in the
+    Holm family without a pair (a held-out review: dropped, they gave another explainer a ``*``); an explainer
+    that does not apply to the model (``skipped.csv``) was not, and does not."""
+    if failures is None or failures.empty or not {"dataset", "model", "explainer"} <= set(failures.columns):
+        return set()
+    metric = failures["metric"] if "metric" in failures.columns else pd.Series(np.nan, index=failures.index)
+    where = ((failures["dataset"].astype(str) == str(key["dataset"]))
+             & (failures["model"].astype(str) == str(key["model"])))
+    hit = where & (metric.isna() | metric.astype(str).isin(["", str(key["metric"])]))
+    return set(failures.loc[hit, "explainer"].dropna().astype(str))
+
+
+def _planned_holm(table: pd.DataFrame, names: list[str], failed: set[str], sides: list[str]) -> pd.Series:
+    """``table``'s ``p`` Holm-adjusted over the planned comparisons: those with a p, and those without one
+    (n = 0) that involve a ``failed`` explainer, with a column (``sides``: its explainer columns) or none
+    (``names``: the explainers with rows; a failed one without is compared with each of them)."""
+    untested = table["p"].isna() & table[sides].astype(str).isin(failed).any(axis=1)
+    absent = len(failed - set(names))
+    extra = (absent * len(names) + absent * (absent - 1) // 2) if len(sides) == 2 else absent
+    return pd.Series(holm(table["p"].to_numpy(dtype=float), m=int(table["p"].notna().sum() + untested.sum())
+                          + extra), index=table.index)
+
+
 def _concat(tables: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     tables = [t for t in tables if len(t)]
     if not tables:
@@ -176,7 +202,8 @@ def _concat(tables: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
 
 
 def leaderboard(
-    results: pd.DataFrame, control: str = "random", n_resamples: int = 1000, seed: int = 0
+    results: pd.DataFrame, control: str = "random", n_resamples: int = 1000, seed: int = 0,
+    failures: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (dataset, model, metric, explainer) with summary and test against control.
 
@@ -194,7 +221,9 @@ def leaderboard(
     where p_vs_random is NaN (no test: "not tested" is not "not better"); ``p_worse_than_random`` and
     ``worse_than_random`` the same test on the other side (the explainer *worse* than the control; its
     own Holm family), which the one-sided ``p_vs_random`` cannot show (a review: integrated gradients
-    below random on insertion, pairwise p_holm 1.8e-11, carried no mark). Sorted by cell, then rank.
+    below random on insertion, pairwise p_holm 1.8e-11, carried no mark). ``failures`` (``failures.csv``): an
+    explainer whose cell failed stays in the Holm family m though it has no pair (:func:`_failed`). Sorted by
+    cell, then rank.
     """
     tables = []
     for key, frame in _cells(results):
@@ -223,7 +252,8 @@ def leaderboard(
             table[column] = np.nan
             if control in names and len(names) > 1:
                 versus = versus_control(_wide(frame), control, higher_is_better == better)
-                table[column] = versus.set_index("explainer")["p_holm"]
+                failed = _failed(failures, key) - {control}
+                table[column] = _planned_holm(versus, names, failed, ["explainer"]).set_axis(versus["explainer"])
             table[flag] = (table[column] < ALPHA).astype("boolean").mask(table[column].isna())
         table = table.reset_index()
         table = table.sort_values(["rank", "explainer"], na_position="last", kind="stable")
@@ -231,18 +261,23 @@ def leaderboard(
     return _concat(tables, LEADERBOARD_COLUMNS).reset_index(drop=True)
 
 
-def pairwise_table(results: pd.DataFrame) -> pd.DataFrame:
+def pairwise_table(results: pd.DataFrame, failures: pd.DataFrame | None = None) -> pd.DataFrame:
     """Two-sided pairwise Wilcoxon signed-rank tests per (dataset, model, metric).
 
     See :func:`faithbench.stats.paired.pairwise_wilcoxon`: every unordered pair of
     explainers (sorted by name, a < b), samples paired by sample_id with NaN pairs
     dropped, Holm-adjusted across the pairs of the cell, rank-biserial effect size of a vs
     b (positive when a > b). Columns: dataset, model, metric, explainer_a, explainer_b,
-    statistic, p, p_holm, effect_size, n.
+    statistic, p, p_holm, effect_size, n. ``failures``: as :func:`leaderboard`'s, the pairs of a failed
+    explainer count in the Holm family m.
     """
-    tables = [
-        _key_frame(key, pairwise_wilcoxon(_wide(frame))) for key, frame in _cells(results)
-    ]
+    tables = []
+    for key, frame in _cells(results):
+        table = pairwise_wilcoxon(_wide(frame))
+        names = sorted(map(str, frame["explainer"].unique()))
+        sides = ["explainer_a", "explainer_b"]
+        table["p_holm"] = _planned_holm(table, names, _failed(failures, key), sides) if len(table) else table["p"]
+        tables.append(_key_frame(key, table))
     return _concat(tables, PAIRWISE_TABLE_COLUMNS)
 
 
