@@ -47,11 +47,12 @@ CONTROL_COLUMNS = ["explainer", "statistic", "p", "p_holm", "effect_size", "n"]
 
 
 def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
-    """Return a, b as float arrays with every pair holding a NaN on either side removed."""
+    """Return a, b as float arrays with every pair holding a NaN or ±inf on either side removed (a review:
+    inf - inf is NaN, and a raw numpy error followed)."""
     a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
     if a.shape != b.shape:
         raise ValueError(f"expected paired samples of equal length, got {a.shape[0]} and {b.shape[0]}")
-    keep = ~(np.isnan(a) | np.isnan(b))
+    keep = np.isfinite(a) & np.isfinite(b)
     return a[keep], b[keep]
 
 
@@ -100,7 +101,7 @@ def signed_rank_null(doubled_ranks: np.ndarray) -> np.ndarray:
 def wilcoxon_pair(a, b, alternative: str = "two-sided") -> tuple[float, float]:
     """Wilcoxon signed-rank test of a against b (Wilcoxon 1945).
 
-    Pairs with a NaN on either side are dropped, then the zero differences (Wilcoxon's
+    Pairs with a NaN or ±inf on either side are dropped, then the zero differences (Wilcoxon's
     ``zero_method='wilcox'``); the n differences left are ranked by |d| (ties: average ranks).
     With n <= ``EXACT_MAX`` (50) the p-value is exact: the distribution of R+ over the 2^n sign
     flips of those ranks (:func:`signed_rank_null`), with ties and all; it equals scipy's exact
@@ -249,13 +250,16 @@ def snap_ties(values: pd.Series, scale: pd.Series | None = None) -> pd.Series:
     run's smallest value (sorted ascending) replaced by it, so ranking ties means equal up to float
     rounding (reviews: equal means 0.52083333333333[34], and signed means 0 up to rounding, 1.1e-17 and
     2.2e-17, ranked 1 and 2). ``scale``: each value's magnitude (common_means: its column's mean |x|, so
-    one explainer's outlier widens no other's tolerance). NaN stays NaN; same index and order."""
+    one explainer's outlier widens no other's tolerance). ±inf ties only with itself. NaN stays NaN; same
+    index and order."""
     x = values.to_numpy(dtype=float, copy=True)
     floor = np.zeros_like(x) if scale is None else np.nan_to_num(scale.reindex(values.index).to_numpy(float),
                                                                  nan=0.0, posinf=0.0)
     order = [i for i in np.argsort(x, kind="stable") if not np.isnan(x[i])]
     for prev, cur in zip(order[:-1], order[1:]):
-        if abs(x[cur] - x[prev]) <= TIE_RTOL * max(abs(x[cur]), abs(x[prev]), floor[cur], floor[prev]):
+        finite = np.isfinite(x[cur]) and np.isfinite(x[prev])  # a review: an inf tolerance tied inf with 0.4
+        if x[cur] == x[prev] or finite and abs(x[cur] - x[prev]) <= TIE_RTOL * max(
+                abs(x[cur]), abs(x[prev]), floor[cur], floor[prev]):
             x[cur] = x[prev]  # x[prev] already holds its run's first value
     return pd.Series(x, index=values.index, name=values.name)
 

@@ -73,8 +73,11 @@ def mann_whitney(x, y) -> tuple[float, float]:
     scipy's normal approximation with the tie and continuity corrections. scipy's default method
     takes the normal approximation whenever there are ties, and region shares tie easily (a region
     without positive saliency has share 0): [1, 1, 1] vs [2, 2, 2] got p 0.047, below the smallest
-    p that 3 vs 3 can give, 0.1 (a held-out review)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    p that 3 vs 3 can give, 0.1 (a held-out review). NaN and ±inf values are dropped (a review: a raw numpy
+    error); with none left on a side, (NaN, NaN)."""
+    x, y = _finite(x), _finite(y)
+    if x.size == 0 or y.size == 0:
+        return float("nan"), float("nan")
     ranks = stats.rankdata(np.concatenate([x, y]))
     r_x = float(ranks[:x.size].sum())
     statistic = r_x - x.size * (x.size + 1) / 2.0
