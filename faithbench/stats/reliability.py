@@ -120,12 +120,23 @@ def _by_sample(frame: pd.DataFrame, units: pd.DataFrame | None = None) -> pd.Dat
     return frame.pivot(index="sample_id", columns="explainer", values="value").astype(float)
 
 
+def _block_units(frame: pd.DataFrame, blocks: list[str], key: tuple) -> pd.DataFrame | None:
+    """The (seed, sample_id) pairs with a row of any metric in the block ``key`` (its first values): a seed
+    explained the sample when any metric has a row for it there, the leaderboard's rule (a review: a sample
+    undefined under one seed for every explainer of a metric was averaged over its other seed)."""
+    if "seed" not in frame.columns:
+        return None
+    rows = frame[(frame[blocks] == pd.Series(key[:len(blocks)], index=blocks)).all(axis=1)] if blocks else frame
+    return rows[["seed", "sample_id"]].drop_duplicates()
+
+
 def _agreement(frame: pd.DataFrame, blocks: list[str]) -> pd.Series:
     """Mean Kendall τ of each metric's explainer ranking with every other metric's, per block."""
     original = frame[frame["condition"] == "original"]
     tables = []
     for key, cell in original.groupby(blocks + ["metric"], observed=True, sort=True):
-        means = common_means(_by_sample(cell))
+        key = key if isinstance(key, tuple) else (key,)
+        means = common_means(_by_sample(cell, _block_units(frame, blocks, key)))
         rank = means.rank(method="min", ascending=not bool(cell["higher_is_better"].iloc[0]))
         tables.append(pd.DataFrame({**dict(zip(blocks + ["metric"], key)), "explainer": rank.index, "rank": rank}))
     if not tables:
@@ -168,7 +179,7 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, group in frame.groupby(blocks + ["metric"], observed=True, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        units = group[["seed", "sample_id"]].drop_duplicates() if "seed" in group.columns else None
+        units = _block_units(frame, blocks, key)
         wide = {c: _by_sample(g, units) for c, g in group.groupby("condition", observed=True)}
         original = wide.get("original")
         row = dict(zip(blocks + ["metric"], key))

@@ -305,3 +305,17 @@ def test_the_footnote_tells_an_undefined_perturbed_condition_from_ties():
     assert tied.iloc[0]["n_ranked_original"] == 0
     assert "z: no verdict: on its 4 re-scored samples it gave every explainer the same value" in reliability_footnote(
         tied, pd.DataFrame({"metric": ["z"]}))
+
+
+def test_a_sample_undefined_under_one_seed_for_every_explainer_stays_undefined_as_on_the_leaderboard():
+    """A held-out review (stats6 F4): metric m had no row for s0 under seed 1 (every explainer, every condition)
+    while m2 had; the leaderboard gave m n = 5, metric_reliability averaged s0 over seed 0 and ranked 6."""
+    rng = np.random.default_rng(0)
+    rows = [{"dataset": "d", "model": "net", "seed": seed, "sample_id": f"s{s}", "explainer": e, "metric": metric,
+             "condition": condition, "higher_is_better": True,
+             "value": base + rng.normal(0, 0.05) if condition != "disruptive" else rng.uniform()}
+            for seed in (0, 1) for s in range(6) for e, base in (("a", 0.6), ("b", 0.4), ("c", 0.2))
+            for metric in ("m", "m2") if not (metric == "m" and seed == 1 and s == 0)
+            for condition in ("original", "minor", "disruptive")]
+    rel = metric_reliability(pd.DataFrame(rows)).set_index("metric")
+    assert rel.at["m", "n_ranked"] == 5 and rel.at["m", "n_ranked_original"] == 5 and rel.at["m2", "n_ranked"] == 6
