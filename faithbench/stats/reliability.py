@@ -259,6 +259,13 @@ def _undefined(row: pd.Series, name: str, prefix: str, condition: str) -> str:
             "across the explainers, explainers undefined under that condition, or that condition not computed)")
 
 
+def _halves(row: pd.Series, prefix: str) -> str:
+    """`` (ranking 0.89, scores 0.06)``: the two halves of nr or ar, where the row has them (a review: a ranking
+    unchanged under the perturbation failed on its scores alone, and the footnote said "ranking or scores")."""
+    halves = [pd.to_numeric(row.get(f"{prefix}_{half}"), errors="coerce") for half in ("ranking", "scores")]
+    return "" if any(pd.isna(h) for h in halves) else f" (ranking {halves[0]:.2f}, scores {halves[1]:.2f})"
+
+
 def _reasons(row: pd.Series) -> list[str]:
     """Why one (dataset, model, metric) row failed, each condition with its own value; a NaN
     condition is "undefined", with why."""
@@ -295,7 +302,7 @@ def _reasons(row: pd.Series) -> list[str]:
         if np.isnan(value):
             reasons.append(_undefined(row, name, prefix, condition))
         elif value < low:
-            reasons.append(f"{name} {value:.2f} < {low:.2f}: {meaning}")
+            reasons.append(f"{name} {value:.2f} < {low:.2f}: {meaning}{_halves(row, prefix)}")
         elif too_few:  # a review: a metric that met both thresholds on too few samples showed neither value
             reasons.append(f"{name} {value:.2f} (≥ {low:.2f}, on too few samples to count)")
     return reasons or [f"noise resilience {nr:.2f}, adversary reactivity {ar:.2f}"]

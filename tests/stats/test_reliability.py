@@ -319,3 +319,13 @@ def test_a_sample_undefined_under_one_seed_for_every_explainer_stays_undefined_a
             for condition in ("original", "minor", "disruptive")]
     rel = metric_reliability(pd.DataFrame(rows)).set_index("metric")
     assert rel.at["m", "n_ranked"] == 5 and rel.at["m", "n_ranked_original"] == 5 and rel.at["m2", "n_ranked"] == 6
+
+
+def test_footnote_gives_the_two_halves_of_a_failing_value():
+    """A held-out review (stats6 F6): phantom_cxr deletion_auc failed nr with its ranking stable (nr_ranking
+    0.89) and its scores shifted together (nr_scores 0.06); "its ranking or scores move" did not say which."""
+    table, board = _board_and_table([0.47, 0.9], [0.9, 0.9])
+    table = table.assign(nr_ranking=[0.89, 0.9], nr_scores=[0.06, 0.9])
+    note = reliability_footnote(table, board).split("read with caution: ")[1]
+    assert note == ("m (on d / a): noise resilience 0.47 < 0.60: its ranking or scores move under a minor "
+                    "perturbation (ranking 0.89, scores 0.06).")
