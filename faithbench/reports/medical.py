@@ -152,7 +152,9 @@ def repeatability_html(table: pd.DataFrame) -> str:
     table = _without_controls(table)
     shown = table.fillna({"model": ""}) if table is not None and "model" in table else table
     return ('<p class="note">Similarity of the saliency maps of one sample under two checkpoints (Arun et al. '
-            "2021): repeatability = two seeds of the same model, reproducibility = two models (same seed). "
+            "2021): repeatability = two seeds of the same model (retrained per seed: a model loaded from a "
+            "weights file, or pretrained without a recipe, is one checkpoint under every seed and has no such "
+            "row), reproducibility = two models (same seed). "
             "ssim: structural similarity of the min-max normalised |maps|; spearman: rank correlation of "
             "|maps|. baseline_mean: the same similarity between maps of different samples explained for the "
             "same class (random pairs); "

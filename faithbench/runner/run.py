@@ -328,9 +328,9 @@ def _tables(outputs: list[GroupOutput], unavailable: dict[str, str]) -> dict[str
 
 
 def _write_samples(out_dir: Path, samples: pd.DataFrame, outputs: list[GroupOutput]) -> None:
-    """``samples.csv`` (each explained sample's confidence, correctness and lesion area: the
-    strata of the report) and ``repeatability.csv`` (saliency similarity across seeds and models,
-    on the first maps of each cell; Arun et al. 2021)."""
+    """``samples.csv`` (each explained sample's confidence, correctness and lesion area: the strata of the
+    report) and ``repeatability.csv`` (saliency similarity across seeds and models, on the first maps of each
+    cell; Arun et al. 2021; no seed pairs of a model without a recipe: every seed loads it unchanged)."""
     from faithbench.reports.medical import write_repeatability
     from faithbench.stats.repeatability import repeatability_table
 
@@ -338,8 +338,8 @@ def _write_samples(out_dir: Path, samples: pd.DataFrame, outputs: list[GroupOutp
         atomic_write_bytes(out_dir / "samples.csv", samples.to_csv(index=False).encode())
     maps = {(o.group.dataset.label, o.group.model.label, explainer, o.group.seed): kept
             for o in outputs for explainer, kept in o.maps.items()}
-    table = repeatability_table(maps) if maps else pd.DataFrame()
-    if not table.empty:
+    fixed = {o.group.model.label for o in outputs if o.group.model.recipe is None}
+    if maps and not (table := repeatability_table(maps, fixed_models=fixed)).empty:
         write_repeatability(out_dir, table)
 
 

@@ -30,7 +30,10 @@ the baseline (:func:`faithbench.stats.paired.wilcoxon_pair`, alternative 'greate
 ``ci_low``, ``ci_high`` the mean over samples and its 95% percentile bootstrap CI
 (:func:`faithbench.stats.bootstrap.bootstrap_ci`, 1000 resamples, seed 0).
 
-Pairs: repeatability, for each model every pair of its seeds (a, b = the seeds); reproducibility,
+Pairs: repeatability, for each model every pair of its seeds (a, b = the seeds), except a model in
+``fixed_models`` (one that no seed retrains: a ``weights`` file, or pretrained without a recipe), whose
+seeds all hold one checkpoint and would agree trivially (a review: 12 rows of 1.000, every p < 0.05);
+reproducibility,
 for each pair of models (a, b = the models) the maps of the same seed, over every seed the two
 models share: a unit's similarities (and baselines) under those seeds are averaged, so each sample
 is one observation (the seeds explain the same images; pooling them as independent observations
@@ -49,6 +52,7 @@ the two models explained the same class). Maps given without targets are matched
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -191,12 +195,13 @@ def _row(values: np.ndarray, baseline: np.ndarray, n_resamples: int, seed: int) 
             "baseline_mean": float(np.nanmean(baseline)) if np.isfinite(baseline).any() else np.nan, "p": p}
 
 
-def _comparisons(entries: dict[tuple[str, int], Kept]) -> list[tuple[str, str, str, str, list]]:
+def _comparisons(entries: dict[tuple[str, int], Kept],
+                 fixed_models: Collection[str] = ()) -> list[tuple[str, str, str, str, list]]:
     """(kind, model, a, b, aligned pairs) of one (dataset, explainer): every pair of seeds of a model
-    (repeatability), every pair of models over their shared seeds (reproducibility)."""
+    not in ``fixed_models`` (repeatability), every pair of models over their shared seeds (reproducibility)."""
     models = sorted({m for m, _ in entries})
     out: list[tuple[str, str, str, str, list]] = []
-    for model in models:
+    for model in (m for m in models if m not in fixed_models):
         seeds = sorted(s for m, s in entries if m == model)
         for sa, sb in itertools.combinations(seeds, 2):
             pairs = [_aligned(entries[(model, sa)], entries[(model, sb)])]
@@ -223,7 +228,7 @@ def _check_maps(maps: Maps) -> None:
 
 
 def repeatability_table(maps: Maps, *, postprocess: str = "abs", metrics: tuple[str, ...] = SIMILARITY_METRICS,
-                        n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+                        n_resamples: int = 1000, seed: int = 0, fixed_models: Collection[str] = ()) -> pd.DataFrame:
     """Repeatability (seeds of one model) and reproducibility (pairs of models) of saliency maps.
 
     ``maps``: ``{(dataset, model, explainer, seed): (sample_ids, targets, saliency (N, *spatial) raw)}``
@@ -239,9 +244,13 @@ def repeatability_table(maps: Maps, *, postprocess: str = "abs", metrics: tuple[
     class), ``p`` the one-sided Wilcoxon p-value of similarity > baseline (NaN with fewer than 2
     samples). Sorted by dataset, explainer, kind, model, a, b, metric; empty (with these columns)
     when no pair exists. A pair whose every shared sample differs in target still gets its rows
-    (``n`` 0, NaN statistics), so the loss is seen.
+    (``n`` 0, NaN statistics), so the loss is seen. ``fixed_models``: model labels that no seed
+    retrains (every seed the same checkpoint): no repeatability rows for them (their reproducibility
+    rows stay).
     """
     _check_maps(maps)
+    if isinstance(fixed_models, str):
+        raise TypeError(f"expected fixed_models as a collection of model labels, got the string {fixed_models!r}")
     unknown = [m for m in metrics if m not in SIMILARITY_METRICS]
     if unknown:
         raise ValueError(f"expected metrics among {list(SIMILARITY_METRICS)}, got {unknown}")
@@ -252,7 +261,7 @@ def repeatability_table(maps: Maps, *, postprocess: str = "abs", metrics: tuple[
     for (dataset, explainer), entries in sorted(groups.items()):
         # multi-label maps hold a sample once per explained class; a single-label map once
         by_sample = all(len(set(ids)) == len(ids) for ids, _, _ in map(_units, entries.values()))
-        for kind, model, a, b, pairs in _comparisons(entries):
+        for kind, model, a, b, pairs in _comparisons(entries, {str(m) for m in fixed_models}):
             differs = sum(d for _, _, d, _ in pairs)
             for metric in metrics:
                 values, baseline = _pair_values([(x, y, u) for x, y, _, u in pairs], metric, postprocess, seed,

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from faithbench.config import PluginSpec
+from faithbench.models.checkpoint import ModelSpec
 from faithbench.registry import explainers
 from faithbench.runner.group import MAPS_KEPT, GroupOutput, _keep_map
 from faithbench.runner.run import _write_samples
@@ -53,7 +54,7 @@ def test_two_seeds_that_explain_a_sample_for_different_classes_leave_it_out(tmp_
     maps = torch.rand(4, 8, 8, generator=torch.Generator().manual_seed(0))
     outputs = []
     for seed, target in ((0, [0, 0, 0, 0]), (1, [0, 0, 1, 0])):
-        group = SimpleNamespace(dataset=PluginSpec(name="d"), model=PluginSpec(name="m"), seed=seed)
+        group = SimpleNamespace(dataset=PluginSpec(name="d"), model=ModelSpec(name="m", recipe="default"), seed=seed)
         out = GroupOutput(group=group)
         _keep_map(out, _run("saliency", maps), _batch(0, 4), torch.tensor(target))
         outputs.append(out)
@@ -61,3 +62,33 @@ def test_two_seeds_that_explain_a_sample_for_different_classes_leave_it_out(tmp_
     table = pd.read_csv(tmp_path / "repeatability.csv")
     assert table[["metric", "n", "n_target_differs"]].values.tolist() == [["spearman", 3, 1], ["ssim", 3, 1]]
     assert table["mean"].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_a_model_that_no_seed_retrains_gets_no_repeatability_row(tmp_path):
+    """A model loaded from a weights file is one checkpoint under both seeds (a review: its seed pairs were
+    listed as repeatability 1.000, p < 0.05): no row for it; the pair with a trained model stays."""
+    maps = torch.rand(4, 8, 8, generator=torch.Generator().manual_seed(0))
+    specs = [ModelSpec(name="m", alias="fixed", weights="w.safetensors"), ModelSpec(name="m", recipe="default")]
+    outputs = []
+    for seed in (0, 1):
+        for spec in specs:
+            out = GroupOutput(group=SimpleNamespace(dataset=PluginSpec(name="d"), model=spec, seed=seed))
+            _keep_map(out, _run("saliency", maps), _batch(0, 4), torch.zeros(4, dtype=torch.long))
+            outputs.append(out)
+    _write_samples(tmp_path, pd.DataFrame(), outputs)
+    table = pd.read_csv(tmp_path / "repeatability.csv", keep_default_na=False)
+    assert table[["kind", "model", "a", "b", "metric"]].values.tolist() == [
+        ["repeatability", "m", "0", "1", "spearman"], ["repeatability", "m", "0", "1", "ssim"],
+        ["reproducibility", "", "fixed", "m", "spearman"], ["reproducibility", "", "fixed", "m", "ssim"]]
+
+
+def test_one_fixed_model_with_two_seeds_writes_no_repeatability_file(tmp_path):
+    maps = torch.rand(4, 8, 8, generator=torch.Generator().manual_seed(0))
+    outputs = []
+    for seed in (0, 1):
+        spec = ModelSpec(name="m", weights="w.safetensors")
+        out = GroupOutput(group=SimpleNamespace(dataset=PluginSpec(name="d"), model=spec, seed=seed))
+        _keep_map(out, _run("saliency", maps), _batch(0, 4), torch.zeros(4, dtype=torch.long))
+        outputs.append(out)
+    _write_samples(tmp_path, pd.DataFrame(), outputs)
+    assert not (tmp_path / "repeatability.csv").exists()

@@ -101,6 +101,21 @@ def test_baseline_pairs_maps_of_the_same_class():
     assert row["p"] > 0.05
 
 
+def test_a_fixed_model_has_no_repeatability_rows_but_keeps_its_reproducibility_rows():
+    """A model that no seed retrains (a weights file) holds one checkpoint under every seed: its seed
+    pairs agree trivially (a review: 12 rows of 1.000, p < 0.05), so they get no row; the trained
+    model's seed pair and the pair of models stay."""
+    maps = _blobs(12, (16, 16), seed=0)
+    ids = [f"s{i}" for i in range(12)]
+    entries = {(("d", model, "e", seed)): (ids, maps.clone()) for model in ("fixed", "trained") for seed in (0, 1)}
+    table = repeatability_table(entries, metrics=("spearman",), fixed_models={"fixed"})
+    assert table[["kind", "model", "a", "b"]].values.tolist() == [["repeatability", "trained", "0", "1"],
+                                                                 ["reproducibility", "", "fixed", "trained"]]
+    assert table["mean"].tolist() == pytest.approx([1.0, 1.0])
+    with pytest.raises(TypeError, match="got the string 'fixed'"):
+        repeatability_table(entries, fixed_models="fixed")
+
+
 def test_identical_seeds_are_perfectly_repeatable():
     maps = _blobs(12, (16, 16), seed=0)
     ids = [f"s{i}" for i in range(12)]
