@@ -68,6 +68,8 @@ _RANKS_VERSION = "2"
 
 class TemporalPerturbation(TemporalMetric):
     insertion: ClassVar[bool] = False
+    # the curve's abscissa (the report's plots): k / T visits, padding slots included, not a share of features
+    curve_xlabel: ClassVar[str] = "fraction of visits perturbed (k / T, padding slots included)"
     version: ClassVar[str] = "3"  # _RANKS_VERSION's 2; 3: scores in float64 (score_logits)
 
     bounds: ClassVar[dict[str, Bound]] = {"max_batch": AT_LEAST_ONE}

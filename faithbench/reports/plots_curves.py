@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,9 +16,30 @@ import seaborn as sns
 from faithbench.reports.figure import (CHANCE_TITLE, LINE_STYLES, MARKERS, RC, at_chance, block_labels,
                                        explainer_colours, save, short_labels, stem, subplots, titled, with_blocks)
 
-__all__ = ["SANITY_PREFIX", "plot_perturbation_curves", "plot_sanity_curves", "seed_means"]
+__all__ = ["FEATURES_XLABEL", "SANITY_PREFIX", "curve_xlabels", "plot_perturbation_curves", "plot_sanity_curves",
+           "seed_means"]
 
 SANITY_PREFIX = "mprt"
+FEATURES_XLABEL = "fraction of features perturbed"  # a curve's x label unless its metric class sets curve_xlabel
+
+
+def curve_xlabels(manifest: Mapping[str, Any] | None) -> dict[str, str]:
+    """``{metric label (alias or name): x label}`` for the metrics of the manifest's suite whose class sets
+    ``curve_xlabel`` (:class:`~faithbench.metrics.temporal.TemporalPerturbation`: k / T visits; a held-out
+    review found "fraction of features perturbed" under the temporal curves). A metric whose plugin does not
+    load keeps :data:`FEATURES_XLABEL`."""
+    from faithbench.registry import RegistryError, metrics
+
+    out = {}
+    for entry in ((manifest or {}).get("suite") or {}).get("metrics") or []:
+        name, alias = (entry, None) if isinstance(entry, str) else (entry.get("name"), entry.get("alias"))
+        try:
+            label = getattr(metrics.get(str(name)), "curve_xlabel", None)
+        except RegistryError:
+            continue
+        if isinstance(label, str) and label:
+            out[str(alias or name)] = label
+    return out
 
 
 def _is_sanity(metric: pd.Series) -> pd.Series:
@@ -97,15 +119,17 @@ def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Calla
 
 
 def plot_perturbation_curves(curves: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[str, bool] | None = None,
-                             chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
+                             chance_blocks: set[tuple[str, ...]] | None = None,
+                             xlabels: Mapping[str, str] | None = None) -> list[Path]:
     """One figure per (dataset, model), and per explained class on multi-label runs: mean score
     vs fraction perturbed, per explainer, with a 95% bootstrap confidence band over samples (each
     sample's seeds averaged first, :func:`seed_means`); one panel per perturbation metric, titled
     with ↑/↓ from ``higher_is_better`` (metric -> bool; none: no arrow). Sanity-check curves (metrics
     named ``mprt*``) are left to :func:`plot_sanity_curves`. ``chance_blocks``: the blocks of a model at
-    chance, marked † (:func:`_line_panels`)."""
-    curves = curves[~_is_sanity(curves["metric"])]
-    return _line_panels(curves, out_dir, "curves", lambda metric: "fraction of features perturbed", "target score",
+    chance, marked † (:func:`_line_panels`). ``xlabels``: a metric's x label (:func:`curve_xlabels`: the
+    temporal curves' k / T visits), :data:`FEATURES_XLABEL` for the others."""
+    curves, xlabels = curves[~_is_sanity(curves["metric"])], dict(xlabels or {})
+    return _line_panels(curves, out_dir, "curves", lambda metric: xlabels.get(metric, FEATURES_XLABEL), "target score",
                         higher_is_better, chance_blocks=chance_blocks)
 
 

@@ -36,13 +36,8 @@ from faithbench.stats import (agreement_table, friedman_table, leaderboard, neme
                               overall_ranks, pairwise_table)
 from faithbench.stats.chance import (AT_CHANCE, mark_models_at_chance, model_warnings, models_at_chance,
                                      single_class_models, undefined_counts)
-from faithbench.stats.tables import (
-    AGREEMENT_COLUMNS,
-    FRIEDMAN_COLUMNS,
-    LEADERBOARD_COLUMNS,
-    NEMENYI_COLUMNS,
-    PAIRWISE_TABLE_COLUMNS,
-)
+from faithbench.stats.tables import (AGREEMENT_COLUMNS, FRIEDMAN_COLUMNS, LEADERBOARD_COLUMNS, NEMENYI_COLUMNS,
+                                     PAIRWISE_TABLE_COLUMNS)
 from faithbench.stats.overall import OVERALL_COLUMNS, OVERALL_NEMENYI_COLUMNS, failed_pairs
 
 __all__ = ["ALWAYS_WRITTEN", "FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "RUN_OUTPUTS", "RunFolderError", "WRITING",
@@ -290,6 +285,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     from faithbench.reports.figure import blocks_at_chance
     from faithbench.reports.latex import leaderboard_latex
     from faithbench.reports.notes import control_labels
+    from faithbench.reports.plots_curves import curve_xlabels
     from faithbench.reports.tables import leaderboard_markdown
 
     out_dir = Path(out_dir)
@@ -346,7 +342,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     directions = metric_directions(results)  # the ↑/↓ of the curves' and strata's panels
     blocks = blocks_at_chance(board)  # the tables' †, on the figures too
     steps: list[tuple[str, Callable[[], list[Path]]]] = [  # (what, plot it): the bar's steps
-        ("perturbation curves", lambda: plots.plot_perturbation_curves(curves, plot_dir, directions, blocks)),
+        ("perturbation curves", lambda: plots.plot_perturbation_curves(curves, plot_dir, directions, blocks,
+                                                                       curve_xlabels(manifest))),
         ("sanity curves", lambda: plots.plot_sanity_curves(curves, plot_dir, directions, blocks))
     ] if not curves.empty else []
     if not results.empty:

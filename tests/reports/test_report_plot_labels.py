@@ -211,3 +211,24 @@ def test_curves_use_colour_blind_colours_and_a_line_style_and_marker_each(tmp_pa
     assert [line.get_linestyle() for line in lines] == ["-", "--", "-."]
     assert [line.get_marker() for line in lines] == ["o", "s", "^"]
     assert [line.get_markevery() for line in lines] == [(0, 5), (1, 5), (2, 5)]  # 41 steps: 8 or 9 markers each
+
+
+def test_temporal_curves_are_labelled_in_visits_not_features(tmp_path, monkeypatch):
+    """A held-out review: temporal_deletion/insertion, whose x is k / T visits (padding slots included), were
+    labelled "fraction of features perturbed"; the labels follow the manifest's metrics, aliases included."""
+    from faithbench.reports import plots_curves
+
+    manifest = {"suite": {"metrics": [{"name": "deletion_auc", "alias": None},
+                                      {"name": "temporal_deletion", "alias": "temporal_deletion_remove"},
+                                      "temporal_insertion", {"name": "no_such_plugin_metric", "alias": None}]}}
+    visits = "fraction of visits perturbed (k / T, padding slots included)"
+    xlabels = plots_curves.curve_xlabels(manifest)
+    assert xlabels == {"temporal_deletion_remove": visits, "temporal_insertion": visits}
+    curves = pd.concat([_curves({0: 0.5}).assign(metric=m)
+                        for m in ("deletion_auc", "temporal_deletion_remove", "temporal_insertion")])
+    figures = _capture(monkeypatch, plots_curves)
+    plots_curves.plot_perturbation_curves(curves, tmp_path, xlabels=xlabels)
+    (fig,) = figures
+    assert {ax.get_title(): ax.get_xlabel() for ax in fig.axes} == {
+        "deletion_auc": "fraction of features perturbed", "temporal_deletion_remove": visits,
+        "temporal_insertion": visits}
