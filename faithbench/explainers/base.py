@@ -132,7 +132,9 @@ class Explainer(Configurable):
         """Why this explainer cannot run on (model, x), or None if it can."""
         dims = x.ndim - 2
         if dims not in self.dims:
-            return f"{self.name} supports {' and '.join(f'{d}D' for d in sorted(self.dims))} inputs, got {dims}D"
+            # a review: "got 3D" for sequences of visits (a temporal model's (T, H, W)), which are not volumes
+            got = "sequences of visits (T, H, W)" if dims == 3 and getattr(model, "temporal", False) else f"{dims}D"
+            return f"{self.name} supports {' and '.join(f'{d}D' for d in sorted(self.dims))} inputs, got {got}"
         family = getattr(model, "arch_family", None)  # set by faithbench's builders; a model without it: not checked
         if family is not None and family not in self.architectures:
             return f"{self.name} supports {sorted(self.architectures)} models, got {family}"

@@ -134,3 +134,20 @@ def test_a_gates_sigmoid_is_accepted_and_a_functional_relu_before_it_refused(vie
     reason = explainers.get("guided_backprop")().unsupported_reason(_GatedNet(True, view).eval(), x)
     assert reason == ("guided_backprop guides nn.ReLU modules only; the forward also applies Relu functionally, "
                       "whose gradients would pass unguided")
+
+
+def test_a_2d_explainer_names_sequences_of_visits_not_3d_for_a_temporal_model():
+    """A held-out review: ablationcam on temporal_mlp said "supports 2D inputs, got 3D"; a sequence of visits is
+    not a volume. A 3D network without ``temporal`` still gets "3D"."""
+    class Temporal(nn.Module):
+        temporal = True
+
+        def forward(self, x):
+            return x.flatten(1)[:, :2]
+
+    x = torch.zeros(1, 1, 3, 8, 8)
+    explainer = explainers.get("ablationcam")()
+    assert explainer.unsupported_reason(Temporal(), x) == "ablationcam supports 2D inputs, got sequences of visits " \
+                                                          "(T, H, W)"
+    volume = nn.Sequential(nn.Conv3d(1, 2, 3), nn.AdaptiveAvgPool3d(1), nn.Flatten())
+    assert explainer.unsupported_reason(volume, x) == "ablationcam supports 2D inputs, got 3D"
