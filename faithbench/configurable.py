@@ -1,18 +1,16 @@
 """Explicit, validated hyperparameters for plugins (explainers and metrics).
 
-A plugin lists every hyperparameter and its default in ``defaults``; ``__init__`` only stores
-them (as torchmetrics does). An unknown name, a value of the wrong type, a number outside its
-``bounds`` or a string outside its ``choices`` raises at once with what was expected, so a typo
-in a suite never silently falls back to a default (and ``faithbench validate`` catches it).
+A plugin lists every hyperparameter and its default in ``defaults``; ``__init__`` only stores them (as torchmetrics
+does). An unknown name, a value of the wrong type, a number outside its ``bounds`` or a string outside its ``choices``
+raises at once with what was expected, so a typo in a suite never silently falls back to a default (and ``faithbench
+validate`` catches it).
 
-Cache identity (:meth:`Configurable.spec`, hashed into every saliency and score key): the
-registry name, the parameters, the class attribute ``version`` (bump it when the plugin's
-output changes) and the version of the distribution that ships the plugin's module
-(``my-plugins==1.2.0``; ``faithbench==0.1.0`` for the built-ins). A plugin module that no
-installed distribution ships (a local file) contributes the SHA-256 of its source instead, so
-editing it recomputes its results, and the digest of its code with the current values of the module
-globals it reads (:func:`~faithbench.code_identity.code_digest`), so changing one while the process
-runs does too.
+Cache identity (:meth:`Configurable.spec`, hashed into every saliency and score key): the registry name, the
+parameters, the class attribute ``version`` (bump it when the plugin's output changes) and the version of the
+distribution that ships the plugin's module (``my-plugins==1.2.0``; ``faithbench==0.1.0`` for the built-ins). A plugin
+module that no installed distribution ships (a local file) contributes the SHA-256 of its source instead, so editing
+it recomputes its results, and the digest of its code with the current values of the module globals it reads
+(:func:`~faithbench.code_identity.code_digest`), so changing one while the process runs does too.
 """
 
 from __future__ import annotations
@@ -44,17 +42,15 @@ class ParameterError(ValueError):
 
 
 def _number(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {str(value).lower()}")
-    if isinstance(value, str):
-        raise ValueError(f"expected a number, got str {value!r}")
+    if isinstance(value, (bool, str)):
+        raise ValueError(f"expected a number, got {f'str {value!r}' if isinstance(value, str) else str(value).lower()}")
     return value
 
 
-# the numeric fields of a suite's pydantic models (suite, recipe, regions, preprocess), as strict
-# as a plugin's parameters: YAML's true/false is a boolean, which pydantic's lax mode would take as
-# 1/0 (reliability: true ran 1 sample), and a quoted '8' a string it would parse; and finite (a
-# review: preprocess std .inf passed every gt=0 bound and showed the network a blank image)
+# the numeric fields of a suite's pydantic models (suite, recipe, regions, preprocess), as strict as a plugin's
+# parameters: YAML's true/false is a boolean, which pydantic's lax mode would take as 1/0 (reliability: true ran 1
+# sample), and a quoted '8' a string it would parse; and finite (a review: preprocess std .inf passed every gt=0
+# bound and showed the network a blank image)
 def _boolean(value: Any) -> Any:
     if not isinstance(value, bool):  # a review: optional: 0 and linear_probe: "yes" were taken
         shown = f"str {value!r}" if isinstance(value, str) else repr(value)
@@ -114,6 +110,7 @@ POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Bound(0, low_open=True), Bound(0), Bound(
 FRACTION = Bound(0, 1, low_open=True)  # (0, 1]
 OPEN_UNIT = Bound(0, 1, low_open=True, high_open=True)  # (0, 1): a probability that leaves both classes
 DROPOUT = Bound(0, 1, high_open=True)  # [0, 1): p = 1 zeroes every activation
+FLOAT32_MAX = 3.4028234663852886e38  # torch.finfo(torch.float32).max: a larger value is inf in float32
 
 
 def check_bound(owner: str, param: str, value: Any, bound: Bound, why: str = "") -> None:
@@ -139,18 +136,15 @@ def _numbers(values: Any) -> bool:
 
 
 def _expected(default: Any) -> str:
-    if isinstance(default, (list, tuple)) and default and _numbers(default):
-        return "a list of numbers"
-    return type(default).__name__
+    numbers = isinstance(default, (list, tuple)) and default and _numbers(default)
+    return "a list of numbers" if numbers else type(default).__name__
 
 
 def _type_ok(default: Any, value: Any) -> bool:
     """``value`` has the type of ``default``; null only where the default is null (a review: a
     parameter left empty in YAML, ``relu:``, was read as False and ``steps:`` failed every cell)."""
-    if default is None:
-        return True
-    if value is None:
-        return False
+    if default is None or value is None:
+        return default is None
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
@@ -164,10 +158,16 @@ def _type_ok(default: Any, value: Any) -> bool:
     return isinstance(value, type(default))
 
 
-def _finite(value: Any) -> bool:
-    """No NaN or ±inf in a float or in a list of numbers."""
-    items = value if isinstance(value, (list, tuple)) else [value]
-    return not any(isinstance(v, float) and not math.isfinite(v) for v in items)
+def _unrepresentable(value: Any) -> str | None:
+    """Why a number (or a list's) cannot reach torch (a review: 2**64 failed every cell, 1e300 made NaN maps)."""
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(v, float) and not math.isfinite(v):
+            return "expects finite numbers"
+        if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
+            return "expects integers within int64 (-2**63 <= x < 2**63)"
+        if isinstance(v, float) and abs(v) > FLOAT32_MAX:
+            return f"expects numbers within float32's range (|x| <= {FLOAT32_MAX:.7g})"
+    return None
 
 
 class Configurable:
@@ -191,8 +191,8 @@ class Configurable:
                     f"{name}: parameter {key!r} expects {_expected(default)} "
                     f"(default {default!r}), got " + ("null" if value is None else f"{type(value).__name__} {value!r}")
                 )
-            if not _finite(value):  # .nan / .inf in YAML: every comparison with NaN is false, the run's numbers wrong
-                raise ParameterError(f"{name}: parameter {key!r} expects finite numbers, got {value!r}")
+            if problem := _unrepresentable(value):  # .nan / .inf in YAML: every comparison with NaN is false
+                raise ParameterError(f"{name}: parameter {key!r} {problem}, got {value!r}")
         self.params: dict[str, Any] = {**self.defaults, **params}
         for key, value in self.params.items():
             setattr(self, key, value)
