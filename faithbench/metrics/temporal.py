@@ -151,6 +151,14 @@ class VisitPointingGame(TemporalMetric):
     bounds: ClassVar[dict[str, Bound]] = {"tolerance": NON_NEGATIVE}
     version: ClassVar[str] = "2"
 
+    def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
+        """``pointing_game``'s bound on a visit's ``(H, W)`` (spatial shape ``(T, H, W)``): a ``tolerance`` above the
+        largest distance between two of its pixels grows every mask over the visit, so every map hits (a fuzzing
+        review: ``tolerance: 1e12``, every explainer scored 1)."""
+        from faithbench.metrics.localization import PointingGame
+
+        return PointingGame.check_dataset(self, tuple(spatial_shape)[1:]) if len(spatial_shape) > 1 else None
+
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         self.check(ctx)
         value, chance = visit_pointing_game(saliency.to(ctx.x.device), self.region(ctx), tolerance=self.tolerance,
