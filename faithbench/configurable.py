@@ -101,9 +101,9 @@ class Bound:
 
 
 def _bound_text(value: float | None) -> str:
-    """A bound as written: a whole number in full (1000000, not 1e+06), any other as ``:g``."""
+    """A bound as written: a whole number in full (1000000, not 1e+06), any other as ``:.8g`` (1 - 2**-24 is not 1)."""
     whole = value is not None and float(value).is_integer() and abs(value) < 1e15
-    return str(int(value)) if whole else (f"{value:g}" if value is not None else "")  # type: ignore[arg-type]
+    return str(int(value)) if whole else (f"{value:.8g}" if value is not None else "")  # type: ignore[arg-type]
 
 
 POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Bound(0, low_open=True), Bound(0), Bound(1)

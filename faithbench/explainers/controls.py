@@ -98,6 +98,18 @@ class CenterPriorExplainer(Explainer):
     defaults: ClassVar[dict[str, Any]] = {"sigma": 0.25}
     bounds: ClassVar[dict[str, Bound]] = {"sigma": POSITIVE}
 
+    def check_input(self, shape: tuple[int, ...]) -> str | None:
+        """A ``sigma`` whose prior is constant on the input in float32 (a fuzzing review: 1e-12 gave all 0, 1e12 all 1,
+        so relevance_mass read the mask's area): exp underflows to 0 at every pixel (only on even sides: an odd one
+        has a centre pixel at 1), or rounds to 1 at every pixel. Computed on the input's shape, as explained."""
+        prior = center_gaussian(tuple(shape[1:]), float(self.sigma))
+        if prior.numel() and bool(prior.max() == prior.min()):
+            zero = float(prior.max()) == 0
+            return (f"{self.name}: parameter 'sigma' = {self.sigma:g} makes the prior "
+                    f"{'0 (it underflows)' if zero else 1} at every pixel of the {' x '.join(map(str, shape[1:]))} input in float32: a constant map; "
+                    f"expected a {'larger' if zero else 'smaller'} sigma (default 0.25)")
+        return None
+
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         prior = center_gaussian(tuple(x.shape[2:]), float(self.sigma), x.device)
         return prior.expand(x.shape[0], *prior.shape).clone()

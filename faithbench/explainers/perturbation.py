@@ -257,8 +257,10 @@ class RISEExplainer(Explainer):
                                           "baseline": 0.0, "score": "softmax"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": EXPLAINER_SCORES}
     bounds: ClassVar[dict[str, Bound]] = {"n_masks": AT_LEAST_ONE, "grid": AT_LEAST_ONE, "p": Bound(
-        0, 1, low_open=True, high_open=True,
-        why="with p = 1 every mask keeps the whole image, with p = 0 none of it: a constant map"),
+        2 ** -24, 1 - 2 ** -24,  # torch.rand's float32 draws (a fuzzing review: p 1e-12 gave zero maps)
+        why="p is compared with float32 draws k * 2**-24, k = 0 .. 2**24 - 1: above 1 - 2**-24 every mask keeps the "
+            "whole image (a constant map), below 2**-24 a cell is kept only on a draw of exactly 0, whatever p "
+            "(masks empty: zero maps)"),
                                           "batch_size": AT_LEAST_ONE}
 
     def check_input(self, shape: tuple[int, ...]) -> str | None:

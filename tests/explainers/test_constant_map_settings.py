@@ -15,8 +15,9 @@ from faithbench.registry import explainers
 
 @pytest.mark.parametrize("refused, accepted, expected", [
     ("{name: rise, params: {p: 1.0}}", "{name: rise, params: {p: 0.99}}",
-     "explainers[0].params: rise: parameter 'p' must be in (0, 1) (with p = 1 every mask keeps the whole image, "
-     "with p = 0 none of it: a constant map), got 1.0"),
+     "explainers[0].params: rise: parameter 'p' must be in [5.9604645e-08, 0.99999994] (p is compared with float32 "
+     "draws k * 2**-24, k = 0 .. 2**24 - 1: above 1 - 2**-24 every mask keeps the whole image (a constant map), "
+     "below 2**-24 a cell is kept only on a draw of exactly 0, whatever p (masks empty: zero maps)), got 1.0"),
     ("{name: lime, params: {n_samples: 1}}", "{name: lime, params: {n_samples: 2}}",
      "explainers[0].params: lime: parameter 'n_samples' must be >= 2 (a ridge fit on one coalition gives every "
      "patch 0, an all-zero map), got 1"),
