@@ -21,6 +21,7 @@ with ``steps: 128`` (129 points) and ``score: correct``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -67,9 +68,18 @@ class PerturbationMetric(Metric):
                                                      "deletion_baseline": BASELINES, "insertion_baseline": BASELINES}
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
-        """A ``patch`` that leaves one feature to rank (:func:`~faithbench.metrics.base.one_feature`):
-        refused by ``faithbench validate`` and when computed."""
-        return one_feature(self.name, self.params.get("patch"), spatial_shape)
+        """A ``patch`` that leaves one feature to rank (:func:`~faithbench.metrics.base.one_feature`), and for a
+        curve of ``steps`` + 1 points (deletion, insertion, abpc) more steps than the image has pixels: every count
+        of features replaced is a step at one step per pixel, a further one only repeats an image (a fuzzing review:
+        ``steps: 1e12`` asked for 8 TB in every cell). Refused by ``faithbench validate`` and when computed."""
+        problem = one_feature(self.name, self.params.get("patch"), spatial_shape)
+        pixels, steps = math.prod(int(s) for s in spatial_shape), self.params.get("steps")
+        if problem or type(self).bounds.get("steps") is not CURVE_STEPS or not isinstance(steps, int) \
+                or steps <= pixels or not spatial_shape:
+            return problem
+        return (f"{self.name}: parameter 'steps' = {steps} is more than the {pixels} pixels of the "
+                f"{' x '.join(map(str, spatial_shape))} images: beyond one step per pixel a step only repeats an "
+                f"image; expected steps <= {pixels}")
 
     def score_for(self, ctx: EvalContext) -> str:
         """The ``score`` parameter as applied: its sigmoid counterpart on a multi-label model."""
