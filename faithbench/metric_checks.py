@@ -361,12 +361,11 @@ def _batch_problem(plugin: Any, suite: Any) -> str | None:
 
 def check_regions(suite: Any, source: str, built: dict[str, Any], masks: dict[str, set[str] | None],
                   error: type[Exception]) -> None:
-    """The ``regions:`` block against the data (a fuzzing review: both passed validate without a
-    word): a grid finer than a dataset's image, or of a dimension no dataset has, is an error (the run
-    failed every cell, or dropped the grid with exit 0); a mask name
-    that no dataset has (a typo?) is warned of, with a did-you-mean (the run leaves it out, as it
-    leaves out a mask some datasets lack, with a note in ``skipped.csv``). ``masks``: as
-    :func:`check_masks` returns."""
+    """The ``regions:`` block against the data (a fuzzing review: both passed validate without a word): a grid finer
+    than a dataset's image, or of a dimension no dataset has, is an error (the run failed every cell, or dropped the
+    grid with exit 0); a mask name that no dataset has (a typo?) is warned of, with a did-you-mean (the run leaves it
+    out, as it leaves out a mask some datasets lack, with a note in ``skipped.csv``); an error where no dataset has
+    any of them and there is no grid (a fuzzing review: empty tables). ``masks``: as :func:`check_masks` returns."""
     spec = suite.regions
     if spec is None:
         return
@@ -391,8 +390,11 @@ def check_regions(suite: Any, source: str, built: dict[str, Any], masks: dict[st
     if not set(spec.masks) <= known:  # sample 0 may lack one (a normal image): the masks of the first batch
         for dataset in built.values():
             known |= first_batch_masks(dataset, suite) or set()
+    names = sorted(known)
+    if spec.grid is None and not set(spec.masks) & known and all(masks.get(label) is not None for label in built):
+        raise error(f"{source}: regions.masks: no dataset has any of {', '.join(spec.masks)}, and there is no grid, so "
+                    f"nothing would be left for the block; their masks: {', '.join(names)}")
     for name in spec.masks:
         if name not in known:
-            names = sorted(known)
             warnings.warn(f"{source}: regions.masks: no dataset has a mask {name!r}{did_you_mean(name, names)}, so "
                           f"the run leaves it out; their masks: {', '.join(names)}", SuiteWarning, stacklevel=2)
