@@ -66,7 +66,8 @@ def test_bounds_checked_for_scalars_lists_and_subclasses():
     (metrics, "faithfulness_correlation", {"runs": 2}, "'runs' must be >= 3, got 2"),  # 2 runs: ρ = ±1
     (explainers, "smoothgrad", {"n_samples": 0}, "'n_samples' must be >= 1, got 0"),
     (explainers, "integrated_gradients", {"n_steps": -1}, "'n_steps' must be >= 1"),
-    (explainers, "rise", {"p": 0.0}, r"'p' must be in \[5.9604645e-08, 0.99999994\] \(p is compared"),  # p = 1: constant maps
+    # p = 1: constant maps
+    (explainers, "rise", {"p": 0.0}, r"'p' must be in \[5.9604645e-08, 0.99999994\] \(p is compared"),
     (explainers, "occlusion", {"stride": 0}, "'stride' must be >= 1"),
     (explainers, "lime", {"kernel_width": 0.0}, "'kernel_width' must be > 0"),
     (explainers, "gradcam", {"min_grid": 0}, "'min_grid' must be >= 1"),

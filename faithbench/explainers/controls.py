@@ -105,8 +105,9 @@ class CenterPriorExplainer(Explainer):
         prior = center_gaussian(tuple(shape[1:]), float(self.sigma))
         if prior.numel() and bool(prior.max() == prior.min()):
             zero = float(prior.max()) == 0
+            side = " x ".join(map(str, shape[1:]))
             return (f"{self.name}: parameter 'sigma' = {self.sigma:g} makes the prior "
-                    f"{'0 (it underflows)' if zero else 1} at every pixel of the {' x '.join(map(str, shape[1:]))} input in float32: a constant map; "
+                    f"{'0 (it underflows)' if zero else 1} at every pixel of the {side} input in float32: a constant map; "
                     f"expected a {'larger' if zero else 'smaller'} sigma (default 0.25)")
         return None
 
