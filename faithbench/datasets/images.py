@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from torch import Tensor
 
 from faithbench.datasets.paths import DataError
@@ -211,27 +209,13 @@ def fit_square(x: Tensor, size: int, fit: str, mode: str) -> Tensor:
 def resize_mask(mask: Tensor, size: int, fit: str) -> Tensor:
     """``mask (1, H, W)`` bool -> ``(size, size)`` bool through the image's :func:`fit_square`
     (bilinear with antialias), then share > 0.5, so the mask stays on its lesion (nearest put it
-    (k - 1) / 2 source pixels off at a downscale of k). Each lesion (a connected component,
-    8-connected) with some share that leaves no pixel (none kept where its own share is above 0)
-    keeps its pixel of largest share, so a lesion smaller than a pixel does not vanish (one cropped
-    away does), also beside a larger one (the rescue of a wholly empty mask only lost it there)."""
+    (k - 1) / 2 source pixels off at a downscale of k). A mask with some share keeps at least its
+    pixel of largest share, so a lesion smaller than a pixel does not vanish (one cropped away does)."""
     share = fit_square(mask.float(), size, fit, "bilinear")[0]
     out = share > 0.5
-    components, count = ndimage.label(mask[0].numpy(), structure=np.ones((3, 3), dtype=bool))
-    if count == 1:  # the mask's own share is the lesion's
-        if not bool(out.any()) and float(share.max()) > 0:
-            out.view(-1)[int(share.argmax())] = True
-        return out
-    for first in range(1, count + 1, _CHUNK):  # the lesions' own shares, a chunk of them at a time
-        ids = torch.arange(first, min(first + _CHUNK, count + 1))
-        parts = fit_square((torch.from_numpy(components)[None] == ids[:, None, None]).float(), size, fit,
-                           "bilinear").flatten(1)
-        lost = ~(out.view(1, -1) & (parts > 0)).any(1) & (parts.amax(1) > 0)
-        out.view(-1)[parts.argmax(1)[lost]] = True
+    if not bool(out.any()) and float(share.max()) > 0:
+        out.view(-1)[int(share.argmax())] = True
     return out
-
-
-_CHUNK = 16  # lesions resized together by resize_mask
 
 
 __all__ = ["IMAGE_SUFFIXES", "LOSSY_SUFFIXES", "binarise_mask", "fit_square", "is_hidden", "read_dicom", "read_image",

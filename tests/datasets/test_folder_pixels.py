@@ -149,28 +149,17 @@ def test_an_unparsable_exif_block_reads_as_stored(tmp_path):
     assert read_image(tmp_path / "x.png").shape == (4, 6) and read_image(tmp_path / "x.png").max() == pytest.approx(0.2)
 
 
-def test_a_lesion_smaller_than_a_pixel_is_kept_beside_a_larger_one(tmp_path):
-    """A 90 x 90 mask with a disc and a 1-pixel lesion at (80, 10), resized to 32: the small lesion
-    (share 0.086 at most) kept its pixel only when the mask held nothing else (a held-out review:
-    the rescue applied when the whole mask came out empty); now each lesion keeps its pixel of
-    largest share, (28, 3), and the disc is resized as before."""
+def test_a_mask_of_many_specks_does_not_grow_when_resized():
+    """A diff review: a rescue of every sub-pixel lesion made 1024 one-pixel lesions (0.39 % of a 512-pixel mask)
+    cover 25 % of its 64-pixel resize, moving the chance level of localisation metrics; withdrawn."""
     import torch
 
-    from faithbench.datasets.images import fit_square, resize_mask
+    from faithbench.datasets.images import resize_mask
 
-    yy, xx = np.mgrid[:90, :90]
-    disc = (yy - 30) ** 2 + (xx - 40) ** 2 <= 49
-    both = disc.copy()
-    both[80, 10] = True
-    out = resize_mask(torch.from_numpy(both)[None], 32, "crop")
-    share = fit_square(torch.from_numpy(disc)[None].float(), 32, "crop", "bilinear")[0]
-    assert out[28, 3] and int(out[24:32, 0:8].sum()) == 1
-    assert torch.equal(out[:20], share[:20] > 0.5) and int(out.sum()) == int((share > 0.5).sum()) + 1
-    for label in ("a", "b"):  # the same through the folder dataset
-        for folder in ("img", "mask"):
-            (tmp_path / folder / label).mkdir(parents=True)
-        for k in range(4):
-            Image.fromarray(np.full((90, 90), 128, np.uint8)).save(tmp_path / "img" / label / f"{k}.png")
-            Image.fromarray(both.astype(np.uint8) * 255).save(tmp_path / "mask" / label / f"{k}.png")
-    s = FolderDataset("test", path="img", masks="mask", size=32, root=str(tmp_path))[0]
-    assert s.masks["lesion"][28, 3] and torch.equal(s.masks["lesion"], out)
+    mask = torch.zeros(1, 512, 512, dtype=torch.bool)
+    mask[0, 8::16, 8::16] = True  # a 32 x 32 grid of one-pixel lesions
+    out = resize_mask(mask, 64, "squash")
+    assert float(out.float().mean()) <= 2 * float(mask.float().mean())
+    lone = torch.zeros(1, 512, 512, dtype=torch.bool)
+    lone[0, 100, 300] = True  # a lone lesion smaller than a pixel keeps its pixel
+    assert int(resize_mask(lone, 64, "squash").sum()) == 1
