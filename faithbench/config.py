@@ -255,6 +255,10 @@ def validate_plugins(suite: Suite, source: str) -> None:
                                  f"one map per image; datasets[{i}] {spec.label!r} is multi-label (one map per "
                                  f"class): run the regions block on single-label datasets")
             multilabel.append(spec.label)
+        elif suite.subset == "positive" and len(dataset.classes) > 2:  # a review: a real class dropped without a word
+            warnings.warn(f"{where} {spec.label!r}: subset: positive explains the samples whose label is not 0, so its "
+                          f"class 0 {dataset.classes[0]!r} (of {len(dataset.classes)}) is left out as if normal",
+                          SuiteWarning, stacklevel=2)
     for i, mspec in enumerate(suite.models):
         where = f"{source}: models[{i}]"
         if is_external(mspec.name):  # timm:, torchvision:, monai:, hf-hub:, local-dir:, pkg.mod:fn

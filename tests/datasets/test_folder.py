@@ -363,3 +363,27 @@ def test_an_image_without_its_channel_axis_is_named_as_the_datas_fault(tmp_path,
         assert "models[0]" not in err
     finally:
         datasets.unregister("no_channel_axis")
+
+
+@pytest.mark.parametrize("labels, warned", [(("alpha", "beta", "gamma"), True), (("normal", "sick"), False)])
+def test_subset_positive_on_more_than_two_classes_warns_that_class_0_is_left_out(tmp_path, labels, warned):
+    """A multi-class review: subset: positive dropped every 'alpha' image (class 0, a finding) without a word."""
+    import warnings
+
+    from faithbench.config import SuiteWarning, suite_from_dict
+
+    for label in labels:
+        (tmp_path / "img" / label).mkdir(parents=True)
+        for k in range(4):
+            Image.fromarray(np.full((8, 8), 40 * k, np.uint8)).save(tmp_path / "img" / label / f"{label}{k}.png")
+    suite = {"name": "s", "subset": "positive", "samples": 4,
+             "datasets": [{"name": "folder", "params": {"path": "img", "size": 32, "root": str(tmp_path)}}],
+             "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": "default"}], "explainers": ["saliency"],
+             "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        suite_from_dict(suite)
+    lines = [str(w.message) for w in caught if issubclass(w.category, SuiteWarning) and "subset" in str(w.message)]
+    expected = ["<suite>: datasets[0] 'folder': subset: positive explains the samples whose label is not 0, so its "
+                "class 0 'alpha' (of 3) is left out as if normal"]
+    assert lines == (expected if warned else [])
