@@ -171,9 +171,13 @@ def _failed(failures: pd.DataFrame | None, key: dict) -> set[str]:
     """The explainers with a row of ``failures.csv`` for the cell ``key``'s dataset and model and its metric
     (metric empty: the explanation failed, every metric). They were planned: their comparisons count in the
     Holm family without a pair (a held-out review: dropped, they gave another explainer a ``*``); an explainer
-    that does not apply to the model (``skipped.csv``) was not, and does not."""
+    that does not apply to the model (``skipped.csv``) was not, and does not. A whole group's failure (stage
+    ``checkpoint`` or ``task``: one row per cell, the explainers that do not apply included) takes its seed from
+    every explainer alike, so it leaves no comparison without a pair and is not counted (a diff review)."""
     if failures is None or failures.empty or not {"dataset", "model", "explainer"} <= set(failures.columns):
         return set()
+    if "stage" in failures.columns:
+        failures = failures[~failures["stage"].astype(str).isin(["checkpoint", "task"])]
     metric = failures["metric"] if "metric" in failures.columns else pd.Series(np.nan, index=failures.index)
     where = ((failures["dataset"].astype(str) == str(key["dataset"]))
              & (failures["model"].astype(str) == str(key["model"])))

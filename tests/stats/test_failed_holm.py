@@ -71,3 +71,16 @@ def test_overall_ranks_points_a_failed_explainer_to_failures_csv():
                                            "failed (failures.csv)")
     plain = "flaky: no value on a sample shared with the others in any group"
     assert overall_ranks(RESULTS)["left_out"].iloc[0] == plain
+
+
+@pytest.mark.parametrize("stage", ["checkpoint", "task"])
+def test_a_whole_group_failure_under_one_seed_adds_nothing_to_the_family(stage):
+    """A diff review: a checkpoint failing under seed 1 wrote a failures row for every cell, a not-applicable
+    explainer's included, which entered the family (m = 4 became 5)."""
+    results = RESULTS[RESULTS["explainer"] != "flaky"]
+    failures = pd.DataFrame([{"cell": f"d/m/{e}/seed2", "dataset": "d", "model": "m", "explainer": e, "seed": 2,
+                              "stage": stage, "metric": np.nan, "error_type": "RuntimeError", "message": "boom"}
+                             for e in ("a", "b", "c", "random", "attention")])
+    assert _p(leaderboard(results, failures=failures), "a") == _p(leaderboard(results), "a")
+    assert (pairwise_table(results, failures=failures)["p_holm"].tolist()
+            == pairwise_table(results)["p_holm"].tolist())
