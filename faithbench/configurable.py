@@ -110,7 +110,7 @@ POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Bound(0, low_open=True), Bound(0), Bound(
 FRACTION = Bound(0, 1, low_open=True)  # (0, 1]
 OPEN_UNIT = Bound(0, 1, low_open=True, high_open=True)  # (0, 1): a probability that leaves both classes
 DROPOUT = Bound(0, 1, high_open=True)  # [0, 1): p = 1 zeroes every activation
-FLOAT32_MAX = 3.4028234663852886e38  # torch.finfo(torch.float32).max: a larger value is inf in float32
+FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38  # finfo(float32) .max (above: inf), .tiny
 
 
 def check_bound(owner: str, param: str, value: Any, bound: Bound, why: str = "") -> None:
@@ -165,8 +165,8 @@ def _unrepresentable(value: Any) -> str | None:
             return "expects finite numbers"
         if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
             return "expects integers within int64 (-2**63 <= x < 2**63)"
-        if isinstance(v, float) and abs(v) > FLOAT32_MAX:
-            return f"expects numbers within float32's range (|x| <= {FLOAT32_MAX:.7g})"
+        if isinstance(v, float) and (abs(v) > FLOAT32_MAX or 0 < abs(v) < FLOAT32_TINY):  # a diff review: lime NaN
+            return f"expects numbers within float32's range (0 or {FLOAT32_TINY:.7g} <= |x| <= {FLOAT32_MAX:.7g})"
     return None
 
 

@@ -24,7 +24,11 @@ BIG = 2 ** 64
     ("relevance_mass", f"{{name: lrp, params: {{epsilon: {BIG}}}}}", "explainers[0].params: lrp: parameter "
      f"'epsilon' expects integers within int64 (-2**63 <= x < 2**63), got {BIG}"),
     ("relevance_mass", "{name: occlusion, params: {baseline: 1.0e+300}}", "explainers[0].params: occlusion: "
-     "parameter 'baseline' expects numbers within float32's range (|x| <= 3.402823e+38), got 1e+300"),
+     "parameter 'baseline' expects numbers within float32's range (0 or 1.175494e-38 <= |x| <= 3.402823e+38), "
+     "got 1e+300"),
+    # a diff review: below float32's smallest normal a width is 0 in float32 (lime: sklearn's raw NaN weights)
+    ("relevance_mass", "{name: lime, params: {kernel_width: 1.0e-300}}", "explainers[0].params: lime: parameter "
+     "'kernel_width' expects numbers within float32's range (0 or 1.175494e-38 <= |x| <= 3.402823e+38), got 1e-300"),
     ("relevance_mass", "{name: gradient_shap, params: {noise_level: 1.0e+39}}", "explainers[0].params: "
      "gradient_shap: parameter 'noise_level' expects numbers within float32's range"),
     ("relevance_mass", "{name: lime, params: {alpha: -1.0e+300}}", "explainers[0].params: lime: parameter 'alpha' "
@@ -124,3 +128,12 @@ def test_a_regions_block_with_nothing_left_is_refused(tmp_path, capsys, regions,
     if expected == 2:
         assert err.count("\n") == 0 and err.startswith("regions.masks: no dataset has any of bogus"), err
         assert "so nothing would be left for the block; their masks: " in err and "lesion" in err, err
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.25, 4.0])
+def test_center_prior_on_a_2_by_2_input_says_no_sigma_helps(sigma):
+    """A diff review: on 2 x 2 the prior is e^-1-like at every pixel for every sigma; the message said '1' and
+    asked for a smaller sigma."""
+    reason = faithbench.create_explainer("center_prior", sigma=sigma).check_input((1, 2, 2))
+    assert reason == ("center_prior: the 2 x 2 input has every pixel as far from its centre, so the prior is constant "
+                      "whatever sigma; expected an input with a centre pixel or more than 2 per side")

@@ -104,11 +104,13 @@ class CenterPriorExplainer(Explainer):
         has a centre pixel at 1), or rounds to 1 at every pixel. Computed on the input's shape, as explained."""
         prior = center_gaussian(tuple(shape[1:]), float(self.sigma))
         if prior.numel() and bool(prior.max() == prior.min()):
-            zero = float(prior.max()) == 0
-            side = " x ".join(map(str, shape[1:]))
+            value, side = float(prior.max()), " x ".join(map(str, shape[1:]))
+            if 0 < value < 1:  # a diff review: on 2 x 2 every pixel is as far from the centre, whatever sigma
+                return (f"{self.name}: the {side} input has every pixel as far from its centre, so the prior is "
+                        f"constant whatever sigma; expected an input with a centre pixel or more than 2 per side")
             return (f"{self.name}: parameter 'sigma' = {self.sigma:g} makes the prior "
-                    f"{'0 (it underflows)' if zero else 1} at every pixel of the {side} input in float32: a constant map; "
-                    f"expected a {'larger' if zero else 'smaller'} sigma (default 0.25)")
+                    f"{'0 (it underflows)' if value == 0 else 1} at every pixel of the {side} input in float32: a "
+                    f"constant map; expected a {'larger' if value == 0 else 'smaller'} sigma (default 0.25)")
         return None
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:

@@ -272,10 +272,11 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
                            ci: bool = True) -> dict[str, float]:
     """Accuracy, macro F1 (:func:`macro_f1`; ``f1_classes`` the classes it averages), AUC (binary; macro
     one-vs-rest for more classes), its 95% bootstrap CI (``auc_ci_low, auc_ci_high``, :func:`auc_ci`), CE loss,
-    ``predicted_classes`` (distinct argmax classes: 1 for a model that predicts one class for all), two classes:
-    ``auc_ci_min_class_n`` (the smaller class's test samples; below ``MIN_CI_PER_CLASS`` the CI is NaN) and
-    ``auc_exact_p`` (:func:`faithbench.models.auc.auc_exact_p`, the exact one-sided Mann–Whitney p, there only:
-    absent with ``ci=False`` or at least ``MIN_CI_PER_CLASS`` of each), ``majority``
+    ``predicted_classes`` (distinct argmax classes: 1 for a model that predicts one class for all),
+    ``auc_ci_min_class_n`` (the smaller side of the (one-vs-rest) splits; below ``MIN_CI_PER_CLASS`` the CI is NaN)
+    and ``auc_exact_p`` there only (absent with ``ci=False`` or at least ``MIN_CI_PER_CLASS`` of each): two classes
+    :func:`faithbench.models.auc.auc_exact_p`, the exact one-sided Mann–Whitney p; more the label-permutation p of
+    the macro AUC (:func:`faithbench.models.auc.macro_auc_permutation_p`), ``majority``
     (the test share of the most frequent class). More than two ``classes``: each class's test samples, one-vs-rest
     AUC and CI (``ovr_n_<name>``, ``ovr_auc_<name>``, ``ovr_auc_ci_low_<name>``, ``ovr_auc_ci_high_<name>``).
     Multi-label ``y (N, K)``: :func:`multilabel_metrics` (``classes`` names its per-class columns).
