@@ -173,7 +173,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                 _channel_hint(model, channels) or _dtype_hint(model) or _size_hint(model, problem, spatial)
             raise error(f"{source}: models[{i}]: {what} fails on an image of that shape: {problem}{hint}")
         supported = _check_support(suite, source, explainers, model, (channels, *spatial), mspec.label, label,
-                                   mask_names(dataset), getattr(dataset, "mask_roles", None))
+                                   mask_names(dataset), getattr(dataset, "mask_roles", None), error)
         runs.append(any(supported))
         for k, plugin in enumerate(explainers):
             problem = plugin.check_input((channels, *spatial)) if supported[k] else None
@@ -235,18 +235,26 @@ def _layer_problem(model: nn.Module, name: str, layer: nn.Module, shape: tuple[i
 
 def _check_support(suite: Any, source: str, explainers: list[Any], model: nn.Module, shape: tuple[int, ...],
                    model_label: str, dataset_label: str, masks: set[str] | None = None,
-                   roles: dict[str, Any] | None = None) -> list[bool]:
+                   roles: dict[str, Any] | None = None, error: type[Exception] = ValueError) -> list[bool]:
     """Warn (:class:`SuiteWarning`) for each explainer the run would skip on ``model`` (its
     ``unsupported_reason`` on a meta image of ``(1, *shape)``: an attention explainer on a CNN, a 2D
     explainer on volumes; its ``dataset_reason`` for sample 0's ``masks``: a sequence explainer on
-    volumes); per explainer, whether it runs (also when the meta device cannot tell)."""
+    volumes); per explainer, whether it runs (also when the meta device cannot tell). A ``dataset_reason``
+    that raises (it reads no tensor, so the meta device is not to blame) is ``error``, naming the explainer:
+    the run would fail every cell (a review: a TypeError swallowed here, and validate said ok)."""
+    from faithbench.explainers.base import call_dataset_reason
+
     x, runs = torch.empty((1, *shape), device="meta"), []
     for k, plugin in enumerate(explainers):
         try:
-            reason = plugin.unsupported_reason(model, x) or (
-                None if masks is None else plugin.dataset_reason(masks, len(shape) - 1, roles))
+            reason = plugin.unsupported_reason(model, x)
         except Exception:  # noqa: BLE001 - a check the meta device cannot run: the run tells
             reason = None
+        try:
+            reason = reason or (None if masks is None else call_dataset_reason(plugin, masks, len(shape) - 1, roles))
+        except Exception as exc:  # noqa: BLE001 - the plugin's own failure, in one line
+            raise error(f"{source}: explainers[{k}] {suite.explainers[k].label!r}: dataset_reason failed on dataset "
+                        f"{dataset_label!r}: {type(exc).__name__}: {first_line(exc)}") from None
         runs.append(reason is None)
         if reason is None:
             continue

@@ -10,6 +10,7 @@ ReLU belongs to the method and is applied on the layer's grid, before upsampling
 from __future__ import annotations
 
 import functools
+import inspect
 import random
 import weakref
 import zlib
@@ -46,6 +47,34 @@ def image_seed(seed: int, image: Tensor) -> int:
     dtype (bfloat16 too: the bytes are read as uint8)."""
     data = image.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes()
     return int(np.random.SeedSequence([seed % 2**32, zlib.crc32(data)]).generate_state(1)[0])
+
+
+def call_dataset_reason(explainer: Any, masks: Collection[str], spatial_dims: int,
+                        roles: Mapping[str, MaskRole] | None = None) -> str | None:
+    """``explainer.dataset_reason`` with the arguments its signature takes: ``(masks, spatial_dims, roles)``,
+    or ``(masks, spatial_dims)`` for a hook written without ``roles`` (a review: such a plugin, written as
+    docs/plugins.md then showed it, failed every cell with a TypeError and passed validate)."""
+    hook = explainer.dataset_reason
+    return hook(masks, spatial_dims, roles) if _takes_roles(hook) else hook(masks, spatial_dims)
+
+
+def _takes_roles(hook: Callable[..., Any]) -> bool:
+    """Whether ``hook`` takes a third positional argument (its signature is read once per function)."""
+    function, bound = getattr(hook, "__func__", hook), hasattr(hook, "__self__")
+    return _positional_room(function, bound)
+
+
+@functools.lru_cache(maxsize=None)
+def _positional_room(function: Callable[..., Any], bound: bool) -> bool:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: the full form
+        return True
+    try:
+        signature.bind(*([None] * (3 + bound)))
+    except TypeError:
+        return False
+    return True
 
 
 @runtime_checkable

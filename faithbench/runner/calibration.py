@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from faithbench.datasets.base import BaseDataset
+from faithbench.explainers.base import call_dataset_reason
 from faithbench.runner.batches import iter_batches
 from faithbench.runner.cell import CellRun
 from faithbench.runner.plan import Group
@@ -89,7 +90,7 @@ class _CellCalibration:
         if self.first:
             self.first = False
             if (run.explainer.unsupported_reason(run.data.model, batch.x)
-                    or run.explainer.dataset_reason(set(batch.masks), batch.x.ndim - 2, run.data.mask_roles)):
+                    or call_dataset_reason(run.explainer, set(batch.masks), batch.x.ndim - 2, run.data.mask_roles)):
                 self.wanted = []
                 return
             run.explainer.vetted = True  # checked here: not again in each call

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from faithbench.config import PluginSpec
-from faithbench.explainers.base import Explainer
+from faithbench.explainers.base import Explainer, call_dataset_reason
 from faithbench.metrics.base import EvalContext, ForwardCounter, Metric
 from faithbench.metrics.regions import REGION_OUTPUTS
 from faithbench.registry import explainers, metrics
@@ -43,8 +43,7 @@ from faithbench.store import Cache, CacheWriteError, make_key
 from faithbench.types import DEFAULT_MASK_ROLES, Batch, MaskRole, category_name, undefined_reason
 
 FAILURE_COLUMNS = ["cell", "dataset", "model", "explainer", "seed", "stage", "metric", "error_type", "message"]
-REGION_COLUMNS = ["dataset", "model", "explainer", "seed", "sample_id", "label", "target", "region",
-                  *REGION_OUTPUTS]
+REGION_COLUMNS = ["dataset", "model", "explainer", "seed", "sample_id", "label", "target", "region", *REGION_OUTPUTS]
 
 
 @dataclass
@@ -199,7 +198,8 @@ class CellRun:
             if not self.checked:
                 self.checked = self.explainer.vetted = True  # checked here, not again in each call
                 reason = (self.explainer.unsupported_reason(self.data.model, batch.x)
-                          or self.explainer.dataset_reason(set(batch.masks), batch.x.ndim - 2, self.data.mask_roles))
+                          or call_dataset_reason(self.explainer, set(batch.masks), batch.x.ndim - 2,
+                                                 self.data.mask_roles))
                 self.data.check_model(f"explainer {self.explainer.name!r}")
                 if reason:
                     self.result.skipped = reason
