@@ -317,7 +317,14 @@ class Metric(Configurable):
         return out
 
     def required_masks(self) -> list[str]:
-        return [r.split(":", 1)[1] for r in self.info.requires if r.startswith("mask:")]
+        """The masks :meth:`compute` reads (the run skips the metric on a dataset without one of them, and
+        ``faithbench validate`` warns): the ``mask:<name>`` of ``info.requires``, and the value of a ``mask``
+        parameter the class declares in ``defaults``, as the built-in localisation metrics take theirs (a
+        review: a plugin's ``mask: blobb`` passed validate, and every cell failed with a bare KeyError).
+        Override it where the masks read depend on other parameters."""
+        names = [r.split(":", 1)[1] for r in self.info.requires if r.startswith("mask:")]
+        mask = self.params.get("mask") if "mask" in getattr(type(self), "defaults", {}) else None
+        return names + [mask] if isinstance(mask, str) and mask not in names else names
 
     # -- calibration on the validation split (optional) ------------------------------------------
     @property
