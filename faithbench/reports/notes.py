@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from faithbench.names import counted
 from faithbench.types import UNDEFINED_REASONS
 
 __all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "CHANCE_REASONS", "DAGGER", "DISTRIBUTION_NOTE", "FAILED_NOTE",
            "control_alone", "control_labels", "control_phrase",
-           "control_tested", "failed_cells", "mixed_classes_note", "significance_note", "split_skipped"]
+           "control_tested", "failed_cells", "failures_heading", "mixed_classes_note", "significance_note", "split_skipped"]
 
 # The three reasons of faithbench.stats.chance (a review: the exact-p case, AUC 1.0 with no CI, was said to
 # have a CI not above 0.5); the model warnings give each model's own.
@@ -116,6 +117,23 @@ def failed_cells(failures: pd.DataFrame | None, dataset: str | None = None, mode
         where = "" if dataset is not None else f"{row['dataset']} / {row['model']} / "
         out.append(f"{where}{row['explainer']}" + (f" ({', '.join(what)})" if what else ""))
     return list(dict.fromkeys(out))  # once each: a cell whose metric failed under two batches
+
+
+def failures_heading(failures: pd.DataFrame) -> str:
+    """The heading of ``leaderboard.md``'s failures section, one line per row of ``failures``: a failed cell (an
+    explainer) has no rows, a metric that failed in a cell lacks only its own (a review: "Failed cells: 2 …; their
+    rows are missing" where one metric had failed in each cell and the cells' other rows were in the tables)."""
+    metric = failures["stage"].astype(str).eq("metric") if "stage" in failures.columns else \
+        pd.Series(False, index=failures.index)
+    whole, parts = int((~metric).sum()), int(metric.sum())
+    cells = counted(failures.loc[metric, "cell"].nunique() if "cell" in failures.columns else parts, "cell")
+    if not parts:
+        return f"Failed cells: {whole} (failures.csv; their rows are missing)"
+    if not whole:
+        return (f"Failed metrics: {parts} in {cells} (failures.csv; only the failed metrics' rows are missing, "
+                f"the cells' other rows are in the tables)")
+    return (f"Failures: {whole + parts} (failures.csv): {counted(whole, 'cell')} failed (no rows); "
+            f"{counted(parts, 'metric')} failed in {cells} (only the failed metrics' rows are missing)")
 
 
 def split_skipped(skipped: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:

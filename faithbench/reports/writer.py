@@ -236,8 +236,10 @@ def _failed_cells(failures: pd.DataFrame | None) -> list[str]:
 def _failed_markdown(failures: pd.DataFrame | None) -> str:
     """The failed cells after the leaderboard.md tables (a review: a partial run's markdown and LaTeX never
     named the explainer that crashed, while index.html did)."""
+    from faithbench.reports.notes import failures_heading
+
     lines = _failed_cells(failures)
-    return ("" if not lines else f"\n## Failed cells: {len(lines)} (failures.csv; their rows are missing)\n\n"
+    return ("" if not lines else f"\n## {failures_heading(failures)}\n\n"
             + "".join(f"- {markdown_escape(line)}\n" for line in lines))
 
 

@@ -369,3 +369,23 @@ def test_build_report_and_the_docs_say_what_faithbench_report_says_of_a_folder_t
     assert capsys.readouterr().err == f"faithbench: error: {message}\n"
     doc = " ".join((Path(__file__).resolve().parents[2] / "docs" / "outputs.md").read_text().split())
     assert '"RUN: not a faithbench run folder (no results.parquet, nor the manifest.json of a run)"' in doc
+
+
+def test_a_failed_metric_is_not_called_a_failed_cell(run):
+    """A held-out review: "Failed cells: 2 (failures.csv; their rows are missing)" where one metric had failed in
+    each of two cells and the cells' other metrics' rows were in the tables."""
+    row = {"dataset": "d", "model": "cnn", "seed": 0, "error_type": "ValueError", "message": "bad curve"}
+    bad = [{**row, "cell": f"d/cnn/{e}/seed0", "explainer": e, "stage": "metric", "metric": "lp7_badcurve"}
+           for e in ("random", "sobel")]
+    pd.DataFrame(bad).to_csv(run / "failures.csv", index=False)
+    _edit_manifest(run, status="partial", failed_cells=2)
+    build_report(run, formats=("md",))
+    assert "\n## Failed metrics: 2 in 2 cells (failures.csv; only the failed metrics' rows are missing, the cells' " \
+           "other rows are in the tables)\n\n- d/cnn/random/seed0 (metric, lp7\\_badcurve): ValueError: bad curve\n" \
+           in (run / "leaderboard.md").read_text()
+    crash = {**row, "cell": "d/cnn/boom/seed0", "explainer": "boom", "stage": "explain", "metric": ""}
+    pd.DataFrame([crash, *bad[:1]]).to_csv(run / "failures.csv", index=False)
+    build_report(run, formats=("md",))
+    assert "\n## Failures: 2 (failures.csv): 1 cell failed (no rows); 1 metric failed in 1 cell (only the failed " \
+           "metrics' rows are missing)\n\n- d/cnn/boom/seed0 (explain): ValueError: bad curve\n" \
+           in (run / "leaderboard.md").read_text()
