@@ -9,8 +9,8 @@ from faithbench.names import counted
 from faithbench.types import UNDEFINED_REASONS
 
 __all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "CHANCE_REASONS", "DAGGER", "DISTRIBUTION_NOTE", "FAILED_NOTE",
-           "control_alone", "control_labels", "control_phrase",
-           "control_tested", "failed_cells", "failures_heading", "mixed_classes_note", "significance_note", "split_skipped"]
+           "control_alone", "control_labels", "control_phrase", "control_tested", "failed_cells", "failures_heading",
+           "mixed_classes_note", "significance_note", "split_skipped"]
 
 # The three reasons of faithbench.stats.chance (a review: the exact-p case, AUC 1.0 with no CI, was said to
 # have a CI not above 0.5); the model warnings give each model's own.
