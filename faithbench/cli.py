@@ -230,10 +230,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         data = [f"{counted(pairs, 'dataset-model pair')} (of {', '.join(data)})"]
     sizes = " x ".join([*data, counted(len(suite.explainers), "explainer"), counted(len(suite.seeds), "seed")])
     absent = absent_optional(suite)  # a review: the count took in the cells of a dataset it said the run skips
-    cells = counted(sum(len(g.cells) for g in groups if g.dataset.label not in absent), "cell")
+    skipped = sum(len(g.cells) for g in groups if g.dataset.label in absent)
+    cells = counted(sum(len(g.cells) for g in groups) - skipped, "cell")
     if absent:
-        cells += f" (skipped: the {counted(sum(len(g.cells) for g in groups) - int(cells.split()[0]), 'cell')} of " \
-                 f"optional {', '.join(map(repr, absent))}, whose data is not here)"
+        cells += f" (skipped: the {counted(skipped, 'cell')} of optional {', '.join(map(repr, absent))}, whose " \
+                 "data is not here)"
     print(f"{args.suite}: ok — suite {suite.name!r}: {sizes} = {cells}, {counted(len(suite.metrics), 'metric')}")
     return 0
 

@@ -98,9 +98,9 @@ def macro_auc_permutation_p(scores: np.ndarray, labels: np.ndarray, n_resamples:
     count = int(np.prod([comb(sum(sizes[j:]), m) for j, m in enumerate(sizes)], dtype=object))
     if count <= n_resamples:
         return float(np.mean(macro(_arrangements(sizes, n)) >= observed))
-    rng, hits = np.random.default_rng(seed), 0
-    for start in range(0, n_resamples, max(1, 2_000_000 // n)):  # chunks of a few MB
-        drawn = np.stack([rng.permutation(group) for _ in range(min(max(1, 2_000_000 // n), n_resamples - start))])
+    rng, hits, chunk = np.random.default_rng(seed), 0, max(1, 2_000_000 // n)  # chunks of a few MB
+    for start in range(0, n_resamples, chunk):
+        drawn = np.stack([rng.permutation(group) for _ in range(min(chunk, n_resamples - start))])
         hits += int((macro(drawn) >= observed).sum())
     return (hits + 1) / (n_resamples + 1)
 

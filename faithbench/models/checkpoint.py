@@ -238,6 +238,11 @@ def _warn_library_transform(spec: ModelSpec, config: Any, input_size: tuple[int,
                     "mean: 0, std: 1 per channel)", spec.label, ", ".join(kept), source, list(input_size))
 
 
+def _own_seed(seed: int, permute_labels: bool) -> int:
+    """The seed of a checkpoint's init and shuffles: the run's, or the permuted-label twin's (+ TWIN_SEED_OFFSET)."""
+    return seed + TWIN_SEED_OFFSET if permute_labels else seed
+
+
 def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, num_classes: int,
                    input_size: tuple[int, ...], seed: int, permute_labels: bool = False) -> str:
     """The cache key of a recipe checkpoint. It includes ``torch.get_num_threads()``: CPU
@@ -250,7 +255,7 @@ def checkpoint_key(spec: ModelSpec, train_spec: dict[str, Any], in_chans: int, n
                         in_chans, num_classes, list(input_size), seed,
                         {"threads": torch.get_num_threads(), "torch": torch.__version__}, *spec.key_extras()]
     if permute_labels:
-        parts += ["permuted-labels", {"init_seed": seed + TWIN_SEED_OFFSET}]
+        parts += ["permuted-labels", {"init_seed": _own_seed(seed, permute_labels)}]
     return make_key(*parts)
 
 
@@ -291,7 +296,7 @@ def load_checkpoint(spec: ModelSpec, train: BaseDataset, val: BaseDataset, test:
     """
     in_chans, input_size = train.in_channels, train.spatial_shape
     num_classes = len(train.classes)
-    torch.manual_seed(seed + TWIN_SEED_OFFSET if permute_labels else seed)
+    torch.manual_seed(_own_seed(seed, permute_labels))
     model, input_info = build_for_dataset(spec, in_chans, num_classes, input_size)
     model.to(device)
     if spec.recipe is None and not permute_labels:  # fixed weights: a file, or the library's pretrained ones
@@ -370,8 +375,8 @@ def _train_or_read(spec: ModelSpec, model: nn.Module, key: str, splits: tuple[Ba
         y_train, y_val = permuted(y_train, seed), permuted(y_val, seed + 1)
     start = time.perf_counter()
     trainer = train_on_frozen_features if hasattr(model, "frozen_features") else train_model
-    own_seed = seed + TWIN_SEED_OFFSET if permute_labels else seed  # the twin's shuffles apart from the model's
-    history = trainer(model, x_train, y_train, x_val, y_val, recipe, own_seed, keep_best=not permute_labels,
+    history = trainer(model, x_train, y_train, x_val, y_val, recipe, _own_seed(seed, permute_labels),
+                      keep_best=not permute_labels,
                       desc=f"train {spec.label} seed {seed}{' (permuted labels)' if permute_labels else ''}")
     seconds = time.perf_counter() - start
     for p in model.parameters():  # a linear probe froze the backbone; explainers need its gradients
