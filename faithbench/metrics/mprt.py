@@ -57,7 +57,8 @@ class EfficientMPRT(RandomizationMetric):
     (0: the explanation did not notice). One re-explanation per batch. Defaults: ``n_bins: 100``
     (Quantus' default without a binning rule; at least 2: one bin gives H = 0 and NaN for every
     sample), postprocess ``none`` (Quantus: ``abs=False``). A nearly constant original map (H(e) near 0)
-    gets a huge value, as the definition gives (a review: 297.6 for a Grad-CAM map bumped by 4e-6)."""
+    gets a huge value, as the definition gives (a review: 297.6 for a Grad-CAM map bumped by 4e-6). A map
+    that gets simpler under randomisation scores below 0, below the weight-blind controls' exact 0."""
 
     info = MetricInfo("efficient_mprt", higher_is_better=True, category=Category.RANDOMIZATION,
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)
