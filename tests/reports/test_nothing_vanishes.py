@@ -137,3 +137,24 @@ def test_each_seed_at_chance_shows_its_own_ci_and_a_one_class_model_is_warned_of
     md, tex = (run / "leaderboard.md").read_text(), (run / "leaderboard.tex").read_text()
     assert "\n## Model warnings\n" in md and "model predicts one class:" in md and "0.458, 0.619" in md
     assert "% WARNING: model predicts one class:" in tex and "% WARNING: model at chance:" in tex
+
+
+def test_a_multilabel_class_at_chance_gets_its_dagger_on_the_page(tmp_path, make_run):
+    """A held-out review: one class of a multi-label model at chance was marked † in leaderboard.md, the LaTeX
+    caption and the figures, but not on index.html's heading of that class nor in its models table."""
+    run = make_run(tmp_path / "run", seeds=(0,), mprt=False)
+    results = pd.read_parquet(run / "results.parquet")
+    results = pd.concat([results.assign(**{"class": c}) for c in ("cavity", "nodule")], ignore_index=True)
+    results.to_parquet(run / "results.parquet", index=False)
+    models = pd.read_csv(run / "models.csv")
+    for c, (low, high) in {"cavity": (0.8, 0.95), "nodule": (0.4, 0.6)}.items():  # nodule at chance only
+        models[f"auc_{c}"], models[f"auc_ci_low_{c}"], models[f"auc_ci_high_{c}"] = (low + high) / 2, low, high
+    models.to_csv(run / "models.csv", index=False)
+    build_report(run)
+    board = pd.read_csv(run / "leaderboard.csv")
+    assert board.groupby("class")["model_at_chance"].all().to_dict() == {"cavity": False, "nodule": True}
+    page = (run / "index.html").read_text()
+    headings = [h.split("</h3>")[0] for h in page.split("<h3>")[1:] if "/ cnn /" in h.split("</h3>")[0]]
+    assert len(headings) == 2 and headings[0].endswith("/ cavity")
+    assert headings[1].endswith("/ nodule † (model at chance)")
+    assert "cnn †" in page  # the models table's row of the model
