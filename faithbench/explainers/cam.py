@@ -45,11 +45,15 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
-from faithbench.explainers.layers import (attention_problem, channels_first, find_target_layer, kept_output,
-                                         layer_reason, min_grid_problem, resolve_module)
+from faithbench.explainers.layers import (VIT_LAYER_HINT, attention_problem, channels_first, find_target_layer,
+                                         kept_output, layer_reason, min_grid_problem, resolve_module, token_problem)
 from faithbench.explainers.transformer import patch_cover, patch_pixels
 from faithbench.registry import explainers
 from faithbench.types import arch_family
+
+
+class UncalledLayerError(ValueError):
+    """The forward pass ran without calling the target layer: it has no activations to read."""
 
 
 class _RawCAMMixin:
@@ -58,6 +62,8 @@ class _RawCAMMixin:
     def compute_cam_per_layer(self, input_tensor, targets, eigen_smooth):  # type: ignore[no-untyped-def]
         # float32: numpy has no bfloat16 (a review: a bf16 network failed every CAM cell with a TypeError)
         recorded = self.activations_and_grads  # type: ignore[attr-defined]
+        if not recorded.activations and self.target_layers:  # type: ignore[attr-defined]
+            raise UncalledLayerError  # a review: timm's attn_drop under fused attention, "'NoneType' ... 'shape'"
         acts = [a.cpu().data.float().numpy() for a in recorded.activations]
         grads = [g.cpu().data.float().numpy() for g in recorded.gradients]
         cams = []
@@ -106,7 +112,8 @@ def restored_grads(model: nn.Module) -> Iterator[None]:
 
 
 CAM_PARAMETERS = """Parameters: ``target_layer`` (a dotted module name of the model, e.g. ``"layer4"`` or
-    ``"features.5"``, whose output is the (B, C, *grid) activation map; default None: chosen as in
+    ``"features.5"``, whose output is the (B, C, *grid) activation map, a ViT's its (B, N, C) tokens, as a
+    block's or its ``norm1``'s; default None: chosen as in
     :mod:`faithbench.explainers.cam`), ``min_grid`` (4: the smallest grid side the automatic choice
     accepts), ``relu`` (True: upsample(ReLU(cam)); False: the signed grid, upsampled). The score is the
     target's logit."""
@@ -160,9 +167,12 @@ class CAMExplainer(Explainer):
             name = self.target_layer or "blocks.-1.norm1"
             if name == "blocks.-1.norm1":
                 layer = model.blocks[-1].norm1  # type: ignore[index]
+            elif problem := attention_problem(model, name, vit=True):  # qkv's columns are no channels (a review)
+                raise ValueError(f"{self.name}: {problem}")
             else:
                 layer = resolve_module(model, name)
-            self.last_info = {"target_layer": name, "grid": list(model.patch_embed.grid_size)}  # type: ignore[union-attr]
+            grid = list(model.patch_embed.grid_size)  # type: ignore[union-attr]
+            self.last_info = {"target_layer": name, "grid": grid}
             return layer, vit_reshape_transform(model)
         if self.target_layer:
             if problem := attention_problem(model, self.target_layer):  # Swin's attention weights (a review)
@@ -186,11 +196,17 @@ class CAMExplainer(Explainer):
         layer, reshape = self.layer_for(model, x)
         grid: list[int] = self.last_info["grid"]
         network_input = [x.shape]  # what the network sees: a resized image where it has an input transform
+        vit, checked = arch_family(model) == "vit", []
 
         def check_output(_m: nn.Module, _i: Any, out: Any) -> None:
             """A target_layer set by hand: its grid, read off the CAM's own forward pass; checked there, before
-            pytorch-grad-cam reads it (a review: a linear layer gave its "Invalid grads shape")."""
-            if grid or not isinstance(out, Tensor):
+            pytorch-grad-cam reads it (a review: a linear layer gave its "Invalid grads shape"); a ViT's: its
+            tokens (a review: ``head`` gave an IndexError in the reshape)."""
+            if vit and not checked:  # the first call: Score-CAM and Ablation-CAM run other batches after it
+                checked.append(True)
+                if problem := token_problem(out, x.shape[0], model):
+                    raise ValueError(f"{self.name}: target_layer {self.target_layer!r} {problem}; {VIT_LAYER_HINT}")
+            if vit or grid or not isinstance(out, Tensor):
                 return
             if not channels_first(out.shape, network_input[0]):
                 raise ValueError(f"{self.name}: target_layer {self.target_layer!r} outputs {tuple(out.shape)} for "
@@ -198,7 +214,7 @@ class CAMExplainer(Explainer):
                                  "last as Swin's stages); choose a layer whose output is a channels-first feature map")
             grid.extend(out.shape[2:])
 
-        probe = None if grid else layer.register_forward_hook(check_output)
+        probe = layer.register_forward_hook(check_output) if self.target_layer and (vit or not grid) else None
         transform = getattr(model, "input_transform", None)
         seen = transform.register_forward_hook(lambda _m, _i, out: network_input.__setitem__(0, out.shape)) \
             if probe is not None and isinstance(transform, nn.Module) else None
@@ -207,6 +223,10 @@ class CAMExplainer(Explainer):
         with restored_grads(model), kept_output(layer):  # after make_cam: its hooks see the layer's own output
             try:
                 raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
+            except UncalledLayerError:
+                raise ValueError(f"{self.name}: target_layer {self.last_info['target_layer']!r} is never called by "
+                                 f"{type(model).__name__}'s forward pass, so it has no output to read; choose a layer "
+                                 "the forward pass runs") from None
             finally:
                 self.release(model, cam)
                 for handle in (probe, seen):
@@ -215,7 +235,7 @@ class CAMExplainer(Explainer):
         raw_t = torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)
         if self.relu:  # on the layer's grid, before upsampling (module docstring)
             raw_t = raw_t.clamp(min=0)
-        if arch_family(model) == "vit":  # 0 past the last whole patch (the model drops them)
+        if vit:  # 0 past the last whole patch (the model drops them)
             return patch_pixels(raw_t[:, None], model, tuple(x.shape[2:]))[:, 0]
         mode = "bilinear" if x.ndim == 4 else "trilinear"
         return F.interpolate(raw_t[:, None], size=tuple(x.shape[2:]), mode=mode, align_corners=False)[:, 0]

@@ -215,11 +215,31 @@ def attention_parts(model: nn.Module) -> dict[str, str]:
     return found
 
 
-def attention_problem(model: nn.Module, name: str, layer_name: str = "target_layer") -> str | None:
-    """Why the module ``name`` cannot be a CAM layer by :func:`attention_parts`, as one line, or None."""
+def attention_problem(model: nn.Module, name: str, layer_name: str = "target_layer", vit: bool = False) -> str | None:
+    """Why the module ``name`` cannot be a CAM layer by :func:`attention_parts`, as one line, or None; on a ViT
+    (``vit``) the fix names its tokens (:func:`token_problem`)."""
     why = attention_parts(model).get(name)
+    if why and vit:
+        return f"{layer_name} {name!r} {why}: not a block's (B, N, C) tokens; {VIT_LAYER_HINT}"
     return (f"{layer_name} {name!r} {why}: not a (B, C, *grid) feature map; choose a layer whose output is a "
             "channels-first feature map") if why else None
+
+
+VIT_LAYER_HINT = "choose a block or its norm1 (e.g. 'blocks.0', or the default 'blocks.-1.norm1')"
+
+
+def token_problem(out: object, batch: int, model: nn.Module) -> str | None:
+    """Why a ViT layer's output ``out`` is not the ``(B, N, C)`` tokens the CAMs reshape to the patch grid,
+    N = prefix tokens + grid cells (a review: a hand-set ``head`` failed with an IndexError in the reshape), as
+    the end of a sentence naming the layer (the fix, :data:`VIT_LAYER_HINT`, not included), or None."""
+    n_prefix, grid = int(getattr(model, "num_prefix_tokens", 1)), tuple(model.patch_embed.grid_size)  # type: ignore
+    tokens = n_prefix + math.prod(grid)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+    if shape is not None and len(shape) == 3 and shape[:2] == (batch, tokens):
+        return None
+    got = f"outputs {shape}" if shape is not None else f"outputs a {type(out).__name__}"
+    return (f"{got} for a batch of {batch}: not (B, N, C) tokens, N = {n_prefix} prefix + "
+            f"{' x '.join(map(str, grid))} grid cells = {tokens}")
 
 
 def _holds_conv(module: nn.Module) -> bool:
