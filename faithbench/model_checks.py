@@ -27,6 +27,7 @@ from faithbench.datasets.base import ImageAxesError, check_train_classes
 from faithbench.datasets.paths import DataError
 from faithbench.models.errors import INPLACE_INPUT, logits_problem
 from faithbench.names import counted
+from faithbench.types import arch_family
 
 _FIXED_SIZE = re.compile(r"Input (height|width|image size) .*doesn't match model")  # timm's PatchEmbed
 _VIT_DEFAULT_LAYER = "blocks.-1.norm1"  # the CAM explainers' default for a ViT (blocks[-1].norm1)
@@ -126,6 +127,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                  error: type[Exception]) -> None:
     """Build each (model, dataset) pair on the meta device (see the module docstring), run one
     image of the dataset's shape through it, and check explainers' ``target_layer``."""
+    from faithbench.explainers.layers import VIT_LAYER_HINT
     from faithbench.models.checkpoint import build_for_dataset
     from faithbench.models.factory import unexpected_parameter_hint
 
@@ -191,11 +193,11 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                 names = [n for n, _ in model.named_modules() if n and "." not in n][:12]
                 raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} is not a module of model "
                             f"{mspec.label!r}; its top-level modules: {', '.join(names)}") from None
-            cnn = getattr(model, "arch_family", "cnn") != "vit"  # a ViT's layer outputs tokens, reshaped
-            if supported[k] and getattr(plugin, "finds_layer", True) and cnn and \
+            if supported[k] and getattr(plugin, "finds_layer", True) and \
                     (problem := _layer_problem(model, layer, module, (channels, *spatial))):
+                fix = VIT_LAYER_HINT if arch_family(model) == "vit" else "choose a convolutional stage"
                 raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} {problem} (model "
-                            f"{mspec.label!r}, dataset {label!r}); choose a convolutional stage")
+                            f"{mspec.label!r}, dataset {label!r}); {fix}")
     if explainers and runs and len(runs) == len(pairs) and not any(runs):
         raise error(f"{source}: explainers: none supports any model of the suite, so the run would compute nothing "
                     "(see the warnings above); add an explainer for these models or a model these explainers support")
@@ -205,17 +207,19 @@ def _layer_problem(model: nn.Module, name: str, layer: nn.Module, shape: tuple[i
     """What is wrong with ``layer``'s output for a CAM on a meta image of the dataset's shape (a
     review: a linear head passed validate, then every cell failed in pytorch-grad-cam after training),
     or None; None too where the meta device cannot run the network (the run tells). A part of an attention
-    module (Swin's softmax: attention weights) is refused by its place (explainers.layers.attention_parts)."""
-    from faithbench.explainers.layers import attention_parts, channels_first
+    module (Swin's softmax: attention weights) is refused by its place (explainers.layers.attention_parts). A
+    ViT's layer must output its tokens (explainers.layers.token_problem; a review: ``head`` and timm's ``qkv``
+    passed). A layer the forward pass never calls has no output to read."""
+    from faithbench.explainers.layers import attention_parts, channels_first, token_problem
 
+    vit = arch_family(model) == "vit"
     if why := attention_parts(model).get(name):
-        return f"{why}: not a (B, C, *grid) feature map"
+        return f"{why}: not a block's (B, N, C) tokens" if vit else f"{why}: not a (B, C, *grid) feature map"
 
-    seen: list[tuple[int, ...]] = []
+    seen: list[Any] = []
     network_input = [(1, *shape)]  # a model that resizes its input: the resized shape (explainers.layers)
     transform = getattr(model, "input_transform", None)
-    hooks = [layer.register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape))
-                                         if not seen and isinstance(out, torch.Tensor) else None)]
+    hooks = [layer.register_forward_hook(lambda _m, _i, out: seen.append(out) if not seen else None)]
     if isinstance(transform, nn.Module):
         hooks.append(transform.register_forward_hook(lambda _m, _i, out: network_input.__setitem__(0, out.shape)))
     try:
@@ -227,9 +231,13 @@ def _layer_problem(model: nn.Module, name: str, layer: nn.Module, shape: tuple[i
     finally:
         for h in hooks:
             h.remove()
-    if seen and not channels_first(seen[0], network_input[0]):
-        return (f"outputs {seen[0]} for an input of {(1, *shape)}: not a (B, C, *grid) feature map (a linear "
-                f"layer, or channels last)")
+    if not seen:
+        return f"is never called by {type(model).__name__}'s forward pass, so it has no output to read"
+    if vit:
+        return token_problem(seen[0], 1, model)
+    if isinstance(seen[0], torch.Tensor) and not channels_first(tuple(seen[0].shape), network_input[0]):
+        return (f"outputs {tuple(seen[0].shape)} for an input of {(1, *shape)}: not a (B, C, *grid) feature map (a "
+                f"linear layer, or channels last)")
     return None
 
 

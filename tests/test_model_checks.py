@@ -56,6 +56,19 @@ NETS = """
             return x + (t @ weights[:, 0]).view_as(x)
 
 
+    class Spare(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net, self.spare = net, nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):  # never calls self.spare
+            return self.net(x)
+
+
+    def spare_net(in_chans, num_classes):
+        return Spare(flat_net(in_chans, num_classes))
+
+
     def attention_net(in_chans, num_classes):
         return nn.Sequential(nn.Conv2d(in_chans, 4, 3, stride=4, padding=1), TinyAttention(),
                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
@@ -150,6 +163,45 @@ def test_a_target_layer_inside_an_attention_module_is_refused(nets, capsys):
     rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:attention_net", "{name: gradcam, params: "
                         "{target_layer: '1'}}")
     assert rc == 0, err  # the attention module's own output is the feature map
+
+
+VIT_HINT = "choose a block or its norm1 (e.g. 'blocks.0', or the default 'blocks.-1.norm1')"
+
+
+@pytest.mark.parametrize("layer", ["blocks.0.attn.qkv", "blocks.0.attn.attn_drop"])
+def test_a_vit_target_layer_inside_its_attention_module_is_refused(nets, capsys, layer):
+    """A held-out review: timm's qkv passed validate and gave a map of q, k and v read as channels."""
+    explainer = f"{{name: scorecam, params: {{target_layer: {layer}}}}}"
+    rc, err = _validate(nets, capsys, "phantom_cxr", "vit_tiny", explainer)
+    assert rc == 2 and "\n" not in err
+    assert err.endswith(f"explainers[0].params.target_layer: {layer!r} is inside the attention module 'blocks.0.attn' "
+                        "(Attention), whose parts output attention weights or tokens: not a block's (B, N, C) tokens "
+                        f"(model 'vit_tiny', dataset 'phantom_cxr'); {VIT_HINT}")
+
+
+def test_a_vit_target_layer_whose_output_is_no_tokens_is_refused(nets, capsys):
+    """A held-out review: ``head`` passed validate; the run's cells failed with an IndexError in the reshape."""
+    rc, err = _validate(nets, capsys, "phantom_cxr", "vit_tiny", "{name: gradcam, params: {target_layer: head}}")
+    assert rc == 2 and "\n" not in err
+    assert err.endswith("explainers[0].params.target_layer: 'head' outputs (1, 2) for a batch of 1: not (B, N, C) "
+                        "tokens, N = 1 prefix + 8 x 8 grid cells = 65 (model 'vit_tiny', dataset 'phantom_cxr'); "
+                        f"{VIT_HINT}")
+    for layer in ["blocks.0", "blocks.3.norm1", "blocks.0.attn", "norm"]:  # tokens: accepted
+        explainer = f"{{name: gradcam, params: {{target_layer: {layer}}}}}"
+        rc, err = _validate(nets, capsys, "phantom_cxr", "vit_tiny", explainer)
+        assert rc == 0, (layer, err)
+
+
+def test_a_target_layer_the_forward_pass_never_calls_is_refused(nets, capsys):
+    rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:spare_net", "{name: gradcam, params: "
+                        "{target_layer: spare}}")
+    assert rc == 2 and "\n" not in err
+    assert err.endswith("explainers[0].params.target_layer: 'spare' is never called by Spare's forward pass, so it has "
+                        "no output to read (model 'review_nets:spare_net', dataset 'phantom_cxr'); choose a "
+                        "convolutional stage")
+    rc, err = _validate(nets, capsys, "phantom_cxr", "review_nets:spare_net", "{name: gradcam, params: "
+                        "{target_layer: net.0}}")
+    assert rc == 0, err
 
 
 def test_what_the_meta_device_cannot_run_is_not_an_error(nets):
