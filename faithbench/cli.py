@@ -128,10 +128,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run_suite(suite, out, cache=cache, limit=args.limit, device=args.device, progress=not args.quiet,
                        log=lambda msg: print(msg, file=sys.stderr), executor=executor)
     c, hit = result.computed, result.cached
-    reused = (f" ({hit['saliency']} saliency and {hit['scores']} score batches read from the cache)"
-              if hit.get("saliency") or hit.get("scores") else "")
-    print(f"computed {c['checkpoints']} checkpoints, {c['saliency']} saliency batches, "
-          f"{c['scores']} score batches{reused} on {result.device}; {len(result.results)} result rows", file=sys.stderr)
+
+    def groups(n: int) -> str:  # the metric reliability check's groups (a review: its re-scoring was reported nowhere)
+        return f"{n} reliability group{'s' * (n != 1)}"
+    reused = (f" ({hit['saliency']} saliency and {hit['scores']} score batches, {groups(hit.get('reliability', 0))} "
+              "read from the cache)" if any(hit.values()) else "")
+    print(f"computed {c['checkpoints']} checkpoints, {c['saliency']} saliency batches, {c['scores']} score batches, "
+          f"{groups(c.get('reliability', 0))}{reused} on {result.device}; {len(result.results)} result rows",
+          file=sys.stderr)
     if not result.skipped.empty:
         print(skipped_summary(result.skipped), file=sys.stderr)
     print(out.resolve())

@@ -33,6 +33,7 @@ computing them costs two extra explanations and scorings of ``k`` samples per ce
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -52,7 +53,7 @@ from faithbench.types import Batch, Category
 
 PERTURBED = ("minor", "disruptive")
 RescoreProgress = Callable[[int, int, str], None]  # (re-scored so far, to re-score, which cell under which condition)
-VERSION = "1"  # of the re-scoring, in the cache key of its rows: bump when the conditions or the rows change
+VERSION = "2"  # of the re-scoring, in the cache key of its rows: bump when the conditions or the rows change
 
 
 @dataclass
@@ -66,6 +67,7 @@ class ReliabilityScores:
     log: list[str] = field(default_factory=list)
     reason: str = ""  # why nothing was computed (fewer than two explainers)
     failed: int = 0  # (cell, condition) explanations and (cell, metric, condition) scorings that raised
+    origin: str = ""  # "computed" now, "cached" (read), "": nothing to compute
 
 
 def skip_reason(label: str, metric: Metric, run: CellRun) -> str | None:
@@ -167,11 +169,16 @@ def reliability_rows(group: Group, data: GroupData, runs: list[CellRun], first: 
                 out.failed += 1
                 continue
             add(run, spec.label, metric, condition, values)
-    by_reason: dict[str, list[str]] = {}
-    for label, reason in sorted(out.skipped.items()):
-        by_reason.setdefault(reason, []).append(label)
-    out.log += [f"reliability: not re-scored ({reason}): {', '.join(labels)}" for reason, labels in by_reason.items()]
+    out.log += _skip_log(out.skipped)
     return out
+
+
+def _skip_log(skipped: dict[str, str]) -> list[str]:
+    """One log line per reason a metric was not re-scored, naming its metrics."""
+    by_reason: dict[str, list[str]] = {}
+    for label, reason in sorted(skipped.items()):
+        by_reason.setdefault(reason, []).append(label)
+    return [f"reliability: not re-scored ({reason}): {', '.join(labels)}" for reason, labels in by_reason.items()]
 
 
 def _live(runs: list[CellRun]) -> list[CellRun]:
@@ -185,22 +192,63 @@ def cached_reliability_rows(store: Cache, group: Group, data: GroupData, runs: l
     """:func:`reliability_rows`, read from the cache when the same cells (explainers and metrics with
     their parameters), checkpoint, seed and first batch were re-scored before, and stored when
     nothing failed (a failure is retried by the next run). A rerun redid it every time (a held-out
-    review: 5.9 s of a fully cached rerun that took 0.74 s without it)."""
+    review: 5.9 s of a fully cached rerun that took 0.74 s without it). The key holds the cells as a
+    set (sorted by their specs' canonical JSON: every draw is seeded from the seed, not from a cell's
+    position) and no label: the rows read get the current dataset, model, explainer and metric labels
+    through the specs stored with them (a review: reordering the suite or renaming an alias re-scored
+    every cell). Two entries with the same spec under two aliases keep their labels in the key.
+    ``origin`` of the result: ``computed`` or ``cached`` (the closing line's and manifest's counts)."""
     batch, target = first
-
-    def cell_key(run: CellRun) -> list[Any]:
-        rng = run.explainer.draws_on(batch.x.device)  # a GPU's draws, as in the saliency key (helper 119)
-        return [run.cell.explainer.label, run.explainer.spec(), [(s.label, m.spec()) for s, m in run.active],
-                *([rng] if rng else [])]
-
+    live = _live(runs)
+    if len(live) < 2:  # nothing to compute: no ranking (its reason names the current labels)
+        return reliability_rows(group, data, runs, first, samples, progress=progress)
+    explainers, metrics = _canonical_labels(live, batch, labelled=False)
+    if len(set(explainers.values())) < len(explainers) or len(set(metrics.values())) < len(metrics):
+        explainers, metrics = _canonical_labels(live, batch, labelled=True)  # a spec twice: labels tell them apart
+    cells = sorted([explainers[run.cell.explainer.label], sorted(metrics[s.label] for s, _ in run.active)]
+                   for run in live)
     key = make_key("reliability", VERSION, data.dataset_fingerprint, data.checkpoint_key, group.seed, samples,
-                   list(batch.ids), target.tolist(), [cell_key(run) for run in _live(runs)])
+                   list(batch.ids), target.tolist(), cells)
     cached = store.get_json("reliability", key)
     if cached is not None:
-        return ReliabilityScores(**cached)
+        return _relabelled(cached, group, explainers, metrics)
     out = reliability_rows(group, data, runs, first, samples, progress=progress)
     if not out.failed:
-        store.put_json("reliability", key, asdict(out))
+        store.put_json("reliability", key, {**asdict(out), "labels": {"explainers": explainers, "metrics": metrics}})
+    out.origin = "computed"
+    return out
+
+
+def _canonical_labels(live: list[CellRun], batch: Batch, labelled: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """``({explainer label: canonical JSON of its spec}, {metric label: of its spec})`` of the live
+    cells; ``labelled``: the label in each too."""
+    def canon(label: str, spec: Any) -> str:
+        return json.dumps([label, spec] if labelled else spec, sort_keys=True, default=str, separators=(",", ":"))
+
+    explainers, metrics = {}, {}
+    for run in live:
+        rng = run.explainer.draws_on(batch.x.device)  # a GPU's draws, as in the saliency key (helper 119)
+        explainers[run.cell.explainer.label] = canon(run.cell.explainer.label,
+                                                     [run.explainer.spec(), *([rng] if rng else [])])
+        metrics.update((s.label, canon(s.label, m.spec())) for s, m in run.active)
+    return explainers, metrics
+
+
+def _relabelled(cached: dict[str, Any], group: Group, explainers: dict[str, str],
+                metrics: dict[str, str]) -> ReliabilityScores:
+    """The cached scores with the current labels: the stored labels map to specs, the specs to the
+    current labels (both one to one: :func:`cached_reliability_rows`)."""
+    labels = cached.pop("labels")
+    by_spec = {spec: label for label, spec in explainers.items()}
+    explainer = {old: by_spec[spec] for old, spec in labels["explainers"].items()}
+    by_spec = {spec: label for label, spec in metrics.items()}
+    metric = {old: by_spec[spec] for old, spec in labels["metrics"].items()}
+    out = ReliabilityScores(**cached)
+    out.rows = [{**r, "dataset": group.dataset.label, "model": group.model.label,
+                 "explainer": explainer[r["explainer"]], "metric": metric[r["metric"]]} for r in out.rows]
+    out.skipped = {metric[m]: reason for m, reason in out.skipped.items()}
+    out.log = _skip_log(out.skipped)  # the only lines of a stored (failure-free) result
+    out.origin = "cached"
     return out
 
 

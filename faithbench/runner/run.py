@@ -1,10 +1,9 @@
 """Suite -> cells -> tidy tables in the output folder, on the local or the Ray executor.
 
-Exit status of a run (see :attr:`RunResult.status`): every cell ok, *partial* when some
-cells failed (``failures.csv`` lists them; the other cells' results are complete), or *failed*
-when cells failed and no result row was computed. Bad input
-(:class:`~faithbench.runner.errors.InputDataError`, a checkpoint that does not fit its dataset)
-stops the run; what was computed before it is in the cache, so a rerun resumes.
+Exit status of a run (see :attr:`RunResult.status`): every cell ok, *partial* when some cells failed
+(``failures.csv`` lists them; the other cells' results are complete), or *failed* when cells failed and
+no result row was computed. Bad input (:class:`~faithbench.runner.errors.InputDataError`, a checkpoint
+that does not fit its dataset) stops the run; what was computed before it is in the cache, so a rerun resumes.
 
 The run is :func:`~faithbench.runner.group.run_group` mapped over the suite's groups by an
 executor (:mod:`faithbench.runner.executors`), then the tables, in plan order, whatever order
@@ -54,9 +53,9 @@ Log = Callable[[str], None]
 def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
     """Check every model and dataset before anything is computed: pretrained weights can be had
     (:func:`~faithbench.models.factory.check_pretrained_available`), the splits its groups need build
-    (:func:`~faithbench.runner.group.needed_splits`: only the test split when no model is
-    trained on it), its test split is not empty, its train split is not empty where a model is
-    trained on it, and its val split is not empty where a metric is calibrated on it.
+    (:func:`~faithbench.runner.group.needed_splits`: only the test split when no model is trained on it),
+    its test split is not empty, its train split is not empty where a model is trained on it, and its val
+    split is not empty where a metric is calibrated on it.
 
     Returns ``{label: reason}`` for the ``optional`` datasets whose data cannot be had here (a
     :class:`~faithbench.datasets.paths.DataError`: no data root, a missing file that cannot be
@@ -115,10 +114,9 @@ def default_out_dir(suite: Suite) -> Path:
 
 
 def git_hash() -> str | None:
-    """The commit of faithbench's source when it runs from a git checkout of it, with ``-dirty``
-    appended when its tracked files under the package differ from that commit (as ``git describe
-    --dirty``); None outside a checkout, and for a copy installed inside another project's
-    repository (its files untracked there)."""
+    """The commit of faithbench's source when it runs from a git checkout of it, with ``-dirty`` appended
+    when its tracked files under the package differ from that commit (as ``git describe --dirty``); None
+    outside a checkout, and for a copy installed inside another project's repository (its files untracked)."""
     package = Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True, timeout=5)
@@ -298,8 +296,10 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
 def _tables(outputs: list[GroupOutput], unavailable: dict[str, str]) -> dict[str, Any]:
     """The tidy tables of the groups' outputs, in the order given."""
     cells = [c for o in outputs for c in o.cells]
-    computed = {"checkpoints": sum(o.trained for o in outputs), "saliency": 0, "scores": 0}
-    cached = {"saliency": 0, "scores": 0}
+    rel = [o.reliability.origin for o in outputs]  # groups whose reliability rows were re-scored or read
+    computed = {"checkpoints": sum(o.trained for o in outputs), "saliency": 0, "scores": 0,
+                "reliability": rel.count("computed")}
+    cached = {"saliency": 0, "scores": 0, "reliability": rel.count("cached")}
     for result in cells:
         for key, value in result.computed.items():
             computed[key] = computed.get(key, 0) + value

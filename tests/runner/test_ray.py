@@ -56,7 +56,7 @@ def test_ray_gives_the_same_values_as_local(tmp_path, ray_instance):
 
     again = run_suite(suite, tmp_path / "ray2", cache=Cache(tmp_path / "c_ray"), progress=False,
                       log=lambda m: None, executor="ray")
-    assert again.computed == {"checkpoints": 0, "saliency": 0, "scores": 0}
+    assert again.computed == {"checkpoints": 0, "saliency": 0, "scores": 0, "reliability": 0}
     pd.testing.assert_frame_equal(remote.results, again.results)
 
 

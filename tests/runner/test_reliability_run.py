@@ -141,27 +141,64 @@ def test_two_seeds_give_repeatability_and_samples_give_strata(tmp_path):
     assert set(pd.read_csv(tmp_path / "out" / "strata.csv")["stratum_kind"]) >= {"confidence", "correctness"}
 
 
-def test_a_rerun_reads_the_reliability_scores_from_the_cache(tmp_path, monkeypatch):
+def test_a_rerun_reads_the_reliability_scores_from_the_cache(tmp_path, monkeypatch, capsys):
     """A held-out review: the re-scoring was never cached, so every resume redid it (5.9 s of a fully
-    cached rerun that took 0.74 s without it). Now a rerun reads it; a change of a metric's
-    parameters re-scores."""
-    import faithbench.runner.reliability as reliability_module
+    cached rerun that took 0.74 s without it). Now a rerun reads it, also with the explainers and
+    metrics in another order or under other aliases (a review: either re-scored every cell and the
+    closing line said "computed 0"); a change of an explainer's parameters re-scores."""
+    import yaml
 
-    suite = {**TINY, "samples": 4, "batch_size": 4, "explainers": ["saliency", "gradcam"], "metrics": ["sparseness"]}
+    import faithbench.runner.reliability as reliability_module
+    from faithbench.cli import main
+
+    ig = {"name": "integrated_gradients", "params": {"n_steps": 4}}
+    suite = {**TINY, "samples": 4, "batch_size": 4, "explainers": ["saliency", ig],
+             "metrics": ["sparseness", {"name": "deletion_auc", "params": {"steps": 4}}]}
     cache = Cache(tmp_path / "cache")
     quiet = {"cache": cache, "progress": False, "log": lambda m: None}
-    faithbench.run(faithbench.load_suite(suite), out_dir=tmp_path / "a", **quiet)
+    first = faithbench.run(faithbench.load_suite(suite), out_dir=tmp_path / "a", **quiet)
+    assert first.computed["reliability"] == 1 and first.cached["reliability"] == 0
+    reordered = {**suite, "explainers": suite["explainers"][::-1], "metrics": suite["metrics"][::-1]}
+    # the same values computed in the other order (every draw seeded from the seed, not a cell's position)
+    faithbench.run(faithbench.load_suite(reordered), out_dir=tmp_path / "fresh", cache=Cache(tmp_path / "fresh_cache"),
+                   progress=False, log=lambda m: None)
+    table = (tmp_path / "a" / "reliability.csv").read_bytes()
+    assert (tmp_path / "fresh" / "reliability.csv").read_bytes() == table
 
     def refuse(*args, **kwargs):
         raise AssertionError("re-scored, not read from the cache")
 
+    entries = sorted((tmp_path / "cache" / "reliability").iterdir())
     with monkeypatch.context() as patch:
         patch.setattr(reliability_module, "reliability_rows", refuse)
         faithbench.run(faithbench.load_suite(suite), out_dir=tmp_path / "b", **quiet)
-    assert (tmp_path / "a" / "reliability.csv").read_bytes() == (tmp_path / "b" / "reliability.csv").read_bytes()
+        assert (tmp_path / "b" / "reliability.csv").read_bytes() == table
+        (tmp_path / "reordered.yaml").write_text(yaml.safe_dump(reordered))
+        capsys.readouterr()
+        assert main(["run", str(tmp_path / "reordered.yaml"), "--out", str(tmp_path / "c"), "--cache",
+                     str(tmp_path / "cache"), "--quiet"]) == 0
+        assert (tmp_path / "c" / "reliability.csv").read_bytes() == table
+        err = capsys.readouterr().err
+        assert ("computed 0 checkpoints, 0 saliency batches, 0 score batches, 0 reliability groups (2 saliency and "
+                "4 score batches, 1 reliability group read from the cache)") in err
+        manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+        assert manifest["computed"]["reliability"] == 0 and manifest["cached"]["reliability"] == 1
+        # other aliases: the rows read carry the new labels (the dataset's too: a review found a renamed
+        # dataset's old label in reliability.csv)
+        renamed = {**suite, "datasets": [{**TINY["datasets"][0], "alias": "ph"}],
+                   "explainers": [{"name": "saliency", "alias": "grad"}, ig],
+                   "metrics": [{"name": "sparseness", "alias": "sparse2"}, suite["metrics"][1]]}
+        faithbench.run(faithbench.load_suite(renamed), out_dir=tmp_path / "d", **quiet)
+    assert sorted((tmp_path / "cache" / "reliability").iterdir()) == entries  # no new entry
+    before = pd.read_csv(tmp_path / "a" / "reliability.csv")
+    after = pd.read_csv(tmp_path / "d" / "reliability.csv")
+    assert set(after["dataset"]) == {"ph"} and sorted(after["metric"]) == ["deletion_auc", "sparse2"]
+    before = before.assign(dataset="ph", metric=before["metric"].replace({"sparseness": "sparse2"}))
+    pd.testing.assert_frame_equal(after.sort_values("metric", ignore_index=True),
+                                  before.sort_values("metric", ignore_index=True), check_exact=True)
     calls = []
     real = reliability_module.reliability_rows
     monkeypatch.setattr(reliability_module, "reliability_rows", lambda *a, **k: calls.append(1) or real(*a, **k))
-    other = {**suite, "metrics": [{"name": "sparseness", "alias": "sparse2"}]}  # another label: another key
-    faithbench.run(faithbench.load_suite(other), out_dir=tmp_path / "c", **quiet)
-    assert calls == [1]
+    changed = {**suite, "explainers": ["saliency", {**ig, "params": {"n_steps": 5}}]}  # another cell: another key
+    again = faithbench.run(faithbench.load_suite(changed), out_dir=tmp_path / "e", **quiet)
+    assert calls == [1] and again.computed["reliability"] == 1 and again.cached["reliability"] == 0

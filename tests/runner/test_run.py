@@ -75,11 +75,13 @@ def test_outputs_and_columns(two_runs):
 def test_second_run_recomputes_nothing_and_is_identical(two_runs):
     root, first, second = two_runs
     assert first.computed["checkpoints"] == 1 and first.computed["saliency"] > 0
-    assert second.computed == {"checkpoints": 0, "saliency": 0, "scores": 0}
+    assert first.computed["reliability"] == 1  # the one group's metric reliability check (default: on)
+    assert second.computed == {"checkpoints": 0, "saliency": 0, "scores": 0, "reliability": 0}
     # what the second read from the cache: every batch the first computed (a walkthrough: a resumed run said
     # nothing of what it reused)
-    assert first.cached == {"saliency": 0, "scores": 0}
-    assert second.cached == {"saliency": first.computed["saliency"], "scores": first.computed["scores"]}
+    assert first.cached == {"saliency": 0, "scores": 0, "reliability": 0}
+    assert second.cached == {"saliency": first.computed["saliency"], "scores": first.computed["scores"],
+                             "reliability": 1}
     assert json.loads((root / "b" / "manifest.json").read_text())["cached"] == second.cached
     a = (root / "a" / "results.csv").read_bytes()
     b = (root / "b" / "results.csv").read_bytes()
@@ -130,7 +132,7 @@ def test_data_randomization_trains_a_permuted_twin(tmp_path):
     assert (values.loc["sobel"] > 0.999).all()
     assert values.loc["saliency"].mean() < 0.95
     again = run_suite(suite, tmp_path / "out2", cache=Cache(tmp_path / "cache"), progress=False, log=lambda m: None)
-    assert again.computed == {"checkpoints": 0, "saliency": 0, "scores": 0}
+    assert again.computed == {"checkpoints": 0, "saliency": 0, "scores": 0, "reliability": 0}
     # the twin's fit to the permuted labels it was trained on, in models.csv, and warned of below 0.9 (a review:
     # the sanity suite's twin fitted 0.539 and nothing said so)
     import torch
