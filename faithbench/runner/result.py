@@ -22,8 +22,9 @@ class RunResult:
     test scores). cost: ``cost.csv`` (time and forward passes per cell). skipped: ``skipped.csv`` (cells
     and metrics skipped as unsupported, with the reason). failures: ``failures.csv`` (failed cells; empty
     when none). regions: ``regions.csv`` (the suite's ``regions:`` block; empty without one).
-    computed: checkpoints trained, saliency and score batches computed. cached: saliency and score
-    batches read from the cache. device: where the run computed (``auto`` resolved: a review missed a
+    computed: checkpoints trained, saliency and score batches computed, ``reliability``: groups whose metric
+    reliability check was re-scored. cached: saliency and score batches (and reliability groups) read from
+    the cache. device: where the run computed (``auto`` resolved: a review missed a
     silent CPU fallback; on Ray, where its groups computed: ``cuda`` for tasks given a GPU, ``mixed: ...``
     when groups computed on different devices). :attr:`status`: ``ok``, ``partial`` or ``failed``.
     """
