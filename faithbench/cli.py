@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from faithbench.configurable import ParameterError, installed_version
-from faithbench.listing import describe, first_sentence, parameters
+from faithbench.listing import describe, first_sentence, parameters, write_lines
 from faithbench.registry import RegistryError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL = 0, 1, 2, 3
@@ -138,7 +138,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     if not result.skipped.empty:
         print(skipped_summary(result.skipped), file=sys.stderr)
-    print(out.resolve())
+    write_lines([str(out.resolve())])
     if result.status == "failed":  # every cell failed: no result row
         print(f"faithbench: run failed: every cell failed ({len(result.failures)} failures; see "
               f"{out / 'failures.csv'}); exit code {EXIT_FAILED}", file=sys.stderr)
@@ -181,21 +181,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
         from faithbench.config import BUILTIN_DIR
         from faithbench.config_yaml import yaml_description
 
-        print("\n".join(f"{n:<{width}}  {first_sentence(yaml_description(BUILTIN_DIR / f'{n}.yaml'))}".rstrip()
-                         for n in names))
-        return 0
+        return write_lines([f"{n:<{width}}  {first_sentence(yaml_description(BUILTIN_DIR / f'{n}.yaml'))}".rstrip()
+                      for n in names])
     width = max((len(n) for n in names), default=0)
+    lines = []
     for name in names:
         try:
             obj = registry.get(name)
-            print(f"{name:<{width}}  {describe(args.kind, obj)}")
+            lines.append(f"{name:<{width}}  {describe(args.kind, obj)}")
             if args.params:
-                print(f"{'':<{width}}  parameters: {parameters(obj) or 'none'}")
+                lines.append(f"{'':<{width}}  parameters: {parameters(obj) or 'none'}")
         except RegistryError as exc:  # a broken plugin: say so and list the others
             # an entry point named like a built-in: neither is broken (a review: the built-in gradcam was "broken")
-            print(f"{name:<{width}}  {'[name clash]' if registry.conflict(name) else '[broken plugin]'}")
+            lines.append(f"{name:<{width}}  {'[name clash]' if registry.conflict(name) else '[broken plugin]'}")
             print(f"faithbench: warning: {exc}", file=sys.stderr)
-    return 0
+    return write_lines(lines)
+
 
 
 def skipped_summary(skipped: Any) -> str:
@@ -239,8 +240,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if absent:
         cells += f" (skipped: the {counted(skipped, 'cell')} of optional {', '.join(map(repr, absent))}, whose " \
                  "data is not here)"
-    print(f"{args.suite}: ok — suite {suite.name!r}: {sizes} = {cells}, {counted(len(suite.metrics), 'metric')}")
-    return 0
+    metric_count = counted(len(suite.metrics), "metric")
+    return write_lines([f"{args.suite}: ok — suite {suite.name!r}: {sizes} = {cells}, {metric_count}"])
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -263,8 +264,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except OSError as exc:  # a read-only folder, a full disk: exit 2 naming the folder
         where = f" ({exc.filename})" if exc.filename else ""
         raise InputError(f"{run_dir}: cannot write the report: {exc.strerror or exc}{where}") from None
-    for path in written:
-        print(path)
+    write_lines([str(path) for path in written])
     if missing := missing_galleries(run_dir):  # plots/ deleted: a held-out review saw the gallery go unsaid
         print(f"faithbench: warning: no saliency gallery for {', '.join(missing)}: {GALLERY_NOTE}", file=sys.stderr)
     return 0

@@ -1,14 +1,16 @@
 """What ``faithbench list`` prints of a plugin: its tags and the first sentence of its description,
-whole (:func:`describe`), and with ``--params`` its parameters and their defaults (:func:`parameters`).
+whole (:func:`describe`), and with ``--params`` its parameters and their defaults (:func:`parameters`);
+:func:`write_lines` writes a command's standard output in one write.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+import sys
 from typing import Any
 
-__all__ = ["describe", "first_sentence", "parameters"]
+__all__ = ["describe", "first_sentence", "parameters", "write_lines"]
 
 _NONE = "(no description)"  # a plugin without a docstring (a review: listed as a lone ".")
 _ABBREVIATIONS = ("al", "e.g", "i.e", "cf", "vs", "etc", "approx", "Fig", "Eq", "resp")
@@ -75,3 +77,12 @@ def parameters(obj: Any) -> str:
         defaults = {name: p.default for name, p in signature.parameters.items()
                     if p.kind is p.KEYWORD_ONLY and p.default is not p.empty and name not in _LEFT_OUT}
     return ", ".join(f"{name}={value!r}" for name, value in defaults.items())
+
+
+def write_lines(lines: list[str]) -> int:
+    """Standard output's lines in ONE write(2), flushed; returns 0 (exit code). With ``PYTHONUNBUFFERED=1``
+    each ``print`` is a write (its newline another), and ``| head`` quitting between two made a listing that
+    fits the pipe's buffer exit 141 (a review); one write of it fills the buffer before the reader can quit."""
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.flush()
+    return 0
