@@ -30,10 +30,19 @@ class DataWarning(UserWarning):
 OFFLINE_VAR = "FAITHBENCH_OFFLINE"
 
 
+TRUE_VALUES = ("1", "true", "yes", "on")  # huggingface_hub's own set for HF_HUB_OFFLINE
+
+
+def env_true(name: str) -> bool:
+    """``$name`` set to 1/true/yes/on, any case and blanks around: the one reading of ``FAITHBENCH_OFFLINE``
+    (a review: MedMNIST took 1/true/yes and the hub weights also on, so ``on`` downloaded data offline)."""
+    return os.environ.get(name, "").strip().lower() in TRUE_VALUES
+
+
 def downloads_allowed() -> bool:
-    """False when ``$FAITHBENCH_OFFLINE`` is set to 1/true/yes: a loader then reports a missing
+    """False when ``$FAITHBENCH_OFFLINE`` is true (:func:`env_true`): a loader then reports a missing
     file at once instead of trying to download it (the tests and CI set it)."""
-    return os.environ.get(OFFLINE_VAR, "").strip().lower() not in ("1", "true", "yes")
+    return not env_true(OFFLINE_VAR)
 
 
 def data_root(override: str | os.PathLike[str] | None = None) -> Path:
@@ -102,7 +111,8 @@ def _path_hint(given: str) -> str:
     return f"; {'; '.join(hints)}" if hints else ""
 
 
-__all__ = ["ENV_VAR", "OFFLINE_VAR", "DataError", "csv_image", "data_root", "downloads_allowed", "resolve_path"]
+__all__ = ["ENV_VAR", "OFFLINE_VAR", "TRUE_VALUES", "DataError", "csv_image", "data_root", "downloads_allowed",
+           "env_true", "resolve_path"]
 
 
 def csv_row_problem(row: dict[Any, Any], need: tuple[str, ...]) -> str | None:

@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from faithbench.datasets.paths import OFFLINE_VAR, env_true
 from faithbench.models.errors import CheckpointError
 
 T = TypeVar("T")
-_TRUE = ("1", "true", "yes", "on")
 
 
 class PretrainedUnavailableError(CheckpointError):
@@ -25,8 +25,8 @@ class PretrainedUnavailableError(CheckpointError):
 
 
 def offline() -> bool:
-    """``HF_HUB_OFFLINE`` or ``FAITHBENCH_OFFLINE`` set to 1/true/yes/on."""
-    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "FAITHBENCH_OFFLINE"))
+    """``HF_HUB_OFFLINE`` or ``FAITHBENCH_OFFLINE`` set to 1/true/yes/on (any case), read as the datasets read it."""
+    return env_true("HF_HUB_OFFLINE") or env_true(OFFLINE_VAR)
 
 
 def hf_cache_dir() -> str:

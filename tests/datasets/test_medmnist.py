@@ -57,7 +57,7 @@ def test_missing_file_offline_gives_one_clear_error(tmp_path, monkeypatch):
         MedMNIST("test", flag="organmnist3d", root=str(tmp_path))
 
 
-@pytest.mark.parametrize("value", ["1", "true", "YES"])
+@pytest.mark.parametrize("value", ["1", "true", "YES", "on", "ON", " On "])  # on/ON downloaded (a review)
 def test_with_downloads_off_a_missing_file_is_an_error_without_a_download(tmp_path, monkeypatch, value):
     pytest.importorskip("medmnist")
     import torchvision.datasets.utils as tv_utils
@@ -118,3 +118,15 @@ def test_a_file_of_the_same_name_and_size_with_other_images_gets_other_keys(tmp_
     np.savez(path, **arrays)
     assert os.path.getsize(path) == os.path.getsize(tmp_path / "a" / "medmnist" / "chestmnist.npz")
     assert MedMNIST("test", flag="chestmnist", root=str(tmp_path / "b")).fingerprint() != first
+
+
+@pytest.mark.parametrize("value, off", [("1", True), ("on", True), ("ON", True), ("True", True), (" yes ", True),
+                                        ("0", False), ("off", False), ("no", False), ("", False), ("2", False)])
+def test_one_reading_of_faithbench_offline(monkeypatch, value, off):
+    """A held-out review: MedMNIST read FAITHBENCH_OFFLINE as 1/true/yes and the hub weights as 1/true/yes/on."""
+    from faithbench.datasets.paths import downloads_allowed
+    from faithbench.models.hub import offline
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("FAITHBENCH_OFFLINE", value)
+    assert (downloads_allowed(), offline()) == (not off, off)
