@@ -171,7 +171,7 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     a ``RuntimeError`` and ``CacheWriteError`` an ``OSError``. A failing explainer or metric is not raised:
     it is a row of ``failures``, and the run goes on."""
     from faithbench.config import Suite
-    from faithbench.runner.errors import UsageError
+    from faithbench.runner.errors import FolderError, UsageError
     from faithbench.runner.run import default_out_dir, run_suite
     from faithbench.runner.settings import check_limit, check_limit_fits, resolve_device
     from faithbench.store import Cache
@@ -211,7 +211,11 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     if limit:  # a limit too small for a metric, named as run's argument (a review: "--limit 1: ...")
         check_limit_fits(suite, limit, "run: limit")
     out = Path(out_dir) if out_dir is not None else default_out_dir(suite)
-    return run_suite(suite, out, **kwargs)
+    try:
+        return run_suite(suite, out, **kwargs)
+    except FolderError as exc:  # named as run's arguments, not the CLI's --out and --cache (a review)
+        name = {"out": "out_dir", "cache": "cache (or $FAITHBENCH_CACHE)"}[exc.argument]
+        raise UsageError(f"run: {name}: {exc.path}: {exc.problem}") from None
 
 
 def _check_run_types(kwargs: dict[str, Any]) -> None:

@@ -35,6 +35,38 @@ def test_an_empty_out_dir_or_cache_is_refused_and_nothing_is_written_to_the_cwd(
 
 
 @pytest.mark.parametrize("kwargs, message", [
+    ({"out_dir": "afile"}, "run: out_dir: afile: is a file, expected a folder"),
+    ({"out_dir": "afile/sub"}, "run: out_dir: afile/sub: not writable (Not a directory)"),
+    ({"out_dir": "out", "cache": "afile"}, "run: cache (or $FAITHBENCH_CACHE): afile: is a file, expected a folder"),
+    ({"out_dir": "out", "cache": "afile/c"},
+     "run: cache (or $FAITHBENCH_CACHE): afile/c: not writable (Not a directory)"),
+])
+def test_an_unusable_out_dir_or_cache_is_named_as_runs_argument(tmp_path, monkeypatch, kwargs, message):
+    """A review: faithbench.run(out_dir='afile') said "--out afile: ..." and a bad cache "(--cache or
+    $FAITHBENCH_CACHE)", flags a Python caller never passed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(UsageError, match=f"^{re.escape(message)}$"):
+        faithbench.run(TINY, progress=False, log=lambda _line: None, **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--out", "afile"], "faithbench: error: --out afile: is a file, expected a folder"),
+    (["--out", "out", "--cache", "afile"],
+     "faithbench: error: cache folder (--cache or $FAITHBENCH_CACHE) afile: is a file, expected a folder"),
+])
+def test_the_cli_names_its_flags(tmp_path, monkeypatch, capsys, flags, message):
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(TINY))
+    assert main(["run", "s.yaml", *flags]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == message
+
+
+@pytest.mark.parametrize("kwargs, message", [
     ({"device": 5}, "run: device expects a device name ('auto', 'cpu', 'cuda', 'cuda:N'), a torch.device or None, "
                     "got int"),
     ({"device": True}, "run: device expects a device name ('auto', 'cpu', 'cuda', 'cuda:N'), a torch.device or None, "

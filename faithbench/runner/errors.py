@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from faithbench.device import is_out_of_memory
 
-__all__ = ["InputDataError", "OutputInUseError", "UsageError", "error_summary"]
+__all__ = ["FolderError", "InputDataError", "OutputInUseError", "UsageError", "error_summary"]
 
 
 class InputDataError(ValueError):
@@ -40,3 +40,18 @@ def error_summary(exc: BaseException, limit: int = 500) -> tuple[str, str]:
 
 class UsageError(ValueError):
     """A run option that cannot be honoured (an executor that is not installed): exit code 2."""
+
+
+class FolderError(UsageError):
+    """An output or cache folder that cannot be used. ``argument`` ("out" or "cache") lets each caller name it
+    as its user gave it: the message names the CLI's flags (:data:`CLI_NAMES`), ``faithbench.run`` re-raises it
+    naming its own arguments (a review: Python callers read "--out", which they never passed)."""
+
+    CLI_NAMES = {"out": "--out", "cache": "cache folder (--cache or $FAITHBENCH_CACHE)"}
+
+    def __init__(self, argument: str, path: object, problem: str) -> None:
+        self.argument, self.path, self.problem = argument, path, problem
+        super().__init__(f"{self.CLI_NAMES[argument]} {path}: {problem}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, object, str]]:  # pickled as its arguments, not its message
+        return type(self), (self.argument, self.path, self.problem)

@@ -27,7 +27,7 @@ from importlib import metadata
 from collections.abc import Iterable
 from pathlib import Path
 
-from faithbench.runner.errors import UsageError
+from faithbench.runner.errors import FolderError
 from faithbench.runner.lock import lock_output
 
 STALE_TMP_SECONDS = 3600.0
@@ -47,10 +47,11 @@ OWNED: tuple[str, ...] = (
 
 
 def _writable_folder(path: Path, what: str, *, create: bool = True) -> None:
-    """Raise :class:`UsageError` unless ``path`` is a folder this process can write, creating it (``create``
-    False: creating nothing, by probing its nearest existing folder when it is not there yet)."""
+    """Raise :class:`FolderError` (of ``what``: "out" or "cache") unless ``path`` is a folder this process can
+    write, creating it (``create`` False: creating nothing, by probing its nearest existing folder when it is not
+    there yet)."""
     if path.exists() and not path.is_dir():
-        raise UsageError(f"{what} {path}: is a file, expected a folder")
+        raise FolderError(what, path, "is a file, expected a folder")
     try:
         if create:
             path.mkdir(parents=True, exist_ok=True)
@@ -60,7 +61,7 @@ def _writable_folder(path: Path, what: str, *, create: bool = True) -> None:
         with tempfile.TemporaryFile(dir=probed, prefix=".faithbench-probe."):
             pass
     except OSError as exc:
-        raise UsageError(f"{what} {path}: not writable ({exc.strerror or exc})") from None
+        raise FolderError(what, path, f"not writable ({exc.strerror or exc})") from None
 
 
 def remove_tmp_files(root: Path, older_than: float = 0.0, *, recursive: bool = True) -> list[Path]:
@@ -83,22 +84,21 @@ def remove_tmp_files(root: Path, older_than: float = 0.0, *, recursive: bool = T
 def prepare_output(out_dir: Path, cache_root: Path) -> None:
     """Check that ``out_dir`` and ``cache_root`` are folders this process can write (creating
     them; an unusable cache is refused before anything is created), and remove temporary files a killed
-    run left there. Raises :class:`UsageError`, or
+    run left there. Raises :class:`~faithbench.runner.errors.FolderError` (a ``UsageError``), or
     :class:`~faithbench.runner.errors.OutputInUseError` when another run holds ``out_dir``."""
     out_dir, cache_root = Path(out_dir), Path(cache_root)
-    cache_what = "cache folder (--cache or $FAITHBENCH_CACHE)"
-    _writable_folder(cache_root, cache_what, create=False)  # refused before --out and its lock are made (a review)
-    _writable_folder(out_dir, "--out")
+    _writable_folder(cache_root, "cache", create=False)  # refused before --out and its lock are made (a review)
+    _writable_folder(out_dir, "out")
     _not_foreign(out_dir)
     with lock_output(out_dir):  # another run writing there: refused before the cache is touched
         for folder in (out_dir, out_dir / "plots"):  # where the run writes; not another program's subfolders
             remove_tmp_files(folder, recursive=False)
-    _writable_folder(cache_root, cache_what)
+    _writable_folder(cache_root, "cache")
     remove_tmp_files(cache_root, older_than=STALE_TMP_SECONDS)
 
 
 def _not_foreign(out_dir: Path) -> None:
-    """Raise :class:`UsageError` when ``out_dir`` holds files a run would replace or remove
+    """Raise :class:`FolderError` when ``out_dir`` holds files a run would replace or remove
     (:data:`OWNED`) but is no faithbench run folder (:func:`~faithbench.reports.integrity.is_run_folder`)."""
     from faithbench.reports.integrity import is_run_folder
 
@@ -108,8 +108,8 @@ def _not_foreign(out_dir: Path) -> None:
                     if p.is_file() or p.is_symlink()})
     if found:
         shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
-        raise UsageError(f"--out {out_dir}: holds {shown}, which a run writes, but no faithbench run (no run's "
-                         f"manifest.json, no results.parquet); choose an empty or new folder, or move those files")
+        raise FolderError("out", out_dir, f"holds {shown}, which a run writes, but no faithbench run (no run's "
+                          "manifest.json, no results.parquet); choose an empty or new folder, or move those files")
 
 
 def clear_owned(out_dir: Path, names: Iterable[str] = OWNED) -> list[Path]:
