@@ -182,7 +182,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         from faithbench.config_yaml import yaml_description
 
         return write_lines([f"{n:<{width}}  {first_sentence(yaml_description(BUILTIN_DIR / f'{n}.yaml'))}".rstrip()
-                      for n in names])
+                            for n in names])
     width = max((len(n) for n in names), default=0)
     lines = []
     for name in names:
@@ -196,7 +196,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
             lines.append(f"{name:<{width}}  {'[name clash]' if registry.conflict(name) else '[broken plugin]'}")
             print(f"faithbench: warning: {exc}", file=sys.stderr)
     return write_lines(lines)
-
 
 
 def skipped_summary(skipped: Any) -> str:
