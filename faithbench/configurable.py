@@ -114,20 +114,20 @@ FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38  # fin
 
 
 def check_bound(owner: str, param: str, value: Any, bound: Bound, why: str = "") -> None:
-    """Raise ``ValueError("<owner>: expected <param> <range> (<why>, else the bound's), got <value>")``
+    """Raise ``ParameterError("<owner>: expected <param> <range> (<why>, else the bound's), got <value>")``
     unless ``value`` is a finite number in ``bound``; ``None`` (the parameter's default) passes: dataset
     and model builders call it, so ``faithbench validate`` refuses the value before anything is trained."""
     why = why or bound.why
     if value is not None and not bound.holds(value):
-        raise ValueError(f"{owner}: expected {param} {bound}{f' ({why})' if why else ''}, got {value!r}")
+        raise ParameterError(f"{owner}: expected {param} {bound}{f' ({why})' if why else ''}, got {value!r}")
 
 
 def check_range_pair(owner: str, param: str, value: Any) -> tuple[float, float]:
-    """``value`` as ``(min, max)`` with ``0 < min <= max`` (a radius range), else ``ValueError``."""
+    """``value`` as ``(min, max)`` with ``0 < min <= max`` (a radius range), else :class:`ParameterError`."""
     ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
     if not ok or not 0 < value[0] <= value[1]:
-        raise ValueError(f"{owner}: expected {param} [min, max] with 0 < min <= max, got {value!r}")
+        raise ParameterError(f"{owner}: expected {param} [min, max] with 0 < min <= max, got {value!r}")
     return float(value[0]), float(value[1])
 
 

@@ -39,11 +39,12 @@ import torch
 from torch import Tensor
 
 from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
-                                   Bound, check_bound, check_range_pair)
+                                   Bound, ParameterError, check_bound)
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
 from faithbench.datasets.paths import DataError, csv_date, csv_image, csv_row_problem, resolve_path
-from faithbench.datasets.phantoms import MAX_N, _SPLIT_OFFSET, _erode, _grid, ellipsoid, smooth_field
+from faithbench.datasets.phantoms import (MAX_N, SEED, _SPLIT_OFFSET, PhantomCXR, _erode, _grid, check_lesion_radius,
+                                         ellipsoid, smooth_field)
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -176,11 +177,11 @@ class PhantomLongitudinal(LongitudinalDataset):
                                     ("channels", channels, AT_LEAST_ONE), ("seq_len", seq_len, AT_LEAST_ONE),
                                     ("max_visits", max_visits, Bound(1, 1000)),  # 1e12 hung validate
                                     ("lesion_contrast", lesion_contrast, POSITIVE),
-                                    ("noise", noise, NON_NEGATIVE), ("growth", growth, POSITIVE)):
+                                    ("noise", noise, NON_NEGATIVE), ("growth", growth, POSITIVE), ("seed", seed, SEED)):
             check_bound(name, param, value, bound)
         check_bound(name, "prevalence", prevalence, OPEN_UNIT, "at 0 or 1 a split has one class and the test "
                                                               "AUC is undefined")
-        radius = check_range_pair(name, "lesion_radius", lesion_radius)
+        radius = check_lesion_radius(name, lesion_radius, PhantomCXR.max_lesion_radius, PhantomCXR.lesion_why)
         super().__init__(split, n=n, size=size, channels=channels, seq_len=seq_len, max_visits=max_visits,
                          seed=seed, prevalence=prevalence, lesion_contrast=lesion_contrast,
                          lesion_radius=list(radius), noise=noise, persist=persist, growth=growth)
@@ -312,11 +313,11 @@ class LongitudinalFolder(LongitudinalDataset):
         check_bound(name, "size", size, Bound(8, 8192))
         check_bound(name, "n", n, AT_LEAST_ONE)  # None: the whole split
         if fit not in ("crop", "pad", "squash"):
-            raise ValueError(f"{name}: expected fit crop, pad or squash, got {fit!r}")
+            raise ParameterError(f"{name}: expected fit crop, pad or squash, got {fit!r}")
         if channels not in (1, 3):
-            raise ValueError(f"{name}: expected channels 1 or 3, got {channels}")
+            raise ParameterError(f"{name}: expected channels 1 or 3, got {channels}")
         if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-            raise ValueError(f"{name}: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
+            raise ParameterError(f"{name}: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
         super().__init__(split, path=path, labels=labels, classes=classes, seq_len=seq_len, size=size, fit=fit,
                          channels=channels, fractions=list(fractions), seed=seed, n=n)
         folder = Path(os.path.abspath(resolve_path(path, root, "image folder")))

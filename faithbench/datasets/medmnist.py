@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from faithbench.configurable import ParameterError
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.paths import OFFLINE_VAR, DataError, data_root, downloads_allowed
 from faithbench.registry import datasets
@@ -110,18 +111,18 @@ class MedMNIST(BaseDataset):
         # the seed enters the spec with n only: without n it changes nothing (the cache keys stay)
         super().__init__(split, flag=flag, size=size, n=n, finding=finding, **({"seed": seed} if n else {}))
         if size not in SIZES:
-            raise ValueError(f"medmnist: expected size in {SIZES}, got {size}")
+            raise ParameterError(f"medmnist: expected size in {SIZES}, got {size}")
         if n is not None and n < 1:
-            raise ValueError(f"medmnist: expected n >= 1, got {n}")
+            raise ParameterError(f"medmnist: expected n >= 1, got {n}")
         info = medmnist_info()
         if info is not None and flag not in info:
             close = difflib.get_close_matches(flag, list(info), n=3)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise ValueError(f"medmnist: unknown flag {flag!r}{hint} (valid: {', '.join(sorted(info))})")
+            raise ParameterError(f"medmnist: unknown flag {flag!r}{hint} (valid: {', '.join(sorted(info))})")
         self.flag, self.size, self.n = flag, size, n
         self.spatial_dims = 3 if flag.endswith("3d") else 2  # type: ignore[misc]
         if self.spatial_dims == 3 and size not in (28, 64):
-            raise ValueError(f"medmnist: 3D subset {flag!r} comes in sizes 28 and 64, got {size}")
+            raise ParameterError(f"medmnist: 3D subset {flag!r} comes in sizes 28 and 64, got {size}")
 
         folder = data_root(root) / "medmnist"
         path = folder / medmnist_filename(flag, size)
@@ -164,12 +165,12 @@ class MedMNIST(BaseDataset):
             else:
                 k = class_names.index(finding) if isinstance(finding, str) and finding in class_names else finding
                 if not isinstance(k, int) or not 0 <= k < n_classes:
-                    raise ValueError(f"medmnist: finding {finding!r} is not one of {class_names}")
+                    raise ParameterError(f"medmnist: finding {finding!r} is not one of {class_names}")
                 self.classes = (f"no {class_names[k]}", class_names[k])  # type: ignore[misc]
                 self._labels = labels[:, k]
         else:
             if finding is not None:
-                raise ValueError(f"medmnist: 'finding' applies to multi-label subsets; {flag!r} is {task}")
+                raise ParameterError(f"medmnist: 'finding' applies to multi-label subsets; {flag!r} is {task}")
             self.classes = class_names  # type: ignore[misc]
             self._labels = labels[:, 0]
 

@@ -23,7 +23,7 @@ from torch import Tensor
 from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
                                    Bound, check_bound, check_range_pair)
 from faithbench.datasets.base import BaseDataset, Split
-from faithbench.datasets.phantoms import MAX_N, _SPLIT_OFFSET, PhantomCXR, _erode
+from faithbench.datasets.phantoms import MAX_N, SEED, _SPLIT_OFFSET, PhantomCXR, _erode
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -74,6 +74,7 @@ class PhantomCXRMultiLabel(BaseDataset):
         check_bound(owner, "n", n, MAX_N)
         check_bound(owner, "size", size, Bound(PhantomCXR.min_size, PhantomCXR.max_size))
         check_bound(owner, "channels", channels, AT_LEAST_ONE)
+        check_bound(owner, "seed", seed, SEED)
         check_bound(owner, "prevalence", prevalence, OPEN_UNIT, "at 0 or 1 a class is never or always present "
                                                                 "and its test AUC is undefined")
         check_bound(owner, "contrast", contrast, POSITIVE)

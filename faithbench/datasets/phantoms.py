@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
-                                   Bound, check_bound, check_range_pair)
+                                   Bound, ParameterError, check_bound, check_range_pair)
 from faithbench.datasets.base import BaseDataset, Split
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -37,8 +37,27 @@ _SPLIT_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_029}
 # was val[0]), so a split holds at most a million samples.
 MAX_N = Bound(1, 1_000_000, why="sample i of a split is seeded from (seed, split, i); more samples would "
               "reach another split's seeds and repeat its images")
+# seed * 10_000_019 (+ < 10**8) must fit torch's 64-bit seed (a review: seed 2**70 was "Overflow when unpacking
+# long long", naming no parameter); 9e11 * 10_000_019 < 2**63, so negative seeds fit as well
+SEED = Bound(-900_000_000_000, 900_000_000_000, why="a sample's generator seed, seed * 10000019 + its index, "
+             "must fit in 64 bits")
 _ONE_CLASS = "at 0 or 1 a split has one class and the test AUC is undefined"
 _SIDE_SALT = 500_009  # seeds the reference side of a normal phantom_cxr, apart from the image's stream
+
+
+def check_lesion_radius(owner: str, value: Any, high: float, why: str) -> tuple[float, float]:
+    """``lesion_radius`` as ``(min, max)`` with ``0 < min <= max <= high``, else :class:`ParameterError`
+    naming ``high`` and ``why`` (what a larger lesion would do)."""
+    radius = check_range_pair(owner, "lesion_radius", value)
+    if radius[1] > high:  # a fuzzing review: [100, 200] made the lesion mask the whole image
+        raise ParameterError(f"{owner}: expected lesion_radius [min, max] with max <= {high:g} ({why}), got {value!r}")
+    return radius
+
+
+def organ_why(extent: str) -> str:
+    """Why a phantom's ``lesion_radius`` has a maximum: ``extent``, the organ's size."""
+    return (f"{extent}: a larger lesion leaves its organ, and a far larger one covers the body, where every map "
+            f"scores the same against the lesion mask")
 
 
 def _grid(shape: tuple[int, ...]) -> list[Tensor]:
@@ -86,15 +105,11 @@ class _Phantom(BaseDataset):
         check_bound(name, "n", n, MAX_N)
         check_bound(name, "size", size, Bound(self.min_size, self.max_size))
         check_bound(name, "channels", channels, AT_LEAST_ONE)
+        check_bound(name, "seed", seed, SEED)
         if not normal_only:
             check_bound(name, "prevalence", prevalence, OPEN_UNIT, _ONE_CLASS)
         check_bound(name, "lesion_contrast", lesion_contrast, POSITIVE)
-        radius = check_range_pair(name, "lesion_radius", lesion_radius)
-        if radius[1] > self.max_lesion_radius:  # a fuzzing review: [100, 200] made the lesion mask the whole image
-            raise ValueError(f"{name}: expected lesion_radius [min, max] with max <= {self.max_lesion_radius:g} "
-                             f"({self.organ_extent}: a larger lesion leaves its organ, and a far larger one covers "
-                             f"the body, where every map scores the same against the lesion mask), got "
-                             f"{lesion_radius!r}")
+        radius = check_lesion_radius(name, lesion_radius, self.max_lesion_radius, self.lesion_why)
         check_bound(name, "noise", noise, NON_NEGATIVE)
         check_bound(name, "shortcut", shortcut, Bound(0, 1))
         super().__init__(split, n=n, size=size, channels=channels, seed=seed, prevalence=prevalence,
@@ -208,7 +223,7 @@ class PhantomCXR(_Phantom):
     default_n = {"train": 2000, "val": 400, "test": 500}
     min_size = 32
     max_lesion_radius = 8.0  # pixels at size 64: the smallest half-width of a lung (8 + u * 2)
-    organ_extent = "the narrowest lung is 16 px wide at size 64"
+    lesion_why = organ_why("the narrowest lung is 16 px wide at size 64")
 
     def __init__(self, split: Split = "test", *, n: int | None = None, size: int = 64,
                  channels: int = 1, seed: int = 0, prevalence: float = 0.5,
@@ -325,7 +340,7 @@ class PhantomOrgan3D(_Phantom):
     seed_salt = 7
     min_size = 24
     max_lesion_radius = 4.0  # voxels at size 32: the spleen's smallest half-axis (4 + u * 0.5)
-    organ_extent = "the spleen is at least 8 voxels across at size 32"
+    lesion_why = organ_why("the spleen is at least 8 voxels across at size 32")
     max_size = 128  # a review: validate at 256 did not finish in 300 s (128: 18 s)
 
     def __init__(self, split: Split = "test", *, n: int | None = None, size: int = 32,

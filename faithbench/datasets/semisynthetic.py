@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
-                                   Bound, check_bound, check_range_pair)
+                                   Bound, ParameterError, check_bound)
 from faithbench.datasets.base import BaseDataset, Split
-from faithbench.datasets.phantoms import MAX_N, _SPLIT_OFFSET, _fits, _grid, smooth_field
+from faithbench.datasets.phantoms import MAX_N, SEED, _SPLIT_OFFSET, _fits, _grid, check_lesion_radius, smooth_field
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -79,8 +79,12 @@ _BOUNDS = {"size": Bound(16, 512), "n": MAX_N, "channels": AT_LEAST_ONE, "preval
            "lesion_contrast": POSITIVE, "rotation": Bound(0, 180),
            "scale": Bound(0, 1, high_open=True),  # the zoom 1 ± scale must stay > 0
            "shift": Bound(0, 0.5, high_open=True),  # half the side or more moves half the brain out of view
-           "noise": NON_NEGATIVE}
+           "noise": NON_NEGATIVE, "seed": SEED}
 _WHY = {"prevalence": "at 0 or 1 a split has one class and the test AUC is undefined"}
+# the largest lesion_radius, at the default size (scaled with size), as the phantoms': a ball where the white
+# matter is too thin for it is shrunk until it fits (a review: [20, 30] gave balls of radius 6 px, 2 voxels)
+_RADIUS_WHY = {2: "pixels at size 64, as phantom_cxr; a lesion is shrunk until it fits in the white matter",
+               3: "voxels at size 32, as phantom_organ3d; a lesion is shrunk until it fits in the white matter"}
 
 
 def _check_params(**values: Any) -> None:
@@ -120,18 +124,18 @@ class MNILesion(BaseDataset):
                  lesion_radius: tuple[float, float] | None = None, rotation: float = 8.0,
                  scale: float = 0.06, shift: float = 0.04, noise: float = 0.02) -> None:
         if dims not in (2, 3) or not isinstance(dims, numbers.Integral) or isinstance(dims, bool):  # not 2.0
-            raise ValueError(f"mni_lesion: expected dims 2 or 3, got {dims!r}")
+            raise ParameterError(f"mni_lesion: expected dims 2 or 3, got {dims!r}")
         ref = 64 if dims == 2 else 32
         size = ref if size is None else size
         if n is None and split in ("train", "val", "test"):  # another split: BaseDataset names it
             n = {"train": 2000, "val": 400, "test": 500}[split] // (1 if dims == 2 else 2)
         if polarity not in ("dark", "bright", "both"):
-            raise ValueError(f"mni_lesion: expected polarity dark, bright or both, got {polarity!r}")
+            raise ParameterError(f"mni_lesion: expected polarity dark, bright or both, got {polarity!r}")
         if lesion_radius is None:
             lesion_radius = (2.5, 4.0) if dims == 2 else (1.5, 2.5)
-        lesion_radius = check_range_pair("mni_lesion", "lesion_radius", lesion_radius)
-        _check_params(size=size, n=n, channels=channels, prevalence=prevalence, lesion_contrast=lesion_contrast,
-                      rotation=rotation, scale=scale, shift=shift, noise=noise)
+        lesion_radius = check_lesion_radius("mni_lesion", lesion_radius, 8.0 if dims == 2 else 4.0, _RADIUS_WHY[dims])
+        _check_params(seed=seed, size=size, n=n, channels=channels, prevalence=prevalence,
+                      lesion_contrast=lesion_contrast, rotation=rotation, scale=scale, shift=shift, noise=noise)
         super().__init__(split, dims=dims, size=size, n=n, seed=seed, prevalence=prevalence, channels=channels,
                          polarity=polarity, lesion_contrast=lesion_contrast, lesion_radius=list(lesion_radius),
                          rotation=rotation, scale=scale, shift=shift, noise=noise)

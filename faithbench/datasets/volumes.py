@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from faithbench.configurable import ParameterError
 from faithbench.datasets.base import SPLITS, BaseDataset, Split
 from faithbench.datasets.paths import DataError, resolve_path
 from faithbench.datasets.volume_files import (NIBABEL_SUFFIXES, NRRD_SUFFIXES, ORIENTATIONS, nibabel_or_error,
@@ -122,13 +123,13 @@ class VolumeDataset(BaseDataset):
         if (items is None) == (manifest is None):
             raise ValueError("volume: give exactly one of 'items' (a list) or 'manifest' (a CSV file)")
         if window is not None and (len(window) != 2 or not window[0] < window[1]):
-            raise ValueError(f"volume: expected window [low, high] with low < high, got {window}")
+            raise ParameterError(f"volume: expected window [low, high] with low < high, got {window}")
         ints = isinstance(size, (list, tuple, np.ndarray)) and all(  # NumPy integers too (a diff review)
             isinstance(n, (numbers.Integral, np.integer)) and not isinstance(n, (bool, np.bool_)) for n in size)
         if size is not None and (not ints or len(size) != 3 or min(size) < 1):
-            raise ValueError(f"volume: expected size [D, H, W] of positive ints, got {size}")
+            raise ParameterError(f"volume: expected size [D, H, W] of positive ints, got {size}")
         if orientation not in ORIENTATIONS:
-            raise ValueError(f"volume: expected orientation one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
+            raise ParameterError(f"volume: expected orientation one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
         entries = read_manifest(resolve_path(manifest, root, "volume manifest")) if manifest else list(items or [])
         for k, item in enumerate(entries):
             if not isinstance(item, dict) or "image" not in item:
