@@ -311,18 +311,23 @@ def trained_models(suite: Any, spec: Any, permuted: bool) -> list[Any]:
 
 
 def check_train_splits(suite: Any, source: str, built: dict[str, Any], error: type[Exception]) -> None:
-    """A dataset whose split building is cheap (``cheap_splits``: the phantoms, your own folders and
-    volumes) and whose train split holds one class for a model trained on it: an error naming the
-    suite file and ``datasets[i].params`` (a review: ``n: 1`` and ``prevalence: 0.001`` passed
-    validate, then the run refused them). The run's preflight checks the others' splits the same way."""
+    """A dataset whose train split's labels are cheap to have (:meth:`BaseDataset.labels_split`: the
+    phantoms, your own folders and volumes, ``medmnist`` without its images) and hold one class for a model
+    trained on it: an error naming the suite file and ``datasets[i].params`` (a review: ``n: 1`` and
+    ``prevalence: 0.001`` passed validate, then the run refused them; later ``medmnist`` ``n: 1``). The run's
+    preflight checks the others' splits the same way."""
     permuted = _needs_twin(suite)
     for i, spec in enumerate(suite.datasets):
         dataset, trained = built.get(spec.label), trained_models(suite, spec, permuted)
-        if not trained or not getattr(dataset, "cheap_splits", False):
+        if not trained or dataset is None:
             continue
+        cls = type(dataset)
         try:
-            train = type(dataset)(split="train", **spec.params)
+            train = cls.labels_split("train", **spec.params) if hasattr(cls, "labels_split") else \
+                (cls(split="train", **spec.params) if getattr(dataset, "cheap_splits", False) else None)
         except Exception:  # noqa: BLE001 - config_checks.check_validation reports a train split that fails
+            continue
+        if train is None:
             continue
         problem = train_class_problem(spec.label, trained, train)
         if problem:

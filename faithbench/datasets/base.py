@@ -181,6 +181,13 @@ class BaseDataset:
         train split of one class with it, before any training."""
         return None
 
+    @classmethod
+    def labels_split(cls, split: Split, **params: Any) -> BaseDataset | None:
+        """Split ``split`` built with ``params`` for ``validate`` to read its ``classes`` and :meth:`labels`
+        (a train split of one class), or None where building it reads the images: the split itself where
+        ``cheap_splits``; a dataset that can read its labels alone (``medmnist``) builds it without them."""
+        return cls(split=split, **params) if cls.cheap_splits else None
+
     def tensors(self) -> tuple[Tensor, Tensor]:
         """All images and labels stacked: ``(N, C, *spatial)``, and ``(N,)`` class indices, or for a
         multi-label dataset the ``(N, K)`` 0/1 vectors. For training."""

@@ -104,6 +104,16 @@ class MedMNIST(BaseDataset):
 
     background = 0.0
     version = "1"
+    _with_images = True  # False: a split of labels only (labels_split)
+
+    @classmethod
+    def labels_split(cls, split: Split, **params: Any) -> MedMNIST:
+        """Split ``split`` with its labels and classes but no image read from the file (a held-out review:
+        ``validate`` passed ``n: 1``, a train split of one class, which the run refused)."""
+        dataset = cls.__new__(cls)
+        dataset._with_images = False
+        dataset.__init__(split, **params)  # type: ignore[misc]
+        return dataset
 
     def __init__(self, split: Split = "test", *, flag: str = "pneumoniamnist", size: int = 28,
                  root: str | None = None, n: int | None = None, finding: str | int | None = None,
@@ -131,7 +141,8 @@ class MedMNIST(BaseDataset):
         self.path = path
         try:
             with np.load(path) as npz:
-                images, labels = npz[f"{split}_images"], npz[f"{split}_labels"]
+                labels = npz[f"{split}_labels"]
+                images = npz[f"{split}_images"] if self._with_images else None
         except KeyError:
             raise DataError(f"medmnist: {path} has no arrays '{split}_images'/'{split}_labels'") from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # truncated or corrupt
@@ -142,13 +153,13 @@ class MedMNIST(BaseDataset):
         if n is not None:  # stratified by the label (multi-label: the first positive class)
             first = np.where(labels.any(1), labels.argmax(1), 0) if labels.shape[1] > 1 else labels[:, 0]
             self._index = np.asarray(stratified_order(first.tolist(), seed)[:n], dtype=np.int64)
-            images, labels = images[self._index], labels[self._index]
+            images, labels = images[self._index] if images is not None else None, labels[self._index]
         # (N, *spatial) grey or (N, H, W, 3) RGB -> (N, C, *spatial), kept uint8 until indexed.
-        if images.ndim == self.spatial_dims + 2:
+        if images is not None and images.ndim == self.spatial_dims + 2:
             images = np.moveaxis(images, -1, 1)
-        else:
+        elif images is not None:
             images = images[:, None]
-        self._images = torch.from_numpy(np.ascontiguousarray(images))
+        self._images = torch.from_numpy(np.ascontiguousarray(images)) if images is not None else None
 
         task = (info or {}).get(flag, {}).get("task", "multi-label" if labels.shape[1] > 1 else "")
         names = (info or {}).get(flag, {}).get("label")
@@ -184,7 +195,7 @@ class MedMNIST(BaseDataset):
         return spec
 
     def __len__(self) -> int:
-        return len(self._images)
+        return len(self._index)
 
     def __getitem__(self, i: int) -> Sample:
         if not 0 <= i < len(self):

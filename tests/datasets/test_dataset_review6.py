@@ -104,3 +104,30 @@ def test_a_missing_file_is_a_data_error_not_a_parameter_error(tmp_path):
     with pytest.raises(DataError, match="bloodmnist.npz is not in") as caught:
         create_dataset("medmnist", flag="bloodmnist", root=str(tmp_path))
     assert not isinstance(caught.value, ParameterError)
+
+
+def test_validate_refuses_a_medmnist_train_split_of_one_class(real_data, tmp_path, capsys):
+    """F3: validate said ok to n: 1 (one class in the train split) and the run refused it (exit 2)."""
+    real_data("medmnist/pneumoniamnist.npz")
+    one = _suite(tmp_path, "{name: medmnist, params: {flag: pneumoniamnist, n: 1}}")
+    assert main(["validate", one]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "datasets[0].params: dataset 'medmnist': model 'small_cnn': the train split " \
+        "holds one class only ('normal': 1)" in err
+    two = _suite(tmp_path, "{name: medmnist, params: {flag: pneumoniamnist, n: 3}}")
+    assert main(["validate", two]) == 0  # 'normal' and 'pneumonia' interleaved: n 3 holds both
+
+
+def test_a_medmnist_labels_split_reads_no_image(tmp_path):
+    import numpy as np
+
+    folder = tmp_path / "medmnist"
+    folder.mkdir()
+    arrays = {f"{split}_labels": np.array([[0], [0], [0]], np.uint8) for split in ("train", "val", "test")}
+    arrays.update({f"{split}_images": np.zeros((3, 28, 28), np.uint8) for split in ("val", "test")})
+    np.savez(folder / "breastmnist.npz", **arrays)  # no train_images: building the split itself fails
+    with pytest.raises(ValueError, match="has no arrays 'train_images'"):
+        datasets.get("medmnist")("train", flag="breastmnist", root=str(tmp_path))
+    train = datasets.get("medmnist").labels_split("train", flag="breastmnist", root=str(tmp_path))
+    assert train._images is None and len(train) == 3 and train.labels() == [0, 0, 0]
+    assert train.classes == ("malignant", "normal, benign")
