@@ -61,7 +61,7 @@ def describe(kind: str, obj: object) -> str:
     return doc
 
 
-_LEFT_OUT = ("split", "root")  # given by the runner (the split) or the data root setting
+_LEFT_OUT = ("split",)  # given by the runner (`root`, a dataset's own data root, is a parameter: a review)
 
 
 def parameters(obj: Any) -> str:

@@ -131,3 +131,10 @@ def test_a_medmnist_labels_split_reads_no_image(tmp_path):
     train = datasets.get("medmnist").labels_split("train", flag="breastmnist", root=str(tmp_path))
     assert train._images is None and len(train) == 3 and train.labels() == [0, 0, 0]
     assert train.classes == ("malignant", "normal, benign")
+
+
+def test_list_datasets_params_shows_medmnist_root(capsys):
+    """F6: `root` overrides the data root (docs/datasets.md) but `list datasets --params` left it out."""
+    assert main(["list", "datasets", "medmnist", "--params"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters: flag='pneumoniamnist', size=28, root=None, n=None, finding=None, seed=0" in out
