@@ -84,7 +84,7 @@ _WHY = {"prevalence": "at 0 or 1 a split has one class and the test AUC is undef
 # the largest lesion_radius, at the default size (scaled with size), as the phantoms': a ball where the white
 # matter is too thin for it is shrunk until it fits (a review: [20, 30] gave balls of radius 6 px, 2 voxels)
 _RADIUS_WHY = {2: "pixels at size 64, as phantom_cxr; a lesion is shrunk until it fits in the white matter",
-               3: "voxels at size 32, as phantom_organ3d; a lesion is shrunk until it fits in the white matter"}
+               3: "voxels at size 32, the volumes3d suite's top; a lesion is shrunk until it fits in the white matter"}
 
 
 def _check_params(**values: Any) -> None:
@@ -133,7 +133,7 @@ class MNILesion(BaseDataset):
             raise ParameterError(f"mni_lesion: expected polarity dark, bright or both, got {polarity!r}")
         if lesion_radius is None:
             lesion_radius = (2.5, 4.0) if dims == 2 else (1.5, 2.5)
-        lesion_radius = check_lesion_radius("mni_lesion", lesion_radius, 8.0 if dims == 2 else 4.0, _RADIUS_WHY[dims])
+        lesion_radius = check_lesion_radius("mni_lesion", lesion_radius, 8.0 if dims == 2 else 4.5, _RADIUS_WHY[dims])
         _check_params(seed=seed, size=size, n=n, channels=channels, prevalence=prevalence,
                       lesion_contrast=lesion_contrast, rotation=rotation, scale=scale, shift=shift, noise=noise)
         super().__init__(split, dims=dims, size=size, n=n, seed=seed, prevalence=prevalence, channels=channels,

@@ -30,8 +30,8 @@ def _suite(tmp_path, dataset: str) -> str:
     # F2: mni_lesion shrank any radius until the ball fitted the white matter, silently
     ("mni_lesion", {"lesion_radius": [20, 30]}, r"mni_lesion: expected lesion_radius \[min, max\] with max <= 8 "
      r"\(pixels at size 64, .* shrunk until it fits in the white matter\), got \[20, 30\]$"),
-    ("mni_lesion", {"dims": 3, "lesion_radius": [1, 4.5]}, r"mni_lesion: expected lesion_radius \[min, max\] with "
-     r"max <= 4 \(voxels at size 32, .*\), got \[1, 4.5\]$"),
+    ("mni_lesion", {"dims": 3, "lesion_radius": [1, 5]}, r"mni_lesion: expected lesion_radius \[min, max\] with "
+     r"max <= 4.5 \(voxels at size 32, .*\), got \[1, 5\]$"),
 ])
 def test_a_lesion_radius_above_the_documented_max_is_refused(name, params, message):
     with pytest.raises(ParameterError, match=message):
