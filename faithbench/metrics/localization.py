@@ -2,8 +2,8 @@
 
 Each reports its chance level for the mask (its expected value for a map in random order: the
 mask's area fraction for most, the dilated mask's for the pointing game with a tolerance, the
-expected AP for auprc, E|A ∩ M| / E|A ∪ M| for iou_top*), so a reader can see that the random
-control lands near it. ``mask`` names the sample mask to use (``lesion``).
+expected AP for auprc, E|A ∩ M| / E|A ∪ M| for iou_top* (|M| / N with ``bbox: true``)), so a reader
+can see that the random control lands near it. ``mask`` names the sample mask to use (``lesion``).
 """
 
 from __future__ import annotations
@@ -113,15 +113,18 @@ class IoUTopK(LocalizationMetric):
     as in Zhou et al. 2016, "Learning deep features for discriminative localization", CVPR, who box
     the largest connected component of the CAM thresholded at 20 % of its maximum).
     Chance: E|A ∩ M| / E|A ∪ M| for k% features drawn at random (``iou_chance``, a ratio of
-    expectations); with ``bbox: true`` the same figure, not corrected for the box (the random
-    control gives the empirical level)."""
+    expectations); with ``bbox: true`` the area fraction |M| / N, since the box of k% features
+    scattered at random is the whole image (exact in the limit of many features; on small images
+    with small k a random map's mean strays from it). Version 2: the ``bbox: true`` chance is |M| / N
+    (1: the no-box figure, 0.286 for a half-image mask that a random map scores 0.5 on, a held-out review)."""
 
+    version: ClassVar[str] = "2"  # 2: chance with bbox: true = |M| / N (1: the no-box E|A ∩ M| / E|A ∪ M|)
     percent: ClassVar[float]
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         mask = self.region(ctx)
         value = iou_top_k(saliency, mask, percent=self.percent, bbox=self.bbox, generator=ctx.generator(SALT_TOP))
-        return {"value": value, "chance": iou_chance(mask, self.percent)}
+        return {"value": value, "chance": iou_chance(mask, self.percent, bbox=self.bbox)}
 
 
 def _iou_info(percent: int) -> MetricInfo:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from faithbench.metrics import AUPRC, IoUTop10, IoUTop20, IoUTop40, RelevanceRank
+from faithbench.metrics import AUPRC, IoUTop5, IoUTop10, IoUTop20, IoUTop40, RelevanceRank
 from faithbench.metrics.functional import (auprc, bounding_box, iou_chance, iou_top_k, relevance_rank,
                                            top_fraction)
 
@@ -57,6 +57,28 @@ def test_bounding_box_2d_3d_and_iou_bbox():
     mask = _mask((1, 4, 4), 0, slice(1, 3), slice(1, 3))
     assert iou_top_k(sal, mask, percent=12.5).item() == 0.0
     assert iou_top_k(sal, mask, percent=12.5, bbox=True).item() == pytest.approx(4 / 16)
+
+
+def test_iou_chance_with_bbox_is_the_area_fraction():
+    # a random top-k% set spreads over the image, so its box is the image: IoU = |M| / N (a held-out
+    # review: 0.500 for a half-image mask, the no-box formula wrote 0.286)
+    half = _mask((2, 48, 80), 0, slice(0, 24))  # sample 1: empty mask -> NaN
+    chance = iou_chance(half, 40, bbox=True)
+    assert chance[0].item() == pytest.approx(0.5) and math.isnan(chance[1].item())
+    assert iou_chance(half[:1], 40).item() == pytest.approx(0.2 / 0.7)  # no box: E∩ = 0.2 N, E∪ = 0.7 N
+    assert iou_chance(_mask((1, 16, 20, 24), 0, slice(0, 2)), 5, bbox=True).item() == pytest.approx(0.125)
+
+
+@pytest.mark.parametrize("metric", [IoUTop5(bbox=True), IoUTop20(bbox=True), IoUTop40(bbox=True)],
+                         ids=lambda m: m.name)
+def test_iou_bbox_chance_matches_random_maps(make_ctx, linear_logit, metric):
+    sal = torch.rand(500, 48, 80, generator=torch.Generator().manual_seed(0))  # 500 seeded random maps
+    mask = _mask((500, 48, 80), slice(None), slice(12, 36), slice(20, 52))  # a 24 x 32 blob, 20 % of the image
+    ctx = make_ctx(linear_logit(torch.ones(1, 1, 48, 80)), torch.ones(500, 1, 48, 80), sal, masks={"lesion": mask})
+    out = metric(ctx)
+    assert out["chance"][0].item() == pytest.approx(0.2)
+    # the no-box formula said 0.111 (k = 20 %) and 0.154 (k = 40 %); random maps score 0.2
+    assert out["value"].mean().item() == pytest.approx(out["chance"][0].item(), abs=0.02)
 
 
 def test_iou_classes_report_chance(make_ctx, linear_logit):
