@@ -53,7 +53,8 @@ from faithbench.types import Batch, Category
 
 PERTURBED = ("minor", "disruptive")
 RescoreProgress = Callable[[int, int, str], None]  # (re-scored so far, to re-score, which cell under which condition)
-VERSION = "2"  # of the re-scoring, in the cache key of its rows: bump when the conditions or the rows change
+VERSION = "3"  # of the re-scoring, in the cache key of its rows: bump when the conditions or the rows change
+# 3: rank_biserial ties differences equal up to float rounding (nr_scores, ar_scores of seed-averaged 0/1 metrics)
 
 
 @dataclass
