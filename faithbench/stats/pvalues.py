@@ -1,10 +1,15 @@
-"""The check of the p-values given to a multiple-comparison adjustment (Holm, Bonferroni), and Holm's."""
+"""The check of the p-values given to a multiple-comparison adjustment (Holm, Bonferroni), Holm's, and
+Kendall's τ-b with an exact permutation p for a few values (agreement of two rankings)."""
 
 from __future__ import annotations
 
-import numpy as np
+import functools
+import itertools
 
-__all__ = ["holm", "p_values"]
+import numpy as np
+from scipy import stats
+
+__all__ = ["holm", "kendall_tau", "p_values"]
 
 
 def p_values(p, where: str) -> np.ndarray:
@@ -49,3 +54,41 @@ def holm(p, m: int | None = None) -> np.ndarray:
     adjusted = np.minimum(np.maximum.accumulate(scaled), 1.0)
     out.ravel()[order] = adjusted  # out is contiguous: ravel is a view
     return out
+
+
+EXACT_KENDALL_UP_TO = 8  # 8! = 40320 orderings
+
+
+@functools.lru_cache(maxsize=256)
+def _kendall_null(ties_a: tuple[int, ...], ties_b: tuple[int, ...]) -> np.ndarray:
+    """|S| of every ordering of ``b`` against ``a``, sorted, given the sizes of their tie groups in value
+    order: the null depends on nothing else, so the metric pairs of a table share it (the orderings
+    of 8 values took 24 ms a pair)."""
+    a, b = np.repeat(np.arange(len(ties_a)), ties_a), np.repeat(np.arange(len(ties_b)), ties_b)
+    i, j = np.triu_indices(a.size, 1)
+    shuffled = b[np.array(list(itertools.permutations(range(b.size))))]
+    return np.sort(np.abs(np.sign(shuffled[:, i] - shuffled[:, j]) @ np.sign(a[i] - a[j])))
+
+
+def kendall_tau(a, b) -> tuple[float, float]:
+    """Kendall τ-b of ``a`` and ``b`` (1D, equal length; ``scipy.stats.kendalltau``) and its two-sided p.
+
+    Up to :data:`EXACT_KENDALL_UP_TO` (8) values the p is exact, with ties or not: the share of the n!
+    orderings of ``b`` whose |τ_b| is at least the observed one. τ_b = S / sqrt((n0 - n1)(n0 - n2)) with
+    S the concordant minus the discordant pairs, and reordering ``b`` keeps its ties, so the denominator
+    stays and the whole numbers |S| are compared. Without ties this is scipy's exact p; with them scipy
+    takes its normal approximation (a held-out review: ranks [1, 1, 3, 4] against [1, 2, 3, 4], τ 0.913,
+    got p 0.071, below the exact 1/12 of a perfect agreement; exact: 4/24 = 0.167). Above 8: scipy's p
+    (exact without ties, asymptotic with them). (NaN, NaN) when τ is not defined (a constant ranking).
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    result = stats.kendalltau(a, b)
+    tau = float(result.statistic)
+    if np.isnan(tau):
+        return float("nan"), float("nan")
+    if a.size > EXACT_KENDALL_UP_TO:
+        return tau, float(result.pvalue)
+    i, j = np.triu_indices(a.size, 1)
+    observed = abs(np.sign(b[i] - b[j]) @ np.sign(a[i] - a[j]))
+    null = _kendall_null(*(tuple(np.unique(x, return_counts=True)[1].tolist()) for x in (a, b)))
+    return tau, float(null.size - np.searchsorted(null, observed, side="left")) / null.size

@@ -23,7 +23,6 @@ import itertools
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from faithbench.stats.bootstrap import bootstrap_ci
 from faithbench.stats.paired import (
@@ -35,7 +34,7 @@ from faithbench.stats.paired import (
     pairwise_wilcoxon,
     versus_control,
 )
-from faithbench.stats.pvalues import holm
+from faithbench.stats.pvalues import holm, kendall_tau
 
 __all__ = [
     "agreement_table",
@@ -337,7 +336,8 @@ def agreement_table(leaderboard_df: pd.DataFrame) -> pd.DataFrame:
 
     Per (dataset, model) and each unordered pair of metrics (sorted, a < b), over the
     explainers ranked by both (non-NaN ``rank`` in the :func:`leaderboard` table),
-    ``scipy.stats.kendalltau`` of the two rank vectors. Ranks are oriented (1 = best) so
+    τ_b of the two rank vectors and its two-sided p (:func:`faithbench.stats.pvalues.kendall_tau`: exact
+    over the orderings up to 8 explainers, ties or not; scipy's above). Ranks are oriented (1 = best) so
     tau = 1 is full agreement and tau = -1 reversed orders. tau and p are NaN with fewer
     than 2 shared explainers or a metric that ties them all.
     Columns: dataset, model, metric_a, metric_b, tau, p, n_explainers.
@@ -357,8 +357,7 @@ def agreement_table(leaderboard_df: pd.DataFrame) -> pd.DataFrame:
             tau, p = np.nan, np.nan
             a, b = pair[metric_a].to_numpy(), pair[metric_b].to_numpy()
             if len(pair) >= 2 and np.unique(a).size > 1 and np.unique(b).size > 1:
-                result = stats.kendalltau(a, b)
-                tau, p = float(result.statistic), float(result.pvalue)
+                tau, p = kendall_tau(a, b)
             rows.append(
                 {
                     **dict(zip(blocks, key)),
