@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from faithbench.reports.markup import _e, disagreement_html, table_html
-from faithbench.reports.notes import (DISTRIBUTION_NOTE, control_alone, control_labels, failed_cells,
-                                      mixed_classes_note)
+from faithbench.reports.notes import (CD_NOTE, DISTRIBUTION_NOTE, WILCOXON_NOTE, control_alone, control_labels,
+                                      failed_cells, mixed_classes_note)
 from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
                                        control_tested, format_number, leaderboard_tables, significance_note,
                                        split_skipped)
@@ -194,8 +194,8 @@ def _regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFra
         parts.append(table_html(rdc[["dataset", "model", "explainer", "mean", "ci_low", "ci_high", "n",
                                      "p_vs_random"]]))
     if pairwise is not None:
-        parts += ["<details><summary>paired Wilcoxon signed-rank tests between explainers per region and class "
-                  "(Holm-adjusted; effect size: rank-biserial)</summary>",
+        parts += [f"<details><summary>paired Wilcoxon signed-rank tests between explainers per region and class "
+                  f"({WILCOXON_NOTE})</summary>",
                   '<p class="note"><a href="region_pairwise.csv">region_pairwise.csv</a></p>',
                   table_html(pairwise, "no pairs", max_rows=500), "</details>"]
     return "".join(parts)
@@ -327,11 +327,11 @@ def render_html(
 
     stats_parts = [
         "<h3>Friedman tests</h3>", '<p class="note">per (dataset, model, metric), samples as blocks; '
-        'cd: Nemenyi critical difference of mean ranks (<a href="friedman.csv">friedman.csv</a>, '
+        f'{CD_NOTE} (<a href="friedman.csv">friedman.csv</a>, '
         '<a href="nemenyi.csv">nemenyi.csv</a>)</p>', table_html(friedman, "no Friedman tests"),
         "<h3>Mean ranks across datasets and models</h3>",
         '<p class="note">each dataset one block: the ranks in its (dataset, model) groups averaged (they share its '
-        'test images); Friedman test over the datasets; cd: Nemenyi critical difference of mean ranks; left_out: '
+        f'test images); Friedman test over the datasets; {CD_NOTE}; left_out: '
         'groups of a model at chance or lacking an explainer (<a href="overall_ranks.csv">overall_ranks.csv</a>, '
         'pairwise p-values in '
         '<a href="overall_nemenyi.csv">overall_nemenyi.csv</a>)</p>', table_html(overall, "none"),
@@ -339,8 +339,8 @@ def render_html(
         '<p class="note">Kendall τ between the explainer rankings of two metrics (1: same order, −1: reversed; '
         '<a href="agreement.csv">agreement.csv</a>)</p>', disagreement_html(agreement),
         table_html(agreement, "fewer than two metrics"),
-        "<details><summary>pairwise Wilcoxon signed-rank tests (Holm-adjusted; effect size: rank-biserial)"
-        "</summary>", '<p class="note"><a href="pairwise.csv">pairwise.csv</a></p>',
+        f"<details><summary>pairwise Wilcoxon signed-rank tests ({WILCOXON_NOTE})</summary>",
+        '<p class="note"><a href="pairwise.csv">pairwise.csv</a></p>',
         table_html(pairwise, "no pairs", max_rows=500), "</details>",
     ]
     sections.append(("statistics", "Statistics", "".join(stats_parts)))

@@ -8,9 +8,9 @@ import pandas as pd
 from faithbench.names import counted
 from faithbench.types import UNDEFINED_REASONS
 
-__all__ = ["CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "CHANCE_REASONS", "DAGGER", "DISTRIBUTION_NOTE", "FAILED_NOTE",
-           "control_alone", "control_labels", "control_phrase", "control_tested", "failed_cells", "failures_heading",
-           "mixed_classes_note", "significance_note", "split_skipped"]
+__all__ = ["CD_NOTE", "CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "CHANCE_REASONS", "DAGGER", "DISTRIBUTION_NOTE",
+           "FAILED_NOTE", "WILCOXON_NOTE", "control_alone", "control_labels", "control_phrase", "control_tested",
+           "failed_cells", "failures_heading", "mixed_classes_note", "significance_note", "split_skipped"]
 
 # The three reasons of faithbench.stats.chance (a review: the exact-p case, AUC 1.0 with no CI, was said to
 # have a CI not above 0.5); the model warnings give each model's own.
@@ -28,6 +28,11 @@ DISTRIBUTION_NOTE = ("Box plots: each sample's value, its seeds averaged, as in 
                      "independent, so with several seeds it is narrower than the leaderboard's interval, which "
                      "counts samples")
 FAILED_NOTE = "Failed, no rows (failures.csv)"  # before the failed cells of a table, which it lacks
+# The HTML legends of the pairwise tables and the cd columns (a review: the sign of effect_size could not be
+# oriented from the HTML alone, and α was not said)
+WILCOXON_NOTE = ("two-sided, Holm-adjusted; effect size: rank-biserial, positive when explainer_a scores higher, "
+                 "whatever the direction: on a ↓ metric a positive effect means a is worse")
+CD_NOTE = "cd: Nemenyi critical difference of mean ranks at α = 0.05"
 _REST = ("bold: best mean of the column (over the samples every explainer has), a description, not a test; rows in "
          "order of their mean rank over the columns; ↑ higher is better, ↓ lower is better; [95% percentile "
          "bootstrap CI of the mean: with fewer than about 30 samples it covers less than 95%, about 89% at n = 8, "

@@ -69,3 +69,12 @@ def test_empty_run_folder_still_gets_a_page(tmp_path, names):
     assert "no results" in page and "suite details unavailable" in page  # an empty manifest
     assert list(pd.read_csv(tmp_path / "pairwise.csv").columns)[:5] == ["dataset", "model", "metric", "explainer_a",
                                                                         "explainer_b"]
+
+
+def test_statistics_legends_say_two_sided_the_effect_sign_and_alpha(built):
+    page = (built / "index.html").read_text()
+    assert ("<summary>pairwise Wilcoxon signed-rank tests (two-sided, Holm-adjusted; effect size: rank-biserial, "
+            "positive when explainer_a scores higher, whatever the direction: on a ↓ metric a positive effect means "
+            "a is worse)</summary>") in page
+    assert "samples as blocks; cd: Nemenyi critical difference of mean ranks at α = 0.05 (" in page
+    assert "Friedman test over the datasets; cd: Nemenyi critical difference of mean ranks at α = 0.05;" in page
