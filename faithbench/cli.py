@@ -235,10 +235,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     sizes = " x ".join([*data, counted(len(suite.explainers), "explainer"), counted(len(suite.seeds), "seed")])
     absent = absent_optional(suite)  # a review: the count took in the cells of a dataset it said the run skips
     skipped = sum(len(g.cells) for g in groups if g.dataset.label in absent)
-    cells = counted(sum(len(g.cells) for g in groups) - skipped, "cell")
-    if absent:
-        cells += f" (skipped: the {counted(skipped, 'cell')} of optional {', '.join(map(repr, absent))}, whose " \
-                 "data is not here)"
+    total = sum(len(g.cells) for g in groups)
+    cells = counted(total, "cell")
+    if absent:  # the product stays the suite's; a review: "2 x 4 x 4 x 1 = 16 cells" once the skipped were left out
+        verb, its = ("are", "their") if len(absent) > 1 else ("is", "its")
+        cells += f", {total - skipped} to run (optional {', '.join(map(repr, absent))} {verb} skipped, " \
+                 f"{its} data not here: {counted(skipped, 'cell')})"
     metric_count = counted(len(suite.metrics), "metric")
     return write_lines([f"{args.suite}: ok — suite {suite.name!r}: {sizes} = {cells}, {metric_count}"])
 
