@@ -82,3 +82,12 @@ def test_leaderboard_and_pairwise_use_the_ties():
     pair = pairwise_table(results).iloc[0]
     assert pair["statistic"] == 13.5 and pair["p"] == pytest.approx(0.185546875, abs=1e-9)
     assert pair["effect_size"] == pytest.approx(28 / 55, abs=1e-9)
+
+
+def test_a_pair_of_large_values_widens_no_other_pairs_tolerance():
+    """A diff review: one pair near 1e4 tied another pair's |d| 0.5 with a third's 0.500000005 (p 0.844 -> 0.719);
+    two differences tie only within the smaller of their pairs' scales."""
+    a = np.array([10000.5, 0.2, 0.3, 0.9, 0.05, 0.7])
+    b = np.array([10000.0, 0.7 + 5e-9, 0.2, 0.5, 0.6, 0.1])
+    assert wilcoxon_pair(a, b) == (9.0, 0.84375)  # untied ranks: R- = 5 + 4 of the 2^6 flips
+    assert rank_biserial(a, b) == pytest.approx(3 / 21)
