@@ -225,7 +225,7 @@ def attention_problem(model: nn.Module, name: str, layer_name: str = "target_lay
             "channels-first feature map") if why else None
 
 
-VIT_LAYER_HINT = "choose a block or its norm1 (e.g. 'blocks.0', or the default 'blocks.-1.norm1')"
+VIT_LAYER_HINT = "choose a block or its norm1 by index (e.g. 'blocks.0', 'blocks.11.norm1'; default: the last block's)"
 
 
 def token_problem(out: object, batch: int, model: nn.Module) -> str | None:

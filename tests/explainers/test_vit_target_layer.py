@@ -13,7 +13,7 @@ from faithbench.registry import explainers
 
 timm = pytest.importorskip("timm")
 
-HINT = "choose a block or its norm1 (e.g. 'blocks.0', or the default 'blocks.-1.norm1')"
+HINT = "choose a block or its norm1 by index (e.g. 'blocks.0', 'blocks.11.norm1'; default: the last block's)"
 
 
 @pytest.fixture(scope="module")
