@@ -31,7 +31,8 @@ def visit_drops(model: nn.Module, x: Tensor, target: Tensor, *, baseline: float 
     puts a padding frame at the beginning (a shorter history, padded as the datasets pad).
     ``f`` is the target's ``softmax`` probability (default), ``sigmoid`` or ``logit``. One forward
     pass per visit and sample (B T images), ``batch_size`` at a time. Dropping a padding frame
-    gives Δ = 0 in both modes.
+    gives Δ = 0 in both modes when ``baseline`` is the data's padding value; with another value the
+    padding frames change too and get a Δ like real visits (a held-out review).
     """
     if mode not in ("replace", "remove"):
         raise ValueError(f"unknown mode {mode!r}; expected replace or remove")
