@@ -153,13 +153,12 @@ class MedMNIST(BaseDataset):
         if n is not None:  # stratified by the label (multi-label: the first positive class)
             first = np.where(labels.any(1), labels.argmax(1), 0) if labels.shape[1] > 1 else labels[:, 0]
             self._index = np.asarray(stratified_order(first.tolist(), seed)[:n], dtype=np.int64)
-            images, labels = images[self._index] if images is not None else None, labels[self._index]
-        # (N, *spatial) grey or (N, H, W, 3) RGB -> (N, C, *spatial), kept uint8 until indexed.
-        if images is not None and images.ndim == self.spatial_dims + 2:
-            images = np.moveaxis(images, -1, 1)
-        elif images is not None:
-            images = images[:, None]
-        self._images = torch.from_numpy(np.ascontiguousarray(images)) if images is not None else None
+            labels = labels[self._index]
+        self._images = None  # labels_split: no image read
+        if images is not None:  # (N, *spatial) grey or (N, H, W, 3) RGB -> (N, C, *spatial), kept uint8 until indexed
+            images = images[self._index] if n is not None else images
+            images = np.moveaxis(images, -1, 1) if images.ndim == self.spatial_dims + 2 else images[:, None]
+            self._images = torch.from_numpy(np.ascontiguousarray(images))
 
         task = (info or {}).get(flag, {}).get("task", "multi-label" if labels.shape[1] > 1 else "")
         names = (info or {}).get(flag, {}).get("label")

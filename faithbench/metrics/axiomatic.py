@@ -13,6 +13,7 @@ import math
 from contextlib import nullcontext
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound, ParameterError
@@ -25,7 +26,7 @@ from faithbench.metrics.functional.robustness import normalise_by_max
 from faithbench.registry import metrics
 from faithbench.types import Category, MetricInfo
 
-FLOAT32_EPS = 1.1920928955078125e-07  # float32's spacing at 1: shifts this small are within the rounding of pixels
+FLOAT32_EPS = torch.finfo(torch.float32).eps  # float32's spacing at 1: shifts this small are within the rounding of pixels
 
 
 class AxiomaticMetric(Metric):

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from faithbench.names import safe_name
 from faithbench.reports.tables import is_true
+from faithbench.stats.chance import MIN_CI_PER_CLASS
 from faithbench.store import FILE_MODE
 
 __all__ = ["CHANCE_TITLE", "DPI", "LABEL_WIDTH", "LINE_STYLES", "MARKERS", "RC", "at_chance", "block_labels",
@@ -29,7 +30,7 @@ LINE_STYLES = ("-", "--", "-.", ":")
 LABEL_WIDTH = 24  # characters of a name in a plot (tick label, legend, column title); the tables give it whole
 # The tables' † (docs/outputs.md, "Models at chance"), on the figures of such a block; no significance wording.
 CHANCE_TITLE = ("† model at chance: test AUC 95% CI not above 0.5, or AUC undefined,\n"
-                "or < 5 test samples of a class and exact p ≥ 0.05; no significance shown")
+                f"or < {MIN_CI_PER_CLASS} test samples of a class and exact p ≥ 0.05; no significance shown")
 
 
 def subplots(*args: Any, figsize: tuple[float, float] | None = None, **kwargs: Any) -> tuple[Figure, Any]:

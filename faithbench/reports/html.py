@@ -262,14 +262,14 @@ def render_html(
     sections: list[tuple[str, str, str]] = []  # (anchor, heading, body)
     sections.append(("suite", "Suite", facts))
 
-    from faithbench.reports.figure import blocks_at_chance
+    from faithbench.reports.figure import at_chance as in_chance_block, blocks_at_chance
 
     chance_pairs = set() if at_chance is None else set(zip(at_chance["dataset"].astype(str),
                                                            at_chance["model"].astype(str)))
     # the leaderboard's own flag, per (dataset, model[, class]) as the tables decide their †: a multi-label
     # model's class at chance is named "model (class c)" in at_chance (a held-out review: no † on its heading)
     chance_blocks = blocks_at_chance(board) | chance_pairs
-    marked_models = chance_pairs | {block[:2] for block in chance_blocks}
+    marked_models = {block[:2] for block in chance_blocks}
     if marked_models and not models_table.empty:
         models_table = models_table.assign(model=[f"{m} {DAGGER}" if (str(d), str(m)) in marked_models else m
                                                   for d, m in zip(models_table["dataset"], models_table["model"])])
@@ -304,7 +304,7 @@ def render_html(
     for (dataset, model, target_class), table in boards.items():
         stem = f"{safe_name(dataset)}_{safe_name(model)}"
         heading = " / ".join([dataset, model] + ([target_class] if target_class else []))
-        if (dataset, model, target_class or "") in chance_blocks or (dataset, model) in chance_blocks:
+        if in_chance_block((dataset, model, target_class or ""), chance_blocks):
             heading += f" {DAGGER} (model at chance)"
         mixed = mixed_classes_note(samples, dataset, model, target_class)
         parts.append(f"<h3>{_e(heading)}</h3>{table}" + (f'<p class="warn">{_e(mixed)}</p>' if mixed else ""))

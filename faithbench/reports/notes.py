@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from faithbench.names import counted
+from faithbench.stats.chance import MIN_CI_PER_CLASS
 from faithbench.types import UNDEFINED_REASONS
 
 __all__ = ["CD_NOTE", "CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "CHANCE_REASONS", "DAGGER", "DISTRIBUTION_NOTE",
@@ -15,7 +16,7 @@ __all__ = ["CD_NOTE", "CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "CHANCE_REASONS", "DAG
 # The three reasons of faithbench.stats.chance (a review: the exact-p case, AUC 1.0 with no CI, was said to
 # have a CI not above 0.5); the model warnings give each model's own.
 CHANCE_REASONS = ("the 95% bootstrap CI of its test AUC does not lie above 0.5, or the AUC is undefined, or with "
-                  "fewer than 5 test samples of a class (no CI) an exact test of the AUC gives p ≥ 0.05")
+                  f"fewer than {MIN_CI_PER_CLASS} test samples of a class (no CI) an exact test of the AUC gives p ≥ 0.05")
 CHANCE_NOTE = (f"† model at chance: {CHANCE_REASONS}, so its saliency says nothing sure about the task; marks of "
                "significance withheld")
 DAGGER = "†"

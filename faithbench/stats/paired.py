@@ -77,7 +77,7 @@ def _differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     near = np.diff(s) <= TIE_RTOL * np.maximum(s[1:], np.minimum(f[1:], f[:-1]))  # continuous data: none
     if near.any():  # each run's values to its first (smallest), as snap_ties
         for i in np.flatnonzero(near) + 1:
-            if s[i] - s[i - 1] <= TIE_RTOL * max(s[i], min(f[i], f[i - 1])) or s[i] == s[i - 1]:
+            if s[i] - s[i - 1] <= TIE_RTOL * max(s[i], min(f[i], f[i - 1])):
                 s[i] = s[i - 1]
         size[order] = s
     return np.sign(d) * size
