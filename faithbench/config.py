@@ -29,7 +29,7 @@ from faithbench.config_files import (BUILTIN_DIR, SuiteError, builtin_suites, re
 from faithbench.configurable import Bool, Float, Int, ParameterError
 from faithbench.datasets.paths import DataError
 from faithbench.metric_checks import check_masks, check_metric_fit, check_regions
-from faithbench.model_checks import check_models, check_train_splits
+from faithbench.model_checks import check_models, check_train_splits, warn_padding_baseline
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.errors import CheckpointError
 from faithbench.models.factory import check_model_spec, is_external
@@ -311,6 +311,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
             raise SuiteError(f"{source}: {kind}: duplicate label {dup[0]!r}; give one entry an 'alias'")
     check_file_names(suite, source, SuiteError)
     check_models(suite, source, built, plugins["explainers"], SuiteError)
+    warn_padding_baseline(suite, source, built, plugins["explainers"])
     check_weights(suite, source, built, SuiteWeightsError)
     masks = check_masks(suite, source, built, plugins["metrics"], SuiteError)  # per dataset, read once
     check_regions(suite, source, built, masks, SuiteError)

@@ -332,3 +332,22 @@ def check_train_splits(suite: Any, source: str, built: dict[str, Any], error: ty
         problem = train_class_problem(spec.label, trained, train)
         if problem:
             raise error(f"{source}: datasets[{i}].params: {problem}")
+
+
+def warn_padding_baseline(suite: Any, source: str, built: dict[str, Any], explainers: list[Any]) -> None:
+    """Warn (:class:`SuiteWarning`) for an explainer with a ``padding_baseline`` (``temporal_occlusion``'s
+    ``baseline``) other than a sequence dataset's padding value (its ``background``): its padding frames
+    then get a score drop like real visits (a held-out review: with ``baseline: -0.5`` the largest drop was on
+    a padding frame in 4 of 4 padded sequences). The temporal metrics pad with the dataset's value already."""
+    for k, plugin in enumerate(explainers):
+        baseline = getattr(plugin, "padding_baseline", None)
+        for spec in suite.datasets if baseline is not None else []:
+            dataset = built.get(spec.label)
+            if dataset is None or not getattr(dataset, "temporal", False):
+                continue
+            background = float(getattr(dataset, "background", 0.0))
+            if float(baseline) != background:
+                warnings.warn(f"{source}: explainers[{k}] {suite.explainers[k].label!r}: baseline {baseline:g} is "
+                              f"not dataset {spec.label!r}'s padding value {background:g}, so its padding frames get "
+                              f"a score drop like real visits; set baseline: {background:g}", SuiteWarning,
+                              stacklevel=2)

@@ -328,3 +328,15 @@ def test_a_fixed_size_network_says_which_size_it_takes(tmp_path, capsys, channel
                       '{name: "timm:vit_tiny_patch16_224", weights: vit32.safetensors, preprocess: none, '
                       'params: {img_size: [32, 32]}}'):
             assert validate(model)[0] == 0, model
+
+
+def test_a_temporal_occlusion_baseline_other_than_the_padding_value_is_warned_of(nets, capsys):
+    """A held-out review: ``baseline: -0.5`` on data padded with 0.0 put the largest score drop on a
+    padding frame in 4 of 4 padded sequences, without a word; the dataset's own value passes quietly."""
+    data = "{name: phantom_longitudinal, params: {n: 8}}"
+    rc, err = _validate(nets, capsys, data, "temporal_gru", "{name: temporal_occlusion, params: {baseline: -0.5}}")
+    assert rc == 0 and err.count("faithbench: warning: ") == 1, err
+    assert ("'temporal_occlusion': baseline -0.5 is not dataset 'phantom_longitudinal''s padding value 0" in err
+            and "set baseline: 0" in err)
+    rc, err = _validate(nets, capsys, data, "temporal_gru", "{name: temporal_occlusion, params: {baseline: 0.0}}")
+    assert rc == 0 and "warning" not in err, err

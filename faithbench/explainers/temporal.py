@@ -71,6 +71,12 @@ class TemporalOcclusionExplainer(Explainer):
     bounds: ClassVar[dict[str, Bound]] = {"batch_size": AT_LEAST_ONE}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": EXPLAINER_SCORES, "mode": ("replace", "remove")}
 
+    @property
+    def padding_baseline(self) -> float:
+        """The padding frame's value, which ``faithbench validate`` compares with a sequence dataset's
+        ``background`` (:func:`faithbench.model_checks.warn_padding_baseline`)."""
+        return float(self.baseline)
+
     def dataset_reason(self, masks: Collection[str], spatial_dims: int,
                        roles: Mapping[str, MaskRole] | None = None) -> str | None:
         """Sequences only: a 3D dataset without a mask whose role is validity (``valid`` by default:
