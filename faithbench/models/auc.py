@@ -163,20 +163,24 @@ def class_auc_cis(scores, labels, n_boot: int = 1000, seed: int = 0,
                   level: float = 0.95) -> list[tuple[float, float]]:
     """Per class of multi-label ``scores (N, K)`` and 0/1 ``labels (N, K)``: the percentile bootstrap
     CI of its one-vs-rest AUC, from the same resamples as :func:`auc_ci`'s macro interval (the
-    resamples where that class's AUC is defined; (NaN, NaN) where none is). A class whose interval
-    does not lie above 0.5 is at chance though the macro AUC is not."""
+    resamples where that class's AUC is defined; (NaN, NaN) where none is, and, as :func:`auc_ci`'s binary
+    rule, where the class has fewer than :data:`MIN_CI_PER_CLASS` positive or negative samples: 1 positive
+    ranked first gave [1.0, 1.0], a review). A class whose interval does not lie above 0.5 is at chance
+    though the macro AUC is not."""
     s, y = np.asarray(scores, dtype=float), np.asarray(labels)
     if s.shape != y.shape or s.ndim != 2 or len(s) == 0:
         raise ValueError(f"expected scores and labels of the same shape (N, K), N > 0, got {s.shape} and {y.shape}")
-    return _class_intervals(_bootstrap_aucs(s, y, n_boot, seed), level)
+    return _class_intervals(_bootstrap_aucs(s, y, n_boot, seed), y, level)
 
 
 def macro_and_class_cis(scores, labels, n_boot: int = 1000, seed: int = 0, level: float = 0.95
                         ) -> tuple[tuple[float, float], list[tuple[float, float]]]:
-    """:func:`auc_ci`'s macro interval and :func:`class_auc_cis`'s per-class intervals of multi-label
-    ``scores (N, K)`` against 0/1 ``labels (N, K)``, from one set of resamples (drawn once, not twice)."""
-    boot = _bootstrap_aucs(np.asarray(scores, dtype=float), np.asarray(labels), n_boot, seed)
-    return _macro_interval(boot, level), _class_intervals(boot, level)
+    """:func:`auc_ci`'s macro interval and :func:`class_auc_cis`'s per-class intervals (NaN for a class of
+    fewer than :data:`MIN_CI_PER_CLASS` positives or negatives) of multi-label ``scores (N, K)`` against 0/1
+    ``labels (N, K)``, from one set of resamples (drawn once, not twice)."""
+    y = np.asarray(labels)
+    boot = _bootstrap_aucs(np.asarray(scores, dtype=float), y, n_boot, seed)
+    return _macro_interval(boot, level), _class_intervals(boot, y, level)
 
 
 def _bootstrap_aucs(s: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -199,9 +203,13 @@ def _macro_interval(boot: np.ndarray, level: float) -> tuple[float, float]:
     return _interval(np.nanmean(boot[defined], axis=1) if defined.any() else np.empty(0), level)
 
 
-def _class_intervals(boot: np.ndarray, level: float) -> list[tuple[float, float]]:
-    """Each class's interval over the resamples of ``boot (n_boot, K)`` where its AUC is defined."""
-    return [_interval(boot[~np.isnan(boot[:, c]), c], level) for c in range(boot.shape[1])]
+def _class_intervals(boot: np.ndarray, labels: np.ndarray, level: float) -> list[tuple[float, float]]:
+    """Each class's interval over the resamples of ``boot (n_boot, K)`` where its AUC is defined; (NaN, NaN)
+    for a class of 0/1 ``labels (N, K)`` with fewer than :data:`MIN_CI_PER_CLASS` positives or negatives."""
+    positives = (labels == 1).sum(axis=0)
+    smaller = np.minimum(positives, len(labels) - positives)
+    return [_interval(boot[~np.isnan(boot[:, c]), c], level) if smaller[c] >= MIN_CI_PER_CLASS
+            else (float("nan"), float("nan")) for c in range(boot.shape[1])]
 
 
 def _interval(values: np.ndarray, level: float) -> tuple[float, float]:

@@ -251,8 +251,7 @@ def multilabel_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] | Non
     for c, (name, acc, f1, auc, (c_low, c_high)) in enumerate(zip(classes or (), accs, f1s, aucs, class_cis)):
         smaller = int(min(yn[:, c].sum(), (~yn[:, c]).sum()))  # a class of few: no CI, as binary data (a review)
         out.update({f"accuracy_{name}": acc, f"f1_{name}": f1, f"auc_{name}": auc,
-                    f"auc_ci_low_{name}": c_low if smaller >= MIN_CI_PER_CLASS else float("nan"),
-                    f"auc_ci_high_{name}": c_high if smaller >= MIN_CI_PER_CLASS else float("nan"),
+                    f"auc_ci_low_{name}": c_low, f"auc_ci_high_{name}": c_high,  # NaN below MIN_CI_PER_CLASS
                     f"auc_ci_min_class_n_{name}": smaller})
         if ci and smaller < MIN_CI_PER_CLASS:
             out[f"auc_exact_p_{name}"] = auc_exact_p(scores[:, c], yn[:, c].astype(int))
@@ -297,7 +296,6 @@ def classification_metrics(logits: Tensor, y: Tensor, classes: tuple[str, ...] |
     sides = [min(int((yn == c).sum()), len(yn) - int((yn == c).sum())) for c in range(k)]  # one-vs-rest
     if k > 2:  # a review: 3 classes of 1 image gave [1.0, 1.0]; the two-class rule over the classes present
         smaller = min((n for n, c in zip(sides, range(k)) if (yn == c).any()), default=0)
-        cis = [ci if n >= MIN_CI_PER_CLASS else (float("nan"),) * 2 for ci, n in zip(cis, sides)]
         low, high = (low, high) if smaller >= MIN_CI_PER_CLASS else (float("nan"),) * 2
     per_class: dict[str, float] = {}  # a review: a class never learned (AUC 0.306) under a macro CI above 0.5
     if k > 2 and classes is not None and len(classes) == k:
