@@ -119,7 +119,7 @@ def _mismatch_hint(expected: dict[str, tuple[int, ...]], found: dict[str, Any]) 
     if nested and not set(expected) & set(found):
         return (f" (the tensors may be nested under {_some(nested)}: save that state dict itself; only "
                 f"'state_dict' is unwrapped)")
-    if hint := _prefix_hint(set(expected), list(found)):
+    if hint := _prefix_hint(set(expected), list(found)) or _model_prefix_hint(list(expected), set(found)):
         return hint
     for k, shape in expected.items():
         have = found.get(k)
@@ -161,6 +161,20 @@ def _prefix_hint(expected: set[str], found: list[str]) -> str:
              f"of the network (an EMA or a teacher copy?), pick one")
     return f" (the names carry the prefixes {carry}; {strip}; as with DataParallel's 'module.' or Lightning's " \
            f"'model.', {fix})"
+
+
+def _model_prefix_hint(expected: list[str], found: set[str]) -> str:
+    """Where the model's own names carry a prefix the file's lack (a builder that wraps the saved network,
+    ``self.net = net``, as when a single-logit network is widened to two logits): the prefix, and where to load
+    the file (a held-out review: missing ``net.*`` and unexpected ``conv1.*`` names, without a hint)."""
+    prefixes = Counter(k.split(".", 1)[0] + "." for k in expected if "." in k)
+    for prefix, n in prefixes.most_common(1):
+        inner = {k[len(prefix):] for k in expected if k.startswith(prefix)}
+        if n > len(expected) / 2 and len(inner & found) > max(len(set(expected) & found), len(found) / 2):
+            return (f" (the model's names carry the prefix {prefix!r} that the file's lack: your builder wraps the "
+                    f"saved network in {prefix[:-1]!r}; subclass the network instead of wrapping it, or save the "
+                    f"wrapper's own state dict once (the file loaded into its {prefix[:-1]!r}))")
+    return ""
 
 
 def _pickled_strings(path: Path) -> set[str]:

@@ -217,6 +217,18 @@ def test_the_prefix_hint_names_the_prefixes_that_occur_and_a_tensor_that_is_miss
     assert "prefix" not in weights_mismatch(expected, {"net.conv1.weight": (2,), "extra.bias": (2,)})
 
 
+def test_a_builder_that_wraps_the_saved_network_is_named_as_the_likely_cause():
+    """A held-out review: the docs' single-logit fix done as a wrapper (``self.net = net``) met the inner
+    network's own file with a bare list of missing ``net.*`` and unexpected ``conv1.*`` names."""
+    saved = {f"{m}.{t}": (2,) for m in ("conv1", "conv2", "head") for t in ("weight", "bias")}
+    wrapped = {f"net.{k}": v for k, v in saved.items()}
+    assert "(the model's names carry the prefix 'net.' that the file's lack: your builder wraps the saved network " \
+           "in 'net'; subclass the network instead of wrapping it, or save the wrapper's own state dict" in weights_mismatch(wrapped, saved)
+    assert "prefix" not in weights_mismatch(saved, {"conv1.weight": (2,), "other.bias": (2,)})  # no wrapper here
+    half = {**{f"net.{k}": v for k, v in saved.items() if k.startswith("conv")}, "head.weight": (2,), "head.bias": (2,)}
+    assert "prefix" not in weights_mismatch(half, {"conv1.weight": (2,), "x.bias": (2,)})  # too few names fit
+
+
 def test_a_builder_that_ignores_num_classes_is_named_as_the_likely_cause(nets, tmp_path, capsys):
     """F6: "expected logits of shape (batch, 2), got (1, 5)" did not say why."""
     from faithbench.models.errors import logits_problem
