@@ -81,7 +81,8 @@ def run_groups(groups: list[Group], settings: RunSettings, cache: Cache, executo
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[Any]:
     """The Ray already initialised in this process, else a new connection to ``address``, else a
-    new local instance with ``num_cpus`` CPUs (shut down at the end)."""
+    new local instance with ``num_cpus`` CPUs (shut down at the end), never a cluster that ``RAY_ADDRESS`` or
+    Ray's last-started-cluster file names (pass that as ``address``)."""
     try:
         import ray
     except ImportError:
@@ -102,7 +103,9 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
                              "RAY_AUTH_MODE=token in this shell too") from None
     else:  # Ray's default niceness 15 starved the tasks on a busy machine (a review: 6 % CPU each; 533 s at 0)
         os.environ.setdefault("RAY_worker_niceness", "0")
-        _init(ray, sigterm, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        # "local": a new instance even where RAY_ADDRESS or a 'ray start' cluster on this machine would be joined
+        # (a review: the driver then joined that cluster, and with --ray-cpus Ray refused num_cpus)
+        _init(ray, sigterm, address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     if callable(sigterm):  # Ray replaces it (a review: SIGTERM aborted the driver, exit 134, not 143)
         signal.signal(signal.SIGTERM, sigterm)
     try:
@@ -156,18 +159,21 @@ class TaskOutput:
     warnings: list[tuple[type[Warning], str]] = dataclasses.field(default_factory=list)  # the driver re-warns
 
 
-def group_task(group: Group, settings: RunSettings, cache_root: str, modules: tuple[str, ...] = ()) -> TaskOutput:
+def group_task(group: Group, settings: RunSettings, cache_root: str, modules: tuple[str, ...] = (),
+               origins: tuple[tuple[str, str], ...] = ()) -> TaskOutput:
     """Run one group without writing anything; the driver commits ``pending`` and re-emits the
     task's ``warnings``. ``modules``: those of the plugins the driver registered at run time, imported
-    here first. A task given a GPU (``ray.get_gpu_ids()``) computes on it whatever the driver's
-    device setting says."""
+    here first; ``origins``: (``"explainer 'x'"``, registry origin) of the driver's entry-point plugins, for the
+    error when a worker lacks one. A task given a GPU (``ray.get_gpu_ids()``) computes on it whatever the
+    driver's device setting says."""
     with warnings.catch_warnings(record=True) as caught:
-        answer = _group_task(group, settings, cache_root, modules)
+        answer = _group_task(group, settings, cache_root, modules, dict(origins))
     answer.warnings = [(w.category, str(w.message)) for w in caught]
     return answer
 
 
-def _group_task(group: Group, settings: RunSettings, cache_root: str, modules: tuple[str, ...]) -> TaskOutput:
+def _group_task(group: Group, settings: RunSettings, cache_root: str, modules: tuple[str, ...],
+                origins: dict[str, str]) -> TaskOutput:
     from faithbench.config import ensure_plugins_loaded
 
     ensure_plugins_loaded()
@@ -181,6 +187,11 @@ def _group_task(group: Group, settings: RunSettings, cache_root: str, modules: t
                 "or put its folder on the workers' PYTHONPATH (ray.init(runtime_env={'env_vars': {'PYTHONPATH': "
                 "...}}) before the run)"))
     unknown = _unknown_here(group, settings)
+    if origins.get(unknown, "").startswith("entry-point:"):  # a review: the advice was to do what was done
+        dist = origins[unknown].removeprefix("entry-point:")
+        return TaskOutput(None, [], input_error=(
+            f"executor ray: {unknown} comes from an entry point of distribution {dist!r} in the driver, which is "
+            f"not installed on a Ray worker: install {dist!r} on every node (or in the cluster's runtime_env)"))
     if unknown:  # registered in the driver by a module other than its class's (an alias of a built-in class)
         return TaskOutput(None, [], input_error=(
             f"executor ray: {unknown} is registered in the driver but not on a Ray worker, after importing "
@@ -223,6 +234,14 @@ def _unknown_here(group: Group, settings: RunSettings) -> str:
     return next((f"{registry.singular} {name!r}" for registry, name in names if name not in registry), "")
 
 
+def entry_point_origins(groups: list[Group], settings: RunSettings) -> tuple[tuple[str, str], ...]:
+    """(``"explainer 'x'"``, ``"entry-point:<dist>"``) of each of the run's plugins the driver has from an entry
+    point: a worker without that distribution cannot know the name (:func:`group_task` says which to install)."""
+    pairs = [(f"{registry.singular} {name!r}", registry.origin(name) if name in registry else "")
+             for registry, name in _plugin_names(groups, settings)]
+    return tuple((label, origin) for label, origin in pairs if origin.startswith("entry-point:"))
+
+
 def runtime_plugin_modules(groups: list[Group], settings: RunSettings) -> tuple[str, ...]:
     """The modules of the run's plugins registered at run time (origin ``module:<name>``), which a
     Ray worker must import; ``UsageError`` for one defined in ``__main__``, which no worker can."""
@@ -255,14 +274,14 @@ def _check_resources(ray: Any, options: RayOptions) -> None:
 
 def _run_on_ray(groups: list[Group], settings: RunSettings, cache: Cache, options: RayOptions, bar: Any,
                 log: Callable[[str], None], outputs: dict[int, GroupOutput]) -> None:
-    modules = runtime_plugin_modules(groups, settings)
+    modules, origins = runtime_plugin_modules(groups, settings), entry_point_origins(groups, settings)
     with ray_session(options.address, options.num_cpus) as ray:
         _check_resources(ray, options)
         task = ray.remote(group_task).options(num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task,
                                               max_retries=MAX_RETRIES)
         root = str(Path(cache.root).resolve())
         shared = ray.put(settings)
-        refs = {task.remote(group, shared, root, modules): i for i, group in enumerate(groups)}
+        refs = {task.remote(group, shared, root, modules, origins): i for i, group in enumerate(groups)}
         waiting = list(refs)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)

