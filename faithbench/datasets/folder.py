@@ -29,7 +29,7 @@ from faithbench.datasets.folder_split import (Row, check_train_patients, empty_s
                                               patient_ids, patient_split)
 from faithbench.datasets.images import (IMAGE_SUFFIXES, LOSSY_SUFFIXES, binarise_mask, fit_square, read_image,
                                         resize_mask, scan_folder)
-from faithbench.datasets.paths import DataError, csv_image, csv_row_problem, resolve_path
+from faithbench.datasets.paths import DataError, csv_image, csv_row_problem, labels_csv, resolve_path
 from faithbench.registry import datasets
 from faithbench.types import Sample
 
@@ -200,8 +200,7 @@ class FolderDataset(BaseDataset):
                             "images and each image as its own mask; put the masks in a folder of their own (same "
                             "relative paths), or set mask_suffix (BUSI's x_mask.png beside x.png: _mask)")
         self.folder, self.mask_dir, self.mask_suffix = folder, mask_dir, mask_suffix
-        csv_path = (folder / labels if (folder / labels).exists() else resolve_path(labels, root, "labels CSV")) \
-            if labels else None
+        csv_path = labels_csv(folder, labels, root) if labels else None
         lines: list[int] = []
         rows = read_csv_rows(folder, csv_path, lines) if csv_path else self._scan(folder)
         names = class_names([r[1] for r in rows], classes,

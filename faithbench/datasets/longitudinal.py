@@ -42,7 +42,7 @@ from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSI
                                    Bound, ParameterError, check_bound)
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
-from faithbench.datasets.paths import DataError, csv_date, csv_image, csv_row_problem, resolve_path
+from faithbench.datasets.paths import DataError, csv_date, csv_image, csv_row_problem, labels_csv, resolve_path
 from faithbench.datasets.phantoms import (MAX_N, SEED, _SPLIT_OFFSET, PhantomCXR, _erode, _grid, check_lesion_radius,
                                          ellipsoid, smooth_field)
 from faithbench.registry import datasets
@@ -321,7 +321,7 @@ class LongitudinalFolder(LongitudinalDataset):
         super().__init__(split, path=path, labels=labels, classes=classes, seq_len=seq_len, size=size, fit=fit,
                          channels=channels, fractions=list(fractions), seed=seed, n=n)
         folder = Path(os.path.abspath(resolve_path(path, root, "image folder")))
-        csv_path = folder / labels if (folder / labels).exists() else resolve_path(labels, root, "labels CSV")
+        csv_path = labels_csv(folder, labels, root)
         rows: list[tuple[str, dt.date, Path, str]] = []
         with csv_path.open(newline="", encoding="utf-8-sig") as fh:  # Excel's CSV UTF-8 has a BOM
             reader = csv.DictReader(fh)

@@ -62,6 +62,17 @@ def data_root(override: str | os.PathLike[str] | None = None) -> Path:
     return root
 
 
+def labels_csv(folder: Path, labels: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """A dataset's ``labels`` CSV: inside the image ``folder`` if it is there, else :func:`resolve_path`'s (absolute
+    or under the data root); not found, the error names both places (a review: it named the data root's only)."""
+    if (folder / labels).exists():
+        return folder / labels
+    try:
+        return resolve_path(labels, root, "labels CSV")
+    except DataError as exc:
+        raise DataError(f"{exc} (nor in the image folder: {folder / labels})") from None
+
+
 def resolve_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
                  what: str = "file", *, must_exist: bool = True) -> Path:
     """``path`` if absolute, else relative to the data root; it must exist unless ``must_exist`` is False."""

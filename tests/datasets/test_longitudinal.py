@@ -215,3 +215,16 @@ def test_folder_bad_input(tmp_path):
         (tmp_path / "outside.csv").write_text(f"patient_id,date,path,label\np0,2020-01-01,{given},well\n")
         with pytest.raises(DataError, match="outside.csv: line 2: expected a path inside the image folder"):
             LongitudinalFolder("train", path="img", labels="outside.csv", root=str(tmp_path))
+
+
+def test_a_labels_csv_found_nowhere_names_both_places_searched(tmp_path):
+    """A held-out review: ``labels: nothere.csv`` named the data root's path only, though the image folder
+    was searched first; ``folder`` reads its CSV the same way."""
+    from faithbench.datasets.folder import FolderDataset
+
+    _write_folder(tmp_path, n_patients=2)
+    expected = (f"labels CSV not found: {tmp_path / 'nothere.csv'} (nor in the image folder: "
+                f"{tmp_path / 'img' / 'nothere.csv'})")
+    for cls in (LongitudinalFolder, FolderDataset):
+        with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
+            cls("test", path="img", labels="nothere.csv", root=str(tmp_path))
