@@ -26,17 +26,18 @@ import pandas as pd
 from faithbench.store import atomic_write_bytes
 from faithbench.stats.reliability import AR_MIN, MIN_RANKED, NR_MIN, reliability_footnote, verdicts
 
-__all__ = ["RELIANCE_SALIENCY_FILE", "RELIANCE_SAMPLES_FILE", "REPEATABILITY_FILE", "RELIABILITY_FILE", "STRATA_FILE",
-           "control_reference", "mark_unreliable", "reliance_saliency_html", "write_reliance_saliency",
-           "medical_sections", "reliability_footnote_text", "reliability_html", "reliability_markdown",
-           "reliability_note", "reliability_status", "repeatability_html", "strata_html", "write_reliability",
-           "write_repeatability", "write_strata"]
+__all__ = ["CALIBRATION_FILE", "RELIANCE_SALIENCY_FILE", "RELIANCE_SAMPLES_FILE", "REPEATABILITY_FILE",
+           "RELIABILITY_FILE", "STRATA_FILE", "calibration_html", "control_reference", "mark_unreliable",
+           "reliance_saliency_html", "write_reliance_saliency", "medical_sections", "reliability_footnote_text",
+           "reliability_html", "reliability_markdown", "reliability_note", "reliability_status",
+           "repeatability_html", "strata_html", "write_reliability", "write_repeatability", "write_strata"]
 
 REPEATABILITY_FILE = "repeatability.csv"
 RELIABILITY_FILE = "reliability.csv"
 STRATA_FILE = "strata.csv"
 RELIANCE_SALIENCY_FILE = "reliance_saliency.csv"
 RELIANCE_SAMPLES_FILE = "reliance_samples.csv"
+CALIBRATION_FILE = "calibration.csv"
 Section = tuple[str, str, str]  # (anchor, heading, body html)
 
 
@@ -327,9 +328,9 @@ def strata_html(table: pd.DataFrame, figures: str = "") -> str:
 def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict | None = None,
                      control: str = "random") -> list[Section]:
     """The sections of this module's files in ``root``, in the order repeatability, reliability,
-    strata, reliance; the repeatability and reliability sections are always there (one line when the table
-    is absent: no two checkpoints to compare; the check off or not computed; ``manifest``: the
-    run's, read from ``root`` when None), the strata and reliance only with their files (``control``: the
+    strata, reliance, calibration; the repeatability and reliability sections are always there (one line
+    when the table is absent: no two checkpoints to compare; the check off or not computed; ``manifest``:
+    the run's, read from ``root`` when None), the others only with their files (``control``: the
     report's control explainer, the reliance section's reference ρ).
     ``figures(prefix)`` renders (and marks as used) the plots whose name starts with ``prefix``."""
     root = Path(root)
@@ -350,4 +351,23 @@ def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict |
     reliance = _read(root / RELIANCE_SALIENCY_FILE)
     if reliance is not None:
         sections.append(("reliance", "Saliency vs measured reliance", reliance_saliency_html(reliance, control)))
+    calibration = _read(root / CALIBRATION_FILE)
+    if calibration is not None:  # a review: which threshold or gate a score used was in the CSV only
+        sections.append(("calibration", "Thresholds tuned on the validation split", calibration_html(calibration)))
     return sections
+
+
+def calibration_html(table: pd.DataFrame) -> str:
+    """The ``calibration.csv`` section: per (dataset, model, seed, explainer, metric, class) the threshold and
+    probability gate tuned on the validation split, and why a class fell back to Otsu / no gate."""
+    from faithbench.reports.markup import format_number, table_html
+
+    if "threshold" in table.columns:  # numbers and 'otsu' in one column: read as text, shown as the gates are
+        number = pd.to_numeric(table["threshold"], errors="coerce")
+        table = table.assign(threshold=[format_number(v) if pd.notna(v) else text
+                                        for v, text in zip(number, table["threshold"])])
+    return ('<p class="note">The CheXlocalize metrics tuned on the validation split (threshold: val, gate: val) '
+            "scored the test split with these thresholds (on the min-max normalised map; otsu: a class fell back "
+            "to Otsu's threshold) and probability gates (empty: no gate); n_finding: the validation units with a "
+            f'non-empty mask, the ones tuned on. <a href="{CALIBRATION_FILE}">{CALIBRATION_FILE}</a></p>'
+            + table_html(table, "no tuned thresholds", max_rows=500))

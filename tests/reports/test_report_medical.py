@@ -37,6 +37,21 @@ def test_no_files_only_the_reliability_line(tmp_path):
     assert "Metric reliability was not computed (reliability.csv is missing)." in sections[1][2]
 
 
+def test_the_tuned_thresholds_appear_with_calibration_csv(tmp_path):
+    """A held-out review: which threshold or gate a CheXlocalize score used, and that a class fell back to
+    Otsu, was in calibration.csv only, never in the report."""
+    from faithbench.runner.calibration import CALIBRATION_COLUMNS
+
+    rows = [["d", "m", 0, "gradcam", "chexlocalize_iou", "nodule", 0.35, 0.2, 12, 6, ""],
+            ["d", "m", 0, "gradcam", "chexlocalize_iou", "normal", "otsu", "", 12, 0,
+             "no validation unit with a non-empty mask"]]
+    pd.DataFrame(rows, columns=CALIBRATION_COLUMNS).to_csv(tmp_path / "calibration.csv", index=False)
+    (anchor, heading, body), = [s for s in medical_sections(tmp_path, lambda prefix: "") if s[0] == "calibration"]
+    assert heading == "Thresholds tuned on the validation split" and '<a href="calibration.csv">' in body
+    assert "<td>nodule</td><td>0.350</td><td>0.200</td><td>12</td><td>6</td><td>–</td>" in body  # 'otsu' too
+    assert "<td>normal</td><td>otsu</td><td>–</td><td>12</td><td>0</td><td>no validation unit with a" in body
+
+
 def test_sections_appear_only_with_their_files(tmp_path, make_run, names):
     folder = make_run(tmp_path / "medical", seeds=(0,), mprt=False)
     _with_strata_columns(folder)
