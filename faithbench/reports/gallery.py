@@ -50,9 +50,10 @@ def _numpy(array) -> np.ndarray:
     return np.asarray(array, dtype=float)
 
 
-def _display_image(image: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """(C, *spatial) -> something imshow can show: RGB for 3 channels, else the channel mean."""
-    lo, hi = np.nanpercentile(image, [1, 99])
+def _display_image(image: np.ndarray, limits: tuple[float, float] | None = None) -> tuple[np.ndarray, str | None]:
+    """(C, *spatial) -> something imshow can show: RGB for 3 channels, else the channel mean; grey levels
+    stretched from ``limits`` (default: the image's own 1st and 99th percentiles) to 0 and 1."""
+    lo, hi = np.nanpercentile(image, [1, 99]) if limits is None else limits
     scaled = np.clip((image - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(image)
     if image.shape[0] == 3:
         return np.moveaxis(scaled, 0, -1), None
@@ -79,15 +80,18 @@ def _centre(mask: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:
 def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: Path, *,
                           time_axis: bool = False, labels: Sequence[str] | None = None,
                           probs: Sequence[float] | None = None, ids: Sequence[str] | None = None,
-                          planes: Sequence[str] | None = None) -> list[Path]:
+                          planes: Sequence[str] | None = None, visits=None) -> list[Path]:
     """A grid of saliency maps: rows = samples, columns = the image then one per explainer.
 
     ``images`` (N, C, H, W) or (N, C, D, H, W); ``saliency[explainer]`` (N, *spatial);
     ``masks`` (N, *spatial) or None, drawn as an outline. Volumes show three orthogonal
     slices (one row each) through the mask's centre of mass, or the volume's centre without
     a mask; with ``time_axis`` (sequences (N, C, T, H, W) of a longitudinal dataset) one row per
-    visit instead. Maps are scaled for display only (to the 99th percentile of |saliency| per map,
-    diverging colours when a map has negative values); colour bars on the right give that scale
+    visit instead, titled ``visit 1`` (the first real visit), ``visit 2``, … or ``padding`` by
+    ``visits`` ((N, T) bools, False on a padding frame; default: every frame a visit); a sequence's
+    images share one grey scale, its real visits' 1st to 99th percentile, so a change of brightness
+    between visits shows. Maps are scaled for display only (to the 99th percentile of |saliency| per
+    map, diverging colours when a map has negative values); colour bars on the right give that scale
     (0 to 1 × the map's 99th percentile; −1 to 1 for signed maps). ``labels`` (N class names, the
     sample's label) and ``probs`` (N, the predicted probability of the explained class) are
     written beside each sample's row, headed by its id from ``ids`` (N; default its row number: a
@@ -116,6 +120,9 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
             m = m[:, 0]
         if m.shape != (x.shape[0],) + spatial:
             raise ValueError(f"expected masks of shape {(x.shape[0],) + spatial}, got {tuple(m.shape)}")
+    real = np.ones((x.shape[0], x.shape[2] if x.ndim == 5 else 1), dtype=bool) if visits is None else _numpy(visits)
+    if x.ndim == 5 and time_axis and real.shape != x.shape[:1] + x.shape[2:3]:
+        raise ValueError(f"expected visits of shape {x.shape[:1] + x.shape[2:3]} (N, T), got {tuple(real.shape)}")
     names = list(maps)
     titles = short_labels(names)  # a long alias overlapped its neighbours' titles (a held-out review)
     id_labels = short_labels(ids or [])
@@ -134,8 +141,14 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
         fig, axes = subplots(n_rows, n_cols, figsize=(width, 2.2 * n_rows), squeeze=False)
         for i in range(n):
             mask_i = None if m is None else m[i]
+            limits = None
             if x.ndim == 5 and time_axis:
-                views = [((f"visit {t}", x[i][:, t]), ("", np.stack([maps[k][i][t] for k in names])),
+                # one grey scale per sequence, from its real visits only (a review: each visit stretched on its
+                # own hid a visit made brighter); padding rows say so and real visits count from 1
+                seen = real[i] > 0
+                limits = tuple(np.nanpercentile(x[i][:, seen] if seen.any() else x[i], [1, 99]))
+                rows = [f"visit {int(seen[:t + 1].sum())}" if seen[t] else "padding" for t in range(rows_per_sample)]
+                views = [((rows[t], x[i][:, t]), ("", np.stack([maps[k][i][t] for k in names])),
                           (None, None if mask_i is None else mask_i[t])) for t in range(rows_per_sample)]
             elif rows_per_sample == 3:
                 centre = _centre(mask_i, spatial)
@@ -145,7 +158,7 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
                 views = [(("", x[i]), ("", np.stack([maps[k][i] for k in names])), (None, mask_i))]
             for p, ((plane, img), (_, sal), (_, msk)) in enumerate(views):
                 row = axes[i * rows_per_sample + p]
-                shown, cmap = _display_image(img)
+                shown, cmap = _display_image(img, limits)
                 for c, ax in enumerate(row):
                     ax.imshow(shown, cmap=cmap, interpolation="nearest")
                     if c > 0:

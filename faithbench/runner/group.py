@@ -51,7 +51,7 @@ class Gallery:
     """The first ``GALLERY_SAMPLES`` explained samples of a group and each explainer's raw map
     (on the CPU), with each sample's label and the predicted probability of its target.
     ``outline``: the ground-truth mask to draw (the explained class's on a multi-label batch);
-    ``sequence``: the batch is visits over time (a row per visit)."""
+    ``visits``: a batch of visits over time, its (N, T) real visits (False: a padding frame; a row per visit)."""
 
     dataset: str
     model: str
@@ -60,7 +60,7 @@ class Gallery:
     labels: list[str] = field(default_factory=list)
     probs: list[float] = field(default_factory=list)
     outline: Tensor | None = None
-    sequence: bool = False
+    visits: Tensor | None = None
     planes: tuple[str, ...] = ()  # a volume's slice names (the dataset's ``planes``)
 
 
@@ -377,17 +377,17 @@ def gallery_label(classes: Sequence[str], label: int, target: int, multilabel: b
 def _gallery(group: Group, data: GroupData, first: tuple[Batch, Tensor], prob: Tensor, runs: list[CellRun]) -> Gallery:
     batch, target = first
     k = min(GALLERY_SAMPLES, len(batch))
-    probs = prob[:k]
     classes = data.classes
     labels = [gallery_label(classes, int(y), int(t), data.multilabel) for y, t in zip(batch.label[:k], target[:k])]
     small = Batch(batch.ids[:k], batch.x[:k].cpu(), batch.label[:k].cpu(),
                   {name: m[:k].cpu() for name, m in batch.masks.items()},
                   None if batch.labels is None else batch.labels[:k].cpu())
-    truth = truth_mask(small.masks, data.mask_roles)
+    probs = [round(float(p), 4) for p in prob[:k].cpu()]
+    validity = masks_with_role(data.mask_roles, small.masks, MaskRole.VALIDITY)  # (N, T, H, W): real frames
+    visits = small.masks[validity[0]].flatten(2).any(-1) if validity and small.x.ndim == 5 else None
     return Gallery(group.dataset.label, group.model.label, small,
                    {run.cell.explainer.label: run.preview[:k] for run in runs if run.preview is not None},
-                   labels, [round(float(p), 4) for p in probs.cpu()], outline=truth, planes=data.planes,
-                   sequence=bool(masks_with_role(data.mask_roles, small.masks, MaskRole.VALIDITY)) and small.x.ndim == 5)
+                   labels, probs, outline=truth_mask(small.masks, data.mask_roles), planes=data.planes, visits=visits)
 
 
 def truth_mask(masks: dict[str, Tensor], roles: dict[str, MaskRole]) -> Tensor | None:

@@ -101,11 +101,11 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput]) -> None:
         gallery = out.gallery
         if gallery is None or not gallery.previews:
             continue
-        batch = gallery.batch
-        plot_saliency_gallery(batch.x, gallery.previews, gallery.outline,
+        plot_saliency_gallery(gallery.batch.x, gallery.previews, gallery.outline,
                               plots_dir / f"{gallery_stem(gallery.dataset, gallery.model)}.png",
-                              time_axis=gallery.sequence, planes=gallery.planes or None,  # sequences: a row per visit
-                              labels=gallery.labels, probs=gallery.probs, ids=batch.ids)
+                              time_axis=gallery.visits is not None, visits=gallery.visits,  # sequences: a row per visit
+                              planes=gallery.planes or None, labels=gallery.labels, probs=gallery.probs,
+                              ids=gallery.batch.ids)
 
 
 def default_out_dir(suite: Suite) -> Path:
