@@ -91,7 +91,8 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
     ``visits`` ((N, T) bools, False on a padding frame; default: every frame a visit); a sequence's
     images share one grey scale, its real visits' 1st to 99th percentile, so a change of brightness
     between visits shows. Maps are scaled for display only (to the 99th percentile of |saliency| per
-    map, diverging colours when a map has negative values); colour bars on the right give that scale
+    map, diverging colours when a map has negative values; an all-zero map is not drawn: the image
+    alone); colour bars on the right give that scale
     (0 to 1 × the map's 99th percentile; −1 to 1 for signed maps). ``labels`` (N class names, the
     sample's label) and ``probs`` (N, the predicted probability of the explained class) are
     written beside each sample's row, headed by its id from ``ids`` (N; default its row number: a
@@ -161,7 +162,8 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
                 shown, cmap = _display_image(img, limits)
                 for c, ax in enumerate(row):
                     ax.imshow(shown, cmap=cmap, interpolation="nearest")
-                    if c > 0:
+                    # an all-zero map (a control's, or nothing found) leaves the image alone, not darkened
+                    if c > 0 and np.nan_to_num(maps[names[c - 1]][i]).any():
                         s = sal[c - 1]
                         # sequences: one scale for all visits of a map, so rows compare across visits
                         whole = maps[names[c - 1]][i] if time_axis and x.ndim == 5 else s

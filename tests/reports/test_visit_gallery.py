@@ -70,6 +70,15 @@ def test_sequence_rows_are_titled_padding_and_visits_from_one(tmp_path, monkeypa
         plot_saliency_gallery(x, sal, None, tmp_path / "b.png", time_axis=True, visits=[[True] * 3])
 
 
+def test_an_all_zero_map_shows_the_image_alone(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    x = rng.random((1, 1, 8, 8))
+    fig = _drawn(monkeypatch, x, {"zeros": np.zeros((1, 8, 8)), "a": rng.random((1, 8, 8))}, None, tmp_path / "g.png")
+    image, zeros, a = fig.axes[:3]
+    assert len(zeros.images) == 1 and len(a.images) == 2  # no overlay darkens the image under the zero map
+    np.testing.assert_array_equal(zeros.images[0].get_array(), image.images[0].get_array())
+
+
 def test_the_run_hands_a_sequences_real_visits_to_the_gallery(tmp_path, monkeypatch):
     """The runner's gallery of phantom_longitudinal: its padding frames (the ``valid`` mask) reach the drawing."""
     import torch
