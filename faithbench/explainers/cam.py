@@ -100,6 +100,25 @@ def vit_reshape_transform(model: nn.Module) -> Callable[[Tensor], Tensor]:
     return reshape
 
 
+def patch_grad_probe(layer: nn.Module, model: nn.Module) -> tuple[Any, list[Tensor]]:
+    """A hook on a ViT layer's (B, N, C) tokens and, filled by the backward pass, per sample whether its prefix
+    (class) tokens get a gradient and none of its patch tokens does. After the last block's attention a head that
+    reads only the class token (timm's ``global_pool='token'``) sends no gradient to the patch tokens (a held-out
+    review: ``norm`` gave an all-zero Grad-CAM, silently); a score that does not depend on the layer at all
+    (no gradient anywhere) is not flagged."""
+    n_prefix, flags, hooked = int(getattr(model, "num_prefix_tokens", 1)), [], []
+
+    def record(grad: Tensor) -> None:
+        reached = grad.detach().ne(0)
+        flags.append((reached[:, :n_prefix].flatten(1).any(1) & ~reached[:, n_prefix:].flatten(1).any(1)).cpu())
+
+    def watch(_m: nn.Module, _i: Any, out: Any) -> None:
+        if isinstance(out, Tensor) and out.requires_grad and out.ndim == 3 and not hooked:  # the first call's
+            hooked.append(out.register_hook(record))
+
+    return layer.register_forward_hook(watch), flags
+
+
 @contextmanager
 def restored_grads(model: nn.Module) -> Iterator[None]:
     """pytorch-grad-cam calls ``loss.backward()``: put every parameter's ``.grad`` back as it was."""
@@ -141,8 +160,9 @@ class CAMExplainer(Explainer):
     # EfficientNet on 64 px: blocks.4, not the stem), adaptive pools never chosen (AlexNet's avgpool); 5: the layer's
     # own output where a later module changes it in place (explainers.layers.kept_output); 6: a ViT's map (and
     # Score-CAM's masks) over the pixels its patches cover, 0 past them (the grid was stretched over them); 7: no
-    # part of an attention module, nor an output of windows, chosen as the layer (explainers.layers.attention_parts)
-    version = "7"
+    # part of an attention module, nor an output of windows, chosen as the layer (explainers.layers.attention_parts);
+    # 8: a gradient CAM on a ViT layer whose patch tokens get no gradient is refused (7 cached all-zero maps)
+    version = "8"
     finds_layer = True  # the CAM reads a target layer (FullGrad reads every biased layer instead)
 
     def check_input(self, shape: tuple[int, ...]) -> str | None:
@@ -219,6 +239,7 @@ class CAMExplainer(Explainer):
         seen = transform.register_forward_hook(lambda _m, _i, out: network_input.__setitem__(0, out.shape)) \
             if probe is not None and isinstance(transform, nn.Module) else None
         cam = self.make_cam(model, layer, reshape)
+        grad_hook, starved = patch_grad_probe(layer, model) if vit and cam.uses_gradients else (None, [])
         cam.compute_input_gradient = True  # a network frozen up to the layer has no gradient there otherwise
         with restored_grads(model), kept_output(layer):  # after make_cam: its hooks see the layer's own output
             try:
@@ -229,9 +250,14 @@ class CAMExplainer(Explainer):
                                  "the forward pass runs") from None
             finally:
                 self.release(model, cam)
-                for handle in (probe, seen):
+                for handle in (probe, seen, grad_hook):
                     if handle is not None:
                         handle.remove()
+        if starved and (samples := starved[0].nonzero().flatten().tolist()):
+            raise ValueError(f"{self.name}: target_layer {self.last_info['target_layer']!r} receives no gradient on "
+                             f"its patch tokens (sample {samples[0]} of the batch; its class token does): the head "
+                             "reads only the class token after it, so every map of the patch grid would be 0; choose "
+                             "a layer before the last block's attention, e.g. the default blocks.-1.norm1")
         raw_t = torch.as_tensor(np.asarray(raw, dtype=np.float32), device=x.device)
         if self.relu:  # on the layer's grid, before upsampling (module docstring)
             raw_t = raw_t.clamp(min=0)
@@ -299,6 +325,7 @@ class EigenCAMExplainer(CAMExplainer):
 
     cam_class = EigenCAM
     needs_grad = False
+    version = "7"  # gradient-free: the CAMs' 8 changes nothing here
     defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "relu": False}
     paper = "Muhammad & Yeasin 2020, Eigen-CAM"
     description = "first principal component of the layer's activations (class-agnostic)"
@@ -350,6 +377,7 @@ class ScoreCAMExplainer(CAMExplainer):
 
     cam_class = _ScoreCAMND
     needs_grad = False
+    version = "7"  # gradient-free: the CAMs' 8 changes nothing here
     paper = "Wang et al. 2020, Score-CAM"
     description = "channel weights from the score of the input masked by each activation map"
     defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "batch_size": 32}
