@@ -54,9 +54,33 @@ class StrictLoader(yaml.SafeLoader):
                     raise ConstructorError(None, None, f"duplicate key {key!r} (first written at line {first + 1})",
                                            key_node.start_mark)
                 seen[key] = key_node.start_mark.line
+                if isinstance(key, bool) and key_node.tag == "tag:yaml.org,2002:bool":  # a review: 'on: 1' was '[1]'
+                    raise ConstructorError(None, None, f"the key {key_node.value!r} is read by YAML as {key}; quote it "
+                                           f"('{key_node.value}') if it is a name", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node: Node) -> int:
+        """YAML 1.2's integers only: 1.1's forms read silently as other numbers (a fuzzing review: ``samples: 010``
+        was 8, ``1:30`` 90, ``1_0`` 10) are refused, naming what 1.1 would read."""
+        text = str(node.value).lstrip("+-")
+        if ":" in text or "_" in text or text.startswith(("0b", "0B")) or (len(text) > 1 and text[0] == "0"
+                                                                           and text[1:].isdigit()):
+            read = super().construct_yaml_int(node)
+            raise ConstructorError(None, None, f"{node.value!r} is a YAML 1.1 number form that reads as {read}; "
+                                   f"write the number plainly (or quote it, if it is text)", node.start_mark)
+        return super().construct_yaml_int(node)
 
+    def construct_yaml_float(self, node: Node) -> float:
+        """As :meth:`construct_yaml_int`: 1.1's base-60 and underscored floats (``1:30.5``, ``1_0.5``) are refused."""
+        if ":" in str(node.value) or "_" in str(node.value):
+            raise ConstructorError(None, None, f"{node.value!r} is a YAML 1.1 number form that reads as "
+                                   f"{super().construct_yaml_float(node)}; write the number plainly (or quote it, if "
+                                   "it is text)", node.start_mark)
+        return super().construct_yaml_float(node)
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
+StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_yaml_float)
 # YAML 1.2's floats: PyYAML (YAML 1.1) reads 1e-3 as the string '1e-3', which a suite's lr then refused as
 # "expected a number, got str '1e-3'" (a review); an exponent without a decimal point is a float here too
 StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from faithbench.config import SuiteError, load_suite
+from faithbench.config_yaml import YAMLFileError, load_yaml_file
 
 
 BASE = """name: t
@@ -110,3 +113,32 @@ def test_an_exponent_without_a_decimal_point_is_a_number(tmp_path):
                     "explainers: [saliency]\nmetrics: [pointing_game]\n")
     recipe = load_suite(path).models[0].recipe
     assert (recipe.lr, recipe.weight_decay) == (0.001, 0.05)
+
+
+@pytest.mark.parametrize("written, read", [("010", 8), ("007", 7), ("1:30", 90), ("1_0", 10), ("0b101", 5),
+                                           ("1:30.5", 90.5), ("1_0.5", 10.5)])
+def test_yaml_1_1_number_forms_are_refused_not_read_as_other_numbers(tmp_path, written, read):
+    """A fuzzing review: ``samples: 010`` ran 8 samples, ``seeds: [1:30]`` seed 90, without a word."""
+    path = tmp_path / "s.yaml"
+    path.write_text(f"samples: {written}\n")
+    with pytest.raises(YAMLFileError, match=rf"^{re.escape(str(path))}: line 1, column 10: malformed YAML: "
+                                            rf"'{re.escape(written)}' is a YAML 1.1 number form that reads as {read}; "
+                                            r"write the number plainly \(or quote it, if it is text\)$"):
+        load_yaml_file(path)
+
+
+def test_plain_numbers_and_quoted_text_still_read(tmp_path):
+    for text, value in (("10", 10), ("-5", -5), ("0", 0), ("+3", 3), ("0x1F", 31), ("1.5", 1.5), ("1e-3", 0.001),
+                        ("'010'", "010"), ("'1:30'", "1:30"), ("'on'", "on")):
+        path = tmp_path / "s.yaml"
+        path.write_text(f"v: {text}\n")
+        assert load_yaml_file(path) == {"v": value}
+
+
+def test_a_key_yaml_reads_as_a_boolean_is_named(tmp_path):
+    """A fuzzing review: ``on: 1`` at the top of a suite was refused as "[1]: Keys should be strings"."""
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\non: 1\n")
+    with pytest.raises(YAMLFileError, match=r"line 2, column 1: malformed YAML: the key 'on' is read by YAML as True; "
+                                            r"quote it \('on'\) if it is a name$"):
+        load_yaml_file(path)
