@@ -218,9 +218,8 @@ def skipped_summary(skipped: Any) -> str:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from faithbench.config_checks import absent_optional
     from faithbench.names import counted
-    from faithbench.runner.plan import plan
+    from faithbench.runner.plan import cells_line, plan
 
     suite: Any = _load_suite(args.suite)
     from faithbench.model_checks import unavailable_weights
@@ -233,14 +232,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if pairs != len(suite.datasets) * len(suite.models):  # dataset entries that name their models
         data = [f"{counted(pairs, 'dataset-model pair')} (of {', '.join(data)})"]
     sizes = " x ".join([*data, counted(len(suite.explainers), "explainer"), counted(len(suite.seeds), "seed")])
-    absent = absent_optional(suite)  # a review: the count took in the cells of a dataset it said the run skips
-    skipped = sum(len(g.cells) for g in groups if g.dataset.label in absent)
-    total = sum(len(g.cells) for g in groups)
-    cells = counted(total, "cell")
-    if absent:  # the product stays the suite's; a review: "2 x 4 x 4 x 1 = 16 cells" once the skipped were left out
-        verb, its = ("are", "their") if len(absent) > 1 else ("is", "its")
-        cells += f", {total - skipped} to run (optional {', '.join(map(repr, absent))} {verb} skipped, " \
-                 f"{its} data not here: {counted(skipped, 'cell')})"
+    cells = cells_line(suite, groups, args.suite, InputError)  # a review: it counted cells the run skips
     metric_count = counted(len(suite.metrics), "metric")
     return write_lines([f"{args.suite}: ok — suite {suite.name!r}: {sizes} = {cells}, {metric_count}"])
 

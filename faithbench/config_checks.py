@@ -101,13 +101,22 @@ def check_kwargs(where: str, target: Any, params: dict[str, Any], error: type[Ex
 
 def check_param_types(where: str, target: Callable[..., Any], params: dict[str, Any], error: type[Exception],
                       part: str = ".params") -> None:
-    """Raise ``error`` naming ``<where><part>.<key>`` for a value of the wrong simple type."""
+    """Raise ``error`` naming ``<where><part>.<key>`` for a value of the wrong simple type: the annotation's, else,
+    unannotated, the default's kind (a bool's a bool, a number's a number, a string's a string; a review: a builder's
+    ``width=6`` given "a" failed inside the builder)."""
     try:
         hints = typing.get_type_hints(target.__init__ if isinstance(target, type) else target)
+        defaults = {n: p.default for n, p in inspect.signature(target).parameters.items() if p.default is not p.empty}
     except Exception:  # unresolvable annotations: the plugin's own checks decide
         return
     for key, value in params.items():
         simple = _simple_type(hints.get(key))
+        default = defaults.get(key)
+        if simple is None and key not in hints and value is not None and isinstance(default, (bool, int, float, str)):
+            kind = bool if isinstance(default, bool) else str if isinstance(default, str) else float
+            if not _type_ok(kind, value):
+                raise error(f"{where}{part}.{key}: expected {'a number' if kind is float else kind.__name__} (the "
+                            f"default is {default!r}), got {type(value).__name__} {value!r}")
         if simple is None:
             continue
         expected, optional = simple
@@ -367,16 +376,3 @@ def check_weights(suite: Any, source: str, built: dict[str, Any], error: type[Ex
             raise error(f"{where}: {first_line(exc)}") from None
         except Exception:  # read by the loader, but not onto the meta device: the run loads it for real
             pass
-
-
-def absent_optional(suite: Any) -> list[str]:
-    """Labels of the suite's ``optional`` datasets whose test split cannot be had here (validate warned of them)."""
-    from faithbench.registry import datasets
-
-    absent = []
-    for spec in (s for s in suite.datasets if s.optional):
-        try:
-            datasets.get(spec.name)(split="test", **spec.params)
-        except DataError:
-            absent.append(spec.label)
-    return absent

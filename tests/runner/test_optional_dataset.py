@@ -89,3 +89,20 @@ def test_validate_counts_only_the_cells_the_run_computes(tmp_path, offline, caps
     out = capsys.readouterr().out
     assert ("2 datasets x 1 model x 2 explainers x 1 seed = 4 cells, 2 to run (optional 'breast' is skipped, its "
             "data not here: 2 cells), 1 metric") in out  # a review: the product said 4, the total 2
+
+
+def test_validate_refuses_a_suite_whose_every_dataset_is_optional_and_absent(tmp_path, offline, capsys):
+    """A fuzzing review: validate said "ok ... 0 to run" (exit 0), then the run trained nothing and stopped
+    with "nothing computed" (exit 2); docs/suites.md promises the refusal where validation can tell."""
+    import yaml
+
+    from faithbench.cli import main
+
+    suite = _suite(tmp_path)
+    suite["datasets"] = suite["datasets"][1:]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"faithbench: error: {path}: every dataset is optional and its data is not here ('breast'), "
+                        "so the run would compute nothing\n"), err
