@@ -32,7 +32,7 @@ from faithbench.metric_checks import check_masks, check_metric_fit, check_region
 from faithbench.model_checks import check_models, check_train_splits, warn_padding_baseline
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.errors import CheckpointError
-from faithbench.models.factory import check_model_spec, is_external
+from faithbench.models.factory import check_model_spec, is_external, module_callable, parse_model_name
 from faithbench.names import check_file_names, check_label
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
@@ -266,6 +266,8 @@ def validate_plugins(suite: Suite, source: str) -> None:
                 check_model_spec(mspec)
             except ValueError as exc:
                 raise SuiteError(f"{where}: {exc}") from None
+            if (parsed := parse_model_name(mspec.name)).source == "module":  # its defaults' kinds too (a review)
+                check_param_types(where, module_callable(parsed.target), mspec.params, SuiteError)
         else:
             try:
                 builder = models.get(mspec.name)

@@ -3,6 +3,7 @@ target layers, missing masks, colliding file names."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import pytest
@@ -431,3 +432,21 @@ def test_a_timm_weights_file_validates_without_torch_warnings(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Warning" not in proc.stderr and "no-op" not in proc.stderr, proc.stderr[:2000]
     assert "suite.yaml: ok — suite 't'" in proc.stdout
+
+
+def test_an_unannotated_builder_parameter_takes_its_defaults_kind():
+    """A plugins review: a builder's ``width=6`` given "a" failed inside the builder ("not all arguments converted
+    during string formatting"); a parameter without an annotation is checked against its default's kind."""
+    from faithbench.config_checks import check_param_types
+
+    def build(in_chans, num_classes, *, width=6, dropout=0.0, norm=True, act="relu", extra=None):
+        return None
+
+    for params, expected in (({"width": "a"}, "expected a number (the default is 6), got str 'a'"),
+                             ({"dropout": [0.1]}, "expected a number (the default is 0.0), got list [0.1]"),
+                             ({"norm": 1}, "expected bool (the default is True), got int 1"),
+                             ({"act": 3}, "expected str (the default is 'relu'), got int 3")):
+        with pytest.raises(SuiteError, match=rf"^models\[0\]\.params\.{next(iter(params))}: {re.escape(expected)}$"):
+            check_param_types("models[0]", build, params, SuiteError)
+    check_param_types("models[0]", build, {"width": 8, "dropout": 0, "norm": False, "act": "gelu", "extra": [1]},
+                      SuiteError)  # a number for a float default, anything for a None default

@@ -340,3 +340,20 @@ def test_a_temporal_occlusion_baseline_other_than_the_padding_value_is_warned_of
             and "set baseline: 0" in err)
     rc, err = _validate(nets, capsys, data, "temporal_gru", "{name: temporal_occlusion, params: {baseline: 0.0}}")
     assert rc == 0 and "warning" not in err, err
+
+
+def test_a_wrong_kind_of_value_for_your_own_builders_parameter_is_refused(nets, capsys):
+    """A plugins review: ``width: "a"`` failed inside the builder with its own message; the parameter's
+    default (here 4, a number) says what kind it takes."""
+    (nets / "review_kinds.py").write_text(textwrap.dedent("""
+        from torch import nn
+        def tiny(in_chans, num_classes, input_size, *, width=4):
+            return nn.Sequential(nn.Conv2d(in_chans, width, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                 nn.Linear(width, num_classes))
+    """))
+    suite = nets / "kinds.yaml"
+    suite.write_text('name: k\ndatasets: [phantom_cxr]\nmodels: [{name: "review_kinds:tiny", params: {width: "a"}, '
+                     'recipe: default}]\nexplainers: [saliency]\nmetrics: [deletion_auc]\n')
+    assert main(["validate", str(suite)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "models[0].params.width: expected a number (the default is 4), got str 'a'")

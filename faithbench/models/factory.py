@@ -121,7 +121,7 @@ def unexpected_parameter_hint(spec: Any, exc: BaseException) -> str:
         return ""
     try:
         parsed = parse_model_name(spec.name)
-        fn = {"monai": _monai_class, "module": _module_callable}[parsed.source](parsed.target)
+        fn = {"monai": _monai_class, "module": module_callable}[parsed.source](parsed.target)
     except (KeyError, ValueError):
         return ""
     return _close_parameter(found.group(1), fn)
@@ -139,7 +139,7 @@ def builder_package(name: str) -> str:
     try:
         parsed = parse_model_name(name)
         if parsed.source == "module":
-            fn = _module_callable(parsed.target)
+            fn = module_callable(parsed.target)
         elif parsed.source == "builtin" and name in models.names() and models.origin(name) != "builtin":
             fn = models.get(name)
         else:
@@ -169,7 +169,7 @@ def _monai_class(target: str) -> Any:
     return cls
 
 
-def _module_callable(target: str) -> Any:
+def module_callable(target: str) -> Any:
     from faithbench.registry import _import_string
 
     try:
@@ -212,7 +212,7 @@ def check_model_spec(spec: Any) -> None:
     elif parsed.source == "monai":
         check_params("params", _monai_class(parsed.target), spec.params)
     elif parsed.source == "module":
-        check_params("params", _module_callable(parsed.target), spec.params)
+        check_params("params", module_callable(parsed.target), spec.params)
     elif parsed.source == "local-dir":
         folder = Path(parsed.target).expanduser()
         if not folder.is_dir():  # a review: a folder that does not exist said "found no config.json"
@@ -368,7 +368,7 @@ def build_network(spec: Any, in_chans: int, num_classes: int, input_size: tuple[
     elif parsed.source == "torchvision":
         model, config = _build_torchvision(spec, parsed, num_classes)
     else:
-        fn = _monai_class(parsed.target) if parsed.source == "monai" else _module_callable(parsed.target)
+        fn = _monai_class(parsed.target) if parsed.source == "monai" else module_callable(parsed.target)
         defaults = {"spatial_dims": dims, "in_channels": in_chans, "n_input_channels": in_chans, "in_chans": in_chans,
                     "out_channels": num_classes, "num_classes": num_classes, "input_size": tuple(input_size)}
         if parsed.source == "monai":  # MONAI's EfficientNetBN downloads ImageNet weights by default, even offline
