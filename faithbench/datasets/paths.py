@@ -70,6 +70,8 @@ def labels_csv(folder: Path, labels: str, root: str | os.PathLike[str] | None = 
     try:
         return resolve_path(labels, root, "labels CSV")
     except DataError as exc:
+        if Path(labels).expanduser().is_absolute():  # a diff review: not looked for in the folder then
+            raise
         raise DataError(f"{exc} (nor in the image folder: {folder / labels})") from None
 
 

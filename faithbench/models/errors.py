@@ -171,6 +171,9 @@ def _model_prefix_hint(expected: list[str], found: set[str]) -> str:
     for prefix, n in prefixes.most_common(1):
         inner = {k[len(prefix):] for k in expected if k.startswith(prefix)}
         if n > len(expected) / 2 and len(inner & found) > max(len(set(expected) & found), len(found) / 2):
+            if n < len(expected):  # a diff review: vgg's features.* file for the whole vgg is no wrapper
+                return (f" (the file's names are those of the model's {prefix[:-1]!r} part without the prefix "
+                        f"{prefix!r}: a state dict saved from that part; save the whole model's state_dict())")
             return (f" (the model's names carry the prefix {prefix!r} that the file's lack: your builder wraps the "
                     f"saved network in {prefix[:-1]!r}; subclass the network instead of wrapping it, or save the "
                     f"wrapper's own state dict once (the file loaded into its {prefix[:-1]!r}))")

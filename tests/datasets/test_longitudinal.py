@@ -228,3 +228,5 @@ def test_a_labels_csv_found_nowhere_names_both_places_searched(tmp_path):
     for cls in (LongitudinalFolder, FolderDataset):
         with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
             cls("test", path="img", labels="nothere.csv", root=str(tmp_path))
+        with pytest.raises(DataError, match=f"^labels CSV not found: {re.escape(str(tmp_path / 'abs.csv'))}$"):
+            cls("test", path="img", labels=str(tmp_path / "abs.csv"), root=str(tmp_path))  # absolute: one place
