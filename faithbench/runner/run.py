@@ -226,7 +226,7 @@ def run_suite(suite: Suite, out_dir: Path, *, cache: Cache | str | Path | None =
 
 def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings, report: ReportSettings,
                 executor: str | RayOptions, overrides: dict[str, Any], log: Log) -> RunResult:
-    started = time.time()
+    started, commit = time.time(), git_hash()  # the code it starts with (a review: a commit landed mid-run was named)
     progress = not bars_disabled()  # run_suite's quiet(): progress=False, --quiet, or FAITHBENCH_QUIET=1 (a review)
     # bad data is reported before anything is trained; an optional dataset not here was warned of when the
     # suite was validated (one line: this log repeated it), and skipped.csv and the manifest keep its reason
@@ -263,7 +263,7 @@ def _run_locked(suite: Suite, out_dir: Path, cache: Cache, settings: RunSettings
         "overrides": overrides,  # executor, device: the suite's value and the run's, where the run replaced it
         "unavailable_datasets": unavailable,
         "versions": versions(),
-        "git": git_hash(),
+        "git": commit,
         "plugins": plugin_origins(suite),
         "plugin_packages": plugin_packages(suite),
         "seeds": suite.seeds,

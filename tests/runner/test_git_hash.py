@@ -61,3 +61,27 @@ def test_git_hash_of_a_copy_installed_inside_another_project_is_none(tmp_path, m
     _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c", cwd=project)
     monkeypatch.setattr(run_module, "__file__", str(module))
     assert run_module.git_hash() is None
+
+
+def test_the_manifest_names_the_commit_the_run_started_with(tmp_path, monkeypatch):
+    """A walkthrough review: the commit was read when the run ended, so a commit that landed mid-run was named
+    though the maps came from the code before it (no -dirty either)."""
+    import json
+
+    from faithbench.config import suite_from_dict
+    from faithbench.store import Cache
+
+    now = {"commit": "started-with"}
+    monkeypatch.setattr(run_module, "git_hash", lambda: now["commit"])
+    real = run_module.run_groups
+
+    def commit_lands_meanwhile(*args, **kwargs):
+        real(*args, **kwargs)
+        now["commit"] = "landed-during-the-run"
+
+    monkeypatch.setattr(run_module, "run_groups", commit_lands_meanwhile)
+    suite = suite_from_dict({"name": "g", "samples": 4, "datasets": [{"name": "phantom_cxr", "params": {
+        "n": 16, "size": 32}}], "models": [{"name": "small_cnn", "params": {"width": 4}, "recipe": {"epochs": 1}}],
+        "explainers": ["saliency", "random"], "metrics": [{"name": "deletion_auc", "params": {"steps": 4}}]})
+    run_module.run_suite(suite, tmp_path / "out", cache=Cache(tmp_path / "cache"), progress=False, report=False)
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["git"] == "started-with"
