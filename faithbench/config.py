@@ -33,7 +33,7 @@ from faithbench.model_checks import check_models, check_train_splits, warn_paddi
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.errors import CheckpointError
 from faithbench.models.factory import check_model_spec, is_external, module_callable, parse_model_name
-from faithbench.names import check_file_names, check_label
+from faithbench.names import check_file_names, check_label, check_text
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
 __all__ = ["SuiteError", "SuiteWeightsError", "SuiteWarning", "Suite", "load_suite", "suite_from_dict",
@@ -73,6 +73,7 @@ class DatasetSpec(PluginSpec):
 
     models: list[str] | None = Field(None, min_length=1)  # []: nothing would run (a review: validate said ok)
     optional: Bool = False
+    _unique = field_validator("models")(unique_names)  # a fuzzing review: [small_cnn, small_cnn] passed
 
 
 class RegionSpec(BaseModel):
@@ -152,6 +153,7 @@ class Suite(BaseModel):
 
     name: str = Field(min_length=1)
     description: str = ""
+    _text = field_validator("description")(check_text)
     seeds: list[Int] = Field(default_factory=lambda: [0], min_length=1)
     samples: Int = Field(64, ge=1, description="test samples per dataset")
     batch_size: Int = Field(32, ge=1)
@@ -305,6 +307,10 @@ def validate_plugins(suite: Suite, source: str) -> None:
             if label not in model_labels:
                 raise SuiteError(f"{source}: datasets[{i}].models: unknown model label {label!r}; "
                                  f"the suite's models are: {', '.join(model_labels)}")
+    paired = {label for d in suite.datasets for label in (d.models or model_labels)}
+    for i, label in enumerate(m for m in model_labels if m not in paired):  # a review: dropped without a word
+        warnings.warn(f"{source}: model {label!r} pairs with no dataset (every dataset's models: leaves it out), so "
+                      "the run leaves it out", SuiteWarning, stacklevel=2)
     for kind, specs in (("datasets", suite.datasets), ("explainers", suite.explainers),
                         ("metrics", suite.metrics), ("models", suite.models)):
         labels = [s.label for s in specs]

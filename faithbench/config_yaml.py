@@ -39,8 +39,13 @@ class StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
             seen: dict[Any, int] = {}
+            merges = 0
             for key_node, _ in node.value:
                 if key_node.tag == _MERGE_TAG:
+                    merges += 1
+                    if merges > 1:  # a fuzzing review: the later one won without a word
+                        raise ConstructorError(None, None, "a merge key << written twice in one mapping (the later "
+                                               "would win without a word); keep one", key_node.start_mark)
                     continue
                 key = self.construct_object(key_node, deep=True)
                 if key is None:  # a review: "d25.yaml: : Keys should be strings", with no key and no line

@@ -42,6 +42,17 @@ def check_label(text: str | None) -> str | None:
     return text
 
 
+def check_text(text: str) -> str:
+    """A pydantic validator of a suite's ``description``: line breaks and tabs are fine, other control and invisible
+    format characters are refused (a fuzzing review: a NUL went raw into index.html)."""
+    bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cf") and ch not in
+                "\n\r\t\u200d"), None)
+    if bad is not None:
+        raise ValueError(f"expected no control character (U+{ord(bad):04X} at position {text.index(bad) + 1}); it "
+                         "would go raw into the report")
+    return text
+
+
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``"1 channel"``, ``"3 channels"``: a count and its noun for messages (``plural`` defaults to the
     noun + "s": ``counted(2, "class", "classes")``)."""

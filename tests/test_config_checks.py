@@ -450,3 +450,34 @@ def test_an_unannotated_builder_parameter_takes_its_defaults_kind():
             check_param_types("models[0]", build, params, SuiteError)
     check_param_types("models[0]", build, {"width": 8, "dropout": 0, "norm": False, "act": "gelu", "extra": [1]},
                       SuiteError)  # a number for a float default, anything for a None default
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"description": "a\0b"}, r"description: .*expected no control character \(U\+0000 at position 2\)"),
+    ({"description": "a\u202eb"}, r"description: .*expected no control character \(U\+202E at position 2\)"),
+    ({"datasets": [{"name": "phantom_cxr", "models": ["small_cnn", "small_cnn"]}]},
+     r"datasets\[0\]\.models: .*expected unique names, got \['small_cnn', 'small_cnn'\]"),
+])
+def test_suite_text_and_name_lists_a_fuzzing_review_found_unchecked_are_refused(change, expected):
+    """A NUL in description went raw into index.html; a model named twice in a dataset's models: passed."""
+    from faithbench.config import suite_from_dict
+
+    base = {"name": "t", "datasets": ["phantom_cxr"], "models": [{"name": "small_cnn", "recipe": "default"}],
+            "explainers": ["saliency"],
+            "metrics": ["deletion_auc"]}
+    with pytest.raises(SuiteError, match=expected):
+        suite_from_dict({**base, **change})
+    assert suite_from_dict({**base, "description": "two\nlines\tand a tab"}).description == "two\nlines\tand a tab"
+
+
+def test_a_model_no_dataset_pairs_with_is_warned_of():
+    """A fuzzing review: a model left out by every dataset's models: list was dropped from the run without a word."""
+    from faithbench.config import suite_from_dict, validate_plugins
+
+    suite = suite_from_dict({"name": "t", "datasets": [{"name": "phantom_cxr", "models": ["small_cnn"]}],
+                             "models": [{"name": n, "recipe": "default"} for n in ("small_cnn", "vit_tiny")],
+                             "explainers": ["saliency", "random"],
+                             "metrics": ["deletion_auc"]})
+    with pytest.warns(SuiteWarning, match=r"^s\.yaml: model 'vit_tiny' pairs with no dataset \(every dataset's "
+                                          r"models: leaves it out\), so the run leaves it out$"):
+        validate_plugins(suite, "s.yaml")

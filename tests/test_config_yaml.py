@@ -142,3 +142,14 @@ def test_a_key_yaml_reads_as_a_boolean_is_named(tmp_path):
     with pytest.raises(YAMLFileError, match=r"line 2, column 1: malformed YAML: the key 'on' is read by YAML as True; "
                                             r"quote it \('on'\) if it is a name$"):
         load_yaml_file(path)
+
+
+def test_a_merge_key_written_twice_in_one_mapping_is_refused(tmp_path):
+    """A fuzzing review: ``{<<: {width: 4}, <<: {width: 8}}`` passed and the later one won."""
+    path = tmp_path / "s.yaml"
+    path.write_text("a: &a {width: 4}\nb: &b {width: 8}\nc: {<<: *a, <<: *b}\nd: {<<: [*a, *b], depth: 2}\n")
+    with pytest.raises(YAMLFileError, match=r"line 3, column 13: malformed YAML: a merge key << written twice in one "
+                                            r"mapping \(the later would win without a word\); keep one$"):
+        load_yaml_file(path)
+    path.write_text("a: &a {width: 4}\nd: {<<: *a, depth: 2}\n")
+    assert load_yaml_file(path)["d"] == {"width": 4, "depth": 2}
