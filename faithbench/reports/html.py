@@ -74,7 +74,7 @@ def _leaderboard_head(table: LeaderboardTable) -> str:
     """The header: a row of categories (``colspan`` over their metrics) above the metric names,
     when some metric has a category."""
     names = "".join(f"<th>{_e(m)} {table.arrow(m)}{_e(table.mark(m))}"
-                    + (f"<br><small>{_e(table.n_header(m))}</small>" if table.n_header(m) else "") + "</th>"
+                    + (f"<br><small>{_e(table.head_note(m))}</small>" if table.head_note(m) else "") + "</th>"
                     for m in table.metrics)
     if not table.categories:
         return f"<tr><th>explainer</th>{names}</tr>"
@@ -219,8 +219,7 @@ def render_html(
     manifest: dict | None,
     board: pd.DataFrame,
     models: pd.DataFrame,
-    models_table: pd.DataFrame,
-    cost_table: pd.DataFrame,
+    models_table: pd.DataFrame, cost_table: pd.DataFrame,
     skipped: pd.DataFrame | None,
     failures: pd.DataFrame | None,
     friedman: pd.DataFrame,
@@ -295,7 +294,8 @@ def render_html(
                      "Failures</a>): " + _e("; ".join(failed)) + ".</p>")
     with_chance = "chance" in board.columns and pd.to_numeric(board["chance"], errors="coerce").notna().any()
     chance_level = "; " + CHANCE_LEVEL_NOTE if with_chance else ""
-    note = significance_note(control, control_tested(board), control_alone(board, control), control_labels(manifest))
+    note = significance_note(control, control_tested(board), control_alone(board, control),
+                             control_labels(manifest, board))  # the controls with rows only (a review)
     parts += [f'<p class="note">{_e(note + chance_level)}. '
               'Full table: <a href="leaderboard.csv">leaderboard.csv</a>'
               + (f" (also {', '.join(also)})" if also else "") + ".</p>"]

@@ -5,12 +5,13 @@ file I/O here."""
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
 from faithbench.reports.markup import LATEX_PREAMBLE, latex_breakable, latex_escape
 from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, CHANCE_REASONS, FAILED_NOTE, control_alone, control_phrase,
-                                      control_tested, failed_cells, significance_note)
+                                      control_tested, failed_cells, present_controls, significance_note)
 from faithbench.reports.tables import LeaderboardTable, chance_text, leaderboard_tables
 
 __all__ = ["leaderboard_latex"]
@@ -33,10 +34,41 @@ def _latex_categories(table: LeaderboardTable) -> list[str]:
 SMALL_N = 30  # below it the percentile bootstrap CI covers less than 95% (notes.py's legend)
 
 
+def _ns(table: LeaderboardTable) -> set[int]:
+    """The n (samples with a defined value) of the cells of ``table`` that give one."""
+    return {c.n for cells in table.cells.values() for c in cells.values() if c is not None and c.n is not None}
+
+
 def _smallest_n(table: LeaderboardTable) -> int | None:
-    """The fewest samples with a defined value of any cell of ``table`` (None: no cell gives its n)."""
-    ns = [c.n for cells in table.cells.values() for c in cells.values() if c is not None and c.n is not None]
-    return min(ns, default=None)
+    """The fewest samples of a cell of ``table`` that has a CI (n ≥ 2; None: none). A held-out review: the
+    caption said "here n = 0" of a cell with no value, which has no CI to cover anything."""
+    return min((n for n in _ns(table) if n >= 2), default=None)
+
+
+def _minus(number: str) -> str:
+    """A number's minus signs (leading, or of an exponent: 5.13e-07) as math minus: text mode sets a hyphen."""
+    return re.sub(r"-(?=\d)", "$-$", number)
+
+
+def _label(table: LeaderboardTable, used: set[str]) -> str:
+    """The ``\\label`` of ``table``, with ``-2``, ``-3``... on one already ``used`` in the file (a held-out review:
+    dataset ``x-y`` with model ``z`` and dataset ``x`` with model ``y-z`` both gave ``tab:faithbench-x-y-z``)."""
+    from faithbench.names import safe_name
+
+    base = "tab:faithbench-" + safe_name(table.title.replace(" / ", "-"))
+    label, k = base, 1
+    while label in used:
+        k += 1
+        label = f"{base}-{k}"
+    used.add(label)
+    return label
+
+
+def _rank_notes(table: LeaderboardTable) -> str:
+    """``; deletion\\_auc: on the 1 sample every explainer has`` for each column whose rank 1 came from fewer
+    samples than any of its cells has (:meth:`LeaderboardTable.rank_note`)."""
+    return "".join(f"; {latex_escape(m)}: {table.rank_note(m).removeprefix('rank 1: ')}"
+                   for m in table.metrics if table.rank_note(m))
 
 
 def _warnings_of(table: LeaderboardTable, warnings: list[str] | None) -> str:
@@ -65,18 +97,17 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
     e.g. "model predicts one class", and a table with a cell of fewer than :data:`SMALL_N` samples says that its
     CIs cover less than 95%: a caption is what goes into a paper (a held-out review: both were only ``%`` comments).
     """
-    from faithbench.names import safe_name
-
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
     tables = leaderboard_tables(board)
     lines = ["% faithbench leaderboard; needs \\usepackage{booktabs} and \\usepackage{graphicx}",
-             "% " + significance_note(control, control_tested(board), control_alone(board, control)).replace(
-                 "↑", "up").replace("↓", "down"),
+             "% " + significance_note(control, control_tested(board), control_alone(board, control),
+                                      present_controls(board)).replace("↑ h", "h").replace("↓ l", "l"),
              *LATEX_PREAMBLE, ""]
     stars = (r"$^{*}$: better than " + latex_escape(control_phrase(control)) + r" (one-sided Wilcoxon, Holm-adjusted "
              r"$p<0.05$), $^{\circ}$: worse; " if control_tested(board) else
              "nothing was tested against the control: no $^{*}$ marks; " if control_alone(board, control) else
              "no control explainer in this suite: no $^{*}$ marks; ")
+    labels: set[str] = set()
     for table in tables:
         dagger = r"$^{\dagger}$" if table.at_chance else ""
         at_chance = (r" $^{\dagger}$Model at chance: " + latex_escape(CHANCE_REASONS) + r"; marks of significance "
@@ -89,14 +120,15 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
         fewest = _smallest_n(table)
         small = (rf" With fewer than about {SMALL_N} samples (here n = {fewest}) the 95\% CI covers less than 95\% "
                  r"(about 89\% at n = 8, 92\% at n = 16 to 20)." if fewest is not None and fewest < SMALL_N else "")
-        small += " [--]: a single sample, no interval." if fewest == 1 else ""
+        small += " [--]: a single sample, no interval." if 1 in _ns(table) else ""
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger
-                  + r": mean [95\% bootstrap CI]; bold: best per column (rank 1: on the samples every explainer has); "
+                  + r": mean [95\% bootstrap CI]; bold: best per column (rank 1: on the samples every explainer has"
+                  + _rank_notes(table) + "); "
                   + r"rows in order of their mean rank; " + stars + r"n: samples with a defined value." + small
                   + (" " + latex_escape(CHANCE_LEVEL_NOTE[0].upper() + CHANCE_LEVEL_NOTE[1:]) + "."
                      if table.has_chance() else "") + at_chance + "}",
-                  r"\label{tab:faithbench-" + safe_name(table.title.replace(" / ", "-")) + "}",
+                  r"\label{" + _label(table, labels) + "}",
                   r"\footnotesize", r"\setlength{\tabcolsep}{2.5pt}",
                   r"\faithbenchfit{%",
                   r"\begin{tabular}{l" + "r" * len(table.metrics) + "}", r"\toprule"]
@@ -113,19 +145,20 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
             row = [r"\faithbenchcell[l]{" + latex_breakable(explainer) + "}"]
             for metric in table.metrics:
                 cell = table.cells[explainer][metric]
-                if cell is None or math.isnan(cell.mean):
-                    row.append("--")
+                if cell is None or math.isnan(cell.mean):  # n = 0 said, as the Markdown does (a review)
+                    none = table.n_note(explainer, metric).replace(" ", "") if cell is not None else ""
+                    row.append(r"\faithbenchcell{--\\{\scriptsize " + none + "}}" if none else "--")
                     continue
-                mean = cell.number()
+                mean = _minus(cell.number())
                 mean = r"\textbf{" + mean + "}" if cell.best else mean
                 mean += {"*": r"$^{*}$", "°": r"$^{\circ}$"}.get(table.mark_of(cell), "")
                 note = table.n_note(explainer, metric).replace(" ", "")
                 note = r"\\{\scriptsize " + note + "}" if note else ""  # a third line: the column stays narrow
-                row.append(r"\faithbenchcell{" + mean + r"\\{\scriptsize " + cell.interval("--").replace(" ", "") + "}"
-                           + note + "}")
+                interval = _minus(cell.interval("--").replace(" ", ""))
+                row.append(r"\faithbenchcell{" + mean + r"\\{\scriptsize " + interval + "}" + note + "}")
             lines.append(" & ".join(row) + r" \\")
         if table.has_chance():
-            chance = [chance_text(table, m) for m in table.metrics]
+            chance = [_minus(chance_text(table, m)) for m in table.metrics]
             lines += [r"\midrule", " & ".join([r"\textit{chance}"] + chance) + r" \\"]
         lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)

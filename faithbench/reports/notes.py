@@ -11,7 +11,8 @@ from faithbench.types import UNDEFINED_REASONS
 
 __all__ = ["CD_NOTE", "CHANCE_LEVEL_NOTE", "CHANCE_NOTE", "CHANCE_REASONS", "DAGGER", "DISTRIBUTION_NOTE",
            "FAILED_NOTE", "WILCOXON_NOTE", "control_alone", "control_labels", "control_phrase", "control_tested",
-           "failed_cells", "failures_heading", "mixed_classes_note", "significance_note", "split_skipped"]
+           "failed_cells", "failures_heading", "mixed_classes_note", "present_controls", "significance_note",
+           "split_skipped"]
 
 # The three reasons of faithbench.stats.chance (a review: the exact-p case, AUC 1.0 with no CI, was said to
 # have a CI not above 0.5); the model warnings give each model's own.
@@ -38,7 +39,7 @@ _REST = ("bold: best mean of the column (over the samples every explainer has), 
          "order of their mean rank over the columns; ↑ higher is better, ↓ lower is better; [95% percentile "
          "bootstrap CI of the mean: with fewer than about 30 samples it covers less than 95%, about 89% at n = 8, "
          "92% at n = 16 to 20 and the range of the values at n = 3; [–]: a single sample, no interval]; n: samples "
-         "with a defined value; the controls ignore the model ({controls}); localisation columns measure "
+         "with a defined value; {controls}localisation columns measure "
          "agreement with the mask, not faithfulness to the model; on randomisation checks a map that ignores the "
          "model scores the worst value (1), so * there says a map is not wholly model-blind, not that it passes "
          "(the aim is about 0)")
@@ -47,25 +48,39 @@ _REST = ("bold: best mean of the column (over the samples every explainer has), 
 _CONTROL_MAPS = {"random": "noise", "sobel": "the image's edges", "center_prior": "a centred Gaussian"}
 
 
-def control_labels(manifest: dict | None) -> dict[str, list[str]]:
+def control_labels(manifest: dict | None, board: pd.DataFrame | None = None) -> dict[str, list[str]]:
     """The labels the tables give the run's control explainers (their aliases, else their names), by registry
-    name, from its manifest's suite: ``{"random": ["1e3"]}``."""
+    name, from its manifest's suite: ``{"random": ["1e3"]}``; with ``board`` (``leaderboard.csv``) only those
+    with rows there (:func:`present_controls`)."""
     labels: dict[str, list[str]] = {}
     for entry in ((manifest or {}).get("suite") or {}).get("explainers") or []:
         spec = {"name": entry} if isinstance(entry, str) else entry
         if isinstance(spec, dict) and spec.get("name") in _CONTROL_MAPS:
             labels.setdefault(spec["name"], []).append(str(spec.get("alias") or spec["name"]))
-    return labels
+    return labels if board is None else present_controls(board, labels)
+
+
+def present_controls(board: pd.DataFrame, controls: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """The control explainers with rows in ``board``, by registry name: their labels (``controls``,
+    :func:`control_labels`; a control not there by its registry name) that name rows of ``board``. A held-out
+    review: a suite with only ``random`` had a legend naming sobel and center_prior as its controls."""
+    rows = set(board["explainer"].astype(str)) if "explainer" in board.columns else set()
+    present = {name: [label for label in (controls or {}).get(name, [name]) if label in rows] for name in _CONTROL_MAPS}
+    return {name: labels for name, labels in present.items() if labels}
 
 
 def _rest(controls: dict[str, list[str]] | None) -> str:
     """The legend after its first clause; each control named as the tables name it (``controls``,
-    :func:`control_labels`: a review's legend said "random" and "sobel" of rows named "1e3" and "é中文🙂")."""
+    :func:`control_labels`: a review's legend said "random" and "sobel" of rows named "1e3" and "é中文🙂"),
+    only those of ``controls`` when given (:func:`present_controls`; none given: no word of them), all three when
+    None."""
     def named(name: str) -> str:
         shown = (controls or {}).get(name, [name])
         return name if shown == [name] else f"{', '.join(shown)} ({name})"
 
-    return _REST.format(controls=", ".join(f"{named(name)}: {what}" for name, what in _CONTROL_MAPS.items()))
+    which = [name for name in _CONTROL_MAPS if controls is None or name in controls]
+    listed = ", ".join(f"{named(name)}: {_CONTROL_MAPS[name]}" for name in which)
+    return _REST.format(controls=f"the controls ignore the model ({listed}); " if which else "")
 
 
 def control_phrase(control: str = "random") -> str:

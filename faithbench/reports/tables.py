@@ -32,9 +32,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from faithbench.names import counted
 from faithbench.reports.markup import column_decimals, format_fixed, format_number, latex_escape, markdown_escape
 from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER,  # re-exported
-                                      control_alone, control_tested, significance_note, split_skipped)
+                                      control_alone, control_tested, present_controls, significance_note,
+                                      split_skipped)
 from faithbench.stats.reliability import RELIABILITY_MARK
 from faithbench.types import CATEGORY_ORDER, OTHER, category_key
 
@@ -52,6 +54,7 @@ class Cell:
     worse: bool = False  # worse than the control (``worse_than_random``)
     n: int | None = None  # samples with a defined value
     decimals: int = 3  # the column's (:func:`~faithbench.reports.markup.column_decimals`; -k: scientific)
+    n_common: int | None = None  # the samples every explainer has, which the rank was taken on
 
     def number(self) -> str:
         return format_fixed(self.mean, self.decimals)
@@ -114,6 +117,22 @@ class LeaderboardTable:
         """``n = 29`` for a cell with fewer defined values than its column's largest, else empty."""
         cell, top = self.cells[explainer][metric], self.n_max(metric)
         return f"n = {cell.n}" if cell is not None and cell.n is not None and top is not None and cell.n < top else ""
+
+    def rank_note(self, metric: str) -> str:
+        """"rank 1: on the 1 sample every explainer has" where the column's rank came from fewer samples (``n_common``
+        of ``leaderboard.csv``) than some of its cells' means, so bold can differ from the best printed mean; else
+        empty (a held-out review: bold went to an n = 1 cell below a higher mean, n = 8, on a ↑ column, ranked on
+        the one sample they shared, with no word of it)."""
+        cells = [c for c in self.cells_of(metric) if c is not None and c.n]
+        common = {c.n_common for c in cells} - {None}
+        most = max((c.n for c in cells), default=0)
+        if len(common) != 1 or not min(common) or min(common) >= most or not any(c.best for c in cells):
+            return ""
+        return f"rank 1: on the {counted(min(common), 'sample')} every explainer has"
+
+    def head_note(self, metric: str) -> str:
+        """What a column's header says under its name: :meth:`n_header`, then :meth:`rank_note`."""
+        return "; ".join(text for text in (self.n_header(metric), self.rank_note(metric)) if text)
 
     def groups(self) -> list[tuple[str, list[str]]]:
         """The metrics in column order, by category: ``[(category, metrics)]``; one group named ""
@@ -228,6 +247,7 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
                     best=bool(not math.isnan(mean) and rank == best),
                     significant=is_true(row.beats_random), worse=is_true(getattr(row, "worse_than_random", False)),
                     n=int(row.n) if "n" in sub.columns and pd.notna(row.n) else None, decimals=decimals[metric],
+                    n_common=int(row.n_common) if "n_common" in sub.columns and pd.notna(row.n_common) else None,
                 )
         at_chance = "model_at_chance" in frame.columns and bool(frame["model_at_chance"].map(is_true).any())
         chance = {m: _chance_level(frame[frame["metric"] == m]) for m in metrics}
@@ -241,7 +261,7 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
 def _markdown_table(table: LeaderboardTable, metrics: list[str]) -> list[str]:
     """One pipe table of ``table`` over ``metrics``: the explainers' rows, then the chance row."""
     header = ["explainer"] + [f"{markdown_escape(m)} {table.arrow(m)}{table.mark(m)}"
-                              + (f" ({table.n_header(m)})" if table.n_header(m) else "") for m in metrics]
+                              + (f" ({table.head_note(m)})" if table.head_note(m) else "") for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * len(metrics) + "|"]
     for explainer in table.explainers:
         row = [markdown_escape(explainer)]
@@ -285,7 +305,8 @@ def leaderboard_markdown(board: pd.DataFrame, skipped: pd.DataFrame | None = Non
     def escape_note(text: str) -> str:  # the control's name is escaped already: leave its escapes alone
         return re.sub(r"(?<!\\)([*\[\]<])", r"\\\1", text)
 
-    shown = {name: [markdown_escape(label) for label in labels] for name, labels in (controls or {}).items()}
+    shown = {name: [markdown_escape(label) for label in labels]
+             for name, labels in present_controls(board, controls).items()}
     note = significance_note(markdown_escape(control), control_tested(board), control_alone(board, control), shown)
     lines = ["# Leaderboard", "", escape_note(note), ""]
     tables = leaderboard_tables(board)

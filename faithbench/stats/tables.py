@@ -52,7 +52,7 @@ REQUIRED = [
     "value", "higher_is_better", "category", "chance",
 ]
 LEADERBOARD_COLUMNS = CELL + [
-    "explainer", "mean", "ci_low", "ci_high", "median", "n", "chance", "rank",
+    "explainer", "mean", "ci_low", "ci_high", "median", "n", "chance", "rank", "n_common",
     "higher_is_better", "category", "p_vs_random", "beats_random", "p_worse_than_random", "worse_than_random",
 ]
 PAIRWISE_TABLE_COLUMNS = CELL + PAIRWISE_COLUMNS
@@ -204,6 +204,13 @@ def _concat(tables: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)[columns]
 
 
+def _common_count(wide: pd.DataFrame) -> int:
+    """The samples on which every explainer (column) with a value is defined: the rows that
+    :func:`~faithbench.stats.paired.common_means` averages, which ``rank`` comes from."""
+    present = wide.astype(float).dropna(axis=1, how="all")
+    return int(len(present.dropna(axis=0, how="any"))) if present.shape[1] else 0
+
+
 def leaderboard(
     results: pd.DataFrame, control: str = "random", n_resamples: int = 1000, seed: int = 0,
     failures: pd.DataFrame | None = None,
@@ -217,7 +224,8 @@ def leaderboard(
     samples (NaN if not applicable);
     ``rank`` 1 = best, oriented by ``higher_is_better``, ties (up to float rounding) sharing the best ('min') rank, by
     the means over the samples on which every explainer of the cell with a value is defined
-    (:func:`~faithbench.stats.paired.common_means`; the order of ``mean`` when the n are equal);
+    (:func:`~faithbench.stats.paired.common_means`; the order of ``mean`` when the n are equal); ``n_common`` the
+    number of those samples (:func:`_common_count`; the tables say it where it is below every n of the column);
     ``p_vs_random`` the one-sided Wilcoxon signed-rank p-value of the explainer against
     ``control`` on samples paired by sample_id, Holm-adjusted across the explainers of the cell
     (NaN for the control itself or where it is absent); ``beats_random`` = p_vs_random < 0.05, NA
@@ -248,6 +256,7 @@ def leaderboard(
         table["n"] = table["n"].fillna(0).astype(int)
         table["chance"] = by_explainer["chance"].mean()
         table["rank"] = common_means(_wide(frame)).rank(method="min", ascending=not higher_is_better)
+        table["n_common"] = _common_count(_wide(frame))
         table["higher_is_better"] = higher_is_better
         table["category"] = category
         for column, flag, better in (("p_vs_random", "beats_random", True),

@@ -105,10 +105,11 @@ def test_the_legend_names_aliased_controls_as_the_tables_do(tmp_path, names):
     names["complete"](run)
     build_report(run, formats=("md", "html"))
     md, page = ((run / name).read_text() for name in ("leaderboard.md", "index.html"))
-    assert ("the controls ignore the model (1e3 (random): noise, é中文 \\<b\\>x\\</b\\> (sobel): the image's edges, "
-            "center_prior: a centred Gaussian)") in md
+    # review paper4 F3: center_prior did not run, so it is not named
+    assert ("the controls ignore the model (1e3 (random): noise, é中文 \\<b\\>x\\</b\\> (sobel): the image's "
+            "edges); ") in md
     assert ("the controls ignore the model (1e3 (random): noise, é中文 &lt;b&gt;x&lt;/b&gt; (sobel): the "
-            "image&#x27;s edges, center_prior: a centred Gaussian)") in page
+            "image&#x27;s edges); ") in page and "center_prior" not in md + page
     assert "(random: noise" not in md + page
 
 
@@ -116,8 +117,9 @@ def test_the_legend_names_unaliased_controls_by_their_names():
     from faithbench.reports.notes import control_labels, significance_note
 
     plain = "the controls ignore the model (random: noise, sobel: the image's edges, center_prior: a centred Gaussian)"
-    assert plain in significance_note("random", controls=control_labels({"suite": {"explainers": ["random"]}}))
-    assert plain in significance_note("random", controls=None)
+    assert plain in significance_note("random", controls=None)  # nothing known: the three built-in ones
+    only = significance_note("random", controls=control_labels({"suite": {"explainers": ["random"]}}))
+    assert "the controls ignore the model (random: noise); " in only and "sobel" not in only  # review paper4 F3
     twice = control_labels({"suite": {"explainers": ["random", {"name": "random", "alias": "r2", "params": {}}]}})
     assert twice == {"random": ["random", "r2"]}
-    assert "(random, r2 (random): noise, sobel:" in significance_note("random", controls=twice)
+    assert "(random, r2 (random): noise); " in significance_note("random", controls=twice)

@@ -33,7 +33,8 @@ BOARD = _board([
 def test_csv_tables_have_documented_columns(built):
     expected = {
         "leaderboard.csv": ["dataset", "model", "metric", "explainer", "mean", "ci_low", "ci_high", "median", "n",
-                            "chance", "rank", "higher_is_better", "category", "p_vs_random", "beats_random",
+                            "chance", "rank", "n_common", "higher_is_better", "category", "p_vs_random",
+                            "beats_random",
                             "p_worse_than_random", "worse_than_random", "model_at_chance"],
         "pairwise.csv": ["dataset", "model", "metric", "explainer_a", "explainer_b", "statistic", "p", "p_holm",
                          "effect_size", "n"],
@@ -183,12 +184,16 @@ def test_without_a_control_test_the_legend_promises_no_star():
     # helper 130: a clinician read bold and * as "faithful", and the row order and the CI at small n unexplained
     legend = leaderboard_markdown(tested)
     for said in ("a description, not a test", "rows in order of their mean rank over the columns",
-                 "no \\* is no evidence of no difference", "about 89% at n = 8", "the controls ignore the model",
+                 "no \\* is no evidence of no difference", "about 89% at n = 8",
                  "agreement with the mask, not faithfulness to the model",
                  # helper 139: integrated gradients' random_logit 0.9997 read "1.000 *" beside the control's 1.000
                  "a map that ignores the model scores the worst value (1), so \\* there says a map is not wholly "
                  "model-blind, not that it passes"):
         assert said in legend, said
+    # review paper4 F3: the controls are named where they have rows, and only those
+    assert "the controls ignore the model" not in legend
+    assert "the controls ignore the model (random: noise); " in leaderboard_markdown(
+        tested.replace({"explainer": {"b": "random"}}))
     tex = leaderboard_latex(untested)
     assert "no control explainer in this suite: no $^{*}$ marks" in tex and "better than" not in tex
     empty = pd.DataFrame()
@@ -212,8 +217,9 @@ def test_a_column_of_tiny_means_is_scientific_in_every_format_and_its_chance_row
     assert "| ig | **7.69e-07 [6.70e-07, 8.85e-07]** \\* |" in md and "| random | 6.44e-08 [5.50e-08, 7.30e-08] |" in md
     assert "| *chance* | 7.00e-08 |" in md and "0.000" not in md
     tex = leaderboard_latex(board)
-    assert r"\faithbenchcell{\textbf{7.69e-07}$^{*}$\\{\scriptsize [6.70e-07,8.85e-07]}}" in tex
-    assert r"\textit{chance} & 7.00e-08 \\" in tex
+    # review paper4 F6: a math minus in the exponent (text mode sets a hyphen)
+    assert r"\faithbenchcell{\textbf{7.69e$-$07}$^{*}$\\{\scriptsize [6.70e$-$07,8.85e$-$07]}}" in tex
+    assert r"\textit{chance} & 7.00e$-$08 \\" in tex
     html = _leaderboard_html(board)[("d", "m", "")]
     assert '<td class="best">7.69e-07 [6.70e-07, 8.85e-07]<sup>*</sup>' in html
     assert "<td>7.00e-08</td>" in html

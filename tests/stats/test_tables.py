@@ -66,7 +66,8 @@ def test_leaderboard_columns_and_summary(results):
     board = leaderboard(results, n_resamples=200)
     assert list(board.columns) == [
         "dataset", "model", "metric", "explainer", "mean", "ci_low", "ci_high", "median",
-        "n", "chance", "rank", "higher_is_better", "category", "p_vs_random", "beats_random", "p_worse_than_random",
+        "n", "chance", "rank", "n_common", "higher_is_better", "category", "p_vs_random", "beats_random",
+        "p_worse_than_random",
         "worse_than_random",
     ]
     assert len(board) == 2 * 4
