@@ -43,10 +43,10 @@ def check_label(text: str | None) -> str | None:
 
 
 def check_text(text: str) -> str:
-    """A pydantic validator of a suite's ``description``: line breaks and tabs are fine, other control and invisible
-    format characters are refused (a fuzzing review: a NUL went raw into index.html)."""
-    bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cf") and ch not in
-                "\n\r\t\u200d"), None)
+    """A pydantic validator of a suite's ``description``: line breaks and tabs are fine, other control characters
+    are refused (a fuzzing review: a NUL went raw into index.html); format characters of ordinary text (a right-to-left
+    mark, a soft hyphen) are not (a diff review)."""
+    bad = next((ch for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t"), None)
     if bad is not None:
         raise ValueError(f"expected no control character (U+{ord(bad):04X} at position {text.index(bad) + 1}); it "
                          "would go raw into the report")

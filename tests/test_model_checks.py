@@ -356,4 +356,5 @@ def test_a_wrong_kind_of_value_for_your_own_builders_parameter_is_refused(nets, 
                      'recipe: default}]\nexplainers: [saliency]\nmetrics: [deletion_auc]\n')
     assert main(["validate", str(suite)]) == 2
     assert capsys.readouterr().err.strip().endswith(
-        "models[0].params.width: expected a number (the default is 4), got str 'a'")
+        "models[0].params.width: expected a number (the default is 4), got str 'a' (annotate the parameter if it "
+        "takes text)")

@@ -80,7 +80,7 @@ def _warnings_of(table: LeaderboardTable, warnings: list[str] | None) -> str:
 
 
 def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd.DataFrame | None = None,
-                      warnings: list[str] | None = None) -> str:
+                      warnings: list[str] | None = None, controls: dict[str, list[str]] | None = None) -> str:
     """The leaderboard as LaTeX (booktabs): one ``table`` per (dataset, model), see the module doc.
 
     Sized for one column of ``article`` (345 pt): ``\\footnotesize``, 2.5 pt column gaps, each cell
@@ -96,12 +96,14 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
     ``warnings`` (:func:`faithbench.stats.chance.model_warnings`): a caption gives those of its (dataset, model),
     e.g. "model predicts one class", and a table with a cell of fewer than :data:`SMALL_N` samples says that its
     CIs cover less than 95%: a caption is what goes into a paper (a held-out review: both were only ``%`` comments).
+    ``controls``: the labels of the run's control explainers (:func:`~faithbench.reports.notes.control_labels`),
+    which the legend comment names (a diff review: an aliased ``random`` was left out of it).
     """
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
     tables = leaderboard_tables(board)
     lines = ["% faithbench leaderboard; needs \\usepackage{booktabs} and \\usepackage{graphicx}",
              "% " + significance_note(control, control_tested(board), control_alone(board, control),
-                                      present_controls(board)).replace("↑ h", "h").replace("↓ l", "l"),
+                                      present_controls(board, controls)).replace("↑ h", "h").replace("↓ l", "l"),
              *LATEX_PREAMBLE, ""]
     stars = (r"$^{*}$: better than " + latex_escape(control_phrase(control)) + r" (one-sided Wilcoxon, Holm-adjusted "
              r"$p<0.05$), $^{\circ}$: worse; " if control_tested(board) else

@@ -378,7 +378,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         _write_text(out_dir / "leaderboard.md", markdown + _failed_markdown(failures) + _models_markdown(warned))
         written.append(out_dir / "leaderboard.md")
     if "latex" in formats:
-        tex = leaderboard_latex(board, control=control, failures=failures, warnings=warned)  # captions name them too
+        tex = leaderboard_latex(board, control=control, failures=failures, warnings=warned,  # captions name them too
+                                controls=control_labels(manifest))
         comments = "".join(f"% WARNING: {m}\n" for m in warned)
         _write_text(out_dir / "leaderboard.tex", _failed_latex(failures) + comments + tex)
         written.append(out_dir / "leaderboard.tex")

@@ -83,6 +83,9 @@ def test_the_legend_names_only_the_controls_with_rows():
     aliased = UNDEFINED.replace({"explainer": {"random": "1e3"}})
     labels = control_labels(manifest, aliased)
     assert labels == {"random": ["1e3"]}
+    # a diff review: the .tex legend (no manifest) dropped an aliased random; it takes the run's labels now
+    assert "the controls ignore the model (1e3 (random): noise); " in leaderboard_latex(
+        aliased, control="1e3", controls=control_labels(manifest))
     assert "the controls ignore the model (1e3 (random): noise); " in significance_note("1e3", True, False, labels)
 
 
