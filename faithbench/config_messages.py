@@ -4,6 +4,7 @@ expected, and for an unknown key the accepted key closest to it (a typo).
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 import types
@@ -32,10 +33,10 @@ def validation_message(errors: list[dict[str, Any]], loc_of: Callable[[tuple[Any
         msg = "required key is missing"
     elif err["type"] == "value_error":  # a validator's own ValueError: its message, without pydantic's prefix
         msg = msg.removeprefix("Value error, ")
-    elif err["type"] == "string_type" and isinstance(err.get("input"), (bool, int, float)):  # alias: 12 (a review)
-        value = err["input"]
-        msg = (f"expected a string, got {_got(value)}: YAML reads an unquoted number, true or false as one; quote it "
-               "as you wrote it")  # not '{value}': YAML read 0x1F as 31 and 1_000 as 1000 (a diff review)
+    elif err["type"] == "string_type" and isinstance(err.get("input"), (bool, int, float, dt.date)):  # alias: 12
+        value = err["input"]  # a fuzzing review: name: 2024-01-01 said only "Input should be a valid string"
+        msg = (f"expected a string, got {_got(value)}: YAML reads an unquoted number, date, true or false as one; "
+               "quote it as you wrote it")  # not '{value}': YAML read 0x1F as 31 and 1_000 as 1000 (a diff review)
     else:
         here = [err] + [e for e in errors if e is not err and loc_of(tuple(e["loc"])) == loc]
         msg = ", or ".join([_plain(msg)] + [_plain(e["msg"]).removeprefix("Input should be ") for e in here[1:]])

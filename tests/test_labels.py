@@ -86,12 +86,14 @@ def test_labels_whose_file_names_differ_only_by_case_are_refused(tmp_path, capsy
 
 
 @pytest.mark.parametrize("alias, expected", [
-    ("12", "expected a string, got int 12: YAML reads an unquoted number, true or false as one; quote it "
+    ("12", "expected a string, got int 12: YAML reads an unquoted number, date, true or false as one; quote it "
            "as you wrote it"),
-    ("0x1F", "expected a string, got int 31: YAML reads an unquoted number, true or false as one; quote it "
+    ("0x1F", "expected a string, got int 31: YAML reads an unquoted number, date, true or false as one; quote it "
              "as you wrote it"),
-    ("1e3", "expected a string, got float 1000.0: YAML reads an unquoted number, true or false as one; quote it "
+    ("1e3", "expected a string, got float 1000.0: YAML reads an unquoted number, date, true or false as one; quote it "
             "as you wrote it"),
+    ("2024-01-01", "expected a string, got date datetime.date(2024, 1, 1): YAML reads an unquoted number, date, true "
+                   "or false as one; quote it as you wrote it"),  # a fuzzing review: "Input should be a valid string"
 ])
 def test_an_unquoted_numeric_alias_is_told_to_be_quoted(tmp_path, capsys, alias, expected):
     code, err, path = _validate(tmp_path, capsys, "[gradcam, random]", f"[gradcam, {{name: random, alias: {alias}}}]")
