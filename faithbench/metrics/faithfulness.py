@@ -170,6 +170,7 @@ class ABPC(PerturbationMetric):
     bounds: ClassVar[dict[str, Bound]] = {"steps": CURVE_STEPS}
     defaults: ClassVar[dict[str, Any]] = {**_PERTURBATION_DEFAULTS, "deletion_baseline": "zero",
                                           "insertion_baseline": "blur"}
+    curve_ylabel: ClassVar[str] = "insertion − deletion (target score)"  # the report's curves (plots_curves)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         deletion, fractions = self.curve(ctx, saliency, insertion=False, baseline=self.deletion_baseline)
@@ -182,6 +183,7 @@ class AOPC(PerturbationMetric):
     """Shared body of MoRF and LeRF AOPC."""
 
     ascending: ClassVar[bool] = False
+    curve_ylabel: ClassVar[str] = "score drop f(x) − f(x^(k))"  # the report's curves (plots_curves)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         ranks = self.ranks(ctx, saliency, patch=self.patch, ascending=self.ascending)

@@ -209,6 +209,7 @@ class SensitivityN(ExtraFaithfulness):
     bounds: ClassVar[dict[str, Bound]] = {"runs": Bound(3), "fractions": Bound(0, 1, low_open=True, high_open=True)}
     # 2: patches cut by the border left out; 3: score logit by default (Ancona et al.); 4: scores in float64
     version: ClassVar[str] = "4"
+    curve_ylabel: ClassVar[str] = "correlation ρ_n (Σ saliency vs score drop)"  # the report's curves
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """Fewer than 3 whole patches, or a fraction that rounds to all of them (``faithbench validate``
@@ -256,6 +257,7 @@ class IROF(ExtraFaithfulness):
     version: ClassVar[str] = "3"
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "baseline": "mean"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {**ExtraFaithfulness.choices, "score": ("prob",)}
+    curve_ylabel: ClassVar[str] = "normalised score f(x^(k)) / f(x)"  # the report's curves (plots_curves)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         value, curve = fr.irof(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),

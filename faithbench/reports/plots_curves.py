@@ -16,11 +16,29 @@ import seaborn as sns
 from faithbench.reports.figure import (CHANCE_TITLE, LINE_STYLES, MARKERS, RC, at_chance, block_labels,
                                        explainer_colours, save, short_labels, stem, subplots, titled, with_blocks)
 
-__all__ = ["FEATURES_XLABEL", "SANITY_PREFIX", "curve_xlabels", "plot_perturbation_curves", "plot_sanity_curves",
-           "seed_means"]
+__all__ = ["FEATURES_XLABEL", "SANITY_PREFIX", "TARGET_YLABEL", "curve_labels", "curve_xlabels", "curve_ylabels",
+           "plot_perturbation_curves", "plot_sanity_curves", "seed_means"]
 
 SANITY_PREFIX = "mprt"
 FEATURES_XLABEL = "fraction of features perturbed"  # a curve's x label unless its metric class sets curve_xlabel
+TARGET_YLABEL = "target score"  # a curve's y label unless its metric class sets curve_ylabel
+
+
+def _class_labels(manifest: Mapping[str, Any] | None, attribute: str) -> dict[str, str]:
+    """``{metric label (alias or name): the metric class's string ``attribute``}`` for the metrics of the
+    manifest's suite whose class sets it; a metric whose plugin does not load is left out."""
+    from faithbench.registry import RegistryError, metrics
+
+    out = {}
+    for entry in ((manifest or {}).get("suite") or {}).get("metrics") or []:
+        name, alias = (entry, None) if isinstance(entry, str) else (entry.get("name"), entry.get("alias"))
+        try:
+            label = getattr(metrics.get(str(name)), attribute, None)
+        except RegistryError:
+            continue
+        if isinstance(label, str) and label:
+            out[str(alias or name)] = label
+    return out
 
 
 def curve_xlabels(manifest: Mapping[str, Any] | None) -> dict[str, str]:
@@ -28,18 +46,22 @@ def curve_xlabels(manifest: Mapping[str, Any] | None) -> dict[str, str]:
     ``curve_xlabel`` (:class:`~faithbench.metrics.temporal.TemporalPerturbation`: k / T visits; a held-out
     review found "fraction of features perturbed" under the temporal curves). A metric whose plugin does not
     load keeps :data:`FEATURES_XLABEL`."""
-    from faithbench.registry import RegistryError, metrics
+    return _class_labels(manifest, "curve_xlabel")
 
-    out = {}
-    for entry in ((manifest or {}).get("suite") or {}).get("metrics") or []:
-        name, alias = (entry, None) if isinstance(entry, str) else (entry.get("name"), entry.get("alias"))
-        try:
-            label = getattr(metrics.get(str(name)), "curve_xlabel", None)
-        except RegistryError:
-            continue
-        if isinstance(label, str) and label:
-            out[str(alias or name)] = label
-    return out
+
+def curve_ylabels(manifest: Mapping[str, Any] | None) -> dict[str, str]:
+    """``{metric label (alias or name): y label}`` for the metrics of the manifest's suite whose class sets
+    ``curve_ylabel``: those whose curve is not the target score (a held-out review found "target score" over
+    the score drops of morf_aopc/lerf_aopc, abpc's insertion − deletion, irof's f(x^(k)) / f(x) and
+    sensitivity_n's correlations). The others, and a metric whose plugin does not load, keep
+    :data:`TARGET_YLABEL`."""
+    return _class_labels(manifest, "curve_ylabel")
+
+
+def curve_labels(manifest: Mapping[str, Any] | None) -> tuple[dict[str, str], dict[str, str]]:
+    """``(curve_xlabels(manifest), curve_ylabels(manifest))``, the ``xlabels`` and ``ylabels`` of
+    :func:`plot_perturbation_curves`."""
+    return curve_xlabels(manifest), curve_ylabels(manifest)
 
 
 def _is_sanity(metric: pd.Series) -> pd.Series:
@@ -68,11 +90,13 @@ def step_fractions(curves: pd.DataFrame) -> pd.DataFrame:
     return curves.assign(fraction=mean)
 
 
-def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Callable[[str], str], ylabel: str,
+def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Callable[[str], str],
+                 ylabel: Callable[[str], str],
                  higher_is_better: Mapping[str, bool] | None, distinct: bool = False,
                  chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
     """One figure per block, one panel per metric (its title with ↑/↓ where ``higher_is_better``
-    knows it, its x label ``xlabel(metric)``), the explainers' legend below the panel, out of the data;
+    knows it, its x and y labels ``xlabel(metric)`` and ``ylabel(metric)``), the explainers' legend below the
+    panel, out of the data;
     each explainer in its colour of :func:`~faithbench.reports.figure.explainer_colours`, its own line style
     and marker (at most about 8 markers a line, each explainer's at other steps), so curves that overlap or
     colours a reader cannot tell apart stay apart (a held-out review: solid tab10 lines hid one IG under
@@ -106,7 +130,7 @@ def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Calla
                 arrow = {True: " ↑", False: " ↓"}.get(directions.get(str(metric)), "")
                 ax.set_title(f"{metric}{arrow}")
                 ax.set_xlabel(xlabel(str(metric)))
-                ax.set_ylabel(ylabel)
+                ax.set_ylabel(ylabel(str(metric)))
                 ax.set_xlim(0, 1)
                 if marked:
                     low, high = ax.get_ylim()
@@ -120,17 +144,21 @@ def _line_panels(curves: pd.DataFrame, out_dir: Path, prefix: str, xlabel: Calla
 
 def plot_perturbation_curves(curves: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[str, bool] | None = None,
                              chance_blocks: set[tuple[str, ...]] | None = None,
-                             xlabels: Mapping[str, str] | None = None) -> list[Path]:
+                             xlabels: Mapping[str, str] | None = None,
+                             ylabels: Mapping[str, str] | None = None) -> list[Path]:
     """One figure per (dataset, model), and per explained class on multi-label runs: mean score
     vs fraction perturbed, per explainer, with a 95% bootstrap confidence band over samples (each
     sample's seeds averaged first, :func:`seed_means`); one panel per perturbation metric, titled
     with ↑/↓ from ``higher_is_better`` (metric -> bool; none: no arrow). Sanity-check curves (metrics
     named ``mprt*``) are left to :func:`plot_sanity_curves`. ``chance_blocks``: the blocks of a model at
     chance, marked † (:func:`_line_panels`). ``xlabels``: a metric's x label (:func:`curve_xlabels`: the
-    temporal curves' k / T visits), :data:`FEATURES_XLABEL` for the others."""
-    curves, xlabels = curves[~_is_sanity(curves["metric"])], dict(xlabels or {})
-    return _line_panels(curves, out_dir, "curves", lambda metric: xlabels.get(metric, FEATURES_XLABEL), "target score",
-                        higher_is_better, chance_blocks=chance_blocks)
+    temporal curves' k / T visits), :data:`FEATURES_XLABEL` for the others. ``ylabels``: a metric's y label
+    (:func:`curve_ylabels`: score drop, insertion − deletion, normalised score, correlation), :data:`TARGET_YLABEL`
+    for the others."""
+    curves, xlabels, ylabels = curves[~_is_sanity(curves["metric"])], dict(xlabels or {}), dict(ylabels or {})
+    return _line_panels(curves, out_dir, "curves", lambda metric: xlabels.get(metric, FEATURES_XLABEL),
+                        lambda metric: ylabels.get(metric, TARGET_YLABEL), higher_is_better,
+                        chance_blocks=chance_blocks)
 
 
 def plot_sanity_curves(curves: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[str, bool] | None = None,
@@ -145,7 +173,7 @@ def plot_sanity_curves(curves: pd.DataFrame, out_dir: Path, higher_is_better: Ma
     shows. Nothing is written when the curves hold no such metric. ``chance_blocks``: as
     :func:`plot_perturbation_curves`."""
     curves = curves[_is_sanity(curves["metric"])]
-    return _line_panels(curves, out_dir, "sanity", _sanity_xlabel, "similarity to the original saliency",
+    return _line_panels(curves, out_dir, "sanity", _sanity_xlabel, lambda metric: "similarity to the original saliency",
                         higher_is_better, distinct=True, chance_blocks=chance_blocks)
 
 

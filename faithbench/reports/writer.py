@@ -287,7 +287,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     from faithbench.reports.figure import blocks_at_chance
     from faithbench.reports.latex import leaderboard_latex
     from faithbench.reports.notes import control_labels
-    from faithbench.reports.plots_curves import curve_xlabels
+    from faithbench.reports.plots_curves import curve_labels
     from faithbench.reports.tables import leaderboard_markdown
 
     out_dir = Path(out_dir)
@@ -345,7 +345,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     blocks = blocks_at_chance(board)  # the tables' †, on the figures too
     steps: list[tuple[str, Callable[[], list[Path]]]] = [  # (what, plot it): the bar's steps
         ("perturbation curves", lambda: plots.plot_perturbation_curves(curves, plot_dir, directions, blocks,
-                                                                       curve_xlabels(manifest))),
+                                                                       *curve_labels(manifest))),
         ("sanity curves", lambda: plots.plot_sanity_curves(curves, plot_dir, directions, blocks))
     ] if not curves.empty else []
     if not results.empty:

@@ -232,3 +232,45 @@ def test_temporal_curves_are_labelled_in_visits_not_features(tmp_path, monkeypat
     assert {ax.get_title(): ax.get_xlabel() for ax in fig.axes} == {
         "deletion_auc": "fraction of features perturbed", "temporal_deletion_remove": visits,
         "temporal_insertion": visits}
+
+
+def test_curves_not_of_the_target_score_have_their_own_y_label(tmp_path, monkeypatch):
+    """A held-out review: every curves_* panel read "target score", also morf_aopc/lerf_aopc's score drops,
+    abpc's insertion − deletion, irof's f(x^(k)) / f(x) and sensitivity_n's correlations (negative values
+    under "target score"); each metric's class now names its curve's y, aliases included."""
+    from faithbench.reports import plots_curves
+
+    drop = "score drop f(x) − f(x^(k))"
+    manifest = {"suite": {"metrics": ["deletion_auc", {"name": "morf_aopc", "alias": None},
+                                      {"name": "lerf_aopc", "alias": "lerf_fine"}, "abpc", "irof", "sensitivity_n",
+                                      "insertion_auc", {"name": "no_such_plugin_metric", "alias": None}]}}
+    xlabels, ylabels = plots_curves.curve_labels(manifest)
+    assert xlabels == {}
+    assert ylabels == {"morf_aopc": drop, "lerf_fine": drop, "abpc": "insertion − deletion (target score)",
+                       "irof": "normalised score f(x^(k)) / f(x)",
+                       "sensitivity_n": "correlation ρ_n (Σ saliency vs score drop)"}
+    curves = pd.concat([_curves({0: 0.5}).assign(metric=m) for m in ("deletion_auc", "morf_aopc")])
+    figures = _capture(monkeypatch, plots_curves)
+    plots_curves.plot_perturbation_curves(curves, tmp_path, xlabels=xlabels, ylabels=ylabels)
+    (fig,) = figures
+    assert {ax.get_title(): ax.get_ylabel() for ax in fig.axes} == {"deletion_auc": "target score",
+                                                                    "morf_aopc": drop}
+
+
+def test_the_report_passes_each_metrics_curve_labels(tmp_path, monkeypatch, make_run):
+    """build_report reads the y labels (and x labels) from the manifest's metrics for the curves figure."""
+    import json
+
+    from faithbench.reports import build_report, plots_curves
+
+    run = make_run(tmp_path / "run", mprt=False)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["suite"]["metrics"].append({"name": "morf_aopc", "alias": None})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    curves = pd.read_parquet(run / "curves.parquet")
+    pd.concat([curves, curves.assign(metric="morf_aopc")]).to_parquet(run / "curves.parquet", index=False)
+    figures = _capture(monkeypatch, plots_curves)
+    build_report(run, formats=("md",))
+    (fig,) = figures
+    assert {ax.get_title().rstrip(" ↑↓"): ax.get_ylabel() for ax in fig.axes} == {
+        "deletion_auc": "target score", "morf_aopc": "score drop f(x) − f(x^(k))"}
