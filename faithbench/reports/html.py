@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from faithbench.reports.markup import _e, disagreement_html, table_html
-from faithbench.reports.notes import (CD_NOTE, DISTRIBUTION_NOTE, WILCOXON_NOTE, control_alone, control_labels,
-                                      failed_cells, mixed_classes_note)
+from faithbench.reports.markup import _e, table_html
+from faithbench.reports.notes import (DISTRIBUTION_NOTE, WILCOXON_NOTE, control_alone, control_labels, failed_cells,
+                                      mixed_classes_note)
+from faithbench.reports.stats_html import statistics_html
 from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
                                        control_tested, format_number, leaderboard_tables, significance_note,
                                        split_skipped)
@@ -325,25 +326,8 @@ def render_html(
     parts.append(reliability_note(root, board))
     sections.append(("leaderboard", "Leaderboard", "".join(parts)))
 
-    stats_parts = [
-        "<h3>Friedman tests</h3>", '<p class="note">per (dataset, model, metric), samples as blocks; '
-        f'{CD_NOTE} (<a href="friedman.csv">friedman.csv</a>, '
-        '<a href="nemenyi.csv">nemenyi.csv</a>)</p>', table_html(friedman, "no Friedman tests"),
-        "<h3>Mean ranks across datasets and models</h3>",
-        '<p class="note">each dataset one block: the ranks in its (dataset, model) groups averaged (they share its '
-        f'test images); Friedman test over the datasets; {CD_NOTE}; left_out: '
-        'groups of a model at chance or lacking an explainer (<a href="overall_ranks.csv">overall_ranks.csv</a>, '
-        'pairwise p-values in '
-        '<a href="overall_nemenyi.csv">overall_nemenyi.csv</a>)</p>', table_html(overall, "none"),
-        "<h3>Agreement between metrics</h3>",
-        '<p class="note">Kendall τ between the explainer rankings of two metrics (1: same order, −1: reversed; '
-        '<a href="agreement.csv">agreement.csv</a>)</p>', disagreement_html(agreement),
-        table_html(agreement, "fewer than two metrics"),
-        f"<details><summary>pairwise Wilcoxon signed-rank tests ({WILCOXON_NOTE})</summary>",
-        '<p class="note"><a href="pairwise.csv">pairwise.csv</a></p>',
-        table_html(pairwise, "no pairs", max_rows=500), "</details>",
-    ]
-    sections.append(("statistics", "Statistics", "".join(stats_parts)))
+    sections.append(("statistics", "Statistics", statistics_html(friedman, overall, agreement, pairwise,
+                                                                 chance_blocks)))
 
     if region_tests is not None:
         sections.append(("regions", "Regions", _regions_html(board, region_tests, region_pairwise)
