@@ -18,6 +18,7 @@ from faithbench.reports.markup import _e, table_html
 from faithbench.reports.notes import (DISTRIBUTION_NOTE, WILCOXON_NOTE, control_alone, control_labels, failed_cells,
                                       mixed_classes_note)
 from faithbench.reports.stats_html import statistics_html
+from faithbench.reports.summaries import integer_counts
 from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
                                        control_tested, format_number, leaderboard_tables, significance_note,
                                        split_skipped)
@@ -153,7 +154,7 @@ def _models_html(models: pd.DataFrame, summary: pd.DataFrame) -> str:
             sds = sd if sd is not None else [math.nan] * len(summary)
             frame[score] = [format_number(m) + ("" if math.isnan(s) else f" ± {format_number(s)}")
                             for m, s in zip(summary[column], sds)]
-    per_seed = table_html(models)
+    per_seed = table_html(integer_counts(models))
     return (table_html(frame) + '<p class="note">test split; mean ± sd over seeds</p>'
             f"<details><summary>per checkpoint (models.csv)</summary>{per_seed}</details>")
 

@@ -193,7 +193,7 @@ def table_html(frame: pd.DataFrame, empty: str = "none", max_rows: int | None = 
     for row in shown.itertuples(index=False):
         cells = []
         for value, p in zip(row, p_columns):
-            if isinstance(value, float) and math.isnan(value):
+            if value is pd.NA or (isinstance(value, float) and math.isnan(value)):  # pd.NA: an Int64 count
                 cells.append("<td>–</td>")
             elif p and isinstance(value, float):
                 cells.append(f"<td>{_e(format_p(value))}</td>")

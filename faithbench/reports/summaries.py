@@ -6,9 +6,29 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["MODEL_SCORES", "cost_summary", "models_summary"]
+__all__ = ["COUNT_COLUMNS", "MODEL_SCORES", "cost_summary", "integer_counts", "models_summary"]
 
 MODEL_SCORES = ["accuracy", "f1", "auc", "loss"]
+# the counts of models.csv; ``ovr_n_<class>`` and ``auc_ci_min_class_n_<class>`` by their prefix
+COUNT_COLUMNS = ("seed", "f1_classes", "predicted_classes", "parameters", "auc_ci_min_class_n", "ovr_n_")
+
+
+def integer_counts(models: pd.DataFrame) -> pd.DataFrame:
+    """``models`` (``models.csv``) with its count columns (:data:`COUNT_COLUMNS`) as nullable integers (Int64),
+    where every value given is a whole number: a class absent from a checkpoint, or two multi-class datasets
+    with different class names in one run, leave NaN cells that made pandas write every count as a float (a
+    held-out review: ``ovr_n_c_a`` 6.0 in models.csv, 8.000 in the HTML per-checkpoint table)."""
+    if models is None or models.empty:
+        return models
+    out = models.copy()
+    for column in out.columns:
+        if not (column in COUNT_COLUMNS or str(column).startswith(("ovr_n_", "auc_ci_min_class_n_"))):
+            continue
+        values = pd.to_numeric(out[column], errors="coerce")
+        given = values.dropna()
+        if values.isna().sum() == out[column].isna().sum() and (given == given.round()).all():
+            out[column] = values.astype("Int64")
+    return out
 
 
 def models_summary(models: pd.DataFrame) -> pd.DataFrame:
