@@ -290,7 +290,8 @@ def render_html(
                      "class whatever the image; read its rows with caution: " + "; ".join(
                          f"{_e(r.dataset)} / {_e(r.model)} (seed {_e(r.seeds)}; test accuracy {_e(r.accuracy)})"
                          for r in single_class.itertuples(index=False)) + ".</p>")
-    parts += [f'<p class="warn">{_e(m)}.</p>' for m in weak_class_messages(models) + majority_messages(models)]
+    parts += [f'<p class="warn">{_e(m)}.</p>' for m in weak_class_messages(models, samples=samples)
+              + majority_messages(models)]
     if failed := failed_cells(failures):  # a held-out review: a failed explainer left no trace above the tables
         parts.append('<p class="warn">failed cells, missing from these tables (no rows; see <a href="#skipped">'
                      "Failures</a>): " + _e("; ".join(failed)) + ".</p>")

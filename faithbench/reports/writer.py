@@ -318,7 +318,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
                       .drop_duplicates().itertuples(index=False, name=None))  # groups at chance: left out
         overall = overall_ranks(results, chance, failed_pairs(inputs["failures.csv"]))
         overall_pairs, agreement = overall_nemenyi(results, chance), agreement_table(board)
-    warned = model_warnings(models)  # at chance, one class predicted for every test sample, a class at chance
+    warned = model_warnings(models, inputs["samples.csv"])  # at chance, one class predicted, a class at chance
     for message in warned:
         log.warning("%s", message)
     csv("results.csv", results)  # the CSV copy of results.parquet (a review: a deleted one stayed deleted)

@@ -61,11 +61,7 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
     """
     if models is None or models.empty or not {"dataset", "model"} <= set(models.columns):
         return pd.DataFrame(columns=AT_CHANCE_COLUMNS)
-    low, high = _column(models, "auc_ci_low"), _column(models, "auc_ci_high")
-    undefined = _column(models, "auc").isna() if "auc" in models.columns else pd.Series(False, index=models.index)
-    smaller = _column(models, "auc_ci_min_class_n")
-    exact = _column(models, "auc_exact_p")  # with too few for a CI, an exact test may still show the model above
-    too_few = ~undefined & low.isna() & (smaller < MIN_CI_PER_CLASS) & ~(exact < 0.05)  # chance (4 + 4 perfect)
+    low, high, undefined, too_few, smaller = _macro_at_chance(models)
     hit = models.assign(auc_ci_low=low, auc_ci_high=high, _undefined=undefined, _too_few=too_few, _smaller=smaller)
     hit = hit[(low <= chance) | undefined | too_few]
     if "seed" not in hit.columns:
@@ -81,6 +77,17 @@ def models_at_chance(models: pd.DataFrame, chance: float = 0.5) -> pd.DataFrame:
                   "ci_too_few": _too_few_text(g[g["too_few"]], "smaller"), "exact_p": f"auc_exact_p_{c}"}
                  for (d, m, c), g in classes.groupby(["dataset", "model", "class"], sort=True)]
     return pd.DataFrame(rows, columns=AT_CHANCE_COLUMNS)
+
+
+def _macro_at_chance(models: pd.DataFrame) -> tuple[pd.Series, ...]:
+    """Per checkpoint: the macro CI (low, high), whether its AUC is undefined, whether its CI has too few
+    test samples of a class and its exact p is not below 0.05 (too_few), and that smaller class's count."""
+    low, high = _column(models, "auc_ci_low"), _column(models, "auc_ci_high")
+    undefined = _column(models, "auc").isna() if "auc" in models.columns else pd.Series(False, index=models.index)
+    smaller = _column(models, "auc_ci_min_class_n")
+    exact = _column(models, "auc_exact_p")  # with too few for a CI, an exact test may still show the model above
+    too_few = ~undefined & low.isna() & (smaller < MIN_CI_PER_CLASS) & ~(exact < 0.05)  # chance (4 + 4 perfect)
+    return low, high, undefined, too_few, smaller
 
 
 def _too_few_text(frame: pd.DataFrame, smaller: str) -> str:
@@ -187,13 +194,14 @@ def single_class_message(row: object) -> str:
             "test sample, so its maps explain that class whatever the image; read its leaderboard rows with caution")
 
 
-def model_warnings(models: pd.DataFrame | None) -> list[str]:
+def model_warnings(models: pd.DataFrame | None, samples: pd.DataFrame | None = None) -> list[str]:
     """Every warning about the checkpoints of ``models.csv``: at chance (:func:`at_chance_message`), then
     predicting one class (:func:`single_class_message`), a class at chance (:func:`weak_class_messages`),
-    no better than the majority class (:func:`majority_messages`)."""
+    no better than the majority class (:func:`majority_messages`). ``samples``: ``samples.csv``, for
+    :func:`weak_class_messages`."""
     return ([at_chance_message(r) for r in models_at_chance(models).itertuples(index=False)]
             + [single_class_message(r) for r in single_class_models(models).itertuples(index=False)]
-            + weak_class_messages(models) + majority_messages(models))
+            + weak_class_messages(models, samples=samples) + majority_messages(models))
 
 
 def majority_messages(models: pd.DataFrame | None) -> list[str]:
@@ -216,30 +224,76 @@ def majority_messages(models: pd.DataFrame | None) -> list[str]:
     return out
 
 
-def weak_class_messages(models: pd.DataFrame | None, chance: float = 0.5) -> list[str]:
+def weak_class_messages(models: pd.DataFrame | None, chance: float = 0.5, samples: pd.DataFrame | None = None
+                        ) -> list[str]:
     """A warning per class of a single-label checkpoint with more than two classes (``ovr_n_<class>`` in
     ``models.csv``) that has no test sample, or whose own one-vs-rest test AUC CI does not lie above
     ``chance``: the macro AUC can lie above chance while one class was never learned (a review: AUC 0.306,
     CI [0.077, 0.600], under a macro CI [0.870, 0.944]), and a class absent from the test split is left
     out of it; one with fewer than ``MIN_CI_PER_CLASS`` test samples has no CI and is warned of too.
-    Not a mark: the leaderboard's cells mix the classes; ``strata.csv`` breaks them down."""
+    Not a mark: the leaderboard's cells mix the classes; ``strata.csv`` breaks them down. A checkpoint whose
+    macro AUC is at chance itself (:func:`models_at_chance`, warned of already) gets no "class at chance" line
+    (a held-out review: 4 classes × 2 seeds added 8 lines saying "though the macro AUC may"). ``samples``
+    (``samples.csv``: the ``target`` each map explains, a class index): a class at chance that no map of the
+    checkpoint explains (under ``target: predicted``, a class the model never predicts) is said to be explained
+    by none (another review: the warning sent the reader to a ``strata.csv`` stratum that did not exist)."""
     out = []
+    macro_low, _, macro_undefined, macro_too_few, _ = _macro_at_chance(models) if models is not None else (None,) * 5
+    indices, explained = _class_indices(models), _explained_targets(samples)
     for column in sorted(c for c in (models.columns if models is not None else ()) if c.startswith("ovr_n_")):
         cls = column[len("ovr_n_"):]
         n, low, high = (_column(models, f"ovr_{part}_{cls}") for part in ("n", "auc_ci_low", "auc_ci_high"))
         for i in models.index[n.notna()]:  # rows of another dataset have no such class
-            seed = models.at[i, "seed"] if "seed" in models.columns else ""
-            where = f"{models.at[i, 'dataset']} / {models.at[i, 'model']} (seed {seed}), class {cls}"
+            seed = _seed_text(models.at[i, "seed"]) if "seed" in models.columns else ""
+            dataset, model = str(models.at[i, "dataset"]), str(models.at[i, "model"])
+            where = f"{dataset} / {model} (seed {seed}), class {cls}"
             if n[i] == 0:
                 out.append(f"class without test samples: {where} has none, so the macro test AUC leaves it out")
             elif n[i] < MIN_CI_PER_CLASS:  # no CI (faithbench.models.auc): whether it was learned cannot be told
                 out.append(f"class with too few test samples: {where} has {int(n[i])} (fewer than "
                            f"{MIN_CI_PER_CLASS}), too few for a one-vs-rest test AUC CI, so whether the model "
                            "learned it cannot be told")
-            elif low[i] <= chance:
+            elif low[i] <= chance and not (macro_low[i] <= chance or macro_undefined[i] or macro_too_few[i]):
+                targets = explained.get((dataset, model, seed))
+                unexplained = targets is not None and cls in indices.get(dataset, {}) and \
+                    indices[dataset][cls] not in targets
+                maps = ("no map explains it (its images are explained as other classes, under whose strata "
+                        "strata.csv puts them)" if unexplained else
+                        "the maps explaining it say little (strata.csv breaks the scores down by explained class)")
                 out.append(f"class at chance: {where} has a one-vs-rest test AUC 95% CI [{low[i]:.3f}, {high[i]:.3f}]"
-                           f" that does not lie above {chance:g} though the macro AUC may; the maps explaining it "
-                           "say little (strata.csv breaks the scores down by explained class)")
+                           f" that does not lie above {chance:g} though the macro AUC may; {maps}")
+    return out
+
+
+def _class_indices(models: pd.DataFrame | None) -> dict[str, dict[str, int]]:
+    """dataset -> {class name: its index}, from the order of the ``ovr_n_<class>`` columns its rows fill (the
+    order of its classes, as :func:`faithbench.models.training.classification_metrics` writes them); none for
+    a dataset sharing a class name with another that fills other names: the union of the rows' columns may
+    put its classes in that other's order. (Two datasets with the same names in different orders, which only a
+    ``classes:`` option gives, cannot be told apart here.)"""
+    if models is None or models.empty or "dataset" not in models.columns:
+        return {}
+    columns = [c for c in models.columns if str(c).startswith("ovr_n_")]
+    datasets = models["dataset"].astype(str)
+    filled = {d: [c[len("ovr_n_"):] for c in columns if models.loc[datasets == d, c].notna().any()]
+              for d in datasets.unique()}
+    return {d: {name: i for i, name in enumerate(names)} for d, names in filled.items()
+            if all(other == names for e, other in filled.items() if e != d and set(other) & set(names))}
+
+
+def _seed_text(seed: object) -> str:
+    """A seed as text, ``0`` also where a column with NaN cells made it 0.0."""
+    return str(int(seed)) if isinstance(seed, (float, np.floating)) and float(seed).is_integer() else str(seed)
+
+
+def _explained_targets(samples: pd.DataFrame | None) -> dict[tuple[str, str, str], set[int]]:
+    """(dataset, model, seed) -> the class indices its maps explain (``samples.csv``'s ``target``)."""
+    if samples is None or samples.empty or not {"dataset", "model", "seed", "target"} <= set(samples.columns):
+        return {}
+    targets = pd.to_numeric(samples["target"], errors="coerce")
+    out: dict[tuple[str, str, str], set[int]] = {}
+    for d, m, seed, t in zip(samples["dataset"], samples["model"], samples["seed"], targets):
+        out.setdefault((str(d), str(m), _seed_text(seed)), set()).update([] if np.isnan(t) else [int(t)])
     return out
 
 
