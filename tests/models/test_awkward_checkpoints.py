@@ -223,7 +223,8 @@ def test_a_builder_that_wraps_the_saved_network_is_named_as_the_likely_cause():
     saved = {f"{m}.{t}": (2,) for m in ("conv1", "conv2", "head") for t in ("weight", "bias")}
     wrapped = {f"net.{k}": v for k, v in saved.items()}
     assert "(the model's names carry the prefix 'net.' that the file's lack: your builder wraps the saved network " \
-           "in 'net'; subclass the network instead of wrapping it, or save the wrapper's own state dict" in weights_mismatch(wrapped, saved)
+           "in 'net'; subclass the network instead of wrapping it, or save the wrapper's own state dict" \
+           in weights_mismatch(wrapped, saved)
     assert "prefix" not in weights_mismatch(saved, {"conv1.weight": (2,), "other.bias": (2,)})  # no wrapper here
     part = {**wrapped, "classifier.weight": (2,)}  # a diff review: vgg's features.* file for the whole vgg
     assert "(the file's names are those of the model's 'net' part without the prefix 'net.': a state dict saved " \
