@@ -308,7 +308,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
                 raise SuiteError(f"{source}: datasets[{i}].models: unknown model label {label!r}; "
                                  f"the suite's models are: {', '.join(model_labels)}")
     paired = {label for d in suite.datasets for label in (d.models or model_labels)}
-    for i, label in enumerate(m for m in model_labels if m not in paired):  # a review: dropped without a word
+    for label in (m for m in model_labels if m not in paired):  # a review: dropped without a word
         warnings.warn(f"{source}: model {label!r} pairs with no dataset (every dataset's models: leaves it out), so "
                       "the run leaves it out", SuiteWarning, stacklevel=2)
     for kind, specs in (("datasets", suite.datasets), ("explainers", suite.explainers),

@@ -341,12 +341,14 @@ def warn_padding_baseline(suite: Any, source: str, built: dict[str, Any], explai
     a padding frame in 4 of 4 padded sequences). The temporal metrics pad with the dataset's value already."""
     for k, plugin in enumerate(explainers):
         baseline = getattr(plugin, "padding_baseline", None)
-        for spec in suite.datasets if baseline is not None else []:
+        if baseline is None:
+            continue
+        for spec in suite.datasets:
             dataset = built.get(spec.label)
             if dataset is None or not getattr(dataset, "temporal", False):
                 continue
             background = float(getattr(dataset, "background", 0.0))
-            if float(baseline) != background:
+            if baseline != background:
                 warnings.warn(f"{source}: explainers[{k}] {suite.explainers[k].label!r}: baseline {baseline:g} is "
                               f"not dataset {spec.label!r}'s padding value {background:g}, so its padding frames get "
                               f"a score drop like real visits; set baseline: {background:g}", SuiteWarning,

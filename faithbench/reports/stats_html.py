@@ -27,7 +27,8 @@ def mark_at_chance(frame: pd.DataFrame, chance_blocks: Collection[tuple[str, ...
     if frame is None or frame.empty or not chance_blocks or not {"dataset", "model"} <= set(frame.columns):
         return frame
     classes = frame["class"].fillna("").astype(str) if "class" in frame.columns else [""] * len(frame)
-    marked = [at_chance((d, m, c), set(chance_blocks)) for d, m, c in zip(frame["dataset"], frame["model"], classes)]
+    blocks = set(chance_blocks)
+    marked = [at_chance((d, m, c), blocks) for d, m, c in zip(frame["dataset"], frame["model"], classes)]
     if not any(marked):
         return frame
     return frame.assign(model=[f"{m} {DAGGER}" if flag else m for m, flag in zip(frame["model"], marked)])

@@ -10,7 +10,7 @@ __all__ = ["COUNT_COLUMNS", "MODEL_SCORES", "cost_summary", "integer_counts", "m
 
 MODEL_SCORES = ["accuracy", "f1", "auc", "loss"]
 # the counts of models.csv; ``ovr_n_<class>`` and ``auc_ci_min_class_n_<class>`` by their prefix
-COUNT_COLUMNS = ("seed", "f1_classes", "predicted_classes", "parameters", "auc_ci_min_class_n", "ovr_n_")
+COUNT_COLUMNS = ("seed", "f1_classes", "predicted_classes", "parameters", "auc_ci_min_class_n")
 
 
 def integer_counts(models: pd.DataFrame) -> pd.DataFrame:
