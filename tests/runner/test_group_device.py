@@ -49,7 +49,7 @@ def test_a_ray_task_given_a_gpu_reports_cuda_whatever_the_driver_says(monkeypatc
     fake_ray.get_gpu_ids = lambda: [0]
     monkeypatch.setitem(sys.modules, "ray", fake_ray)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the driver's count: this process's stays
-    answer = _group_task(plan(suite)[0], settings, str(tmp_path / "cache"), ())
+    answer = _group_task(plan(suite)[0], settings, str(tmp_path / "cache"), (), {})
     assert answer.input_error is None and answer.output is not None
     assert answer.output.device == "cuda"
     assert computed_on([answer.output], settings.device) == "cuda"
