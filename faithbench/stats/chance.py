@@ -238,7 +238,9 @@ def weak_class_messages(models: pd.DataFrame | None, chance: float = 0.5, sample
     checkpoint explains (under ``target: predicted``, a class the model never predicts) is said to be explained
     by none (another review: the warning sent the reader to a ``strata.csv`` stratum that did not exist)."""
     out = []
-    macro_low, _, macro_undefined, macro_too_few, _ = _macro_at_chance(models) if models is not None else (None,) * 5
+    if models is not None:  # checkpoints at chance as a whole (models_at_chance's rule): no class lines for them
+        macro_low, _, macro_undefined, macro_too_few, _ = _macro_at_chance(models)
+        macro_at = (macro_low <= chance) | macro_undefined | macro_too_few
     indices, explained = _class_indices(models), _explained_targets(samples)
     for column in sorted(c for c in (models.columns if models is not None else ()) if c.startswith("ovr_n_")):
         cls = column[len("ovr_n_"):]
@@ -253,7 +255,7 @@ def weak_class_messages(models: pd.DataFrame | None, chance: float = 0.5, sample
                 out.append(f"class with too few test samples: {where} has {int(n[i])} (fewer than "
                            f"{MIN_CI_PER_CLASS}), too few for a one-vs-rest test AUC CI, so whether the model "
                            "learned it cannot be told")
-            elif low[i] <= chance and not (macro_low[i] <= chance or macro_undefined[i] or macro_too_few[i]):
+            elif low[i] <= chance and not macro_at[i]:
                 targets = explained.get((dataset, model, seed))
                 unexplained = targets is not None and cls in indices.get(dataset, {}) and \
                     indices[dataset][cls] not in targets

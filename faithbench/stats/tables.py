@@ -255,15 +255,16 @@ def leaderboard(
         table["n"] = by_explainer["value"].size()
         table["n"] = table["n"].fillna(0).astype(int)
         table["chance"] = by_explainer["chance"].mean()
-        table["rank"] = common_means(_wide(frame)).rank(method="min", ascending=not higher_is_better)
-        table["n_common"] = _common_count(_wide(frame))
+        wide = _wide(frame)  # one pivot for the rank, its sample count and the tests against the control
+        table["rank"] = common_means(wide).rank(method="min", ascending=not higher_is_better)
+        table["n_common"] = _common_count(wide)
         table["higher_is_better"] = higher_is_better
         table["category"] = category
         for column, flag, better in (("p_vs_random", "beats_random", True),
                                      ("p_worse_than_random", "worse_than_random", False)):
             table[column] = np.nan
             if control in names and len(names) > 1:
-                versus = versus_control(_wide(frame), control, higher_is_better == better)
+                versus = versus_control(wide, control, higher_is_better == better)
                 failed = _failed(failures, key) - {control}
                 table[column] = _planned_holm(versus, names, failed, ["explainer"]).set_axis(versus["explainer"])
             table[flag] = (table[column] < ALPHA).astype("boolean").mask(table[column].isna())
