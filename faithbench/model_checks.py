@@ -127,7 +127,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                  error: type[Exception]) -> None:
     """Build each (model, dataset) pair on the meta device (see the module docstring), run one
     image of the dataset's shape through it, and check explainers' ``target_layer``."""
-    from faithbench.explainers.layers import VIT_LAYER_HINT
+    from faithbench.explainers.layers import VIT_LAYER_HINT, canonical_layer, submodule
     from faithbench.models.checkpoint import build_for_dataset
     from faithbench.models.factory import unexpected_parameter_hint
 
@@ -188,13 +188,13 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                 raise error(f"{source}: explainers[{k}].params.target_layer: expected a dotted module name, "
                             f"got {type(layer).__name__ if not isinstance(layer, str) else 'an empty string'}")
             try:
-                module = model.get_submodule(layer)
+                name, module = canonical_layer(model, layer), submodule(model, layer)
             except AttributeError:
                 names = [n for n, _ in model.named_modules() if n and "." not in n][:12]
                 raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} is not a module of model "
                             f"{mspec.label!r}; its top-level modules: {', '.join(names)}") from None
             if supported[k] and getattr(plugin, "finds_layer", True) and \
-                    (problem := _layer_problem(model, layer, module, (channels, *spatial))):
+                    (problem := _layer_problem(model, name, module, (channels, *spatial))):
                 fix = VIT_LAYER_HINT if arch_family(model) == "vit" else "choose a convolutional stage"
                 raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} {problem} (model "
                             f"{mspec.label!r}, dataset {label!r}); {fix}")

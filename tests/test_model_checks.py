@@ -168,9 +168,10 @@ def test_a_target_layer_inside_an_attention_module_is_refused(nets, capsys):
 VIT_HINT = "choose a block or its norm1 by index (e.g. 'blocks.0', 'blocks.11.norm1'; default: the last block's)"
 
 
-@pytest.mark.parametrize("layer", ["blocks.0.attn.qkv", "blocks.0.attn.attn_drop"])
+@pytest.mark.parametrize("layer", ["blocks.0.attn.qkv", "blocks.0.attn.attn_drop", "blocks.-4.attn.qkv"])
 def test_a_vit_target_layer_inside_its_attention_module_is_refused(nets, capsys, layer):
-    """A held-out review: timm's qkv passed validate and gave a map of q, k and v read as channels."""
+    """A held-out review: timm's qkv passed validate and gave a map of q, k and v read as channels. Negative
+    block indices are read as in Python (vit_tiny has 4 blocks), the attention part named as the model names it."""
     explainer = f"{{name: scorecam, params: {{target_layer: {layer}}}}}"
     rc, err = _validate(nets, capsys, "phantom_cxr", "vit_tiny", explainer)
     assert rc == 2 and "\n" not in err
@@ -186,10 +187,17 @@ def test_a_vit_target_layer_whose_output_is_no_tokens_is_refused(nets, capsys):
     assert err.endswith("explainers[0].params.target_layer: 'head' outputs (1, 2) for a batch of 1: not (B, N, C) "
                         "tokens, N = 1 prefix + 8 x 8 grid cells = 65 (model 'vit_tiny', dataset 'phantom_cxr'); "
                         f"{VIT_HINT}")
-    for layer in ["blocks.0", "blocks.3.norm1", "blocks.0.attn", "norm"]:  # tokens: accepted
+    for layer in ["blocks.0", "blocks.3.norm1", "blocks.0.attn", "norm", "blocks.-2.norm1"]:  # tokens: accepted
         explainer = f"{{name: gradcam, params: {{target_layer: {layer}}}}}"
         rc, err = _validate(nets, capsys, "phantom_cxr", "vit_tiny", explainer)
         assert rc == 0, (layer, err)
+
+
+def test_a_negative_block_index_past_the_first_block_is_not_a_module(nets, capsys):
+    """``blocks.-1.norm1`` names the CAMs' ViT default; ``blocks.-2.norm1`` was "not a module" (a review)."""
+    rc, err = _validate(nets, capsys, "phantom_cxr", "vit_tiny", "{name: gradcam, params: {target_layer: blocks.-5}}")
+    assert rc == 2 and "\n" not in err
+    assert "explainers[0].params.target_layer: 'blocks.-5' is not a module of model 'vit_tiny'" in err
 
 
 def test_a_target_layer_the_forward_pass_never_calls_is_refused(nets, capsys):

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["find_target_layer", "resolve_module"]
+__all__ = ["canonical_layer", "find_target_layer", "resolve_module", "submodule"]
 
 _ADAPTIVE_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
                    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
@@ -218,7 +218,10 @@ def attention_parts(model: nn.Module) -> dict[str, str]:
 def attention_problem(model: nn.Module, name: str, layer_name: str = "target_layer", vit: bool = False) -> str | None:
     """Why the module ``name`` cannot be a CAM layer by :func:`attention_parts`, as one line, or None; on a ViT
     (``vit``) the fix names its tokens (:func:`token_problem`)."""
-    why = attention_parts(model).get(name)
+    try:
+        why = attention_parts(model).get(canonical_layer(model, name))  # 'blocks.-1.attn.qkv' too
+    except AttributeError:
+        why = None  # not found: resolve_module says so
     if why and vit:
         return f"{layer_name} {name!r} {why}: not a block's (B, N, C) tokens; {VIT_LAYER_HINT}"
     return (f"{layer_name} {name!r} {why}: not a (B, C, *grid) feature map; choose a layer whose output is a "
@@ -247,9 +250,32 @@ def _holds_conv(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules() if m is not module)
 
 
+def canonical_layer(model: nn.Module, dotted: str) -> str:
+    """``dotted`` as ``model.named_modules()`` names it: a part may also be a negative index into a
+    ``Sequential`` or ``ModuleList``, counted from its end as in Python, so ``blocks.-1.norm1`` (the name the
+    CAMs' ViT default is recorded under) is ``blocks.11.norm1`` of a 12-block ViT (a review: ``blocks.-2.norm1``
+    was "not found"). AttributeError where a part names nothing, as ``get_submodule``."""
+    module, parts = model, []
+    for part in dotted.split("."):
+        if part[:1] == "-" and part[1:].isdigit() and isinstance(module, (nn.Sequential, nn.ModuleList)):
+            if int(part) < -len(module):
+                raise AttributeError(f"{part} is out of range for {len(module)} modules")
+            part = str(len(module) + int(part))
+        if not part:  # 'a..b'
+            raise AttributeError(f"{dotted!r} has an empty part")
+        module = module.get_submodule(part)
+        parts.append(part)
+    return ".".join(parts)
+
+
+def submodule(model: nn.Module, dotted: str) -> nn.Module:
+    """The module named ``dotted``, negative indices allowed (:func:`canonical_layer`)."""
+    return model.get_submodule(canonical_layer(model, dotted))
+
+
 def resolve_module(model: nn.Module, dotted: str) -> nn.Module:
     try:
-        return model.get_submodule(dotted)
+        return submodule(model, dotted)
     except AttributeError:
         names = [n for n, _ in model.named_modules() if n][:40]
         raise ValueError(f"target_layer {dotted!r} not found in {type(model).__name__}; "
