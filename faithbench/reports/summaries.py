@@ -13,6 +13,21 @@ MODEL_SCORES = ["accuracy", "f1", "auc", "loss"]
 COUNT_COLUMNS = ("seed", "f1_classes", "predicted_classes", "parameters", "auc_ci_min_class_n")
 
 
+def with_exact_p_columns(models: pd.DataFrame) -> pd.DataFrame:
+    """``models`` (``models.csv``) with an ``auc_exact_p[_<class>]`` column beside each
+    ``auc_ci_min_class_n[_<class>]``, empty where no checkpoint had fewer than 5 test samples of a class, so no
+    exact p was computed (a held-out review: the documented empty column was absent, and a script reading it
+    failed with a KeyError, on every run whose test splits were of normal size)."""
+    if models is None or models.empty:
+        return models
+    out = models.copy()
+    for column in [c for c in models.columns if str(c).startswith("auc_ci_min_class_n")]:
+        exact = "auc_exact_p" + str(column)[len("auc_ci_min_class_n"):]
+        if exact not in out.columns:
+            out.insert(out.columns.get_loc(column) + 1, exact, np.nan)
+    return out
+
+
 def integer_counts(models: pd.DataFrame) -> pd.DataFrame:
     """``models`` (``models.csv``) with its count columns (:data:`COUNT_COLUMNS`) as nullable integers (Int64),
     where every value given is a whole number: a class absent from a checkpoint, or two multi-class datasets

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from faithbench.progress import bars_disabled, missing_glyphs_noted
 from faithbench.reports.integrity import NOT_A_RUN, is_run_folder, mark_report, table_problem
 from faithbench.reports.markup import markdown_escape
-from faithbench.reports.summaries import cost_summary, integer_counts, models_summary  # re-exported
+from faithbench.reports.summaries import cost_summary, integer_counts, models_summary, with_exact_p_columns
 from faithbench.store import atomic_write_bytes
 from faithbench.stats import (agreement_table, friedman_table, leaderboard, nemenyi_table, overall_nemenyi,
                               overall_ranks, pairwise_table)
@@ -85,7 +85,7 @@ def write_outputs(out_dir: Path, results: pd.DataFrame, curves: pd.DataFrame, mo
     _write_parquet(out_dir / "results.parquet", results)
     _write_csv(out_dir / "results.csv", results)
     _write_parquet(out_dir / "curves.parquet", curves)
-    _write_csv(out_dir / "models.csv", integer_counts(models))  # 8, not 8.0, beside an absent class
+    _write_csv(out_dir / "models.csv", integer_counts(with_exact_p_columns(models)))  # 8, not 8.0
     _write_csv(out_dir / "cost.csv", cost)
     _write_csv(out_dir / "skipped.csv", skipped)
     if report:

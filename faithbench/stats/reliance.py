@@ -48,7 +48,8 @@ def reliance_saliency(mass: pd.DataFrame, drops: pd.DataFrame) -> pd.DataFrame:
     ``mass``: columns dataset, model, seed, explainer, sample_id, evidence, mass (one row per
     explained sample that holds the evidence). ``drops``: dataset, model, seed, sample_id,
     evidence, drop (:func:`faithbench.models.reliance.sample_drops` with the group's keys).
-    Columns: ``n`` (samples with a mass and a drop; each sample's seeds averaged first),
+    Columns: ``n`` (samples with a mass and a drop under every seed that has the sample; each sample's seeds
+    averaged first),
     ``mass`` and ``drop`` (their means),
     ``mass_rank`` (1: the evidence on which this explainer puts the most mean mass) and
     ``reliance_rank`` (1: the evidence the model relies on most: the largest mean drop over the
@@ -60,9 +61,12 @@ def reliance_saliency(mass: pd.DataFrame, drops: pd.DataFrame) -> pd.DataFrame:
         if missing:
             raise ValueError(f"reliance_saliency: {name} lacks the columns {missing}")
     both = mass.merge(drops[_KEY + ["drop"]], on=_KEY, how="inner", validate="many_to_one")
-    both = both[np.isfinite(both["mass"].astype(float)) & np.isfinite(both["drop"].astype(float))]
-    both = both.groupby(["dataset", "model", "explainer", "evidence", "sample_id"], observed=True, sort=True)[
-        ["mass", "drop"]].mean().reset_index()  # a sample's seeds: one observation
+    keys = ["dataset", "model", "explainer", "evidence", "sample_id"]
+    # a sample undefined under one seed is undefined, as on the leaderboard (a review: it entered with the other
+    # seed's mass and drop only)
+    defined = both.assign(_ok=np.isfinite(both["mass"].astype(float)) & np.isfinite(both["drop"].astype(float)))
+    both = both[defined.groupby(keys, observed=True)["_ok"].transform("all").to_numpy(bool)]
+    both = both.groupby(keys, observed=True, sort=True)[["mass", "drop"]].mean().reset_index()  # seeds: one
     rows = []
     for (dataset, model, explainer, evidence), part in both.groupby(
             ["dataset", "model", "explainer", "evidence"], sort=True, observed=True):

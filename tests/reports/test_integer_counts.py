@@ -27,10 +27,27 @@ def test_models_csv_writes_counts_as_integers_beside_another_dataset_s_classes(t
     assert models["ovr_n_alpha"].dtype == float  # the NaN of the other dataset's row: 8.0
     write_outputs(tmp_path, pd.DataFrame(), pd.DataFrame(), models, pd.DataFrame(), pd.DataFrame())
     lines = (tmp_path / "models.csv").read_text().splitlines()
-    assert lines == ["model,dataset,seed,accuracy,predicted_classes,auc_ci_min_class_n,ovr_n_alpha,ovr_auc_alpha,"
-                     "parameters,ovr_n_c_a,ovr_auc_c_a",
-                     "cnn,tri,0,0.667,2,8,8,0.961,387,,",
-                     "cnn,noise4,0,0.208,3,6,,,396,6,0.435"]
+    assert lines == ["model,dataset,seed,accuracy,predicted_classes,auc_ci_min_class_n,auc_exact_p,ovr_n_alpha,"
+                     "ovr_auc_alpha,parameters,ovr_n_c_a,ovr_auc_c_a",
+                     "cnn,tri,0,0.667,2,8,,8,0.961,387,,",
+                     "cnn,noise4,0,0.208,3,6,,,,396,6,0.435"]
+
+
+def test_models_csv_has_the_exact_p_columns_also_where_no_p_was_computed(tmp_path):
+    """A held-out review: ``auc_exact_p``, documented as empty where every class has 5+ test samples, was absent,
+    so reading it failed with a KeyError; a multi-label class's ``auc_exact_p_<class>`` likewise."""
+    models = pd.DataFrame([
+        {"model": "cnn", "dataset": "bin", "seed": 0, "auc_ci_min_class_n": 9},
+        {"model": "cnn", "dataset": "small", "seed": 0, "auc_ci_min_class_n": 4, "auc_exact_p": 0.0143},
+        {"model": "cnn", "dataset": "ml", "seed": 0, "auc_ci_min_class_n_nodule": 7, "auc_ci_min_class_n_mass": 3,
+         "auc_exact_p_mass": 0.25}])
+    write_outputs(tmp_path, pd.DataFrame(), pd.DataFrame(), models, pd.DataFrame(), pd.DataFrame())
+    frame = pd.read_csv(tmp_path / "models.csv")
+    assert list(frame.columns) == ["model", "dataset", "seed", "auc_ci_min_class_n", "auc_exact_p",
+                                   "auc_ci_min_class_n_nodule", "auc_exact_p_nodule", "auc_ci_min_class_n_mass",
+                                   "auc_exact_p_mass"]
+    assert frame["auc_exact_p"].isna().tolist() == [True, False, True] and frame["auc_exact_p_nodule"].isna().all()
+    assert frame["auc_exact_p_mass"].tolist()[2] == 0.25
 
 
 def test_the_html_per_checkpoint_table_prints_counts_as_integers():

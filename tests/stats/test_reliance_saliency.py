@@ -100,3 +100,19 @@ def test_spearman_p_is_exact_up_to_8_samples(n):
         degenerate = ((x[:1], y[:1]), (np.ones(3), y), (x, np.r_[y[:2], np.nan]))
         assert all(np.isnan(spearman_p(a, b)) for a, b in degenerate)
 
+
+
+def test_a_sample_undefined_under_one_seed_is_left_out_as_on_the_leaderboard():
+    """A held-out review: a sample whose mass was NaN under seed 1 entered with seed 0's mass and drop (n 4,
+    mass 0.3625, drop 0.45); the leaderboard leaves such a sample out (n 3, mass 0.5, drop 0.3)."""
+    drops = pd.DataFrame([("d", "m", seed, f"s{i}", "lesion", d) for i, pair in enumerate([(0.9, 0.1), (0.2, 0.4),
+                                                                                         (0.3, 0.3), (0.1, 0.5)])
+                          for seed, d in enumerate(pair)],
+                         columns=["dataset", "model", "seed", "sample_id", "evidence", "drop"])
+    mass = pd.DataFrame([("d", "m", seed, "e", f"s{i}", "lesion", v) for i, pair in enumerate([(0.1, np.nan),
+                                                                                            (0.4, 0.6), (0.5, 0.5),
+                                                                                            (0.3, 0.7)])
+                         for seed, v in enumerate(pair)],
+                        columns=["dataset", "model", "seed", "explainer", "sample_id", "evidence", "mass"])
+    row = reliance_saliency(mass, drops).iloc[0]
+    assert (row["n"], row["mass"], row["drop"]) == (3, pytest.approx(0.5), pytest.approx(0.3))
