@@ -38,8 +38,7 @@ from typing import Any, ClassVar, Iterable, Literal
 import torch
 from torch import Tensor
 
-from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
-                                   Bound, ParameterError, check_bound)
+from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, Bound, ParameterError, check_bound
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
 from faithbench.datasets.paths import DataError, csv_date, csv_image, csv_row_problem, labels_csv, resolve_path
@@ -181,7 +180,8 @@ class PhantomLongitudinal(LongitudinalDataset):
             check_bound(name, param, value, bound)
         check_bound(name, "prevalence", prevalence, OPEN_UNIT, "at 0 or 1 a split has one class and the test "
                                                               "AUC is undefined")
-        radius = check_lesion_radius(name, lesion_radius, PhantomCXR.max_lesion_radius, PhantomCXR.lesion_why)
+        radius = check_lesion_radius(name, lesion_radius, PhantomCXR.max_lesion_radius, PhantomCXR.lesion_why,
+                                     (growth, seq_len) if persist else None)
         super().__init__(split, n=n, size=size, channels=channels, seq_len=seq_len, max_visits=max_visits,
                          seed=seed, prevalence=prevalence, lesion_contrast=lesion_contrast,
                          lesion_radius=list(radius), noise=noise, persist=persist, growth=growth)

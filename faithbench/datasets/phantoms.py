@@ -45,12 +45,20 @@ _ONE_CLASS = "at 0 or 1 a split has one class and the test AUC is undefined"
 _SIDE_SALT = 500_009  # seeds the reference side of a normal phantom_cxr, apart from the image's stream
 
 
-def check_lesion_radius(owner: str, value: Any, high: float, why: str) -> tuple[float, float]:
+def check_lesion_radius(owner: str, value: Any, high: float, why: str,
+                        growing: tuple[float, int] | None = None) -> tuple[float, float]:
     """``lesion_radius`` as ``(min, max)`` with ``0 < min <= max <= high``, else :class:`ParameterError`
-    naming ``high`` and ``why`` (what a larger lesion would do)."""
+    naming ``high`` and ``why`` (what a larger lesion would do). ``growing``: ``(growth, seq_len)`` of a lesion
+    that persists and grows by ``growth`` per visit: its radius at the last visit, ``max * growth**(seq_len -
+    1)``, is held to ``high`` too (a review: growth 2 over 5 visits made a mask of 99.6 % of the image)."""
     radius = check_range_pair(owner, "lesion_radius", value)
     if radius[1] > high:  # a fuzzing review: [100, 200] made the lesion mask the whole image
         raise ParameterError(f"{owner}: expected lesion_radius [min, max] with max <= {high:g} ({why}), got {value!r}")
+    growth, visits = growing or (1.0, 1)
+    if (last := radius[1] * max(growth, 1.0) ** (visits - 1)) > high:
+        raise ParameterError(f"{owner}: expected lesion_radius's max x growth^(seq_len - 1) <= {high:g} with persist: "
+                             f"true, the lesion's radius at the last visit ({why}), got {radius[1]:g} x "
+                             f"{growth:g}^{visits - 1} = {last:.3g}; lower growth or lesion_radius")
     return radius
 
 

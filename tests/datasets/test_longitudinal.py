@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from faithbench.configurable import ParameterError
 from faithbench.datasets import DataError
 from faithbench.datasets.longitudinal import LongitudinalFolder, PhantomLongitudinal, pad_list, pad_visits
 from faithbench.registry import datasets
@@ -94,7 +95,7 @@ def test_phantom_masks_align_with_the_lesion_and_padding():
 
 
 def test_phantom_persist_and_growth():
-    ds = PhantomLongitudinal("test", n=30, size=32, persist=True, growth=1.5)
+    ds = PhantomLongitudinal("test", n=30, size=32, persist=True, growth=1.4)
     checked = 0
     for i in range(len(ds)):
         s = ds[i]
@@ -108,6 +109,22 @@ def test_phantom_persist_and_growth():
             checked += 1
         assert s.masks["change"][t].sum() == area[t] and s.masks["change"].flatten(1).any(1).sum() == 1
     assert checked
+
+
+@pytest.mark.parametrize(("growth", "seq_len", "radius", "got"), [(2.0, 5, (2.5, 4.0), "4 x 2^4 = 64"),
+                                                                (1.5, 3, (2.5, 4.0), "4 x 1.5^2 = 9"),
+                                                                (3.0, 2, (1.0, 3.0), "3 x 3^1 = 9")])
+def test_a_persisting_lesion_that_grows_out_of_its_lung_is_refused(growth, seq_len, radius, got):
+    """A held-out review: the radius cap (8 at size 64) held at the visit of change only; growth 2 over 5 visits
+    made a lesion mask of up to 99.6 % of the image, 80 % of it outside the lungs, and validate said ok."""
+    with pytest.raises(ParameterError) as err:
+        PhantomLongitudinal(n=2, size=32, persist=True, growth=growth, seq_len=seq_len, lesion_radius=radius)
+    assert str(err.value).startswith("phantom_longitudinal: expected lesion_radius's max x growth^(seq_len - 1) <= 8 "
+                                     "with persist: true, the lesion's radius at the last visit (the narrowest lung")
+    assert str(err.value).endswith(f"got {got}; lower growth or lesion_radius")
+    # the same growth without persist (the lesion shows at one visit), shrinking, or within the cap: accepted
+    for kw in ({"persist": False}, {"persist": True, "growth": 0.5}, {"persist": True, "lesion_radius": (0.4, 0.4)}):
+        PhantomLongitudinal(n=2, size=32, **{"growth": growth, "seq_len": seq_len, "lesion_radius": radius, **kw})
 
 
 def test_visits_view_holds_every_real_visit_once():
