@@ -101,7 +101,9 @@ class MNILesion(BaseDataset):
         size: side in pixels/voxels (default 64 in 2D, 32 in 3D).
         n: samples in this split (default: 2000/400/500 in 2D, 1000/200/250 in 3D).
         seed (0), prevalence (in (0, 1); 0.5), channels (1).
-        polarity: ``dark`` (default), ``bright`` or ``both`` (random per sample).
+        polarity: ``dark`` (default), ``bright`` or ``both`` (random per sample). A bright lesion is added
+            after the image is clipped to [0, 1], so it reaches up to 1 + ``lesion_contrast`` (clipped at 1, half
+            its mask was flat on the bright white matter).
         lesion_contrast: intensity change at the lesion centre (0.3).
         lesion_radius: (min, max) radius in pixels/voxels at the default size ((2.5, 4.0) in 2D at
             64, (1.5, 2.5) in 3D at 32); scaled with ``size``.
@@ -116,7 +118,7 @@ class MNILesion(BaseDataset):
 
     classes = ("normal", "lesion")
     background = 0.0
-    version = "1"
+    version = "2"  # 2: a bright lesion is not clipped at 1 (dark lesions and normal images unchanged)
 
     def __init__(self, split: Split = "test", *, dims: Literal[2, 3] = 2, size: int | None = None,
                  n: int | None = None, seed: int = 0, prevalence: float = 0.5, channels: int = 1,
@@ -196,7 +198,7 @@ class MNILesion(BaseDataset):
         g = self._grid
         bias = smooth_field(g, gen, n_blobs=4, scale=self.size / 3)
         img = t1 * (0.85 + 0.25 * u()) * (1 + 0.05 * bias)
-        lesion = torch.zeros_like(brain)
+        lesion, bright = torch.zeros_like(brain), torch.zeros_like(img)
         if label == 1:
             r_min, r_max = self.lesion_radius
             radius = r_min + u() * (r_max - r_min)
@@ -211,12 +213,18 @@ class MNILesion(BaseDataset):
             d2 = sum((gi - c) ** 2 for gi, c in zip(g, centre))
             lesion = d2 <= radius**2
             sign = {"dark": -1.0, "bright": 1.0}.get(self.polarity) or (1.0 if u() < 0.5 else -1.0)
-            img = img + sign * self.lesion_contrast * torch.exp(-d2 / (2 * (radius / 1.5) ** 2))
+            planted = self.lesion_contrast * torch.exp(-d2 / (2 * (radius / 1.5) ** 2))
+            if sign > 0:
+                bright = planted
+            else:
+                img = img - planted
             meta.update(lesion_centre=tuple(centre), lesion_radius=radius,
                         lesion_polarity="bright" if sign > 0 else "dark")
         masks["lesion"] = lesion
         img = img + self.noise * torch.randn(img.shape, generator=gen)
-        img = img.clamp(0.0, 1.0)
+        # a bright lesion is added after the clip: on white matter of 0.91-0.99 a clip at 1 flattened half of
+        # its mask and kept 0.11 of 0.3 planted (a held-out review); a dark one stays inside [0, 1]
+        img = img.clamp(0.0, 1.0) + bright
         image = img.unsqueeze(0).repeat(self.channels, *([1] * self.dims))
         sid = f"mni{self.dims}d-{self.split}-{i:05d}"
         return Sample(id=sid, image=image, label=label, masks=masks, patient_id=sid, meta=meta)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -53,3 +54,23 @@ def test_the_key_holds_nilearns_version():
     from importlib.metadata import version
 
     assert MNILesion("test", n=2).spec()["nilearn"] == version("nilearn")
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_a_bright_lesion_keeps_its_contrast_over_the_bright_white_matter(dims):
+    """A held-out review: the image was clipped at 1 after a bright lesion was added, and the white matter is
+    0.91-0.99 bright, so about half of the lesion mask was flat at 1.0 and as little as 0.11 of the 0.3 planted
+    survived. The same seed with a vanishing contrast draws the same numbers: the difference is the lesion."""
+    kw = {"dims": dims, "n": 16, "size": 32, "polarity": "bright"}
+    with_lesion, without = MNILesion("test", **kw), MNILesion("test", lesion_contrast=1e-9, **kw)
+    positives = [i for i in range(16) if with_lesion[i].label == 1]
+    assert positives
+    for i in positives:
+        s, base = with_lesion[i], without[i]
+        diff = (s.image - base.image)[0]
+        centre = tuple(s.meta["lesion_centre"])
+        assert diff[centre] == pytest.approx(0.3, abs=1e-6)  # the contrast planted, at the centre
+        assert (diff[s.masks["lesion"]] > 0.3 * np.exp(-(1.5 ** 2) / 2) - 1e-6).all()  # >= the Gaussian at r
+    assert max(float(with_lesion[i].image.max()) for i in positives) > 1.0  # above the clip
+    dark = MNILesion("test", dims=dims, n=4, size=32)
+    assert all(0.0 <= float(dark[i].image.min()) and float(dark[i].image.max()) <= 1.0 for i in range(4))
