@@ -8,14 +8,16 @@
 - ``correct``: 1 when the arg-max is the target, else 0;
 - ``present``: 1 when the target logit is > 0 (sigmoid > 0.5), else 0 (multi-label).
 
-:data:`MULTILABEL` maps a single-label score to its multi-label counterpart. The ground floor:
-it imports nothing of faithbench.
+:data:`MULTILABEL` maps a single-label score to its multi-label counterpart. :func:`same_prediction`
+is the one definition of "x_j gets the same prediction as x_i" that the batch-level metrics
+(``consistency``, ``sufficiency``) share. The ground floor: it imports nothing of faithbench.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from torch import Tensor
 
 Score = Literal["prob", "softmax", "logit", "correct", "sigmoid", "present"]
@@ -43,3 +45,36 @@ def target_score(logits: Tensor, target: Tensor, score: str) -> Tensor:
     if score == "correct":
         return (logits.argmax(-1) == target).to(logits.dtype)
     raise ValueError(f"unknown score {score!r}; expected one of {', '.join(SCORES)}")
+
+
+def same_prediction(logits: Tensor, target: Tensor | None = None) -> Tensor:
+    """``(B, B)`` bool, ``[i, j]``: f_i(x_j) = f_i(x_i), where f_i is the decision that row i's map
+    explains, one function read on both inputs (Dasgupta et al. 2022's f(x_j) = f(x_i)).
+
+    - Single-label (``target`` None): f is the predicted class, the arg-max of ``logits (B, K)`` (the
+      explained class plays no part, as in the paper): ``[i, j]`` = argmax(x_j) = argmax(x_i).
+    - Multi-label (``target (B,)``, a row per (sample, explained class k_i)): f_i is the decision on
+      row i's class k_i, present when its logit is > 0 (sigmoid > 0.5, as ``present`` above):
+      ``[i, j]`` = [logit_{k_i}(x_j) > 0] = [logit_{k_i}(x_i) > 0]. Row j's own explained class
+      plays no part, and neither do the other classes (a held-out review: the arg-max of K sigmoids,
+      or the whole set of present classes, never read the class a row explains). Not symmetric
+      where k_i != k_j."""
+    if target is None:
+        predicted = logits.argmax(-1)
+        return predicted[:, None] == predicted[None, :]
+    present = logits > 0
+    on_own_class = present[:, target.to(logits.device)].T  # [i, j]: x_j's decision on class k_i
+    return on_own_class == on_own_class.diagonal()[:, None]
+
+
+def as_same_prediction(predicted: Tensor) -> Tensor:
+    """``(B, B)`` bool from ``predicted``: ``(B,)`` class labels (``[i, j]`` = labels equal), or a
+    ``(B, B)`` bool matrix as :func:`same_prediction` gives, returned as it is."""
+    b = predicted.shape[0]
+    if predicted.ndim == 1:
+        return predicted[:, None] == predicted[None, :]
+    if predicted.dtype != torch.bool or tuple(predicted.shape) != (b, b):
+        raise ValueError(f"expected predicted as ({b},) class labels or a ({b}, {b}) bool matrix of same "
+                         f"predictions (scores.same_prediction), got {predicted.dtype} of shape "
+                         f"{tuple(predicted.shape)}")
+    return predicted

@@ -33,6 +33,7 @@ from faithbench.metrics.functional import faithfulness_regions as fr
 from faithbench.metrics.functional.perturbation import SALT_RANKS, make_baseline
 from faithbench.metrics.functional.road import road_score
 from faithbench.registry import metrics
+from faithbench.scores import same_prediction
 from faithbench.types import Category, MetricInfo
 
 # salts of the random draws (SALT_RANKS = 1 and SALT_BASELINE = 2 are the perturbation module's)
@@ -352,7 +353,11 @@ class ROADLeRF(ROAD):
 class Sufficiency(Metric):
     """Sufficiency (Dasgupta et al. 2022): the share of a sample's explanation neighbours in the batch (standardised
     Euclidean distance over the batch, divided by the batch maximum, <= ``threshold``, in (0, 1): at 1 every sample
-    is a neighbour, whatever the maps) that get the same predicted class. Higher is better; NaN without neighbours.
+    is a neighbour, whatever the maps) that get the same prediction, f(x_j) = f(x_i), with f the decision row i's
+    map explains (:func:`faithbench.scores.same_prediction`, shared with ``consistency``): the predicted class
+    (arg-max) on a single-label model; on a multi-label one the presence of row i's explained class k, [logit_k(x_j)
+    > 0] = [logit_k(x_i) > 0] (version 3; 2 compared the whole sets of present classes, a held-out review). Higher
+    is better; NaN without neighbours.
     Depends on the batch (as the paper's and Quantus' definition). Defaults: ``threshold: 0.6``, ``postprocess:
     abs`` (Quantus'). Cost: B forwards. Quantus' ``Sufficiency`` agrees where a sample has neighbours; without,
     Quantus gives 0 and ours NaN (undefined, dropped by the runner). On a multi-label batch (a row per (sample,
@@ -365,11 +370,12 @@ class Sufficiency(Metric):
         "distances are divided by the batch's largest, so a threshold of 1 or more makes every other sample a "
         "neighbour and every explainer would score the same; at 0 only identical maps are, every value NaN"))}
     min_batch = 2
-    version: ClassVar[str] = "2"  # 2: a sample's other class rows (multi-label) are not its neighbours
+    # 2: a sample's other class rows (multi-label) are not its neighbours; 3: multi-label f = the explained class's
+    # decision
+    version: ClassVar[str] = "3"
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        logits = ctx.predict(ctx.x)
-        predicted = (logits > 0).long() if ctx.multilabel else logits.argmax(1)
-        value = fr.sufficiency(saliency.to(ctx.x.device), predicted.to(ctx.x.device), threshold=self.threshold,
+        same = same_prediction(ctx.predict(ctx.x), ctx.target if ctx.multilabel else None)
+        value = fr.sufficiency(saliency.to(ctx.x.device), same.to(ctx.x.device), threshold=self.threshold,
                                same_sample=ctx.same_sample())
         return MetricOutput(value=value)

@@ -30,6 +30,7 @@ from faithbench.metrics.functional.robustness import (argmax_cell, consistency, 
                                                        prediction_changed, reduce_draws, sensitivity, translations,
                                                        uniform_noise)
 from faithbench.registry import metrics
+from faithbench.scores import same_prediction
 from faithbench.types import Category, MetricInfo
 
 SALT_NOISE = 21  # generator salt of the input noise
@@ -250,7 +251,12 @@ class Consistency(Metric):
 
     over the other samples j of the batch (on a multi-label batch, a row per (sample, class), the rows of
     other samples: version 3; 2 counted a sample's other class rows, which class-blind maps matched, a
-    held-out review), with the discrete explanation e(x) = the cell of a
+    held-out review). f is the decision row i's map explains, read on x_i and on x_j
+    (:func:`faithbench.scores.same_prediction`): the predicted class (arg-max) on a single-label model;
+    on a multi-label one, the presence of row i's explained class k (logit_k > 0, sigmoid > 0.5), so
+    f(x_j) = f(x_i) is [logit_k(x_j) > 0] = [logit_k(x_i) > 0] whatever class row j explains (version 4;
+    3 took the arg-max of the K sigmoid logits, which never read the explained class, a held-out
+    review). The discrete explanation e(x) = the cell of a
     ``grid``-per-axis partition holding the most saliency mass. NaN where no other sample of the
     batch shares e(x_i), and where every cell has the same mass (an all-zero map: version 2; version 1
     took the first cell, so all-zero maps agreed and scored 1, a held-out review; cells that tie for the
@@ -269,7 +275,9 @@ class Consistency(Metric):
     bounds: ClassVar[dict[str, Bound]] = {"grid": Bound(2, why="with 1 cell every map has all its mass in it, which "
                                                              "singles out no cell, so every value would be NaN")}
     min_batch = 2
-    version: ClassVar[str] = "3"  # 2: tied top cells are one explanation, all cells tied none (NaN); 3: other samples
+    # 2: tied top cells are one explanation, all cells tied none (NaN); 3: other samples; 4: multi-label f = the
+    # decision on the row's explained class
+    version: ClassVar[str] = "4"
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """At most one cell per pixel along each axis: above the smallest side, adaptive pooling
@@ -281,6 +289,6 @@ class Consistency(Metric):
         return None
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        predicted = ctx.predict(ctx.x).argmax(-1).to(saliency.device)
-        return MetricOutput(value=consistency(argmax_cell(saliency, self.grid), predicted, ctx.same_sample()))
+        same = same_prediction(ctx.predict(ctx.x), ctx.target if ctx.multilabel else None).to(saliency.device)
+        return MetricOutput(value=consistency(argmax_cell(saliency, self.grid), same, ctx.same_sample()))
 

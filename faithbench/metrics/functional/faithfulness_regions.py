@@ -15,6 +15,7 @@ from torch import Tensor
 
 from faithbench.metrics.functional.faithfulness_extra import Scorer, feature_attribution, feature_ids
 from faithbench.metrics.functional.perturbation import _check_saliency, feature_ranks, perturbation_curve
+from faithbench.scores import as_same_prediction
 
 
 def patch_removal_curve(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, replacement: Tensor) -> Tensor:
@@ -219,8 +220,10 @@ def sufficiency(saliency: Tensor, predicted: Tensor, *, threshold: float = 0.6,
         d_ij = sqrt( Σ_f (s_if - s_jf)^2 / V_f ),   V_f = the batch variance of feature f (ddof 1),
 
     divided by the largest d in the batch; j is a neighbour of i when d_ij <= ``threshold`` (j != i),
-    and sufficiency_i = the share of i's neighbours predicted the same class as i (``predicted
-    (B,)``; multi-label: ``(B, K)`` 0/1, the same set of present classes). Higher is better. NaN
+    and sufficiency_i = the share of i's neighbours j with f(x_j) = f(x_i) (``predicted (B,)`` class
+    labels, or ``(B, B)`` bool, ``[i, j]`` whether f(x_j) = f(x_i) for row i:
+    :func:`faithbench.scores.same_prediction`, on a multi-label batch the decision on row i's explained
+    class). Higher is better. NaN
     for a sample without neighbours. Features constant over the batch (V_f = 0) carry no distance
     and are left out. ``same_sample (B, B)`` bool: rows of one sample (a multi-label batch's class
     rows), never neighbours of each other; default: the diagonal."""
@@ -236,8 +239,6 @@ def sufficiency(saliency: Tensor, predicted: Tensor, *, threshold: float = 0.6,
     if same_sample is None:
         same_sample = torch.eye(b, dtype=torch.bool, device=saliency.device)
     near = (dist <= threshold) & ~same_sample.to(saliency.device)
-    same = predicted[:, None] == predicted[None, :]
-    if same.ndim == 3:  # multi-label: the same set of present classes
-        same = same.all(-1)
+    same = as_same_prediction(predicted).to(near.device)
     count = near.sum(1)
     return torch.where(count > 0, (near & same).sum(1).double() / count.clamp(min=1), float("nan")).float()

@@ -25,6 +25,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from faithbench.scores import as_same_prediction
+
 ExplainCall = Callable[[Tensor, Tensor, int], Tensor]
 
 
@@ -184,15 +186,17 @@ def consistency(discrete: Tensor, predicted: Tensor, same_sample: Tensor | None 
     of the batch with the same discrete explanation e_j = e_i that also have the same predicted
     class, P(f(x_j) = f(x_i) | e(x_j) = e(x_i), j != i) -> ``(B,)``; NaN where no other sample
     shares e_i, and where e_i is -1 (no explanation: :func:`argmax_cell` of a constant map), such
-    samples matching none. ``discrete (B,)``: a label per sample as integers; ``predicted (B,)``.
-    ``same_sample (B, B)`` bool: rows of one sample (a multi-label batch's class rows), never j of
-    each other; default: the diagonal."""
+    samples matching none. ``discrete (B,)``: a label per sample as integers; ``predicted (B,)``
+    class labels, or ``(B, B)`` bool, ``[i, j]`` whether f(x_j) = f(x_i) for row i
+    (:func:`faithbench.scores.same_prediction`: on a multi-label batch, the decision on row i's
+    explained class). ``same_sample (B, B)`` bool: rows of one sample (a multi-label batch's class
+    rows), never j of each other; default: the diagonal."""
     same_e = (discrete[None] == discrete[:, None]) & (discrete != -1)[:, None]
     if same_sample is None:
         same_e.fill_diagonal_(False)
     else:
         same_e &= ~same_sample.to(same_e.device)
-    same_y = predicted[None] == predicted[:, None]
+    same_y = as_same_prediction(predicted).to(same_e.device)
     n = same_e.sum(1)
     value = (same_e & same_y).sum(1).double() / n.clamp(min=1)
     return torch.where(n > 0, value, torch.full_like(value, float("nan"))).float()
