@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 pytest.importorskip("nibabel")
 
@@ -154,6 +155,20 @@ def test_resize_label_map_keeps_small_labels_and_upscales_by_nearest_exact():
     assert torch.equal(big, lm[:4, :4, :4].long().repeat_interleave(2, 0).repeat_interleave(2, 1)
                        .repeat_interleave(2, 2))
     assert torch.equal(resize_label_map(lm, (16, 16, 16)), lm.long())
+
+
+def test_resize_label_map_gives_an_exact_tie_to_the_background():
+    """A held-out review: float32 shares of 0.5000010 (an id) and 0.4999990 (the background) broke a tie the
+    documented rule gives to the background; this map has 8 exact ties at this size, float32 gave 2 to the id."""
+    from faithbench.datasets.volumes import resize_label_map
+
+    lm = torch.randint(0, 2, (7, 8, 10), generator=torch.Generator().manual_seed(0))
+    shares = [F.interpolate((lm == r)[None, None].double(), size=(5, 7, 6), mode="trilinear",
+                            align_corners=False)[0, 0] for r in (0, 1)]
+    tie = shares[0] == shares[1]
+    out = resize_label_map(lm, (5, 7, 6))
+    assert tie.any() and (out[tie] == 0).all()
+    assert torch.equal(out[~tie], (shares[1] > shares[0]).long()[~tie])
 
 
 def test_cache_key_follows_every_splits_files(tmp_path):
