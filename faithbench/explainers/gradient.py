@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
-from captum.attr import (DeepLift, GradientShap, GuidedBackprop, GuidedGradCam, InputXGradient,
+from captum.attr import (GradientShap, GuidedBackprop, GuidedGradCam, InputXGradient,
                          IntegratedGradients, NoiseTunnel, Saliency)
 from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from faithbench.explainers.base import Explainer
+from faithbench.explainers.deeplift_hooks import AdjacentSafeDeepLift
 from faithbench.explainers.graph import (added_attributes_removed, foreign_nonlinear_leaves, leaf_modules,
                                          trace_leaves)
 from faithbench.explainers.layers import find_target_layer, min_grid_problem, resolve_module
@@ -223,11 +224,14 @@ class DeepLiftExplainer(Explainer):
     rules take exact torch.nn types; :func:`~faithbench.explainers.graph.foreign_nonlinear_leaves`).
     Known captum limits (0.9): its max-pool rule falls back to the FIRST example's gradient where
     the pooled input equals the baseline's (captum issue #1276), so we attribute one sample at a
-    time; and with two or more max-pools in sequence summation-to-delta is only approximate
-    (measured: ~20 % off on ``small_cnn`` with depth 3 in 2D, up to 155 % and a sign flip in 3D at
-    32^3, 94-134 % and a sign flip on torchvision's ``vgg11_bn`` with five). One max-pool can be off
-    too: 1.0-1.6 % on a conv-ReLU-conv-ReLU-max-pool CNN (a review; 2e-6 without the max-pool).
+    time; and a rule module that feeds another directly (ReLU -> max-pool, as ``small_cnn``; ReLU ->
+    ReLU) read the plain gradient instead of the next one's multiplier (captum issue #1104, fixed after
+    0.9 by captum PR #1843): :class:`~faithbench.explainers.deeplift_hooks.AdjacentSafeDeepLift` hooks
+    tensors of each module's own, and summation-to-delta is exact to float rounding there (version 2;
+    version 1 was 54 % off on ReLU -> ReLU, 5 % on ReLU -> max-pool).
     """
+
+    version = "2"  # 2: rule modules in a row get their consumers' multipliers (1: captum #1104's plain gradient)
 
     family = "gradient"
     architectures = frozenset({"cnn"})
@@ -253,7 +257,8 @@ class DeepLiftExplainer(Explainer):
         return reason
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-        deeplift = DeepLift(_Forward(model))  # captum's pre-hook on the wrapper, before the model's input transform
+        # captum's pre-hook on the wrapper, before the model's input transform; rule hooks of our own (captum #1104)
+        deeplift = AdjacentSafeDeepLift(_Forward(model))
         # captum leaves each module's input and output behind when it fails (a held-out review)
         try:
             with added_attributes_removed(leaf_modules(model), ("input", "output")), hook_notices_silenced():

@@ -1,0 +1,75 @@
+"""captum 0.9's DeepLift with the output gradient of each rule module taken after its consumers' rules.
+
+captum (``captum._utils.common._register_backward_hook``) hooks a rule module's output tensor for the
+gradient that arrives there (its ``grad_output``) and the input tensor it was given for the gradient to
+replace by the DeepLIFT multiplier. When a rule module feeds another directly (ReLU -> ReLU, ReLU ->
+MaxPool, ReLU -> Identity -> ReLU, as ``small_cnn``'s conv-ReLU-max-pool), both hooks sit on one tensor
+and the first module's, registered first, reads the gradient before the second module's rule replaces it:
+the plain gradient, not the multiplier (captum issue #1104; fixed upstream by captum PR #1843, after 0.9.0).
+A held-out review measured summation-to-delta 54 % off on ReLU -> ReLU and 5 % on ReLU -> MaxPool2d. And
+the input hook, on the tensor every consumer shares, replaced the gradient of the other consumers too
+(a ReLU whose input also feeds a skip: 1.4 % off).
+
+:class:`AdjacentSafeDeepLift` keeps captum's rules and registers the two tensor hooks on tensors of the
+module's own: the module reads a clone of its input (hooked: the gradient through this module only) and
+its consumers read a clone of its output, whose gradient reaches the hooked output after every consumer's
+rule. Clones do not change values: a network with one rule module between linear layers gets the same
+map bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from captum.attr import DeepLift
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+
+def _first(value: Any) -> Tensor:
+    """The one tensor of a module's input or output (captum's rule modules take and give one)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"deeplift: a rule module takes and gives one tensor, got {len(value)}")
+        return value[0]
+    return value
+
+
+def rule_hooks(module: nn.Module, rule: Callable[[nn.Module, Tensor, Tensor], Any]) -> list[RemovableHandle]:
+    """Forward hooks on ``module`` that call ``rule(module, grad_input, grad_output)`` in the backward pass
+    and use what it returns as the gradient of the module's input."""
+    grad_out: dict[Any, Tensor] = {}
+
+    def keep(grad: Tensor) -> None:
+        grad_out[grad.device] = grad
+
+    def pre_hook(_module: nn.Module, args: Any) -> Tensor:
+        given = _first(args).clone()  # an in-place module changes the clone; the hook holds the value before
+
+        def replace(grad: Tensor) -> Tensor | None:
+            if not grad_out:
+                return None
+            new = rule(module, grad, grad_out[grad.device])
+            return new[0] if isinstance(new, tuple) else new
+
+        given.register_hook(replace)
+        return given
+
+    def forward_hook(_module: nn.Module, _args: Any, out: Any) -> Any:
+        first = _first(out)
+        first.register_hook(keep)  # reached after the hooks of the clone its consumers read
+        return (first.clone(),) if isinstance(out, (tuple, list)) else first.clone()
+
+    return [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(forward_hook)]
+
+
+class AdjacentSafeDeepLift(DeepLift):
+    """captum's DeepLift whose rule modules read their output gradient after their consumers' rules
+    (:func:`rule_hooks`). Only the hook registration differs; the rules are captum's."""
+
+    def _register_hooks(self, module: nn.Module, attribute_to_layer_input: bool = True) -> None:
+        if not self._can_register_hook(module):
+            return
+        self.forward_handles.append(module.register_forward_hook(self._forward_hook))
+        self.forward_handles.append(module.register_forward_pre_hook(self._forward_pre_hook))
+        self.backward_handles.extend(rule_hooks(module, self._backward_hook))
