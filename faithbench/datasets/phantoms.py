@@ -8,8 +8,8 @@ and its disc of radius r is the ``lesion`` mask. The blob is a Gaussian of σ = 
 mask holds its evidence within 1.5 σ (67.5 % in 2D, 47.8 % in 3D): a map that is exactly the
 planted evidence scores relevance mass ≈ 0.67 / 0.48 (docs/datasets.md). An optional shortcut
 marker (a bright square in the top-left corner) co-occurs with the label with strength ``shortcut`` in the train and
-val splits and independently of it in the test split, so a suite can check whether the
-saliency reveals what the model relies on.
+val splits and independently of it in the test split, so a suite can check whether the saliency reveals what the
+model relies on.
 
 ``phantom_organ3d`` (3D) is its twin: an abdomen-like body ellipsoid with liver, spleen, two
 kidneys and a spine; label 1 plants a bright sphere inside the liver or the spleen.
@@ -25,8 +25,8 @@ from typing import Any, Iterable, Iterator
 import torch
 from torch import Tensor
 
-from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE,
-                                   Bound, ParameterError, check_bound, check_range_pair)
+from faithbench.configurable import (AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, Bound, ParameterError,
+                                   check_bound, check_range_pair)
 from faithbench.datasets.base import BaseDataset, Split
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -47,10 +47,9 @@ _SIDE_SALT = 500_009  # seeds the reference side of a normal phantom_cxr, apart 
 
 def check_lesion_radius(owner: str, value: Any, high: float, why: str,
                         growing: tuple[float, int] | None = None) -> tuple[float, float]:
-    """``lesion_radius`` as ``(min, max)`` with ``0 < min <= max <= high``, else :class:`ParameterError`
-    naming ``high`` and ``why`` (what a larger lesion would do). ``growing``: ``(growth, seq_len)`` of a lesion
-    that persists and grows by ``growth`` per visit: its radius at the last visit, ``max * growth**(seq_len -
-    1)``, is held to ``high`` too (a review: growth 2 over 5 visits made a mask of 99.6 % of the image)."""
+    """``lesion_radius`` as ``(min, max)`` with ``0 < min <= max <= high``, else :class:`ParameterError` naming
+    ``high`` and ``why`` (what a larger lesion would do); with ``growing``, ``(growth, seq_len)`` of a lesion that
+    persists and grows, ``max * growth**(seq_len - 1)`` too (a review: a mask of 99.6 % of the image)."""
     radius = check_range_pair(owner, "lesion_radius", value)
     if radius[1] > high:  # a fuzzing review: [100, 200] made the lesion mask the whole image
         raise ParameterError(f"{owner}: expected lesion_radius [min, max] with max <= {high:g} ({why}), got {value!r}")
@@ -108,8 +107,7 @@ class _Phantom(BaseDataset):
         """Check every parameter (the error names it, its range and the value) and store them.
         ``normal_only``: prevalence 0, for :meth:`PhantomCXR.anatomy` only."""
         name = getattr(self, "registry_name", type(self).__name__)
-        if n is None:
-            n = self.default_n[split]
+        n = self.default_n[split] if n is None else n
         check_bound(name, "n", n, MAX_N)
         check_bound(name, "size", size, Bound(self.min_size, self.max_size))
         check_bound(name, "channels", channels, AT_LEAST_ONE)

@@ -32,7 +32,7 @@ VIEW_OPS = frozenset({"View", "Reshape", "ReshapeAlias", "UnsafeView", "Squeeze"
 # Element-wise or order-dependent non-linear operations (DeepLIFT needs a rule at each; captum has
 # rules for modules only). Mul and Div count when both operands depend on the input (a gating). Where counts
 # always (a ReLU written torch.where(h > 0, h, 0): a review; its condition is not in the graph, so a fixed mask too).
-NONLINEAR_OPS = frozenset({"Where", 
+NONLINEAR_OPS = frozenset({"Where",
     "Relu", "Threshold", "Sigmoid", "Tanh", "Gelu", "Silu", "Hardswish", "Hardsigmoid", "Hardtanh", "Elu",
     "LeakyRelu", "Softplus", "Mish", "Prelu", "Softmax", "LogSoftmax", "Abs", "Pow", "Exp", "Log", "Sqrt",
     "Rsqrt", "Clamp", "ClampMin", "ClampMax", "Maximum", "Minimum", "Max", "Min", "Amax", "Amin", "Sort",
