@@ -10,7 +10,9 @@
 
 :data:`MULTILABEL` maps a single-label score to its multi-label counterpart. :func:`same_prediction`
 is the one definition of "x_j gets the same prediction as x_i" that the batch-level metrics
-(``consistency``, ``sufficiency``) share. The ground floor: it imports nothing of faithbench.
+(``consistency``, ``sufficiency``) share; :func:`decision_changed` is its per-row counterpart for a perturbed
+copy x' of x (the robustness metrics' ``nan_if_prediction_changes``). The ground floor: it imports nothing of
+faithbench.
 """
 
 from __future__ import annotations
@@ -65,6 +67,23 @@ def same_prediction(logits: Tensor, target: Tensor | None = None) -> Tensor:
     present = logits > 0
     on_own_class = present[:, target.to(logits.device)].T  # [i, j]: x_j's decision on class k_i
     return on_own_class == on_own_class.diagonal()[:, None]
+
+
+def decision_changed(logits: Tensor, perturbed_logits: Tensor, target: Tensor | None = None) -> Tensor:
+    """``(S, B)`` bool, True where perturbed copy s of row b gets another decision than the original:
+    ``logits (B, K)``, ``perturbed_logits (S, B, K)``; the decision is the one row b's map explains, as in
+    :func:`same_prediction`.
+
+    - Single-label (``target`` None): the predicted class, argmax(x') != argmax(x).
+    - Multi-label (``target (B,)``, a row per (sample, explained class k_b)): the decision on row b's
+      class k_b, [logit_k(x') > 0] != [logit_k(x) > 0]. A copy that moves the top one of the K independent
+      sigmoids but not class k's decision is the same decision for that row, and one that flips class k's is
+      not, whatever the top class does (a held-out review: the arg-max never read the explained class)."""
+    if target is None:
+        return perturbed_logits.argmax(-1) != logits.argmax(-1)[None]
+    k = target.to(logits.device)
+    rows = torch.arange(k.shape[0], device=logits.device)
+    return (perturbed_logits[:, rows, k] > 0) != (logits[rows, k] > 0)[None]
 
 
 def as_same_prediction(predicted: Tensor) -> Tensor:

@@ -12,7 +12,8 @@ Shared parameters: ``nr_samples`` (perturbed copies per sample; Quantus defaults
 for cost), ``draws_per_call`` (copies re-explained per explainer call: bounds memory; a
 deterministic explainer gives the same values for any setting, a stochastic one other values, as its
 calls are seeded per call, not per draw: keep it fixed across compared runs), ``nan_if_prediction_changes``
-(leave out copies whose predicted class differs from x's; NaN if none is left).
+(leave out copies whose predicted class differs from x's, on a multi-label model those whose decision on
+the row's explained class k differs, [logit_k(x') > 0] != [logit_k(x) > 0]; NaN if none is left).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ class RobustnessMetric(Metric):
     def changed(self, ctx: EvalContext, x_perturbed: Tensor) -> Tensor | None:
         if not self.nan_if_prediction_changes:
             return None
-        return prediction_changed(self.original_logits(ctx), self.perturbed_logits(ctx, x_perturbed))
+        return prediction_changed(self.original_logits(ctx), self.perturbed_logits(ctx, x_perturbed),
+                                  ctx.target if ctx.multilabel else None)
 
 
 @metrics.register("max_sensitivity")
@@ -129,6 +131,8 @@ class MaxSensitivity(RobustnessMetric):
     defaults: ClassVar[dict[str, Any]] = {**_SHARED, "radius": 0.02}
     bounds: ClassVar[dict[str, Bound]] = {"radius": POSITIVE}
     reduction: ClassVar[str] = "max"
+    # 2: nan_if_prediction_changes on a multi-label model compares the decision on the row's class k, not the argmax
+    version: ClassVar[str] = "2"
 
     def noise_key(self, ctx: EvalContext) -> tuple:
         return ("uniform", self.nr_samples, float(self.radius))
@@ -176,6 +180,8 @@ class LocalLipschitz(RobustnessMetric):
                       paper="Alvarez-Melis & Jaakkola 2018, On the robustness of interpretability methods")
     defaults: ClassVar[dict[str, Any]] = {**_SHARED, "std": 0.01, "normalise": True}
     bounds: ClassVar[dict[str, Bound]] = {"std": POSITIVE}
+    # 2: nan_if_prediction_changes on a multi-label model compares the decision on the row's class k, not the argmax
+    version: ClassVar[str] = "2"
 
     def noise_key(self, ctx: EvalContext) -> tuple:
         return ("gaussian", self.nr_samples, float(self.std))
@@ -213,6 +219,8 @@ class Continuity(RobustnessMetric):
     defaults: ClassVar[dict[str, Any]] = {"steps": 28, "fill": "min", "normalise": True, "draws_per_call": 1,
                                           "nan_if_prediction_changes": False}
     bounds: ClassVar[dict[str, Bound]] = {"steps": AT_LEAST_ONE}
+    # 2: nan_if_prediction_changes on a multi-label model compares the decision on the row's class k, not the argmax
+    version: ClassVar[str] = "2"
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -6,7 +6,8 @@ counting): :mod:`faithbench.metrics.robustness`.
 
 Defaults: U(-0.02, 0.02) noise (``radius``; Quantus 0.6.0 adds U(0.02, 0.2), a positive shift of
 up to 0.2, unless given a ``perturb_func``), ε_min = 1e-6 (Quantus'), copies whose predicted class
-changed are left out (``nan_if_prediction_changes: true``, as in Quantus), postprocess ``none``,
+changed are left out (``nan_if_prediction_changes: true``, as in Quantus; on a multi-label model, those whose
+decision on the row's explained class k changed, logit_k > 0), postprocess ``none``,
 10 draws instead of Quantus' 200, and ``zeros: nan``: the relative change (a - a') / a is not
 defined where a divisor entry is 0 (or subnormal, below 1.2e-38), so a sample whose e_x (or x for RIS, L_x for RRS) has
 one gets NaN (counted as a missing value, not a score); ``zeros: skip`` takes each relative change
@@ -40,8 +41,9 @@ _DEFAULTS: dict[str, Any] = {"nr_samples": 10, "radius": 0.02, "eps_min": 1e-6, 
 class RelativeStability(RobustnessMetric):
     bounds: ClassVar[dict[str, Bound]] = {"radius": POSITIVE, "eps_min": POSITIVE}
     # 2: denominator max(norm, eps_min) as the paper (1: eps_min only for a zero norm); 3: a subnormal
-    # divisor entry is a zero under zeros nan and skip
-    version: ClassVar[str] = "3"
+    # divisor entry is a zero under zeros nan and skip; 4: nan_if_prediction_changes on a multi-label model compares
+    # the decision on the row's explained class k (logit_k > 0), not the argmax of the K logits
+    version: ClassVar[str] = "4"
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

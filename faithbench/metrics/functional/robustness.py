@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from faithbench.scores import as_same_prediction
+from faithbench.scores import as_same_prediction, decision_changed
 
 ExplainCall = Callable[[Tensor, Tensor, int], Tensor]
 
@@ -95,10 +95,12 @@ def explain_perturbed(explain: ExplainCall, x_perturbed: Tensor, target: Tensor,
     return torch.cat(out)
 
 
-def prediction_changed(logits: Tensor, perturbed_logits: Tensor) -> Tensor:
-    """``(S, B)`` True where the argmax class of a perturbed copy differs from the original's
-    (``logits (B, K)``, ``perturbed_logits (S, B, K)``)."""
-    return perturbed_logits.argmax(-1) != logits.argmax(-1)[None]
+def prediction_changed(logits: Tensor, perturbed_logits: Tensor, target: Tensor | None = None) -> Tensor:
+    """``(S, B)`` True where a perturbed copy's decision differs from the original's (``logits (B, K)``,
+    ``perturbed_logits (S, B, K)``): the argmax class on a single-label model (``target`` None); on a
+    multi-label one (``target (B,)``, the rows' explained classes k) the presence of class k,
+    [logit_k(x') > 0] != [logit_k(x) > 0] (:func:`faithbench.scores.decision_changed`)."""
+    return decision_changed(logits, perturbed_logits, target)
 
 
 # --- scores per draw --------------------------------------------------------------------
