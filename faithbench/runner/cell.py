@@ -378,17 +378,17 @@ def _append_rows(result: CellResult, cell: Cell, spec: PluginSpec, metric: Metri
     for i, sample_id in enumerate(batch.ids):
         value = payload["value"][i]
         chance = payload["chance"][i] if payload["chance"] is not None else math.nan
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue  # undefined for this sample (e.g. an empty mask): no row
         row = {"dataset": cell.dataset.label, "model": cell.model.label, "explainer": cell.explainer.label,
-               "metric": spec.label, "seed": cell.seed, "sample_id": sample_id, "value": float(value),
-               "chance": float(chance), "higher_is_better": metric.higher_is_better,
-               "category": category_name(metric.category), "label": int(batch.label[i]), "target": int(target[i])}
-        if classes is not None:
-            row["class"] = classes[int(target[i])]
-        result.rows.append(row)
-        added += 1
-        if payload["curve"] is not None:
+               "metric": spec.label, "seed": cell.seed, "sample_id": sample_id,
+               "value": math.nan if value is None else float(value), "chance": float(chance),
+               "higher_is_better": metric.higher_is_better, "category": category_name(metric.category),
+               "label": int(batch.label[i]), "target": int(target[i]), **({"class": classes[int(target[i])]}
+                                                                         if classes is not None else {})}
+        if defined := not math.isnan(row["value"]):  # undefined for this sample (e.g. an empty mask): no row
+            result.rows.append(row)
+            added += 1
+        # the curve of an undefined value too where a point is defined (a review: an MPRT curve lost 6 of 7 steps)
+        if payload["curve"] is not None and (defined or any(not math.isnan(p) for p in payload["curve"][i])):
             own = payload["fractions"][i] if isinstance(payload["fractions"][0], list) else payload["fractions"]
             for k, (frac, score) in enumerate(zip(own, payload["curve"][i])):  # fractions (B, K), or (K,) shared
                 point = {"dataset": row["dataset"], "model": row["model"], "explainer": row["explainer"],
