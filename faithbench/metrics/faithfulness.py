@@ -60,8 +60,9 @@ class PerturbationMetric(Metric):
     """Shared machinery: validated options and the memoised ranking, baseline and curve."""
 
     insertion: ClassVar[bool] = False
-    # 2: an edge patch cut by the border ranked by its mean (feature_ranks); 3: scores in float64 (score_logits)
-    version: ClassVar[str] = "3"
+    # 2: an edge patch cut by the border ranked by its mean (feature_ranks); 3: scores in float64 (score_logits);
+    # 4: patch sums in float64 (feature_ranks), so equal sums tie (seeded), not by a float32 rounding bit
+    version: ClassVar[str] = "4"
     bounds: ClassVar[dict[str, Bound]] = {"steps": AT_LEAST_ONE, "patch": AT_LEAST_ONE, "max_batch": AT_LEAST_ONE,
                                           "sigma": POSITIVE}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": _SCORES, "baseline": BASELINES,

@@ -137,7 +137,9 @@ class Monotonicity(ExtraFaithfulness):
     inserts x's values Quantus agrees with ours (the test shows both)."""
 
     info = _info("monotonicity", True, "Arya et al. 2019, One explanation does not fit all (AIX360)", "abs")
-    version: ClassVar[str] = "3"  # 2: an edge patch cut by the border ranked by its mean; 3: scores in float64
+    # 2: an edge patch cut by the border ranked by its mean; 3: scores in float64; 4: patch sums in float64
+    # (feature_ranks): equal sums tie (seeded), not by a float32 rounding bit
+    version: ClassVar[str] = "4"
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "steps": 100}
     bounds: ClassVar[dict[str, Bound]] = {"steps": Bound(2, why="with 1 step the curve is one point, every feature "
                                                                "restored, so every map scores 1")}
@@ -254,8 +256,9 @@ class IROF(ExtraFaithfulness):
     one channel (a 1-channel segment mask for a C-channel array: AssertionError)."""
 
     info = _info("irof", True, "Rieger & Hansen 2020, IROF: a low resource evaluation metric for explanation methods")
-    # 2: patches of exactly equal saliency tie (seeded), not by float noise (up to 0.0066); 3: scores in float64
-    version: ClassVar[str] = "3"
+    # 2: patches of exactly equal saliency tie (seeded), not by float noise (up to 0.0066); 3: scores in float64;
+    # 4: whole patches too (their sums in float64, feature_ranks; float32 pooling split ties by a rounding bit)
+    version: ClassVar[str] = "4"
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "baseline": "mean"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {**ExtraFaithfulness.choices, "score": ("prob",)}
     curve_ylabel: ClassVar[str] = "normalised score f(x^(k)) / f(x)"  # the report's curves (plots_curves)
@@ -274,7 +277,9 @@ class Selectivity(ExtraFaithfulness):
     probability. Quantus' ``Selectivity`` gives the same curve (without f(x) at k = 0) to 1e-4; its
     AUC is np.trapz with dx = 1 over the steps, ours over the fraction in [0, 1]."""
 
-    version: ClassVar[str] = "3"  # 2: an edge patch cut by the border ranked by its mean; 3: scores in float64
+    # 2: an edge patch cut by the border ranked by its mean; 3: scores in float64; 4: patch sums in float64
+    # (feature_ranks): equal sums tie (seeded), not by a float32 rounding bit
+    version: ClassVar[str] = "4"
 
     info = _info("selectivity", False, "Montavon et al. 2018, Methods for interpreting and understanding deep "
                  "neural networks")
