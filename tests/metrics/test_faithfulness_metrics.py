@@ -182,3 +182,13 @@ def test_eager_parameter_errors():
         ABPC(score="probability")
     with pytest.raises(ParameterError, match="'steps' must be >= 1"):
         MoRFAOPC(steps=0)
+
+
+def test_patch_ranking_metrics_are_version_4():
+    """Patch sums in float64 (feature_ranks, a held-out review's F1) change the values of every metric that
+    ranks patches, so their cached scores are not reused; the metrics that rank no patch keep theirs."""
+    from faithbench import create_metric
+    ranking = ["deletion_auc", "insertion_auc", "abpc", "morf_aopc", "lerf_aopc", "monotonicity", "irof",
+               "selectivity"]
+    assert {name: create_metric(name).version for name in ranking} == dict.fromkeys(ranking, "4")
+    assert RegionDeletionCorrelation.version == "3" and create_metric("road_morf").version == "5"
