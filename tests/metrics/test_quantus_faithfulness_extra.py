@@ -120,6 +120,19 @@ def test_selectivity_curve_equals_quantus(setup):
     assert np.allclose(value.numpy(), np.trapezoid(curve.numpy(), dx=1 / 16, axis=1), atol=1e-6)
 
 
+def test_selectivity_differs_from_quantus_where_the_patch_does_not_tile(setup):
+    """A held-out review: the docs claimed the 1e-4 agreement for every patch; Quantus pads an image the
+    patch does not tile on both sides, so its grid is shifted (0.105 with patch 3 on 16 x 16)."""
+    from faithbench.metrics import Selectivity
+    model, x, sal, y = setup
+    theirs = np.array(_call(quantus.Selectivity(patch_size=3, perturb_baseline=0.0, **KW), model, x, sal, y))
+    _, curve = fr.selectivity(fx.Scorer(model, "prob"), x, y, sal, torch.zeros_like(x), patch=3,
+                              generator=torch.Generator())
+    assert theirs.shape == (4, 9) and curve.shape == (4, 10)
+    assert np.abs(curve[:, 1:].numpy() - theirs).max() > 1e-2  # 0.017: no agreement where 3 does not divide 8
+    assert "Where ``patch`` divides every side of the image" in " ".join(Selectivity.__doc__.split())
+
+
 def test_monotonicity_quantus_never_restores_features(setup):
     model, x, sal, y = setup
     gen = torch.Generator().manual_seed(1)
