@@ -130,10 +130,8 @@ def test_exactly_tied_patch_sums_are_ordered_by_the_seed(shape):
     deletion_auc moved by 0.016)."""
     quant = _quantised(shape)
     grid = (slice(None), *[slice(None, None, 2)] * len(shape))
-    # the sums at the map's precision: exact in float64, then rounded once (0.1 + 0.1 + 0.4 + 0.4 and
-    # 0.2 + 0.2 + 0.3 + 0.3 differ by 1.5e-8 in float64, below float32's resolution: a tie)
-    exact = pool_features(quant.double(), 2).float().flatten(1)
-    assert (pool_features(quant, 2).flatten(1) != exact).any()  # float32 pooling does split ties
+    exact = pool_features(quant.double(), 2).flatten(1)  # sums of float32 values: exact in float64
+    assert (pool_features(quant, 2).flatten(1).double() != exact).any()  # float32 pooling does split ties
     ranks = [feature_ranks(quant, patch=2, generator=torch.Generator().manual_seed(seed))[grid].flatten(1)
              for seed in range(400)]
     groups = 0

@@ -119,20 +119,20 @@ def feature_ranks(saliency: Tensor, *, patch: int = 1, generator: torch.Generato
     its sum it always came last for the random control, a held-out review's morf_aopc of random maps
     0.376 against 0.101 for a random order, 28^3 volumes in 8^3 patches; by its mean, whose spread is
     larger over fewer pixels, 0.145: validate warns of such a patch), and every pixel of a patch carries
-    its patch's rank. Patch sums are taken in float64 (version 4 of the ranking metrics): patches whose
-    float32 values sum equally in another arrangement tie and the seed orders them (float32 pooling split such
-    ties by a rounding bit, a held-out review: deletion_auc moved by 0.016 on a 4-level map).
+    its patch's rank. Whole patches are ranked by their exact sums (float64, version 4 of the ranking metrics):
+    patches whose values sum equally in another arrangement tie and the seed orders them (float32 pooling split
+    such ties by a rounding bit, a held-out review: deletion_auc moved by 0.016 on a 4-level map); means of
+    cut patches are rounded to the map's dtype, so equal means that division rounds apart tie too.
     """
     if not torch.isfinite(saliency).all():
         raise ValueError("saliency contains NaN or Inf; cannot rank features")
     spatial = saliency.shape[1:]
     grid = saliency
-    if patch > 1:  # in float64: equal sums (means) stay equal, so the seed, not a float32 rounding bit, orders them
+    if patch > 1:  # in float64: equal sums stay equal, so the seed, not a float32 rounding bit, orders them
         wide = saliency.double()
         grid = pool_features(wide, patch)
-        if any(size % patch for size in spatial):
-            grid = grid / pool_features(torch.ones_like(wide[:1]), patch)
-        grid = grid.to(saliency.dtype)
+        if any(size % patch for size in spatial):  # means, back in the map's dtype: equal means stay ties
+            grid = (grid / pool_features(torch.ones_like(wide[:1]), patch)).to(saliency.dtype)
     flat = grid.flatten(1)
     b, n = flat.shape
     shuffle = torch.rand((b, n), generator=generator).argsort(dim=1).to(flat.device)
