@@ -418,3 +418,18 @@ def test_a_gate_that_can_only_lower_the_score_or_gates_nothing_warns(tmp_path, n
 def test_the_region_metric_built_directly_checks_its_parameters(params, expected):
     with pytest.raises(ParameterError, match=expected):
         metrics.get("regions")(**params)
+
+
+def test_region_deletion_correlation_on_fewer_than_3_regions_warns_and_is_skipped(tmp_path):
+    """A review: with fewer than 3 masks outside ``exclude`` every value was NaN and validate said ok; it warns
+    now and the run skips the metric there (phantom_cxr's masks outside this exclude: lung_left, lung_right)."""
+    exclude = "[lesion, marker, body, heart, spine, lung_lesion_side, lung_contralateral, target]"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _load(tmp_path, f"{{name: region_deletion_correlation, params: {{exclude: {exclude}}}}}, deletion_auc")
+    said = [str(w.message) for w in caught if "region_deletion_correlation" in str(w.message)]
+    assert said == [f"{tmp_path / 'suite.yaml'}: metrics[0] 'region_deletion_correlation' does not apply to dataset "
+                    "'phantom_cxr': 2 of the dataset's masks are regions (lung_left, lung_right; the others are in "
+                    "'exclude'): a rank correlation needs at least 3; the run skips it there"]
+    metric = metrics.get("region_deletion_correlation")()
+    assert metric.applicability({"heart", "spine", "lung_left", "lesion"}, 2) == (None, [])  # 3 regions: runs

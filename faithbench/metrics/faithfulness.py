@@ -22,7 +22,7 @@ with ``steps: 128`` (129 points) and ``score: correct``.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Collection
 
 import torch
 from torch import Tensor
@@ -299,6 +299,17 @@ class RegionDeletionCorrelation(PerturbationMetric):
 
     def required_masks(self) -> list[str]:
         return list(self.regions)
+
+    def applicability(self, masks: Collection[str], spatial_dims: int) -> tuple[str | None, list[str]]:
+        """Skipped where the dataset has fewer than 3 masks outside ``exclude`` (``regions: []``): every value
+        would be NaN (a review: validate said ok, the run's rows were all undefined). A multi-label dataset's
+        class masks are left out when computed, not here."""
+        reason, notes = super().applicability(masks, spatial_dims)
+        kept = sorted(m for m in masks if m not in set(self.exclude))
+        if reason is None and not self.regions and len(kept) < 3:
+            reason = (f"{len(kept)} of the dataset's masks are regions ({', '.join(kept) or 'none'}; the others are "
+                      "in 'exclude'): a rank correlation needs at least 3")
+        return reason, notes
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         names = self.region_names(ctx)
