@@ -170,7 +170,8 @@ def split_skipped(skipped: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFr
 def mixed_classes_note(samples: pd.DataFrame | None, dataset: str, model: str, target_class: str = "") -> str:
     """"k of n maps explain a class other than their sample's label ..." for a (dataset, model) of
     single-label ``samples.csv`` rows (one per explained sample and seed), or "" when every map explains
-    its label. A held-out review: 10 of a shortcut model's 16 maps explained 'normal' on lesion images,
+    its label or when every map explains one and the same class (no cell mixes classes: a review's model
+    explained class 0 on all 12 (sample, seed) maps of lesion images, and the note said each cell mixed them). A held-out review: 10 of a shortcut model's 16 maps explained 'normal' on lesion images,
     and pooling them reversed the leaderboard's verdict of the lesion maps alone (``strata.csv``).
     With ``target_class`` (a multi-label table): "k of n maps explain it on images without it ..."
     where the table mixes images with and without the class (another review: 0.522 present, 0.264
@@ -190,7 +191,7 @@ def mixed_classes_note(samples: pd.DataFrame | None, dataset: str, model: str, t
                 "breaks the scores down")
     target, label = (pd.to_numeric(rows[c], errors="coerce") for c in ("target", "label"))
     other = int((target != label)[target.notna() & label.notna()].sum())
-    if not other:
+    if not other or target.nunique() == 1:  # every map explains one class: no cell mixes classes (a review)
         return ""
     return (f"{other} of {len(rows)} maps (samples x seeds) explain a class other than their sample's label (the "
             "model's prediction under target: predicted): each cell mixes the classes; strata.csv's explained "

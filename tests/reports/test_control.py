@@ -123,3 +123,18 @@ def test_the_legend_names_unaliased_controls_by_their_names():
     twice = control_labels({"suite": {"explainers": ["random", {"name": "random", "alias": "r2", "params": {}}]}})
     assert twice == {"random": ["random", "r2"]}
     assert "(random, r2 (random): noise); " in significance_note("random", controls=twice)
+
+
+def test_no_mixed_classes_note_when_every_map_explains_one_class():
+    """Review 8 (F1): every map of both seeds explained class 0 on images labelled 1, and the note said
+    "12 of 12 maps ... each cell mixes the classes" where no cell mixed anything."""
+    from faithbench.reports.notes import mixed_classes_note
+
+    ids = [f"s{i}" for i in range(6)] * 2
+    one = pd.DataFrame({"dataset": "d", "model": "m", "seed": [0] * 6 + [1] * 6, "sample_id": ids,
+                        "target": 0, "label": 1})
+    assert mixed_classes_note(one, "d", "m") == ""
+    two = one.assign(target=[1] * 6 + [0] * 6)  # seed 0 explains class 1, seed 1 class 0: cells mix
+    assert mixed_classes_note(two, "d", "m") == (
+        "6 of 12 maps (samples x seeds) explain a class other than their sample's label (the model's prediction "
+        "under target: predicted): each cell mixes the classes; strata.csv's explained class breaks the scores down")
