@@ -171,7 +171,8 @@ def mixed_classes_note(samples: pd.DataFrame | None, dataset: str, model: str, t
     """"k of n maps explain a class other than their sample's label ..." for a (dataset, model) of
     single-label ``samples.csv`` rows (one per explained sample and seed), or "" when every map explains
     its label or when every map explains one and the same class (no cell mixes classes: a review's model
-    explained class 0 on all 12 (sample, seed) maps of lesion images, and the note said each cell mixed them). A held-out review: 10 of a shortcut model's 16 maps explained 'normal' on lesion images,
+    explained class 0 on all 12 (sample, seed) maps of lesion images, and the note said each cell mixed them).
+    A held-out review: 10 of a shortcut model's 16 maps explained 'normal' on lesion images,
     and pooling them reversed the leaderboard's verdict of the lesion maps alone (``strata.csv``).
     With ``target_class`` (a multi-label table): "k of n maps explain it on images without it ..."
     where the table mixes images with and without the class (another review: 0.522 present, 0.264
