@@ -77,7 +77,8 @@ AR_MIN = 0.5
 MIN_RANKED = 6  # no verdict on fewer ranked samples (module docstring)
 CONDITIONS = ("original", "minor", "disruptive")
 RELIABILITY_COLUMNS = ["metric", "nr", "ar", "passed", "nr_ranking", "nr_scores", "ar_ranking", "ar_scores",
-                       "agreement_tau", "n_samples", "n_ranked", "n_explainers", "n_ranked_original"]
+                       "agreement_tau", "n_samples", "n_ranked", "n_explainers", "n_ranked_original",
+                       "n_defined_original"]
 _NEEDED = ["metric", "explainer", "sample_id", "condition", "value", "higher_is_better"]
 
 
@@ -97,6 +98,11 @@ def _n_ranked(original: pd.DataFrame) -> int:
     """The samples (rows) whose original values over the explainers are defined for at least 2 and
     not all tied."""
     return int(sum(np.unique(row[~np.isnan(row)]).size >= 2 for row in original.to_numpy(float)))
+
+
+def _n_defined(original: pd.DataFrame) -> int:
+    """The samples (rows) with original values for at least 2 explainers, tied or not."""
+    return int((original.notna().sum(axis=1) >= 2).sum())
 
 
 def _consistency(original: pd.DataFrame, other: pd.DataFrame) -> tuple[float, float, int]:
@@ -186,6 +192,7 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
         row["n_samples"] = 0 if original is None else int(len(original))
         row["n_ranked"] = row["n_ranked_original"] = 0 if original is None else _n_ranked(original)
         row["n_explainers"] = 0 if original is None else int(original.shape[1])
+        row["n_defined_original"] = 0 if original is None else _n_defined(original)
         for condition, prefix in (("minor", "nr"), ("disruptive", "ar")):
             tau, shift = np.nan, np.nan
             if original is not None and condition in wide:
@@ -237,6 +244,20 @@ def _ranks_original(row: pd.Series) -> bool | None:
     return True if any(r is not None and not pd.isna(r) for r in rankings) else None
 
 
+def _why_unranked(row: pd.Series) -> str:
+    """Why no re-scored sample ranks the explainers under the original condition (``n_ranked_original`` 0):
+    ties, or fewer than two explainers with a value (a review: "it gave every explainer the same value" where
+    Grad-CAM was undefined on every sample and saliency alone had values), from ``n_defined_original``; a
+    table without it (older) keeps the tie sentence."""
+    defined, n = _count(row, "n_defined_original"), _count(row, "n_samples")
+    if defined is None or (n is not None and defined >= n):
+        return "it gave every explainer the same value wherever it is defined"
+    if defined == 0:
+        return "fewer than two explainers have a value (skipped.csv counts the undefined rows)"
+    return (f"fewer than two explainers have a value on {'some' if n is None else n - defined}, and it gave every "
+            f"explainer the same value on the {defined} others")
+
+
 def _undefined(row: pd.Series, name: str, prefix: str, condition: str) -> str:
     """Why ``name`` (nr or ar, by ``prefix``) is NaN, each cause told apart (a review: the footnote blamed
     ties where an explainer undefined under the disruptive condition left no sample ranked)."""
@@ -247,8 +268,8 @@ def _undefined(row: pd.Series, name: str, prefix: str, condition: str) -> str:
     if ranked is not None and ranked > 0:  # n_ranked counts this condition's τ̄ when it was computed
         return f"{name} undefined: the {condition} condition was not computed"
     if _ranks_original(row) is False:
-        return (f"{name} undefined: no re-scored sample ranks the explainers under the original condition (it gives "
-                "every explainer the same value wherever it is defined)")
+        return (f"{name} undefined: no re-scored sample ranks the explainers under the original condition (on them "
+                f"{_why_unranked(row)})")
     if _ranks_original(row):
         of = "some of " if original is None else f"{original} of "
         n = _count(row, "n_samples")
@@ -281,8 +302,8 @@ def _reasons(row: pd.Series) -> list[str]:
         n = pd.to_numeric(row.get("n_samples"), errors="coerce")
         its = f"on its {'' if pd.isna(n) else f'{int(n)} '}re-scored samples"
         if ranked == 0 and _ranks_original(row) is False:  # a review: "it ranks nothing" was read as about the board
-            return [f"no verdict: {its} it gave every explainer the same value wherever it is defined, so none of them "
-                    f"ranks the explainers (the leaderboard covers every sample; {advice})"]
+            return [f"no verdict: {its} {_why_unranked(row)}, so none of them ranks the explainers (the leaderboard "
+                    f"covers every sample; {advice})"]
         if ranked == 0 and _ranks_original(row) is None:  # an older table: ties and undefined cannot be told apart
             return [f"no verdict: {its} none ranks the explainers under both the original and a perturbed condition: "
                     "it gives every explainer the same value wherever it is defined, or the explainers are undefined "

@@ -329,3 +329,25 @@ def test_footnote_gives_the_two_halves_of_a_failing_value():
     note = reliability_footnote(table, board).split("read with caution: ")[1]
     assert note == ("m (on d / a): noise resilience 0.47 < 0.60: its ranking or scores move under a minor "
                     "perturbation (ranking 0.89, scores 0.06).")
+
+
+def test_the_footnote_says_fewer_than_two_explainers_have_a_value_not_ties():
+    """Review 8 (F3): Grad-CAM undefined on every re-scored sample and saliency alone with values gave
+    n_ranked_original 0, and the footnote said the metric "gave every explainer the same value"."""
+    alone = {"gradcam": [np.nan] * 8, "saliency": [0.1, 0.3, 0.2, 0.5, 0.4, 0.7, 0.6, 0.8]}
+    rows = sum((_rows("relevance_mass", c, alone) for c in ("original", "minor", "disruptive")), [])
+    table = metric_reliability(pd.DataFrame(rows))
+    row = table.iloc[0]
+    assert (row["n_ranked_original"], row["n_defined_original"], row["n_explainers"]) == (0, 0, 2)
+    note = reliability_footnote(table, pd.DataFrame({"metric": ["relevance_mass"]}))
+    assert "same value" not in note
+    assert "relevance_mass: no verdict: on its 8 re-scored samples fewer than two explainers have a value " \
+           "(skipped.csv counts the undefined rows), so none of them ranks the explainers" in note
+    # 5 samples with saliency alone, 3 where both are defined and tied
+    mixed = {"gradcam": [np.nan] * 5 + [0.5] * 3, "saliency": [0.1, 0.3, 0.2, 0.5, 0.4] + [0.5] * 3}
+    rows = sum((_rows("m", c, mixed) for c in ("original", "minor", "disruptive")), [])
+    table = metric_reliability(pd.DataFrame(rows))
+    assert table.iloc[0]["n_defined_original"] == 3
+    assert "m: no verdict: on its 8 re-scored samples fewer than two explainers have a value on 5, and it gave " \
+           "every explainer the same value on the 3 others, so none" in reliability_footnote(
+               table, pd.DataFrame({"metric": ["m"]}))
