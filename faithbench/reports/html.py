@@ -93,7 +93,8 @@ def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str, str], str]:
             for metric in table.metrics:
                 cell = table.cells[explainer][metric]
                 if cell is None:
-                    cells.append("<td>–</td>")
+                    note = table.n_note(explainer, metric)
+                    cells.append(f"<td>–{f' <small>({_e(note)})</small>' if note else ''}</td>")
                     continue
                 mark = f"<sup>{table.mark_of(cell)}</sup>" if table.mark_of(cell) else ""
                 cls = ' class="best"' if cell.best else ""

@@ -148,7 +148,7 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
             for metric in table.metrics:
                 cell = table.cells[explainer][metric]
                 if cell is None or math.isnan(cell.mean):  # n = 0 said, as the Markdown does (a review)
-                    none = table.n_note(explainer, metric).replace(" ", "") if cell is not None else ""
+                    none = table.n_note(explainer, metric).replace(" ", "")
                     row.append(r"\faithbenchcell{--\\{\scriptsize " + none + "}}" if none else "--")
                     continue
                 mean = _minus(cell.number())

@@ -114,9 +114,15 @@ class LeaderboardTable:
         return f"n {'≤' if short else '='} {top}"
 
     def n_note(self, explainer: str, metric: str) -> str:
-        """``n = 29`` for a cell with fewer defined values than its column's largest, else empty."""
+        """``n = 29`` for a cell with fewer defined values than its column's largest, ``n = 0`` for one with no
+        value (no row in ``leaderboard.csv`` or a row with n 0: a review found `–` and `– (n = 0)` for the same
+        case in one run, under an "n ≤ 3" header whose every printed n was 3), else empty (a column without n)."""
         cell, top = self.cells[explainer][metric], self.n_max(metric)
-        return f"n = {cell.n}" if cell is not None and cell.n is not None and top is not None and cell.n < top else ""
+        if top is None:
+            return ""
+        if cell is None:
+            return "n = 0"
+        return f"n = {cell.n}" if cell.n is not None and cell.n < top else ""
 
     def rank_note(self, metric: str) -> str:
         """"rank 1: on the 1 sample every explainer has" where the column's rank came from fewer samples (``n_common``
@@ -268,7 +274,8 @@ def _markdown_table(table: LeaderboardTable, metrics: list[str]) -> list[str]:
         for metric in metrics:
             cell = table.cells[explainer][metric]
             if cell is None:
-                row.append("–")
+                note = table.n_note(explainer, metric)
+                row.append("–" + (f" ({note})" if note else ""))
                 continue
             text = f"**{cell.text()}**" if cell.best else cell.text()
             note = table.n_note(explainer, metric)

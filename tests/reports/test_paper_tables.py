@@ -104,3 +104,21 @@ def test_latex_labels_are_unique_in_a_file():
                                                                        False)]
     tex = leaderboard_latex(_board(rows))
     assert r"\label{tab:faithbench-x-y-z}" in tex and r"\label{tab:faithbench-x-y-z-2}" in tex
+
+
+def test_an_explainer_without_a_row_for_a_metric_says_n0_as_one_with_an_n0_row():
+    """Review 8 (F4): gradcam had relevance_mass rows with n 0 for one class and none for the other; one table
+    printed `– (n = 0)`, the other `–` under the same "n ≤ 3" header whose every printed n was 3."""
+    board = _board([("d", "m", "relevance_mass", "saliency", 0.312, 0.25, 0.4, 3, 1, True, False),
+                    ("d", "m", "relevance_mass", "random", 0.2, 0.1, 0.3, 3, 2, True, False),
+                    ("d", "m", "deletion_auc", "gradcam", 0.3, 0.2, 0.4, 3, 1, False, False),
+                    ("d", "m", "deletion_auc", "saliency", 0.4, 0.3, 0.5, 3, 2, False, False),
+                    ("d", "m", "deletion_auc", "random", 0.5, 0.4, 0.6, 3, 3, False, False)])
+    md = leaderboard_markdown(board)
+    assert "relevance\\_mass ↑ (n ≤ 3)" in md
+    assert "| gradcam | **0.300 [0.200, 0.400]** | – (n = 0) |" in md
+    tex = leaderboard_latex(board)
+    assert r"\faithbenchcell{--\\{\scriptsize n=0}}" in tex
+    html = "".join(_leaderboard_html(board).values())
+    assert "<td>– <small>(n = 0)</small></td>" in html
+    assert leaderboard_markdown(UNDEFINED).count("– (n = 0)") == 1  # the n-0 row: as before
