@@ -310,12 +310,12 @@ def render_html(
         heading = " / ".join([dataset, model] + ([target_class] if target_class else []))
         if in_chance_block((dataset, model, target_class or ""), chance_blocks):
             heading += f" {DAGGER} (model at chance)"
-        mixed = mixed_classes_note(samples, dataset, model, target_class)
-        parts.append(f"<h3>{_e(heading)}</h3>{table}" + (f'<p class="warn">{_e(mixed)}</p>' if mixed else ""))
         in_block = (board["dataset"].astype(str) == dataset) & (board["model"].astype(str) == model)
         if target_class:  # multi-label: plots per explained class
             stem += f"_{safe_name(target_class)}"
             in_block &= board["class"].fillna("").astype(str) == target_class
+        mixed = mixed_classes_note(samples, dataset, model, target_class, board[in_block])
+        parts.append(f"<h3>{_e(heading)}</h3>{table}" + (f'<p class="warn">{_e(mixed)}</p>' if mixed else ""))
         parts.append(_figures(named(f"curves_{stem}"), root, used))
         distributions = _figures(named(f"distributions_{stem}"), root, used)
         parts.append(distributions + (f'<p class="note">{_e(DISTRIBUTION_NOTE)}</p>' if distributions else ""))

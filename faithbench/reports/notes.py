@@ -167,7 +167,8 @@ def split_skipped(skipped: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFr
     return skipped[~partly], skipped[partly]
 
 
-def mixed_classes_note(samples: pd.DataFrame | None, dataset: str, model: str, target_class: str = "") -> str:
+def mixed_classes_note(samples: pd.DataFrame | None, dataset: str, model: str, target_class: str = "",
+                       board: pd.DataFrame | None = None) -> str:
     """"k of n maps explain a class other than their sample's label ..." for a (dataset, model) of
     single-label ``samples.csv`` rows (one per explained sample and seed), or "" when every map explains
     its label or when every map explains one and the same class (no cell mixes classes: a review's model
@@ -176,19 +177,31 @@ def mixed_classes_note(samples: pd.DataFrame | None, dataset: str, model: str, t
     and pooling them reversed the leaderboard's verdict of the lesion maps alone (``strata.csv``).
     With ``target_class`` (a multi-label table): "k of n maps explain it on images without it ..."
     where the table mixes images with and without the class (another review: 0.522 present, 0.264
-    absent, 0.393 pooled)."""
+    absent, 0.393 pooled); with ``board`` (the table's leaderboard rows) it names the metrics whose cells hold
+    more samples than have the class, the only ones that mix (a review: a localisation metric has no mask, so no
+    value, on an image without the finding, and the note said its cells mixed)."""
     if samples is None or samples.empty or not {"dataset", "model", "target", "label"} <= set(samples.columns):
         return ""
     rows = samples[(samples["dataset"].astype(str) == dataset) & (samples["model"].astype(str) == model)]
     if target_class:
         if "class" not in rows.columns:  # a run before samples.csv named the class
             return ""
-        present = pd.to_numeric(rows.loc[rows["class"].astype(str) == target_class, "label"], errors="coerce")
+        of_class = rows[rows["class"].astype(str) == target_class]
+        present = pd.to_numeric(of_class["label"], errors="coerce")
         absent = int((present == 0).sum())
         if not absent or absent == len(present):
             return ""
+        which = "each cell"
+        if board is not None and {"metric", "n"} <= set(board.columns) and "sample_id" in of_class.columns:
+            with_it = of_class.loc[present == 1, "sample_id"].nunique()
+            n = pd.to_numeric(board["n"], errors="coerce").groupby(board["metric"].astype(str)).max()
+            mixing = sorted(n.index[n > with_it])
+            if not mixing:
+                return ""
+            which = f"each cell of {', '.join(mixing)}" + ("" if len(mixing) == n.size else
+                                                          " (the others have no value without the finding)")
         return (f"{absent} of {len(present)} maps (samples x seeds) explain {target_class} on images without it: "
-                "each cell mixes images with and without the finding; strata.csv's finding (present / absent) "
+                f"{which} mixes images with and without the finding; strata.csv's finding (present / absent) "
                 "breaks the scores down")
     target, label = (pd.to_numeric(rows[c], errors="coerce") for c in ("target", "label"))
     other = int((target != label)[target.notna() & label.notna()].sum())

@@ -90,6 +90,15 @@ def test_a_multilabel_table_that_explains_a_class_on_images_without_it_says_so()
         "the finding; strata.csv's finding (present / absent) breaks the scores down")
     assert mixed_classes_note(samples, "d", "m", "b") == ""  # present on every image
     assert mixed_classes_note(samples.drop(columns="class"), "d", "m", "a") == ""  # a run before the column
+    # a review: a localisation metric has no value without the finding (empty mask), so its cells do not mix
+    board = pd.DataFrame({"metric": ["deletion_auc", "deletion_auc", "pointing_game", "relevance_mass"],
+                          "n": [6, 6, 3, 3]})
+    assert mixed_classes_note(samples, "d", "m", "a", board) == (
+        "3 of 6 maps (samples x seeds) explain a on images without it: each cell of deletion_auc (the others have "
+        "no value without the finding) mixes images with and without the finding; strata.csv's finding (present / "
+        "absent) breaks the scores down")
+    assert mixed_classes_note(samples, "d", "m", "a", board[board["metric"] != "deletion_auc"]) == ""
+    assert "each cell of deletion_auc mixes" in mixed_classes_note(samples, "d", "m", "a", board.iloc[:2])
 
 
 def test_the_legend_names_aliased_controls_as_the_tables_do(tmp_path, names):
