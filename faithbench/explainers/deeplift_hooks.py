@@ -63,12 +63,32 @@ def rule_hooks(module: nn.Module, rule: Callable[[nn.Module, Tensor, Tensor], An
     return [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(forward_hook)]
 
 
+def overlapping_max_pool(module: nn.Module) -> bool:
+    """A max-pool whose windows overlap (kernel > stride on some axis: every ResNet's and DenseNet's stem, k3 s2).
+    captum's max-pool rule un-pools with ``max_unpool``, which overwrites where windows overlap instead of summing:
+    36 % off on conv -> MaxPool2d(3, 2, 1) alone (a diff review). Such a pool gets no rule and passes its plain
+    gradient, which routes every window's share to its maximum and sums over the windows; with a ReLU before it
+    (the stems) that is what captum 0.9 computed (#1104): exact to float rounding on resnet18 (3.8e-6), still
+    approximate in general (8.9 % on a conv-ReLU-conv-ReLU-pool CNN, as captum 0.9)."""
+    if not isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
+        return False
+    dims = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}[type(module)]
+
+    def per_axis(v: Any) -> tuple[int, ...]:
+        return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * dims
+
+    kernel = per_axis(module.kernel_size)
+    stride = per_axis(module.stride if module.stride is not None else module.kernel_size)
+    dilation = per_axis(module.dilation)
+    return any((k - 1) * d + 1 > s for k, s, d in zip(kernel, stride, dilation))
+
+
 class AdjacentSafeDeepLift(DeepLift):
     """captum's DeepLift whose rule modules read their output gradient after their consumers' rules
     (:func:`rule_hooks`). Only the hook registration differs; the rules are captum's."""
 
     def _register_hooks(self, module: nn.Module, attribute_to_layer_input: bool = True) -> None:
-        if not self._can_register_hook(module):
+        if not self._can_register_hook(module) or overlapping_max_pool(module):
             return
         self.forward_handles.append(module.register_forward_hook(self._forward_hook))
         self.forward_handles.append(module.register_forward_pre_hook(self._forward_pre_hook))

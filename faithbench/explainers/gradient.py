@@ -217,8 +217,9 @@ class DeepLiftExplainer(Explainer):
     summed over channels: sum_i attr_i = score(x) - score(x') (summation-to-delta).
 
     CNNs only: the rule is applied at activation modules captum knows (ReLU, ELU, LeakyReLU,
-    Sigmoid, Tanh, Softplus, MaxPool, Softmax); a ViT's GELU and its functional softmax get plain
-    gradients, which is not DeepLIFT. Refused (:mod:`faithbench.explainers.graph`, one traced
+    Sigmoid, Tanh, Softplus, MaxPool whose windows do not overlap; an overlapping max-pool, every ResNet's
+    stem, passes its plain gradient: :func:`~faithbench.explainers.deeplift_hooks.overlapping_max_pool`);
+    a ViT's GELU and its functional softmax get plain gradients, which is not DeepLIFT. Refused (:mod:`faithbench.explainers.graph`, one traced
     forward pass): a non-linear operation applied outside modules (torchvision's DenseNet calls
     ``F.relu``: sums of -1.58 for a score change of +3.97, found by a held-out review), a product of
     two input-dependent tensors (a squeeze-excitation gate), an activation or pooling module
@@ -231,7 +232,8 @@ class DeepLiftExplainer(Explainer):
     ReLU) read the plain gradient instead of the next one's multiplier (captum issue #1104, fixed after
     0.9 by captum PR #1843): :class:`~faithbench.explainers.deeplift_hooks.AdjacentSafeDeepLift` hooks
     tensors of each module's own, and summation-to-delta is exact to float rounding there (version 2;
-    version 1 was 54 % off on ReLU -> ReLU, 5 % on ReLU -> max-pool).
+    version 1 was 54 % off on ReLU -> ReLU, 5 % on ReLU -> max-pool). Also refused: ``nn.Softmax``,
+    ``Softmin`` and ``LogSoftmax`` modules (captum's rule is approximate).
     """
 
     version = "2"  # 2: rule modules in a row get their consumers' multipliers (1: captum #1104's plain gradient)

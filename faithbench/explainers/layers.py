@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -257,10 +258,11 @@ def canonical_layer(model: nn.Module, dotted: str) -> str:
     was "not found"). AttributeError where a part names nothing, as ``get_submodule``."""
     module, parts = model, []
     for part in dotted.split("."):
-        if part[:1] == "-" and part[1:].isdigit() and isinstance(module, (nn.Sequential, nn.ModuleList)):
-            if int(part) < -len(module):
-                raise AttributeError(f"{part} is out of range for {len(module)} modules")
-            part = str(len(module) + int(part))
+        if re.fullmatch(r"-[1-9][0-9]*", part) and isinstance(module, (nn.Sequential, nn.ModuleList)):
+            names = list(module._modules)  # a Sequential's children may have names (torchvision's DenseNet features)
+            if int(part) < -len(names):
+                raise AttributeError(f"{part} is out of range for {len(names)} modules")
+            part = names[int(part)]
         if not part:  # 'a..b'
             raise AttributeError(f"{dotted!r} has an empty part")
         module = module.get_submodule(part)

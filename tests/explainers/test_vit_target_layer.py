@@ -98,3 +98,19 @@ def test_a_block_output_gives_grad_cam_of_its_tokens(vit, layer):
     got = _explain(vit, "gradcam", layer)
     assert expected.abs().max() > 0
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_a_negative_index_into_a_sequential_with_named_children():
+    """A diff review: torchvision DenseNet's ``features`` is a Sequential of named children (conv0, ...,
+    norm5), so ``features.-1`` was "not found" though ``features[-1]`` works in Python; '-01' is no index."""
+    from faithbench.explainers.layers import canonical_layer
+
+    model = nn.Sequential()
+    model.add_module("stem", nn.Conv2d(1, 2, 3))
+    model.add_module("act", nn.ReLU())
+    model.add_module("head", nn.Sequential(nn.Flatten(), nn.Linear(2, 2)))
+    assert canonical_layer(model, "-1") == "head" and canonical_layer(model, "-3") == "stem"
+    assert canonical_layer(model, "head.-1") == "head.1"
+    for bad in ("-4", "-01", "-0", "head.-3"):
+        with pytest.raises(AttributeError):
+            canonical_layer(model, bad)
