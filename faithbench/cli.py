@@ -355,7 +355,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     from faithbench.runner.errors import InputDataError, OutputInUseError, UsageError
     from faithbench.store import CacheWriteError
 
+    from faithbench.datasets.paths import OFFLINE_VAR, env_problem
+
     try:
+        if problem := env_problem(OFFLINE_VAR):  # read deep in the loaders: said before anything runs
+            raise InputError(problem)
         return int(args.func(args) or 0)
     except (InputError, SuiteError, RegistryError, ParameterError, CheckpointError, FileNotFoundError,
             InputDataError, OutputInUseError, UsageError, CacheWriteError) as exc:

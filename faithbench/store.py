@@ -79,7 +79,9 @@ class CacheLockWait(UserWarning):
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
+    """``$FAITHBENCH_CACHE`` (blanks around it stripped, as ``$FAITHBENCH_DATA``'s; blank: unset, a review: ``" "``
+    made a folder named by a space), else ``$XDG_CACHE_HOME/faithbench``, else ``~/.cache/faithbench``."""
+    env = os.environ.get(CACHE_ENV, "").strip()
     if env:
         return Path(env).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "faithbench"

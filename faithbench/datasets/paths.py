@@ -31,12 +31,25 @@ OFFLINE_VAR = "FAITHBENCH_OFFLINE"
 
 
 TRUE_VALUES = ("1", "true", "yes", "on")  # huggingface_hub's own set for HF_HUB_OFFLINE
+FALSE_VALUES = ("", "0", "false", "no", "off")
 
 
 def env_true(name: str) -> bool:
     """``$name`` set to 1/true/yes/on, any case and blanks around: the one reading of ``FAITHBENCH_OFFLINE``
-    (a review: MedMNIST took 1/true/yes and the hub weights also on, so ``on`` downloaded data offline)."""
+    (a review: MedMNIST took 1/true/yes and the hub weights also on, so ``on`` downloaded data offline).
+    ``FAITHBENCH_OFFLINE`` set to anything but those or 0/false/no/off (or empty) is a ValueError
+    (:func:`env_problem`; a review: ``maybe`` or ``tru`` silently meant online)."""
+    if name == OFFLINE_VAR and (problem := env_problem(name)):
+        raise ValueError(problem)
     return os.environ.get(name, "").strip().lower() in TRUE_VALUES
+
+
+def env_problem(name: str) -> str | None:
+    """One line where ``$name`` is set to neither a true nor a false word, else None."""
+    value = os.environ.get(name, "")
+    if value.strip().lower() in TRUE_VALUES + FALSE_VALUES:
+        return None
+    return (f"${name}: expected 1, true, yes or on (or 0, false, no, off, empty: unset), got {value!r}")
 
 
 def downloads_allowed() -> bool:

@@ -121,7 +121,7 @@ def test_a_file_of_the_same_name_and_size_with_other_images_gets_other_keys(tmp_
 
 
 @pytest.mark.parametrize("value, off", [("1", True), ("on", True), ("ON", True), ("True", True), (" yes ", True),
-                                        ("0", False), ("off", False), ("no", False), ("", False), ("2", False)])
+                                        ("0", False), ("off", False), ("no", False), ("", False)])
 def test_one_reading_of_faithbench_offline(monkeypatch, value, off):
     """A held-out review: MedMNIST read FAITHBENCH_OFFLINE as 1/true/yes and the hub weights as 1/true/yes/on."""
     from faithbench.datasets.paths import downloads_allowed
@@ -130,3 +130,7 @@ def test_one_reading_of_faithbench_offline(monkeypatch, value, off):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("FAITHBENCH_OFFLINE", value)
     assert (downloads_allowed(), offline()) == (not off, off)
+    monkeypatch.setenv("FAITHBENCH_OFFLINE", "2")  # neither word: refused (a review: it silently meant online)
+    for read in (downloads_allowed, offline):
+        with pytest.raises(ValueError, match=r"FAITHBENCH_OFFLINE: expected 1, true, yes or on"):
+            read()
