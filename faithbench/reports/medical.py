@@ -20,6 +20,7 @@ import html
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -304,10 +305,19 @@ def reliability_markdown(root: Path, board: pd.DataFrame, manifest: dict | None 
     return lines
 
 
-def strata_html(table: pd.DataFrame, figures: str = "") -> str:
+def strata_html(table: pd.DataFrame, figures: str = "", target: Any = None) -> str:
     """The stratified-analysis section: the figures, then the table (first rows); a stratum of one map
-    shows no CI ("–", where ``strata.csv`` keeps the bootstrap's zero-width [v, v])."""
+    shows no CI ("–", where ``strata.csv`` keeps the bootstrap's zero-width [v, v]). The note explains the
+    ``finding`` stratum where the table has it, and what ``target: predicted`` does unless the suite's
+    ``target`` (None: not known) is another (a review: neither held for a multi-label class-target run)."""
     from faithbench.reports.markup import table_html
+
+    kinds = set(table["stratum_kind"].astype(str)) if "stratum_kind" in table.columns else set()
+    finding = ("; on multi-label data, whether the image has the explained class's finding (present / absent: "
+               "under a class target an absent class is explained too)" if "finding" in kinds else "")
+    predicted = ("With target: predicted a wrong prediction explains the other class, so for localisation, wrong "
+                 "against correct also compares maps of two classes against the same lesion mask (target: label "
+                 "explains the true class). " if target in (None, "predicted") and "correctness" in kinds else "")
 
     if {"n", "ci_low", "ci_high"} <= set(table.columns):
         single = pd.to_numeric(table["n"], errors="coerce") == 1
@@ -316,11 +326,8 @@ def strata_html(table: pd.DataFrame, figures: str = "") -> str:
             "fraction, on datasets with a lesion mask; the edges come from the distinct values, so with one or "
             "two distinct areas a stratum is missing), model confidence (tertiles of the target probability), "
             "correctness of the prediction and, where maps explain several classes, the explained class (a pooled "
-            "score can hide opposite verdicts per class); mean and 95% bootstrap CI per stratum (none, –, for a "
-            "stratum of one map). With target: "
-            "predicted a wrong prediction "
-            "explains the other class, so for localisation, wrong against correct also compares maps of "
-            "two classes against the same lesion mask (target: label explains the true class). "
+            f"score can hide opposite verdicts per class){finding}; mean and 95% bootstrap CI per stratum (none, –, "
+            f"for a stratum of one map). {predicted}"
             f'<a href="{STRATA_FILE}">{STRATA_FILE}</a></p>' + figures
             + "<details><summary>table</summary>" + table_html(table, "no strata", max_rows=500) + "</details>")
 
@@ -347,7 +354,8 @@ def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict |
                      reliability_html(_read(root / RELIABILITY_FILE), reliability_status(root, manifest))))
     strata = _read(root / STRATA_FILE)
     if strata is not None:
-        sections.append(("strata", "Stratified analysis", strata_html(strata, figures("strata_"))))
+        target = ((manifest or {}).get("suite") or {}).get("target") if manifest is not None else None
+        sections.append(("strata", "Stratified analysis", strata_html(strata, figures("strata_"), target)))
     reliance = _read(root / RELIANCE_SALIENCY_FILE)
     if reliance is not None:
         sections.append(("reliance", "Saliency vs measured reliance", reliance_saliency_html(reliance, control)))

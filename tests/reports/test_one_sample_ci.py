@@ -39,3 +39,19 @@ def test_strata_html_shows_no_ci_for_a_one_map_stratum():
     html = strata_html(table)
     assert html.count("0.123") == 1  # the mean only, not ci_low and ci_high beside it
     assert "0.41" in html and "0.61" in html
+
+
+def test_the_strata_note_explains_what_its_table_holds():
+    """A review: a multi-label class-target run's note left out the finding stratum its table and plots showed,
+    and said what target: predicted does."""
+    rows = {"dataset": "d", "model": "m", "metric": "x", "explainer": "e", "n": 3, "mean": 0.5}
+    table = pd.DataFrame([{**rows, "stratum_kind": "finding", "stratum": "present"},
+                          {**rows, "stratum_kind": "correctness", "stratum": "correct"}])
+    target = {"classes": ["nodule"], "samples": "all"}
+    note = strata_html(table, target=target)
+    assert "whether the image has the explained class's finding (present / absent" in note
+    assert "With target: predicted" not in note
+    assert "With target: predicted" in strata_html(table, target="predicted") and "With target: predicted" in \
+        strata_html(table)  # the suite's target unknown: said
+    plain = strata_html(table[table["stratum_kind"] == "correctness"], target="predicted")
+    assert "finding (present" not in plain and "With target: predicted" in plain
