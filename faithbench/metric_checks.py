@@ -2,24 +2,22 @@
 
 :func:`faithbench.config.validate_plugins` calls :func:`check_metric_fit` after the other checks of
 :mod:`faithbench.config_checks`, so a limit that depends on the data or the network is an error of
-``faithbench validate`` (exit code 2, one line naming the suite file, ``metrics[i]`` and the
-parameter), not a failure in the middle of a run or a column of NaN:
+``faithbench validate`` (exit code 2, one line naming the suite file, ``metrics[i]`` and the parameter), not a
+failure in the middle of a run or a column of NaN:
 
-- an ``alias`` that is the registry name of another metric or explainer (its rows would read as
-  that one's);
-- :meth:`~faithbench.metrics.base.Metric.check_dataset` ``(spatial_shape, *, multilabel)``: on each
-  dataset where the metric applies (:meth:`~faithbench.metrics.base.Metric.applicability`; where it
-  does not, :func:`check_masks` warns and the run skips it), a problem message or None
-  (``top_k_intersection``'s ``k`` above the pixels of an image, ``continuity``'s ``steps`` above
-  2W + 1, ``consistency``'s ``grid`` above the smallest side, ``class_sensitivity``'s
-  ``others: positive`` on single-label data, a ``patch`` that leaves one feature to rank); a metric
-  computed directly refuses the same (:meth:`~faithbench.metrics.base.Metric.refuse_unfit`). A
-  plugin without the hook is checked for a ``patch`` parameter that leaves one feature;
-- :meth:`~faithbench.metrics.base.Metric.check_model` ``(model)``: on each model the metric meets,
-  built for the dataset on the ``meta`` device as :func:`~faithbench.config_checks.check_weights`
-  builds it (``relative_representation_stability``'s ``layer``). A model that cannot be built there
-  (one that downloads pretrained weights, a library network that refuses the meta device) is left
-  to the run;
+- an ``alias`` that is the registry name of another metric or explainer (its rows would read as that one's);
+- :meth:`~faithbench.metrics.base.Metric.check_dataset` ``(spatial_shape, *, multilabel)``: on each dataset where
+  the metric applies (:meth:`~faithbench.metrics.base.Metric.applicability`; where it does not,
+  :func:`check_masks` warns and the run skips it), a problem message or None (``top_k_intersection``'s ``k``
+  above the pixels of an image, ``continuity``'s ``steps`` above 2W + 1, ``consistency``'s ``grid`` above the
+  smallest side, ``class_sensitivity``'s ``others: positive`` on single-label data, a ``patch`` that leaves one
+  feature to rank); a metric computed directly refuses the same
+  (:meth:`~faithbench.metrics.base.Metric.refuse_unfit`). A plugin without the hook is checked for a ``patch``
+  parameter that leaves one feature;
+- :meth:`~faithbench.metrics.base.Metric.check_model` ``(model)``: on each model the metric meets, built for the
+  dataset on the ``meta`` device as :func:`~faithbench.config_checks.check_weights` builds it
+  (``relative_representation_stability``'s ``layer``). A model that cannot be built there (one that downloads
+  pretrained weights, a library network that refuses the meta device) is left to the run;
 - that something applies: a suite in which no metric applies to any dataset (each one skipped, as
   :func:`check_masks` warns) is an error, since its run would train and explain to compute nothing.
 
@@ -96,15 +94,14 @@ def _largest_patch(plugin: Any, shape: tuple[int, ...], multilabel: bool) -> str
 
 
 def _applies(plugin: Any, masks: set[str] | None, dims: int) -> bool:
-    """False where the run skips ``plugin`` on a dataset with ``masks`` and ``dims`` spatial axes
-    (an unreadable sample, ``masks`` None: the run's preflight names it)."""
+    """False where the run skips ``plugin`` on ``masks``, ``dims`` axes (``masks`` None: the preflight tells)."""
     return masks is None or skip_reason(plugin, masks, dims) is None
 
 
 def first_batch_masks(dataset: Any, suite: Any) -> set[str] | None:
-    """The mask names of the run's first batch: of each of its samples (the first ``batch_size`` of
-    the first ``samples``, or of the first positive ones with ``subset: positive``), as the run
-    collates them and decides which metrics apply (None when they cannot be read here)."""
+    """The mask names of the run's first batch: of each of its samples (the first ``batch_size`` of the first
+    ``samples``, or of the first positive ones with ``subset: positive``), as the run collates them and decides
+    which metrics apply (None when they cannot be read here)."""
     from faithbench.models.reliance import explained_indices
 
     n = min(suite.samples, suite.batch_size)
@@ -115,9 +112,9 @@ def first_batch_masks(dataset: Any, suite: Any) -> set[str] | None:
 
 
 def run_masks(dataset: Any, suite: Any, metric_plugins: list[Any]) -> set[str] | None:
-    """The mask names the run's metrics meet on ``dataset``: sample 0's, or where a metric needs one
-    sample 0 lacks, those of the run's first batch (:func:`first_batch_masks`: a volume without a
-    lesion first), where the run decides; None when sample 0 cannot be read."""
+    """The mask names the run's metrics meet on ``dataset``: sample 0's, or where a metric needs one sample 0
+    lacks, those of the run's first batch (:func:`first_batch_masks`: a volume without a lesion first), where the
+    run decides; None when sample 0 cannot be read."""
     masks = mask_names(dataset)
     if masks is not None and any(not set(getattr(p, "required_masks", lambda: [])()) <= masks for p in metric_plugins):
         masks = first_batch_masks(dataset, suite) or masks
@@ -129,8 +126,8 @@ def run_masks(dataset: Any, suite: Any, metric_plugins: list[Any]) -> set[str] |
 
 
 def unreadable(dataset: Any) -> str | None:
-    """Why the first test sample of ``dataset`` cannot be read (a mask of another size, a corrupt
-    file), or None: every batch of the run starts with it."""
+    """Why test sample 0 cannot be read (a mask of another size, a corrupt file), or None: every batch starts
+    with it."""
     try:
         if dataset is not None and len(dataset):
             dataset[0]
@@ -198,9 +195,8 @@ def _warn_gate(suite: Any, source: str, built: dict[str, Any], metric_plugins: l
                           "so it can only lower the score (a gate is meant for maps of the finding's class on images "
                           "with and without it, multi-label data with full_dataset: true, as CheXlocalize)",
                           SuiteWarning, stacklevel=3)
-        two_class = [spec.label for spec in suite.datasets if built.get(spec.label) is not None
-                     and not getattr(built[spec.label], "multilabel", False)
-                     and len(getattr(built[spec.label], "classes", ())) == 2]
+        two_class = [spec.label for spec in suite.datasets if built.get(spec.label) is not None and not getattr(
+            built[spec.label], "multilabel", False) and len(getattr(built[spec.label], "classes", ())) == 2]
         if isinstance(gate, float) and gate < 0.5 and suite.target == "predicted" and two_class:
             warnings.warn(f"{where}: gate {gate} gates nothing on the two-class dataset(s) {', '.join(two_class)} "
                           "with target: predicted (the predicted class's probability is at least 0.5)",
@@ -243,10 +239,9 @@ def _warn_cut_patches(suite: Any, source: str, built: dict[str, Any], metric_plu
 
 
 def _warn_one_class(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
-    """Warn where a metric that compares the explained class with samples of another class in the
-    batch (``needs_other_class``: Focus' mosaics) meets ``subset: positive`` on a single-label
-    two-class dataset: every explained sample is of class 1, so every value is NaN (a review:
-    validate said ok)."""
+    """Warn where a metric that compares the explained class with samples of another class in the batch
+    (``needs_other_class``: Focus' mosaics) meets ``subset: positive`` on a single-label two-class dataset: every
+    explained sample is of class 1, so every value is NaN (a review: validate said ok)."""
     if suite.subset != "positive":
         return
     for k, plugin in enumerate(metric_plugins):
@@ -324,7 +319,7 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
             problem = _fit_problem(plugin, shape, multilabel)
             if problem:
                 raise error(f"{source}: metrics[{k}].params: {problem} (dataset {spec.label!r})")
-            problem = _batch_problem(plugin, suite)
+            problem = _batch_problem(plugin, suite, tuple(dataset.classes) if multilabel else None)
             if problem:
                 raise error(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: {problem}")
     _check_something_applies(suite, source, built, metric_plugins, applies, masks, error)
@@ -346,12 +341,17 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
                 raise error(f"{source}: metrics[{k}].params: {problem} (model {mspec.label!r}, dataset {label!r})")
 
 
-def _batch_problem(plugin: Any, suite: Any) -> str | None:
-    """Why a metric that compares a sample with the others of its batch (``min_batch`` > 1:
-    sufficiency, consistency, focus) cannot score any: batches (or samples) below ``min_batch`` (a
-    fuzzing review: the run trained, explained and scored, then had no row)."""
-    need = int(getattr(plugin, "min_batch", 1) or 1)
-    have = min(suite.batch_size, suite.samples)
+def _batch_problem(plugin: Any, suite: Any, classes: tuple[str, ...] | None = None) -> str | None:
+    """Why a metric that compares a sample with the others of its batch (``min_batch`` > 1: sufficiency,
+    consistency, focus) cannot score any: batches (or samples) below ``min_batch`` (a fuzzing review: no row after
+    the whole run); on a multi-label dataset (its ``classes``) under ``target: {classes, samples: all}`` a batch
+    holds ``batch_size // k`` images, a row per class (a review: focus at batch_size 4 on 2 classes)."""
+    need, have, target = int(getattr(plugin, "min_batch", 1) or 1), min(suite.batch_size, suite.samples), suite.target
+    if classes and have >= need and getattr(target, "samples", None) == "all" and \
+            suite.batch_size // (k := len(target.classes or classes)) < need:
+        return (f"{plugin.name} compares each image with other images of its batch and needs {need} in a batch; "
+                f"batch_size {suite.batch_size} holds {suite.batch_size // k} of this multi-label dataset, each "
+                f"explained for its {k} classes (target samples: all); expected batch_size >= {need * k}")
     if have >= need:
         return None
     which = "batch_size" if suite.batch_size <= suite.samples else "samples"

@@ -433,3 +433,22 @@ def test_region_deletion_correlation_on_fewer_than_3_regions_warns_and_is_skippe
                     "'exclude'): a rank correlation needs at least 3; the run skips it there"]
     metric = metrics.get("region_deletion_correlation")()
     assert metric.applicability({"heart", "spine", "lung_left", "lesion"}, 2) == (None, [])  # 3 regions: runs
+
+
+def test_focus_on_a_multilabel_dataset_counts_images_not_rows(tmp_path):
+    """A review: with target {classes: [nodule, cavity]} each image takes 2 rows, so batch_size 4 held 2 images,
+    validate said ok and the run ended with nothing computed; focus needs 4 images (a 2 x 2 mosaic)."""
+    path = tmp_path / "suite.yaml"
+    path.write_text(BASE.replace("phantom_cxr, params: {size: 32, n: 8}", "phantom_cxr_multilabel, params: {size: 32}")
+                    .replace("METRIC", "focus") + "target: {classes: [nodule, cavity]}\nbatch_size: 4\n")
+    with pytest.raises(SuiteError) as err:
+        load_suite(path)
+    assert str(err.value).endswith(
+        "metrics[0] 'focus': focus compares each image with other images of its batch and needs 4 in a batch; "
+        "batch_size 4 holds 2 of this multi-label dataset, each explained for its 2 classes (target samples: all); "
+        "expected batch_size >= 8")
+    path.write_text(path.read_text().replace("batch_size: 4", "batch_size: 8"))
+    load_suite(path)
+    path.write_text(path.read_text().replace("{classes: [nodule, cavity]}", "{classes: [nodule]}")
+                    .replace("batch_size: 8", "batch_size: 4"))
+    load_suite(path)  # one class: a row per image
