@@ -181,7 +181,7 @@ class PhantomLongitudinal(LongitudinalDataset):
         check_bound(name, "prevalence", prevalence, OPEN_UNIT, "at 0 or 1 a split has one class and the test "
                                                               "AUC is undefined")
         radius = check_lesion_radius(name, lesion_radius, PhantomCXR.max_lesion_radius, PhantomCXR.lesion_why,
-                                     (growth, seq_len) if persist else None)
+                                     (growth, min(seq_len, max_visits)) if persist else None)
         super().__init__(split, n=n, size=size, channels=channels, seq_len=seq_len, max_visits=max_visits,
                          seed=seed, prevalence=prevalence, lesion_contrast=lesion_contrast,
                          lesion_radius=list(radius), noise=noise, persist=persist, growth=growth)

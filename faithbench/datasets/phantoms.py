@@ -48,16 +48,16 @@ _SIDE_SALT = 500_009  # seeds the reference side of a normal phantom_cxr, apart 
 def check_lesion_radius(owner: str, value: Any, high: float, why: str,
                         growing: tuple[float, int] | None = None) -> tuple[float, float]:
     """``lesion_radius`` as ``(min, max)`` with ``0 < min <= max <= high``, else :class:`ParameterError` naming
-    ``high`` and ``why`` (what a larger lesion would do); with ``growing``, ``(growth, seq_len)`` of a lesion that
-    persists and grows, ``max * growth**(seq_len - 1)`` too (a review: a mask of 99.6 % of the image)."""
+    ``high`` and ``why`` (what a larger lesion would do); with ``growing``, ``(growth, visits)`` of a lesion that
+    persists and grows, ``max * growth**(visits - 1)`` too (a review: a mask of 99.6 % of the image)."""
     radius = check_range_pair(owner, "lesion_radius", value)
     if radius[1] > high:  # a fuzzing review: [100, 200] made the lesion mask the whole image
         raise ParameterError(f"{owner}: expected lesion_radius [min, max] with max <= {high:g} ({why}), got {value!r}")
     growth, visits = growing or (1.0, 1)
-    if (last := radius[1] * max(growth, 1.0) ** (visits - 1)) > high:
-        raise ParameterError(f"{owner}: expected lesion_radius's max x growth^(seq_len - 1) <= {high:g} with persist: "
-                             f"true, the lesion's radius at the last visit ({why}), got {radius[1]:g} x "
-                             f"{growth:g}^{visits - 1} = {last:.3g}; lower growth or lesion_radius")
+    if (last := radius[1] * max(growth, 1.0) ** (visits - 1)) > high * (1 + 1e-12):  # 2.5 x 1.6^2 is 8.000000000002
+        raise ParameterError(f"{owner}: expected lesion_radius's max x growth^(min(seq_len, max_visits) - 1) <= "
+                             f"{high:g} with persist: true, the lesion's radius at the last visit ({why}), got "
+                             f"{radius[1]:g} x {growth:g}^{visits - 1} = {last:.3g}; lower growth or lesion_radius")
     return radius
 
 

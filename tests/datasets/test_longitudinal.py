@@ -119,12 +119,22 @@ def test_a_persisting_lesion_that_grows_out_of_its_lung_is_refused(growth, seq_l
     made a lesion mask of up to 99.6 % of the image, 80 % of it outside the lungs, and validate said ok."""
     with pytest.raises(ParameterError) as err:
         PhantomLongitudinal(n=2, size=32, persist=True, growth=growth, seq_len=seq_len, lesion_radius=radius)
-    assert str(err.value).startswith("phantom_longitudinal: expected lesion_radius's max x growth^(seq_len - 1) <= 8 "
-                                     "with persist: true, the lesion's radius at the last visit (the narrowest lung")
+    assert str(err.value).startswith("phantom_longitudinal: expected lesion_radius's max x growth^(min(seq_len, "
+                                     "max_visits) - 1) <= 8 with persist: true, the lesion's radius at the last visit "
+                                     "(the narrowest lung")
     assert str(err.value).endswith(f"got {got}; lower growth or lesion_radius")
     # the same growth without persist (the lesion shows at one visit), shrinking, or within the cap: accepted
     for kw in ({"persist": False}, {"persist": True, "growth": 0.5}, {"persist": True, "lesion_radius": (0.4, 0.4)}):
         PhantomLongitudinal(n=2, size=32, **{"growth": growth, "seq_len": seq_len, "lesion_radius": radius, **kw})
+
+
+def test_the_growth_cap_counts_the_visits_a_lesion_can_grow_over():
+    """A review: a lesion grows over min(seq_len, max_visits) - 1 visits at most, and 2.5 x 1.6^2 is 8.000000000000002
+    in floats: [2, 2] with growth 2, seq_len 5, max_visits 3 (at most 8 px) and an exact 8 were refused."""
+    PhantomLongitudinal(n=2, size=32, persist=True, growth=2.0, seq_len=5, max_visits=3, lesion_radius=(2.0, 2.0))
+    PhantomLongitudinal(n=2, size=32, persist=True, growth=1.6, seq_len=3, lesion_radius=(2.5, 3.125))
+    with pytest.raises(ParameterError, match=r"got 2 x 2\^3 = 16; lower growth"):
+        PhantomLongitudinal(n=2, size=32, persist=True, growth=2.0, seq_len=5, max_visits=4, lesion_radius=(2.0, 2.0))
 
 
 def test_visits_view_holds_every_real_visit_once():
