@@ -303,7 +303,8 @@ class RegionDeletionCorrelation(PerturbationMetric):
     def applicability(self, masks: Collection[str], spatial_dims: int) -> tuple[str | None, list[str]]:
         """Skipped where the dataset has fewer than 3 masks outside ``exclude`` (``regions: []``): every value
         would be NaN (a review: validate said ok, the run's rows were all undefined). A multi-label dataset's
-        class masks are left out when computed, not here."""
+        class masks are left out when computed, not here (the classes are not known here): such a dataset with
+        fewer than 3 other masks passes and is undefined everywhere (a diff review)."""
         reason, notes = super().applicability(masks, spatial_dims)
         kept = sorted(m for m in masks if m not in set(self.exclude))
         if reason is None and not self.regions and len(kept) < 3:

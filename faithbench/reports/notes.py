@@ -171,8 +171,8 @@ def mixed_classes_note(samples: pd.DataFrame | None, dataset: str, model: str, t
                        board: pd.DataFrame | None = None) -> str:
     """"k of n maps explain a class other than their sample's label ..." for a (dataset, model) of
     single-label ``samples.csv`` rows (one per explained sample and seed), or "" when every map explains
-    its label or when every map explains one and the same class (no cell mixes classes: a review's model
-    explained class 0 on all 12 (sample, seed) maps of lesion images, and the note said each cell mixed them).
+    its label; where every map explains one and the same class it says so instead of "each cell mixes the
+    classes" (a review's model explained class 0 on all 12 (sample, seed) maps of lesion images).
     A held-out review: 10 of a shortcut model's 16 maps explained 'normal' on lesion images,
     and pooling them reversed the leaderboard's verdict of the lesion maps alone (``strata.csv``).
     With ``target_class`` (a multi-label table): "k of n maps explain it on images without it ..."
@@ -205,8 +205,11 @@ def mixed_classes_note(samples: pd.DataFrame | None, dataset: str, model: str, t
                 "breaks the scores down")
     target, label = (pd.to_numeric(rows[c], errors="coerce") for c in ("target", "label"))
     other = int((target != label)[target.notna() & label.notna()].sum())
-    if not other or target.nunique() == 1:  # every map explains one class: no cell mixes classes (a review)
+    if not other:
         return ""
+    if target.nunique() == 1:  # every map explains one class: nothing mixed, but still another class (a review)
+        return (f"{other} of {len(rows)} maps (samples x seeds) explain a class other than their sample's label (the "
+                f"model's prediction under target: predicted): every map explains class {int(target.iloc[0])}")
     return (f"{other} of {len(rows)} maps (samples x seeds) explain a class other than their sample's label (the "
             "model's prediction under target: predicted): each cell mixes the classes; strata.csv's explained "
             "class breaks the scores down")

@@ -136,13 +136,18 @@ def test_the_legend_names_unaliased_controls_by_their_names():
 
 def test_no_mixed_classes_note_when_every_map_explains_one_class():
     """Review 8 (F1): every map of both seeds explained class 0 on images labelled 1, and the note said
-    "12 of 12 maps ... each cell mixes the classes" where no cell mixed anything."""
+    "12 of 12 maps ... each cell mixes the classes" where no cell mixed anything; it says which class every map
+    explains instead (a diff review: the first fix dropped the whole note, so a model explaining 'normal' on every
+    lesion image went unsaid)."""
     from faithbench.reports.notes import mixed_classes_note
 
     ids = [f"s{i}" for i in range(6)] * 2
     one = pd.DataFrame({"dataset": "d", "model": "m", "seed": [0] * 6 + [1] * 6, "sample_id": ids,
                         "target": 0, "label": 1})
-    assert mixed_classes_note(one, "d", "m") == ""
+    assert mixed_classes_note(one, "d", "m") == (
+        "12 of 12 maps (samples x seeds) explain a class other than their sample's label (the model's prediction "
+        "under target: predicted): every map explains class 0")
+    assert mixed_classes_note(one.assign(target=1), "d", "m") == ""  # every map explains its label
     two = one.assign(target=[1] * 6 + [0] * 6)  # seed 0 explains class 1, seed 1 class 0: cells mix
     assert mixed_classes_note(two, "d", "m") == (
         "6 of 12 maps (samples x seeds) explain a class other than their sample's label (the model's prediction "
