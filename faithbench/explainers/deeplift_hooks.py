@@ -64,7 +64,8 @@ def rule_hooks(module: nn.Module, rule: Callable[[nn.Module, Tensor, Tensor], An
 
 
 def overlapping_max_pool(module: nn.Module) -> bool:
-    """A max-pool whose windows overlap (kernel > stride on some axis: every ResNet's and DenseNet's stem, k3 s2).
+    """A max-pool whose windows overlap (kernel > stride on some axis: every ResNet's and DenseNet's stem, k3 s2),
+    or a dilated one (captum's rule fails on it with an error).
     captum's max-pool rule un-pools with ``max_unpool``, which overwrites where windows overlap instead of summing:
     36 % off on conv -> MaxPool2d(3, 2, 1) alone (a diff review). Such a pool gets no rule and passes its plain
     gradient, which routes every window's share to its maximum and sums over the windows; with a ReLU before it
@@ -80,7 +81,9 @@ def overlapping_max_pool(module: nn.Module) -> bool:
     kernel = per_axis(module.kernel_size)
     stride = per_axis(module.stride if module.stride is not None else module.kernel_size)
     dilation = per_axis(module.dilation)
-    return any((k - 1) * d + 1 > s for k, s, d in zip(kernel, stride, dilation))
+    if any(d > 1 for d in dilation):  # captum's rule fails on a dilated pool ("invalid output_size", a diff review)
+        return True
+    return any(k > s for k, s in zip(kernel, stride))
 
 
 class AdjacentSafeDeepLift(DeepLift):
