@@ -127,7 +127,7 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                  error: type[Exception]) -> None:
     """Build each (model, dataset) pair on the meta device (see the module docstring), run one
     image of the dataset's shape through it, and check explainers' ``target_layer``."""
-    from faithbench.explainers.layers import VIT_LAYER_HINT, canonical_layer, submodule
+    from faithbench.explainers.layers import VIT_LAYER_HINT, canonical_layer
     from faithbench.models.checkpoint import build_for_dataset
     from faithbench.models.factory import unexpected_parameter_hint
 
@@ -188,7 +188,8 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                 raise error(f"{source}: explainers[{k}].params.target_layer: expected a dotted module name, "
                             f"got {type(layer).__name__ if not isinstance(layer, str) else 'an empty string'}")
             try:
-                name, module = canonical_layer(model, layer), submodule(model, layer)
+                name = canonical_layer(model, layer)
+                module = model.get_submodule(name)
             except AttributeError:
                 names = [n for n, _ in model.named_modules() if n and "." not in n][:12]
                 raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} is not a module of model "

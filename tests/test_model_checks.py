@@ -194,7 +194,8 @@ def test_a_vit_target_layer_whose_output_is_no_tokens_is_refused(nets, capsys):
 
 
 def test_a_negative_block_index_past_the_first_block_is_not_a_module(nets, capsys):
-    """``blocks.-1.norm1`` names the CAMs' ViT default; ``blocks.-2.norm1`` was "not a module" (a review)."""
+    """Negative block indices count from the end (``blocks.-2.norm1`` is accepted above); one past the first block
+    (vit_tiny has 4) names no module."""
     rc, err = _validate(nets, capsys, "phantom_cxr", "vit_tiny", "{name: gradcam, params: {target_layer: blocks.-5}}")
     assert rc == 2 and "\n" not in err
     assert "explainers[0].params.target_layer: 'blocks.-5' is not a module of model 'vit_tiny'" in err

@@ -36,11 +36,7 @@ FALSE_VALUES = ("", "0", "false", "no", "off")
 
 def env_true(name: str) -> bool:
     """``$name`` set to 1/true/yes/on, any case and blanks around: the one reading of ``FAITHBENCH_OFFLINE``
-    (a review: MedMNIST took 1/true/yes and the hub weights also on, so ``on`` downloaded data offline).
-    ``FAITHBENCH_OFFLINE`` set to anything but those or 0/false/no/off (or empty) is a ValueError
-    (:func:`env_problem`; a review: ``maybe`` or ``tru`` silently meant online)."""
-    if name == OFFLINE_VAR and (problem := env_problem(name)):
-        raise ValueError(problem)
+    (a review: MedMNIST took 1/true/yes and the hub weights also on, so ``on`` downloaded data offline)."""
     return os.environ.get(name, "").strip().lower() in TRUE_VALUES
 
 
@@ -54,7 +50,11 @@ def env_problem(name: str) -> str | None:
 
 def downloads_allowed() -> bool:
     """False when ``$FAITHBENCH_OFFLINE`` is true (:func:`env_true`): a loader then reports a missing
-    file at once instead of trying to download it (the tests and CI set it)."""
+    file at once instead of trying to download it (the tests and CI set it). Set to anything but a true or
+    a false word (0/false/no/off, or empty) it is a ValueError (:func:`env_problem`; a review: ``maybe`` or
+    ``tru`` silently meant online)."""
+    if problem := env_problem(OFFLINE_VAR):
+        raise ValueError(problem)
     return not env_true(OFFLINE_VAR)
 
 

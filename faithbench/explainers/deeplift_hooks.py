@@ -79,7 +79,7 @@ def overlapping_max_pool(module: nn.Module) -> bool:
         return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * dims
 
     kernel = per_axis(module.kernel_size)
-    stride = per_axis(module.stride if module.stride is not None else module.kernel_size)
+    stride = per_axis(module.stride)  # torch sets it to kernel_size when none is given
     dilation = per_axis(module.dilation)
     if any(d > 1 for d in dilation):  # captum's rule fails on a dilated pool ("invalid output_size", a diff review)
         return True

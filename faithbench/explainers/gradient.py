@@ -219,8 +219,8 @@ class DeepLiftExplainer(Explainer):
     CNNs only: the rule is applied at activation modules captum knows (ReLU, ELU, LeakyReLU,
     Sigmoid, Tanh, Softplus, MaxPool whose windows do not overlap; an overlapping max-pool, every ResNet's
     stem, passes its plain gradient: :func:`~faithbench.explainers.deeplift_hooks.overlapping_max_pool`);
-    a ViT's GELU and its functional softmax get plain gradients, which is not DeepLIFT. Refused (:mod:`faithbench.explainers.graph`, one traced
-    forward pass): a non-linear operation applied outside modules (torchvision's DenseNet calls
+    a ViT's GELU and its functional softmax get plain gradients, which is not DeepLIFT. Refused
+    (:mod:`faithbench.explainers.graph`, one traced forward pass): a non-linear operation applied outside modules (torchvision's DenseNet calls
     ``F.relu``: sums of -1.58 for a score change of +3.97, found by a held-out review), a product of
     two input-dependent tensors (a squeeze-excitation gate), an activation or pooling module
     called more than once (torchvision's ResNet reuses one ReLU per block; captum fails on it), and a

@@ -306,7 +306,7 @@ class RegionDeletionCorrelation(PerturbationMetric):
         class masks are left out when computed, not here (the classes are not known here): such a dataset with
         fewer than 3 other masks passes and is undefined everywhere (a diff review)."""
         reason, notes = super().applicability(masks, spatial_dims)
-        kept = sorted(m for m in masks if m not in set(self.exclude))
+        kept = sorted(set(masks) - set(self.exclude))
         if reason is None and not self.regions and len(kept) < 3:
             reason = (f"{len(kept)} of the dataset's masks are regions ({', '.join(kept) or 'none'}; the others are "
                       "in 'exclude'): a rank correlation needs at least 3")

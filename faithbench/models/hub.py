@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from faithbench.datasets.paths import OFFLINE_VAR, env_true
+from faithbench.datasets.paths import downloads_allowed, env_true
 from faithbench.models.errors import CheckpointError
 
 T = TypeVar("T")
@@ -26,7 +26,7 @@ class PretrainedUnavailableError(CheckpointError):
 
 def offline() -> bool:
     """``HF_HUB_OFFLINE`` or ``FAITHBENCH_OFFLINE`` set to 1/true/yes/on (any case), read as the datasets read it."""
-    return env_true("HF_HUB_OFFLINE") or env_true(OFFLINE_VAR)
+    return env_true("HF_HUB_OFFLINE") or not downloads_allowed()
 
 
 def hf_cache_dir() -> str:

@@ -91,15 +91,13 @@ def _leaderboard_html(board: pd.DataFrame) -> dict[tuple[str, str, str], str]:
         for explainer in table.explainers:
             cells = [f"<td>{_e(explainer)}</td>"]
             for metric in table.metrics:
-                cell = table.cells[explainer][metric]
+                cell, note = table.cells[explainer][metric], table.n_note(explainer, metric)
+                note = f" <small>({_e(note)})</small>" if note else ""
                 if cell is None:
-                    note = table.n_note(explainer, metric)
-                    cells.append(f"<td>–{f' <small>({_e(note)})</small>' if note else ''}</td>")
+                    cells.append(f"<td>–{note}</td>")
                     continue
                 mark = f"<sup>{table.mark_of(cell)}</sup>" if table.mark_of(cell) else ""
                 cls = ' class="best"' if cell.best else ""
-                note = table.n_note(explainer, metric)
-                note = f" <small>({_e(note)})</small>" if note else ""
                 cells.append(f"<td{cls}>{_e(cell.text())}{mark}{note}</td>")
             rows.append("<tr>" + "".join(cells) + "</tr>")
         foot = ""

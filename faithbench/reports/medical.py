@@ -354,7 +354,7 @@ def medical_sections(root: Path, figures: Callable[[str], str], manifest: dict |
                      reliability_html(_read(root / RELIABILITY_FILE), reliability_status(root, manifest))))
     strata = _read(root / STRATA_FILE)
     if strata is not None:
-        target = ((manifest or {}).get("suite") or {}).get("target") if manifest is not None else None
+        target = ((manifest or {}).get("suite") or {}).get("target")
         sections.append(("strata", "Stratified analysis", strata_html(strata, figures("strata_"), target)))
     reliance = _read(root / RELIANCE_SALIENCY_FILE)
     if reliance is not None:

@@ -272,13 +272,11 @@ def _markdown_table(table: LeaderboardTable, metrics: list[str]) -> list[str]:
     for explainer in table.explainers:
         row = [markdown_escape(explainer)]
         for metric in metrics:
-            cell = table.cells[explainer][metric]
+            cell, note = table.cells[explainer][metric], table.n_note(explainer, metric)
             if cell is None:
-                note = table.n_note(explainer, metric)
                 row.append("–" + (f" ({note})" if note else ""))
                 continue
             text = f"**{cell.text()}**" if cell.best else cell.text()
-            note = table.n_note(explainer, metric)
             mark = table.mark_of(cell).replace("*", "\\*")
             row.append(text + (f" {mark}" if mark else "") + (f" ({note})" if note else ""))
         lines.append("| " + " | ".join(row) + " |")
