@@ -351,11 +351,10 @@ def _main(args: argparse.Namespace) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from faithbench.config import SuiteError
+    from faithbench.datasets.paths import OFFLINE_VAR, env_problem
     from faithbench.models.checkpoint import CheckpointError
     from faithbench.runner.errors import InputDataError, OutputInUseError, UsageError
     from faithbench.store import CacheWriteError
-
-    from faithbench.datasets.paths import OFFLINE_VAR, env_problem
 
     try:
         if problem := env_problem(OFFLINE_VAR):  # read deep in the loaders: said before anything runs

@@ -62,8 +62,7 @@ def same_prediction(logits: Tensor, target: Tensor | None = None) -> Tensor:
       or the whole set of present classes, never read the class a row explains). Not symmetric
       where k_i != k_j."""
     if target is None:
-        predicted = logits.argmax(-1)
-        return predicted[:, None] == predicted[None, :]
+        return as_same_prediction(logits.argmax(-1))
     present = logits > 0
     on_own_class = present[:, target.to(logits.device)].T  # [i, j]: x_j's decision on class k_i
     return on_own_class == on_own_class.diagonal()[:, None]

@@ -45,7 +45,7 @@ def env_problem(name: str) -> str | None:
     value = os.environ.get(name, "")
     if value.strip().lower() in TRUE_VALUES + FALSE_VALUES:
         return None
-    return (f"${name}: expected 1, true, yes or on (or 0, false, no, off, empty: unset), got {value!r}")
+    return f"${name}: expected 1, true, yes or on (or 0, false, no, off, empty: unset), got {value!r}"
 
 
 def downloads_allowed() -> bool:

@@ -220,10 +220,10 @@ class DeepLiftExplainer(Explainer):
     Sigmoid, Tanh, Softplus, MaxPool whose windows do not overlap; an overlapping max-pool, every ResNet's
     stem, passes its plain gradient: :func:`~faithbench.explainers.deeplift_hooks.overlapping_max_pool`);
     a ViT's GELU and its functional softmax get plain gradients, which is not DeepLIFT. Refused
-    (:mod:`faithbench.explainers.graph`, one traced forward pass): a non-linear operation applied outside modules (torchvision's DenseNet calls
-    ``F.relu``: sums of -1.58 for a score change of +3.97, found by a held-out review), a product of
-    two input-dependent tensors (a squeeze-excitation gate), an activation or pooling module
-    called more than once (torchvision's ResNet reuses one ReLU per block; captum fails on it), and a
+    (:mod:`faithbench.explainers.graph`, one traced forward pass): a non-linear operation applied outside
+    modules (torchvision's DenseNet calls ``F.relu``: sums of -1.58 for a score change of +3.97, found by a
+    held-out review), a product of two input-dependent tensors (a squeeze-excitation gate), an activation or
+    pooling module called more than once (torchvision's ResNet reuses one ReLU per block; captum fails on it), and a
     leaf module from outside torch.nn that applies a non-linear operation (MONAI's Swish: captum's
     rules take exact torch.nn types; :func:`~faithbench.explainers.graph.foreign_nonlinear_leaves`).
     Known captum limits (0.9): its max-pool rule falls back to the FIRST example's gradient where

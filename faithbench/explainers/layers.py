@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["canonical_layer", "find_target_layer", "resolve_module", "submodule"]
+__all__ = ["canonical_layer", "find_target_layer", "resolve_module"]
 
 _ADAPTIVE_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
                    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
@@ -270,14 +270,9 @@ def canonical_layer(model: nn.Module, dotted: str) -> str:
     return ".".join(parts)
 
 
-def submodule(model: nn.Module, dotted: str) -> nn.Module:
-    """The module named ``dotted``, negative indices allowed (:func:`canonical_layer`)."""
-    return model.get_submodule(canonical_layer(model, dotted))
-
-
 def resolve_module(model: nn.Module, dotted: str) -> nn.Module:
     try:
-        return submodule(model, dotted)
+        return model.get_submodule(canonical_layer(model, dotted))
     except AttributeError:
         names = [n for n, _ in model.named_modules() if n][:40]
         raise ValueError(f"target_layer {dotted!r} not found in {type(model).__name__}; "
