@@ -162,7 +162,7 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     Raises (each importable from ``faithbench``): :class:`TypeError` for an argument of the wrong
     type; :class:`~faithbench.config.SuiteError` for a suite that does not validate;
     :class:`~faithbench.runner.errors.UsageError` for an unknown keyword, a bad ``limit``, ``device`` or
-    ``executor``, or an ``out_dir`` or cache that cannot be written or is ``''`` (omit it for the default);
+    ``executor``, a ``$FAITHBENCH_OFFLINE`` that is neither a true nor a false word, or an ``out_dir`` or cache that cannot be written or is ``''`` (omit it for the default);
     :class:`~faithbench.runner.errors.OutputInUseError` when another run writes ``out_dir``;
     :class:`~faithbench.runner.errors.InputDataError` (data it cannot use) and
     :class:`~faithbench.models.errors.CheckpointError` (weights it cannot use) before or while computing;
@@ -171,6 +171,7 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     a ``RuntimeError`` and ``CacheWriteError`` an ``OSError``. A failing explainer or metric is not raised:
     it is a row of ``failures``, and the run goes on."""
     from faithbench.config import Suite
+    from faithbench.datasets.paths import OFFLINE_VAR, env_problem
     from faithbench.runner.errors import FolderError, UsageError
     from faithbench.runner.run import default_out_dir, run_suite
     from faithbench.runner.settings import check_limit, check_limit_fits, resolve_device
@@ -193,6 +194,8 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     for name, value in (("out_dir", out_dir), ("cache", kwargs.get("cache"))):  # Path('') is the cwd (a review)
         if isinstance(value, (str, os.PathLike)) and not str(os.fspath(value)).strip():
             raise UsageError(f"run: {name}: expected a folder, got an empty string (omit {name} for the default)")
+    if problem := env_problem(OFFLINE_VAR):  # read deep in the loaders, where it named a dataset's params (a review)
+        raise UsageError(f"run: {problem}")
     limit = check_limit(kwargs.get("limit"), "run: limit")
     if kwargs.get("device") is not None:  # checked here to name run's argument; the run resolves it again
         resolve_device(kwargs["device"], "run: device", cpu="device='cpu'")

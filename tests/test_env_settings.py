@@ -23,6 +23,17 @@ def test_an_unknown_offline_value_is_refused_in_one_line(monkeypatch, capsys, va
         downloads_allowed()  # the API reads it deep in the loaders: the same line
 
 
+def test_the_api_run_refuses_an_unknown_offline_value_first(monkeypatch, tmp_path):
+    """faithbench.run names its own check, not a dataset's params where a loader happened to read it (a review)."""
+    import faithbench
+
+    monkeypatch.setenv("FAITHBENCH_OFFLINE", "maybe")
+    with pytest.raises(faithbench.UsageError, match=r"^run: \$FAITHBENCH_OFFLINE: expected 1, true, yes or on .*"
+                                                    r"got 'maybe'$"):
+        faithbench.run("quick", out_dir=tmp_path / "out", cache=tmp_path / "cache")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
 @pytest.mark.parametrize(("value", "allowed"), [("1", False), (" On ", False), ("yes", False), ("0", True),
                                                 ("off", True), ("", True), (" False", True)])
 def test_true_and_false_words_are_read(monkeypatch, value, allowed):
