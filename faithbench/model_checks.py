@@ -184,9 +184,6 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
             layer = getattr(plugin, "target_layer", None)
             if layer is None or layer == _VIT_DEFAULT_LAYER:
                 continue
-            if not isinstance(layer, str) or not layer.strip():  # '' named the whole model (a review)
-                raise error(f"{source}: explainers[{k}].params.target_layer: expected a dotted module name, "
-                            f"got {type(layer).__name__ if not isinstance(layer, str) else 'an empty string'}")
             try:
                 name = canonical_layer(model, layer)
                 module = model.get_submodule(name)

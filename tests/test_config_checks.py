@@ -110,7 +110,8 @@ def _load_silently(tmp_path, *texts):
      r"explainers\[0\].params: occlusion: parameter 'stride' = 64 is larger than the window \(8 x 8 on the 32 x 32 "
      r"input\), which captum refuses; set stride <= 8"),
     ("[gradcam, random]", "[{name: gradcam, params: {target_layer: ''}}, random]",
-     r"suite.yaml: explainers\[0\].params.target_layer: expected a dotted module name, got an empty string$"),
+     r"suite.yaml: explainers\[0\].params: gradcam: parameter 'target_layer' expects a dotted module name "
+     r"\(e.g. 'layer4'\) or null for the default, got an empty string$"),
     ("[gradcam, random]", "[{name: lime, params: {patch: 64}}, random]",
      r"explainers\[0\].params: lime: parameter 'patch' = 64 gives 1 feature on the 32 x 32 input, so every map "
      r"would be constant; set patch below 32"),

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from faithbench.configurable import Configurable
+from faithbench.configurable import Configurable, ParameterError
 from faithbench.device import eval_mode
 from faithbench.types import MaskRole
 
@@ -153,6 +153,11 @@ class Explainer(Configurable):
 
     def __init__(self, *, seed: int = 0, **params: Any) -> None:
         super().__init__(**params)
+        layer = self.params.get("target_layer")
+        if layer is not None and (not isinstance(layer, str) or not layer.strip()):  # '' read as the default (a review)
+            got = "an empty string" if isinstance(layer, str) else f"{type(layer).__name__} {layer!r}"
+            raise ParameterError(f"{self.name}: parameter 'target_layer' expects a dotted module name (e.g. 'layer4') "
+                                 f"or null for the default, got {got}")
         self.seed = int(seed)
         self.last_info: dict[str, Any] = {}
         self.vetted = False  # the runner checked the cell's model (and so its randomised copies): no check per call
