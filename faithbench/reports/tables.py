@@ -8,7 +8,7 @@ metrics alphabetical within one; Markdown: one table per category, LaTeX and HTM
 header row), cells ``mean [ci_low, ci_high]`` (95% percentile bootstrap CI of the mean). The
 best of each column (``rank`` 1 of ``leaderboard.csv``: oriented by ``higher_is_better``, by the
 means over the samples on which every explainer is defined, so it can differ from the best
-``mean`` only where the n differ; ties all marked) is bold, and
+``mean`` only where the n differ; ties all marked, none where every explainer ties) is bold, and
 ``*`` marks an explainer better than the run's control explainer (the suite's ``control:``,
 default ``random``; one-sided Wilcoxon signed-rank, Holm-adjusted p < 0.05; the ``beats_random``
 column of ``leaderboard.csv``; none without a control), ``°`` one worse than it (``worse_than_random``,
@@ -242,8 +242,10 @@ def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
         for metric in metrics:
             sub = frame[frame["metric"] == metric]
             ranks = pd.to_numeric(sub["rank"]).to_numpy(dtype=float)
-            # no bold where one explainer alone has a value (a review: a control, bold among "–")
-            compared = len(explainers) < 2 or int(np.sum(~np.isnan(ranks))) >= 2
+            # no bold where one explainer alone has a value (a review: a control, bold among "–"), nor where every
+            # explainer with a value ties (a review: random and sobel bold, all four at 0.000 on pointing_game)
+            defined = ranks[~np.isnan(ranks)]
+            compared = len(explainers) < 2 or np.unique(defined).size >= 2
             best = np.nanmin(ranks) if compared and not np.isnan(ranks).all() else np.nan
             decimals[metric] = _decimals(sub, ranks, best)
             for row, rank in zip(sub.itertuples(index=False), ranks):

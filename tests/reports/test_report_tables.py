@@ -79,6 +79,18 @@ def test_tables_mark_all_tied_best():
     assert [table.cells[e]["x"].best for e in ("a", "b", "c")] == [True, True, False]
 
 
+def test_no_bold_where_every_explainer_ties():
+    """A held-out review: pointing_game at 0.000 for all four explainers had every cell bold, controls included."""
+    board = _board([("d", "m", "x", e, 0.0, 0.0, 0.0, 1, True, False) for e in ("a", "random", "sobel")]
+                   + [("d", "m", "y", "a", 0.5, 0.4, 0.6, 1, True, False),
+                      ("d", "m", "y", "random", np.nan, np.nan, np.nan, np.nan, True, False),
+                      ("d", "m", "y", "sobel", 0.5, 0.4, 0.6, 1, True, False)])
+    (table,) = leaderboard_tables(board)
+    assert not any(table.cells[e][m].best for e in ("a", "random", "sobel") for m in ("x", "y") if table.cells[e][m])
+    assert "**" not in leaderboard_markdown(board)
+    assert r"\textbf{0." not in leaderboard_latex(board)
+
+
 def test_no_bold_where_one_explainer_alone_has_a_value():
     # "y" has a value for "a" only (the others' rows are NaN or absent: "–"), so nothing is compared
     board = _board([("d", "m", "x", "a", 0.5, 0.4, 0.6, 2, True, False),
