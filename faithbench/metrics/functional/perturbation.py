@@ -41,7 +41,8 @@ BASELINES = ("zero", "blur", "mean", "noise", "uniform")
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur over the spatial axes of ``(B, C, *spatial)`` (2D or 3D).
 
-    Kernel radius ceil(3 sigma) (capped at each axis' size - 1), reflect padding. Not the blur of
+    Kernel radius ceil(3 sigma) (capped at each axis' size - 1), reflect padding (torch's ``reflect``, the edge
+    pixel not repeated: scipy.ndimage's ``mode='mirror'``, not its ``'reflect'``). Not the blur of
     RISE's reference code (an 11 x 11 kernel from ``gaussian_filter`` of a delta with sigma 5,
     nearly flat, zero padding): see :class:`faithbench.metrics.faithfulness.InsertionAUC`.
     """
