@@ -165,7 +165,8 @@ def test_a_target_layer_inside_an_attention_module_is_refused(nets, capsys):
     assert rc == 0, err  # the attention module's own output is the feature map
 
 
-VIT_HINT = "choose a block or its norm1 by index (e.g. 'blocks.0', 'blocks.11.norm1'; default: the last block's)"
+VIT_HINT = ("choose a block or its norm1 by index (e.g. 'blocks.0', 'blocks.-2.norm1'; default: the last block's, "
+            "'blocks.-1.norm1')")
 
 
 @pytest.mark.parametrize("layer", ["blocks.0.attn.qkv", "blocks.0.attn.attn_drop", "blocks.-4.attn.qkv"])

@@ -229,7 +229,9 @@ def attention_problem(model: nn.Module, name: str, layer_name: str = "target_lay
             "channels-first feature map") if why else None
 
 
-VIT_LAYER_HINT = "choose a block or its norm1 by index (e.g. 'blocks.0', 'blocks.11.norm1'; default: the last block's)"
+# negative indices (a review: 'blocks.11.norm1', the example, is not a module of a 2-block ViT)
+VIT_LAYER_HINT = ("choose a block or its norm1 by index (e.g. 'blocks.0', 'blocks.-2.norm1'; default: the last "
+                  "block's, 'blocks.-1.norm1')")
 
 
 def token_problem(out: object, batch: int, model: nn.Module) -> str | None:

@@ -15,7 +15,8 @@ from faithbench.registry import explainers
 
 timm = pytest.importorskip("timm")
 
-HINT = "choose a block or its norm1 by index (e.g. 'blocks.0', 'blocks.11.norm1'; default: the last block's)"
+HINT = ("choose a block or its norm1 by index (e.g. 'blocks.0', 'blocks.-2.norm1'; default: the last block's, "
+        "'blocks.-1.norm1')")
 
 
 @pytest.fixture(scope="module")
