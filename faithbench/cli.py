@@ -89,7 +89,7 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from faithbench.store import Cache
-    from faithbench.runner.executors import RayOptions
+    from faithbench.runner.executors import RayOptions, check_task_resources
     from faithbench.runner.run import default_out_dir, run_suite
     from faithbench.runner.settings import check_limit
 
@@ -107,10 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out_dir(suite)
     cache = Cache(args.cache) if args.cache else Cache()
     check_limit(args.limit, "--limit")
-    if not args.cpus_per_task > 0:  # 0 lifted the limit on concurrent groups (a review)
-        raise InputError(f"--cpus-per-task: expected a number > 0, got {args.cpus_per_task}")
-    if args.gpus_per_task < 0:
-        raise InputError(f"--gpus-per-task: expected a number >= 0, got {args.gpus_per_task}")
+    check_task_resources(args.cpus_per_task, args.gpus_per_task, ("--cpus-per-task", "--gpus-per-task"))
     if args.ray_cpus is not None and args.ray_cpus < 1:
         raise InputError(f"--ray-cpus: expected a positive number of CPUs, got {args.ray_cpus}")
     executor = args.executor or ("ray" if args.ray_address or args.ray_cpus else None) or suite.executor
