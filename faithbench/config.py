@@ -33,7 +33,7 @@ from faithbench.model_checks import check_models, check_train_splits, warn_paddi
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.errors import CheckpointError
 from faithbench.models.factory import check_model_spec, is_external, module_callable, parse_model_name
-from faithbench.names import check_file_names, check_label, check_text
+from faithbench.names import check_file_names, check_folder_name, check_label, check_text
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
 __all__ = ["SuiteError", "SuiteWeightsError", "SuiteWarning", "Suite", "load_suite", "suite_from_dict",
@@ -194,7 +194,7 @@ class Suite(BaseModel):
     def _visible_name(cls, name: str) -> str:  # ' ' or '/' wrote reports/_ (a diff review)
         if name and not any(ch.isalnum() for ch in name):
             raise ValueError(f"expected a name with a letter or digit (it names the run's folder), got {name!r}")
-        return check_label(name)
+        return check_folder_name(check_label(name))
 
     @field_validator("datasets", "explainers", "metrics", "models", mode="before")
     @classmethod
