@@ -9,7 +9,8 @@ otherwise: no result row; the tables and ``skipped.csv`` with the reasons are wr
 usage (an output folder another run is writing, an unwritable ``--out`` or cache); 3 partial:
 some cells failed (``failures.csv`` lists them) and the tables hold every other cell; 130
 interrupted (Ctrl-C), 143 terminated (SIGTERM), 141 standard output closed (``faithbench list | head``).
-Errors are one line; ``--debug`` (before or after the sub-command) shows the traceback.
+Errors are one line, usage errors too (``faithbench: error: argument --limit: ...``, not argparse's usage block
+first); ``--debug`` (before or after the sub-command) shows the traceback.
 ``--quiet`` (of ``run`` and ``report``) silences every progress bar, training bars included
 (``FAITHBENCH_QUIET=1``, :mod:`faithbench.progress`).
 """
@@ -24,7 +25,7 @@ import threading
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from faithbench.configurable import ParameterError, installed_version
 from faithbench.listing import describe, first_sentence, parameters, write_lines
@@ -39,6 +40,11 @@ class InputError(Exception):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler's or ``kill``'s stop): handled like Ctrl-C, exit code 143."""
+
+
+class _Parser(argparse.ArgumentParser):  # its sub-commands' parsers too (add_subparsers' parser_class)
+    def error(self, message: str) -> NoReturn:  # one line, as the README promises, not the usage block first
+        self.exit(EXIT_BAD_INPUT, f"faithbench: error: {message} (see {self.prog} --help)\n")
 
 
 _SIGTERM = threading.Event()  # set by the handler: Ray's wait re-raises a plain KeyboardInterrupt (a review)
@@ -261,7 +267,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="faithbench", description="Benchmark the faithfulness of saliency maps: "
+    parser = _Parser(prog="faithbench", description="Benchmark the faithfulness of saliency maps: "
                                      "run a suite, list plugins and suites, validate a suite, rebuild a report.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"faithbench {installed_version()}")
