@@ -24,11 +24,10 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-
 from tqdm.auto import tqdm
 
 from faithbench.progress import bars_disabled, missing_glyphs_noted
-from faithbench.reports.integrity import NOT_A_RUN, is_run_folder, mark_report, table_problem
+from faithbench.reports.integrity import NOT_A_RUN, is_run_folder, manifest_problem, mark_report, table_problem
 from faithbench.reports.markup import markdown_escape
 from faithbench.reports.summaries import cost_summary, integer_counts, models_summary, with_exact_p_columns
 from faithbench.store import atomic_write_bytes
@@ -144,6 +143,8 @@ def read_inputs(out_dir: Path) -> dict[str, Any]:
 
     require("manifest.json", "a run always writes it")
     manifest = _read(out_dir, "manifest.json", _read_json)
+    if problem := manifest_problem(out_dir, manifest):  # entries of another shape (reports/integrity.py)
+        raise RunFolderError(problem)
     if manifest.get("status") == WRITING:
         raise RunFolderError(f"{out_dir}: incomplete run folder: the run stopped while writing its tables "
                              f"(manifest.json status {WRITING!r}); rerun `faithbench run` into this folder: it "
@@ -158,8 +159,7 @@ def read_inputs(out_dir: Path) -> dict[str, Any]:
     for name in ("models.csv", "cost.csv", "skipped.csv", "regions.csv", "samples.csv", "failures.csv",
                  "reliability.csv", *_READ_IF_PRESENT):
         inputs[name] = _read(out_dir, name, read_optional_csv)
-    problem = table_problem(out_dir, manifest, inputs)  # truncated or other columns (reports/integrity.py)
-    if problem:
+    if problem := table_problem(out_dir, manifest, inputs):  # truncated or other columns (reports/integrity.py)
         raise RunFolderError(problem)
     return inputs
 
