@@ -22,7 +22,7 @@ from faithbench.reports.summaries import integer_counts
 from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
                                        control_tested, format_number, leaderboard_tables, significance_note,
                                        split_skipped)
-from faithbench.stats.chance import ci_text, majority_messages, weak_class_messages
+from faithbench.stats.chance import ci_text, majority_messages, shared_checkpoint_messages, weak_class_messages
 
 __all__ = ["render_html"]
 
@@ -145,7 +145,7 @@ def _suite_html(manifest: dict | None) -> tuple[str, str, str]:
 def _models_html(models: pd.DataFrame, summary: pd.DataFrame) -> str:
     if summary.empty:
         return '<p class="empty">no models.csv rows</p>'
-    frame = summary[["dataset", "model", "seeds"]].copy()
+    frame = summary[[c for c in ("dataset", "model", "seeds", "checkpoints") if c in summary.columns]].copy()
     for column in summary.columns:
         if column.endswith("_mean"):
             score = column[: -len("_mean")]
@@ -154,8 +154,10 @@ def _models_html(models: pd.DataFrame, summary: pd.DataFrame) -> str:
             frame[score] = [format_number(m) + ("" if math.isnan(s) else f" ± {format_number(s)}")
                             for m, s in zip(summary[column], sds)]
     per_seed = table_html(integer_counts(models))
-    return (table_html(frame) + '<p class="note">test split; mean ± sd over seeds</p>'
-            f"<details><summary>per checkpoint (models.csv)</summary>{per_seed}</details>")
+    shared = "".join(f'<p class="note">{_e(m)}.</p>' for m in shared_checkpoint_messages(models))
+    return (table_html(frame) + '<p class="note">test split; mean ± sd over the seeds\' distinct checkpoints '
+            "(checkpoints: a model no seed retrains loads one under every seed, and has no sd)</p>" + shared
+            + f"<details><summary>per checkpoint (models.csv)</summary>{per_seed}</details>")
 
 
 def _reliance_html(table: pd.DataFrame | None) -> str:

@@ -269,7 +269,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     Always writes ``results.csv`` (the CSV copy of ``results.parquet``, which it reads),
     ``leaderboard.csv, pairwise.csv, friedman.csv, nemenyi.csv,
     overall_ranks.csv, overall_nemenyi.csv, agreement.csv`` (see :mod:`faithbench.stats`), ``models_summary.csv`` (mean
-    and sd over seeds of each checkpoint score), ``region_tests.csv`` and
+    and sd over the seeds' distinct checkpoints), ``region_tests.csv`` and
     ``region_pairwise.csv`` when the run wrote ``regions.csv`` (:mod:`faithbench.stats.regions`),
     ``strata.csv`` when the run wrote ``samples.csv`` (each sample's ``lesion_area``, ``confidence``
     and ``correct``; :mod:`faithbench.stats.strata`), and the plots in ``plots/``; ``formats`` picks

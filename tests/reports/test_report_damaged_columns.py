@@ -116,4 +116,4 @@ def test_an_older_folder_with_empty_models_and_cost_tables_and_an_empty_manifest
     (run / "reliability.csv").unlink(missing_ok=True)
     build_report(run, formats=("md", "html"), progress=False)
     assert "no models.csv rows" in (run / "index.html").read_text()
-    assert list(pd.read_csv(run / "models_summary.csv").columns)[:3] == ["dataset", "model", "seeds"]
+    assert list(pd.read_csv(run / "models_summary.csv").columns) == ["dataset", "model", "seeds", "checkpoints"]
