@@ -173,7 +173,7 @@ def _reliance_html(table: pd.DataFrame | None) -> str:
 
 
 REGION_TEST_SHOWN = ["dataset", "model", "explainer", "score", "region", "test", "mean_negative", "mean_positive",
-                     "p", "p_bonferroni", "significant"]
+                     "p", "p_bonferroni", "significant", "note"]
 
 
 def _regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFrame | None) -> str:
@@ -181,21 +181,26 @@ def _regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFra
     and the paired tests between explainers."""
     parts = ['<p class="note">Per region, the score of label-0 samples (negative) against the others '
              "(positive): Shapiro–Wilk and Levene choose Student's t-test or Mann–Whitney U; p_bonferroni "
-             "adjusts across the regions of each (dataset, model, explainer, score); significant: "
-             'p_bonferroni &lt; α. Full table with the normality and Levene p-values: '
+             "adjusts across the regions of each (dataset, model, explainer, score) that have a test; "
+             "significant: p_bonferroni &lt; α. Test none (note says why): a region whose mask is empty on every "
+             "sample of a class (its scores there come from the mask, not the map: any map, the random "
+             "control's too, would differ), or a class with fewer than 3 values (Shapiro–Wilk needs 3). "
+             'Full table with the normality and Levene p-values: '
              '<a href="region_tests.csv">region_tests.csv</a>; per-sample scores: '
              '<a href="regions.csv">regions.csv</a>.</p>']
     shown = tests[[c for c in REGION_TEST_SHOWN if c in tests.columns]] if not tests.empty else tests
-    parts.append(table_html(shown, "no region tests (fewer than 3 samples in a class?)", max_rows=400))
+    parts.append(table_html(shown, "no region tests", max_rows=400))
     rdc = board[board["metric"].astype(str) == "region_deletion_correlation"] if "metric" in board else board.iloc[:0]
     parts.append("<h3>Region deletion correlation</h3>")
     if rdc.empty:
         parts.append('<p class="empty">not in this suite (add the metric region_deletion_correlation)</p>')
     else:
         parts.append('<p class="note">Spearman ρ between each region\'s saliency mass and the drop in score '
-                     "when the region is removed (higher: the map ranks regions as the model uses them)</p>")
-        parts.append(table_html(rdc[["dataset", "model", "explainer", "mean", "ci_low", "ci_high", "n",
-                                     "p_vs_random"]]))
+                     "when the region is removed (higher: the map ranks regions as the model uses them). Read "
+                     "the mean against chance, ρ(region area, drop): what a constant map scores, since larger "
+                     "regions hold more mass and drop the score more; it is not 0</p>")
+        parts.append(table_html(rdc[[c for c in ("dataset", "model", "explainer", "mean", "ci_low", "ci_high",
+                                                 "chance", "n", "p_vs_random") if c in rdc.columns]]))
     if pairwise is not None:
         parts += [f"<details><summary>paired Wilcoxon signed-rank tests between explainers per region and class "
                   f"({WILCOXON_NOTE})</summary>",

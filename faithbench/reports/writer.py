@@ -172,16 +172,13 @@ def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     return formats
 
 
-def _empty(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(columns=columns)
-
-
 def _region_tables(out_dir: Path, inputs: dict[str, Any],
                    written: list[Path]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """``region_tests.csv`` and ``region_pairwise.csv`` from ``regions.csv`` (when the run had a
-    ``regions:`` block), with the scores and alpha of the suite recorded in the manifest."""
-    from faithbench.stats.regions import (CLASS_TEST_COLUMNS, REGION_PAIRWISE_COLUMNS, region_class_tests,
-                                          region_pairwise)
+    ``regions:`` block), with the scores and alpha of the suite recorded in the manifest; a region
+    left without a class test because its mask is empty in a class is logged as a warning."""
+    from faithbench.stats.regions import (CLASS_TEST_COLUMNS, REGION_PAIRWISE_COLUMNS, empty_region_messages,
+                                          region_class_tests, region_pairwise)
 
     regions = inputs["regions.csv"]
     if regions is None:  # no regions: block; a table of an earlier run in this folder would be stale
@@ -191,9 +188,11 @@ def _region_tables(out_dir: Path, inputs: dict[str, Any],
     spec = (inputs["manifest.json"].get("suite") or {}).get("regions") or {}
     scores, alpha = spec.get("scores", ["share"]), float(spec.get("alpha", 0.05))
     if regions.empty:
-        tests, pairs = _empty(CLASS_TEST_COLUMNS), _empty(REGION_PAIRWISE_COLUMNS)
+        tests, pairs = pd.DataFrame(columns=CLASS_TEST_COLUMNS), pd.DataFrame(columns=REGION_PAIRWISE_COLUMNS)
     else:
         tests, pairs = region_class_tests(regions, scores, alpha), region_pairwise(regions, scores)
+        for message in empty_region_messages(tests):  # a review: every explainer "significant" without a word
+            log.warning("%s", message)
     for name, frame in (("region_tests.csv", tests), ("region_pairwise.csv", pairs)):
         _write_csv(out_dir / name, frame)
         written.append(out_dir / name)
@@ -307,8 +306,9 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     models, at_chance = inputs["models.csv"], models_at_chance(inputs["models.csv"])
     if results.empty:
         board, pairwise, friedman, nemenyi, overall, overall_pairs, agreement = (
-            _empty(c) for c in (LEADERBOARD_COLUMNS + [AT_CHANCE], PAIRWISE_TABLE_COLUMNS, FRIEDMAN_COLUMNS,
-                                NEMENYI_COLUMNS, OVERALL_COLUMNS, OVERALL_NEMENYI_COLUMNS, AGREEMENT_COLUMNS))
+            pd.DataFrame(columns=c) for c in (LEADERBOARD_COLUMNS + [AT_CHANCE], PAIRWISE_TABLE_COLUMNS,
+                                              FRIEDMAN_COLUMNS, NEMENYI_COLUMNS, OVERALL_COLUMNS,
+                                              OVERALL_NEMENYI_COLUMNS, AGREEMENT_COLUMNS))
     else:
         board = mark_models_at_chance(leaderboard(results, control=control, failures=inputs["failures.csv"]), models)
         pairwise = pairwise_table(results, failures=inputs["failures.csv"])  # failed: still in the Holm family
