@@ -28,7 +28,8 @@ from faithbench.config_files import (BUILTIN_DIR, SuiteError, builtin_suites, re
                                      resolve_suite_path, suite_folder)
 from faithbench.configurable import Bool, Float, Int, ParameterError
 from faithbench.datasets.paths import DataError
-from faithbench.metric_checks import check_masks, check_metric_fit, check_regions
+from faithbench.metric_checks import check_masks, check_metric_fit
+from faithbench.region_checks import check_regions
 from faithbench.model_checks import check_models, check_train_splits, warn_padding_baseline
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.errors import CheckpointError
