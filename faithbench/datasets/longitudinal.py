@@ -40,6 +40,7 @@ from torch import Tensor
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, Bound, ParameterError, check_bound
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
+from faithbench.datasets.folder_labels import near_labels
 from faithbench.datasets.longitudinal_csv import read_visit_rows
 from faithbench.datasets.paths import DataError, labels_csv, resolve_path
 from faithbench.datasets.phantoms import (MAX_N, SEED, _SPLIT_OFFSET, PhantomCXR, _erode, _grid, check_lesion_radius,
@@ -298,7 +299,9 @@ class LongitudinalFolder(LongitudinalDataset):
     visit), with ``folder``'s :func:`~faithbench.datasets.folder.patient_split`: all of a patient's
     sequences are in one split. Masks: ``valid`` only. Images are read with ``folder``'s reader; a
     row naming a file of a format it does not read (``.nii.gz``, ``.webp``, …) is refused by its name
-    (:func:`~faithbench.datasets.longitudinal_csv.read_visit_rows`).
+    (:func:`~faithbench.datasets.longitudinal_csv.read_visit_rows`). Without ``classes``, a label
+    named like a larger class's (``Pos`` beside ``pos``) is warned of, as in ``folder``: a typo makes a
+    class of its own.
     """
 
     background = 0.0
@@ -325,6 +328,9 @@ class LongitudinalFolder(LongitudinalDataset):
         folder = Path(os.path.abspath(resolve_path(path, root, "image folder")))
         csv_path = labels_csv(folder, labels, root)
         rows = read_visit_rows(folder, csv_path)
+        if classes is None:  # every name found is a class: warn of one named like a larger one (a review: 'Pos')
+            for message in near_labels([r[3] for r in rows], csv_path):
+                self.warn(message)
         found = sorted({r[3] for r in rows})
         names = tuple(classes) if classes is not None else tuple(found)
         self.classes = names  # type: ignore[misc]

@@ -5,12 +5,15 @@ name at validate, and ``meta["n_visits"]`` counts the patient's visits up to the
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from faithbench.datasets import DataError
+from faithbench.cli import main
+from faithbench.datasets import DataError, DataWarning
+from faithbench.datasets.folder import FolderDataset
 from faithbench.datasets.longitudinal import LongitudinalFolder
 
 N_PATIENTS = 8
@@ -44,8 +47,35 @@ def _lf(tmp_path, split="test", **kw):
                               root=str(tmp_path), **kw)
 
 
+def test_a_label_typo_is_warned_of_as_folder_warns_of_it(tmp_path):
+    """Review D1: one visit labelled 'Pos' among 11 'pos' made classes ('Pos', 'neg', 'pos') without a word;
+    ``folder`` warned of the same labels. Now both give the same warning, naming the counts."""
+    labels = _write(tmp_path, typo_row=13)  # p4's 2nd visit
+    assert labels.count("Pos") == 1 and labels.count("pos") == 11 and labels.count("neg") == 12
+    expected = (f"{tmp_path / 'visits.csv'}: class 'Pos' (1 image) is named like 'pos' (11 images); a typo makes a "
+                "class of its own: set the dataset's classes to refuse labels that are none of them")
+    with pytest.warns(DataWarning, match=f"^{re.escape(expected)}$"):
+        ds = _lf(tmp_path)
+    assert ds.classes == ("Pos", "neg", "pos")  # warned, not refused: the names found are still the classes
+    assert expected in ds.data_warnings  # a run records it in manifest.json
+    with pytest.warns(DataWarning, match="class 'Pos' \\(1 image\\) is named like 'pos' \\(11 images\\)"):
+        FolderDataset("test", path="img", labels="flat.csv", size=20, fractions=(0.5, 0.25, 0.25),
+                      root=str(tmp_path))  # the same rule, the same words
+    # every split warns (validate builds each), and `classes` refuses the typo instead of warning
+    with pytest.warns(DataWarning, match="named like 'pos'"):
+        _lf(tmp_path, split="train")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        with pytest.raises(DataError, match="label 'Pos' is not one of the classes \\('neg', 'pos'\\)"):
+            _lf(tmp_path, classes=["neg", "pos"])
 
 
+def test_clean_labels_warn_of_nothing(tmp_path):
+    _write(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        ds = _lf(tmp_path)
+    assert ds.classes == ("neg", "pos") and ds.data_warnings == []
 
 
 @pytest.mark.parametrize("suffix", ["nii.gz", "nii", "nrrd", "webp", "gif", "mgz"])
@@ -77,3 +107,33 @@ def test_a_dicom_file_without_its_suffix_is_refused_and_readable_suffixes_pass(t
     with pytest.raises(DataError, match=r"line 7: 'p1_v2' is of an image format that longitudinal_folder does not "
                                         r"read"):
         _lf(tmp_path)
+
+
+def test_validate_warns_of_the_typo_and_refuses_the_nifti_visit(tmp_path, capsys):
+    """The command line: validate prints the typo warning and ok (exit 0); a NIfTI visit is exit 2 in one line."""
+    suite = """name: t
+seeds: [0]
+samples: 2
+device: cpu
+datasets: [{name: longitudinal_folder, params: {path: img, labels: visits.csv, size: 20, seq_len: 3,
+            fractions: [0.5, 0.25, 0.25], root: ROOT}}]
+models: [{name: temporal_mlp, params: {backbone: small_cnn, backbone_params: {width: 2, depth: 1},
+          backbone_recipe: {epochs: 1}}, recipe: {epochs: 1}}]
+explainers: [random]
+metrics: [temporal_deletion]
+"""
+    for case, kw in (("typo", {"typo_row": 13}), ("nifti", {"last": "nii.gz"})):
+        here = tmp_path / case
+        here.mkdir()
+        _write(here, **kw)
+        (here / "suite.yaml").write_text(suite.replace("ROOT", str(here)))
+        code = main(["validate", str(here / "suite.yaml")])
+        out, err = capsys.readouterr()
+        if case == "typo":
+            assert code == 0, err
+            assert "class 'Pos' (1 image) is named like 'pos' (11 images)" in err
+            assert ": ok — suite 't'" in out
+        else:
+            assert code == 2, out + err
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and "line 7: 'p1_v2.nii.gz' is of an image format" in lines[0], err
