@@ -301,7 +301,8 @@ class LongitudinalFolder(LongitudinalDataset):
     row naming a file of a format it does not read (``.nii.gz``, ``.webp``, …) is refused by its name
     (:func:`~faithbench.datasets.longitudinal_csv.read_visit_rows`). Without ``classes``, a label
     named like a larger class's (``Pos`` beside ``pos``) is warned of, as in ``folder``: a typo makes a
-    class of its own.
+    class of its own. ``meta["n_visits"]`` is the patient's number of visits up to and including this
+    one (before truncation to ``seq_len``), not the number kept (``sum(meta["valid"])``).
     """
 
     background = 0.0

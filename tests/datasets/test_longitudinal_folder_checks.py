@@ -137,3 +137,25 @@ metrics: [temporal_deletion]
             assert code == 2, out + err
             lines = err.strip().splitlines()
             assert len(lines) == 1 and "line 7: 'p1_v2.nii.gz' is of an image format" in lines[0], err
+
+
+def test_n_visits_counts_the_patients_visits_up_to_the_sample_not_the_kept_ones(tmp_path):
+    """Review note: meta["n_visits"] is 4-5 where 3 visits are kept; the docs now say which count it is."""
+    (tmp_path / "img").mkdir()
+    rows = ["patient_id,date,path,label"]
+    for p in range(8):
+        for v in range(5):
+            Image.fromarray(np.full((20, 20), 20 * p + v, dtype=np.uint8)).save(tmp_path / "img" / f"p{p}_v{v}.png")
+            rows.append(f"p{p},2021-0{v + 1}-01,p{p}_v{v}.png,{'ab'[p % 2]}")
+    (tmp_path / "visits.csv").write_text("\n".join(rows) + "\n")
+    every = [LongitudinalFolder(s, path="img", labels="visits.csv", size=20, seq_len=3,
+                                fractions=(0.5, 0.25, 0.25), root=str(tmp_path)) for s in ("train", "val", "test")]
+    seen = 0
+    for d in every:
+        for i in range(len(d)):
+            s = d[i]
+            v = int(s.id.rsplit("_v", 1)[1].split(".")[0])
+            assert s.meta["n_visits"] == v + 1  # every visit up to this one, the truncated ones too
+            assert sum(s.meta["valid"]) == min(v + 1, 3)  # the kept count
+            seen += 1
+    assert seen == 40
