@@ -159,3 +159,17 @@ def test_a_csv_path_not_found_is_shown_quoted_with_a_hint_for_blanks_and_backsla
     (folder / "labels.csv").write_text("path,label\n a/a0.png,a\nb/b0.png,b\n")  # a leading blank
     with pytest.raises(DataError, match=r"image not found: '.*/img/ a/a0.png'; it has leading or trailing whitespace"):
         FolderDataset("test", **kw)
+
+
+@pytest.mark.parametrize("name", ["a/scan.nii.gz", "a/photo.webp", "a/anim.gif"])
+def test_a_csv_row_naming_a_file_of_another_format_is_refused_by_its_line(tmp_path, name):
+    """A labels CSV row naming a NIfTI file passed validate and failed the run when it read it (a review of
+    longitudinal_folder, whose CSV rows are checked alike): refused by name, with its line, as the scan skips it."""
+    folder = _classes(tmp_path, {"a": 3, "b": 3})
+    (folder / name).write_bytes(b"not read")
+    (folder / "labels.csv").write_text(f"path,label\na/a0.png,a\n{name},a\nb/b0.png,b\n")
+    with pytest.raises(DataError) as err:
+        FolderDataset("test", path=str(folder), labels="labels.csv", size=16, fractions=[0, 0, 1])
+    assert str(err.value).startswith(f"{folder}/labels.csv: line 3: {name!r} is of an image format that folder does "
+                                     f"not read: expected .png, ")
+    assert "\n" not in str(err.value)
