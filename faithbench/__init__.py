@@ -162,8 +162,9 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     :class:`~faithbench.runner.executors.RayOptions`), ``progress`` (False: no progress bars,
     ``--quiet``; ``FAITHBENCH_QUIET=1`` silences them too), ``log`` (a callable taking each log line, and
     faithbench's warnings such as "model at chance"; default ``print``, the warnings then to stderr) and
-    ``report`` (False: the tables only; :func:`~faithbench.reports.writer.build_report` builds the rest
-    later). The caller's torch (the CPU's, and every GPU's on a CUDA run or where CUDA was started), NumPy
+    ``report`` (False: the tables only, the checkpoints' warnings still logged;
+    :func:`~faithbench.reports.writer.build_report` builds the rest later). The caller's torch (the CPU's,
+    and every GPU's on a CUDA run or where CUDA was started), NumPy
     and ``random`` generators are as they were after the run.
 
     Raises (each importable from ``faithbench``): :class:`TypeError` for an argument of the wrong

@@ -306,3 +306,25 @@ def test_a_factory_given_a_name_that_is_not_a_str_says_name_expects_a_str(call, 
     "'int' object has no attribute 'lower'" from the did-you-mean lookup."""
     with pytest.raises(TypeError, match=f"^{re.escape(message)}"):
         call()
+
+
+def test_report_false_logs_the_model_warnings_once_and_models_has_the_files_columns(tmp_path, capsys):
+    """A held-out review: `run(report=False)` sent no "model at chance" / "model predicts one class" to `log`
+    (only build_report did, later, to stderr), and `RunResult.models` lacked models.csv's `auc_exact_p`."""
+    import io
+
+    import pandas as pd
+
+    tables, full = [], []
+    result = faithbench.run(TINY, out_dir=tmp_path / "tables", cache=tmp_path / "cache", limit=2, progress=False,
+                            report=False, log=tables.append)
+    faithbench.run(TINY, out_dir=tmp_path / "full", cache=tmp_path / "cache", limit=2, progress=False, log=full.append)
+    kinds = ("model at chance:", "model predicts one class:")
+    warned = [line for line in tables if line.startswith(kinds)]
+    assert warned and warned == [line for line in full if line.startswith(kinds)]  # the same, each once
+    assert len(set(warned)) == len(warned) and not any(line in capsys.readouterr().err for line in warned)
+    assert not (tmp_path / "tables" / "index.html").exists()
+    file = pd.read_csv(tmp_path / "tables" / "models.csv")
+    assert list(result.models.columns) == list(file.columns) and "auc_exact_p" in result.models.columns
+    assert result.models["auc_exact_p"].isna().all() == file["auc_exact_p"].isna().all()
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(result.models.to_csv(index=False))), file)
