@@ -225,7 +225,7 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     try:
         return run_suite(suite, out, **kwargs)
     except FolderError as exc:  # named as run's arguments, not the CLI's --out and --cache (a review)
-        name = {"out": "out_dir", "cache": "cache (or $FAITHBENCH_CACHE)"}[exc.argument]
+        name = {"out": "out_dir", "cache": f"cache ({exc.origin or 'or $FAITHBENCH_CACHE'})"}[exc.argument]
         raise UsageError(f"run: {name}: {exc.path}: {exc.problem}") from None
 
 

@@ -9,7 +9,8 @@ otherwise: no result row; the tables and ``skipped.csv`` with the reasons are wr
 usage (an output folder another run is writing, an unwritable ``--out`` or cache); 3 partial:
 some cells failed (``failures.csv`` lists them) and the tables hold every other cell; 130
 interrupted (Ctrl-C), 143 terminated (SIGTERM), 141 standard output closed (``faithbench list | head``).
-Errors are one line; ``--debug`` (before or after the sub-command) shows the traceback.
+Errors are one line, usage errors too (``faithbench: error: argument --limit: ...``, not argparse's usage block
+first); ``--debug`` (before or after the sub-command) shows the traceback.
 ``--quiet`` (of ``run`` and ``report``) silences every progress bar, training bars included
 (``FAITHBENCH_QUIET=1``, :mod:`faithbench.progress`).
 """
@@ -24,7 +25,7 @@ import threading
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from faithbench.configurable import ParameterError, installed_version
 from faithbench.listing import describe, first_sentence, parameters, write_lines
@@ -39,6 +40,11 @@ class InputError(Exception):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler's or ``kill``'s stop): handled like Ctrl-C, exit code 143."""
+
+
+class _Parser(argparse.ArgumentParser):  # its sub-commands' parsers too (add_subparsers' parser_class)
+    def error(self, message: str) -> NoReturn:  # one line, as the README promises, not the usage block first
+        self.exit(EXIT_BAD_INPUT, f"faithbench: error: {message} (see {self.prog} --help)\n")
 
 
 _SIGTERM = threading.Event()  # set by the handler: Ray's wait re-raises a plain KeyboardInterrupt (a review)
@@ -89,7 +95,7 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from faithbench.store import Cache
-    from faithbench.runner.executors import RayOptions
+    from faithbench.runner.executors import RayOptions, check_task_resources
     from faithbench.runner.run import default_out_dir, run_suite
     from faithbench.runner.settings import check_limit
 
@@ -107,10 +113,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out_dir(suite)
     cache = Cache(args.cache) if args.cache else Cache()
     check_limit(args.limit, "--limit")
-    if not args.cpus_per_task > 0:  # 0 lifted the limit on concurrent groups (a review)
-        raise InputError(f"--cpus-per-task: expected a number > 0, got {args.cpus_per_task}")
-    if args.gpus_per_task < 0:
-        raise InputError(f"--gpus-per-task: expected a number >= 0, got {args.gpus_per_task}")
+    check_task_resources(args.cpus_per_task, args.gpus_per_task, ("--cpus-per-task", "--gpus-per-task"))
     if args.ray_cpus is not None and args.ray_cpus < 1:
         raise InputError(f"--ray-cpus: expected a positive number of CPUs, got {args.ray_cpus}")
     executor = args.executor or ("ray" if args.ray_address or args.ray_cpus else None) or suite.executor
@@ -264,7 +267,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="faithbench", description="Benchmark the faithfulness of saliency maps: "
+    parser = _Parser(prog="faithbench", description="Benchmark the faithfulness of saliency maps: "
                                      "run a suite, list plugins and suites, validate a suite, rebuild a report.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"faithbench {installed_version()}")

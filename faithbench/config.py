@@ -28,12 +28,13 @@ from faithbench.config_files import (BUILTIN_DIR, SuiteError, builtin_suites, re
                                      resolve_suite_path, suite_folder)
 from faithbench.configurable import Bool, Float, Int, ParameterError
 from faithbench.datasets.paths import DataError, InputDataError
-from faithbench.metric_checks import check_masks, check_metric_fit, check_regions
+from faithbench.metric_checks import check_masks, check_metric_fit
+from faithbench.region_checks import check_regions
 from faithbench.model_checks import check_models, check_train_splits, warn_padding_baseline
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.errors import CheckpointError
 from faithbench.models.factory import check_model_spec, is_external, module_callable, parse_model_name
-from faithbench.names import check_file_names, check_label, check_text
+from faithbench.names import check_file_names, check_folder_name, check_label, check_text
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
 __all__ = ["SuiteError", "SuiteWeightsError", "SuiteDataError", "SuiteWarning", "Suite", "load_suite",
@@ -48,9 +49,8 @@ class SuiteWeightsError(SuiteError, CheckpointError):
 
 
 class SuiteDataError(SuiteError, InputDataError):
-    """Data that is there but unusable (test sample 0: a truncated file, a mask not of its image's shape), found
-    by validation: a :class:`SuiteError` and an :class:`~faithbench.runner.errors.InputDataError`, as docs/api.md
-    has it (a held-out review: ``except InputDataError`` caught neither)."""
+    """Data there but unusable (test sample 0: a truncated file, a mask not of its image's shape), found by validation:
+    a :class:`SuiteError` and an ``InputDataError``, as docs/api.md has it (a review: the latter caught neither)."""
 
 
 class PluginSpec(BaseModel):
@@ -200,7 +200,7 @@ class Suite(BaseModel):
     def _visible_name(cls, name: str) -> str:  # ' ' or '/' wrote reports/_ (a diff review)
         if name and not any(ch.isalnum() for ch in name):
             raise ValueError(f"expected a name with a letter or digit (it names the run's folder), got {name!r}")
-        return check_label(name)
+        return check_folder_name(check_label(name))
 
     @field_validator("datasets", "explainers", "metrics", "models", mode="before")
     @classmethod

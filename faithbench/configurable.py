@@ -158,15 +158,15 @@ def _type_ok(default: Any, value: Any) -> bool:
     return isinstance(value, type(default))
 
 
-def _unrepresentable(value: Any) -> str | None:
-    """Why a number (or a list's) cannot reach torch (a review: 2**64 failed every cell, 1e300 made NaN maps)."""
+def unrepresentable(value: Any) -> str | None:
+    """Why a number (or a list's) cannot reach torch, as what it expects (a review: 2**64 failed every cell)."""
     for v in value if isinstance(value, (list, tuple)) else [value]:
         if isinstance(v, float) and not math.isfinite(v):
-            return "expects finite numbers"
+            return "finite numbers"
         if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
-            return "expects integers within int64 (-2**63 <= x < 2**63)"
+            return "integers within int64 (-2**63 <= x < 2**63)"
         if isinstance(v, float) and (abs(v) > FLOAT32_MAX or 0 < abs(v) < FLOAT32_TINY):  # a diff review: lime NaN
-            return f"expects numbers within float32's range (0 or {FLOAT32_TINY:.7g} <= |x| <= {FLOAT32_MAX:.7g})"
+            return f"numbers within float32's range (0 or {FLOAT32_TINY:.7g} <= |x| <= {FLOAT32_MAX:.7g})"
     return None
 
 
@@ -191,8 +191,8 @@ class Configurable:
                     f"{name}: parameter {key!r} expects {_expected(default)} "
                     f"(default {default!r}), got " + ("null" if value is None else f"{type(value).__name__} {value!r}")
                 )
-            if problem := _unrepresentable(value):  # .nan / .inf in YAML: every comparison with NaN is false
-                raise ParameterError(f"{name}: parameter {key!r} {problem}, got {value!r}")
+            if problem := unrepresentable(value):  # .nan / .inf in YAML: every comparison with NaN is false
+                raise ParameterError(f"{name}: parameter {key!r} expects {problem}, got {value!r}")
         self.params: dict[str, Any] = {**self.defaults, **params}
         for key, value in self.params.items():
             setattr(self, key, value)

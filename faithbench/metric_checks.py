@@ -34,10 +34,8 @@ import torch
 from faithbench.config_checks import SuiteWarning, class_masks_in, first_line, mask_names, model_dataset_pairs
 from faithbench.metrics.base import one_feature
 from faithbench.metrics.functional import feature_ids, whole_features
-from faithbench.names import did_you_mean
 
-__all__ = ["check_aliases", "check_masks", "check_metric_fit", "check_regions", "first_batch_masks", "run_masks",
-           "skip_reason"]
+__all__ = ["check_aliases", "check_masks", "check_metric_fit", "first_batch_masks", "run_masks", "skip_reason"]
 
 
 def check_aliases(suite: Any, source: str, error: type[Exception]) -> None:
@@ -357,44 +355,3 @@ def _batch_problem(plugin: Any, suite: Any, classes: tuple[str, ...] | None = No
     which = "batch_size" if suite.batch_size <= suite.samples else "samples"
     return (f"{plugin.name} compares each sample with the others of its batch and needs {need} samples in a batch; "
             f"{which} is {have}")
-
-
-def check_regions(suite: Any, source: str, built: dict[str, Any], masks: dict[str, set[str] | None],
-                  error: type[Exception]) -> None:
-    """The ``regions:`` block against the data (a fuzzing review: both passed validate without a word): a grid finer
-    than a dataset's image, or of a dimension no dataset has, is an error (the run failed every cell, or dropped the
-    grid with exit 0); a mask name that no dataset has (a typo?) is warned of, with a did-you-mean (the run leaves it
-    out, as it leaves out a mask some datasets lack, with a note in ``skipped.csv``); an error where no dataset has
-    any of them and there is no grid (a fuzzing review: empty tables). ``masks``: as :func:`check_masks` returns."""
-    spec = suite.regions
-    if spec is None:
-        return
-    known: set[str] = set()
-    dims: set[int] = set()
-    for label, dataset in built.items():
-        try:
-            shape = tuple(int(s) for s in dataset.spatial_shape)
-        except Exception:  # an unreadable split: the run's preflight names it
-            continue
-        dims.add(len(shape))
-        known |= masks.get(label) or set()
-        grid = spec.grid
-        if grid is not None and len(grid) == len(shape) and any(g > n for g, n in zip(grid, shape)):
-            raise error(f"{source}: regions.grid: {list(grid)} has more cells along an axis than dataset {label!r} "
-                        f"has pixels {shape}; expected sizes between 1 and the image size")
-    if spec.grid is not None and dims and len(spec.grid) not in dims:  # a fuzzing review: dropped, exit 0
-        raise error(f"{source}: regions.grid: {list(spec.grid)} has {len(spec.grid)} sizes, but the datasets are "
-                    f"{' and '.join(f'{d}D' for d in sorted(dims))}; expected one size per spatial axis")
-    if spec.masks == "all" or not known:
-        return
-    if not set(spec.masks) <= known:  # sample 0 may lack one (a normal image): the masks of the first batch
-        for dataset in built.values():
-            known |= first_batch_masks(dataset, suite) or set()
-    names = sorted(known)
-    if spec.grid is None and not set(spec.masks) & known and all(masks.get(label) is not None for label in built):
-        raise error(f"{source}: regions.masks: no dataset has any of {', '.join(spec.masks)}, and there is no grid, so "
-                    f"nothing would be left for the block; their masks: {', '.join(names)}")
-    for name in spec.masks:
-        if name not in known:
-            warnings.warn(f"{source}: regions.masks: no dataset has a mask {name!r}{did_you_mean(name, names)}, so "
-                          f"the run leaves it out; their masks: {', '.join(names)}", SuiteWarning, stacklevel=2)

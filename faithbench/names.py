@@ -42,6 +42,20 @@ def check_label(text: str | None) -> str | None:
     return text
 
 
+MAX_FILE_NAME = 255  # bytes of one file or folder name on the usual file systems (ext4, APFS, NTFS: 255 units)
+
+
+def check_folder_name(name: str) -> str:
+    """A pydantic validator of a suite's name, which names the run's default folder ``reports/<safe_name(name)>``:
+    refused (``ValueError``, the name cut short) when that folder name is over :data:`MAX_FILE_NAME` bytes (a
+    fuzzing review: a 5000-character name passed validate, then run failed with "File name too long")."""
+    folder = safe_name(name)
+    if len(folder.encode()) > MAX_FILE_NAME:
+        raise ValueError(f"expected a name of at most {MAX_FILE_NAME} characters (it names the run's folder, "
+                         f"reports/<name>), got {len(folder)}: {name[:24]!r}...")
+    return name
+
+
 def check_text(text: str) -> str:
     """A pydantic validator of a suite's ``description``: line breaks and tabs are fine, other control characters
     are refused (a fuzzing review: a NUL went raw into index.html); format characters of ordinary text (a right-to-left

@@ -80,11 +80,21 @@ class CacheLockWait(UserWarning):
 
 def default_cache_dir() -> Path:
     """``$FAITHBENCH_CACHE`` (blanks around it stripped, as ``$FAITHBENCH_DATA``'s; blank: unset, a review: ``" "``
-    made a folder named by a space), else ``$XDG_CACHE_HOME/faithbench``, else ``~/.cache/faithbench``."""
+    made a folder named by a space), else ``$XDG_CACHE_HOME/faithbench`` (set, not empty), else
+    ``~/.cache/faithbench``."""
     env = os.environ.get(CACHE_ENV, "").strip()
     if env:
         return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "faithbench"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "faithbench"  # empty: unset (XDG spec)
+
+
+def cache_origin(path: Path | str) -> str | None:
+    """Where the cache folder ``path`` came from, for messages, when it is :func:`default_cache_dir` without
+    ``$FAITHBENCH_CACHE``: ``$XDG_CACHE_HOME/faithbench`` or ``~/.cache/faithbench``; else None (a fuzzing review:
+    a file at ``$XDG_CACHE_HOME`` was blamed on "--cache or $FAITHBENCH_CACHE", neither of them set)."""
+    if os.environ.get(CACHE_ENV, "").strip() or Path(path) != default_cache_dir():
+        return None
+    return "$XDG_CACHE_HOME/faithbench" if os.environ.get("XDG_CACHE_HOME") else "~/.cache/faithbench"
 
 
 def make_key(*parts: Any) -> str:

@@ -284,11 +284,30 @@ def test_a_data_root_that_does_not_exist(tmp_path, capsys, monkeypatch):
 
 def test_bad_run_options(tmp_path, capsys):
     code, err, _ = run(tmp_path, capsys, GOOD, "--cpus-per-task", "-1")
-    assert code == EXIT_BAD_INPUT and err == "faithbench: error: --cpus-per-task: expected a number > 0, got -1.0"
+    assert code == EXIT_BAD_INPUT
+    assert err == "faithbench: error: --cpus-per-task: expected a finite number > 0, got -1.0"
     code, err, _ = run(tmp_path, capsys, GOOD, "--executor", "ray", "--cpus-per-task", "0")  # helper 137: no limit
-    assert code == EXIT_BAD_INPUT and err == "faithbench: error: --cpus-per-task: expected a number > 0, got 0.0"
+    assert code == EXIT_BAD_INPUT and err == "faithbench: error: --cpus-per-task: expected a finite number > 0, got 0.0"
     code, err, _ = run(tmp_path, capsys, GOOD, "--gpus-per-task", "-0.5")
-    assert code == EXIT_BAD_INPUT and err == "faithbench: error: --gpus-per-task: expected a number >= 0, got -0.5"
+    assert code == EXIT_BAD_INPUT
+    assert err == "faithbench: error: --gpus-per-task: expected a finite number >= 0, got -0.5"
+
+
+@pytest.mark.parametrize("flag", ["--cpus-per-task", "--gpus-per-task"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_ray_task_resources(tmp_path, capsys, monkeypatch, flag, value):
+    """A review: --gpus-per-task nan passed the '< 0' check, started Ray and failed there (exit 1,
+    "cannot convert float NaN to integer"); inf started Ray before its error. Now exit 2 before Ray starts."""
+    from faithbench.runner import executors
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(executors, "ray_session", no_ray)
+    code, err, _ = run(tmp_path, capsys, GOOD, "--executor", "ray", f"{flag}={value}")  # -inf: not an option
+    sign = ">" if flag == "--cpus-per-task" else ">="
+    assert code == EXIT_BAD_INPUT
+    assert err == f"faithbench: error: {flag}: expected a finite number {sign} 0, got {float(value)}"
 
 
 def test_a_trained_model_needs_the_train_split_of_a_volume_dataset(tmp_path, capsys):

@@ -484,3 +484,57 @@ def test_a_model_no_dataset_pairs_with_is_warned_of():
     with pytest.warns(SuiteWarning, match=r"^s\.yaml: model 'vit_tiny' pairs with no dataset \(every dataset's "
                                           r"models: leaves it out\), so the run leaves it out$"):
         validate_plugins(suite, "s.yaml")
+
+
+MIXED = """name: t
+samples: 6
+batch_size: 6
+datasets:
+  - {name: phantom_cxr, params: {size: 32, n: 8}, models: [m2]}
+  - {name: phantom_organ3d, params: {size: 24, n: 8}, models: [m3]}
+models:
+  - {name: small_cnn, alias: m2, recipe: {epochs: 1}}
+  - {name: small_cnn, alias: m3, params: {width: 4}, recipe: {epochs: 1}}
+explainers: [saliency, random]
+metrics: [relevance_mass]
+regions: {masks: [heart, liver], grid: [1, 3]}
+"""
+
+
+def test_region_masks_and_a_grid_only_some_datasets_lack_are_warned_of(tmp_path):
+    """A held-out review (regions5): docs/suites.md says a mask only some datasets lack is a warning; validate said
+    nothing for heart (no organ phantom mask), liver (no chest phantom mask) and a 2-axis grid on a 3D dataset."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SuiteWarning)
+        _load(tmp_path, MIXED)
+    lines = sorted(str(w.message).split("/")[-1] for w in caught if issubclass(w.category, SuiteWarning))
+    assert lines == [
+        "suite.yaml: regions.grid: [1, 3] has 2 sizes, but dataset 'phantom_organ3d' is 3D, so the run leaves the "
+        "grid out there",
+        "suite.yaml: regions.masks: dataset 'phantom_cxr' has no mask 'liver', so the run leaves it out there; its "
+        "masks: body, heart, lesion, lung_contralateral, lung_left, lung_lesion_side, lung_right, spine",
+        "suite.yaml: regions.masks: dataset 'phantom_organ3d' has no mask 'heart', so the run leaves it out there; its "
+        "masks: body, kidney_left, kidney_right, lesion, liver, spine, spleen"]
+    _load_silently(tmp_path, MIXED.replace("[heart, liver], grid: [1, 3]", "[body, spine]"))  # both have them
+
+
+def test_a_region_mask_empty_in_a_class_of_the_first_batch_is_warned_of(tmp_path):
+    """A held-out review (regions5): `lesion` (empty on normal images) made every explainer, the random control
+    included, "significant" in region_tests.csv; validate said nothing. phantom_cxr's first 8 test images hold
+    both classes (the test below counts them)."""
+    from faithbench.datasets import PhantomCXR
+
+    ds = PhantomCXR("test", size=32, n=8)
+    negatives = sum(int(ds[i].label) == 0 for i in range(8))
+    assert 0 < negatives < 8
+    text = BASE.replace("name: t", "name: t\nsamples: 8\nbatch_size: 8\nregions: {masks: [lesion, heart]}")
+    with pytest.warns(SuiteWarning, match=re.escape(
+            f"suite.yaml: regions.masks: mask 'lesion' of dataset 'phantom_cxr' is empty on every label-0 sample "
+            f"({negatives}) of the run's first batch, so region_tests.csv gives it no between-class test")):
+        _load(tmp_path, text)
+    with warnings.catch_warnings():  # a normal image has a reference side: no warning
+        warnings.simplefilter("error", SuiteWarning)
+        _load(tmp_path, text.replace("[lesion, heart]", "[lung_lesion_side, heart]"))
+    with warnings.catch_warnings():  # subset: positive explains one class: no class test, no warning
+        warnings.simplefilter("error", SuiteWarning)
+        _load(tmp_path, text + "subset: positive\n")

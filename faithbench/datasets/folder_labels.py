@@ -31,7 +31,8 @@ def _typo_of(a: str, b: str) -> bool:
 def near_labels(labels: list[str], source: Path) -> list[str]:
     """Warnings for each class named like a larger one (``pnuemonia`` beside ``pneumonia``,
     ``Normal`` beside ``NORMAL``; :func:`_typo_of`): without ``classes``, every name found is a
-    class, so a typo makes a class of its own."""
+    class, so a typo makes a class of its own. ``longitudinal_folder`` warns of its visit labels with it
+    (a review: one visit ``Pos`` among ``pos`` made a 3-output model without a word)."""
     counts = {name: labels.count(name) for name in sorted(set(labels))}
     out = []
     for name, k in counts.items():

@@ -38,12 +38,14 @@ def is_hidden(rel: Path) -> bool:
 # not set: palettes, animation); a scan warns of them instead of skipping them silently (a review)
 OTHER_IMAGE_SUFFIXES = (".webp", ".gif", ".jfif", ".jpe", ".jp2", ".j2k", ".jpx", ".heic", ".heif", ".avif", ".tga",
                         ".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".psd", ".svg", ".dicom", ".ima", ".nii", ".nii.gz",
-                        ".nrrd", ".mha", ".mhd")
+                        ".nrrd", ".nhdr", ".mgz", ".mgh", ".mha", ".mhd")
 
 
-def _other_image(path: Path) -> bool:
+def is_other_image(path: Path) -> bool:
     """Whether ``path`` looks like an image ``folder`` does not read: an image-like suffix, or a DICOM
-    file (``DICM`` after its 128-byte preamble) without ``.dcm`` (no suffix, or ``1.2.840.3``'s digits)."""
+    file (``DICM`` after its 128-byte preamble) without ``.dcm`` (no suffix, or ``1.2.840.3``'s digits).
+    A scan skips such files; ``longitudinal_folder`` refuses a CSV row naming one (a review: a NIfTI
+    visit passed validate and failed the run)."""
     name = path.name.lower()
     if name.endswith(OTHER_IMAGE_SUFFIXES):
         return True
@@ -58,7 +60,7 @@ def _other_image(path: Path) -> bool:
 
 def scan_folder(folder: Path, skip: Path | None = None) -> tuple[list[Path], list[Path]]:
     """The image files under ``folder`` (by suffix, sorted) and the files skipped that look like
-    images of another format (:func:`_other_image`), without hidden files and folders and without
+    images of another format (:func:`is_other_image`), without hidden files and folders and without
     ``skip`` (a mask folder inside the image folder). Sub-folders that are symbolic links are
     followed, as a labels CSV's paths are (``Path.rglob`` did not, which dropped a linked class
     folder's images without a word, a review); a link to a folder that holds it (a loop) is a
@@ -89,7 +91,7 @@ def scan_folder(folder: Path, skip: Path | None = None) -> tuple[list[Path], lis
             elif is_file:
                 if path.suffix.lower() in IMAGE_SUFFIXES:
                     images.append(path)
-                elif _other_image(path):
+                elif is_other_image(path):
                     others.append(path)
     return sorted(images), sorted(others)
 
@@ -218,5 +220,5 @@ def resize_mask(mask: Tensor, size: int, fit: str) -> Tensor:
     return out
 
 
-__all__ = ["IMAGE_SUFFIXES", "LOSSY_SUFFIXES", "binarise_mask", "fit_square", "is_hidden", "read_dicom", "read_image",
-           "resize_mask", "scan_folder", "scan_images"]
+__all__ = ["IMAGE_SUFFIXES", "LOSSY_SUFFIXES", "binarise_mask", "fit_square", "is_hidden", "is_other_image",
+           "read_dicom", "read_image", "resize_mask", "scan_folder", "scan_images"]

@@ -29,7 +29,6 @@ decides the label, with exact per-visit masks and the visit of change in ``meta`
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import os
 from pathlib import Path
@@ -41,7 +40,9 @@ from torch import Tensor
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, Bound, ParameterError, check_bound
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
-from faithbench.datasets.paths import DataError, csv_date, csv_image, csv_row_problem, labels_csv, resolve_path
+from faithbench.datasets.folder_labels import near_labels
+from faithbench.datasets.longitudinal_csv import read_visit_rows
+from faithbench.datasets.paths import DataError, labels_csv, resolve_path
 from faithbench.datasets.phantoms import (MAX_N, SEED, _SPLIT_OFFSET, PhantomCXR, _erode, _grid, check_lesion_radius,
                                          ellipsoid, smooth_field)
 from faithbench.registry import datasets
@@ -296,7 +297,12 @@ class LongitudinalFolder(LongitudinalDataset):
 
     The split is patient-level and stratified by each patient's class (the label of their first
     visit), with ``folder``'s :func:`~faithbench.datasets.folder.patient_split`: all of a patient's
-    sequences are in one split. Masks: ``valid`` only. Images are read with ``folder``'s reader.
+    sequences are in one split. Masks: ``valid`` only. Images are read with ``folder``'s reader; a
+    row naming a file of a format it does not read (``.nii.gz``, ``.webp``, …) is refused by its name
+    (:func:`~faithbench.datasets.longitudinal_csv.read_visit_rows`). Without ``classes``, a label
+    named like a larger class's (``Pos`` beside ``pos``) is warned of, as in ``folder``: a typo makes a
+    class of its own. ``meta["n_visits"]`` is the patient's number of visits up to and including this
+    one (before truncation to ``seq_len``), not the number kept (``sum(meta["valid"])``).
     """
 
     background = 0.0
@@ -322,24 +328,10 @@ class LongitudinalFolder(LongitudinalDataset):
                          channels=channels, fractions=list(fractions), seed=seed, n=n)
         folder = Path(os.path.abspath(resolve_path(path, root, "image folder")))
         csv_path = labels_csv(folder, labels, root)
-        rows: list[tuple[str, dt.date, Path, str]] = []
-        with csv_path.open(newline="", encoding="utf-8-sig") as fh:  # Excel's CSV UTF-8 has a BOM
-            reader = csv.DictReader(fh)
-            need = ("patient_id", "date", "path", "label")
-            if not reader.fieldnames or not set(need) <= set(reader.fieldnames):
-                raise DataError(f"{csv_path}: expected columns patient_id,date,path,label, got {reader.fieldnames}")
-            seen: dict[str, int] = {}  # image (real path) -> its line: one row per image, one patient per image
-            for line, row in enumerate(reader, start=2):
-                if problem := csv_row_problem(row, need):
-                    raise DataError(f"{csv_path}: line {line}: {problem}")
-                img = csv_image(folder, row["path"], csv_path, line)
-                if (first := seen.setdefault(os.path.realpath(img), line)) != line:
-                    raise DataError(f"{csv_path}: line {line}: the image of line {first} again ({img.name}): one row "
-                                    "per image")
-                date = csv_date(row["date"], csv_path, line)
-                rows.append((row["patient_id"].strip(), date, img, row["label"].strip()))
-        if not rows:
-            raise DataError(f"{csv_path}: no rows")
+        rows = read_visit_rows(folder, csv_path)
+        if classes is None:  # every name found is a class: warn of one named like a larger one (a review: 'Pos')
+            for message in near_labels([r[3] for r in rows], csv_path):
+                self.warn(message)
         found = sorted({r[3] for r in rows})
         names = tuple(classes) if classes is not None else tuple(found)
         self.classes = names  # type: ignore[misc]

@@ -84,14 +84,18 @@ def logits_problem(out: Any, num_classes: int) -> str | None:
     return f"expected logits of shape (batch, {num_classes}), got {tuple(out.shape)} for a batch of 1{hint}"
 
 
-def check_converging(desc: str, losses: tuple[float, ...], epoch: int, lr: float) -> None:
+def check_converging(desc: str, losses: tuple[float, ...], epoch: int, lr: float, weight_decay: float = 0.0) -> None:
     """``CheckpointError`` when one of an epoch's ``losses`` (its mean training and its validation
     loss) is not finite: the outputs are NaN or Inf (a fuzzing review: ``lr: 1e12`` was cached and
-    used, every cell failed with an unrelated message; a diff review: ``max`` hid a NaN)."""
+    used, every cell failed with an unrelated message; a diff review: ``max`` hid a NaN). The message
+    names ``weight_decay`` too where ``lr * weight_decay > 1``: each step's decay, the weights times
+    ``1 - lr * weight_decay`` (AdamW; SGD's gradient term alike), overshoots zero, and beyond 2 the
+    weights grow (a fuzzing review: ``weight_decay: 1e30`` diverged, and the message blamed lr alone)."""
     loss = next((v for v in losses if not math.isfinite(v)), None)
     if loss is not None:
+        decay = f" or weight_decay ({weight_decay:g}; lr x weight_decay > 1)" if lr * weight_decay > 1 else ""
         raise CheckpointError(f"{desc}: training diverged (loss {loss} in epoch {epoch}): the model's outputs are "
-                              f"no longer finite; lower the recipe's lr ({lr:g})")
+                              f"no longer finite; lower the recipe's lr ({lr:g}){decay}")
 
 
 def _some(names: list[str], k: int = 5) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, DROPOUT, check_bound
@@ -159,7 +160,12 @@ def _temporal(head_cls: type, in_chans: int, num_classes: int, input_size: tuple
         raise ValueError(f"model {name!r}: the backbone must be a 2D architecture, got {backbone!r}")
     check_bound(name, "hidden", hidden, AT_LEAST_ONE)
     check_bound(name, "dropout", dropout, DROPOUT)
-    recipe = Recipe(**(backbone_recipe or {}))  # validated here, so a typo fails at suite validation
+    try:  # validated here, so a typo fails at suite validation, in one line naming the key
+        recipe = Recipe(**(backbone_recipe or {}))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where, why = ".".join(map(str, first["loc"])), first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"model {name!r}: backbone_recipe.{where}: {why}") from None
     seq_len, space = input_size[0], tuple(input_size[1:])
     net = build_model(backbone, in_chans, num_classes, space, **(backbone_params or {}))
     net.eval()

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from faithbench.configurable import Bool, Float, Int
+from faithbench.configurable import Bool, Float, Int, unrepresentable
 from faithbench.models.auc import (MIN_CI_PER_CLASS, auc_ci, auc_exact_p, binary_auc, class_auc_cis, class_log_odds,
                                    macro_and_class_cis, macro_auc_permutation_p)
 from faithbench.models.errors import INPLACE_INPUT, CheckpointError, check_converging, logits_problem
@@ -27,22 +27,35 @@ from faithbench.progress import bars_disabled, nested_position
 log = logging.getLogger(__name__)
 
 
+def _representable(value: Any) -> Any:
+    """A recipe's number that torch takes, the check a plugin's parameters get (:func:`unrepresentable`; a fuzzing
+    review: lr 1e39 failed every cell with a float overflow, n_train 1e20 failed validate with islice's ValueError)."""
+    if problem := unrepresentable(value):
+        raise ValueError(f"expected {problem}, got {value!r}")
+    return value
+
+
+Int64 = Annotated[Int, AfterValidator(_representable)]  # within int64
+Float32 = Annotated[Float, AfterValidator(_representable)]  # 0 or within float32's normal range: not inf, not 0
+
+
 class Recipe(BaseModel):
-    """How to train a checkpoint. Every field is part of the checkpoint's cache key."""
+    """How to train a checkpoint. Every field is part of the checkpoint's cache key; its numbers are ones torch
+    takes (int64, float32's normal range), as a plugin's parameters are."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epochs: Int = Field(4, ge=1)
-    lr: Float = Field(1e-3, gt=0)
-    batch_size: Int = Field(64, ge=1)
-    weight_decay: Float = Field(0.05, ge=0)
+    epochs: Int64 = Field(4, ge=1)
+    lr: Float32 = Field(1e-3, gt=0)
+    batch_size: Int64 = Field(64, ge=1)
+    weight_decay: Float32 = Field(0.05, ge=0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     schedule: Literal["constant", "cosine"] = "cosine"
-    warmup_epochs: Float = Field(0.0, ge=0)
-    label_smoothing: Float = Field(0.0, ge=0, lt=1)
-    patience: Int = Field(100, ge=1)
+    warmup_epochs: Float32 = Field(0.0, ge=0)
+    label_smoothing: Float32 = Field(0.0, ge=0, lt=1)
+    patience: Int64 = Field(100, ge=1)
     linear_probe: Bool = False
-    n_train: Int | None = Field(None, ge=1)
+    n_train: Int64 | None = Field(None, ge=1)
     class_weights: Bool = False
 
 
@@ -126,7 +139,8 @@ def train_model(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tenso
             step += 1
         val = evaluate_model(model, x_val, y_val, ci=False)  # the epoch needs loss and accuracy only
         history["train_loss"].append(float(np.mean(losses)))
-        check_converging(desc, (history["train_loss"][-1], val["loss"]), len(history["train_loss"]), recipe.lr)
+        check_converging(desc, (history["train_loss"][-1], val["loss"]), len(history["train_loss"]), recipe.lr,
+                         recipe.weight_decay)
         history["val_loss"].append(val["loss"])
         history["val_accuracy"].append(val["accuracy"])
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_acc=f"{val['accuracy']:.3f}")

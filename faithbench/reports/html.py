@@ -22,7 +22,7 @@ from faithbench.reports.summaries import integer_counts
 from faithbench.reports.tables import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER, LeaderboardTable, chance_text,
                                        control_tested, format_number, leaderboard_tables, significance_note,
                                        split_skipped)
-from faithbench.stats.chance import ci_text, majority_messages, weak_class_messages
+from faithbench.stats.chance import ci_text, majority_messages, shared_checkpoint_messages, weak_class_messages
 
 __all__ = ["render_html"]
 
@@ -145,7 +145,7 @@ def _suite_html(manifest: dict | None) -> tuple[str, str, str]:
 def _models_html(models: pd.DataFrame, summary: pd.DataFrame) -> str:
     if summary.empty:
         return '<p class="empty">no models.csv rows</p>'
-    frame = summary[["dataset", "model", "seeds"]].copy()
+    frame = summary[[c for c in ("dataset", "model", "seeds", "checkpoints") if c in summary.columns]].copy()
     for column in summary.columns:
         if column.endswith("_mean"):
             score = column[: -len("_mean")]
@@ -154,8 +154,10 @@ def _models_html(models: pd.DataFrame, summary: pd.DataFrame) -> str:
             frame[score] = [format_number(m) + ("" if math.isnan(s) else f" ± {format_number(s)}")
                             for m, s in zip(summary[column], sds)]
     per_seed = table_html(integer_counts(models))
-    return (table_html(frame) + '<p class="note">test split; mean ± sd over seeds</p>'
-            f"<details><summary>per checkpoint (models.csv)</summary>{per_seed}</details>")
+    shared = "".join(f'<p class="note">{_e(m)}.</p>' for m in shared_checkpoint_messages(models))
+    return (table_html(frame) + '<p class="note">test split; mean ± sd over the seeds\' distinct checkpoints '
+            "(checkpoints: a model no seed retrains loads one under every seed, and has no sd)</p>" + shared
+            + f"<details><summary>per checkpoint (models.csv)</summary>{per_seed}</details>")
 
 
 def _reliance_html(table: pd.DataFrame | None) -> str:
@@ -171,7 +173,7 @@ def _reliance_html(table: pd.DataFrame | None) -> str:
 
 
 REGION_TEST_SHOWN = ["dataset", "model", "explainer", "score", "region", "test", "mean_negative", "mean_positive",
-                     "p", "p_bonferroni", "significant"]
+                     "p", "p_bonferroni", "significant", "note"]
 
 
 def _regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFrame | None) -> str:
@@ -179,21 +181,26 @@ def _regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFra
     and the paired tests between explainers."""
     parts = ['<p class="note">Per region, the score of label-0 samples (negative) against the others '
              "(positive): Shapiro–Wilk and Levene choose Student's t-test or Mann–Whitney U; p_bonferroni "
-             "adjusts across the regions of each (dataset, model, explainer, score); significant: "
-             'p_bonferroni &lt; α. Full table with the normality and Levene p-values: '
+             "adjusts across the regions of each (dataset, model, explainer, score) that have a test; "
+             "significant: p_bonferroni &lt; α. Test none (note says why): a region whose mask is empty on every "
+             "sample of a class (its scores there come from the mask, not the map: any map, the random "
+             "control's too, would differ), or a class with fewer than 3 values (Shapiro–Wilk needs 3). "
+             'Full table with the normality and Levene p-values: '
              '<a href="region_tests.csv">region_tests.csv</a>; per-sample scores: '
              '<a href="regions.csv">regions.csv</a>.</p>']
     shown = tests[[c for c in REGION_TEST_SHOWN if c in tests.columns]] if not tests.empty else tests
-    parts.append(table_html(shown, "no region tests (fewer than 3 samples in a class?)", max_rows=400))
+    parts.append(table_html(shown, "no region tests", max_rows=400))
     rdc = board[board["metric"].astype(str) == "region_deletion_correlation"] if "metric" in board else board.iloc[:0]
     parts.append("<h3>Region deletion correlation</h3>")
     if rdc.empty:
         parts.append('<p class="empty">not in this suite (add the metric region_deletion_correlation)</p>')
     else:
         parts.append('<p class="note">Spearman ρ between each region\'s saliency mass and the drop in score '
-                     "when the region is removed (higher: the map ranks regions as the model uses them)</p>")
-        parts.append(table_html(rdc[["dataset", "model", "explainer", "mean", "ci_low", "ci_high", "n",
-                                     "p_vs_random"]]))
+                     "when the region is removed (higher: the map ranks regions as the model uses them). Read "
+                     "the mean against chance, ρ(region area, drop): what a constant map scores, since larger "
+                     "regions hold more mass and drop the score more; it is not 0</p>")
+        parts.append(table_html(rdc[[c for c in ("dataset", "model", "explainer", "mean", "ci_low", "ci_high",
+                                                 "chance", "n", "p_vs_random") if c in rdc.columns]]))
     if pairwise is not None:
         parts += [f"<details><summary>paired Wilcoxon signed-rank tests between explainers per region and class "
                   f"({WILCOXON_NOTE})</summary>",

@@ -18,17 +18,28 @@ import pandas as pd
 
 from faithbench.stats.tables import REQUIRED
 
-__all__ = ["COUNTED", "KEY_COLUMNS", "NOT_A_RUN", "is_run_folder", "mark_report", "row_counts", "table_problem"]
+__all__ = ["COUNTED", "KEY_COLUMNS", "NOT_A_RUN", "NUMBER_COLUMNS", "is_run_folder", "manifest_problem", "mark_report",
+           "row_counts", "table_problem"]
 
 COUNTED = ("results.parquet", "curves.parquet", "models.csv", "samples.csv", "skipped.csv")  # rows the run recorded
 KEY_COLUMNS = {"results.parquet": tuple(REQUIRED),  # also those an older layout lacks (a review: exit 1 on 'chance')
-               "models.csv": ("dataset", "model", "seed"),
+               "models.csv": ("dataset", "model", "seed", "auc"),  # auc: the at-chance marks (a review)
+               "cost.csv": ("dataset", "model", "explainer", "stage", "seconds"),  # the cost table and plot
                "samples.csv": ("dataset", "model", "seed", "sample_id", "target", "lesion_area", "confidence",
                                "correct"),
                "curves.parquet": ("dataset", "model", "explainer", "metric", "seed", "sample_id"),
                "reliability.csv": ("metric", "nr", "ar", "passed", "agreement_tau"),
                "skipped.csv": ("cell", "reason")}
 
+# the columns the report computes with, by file: (exact names, name prefixes). A cell that is neither empty nor a
+# number failed the report half-way (a review: models.csv auc "abc", exit 1 after rewriting 9 tables)
+NUMBER_COLUMNS = {"results.parquet": (("value", "chance"), ()),
+                  "models.csv": (("accuracy", "f1", "auc", "loss", "majority", "f1_classes", "predicted_classes",
+                                  "permuted_fit", "permuted_accuracy"), ("accuracy_", "f1_", "auc_", "loss_", "ovr_")),
+                  "cost.csv": (("seconds", "passes", "samples"), ())}
+_SUITE_LISTS = ("datasets", "models", "explainers", "metrics")  # entries: a name or a {name: ...} mapping
+_MANIFEST_TYPES = {"suite": dict, "rows": dict, "reliability": dict, "versions": dict, "seeds": list,
+                   "data_warnings": list, "outputs": list}
 
 # what build_report and `faithbench report` say of a folder that is_run_folder refuses (docs/outputs.md quotes it)
 NOT_A_RUN = "not a faithbench run folder (no results.parquet, nor the manifest.json of a run)"
@@ -76,6 +87,15 @@ def table_problem(out_dir: Path, manifest: dict[str, Any], inputs: dict[str, Any
         if missing:
             return (f"{out_dir}: {name} lacks the columns {', '.join(missing)} the report reads; rerun `faithbench "
                     f"run` into this folder to rebuild it")
+    for name, (exact, prefixes) in NUMBER_COLUMNS.items():
+        table = inputs.get(name)
+        columns = [] if table is None else [c for c in table.columns
+                                            if c in exact or str(c).startswith(prefixes)]
+        for column in columns:
+            bad = _not_numbers(table[column])
+            if bad:
+                return (f"cannot read {Path(out_dir) / name}: column {column} holds {bad}; rerun `faithbench run` "
+                        f"into this folder to rebuild it")
     unreadable = _unreadable_strata_sources(inputs.get("samples.csv"))
     if unreadable:
         return (f"cannot read {Path(out_dir) / 'samples.csv'}: {unreadable}; rerun `faithbench run` into this folder "
@@ -90,6 +110,49 @@ def table_problem(out_dir: Path, manifest: dict[str, Any], inputs: dict[str, Any
             return (f"{out_dir}: results.parquet holds {len(infinite)} infinite value(s) ({where}), which a run "
                     f"never writes; rerun `faithbench run` into this folder to rebuild it")
     return None
+
+
+def manifest_problem(out_dir: Path, manifest: dict[str, Any]) -> str:
+    """Why ``manifest`` (``out_dir``'s ``manifest.json``) does not have the shape a run writes, or "": each entry of
+    :data:`_MANIFEST_TYPES` given is of its type (null counts as absent), ``rows`` counts whole numbers, and
+    the suite's lists hold names or mappings. A review: ``suite.explainers: 5`` failed the report (exit 1)
+    after it had rewritten the tables."""
+    problem = _manifest_shape(manifest)
+    return (f"cannot read {Path(out_dir) / 'manifest.json'}: {problem}; rerun `faithbench run` into this folder to "
+            f"rebuild it") if problem else ""
+
+
+def _manifest_shape(manifest: dict[str, Any]) -> str:
+    for key, kind in _MANIFEST_TYPES.items():
+        value = manifest.get(key)
+        if value is not None and not isinstance(value, kind):
+            return f"{key} is {value!r}, expected a {'mapping' if kind is dict else 'list'}"
+    for name, rows in (manifest.get("rows") or {}).items():
+        if isinstance(rows, bool) or not isinstance(rows, int):
+            return f"rows.{name} is {rows!r}, expected a whole number of rows"
+    suite = manifest.get("suite") or {}
+    for key in (*_SUITE_LISTS, "seeds"):
+        value = suite.get(key)
+        if value is not None and not isinstance(value, list):
+            return f"suite.{key} is {value!r}, expected a list"
+    if suite.get("regions") is not None and not isinstance(suite["regions"], dict):
+        return f"suite.regions is {suite['regions']!r}, expected a mapping"
+    for key in _SUITE_LISTS:
+        for i, entry in enumerate(suite.get(key) or []):
+            if not isinstance(entry, (str, dict)):
+                return f"suite.{key}[{i}] is {entry!r}, expected a name or a mapping"
+    return ""
+
+
+def _not_numbers(cells: pd.Series) -> str:
+    """What ``cells`` hold that is neither empty nor a number (a count and an example), or ""."""
+    if pd.api.types.is_bool_dtype(cells):  # True/False: no score, though pandas would sum them
+        bad = cells[cells.notna()]
+    elif pd.api.types.is_numeric_dtype(cells):
+        return ""
+    else:
+        bad = cells[cells.notna() & pd.to_numeric(cells, errors="coerce").isna()]
+    return f"{len(bad)} value(s) that are not numbers (e.g. {str(bad.iloc[0])!r})" if len(bad) else ""
 
 
 def _unreadable_strata_sources(samples: pd.DataFrame | None) -> str:

@@ -54,16 +54,26 @@ def integer_counts(models: pd.DataFrame) -> pd.DataFrame:
 
 
 def models_summary(models: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model): ``seeds`` and mean and sd (ddof 1; NaN with one seed) of each score.
+    """Per (dataset, model): ``seeds`` (rows of ``models.csv``), ``checkpoints`` (the distinct ``checkpoint``
+    keys among them; a row without a key counts as its own) and mean and sd (ddof 1; NaN with one checkpoint)
+    of each score over those checkpoints. A model that no seed retrains (a ``weights`` file, or pretrained
+    without a recipe) loads one checkpoint under every seed: its copies gave "0.945 ± 0.000", read as a
+    measured seed-to-seed spread (a held-out review); it has 1 checkpoint and no sd.
 
-    Columns: dataset, model, seeds, then ``<score>_mean, <score>_sd`` for the scores of
+    Columns: dataset, model, seeds, checkpoints, then ``<score>_mean, <score>_sd`` for the scores of
     ``MODEL_SCORES`` present in ``models.csv``.
     """
     scores = [c for c in MODEL_SCORES if c in models.columns]
-    if models.empty or not {"dataset", "model"} <= set(models.columns):
-        return pd.DataFrame(columns=["dataset", "model", "seeds"])
-    grouped = models.groupby(["dataset", "model"], sort=True)
-    out = grouped.size().rename("seeds").to_frame()
+    keys = ["dataset", "model"]
+    if models.empty or not set(keys) <= set(models.columns):
+        return pd.DataFrame(columns=[*keys, "seeds", "checkpoints"])
+    out = models.groupby(keys, sort=True).size().rename("seeds").to_frame()
+    distinct = models
+    if "checkpoint" in models.columns:
+        keyed = models["checkpoint"].notna()
+        distinct = pd.concat([models[keyed].drop_duplicates([*keys, "checkpoint"]), models[~keyed]])
+    grouped = distinct.groupby(keys, sort=True)
+    out["checkpoints"] = grouped.size()
     for score in scores:
         out[f"{score}_mean"], out[f"{score}_sd"] = grouped[score].mean(), grouped[score].std(ddof=1)
     return out.reset_index()

@@ -24,12 +24,11 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-
 from tqdm.auto import tqdm
 
 from faithbench.progress import bars_disabled, missing_glyphs_noted
 from faithbench.reports.arguments import FORMATS, check_control, check_report_arguments, run_control
-from faithbench.reports.integrity import NOT_A_RUN, is_run_folder, mark_report, table_problem
+from faithbench.reports.integrity import NOT_A_RUN, is_run_folder, manifest_problem, mark_report, table_problem
 from faithbench.reports.markup import markdown_escape
 from faithbench.reports.summaries import cost_summary, models_file, models_summary
 from faithbench.store import atomic_write_bytes
@@ -144,6 +143,8 @@ def read_inputs(out_dir: Path) -> dict[str, Any]:
 
     require("manifest.json", "a run always writes it")
     manifest = _read(out_dir, "manifest.json", _read_json)
+    if problem := manifest_problem(out_dir, manifest):  # entries of another shape (reports/integrity.py)
+        raise RunFolderError(problem)
     if manifest.get("status") == WRITING:
         raise RunFolderError(f"{out_dir}: incomplete run folder: the run stopped while writing its tables "
                              f"(manifest.json status {WRITING!r}); rerun `faithbench run` into this folder: it "
@@ -158,22 +159,18 @@ def read_inputs(out_dir: Path) -> dict[str, Any]:
     for name in ("models.csv", "cost.csv", "skipped.csv", "regions.csv", "samples.csv", "failures.csv",
                  "reliability.csv", *_READ_IF_PRESENT):
         inputs[name] = _read(out_dir, name, read_optional_csv)
-    problem = table_problem(out_dir, manifest, inputs)  # truncated or other columns (reports/integrity.py)
-    if problem:
+    if problem := table_problem(out_dir, manifest, inputs):  # truncated or other columns (reports/integrity.py)
         raise RunFolderError(problem)
     return inputs
-
-
-def _empty(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(columns=columns)
 
 
 def _region_tables(out_dir: Path, inputs: dict[str, Any],
                    written: list[Path]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """``region_tests.csv`` and ``region_pairwise.csv`` from ``regions.csv`` (when the run had a
-    ``regions:`` block), with the scores and alpha of the suite recorded in the manifest."""
-    from faithbench.stats.regions import (CLASS_TEST_COLUMNS, REGION_PAIRWISE_COLUMNS, region_class_tests,
-                                          region_pairwise)
+    ``regions:`` block), with the scores and alpha of the suite recorded in the manifest; a region
+    left without a class test because its mask is empty in a class is logged as a warning."""
+    from faithbench.stats.regions import (CLASS_TEST_COLUMNS, REGION_PAIRWISE_COLUMNS, empty_region_messages,
+                                          region_class_tests, region_pairwise)
 
     regions = inputs["regions.csv"]
     if regions is None:  # no regions: block; a table of an earlier run in this folder would be stale
@@ -183,9 +180,11 @@ def _region_tables(out_dir: Path, inputs: dict[str, Any],
     spec = (inputs["manifest.json"].get("suite") or {}).get("regions") or {}
     scores, alpha = spec.get("scores", ["share"]), float(spec.get("alpha", 0.05))
     if regions.empty:
-        tests, pairs = _empty(CLASS_TEST_COLUMNS), _empty(REGION_PAIRWISE_COLUMNS)
+        tests, pairs = pd.DataFrame(columns=CLASS_TEST_COLUMNS), pd.DataFrame(columns=REGION_PAIRWISE_COLUMNS)
     else:
         tests, pairs = region_class_tests(regions, scores, alpha), region_pairwise(regions, scores)
+        for message in empty_region_messages(tests):  # a review: every explainer "significant" without a word
+            log.warning("%s", message)
     for name, frame in (("region_tests.csv", tests), ("region_pairwise.csv", pairs)):
         _write_csv(out_dir / name, frame)
         written.append(out_dir / name)
@@ -265,7 +264,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     Always writes ``results.csv`` (the CSV copy of ``results.parquet``, which it reads),
     ``leaderboard.csv, pairwise.csv, friedman.csv, nemenyi.csv,
     overall_ranks.csv, overall_nemenyi.csv, agreement.csv`` (see :mod:`faithbench.stats`), ``models_summary.csv`` (mean
-    and sd over seeds of each checkpoint score), ``region_tests.csv`` and
+    and sd over the seeds' distinct checkpoints), ``region_tests.csv`` and
     ``region_pairwise.csv`` when the run wrote ``regions.csv`` (:mod:`faithbench.stats.regions`),
     ``strata.csv`` when the run wrote ``samples.csv`` (each sample's ``lesion_area``, ``confidence``
     and ``correct``; :mod:`faithbench.stats.strata`), and the plots in ``plots/``; ``formats`` picks
@@ -308,8 +307,9 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     models, at_chance = inputs["models.csv"], models_at_chance(inputs["models.csv"])
     if results.empty:
         board, pairwise, friedman, nemenyi, overall, overall_pairs, agreement = (
-            _empty(c) for c in (LEADERBOARD_COLUMNS + [AT_CHANCE], PAIRWISE_TABLE_COLUMNS, FRIEDMAN_COLUMNS,
-                                NEMENYI_COLUMNS, OVERALL_COLUMNS, OVERALL_NEMENYI_COLUMNS, AGREEMENT_COLUMNS))
+            pd.DataFrame(columns=c) for c in (LEADERBOARD_COLUMNS + [AT_CHANCE], PAIRWISE_TABLE_COLUMNS,
+                                              FRIEDMAN_COLUMNS, NEMENYI_COLUMNS, OVERALL_COLUMNS,
+                                              OVERALL_NEMENYI_COLUMNS, AGREEMENT_COLUMNS))
     else:
         board = mark_models_at_chance(leaderboard(results, control=control, failures=inputs["failures.csv"]), models)
         pairwise = pairwise_table(results, failures=inputs["failures.csv"])  # failed: still in the Holm family

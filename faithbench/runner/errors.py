@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from faithbench.datasets.paths import InputDataError  # defined below validation, which raises it too
 from faithbench.device import is_out_of_memory
+from faithbench.store import cache_origin
 
 __all__ = ["FolderError", "InputDataError", "OutputInUseError", "UsageError", "error_summary"]
 
@@ -47,7 +48,9 @@ class FolderError(UsageError):
 
     def __init__(self, argument: str, path: object, problem: str) -> None:
         self.argument, self.path, self.problem = argument, path, problem
-        super().__init__(f"{self.CLI_NAMES[argument]} {path}: {problem}")
+        self.origin = cache_origin(path) if argument == "cache" else None  # where neither --cache nor the variable
+        super().__init__(f"{f'cache folder ({self.origin})' if self.origin else self.CLI_NAMES[argument]} {path}: "
+                         f"{problem}")
 
     def __reduce__(self) -> tuple[type, tuple[str, object, str]]:  # pickled as its arguments, not its message
         return type(self), (self.argument, self.path, self.problem)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import math
+import numbers
 import os
 import signal
 import threading
@@ -49,12 +51,28 @@ MAX_RETRIES = 1  # a task whose worker died (killed for memory, node lost) is re
 class RayOptions:
     """Where and how Ray runs the groups: ``address`` joins a cluster, else a local instance with
     ``num_cpus`` CPUs is started (or the one already initialised is used); each group is a task
-    needing ``cpus_per_task`` CPUs and ``gpus_per_task`` GPUs."""
+    needing ``cpus_per_task`` CPUs (a finite number > 0) and ``gpus_per_task`` GPUs (a finite number >= 0; a
+    fraction packs several tasks on one), else ``UsageError`` on construction."""
 
     address: str | None = None
     num_cpus: int | None = None
     cpus_per_task: float = 1.0
     gpus_per_task: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_task_resources(self.cpus_per_task, self.gpus_per_task,
+                             ("RayOptions.cpus_per_task", "RayOptions.gpus_per_task"))
+
+
+def check_task_resources(cpus: Any, gpus: Any, names: tuple[str, str] = ("cpus_per_task", "gpus_per_task")) -> None:
+    """``UsageError`` unless ``cpus`` is a finite number > 0 and ``gpus`` a finite number >= 0 (``names``: how the
+    error calls them). 0 CPUs lifted the limit on concurrent groups (a review); NaN passed a ``< 0`` check and
+    failed in Ray after it started, exit 1 (a review: ``--gpus-per-task nan``); inf no node has."""
+    for name, value, positive in ((names[0], cpus, True), (names[1], gpus, False)):
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or not (value > 0 if positive else value >= 0):
+            got = value if number else f"{type(value).__name__} {value!r}"
+            raise UsageError(f"{name}: expected a finite number {'>' if positive else '>='} 0, got {got}")
 
 
 def run_groups(groups: list[Group], settings: RunSettings, cache: Cache, executor: str | RayOptions, bar: Any,

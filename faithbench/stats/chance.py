@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["AT_CHANCE", "UNDEFINED_COLUMNS", "at_chance_message", "ci_text", "majority_messages",
-           "mark_models_at_chance", "model_warnings", "models_at_chance", "single_class_message",
-           "single_class_models", "undefined_counts"]
+           "mark_models_at_chance", "model_warnings", "models_at_chance", "shared_checkpoint_messages",
+           "single_class_message", "single_class_models", "undefined_counts"]
 
 AT_CHANCE = "model_at_chance"
 AT_CHANCE_COLUMNS = ["dataset", "model", "seeds", "cis", "auc_undefined", "ci_too_few", "exact_p"]
@@ -201,7 +201,27 @@ def model_warnings(models: pd.DataFrame | None, samples: pd.DataFrame | None = N
     :func:`weak_class_messages`."""
     return ([at_chance_message(r) for r in models_at_chance(models).itertuples(index=False)]
             + [single_class_message(r) for r in single_class_models(models).itertuples(index=False)]
-            + weak_class_messages(models, samples=samples) + majority_messages(models))
+            + weak_class_messages(models, samples=samples) + majority_messages(models)
+            + shared_checkpoint_messages(models))
+
+
+def shared_checkpoint_messages(models: pd.DataFrame | None) -> list[str]:
+    """A note per checkpoint that several seeds of a (dataset, model) load (the same ``checkpoint`` key in
+    ``models.csv``: a ``weights`` file, or pretrained without a recipe, which no seed retrains): its scores
+    are copies, so ``models_summary.csv`` counts it once and gives no sd (a held-out review: "0.945 ± 0.000"
+    under "mean ± sd over seeds", read as measured reproducibility). Not a mark."""
+    keys = ["dataset", "model", "checkpoint"]
+    if models is None or models.empty or not {*keys, "seed"} <= set(models.columns):
+        return []
+    out = []
+    for (dataset, model, checkpoint), rows in models[models["checkpoint"].notna()].groupby(keys, sort=True):
+        if len(rows) > 1:
+            seeds = ", ".join(_seed_text(s) for s in rows["seed"])
+            out.append(f"one checkpoint for several seeds: {dataset} / {model} (seed {seeds}) loads the same "
+                       f"checkpoint {checkpoint} under each seed (not trained per seed: a weights file, or pretrained "
+                       "without a recipe), so its test scores are counted once, with no sd over seeds; the seeds "
+                       "change only the explainers' and metrics' randomness")
+    return out
 
 
 def majority_messages(models: pd.DataFrame | None) -> list[str]:

@@ -25,12 +25,12 @@ from faithbench.stats.paired import pairwise_wilcoxon
 from faithbench.stats.pvalues import p_values
 from faithbench.stats.tables import per_sample
 
-__all__ = ["CLASS_TEST_COLUMNS", "REGION_PAIRWISE_COLUMNS", "bonferroni", "class_test", "mann_whitney",
-           "rank_sum_null", "region_class_tests", "region_pairwise"]
+__all__ = ["CLASS_TEST_COLUMNS", "REGION_PAIRWISE_COLUMNS", "bonferroni", "class_test", "empty_class",
+           "empty_region_messages", "mann_whitney", "rank_sum_null", "region_class_tests", "region_pairwise"]
 
 CLASS_TEST_COLUMNS = ["dataset", "model", "explainer", "score", "region", "test", "statistic", "p",
                       "p_bonferroni", "significant", "n_regions", "n_negative", "n_positive", "mean_negative",
-                      "mean_positive", "shapiro_p_negative", "shapiro_p_positive", "levene_p"]
+                      "mean_positive", "shapiro_p_negative", "shapiro_p_positive", "levene_p", "note"]
 REGION_PAIRWISE_COLUMNS = ["dataset", "model", "score", "region", "samples", "explainer_a", "explainer_b",
                            "statistic", "p", "p_holm", "effect_size", "n"]
 _SAMPLE = ["dataset", "model", "explainer", "region", "sample_id", "label"]
@@ -110,16 +110,18 @@ def class_test(negative, positive, alpha: float = 0.05) -> dict[str, float | str
 
     Returns ``test`` ("t" or "mannwhitney" or "none"), ``statistic`` (t or U), ``p``,
     ``n_negative``, ``n_positive``, ``mean_negative``, ``mean_positive``, ``shapiro_p_negative``,
-    ``shapiro_p_positive``, ``levene_p``.
+    ``shapiro_p_positive``, ``levene_p``, ``note`` (why the test is ``none``; empty otherwise).
     """
     neg, pos = _finite(negative), _finite(positive)
     out: dict[str, float | str | int] = {
         "test": "none", "statistic": np.nan, "p": np.nan, "n_negative": neg.size, "n_positive": pos.size,
         "mean_negative": float(neg.mean()) if neg.size else np.nan,
         "mean_positive": float(pos.mean()) if pos.size else np.nan,
-        "shapiro_p_negative": np.nan, "shapiro_p_positive": np.nan, "levene_p": np.nan,
+        "shapiro_p_negative": np.nan, "shapiro_p_positive": np.nan, "levene_p": np.nan, "note": "",
     }
     if neg.size < 3 or pos.size < 3:
+        out["note"] = (f"fewer than 3 values in a class ({neg.size} negative, {pos.size} positive; Shapiro-Wilk "
+                       f"needs 3)")
         return out
 
     def shapiro_p(a: np.ndarray) -> float:
@@ -154,17 +156,34 @@ def _check(regions: pd.DataFrame, scores: list[str]) -> None:
 
 def _per_sample(regions: pd.DataFrame, scores: list[str]) -> pd.DataFrame:
     """One row per (dataset, model, explainer, region, sample_id): each score's mean over the seeds
-    of the sample, NaN where one of them is undefined (:func:`faithbench.stats.tables.per_sample`).
-    A sample's label does not depend on the seed."""
-    return per_sample(regions, _SAMPLE, strict=tuple(scores), lenient=())
+    of the sample, NaN where one of them is undefined (:func:`faithbench.stats.tables.per_sample`),
+    and the region's ``area`` where regions.csv has it. A sample's label does not depend on the seed."""
+    lenient = ("area",) if "area" in regions.columns and "area" not in scores else ()
+    return per_sample(regions, _SAMPLE, strict=tuple(scores), lenient=lenient)
+
+
+def empty_class(area_negative, area_positive) -> str:
+    """Why a region gets no between-class test, or "": its mask is empty (``area`` 0) on every sample of
+    a class (``lesion`` on normal images). There its scores are fixed by the mask, not the map (share 0,
+    mean NaN), so any map, the random control's too, "differs" between the classes: docs/datasets.md,
+    "Regions of phantom_cxr". Samples whose area is NaN are not counted."""
+    empty = [name for name, area in (("negative", area_negative), ("positive", area_positive))
+             if (a := _finite(area)).size and not np.any(a > 0)]
+    if not empty:
+        return ""
+    return (f"region empty on every {' and every '.join(empty)} sample: its scores there come from the mask, "
+            f"not the map, so no between-class test")
 
 
 def region_class_tests(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("share",),
                        alpha: float = 0.05) -> pd.DataFrame:
     """:func:`class_test` for every (dataset, model, explainer, score, region) of ``regions``:
     label 0 against the other labels. ``p_bonferroni`` adjusts across the regions of each
-    (dataset, model, explainer, score) (``n_regions`` of them: the named masks and the grid
-    cells together); ``significant`` = p_bonferroni < ``alpha``. Columns: :data:`CLASS_TEST_COLUMNS`.
+    (dataset, model, explainer, score) that have a test (``n_regions`` of them: the named masks and
+    the grid cells together); ``significant`` = p_bonferroni < ``alpha``. A region whose mask is empty
+    on every sample of a class (:func:`empty_class`, from ``area``) gets test ``none`` with the reason in
+    ``note``, and stays out of the Bonferroni family (a review: ``lesion``, empty on normal images, made
+    every explainer and the random control "significant"). Columns: :data:`CLASS_TEST_COLUMNS`.
     """
     scores = list(scores)
     _check(regions, scores)
@@ -175,15 +194,30 @@ def region_class_tests(regions: pd.DataFrame, scores: list[str] | tuple[str, ...
             family = []
             for region, in_region in frame.groupby("region", sort=True):
                 pos = in_region["label"].astype(int) != 0
+                row = class_test(in_region.loc[~pos, score], in_region.loc[pos, score], alpha)
+                empty = empty_class(in_region.loc[~pos, "area"], in_region.loc[pos, "area"]) \
+                    if "area" in in_region else ""
+                if empty:
+                    row.update(test="none", statistic=np.nan, p=np.nan, shapiro_p_negative=np.nan,
+                               shapiro_p_positive=np.nan, levene_p=np.nan, note=empty)
                 family.append({"dataset": dataset, "model": model, "explainer": explainer, "score": score,
-                               "region": region,
-                               **class_test(in_region.loc[~pos, score], in_region.loc[pos, score], alpha)})
+                               "region": region, **row})
             adjusted = bonferroni([r["p"] for r in family])
             m = int(np.count_nonzero(~np.isnan([r["p"] for r in family])))
             for row, p_adj in zip(family, adjusted):
                 row.update(p_bonferroni=float(p_adj), significant=bool(p_adj < alpha), n_regions=m)
             rows += family
     return pd.DataFrame(rows, columns=CLASS_TEST_COLUMNS)
+
+
+def empty_region_messages(tests: pd.DataFrame) -> list[str]:
+    """One line per (dataset, model, region) of :func:`region_class_tests`' table left without a test because
+    its mask is empty on every sample of a class (:func:`empty_class`), for the run's warnings."""
+    if tests.empty or "note" not in tests:
+        return []
+    empty = tests[tests["note"].fillna("").astype(str).str.startswith("region empty")]
+    return [f"region_tests.csv: region {region!r} of {dataset} / {model}: {note}" for (dataset, model, region), note
+            in empty.groupby(["dataset", "model", "region"], sort=True)["note"].first().items()]
 
 
 def region_pairwise(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("share",)) -> pd.DataFrame:

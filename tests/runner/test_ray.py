@@ -104,3 +104,23 @@ def test_ray_output_folder_is_byte_identical_to_local(tmp_path, ray_instance):
     assert {k for k in a if a[k] != b[k]} <= {"executor", "seconds", "overrides"}
     assert (a["executor"], b["executor"]) == ("local", "ray")
     assert (a["overrides"], b["overrides"]) == ({}, {"executor": {"suite": "local", "run": "ray"}})
+
+
+def test_a_fractional_cpu_share_reads_what_a_local_run_cached(tmp_path, ray_instance):
+    """A review saw a --cpus-per-task 0.5 run recompute every map, score and reliability group that a local run
+    had cached: the checkout's explainers/base.py was edited between the two runs (an editable install keys the
+    built-ins by their source), not the CPU share. A task's share enters no key: the fractional run reads every
+    entry and writes none."""
+    from faithbench.runner.executors import RayOptions
+
+    suite = suite_from_dict({**TINY, "seeds": [0, 1], "samples": 8, "explainers": ["gradcam", "saliency", "random"],
+                             "reliability": 4})
+    cache = Cache(tmp_path / "cache")
+    local = run_suite(suite, tmp_path / "local", cache=cache, progress=False, log=lambda m: None)
+    assert local.computed["saliency"] == 2 * 3 and local.computed["reliability"] == 2
+    before = _entries(tmp_path / "cache")
+    half = run_suite(suite, tmp_path / "half", cache=cache, progress=False, log=lambda m: None,
+                     executor=RayOptions(cpus_per_task=0.5))
+    assert half.computed == {"checkpoints": 0, "saliency": 0, "scores": 0, "reliability": 0}
+    assert half.cached["saliency"] == 2 * 3 and _entries(tmp_path / "cache") == before
+    pd.testing.assert_frame_equal(local.results, half.results)

@@ -213,3 +213,27 @@ def test_ray_logs_errors_only_under_quiet(monkeypatch, quiet, expected):
     monkeypatch.setenv("FAITHBENCH_QUIET", quiet)
     executors._init(FakeRay(), None, num_cpus=1)
     assert calls == [expected]
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("cpus_per_task", float("nan"), "RayOptions.cpus_per_task: expected a finite number > 0, got nan"),
+    ("cpus_per_task", float("inf"), "RayOptions.cpus_per_task: expected a finite number > 0, got inf"),
+    ("cpus_per_task", 0, "RayOptions.cpus_per_task: expected a finite number > 0, got 0"),
+    ("cpus_per_task", True, "RayOptions.cpus_per_task: expected a finite number > 0, got bool True"),
+    ("gpus_per_task", float("nan"), "RayOptions.gpus_per_task: expected a finite number >= 0, got nan"),
+    ("gpus_per_task", float("inf"), "RayOptions.gpus_per_task: expected a finite number >= 0, got inf"),
+    ("gpus_per_task", -0.25, "RayOptions.gpus_per_task: expected a finite number >= 0, got -0.25"),
+    ("gpus_per_task", "1", "RayOptions.gpus_per_task: expected a finite number >= 0, got str '1'"),
+])
+def test_ray_options_refuse_what_ray_cannot_schedule(field, value, expected):
+    """A review: NaN GPUs per task passed and failed inside Ray after it started (exit 1); 0 CPUs lifted the
+    limit on concurrent groups; the API's RayOptions took both without a check."""
+    with pytest.raises(UsageError) as caught:
+        executors.RayOptions(**{field: value})
+    assert str(caught.value) == expected
+
+
+def test_ray_options_take_fractions_and_zero_gpus():
+    options = executors.RayOptions(cpus_per_task=0.5, gpus_per_task=0)
+    assert (options.cpus_per_task, options.gpus_per_task) == (0.5, 0)
+    assert executors.RayOptions(cpus_per_task=2, gpus_per_task=0.25).gpus_per_task == 0.25

@@ -1,0 +1,50 @@
+"""How ``longitudinal_folder`` reads its labels CSV ``patient_id,date,path,label``: one row a visit,
+each row checked as ``folder`` checks its rows (:mod:`faithbench.datasets.paths`), and refused by
+its name where the visit file is of an image format the reader does not read."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+from pathlib import Path
+
+from faithbench.datasets.images import IMAGE_SUFFIXES, is_other_image
+from faithbench.datasets.paths import DataError, csv_date, csv_image, csv_row_problem
+
+Visit = tuple[str, dt.date, Path, str]  # patient id, date, image, label (as written, stripped)
+COLUMNS = ("patient_id", "date", "path", "label")
+
+
+def read_visit_rows(folder: Path, csv_path: Path) -> list[Visit]:
+    """The visits of a labels CSV (``utf-8-sig``: Excel's "CSV UTF-8" has a byte-order mark), in
+    its row order. Refused with one line naming the line: a missing column, a blank or extra field, an
+    image outside ``folder`` or not found, one named twice (one row per image, one patient per image),
+    a date that is no ISO ``YYYY-MM-DD``, and a file of an image format that ``folder``'s reader does
+    not read, known by its name (:func:`~faithbench.datasets.images.is_other_image`: ``.nii.gz``,
+    ``.webp``, …; a held-out review: a NIfTI visit passed validate and failed the run)."""
+    rows: list[Visit] = []
+    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not set(COLUMNS) <= set(reader.fieldnames):
+            raise DataError(f"{csv_path}: expected columns patient_id,date,path,label, got {reader.fieldnames}")
+        seen: dict[str, int] = {}  # image (real path) -> its line
+        for line, row in enumerate(reader, start=2):
+            if problem := csv_row_problem(row, COLUMNS):
+                raise DataError(f"{csv_path}: line {line}: {problem}")
+            img = csv_image(folder, row["path"], csv_path, line)
+            if (first := seen.setdefault(os.path.realpath(img), line)) != line:
+                raise DataError(f"{csv_path}: line {line}: the image of line {first} again ({img.name}): one row "
+                                "per image")
+            if is_other_image(img):
+                raise DataError(f"{csv_path}: line {line}: {row['path']!r} is of an image format that "
+                                f"longitudinal_folder does not read: expected {', '.join(IMAGE_SUFFIXES)}; convert "
+                                "it (to PNG, or a DICOM file to .dcm)")
+            date = csv_date(row["date"], csv_path, line)
+            rows.append((row["patient_id"].strip(), date, img, row["label"].strip()))
+    if not rows:
+        raise DataError(f"{csv_path}: no rows")
+    return rows
+
+
+__all__ = ["COLUMNS", "Visit", "read_visit_rows"]
