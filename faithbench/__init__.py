@@ -37,6 +37,13 @@ def _pattern(where: str, pattern: Any) -> str:
     return pattern
 
 
+def _name(where: str, kind: str, name: Any, example: str) -> str:
+    """The registry name a factory was given, or a TypeError naming ``name`` (a review: ``create_metric(5)`` was a
+    bare AttributeError "'int' object has no attribute 'lower'")."""
+    _check_type(where, "name", name, str, f"a registered {kind} name (a str such as {example!r})")
+    return name
+
+
 def _plugins() -> None:
     from faithbench.config import ensure_plugins_loaded
 
@@ -75,7 +82,7 @@ def list_models(pattern: str = "*") -> list[str]:
 def create_explainer(name: str, **params: Any) -> Any:
     """An explainer by registry name (built-in or plugin), with its parameters checked:
     ``explainer(model, x, target) -> saliency (B, *spatial)``."""
-    return registry.explainers.get(name)(**params)
+    return registry.explainers.get(_name("create_explainer", "explainer", name, "gradcam"))(**params)
 
 
 def create_metric(name: str, **params: Any) -> Any:
@@ -84,7 +91,7 @@ def create_metric(name: str, **params: Any) -> Any:
     ``metric(EvalContext(model, x, target, label, saliency, masks={}, predict=ForwardCounter(model)))``
     (both from :mod:`faithbench.metrics.base`)
     returns a :class:`~faithbench.metrics.base.MetricOutput` whose ``value`` is (B,)."""
-    return registry.metrics.get(name)(**params)
+    return registry.metrics.get(_name("create_metric", "metric", name, "deletion_auc"))(**params)
 
 
 def _check_params(name: str, target: Any, params: dict[str, Any]) -> None:
@@ -103,7 +110,7 @@ def create_dataset(name: str, split: str = "test", **params: Any) -> Any:
     checked (:class:`~faithbench.configurable.ParameterError`)."""
     from faithbench.configurable import ParameterError
 
-    cls = registry.datasets.get(name)
+    cls = registry.datasets.get(_name("create_dataset", "dataset", name, "phantom_cxr"))
     if split not in ("train", "val", "test"):
         raise ParameterError(f"{name}: split expects 'train', 'val' or 'test', got {split!r}")
     _check_params(name, cls, params)
@@ -117,7 +124,7 @@ def create_model(name: str, *, in_chans: int, num_classes: int, input_size: tupl
     from faithbench.configurable import ParameterError
     from faithbench.models.architectures import build_model
 
-    builder = registry.models.get(name)
+    builder = registry.models.get(_name("create_model", "model", name, "small_cnn"))
     for key, value in (("in_chans", in_chans), ("num_classes", num_classes)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:  # a review: 0 classes
             raise ParameterError(f"{name}: {key} expects an int >= 1, got {value!r}")
@@ -155,8 +162,9 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     :class:`~faithbench.runner.executors.RayOptions`), ``progress`` (False: no progress bars,
     ``--quiet``; ``FAITHBENCH_QUIET=1`` silences them too), ``log`` (a callable taking each log line, and
     faithbench's warnings such as "model at chance"; default ``print``, the warnings then to stderr) and
-    ``report`` (False: the tables only; :func:`~faithbench.reports.writer.build_report` builds the rest
-    later). The caller's torch (the CPU's, and every GPU's on a CUDA run or where CUDA was started), NumPy
+    ``report`` (False: the tables only, the checkpoints' warnings still logged;
+    :func:`~faithbench.reports.writer.build_report` builds the rest later). The caller's torch (the CPU's,
+    and every GPU's on a CUDA run or where CUDA was started), NumPy
     and ``random`` generators are as they were after the run.
 
     Raises (each importable from ``faithbench``): :class:`TypeError` for an argument of the wrong

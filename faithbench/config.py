@@ -27,7 +27,7 @@ from faithbench.config_messages import validation_message
 from faithbench.config_files import (BUILTIN_DIR, SuiteError, builtin_suites, read_suite_file,
                                      resolve_suite_path, suite_folder)
 from faithbench.configurable import Bool, Float, Int, ParameterError
-from faithbench.datasets.paths import DataError
+from faithbench.datasets.paths import DataError, InputDataError
 from faithbench.metric_checks import check_masks, check_metric_fit
 from faithbench.region_checks import check_regions
 from faithbench.model_checks import check_models, check_train_splits, warn_padding_baseline
@@ -37,8 +37,8 @@ from faithbench.models.factory import check_model_spec, is_external, module_call
 from faithbench.names import check_file_names, check_folder_name, check_label, check_text
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
-__all__ = ["SuiteError", "SuiteWeightsError", "SuiteWarning", "Suite", "load_suite", "suite_from_dict",
-           "validate_plugins",
+__all__ = ["SuiteError", "SuiteWeightsError", "SuiteDataError", "SuiteWarning", "Suite", "load_suite",
+           "suite_from_dict", "validate_plugins",
            "BUILTIN_DIR", "builtin_suites", "resolve_suite_path"]  # the last three: faithbench.config_files'
 
 
@@ -46,6 +46,11 @@ class SuiteWeightsError(SuiteError, CheckpointError):
     """A model's ``weights:`` file that the suite cannot use (not found, unsafe, not fitting the model): a
     :class:`SuiteError`, found by validation, and a :class:`~faithbench.models.errors.CheckpointError`, as
     docs/api.md has it (a held-out review: ``except CheckpointError`` caught none of them)."""
+
+
+class SuiteDataError(SuiteError, InputDataError):
+    """Data there but unusable (test sample 0: a truncated file, a mask not of its image's shape), found by validation:
+    a :class:`SuiteError` and an ``InputDataError``, as docs/api.md has it (a review: the latter caught neither)."""
 
 
 class PluginSpec(BaseModel):
@@ -322,7 +327,7 @@ def validate_plugins(suite: Suite, source: str) -> None:
     check_models(suite, source, built, plugins["explainers"], SuiteError)
     warn_padding_baseline(suite, source, built, plugins["explainers"])
     check_weights(suite, source, built, SuiteWeightsError)
-    masks = check_masks(suite, source, built, plugins["metrics"], SuiteError)  # per dataset, read once
+    masks = check_masks(suite, source, built, plugins["metrics"], SuiteDataError)  # per dataset, read once
     check_regions(suite, source, built, masks, SuiteError)
     check_validation(suite, source, built, plugins["metrics"], SuiteError)
     check_train_splits(suite, source, built, SuiteError)  # one class in a train split, where labels are cheap

@@ -162,6 +162,8 @@ class Registry(Generic[T]):
 
     # -- lookup -------------------------------------------------------------------------
     def get(self, name: str) -> T:
+        if not isinstance(name, str):  # else a bare AttributeError from the did-you-mean lookup (a review)
+            raise TypeError(f"{self.singular} name expects a str, got {type(name).__name__}")
         self.load_entry_points()
         if name in self._conflicts:
             raise RegistryError(self._conflicts[name])

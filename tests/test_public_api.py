@@ -288,3 +288,43 @@ def test_create_dataset_and_model_check_their_parameters_as_create_metric_does(c
 
     with pytest.raises(ParameterError, match=f"^{re.escape(message)}"):
         call()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: faithbench.create_metric(5), "create_metric: name expects a registered metric name (a str such as "
+                                          "'deletion_auc'), got int"),
+    (lambda: faithbench.create_explainer(None), "create_explainer: name expects a registered explainer name (a str "
+                                                "such as 'gradcam'), got NoneType"),
+    (lambda: faithbench.create_dataset(["phantom_cxr"]), "create_dataset: name expects a registered dataset name"),
+    (lambda: faithbench.create_model(3.0, in_chans=1, num_classes=2, input_size=(8, 8)),
+     "create_model: name expects a registered model name (a str such as 'small_cnn'), got float"),
+    (lambda: faithbench.list_explainers(None), "list_explainers: pattern expects a shell-style pattern"),
+    (lambda: faithbench.registry.metrics.get(5), "metric name expects a str, got int"),
+])
+def test_a_factory_given_a_name_that_is_not_a_str_says_name_expects_a_str(call, message):
+    """A held-out review: `create_metric(5)` and `create_explainer(None)` were a bare AttributeError
+    "'int' object has no attribute 'lower'" from the did-you-mean lookup."""
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}"):
+        call()
+
+
+def test_report_false_logs_the_model_warnings_once_and_models_has_the_files_columns(tmp_path, capsys):
+    """A held-out review: `run(report=False)` sent no "model at chance" / "model predicts one class" to `log`
+    (only build_report did, later, to stderr), and `RunResult.models` lacked models.csv's `auc_exact_p`."""
+    import io
+
+    import pandas as pd
+
+    tables, full = [], []
+    result = faithbench.run(TINY, out_dir=tmp_path / "tables", cache=tmp_path / "cache", limit=2, progress=False,
+                            report=False, log=tables.append)
+    faithbench.run(TINY, out_dir=tmp_path / "full", cache=tmp_path / "cache", limit=2, progress=False, log=full.append)
+    kinds = ("model at chance:", "model predicts one class:")
+    warned = [line for line in tables if line.startswith(kinds)]
+    assert warned and warned == [line for line in full if line.startswith(kinds)]  # the same, each once
+    assert len(set(warned)) == len(warned) and not any(line in capsys.readouterr().err for line in warned)
+    assert not (tmp_path / "tables" / "index.html").exists()
+    file = pd.read_csv(tmp_path / "tables" / "models.csv")
+    assert list(result.models.columns) == list(file.columns) and "auc_exact_p" in result.models.columns
+    assert result.models["auc_exact_p"].isna().all() == file["auc_exact_p"].isna().all()
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(result.models.to_csv(index=False))), file)

@@ -22,6 +22,13 @@ class DataError(ValueError):
     """
 
 
+class InputDataError(ValueError):
+    """Data that is there but a run cannot use: an empty split, an unreadable sample, a mask whose shape
+    does not match its image. The message names the dataset, the split and the sample. Defined here, below
+    the suite's validation and the runner, so that validation can raise it too
+    (:class:`~faithbench.config.SuiteDataError`); :mod:`faithbench.runner.errors` re-exports it."""
+
+
 class DataWarning(UserWarning):
     """Data that loads but may not be what was meant (a mask file named like no image); the
     command line prints it as one line, once."""

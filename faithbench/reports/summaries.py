@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["COUNT_COLUMNS", "MODEL_SCORES", "cost_summary", "integer_counts", "models_summary"]
+__all__ = ["COUNT_COLUMNS", "MODEL_SCORES", "cost_summary", "integer_counts", "models_file", "models_summary",
+           "with_exact_p_columns"]
 
 MODEL_SCORES = ["accuracy", "f1", "auc", "loss"]
 # the counts of models.csv; ``ovr_n_<class>`` and ``auc_ci_min_class_n_<class>`` by their prefix
@@ -26,6 +27,12 @@ def with_exact_p_columns(models: pd.DataFrame) -> pd.DataFrame:
         if exact not in out.columns:
             out.insert(out.columns.get_loc(column) + 1, exact, np.nan)
     return out
+
+
+def models_file(models: pd.DataFrame) -> pd.DataFrame:
+    """``models`` as ``models.csv`` holds it, and ``RunResult.models`` (a held-out review: that frame lacked the
+    ``auc_exact_p`` column of the file): :func:`with_exact_p_columns`, then :func:`integer_counts`."""
+    return integer_counts(with_exact_p_columns(models))
 
 
 def integer_counts(models: pd.DataFrame) -> pd.DataFrame:

@@ -27,9 +27,10 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from faithbench.progress import bars_disabled, missing_glyphs_noted
+from faithbench.reports.arguments import FORMATS, check_control, check_report_arguments, run_control
 from faithbench.reports.integrity import NOT_A_RUN, is_run_folder, manifest_problem, mark_report, table_problem
 from faithbench.reports.markup import markdown_escape
-from faithbench.reports.summaries import cost_summary, integer_counts, models_summary, with_exact_p_columns
+from faithbench.reports.summaries import cost_summary, models_file, models_summary
 from faithbench.store import atomic_write_bytes
 from faithbench.stats import (agreement_table, friedman_table, leaderboard, nemenyi_table, overall_nemenyi,
                               overall_ranks, pairwise_table)
@@ -40,14 +41,13 @@ from faithbench.stats.tables import (AGREEMENT_COLUMNS, FRIEDMAN_COLUMNS, LEADER
 from faithbench.stats.overall import OVERALL_COLUMNS, OVERALL_NEMENYI_COLUMNS, failed_pairs
 
 __all__ = ["ALWAYS_WRITTEN", "FORMATS", "RESULT_COLUMNS", "CURVE_COLUMNS", "RUN_OUTPUTS", "RunFolderError", "WRITING",
-           "build_report", "cost_summary", "expected_files", "is_run_folder", "models_summary", "read_inputs",
-           "write_outputs"]
+           "build_report", "cost_summary", "expected_files", "is_run_folder", "log_model_warnings", "models_summary",
+           "read_inputs", "write_outputs"]
 
 RESULT_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "value", "chance",
                   "higher_is_better", "category", "label", "target"]
 # multi-label runs add ``class`` (the explained class), as in results
 CURVE_COLUMNS = ["dataset", "model", "explainer", "metric", "seed", "sample_id", "step", "fraction", "score"]
-FORMATS = ("html", "md", "latex")
 _DERIVED_PLOTS = ("curves_", "sanity_", "distributions_", "cd_", "models.", "cost.", "regions_", "strata_")  # rewritten
 log = logging.getLogger(__name__)
 # per-sample columns of samples.csv that the stratified analysis reads (faithbench.stats.strata)
@@ -84,7 +84,7 @@ def write_outputs(out_dir: Path, results: pd.DataFrame, curves: pd.DataFrame, mo
     _write_parquet(out_dir / "results.parquet", results)
     _write_csv(out_dir / "results.csv", results)
     _write_parquet(out_dir / "curves.parquet", curves)
-    _write_csv(out_dir / "models.csv", integer_counts(with_exact_p_columns(models)))  # 8, not 8.0
+    _write_csv(out_dir / "models.csv", models_file(models))  # 8, not 8.0; the auc_exact_p columns
     _write_csv(out_dir / "cost.csv", cost)
     _write_csv(out_dir / "skipped.csv", skipped)
     if report:
@@ -164,14 +164,6 @@ def read_inputs(out_dir: Path) -> dict[str, Any]:
     return inputs
 
 
-def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
-    formats = tuple(formats)
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise ValueError(f"expected report formats among {list(FORMATS)}, got {unknown}")
-    return formats
-
-
 def _region_tables(out_dir: Path, inputs: dict[str, Any],
                    written: list[Path]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """``region_tests.csv`` and ``region_pairwise.csv`` from ``regions.csv`` (when the run had a
@@ -197,12 +189,6 @@ def _region_tables(out_dir: Path, inputs: dict[str, Any],
         _write_csv(out_dir / name, frame)
         written.append(out_dir / name)
     return tests, pairs
-
-
-def run_control(manifest: dict) -> str:
-    """The run's control explainer, as recorded in its manifest (the suite's ``control:``);
-    ``random`` for a manifest without one (written before ``control:`` existed)."""
-    return str(manifest.get("control") or (manifest.get("suite") or {}).get("control") or "random")
 
 
 def _strata(out_dir: Path, results: pd.DataFrame, samples: pd.DataFrame | None, plot_dir: Path, blocks=()) -> list:
@@ -261,6 +247,16 @@ def metric_directions(results: pd.DataFrame) -> dict[str, bool]:
     return {str(m): bool(v) for m, v in first.items()}
 
 
+def log_model_warnings(out_dir: Path) -> list[str]:
+    """Log (and return) the checkpoints' warnings (:func:`~faithbench.stats.chance.model_warnings`: at chance, one
+    class predicted, a class at chance) of the run in ``out_dir``, from its ``models.csv`` and ``samples.csv``:
+    :func:`build_report` does, and a run that builds no report (a held-out review: none reached ``log``)."""
+    warned = model_warnings(read_optional_csv(out_dir / "models.csv"), read_optional_csv(out_dir / "samples.csv"))
+    for message in warned:
+        log.warning("%s", message)
+    return warned
+
+
 def build_report(out_dir: Path, control: str | None = None, formats: Iterable[str] = FORMATS, *,
                  progress: bool = True) -> list[Path]:
     """Rebuild the statistics tables, plots and the chosen ``formats`` of the report of ``out_dir``.
@@ -273,12 +269,17 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     ``strata.csv`` when the run wrote ``samples.csv`` (each sample's ``lesion_area``, ``confidence``
     and ``correct``; :mod:`faithbench.stats.strata`), and the plots in ``plots/``; ``formats`` picks
     among ``leaderboard.md`` ("md"), ``leaderboard.tex`` ("latex") and ``index.html`` ("html").
-    ``control`` is the explainer tested against in ``p_vs_random`` and ``beats_random`` (default:
+    ``formats`` may be one of them as a str (``"md"``).
+    ``control`` is the label of the explainer tested against in ``p_vs_random`` and ``beats_random`` (default:
     the run's, from its manifest). ``leaderboard.csv`` gains ``model_at_chance``
     (:mod:`faithbench.stats.chance`; each such model is logged as a warning). A progress bar counts
     the groups of plots (``progress`` False or ``FAITHBENCH_QUIET=1``: none). Returns the paths written.
 
-    Raises :class:`FileNotFoundError` for a folder that is not a run's (:func:`is_run_folder`), and
+    Raises :class:`TypeError` naming the parameter for an ``out_dir`` that is not a str or a path, a ``control``
+    that is not a str or None, ``formats`` that are not a str or a list, a ``progress`` not True or False;
+    :class:`ValueError` for an unknown format, a blank ``control`` or one that names no explainer with rows in the
+    run ("did you mean", the run's explainers); :class:`FileNotFoundError` for a folder that is not a run's
+    (:func:`is_run_folder`), and
     :class:`RunFolderError` before writing anything when an input the run wrote is missing (also
     ``results.parquet`` beside a run's manifest), unreadable or damaged (:func:`read_inputs`).
     """
@@ -289,12 +290,12 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     from faithbench.reports.plots_curves import curve_labels
     from faithbench.reports.tables import leaderboard_markdown
 
-    out_dir = Path(out_dir)
-    formats = _check_formats(formats)
+    out_dir, formats = check_report_arguments(out_dir, control, formats, progress)
     if not is_run_folder(out_dir):
         raise FileNotFoundError(f"{out_dir}: {NOT_A_RUN}")  # the words of `faithbench report` (a docs review)
     inputs = read_inputs(out_dir)
     results, manifest = inputs["results.parquet"], inputs["manifest.json"]
+    check_control(control, results)  # given and absent: every significance test would be dropped
     control = control or run_control(manifest)
     written: list[Path] = []
     mark_report(out_dir, manifest, "pending")  # "complete" once every file below is written
@@ -318,9 +319,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
                       .drop_duplicates().itertuples(index=False, name=None))  # groups at chance: left out
         overall = overall_ranks(results, chance, failed_pairs(inputs["failures.csv"]))
         overall_pairs, agreement = overall_nemenyi(results, chance), agreement_table(board)
-    warned = model_warnings(models, inputs["samples.csv"])  # at chance, one class predicted, a class at chance
-    for message in warned:
-        log.warning("%s", message)
+    warned = log_model_warnings(out_dir)  # at chance, one class predicted, a class at chance
     csv("results.csv", results)  # the CSV copy of results.parquet (a review: a deleted one stayed deleted)
     csv("leaderboard.csv", board)
     csv("pairwise.csv", pairwise)

@@ -11,15 +11,11 @@ Two kinds of trouble, two outcomes:
 
 from __future__ import annotations
 
+from faithbench.datasets.paths import InputDataError  # defined below validation, which raises it too
 from faithbench.device import is_out_of_memory
 from faithbench.store import cache_origin
 
 __all__ = ["FolderError", "InputDataError", "OutputInUseError", "UsageError", "error_summary"]
-
-
-class InputDataError(ValueError):
-    """Data the runner cannot use: an empty split, an unreadable sample, a mask whose shape
-    does not match its image. The message names the dataset, the split and the sample."""
 
 
 class OutputInUseError(RuntimeError):

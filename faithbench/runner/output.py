@@ -13,7 +13,8 @@ cleared of what a previous run left.
   :data:`STALE_TMP_SECONDS` anywhere in the cache (which concurrent runs share).
 - :func:`clear_owned`: removes the files a run writes (:data:`OWNED`), so a reused ``--out``
   keeps no table, plot or gallery of another suite. Other files in the folder are left alone.
-- :func:`versions`: the software the run's ``manifest.json`` names.
+- :func:`versions`: the software the run's ``manifest.json`` names; :func:`plugin_origins` and
+  :func:`plugin_packages`: where its plugins came from and the code in their cache keys.
 """
 
 from __future__ import annotations
@@ -26,9 +27,16 @@ import time
 from importlib import metadata
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from faithbench.configurable import package_version
+from faithbench.models.factory import is_external, parse_model_name
+from faithbench.registry import datasets, explainers, metrics, models
 from faithbench.runner.errors import FolderError
 from faithbench.runner.lock import lock_output
+
+if TYPE_CHECKING:
+    from faithbench.config import Suite
 
 STALE_TMP_SECONDS = 3600.0
 TMP_GLOB = ".*.tmp"  # atomic_write_bytes: mkstemp(prefix=f".{name}.", suffix=".tmp")
@@ -145,3 +153,34 @@ def versions() -> dict[str, str]:
         out["gpu"] = torch.cuda.get_device_name(0)
     return out
 
+
+def model_origin(name: str) -> str:
+    """Where a model entry's architecture comes from: the registry's origin of a built-in or
+    plugin name, else the library, hub or module that a prefixed name points to."""
+    if is_external(name):  # e.g. timm:resnet18, module:my_pkg.models:build_net
+        parsed = parse_model_name(name)
+        return f"{parsed.source}:{parsed.target}"
+    return models.origin(name)
+
+
+def plugin_origins(suite: Suite) -> dict[str, dict[str, str]]:
+    return {
+        "datasets": {s.name: datasets.origin(s.name) for s in suite.datasets},
+        "models": {s.name: model_origin(s.name) for s in suite.models},
+        "explainers": {s.name: explainers.origin(s.name) for s in suite.explainers},
+        "metrics": {s.name: metrics.origin(s.name) for s in suite.metrics},
+    }
+
+
+def plugin_packages(suite: Suite) -> dict[str, dict[str, str]]:
+    """Per explainer and metric of the suite, the package identity in its cache keys
+    (:func:`~faithbench.configurable.package_version`: ``dist==version``, ``+source:…`` for an
+    editable install, ``source:…+code:…`` for a local file): which code computed the results (a review:
+    the manifest named only ``entry-point:pkg``)."""
+    def package(registry: Any, name: str) -> str:
+        try:
+            return package_version(registry.get(name).__module__, registry.get(name))
+        except Exception:  # noqa: BLE001 - a broken plugin: its cells failed and say why
+            return ""
+    return {"explainers": {s.name: package(explainers, s.name) for s in suite.explainers},
+            "metrics": {s.name: package(metrics, s.name) for s in suite.metrics}}

@@ -19,7 +19,8 @@ class RunResult:
 
     out_dir: the output folder. results: ``results.parquet``, one row per (cell, sample, metric).
     curves: ``curves.parquet`` (deletion/insertion curves). models: ``models.csv`` (each checkpoint's
-    test scores). cost: ``cost.csv`` (time and forward passes per cell). skipped: ``skipped.csv`` (cells
+    test scores; its columns, ``auc_exact_p`` too). cost: ``cost.csv`` (time and forward passes per cell).
+    skipped: ``skipped.csv`` (cells
     and metrics skipped as unsupported, with the reason). failures: ``failures.csv`` (failed cells; empty
     when none). regions: ``regions.csv`` (the suite's ``regions:`` block; empty without one).
     computed: checkpoints trained, saliency and score batches computed, ``reliability``: groups whose metric

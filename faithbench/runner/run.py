@@ -25,20 +25,19 @@ import torch
 from tqdm.auto import tqdm
 
 from faithbench.config import Suite
-from faithbench.configurable import package_version
 from faithbench.datasets.paths import DataError
 from faithbench.device import caller_rng
 from faithbench.models.checkpoint import CheckpointError
-from faithbench.models.factory import check_pretrained_available, is_external, parse_model_name
+from faithbench.models.factory import check_pretrained_available
 from faithbench.model_checks import trained_models, train_class_problem
-from faithbench.registry import datasets, explainers, metrics, models
+from faithbench.reports.summaries import models_file
 from faithbench.runner.calibration import CALIBRATION_COLUMNS
 from faithbench.runner.cell import FAILURE_COLUMNS, REGION_COLUMNS
 from faithbench.runner.errors import InputDataError, UsageError
 from faithbench.runner.executors import EXECUTORS, RayOptions, run_groups
 from faithbench.runner.group import GroupOutput, build_splits, forget_datasets, needed_splits
 from faithbench.runner.lock import lock_output
-from faithbench.runner.output import clear_owned, prepare_output, versions
+from faithbench.runner.output import clear_owned, plugin_origins, plugin_packages, prepare_output, versions
 from faithbench.runner.plan import plan
 from faithbench.runner.result import RunResult, run_status
 from faithbench.runner.reliability import reliability_summary
@@ -130,38 +129,6 @@ def git_hash() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("-dirty" if changed.returncode == 0 and changed.stdout.strip() else "")
-
-
-def model_origin(name: str) -> str:
-    """Where a model entry's architecture comes from: the registry's origin of a built-in or
-    plugin name, else the library, hub or module that a prefixed name points to."""
-    if is_external(name):  # e.g. timm:resnet18, module:my_pkg.models:build_net
-        parsed = parse_model_name(name)
-        return f"{parsed.source}:{parsed.target}"
-    return models.origin(name)
-
-
-def plugin_origins(suite: Suite) -> dict[str, dict[str, str]]:
-    return {
-        "datasets": {s.name: datasets.origin(s.name) for s in suite.datasets},
-        "models": {s.name: model_origin(s.name) for s in suite.models},
-        "explainers": {s.name: explainers.origin(s.name) for s in suite.explainers},
-        "metrics": {s.name: metrics.origin(s.name) for s in suite.metrics},
-    }
-
-
-def plugin_packages(suite: Suite) -> dict[str, dict[str, str]]:
-    """Per explainer and metric of the suite, the package identity in its cache keys
-    (:func:`~faithbench.configurable.package_version`: ``dist==version``, ``+source:…`` for an
-    editable install, ``source:…+code:…`` for a local file): which code computed the results (a review:
-    the manifest named only ``entry-point:pkg``)."""
-    def package(registry: Any, name: str) -> str:
-        try:
-            return package_version(registry.get(name).__module__, registry.get(name))
-        except Exception:  # noqa: BLE001 - a broken plugin: its cells failed and say why
-            return ""
-    return {"explainers": {s.name: package(explainers, s.name) for s in suite.explainers},
-            "metrics": {s.name: package(metrics, s.name) for s in suite.metrics}}
 
 
 def computed_on(outputs: list[GroupOutput], default: str) -> str:
@@ -315,7 +282,7 @@ def _tables(outputs: list[GroupOutput], unavailable: dict[str, str]) -> dict[str
         "skipped": pd.DataFrame(skipped, columns=["cell", "metric", "reason"]),
         "failures": pd.DataFrame([f for c in cells for f in c.failures], columns=FAILURE_COLUMNS),
         "regions": pd.DataFrame([r for c in cells for r in c.regions], columns=REGION_COLUMNS),
-        "models": pd.DataFrame([o.model_row for o in outputs if o.model_row is not None]),
+        "models": models_file(pd.DataFrame([o.model_row for o in outputs if o.model_row is not None])),  # as written
         "reliance": [r for o in outputs for r in o.reliance],
         "drops": pd.DataFrame([r for o in outputs for r in o.drops]),
         "evidence_mass": pd.DataFrame([r for o in outputs for r in o.evidence_mass]),
@@ -357,7 +324,7 @@ def _write_failure(out_dir: Path, exc: OSError, *, written: bool) -> str:
 def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: list[GroupOutput],
                manifest: dict[str, Any], report: ReportSettings, progress: bool = True) -> None:
     from faithbench.reports.integrity import row_counts
-    from faithbench.reports.writer import RUN_OUTPUTS, WRITING, build_report, write_outputs
+    from faithbench.reports.writer import RUN_OUTPUTS, WRITING, build_report, log_model_warnings, write_outputs
 
     clear_owned(out_dir)  # a reused --out keeps nothing of an earlier run; done after computing, so an
     # interrupted run leaves the previous results in place. One killed while writing leaves a manifest
@@ -393,8 +360,10 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
                                    if (out_dir / "samples.csv").is_file() else None, "skipped.csv": tables["skipped"]})
     manifest["report"] = "pending" if report.build else "not built"  # build_report marks it complete
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
-    if report.build:
-        try:
-            build_report(out_dir, progress=progress)  # reads the manifest
-        except OSError as exc:  # the tables are there: the report can be rebuilt
-            raise UsageError(_write_failure(out_dir, exc, written=True)) from None
+    if not report.build:  # the report logs them where it is built: once either way (a held-out review: none)
+        log_model_warnings(out_dir)  # "model at chance", "model predicts one class": to the run's log
+        return
+    try:
+        build_report(out_dir, progress=progress)  # reads the manifest
+    except OSError as exc:  # the tables are there: the report can be rebuilt
+        raise UsageError(_write_failure(out_dir, exc, written=True)) from None

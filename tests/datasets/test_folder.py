@@ -200,6 +200,34 @@ def test_validate_refuses_a_first_test_sample_that_cannot_be_read(tmp_path, caps
     assert f"{first.name}: mask shape (10, 10) differs from its image" in err
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("mask", "mask shape (10, 10) differs from its image"),
+    ("truncated", "cannot read image: "),
+])
+def test_run_raises_input_data_error_for_an_unreadable_first_test_sample(tmp_path, damage, message):
+    """A held-out review: a mask of the wrong shape and a truncated PNG raised a SuiteError alone from
+    `faithbench.run`, where docs/api.md names both an InputDataError (data that is there but unusable);
+    validation raises SuiteDataError, both a SuiteError (validate, load_suite) and an InputDataError."""
+    import faithbench
+
+    _write(tmp_path)
+    kw = dict(path="img", labels="labels.csv", masks="masks", classes=["well", "sick"], size=30, root=str(tmp_path))
+    first = FolderDataset("test", **kw).entries[0][0]
+    if damage == "mask":
+        Image.fromarray(np.zeros((10, 10), dtype=np.uint8)).save(tmp_path / "masks" / first.name)
+    else:
+        first.write_bytes(first.read_bytes()[:60])  # the header and part of the first chunk
+    suite = {"name": "s", "datasets": [{"name": "folder", "params": kw}], "models": [{"name": "small_cnn",
+             "recipe": "default"}], "explainers": ["saliency"], "metrics": ["pointing_game"]}
+    with pytest.raises(faithbench.InputDataError) as caught:
+        faithbench.run(suite, out_dir=tmp_path / "out", cache=tmp_path / "cache", progress=False, report=False,
+                       log=lambda _line: None)
+    assert isinstance(caught.value, faithbench.SuiteError) and isinstance(caught.value, ValueError)
+    text = str(caught.value)
+    assert "\n" not in text and "datasets[0] 'folder': test sample 0 cannot be read: DataError: " in text
+    assert f"{first.name}: {message}" in text and not (tmp_path / "out" / "results.csv").exists()
+
+
 def test_mask_and_label_typos_are_warned_of(tmp_path):
     """A held-out review: a mask file named unlike its image left that image with an empty mask, and
     a label typo in the CSV made a class of its own, both silently."""

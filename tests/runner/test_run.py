@@ -189,7 +189,7 @@ def test_positive_subset_explains_only_abnormal_cases(tmp_path):
 
 def test_model_origin_keeps_the_whole_target():
     """A held-out review: my_pkg.models:build_net was recorded as module:build_net."""
-    from faithbench.runner.run import model_origin
+    from faithbench.runner.output import model_origin
 
     assert model_origin("my_pkg.models:build_net") == "module:my_pkg.models:build_net"
     assert model_origin("timm:resnet18") == "timm:resnet18"
