@@ -10,8 +10,8 @@ failure in the middle of a run or a column of NaN:
   the metric applies (:meth:`~faithbench.metrics.base.Metric.applicability`; where it does not,
   :func:`check_masks` warns and the run skips it), a problem message or None (``top_k_intersection``'s ``k``
   above the pixels of an image, ``continuity``'s ``steps`` above 2W + 1, ``consistency``'s ``grid`` above the
-  smallest side, ``class_sensitivity``'s ``others: positive`` on single-label data, a ``patch`` that leaves one
-  feature to rank); a metric computed directly refuses the same
+  smallest side or an image with a side of 1, ``class_sensitivity``'s ``others: positive`` on single-label data,
+  a ``patch`` that leaves one feature to rank); a metric computed directly refuses the same
   (:meth:`~faithbench.metrics.base.Metric.refuse_unfit`). A plugin without the hook is checked for a ``patch``
   parameter that leaves one feature;
 - :meth:`~faithbench.metrics.base.Metric.check_model` ``(model)``: on each model the metric meets, built for the

@@ -264,16 +264,21 @@ class Consistency(Metric):
     on a multi-label one, the presence of row i's explained class k (logit_k > 0, sigmoid > 0.5), so
     f(x_j) = f(x_i) is [logit_k(x_j) > 0] = [logit_k(x_i) > 0] whatever class row j explains (version 4;
     3 took the arg-max of the K sigmoid logits, which never read the explained class, a held-out
-    review). The discrete explanation e(x) = the cell of a
-    ``grid``-per-axis partition holding the most saliency mass. NaN where no other sample of the
-    batch shares e(x_i), and where every cell has the same mass (an all-zero map: version 2; version 1
-    took the first cell, so all-zero maps agreed and scored 1, a held-out review; cells that tie for the
-    most, a patch-wise map's best patch, are one explanation): the value depends on the
+    review). The discrete explanation e(x) = the cell of a ``grid``-per-axis partition with the largest
+    mean saliency (:func:`~faithbench.metrics.functional.argmax_cell`: along a side of n pixels cell j covers
+    [floor(j n / grid), floor((j+1) n / grid)), the ``regions:`` grid's split, so cells tile the image and differ
+    in size by at most one per axis; version 5: until 4, adaptive pooling overlapped neighbouring cells by a row
+    where ``grid`` does not divide the side, so a peak on a shared row tied two cells and took a label no
+    single-cell map shared, a held-out review; where ``grid`` divides every side the values are unchanged).
+    NaN where no other sample of the batch shares e(x_i), and where every cell has the same mean (an all-zero
+    map: version 2; version 1 took the first cell, so all-zero maps agreed and scored 1, a held-out review;
+    cells that tie for the most, a patch-wise map's best patch, are one explanation): the value depends on the
     batch (the batch is the sample of the data distribution the definition needs). Higher is better.
     Defaults: ``grid: 4`` (at least 2: one cell is every map's top cell, every value NaN), postprocess
-    ``abs``. Quantus' default discretisation (``top_n_sign``)
-    hashes the signs of the first 5 entries of the flattened map, not the 5 largest: after ``abs``
-    every map gets the same label."""
+    ``abs``. Quantus' ``Consistency`` has no grid: its ``discretise_func`` maps each flattened map to a hash, by
+    default ``top_n_sign``, the signs of the first 5 entries of the flattened map, not the 5 largest: after
+    ``abs`` every map gets the same label; given ``argmax_cell`` as its ``discretise_func`` it computes the same
+    values, but 0 where we give NaN."""
 
     info = MetricInfo("consistency", higher_is_better=True, category=Category.ROBUSTNESS,
                       requires=frozenset({"model"}), postprocess="abs",
@@ -284,13 +289,16 @@ class Consistency(Metric):
                                                              "singles out no cell, so every value would be NaN")}
     min_batch = 2
     # 2: tied top cells are one explanation, all cells tied none (NaN); 3: other samples; 4: multi-label f = the
-    # decision on the row's explained class
-    version: ClassVar[str] = "4"
+    # decision on the row's explained class; 5: cells partition the image where grid does not divide a side
+    version: ClassVar[str] = "5"
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
-        """At most one cell per pixel along each axis: above the smallest side, adaptive pooling
-        repeats cells and the explanation takes its label from a partition other than ``grid``."""
+        """At most one cell per pixel along each axis: above the smallest side a cell would be empty. An image
+        with a side of 1 (a 1-pixel row, a depth-1 volume) has no grid of 2 or more cells along it."""
         side = min(spatial_shape)
+        if side == 1:
+            return (f"{self.name}: does not apply to an image with a side of 1 (shape {tuple(spatial_shape)}): "
+                    f"its grid needs at least 2 cells along every axis")
         if self.grid > side:
             return (f"{self.name}: parameter 'grid' = {self.grid} is more than the smallest image side "
                     f"{side} (shape {tuple(spatial_shape)}); set grid <= {side}")

@@ -25,16 +25,16 @@ from faithbench.metrics.functional.randomization import (cascading_randomization
                                                           independent_randomization_curve, mprt_cascading,
                                                           mprt_independent, parameter_blocks, random_logit,
                                                           random_other_class, randomize_block)
-from faithbench.metrics.functional.regions import (REGION_SCORES, grid_masks, grid_names, region_scores,
+from faithbench.metrics.functional.regions import (REGION_SCORES, grid_edges, grid_masks, grid_names, region_scores,
                                                     stack_regions)
 from faithbench.metrics.functional.temporal import (per_visit, temporal_curve, temporal_deletion_auc,
                                                     temporal_insertion_auc, visit_importance, visit_pointing,
                                                     visit_pointing_game, visit_ranks, visit_relevance_mass,
                                                     visits_valid)
-from faithbench.metrics.functional.robustness import (argmax_cell, consistency, continuity_ratio, explain_perturbed,
-                                                       gaussian_noise, lipschitz_ratio, normalise_by_max,
-                                                       prediction_changed, reduce_draws, sensitivity, translations,
-                                                       uniform_noise)
+from faithbench.metrics.functional.robustness import (argmax_cell, cell_means, consistency, continuity_ratio,
+                                                       explain_perturbed, gaussian_noise, lipschitz_ratio,
+                                                       normalise_by_max, prediction_changed, reduce_draws, sensitivity,
+                                                       translations, uniform_noise)
 from faithbench.metrics.functional.stability import (relative_input_stability, relative_output_stability,
                                                       relative_representation_stability, representation_reader)
 from faithbench.metrics.functional.complexity import complexity, effective_complexity, sparseness
@@ -69,7 +69,7 @@ __all__ = [
     "cascading_randomization_curve", "data_randomization", "independent_randomization_curve", "mprt_cascading",
     "mprt_independent", "parameter_blocks", "random_logit", "random_other_class", "randomize_block",
     # regions
-    "REGION_SCORES", "grid_masks", "grid_names", "region_scores", "stack_regions",
+    "REGION_SCORES", "grid_edges", "grid_masks", "grid_names", "region_scores", "stack_regions",
     # temporal
     "per_visit", "temporal_curve", "temporal_deletion_auc", "temporal_insertion_auc", "visit_importance",
     "visit_pointing", "visit_pointing_game", "visit_ranks", "visit_relevance_mass", "visits_valid",
@@ -77,8 +77,9 @@ __all__ = [
     "SIMILARITIES", "hog_pearson", "minmax", "pearson", "rankdata", "similarity", "spearman", "spearman_abs",
     "ssim",
     # robustness
-    "argmax_cell", "consistency", "continuity_ratio", "explain_perturbed", "gaussian_noise", "lipschitz_ratio",
-    "normalise_by_max", "prediction_changed", "reduce_draws", "sensitivity", "translations", "uniform_noise",
+    "argmax_cell", "cell_means", "consistency", "continuity_ratio", "explain_perturbed", "gaussian_noise",
+    "lipschitz_ratio", "normalise_by_max", "prediction_changed", "reduce_draws", "sensitivity", "translations",
+    "uniform_noise",
     "relative_input_stability", "relative_output_stability", "relative_representation_stability",
     "representation_reader",
     # complexity and axiomatic

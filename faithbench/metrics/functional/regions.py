@@ -26,6 +26,14 @@ def grid_names(grid: tuple[int, ...] | list[int]) -> list[str]:
     return names
 
 
+def grid_edges(n: int, k: int) -> list[int]:
+    """The ``k + 1`` boundaries of ``k`` parts of an axis of ``n`` pixels: part j covers
+    ``[floor(j n / k), floor((j+1) n / k))``, a partition (no overlap, no gap) whose parts differ in size by at
+    most one (n = 10, k = 4: [0, 2, 5, 7, 10]). Shared by :func:`grid_masks` and
+    :func:`faithbench.metrics.functional.argmax_cell`; ``1 <= k <= n``."""
+    return [(j * n) // k for j in range(k + 1)]
+
+
 def grid_masks(shape: tuple[int, ...] | torch.Size, grid: tuple[int, ...] | list[int]) -> Tensor:
     """Bool masks ``(prod(grid), *shape)`` of the cells of a regular grid over a spatial ``shape``
     (2D ``(H, W)`` with ``grid = [rows, cols]``, 3D ``(D, H, W)`` with ``[depth, rows, cols]``).
@@ -44,7 +52,7 @@ def grid_masks(shape: tuple[int, ...] | torch.Size, grid: tuple[int, ...] | list
         raise ValueError(f"expected grid sizes between 1 and the image size {shape}, got {list(grid)}")
     parts = []
     for n, k in zip(shape, grid):
-        edges = [(j * n) // k for j in range(k + 1)]
+        edges = grid_edges(n, k)
         coord = torch.arange(n)
         parts.append(torch.stack([(coord >= edges[j]) & (coord < edges[j + 1]) for j in range(k)]))  # (k, n)
     masks = []

@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from faithbench.metrics.functional.regions import grid_edges
 from faithbench.scores import as_same_prediction, decision_changed
 
 ExplainCall = Callable[[Tensor, Tensor, int], Tensor]
@@ -161,20 +162,33 @@ def normalise_by_max(saliency: Tensor, lead: int = 1) -> Tensor:
 
 
 # --- consistency ------------------------------------------------------------------------
+def cell_means(saliency: Tensor, grid: int = 4) -> Tensor:
+    """The mean of each cell of a ``grid``-per-axis partition of each map, in float64: ``(B, *spatial)`` ->
+    ``(B, grid**dims)``, cells in row-major order. Along a side of n pixels, cell j covers ``[floor(j n / grid),
+    floor((j+1) n / grid))`` (:func:`~faithbench.metrics.functional.regions.grid_edges`, the ``regions:`` grid's
+    split): the cells tile the map and differ in size by at most one per axis; where ``grid`` divides the side
+    they are the equal cells of adaptive average pooling (version 4 of ``consistency`` pooled adaptively on
+    every side, whose cells overlap where ``grid`` does not divide it, n = 10: [0, 3), [2, 5), [5, 8), [7, 10))."""
+    cells = saliency.double()
+    for axis in range(1, saliency.ndim):
+        edges = grid_edges(saliency.shape[axis], grid)
+        parts = cells.tensor_split(edges[1:-1], dim=axis)
+        cells = torch.stack([part.sum(axis) for part in parts], dim=axis)
+        sizes = torch.tensor([b - a for a, b in zip(edges, edges[1:])], dtype=cells.dtype, device=cells.device)
+        cells = cells / sizes.reshape([-1 if a == axis else 1 for a in range(saliency.ndim)])
+    return cells.flatten(1)
+
+
 def argmax_cell(saliency: Tensor, grid: int = 4) -> Tensor:
-    """A discrete explanation per sample, ``(B,)`` long: the index of the cell, of ``grid`` per axis,
-    with the largest mean saliency (in float64); where several cells share it (a piecewise-constant
+    """A discrete explanation per sample, ``(B,)`` long: the index of the cell, of a ``grid``-per-axis
+    partition (:func:`cell_means`; a mean, so that cells one pixel apart in size compete evenly), with the
+    largest mean saliency (in float64); where several cells share it (a piecewise-constant
     map whose best patch spans them), one label for that set of cells, n_cells + k for the call's
     k-th distinct set (labels compare within one call: one batch); -1 where every cell shares it, a
     map that singles out no cell (all-zero or constant: version 1 took the first cell, so all-zero
     maps agreed and :func:`consistency` gave them its best value, a held-out review). 2D: grid²
-    cells; 3D: grid³. The cells are those of torch's adaptive average pooling: a partition into
-    equal cells where ``grid`` divides the side; otherwise cell k spans [floor(k n / grid),
-    ceil((k + 1) n / grid)), so neighbouring cells share a row (n = 10, grid 4: [0, 3), [2, 5),
-    [5, 8), [7, 10))."""
-    dims = saliency.ndim - 1
-    pool = torch.nn.functional.adaptive_avg_pool2d if dims == 2 else torch.nn.functional.adaptive_avg_pool3d
-    cells = pool(saliency[:, None].double(), grid)[:, 0].flatten(1)
+    cells; 3D: grid³. ``grid`` at most the smallest side (above it a cell would be empty)."""
+    cells = cell_means(saliency, grid)
     top = cells == cells.amax(1, keepdim=True)
     labels = cells.argmax(1)
     several = top.sum(1) > 1
@@ -204,6 +218,6 @@ def consistency(discrete: Tensor, predicted: Tensor, same_sample: Tensor | None 
     return torch.where(n > 0, value, torch.full_like(value, float("nan"))).float()
 
 
-__all__ = ["argmax_cell", "consistency", "continuity_ratio", "explain_perturbed", "gaussian_noise",
+__all__ = ["argmax_cell", "cell_means", "consistency", "continuity_ratio", "explain_perturbed", "gaussian_noise",
            "lipschitz_ratio", "normalise_by_max", "prediction_changed", "reduce_draws", "sensitivity",
            "translations", "uniform_noise"]
