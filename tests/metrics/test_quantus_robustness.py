@@ -119,6 +119,9 @@ def test_relative_stability_equals_quantus(setup, ours_cls, theirs_cls, extra):
                   model, x, y, explainer, ctx.saliency)
     assert np.array_equal(np.isnan(ours), np.isnan(theirs))
     ok = ~np.isnan(ours)
+    # 1e-4 holds on this setup only: its logits move by >= 3.3e-4 (ROS measured 4.9e-5 from Quantus). Where they
+    # move by about 1e-6 (a held-out review, radius 0.02), float32 forward passes leave RRS and ROS about 1e-2 apart
+    # from Quantus and from a float64 network (docs/metrics.md, "Agreement")
     assert ok.any() and np.allclose(ours[ok], theirs[ok], rtol=1e-4)
 
 
