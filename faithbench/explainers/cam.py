@@ -12,8 +12,9 @@ again (``BaseCAM.aggregate_multi_layers``; a review: <= 4.2e-7, 0.12 off scaled 
 3D: the library resizes with ``scipy.ndimage.zoom`` (cubic spline, corners aligned), we trilinearly from cell
 centres (``align_corners=False``, as both do in 2D); the grids agree (1.2e-7), the upsampled maps not
 (reviews: 0.13-0.30 on 16^3 inputs, 0.12-0.43 on MONAI's resnet18_3d at 32^3; mostly the alignment). A ViT's
-grid spans the pixels its patches cover, 0 past them (:func:`~faithbench.explainers.transformer.patch_pixels`;
-the library stretches it over the whole input). ``relu=False`` keeps the raw signed grid instead (upsampled),
+grid spans the pixels its patches cover, 0 past them, of the image the network sees, resized back to the input where
+its input transform resizes it (:func:`~faithbench.explainers.transformer.patch_pixels`; the library stretches it
+over the whole input). ``relu=False`` keeps the raw signed grid instead (upsampled),
 for studies of negative evidence; EigenCAM defaults to it (the sign of a principal component is arbitrary).
 
 Variants (one class each, registry name in brackets): Grad-CAM [gradcam], Grad-CAM++ [gradcam_pp], XGrad-CAM
@@ -47,7 +48,7 @@ from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.explainers.layers import (VIT_LAYER_HINT, attention_problem, channels_first, find_target_layer,
                                          kept_output, layer_reason, min_grid_problem, resolve_module, token_problem)
-from faithbench.explainers.transformer import patch_cover, patch_pixels
+from faithbench.explainers.transformer import frame_to_input, input_size_problem, patch_layout, patch_pixels
 from faithbench.registry import explainers
 from faithbench.types import arch_family
 
@@ -161,8 +162,10 @@ class CAMExplainer(Explainer):
     # own output where a later module changes it in place (explainers.layers.kept_output); 6: a ViT's map (and
     # Score-CAM's masks) over the pixels its patches cover, 0 past them (the grid was stretched over them); 7: no
     # part of an attention module, nor an output of windows, chosen as the layer (explainers.layers.attention_parts);
-    # 8: a gradient CAM on a ViT layer whose patch tokens get no gradient is refused (7 cached all-zero maps)
-    version = "8"
+    # 8: a gradient CAM on a ViT layer whose patch tokens get no gradient is refused (7 cached all-zero maps);
+    # 9: a ViT behind an input transform that resizes to a size no multiple of the patch: the grid over the pixels
+    # its patches cover of the resized image, resized back (it was stretched over the whole input); dynamic_img_pad
+    version = "9"
     finds_layer = True  # the CAM reads a target layer (FullGrad reads every biased layer instead)
 
     def check_input(self, shape: tuple[int, ...]) -> str | None:
@@ -213,6 +216,8 @@ class CAMExplainer(Explainer):
         cam.activations_and_grads.release()
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        if arch_family(model) == "vit" and (problem := input_size_problem(model, tuple(x.shape[2:]))):
+            raise ValueError(f"{self.name}: {problem}")  # timm's bare AssertionError otherwise (a review)
         layer, reshape = self.layer_for(model, x)
         grid: list[int] = self.last_info["grid"]
         network_input = [x.shape]  # what the network sees: a resized image where it has an input transform
@@ -325,7 +330,7 @@ class EigenCAMExplainer(CAMExplainer):
 
     cam_class = EigenCAM
     needs_grad = False
-    version = "7"  # gradient-free: the CAMs' 8 changes nothing here
+    version = "9"  # gradient-free: the CAMs' 8 changed nothing here (it was 7), their 9 does
     defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "relu": False}
     paper = "Muhammad & Yeasin 2020, Eigen-CAM"
     description = "first principal component of the layer's activations (class-agnostic)"
@@ -349,7 +354,7 @@ class _ScoreCAMND(ScoreCAM):
         mode = "bilinear" if len(spatial) == 2 else "trilinear"
         # a ViT: the masks cover the pixels its patches cover, 0 past them (as the maps, explainers.transformer)
         vit = arch_family(self.model) == "vit"
-        size = patch_cover(self.model, tuple(activations.shape[2:]), spatial) if vit else spatial
+        size, frame = patch_layout(self.model, tuple(activations.shape[2:]), spatial) if vit else (spatial, spatial)
         scores = torch.empty(activations.shape[:2])
         with torch.no_grad():
             acts = torch.from_numpy(activations).to(self.device)
@@ -358,8 +363,8 @@ class _ScoreCAMND(ScoreCAM):
                 flat = up.flatten(1)
                 lo, hi = flat.min(1).values, flat.max(1).values
                 up = (up - lo.view(-1, *[1] * len(spatial))) / (hi - lo + 1e-8).view(-1, *[1] * len(spatial))
-                if vit:
-                    up = F.pad(up, (0, spatial[1] - size[1], 0, spatial[0] - size[0]))
+                if vit:  # padded to (or cropped at) the size the network sees, resized to the input's
+                    up = frame_to_input(up[None], frame, spatial)[0]
                 for i in range(0, up.shape[0], self.batch_size):
                     masked = input_tensor[b:b + 1] * up[i:i + self.batch_size, None]
                     outputs = self.model(masked)
@@ -377,7 +382,7 @@ class ScoreCAMExplainer(CAMExplainer):
 
     cam_class = _ScoreCAMND
     needs_grad = False
-    version = "7"  # gradient-free: the CAMs' 8 changes nothing here
+    version = "9"  # gradient-free: the CAMs' 8 changed nothing here (it was 7), their 9 does (masks too)
     paper = "Wang et al. 2020, Score-CAM"
     description = "channel weights from the score of the input masked by each activation map"
     defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "batch_size": 32}

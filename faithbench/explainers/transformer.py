@@ -16,7 +16,8 @@ attention row gets exactly zero gradient, and reading it (the papers' convention
 classify from the class token) would score raw attention on a row that cannot change the logit
 and make Chefer's method ignore the last block. ``query="cls"`` (the class token's row) and
 ``"mean"`` (the mean of the patch-token rows) remain available. Patch tokens are reshaped to
-``model.patch_embed.grid_size`` and upsampled bilinearly to the input.
+``model.patch_embed.grid_size`` and upsampled bilinearly to the pixels their patches cover of the image
+the network sees, then to the input where its input transform resizes it (:func:`patch_pixels`).
 """
 
 from __future__ import annotations
@@ -136,9 +137,7 @@ def token_map(relevance: Tensor, weights: Tensor, model: nn.Module, spatial: tup
     ``weights`` (B, N) (:func:`readout_weights`), upsampled bilinearly to the pixels the patches
     cover (:func:`patch_pixels`)."""
     n_prefix = int(getattr(model, "num_prefix_tokens", 1))
-    embed: Any = model.patch_embed
-    grid = tuple(embed.dynamic_feat_size(tuple(spatial)) if getattr(model, "dynamic_img_size", False)
-                 and hasattr(embed, "dynamic_feat_size") else embed.grid_size)  # the input's grid (a review: failed)
+    grid = patch_grid(model, spatial)
     rows = torch.einsum("bq,bqk->bk", weights.to(relevance.dtype), relevance)[:, n_prefix:]
     if rows.shape[-1] != grid[0] * grid[1]:
         raise ValueError(f"expected {grid[0]}x{grid[1]} patch tokens (patch_embed.grid_size), got "
@@ -146,30 +145,91 @@ def token_map(relevance: Tensor, weights: Tensor, model: nn.Module, spatial: tup
     return patch_pixels(rows.reshape(rows.shape[0], 1, *grid), model, spatial)[:, 0]
 
 
+def model_frame(model: nn.Module, spatial: tuple[int, ...]) -> tuple[int, ...]:
+    """The spatial size the network itself sees of an input of ``spatial`` size: its input transform's
+    ``size`` where that resizes the image (:mod:`faithbench.models.preprocess`), else ``spatial``."""
+    size = getattr(getattr(getattr(model, "input_transform", None), "config", None), "size", None)
+    return tuple(size) if size is not None else tuple(spatial)
+
+
+def patch_grid(model: nn.Module, spatial: tuple[int, ...]) -> tuple[int, ...]:
+    """The patch grid of a timm ViT on an input of ``spatial`` size: ``patch_embed.grid_size``, or for a
+    ``dynamic_img_size`` model the grid of the size it sees (:func:`model_frame`; a review: a dynamic model
+    failed on any other size than the one it was built for)."""
+    embed: Any = model.patch_embed
+    if getattr(model, "dynamic_img_size", False) and hasattr(embed, "dynamic_feat_size"):
+        return tuple(embed.dynamic_feat_size(model_frame(model, spatial)))
+    return tuple(embed.grid_size)
+
+
+def input_size_problem(model: nn.Module, spatial: tuple[int, ...]) -> str | None:
+    """Why a fixed-size timm ViT cannot take an input of ``spatial`` size (timm asserts that the size it
+    sees, after any resizing input transform, is ``patch_embed.img_size``), or None."""
+    embed = getattr(model, "patch_embed", None)
+    built = getattr(embed, "img_size", None)
+    if built is None or not getattr(embed, "strict_img_size", False) or getattr(model, "dynamic_img_size", False):
+        return None
+    frame = model_frame(model, spatial)
+    if tuple(frame) == tuple(built):
+        return None
+    grid = "x".join(str(g) for g in getattr(embed, "grid_size", ()))
+    seen = "x".join(map(str, frame)) + (f" (resized from {'x'.join(map(str, spatial))})" if frame != tuple(spatial)
+                                        else "")
+    return (f"expected {grid} patch tokens of a {'x'.join(map(str, built))}-pixel input (patch_embed.img_size), "
+            f"got an input of {seen}: is the input the size the model was built for?")
+
+
 def patch_pixels(grid_map: Tensor, model: nn.Module, spatial: tuple[int, ...], *,
                  align_corners: bool = False) -> Tensor:
     """(B, C, h, w) maps on a ViT's patch grid -> (B, C, *spatial): upsampled bilinearly to the
-    pixels the patches cover (grid x patch size), 0 on the pixels past them, which the patch embedding
-    drops (a review found 39.6 % of an attention map, and 38-75 % of a CAM, on pixels that moved no
-    logit when the grid was stretched over them). The whole input where the model is no plain
-    patchify of it (a conv stem before 1-px patches, a padding or resizing model)."""
-    covered = patch_cover(model, tuple(grid_map.shape[2:]), spatial)
+    pixels the patches cover (grid x patch size) of the image the network sees, 0 on the pixels past
+    them, which the patch embedding drops (a review found 39.6 % of an attention map, and 38-75 % of a CAM,
+    on pixels that moved no logit when the grid was stretched over them), cropped where timm's
+    ``dynamic_img_pad`` pads the image at the bottom/right; then resized (bilinear, antialiased) from the
+    size the network sees to the input's where the model's input transform resizes it (:func:`patch_layout`).
+    The whole input where the model is no plain patchify of it (a conv stem before 1-px patches)."""
+    covered, frame = patch_layout(model, tuple(grid_map.shape[2:]), spatial)
     out = F.interpolate(grid_map, size=covered, mode="bilinear", align_corners=align_corners)
-    return F.pad(out, (0, spatial[1] - covered[1], 0, spatial[0] - covered[0]))
+    return frame_to_input(out, frame, spatial)
 
 
-def patch_cover(model: nn.Module, grid: tuple[int, ...], spatial: tuple[int, ...]) -> tuple[int, ...]:
-    """The (height, width) of the pixels a ViT's ``grid`` of patches covers from the top left of an
-    input of ``spatial`` size, or ``spatial`` where that is not the floor of a plain patchify: also
-    where the model's input transform resizes the image first, so the network sees every pixel (a
-    review: 232-px images resized to 224 got the grid on their top-left 224 pixels, 0 elsewhere)."""
-    size = getattr(getattr(getattr(model, "input_transform", None), "config", None), "size", None)
-    if size is not None and tuple(size) != tuple(spatial):
-        return tuple(spatial)
-    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None) or (0, 0)
+def patch_layout(model: nn.Module, grid: tuple[int, ...],
+                 spatial: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(covered, frame) for a ViT's ``grid`` on an input of ``spatial`` size: ``frame``, the size the network
+    sees (:func:`model_frame`), and ``covered``, the pixels of it the patches cover from its top left
+    (:func:`patch_cover`). Both are ``spatial`` where the patches cover the whole frame: the grid is then
+    stretched over the input in one step (a resize to a multiple of the patch: every input pixel is seen).
+    A review: 40-px images resized to 36 for 8-px patches drop the last 4 of the 36, so input rows 37-39
+    moved no logit, yet held 12-15 % of the attention maps, 15-20 % of the CAMs, with the grid over all 40."""
+    frame = model_frame(model, spatial)
+    covered = patch_cover(model, grid, frame)
+    return (tuple(spatial), tuple(spatial)) if covered == frame else (covered, frame)
+
+
+def frame_to_input(covered_map: Tensor, frame: tuple[int, ...], spatial: tuple[int, ...]) -> Tensor:
+    """(B, C, *covered) -> (B, C, *spatial): zero-padded (or cropped) at the bottom/right to ``frame``, then
+    resized bilinearly (antialiased, ``align_corners=False`` as the input transform) to ``spatial``."""
+    h, w = covered_map.shape[-2:]
+    out = F.pad(covered_map, (0, frame[1] - w, 0, frame[0] - h))  # a negative pad crops
+    if tuple(frame) != tuple(spatial):
+        out = F.interpolate(out, size=tuple(spatial), mode="bilinear", align_corners=False, antialias=True)
+    return out
+
+
+def patch_cover(model: nn.Module, grid: tuple[int, ...], frame: tuple[int, ...]) -> tuple[int, ...]:
+    """The (height, width) of the pixels a ViT's ``grid`` of patches covers from the top left of the image
+    of ``frame`` size the network sees: grid x patch size, at most a patch short of ``frame`` (the patch
+    embedding drops the rest), or past it by less than a patch where timm's ``dynamic_img_pad`` pads it;
+    ``frame`` where the grid is not that of a plain patchify (a conv stem, a hybrid CNN backbone)."""
+    embed = getattr(model, "patch_embed", None)
+    patch = getattr(embed, "patch_size", None) or (0, 0)
     patch = (patch, patch) if isinstance(patch, int) else tuple(patch)  # a plugin's embedding may store an int
     covered = tuple(g * p for g, p in zip(grid, patch))
-    return covered if all(0 <= s - c < p for s, c, p in zip(spatial, covered, patch)) else tuple(spatial)
+    if all(0 <= s - c < p for s, c, p in zip(frame, covered, patch)):
+        return covered
+    if getattr(embed, "dynamic_img_pad", False) and all(0 <= c - s < p for s, c, p in zip(frame, covered, patch)):
+        return covered  # timm pads the bottom/right to whole patches: token i covers rows i*p..(i+1)*p
+    return tuple(frame)
 
 
 class _AttentionExplainer(Explainer):
@@ -179,8 +239,10 @@ class _AttentionExplainer(Explainer):
     needs_grad = False
     defaults: ClassVar[dict[str, Any]] = {"query": "auto"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"query": QUERIES}
-    version = "3"  # 2: "auto" reads the tokens the head pools (1: the class token whenever there is one);
-    # 3: a distilled DeiT's two tokens, pool_include_prefix, no relevance past the last whole patch
+    version = "4"  # 2: "auto" reads the tokens the head pools (1: the class token whenever there is one);
+    # 3: a distilled DeiT's two tokens, pool_include_prefix, no relevance past the last whole patch;
+    # 4: the same behind an input transform that resizes to a size no multiple of the patch (the grid was
+    # stretched over the whole input), and timm's dynamic_img_pad grid cropped, not stretched (patch_pixels)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         reason = super().unsupported_reason(model, x)
@@ -195,8 +257,8 @@ class _AttentionExplainer(Explainer):
         raise NotImplementedError
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-        reason = vit_reason(model)
-        if reason:
+        reason = vit_reason(model) or input_size_problem(model, tuple(x.shape[2:]))
+        if reason:  # the size: timm's bare AssertionError otherwise (a review)
             raise ValueError(f"{self.name}: {reason}")
         tokens: list[Tensor] = []  # the sequence the head pools, to weight the rows it reads
         norm: nn.Module = model.norm  # type: ignore[assignment]
@@ -254,7 +316,7 @@ class CheferExplainer(_AttentionExplainer):
     paper = "Chefer et al. 2021, Generic Attention-model Explainability (ICCV)"
     description = "rollout of head-averaged relu(gradient x attention), at the head's tokens (class-specific)"
 
-    version = "4"  # as the others' 3, and the identity start left out of the map (R - I)
+    version = "5"  # 4: as the others' 3, and the identity start left out of the map (R - I); 5: as their 4
 
     def relevance(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         x = x.detach().requires_grad_(True)  # so the graph exists even for a frozen model
