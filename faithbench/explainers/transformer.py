@@ -211,8 +211,10 @@ def frame_to_input(covered_map: Tensor, frame: tuple[int, ...], spatial: tuple[i
     resized bilinearly (antialiased, ``align_corners=False`` as the input transform) to ``spatial``."""
     h, w = covered_map.shape[-2:]
     out = F.pad(covered_map, (0, frame[1] - w, 0, frame[0] - h))  # a negative pad crops
-    if tuple(frame) != tuple(spatial):
-        out = F.interpolate(out, size=tuple(spatial), mode="bilinear", align_corners=False, antialias=True)
+    if tuple(frame) != tuple(spatial):  # antialiased kernels have no half/bfloat16 on the CPU: in float32 at least
+        wide = out.to(torch.promote_types(out.dtype, torch.float32))
+        wide = F.interpolate(wide, size=tuple(spatial), mode="bilinear", align_corners=False, antialias=True)
+        out = wide.to(out.dtype)
     return out
 
 

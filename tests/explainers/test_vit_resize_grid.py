@@ -125,6 +125,8 @@ def test_scorecam_masks_are_padded_in_the_frame_then_resized():
     out = frame_to_input(masks, (36, 36), (40, 40))
     assert out.shape == (1, 3, 40, 40) and float(out.max()) <= 1 + 1e-6 and out[..., 36:, :].abs().max() == 0
     assert torch.equal(frame_to_input(masks, (32, 32), (32, 32)), masks)
+    half = frame_to_input(masks.to(torch.bfloat16), (36, 36), (40, 40))  # a bf16 network's maps
+    assert half.dtype == torch.bfloat16 and torch.allclose(half.float(), out, atol=1e-2)
 
 
 @pytest.mark.parametrize("name", MAPS)
