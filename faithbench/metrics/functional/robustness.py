@@ -169,14 +169,13 @@ def cell_means(saliency: Tensor, grid: int = 4) -> Tensor:
     split): the cells tile the map and differ in size by at most one per axis; where ``grid`` divides the side
     they are the equal cells of adaptive average pooling (version 4 of ``consistency`` pooled adaptively on
     every side, whose cells overlap where ``grid`` does not divide it, n = 10: [0, 3), [2, 5), [5, 8), [7, 10))."""
-    cells = saliency.double()
-    for axis in range(1, saliency.ndim):
-        edges = grid_edges(saliency.shape[axis], grid)
-        parts = cells.tensor_split(edges[1:-1], dim=axis)
-        cells = torch.stack([part.sum(axis) for part in parts], dim=axis)
+    cells, counts = saliency.double(), torch.ones((), dtype=torch.float64, device=saliency.device)
+    for axis in range(1, saliency.ndim):  # sums first, one division by the pixel count at the end: equal means stay
+        edges = grid_edges(saliency.shape[axis], grid)  # equal (a diff review: a division per axis lost ties)
+        cells = torch.stack([part.sum(axis) for part in cells.tensor_split(edges[1:-1], dim=axis)], dim=axis)
         sizes = torch.tensor([b - a for a, b in zip(edges, edges[1:])], dtype=cells.dtype, device=cells.device)
-        cells = cells / sizes.reshape([-1 if a == axis else 1 for a in range(saliency.ndim)])
-    return cells.flatten(1)
+        counts = counts.unsqueeze(-1) * sizes
+    return (cells / counts).flatten(1)
 
 
 def argmax_cell(saliency: Tensor, grid: int = 4) -> Tensor:
