@@ -165,9 +165,12 @@ def patch_grid(model: nn.Module, spatial: tuple[int, ...]) -> tuple[int, ...]:
 def input_size_problem(model: nn.Module, spatial: tuple[int, ...]) -> str | None:
     """Why a fixed-size timm ViT cannot take an input of ``spatial`` size (timm asserts that the size it
     sees, after any resizing input transform, is ``patch_embed.img_size``), or None."""
+    from timm.layers import PatchEmbed  # its forward asserts the size; HybridEmbed (a conv stem) does not (a review)
+
     embed = getattr(model, "patch_embed", None)
     built = getattr(embed, "img_size", None)
-    if built is None or not getattr(embed, "strict_img_size", False) or getattr(model, "dynamic_img_size", False):
+    if not isinstance(embed, PatchEmbed) or built is None or not getattr(embed, "strict_img_size", False) \
+            or getattr(model, "dynamic_img_size", False):
         return None
     frame = model_frame(model, spatial)
     if tuple(frame) == tuple(built):

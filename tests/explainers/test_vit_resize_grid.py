@@ -173,3 +173,18 @@ def test_a_fixed_size_vit_given_another_size_is_a_one_line_value_error(name):
     resized = _resized(model, (40, 40))
     with pytest.raises(ValueError, match=r"got an input of 40x40 \(resized from 48x48\)"):
         explainers.get(name)()(resized, _x(48), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("name", ["attention", "attention_rollout", "chefer", "gradcam"])
+def test_a_conv_stem_vit_takes_other_sizes_as_before(name):
+    """A diff review: the size refusal also refused faithbench's vit_tiny (timm's HybridEmbed, which asserts no
+    size) on a 60 x 60 or 64 x 60 input it classifies, where every map was computed before; only timm's PatchEmbed
+    asserts the size."""
+    import faithbench
+
+    torch.manual_seed(0)
+    model = faithbench.create_model("vit_tiny", in_chans=1, num_classes=2, input_size=(64, 64)).eval()
+    for size in ((60, 60), (64, 60)):
+        x = torch.rand(2, 1, *size, generator=torch.Generator().manual_seed(3))
+        out = explainers.get(name)()(model, x, torch.tensor([0, 1]))
+        assert out.shape == (2, *size) and torch.isfinite(out).all() and out.abs().sum() > 0
