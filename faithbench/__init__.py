@@ -170,7 +170,8 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     Raises (each importable from ``faithbench``): :class:`TypeError` for an argument of the wrong
     type; :class:`~faithbench.config.SuiteError` for a suite that does not validate;
     :class:`~faithbench.runner.errors.UsageError` for an unknown keyword, a bad ``limit``, ``device`` or
-    ``executor``, a ``$FAITHBENCH_OFFLINE`` that is neither a true nor a false word, or an ``out_dir`` or cache that cannot be written or is ``''`` (omit it for the default);
+    ``executor``, a ``$FAITHBENCH_OFFLINE`` that is neither a true nor a false word, or an ``out_dir`` or cache that
+    cannot be written or is ``''`` (omit it for the default);
     :class:`~faithbench.runner.errors.OutputInUseError` when another run writes ``out_dir``;
     :class:`~faithbench.runner.errors.InputDataError` (data it cannot use) and
     :class:`~faithbench.models.errors.CheckpointError` (weights it cannot use) before or while computing;

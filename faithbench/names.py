@@ -52,7 +52,7 @@ def check_folder_name(name: str) -> str:
     folder = safe_name(name)
     if len(folder.encode()) > MAX_FILE_NAME:
         raise ValueError(f"expected a name of at most {MAX_FILE_NAME} characters (it names the run's folder, "
-                         f"reports/<name>), got {len(folder)}: {name[:24]!r}...")
+                         f"reports/<name>), got a folder name of {len(folder)}: {name[:24]!r}...")
     return name
 
 

@@ -106,9 +106,11 @@ def test_a_weight_decay_that_diverges_training_is_named():
 def test_a_suite_name_too_long_for_its_folder_is_refused_without_echoing_it(tmp_path, capsys):
     rc, err = _validate(tmp_path, capsys, {**SUITE, "name": "a" * 5000})  # was: run's "File name too long"
     assert (rc, err) == (2, "name: expected a name of at most 255 characters (it names the run's folder, "
-                            f"reports/<name>), got 5000: {'a' * 24!r}...")
+                            f"reports/<name>), got a folder name of 5000: {'a' * 24!r}...")
     rc, err = _validate(tmp_path, capsys, {**SUITE, "name": "b" * 256})
-    assert rc == 2 and err.startswith("name: expected a name of at most 255 characters") and "got 256" in err
+    assert rc == 2 and err.startswith("name: expected a name of at most 255 characters") and "got a folder name of 256" in err
+    rc, err = _validate(tmp_path, capsys, {**SUITE, "name": "d" + " " * 600 + "d" * 254})  # spaces: one "_"
+    assert rc == 2 and "got a folder name of 256: " in err  # the folder's length, not the 855 typed (a review)
     for name in ("c" * 255, "é" * 300):  # the folder is safe_name(name): 255 c's, and "_" for the é's
         rc, err = _validate(tmp_path, capsys, {**SUITE, "name": name})
         assert rc == 0, err

@@ -27,8 +27,8 @@ from faithbench.datasets.base import BaseDataset, Split, check_train_classes, st
 from faithbench.datasets.folder_labels import class_names, class_problems, count_images, list_labels, near_labels
 from faithbench.datasets.folder_split import (Row, check_train_patients, empty_split, few_patients, mixed_patients,
                                               patient_ids, patient_split)
-from faithbench.datasets.images import (IMAGE_SUFFIXES, LOSSY_SUFFIXES, binarise_mask, fit_square, is_other_image,
-                                        read_image, resize_mask, scan_folder)
+from faithbench.datasets.images import (IMAGE_SUFFIXES, LOSSY_SUFFIXES, binarise_mask, fit_square, read_image,
+                                        resize_mask, scan_folder, unread_format)
 from faithbench.datasets.paths import DataError, csv_image, csv_row_problem, labels_csv, resolve_path
 from faithbench.registry import datasets
 from faithbench.types import Sample
@@ -62,9 +62,8 @@ def read_csv_rows(folder: Path, csv_path: Path, lines: list[int] | None = None) 
                 differ = f", labelled {first[1]!r} there and {label!r} here" if first[1] != label else ""
                 raise DataError(f"{csv_path}: line {line}: the image of line {first[0]} again "
                                 f"({img.relative_to(folder).as_posix()}{differ}): expected one row per image")
-            if is_other_image(img):
-                raise DataError(f"{csv_path}: line {line}: {given!r} is of an image format that folder does not read: "
-                                f"expected {', '.join(IMAGE_SUFFIXES)}; convert it (to PNG, or a DICOM file to .dcm)")
+            if problem := unread_format(img, given, "folder"):
+                raise DataError(f"{csv_path}: line {line}: {problem}")
             rows.append((img, label, pid))
             if lines is not None:
                 lines.append(line)

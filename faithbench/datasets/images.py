@@ -58,6 +58,16 @@ def is_other_image(path: Path) -> bool:
         return False
 
 
+def unread_format(path: Path, given: str, reader: str) -> str | None:
+    """Why a labels CSV's row naming ``given`` (the file ``path``) cannot be read by ``reader``, where
+    :func:`is_other_image` knows its format by name, else None: ``folder`` and ``longitudinal_folder`` refuse
+    such a row at validation (a review: a NIfTI row failed the run only when it read the image)."""
+    if not is_other_image(path):
+        return None
+    return (f"{given!r} is of an image format that {reader} does not read: expected {', '.join(IMAGE_SUFFIXES)}; "
+            "convert it (to PNG, or a DICOM file to .dcm)")
+
+
 def scan_folder(folder: Path, skip: Path | None = None) -> tuple[list[Path], list[Path]]:
     """The image files under ``folder`` (by suffix, sorted) and the files skipped that look like
     images of another format (:func:`is_other_image`), without hidden files and folders and without
@@ -221,4 +231,4 @@ def resize_mask(mask: Tensor, size: int, fit: str) -> Tensor:
 
 
 __all__ = ["IMAGE_SUFFIXES", "LOSSY_SUFFIXES", "binarise_mask", "fit_square", "is_hidden", "is_other_image",
-           "read_dicom", "read_image", "resize_mask", "scan_folder", "scan_images"]
+           "read_dicom", "read_image", "resize_mask", "scan_folder", "scan_images", "unread_format"]

@@ -9,7 +9,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from faithbench.datasets.images import IMAGE_SUFFIXES, is_other_image
+from faithbench.datasets.images import unread_format
 from faithbench.datasets.paths import DataError, csv_date, csv_image, csv_row_problem
 
 Visit = tuple[str, dt.date, Path, str]  # patient id, date, image, label (as written, stripped)
@@ -36,10 +36,8 @@ def read_visit_rows(folder: Path, csv_path: Path) -> list[Visit]:
             if (first := seen.setdefault(os.path.realpath(img), line)) != line:
                 raise DataError(f"{csv_path}: line {line}: the image of line {first} again ({img.name}): one row "
                                 "per image")
-            if is_other_image(img):
-                raise DataError(f"{csv_path}: line {line}: {row['path']!r} is of an image format that "
-                                f"longitudinal_folder does not read: expected {', '.join(IMAGE_SUFFIXES)}; convert "
-                                "it (to PNG, or a DICOM file to .dcm)")
+            if problem := unread_format(img, row["path"], "longitudinal_folder"):
+                raise DataError(f"{csv_path}: line {line}: {problem}")
             date = csv_date(row["date"], csv_path, line)
             rows.append((row["patient_id"].strip(), date, img, row["label"].strip()))
     if not rows:
