@@ -41,14 +41,19 @@ OTHER_IMAGE_SUFFIXES = (".webp", ".gif", ".jfif", ".jpe", ".jp2", ".j2k", ".jpx"
                         ".nrrd", ".nhdr", ".mgz", ".mgh", ".mha", ".mhd")
 
 
+# of those, the ones :func:`read_image` cannot open at all (volumes, vector images, DICOM not named .dcm): a labels
+# CSV row naming one is refused (:func:`unread_format`); Pillow opens the others where a CSV row names them
+UNOPENED_SUFFIXES = (".svg", ".dicom", ".ima", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".mgz", ".mgh", ".mha", ".mhd")
+
+
 def is_other_image(path: Path) -> bool:
     """Whether ``path`` looks like an image ``folder`` does not read: an image-like suffix, or a DICOM
     file (``DICM`` after its 128-byte preamble) without ``.dcm`` (no suffix, or ``1.2.840.3``'s digits).
-    A scan skips such files; ``longitudinal_folder`` refuses a CSV row naming one (a review: a NIfTI
-    visit passed validate and failed the run)."""
-    name = path.name.lower()
-    if name.endswith(OTHER_IMAGE_SUFFIXES):
-        return True
+    A scan skips such files (and warns of them)."""
+    return path.name.lower().endswith(OTHER_IMAGE_SUFFIXES) or _dicom_without_dcm(path)
+
+
+def _dicom_without_dcm(path: Path) -> bool:
     if path.suffix and not path.suffix[1:].isdigit():
         return False
     try:
@@ -59,13 +64,14 @@ def is_other_image(path: Path) -> bool:
 
 
 def unread_format(path: Path, given: str, reader: str) -> str | None:
-    """Why a labels CSV's row naming ``given`` (the file ``path``) cannot be read by ``reader``, where
-    :func:`is_other_image` knows its format by name, else None: ``folder`` and ``longitudinal_folder`` refuse
-    such a row at validation (a review: a NIfTI row failed the run only when it read the image)."""
-    if not is_other_image(path):
+    """Why a labels CSV's row naming ``given`` (the file ``path``) cannot be read by ``reader``: a format
+    :func:`read_image` cannot open, known by its name (:data:`UNOPENED_SUFFIXES`, a DICOM file without
+    ``.dcm``), else None: ``folder`` and ``longitudinal_folder`` refuse such a row at validation (a review: a NIfTI
+    row failed the run only when it read the image). A ``.gif`` or ``.webp`` row is read, as before."""
+    if not (path.name.lower().endswith(UNOPENED_SUFFIXES) or _dicom_without_dcm(path)):
         return None
     return (f"{given!r} is of an image format that {reader} does not read: expected {', '.join(IMAGE_SUFFIXES)}; "
-            "convert it (to PNG, or a DICOM file to .dcm)")
+            "convert it to PNG (a DICOM file: name it .dcm)")
 
 
 def scan_folder(folder: Path, skip: Path | None = None) -> tuple[list[Path], list[Path]]:

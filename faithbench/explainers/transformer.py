@@ -163,23 +163,28 @@ def patch_grid(model: nn.Module, spatial: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def input_size_problem(model: nn.Module, spatial: tuple[int, ...]) -> str | None:
-    """Why a fixed-size timm ViT cannot take an input of ``spatial`` size (timm asserts that the size it
-    sees, after any resizing input transform, is ``patch_embed.img_size``), or None."""
+    """Why a timm ViT cannot take an input of ``spatial`` size, as timm's ``PatchEmbed`` asserts on the size it
+    sees after any resizing input transform: a fixed-size model's ``patch_embed.img_size``; a dynamic one's sides
+    multiples of the patch unless it pads (``dynamic_img_pad``; a reread: 60 px for 16-px patches was timm's
+    AssertionError). None where it can, or where the embedding asserts nothing (HybridEmbed, a conv stem)."""
     from timm.layers import PatchEmbed  # its forward asserts the size; HybridEmbed (a conv stem) does not (a review)
 
     embed = getattr(model, "patch_embed", None)
     built = getattr(embed, "img_size", None)
-    if not isinstance(embed, PatchEmbed) or built is None or not getattr(embed, "strict_img_size", False) \
-            or getattr(model, "dynamic_img_size", False):
+    if not isinstance(embed, PatchEmbed) or built is None:
         return None
     frame = model_frame(model, spatial)
-    if tuple(frame) == tuple(built):
-        return None
-    grid = "x".join(str(g) for g in getattr(embed, "grid_size", ()))
     seen = "x".join(map(str, frame)) + (f" (resized from {'x'.join(map(str, spatial))})" if frame != tuple(spatial)
                                         else "")
-    return (f"expected {grid} patch tokens of a {'x'.join(map(str, built))}-pixel input (patch_embed.img_size), "
-            f"got an input of {seen}: is the input the size the model was built for?")
+    if embed.strict_img_size and tuple(frame) != tuple(built):
+        grid = "x".join(str(g) for g in embed.grid_size)
+        return (f"expected {grid} patch tokens of a {'x'.join(map(str, built))}-pixel input (patch_embed.img_size), "
+                f"got an input of {seen}: is the input the size the model was built for?")
+    patch = tuple(embed.patch_size)
+    if not embed.strict_img_size and not embed.dynamic_img_pad and any(f % p for f, p in zip(frame, patch)):
+        return (f"expected an input whose sides are multiples of the {'x'.join(map(str, patch))} patch (a dynamic-size "
+                f"ViT without dynamic_img_pad), got an input of {seen}")
+    return None
 
 
 def patch_pixels(grid_map: Tensor, model: nn.Module, spatial: tuple[int, ...], *,

@@ -297,8 +297,8 @@ class Consistency(Metric):
         with a side of 1 (a 1-pixel row, a depth-1 volume) has no grid of 2 or more cells along it."""
         side = min(spatial_shape)
         if side == 1:
-            return (f"{self.name}: does not apply to an image with a side of 1 (shape {tuple(spatial_shape)}): "
-                    f"its grid needs at least 2 cells along every axis")
+            return (f"{self.name}: expected an image with every side >= 2 (its grid needs at least 2 cells along "
+                    f"every axis), got shape {tuple(spatial_shape)}")
         if self.grid > side:
             return (f"{self.name}: parameter 'grid' = {self.grid} is more than the smallest image side "
                     f"{side} (shape {tuple(spatial_shape)}); set grid <= {side}")

@@ -161,7 +161,7 @@ def test_a_csv_path_not_found_is_shown_quoted_with_a_hint_for_blanks_and_backsla
         FolderDataset("test", **kw)
 
 
-@pytest.mark.parametrize("name", ["a/scan.nii.gz", "a/photo.webp", "a/anim.gif"])
+@pytest.mark.parametrize("name", ["a/scan.nii.gz", "a/head.nrrd", "a/drawing.svg"])
 def test_a_csv_row_naming_a_file_of_another_format_is_refused_by_its_line(tmp_path, name):
     """A labels CSV row naming a NIfTI file passed validate and failed the run when it read it (a review of
     longitudinal_folder, whose CSV rows are checked alike): refused by name, with its line, as the scan skips it."""

@@ -78,7 +78,7 @@ def test_clean_labels_warn_of_nothing(tmp_path):
     assert ds.classes == ("neg", "pos") and ds.data_warnings == []
 
 
-@pytest.mark.parametrize("suffix", ["nii.gz", "nii", "nrrd", "webp", "gif", "mgz"])
+@pytest.mark.parametrize("suffix", ["nii.gz", "nii", "nrrd", "mgz", "mha", "svg"])
 def test_a_visit_file_of_a_format_the_reader_does_not_read_is_refused_by_name(tmp_path, suffix):
     """Review D2: a row naming img/p08_v1.nii.gz passed validate and failed only when the run read it. It is
     now refused when the dataset is built (no image read), one line naming the CSV line and the path."""
@@ -86,10 +86,24 @@ def test_a_visit_file_of_a_format_the_reader_does_not_read_is_refused_by_name(tm
     line = 1 + 1 * 3 + 2 + 1  # header, p0's 3 rows, p1's 3rd row
     expected = (f"{tmp_path / 'visits.csv'}: line {line}: 'p1_v2.{suffix}' is of an image format that "
                 "longitudinal_folder does not read: expected .png, .jpg, .jpeg, .bmp, .tif, .tiff, .dcm; convert it "
-                "(to PNG, or a DICOM file to .dcm)")
+                "to PNG (a DICOM file: name it .dcm)")
     for split in ("train", "val", "test"):  # whichever split holds p1
         with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
             _lf(tmp_path, split=split)
+
+
+@pytest.mark.parametrize("suffix", ["gif", "webp"])
+def test_a_visit_pillow_opens_is_read_as_before(tmp_path, suffix):
+    """A reread: the refusal also took .gif and .webp rows, which the reader opens (Pillow) and which ran before;
+    only formats it cannot open are refused."""
+    _write(tmp_path)
+    Image.fromarray(np.full((20, 20), 12, dtype=np.uint8)).save(tmp_path / "img" / f"p1_v2.{suffix}")
+    text = (tmp_path / "visits.csv").read_text().replace("p1_v2.png", f"p1_v2.{suffix}")
+    (tmp_path / "visits.csv").write_text(text)
+    every = [_lf(tmp_path, s) for s in ("train", "val", "test")]
+    p1 = [d[i] for d in every for i in range(len(d)) if d[i].patient_id == "p1"]
+    last = next(s for s in p1 if s.meta["n_visits"] == 3)
+    assert round(float(last.image[0, -1, 5, 5]) * 255) == 12
 
 
 def test_a_dicom_file_without_its_suffix_is_refused_and_readable_suffixes_pass(tmp_path):

@@ -188,3 +188,15 @@ def test_a_conv_stem_vit_takes_other_sizes_as_before(name):
         x = torch.rand(2, 1, *size, generator=torch.Generator().manual_seed(3))
         out = explainers.get(name)()(model, x, torch.tensor([0, 1]))
         assert out.shape == (2, *size) and torch.isfinite(out).all() and out.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ["attention", "chefer", "gradcam"])
+def test_a_dynamic_vit_given_a_side_no_multiple_of_the_patch_is_a_one_line_value_error(name):
+    """A reread: a dynamic_img_size ViT without dynamic_img_pad given 60 px for 8-px patches raised timm's
+    AssertionError ("should be divisible by patch size"); with dynamic_img_pad it is explained."""
+    model = _timm_vit(img_size=32, dynamic_img_size=True)
+    with pytest.raises(ValueError, match=rf"^{name}: expected an input whose sides are multiples of the 8x8 patch "
+                                         r"\(a dynamic-size ViT without dynamic_img_pad\), got an input of 36x36$"):
+        explainers.get(name)()(model, _x(36), torch.tensor([0, 1]))
+    padded = _timm_vit(img_size=32, dynamic_img_size=True, dynamic_img_pad=True)
+    assert explainers.get("attention")()(padded, _x(36), torch.tensor([0, 1])).shape == (2, 36, 36)

@@ -132,12 +132,12 @@ def test_an_image_with_a_side_of_one_is_refused_in_one_line(make_ctx):
     metric = Consistency(grid=4)
     for shape in ((1, 16), (1, 5, 7), (4, 1, 4)):
         message = metric.check_dataset(shape)
-        assert message == (f"consistency: does not apply to an image with a side of 1 (shape {shape}): its grid "
-                           f"needs at least 2 cells along every axis")
+        assert message == (f"consistency: expected an image with every side >= 2 (its grid needs at least 2 cells "
+                           f"along every axis), got shape {shape}")
         assert Consistency(grid=2).check_dataset(shape) == message
     model = _constant_model(16)
-    with pytest.raises(ValueError, match=r"^consistency: does not apply to an image with a side of 1 \(shape "
-                                         r"\(1, 16\)\): its grid needs at least 2 cells along every axis$"):
+    with pytest.raises(ValueError, match=r"^consistency: expected an image with every side >= 2 \(its grid needs at "
+                                         r"least 2 cells along every axis\), got shape \(1, 16\)$"):
         metric(make_ctx(model, torch.rand(4, 1, 1, 16), torch.rand(4, 1, 16)))
     assert metric.check_dataset((2, 16)) == ("consistency: parameter 'grid' = 4 is more than the smallest image "
                                              "side 2 (shape (2, 16)); set grid <= 2")
