@@ -247,11 +247,11 @@ def metric_directions(results: pd.DataFrame) -> dict[str, bool]:
     return {str(m): bool(v) for m, v in first.items()}
 
 
-def log_model_warnings(out_dir: Path) -> list[str]:
+def log_model_warnings(models: pd.DataFrame | None, samples: pd.DataFrame | None) -> list[str]:
     """Log (and return) the checkpoints' warnings (:func:`~faithbench.stats.chance.model_warnings`: at chance, one
-    class predicted, a class at chance) of the run in ``out_dir``, from its ``models.csv`` and ``samples.csv``:
-    :func:`build_report` does, and a run that builds no report (a held-out review: none reached ``log``)."""
-    warned = model_warnings(read_optional_csv(out_dir / "models.csv"), read_optional_csv(out_dir / "samples.csv"))
+    class predicted, a class at chance) from a run's ``models.csv`` and ``samples.csv`` as read: :func:`build_report`
+    does, from the tables it checked, and a run that builds no report (a held-out review: none reached ``log``)."""
+    warned = model_warnings(models, samples)
     for message in warned:
         log.warning("%s", message)
     return warned
@@ -319,7 +319,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
                       .drop_duplicates().itertuples(index=False, name=None))  # groups at chance: left out
         overall = overall_ranks(results, chance, failed_pairs(inputs["failures.csv"]))
         overall_pairs, agreement = overall_nemenyi(results, chance), agreement_table(board)
-    warned = log_model_warnings(out_dir)  # at chance, one class predicted, a class at chance
+    warned = log_model_warnings(models, inputs["samples.csv"])  # at chance, one class predicted, a class at chance
     csv("results.csv", results)  # the CSV copy of results.parquet (a review: a deleted one stayed deleted)
     csv("leaderboard.csv", board)
     csv("pairwise.csv", pairwise)

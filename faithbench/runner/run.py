@@ -324,7 +324,8 @@ def _write_failure(out_dir: Path, exc: OSError, *, written: bool) -> str:
 def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: list[GroupOutput],
                manifest: dict[str, Any], report: ReportSettings, progress: bool = True) -> None:
     from faithbench.reports.integrity import row_counts
-    from faithbench.reports.writer import RUN_OUTPUTS, WRITING, build_report, log_model_warnings, write_outputs
+    from faithbench.reports.writer import (RUN_OUTPUTS, WRITING, build_report, log_model_warnings, read_optional_csv,
+                                           write_outputs)
 
     clear_owned(out_dir)  # a reused --out keeps nothing of an earlier run; done after computing, so an
     # interrupted run leaves the previous results in place. One killed while writing leaves a manifest
@@ -361,7 +362,7 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
     manifest["report"] = "pending" if report.build else "not built"  # build_report marks it complete
     atomic_write_bytes(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     if not report.build:  # the report logs them where it is built: once either way (a held-out review: none)
-        log_model_warnings(out_dir)  # "model at chance", "model predicts one class": to the run's log
+        log_model_warnings(*(read_optional_csv(out_dir / name) for name in ("models.csv", "samples.csv")))  # as read
         return
     try:
         build_report(out_dir, progress=progress)  # reads the manifest

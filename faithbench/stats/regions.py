@@ -34,6 +34,7 @@ CLASS_TEST_COLUMNS = ["dataset", "model", "explainer", "score", "region", "test"
 REGION_PAIRWISE_COLUMNS = ["dataset", "model", "score", "region", "samples", "explainer_a", "explainer_b",
                            "statistic", "p", "p_holm", "effect_size", "n"]
 _SAMPLE = ["dataset", "model", "explainer", "region", "sample_id", "label"]
+EMPTY_REGION = "region empty on every"  # how the note of a region left untested for its empty mask starts
 
 
 def bonferroni(p) -> np.ndarray:
@@ -171,7 +172,7 @@ def empty_class(area_negative, area_positive) -> str:
              if (a := _finite(area)).size and not np.any(a > 0)]
     if not empty:
         return ""
-    return (f"region empty on every {' and every '.join(empty)} sample: its scores there come from the mask, "
+    return (f"{EMPTY_REGION} {' and every '.join(empty)} sample: its scores there come from the mask, "
             f"not the map, so no between-class test")
 
 
@@ -215,7 +216,7 @@ def empty_region_messages(tests: pd.DataFrame) -> list[str]:
     its mask is empty on every sample of a class (:func:`empty_class`), for the run's warnings."""
     if tests.empty or "note" not in tests:
         return []
-    empty = tests[tests["note"].fillna("").astype(str).str.startswith("region empty")]
+    empty = tests[tests["note"].fillna("").astype(str).str.startswith(EMPTY_REGION)]
     return [f"region_tests.csv: region {region!r} of {dataset} / {model}: {note}" for (dataset, model, region), note
             in empty.groupby(["dataset", "model", "region"], sort=True)["note"].first().items()]
 
