@@ -234,6 +234,7 @@ def _check_run_types(kwargs: dict[str, Any]) -> None:
     """:func:`run`'s TypeErrors for ``device``, ``executor``, ``progress`` and ``report``; a ``torch.device``
     becomes its name in ``kwargs`` (a review: ``device=torch.device('cpu')`` and ``device=5`` were raw
     AttributeErrors, ``executor=5`` ran locally, ``progress='no'`` drew the bars)."""
+    from faithbench.reports.arguments import is_true_or_false
     from faithbench.runner.executors import RayOptions
 
     device = kwargs.get("device")
@@ -244,12 +245,10 @@ def _check_run_types(kwargs: dict[str, Any]) -> None:
                     "torch.device or None")
     if kwargs.get("executor") is not None:
         _check_type("run", "executor", kwargs["executor"], (str, RayOptions), "'local', 'ray', a RayOptions or None")
-    for name in ("progress", "report"):
-        if name in kwargs and type(kwargs[name]).__module__ == "numpy" and type(kwargs[name]).__name__ in ("bool_",
-                                                                                                         "bool"):
-            kwargs[name] = bool(kwargs[name])  # np.True_ (a diff review: "expects True or False, got bool")
-        if name in kwargs and not isinstance(kwargs[name], bool):
+    for name in (n for n in ("progress", "report") if n in kwargs):
+        if not is_true_or_false(kwargs[name]):
             raise TypeError(f"run: {name} expects True or False, got {type(kwargs[name]).__name__}")
+        kwargs[name] = bool(kwargs[name])  # np.True_ as True
 
 
 # the errors a user catches and what a run returns, from their modules on first use: `import faithbench` stays

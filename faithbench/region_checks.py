@@ -102,9 +102,11 @@ def empty_in_a_class(dataset: Any, suite: Any, names: list[str]) -> dict[str, st
     sample cannot be read (the run's preflight names it)."""
     if suite.subset == "positive" or not names or getattr(dataset, "multilabel", False):
         return {}
+    from faithbench.models.reliance import explained_indices
+
     filled: dict[str, dict[bool, list[bool]]] = {name: {False: [], True: []} for name in names}
     try:
-        for i in range(min(suite.samples, suite.batch_size, len(dataset))):
+        for i in explained_indices(dataset, min(suite.samples, suite.batch_size)):  # the run's first batch
             sample = dataset[i]
             positive = int(sample.label) != 0
             for name in names:

@@ -43,8 +43,8 @@ def read_csv_rows(folder: Path, csv_path: Path, lines: list[int] | None = None) 
     """The rows of a labels CSV (``utf-8-sig``: Excel's "CSV UTF-8" starts with a byte-order mark,
     which made the first column ``\\ufeffpath``); an empty path or label is refused with its line, and
     so is an image named again (validate passed it, the run refused its sample id without the lines), and a file
-    of an image format the reader does not read, known by its name (:func:`~faithbench.datasets.images.is_other_image`;
-    a review: a NIfTI row passed validate and failed the run when it read the image).
+    of a format the reader cannot open, known by its name (:func:`~faithbench.datasets.images.unread_format`; a
+    review: a NIfTI row passed validate and failed the run when it read the image).
     ``lines``, when given, receives each row's line number (for errors about its label)."""
     rows: list[Row] = []
     seen: dict[Path, tuple[int, str]] = {}  # image -> its line and label

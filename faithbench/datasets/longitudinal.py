@@ -298,7 +298,7 @@ class LongitudinalFolder(LongitudinalDataset):
     The split is patient-level and stratified by each patient's class (the label of their first
     visit), with ``folder``'s :func:`~faithbench.datasets.folder.patient_split`: all of a patient's
     sequences are in one split. Masks: ``valid`` only. Images are read with ``folder``'s reader; a
-    row naming a file of a format it does not read (``.nii.gz``, ``.webp``, …) is refused by its name
+    row naming a file of a format it cannot open (``.nii.gz``, NRRD, …) is refused by its name
     (:func:`~faithbench.datasets.longitudinal_csv.read_visit_rows`). Without ``classes``, a label
     named like a larger class's (``Pos`` beside ``pos``) is warned of, as in ``folder``: a typo makes a
     class of its own. ``meta["n_visits"]`` is the patient's number of visits up to and including this

@@ -20,14 +20,14 @@ def read_visit_rows(folder: Path, csv_path: Path) -> list[Visit]:
     """The visits of a labels CSV (``utf-8-sig``: Excel's "CSV UTF-8" has a byte-order mark), in
     its row order. Refused with one line naming the line: a missing column, a blank or extra field, an
     image outside ``folder`` or not found, one named twice (one row per image, one patient per image),
-    a date that is no ISO ``YYYY-MM-DD``, and a file of an image format that ``folder``'s reader does
-    not read, known by its name (:func:`~faithbench.datasets.images.is_other_image`: ``.nii.gz``,
-    ``.webp``, …; a held-out review: a NIfTI visit passed validate and failed the run)."""
+    a date that is no ISO ``YYYY-MM-DD``, and a file of a format ``folder``'s reader cannot open, known by
+    its name (:func:`~faithbench.datasets.images.unread_format`: ``.nii.gz``, NRRD, …; a held-out review: a
+    NIfTI visit passed validate and failed the run)."""
     rows: list[Visit] = []
     with csv_path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not set(COLUMNS) <= set(reader.fieldnames):
-            raise DataError(f"{csv_path}: expected columns patient_id,date,path,label, got {reader.fieldnames}")
+            raise DataError(f"{csv_path}: expected columns {','.join(COLUMNS)}, got {reader.fieldnames}")
         seen: dict[str, int] = {}  # image (real path) -> its line
         for line, row in enumerate(reader, start=2):
             if problem := csv_row_problem(row, COLUMNS):

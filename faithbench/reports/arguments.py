@@ -14,13 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["FORMATS", "check_control", "check_formats", "check_report_arguments", "run_control"]
+__all__ = ["FORMATS", "check_control", "check_formats", "check_report_arguments", "is_true_or_false",
+           "run_control"]
 
 FORMATS = ("html", "md", "latex")
 
 
-def _is_bool(value: Any) -> bool:
-    """True or False, NumPy's ``np.True_`` too (as :func:`faithbench.run` takes it)."""
+def is_true_or_false(value: Any) -> bool:
+    """True or False, NumPy's ``np.True_`` too: ``progress`` here, ``progress`` and ``report`` of :func:`faithbench.run`
+    (a diff review: np.True_ was "expects True or False, got bool")."""
     return isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool"))
 
 
@@ -50,7 +52,7 @@ def check_report_arguments(out_dir: Any, control: Any, formats: Any, progress: A
     if isinstance(control, str) and not control.strip():
         raise ValueError("build_report: control: expected the label of one of the run's explainers, got an empty "
                          "string (omit it for the run's own)")
-    if not _is_bool(progress):
+    if not is_true_or_false(progress):
         raise TypeError(f"build_report: progress expects True or False, got {type(progress).__name__}")
     return Path(out_dir), check_formats(formats)
 

@@ -110,6 +110,19 @@ def copy_inputs(src: Path, dst: Path) -> Path:
     return dst
 
 
+def folder_files(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file of ``folder`` with its mtime and bytes, but ``.lock`` (a report holds it as a run does: it records
+    the holder's pid): what a refused report must leave as it was."""
+    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+@pytest.fixture
+def run(built: Path, tmp_path: Path) -> Path:
+    """A copy of the synthetic run folder with its report built (derived tables and plots there)."""
+    return Path(shutil.copytree(built, tmp_path / "run"))
+
+
 @pytest.fixture(scope="session")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_run_folder(tmp_path_factory.mktemp("run") / "run")

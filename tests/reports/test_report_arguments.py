@@ -6,8 +6,6 @@ taken silently, dropping every significance test; ``progress="no"`` drew the bar
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,17 +13,7 @@ import pytest
 
 import faithbench
 from faithbench.reports import build_report
-
-
-@pytest.fixture
-def run(built: Path, tmp_path: Path) -> Path:
-    """A copy of the synthetic run folder with its report built."""
-    return Path(shutil.copytree(built, tmp_path / "run"))
-
-
-def _files(folder: Path) -> dict[str, tuple[int, bytes]]:
-    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+from tests.reports.conftest import folder_files
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -44,10 +32,10 @@ def _files(folder: Path) -> dict[str, tuple[int, bytes]]:
     ({"control": "sobel"}, ValueError, "build_report: control 'sobel' is no explainer of this run"),
 ])
 def test_a_wrong_argument_is_refused_naming_the_parameter_before_anything_is_written(run, kwargs, error, message):
-    before = _files(run)
+    before = folder_files(run)
     with pytest.raises(error, match=f"^{re.escape(message)}") as caught:
         build_report(**{"out_dir": run, **kwargs})
-    assert "\n" not in str(caught.value) and _files(run) == before
+    assert "\n" not in str(caught.value) and folder_files(run) == before
     if kwargs.get("control") == "sobel":  # the explainers the run has, to pick from
         assert str(caught.value).endswith("its explainers: <script>alert(1)</script>, good, random, weak")
 

@@ -7,7 +7,6 @@ with the cost plot deleted and "no cost.csv rows" on the page."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,26 +14,17 @@ import pytest
 
 from faithbench.cli import main
 from faithbench.reports import build_report
-
-
-@pytest.fixture
-def run(built: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(built, tmp_path / "run"))
-
-
-def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+from tests.reports.conftest import folder_files
 
 
 def _refused(run: Path, capsys) -> str:
     """``faithbench report`` on ``run``: exit 2, one stderr line, no file written or deleted; the line."""
-    before = _snapshot(run)
+    before = folder_files(run)
     capsys.readouterr()
     assert main(["report", str(run), "--format", "md"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
-    assert _snapshot(run) == before
+    assert folder_files(run) == before
     return lines[0]
 
 

@@ -4,7 +4,6 @@ changes any file (exit code 2, one line); a file the run legitimately did not wr
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -13,30 +12,19 @@ import pytest
 from faithbench.cli import main
 from faithbench.reports import build_report
 from faithbench.reports.writer import RunFolderError
-
-
-@pytest.fixture
-def run(built: Path, tmp_path: Path) -> Path:
-    """A copy of the synthetic run folder with its report built (derived tables and plots there)."""
-    return Path(shutil.copytree(built, tmp_path / "run"))
-
-
-def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file but ``.lock`` (the report holds it as a run does: it records the holder's pid)."""
-    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+from tests.reports.conftest import folder_files
 
 
 def _refused(run: Path, capsys) -> str:
     """Run ``faithbench report`` on ``run``; assert exit 2, one stderr line, no file changed; return the line."""
-    before = _snapshot(run)
+    before = folder_files(run)
     capsys.readouterr()
     assert main(["report", str(run)]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err
     assert captured.out == ""  # no path printed: nothing written
-    assert _snapshot(run) == before  # nothing written, nothing deleted
+    assert folder_files(run) == before  # nothing written, nothing deleted
     assert "run failed" not in lines[0]
     return lines[0]
 
@@ -113,10 +101,10 @@ def test_an_unreadable_input_is_refused_and_nothing_changes(run, capsys, name, c
 
 def test_build_report_raises_before_writing(run):
     (run / "models.csv").unlink()
-    before = _snapshot(run)
+    before = folder_files(run)
     with pytest.raises(RunFolderError, match="models.csv is missing"):
         build_report(run)
-    assert _snapshot(run) == before
+    assert folder_files(run) == before
 
 
 def test_a_failing_metric_has_its_own_mark_in_every_document(run, names):

@@ -5,19 +5,12 @@ columns of ``samples.csv`` are refused (F2), an explainer that failed everywhere
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from faithbench.cli import main
 from faithbench.reports import build_report
-
-
-@pytest.fixture
-def run(built: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(built, tmp_path / "run"))
 
 
 @pytest.mark.parametrize(("column", "cell", "said"), [
