@@ -108,3 +108,18 @@ def full_float32(device: str) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
+def dtype_mismatch(name: str, model: nn.Module, x: torch.Tensor) -> str | None:
+    """A one-line message where the images ``x`` are not in the floating dtype of ``model``'s first
+    floating parameter, else None (a review: a float64 or half image on a float32 network was torch's
+    "Input type (double) and bias type (float) should be the same" from deep inside an explainer).
+    Asked only once the model has raised: a network that casts its input (run in bfloat16 on float32
+    images) is explained as before. A model without floating parameters is not checked."""
+    if not isinstance(model, nn.Module):
+        return None
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if dtype is None or x.dtype == dtype:
+        return None
+    return (f"{name}: expected x in the model's dtype {dtype}, got {x.dtype}: convert it first "
+            f"(x.to({dtype}))")

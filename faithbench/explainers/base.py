@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from faithbench.configurable import Configurable, ParameterError
-from faithbench.device import eval_mode
+from faithbench.device import dtype_mismatch, eval_mode
 from faithbench.types import MaskRole
 
 
@@ -266,6 +266,8 @@ class Explainer(Configurable):
                 else:
                     saliency = self._explain_one(model, x, target, per_image=self.stochastic and x.shape[0] == 1)
         except (IndexError, RuntimeError) as exc:  # a review: a target past the outputs was torch's raw error
+            if isinstance(exc, RuntimeError) and (problem := dtype_mismatch(self.name, model, x)):
+                raise TypeError(f"{problem} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
             if "out of bounds" not in str(exc):
                 raise
             with torch.no_grad(), eval_mode(model):

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from faithbench.configurable import Configurable, ParameterError
-from faithbench.device import eval_mode, is_out_of_memory, release_memory
+from faithbench.device import dtype_mismatch, eval_mode, is_out_of_memory, release_memory
 from faithbench.types import DEFAULT_MASK_ROLES, Category, MaskRole, MetricInfo, masks_with_role
 
 
@@ -300,7 +300,12 @@ class Metric(Configurable):
         _check_target(self.name, ctx.target, b, len(ctx.classes))
         # what validate refuses on the dataset, refused here (a review: one feature scored, the same for every map)
         self.refuse_unfit(ctx.x.shape[2:], multilabel=ctx.multilabel or ctx.labels is not None)  # multi-label vectors
-        out = MetricOutput.of(self.compute(ctx, self.prepare(ctx)))
+        try:
+            out = MetricOutput.of(self.compute(ctx, self.prepare(ctx)))
+        except RuntimeError as exc:  # only where the model failed: a network that casts its input takes any dtype
+            if problem := dtype_mismatch(self.name, ctx.model, ctx.x):
+                raise TypeError(f"{problem} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+            raise
         if tuple(out.value.shape) != (b,):
             raise ValueError(f"{self.name}: expected per-sample values of shape ({b},), got {tuple(out.value.shape)}")
         if out.chance is not None and tuple(out.chance.shape) != (b,):  # a review: an IndexError ended the run
