@@ -33,6 +33,7 @@ from faithbench.runner.batches import iter_batches
 from faithbench.runner.cell import CellRun
 from faithbench.runner.plan import Group
 from faithbench.runner.settings import RunSettings
+from faithbench.runner.targets import class_indices
 from faithbench.types import Batch
 
 CALIBRATION_COLUMNS = ["dataset", "model", "seed", "explainer", "metric", "class", "threshold", "gate", "n_val",
@@ -58,6 +59,9 @@ def calibrate_runs(runs: list[CellRun], val: BaseDataset, group: Group,
             for state in states:
                 state.feed(batch, target, fingerprint)
     rows = [row for state in states for row in state.finish()]
+    if states and states[0].run.data.multilabel:  # a review: a class the suite never explains got fallback rows
+        explained = {val.classes[c] for c in class_indices(settings.target, val.classes)}
+        rows = [row for row in rows if row["class"] in explained]
     fallbacks: dict[tuple[str, str, str], list[str]] = {}
     for row in rows:
         if row["note"]:

@@ -211,3 +211,26 @@ def test_validation_split_without_a_finding_is_refused(tmp_path):
     with pytest.warns(UserWarning, match="needs mask 'nodule'"):
         faithbench.load_suite({**suite, "metrics": [{"name": "chexlocalize_hit",
                                                      "params": {"gate": "val", "mask": "nodule"}}, "deletion_auc"]})
+
+
+def test_a_multi_label_class_the_suite_does_not_explain_gets_no_calibration_row(tmp_path):
+    """A review: ``target: {classes: [nodule]}`` wrote 'no validation unit of class cavity ... Otsu' rows and log
+    lines for a class no unit explains; only the explained class is calibrated (its values as with both classes)."""
+    _, weights = _weights(tmp_path)
+    metric = {"name": "chexlocalize_iou", "params": {"mask": "target", "threshold": "val", "val_samples": 4}}
+    suite = {"name": "one", "samples": 4, "batch_size": 8, "target": {"classes": ["nodule"]}, "reliability": 0,
+             "datasets": [{"name": "phantom_cxr_multilabel", "params": PHANTOM}],
+             "models": [{"name": "small_cnn", "params": {"width": 4}, "weights": str(weights)}],
+             "explainers": ["saliency"], "metrics": [metric]}
+    lines: list[str] = []
+    result = faithbench.run(faithbench.load_suite(suite), out_dir=tmp_path / "one", cache=Cache(tmp_path / "cache"),
+                            progress=False, log=lines.append, report=False)
+    table = pd.read_csv(tmp_path / "one" / "calibration.csv")
+    assert result.status == "ok" and table["class"].tolist() == ["nodule"]
+    assert not any("calibration" in line and "cavity" in line for line in lines)
+    both = _run({**suite, "target": {"classes": ["nodule", "cavity"]}}, tmp_path, "both")
+    assert both.status == "ok"
+    wide = pd.read_csv(tmp_path / "both" / "calibration.csv").set_index("class")
+    assert sorted(wide.index) == ["cavity", "nodule"]
+    for column in ("threshold", "n_val", "n_finding"):  # the same first 4 validation images tune nodule
+        assert table.iloc[0][column] == wide.loc["nodule", column], column
