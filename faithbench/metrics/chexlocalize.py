@@ -30,6 +30,7 @@ postprocess ``none`` (the raw map is min-max normalised, as CheXlocalize does).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, ClassVar
 
 import torch
@@ -90,7 +91,7 @@ class CheXlocalizeMetric(LocalizationMetric):
         super().__init__(**params)
         name = self.name
         if has_threshold:
-            if isinstance(threshold, bool) or not (threshold in (OTSU, VAL) or isinstance(threshold, (int, float))):
+            if isinstance(threshold, bool) or not (threshold in (OTSU, VAL) or isinstance(threshold, numbers.Real)):
                 raise ParameterError(f"{name}: parameter 'threshold' expects 'otsu', 'val' or a float in [0, 1), "
                                      f"got {threshold!r}")
             if not isinstance(threshold, str) and not 0.0 <= float(threshold) < 1.0:
@@ -99,7 +100,7 @@ class CheXlocalizeMetric(LocalizationMetric):
                                      f"would score the same), got {threshold!r}")
             threshold = threshold if isinstance(threshold, str) else float(threshold)
             self.params["threshold"] = self.threshold = threshold
-        if gate is not None and gate != VAL and (isinstance(gate, bool) or not isinstance(gate, (int, float))
+        if gate is not None and gate != VAL and (isinstance(gate, bool) or not isinstance(gate, numbers.Real)
                                                  or not 0.0 <= float(gate) < 1.0):
             raise ParameterError(f"{name}: parameter 'gate' expects null, 'val' or a float in [0, 1) (a probability "
                                  f"is never above 1, so at 1 every map would be gated and every explainer would "

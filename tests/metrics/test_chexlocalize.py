@@ -150,6 +150,12 @@ def test_parameter_validation():
     with pytest.raises(ParameterError, match="unknown parameter 'threshold'"):
         CheXlocalizeHit(threshold=0.5)
     assert np.isclose(CheXlocalizeHit(gate=0.3).spec()["params"]["gate"], 0.3)
+    # numpy scalars as their float (a review: np.float32(0.3) was "expects a float in [0, 1), got 0.3")
+    for value in (np.float32(0.3), np.float64(0.3), np.int64(0)):
+        assert CheXlocalizeIoU(threshold=value, gate=value).params["threshold"] == float(value)
+        assert type(CheXlocalizeHit(gate=value).params["gate"]) is float
+    with pytest.raises(ParameterError, match="gate"):
+        CheXlocalizeHit(gate=np.float32(1.0))
 
 
 # -- threshold: val / gate: val (the calibration hook; the run is tested in tests/runner) ---------------
