@@ -84,3 +84,17 @@ def test_a_whole_group_failure_under_one_seed_adds_nothing_to_the_family(stage):
     assert _p(leaderboard(results, failures=failures), "a") == _p(leaderboard(results), "a")
     assert (pairwise_table(results, failures=failures)["p_holm"].tolist()
             == pairwise_table(results)["p_holm"].tolist())
+
+
+def test_overall_ranks_name_an_explainer_with_no_row_of_a_metric():
+    """A review: a metric undefined on every sample of one explainer leaves it no row (a run writes defined values
+    only); overall_ranks.csv ranked the other three with an empty left_out (rows present as NaN were named)."""
+    rng = np.random.default_rng(2)
+    rows = [{"dataset": d, "model": "m", "explainer": e, "metric": metric, "seed": 0, "sample_id": f"s{i}",
+             "value": float(rng.normal() + k), "chance": np.nan, "higher_is_better": True, "category": "faithfulness"}
+            for d in ("d1", "d2", "d3") for metric in ("A", "B") for k, e in enumerate(["gradcam", "ig", "random"])
+            for i in range(6) if not (metric == "B" and e == "gradcam")]
+    table = overall_ranks(pd.DataFrame(rows)).set_index(["metric", "explainer"])
+    assert (table.loc["B", "left_out"] == "gradcam: no value in any group").all()
+    assert sorted(table.loc["B"].index) == ["ig", "random"] and (table.loc["A", "left_out"] == "").all()
+    assert len(table.loc["A"]) == 3 and sorted(table.loc["A", "mean_rank"]) == [1.0, 2.0, 3.0]
