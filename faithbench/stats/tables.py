@@ -84,6 +84,11 @@ def _check(results: pd.DataFrame) -> pd.DataFrame:
         )
     if CLASS in results.columns:
         results = results.assign(**{CLASS: results[CLASS].fillna("").astype(str)})
+    values = pd.to_numeric(results["value"], errors="coerce")
+    bad = results["value"].notna() & ~np.isfinite(values.astype(float))  # a review: one inf ranked first, mean inf
+    if bad.any():
+        raise ValueError(f"expected finite numbers (or NaN for undefined) in 'value', got {int(bad.sum())} row(s) "
+                         f"like {results.loc[bad, 'value'].iloc[0]} (metric {results.loc[bad, 'metric'].iloc[0]!r})")
     for column in ("higher_is_better", "category"):
         counts = results.groupby("metric", observed=True, sort=True)[column].nunique(dropna=False)
         bad = counts[counts > 1]
