@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -187,3 +188,19 @@ def test_blur_is_scipy_mirror_mode_with_a_3_sigma_radius(shape):
 def test_rejects_nan_saliency():
     with pytest.raises(ValueError, match="NaN"):
         feature_ranks(torch.tensor([[float("nan"), 1.0]]))
+
+
+def test_blur_on_a_side_shorter_than_its_radius_cuts_and_renormalises_the_kernel():
+    """docs/metrics.md: the radius is at most the side - 1, the cut kernel renormalised (a review measured 8.2e-3 from
+    scipy's ``gaussian_filter(mode='mirror', truncate=3)`` on 8 x 8 at sigma 5); by hand: numpy's ``reflect`` padding
+    (no edge repeat) by 7 and a 15-tap kernel exp(-t^2 / 50) / sum."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    x = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = np.arange(-7, 8)
+    kernel = np.exp(-t**2 / 50.0) / np.exp(-t**2 / 50.0).sum()
+    expected = np.pad(x[0, 0].numpy(), 7, mode="reflect")
+    expected = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="valid"), 0, expected)
+    expected = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="valid"), 1, expected)
+    ours = gaussian_blur(x, 5.0)[0, 0].numpy()
+    assert abs(ours - expected).max() < 1e-12
+    assert abs(ours - ndimage.gaussian_filter(x[0, 0].numpy(), 5.0, mode="mirror", truncate=3.0)).max() > 1e-3
