@@ -68,7 +68,8 @@ def detached_data(path: Path) -> list[Path]:
 
 
 def load_volume(path: Path) -> Any:
-    """A NIfTI or NRRD file as a nibabel image (not yet canonical), its voxels read into memory.
+    """A NIfTI or NRRD file as a nibabel image (not yet canonical), its voxels read into memory;
+    one that is not 3D (:func:`check_3d`) or holds NaN/Inf voxels (:func:`check_finite`) is refused.
 
     Any failure to read it (a truncated gzip's ``EOFError``, pynrrd's ``NRRDError`` for a data
     part shorter than its header says, nibabel's several types) is a :class:`DataError` naming
@@ -89,8 +90,21 @@ def load_volume(path: Path) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - nibabel, gzip and pynrrd raise many types for a corrupt file
         raise DataError(f"{path}: cannot read volume: {type(exc).__name__}: {exc}") from None
+    check_3d(img.shape, path)
     check_finite(np.asarray(img.dataobj), path)
     return img
+
+
+def check_3d(shape: tuple[int, ...], path: Path | str | None = None) -> None:
+    """Refuses a volume that is not 3D (a 4D one of one frame counts as 3D), naming the file, before
+    anything reads its geometry: a 2D image met nibabel's ``as_closest_canonical`` first, whose
+    ``OrientationError`` named neither file nor sample (a run: "every cell failed", exit code 1), and a
+    2D label map was first warned of as placed on its image's voxel (0, 0, 0) (a review)."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) == 3 or (len(shape) == 4 and shape[3] == 1):
+        return
+    where = f"{path}: " if path else ""
+    raise DataError(f"{where}expected a 3D volume, got shape {shape}")
 
 
 def check_finite(data: np.ndarray, path: Path) -> None:
@@ -108,7 +122,8 @@ def check_finite(data: np.ndarray, path: Path) -> None:
 
 def canonical_array(img: Any, path: Path | str | None = None) -> np.ndarray:
     """RAS-canonical data laid out as (D, H, W) = (S→I, A→P, R→L); ``path`` names the file in
-    the error for a volume that is not 3D."""
+    the error for a volume that is not 3D (checked first: nibabel cannot reorient a 2D one)."""
+    check_3d(img.shape, path)
     data = stored_array(nibabel_or_error().as_closest_canonical(img), path)
     return np.ascontiguousarray(data.transpose(2, 1, 0)[::-1, ::-1, ::-1])
 
@@ -117,12 +132,8 @@ def stored_array(img: Any, path: Path | str | None = None) -> np.ndarray:
     """The data as the file stores it (nibabel's ``dataobj``, pynrrd's array): (i, j, k) voxel order,
     no reorientation (``orientation: as_stored``); a 4D volume of one frame as 3D, else refused."""
     data = np.asarray(img.dataobj)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        where = f"{path}: " if path else ""
-        raise DataError(f"{where}expected a 3D volume, got shape {data.shape}")
-    return np.ascontiguousarray(data)
+    check_3d(data.shape, path)
+    return np.ascontiguousarray(data[..., 0] if data.ndim == 4 else data)
 
 
 ORIENTATIONS = {"canonical": canonical_array, "as_stored": stored_array}

@@ -222,8 +222,8 @@ class VolumeDataset(BaseDataset):
             if not (same_shape and same_affine):
                 from nibabel.processing import resample_from_to
 
-                # read once: the check and the resampling share it; one frame of 4D as 3D, more refused (as on
-                # the image's grid: resample_from_to of 4D data failed with numpy's error, naming no file)
+                # read once: the check and the resampling share it; one frame of 4D as 3D (load_volume refused
+                # more: resample_from_to of 4D data failed with numpy's error, naming no file)
                 data = stored_array(seg, item["label_map"])
                 self._check_overlap(item, data, seg.affine, img)
                 seg = resample_from_to(nibabel_or_error().Nifti1Image(data, seg.affine), (img.shape[:3], img.affine),

@@ -44,10 +44,11 @@ def test_a_multi_frame_label_map_on_another_grid_is_refused_as_on_the_images(tmp
     nib.save(nib.Nifti1Image(np.stack([ids, ids], -1), np.eye(4)), tmp_path / "lab4d2.nii.gz")
     ds = VolumeDataset("test", items=[{"image": "img.nii.gz", "label_map": "lab4d2.nii.gz", "label": 1}],
                        root=str(tmp_path))
-    with pytest.warns(UserWarning), pytest.raises(DataError, match=(
+    with pytest.raises(DataError, match=(
             rf"^sample test-0000-img: {re.escape(str(tmp_path / 'lab4d2.nii.gz'))}: expected a 3D volume, got shape "
             r"\(10, 22, 24, 2\)$")):
         ds[0]
+    assert ds.data_warnings == []  # refused where it is read, before the warning of its placement (voxel (0, 0, 0))
 
 
 def test_a_volume_holding_nan_is_refused_where_it_is_read_and_by_validate(tmp_path, capsys):
