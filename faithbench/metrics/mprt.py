@@ -34,6 +34,8 @@ class SmoothMPRT(RandomizationMetric):
     maps. Lower is better. Defaults: ``nr_samples: 50``, ``noise: 0.1`` (Quantus' defaults),
     ``similarity: spearman_abs``, postprocess ``abs``. Cost: 2 N explanations per batch."""
 
+    version = "3"  # 3: in an nn.Sequential a conv/linear and its norm are one block (2: the norm its own step)
+
     info = MetricInfo("smooth_mprt", higher_is_better=False, category=Category.RANDOMIZATION, postprocess="abs",
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)
     defaults: ClassVar[dict[str, Any]] = {"similarity": "spearman_abs", "nr_samples": 50, "noise": 0.1}
@@ -59,6 +61,8 @@ class EfficientMPRT(RandomizationMetric):
     sample), postprocess ``none`` (Quantus: ``abs=False``). A nearly constant original map (H(e) near 0)
     gets a huge value, as the definition gives (a review: 297.6 for a Grad-CAM map bumped by 4e-6). A map
     that gets simpler under randomisation scores below 0, below the weight-blind controls' exact 0."""
+
+    version = "3"  # 3: in an nn.Sequential a conv/linear and its norm are one block (2: the norm its own step)
 
     info = MetricInfo("efficient_mprt", higher_is_better=True, category=Category.RANDOMIZATION,
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)

@@ -57,6 +57,8 @@ class MPRTCascading(RandomizationMetric):
     0, 1, .., K randomised blocks (K + 1 points, the first 1.0), ``fractions`` = k / K.
     Lower is better. Defaults: ``similarity: spearman_abs``, postprocess ``abs``."""
 
+    version = "3"  # 3: in an nn.Sequential a conv/linear and its norm are one block (2: the norm its own step)
+
     info = MetricInfo("mprt_cascading", requires=frozenset({"model", "explainer"}),
                       paper="Adebayo et al. 2018, Sanity checks for saliency maps", **_INFO)
     defaults: ClassVar[dict[str, Any]] = dict(_DEFAULTS)
@@ -76,6 +78,8 @@ class MPRTIndependent(RandomizationMetric):
     whose comparison is defined);
     ``curve`` = similarity per block from the output toward the input, ``fractions`` = k / K,
     k = 1..K. Lower is better. Defaults: ``similarity: spearman_abs``, postprocess ``abs``."""
+
+    version = "3"  # 3: in an nn.Sequential a conv/linear and its norm are one block (2: the norm its own step)
 
     info = MetricInfo("mprt_independent", requires=frozenset({"model", "explainer"}),
                       paper="Adebayo et al. 2018, Sanity checks for saliency maps", **_INFO)

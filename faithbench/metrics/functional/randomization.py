@@ -13,12 +13,18 @@ Blocks
 children that hold parameters, in the order the forward pass first calls them (traced on one
 sample), with a top-level ``nn.Sequential``/``nn.ModuleList`` expanded into its children (so a
 timm ViT gives ``patch_embed``, ``blocks.0`` .. ``blocks.11``, ``norm``, ``head``, and a torchvision
-ResNet ``conv1``, ``bn1``, ``layer1.0`` .. ``layer4.1``, ``fc``). Parameters registered on the model
+ResNet ``conv1``, ``bn1``, ``layer1.0`` .. ``layer4.1``, ``fc``). Among an ``nn.Sequential``'s children,
+whose order is the forward pass, a conv/linear layer (:data:`LEADERS`) and the norm layers
+(:data:`NORMS`) and ``nn.PReLU`` after it are one block named ``a+b`` (``nn.Sequential(conv, bn, relu,
+conv, bn)`` gives ``0+1``, ``3+4``): a norm alone is not a step (a held-out review: ``small_cnn``'s split
+made a batch-norm of gammas 1 +- 0.003 a step that barely moved the logits). Parameters registered on the model
 itself (a ViT's ``cls_token``, ``pos_embed``) join the first, input-side block. Children never
 called in the forward pass are left out (randomising them would change nothing). While there are
 fewer than :data:`MIN_BLOCKS` (4) blocks, the one with the most parameters is split the same way
 into its children, its own parameters joining the first (a wrapper of a backbone and a head gave 2
-blocks, torchvision's ``vit_b_16`` 3, one of them all 12 encoder layers: a held-out review).
+blocks, torchvision's ``vit_b_16`` 3, one of them all 12 encoder layers: a held-out review); a block
+that is one conv + norm unit is not split, so ``small_cnn`` of depth 2 keeps 3 blocks (``features.0``,
+``features.1``, ``head``).
 
 Re-initialisation
 -----------------
@@ -58,18 +64,57 @@ def _has_params(module: nn.Module) -> bool:
 
 
 MIN_BLOCKS = 4
+# a layer that a following norm (and parameterised activation) normalises: they are one block with it
+LEADERS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                                        nn.ConvTranspose3d, nn.Linear, nn.Bilinear)
+NORMS: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm,
+                                       *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))  # torch >= 2.4
+Unit = tuple[str, list[nn.Module]]
 
 
-def _units(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+def _follows(module: nn.Module) -> bool:
+    """A norm layer, a parameterised activation (``nn.PReLU``), or a module whose parameters all sit in
+    such layers (MONAI's ``ADN``, timm's ``BatchNormAct2d``)."""
+    holders = [m for m in module.modules() if any(True for _ in m.parameters(recurse=False))]
+    return bool(holders) and all(isinstance(m, (*NORMS, nn.PReLU)) for m in holders)
+
+
+def _grouped(named: list[tuple[str, nn.Module]], ordered: bool) -> list[Unit]:
+    """One unit per module; where ``ordered`` (an ``nn.Sequential``'s children, whose order is the forward
+    pass), a norm or parameterised activation joins the conv/linear layer before it, named ``a+b``."""
+    units: list[Unit] = []
+    for name, module in named:
+        if ordered and units and isinstance(units[-1][1][0], LEADERS) and _follows(module):
+            units[-1] = (f"{units[-1][0]}+{name}", [*units[-1][1], module])
+        else:
+            units.append((name, [module]))
+    return units
+
+
+def _units(module: nn.Module, prefix: str) -> list[Unit]:
     """The parameterised children of ``module``, an ``nn.Sequential``/``nn.ModuleList`` child expanded
-    into its own children, named ``prefix + name``."""
-    units: list[tuple[str, nn.Module]] = []
+    into its own children, named ``prefix + name``; within an ``nn.Sequential`` a conv/linear layer and
+    the norm and parameterised activation after it are one unit (:func:`_grouped`)."""
+    units: list[Unit] = []
+    direct: list[tuple[str, nn.Module]] = []
+    ordered = isinstance(module, nn.Sequential)
     for name, child in module.named_children():
         if isinstance(child, (nn.Sequential, nn.ModuleList)):
-            units += [(f"{prefix}{name}.{sub}", grand) for sub, grand in child.named_children() if _has_params(grand)]
+            units += _grouped(direct, ordered)
+            direct = []
+            units += _grouped([(f"{prefix}{name}.{sub}", grand) for sub, grand in child.named_children()
+                               if _has_params(grand)], isinstance(child, nn.Sequential))
         elif _has_params(child):
-            units.append((f"{prefix}{name}", child))
-    return units
+            direct.append((f"{prefix}{name}", child))
+    return units + _grouped(direct, ordered)
+
+
+def _splits(unit: list[nn.Module]) -> bool:
+    """Whether a unit can be split a level deeper: one module whose children are not one conv + norm unit."""
+    if len(unit) > 1:
+        return False
+    deeper = _units(unit[0], "")
+    return bool(deeper) and not (len(deeper) == 1 and len(deeper[0][1]) > 1)
 
 
 def parameter_blocks(model: nn.Module, x: Tensor | None = None, *, watch: Watch | None = None) -> list[Block]:
@@ -78,7 +123,7 @@ def parameter_blocks(model: nn.Module, x: Tensor | None = None, *, watch: Watch 
     ``x[:1]``, under ``watch(model)`` when given (so a metric's cost counts it); without, registration order."""
     units, extra = _units(model, ""), {}
     while len(units) < MIN_BLOCKS:  # a wrapper (backbone + head), torchvision's ViT (one `encoder`): a level deeper
-        deeper = [(i, name, m) for i, (name, m) in enumerate(units) if _units(m, "")]
+        deeper = [(i, name, mods[0]) for i, (name, mods) in enumerate(units) if _splits(mods)]
         if not deeper:
             break
         i, name, module = max(deeper, key=lambda t: sum(p.numel() for p in t[2].parameters()))
@@ -88,7 +133,7 @@ def parameter_blocks(model: nn.Module, x: Tensor | None = None, *, watch: Watch 
         called: list[str] = []
         handles = [module.register_forward_pre_hook(
             lambda _m, _a, name=name: called.append(name) if name not in called else None)
-            for name, module in units]
+            for name, modules in units for module in modules]
         try:
             was_training = model.training
             model.eval()
@@ -100,7 +145,8 @@ def parameter_blocks(model: nn.Module, x: Tensor | None = None, *, watch: Watch 
                 h.remove()
         by_name = dict(units)
         units = [(name, by_name[name]) for name in called]
-    blocks: list[Block] = [(name, list(module.parameters())) for name, module in units]
+    blocks: list[Block] = [(name, list({id(p): p for m in modules for p in m.parameters()}.values()))
+                           for name, modules in units]
     for prefix, params in extra.items():  # a split module's own parameters (torchvision ViT's pos_embedding):
         # with its first child called, else the first block (a diff review: an uncalled first child lost them)
         at = next((k for k, (name, _) in enumerate(blocks) if name.startswith(prefix + ".")), 0)
