@@ -13,8 +13,8 @@ from torch import nn
 import faithbench
 from faithbench.metrics import EfficientMPRT, MPRTCascading, MPRTIndependent, RandomLogit, SmoothMPRT
 from faithbench.metrics.base import postprocess
-from faithbench.metrics.functional import (independent_randomization_curve, parameter_blocks, randomize_block,
-                                           seeded, similarity)
+from faithbench.metrics.functional import (block_logit_changes, independent_randomization_curve, parameter_blocks,
+                                           randomize_block, seeded, similarity)
 from faithbench.registry import explainers
 
 
@@ -122,3 +122,60 @@ def test_the_block_metrics_are_version_3():
     """The four metrics whose blocks can change recompute (cache keys); random_logit's blocks do not exist."""
     assert [m.version for m in (MPRTCascading, MPRTIndependent, SmoothMPRT, EfficientMPRT)] == ["3"] * 4
     assert RandomLogit.version == "2"
+
+
+def test_block_logit_changes_known_answers():
+    """A block of one linear layer is the whole model: relative 1; a scalar PReLU slope is never redrawn: change 0;
+    a block's change is that of redrawing it alone with mprt_independent's generator."""
+    torch.manual_seed(0)
+    x = torch.rand(3, 4)
+    linear = nn.Linear(4, 2)
+    [(name, change, relative)] = block_logit_changes(linear, x)
+    with torch.no_grad():
+        work = copy.deepcopy(linear)
+        randomize_block(list(work.parameters()), seeded(0, 100))
+        assert (name, change, relative) == ("weight,bias", (work(x) - linear(x)).abs().max().item(), 1.0)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.act, self.fc2 = nn.Linear(4, 8), nn.PReLU(), nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.fc2(self.act(self.fc1(x)))
+
+    net = Net()
+    before = copy.deepcopy(net.state_dict())
+    changes = block_logit_changes(net, x, seed=2)
+    assert [n for n, _, _ in changes] == ["fc2", "act", "fc1"]
+    assert changes[1][1:] == (0.0, 0.0)  # one slope: nothing to redraw
+    assert all(change > 0 and 0 < relative for n, change, relative in changes if n != "act")
+    with torch.no_grad():
+        work = copy.deepcopy(net)
+        randomize_block(list(work.fc1.parameters()), seeded(2, 100 + 0))
+        assert changes[2][1] == (work(x) - net(x)).abs().max().item()
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # the model is not modified
+
+
+def test_block_logit_changes_flag_a_near_constant_batch_norm():
+    """The review's case: a lone batch-norm of gammas 1 +- 0.003 (the old split of small_cnn) moves the logits by
+    a small fraction of what its conv does."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
+    x = torch.rand(4, 1, 8, 8)
+    net(x)
+    with torch.no_grad():
+        net[2].weight.copy_(1 + 0.003 * torch.randn(4))
+        net[2].bias.copy_(0.003 * torch.randn(4))
+    net.eval()
+    class Split(nn.Module):  # not a Sequential: the norm is its own block
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn, self.fc = net[0], net[2], net[4]
+
+        def forward(self, x):
+            return self.fc(self.bn(torch.relu(self.conv(x))).flatten(1))
+
+    changes = dict((n, r) for n, _, r in block_logit_changes(Split(), x))
+    assert changes["bn"] < 0.05 < changes["conv"]
+    assert [n for n, _, _ in block_logit_changes(net, x)] == ["4", "0+2"]

@@ -21,10 +21,10 @@ from faithbench.metrics.functional.perturbation import (BASELINES, abpc, aopc, a
                                                          insertion_curve, make_baseline, perturbation_curve,
                                                          pool_features, region_deletion_correlation,
                                                          region_deletion_deltas, score_logits, seeded, step_counts)
-from faithbench.metrics.functional.randomization import (cascading_randomization_curve, data_randomization,
-                                                          independent_randomization_curve, mprt_cascading,
-                                                          mprt_independent, parameter_blocks, random_logit,
-                                                          random_other_class, randomize_block)
+from faithbench.metrics.functional.randomization import (block_logit_changes, cascading_randomization_curve,
+                                                          data_randomization, independent_randomization_curve,
+                                                          mprt_cascading, mprt_independent, parameter_blocks,
+                                                          random_logit, random_other_class, randomize_block)
 from faithbench.metrics.functional.regions import (REGION_SCORES, grid_edges, grid_masks, grid_names, region_scores,
                                                     stack_regions)
 from faithbench.metrics.functional.temporal import (per_visit, temporal_curve, temporal_deletion_auc,
@@ -66,7 +66,8 @@ __all__ = [
     "irof", "mean_ranks", "patch_removal_curve", "selectivity", "sufficiency", "linear_imputation", "road_curve",
     "road_score",
     # randomisation
-    "cascading_randomization_curve", "data_randomization", "independent_randomization_curve", "mprt_cascading",
+    "block_logit_changes", "cascading_randomization_curve", "data_randomization", "independent_randomization_curve",
+    "mprt_cascading",
     "mprt_independent", "parameter_blocks", "random_logit", "random_other_class", "randomize_block",
     # regions
     "REGION_SCORES", "grid_edges", "grid_masks", "grid_names", "region_scores", "stack_regions",

@@ -228,6 +228,32 @@ def independent_randomization_curve(model: nn.Module, x: Tensor, target: Tensor,
     return torch.stack(curve, dim=1), names
 
 
+@torch.no_grad()
+def block_logit_changes(model: nn.Module, x: Tensor, *, seed: int = 0) -> list[tuple[str, float, float]]:
+    """How much each MPRT step moves the model, from the output toward the input (the order of the
+    curves): ``(name, change, relative)`` with ``change`` = max |logits(block redrawn alone) - logits| over
+    ``x`` (the draw of ``mprt_independent``'s step, same ``seed``) and ``relative`` = ``change`` over that
+    of the fully randomised model (0 where the full randomisation leaves the logits as they were). A block
+    whose trained values hardly spread (a batch-norm of gammas 1 +- 0.004; a timm ResNet block's zero-
+    initialised last gamma) is redrawn nearly as it was: a ``relative`` near 0 marks a step whose
+    similarity is near 1 for every explainer. ``model`` is not modified; ``len(blocks) + 2`` forwards."""
+    work = copy.deepcopy(model).eval()
+    reference = work(x)
+    blocks = parameter_blocks(work, x)
+    changes: list[tuple[str, float]] = []
+    for index in reversed(range(len(blocks))):
+        name, params = blocks[index]
+        saved = [p.detach().clone() for p in params]
+        randomize_block(params, seeded(seed, SALT_BLOCKS + index))
+        changes.append((name, (work(x) - reference).abs().max().item()))
+        for p, value in zip(params, saved):
+            p.copy_(value)
+    for index in reversed(range(len(blocks))):
+        randomize_block(blocks[index][1], seeded(seed, SALT_BLOCKS + index))
+    full = (work(x) - reference).abs().max().item()
+    return [(name, change, change / full if full > 0 else 0.0) for name, change in changes]
+
+
 def mprt_cascading(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor, explain: Explain, *,
                    similarity: Similarity = "spearman_abs", postprocess: str = "abs", seed: int = 0) -> Tensor:
     """Similarity at full randomisation of the cascading MPRT, per sample ``(B,)``; lower is better."""
