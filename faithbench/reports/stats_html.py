@@ -53,6 +53,7 @@ def statistics_html(friedman: pd.DataFrame, overall: pd.DataFrame, agreement: pd
         '<a href="overall_nemenyi.csv">overall_nemenyi.csv</a>)</p>', table_html(overall, "none"),
         "<h3>Agreement between metrics</h3>",
         '<p class="note">Kendall τ between the explainer rankings of two metrics (1: same order, −1: reversed; '
+        'empty where a metric ties every explainer (it has no order to compare); '
         f'<a href="agreement.csv">agreement.csv</a>){dagger}</p>', disagreement_html(agreement),
         table_html(agreement, "fewer than two metrics"),
         f"<details><summary>pairwise Wilcoxon signed-rank tests ({WILCOXON_NOTE})</summary>",
