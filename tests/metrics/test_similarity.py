@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from faithbench.metrics.functional import hog_pearson, minmax, rankdata, similarity, spearman, spearman_abs, ssim
+from faithbench.metrics.functional import (hog_pearson, minmax, rankdata, similarity, spearman, spearman_abs,
+                                          spearman_abs_matrix, ssim, ssim_matrix)
 
 
 def test_rankdata_matches_scipy_average():
@@ -79,3 +80,25 @@ def test_a_non_finite_map_has_no_similarity(name):
     a[3, 0, 0] = float("nan")
     out = similarity(a, b, name)
     assert torch.isnan(out[1:]).all() and out[0].item() == pytest.approx(clean[0].item())
+
+
+@pytest.mark.parametrize("shape", [(9, 9), (16, 15), (12, 11, 13)])
+def test_matrices_equal_every_pair(shape):
+    """spearman_abs_matrix / ssim_matrix (the repeatability baseline) equal the pairwise functions on every
+    (i, j), constant maps included (two constant: ρ 1; constant against varying: 0), and SciPy's ρ."""
+    from scipy.stats import spearmanr
+
+    gen = torch.Generator().manual_seed(3)
+    a, b = torch.randn(4, *shape, generator=gen), torch.randn(5, *shape, generator=gen)
+    a[1], b[2], b[4] = 0.0, 0.0, torch.round(b[4] * 2)  # two constant maps, one with ties
+    rho, structure = spearman_abs_matrix(a, b), ssim_matrix(a, b)
+    assert rho.shape == structure.shape == (4, 5)
+    for i in range(4):
+        for j in range(5):
+            pair = (a[i:i + 1], b[j:j + 1])
+            assert float(rho[i, j]) == pytest.approx(float(spearman_abs(*pair)[0]), abs=1e-6)
+            assert float(structure[i, j]) == pytest.approx(float(ssim(*pair)[0]), abs=1e-6)
+    assert rho[1].tolist() == [0.0, 0.0, 1.0, 0.0, 0.0]
+    assert float(rho[0, 4]) == pytest.approx(spearmanr(a[0].abs().ravel(), b[4].abs().ravel()).statistic, abs=1e-9)
+    with pytest.raises(ValueError, match="of one spatial shape"):
+        ssim_matrix(a, torch.zeros(2, 3, 3))

@@ -45,7 +45,8 @@ from faithbench.metrics.functional.mprt import (discrete_entropy, efficient_mprt
 from faithbench.metrics.functional.mask_overlap import attribution_localisation, roc_auc, top_k_intersection
 from faithbench.metrics.functional.focus import build_mosaic, focus, mosaic_plan, tile_mask
 from faithbench.metrics.functional.similarity import (SIMILARITIES, hog_pearson, minmax, pearson, rankdata,
-                                                       similarity, spearman, spearman_abs, ssim)
+                                                       similarity, spearman, spearman_abs, spearman_abs_matrix, ssim,
+                                                       ssim_matrix)
 
 __all__ = [
     # localisation
@@ -76,7 +77,7 @@ __all__ = [
     "visit_pointing", "visit_pointing_game", "visit_ranks", "visit_relevance_mass", "visits_valid",
     # similarity
     "SIMILARITIES", "hog_pearson", "minmax", "pearson", "rankdata", "similarity", "spearman", "spearman_abs",
-    "ssim",
+    "spearman_abs_matrix", "ssim", "ssim_matrix",
     # robustness
     "argmax_cell", "cell_means", "consistency", "continuity_ratio", "explain_perturbed", "gaussian_noise",
     "lipschitz_ratio", "normalise_by_max", "prediction_changed", "reduce_draws", "sensitivity", "translations",
