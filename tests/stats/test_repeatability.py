@@ -10,7 +10,7 @@ from scipy import stats as sps
 from skimage.metrics import structural_similarity
 
 from faithbench.stats.paired import wilcoxon_pair
-from faithbench.stats.repeatability import (REPEATABILITY_COLUMNS, class_derangement, derangement, map_similarity,
+from faithbench.stats.repeatability import (REPEATABILITY_COLUMNS, map_similarity, partner_baseline,
                                           repeatability_table)
 
 
@@ -49,28 +49,6 @@ def test_spearman_matches_scipy():
         assert ours[i] == pytest.approx(ref, abs=1e-6)
 
 
-def test_derangement_has_no_fixed_point():
-    for n in (2, 3, 10):
-        for seed in range(5):
-            perm = derangement(n, seed)
-            assert sorted(perm.tolist()) == list(range(n))
-            assert not np.any(perm == np.arange(n))
-    assert derangement(2, 0).tolist() == [1, 0]
-    with pytest.raises(ValueError):
-        derangement(1)
-
-
-def test_class_derangement_pairs_within_each_class():
-    classes = [0, 1, 0, 1, 1, 2, 0]
-    for seed in range(20):
-        partner = class_derangement(classes, seed)
-        assert partner[5] == -1  # alone in class 2
-        for i in (0, 1, 2, 3, 4, 6):
-            assert partner[i] != i and classes[partner[i]] == classes[i]
-        assert sorted(partner[[0, 2, 6]]) == [0, 2, 6]  # a permutation of each class
-    assert class_derangement([3] * 9, 4).tolist() == derangement(9, 4).tolist()
-
-
 def test_baseline_pairs_maps_of_the_same_class():
     """Two seeds whose maps share only their class template agree no better than two random maps
     of one class: not repeatable (the review's case; pairs across classes gave p = 0.0004)."""
@@ -89,11 +67,10 @@ def test_baseline_pairs_maps_of_the_same_class():
     table = repeatability_table({("d", "m", "gradcam", 0): (ids, targets, a),
                                  ("d", "m", "gradcam", 1): (ids, targets, b)}, metrics=("spearman",))
     row = table.iloc[0]
-    # the reference: each sample against the map of the other seed of its derangement partner in its class
-    partner = class_derangement(targets, 0)
+    # the reference: each sample against every other sample of its class, under the other seed, both ways round
     sims = np.array([sps.spearmanr(a[i].ravel(), b[i].ravel()).statistic for i in range(n)])
-    base = np.array([sps.spearmanr(a[i].ravel(), b[partner[i]].ravel()).statistic for i in range(n)])
-    assert all(targets[partner[i]] == targets[i] for i in range(n))
+    base = np.array([np.mean([sps.spearmanr(x[i].ravel(), y[j].ravel()).statistic for x, y in ((a, b), (b, a))
+                              for j in range(n) if j != i and targets[j] == targets[i]]) for i in range(n)])
     assert row["mean"] == pytest.approx(sims.mean(), abs=1e-6)
     assert row["baseline_mean"] == pytest.approx(base.mean(), abs=1e-6)
     assert row["baseline_mean"] > 0.5  # pairs across classes averaged about 0
@@ -219,8 +196,7 @@ def test_reproducibility_averages_a_samples_seeds():
     repro = table[table["kind"] == "reproducibility"].iloc[0]
     per_seed = [map_similarity(a0, a0, "spearman", "abs"), map_similarity(a1, b1, "spearman", "abs")]
     means = (per_seed[0] + per_seed[1]) / 2
-    baseline = (map_similarity(a0, a0[torch.from_numpy(derangement(8, 0))], "spearman", "abs")
-                + map_similarity(a1, b1[torch.from_numpy(derangement(8, 1))], "spearman", "abs")) / 2
+    baseline = (partner_baseline(a0, a0, [0] * 8, "spearman") + partner_baseline(a1, b1, [0] * 8, "spearman")) / 2
     assert repro["n"] == 8 and repro["mean"] == pytest.approx(means.mean())
     assert repro["baseline_mean"] == pytest.approx(baseline.mean())
     assert repro["p"] == pytest.approx(wilcoxon_pair(means, baseline, alternative="greater")[1])
@@ -265,3 +241,92 @@ def test_multilabel_units_are_sample_class_pairs():
     table = repeatability_table({("d", m, "e", s): (ids, targets, maps) for m in ("m1", "m2") for s in (0, 1)},
                                 metrics=("ssim",))
     assert table["n"].tolist() == [6, 6, 6] and table["mean"].tolist() == pytest.approx([1.0] * 3)
+
+
+# the four maps of the known answer (2 x 2 pixels, ranks 1..4): Spearman ρ = 1 − Σd² / 10
+# ρ(U, R) −1, ρ(U, V) 0.6, ρ(R, V) −0.6
+_U, _R, _V = [1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0], [2.0, 1.0, 4.0, 3.0]
+
+
+def _known_answer_maps() -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Class 0: units 0, 1, 2 with maps U, U, R under a and U, V, R under b; unit 3 alone in class 1."""
+    a = torch.tensor([_U, _U, _R, _V]).reshape(4, 2, 2)
+    b = torch.tensor([_U, _V, _R, _V]).reshape(4, 2, 2)
+    return a, b, [0, 0, 0, 1]
+
+
+def test_partner_baseline_known_answer():
+    """By hand, s(x, y) = ρ: unit 0 (a U, b U): s(a0,b1) 0.6, s(a0,b2) −1, s(b0,a1) 1, s(b0,a2) −1: −0.1;
+    unit 1 (a U, b V): s(a1,b0) 1, s(a1,b2) −1, s(b1,a0) 0.6, s(b1,a2) −0.6: 0; unit 2 (a R, b R):
+    −1, −0.6, −1, −1: −0.9; unit 3 alone in its class: NaN."""
+    a, b, classes = _known_answer_maps()
+    assert partner_baseline(a, b, classes, "spearman").tolist() == pytest.approx([-0.1, 0.0, -0.9, np.nan],
+                                                                                nan_ok=True)
+    assert partner_baseline(b, a, classes, "spearman").tolist() == pytest.approx([-0.1, 0.0, -0.9, np.nan],
+                                                                                nan_ok=True)
+    ids = ["s0", "s1", "s2", "s3"]
+    row = repeatability_table({("d", "m", "e", 0): (ids, classes, a), ("d", "m", "e", 1): (ids, classes, b)},
+                              metrics=("spearman",)).iloc[0]
+    assert row["n"] == 4 and row["mean"] == pytest.approx((1 + 0.6 + 1 + 1) / 4)
+    assert row["baseline_mean"] == pytest.approx(-1 / 3)  # the lone unit's NaN baseline left out
+    # differences 1.1, 0.6, 1.9 (unit 3 has no baseline): all positive, exact one-sided p = 2^-3
+    assert row["p"] == pytest.approx(0.125)
+
+
+def test_partner_baseline_ssim_matches_skimage():
+    """Each unit's SSIM baseline equals the mean of scikit-image's SSIM over its 2(k − 1) same-class pairs."""
+    g = torch.Generator().manual_seed(7)
+    a = torch.rand(7, 14, 14, generator=g, dtype=torch.float64)
+    b = 0.5 * a + torch.rand(7, 14, 14, generator=g, dtype=torch.float64)
+    classes = [0, 1, 0, 1, 0, 0, 2]
+
+    def sk(x: torch.Tensor, y: torch.Tensor) -> float:
+        nx, ny = ((m - m.min()) / (m.max() - m.min()) for m in (x, y))
+        return structural_similarity(nx.numpy(), ny.numpy(), gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False, data_range=1.0)
+
+    expected = [np.mean([sk(x[i], y[j]) for x, y in ((a, b), (b, a)) for j in range(7)
+                         if j != i and classes[j] == classes[i]]) if classes.count(classes[i]) > 1 else np.nan
+                for i in range(7)]
+    assert partner_baseline(a, b, classes, "ssim").tolist() == pytest.approx(expected, abs=1e-7, nan_ok=True)
+
+
+def test_p_depends_on_no_draw():
+    """The baseline is exact: the table's ``seed`` (which drew one partner per unit before) and the order of the
+    samples leave baseline_mean and p unchanged, and so does swapping the two checkpoints (a held-out review: with
+    one drawn partner, a row's p was below 0.05 in 5 % of the draws but 0.0105 in the table)."""
+    n, side = 16, 12
+    targets = [i % 2 for i in range(n)]
+    ids = [f"s{i:02d}" for i in range(n)]
+    a = _blobs(n, (side, side), seed=40)
+    b = a + 0.6 * torch.rand(n, side, side, generator=torch.Generator().manual_seed(41), dtype=torch.float64)
+    maps = {("d", "m", "e", 0): (ids, targets, a), ("d", "m", "e", 1): (ids, targets, b)}
+    tables = [repeatability_table(maps, seed=seed) for seed in range(4)]
+    order = list(range(n))[::-1]
+    shuffled = {key: ([v[0][i] for i in order], [v[1][i] for i in order], v[2][order]) for key, v in maps.items()}
+    tables.append(repeatability_table(shuffled))
+    tables.append(repeatability_table({("d", "m", "e", 0): maps[("d", "m", "e", 1)],
+                                       ("d", "m", "e", 1): maps[("d", "m", "e", 0)]}))
+    for table in tables[1:]:
+        assert table["p"].tolist() == pytest.approx(tables[0]["p"].tolist(), rel=1e-9)
+        assert table["baseline_mean"].tolist() == pytest.approx(tables[0]["baseline_mean"].tolist(), abs=1e-12)
+    expected = np.mean([np.mean([map_similarity(x[i:i + 1], y[j:j + 1], "spearman")[0] for x, y in ((a, b), (b, a))
+                                 for j in range(n) if j != i and targets[j] == targets[i]]) for i in range(n)])
+    spearman = tables[0].set_index("metric").loc["spearman"]
+    assert spearman["baseline_mean"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_duplicate_units_are_refused():
+    """Several maps of one (sample id, class) in one stack were merged silently into one unit (n 1; a review)."""
+    maps = _blobs(6, (8, 8), seed=8)
+    with pytest.raises(ValueError, match=r"once in the maps of \('d', 'm', 'e', 0\), got sample id 's0' with class "
+                                         r"0 6 times"):
+        repeatability_table({("d", "m", "e", 0): (["s0"] * 6, [0] * 6, maps),
+                             ("d", "m", "e", 1): (["s0"] * 6, [0] * 6, maps)})
+    with pytest.raises(ValueError, match="got sample id 'b' 2 times"):
+        repeatability_table({("d", "m", "e", 0): (["a", "b", "c", "d", "b", "e"], maps),
+                             ("d", "m", "e", 1): (["a", "b", "c", "d", "e", "f"], maps)})
+    # multi-label: one sample once per class is not a duplicate
+    table = repeatability_table({("d", "m", "e", s): (["a", "a", "b", "b", "c", "c"], [0, 1] * 3, maps)
+                                 for s in (0, 1)}, metrics=("ssim",))
+    assert table["n"].tolist() == [6]
