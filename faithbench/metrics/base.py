@@ -219,6 +219,17 @@ def postprocess(saliency: Tensor, mode: str) -> Tensor:
     raise ValueError(f"unknown postprocess {mode!r}; expected none, abs or relu")
 
 
+def _check_masks(name: str, masks: dict[str, Tensor]) -> None:
+    """Masks are bool (or 0/1 of another dtype, read as bool): a probability map was read as inside
+    wherever it was not 0, its whole image (a review: 0.95 on a lesion, 0.01 elsewhere scored
+    pointing_game, relevance_mass, relevance_rank and auprc 1.0); a run's masks are bool already."""
+    for key, mask in masks.items():
+        if isinstance(mask, Tensor) and mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
+            raise ValueError(f"{name}: expected masks[{key!r}] bool (or 0/1), got {mask.dtype} values other than "
+                             f"0 and 1 (e.g. {float(mask[(mask != 0) & (mask != 1)][0]):g}): threshold a "
+                             f"probability map first (mask > 0.5)")
+
+
 def _check_target(name: str, target: Tensor, batch: int, n_classes: int) -> None:
     """``target``: (B,) whole class indices in ``[0, n_classes)`` (``n_classes`` 0: unknown, any
     index >= 0). Else ``ValueError`` (an index past the classes was a raw IndexError, or scored)."""
@@ -298,6 +309,7 @@ class Metric(Configurable):
         if not torch.isfinite(ctx.x).all():  # a review: a NaN image (NaN logits) got a max_sensitivity of 0.252
             raise ValueError(f"{self.name}: x contains NaN or Inf; expected finite images")
         _check_target(self.name, ctx.target, b, len(ctx.classes))
+        _check_masks(self.name, ctx.masks)
         # what validate refuses on the dataset, refused here (a review: one feature scored, the same for every map)
         self.refuse_unfit(ctx.x.shape[2:], multilabel=ctx.multilabel or ctx.labels is not None)  # multi-label vectors
         try:
