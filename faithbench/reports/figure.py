@@ -15,12 +15,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from faithbench.names import safe_name
+from faithbench.reports.notes import DAGGER
 from faithbench.reports.tables import is_true
 from faithbench.stats.chance import MIN_CI_PER_CLASS
 from faithbench.store import FILE_MODE
 
 __all__ = ["CHANCE_TITLE", "DPI", "LABEL_WIDTH", "LINE_STYLES", "MARKERS", "RC", "at_chance", "block_labels",
-           "blocks_at_chance", "explainer_colours", "save", "short_labels", "stem", "subplots", "titled", "with_blocks"]
+           "blocks_at_chance", "explainer_colours", "model_marks", "save", "short_labels", "stem", "subplots", "titled",
+           "with_blocks"]
 
 DPI = 110
 # Labels come from user configs: no mathtext; fixed SVG ids so a rebuild gives the same file.
@@ -96,6 +98,28 @@ def blocks_at_chance(board: pd.DataFrame | None) -> set[tuple[str, ...]]:
         return {(str(d), str(m)) for d, m in zip(rows["dataset"], rows["model"])}
     classes = rows["class"].fillna("").astype(str)
     return {(str(d), str(m), c) for d, m, c in zip(rows["dataset"], rows["model"], classes)}
+
+
+def model_marks(chance_blocks: Iterable[tuple[str, ...]], whole: Iterable[tuple[str, str]] = ()
+                ) -> dict[tuple[str, str], str]:
+    """The mark of each (dataset, model) in a table of models: "†" when the model itself is at chance (a block of
+    ``chance_blocks`` without a class, or a pair of ``whole``: the models of
+    :func:`faithbench.stats.chance.models_at_chance` with a macro AUC at chance), "† (class c)" or
+    "† (classes a, b)" when only those multi-label classes are (a held-out review: a model with its macro CI
+    [0.519, 0.606] above 0.5 was marked whole, while only class nodule was at chance)."""
+    whole_models = {(str(d), str(m)) for d, m in whole}
+    classes: dict[tuple[str, str], set[str]] = {}
+    for block in chance_blocks:
+        pair = (str(block[0]), str(block[1]))
+        if len(block) < 3 or not str(block[2]):
+            whole_models.add(pair)
+        else:
+            classes.setdefault(pair, set()).add(str(block[2]))
+    marks = {pair: DAGGER for pair in whole_models}
+    for pair, names in classes.items():
+        if pair not in marks:
+            marks[pair] = f"{DAGGER} (class{'es' if len(names) > 1 else ''} {', '.join(sorted(names))})"
+    return marks
 
 
 def at_chance(key: object, chance_blocks: set[tuple[str, ...]] | None) -> bool:

@@ -269,17 +269,19 @@ def render_html(
     sections: list[tuple[str, str, str]] = []  # (anchor, heading, body)
     sections.append(("suite", "Suite", facts))
 
-    from faithbench.reports.figure import at_chance as in_chance_block, blocks_at_chance
+    from faithbench.reports.figure import at_chance as in_chance_block, blocks_at_chance, model_marks
 
     chance_pairs = set() if at_chance is None else set(zip(at_chance["dataset"].astype(str),
                                                            at_chance["model"].astype(str)))
     # the leaderboard's own flag, per (dataset, model[, class]) as the tables decide their †: a multi-label
     # model's class at chance is named "model (class c)" in at_chance (a held-out review: no † on its heading)
     chance_blocks = blocks_at_chance(board) | chance_pairs
-    marked_models = {block[:2] for block in chance_blocks}
-    if marked_models and not models_table.empty:
-        models_table = models_table.assign(model=[f"{m} {DAGGER}" if (str(d), str(m)) in marked_models else m
-                                                  for d, m in zip(models_table["dataset"], models_table["model"])])
+    # a model's row names the classes at chance when only they are (a held-out review: † on a macro CI above 0.5)
+    marks = model_marks(chance_blocks, chance_pairs)
+    if marks and not models_table.empty:
+        models_table = models_table.assign(model=[f"{m} {marks[(str(d), str(m))]}" if (str(d), str(m)) in marks
+                                                  else m for d, m in zip(models_table["dataset"],
+                                                                         models_table["model"])])
     sections.append(("models", "Models", _models_html(models, models_table)
                      + _reliance_html(reliance)
                      + _figures([p for p in pngs if p.stem == "models"], root, used)))
