@@ -65,8 +65,8 @@ def _label(table: LeaderboardTable, used: set[str]) -> str:
 
 
 def _rank_notes(table: LeaderboardTable) -> str:
-    """``; deletion\\_auc: on the 1 sample every explainer has`` for each column whose rank 1 came from fewer
-    samples than any of its cells has (:meth:`LeaderboardTable.rank_note`)."""
+    """``; deletion\\_auc: on the 1 sample every explainer with a value has`` for each column whose rank 1 came
+    from fewer samples than any of its cells has (:meth:`LeaderboardTable.rank_note`)."""
     return "".join(f"; {latex_escape(m)}: {table.rank_note(m).removeprefix('rank 1: ')}"
                    for m in table.metrics if table.rank_note(m))
 
@@ -125,7 +125,8 @@ def leaderboard_latex(board: pd.DataFrame, control: str = "random", failures: pd
         small += " [--]: a single sample, no interval." if 1 in _ns(table) else ""
         lines += [r"\begin{table}[ht]", r"\centering",
                   r"\caption{" + latex_escape(table.title) + dagger
-                  + r": mean [95\% bootstrap CI]; bold: best per column (rank 1: on the samples every explainer has"
+                  + r": mean [95\% bootstrap CI]; bold: best per column (rank 1: on the samples every explainer with a "
+                  + r"value has"
                   + _rank_notes(table) + "); "
                   + r"rows in order of their mean rank; " + stars + r"n: samples with a defined value." + small
                   + (" " + latex_escape(CHANCE_LEVEL_NOTE[0].upper() + CHANCE_LEVEL_NOTE[1:]) + "."

@@ -35,7 +35,8 @@ FAILED_NOTE = "Failed, no rows (failures.csv)"  # before the failed cells of a t
 WILCOXON_NOTE = ("two-sided, Holm-adjusted; effect size: rank-biserial, positive when explainer_a scores higher, "
                  "whatever the direction: on a ↓ metric a positive effect means a is worse")
 CD_NOTE = "cd: Nemenyi critical difference of mean ranks at α = 0.05"
-_REST = ("bold: best mean of the column (over the samples every explainer has), a description, not a test; rows in "
+_REST = ("bold: best mean of the column (over the samples every explainer with a value has), a description, not a "
+         "test; rows in "
          "order of their mean rank over the columns; ↑ higher is better, ↓ lower is better; [95% percentile "
          "bootstrap CI of the mean: with fewer than about 30 samples it covers less than 95%, about 89% at n = 8, "
          "92% at n = 16 to 20 and the range of the values at n = 3; [–]: a single sample, no interval]; n: samples "

@@ -7,8 +7,9 @@ header, grouped by category (:data:`CATEGORY_ORDER`, then any other category alp
 metrics alphabetical within one; Markdown: one table per category, LaTeX and HTML: a category
 header row), cells ``mean [ci_low, ci_high]`` (95% percentile bootstrap CI of the mean). The
 best of each column (``rank`` 1 of ``leaderboard.csv``: oriented by ``higher_is_better``, by the
-means over the samples on which every explainer is defined, so it can differ from the best
-``mean`` only where the n differ; ties all marked, none where every explainer ties) is bold, and
+means over the samples on which every explainer with a value is defined, so it can differ from the best
+``mean`` only where the n differ; ties all marked, none where every explainer ties, none where the csv has no
+rank: one explainer of several with a value) is bold, and
 ``*`` marks an explainer better than the run's control explainer (the suite's ``control:``,
 default ``random``; one-sided Wilcoxon signed-rank, Holm-adjusted p < 0.05; the ``beats_random``
 column of ``leaderboard.csv``; none without a control), ``°`` one worse than it (``worse_than_random``,
@@ -54,7 +55,7 @@ class Cell:
     worse: bool = False  # worse than the control (``worse_than_random``)
     n: int | None = None  # samples with a defined value
     decimals: int = 3  # the column's (:func:`~faithbench.reports.markup.column_decimals`; -k: scientific)
-    n_common: int | None = None  # the samples every explainer has, which the rank was taken on
+    n_common: int | None = None  # the samples every explainer with a value has, which the rank was taken on
 
     def number(self) -> str:
         return format_fixed(self.mean, self.decimals)
@@ -125,16 +126,16 @@ class LeaderboardTable:
         return f"n = {cell.n}" if cell.n is not None and cell.n < top else ""
 
     def rank_note(self, metric: str) -> str:
-        """"rank 1: on the 1 sample every explainer has" where the column's rank came from fewer samples (``n_common``
-        of ``leaderboard.csv``) than some of its cells' means, so bold can differ from the best printed mean; else
-        empty (a held-out review: bold went to an n = 1 cell below a higher mean, n = 8, on a ↑ column, ranked on
-        the one sample they shared, with no word of it)."""
+        """"rank 1: on the 1 sample every explainer with a value has" where the column's rank came from fewer
+        samples (``n_common`` of ``leaderboard.csv``) than some of its cells' means, so bold can differ from the best
+        printed mean; else empty (a held-out review: bold went to an n = 1 cell below a higher mean, n = 8, on a ↑
+        column, ranked on the one sample they shared, with no word of it)."""
         cells = [c for c in self.cells_of(metric) if c is not None and c.n]
         common = {c.n_common for c in cells} - {None}
         most = max((c.n for c in cells), default=0)
         if len(common) != 1 or not min(common) or min(common) >= most or not any(c.best for c in cells):
             return ""
-        return f"rank 1: on the {counted(min(common), 'sample')} every explainer has"
+        return f"rank 1: on the {counted(min(common), 'sample')} every explainer with a value has"
 
     def head_note(self, metric: str) -> str:
         """What a column's header says under its name: :meth:`n_header`, then :meth:`rank_note`."""

@@ -164,6 +164,15 @@ def _wide(frame: pd.DataFrame) -> pd.DataFrame:
     return wide.sort_index(axis=1)
 
 
+def _block_explainers(results: pd.DataFrame) -> tuple[list[str], dict[tuple, set[str]]]:
+    """The block columns (dataset, model[, class]) and the explainers with a row in each block, any metric: those
+    of its table, where a metric's explainer without a row (undefined on every sample) shows "–"."""
+    results = _check(results)
+    blocks = [k for k in _keys(results, CELL) if k != "metric"]
+    groups = results.groupby(blocks, observed=True, sort=False)["explainer"]
+    return blocks, {tuple(k): {str(e) for e in g.unique()} for k, g in groups}
+
+
 def _key_frame(key: dict, table: pd.DataFrame) -> pd.DataFrame:
     table = table.copy()
     for position, (name, value) in enumerate(key.items()):
@@ -229,8 +238,10 @@ def leaderboard(
     samples (NaN if not applicable);
     ``rank`` 1 = best, oriented by ``higher_is_better``, ties (up to float rounding) sharing the best ('min') rank, by
     the means over the samples on which every explainer of the cell with a value is defined
-    (:func:`~faithbench.stats.paired.common_means`; the order of ``mean`` when the n are equal); ``n_common`` the
-    number of those samples (:func:`_common_count`; the tables say it where it is below every n of the column);
+    (:func:`~faithbench.stats.paired.common_means`; the order of ``mean`` when the n are equal), NaN on every row
+    where fewer than two explainers have a value while its (dataset, model[, class]) has several (with a row for
+    any metric, or failed for this one in ``failures``): nothing is compared; ``n_common`` the number of those
+    samples (:func:`_common_count`; 0 with no rank; the tables say it where it is below every n of the column);
     ``p_vs_random`` the one-sided Wilcoxon signed-rank p-value of the explainer against
     ``control`` on samples paired by sample_id, Holm-adjusted across the explainers of the cell
     (NaN for the control itself or where it is absent); ``beats_random`` = p_vs_random < 0.05, NA
@@ -242,6 +253,7 @@ def leaderboard(
     cell, then rank.
     """
     tables = []
+    blocks, explainers = _block_explainers(results)
     for key, frame in _cells(results):
         higher_is_better = bool(frame["higher_is_better"].iloc[0])
         category = frame["category"].iloc[0]
@@ -263,6 +275,10 @@ def leaderboard(
         wide = _wide(frame)  # one pivot for the rank, its sample count and the tests against the control
         table["rank"] = common_means(wide).rank(method="min", ascending=not higher_is_better)
         table["n_common"] = _common_count(wide)
+        failed_all = _failed(failures, key)
+        planned = explainers[tuple(key[b] for b in blocks)] | failed_all
+        if table["mean"].notna().sum() < 2 <= len(planned):  # one explainer alone has a value: nothing compared
+            table["rank"], table["n_common"] = np.nan, 0  # (a review: rank 1 where the tables' bold had none)
         table["higher_is_better"] = higher_is_better
         table["category"] = category
         for column, flag, better in (("p_vs_random", "beats_random", True),
@@ -270,7 +286,7 @@ def leaderboard(
             table[column] = np.nan
             if control in names and len(names) > 1:
                 versus = versus_control(wide, control, higher_is_better == better)
-                failed = _failed(failures, key) - {control}
+                failed = failed_all - {control}
                 table[column] = _planned_holm(versus, names, failed, ["explainer"]).set_axis(versus["explainer"])
             table[flag] = (table[column] < ALPHA).astype("boolean").mask(table[column].isna())
         table = table.reset_index()

@@ -75,7 +75,8 @@ def test_model_at_chance_marked_and_counts_shown_in_every_table(chance_run, capl
     # nothing vanishes: n per metric (and per cell below it), undefined values and skipped cells counted
     headers = [line for line in md.splitlines() if line.startswith("| explainer")]  # one table per category
     # review paper4 F5: good's n = 5 and the others' 8: the rank (bold) was taken on the 5 samples they share
-    assert headers == ["| explainer | deletion\\_auc ↓ (n ≤ 8; rank 1: on the 5 samples every explainer has) |",
+    assert headers == ["| explainer | deletion\\_auc ↓ (n ≤ 8; rank 1: on the 5 samples every explainer with a value "
+                       "has) |",
                        "| explainer | hit\\_rate&amp;co ↑ (n = 8) |"]
     goods = [line for line in md.splitlines() if line.startswith("| good ")]
     assert "(n = 5)" in goods[0] and "(n = 5)" not in goods[1]

@@ -54,13 +54,13 @@ SHARED = _board([("d", "m", "insertion_auc", "integrated_gradients", 0.35639, 0.
 
 def test_bold_ranked_on_one_common_sample_says_so_everywhere():
     md = leaderboard_markdown(SHARED)
-    assert "| insertion\\_auc ↑ (n ≤ 8; rank 1: on the 1 sample every explainer has) |" in md
+    assert "| insertion\\_auc ↑ (n ≤ 8; rank 1: on the 1 sample every explainer with a value has) |" in md
     assert "| deletion\\_auc ↓ (n = 8) |" in md  # ranked on every sample: nothing to say
     assert "**0.35636 [–]** (n = 1)" in md  # the rank itself is unchanged
     html = "".join(_leaderboard_html(SHARED).values())
-    assert "<small>n ≤ 8; rank 1: on the 1 sample every explainer has</small>" in html
-    assert ("bold: best per column (rank 1: on the samples every explainer has; insertion\\_auc: on the 1 sample "
-            "every explainer has); ") in leaderboard_latex(SHARED)
+    assert "<small>n ≤ 8; rank 1: on the 1 sample every explainer with a value has</small>" in html
+    assert ("bold: best per column (rank 1: on the samples every explainer with a value has; insertion\\_auc: on "
+            "the 1 sample every explainer with a value has); ") in leaderboard_latex(SHARED)
 
 
 def test_the_leaderboard_csv_gives_the_common_samples():
