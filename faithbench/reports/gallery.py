@@ -18,12 +18,16 @@ from faithbench.names import safe_name
 from faithbench.reports.figure import RC as _RC, save as _save, short_labels, subplots
 from faithbench.types import CANONICAL_PLANES
 
-__all__ = ["GALLERY_NOTE", "gallery_stem", "missing_galleries", "plot_saliency_gallery"]
+__all__ = ["FAILED_TITLE", "GALLERY_NOTE", "failed_explainers", "gallery_failure_note", "gallery_stem",
+           "missing_galleries", "plot_saliency_gallery"]
 
 CBAR_INCHES = 0.9  # figure width added per colour bar
 GALLERY_NOTE = ("the saliency gallery is drawn by `faithbench run` from the maps, which the tables do not hold, and "
                 "is not rebuilt by `faithbench report`; rerun the suite into this folder (its cached maps make it "
                 "quick)")
+# under the column title of an explainer whose cell failed after its first batch had maps (a held-out review: its
+# column read as a scored explainer, while failures.csv had it and no table a row)
+FAILED_TITLE = "failed: not scored"
 
 
 def gallery_stem(dataset: str, model: str) -> str:
@@ -42,6 +46,36 @@ def missing_galleries(run_dir: Path, pairs: Iterable[tuple[object, object]] | No
         pairs = zip(board["dataset"], board["model"])
     pairs = list(dict.fromkeys((str(d), str(m)) for d, m in pairs))
     return [f"{d} / {m}" for d, m in pairs if not (Path(run_dir) / "plots" / f"{gallery_stem(d, m)}.png").is_file()]
+
+
+def failed_explainers(failures, dataset: object, model: object) -> list[str]:
+    """The explainers of ``failures`` (``failures.csv`` as read, or None) whose cell failed in its explain stage
+    for (``dataset``, ``model``), under any seed: they have no rows, so their gallery column says
+    :data:`FAILED_TITLE`. A failed metric leaves the explainer's other rows, and no mark."""
+    if failures is None or failures.empty or not {"dataset", "model", "explainer", "stage"} <= set(failures.columns):
+        return []
+    rows = failures[(failures["dataset"].astype(str) == str(dataset)) & (failures["model"].astype(str) == str(model))
+                    & (failures["stage"].astype(str) == "explain")]
+    return list(dict.fromkeys(rows["explainer"].astype(str)))
+
+
+def gallery_failure_note(failures, drawn: Iterable[str]) -> str:
+    """The gallery's caption sentence on the failed explainers (:func:`failed_explainers`) of each (dataset, model)
+    whose gallery stem (:func:`gallery_stem`) is in ``drawn``, each failed cell named as
+    :func:`~faithbench.reports.notes.failed_cells` does; "" when none failed."""
+    from faithbench.reports.notes import failed_cells
+
+    if failures is None or failures.empty or not {"dataset", "model", "stage"} <= set(failures.columns):
+        return ""
+    drawn = set(drawn)
+    explain = failures[failures["stage"].astype(str) == "explain"]
+    pairs = dict.fromkeys((str(d), str(m)) for d, m in zip(explain["dataset"], explain["model"]))
+    named = [f"{d} / {m} / {c}" for d, m in pairs if gallery_stem(d, m) in drawn
+             for c in failed_cells(explain, d, m)]
+    if not named:
+        return ""
+    return (f"failed cells (failures.csv: {'; '.join(named)}): the column of such an explainer, titled "
+            f'"{FAILED_TITLE}", holds maps made before its cell failed; it has no rows in any table')
 
 
 def _numpy(array) -> np.ndarray:
@@ -80,7 +114,8 @@ def _centre(mask: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:
 def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: Path, *,
                           time_axis: bool = False, labels: Sequence[str] | None = None,
                           probs: Sequence[float] | None = None, ids: Sequence[str] | None = None,
-                          planes: Sequence[str] | None = None, visits=None) -> list[Path]:
+                          planes: Sequence[str] | None = None, visits=None,
+                          failed: Iterable[str] = ()) -> list[Path]:
     """A grid of saliency maps: rows = samples, columns = the image then one per explainer.
 
     ``images`` (N, C, H, W) or (N, C, D, H, W); ``saliency[explainer]`` (N, *spatial);
@@ -100,6 +135,8 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
     volume's slices through axes 0, 1, 2 (default :data:`~faithbench.types.CANONICAL_PLANES`, "axial z",
     "coronal y", "sagittal x", true of the canonical layout only; a dataset's ``planes``). Slice
     indices count voxels of the array as given (a resized volume's), each voxel drawn square.
+    The column of an explainer of ``failed`` (:func:`failed_explainers`: its cell failed after these maps, it has no
+    rows) is titled in red with :data:`FAILED_TITLE` under its name.
     Writes ``path`` (PNG) and the same stem as SVG; returns both.
     """
 
@@ -125,6 +162,7 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
     if x.ndim == 5 and time_axis and real.shape != x.shape[:1] + x.shape[2:3]:
         raise ValueError(f"expected visits of shape {x.shape[:1] + x.shape[2:3]} (N, T), got {tuple(real.shape)}")
     names = list(maps)
+    failed = {str(name) for name in failed}
     titles = short_labels(names)  # a long alias overlapped its neighbours' titles (a held-out review)
     id_labels = short_labels(ids or [])
     n = x.shape[0]
@@ -176,8 +214,10 @@ def plot_saliency_gallery(images, saliency: Mapping[str, object], masks, path: P
                         ax.contour(msk, levels=[0.5], colors="lime", linewidths=0.8)
                     ax.set_xticks([])
                     ax.set_yticks([])
-                    if i == 0 and p == 0:
+                    if i == 0 and p == 0 and (c == 0 or names[c - 1] not in failed):
                         ax.set_title("image" if c == 0 else titles[names[c - 1]], fontsize=9)
+                    elif i == 0 and p == 0:
+                        ax.set_title(f"{titles[names[c - 1]]}\n{FAILED_TITLE}", fontsize=9, color="#b00020")
                     if c == 0:
                         facts = [f"sample {i}" if ids is None else id_labels[str(ids[i])]]
                         facts += [plane] if plane else []

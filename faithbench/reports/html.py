@@ -352,11 +352,13 @@ def render_html(
                          "original as layers are randomised (a faithful explainer drops)</p>"
                          + _figures(sanity, root, used)))
     gallery = matching("gallery_")
-    from faithbench.reports.gallery import GALLERY_NOTE, missing_galleries
+    from faithbench.reports.gallery import GALLERY_NOTE, gallery_failure_note, missing_galleries
 
     missing = missing_galleries(root, zip(board["dataset"], board["model"])) if "model" in board else []
     if gallery or missing:  # none after plots/ was deleted: say why rather than drop the section
         note = f'<p class="note">none for {_e(", ".join(missing))}: {_e(GALLERY_NOTE)}.</p>' if missing else ""
+        failed = gallery_failure_note(failures, (p.stem for p in gallery))  # a review: a failed column unmarked
+        note += f'<p class="warn">{_e(failed)}.</p>' if failed else ""
         sections.append(("gallery", "Saliency gallery", note + _figures(gallery, root, used)))
 
     sections.append(("cost", "Cost", table_html(cost_table, "no cost.csv rows")
