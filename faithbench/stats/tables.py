@@ -84,9 +84,8 @@ def _check(results: pd.DataFrame) -> pd.DataFrame:
         )
     if CLASS in results.columns:
         results = results.assign(**{CLASS: results[CLASS].fillna("").astype(str)})
-    values = pd.to_numeric(results["value"], errors="coerce")
-    bad = results["value"].notna() & ~np.isfinite(values.astype(float))  # a review: one inf ranked first, mean inf
-    if bad.any():
+    bad = results["value"].notna() & ~np.isfinite(pd.to_numeric(results["value"], errors="coerce").astype(float))
+    if bad.any():  # a review: one inf ranked its explainer first, mean inf
         raise ValueError(f"expected finite numbers (or NaN for undefined) in 'value', got {int(bad.sum())} row(s) "
                          f"like {results.loc[bad, 'value'].iloc[0]} (metric {results.loc[bad, 'metric'].iloc[0]!r})")
     for column in ("higher_is_better", "category"):
@@ -165,8 +164,7 @@ def _wide(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _block_explainers(results: pd.DataFrame) -> tuple[list[str], dict[tuple, set[str]]]:
-    """The block columns (dataset, model[, class]) and the explainers with a row in each block, any metric: those
-    of its table, where a metric's explainer without a row (undefined on every sample) shows "–"."""
+    """The block columns (dataset, model[, class]) and each block's explainers with a row of any metric."""
     results = _check(results)
     blocks = [k for k in _keys(results, CELL) if k != "metric"]
     groups = results.groupby(blocks, observed=True, sort=False)["explainer"]
