@@ -96,7 +96,7 @@ class MedMNIST(BaseDataset):
             PneumoniaMNIST train split is sorted by class, so n = 50 gave 50 pneumonia images).
             Sample ids keep each image's index in the file.
         seed: the seed of the ``n`` subset (0).
-        finding: for a multi-label subset, the class name (or index) that becomes a binary label.
+        finding: for a multi-label subset, the class name (str) or index (int) that becomes a binary label.
 
     No masks (MedMNIST has none), no patient ids (the official splits are patient-level where
     the source data allowed it). Background 0.
@@ -124,6 +124,9 @@ class MedMNIST(BaseDataset):
             raise ParameterError(f"medmnist: expected size in {SIZES}, got {size}")
         if n is not None and n < 1:
             raise ParameterError(f"medmnist: expected n >= 1, got {n}")
+        if finding is not None and (isinstance(finding, bool) or not isinstance(finding, (str, int, np.integer))):
+            raise ParameterError(f"medmnist: expected finding to be a class name (str) or index (int), "
+                                 f"got {type(finding).__name__} {finding!r}")
         info = medmnist_info()
         if info is not None and flag not in info:
             close = difflib.get_close_matches(flag, list(info), n=3)
@@ -174,8 +177,9 @@ class MedMNIST(BaseDataset):
                 self._labels = np.where(labels.any(1), labels.argmax(1), 0)
             else:
                 k = class_names.index(finding) if isinstance(finding, str) and finding in class_names else finding
-                if not isinstance(k, int) or not 0 <= k < n_classes:
+                if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < n_classes:
                     raise ParameterError(f"medmnist: finding {finding!r} is not one of {class_names}")
+                k = int(k)
                 self.classes = (f"no {class_names[k]}", class_names[k])  # type: ignore[misc]
                 self._labels = labels[:, k]
         else:
