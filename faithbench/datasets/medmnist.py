@@ -4,7 +4,9 @@ Files are read from ``<root>/medmnist/<flag>.npz`` (28 px) or ``<flag>_<size>.np
 where ``root`` is the data root (``$FAITHBENCH_DATA`` or the ``root`` parameter). A file that is
 absent is downloaded through the ``medmnist`` package into that folder (the package checks the
 official MD5 of what it downloads); a local file is used as it is, without an MD5 check, so a
-curated subset works (the shared PneumoniaMNIST file holds 3,882 of the 4,708 training images).
+curated subset works (the shared PneumoniaMNIST file holds 3,882 of the 4,708 training images);
+its arrays must fit the request (images of side ``size``, one label row per image, labels within
+the subset's classes), else a :class:`DataError` names the file.
 
 Images become float in [0, 1]: ``(C, H, W)`` for 2D subsets, ``(C, D, H, W)`` for 3D ones.
 Single-label subsets give ``label`` as an int. Multi-label subsets (ChestMNIST) set
@@ -82,6 +84,47 @@ def download_medmnist(flag: str, size: int, folder: Path) -> Path:
     return path
 
 
+def npy_shape(npz: Any, key: str) -> tuple[int, ...]:
+    """The shape of array ``key`` of an open ``np.load`` .npz, read from its .npy header only (a split of
+    labels only checks its images' count and side without reading them). KeyError when absent."""
+    with npz.zip.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        return tuple(int(d) for d in read(f)[0])
+
+
+def check_split_arrays(path: Path, split: str, image_shape: tuple[int, ...], labels: np.ndarray, size: int,
+                       spatial_dims: int, n_classes: int | None, multilabel: bool) -> None:
+    """Raise :class:`DataError` naming ``path`` when a split's arrays do not fit the request (a held-out review:
+    a ``_64`` file of 28 px images, a binary subset with label 3 and 30 images with 5 labels were used as they
+    were): as many label rows as images, images of side ``size`` (grey, or with a last axis of 1 or 3
+    channels), and, where the subset's ``n_classes`` is known, labels in ``0..n_classes - 1`` (multi-label:
+    one 0/1 column per class). ``labels``: the split's labels as ``(N, columns)`` integers."""
+    where = f"medmnist: {path}"
+    if image_shape[0] != len(labels):
+        raise DataError(f"{where} has {image_shape[0]} {split}_images but {len(labels)} {split}_labels; "
+                        "expected one label row per image")
+    spatial, extra = image_shape[1:1 + spatial_dims], image_shape[1 + spatial_dims:]
+    if spatial != (size,) * spatial_dims or extra not in ((), (1,), (3,)):
+        want = "x".join([str(size)] * spatial_dims)
+        channels = " (grey, or with 3 channels last)" if spatial_dims == 2 else ""
+        raise DataError(f"{where} holds {split} images of shape {image_shape[1:]}, expected {want}{channels} for "
+                        f"size {size}: a file of another size under this name?")
+    if n_classes is None or not labels.size:
+        return
+    columns = n_classes if multilabel else 1
+    if labels.shape[1] != columns:
+        raise DataError(f"{where} has {split}_labels of {labels.shape[1]} columns, expected {columns}"
+                        + (" (one 0/1 per class)" if multilabel else " (one class index per image)"))
+    high = 1 if multilabel else n_classes - 1
+    bad = np.flatnonzero(((labels < 0) | (labels > high)).any(1))
+    if len(bad):
+        row = int(bad[0])
+        value = labels[row].tolist() if multilabel else int(labels[row, 0])
+        raise DataError(f"{where} has {split} label {value} at index {row}, expected "
+                        + ("0 or 1 per class" if multilabel else f"0..{high} (the subset's {n_classes} classes)"))
+
+
 @datasets.register("medmnist")
 class MedMNIST(BaseDataset):
     """A MedMNIST subset with its official train/val/test split.
@@ -146,45 +189,51 @@ class MedMNIST(BaseDataset):
             with np.load(path) as npz:
                 labels = npz[f"{split}_labels"]
                 images = npz[f"{split}_images"] if self._with_images else None
+                image_shape = tuple(images.shape) if images is not None else npy_shape(npz, f"{split}_images")
         except KeyError:
             raise DataError(f"medmnist: {path} has no arrays '{split}_images'/'{split}_labels'") from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # truncated or corrupt
             raise DataError(f"medmnist: cannot read {path}: {type(exc).__name__}: {exc} (a corrupt or "
                             f"partial download? delete the file and fetch it again)") from None
         labels = np.asarray(labels).reshape(len(labels), -1).astype(np.int64)
+        task = (info or {}).get(flag, {}).get("task", "multi-label" if labels.shape[1] > 1 else "")
+        names = (info or {}).get(flag, {}).get("label")
+        multilabel = task.startswith("multi-label")
+        check_split_arrays(path, split, image_shape, labels, size, self.spatial_dims,
+                           len(names) if names else None, multilabel)
+        n_classes = len(names) if names else (labels.shape[1] if labels.shape[1] > 1 else int(labels.max()) + 1)
+        class_names = tuple(names[str(i)] for i in range(n_classes)) if names else \
+            tuple(f"class_{i}" for i in range(n_classes))
+        k = None  # the finding's column
+        if finding is not None:
+            if not multilabel:
+                raise ParameterError(f"medmnist: 'finding' applies to multi-label subsets; {flag!r} is {task}")
+            k = class_names.index(finding) if isinstance(finding, str) and finding in class_names else finding
+            if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < n_classes:
+                raise ParameterError(f"medmnist: finding {finding!r} is not one of {class_names}")
+            k = int(k)
+        first = np.where(labels.any(1), labels.argmax(1), 0)  # a multi-label image's first positive class (0: none)
         self._index = np.arange(len(labels))  # each sample's position in the file: its id
         if n is not None:  # stratified by the label (multi-label: the first positive class)
-            first = np.where(labels.any(1), labels.argmax(1), 0) if labels.shape[1] > 1 else labels[:, 0]
-            self._index = np.asarray(stratified_order(first.tolist(), seed)[:n], dtype=np.int64)
-            labels = labels[self._index]
+            strata = first if multilabel else labels[:, 0]
+            self._index = np.asarray(stratified_order(strata.tolist(), seed)[:n], dtype=np.int64)
+            labels, first = labels[self._index], first[self._index]
         self._images = None  # labels_split: no image read
         if images is not None:  # (N, *spatial) grey or (N, H, W, 3) RGB -> (N, C, *spatial), kept uint8 until indexed
             images = images[self._index] if n is not None else images
             images = np.moveaxis(images, -1, 1) if images.ndim == self.spatial_dims + 2 else images[:, None]
             self._images = torch.from_numpy(np.ascontiguousarray(images))
 
-        task = (info or {}).get(flag, {}).get("task", "multi-label" if labels.shape[1] > 1 else "")
-        names = (info or {}).get(flag, {}).get("label")
-        n_classes = len(names) if names else (labels.shape[1] if labels.shape[1] > 1 else int(labels.max()) + 1)
-        class_names = tuple(names[str(i)] for i in range(n_classes)) if names else \
-            tuple(f"class_{i}" for i in range(n_classes))
-        self._label_vectors: np.ndarray | None = None
-        if task.startswith("multi-label"):
-            self._label_vectors = labels
-            if finding is None:
-                self.multilabel = True  # type: ignore[misc]
-                self.classes = class_names  # type: ignore[misc]
-                self._labels = np.where(labels.any(1), labels.argmax(1), 0)
-            else:
-                k = class_names.index(finding) if isinstance(finding, str) and finding in class_names else finding
-                if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < n_classes:
-                    raise ParameterError(f"medmnist: finding {finding!r} is not one of {class_names}")
-                k = int(k)
-                self.classes = (f"no {class_names[k]}", class_names[k])  # type: ignore[misc]
-                self._labels = labels[:, k]
+        self._finding = k
+        self._label_vectors: np.ndarray | None = labels if multilabel else None
+        if multilabel and k is None:
+            self.multilabel = True  # type: ignore[misc]
+            self.classes = class_names  # type: ignore[misc]
+            self._labels = first
+        elif k is not None:
+            self.classes = (f"no {class_names[k]}", class_names[k])  # type: ignore[misc]
+            self._labels = labels[:, k]
         else:
-            if finding is not None:
-                raise ParameterError(f"medmnist: 'finding' applies to multi-label subsets; {flag!r} is {task}")
             self.classes = class_names  # type: ignore[misc]
             self._labels = labels[:, 0]
 

@@ -118,7 +118,7 @@ def test_validate_refuses_a_medmnist_train_split_of_one_class(real_data, tmp_pat
     assert main(["validate", two]) == 0  # 'normal' and 'pneumonia' interleaved: n 3 holds both
 
 
-def test_a_medmnist_labels_split_reads_no_image(tmp_path):
+def test_a_medmnist_labels_split_reads_no_image(tmp_path, monkeypatch):
     import numpy as np
 
     folder = tmp_path / "medmnist"
@@ -128,7 +128,16 @@ def test_a_medmnist_labels_split_reads_no_image(tmp_path):
     np.savez(folder / "breastmnist.npz", **arrays)  # no train_images: building the split itself fails
     with pytest.raises(ValueError, match="has no arrays 'train_images'"):
         datasets.get("medmnist")("train", flag="breastmnist", root=str(tmp_path))
+    # the labels split reads the images' .npy header (their count and side), so it refuses this file too
+    with pytest.raises(ValueError, match="has no arrays 'train_images'"):
+        datasets.get("medmnist").labels_split("train", flag="breastmnist", root=str(tmp_path))
+    arrays["train_images"] = np.zeros((3, 28, 28), np.uint8)
+    np.savez(folder / "breastmnist.npz", **arrays)
+    read = []
+    getitem = np.lib.npyio.NpzFile.__getitem__
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda self, key: read.append(key) or getitem(self, key))
     train = datasets.get("medmnist").labels_split("train", flag="breastmnist", root=str(tmp_path))
+    assert read == ["train_labels"]  # no image array read
     assert train._images is None and len(train) == 3 and train.labels() == [0, 0, 0]
     assert train.classes == ("malignant", "normal, benign")
 
