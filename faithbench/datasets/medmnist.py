@@ -137,7 +137,9 @@ class MedMNIST(BaseDataset):
         n: keep a seeded, class-stratified subset of ``n`` images of the split (default all), in
             an order whose every prefix keeps each class's share (it kept the first n: the shared
             PneumoniaMNIST train split is sorted by class, so n = 50 gave 50 pneumonia images).
-            Sample ids keep each image's index in the file.
+            Sample ids keep each image's index in the file. Stratified on the label the dataset gives:
+            the class; with ``finding``, that finding's presence; for a plain multi-label subset, each
+            image's first positive class (images without a finding counted with class 0).
         seed: the seed of the ``n`` subset (0).
         finding: for a multi-label subset, the class name (str) or index (int) that becomes a binary label.
 
@@ -214,8 +216,8 @@ class MedMNIST(BaseDataset):
             k = int(k)
         first = np.where(labels.any(1), labels.argmax(1), 0)  # a multi-label image's first positive class (0: none)
         self._index = np.arange(len(labels))  # each sample's position in the file: its id
-        if n is not None:  # stratified by the label (multi-label: the first positive class)
-            strata = first if multilabel else labels[:, 0]
+        if n is not None:  # stratified on the label the dataset gives (a review: the finding's was not)
+            strata = labels[:, k] if k is not None else first if multilabel else labels[:, 0]
             self._index = np.asarray(stratified_order(strata.tolist(), seed)[:n], dtype=np.int64)
             labels, first = labels[self._index], first[self._index]
         self._images = None  # labels_split: no image read
@@ -244,6 +246,8 @@ class MedMNIST(BaseDataset):
         # the same size, keyed by name and size, reused every cached result, and touch did not help).
         spec = super().spec()
         spec["file"] = {"name": self.path.name, "bytes": os.path.getsize(self.path), "sha256": file_sha256(self.path)}
+        if self.n is not None and self._finding is not None:  # n is stratified on the finding (it was on the
+            spec["strata"] = "finding"  # first positive class): other samples, other keys; single-label: as before
         return spec
 
     def __len__(self) -> int:

@@ -3,12 +3,16 @@ wrong type (D2), and files whose arrays do not fit the request (D3). Small .npz 
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 
 from faithbench.cli import main
 from faithbench.configurable import ParameterError
 from faithbench.datasets import DataError, MedMNIST
+from faithbench.datasets.base import stratified_order
 
 pytest.importorskip("medmnist")  # the class names and tasks come from medmnist.INFO
 
@@ -29,6 +33,69 @@ def _write(root, name, labels, image_shape=(28, 28), n_images=None, seed=0):
 
 def _chest_labels():
     return (np.random.default_rng(5).random((30, 14)) < 0.3).astype(np.uint8)  # the review's fake ChestMNIST
+
+
+# D1 --------------------------------------------------------------------------------------------------------
+
+def test_finding_subset_is_stratified_on_the_finding(tmp_path):
+    labels = _chest_labels()
+    _write(tmp_path, "chestmnist.npz", labels)
+    for k in range(14):
+        p = labels[:, k].mean()
+        for n in range(1, 31):
+            ds = MedMNIST("test", flag="chestmnist", root=str(tmp_path), finding=k, n=n)
+            index = [int(ds[i].id.rsplit("-", 1)[1]) for i in range(len(ds))]
+            assert index == stratified_order(labels[:, k].tolist(), 0)[:n]  # the binary label's order
+            assert ds.labels() == labels[index, k].tolist()
+            assert abs(sum(ds.labels()) - n * p) < 1, (k, n)  # the finding's share within one image
+
+
+def test_finding_subset_gets_new_cache_keys_and_other_subsets_keep_theirs(tmp_path):
+    _write(tmp_path, "chestmnist.npz", _chest_labels())
+    root = str(tmp_path)
+    spec = MedMNIST("test", flag="chestmnist", root=root, finding="nodule", n=10).spec()
+    assert spec["strata"] == "finding" and spec["version"] == "1"
+    without = {k: v for k, v in spec.items() if k != "strata"}  # the key the old code computed
+    old_key = hashlib.sha256(json.dumps(without, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    assert MedMNIST("test", flag="chestmnist", root=root, finding="nodule", n=10).fingerprint() != old_key
+    for params in ({"finding": "nodule"}, {"n": 10}, {}):  # no n, or no finding: the samples did not change
+        assert "strata" not in MedMNIST("test", flag="chestmnist", root=root, **params).spec()
+
+
+def test_plain_multilabel_subset_is_unchanged(tmp_path):
+    labels = _chest_labels()
+    _write(tmp_path, "chestmnist.npz", labels)
+    ds = MedMNIST("test", flag="chestmnist", root=str(tmp_path), n=12)
+    index = [int(ds[i].id.rsplit("-", 1)[1]) for i in range(len(ds))]
+    assert index == [6, 14, 20, 5, 27, 1, 16, 17, 29, 24, 8, 9]  # the code before the fix gave these
+    first = np.where(labels.any(1), labels.argmax(1), 0)  # as documented: first positive class, none -> 0
+    assert index == stratified_order(first.tolist(), 0)[:12]
+    assert ds.multilabel and [s.labels.tolist() for s in ds] == labels[index].tolist()
+
+
+def test_single_label_subsets_are_bit_for_bit_unchanged(tmp_path):
+    rng = np.random.default_rng(7)  # the arrays the old code was run on
+    folder = tmp_path / "medmnist"
+    folder.mkdir()
+    arrays = {}
+    for split, n in (("train", 40), ("val", 12), ("test", 30)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, (n, 28, 28, 3), dtype=np.uint8)
+        arrays[f"{split}_labels"] = rng.integers(0, 7, (n, 1)).astype(np.uint8)
+    np.savez(folder / "dermamnist.npz", **arrays)
+    ds = MedMNIST("train", flag="dermamnist", root=str(tmp_path), n=11, seed=3)
+    index = [int(ds[i].id.rsplit("-", 1)[1]) for i in range(len(ds))]
+    assert index == [27, 3, 12, 19, 0, 5, 16, 4, 13, 20, 34]  # the code before the fix gave these
+    x, y = ds.tensors()
+    assert np.array_equal(x.numpy(), np.moveaxis(arrays["train_images"][index], -1, 1) / np.float32(255))
+    assert y.tolist() == arrays["train_labels"][index, 0].tolist()
+    assert "strata" not in ds.spec() and ds.spec()["version"] == "1"
+
+
+def test_real_pneumoniamnist_subset_is_unchanged(real_data):
+    real_data("medmnist/pneumoniamnist.npz")
+    ds = MedMNIST("test", flag="pneumoniamnist", n=10)
+    assert [int(ds[i].id.rsplit("-", 1)[1]) for i in range(10)] == [106, 557, 275, 433, 87, 211, 93, 74, 623, 435]
+    assert "strata" not in ds.spec()
 
 
 # D2 --------------------------------------------------------------------------------------------------------
