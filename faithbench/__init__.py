@@ -227,7 +227,8 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
         return run_suite(suite, out, **kwargs)
     except FolderError as exc:  # named as run's arguments, not the CLI's --out and --cache (a review)
         name = {"out": "out_dir", "cache": f"cache ({exc.origin or 'or $FAITHBENCH_CACHE'})"}[exc.argument]
-        raise UsageError(f"run: {name}: {exc.path}: {exc.problem}") from None
+        hint = "; choose another with cache= or $FAITHBENCH_CACHE" if exc.origin else ""
+        raise UsageError(f"run: {name}: {exc.path}: {exc.problem}{hint}") from None
 
 
 def _check_run_types(kwargs: dict[str, Any]) -> None:

@@ -155,9 +155,11 @@ def xdg_file(tmp_path, monkeypatch):
 def test_a_cache_folder_from_xdg_cache_home_is_named_so(xdg_file, capsys):
     assert main(["run", "s.yaml", "--out", "out"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"faithbench: error: cache folder ($XDG_CACHE_HOME/faithbench) {xdg_file}: not writable (Not a directory)")
+        f"faithbench: error: cache folder ($XDG_CACHE_HOME/faithbench) {xdg_file}: not writable (Not a directory); "
+        "choose another with --cache or $FAITHBENCH_CACHE")
     with pytest.raises(UsageError, match=r"^run: cache \(\$XDG_CACHE_HOME/faithbench\): .*xdg/faithbench: not "
-                                         r"writable \(Not a directory\)$"):
+                                         r"writable \(Not a directory\); choose another with cache= or "
+                                         r"\$FAITHBENCH_CACHE$"):
         faithbench.run("s.yaml", out_dir="out2", progress=False, log=lambda _line: None)
 
 

@@ -49,8 +49,9 @@ class FolderError(UsageError):
     def __init__(self, argument: str, path: object, problem: str) -> None:
         self.argument, self.path, self.problem = argument, path, problem
         self.origin = cache_origin(path) if argument == "cache" else None  # where neither --cache nor the variable
+        hint = "; choose another with --cache or $FAITHBENCH_CACHE" if self.origin else ""  # a reread: it did not say
         super().__init__(f"{f'cache folder ({self.origin})' if self.origin else self.CLI_NAMES[argument]} {path}: "
-                         f"{problem}")
+                         f"{problem}{hint}")
 
     def __reduce__(self) -> tuple[type, tuple[str, object, str]]:  # pickled as its arguments, not its message
         return type(self), (self.argument, self.path, self.problem)
