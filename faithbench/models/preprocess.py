@@ -11,7 +11,10 @@ weights' ``transforms()``). :class:`InputTransform` maps one to the other, in th
    a = -0.75 instead of PIL's -0.5; measured against PIL's mode ``F``, 28 -> 224 px: 2.4e-7 instead
    of 0.085, and 1.4e-5 for 300 -> 224; ``nearest``), when the image is not that size already
    (``TRANSFORM_VERSION`` 2; version 1 used the plain kernel when enlarging);
-3. normalise per channel: ``(x - mean) / std``.
+3. normalise per channel: ``(x - mean) / std``, on every spatial axis (images and volumes).
+
+``size`` is 2D: volumes are not resized here (a 3D ``size`` is a suite error naming the dataset's own
+``size`` as the fix; a 2D one in front of a volume is refused when the network first runs).
 
 There is no centre crop: a crop would hide part of the image from the model while the
 explanation and the masks still cover it.
@@ -31,7 +34,7 @@ from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from faithbench.configurable import Float, Int
@@ -85,9 +88,8 @@ class InputTransform(nn.Module):
     def __init__(self, config: InputConfig) -> None:
         super().__init__()
         self.config = config
-        shape = (1, -1, 1, 1)
-        mean = torch.tensor(config.mean if config.mean is not None else (0.0,), dtype=torch.float32).view(shape)
-        std = torch.tensor(config.std if config.std is not None else (1.0,), dtype=torch.float32).view(shape)
+        mean = torch.tensor(config.mean if config.mean is not None else (0.0,), dtype=torch.float32)
+        std = torch.tensor(config.std if config.std is not None else (1.0,), dtype=torch.float32)
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
 
@@ -106,13 +108,16 @@ class InputTransform(nn.Module):
             x = x.expand(-1, cfg.in_chans, *x.shape[2:])
         if cfg.size is not None and tuple(x.shape[2:]) != tuple(cfg.size):
             if x.ndim != 4:
-                raise ValueError(f"input transform: resizing is 2D, got an input of shape {tuple(x.shape)}")
+                raise ValueError(f"input transform: size {list(cfg.size)} resizes 2D images, got an input of shape "
+                                 f"{tuple(x.shape)}; for a volume leave size out of preprocess and give the dataset "
+                                 "the size the network takes")
             kwargs: dict[str, Any] = {}
             if cfg.interpolation != "nearest":  # antialias also when enlarging: PIL's bicubic kernel (a = -0.5)
                 kwargs = {"align_corners": False, "antialias": True}
             x = F.interpolate(x, size=tuple(cfg.size), mode=cfg.interpolation, **kwargs)
-        if cfg.mean is not None or cfg.std is not None:
-            x = (x - self.mean.to(x.device, x.dtype)) / self.std.to(x.device, x.dtype)
+        if cfg.mean is not None or cfg.std is not None:  # per channel, on every spatial axis: 2D and 3D (a review:
+            shape = (1, -1) + (1,) * (x.ndim - 2)  # a 2D view put a volume's channel means on its depth axis)
+            x = (x - self.mean.to(x.device, x.dtype).view(shape)) / self.std.to(x.device, x.dtype).view(shape)
         return x
 
     def extra_repr(self) -> str:
@@ -190,6 +195,19 @@ class PreprocessSpec(BaseModel):
     std: tuple[Float, ...] | None = None
     interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
     channels: tuple[Annotated[Int, Field(ge=0)], ...] | None = Field(None, min_length=1)  # -1 is no last channel
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _two_sides(cls, value: Any) -> Any:
+        """``size`` is (H, W): the transform resizes 2D images, not volumes (a review: [64, 64, 64] for a MONAI 3D
+        network got pydantic's "Tuple should have at most 2 items")."""
+        if isinstance(value, (list, tuple)) and len(value) != 2:
+            got = f"{counted(len(value), 'side')} {list(value)}"
+            raise ValueError(f"expected [H, W], got {got}: the input transform resizes 2D images, not volumes; "
+                             "for a 3D network give the dataset the size it takes (medmnist: size: 64; volume: "
+                             "size: [D, H, W]) and leave size out here" if len(value) == 3 else
+                             f"expected [H, W], got {got}")
+        return value
 
 
 def resolve_input_config(default: InputConfig | None, preprocess: Any, in_chans: int) -> InputConfig | None:
