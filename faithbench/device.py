@@ -110,13 +110,18 @@ def full_float32(device: str) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
-def dtype_mismatch(name: str, model: nn.Module, x: torch.Tensor) -> str | None:
+DTYPE_ERRORS = ("should be the same", "same dtype", "same datatype", "mixed dtype", "scalar type")  # torch's words
+
+
+def dtype_mismatch(name: str, model: nn.Module, x: torch.Tensor, exc: BaseException | None = None) -> str | None:
     """A one-line message where the images ``x`` are not in the floating dtype of ``model``'s first
     floating parameter, else None (a review: a float64 or half image on a float32 network was torch's
     "Input type (double) and bias type (float) should be the same" from deep inside an explainer).
-    Asked only once the model has raised: a network that casts its input (run in bfloat16 on float32
-    images) is explained as before. A model without floating parameters is not checked."""
-    if not isinstance(model, nn.Module):
+    Asked only once the model has raised, with the error ``exc``: only torch's dtype errors
+    (:data:`DTYPE_ERRORS`) are explained so, as a network that casts its input (run in bfloat16 on float32
+    images) sees a "mismatch" whatever failed (a diff review: its out-of-memory and target errors became
+    this TypeError). A model without floating parameters is not checked."""
+    if not isinstance(model, nn.Module) or (exc is not None and not any(w in str(exc) for w in DTYPE_ERRORS)):
         return None
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     if dtype is None or x.dtype == dtype:

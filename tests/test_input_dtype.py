@@ -64,3 +64,36 @@ def test_a_metric_that_never_calls_the_model_takes_float64_images(cnn, name):
     value = metrics.get(name)()(EvalContext(cnn, x, torch.tensor([0, 1]), torch.tensor([0, 1]), saliency, masks,
                                             ForwardCounter(cnn)))["value"]
     assert value.shape == (2,) and torch.isfinite(value).all()
+
+
+class _CastsToBf16(torch.nn.Module):
+    """A network run in bfloat16 on float32 images (its parameters' dtype is never the images')."""
+
+    def __init__(self, fail: str = "") -> None:
+        super().__init__()
+        self.net = build_model("small_cnn", 1, 2, (16, 16), width=4).eval().to(torch.bfloat16)
+        self.fail = fail
+
+    def forward(self, x):
+        if self.fail:
+            raise RuntimeError(self.fail)
+        return self.net(x.to(torch.bfloat16)).float()
+
+
+def test_other_errors_of_a_casting_network_keep_their_own_message():
+    """A diff review: on the bfloat16 wrapper every failure, an out-of-memory error or a target past the outputs,
+    became "expected x in the model's dtype torch.bfloat16"; only torch's dtype errors are explained so."""
+    x = torch.rand((2, 1, 16, 16))
+    with pytest.raises(ValueError, match=r"^saliency: target class 5 is past the model's 2 outputs"):
+        explainers.get("saliency")()(_CastsToBf16(), x, torch.tensor([0, 5]))
+    with pytest.raises(RuntimeError, match="^CUDA out of memory") as err:
+        explainers.get("saliency")()(_CastsToBf16("CUDA out of memory. Tried to allocate 2 GiB"), x,
+                                     torch.tensor([0, 1]))
+    assert type(err.value) is RuntimeError
+    failing = _CastsToBf16("boom: a failure inside the network")
+    ctx = EvalContext(failing, x, torch.tensor([0, 1]), torch.tensor([0, 1]), torch.rand((2, 16, 16)), {},
+                      ForwardCounter(failing))
+    with pytest.raises(RuntimeError, match="^boom: a failure inside the network$") as err:
+        metrics.get("deletion_auc")()(ctx)
+    assert type(err.value) is RuntimeError
+    assert explainers.get("saliency")()(_CastsToBf16(), x, torch.tensor([0, 1])).shape == (2, 16, 16)

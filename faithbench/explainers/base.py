@@ -266,7 +266,7 @@ class Explainer(Configurable):
                 else:
                     saliency = self._explain_one(model, x, target, per_image=self.stochastic and x.shape[0] == 1)
         except (IndexError, RuntimeError) as exc:  # a review: a target past the outputs was torch's raw error
-            if isinstance(exc, RuntimeError) and (problem := dtype_mismatch(self.name, model, x)):
+            if isinstance(exc, RuntimeError) and (problem := dtype_mismatch(self.name, model, x, exc)):
                 raise TypeError(f"{problem} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
             if "out of bounds" not in str(exc):
                 raise

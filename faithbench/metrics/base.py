@@ -315,7 +315,7 @@ class Metric(Configurable):
         try:
             out = MetricOutput.of(self.compute(ctx, self.prepare(ctx)))
         except RuntimeError as exc:  # only where the model failed: a network that casts its input takes any dtype
-            if problem := dtype_mismatch(self.name, ctx.model, ctx.x):
+            if problem := dtype_mismatch(self.name, ctx.model, ctx.x, exc):
                 raise TypeError(f"{problem} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
             raise
         if tuple(out.value.shape) != (b,):
