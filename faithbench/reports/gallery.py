@@ -48,27 +48,34 @@ def missing_galleries(run_dir: Path, pairs: Iterable[tuple[object, object]] | No
     return [f"{d} / {m}" for d, m in pairs if not (Path(run_dir) / "plots" / f"{gallery_stem(d, m)}.png").is_file()]
 
 
-def failed_explainers(failures, dataset: object, model: object) -> list[str]:
-    """The explainers of ``failures`` (``failures.csv`` as read, or None) whose cell failed in its explain stage
-    for (``dataset``, ``model``), under any seed: they have no rows, so their gallery column says
-    :data:`FAILED_TITLE`. A failed metric leaves the explainer's other rows, and no mark."""
+def _explain_failures(failures, seed: object = None):
+    """The explain-stage rows of ``failures`` (None where it has none), under ``seed`` where given: the gallery's,
+    the suite's first (a diff review: a failure under seed 1 only marked the seed-0 column, whose rows exist)."""
     if failures is None or failures.empty or not {"dataset", "model", "explainer", "stage"} <= set(failures.columns):
+        return None
+    rows = failures[failures["stage"].astype(str) == "explain"]
+    return rows[rows["seed"].astype(str) == str(seed)] if seed is not None and "seed" in rows.columns else rows
+
+
+def failed_explainers(failures, dataset: object, model: object, seed: object = None) -> list[str]:
+    """The explainers of ``failures`` (``failures.csv`` as read, or None) whose cell failed in its explain stage
+    for (``dataset``, ``model``) under ``seed`` (the gallery's; None: any seed): they have no rows there, so their
+    gallery column says :data:`FAILED_TITLE`. A failed metric leaves the explainer's other rows, and no mark."""
+    if (rows := _explain_failures(failures, seed)) is None:
         return []
-    rows = failures[(failures["dataset"].astype(str) == str(dataset)) & (failures["model"].astype(str) == str(model))
-                    & (failures["stage"].astype(str) == "explain")]
+    rows = rows[(rows["dataset"].astype(str) == str(dataset)) & (rows["model"].astype(str) == str(model))]
     return list(dict.fromkeys(rows["explainer"].astype(str)))
 
 
-def gallery_failure_note(failures, drawn: Iterable[str]) -> str:
+def gallery_failure_note(failures, drawn: Iterable[str], seed: object = None) -> str:
     """The gallery's caption sentence on the failed explainers (:func:`failed_explainers`) of each (dataset, model)
-    whose gallery stem (:func:`gallery_stem`) is in ``drawn``, each failed cell named as
-    :func:`~faithbench.reports.notes.failed_cells` does; "" when none failed."""
+    whose gallery stem (:func:`gallery_stem`) is in ``drawn``, under ``seed`` (the gallery's), each failed cell
+    named as :func:`~faithbench.reports.notes.failed_cells` does; "" when none failed."""
     from faithbench.reports.notes import failed_cells
 
-    if failures is None or failures.empty or not {"dataset", "model", "stage"} <= set(failures.columns):
+    if (explain := _explain_failures(failures, seed)) is None:
         return ""
     drawn = set(drawn)
-    explain = failures[failures["stage"].astype(str) == "explain"]
     pairs = dict.fromkeys((str(d), str(m)) for d, m in zip(explain["dataset"], explain["model"]))
     named = [f"{d} / {m} / {c}" for d, m in pairs if gallery_stem(d, m) in drawn
              for c in failed_cells(explain, d, m)]

@@ -357,7 +357,8 @@ def render_html(
     missing = missing_galleries(root, zip(board["dataset"], board["model"])) if "model" in board else []
     if gallery or missing:  # none after plots/ was deleted: say why rather than drop the section
         note = f'<p class="note">none for {_e(", ".join(missing))}: {_e(GALLERY_NOTE)}.</p>' if missing else ""
-        failed = gallery_failure_note(failures, (p.stem for p in gallery))  # a review: a failed column unmarked
+        seeds = (manifest or {}).get("seeds") or ((manifest or {}).get("suite") or {}).get("seeds") or [None]
+        failed = gallery_failure_note(failures, (p.stem for p in gallery), seeds[0])  # a review: a column unmarked
         note += f'<p class="warn">{_e(failed)}.</p>' if failed else ""
         sections.append(("gallery", "Saliency gallery", note + _figures(gallery, root, used)))
 

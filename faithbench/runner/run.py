@@ -90,11 +90,13 @@ def preflight(suite: Suite, settings: RunSettings) -> dict[str, str]:
     return unavailable
 
 
-def write_galleries(plots_dir: Path, outputs: list[GroupOutput], failures: pd.DataFrame | None = None) -> None:
+def write_galleries(plots_dir: Path, outputs: list[GroupOutput], failures: pd.DataFrame | None = None,
+                    seed: int | None = None) -> None:
     """Saliency galleries of the first explained samples per (dataset, model): the image, then
     each explainer's raw map, with the lesion outline when the dataset has one; each row names
     the sample's label and the predicted probability of the explained class. An explainer whose cell failed
-    (``failures``, the run's failures table) after its first batch has a column titled as failed."""
+    (``failures``, the run's failures table) after its first batch under ``seed`` (the galleries', the suite's
+    first) has a column titled as failed."""
     from faithbench.reports.gallery import failed_explainers, gallery_stem, plot_saliency_gallery
 
     for out in outputs:
@@ -106,7 +108,7 @@ def write_galleries(plots_dir: Path, outputs: list[GroupOutput], failures: pd.Da
                               time_axis=gallery.visits is not None, visits=gallery.visits,  # sequences: a row per visit
                               planes=gallery.planes or None, labels=gallery.labels, probs=gallery.probs,
                               ids=gallery.batch.ids,
-                              failed=failed_explainers(failures, gallery.dataset, gallery.model))
+                              failed=failed_explainers(failures, gallery.dataset, gallery.model, seed))
 
 
 def default_out_dir(suite: Suite) -> Path:
@@ -354,7 +356,7 @@ def _write_run(out_dir: Path, suite: Suite, tables: dict[str, Any], outputs: lis
         from faithbench.reports.medical import write_reliability
 
         write_reliability(out_dir, table)
-    write_galleries(out_dir / "plots", outputs, failures)
+    write_galleries(out_dir / "plots", outputs, failures, suite.seeds[0])
     write_outputs(out_dir, tables["results"], tables["curves"], tables["models"], tables["cost"],
                   tables["skipped"], report=False)
     manifest["outputs"] = sorted(name for name in RUN_OUTPUTS if (out_dir / name).is_file())  # report requires them

@@ -87,3 +87,34 @@ def test_the_html_gallery_caption_warns(tmp_path):
     section = section[:section.index("</section>")]
     assert gallery_failure_note(FAILURES, ["gallery_cxr_cnn"]) + "." in section
     assert "gradcam" not in section  # ct / cnn has no gallery here
+
+
+def test_only_a_failure_under_the_gallery_seed_marks_its_column(tmp_path, monkeypatch):
+    """A diff review: the gallery is drawn for the suite's first seed, but a failure under seed 1 only titled the
+    seed-0 column "failed" and the caption said it had no rows, while its seed-0 rows were in every table."""
+    from faithbench.reports import gallery
+    from faithbench.runner.run import write_galleries
+
+    assert failed_explainers(FAILURES, "cxr", "cnn", seed=0) == [] and failed_explainers(FAILURES, "ct", "cnn", 0)
+    assert failed_explainers(FAILURES, "cxr", "cnn", seed=1) == ["flaky"]
+    assert gallery_failure_note(FAILURES, ["gallery_cxr_cnn"], seed=0) == ""
+    assert "flaky (seed 1, explain)" in gallery_failure_note(FAILURES, ["gallery_cxr_cnn"], seed=1)
+    calls = []
+    monkeypatch.setattr(gallery, "plot_saliency_gallery", lambda *args, **kwargs: calls.append(kwargs))
+    shown = SimpleNamespace(dataset="cxr", model="cnn", previews={"flaky": torch.zeros(1, 8, 8)},
+                            batch=SimpleNamespace(x=torch.zeros(1, 1, 8, 8), ids=["s0"]), outline=None, visits=None,
+                            planes=(), labels=["lesion"], probs=[0.5])
+    write_galleries(tmp_path, [SimpleNamespace(gallery=shown)], FAILURES, 0)
+    write_galleries(tmp_path, [SimpleNamespace(gallery=shown)], FAILURES, 1)
+    assert [c["failed"] for c in calls] == [[], ["flaky"]]
+    (tmp_path / "plots").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "plots" / "gallery_cxr_cnn.png")
+    empty = pd.DataFrame()
+    for seeds, warned in (([0, 1], False), ([1, 0], True)):
+        page = render_html(root=tmp_path, manifest={"seeds": seeds}, board=pd.DataFrame(), models=empty,
+                           models_table=empty, cost_table=empty, skipped=None, failures=FAILURES, friedman=empty,
+                           overall=empty, agreement=empty, pairwise=empty)
+        section = html.unescape(page[page.index('<section id="gallery">'):])
+        assert ("flaky (seed 1, explain)" in section[:section.index("</section>")]) == warned, seeds
