@@ -17,7 +17,8 @@ seeds in :mod:`faithbench.stats.tables`). So:
    when an explainer of the metric has no mean there (the ranks need every explainer; ``left_out``
    names the group and the explainer, since dropping it reorders the others; an explainer with no value
    in any group is named too, also one with no row of the metric that has rows of another metric (the
-   run writes no row for a NaN value) and one that failed everywhere and has no row, given ``failed``);
+   run writes no row for a NaN value or a skipped cell) and one that failed everywhere and has no row, given
+   ``failed``);
 3. each *dataset* is one block: its groups' ranks are averaged, and ``mean_rank``, the Friedman test
    (``friedman_p``), the critical difference (``cd``) and the Nemenyi p-values are computed over the
    datasets on those averages (lower is better). With one group per dataset this is the test over
@@ -87,9 +88,10 @@ def dataset_ranks(results: pd.DataFrame, at_chance: Collection[tuple[str, ...]] 
         present = set(map(str, frame["explainer"]))
         lost = sorted(e for e in failing if e not in present)
         left_out += [f"{', '.join(lost)}: failed in every group, no row (failures.csv)"] if lost else []
-        # a review: a metric NaN on every sample of an explainer leaves it no row (a run writes defined values)
+        # a review: a metric NaN on every sample of an explainer leaves it no row (a run writes defined values), as
+        # does a skipped cell (a 2D-only explainer on 3D data): "no row", not "no value" (a diff review)
         absent = sorted(set(map(str, results["explainer"])) - present - failing)
-        left_out += [f"{', '.join(absent)}: no value in any group"] if absent else []
+        left_out += [f"{', '.join(absent)}: no row in any group (undefined or skipped)"] if absent else []
         rest = wide.drop(index=chance)
         if rest.notna().to_numpy().any():  # an explainer with values only on groups at chance must not empty others'
             gone = [str(name) for name in rest.columns[rest.isna().all()]]

@@ -268,7 +268,8 @@ def repeatability_table(maps: Maps, *, postprocess: str = "abs", metrics: tuple[
     different classes (module docstring), ``baseline_mean`` the mean over units of their random-pair
     baseline (each unit's mean similarity to the maps of every other unit of its class under the other
     checkpoint, both ways round: :func:`partner_baseline`; no draw), ``p`` the one-sided Wilcoxon
-    p-value of similarity > baseline (NaN with fewer than 2 samples). Sorted by dataset, explainer, kind, model, a, b, metric; empty (with these columns)
+    p-value of similarity > baseline (NaN with fewer than 2 samples). Sorted by dataset, explainer, kind, model, a,
+    b, metric; empty (with these columns)
     when no pair exists. A pair whose every shared sample differs in target still gets its rows
     (``n`` 0, NaN statistics), so the loss is seen. ``fixed_models``: model labels that no seed
     retrains (every seed the same checkpoint): no repeatability rows for them (their reproducibility

@@ -17,7 +17,8 @@ def _ctx(mask: torch.Tensor) -> EvalContext:
     model = build_model("small_cnn", 1, 2, (16, 16), width=4).eval()
     saliency = torch.rand((1, 16, 16), generator=torch.Generator().manual_seed(0))
     x = torch.rand((1, 1, 16, 16))
-    return EvalContext(model, x, torch.tensor([1]), torch.tensor([1]), saliency, {"lesion": mask}, ForwardCounter(model))
+    return EvalContext(model, x, torch.tensor([1]), torch.tensor([1]), saliency, {"lesion": mask},
+                       ForwardCounter(model))
 
 
 @pytest.mark.parametrize("name", NAMES)

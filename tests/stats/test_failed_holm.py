@@ -95,6 +95,6 @@ def test_overall_ranks_name_an_explainer_with_no_row_of_a_metric():
             for d in ("d1", "d2", "d3") for metric in ("A", "B") for k, e in enumerate(["gradcam", "ig", "random"])
             for i in range(6) if not (metric == "B" and e == "gradcam")]
     table = overall_ranks(pd.DataFrame(rows)).set_index(["metric", "explainer"])
-    assert (table.loc["B", "left_out"] == "gradcam: no value in any group").all()
+    assert (table.loc["B", "left_out"] == "gradcam: no row in any group (undefined or skipped)").all()
     assert sorted(table.loc["B"].index) == ["ig", "random"] and (table.loc["A", "left_out"] == "").all()
     assert len(table.loc["A"]) == 3 and sorted(table.loc["A", "mean_rank"]) == [1.0, 2.0, 3.0]

@@ -236,7 +236,8 @@ def block_logit_changes(model: nn.Module, x: Tensor, *, seed: int = 0) -> list[t
     of the fully randomised model (0 where the full randomisation leaves the logits as they were). A block
     whose trained values hardly spread (a batch-norm of gammas 1 +- 0.004; a timm ResNet block's zero-
     initialised last gamma) is redrawn nearly as it was: a ``relative`` near 0 marks a step whose
-    similarity is near 1 for every explainer. ``model`` is not modified; ``len(blocks) + 2`` forwards."""
+    similarity is near 1 for every explainer.
+    ``model`` is not modified; ``len(blocks) + 3`` forwards (the block trace's one included)."""
     work = copy.deepcopy(model).eval()
     reference = work(x)
     blocks = parameter_blocks(work, x)
