@@ -10,6 +10,9 @@ the first spatial axis; see :mod:`faithbench.datasets.longitudinal`).
   place (``replace``) or leaves the sequence, which is padded again at the beginning (``remove``).
 - Visit pointing: 1 if the most important real visit (seeded tie-break) holds the deciding
   change, i.e. its ``change`` mask is not empty; chance = (#real visits with the change) / (#real).
+- A sample no map can score otherwise is undefined (NaN): one real visit for the curves (every
+  ranking takes that visit first), a change on none or on every real visit for visit pointing
+  (every map misses, or hits at chance 1).
 - Per-visit localisation: a 2D localisation score computed in each visit whose mask is not empty,
   averaged over those visits.
 """
@@ -40,15 +43,17 @@ def visit_importance(saliency: Tensor) -> Tensor:
     return saliency.flatten(2).sum(dim=2, dtype=torch.float64)
 
 
-def visits_valid(valid: Tensor | None, b: int, t: int, device: torch.device | None = None) -> Tensor:
+def visits_valid(valid: Tensor | None, b: int, t: int, device: torch.device | None = None, *,
+                 what: str = "a validity mask") -> Tensor:
     """``(B, T)`` validity from a per-visit ``(B, T)`` or per-voxel ``(B, T, *space)`` mask (a visit is
-    real if any of its voxels is), or all True when ``valid`` is None."""
+    real if any of its voxels is), or all True when ``valid`` is None. ``what`` names the mask in the
+    error (visit pointing's change mask is read by it too: a review was pointed at the validity mask)."""
     if valid is None:
         return torch.ones(b, t, dtype=torch.bool, device=device)
     valid = valid.bool()
     out = valid.flatten(2).any(dim=2) if valid.ndim > 2 else valid
     if tuple(out.shape) != (b, t):
-        raise ValueError(f"expected a validity mask of shape ({b}, {t}, ...), got {tuple(valid.shape)}")
+        raise ValueError(f"expected {what} of shape ({b}, {t}, ...), got {tuple(valid.shape)}")
     return out
 
 
@@ -118,28 +123,40 @@ def temporal_curve(predict: Predict, x: Tensor, target: Tensor, ranks: Tensor, *
     return scores, torch.arange(t + 1, dtype=torch.float64) / t
 
 
+def single_visit(valid: Tensor) -> Tensor:
+    """``(B,)`` bool: sequences with fewer than two real visits, ``valid (B, T)``. Every ranking of their visits
+    takes the one real visit first (padding last), so every map gets the same curve: the temporal deletion and
+    insertion AUCs are undefined there (NaN; a review: 0.546 for every explainer at seq_len 1)."""
+    return valid.sum(dim=1) < 2
+
+
+def undefine(value: Tensor, undefined: Tensor) -> Tensor:
+    """``value`` with NaN where ``undefined (B,)``."""
+    return torch.where(undefined.to(value.device), torch.full_like(value, float("nan")), value)
+
+
 def temporal_deletion_auc(predict: Predict, x: Tensor, target: Tensor, saliency: Tensor, *,
                           valid: Tensor | None = None, pad_value: float = 0.0, score: Score = "prob",
                           generator: torch.Generator | None = None, max_batch: int = 256,
                           mode: str = "replace") -> Tensor:
-    """Temporal deletion AUC per sample ``(B,)``; lower is better."""
+    """Temporal deletion AUC per sample ``(B,)``; lower is better; NaN for a sequence of one real visit."""
     _check_sequence(x, saliency)
-    ranks = visit_ranks(visit_importance(saliency), visits_valid(valid, x.shape[0], x.shape[2], saliency.device),
-                        generator=generator)
-    return auc(*temporal_curve(predict, x, target, ranks, pad_value=pad_value, insertion=False, score=score,
-                               max_batch=max_batch, mode=mode))
+    real = visits_valid(valid, x.shape[0], x.shape[2], saliency.device)
+    ranks = visit_ranks(visit_importance(saliency), real, generator=generator)
+    return undefine(auc(*temporal_curve(predict, x, target, ranks, pad_value=pad_value, insertion=False, score=score,
+                                        max_batch=max_batch, mode=mode)), single_visit(real))
 
 
 def temporal_insertion_auc(predict: Predict, x: Tensor, target: Tensor, saliency: Tensor, *,
                            valid: Tensor | None = None, pad_value: float = 0.0, score: Score = "prob",
                            generator: torch.Generator | None = None, max_batch: int = 256,
                            mode: str = "replace") -> Tensor:
-    """Temporal insertion AUC per sample ``(B,)``; higher is better."""
+    """Temporal insertion AUC per sample ``(B,)``; higher is better; NaN for a sequence of one real visit."""
     _check_sequence(x, saliency)
-    ranks = visit_ranks(visit_importance(saliency), visits_valid(valid, x.shape[0], x.shape[2], saliency.device),
-                        generator=generator)
-    return auc(*temporal_curve(predict, x, target, ranks, pad_value=pad_value, insertion=True, score=score,
-                               max_batch=max_batch, mode=mode))
+    real = visits_valid(valid, x.shape[0], x.shape[2], saliency.device)
+    ranks = visit_ranks(visit_importance(saliency), real, generator=generator)
+    return undefine(auc(*temporal_curve(predict, x, target, ranks, pad_value=pad_value, insertion=True, score=score,
+                                        max_batch=max_batch, mode=mode)), single_visit(real))
 
 
 def visit_pointing(importance: Tensor, change: Tensor, valid: Tensor | None = None, *,
@@ -147,18 +164,20 @@ def visit_pointing(importance: Tensor, change: Tensor, valid: Tensor | None = No
     """Visit pointing: does the most important real visit hold the deciding change?
 
     importance ``(B, T)``; change ``(B, T)`` or ``(B, T, *space)`` bool (a visit holds the change if
-    any of its voxels is set); valid as in :func:`visits_valid`. Returns the hit (1.0 / 0.0; NaN
-    when no real visit holds the change) and the chance level |change ∩ valid| / |valid|, both
-    ``(B,)``. Ties among the most important visits: one drawn by the seeded permutation.
+    any of its voxels is set); valid as in :func:`visits_valid`. Returns the hit (1.0 / 0.0) and the
+    chance level |change ∩ valid| / |valid|, both ``(B,)``; NaN (undefined) when no real visit holds the
+    change, or every real visit does (every map hits, at chance 1: one real visit, or a mask such as
+    ``valid`` or an anatomy mask set on every visit; a review found a column of 1.000 = chance).
+    Ties among the most important visits: one drawn by the seeded permutation.
     """
     b, t = importance.shape
-    holds = visits_valid(change, b, t, importance.device)
+    holds = visits_valid(change, b, t, importance.device, what="a change mask")
     real = visits_valid(valid, b, t, importance.device)
     target = holds & real
     ranks = visit_ranks(importance, real, generator=generator).to(importance.device)
     hit = target.gather(1, ranks.argmin(dim=1, keepdim=True))[:, 0].float()
     chance = target.sum(1).float() / real.sum(1).clamp(min=1).float()
-    defined = target.any(dim=1)
+    defined = target.any(dim=1) & (target != real).any(dim=1)  # some real visit without the change
     nan = torch.full_like(hit, float("nan"))
     return torch.where(defined, hit, nan), torch.where(defined, chance, nan)
 
@@ -206,5 +225,6 @@ def visit_relevance_mass(saliency: Tensor, mask: Tensor) -> tuple[Tensor, Tensor
     return per_visit_with_chance(relevance_mass, area_fraction, saliency, mask)
 
 
-__all__ = ["REMOVAL_MODES", "keep_visits", "per_visit", "temporal_curve", "temporal_deletion_auc", "temporal_insertion_auc", "visit_importance",
-           "visit_pointing", "visit_pointing_game", "visit_ranks", "visit_relevance_mass", "visits_valid"]
+__all__ = ["REMOVAL_MODES", "keep_visits", "per_visit", "single_visit", "temporal_curve", "temporal_deletion_auc",
+           "temporal_insertion_auc", "undefine", "visit_importance", "visit_pointing", "visit_pointing_game",
+           "visit_ranks", "visit_relevance_mass", "visits_valid"]
