@@ -177,7 +177,47 @@ def check_masks(suite: Any, source: str, built: dict[str, Any], metric_plugins: 
     _warn_one_class(suite, source, built, metric_plugins)
     _warn_cut_patches(suite, source, built, metric_plugins)
     _warn_gate(suite, source, built, metric_plugins)
+    _warn_every_visit(suite, source, built, metric_plugins)
     return found
+
+
+def _visits_problem(plugin: Any, dataset: Any, label: str) -> str | None:
+    """A metric comparing visits (``min_visits`` 2) on sequences of fewer real visits (``most_visits``; a review)."""
+    need, most = int(getattr(plugin, "min_visits", 1) or 1), getattr(dataset, "most_visits", None)
+    if not isinstance(most, int) or most >= need:
+        return None
+    return (f"{plugin.name} compares the visits of a sequence, and each sequence of dataset {label!r} holds at most "
+            f"{most} real visit (seq_len, max_visits or the patients' visits), so every map would score the same; "
+            f"expected sequences of {need} real visits or more")
+
+
+def _warn_every_visit(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
+    """Warn where ``visit_pointing``'s mask is on every real visit of each of the run's first samples (``lung_left``;
+    a review: 1.000 = chance for every explainer): every map hits, so those samples are NaN (``skipped.csv``)."""
+    from faithbench.models.reliance import explained_indices
+
+    for k, plugin in enumerate(metric_plugins):
+        mask = getattr(plugin, "params", {}).get("mask")
+        if getattr(plugin, "min_visits", 1) < 2 or not isinstance(mask, str):
+            continue
+        for spec in suite.datasets:  # not where validate refuses sequences of one visit (_visits_problem)
+            dataset, every = built.get(spec.label), []
+            if not getattr(dataset, "temporal", False) or _visits_problem(plugin, dataset, spec.label):
+                continue
+            try:
+                for i in explained_indices(dataset, min(suite.samples, suite.batch_size), suite.subset):
+                    masks = dataset[i].masks
+                    held = masks[mask].flatten(1).any(1)
+                    real = masks["valid"].flatten(1).any(1) if "valid" in masks else torch.ones_like(held)
+                    every.append(bool((held | ~real).all()))
+            except Exception:  # no such mask, an unreadable sample: warned of or named elsewhere
+                continue
+            if every and all(every):
+                warnings.warn(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: mask {mask!r} is set on every "
+                              f"real visit of each of the first {len(every)} samples of dataset {spec.label!r}, so "
+                              "every map hits there (chance 1): those samples are undefined (NaN, counted in "
+                              "skipped.csv); expected a mask of the deciding change (change, lesion)",
+                              SuiteWarning, stacklevel=3)
 
 
 def _warn_gate(suite: Any, source: str, built: dict[str, Any], metric_plugins: list[Any]) -> None:
@@ -317,6 +357,9 @@ def check_metric_fit(suite: Any, source: str, built: dict[str, Any], metric_plug
             problem = _fit_problem(plugin, shape, multilabel)
             if problem:
                 raise error(f"{source}: metrics[{k}].params: {problem} (dataset {spec.label!r})")
+            problem = _visits_problem(plugin, dataset, spec.label)
+            if problem:
+                raise error(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: {problem}")
             problem = _batch_problem(plugin, suite, tuple(dataset.classes) if multilabel else None)
             if problem:
                 raise error(f"{source}: metrics[{k}] {suite.metrics[k].label!r}: {problem}")

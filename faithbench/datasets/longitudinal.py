@@ -89,6 +89,13 @@ class LongitudinalDataset(BaseDataset):
         """The 2D view: every real visit of this split once, labelled with its visit label."""
         return VisitDataset(self)
 
+    @property
+    def most_visits(self) -> int:
+        """The most real visits a sequence of this split holds (validate refuses a metric that compares visits at 1)."""
+        entries = getattr(self, "entries", None)  # longitudinal_folder: (patient, index of the last visit)
+        most = max(k + 1 for _p, k in entries) if entries else getattr(self, "max_visits", self.seq_len)
+        return min(self.seq_len, most)
+
 
 class VisitDataset(BaseDataset):
     """Single visits of a :class:`LongitudinalDataset`, ``(C, H, W)``: every non-padding visit of
