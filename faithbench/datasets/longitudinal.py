@@ -92,7 +92,7 @@ class LongitudinalDataset(BaseDataset):
     @property
     def most_visits(self) -> int:
         """The most real visits a sequence of this split holds (validate refuses a metric that compares visits at 1)."""
-        entries = getattr(self, "entries", None)  # longitudinal_folder: (patient, index of the last visit)
+        entries = self.entries if isinstance(self, LongitudinalFolder) else None  # (patient, its last visit's index)
         most = max(k + 1 for _p, k in entries) if entries else getattr(self, "max_visits", self.seq_len)
         return min(self.seq_len, most)
 
