@@ -319,7 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser, argv = build_parser(), sys.argv[1:] if argv is None else list(argv)
+    if bad := next((a for a in argv[:next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))]
+                    if a.split("=")[0] not in parser._option_string_actions), None):  # a review: "required: command"
+        parser.error(f"unrecognized arguments: {bad}")
     args, extra = parser.parse_known_args(argv)
     late = extra[0] if len(extra) == 1 and not extra[0].startswith("-") else None
     if late is not None and getattr(args, "func", None) is _cmd_list and args.pattern == "*":

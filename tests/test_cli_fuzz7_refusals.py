@@ -126,6 +126,9 @@ def test_a_suite_name_too_long_for_its_folder_is_refused_without_echoing_it(tmp_
     (["validate"], "the following arguments are required: suite (see faithbench validate --help)"),
     (["run", "quick", "--bogus"], "unrecognized arguments: --bogus (see faithbench --help)"),
     ([], "the following arguments are required: command (see faithbench --help)"),
+    # a review (cli12): a bad flag before the command said "required: command", naming no flag
+    (["--bogus"], "unrecognized arguments: --bogus (see faithbench --help)"),
+    (["--debug", "--bogus=1", "list", "metrics"], "unrecognized arguments: --bogus=1 (see faithbench --help)"),
 ])
 def test_a_usage_error_is_one_line_without_the_usage_block(capsys, argv, expected):
     with pytest.raises(SystemExit) as stop:
