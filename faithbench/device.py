@@ -121,7 +121,9 @@ def dtype_mismatch(name: str, model: nn.Module, x: torch.Tensor, exc: BaseExcept
     (:data:`DTYPE_ERRORS`) are explained so, as a network that casts its input (run in bfloat16 on float32
     images) sees a "mismatch" whatever failed (a diff review: its out-of-memory and target errors became
     this TypeError). A model without floating parameters is not checked."""
-    if not isinstance(model, nn.Module) or (exc is not None and not any(w in str(exc) for w in DTYPE_ERRORS)):
+    message = str(exc) if exc is not None else ""  # "... (torch.cuda.FloatTensor) ... should be the same": a device
+    if not isinstance(model, nn.Module) or (exc is not None and (not any(w in message for w in DTYPE_ERRORS)
+                                                                 or "cuda" in message.lower())):
         return None
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     if dtype is None or x.dtype == dtype:

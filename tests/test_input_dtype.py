@@ -54,6 +54,12 @@ def test_a_model_and_images_in_one_dtype_pass(cnn):
     assert dtype_mismatch("m", cnn, torch.rand(1, 1, 4, 4)) is None
     assert dtype_mismatch("m", torch.nn.ReLU(), torch.rand(1, 1, 4, 4).double()) is None  # no parameters: unchecked
     assert dtype_mismatch("m", "not a module", torch.rand(1)) is None
+    # once the model raised: torch's dtype errors only, not a device mismatch that uses the same words (diff review)
+    device = RuntimeError("Input type (torch.FloatTensor) and weight type (torch.cuda.FloatTensor) should be the same")
+    dtype = RuntimeError("Input type (double) and bias type (float) should be the same")
+    x64 = torch.rand(1, 1, 4, 4).double()
+    assert dtype_mismatch("m", cnn, x64, device) is None and dtype_mismatch("m", cnn, x64, dtype) is not None
+    assert dtype_mismatch("m", cnn, x64, RuntimeError("CUDA out of memory")) is None
 
 
 @pytest.mark.parametrize("name", ["pointing_game", "sparseness"])
