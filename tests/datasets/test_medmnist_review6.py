@@ -115,14 +115,18 @@ def test_finding_as_a_numpy_integer_is_an_index(tmp_path):
     assert ds.classes == ("no hernia", "hernia") and ds.labels() == labels[:, 13].tolist()
 
 
+def _validate(tmp_path, capsys, params: str) -> str:
+    """``faithbench validate`` of a one-dataset suite of medmnist ``params`` under ``tmp_path``: exit 2, its stderr."""
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: t\ndatasets: [{{name: medmnist, params: {{{params}, root: '{tmp_path}'}}}}]\n"
+                     "models: [{name: small_cnn, recipe: default}]\nexplainers: [random]\nmetrics: [deletion_auc]\n")
+    assert main(["validate", str(suite)]) == 2
+    return capsys.readouterr().err
+
+
 def test_validate_refuses_finding_true_naming_it(tmp_path, capsys):
     _write(tmp_path, "chestmnist.npz", _chest_labels())
-    suite = tmp_path / "s.yaml"
-    suite.write_text(f"name: t\ndatasets: [{{name: medmnist, params: {{flag: chestmnist, finding: true, "
-                     f"root: '{tmp_path}'}}}}]\nmodels: [{{name: small_cnn, recipe: default}}]\n"
-                     "explainers: [random]\nmetrics: [deletion_auc]\n")
-    assert main(["validate", str(suite)]) == 2
-    err = capsys.readouterr().err
+    err = _validate(tmp_path, capsys, "flag: chestmnist, finding: true")
     assert "expected finding to be a class name (str) or index (int), got bool True" in err
     assert "cannot be read" not in err and len(err.strip().splitlines()) == 1
 
@@ -182,11 +186,6 @@ def test_the_checks_read_each_array_once(tmp_path, monkeypatch):
 
 def test_validate_refuses_a_file_of_another_size(tmp_path, capsys):
     _write(tmp_path, "pneumoniamnist_64.npz", _binary())
-    suite = tmp_path / "s.yaml"
-    suite.write_text(f"name: t\ndatasets: [{{name: medmnist, params: {{flag: pneumoniamnist, size: 64, "
-                     f"root: '{tmp_path}'}}}}]\nmodels: [{{name: small_cnn, recipe: default}}]\n"
-                     "explainers: [random]\nmetrics: [deletion_auc]\n")
-    assert main(["validate", str(suite)]) == 2
-    err = capsys.readouterr().err
+    err = _validate(tmp_path, capsys, "flag: pneumoniamnist, size: 64")
     assert "pneumoniamnist_64.npz holds test images of shape (28, 28), expected 64x64" in err
     assert len(err.strip().splitlines()) == 1

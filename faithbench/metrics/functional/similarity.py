@@ -102,9 +102,7 @@ def spearman_abs(a: Tensor, b: Tensor) -> Tensor:
 def spearman_abs_matrix(a: Tensor, b: Tensor) -> Tensor:
     """``(A, B)`` matrix of :func:`spearman_abs` of every map of ``a`` ``(A, *spatial)`` against every map of
     ``b`` ``(B, *spatial)`` (float64; each map ranked once, the correlations one matrix product)."""
-    if a.shape[1:] != b.shape[1:] or a.ndim not in (3, 4):
-        raise ValueError(f"expected two stacks of maps (N, H, W) or (N, D, H, W) of one spatial shape, got "
-                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    _check_stacks(a, b)
     fa, fb = a.abs().flatten(1).double(), b.abs().flatten(1).double()
 
     def standardised(flat: Tensor) -> Tensor:  # centred ranks of unit norm; a constant map all zeros
@@ -123,23 +121,41 @@ def ssim_matrix(a: Tensor, b: Tensor, *, sigma: float = 1.5, truncate: float = 3
     """``(A, B)`` matrix of :func:`ssim` (min-max normalised) of every map of ``a`` against every map of ``b``
     (float64). Each map's local mean and variance are filtered once; only the local covariance is filtered
     per pair (a fifth of the filtering of :func:`ssim` on every pair)."""
-    if a.shape[1:] != b.shape[1:] or a.ndim not in (3, 4):
-        raise ValueError(f"expected two stacks of maps (N, H, W) or (N, D, H, W) of one spatial shape, got "
-                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    _check_stacks(a, b)
     a, b = minmax(a).double()[:, None], minmax(b).double()[:, None]
-    r0 = int(truncate * sigma + 0.5)
-    radius = tuple(min(r0, (s - 1) // 2) for s in a.shape[2:])
-    mu_a, mu_b = _gaussian_valid(a, radius, sigma), _gaussian_valid(b, radius, sigma)
-    var_a = _gaussian_valid(a * a, radius, sigma) - mu_a**2
-    var_b = _gaussian_valid(b * b, radius, sigma) - mu_b**2
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    radius = _radius(a.shape[2:], sigma, truncate)
+    (mu_a, var_a), (mu_b, var_b) = _moments(a, radius, sigma), _moments(b, radius, sigma)
     out = torch.empty(a.shape[0], b.shape[0], dtype=torch.float64)
     for i in range(a.shape[0]):
         cov = _gaussian_valid(a[i:i + 1] * b, radius, sigma) - mu_a[i:i + 1] * mu_b
-        s = (((2 * mu_a[i:i + 1] * mu_b + c1) * (2 * cov + c2))
-             / ((mu_a[i:i + 1] ** 2 + mu_b**2 + c1) * (var_a[i:i + 1] + var_b + c2)))
-        out[i] = s.flatten(1).mean(1).cpu()
+        index = _ssim_index(mu_a[i:i + 1], mu_b, var_a[i:i + 1], var_b, cov, k1 * data_range, k2 * data_range)
+        out[i] = index.flatten(1).mean(1).cpu()
     return out
+
+
+def _check_stacks(a: Tensor, b: Tensor) -> None:
+    if a.shape[1:] != b.shape[1:] or a.ndim not in (3, 4):
+        raise ValueError(f"expected two stacks of maps (N, H, W) or (N, D, H, W) of one spatial shape, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def _radius(spatial: tuple[int, ...], sigma: float, truncate: float) -> tuple[int, ...]:
+    """The Gaussian window's radius per axis: skimage's int(truncate * sigma + 0.5), narrower on a short axis."""
+    r0 = int(truncate * sigma + 0.5)
+    return tuple(min(r0, (s - 1) // 2) for s in spatial)
+
+
+def _moments(x: Tensor, radius: tuple[int, ...], sigma: float) -> tuple[Tensor, Tensor]:
+    """Local mean and variance of ``(B, 1, *spatial)`` under the Gaussian window."""
+    mu = _gaussian_valid(x, radius, sigma)
+    return mu, _gaussian_valid(x * x, radius, sigma) - mu**2
+
+
+def _ssim_index(mu_a: Tensor, mu_b: Tensor, var_a: Tensor, var_b: Tensor, cov: Tensor, l1: float,
+                l2: float) -> Tensor:
+    """The local SSIM index from the moments, C1 = l1², C2 = l2² (K1 L and K2 L)."""
+    c1, c2 = l1**2, l2**2
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
 
 
 def minmax(saliency: Tensor) -> Tensor:
@@ -178,15 +194,10 @@ def ssim(a: Tensor, b: Tensor, *, sigma: float = 1.5, truncate: float = 3.5, dat
     if normalise:
         a, b = minmax(a), minmax(b)
     a, b = a.double()[:, None], b.double()[:, None]
-    r0 = int(truncate * sigma + 0.5)
-    radius = tuple(min(r0, (s - 1) // 2) for s in a.shape[2:])
-    mu_a, mu_b = _gaussian_valid(a, radius, sigma), _gaussian_valid(b, radius, sigma)
-    var_a = _gaussian_valid(a * a, radius, sigma) - mu_a**2
-    var_b = _gaussian_valid(b * b, radius, sigma) - mu_b**2
+    radius = _radius(a.shape[2:], sigma, truncate)
+    (mu_a, var_a), (mu_b, var_b) = _moments(a, radius, sigma), _moments(b, radius, sigma)
     cov = _gaussian_valid(a * b, radius, sigma) - mu_a * mu_b
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return s.flatten(1).mean(1).float()
+    return _ssim_index(mu_a, mu_b, var_a, var_b, cov, k1 * data_range, k2 * data_range).flatten(1).mean(1).float()
 
 
 def hog_features(saliency: Tensor, *, orientations: int = 9, pixels_per_cell: int = 8,
