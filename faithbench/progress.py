@@ -6,7 +6,8 @@ One switch for progress bars outside the runner's own (training epochs): ``faith
 another is open goes on its own line on a terminal only (:func:`nested_position`), and a log line
 goes through tqdm (:func:`write_line`, :func:`outside_bars`, :func:`lines_through_bars`), so a redirected log (a cluster
 job's file) holds no cursor movement and no line glued to a bar's (a review: ``ESC[A`` on every
-training update, "…00:00, metric reliability …]trained small_cnn …"). matplotlib's warnings of characters its
+training update, "…00:00, metric reliability …]trained small_cnn …"): there a line after a bar's
+``\\r`` frames starts with a newline (:func:`bar_lines`). matplotlib's warnings of characters its
 font cannot draw become one line (:func:`missing_glyphs_noted`).
 """
 
@@ -60,6 +61,51 @@ def outside_bars() -> contextlib.AbstractContextManager[None]:
     return tqdm.external_write_mode(file=sys.stderr)
 
 
+class _BarLines:
+    """``sys.stderr`` where it is not a terminal: a line written after a bar's ``\\r`` frames (tqdm's
+    updates and its clearing of a bar, which a file keeps on one line) starts with a newline, so that in a
+    redirected log it is a line of its own for grep and less (a review: ``…| 2/2 [00:03<00:00]\\r   \\rtrained
+    small_cnn …`` on one line); everything else is the stream's own."""
+
+    def __init__(self, stream) -> None:  # noqa: ANN001 - any text stream
+        self._stream = stream
+        self._after_bar = False
+
+    def write(self, text: str) -> int:
+        if text.startswith("\r"):  # a bar's frame, or its clearing
+            self._after_bar = not text.endswith("\n")
+        elif text:
+            if self._after_bar and not text.startswith("\n"):
+                self._stream.write("\n")
+            self._after_bar = False
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - flush, fileno, encoding, isatty…: the stream's
+        return getattr(self._stream, name)
+
+    def __eq__(self, other: object) -> bool:  # tqdm.write clears the bars drawn on the stream itself too
+        return other is self or other is self._stream
+
+    def __hash__(self) -> int:
+        return hash(self._stream)
+
+
+@contextlib.contextmanager
+def bar_lines() -> Iterator[None]:
+    """``sys.stderr`` wrapped by :class:`_BarLines` inside the block where it is not a terminal (a
+    terminal honours ``\\r``); the stream is put back after it."""
+    stream = sys.stderr
+    if stream is None or isinstance(stream, _BarLines) or stream.isatty():
+        yield
+        return
+    sys.stderr = wrapped = _BarLines(stream)
+    try:
+        yield
+    finally:
+        if sys.stderr is wrapped:
+            sys.stderr = stream
+
+
 def write_line(line: str) -> None:
     """``line`` to stderr through ``tqdm.write``: an open bar is cleared first and drawn again after."""
     tqdm.write(line, file=sys.stderr)
@@ -90,7 +136,15 @@ def lines_through_bars(log: Callable[[str], None] | None = None) -> Iterator[Non
     With ``log`` (a run's ``log`` callable), each record's message goes to it instead of stderr, and an
     enclosing block's handler is set aside (a review: "model at chance" went to stderr past
     ``faithbench.run(log=lines.append)``); an application that configured logging still gets the record
-    through its own handlers too, so it can show twice there."""
+    through its own handlers too, so it can show twice there.
+
+    Where stderr is not a terminal, lines written to it inside the block after a bar's frames start on a
+    line of their own (:func:`bar_lines`): the run's log, warnings and the CLI's closing lines."""
+    with bar_lines():
+        yield from _lines_through_bars(log)
+
+
+def _lines_through_bars(log: Callable[[str], None] | None) -> Iterator[None]:
     package = logging.getLogger("faithbench")
     if log is None and (logging.getLogger().handlers or package.handlers):
         yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
@@ -90,3 +91,58 @@ def test_lines_written_while_a_bar_is_open_start_on_their_own_line(monkeypatch):
         bar.update()
     lines = err.getvalue().replace("\r", "\n").splitlines()
     assert "trained a model" in lines and "a model warning" in lines
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_redirected_log_holds_each_line_after_a_bar_on_a_physical_line_of_its_own(monkeypatch):
+    """Review cli12: in a file, tqdm's ``\\r`` frames and its clearing stay on one line, so
+    ``…| 1/2 [00:00<?]\\r   \\rtrained small_cnn …`` was one line for grep and less, though the docs say log
+    lines start on a line of their own. Lines split on ``\\n`` only here."""
+    import logging
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from faithbench.progress import lines_through_bars, write_line
+
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    with lines_through_bars():
+        with tqdm(total=2, desc="suite", mininterval=0) as bar:  # tqdm's default file: sys.stderr, read now
+            bar.update()
+            print("trained a model", file=sys.stderr)  # the CLI's log callable: a plain print
+            write_line("a line through tqdm")
+            logging.getLogger("faithbench.models.checkpoint").warning("a model warning")
+            bar.update()
+        print("after a kept bar", file=sys.stderr)  # leave=True ends its line itself: no empty line
+        with tqdm(total=2, desc="report", leave=False, mininterval=0) as bar:
+            bar.update(2)
+        print("computed 1 checkpoints", file=sys.stderr)  # after a cleared bar (leave=False)
+    assert sys.stderr is err  # put back
+    lines = err.getvalue().split("\n")
+    for message in ("trained a model", "a line through tqdm", "a model warning", "after a kept bar",
+                    "computed 1 checkpoints"):
+        assert message in lines, (message, lines)
+    assert "" not in lines[:-1]  # no empty line
+    assert sum("suite" in line for line in lines) >= 3 and any("report" in line for line in lines)  # bars drawn
+    assert lines[-2:] == ["computed 1 checkpoints", ""]
+
+
+def test_a_terminal_keeps_its_stream(monkeypatch):
+    """On a terminal ``\\r`` returns to the line's start: stderr is not wrapped, nothing is added."""
+    import sys
+
+    from faithbench.progress import lines_through_bars
+
+    tty = _Terminal()
+    monkeypatch.setattr(sys, "stderr", tty)
+    with lines_through_bars():
+        assert sys.stderr is tty
+        sys.stderr.write("\rframe")
+        print("line", file=sys.stderr)
+    assert tty.getvalue() == "\rframeline\n"
