@@ -15,7 +15,6 @@ import math
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from captum._utils.models.linear_model import SkLearnRidge
 from captum.attr import KernelShap, Lime, Occlusion
 from captum.attr._core.lime import get_exp_kernel_similarity_function
@@ -179,13 +178,32 @@ def rise_grids(n: int, spatial: tuple[int, ...], grid: int, p: float,
     return binary, shifts
 
 
+def linear_weights(grid: int, cell: int) -> Tensor:
+    """(out, grid) weights, out = (grid + 1) * cell, of linear interpolation from ``grid`` cells to ``out``
+    pixels at the pixel centres (coordinate (i + 0.5) * grid / out - 0.5), mirrored beyond the outer cells'
+    centres (d c b | a b c d | c b a): RISE's code upsamples with skimage's ``resize(order=1, mode='reflect',
+    anti_aliasing=False)`` (a review: torch's interpolation repeats the edge cell instead, 2 % of the map's
+    maximum apart in the outer pixels)."""
+    out = (grid + 1) * cell
+    coord = (torch.arange(out, dtype=torch.float64) + 0.5) * grid / out - 0.5
+    low = coord.floor()
+    weights = torch.zeros(out, grid, dtype=torch.float64)
+    for index, weight in ((low, 1 - (coord - low)), (low + 1, coord - low)):
+        index = index.long().abs()  # -1 -> 1
+        index = torch.where(index > grid - 1, 2 * (grid - 1) - index, index).clamp(0, grid - 1)  # grid -> grid - 2
+        weights.index_put_((torch.arange(out), index), weight, accumulate=True)
+    return weights.float()
+
+
 def upsample_masks(binary: Tensor, shifts: Tensor, spatial: tuple[int, ...]) -> Tensor:
     """RISE masks (n, *spatial) in [0, 1] from :func:`rise_grids`' draws: each grid upsampled (bi/tri)linearly
-    to (grid + 1) * cell and cropped to the input at its shift. Each mask depends on its own draws only."""
-    grid, dims = binary.shape[-1], len(spatial)
-    cell = [math.ceil(s / grid) for s in spatial]
-    mode = "bilinear" if dims == 2 else "trilinear"
-    up = F.interpolate(binary, size=[(grid + 1) * c for c in cell], mode=mode, align_corners=False)[:, 0]
+    to (grid + 1) * cell (:func:`linear_weights`, one axis at a time) and cropped to the input at its shift.
+    Each mask depends on its own draws only."""
+    grid = binary.shape[-1]
+    up = binary[:, 0]
+    for axis, size in enumerate(spatial, start=1):
+        weights = linear_weights(grid, math.ceil(size / grid))
+        up = torch.movedim(torch.tensordot(up, weights, dims=([axis], [1])), -1, axis)
     up = up.clamp_(0, 1)  # interpolation weights can sum to 1 + 1e-7
     masks = torch.empty((len(binary), *spatial))
     for k in range(len(binary)):
@@ -197,8 +215,8 @@ def rise_masks(n: int, spatial: tuple[int, ...], grid: int, p: float, generator:
     """``n`` RISE masks (n, *spatial) in [0, 1], drawn on the CPU from ``generator``.
 
     As in Petsiuk et al. (2018) and their code: a binary grid (each cell 1 with probability ``p``),
-    upsampled (bi/tri)linearly to (grid + 1) * cell, cell = ceil(size / grid), then cropped to the
-    input at a random shift in [0, cell) per axis, so masks are not aligned to the grid
+    upsampled (bi/tri)linearly to (grid + 1) * cell, cell = ceil(size / grid), mirrored at the border as
+    their skimage ``resize(mode='reflect')``, then cropped to the input at a random shift in [0, cell) per axis, so masks are not aligned to the grid
     (:func:`rise_grids`, then :func:`upsample_masks`).
     """
     return upsample_masks(*rise_grids(n, spatial, grid, p, generator), spatial)
@@ -250,7 +268,8 @@ class RISEExplainer(Explainer):
 
     family = "perturbation"
     needs_grad = False
-    version = "2"  # 2: masks drawn all at once (1: per batch_size chunk, so batch_size changed the map)
+    version = "3"  # 3: masks mirrored at the border as RISE's code (2: edge cells repeated); 2: masks drawn all at
+    # once (1: per batch_size chunk, so batch_size changed the map)
     paper = "Petsiuk et al. 2018, RISE: Randomized Input Sampling for Explanation of Black-box Models"
     description = "score-weighted average of random upsampled binary masks"
     defaults: ClassVar[dict[str, Any]] = {"n_masks": 2000, "grid": 8, "p": 0.5, "batch_size": 100,
