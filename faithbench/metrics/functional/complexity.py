@@ -38,7 +38,7 @@ def complexity(saliency: Tensor) -> Tensor:
     a = _flat(saliency)
     total = a.sum(1, keepdim=True)
     p = a / total.clamp(min=1e-300)
-    value = -(p * p.clamp(min=1e-300).log()).sum(1)
+    value = 0.0 - (p * p.clamp(min=1e-300).log()).sum(1)  # 0.0, not -0.0, for one feature (a review)
     return _nan_where(value, total[:, 0] <= 0)
 
 
