@@ -130,12 +130,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk's write names no file (a review)
+            raise named_os_error(exc, path) from exc
         raise
+
+
+def named_os_error(exc: OSError, path: Path) -> OSError:
+    """``exc`` with ``path`` as its file name, for the one-line errors that name the file (``errno`` kept)."""
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def tensors_digest(tensors: dict[str, Tensor]) -> str:

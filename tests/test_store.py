@@ -215,3 +215,46 @@ def test_a_lock_file_on_a_full_file_system_stops_the_run(tmp_path, monkeypatch):
         with Cache(tmp_path).lock("checkpoints", "k"):
             pass
     assert info.value.errno == errno.ENOSPC and not str(info.value).startswith("[Errno")
+
+
+def test_a_full_disk_while_writing_names_the_file(tmp_path, monkeypatch):
+    """Review resume9: a full --out gave "cannot write the run's tables: No space left on device", naming no
+    file, as a write()'s OSError carries none; atomic_write_bytes and the figures add the path."""
+    import errno
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from faithbench.reports.figure import save
+
+    class Full:
+        def __init__(self, fd, mode):
+            os.close(fd)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", Full)
+    target = tmp_path / "leaderboard.csv"
+    with pytest.raises(OSError) as info:
+        atomic_write_bytes(target, b"x")
+    assert (info.value.errno, info.value.strerror, info.value.filename) == (errno.ENOSPC, "No space left on device",
+                                                                           str(target))
+    assert list(tmp_path.iterdir()) == []  # the temporary file removed
+    monkeypatch.undo()
+
+    def full(self, path, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    with pytest.raises(OSError) as info:
+        save(Figure(), tmp_path / "plots" / "cost")
+    assert info.value.filename == str(tmp_path / "plots" / "cost.png") and info.value.errno == errno.ENOSPC

@@ -18,7 +18,7 @@ from faithbench.names import safe_name
 from faithbench.reports.notes import DAGGER
 from faithbench.reports.tables import is_true
 from faithbench.stats.chance import MIN_CI_PER_CLASS
-from faithbench.store import FILE_MODE
+from faithbench.store import FILE_MODE, named_os_error
 
 __all__ = ["CHANCE_TITLE", "DPI", "LABEL_WIDTH", "LINE_STYLES", "MARKERS", "RC", "at_chance", "block_labels",
            "blocks_at_chance", "explainer_colours", "model_marks", "save", "short_labels", "stem", "subplots", "titled",
@@ -54,7 +54,12 @@ def save(fig: Figure, stem: Path, tight: bool = True) -> list[Path]:
     extra = {"bbox_inches": "tight"} if tight else {}
     for ext, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
         path = stem.parent / f"{stem.name}.{ext}"
-        fig.savefig(path, dpi=DPI, metadata=metadata, **extra)
+        try:
+            fig.savefig(path, dpi=DPI, metadata=metadata, **extra)
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            raise named_os_error(exc, path) from exc  # a full disk's write names no file (a review)
         os.chmod(path, FILE_MODE)  # readable by others as the tables, whatever the umask (a review: 0600)
         written.append(path)
     return written
