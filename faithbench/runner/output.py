@@ -176,11 +176,19 @@ def plugin_packages(suite: Suite) -> dict[str, dict[str, str]]:
     """Per explainer and metric of the suite, the package identity in its cache keys
     (:func:`~faithbench.configurable.package_version`: ``dist==version``, ``+source:…`` for an
     editable install, ``source:…+code:…`` for a local file): which code computed the results (a review:
-    the manifest named only ``entry-point:pkg``)."""
+    the manifest named only ``entry-point:pkg``). Datasets and models that are yours (a plugin, a
+    ``pkg.module:callable`` model) too, under the identity in their keys; faithbench's and the libraries'
+    are left out (a review: an edited plugin dataset retrained everything, rightly, under an unchanged
+    manifest)."""
+    from faithbench.models.factory import builder_package
+
     def package(registry: Any, name: str) -> str:
         try:
             return package_version(registry.get(name).__module__, registry.get(name))
         except Exception:  # noqa: BLE001 - a broken plugin: its cells failed and say why
             return ""
+    own_data = [s.name for s in suite.datasets if s.name in datasets.names() and datasets.origin(s.name) != "builtin"]
     return {"explainers": {s.name: package(explainers, s.name) for s in suite.explainers},
-            "metrics": {s.name: package(metrics, s.name) for s in suite.metrics}}
+            "metrics": {s.name: package(metrics, s.name) for s in suite.metrics},
+            "datasets": {name: package(datasets, name) for name in own_data},
+            "models": {s.name: found for s in suite.models if (found := builder_package(s.name))}}
