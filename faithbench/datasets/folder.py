@@ -25,8 +25,8 @@ from torch import Tensor
 from faithbench.configurable import AT_LEAST_ONE, Bound, ParameterError, check_bound
 from faithbench.datasets.base import BaseDataset, Split, check_train_classes, stratified_order
 from faithbench.datasets.folder_labels import class_names, class_problems, count_images, list_labels, near_labels
-from faithbench.datasets.folder_split import (Row, check_train_patients, empty_split, few_patients, mixed_patients,
-                                              patient_ids, patient_split)
+from faithbench.datasets.folder_split import (Row, check_train_patients, draw_ranks, empty_split, few_patients,
+                                              mixed_patients, patient_ids, patient_split)
 from faithbench.datasets.images import (IMAGE_SUFFIXES, LOSSY_SUFFIXES, binarise_mask, fit_square, read_image,
                                         resize_mask, scan_folder, unread_format)
 from faithbench.datasets.paths import DataError, csv_image, csv_row_problem, labels_csv, resolve_path
@@ -137,7 +137,8 @@ class FolderDataset(BaseDataset):
             The mask is called ``mask_name`` (``lesion``). An image without a mask file gets an
             empty mask (no finding); mask files named like no image, and a split where no image
             has one, are warned of.
-        classes: class names in index order (default: sorted names found).
+        classes: class names in index order (default: sorted names found); their order does not
+            change the split or its order (both drawn per class in sorted-name order).
         size: output side (224). fit: ``crop`` (centre square, as MedMNIST), ``pad`` (black bands
             to a square) or ``squash``. ``pad`` keeps each image's aspect ratio as the bands' width,
             which a model can learn where the classes differ in shape (the Kermany X-rays: the
@@ -161,8 +162,9 @@ class FolderDataset(BaseDataset):
     # order (n: a stratified subset), 16-bit ÷ 65535,
     # masks > 127 when above half range, EXIF orientation, a fraction of 0 empty (2: masks resized
     # as the image, then > 0.5; 1: nearest, (k - 1) / 2 pixels off at a downscale of k); 7: 6's rescue of
-    # every lesion withdrawn (seconds per image and masks grown many times on many small lesions)
-    version = "7"
+    # every lesion withdrawn (seconds per image and masks grown many times on many small lesions); 8: split and
+    # order drawn per class in sorted-name order (numeric labels by index), not in the order of classes
+    version = "8"
     cheap_splits = True
 
     def __init__(self, split: Split = "test", *, path: str = "", labels: str | None = None,
@@ -237,9 +239,11 @@ class FolderDataset(BaseDataset):
             self.warn(mixed)
         if few := few_patients(groups, list(fractions), names, csv_path or folder):
             self.warn(few)
-        assignment = patient_split(groups, tuple(fractions), seed)  # type: ignore[arg-type]
+        rank = draw_ranks(((r[1], c) for r, c in zip(rows, labels_found)), names)  # not the order of classes
+        assignment = patient_split({p: rank[c] for p, c in groups.items()}, tuple(fractions), seed)  # type: ignore
         chosen = [e for e in entries if assignment[e[2]] == split]
-        self.entries = [chosen[i] for i in stratified_order([e[1] for e in chosen], seed)][: n if n else None]
+        order = stratified_order([rank[e[1]] for e in chosen], seed)
+        self.entries = [chosen[i] for i in order][: n if n else None]
         if not self.entries:
             raise ValueError(empty_split(split, list(fractions), len(entries), len(groups)))
         if split == "train":

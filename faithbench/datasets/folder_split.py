@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from faithbench.datasets.paths import DataError
@@ -13,8 +14,25 @@ from faithbench.datasets.paths import DataError
 Row = tuple[Path, str, "str | None"]  # image, label, patient id given by the CSV
 
 
+def draw_ranks(labels: Iterable[tuple[str, int]], names: Sequence[str]) -> dict[int, int]:
+    """Each class's place in the seeded draws of :func:`patient_split` and
+    :func:`~faithbench.datasets.base.stratified_order`, from ``(label as written, class index)``
+    pairs: classes written as indices (``0``, ``1``, ``10``) in numeric order, then classes written
+    by name in sorted-name order. The draws share one generator, so their order decides which
+    patients each class gets; in class-index order, ``classes: [normal, lesion]`` moved 6 of 8 test
+    images of ``[lesion, normal]`` (the default) to train (a held-out review). Without ``classes``
+    this is the class-index order (sorted names, or numeric labels' indices), so those splits stay."""
+    keys: dict[int, tuple[int, int | str]] = {}
+    for label, c in labels:
+        key: tuple[int, int | str] = (1, names[c]) if label == names[c] else (0, c)
+        keys[c] = min(keys.get(c, key), key)
+    return {c: rank for rank, c in enumerate(sorted(keys, key=keys.__getitem__))}
+
+
 def patient_split(groups: dict[str, int], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
-    """Patient id -> split, stratified by each patient's class; seeded. Every class with at least
+    """Patient id -> split, stratified by each patient's class, the classes drawn in increasing
+    order of ``groups``' values (``folder`` passes :func:`draw_ranks`, so the split does not follow
+    the order of ``classes``); seeded. Every class with at least
     3 patients has at least one in each split of a positive fraction; a fraction of 0 leaves its
     split empty (it took one patient of each class, a held-out review). With a train fraction above
     0, a class of 1 or 2 patients is all in train (:func:`few_patients` warns of it); with a train
@@ -124,4 +142,5 @@ def patient_ids(rows: list[Row], pattern: re.Pattern[str] | None, folder: Path) 
                  f"{missed[0]!r}) are each a patient of their own")
 
 
-__all__ = ["check_train_patients", "empty_split", "few_patients", "mixed_patients", "patient_ids", "patient_split"]
+__all__ = ["check_train_patients", "draw_ranks", "empty_split", "few_patients", "mixed_patients", "patient_ids",
+           "patient_split"]

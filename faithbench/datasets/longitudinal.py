@@ -40,6 +40,7 @@ from torch import Tensor
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, Bound, ParameterError, check_bound
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
+from faithbench.datasets.folder_split import draw_ranks
 from faithbench.datasets.folder_labels import near_labels
 from faithbench.datasets.longitudinal_csv import read_visit_rows
 from faithbench.datasets.paths import DataError, labels_csv, resolve_path
@@ -304,16 +305,16 @@ class LongitudinalFolder(LongitudinalDataset):
 
     The split is patient-level and stratified by each patient's class (the label of their first
     visit), with ``folder``'s :func:`~faithbench.datasets.folder.patient_split`: all of a patient's
-    sequences are in one split. Masks: ``valid`` only. Images are read with ``folder``'s reader; a
-    row naming a file of a format it cannot open (``.nii.gz``, NRRD, …) is refused by its name
-    (:func:`~faithbench.datasets.longitudinal_csv.read_visit_rows`). Without ``classes``, a label
-    named like a larger class's (``Pos`` beside ``pos``) is warned of, as in ``folder``: a typo makes a
-    class of its own. ``meta["n_visits"]`` is the patient's number of visits up to and including this
-    one (before truncation to ``seq_len``), not the number kept (``sum(meta["valid"])``).
+    sequences are in one split, whatever the order of ``classes`` (version 4). Masks: ``valid`` only.
+    Images are read with ``folder``'s reader; a row naming a file of a format it cannot open
+    (``.nii.gz``, NRRD, …) is refused by its name (:func:`~faithbench.datasets.longitudinal_csv.read_visit_rows`).
+    Without ``classes``, a label named like a larger class's (``Pos`` beside ``pos``) is warned of, as in
+    ``folder``: a typo makes a class of its own. ``meta["n_visits"]`` is the patient's number of visits up
+    to and including this one (before truncation to ``seq_len``), not the number kept (``sum(meta["valid"])``).
     """
 
     background = 0.0
-    version = "3"  # 3: a train fraction of 0 puts all in val/test; 2: class-interleaved order, 16-bit ÷ 65535
+    version = "4"  # 4: split drawn by class name, not classes' order; 3: train 0 all in val/test; 2: interleaved
 
     def __init__(self, split: Split = "test", *, path: str = "", labels: str = "", classes: list[str] | None = None,
                  seq_len: int = 3, size: int = 224, fit: Literal["crop", "pad", "squash"] = "crop", channels: int = 1,
@@ -339,8 +340,7 @@ class LongitudinalFolder(LongitudinalDataset):
         if classes is None:  # every name found is a class: warn of one named like a larger one (a review: 'Pos')
             for message in near_labels([r[3] for r in rows], csv_path):
                 self.warn(message)
-        found = sorted({r[3] for r in rows})
-        names = tuple(classes) if classes is not None else tuple(found)
+        names = tuple(classes) if classes is not None else tuple(sorted({r[3] for r in rows}))
         self.classes = names  # type: ignore[misc]
         self.visit_classes = names
 
@@ -356,12 +356,13 @@ class LongitudinalFolder(LongitudinalDataset):
             by_patient.setdefault(pid, []).append((date, img, index(lab)))
         for visits in by_patient.values():
             visits.sort(key=lambda v: (v[0], str(v[1])))
-        groups = {pid: visits[0][2] for pid, visits in by_patient.items()}
+        rank = draw_ranks(((lab, index(lab)) for _p, _d, _i, lab in rows), names)  # not the order of classes
+        groups = {pid: rank[visits[0][2]] for pid, visits in by_patient.items()}
         assignment = patient_split(groups, tuple(fractions), seed)  # type: ignore[arg-type]
         # one sample per visit: (patient, index of its last visit)
         chosen = [(pid, k) for pid in sorted(by_patient) if assignment[pid] == split
                   for k in range(len(by_patient[pid]))]
-        order = stratified_order([by_patient[pid][k][2] for pid, k in chosen], seed)
+        order = stratified_order([rank[by_patient[pid][k][2]] for pid, k in chosen], seed)
         self.entries = [chosen[i] for i in order][: n if n else None]
         if not self.entries:
             raise ValueError(f"{name}: split {split!r} is empty ({len(rows)} visits, {len(by_patient)} patients)")
