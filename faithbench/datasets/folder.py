@@ -24,7 +24,8 @@ from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, Bound, ParameterError, check_bound
 from faithbench.datasets.base import BaseDataset, Split, check_train_classes, stratified_order
-from faithbench.datasets.folder_labels import class_names, class_problems, count_images, list_labels, near_labels
+from faithbench.datasets.folder_labels import (class_names, class_problems, count_images, list_labels, near_labels,
+                                               unmasked_images)
 from faithbench.datasets.folder_split import (Row, check_train_patients, draw_ranks, empty_split, few_patients,
                                               mixed_patients, patient_ids, patient_split)
 from faithbench.datasets.images import (IMAGE_SUFFIXES, LOSSY_SUFFIXES, binarise_mask, fit_square, read_image,
@@ -135,8 +136,8 @@ class FolderDataset(BaseDataset):
             Inside: nonzero (every region of a label map), in a JPEG above half of the mask's own
             maximum (its halo stays outside).
             The mask is called ``mask_name`` (``lesion``). An image without a mask file gets an
-            empty mask (no finding); mask files named like no image, and a split where no image
-            has one, are warned of.
+            empty mask (no finding); mask files named like no image, images without one in a class
+            whose other images have one, and a split where no image has one, are warned of.
         classes: class names in index order (default: sorted names found); their order does not
             change the split or its order (both drawn per class in sorted-name order).
         size: output side (224). fit: ``crop`` (centre square, as MedMNIST), ``pad`` (black bands
@@ -258,7 +259,7 @@ class FolderDataset(BaseDataset):
         for m in self._mask_files(warn=True):
             self._masks.setdefault(self._mask_key(m), []).append(m)
         if mask_dir is not None:
-            self._check_mask_names(split)
+            self._check_mask_names(split, [(img, label) for img, label, _pid in entries])
 
     def _scan(self, folder: Path) -> list[Row]:
         """:func:`scan_class_rows`, warning of images in the folder itself (they have no class)."""
@@ -294,10 +295,11 @@ class FolderDataset(BaseDataset):
         cut = self.mask_suffix and stem.endswith(self.mask_suffix)
         return stem[: -len(self.mask_suffix)] if cut else stem
 
-    def _check_mask_names(self, split: str) -> None:
+    def _check_mask_names(self, split: str, images: list[tuple[Path, int]]) -> None:
         """Warns of mask files named like no listed image (a typo in a name leaves its image with an
-        empty mask, silently) and of a split none of whose images has a mask file; the same lookup
-        as :meth:`_mask_path`."""
+        empty mask, silently), of images of every split (``images``: path, class) without a mask file
+        in a class whose other images have one (:func:`unmasked_images`) and of a split none of whose
+        images has a mask file; the same lookup as :meth:`_mask_path`."""
         stems = {_stem(img.relative_to(self.folder)) for img in self._sources}
         assert self.mask_dir is not None
         orphans = [m.relative_to(self.mask_dir).as_posix() for stem, paths in self._masks.items()
@@ -307,6 +309,9 @@ class FolderDataset(BaseDataset):
                       f"like no image of {self.folder} (e.g. {orphans[0]!r}); a mask has its image's relative path"
                       f"{f' + {self.mask_suffix!r}' if self.mask_suffix else ''} (any image suffix), and an image "
                       "without one gets an empty mask")
+        found = [(img.relative_to(self.folder).as_posix(), c, self._mask_path(img) is not None) for img, c in images]
+        if unmasked := unmasked_images(found, self.classes, self.mask_dir, self.mask_name):
+            self.warn(unmasked)
         if not any(self._mask_path(img) for img, _, _ in self.entries):
             self.warn(f"{self.mask_dir}: no image of split {split!r} has a mask file: every {self.mask_name!r} "
                       "mask is empty")
