@@ -224,15 +224,21 @@ def shared_checkpoint_messages(models: pd.DataFrame | None) -> list[str]:
     return out
 
 
+SWAPPED_AUC = 0.25  # a test AUC at most this: classes likely swapped (majority_messages says so)
+
+
 def majority_messages(models: pd.DataFrame | None) -> list[str]:
     """A warning per checkpoint whose test accuracy is at most ``majority``, the share of the test
     split's most frequent class, though it predicts more than one class (one that predicts one class
     has its own warning): its AUC can lie above chance while its decisions are no better than always
     answering the majority class (a review: accuracy 0.480, AUC CI [0.668, 0.761], no warning; 10 of its
-    16 maps explained 'normal' on lesion images). Not a mark."""
+    16 maps explained 'normal' on lesion images). Not a mark. A test AUC of at most ``SWAPPED_AUC`` ranks the
+    classes the wrong way round, the signature of swapped classes rather than of chance: the line then says to
+    check the dataset's class order (a held-out review: ``normal``/``lesion`` sorted to lesion = 0, AUC 0.0)."""
     if models is None or models.empty or not {"majority", "accuracy"} <= set(models.columns):
         return []
     accuracy, majority = _column(models, "accuracy"), _column(models, "majority")
+    auc = _column(models, "auc")  # NaN where absent: no hint
     several = _column(models, "predicted_classes") != 1 if "predicted_classes" in models.columns else True
     out = []
     for i in models.index[(accuracy <= majority) & several]:
@@ -240,7 +246,11 @@ def majority_messages(models: pd.DataFrame | None) -> list[str]:
         out.append(f"model no better than the majority class: {models.at[i, 'dataset']} / {models.at[i, 'model']} "
                    f"(seed {seed}) has a test accuracy of {accuracy[i]:.3f}, at most {majority[i]:.3f}, the share of "
                    "the test split's most frequent class; under target: predicted many of its maps explain a class "
-                   "other than the label (strata.csv breaks the scores down by explained class)")
+                   "other than the label (strata.csv breaks the scores down by explained class)"
+                   + (f"; its test AUC of {auc[i]:.3f}, far below 0.5, ranks the classes the wrong way round, as a "
+                      "model whose classes are swapped does: check that the dataset's classes are in the order of "
+                      "the model's outputs (classes:; without it, class names are sorted)"
+                      if auc[i] <= SWAPPED_AUC else ""))
     return out
 
 

@@ -306,3 +306,29 @@ def test_the_message_names_the_exact_p_column_of_the_row_not_one_parsed_from_the
                            "auc_ci_high": NAN, "auc_ci_min_class_n": [1], "auc_exact_p": [0.5]})
     (row,) = models_at_chance(models).itertuples(index=False)
     assert row.exact_p == "auc_exact_p" and "(one-sided p >= 0.05, `auc_exact_p`)" in at_chance_message(row)
+
+
+def test_a_test_auc_far_below_half_says_the_classes_may_be_swapped():
+    """Held-out review newuser13: labels normal/lesion without classes sort to lesion = 0, so a model trained
+    with lesion = 1 scored accuracy 0.0 and AUC 0.0, and was only called no better than the majority class."""
+    from faithbench.models.training import classification_metrics
+    from faithbench.stats.chance import majority_messages
+
+    y = torch.tensor([0] * 4 + [1] * 4)
+    logits = torch.zeros(8, 2)
+    logits[:, 1] = torch.tensor([2.0, 3, 4, 5, -2, -3, -4, -5])  # every class the wrong way round
+    metrics = classification_metrics(logits, y)
+    assert metrics["auc"] == pytest.approx(0.0) and metrics["accuracy"] == pytest.approx(0.0)
+    weak = {"accuracy": 0.4, "majority": 0.5, "predicted_classes": 2}
+    models = pd.DataFrame([{"dataset": "d", "model": "m", "seed": 0, **metrics},
+                           {"dataset": "e", "model": "m", "seed": 0, **weak, "auc": 0.26},
+                           {"dataset": "f", "model": "m", "seed": 0, **weak}])  # no auc column value: no hint
+    messages = majority_messages(models)
+    assert messages[0] == (
+        "model no better than the majority class: d / m (seed 0) has a test accuracy of 0.000, at most 0.500, the "
+        "share of the test split's most frequent class; under target: predicted many of its maps explain a class "
+        "other than the label (strata.csv breaks the scores down by explained class); its test AUC of 0.000, far "
+        "below 0.5, ranks the classes the wrong way round, as a model whose classes are swapped does: check that "
+        "the dataset's classes are in the order of the model's outputs (classes:; without it, class names are "
+        "sorted)")
+    assert len(messages) == 3 and not any("swapped" in m for m in messages[1:])
