@@ -165,7 +165,7 @@ class CAMExplainer(Explainer):
     # 8: a gradient CAM on a ViT layer whose patch tokens get no gradient is refused (7 cached all-zero maps);
     # 9: a ViT behind an input transform that resizes to a size no multiple of the patch: the grid over the pixels
     # its patches cover of the resized image, resized back (it was stretched over the whole input); dynamic_img_pad
-    version = "9"
+    version = "10"  # 10: a wrapped network's own layer by default, not its preprocessing child (9 picked it)
     finds_layer = True  # the CAM reads a target layer (FullGrad reads every biased layer instead)
 
     def check_input(self, shape: tuple[int, ...]) -> str | None:
@@ -330,7 +330,7 @@ class EigenCAMExplainer(CAMExplainer):
 
     cam_class = EigenCAM
     needs_grad = False
-    version = "9"  # gradient-free: the CAMs' 8 changed nothing here (it was 7), their 9 does
+    version = "10"  # gradient-free: the CAMs' 8 changed nothing here (it was 7), their 9 and 10 do
     defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "relu": False}
     paper = "Muhammad & Yeasin 2020, Eigen-CAM"
     description = "first principal component of the layer's activations (class-agnostic)"
@@ -382,7 +382,7 @@ class ScoreCAMExplainer(CAMExplainer):
 
     cam_class = _ScoreCAMND
     needs_grad = False
-    version = "9"  # gradient-free: the CAMs' 8 changed nothing here (it was 7), their 9 does (masks too)
+    version = "10"  # gradient-free: the CAMs' 8 changed nothing here (it was 7), their 9 (masks too) and 10 do
     paper = "Wang et al. 2020, Score-CAM"
     description = "channel weights from the score of the input masked by each activation map"
     defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "batch_size": 32}

@@ -355,7 +355,7 @@ class GuidedGradCAMExplainer(Explainer):
     ``last_info``. CNNs with nn.ReLU modules only.
     """
 
-    version = "4"  # 4, 3 and 2: the layer as gradcam's versions 7, 4 and 3 find it (1: top-level stages only)
+    version = "5"  # 5, 4, 3 and 2: the layer as gradcam's 10, 7, 4 and 3 find it (1: top-level stages only)
     family = "gradient"
     architectures = frozenset({"cnn"})
     paper = "Selvaraju et al. 2017, Grad-CAM"
