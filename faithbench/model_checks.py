@@ -192,8 +192,9 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                 raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} is not a module of model "
                             f"{mspec.label!r}; its top-level modules: {', '.join(names)}") from None
             if supported[k] and getattr(plugin, "finds_layer", True) and \
-                    (problem := _layer_problem(model, name, module, (channels, *spatial))):
-                fix = VIT_LAYER_HINT if arch_family(model) == "vit" else "choose a convolutional stage"
+                    (found := _layer_problem(model, name, module, (channels, *spatial))):
+                problem, fix = found[0], found[1] or (VIT_LAYER_HINT if arch_family(model) == "vit"
+                                                      else "choose a convolutional stage")
                 raise error(f"{source}: explainers[{k}].params.target_layer: {layer!r} {problem} (model "
                             f"{mspec.label!r}, dataset {label!r}); {fix}")
     if explainers and runs and len(runs) == len(pairs) and not any(runs):
@@ -201,18 +202,22 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                     "(see the warnings above); add an explainer for these models or a model these explainers support")
 
 
-def _layer_problem(model: nn.Module, name: str, layer: nn.Module, shape: tuple[int, ...]) -> str | None:
+def _layer_problem(model: nn.Module, name: str, layer: nn.Module,
+                   shape: tuple[int, ...]) -> tuple[str, str | None] | None:
     """What is wrong with ``layer``'s output for a CAM on a meta image of the dataset's shape (a
     review: a linear head passed validate, then every cell failed in pytorch-grad-cam after training),
-    or None; None too where the meta device cannot run the network (the run tells). A part of an attention
-    module (Swin's softmax: attention weights) is refused by its place (explainers.layers.attention_parts). A
-    ViT's layer must output its tokens (explainers.layers.token_problem; a review: ``head`` and timm's ``qkv``
-    passed). A layer the forward pass never calls has no output to read."""
-    from faithbench.explainers.layers import attention_parts, channels_first, token_problem
+    and its fix where it is not the caller's generic one, or None; None too where the meta device cannot run
+    the network (the run tells). A part of an attention module (Swin's softmax: attention weights) is refused by
+    its place (explainers.layers.attention_parts). A ViT's layer must output its tokens
+    (explainers.layers.token_problem; a review: ``head`` and timm's ``qkv`` passed). A layer the forward pass never
+    calls has no output to read; one it calls twice (explainers.layers.reuse_problem) or whose grid is one cell
+    (one_cell_problem: a global pool, a review) is refused as the explainers' own check does."""
+    from faithbench.explainers.layers import (ONE_CELL_FIX, attention_parts, channels_first, counted_calls,
+                                              one_cell_problem, reuse_problem, token_problem)
 
     vit = arch_family(model) == "vit"
     if why := attention_parts(model).get(name):
-        return f"{why}: not a block's (B, N, C) tokens" if vit else f"{why}: not a (B, C, *grid) feature map"
+        return (f"{why}: not a block's (B, N, C) tokens" if vit else f"{why}: not a (B, C, *grid) feature map"), None
 
     seen: list[Any] = []
     network_input = [(1, *shape)]  # a model that resizes its input: the resized shape (explainers.layers)
@@ -222,7 +227,7 @@ def _layer_problem(model: nn.Module, name: str, layer: nn.Module, shape: tuple[i
         hooks.append(transform.register_forward_hook(lambda _m, _i, out: network_input.__setitem__(0, out.shape)))
     try:
         param = next(model.parameters())
-        with torch.no_grad():
+        with torch.no_grad(), counted_calls(model, name) as counts:
             model(torch.empty((1, *shape), device=param.device, dtype=param.dtype))
     except Exception:  # noqa: BLE001 - see the docstring
         return None
@@ -230,12 +235,16 @@ def _layer_problem(model: nn.Module, name: str, layer: nn.Module, shape: tuple[i
         for h in hooks:
             h.remove()
     if not seen:
-        return f"is never called by {type(model).__name__}'s forward pass, so it has no output to read"
+        return f"is never called by {type(model).__name__}'s forward pass, so it has no output to read", None
+    if reused := reuse_problem(model, name, counts):
+        return reused
     if vit:
-        return token_problem(seen[0], 1, model)
+        return (problem, None) if (problem := token_problem(seen[0], 1, model)) else None
     if isinstance(seen[0], torch.Tensor) and not channels_first(tuple(seen[0].shape), network_input[0]):
         return (f"outputs {tuple(seen[0].shape)} for an input of {(1, *shape)}: not a (B, C, *grid) feature map (a "
-                f"linear layer, or channels last)")
+                f"linear layer, or channels last)"), None
+    if isinstance(seen[0], torch.Tensor) and (problem := one_cell_problem(seen[0].shape)):
+        return problem, ONE_CELL_FIX
     return None
 
 

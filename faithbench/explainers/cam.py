@@ -46,8 +46,9 @@ from torch import Tensor, nn
 
 from faithbench.configurable import AT_LEAST_ONE, Bound
 from faithbench.explainers.base import Explainer
-from faithbench.explainers.layers import (VIT_LAYER_HINT, attention_problem, channels_first, find_target_layer,
-                                         kept_output, layer_reason, min_grid_problem, resolve_module, token_problem)
+from faithbench.explainers.layers import (VIT_LAYER_HINT, attention_problem, channels_first, checked_layer,
+                                         find_target_layer, kept_output, layer_reason, min_grid_problem,
+                                         resolve_module, token_problem)
 from faithbench.explainers.transformer import frame_to_input, input_size_problem, patch_layout, patch_pixels
 from faithbench.registry import explainers
 from faithbench.types import arch_family
@@ -246,7 +247,9 @@ class CAMExplainer(Explainer):
         cam = self.make_cam(model, layer, reshape)
         grad_hook, starved = patch_grad_probe(layer, model) if vit and cam.uses_gradients else (None, [])
         cam.compute_input_gradient = True  # a network frozen up to the layer has no gradient there otherwise
-        with restored_grads(model), kept_output(layer):  # after make_cam: its hooks see the layer's own output
+        # after make_cam: its hooks see the layer's own output; a layer called twice or of one cell is refused
+        with restored_grads(model), kept_output(layer), \
+                checked_layer(model, self.last_info["target_layer"], f"{self.name}: target_layer", grid=not vit):
             try:
                 raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
             except UncalledLayerError:

@@ -28,7 +28,7 @@ from faithbench.explainers.base import Explainer
 from faithbench.explainers.deeplift_hooks import AdjacentSafeDeepLift
 from faithbench.explainers.graph import (added_attributes_removed, foreign_nonlinear_leaves, leaf_modules,
                                          trace_leaves)
-from faithbench.explainers.layers import find_target_layer, min_grid_problem, resolve_module
+from faithbench.explainers.layers import checked_layer, find_target_layer, min_grid_problem, resolve_module
 from faithbench.registry import explainers
 
 # captum's integration rules (captum.attr._utils.approximation_methods.SUPPORTED_METHODS; a test compares)
@@ -352,7 +352,8 @@ class GuidedGradCAMExplainer(Explainer):
 
     The layer is chosen as for ``gradcam`` (``target_layer``, else the last top-level stage with a
     grid of at least ``min_grid``, or inside a block that holds every stage); it is in
-    ``last_info``. CNNs with nn.ReLU modules only.
+    ``last_info``. CNNs with nn.ReLU modules only. A layer of one cell or called twice is refused, as for the
+    CAMs (:func:`~faithbench.explainers.layers.checked_layer`).
     """
 
     version = "5"  # 5, 4, 3 and 2: the layer as gradcam's 10, 7, 4 and 3 find it (1: top-level stages only)
@@ -379,6 +380,6 @@ class GuidedGradCAMExplainer(Explainer):
             layer = model.get_submodule(name)
         self.last_info = {"target_layer": name}
         mode = "bilinear" if x.ndim == 4 else "trilinear"
-        with hook_notices_silenced():  # its guided backprop's
+        with hook_notices_silenced(), checked_layer(model, name, f"{self.name}: target_layer"):  # as the CAMs'
             attr = GuidedGradCam(model, layer).attribute(x, target=target, interpolate_mode=mode)
         return attr.sum(dim=1)

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["canonical_layer", "find_target_layer", "resolve_module"]
+__all__ = ["canonical_layer", "checked_layer", "counted_calls", "find_target_layer", "one_cell_problem",
+           "resolve_module", "reuse_problem"]
 
 _ADAPTIVE_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
                    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
@@ -54,7 +55,9 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
 
     Adaptive pooling layers are never chosen: their output is resampled to a fixed size, so
     torchvision's AlexNet and VGG ``avgpool`` gives 6 x 6 and 7 x 7 copies of a 1 x 1 or 2 x 2 map
-    on small inputs. Falls back to the finest-grid top-level feature map if no module is that fine.
+    on small inputs. Falls back to the finest-grid top-level feature map if no module is that fine. A layer
+    found with a grid of one cell (:func:`one_cell_problem`: ``min_grid`` 1, or that fallback on a tiny input)
+    is a ValueError: its CAM is a constant map.
     """
     outputs: dict[str, tuple[int, ...]] = {}  # feature-map shapes, by module name
     channels_last: list[tuple[int, str, tuple[int, ...]]] = []  # (call, name, shape) of the other outputs
@@ -120,6 +123,10 @@ def find_target_layer(model: nn.Module, x: Tensor, min_grid: int = 4) -> tuple[s
         if not top:
             raise ValueError(f"no channels-first feature-map layer found in {type(model).__name__}; set target_layer")
         found = max(top, key=lambda item: min(item[1]))
+    if one_cell_problem((1, 1, *found[1])):  # min_grid 1 on a small input, or the fallback: a constant map
+        raise ValueError(f"the layer found in {type(model).__name__}, {found[0]!r}, has a grid of one cell "
+                         f"({' x '.join(map(str, found[1]))}) for an input of {tuple(x.shape[2:])}, so every CAM "
+                         "of it would be constant; set min_grid >= 2 or a target_layer, or give a larger input")
 
     def inside_feature_map(name: str) -> bool:  # ConvNeXt's blocks permute to channels last and back
         parts = name.split(".")
@@ -285,3 +292,92 @@ def resolve_module(model: nn.Module, dotted: str) -> nn.Module:
         names = [n for n, _ in model.named_modules() if n][:40]
         raise ValueError(f"target_layer {dotted!r} not found in {type(model).__name__}; "
                          f"modules include: {', '.join(names)}") from None
+
+
+# a held-out review: Grad-CAM on torchvision resnet18's avgpool, 3.9061546-3.9061551 (rounding); EigenCAM 0
+ONE_CELL_FIX = ("choose a layer before the pooling or striding that leaves one cell (an earlier stage, e.g. 'layer4' "
+                "before a ResNet's 'avgpool'), or give a larger input")
+
+
+def one_cell_problem(shape: tuple[int, ...] | torch.Size) -> str | None:
+    """Why a ``(B, C, *grid)`` output of ``shape`` cannot be read by a CAM: a grid of one cell on every spatial
+    axis (a global pool's ``(B, C, 1, 1)``, a last stage on a small input) holds one value per channel, so every
+    map is one number per image upsampled, a constant (its spread float rounding), or None. A grid of one cell
+    on some axes only (a thin volume's depth) still varies along the others."""
+    grid = tuple(shape[2:])
+    if grid and all(g == 1 for g in grid):
+        return (f"outputs {tuple(shape)}: a grid of one cell ({' x '.join(map(str, grid))}), so every CAM of it "
+                "would be one number per image upsampled, a constant map")
+    return None
+
+
+@contextlib.contextmanager
+def counted_calls(model: nn.Module, name: str, check: Any = None) -> Iterator[dict[str, int]]:
+    """Inside the block, the calls of the module ``name`` and of each module that holds it in ``model``'s first
+    forward pass, by name (its enclosing blocks first); ``check(counts)`` runs when that pass returns (before
+    any backward pass), so a ValueError it raises ends the call. Counted by forward hooks, which return nothing.
+    Not :func:`~faithbench.explainers.graph.trace_leaves`, which counts leaves only, in a pass of its own."""
+    parts = canonical_layer(model, name).split(".")
+    names = [".".join(parts[:k]) for k in range(1, len(parts) + 1)]
+    counts, done = dict.fromkeys(names, 0), []
+
+    def counter(key: str) -> Any:
+        def count(_m: nn.Module, _i: Any, _out: Any) -> None:
+            if not done:
+                counts[key] += 1
+        return count
+
+    def end(_m: nn.Module, _i: Any, _out: Any) -> None:
+        if not done:
+            done.append(True)
+            if check is not None:
+                check(counts)
+
+    handles = [model.get_submodule(n).register_forward_hook(counter(n)) for n in names]
+    handles.append(model.register_forward_hook(end))
+    try:
+        yield counts
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def reuse_problem(model: nn.Module, name: str, counts: dict[str, int]) -> tuple[str, str] | None:
+    """(problem, fix) where :func:`counted_calls` saw the module ``name`` called more than once in one forward
+    pass (torchvision's BasicBlock calls its one ``relu`` twice): a CAM hook keeps its first call's output
+    (pytorch-grad-cam's), captum's layer hook its last (Guided Grad-CAM), so the name does not say which tensor
+    is read (a held-out review: ``layer4.1.relu`` gave the Grad-CAM after ``bn1``, 1.03 from the block's at a
+    maximum of 1.19). The fix names the nearest enclosing module called once; None where it is called once."""
+    calls = counts[canonical_layer(model, name)]
+    if calls <= 1:
+        return None
+    once = [n for n, c in reversed(counts.items()) if c == 1]
+    fix = (f"choose a module called once, e.g. the enclosing block {once[0]!r}" if once else
+           "choose a module the forward pass calls once")
+    return (f"is called {calls} times in one forward pass of {type(model).__name__} (one module reused), so its "
+            "output is no one tensor (a CAM would read its first call's, Guided Grad-CAM its last)", fix)
+
+
+@contextlib.contextmanager
+def checked_layer(model: nn.Module, name: str, what: str, grid: bool = True) -> Iterator[None]:
+    """Inside the block, ``model``'s first forward pass refuses the target layer ``name`` with a one-line ValueError
+    that starts with ``what`` (``"gradcam: target_layer"``): where it is called more than once
+    (:func:`reuse_problem`, when the pass returns) or, with ``grid`` (not a ViT's tokens), where its first output
+    is a grid of one cell (:func:`one_cell_problem`). Every explainer that reads a target layer runs in one."""
+    seen: list[bool] = []
+
+    def first(_m: nn.Module, _i: Any, out: Any) -> None:
+        if grid and not seen and isinstance(out, Tensor) and (problem := one_cell_problem(out.shape)):
+            raise ValueError(f"{what} {name!r} {problem}; {ONE_CELL_FIX}")
+        seen.append(True)
+
+    def check(counts: dict[str, int]) -> None:
+        if found := reuse_problem(model, name, counts):
+            raise ValueError(f"{what} {name!r} {found[0]}; {found[1]}")
+
+    handle = model.get_submodule(canonical_layer(model, name)).register_forward_hook(first)
+    try:
+        with counted_calls(model, name, check):
+            yield
+    finally:
+        handle.remove()
