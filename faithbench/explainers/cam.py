@@ -29,8 +29,9 @@ per spatial axis, or inside the last container that holds one where no top-level
 ``features``), or the last such stage of a coarse block of stages run after it (timm's EfficientNet ``blocks``
 after its stem); never an adaptive pool (:func:`~faithbench.explainers.layers.find_target_layer`). A CAM is only
 as fine as its layer's grid (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
-Gradient-based Localization"): a 2x2 CAM is not comparable to pixel-level maps. The chosen layer and grid are in
-``last_info``."""
+Gradient-based Localization"): a 2x2 CAM is not comparable to pixel-level maps; a layer of one cell, or one the
+forward pass calls twice, is refused (:func:`~faithbench.explainers.layers.checked_layer`). The chosen layer and
+grid are in ``last_info``."""
 
 from __future__ import annotations
 
