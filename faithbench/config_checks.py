@@ -200,15 +200,20 @@ def check_validation(suite: Any, source: str, built: dict[str, Any], metric_plug
     val``, ``gate: val``) needs, on every dataset where it runs (the test split has its masks), a
     validation split whose first ``calibration_samples`` samples carry those masks, one at least
     non-empty: else an error naming the metric, the dataset and what is missing. Before that, when
-    a model is trained, the train and val splits of each dataset with ``cheap_splits``."""
+    a model is trained, the train and val splits of each dataset with ``cheap_splits``, and of one that
+    builds a split of labels alone (:meth:`~faithbench.datasets.base.BaseDataset.labels_split`: ``medmnist``)."""
     permuted = any("permuted_model" in p.info.requires for p in metric_plugins)
     for i, spec in enumerate(suite.datasets):
         paired = [m for m in suite.models if spec.models is None or m.label in spec.models]  # as runner.plan
         trains = permuted or any(m.recipe is not None for m in paired)
         dataset = built.get(spec.label)  # absent: an optional dataset that is not there (the run skips it)
-        for split in ("train", "val") if trains and getattr(dataset, "cheap_splits", False) else ():
-            try:
-                type(dataset)(split=split, **spec.params)
+        cls = type(dataset)
+        for split in ("train", "val") if trains and dataset is not None else ():
+            try:  # labels_split: the split where cheap_splits, medmnist's labels alone (a review: a file
+                if hasattr(cls, "labels_split"):  # without val arrays passed validate, then the run refused it)
+                    cls.labels_split(split, **spec.params)
+                elif getattr(dataset, "cheap_splits", False):
+                    cls(split=split, **spec.params)
             except Exception as exc:
                 if spec.optional and isinstance(exc, DataError):
                     break  # the run's preflight skips an optional dataset whose files are not all there

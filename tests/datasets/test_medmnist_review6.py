@@ -189,3 +189,18 @@ def test_validate_refuses_a_file_of_another_size(tmp_path, capsys):
     err = _validate(tmp_path, capsys, "flag: pneumoniamnist, size: 64")
     assert "pneumoniamnist_64.npz holds test images of shape (28, 28), expected 64x64" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("missing", ["val_images", "train_labels"])
+def test_validate_refuses_a_file_without_a_split_a_trained_model_needs(tmp_path, capsys, missing):
+    """Review data5: a file without its val arrays passed validate ("ok") for a suite that trains a model,
+    then the run stopped on it; validate reads the train and val splits' labels (no images) as the run will."""
+    path = _write(tmp_path, "pneumoniamnist.npz", _binary())
+    arrays = dict(np.load(path))
+    del arrays[missing]
+    np.savez(path, **arrays)
+    err = _validate(tmp_path, capsys, "flag: pneumoniamnist")
+    split = missing.split("_")[0]
+    assert f"a model is trained here (a recipe, or the permuted-label twin), which needs its {split} split: " \
+           f"medmnist: {path} has no arrays '{split}_images'/'{split}_labels'" in err
+    assert len(err.strip().splitlines()) == 1
