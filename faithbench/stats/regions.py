@@ -23,7 +23,7 @@ from scipy import stats
 
 from faithbench.stats.paired import pairwise_wilcoxon
 from faithbench.stats.pvalues import p_values
-from faithbench.stats.tables import per_sample
+from faithbench.stats.tables import _failed, _planned_holm, per_sample
 
 __all__ = ["CLASS_TEST_COLUMNS", "REGION_PAIRWISE_COLUMNS", "bonferroni", "class_test", "empty_class",
            "empty_region_messages", "mann_whitney", "rank_sum_null", "region_class_tests", "region_pairwise"]
@@ -34,6 +34,7 @@ CLASS_TEST_COLUMNS = ["dataset", "model", "explainer", "score", "region", "test"
 REGION_PAIRWISE_COLUMNS = ["dataset", "model", "score", "region", "samples", "explainer_a", "explainer_b",
                            "statistic", "p", "p_holm", "effect_size", "n"]
 _SAMPLE = ["dataset", "model", "explainer", "region", "sample_id", "label"]
+REGIONS_METRIC = "regions"  # the label of the suite's regions: block as a metric (failures.csv's metric column)
 EMPTY_REGION = "region empty on every"  # how the note of a region left untested for its empty mask starts
 
 
@@ -221,12 +222,16 @@ def empty_region_messages(tests: pd.DataFrame) -> list[str]:
             in empty.groupby(["dataset", "model", "region"], sort=True)["note"].first().items()]
 
 
-def region_pairwise(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("share",)) -> pd.DataFrame:
+def region_pairwise(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("share",),
+                    failures: pd.DataFrame | None = None) -> pd.DataFrame:
     """Paired two-sided Wilcoxon signed-rank tests between explainers, per (dataset, model, score,
     region) and per class (``samples``: negative / positive): samples paired by sample_id (the
     seeds averaged), Holm-adjusted across the explainer pairs of each group, matched-pairs
     rank-biserial effect size of a vs b (see :func:`faithbench.stats.paired.pairwise_wilcoxon`).
-    Columns: :data:`REGION_PAIRWISE_COLUMNS`."""
+    ``failures`` (``failures.csv``): the pairs of an explainer whose cell failed (its explanation, or the
+    metric ``regions``) were planned and count in the Holm family m though they have no pair, as in
+    ``pairwise.csv`` (:func:`faithbench.stats.tables.pairwise_table`; a held-out review: m 6 where pairwise.csv
+    counted 10). Columns: :data:`REGION_PAIRWISE_COLUMNS`."""
     scores = list(scores)
     _check(regions, scores)
     regions = _per_sample(regions, scores)
@@ -241,6 +246,9 @@ def region_pairwise(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] =
             table = pairwise_wilcoxon(wide)
             if table.empty:
                 continue
+            failed = _failed(failures, {"dataset": dataset, "model": model, "metric": REGIONS_METRIC})
+            names, sides = list(map(str, wide.columns)), ["explainer_a", "explainer_b"]
+            table["p_holm"] = _planned_holm(table, names, failed, sides)
             for position, (name, value) in enumerate(zip(["dataset", "model", "score", "region", "samples"],
                                                          [dataset, model, score, region, samples])):
                 table.insert(position, name, value)
