@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from faithbench.reports.markup import _e, table_html
-from faithbench.reports.notes import (DISTRIBUTION_NOTE, WILCOXON_NOTE, control_alone, control_labels, failed_cells,
+from faithbench.reports.notes import (DISTRIBUTION_NOTE, control_alone, control_labels, failed_cells,
                                       mixed_classes_note)
 from faithbench.reports.stats_html import statistics_html
 from faithbench.reports.summaries import integer_counts
@@ -172,43 +172,6 @@ def _reliance_html(table: pd.DataFrame | None) -> str:
               "the prediction changes. Compare with each explainer's relevance mass on that evidence.</p>")
 
 
-REGION_TEST_SHOWN = ["dataset", "model", "explainer", "score", "region", "test", "mean_negative", "mean_positive",
-                     "p", "p_bonferroni", "significant", "note"]
-
-
-def _regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFrame | None) -> str:
-    """Region-based saliency: the between-class tests, region deletion correlation beside them,
-    and the paired tests between explainers."""
-    parts = ['<p class="note">Per region, the score of label-0 samples (negative) against the others '
-             "(positive): Shapiro–Wilk and Levene choose Student's t-test or Mann–Whitney U; p_bonferroni "
-             "adjusts across the regions of each (dataset, model, explainer, score) that have a test; "
-             "significant: p_bonferroni &lt; α. Test none (note says why): a region whose mask is empty on every "
-             "sample of a class (its scores there come from the mask, not the map: any map, the random "
-             "control's too, would differ), or a class with fewer than 3 values (Shapiro–Wilk needs 3). "
-             'Full table with the normality and Levene p-values: '
-             '<a href="region_tests.csv">region_tests.csv</a>; per-sample scores: '
-             '<a href="regions.csv">regions.csv</a>.</p>']
-    shown = tests[[c for c in REGION_TEST_SHOWN if c in tests.columns]] if not tests.empty else tests
-    parts.append(table_html(shown, "no region tests", max_rows=400))
-    rdc = board[board["metric"].astype(str) == "region_deletion_correlation"] if "metric" in board else board.iloc[:0]
-    parts.append("<h3>Region deletion correlation</h3>")
-    if rdc.empty:
-        parts.append('<p class="empty">not in this suite (add the metric region_deletion_correlation)</p>')
-    else:
-        parts.append('<p class="note">Spearman ρ between each region\'s saliency mass and the drop in score '
-                     "when the region is removed (higher: the map ranks regions as the model uses them). Read "
-                     "the mean against chance, ρ(region area, drop): what a constant map scores, since larger "
-                     "regions hold more mass and drop the score more; it is not 0</p>")
-        parts.append(table_html(rdc[[c for c in ("dataset", "model", "explainer", "mean", "ci_low", "ci_high",
-                                                 "chance", "n", "p_vs_random") if c in rdc.columns]]))
-    if pairwise is not None:
-        parts += [f"<details><summary>paired Wilcoxon signed-rank tests between explainers per region and class "
-                  f"({WILCOXON_NOTE})</summary>",
-                  '<p class="note"><a href="region_pairwise.csv">region_pairwise.csv</a></p>',
-                  table_html(pairwise, "no pairs", max_rows=500), "</details>"]
-    return "".join(parts)
-
-
 def _chance_item(row: object) -> str:
     """A model of the at-chance warning: each flagged checkpoint's own test AUC CI (never one interval over
     the seeds), and the seeds whose AUC is undefined."""
@@ -340,7 +303,9 @@ def render_html(
                                                                  chance_blocks)))
 
     if region_tests is not None:
-        sections.append(("regions", "Regions", _regions_html(board, region_tests, region_pairwise)
+        from faithbench.reports.regions import regions_html
+
+        sections.append(("regions", "Regions", regions_html(board, region_tests, region_pairwise, chance_blocks)
                          + _figures(matching("regions_"), root, used)))
 
     sections += medical_sections(root, lambda prefix: _figures(matching(prefix), root, used), manifest, control)

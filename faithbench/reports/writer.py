@@ -30,6 +30,7 @@ from faithbench.progress import bars_disabled, missing_glyphs_noted
 from faithbench.reports.arguments import FORMATS, check_control, check_report_arguments, run_control
 from faithbench.reports.integrity import NOT_A_RUN, is_run_folder, manifest_problem, mark_report, table_problem
 from faithbench.reports.markup import markdown_escape
+from faithbench.reports.regions import region_tables
 from faithbench.reports.summaries import cost_summary, models_file, models_summary
 from faithbench.store import atomic_write_bytes
 from faithbench.stats import (agreement_table, friedman_table, leaderboard, nemenyi_table, overall_nemenyi,
@@ -162,34 +163,6 @@ def read_inputs(out_dir: Path) -> dict[str, Any]:
     if problem := table_problem(out_dir, manifest, inputs):  # truncated or other columns (reports/integrity.py)
         raise RunFolderError(problem)
     return inputs
-
-
-def _region_tables(out_dir: Path, inputs: dict[str, Any],
-                   written: list[Path]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """``region_tests.csv`` and ``region_pairwise.csv`` from ``regions.csv`` (when the run had a
-    ``regions:`` block), with the scores and alpha of the suite recorded in the manifest; a region
-    left without a class test because its mask is empty in a class is logged as a warning."""
-    from faithbench.stats.regions import (CLASS_TEST_COLUMNS, REGION_PAIRWISE_COLUMNS, empty_region_messages,
-                                          region_class_tests, region_pairwise)
-
-    regions = inputs["regions.csv"]
-    if regions is None:  # no regions: block; a table of an earlier run in this folder would be stale
-        for name in ("region_tests.csv", "region_pairwise.csv"):
-            (out_dir / name).unlink(missing_ok=True)
-        return None, None
-    spec = (inputs["manifest.json"].get("suite") or {}).get("regions") or {}
-    scores, alpha = spec.get("scores", ["share"]), float(spec.get("alpha", 0.05))
-    if regions.empty:
-        tests, pairs = pd.DataFrame(columns=CLASS_TEST_COLUMNS), pd.DataFrame(columns=REGION_PAIRWISE_COLUMNS)
-    else:
-        tests = region_class_tests(regions, scores, alpha)
-        pairs = region_pairwise(regions, scores, inputs["failures.csv"])  # failed: still in the Holm family
-        for message in empty_region_messages(tests):  # a review: every explainer "significant" without a word
-            log.warning("%s", message)
-    for name, frame in (("region_tests.csv", tests), ("region_pairwise.csv", pairs)):
-        _write_csv(out_dir / name, frame)
-        written.append(out_dir / name)
-    return tests, pairs
 
 
 def _strata(out_dir: Path, results: pd.DataFrame, samples: pd.DataFrame | None, plot_dir: Path, blocks=()) -> list:
@@ -340,7 +313,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
             if old.suffix in (".png", ".svg") and old.name.startswith(_DERIVED_PLOTS):
                 old.unlink()
     curves = inputs["curves.parquet"]
-    region_tests, region_pairs = _region_tables(out_dir, inputs, written)
+    region_tests, region_pairs = region_tables(out_dir, inputs, written)
     directions = metric_directions(results)  # the ↑/↓ of the curves' and strata's panels
     blocks = blocks_at_chance(board)  # the tables' †, on the figures too
     steps: list[tuple[str, Callable[[], list[Path]]]] = [  # (what, plot it): the bar's steps

@@ -7,8 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from faithbench.reports.html import _regions_html
-from faithbench.reports.writer import _region_tables
+from faithbench.reports.regions import region_tables as _region_tables, regions_html as _regions_html
 from faithbench.stats.regions import region_class_tests
 from tests.stats.test_region_empty_class import _table
 
