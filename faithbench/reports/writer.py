@@ -10,7 +10,9 @@ Every input is read before any file is written (:func:`read_inputs`). A run writ
 :data:`ALWAYS_WRITTEN` and lists the tidy files it wrote in the manifest's ``outputs``; also
 required: ``regions.csv`` / ``failures.csv`` / ``reliability.csv`` where the manifest has a
 ``regions:`` block / failed cells / reliability ``computed``. One missing, an input that does not
-parse, or a manifest at status :data:`WRITING` raises :class:`RunFolderError` (exit code 2).
+parse, or a manifest at status :data:`WRITING` raises :class:`RunFolderError` (exit code 2). A ``regions.csv``
+beside a manifest whose suite has no ``regions:`` block (copied from another run) is ignored with a warning,
+and the region tables of an earlier run are removed, as a run removes them.
 """
 
 from __future__ import annotations
@@ -153,13 +155,18 @@ def read_inputs(out_dir: Path) -> dict[str, Any]:
     for name in ALWAYS_WRITTEN:
         require(name, "a run always writes it")
     results = _read(out_dir, "results.parquet", pd.read_parquet)
-    for name, why in expected_files(manifest).items():
+    expected = expected_files(manifest)
+    for name, why in expected.items():
         require(name, why)
     inputs = {"results.parquet": results, "manifest.json": manifest,
               "curves.parquet": _read(out_dir, "curves.parquet", pd.read_parquet)}
     for name in ("models.csv", "cost.csv", "skipped.csv", "regions.csv", "samples.csv", "failures.csv",
                  "reliability.csv", *_READ_IF_PRESENT):
-        inputs[name] = _read(out_dir, name, read_optional_csv)
+        stray = name == "regions.csv" and name not in expected  # not this suite's (module doc)
+        inputs[name] = None if stray else _read(out_dir, name, read_optional_csv)
+    if "regions.csv" not in expected and (out_dir / "regions.csv").exists():
+        log.warning("%s", f"{out_dir / 'regions.csv'} ignored: the suite in manifest.json has no regions: block, so "
+                    f"this run did not write it (another run's?); no region tables")
     if problem := table_problem(out_dir, manifest, inputs):  # truncated or other columns (reports/integrity.py)
         raise RunFolderError(problem)
     return inputs
