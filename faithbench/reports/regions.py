@@ -73,9 +73,10 @@ def regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFram
     parts = ['<p class="note">Per region, the score of label-0 samples (negative) against the others '
              "(positive): Shapiro–Wilk and Levene choose Student's t-test or Mann–Whitney U; p_bonferroni "
              "adjusts across the regions of each (dataset, model, explainer, score) that have a test; "
-             "significant: p_bonferroni &lt; α. Test none (note says why): a region whose mask is empty on every "
-             "sample of a class (its scores there come from the mask, not the map: any map, the random "
-             "control's too, would differ), or a class with fewer than 3 values (Shapiro–Wilk needs 3). "
+             "significant: p_bonferroni &lt; α (– where there is no test). Test none (note says why): a region "
+             "whose mask is empty on every sample of a class (its scores there come from the mask, not the map: "
+             "any map, the random control's too, would differ), or a class with fewer than 3 values "
+             "(Shapiro–Wilk needs 3). "
              'Full table with the normality and Levene p-values: '
              '<a href="region_tests.csv">region_tests.csv</a>; per-sample scores: '
              f'<a href="regions.csv">regions.csv</a>{dagger}.</p>']

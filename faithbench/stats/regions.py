@@ -182,7 +182,8 @@ def region_class_tests(regions: pd.DataFrame, scores: list[str] | tuple[str, ...
     """:func:`class_test` for every (dataset, model, explainer, score, region) of ``regions``:
     label 0 against the other labels. ``p_bonferroni`` adjusts across the regions of each
     (dataset, model, explainer, score) that have a test (``n_regions`` of them: the named masks and
-    the grid cells together); ``significant`` = p_bonferroni < ``alpha``. A region whose mask is empty
+    the grid cells together); ``significant`` = p_bonferroni < ``alpha``, NA where there is no test (``none``: not
+    tested is not "not significant", as the leaderboard's ``beats_random``). A region whose mask is empty
     on every sample of a class (:func:`empty_class`, from ``area``) gets test ``none`` with the reason in
     ``note``, and stays out of the Bonferroni family (a review: ``lesion``, empty on normal images, made
     every explainer and the random control "significant"). Columns: :data:`CLASS_TEST_COLUMNS`.
@@ -206,10 +207,11 @@ def region_class_tests(regions: pd.DataFrame, scores: list[str] | tuple[str, ...
                                "region": region, **row})
             adjusted = bonferroni([r["p"] for r in family])
             m = int(np.count_nonzero(~np.isnan([r["p"] for r in family])))
-            for row, p_adj in zip(family, adjusted):
-                row.update(p_bonferroni=float(p_adj), significant=bool(p_adj < alpha), n_regions=m)
+            for row, p_adj in zip(family, adjusted):  # no test: NA, not False ("tested, not significant")
+                row.update(p_bonferroni=float(p_adj), significant=pd.NA if np.isnan(p_adj) else bool(p_adj < alpha),
+                           n_regions=m)
             rows += family
-    return pd.DataFrame(rows, columns=CLASS_TEST_COLUMNS)
+    return pd.DataFrame(rows, columns=CLASS_TEST_COLUMNS).astype({"significant": "boolean"})
 
 
 def empty_region_messages(tests: pd.DataFrame) -> list[str]:

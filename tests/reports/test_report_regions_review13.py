@@ -141,3 +141,28 @@ def test_region_pairwise_counts_the_failed_explainer_of_failures_csv(run):
         np.testing.assert_allclose(group["p_holm"], expected, rtol=0, atol=0)
         raised += int((group["p_holm"] > holm(group["p"].to_numpy())).sum())  # m = 3 without weak
     assert raised > 0
+
+
+# -- D4: no test, no verdict ------------------------------------------------------------------------------------------
+
+def test_an_untested_region_has_no_significant_verdict(tmp_path):
+    """test none (the lesion, empty on negatives; a class of 2 samples) leaves significant empty, not False, as the
+    leaderboard's beats_random; tested regions keep True/False."""
+    from faithbench.reports.regions import region_tables, regions_html
+
+    regions = _table(np.random.default_rng(0), n_neg=10, n_pos=6)
+    few = _table(np.random.default_rng(1), n_neg=4, n_pos=2).assign(model="few")
+    inputs = {"regions.csv": pd.concat([regions, few]), "manifest.json": {"suite": {"regions": BLOCK}},
+              "failures.csv": None}
+    tests, _ = region_tables(tmp_path, inputs, [])
+    assert str(tests["significant"].dtype) == "boolean"
+    untested = tests["test"] == "none"
+    assert untested.sum() == 2 + 3 * 2 and tests.loc[untested, "significant"].isna().all()  # lesion of m; all of few
+    assert tests.loc[~untested, "significant"].notna().all()
+    assert tests.loc[~untested, "significant"].tolist() == (tests.loc[~untested, "p_bonferroni"] < 0.05).tolist()
+    written = pd.read_csv(tmp_path / "region_tests.csv", keep_default_na=False)
+    assert (written.loc[written["test"] == "none", "significant"] == "").all()
+    assert set(written.loc[written["test"] != "none", "significant"]) <= {"True", "False"}
+    page_rows = _rows(regions_html(pd.DataFrame(), tests, None), "region_tests.csv")
+    assert {r[10] for r in page_rows if r[5] == "none"} == {"–"}  # the HTML's empty cell
+    assert {r[10] for r in page_rows if r[5] != "none"} <= {"True", "False"}
