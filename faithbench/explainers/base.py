@@ -13,7 +13,6 @@ import functools
 import inspect
 import random
 import weakref
-import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import Configurable, ParameterError
 from faithbench.device import dtype_mismatch, eval_mode
+from faithbench.seeds import image_seed
 from faithbench.types import MaskRole
 
 
@@ -39,14 +39,6 @@ def _in_eval_mode(check: Callable[..., Any]) -> Callable[..., Any]:
 
 # model -> the (explainer, parameters, input shape) a direct call found supported: checked once each
 _SUPPORTED: weakref.WeakKeyDictionary[nn.Module, set[tuple[Any, ...]]] = weakref.WeakKeyDictionary()
-
-
-def image_seed(seed: int, image: Tensor) -> int:
-    """A seed drawn from (``seed``, the bytes of ``image``) by NumPy's ``SeedSequence``: the same
-    image gets the same seed in any batch, different images (almost surely) different ones. Any
-    dtype (bfloat16 too: the bytes are read as uint8)."""
-    data = image.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes()
-    return int(np.random.SeedSequence([seed % 2**32, zlib.crc32(data)]).generate_state(1)[0])
 
 
 def call_dataset_reason(explainer: Any, masks: Collection[str], spatial_dims: int,

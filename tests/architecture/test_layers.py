@@ -19,7 +19,7 @@ ROOT = Path(faithbench.__file__).resolve().parent
 # floor of each top-level module or package of faithbench
 FLOORS = {
     "types": 0, "store": 0, "configurable": 0, "code_identity": 0, "registry": 0, "device": 0, "names": 0,
-    "progress": 0, "scores": 0,
+    "progress": 0, "scores": 0, "seeds": 0,
     "datasets": 1, "explainers": 1, "metrics": 1, "stats": 1,
     "models": 2, "reports": 2,
     "config": 3, "config_files": 3, "config_yaml": 3, "config_checks": 3, "config_messages": 3, "metric_checks": 3,

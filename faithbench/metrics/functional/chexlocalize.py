@@ -49,6 +49,7 @@ from torch import Tensor
 
 from faithbench.metrics.functional.localization import pointing_game
 from faithbench.metrics.functional.similarity import minmax
+from faithbench.seeds import Generators
 
 __all__ = ["DEFAULT_GATE_GRID", "DEFAULT_THRESHOLD_GRID", "MIOU_DECIMALS", "OTSU_BINS", "binarize",
            "chexlocalize_hit", "chexlocalize_iou", "hit_chance", "iou", "otsu_threshold", "random_iou_chance",
@@ -174,11 +175,12 @@ def chexlocalize_iou(saliency: Tensor, mask: Tensor, *, threshold: str | float |
 
 def chexlocalize_hit(saliency: Tensor, mask: Tensor, *, prob: Tensor | None = None,
                      gate: float | Tensor | None = None, full_dataset: bool = False,
-                     generator: torch.Generator | None = None) -> Tensor:
+                     generator: Generators = None) -> Tensor:
     """Hit rate per sample: 1 if the map's maximum lies in the mask (ties among maxima by a seeded
-    draw, as ``pointing_game``), 0 otherwise or when the map is gated (p <= gate); NaN where the
-    mask is empty (CheXlocalize's ``get_hit_rates``), or with ``full_dataset`` 0 there for a kept map
-    (it points at a finding that is not there) and NaN for a gated one."""
+    draw, as ``pointing_game``, whose ``generator`` default it shares), 0 otherwise or when the map is
+    gated (p <= gate); NaN where the mask is empty (CheXlocalize's ``get_hit_rates``), or with
+    ``full_dataset`` 0 there for a kept map (it points at a finding that is not there) and NaN for a
+    gated one."""
     _check(saliency, mask)
     hit = pointing_game(saliency, mask, generator=generator)
     keep = _gated(prob, gate, saliency.shape[0], hit.device)

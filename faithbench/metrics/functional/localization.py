@@ -1,7 +1,12 @@
 """Localisation of saliency against a mask of the target-relevant region.
 
 Every function maps ``saliency (B, *spatial)`` and a bool ``mask (B, *spatial)`` to ``(B,)`` float32;
-a sample whose mask is empty gets NaN (the score is undefined there). Maps are compared in float64 when
+a sample whose mask is empty gets NaN (the score is undefined there). Tie-breaks draw from ``generator``:
+one ``torch.Generator`` draws the whole batch at once (position i of two batches gets the same draw), a
+sequence of B generators draws row i from its i-th (the metric classes: one per image, seeded from the
+cell's seed and the image's bytes, :meth:`~faithbench.metrics.base.EvalContext.generators`); None (the
+default) seeds each row from 0 and that row's map and mask (:func:`~faithbench.seeds.or_row_generators`), so
+the same inputs give the same value on every call, alone or in any batch. Maps are compared in float64 when
 they come as float64, else in float32 (:func:`_precise`): a float64 map whose unique maximum differs
 from the next value below float32 resolution stays unique (a held-out review: cut to float32 it tied,
 and ``pointing_game`` hit 45 % of the time).
@@ -13,6 +18,7 @@ import torch
 from torch import Tensor
 
 from faithbench.metrics.functional.perturbation import feature_ranks
+from faithbench.seeds import Generators, or_row_generators, uniform_keys
 
 
 def _check(saliency: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -66,17 +72,16 @@ def auprc_chance(mask: Tensor) -> Tensor:
     return torch.where(p > 0, expected, torch.full_like(p, float("nan"))).float()
 
 
-def pointing_game(saliency: Tensor, mask: Tensor, *, tolerance: int = 0,
-                  generator: torch.Generator | None = None) -> Tensor:
+def pointing_game(saliency: Tensor, mask: Tensor, *, tolerance: int = 0, generator: Generators = None) -> Tensor:
     """1.0 if the maximum of the saliency falls inside the mask or, with ``tolerance`` t, closer
     than t pixels (Euclidean) to it, else 0.0 (Zhang et al. 2018; :func:`dilate`, as TorchRay).
-    Ties among maxima: one is chosen by a seeded random draw, one per batch (so with tied maxima a
-    sample's value can depend on the batch size and its position). Chance level: the dilated mask's
-    area fraction."""
+    Ties among maxima: one is chosen by a seeded random draw (per row with a sequence of generators or
+    the default, see the module; one per batch with one generator). Chance level: the dilated mask's
+    area fraction, which a constant map scores in expectation."""
     m = dilate(mask, tolerance)
     s, m = _check(saliency, m)
     is_max = s == s.max(dim=1, keepdim=True).values
-    keys = torch.rand(s.shape, generator=generator).to(s.device)
+    keys = uniform_keys(tuple(s.shape), or_row_generators(generator, saliency, mask)).to(s.device)
     pick = torch.where(is_max, keys, torch.full_like(keys, -1.0)).argmax(dim=1)
     hit = m.gather(1, pick[:, None])[:, 0].float()
     defined = m.any(dim=1) & torch.isfinite(s).all(dim=1)  # a NaN map has no maximum
@@ -99,12 +104,12 @@ def relevance_mass(saliency: Tensor, mask: Tensor) -> Tensor:
     return torch.where(undefined, torch.full_like(value, float("nan")), value)
 
 
-def _top_ranks(s: Tensor, generator: torch.Generator | None) -> Tensor:
+def _top_ranks(s: Tensor, generator: Generators) -> Tensor:
     """Rank of every feature of ``s (B, N)``, 0 = largest; ties by a seeded permutation."""
     return feature_ranks(s, generator=generator)
 
 
-def relevance_rank(saliency: Tensor, mask: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+def relevance_rank(saliency: Tensor, mask: Tensor, *, generator: Generators = None) -> Tensor:
     """Relevance rank accuracy (Arras et al. 2022): with K = |M|, the fraction of the K
     highest-saliency features that lie in M,
 
@@ -115,12 +120,12 @@ def relevance_rank(saliency: Tensor, mask: Tensor, *, generator: torch.Generator
     Chance level: the mask's area fraction (the expected value for a random map)."""
     s, m = _check(saliency, mask)
     k = m.sum(dim=1, keepdim=True)
-    top = _top_ranks(s, generator).to(s.device) < k
+    top = _top_ranks(s, or_row_generators(generator, saliency, mask)).to(s.device) < k
     value = (top & m).sum(dim=1).float() / k[:, 0].clamp(min=1)
     return torch.where(k[:, 0] > 0, value, torch.full_like(value, float("nan")))
 
 
-def top_fraction(saliency: Tensor, fraction: float, *, generator: torch.Generator | None = None) -> Tensor:
+def top_fraction(saliency: Tensor, fraction: float, *, generator: Generators = None) -> Tensor:
     """Bool map ``(B, *spatial)`` of the round(fraction * N) highest-saliency features
     (at least one), ties broken by a seeded random permutation."""
     if not 0 < fraction <= 1:
@@ -150,12 +155,12 @@ def bounding_box(region: Tensor) -> Tensor:
 
 
 def iou_top_k(saliency: Tensor, mask: Tensor, *, percent: float, bbox: bool = False,
-              generator: torch.Generator | None = None) -> Tensor:
+              generator: Generators = None) -> Tensor:
     """IoU of the top ``percent`` % features (seeded tie-break) with the mask:
     |A ∩ M| / |A ∪ M|, A = top_k(s) (or its bounding box with ``bbox=True``). NaN for an empty
     mask. Chance level: :func:`iou_chance`."""
     _check(saliency, mask)
-    top = top_fraction(saliency, percent / 100, generator=generator)
+    top = top_fraction(saliency, percent / 100, generator=or_row_generators(generator, saliency, mask))
     if bbox:
         top = bounding_box(top)
     a, m = top.flatten(1), mask.flatten(1).bool()

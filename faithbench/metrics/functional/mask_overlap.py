@@ -10,6 +10,7 @@ from torch import Tensor
 
 from faithbench.metrics.functional.perturbation import feature_ranks
 from faithbench.metrics.functional.similarity import rankdata
+from faithbench.seeds import Generators, or_row_generators
 
 
 def _check(saliency: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -35,15 +36,17 @@ def attribution_localisation(saliency: Tensor, mask: Tensor, *, weighted: bool =
     return value.masked_fill(undefined, float("nan")).float()
 
 
-def top_k_intersection(saliency: Tensor, mask: Tensor, k: int, *, generator: torch.Generator | None = None) -> Tensor:
+def top_k_intersection(saliency: Tensor, mask: Tensor, k: int, *, generator: Generators = None) -> Tensor:
     """Top-k intersection (Theiner et al. 2021, "Interpretable semantic photo geolocation"): the
     share of the k most salient features that lie in the mask, |top_k(s) ∩ M| / k. Ties at the
-    k-th value by a seeded permutation. NaN for an empty mask."""
+    k-th value by a seeded permutation (``generator`` as in
+    :mod:`~faithbench.metrics.functional.localization`: None seeds each row from 0 and its map and
+    mask). NaN for an empty mask."""
     s, m = _check(saliency, mask)
     n = s.shape[1]
     if not 1 <= k <= n:
         raise ValueError(f"top_k_intersection: expected 1 <= k <= {n} (features per sample), got k = {k}")
-    ranks = feature_ranks(saliency, generator=generator).flatten(1).to(m.device)
+    ranks = feature_ranks(saliency, generator=or_row_generators(generator, saliency, mask)).flatten(1).to(m.device)
     value = (m & (ranks < k)).sum(1).double() / k
     return value.masked_fill(~m.any(1), float("nan")).float()
 

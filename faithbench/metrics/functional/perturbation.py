@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from faithbench.scores import MULTILABEL, target_score
+from faithbench.seeds import Generators, or_row_generators, uniform_keys
 
 from faithbench.metrics.functional.similarity import spearman
 
@@ -111,10 +112,12 @@ def pool_features(saliency: Tensor, patch: int) -> Tensor:
     return pool(s, patch, stride=patch)[:, 0] * patch**dims
 
 
-def feature_ranks(saliency: Tensor, *, patch: int = 1, generator: torch.Generator | None = None) -> Tensor:
+def feature_ranks(saliency: Tensor, *, patch: int = 1, generator: Generators = None) -> Tensor:
     """Rank of every feature, 0 = most salient: ``(B, *spatial)`` -> ``(B, *spatial)`` long.
 
-    Ties are broken by a random permutation drawn from ``generator`` (seeded), per sample.
+    Ties are broken by a random permutation drawn from ``generator``, per sample: one generator draws the
+    batch's permutations at once, a sequence of B draws row i's from its i-th; None: seed 0 and each row's
+    bytes (:func:`~faithbench.seeds.or_row_generators`), the same ranks on every call and in any batch.
     With ``patch > 1`` patches are ranked by their MEAN saliency (the order of their sums where every
     patch is whole; an edge patch cut by the border by its own mean, as IROF ranks its segments: by
     its sum it always came last for the random control, a held-out review's morf_aopc of random maps
@@ -136,7 +139,7 @@ def feature_ranks(saliency: Tensor, *, patch: int = 1, generator: torch.Generato
             grid = (grid / pool_features(torch.ones_like(wide[:1]), patch)).to(saliency.dtype)
     flat = grid.flatten(1)
     b, n = flat.shape
-    shuffle = torch.rand((b, n), generator=generator).argsort(dim=1).to(flat.device)
+    shuffle = uniform_keys((b, n), or_row_generators(generator, saliency)).argsort(dim=1).to(flat.device)
     by_value = flat.gather(1, shuffle).argsort(dim=1, descending=True, stable=True)
     order = shuffle.gather(1, by_value)
     ranks = torch.empty_like(order)

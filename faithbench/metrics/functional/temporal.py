@@ -27,6 +27,7 @@ from torch import Tensor
 from faithbench.metrics.functional.perturbation import (Predict, Score, auc, feature_ranks, perturbation_curve,
                                                        score_logits)
 from faithbench.metrics.functional.localization import area_fraction, dilate, pointing_game, relevance_mass
+from faithbench.seeds import Generators
 
 
 def _check_sequence(x: Tensor, saliency: Tensor) -> None:
@@ -57,7 +58,7 @@ def visits_valid(valid: Tensor | None, b: int, t: int, device: torch.device | No
     return out
 
 
-def visit_ranks(importance: Tensor, valid: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+def visit_ranks(importance: Tensor, valid: Tensor, *, generator: Generators = None) -> Tensor:
     """Rank of each visit, 0 = most important: ``(B, T)`` long. Real visits by importance
     (descending, ties by a seeded permutation), then padding frames (in the permutation's order).
 
@@ -160,7 +161,7 @@ def temporal_insertion_auc(predict: Predict, x: Tensor, target: Tensor, saliency
 
 
 def visit_pointing(importance: Tensor, change: Tensor, valid: Tensor | None = None, *,
-                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                   generator: Generators = None) -> tuple[Tensor, Tensor]:
     """Visit pointing: does the most important real visit hold the deciding change?
 
     importance ``(B, T)``; change ``(B, T)`` or ``(B, T, *space)`` bool (a visit holds the change if
@@ -211,9 +212,12 @@ def per_visit_with_chance(score: Callable[[Tensor, Tensor], Tensor], chance: Cal
 
 
 def visit_pointing_game(saliency: Tensor, mask: Tensor, *, tolerance: int = 0,
-                        generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                        generator: Generators = None) -> tuple[Tensor, Tensor]:
     """Pointing game within each visit that holds the region, averaged (value, chance) ``(B,)``;
-    chance: the mean (dilated) area fraction of the region in those visits."""
+    chance: the mean (dilated) area fraction of the region in those visits. A sequence of B generators
+    draws the T visits of sequence i, in turn, from its i-th."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        generator = [g for g in generator for _ in range(saliency.shape[1])]
     return per_visit_with_chance(lambda s, m: pointing_game(s, m, tolerance=tolerance, generator=generator),
                                  lambda m: area_fraction(dilate(m, tolerance)), saliency, mask)
 
