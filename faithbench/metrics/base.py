@@ -1,9 +1,8 @@
 """The metric protocol: a thin registered class over a pure function in ``functional/``.
 
-A metric reads an :class:`EvalContext` and returns a :class:`MetricOutput`: per-sample values
-``value (B,)``, plus optionally ``chance (B,)`` (the chance level, for localisation), ``curve
-(B, K)`` with ``fractions (K,)`` (perturbation curves) and ``regions`` (per-region scores).
-Metrics never aggregate.
+A metric reads an :class:`EvalContext` and returns a :class:`MetricOutput`: per-sample values ``value (B,)``, plus
+optionally ``chance (B,)`` (the chance level, for localisation), ``curve (B, K)`` with ``fractions (K,)``
+(perturbation curves) and ``regions`` (per-region scores). Metrics never aggregate.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import Configurable, ParameterError
 from faithbench.device import dtype_mismatch, eval_mode, is_out_of_memory, release_memory
+from faithbench.seeds import row_generators
 from faithbench.types import DEFAULT_MASK_ROLES, Category, MaskRole, MetricInfo, masks_with_role
 
 
@@ -27,14 +27,12 @@ from faithbench.types import DEFAULT_MASK_ROLES, Category, MaskRole, MetricInfo,
 class MetricOutput:
     """What a metric returns for one batch of ``B`` samples.
 
-    value: ``(B,)`` per-sample scores (NaN: undefined for that sample). chance: ``(B,)`` the
-    chance level of each value (localisation), or None. curve: ``(B, K)`` a perturbation curve
-    per sample, with its x axis ``fractions``: ``(K,)`` shared, or ``(B, K)`` each sample's own.
-    regions: per-region scores, ``{score name: (B, R)}`` for the regions named in ``region_names``
-    (the region metric).
+    value: ``(B,)`` per-sample scores (NaN: undefined for that sample). chance: ``(B,)`` the chance level of each
+    value (localisation), or None. curve: ``(B, K)`` a perturbation curve per sample, with its x axis ``fractions``:
+    ``(K,)`` shared, or ``(B, K)`` each sample's own. regions: per-region scores, ``{score name: (B, R)}`` for the
+    regions named in ``region_names`` (the region metric).
 
-    Read-only mapping access (``out["value"]``, ``"curve" in out``) is kept for callers
-    written against the earlier ``dict`` return.
+    Read-only mapping access (``out["value"]``, ``"curve" in out``) is kept for callers of the earlier ``dict`` return.
     """
 
     value: Tensor
@@ -77,10 +75,9 @@ class MetricOutput:
 class ForwardCounter:
     """The one batched, chunked, no-grad forward that every metric uses.
 
-    Runs on the model's device (the inputs are expected there: nothing is copied to the CPU), in eval
-    mode, each module's own mode restored after the call.
-    Counts forward passes (images) and seconds, for the cost report. Chunks of at most
-    ``max_batch`` images; a chunk that runs out of device memory is retried in halves, and the
+    Runs on the model's device (the inputs are expected there: nothing is copied to the CPU), in eval mode, each
+    module's own mode restored after the call. Counts forward passes (images) and seconds, for the cost report.
+    Chunks of at most ``max_batch`` images; a chunk that runs out of device memory is retried in halves, and the
     smaller size is kept for the rest of the counter's life (``halvings`` counts them).
     """
 
@@ -136,19 +133,19 @@ class ForwardCounter:
 class EvalContext:
     """Everything a metric may read for one batch of one cell.
 
-    x: ``(B, C, *spatial)``; target/label: ``(B,)``; masks[name]: ``(B, *spatial)`` bool;
-    saliency: ``(B, *spatial)`` raw, as the explainer returned it (metrics post-process it
-    with :meth:`Metric.prepare`). ``background`` is the dataset's empty-space value.
-    ``explainer``: the cell's explainer, ``explainer(model, x, target) -> saliency`` (the
-    randomisation checks re-explain with it). ``permuted_model``: the same recipe trained on
-    permuted labels (only ``data_randomization`` needs it). ``memo``: shared between the metrics
-    of one batch (rankings and perturbation curves computed once). ``multilabel``: the model has
-    one sigmoid per class (scores are sigmoids, not softmax); ``labels``: the ``(B, K)`` 0/1 class
-    vectors of a multi-label batch (None otherwise); ``target`` is then the explained class.
-    ``classes``: the dataset's class names. ``mask_roles``: what each mask stands for, as the
-    dataset declares (:class:`~faithbench.types.MaskRole`); :meth:`mask_with` finds one by role.
-    ``ids``: the rows' sample ids (a multi-label batch has one row per (sample, explained class), so
-    an id can repeat; empty: every row its own sample); :meth:`same_sample` pairs the rows of one sample.
+    x: ``(B, C, *spatial)``; target/label: ``(B,)``; masks[name]: ``(B, *spatial)`` bool; saliency: ``(B, *spatial)``
+    raw, as the explainer returned it (metrics post-process it with :meth:`Metric.prepare`). ``background`` is the
+    dataset's empty-space value. ``explainer``: the cell's explainer, ``explainer(model, x, target) -> saliency``
+    (the randomisation checks re-explain with it). ``permuted_model``: the same recipe trained on permuted labels
+    (only ``data_randomization`` needs it). ``memo``: shared between the metrics of one batch (rankings and
+    perturbation curves computed once). ``multilabel``: the model has one sigmoid per class (scores are sigmoids, not
+    softmax); ``labels``: the ``(B, K)`` 0/1 class vectors of a multi-label batch (None otherwise); ``target`` is
+    then the explained class. ``classes``: the dataset's class names. ``mask_roles``: what each mask stands for, as
+    the dataset declares (:class:`~faithbench.types.MaskRole`); :meth:`mask_with` finds one by role. ``ids``: the
+    rows' sample ids (a multi-label batch has one row per (sample, explained class), so an id can repeat; empty:
+    every row its own sample); :meth:`same_sample` pairs the rows of one sample. :meth:`generators` gives a generator
+    per row, seeded from the cell's seed and the row's image: the localisation metrics' tie-breaks, so a sample's
+    draw does not depend on its batch or position.
     """
 
     model: nn.Module
@@ -190,6 +187,9 @@ class EvalContext:
 
     def generator(self, salt: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+
+    def generators(self, salt: int = 0) -> list[torch.Generator]:
+        return row_generators(self.seed * 1_000_003 + salt, self.x)
 
 
 POSTPROCESS = ("none", "abs", "relu")

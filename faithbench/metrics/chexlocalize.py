@@ -243,13 +243,14 @@ class CheXlocalizeHit(CheXlocalizeMetric):
     """CheXlocalize hit rate (Saporta et al. 2022): 1 if the map's maximum lies in the mask (ties
     by the seeded draw), 0 if not or if the map is gated (p <= gate). NaN for an empty mask
     (``full_dataset: true``: 0 if the map is kept). Chance: the mask's area fraction for a kept map,
-    0 for a gated one (version 3; 2 wrote the area fraction for gated maps too). ``gate: val``
+    0 for a gated one (version 3; 2 wrote the area fraction for gated maps too; version 4: the tie-break
+    drawn per image, :class:`~faithbench.metrics.localization.LocalizationMetric`). ``gate: val``
     tunes a gate per class on the validation split, a finding scoring its hit when kept, a unit
     without one 0 when kept. Defaults: ``mask: lesion``, ``gate: null``, ``full_dataset: false``,
     ``val_samples: 64``, postprocess ``none`` (no ``threshold``: the hit reads the map's maximum,
     not a segmentation)."""
 
-    version: ClassVar[str] = "3"  # 3: a gated map's chance 0 (2: the area fraction; see the base class)
+    version: ClassVar[str] = "4"  # 3: a gated map's chance 0 (2: the area fraction; see the base class); 4: ties/image
     info = MetricInfo("chexlocalize_hit", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}), paper=PAPER)
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "gate": None, "full_dataset": False,
@@ -260,11 +261,11 @@ class CheXlocalizeHit(CheXlocalizeMetric):
         _, gate = self.settings(ctx, saliency)
         prob = self.probability(ctx, gate)
         value = chexlocalize_hit(saliency, mask, prob=prob, gate=gate, full_dataset=self.full_dataset,
-                                 generator=ctx.generator(SALT_HIT))
+                                 generator=ctx.generators(SALT_HIT))
         return {"value": value, "chance": hit_chance(mask, prob=prob, gate=gate).to(value.device)}
 
     def _inputs(self, ctx: EvalContext, saliency: Tensor, mask: Tensor) -> dict[str, Tensor]:
-        return {"hit": chexlocalize_hit(saliency, mask, generator=ctx.generator(SALT_HIT)).cpu()}
+        return {"hit": chexlocalize_hit(saliency, mask, generator=ctx.generators(SALT_HIT)).cpu()}
 
     def _tune(self, part: dict[str, Tensor]) -> tuple[str | float | None, float | None, str]:
         return None, self._gate_on(part, part["hit"]), ""

@@ -57,13 +57,15 @@ class TopKIntersection(LocalizationMetric):
     Chance: |M| / N. Higher is better. Defaults: ``k: 0`` and ``fraction: 0.02``, i.e. 1004
     features on 224 x 224, where the paper and Quantus take k = 1000 (``k: 1000`` for parity),
     and defined on every image size (MedMNIST's 28 x 28 has 784 features); ``mask: lesion``,
-    postprocess ``none``."""
+    postprocess ``none``. Version 2: the tie-break drawn per image (1: per batch position; see
+    :class:`~faithbench.metrics.localization.LocalizationMetric`)."""
 
     info = MetricInfo("top_k_intersection", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:lesion"}),
                       paper="Theiner et al. 2021, Interpretable semantic photo geolocation")
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "k": 0, "fraction": 0.02}
     bounds: ClassVar[dict[str, Bound]] = {"k": NON_NEGATIVE, "fraction": FRACTION}
+    version: ClassVar[str] = "2"  # 2: the tie-break per image (1: per batch position)
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """``k`` above the features of a sample, or ``k`` (or ``fraction``) choosing all of them: the top N is
@@ -84,7 +86,7 @@ class TopKIntersection(LocalizationMetric):
         mask = self.region(ctx)
         n = mask[0].numel()
         k = self.k if self.k > 0 else max(1, round(self.fraction * n))
-        value = top_k_intersection(saliency, mask, k, generator=ctx.generator(SALT_TOPK))
+        value = top_k_intersection(saliency, mask, k, generator=ctx.generators(SALT_TOPK))
         return MetricOutput(value=value, chance=area_fraction(mask))
 
 

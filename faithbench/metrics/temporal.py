@@ -174,13 +174,14 @@ class VisitPointing(TemporalMetric):
     info = MetricInfo("visit_pointing", higher_is_better=True, category=Category.LOCALIZATION,
                       requires=frozenset({"mask:change"}), paper="visit-level pointing game (this benchmark)")
     defaults: ClassVar[dict[str, Any]] = {"mask": "change"}
-    version: ClassVar[str] = "3"  # _RANKS_VERSION's 2; 3: NaN where the mask is on every real visit (chance 1)
+    # _RANKS_VERSION's 2; 3: NaN where the mask is on every real visit (chance 1); 4: the tie-break per sequence
+    version: ClassVar[str] = "4"
     min_visits: ClassVar[int] = 2
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         self.check(ctx)
         value, chance = visit_pointing(visit_importance(saliency.to(ctx.x.device)), self.region(ctx), self.valid(ctx),
-                                       generator=ctx.generator(SALT_VISIT_POINTING))
+                                       generator=ctx.generators(SALT_VISIT_POINTING))
         return {"value": value, "chance": chance}
 
 
@@ -197,7 +198,7 @@ class VisitPointingGame(TemporalMetric):
                       requires=frozenset({"mask:lesion"}), paper="Zhang et al. 2018, per visit")
     defaults: ClassVar[dict[str, Any]] = {"mask": "lesion", "tolerance": 0}
     bounds: ClassVar[dict[str, Bound]] = {"tolerance": NON_NEGATIVE}
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"  # 2: the tolerance a disk (1: a square); 3: the tie-break per sequence
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """``pointing_game``'s bound on a visit's ``(H, W)`` (spatial shape ``(T, H, W)``): a ``tolerance`` above the
@@ -210,7 +211,7 @@ class VisitPointingGame(TemporalMetric):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         self.check(ctx)
         value, chance = visit_pointing_game(saliency.to(ctx.x.device), self.region(ctx), tolerance=self.tolerance,
-                                            generator=ctx.generator(SALT_VISIT_PG))
+                                            generator=ctx.generators(SALT_VISIT_PG))
         return {"value": value, "chance": chance}
 
 
