@@ -165,3 +165,23 @@ def test_eval_context_generators_follow_the_image(make_ctx, linear_logit):
     assert torch.equal(uniform_keys((4, 5), moved.generators(9)), draws[[3, 2, 1, 0]])
     assert not torch.equal(uniform_keys((4, 5), make_ctx(model, x, torch.zeros(4, *SHAPE), seed=4).generators(9)),
                            draws)
+
+
+def test_chexlocalize_iou_chance_is_a_ratio_of_expectations_below_the_mean_iou():
+    """Review local3d D3, the figures the docs quote: k = 50 voxels, |M| = 20 on 8 x 16 x 16, the chance 0.00702 is
+    below the exact expected IoU 0.00712 (|A ∩ M| hypergeometric); k = |M| = 1 gives 1 / (2N - 1), half of 1 / N."""
+    from scipy.stats import hypergeom
+
+    from faithbench.metrics.functional.chexlocalize import random_iou_chance
+
+    def sets(k: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        seg, mask = torch.zeros(1, 2048, dtype=torch.bool), torch.zeros(1, 2048, dtype=torch.bool)
+        seg[0, :k], mask[0, 100:100 + size] = True, True
+        return seg.reshape(1, *SHAPE), mask.reshape(1, *SHAPE)
+
+    chance = random_iou_chance(*sets(50, 20)).item()
+    inter = torch.arange(21, dtype=torch.float64)
+    exact = (torch.from_numpy(hypergeom(2048, 20, 50).pmf(inter.numpy())) * inter / (70 - inter)).sum().item()
+    assert chance == pytest.approx(0.0070244, abs=1e-7)
+    assert exact == pytest.approx(0.0071242, abs=1e-7)
+    assert random_iou_chance(*sets(1, 1)).item() == pytest.approx(1 / 4095, rel=1e-6)

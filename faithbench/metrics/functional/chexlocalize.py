@@ -200,9 +200,13 @@ def hit_chance(mask: Tensor, *, prob: Tensor | None = None, gate: float | Tensor
 
 
 def random_iou_chance(segmentation: Tensor, mask: Tensor, *, full_dataset: bool = False) -> Tensor:
-    """Expected IoU with ``mask`` of a random segmentation of the same size as ``segmentation``
-    (ratio of expectations; 0 for an empty segmentation), ``(B,)``; NaN for an empty mask, or with
-    ``full_dataset`` only where the segmentation is empty too (a non-empty one: 0), as :func:`iou`."""
+    """Chance IoU with ``mask`` of a random segmentation A of the same size k as ``segmentation``: the ratio
+    of expectations E|A ∩ M| / E|A ∪ M| (0 for an empty segmentation), ``(B,)``; NaN for an empty mask, or
+    with ``full_dataset`` only where the segmentation is empty too (a non-empty one: 0), as :func:`iou`.
+    An approximation of the expected IoU E[|A ∩ M| / |A ∪ M|], a little below it on small sets (|A ∩ M| is
+    hypergeometric): k = 50, |M| = 20 on 8 x 16 x 16, 0.00702 against the exact 0.00712 (+1.4 %; a held-out
+    review's Monte Carlo of 3000 draws 0.00755), k = 5 +4.1 %, k = 500 and |M| = 200 +0.1 %; k = |M| = 1
+    gives 1 / (2N - 1), half of the exact 1 / N."""
     _check(segmentation, mask)
     s, m = segmentation.flatten(1).bool(), mask.flatten(1).bool()
     n = m.shape[1]
