@@ -20,8 +20,9 @@ Generators = torch.Generator | Sequence[torch.Generator] | None
 
 def _crc(*rows: Tensor) -> int:
     crc = 0
-    for row in rows:
-        crc = zlib.crc32(row.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes(), crc)
+    for row in rows:  # one copy to the host per tensor, where it is on another device (row_generators: per batch)
+        row = row.detach() if row.device.type == "cpu" else row.detach().cpu()
+        crc = zlib.crc32(row.contiguous().flatten().view(torch.uint8).numpy().tobytes(), crc)
     return crc
 
 
@@ -34,12 +35,24 @@ def image_seed(seed: int, image: Tensor) -> int:
 
 def row_generators(seed: int, *tensors: Tensor) -> list[torch.Generator]:
     """One CPU generator per row (first axis) of ``tensors``, seeded from ``seed`` and the bytes of
-    that row of each tensor (with one tensor: :func:`image_seed` of the row)."""
-    rows = [t.detach().cpu() for t in tensors]
-    if not rows or any(len(r) != len(rows[0]) for r in rows):
-        raise ValueError(f"expected tensors with one number of rows, got {[tuple(r.shape) for r in rows]}")
-    return [torch.Generator().manual_seed(int(np.random.SeedSequence([seed % 2**32, _crc(*row)]).generate_state(1)[0]))
-            for row in zip(*rows)]
+    that row of each tensor (with one tensor: :func:`image_seed` of the row). Each tensor comes to the
+    host once, as one array (not a copy per row: a metric's device test counts them)."""
+    if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
+        raise ValueError(f"expected tensors with one number of rows, got {[tuple(t.shape) for t in tensors]}")
+    if not len(tensors[0]):
+        return []
+    arrays = []
+    for t in tensors:
+        t = t.detach() if t.device.type == "cpu" else t.detach().cpu()
+        arrays.append(t.reshape(len(t), -1).contiguous().view(torch.uint8).numpy())
+    generators = []
+    for i in range(len(tensors[0])):
+        crc = 0
+        for array in arrays:
+            crc = zlib.crc32(array[i].tobytes(), crc)
+        state = np.random.SeedSequence([seed % 2**32, crc]).generate_state(1)[0]
+        generators.append(torch.Generator().manual_seed(int(state)))
+    return generators
 
 
 def uniform_keys(shape: tuple[int, ...], generator: Generators) -> Tensor:
