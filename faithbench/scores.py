@@ -11,13 +11,14 @@
 :data:`MULTILABEL` maps a single-label score to its multi-label counterpart. :func:`same_prediction`
 is the one definition of "x_j gets the same prediction as x_i" that the batch-level metrics
 (``consistency``, ``sufficiency``) share; :func:`decision_changed` is its per-row counterpart for a perturbed
-copy x' of x (the robustness metrics' ``nan_if_prediction_changes``). The ground floor: it imports nothing of
-faithbench.
+copy x' of x (the robustness metrics' ``nan_if_prediction_changes``). :func:`output_problem` is the one check
+that a network's output is logits ``(B, K)``, shared by the explainers, the metrics' forward and the run's model
+check. The ground floor: it imports nothing of faithbench.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -27,11 +28,49 @@ SCORES: tuple[str, ...] = ("prob", "softmax", "logit", "correct", "sigmoid", "pr
 MULTILABEL: dict[str, str] = {"prob": "sigmoid", "softmax": "sigmoid", "correct": "present", "logit": "logit",
                               "sigmoid": "sigmoid", "present": "present"}
 
+# the fix for a binary model with one logit z, named by every refusal of one (run, validate, a score)
+ONE_LOGIT_FIX = ("a single-logit binary head: have its forward return torch.cat([torch.zeros_like(z), z], 1), "
+                 "whose softmax is [1 - sigmoid(z), sigmoid(z)]; docs/models.md")
+# scores that are the same for every input of a model with one output, and why
+ONE_OUTPUT_CONSTANT: dict[str, str] = {"prob": "a softmax over one logit is 1",
+                                       "softmax": "a softmax over one logit is 1",
+                                       "correct": "the arg-max of one output is class 0"}
+
+
+def output_kind(out: Any) -> str:
+    """What a network returned, in words, where it is not a tensor: ``a tuple of 2 items``, ``an object of type
+    O with .logits (a HuggingFace-style output)`` (a review: "got a O")."""
+    if hasattr(out, "logits"):
+        return f"an object of type {type(out).__name__} with .logits (a HuggingFace-style output)"
+    return f"a {type(out).__name__}" + (f" of {len(out)} items" if isinstance(out, (tuple, list, dict)) else "")
+
+
+def output_problem(out: Any, batch: int) -> str | None:
+    """Why a network's output ``out`` for a batch of ``batch`` images is not one logits tensor ``(batch, K)``, or
+    None (a held-out review: a tuple was "'tuple' object has no attribute 'shape'" from an explainer, and a
+    ``(B, 3, 1)`` output "target class 2 is past the model's 1 outputs")."""
+    if not isinstance(out, Tensor):
+        return (f"expected the model to return one logits tensor of shape ({batch}, classes), got {output_kind(out)} "
+                f"(wrap it in a module whose forward returns the logits)")
+    if out.ndim != 2 or out.shape[0] != batch:
+        return (f"expected the model to return logits of shape ({batch}, classes), got {tuple(out.shape)} for a "
+                f"batch of {batch}")
+    return None
+
 
 def target_score(logits: Tensor, target: Tensor, score: str) -> Tensor:
     """``(B,)`` scores of ``logits (B, K)`` at ``target (B,)``; see the module docstring. A target
     past the K outputs is a ``ValueError`` on the CPU (a review: a raw torch ``RuntimeError`` where the
-    caller gave no class names to check it against; on a GPU the check would wait for every chunk)."""
+    caller gave no class names to check it against; on a GPU the check would wait for every chunk).
+    ``prob``, ``softmax`` and ``correct`` on a model with one output (K = 1) are a ``ValueError``: they are
+    the same for every input, so every map would score the same (a held-out review: deletion and insertion
+    AUC 1.0 for any map of a ``Linear(4, 1)`` head); ``sigmoid`` and ``logit`` read one output as it is."""
+    if logits.ndim != 2:
+        raise ValueError(f"expected logits of shape (batch, classes), got {tuple(logits.shape)}")
+    if logits.shape[-1] == 1 and score in ONE_OUTPUT_CONSTANT:
+        raise ValueError(f"score {score!r} on a model with one output: {ONE_OUTPUT_CONSTANT[score]} for every input, "
+                         f"so every explainer would score the same; expected two or more outputs ({ONE_LOGIT_FIX}), "
+                         f"or the 'logit' score (or 'sigmoid', a multi-label model's)")
     if logits.device.type == "cpu" and target.numel() and int(target.max()) >= logits.shape[-1]:
         raise ValueError(f"target class {int(target.max())} is past the model's {logits.shape[-1]} outputs; "
                          f"expected class indices 0 to {logits.shape[-1] - 1}")

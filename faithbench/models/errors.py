@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from faithbench.names import counted
+from faithbench.scores import ONE_LOGIT_FIX, output_kind
 
 
 class CheckpointError(ValueError):
@@ -67,17 +68,13 @@ def logits_problem(out: Any, num_classes: int) -> str | None:
     """Why a network's output ``out`` for a batch of one image is not its logits of shape ``(1, num_classes)``,
     or None: another type (a tuple, a dict, a HuggingFace-style output) or another shape, with its likely cause."""
     if not isinstance(out, torch.Tensor):  # a review: a tuple passed validate, then every cell failed
-        kind = f"a {type(out).__name__}" + (f" of {len(out)} items" if isinstance(out, (tuple, list, dict)) else "")
-        if hasattr(out, "logits"):  # a review: "got a O"
-            kind = f"an object of type {type(out).__name__} with .logits (a HuggingFace-style output)"
-        return (f"expected the network to return one logits tensor of shape (batch, {num_classes}), got {kind} "
-                f"(wrap it in a module whose forward returns the logits)")
+        return (f"expected the network to return one logits tensor of shape (batch, {num_classes}), got "
+                f"{output_kind(out)} (wrap it in a module whose forward returns the logits)")
     if tuple(out.shape) == (1, num_classes):
         return None
     hint = ""
     if tuple(out.shape) == (1, 1) and num_classes == 2:
-        hint = (" (a single-logit binary head: have its forward return torch.cat([torch.zeros_like(z), z], 1), "
-                "whose softmax is [1 - sigmoid(z), sigmoid(z)]; docs/models.md)")
+        hint = f" ({ONE_LOGIT_FIX})"
     elif out.ndim == 2 and out.shape[0] == 1:  # a held-out review: the builder ignored its num_classes argument
         hint = (f" (its head has {out.shape[1]} outputs for the dataset's {counted(num_classes, 'class', 'classes')}"
                 f": does the builder ignore its num_classes argument?)")
