@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from faithbench.configurable import Configurable, ParameterError
 from faithbench.device import dtype_mismatch, eval_mode
+from faithbench.scores import output_problem
 from faithbench.seeds import image_seed
 from faithbench.types import MaskRole
 
@@ -93,6 +94,18 @@ def class_indices(name: str, target: Tensor, batch: int) -> Tensor:
     return target.long()
 
 
+def _output_problem(model: nn.Module, x: Tensor) -> str | None:
+    """:func:`~faithbench.scores.output_problem` of ``model``'s output for ``x[:1]``: one forward without
+    gradients, in eval mode, on a copy of the CPU's random state (the caller's draws and modes unchanged); None
+    where that forward fails."""
+    try:
+        with torch.no_grad(), eval_mode(model), torch.random.fork_rng(devices=[]):
+            out = model(x[:1].detach())
+    except Exception:  # noqa: BLE001 - a forward that fails (x in another dtype) fails the explanation itself,
+        return None    # with its own message; a control that never calls the model gives its map
+    return output_problem(out, 1)
+
+
 class Explainer(Configurable):
     """Base class: subclasses implement :meth:`explain` and declare their capabilities.
 
@@ -108,7 +121,10 @@ class Explainer(Configurable):
     :meth:`__call__` checks the target (:func:`class_indices`) and the parameters against the input's shape
     (:meth:`check_input`, as ``faithbench validate`` does: its reason as a ``ValueError``), puts every module of
     the model in eval mode and restores each module's mode afterwards, and runs :meth:`explain` with gradients
-    enabled when ``needs_grad`` (so a caller's ``torch.no_grad()`` does not break it).
+    enabled when ``needs_grad`` (so a caller's ``torch.no_grad()`` does not break it). An explanation that
+    fails on a model whose output for ``x[:1]`` is not one logits tensor ``(1, K)`` (a tuple, a dict, a
+    ``(B, 3, 1)`` tensor) is a one-line ``ValueError`` saying so (:func:`faithbench.scores.output_problem`);
+    an empty batch is one too.
     Randomness: :meth:`__call__` seeds torch's and NumPy's global generators from ``seed`` (and
     restores both afterwards; captum's GradientSHAP draws from NumPy), so every explainer is
     deterministic given the cell's seed. The stochastic explainers that loop over samples
@@ -238,6 +254,8 @@ class Explainer(Configurable):
             shapes = {2: "(B, C, H, W)", 3: "(B, C, D, H, W)"}
             expected = " or ".join(shapes.get(d, f"(B, C, {d} spatial axes)") for d in sorted(self.dims))
             raise ValueError(f"{self.name}: expected x of shape {expected}, got {tuple(x.shape)}")
+        if x.shape[0] == 0:  # a held-out review: torch's "max(): Expected reduction dim to be specified ..."
+            raise ValueError(f"{self.name}: expected x with B >= 1 images, got {tuple(x.shape)}")
         target = class_indices(self.name, target, x.shape[0])
         self._refuse_unsupported(model, x)
         # the parameters' check validate runs (a held-out review: called directly, occlusion's window and lime's patch
@@ -257,7 +275,14 @@ class Explainer(Configurable):
                                           for i in range(x.shape[0])])
                 else:
                     saliency = self._explain_one(model, x, target, per_image=self.stochastic and x.shape[0] == 1)
-        except (IndexError, RuntimeError) as exc:  # a review: a target past the outputs was torch's raw error
+        except Exception as exc:
+            # a held-out review: a tuple output was "'tuple' object has no attribute 'shape'", a (B, 3, 1) one
+            # "target class 2 is past the model's 1 outputs"; checked once the explanation failed (no extra forward)
+            if problem := _output_problem(model, x):
+                raise ValueError(f"{self.name}: {problem}") from exc
+            if not isinstance(exc, (IndexError, RuntimeError)):
+                raise
+            # a review: a target past the outputs was torch's raw error
             if isinstance(exc, RuntimeError) and (problem := dtype_mismatch(self.name, model, x, exc)):
                 raise TypeError(f"{problem} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
             if "out of bounds" not in str(exc):

@@ -19,6 +19,8 @@ from torch import Tensor, nn
 
 from faithbench.configurable import Configurable, ParameterError
 from faithbench.device import dtype_mismatch, eval_mode, is_out_of_memory, release_memory
+from faithbench.metrics.context_checks import check_batch, check_masks, check_target
+from faithbench.scores import output_problem
 from faithbench.seeds import row_generators
 from faithbench.types import DEFAULT_MASK_ROLES, Category, MaskRole, MetricInfo, masks_with_role
 
@@ -75,9 +77,11 @@ class MetricOutput:
 class ForwardCounter:
     """The one batched, chunked, no-grad forward that every metric uses.
 
-    Runs on the model's device (the inputs are expected there: nothing is copied to the CPU), in eval mode, each
-    module's own mode restored after the call. Counts forward passes (images) and seconds, for the cost report.
-    Chunks of at most ``max_batch`` images; a chunk that runs out of device memory is retried in halves, and the
+    Runs on the model's device (the inputs are expected there: nothing is copied to the CPU), in eval
+    mode, each module's own mode restored after the call.
+    Counts forward passes (images) and seconds, for the cost report. An output that is not one logits tensor
+    ``(n, K)`` for ``n`` images is a ``ValueError`` (:func:`faithbench.scores.output_problem`). Chunks of at most
+    ``max_batch`` images; a chunk that runs out of device memory is retried in halves, and the
     smaller size is kept for the rest of the counter's life (``halvings`` counts them).
     """
 
@@ -97,12 +101,15 @@ class ForwardCounter:
         with modes, torch.inference_mode():
             while i < len(x):
                 try:
-                    outputs.append(self.model(x[i : i + self.max_batch]))
+                    out = self.model(x[i : i + self.max_batch])
                 except Exception as exc:
                     if not is_out_of_memory(exc) or self.max_batch == 1:
                         raise
                 else:
-                    i += len(outputs[-1])
+                    if problem := output_problem(out, len(x[i : i + self.max_batch])):
+                        raise ValueError(problem)
+                    outputs.append(out)
+                    i += len(out)
                     continue
                 release_memory()  # out of memory: freed here, once the exception's frames no longer hold the batch
                 self.max_batch = max(1, self.max_batch // 2)
@@ -219,33 +226,6 @@ def postprocess(saliency: Tensor, mode: str) -> Tensor:
     raise ValueError(f"unknown postprocess {mode!r}; expected none, abs or relu")
 
 
-def _check_masks(name: str, masks: dict[str, Tensor]) -> None:
-    """Masks are bool (or 0/1 of another dtype, read as bool): a probability map was read as inside
-    wherever it was not 0, its whole image (a review: 0.95 on a lesion, 0.01 elsewhere scored
-    pointing_game, relevance_mass, relevance_rank and auprc 1.0); a run's masks are bool already."""
-    for key, mask in masks.items():
-        if isinstance(mask, Tensor) and mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
-            raise ValueError(f"{name}: expected masks[{key!r}] bool (or 0/1), got {mask.dtype} values other than "
-                             f"0 and 1 (e.g. {float(mask[(mask != 0) & (mask != 1)][0]):g}): threshold a "
-                             f"probability map first (mask > 0.5)")
-
-
-def _check_target(name: str, target: Tensor, batch: int, n_classes: int) -> None:
-    """``target``: (B,) whole class indices in ``[0, n_classes)`` (``n_classes`` 0: unknown, any
-    index >= 0). Else ``ValueError`` (an index past the classes was a raw IndexError, or scored)."""
-    if not isinstance(target, Tensor):  # a review: an int or a list was an AttributeError
-        raise TypeError(f"{name}: expected target as a torch.Tensor of {batch} class indices, shape ({batch},), "
-                        f"got {type(target).__name__}")
-    if tuple(target.shape) != (batch,) or target.dtype == torch.bool or target.is_complex():
-        raise ValueError(f"{name}: expected target of {batch} class indices, shape ({batch},), got "
-                         f"{target.dtype} of shape {tuple(target.shape)}")
-    if target.is_floating_point() and not (bool(torch.isfinite(target).all()) and torch.equal(target, target.round())):
-        raise ValueError(f"{name}: expected target of whole class indices, got {target.tolist()}")
-    if target.numel() and (int(target.min()) < 0 or (n_classes and int(target.max()) >= n_classes)):
-        bound = f"0 to {n_classes - 1}" if n_classes else ">= 0"
-        raise ValueError(f"{name}: expected target class indices {bound}, got {target.tolist()}")
-
-
 class Metric(Configurable):
     """Base class. Subclasses set ``info`` and implement :meth:`compute`.
 
@@ -300,6 +280,7 @@ class Metric(Configurable):
                 raise TypeError(f"{self.name}: expected {field_name} as a floating-point torch.Tensor, got {got}"
                                 + (" (a bool map is a mask, not a ranking of the pixels)"
                                    if field_name == "saliency" and getattr(value, "dtype", None) == torch.bool else ""))
+        check_batch(self.name, ctx.x)
         b = ctx.x.shape[0]
         if tuple(ctx.saliency.shape) != (b, *ctx.x.shape[2:]):  # else a raw broadcast error, or a value (sparseness)
             raise ValueError(f"{self.name}: expected saliency of shape {(b, *ctx.x.shape[2:])} (x's batch and "
@@ -308,10 +289,13 @@ class Metric(Configurable):
             raise ValueError(f"{self.name}: saliency contains NaN or Inf; expected finite maps")
         if not torch.isfinite(ctx.x).all():  # a review: a NaN image (NaN logits) got a max_sensitivity of 0.252
             raise ValueError(f"{self.name}: x contains NaN or Inf; expected finite images")
-        _check_target(self.name, ctx.target, b, len(ctx.classes))
-        _check_masks(self.name, ctx.masks)
+        multilabel = ctx.multilabel or ctx.labels is not None
+        check_target(self.name, ctx.target, b, len(ctx.classes))
+        # a multi-label row's label is its class's 0/1 (a run's) or the first positive class: no bound
+        check_target(self.name, ctx.label, b, 0 if multilabel else len(ctx.classes), which="label")
+        check_masks(self.name, ctx.masks)
         # what validate refuses on the dataset, refused here (a review: one feature scored, the same for every map)
-        self.refuse_unfit(ctx.x.shape[2:], multilabel=ctx.multilabel or ctx.labels is not None)  # multi-label vectors
+        self.refuse_unfit(ctx.x.shape[2:], multilabel=multilabel)  # multi-label vectors
         try:
             out = MetricOutput.of(self.compute(ctx, self.prepare(ctx)))
         except RuntimeError as exc:  # only where the model failed: a network that casts its input takes any dtype

@@ -86,7 +86,7 @@ def test_local_lipschitz_equals_quantus(setup):
     # Quantus' default normalise=True takes one maximum over the batch: on one sample both agree,
     # on the batch they do not
     one = make()
-    one.x, one.target, one.saliency = x[:1], y[:1], ctx.saliency[:1]
+    one.x, one.target, one.label, one.saliency = x[:1], y[:1], y[:1], ctx.saliency[:1]
     metric = LocalLipschitz(nr_samples=3)
     ours_one = metric(one).value.numpy()
     p_one = one.memo[("robust_x", metric.noise_key(one))]
