@@ -14,8 +14,10 @@ Public API::
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +163,8 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     ``~/.cache/faithbench``), ``executor`` (``local``, ``ray`` or a
     :class:`~faithbench.runner.executors.RayOptions`), ``progress`` (False: no progress bars,
     ``--quiet``; ``FAITHBENCH_QUIET=1`` silences them too), ``log`` (a callable taking each log line, and
-    faithbench's warnings such as "model at chance"; default ``print``, the warnings then to stderr) and
+    faithbench's warnings such as "model at chance" and the suite's validation warnings, such as "no 'random'
+    control"; default ``print``, the warnings then to stderr) and
     ``report`` (False: the tables only, the checkpoints' warnings still logged;
     :func:`~faithbench.reports.writer.build_report` builds the rest later). The caller's torch (the CPU's,
     and every GPU's on a CUDA run or where CUDA was started), NumPy
@@ -181,7 +184,7 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     it is a row of ``failures``, and the run goes on."""
     from faithbench.config import Suite
     from faithbench.datasets.paths import OFFLINE_VAR, env_problem
-    from faithbench.runner.errors import FolderError, UsageError
+    from faithbench.runner.errors import FolderError, OutputInUseError, UsageError
     from faithbench.runner.run import default_out_dir, run_suite
     from faithbench.runner.settings import check_limit, check_limit_fits, resolve_device
     from faithbench.store import Cache
@@ -208,18 +211,19 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
     limit = check_limit(kwargs.get("limit"), "run: limit")
     if kwargs.get("device") is not None:  # checked here to name run's argument; the run resolves it again
         resolve_device(kwargs["device"], "run: device", cpu="device='cpu'")
-    if isinstance(suite, Suite):  # built in code: validate the names as a YAML file would be
-        import warnings
+    with _suite_warnings_to(kwargs.get("log")):
+        if isinstance(suite, Suite):  # built in code: validate the names as a YAML file would be
+            import warnings
 
-        from faithbench.config import SuiteWarning, suite_from_dict
+            from faithbench.config import SuiteWarning, suite_from_dict
 
-        with warnings.catch_warnings():
-            if suite.warned:  # load_suite warned of it as it is (a review: each warning twice, from here too)
-                warnings.simplefilter("ignore", SuiteWarning)
-            source = suite.source if suite.source != "<suite>" else "<Suite>"  # its file's name, where it has one
-            suite = suite_from_dict(suite.model_dump(exclude_unset=True), source=source)
-    else:
-        suite = load_suite(suite)
+            with warnings.catch_warnings():
+                if suite.warned:  # load_suite warned of it as it is (a review: each warning twice, from here too)
+                    warnings.simplefilter("ignore", SuiteWarning)
+                source = suite.source if suite.source != "<suite>" else "<Suite>"  # its file's name, where it has one
+                suite = suite_from_dict(suite.model_dump(exclude_unset=True), source=source)
+        else:
+            suite = load_suite(suite)
     if limit:  # a limit too small for a metric, named as run's argument (a review: "--limit 1: ...")
         check_limit_fits(suite, limit, "run: limit")
     out = Path(out_dir) if out_dir is not None else default_out_dir(suite)
@@ -229,6 +233,37 @@ def run(suite: Any = "quick", out_dir: str | Path | None = None, **kwargs: Any) 
         name = {"out": "out_dir", "cache": f"cache ({exc.origin or 'or $FAITHBENCH_CACHE'})"}[exc.argument]
         hint = "; choose another with cache= or $FAITHBENCH_CACHE" if exc.origin else ""
         raise UsageError(f"run: {name}: {exc.path}: {exc.problem}{hint}") from None
+    except OutputInUseError as exc:  # named as run's argument, not the CLI's --out (a held-out review)
+        if exc.path is None:
+            raise
+        raise OutputInUseError(f"run: out_dir: {exc.path}: another faithbench run (pid {exc.holder}) is writing to "
+                               f"this output folder; wait for it to finish (or give this run another out_dir)",
+                               exc.path, exc.holder) from None
+
+
+@contextlib.contextmanager
+def _suite_warnings_to(log: Any) -> Iterator[None]:
+    """Within: the suite's validation warnings (:class:`~faithbench.config.SuiteWarning`: a metric skipped on a
+    dataset, a model paired with none, no random control) go to ``log``, one line each, when it is given (a
+    held-out review: ``run(log=lines.append)`` got "model at chance" but not these); other warnings, and all
+    of them without ``log``, stay Python warnings (stderr). The caller's warning filters apply."""
+    if log is None:
+        yield
+        return
+    import warnings
+
+    from faithbench.config import SuiteWarning
+
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield
+    finally:  # also before an error, which may refer to them; outside the recording (shown, not recorded again)
+        for w in caught:
+            if issubclass(w.category, SuiteWarning):
+                log(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _check_run_types(kwargs: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, field_validator,
                       model_validator)
 
-from faithbench.config_checks import (SuiteWarning, check_kwargs, first_line,
+from faithbench.config_checks import (SuiteWarning, check_control, check_kwargs, first_line,
                                      check_param_types, check_suite_values, check_target, check_validation,
                                      check_weights, resolve_weights, unique_names)
 from faithbench.config_messages import validation_message
@@ -155,6 +155,13 @@ def _coerce(value: Any) -> Any:
 
 
 class Suite(BaseModel):
+    """A validated suite: its keys as in a suite file (name, seeds, samples, datasets, models, explainers,
+    metrics, ...: the Suites page). Build one with :func:`load_suite`: a YAML path, a built-in name or a
+    dict of suite keys (``load_suite({"name": "mine", "datasets": [...], ...})``), which checks the plugin
+    names, parameters and data too and raises a one-line :class:`SuiteError` naming the key ("did you mean");
+    ``Suite(**keys)`` checks only the schema and raises pydantic's multi-line ``ValidationError``, and
+    :func:`faithbench.run` validates such a suite's names when it runs it. Unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
@@ -345,22 +352,9 @@ def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
         raise SuiteError(f"{source}: {validation_message(exc.errors(), _loc, Suite)}") from None
     suite._source = source
     validate_plugins(suite, source)
-    _check_control(suite, source)
+    check_control(suite, source, SuiteError)
     suite._validated = suite.model_dump()
     return suite
-
-
-def _check_control(suite: Suite, source: str) -> None:
-    """A ``control:`` the suite sets must be one of its explainers (the default ``random`` may be
-    absent: the leaderboard then has no test against a control)."""
-    labels = [e.label for e in suite.explainers]
-    if "control" in suite.model_fields_set and suite.control not in labels:
-        raise SuiteError(f"{source}: control: {suite.control!r} is not an explainer of the suite; "
-                         f"expected one of {', '.join(labels)}")
-    if suite.control not in labels and len(labels) > 1:  # a review: a reader cannot tell "not tested"
-        warnings.warn(f"{source}: explainers: no {suite.control!r} control, so the leaderboard tests no explainer "
-                      f"against one (no * marks, beats_random empty); add it, or set control:", SuiteWarning,
-                      stacklevel=3)
 
 
 def load_suite(suite: str | Path | dict[str, Any]) -> Suite:

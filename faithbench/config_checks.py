@@ -274,6 +274,19 @@ def _warn_repeated_entries(suite: Any, source: str) -> None:
                               f"change a parameter", SuiteWarning, stacklevel=4)
 
 
+def check_control(suite: Any, source: str, error: type[Exception]) -> None:
+    """A ``control:`` the suite sets must be one of its explainers (the default ``random`` may be
+    absent: the leaderboard then has no test against a control)."""
+    labels = [e.label for e in suite.explainers]
+    if "control" in suite.model_fields_set and suite.control not in labels:
+        raise error(f"{source}: control: {suite.control!r} is not an explainer of the suite; "
+                    f"expected one of {', '.join(labels)}")
+    if suite.control not in labels and len(labels) > 1:  # a review: a reader cannot tell "not tested"
+        warnings.warn(f"{source}: explainers: no {suite.control!r} control, so the leaderboard tests no explainer "
+                      f"against one (no * marks, beats_random empty); add it, or set control:", SuiteWarning,
+                      stacklevel=3)
+
+
 def check_target(target: Any, dataset: Any, where: str, which: str, error: type[Exception]) -> None:
     """Class targets need a multi-label dataset with those classes; a multi-label dataset needs
     class targets (one predicted or true class per sample does not describe it)."""

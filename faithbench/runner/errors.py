@@ -11,6 +11,8 @@ Two kinds of trouble, two outcomes:
 
 from __future__ import annotations
 
+from typing import Any
+
 from faithbench.datasets.paths import InputDataError  # defined below validation, which raises it too
 from faithbench.device import is_out_of_memory
 from faithbench.store import cache_origin
@@ -19,7 +21,12 @@ __all__ = ["FolderError", "InputDataError", "OutputInUseError", "UsageError", "e
 
 
 class OutputInUseError(RuntimeError):
-    """Another run holds the lock of the output folder."""
+    """Another run holds the lock of the output folder ``path``: the process ``holder`` (its pid, or
+    ``unknown``). The message names the CLI's ``--out``; :func:`faithbench.run` names its ``out_dir``."""
+
+    def __init__(self, message: str, path: Any = None, holder: str = "unknown") -> None:
+        super().__init__(message)
+        self.path, self.holder = path, holder
 
 
 def error_summary(exc: BaseException, limit: int = 500) -> tuple[str, str]:

@@ -44,7 +44,7 @@ def lock_output(out_dir: Path) -> Iterator[Path]:
         handle.close()
         raise OutputInUseError(
             f"{out_dir}: another faithbench run (pid {holder}) is writing to this output folder; "
-            f"wait for it to finish (or give a run another --out)"
+            f"wait for it to finish (or give a run another --out)", out_dir, holder
         ) from None
     try:
         handle.seek(0)
