@@ -135,13 +135,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(exc, OSError) and exc.filename is None:  # a full disk's write names no file (a review)
-            raise named_os_error(exc, path) from exc
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:  # a full disk's write
+            raise named_os_error(exc, path) from exc  # names no file (a review)
         raise
 
 
 def named_os_error(exc: OSError, path: Path) -> OSError:
-    """``exc`` with ``path`` as its file name, for the one-line errors that name the file (``errno`` kept)."""
+    """``exc`` with ``path`` as its file name, for the one-line errors that name the file: the same type
+    (``OSError(errno, …)`` makes the errno's subclass, ENOSPC an ``OSError``, ETIMEDOUT a ``TimeoutError``) and
+    ``errno``; an error without an errno (``OSError("msg")``) is returned as it is (a diff review: it became
+    ``[Errno None] msg``)."""
+    if exc.errno is None:
+        return exc
     return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 

@@ -258,3 +258,35 @@ def test_a_full_disk_while_writing_names_the_file(tmp_path, monkeypatch):
     with pytest.raises(OSError) as info:
         save(Figure(), tmp_path / "plots" / "cost")
     assert info.value.filename == str(tmp_path / "plots" / "cost.png") and info.value.errno == errno.ENOSPC
+
+
+def test_an_error_without_errno_is_not_renamed(tmp_path, monkeypatch):
+    """Diff review 35: named_os_error made OSError("msg") '[Errno None] msg: <path>'; an errno's subclass
+    (TimeoutError) keeps its type."""
+    import errno
+    from pathlib import Path
+
+    from faithbench.store import named_os_error
+
+    plain = OSError("msg")
+    assert named_os_error(plain, Path("/x")) is plain
+    timeout = named_os_error(OSError(errno.ETIMEDOUT, "timed out"), Path("/x/y"))
+    assert isinstance(timeout, TimeoutError) and timeout.filename == "/x/y"
+
+    class Fails:
+        def __init__(self, fd, mode):
+            os.close(fd)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise plain
+
+    monkeypatch.setattr(os, "fdopen", Fails)
+    with pytest.raises(OSError) as info:
+        atomic_write_bytes(tmp_path / "t.csv", b"x")
+    assert info.value is plain and list(tmp_path.iterdir()) == []

@@ -216,8 +216,8 @@ def rise_masks(n: int, spatial: tuple[int, ...], grid: int, p: float, generator:
 
     As in Petsiuk et al. (2018) and their code: a binary grid (each cell 1 with probability ``p``),
     upsampled (bi/tri)linearly to (grid + 1) * cell, cell = ceil(size / grid), mirrored at the border as
-    their skimage ``resize(mode='reflect')``, then cropped to the input at a random shift in [0, cell) per axis, so masks are not aligned to the grid
-    (:func:`rise_grids`, then :func:`upsample_masks`).
+    their skimage ``resize(mode='reflect')``, then cropped to the input at a random shift in [0, cell) per
+    axis, so masks are not aligned to the grid (:func:`rise_grids`, then :func:`upsample_masks`).
     """
     return upsample_masks(*rise_grids(n, spatial, grid, p, generator), spatial)
 

@@ -57,7 +57,7 @@ def save(fig: Figure, stem: Path, tight: bool = True) -> list[Path]:
         try:
             fig.savefig(path, dpi=DPI, metadata=metadata, **extra)
         except OSError as exc:
-            if exc.filename is not None:
+            if exc.filename is not None or exc.errno is None:
                 raise
             raise named_os_error(exc, path) from exc  # a full disk's write names no file (a review)
         os.chmod(path, FILE_MODE)  # readable by others as the tables, whatever the umask (a review: 0600)
