@@ -55,6 +55,14 @@ def row_generators(seed: int, *tensors: Tensor) -> list[torch.Generator]:
     return generators
 
 
+def seeded_rows(seed: int, salt: int, x: Tensor) -> list[torch.Generator]:
+    """One generator per row of ``x`` for one purpose (``salt``) in a cell seeded ``seed``: :func:`row_generators` of
+    ``seed * 1_000_003 + salt`` (the per-batch generator's formula) and each row's image. The metric classes'
+    :meth:`~faithbench.metrics.base.EvalContext.generators` and the functional API's tie-breaks (``seed``,
+    ``x``) both draw from it, so the pure functions reproduce the classes."""
+    return row_generators(seed * 1_000_003 + salt, x)
+
+
 def uniform_keys(shape: tuple[int, ...], generator: Generators) -> Tensor:
     """Uniform [0, 1) draws of ``shape`` (B, ...) on the CPU: from one generator, the whole batch at once; from a
     sequence of B generators, row i from the i-th (so a row's draw does not depend on its batch); from None,

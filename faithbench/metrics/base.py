@@ -21,7 +21,7 @@ from faithbench.configurable import Configurable, ParameterError
 from faithbench.device import dtype_mismatch, eval_mode, is_out_of_memory, release_memory
 from faithbench.metrics.context_checks import check_batch, check_masks, check_target
 from faithbench.scores import output_problem
-from faithbench.seeds import row_generators
+from faithbench.seeds import seeded_rows
 from faithbench.types import DEFAULT_MASK_ROLES, Category, MaskRole, MetricInfo, masks_with_role
 
 
@@ -151,8 +151,8 @@ class EvalContext:
     the dataset declares (:class:`~faithbench.types.MaskRole`); :meth:`mask_with` finds one by role. ``ids``: the
     rows' sample ids (a multi-label batch has one row per (sample, explained class), so an id can repeat; empty:
     every row its own sample); :meth:`same_sample` pairs the rows of one sample. :meth:`generators` gives a generator
-    per row, seeded from the cell's seed and the row's image: the localisation metrics' tie-breaks, so a sample's
-    draw does not depend on its batch or position.
+    per row, seeded from the cell's seed and the row's image: every ranking's tie-breaks (localisation, perturbation
+    curves), so a sample's draw does not depend on its batch or position.
     """
 
     model: nn.Module
@@ -196,7 +196,7 @@ class EvalContext:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
 
     def generators(self, salt: int = 0) -> list[torch.Generator]:
-        return row_generators(self.seed * 1_000_003 + salt, self.x)
+        return seeded_rows(self.seed, salt, self.x)
 
 
 POSTPROCESS = ("none", "abs", "relu")

@@ -61,8 +61,9 @@ class PerturbationMetric(Metric):
 
     insertion: ClassVar[bool] = False
     # 2: an edge patch cut by the border ranked by its mean (feature_ranks); 3: scores in float64 (score_logits);
-    # 4: patch sums in float64 (feature_ranks), so equal sums tie (seeded), not by a float32 rounding bit
-    version: ClassVar[str] = "4"
+    # 4: patch sums in float64 (feature_ranks), so equal sums tie (seeded), not by a float32 rounding bit;
+    # 5: tie-breaks drawn per image (EvalContext.generators), not per batch position (tied maps only)
+    version: ClassVar[str] = "5"
     bounds: ClassVar[dict[str, Bound]] = {"steps": AT_LEAST_ONE, "patch": AT_LEAST_ONE, "max_batch": AT_LEAST_ONE,
                                           "sigma": POSITIVE}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": _SCORES, "baseline": BASELINES,
@@ -91,7 +92,8 @@ class PerturbationMetric(Metric):
         key = ("ranks", patch, ascending, self.postprocess, id(ctx.saliency))
         if key not in ctx.memo:
             signed = -saliency if ascending else saliency
-            ctx.memo[key] = feature_ranks(signed, patch=patch, generator=ctx.generator(SALT_RANKS)).to(ctx.x.device)
+            ranks = feature_ranks(signed, patch=patch, generator=ctx.generators(SALT_RANKS))  # per image
+            ctx.memo[key] = ranks.to(ctx.x.device)
         return ctx.memo[key]
 
     def baseline_image(self, ctx: EvalContext, name: str) -> Tensor:

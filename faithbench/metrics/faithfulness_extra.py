@@ -7,8 +7,9 @@ p = p x p (x p) patches, 2D and 3D), ``baseline`` (``zero`` = the dataset's back
 ``mean``, ``noise``, ``uniform``), ``sigma`` (blur), ``score`` (``prob``, ``logit``, ``correct``;
 sigmoid counterparts on a multi-label model) and ``max_batch`` (perturbed images per forward chunk:
 bounds memory, not the result). Every forward goes through ``ctx.predict``; randomness comes from
-``ctx.generator(salt)``. A feature is a pixel/voxel (or patch) with all its channels: the map is
-``(B, *spatial)`` and removing a feature replaces every channel. Quantus 0.6.0 broadcasts the map
+``ctx.generator(salt)``, per batch, but the rankings' tie-breaks from ``ctx.generators(salt)``, per image.
+A feature is a pixel/voxel (or patch) with all its channels: the map is ``(B, *spatial)`` and removing a
+feature replaces every channel. Quantus 0.6.0 broadcasts the map
 over the channels and treats each channel of a pixel as its own feature, so where a docstring
 states agreement with Quantus it holds for 1-channel inputs. Default scores and saliency
 post-processing follow Quantus 0.6.0's defaults for each metric (logits for faithfulness
@@ -138,8 +139,8 @@ class Monotonicity(ExtraFaithfulness):
 
     info = _info("monotonicity", True, "Arya et al. 2019, One explanation does not fit all (AIX360)", "abs")
     # 2: an edge patch cut by the border ranked by its mean; 3: scores in float64; 4: patch sums in float64
-    # (feature_ranks): equal sums tie (seeded), not by a float32 rounding bit
-    version: ClassVar[str] = "4"
+    # (feature_ranks): equal sums tie (seeded), not by a float32 rounding bit; 5: tie-breaks per image
+    version: ClassVar[str] = "5"
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "steps": 100}
     bounds: ClassVar[dict[str, Bound]] = {"steps": Bound(2, why="with 1 step the curve is one point, every feature "
                                                                "restored, so every map scores 1")}
@@ -257,15 +258,16 @@ class IROF(ExtraFaithfulness):
 
     info = _info("irof", True, "Rieger & Hansen 2020, IROF: a low resource evaluation metric for explanation methods")
     # 2: patches of exactly equal saliency tie (seeded), not by float noise (up to 0.0066); 3: scores in float64;
-    # 4: whole patches too (their sums in float64, feature_ranks; float32 pooling split ties by a rounding bit)
-    version: ClassVar[str] = "4"
+    # 4: whole patches too (their sums in float64, feature_ranks; float32 pooling split ties by a rounding bit);
+    # 5: tie-breaks drawn per image (EvalContext.generators), not per batch position
+    version: ClassVar[str] = "5"
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "baseline": "mean"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {**ExtraFaithfulness.choices, "score": ("prob",)}
     curve_ylabel: ClassVar[str] = "normalised score f(x^(k)) / f(x)"  # the report's curves (plots_curves)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         value, curve = fr.irof(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
-                               patch=self.patch, generator=ctx.generator(SALT_RANKS))
+                               patch=self.patch, generator=ctx.generators(SALT_RANKS))
         return MetricOutput(value=value, curve=curve, fractions=torch.linspace(0, 1, curve.shape[1]))
 
 
@@ -281,8 +283,8 @@ class Selectivity(ExtraFaithfulness):
     0.056 at baseline 0.3). Its AUC is np.trapz with dx = 1 over the steps, ours over the fraction in [0, 1]."""
 
     # 2: an edge patch cut by the border ranked by its mean; 3: scores in float64; 4: patch sums in float64
-    # (feature_ranks): equal sums tie (seeded), not by a float32 rounding bit
-    version: ClassVar[str] = "4"
+    # (feature_ranks): equal sums tie (seeded), not by a float32 rounding bit; 5: tie-breaks per image
+    version: ClassVar[str] = "5"
 
     info = _info("selectivity", False, "Montavon et al. 2018, Methods for interpreting and understanding deep "
                  "neural networks")
@@ -301,8 +303,9 @@ class ROAD(ExtraFaithfulness):
 
     bounds: ClassVar[dict[str, Bound]] = {"percentages": Bound(0, 100, high_open=True), "noise": NON_NEGATIVE}
     ascending: ClassVar[bool] = False
-    version: ClassVar[str] = "5"  # 2: exact coarsest grid; 3: Jacobi damping 0.85 (imputed values move < 1e-4);
-    # 4: each system stops at its own tolerance (imputed values move < 3e-4); 5: scores in float64
+    version: ClassVar[str] = "6"  # 2: exact coarsest grid; 3: Jacobi damping 0.85 (imputed values move < 1e-4);
+    # 4: each system stops at its own tolerance (imputed values move < 3e-4); 5: scores in float64; 6: tie-breaks
+    # of the ranking per image (the imputation noise is still drawn per batch)
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """Levels that all remove no pixel/voxel (int(N p / 100) = 0): every point is f(x), whatever the map."""

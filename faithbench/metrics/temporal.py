@@ -111,8 +111,9 @@ class TemporalPerturbation(TemporalMetric):
     insertion: ClassVar[bool] = False
     # the curve's abscissa (the report's plots): k / T visits, padding slots included, not a share of features
     curve_xlabel: ClassVar[str] = "fraction of visits perturbed (k / T, padding slots included)"
-    # _RANKS_VERSION's 2; 3: scores in float64 (score_logits); 4: NaN for a sequence of one real visit
-    version: ClassVar[str] = "4"
+    # _RANKS_VERSION's 2; 3: scores in float64 (score_logits); 4: NaN for a sequence of one real visit;
+    # 5: the tie-break per sequence (EvalContext.generators), not per batch position
+    version: ClassVar[str] = "5"
     min_visits: ClassVar[int] = 2
 
     bounds: ClassVar[dict[str, Bound]] = {"max_batch": AT_LEAST_ONE}
@@ -123,7 +124,7 @@ class TemporalPerturbation(TemporalMetric):
         key = ("visit_ranks", self.postprocess)
         if key not in ctx.memo:
             ctx.memo[key] = visit_ranks(visit_importance(saliency.to(ctx.x.device)), self.valid(ctx),
-                                        generator=ctx.generator(SALT_VISIT_RANKS))
+                                        generator=ctx.generators(SALT_VISIT_RANKS))
         curve, fractions = temporal_curve(ctx.predict, ctx.x, ctx.target, ctx.memo[key], pad_value=ctx.background,
                                           insertion=self.insertion, score=self.score, max_batch=self.max_batch,
                                           mode=self.mode)

@@ -16,6 +16,7 @@ from torch import Tensor
 from faithbench.metrics.functional.faithfulness_extra import Scorer, feature_attribution, feature_ids
 from faithbench.metrics.functional.perturbation import _check_saliency, feature_ranks, perturbation_curve
 from faithbench.scores import as_same_prediction
+from faithbench.seeds import Generators
 
 
 def patch_removal_curve(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, replacement: Tensor) -> Tensor:
@@ -29,14 +30,14 @@ def patch_removal_curve(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor
 
 
 
-def mean_ranks(saliency: Tensor, patch: int, generator: torch.Generator) -> Tensor:
+def mean_ranks(saliency: Tensor, patch: int, generator: Generators) -> Tensor:
     """Per-pixel ranks of patches by mean saliency, descending, seeded tie-break: :func:`feature_ranks`,
     which ranks an edge patch smaller than p^d by its own mean too."""
     return feature_ranks(saliency, patch=patch, generator=generator)
 
 
 def irof(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *, patch: int = 8,
-         generator: torch.Generator) -> tuple[Tensor, Tensor]:
+         generator: Generators) -> tuple[Tensor, Tensor]:
     """IROF, iterative removal of features (Rieger & Hansen 2020, "IROF: a low resource evaluation
     metric for explanation methods", ICLR workshop): segments are removed (replaced by the
     baseline, default each sample's mean) one more at a time in descending order of their MEAN
@@ -46,7 +47,8 @@ def irof(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacemen
 
     the area over the normalised score curve over the fraction of segments removed. Higher is
     better. Segments: a regular p x p (x p) grid (2D and 3D alike, no superpixel dependency).
-    Returns the value ``(B,)`` and the curve f(x^(k)) / f(x) ``(B, L + 1)``."""
+    Returns the value ``(B,)`` and the curve f(x^(k)) / f(x) ``(B, L + 1)``. Ties: ``generator`` as in
+    :func:`feature_ranks` (the class: one per image, ``seeded_rows(seed, SALT_RANKS, x)``)."""
     _check_saliency(x, saliency)
     ranks = feature_ranks(saliency.to(x.device).float(), patch=patch, generator=generator)
     curve = patch_removal_curve(scorer, x, target, ranks, replacement)
@@ -56,7 +58,7 @@ def irof(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacemen
 
 
 def selectivity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *, patch: int = 8,
-                generator: torch.Generator) -> tuple[Tensor, Tensor]:
+                generator: Generators) -> tuple[Tensor, Tensor]:
     """Selectivity (Montavon et al. 2018, "Methods for interpreting and understanding deep neural
     networks", Digital Signal Processing): patches are removed one more at a time in descending
     order of their saliency (summed; an edge patch by its mean, :func:`feature_ranks`; seeded tie-break), and
@@ -64,7 +66,8 @@ def selectivity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, rep
         selectivity = trapezoid_k ( f(x^(k)) ,  k / L ),   k = 0..L,
 
     the area under the score curve over the fraction of patches removed. Lower is better (a
-    faithful map makes the score fall fast). Returns the value ``(B,)`` and the curve ``(B, L + 1)``."""
+    faithful map makes the score fall fast). Returns the value ``(B,)`` and the curve ``(B, L + 1)``. Ties:
+    ``generator`` as in :func:`feature_ranks` (the class: one per image, ``seeded_rows(seed, SALT_RANKS, x)``)."""
     _check_saliency(x, saliency)
     ranks = feature_ranks(saliency.to(x.device).float(), patch=patch, generator=generator)
     curve = patch_removal_curve(scorer, x, target, ranks, replacement)

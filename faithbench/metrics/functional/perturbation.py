@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from faithbench.scores import MULTILABEL, target_score
-from faithbench.seeds import Generators, or_row_generators, uniform_keys
+from faithbench.seeds import Generators, or_row_generators, seeded_rows, uniform_keys
 
 from faithbench.metrics.functional.similarity import spearman
 
@@ -235,7 +235,8 @@ def auc(curve: Tensor, fractions: Tensor) -> Tensor:
 
 def seeded(seed: int, salt: int) -> torch.Generator:
     """The generator a metric uses for one purpose (``salt``) in a cell seeded ``seed``: the same
-    formula as :meth:`EvalContext.generator`, so the functional API reproduces the classes."""
+    formula as :meth:`EvalContext.generator`, so the functional API reproduces the classes. Tie-breaks draw
+    per image instead, from :func:`~faithbench.seeds.seeded_rows` (``seed``, ``salt``, ``x``)."""
     return torch.Generator().manual_seed(seed * 1_000_003 + salt)
 
 
@@ -247,7 +248,7 @@ def _curve(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, inser
            baseline: BaselineName, background: float, sigma: float, patch: int, score: Score, seed: int,
            max_batch: int) -> tuple[Tensor, Tensor]:
     _check_saliency(x, saliency)
-    ranks = feature_ranks(saliency, patch=patch, generator=seeded(seed, SALT_RANKS)).to(x.device)
+    ranks = feature_ranks(saliency, patch=patch, generator=seeded_rows(seed, SALT_RANKS, x)).to(x.device)
     base = make_baseline(x, baseline, background=background, sigma=sigma, generator=seeded(seed, SALT_BASELINE))
     return perturbation_curve(model, x, target, ranks, base, steps=steps, insertion=insertion, score=score,
                               max_batch=max_batch)
@@ -345,7 +346,7 @@ def aopc(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, order: 
         raise ValueError(f"unknown order {order!r}; expected morf or lerf")
     _check_saliency(x, saliency)
     signed = saliency if order == "morf" else -saliency
-    ranks = feature_ranks(signed, patch=patch, generator=seeded(seed, SALT_RANKS)).to(x.device)
+    ranks = feature_ranks(signed, patch=patch, generator=seeded_rows(seed, SALT_RANKS, x)).to(x.device)
     base = make_baseline(x, baseline, background=background, sigma=sigma, generator=seeded(seed, SALT_BASELINE))
     curve, _ = aopc_curve(model, x, target, ranks, base, steps=steps, patch=patch, score=score,
                           max_batch=max_batch)

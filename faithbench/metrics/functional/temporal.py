@@ -138,7 +138,7 @@ def undefine(value: Tensor, undefined: Tensor) -> Tensor:
 
 def temporal_deletion_auc(predict: Predict, x: Tensor, target: Tensor, saliency: Tensor, *,
                           valid: Tensor | None = None, pad_value: float = 0.0, score: Score = "prob",
-                          generator: torch.Generator | None = None, max_batch: int = 256,
+                          generator: Generators = None, max_batch: int = 256,
                           mode: str = "replace") -> Tensor:
     """Temporal deletion AUC per sample ``(B,)``; lower is better; NaN for a sequence of one real visit."""
     _check_sequence(x, saliency)
@@ -150,7 +150,7 @@ def temporal_deletion_auc(predict: Predict, x: Tensor, target: Tensor, saliency:
 
 def temporal_insertion_auc(predict: Predict, x: Tensor, target: Tensor, saliency: Tensor, *,
                            valid: Tensor | None = None, pad_value: float = 0.0, score: Score = "prob",
-                           generator: torch.Generator | None = None, max_batch: int = 256,
+                           generator: Generators = None, max_batch: int = 256,
                            mode: str = "replace") -> Tensor:
     """Temporal insertion AUC per sample ``(B,)``; higher is better; NaN for a sequence of one real visit."""
     _check_sequence(x, saliency)
