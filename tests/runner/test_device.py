@@ -72,7 +72,9 @@ def test_a_metric_does_not_copy_to_the_host_per_step(name):
             out = metric(ctx)
         assert out.value.device == ctx.x.device
         counts[steps] = len(seen.calls)
-    assert counts[8] == counts[32] and counts[8] <= 2, counts  # a scalar or two per call, never per step
+    # a scalar or two per call, never per step, and the images' bytes once for the per-image tie-break seeds
+    # (faithbench.seeds.row_generators: morf_aopc 3, its ranks' sizes and a scalar besides)
+    assert counts[8] == counts[32] and counts[8] <= 3, counts
 
 
 class _OutOfMemoryAbove(torch.nn.Module):
