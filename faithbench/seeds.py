@@ -71,7 +71,10 @@ def uniform_keys(shape: tuple[int, ...], generator: Generators) -> Tensor:
         return torch.rand(shape, generator=generator)
     if len(generator) != shape[0]:
         raise ValueError(f"expected one generator per row, {shape[0]}, got {len(generator)}")
-    return torch.stack([torch.rand(shape[1:], generator=g) for g in generator]) if shape[0] else torch.rand(shape)
+    keys = torch.empty(shape)
+    for row, g in zip(keys, generator):  # in place, as torch.rand draws (bit for bit), without a stacked copy
+        row.uniform_(generator=g)
+    return keys
 
 
 def or_row_generators(generator: Generators, *tensors: Tensor) -> Generators:

@@ -18,7 +18,7 @@ from faithbench.metrics.functional.perturbation import (SALT_RANKS, aopc, auc, d
                                                         make_baseline, perturbation_curve, seeded)
 from faithbench.metrics.functional.temporal import temporal_deletion_auc
 from faithbench.metrics.temporal import SALT_VISIT_RANKS
-from faithbench.seeds import seeded_rows
+from faithbench.seeds import seeded_rows, uniform_keys
 
 SPECS = [("deletion_auc", dict(steps=8)), ("insertion_auc", dict(steps=8)), ("abpc", dict(steps=8)),
          ("morf_aopc", dict(patch=2, baseline="zero")), ("lerf_aopc", dict(patch=2, baseline="zero")),
@@ -177,3 +177,13 @@ def test_pure_functions_reproduce_the_classes_on_tied_maps():
     gens, rows = ctx.generators(SALT_RANKS), seeded_rows(5, SALT_RANKS, x)
     assert [g.initial_seed() for g in gens] == [g.initial_seed() for g in rows]
     assert len({g.initial_seed() for g in rows}) == 6
+
+
+def test_uniform_keys_fill_rows_as_torch_rand():
+    """The per-row keys are filled in place (no stacked copy of a 64 x 224^2 batch) and equal, bit for bit, each
+    generator's torch.rand of the row's shape; no rows, no keys."""
+    x = torch.rand((3, 1, 4, 4), generator=torch.Generator().manual_seed(0))
+    keys = uniform_keys((3, 2, 5, 6), seeded_rows(1, SALT_RANKS, x))
+    for row, g in zip(keys, seeded_rows(1, SALT_RANKS, x)):
+        assert torch.equal(row, torch.rand((2, 5, 6), generator=g))
+    assert uniform_keys((0, 7), []).shape == (0, 7)
