@@ -239,7 +239,7 @@ def _layer_problem(model: nn.Module, name: str, layer: nn.Module,
     if reused := reuse_problem(model, name, counts):
         return reused
     if vit:
-        return (problem, None) if (problem := token_problem(seen[0], 1, model)) else None
+        return (problem, None) if (problem := token_problem(seen[0], 1, model, tuple(shape[1:]))) else None
     if isinstance(seen[0], torch.Tensor) and not channels_first(tuple(seen[0].shape), network_input[0]):
         return (f"outputs {tuple(seen[0].shape)} for an input of {(1, *shape)}: not a (B, C, *grid) feature map (a "
                 f"linear layer, or channels last)"), None

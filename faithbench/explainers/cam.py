@@ -50,7 +50,9 @@ from faithbench.explainers.base import Explainer
 from faithbench.explainers.layers import (VIT_LAYER_HINT, attention_problem, channels_first, checked_layer,
                                          find_target_layer, kept_output, layer_reason, min_grid_problem,
                                          resolve_module, token_problem)
-from faithbench.explainers.transformer import frame_to_input, input_size_problem, patch_layout, patch_pixels
+from faithbench.explainers.transformer import (frame_to_input, input_size_problem, patch_grid, patch_layout,
+                                              patch_pixels)
+from faithbench.explainers.vit_cam import patch_grad_probe, vit_reshape_transform
 from faithbench.registry import explainers
 from faithbench.types import arch_family
 
@@ -89,37 +91,6 @@ def raw_cam_class(cam_cls: type) -> type:
     if cam_cls not in _RAW_CLASSES:
         _RAW_CLASSES[cam_cls] = type(f"Raw{cam_cls.__name__}", (_RawCAMMixin, cam_cls), {})
     return _RAW_CLASSES[cam_cls]
-
-
-def vit_reshape_transform(model: nn.Module) -> Callable[[Tensor], Tensor]:
-    """(B, prefix + h*w, C) tokens -> (B, C, h, w) feature map for a timm ViT."""
-    n_prefix = int(getattr(model, "num_prefix_tokens", 1))
-    grid = tuple(model.patch_embed.grid_size)  # type: ignore[union-attr]
-
-    def reshape(tokens: Tensor) -> Tensor:
-        spatial = tokens[:, n_prefix:, :]
-        return spatial.reshape(spatial.shape[0], *grid, spatial.shape[-1]).movedim(-1, 1)
-
-    return reshape
-
-
-def patch_grad_probe(layer: nn.Module, model: nn.Module) -> tuple[Any, list[Tensor]]:
-    """A hook on a ViT layer's (B, N, C) tokens and, filled by the backward pass, per sample whether its prefix
-    (class) tokens get a gradient and none of its patch tokens does. After the last block's attention a head that
-    reads only the class token (timm's ``global_pool='token'``) sends no gradient to the patch tokens (a held-out
-    review: ``norm`` gave an all-zero Grad-CAM, silently); a score that does not depend on the layer at all
-    (no gradient anywhere) is not flagged."""
-    n_prefix, flags, hooked = int(getattr(model, "num_prefix_tokens", 1)), [], []
-
-    def record(grad: Tensor) -> None:
-        reached = grad.detach().ne(0)
-        flags.append((reached[:, :n_prefix].flatten(1).any(1) & ~reached[:, n_prefix:].flatten(1).any(1)).cpu())
-
-    def watch(_m: nn.Module, _i: Any, out: Any) -> None:
-        if isinstance(out, Tensor) and out.requires_grad and out.ndim == 3 and not hooked:  # the first call's
-            hooked.append(out.register_hook(record))
-
-    return layer.register_forward_hook(watch), flags
 
 
 @contextmanager
@@ -196,9 +167,9 @@ class CAMExplainer(Explainer):
                 raise ValueError(f"{self.name}: {problem}")
             else:
                 layer = resolve_module(model, name)
-            grid = list(model.patch_embed.grid_size)  # type: ignore[union-attr]
-            self.last_info = {"target_layer": name, "grid": grid}
-            return layer, vit_reshape_transform(model)
+            spatial = tuple(x.shape[2:])  # the grid the network sees: dynamic_img_pad's padded one (a review)
+            self.last_info = {"target_layer": name, "grid": list(patch_grid(model, spatial))}
+            return layer, vit_reshape_transform(model, spatial)
         if self.target_layer:
             if problem := attention_problem(model, self.target_layer):  # Swin's attention weights (a review)
                 raise ValueError(f"{self.name}: {problem}")
@@ -231,7 +202,7 @@ class CAMExplainer(Explainer):
             tokens (a review: ``head`` gave an IndexError in the reshape)."""
             if vit and not checked:  # the first call: Score-CAM and Ablation-CAM run other batches after it
                 checked.append(True)
-                if problem := token_problem(out, x.shape[0], model):
+                if problem := token_problem(out, x.shape[0], model, tuple(x.shape[2:])):
                     raise ValueError(f"{self.name}: target_layer {self.target_layer!r} {problem}; {VIT_LAYER_HINT}")
             if vit or grid or not isinstance(out, Tensor):
                 return

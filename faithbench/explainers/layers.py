@@ -247,11 +247,15 @@ VIT_LAYER_HINT = ("choose a block or its norm1 by index (e.g. 'blocks.0', 'block
                   "block's, 'blocks.-1.norm1')")
 
 
-def token_problem(out: object, batch: int, model: nn.Module) -> str | None:
+def token_problem(out: object, batch: int, model: nn.Module, spatial: tuple[int, ...]) -> str | None:
     """Why a ViT layer's output ``out`` is not the ``(B, N, C)`` tokens the CAMs reshape to the patch grid,
-    N = prefix tokens + grid cells (a review: a hand-set ``head`` failed with an IndexError in the reshape), as
-    the end of a sentence naming the layer (the fix, :data:`VIT_LAYER_HINT`, not included), or None."""
-    n_prefix, grid = int(getattr(model, "num_prefix_tokens", 1)), tuple(model.patch_embed.grid_size)  # type: ignore
+    N = prefix tokens + grid cells of an input of ``spatial`` size (:func:`~faithbench.explainers.transformer.
+    patch_grid`: a ``dynamic_img_pad`` ViT's padded grid) (a review: a hand-set ``head`` failed with an IndexError
+    in the reshape), as the end of a sentence naming the layer (the fix, :data:`VIT_LAYER_HINT`, not included), or
+    None."""
+    from faithbench.explainers.transformer import patch_grid  # it imports the explainer base: not at import time
+
+    n_prefix, grid = int(getattr(model, "num_prefix_tokens", 1)), patch_grid(model, spatial)
     tokens = n_prefix + math.prod(grid)
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
     if shape is not None and len(shape) == 3 and shape[:2] == (batch, tokens):
