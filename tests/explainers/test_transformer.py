@@ -222,7 +222,7 @@ def test_a_vits_cam_covers_the_pixels_its_patches_cover(name):
     assert s[:, :24, :24].abs().sum() > 0
     if name == "gradcam":  # the library's raw grid, ReLU, upsampled over the 24 covered pixels
         cam = raw_cam_class(GradCAM)(model=model, target_layers=[model.blocks[-1].norm1],
-                                     reshape_transform=vit_reshape_transform(model))
+                                     reshape_transform=vit_reshape_transform(model, (30, 30)))
         grid = torch.as_tensor(cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target]))
         cam.activations_and_grads.release()
         expected = F.interpolate(grid.clamp(min=0)[:, None].float(), size=(24, 24), mode="bilinear",
