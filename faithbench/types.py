@@ -189,14 +189,32 @@ def category_name(category: Category | str) -> str:
 def arch_family(model: torch.nn.Module) -> Literal["cnn", "vit"]:
     """A model's architecture family: its ``arch_family`` tag where that is ``"cnn"`` or ``"vit"`` (faithbench's
     builders set it, a plugin's may: docs/plugins.md), else the guess the model factory tags a library model
-    with: ``"vit"`` for timm's layout (``blocks`` and ``patch_embed``) or a network with an
+    with: ``"vit"`` for timm's layout (``blocks`` and ``patch_embed``), of the model or of the one network it
+    wraps (:func:`vit_network`), or a network with an
     ``nn.MultiheadAttention`` (torchvision's), ``"cnn"`` otherwise. The CAMs read it, so that a timm ViT built
     outside faithbench gets the ViT path (a review: "channels last" refusals instead)."""
     tag = getattr(model, "arch_family", None)
     if tag in ("cnn", "vit"):
         return tag
-    vit = hasattr(model, "blocks") and hasattr(model, "patch_embed")
+    vit = vit_network(model) is not None  # also a ViT inside a wrapper (a review: CAMs of its patch embedding)
     return "vit" if vit or any(isinstance(m, torch.nn.MultiheadAttention) for m in model.modules()) else "cnn"
+
+
+def vit_network(model: torch.nn.Module) -> tuple[str, torch.nn.Module] | None:
+    """(dotted name, module) of the timm ViT (``blocks`` and ``patch_embed``) ``model`` is or wraps: ``("",
+    model)`` where it has that layout itself, else the one outermost submodule that has it (a model of one's own
+    that adapts the input, then runs a timm ViT ``net``: ``("net", model.net)``; a held-out review: every CAM of
+    such a wrapper read ``net.patch_embed.proj``, silently); None where there is none or more than one."""
+    def timm_layout(module: torch.nn.Module) -> bool:
+        return hasattr(module, "blocks") and hasattr(module, "patch_embed")
+
+    if timm_layout(model):
+        return "", model
+    found: list[tuple[str, torch.nn.Module]] = []
+    for name, module in model.named_modules():  # outer modules first: a ViT's own submodules are skipped
+        if name and timm_layout(module) and not any(name.startswith(f"{outer}.") for outer, _ in found):
+            found.append((name, module))
+    return found[0] if len(found) == 1 else None
 
 
 # Column order of the leaderboard's categories; any other category (a plugin's) follows, alphabetically,

@@ -85,7 +85,7 @@ class AblationCAMExplainer(CAMExplainer):
     # 7: channels zeroed, as the paper (6 and before: pytorch-grad-cam's min - 1e7 on a layer with negative values),
     # and the layer as the other CAMs' version 7 finds it; 9: a ViT's map as the CAMs' 9 (gradient-free: their 8
     # changed nothing here)
-    version = "10"  # the CAMs' 10: the layer of a wrapped network
+    version = "11"  # the CAMs' 10: the layer of a wrapped network; 11: a wrapped ViT's
 
     def make_cam(self, model: nn.Module, layer: nn.Module, reshape: Callable | None) -> Any:
         vit = arch_family(model) == "vit"  # a ViT's layer outputs (B, tokens, C): channels last

@@ -51,10 +51,10 @@ from faithbench.explainers.layers import (VIT_LAYER_HINT, attention_problem, cha
                                          find_target_layer, kept_output, layer_reason, min_grid_problem,
                                          resolve_module, token_problem)
 from faithbench.explainers.transformer import (frame_to_input, input_size_problem, patch_grid, patch_layout,
-                                              patch_pixels)
+                                              patch_pixels, vit_net)
 from faithbench.explainers.vit_cam import patch_grad_probe, vit_reshape_transform
 from faithbench.registry import explainers
-from faithbench.types import arch_family
+from faithbench.types import arch_family, vit_network
 
 
 class UncalledLayerError(ValueError):
@@ -138,7 +138,8 @@ class CAMExplainer(Explainer):
     # 8: a gradient CAM on a ViT layer whose patch tokens get no gradient is refused (7 cached all-zero maps);
     # 9: a ViT behind an input transform that resizes to a size no multiple of the patch: the grid over the pixels
     # its patches cover of the resized image, resized back (it was stretched over the whole input); dynamic_img_pad
-    version = "10"  # 10: a wrapped network's own layer by default, not its preprocessing child (9 picked it)
+    # 10: a wrapped network's own layer by default, not its preprocessing child (9 picked it)
+    version = "11"  # 11: a timm ViT inside a wrapper: its net.blocks.-1.norm1 tokens (10: net.patch_embed.proj)
     finds_layer = True  # the CAM reads a target layer (FullGrad reads every biased layer instead)
 
     def check_input(self, shape: tuple[int, ...]) -> str | None:
@@ -147,9 +148,10 @@ class CAMExplainer(Explainer):
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         reason = super().unsupported_reason(model, x)
-        blocks = getattr(model, "blocks", None)
+        net = vit_net(model)  # the ViT a wrapper runs (a review: CAMs of its patch embedding, silently)
+        blocks = getattr(net, "blocks", None)
         if reason is None and arch_family(model) == "vit" and (
-                not blocks or not hasattr(getattr(model, "patch_embed", None), "grid_size")):
+                not blocks or not hasattr(getattr(net, "patch_embed", None), "grid_size")):
             # torchvision's VisionTransformer is tagged vit too (nn.MultiheadAttention): no blocks (a review)
             reason = (f"{self.name} on a ViT needs a timm VisionTransformer (model.blocks, "
                       f"model.patch_embed.grid_size) to reshape its tokens; got {type(model).__name__}")
@@ -160,9 +162,11 @@ class CAMExplainer(Explainer):
 
     def layer_for(self, model: nn.Module, x: Tensor) -> tuple[nn.Module, Callable | None]:
         if arch_family(model) == "vit":
-            name = self.target_layer or "blocks.-1.norm1"
-            if name == "blocks.-1.norm1":
-                layer = model.blocks[-1].norm1  # type: ignore[index]
+            found = vit_network(model)  # a wrapped ViT's own layer, named through the wrapper: net.blocks.-1.norm1
+            default = f"{found[0]}.blocks.-1.norm1" if found and found[0] else "blocks.-1.norm1"
+            name = self.target_layer or default
+            if name == default:
+                layer = vit_net(model).blocks[-1].norm1  # type: ignore[index]
             elif problem := attention_problem(model, name, vit=True):  # qkv's columns are no channels (a review)
                 raise ValueError(f"{self.name}: {problem}")
             else:
@@ -305,7 +309,7 @@ class EigenCAMExplainer(CAMExplainer):
 
     cam_class = EigenCAM
     needs_grad = False
-    version = "10"  # gradient-free: the CAMs' 8 changed nothing here (it was 7), their 9 and 10 do
+    version = "11"  # gradient-free: the CAMs' 8 changed nothing here (it was 7), their 9, 10 and 11 do
     defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "relu": False}
     paper = "Muhammad & Yeasin 2020, Eigen-CAM"
     description = "first principal component of the layer's activations (class-agnostic)"
@@ -357,7 +361,7 @@ class ScoreCAMExplainer(CAMExplainer):
 
     cam_class = _ScoreCAMND
     needs_grad = False
-    version = "10"  # gradient-free: the CAMs' 8 changed nothing here (it was 7), their 9 (masks too) and 10 do
+    version = "11"  # gradient-free: the CAMs' 8 changed nothing here (it was 7), their 9 (masks too), 10, 11 do
     paper = "Wang et al. 2020, Score-CAM"
     description = "channel weights from the score of the input masked by each activation map"
     defaults: ClassVar[dict[str, Any]] = {**CAMExplainer.defaults, "batch_size": 32}

@@ -253,9 +253,9 @@ def token_problem(out: object, batch: int, model: nn.Module, spatial: tuple[int,
     patch_grid`: a ``dynamic_img_pad`` ViT's padded grid) (a review: a hand-set ``head`` failed with an IndexError
     in the reshape), as the end of a sentence naming the layer (the fix, :data:`VIT_LAYER_HINT`, not included), or
     None."""
-    from faithbench.explainers.transformer import patch_grid  # it imports the explainer base: not at import time
+    from faithbench.explainers.transformer import patch_grid, vit_net  # they import the explainer base
 
-    n_prefix, grid = int(getattr(model, "num_prefix_tokens", 1)), patch_grid(model, spatial)
+    n_prefix, grid = int(getattr(vit_net(model), "num_prefix_tokens", 1)), patch_grid(model, spatial)
     tokens = n_prefix + math.prod(grid)
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
     if shape is not None and len(shape) == 3 and shape[:2] == (batch, tokens):

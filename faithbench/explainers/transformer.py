@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from faithbench.explainers.base import Explainer
 from faithbench.registry import explainers
+from faithbench.types import vit_network
 
 QUERIES = ("auto", "cls", "mean")  # the token rows a map reads: see the module docstring
 
@@ -152,12 +153,21 @@ def model_frame(model: nn.Module, spatial: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(size) if size is not None else tuple(spatial)
 
 
+def vit_net(model: nn.Module) -> nn.Module:
+    """The timm ViT ``model`` is or wraps (:func:`~faithbench.types.vit_network`; its ``patch_embed`` and
+    ``num_prefix_tokens`` are read), else ``model`` itself. The image size it sees is still the model's own
+    (:func:`model_frame`: the input transform sits on the root module)."""
+    found = vit_network(model)
+    return found[1] if found is not None else model
+
+
 def patch_grid(model: nn.Module, spatial: tuple[int, ...]) -> tuple[int, ...]:
     """The patch grid of a timm ViT on an input of ``spatial`` size: ``patch_embed.grid_size``, or for a
     ``dynamic_img_size`` model the grid of the size it sees (:func:`model_frame`; a review: a dynamic model
     failed on any other size than the one it was built for)."""
-    embed: Any = model.patch_embed
-    if getattr(model, "dynamic_img_size", False) and hasattr(embed, "dynamic_feat_size"):
+    net = vit_net(model)
+    embed: Any = net.patch_embed
+    if getattr(net, "dynamic_img_size", False) and hasattr(embed, "dynamic_feat_size"):
         return tuple(embed.dynamic_feat_size(model_frame(model, spatial)))
     return tuple(embed.grid_size)
 
@@ -169,7 +179,7 @@ def input_size_problem(model: nn.Module, spatial: tuple[int, ...]) -> str | None
     AssertionError). None where it can, or where the embedding asserts nothing (HybridEmbed, a conv stem)."""
     from timm.layers import PatchEmbed  # its forward asserts the size; HybridEmbed (a conv stem) does not (a review)
 
-    embed = getattr(model, "patch_embed", None)
+    embed = getattr(vit_net(model), "patch_embed", None)
     built = getattr(embed, "img_size", None)
     if not isinstance(embed, PatchEmbed) or built is None:
         return None
@@ -231,7 +241,7 @@ def patch_cover(model: nn.Module, grid: tuple[int, ...], frame: tuple[int, ...])
     of ``frame`` size the network sees: grid x patch size, at most a patch short of ``frame`` (the patch
     embedding drops the rest), or past it by less than a patch where timm's ``dynamic_img_pad`` pads it;
     ``frame`` where the grid is not that of a plain patchify (a conv stem, a hybrid CNN backbone)."""
-    embed = getattr(model, "patch_embed", None)
+    embed = getattr(vit_net(model), "patch_embed", None)
     patch = getattr(embed, "patch_size", None) or (0, 0)
     patch = (patch, patch) if isinstance(patch, int) else tuple(patch)  # a plugin's embedding may store an int
     covered = tuple(g * p for g, p in zip(grid, patch))

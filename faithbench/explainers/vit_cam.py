@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
-from faithbench.explainers.transformer import patch_grid
+from faithbench.explainers.transformer import patch_grid, vit_net
 
 
 def vit_reshape_transform(model: nn.Module, spatial: tuple[int, ...]) -> Callable[[Tensor], Tensor]:
@@ -17,7 +17,7 @@ def vit_reshape_transform(model: nn.Module, spatial: tuple[int, ...]) -> Callabl
     explainers): a ``dynamic_img_pad`` ViT's padded grid (a review: 36 px for 8-px patches is 5 x 5 tokens, not
     ``patch_embed.grid_size`` 4 x 4, and every CAM failed with a raw reshape error), a ``dynamic_img_size`` one's
     grid of the size given. Tokens of another grid raise a one-line ValueError."""
-    n_prefix = int(getattr(model, "num_prefix_tokens", 1))
+    n_prefix = int(getattr(vit_net(model), "num_prefix_tokens", 1))
     grid = patch_grid(model, spatial)
 
     def reshape(tokens: Tensor) -> Tensor:
@@ -37,7 +37,7 @@ def patch_grad_probe(layer: nn.Module, model: nn.Module) -> tuple[Any, list[Tens
     reads only the class token (timm's ``global_pool='token'``) sends no gradient to the patch tokens (a held-out
     review: ``norm`` gave an all-zero Grad-CAM, silently); a score that does not depend on the layer at all
     (no gradient anywhere) is not flagged."""
-    n_prefix, flags, hooked = int(getattr(model, "num_prefix_tokens", 1)), [], []
+    n_prefix, flags, hooked = int(getattr(vit_net(model), "num_prefix_tokens", 1)), [], []
 
     def record(grad: Tensor) -> None:
         reached = grad.detach().ne(0)
