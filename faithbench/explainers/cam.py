@@ -225,7 +225,8 @@ class CAMExplainer(Explainer):
         cam.compute_input_gradient = True  # a network frozen up to the layer has no gradient there otherwise
         # after make_cam: its hooks see the layer's own output; a layer called twice or of one cell is refused
         with restored_grads(model), kept_output(layer), \
-                checked_layer(model, self.last_info["target_layer"], f"{self.name}: target_layer", grid=not vit):
+                checked_layer(model, self.last_info["target_layer"], f"{self.name}: target_layer", grid=not vit,
+                              found=not self.target_layer):
             try:
                 raw = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in target])
             except UncalledLayerError:

@@ -380,6 +380,7 @@ class GuidedGradCAMExplainer(Explainer):
             layer = model.get_submodule(name)
         self.last_info = {"target_layer": name}
         mode = "bilinear" if x.ndim == 4 else "trilinear"
-        with hook_notices_silenced(), checked_layer(model, name, f"{self.name}: target_layer"):  # as the CAMs'
+        with hook_notices_silenced(), checked_layer(model, name, f"{self.name}: target_layer",
+                                                           found=not self.target_layer):  # as the CAMs'
             attr = GuidedGradCam(model, layer).attribute(x, target=target, interpolate_mode=mode)
         return attr.sum(dim=1)

@@ -355,29 +355,35 @@ def reuse_problem(model: nn.Module, name: str, counts: dict[str, int]) -> tuple[
     calls = counts[canonical_layer(model, name)]
     if calls <= 1:
         return None
-    once = [n for n, c in reversed(counts.items()) if c == 1]
+    once, outer = [n for n, c in reversed(counts.items()) if c == 1], next(iter(counts))
     fix = (f"choose a module called once, e.g. the enclosing block {once[0]!r}" if once else
-           "choose a module the forward pass calls once")
+           f"{outer!r}, which holds it, runs {counts[outer]} times too, so no layer inside it is called once (a "
+           "model that runs its network more than once per forward pass, as test-time augmentation, has no CAM "
+           f"layer); explain a model that runs the network once per forward pass (e.g. {outer!r} itself)"
+           if len(counts) > 1 else
+           "choose a module the forward pass calls once")  # a diff review: TTA, told to choose what does not exist
     return (f"is called {calls} times in one forward pass of {type(model).__name__} (one module reused), so its "
             "output is no one tensor (a CAM would read its first call's, Guided Grad-CAM its last)", fix)
 
 
 @contextlib.contextmanager
-def checked_layer(model: nn.Module, name: str, what: str, grid: bool = True) -> Iterator[None]:
+def checked_layer(model: nn.Module, name: str, what: str, grid: bool = True, found: bool = False) -> Iterator[None]:
     """Inside the block, ``model``'s first forward pass refuses the target layer ``name`` with a one-line ValueError
     that starts with ``what`` (``"gradcam: target_layer"``): where it is called more than once
     (:func:`reuse_problem`, when the pass returns) or, with ``grid`` (not a ViT's tokens), where its first output
-    is a grid of one cell (:func:`one_cell_problem`). Every explainer that reads a target layer runs in one."""
+    is a grid of one cell (:func:`one_cell_problem`). Every explainer that reads a target layer runs in one.
+    ``found``: the layer is the automatic choice (no ``target_layer`` set), and the line says so."""
     seen: list[bool] = []
+    name_said = f"{name!r} (the automatic choice: no target_layer set)" if found else repr(name)
 
     def first(_m: nn.Module, _i: Any, out: Any) -> None:
         if grid and not seen and isinstance(out, Tensor) and (problem := one_cell_problem(out.shape)):
-            raise ValueError(f"{what} {name!r} {problem}; {ONE_CELL_FIX}")
+            raise ValueError(f"{what} {name_said} {problem}; {ONE_CELL_FIX}")
         seen.append(True)
 
     def check(counts: dict[str, int]) -> None:
-        if found := reuse_problem(model, name, counts):
-            raise ValueError(f"{what} {name!r} {found[0]}; {found[1]}")
+        if reused := reuse_problem(model, name, counts):
+            raise ValueError(f"{what} {name_said} {reused[0]}; {reused[1]}")
 
     handle = model.get_submodule(canonical_layer(model, name)).register_forward_hook(first)
     try:
