@@ -19,9 +19,11 @@ map bit for bit.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from captum.attr import DeepLift
+from captum.attr._core.deep_lift import maxpool1d, maxpool2d, maxpool3d
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
@@ -86,9 +88,37 @@ def overlapping_max_pool(module: nn.Module) -> bool:
     return any(k > s for k, s in zip(kernel, stride))
 
 
+ADAPTIVE_MAX_POOLS = (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+
+
+def global_max_pool(module: nn.Module) -> bool:
+    """An adaptive max-pool to one cell per channel (``output_size`` 1 on every axis, as ``small_cnn``'s ``pool:
+    max``): a max over the whole grid, which is captum's max-pool rule with one window the size of the grid, exact
+    (one window, no overlap). Other adaptive max-pools have no rule (their windows may overlap)."""
+    if not isinstance(module, ADAPTIVE_MAX_POOLS) or module.return_indices:
+        return False
+    size = module.output_size
+    return all(s == 1 for s in (size if isinstance(size, (tuple, list)) else (size,)))
+
+
 class AdjacentSafeDeepLift(DeepLift):
     """captum's DeepLift whose rule modules read their output gradient after their consumers' rules
-    (:func:`rule_hooks`). Only the hook registration differs; the rules are captum's."""
+    (:func:`rule_hooks`), and with captum's max-pool rule on a global adaptive max-pool (:func:`global_max_pool`).
+    Otherwise the rules are captum's."""
+
+    def _is_non_linear(self, module: nn.Module) -> bool:
+        return super()._is_non_linear(module) or global_max_pool(module)
+
+    def _backward_hook(self, module: nn.Module, grad_input: Tensor, grad_output: Tensor) -> Tensor:
+        if not global_max_pool(module) or not self.satisfies_attribute_criteria(module):
+            return super()._backward_hook(module, grad_input, grad_output)  # captum's, or its error on reuse
+        window = tuple(module.input.shape[2:])  # the max-pool this global pool is
+        pool = SimpleNamespace(input=module.input, kernel_size=window, stride=window, padding=0, dilation=1,
+                               ceil_mode=False)
+        rule = {1: maxpool1d, 2: maxpool2d, 3: maxpool3d}[len(window)]
+        multipliers = rule(pool, module.input, module.output, grad_input, grad_output, eps=self.eps)
+        del module.input, module.output  # as captum's hook
+        return multipliers
 
     def _register_hooks(self, module: nn.Module, attribute_to_layer_input: bool = True) -> None:
         if not self._can_register_hook(module) or overlapping_max_pool(module):

@@ -29,6 +29,7 @@ from faithbench.explainers.deeplift_hooks import AdjacentSafeDeepLift
 from faithbench.explainers.graph import (added_attributes_removed, foreign_nonlinear_leaves, leaf_modules,
                                          trace_leaves)
 from faithbench.explainers.layers import checked_layer, find_target_layer, min_grid_problem, resolve_module
+from faithbench.explainers.module_lists import DEEPLIFT_STATEFUL_LEAVES, deeplift_unruled_leaves, unguided_leaves
 from faithbench.registry import explainers
 
 # captum's integration rules (captum.attr._utils.approximation_methods.SUPPORTED_METHODS; a test compares)
@@ -39,13 +40,6 @@ def input_range(x: Tensor) -> Tensor:
     """max - min of each sample, (B,): the unit of noise levels (Smilkov et al. 2017)."""
     flat = x.flatten(1)
     return flat.amax(1) - flat.amin(1)
-
-
-_ACTIVATIONS = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.GELU, nn.SiLU,
-                nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.ReLU6, nn.PReLU, nn.SELU, nn.CELU, nn.Softmax)
-# non-linear per sample, and no DeepLIFT rule in captum (its gradient passes through them)
-_SAMPLE_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
-                 nn.LocalResponseNorm)
 
 
 @contextlib.contextmanager
@@ -59,19 +53,19 @@ def hook_notices_silenced() -> Iterator[None]:
         yield
 
 
-def is_activation(module: nn.Module) -> bool:
-    """An activation module: one of torch.nn's, or timm's own (its GELU, QuickGELU, Sigmoid, Tanh, Swish...
-    subclass none of torch.nn's; a held-out review: deeplift on timm's ConvNeXt returned input x gradient)."""
-    return isinstance(module, _ACTIVATIONS) or type(module).__module__.startswith("timm.layers.activations")
+def is_timm_activation(module: nn.Module) -> bool:
+    """timm's own activation module (its GELU, QuickGELU, Sigmoid, Tanh, Swish... subclass none of torch.nn's;
+    a held-out review: deeplift on timm's ConvNeXt returned input x gradient)."""
+    return type(module).__module__.startswith("timm.layers.activations")
 
 
-def _unsupported_modules(model: nn.Module, supported: tuple[type, ...]) -> list[str]:
-    """Names of the activation and per-sample norm types in ``model`` that are not in ``supported``."""
-    return sorted({type(m).__name__ for m in model.modules()
-                   if (is_activation(m) or isinstance(m, _SAMPLE_NORMS)) and not isinstance(m, supported)})
+def _unruled_modules(model: nn.Module) -> list[str]:
+    """'Type (path)' of the leaves DeepLIFT has no rule for: torch.nn's on no allow-list
+    (:func:`~faithbench.explainers.module_lists.deeplift_unruled_leaves`) and timm's activations."""
+    timm = [f"{type(m).__name__} ({n})" for n, m in model.named_modules() if is_timm_activation(m)]
+    return deeplift_unruled_leaves(model) + timm
 
 
-_MAX_POOLS = (nn.MaxPool2d, nn.MaxPool3d)
 # activations guided backpropagation would leave unguided, functional in the forward or inside a leaf of one's
 # own (the operations; a gate's Mul does not count, its sigmoid does)
 GUIDED_OPS = frozenset({"Relu", "Threshold", "Gelu", "Silu", "Hardswish", "Hardsigmoid", "Hardtanh", "Elu",
@@ -233,10 +227,18 @@ class DeepLiftExplainer(Explainer):
     0.9 by captum PR #1843): :class:`~faithbench.explainers.deeplift_hooks.AdjacentSafeDeepLift` hooks
     tensors of each module's own, and summation-to-delta is exact to float rounding there (version 2;
     version 1 was 54 % off on ReLU -> ReLU, 5 % on ReLU -> max-pool). Also refused: ``nn.Softmax``,
-    ``Softmin`` and ``LogSoftmax`` modules (captum's rule is approximate).
+    ``Softmin`` and ``LogSoftmax`` modules (captum's rule is approximate), and every other torch.nn leaf
+    module that is neither linear nor under a captum rule, named with its path (an allow-list,
+    :mod:`faithbench.explainers.module_lists`: Hardtanh, Softsign, Threshold, LogSigmoid, RReLU, Hardshrink,
+    Tanhshrink, GELU, SiLU, per-sample norms, an ``AdaptiveMaxPool`` to more than one cell, ``LPPool``,
+    ``FractionalMaxPool``: their plain gradients, 3-580 % off summation-to-delta, a held-out review). A global
+    ``AdaptiveMaxPool`` (``small_cnn`` with ``pool: max``) gets captum's max-pool rule with one window over the
+    grid (version 3; version 2 passed its plain gradient, 5-27 % off in 3D, 40-469 % in 2D).
     """
 
-    version = "2"  # 2: rule modules in a row get their consumers' multipliers (1: captum #1104's plain gradient)
+    # 3: a global adaptive max-pool (small_cnn's pool: max) gets captum's max-pool rule (2: its plain gradient, 5-469 %
+    # off); 2: rule modules in a row get their consumers' multipliers (1: captum #1104's plain gradient)
+    version = "3"
 
     family = "gradient"
     architectures = frozenset({"cnn"})
@@ -245,22 +247,24 @@ class DeepLiftExplainer(Explainer):
     defaults: ClassVar[dict[str, Any]] = {"baseline": 0.0}
     # not nn.Softmax: captum's rule for it is approximate, and across channels it moves the map by half its sum
     # (a review: 51 % off with it after a conv, 141 % after a ReLU once the rules before it read their multipliers)
-    _supported = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus)
+    # every other torch.nn leaf must be linear or under a captum rule (module_lists: an allow-list; a review found
+    # Hardtanh 37 %, Tanhshrink 580 %, small_cnn's AdaptiveMaxPool3d 5-27 % off with the plain gradient passed)
 
     def unsupported_reason(self, model: nn.Module, x: Tensor) -> str | None:
         reason = super().unsupported_reason(model, x)
-        bad = _unsupported_modules(model, self._supported)
+        bad = _unruled_modules(model)
         if reason is None and (soft := sorted({type(m).__name__ for m in model.modules()
                                                if isinstance(m, (nn.Softmax, nn.Softmin, nn.LogSoftmax))})):
             reason = (f"deeplift (captum): its rule for {', '.join(soft)} is approximate (summation-to-delta 51-141 % "
                       "off inside a CNN); end the model with logits")
         elif reason is None and bad:
-            reason = f"deeplift (captum) has no rule for activation or per-sample norm module(s) {', '.join(bad)}"
+            reason = (f"deeplift (captum) has no rule for activation, pooling or per-sample norm module(s) "
+                      f"{', '.join(bad)}, whose plain gradients would pass")
         if reason is None and (trace := trace_leaves(model, x)) is not None:
             if ops := trace.nonlinear():
                 reason = (f"deeplift: the forward applies {', '.join(ops)} outside modules, where captum's "
                           "DeepLIFT has no rule (its rules sit on activation modules)")
-            elif reused := trace.reused((*_ACTIVATIONS, *_MAX_POOLS), model):
+            elif reused := trace.reused(DEEPLIFT_STATEFUL_LEAVES, model):
                 reason = f"deeplift (captum) needs each activation module called once per forward; {', '.join(reused)}"
             elif foreign := foreign_nonlinear_leaves(model, x, trace):
                 reason = (f"deeplift (captum) has rules for torch.nn's own activation modules only; "
@@ -304,7 +308,7 @@ def _relu_reason(name: str, model: nn.Module, x: Tensor) -> str | None:
     reviews: a hybrid)."""
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
         return f"{name} modifies the backward pass of nn.ReLU modules; the model has none"
-    others = Counter(type(m).__name__ for m in model.modules() if is_activation(m) and not isinstance(m, nn.ReLU))
+    others = unguided_leaves(model) + Counter(type(m).__name__ for m in model.modules() if is_timm_activation(m))
     if others:
         listed = ", ".join(f"{k} ({n})" for k, n in sorted(others.items()))
         return f"{name} guides nn.ReLU modules only; the model also has {listed}, whose gradients would pass unguided"

@@ -298,7 +298,7 @@ def test_timm_activations_and_per_sample_norms_are_refused() -> None:
     model = _cnn("module")
     model.relu2 = GELU()
     reason = explainers.get("deeplift")().unsupported_reason(model, X)
-    assert reason is not None and "no rule for activation or per-sample norm module(s) GELU" in reason
+    assert reason is not None and "no rule for activation, pooling or per-sample norm module(s) GELU (relu2)" in reason
     for name in ("guided_backprop", "guided_gradcam"):
         reason = explainers.get(name)().unsupported_reason(model, X)
         assert reason is not None and "GELU (1)" in reason
