@@ -9,13 +9,15 @@ and epsilon absorb).
 Two rule sets (composites), each a registered explainer:
 
 - ``lrp`` (LRP-epsilon): the epsilon rule on ``Linear``, ``Conv2d``/``3d``, ``BatchNorm2d``/``3d``
-  (eval mode: an affine map), ``MaxPool2d``/``3d``, ``AvgPool2d``/``3d``, ``AdaptiveAvgPool2d``/``3d``;
+  (eval mode: an affine map), ``MaxPool2d``/``3d``, ``AvgPool2d``/``3d``, ``AdaptiveAvgPool2d``/``3d``,
+  ``AdaptiveMaxPool2d``/``3d`` (as zennit's ``MaxPool`` type; winner takes all);
 - ``lrp_epsilon_zplus`` (LRP-epsilon-z+, zennit's ``EpsilonPlus`` composite): epsilon on ``Linear``,
   z+ on convolutions, BatchNorm passes relevance unchanged, average pooling gets epsilon 1e-6 (zennit's
   ``Norm``), max pooling epsilon 1e-6 (winner takes all);
 - in both, ``Flatten`` passes relevance through unchanged (a reshape has nothing to absorb: epsilon
   there would scale each feature by x / (x + eps)), and ``ReLU``, ``Dropout``, ``Tanh`` pass it
-  through (captum's non-linear layers).
+  through (captum's non-linear layers), and so do ``Identity`` and ``Dropout1d``/``2d``/``3d`` (identities in
+  eval mode, :class:`~faithbench.explainers.lrp_rules.NoOpRule`).
 
 Tested against zennit on identical models and inputs (``tests/explainers/test_lrp_zennit.py``).
 Any other leaf layer makes :meth:`LRPExplainer.unsupported_reason` say so, and so does any operation
@@ -41,15 +43,18 @@ from torch import Tensor, nn
 from faithbench.configurable import POSITIVE, Bound
 from faithbench.explainers.base import Explainer
 from faithbench.explainers.graph import VIEW_OPS, added_attributes_removed, leaf_modules, trace_leaves
-from faithbench.explainers.lrp_rules import PassRule, ZPlusRule
+from faithbench.explainers.lrp_rules import NoOpRule, PassRule, ZPlusRule
 from faithbench.registry import explainers
 
 CONV_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Conv3d)
 NORM_LAYERS: tuple[type[nn.Module], ...] = (nn.BatchNorm2d, nn.BatchNorm3d)
 POOL_LAYERS: tuple[type[nn.Module], ...] = (nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool2d, nn.AvgPool3d,
-                                            nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+                                            nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d,
+                                            nn.AdaptiveMaxPool3d)  # zennit's MaxPool type holds the adaptive ones
 RULE_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, *CONV_LAYERS, *NORM_LAYERS, *POOL_LAYERS, nn.Flatten)
 PASS_THROUGH_LAYERS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.Dropout, nn.Tanh)  # captum's list, exact types
+# identities in eval mode that captum does not list: no rule, no hook (a review: refused before)
+NO_OP_LAYERS: tuple[type[nn.Module], ...] = (nn.Identity, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 RESIDUAL_BLOCKS: tuple[str, ...] = ("BasicBlock", "Bottleneck")  # timm / torchvision ResNet blocks
 # between layers, operations LRP passes exactly: reshapes and copies (a copy's relevance is summed back),
 # and ReLU (captum passes relevance through its module unchanged, so a functional one changes nothing)
@@ -59,9 +64,9 @@ LRP_FUNCTIONAL_OPS = VIEW_OPS | {"Relu", "Threshold"}
 def lrp_unsupported_layers(model: nn.Module) -> list[str]:
     """Type names of the layers LRP-epsilon cannot handle here (empty if the model is supported)."""
     bad = {type(m).__name__ for m in model.modules() if type(m).__name__ in RESIDUAL_BLOCKS}
-    known = {kind.__name__ for kind in (*RULE_LAYERS, *PASS_THROUGH_LAYERS)}
+    known = {kind.__name__ for kind in (*RULE_LAYERS, *PASS_THROUGH_LAYERS, *NO_OP_LAYERS)}
     for m in leaf_modules(model):
-        if type(m) not in RULE_LAYERS and type(m) not in PASS_THROUGH_LAYERS:
+        if type(m) not in (*RULE_LAYERS, *PASS_THROUGH_LAYERS, *NO_OP_LAYERS):
             name = type(m).__name__  # a subclass of a supported layer (timm's Linear): by its full path
             bad.add(f"{type(m).__module__}.{name} (a subclass; rules fit exact types)" if name in known else name)
     return sorted(bad)
@@ -139,6 +144,8 @@ class LRPExplainer(Explainer):
         for m in leaves:
             if type(m) in RULE_LAYERS:
                 m.rule = self.rule_for(m, self.epsilon)
+            elif type(m) in NO_OP_LAYERS:
+                m.rule = NoOpRule()
         try:
             with added_attributes_removed(leaves, ("activations",)):
                 attr = LRP(model).attribute(x, target=target)

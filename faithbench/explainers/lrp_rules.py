@@ -22,6 +22,19 @@ def stabilized(z: Tensor, eps: float) -> Tensor:
     return z + eps * torch.where(z >= 0, 1.0, -1.0).to(z)
 
 
+class NoOpRule(PropagationRule):
+    """No hooks: relevance passes as the gradient does, unchanged through a module that returns its input
+    (``Identity``; ``Dropout1d``/``2d``/``3d`` in eval mode). captum requires a rule on every leaf it does not
+    list (it lists ``nn.Dropout`` but not the others), and a tensor hook on an ``Identity`` would sit on its
+    input's tensor, which is its output."""
+
+    def forward_hook(self, module: nn.Module, inputs: Any, outputs: Tensor) -> None:
+        return None
+
+    def _manipulate_weights(self, module: nn.Module, inputs: Any, outputs: Any) -> None:
+        pass
+
+
 class ExplicitRule(PropagationRule):
     """A rule that returns R_in = propagate(module, x, R_out) for a single-input module."""
 

@@ -131,3 +131,28 @@ def test_lrp_epsilon_zplus_relu_straight_into_a_convolution(with_bn: bool) -> No
     ours = explainers.get("lrp_epsilon_zplus")()(model, x, target)
     ref = _zennit(model, x, target, _epsilon_plus(1e-6))
     assert _rel_error(ours, ref) < 1e-4
+
+
+def _with_no_ops(no_ops: bool) -> nn.Module:
+    """conv-ReLU-[Identity-Dropout3d]-conv-ReLU-[Identity]-AdaptiveMaxPool3d-Flatten-Linear, eval."""
+    torch.manual_seed(3)
+    layers = [nn.Conv3d(1, 4, 3, padding=1), nn.ReLU(), nn.Identity(), nn.Dropout3d(0.5), nn.Conv3d(4, 5, 3),
+              nn.ReLU(), nn.Identity(), nn.AdaptiveMaxPool3d(1), nn.Flatten(), nn.Linear(5, 3)]
+    model = nn.Sequential(*layers).eval()
+    return model if no_ops else nn.Sequential(*(m for m in layers if not isinstance(m, (nn.Identity, nn.Dropout3d))))
+
+
+@pytest.mark.parametrize("name", ["lrp", "lrp_epsilon_zplus"])
+def test_identity_dropout3d_and_adaptive_max_pool_get_zennits_relevance(name: str) -> None:
+    """A held-out review (attrib3d D3): lrp refused Identity, Dropout3d and AdaptiveMaxPool3d (small_cnn's `pool:
+    max`). Identity and Dropout3d (eval) pass relevance as zennit leaves them (no rule); an adaptive max-pool gets
+    epsilon, as zennit's MaxPool type (which holds the adaptive ones)."""
+    x = torch.rand(2, 1, 8, 8, 8, generator=torch.Generator().manual_seed(5))
+    target = torch.tensor([0, 2])
+    model = _with_no_ops(True)
+    ours = explainers.get(name)()(model, x.clone(), target)
+    composite = _epsilon_everywhere(1e-9) if name == "lrp" else _epsilon_plus(1e-6)
+    theirs = _zennit(model, x.clone(), target, composite)
+    assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-6 * theirs.abs().max().item())
+    plain = explainers.get(name)()(_with_no_ops(False), x.clone(), target)
+    assert torch.allclose(ours, plain, rtol=1e-6, atol=1e-9)  # the no-ops change nothing
