@@ -253,8 +253,8 @@ class IROF(ExtraFaithfulness):
     value is L - Σ_trapezoid over steps 1..L (ours takes the trapezoid over the fraction of segments
     in [0, 1]; the value is not bounded below: a score that rises as segments go gives values < 0).
     Its ``mean`` baseline is the mean of the whole, already perturbed, batch recomputed at every step
-    (it mixes samples), so ``baseline: mean`` does not match it. Quantus 0.6.0's IROF also fails on images with more than
-    one channel (a 1-channel segment mask for a C-channel array: AssertionError)."""
+    (it mixes samples), so ``baseline: mean`` does not match it. Quantus 0.6.0's IROF also fails on images with
+    more than one channel (a 1-channel segment mask for a C-channel array: AssertionError)."""
 
     info = _info("irof", True, "Rieger & Hansen 2020, IROF: a low resource evaluation metric for explanation methods")
     # 2: patches of exactly equal saliency tie (seeded), not by float noise (up to 0.0066); 3: scores in float64;
