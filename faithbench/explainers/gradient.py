@@ -29,7 +29,8 @@ from faithbench.explainers.deeplift_hooks import AdjacentSafeDeepLift
 from faithbench.explainers.graph import (added_attributes_removed, foreign_nonlinear_leaves, leaf_modules,
                                          trace_leaves)
 from faithbench.explainers.layers import checked_layer, find_target_layer, min_grid_problem, resolve_module
-from faithbench.explainers.module_lists import DEEPLIFT_STATEFUL_LEAVES, deeplift_unruled_leaves, unguided_leaves
+from faithbench.explainers.module_lists import (DEEPLIFT_STATEFUL_LEAVES, by_type, deeplift_unruled_leaves,
+                                                unguided_leaves)
 from faithbench.registry import explainers
 
 # captum's integration rules (captum.attr._utils.approximation_methods.SUPPORTED_METHODS; a test compares)
@@ -63,7 +64,8 @@ def _unruled_modules(model: nn.Module) -> list[str]:
     """'Type (path)' of the leaves DeepLIFT has no rule for: torch.nn's on no allow-list
     (:func:`~faithbench.explainers.module_lists.deeplift_unruled_leaves`) and timm's activations."""
     timm = [f"{type(m).__name__} ({n})" for n, m in model.named_modules() if is_timm_activation(m)]
-    return deeplift_unruled_leaves(model) + timm
+    return by_type(deeplift_unruled_leaves(model) + timm)
+
 
 
 # activations guided backpropagation would leave unguided, functional in the forward or inside a leaf of one's

@@ -357,13 +357,19 @@ def reuse_problem(model: nn.Module, name: str, counts: dict[str, int]) -> tuple[
         return None
     once, outer = [n for n, c in reversed(counts.items()) if c == 1], next(iter(counts))
     fix = (f"choose a module called once, e.g. the enclosing block {once[0]!r}" if once else
-           f"{outer!r}, which holds it, runs {counts[outer]} times too, so no layer inside it is called once (a "
+           f"{outer!r}, which holds it, {_runs(counts[outer])}, so no layer inside it is called once (a "
            "model that runs its network more than once per forward pass, as test-time augmentation, has no CAM "
            f"layer); explain a model that runs the network once per forward pass (e.g. {outer!r} itself)"
            if len(counts) > 1 else
            "choose a module the forward pass calls once")  # a diff review: TTA, told to choose what does not exist
     return (f"is called {calls} times in one forward pass of {type(model).__name__} (one module reused), so its "
             "output is no one tensor (a CAM would read its first call's, Guided Grad-CAM its last)", fix)
+
+
+def _runs(calls: int) -> str:
+    """How often the outermost module holding a reused layer runs, in words: 0 where the forward calls its parts
+    (``net.forward_features`` then ``net.forward_head``; a diff review: "runs 0 times too")."""
+    return f"runs {calls} times too" if calls else "is not called itself (the forward runs its parts)"
 
 
 @contextlib.contextmanager

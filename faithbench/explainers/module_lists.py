@@ -58,3 +58,15 @@ def unguided_leaves(model: nn.Module) -> Counter:
     is not an nn.ReLU, linear, or a pooling or norm layer."""
     return Counter(type(m).__name__ for _, m in _torch_nn_leaves(model)
                    if not isinstance(m, (nn.ReLU, *LINEAR_LEAVES, *GUIDED_PASSED_LEAVES)))
+
+
+def by_type(entries: list[str]) -> list[str]:
+    """'Type (path)' entries, one per type in order of appearance: 'Type (path)' where one module has it, else
+    'Type (n modules: first path, ...)' (a diff review: every instance listed made a 1,758-character line on
+    torchvision's efficientnet_b0, 5,652 on efficientnet_b7)."""
+    paths: dict[str, list[str]] = {}
+    for entry in entries:
+        kind, _, path = entry.partition(" (")
+        paths.setdefault(kind, []).append(path[:-1])
+    return [f"{kind} ({found[0]})" if len(found) == 1 else f"{kind} ({len(found)} modules: {found[0]}, ...)"
+            for kind, found in paths.items()]

@@ -84,3 +84,16 @@ def test_guided_backprop_refuses_the_activations_a_deny_list_missed(name: str, a
 def test_guided_backprop_accepts_relu_networks_with_linear_and_pooling_leaves() -> None:
     model = nn.Sequential(nn.Identity(), nn.Dropout3d(0.1), *list(_net(nn.ReLU(), nn.AdaptiveMaxPool3d(1)))).eval()
     assert create_explainer("guided_backprop").unsupported_reason(model, X) is None
+
+
+def test_the_refusal_names_each_type_once_with_its_count() -> None:
+    """Diff review 36: every instance was listed with its path (1,758 characters on torchvision's efficientnet_b0);
+    a type used by several modules is named once, with their number and the first path."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv3d(1, 4, 3, padding=1), nn.Hardtanh(), nn.Conv3d(4, 4, 3, padding=1), nn.Hardtanh(),
+                          nn.Conv3d(4, 4, 3, padding=1), nn.Softsign(), nn.Hardtanh(), nn.AdaptiveAvgPool3d(1),
+                          nn.Flatten(), nn.Linear(4, 3)).eval()
+    with pytest.raises(ValueError) as err:
+        create_explainer("deeplift")(model, X.clone(), TARGET)
+    assert str(err.value) == ("deeplift (captum) has no rule for activation, pooling or per-sample norm module(s) "
+                              "Hardtanh (3 modules: 1, ...), Softsign (5), whose plain gradients would pass")

@@ -54,3 +54,23 @@ def test_the_network_itself_gives_the_map_of_one_pass():
     explainer = explainers.get("gradcam")()
     out = explainer(model.net, x, torch.tensor([0, 1]))
     assert out.shape == (2, 64, 64) and explainer.last_info["target_layer"] == "layer3"
+
+
+class _PartsTTA(_TTA):
+    def forward(self, x):  # the network's parts, not the network: its own hook never fires
+        return (self.net.fc(torch.flatten(self.net.avgpool(self._features(x)), 1))
+                + self.net.fc(torch.flatten(self.net.avgpool(self._features(x.flip(-1))), 1))) / 2
+
+    def _features(self, x):
+        n = self.net
+        x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        return n.layer4(n.layer3(n.layer2(n.layer1(x))))
+
+
+def test_a_network_whose_parts_run_twice_is_not_said_to_run_0_times():
+    """Diff review 36: a wrapper calling the network's parts twice read "'net', which holds it, runs 0 times too"."""
+    model, x = _PartsTTA().eval(), torch.randn(2, 3, 64, 64)
+    with pytest.raises(ValueError) as err:
+        explainers.get("gradcam")(target_layer="net.layer4")(model, x, torch.tensor([0, 1]))
+    assert "'net', which holds it, is not called itself (the forward runs its parts), so no layer inside it is " \
+           "called once" in str(err.value) and "0 times" not in str(err.value)
