@@ -217,6 +217,24 @@ def test_a_lock_file_on_a_full_file_system_stops_the_run(tmp_path, monkeypatch):
     assert info.value.errno == errno.ENOSPC and not str(info.value).startswith("[Errno")
 
 
+def _fdopen_failing_with(error: OSError):  # noqa: ANN202 - os.fdopen's stand-in
+    """An ``os.fdopen`` whose file raises ``error`` on write (the descriptor is closed)."""
+    class Failing:
+        def __init__(self, fd, mode):
+            os.close(fd)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise error
+
+    return Failing
+
+
 def test_a_full_disk_while_writing_names_the_file(tmp_path, monkeypatch):
     """Review resume9: a full --out gave "cannot write the run's tables: No space left on device", naming no
     file, as a write()'s OSError carries none; atomic_write_bytes and the figures add the path."""
@@ -229,20 +247,7 @@ def test_a_full_disk_while_writing_names_the_file(tmp_path, monkeypatch):
 
     from faithbench.reports.figure import save
 
-    class Full:
-        def __init__(self, fd, mode):
-            os.close(fd)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "fdopen", Full)
+    monkeypatch.setattr(os, "fdopen", _fdopen_failing_with(OSError(errno.ENOSPC, "No space left on device")))
     target = tmp_path / "leaderboard.csv"
     with pytest.raises(OSError) as info:
         atomic_write_bytes(target, b"x")
@@ -273,20 +278,7 @@ def test_an_error_without_errno_is_not_renamed(tmp_path, monkeypatch):
     timeout = named_os_error(OSError(errno.ETIMEDOUT, "timed out"), Path("/x/y"))
     assert isinstance(timeout, TimeoutError) and timeout.filename == "/x/y"
 
-    class Fails:
-        def __init__(self, fd, mode):
-            os.close(fd)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def write(self, data):
-            raise plain
-
-    monkeypatch.setattr(os, "fdopen", Fails)
+    monkeypatch.setattr(os, "fdopen", _fdopen_failing_with(plain))
     with pytest.raises(OSError) as info:
         atomic_write_bytes(tmp_path / "t.csv", b"x")
     assert info.value is plain and list(tmp_path.iterdir()) == []

@@ -63,7 +63,7 @@ def is_timm_activation(module: nn.Module) -> bool:
 def _unruled_modules(model: nn.Module) -> list[str]:
     """'Type (path)' of the leaves DeepLIFT has no rule for: torch.nn's on no allow-list
     (:func:`~faithbench.explainers.module_lists.deeplift_unruled_leaves`) and timm's activations."""
-    timm = [f"{type(m).__name__} ({n})" for n, m in model.named_modules() if is_timm_activation(m)]
+    timm = [(type(m).__name__, n) for n, m in model.named_modules() if is_timm_activation(m)]
     return by_type(deeplift_unruled_leaves(model) + timm)
 
 

@@ -44,11 +44,11 @@ def _torch_nn_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
             if not list(m.children()) and type(m).__module__.startswith("torch.nn.")]
 
 
-def deeplift_unruled_leaves(model: nn.Module) -> list[str]:
-    """'Type (path)' of each torch.nn leaf neither linear nor under a captum DeepLIFT rule (a global adaptive
+def deeplift_unruled_leaves(model: nn.Module) -> list[tuple[str, str]]:
+    """(type name, path) of each torch.nn leaf neither linear nor under a captum DeepLIFT rule (a global adaptive
     max-pool gets captum's max-pool rule: :func:`~faithbench.explainers.deeplift_hooks.global_max_pool`) nor a
     softmax (refused apart): its plain gradient would pass, which is not DeepLIFT."""
-    return [f"{type(m).__name__} ({name})" for name, m in _torch_nn_leaves(model)
+    return [(type(m).__name__, name) for name, m in _torch_nn_leaves(model)
             if not isinstance(m, LINEAR_LEAVES) and type(m) not in DEEPLIFT_RULE_LEAVES
             and not global_max_pool(m) and not isinstance(m, SOFTMAX_LEAVES)]
 
@@ -60,13 +60,12 @@ def unguided_leaves(model: nn.Module) -> Counter:
                    if not isinstance(m, (nn.ReLU, *LINEAR_LEAVES, *GUIDED_PASSED_LEAVES)))
 
 
-def by_type(entries: list[str]) -> list[str]:
-    """'Type (path)' entries, one per type in order of appearance: 'Type (path)' where one module has it, else
-    'Type (n modules: first path, ...)' (a diff review: every instance listed made a 1,758-character line on
-    torchvision's efficientnet_b0, 5,652 on efficientnet_b7)."""
+def by_type(leaves: list[tuple[str, str]]) -> list[str]:
+    """(type name, path) pairs as one entry per type in order of appearance: 'Type (path)' where one module has
+    it, else 'Type (n modules: first path, ...)' (a diff review: every instance listed made a 1,758-character
+    line on torchvision's efficientnet_b0, 5,652 on efficientnet_b7)."""
     paths: dict[str, list[str]] = {}
-    for entry in entries:
-        kind, _, path = entry.partition(" (")
-        paths.setdefault(kind, []).append(path[:-1])
+    for kind, path in leaves:
+        paths.setdefault(kind, []).append(path)
     return [f"{kind} ({found[0]})" if len(found) == 1 else f"{kind} ({len(found)} modules: {found[0]}, ...)"
             for kind, found in paths.items()]
