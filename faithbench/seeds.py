@@ -33,10 +33,10 @@ def image_seed(seed: int, image: Tensor) -> int:
     return int(np.random.SeedSequence([seed % 2**32, _crc(image)]).generate_state(1)[0])
 
 
-def row_generators(seed: int, *tensors: Tensor) -> list[torch.Generator]:
-    """One CPU generator per row (first axis) of ``tensors``, seeded from ``seed`` and the bytes of
-    that row of each tensor (with one tensor: :func:`image_seed` of the row). Each tensor comes to the
-    host once, as one array (not a copy per row: a metric's device test counts them)."""
+def row_seeds(seed: int, *tensors: Tensor) -> list[int]:
+    """One seed per row (first axis) of ``tensors``, drawn from ``seed`` and the bytes of that row of
+    each tensor (with one tensor: :func:`image_seed` of the row). Each tensor comes to the host once,
+    as one array (not a copy per row: a metric's device test counts them)."""
     if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
         raise ValueError(f"expected tensors with one number of rows, got {[tuple(t.shape) for t in tensors]}")
     if not len(tensors[0]):
@@ -45,14 +45,18 @@ def row_generators(seed: int, *tensors: Tensor) -> list[torch.Generator]:
     for t in tensors:
         t = t.detach() if t.device.type == "cpu" else t.detach().cpu()
         arrays.append(t.reshape(len(t), -1).contiguous().view(torch.uint8).numpy())
-    generators = []
+    seeds = []
     for i in range(len(tensors[0])):
         crc = 0
         for array in arrays:
             crc = zlib.crc32(array[i].tobytes(), crc)
-        state = np.random.SeedSequence([seed % 2**32, crc]).generate_state(1)[0]
-        generators.append(torch.Generator().manual_seed(int(state)))
-    return generators
+        seeds.append(int(np.random.SeedSequence([seed % 2**32, crc]).generate_state(1)[0]))
+    return seeds
+
+
+def row_generators(seed: int, *tensors: Tensor) -> list[torch.Generator]:
+    """One CPU generator per row of ``tensors``, seeded by :func:`row_seeds`."""
+    return [torch.Generator().manual_seed(s) for s in row_seeds(seed, *tensors)]
 
 
 def seeded_rows(seed: int, salt: int, x: Tensor) -> list[torch.Generator]:

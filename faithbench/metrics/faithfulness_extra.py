@@ -303,9 +303,9 @@ class ROAD(ExtraFaithfulness):
 
     bounds: ClassVar[dict[str, Bound]] = {"percentages": Bound(0, 100, high_open=True), "noise": NON_NEGATIVE}
     ascending: ClassVar[bool] = False
-    version: ClassVar[str] = "6"  # 2: exact coarsest grid; 3: Jacobi damping 0.85 (imputed values move < 1e-4);
+    version: ClassVar[str] = "7"  # 2: exact coarsest grid; 3: Jacobi damping 0.85 (imputed values move < 1e-4);
     # 4: each system stops at its own tolerance (imputed values move < 3e-4); 5: scores in float64; 6: tie-breaks
-    # of the ranking per image (the imputation noise is still drawn per batch)
+    # of the ranking per image; 7: the imputation noise per image too (6: per batch position)
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         """Levels that all remove no pixel/voxel (int(N p / 100) = 0): every point is f(x), whatever the map."""

@@ -192,7 +192,7 @@ def test_patch_ranking_metrics_are_version_5():
     ranking = ["deletion_auc", "insertion_auc", "abpc", "morf_aopc", "lerf_aopc", "monotonicity", "irof",
                "selectivity", "temporal_deletion", "temporal_insertion"]
     assert {name: create_metric(name).version for name in ranking} == dict.fromkeys(ranking, "5")
-    assert RegionDeletionCorrelation.version == "3" and create_metric("road_morf").version == "6"
+    assert RegionDeletionCorrelation.version == "3" and create_metric("road_morf").version == "7"
     assert {name: create_metric(name).version for name in ("faithfulness_correlation", "faithfulness_estimate",
                                                            "monotonicity_correlation", "sensitivity_n")} == \
         {"faithfulness_correlation": "2", "faithfulness_estimate": "3", "monotonicity_correlation": "3",

@@ -187,3 +187,16 @@ def test_uniform_keys_fill_rows_as_torch_rand():
     for row, g in zip(keys, seeded_rows(1, SALT_RANKS, x)):
         assert torch.equal(row, torch.rand((2, 5, 6), generator=g))
     assert uniform_keys((0, 7), []).shape == (0, 7)
+
+
+@pytest.mark.parametrize("name", ["road_morf", "road_lerf"])
+def test_road_noise_does_not_depend_on_batch_or_position(name):
+    """ROAD's imputation noise is drawn per image (version 7): with noise, a sample's value alone equals its value in
+    a batch of 6, of 4 and in the batch reversed (version 6 seeded the noise by batch position: position i of every
+    batch got the same noise, so these moved)."""
+    params = dict(noise=0.05, score="prob", percentages=[20, 60])
+    alone = _values(name, params, tied=False, batch=1)
+    assert torch.equal(_values(name, params, tied=False, batch=6), alone)
+    assert torch.equal(_values(name, params, tied=False, batch=4), alone)
+    assert torch.equal(_values(name, params, tied=False, order=torch.arange(5, -1, -1)), alone)
+    assert not torch.equal(_values(name, dict(params, noise=0.0), tied=False), alone)  # the noise is drawn at all

@@ -21,24 +21,28 @@ from torch import Tensor
 
 from faithbench.metrics.functional.faithfulness_extra import Scorer
 from faithbench.metrics.functional.imputation import linear_imputation
+from faithbench.seeds import row_seeds
 
 
 def road_curve(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, *, percentages: list[float],
                noise: float = 0.01, seed: int = 0) -> Tensor:
     """Scores ``(B, K)`` after removing the first-ranked ``int(N p / 100)`` pixels/voxels (``ranks``:
-    0 = removed first) by noisy linear imputation, for each p in ``percentages``. The noise of the
-    image (sample i, percentage k) is drawn from a generator seeded ``seed`` + i K + k, so it does
-    not depend on the chunking."""
+    0 = removed first) by noisy linear imputation, for each p in ``percentages``. The noise of
+    (sample i, percentage k) is drawn from a generator seeded s_i K + k, with s_i the seed of (``seed``,
+    the bytes of image i) (:func:`faithbench.seeds.row_seeds`), so it depends neither on the chunking nor
+    on the image's batch or position in it (before ROAD version 7: seed + i K + k, so position i of every
+    batch had the same noise)."""
     n = ranks[0].numel()
     counts = torch.tensor([int(n * p / 100) for p in percentages], device=x.device)
     k = len(percentages)
     ranks = ranks.to(x.device)
+    image_seeds = row_seeds(seed, x) if noise > 0 else []
 
     def build(i: Tensor, r: Tensor) -> Tensor:
         removed = ranks[i] < counts[r].view(-1, *[1] * (ranks.ndim - 1))
         images = linear_imputation(x[i], removed)
         if noise > 0:
-            draws = [torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(seed + int(a) * k + int(b)))
+            draws = [torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(image_seeds[a] * k + b))
                      for a, b in zip(i.tolist(), r.tolist())]
             images = images + noise * torch.stack(draws).to(x.device, x.dtype) * removed[:, None]
         return images
