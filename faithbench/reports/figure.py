@@ -83,12 +83,15 @@ def block_labels(key: tuple) -> list[str]:
 
 
 def titled(fig: Figure, title: str, **kwargs: object) -> None:
-    """A figure title a fixed distance (in inches) from the top, and the panels laid out below it, 0.2 inch
-    lower for each line of ``title`` after the first. ``suptitle``'s default height is a fraction of the
-    figure: in a tall grid of panels (the ``metrics`` suite's 48) it fell inside the first row."""
+    """A figure title a fixed distance (in inches) from the top, and the panels laid out below it.
+    ``suptitle``'s default height is a fraction of the figure: in a tall grid of panels (the ``metrics``
+    suite's 48) it fell inside the first row. ``tight_layout`` keeps the panels below the title's box
+    itself (matplotlib >= 3.3), so no band is reserved for it: a band of 0.2 inch per line on top of that
+    left the panels of a one-row figure with the three-line :data:`CHANCE_TITLE` 0.3 inch high (a
+    held-out review: the distribution plots of a model at chance were unreadable)."""
     height = fig.get_figheight()
     fig.suptitle(title, y=1 - 0.08 / height, va="top", **kwargs)
-    fig.tight_layout(rect=(0, 0, 1, 1 - (0.35 + 0.2 * title.count("\n")) / height))
+    fig.tight_layout()
 
 
 def blocks_at_chance(board: pd.DataFrame | None) -> set[tuple[str, ...]]:

@@ -208,6 +208,26 @@ def test_the_figure_title_stays_above_the_first_row_of_panels(rows):
     assert title.y0 > top and title.y1 <= fig.bbox.y1  # with suptitle's default y = 0.98 it fell inside row 1
 
 
+@pytest.mark.parametrize("lines", [1, 3])
+def test_a_title_of_several_lines_leaves_a_short_figure_its_panels(lines):
+    """A one-row figure 2.76 inches high (the distribution plot of 3 explainers) with the three-line † title of a
+    model at chance: the panels keep more than 1 inch (a held-out review: 0.31 inch, the box plots unreadable,
+    when a band per title line was reserved besides the one tight_layout keeps), below the title."""
+    from faithbench.reports.figure import CHANCE_TITLE, subplots, titled
+
+    fig, axes = subplots(1, 3, figsize=(13.8, 2.76), squeeze=False)
+    for ax in axes.flat:
+        ax.barh([0, 1, 2], [1, 2, 3])
+        ax.set_title("deletion_auc")
+        ax.set_xlabel("value")
+    titled(fig, "phantom / small_cnn" + ("\n" + CHANCE_TITLE if lines == 3 else ""))
+    renderer = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    assert fig._suptitle.get_text().count("\n") == lines - 1
+    assert min(ax.get_position().height for ax in axes.flat) * fig.get_figheight() > 1.0
+    assert title.y0 > max(ax.get_tightbbox(renderer).y1 for ax in axes.flat) and title.y1 <= fig.bbox.y1
+
+
 def test_distribution_panels_follow_the_leaderboard_order():
     from faithbench.reports.tables import metric_order
 
