@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from faithbench.configurable import ParameterError
 from faithbench.metrics.base import EvalContext, Metric
 from faithbench.metrics.base import postprocess as apply_postprocess
 from faithbench.metrics.functional.randomization import (SALT_LOGIT, cascading_randomization_curve,
@@ -32,6 +33,15 @@ _DEFAULTS: dict[str, Any] = {"similarity": "spearman_abs"}
 class RandomizationMetric(Metric):
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"similarity": SIMILARITIES}
     version = "2"  # 2: NaN where a map compared is constant (1: 0 against a varying map, 1 for two: a review)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.params.get("similarity") == "spearman_abs" and self.params.get("postprocess") == "none":
+            # a held-out review: postprocess none gave the values of abs, the absolute maps compared all the same
+            raise ParameterError(f"{self.name}: parameter 'postprocess' = 'none' has no effect with similarity "
+                                 f"'spearman_abs', which ranks the absolute maps; expected similarity: spearman "
+                                 f"to compare the signed maps (Adebayo et al.'s variant without absolute values), "
+                                 f"or postprocess abs or relu")
 
     def explain_fn(self, ctx: EvalContext):  # noqa: ANN201
         if ctx.explainer is None:

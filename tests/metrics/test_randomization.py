@@ -171,3 +171,25 @@ def test_the_block_trace_is_a_counted_forward_pass(tiny_cnn, make_ctx):
     ctx = make_ctx(model, x, saliency(model, x, target), explainer=saliency)
     blocks = parameter_blocks(model, x, watch=ctx.predict.watch)
     assert [n for n, _ in blocks] == ["conv", "fc"] and ctx.predict.passes == 1
+
+
+def test_signed_spearman_sees_a_sign_flip_that_spearman_abs_does_not(linear_logit, make_ctx):
+    """Adebayo et al.'s comparison without absolute values: a twin whose weights are negated flips the gradient
+    × input map's sign, so the signed Spearman is -1 where spearman_abs gives 1 (a held-out review, sanity8 D2:
+    postprocess none with spearman_abs silently compared the absolute maps; now refused, naming spearman)."""
+    from faithbench.configurable import ParameterError
+
+    torch.manual_seed(0)
+    w = torch.randn(1, 1, 16, 16)
+    model, negated = linear_logit(w), linear_logit(-w)
+    x, target = torch.rand(2, 1, 16, 16), torch.ones(2, dtype=torch.long)
+    ixg = explainers.get("input_x_gradient")(seed=0)  # signed (saliency is |gradient|)
+    ctx = make_ctx(model, x, ixg(model, x, target), target=target, explainer=ixg)
+    ctx.permuted_model = negated
+    signed = DataRandomization(similarity="spearman", postprocess="none")(ctx)["value"]
+    assert signed.tolist() == pytest.approx([-1.0, -1.0])
+    assert DataRandomization(similarity="spearman_abs")(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])
+    assert DataRandomization(similarity="spearman")(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])  # abs first
+    for metric in (MPRTCascading, MPRTIndependent, RandomLogit, DataRandomization):
+        with pytest.raises(ParameterError, match="has no effect with similarity 'spearman_abs'.*similarity: spearman"):
+            metric(postprocess="none")

@@ -7,6 +7,8 @@ Each function maps two batches ``(B, *spatial)`` (2D or 3D) to ``(B,)`` (the ``_
   identical (1.0) and a constant map against a varying one shares no ranking (0.0), so a
   constant map never silently drops out as NaN (repeatability); :func:`similarity`, which the
   randomisation checks call, gives NaN for such a pair instead.
+- ``spearman``: the same of the signed maps (no absolute value: Adebayo et al.'s variant "without
+  absolute values", where a sign flip of the map counts), same constant-map convention.
 - ``ssim``: structural similarity (Wang et al. 2004) of the per-sample min-max normalised maps;
   Gaussian window sigma 1.5 truncated at 3.5 sigma (11 taps), K1 = 0.01, K2 = 0.03, data range
   1, population (not sample) covariances, mean over the positions where the window fits (as
@@ -29,8 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-Similarity = Literal["spearman_abs", "ssim", "hog_pearson"]
-SIMILARITIES = ("spearman_abs", "ssim", "hog_pearson")
+Similarity = Literal["spearman_abs", "spearman", "ssim", "hog_pearson"]
+SIMILARITIES = ("spearman_abs", "spearman", "ssim", "hog_pearson")
 
 
 def rankdata(values: Tensor) -> Tensor:
@@ -96,6 +98,13 @@ def spearman_abs(a: Tensor, b: Tensor) -> Tensor:
     """Spearman ρ of |a| and |b| per sample (constant maps: see the module docstring)."""
     _check_pair(a, b)
     fa, fb = a.abs().flatten(1), b.abs().flatten(1)
+    return _constant_convention(spearman(fa, fb), fa, fb).float()
+
+
+def spearman_signed(a: Tensor, b: Tensor) -> Tensor:
+    """Spearman ρ of the signed maps a and b per sample (constant maps: see the module docstring)."""
+    _check_pair(a, b)
+    fa, fb = a.flatten(1), b.flatten(1)
     return _constant_convention(spearman(fa, fb), fa, fb).float()
 
 
@@ -229,7 +238,8 @@ def hog_pearson(a: Tensor, b: Tensor) -> Tensor:
 
 
 def similarity(a: Tensor, b: Tensor, name: Similarity = "spearman_abs") -> Tensor:
-    """Dispatch to ``spearman_abs``, ``ssim`` or ``hog_pearson``: ``(B, *spatial)`` x 2 -> ``(B,)``;
+    """Dispatch to ``spearman_abs``, ``spearman`` (signed), ``ssim`` or ``hog_pearson``: ``(B, *spatial)`` x 2 ->
+    ``(B,)``;
     NaN for a pair with a NaN or Inf value (a re-explanation that failed: spearman_abs ranked it to about
     0 and hog_pearson to 0, the best value of a randomisation check; a held-out review), and for a pair
     in which either map is constant (an all-zero Grad-CAM: nothing to compare, as Quantus refuses
@@ -241,7 +251,8 @@ def similarity(a: Tensor, b: Tensor, name: Similarity = "spearman_abs") -> Tenso
     compared = (a.abs(), b.abs()) if name == "spearman_abs" else (a, b)
     finite &= ~(_constant(compared[0]) | _constant(compared[1]))
     a, b = (torch.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0) for m in (a, b))
-    value = {"spearman_abs": spearman_abs, "ssim": ssim, "hog_pearson": hog_pearson}[name](a, b)
+    value = {"spearman_abs": spearman_abs, "spearman": spearman_signed, "ssim": ssim, "hog_pearson": hog_pearson}[
+        name](a, b)
     return torch.where(finite.to(value.device), value, torch.full_like(value, float("nan")))
 
 
@@ -253,4 +264,4 @@ def _check_pair(a: Tensor, b: Tensor) -> None:
 
 
 __all__ = ["SIMILARITIES", "hog_features", "hog_pearson", "minmax", "pearson", "rankdata", "similarity", "spearman",
-           "spearman_abs", "spearman_abs_matrix", "ssim", "ssim_matrix"]
+           "spearman_abs", "spearman_abs_matrix", "spearman_signed", "ssim", "ssim_matrix"]
