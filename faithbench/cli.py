@@ -253,7 +253,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from faithbench.runner.lock import lock_output
     formats = FORMATS if args.format == "all" else (args.format,)
     try:  # an input missing or unreadable: bad input (exit 2), raised before any file is written
-        with lock_output(run_dir):  # a run writing this folder: refused (a review mixed two suites' tables)
+        with lock_output(run_dir, named=""):  # a run writing this folder: refused (a review mixed two suites' tables)
             written = build_report(run_dir, formats=formats)
     except RunFolderError as exc:
         raise InputError(str(exc)) from exc

@@ -25,8 +25,10 @@ LOCK_NAME = ".lock"
 
 
 @contextmanager
-def lock_output(out_dir: Path) -> Iterator[Path]:
-    """Hold the lock of ``out_dir`` (created if needed) for the duration of the block."""
+def lock_output(out_dir: Path, named: str = "--out: ") -> Iterator[Path]:
+    """Hold the lock of ``out_dir`` (created if needed) for the duration of the block. ``named`` starts the
+    refusal's message: the CLI's ``--out`` of ``faithbench run`` by default (a review: the line did not name
+    it, as the other folder errors do), "" for the folder ``faithbench report`` is given."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / LOCK_NAME
     handle = open(path, "a+")
@@ -43,7 +45,7 @@ def lock_output(out_dir: Path) -> Iterator[Path]:
         holder = handle.read().strip() or "unknown"
         handle.close()
         raise OutputInUseError(
-            f"{out_dir}: another faithbench run (pid {holder}) is writing to this output folder; "
+            f"{named}{out_dir}: another faithbench run (pid {holder}) is writing to this output folder; "
             f"wait for it to finish (or give a run another --out)", out_dir, holder
         ) from None
     try:

@@ -264,6 +264,7 @@ def test_a_report_on_a_folder_a_run_is_writing_is_refused(run, capsys):
     with lock_output(run):
         line = _refused(run, capsys)
     assert "another faithbench run" in line and "is writing to this output folder" in line
+    assert line.startswith(f"faithbench: error: {run}: ")  # report's folder, not run's --out
     assert main(["report", str(run), "--format", "md"]) == 0  # the lock released: fine
 
 

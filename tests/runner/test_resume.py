@@ -159,7 +159,9 @@ def test_a_second_run_on_the_same_output_folder_refuses(tmp_path, capsys):
         code = main(["run", str(suite_file), "--out", str(out), "--cache", str(tmp_path / "cache"), "--quiet"])
         err = capsys.readouterr().err.strip()
         assert code == 2 and err.count("\n") == 0
-        assert f"{out}: another faithbench run (pid 424242) is writing to this output folder" in err
+        # named as the CLI's --out, as the other folder errors (review docclaims2 D1)
+        assert err.startswith(f"faithbench: error: --out: {out}: another faithbench run (pid 424242) is writing to "
+                              f"this output folder")
         assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing written, nothing computed
         assert not (tmp_path / "cache").exists()
     finally:
