@@ -29,10 +29,39 @@ def draw_ranks(labels: Iterable[tuple[str, int]], names: Sequence[str]) -> dict[
     return {c: rank for rank, c in enumerate(sorted(keys, key=keys.__getitem__))}
 
 
+def split_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
+    """How many of a class's ``n`` patients go to train, val and test: largest remainders (Hamilton) on
+    ``n × fractions``, each split gets the whole part of its share, the patients left over go one each to
+    the largest fractional parts (ties to test, then val, then train); then val or test, of a positive
+    fraction but left empty, takes one patient from the split furthest above its share. Every count is
+    thus within 1 of ``n × fraction`` unless that minimum moved it. Exceptions: with a train fraction
+    above 0 a class of 1 or 2 patients is all in train (:func:`few_patients` warns of it); with a train
+    fraction of 0 a single patient goes to test when test has a positive fraction (every run needs a
+    test split). E.g. 6 patients at
+    ``[0.5, 0.25, 0.25]``: 3/1/2 (rounding val and test each and train the rest gave 2/2/2, a
+    held-out review); 8 at ``[0.6, 0.2, 0.2]``: 5/1/2 (was 4/2/2)."""
+    if fractions[0] > 0 and n < 3:
+        return n, 0, 0
+    if fractions[0] == 0 and n == 1 and fractions[2] > 0:
+        return 0, 0, 1
+    shares = [round(f * n, 9) for f in fractions]  # 0.7 * 10 is 7.000000000000001
+    counts = [int(q) for q in shares]
+    by_rest = sorted(range(3), key=lambda k: (round(shares[k] - counts[k], 9), k), reverse=True)  # 5.6 - 5 < 1.6 - 1
+    for k in range(n - sum(counts)):
+        counts[by_rest[k % 3]] += 1
+    for k in (1, 2):  # val and test (a train fraction too small for a class is refused: check_train_patients)
+        if fractions[k] > 0 and counts[k] == 0:
+            donor = max((j for j in range(3) if counts[j] > 1), key=lambda j: (counts[j] - shares[j], -j))
+            counts[donor] -= 1
+            counts[k] += 1
+    return counts[0], counts[1], counts[2]
+
+
 def patient_split(groups: dict[str, int], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
     """Patient id -> split, stratified by each patient's class, the classes drawn in increasing
     order of ``groups``' values (``folder`` passes :func:`draw_ranks`, so the split does not follow
-    the order of ``classes``); seeded. Every class with at least
+    the order of ``classes``); seeded. Each class's counts are :func:`split_counts` (largest
+    remainders; ``folder`` version 9, ``longitudinal_folder`` version 5). Every class with at least
     3 patients has at least one in each split of a positive fraction; a fraction of 0 leaves its
     split empty (it took one patient of each class, a held-out review). With a train fraction above
     0, a class of 1 or 2 patients is all in train (:func:`few_patients` warns of it); with a train
@@ -43,16 +72,7 @@ def patient_split(groups: dict[str, int], fractions: tuple[float, float, float],
     for label in sorted(set(groups.values())):
         patients = sorted(p for p, c in groups.items() if c == label)
         rng.shuffle(patients)
-        n = len(patients)
-        if fractions[0] > 0:
-            n_val = max(1, round(fractions[1] * n)) if n >= 3 and fractions[1] > 0 else 0
-            n_test = max(1, round(fractions[2] * n)) if n >= 3 and fractions[2] > 0 else 0
-        elif fractions[1] == 0 or fractions[2] == 0:  # [0, 0, 1] or [0, 1, 0]: one split takes all
-            n_val, n_test = (0, n) if fractions[2] > 0 else (n, 0)
-        else:  # val and test each get one patient from 2 on; a single patient goes to test (every run needs it)
-            n_val = min(n - 1, max(1, round(fractions[1] * n))) if n >= 2 else 0
-            n_test = n - n_val
-        n_train = n - n_val - n_test
+        n_train, n_val, _n_test = split_counts(len(patients), fractions)
         for k, p in enumerate(patients):
             out[p] = "train" if k < n_train else ("val" if k < n_train + n_val else "test")
     return out
@@ -143,4 +163,4 @@ def patient_ids(rows: list[Row], pattern: re.Pattern[str] | None, folder: Path) 
 
 
 __all__ = ["check_train_patients", "draw_ranks", "empty_split", "few_patients", "mixed_patients", "patient_ids",
-           "patient_split"]
+           "patient_split", "split_counts"]

@@ -305,7 +305,8 @@ class LongitudinalFolder(LongitudinalDataset):
 
     The split is patient-level and stratified by each patient's class (the label of their first
     visit), with ``folder``'s :func:`~faithbench.datasets.folder.patient_split`: all of a patient's
-    sequences are in one split, whatever the order of ``classes`` (version 4). Masks: ``valid`` only.
+    sequences are in one split, whatever the order of ``classes`` (version 4), each class cut by largest
+    remainders (version 5). Masks: ``valid`` only.
     Images are read with ``folder``'s reader; a row naming a file of a format it cannot open
     (``.nii.gz``, NRRD, …) is refused by its name (:func:`~faithbench.datasets.longitudinal_csv.read_visit_rows`).
     Without ``classes``, a label named like a larger class's (``Pos`` beside ``pos``) is warned of, as in
@@ -314,7 +315,9 @@ class LongitudinalFolder(LongitudinalDataset):
     """
 
     background = 0.0
-    version = "4"  # 4: split drawn by class name, not classes' order; 3: train 0 all in val/test; 2: interleaved
+    # 5: split counts by largest remainders (as folder 9); 4: split drawn by class name, not classes' order; 3: train
+    # 0 all in val/test; 2: interleaved
+    version = "5"
 
     def __init__(self, split: Split = "test", *, path: str = "", labels: str = "", classes: list[str] | None = None,
                  seq_len: int = 3, size: int = 224, fit: Literal["crop", "pad", "squash"] = "crop", channels: int = 1,
