@@ -40,10 +40,10 @@ from torch import Tensor
 from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, Bound, ParameterError, check_bound
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
-from faithbench.datasets.folder_split import draw_ranks
+from faithbench.datasets.folder_split import draw_ranks, few_patients
 from faithbench.datasets.folder_labels import near_labels
-from faithbench.datasets.longitudinal_csv import read_visit_rows
-from faithbench.datasets.paths import DataError, labels_csv, resolve_path
+from faithbench.datasets.longitudinal_csv import label_indices, read_visit_rows
+from faithbench.datasets.paths import labels_csv, resolve_path
 from faithbench.datasets.phantoms import (MAX_N, SEED, _SPLIT_OFFSET, PhantomCXR, _erode, _grid, check_lesion_radius,
                                          ellipsoid, smooth_field)
 from faithbench.registry import datasets
@@ -306,7 +306,8 @@ class LongitudinalFolder(LongitudinalDataset):
     The split is patient-level and stratified by each patient's class (the label of their first
     visit), with ``folder``'s :func:`~faithbench.datasets.folder.patient_split`: all of a patient's
     sequences are in one split, whatever the order of ``classes`` (version 4), each class cut by largest
-    remainders (version 5). Masks: ``valid`` only.
+    remainders (version 5). A class of 1 or 2 patients, all in train, is warned of as in ``folder``. Masks:
+    ``valid`` only.
     Images are read with ``folder``'s reader; a row naming a file of a format it cannot open
     (``.nii.gz``, NRRD, …) is refused by its name (:func:`~faithbench.datasets.longitudinal_csv.read_visit_rows`).
     Without ``classes``, a label named like a larger class's (``Pos`` beside ``pos``) is warned of, as in
@@ -339,29 +340,25 @@ class LongitudinalFolder(LongitudinalDataset):
                          channels=channels, fractions=list(fractions), seed=seed, n=n)
         folder = Path(os.path.abspath(resolve_path(path, root, "image folder")))
         csv_path = labels_csv(folder, labels, root)
-        rows = read_visit_rows(folder, csv_path)
+        lines: list[int] = []
+        rows = read_visit_rows(folder, csv_path, lines)
         if classes is None:  # every name found is a class: warn of one named like a larger one (a review: 'Pos')
             for message in near_labels([r[3] for r in rows], csv_path):
                 self.warn(message)
         names = tuple(classes) if classes is not None else tuple(sorted({r[3] for r in rows}))
         self.classes = names  # type: ignore[misc]
         self.visit_classes = names
-
-        def index(label: str) -> int:
-            if label in names:
-                return names.index(label)
-            if label.isdigit() and int(label) < len(names):
-                return int(label)
-            raise DataError(f"{csv_path}: label {label!r} is not one of the classes {names}")
-
+        labels_found = label_indices([r[3] for r in rows], names, csv_path, lines)
         by_patient: dict[str, list[tuple[dt.date, Path, int]]] = {}
-        for pid, date, img, lab in rows:
-            by_patient.setdefault(pid, []).append((date, img, index(lab)))
+        for (pid, date, img, _lab), c in zip(rows, labels_found):
+            by_patient.setdefault(pid, []).append((date, img, c))
         for visits in by_patient.values():
             visits.sort(key=lambda v: (v[0], str(v[1])))
-        rank = draw_ranks(((lab, index(lab)) for _p, _d, _i, lab in rows), names)  # not the order of classes
-        groups = {pid: rank[visits[0][2]] for pid, visits in by_patient.items()}
-        assignment = patient_split(groups, tuple(fractions), seed)  # type: ignore[arg-type]
+        rank = draw_ranks(((r[3], c) for r, c in zip(rows, labels_found)), names)  # not the order of classes
+        classes_of = {pid: visits[0][2] for pid, visits in by_patient.items()}  # a patient's first visit's label
+        if few := few_patients(classes_of, list(fractions), names, csv_path):  # as folder (a review: silent here)
+            self.warn(few)
+        assignment = patient_split({p: rank[c] for p, c in classes_of.items()}, tuple(fractions), seed)  # type: ignore
         # one sample per visit: (patient, index of its last visit)
         chosen = [(pid, k) for pid in sorted(by_patient) if assignment[pid] == split
                   for k in range(len(by_patient[pid]))]
