@@ -9,7 +9,7 @@ the seed and the row's bytes, gives each sample its own draw in any batch.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -79,6 +79,26 @@ def uniform_keys(shape: tuple[int, ...], generator: Generators) -> Tensor:
     for row, g in zip(keys, generator):  # in place, as torch.rand draws (bit for bit), without a stacked copy
         row.uniform_(generator=g)
     return keys
+
+
+def draw_rows(generator: Generators, rows: int, draw: Callable[[torch.Generator | None, int], Tensor], *,
+              dim: int = 0) -> Tensor:
+    """A draw of ``rows`` rows (batch axis ``dim``), where ``draw(g, n)`` draws ``n`` rows from ``g``: from one
+    generator (or None: torch's global one), ``draw(generator, rows)``, the whole batch at once (bit for bit the
+    per-batch draw); from a sequence of ``rows`` generators, row i is ``draw(generator[i], 1)``, so a row's draw
+    depends neither on its batch nor on its position in it."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return draw(generator, rows)
+    if len(generator) != rows:
+        raise ValueError(f"expected one generator per row, {rows}, got {len(generator)}")
+    if not rows:
+        return draw(torch.Generator(), 0)
+    return torch.cat([draw(g, 1) for g in generator], dim=dim)
+
+
+def normal_draws(shape: tuple[int, ...], generator: Generators, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Standard normal draws of ``shape`` (B, ...) on the CPU, per row as :func:`draw_rows`."""
+    return draw_rows(generator, shape[0], lambda g, n: torch.randn((n, *shape[1:]), generator=g, dtype=dtype))
 
 
 def or_row_generators(generator: Generators, *tensors: Tensor) -> Generators:

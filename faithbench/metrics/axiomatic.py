@@ -30,7 +30,8 @@ FLOAT32_EPS = torch.finfo(torch.float32).eps  # float32's spacing at 1: shifts t
 
 
 class AxiomaticMetric(Metric):
-    version: ClassVar[str] = "2"  # 2: scores in float64 (score_logits)
+    # 2: scores in float64 (score_logits); 3: noise/uniform baselines drawn per image (2: per batch position)
+    version: ClassVar[str] = "3"
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"baseline": BASELINES}
 
     def __init__(self, **params: Any) -> None:
@@ -45,7 +46,7 @@ class AxiomaticMetric(Metric):
 
     def baseline_image(self, ctx: EvalContext) -> Tensor:
         return make_baseline(ctx.x, self.baseline, background=ctx.background, sigma=5.0,
-                             generator=ctx.generator(SALT_BASELINE))
+                             generator=ctx.generators(SALT_BASELINE))  # per image: the same in any batch
 
 
 @metrics.register("completeness")

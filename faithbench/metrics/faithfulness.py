@@ -62,8 +62,9 @@ class PerturbationMetric(Metric):
     insertion: ClassVar[bool] = False
     # 2: an edge patch cut by the border ranked by its mean (feature_ranks); 3: scores in float64 (score_logits);
     # 4: patch sums in float64 (feature_ranks), so equal sums tie (seeded), not by a float32 rounding bit;
-    # 5: tie-breaks drawn per image (EvalContext.generators), not per batch position (tied maps only)
-    version: ClassVar[str] = "5"
+    # 5: tie-breaks drawn per image (EvalContext.generators), not per batch position (tied maps only);
+    # 6: the noise/uniform baselines drawn per image too (5: per batch, position i of every batch the same draw)
+    version: ClassVar[str] = "6"
     bounds: ClassVar[dict[str, Bound]] = {"steps": AT_LEAST_ONE, "patch": AT_LEAST_ONE, "max_batch": AT_LEAST_ONE,
                                           "sigma": POSITIVE}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": _SCORES, "baseline": BASELINES,
@@ -100,7 +101,7 @@ class PerturbationMetric(Metric):
         key = ("baseline", name, float(self.sigma), float(ctx.background))
         if key not in ctx.memo:
             ctx.memo[key] = make_baseline(ctx.x, name, background=ctx.background, sigma=self.sigma,
-                                          generator=ctx.generator(SALT_BASELINE))
+                                          generator=ctx.generators(SALT_BASELINE))  # per image
         return ctx.memo[key]
 
     def curve(self, ctx: EvalContext, saliency: Tensor, *, insertion: bool, baseline: str) -> tuple[Tensor, Tensor]:
@@ -261,8 +262,9 @@ class RegionDeletionCorrelation(PerturbationMetric):
     visits of a sequence) contains every other region. Defaults:
     ``baseline: zero``, softmax probability. No ranking, so no ``steps``/``patch``."""
 
-    # ranks nothing (PerturbationMetric's 2 did not change it); 2: scores in float64; 3: chance = ρ(area, Δ)
-    version: ClassVar[str] = "3"
+    # ranks nothing (PerturbationMetric's 2 did not change it); 2: scores in float64; 3: chance = ρ(area, Δ);
+    # 4: the noise/uniform baselines drawn per image (3: per batch)
+    version: ClassVar[str] = "4"
     info = MetricInfo("region_deletion_correlation", higher_is_better=True, category=Category.FAITHFULNESS,
                       requires=frozenset({"model"}), paper="Hesse et al. 2023, FunnyBirds (single deletion)")
     defaults: ClassVar[dict[str, Any]] = {"regions": [], "exclude": ["lesion", "marker", "body", "lung_lesion_side",

@@ -6,8 +6,8 @@ Options shared with the other perturbation metrics: ``patch`` (feature unit: 1 =
 p = p x p (x p) patches, 2D and 3D), ``baseline`` (``zero`` = the dataset's background, ``blur``,
 ``mean``, ``noise``, ``uniform``), ``sigma`` (blur), ``score`` (``prob``, ``logit``, ``correct``;
 sigmoid counterparts on a multi-label model) and ``max_batch`` (perturbed images per forward chunk:
-bounds memory, not the result). Every forward goes through ``ctx.predict``; randomness comes from
-``ctx.generator(salt)``, per batch, but the rankings' tie-breaks from ``ctx.generators(salt)``, per image.
+bounds memory, not the result). Every forward goes through ``ctx.predict``; every random draw from
+``ctx.generators(salt)``, a generator per image, so a sample's value does not depend on its batch.
 A feature is a pixel/voxel (or patch) with all its channels: the map is ``(B, *spatial)`` and removing a
 feature replaces every channel. Quantus 0.6.0 broadcasts the map
 over the channels and treats each channel of a pixel as its own feature, so where a docstring
@@ -51,7 +51,9 @@ def _info(name: str, higher: bool, paper: str, postprocess: str = "none") -> Met
 class ExtraFaithfulness(PerturbationMetric):
     """Shared: the scorer and the baseline image of this metric's options."""
 
-    version: ClassVar[str] = "2"  # 2: scores in float64 (score_logits); subclasses that rank patches say more
+    # 2: scores in float64 (score_logits); subclasses that rank patches say more; 3: random baselines and subsets
+    # drawn per image (ctx.generators; 2: per batch, so position i of every batch had the same draw)
+    version: ClassVar[str] = "3"
 
     def scorer(self, ctx: EvalContext) -> fx.Scorer:
         return fx.Scorer(ctx.predict, self.score_for(ctx), self.max_batch)  # type: ignore[arg-type]
@@ -90,7 +92,7 @@ class FaithfulnessCorrelation(ExtraFaithfulness):
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         value = fx.faithfulness_correlation(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
                                             runs=self.runs, subset_size=self.subset_size,
-                                            generator=ctx.generator(SALT_SUBSETS))
+                                            generator=ctx.generators(SALT_SUBSETS))  # per image
         return MetricOutput(value=value)
 
 
@@ -110,7 +112,8 @@ class FaithfulnessEstimate(ExtraFaithfulness):
 
     info = _info("faithfulness_estimate", True, "Alvarez-Melis & Jaakkola 2018, Towards robust "
                  "interpretability with self-explaining neural networks")
-    version: ClassVar[str] = "3"  # 2: patches cut by the border left out; 3: scores in float64
+    # 2: patches cut by the border left out; 3: scores in float64; 4: noise/uniform baselines per image
+    version: ClassVar[str] = "4"
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "score": "logit"}
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
@@ -139,8 +142,9 @@ class Monotonicity(ExtraFaithfulness):
 
     info = _info("monotonicity", True, "Arya et al. 2019, One explanation does not fit all (AIX360)", "abs")
     # 2: an edge patch cut by the border ranked by its mean; 3: scores in float64; 4: patch sums in float64
-    # (feature_ranks): equal sums tie (seeded), not by a float32 rounding bit; 5: tie-breaks per image
-    version: ClassVar[str] = "5"
+    # (feature_ranks): equal sums tie (seeded), not by a float32 rounding bit; 5: tie-breaks per image; 6: the
+    # noise/uniform baselines per image (5: per batch)
+    version: ClassVar[str] = "6"
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "steps": 100}
     bounds: ClassVar[dict[str, Bound]] = {"steps": Bound(2, why="with 1 step the curve is one point, every feature "
                                                                "restored, so every map scores 1")}
@@ -172,13 +176,14 @@ class MonotonicityCorrelation(ExtraFaithfulness):
                  "interpretability", "abs")
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "baseline": "uniform", "patch": 8, "draws": 10, "eps": 1e-5}
     bounds: ClassVar[dict[str, Bound]] = {"draws": AT_LEAST_ONE, "eps": NON_NEGATIVE}
-    version: ClassVar[str] = "3"  # 2: patches cut by the border left out; 3: scores in float64
+    # 2: patches cut by the border left out; 3: scores in float64; 4: the draws per image (3: per batch)
+    version: ClassVar[str] = "4"
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
         return few_whole_features(self.name, self.patch, spatial_shape)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        gen = ctx.generator(SALT_DRAWS)
+        gen = ctx.generators(SALT_DRAWS)  # sample i's draws, one after another, from its own generator
         replacements = torch.stack([make_baseline(ctx.x, self.baseline, background=ctx.background, sigma=self.sigma,
                                                   generator=gen) for _ in range(self.draws)])
         value = fx.monotonicity_correlation(self.scorer(ctx), ctx.x, ctx.target, saliency, replacements,
@@ -211,8 +216,9 @@ class SensitivityN(ExtraFaithfulness):
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 20, "fractions": [0.05, 0.1, 0.2, 0.4, 0.8],
                                           "score": "logit"}
     bounds: ClassVar[dict[str, Bound]] = {"runs": Bound(3), "fractions": Bound(0, 1, low_open=True, high_open=True)}
-    # 2: patches cut by the border left out; 3: score logit by default (Ancona et al.); 4: scores in float64
-    version: ClassVar[str] = "4"
+    # 2: patches cut by the border left out; 3: score logit by default (Ancona et al.); 4: scores in float64;
+    # 5: subsets (and noise/uniform baselines) drawn per image (4: per batch)
+    version: ClassVar[str] = "5"
     curve_ylabel: ClassVar[str] = "correlation ρ_n (Σ saliency vs score drop)"  # the report's curves
 
     def check_dataset(self, spatial_shape: tuple[int, ...], *, multilabel: bool = False) -> str | None:
@@ -231,7 +237,7 @@ class SensitivityN(ExtraFaithfulness):
         n = len(whole)
         sizes = [max(1, round(f * n)) for f in self.fractions]
         subsets = [whole[s] for s in fx.random_subsets_by_size(ctx.x.shape[0], self.runs, n, sizes,
-                                                                ctx.generator(SALT_SUBSETS))]
+                                                                ctx.generators(SALT_SUBSETS))]
         curve = fx.sensitivity_n(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx),
                                  subsets=subsets, patch=self.patch)
         return MetricOutput(value=curve.nanmean(dim=1), curve=curve,
@@ -259,8 +265,9 @@ class IROF(ExtraFaithfulness):
     info = _info("irof", True, "Rieger & Hansen 2020, IROF: a low resource evaluation metric for explanation methods")
     # 2: patches of exactly equal saliency tie (seeded), not by float noise (up to 0.0066); 3: scores in float64;
     # 4: whole patches too (their sums in float64, feature_ranks; float32 pooling split ties by a rounding bit);
-    # 5: tie-breaks drawn per image (EvalContext.generators), not per batch position
-    version: ClassVar[str] = "5"
+    # 5: tie-breaks drawn per image (EvalContext.generators), not per batch position; 6: noise/uniform baselines
+    # per image too (5: per batch)
+    version: ClassVar[str] = "6"
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "baseline": "mean"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {**ExtraFaithfulness.choices, "score": ("prob",)}
     curve_ylabel: ClassVar[str] = "normalised score f(x^(k)) / f(x)"  # the report's curves (plots_curves)
@@ -283,8 +290,9 @@ class Selectivity(ExtraFaithfulness):
     0.056 at baseline 0.3). Its AUC is np.trapz with dx = 1 over the steps, ours over the fraction in [0, 1]."""
 
     # 2: an edge patch cut by the border ranked by its mean; 3: scores in float64; 4: patch sums in float64
-    # (feature_ranks): equal sums tie (seeded), not by a float32 rounding bit; 5: tie-breaks per image
-    version: ClassVar[str] = "5"
+    # (feature_ranks): equal sums tie (seeded), not by a float32 rounding bit; 5: tie-breaks per image; 6: the
+    # noise/uniform baselines per image (5: per batch)
+    version: ClassVar[str] = "6"
 
     info = _info("selectivity", False, "Montavon et al. 2018, Methods for interpreting and understanding deep "
                  "neural networks")

@@ -15,6 +15,7 @@ from faithbench.metrics.faithfulness_extra import _BASE, SALT_SUBSETS, ExtraFait
 from faithbench.metrics.functional import faithfulness_regions as fr
 from faithbench.metrics.functional.faithfulness_extra import feature_ids
 from faithbench.registry import metrics
+from faithbench.seeds import draw_rows
 
 
 @metrics.register("infidelity")
@@ -30,7 +31,7 @@ class Infidelity(ExtraFaithfulness):
 
     The perturbations (``squares``):
 
-    - ``yeh`` (the default; version 2): Yeh et al.'s square removal. Per draw (seeded), one square
+    - ``yeh`` (the default; version 2): Yeh et al.'s square removal. Per draw (seeded per image), one square
       uniform over all squares (cubes) of side 1..``patch`` (at most the smallest side) at every
       position where they fit, not aligned to any grid: Yeh et al.'s reference code
       (``infid_sen_utils``, ``pert='Square'``) enumerates every square of side 1..10 at every
@@ -55,8 +56,9 @@ class Infidelity(ExtraFaithfulness):
     ``scaling: false`` ours agrees to 1e-4 (the test)."""
 
     info = _info("infidelity", False, "Yeh et al. 2019, On the (in)fidelity and sensitivity of explanations")
-    # 2: Yeh et al.'s squares of any side up to patch, at any position (squares: yeh); 3: scores in float64
-    version: ClassVar[str] = "3"
+    # 2: Yeh et al.'s squares of any side up to patch, at any position (squares: yeh); 3: scores in float64;
+    # 4: the squares (grid cells) and random baselines drawn per image (3: per batch, the same at each position)
+    version: ClassVar[str] = "4"
     defaults: ClassVar[dict[str, Any]] = {**_BASE, "patch": 8, "runs": 32, "scaling": True, "score": "logit",
                                           "squares": "yeh"}
     bounds: ClassVar[dict[str, Bound]] = {"runs": Bound(2)}
@@ -77,9 +79,10 @@ class Infidelity(ExtraFaithfulness):
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         b, spatial = ctx.x.shape[0], tuple(ctx.x.shape[2:])
-        generator = ctx.generator(SALT_SUBSETS)
+        generator = ctx.generators(SALT_SUBSETS)  # sample i's draws from its own generator (version 4)
         if self.squares == "grid":
-            picks = torch.randint(feature_ids(spatial, self.patch)[1], (b, self.runs), generator=generator)
+            n = feature_ids(spatial, self.patch)[1]
+            picks = draw_rows(generator, b, lambda g, rows: torch.randint(n, (rows, self.runs), generator=g))
             value = fr.infidelity(self.scorer(ctx), ctx.x, ctx.target, saliency, self.replacement(ctx), picks=picks,
                                   patch=self.patch, scaling=self.scaling)
         else:

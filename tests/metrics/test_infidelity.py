@@ -123,7 +123,7 @@ def test_yeh_squares_in_3d_and_the_forward_count(make_ctx):
 
 
 def test_squares_is_a_validated_choice():
-    assert Infidelity().squares == "yeh" and Infidelity.version == "3"
+    assert Infidelity().squares == "yeh" and Infidelity.version == "4"  # 4: the draws per image (test_row_draws)
     with pytest.raises(ParameterError, match="squares"):
         Infidelity(squares="square")
     for shape in itertools.product((1, 2), repeat=2):  # only a one-pixel input has a single square

@@ -34,6 +34,7 @@ from torch import Tensor
 from faithbench.metrics.functional.perturbation import (MAX_CHUNK_ELEMENTS, Predict, Score, _check_saliency,
                                                         perturbation_curve, pool_features, score_logits)
 from faithbench.metrics.functional.similarity import pearson, spearman
+from faithbench.seeds import Generators, draw_rows
 
 Build = Callable[[Tensor, Tensor], Tensor]  # (sample index (P,), perturbation index (P,)) -> images (P, C, *spatial)
 
@@ -103,13 +104,15 @@ def feature_attribution(saliency: Tensor, patch: int) -> Tensor:
     return pool_features(saliency.float(), patch).flatten(1)
 
 
-def random_subsets(b: int, runs: int, n: int, k: int, generator: torch.Generator) -> Tensor:
+def random_subsets(b: int, runs: int, n: int, k: int, generator: Generators) -> Tensor:
     """``runs`` uniform random subsets of ``k`` of ``n`` features per sample (without
-    replacement within a subset): ``(B, runs, k)`` long, drawn on the CPU from ``generator``, one
+    replacement within a subset): ``(B, runs, k)`` long, drawn on the CPU from ``generator`` (one: the
+    whole batch; B of them: sample i's from the i-th, :func:`~faithbench.seeds.draw_rows`), one
     run at a time (memory B x n, not B x runs x n: a 64^3 volume has 262144 voxels)."""
     if not 1 <= k <= n:
         raise ValueError(f"expected a subset size between 1 and the {n} features, got {k}")
-    return torch.stack([torch.rand((b, n), generator=generator).topk(k, dim=-1).indices for _ in range(runs)], dim=1)
+    return draw_rows(generator, b, lambda g, rows: torch.stack(
+        [torch.rand((rows, n), generator=g).topk(k, dim=-1).indices for _ in range(runs)], dim=1))
 
 
 def subset_deltas(scorer: Scorer, x: Tensor, target: Tensor, subsets: Tensor, replacement: Tensor, *,
@@ -142,13 +145,14 @@ def subset_correlation(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tens
 
 
 def faithfulness_correlation(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *,
-                             runs: int = 100, subset_size: int = 224, generator: torch.Generator) -> Tensor:
+                             runs: int = 100, subset_size: int = 224, generator: Generators) -> Tensor:
     """Faithfulness correlation (Bhatt et al. 2020, "Evaluating and aggregating feature-based model
     explanations", IJCAI), per sample ``(B,)``:
 
         μ_F = corr_{S ⊂ features, |S| = subset_size} ( Σ_{i in S} s_i ,  f(x) - f(x_{S <- baseline}) ),
 
-    Pearson over ``runs`` uniform random subsets (seeded by ``generator``) of pixel/voxel features.
+    Pearson over ``runs`` uniform random subsets (seeded by ``generator``, :func:`random_subsets`) of pixel/voxel
+    features.
     Higher is better. ``subset_size`` is clipped to the number of features."""
     n = math.prod(x.shape[2:])
     subsets = random_subsets(x.shape[0], runs, n, min(subset_size, n), generator)
@@ -170,9 +174,17 @@ def sensitivity_n(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, r
                         for s in subsets], dim=1)
 
 
-def random_subsets_by_size(b: int, runs: int, n: int, sizes: list[int], generator: torch.Generator) -> list[Tensor]:
-    """:func:`random_subsets` for each size (clipped to 1..n), in order, from one generator."""
-    return [random_subsets(b, runs, n, max(1, min(size, n)), generator) for size in sizes]
+def random_subsets_by_size(b: int, runs: int, n: int, sizes: list[int], generator: Generators) -> list[Tensor]:
+    """:func:`random_subsets` for each size (clipped to 1..n), in order: from one generator, each size for the whole
+    batch; from B generators, sample i's subsets of every size from the i-th."""
+    sizes = [max(1, min(size, n)) for size in sizes]
+    if generator is None or isinstance(generator, torch.Generator):
+        return [random_subsets(b, runs, n, size, generator) for size in sizes]
+    if len(generator) != b:
+        raise ValueError(f"expected one generator per row, {b}, got {len(generator)}")
+    rows = [[random_subsets(1, runs, n, size, g) for size in sizes] for g in generator]
+    return [torch.cat([row[k] for row in rows]) if rows else torch.empty((0, runs, size), dtype=torch.long)
+            for k, size in enumerate(sizes)]
 
 
 def faithfulness_estimate(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *,

@@ -143,14 +143,23 @@ def infidelity(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, repl
 
 
 def square_draws(spatial: tuple[int, ...], patch: int, batch: int, runs: int,
-                 generator: torch.Generator) -> tuple[Tensor, Tensor]:
+                 generator: Generators) -> tuple[Tensor, Tensor]:
     """Yeh et al.'s square removal, drawn: per (sample, draw) one square (cube) uniform over all the
     squares of side 1..min(``patch``, the smallest side) that fit, at any position (not aligned to
     any grid), as Yeh et al.'s reference code weighs them (it enumerates every one): the side s with
     probability proportional to its number of positions prod_i (n_i - s + 1), then a corner uniform
-    over those positions. Returns ``corners (B, R, d)`` and ``sides (B, R)``, long, on the CPU."""
+    over those positions. Returns ``corners (B, R, d)`` and ``sides (B, R)``, long, on the CPU. One ``generator``
+    draws the whole batch; B of them draw sample i's squares from the i-th (a sample's draws then do not depend
+    on its batch)."""
     if patch < 1:
         raise ValueError(f"patch must be >= 1, got {patch}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        if len(generator) != batch:
+            raise ValueError(f"expected one generator per row, {batch}, got {len(generator)}")
+        rows = [square_draws(spatial, patch, 1, runs, g) for g in generator]
+        if not rows:
+            return torch.empty((0, runs, len(spatial)), dtype=torch.long), torch.empty((0, runs), dtype=torch.long)
+        return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
     top = min(patch, *spatial)
     side = torch.arange(1, top + 1, dtype=torch.float64)
     positions = torch.stack([n - side + 1 for n in spatial]).prod(0)  # squares of each side

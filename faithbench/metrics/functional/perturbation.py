@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from faithbench.scores import MULTILABEL, target_score
-from faithbench.seeds import Generators, or_row_generators, seeded_rows, uniform_keys
+from faithbench.seeds import Generators, draw_rows, normal_draws, or_row_generators, seeded_rows, uniform_keys
 
 from faithbench.metrics.functional.similarity import spearman
 
@@ -68,7 +68,7 @@ def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
 
 
 def make_baseline(x: Tensor, name: BaselineName, *, background: float = 0.0, sigma: float = 5.0,
-                  generator: torch.Generator | None = None) -> Tensor:
+                  generator: Generators = None) -> Tensor:
     """The replacement image for ``x (B, C, *spatial)``.
 
     zero: the dataset's background value in model input space (not 0 after normalisation);
@@ -76,6 +76,8 @@ def make_baseline(x: Tensor, name: BaselineName, *, background: float = 0.0, sig
     noise: Gaussian noise with each sample's per-channel mean and std (seeded);
     uniform: uniform noise between each sample's per-channel min and max (seeded) -- Samek
     et al. 2017's U(0, 1) replacement, carried over to an input space that is not [0, 1].
+    ``generator``: one draws the whole batch; B of them (the classes' ``ctx.generators``) draw row i from the
+    i-th (:func:`~faithbench.seeds.draw_rows`), so a sample's baseline does not depend on its batch.
     """
     if name == "zero":
         return torch.full_like(x, float(background))
@@ -87,12 +89,12 @@ def make_baseline(x: Tensor, name: BaselineName, *, background: float = 0.0, sig
         return mean.expand_as(x).clone()
     if name == "noise":
         std = x.std(dim=spatial, keepdim=True)
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        noise = normal_draws(tuple(x.shape), generator, x.dtype).to(x.device)
         return mean + std * noise
     if name == "uniform":
         lo, hi = x.amin(dim=spatial, keepdim=True), x.amax(dim=spatial, keepdim=True)
-        u = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-        return lo + (hi - lo) * u
+        u = draw_rows(generator, len(x), lambda g, n: torch.rand((n, *x.shape[1:]), generator=g, dtype=x.dtype))
+        return lo + (hi - lo) * u.to(x.device)
     raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
 
 
@@ -234,9 +236,10 @@ def auc(curve: Tensor, fractions: Tensor) -> Tensor:
 
 
 def seeded(seed: int, salt: int) -> torch.Generator:
-    """The generator a metric uses for one purpose (``salt``) in a cell seeded ``seed``: the same
-    formula as :meth:`EvalContext.generator`, so the functional API reproduces the classes. Tie-breaks draw
-    per image instead, from :func:`~faithbench.seeds.seeded_rows` (``seed``, ``salt``, ``x``)."""
+    """One generator for one purpose (``salt``) in a cell seeded ``seed``, the formula of
+    :meth:`EvalContext.generator` (what is drawn per batch: a model's randomised weights). What is drawn per
+    image (tie-breaks, baselines, subsets, noise) comes from :func:`~faithbench.seeds.seeded_rows` (``seed``,
+    ``salt``, ``x``), as the classes' ``ctx.generators``, so the functional API reproduces the classes."""
     return torch.Generator().manual_seed(seed * 1_000_003 + salt)
 
 
@@ -249,7 +252,8 @@ def _curve(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, inser
            max_batch: int) -> tuple[Tensor, Tensor]:
     _check_saliency(x, saliency)
     ranks = feature_ranks(saliency, patch=patch, generator=seeded_rows(seed, SALT_RANKS, x)).to(x.device)
-    base = make_baseline(x, baseline, background=background, sigma=sigma, generator=seeded(seed, SALT_BASELINE))
+    base = make_baseline(x, baseline, background=background, sigma=sigma, 
+                         generator=seeded_rows(seed, SALT_BASELINE, x))
     return perturbation_curve(model, x, target, ranks, base, steps=steps, insertion=insertion, score=score,
                               max_batch=max_batch)
 
@@ -347,7 +351,8 @@ def aopc(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, order: 
     _check_saliency(x, saliency)
     signed = saliency if order == "morf" else -saliency
     ranks = feature_ranks(signed, patch=patch, generator=seeded_rows(seed, SALT_RANKS, x)).to(x.device)
-    base = make_baseline(x, baseline, background=background, sigma=sigma, generator=seeded(seed, SALT_BASELINE))
+    base = make_baseline(x, baseline, background=background, sigma=sigma, 
+                         generator=seeded_rows(seed, SALT_BASELINE, x))
     curve, _ = aopc_curve(model, x, target, ranks, base, steps=steps, patch=patch, score=score,
                           max_batch=max_batch)
     return curve.mean(dim=1)
@@ -385,7 +390,8 @@ def region_deletion_correlation(model: Predict, x: Tensor, target: Tensor, salie
     if regions.shape[0] != x.shape[0] or regions.shape[2:] != x.shape[2:]:
         raise ValueError(f"expected regions of shape ({x.shape[0]}, R, {', '.join(map(str, x.shape[2:]))}), "
                          f"got {tuple(regions.shape)}")
-    base = make_baseline(x, baseline, background=background, sigma=sigma, generator=seeded(seed, SALT_BASELINE))
+    base = make_baseline(x, baseline, background=background, sigma=sigma, 
+                         generator=seeded_rows(seed, SALT_BASELINE, x))
     regions = regions.to(x.device).bool()
     deltas = region_deletion_deltas(model, x, target, regions, base, score=score, max_batch=max_batch)
     mass = (saliency.to(x.device)[:, None].float() * regions).flatten(2).sum(dim=2)
