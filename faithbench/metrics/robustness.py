@@ -1,7 +1,8 @@
 """Robustness metrics: does the explanation stay put when the input barely changes?
 
 Every metric here but ``consistency`` re-explains perturbed copies of x with the cell's explainer
-(``ctx.explainer``), seeded noise from ``ctx.generator(salt)``; the explainer's forward passes are
+(``ctx.explainer``), seeded noise from ``ctx.generators(salt)``, a generator per image (so a sample's noise does not
+depend on its batch or position in it); the explainer's forward passes are
 counted into ``ctx.predict`` (so they land in cost.csv). Re-explanations get the metric's
 post-processing, like the original saliency. A stochastic explainer (``random``, RISE, SmoothGrad)
 is re-seeded for every call from its seed and the call's index: each re-explanation is an
@@ -131,14 +132,15 @@ class MaxSensitivity(RobustnessMetric):
     defaults: ClassVar[dict[str, Any]] = {**_SHARED, "radius": 0.02}
     bounds: ClassVar[dict[str, Bound]] = {"radius": POSITIVE}
     reduction: ClassVar[str] = "max"
-    # 2: nan_if_prediction_changes on a multi-label model compares the decision on the row's class k, not the argmax
-    version: ClassVar[str] = "2"
+    # 2: nan_if_prediction_changes on a multi-label model compares the decision on the row's class k, not the argmax;
+    # 3: the noise drawn per image (2: per batch, position i of every batch got the same noise)
+    version: ClassVar[str] = "3"
 
     def noise_key(self, ctx: EvalContext) -> tuple:
         return ("uniform", self.nr_samples, float(self.radius))
 
     def make_noisy(self, ctx: EvalContext) -> Tensor:
-        return uniform_noise(ctx.x, self.nr_samples, self.radius, ctx.generator(SALT_NOISE))
+        return uniform_noise(ctx.x, self.nr_samples, self.radius, ctx.generators(SALT_NOISE))
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         x_perturbed = self.noisy(ctx)
@@ -180,14 +182,15 @@ class LocalLipschitz(RobustnessMetric):
                       paper="Alvarez-Melis & Jaakkola 2018, On the robustness of interpretability methods")
     defaults: ClassVar[dict[str, Any]] = {**_SHARED, "std": 0.01, "normalise": True}
     bounds: ClassVar[dict[str, Bound]] = {"std": POSITIVE}
-    # 2: nan_if_prediction_changes on a multi-label model compares the decision on the row's class k, not the argmax
-    version: ClassVar[str] = "2"
+    # 2: nan_if_prediction_changes on a multi-label model compares the decision on the row's class k, not the argmax;
+    # 3: the noise drawn per image (2: per batch, position i of every batch got the same noise)
+    version: ClassVar[str] = "3"
 
     def noise_key(self, ctx: EvalContext) -> tuple:
         return ("gaussian", self.nr_samples, float(self.std))
 
     def make_noisy(self, ctx: EvalContext) -> Tensor:
-        return gaussian_noise(ctx.x, self.nr_samples, self.std, ctx.generator(SALT_NOISE))
+        return gaussian_noise(ctx.x, self.nr_samples, self.std, ctx.generators(SALT_NOISE))
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
         x_perturbed = self.noisy(ctx)

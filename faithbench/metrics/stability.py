@@ -42,8 +42,9 @@ class RelativeStability(RobustnessMetric):
     bounds: ClassVar[dict[str, Bound]] = {"radius": POSITIVE, "eps_min": POSITIVE}
     # 2: denominator max(norm, eps_min) as the paper (1: eps_min only for a zero norm); 3: a subnormal
     # divisor entry is a zero under zeros nan and skip; 4: nan_if_prediction_changes on a multi-label model compares
-    # the decision on the row's explained class k (logit_k > 0), not the argmax of the K logits
-    version: ClassVar[str] = "4"
+    # the decision on the row's explained class k (logit_k > 0), not the argmax of the K logits; 5: the noise drawn
+    # per image (4: per batch, position i of every batch got the same noise)
+    version: ClassVar[str] = "5"
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -54,7 +55,7 @@ class RelativeStability(RobustnessMetric):
         return ("uniform", self.nr_samples, float(self.radius))
 
     def make_noisy(self, ctx: EvalContext) -> Tensor:
-        return uniform_noise(ctx.x, self.nr_samples, self.radius, ctx.generator(SALT_NOISE))
+        return uniform_noise(ctx.x, self.nr_samples, self.radius, ctx.generators(SALT_NOISE))
 
     def ratios(self, ctx: EvalContext, saliency: Tensor, x_perturbed: Tensor, perturbed: Tensor) -> Tensor:
         raise NotImplementedError  # pragma: no cover

@@ -11,6 +11,7 @@ from torch import nn
 from faithbench.metrics import AvgSensitivity, RelativeOutputStability
 from faithbench.metrics.functional import prediction_changed, relative_output_stability, sensitivity
 from faithbench.scores import decision_changed
+from faithbench.seeds import seeded_rows
 from tests.metrics.conftest import make_ctx
 
 SALT_NOISE = 21  # faithbench.metrics.robustness.SALT_NOISE, restated: the test reproduces the metric's noise
@@ -57,8 +58,10 @@ def _setup(multilabel: bool, nr_samples: int = 16, seed: int = 3):
     target = torch.tensor([0, 1])
     kw = {"ids": ["a", "a"], "multilabel": True} if multilabel else {}
     ctx = make_ctx(Switch(), x, _image_map(None, x, target), target=target, explainer=_image_map, seed=seed, **kw)
-    noise_g = torch.Generator().manual_seed(seed * 1_000_003 + SALT_NOISE)
-    x_perturbed = x[None] + (torch.rand((nr_samples, *x.shape), generator=noise_g) * 2 - 1) * 0.02
+    # each image's noise from its own generator (the metrics' versions 3 and 5): the two rows of one image share it
+    u = torch.cat([torch.rand((nr_samples, 1, *x.shape[1:]), generator=g) for g in seeded_rows(seed, SALT_NOISE, x)],
+                  dim=1)
+    x_perturbed = x[None] + (u * 2 - 1) * 0.02
     logits = Switch()(x)
     perturbed_logits = Switch()(x_perturbed.reshape(-1, 1, 4, 4)).reshape(nr_samples, 2, 3)
     return ctx, x_perturbed, logits, perturbed_logits

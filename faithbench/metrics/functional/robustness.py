@@ -8,8 +8,9 @@ over the draws, NaN draws left out) to ``(B,)``. Lower is better for all of them
 ``consistency``.
 
 Perturbations are drawn by :func:`uniform_noise` / :func:`gaussian_noise` from a seeded
-``torch.Generator`` (on the CPU, then moved to x's device), or passed in: a caller (a test, a
-cross-check against Quantus) can feed identical perturbations to both sides.
+``torch.Generator``, or one per sample (the metric classes: a sample's noise does not depend on its batch),
+on the CPU, then moved to x's device; or passed in: a caller (a test, a cross-check against Quantus) can
+feed identical perturbations to both sides.
 
 Re-explaining: :func:`explain_perturbed` calls ``explain(x, target, call)`` once per group of
 ``draws_per_call`` draws (``call`` = the group's index, for the caller to seed a stochastic
@@ -27,22 +28,25 @@ from torch import Tensor
 
 from faithbench.metrics.functional.regions import grid_edges
 from faithbench.scores import as_same_prediction, decision_changed
+from faithbench.seeds import Generators, draw_rows
 
 ExplainCall = Callable[[Tensor, Tensor, int], Tensor]
 
 
 # --- perturbations ----------------------------------------------------------------------
-def uniform_noise(x: Tensor, n: int, radius: float, generator: torch.Generator | None = None) -> Tensor:
+def uniform_noise(x: Tensor, n: int, radius: float, generator: Generators = None) -> Tensor:
     """``n`` copies of x plus i.i.d. U(-radius, radius) noise per element: ``(n, *x.shape)``
-    (Quantus' ``batch_uniform_noise`` with ``lower_bound = radius``)."""
-    noise = (torch.rand((n, *x.shape), generator=generator) * 2 - 1) * radius
-    return x[None] + noise.to(device=x.device, dtype=x.dtype)
+    (Quantus' ``batch_uniform_noise`` with ``lower_bound = radius``). One ``generator`` draws the whole
+    batch; B of them draw sample i's ``n`` copies from the i-th (:func:`~faithbench.seeds.draw_rows`)."""
+    u = draw_rows(generator, len(x), lambda g, rows: torch.rand((n, rows, *x.shape[1:]), generator=g), dim=1)
+    return x[None] + ((u * 2 - 1) * radius).to(device=x.device, dtype=x.dtype)
 
 
-def gaussian_noise(x: Tensor, n: int, std: float, generator: torch.Generator | None = None) -> Tensor:
-    """``n`` copies of x plus i.i.d. N(0, std²) noise per element: ``(n, *x.shape)``."""
-    noise = torch.randn((n, *x.shape), generator=generator) * std
-    return x[None] + noise.to(device=x.device, dtype=x.dtype)
+def gaussian_noise(x: Tensor, n: int, std: float, generator: Generators = None) -> Tensor:
+    """``n`` copies of x plus i.i.d. N(0, std²) noise per element: ``(n, *x.shape)``; ``generator`` as
+    :func:`uniform_noise`'s."""
+    z = draw_rows(generator, len(x), lambda g, rows: torch.randn((n, rows, *x.shape[1:]), generator=g), dim=1)
+    return x[None] + (z * std).to(device=x.device, dtype=x.dtype)
 
 
 def translations(x: Tensor, steps: int, fill: str | float = "min") -> Tensor:
