@@ -34,7 +34,9 @@ class SmoothMPRT(RandomizationMetric):
     maps. Lower is better. Defaults: ``nr_samples: 50``, ``noise: 0.1`` (Quantus' defaults),
     ``similarity: spearman_abs``, postprocess ``abs``. Cost: 2 N explanations per batch."""
 
-    version = "3"  # 3: in an nn.Sequential a conv/linear and its norm are one block (2: the norm its own step)
+    # 3: in an nn.Sequential a conv/linear and its norm are one block (2: the norm its own step); 4: the noise drawn
+    # per image (3: per batch, position i of every batch got the same noise)
+    version = "4"
 
     info = MetricInfo("smooth_mprt", higher_is_better=False, category=Category.RANDOMIZATION, postprocess="abs",
                       requires=frozenset({"model", "explainer"}), paper=_PAPER)
@@ -42,7 +44,7 @@ class SmoothMPRT(RandomizationMetric):
     bounds: ClassVar[dict[str, Bound]] = {"nr_samples": AT_LEAST_ONE, "noise": NON_NEGATIVE}
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> MetricOutput:
-        offsets = smoothing_noise(ctx.x, self.nr_samples, self.noise, ctx.generator(SALT_SMOOTH))
+        offsets = smoothing_noise(ctx.x, self.nr_samples, self.noise, ctx.generators(SALT_SMOOTH))
         value = smooth_mprt(ctx.model, ctx.x, ctx.target, self.explain_fn(ctx), offsets, similarity=self.similarity,
                             postprocess=self.postprocess, seed=ctx.seed, watch=ctx.predict.watch)
         return MetricOutput(value=value.to(saliency.device))

@@ -107,17 +107,18 @@ class MPRTIndependent(RandomizationMetric):
 @metrics.register("random_logit")
 class RandomLogit(RandomizationMetric):
     """Random-logit check (Sixt et al. 2020): similarity between the saliency for the target and
-    for a class drawn uniformly (seeded) from the other classes. Lower is better. The number of
+    for a class drawn uniformly (seeded per image) from the other classes. Lower is better. The number of
     classes comes from one forward pass of the first sample. Defaults: ``similarity:
     spearman_abs``, postprocess ``abs``."""
 
     info = MetricInfo("random_logit", requires=frozenset({"model", "explainer"}),
                       paper="Sixt et al. 2020, When explanations lie", **_INFO)
     defaults: ClassVar[dict[str, Any]] = dict(_DEFAULTS)
+    version = "3"  # 2: NaN for a constant map (the base class's); 3: the other class drawn per image (2: per batch)
 
     def compute(self, ctx: EvalContext, saliency: Tensor) -> dict[str, Tensor]:
         num_classes = int(ctx.predict(ctx.x[:1]).shape[-1])
-        other = random_other_class(ctx.target, num_classes, ctx.generator(SALT_LOGIT))
+        other = random_other_class(ctx.target, num_classes, ctx.generators(SALT_LOGIT))  # per image
         return {"value": self.similar(saliency, self.explain_fn(ctx)(ctx.model, ctx.x, other))}
 
 

@@ -12,8 +12,8 @@ import torch
 from faithbench.metrics import EfficientMPRT, SmoothMPRT
 from faithbench.metrics.functional import discrete_entropy, randomized_copy, smoothing_noise, spearman_abs
 from faithbench.metrics.functional.mprt import SALT_SMOOTH
-from faithbench.metrics.functional.perturbation import seeded
 from faithbench.registry import explainers
+from faithbench.seeds import seeded_rows
 
 quantus = pytest.importorskip("quantus")
 
@@ -86,7 +86,9 @@ def test_smooth_mprt_equals_quantus(tiny_cnn, make_ctx, monkeypatch):
     saliency = _explainer("input_x_gradient")
     ctx = make_ctx(model, x, saliency(model, x, y), target=y, explainer=saliency)
     ours = SmoothMPRT(nr_samples=4)(ctx).value.numpy()
-    raw = torch.randn((4, *x.shape), generator=seeded(0, SALT_SMOOTH)).numpy().astype(np.float64)
+    # the metric draws each image's noise from its own generator (smooth_mprt 4): Quantus gets the same draws
+    raw = torch.cat([torch.randn((4, 1, *x.shape[1:]), generator=g) for g in seeded_rows(0, SALT_SMOOTH, x)], dim=1)
+    raw = raw.numpy().astype(np.float64)
     _patch_quantus(monkeypatch, randomized_copy(model, x), list(raw[:-1]))
 
     def explain(model, inputs, targets, **_kw):

@@ -21,6 +21,7 @@ from faithbench.metrics.base import postprocess as apply_postprocess
 from faithbench.metrics.functional.perturbation import seeded
 from faithbench.metrics.functional.randomization import SALT_BLOCKS, Watch, parameter_blocks, randomize_block
 from faithbench.metrics.functional.similarity import Similarity, similarity as compare
+from faithbench.seeds import Generators, draw_rows
 
 Explain = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -34,13 +35,15 @@ def randomized_copy(model: nn.Module, x: Tensor, seed: int = 0, *, watch: Watch 
     return work
 
 
-def smoothing_noise(x: Tensor, nr_samples: int, noise: float, generator: torch.Generator | None = None) -> Tensor:
+def smoothing_noise(x: Tensor, nr_samples: int, noise: float, generator: Generators = None) -> Tensor:
     """The ``nr_samples`` input offsets of the smoothed explanation ``(nr_samples, *x.shape)``: the
     first nr_samples - 1 are N(0, σ_b²) with σ_b = ``noise`` (max x_b - min x_b) per sample, the last
-    is zero (the unperturbed input), as Quantus' ``SmoothMPRT`` draws them."""
+    is zero (the unperturbed input), as Quantus' ``SmoothMPRT`` draws them. One ``generator`` draws the
+    whole batch; B of them sample b's offsets from the b-th (:func:`~faithbench.seeds.draw_rows`)."""
     b = x.shape[0]
     span = (x.reshape(b, -1).amax(1) - x.reshape(b, -1).amin(1)).reshape(b, *[1] * (x.ndim - 1))
-    eps = torch.randn((nr_samples, *x.shape), generator=generator).to(device=x.device, dtype=x.dtype)
+    eps = draw_rows(generator, b, lambda g, rows: torch.randn((nr_samples, rows, *x.shape[1:]), generator=g), dim=1)
+    eps = eps.to(device=x.device, dtype=x.dtype)
     eps = eps * (noise * span)[None]
     eps[-1] = 0
     return eps
@@ -59,8 +62,8 @@ def smooth_mprt(model: nn.Module, x: Tensor, target: Tensor, explain: Explain, o
                 similarity: Similarity = "spearman_abs", postprocess: str = "abs", seed: int = 0,
                 watch: Watch | None = None) -> Tensor:
     """Smooth MPRT (Hedström et al. 2024): similarity between the denoised explanations (over the
-    noisy copies x + ``offsets``, from :func:`smoothing_noise` with the generator
-    ``seeded(seed, SALT_SMOOTH)`` in the metric) of the model and of its fully randomised copy
+    noisy copies x + ``offsets``, from :func:`smoothing_noise` with the generators
+    ``seeded_rows(seed, SALT_SMOOTH, x)``, one per image, in the metric) of the model and of its fully randomised copy
     (randomised with ``seed``). The same noise serves both, so a model-independent map scores
     exactly 1. Lower is better."""
     original = smooth_explain(explain, model, x, target, offsets)

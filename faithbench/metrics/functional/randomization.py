@@ -49,6 +49,7 @@ from torch import Tensor, nn
 from faithbench.metrics.base import postprocess as apply_postprocess
 from faithbench.metrics.functional.perturbation import seeded
 from faithbench.metrics.functional.similarity import Similarity, similarity as compare
+from faithbench.seeds import Generators, draw_rows, seeded_rows
 
 Explain = Callable[[nn.Module, Tensor, Tensor], Tensor]
 Block = tuple[str, list[nn.Parameter]]
@@ -272,11 +273,13 @@ def mprt_independent(model: nn.Module, x: Tensor, target: Tensor, saliency: Tens
     return curve.nanmean(dim=1)
 
 
-def random_other_class(target: Tensor, num_classes: int, generator: torch.Generator | None = None) -> Tensor:
-    """A class drawn uniformly from the ``num_classes - 1`` classes other than ``target``, seeded."""
+def random_other_class(target: Tensor, num_classes: int, generator: Generators = None) -> Tensor:
+    """A class drawn uniformly from the ``num_classes - 1`` classes other than ``target (B,)``, seeded: one
+    ``generator`` draws the whole batch, B of them row i's class from the i-th."""
     if num_classes < 2:
         raise ValueError(f"random_logit needs at least 2 classes, got {num_classes}")
-    shift = torch.randint(1, num_classes, target.shape, generator=generator).to(target.device)
+    shift = draw_rows(generator, len(target), lambda g, rows: torch.randint(1, num_classes, (rows,), generator=g))
+    shift = shift.to(target.device)
     return (target + shift) % num_classes
 
 
@@ -284,8 +287,9 @@ def random_logit(model: nn.Module, x: Tensor, target: Tensor, saliency: Tensor, 
                  num_classes: int, similarity: Similarity = "spearman_abs", postprocess: str = "abs",
                  seed: int = 0) -> Tensor:
     """Random-logit check (Sixt et al. 2020): similarity between the saliency for the target and
-    for a seeded random other class, per sample ``(B,)``; lower is better."""
-    other = random_other_class(target, num_classes, seeded(seed, SALT_LOGIT))
+    for a random other class drawn per image (seeded from ``seed`` and the image), per sample ``(B,)``; lower is
+    better."""
+    other = random_other_class(target, num_classes, seeded_rows(seed, SALT_LOGIT, x))
     return _similar(saliency, explain(model, x, other), similarity, postprocess)
 
 
