@@ -1,4 +1,5 @@
-"""Seeds from content: draws that belong to one image, whatever its batch.
+"""Seeds from content: draws that belong to one image, whatever its batch (every random draw of the metrics:
+tie-breaks, random baselines, subsets, noise; :func:`draw_rows` draws them row by row).
 
 A per-batch generator gives position i of every batch the same draw, so with a tied map the samples
 at one position share their tie-break (a held-out review: 64 all-zero 16^3 maps against organ masks

@@ -151,8 +151,9 @@ class EvalContext:
     the dataset declares (:class:`~faithbench.types.MaskRole`); :meth:`mask_with` finds one by role. ``ids``: the
     rows' sample ids (a multi-label batch has one row per (sample, explained class), so an id can repeat; empty:
     every row its own sample); :meth:`same_sample` pairs the rows of one sample. :meth:`generators` gives a generator
-    per row, seeded from the cell's seed and the row's image: every ranking's tie-breaks (localisation, perturbation
-    curves), so a sample's draw does not depend on its batch or position.
+    per row, seeded from the cell's seed and the row's image: every random draw of the metrics (tie-breaks, random
+    baselines, subsets, noise), so a sample's draw does not depend on its batch or position; :meth:`generator` one for
+    the batch (focus's mosaics, which combine the batchmates; a per-cell seed).
     """
 
     model: nn.Module
