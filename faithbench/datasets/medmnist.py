@@ -84,23 +84,29 @@ def download_medmnist(flag: str, size: int, folder: Path) -> Path:
     return path
 
 
-def npy_shape(npz: Any, key: str) -> tuple[int, ...]:
-    """The shape of array ``key`` of an open ``np.load`` .npz, read from its .npy header only (a split of
-    labels only checks its images' count and side without reading them). KeyError when absent."""
+def npy_header(npz: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype of array ``key`` of an open ``np.load`` .npz, read from its .npy header only (a split
+    of labels only checks its images' count, side and dtype without reading them). KeyError when absent."""
     with npz.zip.open(f"{key}.npy") as f:
         version = np.lib.format.read_magic(f)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        return tuple(int(d) for d in read(f)[0])
+        shape, _, dtype = read(f)
+        return tuple(int(d) for d in shape), np.dtype(dtype)
 
 
 def check_split_arrays(path: Path, split: str, image_shape: tuple[int, ...], labels: np.ndarray, size: int,
-                       spatial_dims: int, n_classes: int | None, multilabel: bool) -> None:
+                       spatial_dims: int, n_classes: int | None, multilabel: bool,
+                       image_dtype: np.dtype = np.dtype(np.uint8)) -> None:
     """Raise :class:`DataError` naming ``path`` when a split's arrays do not fit the request (a held-out review:
     a ``_64`` file of 28 px images, a binary subset with label 3 and 30 images with 5 labels were used as they
     were): as many label rows as images, images of side ``size`` (grey, or with a last axis of 1 or 3
     channels), and, where the subset's ``n_classes`` is known, labels in ``0..n_classes - 1`` (multi-label:
-    one 0/1 column per class). ``labels``: the split's labels as ``(N, columns)`` integers."""
+    one 0/1 column per class), and uint8 images (the official files' 0-255 pixels, divided by 255: a review's
+    float copy in [0, 1] loaded as [0, 0.0039]). ``labels``: the split's labels as ``(N, columns)`` integers."""
     where = f"medmnist: {path}"
+    if image_dtype != np.uint8:
+        raise DataError(f"{where} holds {split} images of dtype {image_dtype}, expected uint8 (the official files' "
+                        f"0-255 pixels, which the dataset divides by 255): a re-saved copy?")
     if image_shape[0] != len(labels):
         raise DataError(f"{where} has {image_shape[0]} {split}_images but {len(labels)} {split}_labels; "
                         "expected one label row per image")
@@ -191,7 +197,8 @@ class MedMNIST(BaseDataset):
             with np.load(path) as npz:
                 labels = npz[f"{split}_labels"]
                 images = npz[f"{split}_images"] if self._with_images else None
-                image_shape = tuple(images.shape) if images is not None else npy_shape(npz, f"{split}_images")
+                image_shape, image_dtype = ((tuple(images.shape), images.dtype) if images is not None
+                                            else npy_header(npz, f"{split}_images"))
         except KeyError:
             raise DataError(f"medmnist: {path} has no arrays '{split}_images'/'{split}_labels'") from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # truncated or corrupt
@@ -202,7 +209,10 @@ class MedMNIST(BaseDataset):
         names = (info or {}).get(flag, {}).get("label")
         multilabel = task.startswith("multi-label")
         check_split_arrays(path, split, image_shape, labels, size, self.spatial_dims,
-                           len(names) if names else None, multilabel)
+                           len(names) if names else None, multilabel, image_dtype)
+        if n is not None and n > len(labels):  # a review: capped without a word, the manifest still saying n
+            self.warn(f"medmnist: n = {n} is more than the {len(labels)} images of {flag}'s {split} split; "
+                      f"all {len(labels)} are used")
         n_classes = len(names) if names else (labels.shape[1] if labels.shape[1] > 1 else int(labels.max()) + 1)
         class_names = tuple(names[str(i)] for i in range(n_classes)) if names else \
             tuple(f"class_{i}" for i in range(n_classes))

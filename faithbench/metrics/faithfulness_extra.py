@@ -378,13 +378,9 @@ class Sufficiency(Metric):
     > 0] = [logit_k(x_i) > 0] (version 3; 2 compared the whole sets of present classes, a held-out review). Higher
     is better; NaN without neighbours.
     Depends on the batch (as the paper's and Quantus' definition). Defaults: ``threshold: 0.6``, ``postprocess:
-    abs`` (Quantus'). Cost: B forwards. Quantus' ``Sufficiency`` agrees where a sample has neighbours and no pixel
-    has one value in every map of the batch; without neighbours Quantus gives 0 and ours NaN (undefined, dropped
-    by the runner). A pixel equal in every map (variance 0: tied maps, e.g. Grad-CAM's zeros after its ReLU) is
-    left out of our distance; Quantus divides by its zero variance, every distance is NaN and every sample scores
-    0 (a held-out review: 8 maps of 3 x 6 x 6 with 9 such pixels, ours [1, nan, 1, nan, ...], Quantus 0 for all).
-    On a multi-label batch (a row per (sample, class)) a sample's other class rows are not its neighbours (version
-    2; 1 counted them, a held-out review)."""
+    abs`` (Quantus'). Cost: B forwards. Quantus' ``Sufficiency`` agrees where a sample has neighbours (else 0 there,
+    NaN here) and no pixel is equal in every map (tied maps: ours leaves such a pixel out, Quantus' distance is NaN
+    and every sample 0). A sample's other class rows of a multi-label batch are not its neighbours (version 2)."""
 
     info = _info("sufficiency", True, "Dasgupta et al. 2022, Framework for evaluating faithfulness of local "
                  "explanations", "abs")
