@@ -43,8 +43,8 @@ def patch_feature_mask(spatial: tuple[int, ...], patch: int, device: torch.devic
 class OcclusionExplainer(Explainer):
     """Occlusion (Zeiler & Fergus 2014; captum): a ``window``-sized square/cube of all channels is
     set to ``baseline`` at every ``stride``; each pixel gets the mean of score(x) - score(x_occluded)
-    over the windows that cover it. Defaults: window 8, stride 4, baseline 0.0, ``batch_size`` 64
-    occluded inputs per forward pass."""
+    over the windows that cover it (:func:`occlusion`). Defaults: window 8, stride 4, baseline 0.0,
+    ``batch_size`` 64 inputs per forward pass, whatever the batch."""
 
     family = "perturbation"
     needs_grad = False
@@ -65,20 +65,43 @@ class OcclusionExplainer(Explainer):
             return (f"{self.name}: parameter 'stride' = {self.stride} is larger than the window "
                     f"({' x '.join(map(str, window))} on the {sizes} input), which captum refuses; set stride <= "
                     f"{min(short)}")
-        if math.prod(math.ceil((s - w) / self.stride) + 1 for s, w in zip(spatial, window)) < 2:  # captum's count
+        if occlusion_positions(spatial, window, self.stride) < 2:
             return (f"{self.name}: parameter 'window' = {self.window} covers the whole {sizes} input: one "
                     f"occlusion, so every map would be constant; set window below {max(spatial)}")
         return None
 
     def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-        dims = x.ndim - 2
-        window = (x.shape[1], *[min(self.window, s) for s in x.shape[2:]])
-        strides = (x.shape[1], *[self.stride] * dims)
-        with torch.no_grad():
-            attr = Occlusion(model).attribute(x, sliding_window_shapes=window, strides=strides,
-                                              baselines=float(self.baseline), target=target,
-                                              perturbations_per_eval=self.batch_size)
-        return attr.mean(dim=1)
+        return occlusion(model, x, target, window=self.window, stride=self.stride, baseline=float(self.baseline),
+                         batch_size=self.batch_size)
+
+
+def occlusion_positions(spatial: tuple[int, ...], window: list[int], stride: int) -> int:
+    """How many window positions captum's ``Occlusion`` visits: prod over axes of ceil((size - window) / stride) + 1
+    (the last window is cut at the border)."""
+    return math.prod(math.ceil((s - w) / stride) + 1 for s, w in zip(spatial, window))
+
+
+def occlusion(model: nn.Module, x: Tensor, target: Tensor, *, window: int, stride: int, baseline: float,
+              batch_size: int) -> Tensor:
+    """Occlusion saliency (B, *spatial) by captum's ``Occlusion``, the window clamped to each side, averaged over
+    the channels (a window spans them all). At most ``batch_size`` inputs per forward pass: captum's
+    ``perturbations_per_eval`` counts occluded copies per image and forwards them for every image it is given
+    at once (a held-out review: a batch of 32 and the default 64 sent 2,048 through one pass), so images go in
+    groups of ``batch_size // per_eval``, per_eval = min(batch_size, window positions), and captum's first pass
+    (the images themselves) holds one group. The map is the same up to the float rounding of batched passes."""
+    spatial = tuple(x.shape[2:])
+    window_shape = [min(window, s) for s in spatial]
+    per_eval = min(batch_size, occlusion_positions(spatial, window_shape, stride))
+    group = max(1, batch_size // per_eval)
+    method, maps = Occlusion(model), []
+    with torch.no_grad():
+        for start in range(0, x.shape[0], group):
+            rows = slice(start, start + group)
+            attr = method.attribute(x[rows], sliding_window_shapes=(x.shape[1], *window_shape),
+                                    strides=(x.shape[1], *[stride] * len(spatial)), baselines=baseline,
+                                    target=target[rows], perturbations_per_eval=per_eval)
+            maps.append(attr.mean(dim=1))
+    return torch.cat(maps)
 
 
 class _SurrogateExplainer(Explainer):
