@@ -298,7 +298,8 @@ class RISEExplainer(Explainer):
     defaults: ClassVar[dict[str, Any]] = {"n_masks": 2000, "grid": 8, "p": 0.5, "batch_size": 100,
                                           "baseline": 0.0, "score": "softmax"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": EXPLAINER_SCORES}
-    bounds: ClassVar[dict[str, Bound]] = {"n_masks": AT_LEAST_ONE, "grid": AT_LEAST_ONE, "p": Bound(
+    bounds: ClassVar[dict[str, Bound]] = {"n_masks": AT_LEAST_ONE, "grid": Bound(2, why=(
+        "a 1-cell grid upsampled is all 0 or all 1, so every mask and every map is constant")), "p": Bound(
         2 ** -24, 1 - 2 ** -24,  # torch.rand's float32 draws (a fuzzing review: p 1e-12 gave zero maps)
         why="p is compared with float32 draws k * 2**-24, k = 0 .. 2**24 - 1: above 1 - 2**-24 every mask keeps the "
             "whole image (a constant map), below 2**-24 a cell is kept only on a draw of exactly 0, whatever p "

@@ -1,7 +1,8 @@
 """A fuzzing review (clifuzz4 F2, F4): ``faithbench validate`` accepted explainer settings that make every map
-constant or all zero (rise ``p: 1``; lime ``n_samples: 1``; kernel_shap ``n_samples`` 1 or 2: the cells had
-no result row, exit 0) and guided_gradcam's ``min_grid: 1e9``, which silently took the default's layer where
-every CAM refuses it. Each is refused in one line (exit 2); the value at the limit gives a varying map."""
+constant or all zero (rise ``p: 1``, and ``grid: 1``, a held-out review's; lime ``n_samples: 1``; kernel_shap
+``n_samples`` 1 or 2: the cells had no result row, exit 0) and guided_gradcam's ``min_grid: 1e9``, which silently
+took the default's layer where every CAM refuses it. Each is refused in one line (exit 2); the value at the limit
+gives a varying map."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from faithbench.registry import explainers
      "explainers[0].params: rise: parameter 'p' must be in [5.9604645e-08, 0.99999994] (p is compared with float32 "
      "draws k * 2**-24, k = 0 .. 2**24 - 1: above 1 - 2**-24 every mask keeps the whole image (a constant map), "
      "below 2**-24 a cell is kept only on a draw of exactly 0, whatever p (masks empty: zero maps)), got 1.0"),
+    ("{name: rise, params: {grid: 1}}", "{name: rise, params: {grid: 2}}",
+     "explainers[0].params: rise: parameter 'grid' must be >= 2 (a 1-cell grid upsampled is all 0 or all 1, so every "
+     "mask and every map is constant), got 1"),
     ("{name: lime, params: {n_samples: 1}}", "{name: lime, params: {n_samples: 2}}",
      "explainers[0].params: lime: parameter 'n_samples' must be >= 2 (a ridge fit on one coalition gives every "
      "patch 0, an all-zero map), got 1"),
@@ -36,6 +40,7 @@ def test_validate_refuses_a_constant_map_setting_in_one_line(validate_entry, ref
 
 @pytest.mark.parametrize("name, refused, limit", [
     ("rise", {"p": 1.0}, {"p": 0.9, "n_masks": 50, "grid": 4}),
+    ("rise", {"grid": 1}, {"grid": 2, "n_masks": 50}),  # a review: grid 1 gave (max - min) / max = 0 on every map
     ("lime", {"n_samples": 1}, {"n_samples": 2, "patch": 4}),
     ("kernel_shap", {"n_samples": 2}, {"n_samples": 3, "patch": 4}),
 ])
