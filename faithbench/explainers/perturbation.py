@@ -130,17 +130,29 @@ class _SurrogateExplainer(Explainer):
         with torch.no_grad():
             for i in range(x.shape[0]):  # captum would loop too, with a warning
                 self.reseed(x[i])  # this image's coalitions, whatever the batch
-                try:
-                    rows.append(method.attribute(x[i:i + 1], baselines=float(self.baseline), target=target[i:i + 1],
-                                                 feature_mask=mask, n_samples=self.n_samples,
-                                                 perturbations_per_eval=self.batch_size))
-                except ValueError as exc:  # scikit-learn's words for weights that all underflowed to 0
-                    if "non-zero" not in str(exc) or "kernel_width" not in self.params:
-                        raise
-                    raise ValueError(f"{self.name}: every coalition's weight exp(-d^2 / (2 kernel_width^2)) is 0 "
-                                     f"with kernel_width {self.params['kernel_width']} (d: the cosine distance to "
-                                     "the image); raise kernel_width (default 0.25)") from None
+                rows.append(self.attribute(method, x[i:i + 1], target[i:i + 1], mask))
         return torch.cat(rows).mean(dim=1)
+
+    def attribute(self, method: Any, x: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        """captum's attribution of one image (1, C, *spatial) on the patches of ``mask``."""
+        return method.attribute(x, baselines=float(self.baseline), target=target, feature_mask=mask,
+                                n_samples=self.n_samples, perturbations_per_eval=self.batch_size)
+
+
+def coalition_spread(coalitions: Tensor, weights: Tensor) -> float:
+    """sum_i w_i |z_i - z_w|^2, z_w = sum_i w_i z_i / sum_i w_i, in float64: the weighted spread of the coalitions
+    (n, F) that LIME's fit sees, 0 when every coalition with a weight is one and the same (then a ridge
+    regression with an intercept gives every patch 0); 0 when every weight is 0."""
+    z, w = coalitions.double(), weights.double()
+    if not w.sum() > 0:
+        return 0.0
+    centre = (w[:, None] * z).sum(0) / w.sum()
+    return float((w * ((z - centre) ** 2).sum(1)).sum())
+
+
+# a fit whose coalitions' weighted spread is below this share of max(alpha, total weight) is 0 to float32's resolution
+LIME_SPREAD_FLOOR = 2.0 ** -24
+LIME_REDRAWS = 10  # draws of n_samples coalitions before lime gives up on coalitions that all coincide
 
 
 @explainers.register("lime")
@@ -156,9 +168,11 @@ class LimeExplainer(_SurrogateExplainer):
     removed patch. The saliency is the coefficient of a ridge
     regression (alpha ``alpha``) of score on coalition. kernel_width 0.25 and alpha 1.0 are
     ``lime_image``'s defaults; patch 8, n_samples 500, baseline 0.0, ``batch_size`` 64 perturbed
-    inputs per forward pass.
+    inputs per forward pass. Coalitions that are all one coalition are drawn again; weights that leave one
+    coalition are refused in one line (:meth:`attribute`).
     """
 
+    version = "3"  # 3: coalitions that all coincide drawn again (2: an all-zero map), a fit on one coalition refused
     paper = "Ribeiro et al. 2016, 'Why Should I Trust You?'"
     description = "ridge surrogate on random patch coalitions, locality-weighted (captum Lime)"
     defaults: ClassVar[dict[str, Any]] = {"patch": 8, "n_samples": 500, "kernel_width": 0.25, "alpha": 1.0,
@@ -169,7 +183,44 @@ class LimeExplainer(_SurrogateExplainer):
 
     def surrogate(self, model: nn.Module) -> Any:
         similarity = get_exp_kernel_similarity_function("cosine", kernel_width=self.kernel_width)
-        return Lime(model, interpretable_model=SkLearnRidge(alpha=self.alpha), similarity_func=similarity)
+        drawn = self._drawn = []
+
+        def recorded(original: Tensor, perturbed: Tensor, coalition: Tensor, **kwargs: Any) -> Tensor:
+            weight = similarity(original, perturbed, coalition, **kwargs)
+            drawn.append((coalition.detach().flatten().cpu(), float(weight)))
+            return weight
+
+        return Lime(model, interpretable_model=SkLearnRidge(alpha=self.alpha), similarity_func=recorded)
+
+    def attribute(self, method: Any, x: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        """captum's fit, refused in one line where the weights leave one coalition (:func:`coalition_spread`
+        at most :data:`LIME_SPREAD_FLOOR` of max(alpha, total weight): only the image itself weighted, or the others'
+        weights underflowed; a held-out review saw all-zero and 1e-33 maps on 4 patches, while 64 patches gave
+        scikit-learn's all-zero-weights error), and drawn again (from where the generator stands, so the same image
+        gets the same map) where every drawn coalition is the same one (n_samples 2 on few patches)."""
+        for _ in range(LIME_REDRAWS):
+            self._drawn.clear()
+            try:
+                attr = super().attribute(method, x, target, mask)
+            except ValueError as exc:  # scikit-learn's words for weights that all underflowed to 0
+                if "non-zero" not in str(exc):
+                    raise
+                raise self._weights_error() from None
+            coalitions = torch.stack([z for z, _ in self._drawn])
+            weights = torch.tensor([w for _, w in self._drawn], dtype=torch.float64)
+            if coalition_spread(coalitions, torch.ones_like(weights)) == 0:
+                continue  # all one coalition: no weight could tell the patches apart
+            if coalition_spread(coalitions, weights) <= LIME_SPREAD_FLOOR * max(self.alpha, float(weights.sum())):
+                raise self._weights_error()
+            return attr
+        raise ValueError(f"{self.name}: its {self.n_samples} coalitions were one and the same in {LIME_REDRAWS} draws, "
+                         "so the fit would give every patch 0; raise n_samples")
+
+    def _weights_error(self) -> ValueError:
+        return ValueError(f"{self.name}: every coalition's weight exp(-d^2 / (2 kernel_width^2)) is 0 with "
+                          f"kernel_width {self.kernel_width} (d: the cosine distance to the image), or all but one "
+                          "coalition's (the image's own, d = 0) to float32's resolution, so the fit would give every "
+                          "patch 0; raise kernel_width (default 0.25)")
 
 
 @explainers.register("kernel_shap")

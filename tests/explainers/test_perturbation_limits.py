@@ -10,6 +10,7 @@ import torch
 from captum.attr import Occlusion
 from torch import nn
 
+from faithbench.explainers.perturbation import coalition_spread
 from faithbench.registry import explainers
 
 
@@ -58,3 +59,47 @@ def test_occlusion_forward_passes_hold_at_most_batch_size(spatial, batch_size, p
     assert reference.abs().max() > 1e-3
     # float rounding of the batched passes: a few float32 steps of the logits (~0.2, 1.5e-8 apart), not of the map
     assert (maps[0] - reference).abs().max() <= 1e-7
+
+
+def test_coalition_spread_known_answers():
+    same = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert coalition_spread(same, torch.tensor([1.0, 2.0, 3.0])) == 0.0
+    two = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert coalition_spread(two, torch.tensor([1.0, 1.0])) == pytest.approx(1.0)  # centre (0.5, 0.5): 2 x 0.5
+    assert coalition_spread(two, torch.tensor([1.0, 3.0])) == pytest.approx(1.5)  # w1 w2 / (w1 + w2) |z1 - z2|^2
+    assert coalition_spread(two, torch.tensor([0.0, 0.0])) == 0.0
+    assert coalition_spread(two, torch.tensor([1.0, 1e-31])) == pytest.approx(2e-31)
+
+
+WEIGHTS_ERROR = (r"^lime: every coalition's weight exp\(-d\^2 / \(2 kernel_width\^2\)\) is 0 with kernel_width {} "
+                 r"\(d: the cosine distance to the image\), or all but one coalition's \(the image's own, d = 0\) to "
+                 r"float32's resolution, so the fit would give every patch 0; raise kernel_width \(default 0.25\)$")
+
+
+@pytest.mark.parametrize("kernel_width", [1e-4, 1e-3, 1e-2])
+@pytest.mark.parametrize("patch", [8, 2])
+def test_lime_refuses_weights_that_leave_one_coalition_whatever_the_patch_count(kernel_width, patch):
+    """16 px: 4 patches (the all-kept coalition drawn 5 times of 50, weight 1, the others 0 or ~1e-31: the old code
+    returned all-zero and 1e-33 maps) and 64 patches (no coalition weighted: scikit-learn's error, as before)."""
+    model, x, target = _tiny_cnn(2), _images(3, (16, 16)), torch.tensor([0, 1, 2])
+    lime = explainers.get("lime")(kernel_width=kernel_width, n_samples=50, patch=patch)
+    with pytest.raises(ValueError, match=WEIGHTS_ERROR.format(kernel_width)):
+        lime(model, x, target)
+
+
+def test_lime_with_a_kernel_width_that_weights_the_patches_still_fits():
+    model, x, target = _tiny_cnn(2), _images(3, (16, 16)), torch.tensor([0, 1, 2])
+    maps = explainers.get("lime")(kernel_width=0.05, n_samples=50)(model, x, target)
+    assert (maps.flatten(1).abs().amax(1) > 1e-5).all()  # the review saw 2-3.5e-4
+
+
+def test_lime_draws_again_where_its_coalitions_coincide():
+    """n_samples 2 on 4 patches: both coalitions the same for 1 image of these 40 (p = 1/16 each): the old code
+    gave it an all-zero map. Drawn again, from the generator's state, so the map is the image's whatever its batch."""
+    model, x, target = _tiny_cnn(2), _images(40, (16, 16), seed=7), torch.zeros(40, dtype=torch.long)
+    lime = explainers.get("lime")(n_samples=2)
+    maps = lime(model, x, target)
+    spread = maps.flatten(1).amax(1) - maps.flatten(1).amin(1)
+    assert (spread > 0).all(), spread
+    assert torch.equal(lime(model, x[5:], target[5:]), maps[5:])
+    assert torch.equal(lime(model, x, target), maps)
