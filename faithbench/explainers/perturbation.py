@@ -12,6 +12,7 @@ does not depend on the batch it is explained in.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, ClassVar
 
 import torch
@@ -227,7 +228,8 @@ class LimeExplainer(_SurrogateExplainer):
 class KernelSHAPExplainer(_SurrogateExplainer):
     """Kernel SHAP (Lundberg & Lee 2017; captum ``KernelShap``) on ``patch``-sized squares/cubes:
     a linear regression on ``n_samples`` coalitions sampled by the Shapley kernel, removed patches
-    set to ``baseline``. Defaults: patch 8, n_samples 500, baseline 0.0, ``batch_size`` 64."""
+    set to ``baseline``. Defaults: patch 8, n_samples 500, baseline 0.0, ``batch_size`` 64. With ``n_samples`` no
+    more than the patches the regression is underdetermined: it runs, with a warning once per input shape."""
 
     paper = "Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions"
     description = "Shapley-kernel weighted linear surrogate on patch coalitions (captum KernelShap)"
@@ -238,6 +240,19 @@ class KernelSHAPExplainer(_SurrogateExplainer):
 
     def surrogate(self, model: nn.Module) -> Any:
         return KernelShap(model)
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+        features = math.prod(math.ceil(s / self.patch) for s in x.shape[2:])
+        shape = tuple(x.shape[1:])
+        if self.n_samples <= features and shape not in self._warned:  # once per explainer and input shape
+            self._warned = self._warned | {shape}
+            warnings.warn(f"{self.name}: n_samples {self.n_samples} is no more than the {features} patches of the "
+                          f"{' x '.join(map(str, shape[1:]))} input, so the regression is underdetermined (captum's "
+                          f"least squares returns one of many fits, not a Shapley estimate); set n_samples above "
+                          f"{features} or a larger patch", UserWarning, stacklevel=2)
+        return super().explain(model, x, target)
+
+    _warned: frozenset[tuple[int, ...]] = frozenset()
 
 
 def rise_grids(n: int, spatial: tuple[int, ...], grid: int, p: float,

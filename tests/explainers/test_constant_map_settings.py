@@ -44,6 +44,7 @@ def test_validate_refuses_a_constant_map_setting_in_one_line(validate_entry, ref
     ("lime", {"n_samples": 1}, {"n_samples": 2, "patch": 4}),
     ("kernel_shap", {"n_samples": 2}, {"n_samples": 3, "patch": 4}),
 ])
+@pytest.mark.filterwarnings("ignore:kernel_shap. n_samples 3 is no more than the 16 patches")  # underdetermined
 def test_refused_on_construction_and_the_limit_varies(name, refused, limit):
     with pytest.raises(ParameterError, match=rf"^{name}: parameter '{next(iter(refused))}' must be "):
         explainers.get(name)(**refused)

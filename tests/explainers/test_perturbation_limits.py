@@ -5,6 +5,8 @@ regression with fewer samples than patches (D4)."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from captum.attr import Occlusion
@@ -103,3 +105,19 @@ def test_lime_draws_again_where_its_coalitions_coincide():
     assert (spread > 0).all(), spread
     assert torch.equal(lime(model, x[5:], target[5:]), maps[5:])
     assert torch.equal(lime(model, x, target), maps)
+
+
+def test_kernel_shap_warns_once_of_fewer_samples_than_patches():
+    model, x, target = _tiny_cnn(2), _images(2, (16, 16)), torch.tensor([0, 1])
+    shap = explainers.get("kernel_shap")(n_samples=10, patch=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shap(model, x, target)
+        shap(model, x, target)
+    assert [str(w.message) for w in caught] == [
+        "kernel_shap: n_samples 10 is no more than the 64 patches of the 16 x 16 input, so the regression is "
+        "underdetermined (captum's least squares returns one of many fits, not a Shapley estimate); set n_samples "
+        "above 64 or a larger patch"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explainers.get("kernel_shap")(n_samples=5, patch=8)(model, x, target)  # 4 patches: determined
