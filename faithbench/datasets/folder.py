@@ -185,7 +185,7 @@ class FolderDataset(BaseDataset):
         if not isinstance(bits, int) or isinstance(bits, bool) or not 8 <= bits <= 16:
             raise ParameterError(f"folder: expected bits an integer from 8 to 16 (the significant bits of 16-bit "
                                  f"images), got {bits!r}")
-        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        if len(fractions) != 3 or min(fractions) < 0 or not abs(sum(fractions) - 1) <= 1e-6:  # NaN too
             raise ParameterError(f"folder: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
         check_bound("folder", "size", size, Bound(8, 8192))
         check_bound("folder", "n", n, AT_LEAST_ONE)  # None: the whole split

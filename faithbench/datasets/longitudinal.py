@@ -334,7 +334,7 @@ class LongitudinalFolder(LongitudinalDataset):
             raise ParameterError(f"{name}: expected fit crop, pad or squash, got {fit!r}")
         if channels not in (1, 3):
             raise ParameterError(f"{name}: expected channels 1 or 3, got {channels}")
-        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        if len(fractions) != 3 or min(fractions) < 0 or not abs(sum(fractions) - 1) <= 1e-6:  # NaN too
             raise ParameterError(f"{name}: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
         super().__init__(split, path=path, labels=labels, classes=classes, seq_len=seq_len, size=size, fit=fit,
                          channels=channels, fractions=list(fractions), seed=seed, n=n)

@@ -129,3 +129,19 @@ def test_sizes_the_old_rounding_cut_alike_keep_the_very_same_patients(tmp_path):
 
 
 OLD_PATIENTS = {"train": ["n1", "n2", "n3", "p0", "p3"], "val": ["n4", "p2"], "test": ["n0", "p1"]}
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_fractions_that_are_not_finite_are_refused_naming_them(tmp_path, bad):
+    """A fuzzing review (clifuzz8 D1): fractions [0.7, 0.1, nan] passed the check (NaN compares False) and failed
+    later as 'cannot convert float NaN to integer', not naming fractions."""
+    from faithbench.configurable import ParameterError
+
+    _write(tmp_path, {**{f"n{i}": "neg" for i in range(3)}, **{f"p{i}": "pos" for i in range(3)}})
+    fractions = [0.7, 0.1, bad]
+    with pytest.raises(ParameterError, match=re.escape(f"expected 3 non-negative fractions summing to 1, got "
+                                                       f"{fractions}")):
+        _lf(tmp_path, fractions=fractions)
+    with pytest.raises(ParameterError, match=re.escape(f"folder: expected 3 non-negative fractions summing to 1, "
+                                                       f"got {fractions}")):
+        FolderDataset("test", path="img", labels="flat.csv", size=12, fractions=fractions, root=str(tmp_path))
