@@ -24,8 +24,8 @@ from torch import Tensor
 
 from faithbench.configurable import AT_LEAST_ONE, Bound, ParameterError, check_bound
 from faithbench.datasets.base import BaseDataset, Split, check_train_classes, stratified_order
-from faithbench.datasets.folder_labels import (class_names, class_problems, count_images, list_labels, near_labels,
-                                               unmasked_images)
+from faithbench.datasets.folder_labels import (check_folder_params, class_names, class_problems, count_images,
+                                               list_labels, near_labels, unmasked_images)
 from faithbench.datasets.folder_split import (Row, check_train_patients, draw_ranks, empty_split, few_patients,
                                               mixed_patients, patient_ids, patient_split)
 from faithbench.datasets.images import (IMAGE_SUFFIXES, LOSSY_SUFFIXES, binarise_mask, fit_square, read_image,
@@ -178,19 +178,12 @@ class FolderDataset(BaseDataset):
                  root: str | None = None) -> None:
         if not path:
             raise ValueError("folder: 'path' (the image folder) is required")
-        if fit not in ("crop", "pad", "squash"):
-            raise ParameterError(f"folder: expected fit crop, pad or squash, got {fit!r}")
-        if channels not in (1, 3):
-            raise ParameterError(f"folder: expected channels 1 or 3, got {channels}")
+        check_folder_params("folder", fit, channels, fractions, classes)
         if not isinstance(bits, int) or isinstance(bits, bool) or not 8 <= bits <= 16:
             raise ParameterError(f"folder: expected bits an integer from 8 to 16 (the significant bits of 16-bit "
                                  f"images), got {bits!r}")
-        if len(fractions) != 3 or min(fractions) < 0 or not abs(sum(fractions) - 1) <= 1e-6:  # NaN too
-            raise ParameterError(f"folder: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
         check_bound("folder", "size", size, Bound(8, 8192))
         check_bound("folder", "n", n, AT_LEAST_ONE)  # None: the whole split
-        if classes is not None and (isinstance(classes, str) or not all(isinstance(c, str) for c in classes)):
-            raise ParameterError(f"folder: expected classes a list of class names, got {classes!r}")  # a str iterated
         try:
             pattern = re.compile(patient_pattern) if patient_pattern else None
         except (re.error, TypeError) as err:

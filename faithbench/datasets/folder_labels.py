@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any
 from pathlib import Path
 
+from faithbench.configurable import ParameterError
 from faithbench.datasets.paths import DataError
 from faithbench.types import edit_distance
 
@@ -130,3 +132,20 @@ def unmasked_images(images: list[tuple[str, int, bool]], names: tuple[str, ...],
 
 
 __all__ = ["class_names", "class_problems", "count_images", "list_labels", "near_labels", "unmasked_images"]
+
+
+def check_folder_params(name: str, fit: Any, channels: Any, fractions: Any, classes: Any) -> None:
+    """The parameters ``folder`` and ``longitudinal_folder`` share, each refused in one line naming ``name``: ``fit``,
+    ``channels``, ``fractions`` (three, non-negative, summing to 1; NaN too, a fuzzing review: it compared False and
+    failed later as 'cannot convert float NaN to integer') and ``classes`` (a list of distinct names: ``['0', '0']``
+    was accepted, a fuzzing review)."""
+    if fit not in ("crop", "pad", "squash"):
+        raise ParameterError(f"{name}: expected fit crop, pad or squash, got {fit!r}")
+    if channels not in (1, 3):
+        raise ParameterError(f"{name}: expected channels 1 or 3, got {channels}")
+    if len(fractions) != 3 or min(fractions) < 0 or not abs(sum(fractions) - 1) <= 1e-6:
+        raise ParameterError(f"{name}: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
+    if classes is not None and (isinstance(classes, str) or not all(isinstance(c, str) for c in classes)):
+        raise ParameterError(f"{name}: expected classes a list of class names, got {classes!r}")  # a str iterated
+    if classes is not None and (twice := [c for c, k in Counter(classes).items() if k > 1]):
+        raise ParameterError(f"{name}: expected distinct class names, got {list(classes)} ({twice[0]!r} twice)")

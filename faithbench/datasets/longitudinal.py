@@ -37,11 +37,11 @@ from typing import Any, ClassVar, Iterable, Literal
 import torch
 from torch import Tensor
 
-from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, Bound, ParameterError, check_bound
+from faithbench.configurable import AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, Bound, check_bound
 from faithbench.datasets.base import BaseDataset, Split, stratified_order
 from faithbench.datasets.folder import fit_square, patient_split, read_image
 from faithbench.datasets.folder_split import draw_ranks, few_patients
-from faithbench.datasets.folder_labels import near_labels
+from faithbench.datasets.folder_labels import check_folder_params, near_labels
 from faithbench.datasets.longitudinal_csv import label_indices, read_visit_rows
 from faithbench.datasets.paths import labels_csv, resolve_path
 from faithbench.datasets.phantoms import (MAX_N, SEED, _SPLIT_OFFSET, PhantomCXR, _erode, _grid, check_lesion_radius,
@@ -330,12 +330,7 @@ class LongitudinalFolder(LongitudinalDataset):
         check_bound(name, "seq_len", seq_len, AT_LEAST_ONE)
         check_bound(name, "size", size, Bound(8, 8192))
         check_bound(name, "n", n, AT_LEAST_ONE)  # None: the whole split
-        if fit not in ("crop", "pad", "squash"):
-            raise ParameterError(f"{name}: expected fit crop, pad or squash, got {fit!r}")
-        if channels not in (1, 3):
-            raise ParameterError(f"{name}: expected channels 1 or 3, got {channels}")
-        if len(fractions) != 3 or min(fractions) < 0 or not abs(sum(fractions) - 1) <= 1e-6:  # NaN too
-            raise ParameterError(f"{name}: expected 3 non-negative fractions summing to 1, got {list(fractions)}")
+        check_folder_params(name, fit, channels, fractions, classes)
         super().__init__(split, path=path, labels=labels, classes=classes, seq_len=seq_len, size=size, fit=fit,
                          channels=channels, fractions=list(fractions), seed=seed, n=n)
         folder = Path(os.path.abspath(resolve_path(path, root, "image folder")))

@@ -145,3 +145,16 @@ def test_fractions_that_are_not_finite_are_refused_naming_them(tmp_path, bad):
     with pytest.raises(ParameterError, match=re.escape(f"folder: expected 3 non-negative fractions summing to 1, "
                                                        f"got {fractions}")):
         FolderDataset("test", path="img", labels="flat.csv", size=12, fractions=fractions, root=str(tmp_path))
+
+
+def test_a_class_named_twice_is_refused(tmp_path):
+    """A fuzzing review (clifuzz8 D2): classes ['0', '0'] were accepted by both folder datasets."""
+    from faithbench.configurable import ParameterError
+
+    _write(tmp_path, {**{f"n{i}": "neg" for i in range(3)}, **{f"p{i}": "pos" for i in range(3)}})
+    want = re.escape("expected distinct class names, got ['neg', 'neg'] ('neg' twice)")
+    with pytest.raises(ParameterError, match="longitudinal_folder: " + want):
+        _lf(tmp_path, classes=["neg", "neg"])
+    with pytest.raises(ParameterError, match="folder: " + want):
+        FolderDataset("test", path="img", labels="flat.csv", size=12, classes=["neg", "neg"], root=str(tmp_path))
+    assert _lf(tmp_path, classes=["neg", "pos"]).classes == ("neg", "pos")
