@@ -148,6 +148,7 @@ class CellRun:
         self.stopped = False  # skipped or failed: nothing more to do
         self.checked, self.samples = False, 0  # checked: the cell's support, once
         self.preview: Tensor | None = None  # the first batch's saliency, for the report's gallery
+        self.preview_rows = 4  # its first rows kept (the group sets them: whole samples, group.GALLERY_ROWS)
         self.last: Tensor | None = None  # the last batch's saliency (raw), when keep_last
         self.keep_last, self.explain_cost = keep_last, {"seconds": 0.0, "passes": 0}
         self.metric_cost: dict[str, dict[str, float]] = {}
@@ -212,8 +213,7 @@ class CellRun:
             return
         self.samples += len(batch)
         self.last = saliency if self.keep_last else None
-        if self.preview is None:
-            self.preview = saliency[:4].cpu()
+        self.preview = saliency[:self.preview_rows].cpu() if self.preview is None else self.preview
         ctx: EvalContext | None = None
         inputs: InputGuard | None = None
         for spec, metric in list(self.active):

@@ -4,7 +4,8 @@ A group builds its dataset's splits (only the test split when its checkpoint is 
 the val split when a metric is calibrated on it: :mod:`faithbench.runner.calibration`), trains or
 loads its checkpoint (and the permuted-label twin when a metric needs it), measures
 the model's reliance on planted evidence where the dataset can intervene, runs every cell of
-the group on the same batches, and keeps the first batch for the saliency gallery. The local
+the group on the same batches, and keeps the first batch for the saliency gallery
+(:mod:`faithbench.runner.gallery`). The local
 and the Ray executors only map :func:`run_group` over the groups, so both produce the same
 :class:`GroupOutput` and the same output folder.
 """
@@ -12,7 +13,7 @@ and the Ray executors only map :func:`run_group` over the groups, so both produc
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,37 +32,19 @@ from faithbench.runner.batches import iter_batches
 from faithbench.runner.calibration import calibrate_runs
 from faithbench.runner.cell import CellResult, CellRun, GroupData, failure_row
 from faithbench.runner.errors import InputDataError
+from faithbench.runner.gallery import GALLERY_ROWS, GALLERY_SAMPLES, Gallery, gallery_rows, make_gallery
 from faithbench.runner.guard import ModelGuard
 from faithbench.runner.plan import Group
 from faithbench.runner.reliability import ReliabilityScores, cached_reliability_rows
 from faithbench.runner.settings import RunSettings
 from faithbench.store import Cache, CacheWriteError, make_key
-from faithbench.runner.targets import TARGET_MASK
+from faithbench.runner.targets import truth_mask
 from faithbench.scores import target_score
-from faithbench.types import Batch, MaskRole, masks_with_role
+from faithbench.types import Batch
 
-GALLERY_SAMPLES = 4
 MAPS_KEPT = 32  # per cell, the first explained samples' maps, for repeatability across seeds and models
 
 Progress = Callable[[float, str], None]  # (cells done, what is running)
-
-
-@dataclass
-class Gallery:
-    """The first ``GALLERY_SAMPLES`` explained samples of a group and each explainer's raw map
-    (on the CPU), with each sample's label and the predicted probability of its target.
-    ``outline``: the ground-truth mask to draw (the explained class's on a multi-label batch);
-    ``visits``: a batch of visits over time, its (N, T) real visits (False: a padding frame; a row per visit)."""
-
-    dataset: str
-    model: str
-    batch: Batch
-    previews: dict[str, Tensor]
-    labels: list[str] = field(default_factory=list)
-    probs: list[float] = field(default_factory=list)
-    outline: Tensor | None = None
-    visits: Tensor | None = None
-    planes: tuple[str, ...] = ()  # a volume's slice names (the dataset's ``planes``)
 
 
 @dataclass
@@ -255,9 +238,14 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
         out.log += notes
     first: tuple[Batch, Tensor] | None = None
     first_prob = torch.empty(0)  # the first batch's target probabilities (samples.csv), for the gallery
-    n_cells, expected, done_samples = len(runs), max(settings.n_samples, 1), 0
+    n_cells, expected, done_samples, shown = len(runs), max(settings.n_samples, 1), 0, 0
     for batch, target in iter_batches(test, group.dataset.label, settings.n_samples, settings.batch_size,
                                       data.model, settings.target, settings.subset, settings.device):
+        if first is None:  # the gallery's rows: its samples whole, each explainer keeps their maps
+            shown = gallery_rows(batch, settings.target, data.classes, multilabel=data.multilabel,
+                                 samples=GALLERY_SAMPLES, rows=GALLERY_ROWS)
+            for run in runs:
+                run.preview_rows = shown
         step = min(len(batch), expected - done_samples) if expected > done_samples else 0
         done_samples += step
         for run in runs:
@@ -281,7 +269,7 @@ def _run_cells(group: Group, settings: RunSettings, store: Cache, data: GroupDat
     out.evidence_mass = [r for r in out.evidence_mass if r["explainer"] not in failed]  # as its rows: none
     report(n_cells * (expected - done_samples) / expected, "")  # fewer samples than asked: the rest at once
     if first is not None and group.seed == settings.gallery_seed:
-        out.gallery = _gallery(group, data, first, first_prob, runs)
+        out.gallery = make_gallery(group, data, first, first_prob, runs, shown)
     if first is not None and settings.reliability:
         phase = f"metric reliability of {group.model.label} on {group.dataset.label}"
         report(0.0, phase)  # a review: silent; then a count, as the bar is full by now (a review: 37 s at 100 %)
@@ -359,42 +347,3 @@ def sample_rows(group: Group, data: GroupData, batch: Batch, target: Tensor) -> 
         for row in rows:
             row["class"] = data.classes[row["target"]]
     return rows, prob
-
-
-def gallery_label(classes: Sequence[str], label: int, target: int, multilabel: bool) -> str:
-    """A gallery row's class: a multi-label row's explained class and whether the image has it
-    (``label`` is then its 0/1 presence: a review read "label: d" under an image without d), else the
-    sample's label and, where it differs, the class its maps and ``p`` explain (a review: "label:
-    lymphocyte, p = 0.21" read as P(lymphocyte), where the maps explained platelet)."""
-    def name(c: int) -> str:
-        return classes[c] if classes and 0 <= c < len(classes) else str(c)
-
-    if multilabel:
-        return f"{name(target)} {'present' if label else 'absent'}"
-    return name(label) + (f" (explains {name(target)})" if target != label else "")
-
-
-def _gallery(group: Group, data: GroupData, first: tuple[Batch, Tensor], prob: Tensor, runs: list[CellRun]) -> Gallery:
-    batch, target = first
-    k = min(GALLERY_SAMPLES, len(batch))
-    classes = data.classes
-    labels = [gallery_label(classes, int(y), int(t), data.multilabel) for y, t in zip(batch.label[:k], target[:k])]
-    small = Batch(batch.ids[:k], batch.x[:k].cpu(), batch.label[:k].cpu(),
-                  {name: m[:k].cpu() for name, m in batch.masks.items()},
-                  None if batch.labels is None else batch.labels[:k].cpu())
-    probs = [round(float(p), 4) for p in prob[:k].cpu()]
-    validity = masks_with_role(data.mask_roles, small.masks, MaskRole.VALIDITY)  # (N, T, H, W): real frames
-    visits = small.masks[validity[0]].flatten(2).any(-1) if validity and small.x.ndim == 5 else None
-    return Gallery(group.dataset.label, group.model.label, small,
-                   {run.cell.explainer.label: run.preview[:k] for run in runs if run.preview is not None},
-                   labels, probs, outline=truth_mask(small.masks, data.mask_roles), planes=data.planes, visits=visits)
-
-
-def truth_mask(masks: dict[str, Tensor], roles: dict[str, MaskRole]) -> Tensor | None:
-    """The ground truth to outline or measure: the explained class's mask of a multi-label batch
-    (:data:`~faithbench.runner.targets.TARGET_MASK`), else the first truth mask in the order the
-    dataset declares its roles."""
-    if TARGET_MASK in masks:
-        return masks[TARGET_MASK]
-    names = [name for name, role in roles.items() if role == MaskRole.TRUTH and name in masks]
-    return masks[names[0]] if names else None

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from faithbench.types import Batch, Sample
+from faithbench.types import Batch, MaskRole, Sample
 
 TARGET_MASK = "target"
 
@@ -114,4 +114,14 @@ def class_batches(samples: Iterator[Sample], target: Any, classes: Sequence[str]
         yield collate_units(pending, classes, class_masks)
 
 
-__all__ = ["TARGET_MASK", "class_batches", "class_indices", "collate_units", "expand_targets", "sample_targets"]
+def truth_mask(masks: dict[str, Tensor], roles: dict[str, MaskRole]) -> Tensor | None:
+    """The ground truth to outline or measure: the explained class's mask of a multi-label batch
+    (:data:`TARGET_MASK`), else the first truth mask in the order the dataset declares its roles."""
+    if TARGET_MASK in masks:
+        return masks[TARGET_MASK]
+    names = [name for name, role in roles.items() if role == MaskRole.TRUTH and name in masks]
+    return masks[names[0]] if names else None
+
+
+__all__ = ["TARGET_MASK", "class_batches", "class_indices", "collate_units", "expand_targets", "sample_targets",
+           "truth_mask"]

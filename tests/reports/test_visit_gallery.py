@@ -85,7 +85,7 @@ def test_the_run_hands_a_sequences_real_visits_to_the_gallery(tmp_path, monkeypa
 
     from faithbench.datasets.longitudinal import PhantomLongitudinal
     from faithbench.reports import gallery
-    from faithbench.runner.group import _gallery
+    from faithbench.runner.gallery import gallery_rows, make_gallery
     from faithbench.runner.run import write_galleries
     from faithbench.types import Batch
 
@@ -96,8 +96,10 @@ def test_the_run_hands_a_sequences_real_visits_to_the_gallery(tmp_path, monkeypa
     spec = SimpleNamespace(label="d")
     info = SimpleNamespace(classes=data.classes, multilabel=False, planes=(), mask_roles=data.mask_roles)
     run = SimpleNamespace(cell=SimpleNamespace(explainer=spec), preview=torch.zeros(12, 4, 32, 32))
-    shown = _gallery(SimpleNamespace(dataset=spec, model=spec), info, (batch, batch.label), torch.full((12,), 0.5),
-                     [run])
+    k = gallery_rows(batch, "label", data.classes, multilabel=False)
+    assert k == 4  # one row per sequence: the first 4
+    shown = make_gallery(SimpleNamespace(dataset=spec, model=spec), info, (batch, batch.label), torch.full((12,), 0.5),
+                         [run], k)
     assert shown.visits.tolist() == valid[:len(shown.batch)].tolist()
     calls = []
     monkeypatch.setattr(gallery, "plot_saliency_gallery", lambda *args, **kwargs: calls.append(kwargs))

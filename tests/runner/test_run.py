@@ -274,7 +274,7 @@ def test_maps_drawn_on_a_gpus_generator_do_not_share_the_cpus_cache_entry(tmp_pa
 def test_a_gallery_row_names_the_class_its_maps_explain():
     """A held-out review (helper 126): with 8 classes and ``target: predicted`` a row read "label: lymphocyte,
     p = 0.21", where 0.21 was P(platelet) and every map explained platelet."""
-    from faithbench.runner.group import gallery_label
+    from faithbench.runner.gallery import gallery_label
 
     classes = ("erythroblast", "lymphocyte", "platelet")
     assert gallery_label(classes, 1, 2, multilabel=False) == "lymphocyte (explains platelet)"
