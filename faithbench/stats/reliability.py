@@ -25,7 +25,8 @@ held-out review found 2 images x 3 seeds passed as 6 ranked samples):
   row against a tied perturbed one counts τ = 0 (the ranking is gone). No sample left: τ̄, and so
   nr or ar, is NaN and the metric does not pass; ``n_ranked`` counts the samples that enter τ̄, the
   fewer of the two conditions' counts (a review: counted over every explainer under ``original``,
-  it read 6 where one explainer undefined after randomisation left 1 sample in the disruptive τ̄);
+  it read 6 where one explainer undefined after randomisation left 1 sample in the disruptive τ̄),
+  ``n_ranked_minor`` and ``n_ranked_disruptive`` each one's own (the footnote's reason per side);
   ``n_ranked_original`` counts those whose original values rank the explainers before any condition is
   matched: with it the footnote tells a metric that ties the explainers (0) from one whose perturbed
   condition leaves explainers undefined (a review: "it gave every explainer the same value" of a metric
@@ -78,7 +79,7 @@ MIN_RANKED = 6  # no verdict on fewer ranked samples (module docstring)
 CONDITIONS = ("original", "minor", "disruptive")
 RELIABILITY_COLUMNS = ["metric", "nr", "ar", "passed", "nr_ranking", "nr_scores", "ar_ranking", "ar_scores",
                        "agreement_tau", "n_samples", "n_ranked", "n_explainers", "n_ranked_original",
-                       "n_defined_original"]
+                       "n_defined_original", "n_ranked_minor", "n_ranked_disruptive"]
 _NEEDED = ["metric", "explainer", "sample_id", "condition", "value", "higher_is_better"]
 
 
@@ -194,12 +195,13 @@ def metric_reliability(scores: pd.DataFrame) -> pd.DataFrame:
         row["n_explainers"] = 0 if original is None else int(original.shape[1])
         row["n_defined_original"] = 0 if original is None else _n_defined(original)
         for condition, prefix in (("minor", "nr"), ("disruptive", "ar")):
-            tau, shift = np.nan, np.nan
+            tau, shift, row[f"n_ranked_{condition}"] = np.nan, np.nan, 0
             if original is not None and condition in wide:
                 other = wide[condition]
                 index = original.index.intersection(other.index)
                 columns = original.columns.intersection(other.columns)
                 tau, shift, n_taus = _consistency(original.loc[index, columns], other.loc[index, columns])
+                row[f"n_ranked_{condition}"] = min(row["n_ranked_original"], n_taus)
                 row["n_ranked"] = min(row["n_ranked"], n_taus)
             ranking = np.clip(tau, 0.0, 1.0)
             row[f"{prefix}_ranking"] = ranking if prefix == "nr" else 1.0 - ranking
@@ -319,14 +321,29 @@ def _reasons(row: pd.Series) -> list[str]:
             of = "" if pd.isna(n) else f" of {int(n)}"
             reasons.append(f"too few samples for a verdict: {ranked}{of} ranked the explainers, the others giving "
                            f"every explainer the same value or none (at least {MIN_RANKED} needed; {advice})")
-    for value, low, name, prefix, condition, meaning in checks:
+    for (value, low, name, prefix, condition, meaning), other in zip(checks, checks[::-1]):
         if np.isnan(value):
             reasons.append(_undefined(row, name, prefix, condition))
         elif value < low:
             reasons.append(f"{name} {value:.2f} < {low:.2f}: {meaning}{_halves(row, prefix)}")
         elif too_few:  # a review: a metric that met both thresholds on too few samples showed neither value
-            reasons.append(f"{name} {value:.2f} (≥ {low:.2f}, on too few samples to count)")
+            reasons.append(f"{name} {value:.2f} (≥ {low:.2f}{_short_side(row, condition, other)})")
     return reasons or [f"noise resilience {nr:.2f}, adversary reactivity {ar:.2f}"]
+
+
+def _short_side(row: pd.Series, condition: str, other: tuple) -> str:
+    """Why a value that meets its threshold gives no verdict: its own condition's ranked samples
+    (``n_ranked_<condition>``) too few, or, with enough, the other condition's value (a review: "on too few
+    samples to count" of a noise resilience on 8 ranked samples, where only adversary reactivity was undefined)."""
+    own, value, name = _count(row, f"n_ranked_{condition}"), other[0], other[2]
+    if own is not None and own < MIN_RANKED:
+        return f", on {own} ranked sample{'' if own == 1 else 's'}, too few to count"
+    counted = "" if own is None else f" on {own} ranked samples"
+    if np.isnan(value):
+        return f"{counted}; no verdict without {name}"
+    if own is None:  # an older table: only the fewer of the two conditions' counts
+        return f"; {int(float(row['n_ranked']))} ranked under both perturbations, too few to count"
+    return f"{counted}; no verdict: {name} rests on too few"
 
 
 def reliability_footnote(reliability: pd.DataFrame, board: pd.DataFrame) -> str:

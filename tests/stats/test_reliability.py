@@ -54,8 +54,8 @@ def test_no_verdict_on_too_few_ranked_samples():
             f"m: too few samples for a verdict: {cause} (at least 6 needed; the check re-scores the first "
             "min(reliability, batch_size) "
             "samples of each group: raise both; a localisation metric also needs samples with a lesion, subset: "
-            f"positive, where it is not set); noise resilience 1.00 (≥ {NR_MIN:.2f}, on too few samples to count); "
-            f"adversary reactivity 1.00 (≥ {AR_MIN:.2f}, on too few samples to count).")
+            f"positive, where it is not set); noise resilience 1.00 (≥ {NR_MIN:.2f}, on 5 ranked samples, too few to "
+            f"count); adversary reactivity 1.00 (≥ {AR_MIN:.2f}, on 5 ranked samples, too few to count).")
 
 
 def test_fragile_metric_fails():
@@ -291,8 +291,8 @@ def test_the_footnote_tells_an_undefined_perturbed_condition_from_ties():
     note = reliability_footnote(table, pd.DataFrame({"metric": ["relevance_mass"]}))
     assert "same value" not in note
     assert note.endswith("relevance_mass: no verdict: no re-scored sample ranks the explainers under both the "
-                         "original and the disruptive condition; noise resilience 1.00 (≥ 0.60, on too few samples to "
-                         "count); adversary reactivity undefined: 3 of the 8 re-scored samples rank the explainers "
+                         "original and the disruptive condition; noise resilience 1.00 (≥ 0.60, on 3 ranked samples, "
+                         "too few to count); adversary reactivity undefined: 3 of the 8 re-scored samples rank the explainers "
                          "under the original condition, none of them once the explainers undefined under the "
                          "disruptive condition are left out (or that condition was not computed).")
     # a reliability.csv written before n_ranked_original: the defined nr ranking shows the original ranked some
@@ -351,3 +351,52 @@ def test_the_footnote_says_fewer_than_two_explainers_have_a_value_not_ties():
     assert "m: no verdict: on its 8 re-scored samples fewer than two explainers have a value on 5, and it gave " \
            "every explainer the same value on the 3 others, so none" in reliability_footnote(
                table, pd.DataFrame({"metric": ["m"]}))
+
+
+def _three_conditions(minor_nan: int = 0, disruptive_nan: int = 0) -> pd.DataFrame:
+    """8 samples that rank 3 explainers under original and minor (minor = original); disruptive reverses them,
+    with explainers b and c undefined on its last ``disruptive_nan`` samples (and minor's on ``minor_nan``)."""
+    original = {"a": [3.0 + i / 10 for i in range(8)], "b": [2.0 + i / 10 for i in range(8)],
+                "c": [1.0 + i / 10 for i in range(8)]}
+
+    def cut(table: dict[str, list[float]], n: int) -> dict[str, list[float]]:
+        return {e: v if e == "a" or not n else v[:8 - n] + [np.nan] * n for e, v in table.items()}
+    reversed_ = {"a": original["c"], "b": original["b"], "c": original["a"]}
+    return pd.DataFrame(_rows("m", "original", original) + _rows("m", "minor", cut(original, minor_nan))
+                        + _rows("m", "disruptive", cut(reversed_, disruptive_nan)))
+
+
+def test_the_footnote_gives_each_side_its_own_reason_for_no_verdict():
+    """Held-out review stats9 (L1): noise resilience on 8 ranked samples was said to rest "on too few samples to
+    count" where only adversary reactivity was undefined (no sample ranked under the disruptive condition)."""
+    board = pd.DataFrame({"metric": ["m"]})
+    table = metric_reliability(_three_conditions(disruptive_nan=8))
+    row = table.iloc[0]
+    assert (row["n_ranked_minor"], row["n_ranked_disruptive"], row["n_ranked"]) == (8, 0, 0)
+    assert row["nr"] == pytest.approx(0.5 * (1.0 + 1.0)) and np.isnan(row["ar"])  # minor = original: τ 1, no shift
+    note = reliability_footnote(table, board)
+    assert "too few samples to count" not in note and "too few to count" not in note
+    assert (f"noise resilience 1.00 (≥ {NR_MIN:.2f} on 8 ranked samples; no verdict without adversary reactivity); "
+            "adversary reactivity undefined: 8 of the 8 re-scored samples rank") in note
+    # the disruptive condition ranks 4 samples: ar has a value, on too few; nr on 8 is enough, and waits on ar
+    table = metric_reliability(_three_conditions(disruptive_nan=4))
+    row = table.iloc[0]
+    assert (row["n_ranked_minor"], row["n_ranked_disruptive"], row["n_ranked"]) == (8, 4, 4)
+    # ar: every ranked sample reversed (τ -1 -> ranking 1); scores: a moves down by 2 on all 8 samples (|r| 1),
+    # c up by 2 on its 4 (|r| 1), b not at all (r 0): mean |r| 2/3
+    assert row["ar"] == pytest.approx(0.5 * (1.0 + 2 / 3))
+    note = reliability_footnote(table, board)
+    assert (f"noise resilience 1.00 (≥ {NR_MIN:.2f} on 8 ranked samples; no verdict: adversary reactivity rests on "
+            f"too few); adversary reactivity 0.83 (≥ {AR_MIN:.2f}, on 4 ranked samples, too few to count)") in note
+    # minor ranks 1 sample, disruptive 8: the singular, and ar's reason is nr's
+    table = metric_reliability(_three_conditions(minor_nan=7))
+    assert tuple(table.iloc[0][["n_ranked_minor", "n_ranked_disruptive"]]) == (1, 8)
+    note = reliability_footnote(table, board)
+    assert (f"noise resilience 1.00 (≥ {NR_MIN:.2f}, on 1 ranked sample, too few to count); adversary reactivity "
+            f"0.83 (≥ {AR_MIN:.2f} on 8 ranked samples; no verdict: noise resilience rests on too few)") in note
+    # a reliability.csv written before the per-condition counts: true, if less precise
+    older = reliability_footnote(table.drop(columns=["n_ranked_minor", "n_ranked_disruptive"]), board)
+    assert "adversary reactivity 0.83 (≥ 0.50; 1 ranked under both perturbations, too few to count)" in older
+    older = reliability_footnote(metric_reliability(_three_conditions(disruptive_nan=8)).drop(
+        columns=["n_ranked_minor", "n_ranked_disruptive"]), board)
+    assert "noise resilience 1.00 (≥ 0.60; no verdict without adversary reactivity)" in older
