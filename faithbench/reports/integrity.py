@@ -11,6 +11,8 @@ where the run had 32) without a word, and delete their files.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,10 @@ import pandas as pd
 
 from faithbench.stats.tables import REQUIRED
 
-__all__ = ["COUNTED", "KEY_COLUMNS", "NOT_A_RUN", "NUMBER_COLUMNS", "is_run_folder", "manifest_problem", "mark_report",
-           "row_counts", "table_problem"]
+__all__ = ["COUNTED", "KEY_COLUMNS", "NOT_A_RUN", "NUMBER_COLUMNS", "REPORT_DOCUMENTS", "is_run_folder",
+           "manifest_problem", "mark_report", "remove_unbuilt_documents", "row_counts", "table_problem"]
+
+log = logging.getLogger(__name__)
 
 COUNTED = ("results.parquet", "curves.parquet", "models.csv", "samples.csv", "skipped.csv")  # rows the run recorded
 KEY_COLUMNS = {"results.parquet": tuple(REQUIRED),  # also those an older layout lacks (a review: exit 1 on 'chance')
@@ -185,3 +189,23 @@ def mark_report(out_dir: Path, manifest: dict[str, Any], state: str) -> None:
 
     atomic_write_bytes(Path(out_dir) / "manifest.json",
                        json.dumps({**manifest, "report": state}, indent=2, default=str).encode())
+
+
+REPORT_DOCUMENTS = {"md": "leaderboard.md", "latex": "leaderboard.tex", "html": "index.html"}  # format -> file
+
+
+def remove_unbuilt_documents(out_dir: Path, formats: Iterable[str]) -> list[Path]:
+    """Remove the report documents of the formats not in ``formats`` (:data:`REPORT_DOCUMENTS`, files a run owns),
+    logging one line that names them: their tables and the plots they embed were just rebuilt, so an earlier one
+    no longer matched them (a held-out review: ``--format md`` left an ``index.html`` whose agreement section
+    contradicted the rebuilt ``agreement.csv`` beside the redrawn plots). Returns the paths removed."""
+    stale = [out_dir / name for fmt, name in REPORT_DOCUMENTS.items() if fmt not in formats
+             and (out_dir / name).is_file()]
+    for path in stale:
+        path.unlink()
+    if stale:
+        names = ", ".join(path.name for path in stale)
+        log.warning("removed %s of an earlier report: not rebuilt (formats: %s), %s no longer matched the rebuilt "
+                    "tables and plots; faithbench report %s rebuilds every format", names, ", ".join(formats),
+                    "it" if len(stale) == 1 else "they", out_dir)
+    return stale

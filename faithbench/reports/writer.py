@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from faithbench.progress import bars_disabled, missing_glyphs_noted
 from faithbench.reports.arguments import FORMATS, check_control, check_report_arguments, run_control
-from faithbench.reports.integrity import NOT_A_RUN, is_run_folder, manifest_problem, mark_report, table_problem
+from faithbench.reports.integrity import (NOT_A_RUN, is_run_folder, manifest_problem, mark_report,
+                                         remove_unbuilt_documents, table_problem)
 from faithbench.reports.markup import markdown_escape
 from faithbench.reports.regions import region_tables
 from faithbench.reports.summaries import cost_summary, models_file, models_summary
@@ -250,7 +251,8 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     ``strata.csv`` when the run wrote ``samples.csv`` (each sample's ``lesion_area``, ``confidence``
     and ``correct``; :mod:`faithbench.stats.strata`), and the plots in ``plots/``; ``formats`` picks
     among ``leaderboard.md`` ("md"), ``leaderboard.tex`` ("latex") and ``index.html`` ("html").
-    ``formats`` may be one of them as a str (``"md"``).
+    ``formats`` may be one of them as a str (``"md"``); the documents of the others that an earlier report
+    wrote are removed, with one logged line (:func:`~faithbench.reports.integrity.remove_unbuilt_documents`).
     ``control`` is the label of the explainer tested against in ``p_vs_random`` and ``beats_random`` (default:
     the run's, from its manifest). ``leaderboard.csv`` gains ``model_at_chance``
     (:mod:`faithbench.stats.chance`; each such model is logged as a warning). A progress bar counts
@@ -350,6 +352,7 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
     from faithbench.reports.medical import mark_unreliable
 
     board = mark_unreliable(board, inputs["reliability.csv"])  # the ‡ of the documents
+    remove_unbuilt_documents(out_dir, formats)  # first: index.html links only the documents there
     if "md" in formats:
         from faithbench.reports.medical import reliability_markdown
 
@@ -378,3 +381,4 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         written.append(out_dir / "index.html")
     mark_report(out_dir, manifest, "complete")
     return written
+

@@ -107,3 +107,35 @@ def test_the_manifest_says_whether_the_report_is_complete(built, tmp_path, names
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["report"] == "complete" and (run / "index.html").exists()
     assert manifest == json.loads((built / "manifest.json").read_text())  # nothing else changed
+
+
+def test_a_report_of_some_formats_removes_the_older_documents_of_the_others(built, tmp_path, names, caplog):
+    """Held-out review stats9 (L2): ``--format md`` rebuilt the tables and plots but left an older index.html and
+    leaderboard.tex that contradicted them (an edited results.parquet: agreement's τ gone, index.html still citing
+    it). They are removed, in one line naming them; files the run does not own stay."""
+    import pandas as pd
+
+    run = names["copy_inputs"](built, tmp_path / "copy")
+    assert main(["report", str(run)]) == 0
+    old_html = (run / "index.html").read_text()
+    results = pd.read_parquet(run / "results.parquet")
+    results["value"] = 0.5  # every explainer tied: another leaderboard
+    results.to_parquet(run / "results.parquet")
+    (run / "notes.txt").write_text("mine")
+    (run / "index_old.html").write_text(old_html)
+    caplog.clear()
+    assert main(["report", str(run), "--format", "md"]) == 0  # the CLI prints faithbench's log lines on stderr
+    assert (run / "leaderboard.md").exists() and (run / "leaderboard.csv").exists()
+    assert not (run / "index.html").exists() and not (run / "leaderboard.tex").exists()
+    assert (run / "notes.txt").read_text() == "mine" and (run / "index_old.html").read_text() == old_html
+    line, = [r.getMessage() for r in caplog.records if r.getMessage().startswith("removed ")]
+    assert line == (f"removed leaderboard.tex, index.html of an earlier report: not rebuilt (formats: md), they no "
+                    f"longer matched the rebuilt tables and plots; faithbench report {run} rebuilds every format")
+    caplog.clear()
+    assert main(["report", str(run), "--format", "html"]) == 0  # the page links no removed document
+    page = (run / "index.html").read_text()
+    assert not (run / "leaderboard.md").exists() and 'href="leaderboard.md"' not in page
+    assert "removed leaderboard.md of an earlier report: not rebuilt (formats: html), it no longer" in caplog.text
+    caplog.clear()
+    assert main(["report", str(run), "--format", "html"]) == 0  # nothing left to remove: no line
+    assert "removed" not in caplog.text
