@@ -292,7 +292,8 @@ def test_the_footnote_tells_an_undefined_perturbed_condition_from_ties():
     assert "same value" not in note
     assert note.endswith("relevance_mass: no verdict: no re-scored sample ranks the explainers under both the "
                          "original and the disruptive condition; noise resilience 1.00 (≥ 0.60, on 3 ranked samples, "
-                         "too few to count); adversary reactivity undefined: 3 of the 8 re-scored samples rank the explainers "
+                         "too few to count); adversary reactivity undefined: 3 of the 8 re-scored samples rank the "
+                         "explainers "
                          "under the original condition, none of them once the explainers undefined under the "
                          "disruptive condition are left out (or that condition was not computed).")
     # a reliability.csv written before n_ranked_original: the defined nr ranking shows the original ranked some
