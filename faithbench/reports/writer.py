@@ -381,4 +381,3 @@ def build_report(out_dir: Path, control: str | None = None, formats: Iterable[st
         written.append(out_dir / "index.html")
     mark_report(out_dir, manifest, "complete")
     return written
-
