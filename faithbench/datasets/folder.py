@@ -53,7 +53,8 @@ def read_csv_rows(folder: Path, csv_path: Path, lines: list[int] | None = None) 
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
             raise DataError(f"{csv_path}: expected columns path,label[,patient_id], got {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num  # the file's line: blank lines count (enumerate was 1 short after one)
             if problem := csv_row_problem(row, ("path", "label")):
                 raise DataError(f"{csv_path}: line {line}: {problem}")
             given, label = row["path"] or "", (row["label"] or "").strip()

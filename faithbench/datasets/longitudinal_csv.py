@@ -30,7 +30,8 @@ def read_visit_rows(folder: Path, csv_path: Path, lines: list[int] | None = None
         if not reader.fieldnames or not set(COLUMNS) <= set(reader.fieldnames):
             raise DataError(f"{csv_path}: expected columns {','.join(COLUMNS)}, got {reader.fieldnames}")
         seen: dict[str, int] = {}  # image (real path) -> its line
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num  # the file's line: blank lines count (enumerate was 1 short after one)
             if problem := csv_row_problem(row, COLUMNS):
                 raise DataError(f"{csv_path}: line {line}: {problem}")
             img = csv_image(folder, row["path"], csv_path, line)

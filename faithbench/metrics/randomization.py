@@ -36,12 +36,16 @@ class RandomizationMetric(Metric):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        if self.params.get("similarity") == "spearman_abs" and self.params.get("postprocess") == "none":
+        similarity, mode = self.params.get("similarity"), self.params.get("postprocess")
+        if similarity == "spearman_abs" and mode == "none":
             # a held-out review: postprocess none gave the values of abs, the absolute maps compared all the same
             raise ParameterError(f"{self.name}: parameter 'postprocess' = 'none' has no effect with similarity "
                                  f"'spearman_abs', which ranks the absolute maps; expected similarity: spearman "
                                  f"to compare the signed maps (Adebayo et al.'s variant without absolute values), "
                                  f"or postprocess abs or relu")
+        if similarity == "spearman" and mode != "none":  # the mirror case (a diff review): abs/relu maps are unsigned
+            raise ParameterError(f"{self.name}: similarity 'spearman' compares signed maps, but postprocess {mode!r} "
+                                 f"leaves none (the values of spearman_abs); expected postprocess: none")
 
     def explain_fn(self, ctx: EvalContext):  # noqa: ANN201
         if ctx.explainer is None:

@@ -42,8 +42,8 @@ _REST = ("bold: best mean of the column (over the samples every explainer with a
          "92% at n = 16 to 20 and the range of the values at n = 3; [–]: a single sample, no interval]; n: samples "
          "with a defined value; {controls}localisation columns measure "
          "agreement with the mask, not faithfulness to the model; on randomisation checks a map that ignores the "
-         "model scores the worst value (1 on the similarity checks, whose aim is about 0; 0 on efficient_mprt ↑, "
-         "whose aim is above 0), so * there says a map is not wholly model-blind, not that it passes")
+         "model fails: 1 on the similarity checks (their worst; the aim is about 0), 0 on efficient_mprt ↑ (no rise "
+         "in complexity; the aim is above 0), so * there says a map is not wholly model-blind, not that it passes")
 
 
 _CONTROL_MAPS = {"random": "noise", "sobel": "the image's edges", "center_prior": "a centred Gaussian"}

@@ -158,3 +158,19 @@ def test_a_class_named_twice_is_refused(tmp_path):
     with pytest.raises(ParameterError, match="folder: " + want):
         FolderDataset("test", path="img", labels="flat.csv", size=12, classes=["neg", "neg"], root=str(tmp_path))
     assert _lf(tmp_path, classes=["neg", "pos"]).classes == ("neg", "pos")
+
+
+def test_csv_lines_are_the_file_s_lines_after_a_blank_line(tmp_path):
+    """A diff review: rows were numbered by enumerate, which skips the blank lines the CSV reader skips, so a bad row
+    after one was named a line too early."""
+    _write(tmp_path, {**{f"n{i}": "neg" for i in range(3)}, **{f"p{i}": "pos" for i in range(3)}})
+    visits = (tmp_path / "visits.csv").read_text().splitlines()
+    (tmp_path / "visits.csv").write_text("\n".join(visits[:3] + [""] + visits[3:] + ["zz,2021-01-15,gone.png,neg"])
+                                         + "\n")
+    flat = (tmp_path / "flat.csv").read_text().splitlines()
+    (tmp_path / "flat.csv").write_text("\n".join(flat[:3] + [""] + flat[3:] + ["gone.png,neg,zz"]) + "\n")
+    line = len(visits) + 2  # the header, the rows, the blank line, then the bad row
+    with pytest.raises(DataError, match=rf"visits\.csv: line {line}: "):
+        _lf(tmp_path)
+    with pytest.raises(DataError, match=rf"flat\.csv: line {line}: "):
+        FolderDataset("test", path="img", labels="flat.csv", size=12, fractions=HALVES, root=str(tmp_path))

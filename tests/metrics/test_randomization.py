@@ -189,7 +189,11 @@ def test_signed_spearman_sees_a_sign_flip_that_spearman_abs_does_not(linear_logi
     signed = DataRandomization(similarity="spearman", postprocess="none")(ctx)["value"]
     assert signed.tolist() == pytest.approx([-1.0, -1.0])
     assert DataRandomization(similarity="spearman_abs")(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])
-    assert DataRandomization(similarity="spearman")(ctx)["value"].tolist() == pytest.approx([1.0, 1.0])  # abs first
     for metric in (MPRTCascading, MPRTIndependent, RandomLogit, DataRandomization):
         with pytest.raises(ParameterError, match="has no effect with similarity 'spearman_abs'.*similarity: spearman"):
             metric(postprocess="none")
+        for mode in ("abs", "relu"):  # the mirror case: unsigned maps, spearman_abs's values (a diff review)
+            with pytest.raises(ParameterError, match=f"postprocess '{mode}' leaves none .*expected postprocess: none"):
+                metric(similarity="spearman", postprocess=mode)
+        with pytest.raises(ParameterError, match="postprocess 'abs' leaves none"):
+            metric(similarity="spearman")  # the checks' default postprocess is abs

@@ -200,9 +200,9 @@ def test_without_a_control_test_the_legend_promises_no_star():
                  "agreement with the mask, not faithfulness to the model",
                  # helper 139: integrated gradients' random_logit 0.9997 read "1.000 *" beside the control's 1.000
                  # review sanity8 D1: efficient_mprt's model-blind value is 0 (↑), not 1, and its aim is not 0
-                 "a map that ignores the model scores the worst value (1 on the similarity checks, whose aim is "
-                 "about 0; 0 on efficient_mprt ↑, whose aim is above 0), so \\* there says a map is not wholly "
-                 "model-blind, not that it passes"):
+                 "a map that ignores the model fails: 1 on the similarity checks (their worst; the aim is about 0), "
+                 "0 on efficient_mprt ↑ (no rise in complexity; the aim is above 0), so \\* there says a map is not "
+                 "wholly model-blind, not that it passes"):
         assert said in legend, said
     # review paper4 F3: the controls are named where they have rows, and only those
     assert "the controls ignore the model" not in legend

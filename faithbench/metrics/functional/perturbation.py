@@ -252,7 +252,7 @@ def _curve(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, inser
            max_batch: int) -> tuple[Tensor, Tensor]:
     _check_saliency(x, saliency)
     ranks = feature_ranks(saliency, patch=patch, generator=seeded_rows(seed, SALT_RANKS, x)).to(x.device)
-    base = make_baseline(x, baseline, background=background, sigma=sigma, 
+    base = make_baseline(x, baseline, background=background, sigma=sigma,
                          generator=seeded_rows(seed, SALT_BASELINE, x))
     return perturbation_curve(model, x, target, ranks, base, steps=steps, insertion=insertion, score=score,
                               max_batch=max_batch)
@@ -351,7 +351,7 @@ def aopc(model: Predict, x: Tensor, target: Tensor, saliency: Tensor, *, order: 
     _check_saliency(x, saliency)
     signed = saliency if order == "morf" else -saliency
     ranks = feature_ranks(signed, patch=patch, generator=seeded_rows(seed, SALT_RANKS, x)).to(x.device)
-    base = make_baseline(x, baseline, background=background, sigma=sigma, 
+    base = make_baseline(x, baseline, background=background, sigma=sigma,
                          generator=seeded_rows(seed, SALT_BASELINE, x))
     curve, _ = aopc_curve(model, x, target, ranks, base, steps=steps, patch=patch, score=score,
                           max_batch=max_batch)
@@ -390,7 +390,7 @@ def region_deletion_correlation(model: Predict, x: Tensor, target: Tensor, salie
     if regions.shape[0] != x.shape[0] or regions.shape[2:] != x.shape[2:]:
         raise ValueError(f"expected regions of shape ({x.shape[0]}, R, {', '.join(map(str, x.shape[2:]))}), "
                          f"got {tuple(regions.shape)}")
-    base = make_baseline(x, baseline, background=background, sigma=sigma, 
+    base = make_baseline(x, baseline, background=background, sigma=sigma,
                          generator=seeded_rows(seed, SALT_BASELINE, x))
     regions = regions.to(x.device).bool()
     deltas = region_deletion_deltas(model, x, target, regions, base, score=score, max_batch=max_batch)
