@@ -18,6 +18,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 
 __all__ = [
+    "ANNOTATED_REGIONS",
     "SANITY_PREFIX",
     "cd_cliques",
     "plot_cd_diagram",
@@ -306,13 +307,20 @@ def plot_cost(cost_table: pd.DataFrame, out_dir: Path) -> list[Path]:
         return _save(fig, out_dir / "cost")
 
 
+ANNOTATED_REGIONS = 40  # regions of a heat-map panel whose cells print their share; more: none, the width capped
+
+
 def plot_region_shares(regions: pd.DataFrame, out_dir: Path,
                        chance_blocks: set[tuple[str, ...]] | None = None) -> list[Path]:
     """Heat maps of the mean share of positive saliency mass per explainer (rows) and region
     (columns), one panel per class (negative: label 0; positive: the others), one figure
     ``regions_<dataset>_<model>`` per (dataset, model). The last row, ``area (chance)``, is the
     regions' mean area fraction: the share a map independent of the image would get. A (dataset,
-    model) of ``chance_blocks`` gets :data:`~faithbench.reports.figure.CHANCE_TITLE`, as on the other figures."""
+    model) of ``chance_blocks`` gets :data:`~faithbench.reports.figure.CHANCE_TITLE`, as on the other figures.
+    Up to :data:`ANNOTATED_REGIONS` regions each cell prints its share (2 decimals, 0.75 in a column); past them
+    (a fine grid: 32 x 32 on 32 px made a 156,762-pixel-wide image, every cell "0.00", a review) the cells carry
+    no numbers, a panel is that many columns wide at most (seaborn then labels some regions only), the cells are
+    raster in the SVG too, and the title says so: ``regions.csv`` has every value."""
     if regions.empty:
         return []
     written = []
@@ -320,11 +328,12 @@ def plot_region_shares(regions: pd.DataFrame, out_dir: Path,
     for (dataset, model), group in frame.groupby(["dataset", "model"], sort=True):
         order = list(dict.fromkeys(group["region"].astype(str)))  # the run's region order
         panels = sorted(group["samples"].unique())
+        annotated = len(order) <= ANNOTATED_REGIONS
         with matplotlib.rc_context(_RC):
             n_rows = group["explainer"].nunique() + 1
+            width = 0.75 * min(len(order), ANNOTATED_REGIONS)
             fig, axes = subplots(1, len(panels), squeeze=False,
-                                     figsize=(1.0 + 0.75 * len(order) * len(panels) + 1.5 * len(panels),
-                                              1.6 + 0.42 * n_rows))
+                                 figsize=(1.0 + width * len(panels) + 1.5 * len(panels), 1.6 + 0.42 * n_rows))
             tables = {}
             for samples in panels:
                 part = group[group["samples"] == samples]
@@ -336,8 +345,8 @@ def plot_region_shares(regions: pd.DataFrame, out_dir: Path,
             top = max([1e-9] + [float(np.nanmax(t.to_numpy())) for t, _ in tables.values() if t.notna().any().any()])
             for ax, samples in zip(axes[0], panels):
                 table, n = tables[samples]
-                sns.heatmap(table, ax=ax, annot=True, fmt=".2f", cmap="viridis", vmin=0.0, vmax=top,
-                            cbar=ax is axes[0][-1], annot_kws={"fontsize": 7})
+                sns.heatmap(table, ax=ax, annot=annotated, fmt=".2f", cmap="viridis", vmin=0.0, vmax=top,
+                            cbar=ax is axes[0][-1], annot_kws={"fontsize": 7}, rasterized=not annotated)
                 ax.axhline(len(table) - 1, color="white", linewidth=2)
                 ax.set_title(f"{dataset} / {model}: {samples} (n = {n})", fontsize=9)
                 ax.set_xlabel("region")
@@ -345,6 +354,7 @@ def plot_region_shares(regions: pd.DataFrame, out_dir: Path,
                 ax.tick_params(axis="x", labelrotation=45, labelsize=8)
                 ax.tick_params(axis="y", labelsize=8)
             titled(fig, "share of positive saliency mass per region (mean over samples)"
+                   + ("" if annotated else f"\n{len(order)} regions: no values in the cells (regions.csv has them)")
                    + ("\n" + CHANCE_TITLE if at_chance((dataset, model), chance_blocks) else ""), fontsize=10)
             written += _save(fig, _stem(out_dir, "regions", dataset, model))
     return written
