@@ -8,10 +8,11 @@ import math
 import re
 import unicodedata
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["LATEX_PREAMBLE", "column_decimals", "disagreement_html", "format_fixed", "format_number",
-           "latex_breakable", "latex_escape", "markdown_escape", "table_html"]
+__all__ = ["LATEX_PREAMBLE", "column_decimals", "disagreement_html", "fixed_columns", "format_fixed", "format_number",
+           "latex_breakable", "latex_escape", "markdown_escape", "ranked_decimals", "table_html"]
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -130,6 +131,41 @@ def column_decimals(means: list[float], best: list[float], runner_up: float, dec
     while out < most and any(abs(b - r) >= 10 ** -most  # a smaller difference is float noise
                              and format_fixed(b, out) == format_fixed(r, out) for b, r in pairs):
         out += 1
+    return out
+
+
+def ranked_decimals(means: np.ndarray, ranks: np.ndarray, best: float) -> int:
+    """:func:`column_decimals` of a leaderboard column: ``means`` with their ``ranks``; the cells ranked ``best``
+    (NaN: none is bold) against the mean of the best-ranked cell below them."""
+    below = ~np.isnan(ranks) & (ranks != best) & ~np.isnan(means)
+    runner_up = float(means[below][np.argmin(ranks[below])]) if below.any() else math.nan
+    return column_decimals(list(means), list(means[ranks == best]), runner_up)
+
+
+def fixed_columns(frame: pd.DataFrame, columns: tuple[str, ...] = ("mean", "ci_low", "ci_high", "chance"),
+                  by: tuple[str, ...] = ("dataset", "model", "class", "metric")) -> pd.DataFrame:
+    """``frame`` with its ``columns`` (those it has) as text, printed as the leaderboard prints a metric's column:
+    one number of decimals per group of ``by`` (those it has), :func:`ranked_decimals` of the group's ``mean``
+    and ``rank`` (no rank column: no bold cell), then :func:`format_fixed`. So a mean that is float noise
+    (below 10^-6 of the group's largest |mean|: 2.79e-09 beside 0.275) prints 0.000 as in ``leaderboard.md``, where
+    :func:`format_number` gave 2.79e-09 (a review of the HTML region deletion correlation and strata tables)."""
+    shown = [] if frame is None else [c for c in columns if c in frame.columns]
+    if not shown or frame.empty or "mean" not in frame.columns:
+        return frame
+    keys = [c for c in by if c in frame.columns]
+    groups = frame.groupby(keys, sort=False, dropna=False).indices.values() if keys else [np.arange(len(frame))]
+    out = frame.astype({c: object for c in shown})
+    for rows in groups:
+        part = frame.iloc[rows]
+        means = pd.to_numeric(part["mean"], errors="coerce").to_numpy(dtype=float)
+        ranks = (pd.to_numeric(part["rank"], errors="coerce").to_numpy(dtype=float) if "rank" in part.columns
+                 else np.full(len(part), np.nan))
+        defined = ranks[~np.isnan(ranks)]
+        best = float(defined.min()) if np.unique(defined).size >= 2 else math.nan  # as the leaderboard bolds
+        decimals = ranked_decimals(means, ranks, best)
+        for column in shown:
+            values = pd.to_numeric(part[column], errors="coerce").to_numpy(dtype=float)
+            out.iloc[rows, out.columns.get_loc(column)] = [format_fixed(v, decimals) for v in values]
     return out
 
 

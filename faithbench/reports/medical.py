@@ -308,10 +308,11 @@ def reliability_markdown(root: Path, board: pd.DataFrame, manifest: dict | None 
 
 def strata_html(table: pd.DataFrame, figures: str = "", target: Any = None) -> str:
     """The stratified-analysis section: the figures, then the table (first rows); a stratum of one map
-    shows no CI ("–", where ``strata.csv`` keeps the bootstrap's zero-width [v, v]). The note explains the
-    ``finding`` stratum where the table has it, and what ``target: predicted`` does unless the suite's
+    shows no CI ("–", where ``strata.csv`` keeps the bootstrap's zero-width [v, v]); mean and CI with the
+    leaderboard's decimals per (dataset, model, metric) (:func:`~faithbench.reports.markup.fixed_columns`). The
+    note explains the ``finding`` stratum where the table has it, and what ``target: predicted`` does unless the suite's
     ``target`` (None: not known) is another (a review: neither held for a multi-label class-target run)."""
-    from faithbench.reports.markup import table_html
+    from faithbench.reports.markup import fixed_columns, table_html
 
     kinds = set(table["stratum_kind"].astype(str)) if "stratum_kind" in table.columns else set()
     finding = ("; on multi-label data, whether the image has the explained class's finding (present / absent: "
@@ -323,6 +324,7 @@ def strata_html(table: pd.DataFrame, figures: str = "", target: Any = None) -> s
     if {"n", "ci_low", "ci_high"} <= set(table.columns):
         single = pd.to_numeric(table["n"], errors="coerce") == 1
         table = table.assign(ci_low=table["ci_low"].mask(single), ci_high=table["ci_high"].mask(single))
+    table = fixed_columns(table, ("mean", "ci_low", "ci_high"))  # per metric, as the leaderboard (a review: 2.79e-09)
     return ('<p class="note">Localisation and faithfulness scores by lesion size (tertiles of the mask\'s area '
             "fraction, on datasets with a lesion mask; the edges come from the distinct values, so with one or "
             "two distinct areas a stratum is missing), model confidence (tertiles of the target probability), "

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from faithbench.reports.markup import table_html
+from faithbench.reports.markup import fixed_columns, table_html
 from faithbench.reports.notes import WILCOXON_NOTE
 from faithbench.reports.stats_html import STATS_CHANCE_NOTE, mark_at_chance
 from faithbench.store import atomic_write_bytes
@@ -59,12 +59,14 @@ def region_tables(out_dir: Path, inputs: dict[str, Any],
 
 def regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFrame | None,
                  chance_blocks: Collection[tuple[str, ...]] = ()) -> str:
-    """Region-based saliency: the between-class tests, region deletion correlation beside them,
-    and the paired tests between explainers; the rows of a model at chance (``chance_blocks``,
+    """Region-based saliency: the between-class tests, region deletion correlation beside them (its numbers
+    with the leaderboard's decimals, :func:`~faithbench.reports.markup.fixed_columns`), and the paired tests
+    between explainers; the rows of a model at chance (``chance_blocks``,
     :func:`~faithbench.reports.figure.blocks_at_chance`) carry † after the model in each table, as in the
     leaderboard and the Statistics section, with the legend saying why."""
     shown = tests[[c for c in REGION_TEST_SHOWN if c in tests.columns]] if not tests.empty else tests
     rdc = board[board["metric"].astype(str) == "region_deletion_correlation"] if "metric" in board else board.iloc[:0]
+    rdc = fixed_columns(rdc)  # the leaderboard's decimals: 0.000 for float noise, not 2.79e-09 (a review)
     rdc = rdc[[c for c in ("dataset", "model", "explainer", "mean", "ci_low", "ci_high", "chance", "n",
                            "p_vs_random") if c in rdc.columns]]
     tables = (shown, rdc, pairwise)

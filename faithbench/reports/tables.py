@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from faithbench.names import counted
-from faithbench.reports.markup import column_decimals, format_fixed, format_number, latex_escape, markdown_escape
+from faithbench.reports.markup import format_fixed, format_number, latex_escape, markdown_escape, ranked_decimals
 from faithbench.reports.notes import (CHANCE_LEVEL_NOTE, CHANCE_NOTE, DAGGER,  # re-exported
                                       control_alone, control_tested, present_controls, significance_note,
                                       split_skipped)
@@ -207,12 +207,9 @@ def _chance_level(rows: pd.DataFrame) -> float:
 
 
 def _decimals(sub: pd.DataFrame, ranks: np.ndarray, best: float) -> int:
-    """A column's decimals (:func:`column_decimals`): its means, those ranked ``best`` (bold) against the
-    mean of the best-ranked cell below them."""
-    means = pd.to_numeric(sub["mean"], errors="coerce").to_numpy(dtype=float)
-    below = ~np.isnan(ranks) & (ranks != best) & ~np.isnan(means)
-    runner_up = float(means[below][np.argmin(ranks[below])]) if below.any() else math.nan
-    return column_decimals(list(means), list(means[ranks == best]), runner_up)
+    """A column's decimals (:func:`~faithbench.reports.markup.ranked_decimals`): its means, those ranked ``best``
+    (bold) against the mean of the best-ranked cell below them."""
+    return ranked_decimals(pd.to_numeric(sub["mean"], errors="coerce").to_numpy(dtype=float), ranks, best)
 
 
 def leaderboard_tables(board: pd.DataFrame) -> list[LeaderboardTable]:
