@@ -305,7 +305,8 @@ def render_html(
     if region_tests is not None:
         from faithbench.reports.regions import regions_html
 
-        sections.append(("regions", "Regions", regions_html(board, region_tests, region_pairwise, chance_blocks)
+        sections.append(("regions", "Regions", regions_html(board, region_tests, region_pairwise, chance_blocks,
+                                                              failures)
                          + _figures(matching("regions_"), root, used)))
 
     sections += medical_sections(root, lambda prefix: _figures(matching(prefix), root, used), manifest, control)

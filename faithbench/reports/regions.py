@@ -7,6 +7,7 @@ otherwise, as a run does."""
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Collection
 from pathlib import Path
@@ -58,17 +59,20 @@ def region_tables(out_dir: Path, inputs: dict[str, Any],
 
 
 def regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFrame | None,
-                 chance_blocks: Collection[tuple[str, ...]] = ()) -> str:
+                 chance_blocks: Collection[tuple[str, ...]] = (), failures: pd.DataFrame | None = None) -> str:
     """Region-based saliency: the between-class tests, region deletion correlation beside them (its numbers
     with the leaderboard's decimals, :func:`~faithbench.reports.markup.fixed_columns`), and the paired tests
     between explainers; the rows of a model at chance (``chance_blocks``,
     :func:`~faithbench.reports.figure.blocks_at_chance`) carry † after the model in each table, as in the
-    leaderboard and the Statistics section, with the legend saying why."""
+    leaderboard and the Statistics section, with the legend saying why. The paired tests' legend names the
+    failed explainers of ``failures`` (``failures.csv``) whose pairs count in Holm's m without a row
+    (:func:`_holm_failures`)."""
     shown = tests[[c for c in REGION_TEST_SHOWN if c in tests.columns]] if not tests.empty else tests
     rdc = board[board["metric"].astype(str) == "region_deletion_correlation"] if "metric" in board else board.iloc[:0]
     rdc = fixed_columns(rdc)  # the leaderboard's decimals: 0.000 for float noise, not 2.79e-09 (a review)
     rdc = rdc[[c for c in ("dataset", "model", "explainer", "mean", "ci_low", "ci_high", "chance", "n",
                            "p_vs_random") if c in rdc.columns]]
+    holm = _holm_failures(pairwise, failures)  # before the † marks change the model names
     tables = (shown, rdc, pairwise)
     shown, rdc, pairwise = marked = [mark_at_chance(t, chance_blocks) for t in tables]
     dagger = f"; {STATS_CHANCE_NOTE}" if any(new is not old for new, old in zip(marked, tables)) else ""
@@ -95,6 +99,23 @@ def regions_html(board: pd.DataFrame, tests: pd.DataFrame, pairwise: pd.DataFram
     if pairwise is not None:
         parts += [f"<details><summary>paired Wilcoxon signed-rank tests between explainers per region and class "
                   f"({WILCOXON_NOTE})</summary>",
-                  f'<p class="note"><a href="region_pairwise.csv">region_pairwise.csv</a>{dagger}</p>',
+                  f'<p class="note"><a href="region_pairwise.csv">region_pairwise.csv</a>{dagger}'
+                  f"{holm}</p>",
                   table_html(pairwise, "no pairs", max_rows=500), "</details>"]
     return "".join(parts)
+
+
+def _holm_failures(pairwise: pd.DataFrame | None, failures: pd.DataFrame | None) -> str:
+    """A legend sentence naming, per (dataset, model) of ``pairwise``, the failed explainers whose planned pairs
+    count in p_holm's family with no row (:func:`faithbench.stats.regions.failed_in_pairwise`), or "". A review:
+    the table showed 6 pairs per group, p_holm = 10 p, and no word on why."""
+    from faithbench.stats.regions import failed_in_pairwise
+
+    if pairwise is None or pairwise.empty or failures is None or failures.empty:
+        return ""
+    blocks = pairwise[["dataset", "model"]].astype(str).drop_duplicates().itertuples(index=False)
+    named = [f"{d} / {m}: {', '.join(names)}" for d, m in blocks if (names := failed_in_pairwise(failures, d, m))]
+    if not named:
+        return ""
+    return html.escape(f". Holm's m counts the planned pairs, those of the failed explainers too, which have no "
+                       f"rows ({'; '.join(named)}): p_holm adjusts over more pairs than a group shows")

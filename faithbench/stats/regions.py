@@ -26,7 +26,8 @@ from faithbench.stats.pvalues import p_values
 from faithbench.stats.tables import _failed, _planned_holm, per_sample
 
 __all__ = ["CLASS_TEST_COLUMNS", "REGION_PAIRWISE_COLUMNS", "bonferroni", "class_test", "empty_class",
-           "empty_region_messages", "mann_whitney", "rank_sum_null", "region_class_tests", "region_pairwise"]
+           "empty_region_messages", "failed_in_pairwise", "mann_whitney", "rank_sum_null", "region_class_tests",
+           "region_pairwise"]
 
 CLASS_TEST_COLUMNS = ["dataset", "model", "explainer", "score", "region", "test", "statistic", "p",
                       "p_bonferroni", "significant", "n_regions", "n_negative", "n_positive", "mean_negative",
@@ -224,6 +225,12 @@ def empty_region_messages(tests: pd.DataFrame) -> list[str]:
             in empty.groupby(["dataset", "model", "region"], sort=True)["note"].first().items()]
 
 
+def failed_in_pairwise(failures: pd.DataFrame | None, dataset: str, model: str) -> list[str]:
+    """The explainers of ``failures`` (``failures.csv``) whose pairs :func:`region_pairwise` counts in the Holm
+    family of (``dataset``, ``model``) without a row: failed in explanation or in the metric ``regions``; sorted."""
+    return sorted(_failed(failures, {"dataset": dataset, "model": model, "metric": REGIONS_METRIC}))
+
+
 def region_pairwise(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("share",),
                     failures: pd.DataFrame | None = None) -> pd.DataFrame:
     """Paired two-sided Wilcoxon signed-rank tests between explainers, per (dataset, model, score,
@@ -248,7 +255,7 @@ def region_pairwise(regions: pd.DataFrame, scores: list[str] | tuple[str, ...] =
             table = pairwise_wilcoxon(wide)
             if table.empty:
                 continue
-            failed = _failed(failures, {"dataset": dataset, "model": model, "metric": REGIONS_METRIC})
+            failed = set(failed_in_pairwise(failures, dataset, model))
             names, sides = list(map(str, wide.columns)), ["explainer_a", "explainer_b"]
             table["p_holm"] = _planned_holm(table, names, failed, sides)
             for position, (name, value) in enumerate(zip(["dataset", "model", "score", "region", "samples"],
