@@ -6,7 +6,8 @@ across files: nibabel's ``as_closest_canonical`` (RAS+) for NIfTI; for NRRD the 
 and the same canonicalisation follows. The array is then laid out as (D, H, W) = (superior →
 inferior, anterior → posterior, patient's right → left), the radiological view of axial slices.
 A label map on another grid than its image is resampled onto the image's grid (nearest
-neighbour, through the affines) before anything else.
+neighbour, through the affines; copied exactly when the grids differ by a flip, transpose, crop or
+pad: :func:`~faithbench.datasets.volume_files.resample_label_map`) before anything else.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from faithbench.datasets.base import SPLITS, BaseDataset, Split
 from faithbench.datasets.paths import DataError, resolve_path
 from faithbench.datasets.volume_files import (NIBABEL_SUFFIXES, NRRD_SUFFIXES, ORIENTATIONS, nibabel_or_error,
                                               canonical_array, detached_data, label_ids, load_nrrd_as_nifti,
-                                              load_volume, read_names, stored_array)
+                                              load_volume, read_names, resample_label_map,
+                                              stored_array)
 from faithbench.names import did_you_mean
 from faithbench.registry import datasets
 from faithbench.types import CANONICAL_PLANES, STORED_PLANES, Sample
@@ -113,8 +115,9 @@ class VolumeDataset(BaseDataset):
     spatial_dims = 3
     background = 0.0
     # 2: label maps resized as the image (1: nearest, masks shifted by (k - 1) / 2 voxels); 4: 3's per-lesion rescue
-    # withdrawn (seconds per volume of many small lesions, masks grown many times over them); 5: shares in float64
-    version = "5"
+    # withdrawn (seconds per volume of many small lesions, masks grown many times over them); 5: shares in float64;
+    # 6: label maps on another affine copied exactly when grid-aligned, else the voxel holding each centre
+    version = "6"
     cheap_splits = True
 
     def __init__(self, split: Split = "test", *, items: list[dict[str, Any]] | None = None,
@@ -220,14 +223,12 @@ class VolumeDataset(BaseDataset):
                           "so it is resampled through the two affines; one saved with a placeholder affine "
                           "(np.eye(4)) lands in the wrong place (check an overlay)")
             if not (same_shape and same_affine):
-                from nibabel.processing import resample_from_to
-
                 # read once: the check and the resampling share it; one frame of 4D as 3D (load_volume refused
                 # more: resample_from_to of 4D data failed with numpy's error, naming no file)
                 data = stored_array(seg, item["label_map"])
                 self._check_overlap(item, data, seg.affine, img)
-                seg = resample_from_to(nibabel_or_error().Nifti1Image(data, seg.affine), (img.shape[:3], img.affine),
-                                       order=0)
+                data = resample_label_map(data, seg.affine, img.shape[:3], img.affine)
+                seg = nibabel_or_error().Nifti1Image(data, img.affine)
             label_map = label_ids(arrange(seg, item["label_map"]), item["label_map"])
         if self.window is not None:
             lo, hi = self.window
