@@ -100,7 +100,8 @@ def _check_params(name: str, target: Any, params: dict[str, Any]) -> None:
     """A :class:`~faithbench.configurable.ParameterError` for a parameter ``target`` does not take or a
     value of the wrong type, as a suite's validation gives (a review: ``create_dataset(..., sise=3)`` was a
     raw TypeError where ``create_metric`` names the parameter and the valid ones)."""
-    from faithbench.config_checks import check_kwargs, check_param_types
+    from faithbench.config_checks import check_kwargs
+    from faithbench.config_types import check_param_types
     from faithbench.configurable import ParameterError
 
     check_kwargs(name, target, params, ParameterError, part="")

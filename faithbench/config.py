@@ -21,9 +21,10 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, 
                       model_validator)
 
 from faithbench.config_checks import (SuiteWarning, check_control, check_kwargs, first_line,
-                                     check_param_types, check_suite_values, check_target, check_validation,
+                                     check_suite_values, check_target, check_validation,
                                      check_weights, resolve_weights, unique_names)
 from faithbench.config_messages import validation_message
+from faithbench.config_types import check_param_types
 from faithbench.config_files import (BUILTIN_DIR, SuiteError, builtin_suites, read_suite_file,
                                      resolve_suite_path, suite_folder)
 from faithbench.configurable import Bool, Float, Int, ParameterError
@@ -33,7 +34,8 @@ from faithbench.region_checks import check_regions
 from faithbench.model_checks import check_models, check_train_splits, warn_padding_baseline
 from faithbench.models.checkpoint import ModelSpec
 from faithbench.models.errors import CheckpointError
-from faithbench.models.factory import check_model_spec, is_external, module_callable, parse_model_name
+from faithbench.models.factory import (check_model_spec, is_external, module_callable, monai_class,
+                                       parse_model_name)
 from faithbench.names import check_file_names, check_folder_name, check_label, check_text
 from faithbench.registry import RegistryError, datasets, explainers, metrics, models
 
@@ -281,8 +283,9 @@ def validate_plugins(suite: Suite, source: str) -> None:
                 check_model_spec(mspec)
             except ValueError as exc:
                 raise SuiteError(f"{where}: {exc}") from None
-            if (parsed := parse_model_name(mspec.name)).source == "module":  # its defaults' kinds too (a review)
-                check_param_types(where, module_callable(parsed.target), mspec.params, SuiteError)
+            if (parsed := parse_model_name(mspec.name)).source in ("module", "monai"):  # defaults' kinds too (reviews)
+                builder = module_callable if parsed.source == "module" else monai_class
+                check_param_types(where, builder(parsed.target), mspec.params, SuiteError)
         else:
             try:
                 builder = models.get(mspec.name)

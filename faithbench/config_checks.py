@@ -3,9 +3,9 @@
 :func:`faithbench.config.validate_plugins` calls these after it has resolved every name:
 
 - :func:`check_kwargs`: dataset and model parameter names against the builder's signature;
-- :func:`check_param_types`: a dataset or model parameter whose annotation is ``int``, ``float``,
-  ``bool`` or ``str`` (or ``Optional`` of one) must have that type (``size: "64"`` is an error
-  naming ``params.size``, not a failure deep inside the dataset);
+- :func:`faithbench.config_types.check_param_types` (its own module): a dataset or model parameter whose
+  annotation is ``int``, ``float``, ``bool`` or ``str`` (or ``Optional`` of one) must have that type
+  (``size: "64"`` is an error naming ``params.size``, not a failure deep inside the dataset);
 - :func:`faithbench.model_checks.check_models` (its own module): every model is built for every
   dataset it pairs with on the ``meta`` device and fed one image of the dataset's shape, so wrong
   parameter values and a 2D model on 3D data are errors; explainers' ``target_layer`` must name a
@@ -33,20 +33,15 @@ import difflib
 import inspect
 import json
 import os
-import types
-import typing
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from faithbench.datasets.paths import DataError
 from faithbench.device import check_device_name
 from faithbench.names import counted
-
-_SIMPLE = (bool, int, float, str)
-
 
 class SuiteWarning(UserWarning):
     """A suite that runs, but not entirely as written (a metric skipped on a dataset)."""
@@ -63,27 +58,6 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
-def _simple_type(hint: Any) -> tuple[type, bool] | None:
-    """``(type, optional)`` when ``hint`` is one of the simple types or ``Optional`` of one."""
-    if hint in _SIMPLE:
-        return hint, False
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1 and args[0] in _SIMPLE and len(args) < len(typing.get_args(hint)):
-            return args[0], True
-    return None
-
-
-def _type_ok(expected: type, value: Any) -> bool:
-    if expected is bool:
-        return isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if expected is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
 def check_kwargs(where: str, target: Any, params: dict[str, Any], error: type[Exception],
                  part: str = ".params") -> None:
     """Check keyword names against a callable's signature (for datasets and models); the message
@@ -97,32 +71,6 @@ def check_kwargs(where: str, target: Any, params: dict[str, Any], error: type[Ex
         if key not in named and not accepts_any:
             valid = [n for n in named if n not in data_given]
             raise error(f"{where}{part}: unknown parameter {key!r}; valid parameters: {', '.join(valid) or 'none'}")
-
-
-def check_param_types(where: str, target: Callable[..., Any], params: dict[str, Any], error: type[Exception],
-                      part: str = ".params") -> None:
-    """Raise ``error`` naming ``<where><part>.<key>`` for a value of the wrong simple type: the annotation's, else,
-    unannotated, text where the default is a number (a review: a builder's ``width=6`` given "a" failed inside the
-    builder; lists, bools and other kinds stay the builder's business: ``kernel=3`` may take ``[3, 3]``)."""
-    try:
-        hints = typing.get_type_hints(target.__init__ if isinstance(target, type) else target)
-        defaults = {n: p.default for n, p in inspect.signature(target).parameters.items() if p.default is not p.empty}
-    except Exception:  # unresolvable annotations: the plugin's own checks decide
-        return
-    for key, value in params.items():
-        simple = _simple_type(hints.get(key))
-        default = defaults.get(key)
-        if key not in hints and isinstance(value, str) and isinstance(default, (int, float)) \
-                and not isinstance(default, bool):
-            raise error(f"{where}{part}.{key}: expected a number (the default is {default!r}), got str {value!r} "
-                        "(annotate the parameter if it takes text)")
-        if simple is None:
-            continue
-        expected, optional = simple
-        if (value is None and optional) or _type_ok(expected, value):
-            continue
-        raise error(f"{where}{part}.{key}: expected {expected.__name__}{' or null' if optional else ''}, "
-                    f"got {type(value).__name__} {value!r}")
 
 
 def model_dataset_pairs(suite: Any, built: dict[str, Any]) -> list[tuple[int, Any, str, Any]]:

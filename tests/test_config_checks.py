@@ -438,7 +438,7 @@ def test_a_timm_weights_file_validates_without_torch_warnings(tmp_path):
 def test_an_unannotated_builder_parameter_takes_its_defaults_kind():
     """A plugins review: a builder's ``width=6`` given "a" failed inside the builder ("not all arguments converted
     during string formatting"); a parameter without an annotation is checked against its default's kind."""
-    from faithbench.config_checks import check_param_types
+    from faithbench.config_types import check_param_types
 
     def build(in_chans, num_classes, *, width=6, dropout=0.0, norm=True, act="relu", extra=None):
         return None

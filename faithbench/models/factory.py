@@ -121,7 +121,7 @@ def unexpected_parameter_hint(spec: Any, exc: BaseException) -> str:
         return ""
     try:
         parsed = parse_model_name(spec.name)
-        fn = {"monai": _monai_class, "module": module_callable}[parsed.source](parsed.target)
+        fn = {"monai": monai_class, "module": module_callable}[parsed.source](parsed.target)
     except (KeyError, ValueError):
         return ""
     return _close_parameter(found.group(1), fn)
@@ -153,13 +153,13 @@ def monai_downloads(name: str) -> bool:
     """Whether the MONAI network of ``monai:<Class>`` has ``pretrained=True`` as its default, which
     :func:`build_network` overrides with ``False`` unless the entry's params ask."""
     try:
-        param = inspect.signature(_monai_class(name.split(":", 1)[1])).parameters.get("pretrained")
+        param = inspect.signature(monai_class(name.split(":", 1)[1])).parameters.get("pretrained")
     except Exception:  # an unknown class: the build names it
         return False
     return param is not None and param.default is True
 
 
-def _monai_class(target: str) -> Any:
+def monai_class(target: str) -> Any:
     import monai.networks.nets as nets
 
     cls = getattr(nets, target, None)
@@ -210,7 +210,7 @@ def check_model_spec(spec: Any) -> None:
         if parsed.target not in names:
             raise ValueError(f"unknown torchvision model {parsed.target!r}{_did_you_mean(parsed.target, names)}")
     elif parsed.source == "monai":
-        check_params("params", _monai_class(parsed.target), spec.params)
+        check_params("params", monai_class(parsed.target), spec.params)
     elif parsed.source == "module":
         check_params("params", module_callable(parsed.target), spec.params)
     elif parsed.source == "local-dir":
@@ -368,7 +368,7 @@ def build_network(spec: Any, in_chans: int, num_classes: int, input_size: tuple[
     elif parsed.source == "torchvision":
         model, config = _build_torchvision(spec, parsed, num_classes)
     else:
-        fn = _monai_class(parsed.target) if parsed.source == "monai" else module_callable(parsed.target)
+        fn = monai_class(parsed.target) if parsed.source == "monai" else module_callable(parsed.target)
         defaults = {"spatial_dims": dims, "in_channels": in_chans, "n_input_channels": in_chans, "in_chans": in_chans,
                     "out_channels": num_classes, "num_classes": num_classes, "input_size": tuple(input_size)}
         if parsed.source == "monai":  # MONAI's EfficientNetBN downloads ImageNet weights by default, even offline

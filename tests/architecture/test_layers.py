@@ -22,8 +22,8 @@ FLOORS = {
     "progress": 0, "scores": 0, "seeds": 0,
     "datasets": 1, "explainers": 1, "metrics": 1, "stats": 1,
     "models": 2, "reports": 2,
-    "config": 3, "config_files": 3, "config_yaml": 3, "config_checks": 3, "config_messages": 3, "metric_checks": 3,
-    "model_checks": 3, "region_checks": 3,
+    "config": 3, "config_files": 3, "config_yaml": 3, "config_checks": 3, "config_types": 3, "config_messages": 3,
+    "metric_checks": 3, "model_checks": 3, "region_checks": 3,
     "runner": 4,
     "cli": 5, "listing": 5, "": 6,  # "": faithbench/__init__.py, the public API
 }
