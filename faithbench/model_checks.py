@@ -6,7 +6,8 @@ Built for the check: built-in architectures, your own ``pkg.module:callable`` an
 and timm / torchvision networks without pretrained weights (a ``weights`` file is not read here:
 :func:`faithbench.config_checks.check_weights` compares its shapes). Hub entries (``hf-hub:``,
 ``local-dir:``) and pretrained library weights are not built, since that would download or read
-them; the run's preflight checks those. Your own builder runs as it is written: one that downloads
+them; the run's preflight checks those (a ``local-dir:`` folder's ``config.json`` is read for its
+``input_size``: a 2D network on 3D images is refused here). Your own builder runs as it is written: one that downloads
 weights itself downloads them here too (offline, its error is validate's). A build or forward pass
 the meta device cannot run (``Tensor.item()``, an operation with data-dependent shapes,
 ``NotImplementedError``) is not an error: only a failure that would happen on real data is (a 2D
@@ -15,8 +16,10 @@ network on 3D volumes, a wrong channel count, logits of the wrong shape).
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,6 +44,23 @@ def _buildable(mspec: Any) -> bool:
     if source in ("builtin", "module", "monai"):
         return True
     return source in ("timm", "torchvision") and not mspec.uses_pretrained
+
+
+def _local_dir_dims(mspec: Any) -> tuple[int, list[int]] | None:
+    """``(spatial dims, input_size)`` of a ``local-dir:`` network by its ``config.json``'s
+    ``pretrained_cfg.input_size`` (``[C, H, W]``: 2D), read offline without its weights; None where that
+    cannot be told (another source, no such key: the run's first image checks it)."""
+    from faithbench.models.factory import parse_model_name
+
+    parsed = parse_model_name(mspec.name)
+    if parsed.source != "local-dir":
+        return None
+    try:
+        config = json.loads((Path(parsed.target).expanduser() / "config.json").read_text(encoding="utf-8"))
+        size = config["pretrained_cfg"]["input_size"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (len(size) - 1, list(size)) if isinstance(size, list) and len(size) in (3, 4) else None
 
 
 def _meta_only(exc: BaseException) -> bool:
@@ -148,7 +168,13 @@ def check_models(suite: Any, source: str, built: dict[str, Any], explainers: lis
                           SuiteWarning, stacklevel=2)
     pairs, runs = model_dataset_pairs(suite, built), []  # runs: per pair checked, whether some explainer runs
     for i, mspec, label, dataset in pairs:
-        if not _buildable(mspec):
+        if not _buildable(mspec):  # a local-dir: folder's config tells its dimensions (a review: exit 1 in the run)
+            dims = _local_dir_dims(mspec)
+            wanted = getattr(dataset, "spatial_dims", None)
+            if dims and wanted and dims[0] != wanted:
+                raise error(f"{source}: models[{i}]: {mspec.label!r} is a {dims[0]}D network (input_size {dims[1]} in "
+                            f"its config.json) and dataset {label!r} holds {wanted}D images: expected a {wanted}D "
+                            f"network for it")
             continue
         try:
             channels, classes = dataset.in_channels, len(dataset.classes)
