@@ -96,7 +96,10 @@ class Registry(Generic[T]):
                 raise ValueError(f"cannot infer a {self.kind} name for {obj!r}; pass name=")
             module = str(getattr(obj, "__module__", "") or "")
             own = module == "faithbench" or module.startswith("faithbench.")
-            self._add(key, _Entry(obj, origin or ("builtin" if own else f"module:{module}")))
+            entry = _Entry(obj, origin or ("builtin" if own else f"module:{module}"))
+            if not own:  # as an entry point's (a review: a decorated metric without info crashed load_suite later)
+                self._check_plugin(key, entry, obj)
+            self._add(key, entry)
             if hasattr(obj, "__dict__") and not isinstance(obj, type(lambda: 0)):
                 try:
                     setattr(obj, "registry_name", key)
@@ -189,12 +192,13 @@ class Registry(Generic[T]):
         return entry.target
 
     def _check_plugin(self, name: str, entry: _Entry[T], target: Any) -> None:
-        """Raise :class:`RegistryError` unless a lazily loaded ``target`` subclasses ``self.base``
-        and overrides every method of ``self.implements``."""
+        """Raise :class:`RegistryError` unless a plugin's ``target`` (lazily loaded, or registered by the decorator
+        from outside faithbench) subclasses ``self.base``, overrides every method of ``self.implements`` and sets
+        ``self.attributes``."""
         if self.base is None:
             return
         base = _import_string(self.base)
-        where = f"{self.singular} {name!r} ({entry.origin}, {entry.lazy})"
+        where = f"{self.singular} {name!r} ({entry.origin}{f', {entry.lazy}' if entry.lazy else ''})"
         if not (isinstance(target, type) and issubclass(target, base)):
             got = f"the class {target.__name__}" if isinstance(target, type) else f"a {type(target).__name__}"
             raise RegistryError(f"{where} must be a subclass of {base.__module__}.{base.__name__}, got {got}")

@@ -88,13 +88,15 @@ def draw_rows(generator: Generators, rows: int, draw: Callable[[torch.Generator 
     generator (or None: torch's global one), ``draw(generator, rows)``, the whole batch at once (bit for bit the
     per-batch draw); from a sequence of ``rows`` generators, row i is ``draw(generator[i], 1)``, so a row's draw
     depends neither on its batch nor on its position in it."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return draw(generator, rows)
-    if len(generator) != rows:
+    if generator is not None and not isinstance(generator, torch.Generator) and len(generator) != rows:
         raise ValueError(f"expected one generator per row, {rows}, got {len(generator)}")
-    if not rows:
-        return draw(torch.Generator(), 0)
-    return torch.cat([draw(g, 1) for g in generator], dim=dim)
+    if generator is None or isinstance(generator, torch.Generator) or not rows:
+        out = draw(generator if rows else torch.Generator(), rows)
+    else:
+        out = torch.cat([draw(g, 1) for g in generator], dim=dim)
+    if out.shape[dim] != rows:  # a review: a draw of 2 rows per generator gave 10 rows for 5, without a word
+        raise ValueError(f"expected draw(g, n) to return n rows along dim {dim}, got {out.shape[dim]} for {rows}")
+    return out
 
 
 def normal_draws(shape: tuple[int, ...], generator: Generators, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -483,3 +483,32 @@ def test_a_plugin_raising_in_its_constructor_is_named_at_validate(tmp_path, caps
             "built: RuntimeError: boom in init")
     finally:
         explainers.unregister("boom_in_init")
+
+
+def test_a_decorated_plugin_is_checked_as_an_entry_point_is():
+    """A held-out review (plugins10 D1, L1): a metric registered by the decorator without ``info`` imported fine,
+    was listed, and crashed load_suite with an AttributeError traceback; one without ``compute`` failed every cell
+    with an empty NotImplementedError. Refused at registration now, in one line, as an entry point's is."""
+    from faithbench.explainers.base import Explainer
+    from faithbench.metrics.base import Metric
+
+    class NoInfo(Metric):
+        def compute(self, ctx, saliency):  # noqa: ANN001, ANN201
+            return saliency.sum()
+
+    class NoCompute(Metric):
+        info = metrics.get("pointing_game").info
+
+    class NoExplain(Explainer):
+        pass
+
+    with pytest.raises(RegistryError, match=r"^metric 'no_info_x' \(module:[\w.]+\) must set the class attribute "
+                                            r"info to a MetricInfo, got NoneType$"):
+        metrics.register("no_info_x")(NoInfo)
+    with pytest.raises(RegistryError, match=r"^metric 'no_compute_x' \(module:[\w.]+\) does not implement "
+                                            r"compute\(\)$"):
+        metrics.register("no_compute_x")(NoCompute)
+    with pytest.raises(RegistryError, match=r"^explainer 'no_explain_x' \(module:[\w.]+\) does not implement "
+                                            r"explain\(\)$"):
+        explainers.register("no_explain_x")(NoExplain)
+    assert not {"no_info_x", "no_compute_x"} & set(metrics.names()) and "no_explain_x" not in explainers.names()

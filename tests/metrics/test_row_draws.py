@@ -179,3 +179,16 @@ def test_pure_functions_reproduce_the_classes_with_random_draws():
     base = make_baseline(x, "noise", generator=seeded_rows(5, SALT_BASELINE, x))
     assert torch.equal(base[4:], make_baseline(x[4:], "noise", generator=seeded_rows(5, SALT_BASELINE, x[4:])))
     assert not torch.equal(base, make_baseline(x, "noise", generator=seeded(5, SALT_BASELINE)))  # not the batch's
+
+
+def test_draw_rows_refuses_a_draw_of_another_number_of_rows():
+    """A held-out review (plugins10 L2): a draw returning 2 rows per generator gave a (10, 3) tensor for 5 rows."""
+    from faithbench.seeds import draw_rows
+
+    gens = [torch.Generator().manual_seed(i) for i in range(5)]
+    with pytest.raises(ValueError, match=r"expected draw\(g, n\) to return n rows along dim 0, got 10 for 5"):
+        draw_rows(gens, 5, lambda g, n: torch.rand((2 * n, 3), generator=g))
+    with pytest.raises(ValueError, match="got 10 for 5"):
+        draw_rows(torch.Generator(), 5, lambda g, n: torch.rand((2 * n, 3), generator=g))
+    assert draw_rows(gens, 5, lambda g, n: torch.rand((n, 3), generator=g)).shape == (5, 3)
+    assert draw_rows(gens[:0], 0, lambda g, n: torch.rand((n, 3), generator=g)).shape == (0, 3)
