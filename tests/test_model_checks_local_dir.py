@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from faithbench.config import SuiteError, suite_from_dict
-from faithbench.models.errors import CheckpointError
+from faithbench.models.errors import CheckpointError, InputShapeError
 from faithbench.models.training import check_logits
 
 
@@ -44,22 +44,33 @@ def test_validate_keeps_a_local_dir_network_of_the_datasets_dimensions(tmp_path)
 
 class _Flat(nn.Module):
     def forward(self, x):
-        raise ValueError("input transform: size [224, 224] resizes 2D images\nsecond line")
+        raise InputShapeError("input transform: size [224, 224] resizes 2D images\nsecond line")
 
 
-class _OutOfMemory(nn.Module):
+class _Raises(nn.Module):
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__()
+        self.exc = exc
+
     def forward(self, x):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        raise self.exc
 
 
-def test_a_forward_that_fails_on_the_first_image_is_bad_input():
+def test_an_input_transform_that_cannot_take_the_first_image_is_bad_input():
     x = torch.zeros(3, 1, 4, 8, 8)
     with pytest.raises(CheckpointError) as info:
         check_logits(_Flat(), x, 2, "l3")
-    assert str(info.value) == ("model 'l3': fails on the first image, of shape (1, 1, 4, 8, 8): ValueError: input "
-                               "transform: size [224, 224] resizes 2D images")
-    with pytest.raises(torch.cuda.OutOfMemoryError):  # the machine's limit, not bad input
-        check_logits(_OutOfMemory(), x, 2, "l3")
+    assert str(info.value) == ("model 'l3': fails on the first image, of shape (1, 1, 4, 8, 8): InputShapeError: "
+                               "input transform: size [224, 224] resizes 2D images")
+
+
+@pytest.mark.parametrize("exc", [torch.cuda.OutOfMemoryError("CUDA out of memory"), MemoryError(),
+                                 RuntimeError("DefaultCPUAllocator: not enough memory"), ValueError("a bug")])
+def test_any_other_error_of_the_first_forward_stays_the_cells_failure(exc):
+    """A diff review: every exception but CUDA's out-of-memory was turned into bad input (exit 2), so a CPU allocator
+    error or a bug in a model's code stopped a two-model run and lost the other model's results."""
+    with pytest.raises(type(exc)):
+        check_logits(_Raises(exc), torch.zeros(3, 1, 4, 8, 8), 2, "l3")
 
 
 def test_a_2d_hub_folder_on_volumes_is_a_checkpoint_error_in_the_run(tmp_path):

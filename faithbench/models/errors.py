@@ -23,6 +23,12 @@ class CheckpointError(ValueError):
     pretrained weights that cannot be had here."""
 
 
+class InputShapeError(ValueError):
+    """A network's input transform given images of dimensions it cannot take (its 2D resize on volumes): the
+    data's fault, so bad input at the run's first image (:func:`~faithbench.models.training.check_logits`),
+    unlike any other error of a forward (a failed cell)."""
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 STATE_DICT = "a state_dict (torch.save(model.state_dict(), path)) or a safetensors file"

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from faithbench.configurable import Float, Int
+from faithbench.models.errors import InputShapeError
 from faithbench.names import counted
 
 MAX_SIDE = 8192  # pixels per side a preprocess size may ask for (a review: size [1000000, 32] was taken)
@@ -108,9 +109,9 @@ class InputTransform(nn.Module):
             x = x.expand(-1, cfg.in_chans, *x.shape[2:])
         if cfg.size is not None and tuple(x.shape[2:]) != tuple(cfg.size):
             if x.ndim != 4:
-                raise ValueError(f"input transform: size {list(cfg.size)} resizes 2D images, got an input of shape "
-                                 f"{tuple(x.shape)}; for a volume leave size out of preprocess and give the dataset "
-                                 "the size the network takes")
+                raise InputShapeError(f"input transform: size {list(cfg.size)} resizes 2D images, got an input of "
+                                      f"shape {tuple(x.shape)}; for a volume leave size out of preprocess and give the "
+                                      "dataset the size the network takes")
             kwargs: dict[str, Any] = {}
             if cfg.interpolation != "nearest":  # antialias also when enlarging: PIL's bicubic kernel (a = -0.5)
                 kwargs = {"align_corners": False, "antialias": True}

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from faithbench.configurable import Bool, Float, Int, unrepresentable
 from faithbench.models.auc import (MIN_CI_PER_CLASS, auc_ci, auc_exact_p, binary_auc, class_auc_cis, class_log_odds,
                                    macro_and_class_cis, macro_auc_permutation_p)
-from faithbench.models.errors import INPLACE_INPUT, CheckpointError, check_converging, logits_problem
+from faithbench.models.errors import INPLACE_INPUT, CheckpointError, InputShapeError, check_converging, logits_problem
 from faithbench.progress import bars_disabled, nested_position
 
 log = logging.getLogger(__name__)
@@ -207,19 +207,19 @@ def check_logits(model: nn.Module, x: Tensor, num_classes: int, label: str) -> N
     ``(1, num_classes)`` (:func:`~faithbench.models.errors.logits_problem`). Validate runs the network on the meta
     device and leaves a forward it cannot run (``Tensor.item()``) to the run, where a tuple it returned failed in
     training or evaluation with the framework's error (a held-out review: exit 1, "cross_entropy_loss(): argument
-    'input' (position 1) must be Tensor, not tuple"). A forward that raises on that image (a 2D ``hf-hub:`` network
-    on volumes: its input transform's "resizes 2D images") is a ``CheckpointError`` too, exit code 2, not a failed
-    cell (exit code 1; a review); running out of GPU memory is not. In eval mode, without gradients, on a copy of
-    the CPU's random state: training and the metrics see the model as before."""
+    'input' (position 1) must be Tensor, not tuple"). An input transform that cannot take that image's dimensions
+    (:class:`~faithbench.models.errors.InputShapeError`: a 2D ``hf-hub:`` network on volumes) is a ``CheckpointError``
+    too, exit code 2, not a failed cell (exit code 1; a review); any other error of the forward (out of memory, a
+    bug in the model's code) stays the cell's failure (a diff review: a CPU allocator error was bad input, exit 2,
+    and a two-model run lost the other model's results). In eval mode, without gradients, on a copy of the CPU's
+    random state: training and the metrics see the model as before."""
     if not len(x):
         return
     training = model.training
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             out = model.eval()(x[:1].to(model_device(model)))
-    except torch.cuda.OutOfMemoryError:  # the machine's limit, not the data's
-        raise
-    except Exception as exc:  # noqa: BLE001 - a network that cannot take the data (a 2D network on volumes): bad input
+    except InputShapeError as exc:  # a network that cannot take the data (a 2D network on volumes): bad input
         raise CheckpointError(f"model {label!r}: fails on the first image, of shape {tuple(x[:1].shape)}: "
                               f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}") from None
     finally:
