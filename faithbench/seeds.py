@@ -38,6 +38,13 @@ def row_seeds(seed: int, *tensors: Tensor) -> list[int]:
     """One seed per row (first axis) of ``tensors``, drawn from ``seed`` and the bytes of that row of
     each tensor (with one tensor: :func:`image_seed` of the row). Each tensor comes to the host once,
     as one array (not a copy per row: a metric's device test counts them)."""
+    return seeds_of(seed, row_crcs(*tensors))
+
+
+def row_crcs(*tensors: Tensor) -> list[int]:
+    """The CRC-32 of each row's bytes, over the rows of every tensor (:func:`row_seeds` draws its seeds from
+    them; :meth:`~faithbench.metrics.base.EvalContext.generators` keeps them for the batch, so the images come to
+    the host once, whatever the number of salts)."""
     if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
         raise ValueError(f"expected tensors with one number of rows, got {[tuple(t.shape) for t in tensors]}")
     if not len(tensors[0]):
@@ -46,13 +53,18 @@ def row_seeds(seed: int, *tensors: Tensor) -> list[int]:
     for t in tensors:
         t = t.detach() if t.device.type == "cpu" else t.detach().cpu()
         arrays.append(t.reshape(len(t), -1).contiguous().view(torch.uint8).numpy())
-    seeds = []
+    crcs = []
     for i in range(len(tensors[0])):
         crc = 0
         for array in arrays:
             crc = zlib.crc32(array[i].tobytes(), crc)
-        seeds.append(int(np.random.SeedSequence([seed % 2**32, crc]).generate_state(1)[0]))
-    return seeds
+        crcs.append(crc)
+    return crcs
+
+
+def seeds_of(seed: int, crcs: Sequence[int]) -> list[int]:
+    """One seed per CRC of :func:`row_crcs`: NumPy's ``SeedSequence`` of (``seed``, the row's CRC)."""
+    return [int(np.random.SeedSequence([seed % 2**32, crc]).generate_state(1)[0]) for crc in crcs]
 
 
 def row_generators(seed: int, *tensors: Tensor) -> list[torch.Generator]:

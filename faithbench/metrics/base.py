@@ -21,7 +21,7 @@ from faithbench.configurable import Configurable, ParameterError
 from faithbench.device import dtype_mismatch, eval_mode, is_out_of_memory, release_memory
 from faithbench.metrics.context_checks import check_batch, check_masks, check_target
 from faithbench.scores import output_problem
-from faithbench.seeds import seeded_rows
+from faithbench.seeds import row_crcs, seeds_of
 from faithbench.types import DEFAULT_MASK_ROLES, Category, MaskRole, MetricInfo, masks_with_role
 
 
@@ -197,7 +197,12 @@ class EvalContext:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
 
     def generators(self, salt: int = 0) -> list[torch.Generator]:
-        return seeded_rows(self.seed, salt, self.x)
+        """:func:`~faithbench.seeds.seeded_rows` of (seed, salt, x), bit for bit, the rows' CRCs computed once per
+        batch (kept in ``memo``: one host copy of the images, whatever the number of salts)."""
+        key = ("row_crcs", id(self.x))
+        if key not in self.memo:
+            self.memo[key] = row_crcs(self.x)
+        return [torch.Generator().manual_seed(s) for s in seeds_of(self.seed * 1_000_003 + salt, self.memo[key])]
 
 
 POSTPROCESS = ("none", "abs", "relu")

@@ -192,3 +192,24 @@ def test_draw_rows_refuses_a_draw_of_another_number_of_rows():
         draw_rows(torch.Generator(), 5, lambda g, n: torch.rand((2 * n, 3), generator=g))
     assert draw_rows(gens, 5, lambda g, n: torch.rand((n, 3), generator=g)).shape == (5, 3)
     assert draw_rows(gens[:0], 0, lambda g, n: torch.rand((n, 3), generator=g)).shape == (0, 3)
+
+
+def test_context_generators_equal_seeded_rows_and_hash_the_images_once():
+    """EvalContext.generators keeps the rows' CRCs for the batch: the same generators as seeded_rows for any salt,
+    bit for bit, and the images come to the host once, whatever the number of salts (morf_aopc's ranks and
+    uniform baseline hashed them twice)."""
+    from unittest import mock
+
+    import faithbench.seeds as seeds
+    from faithbench.seeds import seeded_rows
+
+    model = nn.Linear(3, 2)
+    x = torch.rand(5, 1, 8, 8)
+    t = torch.zeros(5, dtype=torch.long)
+    ctx = EvalContext(model=model, x=x, target=t, label=t, saliency=torch.rand(5, 8, 8), masks={},
+                      predict=ForwardCounter(model), seed=7)
+    with mock.patch("faithbench.metrics.base.row_crcs", wraps=seeds.row_crcs) as hashed:
+        for salt in (0, 3, 11, 3):
+            assert [g.initial_seed() for g in ctx.generators(salt)] == [g.initial_seed()
+                                                                       for g in seeded_rows(7, salt, x)]
+    assert hashed.call_count == 1
