@@ -177,14 +177,8 @@ def sensitivity_n(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, r
 def random_subsets_by_size(b: int, runs: int, n: int, sizes: list[int], generator: Generators) -> list[Tensor]:
     """:func:`random_subsets` for each size (clipped to 1..n), in order: from one generator, each size for the whole
     batch; from B generators, sample i's subsets of every size from the i-th."""
-    sizes = [max(1, min(size, n)) for size in sizes]
-    if generator is None or isinstance(generator, torch.Generator):
-        return [random_subsets(b, runs, n, size, generator) for size in sizes]
-    if len(generator) != b:
-        raise ValueError(f"expected one generator per row, {b}, got {len(generator)}")
-    rows = [[random_subsets(1, runs, n, size, g) for size in sizes] for g in generator]
-    return [torch.cat([row[k] for row in rows]) if rows else torch.empty((0, runs, size), dtype=torch.long)
-            for k, size in enumerate(sizes)]
+    # with B generators each size draws row i from the i-th, so generator i gives sample i's sizes in order
+    return [random_subsets(b, runs, n, max(1, min(size, n)), generator) for size in sizes]
 
 
 def faithfulness_estimate(scorer: Scorer, x: Tensor, target: Tensor, saliency: Tensor, replacement: Tensor, *,

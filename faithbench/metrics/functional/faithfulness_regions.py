@@ -16,7 +16,7 @@ from torch import Tensor
 from faithbench.metrics.functional.faithfulness_extra import Scorer, feature_attribution, feature_ids
 from faithbench.metrics.functional.perturbation import _check_saliency, feature_ranks, perturbation_curve
 from faithbench.scores import as_same_prediction
-from faithbench.seeds import Generators
+from faithbench.seeds import Generators, draw_rows
 
 
 def patch_removal_curve(scorer: Scorer, x: Tensor, target: Tensor, ranks: Tensor, replacement: Tensor) -> Tensor:
@@ -153,20 +153,18 @@ def square_draws(spatial: tuple[int, ...], patch: int, batch: int, runs: int,
     on its batch)."""
     if patch < 1:
         raise ValueError(f"patch must be >= 1, got {patch}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        if len(generator) != batch:
-            raise ValueError(f"expected one generator per row, {batch}, got {len(generator)}")
-        rows = [square_draws(spatial, patch, 1, runs, g) for g in generator]
-        if not rows:
-            return torch.empty((0, runs, len(spatial)), dtype=torch.long), torch.empty((0, runs), dtype=torch.long)
-        return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
     top = min(patch, *spatial)
     side = torch.arange(1, top + 1, dtype=torch.float64)
     positions = torch.stack([n - side + 1 for n in spatial]).prod(0)  # squares of each side
-    sides = 1 + torch.multinomial(positions.expand(batch, -1), runs, replacement=True, generator=generator)
-    room = torch.tensor(spatial)[None, None] - sides[..., None] + 1  # the positions along each axis, >= 1
-    u = torch.rand((batch, runs, len(spatial)), generator=generator, dtype=torch.float64)
-    return torch.minimum((u * room).long(), room - 1), sides
+
+    def draw(g: torch.Generator | None, rows: int) -> Tensor:  # (rows, runs, d + 1): the corner, then the side
+        sides = 1 + torch.multinomial(positions.expand(rows, -1), runs, replacement=True, generator=g)
+        room = torch.tensor(spatial)[None, None] - sides[..., None] + 1  # the positions along each axis, >= 1
+        u = torch.rand((rows, runs, len(spatial)), generator=g, dtype=torch.float64)
+        return torch.cat([torch.minimum((u * room).long(), room - 1), sides[..., None]], dim=-1)
+
+    drawn = draw_rows(generator, batch, draw)
+    return drawn[..., :-1].contiguous(), drawn[..., -1].contiguous()
 
 
 def square_masks(spatial: tuple[int, ...], corners: Tensor, sides: Tensor) -> Tensor:
